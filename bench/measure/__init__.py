@@ -1,0 +1,1 @@
+"""Timing, statistics and telemetry: how bench turns iterations into honest figures."""

@@ -1,0 +1,72 @@
+"""Adaptive repetition: warm up until timings settle, then repeat inside a time budget.
+
+Budgets count the timed durations themselves (not wall clock around them), so the number of iterations a given
+sequence of timings produces is deterministic and testable with a FakeTimer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.measure.timer import Timer
+
+#: Warm-up has settled when the last SETTLE_WINDOW timings are within SETTLE_TOLERANCE of each other (max/min - 1).
+SETTLE_WINDOW = 3
+SETTLE_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How long to warm up and to measure one workload."""
+
+    budget_s: float = 1.0
+    min_iterations: int = 5
+    max_iterations: int = 10_000
+    max_warmup_s: float = 1.0
+    max_warmup_iterations: int = 50
+
+    def __post_init__(self) -> None:
+        if self.budget_s <= 0 or self.max_warmup_s < 0:
+            raise ValueError("time budgets must be positive")
+        if not 1 <= self.min_iterations <= self.max_iterations:
+            raise ValueError("need 1 <= min_iterations <= max_iterations")
+
+
+@dataclass(frozen=True)
+class Sampled:
+    warmup_s: list[float]
+    samples_s: list[float]
+    settled: bool
+
+
+def settled(timings: list[float]) -> bool:
+    """True when the last SETTLE_WINDOW timings agree within SETTLE_TOLERANCE."""
+    if len(timings) < SETTLE_WINDOW:
+        return False
+    window = timings[-SETTLE_WINDOW:]
+    return max(window) / min(window) - 1.0 <= SETTLE_TOLERANCE
+
+
+def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
+    """Warm up `fn` until its timings settle (or the warm-up budget runs out), then time it repeatedly."""
+    warmup: list[float] = []
+    while True:
+        warmup += timer.time(fn, 1)
+        if settled(warmup):
+            is_settled = True
+            break
+        if sum(warmup) >= policy.max_warmup_s or len(warmup) >= policy.max_warmup_iterations:
+            is_settled = False
+            break
+
+    samples = timer.time(fn, policy.min_iterations)
+    while len(samples) < policy.max_iterations:
+        spent = sum(samples)
+        if spent >= policy.budget_s:
+            break
+        per_iteration = spent / len(samples)
+        batch = int((policy.budget_s - spent) / per_iteration) + 1
+        batch = max(1, min(batch, 1000, policy.max_iterations - len(samples)))
+        samples += timer.time(fn, batch)
+    return Sampled(warmup_s=warmup, samples_s=samples, settled=is_settled)

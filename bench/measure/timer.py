@@ -1,0 +1,86 @@
+"""Timers: how one iteration's duration is read. Swappable so tests are deterministic without hardware.
+
+Every timer times `iterations` calls of `fn`, each on its own, and returns their durations in seconds. `prepare` runs
+before each timed call and is not timed (the GPU timer uses it to flush the L2 cache).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+import torch
+
+
+class Timer(Protocol):
+    name: str
+    #: the shortest duration the timer can tell apart, in seconds
+    resolution_s: float
+
+    def time(self, fn: Callable[[], object], iterations: int) -> list[float]: ...
+
+
+class PerfCounterTimer:
+    """Wall-clock time of synchronous CPU work with time.perf_counter."""
+
+    name = "perf_counter"
+    #: perf_counter's nominal resolution is 1 ns; a call and the scheduler cost about a microsecond.
+    resolution_s = 1e-6
+
+    def time(self, fn: Callable[[], object], iterations: int) -> list[float]:
+        out = []
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+        return out
+
+
+class CudaEventTimer:
+    """Device time between CUDA events around each call, with an L2 flush before each (not timed).
+
+    All events of a batch are read after one synchronize, so the host never stalls the queue between iterations.
+    """
+
+    name = "cuda_event"
+    #: CUDA documents event timing resolution of about half a microsecond.
+    resolution_s = 0.5e-6
+
+    def __init__(self, device: torch.device, flush_bytes: int) -> None:
+        self.device = device
+        self._flush = torch.empty(max(flush_bytes, 1), dtype=torch.uint8, device=device) if flush_bytes else None
+
+    def time(self, fn: Callable[[], object], iterations: int) -> list[float]:
+        pairs = []
+        with torch.cuda.device(self.device):
+            for _ in range(iterations):
+                if self._flush is not None:
+                    self._flush.zero_()
+                start = torch.cuda.Event(enable_timing=True)
+                end = torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                pairs.append((start, end))
+            torch.cuda.synchronize(self.device)
+        return [s.elapsed_time(e) / 1000.0 for s, e in pairs]
+
+
+class FakeTimer:
+    """Returns scripted durations (and still calls `fn`), for deterministic tests of what sits above a timer."""
+
+    name = "fake"
+
+    def __init__(self, durations: Iterable[float], resolution_s: float = 1e-6) -> None:
+        self._it: Iterator[float] = iter(durations)
+        self.resolution_s = resolution_s
+        self.calls = 0
+
+    def time(self, fn: Callable[[], object], iterations: int) -> list[float]:
+        out = []
+        for _ in range(iterations):
+            fn()
+            self.calls += 1
+            out.append(next(self._it))
+        return out

@@ -1,0 +1,48 @@
+import pytest
+
+from bench.measure.sampling import Policy, collect, settled
+from bench.measure.timer import FakeTimer, PerfCounterTimer
+
+
+def test_settled_needs_a_full_window_within_tolerance():
+    assert not settled([1.0, 1.0])
+    assert settled([9.0, 1.0, 1.02, 1.04])
+    assert not settled([1.0, 1.0, 1.2])
+
+
+def test_warmup_runs_until_settled_then_measures_within_budget():
+    # 3 slow warm-up iterations, then steady 0.1 s: warm-up ends after the 5th (last three agree)
+    durations = [0.9, 0.5, 0.1, 0.1, 0.1] + [0.1] * 100
+    timer = FakeTimer(durations)
+    calls = []
+    out = collect(timer, lambda: calls.append(1), Policy(budget_s=1.0, min_iterations=3, max_warmup_s=5.0))
+    assert out.warmup_s == [0.9, 0.5, 0.1, 0.1, 0.1]
+    assert out.settled
+    # budget 1.0 s of 0.1 s iterations: 3 minimum, then one batch of 8 reaches 1.1 s >= 1.0
+    assert len(out.samples_s) == 11
+    assert sum(out.samples_s) >= 1.0
+    assert len(calls) == len(out.warmup_s) + len(out.samples_s)
+
+
+def test_unsettled_warmup_stops_at_its_budget():
+    durations = [0.3, 0.6] * 50
+    out = collect(FakeTimer(durations), lambda: None, Policy(budget_s=0.1, min_iterations=2, max_warmup_s=1.0))
+    assert not out.settled
+    assert out.warmup_s == [0.3, 0.6, 0.3]  # 1.2 s >= 1.0 s
+    assert len(out.samples_s) == 2  # the minimum already exceeds the budget
+
+
+def test_iteration_cap():
+    out = collect(FakeTimer([1e-3] * 100), lambda: None, Policy(budget_s=10.0, min_iterations=2, max_iterations=7))
+    assert len(out.samples_s) == 7
+
+
+def test_real_timer_times_real_work():
+    out = collect(PerfCounterTimer(), lambda: sum(range(1000)), Policy(budget_s=0.01, max_warmup_s=0.01))
+    assert out.samples_s and all(s > 0 for s in out.samples_s)
+
+
+@pytest.mark.parametrize("kwargs", [{"budget_s": 0}, {"min_iterations": 0}, {"min_iterations": 5, "max_iterations": 4}])
+def test_policy_rejects_nonsense(kwargs):
+    with pytest.raises(ValueError):
+        Policy(**kwargs)

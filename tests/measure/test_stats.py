@@ -1,0 +1,53 @@
+import pytest
+
+from bench.measure import stats
+
+
+def test_summary_of_odd_sample_matches_hand_computation():
+    s = stats.summarize([5.0, 1.0, 4.0, 2.0, 3.0])
+    assert (s.n, s.median_s, s.q1_s, s.q3_s, s.iqr_s) == (5, 3.0, 2.0, 4.0, 2.0)
+    # type-7 percentiles: position p*(n-1) between order statistics
+    assert s.p5_s == pytest.approx(1.2)
+    assert s.p95_s == pytest.approx(4.8)
+    assert (s.min_s, s.max_s, s.mean_s) == (1.0, 5.0, 3.0)
+
+
+def test_summary_of_even_sample_interpolates():
+    s = stats.summarize([4.0, 1.0, 3.0, 2.0])
+    assert s.median_s == 2.5
+    assert s.q1_s == pytest.approx(1.75)
+    assert s.q3_s == pytest.approx(3.25)
+    assert s.iqr_s == pytest.approx(1.5)
+
+
+def test_single_sample():
+    s = stats.summarize([0.25])
+    assert s.median_s == s.min_s == s.max_s == s.p5_s == 0.25 and s.iqr_s == 0.0
+
+
+@pytest.mark.parametrize("bad", [[], [1.0, 0.0], [1.0, -2.0], [float("nan")], [float("inf")]])
+def test_rejects_empty_and_non_positive_samples(bad):
+    with pytest.raises(ValueError):
+        stats.summarize(bad)
+
+
+def test_rate():
+    assert stats.rate(2e12, 0.5) == 4e12
+    with pytest.raises(ValueError):
+        stats.rate(1.0, 0.0)
+
+
+def test_noisy_warning_above_threshold_only():
+    quiet = stats.summarize([1.0, 1.0, 1.0, 1.0, 1.0])
+    assert stats.warnings_for(quiet, 1e-6) == []
+    # IQR 0.5 / median 3.0 ~ 17% > 10%
+    noisy = stats.summarize([2.5, 2.75, 3.0, 3.25, 3.5])
+    codes = [w.code for w in stats.warnings_for(noisy, 1e-6)]
+    assert codes == ["noisy"]
+    assert all(w.hint for w in stats.warnings_for(noisy, 1e-6))
+
+
+def test_too_short_warning():
+    s = stats.summarize([1e-4] * 5)
+    assert [w.code for w in stats.warnings_for(s, 1e-6)] == ["too-short"]
+    assert stats.warnings_for(s, 1e-8) == []
