@@ -1,0 +1,120 @@
+"""Compute devices as bench names them ('cpu', 'cuda:N') and the few facts about them that workloads need."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+import torch
+
+ALL = "all"
+
+
+def cuda_count() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def default_devices() -> list[str]:
+    """Every GPU when there are any, else the CPU."""
+    n = cuda_count()
+    return [f"cuda:{i}" for i in range(n)] if n else ["cpu"]
+
+
+def valid_names() -> list[str]:
+    return ["cpu", *[f"cuda:{i}" for i in range(cuda_count())], ALL]
+
+
+def resolve(name: str) -> list[str]:
+    """Expand a device name to device ids; ValueError naming the valid ones when it is unknown or absent."""
+    if name == ALL:
+        return default_devices()
+    if name in valid_names():
+        return [name]
+    raise ValueError(f"unknown or absent device {name!r}; valid here: {', '.join(valid_names())}")
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    id: str
+    kind: str  # 'cpu' or 'cuda'
+    name: str
+    #: GPU UUID as NVML prints it, or the host fingerprint for the CPU: what deduplicates capacity
+    uuid: str | None
+    l2_cache_bytes: int
+    compute_capability: str | None
+    #: CPU ISA flags present (the host inventory's FLOP flags); empty for GPUs
+    isa_flags: tuple[str, ...] = ()
+
+
+def facts(device_id: str, host: dict | None = None) -> DeviceFacts:
+    """Facts about `device_id`; for the CPU they come from the host inventory (model, fingerprint, ISA flags)."""
+    dev = torch.device(device_id)
+    if dev.type == "cuda":
+        p = torch.cuda.get_device_properties(dev)
+        uuid = getattr(p, "uuid", None)
+        return DeviceFacts(
+            id=device_id,
+            kind="cuda",
+            name=p.name,
+            uuid=f"GPU-{uuid}" if uuid is not None else None,
+            l2_cache_bytes=int(getattr(p, "L2_cache_size", 0)),
+            compute_capability=f"{p.major}.{p.minor}",
+        )
+    host = host or {}
+    flags = tuple(sorted(f for f, present in (host.get("isa_flags") or {}).items() if present))
+    return DeviceFacts(device_id, "cpu", host.get("cpu_model") or "cpu", host.get("fingerprint"), 0, None, flags)
+
+
+#: Native matrix-multiply support per precision. CPU: ISA flags (as /proc/cpuinfo names them) of which any one gives
+#: the BLAS libraries torch uses (MKL, oneDNN, OpenBLAS, Arm PL) a native kernel; without one they convert to float32
+#: element by element (~0.2% of the float32 rate measured on an AVX2-only EPYC). CUDA: minimum compute capability,
+#: from NVIDIA's CUDA programming guide (bf16 and tf32 arrived with Ampere, 8.0; fp16 arithmetic with 5.3).
+CPU_NATIVE_FLAGS = {
+    "bfloat16": ("avx512_bf16", "amx_bf16", "bf16"),
+    "float16": ("avx512_fp16", "amx_fp16", "asimdhp"),
+}
+CUDA_MIN_CAPABILITY = {"tf32": (8, 0), "bfloat16": (8, 0), "float16": (5, 3)}
+
+
+def support(device: DeviceFacts, precision: str, cuda_only: bool) -> tuple[str, str | None]:
+    """('native' | 'emulated' | 'unsupported', reason) for matrix products in `precision` on `device`."""
+    if device.kind == "cpu":
+        if cuda_only:
+            return "unsupported", f"{precision} is a mode of NVIDIA tensor cores; the CPU has none"
+        needed = CPU_NATIVE_FLAGS.get(precision)
+        if needed and not set(needed) & set(device.isa_flags):
+            return "emulated", f"no native {precision} on this CPU (none of the ISA flags {', '.join(needed)})"
+        return "native", None
+    minimum = CUDA_MIN_CAPABILITY.get(precision)
+    if minimum and device.compute_capability:
+        have = tuple(int(x) for x in device.compute_capability.split("."))
+        if have < minimum:
+            verdict = "unsupported" if cuda_only else "emulated"
+            return verdict, f"{precision} needs compute capability {minimum[0]}.{minimum[1]}, {device.id} has {device.compute_capability}"
+    return "native", None
+
+
+def free_memory_bytes(device_id: str) -> int:
+    dev = torch.device(device_id)
+    if dev.type == "cuda":
+        return int(torch.cuda.mem_get_info(dev)[0])
+    return int(psutil.virtual_memory().available)
+
+
+def synchronize(device_id: str) -> None:
+    dev = torch.device(device_id)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def physical_cores() -> int:
+    """Threads for CPU measurements: physical cores, as BLAS libraries gain nothing from SMT siblings."""
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for the ways torch and Python report running out of host or device memory."""
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()

@@ -1,0 +1,100 @@
+"""NVIDIA GPUs through NVML (the nvidia-ml-py binding, imported as pynvml).
+
+The binding module is passed in (`nvml=`) so tests drive every path with a small fake at the pynvml boundary. No
+driver, no library or no GPU is a normal outcome ("unavailable" with the reason), never an exception; a single call
+that fails marks that one field unavailable.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from bench.hardware.fields import FieldSet
+
+
+def load_nvml() -> ModuleType | None:
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    return pynvml
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _cuda_version(raw: int) -> str:
+    """NVML encodes the CUDA driver version as 1000*major + 10*minor (12040 -> '12.4')."""
+    return f"{raw // 1000}.{(raw % 1000) // 10}"
+
+
+def _nvlinks_up(nvml: ModuleType, handle: Any) -> int:
+    """Links whose state is enabled. Link indices past the GPU's last raise; a GPU without NVLink raises on link 0."""
+    up = 0
+    for link in range(getattr(nvml, "NVML_NVLINK_MAX_LINKS", 18)):
+        try:
+            state = nvml.nvmlDeviceGetNvLinkState(handle, link)
+        except nvml.NVMLError:
+            if link == 0:
+                raise
+            break
+        up += int(state == nvml.NVML_FEATURE_ENABLED)
+    return up
+
+
+def _gpu(nvml: ModuleType, index: int) -> dict[str, Any]:
+    try:
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    except nvml.NVMLError as exc:
+        return {"index": index, **dict.fromkeys(GPU_FIELDS), "unavailable": dict.fromkeys(GPU_FIELDS, f"no handle: {exc}")}
+    f = FieldSet()
+    f.values["index"] = index
+    probes = {
+        "name": lambda: _text(nvml.nvmlDeviceGetName(handle)),
+        "uuid": lambda: _text(nvml.nvmlDeviceGetUUID(handle)),
+        "serial": lambda: _text(nvml.nvmlDeviceGetSerial(handle)),
+        "pci_bus_id": lambda: _text(nvml.nvmlDeviceGetPciInfo(handle).busId),
+        "memory_bytes": lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).total),
+        "max_sm_clock_mhz": lambda: nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_SM),
+        "max_memory_clock_mhz": lambda: nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_MEM),
+        "power_limit_w": lambda: nvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000.0,
+        "ecc_enabled": lambda: bool(nvml.nvmlDeviceGetEccMode(handle)[0]),
+        "compute_capability": lambda: "{}.{}".format(*nvml.nvmlDeviceGetCudaComputeCapability(handle)),
+        "nvlink_links_up": lambda: _nvlinks_up(nvml, handle),
+    }
+    for name, probe in probes.items():
+        f.add(name, probe)
+    return f.to_dict()
+
+
+GPU_FIELDS = (
+    "name", "uuid", "serial", "pci_bus_id", "memory_bytes", "max_sm_clock_mhz", "max_memory_clock_mhz",
+    "power_limit_w", "ecc_enabled", "compute_capability", "nvlink_links_up",
+)  # fmt: skip
+
+
+def gpu_inventory(nvml: ModuleType | None = None) -> dict[str, Any]:
+    """{available, reason, driver_version, cuda_driver_version, gpus: [...]} for every GPU NVML sees."""
+    if nvml is None:
+        nvml = load_nvml()
+    if nvml is None:
+        return {"available": False, "reason": "nvidia-ml-py (pynvml) is not installed", "gpus": []}
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as exc:
+        return {"available": False, "reason": f"NVML unavailable: {exc}", "gpus": []}
+    try:
+        f = FieldSet()
+        f.add("driver_version", lambda: _text(nvml.nvmlSystemGetDriverVersion()))
+        f.add("cuda_driver_version", lambda: _cuda_version(nvml.nvmlSystemGetCudaDriverVersion()))
+        count = f.add("device_count", nvml.nvmlDeviceGetCount)
+        gpus = [_gpu(nvml, i) for i in range(count or 0)]
+        reason = None if gpus else f.unavailable.get("device_count", "NVML reports no GPU")
+        return {"available": bool(gpus), "reason": reason, **f.to_dict(), "gpus": gpus}
+    finally:
+        try:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError:
+            pass

@@ -1,0 +1,113 @@
+"""A small stand-in for the pynvml module: the calls bench makes, with per-GPU data and injectable failures.
+
+Only the boundary is faked (what nvidia-ml-py exposes); bench's own code runs unchanged above it.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+
+class NVMLError(Exception):
+    def __init__(self, value: int, text: str) -> None:
+        super().__init__(text)
+        self.value = value
+
+
+def not_supported() -> NVMLError:
+    return NVMLError(3, "Not Supported")
+
+
+H100 = {
+    "name": "NVIDIA H100 80GB HBM3",
+    "uuid": "GPU-6f0e1c2a-1111-2222-3333-444455556666",
+    "serial": "1652123456789",
+    "bus": "00000000:18:00.0",
+    "memory": 85520809984,
+    "sm_clock": 1980,
+    "mem_clock": 2619,
+    "power_mw": 700000,
+    "ecc": (1, 1),
+    "cc": (9, 0),
+    "nvlinks": [1] * 18,
+}
+
+
+class FakeNvml:
+    NVMLError = NVMLError
+    NVML_CLOCK_SM = 1
+    NVML_CLOCK_MEM = 2
+    NVML_FEATURE_ENABLED = 1
+    NVML_NVLINK_MAX_LINKS = 18
+
+    def __init__(self, gpus=(), init_error=None, driver="550.54.15", cuda=12040, failing=None, bytes_strings=False):
+        self.gpus = [dict(g) for g in gpus]
+        self.init_error = init_error
+        self.driver, self.cuda = driver, cuda
+        self.failing = failing or {}  # {(gpu index, call name): NVMLError}
+        self.bytes_strings = bytes_strings
+        self.shutdown_called = False
+
+    def _str(self, s):
+        return s.encode() if self.bytes_strings else s
+
+    def _get(self, handle, call, key):
+        err = self.failing.get((handle, call))
+        if err is not None:
+            raise err
+        return self.gpus[handle][key]
+
+    def nvmlInit(self):
+        if self.init_error:
+            raise self.init_error
+
+    def nvmlShutdown(self):
+        self.shutdown_called = True
+
+    def nvmlSystemGetDriverVersion(self):
+        return self._str(self.driver)
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        return self.cuda
+
+    def nvmlDeviceGetCount(self):
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        err = self.failing.get((i, "handle"))
+        if err is not None:
+            raise err
+        return i
+
+    def nvmlDeviceGetName(self, h):
+        return self._str(self._get(h, "name", "name"))
+
+    def nvmlDeviceGetUUID(self, h):
+        return self._str(self._get(h, "uuid", "uuid"))
+
+    def nvmlDeviceGetSerial(self, h):
+        return self._str(self._get(h, "serial", "serial"))
+
+    def nvmlDeviceGetPciInfo(self, h):
+        return SimpleNamespace(busId=self._str(self._get(h, "pci", "bus")))
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return SimpleNamespace(total=self._get(h, "memory", "memory"), free=0, used=0)
+
+    def nvmlDeviceGetMaxClockInfo(self, h, clock):
+        return self._get(h, "clock", "sm_clock" if clock == self.NVML_CLOCK_SM else "mem_clock")
+
+    def nvmlDeviceGetPowerManagementLimit(self, h):
+        return self._get(h, "power", "power_mw")
+
+    def nvmlDeviceGetEccMode(self, h):
+        return self._get(h, "ecc", "ecc")
+
+    def nvmlDeviceGetCudaComputeCapability(self, h):
+        return self._get(h, "cc", "cc")
+
+    def nvmlDeviceGetNvLinkState(self, h, link):
+        links = self._get(h, "nvlink", "nvlinks")
+        if link >= len(links):
+            raise NVMLError(2, "Invalid Argument")
+        return links[link]

@@ -1,0 +1,67 @@
+import pytest
+
+from bench.hardware import devices
+from bench.hardware.devices import DeviceFacts
+
+
+def gpu(cc):
+    return DeviceFacts("cuda:0", "cuda", "gpu", "GPU-x", 50 * 2**20, cc)
+
+
+def cpu(*flags):
+    return DeviceFacts("cpu", "cpu", "cpu", "f", 0, None, flags)
+
+
+def test_cpu_always_resolves():
+    assert devices.resolve("cpu") == ["cpu"]
+
+
+def test_all_means_every_gpu_else_cpu():
+    expected = [f"cuda:{i}" for i in range(devices.cuda_count())] or ["cpu"]
+    assert devices.resolve("all") == expected == devices.default_devices()
+
+
+@pytest.mark.parametrize("name", ["tpu", "cuda:99", "cuda", "gpu0", ""])
+def test_unknown_device_lists_valid_ones(name):
+    with pytest.raises(ValueError, match="valid here: cpu"):
+        devices.resolve(name)
+
+
+def test_cpu_facts_come_from_host_inventory():
+    f = devices.facts("cpu", {"cpu_model": "X", "fingerprint": "abc", "isa_flags": {"avx2": True, "amx_bf16": False}})
+    assert (f.kind, f.name, f.uuid, f.isa_flags) == ("cpu", "X", "abc", ("avx2",))
+
+
+@pytest.mark.parametrize(
+    "device, precision, cuda_only, verdict",
+    [
+        (cpu("avx2", "fma"), "float32", False, "native"),
+        (cpu("avx2", "fma"), "bfloat16", False, "emulated"),
+        (cpu("avx512_bf16"), "bfloat16", False, "native"),
+        (cpu("amx_bf16"), "bfloat16", False, "native"),
+        (cpu("bf16"), "bfloat16", False, "native"),  # Arm
+        (cpu("avx512_bf16"), "float16", False, "emulated"),
+        (cpu("avx512_fp16"), "float16", False, "native"),
+        (cpu("avx512_fp16"), "tf32", True, "unsupported"),
+        (gpu("9.0"), "tf32", True, "native"),
+        (gpu("7.0"), "tf32", True, "unsupported"),
+        (gpu("7.0"), "bfloat16", False, "emulated"),
+        (gpu("7.0"), "float16", False, "native"),
+        (gpu("8.0"), "bfloat16", False, "native"),
+        (gpu("5.2"), "float16", False, "emulated"),
+    ],
+)
+def test_support_matrix(device, precision, cuda_only, verdict):
+    got, reason = devices.support(device, precision, cuda_only)
+    assert got == verdict
+    assert (reason is None) == (verdict == "native")
+
+
+def test_free_memory_and_oom_detection():
+    import torch
+
+    assert devices.free_memory_bytes("cpu") > 0
+    assert devices.is_oom(MemoryError())
+    assert devices.is_oom(torch.OutOfMemoryError("CUDA out of memory"))
+    assert devices.is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried ... out of memory"))
+    assert not devices.is_oom(RuntimeError("shape mismatch"))

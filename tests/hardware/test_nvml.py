@@ -1,0 +1,84 @@
+import pytest
+
+from bench.hardware import nvml
+from tests.hardware.fake_nvml import H100, FakeNvml, NVMLError, not_supported
+
+
+def test_no_driver_is_one_clear_reason_not_an_error():
+    fake = FakeNvml(init_error=NVMLError(12, "NVML Shared Library Not Found"))
+    inv = nvml.gpu_inventory(fake)
+    assert inv == {"available": False, "reason": "NVML unavailable: NVML Shared Library Not Found", "gpus": []}
+
+
+def test_binding_not_installed(monkeypatch):
+    monkeypatch.setattr(nvml, "load_nvml", lambda: None)
+    inv = nvml.gpu_inventory()
+    assert not inv["available"] and "not installed" in inv["reason"]
+
+
+def test_driver_without_gpus():
+    inv = nvml.gpu_inventory(FakeNvml())
+    assert not inv["available"] and inv["gpus"] == [] and inv["driver_version"] == "550.54.15"
+
+
+def test_every_field_of_every_gpu():
+    second = {**H100, "uuid": "GPU-aaaa", "serial": "2", "bus": "00000000:2A:00.0", "nvlinks": [1] * 16 + [0, 0]}
+    fake = FakeNvml([H100, second])
+    inv = nvml.gpu_inventory(fake)
+    assert inv["available"] and inv["reason"] is None
+    assert inv["driver_version"] == "550.54.15" and inv["cuda_driver_version"] == "12.4"
+    g0, g1 = inv["gpus"]
+    assert g0 == {
+        "index": 0,
+        "name": "NVIDIA H100 80GB HBM3",
+        "uuid": "GPU-6f0e1c2a-1111-2222-3333-444455556666",
+        "serial": "1652123456789",
+        "pci_bus_id": "00000000:18:00.0",
+        "memory_bytes": 85520809984,
+        "max_sm_clock_mhz": 1980,
+        "max_memory_clock_mhz": 2619,
+        "power_limit_w": 700.0,
+        "ecc_enabled": True,
+        "compute_capability": "9.0",
+        "nvlink_links_up": 18,
+        "unavailable": {},
+    }
+    assert g1["nvlink_links_up"] == 16 and g1["uuid"] == "GPU-aaaa"
+    assert fake.shutdown_called
+
+
+def test_bytes_from_old_bindings_are_decoded():
+    inv = nvml.gpu_inventory(FakeNvml([H100], bytes_strings=True))
+    assert inv["gpus"][0]["name"] == "NVIDIA H100 80GB HBM3" and inv["driver_version"] == "550.54.15"
+
+
+@pytest.mark.parametrize(
+    "call, field",
+    [("serial", "serial"), ("power", "power_limit_w"), ("ecc", "ecc_enabled"), ("nvlink", "nvlink_links_up")],
+)
+def test_one_failing_call_marks_one_field_unavailable(call, field):
+    inv = nvml.gpu_inventory(FakeNvml([H100], failing={(0, call): not_supported()}))
+    gpu = inv["gpus"][0]
+    assert gpu[field] is None
+    assert gpu["unavailable"] == {field: "NVMLError: Not Supported"}
+    assert gpu["name"] == "NVIDIA H100 80GB HBM3"
+
+
+def test_gpu_without_handle_is_listed_with_reasons():
+    inv = nvml.gpu_inventory(FakeNvml([H100, H100], failing={(1, "handle"): NVMLError(15, "GPU is lost")}))
+    lost = inv["gpus"][1]
+    assert lost["index"] == 1 and lost["uuid"] is None
+    assert lost["unavailable"]["uuid"] == "no handle: GPU is lost"
+    assert inv["gpus"][0]["uuid"] == H100["uuid"]
+
+
+def test_gpu_without_nvlink_counts_zero_links_up():
+    inv = nvml.gpu_inventory(FakeNvml([{**H100, "nvlinks": [0] * 4}]))
+    assert inv["gpus"][0]["nvlink_links_up"] == 0
+
+
+def test_the_real_binding_without_a_driver_does_not_crash():
+    inv = nvml.gpu_inventory()
+    assert isinstance(inv["available"], bool)
+    if not inv["available"]:
+        assert inv["reason"]
