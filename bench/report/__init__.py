@@ -1,0 +1,1 @@
+"""Reports: the data model, reading and writing, and rendering for people."""

@@ -1,0 +1,1 @@
+"""Workloads: each a frozen spec and a run() that returns Measurements with raw samples."""

@@ -1,0 +1,239 @@
+"""Dense matrix multiplication C = A.B: the achievable FLOP/s of a device at one precision and shape.
+
+FLOPs per product are 2*M*N*K (one multiply and one add per term of every dot product). Every measured product is
+checked with Freivalds' algorithm; one that fails is reported 'invalid' and never counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+
+from bench.hardware import devices
+from bench.hardware.devices import DeviceFacts
+from bench.measure import stats
+from bench.measure.sampling import Policy, collect
+from bench.measure.stats import MeasurementWarning
+from bench.measure.timer import CudaEventTimer, PerfCounterTimer, Timer
+from bench.precision import Precision, get
+from bench.report.model import Measurement, utc_now
+from bench.workloads import freivalds
+
+WORKLOAD = "matmul"
+#: Largest square size an emulated precision is measured at: ~0.1 s per product at the ~0.3 GFLOPS seen here.
+EMULATED_SIZE = 256
+#: Default square size per device kind when no shape is given.
+DEFAULT_SIZE = {"cpu": 2048, "cuda": 8192}
+#: Keep this fraction of free memory unused, for the allocator, the Freivalds check and the rest of the process.
+MEMORY_HEADROOM = 0.10
+
+Product = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]
+
+
+def matmul_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> object:
+    return torch.matmul(a, b, out=out)
+
+
+@dataclass(frozen=True)
+class MatmulSpec:
+    m: int
+    n: int
+    k: int
+    precision: str
+
+    def __post_init__(self) -> None:
+        if min(self.m, self.n, self.k) < 1:
+            raise ValueError(f"matrix dimensions must be positive, got {self.m}x{self.n}x{self.k}")
+        get(self.precision)
+
+    @property
+    def flops(self) -> int:
+        return flops(self.m, self.n, self.k)
+
+    def operand_bytes(self) -> int:
+        """Bytes of A, B and C, plus the Freivalds check's float64 chunk, in the spec's storage format."""
+        itemsize = get(self.precision).itemsize
+        check = freivalds.CHUNK_ROWS * max(self.k, self.n) * 8 + 4 * (self.m + self.n + self.k) * 8
+        return (self.m * self.k + self.k * self.n + self.m * self.n) * itemsize + check
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def flops(m: int, n: int, k: int) -> int:
+    """FLOPs of one M x K by K x N product: 2*M*N*K."""
+    return 2 * m * n * k
+
+
+@contextlib.contextmanager
+def _float32_mode(device: DeviceFacts, precision: Precision) -> Iterator[None]:
+    """On CUDA, float32 products run in IEEE float32 and 'tf32' ones on tf32 tensor cores; restored afterwards."""
+    if device.kind != "cuda" or precision.torch_dtype != torch.float32:
+        yield
+        return
+    knob = torch.backends.cuda.matmul
+    old = knob.fp32_precision
+    knob.fp32_precision = "tf32" if precision.cuda_only else "ieee"
+    try:
+        yield
+    finally:
+        knob.fp32_precision = old
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: DeviceFacts) -> Iterator[int | None]:
+    if device.kind != "cpu":
+        yield None
+        return
+    old = torch.get_num_threads()
+    threads = devices.physical_cores()
+    torch.set_num_threads(threads)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(old)
+
+
+def default_timer(device: DeviceFacts) -> Timer:
+    if device.kind == "cuda":
+        # Twice the L2 size evicts whatever the previous iteration left there.
+        return CudaEventTimer(torch.device(device.id), flush_bytes=2 * device.l2_cache_bytes)
+    return PerfCounterTimer()
+
+
+def _operands(spec: MatmulSpec, device: DeviceFacts, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A and B uniform in [-1, 1) from a seeded generator on the device, C empty; all in the spec's storage dtype."""
+    dtype = get(spec.precision).torch_dtype
+    gen_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    gen = torch.Generator(device=device.id).manual_seed(seed)
+    a = (torch.rand(spec.m, spec.k, generator=gen, device=device.id, dtype=gen_dtype) * 2 - 1).to(dtype)
+    b = (torch.rand(spec.k, spec.n, generator=gen, device=device.id, dtype=gen_dtype) * 2 - 1).to(dtype)
+    return a, b, torch.empty(spec.m, spec.n, device=device.id, dtype=dtype)
+
+
+def _skipped(spec: MatmulSpec, device: DeviceFacts, reason: str, **details: object) -> Measurement:
+    now = utc_now()
+    return Measurement(
+        workload=WORKLOAD,
+        spec=spec.to_dict(),
+        device=asdict(device),
+        status="skipped",
+        reason=reason,
+        emulated=bool(details.pop("emulated", False)),
+        flops_per_iteration=spec.flops,
+        details=dict(details),
+        start_utc=now,
+        end_utc=now,
+    )
+
+
+def derived_figures(samples_s: list[float], flops_per_iteration: float) -> dict[str, float | int]:
+    """The summary a report stores: statistics of the raw seconds, and TFLOPS at the median and best iteration."""
+    s = stats.summarize(samples_s)
+    return {
+        **s.to_dict(),
+        "tflops_median": stats.rate(flops_per_iteration, s.median_s) / 1e12,
+        "tflops_best": stats.rate(flops_per_iteration, s.min_s) / 1e12,
+    }
+
+
+def measure(
+    spec: MatmulSpec,
+    device: DeviceFacts,
+    policy: Policy,
+    *,
+    timer: Timer | None = None,
+    seed: int = 0,
+    product: Product = matmul_product,
+) -> Measurement:
+    """Time `spec` on `device` and check the product. Running out of memory gives a 'skipped' measurement."""
+    precision = get(spec.precision)
+    need, free = spec.operand_bytes(), devices.free_memory_bytes(device.id)
+    if need > free * (1 - MEMORY_HEADROOM):
+        return _skipped(spec, device, f"needs {need / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free on {device.id}")
+
+    start = utc_now()
+    timer = timer or default_timer(device)
+    try:
+        with _float32_mode(device, precision), _cpu_threads(device) as threads:
+            a, b, c = _operands(spec, device, seed)
+            sampled = collect(timer, lambda: product(a, b, c), policy)
+            devices.synchronize(device.id)
+            check = freivalds.check(a, b, c, precision, torch.Generator(device=device.id).manual_seed(seed + 1))
+    except Exception as exc:
+        if not devices.is_oom(exc):
+            raise
+        return _skipped(spec, device, f"out of memory on {device.id}: {str(exc).splitlines()[0]}")
+    finally:
+        a = b = c = None  # noqa: F841 - free device memory before the next spec
+    summary = derived_figures(sampled.samples_s, spec.flops)
+    warnings = stats.warnings_for(stats.summarize(sampled.samples_s), timer.resolution_s)
+    if not sampled.settled:
+        warnings.append(
+            MeasurementWarning(
+                "unsettled",
+                f"warm-up did not settle within {policy.max_warmup_s:g} s ({len(sampled.warmup_s)} iterations)",
+                "raise the warm-up budget or check for clock ramp-up and thermal throttling",
+            )
+        )
+    return Measurement(
+        workload=WORKLOAD,
+        spec=spec.to_dict(),
+        device=asdict(device),
+        status="ok" if check.passed else "invalid",
+        reason=None if check.passed else f"Freivalds check failed: {check.reason}",
+        flops_per_iteration=spec.flops,
+        timer=timer.name,
+        threads=threads,
+        warmup_s=sampled.warmup_s,
+        samples_s=sampled.samples_s,
+        summary=summary,
+        validity=check.to_dict(),
+        warnings=[w.to_dict() for w in warnings],
+        start_utc=start,
+        end_utc=utc_now(),
+    )
+
+
+def run(
+    spec: MatmulSpec,
+    device: DeviceFacts,
+    policy: Policy,
+    *,
+    timer: Timer | None = None,
+    seed: int = 0,
+    product: Product = matmul_product,
+) -> Measurement:
+    """Measure `spec` on `device`, honouring what the device supports natively.
+
+    An unsupported precision (tf32 on a CPU) is recorded as skipped with the reason. An emulated one is still
+    measured and checked, at most at EMULATED_SIZE cubed (an emulated bf16 product of 2048^3 takes a minute on a CPU
+    without native bf16), and marked emulated so that capacity excludes it.
+    """
+    verdict, why = devices.support(device, spec.precision, get(spec.precision).cuda_only)
+    if verdict == "unsupported":
+        return _skipped(spec, device, why or "unsupported")
+    if verdict == "native":
+        return measure(spec, device, policy, timer=timer, seed=seed, product=product)
+    run_spec = spec
+    if spec.flops > flops(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE):
+        run_spec = MatmulSpec(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE, spec.precision)
+    m = measure(run_spec, device, policy, timer=timer, seed=seed, product=product)
+    m.emulated = True
+    m.warnings.append(
+        MeasurementWarning("emulated", why or "emulated", "excluded from capacity; native support needs other hardware").to_dict()
+    )
+    if run_spec != spec:
+        m.details["requested_spec"] = spec.to_dict()
+        m.warnings.append(
+            MeasurementWarning(
+                "reduced-shape",
+                f"measured at {run_spec.m}x{run_spec.n}x{run_spec.k} instead of {spec.m}x{spec.n}x{spec.k}: "
+                "emulated products are slow",
+                f"name a --shape within {EMULATED_SIZE}x{EMULATED_SIZE}x{EMULATED_SIZE} to choose the size",
+            ).to_dict()
+        )
+    return m

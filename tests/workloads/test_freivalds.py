@@ -1,0 +1,91 @@
+import math
+
+import pytest
+import torch
+
+from bench import precision
+from bench.workloads import freivalds
+
+ALL = list(precision.PRECISIONS)
+
+
+def operands(name, m, k, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    dtype = precision.get(name).torch_dtype
+    a = (torch.rand(m, k, generator=g, dtype=torch.float64) * 2 - 1).to(dtype)
+    b = (torch.rand(k, n, generator=g, dtype=torch.float64) * 2 - 1).to(dtype)
+    return a, b
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("shape", [(256, 256, 256), (96, 300, 40), (1, 513, 7)])
+def test_correct_product_passes(name, shape):
+    m, k, n = shape
+    a, b = operands(name, m, k, n)
+    result = freivalds.check(a, b, a @ b, precision.get(name), torch.Generator().manual_seed(1))
+    assert result.passed, result.reason
+    assert result.worst_ratio < 0.5  # well inside the tolerance, not at its edge
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_single_corrupted_element_fails(name):
+    a, b = operands(name, 256, 256, 256)
+    c = a @ b
+    rms = float(c.double().pow(2).mean().sqrt())
+    c[17, 200] += 10 * rms
+    result = freivalds.check(a, b, c, precision.get(name), torch.Generator().manual_seed(1))
+    assert not result.passed
+    assert result.worst_row == 17
+    assert "row 17" in result.reason
+
+
+@pytest.mark.parametrize("name", ["float64", "float32"])
+def test_small_corruption_caught_at_high_precision(name):
+    a, b = operands(name, 128, 128, 128)
+    c = a @ b
+    c[5, 5] += 2e-2  # 0.5% of a typical element: far above float32/64 rounding
+    assert not freivalds.check(a, b, c, precision.get(name)).passed
+
+
+def test_lower_precision_product_fails_a_float32_check():
+    a, b = operands("float32", 256, 256, 256)
+    c = (a.bfloat16() @ b.bfloat16()).float()
+    assert not freivalds.check(a, b, c, precision.get("float32")).passed
+
+
+def test_non_finite_product_fails():
+    a, b = operands("float16", 64, 64, 64)
+    c = a @ b
+    c[3, 3] = math.inf
+    result = freivalds.check(a, b, c, precision.get("float16"))
+    assert not result.passed and "non-finite" in result.reason
+
+
+def test_shape_mismatch_is_an_error():
+    a, b = operands("float32", 4, 5, 6)
+    with pytest.raises(ValueError):
+        freivalds.check(a, b, torch.zeros(6, 4), precision.get("float32"))
+
+
+def test_chunked_rows_give_the_same_answer(monkeypatch):
+    a, b = operands("float32", 300, 64, 50)
+    c = a @ b
+    whole = freivalds.check(a, b, c, precision.get("float32"), torch.Generator().manual_seed(3))
+    monkeypatch.setattr(freivalds, "CHUNK_ROWS", 7)
+    chunked = freivalds.check(a, b, c, precision.get("float32"), torch.Generator().manual_seed(3))
+    assert chunked.worst_row == whole.worst_row
+    assert chunked.worst_ratio == pytest.approx(whole.worst_ratio, rel=1e-9)
+
+
+def to_tf32(x):
+    """Round float32 to tf32 (10 explicit mantissa bits) by round-to-nearest-even on the bit pattern, as tensor cores do."""
+    bits = x.view(torch.int32)
+    lsb = (bits >> 13) & 1
+    return ((bits + 0xFFF + lsb) & ~0x1FFF).view(torch.float32)
+
+
+def test_tf32_product_passes_tf32_and_fails_float32():
+    a, b = operands("float32", 256, 256, 256)
+    c = to_tf32(a) @ to_tf32(b)
+    assert freivalds.check(a, b, c, precision.get("tf32")).passed
+    assert not freivalds.check(a, b, c, precision.get("float32")).passed
