@@ -1,0 +1,80 @@
+"""Reading and writing reports: atomic writes, validated reads, and a writer that saves after every measurement."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from bench.report.model import Measurement, NodeReport, ReportError, utc_now
+
+REPORT_NAME = "report.json"
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time to the second plus 6 random hex digits."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over `path`: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_report(path: str | Path) -> NodeReport:
+    """Read and validate a node report; every problem is a one-line ReportError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: cannot read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON (truncated or corrupt?): {exc}") from None
+    try:
+        return NodeReport.from_dict(data)
+    except ReportError as exc:
+        raise ReportError(f"{path}: {exc}") from None
+
+
+class ReportWriter:
+    """Owns a report while a run fills it; rewrites the file after every measurement so a crash loses nothing."""
+
+    def __init__(self, report: NodeReport, directory: Path) -> None:
+        self.report = report
+        self.path = directory / REPORT_NAME
+        self.save()
+
+    def add(self, measurement: Measurement) -> None:
+        self.report.measurements.append(measurement)
+        self.save()
+
+    def finish(self, interrupted: bool = False) -> None:
+        self.report.end_utc = utc_now()
+        self.report.interrupted = interrupted
+        self.save()
+
+    def save(self) -> None:
+        write_atomic(self.path, dumps(self.report.to_dict()))
+
+
+__all__ = ["REPORT_NAME", "ReportError", "ReportWriter", "dumps", "load_report", "new_run_id", "write_atomic"]

@@ -1,0 +1,47 @@
+"""Run a plan of measurements into a node report, saving after each so a crash or Ctrl-C loses nothing finished."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.provenance import tool_info
+from bench.report.model import Measurement, NodeReport, utc_now
+from bench.report.store import ReportWriter, new_run_id
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    run: Callable[[], Measurement]
+
+
+def start(results_dir: Path, config: dict[str, Any], inventory: dict[str, Any]) -> ReportWriter:
+    """Create results_dir/<run-id>/report.json (written at once, then after every measurement)."""
+    run_id = new_run_id()
+    report = NodeReport(
+        run_id=run_id,
+        tool=tool_info(),
+        command_line=list(sys.argv),
+        config=config,
+        inventory=inventory,
+        start_utc=utc_now(),
+    )
+    return ReportWriter(report, results_dir / run_id)
+
+
+def execute(writer: ReportWriter, steps: Sequence[Step], on_step: Callable[[Step], None] | None = None) -> NodeReport:
+    """Run every step in order. On any exception, Ctrl-C included, the report is closed as interrupted and re-raised."""
+    try:
+        for step in steps:
+            if on_step:
+                on_step(step)
+            writer.add(step.run())
+    except BaseException:
+        writer.finish(interrupted=True)
+        raise
+    writer.finish()
+    return writer.report
