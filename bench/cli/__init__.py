@@ -1,0 +1,21 @@
+"""The `bench` command: one module per verb, each a thin shell over library calls."""
+
+from __future__ import annotations
+
+import click
+
+import bench
+from bench.cli.inventory import inventory
+from bench.cli.matmul import matmul
+from bench.cli.report import report
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(bench.__version__, prog_name="bench")
+def main() -> None:
+    """bench: measure the compute capacity of AI nodes, honestly, into reports anyone can check."""
+
+
+main.add_command(inventory)
+main.add_command(matmul)
+main.add_command(report)

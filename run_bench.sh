@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# bench's two commands:
+#   ./run_bench.sh [BENCH ARGS...]   set up .venv if needed, then run the node benchmark (or `bench BENCH ARGS...`)
+#   ./run_bench.sh test [PYTEST ARGS...]   the same set-up, then the test suite
+# Environment: PYTHON (interpreter for the venv, default python3), BENCH_VENV (default .venv),
+#              BENCH_TORCH_VERSION (CPU torch to install on machines without an NVIDIA GPU, default 2.13.0).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=${BENCH_VENV:-.venv}
+TORCH_VERSION=${BENCH_TORCH_VERSION:-2.13.0}
+CPU_INDEX=https://download.pytorch.org/whl/cpu
+# What `./run_bench.sh` with no arguments runs: matmul on every GPU, or the CPU when there is none.
+DEFAULT_BENCH=(matmul)
+
+say() { printf '[run_bench] %s\n' "$*" >&2; }
+
+has_nvidia_gpu() {
+  { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; } || compgen -G '/dev/nvidia[0-9]*' >/dev/null
+}
+
+pip() { "$VENV/bin/python" -m pip "$@"; }
+
+# PyPI's default torch for Linux is the multi-GB CUDA build. A machine without an NVIDIA GPU gets the CPU build,
+# installed before the project so that the project's torch requirement is already met. A GPU node skips this and
+# gets the CUDA build through the project's own requirement.
+install_cpu_torch() {
+  # 1. a CPU wheel pip can already see (a local wheelhouse or find-links, as on the CI machines)
+  if pip install -q "torch==${TORCH_VERSION}+cpu" 2>/dev/null; then return; fi
+  # 2. PyTorch's CPU index (any version, so the newest CPU build that pip's constraints allow)
+  say "no local CPU wheel of torch ${TORCH_VERSION}; trying ${CPU_INDEX}"
+  if pip install -q --timeout 60 --index-url "$CPU_INDEX" torch; then return; fi
+  say "warning: no CPU build of torch could be installed; the project's default (CUDA) build will be"
+}
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV with $PYTHON"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  if ! "$VENV/bin/python" -c 'import torch' >/dev/null 2>&1 && ! has_nvidia_gpu; then
+    say "no NVIDIA GPU: installing the CPU build of torch"
+    install_cpu_torch
+  fi
+  # Reinstall the project only when its dependency list changed since the last install into this venv.
+  local stamp="$VENV/.bench-installed" want
+  want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "installing bench and its dependencies into $VENV"
+    pip install -q -e '.[dev]'
+    echo "$want" >"$stamp"
+  fi
+}
+
+setup
+if [ "${1:-}" = "test" ]; then
+  shift
+  exec "$VENV/bin/python" -m pytest "$@"
+fi
+if [ $# -eq 0 ]; then
+  set -- "${DEFAULT_BENCH[@]}"
+fi
+exec "$VENV/bin/bench" "$@"

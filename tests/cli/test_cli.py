@@ -1,0 +1,151 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.hardware import devices
+from bench.report.model import NodeReport
+from bench.report.store import load_report
+
+FAST = ["--budget", "0.01", "--warmup", "0.01", "--min-iterations", "3"]
+
+
+@pytest.fixture
+def cli():
+    return CliRunner()
+
+
+def run(cli, *args):
+    return cli.invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("verb", [[], ["inventory"], ["matmul"], ["report"]])
+def test_help(cli, verb):
+    result = run(cli, *verb, "--help")
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_version(cli):
+    result = run(cli, "--version")
+    assert result.exit_code == 0 and "bench, version" in result.output
+
+
+def test_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "bench", "--help"], capture_output=True, text=True, check=True)
+    assert "inventory" in out.stdout and "matmul" in out.stdout
+
+
+def test_inventory_text(cli):
+    result = run(cli, "inventory")
+    assert result.exit_code == 0
+    assert "physical_cores" in result.output
+    if devices.cuda_count() == 0:
+        assert "No NVIDIA GPU:" in result.output
+
+
+def test_inventory_json(cli):
+    result = run(cli, "inventory", "--json")
+    assert result.exit_code == 0
+    inv = json.loads(result.stdout)
+    assert inv["host"]["physical_cores"] >= 1
+    assert isinstance(inv["nvml"]["gpus"], list)
+
+
+def test_matmul_json_writes_a_valid_report(cli, tmp_path):
+    result = run(cli, "matmul", "--device", "cpu", "--dtype", "float32", "--dtype", "float64", "--size", "64",
+                 "--shape", "32,48,16", "--results-dir", str(tmp_path), "--json", "--quiet", *FAST)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    rep = NodeReport.from_dict(data)
+    assert [(m.spec["precision"], m.spec["m"], m.spec["k"]) for m in rep.measurements] == [
+        ("float32", 64, 64), ("float32", 32, 16), ("float64", 64, 64), ("float64", 32, 16),
+    ]  # fmt: skip
+    assert all(m.status == "ok" and m.samples_s for m in rep.measurements)
+    assert rep.end_utc and not rep.interrupted
+    assert rep.config["devices"] == ["cpu"] and rep.inventory["host"]["physical_cores"] >= 1
+    (saved,) = tmp_path.glob("*/report.json")
+    assert load_report(saved) == rep
+
+
+def test_matmul_table_and_report_path(cli, tmp_path):
+    result = run(cli, "matmul", "--device", "cpu", "--dtype", "float32", "--dtype", "tf32", "--size", "64",
+                 "--results-dir", str(tmp_path), "--quiet", *FAST)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "GFLOPS" in result.output and "skipped" in result.output
+    assert "tf32 is a mode of NVIDIA tensor cores" in result.output
+    (saved,) = tmp_path.glob("*/report.json")
+    assert f"report: {saved}" in result.output.replace("\n", "")
+
+
+def test_matmul_defaults_on_cpu_cover_the_cpu_precisions(cli, tmp_path):
+    result = run(cli, "matmul", "--device", "cpu", "--size", "32", "--results-dir", str(tmp_path), "--json", *FAST)
+    assert result.exit_code == 0
+    got = [m["spec"]["precision"] for m in json.loads(result.stdout)["measurements"]]
+    assert got == ["float64", "float32", "bfloat16", "float16"]
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--device", "tpu"], "valid here: cpu"),
+        (["--device", "cuda:99"], "valid here: cpu"),
+        (["--dtype", "int4"], "'float64', 'float32', 'tf32', 'bfloat16', 'float16'"),
+        (["--shape", "1,2"], "expected three positive integers"),
+        (["--shape", "a,b,c"], "expected three positive integers"),
+        (["--shape", "4,0,4"], "expected three positive integers"),
+        (["--size", "0"], "x>=1"),
+        (["--budget", "0"], "0.001"),
+    ],
+)
+def test_matmul_bad_input_is_a_usage_error(cli, tmp_path, args, expected):
+    result = cli.invoke(main, ["matmul", "--results-dir", str(tmp_path), *args])
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+def test_report_verb_shows_and_validates(cli, tmp_path):
+    run(cli, "matmul", "--device", "cpu", "--dtype", "float32", "--size", "32", "--results-dir", str(tmp_path), *FAST)
+    (saved,) = tmp_path.glob("*/report.json")
+    shown = run(cli, "report", str(saved))
+    assert shown.exit_code == 0 and "complete" in shown.output and "float32" in shown.output
+    as_json = run(cli, "report", str(saved), "--json")
+    assert json.loads(as_json.stdout) == json.loads(saved.read_text())
+
+
+def test_report_verb_rejects_a_corrupt_file_with_one_line(cli, tmp_path):
+    bad = tmp_path / "report.json"
+    bad.write_text('{"kind": "bench.node-report", "schema_version": 1, "run_')
+    result = cli.invoke(main, ["report", str(bad)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "not valid JSON" in result.stderr
+
+
+def test_report_verb_missing_file_is_usage_error(cli, tmp_path):
+    result = cli.invoke(main, ["report", str(tmp_path / "none.json")])
+    assert result.exit_code == 2
+
+
+def test_a_wrong_product_fails_the_run_with_exit_1_and_is_kept(cli, tmp_path, monkeypatch):
+    """A faulty BLAS (simulated at the torch boundary) must be caught by Freivalds, reported and never hidden."""
+    import torch
+
+    real = torch.matmul
+
+    def faulty(a, b, out=None):
+        result = real(a, b, out=out)
+        result[1, 2] += 1000.0
+        return result
+
+    monkeypatch.setattr(torch, "matmul", faulty)
+    result = cli.invoke(main, ["matmul", "--device", "cpu", "--dtype", "float32", "--size", "32",
+                               "--results-dir", str(tmp_path), "--quiet", *FAST])  # fmt: skip
+    assert result.exit_code == 1
+    assert "Freivalds check failed: row 1" in result.stderr
+    (saved,) = tmp_path.glob("*/report.json")
+    (m,) = load_report(saved).measurements
+    assert m.status == "invalid" and m.samples_s
