@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
-
 #: Width for output that is not a terminal (pipes, files, CI logs), where rich would otherwise assume 80 columns.
 PIPE_WIDTH = 160
 

@@ -119,6 +119,7 @@ def host_inventory() -> dict[str, Any]:
     f.add("torch_version", lambda: torch.__version__)
     f.add("torch_cuda", lambda: torch.version.cuda)
     f.add("torch_hip", lambda: torch.version.hip)
+    f.add("torch_cudnn", lambda: torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None)
     f.add("torch_blas", blas_backend)
     f.add("torch_cpu_capability", cpu_capability)
     f.add("torch_mkldnn", torch.backends.mkldnn.is_available)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench.measure.stats import MeasurementWarning, summarize, warnings_for
 from bench.measure.timer import Timer
 
 #: Warm-up has settled when the last SETTLE_WINDOW timings are within SETTLE_TOLERANCE of each other (max/min - 1).
@@ -70,3 +71,17 @@ def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
         batch = max(1, min(batch, 1000, policy.max_iterations - len(samples)))
         samples += timer.time(fn, batch)
     return Sampled(warmup_s=warmup, samples_s=samples, settled=is_settled)
+
+
+def warnings(sampled: Sampled, policy: Policy, timer_resolution_s: float) -> list[MeasurementWarning]:
+    """The statistics' warnings (noise, too-short iterations) plus one when warm-up never settled."""
+    out = warnings_for(summarize(sampled.samples_s), timer_resolution_s)
+    if not sampled.settled:
+        out.append(
+            MeasurementWarning(
+                "unsettled",
+                f"warm-up did not settle within {policy.max_warmup_s:g} s ({len(sampled.warmup_s)} iterations)",
+                "raise the warm-up budget or check for clock ramp-up and thermal throttling",
+            )
+        )
+    return out

@@ -86,7 +86,7 @@ def warnings_for(summary: Summary, timer_resolution_s: float) -> list[Measuremen
         out.append(
             MeasurementWarning(
                 "noisy",
-                f"IQR is {ratio:.0%} of the median (threshold {NOISY_IQR_RATIO:.0%})",
+                f"IQR is {ratio:.1%} of the median (threshold {NOISY_IQR_RATIO:.0%})",
                 "stop other work on the machine, pin clocks, or raise the time budget",
             )
         )

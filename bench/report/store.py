@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
 import tempfile
-import datetime as dt
 from pathlib import Path
 from typing import Any
 

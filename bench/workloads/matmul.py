@@ -16,6 +16,7 @@ from bench.hardware import devices
 from bench.hardware.devices import DeviceFacts
 from bench.measure import stats
 from bench.measure.sampling import Policy, collect
+from bench.measure.sampling import warnings as sampling_warnings
 from bench.measure.stats import MeasurementWarning
 from bench.measure.timer import CudaEventTimer, PerfCounterTimer, Timer
 from bench.precision import Precision, get
@@ -114,7 +115,7 @@ def _operands(spec: MatmulSpec, device: DeviceFacts, seed: int) -> tuple[torch.T
     return a, b, torch.empty(spec.m, spec.n, device=device.id, dtype=dtype)
 
 
-def _skipped(spec: MatmulSpec, device: DeviceFacts, reason: str, **details: object) -> Measurement:
+def _skipped(spec: MatmulSpec, device: DeviceFacts, reason: str) -> Measurement:
     now = utc_now()
     return Measurement(
         workload=WORKLOAD,
@@ -122,9 +123,7 @@ def _skipped(spec: MatmulSpec, device: DeviceFacts, reason: str, **details: obje
         device=asdict(device),
         status="skipped",
         reason=reason,
-        emulated=bool(details.pop("emulated", False)),
         flops_per_iteration=spec.flops,
-        details=dict(details),
         start_utc=now,
         end_utc=now,
     )
@@ -140,7 +139,7 @@ def derived_figures(samples_s: list[float], flops_per_iteration: float) -> dict[
     }
 
 
-def measure(
+def _measure(
     spec: MatmulSpec,
     device: DeviceFacts,
     policy: Policy,
@@ -168,17 +167,7 @@ def measure(
             raise
         return _skipped(spec, device, f"out of memory on {device.id}: {str(exc).splitlines()[0]}")
     finally:
-        a = b = c = None  # noqa: F841 - free device memory before the next spec
-    summary = derived_figures(sampled.samples_s, spec.flops)
-    warnings = stats.warnings_for(stats.summarize(sampled.samples_s), timer.resolution_s)
-    if not sampled.settled:
-        warnings.append(
-            MeasurementWarning(
-                "unsettled",
-                f"warm-up did not settle within {policy.max_warmup_s:g} s ({len(sampled.warmup_s)} iterations)",
-                "raise the warm-up budget or check for clock ramp-up and thermal throttling",
-            )
-        )
+        a = b = c = None  # free device memory before the next spec
     return Measurement(
         workload=WORKLOAD,
         spec=spec.to_dict(),
@@ -190,9 +179,9 @@ def measure(
         threads=threads,
         warmup_s=sampled.warmup_s,
         samples_s=sampled.samples_s,
-        summary=summary,
+        summary=derived_figures(sampled.samples_s, spec.flops),
         validity=check.to_dict(),
-        warnings=[w.to_dict() for w in warnings],
+        warnings=[w.to_dict() for w in sampling_warnings(sampled, policy, timer.resolution_s)],
         start_utc=start,
         end_utc=utc_now(),
     )
@@ -217,11 +206,11 @@ def run(
     if verdict == "unsupported":
         return _skipped(spec, device, why or "unsupported")
     if verdict == "native":
-        return measure(spec, device, policy, timer=timer, seed=seed, product=product)
+        return _measure(spec, device, policy, timer=timer, seed=seed, product=product)
     run_spec = spec
     if spec.flops > flops(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE):
         run_spec = MatmulSpec(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE, spec.precision)
-    m = measure(run_spec, device, policy, timer=timer, seed=seed, product=product)
+    m = _measure(run_spec, device, policy, timer=timer, seed=seed, product=product)
     m.emulated = True
     m.warnings.append(
         MeasurementWarning("emulated", why or "emulated", "excluded from capacity; native support needs other hardware").to_dict()

@@ -65,3 +65,36 @@ def test_free_memory_and_oom_detection():
     assert devices.is_oom(torch.OutOfMemoryError("CUDA out of memory"))
     assert devices.is_oom(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried ... out of memory"))
     assert not devices.is_oom(RuntimeError("shape mismatch"))
+
+
+def fake_gpus(monkeypatch, count=2):
+    """Fake the torch.cuda calls devices.py makes: count, properties, free memory."""
+    from types import SimpleNamespace
+
+    import torch
+
+    props = SimpleNamespace(name="NVIDIA H200", uuid="6f0e1c2a-1111-2222-3333-444455556666", L2_cache_size=60 * 2**20,
+                            major=9, minor=0, total_memory=150 * 2**30)  # fmt: skip
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda dev: props)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda dev: (140 * 2**30, 150 * 2**30))
+
+
+def test_gpus_resolve_and_default(monkeypatch):
+    fake_gpus(monkeypatch)
+    assert devices.default_devices() == ["cuda:0", "cuda:1"]
+    assert devices.resolve("all") == ["cuda:0", "cuda:1"]
+    assert devices.resolve("cuda:1") == ["cuda:1"]
+    assert devices.resolve("cpu") == ["cpu"]
+    with pytest.raises(ValueError, match="cpu, cuda:0, cuda:1, all"):
+        devices.resolve("cuda:2")
+
+
+def test_gpu_facts_use_the_nvml_uuid_form(monkeypatch):
+    fake_gpus(monkeypatch)
+    f = devices.facts("cuda:1")
+    assert (f.kind, f.name, f.compute_capability) == ("cuda", "NVIDIA H200", "9.0")
+    assert f.uuid == "GPU-6f0e1c2a-1111-2222-3333-444455556666"  # as NVML prints it, so reports join on it
+    assert f.l2_cache_bytes == 60 * 2**20
+    assert devices.free_memory_bytes("cuda:1") == 140 * 2**30

@@ -1,6 +1,6 @@
 import pytest
 
-from bench.measure.sampling import Policy, collect, settled
+from bench.measure.sampling import Policy, collect, settled, warnings
 from bench.measure.timer import FakeTimer, PerfCounterTimer
 
 
@@ -46,3 +46,12 @@ def test_real_timer_times_real_work():
 def test_policy_rejects_nonsense(kwargs):
     with pytest.raises(ValueError):
         Policy(**kwargs)
+
+
+def test_unsettled_warmup_is_a_warning():
+    policy = Policy(budget_s=0.1, min_iterations=2, max_warmup_s=1.0)
+    out = collect(FakeTimer([0.3, 0.6] * 50), lambda: None, policy)
+    (w,) = [w for w in warnings(out, policy, 1e-6) if w.code == "unsettled"]
+    assert "1 s (3 iterations)" in w.message and w.hint
+    steady = collect(FakeTimer([0.1] * 50), lambda: None, policy)
+    assert "unsettled" not in [w.code for w in warnings(steady, policy, 1e-6)]

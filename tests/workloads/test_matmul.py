@@ -44,7 +44,7 @@ def test_real_measurement_keeps_raw_samples_and_derives_figures_from_them(name):
 
 def test_figures_follow_the_timer_exactly():
     timer = FakeTimer([0.5] * 3 + [0.25, 0.5, 1.0])
-    m = mm.measure(mm.MatmulSpec(8, 8, 8, "float32"), cpu(), Policy(budget_s=0.1, min_iterations=3, max_warmup_s=5.0), timer=timer)
+    m = mm.run(mm.MatmulSpec(8, 8, 8, "float32"), cpu(), Policy(budget_s=0.1, min_iterations=3, max_warmup_s=5.0), timer=timer)
     assert m.samples_s == [0.25, 0.5, 1.0]
     assert m.summary["median_s"] == 0.5
     assert m.summary["tflops_median"] == pytest.approx(1024 / 0.5 / 1e12)
@@ -116,3 +116,21 @@ def test_cpu_threads_are_physical_cores_and_restored():
 
     assert m.threads == physical_cores()
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("name, mode", [("tf32", "tf32"), ("float32", "ieee")])
+def test_cuda_float32_mode_is_set_for_the_measurement_and_restored(name, mode):
+    from bench.precision import get
+
+    gpu = DeviceFacts("cuda:0", "cuda", "gpu", "GPU-x", 0, "9.0")
+    knob = torch.backends.cuda.matmul
+    before = knob.fp32_precision
+    with mm._float32_mode(gpu, get(name)):
+        assert knob.fp32_precision == mode
+    assert knob.fp32_precision == before
+
+
+def test_cuda_timer_flushes_twice_the_l2():
+    gpu = DeviceFacts("cpu", "cuda", "gpu", "GPU-x", 1024, "9.0")  # a CPU tensor stands in for device memory
+    timer = mm.default_timer(gpu)
+    assert timer.name == "cuda_event" and timer._flush.numel() == 2048
