@@ -20,7 +20,7 @@ class ReportError(ValueError):
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -45,6 +45,8 @@ class Measurement:
     summary: dict[str, Any] | None = None
     validity: dict[str, Any] | None = None
     warnings: list[dict[str, str]] = field(default_factory=list)
+    #: the physical peak the figures are compared with (vendor table or CPU formula), or None when none is on file
+    peak: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     start_utc: str | None = None
     end_utc: str | None = None
@@ -70,6 +72,7 @@ class Measurement:
             summary=_field(d, "summary", (dict, type(None)), where),
             validity=_field(d, "validity", (dict, type(None)), where),
             warnings=_field(d, "warnings", list, where),
+            peak=_field(d, "peak", (dict, type(None)), where),
             details=_field(d, "details", dict, where),
             start_utc=_field(d, "start_utc", (str, type(None)), where),
             end_utc=_field(d, "end_utc", (str, type(None)), where),
