@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,10 @@ from bench.report.store import ReportWriter, new_run_id
 
 @dataclass(frozen=True)
 class Step:
+    """One unit of work: returns a Measurement, or yields several (a search), each saved as soon as it arrives."""
+
     label: str
-    run: Callable[[], Measurement]
+    run: Callable[[], Measurement | Iterable[Measurement]]
 
 
 def start(results_dir: Path, config: dict[str, Any], inventory: dict[str, Any]) -> ReportWriter:
@@ -39,7 +41,9 @@ def execute(writer: ReportWriter, steps: Sequence[Step], on_step: Callable[[Step
         for step in steps:
             if on_step:
                 on_step(step)
-            writer.add(step.run())
+            result = step.run()
+            for m in [result] if isinstance(result, Measurement) else result:
+                writer.add(m)
     except BaseException:
         writer.finish(interrupted=True)
         raise

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -10,29 +13,70 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bench import precision as prec
 from bench import runner
 from bench.cli.output import fail, stderr, stdout
-from bench.cli.params import DeviceParam, ShapeParam
-from bench.hardware import devices
+from bench.cli.params import DeviceParam, RangeParam, ShapeParam
+from bench.hardware import devices, host, nvml, peaks
+from bench.hardware.devices import DeviceFacts
 from bench.hardware.inventory import collect
 from bench.measure.sampling import Policy
 from bench.report import render
+from bench.report.model import Measurement
 from bench.report.store import dumps
 from bench.workloads import matmul as mm
+from bench.workloads import matmul_search as ms
 
 
-def plan(
-    device_ids: list[str], host: dict, precisions: tuple[str, ...], shapes: list[tuple[int, int, int]], policy: Policy
-) -> list[runner.Step]:
+@dataclass(frozen=True)
+class PeakOverrides:
+    clock_mhz: float | None = None
+    fma_units: int | None = None
+
+    def peak(self, device: DeviceFacts, host_inv: dict[str, Any], precision: str) -> peaks.Peak | None:
+        if device.kind == "cuda":
+            return peaks.vendor_peak(device.name, precision)
+        return peaks.cpu_peak(host_inv, precision, clock_mhz=self.clock_mhz, fma_units=self.fma_units)
+
+
+def fixed_plan(
+    facts: list[DeviceFacts], host_inv: dict, precisions: tuple[str, ...], shapes: list[tuple[int, int, int]],
+    policy: Policy, overrides: PeakOverrides,
+) -> list[runner.Step]:  # fmt: skip
     """One step per device x precision x shape; defaults per device kind where none are named."""
     steps = []
-    for device_id in device_ids:
-        facts = devices.facts(device_id, host)
-        size = mm.DEFAULT_SIZE[facts.kind]
-        for name in precisions or prec.DEFAULT_PRECISIONS[facts.kind]:
+    for f in facts:
+        size = mm.DEFAULT_SIZE[f.kind]
+        for name in precisions or prec.DEFAULT_PRECISIONS[f.kind]:
+            peak = overrides.peak(f, host_inv, name)
             for m, n, k in shapes or [(size, size, size)]:
                 spec = mm.MatmulSpec(m, n, k, name)
-                steps.append(
-                    runner.Step(f"{device_id} {name} {m}x{n}x{k}", lambda s=spec, f=facts: mm.run(s, f, policy))
-                )
+                steps.append(runner.Step(f"{f.id} {name} {m}x{n}x{k}", lambda s=spec, f=f, p=peak: mm.run(s, f, policy, peak=p)))
+    return steps
+
+
+def search_plan(
+    facts: list[DeviceFacts], host_inv: dict, precisions: tuple[str, ...], mode: str, grid: list[tuple[int, int, int]],
+    budget: float | None, window: float | None, overrides: PeakOverrides, readers: dict[str, Any],
+) -> list[runner.Step]:  # fmt: skip
+    """One step per device x precision; float32 first, so that later precisions can be tested for emulation."""
+    steps = []
+    for f in facts:
+        names = list(precisions or prec.DEFAULT_PRECISIONS[f.kind])
+        names.sort(key=lambda n: n != "float32")
+        config = ms.SearchConfig(mode, budget or ms.BUDGET_S[f.kind], ms.WINDOW_S[f.kind] if window is None else window, grid)
+        float32_mamf: dict[str, float] = {}
+
+        def run(f: DeviceFacts = f, name: str = "", config: ms.SearchConfig = config, f32=float32_mamf) -> Iterator[Measurement]:
+            if prec.get(name).cuda_only and f.kind != "cuda":
+                yield mm.run(mm.MatmulSpec(1, 1, 1, name), f, Policy())  # recorded as skipped, with the reason
+                return
+            sm_count = devices.sm_count(f.id) if f.kind == "cuda" else 0
+            candidates = ms.candidates_for(f, name, config, devices.free_memory_bytes(f.id), sm_count)
+            for m in ms.search(f, name, config, candidates, peak=overrides.peak(f, host_inv, name),
+                               float32_tflops=f32.get("rate"), telemetry=readers.get(f.id)):  # fmt: skip
+                if name == "float32" and m.details["search"].get("mamf"):
+                    f32["rate"] = m.summary["tflops_median"]
+                yield m
+
+        steps += [runner.Step(f"{f.id} {name} search", lambda n=name, r=run: r(name=n)) for name in names]
     return steps
 
 
@@ -44,11 +88,23 @@ def plan(
 @click.option("--size", "sizes", type=click.IntRange(min=1), multiple=True,
               help=f"Square size N for an N x N x N product (repeatable). Default {mm.DEFAULT_SIZE}.")
 @click.option("--shape", "shapes", type=ShapeParam(), multiple=True, help="M,N,K of an M x K by K x N product (repeatable).")
-@click.option("--budget", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
-              help="Seconds of timed iterations per measurement, after warm-up.")
+@click.option("--search", type=click.Choice(["auto", "grid"]), default=None,
+              help="Search shapes for MAMF and hold the best for MSMF. auto: candidates from the device; grid: --m/--n/--k.")
+@click.option("--m", "m_range", type=RangeParam(), help="Grid search M values, start:stop:step (stop included).")
+@click.option("--n", "n_range", type=RangeParam(), help="Grid search N values, start:stop:step.")
+@click.option("--k", "k_range", type=RangeParam(), help="Grid search K values, start:stop:step.")
+@click.option("--budget", type=click.FloatRange(min=0.001), default=None,
+              help="Fixed shapes: timed seconds per measurement (default 1). --search: seconds for the whole search of "
+                   f"one device x precision, MSMF window excluded (default {ms.BUDGET_S}).")
+@click.option("--window", type=click.FloatRange(min=0.0), default=None,
+              help=f"--search: seconds the best shape is held for MSMF (default {ms.WINDOW_S}; 0 skips MSMF).")
 @click.option("--warmup", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
               help="Most seconds of warm-up per measurement; warm-up ends earlier once timings settle.")
 @click.option("--min-iterations", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--cpu-clock-mhz", type=click.FloatRange(min=1.0), default=None,
+              help="Clock the CPU theoretical peak assumes (default: max clock, else current clock).")
+@click.option("--fma-units", type=click.IntRange(min=1, max=4), default=None,
+              help=f"Vector FMA units per core the CPU peak assumes (default {peaks.DEFAULT_FMA_UNITS}).")
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="The report goes to RESULTS_DIR/<run-id>/report.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON on stdout.")
@@ -58,9 +114,16 @@ def matmul(
     precisions: tuple[str, ...],
     sizes: tuple[int, ...],
     shapes: tuple[tuple[int, int, int], ...],
-    budget: float,
+    search: str | None,
+    m_range: list[int] | None,
+    n_range: list[int] | None,
+    k_range: list[int] | None,
+    budget: float | None,
+    window: float | None,
     warmup: float,
     min_iterations: int,
+    cpu_clock_mhz: float | None,
+    fma_units: int | None,
     results_dir: Path,
     as_json: bool,
     quiet: bool,
@@ -68,46 +131,92 @@ def matmul(
     """Measure dense matmul TFLOPS per device, precision and shape.
 
     FLOPs = 2*M*N*K per product. Each measurement warms up until timings settle, then repeats within --budget; it
-    keeps every iteration's seconds and reports the median (headline), IQR and best. Every product is checked with
-    Freivalds' algorithm: one that fails is 'invalid', never counted, and makes the command exit 1. Precisions the
-    device lacks are skipped (tf32 on a CPU) or measured small and marked emulated (bf16 on a CPU without AVX512-BF16).
+    keeps every iteration's seconds and reports the median (headline), IQR and best, and the efficiency against the
+    device's peak (vendor table, or cores x clock x FLOPs/cycle on CPUs). Every product is checked with Freivalds'
+    algorithm: one that fails is 'invalid', never counted, and makes the command exit 1. Precisions the device lacks
+    are skipped (tf32 on a CPU) or measured small and marked emulated (bf16 on a CPU without AVX512-BF16).
+
+    With --search, each device x precision gets MAMF (the best shape's median TFLOPS, best of torch and, on CPUs,
+    numpy's BLAS) and MSMF (that shape held for --window seconds, with clocks, power and temperature recorded).
     """
+    grid_given = any(r is not None for r in (m_range, n_range, k_range))
+    if search == "grid" and not all(r is not None for r in (m_range, n_range, k_range)):
+        raise click.UsageError("--search grid needs --m, --n and --k ranges (start:stop:step)")
+    if grid_given and search != "grid":
+        raise click.UsageError("--m/--n/--k go with --search grid")
+    if search and (sizes or shapes):
+        raise click.UsageError("--size/--shape measure fixed shapes; --search chooses shapes itself")
+    if window is not None and not search:
+        raise click.UsageError("--window goes with --search")
+
     device_ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
     all_shapes = list(dict.fromkeys([(n, n, n) for n in sizes] + list(shapes)))
-    policy = Policy(budget_s=budget, min_iterations=min_iterations, max_warmup_s=warmup)
+    grid = ms.grid_shapes(m_range, n_range, k_range) if search == "grid" else []
+    overrides = PeakOverrides(cpu_clock_mhz, fma_units)
     config = {
         "workload": "matmul",
         "devices": device_ids,
         "precisions": list(precisions),
         "shapes": [list(s) for s in all_shapes],
+        "search": search,
+        "grid": [list(s) for s in grid],
         "budget_s": budget,
+        "window_s": window,
         "max_warmup_s": warmup,
         "min_iterations": min_iterations,
+        "cpu_clock_mhz": cpu_clock_mhz,
+        "fma_units": fma_units,
     }
     inv = collect()
-    steps = plan(device_ids, inv["host"], precisions, all_shapes, policy)
+    facts = [devices.facts(d, inv["host"]) for d in device_ids]
+    readers: dict[str, Any] = {}
+    closers = []
+    if search:
+        for f in facts:
+            if f.kind == "cuda" and f.uuid:
+                reader = nvml.telemetry_reader(f.uuid)
+                if reader:
+                    readers[f.id], close = reader
+                    closers.append(close)
+            elif f.kind == "cpu":
+                readers[f.id] = host.cpu_telemetry
+        steps = search_plan(facts, inv["host"], precisions, search, grid, budget, window, overrides, readers)
+    else:
+        policy = Policy(budget_s=budget or 1.0, min_iterations=min_iterations, max_warmup_s=warmup)
+        steps = fixed_plan(facts, inv["host"], precisions, all_shapes, policy, overrides)
+
     writer = runner.start(results_dir, config, inv)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=stderr(), disable=quiet, transient=True,
     )  # fmt: skip
     task = progress.add_task("matmul", total=len(steps))
+    done = {"steps": 0}
 
     def on_step(step: runner.Step) -> None:
-        progress.update(task, description=step.label, completed=len(writer.report.measurements))
+        progress.update(task, description=f"{step.label} ({len(writer.report.measurements)} measured)", completed=done["steps"])
+        done["steps"] += 1
 
     try:
         with progress:
             report = runner.execute(writer, steps, on_step)
     except KeyboardInterrupt:
         fail(f"interrupted; {len(writer.report.measurements)} finished measurements saved in {writer.path}", 130)
+    finally:
+        for close in closers:
+            close()
 
     if as_json:
         click.echo(dumps(report.to_dict()), nl=False)
     else:
         out = stdout()
-        out.print(render.measurements_table(report.measurements))
-        for line in render.warning_lines(report.measurements):
+        shown = report.measurements
+        if search:
+            out.print(render.search_table(report.measurements))
+            shown = [m for m in report.measurements if m.details.get("search", {}).get("role") != "candidate"]
+        else:
+            out.print(render.measurements_table(shown))
+        for line in render.warning_lines(shown):
             out.print(line, highlight=False)
         out.print(f"report: {writer.path}")
     invalid = [m for m in report.measurements if m.status == "invalid"]

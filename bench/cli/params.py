@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from bench.hardware import devices
+from bench.workloads.matmul_search import parse_range
 
 
 class DeviceParam(click.ParamType):
@@ -37,3 +38,17 @@ class ShapeParam(click.ParamType):
         if len(dims) != 3 or min(dims) < 1:
             self.fail(f"{value!r} is not a shape; expected three positive integers M,N,K such as 4096,4096,4096", param, ctx)
         return dims  # type: ignore[return-value]
+
+
+class RangeParam(click.ParamType):
+    """'start:stop:step' (stop included), converted to the list of values."""
+
+    name = "start:stop:step"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> list[int]:
+        if isinstance(value, list):
+            return value
+        try:
+            return parse_range(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)

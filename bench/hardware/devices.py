@@ -95,6 +95,11 @@ def support(device: DeviceFacts, precision: str, cuda_only: bool) -> tuple[str, 
     return "native", None
 
 
+def sm_count(device_id: str) -> int:
+    """Streaming multiprocessors of a CUDA device (the unit a wave of kernel tiles fills)."""
+    return int(torch.cuda.get_device_properties(torch.device(device_id)).multi_processor_count)
+
+
 def free_memory_bytes(device_id: str) -> int:
     dev = torch.device(device_id)
     if dev.type == "cuda":

@@ -23,6 +23,7 @@ FLOP_FLAGS = (
 
 PROC_CPUINFO = Path("/proc/cpuinfo")
 SYS_CPUFREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq")
+POWERCAP = Path("/sys/class/powercap")
 
 
 def parse_cpuinfo(text: str) -> dict[str, Any]:
@@ -112,6 +113,7 @@ def host_inventory() -> dict[str, Any]:
     f.add("isa_flags", lambda: {flag: flag in from_cpuinfo("flags") for flag in FLOP_FLAGS})
     f.add("base_clock_mhz", lambda: _sysfs_mhz("base_frequency"))
     f.add("max_clock_mhz", _max_mhz)
+    f.add("current_clock_mhz", lambda: float(_require(psutil.cpu_freq(), "CPU frequency").current))
     memory = f.add("memory_bytes", lambda: psutil.virtual_memory().total)
     f.add("os", _os_release)
     f.add("kernel", platform.release)
@@ -127,3 +129,23 @@ def host_inventory() -> dict[str, Any]:
     f.add("torch_interop_threads", torch.get_num_interop_threads)
     f.add("fingerprint", lambda: fingerprint(cpu_model, memory))
     return f.to_dict()
+
+
+def _rapl_energy_j() -> float | None:
+    """Package energy from Intel/AMD RAPL (summed over sockets), or None when not exposed or not readable."""
+    total, found = 0.0, False
+    for zone in sorted(POWERCAP.glob("intel-rapl:*")):
+        if zone.name.count(":") != 1:  # sub-zones (core, dram) are inside their package's count
+            continue
+        try:
+            total += int((zone / "energy_uj").read_text()) / 1e6
+            found = True
+        except (OSError, ValueError):
+            return None
+    return total if found else None
+
+
+def cpu_telemetry() -> dict[str, Any]:
+    """One reading of the CPU: mean current frequency (psutil) and the RAPL energy counter where readable."""
+    freq = psutil.cpu_freq()
+    return {"cpu_mhz": float(freq.current) if freq else None, "energy_j": _rapl_energy_j()}

@@ -98,3 +98,43 @@ def gpu_inventory(nvml: ModuleType | None = None) -> dict[str, Any]:
             nvml.nvmlShutdown()
         except nvml.NVMLError:
             pass
+
+
+def telemetry_reader(uuid: str, nvml: ModuleType | None = None) -> tuple[Any, Any] | None:
+    """(read, close) for the GPU with `uuid`: SM clock, power, temperature, clock-event (throttle) reasons and the
+    energy counter, each None when NVML cannot read it. None when NVML or the GPU is unavailable."""
+    nvml = nvml or load_nvml()
+    if nvml is None:
+        return None
+    try:
+        nvml.nvmlInit()
+        handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
+    except nvml.NVMLError:
+        return None
+    reasons = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+        nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+    )
+    probes = {
+        "sm_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM),
+        "power_w": lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
+        "temperature_c": lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU),
+        "throttle_reasons": lambda: reasons(handle),
+        "energy_j": lambda: nvml.nvmlDeviceGetTotalEnergyConsumption(handle) / 1000.0,
+    }
+
+    def read() -> dict[str, Any]:
+        out = {}
+        for name, probe in probes.items():
+            try:
+                out[name] = probe()
+            except (nvml.NVMLError, TypeError):
+                out[name] = None
+        return out
+
+    def close() -> None:
+        try:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError:
+            pass
+
+    return read, close

@@ -80,7 +80,7 @@ def warnings(sampled: Sampled, policy: Policy, timer_resolution_s: float) -> lis
         out.append(
             MeasurementWarning(
                 "unsettled",
-                f"warm-up did not settle within {policy.max_warmup_s:g} s ({len(sampled.warmup_s)} iterations)",
+                f"warm-up did not settle in {len(sampled.warmup_s)} iterations ({sum(sampled.warmup_s):.3g} s)",
                 "raise the warm-up budget or check for clock ramp-up and thermal throttling",
             )
         )

@@ -29,6 +29,8 @@ def warning_lines(measurements: list[Measurement]) -> list[str]:
     lines = []
     for m in measurements:
         where = f"{m.device.get('id', '?')} {m.spec.get('precision', '-')} {_shape(m.spec)}"
+        if "search" in m.details:
+            where += f" ({m.details['search']['role']}, {m.details.get('backend', 'torch')})"
         if m.reason:
             lines.append(f"{where}: {m.status}: {m.reason}")
         lines += [f"{where}: {w.get('code')}: {w.get('message')} (hint: {w.get('hint')})" for w in m.warnings]
@@ -95,4 +97,53 @@ def gpu_table(nvml: dict[str, Any]) -> Table:
         table.add_column(col, overflow="fold")
     for gpu in nvml["gpus"]:
         table.add_row(*(_value(gpu, col) for col in GPU_COLUMNS))
+    return table
+
+
+def search_results(measurements: list[Measurement]) -> list[dict[str, Any]]:
+    """Per device x precision of a search: the MAMF and MSMF measurements and how many shapes were tried."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for m in measurements:
+        role = m.details.get("search", {}).get("role")
+        if role is None and m.status != "skipped":
+            continue
+        key = (m.device.get("id", "?"), m.spec.get("precision", "-"))
+        g = groups.setdefault(key, {"device": key[0], "precision": key[1], "tried": 0, "mamf": None, "msmf": None, "skipped": None})
+        if role == "candidate":
+            g["tried"] += 1
+            g["emulated"] = g.get("emulated") or m.emulated
+        elif role == "final" and m.details["search"].get("mamf"):
+            g["mamf"] = m
+        elif role == "msmf":
+            g["msmf"] = m
+        elif m.status == "skipped":
+            g["skipped"] = m
+    return list(groups.values())
+
+
+def search_table(measurements: list[Measurement]) -> Table:
+    rows = search_results(measurements)
+    unit, scale = _unit(r["mamf"].summary["tflops_median"] for r in rows if r["mamf"] and r["mamf"].summary)
+    table = Table(title="matmul search: MAMF (best shape, median) and MSMF (held for the window)")
+    for col in ("device", "precision", "best shape", "backend", f"MAMF {unit}", "of peak", f"MSMF {unit}",
+                f"MSMF low {unit}", "shapes", "notes"):  # fmt: skip
+        table.add_column(col, justify="right" if unit in col or col in ("of peak", "shapes") else "left", no_wrap=col != "notes")
+    for r in rows:
+        mamf, msmf = r["mamf"], r["msmf"]
+        if mamf is None or mamf.summary is None:
+            why = r["skipped"].reason if r["skipped"] else ("emulated: not searched further" if r.get("emulated") else "no valid shape")
+            table.add_row(r["device"], r["precision"], "-", "-", "-", "-", "-", "-", str(r["tried"]), why, style="dim")
+            continue
+        s = mamf.summary
+        eff = f"{s['efficiency']:.1%}" if "efficiency" in s else "no peak"
+        sustained = (msmf.details.get("msmf") or {}) if msmf else {}
+        table.add_row(
+            r["device"], r["precision"], _shape(mamf.spec), mamf.details.get("backend", "torch"),
+            f"{s['tflops_median'] * scale:.4g}", eff,
+            f"{sustained['tflops'] * scale:.4g}" if sustained else "-",
+            f"{sustained['min_bucket_tflops'] * scale:.4g}" if sustained else "-",
+            str(r["tried"]),
+            ", ".join(["emulated"] * mamf.emulated + [w["code"] for w in mamf.warnings if w.get("code") != "emulated"]),
+            style="bold red" if mamf.status == "invalid" else None,
+        )  # fmt: skip
     return table

@@ -17,7 +17,7 @@ REPORT_NAME = "report.json"
 
 def new_run_id() -> str:
     """Sortable and unique: UTC time to the second plus 6 random hex digits."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def dumps(data: Any) -> str:

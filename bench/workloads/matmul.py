@@ -9,12 +9,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
 from bench.hardware import devices
 from bench.hardware.devices import DeviceFacts
+from bench.hardware.peaks import IMPLAUSIBLE_TOLERANCE, Peak
 from bench.measure import stats
+from bench.measure import telemetry as telemetry_
 from bench.measure.sampling import Policy, collect
 from bench.measure.sampling import warnings as sampling_warnings
 from bench.measure.stats import MeasurementWarning
@@ -36,6 +40,21 @@ Product = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]
 
 def matmul_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> object:
     return torch.matmul(a, b, out=out)
+
+
+def numpy_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> object:
+    """numpy's BLAS (OpenBLAS in PyPI wheels) on the same CPU buffers: on some CPUs it beats torch's MKL."""
+    return np.matmul(a.numpy(), b.numpy(), out=out.numpy())
+
+
+#: Matmul implementations by name. numpy runs float32/float64 on the CPU only.
+BACKENDS: dict[str, Product] = {"torch": matmul_product, "numpy": numpy_product}
+
+
+def backends_for(device: DeviceFacts, precision: str) -> list[str]:
+    if device.kind == "cpu" and precision in ("float32", "float64"):
+        return ["torch", "numpy"]
+    return ["torch"]
 
 
 @dataclass(frozen=True)
@@ -129,14 +148,36 @@ def _skipped(spec: MatmulSpec, device: DeviceFacts, reason: str) -> Measurement:
     )
 
 
-def derived_figures(samples_s: list[float], flops_per_iteration: float) -> dict[str, float | int]:
-    """The summary a report stores: statistics of the raw seconds, and TFLOPS at the median and best iteration."""
+def derived_figures(
+    samples_s: list[float], flops_per_iteration: float, peak_tflops: float | None = None
+) -> dict[str, float | int]:
+    """The summary a report stores: statistics of the raw seconds, TFLOPS at the median and best iteration, and the
+    efficiency (median TFLOPS / peak) when a peak is known."""
     s = stats.summarize(samples_s)
-    return {
+    out: dict[str, float | int] = {
         **s.to_dict(),
         "tflops_median": stats.rate(flops_per_iteration, s.median_s) / 1e12,
         "tflops_best": stats.rate(flops_per_iteration, s.min_s) / 1e12,
     }
+    if peak_tflops:
+        out["efficiency"] = out["tflops_median"] / peak_tflops
+    return out
+
+
+def plausibility(summary: dict[str, Any], peak: Peak | None) -> list[MeasurementWarning]:
+    """An 'implausible' warning when any reported figure exceeds the physical peak by more than the tolerance."""
+    if peak is None:
+        return []
+    best = summary["tflops_best"]
+    if best <= peak.tflops * (1 + IMPLAUSIBLE_TOLERANCE):
+        return []
+    return [
+        MeasurementWarning(
+            "implausible",
+            f"best {best:.4g} TFLOPS is {best / peak.tflops:.1%} of the {peak.kind} peak {peak.tflops:.4g} TFLOPS",
+            "check the clock the peak assumes (--cpu-clock-mhz, --fma-units) or the device's peak-table row",
+        )
+    ]
 
 
 def _measure(
@@ -147,6 +188,9 @@ def _measure(
     timer: Timer | None = None,
     seed: int = 0,
     product: Product = matmul_product,
+    peak: Peak | None = None,
+    backend: str = "torch",
+    telemetry: telemetry_.Reader | None = None,
 ) -> Measurement:
     """Time `spec` on `device` and check the product. Running out of memory gives a 'skipped' measurement."""
     precision = get(spec.precision)
@@ -159,7 +203,8 @@ def _measure(
     try:
         with _float32_mode(device, precision), _cpu_threads(device) as threads:
             a, b, c = _operands(spec, device, seed)
-            sampled = collect(timer, lambda: product(a, b, c), policy)
+            with telemetry_.Sampler(telemetry) if telemetry else contextlib.nullcontext() as sampler:
+                sampled = collect(timer, lambda: product(a, b, c), policy)
             devices.synchronize(device.id)
             check = freivalds.check(a, b, c, precision, torch.Generator(device=device.id).manual_seed(seed + 1))
     except Exception as exc:
@@ -168,6 +213,7 @@ def _measure(
         return _skipped(spec, device, f"out of memory on {device.id}: {str(exc).splitlines()[0]}")
     finally:
         a = b = c = None  # free device memory before the next spec
+    summary = derived_figures(sampled.samples_s, spec.flops, peak.tflops if peak else None)
     return Measurement(
         workload=WORKLOAD,
         spec=spec.to_dict(),
@@ -179,12 +225,20 @@ def _measure(
         threads=threads,
         warmup_s=sampled.warmup_s,
         samples_s=sampled.samples_s,
-        summary=derived_figures(sampled.samples_s, spec.flops),
+        summary=summary,
         validity=check.to_dict(),
-        warnings=[w.to_dict() for w in sampling_warnings(sampled, policy, timer.resolution_s)],
+        warnings=[w.to_dict() for w in sampling_warnings(sampled, policy, timer.resolution_s) + plausibility(summary, peak)],
+        peak=peak.to_dict() if peak else None,
+        details={"backend": backend, **_telemetry_details(sampler)},
         start_utc=start,
         end_utc=utc_now(),
     )
+
+
+def _telemetry_details(sampler: telemetry_.Sampler | None) -> dict[str, Any]:
+    if sampler is None:
+        return {}
+    return {"telemetry": telemetry_.summarize(sampler.samples), "telemetry_samples": sampler.samples}
 
 
 def run(
@@ -194,23 +248,31 @@ def run(
     *,
     timer: Timer | None = None,
     seed: int = 0,
-    product: Product = matmul_product,
+    product: Product | None = None,
+    peak: Peak | None = None,
+    backend: str = "torch",
+    telemetry: telemetry_.Reader | None = None,
 ) -> Measurement:
-    """Measure `spec` on `device`, honouring what the device supports natively.
+    """Measure `spec` on `device`, honouring what the device supports natively; `peak` bounds native figures.
+
+    `backend` names the implementation (BACKENDS); `product` replaces it, for tests that inject a faulty product.
 
     An unsupported precision (tf32 on a CPU) is recorded as skipped with the reason. An emulated one is still
     measured and checked, at most at EMULATED_SIZE cubed (an emulated bf16 product of 2048^3 takes a minute on a CPU
     without native bf16), and marked emulated so that capacity excludes it.
     """
+    if backend not in backends_for(device, spec.precision):
+        return _skipped(spec, device, f"backend {backend!r} does not run {spec.precision} on {device.kind}")
+    product = product or BACKENDS[backend]
     verdict, why = devices.support(device, spec.precision, get(spec.precision).cuda_only)
     if verdict == "unsupported":
         return _skipped(spec, device, why or "unsupported")
     if verdict == "native":
-        return _measure(spec, device, policy, timer=timer, seed=seed, product=product)
+        return _measure(spec, device, policy, timer=timer, seed=seed, product=product, peak=peak, backend=backend, telemetry=telemetry)
     run_spec = spec
     if spec.flops > flops(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE):
         run_spec = MatmulSpec(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE, spec.precision)
-    m = _measure(run_spec, device, policy, timer=timer, seed=seed, product=product)
+    m = _measure(run_spec, device, policy, timer=timer, seed=seed, product=product, backend=backend)
     m.emulated = True
     m.warnings.append(
         MeasurementWarning("emulated", why or "emulated", "excluded from capacity; native support needs other hardware").to_dict()

@@ -149,3 +149,37 @@ def test_a_wrong_product_fails_the_run_with_exit_1_and_is_kept(cli, tmp_path, mo
     (saved,) = tmp_path.glob("*/report.json")
     (m,) = load_report(saved).measurements
     assert m.status == "invalid" and m.samples_s
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--search", "grid"], "needs --m, --n and --k"),
+        (["--search", "grid", "--m", "64:32", "--n", "64", "--k", "64"], "start:stop:step"),
+        (["--m", "64"], "go with --search grid"),
+        (["--search", "auto", "--size", "64"], "--search chooses shapes itself"),
+        (["--window", "1"], "--window goes with --search"),
+        (["--search", "best"], "'auto', 'grid'"),
+    ],
+)
+def test_search_bad_input_is_a_usage_error(cli, tmp_path, args, expected):
+    result = cli.invoke(main, ["matmul", "--results-dir", str(tmp_path), *args])
+    assert result.exit_code == 2 and expected in result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_grid_search_reports_mamf_msmf_and_efficiency(cli, tmp_path):
+    result = run(cli, "matmul", "--device", "cpu", "--search", "grid", "--m", "64:128:64", "--n", "64", "--k", "64",
+                 "--dtype", "float32", "--dtype", "tf32", "--budget", "0.5", "--window", "0.2",
+                 "--cpu-clock-mhz", "100000", "--results-dir", str(tmp_path), "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "MAMF" in result.output and "MSMF" in result.output and "tensor cores" in result.output
+    (saved,) = tmp_path.glob("*/report.json")
+    rep = load_report(saved)
+    roles = [m.details.get("search", {}).get("role") for m in rep.measurements]
+    assert "candidate" in roles and "final" in roles and "msmf" in roles
+    (mamf,) = [m for m in rep.measurements if m.details.get("search", {}).get("mamf")]
+    assert mamf.peak["assumptions"]["clock_mhz"] == 100000 and 0 < mamf.summary["efficiency"] < 1
+    held = [m for m in rep.measurements if m.details.get("search", {}).get("role") == "msmf"][0]
+    assert held.details["msmf"]["tflops"] > 0 and held.details["telemetry"]["samples"] >= 2
+    assert rep.config["search"] == "grid" and rep.config["grid"] == [[64, 64, 64], [128, 64, 64]]

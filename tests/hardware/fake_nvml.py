@@ -39,6 +39,7 @@ class FakeNvml:
     NVML_CLOCK_MEM = 2
     NVML_FEATURE_ENABLED = 1
     NVML_NVLINK_MAX_LINKS = 18
+    NVML_TEMPERATURE_GPU = 0
 
     def __init__(self, gpus=(), init_error=None, driver="550.54.15", cuda=12040, failing=None, bytes_strings=False):
         self.gpus = [dict(g) for g in gpus]
@@ -111,3 +112,26 @@ class FakeNvml:
         if link >= len(links):
             raise NVMLError(2, "Invalid Argument")
         return links[link]
+
+    # telemetry
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        for i, g in enumerate(self.gpus):
+            if g["uuid"] == uuid:
+                return i
+        raise NVMLError(13, "Not Found")
+
+    def nvmlDeviceGetClockInfo(self, h, clock):
+        return self._get(h, "clock_now", "sm_clock")
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        return self._get(h, "power_now", "power_mw") // 2
+
+    def nvmlDeviceGetTemperature(self, h, sensor):
+        return self._get(h, "temperature", "temperature_c") if "temperature_c" in self.gpus[h] else 61
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h):
+        return self._get(h, "reasons", "reasons") if "reasons" in self.gpus[h] else 0
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        self.energy_mj = getattr(self, "energy_mj", 1_000_000) + 50_000
+        return self.energy_mj

@@ -52,6 +52,6 @@ def test_unsettled_warmup_is_a_warning():
     policy = Policy(budget_s=0.1, min_iterations=2, max_warmup_s=1.0)
     out = collect(FakeTimer([0.3, 0.6] * 50), lambda: None, policy)
     (w,) = [w for w in warnings(out, policy, 1e-6) if w.code == "unsettled"]
-    assert "1 s (3 iterations)" in w.message and w.hint
+    assert "in 3 iterations (1.2 s)" in w.message and w.hint
     steady = collect(FakeTimer([0.1] * 50), lambda: None, policy)
     assert "unsettled" not in [w.code for w in warnings(steady, policy, 1e-6)]

@@ -1,0 +1,138 @@
+import itertools
+
+import pytest
+
+from bench.hardware.devices import DeviceFacts
+from bench.hardware.peaks import Peak
+from bench.measure.sampling import Policy
+from bench.measure.timer import FakeTimer
+from bench.workloads import matmul as mm
+from bench.workloads import matmul_search as ms
+
+CPU = DeviceFacts("cpu", "cpu", "test cpu", "fp", 0, None, ("avx2", "fma", "avx512_bf16"))
+
+
+def test_parse_range():
+    assert ms.parse_range("1024:4096:1024") == [1024, 2048, 3072, 4096]
+    assert ms.parse_range("512:2048") == [512, 1024, 1536, 2048]
+    assert ms.parse_range("777") == [777]
+
+
+@pytest.mark.parametrize("bad", ["", "a:b", "0:10:1", "10:5:1", "1:10:0", "1:2:3:4", "-4"])
+def test_parse_range_rejects(bad):
+    with pytest.raises(ValueError, match="start:stop:step"):
+        ms.parse_range(bad)
+
+
+def test_grid_is_sorted_by_work():
+    shapes = ms.grid_shapes([256, 128], [64], [32, 16])
+    assert shapes[0] == (128, 64, 16) and shapes[-1] == (256, 64, 32) and len(shapes) == 4
+
+
+def test_cpu_candidates_respect_memory():
+    assert ms.cpu_candidates(4, 3 * 1024 * 1024 * 4) == [(256, 256, 256), (512, 512, 512), (768, 768, 768), (1024, 1024, 1024)]
+
+
+def test_gpu_candidates_fill_whole_waves():
+    shapes = ms.gpu_candidates(sm_count=132, itemsize=2, memory_bytes=80 * 2**30)
+    squares = {(s, s, s) for s in (4096, 8192, 12288, 16384)}
+    for m, n, k in shapes:
+        if (m, n, k) in squares:
+            continue
+        tiles = (m // 128) * (n // 256)
+        assert m % 128 == 0 and n % 256 == 0 and tiles % 132 == 0
+        assert max(m, n) <= 2 * min(m, n)
+    assert shapes == sorted(shapes, key=lambda s: (2 * s[0] * s[1] * s[2], s))
+    assert not ms.gpu_candidates(132, 2, memory_bytes=10**6)  # nothing fits: nothing proposed
+
+
+def test_msmf_from_raw_samples():
+    out = ms.msmf([0.5, 0.5, 1.0], 1e12, buckets=2)
+    assert out["tflops"] == pytest.approx(3 / 2.0)
+    assert out["window_s"] == 2.0 and out["iterations"] == 3
+    assert [p["tflops"] for p in out["series"]] == pytest.approx([2.0, 1.0])
+    assert out["min_bucket_tflops"] == pytest.approx(1.0)
+
+
+def fake_measure(seconds_for):
+    """matmul.run with a FakeTimer whose every iteration of a shape takes seconds_for(spec, backend)."""
+
+    def measure(spec, device, policy, **kw):
+        timer = FakeTimer(itertools.repeat(seconds_for(spec, kw.get("backend", "torch"))))
+        return mm.run(spec, device, policy, timer=timer, **kw)
+
+    return measure
+
+
+def test_search_finds_the_fastest_shape_and_backend_then_holds_it():
+    # numpy is fastest at 512, torch at 256; every shape's time is flops / rate
+    rates = {((256,) * 3, "torch"): 2e9, ((512,) * 3, "torch"): 1e9, ((256,) * 3, "numpy"): 1e9, ((512,) * 3, "numpy"): 4e9}
+    measure = fake_measure(lambda spec, b: spec.flops / rates[((spec.m, spec.n, spec.k), b)])
+    config = ms.SearchConfig("grid", budget_s=4.0, window_s=1.0)
+    peak = Peak(0.01, "theoretical", "test", "test")
+    out = list(ms.search(CPU, "float32", config, [(256,) * 3, (512,) * 3], peak=peak, measure=measure))
+    roles = [m.details["search"]["role"] for m in out]
+    assert roles.count("candidate") >= 4 and roles[-1] == "msmf"
+    (mamf,) = [m for m in out if m.details["search"].get("mamf")]
+    assert (mamf.spec["m"], mamf.details["backend"]) == (512, "numpy")
+    assert mamf.summary["tflops_median"] == pytest.approx(4e9 / 1e12)
+    assert mamf.summary["efficiency"] == pytest.approx(0.4)
+    torch_final = [m for m in out if m.details["search"]["role"] == "final" and m.details["backend"] == "torch"]
+    assert torch_final[0].spec["m"] == 256 and not torch_final[0].details["search"]["mamf"]
+    held = out[-1]
+    assert held.details["backend"] == "numpy" and held.details["msmf"]["tflops"] == pytest.approx(4e-3)
+    assert all(m.status == "ok" for m in out)  # every product really computed and checked
+
+
+def test_precision_far_below_float32_is_marked_emulated_and_not_searched_further():
+    measure = fake_measure(lambda spec, b: spec.flops / 1e8)  # 0.1 GFLOPS
+    config = ms.SearchConfig("grid", budget_s=2.0, window_s=1.0)
+    out = list(ms.search(CPU, "bfloat16", config, [(64,) * 3, (128,) * 3], float32_tflops=0.1, measure=measure))
+    assert len(out) == 1 and out[0].emulated
+    assert any(w["code"] == "emulated" and "0.10% of float32" in w["message"] for w in out[0].warnings)
+
+
+def test_figure_above_peak_is_flagged_implausible():
+    measure = fake_measure(lambda spec, b: spec.flops / 1e12)  # 1 TFLOPS against a 0.5 TFLOPS peak
+    config = ms.SearchConfig("grid", budget_s=1.0, window_s=0)
+    out = list(ms.search(CPU, "float32", config, [(64,) * 3], peak=Peak(0.5, "theoretical", "t", "t"), measure=measure))
+    assert all("implausible" in [w["code"] for w in m.warnings] for m in out)
+
+
+def test_search_budget_stops_the_sweep():
+    ticks = itertools.count(0.0, 10.0)  # every clock read advances 10 s
+    measure = fake_measure(lambda spec, b: 1e-3)
+    config = ms.SearchConfig("grid", budget_s=25.0, window_s=0)
+    shapes = [(n, n, n) for n in (32, 48, 64, 80, 96)]
+    out = list(ms.search(CPU, "float32", config, shapes, clock=lambda: next(ticks), measure=measure))
+    coarse = [m for m in out if m.details["search"].get("phase") == "coarse"]
+    assert 0 < len(coarse) < len(shapes) * 2
+
+
+def test_interrupted_search_keeps_finished_shapes(tmp_path):
+    from bench import runner
+    from bench.report.model import NodeReport
+    from bench.report.store import ReportWriter, load_report
+
+    calls = {"n": 0}
+
+    def measure(spec, device, policy, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return mm.run(spec, device, policy, timer=FakeTimer(itertools.repeat(1e-3)), **kw)
+
+    config = ms.SearchConfig("grid", budget_s=5.0, window_s=0)
+    gen = ms.search(CPU, "float32", config, [(32,) * 3, (48,) * 3, (64,) * 3], measure=measure)
+    report = NodeReport("r", {}, [], {}, {}, "2026-11-28T00:00:00Z")
+    writer = ReportWriter(report, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(writer, [runner.Step("search", lambda: gen)])
+    saved = load_report(tmp_path / "report.json")
+    assert saved.interrupted and len(saved.measurements) == 2
+    assert all(m.details["search"]["role"] == "candidate" for m in saved.measurements)
+
+
+def test_policy_used_for_candidates_is_short():
+    p = ms._policy(0.5)
+    assert isinstance(p, Policy) and p.budget_s == 0.5 and p.min_iterations == 3
