@@ -32,5 +32,7 @@ def report(path: Path, as_json: bool) -> None:
     out.print(f"run {rep.run_id}  {rep.start_utc} -> {rep.end_utc or '?'}  {state}")
     out.print(f"bench {rep.tool.get('version')} ({rep.tool.get('git_commit') or 'not from a checkout'})")
     out.print(render.measurements_table(rep.measurements))
+    if any("search" in m.details for m in rep.measurements):
+        out.print(render.search_table(rep.measurements))
     for line in render.warning_lines(rep.measurements):
         out.print(line, highlight=False)

@@ -180,6 +180,8 @@ def test_grid_search_reports_mamf_msmf_and_efficiency(cli, tmp_path):
     assert "candidate" in roles and "final" in roles and "msmf" in roles
     (mamf,) = [m for m in rep.measurements if m.details.get("search", {}).get("mamf")]
     assert mamf.peak["assumptions"]["clock_mhz"] == 100000 and 0 < mamf.summary["efficiency"] < 1
-    held = [m for m in rep.measurements if m.details.get("search", {}).get("role") == "msmf"][0]
+    held = next(m for m in rep.measurements if m.details.get("search", {}).get("role") == "msmf")
     assert held.details["msmf"]["tflops"] > 0 and held.details["telemetry"]["samples"] >= 2
     assert rep.config["search"] == "grid" and rep.config["grid"] == [[64, 64, 64], [128, 64, 64]]
+    shown = run(cli, "report", str(saved))
+    assert shown.exit_code == 0 and "MAMF" in shown.output

@@ -1,64 +1,70 @@
-"""Benchmark, not a test: bench's matmul figure against plain numpy and torch loops in the same process.
+"""Benchmark, not a test: bench's CPU MAMF against plain numpy and torch matmul loops, in one process.
 
-    .venv/bin/python tests/perf/matmul_vs_plain.py [--size 2048] [--reps 10]
+    .venv/bin/python tests/perf/matmul_vs_plain.py [--sizes 1024,2048,4096] [--reps 10] [--budget 30]
 
-Prints GFLOPS (best of the plain loops' iterations, bench's median and best) and the ratio bench/plain per precision.
-bench must never under-report a machine: its best should be at least ~0.9x the plain loops' best.
+For each precision: the median GFLOPS of a plain `a @ b` loop in numpy and in torch at each size (the best size
+counts), bench's MAMF from `--search auto`, and MAMF / best plain loop. bench must never under-report a machine:
+the ratio should be >= 1.0 (up to noise on a shared VM).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import numpy as np
 import torch
 
-from bench.hardware import devices, host
-from bench.measure.sampling import Policy
-from bench.workloads import matmul as mm
+from bench.hardware import devices, host, peaks
+from bench.workloads import matmul_search as ms
 
 NUMPY = {"float64": np.float64, "float32": np.float32}
+TORCH = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def plain_torch(name: str, n: int, reps: int) -> float:
-    dtype = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}[name]
-    a, b = torch.rand(n, n).to(dtype), torch.rand(n, n).to(dtype)
-    c = a @ b
-    best = min(_time(lambda: torch.matmul(a, b, out=c)) for _ in range(reps))
-    return 2 * n**3 / best / 1e9
-
-
-def plain_numpy(name: str, n: int, reps: int) -> float | None:
-    if name not in NUMPY:
-        return None
-    a, b = np.random.rand(n, n).astype(NUMPY[name]), np.random.rand(n, n).astype(NUMPY[name])
-    best = min(_time(lambda: a @ b) for _ in range(reps))
-    return 2 * n**3 / best / 1e9
-
-
-def _time(fn) -> float:
-    t0 = time.perf_counter()
+def _median_gflops(fn, n: int, reps: int) -> float:
     fn()
-    return time.perf_counter() - t0
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def plain(name: str, sizes: list[int], reps: int) -> tuple[float | None, float]:
+    best_np, best_t = None, 0.0
+    for n in sizes:
+        if name in NUMPY:
+            a, b = np.random.rand(n, n).astype(NUMPY[name]), np.random.rand(n, n).astype(NUMPY[name])
+            best_np = max(best_np or 0.0, _median_gflops(lambda: a @ b, n, reps))
+        ta, tb = torch.rand(n, n).to(TORCH[name]), torch.rand(n, n).to(TORCH[name])
+        best_t = max(best_t, _median_gflops(lambda: ta @ tb, n, reps))
+    return best_np, best_t
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--sizes", default="1024,2048,4096")
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--budget", type=float, default=ms.BUDGET_S["cpu"])
     args = ap.parse_args()
-    cpu = devices.facts("cpu", host.host_inventory())
-    print(f"{'precision':10} {'size':>6} {'numpy':>9} {'torch':>9} {'bench med':>10} {'bench best':>10} {'best/plain':>10}")
-    for name in ("float64", "float32", "bfloat16"):
-        m = mm.run(mm.MatmulSpec(args.size, args.size, args.size, name), cpu, Policy(budget_s=2.0, max_warmup_s=1.0))
-        n = m.spec["n"]  # an emulated precision is measured smaller; compare at the same size
-        reps = args.reps if n == args.size else 3
-        np_g, t_g = plain_numpy(name, n, reps), plain_torch(name, n, reps)
-        med, best = m.summary["tflops_median"] * 1e3, m.summary["tflops_best"] * 1e3
-        plain = max(g for g in (np_g, t_g) if g is not None)
-        print(f"{name:10} {n:>6} {np_g or float('nan'):>9.2f} {t_g:>9.2f} {med:>10.2f} {best:>10.2f} {best / plain:>10.2f}"
-              + ("  (emulated)" if m.emulated else ""))
+    sizes = [int(s) for s in args.sizes.split(",")]
+    inv = host.host_inventory()
+    cpu = devices.facts("cpu", inv)
+    print(f"{'precision':10} {'numpy':>9} {'torch':>9} {'MAMF':>9} {'shape':>16} {'backend':>8} {'MAMF/plain':>10}  GFLOPS")
+    for name in ("float32", "float64"):
+        np_g, t_g = plain(name, sizes, args.reps)
+        config = ms.SearchConfig("auto", args.budget, window_s=0)
+        candidates = ms.candidates_for(cpu, name, config, devices.free_memory_bytes("cpu"), 0)
+        out = list(ms.search(cpu, name, config, candidates, peak=peaks.cpu_peak(inv, name)))
+        mamf = next(m for m in out if m.details["search"].get("mamf"))
+        g = mamf.summary["tflops_median"] * 1e3
+        shape = f"{mamf.spec['m']}x{mamf.spec['n']}x{mamf.spec['k']}"
+        best_plain = max(x for x in (np_g, t_g) if x is not None)
+        print(f"{name:10} {np_g or float('nan'):>9.1f} {t_g:>9.1f} {g:>9.1f} {shape:>16} {mamf.details['backend']:>8} "
+              f"{g / best_plain:>10.2f}")
 
 
 if __name__ == "__main__":
