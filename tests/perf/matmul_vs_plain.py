@@ -38,9 +38,9 @@ def plain(name: str, sizes: list[int], reps: int) -> tuple[float | None, float]:
     for n in sizes:
         if name in NUMPY:
             a, b = np.random.rand(n, n).astype(NUMPY[name]), np.random.rand(n, n).astype(NUMPY[name])
-            best_np = max(best_np or 0.0, _median_gflops(lambda: a @ b, n, reps))
+            best_np = max(best_np or 0.0, _median_gflops(lambda a=a, b=b: a @ b, n, reps))
         ta, tb = torch.rand(n, n).to(TORCH[name]), torch.rand(n, n).to(TORCH[name])
-        best_t = max(best_t, _median_gflops(lambda: ta @ tb, n, reps))
+        best_t = max(best_t, _median_gflops(lambda a=ta, b=tb: a @ b, n, reps))
     return best_np, best_t
 
 
