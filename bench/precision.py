@@ -23,6 +23,12 @@ class Precision:
     accumulate_roundoff: float
     #: True when the precision exists only as a mode of CUDA tensor cores (tf32)
     cuda_only: bool = False
+    #: dtype of the product when it differs from the operands' (fp8 -> bfloat16, int8 -> int32)
+    output_dtype: torch.dtype | None = None
+
+    @property
+    def result_dtype(self) -> torch.dtype:
+        return self.output_dtype or self.torch_dtype
 
     @property
     def itemsize(self) -> int:
@@ -34,6 +40,9 @@ _U32 = 2.0**-24
 _UTF32 = 2.0**-11  # tf32 keeps 10 explicit mantissa bits
 _UBF16 = 2.0**-8
 _UF16 = 2.0**-11
+#: Hopper's fp8 tensor cores keep fewer accumulator bits than float32 between promotions (DeepSeek-V3 report: about
+#: 14); bound them as if 14 bits were kept.
+_UFP8_ACC = 2.0**-14
 
 PRECISIONS: dict[str, Precision] = {
     p.name: p
@@ -46,13 +55,18 @@ PRECISIONS: dict[str, Precision] = {
         # and the emulated CPU paths all accumulate in float32.
         Precision("bfloat16", torch.bfloat16, _UBF16, 0.0, _U32),
         Precision("float16", torch.float16, _UF16, 0.0, _U32),
+        # fp8 e4m3 operands (torch._scaled_mm, unit scales), product written as bfloat16.
+        Precision("float8_e4m3", torch.float8_e4m3fn, _UBF16, 0.0, _UFP8_ACC, output_dtype=torch.bfloat16),
+        # int8 operands, int32 product (torch._int_mm): exact, so any difference at all is an error. Its "FLOPs" are
+        # integer operations (TOPS).
+        Precision("int8", torch.int8, 0.0, 0.0, 0.0, output_dtype=torch.int32),
     )
 }
 
 #: Precisions a matmul run measures when none is named, per device kind.
 DEFAULT_PRECISIONS: dict[str, tuple[str, ...]] = {
-    "cpu": ("float64", "float32", "bfloat16", "float16"),
-    "cuda": ("float64", "float32", "tf32", "bfloat16", "float16"),
+    "cpu": ("float64", "float32", "bfloat16", "float16", "int8"),
+    "cuda": ("float64", "float32", "tf32", "bfloat16", "float16", "float8_e4m3", "int8"),
 }
 
 

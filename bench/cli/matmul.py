@@ -219,6 +219,6 @@ def matmul(
         for line in render.warning_lines(shown):
             out.print(line, highlight=False)
         out.print(f"report: {writer.path}")
-    invalid = [m for m in report.measurements if m.status == "invalid"]
-    if invalid:
-        fail("; ".join(f"{m.device['id']} {m.spec['precision']}: {m.reason}" for m in invalid))
+    failed = [m for m in report.measurements if m.status in ("invalid", "error")]
+    if failed:
+        fail("; ".join(f"{m.device['id']} {m.spec['precision']}: {m.reason}" for m in failed))

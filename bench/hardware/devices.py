@@ -68,13 +68,23 @@ def facts(device_id: str, host: dict | None = None) -> DeviceFacts:
 
 #: Native matrix-multiply support per precision. CPU: ISA flags (as /proc/cpuinfo names them) of which any one gives
 #: the BLAS libraries torch uses (MKL, oneDNN, OpenBLAS, Arm PL) a native kernel; without one they convert to float32
-#: element by element (~0.2% of the float32 rate measured on an AVX2-only EPYC). CUDA: minimum compute capability,
-#: from NVIDIA's CUDA programming guide (bf16 and tf32 arrived with Ampere, 8.0; fp16 arithmetic with 5.3).
+#: element by element (~0.2% of the float32 rate measured on an AVX2-only EPYC). No CPU shipping today multiplies fp8
+#: natively (AMX-FP8 is announced). CUDA: minimum compute capability per NVIDIA's CUDA programming guide and the torch
+#: kernels (bf16 and tf32 arrived with Ampere 8.0, fp16 arithmetic with 5.3, int8 tensor cores with Turing 7.5, fp8
+#: with Ada 8.9), and what happens below it: 'emulated' (torch still runs it, slowly) or 'unsupported' (torch cannot).
 CPU_NATIVE_FLAGS = {
     "bfloat16": ("avx512_bf16", "amx_bf16", "bf16"),
     "float16": ("avx512_fp16", "amx_fp16", "asimdhp"),
+    "float8_e4m3": ("amx_fp8",),
+    "int8": ("avx512_vnni", "avx_vnni", "amx_int8", "i8mm", "asimddp"),
 }
-CUDA_MIN_CAPABILITY = {"tf32": (8, 0), "bfloat16": (8, 0), "float16": (5, 3)}
+CUDA_MIN_CAPABILITY = {
+    "tf32": ((8, 0), "unsupported"),
+    "bfloat16": ((8, 0), "emulated"),
+    "float16": ((5, 3), "emulated"),
+    "float8_e4m3": ((8, 9), "unsupported"),
+    "int8": ((7, 5), "unsupported"),
+}
 
 
 def support(device: DeviceFacts, precision: str, cuda_only: bool) -> tuple[str, str | None]:
@@ -86,12 +96,12 @@ def support(device: DeviceFacts, precision: str, cuda_only: bool) -> tuple[str, 
         if needed and not set(needed) & set(device.isa_flags):
             return "emulated", f"no native {precision} on this CPU (none of the ISA flags {', '.join(needed)})"
         return "native", None
-    minimum = CUDA_MIN_CAPABILITY.get(precision)
-    if minimum and device.compute_capability:
+    rule = CUDA_MIN_CAPABILITY.get(precision)
+    if rule and device.compute_capability:
+        (major, minor), below = rule
         have = tuple(int(x) for x in device.compute_capability.split("."))
-        if have < minimum:
-            verdict = "unsupported" if cuda_only else "emulated"
-            return verdict, f"{precision} needs compute capability {minimum[0]}.{minimum[1]}, {device.id} has {device.compute_capability}"
+        if have < (major, minor):
+            return below, f"{precision} needs compute capability {major}.{minor}, {device.id} has {device.compute_capability}"
     return "native", None
 
 

@@ -17,8 +17,9 @@ from bench.hardware.fields import FieldSet
 #: ISA flags (as /proc/cpuinfo names them) that decide how many FLOPs a core does per cycle at each precision:
 #: x86 first, then Arm (asimd = NEON, asimdhp = fp16 arithmetic, bf16 = BFMMLA/BFDOT).
 FLOP_FLAGS = (
-    "fma", "avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16",
-    "asimd", "asimdhp", "sve", "sve2", "bf16", "i8mm",
+    "fma", "avx2", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni",
+    "amx_tile", "amx_bf16", "amx_fp16", "amx_int8", "amx_fp8",
+    "asimd", "asimdhp", "asimddp", "sve", "sve2", "bf16", "i8mm",
 )  # fmt: skip
 
 PROC_CPUINFO = Path("/proc/cpuinfo")

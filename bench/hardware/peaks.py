@@ -85,7 +85,7 @@ def memory_bandwidth_tbps(device_name: str) -> float | None:
 #: Vector width in bits by ISA flag, widest first.
 _VECTOR_BITS = (("avx512f", 512), ("avx2", 256), ("avx", 256), ("asimd", 128), ("sse2", 128))
 #: FLOPs per cycle per core of the matrix engines (Intel AMX: 16x32 bf16 tile-multiply per cycle, 1024 FLOPs).
-_AMX_FLOPS = {"bfloat16": ("amx_bf16", 1024), "float16": ("amx_fp16", 1024)}
+_AMX_FLOPS = {"bfloat16": ("amx_bf16", 1024), "float16": ("amx_fp16", 1024), "int8": ("amx_int8", 2048)}
 #: Most x86 server cores since Haswell/Zen 2 issue two vector FMAs per cycle; some AVX-512 parts have one.
 DEFAULT_FMA_UNITS = 2
 
@@ -106,6 +106,10 @@ def cpu_flops_per_cycle(flags: set[str], precision: str, fma_units: int = DEFAUL
         return 512 // 32 * 4 * fma_units, f"avx512_bf16 dot product x{fma_units}"
     if precision == "float16" and "avx512_fp16" in flags:
         return 512 // 16 * 2 * fma_units, f"avx512_fp16 FMA x{fma_units}"
+    if precision == "int8" and ({"avx512_vnni", "avx_vnni"} & flags):
+        # VPDPBUSD: per int32 lane, four int8 products accumulated = 8 integer ops
+        width = 512 if "avx512_vnni" in flags else 256
+        return width // 32 * 8 * fma_units, f"{width}-bit VNNI dot product x{fma_units}"
     return None
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 NODE_REPORT_KIND = "bench.node-report"
-STATUSES = ("ok", "invalid", "skipped")
+STATUSES = ("ok", "invalid", "skipped", "error")
 
 
 class ReportError(ValueError):
@@ -27,8 +27,8 @@ def utc_now() -> str:
 class Measurement:
     """One workload on one device at one spec, with its raw per-iteration seconds and the figures derived from them.
 
-    status: 'ok' (measured and checked), 'invalid' (measured, but the correctness check failed: never counted) or
-    'skipped' (not measured; `reason` says why).
+    status: 'ok' (measured and checked), 'invalid' (measured, but the correctness check failed: never counted),
+    'skipped' (not measured; `reason` says why) or 'error' (the kernel or driver failed; `reason` holds the error).
     """
 
     workload: str
@@ -79,7 +79,7 @@ class Measurement:
         )
         if m.status not in STATUSES:
             raise ReportError(f"{where}.status is {m.status!r}; valid: {', '.join(STATUSES)}")
-        if m.status != "skipped" and (not m.samples_s or m.summary is None or m.flops_per_iteration is None):
+        if m.status in ("ok", "invalid") and (not m.samples_s or m.summary is None or m.flops_per_iteration is None):
             raise ReportError(f"{where}: a measured ({m.status}) entry needs samples_s, summary and flops_per_iteration")
         return m
 

@@ -47,7 +47,7 @@ def measurements_table(measurements: list[Measurement], title: str = "matmul") -
     for m in measurements:
         s = m.summary
         status = m.status + (" (emulated)" if m.emulated else "")
-        style = {"ok": None, "invalid": "bold red", "skipped": "dim"}[m.status]
+        style = {"ok": None, "invalid": "bold red", "skipped": "dim", "error": "bold red"}[m.status]
         table.add_row(
             m.device.get("id", "?"),
             m.spec.get("precision", "-"),

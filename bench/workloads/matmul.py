@@ -7,6 +7,7 @@ checked with Freivalds' algorithm; one that fails is reported 'invalid' and neve
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -38,7 +39,19 @@ MEMORY_HEADROOM = 0.10
 Product = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]
 
 
+@functools.cache
+def _unit_scale(device: torch.device) -> torch.Tensor:
+    """The float32 scale 1.0 torch._scaled_mm takes per operand, made once per device (not inside the timing)."""
+    return torch.ones((), dtype=torch.float32, device=device)
+
+
 def matmul_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> object:
+    """torch's fastest matmul for the operands: _int_mm for int8, _scaled_mm (unit scales) for fp8, else matmul."""
+    if a.dtype == torch.int8:
+        return torch._int_mm(a, b, out=out)
+    if a.dtype == torch.float8_e4m3fn:
+        one = _unit_scale(a.device)
+        return torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=out.dtype, out=out)
     return torch.matmul(a, b, out=out)
 
 
@@ -49,6 +62,16 @@ def numpy_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> object
 
 #: Matmul implementations by name. numpy runs float32/float64 on the CPU only.
 BACKENDS: dict[str, Product] = {"torch": matmul_product, "numpy": numpy_product}
+
+
+def shape_constraint(spec: MatmulSpec, device: DeviceFacts) -> str | None:
+    """Why torch's int8/fp8 kernels cannot take this shape, or None. fp8 (_scaled_mm) needs every dimension a multiple
+    of 16; int8 (_int_mm) on CUDA needs M > 16 and K, N multiples of 8."""
+    if spec.precision == "float8_e4m3" and any(d % 16 for d in (spec.m, spec.n, spec.k)):
+        return "float8_e4m3 products (torch._scaled_mm) need M, N and K to be multiples of 16"
+    if spec.precision == "int8" and device.kind == "cuda" and (spec.m <= 16 or spec.k % 8 or spec.n % 8):
+        return "int8 products (torch._int_mm) on CUDA need M > 16 and K, N multiples of 8"
+    return None
 
 
 def backends_for(device: DeviceFacts, precision: str) -> list[str]:
@@ -75,9 +98,10 @@ class MatmulSpec:
 
     def operand_bytes(self) -> int:
         """Bytes of A, B and C, plus the Freivalds check's float64 chunk, in the spec's storage format."""
-        itemsize = get(self.precision).itemsize
+        precision = get(self.precision)
+        out_size = torch.empty((), dtype=precision.result_dtype).element_size()
         check = freivalds.CHUNK_ROWS * max(self.k, self.n) * 8 + 4 * (self.m + self.n + self.k) * 8
-        return (self.m * self.k + self.k * self.n + self.m * self.n) * itemsize + check
+        return (self.m * self.k + self.k * self.n) * precision.itemsize + self.m * self.n * out_size + check
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -125,13 +149,23 @@ def default_timer(device: DeviceFacts) -> Timer:
 
 
 def _operands(spec: MatmulSpec, device: DeviceFacts, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A and B uniform in [-1, 1) from a seeded generator on the device, C empty; all in the spec's storage dtype."""
-    dtype = get(spec.precision).torch_dtype
-    gen_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    """A and B from a seeded generator on the device (uniform in [-1, 1), or all of int8), C empty in the result
+    dtype. fp8's B is column-major, as torch._scaled_mm requires."""
+    precision = get(spec.precision)
+    dtype = precision.torch_dtype
     gen = torch.Generator(device=device.id).manual_seed(seed)
-    a = (torch.rand(spec.m, spec.k, generator=gen, device=device.id, dtype=gen_dtype) * 2 - 1).to(dtype)
-    b = (torch.rand(spec.k, spec.n, generator=gen, device=device.id, dtype=gen_dtype) * 2 - 1).to(dtype)
-    return a, b, torch.empty(spec.m, spec.n, device=device.id, dtype=dtype)
+    c = torch.empty(spec.m, spec.n, device=device.id, dtype=precision.result_dtype)
+    if dtype == torch.int8:
+        a = torch.randint(-128, 128, (spec.m, spec.k), generator=gen, device=device.id, dtype=torch.int8)
+        return a, torch.randint(-128, 128, (spec.k, spec.n), generator=gen, device=device.id, dtype=torch.int8), c
+
+    def uniform(rows: int, cols: int) -> torch.Tensor:
+        gen_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        return (torch.rand(rows, cols, generator=gen, device=device.id, dtype=gen_dtype) * 2 - 1).to(dtype)
+
+    a = uniform(spec.m, spec.k)
+    b = uniform(spec.n, spec.k).t() if dtype == torch.float8_e4m3fn else uniform(spec.k, spec.n)
+    return a, b, c
 
 
 def _skipped(spec: MatmulSpec, device: DeviceFacts, reason: str) -> Measurement:
@@ -207,10 +241,15 @@ def _measure(
                 sampled = collect(timer, lambda: product(a, b, c), policy)
             devices.synchronize(device.id)
             check = freivalds.check(a, b, c, precision, torch.Generator(device=device.id).manual_seed(seed + 1))
-    except Exception as exc:
-        if not devices.is_oom(exc):
-            raise
-        return _skipped(spec, device, f"out of memory on {device.id}: {str(exc).splitlines()[0]}")
+    except (RuntimeError, NotImplementedError, MemoryError) as exc:
+        # Out of memory is a shape that does not fit; any other kernel or driver failure is recorded as an error
+        # with its message, and the run goes on to the next measurement.
+        first_line = (str(exc).splitlines() or [""])[0]
+        if devices.is_oom(exc):
+            return _skipped(spec, device, f"out of memory on {device.id}: {first_line}")
+        failed = _skipped(spec, device, f"{type(exc).__name__}: {first_line}")
+        failed.status = "error"
+        return failed
     finally:
         a = b = c = None  # free device memory before the next spec
     summary = derived_figures(sampled.samples_s, spec.flops, peak.tflops if peak else None)
@@ -261,6 +300,9 @@ def run(
     measured and checked, at most at EMULATED_SIZE cubed (an emulated bf16 product of 2048^3 takes a minute on a CPU
     without native bf16), and marked emulated so that capacity excludes it.
     """
+    constraint = shape_constraint(spec, device)
+    if constraint:
+        return _skipped(spec, device, constraint)
     if backend not in backends_for(device, spec.precision):
         return _skipped(spec, device, f"backend {backend!r} does not run {spec.precision} on {device.kind}")
     product = product or BACKENDS[backend]

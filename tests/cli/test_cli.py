@@ -84,7 +84,7 @@ def test_matmul_defaults_on_cpu_cover_the_cpu_precisions(cli, tmp_path):
     result = run(cli, "matmul", "--device", "cpu", "--size", "32", "--results-dir", str(tmp_path), "--json", *FAST)
     assert result.exit_code == 0
     got = [m["spec"]["precision"] for m in json.loads(result.stdout)["measurements"]]
-    assert got == ["float64", "float32", "bfloat16", "float16"]
+    assert got == ["float64", "float32", "bfloat16", "float16", "int8"]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +92,7 @@ def test_matmul_defaults_on_cpu_cover_the_cpu_precisions(cli, tmp_path):
     [
         (["--device", "tpu"], "valid here: cpu"),
         (["--device", "cuda:99"], "valid here: cpu"),
-        (["--dtype", "int4"], "'float64', 'float32', 'tf32', 'bfloat16', 'float16'"),
+        (["--dtype", "int4"], "'float64', 'float32', 'tf32', 'bfloat16', 'float16', 'float8_e4m3', 'int8'"),
         (["--shape", "1,2"], "expected three positive integers"),
         (["--shape", "a,b,c"], "expected three positive integers"),
         (["--shape", "4,0,4"], "expected three positive integers"),

@@ -49,6 +49,13 @@ def test_cpu_facts_come_from_host_inventory():
         (gpu("7.0"), "float16", False, "native"),
         (gpu("8.0"), "bfloat16", False, "native"),
         (gpu("5.2"), "float16", False, "emulated"),
+        (gpu("8.9"), "float8_e4m3", False, "native"),
+        (gpu("8.0"), "float8_e4m3", False, "unsupported"),
+        (gpu("7.5"), "int8", False, "native"),
+        (gpu("7.0"), "int8", False, "unsupported"),
+        (cpu("avx2", "fma"), "int8", False, "emulated"),
+        (cpu("avx512_vnni"), "int8", False, "native"),
+        (cpu("amx_bf16", "avx512_fp16"), "float8_e4m3", False, "emulated"),
     ],
 )
 def test_support_matrix(device, precision, cuda_only, verdict):

@@ -72,3 +72,13 @@ def test_cpu_peak_falls_back_to_current_clock_and_says_so():
     p = peaks.cpu_peak(host({"avx2", "fma"}, cores=2, current=2445.4), "float32")
     assert p.assumptions["clock_source"].startswith("current clock")
     assert peaks.cpu_peak(host({"avx2", "fma"}, cores=2), "float32") is None  # no clock at all: no peak
+
+
+def test_cpu_peak_int8_vnni_and_amx():
+    # 512-bit VNNI: 16 int32 lanes x 4 products x 2 ops x 2 units = 256 ops/cycle
+    vnni = peaks.cpu_peak(host({"avx512f", "avx512_vnni"}, cores=2, max_mhz=1000.0), "int8")
+    assert vnni.tflops == pytest.approx(2 * 1e9 * 256 / 1e12)
+    amx = peaks.cpu_peak(host({"amx_int8", "avx512_vnni"}, cores=1, max_mhz=1000.0), "int8")
+    assert amx.tflops == pytest.approx(1e9 * 2048 / 1e12)
+    assert peaks.cpu_peak(host({"avx2", "fma"}, max_mhz=1000.0), "int8") is None
+    assert peaks.vendor_peak("NVIDIA H100 80GB HBM3", "float8_e4m3").tflops == 1978.9

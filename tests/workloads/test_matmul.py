@@ -101,12 +101,47 @@ def test_out_of_memory_during_the_run_is_skipped():
     assert m.status == "skipped" and "out of memory" in m.reason
 
 
-def test_other_errors_propagate():
+def test_a_kernel_error_is_recorded_and_the_run_goes_on():
     def broken(a, b, out):
-        raise RuntimeError("driver exploded")
+        raise RuntimeError("CUBLAS_STATUS_EXECUTION_FAILED\nmore detail")
 
-    with pytest.raises(RuntimeError, match="exploded"):
-        mm.run(mm.MatmulSpec(16, 16, 16, "float32"), cpu(), FAST, product=broken)
+    m = mm.run(mm.MatmulSpec(16, 16, 16, "float32"), cpu(), FAST, product=broken)
+    assert m.status == "error" and m.reason == "RuntimeError: CUBLAS_STATUS_EXECUTION_FAILED"
+    Measurement.from_dict(m.to_dict())
+
+
+def test_programming_errors_still_propagate():
+    def wrong(a, b, out):
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        mm.run(mm.MatmulSpec(16, 16, 16, "float32"), cpu(), FAST, product=wrong)
+
+
+@pytest.mark.parametrize("name", ["float8_e4m3", "int8"])
+def test_fp8_and_int8_products_are_measured_and_checked(name):
+    m = mm.run(mm.MatmulSpec(64, 48, 32, name), cpu(), FAST)
+    assert m.status == "ok" and m.validity["passed"] and m.emulated  # no native fp8/int8 without the flags
+
+
+def test_int8_native_with_vnni_and_exact_check():
+    m = mm.run(mm.MatmulSpec(32, 32, 32, "int8"), cpu(flags=("avx512_vnni",)), FAST)
+    assert m.status == "ok" and not m.emulated and m.validity["max_abs_error"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "spec, device, expected",
+    [
+        (("float8_e4m3", 100, 64, 64), "cpu", "multiples of 16"),
+        (("int8", 16, 64, 64), "cuda", "M > 16"),
+        (("int8", 32, 64, 60), "cuda", "multiples of 8"),
+    ],
+)
+def test_kernel_shape_constraints_are_skips_with_reasons(spec, device, expected):
+    name, m, n, k = spec
+    facts = cpu() if device == "cpu" else DeviceFacts("cuda:0", "cuda", "gpu", "GPU-x", 0, "9.0")
+    out = mm.run(mm.MatmulSpec(m, n, k, name), facts, FAST)
+    assert out.status == "skipped" and expected in out.reason
 
 
 def test_cpu_threads_are_physical_cores_and_restored():
