@@ -35,8 +35,14 @@ def start(results_dir: Path, config: dict[str, Any], inventory: dict[str, Any]) 
     return ReportWriter(report, results_dir / run_id)
 
 
-def execute(writer: ReportWriter, steps: Sequence[Step], on_step: Callable[[Step], None] | None = None) -> NodeReport:
-    """Run every step in order. On any exception, Ctrl-C included, the report is closed as interrupted and re-raised."""
+def execute(
+    writer: ReportWriter,
+    steps: Sequence[Step],
+    on_step: Callable[[Step], None] | None = None,
+    on_measurement: Callable[[Measurement], None] | None = None,
+) -> NodeReport:
+    """Run every step in order, saving each measurement as it arrives. On any exception, Ctrl-C included, the report is
+    closed as interrupted and the exception re-raised."""
     try:
         for step in steps:
             if on_step:
@@ -44,6 +50,8 @@ def execute(writer: ReportWriter, steps: Sequence[Step], on_step: Callable[[Step
             result = step.run()
             for m in [result] if isinstance(result, Measurement) else result:
                 writer.add(m)
+                if on_measurement:
+                    on_measurement(m)
     except BaseException:
         writer.finish(interrupted=True)
         raise

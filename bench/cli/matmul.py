@@ -191,15 +191,19 @@ def matmul(
         console=stderr(), disable=quiet, transient=True,
     )  # fmt: skip
     task = progress.add_task("matmul", total=len(steps))
-    done = {"steps": 0}
+    current = {"label": "", "done": -1}
+
+    def show() -> None:
+        label = f"{current['label']} ({len(writer.report.measurements)} measured)"
+        progress.update(task, description=label, completed=current["done"])
 
     def on_step(step: runner.Step) -> None:
-        progress.update(task, description=f"{step.label} ({len(writer.report.measurements)} measured)", completed=done["steps"])
-        done["steps"] += 1
+        current["label"], current["done"] = step.label, current["done"] + 1
+        show()
 
     try:
         with progress:
-            report = runner.execute(writer, steps, on_step)
+            report = runner.execute(writer, steps, on_step, lambda m: show())
     except KeyboardInterrupt:
         fail(f"interrupted; {len(writer.report.measurements)} finished measurements saved in {writer.path}", 130)
     finally:

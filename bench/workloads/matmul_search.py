@@ -35,6 +35,8 @@ GPU_MIN, GPU_MAX = 2048, 16384
 #: Shares of the search budget: coarse sweep, re-measuring the best few, the final per-backend measurement.
 COARSE_SHARE, REFINE_SHARE = 0.5, 0.25
 REFINE_TOP = 3
+#: Shapes per backend measured in full at the end; the MAMF is the fastest of them.
+FINAL_PER_BACKEND = 2
 #: Default MSMF window per device kind, seconds.
 WINDOW_S = {"cpu": 2.0, "cuda": 10.0}
 #: Default search budget per device x precision, seconds (MSMF window not included).
@@ -172,19 +174,27 @@ def search(
         yield _tag(r, "candidate", config.mode, phase="refine")
         refined.append(r)
 
-    # The final figure: each backend's best shape measured in full; the faster one is the MAMF.
-    final_each = config.final_budget_s or max(config.budget_s * (1 - COARSE_SHARE - REFINE_SHARE) / 2, 0.5)
-    finals = []
+    # The final figure: each backend's FINAL_PER_BACKEND best shapes measured in full; the fastest is the MAMF. Each is
+    # yielded (saved) as soon as it is measured; the winner's mamf flag is set afterwards, and saved with the next
+    # measurement or when the run closes the report.
+    picks = []
     for backend in backends:
-        mine = [m for m in refined + ranked if m.details["backend"] == backend and m.status == "ok"]
-        if mine:
-            best = max(mine, key=_rate)
-            finals.append(measure(_spec_of(best), device, _policy(final_each), peak=peak, backend=backend))
-    if not finals:
+        scores: dict[Shape, float] = {}
+        for m in refined + ranked:
+            if m.details["backend"] == backend and m.status == "ok":
+                shape = (m.spec["m"], m.spec["n"], m.spec["k"])
+                scores[shape] = max(scores.get(shape, 0.0), _rate(m))
+        picks += [(shape, backend) for shape in sorted(scores, key=scores.get, reverse=True)[:FINAL_PER_BACKEND]]
+    if not picks:
         return
+    final_each = config.final_budget_s or max(config.budget_s * (1 - COARSE_SHARE - REFINE_SHARE) / len(picks), 0.5)
+    finals = []
+    for shape, backend in picks:
+        f = measure(mm.MatmulSpec(*shape, precision), device, _policy(final_each), peak=peak, backend=backend)
+        finals.append(f)
+        yield _tag(f, "final", config.mode, mamf=False, shapes_tried=len(tried) + len(refined))
     winner = max(finals, key=_rate)
-    for f in finals:
-        yield _tag(f, "final", config.mode, mamf=f is winner, shapes_tried=len(tried) + len(refined))
+    winner.details["search"]["mamf"] = True
     best_shape = (winner.spec["m"], winner.spec["n"], winner.spec["k"])
     if winner.status != "ok" or config.window_s <= 0:
         return

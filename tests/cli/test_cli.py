@@ -185,3 +185,43 @@ def test_grid_search_reports_mamf_msmf_and_efficiency(cli, tmp_path):
     assert rep.config["search"] == "grid" and rep.config["grid"] == [[64, 64, 64], [128, 64, 64]]
     shown = run(cli, "report", str(saved))
     assert shown.exit_code == 0 and "MAMF" in shown.output
+
+
+def test_search_without_window_still_saves_which_final_is_the_mamf(cli, tmp_path):
+    result = run(cli, "matmul", "--device", "cpu", "--search", "grid", "--m", "32:64:32", "--n", "32", "--k", "32",
+                 "--dtype", "float64", "--budget", "0.3", "--window", "0", "--results-dir", str(tmp_path), "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (saved,) = tmp_path.glob("*/report.json")
+    finals = [m for m in load_report(saved).measurements if m.details.get("search", {}).get("role") == "final"]
+    assert len(finals) >= 2 and sum(m.details["search"]["mamf"] for m in finals) == 1
+
+
+def test_ctrl_c_in_the_middle_of_a_search_keeps_finished_shapes(tmp_path):
+    """A real SIGINT to a real bench process: exit 130, and the report on disk holds what was finished."""
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "matmul", "--device", "cpu", "--search", "grid", "--m", "64:4096:64", "--n", "64",
+         "--k", "64", "--dtype", "float32", "--budget", "60", "--results-dir", str(tmp_path), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            saved = list(tmp_path.glob("*/report.json"))
+            if saved and len(load_report(saved[0]).measurements) >= 2:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no measurement was saved within 60 s")
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "interrupted;" in err and "finished measurements saved" in err
+    rep = load_report(saved[0])
+    assert rep.interrupted and len(rep.measurements) >= 2
+    assert all(m.status == "ok" and m.details["search"]["role"] == "candidate" for m in rep.measurements)
