@@ -111,9 +111,9 @@ def search_results(measurements: list[Measurement]) -> list[dict[str, Any]]:
         g = groups.setdefault(key, {"device": key[0], "precision": key[1], "tried": 0, "mamf": None, "msmf": None, "skipped": None})
         if role == "candidate":
             g["tried"] += 1
-            g["emulated"] = g.get("emulated") or m.emulated
         elif role == "final" and m.details["search"].get("mamf"):
             g["mamf"] = m
+            g["tried"] = max(g["tried"], m.details["search"].get("shapes_tried", 0))
         elif role == "msmf":
             g["msmf"] = m
         elif m.status == "skipped":
@@ -131,7 +131,7 @@ def search_table(measurements: list[Measurement]) -> Table:
     for r in rows:
         mamf, msmf = r["mamf"], r["msmf"]
         if mamf is None or mamf.summary is None:
-            why = r["skipped"].reason if r["skipped"] else ("emulated: not searched further" if r.get("emulated") else "no valid shape")
+            why = r["skipped"].reason if r["skipped"] else "no valid shape"
             table.add_row(r["device"], r["precision"], "-", "-", "-", "-", "-", "-", str(r["tried"]), why, style="dim")
             continue
         s = mamf.summary
@@ -143,7 +143,8 @@ def search_table(measurements: list[Measurement]) -> Table:
             f"{sustained['tflops'] * scale:.4g}" if sustained else "-",
             f"{sustained['min_bucket_tflops'] * scale:.4g}" if sustained else "-",
             str(r["tried"]),
-            ", ".join(["emulated"] * mamf.emulated + [w["code"] for w in mamf.warnings if w.get("code") != "emulated"]),
+            ", ".join(["emulated: not capacity, not searched"] * mamf.emulated
+                      + [w["code"] for w in mamf.warnings if w.get("code") != "emulated"]),
             style="bold red" if mamf.status == "invalid" else None,
         )  # fmt: skip
     return table

@@ -148,10 +148,10 @@ def search(
             if seconds_per_iteration * 8 > max(coarse_each * 6, deadline - clock()):
                 break
         m = measure(spec, device, _policy(coarse_each), peak=peak, backend=backend)
-        yield _tag(m, "candidate", config.mode, phase="coarse")
-        tried.append(m)
-        best_rate = max(best_rate, _rate(m))
-        if m.emulated or (float32_tflops and precision != "float32" and 0 < _rate(m) < EMULATED_RATIO * float32_tflops):
+        slow = float32_tflops and precision != "float32" and 0 < _rate(m) < EMULATED_RATIO * float32_tflops
+        if m.status == "ok" and (m.emulated or slow):
+            # An emulated precision is not searched further: its figure is not capacity. This one measurement is
+            # what the device does at that precision, reported as its (emulated) result.
             if not m.emulated:
                 m.emulated = True
                 ratio = _rate(m) / float32_tflops
@@ -159,7 +159,11 @@ def search(
                     MeasurementWarning("emulated", f"{precision} runs at {ratio:.2%} of float32's MAMF on this device",
                                        "excluded from capacity").to_dict()
                 )
-            return  # an emulated precision is not searched further: its figure is not capacity
+            yield _tag(m, "final", config.mode, mamf=True, shapes_tried=1)
+            return
+        yield _tag(m, "candidate", config.mode, phase="coarse")
+        tried.append(m)
+        best_rate = max(best_rate, _rate(m))
 
     ranked = sorted((m for m in tried if m.status == "ok"), key=_rate, reverse=True)
     if not ranked:

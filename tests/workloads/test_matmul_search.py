@@ -89,6 +89,7 @@ def test_precision_far_below_float32_is_marked_emulated_and_not_searched_further
     config = ms.SearchConfig("grid", budget_s=2.0, window_s=1.0)
     out = list(ms.search(CPU, "bfloat16", config, [(64,) * 3, (128,) * 3], float32_tflops=0.1, measure=measure))
     assert len(out) == 1 and out[0].emulated
+    assert out[0].details["search"] == {"role": "final", "mode": "grid", "mamf": True, "shapes_tried": 1}
     assert any(w["code"] == "emulated" and "0.10% of float32" in w["message"] for w in out[0].warnings)
 
 
