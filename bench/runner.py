@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from bench.provenance import tool_info
 from bench.report.model import Measurement, NodeReport, utc_now
 from bench.report.store import ReportWriter, new_run_id
@@ -21,8 +23,10 @@ class Step:
     run: Callable[[], Measurement | Iterable[Measurement]]
 
 
-def start(results_dir: Path, config: dict[str, Any], inventory: dict[str, Any]) -> ReportWriter:
-    """Create results_dir/<run-id>/report.json (written at once, then after every measurement)."""
+def start(
+    results_dir: Path, config: dict[str, Any], inventory: dict[str, Any], key: Ed25519PrivateKey | None = None
+) -> ReportWriter:
+    """Create results_dir/<run-id>/report.json (written at once, then after every measurement; signed with `key`)."""
     run_id = new_run_id()
     report = NodeReport(
         run_id=run_id,
@@ -32,7 +36,7 @@ def start(results_dir: Path, config: dict[str, Any], inventory: dict[str, Any]) 
         inventory=inventory,
         start_utc=utc_now(),
     )
-    return ReportWriter(report, results_dir / run_id)
+    return ReportWriter(report, results_dir / run_id, key)
 
 
 def execute(

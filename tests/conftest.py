@@ -8,3 +8,9 @@ def _restore_torch_threads():
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _signing_key_in_tmp(tmp_path_factory, monkeypatch):
+    """Tests never read or create the user's own key: BENCH_KEY points into a temporary directory."""
+    monkeypatch.setenv("BENCH_KEY", str(tmp_path_factory.getbasetemp() / "keys" / "node_ed25519.pem"))

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench import precision as prec
 from bench import runner
+from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stderr, stdout
 from bench.cli.params import DeviceParam, RangeParam, ShapeParam
 from bench.hardware import devices, host, nvml, peaks
@@ -107,6 +108,7 @@ def search_plan(
               help=f"Vector FMA units per core the CPU peak assumes (default {peaks.DEFAULT_FMA_UNITS}).")
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="The report goes to RESULTS_DIR/<run-id>/report.json.")
+@key_option
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def matmul(
@@ -125,6 +127,7 @@ def matmul(
     cpu_clock_mhz: float | None,
     fma_units: int | None,
     results_dir: Path,
+    key_path: Path | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -167,6 +170,7 @@ def matmul(
         "cpu_clock_mhz": cpu_clock_mhz,
         "fma_units": fma_units,
     }
+    key = signing_key(key_path)
     inv = collect()
     facts = [devices.facts(d, inv["host"]) for d in device_ids]
     readers: dict[str, Any] = {}
@@ -185,7 +189,7 @@ def matmul(
         policy = Policy(budget_s=budget or 1.0, min_iterations=min_iterations, max_warmup_s=warmup)
         steps = fixed_plan(facts, inv["host"], precisions, all_shapes, policy, overrides)
 
-    writer = runner.start(results_dir, config, inv)
+    writer = runner.start(results_dir, config, inv, key)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=stderr(), disable=quiet, transient=True,

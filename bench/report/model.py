@@ -52,7 +52,10 @@ class Measurement:
     end_utc: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON form, with the SHA-256 of the raw-sample block (see sign.samples_digest)."""
+        from bench.report.sign import samples_digest
+
+        return {**asdict(self), "samples_sha256": samples_digest(self.warmup_s, self.samples_s)}
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "measurement") -> Measurement:
@@ -99,10 +102,14 @@ class NodeReport:
     measurements: list[Measurement] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
     kind: str = NODE_REPORT_KIND
+    #: {alg, public_key, key_id, signature} over the canonical bytes of everything else (see report.sign)
+    signature: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["measurements"] = [m.to_dict() for m in self.measurements]
+        if self.signature is None:
+            del d["signature"]
         return d
 
     @classmethod
@@ -127,6 +134,7 @@ class NodeReport:
             end_utc=_field(d, "end_utc", (str, type(None)), "report"),
             interrupted=_field(d, "interrupted", bool, "report"),
             measurements=[Measurement.from_dict(m, f"measurements[{i}]") for i, m in enumerate(raw)],
+            signature=d.get("signature") if isinstance(d.get("signature"), dict) else None,
         )
 
 

@@ -10,6 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.report import sign
 from bench.report.model import Measurement, NodeReport, ReportError, utc_now
 
 REPORT_NAME = "report.json"
@@ -57,11 +60,13 @@ def load_report(path: str | Path) -> NodeReport:
 
 
 class ReportWriter:
-    """Owns a report while a run fills it; rewrites the file after every measurement so a crash loses nothing."""
+    """Owns a report while a run fills it; rewrites the file, signed, after every measurement so a crash loses
+    nothing and even a partial report is signed."""
 
-    def __init__(self, report: NodeReport, directory: Path) -> None:
+    def __init__(self, report: NodeReport, directory: Path, key: Ed25519PrivateKey | None = None) -> None:
         self.report = report
         self.path = directory / REPORT_NAME
+        self.key = key
         self.save()
 
     def add(self, measurement: Measurement) -> None:
@@ -74,7 +79,11 @@ class ReportWriter:
         self.save()
 
     def save(self) -> None:
-        write_atomic(self.path, dumps(self.report.to_dict()))
+        self.report.signature = None
+        data = self.report.to_dict()
+        if self.key is not None:
+            self.report.signature = data["signature"] = sign.sign(data, self.key)
+        write_atomic(self.path, dumps(data))
 
 
 __all__ = ["REPORT_NAME", "ReportError", "ReportWriter", "dumps", "load_report", "new_run_id", "write_atomic"]
