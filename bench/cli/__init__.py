@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 
 import bench
+from bench.cli.aggregate import aggregate
 from bench.cli.inventory import inventory
+from bench.cli.keys import keys_group
 from bench.cli.matmul import matmul
 from bench.cli.report import report
+from bench.cli.verify import verify
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +22,6 @@ def main() -> None:
 main.add_command(inventory)
 main.add_command(matmul)
 main.add_command(report)
+main.add_command(keys_group, name="keys")
+main.add_command(verify)
+main.add_command(aggregate)

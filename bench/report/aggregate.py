@@ -1,0 +1,323 @@
+"""Fleet capacity from node reports: verify each, count every device once, group, find defective nodes, sign.
+
+Pure data work over parsed reports (pandas); no measuring, no I/O beyond what the caller passes in. The capacity
+report lists the digest and key id of every input so `verify_capacity` can recompute it from the same node reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from bench.report import sign
+from bench.report import verify as v
+from bench.report.model import NodeReport
+
+CAPACITY_KIND = "bench.capacity-report"
+CAPACITY_SCHEMA_VERSION = 1
+DEFAULT_TOLERANCE = 0.10
+
+
+class RulesError(ValueError):
+    """Bad rules file; one line naming the key."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    model: str  # substring of the device name, case-insensitive
+    precision: str
+    min_tflops: float
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Declarative thresholds (TOML): data only, never evaluated."""
+
+    tolerance: float = DEFAULT_TOLERANCE
+    baselines: tuple[Baseline, ...] = field(default_factory=tuple)
+    max_age_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tolerance": self.tolerance,
+            "max_age_s": self.max_age_s,
+            "baselines": [vars(b) for b in self.baselines],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = "rules") -> Rules:
+        unknown = set(d) - {"tolerance", "baseline", "baselines", "max_age_s"}
+        if unknown:
+            raise RulesError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; valid: tolerance, baseline")
+        tol = d.get("tolerance", DEFAULT_TOLERANCE)
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
+            raise RulesError(f"{where}: tolerance must be a number in [0, 1), got {tol!r}")
+        baselines = []
+        for i, b in enumerate(d.get("baseline", d.get("baselines", []))):
+            if not isinstance(b, dict) or set(b) != {"model", "precision", "min_tflops"}:
+                raise RulesError(f"{where}: baseline[{i}] needs exactly model, precision and min_tflops")
+            if not isinstance(b["min_tflops"], (int, float)) or isinstance(b["min_tflops"], bool) or b["min_tflops"] < 0:
+                raise RulesError(f"{where}: baseline[{i}].min_tflops must be a non-negative number")
+            baselines.append(Baseline(str(b["model"]), str(b["precision"]), float(b["min_tflops"])))
+        max_age = d.get("max_age_s")
+        return cls(float(tol), tuple(baselines), None if max_age is None else float(max_age))
+
+
+def load_rules(text: str, where: str) -> Rules:
+    try:
+        return Rules.from_dict(tomllib.loads(text), where)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{where}: not valid TOML: {exc}") from None
+
+
+# --- per-device figures -----------------------------------------------------------------------------------------------
+
+
+def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
+    """One row per device x precision with its MAMF (search MAMF, else the best fixed-shape median) and MSMF.
+    Only valid, native measurements count: invalid, skipped, failed and emulated ones are not capacity."""
+    host = report.inventory.get("host", {})
+    memory = {g.get("uuid"): g.get("memory_bytes") for g in report.inventory.get("nvml", {}).get("gpus", [])}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for m in report.measurements:
+        if m.workload != "matmul" or m.status != "ok" or m.emulated or not m.summary:
+            continue
+        role = m.details.get("search", {}).get("role")
+        key = (m.device.get("uuid") or "?", m.spec.get("precision", "?"))
+        row = rows.setdefault(key, {
+            "device": key[0], "precision": key[1], "kind": m.device.get("kind"), "model": m.device.get("name"),
+            "node": host.get("hostname"), "host": host.get("fingerprint"), "mamf_tflops": math.nan,
+            "mamf_source": None, "msmf_tflops": math.nan, "peak_tflops": math.nan, "memory_bytes": memory.get(key[0]),
+            "measured_utc": report.end_utc or report.start_utc, "report": digest,
+        })  # fmt: skip
+        median = m.summary["tflops_median"]
+        if role == "final" and m.details["search"].get("mamf"):
+            row["mamf_tflops"], row["mamf_source"] = median, "search"
+        elif role is None and row["mamf_source"] != "search" and not median <= row["mamf_tflops"]:
+            row["mamf_tflops"], row["mamf_source"] = median, "fixed shape"
+        elif role == "msmf":
+            row["msmf_tflops"] = (m.details.get("msmf") or {}).get("tflops", math.nan)
+        peak, _ = v.reference_peak(m, report.inventory)
+        if peak is not None:
+            row["peak_tflops"] = peak.tflops
+    return [r for r in rows.values() if not math.isnan(r["mamf_tflops"])]
+
+
+# --- aggregation ------------------------------------------------------------------------------------------------------
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def aggregate(
+    inputs: list[tuple[str, Any]],
+    *,
+    rules: Rules | None = None,
+    trusted: set[str] | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The (unsigned) capacity report for `inputs` = [(name, parsed node report JSON), ...]."""
+    rules = rules or Rules()
+    now = now or dt.datetime.now(dt.UTC)
+    max_age = dt.timedelta(seconds=rules.max_age_s) if rules.max_age_s else None
+    listed, rows = [], []
+    for name, data in inputs:
+        entry: dict[str, Any] = {"name": name, "digest": None, "key_id": None, "node": None}
+        if not isinstance(data, dict):
+            listed.append({**entry, "status": "rejected", "reasons": ["not a JSON object"]})
+            continue
+        entry.update(digest=sign.digest(data) if _canonicalizable(data) else None,
+                     key_id=(data.get("signature") or {}).get("key_id"))  # fmt: skip
+        findings = v.verify_node_report(data, trusted=trusted, max_age=max_age, now=now)
+        bad = v.errors(findings)
+        if bad:
+            listed.append({**entry, "status": "rejected", "reasons": [f"{f.code}: {f.message}" for f in bad]})
+            continue
+        report = NodeReport.from_dict(data)
+        entry["node"] = report.inventory.get("host", {}).get("hostname")
+        listed.append({**entry, "status": "counted", "reasons": []})
+        rows += device_rows(report, entry["digest"])
+
+    columns = ["device", "precision", "kind", "model", "node", "host", "mamf_tflops", "mamf_source", "msmf_tflops",
+               "peak_tflops", "memory_bytes", "measured_utc", "report"]  # fmt: skip
+    df = pd.DataFrame(rows, columns=columns)
+    df = df.sort_values(["measured_utc", "report"], ascending=[False, True], kind="stable")
+    dup_mask = df.duplicated(["device", "precision"], keep="first")
+    duplicates = []
+    for (device, precision), group in df.groupby(["device", "precision"], sort=True):
+        if len(group) > 1:
+            duplicates.append({"device": device, "precision": precision, "kept": group.iloc[0]["report"],
+                               "dropped": sorted(group.iloc[1:]["report"])})  # fmt: skip
+    counted = df[~dup_mask].sort_values(["precision", "model", "node", "device"], kind="stable")
+    for d in duplicates:  # the reports whose devices were counted elsewhere say so
+        for item in listed:
+            if item["digest"] in d["dropped"]:
+                item["reasons"].append(f"duplicate: {d['device']} {d['precision']} counted from {d['kept'][:12]}")
+
+    groups, defective = [], []
+    for (model, precision), g in counted.groupby(["model", "precision"], sort=True):
+        mamf = g["mamf_tflops"]
+        with_peak = g.dropna(subset=["peak_tflops"])
+        median = float(mamf.median())
+        groups.append({
+            "model": model, "precision": precision, "kind": g["kind"].iloc[0],
+            "devices": len(g), "nodes": int(g["host"].nunique()),
+            "mamf_sum_tflops": float(mamf.sum()),
+            "msmf_sum_tflops": float(g["msmf_tflops"].sum(min_count=1)) if g["msmf_tflops"].notna().any() else None,
+            "msmf_devices": int(g["msmf_tflops"].notna().sum()),
+            "peak_sum_tflops": float(with_peak["peak_tflops"].sum()) if len(with_peak) else None,
+            "efficiency": float(with_peak["mamf_tflops"].sum() / with_peak["peak_tflops"].sum()) if len(with_peak) else None,
+            "mamf_p5_tflops": float(mamf.quantile(0.05)), "mamf_median_tflops": median,
+            "mamf_p95_tflops": float(mamf.quantile(0.95)),
+        })  # fmt: skip
+        floor = median * (1 - rules.tolerance)
+        for _, r in g.iterrows():
+            reasons = []
+            if len(g) > 1 and r["mamf_tflops"] < floor:
+                reasons.append(f"MAMF {r['mamf_tflops']:.4g} TFLOPS is {1 - r['mamf_tflops'] / median:.1%} below the "
+                               f"group median {median:.4g} (tolerance {rules.tolerance:.0%})")  # fmt: skip
+            for b in rules.baselines:
+                if b.precision == precision and b.model.lower() in str(model).lower() and r["mamf_tflops"] < b.min_tflops:
+                    reasons.append(f"MAMF {r['mamf_tflops']:.4g} TFLOPS is below the baseline {b.min_tflops:g} for {b.model}")
+            if reasons:
+                defective.append({"node": r["node"], "device": r["device"], "model": model, "precision": precision,
+                                  "metric": "mamf_tflops", "value": float(r["mamf_tflops"]),
+                                  "group_median": median, "gap": 1 - float(r["mamf_tflops"]) / median,
+                                  "reasons": reasons})  # fmt: skip
+
+    totals = []
+    for precision, g in counted.groupby("precision", sort=True):
+        peak = g["peak_tflops"].dropna()
+        totals.append({
+            "precision": precision, "devices": len(g), "nodes": int(g["host"].nunique()),
+            "mamf_tflops": float(g["mamf_tflops"].sum()), "mamf_pflops": float(g["mamf_tflops"].sum()) / 1e3,
+            "mamf_eflops": float(g["mamf_tflops"].sum()) / 1e6,
+            "msmf_tflops": float(g["msmf_tflops"].sum(min_count=1)) if g["msmf_tflops"].notna().any() else None,
+            "peak_tflops": float(peak.sum()) if len(peak) else None,
+            "devices_without_peak": int(g["peak_tflops"].isna().sum()),
+        })  # fmt: skip
+    gpus = counted[counted["kind"] == "cuda"].drop_duplicates("device")
+    devices = [{k: (_num(x) if isinstance(x, float) else x) for k, x in r.items()} for r in counted.to_dict("records")]
+    return {
+        "kind": CAPACITY_KIND,
+        "schema_version": CAPACITY_SCHEMA_VERSION,
+        "created_utc": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "rules": rules.to_dict(),
+        "trusted_key_ids": sorted(trusted) if trusted is not None else None,
+        "inputs": listed,
+        "devices": devices,
+        "groups": groups,
+        "totals": totals,
+        "accelerator_memory_bytes": int(gpus["memory_bytes"].fillna(0).sum()),
+        "duplicates": duplicates,
+        "defective": defective,
+    }
+
+
+def _canonicalizable(data: dict[str, Any]) -> bool:
+    try:
+        sign.digest(data)
+    except Exception:  # noqa: BLE001 - rfc8785 raises several types for values JSON allows but RFC 8785 does not
+        return False
+    return True
+
+
+# --- claims -----------------------------------------------------------------------------------------------------------
+
+UNITS = {"tflops": 1.0, "pflops": 1e3, "eflops": 1e6}
+ALIASES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "fp64": "float64", "fp8": "float8_e4m3",
+           "tf32": "tf32", "int8": "int8"}  # fmt: skip
+
+
+def parse_claim(text: str) -> tuple[float, str]:
+    """'100 PFLOPS bf16' -> (100000.0 TFLOPS, 'bfloat16'); ValueError naming the valid units and precisions."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s+([A-Za-z0-9_]+)\s*", text)
+    if not match or match.group(2).lower() not in UNITS:
+        raise ValueError(f"{text!r} is not a claim; expected e.g. '100 PFLOPS bf16' (units: TFLOPS, PFLOPS, EFLOPS)")
+    precision = ALIASES.get(match.group(3).lower(), match.group(3).lower())
+    return float(match.group(1)) * UNITS[match.group(2).lower()], precision
+
+
+def check_claim(capacity: dict[str, Any], text: str) -> dict[str, Any]:
+    """Whether the measured (MAMF) capacity supports the claim, by what margin, and which share of the claim is backed
+    by measurements versus only by vendor peak figures."""
+    claimed, precision = parse_claim(text)
+    total = next((t for t in capacity.get("totals", []) if t["precision"] == precision), None)
+    measured = total["mamf_tflops"] if total else 0.0
+    peak = (total or {}).get("peak_tflops") or 0.0
+    return {
+        "claim": text.strip(),
+        "precision": precision,
+        "claimed_tflops": claimed,
+        "measured_tflops": measured,
+        "peak_tflops": peak,
+        "supported": measured >= claimed,
+        "margin": measured / claimed - 1 if claimed else math.inf,
+        "measured_share": min(measured / claimed, 1.0) if claimed else 1.0,
+        "peak_only_share": max(min(peak, claimed) - measured, 0.0) / claimed if claimed else 0.0,
+    }
+
+
+# --- verifying a capacity report -------------------------------------------------------------------------------------
+
+RECOMPUTED = ("devices", "groups", "totals", "accelerator_memory_bytes", "duplicates", "defective")
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
+    return a == b
+
+
+def verify_capacity(
+    capacity: Any, node_reports: dict[str, Any] | None = None, trusted: set[str] | None = None
+) -> list[v.Finding]:
+    """Check a capacity report's signature and, given the node reports by digest, recompute it from them."""
+    if not isinstance(capacity, dict) or capacity.get("kind") != CAPACITY_KIND:
+        return [v.Finding(v.ERROR, "schema", "not a bench capacity report")]
+    if capacity.get("schema_version") != CAPACITY_SCHEMA_VERSION:
+        return [v.Finding(v.ERROR, "schema", f"unsupported capacity schema_version {capacity.get('schema_version')!r}")]
+    out = []
+    valid, why = sign.check(capacity)
+    if not valid:
+        out.append(v.Finding(v.ERROR, "signature", why))
+    kid = (capacity.get("signature") or {}).get("key_id")
+    if kid and trusted is not None and kid not in trusted:
+        out.append(v.Finding(v.ERROR, "untrusted-key", f"aggregated and signed by key {kid}, not in the trust list"))
+    if node_reports is None:
+        out.append(v.Finding(v.WARNING, "not-recomputed", "no --reports given: the figures were not recomputed"))
+        return out
+    inputs = []
+    for item in capacity.get("inputs", []):
+        data = node_reports.get(item.get("digest"))
+        if data is None:
+            if item.get("status") == "counted":
+                out.append(v.Finding(v.ERROR, "missing-input", f"counted node report {item.get('digest')} "
+                                     f"({item.get('name')}) is not among the reports given"))  # fmt: skip
+            continue
+        inputs.append((item.get("name"), data))
+    try:
+        rules = Rules.from_dict(capacity.get("rules", {}))
+        recomputed = aggregate(inputs, rules=rules, now=v.parse_utc(capacity["created_utc"]),
+                               trusted=set(capacity["trusted_key_ids"]) if capacity.get("trusted_key_ids") is not None else None)  # fmt: skip
+    except (RulesError, KeyError, ValueError) as exc:
+        return [*out, v.Finding(v.ERROR, "schema", f"cannot recompute: {exc}")]
+    wrong = [k for k in RECOMPUTED if not _same(capacity.get(k), recomputed.get(k))]
+    if wrong:
+        out.append(v.Finding(v.ERROR, "capacity-mismatch", f"{', '.join(wrong)} differ from the recomputation from the node reports"))
+    counted = {i["digest"] for i in capacity.get("inputs", []) if i.get("status") == "counted"}
+    recounted = {i["digest"] for i in recomputed["inputs"] if i["status"] == "counted"}
+    if counted != recounted and not wrong:
+        out.append(v.Finding(v.ERROR, "capacity-mismatch", "the set of counted node reports differs on recomputation"))
+    return out

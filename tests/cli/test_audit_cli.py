@@ -1,0 +1,117 @@
+"""The auditor's verbs end to end: keys, two real signed runs on this machine, verify, aggregate, claims."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.report import keys
+
+FAST = ["--budget", "0.01", "--warmup", "0.01", "--min-iterations", "3", "--quiet"]
+
+
+@pytest.fixture
+def cli():
+    return CliRunner()
+
+
+def test_keys_init_and_show(cli, tmp_path):
+    path = tmp_path / "k.pem"
+    init = cli.invoke(main, ["keys", "init", "--key", str(path)])
+    assert init.exit_code == 0 and "key id:" in init.output
+    assert "PRIVATE" not in init.output  # the private key is never printed
+    shown = cli.invoke(main, ["keys", "show", "--key", str(path)])
+    kid = keys.key_id(keys.raw_public(keys.load(path).public_key()))
+    assert shown.exit_code == 0 and kid in shown.output
+    again = cli.invoke(main, ["keys", "init", "--key", str(path)])
+    assert again.exit_code == 1 and "exists" in again.stderr
+
+
+def test_a_run_refuses_a_world_readable_key(cli, tmp_path):
+    path = tmp_path / "k.pem"
+    keys.create(path)
+    os.chmod(path, 0o644)
+    res = cli.invoke(main, ["matmul", "--device", "cpu", "--size", "32", "--key", str(path),
+                            "--results-dir", str(tmp_path / "r"), *FAST])  # fmt: skip
+    assert res.exit_code == 1 and "chmod 600" in res.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_first_run_creates_a_key_and_says_so(cli, tmp_path):
+    path = tmp_path / "fresh.pem"
+    res = cli.invoke(main, ["matmul", "--device", "cpu", "--dtype", "float32", "--size", "32", "--key", str(path),
+                            "--results-dir", str(tmp_path / "r"), *FAST])  # fmt: skip
+    assert res.exit_code == 0 and "created signing key" in res.stderr and path.exists()
+
+
+def two_runs(cli, tmp_path):
+    for _ in range(2):
+        res = cli.invoke(main, ["matmul", "--device", "cpu", "--dtype", "float32", "--dtype", "float64", "--size", "64",
+                                "--results-dir", str(tmp_path / "results"), *FAST])  # fmt: skip
+        assert res.exit_code == 0, res.output
+    return sorted((tmp_path / "results").glob("*/report.json"))
+
+
+def test_two_runs_verify_clean_and_aggregate_counts_the_machine_once(cli, tmp_path):
+    reports = two_runs(cli, tmp_path)
+    trust = tmp_path / "trusted.txt"
+    trust.write_text(cli.invoke(main, ["keys", "show"]).output.split("key id:")[1].strip() + "\n")
+    res = cli.invoke(main, ["verify", *map(str, reports), "--trusted-keys", str(trust), "--max-age", "1h"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("all checks passed") == 2 and "FAIL" not in res.output
+
+    cap_path = tmp_path / "capacity.json"
+    res = cli.invoke(main, ["aggregate", str(tmp_path / "results"), "-o", str(cap_path), "--trusted-keys", str(trust)])
+    assert res.exit_code == 0, res.output
+    assert "counted once" in res.output  # the duplicates table says so
+    cap = json.loads(cap_path.read_text())
+    assert {t["precision"]: t["devices"] for t in cap["totals"]} == {"float32": 1, "float64": 1}
+    assert len(cap["duplicates"]) == 2 and all(i["status"] == "counted" for i in cap["inputs"])
+
+    res = cli.invoke(main, ["verify", str(cap_path), "--reports", str(tmp_path / "results"),
+                            "--claim", "0.000001 TFLOPS fp32"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(main, ["verify", str(cap_path), "--reports", str(tmp_path / "results"), "--claim", "1 EFLOPS fp32"])
+    assert res.exit_code == 1 and "is not supported" in res.stderr
+    res = cli.invoke(main, ["verify", str(cap_path), "--json", "--claim", "1 EFLOPS fp32"])
+    payload = json.loads(res.stdout)
+    assert payload["claims"][0]["supported"] is False
+
+
+def test_verify_fails_on_a_tampered_report_with_exit_1(cli, tmp_path):
+    (report, *_) = two_runs(cli, tmp_path)
+    data = json.loads(report.read_text())
+    data["measurements"][0]["summary"]["tflops_median"] *= 3
+    report.write_text(json.dumps(data))
+    res = cli.invoke(main, ["verify", str(report), "--json"])
+    assert res.exit_code == 1
+    found = json.loads(res.stdout)["reports"][str(report)]
+    assert {f["code"] for f in found if f["severity"] == "error"} == {"signature", "figure-mismatch"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--max-age", "soon"], "s, m, h, d or w"), (["--claim", "lots"], "PFLOPS")],
+)
+def test_verify_usage_errors(cli, tmp_path, args, message):
+    f = tmp_path / "x.json"
+    f.write_text("{}")
+    res = cli.invoke(main, ["verify", str(f), *args])
+    assert res.exit_code == 2 and message in res.output
+
+
+def test_verify_corrupt_file_is_a_finding(cli, tmp_path):
+    f = tmp_path / "x.json"
+    f.write_text('{"kind": ')
+    res = cli.invoke(main, ["verify", str(f)])
+    assert res.exit_code == 1 and "unreadable" in res.output
+
+
+def test_aggregate_with_bad_rules_is_a_usage_error(cli, tmp_path):
+    reports = two_runs(cli, tmp_path)
+    rules = tmp_path / "rules.toml"
+    rules.write_text("tolerence = 0.2\n")
+    res = cli.invoke(main, ["aggregate", str(reports[0]), "--rules", str(rules), "-o", str(tmp_path / "c.json")])
+    assert res.exit_code == 2 and "tolerence" in res.output

@@ -1,0 +1,158 @@
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.report import aggregate as agg
+from bench.report import keys, sign
+from tests.report.fleet import NOW, gpu_uuid, node_report, resign
+
+KEY = Ed25519PrivateKey.generate()
+AGGREGATOR = Ed25519PrivateKey.generate()
+
+
+def run(inputs, **kw):
+    return agg.aggregate([(f"r{i}", d) for i, d in enumerate(inputs)], now=NOW, **kw)
+
+
+def fleet(n_nodes=10, slow=None):
+    """n_nodes x 8 H100s at ~700 bf16 TFLOPS; `slow` = (node, gpu, tflops) for one weak GPU."""
+    reports = []
+    for node in range(n_nodes):
+        tflops = [700.0 + (g % 3) for g in range(8)]
+        if slow and slow[0] == node:
+            tflops[slow[1]] = slow[2]
+        reports.append(node_report(node, tflops, KEY))
+    return reports
+
+
+def test_fleet_totals_groups_and_memory():
+    cap = run(fleet())
+    (group,) = cap["groups"]
+    assert group["model"] == "NVIDIA H100 80GB HBM3" and group["precision"] == "bfloat16"
+    assert group["devices"] == 80 and group["nodes"] == 10
+    expected = 10 * sum(700.0 + (g % 3) for g in range(8))
+    assert group["mamf_sum_tflops"] == pytest.approx(expected, rel=1e-3)
+    assert group["peak_sum_tflops"] == pytest.approx(80 * 989.4)
+    assert group["efficiency"] == pytest.approx(expected / (80 * 989.4), rel=1e-3)
+    (total,) = cap["totals"]
+    assert total["mamf_pflops"] == pytest.approx(expected / 1e3, rel=1e-3) and total["mamf_eflops"] == total["mamf_pflops"] / 1e3
+    assert cap["accelerator_memory_bytes"] == 80 * 85520809984
+    assert cap["defective"] == [] and cap["duplicates"] == []
+    assert all(i["status"] == "counted" and i["digest"] for i in cap["inputs"])
+
+
+def test_duplicate_gpu_across_reports_counts_once_from_the_newest():
+    old = node_report(1, [650.0, 650.0], KEY, end="2026-11-28T09:00:00.000000Z")
+    new = node_report(1, [700.0, 700.0], KEY, end="2026-11-28T11:00:00.000000Z")
+    cap = run([old, new])
+    assert cap["groups"][0]["devices"] == 2
+    assert cap["groups"][0]["mamf_sum_tflops"] == pytest.approx(1400.0, rel=1e-3)
+    assert {d["device"] for d in cap["duplicates"]} == {gpu_uuid(1, 0), gpu_uuid(1, 1)}
+    assert all(d["kept"] == sign.digest(new) and d["dropped"] == [sign.digest(old)] for d in cap["duplicates"])
+    old_entry = next(i for i in cap["inputs"] if i["digest"] == sign.digest(old))
+    assert any(r.startswith("duplicate:") for r in old_entry["reasons"])
+
+
+def test_one_gpu_claimed_by_two_nodes_counts_once():
+    a = node_report(1, [700.0], KEY)
+    b = node_report(2, [700.0], KEY)
+    b["inventory"]["nvml"]["gpus"][0]["uuid"] = a["inventory"]["nvml"]["gpus"][0]["uuid"]
+    b["measurements"][0]["device"]["uuid"] = a["measurements"][0]["device"]["uuid"]
+    cap = run([a, resign(b, KEY)])
+    assert cap["totals"][0]["devices"] == 1 and len(cap["duplicates"]) == 1
+
+
+def test_defective_gpu_is_listed_with_its_gap():
+    cap = run(fleet(slow=(3, 5, 560.0)))
+    (bad,) = cap["defective"]
+    assert bad["node"] == "node00003" and bad["device"] == gpu_uuid(3, 5)
+    assert bad["gap"] == pytest.approx(1 - 560.0 / 701.0, abs=0.01)
+    assert "below the group median" in bad["reasons"][0]
+
+
+def test_tolerance_and_baseline_rules():
+    cap = run(fleet(slow=(3, 5, 660.0)))
+    assert cap["defective"] == []  # 6% below median: inside the default 10%
+    tight = agg.load_rules("tolerance = 0.05\n", "rules.toml")
+    assert len(run(fleet(slow=(3, 5, 660.0)), rules=tight)["defective"]) == 1
+    base = agg.load_rules('[[baseline]]\nmodel = "H100"\nprecision = "bfloat16"\nmin_tflops = 701.5\n', "rules.toml")
+    flagged = run(fleet(n_nodes=2), rules=base)["defective"]
+    assert len(flagged) == 2 * 6 and all("baseline" in d["reasons"][0] for d in flagged)  # the 700s and 701s
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("tolerence = 0.1", r"unknown key\(s\) tolerence"), ("tolerance = 2", "tolerance must be"),
+     ('tolerance = "0.1"', "tolerance must be"), ("[[baseline]]\nmodel = 'x'", "needs exactly model"),
+     ("x = [", "not valid TOML")],
+)  # fmt: skip
+def test_bad_rules_name_the_key(text, message):
+    with pytest.raises(agg.RulesError, match=message):
+        agg.load_rules(text, "rules.toml")
+
+
+def test_rejected_reports_are_listed_with_why_and_not_counted():
+    good = node_report(1, [700.0], KEY)
+    forged = node_report(2, [700.0], KEY)
+    forged["measurements"][0]["summary"]["tflops_median"] = 900.0
+    cap = run([good, resign(forged, KEY), None])
+    statuses = [i["status"] for i in cap["inputs"]]
+    assert statuses == ["counted", "rejected", "rejected"]
+    assert "figure-mismatch" in cap["inputs"][1]["reasons"][0]
+    assert cap["totals"][0]["devices"] == 1
+
+
+def test_untrusted_reports_are_rejected():
+    other = Ed25519PrivateKey.generate()
+    trusted = {keys.key_id(keys.raw_public(KEY.public_key()))}
+    cap = run([node_report(1, [700.0], KEY), node_report(2, [700.0], other)], trusted=trusted)
+    assert [i["status"] for i in cap["inputs"]] == ["counted", "rejected"]
+
+
+def test_emulated_and_invalid_measurements_are_not_capacity():
+    data = node_report(1, [700.0, 700.0], KEY)
+    data["measurements"][1]["emulated"] = True
+    cap = run([resign(data, KEY)])
+    assert cap["totals"][0]["devices"] == 1
+
+
+def test_claims():
+    cap = run(fleet())  # ~56 PFLOPS bf16 measured, ~79 PFLOPS vendor peak
+    yes = agg.check_claim(cap, "50 PFLOPS bf16")
+    assert yes["supported"] and yes["margin"] > 0.1 and yes["measured_share"] == 1.0
+    no = agg.check_claim(cap, "0.07 EFLOPS bf16")
+    assert not no["supported"] and no["measured_share"] == pytest.approx(56.08 / 70, rel=1e-2)
+    assert no["peak_only_share"] == pytest.approx((70 - 56.08) / 70, rel=1e-2)
+    none = agg.check_claim(cap, "1 TFLOPS fp32")
+    assert not none["supported"] and none["measured_tflops"] == 0.0
+    with pytest.raises(ValueError, match="PFLOPS"):
+        agg.parse_claim("lots of compute")
+    assert agg.parse_claim("2.5 eflops fp8") == (2.5e6, "float8_e4m3")
+
+
+def signed(cap):
+    cap["signature"] = sign.sign(cap, AGGREGATOR)
+    return cap
+
+
+def test_capacity_report_recomputes_from_its_node_reports():
+    reports = fleet(n_nodes=3, slow=(1, 2, 500.0))
+    cap = signed(run(reports))
+    by_digest = {sign.digest(r): r for r in reports}
+    assert agg.verify_capacity(cap, by_digest) == []
+    assert {f.code for f in agg.verify_capacity(cap)} == {"not-recomputed"}
+
+
+def test_inflated_capacity_resigned_by_the_aggregator_fails_recomputation():
+    reports = fleet(n_nodes=3)
+    cap = run(reports)
+    cap["totals"][0]["mamf_tflops"] *= 2
+    findings = agg.verify_capacity(signed(cap), {sign.digest(r): r for r in reports})
+    assert [f.code for f in findings] == ["capacity-mismatch"] and "totals" in findings[0].message
+
+
+def test_capacity_with_a_missing_or_altered_input_fails():
+    reports = fleet(n_nodes=2)
+    cap = signed(run(reports))
+    assert "missing-input" in {f.code for f in agg.verify_capacity(cap, {sign.digest(reports[0]): reports[0]})}
+    cap["groups"][0]["devices"] = 99
+    assert "signature" in {f.code for f in agg.verify_capacity(cap, {sign.digest(r): r for r in reports})}
