@@ -6,6 +6,7 @@ A device with no peak on file is still benchmarked; its efficiency is simply unk
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -54,6 +55,7 @@ def table() -> tuple[dict[str, Any], ...]:
     return tuple(rows)
 
 
+@functools.lru_cache(maxsize=1024)
 def find_model(device_name: str) -> dict[str, Any] | None:
     """The table row whose match substrings all occur in `device_name` (and no exclude does); the most specific wins."""
     name = device_name.lower()

@@ -6,8 +6,12 @@ report lists the digest and key id of every input so `verify_capacity` can recom
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
+import functools
 import math
+import multiprocessing
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -116,6 +120,53 @@ def _num(x: Any) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+#: From this many inputs on, node reports are verified in parallel processes.
+PARALLEL_FROM = 256
+
+
+def _examine(
+    item: tuple[str, Any], *, trusted: set[str] | None, max_age: dt.timedelta | None, now: dt.datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Verify one input: its entry for the capacity report's input list, and its device rows if it counts."""
+    name, data = item
+    entry: dict[str, Any] = {"name": name, "digest": None, "key_id": None, "node": None}
+    if not isinstance(data, dict):
+        return {**entry, "status": "rejected", "reasons": ["not a JSON object"]}, []
+    findings, entry["digest"], report = v.examine(data, trusted=trusted, max_age=max_age, now=now)
+    entry["key_id"] = (data.get("signature") or {}).get("key_id")
+    bad = v.errors(findings)
+    if bad or report is None:
+        return {**entry, "status": "rejected", "reasons": [f"{f.code}: {f.message}" for f in bad]}, []
+    entry["node"] = report.inventory.get("host", {}).get("hostname")
+    return {**entry, "status": "counted", "reasons": []}, device_rows(report, entry["digest"])
+
+
+_SHARED: list[Any] = []
+
+
+def _call_shared(fn: Any, index: int) -> Any:
+    return fn(_SHARED[index])
+
+
+def _map_parallel(fn: Any, items: list[Any]) -> list[Any]:
+    """fn over items on every core. Verification is CPU-bound pure Python (canonical JSON). Where processes fork, the
+    workers inherit `items` and receive only indices, instead of every report being pickled across."""
+    workers = os.cpu_count() or 1
+    if workers < 2:
+        return [fn(item) for item in items]
+    chunk = max(1, len(items) // (workers * 8))
+    if "fork" in multiprocessing.get_all_start_methods():
+        _SHARED[:] = items
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                return list(pool.map(functools.partial(_call_shared, fn), range(len(items)), chunksize=chunk))
+        finally:
+            _SHARED.clear()
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items, chunksize=chunk))
+
+
 def aggregate(
     inputs: list[tuple[str, Any]],
     *,
@@ -127,23 +178,10 @@ def aggregate(
     rules = rules or Rules()
     now = now or dt.datetime.now(dt.UTC)
     max_age = dt.timedelta(seconds=rules.max_age_s) if rules.max_age_s else None
-    listed, rows = [], []
-    for name, data in inputs:
-        entry: dict[str, Any] = {"name": name, "digest": None, "key_id": None, "node": None}
-        if not isinstance(data, dict):
-            listed.append({**entry, "status": "rejected", "reasons": ["not a JSON object"]})
-            continue
-        entry.update(digest=sign.digest(data) if _canonicalizable(data) else None,
-                     key_id=(data.get("signature") or {}).get("key_id"))  # fmt: skip
-        findings = v.verify_node_report(data, trusted=trusted, max_age=max_age, now=now)
-        bad = v.errors(findings)
-        if bad:
-            listed.append({**entry, "status": "rejected", "reasons": [f"{f.code}: {f.message}" for f in bad]})
-            continue
-        report = NodeReport.from_dict(data)
-        entry["node"] = report.inventory.get("host", {}).get("hostname")
-        listed.append({**entry, "status": "counted", "reasons": []})
-        rows += device_rows(report, entry["digest"])
+    check = functools.partial(_examine, trusted=trusted, max_age=max_age, now=now)
+    examined = _map_parallel(check, inputs) if len(inputs) >= PARALLEL_FROM else [check(item) for item in inputs]
+    listed = [entry for entry, _ in examined]
+    rows = [row for _, device_list in examined for row in device_list]
 
     columns = ["device", "precision", "kind", "model", "node", "host", "mamf_tflops", "mamf_source", "msmf_tflops",
                "peak_tflops", "memory_bytes", "measured_utc", "report"]  # fmt: skip
@@ -151,10 +189,10 @@ def aggregate(
     df = df.sort_values(["measured_utc", "report"], ascending=[False, True], kind="stable")
     dup_mask = df.duplicated(["device", "precision"], keep="first")
     duplicates = []
-    for (device, precision), group in df.groupby(["device", "precision"], sort=True):
-        if len(group) > 1:
-            duplicates.append({"device": device, "precision": precision, "kept": group.iloc[0]["report"],
-                               "dropped": sorted(group.iloc[1:]["report"])})  # fmt: skip
+    repeated = df[df.duplicated(["device", "precision"], keep=False)]
+    for (device, precision), group in repeated.groupby(["device", "precision"], sort=True):
+        duplicates.append({"device": device, "precision": precision, "kept": group.iloc[0]["report"],
+                           "dropped": sorted(group.iloc[1:]["report"])})  # fmt: skip
     counted = df[~dup_mask].sort_values(["precision", "model", "node", "device"], kind="stable")
     for d in duplicates:  # the reports whose devices were counted elsewhere say so
         for item in listed:
@@ -178,19 +216,22 @@ def aggregate(
             "mamf_p95_tflops": float(mamf.quantile(0.95)),
         })  # fmt: skip
         floor = median * (1 - rules.tolerance)
-        for _, r in g.iterrows():
-            reasons = []
-            if len(g) > 1 and r["mamf_tflops"] < floor:
-                reasons.append(f"MAMF {r['mamf_tflops']:.4g} TFLOPS is {1 - r['mamf_tflops'] / median:.1%} below the "
-                               f"group median {median:.4g} (tolerance {rules.tolerance:.0%})")  # fmt: skip
-            for b in rules.baselines:
-                if b.precision == precision and b.model.lower() in str(model).lower() and r["mamf_tflops"] < b.min_tflops:
-                    reasons.append(f"MAMF {r['mamf_tflops']:.4g} TFLOPS is below the baseline {b.min_tflops:g} for {b.model}")
-            if reasons:
-                defective.append({"node": r["node"], "device": r["device"], "model": model, "precision": precision,
-                                  "metric": "mamf_tflops", "value": float(r["mamf_tflops"]),
-                                  "group_median": median, "gap": 1 - float(r["mamf_tflops"]) / median,
-                                  "reasons": reasons})  # fmt: skip
+        reasons: dict[Any, list[str]] = {}
+        if len(g) > 1:
+            for idx, value in g.loc[g["mamf_tflops"] < floor, "mamf_tflops"].items():
+                reasons.setdefault(idx, []).append(
+                    f"MAMF {value:.4g} TFLOPS is {1 - value / median:.1%} below the group median {median:.4g} "
+                    f"(tolerance {rules.tolerance:.0%})"
+                )
+        for b in rules.baselines:
+            if b.precision == precision and b.model.lower() in str(model).lower():
+                for idx, value in g.loc[g["mamf_tflops"] < b.min_tflops, "mamf_tflops"].items():
+                    reasons.setdefault(idx, []).append(f"MAMF {value:.4g} TFLOPS is below the baseline {b.min_tflops:g} for {b.model}")
+        for idx in sorted(reasons, key=lambda i: (g.at[i, "node"], g.at[i, "device"])):
+            value = float(g.at[idx, "mamf_tflops"])
+            defective.append({"node": g.at[idx, "node"], "device": g.at[idx, "device"], "model": model,
+                              "precision": precision, "metric": "mamf_tflops", "value": value, "group_median": median,
+                              "gap": 1 - value / median, "reasons": reasons[idx]})  # fmt: skip
 
     totals = []
     for precision, g in counted.groupby("precision", sort=True):
@@ -219,14 +260,6 @@ def aggregate(
         "duplicates": duplicates,
         "defective": defective,
     }
-
-
-def _canonicalizable(data: dict[str, Any]) -> bool:
-    try:
-        sign.digest(data)
-    except Exception:  # noqa: BLE001 - rfc8785 raises several types for values JSON allows but RFC 8785 does not
-        return False
-    return True
 
 
 # --- claims -----------------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import binascii
 import hashlib
 from typing import Any
 
+import numpy as np
 import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -21,19 +22,59 @@ ALG = "ed25519"
 SIGNATURE_FIELD = "signature"
 
 
-def canonical(data: dict[str, Any]) -> bytes:
-    """RFC 8785 bytes of `data` without its signature block."""
-    return rfc8785.dumps({k: v for k, v in data.items() if k != SIGNATURE_FIELD})
-
-
-def digest(data: dict[str, Any]) -> str:
-    """SHA-256 of a whole signed document's canonical bytes, signature included: how aggregates name their inputs."""
-    return hashlib.sha256(rfc8785.dumps(data)).hexdigest()
+#: Per-measurement arrays that the signed bytes cover through their digest (samples_sha256) rather than verbatim:
+#: canonicalizing thousands of floats in pure Python would make verifying a fleet slow, and hashing their binary64
+#: bytes is exact, fast and just as binding (changing a sample means finding a SHA-256 preimage).
+RAW_ARRAYS = ("warmup_s", "samples_s")
 
 
 def samples_digest(warmup_s: list[float], samples_s: list[float]) -> str:
-    """SHA-256 of a measurement's raw-sample block, tying its summary to exactly these samples."""
-    return hashlib.sha256(rfc8785.dumps({"samples_s": samples_s, "warmup_s": warmup_s})).hexdigest()
+    """SHA-256 of a measurement's raw-sample block: the tag 'bench.samples.v1', then for warm-up and timed samples in
+    turn the count as a little-endian uint64 and the values as little-endian IEEE-754 binary64."""
+    h = hashlib.sha256(b"bench.samples.v1")
+    for values in (warmup_s, samples_s):
+        arr = np.asarray(values, dtype="<f8")
+        h.update(len(arr).to_bytes(8, "little"))
+        h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def signed_view(data: dict[str, Any]) -> dict[str, Any]:
+    """What the signature covers: the document without its signature block, with each measurement's raw arrays left
+    out (their samples_sha256, which stays in, binds them)."""
+    view = {k: v for k, v in data.items() if k != SIGNATURE_FIELD}
+    if isinstance(view.get("measurements"), list):
+        view["measurements"] = [
+            {k: v for k, v in m.items() if k not in RAW_ARRAYS} if isinstance(m, dict) else m for m in view["measurements"]
+        ]
+    return view
+
+
+def canonical(data: dict[str, Any]) -> bytes:
+    """RFC 8785 bytes of the signed view of `data`."""
+    return rfc8785.dumps(signed_view(data))
+
+
+def _digest(canonical_bytes: bytes, block: Any) -> str:
+    return hashlib.sha256(canonical_bytes + b"\n" + rfc8785.dumps(block)).hexdigest()
+
+
+def digest(data: dict[str, Any]) -> str:
+    """SHA-256 naming a signed document (its canonical bytes and its signature block): how aggregates cite inputs."""
+    return _digest(canonical(data), data.get(SIGNATURE_FIELD))
+
+
+def _samples_mismatch(data: dict[str, Any]) -> str | None:
+    for i, m in enumerate(data.get("measurements") or []):
+        if not isinstance(m, dict):
+            continue
+        try:
+            ok = m.get("samples_sha256") == samples_digest(m.get("warmup_s", []), m.get("samples_s", []))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            return f"raw samples of measurements[{i}] do not match their samples_sha256"
+    return None
 
 
 def sign(data: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
@@ -48,24 +89,37 @@ def sign(data: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
 
 
 def check(data: dict[str, Any]) -> tuple[bool, str]:
-    """(valid, why) for the signature block of `data`: present, well formed, key id matching the key, and verifying."""
+    """(valid, why) for the signature block of `data`: present, well formed, key id matching the key, every raw-sample
+    block matching its digest, and the signature verifying over the canonical bytes."""
+    valid, why, _ = inspect(data)
+    return valid, why
+
+
+def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
+    """check() and digest() together, canonicalizing once: (valid, why, digest or None if not canonicalizable)."""
+    try:
+        body = canonical(data)
+        name = _digest(body, data.get(SIGNATURE_FIELD))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        return False, f"report cannot be canonicalized (RFC 8785): {exc}", None
     block = data.get(SIGNATURE_FIELD)
     if not isinstance(block, dict):
-        return False, "not signed (no signature block)"
+        return False, "not signed (no signature block)", name
     if block.get("alg") != ALG:
-        return False, f"unsupported signature algorithm {block.get('alg')!r}; bench verifies {ALG}"
+        return False, f"unsupported signature algorithm {block.get('alg')!r}; bench verifies {ALG}", name
     try:
         raw = base64.b64decode(block.get("public_key", ""), validate=True)
         sig = base64.b64decode(block.get("signature", ""), validate=True)
         public = Ed25519PublicKey.from_public_bytes(raw)
     except (binascii.Error, ValueError, TypeError):
-        return False, "malformed signature block (public key or signature is not valid base64 Ed25519)"
+        return False, "malformed signature block (public key or signature is not valid base64 Ed25519)", name
     if block.get("key_id") != keys.key_id(raw):
-        return False, "key_id does not belong to the public key in the block"
+        return False, "key_id does not belong to the public key in the block", name
     try:
-        public.verify(sig, canonical(data))
+        public.verify(sig, body)
     except InvalidSignature:
-        return False, "signature does not match the report's contents (modified after signing?)"
-    except rfc8785.CanonicalizationError as exc:
-        return False, f"report cannot be canonicalized: {exc}"
-    return True, "valid"
+        return False, "signature does not match the report's contents (modified after signing?)", name
+    mismatch = _samples_mismatch(data)
+    if mismatch:
+        return False, mismatch, name
+    return True, "valid", name

@@ -128,17 +128,40 @@ def verify_node_report(
     now: dt.datetime | None = None,
 ) -> list[Finding]:
     """Every check on one node report's parsed JSON; the report passes when no finding is an error."""
+    return verify_and_digest(data, trusted=trusted, max_age=max_age, now=now)[0]
+
+
+def verify_and_digest(
+    data: Any,
+    *,
+    trusted: set[str] | None = None,
+    max_age: dt.timedelta | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[list[Finding], str | None]:
+    """verify_node_report's findings and the report's digest (sign.digest), canonicalizing the report only once."""
+    findings, name, _ = examine(data, trusted=trusted, max_age=max_age, now=now)
+    return findings, name
+
+
+def examine(
+    data: Any,
+    *,
+    trusted: set[str] | None = None,
+    max_age: dt.timedelta | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[list[Finding], str | None, NodeReport | None]:
+    """Findings, digest and the parsed report (None when it does not parse), in one pass."""
     now = now or dt.datetime.now(dt.UTC)
     if not isinstance(data, dict):
-        return [Finding(ERROR, "schema", "report should be a JSON object")]
+        return [Finding(ERROR, "schema", "report should be a JSON object")], None, None
     out: list[Finding] = []
-    valid, why = sign.check(data)
+    valid, why, name = sign.inspect(data)
     if not valid:
         out.append(Finding(ERROR, "signature", why))
     try:
         report = NodeReport.from_dict(data)
     except ReportError as exc:
-        return [*out, Finding(ERROR, "schema", str(exc))]
+        return [*out, Finding(ERROR, "schema", str(exc))], name, None
     kid = (report.signature or {}).get("key_id")
     if kid and trusted is not None and kid not in trusted:
         out.append(Finding(ERROR, "untrusted-key", f"signed by key {kid}, which is not in the trust list"))
@@ -148,7 +171,7 @@ def verify_node_report(
         start = parse_utc(report.start_utc)
         end = parse_utc(report.end_utc) if report.end_utc else None
     except ValueError as exc:
-        return [*out, Finding(ERROR, "timestamp", f"unreadable timestamp: {exc}")]
+        return [*out, Finding(ERROR, "timestamp", f"unreadable timestamp: {exc}")], name, report
     latest = end or start
     if latest > now + CLOCK_SKEW:
         out.append(Finding(ERROR, "future", f"report ends {latest.isoformat()}, after now ({now.isoformat()})"))
@@ -160,7 +183,7 @@ def verify_node_report(
         out.append(Finding(WARNING, "partial", "the run did not complete (interrupted or still running)"))
     for i, (m, raw) in enumerate(zip(report.measurements, data["measurements"], strict=True)):
         out += _check_measurement(m, raw, report.inventory, f"measurements[{i}]")
-    return out
+    return out, name, report
 
 
 def errors(findings: list[Finding]) -> list[Finding]:

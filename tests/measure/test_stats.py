@@ -51,3 +51,15 @@ def test_too_short_warning():
     s = stats.summarize([1e-4] * 5)
     assert [w.code for w in stats.warnings_for(s, 1e-6)] == ["too-short"]
     assert stats.warnings_for(s, 1e-8) == []
+
+
+def test_percentiles_match_numpy_exactly():
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 3, 5, 20, 101, 1000):
+        x = list(rng.lognormal(-5, 0.3, n))
+        s = stats.summarize(x)
+        q1, med, q3, p5, p95 = np.percentile(x, [25, 50, 75, 5, 95])
+        assert (s.q1_s, s.median_s, s.q3_s, s.p5_s, s.p95_s) == (q1, med, q3, p5, p95)
+        assert s.mean_s == pytest.approx(float(np.mean(x)), rel=1e-12)
