@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bench.report import aggregate as agg  # noqa: E402
-from bench.report import sign  # noqa: E402
-from tests.report.fleet import NOW, node_report  # noqa: E402
+from bench.report import aggregate as agg
+from bench.report import sign
+from tests.report.fleet import NOW, node_report
 
 
 def _build(args: tuple[bytes, int, int, int]) -> list[dict]:

@@ -156,3 +156,10 @@ def test_capacity_with_a_missing_or_altered_input_fails():
     assert "missing-input" in {f.code for f in agg.verify_capacity(cap, {sign.digest(reports[0]): reports[0]})}
     cap["groups"][0]["devices"] = 99
     assert "signature" in {f.code for f in agg.verify_capacity(cap, {sign.digest(r): r for r in reports})}
+
+
+def test_parallel_verification_gives_the_same_capacity(monkeypatch):
+    reports = fleet(n_nodes=4, slow=(2, 1, 500.0)) + [None]
+    serial = run(reports)
+    monkeypatch.setattr(agg, "PARALLEL_FROM", 2)
+    assert run(reports) == serial
