@@ -10,6 +10,7 @@ from bench.cli.inventory import inventory
 from bench.cli.keys import keys_group
 from bench.cli.matmul import matmul
 from bench.cli.report import report
+from bench.cli.train import train
 from bench.cli.verify import verify
 
 
@@ -21,6 +22,7 @@ def main() -> None:
 
 main.add_command(inventory)
 main.add_command(matmul)
+main.add_command(train)
 main.add_command(report)
 main.add_command(keys_group, name="keys")
 main.add_command(verify)

@@ -46,6 +46,11 @@ class DeviceFacts:
     #: CPU ISA flags present (the host inventory's FLOP flags); empty for GPUs
     isa_flags: tuple[str, ...] = ()
 
+    @property
+    def local_index(self) -> int:
+        """N of 'cuda:N' (0 for the CPU)."""
+        return int(self.id.split(":")[1]) if ":" in self.id else 0
+
 
 def facts(device_id: str, host: dict | None = None) -> DeviceFacts:
     """Facts about `device_id`; for the CPU they come from the host inventory (model, fingerprint, ISA flags)."""
@@ -132,4 +137,5 @@ def is_oom(exc: BaseException) -> bool:
     """True for the ways torch and Python report running out of host or device memory."""
     if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)

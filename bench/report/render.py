@@ -28,7 +28,8 @@ def warning_lines(measurements: list[Measurement]) -> list[str]:
     """One line per skipped/invalid reason and per warning, with its hint: what the table's notes stand for."""
     lines = []
     for m in measurements:
-        where = f"{m.device.get('id', '?')} {m.spec.get('precision', '-')} {_shape(m.spec)}"
+        what = f"{m.spec.get('model')} {m.spec.get('preset')}" if m.workload == "train" else _shape(m.spec)
+        where = f"{m.device.get('id', '?')} {m.spec.get('precision', '-')} {what}"
         if "search" in m.details:
             where += f" ({m.details['search']['role']}, {m.details.get('backend', 'torch')})"
         if m.reason:
@@ -146,5 +147,29 @@ def search_table(measurements: list[Measurement]) -> Table:
             ", ".join(["emulated: not capacity, not searched"] * mamf.emulated
                       + [w["code"] for w in mamf.warnings if w.get("code") != "emulated"]),
             style="bold red" if mamf.status == "invalid" else None,
+        )  # fmt: skip
+    return table
+
+
+def train_table(measurements: list[Measurement]) -> Table:
+    rows = [m for m in measurements if m.workload == "train"]
+    table = Table(title="train: step time from raw per-step seconds; TFLOPS from the analytic FLOP count")
+    for col in ("model", "preset", "precision", "device", "ranks", "status", "step ms", "IQR %", "tokens|samples/s",
+                "TFLOPS", "MFU", "scaling", "loss", "notes"):  # fmt: skip
+        table.add_column(col, justify="right" if col in ("step ms", "IQR %", "tokens|samples/s", "TFLOPS", "MFU", "ranks",
+                                                         "scaling") else "left", no_wrap=col != "notes")  # fmt: skip
+    for m in rows:
+        s, d = m.summary, m.details
+        role = d.get("role") or (f"rank {d['rank']}" if "rank" in d else "")
+        loss = f"{d['initial_loss']:.3g} -> {d['final_loss']:.3g}" if "initial_loss" in d else "-"
+        table.add_row(
+            m.spec.get("model", "-"), m.spec.get("preset", "-"), m.spec.get("precision", "-"), m.device.get("id", "?"),
+            str(m.spec.get("world_size", 1)), m.status,
+            f"{s['median_s'] * 1e3:.4g}" if s else "-", f"{100 * s['iqr_s'] / s['median_s']:.1f}" if s else "-",
+            f"{s['items_per_s']:.4g}" if s else "-", f"{s['tflops_median']:.4g}" if s else "-",
+            f"{s['mfu']:.1%}" if s and "mfu" in s else "-",
+            f"{d['scaling_efficiency']:.1%}" if d.get("scaling_efficiency") else "-",
+            loss, ", ".join(filter(None, [role, m.reason] + [w.get("code") for w in m.warnings])),
+            style={"ok": None, "invalid": "bold red", "skipped": "dim", "error": "bold red"}[m.status],
         )  # fmt: skip
     return table

@@ -19,6 +19,7 @@ from bench.report import sign
 from bench.report.model import Measurement, NodeReport, ReportError
 from bench.workloads import matmul as mm
 from bench.workloads import matmul_search as ms
+from bench.workloads import train as tr
 
 #: Clock skew allowed before a timestamp counts as "in the future".
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -88,10 +89,19 @@ def _check_measurement(m: Measurement, raw: dict[str, Any], inventory: dict[str,
         out.append(Finding(ERROR, "unknown-device", "CPU measurement does not carry this host's fingerprint", where))
     if m.status not in ("ok", "invalid"):
         return out
-    if m.workload == "matmul":
-        spec = m.spec
-        if m.flops_per_iteration != mm.flops(spec.get("m", 0), spec.get("n", 0), spec.get("k", 0)):
-            out.append(Finding(ERROR, "flops-mismatch", f"flops_per_iteration {m.flops_per_iteration} is not 2*M*N*K", where))
+    world = m.spec.get("world_size", 1)
+    spec = m.spec
+    if m.workload == "matmul" and m.flops_per_iteration != mm.flops(spec.get("m", 0), spec.get("n", 0), spec.get("k", 0)):
+        out.append(Finding(ERROR, "flops-mismatch", f"flops_per_iteration {m.flops_per_iteration} is not 2*M*N*K", where))
+    if m.workload == "train":
+        try:
+            fields = {k: val for k, val in spec.items() if k != "world_size"}
+            expected_flops = tr.flops_per_step(tr.TrainSpec(**fields)) * spec.get("world_size", 1)
+        except (TypeError, ValueError) as exc:
+            expected_flops = None
+            out.append(Finding(ERROR, "flops-mismatch", f"train spec is not valid: {exc}", where))
+        if expected_flops is not None and m.flops_per_iteration != expected_flops:
+            out.append(Finding(ERROR, "flops-mismatch", "flops_per_iteration differs from the analytic count", where))
     passed = (m.validity or {}).get("passed")
     if (m.status == "ok") != (passed is True):
         out.append(Finding(ERROR, "validity", f"status {m.status!r} but the correctness check says passed={passed!r}", where))
@@ -99,7 +109,10 @@ def _check_measurement(m: Measurement, raw: dict[str, Any], inventory: dict[str,
     peak, notes = reference_peak(m, inventory)
     out += [Finding(f.severity, f.code, f.message, where) for f in notes]
     recorded_peak = (m.peak or {}).get("tflops")
-    expected = mm.derived_figures(m.samples_s, m.flops_per_iteration, recorded_peak)
+    if m.workload == "train":
+        expected = tr.figures(m.samples_s, m.flops_per_iteration, m.details.get("items_per_step", 0), recorded_peak)
+    else:
+        expected = mm.derived_figures(m.samples_s, m.flops_per_iteration, recorded_peak)
     stored = m.summary or {}
     wrong = sorted(k for k in set(expected) | set(stored) if not _close(expected.get(k), stored.get(k)))
     if wrong:
@@ -111,6 +124,8 @@ def _check_measurement(m: Measurement, raw: dict[str, Any], inventory: dict[str,
             out.append(Finding(ERROR, "figure-mismatch", "MSMF differs from its recomputation from the raw samples", where))
     if peak is None:
         return out
+    if world > 1:  # a data-parallel total is bounded by world_size devices' peak
+        peak = peaks.Peak(peak.tflops * world, peak.kind, peak.source, peak.model, peak.unverified, peak.assumptions)
     if recorded_peak is not None and not _close(recorded_peak, peak.tflops):
         out.append(Finding(WARNING, "peak-differs", f"report's peak {recorded_peak:.4g} TFLOPS, bench's {peak.tflops:.4g}", where))
     best = max(expected["tflops_best"], (m.details.get("msmf") or {}).get("tflops", 0.0))

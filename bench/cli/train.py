@@ -1,0 +1,154 @@
+"""`bench train`: transformer and MLP training steps with honest FLOP counts, MFU, and data-parallel scaling."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+import torch.distributed as torch_dist
+
+from bench import launch, runner
+from bench.cli.keys import key_option, signing_key
+from bench.cli.output import fail, stdout
+from bench.hardware import devices, peaks
+from bench.hardware.devices import DeviceFacts
+from bench.hardware.inventory import collect
+from bench.report import render
+from bench.report.model import Measurement
+from bench.report.store import dumps
+from bench.workloads import train as tr
+
+DEFAULT_PRESETS = {"cpu": ("tiny",), "cuda": ("small", "gpt2-124m")}
+
+
+def peak_for(device: DeviceFacts, host: dict[str, Any], precision: str) -> peaks.Peak | None:
+    if device.kind == "cuda":
+        return peaks.vendor_peak(device.name, precision)
+    return peaks.cpu_peak(host, precision)
+
+
+def say(quiet: bool, text: str) -> None:
+    if not quiet:
+        click.echo(text, err=True)
+
+
+@click.command()
+@click.option("--model", "models", type=click.Choice(["gpt", "mlp"]), multiple=True,
+              help="Workload (repeatable). Default: both.")
+@click.option("--preset", "presets", type=click.Choice(list(tr.PRESETS["gpt"])), multiple=True,
+              help=f"Size (repeatable). Default {DEFAULT_PRESETS}. A preset that runs out of memory is skipped.")
+@click.option("--device", "device_name", default=None,
+              help="cpu or cuda:N. Default: the local rank's GPU under a launcher, else the first GPU, else the CPU.")
+@click.option("--dtype", "precision", type=click.Choice(list(tr.PRECISIONS)), default=None,
+              help="bfloat16 (autocast over float32 master weights; default on GPU) or float32 (default on CPU).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Timed steps (default: the preset's).")
+@click.option("--warmup", type=click.IntRange(min=0), default=None, help="Untimed steps first (default: the preset's).")
+@click.option("--compile", "use_compile", is_flag=True, help="Run the model through torch.compile.")
+@click.option("--timeout", type=click.FloatRange(min=1.0), default=300.0, show_default=True,
+              help="Seconds to wait for the other ranks (joining, or in any collective) before failing.")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@key_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | None, precision: str | None,
+          steps: int | None, warmup: int | None, use_compile: bool, timeout: float, results_dir: Path,
+          key_path: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
+    """Train a GPT-style decoder and/or an MLP on a learnable synthetic task and report step time, tokens/s (samples/s),
+    TFLOPS from an analytic FLOP count (checked against torch's FlopCounterMode), MFU and peak memory.
+
+    A run whose loss is NaN/inf or did not fall is invalid (exit 1). Under torchrun, srun or RANK/WORLD_SIZE/
+    MASTER_ADDR the same command trains data-parallel (DDP; NCCL on GPU, gloo on CPU): rank 0 first measures one rank
+    alone, then all ranks together, and writes one report with per-rank and total throughput and the scaling
+    efficiency. A rank that fails or never joins makes every rank exit with an error within --timeout.
+    """
+    try:
+        where = launch.placement()
+    except launch.LaunchError as exc:
+        fail(str(exc), 2)
+    if device_name is None:
+        device_name = f"cuda:{where.local_rank}" if devices.cuda_count() else "cpu"
+    try:
+        devices.resolve(device_name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--device") from None
+    kind = "cuda" if device_name.startswith("cuda") else "cpu"
+    precision = precision or ("bfloat16" if kind == "cuda" else "float32")
+    specs = [tr.preset(m, p, steps=steps, warmup=warmup, precision=precision, compile=use_compile or None)
+             for m in (models or ("gpt", "mlp")) for p in (presets or DEFAULT_PRESETS[kind])]  # fmt: skip
+    if where.distributed:
+        try:
+            launch.join(where, "nccl" if kind == "cuda" else "gloo", timeout)
+        except launch.LaunchError as exc:
+            fail(str(exc))
+    if kind == "cpu":
+        torch.set_num_threads(max(1, devices.physical_cores() // where.local_world_size))
+    lead = where.rank == 0
+    key = signing_key(key_path) if lead else None
+    inv = collect()
+    facts = devices.facts(device_name, inv["host"])
+    config = {"workload": "train", "specs": [s.to_dict() for s in specs], "device": device_name,
+              "world_size": where.world_size, "launcher": where.source, "timeout_s": timeout}  # fmt: skip
+    writer = runner.start(results_dir, config, inv, key) if lead else None
+    try:
+        for spec in specs:
+            peak = peak_for(facts, inv["host"], spec.precision)
+            say(quiet or not lead, f"train {spec.model} {spec.preset} {spec.precision} on {device_name} x{where.world_size}")
+            for m in measure(spec, facts, peak, where):
+                if writer:
+                    writer.add(m)
+    except KeyboardInterrupt:
+        if writer:
+            writer.finish(interrupted=True)
+        fail("interrupted; finished measurements are saved", 130)
+    except Exception as exc:  # noqa: BLE001 - a failing rank must end the job with a clear line, never hang
+        if writer:
+            writer.finish(interrupted=True)
+        fail(f"rank {where.rank}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+    finally:
+        launch.leave()
+    if not writer:
+        return
+    tr.annotate_mamf_ratio(writer.report.measurements)
+    writer.finish()
+    report = writer.report
+    if as_json:
+        click.echo(dumps(report.to_dict()), nl=False)
+    else:
+        out = stdout()
+        out.print(render.train_table(report.measurements))
+        for line in render.warning_lines(report.measurements):
+            out.print(line, highlight=False)
+        out.print(f"report: {writer.path}")
+    failed = [m for m in report.measurements if m.status in ("invalid", "error")]
+    if failed:
+        fail("; ".join(f"{m.spec.get('model')} {m.spec.get('preset')}: {m.reason}" for m in failed))
+
+
+def measure(spec: tr.TrainSpec, facts: DeviceFacts, peak: peaks.Peak | None, where: launch.Placement) -> list[Measurement]:
+    """One rank: the measurement. Several: rank 0's single-rank baseline, then every rank's DDP run and the total,
+    all returned on rank 0 (other ranks return nothing)."""
+    if not where.distributed:
+        return [tr.run(spec, facts, peak=peak)]
+    baseline = tr.run(spec, facts, peak=peak) if where.rank == 0 else None  # one rank alone: the scaling reference
+    torch_dist.barrier()
+    ids = [facts.local_index] if facts.kind == "cuda" else None
+    # each rank draws its own batches (seed = rank); DDP starts every replica from rank 0's parameters
+    mine = tr.run(spec, facts, peak=peak, seed=where.rank,
+                  wrap=lambda model: torch.nn.parallel.DistributedDataParallel(model, device_ids=ids))  # fmt: skip
+    gathered: list[Any] = [None] * where.world_size
+    torch_dist.all_gather_object(gathered, {"rank": where.rank, "measurement": mine.to_dict()})
+    if where.rank != 0:
+        return []
+    ranks = [Measurement.from_dict(g["measurement"]) for g in sorted(gathered, key=lambda g: g["rank"])]
+    for r, m in enumerate(ranks):
+        m.details["rank"] = r
+    assert baseline is not None
+    baseline.details["role"] = "single-rank baseline"
+    return [baseline, *ranks, tr.data_parallel_total(spec, ranks, baseline, peak)]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(train())

@@ -1,0 +1,96 @@
+"""Where this process sits in a distributed job: rank, world size, local rank and rendezvous address, from the
+variables torchrun, Slurm's srun or a hand-rolled launcher set. One place, used by every multi-rank workload."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch.distributed as torch_dist
+
+DEFAULT_PORT = 29500
+
+
+class LaunchError(RuntimeError):
+    """The environment describes a distributed job that cannot be joined; the message says which variable."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    master_addr: str
+    master_port: int
+    source: str  # 'torchrun', 'slurm', 'env' or 'single'
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a Slurm node list: 'gpu[03-05,09],cpu1' -> 'gpu03'."""
+    match = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", nodelist.strip())
+    if not match:
+        raise LaunchError(f"cannot read the Slurm node list {nodelist!r}")
+    prefix, ranges = match.group(1), match.group(2)
+    return prefix + ranges.split(",")[0].split("-")[0] if ranges else prefix
+
+
+def _int(env: Mapping[str, str], name: str) -> int:
+    try:
+        return int(env[name])
+    except ValueError:
+        raise LaunchError(f"{name}={env[name]!r} is not an integer") from None
+
+
+def placement(env: Mapping[str, str] | None = None) -> Placement:
+    """torchrun / plain RANK and WORLD_SIZE first, then Slurm's SLURM_* variables, else a single process."""
+    env = os.environ if env is None else env
+    if "RANK" in env and "WORLD_SIZE" in env:
+        source = "torchrun" if "TORCHELASTIC_RUN_ID" in env else "env"
+        rank, world = _int(env, "RANK"), _int(env, "WORLD_SIZE")
+        local = _int(env, "LOCAL_RANK") if "LOCAL_RANK" in env else rank
+        local_world = _int(env, "LOCAL_WORLD_SIZE") if "LOCAL_WORLD_SIZE" in env else world
+        if world > 1 and "MASTER_ADDR" not in env:
+            raise LaunchError("RANK and WORLD_SIZE are set but MASTER_ADDR is not")
+        addr = env.get("MASTER_ADDR", "127.0.0.1")
+        port = _int(env, "MASTER_PORT") if "MASTER_PORT" in env else DEFAULT_PORT
+    elif "SLURM_PROCID" in env and "SLURM_NTASKS" in env:
+        source = "slurm"
+        rank, world = _int(env, "SLURM_PROCID"), _int(env, "SLURM_NTASKS")
+        local = _int(env, "SLURM_LOCALID") if "SLURM_LOCALID" in env else 0
+        per_node = env.get("SLURM_NTASKS_PER_NODE") or env.get("SLURM_TASKS_PER_NODE", "1")
+        local_world = int(re.match(r"\d+", per_node).group(0)) if re.match(r"\d+", per_node) else 1
+        nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or "127.0.0.1"
+        addr = env.get("MASTER_ADDR") or first_host(nodelist)
+        job = _int(env, "SLURM_JOB_ID") if "SLURM_JOB_ID" in env else 0
+        port = _int(env, "MASTER_PORT") if "MASTER_PORT" in env else DEFAULT_PORT + job % 1000
+    else:
+        return Placement(0, 1, 0, 1, "127.0.0.1", DEFAULT_PORT, "single")
+    if not 0 <= rank < world or not 0 <= local < max(local_world, 1):
+        raise LaunchError(f"rank {rank} (local {local}) is outside world size {world} (local {local_world})")
+    return Placement(rank, world, local, max(local_world, 1), addr, port, source)
+
+
+def join(p: Placement, backend: str, timeout_s: float) -> None:
+    """Join the process group; a rank that never arrives makes this raise within `timeout_s`, and so does every
+    later collective when a rank dies."""
+    try:
+        torch_dist.init_process_group(
+            backend, init_method=f"tcp://{p.master_addr}:{p.master_port}", rank=p.rank, world_size=p.world_size,
+            timeout=dt.timedelta(seconds=timeout_s),
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - torch raises several types here; all mean the job cannot start
+        raise LaunchError(f"rank {p.rank} could not join {p.world_size} ranks at {p.master_addr}:{p.master_port} "
+                          f"within {timeout_s:g} s: {(str(exc).splitlines() or [''])[0]}") from None  # fmt: skip
+
+
+def leave() -> None:
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()

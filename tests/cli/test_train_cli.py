@@ -1,0 +1,94 @@
+"""bench train through the CLI: one process, torchrun with two gloo ranks, and ranks that never join or die."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.report import verify as v
+from bench.report.store import load_report
+
+BIN = Path(sys.executable).parent
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_single_process_train_json(tmp_path):
+    res = CliRunner().invoke(main, ["train", "--device", "cpu", "--model", "mlp", "--preset", "tiny", "--steps", "20",
+                                    "--results-dir", str(tmp_path), "--json", "--quiet"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    (m,) = json.loads(res.stdout)["measurements"]
+    assert m["workload"] == "train" and m["status"] == "ok" and m["summary"]["items_per_s"] > 0
+    (path,) = tmp_path.glob("*/report.json")
+    assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+
+
+def test_train_bad_device_is_a_usage_error(tmp_path):
+    res = CliRunner().invoke(main, ["train", "--device", "tpu", "--results-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "valid here: cpu" in res.output
+
+
+@pytest.mark.skipif(not (BIN / "torchrun").exists(), reason="torchrun not installed next to this Python")
+def test_torchrun_two_ranks_write_one_report_with_scaling(tmp_path):
+    cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", str(BIN / "bench"), "train", "--device", "cpu",
+           "--model", "mlp", "--preset", "tiny", "--steps", "20", "--timeout", "60", "--results-dir", str(tmp_path)]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (path,) = tmp_path.glob("*/report.json")  # one report, from rank 0
+    rep = load_report(path)
+    roles = [m.details.get("role") or f"rank {m.details.get('rank')}" for m in rep.measurements]
+    assert roles == ["single-rank baseline", "rank 0", "rank 1", "data-parallel total"]
+    total = rep.measurements[-1]
+    assert total.spec["world_size"] == 2 and total.details["scaling_efficiency"] > 0
+    assert [r["rank"] for r in total.details["per_rank"]] == [0, 1]
+    assert total.samples_s == [max(a, b) for a, b in zip(rep.measurements[1].samples_s, rep.measurements[2].samples_s)]
+    assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+    assert "data-parallel total" in out.stdout
+
+
+def launch_rank(rank, port, tmp_path, *extra):
+    env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}  # fmt: skip
+    cmd = [str(BIN / "bench"), "train", "--device", "cpu", "--model", "mlp", "--preset", "tiny",
+           "--results-dir", str(tmp_path), "--quiet", *extra]  # fmt: skip
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_rank_that_never_joins_fails_the_others_within_the_timeout(tmp_path):
+    start = time.monotonic()
+    proc = launch_rank(0, free_port(), tmp_path, "--timeout", "4")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "could not join 2 ranks" in err and time.monotonic() - start < 45
+
+
+def test_a_rank_that_dies_fails_the_others_within_the_timeout(tmp_path):
+    port = free_port()
+    ranks = [launch_rank(r, port, tmp_path, "--timeout", "8", "--steps", "1000") for r in (0, 1)]
+    try:
+        time.sleep(4)  # both joined; rank 0 is measuring its single-rank baseline, rank 1 waits for it
+        ranks[1].send_signal(signal.SIGKILL)
+        start = time.monotonic()
+        _, err = ranks[0].communicate(timeout=120)
+    finally:
+        for p in ranks:
+            p.kill()
+    assert ranks[0].returncode == 1 and "rank 0:" in err
+    assert time.monotonic() - start < 60  # the rest of the baseline, then at most the timeout
+
+
+def test_shutil_which_bench_exists():
+    assert shutil.which("bench", path=str(BIN))
