@@ -92,3 +92,13 @@ def test_a_rank_that_dies_fails_the_others_within_the_timeout(tmp_path):
 
 def test_shutil_which_bench_exists():
     assert shutil.which("bench", path=str(BIN))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--preset", "huge"], "'tiny', 'small', 'gpt2-124m', '1b'"), (["--dtype", "float16"], "'float32', 'bfloat16'"),
+     (["--model", "cnn"], "'gpt', 'mlp'"), (["--steps", "0"], "x>=1")],
+)  # fmt: skip
+def test_train_bad_options_exit_2(tmp_path, args, message):
+    res = CliRunner().invoke(main, ["train", "--device", "cpu", "--results-dir", str(tmp_path), *args])
+    assert res.exit_code == 2 and message in res.output

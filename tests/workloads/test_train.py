@@ -99,3 +99,10 @@ def test_mamf_ratio_is_added_when_the_report_has_a_matmul_figure():
     matmul = Measurement("matmul", {"precision": "float32"}, {"uuid": "fp"}, "ok", summary={"tflops_median": 0.1})
     tr.annotate_mamf_ratio([matmul, train])
     assert train.details["mamf_ratio"] == pytest.approx(train.summary["tflops_median"] / 0.1)
+
+
+def test_compile_runs_the_same_workload_through_torch_compile():
+    """~30 s on 2 cores (inductor compiles C++), so one small case only."""
+    m = tr.run(tr.preset("mlp", "tiny", compile=True), CPU)
+    assert m.status == "ok", m.reason
+    assert m.spec["compile"] is True and m.details["flop_counter_ratio"] == pytest.approx(1.0)
