@@ -31,7 +31,11 @@ def report(path: Path, as_json: bool) -> None:
     state = "interrupted" if rep.interrupted else ("complete" if rep.end_utc else "incomplete (still running or crashed)")
     out.print(f"run {rep.run_id}  {rep.start_utc} -> {rep.end_utc or '?'}  {state}")
     out.print(f"bench {rep.tool.get('version')} ({rep.tool.get('git_commit') or 'not from a checkout'})")
-    out.print(render.measurements_table(rep.measurements))
+    matmuls = [m for m in rep.measurements if m.workload == "matmul"]
+    if matmuls:
+        out.print(render.measurements_table(matmuls))
+    if any(m.workload == "train" for m in rep.measurements):
+        out.print(render.train_table(rep.measurements))
     if any("search" in m.details for m in rep.measurements):
         out.print(render.search_table(rep.measurements))
     for line in render.warning_lines(rep.measurements):

@@ -34,6 +34,8 @@ def test_single_process_train_json(tmp_path):
     assert m["workload"] == "train" and m["status"] == "ok" and m["summary"]["items_per_s"] > 0
     (path,) = tmp_path.glob("*/report.json")
     assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+    shown = CliRunner().invoke(main, ["report", str(path)])
+    assert shown.exit_code == 0 and "tokens|samples/s" in shown.output and "M x N x K" not in shown.output
 
 
 def test_train_bad_device_is_a_usage_error(tmp_path):
