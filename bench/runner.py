@@ -52,7 +52,7 @@ def execute(
             if on_step:
                 on_step(step)
             result = step.run()
-            for m in [result] if isinstance(result, Measurement) else result:
+            for m in [result] if isinstance(result, Measurement) else result:  # a Measurement, or several
                 writer.add(m)
                 if on_measurement:
                     on_measurement(m)

@@ -6,9 +6,11 @@ import click
 
 import bench
 from bench.cli.aggregate import aggregate
+from bench.cli.comm import comm
 from bench.cli.inventory import inventory
 from bench.cli.keys import keys_group
 from bench.cli.matmul import matmul
+from bench.cli.membw import membw
 from bench.cli.report import report
 from bench.cli.train import train
 from bench.cli.verify import verify
@@ -23,6 +25,8 @@ def main() -> None:
 main.add_command(inventory)
 main.add_command(matmul)
 main.add_command(train)
+main.add_command(comm)
+main.add_command(membw)
 main.add_command(report)
 main.add_command(keys_group, name="keys")
 main.add_command(verify)

@@ -17,8 +17,10 @@ from typing import Any
 from bench.hardware import peaks
 from bench.report import sign
 from bench.report.model import Measurement, NodeReport, ReportError
+from bench.workloads import comm as cm
 from bench.workloads import matmul as mm
 from bench.workloads import matmul_search as ms
+from bench.workloads import membw as mb
 from bench.workloads import train as tr
 
 #: Clock skew allowed before a timestamp counts as "in the future".
@@ -111,6 +113,13 @@ def _check_measurement(m: Measurement, raw: dict[str, Any], inventory: dict[str,
     recorded_peak = (m.peak or {}).get("tflops")
     if m.workload == "train":
         expected = tr.figures(m.samples_s, m.flops_per_iteration, m.details.get("items_per_step", 0), recorded_peak)
+    elif m.workload == "comm":
+        try:
+            expected = cm.figures(m.samples_s, m.spec.get("bytes", 0), m.spec.get("op", ""), m.spec.get("world_size", 1))
+        except ValueError as exc:
+            return [*out, Finding(ERROR, "schema", f"comm spec: {exc}", where)]
+    elif m.workload == "membw":
+        expected = mb.figures(m.samples_s, m.flops_per_iteration, (m.peak or {}).get("tbps"))
     else:
         expected = mm.derived_figures(m.samples_s, m.flops_per_iteration, recorded_peak)
     stored = m.summary or {}

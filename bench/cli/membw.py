@@ -1,0 +1,71 @@
+"""`bench membw`: device memory bandwidth with STREAM's kernels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from bench import runner
+from bench.cli.keys import key_option, signing_key
+from bench.cli.output import fail, stdout
+from bench.cli.params import DeviceParam
+from bench.hardware import devices, peaks
+from bench.hardware.inventory import collect
+from bench.measure.sampling import Policy
+from bench.report.store import dumps
+from bench.workloads import membw as mb
+
+
+def membw_table(measurements: list) -> Table:
+    table = Table(title="memory bandwidth (STREAM byte counts, GB = 1e9 B)")
+    for col in ("device", "kernel", "array MiB", "median GB/s", "best GB/s", "of peak", "check"):
+        table.add_column(col, justify="left" if col in ("device", "kernel", "check") else "right")
+    for m in measurements:
+        s = m.summary or {}
+        table.add_row(m.device.get("id", "?"), m.spec["kernel"], f"{m.spec['elements'] * 8 / 2**20:.0f}",
+                      f"{s.get('gbps_median', 0):.2f}", f"{s.get('gbps_best', 0):.2f}",
+                      f"{s['efficiency']:.1%}" if "efficiency" in s else "no peak",
+                      m.status if m.status != "ok" else "ok", style=None if m.status == "ok" else "bold red")  # fmt: skip
+    return table
+
+
+@click.command()
+@click.option("--device", "device_lists", type=DeviceParam(), multiple=True, help="cpu, cuda:N or all (default).")
+@click.option("--array-mib", type=click.FloatRange(min=0.001), default=None,
+              help="Size of each of the three arrays (default: 256 MiB on CPU, 1 GiB on GPU).")
+@click.option("--budget", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
+              help="Timed seconds per kernel after warm-up.")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@key_option
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", is_flag=True)
+def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: float, results_dir: Path,
+          key_path: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
+    """STREAM copy, scale, add and triad on each device (multi-threaded on the CPU), and host<->device over pinned
+    memory on GPUs; every result checked. Efficiency against the peak table's memory bandwidth where one is on file."""
+    device_ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
+    key = signing_key(key_path)
+    inv = collect()
+    elements = int(array_mib * 2**20 / 8) if array_mib else None
+    writer = runner.start(results_dir, {"workload": "membw", "devices": device_ids, "array_mib": array_mib,
+                                        "budget_s": budget}, inv, key)  # fmt: skip
+    policy = Policy(budget_s=budget, min_iterations=5, max_warmup_s=min(budget, 1.0))
+    steps = []
+    for d in device_ids:
+        facts = devices.facts(d, inv["host"])
+        peak = peaks.memory_bandwidth_tbps(facts.name) if facts.kind == "cuda" else None
+        steps.append(runner.Step(f"membw {d}", lambda f=facts, p=peak: mb.run(f, policy, elements, p)))
+    try:
+        report = runner.execute(writer, steps)
+    except KeyboardInterrupt:
+        fail(f"interrupted; finished kernels are saved in {writer.path}", 130)
+    if as_json:
+        click.echo(dumps(report.to_dict()), nl=False)
+    else:
+        stdout().print(membw_table(report.measurements))
+        stdout().print(f"report: {writer.path}")
+    wrong = [m for m in report.measurements if m.status == "invalid"]
+    if wrong:
+        fail("wrong results: " + ", ".join(f"{m.device['id']} {m.spec['kernel']}" for m in wrong))

@@ -1,0 +1,144 @@
+"""Collective communication bandwidth, with nccl-tests' definitions (doc/PERFORMANCE.md in NVIDIA/nccl-tests).
+
+For a message of S bytes (nccl-tests' "size": the per-rank buffer for all_reduce, broadcast and send/recv; the total
+gathered (all_gather), scattered (reduce_scatter) or exchanged (all_to_all) across ranks otherwise):
+
+    time   = max over ranks of each iteration's time (a collective is as slow as its slowest rank)
+    algbw  = S / time                   (GB/s, 1 GB = 1e9 bytes)
+    busbw  = algbw x factor(op, n):  all_reduce 2(n-1)/n; all_gather, reduce_scatter, all_to_all (n-1)/n;
+                                     broadcast and send/recv 1
+
+Every buffer is filled with values known in advance and every result checked after the timed iterations; a wrong
+result makes that size invalid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from bench.measure import stats
+
+WORKLOAD = "comm"
+OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
+ELEMENT = torch.float32
+ITEMSIZE = 4
+
+
+def busbw_factor(op: str, n: int) -> float:
+    """nccl-tests' bus bandwidth factor for `op` over `n` ranks."""
+    if op == "all_reduce":
+        return 2 * (n - 1) / n
+    if op in ("all_gather", "reduce_scatter", "all_to_all"):
+        return (n - 1) / n
+    if op in ("broadcast", "sendrecv"):
+        return 1.0
+    raise ValueError(f"unknown collective {op!r}; valid: {', '.join(OPS)}")
+
+
+def message_sizes(min_bytes: int, max_bytes: int, factor: int) -> list[int]:
+    """min_bytes, min_bytes*factor, ... up to max_bytes (inclusive), as nccl-tests' -b/-e/-f."""
+    if min_bytes < 1 or max_bytes < min_bytes or factor < 2:
+        raise ValueError("need 1 <= min_bytes <= max_bytes and factor >= 2")
+    out, size = [], min_bytes
+    while size <= max_bytes:
+        out.append(size)
+        size *= factor
+    return out
+
+
+def elements(op: str, size: int, n: int) -> int:
+    """Elements per rank's buffer for an S-byte message: whole float32s, and a multiple of n where the buffer splits."""
+    count = max(1, size // ITEMSIZE)
+    if op in ("all_gather", "reduce_scatter", "all_to_all"):
+        count = max(n, count - count % n)
+    return count
+
+
+@dataclass
+class Buffers:
+    run: Callable[[], None]
+    reset: Callable[[], None]
+    check: Callable[[], bool]
+    bytes: int  # S as nccl-tests counts it
+
+
+def buffers(op: str, size: int, rank: int, n: int, device: str) -> Buffers:
+    """Input/output tensors with known contents, the collective as a callable, and the check of its result."""
+    count = elements(op, size, n)
+    full = lambda value: torch.full((count,), float(value), dtype=ELEMENT, device=device)
+    total = n * (n + 1) / 2  # sum of (r + 1) over ranks
+    if op == "all_reduce":
+        buf = full(0)
+        return Buffers(lambda: dist.all_reduce(buf), lambda: buf.fill_(rank + 1), lambda: bool((buf == total).all()),
+                       count * ITEMSIZE)  # fmt: skip
+    if op == "broadcast":
+        buf = full(0)
+        return Buffers(lambda: dist.broadcast(buf, src=0), lambda: buf.fill_(rank + 1), lambda: bool((buf == 1).all()),
+                       count * ITEMSIZE)  # fmt: skip
+    if op == "all_gather":
+        per = count // n
+        mine, out = torch.full((per,), float(rank + 1), dtype=ELEMENT, device=device), full(0)
+        expect = torch.arange(1, n + 1, dtype=ELEMENT, device=device).repeat_interleave(per)
+        return Buffers(lambda: dist.all_gather_into_tensor(out, mine), lambda: out.zero_(),
+                       lambda: bool((out == expect).all()), count * ITEMSIZE)  # fmt: skip
+    if op == "reduce_scatter":
+        per = count // n
+        inp, out = full(rank + 1), torch.zeros(per, dtype=ELEMENT, device=device)
+        return Buffers(lambda: dist.reduce_scatter_tensor(out, inp), lambda: out.zero_(),
+                       lambda: bool((out == total).all()), count * ITEMSIZE)  # fmt: skip
+    if op == "all_to_all":
+        per = count // n
+        # rank r sends chunk j filled with r*n + j; so rank j's chunk r must hold r*n + j
+        inp = (rank * n + torch.arange(n, dtype=ELEMENT, device=device)).repeat_interleave(per)
+        out = full(0)
+        expect = (torch.arange(n, dtype=ELEMENT, device=device) * n + rank).repeat_interleave(per)
+        return Buffers(lambda: dist.all_to_all_single(out, inp), lambda: out.zero_(),
+                       lambda: bool((out == expect).all()), count * ITEMSIZE)  # fmt: skip
+    if op == "sendrecv":
+        peer = rank ^ 1  # pairs (0,1), (2,3), ...; with an odd count the last rank has no peer and copies locally
+        if peer >= n:
+            peer = rank
+        send, recv = full(rank + 1), full(0)
+
+        def exchange() -> None:
+            if peer == rank:
+                recv.copy_(send)
+                return
+            reqs = [dist.isend(send, peer), dist.irecv(recv, peer)]
+            for r in reqs:
+                r.wait()
+
+        return Buffers(exchange, lambda: recv.zero_(), lambda: bool((recv == peer + 1).all()), count * ITEMSIZE)
+    raise ValueError(f"unknown collective {op!r}; valid: {', '.join(OPS)}")
+
+
+def time_op(b: Buffers, iterations: int, warmup: int, device: str) -> tuple[list[float], list[float], bool]:
+    """(warm-up seconds, timed seconds, result correct) on this rank. Each iteration starts from the known inputs,
+    reset outside the timing, and all ranks start it together (a barrier, also outside the timing)."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def once() -> float:
+        b.reset()
+        sync()
+        dist.barrier()
+        t0 = time.perf_counter()
+        b.run()
+        sync()
+        return time.perf_counter() - t0
+
+    warm = [once() for _ in range(warmup)]
+    timed = [once() for _ in range(iterations)]
+    return warm, timed, b.check()
+
+
+def figures(samples_s: list[float], size: int, op: str, n: int) -> dict[str, Any]:
+    s = stats.summarize(samples_s)
+    algbw = size / s.median_s / 1e9
+    return {**s.to_dict(), "algbw_gbps": algbw, "busbw_gbps": algbw * busbw_factor(op, n),
+            "busbw_best_gbps": size / s.min_s / 1e9 * busbw_factor(op, n)}  # fmt: skip

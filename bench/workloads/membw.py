@@ -1,0 +1,113 @@
+"""Memory bandwidth with STREAM's kernels (McCalpin), on any torch device, plus host<->device copies on GPUs.
+
+Bytes per iteration are counted as STREAM counts them, for arrays of N float64 elements:
+    copy  c = a          2 * 8 * N        scale  b = s * c      2 * 8 * N
+    add   c = a + b      3 * 8 * N        triad  a = b + s * c  3 * 8 * N
+Each kernel is timed on its own; its output is not one of its inputs, so repeating it leaves a known value, and
+after timing every element is checked against that value (STREAM's checkSTREAMresults, exactly, since the arrays
+are uniform). Host<->device copies move one pinned host buffer of the same size and are checked the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import torch
+
+from bench.hardware import devices
+from bench.hardware.devices import DeviceFacts
+from bench.measure import stats
+from bench.measure.sampling import Policy, collect
+from bench.measure.sampling import warnings as sampling_warnings
+from bench.measure.timer import CudaEventTimer, PerfCounterTimer, Timer
+from bench.report.model import Measurement, utc_now
+
+WORKLOAD = "membw"
+KERNELS = ("copy", "scale", "add", "triad")
+SCALAR = 3.0
+#: Default elements per array: 4x a 32 MiB last-level cache on CPUs (256 MiB arrays); 1 GiB arrays on GPUs.
+DEFAULT_ELEMENTS = {"cpu": 2**25, "cuda": 2**27}
+BYTES_PER_ELEMENT = {"copy": 16, "scale": 16, "add": 24, "triad": 24}
+
+
+def figures(samples_s: list[float], bytes_per_iteration: float, peak_tbps: float | None) -> dict[str, Any]:
+    s = stats.summarize(samples_s)
+    out: dict[str, Any] = {**s.to_dict(), "gbps_median": bytes_per_iteration / s.median_s / 1e9,
+                           "gbps_best": bytes_per_iteration / s.min_s / 1e9}  # fmt: skip
+    if peak_tbps:
+        out["efficiency"] = out["gbps_median"] / (peak_tbps * 1e3)
+    return out
+
+
+def _timer(device: DeviceFacts) -> Timer:
+    return CudaEventTimer(torch.device(device.id), flush_bytes=0) if device.kind == "cuda" else PerfCounterTimer()
+
+
+def _record(name: str, n: int, device: DeviceFacts, sampled: Any, policy: Policy, timer: Timer, nbytes: int,
+            correct: bool, peak_tbps: float | None, start: str) -> Measurement:  # fmt: skip
+    summary = figures(sampled.samples_s, nbytes, peak_tbps)
+    return Measurement(
+        workload=WORKLOAD,
+        spec={"kernel": name, "elements": n, "dtype": "float64"},
+        device=asdict(device),
+        status="ok" if correct else "invalid",
+        reason=None if correct else f"{name} left wrong values in its output",
+        flops_per_iteration=float(nbytes),  # bytes moved per iteration, the quantity bandwidth divides
+        timer=timer.name,
+        threads=torch.get_num_threads() if device.kind == "cpu" else None,
+        warmup_s=sampled.warmup_s,
+        samples_s=sampled.samples_s,
+        summary=summary,
+        validity={"check": "stream", "passed": correct},
+        warnings=[w.to_dict() for w in sampling_warnings(sampled, policy, timer.resolution_s)],
+        peak={"tbps": peak_tbps, "kind": "vendor"} if peak_tbps else None,
+        details={"bytes_per_iteration": nbytes},
+        start_utc=start,
+        end_utc=utc_now(),
+    )
+
+
+def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_tbps: float | None = None,
+        timer: Timer | None = None) -> list[Measurement]:  # fmt: skip
+    """STREAM copy, scale, add and triad (and on GPUs host-to-device and device-to-host), one Measurement each."""
+    n = elements or DEFAULT_ELEMENTS[device.kind]
+    need = 3 * 8 * n
+    if need > devices.free_memory_bytes(device.id) * 0.8:
+        start = utc_now()
+        return [Measurement(WORKLOAD, {"kernel": k, "elements": n, "dtype": "float64"}, asdict(device), "skipped",
+                            f"needs {need / 2**30:.2f} GiB for three arrays", start_utc=start, end_utc=start)
+                for k in KERNELS]  # fmt: skip
+    timer = timer or _timer(device)
+    a = torch.full((n,), 1.0, dtype=torch.float64, device=device.id)
+    b = torch.full((n,), 2.0, dtype=torch.float64, device=device.id)
+    c = torch.zeros(n, dtype=torch.float64, device=device.id)
+    value = {"a": 1.0, "b": 2.0, "c": 0.0}
+    kernels: dict[str, tuple[Callable[[], object], str, Callable[[], float]]] = {
+        "copy": (lambda: c.copy_(a), "c", lambda: value["a"]),
+        "scale": (lambda: torch.mul(c, SCALAR, out=b), "b", lambda: SCALAR * value["c"]),
+        "add": (lambda: torch.add(a, b, out=c), "c", lambda: value["a"] + value["b"]),
+        "triad": (lambda: torch.add(b, c, alpha=SCALAR, out=a), "a", lambda: value["b"] + SCALAR * value["c"]),
+    }
+    arrays = {"a": a, "b": b, "c": c}
+    out = []
+    for name in KERNELS:
+        fn, target, expected = kernels[name]
+        start = utc_now()
+        sampled = collect(timer, fn, policy)
+        devices.synchronize(device.id)
+        value[target] = expected()
+        correct = bool((arrays[target] == value[target]).all())
+        out.append(_record(name, n, device, sampled, policy, timer, BYTES_PER_ELEMENT[name] * n, correct, peak_tbps, start))
+    if device.kind == "cuda":
+        host = torch.full((n,), 5.0, dtype=torch.float64).pin_memory()
+        for name, fn, check in (
+            ("h2d", lambda: a.copy_(host, non_blocking=True), lambda: bool((a == 5.0).all())),
+            ("d2h", lambda: host.copy_(b, non_blocking=True), lambda: bool((host == value["b"]).all())),
+        ):
+            start = utc_now()
+            sampled = collect(timer, fn, policy)
+            devices.synchronize(device.id)
+            out.append(_record(name, n, device, sampled, policy, timer, 8 * n, check(), None, start))
+    return out
