@@ -78,3 +78,32 @@ def test_membw_cli_reports_triad(tmp_path):
     assert "triad" in res.output and "GB/s" in res.output
     (path,) = tmp_path.glob("*/report.json")
     assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+
+
+def test_a_comm_rank_that_dies_fails_the_other_within_the_timeout(tmp_path):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([str(BIN / "bench"), "comm", "--device", "cpu", "--op", "all_reduce",
+                                       "--max-bytes", "1048576", "--iterations", "100000", "--timeout", "8",
+                                       "--results-dir", str(tmp_path), "--quiet"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
+    try:
+        time.sleep(5)
+        procs[1].send_signal(signal.SIGKILL)
+        start = time.monotonic()
+        _, err = procs[0].communicate(timeout=60)
+    finally:
+        for p in procs:
+            p.kill()
+    assert procs[0].returncode == 1 and "rank 0:" in err
+    assert time.monotonic() - start < 30

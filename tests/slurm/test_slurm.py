@@ -1,0 +1,59 @@
+"""bench under a real Slurm: a one-node cluster started for the test (root, Debian's slurm-wlm and munge)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.report import verify as v
+from bench.report.store import load_report
+from tests.slurm.cluster import Cluster, available
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = str(Path(sys.executable).parent / "bench")
+
+if not available():
+    if os.environ.get("CI"):  # .ci/run installs slurm-wlm and munge: missing ones there are a failure, not a skip
+        raise RuntimeError("CI needs Slurm: run as root with slurm-wlm and munge installed (.ci/run does it)")
+    pytest.skip("needs root and Debian's slurm-wlm + munge", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("slurm"))
+    c.start()
+    yield c
+    c.stop()
+
+
+def test_srun_two_tasks_run_comm_and_write_one_report(cluster, tmp_path):
+    cmd = ["srun", "-n", "2", BENCH, "comm", "--device", "cpu", "--op", "all_reduce", "--op", "all_gather",
+           "--max-bytes", "4096", "--factor", "16", "--iterations", "3", "--warmup", "1", "--timeout", "60",
+           "--results-dir", str(tmp_path)]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, env=cluster.env, timeout=180, check=False)
+    assert out.returncode == 0, out.stdout[-1500:] + out.stderr[-1500:]
+    assert "busbw GB/s" in out.stdout
+    (path,) = tmp_path.glob("*/report.json")
+    rep = load_report(path)
+    assert rep.config["launcher"] == "slurm" and rep.config["world_size"] == 2
+    assert all(m.status == "ok" and m.spec["world_size"] == 2 for m in rep.measurements)
+    assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+
+
+def test_sbatch_runs_the_node_benchmark_then_collectives(cluster, tmp_path):
+    env = {**cluster.env, "BENCH": BENCH,
+           "BENCH_NODE_ARGS": "--device cpu --dtype float32 --size 128 --budget 0.05 --warmup 0.05",
+           "BENCH_COMM_ARGS": "--device cpu --op all_reduce --max-bytes 1024 --factor 32 --iterations 3 --warmup 1"}  # fmt: skip
+    cmd = ["sbatch", "--wait", "-N", "1", "-n", "2", f"--output={tmp_path / 'job.out'}",
+           str(ROOT / "configs" / "slurm" / "bench.sbatch"), str(tmp_path / "results")]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    log = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else ""
+    assert out.returncode == 0, out.stderr + log[-2000:]
+    (node,) = (tmp_path / "results" / "nodes").glob("*/report.json")  # one node, one report
+    (coll,) = (tmp_path / "results" / "comm").glob("*/report.json")
+    for path in (node, coll):
+        assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+    assert load_report(coll).config["world_size"] == 2
