@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
 from bench.cli.verify import DurationParam, load_json, trusted_keys
 from bench.report import aggregate as agg
-from bench.report import sign
+from bench.report import render, sign
 from bench.report.store import dumps, write_atomic
 
 
@@ -24,48 +23,8 @@ def report_files(paths: tuple[Path, ...]) -> list[Path]:
     return out
 
 
-def _f(x: float | None, scale: float = 1.0, fmt: str = ".4g") -> str:
-    return "-" if x is None else format(x * scale, fmt)
 
 
-def capacity_tables(cap: dict[str, Any]) -> list[Table]:
-    groups = Table(title="capacity by model x precision (MAMF: measured; peak: vendor or theoretical)")
-    for col in ("model", "precision", "devices", "nodes", "MAMF TFLOPS", "MSMF TFLOPS", "peak TFLOPS", "efficiency",
-                "p5", "median", "p95"):  # fmt: skip
-        groups.add_column(col, justify="left" if col in ("model", "precision") else "right")
-    for g in cap["groups"]:
-        groups.add_row(str(g["model"]), g["precision"], str(g["devices"]), str(g["nodes"]), _f(g["mamf_sum_tflops"]),
-                       _f(g["msmf_sum_tflops"]), _f(g["peak_sum_tflops"]), _f(g["efficiency"], 100, ".1f") + "%" * (g["efficiency"] is not None),
-                       _f(g["mamf_p5_tflops"]), _f(g["mamf_median_tflops"]), _f(g["mamf_p95_tflops"]))  # fmt: skip
-    totals = Table(title="totals per precision")
-    for col in ("precision", "devices", "nodes", "MAMF PFLOPS", "MAMF EFLOPS", "MSMF PFLOPS", "peak PFLOPS"):
-        totals.add_column(col, justify="left" if col == "precision" else "right")
-    for t in cap["totals"]:
-        totals.add_row(t["precision"], str(t["devices"]), str(t["nodes"]), _f(t["mamf_pflops"]), _f(t["mamf_eflops"]),
-                       _f(t["msmf_tflops"], 1e-3), _f(t["peak_tflops"], 1e-3))  # fmt: skip
-    inputs = Table(title="node reports")
-    for col in ("report", "node", "key id", "status", "why"):
-        inputs.add_column(col, overflow="fold")
-    for i in cap["inputs"]:
-        inputs.add_row(i["name"], str(i["node"] or "-"), str(i["key_id"] or "-"), i["status"], "; ".join(i["reasons"]),
-                       style="bold red" if i["status"] == "rejected" else None)  # fmt: skip
-    tables = [groups, totals, inputs]
-    if cap["defective"]:
-        bad = Table(title="defective devices")
-        for col in ("node", "device", "precision", "MAMF TFLOPS", "group median", "gap", "why"):
-            bad.add_column(col, overflow="fold")
-        for d in cap["defective"]:
-            bad.add_row(str(d["node"]), d["device"], d["precision"], _f(d["value"]), _f(d["group_median"]),
-                        f"{d['gap']:.1%}", "; ".join(d["reasons"]), style="bold red")  # fmt: skip
-        tables.append(bad)
-    if cap["duplicates"]:
-        dup = Table(title="devices found in more than one report (counted once, from the newest)")
-        for col in ("device", "precision", "counted from", "also in"):
-            dup.add_column(col, overflow="fold")
-        for d in cap["duplicates"]:
-            dup.add_row(d["device"], d["precision"], d["kept"][:16], ", ".join(x[:16] for x in d["dropped"]))
-        tables.append(dup)
-    return tables
 
 
 @click.command()
@@ -108,7 +67,7 @@ def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, 
         click.echo(dumps(cap), nl=False)
     else:
         out = stdout()
-        for table in capacity_tables(cap):
+        for table in render.capacity_tables(cap):
             out.print(table)
         out.print(f"capacity report: {output}")
     if not any(i["status"] == "counted" for i in cap["inputs"]):

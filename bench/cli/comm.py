@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 import torch.distributed as dist
-from rich.table import Table
 
 from bench import launch, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
 from bench.hardware import devices
 from bench.hardware.inventory import collect
+from bench.report import render
 from bench.report.model import Measurement, utc_now
 from bench.report.store import dumps
 from bench.workloads import comm as cm
@@ -29,23 +29,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def busbw_table(measurements: list[Measurement]) -> Table:
-    table = Table(title="collectives (nccl-tests definitions; time = max over ranks)")
-    for col in ("op", "ranks", "bytes", "median us", "algbw GB/s", "busbw GB/s", "check"):
-        table.add_column(col, justify="left" if col in ("op", "check") else "right")
-    peak: dict[str, float] = {}
-    for m in measurements:
-        s = m.summary or {}
-        op = m.spec["op"]
-        if m.status == "ok":
-            peak[op] = max(peak.get(op, 0.0), s["busbw_gbps"])
-        table.add_row(op, str(m.spec["world_size"]), str(m.spec["bytes"]), f"{s.get('median_s', 0) * 1e6:.1f}",
-                      f"{s.get('algbw_gbps', 0):.3f}", f"{s.get('busbw_gbps', 0):.3f}",
-                      "ok" if m.status == "ok" else f"WRONG: {m.reason}",
-                      style=None if m.status == "ok" else "bold red")  # fmt: skip
-    for op, bw in peak.items():
-        table.add_row(op, "", "peak", "", "", f"{bw:.3f}", "", style="bold")
-    return table
 
 
 @click.command()
@@ -129,7 +112,7 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     if as_json:
         click.echo(dumps(writer.report.to_dict()), nl=False)
     else:
-        stdout().print(busbw_table(writer.report.measurements))
+        stdout().print(render.busbw_table(writer.report.measurements))
         stdout().print(f"report: {writer.path}")
     wrong = [m for m in writer.report.measurements if m.status != "ok"]
     if wrong:

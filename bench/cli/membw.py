@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from bench import runner
 from bench.cli.keys import key_option, signing_key
@@ -14,21 +13,9 @@ from bench.cli.params import DeviceParam
 from bench.hardware import devices, peaks
 from bench.hardware.inventory import collect
 from bench.measure.sampling import Policy
+from bench.report import render
 from bench.report.store import dumps
 from bench.workloads import membw as mb
-
-
-def membw_table(measurements: list) -> Table:
-    table = Table(title="memory bandwidth (STREAM byte counts, GB = 1e9 B)")
-    for col in ("device", "kernel", "array MiB", "median GB/s", "best GB/s", "of peak", "check"):
-        table.add_column(col, justify="left" if col in ("device", "kernel", "check") else "right")
-    for m in measurements:
-        s = m.summary or {}
-        table.add_row(m.device.get("id", "?"), m.spec["kernel"], f"{m.spec['elements'] * 8 / 2**20:.0f}",
-                      f"{s.get('gbps_median', 0):.2f}", f"{s.get('gbps_best', 0):.2f}",
-                      f"{s['efficiency']:.1%}" if "efficiency" in s else "no peak",
-                      m.status if m.status != "ok" else "ok", style=None if m.status == "ok" else "bold red")  # fmt: skip
-    return table
 
 
 @click.command()
@@ -64,7 +51,7 @@ def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: 
     if as_json:
         click.echo(dumps(report.to_dict()), nl=False)
     else:
-        stdout().print(membw_table(report.measurements))
+        stdout().print(render.membw_table(report.measurements))
         stdout().print(f"report: {writer.path}")
     wrong = [m for m in report.measurements if m.status == "invalid"]
     if wrong:

@@ -173,3 +173,79 @@ def train_table(measurements: list[Measurement]) -> Table:
             style={"ok": None, "invalid": "bold red", "skipped": "dim", "error": "bold red"}[m.status],
         )  # fmt: skip
     return table
+
+
+def busbw_table(measurements: list[Measurement]) -> Table:
+    table = Table(title="collectives (nccl-tests definitions; time = max over ranks)")
+    for col in ("op", "ranks", "bytes", "median us", "algbw GB/s", "busbw GB/s", "check"):
+        table.add_column(col, justify="left" if col in ("op", "check") else "right")
+    peak: dict[str, float] = {}
+    for m in measurements:
+        s = m.summary or {}
+        op = m.spec["op"]
+        if m.status == "ok":
+            peak[op] = max(peak.get(op, 0.0), s["busbw_gbps"])
+        table.add_row(op, str(m.spec["world_size"]), str(m.spec["bytes"]), f"{s.get('median_s', 0) * 1e6:.1f}",
+                      f"{s.get('algbw_gbps', 0):.3f}", f"{s.get('busbw_gbps', 0):.3f}",
+                      "ok" if m.status == "ok" else f"WRONG: {m.reason}",
+                      style=None if m.status == "ok" else "bold red")  # fmt: skip
+    for op, bw in peak.items():
+        table.add_row(op, "", "peak", "", "", f"{bw:.3f}", "", style="bold")
+    return table
+
+
+def membw_table(measurements: list) -> Table:
+    table = Table(title="memory bandwidth (STREAM byte counts, GB = 1e9 B)")
+    for col in ("device", "kernel", "array MiB", "median GB/s", "best GB/s", "of peak", "check"):
+        table.add_column(col, justify="left" if col in ("device", "kernel", "check") else "right")
+    for m in measurements:
+        s = m.summary or {}
+        table.add_row(m.device.get("id", "?"), m.spec["kernel"], f"{m.spec['elements'] * 8 / 2**20:.0f}",
+                      f"{s.get('gbps_median', 0):.2f}", f"{s.get('gbps_best', 0):.2f}",
+                      f"{s['efficiency']:.1%}" if "efficiency" in s else "no peak",
+                      m.status if m.status != "ok" else "ok", style=None if m.status == "ok" else "bold red")  # fmt: skip
+    return table
+
+
+def _f(x: float | None, scale: float = 1.0, fmt: str = ".4g") -> str:
+    return "-" if x is None else format(x * scale, fmt)
+
+
+def capacity_tables(cap: dict[str, Any]) -> list[Table]:
+    groups = Table(title="capacity by model x precision (MAMF: measured; peak: vendor or theoretical)")
+    for col in ("model", "precision", "devices", "nodes", "MAMF TFLOPS", "MSMF TFLOPS", "peak TFLOPS", "efficiency",
+                "p5", "median", "p95"):  # fmt: skip
+        groups.add_column(col, justify="left" if col in ("model", "precision") else "right")
+    for g in cap["groups"]:
+        groups.add_row(str(g["model"]), g["precision"], str(g["devices"]), str(g["nodes"]), _f(g["mamf_sum_tflops"]),
+                       _f(g["msmf_sum_tflops"]), _f(g["peak_sum_tflops"]), _f(g["efficiency"], 100, ".1f") + "%" * (g["efficiency"] is not None),
+                       _f(g["mamf_p5_tflops"]), _f(g["mamf_median_tflops"]), _f(g["mamf_p95_tflops"]))  # fmt: skip
+    totals = Table(title="totals per precision")
+    for col in ("precision", "devices", "nodes", "MAMF PFLOPS", "MAMF EFLOPS", "MSMF PFLOPS", "peak PFLOPS"):
+        totals.add_column(col, justify="left" if col == "precision" else "right")
+    for t in cap["totals"]:
+        totals.add_row(t["precision"], str(t["devices"]), str(t["nodes"]), _f(t["mamf_pflops"]), _f(t["mamf_eflops"]),
+                       _f(t["msmf_tflops"], 1e-3), _f(t["peak_tflops"], 1e-3))  # fmt: skip
+    inputs = Table(title="node reports")
+    for col in ("report", "node", "key id", "status", "why"):
+        inputs.add_column(col, overflow="fold")
+    for i in cap["inputs"]:
+        inputs.add_row(i["name"], str(i["node"] or "-"), str(i["key_id"] or "-"), i["status"], "; ".join(i["reasons"]),
+                       style="bold red" if i["status"] == "rejected" else None)  # fmt: skip
+    tables = [groups, totals, inputs]
+    if cap["defective"]:
+        bad = Table(title="defective devices")
+        for col in ("node", "device", "precision", "MAMF TFLOPS", "group median", "gap", "why"):
+            bad.add_column(col, overflow="fold")
+        for d in cap["defective"]:
+            bad.add_row(str(d["node"]), d["device"], d["precision"], _f(d["value"]), _f(d["group_median"]),
+                        f"{d['gap']:.1%}", "; ".join(d["reasons"]), style="bold red")  # fmt: skip
+        tables.append(bad)
+    if cap["duplicates"]:
+        dup = Table(title="devices found in more than one report (counted once, from the newest)")
+        for col in ("device", "precision", "counted from", "also in"):
+            dup.add_column(col, overflow="fold")
+        for d in cap["duplicates"]:
+            dup.add_row(d["device"], d["precision"], d["kept"][:16], ", ".join(x[:16] for x in d["dropped"]))
+        tables.append(dup)
+    return tables
