@@ -67,15 +67,21 @@ def search_plan(
 
         def run(f: DeviceFacts = f, name: str = "", config: ms.SearchConfig = config, f32=float32_mamf) -> Iterator[Measurement]:
             if prec.get(name).cuda_only and f.kind != "cuda":
-                yield mm.run(mm.MatmulSpec(1, 1, 1, name), f, Policy())  # recorded as skipped, with the reason
+                size = mm.DEFAULT_SIZE[f.kind]
+                yield mm.run(mm.MatmulSpec(size, size, size, name), f, Policy())  # recorded as skipped, with why
                 return
             sm_count = devices.sm_count(f.id) if f.kind == "cuda" else 0
             candidates = ms.candidates_for(f, name, config, devices.free_memory_bytes(f.id), sm_count)
+            finals = []
             for m in ms.search(f, name, config, candidates, peak=overrides.peak(f, host_inv, name),
                                float32_tflops=f32.get("rate"), telemetry=readers.get(f.id)):  # fmt: skip
-                if name == "float32" and m.details["search"].get("mamf"):
-                    f32["rate"] = m.summary["tflops_median"]
+                if m.details["search"]["role"] == "final":
+                    finals.append(m)
                 yield m
+            # the MAMF flag is set once every final is measured: only now is float32's MAMF known
+            mamf = [m for m in finals if m.details["search"].get("mamf") and m.status == "ok"]
+            if name == "float32" and mamf:
+                f32["rate"] = mamf[0].summary["tflops_median"]
 
         steps += [runner.Step(f"{f.id} {name} search", lambda n=name, r=run: r(name=n)) for name in names]
     return steps

@@ -225,3 +225,26 @@ def test_ctrl_c_in_the_middle_of_a_search_keeps_finished_shapes(tmp_path):
     rep = load_report(saved[0])
     assert rep.interrupted and len(rep.measurements) >= 2
     assert all(m.status == "ok" and m.details["search"]["role"] == "candidate" for m in rep.measurements)
+
+
+def test_search_hands_the_float32_mamf_to_later_precisions(monkeypatch):
+    """float32 is searched first and its MAMF reaches the bf16 search, which tests it for emulation (the ratio rule
+    itself is tested in test_matmul_search)."""
+    from bench.cli import matmul as cli_matmul
+    from bench.hardware.devices import DeviceFacts
+
+    seen = []
+    real = cli_matmul.ms.search
+
+    def spy(device, precision, config, candidates, **kw):
+        seen.append((precision, kw["float32_tflops"]))
+        return real(device, precision, config, candidates, **kw)
+
+    monkeypatch.setattr(cli_matmul.ms, "search", spy)
+    facts = DeviceFacts("cpu", "cpu", "cpu", "fp", 0, None, ("avx2", "fma", "avx512_bf16"))
+    steps = cli_matmul.search_plan([facts], {}, ("bfloat16", "float32"), "grid", [(64, 64, 64)], 0.2, 0.0,
+                                   cli_matmul.PeakOverrides(), {})  # fmt: skip
+    assert [s.label for s in steps] == ["cpu float32 search", "cpu bfloat16 search"]
+    measured = [m for step in steps for m in step.run()]
+    f32 = next(m for m in measured if m.details["search"].get("mamf") and m.spec["precision"] == "float32")
+    assert seen == [("float32", None), ("bfloat16", f32.summary["tflops_median"])]
