@@ -13,6 +13,7 @@ import torch.distributed as dist
 from bench import launch, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
+from bench.cli.ranks import place
 from bench.hardware import devices
 from bench.hardware.inventory import collect
 from bench.report import render
@@ -52,17 +53,7 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     result, and report algbw and busbw per size. Launch it with torchrun, srun or RANK/WORLD_SIZE/MASTER_ADDR; alone it
     runs as a one-rank job. Rank 0 gathers every rank's timings and alone writes the report and prints the table.
     """
-    try:
-        where = launch.placement()
-    except launch.LaunchError as exc:
-        fail(str(exc), 2)
-    if device_name is None:
-        device_name = f"cuda:{where.local_rank}" if devices.cuda_count() else "cpu"
-    try:
-        devices.resolve(device_name)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--device") from None
-    kind = "cuda" if device_name.startswith("cuda") else "cpu"
+    where, device_name, kind = place(device_name)
     try:
         sizes = cm.message_sizes(min_bytes, max_bytes or DEFAULT_MAX[kind], factor)
     except ValueError as exc:

@@ -13,6 +13,7 @@ import torch.distributed as torch_dist
 from bench import launch, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
+from bench.cli.ranks import place
 from bench.hardware import devices, peaks
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.inventory import collect
@@ -64,17 +65,7 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     alone, then all ranks together, and writes one report with per-rank and total throughput and the scaling
     efficiency. A rank that fails or never joins makes every rank exit with an error within --timeout.
     """
-    try:
-        where = launch.placement()
-    except launch.LaunchError as exc:
-        fail(str(exc), 2)
-    if device_name is None:
-        device_name = f"cuda:{where.local_rank}" if devices.cuda_count() else "cpu"
-    try:
-        devices.resolve(device_name)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--device") from None
-    kind = "cuda" if device_name.startswith("cuda") else "cpu"
+    where, device_name, kind = place(device_name)
     precision = precision or ("bfloat16" if kind == "cuda" else "float32")
     specs = [tr.preset(m, p, steps=steps, warmup=warmup, precision=precision, compile=use_compile or None)
              for m in (models or ("gpt", "mlp")) for p in (presets or DEFAULT_PRESETS[kind])]  # fmt: skip
