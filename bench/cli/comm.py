@@ -13,7 +13,7 @@ import torch.distributed as dist
 from bench import launch, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
-from bench.cli.ranks import place
+from bench.cli.ranks import place, rank_job
 from bench.hardware import devices
 from bench.hardware.inventory import collect
 from bench.report import render
@@ -72,7 +72,7 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
               "warmup": warmup, "world_size": where.world_size, "launcher": where.source}  # fmt: skip
     writer = runner.start(results_dir, config, inv, key) if lead else None
     n = where.world_size
-    try:
+    with rank_job(where, writer):
         for op in ops or cm.OPS:
             for size in sizes:
                 start = utc_now()
@@ -87,16 +87,6 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
                     if not quiet:
                         click.echo(f"{op} {b.bytes} B: busbw {writer.report.measurements[-1].summary['busbw_gbps']:.3f} GB/s",
                                    err=True)  # fmt: skip
-    except KeyboardInterrupt:
-        if writer:
-            writer.finish(interrupted=True)
-        fail("interrupted; finished sizes are saved", 130)
-    except Exception as exc:  # noqa: BLE001 - a failing or vanished rank must end the job with a clear line
-        if writer:
-            writer.finish(interrupted=True)
-        fail(f"rank {where.rank}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
-    finally:
-        launch.leave()
     if not writer:
         return
     writer.finish()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import click
 
 from bench import launch
 from bench.cli.output import fail
 from bench.hardware import devices
+from bench.report.store import ReportWriter
 
 
 def place(device_name: str | None) -> tuple[launch.Placement, str, str]:
@@ -23,3 +27,21 @@ def place(device_name: str | None) -> tuple[launch.Placement, str, str]:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--device") from None
     return where, device_name, "cuda" if device_name.startswith("cuda") else "cpu"
+
+
+@contextlib.contextmanager
+def rank_job(where: launch.Placement, writer: ReportWriter | None) -> Iterator[None]:
+    """Run a multi-rank body: Ctrl-C closes the report as interrupted (exit 130); any failure, a vanished peer's
+    included, ends this rank with one line naming it (exit 1) instead of hanging; the process group is always left."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if writer:
+            writer.finish(interrupted=True)
+        fail("interrupted; finished measurements are saved", 130)
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the job must end with a clear line, never hang
+        if writer:
+            writer.finish(interrupted=True)
+        fail(f"rank {where.rank}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+    finally:
+        launch.leave()

@@ -13,7 +13,7 @@ import torch.distributed as torch_dist
 from bench import launch, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
-from bench.cli.ranks import place
+from bench.cli.ranks import place, rank_job
 from bench.hardware import devices, peaks
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.inventory import collect
@@ -83,23 +83,13 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     config = {"workload": "train", "specs": [s.to_dict() for s in specs], "device": device_name,
               "world_size": where.world_size, "launcher": where.source, "timeout_s": timeout}  # fmt: skip
     writer = runner.start(results_dir, config, inv, key) if lead else None
-    try:
+    with rank_job(where, writer):
         for spec in specs:
             peak = peak_for(facts, inv["host"], spec.precision)
             say(quiet or not lead, f"train {spec.model} {spec.preset} {spec.precision} on {device_name} x{where.world_size}")
             for m in measure(spec, facts, peak, where):
                 if writer:
                     writer.add(m)
-    except KeyboardInterrupt:
-        if writer:
-            writer.finish(interrupted=True)
-        fail("interrupted; finished measurements are saved", 130)
-    except Exception as exc:  # noqa: BLE001 - a failing rank must end the job with a clear line, never hang
-        if writer:
-            writer.finish(interrupted=True)
-        fail(f"rank {where.rank}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
-    finally:
-        launch.leave()
     if not writer:
         return
     tr.annotate_mamf_ratio(writer.report.measurements)
