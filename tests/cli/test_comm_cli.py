@@ -105,5 +105,5 @@ def test_a_comm_rank_that_dies_fails_the_other_within_the_timeout(tmp_path):
     finally:
         for p in procs:
             p.kill()
-    assert procs[0].returncode == 1 and "rank 0:" in err
+    assert procs[0].returncode == 1 and ("rank 0:" in err or "rank 0 could not join" in err)  # killed before or after joining
     assert time.monotonic() - start < 30

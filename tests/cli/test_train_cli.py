@@ -88,7 +88,7 @@ def test_a_rank_that_dies_fails_the_others_within_the_timeout(tmp_path):
     finally:
         for p in ranks:
             p.kill()
-    assert ranks[0].returncode == 1 and "rank 0:" in err
+    assert ranks[0].returncode == 1 and ("rank 0:" in err or "rank 0 could not join" in err)  # killed before or after joining
     assert time.monotonic() - start < 60  # the rest of the baseline, then at most the timeout
 
 
