@@ -107,9 +107,10 @@ def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
             row["mamf_tflops"], row["mamf_source"] = median, "fixed shape"
         elif role == "msmf":
             row["msmf_tflops"] = (m.details.get("msmf") or {}).get("tflops", math.nan)
-        peak, _ = v.reference_peak(m, report.inventory)
-        if peak is not None:
-            row["peak_tflops"] = peak.tflops
+        if math.isnan(row["peak_tflops"]):
+            peak, _ = v.reference_peak(m, report.inventory)
+            if peak is not None:
+                row["peak_tflops"] = peak.tflops
     return [r for r in rows.values() if not math.isnan(r["mamf_tflops"])]
 
 

@@ -60,7 +60,7 @@ def main() -> None:
     findings = agg.verify_capacity(cap, by_digest)
     verified = time.perf_counter() - t0
     print(f"verify capacity report (recompute from all node reports): {verified:.1f} s; findings: {findings or 'none'}")
-    print(f"aggregate + verify: {aggregated + verified:.1f} s (goal < 20 s)")
+    print(f"each under 20 s is the goal: aggregate {aggregated:.1f} s, recompute-verify {verified:.1f} s")
 
 
 if __name__ == "__main__":
