@@ -36,6 +36,10 @@ def report(path: Path, as_json: bool) -> None:
         out.print(render.measurements_table(matmuls))
     if any(m.workload == "train" for m in rep.measurements):
         out.print(render.train_table(rep.measurements))
+    for workload, table in (("comm", render.busbw_table), ("membw", render.membw_table)):
+        chosen = [m for m in rep.measurements if m.workload == workload]
+        if chosen:
+            out.print(table(chosen))
     if any("search" in m.details for m in rep.measurements):
         out.print(render.search_table(rep.measurements))
     for line in render.warning_lines(rep.measurements):

@@ -1,8 +1,6 @@
 """bench comm end to end: one rank alone, and two gloo ranks under torchrun checking every collective."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,8 +9,7 @@ from bench.cli import main
 from bench.report import verify as v
 from bench.report.store import load_report
 from bench.workloads import comm as cm
-
-BIN = Path(sys.executable).parent
+from tests.cli.ranks import BIN, failed_cleanly, kill_rank_1
 
 
 def test_one_rank_runs_alone(tmp_path):
@@ -24,6 +21,9 @@ def test_one_rank_runs_alone(tmp_path):
     assert [(m["spec"]["op"], m["spec"]["bytes"]) for m in ms] == [("all_reduce", 8), ("all_reduce", 256),
                                                                     ("broadcast", 8), ("broadcast", 256)]  # fmt: skip
     assert all(m["status"] == "ok" and m["spec"]["world_size"] == 1 for m in ms)
+    (path,) = tmp_path.glob("*/report.json")
+    shown = CliRunner().invoke(main, ["report", str(path)])
+    assert shown.exit_code == 0 and "busbw GB/s" in shown.output
 
 
 def test_bad_sizes_are_usage_errors(tmp_path):
@@ -78,32 +78,12 @@ def test_membw_cli_reports_triad(tmp_path):
     assert "triad" in res.output and "GB/s" in res.output
     (path,) = tmp_path.glob("*/report.json")
     assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+    shown = CliRunner().invoke(main, ["report", str(path)])
+    assert shown.exit_code == 0 and "triad" in shown.output
 
 
 def test_a_comm_rank_that_dies_fails_the_other_within_the_timeout(tmp_path):
-    import os
-    import signal
-    import socket
-    import subprocess
-    import time
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    procs = []
-    for rank in (0, 1):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        procs.append(subprocess.Popen([str(BIN / "bench"), "comm", "--device", "cpu", "--op", "all_reduce",
-                                       "--max-bytes", "1048576", "--iterations", "100000", "--timeout", "8",
-                                       "--results-dir", str(tmp_path), "--quiet"],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
-    try:
-        time.sleep(5)
-        procs[1].send_signal(signal.SIGKILL)
-        start = time.monotonic()
-        _, err = procs[0].communicate(timeout=60)
-    finally:
-        for p in procs:
-            p.kill()
-    assert procs[0].returncode == 1 and ("rank 0:" in err or "rank 0 could not join" in err)  # killed before or after joining
-    assert time.monotonic() - start < 30
+    args = ["comm", "--device", "cpu", "--op", "all_reduce", "--max-bytes", "1048576", "--iterations", "100000",
+            "--timeout", "8", "--results-dir", str(tmp_path), "--quiet"]  # fmt: skip
+    code, err, seconds = kill_rank_1(args, 5)
+    assert failed_cleanly(code, err) and seconds < 30

@@ -1,14 +1,8 @@
 """bench train through the CLI: one process, torchrun with two gloo ranks, and ranks that never join or die."""
 
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -16,14 +10,7 @@ from click.testing import CliRunner
 from bench.cli import main
 from bench.report import verify as v
 from bench.report.store import load_report
-
-BIN = Path(sys.executable).parent
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.cli.ranks import BIN, failed_cleanly, free_port, kill_rank_1, launch_rank
 
 
 def test_single_process_train_json(tmp_path):
@@ -61,39 +48,22 @@ def test_torchrun_two_ranks_write_one_report_with_scaling(tmp_path):
     assert "data-parallel total" in out.stdout
 
 
-def launch_rank(rank, port, tmp_path, *extra):
-    env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2",
-           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}  # fmt: skip
-    cmd = [str(BIN / "bench"), "train", "--device", "cpu", "--model", "mlp", "--preset", "tiny",
-           "--results-dir", str(tmp_path), "--quiet", *extra]  # fmt: skip
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+TRAIN = ["train", "--device", "cpu", "--model", "mlp", "--preset", "tiny", "--quiet"]
 
 
 def test_a_rank_that_never_joins_fails_the_others_within_the_timeout(tmp_path):
     start = time.monotonic()
-    proc = launch_rank(0, free_port(), tmp_path, "--timeout", "4")
+    proc = launch_rank(0, free_port(), [*TRAIN, "--results-dir", str(tmp_path), "--timeout", "4"])
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "could not join 2 ranks" in err and time.monotonic() - start < 45
 
 
 def test_a_rank_that_dies_fails_the_others_within_the_timeout(tmp_path):
-    port = free_port()
-    ranks = [launch_rank(r, port, tmp_path, "--timeout", "8", "--steps", "1000") for r in (0, 1)]
-    try:
-        time.sleep(4)  # both joined; rank 0 is measuring its single-rank baseline, rank 1 waits for it
-        ranks[1].send_signal(signal.SIGKILL)
-        start = time.monotonic()
-        _, err = ranks[0].communicate(timeout=120)
-    finally:
-        for p in ranks:
-            p.kill()
-    assert ranks[0].returncode == 1 and ("rank 0:" in err or "rank 0 could not join" in err)  # killed before or after joining
-    assert time.monotonic() - start < 60  # the rest of the baseline, then at most the timeout
-
-
-def test_shutil_which_bench_exists():
-    assert shutil.which("bench", path=str(BIN))
+    # after 4 s both have joined; rank 0 measures its single-rank baseline while rank 1 waits for it
+    code, err, seconds = kill_rank_1([*TRAIN, "--results-dir", str(tmp_path), "--timeout", "8", "--steps", "1000"], 4)
+    assert failed_cleanly(code, err)
+    assert seconds < 60  # the rest of the baseline, then at most the timeout
 
 
 @pytest.mark.parametrize(
