@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
-import torch.distributed as dist
 
-from bench import launch, runner
+from bench import launch, plans, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
 from bench.cli.ranks import place, rank_job
 from bench.hardware import devices
 from bench.hardware.inventory import collect
 from bench.report import render
-from bench.report.model import Measurement, utc_now
 from bench.report.store import dumps
 from bench.workloads import comm as cm
 
@@ -71,22 +68,13 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     config = {"workload": "comm", "ops": list(ops or cm.OPS), "sizes": sizes, "iterations": iterations,
               "warmup": warmup, "world_size": where.world_size, "launcher": where.source}  # fmt: skip
     writer = runner.start(results_dir, config, inv, key) if lead else None
-    n = where.world_size
     with rank_job(where, writer):
-        for op in ops or cm.OPS:
-            for size in sizes:
-                start = utc_now()
-                b = cm.buffers(op, size, where.rank, n, device_name)
-                warm, timed, ok = cm.time_op(b, iterations, warmup, device_name)
-                gathered: list[Any] = [None] * n
-                dist.all_gather_object(gathered, {"rank": where.rank, "host": inv["host"].get("hostname"),
-                                                  "device": asdict(facts), "warmup_s": warm, "samples_s": timed,
-                                                  "correct": ok})  # fmt: skip
-                if writer:
-                    writer.add(_measurement(op, b.bytes, n, gathered, facts, start))
-                    if not quiet:
-                        click.echo(f"{op} {b.bytes} B: busbw {writer.report.measurements[-1].summary['busbw_gbps']:.3f} GB/s",
-                                   err=True)  # fmt: skip
+        for m in plans.comm_measurements(where, list(ops or cm.OPS), sizes, iterations, warmup, device_name, facts,
+                                         inv["host"].get("hostname")):
+            if writer and m:
+                writer.add(m)
+                if not quiet:
+                    click.echo(f"{m.spec['op']} {m.spec['bytes']} B: busbw {m.summary['busbw_gbps']:.3f} GB/s", err=True)
     if not writer:
         return
     writer.finish()
@@ -100,27 +88,3 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
         fail(f"{len(wrong)} collective results were wrong: " + "; ".join(f"{m.spec['op']} {m.spec['bytes']} B" for m in wrong))
 
 
-def _measurement(op: str, size: int, n: int, ranks: list[dict[str, Any]], facts: devices.DeviceFacts, start: str) -> Measurement:
-    """Rank 0's record of one size: per-iteration time = max over ranks, every rank's raw samples kept."""
-    ranks = sorted(ranks, key=lambda r: r["rank"])
-    samples = [max(r["samples_s"][i] for r in ranks) for i in range(len(ranks[0]["samples_s"]))]
-    warm = [max(r["warmup_s"][i] for r in ranks) for i in range(len(ranks[0]["warmup_s"]))]
-    wrong = [r["rank"] for r in ranks if not r["correct"]]
-    return Measurement(
-        workload=cm.WORKLOAD,
-        spec={"op": op, "bytes": size, "world_size": n, "dtype": "float32", "backend": dist.get_backend()},
-        device=asdict(facts),
-        status="invalid" if wrong else "ok",
-        reason=f"wrong result on rank(s) {wrong}" if wrong else None,
-        flops_per_iteration=float(size),  # bytes moved per iteration (S), the quantity bandwidths divide
-        timer="perf_counter",
-        warmup_s=warm,
-        samples_s=samples,
-        summary=cm.figures(samples, size, op, n),
-        validity={"check": "collective", "passed": not wrong, "wrong_ranks": wrong},
-        details={"busbw_factor": cm.busbw_factor(op, n),
-                 "per_rank": [{"rank": r["rank"], "host": r["host"], "device": r["device"].get("id"),
-                               "uuid": r["device"].get("uuid"), "samples_s": r["samples_s"]} for r in ranks]},  # fmt: skip
-        start_utc=start,
-        end_utc=utc_now(),
-    )

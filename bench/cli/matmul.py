@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,76 +13,14 @@ from bench import runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stderr, stdout
 from bench.cli.params import DeviceParam, RangeParam, ShapeParam
-from bench.hardware import devices, host, nvml, peaks
-from bench.hardware.devices import DeviceFacts
+from bench.hardware import devices, peaks
 from bench.hardware.inventory import collect
 from bench.measure.sampling import Policy
+from bench.plans import PeakOverrides, fixed_plan, search_plan, telemetry_readers
 from bench.report import render
-from bench.report.model import Measurement
 from bench.report.store import dumps
 from bench.workloads import matmul as mm
 from bench.workloads import matmul_search as ms
-
-
-@dataclass(frozen=True)
-class PeakOverrides:
-    clock_mhz: float | None = None
-    fma_units: int | None = None
-
-    def peak(self, device: DeviceFacts, host_inv: dict[str, Any], precision: str) -> peaks.Peak | None:
-        if device.kind == "cuda":
-            return peaks.vendor_peak(device.name, precision)
-        return peaks.cpu_peak(host_inv, precision, clock_mhz=self.clock_mhz, fma_units=self.fma_units)
-
-
-def fixed_plan(
-    facts: list[DeviceFacts], host_inv: dict, precisions: tuple[str, ...], shapes: list[tuple[int, int, int]],
-    policy: Policy, overrides: PeakOverrides,
-) -> list[runner.Step]:  # fmt: skip
-    """One step per device x precision x shape; defaults per device kind where none are named."""
-    steps = []
-    for f in facts:
-        size = mm.DEFAULT_SIZE[f.kind]
-        for name in precisions or prec.DEFAULT_PRECISIONS[f.kind]:
-            peak = overrides.peak(f, host_inv, name)
-            for m, n, k in shapes or [(size, size, size)]:
-                spec = mm.MatmulSpec(m, n, k, name)
-                steps.append(runner.Step(f"{f.id} {name} {m}x{n}x{k}", lambda s=spec, f=f, p=peak: mm.run(s, f, policy, peak=p)))
-    return steps
-
-
-def search_plan(
-    facts: list[DeviceFacts], host_inv: dict, precisions: tuple[str, ...], mode: str, grid: list[tuple[int, int, int]],
-    budget: float | None, window: float | None, overrides: PeakOverrides, readers: dict[str, Any],
-) -> list[runner.Step]:  # fmt: skip
-    """One step per device x precision; float32 first, so that later precisions can be tested for emulation."""
-    steps = []
-    for f in facts:
-        names = list(precisions or prec.DEFAULT_PRECISIONS[f.kind])
-        names.sort(key=lambda n: n != "float32")
-        config = ms.SearchConfig(mode, budget or ms.BUDGET_S[f.kind], ms.WINDOW_S[f.kind] if window is None else window, grid)
-        float32_mamf: dict[str, float] = {}
-
-        def run(f: DeviceFacts = f, name: str = "", config: ms.SearchConfig = config, f32=float32_mamf) -> Iterator[Measurement]:
-            if prec.get(name).cuda_only and f.kind != "cuda":
-                size = mm.DEFAULT_SIZE[f.kind]
-                yield mm.run(mm.MatmulSpec(size, size, size, name), f, Policy())  # recorded as skipped, with why
-                return
-            sm_count = devices.sm_count(f.id) if f.kind == "cuda" else 0
-            candidates = ms.candidates_for(f, name, config, devices.free_memory_bytes(f.id), sm_count)
-            finals = []
-            for m in ms.search(f, name, config, candidates, peak=overrides.peak(f, host_inv, name),
-                               float32_tflops=f32.get("rate"), telemetry=readers.get(f.id)):  # fmt: skip
-                if m.details["search"]["role"] == "final":
-                    finals.append(m)
-                yield m
-            # the MAMF flag is set once every final is measured: only now is float32's MAMF known
-            mamf = [m for m in finals if m.details["search"].get("mamf") and m.status == "ok"]
-            if name == "float32" and mamf:
-                f32["rate"] = mamf[0].summary["tflops_median"]
-
-        steps += [runner.Step(f"{f.id} {name} search", lambda n=name, r=run: r(name=n)) for name in names]
-    return steps
 
 
 @click.command()
@@ -180,16 +116,9 @@ def matmul(
     inv = collect()
     facts = [devices.facts(d, inv["host"]) for d in device_ids]
     readers: dict[str, Any] = {}
-    closers = []
+    closers: list = []
     if search:
-        for f in facts:
-            if f.kind == "cuda" and f.uuid:
-                reader = nvml.telemetry_reader(f.uuid)
-                if reader:
-                    readers[f.id], close = reader
-                    closers.append(close)
-            elif f.kind == "cpu":
-                readers[f.id] = host.cpu_telemetry
+        readers, closers = telemetry_readers(facts)
         steps = search_plan(facts, inv["host"], precisions, search, grid, budget, window, overrides, readers)
     else:
         policy = Policy(budget_s=budget or 1.0, min_iterations=min_iterations, max_warmup_s=warmup)

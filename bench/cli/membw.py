@@ -6,16 +6,15 @@ from pathlib import Path
 
 import click
 
-from bench import runner
+from bench import plans, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
 from bench.cli.params import DeviceParam
-from bench.hardware import devices, peaks
+from bench.hardware import devices
 from bench.hardware.inventory import collect
 from bench.measure.sampling import Policy
 from bench.report import render
 from bench.report.store import dumps
-from bench.workloads import membw as mb
 
 
 @click.command()
@@ -39,11 +38,7 @@ def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: 
     writer = runner.start(results_dir, {"workload": "membw", "devices": device_ids, "array_mib": array_mib,
                                         "budget_s": budget}, inv, key)  # fmt: skip
     policy = Policy(budget_s=budget, min_iterations=5, max_warmup_s=min(budget, 1.0))
-    steps = []
-    for d in device_ids:
-        facts = devices.facts(d, inv["host"])
-        peak = peaks.memory_bandwidth_tbps(facts.name) if facts.kind == "cuda" else None
-        steps.append(runner.Step(f"membw {d}", lambda f=facts, p=peak: mb.run(f, policy, elements, p)))
+    steps = plans.membw_steps([devices.facts(d, inv["host"]) for d in device_ids], policy, elements)
     try:
         report = runner.execute(writer, steps)
     except KeyboardInterrupt:

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 import torch
-import torch.distributed as torch_dist
 
-from bench import launch, runner
+from bench import launch, plans, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
 from bench.cli.ranks import place, rank_job
-from bench.hardware import devices, peaks
-from bench.hardware.devices import DeviceFacts
+from bench.hardware import devices
 from bench.hardware.inventory import collect
 from bench.report import render
-from bench.report.model import Measurement
 from bench.report.store import dumps
 from bench.workloads import train as tr
 
 DEFAULT_PRESETS = {"cpu": ("tiny",), "cuda": ("small", "gpt2-124m")}
-
-
-def peak_for(device: DeviceFacts, host: dict[str, Any], precision: str) -> peaks.Peak | None:
-    if device.kind == "cuda":
-        return peaks.vendor_peak(device.name, precision)
-    return peaks.cpu_peak(host, precision)
 
 
 def say(quiet: bool, text: str) -> None:
@@ -85,9 +75,9 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     writer = runner.start(results_dir, config, inv, key) if lead else None
     with rank_job(where, writer):
         for spec in specs:
-            peak = peak_for(facts, inv["host"], spec.precision)
+            peak = plans.train_peak(facts, inv["host"], spec.precision)
             say(quiet or not lead, f"train {spec.model} {spec.preset} {spec.precision} on {device_name} x{where.world_size}")
-            for m in measure(spec, facts, peak, where):
+            for m in plans.train_measurements(spec, facts, peak, where):
                 if writer:
                     writer.add(m)
     if not writer:
@@ -106,29 +96,6 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     failed = [m for m in report.measurements if m.status in ("invalid", "error")]
     if failed:
         fail("; ".join(f"{m.spec.get('model')} {m.spec.get('preset')}: {m.reason}" for m in failed))
-
-
-def measure(spec: tr.TrainSpec, facts: DeviceFacts, peak: peaks.Peak | None, where: launch.Placement) -> list[Measurement]:
-    """One rank: the measurement. Several: rank 0's single-rank baseline, then every rank's DDP run and the total,
-    all returned on rank 0 (other ranks return nothing)."""
-    if not where.distributed:
-        return [tr.run(spec, facts, peak=peak)]
-    baseline = tr.run(spec, facts, peak=peak) if where.rank == 0 else None  # one rank alone: the scaling reference
-    torch_dist.barrier()
-    ids = [facts.local_index] if facts.kind == "cuda" else None
-    # each rank draws its own batches (seed = rank); DDP starts every replica from rank 0's parameters
-    mine = tr.run(spec, facts, peak=peak, seed=where.rank,
-                  wrap=lambda model: torch.nn.parallel.DistributedDataParallel(model, device_ids=ids))  # fmt: skip
-    gathered: list[Any] = [None] * where.world_size
-    torch_dist.all_gather_object(gathered, {"rank": where.rank, "measurement": mine.to_dict()})
-    if where.rank != 0:
-        return []
-    ranks = [Measurement.from_dict(g["measurement"]) for g in sorted(gathered, key=lambda g: g["rank"])]
-    for r, m in enumerate(ranks):
-        m.details["rank"] = r
-    assert baseline is not None
-    baseline.details["role"] = "single-rank baseline"
-    return [baseline, *ranks, tr.data_parallel_total(spec, ranks, baseline, peak)]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,190 @@
+"""What each workload runs, as runner steps and measurement generators: shared by the single-workload verbs and the
+suite (`bench run`), so both measure exactly the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from bench import launch, runner
+from bench import precision as prec
+from bench.hardware import devices, host, nvml, peaks
+from bench.hardware.devices import DeviceFacts
+from bench.measure.sampling import Policy
+from bench.report.model import Measurement, utc_now
+from bench.workloads import comm as cm
+from bench.workloads import matmul as mm
+from bench.workloads import matmul_search as ms
+from bench.workloads import membw as mb
+from bench.workloads import train as tr
+
+# --- matmul -----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeakOverrides:
+    clock_mhz: float | None = None
+    fma_units: int | None = None
+
+    def peak(self, device: DeviceFacts, host_inv: dict[str, Any], precision: str) -> peaks.Peak | None:
+        if device.kind == "cuda":
+            return peaks.vendor_peak(device.name, precision)
+        return peaks.cpu_peak(host_inv, precision, clock_mhz=self.clock_mhz, fma_units=self.fma_units)
+
+
+def fixed_plan(
+    facts: list[DeviceFacts], host_inv: dict, precisions: tuple[str, ...], shapes: list[tuple[int, int, int]],
+    policy: Policy, overrides: PeakOverrides,
+) -> list[runner.Step]:  # fmt: skip
+    """One step per device x precision x shape; defaults per device kind where none are named."""
+    steps = []
+    for f in facts:
+        size = mm.DEFAULT_SIZE[f.kind]
+        for name in precisions or prec.DEFAULT_PRECISIONS[f.kind]:
+            peak = overrides.peak(f, host_inv, name)
+            for m, n, k in shapes or [(size, size, size)]:
+                spec = mm.MatmulSpec(m, n, k, name)
+                steps.append(runner.Step(f"{f.id} {name} {m}x{n}x{k}", lambda s=spec, f=f, p=peak: mm.run(s, f, policy, peak=p)))
+    return steps
+
+
+def search_plan(
+    facts: list[DeviceFacts], host_inv: dict, precisions: tuple[str, ...], mode: str, grid: list[tuple[int, int, int]],
+    budget: float | None, window: float | None, overrides: PeakOverrides, readers: dict[str, Any],
+) -> list[runner.Step]:  # fmt: skip
+    """One step per device x precision; float32 first, so that later precisions can be tested for emulation."""
+    steps = []
+    for f in facts:
+        names = list(precisions or prec.DEFAULT_PRECISIONS[f.kind])
+        names.sort(key=lambda n: n != "float32")
+        config = ms.SearchConfig(mode, budget or ms.BUDGET_S[f.kind], ms.WINDOW_S[f.kind] if window is None else window, grid)
+        float32_mamf: dict[str, float] = {}
+
+        def run(f: DeviceFacts = f, name: str = "", config: ms.SearchConfig = config, f32=float32_mamf) -> Iterator[Measurement]:
+            if prec.get(name).cuda_only and f.kind != "cuda":
+                size = mm.DEFAULT_SIZE[f.kind]
+                yield mm.run(mm.MatmulSpec(size, size, size, name), f, Policy())  # recorded as skipped, with why
+                return
+            sm_count = devices.sm_count(f.id) if f.kind == "cuda" else 0
+            candidates = ms.candidates_for(f, name, config, devices.free_memory_bytes(f.id), sm_count)
+            finals = []
+            for m in ms.search(f, name, config, candidates, peak=overrides.peak(f, host_inv, name),
+                               float32_tflops=f32.get("rate"), telemetry=readers.get(f.id)):  # fmt: skip
+                if m.details["search"]["role"] == "final":
+                    finals.append(m)
+                yield m
+            # the MAMF flag is set once every final is measured: only now is float32's MAMF known
+            mamf = [m for m in finals if m.details["search"].get("mamf") and m.status == "ok"]
+            if name == "float32" and mamf:
+                f32["rate"] = mamf[0].summary["tflops_median"]
+
+        steps += [runner.Step(f"{f.id} {name} search", lambda n=name, r=run: r(name=n)) for name in names]
+    return steps
+
+
+def telemetry_readers(facts: list[DeviceFacts]) -> tuple[dict[str, Any], list[Callable[[], None]]]:
+    """Telemetry readers by device id for MSMF windows (NVML for GPUs, the host's for the CPU) and their closers."""
+    readers: dict[str, Any] = {}
+    closers = []
+    for f in facts:
+        if f.kind == "cuda" and f.uuid:
+            reader = nvml.telemetry_reader(f.uuid)
+            if reader:
+                readers[f.id], close = reader
+                closers.append(close)
+        elif f.kind == "cpu":
+            readers[f.id] = host.cpu_telemetry
+    return readers, closers
+
+
+# --- memory bandwidth -------------------------------------------------------------------------------------------------
+
+
+def membw_steps(facts: list[DeviceFacts], policy: Policy, elements: int | None) -> list[runner.Step]:
+    """One step per device: STREAM's four kernels (and host<->device copies on GPUs)."""
+    steps = []
+    for f in facts:
+        peak = peaks.memory_bandwidth_tbps(f.name) if f.kind == "cuda" else None
+        steps.append(runner.Step(f"membw {f.id}", lambda f=f, p=peak: mb.run(f, policy, elements, p)))
+    return steps
+
+
+# --- training ---------------------------------------------------------------------------------------------------------
+
+
+def train_peak(device: DeviceFacts, host: dict[str, Any], precision: str) -> peaks.Peak | None:
+    if device.kind == "cuda":
+        return peaks.vendor_peak(device.name, precision)
+    return peaks.cpu_peak(host, precision)
+
+
+def train_measurements(spec: tr.TrainSpec, facts: DeviceFacts, peak: peaks.Peak | None, where: launch.Placement) -> list[Measurement]:
+    """One rank: the measurement. Several: rank 0's single-rank baseline, then every rank's DDP run and the total,
+    all returned on rank 0 (other ranks return nothing)."""
+    if not where.distributed:
+        return [tr.run(spec, facts, peak=peak)]
+    baseline = tr.run(spec, facts, peak=peak) if where.rank == 0 else None  # one rank alone: the scaling reference
+    dist.barrier()
+    ids = [facts.local_index] if facts.kind == "cuda" else None
+    # each rank draws its own batches (seed = rank); DDP starts every replica from rank 0's parameters
+    mine = tr.run(spec, facts, peak=peak, seed=where.rank,
+                  wrap=lambda model: torch.nn.parallel.DistributedDataParallel(model, device_ids=ids))  # fmt: skip
+    gathered: list[Any] = [None] * where.world_size
+    dist.all_gather_object(gathered, {"rank": where.rank, "measurement": mine.to_dict()})
+    if where.rank != 0:
+        return []
+    ranks = [Measurement.from_dict(g["measurement"]) for g in sorted(gathered, key=lambda g: g["rank"])]
+    for r, m in enumerate(ranks):
+        m.details["rank"] = r
+    assert baseline is not None
+    baseline.details["role"] = "single-rank baseline"
+    return [baseline, *ranks, tr.data_parallel_total(spec, ranks, baseline, peak)]
+
+
+# --- collectives ------------------------------------------------------------------------------------------------------
+
+
+def comm_measurements(where: launch.Placement, ops: list[str], sizes: list[int], iterations: int, warmup: int,
+                      device_name: str, facts: DeviceFacts, hostname: str | None) -> Iterator[Measurement | None]:  # fmt: skip
+    """Every op x size across the joined process group; every rank must iterate this in step. Rank 0 gets each
+    size's Measurement (max over ranks, every rank's samples kept); other ranks get None."""
+    n = where.world_size
+    for op in ops:
+        for size in sizes:
+            start = utc_now()
+            b = cm.buffers(op, size, where.rank, n, device_name)
+            warm, timed, ok = cm.time_op(b, iterations, warmup, device_name)
+            gathered: list[Any] = [None] * n
+            dist.all_gather_object(gathered, {"rank": where.rank, "host": hostname, "device": asdict(facts),
+                                              "warmup_s": warm, "samples_s": timed, "correct": ok})  # fmt: skip
+            yield comm_measurement(op, b.bytes, n, gathered, facts, start) if where.rank == 0 else None
+
+
+def comm_measurement(op: str, size: int, n: int, ranks: list[dict[str, Any]], facts: devices.DeviceFacts, start: str) -> Measurement:
+    """Rank 0's record of one size: per-iteration time = max over ranks, every rank's raw samples kept."""
+    ranks = sorted(ranks, key=lambda r: r["rank"])
+    samples = [max(r["samples_s"][i] for r in ranks) for i in range(len(ranks[0]["samples_s"]))]
+    warm = [max(r["warmup_s"][i] for r in ranks) for i in range(len(ranks[0]["warmup_s"]))]
+    wrong = [r["rank"] for r in ranks if not r["correct"]]
+    return Measurement(
+        workload=cm.WORKLOAD,
+        spec={"op": op, "bytes": size, "world_size": n, "dtype": "float32", "backend": dist.get_backend()},
+        device=asdict(facts),
+        status="invalid" if wrong else "ok",
+        reason=f"wrong result on rank(s) {wrong}" if wrong else None,
+        flops_per_iteration=float(size),  # bytes moved per iteration (S), the quantity bandwidths divide
+        timer="perf_counter",
+        warmup_s=warm,
+        samples_s=samples,
+        summary=cm.figures(samples, size, op, n),
+        validity={"check": "collective", "passed": not wrong, "wrong_ranks": wrong},
+        details={"busbw_factor": cm.busbw_factor(op, n),
+                 "per_rank": [{"rank": r["rank"], "host": r["host"], "device": r["device"].get("id"),
+                               "uuid": r["device"].get("uuid"), "samples_s": r["samples_s"]} for r in ranks]},
+        start_utc=start,
+        end_utc=utc_now(),
+    )
