@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench's two commands:
-#   ./run_bench.sh [BENCH ARGS...]   set up .venv if needed, then run the node benchmark (or `bench BENCH ARGS...`)
+#   ./run_bench.sh [BENCH ARGS...]   set up .venv if needed, then run configs/node.toml (or `bench BENCH ARGS...`)
 #   ./run_bench.sh test [PYTEST ARGS...]   the same set-up, then the test suite
 # Environment: PYTHON (interpreter for the venv, default python3), BENCH_VENV (default .venv),
 #              BENCH_TORCH_VERSION (CPU torch to install on machines without an NVIDIA GPU, default 2.13.0).
@@ -11,8 +11,8 @@ PYTHON=${PYTHON:-python3}
 VENV=${BENCH_VENV:-.venv}
 TORCH_VERSION=${BENCH_TORCH_VERSION:-2.13.0}
 CPU_INDEX=https://download.pytorch.org/whl/cpu
-# What `./run_bench.sh` with no arguments runs: matmul on every GPU, or the CPU when there is none.
-DEFAULT_BENCH=(matmul)
+# What `./run_bench.sh` with no arguments runs: the full node suite on every GPU, or the CPU when there is none.
+DEFAULT_BENCH=(run --config configs/node.toml)
 
 say() { printf '[run_bench] %s\n' "$*" >&2; }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,29 @@ class Step:
 
     label: str
     run: Callable[[], Measurement | Iterable[Measurement]]
+    #: what an error record names when the step fails (see execute(keep_going=True))
+    workload: str = "step"
+    device: dict[str, Any] | None = None
+
+
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's cancel or pre-emption) delivered as an exception, so the report is closed as partial
+    exactly as on Ctrl-C. A BaseException, so that no step's error handling swallows it."""
+
+
+def failure(step: Step, exc: BaseException, start: str) -> Measurement:
+    """The record of a step that raised: status 'error' with the exception, so the suite can go on."""
+    lines = traceback.format_exception_only(type(exc), exc)
+    return Measurement(
+        workload=step.workload,
+        spec={"step": step.label},
+        device=step.device or {},
+        status="error",
+        reason=(lines[-1].strip() if lines else type(exc).__name__)[:500],
+        details={"traceback": traceback.format_exc(limit=8)[-4000:]},
+        start_utc=start,
+        end_utc=utc_now(),
+    )
 
 
 def start(
@@ -44,18 +68,26 @@ def execute(
     steps: Sequence[Step],
     on_step: Callable[[Step], None] | None = None,
     on_measurement: Callable[[Measurement], None] | None = None,
+    keep_going: bool = False,
 ) -> NodeReport:
-    """Run every step in order, saving each measurement as it arrives. On any exception, Ctrl-C included, the report is
-    closed as interrupted and the exception re-raised."""
+    """Run every step in order, saving each measurement as it arrives. With keep_going, a step that raises is recorded
+    as an 'error' measurement and the next step runs; otherwise, and always on Ctrl-C or SIGTERM, the report is closed
+    as interrupted and the exception re-raised."""
     try:
         for step in steps:
             if on_step:
                 on_step(step)
-            result = step.run()
-            for m in [result] if isinstance(result, Measurement) else result:  # a Measurement, or several
-                writer.add(m)
-                if on_measurement:
-                    on_measurement(m)
+            start = utc_now()
+            try:
+                result = step.run()
+                for m in [result] if isinstance(result, Measurement) else result:  # a Measurement, or several
+                    writer.add(m)
+                    if on_measurement:
+                        on_measurement(m)
+            except Exception as exc:
+                if not keep_going:
+                    raise
+                writer.add(failure(step, exc, start))
     except BaseException:
         writer.finish(interrupted=True)
         raise

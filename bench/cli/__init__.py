@@ -12,6 +12,8 @@ from bench.cli.keys import keys_group
 from bench.cli.matmul import matmul
 from bench.cli.membw import membw
 from bench.cli.report import report
+from bench.cli.run import run
+from bench.cli.tools import compare, export_group, history_cmd
 from bench.cli.train import train
 from bench.cli.verify import verify
 
@@ -22,6 +24,7 @@ def main() -> None:
     """bench: measure the compute capacity of AI nodes, honestly, into reports anyone can check."""
 
 
+main.add_command(run)
 main.add_command(inventory)
 main.add_command(matmul)
 main.add_command(train)
@@ -31,3 +34,6 @@ main.add_command(report)
 main.add_command(keys_group, name="keys")
 main.add_command(verify)
 main.add_command(aggregate)
+main.add_command(compare)
+main.add_command(export_group, name="export")
+main.add_command(history_cmd, name="history")

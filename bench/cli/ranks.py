@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import click
 
-from bench import launch
+from bench import launch, runner
 from bench.cli.output import fail
 from bench.hardware import devices
 from bench.report.store import ReportWriter
@@ -39,6 +39,10 @@ def rank_job(where: launch.Placement, writer: ReportWriter | None) -> Iterator[N
         if writer:
             writer.finish(interrupted=True)
         fail("interrupted; finished measurements are saved", 130)
+    except runner.Terminated:
+        if writer:
+            writer.finish(interrupted=True)
+        fail(f"rank {where.rank}: terminated (SIGTERM); finished measurements are saved")
     except Exception as exc:  # noqa: BLE001 - whatever failed, the job must end with a clear line, never hang
         if writer:
             writer.finish(interrupted=True)

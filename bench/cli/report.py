@@ -1,32 +1,20 @@
-"""`bench report`: read, validate and show a node report."""
+"""`bench report`: read, validate and show a node report (or a capacity report), or render it as md, html or csv."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from bench.cli.output import fail, stdout
-from bench.report import render
-from bench.report.model import ReportError
-from bench.report.store import dumps, load_report
+from bench.report import export, html, render
+from bench.report.aggregate import CAPACITY_KIND
+from bench.report.model import NodeReport, ReportError
+from bench.report.store import dumps, load_report, write_atomic
 
 
-@click.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the validated report as JSON.")
-def report(path: Path, as_json: bool) -> None:
-    """Validate the node report at PATH and print its measurements.
-
-    Exits 1 with a one-line reason when the file is not a valid report (corrupt, truncated, unknown schema version).
-    """
-    try:
-        rep = load_report(path)
-    except ReportError as exc:
-        fail(str(exc))
-    if as_json:
-        click.echo(dumps(rep.to_dict()), nl=False)
-        return
+def _show(rep: NodeReport) -> None:
     out = stdout()
     state = "interrupted" if rep.interrupted else ("complete" if rep.end_utc else "incomplete (still running or crashed)")
     out.print(f"run {rep.run_id}  {rep.start_utc} -> {rep.end_utc or '?'}  {state}")
@@ -44,3 +32,51 @@ def report(path: Path, as_json: bool) -> None:
         out.print(render.search_table(rep.measurements))
     for line in render.warning_lines(rep.measurements):
         out.print(line, highlight=False)
+
+
+def _capacity(path: Path) -> dict | None:
+    """The parsed capacity report at `path`, or None when the file is something else (a node report)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) and data.get("kind") == CAPACITY_KIND else None
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "md", "html", "csv"]), default="text", show_default=True,
+              help="text: tables on the terminal; md: Markdown; html: one stand-alone page with embedded plots; "
+                   "csv: one row per measurement.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (default: stdout).")
+@click.option("--json", "as_json", is_flag=True, help="Print the validated report as JSON.")
+def report(path: Path, fmt: str, output: Path | None, as_json: bool) -> None:
+    """Validate the node report at PATH and print its measurements, or render it (--format md|html|csv).
+
+    A capacity report (from `bench aggregate`) renders as HTML with the per-node distribution, defective nodes marked.
+    Exits 1 with a one-line reason when the file is not a valid report (corrupt, truncated, unknown schema version).
+    """
+    cap = _capacity(path)
+    if cap is not None:
+        if fmt != "html":
+            fail("a capacity report renders as --format html; `bench verify` prints its tables", 2)
+        text = html.capacity_page(cap)
+    else:
+        try:
+            rep = load_report(path)
+        except ReportError as exc:
+            fail(str(exc))
+        if as_json:
+            click.echo(dumps(rep.to_dict()), nl=False)
+            return
+        if fmt == "text":
+            _show(rep)
+            return
+        text = {"md": export.markdown, "html": html.node_page,
+                "csv": lambda r: export.to_csv(export.measurements_frame(r))}[fmt](rep)  # fmt: skip
+    if output:
+        write_atomic(output, text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)

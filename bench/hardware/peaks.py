@@ -126,7 +126,8 @@ def cpu_peak(
     """cores x clock x FLOPs/cycle, every input recorded as an assumption with where it came from.
 
     Clock: the override, else the host's max clock (cpufreq), else psutil's current frequency (a VM often reports only
-    that; a turbo clock above it would make measurements look implausible, which the flag says).
+    that). A current clock is only a lower bound of what the cores run at (turbo), so a peak built on it is marked
+    unverified: figures above it are flagged, but it cannot prove them impossible.
     """
     flags = {f for f, present in (host.get("isa_flags") or {}).items() if present}
     units = fma_units or DEFAULT_FMA_UNITS
@@ -155,4 +156,5 @@ def cpu_peak(
         "fma_units": units,
         "fma_units_source": "--fma-units" if fma_units else "default",
     }
-    return Peak(n_cores * clock * 1e6 * flops / 1e12, "theoretical", "cores x clock x FLOPs/cycle", host.get("cpu_model") or "cpu", assumptions=assumptions)
+    return Peak(n_cores * clock * 1e6 * flops / 1e12, "theoretical", "cores x clock x FLOPs/cycle", host.get("cpu_model") or "cpu",
+                unverified=clock_source.startswith("current"), assumptions=assumptions)

@@ -1,0 +1,331 @@
+"""`bench run`: the whole node suite from a TOML config, into one signed report plus the files people and tools read."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+import torch.distributed as dist
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench import launch, plans, runner, suite
+from bench.cli.keys import key_option, signing_key
+from bench.cli.output import fail, stderr, stdout
+from bench.cli.params import DeviceParam
+from bench.cli.ranks import place, rank_job
+from bench.hardware import devices
+from bench.hardware.inventory import collect
+from bench.measure.sampling import Policy
+from bench.report import export, gates, history, html, render
+from bench.report.model import Measurement, NodeReport, ReportError, utc_now
+from bench.report.store import ReportWriter, dumps, load_report, write_atomic
+from bench.workloads import comm as cm
+from bench.workloads import train as tr
+
+OUTPUT_FILES = {"html": "report.html", "md": "report.md", "csv": "measurements.csv", "junit": "junit.xml",
+                "prometheus": "bench.prom"}  # fmt: skip
+DEFAULT_TRAIN_PRESETS = {"cpu": ("tiny",), "cuda": ("small", "gpt2-124m")}
+
+
+def device_steps(config: dict[str, Any], facts: list[devices.DeviceFacts], host_inv: dict[str, Any],
+                 readers: dict[str, Any]) -> list[runner.Step]:  # fmt: skip
+    """The per-device workloads (matmul, membw, and single-process training) in the config's order."""
+    steps: list[runner.Step] = []
+    mc, bc, tc = config["matmul"], config["membw"], config["train"]
+    for workload in config["suite"]["workloads"]:
+        for f in facts:
+            device = asdict(f)
+            if workload == "matmul":
+                precisions = tuple(mc["precisions"])
+                if mc["search"] == "auto":
+                    chosen = plans.search_plan([f], host_inv, precisions, "auto", [], mc["budget_s"], mc["window_s"],
+                                               plans.PeakOverrides(), readers)  # fmt: skip
+                else:
+                    policy = Policy(budget_s=mc["budget_s"] or 1.0, min_iterations=mc["min_iterations"],
+                                    max_warmup_s=mc["max_warmup_s"])  # fmt: skip
+                    shapes = [(n, n, n) for n in mc["sizes"]]
+                    chosen = plans.fixed_plan([f], host_inv, precisions, shapes, policy, plans.PeakOverrides())
+            elif workload == "membw":
+                policy = Policy(budget_s=bc["budget_s"], min_iterations=5, max_warmup_s=min(bc["budget_s"], 1.0))
+                elements = int(bc["array_mib"] * 2**20 / 8) if bc["array_mib"] else None
+                chosen = plans.membw_steps([f], policy, elements)
+            elif workload == "train":
+                chosen = [runner.Step(f"train {s.model} {s.preset} on {f.id}",
+                                      lambda s=s, f=f: plans.train_measurements(s, f, plans.train_peak(f, host_inv, s.precision),
+                                                                                launch.placement({})))
+                          for s in train_specs(tc, f.kind)]  # fmt: skip
+            else:
+                continue
+            steps += [runner.Step(s.label, s.run, workload, device) for s in chosen]
+    return steps
+
+
+def train_specs(tc: dict[str, Any], kind: str) -> list[tr.TrainSpec]:
+    precision = tc["precision"] or ("bfloat16" if kind == "cuda" else "float32")
+    return [tr.preset(m, p, steps=tc["steps"], warmup=tc["warmup"], precision=precision)
+            for m in tc["models"] for p in (tc["presets"] or DEFAULT_TRAIN_PRESETS[kind])]  # fmt: skip
+
+
+def write_outputs(report: NodeReport, directory: Path, formats: list[str], checks: list[gates.Gate],
+                  suite_name: str) -> dict[str, str]:  # fmt: skip
+    """Every configured rendering of the report next to it; a failing renderer is named, never fatal."""
+    written = {}
+    for fmt in formats:
+        path = directory / OUTPUT_FILES[fmt]
+        try:
+            if fmt == "html":
+                text = html.node_page(report)
+            elif fmt == "md":
+                text = export.markdown(report)
+            elif fmt == "csv":
+                text = export.to_csv(export.measurements_frame(report))
+            elif fmt == "junit":
+                text = gates.junit(report, checks, suite_name)
+            else:
+                text = export.prometheus(report)
+            write_atomic(path, text)
+            written[fmt] = str(path)
+        except Exception as exc:  # noqa: BLE001 - a rendering bug must not cost the measurements or other files
+            click.echo(f"warning: could not write {path}: {type(exc).__name__}: {exc}", err=True)
+    return written
+
+
+def evaluate(report: NodeReport, config: dict[str, Any], baseline: NodeReport | None) -> list[gates.Gate]:
+    g = config["gates"]
+    checks = gates.correctness(report) + gates.floors(report, g["fail_below"])
+    if baseline is not None:
+        checks += gates.regressions(baseline, report, g["max_regression"], g["alpha"])
+    return checks
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise runner.Terminated()
+
+
+def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[list[str], ...],
+            workloads: tuple[str, ...], fail_below: tuple[str, ...], baseline: Path | None,
+            max_regression: str | None) -> dict[str, Any]:  # fmt: skip
+    """The validated config with the command line's overrides, or exit 2 naming the file/flag and key."""
+    try:
+        overrides = [suite.parse_override(t) for t in sets]
+        if device_lists:
+            overrides.append(("suite", "devices", list(dict.fromkeys(d for ds in device_lists for d in ds))))
+        if workloads:
+            overrides.append(("suite", "workloads", list(workloads)))
+        if fail_below:
+            overrides.append(("gates", "fail_below", dict(gates.parse_floor(t) for t in fail_below)))
+        if baseline:
+            overrides.append(("gates", "baseline", str(baseline)))
+        if max_regression is not None:
+            overrides.append(("gates", "max_regression", gates.parse_fraction(max_regression)))
+        config = suite.apply_overrides(suite.load(config_path), overrides)
+        for name in config["suite"]["devices"]:
+            devices.resolve(name)
+    except (suite.ConfigError, ValueError) as exc:
+        fail(str(exc), 2)
+    return config
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Suite TOML (configs/smoke-cpu.toml, node.toml, audit.toml). Default: every built-in default.")
+@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one config value, e.g. --set matmul.budget_s=5 (repeatable; the value is TOML).")
+@click.option("--device", "device_lists", type=DeviceParam(), multiple=True, help="Overrides suite.devices (repeatable).")
+@click.option("--workload", "workloads", type=click.Choice(suite.WORKLOADS), multiple=True,
+              help="Overrides suite.workloads: run only these (repeatable).")
+@click.option("--fail-below", multiple=True, metavar="PRECISION=TFLOPS",
+              help="Exit 1 when a device's best valid matmul at PRECISION is below TFLOPS (repeatable).")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Node report to gate against: a significant slow-down beyond --max-regression exits 1.")
+@click.option("--max-regression", default=None, metavar="PERCENT", help="Tolerated slow-down vs --baseline (default 5%).")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the JUnit XML here (it is always in the run directory when junit is an output).")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@key_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (run, status, gates, outputs) on stdout.")
+@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[list[str], ...], workloads: tuple[str, ...],
+        fail_below: tuple[str, ...], baseline: Path | None, max_regression: str | None, junit_path: Path | None,
+        results_dir: Path, key_path: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
+    """Run a suite (matmul search, memory bandwidth, training, and collectives when launched with several ranks) into
+    RESULTS_DIR/<run-id>/: report.json (signed, saved after every measurement) plus report.html, report.md,
+    measurements.csv, junit.xml and bench.prom, and index it in RESULTS_DIR/history.sqlite.
+
+    A workload that fails is recorded with its error and the suite goes on. Exit 0 when the run completed and every
+    check and gate passed; 1 when it is partial (SIGTERM, crash), a result was wrong or failed, or a gate failed; 2 for a
+    bad config or flag (nothing runs); 130 on Ctrl-C (the partial report is kept).
+    """
+    config = _config(config_path, sets, device_lists, workloads, fail_below, baseline, max_regression)
+    base = None
+    if config["gates"]["baseline"]:
+        try:
+            base = load_report(config["gates"]["baseline"])
+        except ReportError as exc:
+            fail(f"--baseline: {exc}", 2)
+    where, _, kind = place(None)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    leader = where.local_rank == 0
+    key = signing_key(key_path) if leader else None
+    inv = collect()
+    device_ids = [d for name in config["suite"]["devices"] for d in devices.resolve(name)]
+    if where.distributed:  # each rank measures its own device; the CPU once per node
+        device_ids = [f"cuda:{where.local_rank}"] if kind == "cuda" else (["cpu"] if leader else [])
+    facts = [devices.facts(d, inv["host"]) for d in dict.fromkeys(device_ids)]
+    run_config = {"suite": config, "config_file": str(config_path) if config_path else None,
+                  "world_size": where.world_size, "launcher": where.source}  # fmt: skip
+    writer = runner.start(results_dir, run_config, inv, key) if leader else None
+    if where.distributed:
+        _distributed(config, where, kind, facts, inv, writer, quiet)
+    else:
+        _single(config, facts, inv, writer, quiet)
+    if writer is None:
+        return
+    report = writer.report
+    checks = evaluate(report, config, base)
+    outputs = write_outputs(report, writer.path.parent, config["outputs"]["formats"], checks, config["suite"]["name"])
+    if junit_path:
+        write_atomic(junit_path, gates.junit(report, checks, config["suite"]["name"]))
+        outputs["junit_copy"] = str(junit_path)
+    history.index(results_dir / history.DB_NAME, report, writer.path)
+    _finish(report, writer, checks, outputs, as_json)
+
+
+def _single(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[str, Any], writer: ReportWriter | None,
+            quiet: bool) -> None:  # fmt: skip
+    assert writer is not None
+    if "comm" in config["suite"]["workloads"] and not quiet:
+        click.echo("comm: collectives need several ranks (torchrun, srun); skipped in a single process", err=True)
+    if any(f.kind == "cpu" for f in facts):
+        torch.set_num_threads(devices.physical_cores())
+    readers, closers = plans.telemetry_readers(facts)
+    steps = device_steps(config, facts, inv["host"], readers)
+    try:
+        _execute(writer, steps, quiet)
+        tr.annotate_mamf_ratio(writer.report.measurements)
+        writer.save()
+    finally:
+        for close in closers:
+            close()
+
+
+def _execute(writer: ReportWriter, steps: list[runner.Step], quiet: bool) -> None:
+    """Run the steps with a progress bar on stderr; Ctrl-C exits 130, SIGTERM 1, the report kept as partial."""
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=stderr(), disable=quiet, transient=True)  # fmt: skip
+    task = progress.add_task("suite", total=len(steps))
+    state = {"label": "", "done": -1}
+
+    def show() -> None:
+        progress.update(task, description=f"{state['label']} ({len(writer.report.measurements)} measured)",
+                        completed=state["done"])  # fmt: skip
+
+    def on_step(step: runner.Step) -> None:
+        state["label"], state["done"] = step.label, state["done"] + 1
+        show()
+
+    try:
+        with progress:
+            runner.execute(writer, steps, on_step, lambda m: show(), keep_going=True)
+    except KeyboardInterrupt:
+        fail(f"interrupted; {len(writer.report.measurements)} finished measurements saved in {writer.path} (partial)", 130)
+    except runner.Terminated:
+        fail(f"terminated (SIGTERM); {len(writer.report.measurements)} finished measurements saved in {writer.path} "
+             "(partial)")  # fmt: skip
+
+
+def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, facts: list[devices.DeviceFacts],
+                 inv: dict[str, Any], writer: ReportWriter | None, quiet: bool) -> None:  # fmt: skip
+    """Several ranks: each measures its own device (the CPU once per node), node leaders collect their node's
+    measurements, then all ranks run the collective workloads (data-parallel training, comm) into rank 0's report."""
+    cc, tc = config["comm"], config["train"]
+    try:
+        launch.join(where, "nccl" if kind == "cuda" else "gloo", cc["timeout_s"])
+    except launch.LaunchError as exc:
+        fail(str(exc))
+    if kind == "cpu":
+        torch.set_num_threads(max(1, devices.physical_cores() // where.local_world_size))
+    local = {**config, "suite": {**config["suite"], "workloads": [w for w in config["suite"]["workloads"]
+                                                                  if w in ("matmul", "membw")]}}  # fmt: skip
+    readers, closers = plans.telemetry_readers(facts)
+    mine: list[Measurement] = []
+    with rank_job(where, writer):
+        for step in device_steps(local, facts, inv["host"], readers):
+            try:
+                result = step.run()
+                got = [result] if isinstance(result, Measurement) else list(result)
+            except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
+                got = [runner.failure(step, exc, utc_now())]
+            if writer:
+                for m in got:
+                    writer.add(m)
+            else:
+                mine += got
+        for close in closers:
+            close()
+        gathered: list[Any] = [None] * where.world_size
+        fingerprint = inv["host"].get("fingerprint")
+        dist.all_gather_object(gathered, {"rank": where.rank, "host": fingerprint, "measurements": [m.to_dict() for m in mine]})
+        if writer:
+            for g in sorted(gathered, key=lambda g: g["rank"]):
+                if g["host"] == fingerprint and g["rank"] != where.rank:
+                    for d in g["measurements"]:
+                        writer.add(Measurement.from_dict(d))
+        device = facts[0] if facts else devices.facts(f"cuda:{where.local_rank}" if kind == "cuda" else "cpu", inv["host"])
+        job_writer = writer if where.rank == 0 else None
+        if "train" in config["suite"]["workloads"]:
+            for spec in train_specs(tc, kind):
+                if not quiet and where.rank == 0:
+                    click.echo(f"train {spec.model} {spec.preset} x{where.world_size} ranks", err=True)
+                for m in plans.train_measurements(spec, device, plans.train_peak(device, inv["host"], spec.precision), where):
+                    if job_writer:
+                        job_writer.add(m)
+        if "comm" in config["suite"]["workloads"]:
+            sizes = cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or (2**30 if kind == "cuda" else 64 * 2**20), cc["factor"])
+            name = device.id
+            for m in plans.comm_measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup"], name, device,
+                                             inv["host"].get("hostname")):  # fmt: skip
+                if job_writer and m:
+                    job_writer.add(m)
+        if writer:
+            tr.annotate_mamf_ratio(writer.report.measurements)
+            writer.finish()
+
+
+def _finish(report: NodeReport, writer: ReportWriter, checks: list[gates.Gate], outputs: dict[str, str], as_json: bool) -> None:
+    failed = [g for g in checks if not g.passed]
+    status = "partial" if report.interrupted or not report.end_utc else ("failed" if failed else "complete")
+    if as_json:
+        click.echo(dumps({"run_id": report.run_id, "report": str(writer.path), "status": status,
+                          "gates": [g.to_dict() for g in checks], "outputs": outputs}), nl=False)  # fmt: skip
+    else:
+        out = stdout()
+        matmuls = [m for m in report.measurements if m.workload == "matmul"]
+        if any("search" in m.details for m in matmuls):
+            out.print(render.search_table(matmuls))
+        elif matmuls:
+            out.print(render.measurements_table(matmuls))
+        if any(m.workload == "train" for m in report.measurements):
+            out.print(render.train_table(report.measurements))
+        for workload, table in (("membw", render.membw_table), ("comm", render.busbw_table)):
+            chosen = [m for m in report.measurements if m.workload == workload]
+            if chosen:
+                out.print(table(chosen))
+        for line in render.warning_lines(report.measurements):
+            out.print(line, highlight=False)
+        for g in checks:
+            out.print(f"{'PASS' if g.passed else 'FAIL'} {g.name}: {g.message}", highlight=False)
+        out.print(f"report: {writer.path}")
+        for fmt, path in outputs.items():
+            out.print(f"{fmt}: {path}", highlight=False)
+    if failed:
+        fail(f"run {status}: " + "; ".join(g.message for g in failed))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

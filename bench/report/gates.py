@@ -1,0 +1,152 @@
+"""CI gating on a node report: floors per precision, regression against a baseline, correctness and completeness; and
+the JUnit XML a CI server shows (one test case per workload and precision, with the figure)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.report import compare as cmp
+from bench.report.metrics import Metric, best_by_precision, metrics
+from bench.report.model import NodeReport
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One pass/fail check. `case` ties it to a JUnit test case name (None: a case of its own)."""
+
+    name: str
+    passed: bool
+    message: str
+    case: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "message": self.message}
+
+
+def parse_floor(text: str) -> tuple[str, float]:
+    """'float32=0.1' -> ('float32', 0.1); ValueError with the expected form."""
+    name, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not sep or not name.strip() or number < 0:
+        raise ValueError(f"{text!r}: expected PRECISION=TFLOPS, e.g. float32=0.1")
+    return name.strip(), number
+
+
+def parse_fraction(text: str) -> float:
+    """'5%' or '0.05' -> 0.05; ValueError outside 0..100%."""
+    t = text.strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise ValueError(f"{text!r}: expected a percentage like 5% or a fraction like 0.05") from None
+    if not 0 <= value <= 1:
+        raise ValueError(f"{text!r}: must be between 0% and 100%")
+    return value
+
+
+def case_name(m: Metric) -> str:
+    labels = m.labels
+    what = labels.get("precision") or labels.get("op") or labels.get("kernel") or ""
+    if m.workload == "train":
+        what = f"{labels.get('model_kind')} {labels.get('preset')} {labels.get('precision')}"
+    return f"{m.workload} {labels.get('device')} {what}".strip()
+
+
+def correctness(report: NodeReport) -> list[Gate]:
+    """Every measurement that failed its correctness check or errored, and an incomplete run, fail."""
+    gates = []
+    for m in report.measurements:
+        if m.status in ("invalid", "error"):
+            what = m.spec.get("precision") or m.spec.get("op") or m.spec.get("kernel") or m.spec.get("step") or ""
+            gates.append(Gate("correctness", False, f"{m.workload} {m.device.get('id')} {what}: {m.status}: {m.reason}"))
+    if report.interrupted or report.end_utc is None:
+        gates.append(Gate("complete", False, "the run did not complete (interrupted or crashed): the report is partial"))
+    return gates
+
+
+def floors(report: NodeReport, fail_below: dict[str, float]) -> list[Gate]:
+    """--fail-below: every device's best valid matmul TFLOPS at each named precision must reach the floor."""
+    best = best_by_precision(report)
+    gates = []
+    for precision, floor in sorted(fail_below.items()):
+        per_device = best.get(precision)
+        if not per_device:
+            gates.append(Gate(f"fail-below {precision}", False, f"no valid {precision} matmul was measured (floor {floor:g} TFLOPS)"))
+            continue
+        for device, value in sorted(per_device.items()):
+            ok = value >= floor
+            verdict = ">=" if ok else "<"
+            gates.append(Gate(f"fail-below {precision}", ok, f"{device} {precision}: {value:.4g} TFLOPS {verdict} floor {floor:g}",
+                              case=f"matmul {device} {precision}"))  # fmt: skip
+    return gates
+
+
+def regressions(baseline: NodeReport, report: NodeReport, max_regression: float, alpha: float) -> list[Gate]:
+    """--baseline: a metric that is slower than the baseline by more than max_regression, significantly, fails; so
+    does a baseline that is not comparable (different hardware or software), since it cannot gate."""
+    result = cmp.compare(baseline, report, threshold=max_regression, alpha=alpha)
+    if not result["comparable"]:
+        return [Gate("baseline", False, "baseline is not comparable: " + "; ".join(result["reasons"]))]
+    worse = [c for c in result["changes"] if c["direction"] == "worse"]
+    if not worse:
+        return [Gate("baseline", True, f"no significant regression beyond {max_regression:.1%} in "
+                     f"{len(result['changes'])} metrics against run {baseline.run_id}")]  # fmt: skip
+    return [Gate("baseline", False, f"{c['metric']}: {c['b']:.4g} vs {c['a']:.4g} {c['unit']} "
+                 f"({c['ratio'] - 1:+.1%}, p={c['p_value']:.2g})") for c in worse]  # fmt: skip
+
+
+@dataclass
+class _Case:
+    name: str
+    workload: str
+    figures: list[Metric] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    skipped: str | None = None
+
+
+def junit(report: NodeReport, gates: list[Gate], suite_name: str = "bench") -> str:
+    """JUnit XML: a test case per workload x device x precision (op, kernel, preset) carrying its figures as
+    properties; a case fails when one of its measurements is invalid or a gate on it fails. Gates that belong to no
+    figure (baseline, completeness, errors) are cases of their own."""
+    cases: dict[str, _Case] = {}
+    for m in metrics(report):
+        c = cases.setdefault(case_name(m), _Case(case_name(m), m.workload))
+        c.figures.append(m)
+        if m.status != "ok":
+            c.failures.append(f"{m.title}: {m.status}")
+        elif m.emulated and not c.skipped:
+            c.skipped = "emulated precision: measured, but not the device's capacity"
+    loose: dict[str, _Case] = {}
+    for g in gates:
+        target = cases.get(g.case) if g.case else None
+        if target is None:
+            target = loose.setdefault(g.name, _Case(g.name, "gate"))
+        if not g.passed:
+            target.failures.append(g.message)
+    every = [*cases.values(), *loose.values()]
+    root = ET.Element("testsuites", name=suite_name)
+    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(every)),
+                          failures=str(sum(bool(c.failures) for c in every)), errors="0",
+                          skipped=str(sum(bool(c.skipped) and not c.failures for c in every)),
+                          timestamp=(report.start_utc or "")[:19])  # fmt: skip
+    props = ET.SubElement(suite, "properties")
+    for k, v in (("run_id", report.run_id), ("host", report.inventory.get("host", {}).get("hostname"))):
+        ET.SubElement(props, "property", name=k, value=str(v))
+    for c in every:
+        case = ET.SubElement(suite, "testcase", classname=f"bench.{c.workload}", name=c.name, time="0")
+        if c.figures:
+            cp = ET.SubElement(case, "properties")
+            for m in c.figures:
+                ET.SubElement(cp, "property", name=m.title, value=f"{m.value:.6g} {m.unit}")
+            ET.SubElement(case, "system-out").text = "\n".join(f"{m.title} = {m.value:.6g} {m.unit}" for m in c.figures)
+        if c.failures:
+            ET.SubElement(case, "failure", message=c.failures[0][:200], type="bench").text = "\n".join(c.failures)
+        elif c.skipped:
+            ET.SubElement(case, "skipped", message=c.skipped)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

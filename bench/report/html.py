@@ -1,0 +1,117 @@
+"""A stand-alone HTML page for a node or capacity report: tables and matplotlib figures embedded as data URIs, so the
+file can be mailed, attached to a CI run or opened offline."""
+
+from __future__ import annotations
+
+import base64
+import html
+from typing import Any
+
+from bench.report import export, plots
+from bench.report.model import NodeReport
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.bad { color: #b00020; font-weight: 600; }
+figure { margin: 1em 0 2em; }
+figcaption { font-size: 0.85em; color: #555; }
+img { max-width: 100%; }
+"""
+
+#: Marks the page once every embedded figure has decoded (data-figures="loaded/total"), and names any that did not:
+#: a reader sees a broken figure, and a headless browser can check the page.
+CHECK_SCRIPT = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; });
+  document.body.setAttribute('data-figures', ok.length + '/' + imgs.length);
+  imgs.forEach(function (i) { if (!(i.complete && i.naturalWidth > 0)) { i.insertAdjacentHTML('afterend',
+    '<p class="bad">figure failed to load: ' + i.alt + '</p>'); } });
+});
+"""
+
+
+def _e(x: Any) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    if not rows:
+        return "<p><em>none</em></p>"
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f'<td class="num">{v:.4g}</td>'
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f'<td class="num">{v}</td>'
+        return f"<td>{_e(v)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def figure(title: str, png: bytes | None) -> str:
+    if png is None:
+        return ""
+    data = base64.b64encode(png).decode()
+    return f'<figure><img alt="{_e(title)}" src="data:image/png;base64,{data}"><figcaption>{_e(title)}</figcaption></figure>'
+
+
+def page(title: str, body: list[str]) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f"<style>{STYLE}</style></head><body>{''.join(body)}<script>{CHECK_SCRIPT}</script></body></html>\n")  # fmt: skip
+
+
+def node_page(report: NodeReport) -> str:
+    host = report.inventory.get("host", {})
+    gpus = report.inventory.get("nvml", {}).get("gpus", [])
+    state = "partial (interrupted or crashed)" if report.interrupted or not report.end_utc else "complete"
+    body = [f"<h1>bench run {_e(report.run_id)}</h1>",
+            table([{"host": host.get("hostname"), "CPU": host.get("cpu_model"), "cores": host.get("physical_cores"),
+                    "GPUs": ", ".join(str(g.get("name")) for g in gpus) or "none", "torch": host.get("torch_version"),
+                    "bench": report.tool.get("version"), "start": report.start_utc, "end": report.end_utc,
+                    "state": state, "signed by": (report.signature or {}).get("key_id", "unsigned")}])]  # fmt: skip
+    frame = export.metrics_frame(report)
+    body.append("<h2>Figures</h2>")
+    body.append(table(frame.drop(columns=["run_id", "host"], errors="ignore").fillna("").to_dict("records")))
+    bad = [{"workload": m.workload, "device": m.device.get("id"), "what": m.spec.get("precision") or m.spec.get("step"),
+            "status": m.status, "reason": m.reason} for m in report.measurements if m.status != "ok"]  # fmt: skip
+    if bad:
+        body += ["<h2>Not counted</h2>", table(bad)]
+    warnings: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for m in report.measurements:
+        for w in m.warnings:
+            row = warnings.setdefault((m.workload, str(m.device.get("id")), str(w.get("code"))),
+                                      {"workload": m.workload, "device": m.device.get("id"), "code": w.get("code"),
+                                       "measurements": 0, "example": w.get("message"), "hint": w.get("hint")})  # fmt: skip
+            row["measurements"] += 1
+    if warnings:
+        body += ["<h2>Warnings</h2>", table(list(warnings.values()))]
+    body.append("<h2>Plots</h2>")
+    body += [figure(title, draw(report)) for title, draw in plots.NODE_PLOTS]
+    return page(f"bench {report.run_id}", body)
+
+
+def capacity_page(cap: dict[str, Any]) -> str:
+    signer = (cap.get("signature") or {}).get("key_id", "unsigned")
+    counted = sum(i.get("status") == "counted" for i in cap.get("inputs", []))
+    body = [f"<h1>bench capacity report {_e(cap.get('created_utc'))}</h1>",
+            f"<p>{counted} node reports counted of {len(cap.get('inputs', []))}; signed by {_e(signer)}.</p>",
+            "<h2>Totals</h2>", table(cap.get("totals", [])),
+            "<h2>Groups</h2>", table(cap.get("groups", [])),
+            "<h2>Defective</h2>", table([{k: v for k, v in d.items() if k != "reasons"} | {"reasons": "; ".join(d.get("reasons", []))}
+                                         for d in cap.get("defective", [])]),
+            "<h2>Per-node distribution</h2>", figure("MAMF per device by node", plots.capacity_distribution(cap))]  # fmt: skip
+    rejected = [i for i in cap.get("inputs", []) if i.get("status") != "counted"]
+    if rejected:
+        body += ["<h2>Rejected inputs</h2>", table([{"name": i.get("name"), "reasons": "; ".join(i.get("reasons", []))}
+                                                    for i in rejected])]  # fmt: skip
+    if cap.get("duplicates"):
+        body += ["<h2>Duplicates (counted once)</h2>", table([{**d, "dropped": ", ".join(d["dropped"])} for d in cap["duplicates"]])]
+    return page("bench capacity report", body)

@@ -1,0 +1,233 @@
+"""The figures of the HTML report, drawn with matplotlib's Agg backend (no display needed). Each function takes a
+report and returns PNG bytes, or None when the report has nothing to draw for it."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from bench import precision as prec
+from bench.report.model import Measurement, NodeReport
+
+#: STREAM kernels' FLOPs per element and bytes per element (copy does no arithmetic, so it has no roofline point).
+STREAM_FLOPS = {"scale": 1, "add": 1, "triad": 2}
+STREAM_BYTES = {"copy": 16, "scale": 16, "add": 24, "triad": 24}
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _ok(report: NodeReport, workload: str) -> list[Measurement]:
+    return [m for m in report.measurements if m.workload == workload and m.status == "ok" and m.summary]
+
+
+def _size(spec: dict[str, Any]) -> float:
+    return (spec["m"] * spec["n"] * spec["k"]) ** (1 / 3)
+
+
+def matmul_vs_size(report: NodeReport) -> bytes | None:
+    """Median TFLOPS against matrix size (cube root of M*N*K) per device and precision; the MAMF marked."""
+    ms = _ok(report, "matmul")
+    if not ms:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    series: dict[str, list[tuple[float, float, bool]]] = {}
+    for m in ms:
+        tag = f"{m.device.get('id')} {m.spec['precision']}" + (" (emulated)" if m.emulated else "")
+        series.setdefault(tag, []).append((_size(m.spec), m.summary["tflops_median"], bool(m.details.get("search", {}).get("mamf"))))
+    for tag, points in sorted(series.items()):
+        points.sort()
+        line = ax.plot([p[0] for p in points], [p[1] for p in points], "o", label=tag, alpha=0.7)[0]
+        best = [p for p in points if p[2]]
+        if best:
+            ax.plot([p[0] for p in best], [p[1] for p in best], "*", markersize=14, color=line.get_color())
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("matrix size (cube root of M·N·K)")
+    ax.set_ylabel("TFLOPS (median iteration)")
+    ax.set_title("Matmul throughput vs size (★ = MAMF)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def achieved_vs_peak(report: NodeReport) -> bytes | None:
+    """Per device and precision: best measured TFLOPS next to the peak it is compared with."""
+    best: dict[str, tuple[float, float | None]] = {}
+    for m in _ok(report, "matmul"):
+        tag = f"{m.device.get('id')}\n{m.spec['precision']}"
+        value = m.summary["tflops_median"]
+        peak = (m.peak or {}).get("tflops")
+        if tag not in best or value > best[tag][0]:
+            best[tag] = (value, peak)
+    if not best:
+        return None
+    tags = sorted(best)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tags)), 4.5))
+    xs = range(len(tags))
+    ax.bar([x - 0.2 for x in xs], [best[t][1] or 0 for t in tags], width=0.4, label="peak", color="#bbbbbb")
+    ax.bar([x + 0.2 for x in xs], [best[t][0] for t in tags], width=0.4, label="measured (best median)", color="#1f77b4")
+    for x, t in zip(xs, tags, strict=True):
+        if best[t][1]:
+            ax.annotate(f"{best[t][0] / best[t][1]:.0%}", (x + 0.2, best[t][0]), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(list(xs), tags, fontsize=8)
+    ax.set_ylabel("TFLOPS")
+    ax.set_title("Achieved vs peak per precision")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def busbw_vs_size(report: NodeReport) -> bytes | None:
+    """Bus bandwidth against message size per collective."""
+    ms = _ok(report, "comm")
+    if not ms:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ops: dict[str, list[tuple[int, float]]] = {}
+    for m in ms:
+        ops.setdefault(m.spec["op"], []).append((m.spec["bytes"], m.summary["busbw_gbps"]))
+    for op, points in sorted(ops.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=op, markersize=3)
+    world = ms[0].spec.get("world_size")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("message size (bytes)")
+    ax.set_ylabel("bus bandwidth (GB/s)")
+    ax.set_title(f"Collective bus bandwidth ({world} ranks)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def roofline(report: NodeReport) -> bytes | None:
+    """Measured points against the compute ceilings (peak TFLOPS per precision) and the memory ceiling (best
+    measured STREAM bandwidth, else the vendor figure): arithmetic intensity in FLOP/byte on x."""
+    mat = [m for m in _ok(report, "matmul") if not m.emulated]
+    mem = _ok(report, "membw")
+    if not mat:
+        return None
+    bandwidth_gbps = max((m.summary.get("gbps_best", 0.0) for m in mem if m.spec.get("kernel") in STREAM_BYTES), default=0.0)
+    points = []
+    for m in mat:
+        s, p = m.spec, prec.get(m.spec["precision"])
+        intensity = 2 * s["m"] * s["n"] * s["k"] / (p.itemsize * (s["m"] * s["k"] + s["k"] * s["n"] + s["m"] * s["n"]))
+        points.append((intensity, m.summary["tflops_median"], s["precision"]))
+    for m in mem:
+        kernel = m.spec.get("kernel")
+        if kernel in STREAM_FLOPS:
+            intensity = STREAM_FLOPS[kernel] / (STREAM_BYTES[kernel] / 8)  # float64 elements
+            points.append((intensity, m.summary["gbps_median"] * intensity / 1e3, f"STREAM {kernel}"))
+    ceilings = {}
+    for m in mat:
+        if (m.peak or {}).get("tflops"):
+            ceilings[m.spec["precision"]] = m.peak["tflops"]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    lo = min(p[0] for p in points) / 2
+    hi = max(p[0] for p in points) * 2
+    xs = [lo * (hi / lo) ** (i / 100) for i in range(101)]
+    if bandwidth_gbps:
+        for name, peak in sorted(ceilings.items()):
+            ax.plot(xs, [min(peak, x * bandwidth_gbps / 1e3) for x in xs], "--", linewidth=1, label=f"roof {name} ({peak:.3g} TFLOPS)")
+        ax.plot(xs, [x * bandwidth_gbps / 1e3 for x in xs], ":", color="gray",
+                label=f"memory {bandwidth_gbps:.3g} GB/s (measured)")  # fmt: skip
+    else:
+        for name, peak in sorted(ceilings.items()):
+            ax.axhline(peak, linestyle="--", linewidth=1, label=f"peak {name} ({peak:.3g} TFLOPS)")
+    for tag in sorted({p[2] for p in points}):
+        chosen = [p for p in points if p[2] == tag]
+        ax.plot([p[0] for p in chosen], [p[1] for p in chosen], "o", label=tag, alpha=0.7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("TFLOPS")
+    ax.set_title("Roofline: measured points under the compute and memory ceilings")
+    ax.grid(True, which="both", alpha=0.2)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def telemetry(report: NodeReport) -> bytes | None:
+    """Clocks, power and temperature over time during sustained (MSMF) windows."""
+    windows = [m for m in report.measurements if m.details.get("telemetry_samples")]
+    fields = sorted({k for m in windows for s in m.details["telemetry_samples"] for k, v in s.items()
+                     if k != "t_s" and isinstance(v, (int, float)) and not isinstance(v, bool)
+                     and k not in ("energy_j", "throttle_reasons")})  # fmt: skip
+    if not fields:
+        return None
+    fig, axes = plt.subplots(len(fields), 1, figsize=(8, 2.2 * len(fields)), sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], fields, strict=True):
+        for m in windows:
+            pts = [(s["t_s"], s[name]) for s in m.details["telemetry_samples"] if isinstance(s.get(name), (int, float))]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{m.device.get('id')} {m.spec.get('precision')}")
+        ax.set_ylabel(name, fontsize=8)
+        ax.grid(True, alpha=0.3)
+    axes[0, 0].set_title("Telemetry during sustained windows")
+    axes[0, 0].legend(fontsize=7)
+    axes[-1, 0].set_xlabel("seconds into the window")
+    return _png(fig)
+
+
+def msmf_series(report: NodeReport) -> bytes | None:
+    """Throughput per tenth of each sustained window: a falling line is a clock or thermal slow-down."""
+    windows = [m for m in report.measurements if (m.details.get("msmf") or {}).get("series")]
+    if not windows:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for m in windows:
+        series = m.details["msmf"]["series"]
+        ax.plot([p["t_s"] for p in series], [p["tflops"] for p in series], "o-", label=f"{m.device.get('id')} {m.spec.get('precision')}")
+    ax.set_xlabel("seconds into the window")
+    ax.set_ylabel("TFLOPS")
+    ax.set_title("Sustained throughput over the MSMF window")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def capacity_distribution(cap: dict[str, Any]) -> bytes | None:
+    """Per accelerator model x precision: every counted device's MAMF by node, the group median, defective in red."""
+    devices = cap.get("devices") or []
+    if not devices:
+        return None
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in devices:
+        groups.setdefault((str(d.get("model")), str(d.get("precision"))), []).append(d)
+    bad = {(d.get("node"), d.get("device"), d.get("precision")) for d in cap.get("defective", [])}
+    fig, axes = plt.subplots(len(groups), 1, figsize=(9, 3 * len(groups)), squeeze=False)
+    for ax, ((model, precision), rows) in zip(axes[:, 0], sorted(groups.items()), strict=True):
+        nodes = sorted({str(r.get("node")) for r in rows})
+        index = {n: i for i, n in enumerate(nodes)}
+        for r in rows:
+            red = (r.get("node"), r.get("device"), r.get("precision")) in bad
+            ax.plot(index[str(r.get("node"))], r["mamf_tflops"], "o", color="red" if red else "#1f77b4",
+                    markersize=7 if red else 4, alpha=0.8)  # fmt: skip
+        median = sorted(r["mamf_tflops"] for r in rows)[len(rows) // 2]
+        ax.axhline(median, color="gray", linestyle="--", linewidth=1, label="median")
+        ax.set_title(f"{model} {precision}: MAMF per device (red = defective)", fontsize=9)
+        ax.set_ylabel("TFLOPS")
+        step = max(1, math.ceil(len(nodes) / 30))
+        ax.set_xticks(range(0, len(nodes), step), nodes[::step], rotation=90, fontsize=6)
+        ax.legend(fontsize=7)
+    return _png(fig)
+
+
+NODE_PLOTS = (
+    ("Matmul TFLOPS vs size", matmul_vs_size),
+    ("Achieved vs peak", achieved_vs_peak),
+    ("Roofline", roofline),
+    ("Sustained window", msmf_series),
+    ("Telemetry", telemetry),
+    ("Bus bandwidth vs message size", busbw_vs_size),
+)

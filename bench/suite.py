@@ -1,0 +1,233 @@
+"""Suite configuration: a TOML file under configs/ says what `bench run` measures and how long.
+
+Every key is declared below with its type, default and allowed range, so a typo, a wrong type or an out-of-range value
+is reported (file, section and key) before anything runs. Values are parsed as TOML data only; nothing from a config
+or an override is ever evaluated as code.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import precision as prec
+from bench.workloads import comm as cm
+from bench.workloads import train as tr
+
+WORKLOADS = ("matmul", "membw", "train", "comm")
+FORMATS = ("html", "md", "csv", "junit", "prometheus")
+
+
+class ConfigError(ValueError):
+    """A config or override that cannot be used; the message names the file, section and key."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: its kind ('str', 'int', 'float', 'bool', 'str-list', 'int-list', 'table'), default, and
+    what values are allowed."""
+
+    kind: str
+    default: Any
+    help: str
+    choices: Sequence[str] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+
+
+def _k(kind: str, default: Any, help: str, **kw: Any) -> Key:
+    return Key(kind, default, help, **kw)
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "suite": {
+        "name": _k("str", "custom", "Name shown in reports and JUnit."),
+        "description": _k("str", "", "What this suite is for."),
+        "devices": _k("str-list", ["all"], "cpu, cuda:N or all (every GPU, else the CPU)."),
+        "workloads": _k("str-list", list(WORKLOADS), "Workloads to run, in this order.", choices=WORKLOADS),
+    },
+    "matmul": {
+        "search": _k("str", "auto", "auto (shape search for MAMF/MSMF) or none (fixed sizes).", choices=("auto", "none")),
+        "precisions": _k("str-list", [], "Precisions; empty: every precision the device kind has.",
+                         choices=tuple(prec.PRECISIONS)),
+        "sizes": _k("int-list", [], "search = none: square sizes N (default: the device kind's).", minimum=1),
+        "budget_s": _k("float", None, "Seconds per search (search) or per measurement (fixed sizes).", minimum=0.001,
+                       nullable=True),
+        "window_s": _k("float", None, "Seconds the best shape is held for MSMF (0: no MSMF).", minimum=0.0, nullable=True),
+        "max_warmup_s": _k("float", 1.0, "Most seconds of warm-up per measurement.", minimum=0.0),
+        "min_iterations": _k("int", 5, "Fewest timed iterations per measurement.", minimum=1),
+    },
+    "membw": {
+        "array_mib": _k("float", None, "MiB per STREAM array (default: 256 on CPU, 1024 on GPU).", minimum=0.001,
+                        nullable=True),
+        "budget_s": _k("float", 1.0, "Timed seconds per kernel.", minimum=0.001),
+    },
+    "train": {
+        "models": _k("str-list", ["gpt", "mlp"], "gpt and/or mlp.", choices=tuple(tr.PRESETS)),
+        "presets": _k("str-list", [], "Sizes; empty: tiny on CPU, small and gpt2-124m on GPU.",
+                      choices=tuple(tr.PRESETS["gpt"])),
+        "precision": _k("str", None, "bfloat16 or float32 (default: bfloat16 on GPU, float32 on CPU).",
+                        choices=tuple(tr.PRECISIONS), nullable=True),
+        "steps": _k("int", None, "Timed steps (default: the preset's).", minimum=1, nullable=True),
+        "warmup": _k("int", None, "Untimed steps first (default: the preset's).", minimum=0, nullable=True),
+    },
+    "comm": {
+        "ops": _k("str-list", list(cm.OPS), "Collectives.", choices=tuple(cm.OPS)),
+        "min_bytes": _k("int", 8, "Smallest message.", minimum=1),
+        "max_bytes": _k("int", None, "Largest message (default: 64 MiB on CPU, 1 GiB on GPU).", minimum=1, nullable=True),
+        "factor": _k("int", 2, "Message size step factor.", minimum=2),
+        "iterations": _k("int", 20, "Timed iterations per size.", minimum=1),
+        "warmup": _k("int", 5, "Untimed iterations per size.", minimum=0),
+        "timeout_s": _k("float", 300.0, "Seconds to wait for other ranks.", minimum=1.0),
+    },
+    "gates": {
+        "fail_below": _k("table", {}, "TFLOPS floor per precision, e.g. {float32 = 0.05}.", minimum=0.0,
+                         choices=tuple(prec.PRECISIONS)),
+        "baseline": _k("str", None, "Node report to compare against (path).", nullable=True),
+        "max_regression": _k("float", 0.05, "Largest tolerated slow-down against the baseline (0.05 = 5%).",
+                             minimum=0.0, maximum=1.0),
+        "alpha": _k("float", 0.01, "Significance level of the Mann-Whitney U test for a regression.",
+                    minimum=1e-9, maximum=0.5),
+    },
+    "outputs": {
+        "formats": _k("str-list", list(FORMATS), "Files written next to report.json.", choices=FORMATS),
+    },
+}
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    return {section: {name: copy.deepcopy(k.default) for name, k in keys.items()} for section, keys in SCHEMA.items()}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _range(v: float, key: Key) -> str | None:
+    if key.minimum is not None and v < key.minimum:
+        return f"must be >= {key.minimum:g}, got {v!r}"
+    if key.maximum is not None and v > key.maximum:
+        return f"must be <= {key.maximum:g}, got {v!r}"
+    return None
+
+
+def check_value(key: Key, value: Any) -> tuple[Any, str | None]:
+    """(normalized value, None) or (None, what is wrong)."""
+    if value is None:
+        return (None, None) if key.nullable else (None, "must be set (null is not allowed)")
+    choices = f"; valid: {', '.join(key.choices)}" if key.choices else ""
+    if key.kind == "str":
+        if not isinstance(value, str):
+            return None, f"must be a string, got {type(value).__name__}"
+        if key.choices and value not in key.choices:
+            return None, f"{value!r} is not allowed{choices}"
+        return value, None
+    if key.kind == "bool":
+        return (value, None) if isinstance(value, bool) else (None, f"must be true or false, got {type(value).__name__}")
+    if key.kind in ("int", "float"):
+        if key.kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
+            return None, f"must be an integer, got {type(value).__name__} {value!r}"
+        if not _is_number(value):
+            return None, f"must be a number, got {type(value).__name__} {value!r}"
+        bad = _range(value, key)
+        return (None, bad) if bad else (float(value) if key.kind == "float" else value, None)
+    if key.kind in ("str-list", "int-list"):
+        if not isinstance(value, list):
+            return None, f"must be a list, got {type(value).__name__}"
+        out = []
+        for i, item in enumerate(value):
+            element = Key(key.kind.split("-")[0], None, "", key.choices, key.minimum, key.maximum)
+            item, bad = check_value(element, item)
+            if bad:
+                return None, f"item {i}: {bad}"
+            out.append(item)
+        return out, None
+    if key.kind == "table":
+        if not isinstance(value, dict):
+            return None, f"must be a table like {{float32 = 0.05}}, got {type(value).__name__}"
+        table = {}
+        for name, item in value.items():
+            if key.choices and name not in key.choices:
+                return None, f"{name!r} is not allowed{choices}"
+            item, bad = check_value(Key("float", None, "", (), key.minimum, key.maximum), item)
+            if bad:
+                return None, f"{name}: {bad}"
+            table[name] = item
+        return table, None
+    raise AssertionError(key.kind)
+
+
+def validate(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """Defaults overlaid with `raw` (parsed TOML), every section and key checked; ConfigError names where."""
+    config = defaults()
+    for section, values in raw.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"{where}: unknown section [{section}]; valid: {', '.join(SCHEMA)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table")
+        for name, value in values.items():
+            if name not in SCHEMA[section]:
+                raise ConfigError(f"{where}: [{section}] unknown key {name!r}; valid: {', '.join(SCHEMA[section])}")
+            checked, bad = check_value(SCHEMA[section][name], value)
+            if bad:
+                raise ConfigError(f"{where}: [{section}] {name}: {bad}")
+            config[section][name] = checked
+    return config
+
+
+def load(path: Path | None) -> dict[str, dict[str, Any]]:
+    """The validated config from a TOML file (None: every default)."""
+    if path is None:
+        return defaults()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return validate(raw, str(path))
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """'section.key=VALUE' -> (section, key, value). VALUE is read as a TOML value (5, 0.5, true, ["a", "b"],
+    {float32 = 1}); a bare word that is not TOML is taken as a string."""
+    target, sep, value_text = text.partition("=")
+    section, dot, name = target.strip().partition(".")
+    if not sep or not dot or not name:
+        raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. matmul.budget_s=5")
+    try:
+        value = tomllib.loads(f"v = {value_text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text.strip()
+    return section, name.strip(), value
+
+
+def apply_overrides(config: dict[str, dict[str, Any]], overrides: list[tuple[str, str, Any]], where: str = "command line"
+                    ) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """`config` with each (section, key, value) set and checked like a file's."""
+    raw: dict[str, dict[str, Any]] = {}
+    for section, name, value in overrides:
+        raw.setdefault(section, {})[name] = value
+    checked = validate(raw, where)
+    out = copy.deepcopy(config)
+    for section, values in raw.items():
+        for name in values:
+            out[section][name] = checked[section][name]
+    return out
+
+
+def describe() -> str:
+    """Every section and key with its default and meaning: the reference configs/README.md points to."""
+    lines = []
+    for section, keys in SCHEMA.items():
+        lines.append(f"[{section}]")
+        for name, k in keys.items():
+            extra = f" ({', '.join(k.choices)})" if k.choices else ""
+            lines.append(f"  {name} = {k.default!r}: {k.help}{extra}")
+    return "\n".join(lines)
+
