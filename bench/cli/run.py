@@ -117,13 +117,15 @@ def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple
             overrides.append(("suite", "devices", list(dict.fromkeys(d for ds in device_lists for d in ds))))
         if workloads:
             overrides.append(("suite", "workloads", list(workloads)))
-        if fail_below:
-            overrides.append(("gates", "fail_below", dict(gates.parse_floor(t) for t in fail_below)))
+        loaded = suite.load(config_path)
+        if fail_below:  # added to (or replacing) the config's floors, precision by precision
+            floors = {**loaded["gates"]["fail_below"], **dict(gates.parse_floor(t) for t in fail_below)}
+            overrides.append(("gates", "fail_below", floors))
         if baseline:
             overrides.append(("gates", "baseline", str(baseline)))
         if max_regression is not None:
             overrides.append(("gates", "max_regression", gates.parse_fraction(max_regression)))
-        config = suite.apply_overrides(suite.load(config_path), overrides)
+        config = suite.apply_overrides(loaded, overrides)
         for name in config["suite"]["devices"]:
             devices.resolve(name)
     except (suite.ConfigError, ValueError) as exc:

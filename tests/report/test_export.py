@@ -1,0 +1,54 @@
+"""Prometheus text parsed back by prometheus-client's own parser; CSV read back by pandas; Markdown content."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.report import export
+from tests.report import synthetic as syn
+
+
+def _report():
+    return syn.report([syn.matmul("float32", syn.samples(0.002)), syn.matmul("float64", syn.samples(0.004), status="invalid"),
+                       syn.matmul("float32", syn.samples(0.0015), role="final", mamf=True)])  # fmt: skip
+
+
+def test_prometheus_text_parses_back_with_labels_and_values():
+    r = _report()
+    families = {f.name: f for f in text_string_to_metric_families(export.prometheus(r))}
+    assert {"bench_matmul_tflops", "bench_matmul_mamf_tflops", "bench_measurement_valid", "bench_run_complete",
+            "bench_run_timestamp_seconds"} <= set(families)  # fmt: skip
+    (mamf,) = families["bench_matmul_mamf_tflops"].samples
+    assert mamf.labels == {"host": "node-a", "device": "cpu", "model": "Test CPU", "precision": "float32", "emulated": "false"}
+    assert mamf.value == r.measurements[2].summary["tflops_median"]
+    fixed = families["bench_matmul_tflops"].samples
+    assert [s.labels["precision"] for s in fixed] == ["float32"]  # the invalid float64 figure is not exported as a figure
+    valid = {s.labels["what"]: s.value for s in families["bench_measurement_valid"].samples}
+    assert valid == {"float32": 1.0, "float64": 0.0}
+    assert families["bench_run_complete"].samples[0].value == 1.0
+    assert families["bench_run_timestamp_seconds"].samples[0].value == 1795860300.0  # 2026-11-28T10:05:00Z
+
+
+def test_a_partial_run_exports_incomplete():
+    r = syn.report([syn.matmul("float32", syn.samples(0.002))], end=None)
+    families = {f.name: f for f in text_string_to_metric_families(export.prometheus(r))}
+    assert families["bench_run_complete"].samples[0].value == 0.0
+
+
+def test_csv_round_trips_through_pandas():
+    r = _report()
+    metrics = pd.read_csv(io.StringIO(export.to_csv(export.metrics_frame(r))))
+    assert list(metrics["metric"]) == ["matmul_tflops", "matmul_tflops", "matmul_mamf_tflops"]
+    assert metrics.loc[0, "value"] == r.measurements[0].summary["tflops_median"]
+    rows = pd.read_csv(io.StringIO(export.to_csv(export.measurements_frame(r))))
+    assert len(rows) == 3 and list(rows["status"]) == ["ok", "invalid", "ok"]
+    assert rows.loc[0, "median_s"] == r.measurements[0].summary["median_s"] and rows.loc[0, "spec_m"] == 512
+
+
+def test_markdown_lists_figures_and_what_was_not_counted():
+    text = export.markdown(_report())
+    assert "# bench run run-a" in text and "| matmul_mamf_tflops |" in text
+    assert "## Not counted" in text and "invalid: product check failed" in text
