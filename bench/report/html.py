@@ -29,8 +29,14 @@ window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
   var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; });
   document.body.setAttribute('data-figures', ok.length + '/' + imgs.length);
-  imgs.forEach(function (i) { if (!(i.complete && i.naturalWidth > 0)) { i.insertAdjacentHTML('afterend',
-    '<p class="bad">figure failed to load: ' + i.alt + '</p>'); } });
+  imgs.forEach(function (i) {
+    if (i.complete && i.naturalWidth > 0) { return; }
+    i.setAttribute('data-failed', 'yes');
+    var note = document.createElement('p');
+    note.className = 'bad';
+    note.textContent = 'figure failed to load: ' + i.alt;
+    i.parentNode.insertBefore(note, i.nextSibling);
+  });
 });
 """
 

@@ -182,10 +182,10 @@ def busbw_table(measurements: list[Measurement]) -> Table:
     peak: dict[str, float] = {}
     for m in measurements:
         s = m.summary or {}
-        op = m.spec["op"]
+        op = m.spec.get("op", m.spec.get("step", "-"))
         if m.status == "ok":
             peak[op] = max(peak.get(op, 0.0), s["busbw_gbps"])
-        table.add_row(op, str(m.spec["world_size"]), str(m.spec["bytes"]), f"{s.get('median_s', 0) * 1e6:.1f}",
+        table.add_row(op, str(m.spec.get("world_size", "-")), str(m.spec.get("bytes", "-")), f"{s.get('median_s', 0) * 1e6:.1f}",
                       f"{s.get('algbw_gbps', 0):.3f}", f"{s.get('busbw_gbps', 0):.3f}",
                       "ok" if m.status == "ok" else f"WRONG: {m.reason}",
                       style=None if m.status == "ok" else "bold red")  # fmt: skip
@@ -200,10 +200,13 @@ def membw_table(measurements: list) -> Table:
         table.add_column(col, justify="left" if col in ("device", "kernel", "check") else "right")
     for m in measurements:
         s = m.summary or {}
-        table.add_row(m.device.get("id", "?"), m.spec["kernel"], f"{m.spec['elements'] * 8 / 2**20:.0f}",
+        elements = m.spec.get("elements")
+        table.add_row(m.device.get("id", "?"), m.spec.get("kernel", m.spec.get("step", "-")),
+                      f"{elements * 8 / 2**20:.0f}" if elements else "-",
                       f"{s.get('gbps_median', 0):.2f}", f"{s.get('gbps_best', 0):.2f}",
                       f"{s['efficiency']:.1%}" if "efficiency" in s else "no peak",
-                      m.status if m.status != "ok" else "ok", style=None if m.status == "ok" else "bold red")  # fmt: skip
+                      m.status if m.status == "ok" else f"{m.status}: {m.reason}",
+                      style=None if m.status == "ok" else "bold red")  # fmt: skip
     return table
 
 
