@@ -122,16 +122,17 @@ def train_peak(device: DeviceFacts, host: dict[str, Any], precision: str) -> pea
     return peaks.cpu_peak(host, precision)
 
 
-def train_measurements(spec: tr.TrainSpec, facts: DeviceFacts, peak: peaks.Peak | None, where: launch.Placement) -> list[Measurement]:
+def train_measurements(spec: tr.TrainSpec, facts: DeviceFacts, peak: peaks.Peak | None, where: launch.Placement,
+                       progress: Callable[[int, int], None] | None = None) -> list[Measurement]:  # fmt: skip
     """One rank: the measurement. Several: rank 0's single-rank baseline, then every rank's DDP run and the total,
-    all returned on rank 0 (other ranks return nothing)."""
+    all returned on rank 0 (other ranks return nothing). `progress(done, total)` follows each run's steps."""
     if not where.distributed:
-        return [tr.run(spec, facts, peak=peak)]
+        return [tr.run(spec, facts, peak=peak, progress=progress)]
     baseline = tr.run(spec, facts, peak=peak) if where.rank == 0 else None  # one rank alone: the scaling reference
     dist.barrier()
     ids = [facts.local_index] if facts.kind == "cuda" else None
     # each rank draws its own batches (seed = rank); DDP starts every replica from rank 0's parameters
-    mine = tr.run(spec, facts, peak=peak, seed=where.rank,
+    mine = tr.run(spec, facts, peak=peak, seed=where.rank, progress=progress,
                   wrap=lambda model: torch.nn.parallel.DistributedDataParallel(model, device_ids=ids))  # fmt: skip
     gathered: list[Any] = [None] * where.world_size
     dist.all_gather_object(gathered, {"rank": where.rank, "measurement": mine.to_dict()})

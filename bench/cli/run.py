@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,30 @@ OUTPUT_FILES = {"html": "report.html", "md": "report.md", "csv": "measurements.c
 DEFAULT_TRAIN_PRESETS = {"cpu": ("tiny",), "cuda": ("small", "gpt2-124m")}
 
 
+class Feedback:
+    """Progress on stderr: one bar over the suite's steps, and one over the steps of the training run in progress."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 console=stderr(), disable=quiet, transient=True)  # fmt: skip
+        self.detail: Any = None
+
+    def steps_of(self, label: str) -> Callable[[int, int], None]:
+        """progress(done, total) for one training run: a second bar while it runs, gone when it ends."""
+
+        def update(done: int, total: int) -> None:
+            if self.detail is None:
+                self.detail = self.progress.add_task(f"  {label}: steps", total=total)
+            self.progress.update(self.detail, completed=done, total=total)
+            if done >= total:
+                self.progress.remove_task(self.detail)
+                self.detail = None
+
+        return update
+
+
 def device_steps(config: dict[str, Any], facts: list[devices.DeviceFacts], host_inv: dict[str, Any],
-                 readers: dict[str, Any]) -> list[runner.Step]:  # fmt: skip
+                 readers: dict[str, Any], feedback: Feedback | None = None) -> list[runner.Step]:  # fmt: skip
     """The per-device workloads (matmul, membw, and single-process training) in the config's order."""
     steps: list[runner.Step] = []
     mc, bc, tc = config["matmul"], config["membw"], config["train"]
@@ -55,10 +78,12 @@ def device_steps(config: dict[str, Any], facts: list[devices.DeviceFacts], host_
                 elements = int(bc["array_mib"] * 2**20 / 8) if bc["array_mib"] else None
                 chosen = plans.membw_steps([f], policy, elements)
             elif workload == "train":
-                chosen = [runner.Step(f"train {s.model} {s.preset} on {f.id}",
-                                      lambda s=s, f=f: plans.train_measurements(s, f, plans.train_peak(f, host_inv, s.precision),
-                                                                                launch.placement({})))
-                          for s in train_specs(tc, f.kind)]  # fmt: skip
+                chosen = []
+                for spec in train_specs(tc, f.kind):
+                    label = f"train {spec.model} {spec.preset} on {f.id}"
+                    chosen.append(runner.Step(label, lambda s=spec, f=f, label=label: plans.train_measurements(
+                        s, f, plans.train_peak(f, host_inv, s.precision), launch.placement({}),
+                        feedback.steps_of(label) if feedback else None)))  # fmt: skip
             else:
                 continue
             steps += [runner.Step(s.label, s.run, workload, device) for s in chosen]
@@ -206,9 +231,10 @@ def _single(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[
     if any(f.kind == "cpu" for f in facts):
         torch.set_num_threads(devices.physical_cores())
     readers, closers = plans.telemetry_readers(facts)
-    steps = device_steps(config, facts, inv["host"], readers)
+    feedback = Feedback(quiet)
+    steps = device_steps(config, facts, inv["host"], readers, feedback)
     try:
-        _execute(writer, steps, quiet)
+        _execute(writer, steps, feedback)
         tr.annotate_mamf_ratio(writer.report.measurements)
         writer.save()
     finally:
@@ -216,10 +242,9 @@ def _single(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[
             close()
 
 
-def _execute(writer: ReportWriter, steps: list[runner.Step], quiet: bool) -> None:
-    """Run the steps with a progress bar on stderr; Ctrl-C exits 130, SIGTERM 1, the report kept as partial."""
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=stderr(), disable=quiet, transient=True)  # fmt: skip
+def _execute(writer: ReportWriter, steps: list[runner.Step], feedback: Feedback) -> None:
+    """Run the steps with progress on stderr; Ctrl-C exits 130, SIGTERM 1, the report kept as partial."""
+    progress = feedback.progress
     task = progress.add_task("suite", total=len(steps))
     state = {"label": "", "done": -1}
 
@@ -280,20 +305,24 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
                         writer.add(Measurement.from_dict(d))
         device = facts[0] if facts else devices.facts(f"cuda:{where.local_rank}" if kind == "cuda" else "cpu", inv["host"])
         job_writer = writer if where.rank == 0 else None
-        if "train" in config["suite"]["workloads"]:
-            for spec in train_specs(tc, kind):
-                if not quiet and where.rank == 0:
-                    click.echo(f"train {spec.model} {spec.preset} x{where.world_size} ranks", err=True)
-                for m in plans.train_measurements(spec, device, plans.train_peak(device, inv["host"], spec.precision), where):
-                    if job_writer:
+        feedback = Feedback(quiet or where.rank != 0)
+        with feedback.progress:
+            if "train" in config["suite"]["workloads"]:
+                for spec in train_specs(tc, kind):
+                    label = f"train {spec.model} {spec.preset} x{where.world_size} ranks"
+                    peak = plans.train_peak(device, inv["host"], spec.precision)
+                    for m in plans.train_measurements(spec, device, peak, where, feedback.steps_of(label)):
+                        if job_writer:
+                            job_writer.add(m)
+            if "comm" in config["suite"]["workloads"]:
+                sizes = cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or (2**30 if kind == "cuda" else 64 * 2**20),
+                                         cc["factor"])  # fmt: skip
+                sweep = feedback.progress.add_task(f"comm x{where.world_size} ranks", total=len(cc["ops"]) * len(sizes))
+                for m in plans.comm_measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup"], device.id, device,
+                                                 inv["host"].get("hostname")):  # fmt: skip
+                    feedback.progress.advance(sweep)
+                    if job_writer and m:
                         job_writer.add(m)
-        if "comm" in config["suite"]["workloads"]:
-            sizes = cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or (2**30 if kind == "cuda" else 64 * 2**20), cc["factor"])
-            name = device.id
-            for m in plans.comm_measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup"], name, device,
-                                             inv["host"].get("hostname")):  # fmt: skip
-                if job_writer and m:
-                    job_writer.add(m)
         if writer:
             tr.annotate_mamf_ratio(writer.report.measurements)
             writer.finish()

@@ -23,9 +23,10 @@ import contextlib
 import dataclasses
 import itertools
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Self
 
 import psutil
 import torch
@@ -239,6 +240,32 @@ def default_timer(device: DeviceFacts) -> Timer:
     return CudaEventTimer(torch.device(device.id), flush_bytes=0) if device.kind == "cuda" else PerfCounterTimer()
 
 
+class _Watch:
+    """Reports progress(done(), total) every `interval_s` on a daemon thread while the block runs, and once at its end."""
+
+    def __init__(self, progress: Callable[[int, int], None] | None, done: Callable[[], int], total: int,
+                 interval_s: float = 0.2) -> None:  # fmt: skip
+        self.progress, self.done, self.total, self.interval_s = progress, done, total, interval_s
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.interval_s):
+            self.progress(self.done(), self.total)  # type: ignore[misc]
+
+    def __enter__(self) -> Self:
+        if self.progress:
+            self.thread = threading.Thread(target=self._loop, name="bench-train-progress", daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread:
+            self.thread.join()
+            self.progress(self.done(), self.total)  # type: ignore[misc]
+
+
 def run(
     spec: TrainSpec,
     device: DeviceFacts,
@@ -248,9 +275,11 @@ def run(
     seed: int = 0,
     wrap: Callable[[nn.Module], nn.Module] | None = None,
     corrupt_loss_at: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Measurement:
     """Train `spec` on `device`: warm-up steps, then timed steps, every loss kept. `wrap` turns the model into a
-    distributed one (DDP); `corrupt_loss_at` makes the loss NaN from that step on, for testing the invalid path."""
+    distributed one (DDP); `corrupt_loss_at` makes the loss NaN from that step on, for testing the invalid path;
+    `progress(done, total)` is told the steps done from a watcher thread, never from inside a timed step."""
     start = utc_now()
     timer = timer or default_timer(device)
     torch.manual_seed(seed)
@@ -278,9 +307,10 @@ def run(
 
         if device.kind == "cuda":
             torch.cuda.reset_peak_memory_stats(device.id)
-        warmup = timer.time(step, spec.warmup)
-        samples = timer.time(step, spec.steps)
-        devices.synchronize(device.id)
+        with _Watch(progress, lambda: len(losses), spec.warmup + spec.steps):
+            warmup = timer.time(step, spec.warmup)
+            samples = timer.time(step, spec.steps)
+            devices.synchronize(device.id)
     except (RuntimeError, MemoryError) as exc:
         first = (str(exc).splitlines() or [""])[0]
         status = "skipped" if devices.is_oom(exc) else "error"

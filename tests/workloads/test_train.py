@@ -106,3 +106,15 @@ def test_compile_runs_the_same_workload_through_torch_compile():
     m = tr.run(tr.preset("mlp", "tiny", compile=True), CPU)
     assert m.status == "ok", m.reason
     assert m.spec["compile"] is True and m.details["flop_counter_ratio"] == pytest.approx(1.0)
+
+
+def test_progress_is_reported_from_a_watcher_until_every_step_is_done():
+    from bench.hardware import devices as devs
+    from bench.workloads import train as tr_
+
+    seen: list[tuple[int, int]] = []
+    spec = tr_.preset("mlp", "tiny", steps=6, warmup=1)
+    m = tr_.run(spec, devs.facts("cpu", {}), progress=lambda done, total: seen.append((done, total)))
+    assert m.status in ("ok", "invalid")
+    assert seen and seen[-1] == (7, 7)  # the final report comes after the last step
+    assert all(total == 7 and 0 <= done <= 7 for done, total in seen)
