@@ -6,6 +6,7 @@ import click
 
 import bench
 from bench.cli.aggregate import aggregate
+from bench.cli.challenge import challenge_group
 from bench.cli.comm import comm
 from bench.cli.inventory import inventory
 from bench.cli.keys import keys_group
@@ -35,5 +36,6 @@ main.add_command(keys_group, name="keys")
 main.add_command(verify)
 main.add_command(aggregate)
 main.add_command(compare)
+main.add_command(challenge_group, name="challenge")
 main.add_command(export_group, name="export")
 main.add_command(history_cmd, name="history")

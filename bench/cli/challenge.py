@@ -1,0 +1,194 @@
+"""`bench challenge`: auditor-issued, nonce-bound work whose answer proves a lower bound on throughput."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from bench import challenge as chl
+from bench.cli.keys import key_option, signing_key
+from bench.cli.output import fail, stdout
+from bench.cli.params import DeviceParam
+from bench.cli.verify import trusted_keys
+from bench.hardware import devices
+from bench.hardware.inventory import collect as inventory
+from bench.report.store import dumps, write_atomic
+from bench.report.verify import parse_duration
+
+trusted_option = click.option(
+    "--trusted-keys", "trusted_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="File of trusted key ids or public keys (one per line): signatures by other keys are errors.",
+)  # fmt: skip
+
+
+def _challenge(path: Path) -> chl.Challenge:
+    try:
+        return chl.load_challenge(path)
+    except chl.ChallengeError as exc:
+        fail(str(exc), 2)
+    raise AssertionError  # fail() exits
+
+
+@click.group("challenge")
+def challenge_group() -> None:
+    """Challenge nodes with fresh, seeded matrix products and prove a throughput lower bound from their answers.
+
+    \b
+    auditor:  bench challenge issue -o ch.json --n 4096 --window 10m
+    node:     bench challenge answer ch.json --drop /shared/drop
+    auditor:  bench challenge collect /shared/drop --challenge ch.json -o receipts.json
+    auditor:  bench challenge verify ch.json /shared/drop --receipts receipts.json
+    """
+
+
+@challenge_group.command("issue")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Challenge file to write.")
+@click.option("--dtype", type=click.Choice(chl.DTYPES), default="float32", show_default=True)
+@click.option("--n", "n", type=click.IntRange(min=2, max=65536), default=4096, show_default=True, help="Matrix size.")
+@click.option("--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device.")
+@click.option("--window", default="10m", show_default=True, help="Time until the deadline (s, m, h).")
+@click.option("--node", "nodes", multiple=True, help="Host names challenged (repeatable). Default: any node may answer.")
+@key_option
+def issue_cmd(output: Path, dtype: str, n: int, products: int, window: str, nodes: tuple[str, ...], key_path: Path | None) -> None:
+    """Write a challenge signed by this (the auditor's) key: a fresh 256-bit nonce, dtype, n, products per device, the
+    issue time and the deadline."""
+    try:
+        span = parse_duration(window)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--window") from None
+    data = chl.issue(signing_key(key_path), dtype=dtype, n=n, products=products, window=span, nodes=list(nodes) or None)
+    write_atomic(output, dumps(data))
+    click.echo(f"challenge {data['nonce'][:12]}: {products} x {n}^3 {dtype} per device, deadline {data['deadline_utc']}"
+               f" -> {output}")  # fmt: skip
+
+
+@challenge_group.command("answer")
+@click.argument("challenge_path", metavar="CHALLENGE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--drop", "drop", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Drop directory the auditor collects from (a shared filesystem, or copy the files there at once).")
+@click.option("--device", "device_lists", type=DeviceParam(), multiple=True, help="cpu, cuda:N or all (default).")
+@click.option("--node", "node_name", default=None, help="This node's name (default: its host name).")
+@trusted_option
+@key_option
+@click.option("--json", "as_json", is_flag=True)
+def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], ...], node_name: str | None,
+               trusted_path: Path | None, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Compute the challenge's products on every device at once, commit to them (a signed file of Merkle roots, written
+    the moment the products exist), then reveal the products next to the commitment."""
+    ch = _challenge(challenge_path)
+    bad = chl.signature_problem(ch.data, trusted_keys(trusted_path), "challenge")
+    if bad:
+        fail(bad)
+    now = dt.datetime.now(dt.UTC)
+    if now > ch.deadline:
+        fail(f"the challenge's deadline {chl.utc(ch.deadline)} has passed; an answer would not count")
+    key = signing_key(key_path)
+    inv = inventory()
+    node = node_name or inv["host"].get("hostname") or "node"
+    if ch.nodes is not None and node not in ch.nodes:
+        fail(f"node {node!r} is not among the challenged nodes ({', '.join(ch.nodes)}); use --node if it is named otherwise")
+    ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
+    devs = [asdict(devices.facts(d, inv["host"])) for d in ids]
+    started = time.perf_counter()
+
+    def one_device(device: dict[str, Any]) -> list[chl.Product]:
+        return [chl.compute(ch, node, device, i) for i in range(ch.products)]
+
+    with concurrent.futures.ThreadPoolExecutor(len(devs)) as pool:  # every device at once
+        products = [p for result in pool.map(one_device, devs) for p in result]
+    base = chl.commit_name(node, ch.nonce)
+    commit = chl.commitment(ch, node, inv, products, key)
+    write_atomic(drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(commit))
+    committed_after = time.perf_counter() - started
+    manifest = chl.reveal(drop, base, ch, products)
+    write_atomic(drop / f"{base}{chl.REVEAL_SUFFIX}", dumps(manifest))
+    flops = len(products) * ch.flops_per_product
+    summary = {"node": node, "commitment": str(drop / f"{base}{chl.COMMIT_SUFFIX}"), "products": len(products),
+               "flops": flops, "seconds_to_commit": committed_after,
+               "node_gflops": flops / committed_after / 1e9}  # fmt: skip
+    if as_json:
+        click.echo(dumps(summary), nl=False)
+    else:
+        click.echo(f"committed {len(products)} products ({flops / 1e9:.1f} GFLOP) in {committed_after:.2f} s by this node's "
+                   f"clock ({summary['node_gflops']:.1f} GFLOPS); revealed in {drop / base}")  # fmt: skip
+
+
+@challenge_group.command("collect")
+@click.argument("drop", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--challenge", "challenge_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Receipt log to write (keep it outside the drop directory; it is re-signed after every arrival).")
+@click.option("--expect", type=click.IntRange(min=1), default=None, help="Stop after this many commitments.")
+@click.option("--grace", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="Seconds to keep watching after the deadline (late files are recorded, and not counted).")
+@click.option("--interval", type=click.FloatRange(min=0.01), default=0.1, show_default=True, help="Polling period (s).")
+@key_option
+def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | None, grace: float, interval: float,
+                key_path: Path | None) -> None:  # fmt: skip
+    """Watch DROP and record, by this machine's clock, when each commitment arrives, in a signed receipt log. Stops at
+    --expect commitments or the deadline plus --grace; Ctrl-C stops early, keeping what was recorded."""
+    ch = _challenge(challenge_path)
+    key = signing_key(key_path)
+    seen: dict[str, dict[str, Any]] = {}
+    receipts: list[dict[str, Any]] = []
+    write_atomic(output, dumps(chl.receipts_doc(ch, receipts, key)))
+    stop_at = ch.deadline + dt.timedelta(seconds=grace)
+    try:
+        while True:
+            now = dt.datetime.now(dt.UTC)
+            for r in chl.scan(drop, seen, now):
+                receipts.append(r)
+                write_atomic(output, dumps(chl.receipts_doc(ch, receipts, key)))
+                click.echo(f"{r['arrived_utc']} {r['file']}", err=True)
+            if (expect and len(receipts) >= expect) or now > stop_at:
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        click.echo("stopped; the receipts so far are kept", err=True)
+    click.echo(f"{len(receipts)} commitments recorded in {output}")
+
+
+@challenge_group.command("verify")
+@click.argument("challenge_path", metavar="CHALLENGE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("drop", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--receipts", "receipts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The signed receipt log from `collect`: without it no arrival time, so no bound, is proven.")
+@trusted_option
+@click.option("--json", "as_json", is_flag=True)
+def verify_cmd(challenge_path: Path, drop: Path, receipts_path: Path | None, trusted_path: Path | None, as_json: bool) -> None:
+    """Check every answer in DROP on this CPU and state the proven lower bound on throughput: verified FLOPs (2n^3 per
+    product that matches its commitment and passes Freivalds' check with this verifier's secret vectors, each device
+    UUID counted once) / (arrival by the receipt log - issue time). Exit 1 when any check fails, 2 for malformed files."""
+    try:
+        verdict = chl.verify(challenge_path, drop, receipts_path, trusted_keys(trusted_path))
+    except chl.ChallengeError as exc:
+        fail(str(exc), 2)
+    if as_json:
+        click.echo(dumps(verdict.to_dict()), nl=False)
+    else:
+        out = stdout()
+        t = Table(title=f"challenge {verdict.challenge.nonce[:12]}: {verdict.challenge.n}^3 {verdict.challenge.dtype}")
+        for col in ("node", "arrived (auditor clock)", "products", "verified", "failed", "verified GFLOP", "elapsed s",
+                    "proven GFLOPS >="):  # fmt: skip
+            t.add_column(col, justify="left" if col in ("node", "arrived (auditor clock)") else "right")
+        for n in verdict.nodes:
+            bound = n["gflops_lower_bound"]
+            t.add_row(n["node"], n["arrived_utc"] or "-", str(n["products"]), str(n["verified"]), str(len(n["failed"])),
+                      f"{n['verified_flops'] / 1e9:.1f}", f"{n.get('elapsed_s', 0):.2f}" if n.get("elapsed_s") else "-",
+                      f"{bound:.2f}" if bound else "-")  # fmt: skip
+        f = verdict.fleet
+        t.add_row("fleet", "", "", "", "", f"{f['verified_flops'] / 1e9:.1f}", f"{f['elapsed_s']:.2f}" if f["elapsed_s"] else "-",
+                  f"{f['gflops_lower_bound']:.2f}" if f["gflops_lower_bound"] else "-", style="bold")  # fmt: skip
+        out.print(t)
+        for finding in verdict.findings:
+            out.print(f"{finding.severity}: {finding.where}: {finding.message}", highlight=False)
+    errors = [x for x in verdict.findings if x.severity == "error"]
+    if errors:
+        fail(f"{len(errors)} checks failed; what failed is not counted")

@@ -1,0 +1,280 @@
+"""Auditor challenges: honest answers prove FLOPs / elapsed; every way of cheating in the issue is caught; inputs are
+bit-identical wherever they are generated; malformed files are usage errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench import challenge as chl
+from bench.cli import main
+from bench.report import keys
+from bench.report.store import dumps, write_atomic
+from tests.cli.ranks import BIN
+
+AUDITOR, NODE_KEY, OTHER = (Ed25519PrivateKey.generate() for _ in range(3))
+T0 = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+
+
+def _issue(tmp_path, dtype="float32", n=64, products=2, nodes=None):
+    data = chl.issue(AUDITOR, dtype=dtype, n=n, products=products, window=dt.timedelta(minutes=5), nodes=nodes, now=T0)
+    path = tmp_path / "challenge.json"
+    write_atomic(path, dumps(data))
+    return path, chl.load_challenge(path)
+
+
+def _answer(drop, ch, node="node-a", uuid="host-a", key=NODE_KEY, tamper=None, product=None, nonce=None):
+    """What `bench challenge answer` does, with hooks to cheat: tamper(c) after the commitment, product(a, b)."""
+    device = {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": uuid}
+    products = []
+    for i in range(ch.products):
+        if product is None:
+            products.append(chl.compute(ch, node, device, i))
+        else:
+            a = chl.operand(ch.nonce, node, uuid, i, "A", ch.n, ch.dtype)
+            b = chl.operand(ch.nonce, node, uuid, i, "B", ch.n, ch.dtype)
+            c = product(a, b)
+            products.append(chl.Product(device, i, c, chl.merkle_root(chl.row_bytes(c)), 0.0))
+    answered = ch if nonce is None else chl.Challenge(nonce, ch.dtype, ch.n, ch.products, ch.issued, ch.deadline, ch.nodes,
+                                                      {**ch.data, "nonce": nonce})  # fmt: skip
+    inv = {"host": {"hostname": node, "fingerprint": uuid}, "nvml": {"gpus": []}}
+    base = chl.commit_name(node, answered.nonce)
+    write_atomic(drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(chl.commitment(answered, node, inv, products, key)))
+    if tamper:
+        for p in products:
+            tamper(p.c)
+    write_atomic(drop / f"{base}{chl.REVEAL_SUFFIX}", dumps(chl.reveal(drop, base, answered, products)))
+    return base
+
+
+def _receipts(tmp_path, ch, drop, arrivals: dict[str, float]):
+    """A signed receipt log: file name -> seconds after issue."""
+    rs = [{"file": f"{base}{chl.COMMIT_SUFFIX}", "arrived_utc": chl.utc(ch.issued + dt.timedelta(seconds=s)),
+           "sha256": hashlib.sha256((drop / f"{base}{chl.COMMIT_SUFFIX}").read_bytes()).hexdigest()}
+          for base, s in arrivals.items()]  # fmt: skip
+    path = tmp_path / "receipts.json"
+    write_atomic(path, dumps(chl.receipts_doc(ch, rs, AUDITOR)))
+    return path
+
+
+def _drop(tmp_path):
+    d = tmp_path / "drop"
+    d.mkdir()
+    return d
+
+
+def _errors(verdict):
+    return [f.message for f in verdict.findings if f.severity == "error"]
+
+
+def test_an_honest_answer_proves_flops_over_elapsed(tmp_path):
+    path, ch = _issue(tmp_path, n=96, products=3)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch)
+    verdict = chl.verify(path, drop, _receipts(tmp_path, ch, drop, {base: 2.5}))
+    assert _errors(verdict) == []
+    (node,) = verdict.nodes
+    flops = 3 * 2 * 96**3
+    assert node["verified"] == 3 and node["verified_flops"] == flops
+    assert node["gflops_lower_bound"] == pytest.approx(flops / 2.5 / 1e9, rel=1e-12)
+    assert verdict.fleet["gflops_lower_bound"] == pytest.approx(flops / 2.5 / 1e9, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "float64"])
+def test_correct_products_pass_in_every_dtype(tmp_path, dtype):
+    path, ch = _issue(tmp_path, dtype=dtype, n=128, products=1)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch)
+    assert _errors(chl.verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))) == []
+
+
+def test_one_corrupted_element_fails(tmp_path):
+    path, ch = _issue(tmp_path, n=128)
+    drop = _drop(tmp_path)
+
+    def corrupt(a, b):
+        c = a @ b
+        c[17, 42] += 0.01
+        return c
+
+    base = _answer(drop, ch, product=corrupt)
+    verdict = chl.verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
+    assert any("Freivalds check failed" in e for e in _errors(verdict))
+    assert verdict.nodes[0]["verified_flops"] == 0
+
+
+@pytest.mark.parametrize(("dtype", "cheap"), [
+    ("bfloat16", lambda a, b: (a.to(torch.float8_e4m3fn).to(torch.float32) @ b.to(torch.float8_e4m3fn).to(torch.float32)).to(torch.bfloat16)),
+    ("float32", lambda a, b: (a.to(torch.bfloat16) @ b.to(torch.bfloat16)).to(torch.float32)),
+    ("float64", lambda a, b: (a.to(torch.float32) @ b.to(torch.float32)).to(torch.float64)),
+])  # fmt: skip
+def test_a_product_in_a_lower_precision_fails(tmp_path, dtype, cheap):
+    path, ch = _issue(tmp_path, dtype=dtype, n=256, products=1)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch, product=cheap)
+    verdict = chl.verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
+    assert any("Freivalds check failed" in e for e in _errors(verdict)), verdict.findings
+
+
+def test_a_commitment_for_another_nonce_fails(tmp_path):
+    path, ch = _issue(tmp_path)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch, nonce="00" * 32)  # prepared in advance for a guessed nonce
+    verdict = chl.verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
+    assert any("nonce differs" in e for e in _errors(verdict))
+    assert verdict.fleet["verified_flops"] == 0
+
+
+def test_a_commitment_after_the_deadline_is_not_counted(tmp_path):
+    path, ch = _issue(tmp_path)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch)
+    verdict = chl.verify(path, drop, _receipts(tmp_path, ch, drop, {base: 301.0}))  # deadline: 300 s
+    assert any("after the deadline" in e for e in _errors(verdict))
+    assert verdict.fleet["verified_flops"] == 0
+
+
+def test_a_revealed_product_that_differs_from_its_root_fails(tmp_path):
+    path, ch = _issue(tmp_path)
+    drop = _drop(tmp_path)
+
+    def fix_later(c):  # computed after committing: the reveal is not what was committed
+        c[0, 0] += 1.0
+
+    base = _answer(drop, ch, tamper=fix_later)
+    verdict = chl.verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
+    assert any("does not match its committed Merkle root" in e for e in _errors(verdict))
+
+
+def test_a_commitment_edited_after_arrival_fails(tmp_path):
+    path, ch = _issue(tmp_path)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch)
+    receipts = _receipts(tmp_path, ch, drop, {base: 1.0})
+    _answer(drop, ch)  # rewritten (same name) after its arrival was recorded
+    verdict = chl.verify(path, drop, receipts)
+    assert any("differs from the file whose arrival was recorded" in e for e in _errors(verdict))
+
+
+def test_one_device_answering_for_two_nodes_counts_once(tmp_path):
+    path, ch = _issue(tmp_path)
+    drop = _drop(tmp_path)
+    a = _answer(drop, ch, node="node-a", uuid="same-host")
+    b = _answer(drop, ch, node="node-b", uuid="same-host")
+    verdict = chl.verify(path, drop, _receipts(tmp_path, ch, drop, {a: 1.0, b: 2.0}))
+    assert _errors(verdict) == []
+    counted = {n["node"]: n["verified_flops"] for n in verdict.nodes}
+    assert counted == {"node-a": 2 * 2 * 64**3, "node-b": 0}
+    assert verdict.fleet["devices"] == 1
+    assert any("duplicate device" in f.message for f in verdict.findings)
+
+
+def test_signatures_and_trust(tmp_path):
+    path, ch = _issue(tmp_path)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch, key=OTHER)
+    receipts = _receipts(tmp_path, ch, drop, {base: 1.0})
+    trusted = {keys.key_id(keys.raw_public(k.public_key())) for k in (AUDITOR, NODE_KEY)}
+    verdict = chl.verify(path, drop, receipts, trusted=trusted)
+    assert any("not in the trust list" in e for e in _errors(verdict))
+    data = json.loads((drop / f"{base}{chl.COMMIT_SUFFIX}").read_text())
+    data["products"][0]["root"] = "0" * 64  # edited without re-signing
+    (drop / f"{base}{chl.COMMIT_SUFFIX}").write_text(json.dumps(data))
+    assert any("signature" in e for e in _errors(chl.verify(path, drop, None)))
+
+
+def test_without_receipts_nothing_is_proven(tmp_path):
+    path, ch = _issue(tmp_path)
+    drop = _drop(tmp_path)
+    _answer(drop, ch)
+    verdict = chl.verify(path, drop, None)
+    assert verdict.fleet["gflops_lower_bound"] is None
+    assert any(f.where == "receipts" for f in verdict.findings)
+
+
+def test_inputs_are_bit_identical_across_processes_and_device_copies():
+    nonce = "ab" * 32
+    mine = {d: hashlib.sha256(chl.row_bytes(chl.operand(nonce, "n1", "GPU-1", 3, "A", 64, d)).tobytes()).hexdigest()
+            for d in chl.DTYPES}  # fmt: skip
+    code = ("import hashlib, json; from bench import challenge as c; print(json.dumps({d: hashlib.sha256(c.row_bytes("
+            f"c.operand({nonce!r}, 'n1', 'GPU-1', 3, 'A', 64, d)).tobytes()).hexdigest() for d in c.DTYPES}}))")  # fmt: skip
+    other = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert other == mine
+    targets = ["cpu"] + (["cuda:0"] if torch.cuda.is_available() else [])
+    for dtype in chl.DTYPES:
+        a = chl.operand(nonce, "n1", "GPU-1", 3, "A", 64, dtype)
+        for target in targets:
+            copy = a.to(target).to("cpu")
+            assert chl.row_bytes(copy).tobytes() == chl.row_bytes(a).tobytes()
+    b = chl.operand(nonce, "n1", "GPU-1", 3, "B", 64, "float32")
+    assert not torch.equal(chl.operand(nonce, "n1", "GPU-1", 3, "A", 64, "float32"), b)  # A and B differ
+    assert not torch.equal(chl.operand(nonce, "n2", "GPU-1", 3, "A", 64, "float32"), chl.operand(nonce, "n1", "GPU-1", 3, "A", 64, "float32"))
+
+
+def test_merkle_root_binds_every_row_and_its_position():
+    rows = chl.row_bytes(torch.arange(12, dtype=torch.float32).reshape(3, 4))
+    root = chl.merkle_root(rows)
+    swapped = rows[[1, 0, 2]]
+    assert chl.merkle_root(swapped) != root
+    changed = rows.copy()
+    changed[2, 0] ^= 1
+    assert chl.merkle_root(changed) != root and len(root) == 64
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("{not json", "not valid JSON"),
+    ('{"kind": "bench.node-report"}', "not a bench.challenge file"),
+    ('{"kind": "bench.challenge", "schema_version": 1, "nonce": "x", "dtype": "float8", "n": 4, "products": 1}', "dtype 'float8'"),
+    ('{"kind": "bench.challenge", "schema_version": 1, "nonce": "x", "dtype": "float32", "n": "big", "products": 1}', "'n' has the wrong type"),
+])  # fmt: skip
+def test_malformed_challenges_exit_2(tmp_path, text, needle):
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    drop = _drop(tmp_path)
+    for args in (["challenge", "answer", str(bad), "--drop", str(drop)], ["challenge", "verify", str(bad), str(drop)]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert needle in result.output
+
+
+def test_a_malformed_commitment_exits_2(tmp_path):
+    path, ch = _issue(tmp_path)
+    drop = _drop(tmp_path)
+    (drop / f"x{chl.COMMIT_SUFFIX}").write_text('{"kind": "bench.challenge-commitment", "schema_version": 1, "node": 5}')
+    result = CliRunner().invoke(main, ["challenge", "verify", str(path), str(drop)])
+    assert result.exit_code == 2 and "field 'node' has the wrong type" in result.output
+
+
+def test_end_to_end_with_background_collector(tmp_path):
+    """issue, collect (a background process), answer on the CPU, verify: the printed bound comes from the receipts."""
+    bench = str(BIN / "bench")
+    ch_path, drop, receipts = tmp_path / "ch.json", tmp_path / "drop", tmp_path / "receipts.json"
+    drop.mkdir()
+    subprocess.run([bench, "challenge", "issue", "-o", str(ch_path), "--n", "256", "--products", "2", "--window", "5m"],
+                   check=True, capture_output=True)  # fmt: skip
+    collector = subprocess.Popen([bench, "challenge", "collect", str(drop), "--challenge", str(ch_path), "-o",
+                                  str(receipts), "--expect", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(0.5)
+    answered = subprocess.run([bench, "challenge", "answer", str(ch_path), "--drop", str(drop), "--device", "cpu", "--json"],
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert answered.returncode == 0, answered.stderr
+    out, err = collector.communicate(timeout=60)
+    assert collector.returncode == 0 and "1 commitments recorded" in out
+    result = subprocess.run([bench, "challenge", "verify", str(ch_path), str(drop), "--receipts", str(receipts), "--json"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    verdict = json.loads(result.stdout)
+    (node,) = verdict["nodes"]
+    assert node["verified"] == 2 and node["verified_flops"] == 2 * 2 * 256**3
+    arrival = dt.datetime.fromisoformat(node["arrived_utc"])
+    issued = dt.datetime.fromisoformat(verdict["issued_utc"])
+    assert node["gflops_lower_bound"] == pytest.approx(node["verified_flops"] / (arrival - issued).total_seconds() / 1e9)
