@@ -55,7 +55,7 @@ def _write(tmp_path: Path, text: str, name: str = "suite.toml") -> Path:
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "bench"), "run", *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run([str(BIN / "bench"), "run", *args], check=False, capture_output=True, text=True, timeout=600)
 
 
 def _run_dirs(results: Path) -> list[Path]:
@@ -116,7 +116,7 @@ def test_an_unreadable_baseline_is_a_usage_error(tmp_path):
 
 
 def test_a_real_run_writes_a_signed_report_and_every_output(quick_run):
-    proc, run_dir, junit, tmp = quick_run
+    proc, run_dir, _junit, _tmp = quick_run
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["status"] == "complete" and Path(summary["report"]) == run_dir / "report.json"
@@ -174,7 +174,7 @@ def test_the_html_page_loads_in_headless_chromium_with_every_figure(quick_run, t
     assert text.count("data:image/png;base64,") >= 4  # size sweep, achieved vs peak, roofline, window, telemetry
     proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
                            "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom",
-                           page.as_uri()], capture_output=True, text=True, timeout=120)  # fmt: skip
+                           page.as_uri()], check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     images = text.count("<img ")
     assert f'data-figures="{images}/{images}"' in proc.stdout  # the page's own check: every figure decoded
@@ -349,7 +349,7 @@ timeout_s = 60
 
 
 def test_python_dash_m_bench_run_help():
-    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--help"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--help"], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--fail-below" in proc.stdout and "--config" in proc.stdout
 
 
