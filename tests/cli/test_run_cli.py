@@ -217,7 +217,12 @@ def test_a_missed_floor_exits_1_with_the_reason_and_a_failing_junit_case(tmp_pat
     case = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") == "matmul cpu float32")
     assert "floor 1000" in case.find("failure").get("message")
     (run_dir,) = _run_dirs(tmp_path / "results")
-    assert load_report(run_dir / "report.json").end_utc  # the run itself completed; the gate failed it
+    report = load_report(run_dir / "report.json")
+    assert report.end_utc  # the run itself completed; the gate failed it
+    recorded = report.config["suite"]
+    assert recorded["matmul"]["window_s"] == 0.0  # --set overrode the file's 0.3
+    assert recorded["gates"]["fail_below"] == {"float32": 1000.0}  # --fail-below replaced the file's float32 floor
+    assert not any(m.details.get("search", {}).get("role") == "msmf" for m in report.measurements)
 
 
 def test_a_baseline_gate_passes_within_tolerance_and_fails_when_not_comparable(quick_run, tmp_path):
