@@ -9,7 +9,7 @@ import click
 
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
-from bench.cli.verify import DurationParam, load_json, trusted_keys
+from bench.cli.verify import DurationParam, trusted_keys
 from bench.report import aggregate as agg
 from bench.report import render, sign
 from bench.report.store import dumps, write_atomic
@@ -21,10 +21,6 @@ def report_files(paths: tuple[Path, ...]) -> list[Path]:
     for p in paths:
         out += sorted(p.rglob("report.json")) if p.is_dir() else [p]
     return out
-
-
-
-
 
 
 @click.command()
@@ -55,11 +51,8 @@ def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, 
     files = report_files(paths)
     if not files:
         raise click.UsageError("no report.json found under the paths given")
-    inputs = []
-    for f in files:
-        data = load_json(f)
-        inputs.append((str(f), None if isinstance(data, Exception) else data))
-    cap = agg.aggregate(inputs, rules=rules, trusted=trusted_keys(trusted_path))
+    # each file is read and verified in a worker process: the parent never holds the whole fleet
+    cap = agg.aggregate([(str(f), f) for f in files], rules=rules, trusted=trusted_keys(trusted_path))
     key = signing_key(key_path)
     cap["signature"] = sign.sign(cap, key)
     write_atomic(output, dumps(cap))

@@ -11,9 +11,8 @@ from rich.table import Table
 
 from bench.cli.output import fail, stdout
 from bench.report import aggregate as agg
-from bench.report import keys, sign
+from bench.report import keys
 from bench.report import verify as v
-from bench.report.model import NODE_REPORT_KIND
 from bench.report.store import dumps
 
 
@@ -44,17 +43,10 @@ def trusted_keys(path: Path | None) -> set[str] | None:
         raise click.BadParameter(str(exc), param_hint="--trusted-keys") from None
 
 
-def _node_reports(directory: Path) -> dict[str, Any]:
-    """Every JSON node report under `directory`, by digest (the name a capacity report gives its inputs)."""
-    found = {}
-    for path in sorted(directory.rglob("*.json")):
-        data = load_json(path)
-        if isinstance(data, dict) and data.get("kind") == NODE_REPORT_KIND:
-            try:
-                found[sign.digest(data)] = data
-            except Exception:  # noqa: BLE001, S112 - a file RFC 8785 cannot canonicalize is simply not an input
-                continue
-    return found
+def _node_reports(directory: Path) -> list[tuple[str, Path]]:
+    """Every JSON file under `directory`: the capacity report's inputs are found among them by digest (each file is
+    read, canonicalized and verified once, in parallel, during the recomputation)."""
+    return [(str(path), path) for path in sorted(directory.rglob("*.json"))]
 
 
 def claims_table(results: list[dict[str, Any]]) -> Table:

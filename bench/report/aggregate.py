@@ -10,12 +10,14 @@ import concurrent.futures
 import datetime as dt
 import functools
 import gc
+import json
 import math
 import multiprocessing
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -84,6 +86,11 @@ def load_rules(text: str, where: str) -> Rules:
 # --- per-device figures -----------------------------------------------------------------------------------------------
 
 
+#: The fields of a device row, in order.
+COLUMNS = ("device", "precision", "kind", "model", "node", "host", "mamf_tflops", "mamf_source", "msmf_tflops",
+           "peak_tflops", "memory_bytes", "measured_utc", "report")  # fmt: skip
+
+
 def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
     """One row per device x precision with its MAMF (search MAMF, else the best fixed-shape median) and MSMF.
     Only valid, native measurements count: invalid, skipped, failed and emulated ones are not capacity."""
@@ -118,20 +125,28 @@ def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
 # --- aggregation ------------------------------------------------------------------------------------------------------
 
 
-def _num(x: Any) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
 #: From this many inputs on, node reports are verified in parallel processes.
 PARALLEL_FROM = 256
 
 
+def _load(data: Any) -> Any:
+    """A report given as a path is read where it is examined (in a worker), so the parent never holds the fleet."""
+    if not isinstance(data, Path):
+        return data
+    try:
+        return json.loads(data.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return exc
+
+
 def _examine(
     item: tuple[str, Any], *, trusted: set[str] | None, max_age: dt.timedelta | None, now: dt.datetime
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     """Verify one input: its entry for the capacity report's input list, and its device rows if it counts."""
-    name, data = item
+    name, data = item[0], _load(item[1])
     entry: dict[str, Any] = {"name": name, "digest": None, "key_id": None, "node": None}
+    if isinstance(data, Exception):
+        return {**entry, "status": "rejected", "reasons": [f"unreadable: not valid JSON (truncated or corrupt?): {data}"]}, []
     if not isinstance(data, dict):
         return {**entry, "status": "rejected", "reasons": ["not a JSON object"]}, []
     findings, entry["digest"], report = v.examine(data, trusted=trusted, max_age=max_age, now=now)
@@ -140,7 +155,8 @@ def _examine(
     if bad or report is None:
         return {**entry, "status": "rejected", "reasons": [f"{f.code}: {f.message}" for f in bad]}, []
     entry["node"] = report.inventory.get("host", {}).get("hostname")
-    return {**entry, "status": "counted", "reasons": []}, device_rows(report, entry["digest"])
+    # rows travel back from the worker as tuples (in COLUMNS order): a third of the pickling of dicts
+    return {**entry, "status": "counted", "reasons": []}, [tuple(r[c] for c in COLUMNS) for r in device_rows(report, entry["digest"])]
 
 
 _SHARED: list[Any] = []
@@ -173,6 +189,35 @@ def _map_parallel(fn: Any, items: list[Any]) -> list[Any]:
         return list(pool.map(fn, items, chunksize=chunk))
 
 
+Examined = list[tuple[dict[str, Any], list[tuple[Any, ...]]]]
+
+
+@dataclass(frozen=True)
+class _SignatureCheck:
+    """A task for the verification pool: check this document's signature (see verify_capacity)."""
+
+    data: dict[str, Any]
+
+
+def _task(item: Any, **kw: Any) -> Any:
+    return sign.check(item.data) if isinstance(item, _SignatureCheck) else _examine(item, **kw)
+
+
+def examine_all(inputs: list[tuple[str, Any]], *, trusted: set[str] | None, max_age_s: float | None,
+                now: dt.datetime, check_signature_of: dict[str, Any] | None = None
+                ) -> tuple[Examined, tuple[bool, str] | None]:  # fmt: skip
+    """Every input verified (in parallel from PARALLEL_FROM inputs on): (input-list entry, device rows) each. An
+    input's data is its parsed JSON or a Path to read it from. With check_signature_of, that document's signature is
+    checked by the same pool, alongside (a capacity report's canonical bytes take seconds on a large fleet)."""
+    max_age = dt.timedelta(seconds=max_age_s) if max_age_s else None
+    task = functools.partial(_task, trusted=trusted, max_age=max_age, now=now)
+    items: list[Any] = ([_SignatureCheck(check_signature_of)] if check_signature_of is not None else []) + list(inputs)
+    done = _map_parallel(task, items) if len(inputs) >= PARALLEL_FROM else [task(item) for item in items]
+    if check_signature_of is not None:
+        return done[1:], done[0]
+    return done, None
+
+
 def aggregate(
     inputs: list[tuple[str, Any]],
     *,
@@ -180,18 +225,19 @@ def aggregate(
     trusted: set[str] | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """The (unsigned) capacity report for `inputs` = [(name, parsed node report JSON), ...]."""
+    """The (unsigned) capacity report for `inputs` = [(name, parsed node report JSON or its Path), ...]."""
     rules = rules or Rules()
     now = now or dt.datetime.now(dt.UTC)
-    max_age = dt.timedelta(seconds=rules.max_age_s) if rules.max_age_s else None
-    check = functools.partial(_examine, trusted=trusted, max_age=max_age, now=now)
-    examined = _map_parallel(check, inputs) if len(inputs) >= PARALLEL_FROM else [check(item) for item in inputs]
+    examined, _ = examine_all(inputs, trusted=trusted, max_age_s=rules.max_age_s, now=now)
+    return build(examined, rules=rules, trusted=trusted, now=now)
+
+
+def build(examined: Examined, *, rules: Rules, trusted: set[str] | None, now: dt.datetime) -> dict[str, Any]:
+    """The capacity report from examined inputs: dedupe, groups, totals, defective devices."""
     listed = [entry for entry, _ in examined]
     rows = [row for _, device_list in examined for row in device_list]
 
-    columns = ["device", "precision", "kind", "model", "node", "host", "mamf_tflops", "mamf_source", "msmf_tflops",
-               "peak_tflops", "memory_bytes", "measured_utc", "report"]  # fmt: skip
-    df = pd.DataFrame(rows, columns=columns)
+    df = pd.DataFrame(rows, columns=COLUMNS)
     df = df.sort_values(["measured_utc", "report"], ascending=[False, True], kind="stable")
     dup_mask = df.duplicated(["device", "precision"], keep="first")
     duplicates = []
@@ -251,7 +297,9 @@ def aggregate(
             "devices_without_peak": int(g["peak_tflops"].isna().sum()),
         })  # fmt: skip
     gpus = counted[counted["kind"] == "cuda"].drop_duplicates("device")
-    devices = [{k: (_num(x) if isinstance(x, float) else x) for k, x in r.items()} for r in counted.to_dict("records")]
+    # the rows as built (pandas would turn ints with gaps into floats and costs seconds on a large fleet); NaN -> null
+    devices = [{k: (None if isinstance(x, float) and math.isnan(x) else x) for k, x in zip(COLUMNS, rows[i], strict=True)}
+               for i in counted.index]  # fmt: skip
     return {
         "kind": CAPACITY_KIND,
         "schema_version": CAPACITY_SCHEMA_VERSION,
@@ -310,6 +358,8 @@ RECOMPUTED = ("devices", "groups", "totals", "accelerator_memory_bytes", "duplic
 
 
 def _same(a: Any, b: Any) -> bool:
+    if a == b:  # the usual case, compared in C; the walk below only tolerates last-bit float differences
+        return True
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
@@ -320,38 +370,52 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def verify_capacity(
-    capacity: Any, node_reports: dict[str, Any] | None = None, trusted: set[str] | None = None
+    capacity: Any, node_reports: dict[str, Any] | list[tuple[str, Any]] | None = None, trusted: set[str] | None = None
 ) -> list[v.Finding]:
-    """Check a capacity report's signature and, given the node reports by digest, recompute it from them."""
+    """Check a capacity report's signature and, given node reports ({digest: data}, or [(name, data or Path)] of which
+    those it lists are found by digest), recompute it from them."""
     if not isinstance(capacity, dict) or capacity.get("kind") != CAPACITY_KIND:
         return [v.Finding(v.ERROR, "schema", "not a bench capacity report")]
     if capacity.get("schema_version") != CAPACITY_SCHEMA_VERSION:
         return [v.Finding(v.ERROR, "schema", f"unsupported capacity schema_version {capacity.get('schema_version')!r}")]
     out = []
-    valid, why = sign.check(capacity)
-    if not valid:
-        out.append(v.Finding(v.ERROR, "signature", why))
     kid = (capacity.get("signature") or {}).get("key_id")
     if kid and trusted is not None and kid not in trusted:
         out.append(v.Finding(v.ERROR, "untrusted-key", f"aggregated and signed by key {kid}, not in the trust list"))
     if node_reports is None:
+        valid, why = sign.check(capacity)
+        if not valid:
+            out.insert(0, v.Finding(v.ERROR, "signature", why))
         out.append(v.Finding(v.WARNING, "not-recomputed", "no --reports given: the figures were not recomputed"))
         return out
-    inputs = []
+    given = list(node_reports.items()) if isinstance(node_reports, dict) else list(node_reports)
+    try:
+        rules = Rules.from_dict(capacity.get("rules", {}))
+        now = v.parse_utc(capacity["created_utc"])
+        trusted_ids = set(capacity["trusted_key_ids"]) if capacity.get("trusted_key_ids") is not None else None
+    except (RulesError, KeyError, ValueError, TypeError) as exc:
+        valid, why = sign.check(capacity)
+        return [*([v.Finding(v.ERROR, "signature", why)] if not valid else []), *out,
+                v.Finding(v.ERROR, "schema", f"cannot recompute: {exc}")]  # fmt: skip
+    # every given report is examined once (in parallel), and those the capacity report lists are selected by digest
+    all_examined, signature = examine_all(given, trusted=trusted_ids, max_age_s=rules.max_age_s, now=now,
+                                          check_signature_of=capacity)  # fmt: skip
+    if signature is not None and not signature[0]:
+        out.insert(0, v.Finding(v.ERROR, "signature", signature[1]))
+    by_digest = {}
+    for entry, device_list in all_examined:
+        if entry["digest"] is not None:
+            by_digest.setdefault(entry["digest"], (entry, device_list))
+    examined: Examined = []
     for item in capacity.get("inputs", []):
-        data = node_reports.get(item.get("digest"))
-        if data is None:
+        found = by_digest.get(item.get("digest"))
+        if found is None:
             if item.get("status") == "counted":
                 out.append(v.Finding(v.ERROR, "missing-input", f"counted node report {item.get('digest')} "
                                      f"({item.get('name')}) is not among the reports given"))  # fmt: skip
             continue
-        inputs.append((item.get("name"), data))
-    try:
-        rules = Rules.from_dict(capacity.get("rules", {}))
-        recomputed = aggregate(inputs, rules=rules, now=v.parse_utc(capacity["created_utc"]),
-                               trusted=set(capacity["trusted_key_ids"]) if capacity.get("trusted_key_ids") is not None else None)  # fmt: skip
-    except (RulesError, KeyError, ValueError) as exc:
-        return [*out, v.Finding(v.ERROR, "schema", f"cannot recompute: {exc}")]
+        examined.append(({**found[0], "name": item.get("name"), "reasons": list(found[0]["reasons"])}, found[1]))
+    recomputed = build(examined, rules=rules, trusted=trusted_ids, now=now)
     wrong = [k for k in RECOMPUTED if not _same(capacity.get(k), recomputed.get(k))]
     if wrong:
         out.append(v.Finding(v.ERROR, "capacity-mismatch", f"{', '.join(wrong)} differ from the recomputation from the node reports"))

@@ -3,16 +3,20 @@
     .venv/bin/python tests/perf/aggregate_fleet.py [--nodes 10000] [--gpus 8]
 
 Each node report holds one H100 bf16 MAMF measurement per GPU (20 raw samples each), signed with one key, as
-tests/report/fleet.py builds them. Prints the time to build the fleet (not counted), to aggregate it (which verifies
-every report: signature, re-derivation, peaks, inventory), and to verify the capacity report by recomputing it.
-Goal (issue: verifiable capacity): aggregate + verify 10,000 reports in under 20 s on a 2-core machine.
+tests/report/fleet.py builds them, and is written to its own report.json in a temporary directory (not counted).
+Then, as `bench aggregate DIR` and `bench verify capacity.json --reports DIR` do: aggregate the files (each read and
+verified in a worker: signature, re-derivation, peaks, inventory) and sign the capacity report; then verify the
+capacity report by recomputing it from every file in the directory.
+Goal (issue: verifiable capacity): each under 20 s for 10,000 reports on a 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,13 +26,18 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.report import aggregate as agg
 from bench.report import sign
+from bench.report.store import dumps
 from tests.report.fleet import NOW, node_report
 
 
-def _build(args: tuple[bytes, int, int, int]) -> list[dict]:
-    pem, start, stop, gpus = args
+def _build(args: tuple[bytes, int, int, int, Path]) -> None:
+    """Write nodes start..stop as DIR/nodeNNNNN/report.json (in a worker: the timed process never holds the fleet)."""
+    pem, start, stop, gpus, directory = args
     key = load_pem_private_key(pem, password=None)
-    return [node_report(n, [700.0 + (n * 7 + g) % 11 for g in range(gpus)], key) for n in range(start, stop)]
+    for n in range(start, stop):
+        path = directory / f"node{n:05d}" / "report.json"
+        path.parent.mkdir()
+        path.write_text(dumps(node_report(n, [700.0 + (n * 7 + g) % 11 for g in range(gpus)], key)))
 
 
 def main() -> None:
@@ -39,15 +48,17 @@ def main() -> None:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     t0 = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     step = 250
-    chunks = [(pem, s, min(s + step, args.nodes), args.gpus) for s in range(0, args.nodes, step)]
+    chunks = [(pem, s, min(s + step, args.nodes), args.gpus, tmp) for s in range(0, args.nodes, step)]
     with concurrent.futures.ProcessPoolExecutor() as pool:
-        reports = [r for chunk in pool.map(_build, chunks) for r in chunk]
+        list(pool.map(_build, chunks))
+    files = sorted(tmp.rglob("report.json"))
     built = time.perf_counter() - t0
-    print(f"built {len(reports)} signed node reports ({args.gpus} GPUs each) in {built:.1f} s (not counted)")
+    print(f"wrote {len(files)} signed node reports ({args.gpus} GPUs each) under {tmp} in {built:.1f} s (not counted)")
 
     t0 = time.perf_counter()
-    cap = agg.aggregate([(f"node{i}", r) for i, r in enumerate(reports)], now=NOW)
+    cap = agg.aggregate([(str(f), f) for f in files], now=NOW)
     cap["signature"] = sign.sign(cap, key)
     aggregated = time.perf_counter() - t0
     counted = sum(i["status"] == "counted" for i in cap["inputs"])
@@ -56,11 +67,11 @@ def main() -> None:
           f"{total['mamf_pflops']:.1f} PFLOPS bf16 measured")  # fmt: skip
 
     t0 = time.perf_counter()
-    by_digest = {i["digest"]: r for i, r in zip(cap["inputs"], reports, strict=True)}
-    findings = agg.verify_capacity(cap, by_digest)
+    findings = agg.verify_capacity(cap, [(str(p), p) for p in sorted(tmp.rglob("*.json"))])
     verified = time.perf_counter() - t0
     print(f"verify capacity report (recompute from all node reports): {verified:.1f} s; findings: {findings or 'none'}")
     print(f"each under 20 s is the goal: aggregate {aggregated:.1f} s, recompute-verify {verified:.1f} s")
+    shutil.rmtree(tmp)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -163,3 +165,22 @@ def test_parallel_verification_gives_the_same_capacity(monkeypatch):
     serial = run(reports)
     monkeypatch.setattr(agg, "PARALLEL_FROM", 2)
     assert run(reports) == serial
+
+
+def test_capacity_verification_from_files_in_parallel_checks_the_signature_too(monkeypatch, tmp_path):
+    """The CLI's path: node reports as files read by the workers, the capacity signature checked by the same pool,
+    unrelated files in the directory ignored."""
+    reports = fleet(n_nodes=4, slow=(2, 1, 500.0))
+    paths = []
+    for i, r in enumerate(reports):
+        paths.append(tmp_path / f"n{i}.json")
+        paths[-1].write_text(json.dumps(r))
+    (tmp_path / "junk.json").write_text("{not json")
+    monkeypatch.setattr(agg, "PARALLEL_FROM", 2)
+    cap = signed(agg.aggregate([(str(p), p) for p in paths], now=NOW))
+    given = [(str(p), p) for p in sorted(tmp_path.glob("*.json"))]
+    assert agg.verify_capacity(cap, given) == []
+    cap["groups"][0]["devices"] = 99
+    assert [f.code for f in agg.verify_capacity(cap, given)][0] == "signature"
+    bad = [(str(paths[0]), tmp_path / "junk.json")]  # a counted input that cannot be read is missing
+    assert "missing-input" in {f.code for f in agg.verify_capacity(signed(cap), bad)}
