@@ -259,8 +259,9 @@ def test_end_to_end_with_background_collector(tmp_path):
     bench = str(BIN / "bench")
     ch_path, drop, receipts = tmp_path / "ch.json", tmp_path / "drop", tmp_path / "receipts.json"
     drop.mkdir()
-    subprocess.run([bench, "challenge", "issue", "-o", str(ch_path), "--n", "256", "--products", "2", "--window", "5m"],
-                   check=True, capture_output=True)  # fmt: skip
+    issued = subprocess.run([bench, "challenge", "issue", "-o", str(ch_path), "--n", "256", "--products", "2", "--window",
+                             "5m", "--json"], check=True, capture_output=True, text=True)  # fmt: skip
+    assert json.loads(issued.stdout) == json.loads(ch_path.read_text())
     collector = subprocess.Popen([bench, "challenge", "collect", str(drop), "--challenge", str(ch_path), "-o",
                                   str(receipts), "--expect", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     time.sleep(0.5)

@@ -56,7 +56,9 @@ def challenge_group() -> None:
 @click.option("--window", default="10m", show_default=True, help="Time until the deadline (s, m, h).")
 @click.option("--node", "nodes", multiple=True, help="Host names challenged (repeatable). Default: any node may answer.")
 @key_option
-def issue_cmd(output: Path, dtype: str, n: int, products: int, window: str, nodes: tuple[str, ...], key_path: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the challenge as JSON.")
+def issue_cmd(output: Path, dtype: str, n: int, products: int, window: str, nodes: tuple[str, ...], key_path: Path | None,
+              as_json: bool) -> None:  # fmt: skip
     """Write a challenge signed by this (the auditor's) key: a fresh 256-bit nonce, dtype, n, products per device, the
     issue time and the deadline."""
     try:
@@ -65,6 +67,9 @@ def issue_cmd(output: Path, dtype: str, n: int, products: int, window: str, node
         raise click.BadParameter(str(exc), param_hint="--window") from None
     data = chl.issue(signing_key(key_path), dtype=dtype, n=n, products=products, window=span, nodes=list(nodes) or None)
     write_atomic(output, dumps(data))
+    if as_json:
+        click.echo(dumps(data), nl=False)
+        return
     click.echo(f"challenge {data['nonce'][:12]}: {products} x {n}^3 {dtype} per device, deadline {data['deadline_utc']}"
                f" -> {output}")  # fmt: skip
 
@@ -130,8 +135,9 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
               help="Seconds to keep watching after the deadline (late files are recorded, and not counted).")
 @click.option("--interval", type=click.FloatRange(min=0.01), default=0.1, show_default=True, help="Polling period (s).")
 @key_option
+@click.option("--json", "as_json", is_flag=True, help="Print the signed receipt log as JSON at the end.")
 def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | None, grace: float, interval: float,
-                key_path: Path | None) -> None:  # fmt: skip
+                key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Watch DROP and record, by this machine's clock, when each commitment arrives, in a signed receipt log. Stops at
     --expect commitments or the deadline plus --grace; Ctrl-C stops early, keeping what was recorded."""
     ch = _challenge(challenge_path)
@@ -152,7 +158,10 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
             time.sleep(interval)
     except KeyboardInterrupt:
         click.echo("stopped; the receipts so far are kept", err=True)
-    click.echo(f"{len(receipts)} commitments recorded in {output}")
+    if as_json:
+        click.echo(output.read_text(encoding="utf-8"), nl=False)
+    else:
+        click.echo(f"{len(receipts)} commitments recorded in {output}")
 
 
 @challenge_group.command("verify")

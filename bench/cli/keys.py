@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -50,12 +51,17 @@ def init(key_path: Path | None, force: bool) -> None:
 
 @keys_group.command("show")
 @key_option
-def show(key_path: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print {public_key, key_id} as JSON.")
+def show(key_path: Path | None, as_json: bool) -> None:
     """Print the public key and its key id (the fingerprint auditors put in a trust list)."""
     path = key_path or keys.default_key_path()
     try:
         key = keys.load(path)
     except keys.KeyFileError as exc:
         fail(str(exc))
+    if as_json:
+        click.echo(json.dumps({"public_key": keys.public_b64(key.public_key()),
+                               "key_id": keys.key_id(keys.raw_public(key.public_key()))}))  # fmt: skip
+        return
     click.echo(f"public key: {keys.public_b64(key.public_key())}")
     click.echo(f"key id:     {keys.key_id(keys.raw_public(key.public_key()))}")

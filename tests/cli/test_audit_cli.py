@@ -25,6 +25,8 @@ def test_keys_init_and_show(cli, tmp_path):
     shown = cli.invoke(main, ["keys", "show", "--key", str(path)])
     kid = keys.key_id(keys.raw_public(keys.load(path).public_key()))
     assert shown.exit_code == 0 and kid in shown.output
+    as_json = json.loads(cli.invoke(main, ["keys", "show", "--key", str(path), "--json"]).output)
+    assert as_json["key_id"] == kid and "PRIVATE" not in str(as_json)
     again = cli.invoke(main, ["keys", "init", "--key", str(path)])
     assert again.exit_code == 1 and "exists" in again.stderr
 
