@@ -181,6 +181,6 @@ def test_capacity_verification_from_files_in_parallel_checks_the_signature_too(m
     given = [(str(p), p) for p in sorted(tmp_path.glob("*.json"))]
     assert agg.verify_capacity(cap, given) == []
     cap["groups"][0]["devices"] = 99
-    assert [f.code for f in agg.verify_capacity(cap, given)][0] == "signature"
+    assert next(f.code for f in agg.verify_capacity(cap, given)) == "signature"
     bad = [(str(paths[0]), tmp_path / "junk.json")]  # a counted input that cannot be read is missing
     assert "missing-input" in {f.code for f in agg.verify_capacity(signed(cap), bad)}
