@@ -205,6 +205,15 @@ def plausibility(summary: dict[str, Any], peak: Peak | None) -> list[Measurement
     best = summary["tflops_best"]
     if best <= peak.tflops * (1 + IMPLAUSIBLE_TOLERANCE):
         return []
+    if peak.unverified:  # an estimate (a CPU whose max clock is unknown, an unconfirmed table row) bounds nothing
+        return [
+            MeasurementWarning(
+                "above-estimated-peak",
+                f"best {best:.4g} TFLOPS is {best / peak.tflops:.1%} of the estimated {peak.kind} peak {peak.tflops:.4g} "
+                f"TFLOPS ({peak.assumptions.get('clock_source', 'unverified table row')})",
+                "the estimate is too low (e.g. turbo above the reported clock): pass --cpu-clock-mhz with the real max clock",
+            )
+        ]
     return [
         MeasurementWarning(
             "implausible",

@@ -71,6 +71,9 @@ def test_cpu_peak_bf16_paths():
 def test_cpu_peak_falls_back_to_current_clock_and_says_so():
     p = peaks.cpu_peak(host({"avx2", "fma"}, cores=2, current=2445.4), "float32")
     assert p.assumptions["clock_source"].startswith("current clock")
+    assert p.unverified  # a current clock is a lower bound (turbo): the peak built on it cannot bound measurements
+    assert not peaks.cpu_peak(host({"avx2", "fma"}, cores=2, max_mhz=3000.0, current=2445.4), "float32").unverified
+    assert not peaks.cpu_peak(host({"avx2", "fma"}, cores=2, current=2445.4), "float32", clock_mhz=3500.0).unverified
     assert peaks.cpu_peak(host({"avx2", "fma"}, cores=2), "float32") is None  # no clock at all: no peak
 
 

@@ -168,3 +168,24 @@ def test_real_report_from_this_machine_verifies(tmp_path):
     tampered = copy.deepcopy(data)
     tampered["measurements"][0]["samples_s"][0] /= 2
     assert v.errors(v.verify_node_report(tampered))
+
+
+def test_above_an_estimated_cpu_peak_is_a_warning_not_a_forgery():
+    """A VM that reports only its current clock gets a peak that turbo exceeds: flagged, never rejected."""
+    from bench.hardware import peaks
+    from bench.workloads import matmul as mm
+    from tests.report import synthetic as syn
+
+    host = {**syn.HOST, "isa_flags": {"avx2": True, "fma": True}, "max_clock_mhz": None, "current_clock_mhz": 10.0}
+    peak = peaks.cpu_peak(host, "float32")  # 2 cores x 10 MHz x 32: far below what any CPU measures
+    m = syn.matmul("float32", syn.samples(0.002))
+    m.peak = peak.to_dict()
+    m.summary = mm.derived_figures(m.samples_s, m.flops_per_iteration, peak.tflops)
+    m.warnings = [w.to_dict() for w in mm.plausibility(m.summary, peak)]
+    assert [w["code"] for w in m.warnings] == ["above-estimated-peak"]
+    r = syn.report([m], host=host)
+    data = r.to_dict()
+    data["signature"] = sign.sign(data, KEY)
+    findings = v.verify_node_report(data, now=NOW)
+    assert codes(findings) == set()
+    assert "above-estimated-peak" in codes(findings, v.WARNING)
