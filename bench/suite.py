@@ -88,7 +88,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "gates": {
         "fail_below": _k("table", {}, "TFLOPS floor per precision, e.g. {float32 = 0.05}.", minimum=0.0,
                          choices=tuple(prec.PRECISIONS)),
-        "baseline": _k("str", None, "Node report to compare against (path).", nullable=True),
+        "baseline": _k("str", None, "Node report to compare against (path, relative to the config file).", nullable=True),
         "max_regression": _k("float", 0.05, "Largest tolerated slow-down against the baseline (0.05 = 5%).",
                              minimum=0.0, maximum=1.0),
         "alpha": _k("float", 0.01, "Significance level of the Mann-Whitney U test for a regression.",

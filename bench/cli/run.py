@@ -143,6 +143,9 @@ def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple
         if workloads:
             overrides.append(("suite", "workloads", list(workloads)))
         loaded = suite.load(config_path)
+        if config_path and loaded["gates"]["baseline"] and not Path(loaded["gates"]["baseline"]).is_absolute():
+            # a path in a config file is relative to that file; one given on the command line, to the current directory
+            loaded["gates"]["baseline"] = str(config_path.parent / loaded["gates"]["baseline"])
         if fail_below:  # added to (or replacing) the config's floors, precision by precision
             floors = {**loaded["gates"]["fail_below"], **dict(gates.parse_floor(t) for t in fail_below)}
             overrides.append(("gates", "fail_below", floors))

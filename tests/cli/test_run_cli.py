@@ -371,3 +371,13 @@ def test_the_smoke_suite_runs_end_to_end(tmp_path):
     assert {m.workload for m in report.measurements} == {"matmul", "membw", "train"}
     assert "collectives need several ranks" in proc.stderr
     print(f"smoke suite: {took:.1f} s wall, start-up included")  # the goal is <= 60 s on a 2-core machine
+
+
+def test_a_baseline_path_in_a_config_is_relative_to_that_file(tmp_path):
+    sub = tmp_path / "suites"
+    sub.mkdir()
+    (sub / "base.json").write_text("{broken")
+    config = _write(sub, '[gates]\nbaseline = "base.json"\n')
+    result = CliRunner().invoke(main, ["run", "--config", str(config), "--results-dir", str(tmp_path / "results")])
+    assert result.exit_code == 2
+    assert str(sub / "base.json") in result.output and "not valid JSON" in result.output  # found, read, refused
