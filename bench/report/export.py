@@ -123,8 +123,21 @@ def markdown(report: NodeReport) -> str:
         out.append("\n## Not counted\n")
         out += [f"- {m.workload} {m.device.get('id')} {m.spec.get('precision') or m.spec.get('step') or ''}: "
                 f"{m.status}: {m.reason}" for m in bad]  # fmt: skip
-    warnings = [(m, w) for m in report.measurements for w in m.warnings]
+    warnings = warning_summary(report)
     if warnings:
         out.append("\n## Warnings\n")
-        out += [f"- {m.workload} {m.device.get('id')}: {w.get('code')}: {w.get('message')}" for m, w in warnings]
+        out += [f"- {w['workload']} {w['device']}: {w['code']} ({w['measurements']} measurements), e.g. {w['example']} "
+                f"— {w['hint']}" for w in warnings]  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def warning_summary(report: NodeReport) -> list[dict[str, Any]]:
+    """Warnings grouped by workload, device and code: how many measurements had each, one example, and the hint."""
+    grouped: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for m in report.measurements:
+        for w in m.warnings:
+            row = grouped.setdefault((m.workload, str(m.device.get("id")), str(w.get("code"))),
+                                     {"workload": m.workload, "device": m.device.get("id"), "code": w.get("code"),
+                                      "measurements": 0, "example": w.get("message"), "hint": w.get("hint")})  # fmt: skip
+            row["measurements"] += 1
+    return list(grouped.values())

@@ -90,15 +90,9 @@ def node_page(report: NodeReport) -> str:
             "status": m.status, "reason": m.reason} for m in report.measurements if m.status != "ok"]  # fmt: skip
     if bad:
         body += ["<h2>Not counted</h2>", table(bad)]
-    warnings: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for m in report.measurements:
-        for w in m.warnings:
-            row = warnings.setdefault((m.workload, str(m.device.get("id")), str(w.get("code"))),
-                                      {"workload": m.workload, "device": m.device.get("id"), "code": w.get("code"),
-                                       "measurements": 0, "example": w.get("message"), "hint": w.get("hint")})  # fmt: skip
-            row["measurements"] += 1
+    warnings = export.warning_summary(report)
     if warnings:
-        body += ["<h2>Warnings</h2>", table(list(warnings.values()))]
+        body += ["<h2>Warnings</h2>", table(warnings)]
     body.append("<h2>Plots</h2>")
     body += [figure(title, draw(report)) for title, draw in plots.NODE_PLOTS]
     return page(f"bench {report.run_id}", body)
