@@ -37,6 +37,7 @@ import torch
 
 from bench import precision as prec
 from bench.report import sign
+from bench.report import verify as verify_report
 from bench.workloads import freivalds
 
 CHALLENGE_KIND = "bench.challenge"
@@ -64,7 +65,7 @@ def utc(t: dt.datetime) -> str:
 
 def parse_utc(text: str, where: str) -> dt.datetime:
     try:
-        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+        return verify_report.parse_utc(text)
     except (TypeError, ValueError):
         raise ChallengeError(f"{where}: {text!r} is not a UTC timestamp") from None
 

@@ -189,3 +189,53 @@ def comm_measurement(op: str, size: int, n: int, ranks: list[dict[str, Any]], fa
         start_utc=start,
         end_utc=utc_now(),
     )
+
+
+# --- suites (bench run) ------------------------------------------------------------------------------------------
+
+
+def suite_steps(config: dict[str, Any], facts: list[DeviceFacts], host_inv: dict[str, Any], readers: dict[str, Any],
+                progress_for: Callable[[str], Callable[[int, int], None]] | None = None) -> list[runner.Step]:  # fmt: skip
+    """A suite config's per-device workloads (matmul, membw, and single-process training) as steps, in the config's
+    order; `progress_for(label)` gives a training run its progress(done, total) callback."""
+    steps: list[runner.Step] = []
+    mc, bc, tc = config["matmul"], config["membw"], config["train"]
+    for workload in config["suite"]["workloads"]:
+        for f in facts:
+            device = asdict(f)
+            if workload == "matmul":
+                precisions = tuple(mc["precisions"])
+                if mc["search"] == "auto":
+                    chosen = search_plan([f], host_inv, precisions, "auto", [], mc["budget_s"], mc["window_s"],
+                                         PeakOverrides(), readers)  # fmt: skip
+                else:
+                    policy = Policy(budget_s=mc["budget_s"] or 1.0, min_iterations=mc["min_iterations"],
+                                    max_warmup_s=mc["max_warmup_s"])  # fmt: skip
+                    shapes = [(n, n, n) for n in mc["sizes"]]
+                    chosen = fixed_plan([f], host_inv, precisions, shapes, policy, PeakOverrides())
+            elif workload == "membw":
+                policy = Policy(budget_s=bc["budget_s"], min_iterations=5, max_warmup_s=min(bc["budget_s"], 1.0))
+                elements = int(bc["array_mib"] * 2**20 / 8) if bc["array_mib"] else None
+                chosen = membw_steps([f], policy, elements)
+            elif workload == "train":
+                chosen = []
+                for spec in train_specs(tc, f.kind):
+                    label = f"train {spec.model} {spec.preset} on {f.id}"
+                    chosen.append(runner.Step(label, lambda s=spec, f=f, label=label: train_measurements(
+                        s, f, train_peak(f, host_inv, s.precision), launch.placement({}),
+                        progress_for(label) if progress_for else None)))  # fmt: skip
+            else:
+                continue
+            steps += [runner.Step(s.label, s.run, workload, device) for s in chosen]
+    return steps
+
+
+#: Training presets a suite runs when its config names none.
+DEFAULT_TRAIN_PRESETS = {"cpu": ("tiny",), "cuda": ("small", "gpt2-124m")}
+
+
+def train_specs(tc: dict[str, Any], kind: str) -> list[tr.TrainSpec]:
+    """The [train] section of a suite config as specs for a device kind."""
+    precision = tc["precision"] or ("bfloat16" if kind == "cuda" else "float32")
+    return [tr.preset(m, p, steps=tc["steps"], warmup=tc["warmup"], precision=precision)
+            for m in tc["models"] for p in (tc["presets"] or DEFAULT_TRAIN_PRESETS[kind])]  # fmt: skip

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from bench.cli.params import DeviceParam
 from bench.cli.ranks import place, rank_job
 from bench.hardware import devices
 from bench.hardware.inventory import collect
-from bench.measure.sampling import Policy
 from bench.report import export, gates, history, html, render
 from bench.report.model import Measurement, NodeReport, ReportError, utc_now
 from bench.report.store import ReportWriter, dumps, load_report, write_atomic
@@ -30,7 +28,6 @@ from bench.workloads import train as tr
 
 OUTPUT_FILES = {"html": "report.html", "md": "report.md", "csv": "measurements.csv", "junit": "junit.xml",
                 "prometheus": "bench.prom"}  # fmt: skip
-DEFAULT_TRAIN_PRESETS = {"cpu": ("tiny",), "cuda": ("small", "gpt2-124m")}
 
 
 class Feedback:
@@ -53,47 +50,6 @@ class Feedback:
                 self.detail = None
 
         return update
-
-
-def device_steps(config: dict[str, Any], facts: list[devices.DeviceFacts], host_inv: dict[str, Any],
-                 readers: dict[str, Any], feedback: Feedback | None = None) -> list[runner.Step]:  # fmt: skip
-    """The per-device workloads (matmul, membw, and single-process training) in the config's order."""
-    steps: list[runner.Step] = []
-    mc, bc, tc = config["matmul"], config["membw"], config["train"]
-    for workload in config["suite"]["workloads"]:
-        for f in facts:
-            device = asdict(f)
-            if workload == "matmul":
-                precisions = tuple(mc["precisions"])
-                if mc["search"] == "auto":
-                    chosen = plans.search_plan([f], host_inv, precisions, "auto", [], mc["budget_s"], mc["window_s"],
-                                               plans.PeakOverrides(), readers)  # fmt: skip
-                else:
-                    policy = Policy(budget_s=mc["budget_s"] or 1.0, min_iterations=mc["min_iterations"],
-                                    max_warmup_s=mc["max_warmup_s"])  # fmt: skip
-                    shapes = [(n, n, n) for n in mc["sizes"]]
-                    chosen = plans.fixed_plan([f], host_inv, precisions, shapes, policy, plans.PeakOverrides())
-            elif workload == "membw":
-                policy = Policy(budget_s=bc["budget_s"], min_iterations=5, max_warmup_s=min(bc["budget_s"], 1.0))
-                elements = int(bc["array_mib"] * 2**20 / 8) if bc["array_mib"] else None
-                chosen = plans.membw_steps([f], policy, elements)
-            elif workload == "train":
-                chosen = []
-                for spec in train_specs(tc, f.kind):
-                    label = f"train {spec.model} {spec.preset} on {f.id}"
-                    chosen.append(runner.Step(label, lambda s=spec, f=f, label=label: plans.train_measurements(
-                        s, f, plans.train_peak(f, host_inv, s.precision), launch.placement({}),
-                        feedback.steps_of(label) if feedback else None)))  # fmt: skip
-            else:
-                continue
-            steps += [runner.Step(s.label, s.run, workload, device) for s in chosen]
-    return steps
-
-
-def train_specs(tc: dict[str, Any], kind: str) -> list[tr.TrainSpec]:
-    precision = tc["precision"] or ("bfloat16" if kind == "cuda" else "float32")
-    return [tr.preset(m, p, steps=tc["steps"], warmup=tc["warmup"], precision=precision)
-            for m in tc["models"] for p in (tc["presets"] or DEFAULT_TRAIN_PRESETS[kind])]  # fmt: skip
 
 
 def write_outputs(report: NodeReport, directory: Path, formats: list[str], checks: list[gates.Gate],
@@ -235,7 +191,7 @@ def _single(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[
         torch.set_num_threads(devices.physical_cores())
     readers, closers = plans.telemetry_readers(facts)
     feedback = Feedback(quiet)
-    steps = device_steps(config, facts, inv["host"], readers, feedback)
+    steps = plans.suite_steps(config, facts, inv["host"], readers, feedback.steps_of)
     try:
         _execute(writer, steps, feedback)
         tr.annotate_mamf_ratio(writer.report.measurements)
@@ -285,7 +241,7 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
     readers, closers = plans.telemetry_readers(facts)
     mine: list[Measurement] = []
     with rank_job(where, writer):
-        for step in device_steps(local, facts, inv["host"], readers):
+        for step in plans.suite_steps(local, facts, inv["host"], readers):
             try:
                 result = step.run()
                 got = [result] if isinstance(result, Measurement) else list(result)
@@ -311,7 +267,7 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
         feedback = Feedback(quiet or where.rank != 0)
         with feedback.progress:
             if "train" in config["suite"]["workloads"]:
-                for spec in train_specs(tc, kind):
+                for spec in plans.train_specs(tc, kind):
                     label = f"train {spec.model} {spec.preset} x{where.world_size} ranks"
                     peak = plans.train_peak(device, inv["host"], spec.precision)
                     for m in plans.train_measurements(spec, device, peak, where, feedback.steps_of(label)):

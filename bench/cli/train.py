@@ -18,7 +18,7 @@ from bench.report import render
 from bench.report.store import dumps
 from bench.workloads import train as tr
 
-DEFAULT_PRESETS = {"cpu": ("tiny",), "cuda": ("small", "gpt2-124m")}
+DEFAULT_PRESETS = plans.DEFAULT_TRAIN_PRESETS
 
 
 def say(quiet: bool, text: str) -> None:

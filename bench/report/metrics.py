@@ -104,15 +104,12 @@ def metrics(report: NodeReport) -> list[Metric]:
 
 
 def best_by_precision(report: NodeReport) -> dict[str, dict[str, float]]:
-    """{precision: {device id: best valid, non-emulated matmul TFLOPS}}: the MAMF where a search ran, else the best
-    fixed-shape median. What --fail-below checks."""
+    """{precision: {device id: MAMF}} by the aggregator's rule (bench.report.aggregate.device_rows: the search MAMF,
+    else the best fixed-shape median; valid, native measurements only). What --fail-below checks."""
+    from bench.report.aggregate import device_rows  # the one definition of a device's MAMF
+
+    ids = {m.device.get("uuid"): str(m.device.get("id")) for m in report.measurements}
     best: dict[str, dict[str, float]] = {}
-    for metric in metrics(report):
-        if metric.workload != "matmul" or metric.status != "ok" or metric.emulated:
-            continue
-        if metric.name == "matmul_msmf_tflops":
-            continue
-        per = best.setdefault(metric.labels["precision"], {})
-        device = metric.labels["device"]
-        per[device] = max(per.get(device, 0.0), metric.value)
+    for row in device_rows(report, ""):
+        best.setdefault(row["precision"], {})[ids.get(row["device"], str(row["device"]))] = row["mamf_tflops"]
     return best
