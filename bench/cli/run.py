@@ -166,19 +166,27 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     run_config = {"suite": config, "config_file": str(config_path) if config_path else None,
                   "world_size": where.world_size, "launcher": where.source}  # fmt: skip
     writer = runner.start(results_dir, run_config, inv, key) if leader else None
+    stopped: BaseException | None = None
     if where.distributed:
         _distributed(config, where, kind, facts, inv, writer, quiet)
     else:
-        _single(config, facts, inv, writer, quiet)
+        try:
+            _single(config, facts, inv, writer, quiet)
+        except (KeyboardInterrupt, runner.Terminated) as exc:  # the report is already closed as interrupted
+            stopped = exc
     if writer is None:
         return
     report = writer.report
-    checks = evaluate(report, config, base)
+    checks = evaluate(report, config, base)  # a partial run fails the 'complete' gate
     outputs = write_outputs(report, writer.path.parent, config["outputs"]["formats"], checks, config["suite"]["name"])
     if junit_path:
         write_atomic(junit_path, gates.junit(report, checks, config["suite"]["name"]))
         outputs["junit_copy"] = str(junit_path)
     history.index(results_dir / history.DB_NAME, report, writer.path)
+    if stopped is not None:
+        what = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "terminated (SIGTERM)"
+        fail(f"{what}; {len(report.measurements)} finished measurements saved in {writer.path} (partial)",
+             130 if isinstance(stopped, KeyboardInterrupt) else 1)  # fmt: skip
     _finish(report, writer, checks, outputs, as_json)
 
 
@@ -202,7 +210,7 @@ def _single(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[
 
 
 def _execute(writer: ReportWriter, steps: list[runner.Step], feedback: Feedback) -> None:
-    """Run the steps with progress on stderr; Ctrl-C exits 130, SIGTERM 1, the report kept as partial."""
+    """Run the steps with progress on stderr. Ctrl-C and SIGTERM close the report as interrupted and propagate."""
     progress = feedback.progress
     task = progress.add_task("suite", total=len(steps))
     state = {"label": "", "done": -1}
@@ -215,14 +223,8 @@ def _execute(writer: ReportWriter, steps: list[runner.Step], feedback: Feedback)
         state["label"], state["done"] = step.label, state["done"] + 1
         show()
 
-    try:
-        with progress:
-            runner.execute(writer, steps, on_step, lambda m: show(), keep_going=True)
-    except KeyboardInterrupt:
-        fail(f"interrupted; {len(writer.report.measurements)} finished measurements saved in {writer.path} (partial)", 130)
-    except runner.Terminated:
-        fail(f"terminated (SIGTERM); {len(writer.report.measurements)} finished measurements saved in {writer.path} "
-             "(partial)")  # fmt: skip
+    with progress:
+        runner.execute(writer, steps, on_step, lambda m: show(), keep_going=True)
 
 
 def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, facts: list[devices.DeviceFacts],

@@ -290,6 +290,10 @@ def test_a_killed_run_leaves_a_valid_signed_partial_report(tmp_path, sig):
     if sig == signal.SIGTERM:
         assert proc.returncode == 1 and "terminated (SIGTERM)" in err and "(partial)" in err
         assert report.interrupted and report.end_utc
+        # the outputs are still written, and CI sees why the run failed
+        case = next(c for c in ET.parse(path.parent / "junit.xml").getroot().iter("testcase") if c.get("name") == "complete")
+        assert "partial" in case.find("failure").get("message")
+        assert (path.parent / "report.html").exists()
     else:
         assert proc.returncode == -signal.SIGKILL
         assert report.end_utc is None  # never closed: readers and verify call it partial
