@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,19 @@ def failure(step: Step, exc: BaseException, start: str) -> Measurement:
     )
 
 
+def measurements_of(step: Step, keep_going: bool = False) -> Iterator[Measurement]:
+    """The step's measurements as they arrive (a Measurement, or several from a generator). With keep_going, an
+    exception ends the step with its failure() record instead of propagating (Ctrl-C and SIGTERM always propagate)."""
+    start = utc_now()
+    try:
+        result = step.run()
+        yield from [result] if isinstance(result, Measurement) else result
+    except Exception as exc:
+        if not keep_going:
+            raise
+        yield failure(step, exc, start)
+
+
 def start(
     results_dir: Path, config: dict[str, Any], inventory: dict[str, Any], key: Ed25519PrivateKey | None = None
 ) -> ReportWriter:
@@ -77,17 +90,10 @@ def execute(
         for step in steps:
             if on_step:
                 on_step(step)
-            start = utc_now()
-            try:
-                result = step.run()
-                for m in [result] if isinstance(result, Measurement) else result:  # a Measurement, or several
-                    writer.add(m)
-                    if on_measurement:
-                        on_measurement(m)
-            except Exception as exc:
-                if not keep_going:
-                    raise
-                writer.add(failure(step, exc, start))
+            for m in measurements_of(step, keep_going):
+                writer.add(m)
+                if on_measurement:
+                    on_measurement(m)
     except BaseException:
         writer.finish(interrupted=True)
         raise

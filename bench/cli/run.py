@@ -21,7 +21,7 @@ from bench.cli.ranks import place, rank_job
 from bench.hardware import devices
 from bench.hardware.inventory import collect
 from bench.report import export, gates, history, html, render
-from bench.report.model import Measurement, NodeReport, ReportError, utc_now
+from bench.report.model import Measurement, NodeReport, ReportError
 from bench.report.store import ReportWriter, dumps, load_report, write_atomic
 from bench.workloads import comm as cm
 from bench.workloads import train as tr
@@ -244,16 +244,11 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
     mine: list[Measurement] = []
     with rank_job(where, writer):
         for step in plans.suite_steps(local, facts, inv["host"], readers):
-            try:
-                result = step.run()
-                got = [result] if isinstance(result, Measurement) else list(result)
-            except Exception as exc:  # noqa: BLE001 - recorded, the suite goes on
-                got = [runner.failure(step, exc, utc_now())]
-            if writer:
-                for m in got:
+            for m in runner.measurements_of(step, keep_going=True):  # a failing step is recorded; the suite goes on
+                if writer:
                     writer.add(m)
-            else:
-                mine += got
+                else:
+                    mine.append(m)
         for close in closers:
             close()
         gathered: list[Any] = [None] * where.world_size
