@@ -255,27 +255,36 @@ def test_a_malformed_commitment_exits_2(tmp_path):
 
 
 def test_end_to_end_with_background_collector(tmp_path):
-    """issue, collect (a background process), answer on the CPU, verify: the printed bound comes from the receipts."""
+    """A node and a collector waiting, ready, for the challenge; issue; verify: the printed bound comes from the
+    receipts."""
     bench = str(BIN / "bench")
     ch_path, drop, receipts = tmp_path / "ch.json", tmp_path / "drop", tmp_path / "receipts.json"
     drop.mkdir()
+    node = subprocess.Popen([bench, "challenge", "answer", str(ch_path), "--drop", str(drop), "--device", "cpu", "--wait",
+                             "120", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    collector = subprocess.Popen([bench, "challenge", "collect", str(drop), "--challenge", str(ch_path), "-o",
+                                  str(receipts), "--expect", "1", "--wait", "120"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(1.0)
     issued = subprocess.run([bench, "challenge", "issue", "-o", str(ch_path), "--n", "256", "--products", "2", "--window",
                              "5m", "--json"], check=True, capture_output=True, text=True)  # fmt: skip
     assert json.loads(issued.stdout) == json.loads(ch_path.read_text())
-    collector = subprocess.Popen([bench, "challenge", "collect", str(drop), "--challenge", str(ch_path), "-o",
-                                  str(receipts), "--expect", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(0.5)
-    answered = subprocess.run([bench, "challenge", "answer", str(ch_path), "--drop", str(drop), "--device", "cpu", "--json"],
-                              check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert answered.returncode == 0, answered.stderr
+    out, err = node.communicate(timeout=300)
+    assert node.returncode == 0, err
+    assert json.loads(out)["products"] == 2
     out, _err = collector.communicate(timeout=60)
     assert collector.returncode == 0 and "1 commitments recorded" in out
     result = subprocess.run([bench, "challenge", "verify", str(ch_path), str(drop), "--receipts", str(receipts), "--json"],
                             check=False, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     verdict = json.loads(result.stdout)
-    (node,) = verdict["nodes"]
-    assert node["verified"] == 2 and node["verified_flops"] == 2 * 2 * 256**3
-    arrival = dt.datetime.fromisoformat(node["arrived_utc"])
-    issued = dt.datetime.fromisoformat(verdict["issued_utc"])
-    assert node["gflops_lower_bound"] == pytest.approx(node["verified_flops"] / (arrival - issued).total_seconds() / 1e9)
+    (answer,) = verdict["nodes"]
+    assert answer["verified"] == 2 and answer["verified_flops"] == 2 * 2 * 256**3
+    arrival = dt.datetime.fromisoformat(answer["arrived_utc"])
+    issued_at = dt.datetime.fromisoformat(verdict["issued_utc"])
+    assert answer["gflops_lower_bound"] == pytest.approx(answer["verified_flops"] / (arrival - issued_at).total_seconds() / 1e9)
+
+
+def test_answer_without_a_challenge_file_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["challenge", "answer", str(tmp_path / "none.json"), "--drop", str(tmp_path)])
+    assert result.exit_code == 2 and "no such challenge file" in result.output

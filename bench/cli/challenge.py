@@ -36,14 +36,23 @@ def _challenge(path: Path) -> chl.Challenge:
     raise AssertionError  # fail() exits
 
 
+def _await(path: Path, wait: float) -> None:
+    """Return once `path` exists (it is written atomically), polling for up to `wait` seconds; else exit 2."""
+    give_up = time.monotonic() + wait
+    while not path.exists():
+        if time.monotonic() >= give_up:
+            fail(f"{path}: no such challenge file" + (f" after waiting {wait:g} s" if wait else ""), 2)
+        time.sleep(0.02)
+
+
 @click.group("challenge")
 def challenge_group() -> None:
     """Challenge nodes with fresh, seeded matrix products and prove a throughput lower bound from their answers.
 
     \b
-    auditor:  bench challenge issue -o ch.json --n 4096 --window 10m
-    node:     bench challenge answer ch.json --drop /shared/drop
-    auditor:  bench challenge collect /shared/drop --challenge ch.json -o receipts.json
+    auditor:  bench challenge collect /shared/drop --challenge ch.json -o receipts.json --wait 600 &
+    node:     bench challenge answer ch.json --drop /shared/drop --wait 600     (every node, ready and waiting)
+    auditor:  bench challenge issue -o ch.json --n 8192 --window 10m            (then copy ch.json to the nodes)
     auditor:  bench challenge verify ch.json /shared/drop --receipts receipts.json
     """
 
@@ -75,32 +84,36 @@ def issue_cmd(output: Path, dtype: str, n: int, products: int, window: str, node
 
 
 @challenge_group.command("answer")
-@click.argument("challenge_path", metavar="CHALLENGE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("challenge_path", metavar="CHALLENGE", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--drop", "drop", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Drop directory the auditor collects from (a shared filesystem, or copy the files there at once).")
 @click.option("--device", "device_lists", type=DeviceParam(), multiple=True, help="cpu, cuda:N or all (default).")
 @click.option("--node", "node_name", default=None, help="This node's name (default: its host name).")
+@click.option("--wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds to wait for CHALLENGE to appear, ready (key, inventory, devices loaded) — start it on every "
+                   "node before the auditor issues, so start-up is not counted against the node.")
 @trusted_option
 @key_option
 @click.option("--json", "as_json", is_flag=True)
-def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], ...], node_name: str | None,
+def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], ...], node_name: str | None, wait: float,
                trusted_path: Path | None, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Compute the challenge's products on every device at once, commit to them (a signed file of Merkle roots, written
     the moment the products exist), then reveal the products next to the commitment."""
-    ch = _challenge(challenge_path)
-    bad = chl.signature_problem(ch.data, trusted_keys(trusted_path), "challenge")
-    if bad:
-        fail(bad)
-    now = dt.datetime.now(dt.UTC)
-    if now > ch.deadline:
-        fail(f"the challenge's deadline {chl.utc(ch.deadline)} has passed; an answer would not count")
+    trusted = trusted_keys(trusted_path)
     key = signing_key(key_path)
     inv = inventory()
     node = node_name or inv["host"].get("hostname") or "node"
-    if ch.nodes is not None and node not in ch.nodes:
-        fail(f"node {node!r} is not among the challenged nodes ({', '.join(ch.nodes)}); use --node if it is named otherwise")
     ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
     devs = [asdict(devices.facts(d, inv["host"])) for d in ids]
+    _await(challenge_path, wait)
+    ch = _challenge(challenge_path)
+    bad = chl.signature_problem(ch.data, trusted, "challenge")
+    if bad:
+        fail(bad)
+    if dt.datetime.now(dt.UTC) > ch.deadline:
+        fail(f"the challenge's deadline {chl.utc(ch.deadline)} has passed; an answer would not count")
+    if ch.nodes is not None and node not in ch.nodes:
+        fail(f"node {node!r} is not among the challenged nodes ({', '.join(ch.nodes)}); use --node if it is named otherwise")
     started = time.perf_counter()
 
     def one_device(device: dict[str, Any]) -> list[chl.Product]:
@@ -127,21 +140,24 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
 
 @challenge_group.command("collect")
 @click.argument("drop", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--challenge", "challenge_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--challenge", "challenge_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Receipt log to write (keep it outside the drop directory; it is re-signed after every arrival).")
 @click.option("--expect", type=click.IntRange(min=1), default=None, help="Stop after this many commitments.")
 @click.option("--grace", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="Seconds to keep watching after the deadline (late files are recorded, and not counted).")
 @click.option("--interval", type=click.FloatRange(min=0.01), default=0.1, show_default=True, help="Polling period (s).")
+@click.option("--wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds to wait for the challenge file to appear: start the collector before issuing.")
 @key_option
 @click.option("--json", "as_json", is_flag=True, help="Print the signed receipt log as JSON at the end.")
 def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | None, grace: float, interval: float,
-                key_path: Path | None, as_json: bool) -> None:  # fmt: skip
+                wait: float, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Watch DROP and record, by this machine's clock, when each commitment arrives, in a signed receipt log. Stops at
     --expect commitments or the deadline plus --grace; Ctrl-C stops early, keeping what was recorded."""
-    ch = _challenge(challenge_path)
     key = signing_key(key_path)
+    _await(challenge_path, wait)
+    ch = _challenge(challenge_path)
     seen: dict[str, dict[str, Any]] = {}
     receipts: list[dict[str, Any]] = []
     write_atomic(output, dumps(chl.receipts_doc(ch, receipts, key)))
