@@ -19,17 +19,8 @@ def _show(rep: NodeReport) -> None:
     state = "interrupted" if rep.interrupted else ("complete" if rep.end_utc else "incomplete (still running or crashed)")
     out.print(f"run {rep.run_id}  {rep.start_utc} -> {rep.end_utc or '?'}  {state}")
     out.print(f"bench {rep.tool.get('version')} ({rep.tool.get('git_commit') or 'not from a checkout'})")
-    matmuls = [m for m in rep.measurements if m.workload == "matmul"]
-    if matmuls:
-        out.print(render.measurements_table(matmuls))
-    if any(m.workload == "train" for m in rep.measurements):
-        out.print(render.train_table(rep.measurements))
-    for workload, table in (("comm", render.busbw_table), ("membw", render.membw_table)):
-        chosen = [m for m in rep.measurements if m.workload == workload]
-        if chosen:
-            out.print(table(chosen))
-    if any("search" in m.details for m in rep.measurements):
-        out.print(render.search_table(rep.measurements))
+    for table in render.workload_tables(rep.measurements, every_matmul=True):
+        out.print(table)
     for line in render.warning_lines(rep.measurements):
         out.print(line, highlight=False)
 

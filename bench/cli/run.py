@@ -292,17 +292,8 @@ def _finish(report: NodeReport, writer: ReportWriter, checks: list[gates.Gate], 
                           "gates": [g.to_dict() for g in checks], "outputs": outputs}), nl=False)  # fmt: skip
     else:
         out = stdout()
-        matmuls = [m for m in report.measurements if m.workload == "matmul"]
-        if any("search" in m.details for m in matmuls):
-            out.print(render.search_table(matmuls))
-        elif matmuls:
-            out.print(render.measurements_table(matmuls))
-        if any(m.workload == "train" for m in report.measurements):
-            out.print(render.train_table(report.measurements))
-        for workload, table in (("membw", render.membw_table), ("comm", render.busbw_table)):
-            chosen = [m for m in report.measurements if m.workload == workload]
-            if chosen:
-                out.print(table(chosen))
+        for table in render.workload_tables(report.measurements):
+            out.print(table)
         for line in render.warning_lines(report.measurements):
             out.print(line, highlight=False)
         for g in checks:

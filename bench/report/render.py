@@ -252,3 +252,23 @@ def capacity_tables(cap: dict[str, Any]) -> list[Table]:
             dup.add_row(d["device"], d["precision"], d["kept"][:16], ", ".join(x[:16] for x in d["dropped"]))
         tables.append(dup)
     return tables
+
+
+def workload_tables(measurements: list[Measurement], every_matmul: bool = False) -> list[Table]:
+    """The tables of a node report's measurements, workload by workload: matmul (the search summary where a search
+    ran; every matmul measurement too with every_matmul), training, memory bandwidth, collectives."""
+    tables = []
+    matmuls = [m for m in measurements if m.workload == "matmul"]
+    searched = any("search" in m.details for m in matmuls)
+    if matmuls and (every_matmul or not searched):
+        tables.append(measurements_table(matmuls))
+    if searched:
+        tables.append(search_table(matmuls))
+    if any(m.workload == "train" for m in measurements):
+        tables.append(train_table(measurements))
+    for workload, table in (("membw", membw_table), ("comm", busbw_table)):
+        chosen = [m for m in measurements if m.workload == workload]
+        if chosen:
+            tables.append(table(chosen))
+    return tables
+
