@@ -10,7 +10,7 @@ import concurrent.futures
 import datetime as dt
 import functools
 import gc
-import json
+import hashlib
 import math
 import multiprocessing
 import os
@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from bench.report import sign
+from bench.report import intake, sign
 from bench.report import verify as v
 from bench.report.model import NodeReport
 
 CAPACITY_KIND = "bench.capacity-report"
-CAPACITY_SCHEMA_VERSION = 1
+#: 2: device rows carry a tier and identities; totals carry reported / bounded / proven figures.
+CAPACITY_SCHEMA_VERSION = 2
 DEFAULT_TOLERANCE = 0.10
 
 
@@ -86,33 +88,64 @@ def load_rules(text: str, where: str) -> Rules:
 # --- per-device figures -----------------------------------------------------------------------------------------------
 
 
-#: The fields of a device row, in order.
+#: The fields of a device row, in order. tier/why: see verify.figure_tier (before policy and uniqueness); serial,
+#: board, pci and samples are the identities a clone would share (see IDENTITIES).
 COLUMNS = ("device", "precision", "kind", "model", "node", "host", "mamf_tflops", "mamf_source", "msmf_tflops",
-           "peak_tflops", "memory_bytes", "measured_utc", "report")  # fmt: skip
+           "peak_tflops", "memory_bytes", "measured_utc", "report", "tier", "why", "serial", "board", "pci",
+           "samples")  # fmt: skip
+
+
+def _samples_key(samples_s: list[float]) -> str:
+    """SHA-256 of the timed samples alone: two devices never produce the same vector, so a shared one is a clone."""
+    return hashlib.sha256(np.asarray(samples_s, dtype="<f8").tobytes()).hexdigest()
+
+
+def _gpu_identity(gpu: dict[str, Any] | None, host: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """(NVML serial, board id, host + PCI bus id) of an inventory GPU; None for what it does not record (older reports,
+    or 'N/A'/0 values NVML returns where a board has none)."""
+    if not gpu:
+        return None, None, None
+    serial = gpu.get("serial")
+    serial = serial if isinstance(serial, str) and serial.strip() not in ("", "N/A", "0", "[N/A]") else None
+    board = gpu.get("board_id")
+    board = str(board) if board not in (None, "", 0, "0", "N/A") and not isinstance(board, bool) else None
+    pci = gpu.get("pci_bus_id")
+    pci = f"{host.get('fingerprint')}/{pci}" if isinstance(pci, str) and pci else None
+    return serial, board, pci
 
 
 def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
     """One row per device x precision with its MAMF (search MAMF, else the best fixed-shape median) and MSMF.
-    Only valid, native measurements count: invalid, skipped, failed and emulated ones are not capacity."""
+    Only valid, native measurements count: invalid, skipped, failed and emulated ones are not capacity. A row's tier
+    is the lowest of its measurements' (verify.figure_tier, as if the key were trusted and the report fresh: the
+    auditor's policy is applied afterwards, see apply_policy)."""
     host = report.inventory.get("host", {})
-    memory = {g.get("uuid"): g.get("memory_bytes") for g in report.inventory.get("nvml", {}).get("gpus", [])}
+    gpus = {g.get("uuid"): g for g in v._gpus(report.inventory)}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for m in report.measurements:
         if m.workload != "matmul" or m.status != "ok" or m.emulated or not m.summary:
             continue
         role = m.details.get("search", {}).get("role")
         key = (m.device.get("uuid") or "?", m.spec.get("precision", "?"))
+        serial, board, pci = _gpu_identity(gpus.get(key[0]) if m.device.get("kind") == "cuda" else None, host)
         row = rows.setdefault(key, {
             "device": key[0], "precision": key[1], "kind": m.device.get("kind"), "model": m.device.get("name"),
             "node": host.get("hostname"), "host": host.get("fingerprint"), "mamf_tflops": math.nan,
-            "mamf_source": None, "msmf_tflops": math.nan, "peak_tflops": math.nan, "memory_bytes": memory.get(key[0]),
-            "measured_utc": report.end_utc or report.start_utc, "report": digest,
+            "mamf_source": None, "msmf_tflops": math.nan, "peak_tflops": math.nan,
+            "memory_bytes": (gpus.get(key[0]) or {}).get("memory_bytes"),
+            "measured_utc": report.end_utc or report.start_utc, "report": digest, "tier": v.BOUNDED, "why": None,
+            "serial": serial, "board": board, "pci": pci, "samples": None,
         })  # fmt: skip
+        tier, why = v.figure_tier(m, report.inventory, trusted_key=True, fresh=True)
+        if tier == v.REPORTED and row["tier"] != v.REPORTED:
+            row["tier"], row["why"] = tier, why
+        elif row["why"] is None:
+            row["why"] = why
         median = m.summary["tflops_median"]
         if role == "final" and m.details["search"].get("mamf"):
-            row["mamf_tflops"], row["mamf_source"] = median, "search"
+            row["mamf_tflops"], row["mamf_source"], row["samples"] = median, "search", _samples_key(m.samples_s)
         elif role is None and row["mamf_source"] != "search" and not median <= row["mamf_tflops"]:
-            row["mamf_tflops"], row["mamf_source"] = median, "fixed shape"
+            row["mamf_tflops"], row["mamf_source"], row["samples"] = median, "fixed shape", _samples_key(m.samples_s)
         elif role == "msmf":
             row["msmf_tflops"] = (m.details.get("msmf") or {}).get("tflops", math.nan)
         if math.isnan(row["peak_tflops"]):
@@ -128,35 +161,71 @@ def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
 #: From this many inputs on, node reports are verified in parallel processes.
 PARALLEL_FROM = 256
 
+Examined = list[tuple[dict[str, Any], list[tuple[Any, ...]]]]
+
 
 def _load(data: Any) -> Any:
-    """A report given as a path is read where it is examined (in a worker), so the parent never holds the fleet."""
+    """A report given as a path is read where it is examined (in a worker), so the parent never holds the fleet. Read
+    through bench.report.intake: regular files only, size-capped, strict JSON."""
     if not isinstance(data, Path):
         return data
     try:
-        return json.loads(data.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return intake.read_json(data).data
+    except intake.InputError as exc:
         return exc
 
 
-def _examine(
-    item: tuple[str, Any], *, trusted: set[str] | None, max_age: dt.timedelta | None, now: dt.datetime
-) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    """Verify one input: its entry for the capacity report's input list, and its device rows if it counts."""
-    name, data = item[0], _load(item[1])
-    entry: dict[str, Any] = {"name": name, "digest": None, "key_id": None, "node": None}
+def _examine(item: tuple[str, Any], *, now: dt.datetime) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    """Verify one input, leaving the auditor's policy (trust list, age) to apply_policy: its entry for the capacity
+    report's input list, and its device rows if it counts. One bad input is one rejected entry, never the end of the
+    run: an unexpected failure while checking it is recorded as its reason."""
+    entry: dict[str, Any] = {"name": item[0], "digest": None, "key_id": None, "node": None, "latest_utc": None}
+    try:
+        return _examine_one(item, entry, now)
+    except Exception as exc:  # noqa: BLE001 - a hostile file must cost one entry, not the run
+        return {**entry, "status": "rejected", "reasons": [f"unchecked: {type(exc).__name__} while checking it: {exc}"]}, []
+
+
+def _examine_one(item: tuple[str, Any], entry: dict[str, Any], now: dt.datetime) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+    data = _load(item[1])
     if isinstance(data, Exception):
-        return {**entry, "status": "rejected", "reasons": [f"unreadable: not valid JSON (truncated or corrupt?): {data}"]}, []
+        return {**entry, "status": "rejected", "reasons": [f"unreadable: {data}"]}, []
     if not isinstance(data, dict):
-        return {**entry, "status": "rejected", "reasons": ["not a JSON object"]}, []
-    findings, entry["digest"], report = v.examine(data, trusted=trusted, max_age=max_age, now=now)
-    entry["key_id"] = (data.get("signature") or {}).get("key_id")
+        return {**entry, "status": "rejected", "reasons": ["schema: not a JSON object"]}, []
+    findings, entry["digest"], report = v.examine(data, now=now, policy=False)
+    entry["key_id"] = sign.signer(data)
     bad = v.errors(findings)
     if bad or report is None:
         return {**entry, "status": "rejected", "reasons": [f"{f.code}: {f.message}" for f in bad]}, []
     entry["node"] = report.inventory.get("host", {}).get("hostname")
+    entry["latest_utc"] = report.end_utc or report.start_utc
     # rows travel back from the worker as tuples (in COLUMNS order): a third of the pickling of dicts
     return {**entry, "status": "counted", "reasons": []}, [tuple(r[c] for c in COLUMNS) for r in device_rows(report, entry["digest"])]
+
+
+def apply_policy(examined: Examined, *, trusted: set[str] | None, max_age_s: float | None, now: dt.datetime) -> Examined:
+    """The auditor's policy over examined inputs (cheap: no re-verification): inputs signed by keys outside the trust
+    list, too old or from the future are rejected; without a trust list or a maximum age no figure is more than
+    'reported'."""
+    max_age = dt.timedelta(seconds=max_age_s) if max_age_s else None
+    out: Examined = []
+    tier_col, why_col = COLUMNS.index("tier"), COLUMNS.index("why")
+    for entry, rows in examined:
+        entry = {**entry, "reasons": list(entry["reasons"])}
+        if entry["status"] != "counted":
+            out.append((entry, []))
+            continue
+        bad = v.errors(v.policy_findings(entry["key_id"], v.parse_utc(entry["latest_utc"]), trusted=trusted,
+                                         max_age=max_age, now=now))  # fmt: skip
+        if bad:
+            out.append(({**entry, "status": "rejected", "reasons": [f"{f.code}: {f.message}" for f in bad]}, []))
+            continue
+        why = ("no trust list (--trusted-keys): who signed is unchecked" if trusted is None
+               else "freshness unchecked (no --max-age)" if max_age is None else None)  # fmt: skip
+        if why:
+            rows = [tuple(v.REPORTED if i == tier_col else why if i == why_col else x for i, x in enumerate(r)) for r in rows]
+        out.append((entry, rows))
+    return out
 
 
 _SHARED: list[Any] = []
@@ -189,9 +258,6 @@ def _map_parallel(fn: Any, items: list[Any]) -> list[Any]:
         return list(pool.map(fn, items, chunksize=chunk))
 
 
-Examined = list[tuple[dict[str, Any], list[tuple[Any, ...]]]]
-
-
 @dataclass(frozen=True)
 class _SignatureCheck:
     """A task for the verification pool: check this document's signature (see verify_capacity)."""
@@ -203,14 +269,13 @@ def _task(item: Any, **kw: Any) -> Any:
     return sign.check(item.data) if isinstance(item, _SignatureCheck) else _examine(item, **kw)
 
 
-def examine_all(inputs: list[tuple[str, Any]], *, trusted: set[str] | None, max_age_s: float | None,
-                now: dt.datetime, check_signature_of: dict[str, Any] | None = None
+def examine_all(inputs: list[tuple[str, Any]], *, now: dt.datetime, check_signature_of: dict[str, Any] | None = None
                 ) -> tuple[Examined, tuple[bool, str] | None]:  # fmt: skip
-    """Every input verified (in parallel from PARALLEL_FROM inputs on): (input-list entry, device rows) each. An
-    input's data is its parsed JSON or a Path to read it from. With check_signature_of, that document's signature is
-    checked by the same pool, alongside (a capacity report's canonical bytes take seconds on a large fleet)."""
-    max_age = dt.timedelta(seconds=max_age_s) if max_age_s else None
-    task = functools.partial(_task, trusted=trusted, max_age=max_age, now=now)
+    """Every input verified (in parallel from PARALLEL_FROM inputs on), before any trust or age policy (apply_policy):
+    (input-list entry, device rows) each. An input's data is its parsed JSON or a Path to read it from. With
+    check_signature_of, that document's signature is checked by the same pool, alongside (a capacity report's
+    canonical bytes take seconds on a large fleet)."""
+    task = functools.partial(_task, now=now)
     items: list[Any] = ([_SignatureCheck(check_signature_of)] if check_signature_of is not None else []) + list(inputs)
     done = _map_parallel(task, items) if len(inputs) >= PARALLEL_FROM else [task(item) for item in items]
     if check_signature_of is not None:
@@ -228,8 +293,65 @@ def aggregate(
     """The (unsigned) capacity report for `inputs` = [(name, parsed node report JSON or its Path), ...]."""
     rules = rules or Rules()
     now = now or dt.datetime.now(dt.UTC)
-    examined, _ = examine_all(inputs, trusted=trusted, max_age_s=rules.max_age_s, now=now)
+    examined, _ = examine_all(inputs, now=now)
+    examined = apply_policy(examined, trusted=trusted, max_age_s=rules.max_age_s, now=now)
     return build(examined, rules=rules, trusted=trusted, now=now)
+
+
+#: What identifies a physical device, and whether the identity is per precision (one device measured at several
+#: precisions is several rows) or global (a vector of timings belongs to one measurement). NVML's board id is shared
+#: by the GPUs of one multi-GPU board, so it is compared across hosts only (a board lives in one host).
+IDENTITIES = (("device", "UUID", True), ("serial", "NVML serial", True), ("board", "board id", True),
+              ("pci", "host and PCI bus id", True), ("samples", "timed samples", False))  # fmt: skip
+
+
+def _unique(df: pd.DataFrame) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Rows (index labels, in df's order) that count, and the duplicate groups: rows sharing any identity (IDENTITIES)
+    are one device, counted once from the first row (df is sorted newest first)."""
+    order = list(df.index)
+    position = {i: p for p, i in enumerate(order)}
+    parent = {i: i for i in order}
+
+    def find(i: Any) -> Any:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    edges: list[tuple[Any, str]] = []
+    for column, label, per_precision in IDENTITIES:
+        first: dict[Any, tuple[Any, Any]] = {}
+        for i, value, precision, host in zip(order, df[column], df["precision"], df["host"], strict=True):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                continue
+            key = (value, precision) if per_precision else value
+            if key not in first:
+                first[key] = (i, host)
+                continue
+            j, other_host = first[key]
+            if column == "board" and host == other_host:
+                continue
+            a, b = find(i), find(j)
+            if a != b:
+                parent[max(a, b, key=position.__getitem__)] = min(a, b, key=position.__getitem__)
+            edges.append((i, label))
+    groups: dict[Any, list[Any]] = {}
+    for i in order:
+        groups.setdefault(find(i), []).append(i)
+    labels: dict[Any, set[str]] = {}
+    for i, label in edges:
+        labels.setdefault(find(i), set()).add(label)
+    keep, duplicates = [], []
+    for root, members in groups.items():
+        keep.append(members[0])
+        if len(members) > 1:
+            duplicates.append({"device": df.at[members[0], "device"], "precision": df.at[members[0], "precision"],
+                               "kept": df.at[members[0], "report"],
+                               "dropped": sorted({df.at[m, "report"] for m in members[1:]}),
+                               "dropped_devices": sorted({df.at[m, "device"] for m in members[1:]}),
+                               "shared": sorted(labels.get(root, set())), "kept_index": members[0]})  # fmt: skip
+    duplicates.sort(key=lambda d: (d["device"], d["precision"]))
+    return keep, duplicates
 
 
 def build(examined: Examined, *, rules: Rules, trusted: set[str] | None, now: dt.datetime) -> dict[str, Any]:
@@ -239,17 +361,22 @@ def build(examined: Examined, *, rules: Rules, trusted: set[str] | None, now: dt
 
     df = pd.DataFrame(rows, columns=COLUMNS)
     df = df.sort_values(["measured_utc", "report"], ascending=[False, True], kind="stable")
-    dup_mask = df.duplicated(["device", "precision"], keep="first")
-    duplicates = []
-    repeated = df[df.duplicated(["device", "precision"], keep=False)]
-    for (device, precision), group in repeated.groupby(["device", "precision"], sort=True):
-        duplicates.append({"device": device, "precision": precision, "kept": group.iloc[0]["report"],
-                           "dropped": sorted(group.iloc[1:]["report"])})  # fmt: skip
-    counted = df[~dup_mask].sort_values(["precision", "model", "node", "device"], kind="stable")
+    keep, duplicates = _unique(df)
+    counted = df.loc[keep].copy()
+    # a device whose identity another device shares (a clone) is counted once, and no more than 'reported'
+    tier_col, why_col = COLUMNS.index("tier"), COLUMNS.index("why")
+    clone_why = "shares an identity with another device (a clone?)"
+    for idx in {d["kept_index"] for d in duplicates if set(d["dropped_devices"]) - {d["device"]}}:
+        counted.at[idx, "tier"], counted.at[idx, "why"] = v.REPORTED, clone_why
+        rows[idx] = tuple(v.REPORTED if c == tier_col else clone_why if c == why_col else x for c, x in enumerate(rows[idx]))
+    for d in duplicates:
+        del d["kept_index"]
+    counted = counted.sort_values(["precision", "model", "node", "device"], kind="stable")
     for d in duplicates:  # the reports whose devices were counted elsewhere say so
         for item in listed:
             if item["digest"] in d["dropped"]:
-                item["reasons"].append(f"duplicate: {d['device']} {d['precision']} counted from {d['kept'][:12]}")
+                item["reasons"].append(f"duplicate: {d['device']} {d['precision']} counted from {d['kept'][:12]} "
+                                       f"(same {', '.join(d['shared'])})")  # fmt: skip
 
     groups, defective = [], []
     for (model, precision), g in counted.groupby(["model", "precision"], sort=True):
@@ -288,7 +415,10 @@ def build(examined: Examined, *, rules: Rules, trusted: set[str] | None, now: dt
     totals = []
     for precision, g in counted.groupby("precision", sort=True):
         peak = g["peak_tflops"].dropna()
+        bounded = g[g["tier"] == v.BOUNDED]
         totals.append({
+            "reported_tflops": float(g["mamf_tflops"].sum()), "bounded_tflops": float(bounded["mamf_tflops"].sum()),
+            "bounded_devices": len(bounded), "proven_tflops": None,
             "precision": precision, "devices": len(g), "nodes": int(g["host"].nunique()),
             "mamf_tflops": float(g["mamf_tflops"].sum()), "mamf_pflops": float(g["mamf_tflops"].sum()) / 1e3,
             "mamf_eflops": float(g["mamf_tflops"].sum()) / 1e6,
@@ -332,24 +462,35 @@ def parse_claim(text: str) -> tuple[float, str]:
     return float(match.group(1)) * UNITS[match.group(2).lower()], precision
 
 
-def check_claim(capacity: dict[str, Any], text: str) -> dict[str, Any]:
-    """Whether the measured (MAMF) capacity supports the claim, by what margin, and which share of the claim is backed
-    by measurements versus only by vendor peak figures."""
+def check_claim(capacity: dict[str, Any] | None, text: str, *, proven: dict[str, float] | None = None,
+                claimable: bool = True, why_not: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """A claim against the three tiers of a capacity (README, "What bench proves"): reported (MAMF sums of verified
+    node reports), bounded (those that also passed every physical, uniqueness and freshness check) and proven (lower
+    bounds from verified challenges, per precision in TFLOPS, from `proven`). Supported only when the proven tier
+    meets it, and only for a capacity recomputed under the auditor's own trust list (`claimable`)."""
     claimed, precision = parse_claim(text)
-    total = next((t for t in capacity.get("totals", []) if t["precision"] == precision), None)
-    measured = total["mamf_tflops"] if total else 0.0
-    peak = (total or {}).get("peak_tflops") or 0.0
+    total = next((t for t in (capacity or {}).get("totals", []) if t["precision"] == precision), None) or {}
+    reported = float(total.get("reported_tflops", total.get("mamf_tflops", 0.0)) or 0.0)
+    bounded = float(total.get("bounded_tflops") or 0.0)
+    proven_tflops = float((proven or {}).get(precision, 0.0))
+    peak = total.get("peak_tflops") or 0.0
+    supported = claimable and proven_tflops >= claimed
+    met = [t for t, x in ((v.PROVEN, proven_tflops), (v.BOUNDED, bounded), (v.REPORTED, reported)) if x >= claimed]
+    if not claimable:
+        verdict = f"claim unproven: {why_not or 'this capacity was not recomputed under the auditor policy'}"
+    elif supported:
+        verdict = "supported (proven)"
+    else:
+        verdict = "claim unproven" + (f" (met only by the {met[0]} tier, which proves nothing)" if met else "")
     return {
-        "claim": text.strip(),
-        "precision": precision,
-        "claimed_tflops": claimed,
-        "measured_tflops": measured,
-        "peak_tflops": peak,
-        "supported": measured >= claimed,
-        "margin": measured / claimed - 1 if claimed else math.inf,
-        "measured_share": min(measured / claimed, 1.0) if claimed else 1.0,
-        "peak_only_share": max(min(peak, claimed) - measured, 0.0) / claimed if claimed else 0.0,
-    }
+        "claim": text.strip(), "precision": precision, "claimed_tflops": claimed,
+        "reported_tflops": reported, "bounded_tflops": bounded, "proven_tflops": proven_tflops,
+        "measured_tflops": reported, "peak_tflops": peak, "supported": supported,
+        "tier": v.PROVEN if supported else None, "verdict": verdict,
+        "margin": proven_tflops / claimed - 1 if claimed else math.inf,
+        "measured_share": min(reported / claimed, 1.0) if claimed else 1.0,
+        "peak_only_share": max(min(peak, claimed) - reported, 0.0) / claimed if claimed else 0.0,
+    }  # fmt: skip
 
 
 # --- verifying a capacity report -------------------------------------------------------------------------------------
@@ -370,36 +511,57 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def verify_capacity(
-    capacity: Any, node_reports: dict[str, Any] | list[tuple[str, Any]] | None = None, trusted: set[str] | None = None
-) -> list[v.Finding]:
-    """Check a capacity report's signature and, given node reports ({digest: data}, or [(name, data or Path)] of which
-    those it lists are found by digest), recompute it from them."""
+    capacity: Any, node_reports: dict[str, Any] | list[tuple[str, Any]] | None = None, trusted: set[str] | None = None,
+    *, max_age: dt.timedelta | None = None, now: dt.datetime | None = None,
+) -> list[v.Finding]:  # fmt: skip
+    """Findings of audit_capacity."""
+    return audit_capacity(capacity, node_reports, trusted, max_age=max_age, now=now)[0]
+
+
+def audit_capacity(
+    capacity: Any, node_reports: dict[str, Any] | list[tuple[str, Any]] | None = None, trusted: set[str] | None = None,
+    *, max_age: dt.timedelta | None = None, now: dt.datetime | None = None,
+) -> tuple[list[v.Finding], dict[str, Any] | None]:  # fmt: skip
+    """Check a capacity report: its signature; given node reports ({digest: data}, or [(name, data or Path)] of which
+    those it lists are found by digest), that it recomputes from them under its own trust list, age and time (nothing
+    was changed after aggregation); and that every input it counted also passes the auditor's own trust list and
+    --max-age now. Returns the findings and the auditor's view: the capacity rebuilt under the auditor's policy (what a
+    claim is checked against), or None without node reports."""
+    now = now or dt.datetime.now(dt.UTC)
     if not isinstance(capacity, dict) or capacity.get("kind") != CAPACITY_KIND:
-        return [v.Finding(v.ERROR, "schema", "not a bench capacity report")]
-    if capacity.get("schema_version") != CAPACITY_SCHEMA_VERSION:
-        return [v.Finding(v.ERROR, "schema", f"unsupported capacity schema_version {capacity.get('schema_version')!r}")]
+        return [v.Finding(v.ERROR, "schema", "not a bench capacity report")], None
+    version = capacity.get("schema_version")
+    if isinstance(version, bool) or version != CAPACITY_SCHEMA_VERSION:
+        return [v.Finding(v.ERROR, "schema", f"unsupported capacity schema_version {version!r}; this bench reads "
+                          f"{CAPACITY_SCHEMA_VERSION} (re-aggregate the node reports)")], None  # fmt: skip
     out = []
-    kid = (capacity.get("signature") or {}).get("key_id")
+    kid = sign.signer(capacity)
     if kid and trusted is not None and kid not in trusted:
         out.append(v.Finding(v.ERROR, "untrusted-key", f"aggregated and signed by key {kid}, not in the trust list"))
     if node_reports is None:
         valid, why = sign.check(capacity)
         if not valid:
             out.insert(0, v.Finding(v.ERROR, "signature", why))
-        out.append(v.Finding(v.WARNING, "not-recomputed", "no --reports given: the figures were not recomputed"))
-        return out
+        out.append(v.Finding(v.WARNING, "not-recomputed", "no --reports given: the figures were not recomputed, so "
+                             "they support no claim"))  # fmt: skip
+        return out, None
     given = list(node_reports.items()) if isinstance(node_reports, dict) else list(node_reports)
     try:
-        rules = Rules.from_dict(capacity.get("rules", {}))
-        now = v.parse_utc(capacity["created_utc"])
-        trusted_ids = set(capacity["trusted_key_ids"]) if capacity.get("trusted_key_ids") is not None else None
+        rules = Rules.from_dict(capacity.get("rules") if isinstance(capacity.get("rules"), dict) else {})
+        created = v.parse_utc(capacity["created_utc"])
+        own_trusted = capacity.get("trusted_key_ids")
+        if own_trusted is not None and not (isinstance(own_trusted, list) and all(isinstance(k, str) for k in own_trusted)):
+            raise TypeError("trusted_key_ids should be a list of key ids or null")
+        inputs = capacity.get("inputs")
+        if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
+            raise TypeError("inputs should be a list of objects")
     except (RulesError, KeyError, ValueError, TypeError) as exc:
         valid, why = sign.check(capacity)
         return [*([v.Finding(v.ERROR, "signature", why)] if not valid else []), *out,
-                v.Finding(v.ERROR, "schema", f"cannot recompute: {exc}")]  # fmt: skip
+                v.Finding(v.ERROR, "schema", f"cannot recompute: {exc}")], None  # fmt: skip
+    own_trusted_ids = set(own_trusted) if own_trusted is not None else None
     # every given report is examined once (in parallel), and those the capacity report lists are selected by digest
-    all_examined, signature = examine_all(given, trusted=trusted_ids, max_age_s=rules.max_age_s, now=now,
-                                          check_signature_of=capacity)  # fmt: skip
+    all_examined, signature = examine_all(given, now=created, check_signature_of=capacity)
     if signature is not None and not signature[0]:
         out.insert(0, v.Finding(v.ERROR, "signature", signature[1]))
     by_digest = {}
@@ -407,7 +569,7 @@ def verify_capacity(
         if entry["digest"] is not None:
             by_digest.setdefault(entry["digest"], (entry, device_list))
     examined: Examined = []
-    for item in capacity.get("inputs", []):
+    for item in inputs:
         found = by_digest.get(item.get("digest"))
         if found is None:
             if item.get("status") == "counted":
@@ -415,12 +577,25 @@ def verify_capacity(
                                      f"({item.get('name')}) is not among the reports given"))  # fmt: skip
             continue
         examined.append(({**found[0], "name": item.get("name"), "reasons": list(found[0]["reasons"])}, found[1]))
-    recomputed = build(examined, rules=rules, trusted=trusted_ids, now=now)
+    # 1. integrity: the capacity report as its aggregator built it (its trust list, its max age, its time)
+    recomputed = build(apply_policy(examined, trusted=own_trusted_ids, max_age_s=rules.max_age_s, now=created),
+                       rules=rules, trusted=own_trusted_ids, now=created)  # fmt: skip
     wrong = [k for k in RECOMPUTED if not _same(capacity.get(k), recomputed.get(k))]
     if wrong:
         out.append(v.Finding(v.ERROR, "capacity-mismatch", f"{', '.join(wrong)} differ from the recomputation from the node reports"))
-    counted = {i["digest"] for i in capacity.get("inputs", []) if i.get("status") == "counted"}
+    counted = {i.get("digest") for i in inputs if i.get("status") == "counted"}
     recounted = {i["digest"] for i in recomputed["inputs"] if i["status"] == "counted"}
     if counted != recounted and not wrong:
         out.append(v.Finding(v.ERROR, "capacity-mismatch", "the set of counted node reports differs on recomputation"))
-    return out
+    # 2. the auditor's policy, now: every counted input must pass it; the view under it is what claims are held to
+    audited = apply_policy(examined, trusted=trusted, max_age_s=max_age.total_seconds() if max_age else None, now=now)
+    for entry, _ in audited:
+        if entry["digest"] in counted and entry["status"] != "counted":
+            for reason in entry["reasons"]:
+                code = reason.split(":", 1)[0]
+                out.append(v.Finding(v.ERROR, code, f"counted input {entry['name']}: {reason}"))
+    if trusted is None:
+        out.append(v.Finding(v.WARNING, "no-trust-list", "no --trusted-keys: who signed the node reports is unchecked, "
+                             "so this capacity supports no claim"))  # fmt: skip
+    view = build(audited, rules=rules, trusted=trusted, now=now)
+    return out, view

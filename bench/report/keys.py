@@ -1,7 +1,9 @@
 """Ed25519 signing keys: where they live, how they are made, and refusing private keys others can read.
 
 The private key is a PEM (PKCS#8) file of mode 0600; it is never printed or embedded in a report. A report carries
-only the raw public key (base64) and its key id: the first 16 hex digits of SHA-256 over the raw public key bytes.
+only the raw public key (base64) and its key id: the first 32 hex digits (128 bits) of SHA-256 over the raw public key
+bytes. Reports written before ids grew from 16 hex digits still verify (their block names the public key), but a
+trust list takes only 128-bit ids or whole public keys: a 64-bit id is within reach of a second-preimage search.
 """
 
 from __future__ import annotations
@@ -34,28 +36,55 @@ def raw_public(public: Ed25519PublicKey) -> bytes:
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+#: Hex digits of a key id (128 bits).
+KEY_ID_HEX = 32
+#: Hex digits of the key ids bench wrote before (64 bits): still read in signature blocks, refused in trust lists.
+LEGACY_KEY_ID_HEX = 16
+
+
 def key_id(public_raw: bytes) -> str:
-    return hashlib.sha256(public_raw).hexdigest()[:16]
+    return hashlib.sha256(public_raw).hexdigest()[:KEY_ID_HEX]
+
+
+def legacy_key_id(public_raw: bytes) -> str:
+    return hashlib.sha256(public_raw).hexdigest()[:LEGACY_KEY_ID_HEX]
 
 
 def public_b64(public: Ed25519PublicKey) -> str:
     return base64.b64encode(raw_public(public)).decode()
 
 
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` to PATH.tmp, created here and now (O_EXCL|O_NOFOLLOW: never through a file or link someone left
+    there), then rename it over PATH."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), mode)
+    except FileExistsError:
+        raise KeyFileError(f"{tmp} already exists (left by a crash, or planted); remove it and retry") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def create(path: Path, force: bool = False) -> Ed25519PrivateKey:
     """Write a new key pair: PATH (private, 0600, created that way, never looser) and PATH.pub (public, PEM)."""
+    if path.is_symlink():
+        raise KeyFileError(f"{path} is a symbolic link; a key is written only to a plain file")
     if path.exists() and not force:
         raise KeyFileError(f"{path} exists; use --force to replace it (reports signed with it stay verifiable by its id)")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-    os.replace(tmp, path)
+    _write_new(path, pem, 0o600)
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    path.with_name(path.name + ".pub").write_bytes(public_pem)
+    _write_new(path.with_name(path.name + ".pub"), public_pem, 0o644)
     return key
 
 
@@ -85,23 +114,45 @@ def load_or_create(path: Path) -> tuple[Ed25519PrivateKey, bool]:
     return create(path), True
 
 
+def public_key_id(path: Path) -> str:
+    """The key id of a key file: a private key (PEM, as `load` takes it) or its public half (PATH.pub, PEM)."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if b"PUBLIC KEY" in text.split(b"\n", 1)[0]:
+        try:
+            public = serialization.load_pem_public_key(text)
+        except ValueError as exc:
+            raise KeyFileError(f"{path} is not a PEM public key: {exc}") from None
+        if not isinstance(public, Ed25519PublicKey):
+            raise KeyFileError(f"{path} holds a {type(public).__name__}, not an Ed25519 key")
+        return key_id(raw_public(public))
+    return key_id(raw_public(load(path).public_key()))
+
+
 def parse_trusted(text: str) -> set[str]:
-    """Key ids from a trust list: one per line, either a key id (16 hex digits) or a base64 raw public key; '#' starts
-    a comment. Anything else is an error naming the line."""
+    """Key ids from a trust list: one per line, either a key id (32 hex digits) or a base64 raw public key; '#' starts
+    a comment. Anything else is an error naming the line (a 16-digit id, too short to trust, says so)."""
     ids = set()
     for n, line in enumerate(text.splitlines(), 1):
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
         token = entry.split()[0]
-        if len(token) == 16 and all(c in "0123456789abcdef" for c in token.lower()):
+        hexadecimal = all(c in "0123456789abcdef" for c in token.lower())
+        if len(token) == KEY_ID_HEX and hexadecimal:
             ids.add(token.lower())
             continue
+        if len(token) == LEGACY_KEY_ID_HEX and hexadecimal:
+            raise KeyFileError(f"trusted-keys line {n}: {token!r} is a 64-bit key id, too short to trust; put the "
+                               f"{KEY_ID_HEX}-digit id (`bench keys show`) or the base64 public key instead")  # fmt: skip
         try:
             raw = base64.b64decode(token, validate=True)
         except ValueError:
             raw = b""
         if len(raw) != 32:
-            raise KeyFileError(f"trusted-keys line {n}: {token!r} is neither a 16-hex-digit key id nor a base64 Ed25519 key")
+            raise KeyFileError(f"trusted-keys line {n}: {token!r} is neither a {KEY_ID_HEX}-hex-digit key id nor a base64 "
+                               "Ed25519 key")  # fmt: skip
         ids.add(key_id(raw))
     return ids

@@ -7,6 +7,7 @@ truncated, hand-edited or future file gets a one-line ReportError instead of a t
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -84,6 +85,7 @@ class Measurement:
             raise ReportError(f"{where}.status is {m.status!r}; valid: {', '.join(STATUSES)}")
         if m.status in ("ok", "invalid") and (not m.samples_s or m.summary is None or m.flops_per_iteration is None):
             raise ReportError(f"{where}: a measured ({m.status}) entry needs samples_s, summary and flops_per_iteration")
+        _check_measurement_fields(m, where)
         return m
 
 
@@ -119,11 +121,20 @@ class NodeReport:
         if kind != NODE_REPORT_KIND:
             raise ReportError(f"not a bench node report (kind is {kind!r}, expected {NODE_REPORT_KIND!r})")
         version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
             raise ReportError(
                 f"unsupported schema_version {version!r}; this bench reads version {SCHEMA_VERSION} (upgrade bench?)"
             )
         raw = _field(d, "measurements", list, "report")
+        _check_inventory(_field(d, "inventory", dict, "report"))
+        parse_timestamp(_field(d, "start_utc", str, "report"), "report.start_utc")
+        if d.get("end_utc") is not None:
+            parse_timestamp(_field(d, "end_utc", str, "report"), "report.end_utc")
+        signature = d.get("signature")
+        if signature is not None:
+            _expect(signature, dict, "report.signature")
+            for k in ("alg", "public_key", "key_id", "signature"):
+                _field(signature, k, str, "report.signature")
         return cls(
             run_id=_field(d, "run_id", str, "report"),
             tool=_field(d, "tool", dict, "report"),
@@ -136,6 +147,86 @@ class NodeReport:
             measurements=[Measurement.from_dict(m, f"measurements[{i}]") for i, m in enumerate(raw)],
             signature=d.get("signature") if isinstance(d.get("signature"), dict) else None,
         )
+
+
+def parse_timestamp(text: str, where: str) -> dt.datetime:
+    """An ISO 8601 timestamp that names its time zone, as UTC; one read without a zone would be local time, which
+    differs between the node and the auditor."""
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ReportError(f"{where}: {text!r} is not an ISO 8601 timestamp") from None
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ReportError(f"{where}: {text!r} has no time zone (write UTC as ...Z)")
+    return t.astimezone(dt.UTC)
+
+
+_OPTIONAL_STR = (str, type(None))
+_OPTIONAL_NUMBER = (int, float, type(None))
+#: Fields of the inventory that verify and aggregate read, with the types they must have when present.
+_HOST_FIELDS = {"hostname": _OPTIONAL_STR, "fingerprint": _OPTIONAL_STR, "cpu_model": _OPTIONAL_STR,
+                "physical_cores": (int, type(None)), "max_clock_mhz": _OPTIONAL_NUMBER,
+                "current_clock_mhz": _OPTIONAL_NUMBER, "isa_flags": (dict, type(None))}  # fmt: skip
+_GPU_FIELDS = {"uuid": str, "name": _OPTIONAL_STR, "index": (int, type(None)), "memory_bytes": (int, type(None)),
+               "serial": _OPTIONAL_STR, "board_id": (int, str, type(None)), "pci_bus_id": _OPTIONAL_STR}  # fmt: skip
+_DEVICE_FIELDS = {"id": str, "kind": str, "name": _OPTIONAL_STR, "uuid": _OPTIONAL_STR}
+#: Spec fields: integer sizes (positive), names, and world_size (a positive integer).
+_SPEC_FIELDS = {"m": int, "n": int, "k": int, "world_size": int, "bytes": int, "precision": str, "op": str}
+
+
+def _typed_fields(d: dict[str, Any], fields: dict[str, Any], where: str, required: tuple[str, ...] = ()) -> None:
+    for key, types in fields.items():
+        if key in d or key in required:
+            _field(d, key, types, where)
+
+
+def _check_inventory(inventory: dict[str, Any]) -> None:
+    host = _field(inventory, "host", dict, "report.inventory")
+    _typed_fields(host, _HOST_FIELDS, "report.inventory.host")
+    if host.get("physical_cores") is not None and host["physical_cores"] < 1:
+        raise ReportError("report.inventory.host.physical_cores should be a positive integer")
+    for key in ("max_clock_mhz", "current_clock_mhz"):
+        if host.get(key) is not None and not (math.isfinite(host[key]) and host[key] > 0):
+            raise ReportError(f"report.inventory.host.{key} should be a positive number")
+    if "nvml" in inventory:
+        nvml = _field(inventory, "nvml", dict, "report.inventory")
+        for i, gpu in enumerate(_field(nvml, "gpus", list, "report.inventory.nvml") if "gpus" in nvml else []):
+            where = f"report.inventory.nvml.gpus[{i}]"
+            _expect(gpu, dict, where)
+            _typed_fields(gpu, _GPU_FIELDS, where, required=("uuid",))
+
+
+def _check_measurement_fields(m: Measurement, where: str) -> None:
+    _typed_fields(m.device, _DEVICE_FIELDS, f"{where}.device", required=("kind",))
+    _typed_fields(m.spec, _SPEC_FIELDS, f"{where}.spec")
+    for key in ("m", "n", "k", "world_size", "bytes"):
+        if key in m.spec and m.spec[key] < 1:
+            raise ReportError(f"{where}.spec.{key} should be a positive integer, found {m.spec[key]}")
+    for name, values in (("warmup_s", m.warmup_s), ("samples_s", m.samples_s)):
+        for i, value in enumerate(values):
+            if not (math.isfinite(value) and value > 0):
+                raise ReportError(f"{where}.{name}[{i}] is {value!r}; a duration must be a finite positive number")
+    if m.flops_per_iteration is not None and not (math.isfinite(m.flops_per_iteration) and m.flops_per_iteration > 0):
+        raise ReportError(f"{where}.flops_per_iteration should be a finite positive number")
+    for key, value in (m.summary or {}).items():
+        _expect(value, _OPTIONAL_NUMBER, f"{where}.summary.{key}")
+    if m.validity is not None and "passed" in m.validity:
+        _field(m.validity, "passed", (bool, type(None)), f"{where}.validity")
+    if m.peak is not None:
+        _typed_fields(m.peak, {"tflops": _OPTIONAL_NUMBER, "tbps": _OPTIONAL_NUMBER, "assumptions": dict,
+                               "unverified": bool}, f"{where}.peak")  # fmt: skip
+    for key, types in (("msmf", dict), ("search", dict), ("items_per_step", (int, float))):
+        if key in m.details:
+            _field(m.details, key, types, f"{where}.details")
+    if "msmf" in m.details:
+        _field(m.details["msmf"], "tflops", (int, float), f"{where}.details.msmf")
+    if "search" in m.details:
+        _typed_fields(m.details["search"], {"role": _OPTIONAL_STR, "mamf": (bool, type(None))}, f"{where}.details.search")
+    for i, w in enumerate(m.warnings):
+        _expect(w, dict, f"{where}.warnings[{i}]")
+    for key in ("start_utc", "end_utc"):
+        if getattr(m, key) is not None:
+            parse_timestamp(getattr(m, key), f"{where}.{key}")
 
 
 def _expect(value: Any, types: type | tuple[type, ...], where: str) -> None:

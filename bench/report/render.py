@@ -223,12 +223,15 @@ def capacity_tables(cap: dict[str, Any]) -> list[Table]:
         groups.add_row(str(g["model"]), g["precision"], str(g["devices"]), str(g["nodes"]), _f(g["mamf_sum_tflops"]),
                        _f(g["msmf_sum_tflops"]), _f(g["peak_sum_tflops"]), _f(g["efficiency"], 100, ".1f") + "%" * (g["efficiency"] is not None),
                        _f(g["mamf_p5_tflops"]), _f(g["mamf_median_tflops"]), _f(g["mamf_p95_tflops"]))  # fmt: skip
-    totals = Table(title="totals per precision")
-    for col in ("precision", "devices", "nodes", "MAMF PFLOPS", "MAMF EFLOPS", "MSMF PFLOPS", "peak PFLOPS"):
+    totals = Table(title="totals per precision, by tier: reported (MAMF sum of verified reports), bounded (also "
+                   "physically possible, unique, fresh), proven (needs a challenge: bench verify --proof)")  # fmt: skip
+    for col in ("precision", "devices", "nodes", "reported PFLOPS", "bounded PFLOPS", "proven PFLOPS", "MSMF PFLOPS",
+                "peak PFLOPS"):  # fmt: skip
         totals.add_column(col, justify="left" if col == "precision" else "right")
     for t in cap["totals"]:
-        totals.add_row(t["precision"], str(t["devices"]), str(t["nodes"]), _f(t["mamf_pflops"]), _f(t["mamf_eflops"]),
-                       _f(t["msmf_tflops"], 1e-3), _f(t["peak_tflops"], 1e-3))  # fmt: skip
+        totals.add_row(t["precision"], str(t["devices"]), str(t["nodes"]), _f(t["mamf_pflops"]),
+                       _f(t.get("bounded_tflops"), 1e-3), _f(t.get("proven_tflops"), 1e-3), _f(t["msmf_tflops"], 1e-3),
+                       _f(t["peak_tflops"], 1e-3))  # fmt: skip
     inputs = Table(title="node reports")
     for col in ("report", "node", "key id", "status", "why"):
         inputs.add_column(col, overflow="fold")
@@ -246,10 +249,11 @@ def capacity_tables(cap: dict[str, Any]) -> list[Table]:
         tables.append(bad)
     if cap["duplicates"]:
         dup = Table(title="devices found in more than one report (counted once, from the newest)")
-        for col in ("device", "precision", "counted from", "also in"):
+        for col in ("device", "precision", "counted from", "also in", "shared"):
             dup.add_column(col, overflow="fold")
         for d in cap["duplicates"]:
-            dup.add_row(d["device"], d["precision"], d["kept"][:16], ", ".join(x[:16] for x in d["dropped"]))
+            dup.add_row(d["device"], d["precision"], d["kept"][:16], ", ".join(x[:16] for x in d["dropped"]),
+                        ", ".join(d.get("shared", [])))  # fmt: skip
         tables.append(dup)
     return tables
 

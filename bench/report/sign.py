@@ -77,6 +77,17 @@ def _samples_mismatch(data: dict[str, Any]) -> str | None:
     return None
 
 
+def signer(data: Any) -> str | None:
+    """The 128-bit key id of the public key in `data`'s signature block (whatever id the block itself states: older
+    blocks state a 64-bit one), or None when there is no readable key. Trust lists are matched against this."""
+    block = data.get(SIGNATURE_FIELD) if isinstance(data, dict) else None
+    try:
+        raw = base64.b64decode(block.get("public_key", ""), validate=True) if isinstance(block, dict) else b""
+    except (binascii.Error, ValueError, TypeError):
+        return None
+    return keys.key_id(raw) if len(raw) == 32 else None
+
+
 def sign(data: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
     """The signature block for `data` (to be stored under data['signature'])."""
     public = key.public_key()
@@ -113,7 +124,7 @@ def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
         public = Ed25519PublicKey.from_public_bytes(raw)
     except (binascii.Error, ValueError, TypeError):
         return False, "malformed signature block (public key or signature is not valid base64 Ed25519)", name
-    if block.get("key_id") != keys.key_id(raw):
+    if block.get("key_id") not in (keys.key_id(raw), keys.legacy_key_id(raw)):
         return False, "key_id does not belong to the public key in the block", name
     try:
         public.verify(sig, body)

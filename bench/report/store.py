@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.report import sign
+from bench.report import intake, sign
 from bench.report.model import Measurement, NodeReport, ReportError, utc_now
 
 REPORT_NAME = "report.json"
@@ -45,14 +45,7 @@ def write_atomic(path: Path, text: str) -> None:
 def load_report(path: str | Path) -> NodeReport:
     """Read and validate a node report; every problem is a one-line ReportError naming the file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: cannot read: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON (truncated or corrupt?): {exc}") from None
+    data = intake.read_json(path).data  # InputError is a ReportError naming the file
     try:
         return NodeReport.from_dict(data)
     except ReportError as exc:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.hardware import peaks
 from bench.report import sign
-from bench.report.model import Measurement, NodeReport, ReportError
+from bench.report.model import Measurement, NodeReport, ReportError, parse_timestamp
 from bench.workloads import comm as cm
 from bench.workloads import matmul as mm
 from bench.workloads import matmul_search as ms
@@ -52,7 +52,8 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 def parse_utc(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+    """An ISO 8601 timestamp as UTC; ValueError (a ReportError) when it is unreadable or names no time zone."""
+    return parse_timestamp(text, "timestamp")
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -61,20 +62,96 @@ def _close(a: Any, b: Any) -> bool:
     return a == b
 
 
+#: No CPU core has shipped above this clock (boost included); a clock or inventory beyond it is not physics.
+CPU_MAX_CLOCK_MHZ = 6500.0
+#: More physical cores than this in one host is not a machine bench knows.
+CPU_MAX_CORES = 1024
+
+#: The tiers a figure can have, lowest first (README, "What bench proves, and what it does not").
+REPORTED, BOUNDED, PROVEN = "reported", "bounded", "proven"
+TIERS = (REPORTED, BOUNDED, PROVEN)
+
+
+def _overrides(m: Measurement) -> tuple[Any, Any]:
+    assumptions = (m.peak or {}).get("assumptions") or {}
+    clock = assumptions.get("clock_mhz") if assumptions.get("clock_source") == "--cpu-clock-mhz" else None
+    units = assumptions.get("fma_units") if assumptions.get("fma_units_source") == "--fma-units" else None
+    return clock, units
+
+
+def _host(inventory: dict[str, Any]) -> dict[str, Any]:
+    host = inventory.get("host")
+    return host if isinstance(host, dict) else {}
+
+
+def _gpus(inventory: dict[str, Any]) -> list[dict[str, Any]]:
+    nvml = inventory.get("nvml")
+    gpus = nvml.get("gpus") if isinstance(nvml, dict) else None
+    return [g for g in gpus if isinstance(g, dict)] if isinstance(gpus, list) else []
+
+
 def reference_peak(m: Measurement, inventory: dict[str, Any]) -> tuple[peaks.Peak | None, list[Finding]]:
     """The peak bench itself would use for this measurement: the vendor table for GPUs, the CPU formula from the
-    report's host inventory (with the report's own clock / FMA overrides, which are flagged)."""
+    report's host inventory. A node's own overrides (--cpu-clock-mhz, --fma-units) never enter it: they are the
+    node's word, so they are flagged and ignored."""
     precision = m.spec.get("precision", "")
     if m.device.get("kind") == "cuda":
         return peaks.vendor_peak(m.device.get("name") or "", precision), []
-    assumptions = (m.peak or {}).get("assumptions", {})
-    clock = assumptions.get("clock_mhz") if assumptions.get("clock_source") == "--cpu-clock-mhz" else None
-    units = assumptions.get("fma_units") if assumptions.get("fma_units_source") == "--fma-units" else None
+    clock, units = _overrides(m)
     findings = []
     if clock or units:
-        findings.append(Finding(WARNING, "peak-override", f"CPU peak uses the node's own overrides (clock {clock} MHz, "
-                                f"FMA units {units}): efficiency is only as good as they are"))  # fmt: skip
-    return peaks.cpu_peak(inventory.get("host", {}), precision, clock_mhz=clock, fma_units=units), findings
+        findings.append(Finding(WARNING, "peak-override", f"the report's CPU peak uses the node's own overrides (clock "
+                                f"{clock} MHz, FMA units {units}); bench checks against the inventory without them, and "
+                                "the figure stays 'reported'"))  # fmt: skip
+    return peaks.cpu_peak(_host(inventory), precision), findings
+
+
+def cpu_ceiling(m: Measurement, inventory: dict[str, Any]) -> peaks.Peak | None:
+    """What no CPU with this inventory's cores and ISA can exceed, whatever clock it claims: cores x CPU_MAX_CLOCK_MHZ
+    x FLOPs/cycle. Above it a figure is impossible, not merely above an estimate."""
+    host = _host(inventory)
+    cores = host.get("physical_cores")
+    if not cores:
+        return None
+    return peaks.cpu_peak({**host, "max_clock_mhz": CPU_MAX_CLOCK_MHZ}, m.spec.get("precision", ""),
+                          cores=min(cores, CPU_MAX_CORES))  # fmt: skip
+
+
+def figure_tier(m: Measurement, inventory: dict[str, Any], *, trusted_key: bool, fresh: bool) -> tuple[str, str]:
+    """(tier, why it is not higher) of one measurement's figures, before fleet uniqueness (see aggregate) and any
+    challenge (proven). 'bounded' needs every physical check against bench's own tables to pass on facts that are not
+    only the node's word; anything short of that leaves the figure 'reported'."""
+    if m.workload != "matmul" or m.status != "ok" or m.emulated:
+        return REPORTED, "not a valid native matmul"
+    if not trusted_key:
+        return REPORTED, "signed by a key outside the auditor's trust list (or no --trusted-keys given)"
+    if not fresh:
+        return REPORTED, "freshness unchecked (no --max-age given)"
+    if m.spec.get("world_size", 1) != 1:
+        return REPORTED, "not a matmul on one device"
+    precision = m.spec.get("precision", "")
+    if m.device.get("kind") == "cuda":
+        name = m.device.get("name") or ""
+        row = peaks.find_model(name)
+        if row is None or peaks.vendor_peak(name, precision) is None:
+            return REPORTED, f"no peak-table row for {name!r} {precision}"
+        if row.get("unverified"):
+            return REPORTED, f"the peak-table row for {row['model']} is unverified"
+        listed = next((g for g in _gpus(inventory) if g.get("uuid") == m.device.get("uuid")), None)
+        if listed is None or not listed.get("name") or peaks.find_model(listed["name"]) is not row:
+            return REPORTED, "the device's model does not match the inventory's"
+        return BOUNDED, "no challenge answered (proven needs one)"
+    if any(_overrides(m)):
+        return REPORTED, "the peak relies on the node's own --cpu-clock-mhz / --fma-units"
+    host = _host(inventory)
+    if not host.get("physical_cores"):
+        return REPORTED, "no physical core count in the inventory"
+    peak = peaks.cpu_peak(host, precision)
+    if peak is None:
+        return REPORTED, f"no CPU peak for {precision}"
+    if peak.unverified:
+        return REPORTED, f"the CPU peak is an estimate ({peak.assumptions.get('clock_source')})"
+    return BOUNDED, "no challenge answered (proven needs one)"
 
 
 def _check_measurement(
@@ -85,17 +162,25 @@ def _check_measurement(
     if not samples_checked and raw.get("samples_sha256") != sign.samples_digest(m.warmup_s, m.samples_s):
         out.append(Finding(ERROR, "samples-digest", "raw samples do not match their SHA-256", where))
     # the device must be one the inventory lists
-    host, gpus = inventory.get("host", {}), inventory.get("nvml", {}).get("gpus", [])
+    host, gpus = _host(inventory), _gpus(inventory)
     if m.device.get("kind") == "cuda":
-        if m.device.get("uuid") not in {g.get("uuid") for g in gpus}:
+        listed = next((g for g in gpus if g.get("uuid") == m.device.get("uuid")), None)
+        if listed is None:
             out.append(Finding(ERROR, "unknown-device", f"{m.device.get('id')} ({m.device.get('uuid')}) is not in the "
                                "report's GPU inventory", where))  # fmt: skip
+        elif listed.get("name") and peaks.find_model(listed["name"]) is not peaks.find_model(m.device.get("name") or ""):
+            out.append(Finding(ERROR, "device-mismatch", f"measured as {m.device.get('name')!r} but the inventory lists "
+                               f"{listed['name']!r} for {m.device.get('uuid')}", where))  # fmt: skip
     elif m.device.get("uuid") != host.get("fingerprint"):
         out.append(Finding(ERROR, "unknown-device", "CPU measurement does not carry this host's fingerprint", where))
     if m.status not in ("ok", "invalid"):
         return out
     world = m.spec.get("world_size", 1)
     spec = m.spec
+    if m.workload == "matmul" and world != 1:
+        # a matmul runs on one device; a world_size would multiply the peak it is held against
+        out.append(Finding(ERROR, "world-size", f"a matmul runs on one device, but spec.world_size is {world}", where))
+        world = 1
     if m.workload == "matmul" and m.flops_per_iteration != mm.flops(spec.get("m", 0), spec.get("n", 0), spec.get("k", 0)):
         out.append(Finding(ERROR, "flops-mismatch", f"flops_per_iteration {m.flops_per_iteration} is not 2*M*N*K", where))
     if m.workload == "train":
@@ -135,14 +220,26 @@ def _check_measurement(
         if not _close(redo["tflops"], m.details["msmf"].get("tflops")):
             out.append(Finding(ERROR, "figure-mismatch", "MSMF differs from its recomputation from the raw samples", where))
     if peak is None:
+        if m.device.get("kind") == "cuda":
+            out.append(Finding(WARNING, "unknown-model", f"no peak-table row for {m.device.get('name')!r} "
+                               f"{m.spec.get('precision')}: nothing bounds this figure, so it stays 'reported'", where))  # fmt: skip
+        else:
+            out.append(Finding(WARNING, "no-peak", "no CPU peak can be computed (no physical core count or clock in the "
+                               "inventory): nothing bounds this figure, so it stays 'reported'", where))  # fmt: skip
+    ceiling = cpu_ceiling(m, inventory) if m.device.get("kind") != "cuda" and m.workload == "matmul" else None
+    best = max(expected.get("tflops_best", 0.0), (m.details.get("msmf") or {}).get("tflops", 0.0))
+    if ceiling is not None and best > ceiling.tflops * (1 + peaks.IMPLAUSIBLE_TOLERANCE):
+        out.append(Finding(ERROR, "implausible", f"{best:.4g} TFLOPS is above what {ceiling.assumptions['cores']} cores "
+                           f"can do at {CPU_MAX_CLOCK_MHZ:g} MHz ({ceiling.tflops:.4g} TFLOPS), whatever the clock", where))  # fmt: skip
+        return out
+    if peak is None:
         return out
     if world > 1:  # a data-parallel total is bounded by world_size devices' peak
         peak = peaks.Peak(peak.tflops * world, peak.kind, peak.source, peak.model, peak.unverified, peak.assumptions)
     if recorded_peak is not None and not _close(recorded_peak, peak.tflops):
         out.append(Finding(WARNING, "peak-differs", f"report's peak {recorded_peak:.4g} TFLOPS, bench's {peak.tflops:.4g}", where))
-    best = max(expected["tflops_best"], (m.details.get("msmf") or {}).get("tflops", 0.0))
     if best > peak.tflops * (1 + peaks.IMPLAUSIBLE_TOLERANCE):
-        if peak.unverified:  # an estimate (e.g. a CPU whose max clock is unknown) bounds nothing: say so, don't reject
+        if peak.unverified and peak.kind == "theoretical":  # an estimate (e.g. a CPU whose max clock is unknown) bounds nothing: say so, don't reject
             out.append(Finding(WARNING, "above-estimated-peak", f"{best:.4g} TFLOPS is {best / peak.tflops:.0%} of the "
                                f"estimated peak {peak.tflops:.4g} ({peak.model}, {peak.source}; unverified: "
                                f"{peak.assumptions.get('clock_source', 'unverified table row')})", where))  # fmt: skip
@@ -181,8 +278,10 @@ def examine(
     trusted: set[str] | None = None,
     max_age: dt.timedelta | None = None,
     now: dt.datetime | None = None,
+    policy: bool = True,
 ) -> tuple[list[Finding], str | None, NodeReport | None]:
-    """Findings, digest and the parsed report (None when it does not parse), in one pass."""
+    """Findings, digest and the parsed report (None when it does not parse), in one pass. With policy=False the
+    auditor's policy (trust list, age, time) is left to policy_findings, so one examination serves several policies."""
     now = now or dt.datetime.now(dt.UTC)
     if not isinstance(data, dict):
         return [Finding(ERROR, "schema", "report should be a JSON object")], None, None
@@ -194,28 +293,48 @@ def examine(
         report = NodeReport.from_dict(data)
     except ReportError as exc:
         return [*out, Finding(ERROR, "schema", str(exc))], name, None
-    kid = (report.signature or {}).get("key_id")
-    if kid and trusted is not None and kid not in trusted:
-        out.append(Finding(ERROR, "untrusted-key", f"signed by key {kid}, which is not in the trust list"))
-    elif kid and trusted is None:
-        out.append(Finding(WARNING, "unknown-key", f"signed by key {kid}; no trust list given, so who signed is unchecked"))
-    try:
-        start = parse_utc(report.start_utc)
-        end = parse_utc(report.end_utc) if report.end_utc else None
-    except ValueError as exc:
-        return [*out, Finding(ERROR, "timestamp", f"unreadable timestamp: {exc}")], name, report
-    latest = end or start
-    if latest > now + CLOCK_SKEW:
-        out.append(Finding(ERROR, "future", f"report ends {latest.isoformat()}, after now ({now.isoformat()})"))
+    start = parse_utc(report.start_utc)  # from_dict checked both
+    end = parse_utc(report.end_utc) if report.end_utc else None
+    if policy:
+        out += policy_findings(sign.signer(data), end or start, trusted=trusted, max_age=max_age,
+                               now=now)  # fmt: skip
     if end and end < start:
         out.append(Finding(ERROR, "timestamp", "end_utc is before start_utc"))
-    if max_age is not None and now - latest > max_age:
-        out.append(Finding(ERROR, "stale", f"report is {now - latest} old, more than --max-age {max_age}"))
     if end is None or report.interrupted:
         out.append(Finding(WARNING, "partial", "the run did not complete (interrupted or still running)"))
     for i, (m, raw) in enumerate(zip(report.measurements, data["measurements"], strict=True)):
         out += _check_measurement(m, raw, report.inventory, f"measurements[{i}]", samples_checked=valid)
     return out, name, report
+
+
+def policy_findings(key_id: str | None, latest: dt.datetime, *, trusted: set[str] | None, max_age: dt.timedelta | None,
+                    now: dt.datetime) -> list[Finding]:  # fmt: skip
+    """The auditor's policy for one signed document: its key in the trust list, not from the future, not too old."""
+    out = []
+    if trusted is not None and key_id not in trusted:
+        out.append(Finding(ERROR, "untrusted-key", f"signed by key {key_id}, which is not in the trust list"))
+    elif key_id and trusted is None:
+        out.append(Finding(WARNING, "unknown-key", f"signed by key {key_id}; no trust list given, so who signed is unchecked"))
+    if latest > now + CLOCK_SKEW:
+        out.append(Finding(ERROR, "future", f"report ends {latest.isoformat()}, after now ({now.isoformat()})"))
+    if max_age is not None and now - latest > max_age:
+        out.append(Finding(ERROR, "stale", f"report is {now - latest} old, more than --max-age {max_age}"))
+    return out
+
+
+def measurement_tiers(report: NodeReport, data: dict[str, Any], *, trusted: set[str] | None,
+                      max_age: dt.timedelta | None) -> list[dict[str, Any]]:  # fmt: skip
+    """Per measurement of a verified report (`data` is its JSON): its headline figure, its tier (before fleet
+    uniqueness and challenges) and why the tier is not higher."""
+    kid = sign.signer(data)
+    out = []
+    for i, m in enumerate(report.measurements):
+        tier, why = figure_tier(m, report.inventory, trusted_key=trusted is not None and kid in trusted,
+                                fresh=max_age is not None)  # fmt: skip
+        out.append({"where": f"measurements[{i}]", "workload": m.workload, "device": m.device.get("uuid"),
+                    "precision": m.spec.get("precision"), "tflops": (m.summary or {}).get("tflops_median"),
+                    "tier": tier, "why": why})  # fmt: skip
+    return out
 
 
 def errors(findings: list[Finding]) -> list[Finding]:

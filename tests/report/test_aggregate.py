@@ -117,18 +117,34 @@ def test_emulated_and_invalid_measurements_are_not_capacity():
     assert cap["totals"][0]["devices"] == 1
 
 
-def test_claims():
-    cap = run(fleet())  # ~56 PFLOPS bf16 measured, ~79 PFLOPS vendor peak
-    yes = agg.check_claim(cap, "50 PFLOPS bf16")
-    assert yes["supported"] and yes["margin"] > 0.1 and yes["measured_share"] == 1.0
-    no = agg.check_claim(cap, "0.07 EFLOPS bf16")
+def test_claims_are_supported_only_by_the_proven_tier():
+    """A measured MAMF sum is 'reported' (or 'bounded'): the operator holds the node keys, so it supports no claim on
+    its own. Only a challenge's proven lower bound does."""
+    cap = run(fleet(), trusted={keys.key_id(keys.raw_public(KEY.public_key()))})  # ~56 PFLOPS bf16, ~79 vendor peak
+    unproven = agg.check_claim(cap, "50 PFLOPS bf16")
+    assert not unproven["supported"] and unproven["reported_tflops"] > 50e3 and unproven["proven_tflops"] == 0.0
+    assert unproven["bounded_tflops"] == 0.0  # no --max-age: freshness unchecked
+    assert unproven["verdict"].startswith("claim unproven")
+    yes = agg.check_claim(cap, "50 PFLOPS bf16", proven={"bfloat16": 55e3})
+    assert yes["supported"] and yes["tier"] == "proven" and yes["margin"] == pytest.approx(0.1)
+    no = agg.check_claim(cap, "0.07 EFLOPS bf16", proven={"bfloat16": 55e3})
     assert not no["supported"] and no["measured_share"] == pytest.approx(56.08 / 70, rel=1e-2)
     assert no["peak_only_share"] == pytest.approx((70 - 56.08) / 70, rel=1e-2)
     none = agg.check_claim(cap, "1 TFLOPS fp32")
     assert not none["supported"] and none["measured_tflops"] == 0.0
+    assert not agg.check_claim(cap, "1 TFLOPS bf16", proven={"bfloat16": 55e3}, claimable=False)["supported"]
     with pytest.raises(ValueError, match="PFLOPS"):
         agg.parse_claim("lots of compute")
     assert agg.parse_claim("2.5 eflops fp8") == (2.5e6, "float8_e4m3")
+
+
+def test_tiers_of_the_totals():
+    trusted = {keys.key_id(keys.raw_public(KEY.public_key()))}
+    rules = agg.Rules(max_age_s=7 * 86400)
+    (total,) = run(fleet(n_nodes=2), trusted=trusted, rules=rules)["totals"]
+    assert total["bounded_tflops"] == pytest.approx(total["reported_tflops"]) and total["bounded_devices"] == 16
+    (total,) = run(fleet(n_nodes=2), rules=rules)["totals"]  # no trust list: integrity only
+    assert total["bounded_tflops"] == 0.0 and total["reported_tflops"] > 0
 
 
 def signed(cap):
@@ -140,7 +156,7 @@ def test_capacity_report_recomputes_from_its_node_reports():
     reports = fleet(n_nodes=3, slow=(1, 2, 500.0))
     cap = signed(run(reports))
     by_digest = {sign.digest(r): r for r in reports}
-    assert agg.verify_capacity(cap, by_digest) == []
+    assert {f.code for f in agg.verify_capacity(cap, by_digest, now=NOW)} == {"no-trust-list"}  # a warning
     assert {f.code for f in agg.verify_capacity(cap)} == {"not-recomputed"}
 
 
@@ -148,7 +164,7 @@ def test_inflated_capacity_resigned_by_the_aggregator_fails_recomputation():
     reports = fleet(n_nodes=3)
     cap = run(reports)
     cap["totals"][0]["mamf_tflops"] *= 2
-    findings = agg.verify_capacity(signed(cap), {sign.digest(r): r for r in reports})
+    findings = [f for f in agg.verify_capacity(signed(cap), {sign.digest(r): r for r in reports}) if f.severity == "error"]
     assert [f.code for f in findings] == ["capacity-mismatch"] and "totals" in findings[0].message
 
 
@@ -179,7 +195,7 @@ def test_capacity_verification_from_files_in_parallel_checks_the_signature_too(m
     monkeypatch.setattr(agg, "PARALLEL_FROM", 2)
     cap = signed(agg.aggregate([(str(p), p) for p in paths], now=NOW))
     given = [(str(p), p) for p in sorted(tmp_path.glob("*.json"))]
-    assert agg.verify_capacity(cap, given) == []
+    assert [f.code for f in agg.verify_capacity(cap, given, now=NOW)] == ["no-trust-list"]
     cap["groups"][0]["devices"] = 99
     assert next(f.code for f in agg.verify_capacity(cap, given)) == "signature"
     bad = [(str(paths[0]), tmp_path / "junk.json")]  # a counted input that cannot be read is missing

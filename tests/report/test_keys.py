@@ -53,7 +53,46 @@ def test_trust_list_takes_ids_and_public_keys(tmp_path):
     key = keys.create(tmp_path / "k.pem")
     b64 = keys.public_b64(key.public_key())
     kid = keys.key_id(keys.raw_public(key.public_key()))
-    text = f"# auditors' list\n{b64}  # node 1\n0123456789ABCDEF\n\n"
-    assert keys.parse_trusted(text) == {kid, "0123456789abcdef"}
+    text = f"# auditors' list\n{b64}  # node 1\n0123456789ABCDEF0123456789abcdef\n\n"
+    assert keys.parse_trusted(text) == {kid, "0123456789abcdef0123456789abcdef"}
+    assert len(kid) == 32  # 128 bits
     with pytest.raises(keys.KeyFileError, match="line 2"):
-        keys.parse_trusted("0123456789abcdef\nnot-a-key\n")
+        keys.parse_trusted("0123456789abcdef0123456789abcdef\nnot-a-key\n")
+    with pytest.raises(keys.KeyFileError, match="64-bit key id, too short"):
+        keys.parse_trusted("0123456789abcdef\n")
+
+
+def test_a_legacy_64_bit_id_in_a_signature_block_still_verifies():
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from bench.report import sign
+
+    key = Ed25519PrivateKey.generate()
+    data = {"a": 1}
+    data["signature"] = sign.sign(data, key)
+    data["signature"]["key_id"] = keys.legacy_key_id(keys.raw_public(key.public_key()))
+    assert sign.check(data) == (True, "valid")
+    assert sign.signer(data) == keys.key_id(keys.raw_public(key.public_key()))
+
+
+@pytest.mark.parametrize("planted", ["file", "symlink"])
+def test_init_never_writes_through_a_planted_tmp_file_or_link(tmp_path, planted):
+    path = tmp_path / "k.pem"
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    tmp = tmp_path / "k.pem.tmp"
+    if planted == "file":
+        tmp.write_text("x")
+        tmp.chmod(0o644)
+    else:
+        tmp.symlink_to(victim)
+    with pytest.raises(keys.KeyFileError, match="already exists"):
+        keys.create(path)
+    assert victim.read_text() == "keep me" and not path.exists()
+
+
+def test_init_refuses_a_key_path_that_is_a_symlink(tmp_path):
+    (tmp_path / "k.pem").symlink_to(tmp_path / "elsewhere.pem")
+    with pytest.raises(keys.KeyFileError, match="symbolic link"):
+        keys.create(tmp_path / "k.pem", force=True)
+    assert not (tmp_path / "elsewhere.pem").exists()

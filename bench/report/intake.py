@@ -1,0 +1,192 @@
+"""The one door every document an auditor reads comes through: node reports, capacity reports, challenges,
+commitments, receipt logs, reveal manifests and proofs.
+
+An auditor's inputs are written by the party being audited, so each is treated as hostile:
+- only regular files are read (a FIFO would hang the reader, /dev/zero would fill its memory); a symlink is followed
+  only when its target stays inside the folder being scanned (`root`), and never for a file named on its own;
+- at most `max_bytes` are read (DEFAULT_MAX_BYTES, or $BENCH_MAX_FILE_BYTES), checked on the open descriptor;
+- the bytes are read once, and the same buffer is both hashed and parsed, so storage that answers two reads
+  differently (NFS, FUSE) cannot show one file to the hash and another to the parser;
+- JSON is parsed strictly: duplicate keys (the stored bytes would differ from the view that was signed), NaN and
+  Infinity, numbers that overflow binary64, integers beyond 64 bits and nesting deeper than MAX_DEPTH are refused.
+Every refusal is an InputError with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import stat
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.report.model import ReportError
+
+#: Largest document read, in bytes. A node report with a few thousand samples per measurement is well under 10 MB.
+DEFAULT_MAX_BYTES = 64 * 2**20
+#: Environment variable overriding DEFAULT_MAX_BYTES (an integer number of bytes).
+MAX_BYTES_ENV = "BENCH_MAX_FILE_BYTES"
+#: Deepest nesting of JSON arrays and objects accepted (a report nests about 6 levels).
+MAX_DEPTH = 32
+#: Integers beyond this magnitude are refused: no field needs them, and float() of one overflows downstream.
+MAX_INT = 2**63
+
+
+class InputError(ReportError):
+    """A file that cannot be accepted as input; the message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """A file's bytes as read (once), their SHA-256, and the JSON parsed from those same bytes."""
+
+    path: Path
+    raw: bytes
+    data: Any
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+
+def max_bytes_default() -> int:
+    value = os.environ.get(MAX_BYTES_ENV)
+    if value:
+        try:
+            if int(value) > 0:
+                return int(value)
+        except ValueError:
+            pass
+        raise InputError(f"${MAX_BYTES_ENV} is {value!r}; it should be a positive number of bytes")
+    return DEFAULT_MAX_BYTES
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def read_bytes(path: Path, *, root: Path | None = None, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, read once, at most max_bytes of them (see the module docstring)."""
+    limit = max_bytes_default() if max_bytes is None else max_bytes
+    try:
+        if path.is_symlink() and (root is None or not _inside(path, root)):
+            raise InputError(f"{path}: is a symbolic link" + (f" leading outside {root}" if root else "") + "; not read")
+        if root is not None and not _inside(path, root):
+            raise InputError(f"{path}: lies outside {root}; not read")
+        target = path.resolve() if root is not None else path
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: the checked name is the file opened
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: not a regular file (a FIFO, device or directory); not read")
+        if info.st_size > limit:
+            raise InputError(f"{path}: {info.st_size} bytes, more than the limit of {limit} (${MAX_BYTES_ENV})")
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # the file grew after fstat
+                raise InputError(f"{path}: more than the limit of {limit} bytes (${MAX_BYTES_ENV})")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise InputError(f"duplicate key {key!r} (a JSON reader would keep only one of them)")
+        out[key] = value
+    return out
+
+
+def _constant(name: str) -> Any:
+    raise InputError(f"{name} is not a JSON number")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InputError(f"number {text[:40]} overflows binary64")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text) > 20 or abs(int(text)) > MAX_INT:
+        raise InputError(f"integer {text[:40]}{'...' if len(text) > 40 else ''} is beyond 64 bits")
+    return int(text)
+
+
+def _depth_ok(data: Any) -> bool:
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                return False
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return True
+
+
+def parse_json(raw: bytes, where: str) -> Any:
+    """Strictly parsed JSON (see the module docstring); InputError naming `where` otherwise."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where}: not UTF-8 text: {exc}") from None
+    try:
+        data = json.loads(text, object_pairs_hook=_object, parse_constant=_constant, parse_float=_float, parse_int=_int)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels") from None
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise InputError(f"{where}: not valid JSON (truncated or corrupt?): {exc}") from None
+    if not _depth_ok(data):
+        raise InputError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def read_json(path: Path, *, root: Path | None = None, max_bytes: int | None = None) -> Document:
+    """A document read once and parsed from the same bytes; InputError (one line, naming the file) otherwise."""
+    raw = read_bytes(path, root=root, max_bytes=max_bytes)
+    return Document(path, raw, parse_json(raw, str(path)))
+
+
+def read_gzip(path: Path, expected: int, *, root: Path | None = None) -> bytes:
+    """Decompress a gzip file whose content must be exactly `expected` bytes, stopping as soon as it would exceed them
+    (a few MB of zeros decompress to gigabytes). The compressed file is capped at `expected` plus gzip's overhead."""
+    packed = read_bytes(path, root=root, max_bytes=expected + expected // 100 + 65536)
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflate.decompress(packed, expected + 1)
+    except zlib.error as exc:
+        raise InputError(f"{path}: not a valid gzip file: {exc}") from None
+    if len(out) != expected or inflate.unconsumed_tail or not inflate.eof:
+        more = len(out) > expected or bool(inflate.unconsumed_tail)
+        raise InputError(f"{path}: decompresses to {'more' if more else 'fewer'} than the expected {expected} bytes")
+    if inflate.unused_data and inflate.unused_data.strip(b"\x00"):
+        raise InputError(f"{path}: data after the gzip stream")
+    return out
+
+
+__all__ = ["DEFAULT_MAX_BYTES", "Document", "InputError", "MAX_BYTES_ENV", "MAX_DEPTH", "parse_json", "read_bytes",
+           "read_gzip", "read_json"]  # fmt: skip
