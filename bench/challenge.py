@@ -23,8 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
-import json
-import math
 import os
 import secrets
 import time
@@ -36,7 +34,8 @@ import numpy as np
 import torch
 
 from bench import precision as prec
-from bench.report import sign
+from bench.hardware import peaks
+from bench.report import exact_rows, intake, sign
 from bench.report import verify as verify_report
 from bench.workloads import freivalds
 
@@ -49,6 +48,10 @@ DTYPES = ("float64", "float32", "bfloat16", "float16")
 COMMIT_SUFFIX = ".commit.json"
 REVEAL_SUFFIX = ".reveal.json"
 SEED_TAG = b"bench.challenge.v1"
+#: Largest n and products per device a challenge may ask (the CLI's limits; a verifier refuses more).
+MAX_N, MAX_PRODUCTS = 65536, 1000
+#: Freivalds vectors per product (each O(n^2)); the exact-row check (bench.report.exact_rows) runs alongside.
+FREIVALDS_VECTORS = 2
 LEAF, NODE = b"\x00", b"\x01"
 
 
@@ -128,19 +131,28 @@ def _expect(d: Any, key: str, types: type | tuple[type, ...], where: str) -> Any
     return value
 
 
-def read_json(path: Path, kind: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ChallengeError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ChallengeError(f"{path}: not valid JSON: {exc}") from None
+def check_kind(data: Any, kind: str, where: str) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("kind") != kind:
         found = data.get("kind") if isinstance(data, dict) else type(data).__name__
-        raise ChallengeError(f"{path}: not a {kind} file (kind is {found!r})")
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ChallengeError(f"{path}: unsupported schema_version {data.get('schema_version')!r}")
+        raise ChallengeError(f"{where}: not a {kind} file (kind is {found!r})")
+    version = data.get("schema_version")
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
+        raise ChallengeError(f"{where}: unsupported schema_version {version!r}")
     return data
+
+
+def read_document(path: Path, kind: str, root: Path | None = None) -> intake.Document:
+    """A challenge file read once through bench.report.intake (regular file, size cap, strict JSON), of `kind`."""
+    try:
+        doc = intake.read_json(path, root=root)
+    except intake.InputError as exc:
+        raise ChallengeError(str(exc)) from None
+    check_kind(doc.data, kind, str(path))
+    return doc
+
+
+def read_json(path: Path, kind: str) -> dict[str, Any]:
+    return read_document(path, kind).data
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,11 @@ class Challenge:
     def flops_per_product(self) -> int:
         return 2 * self.n**3
 
+    @property
+    def digest(self) -> str:
+        """sign.digest of the challenge as issued: commitments and receipts name it."""
+        return sign.digest(self.data)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str) -> Challenge:
         nonce = _expect(data, "nonce", str, where)
@@ -165,8 +182,8 @@ class Challenge:
         if dtype not in DTYPES:
             raise ChallengeError(f"{where}: dtype {dtype!r} is not one of {', '.join(DTYPES)}")
         n, products = _expect(data, "n", int, where), _expect(data, "products", int, where)
-        if n < 2 or products < 1:
-            raise ChallengeError(f"{where}: n must be >= 2 and products >= 1")
+        if not (2 <= n <= MAX_N and 1 <= products <= MAX_PRODUCTS):
+            raise ChallengeError(f"{where}: n must be in 2..{MAX_N} and products in 1..{MAX_PRODUCTS}")
         nodes = data.get("nodes")
         if nodes is not None and not (isinstance(nodes, list) and all(isinstance(x, str) for x in nodes)):
             raise ChallengeError(f"{where}: nodes must be a list of host names or null")
@@ -252,21 +269,16 @@ def reveal(directory: Path, base: str, ch: Challenge, products: list[Product]) -
     return {"kind": REVEAL_KIND, "schema_version": SCHEMA_VERSION, "nonce": ch.nonce, "files": files}
 
 
-def load_product(directory: Path, entry: dict[str, Any], ch: Challenge, where: str) -> torch.Tensor:
-    """A revealed C_i as a CPU tensor of the challenge's dtype; ChallengeError when the file is missing or malformed."""
+def load_product(directory: Path, entry: Any, ch: Challenge, where: str) -> torch.Tensor:
+    """A revealed C_i as a CPU tensor of the challenge's dtype; ChallengeError when the file is missing or malformed.
+    The file must stay inside the drop directory, and it is decompressed only up to the n x n products it must hold."""
     rel = _expect(entry, "file", str, where)
-    path = (directory / rel).resolve()
-    if directory.resolve() not in path.parents:
-        raise ChallengeError(f"{where}: file {rel!r} lies outside the drop directory")
-    try:
-        with gzip.open(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as exc:
-        raise ChallengeError(f"{where}: cannot read {rel}: {exc}") from None
     dtype = prec.get(ch.dtype).torch_dtype
     itemsize = torch.tensor([], dtype=dtype).element_size()
-    if len(raw) != ch.n * ch.n * itemsize:
-        raise ChallengeError(f"{where}: {rel} holds {len(raw)} bytes, expected {ch.n}x{ch.n} {ch.dtype}")
+    try:
+        raw = intake.read_gzip(directory / rel, ch.n * ch.n * itemsize, root=directory)
+    except intake.InputError as exc:
+        raise ChallengeError(f"{where}: {exc}") from None
     as_int = {2: torch.int16, 4: torch.int32, 8: torch.int64}[itemsize]
     return torch.frombuffer(bytearray(raw), dtype=as_int).view(dtype).reshape(ch.n, ch.n)
 
@@ -275,26 +287,74 @@ def load_product(directory: Path, entry: dict[str, Any], ch: Challenge, where: s
 
 
 def receipts_doc(ch: Challenge, receipts: list[dict[str, Any]], key: Any) -> dict[str, Any]:
-    data = {"kind": RECEIPTS_KIND, "schema_version": SCHEMA_VERSION, "nonce": ch.nonce, "receipts": receipts}
+    """The collector's log, signed by the auditor's key: every commitment's bytes (sha256) and when they arrived."""
+    data = {"kind": RECEIPTS_KIND, "schema_version": SCHEMA_VERSION, "nonce": ch.nonce, "challenge_digest": ch.digest,
+            "issued_utc": utc(ch.issued), "receipts": receipts}  # fmt: skip
     data["signature"] = sign.sign(data, key)
     return data
 
 
-def scan(directory: Path, seen: dict[str, dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
-    """Commitment files in `directory` not yet in `seen`: receipt {file, sha256, arrived_utc} for each (files are
-    written atomically, so one that exists is complete)."""
+def commitment_problem(data: Any, ch: Challenge, trusted: set[str] | None, auditor: str | None, where: str) -> str | None:
+    """Why `data` is not a commitment to this challenge by an acceptable node key, or None."""
+    try:
+        check_kind(data, COMMITMENT_KIND, where)
+    except ChallengeError as exc:
+        return str(exc)
+    if data.get("nonce") != ch.nonce:
+        return f"{where}: answers another challenge (nonce differs)"
+    if data.get("challenge_digest") != ch.digest:
+        return f"{where}: answers another copy of the challenge (challenge_digest differs from the auditor's)"
+    bad = signature_problem(data, trusted, where)
+    if bad:
+        return bad
+    if auditor is not None and sign.signer(data) == auditor:
+        return f"{where}: signed by the auditor's key, which no node may hold"
+    return None
+
+
+def scan(directory: Path, seen: dict[str, Any], now: dt.datetime, ch: Challenge | None = None,
+         archive: Path | None = None, trusted: set[str] | None = None, auditor: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Commitment files in `directory` that are new or changed since `seen`: a receipt {file, sha256, arrived_utc,
+    challenge_digest, issued_utc, accepted, why} for each. Each file is read once; the bytes hashed are the bytes
+    parsed, and (with `archive`) the bytes kept. `accepted` says whether they are a signed commitment to this challenge
+    (what --expect counts): junk files are recorded, never counted, and a name first taken by junk is recorded again
+    when real bytes replace it."""
     new = []
     for path in sorted(directory.glob(f"*{COMMIT_SUFFIX}")):
-        if path.name in seen:
-            continue
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            info = path.lstat()
         except OSError:
             continue
-        receipt = {"file": path.name, "sha256": digest, "arrived_utc": utc(now)}
-        seen[path.name] = receipt
+        state = (info.st_mtime_ns, info.st_size, info.st_ino)
+        if seen.get(path.name) == state:
+            continue
+        seen[path.name] = state
+        try:
+            raw = intake.read_bytes(path, root=directory)
+        except intake.InputError as exc:
+            receipt = {"file": path.name, "sha256": None, "arrived_utc": utc(now), "accepted": False, "why": str(exc)}
+        else:
+            digest = hashlib.sha256(raw).hexdigest()
+            why = None
+            if ch is not None:
+                try:
+                    why = commitment_problem(intake.parse_json(raw, path.name), ch, trusted, auditor, path.name)
+                except intake.InputError as exc:
+                    why = str(exc)
+            receipt = {"file": path.name, "sha256": digest, "arrived_utc": utc(now), "accepted": why is None, "why": why}
+            if archive is not None:
+                archive.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(archive / f"{digest[:16]}-{path.name}", raw)
+        if ch is not None:
+            receipt.update(challenge_digest=ch.digest, issued_utc=utc(ch.issued))
         new.append(receipt)
     return new
+
+
+def write_bytes_atomic(path: Path, raw: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.write_bytes(raw)
+    os.replace(tmp, path)
 
 
 @dataclass
@@ -302,6 +362,7 @@ class Finding:
     severity: str  # 'error' or 'warning'
     where: str
     message: str
+    code: str = ""
 
 
 @dataclass
@@ -310,11 +371,14 @@ class Verdict:
     findings: list[Finding] = field(default_factory=list)
     nodes: list[dict[str, Any]] = field(default_factory=list)
     fleet: dict[str, Any] = field(default_factory=dict)
+    #: per device UUID counted: node, kind, name, verified FLOPs, elapsed (auditor's clock) and the lower bound
+    devices: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"nonce": self.challenge.nonce, "dtype": self.challenge.dtype, "n": self.challenge.n,
-                "issued_utc": utc(self.challenge.issued), "deadline_utc": utc(self.challenge.deadline),
-                "findings": [f.__dict__ for f in self.findings], "nodes": self.nodes, "fleet": self.fleet}  # fmt: skip
+                "challenge_digest": self.challenge.digest, "issued_utc": utc(self.challenge.issued),
+                "deadline_utc": utc(self.challenge.deadline), "findings": [f.__dict__ for f in self.findings],
+                "nodes": self.nodes, "devices": self.devices, "fleet": self.fleet}  # fmt: skip
 
 
 def signature_problem(data: dict[str, Any], trusted: set[str] | None, what: str) -> str | None:
@@ -322,144 +386,257 @@ def signature_problem(data: dict[str, Any], trusted: set[str] | None, what: str)
     valid, why = sign.check(data)
     if not valid:
         return f"{what}: {why}"
-    kid = data["signature"]["key_id"]
+    kid = sign.signer(data)
     if trusted is not None and kid not in trusted:
         return f"{what}: signed by key {kid}, which is not in the trust list"
     return None
 
 
-def _receipts(path: Path | None, ch: Challenge, trusted: set[str] | None, out: list[Finding]) -> dict[str, dict[str, Any]]:
+def _receipts(path: Path | None, ch: Challenge, auditor: str | None, out: list[Finding]) -> dict[str, dt.datetime]:
+    """sha256 of each recorded commitment -> its earliest arrival, from a receipt log the auditor's key signed for this
+    very challenge. Anything else is an error finding and proves no arrival."""
     if path is None:
-        out.append(Finding("warning", "receipts", "no receipt log: no arrival time is known, so no bound is proven"))
+        out.append(Finding("warning", "receipts", "no receipt log: no arrival time is known, so no bound is proven", "no-receipts"))
         return {}
-    data = read_json(path, RECEIPTS_KIND)
-    bad = signature_problem(data, trusted, str(path))
+    try:
+        data = read_json(path, RECEIPTS_KIND)
+    except ChallengeError as exc:
+        out.append(Finding("error", "receipts", str(exc), "malformed"))
+        return {}
+    bad = signature_problem(data, {auditor} if auditor else set(), str(path))
     if bad:
-        out.append(Finding("error", "receipts", bad))
+        out.append(Finding("error", "receipts", f"{bad} (receipts count only when the auditor's key signed them)", "receipts-key"))
         return {}
-    if data.get("nonce") != ch.nonce:
-        out.append(Finding("error", "receipts", f"{path} is for another challenge (nonce differs)"))
+    if data.get("nonce") != ch.nonce or data.get("challenge_digest") != ch.digest:
+        out.append(Finding("error", "receipts", f"{path} is for another challenge (nonce or digest differs)", "receipts-challenge"))
         return {}
-    receipts = _expect(data, "receipts", list, str(path))
+    receipts = data.get("receipts")
+    if not isinstance(receipts, list):
+        out.append(Finding("error", "receipts", f"{path}: receipts should be a list", "malformed"))
+        return {}
+    arrivals: dict[str, dt.datetime] = {}
     for i, r in enumerate(receipts):
-        for k in ("file", "sha256", "arrived_utc"):
-            _expect(r, k, str, f"{path}: receipts[{i}]")
-    return {r["file"]: r for r in receipts}
+        where = f"{path.name}: receipts[{i}]"
+        try:
+            if not isinstance(r, dict) or not isinstance(r.get("sha256"), (str, type(None))):
+                raise ChallengeError(f"{where}: not a receipt")
+            if r.get("sha256") is None or r.get("accepted") is False:
+                continue
+            if r.get("challenge_digest") != ch.digest or r.get("issued_utc") != utc(ch.issued):
+                raise ChallengeError(f"{where}: names another challenge or issue time")
+            arrived = parse_utc(_expect(r, "arrived_utc", str, where), where)
+        except ChallengeError as exc:
+            out.append(Finding("error", "receipts", str(exc), "malformed"))
+            continue
+        if r["sha256"] not in arrivals or arrived < arrivals[r["sha256"]]:
+            arrivals[r["sha256"]] = arrived
+    return arrivals
+
+
+def _products(data: dict[str, Any], ch: Challenge, where: str) -> tuple[dict[str, list[dict[str, Any]]], list[Finding]]:
+    """The commitment's products by device UUID, each (device, index) exactly once and exactly ch.products per
+    device; a product listed twice rejects the whole commitment (it would count the same work twice)."""
+    products = data.get("products")
+    if not isinstance(products, list):
+        return {}, [Finding("error", where, "products should be a list", "malformed")]
+    per_device: dict[str, list[dict[str, Any]]] = {}
+    seen: set[tuple[str, int]] = set()
+    for i, p in enumerate(products):
+        pw = f"{where}: products[{i}]"
+        try:
+            uuid, index, root = _expect(p, "device", str, pw), _expect(p, "index", int, pw), _expect(p, "root", str, pw)
+            for key in ("device_kind", "device_name"):
+                _expect(p, key, (str, type(None)), pw)
+        except ChallengeError as exc:
+            return {}, [Finding("error", where, str(exc), "malformed")]
+        if (uuid, index) in seen:
+            return {}, [Finding("error", where, f"{uuid}#{index} is listed more than once: the commitment is rejected",
+                                "duplicate-product")]  # fmt: skip
+        seen.add((uuid, index))
+        if p.get("n") != ch.n or p.get("dtype") != ch.dtype or not 0 <= index < ch.products or len(root) != 64:
+            return {}, [Finding("error", where, f"{uuid}#{index}: n, dtype, index or root differs from the challenge's",
+                                "product-mismatch")]  # fmt: skip
+        per_device.setdefault(uuid, []).append(p)
+    out = []
+    for uuid in sorted(per_device):
+        if len(per_device[uuid]) != ch.products:
+            out.append(Finding("error", where, f"{uuid} answers {len(per_device[uuid])} of the {ch.products} products "
+                               "asked: none of its products count", "incomplete-device"))  # fmt: skip
+            del per_device[uuid]
+    return per_device, out
 
 
 def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = None, trusted: set[str] | None = None,
-           generator: torch.Generator | None = None) -> Verdict:  # fmt: skip
-    """Everything in `directory` checked against the challenge (see the module docstring). Malformed files raise
-    ChallengeError; every other problem is a Finding, and what fails is not counted."""
+           generator: torch.Generator | None = None, *, auditor: str | None = None,
+           rng: np.random.Generator | None = None) -> Verdict:  # fmt: skip
+    """Everything in `directory` checked against the auditor's own copy of the challenge (see the module docstring).
+    `auditor` is the auditor's key id: the challenge and the receipts must carry its signature, and no node may hold
+    it; `trusted` the node keys commitments may be signed with. Only the challenge file itself may raise
+    ChallengeError (it is the auditor's own); every problem with what nodes wrote is a Finding, one per file, and
+    what fails is not counted."""
     ch = load_challenge(challenge_path)
+    if auditor is not None and trusted is not None and auditor in trusted:
+        raise ChallengeError(f"the auditor's key {auditor} is in the node trust list: no node may hold the auditor's key")
     verdict = Verdict(ch)
     out = verdict.findings
-    bad = signature_problem(ch.data, trusted, f"challenge {challenge_path.name}")
-    if bad:
-        out.append(Finding("error", "challenge", bad))
-    receipts = _receipts(receipts_path, ch, trusted, out)
+    if auditor is None:
+        out.append(Finding("error", "auditor", "no auditor key given: the challenge and receipts are not authenticated, "
+                           "so no bound is proven", "no-auditor-key"))  # fmt: skip
+    else:
+        bad = signature_problem(ch.data, {auditor}, f"challenge {challenge_path.name}")
+        if bad:
+            out.append(Finding("error", "challenge", f"{bad} (a challenge counts only when the auditor's key signed it)",
+                               "challenge-key"))  # fmt: skip
+    authentic = not any(f.code in ("no-auditor-key", "challenge-key") for f in out)
+    arrivals = _receipts(receipts_path, ch, auditor, out) if authentic else {}
     generator = generator or torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little"))
+    rng = rng or np.random.default_rng(int.from_bytes(os.urandom(16), "little"))
     counted: dict[str, tuple[dt.datetime, str]] = {}  # device UUID -> (arrival, node) of the product set counted
     candidates = []
     for path in sorted(directory.glob(f"*{COMMIT_SUFFIX}")):
         where = path.name
-        data = read_json(path, COMMITMENT_KIND)
-        node = _expect(data, "node", str, where)
-        products = _expect(data, "products", list, where)
+        try:
+            doc = read_document(path, COMMITMENT_KIND, root=directory)  # read once: hashed and parsed from one buffer
+            node = _expect(doc.data, "node", str, where)
+        except ChallengeError as exc:
+            out.append(Finding("error", where, str(exc), "malformed"))
+            continue
+        data = doc.data
         problems = []
-        bad = signature_problem(data, trusted, where)
+        bad = commitment_problem(data, ch, trusted, auditor, where)
         if bad:
-            problems.append(bad)
-        if data.get("nonce") != ch.nonce:
-            problems.append(f"{where}: answers another challenge (nonce differs)")
+            problems.append((bad, "commitment"))
         if ch.nodes is not None and node not in ch.nodes:
-            problems.append(f"{where}: node {node!r} was not challenged")
-        receipt = receipts.get(path.name)
-        arrival = None
-        if receipt is not None:
-            if receipt["sha256"] != hashlib.sha256(path.read_bytes()).hexdigest():
-                problems.append(f"{where}: differs from the file whose arrival was recorded (sha256)")
-            else:
-                arrival = parse_utc(receipt["arrived_utc"], f"receipt for {where}")
-                if arrival > ch.deadline:
-                    problems.append(f"{where}: arrived {utc(arrival)}, after the deadline {utc(ch.deadline)}")
-        elif receipts_path is not None:
-            problems.append(f"{where}: no receipt: its arrival was never recorded")
-        for p in problems:
-            out.append(Finding("error", where, p))
-        candidates.append((arrival or dt.datetime.max.replace(tzinfo=dt.UTC), path, data, node, products, not problems))
-    for arrival, path, data, node, products, acceptable in sorted(candidates, key=lambda c: (c[0], c[1].name)):
-        verdict.nodes.append(_node(ch, directory, path, data, node, products, acceptable, arrival, counted, generator, out))
+            problems.append((f"{where}: node {node!r} was not challenged", "not-challenged"))
+        arrival = arrivals.get(doc.sha256)
+        if arrival is not None:
+            if arrival <= ch.issued:
+                problems.append((f"{where}: arrived {utc(arrival)}, not after the issue time {utc(ch.issued)}", "arrival-before-issue"))
+            elif arrival > ch.deadline:
+                problems.append((f"{where}: arrived {utc(arrival)}, after the deadline {utc(ch.deadline)}", "late"))
+        elif receipts_path is not None and authentic:
+            problems.append((f"{where}: no receipt for these bytes: the collector never recorded them (changed after "
+                             "arrival, or never arrived)", "no-receipt"))  # fmt: skip
+        for message, code in problems:
+            out.append(Finding("error", where, message, code))
+        per_device, product_findings = _products(data, ch, where)
+        out += product_findings
+        candidates.append((arrival or dt.datetime.max.replace(tzinfo=dt.UTC), path, data, node, per_device, not problems))
+    for arrival, path, data, node, per_device, acceptable in sorted(candidates, key=lambda c: (c[0], c[1].name)):
+        verdict.nodes.append(_node(ch, directory, path, data, node, per_device, acceptable, arrival, counted, generator,
+                                   rng, out, verdict.devices))  # fmt: skip
     counted_nodes = [n for n in verdict.nodes if n["verified_flops"] > 0 and n["arrived_utc"]]
     flops = sum(n["verified_flops"] for n in counted_nodes)
     last = max((parse_utc(n["arrived_utc"], "node") for n in counted_nodes), default=None)
     elapsed = (last - ch.issued).total_seconds() if last else None
-    verdict.fleet = {"nodes": len(counted_nodes), "devices": len(counted), "verified_flops": flops,
-                     "elapsed_s": elapsed, "gflops_lower_bound": flops / elapsed / 1e9 if elapsed else None}  # fmt: skip
+    verdict.fleet = {"nodes": len(counted_nodes), "devices": len(counted), "verified_flops": flops, "elapsed_s": elapsed,
+                     "gflops_lower_bound": flops / elapsed / 1e9 if elapsed else None}  # fmt: skip
     return verdict
 
 
-def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node: str, products: list[Any],
-          acceptable: bool, arrival: dt.datetime, counted: dict[str, tuple[dt.datetime, str]],
-          generator: torch.Generator, out: list[Finding]) -> dict[str, Any]:  # fmt: skip
+def device_ceiling(kind: str | None, name: str | None, dtype: str) -> float | None:
+    """The most TFLOPS the device could give this dtype: its vendor peak (bench's table) for a GPU, a bound no CPU of
+    the committed core count exceeds otherwise (see verify.cpu_ceiling); None when unknown."""
+    if kind == "cuda":
+        peak = peaks.vendor_peak(name or "", dtype)
+        return peak.tflops if peak else None
+    return None
+
+
+def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node: str,
+          per_device: dict[str, list[dict[str, Any]]], acceptable: bool, arrival: dt.datetime,
+          counted: dict[str, tuple[dt.datetime, str]], generator: torch.Generator, rng: np.random.Generator,
+          out: list[Finding], devices: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     where = path.name
     known = arrival.year < 9999
     result: dict[str, Any] = {"node": node, "file": path.name, "arrived_utc": utc(arrival) if known else None,
-                              "products": len(products), "verified": 0, "verified_flops": 0, "failed": [],
-                              "duplicates": [], "gflops_lower_bound": None}  # fmt: skip
-    if not acceptable:
+                              "products": sum(len(ps) for ps in per_device.values()), "verified": 0, "verified_flops": 0,
+                              "failed": [], "duplicates": [], "gflops_lower_bound": None}  # fmt: skip
+    if not acceptable or not per_device:
         return result
     reveal_path = directory / path.name.replace(COMMIT_SUFFIX, REVEAL_SUFFIX)
-    if not reveal_path.exists():
-        out.append(Finding("error", where, f"no reveal ({reveal_path.name}): the products cannot be checked"))
+    try:
+        reveal_doc = read_json_in(reveal_path, REVEAL_KIND, directory)
+        files_list = _expect(reveal_doc, "files", list, reveal_path.name)
+    except ChallengeError as exc:
+        out.append(Finding("error", where, f"reveal: {exc}", "malformed-reveal"))
         return result
-    reveal_doc = read_json(reveal_path, REVEAL_KIND)
-    files = {(f.get("device"), f.get("index")): f for f in _expect(reveal_doc, "files", list, reveal_path.name)}
-    inventory_gpus = {g.get("uuid") for g in (data.get("inventory") or {}).get("gpus", [])}
-    fingerprint = ((data.get("inventory") or {}).get("host") or {}).get("fingerprint")
-    per_device: dict[str, int] = {}
-    expected = {(p.get("device"), i) for p in products if isinstance(p, dict) for i in range(ch.products)}
-    for i, p in enumerate(products):
-        pw = f"{where}: products[{i}]"
-        uuid, index, root = _expect(p, "device", str, pw), _expect(p, "index", int, pw), _expect(p, "root", str, pw)
-        kind = p.get("device_kind")
-        if (kind == "cuda" and uuid not in inventory_gpus) or (kind != "cuda" and uuid != fingerprint):
-            result["failed"].append(f"{uuid}#{index}: device is not in the commitment's inventory")
+    files = {}
+    for f in files_list:
+        if isinstance(f, dict) and isinstance(f.get("device"), str) and isinstance(f.get("index"), int):
+            files.setdefault((f["device"], f["index"]), f)
+    inventory = data.get("inventory") if isinstance(data.get("inventory"), dict) else {}
+    gpus = inventory.get("gpus") if isinstance(inventory.get("gpus"), list) else []
+    inventory_gpus = {g.get("uuid") for g in gpus if isinstance(g, dict)}
+    host = inventory.get("host") if isinstance(inventory.get("host"), dict) else {}
+    good: dict[str, int] = {}
+    elapsed = (arrival - ch.issued).total_seconds() if known else None
+    for uuid, products in sorted(per_device.items()):
+        kind, name = products[0].get("device_kind"), products[0].get("device_name")
+        if (kind == "cuda" and uuid not in inventory_gpus) or (kind != "cuda" and uuid != host.get("fingerprint")):
+            result["failed"].append((f"{uuid}: device is not in the commitment's inventory", "unknown-device"))
             continue
-        if p.get("n") != ch.n or p.get("dtype") != ch.dtype or not 0 <= index < ch.products:
-            result["failed"].append(f"{uuid}#{index}: n, dtype or index differs from the challenge")
+        passed = 0
+        for p in sorted(products, key=lambda p: p["index"]):
+            failure = _check_product(ch, directory, files.get((uuid, p["index"])), node, uuid, p, generator, rng, where)
+            if failure:
+                result["failed"].append(failure)
+            else:
+                passed += 1
+        if not passed:
             continue
-        entry = files.get((uuid, index))
-        if entry is None:
-            result["failed"].append(f"{uuid}#{index}: not revealed")
-            continue
-        c = load_product(directory, entry, ch, pw)
-        if merkle_root(row_bytes(c)) != root:
-            result["failed"].append(f"{uuid}#{index}: revealed product does not match its committed Merkle root")
-            continue
-        a = operand(ch.nonce, node, uuid, index, "A", ch.n, ch.dtype)
-        b = operand(ch.nonce, node, uuid, index, "B", ch.n, ch.dtype)
-        check = freivalds.check(a, b, c, prec.get(ch.dtype), generator=generator)
-        if not check.passed:
-            result["failed"].append(f"{uuid}#{index}: Freivalds check failed ({check.reason})")
-            continue
-        per_device[uuid] = per_device.get(uuid, 0) + 1
-    missing = expected - {(p.get("device"), p.get("index")) for p in products if isinstance(p, dict)}
-    if missing:
-        out.append(Finding("warning", where, f"{len(missing)} challenged products were not answered"))
-    for uuid, good in sorted(per_device.items()):
         if uuid in counted:
             result["duplicates"].append(f"{uuid} already counted for {counted[uuid][1]}")
             continue
+        ceiling = device_ceiling(kind, name, ch.dtype)
+        if elapsed and ceiling is not None and passed * ch.flops_per_product / elapsed / 1e12 > ceiling * (1 + peaks.IMPLAUSIBLE_TOLERANCE):
+            result["failed"].append((f"{uuid}: {passed * ch.flops_per_product / elapsed / 1e12:.4g} TFLOPS is above the "
+                                     f"physical peak of a {name} ({ceiling:.4g} TFLOPS {ch.dtype}): answered by other "
+                                     "hardware, or a clock is wrong; not counted", "above-peak"))  # fmt: skip
+            continue
         counted[uuid] = (arrival, node)
-        result["verified"] += good
-        result["verified_flops"] += good * ch.flops_per_product
-    for f in result["failed"]:
-        out.append(Finding("error", where, f))
+        good[uuid] = passed
+        if elapsed:
+            devices.append({"device": uuid, "node": node, "kind": kind, "name": name, "products": passed,
+                            "verified_flops": passed * ch.flops_per_product, "elapsed_s": elapsed,
+                            "tflops_lower_bound": passed * ch.flops_per_product / elapsed / 1e12})  # fmt: skip
+    result["verified"] = sum(good.values())
+    result["verified_flops"] = result["verified"] * ch.flops_per_product
+    for message, code in result["failed"]:
+        out.append(Finding("error", where, message, code))
+    result["failed"] = [message for message, _ in result["failed"]]
     for d in result["duplicates"]:
-        out.append(Finding("warning", where, f"duplicate device, counted once: {d}"))
-    if known and result["verified_flops"]:
-        elapsed = (arrival - ch.issued).total_seconds()
+        out.append(Finding("warning", where, f"duplicate device, counted once: {d}", "duplicate-device"))
+    if elapsed and result["verified_flops"]:
         result["elapsed_s"] = elapsed
-        result["gflops_lower_bound"] = result["verified_flops"] / elapsed / 1e9 if elapsed > 0 else math.inf
+        result["gflops_lower_bound"] = result["verified_flops"] / elapsed / 1e9
     return result
+
+
+def read_json_in(path: Path, kind: str, directory: Path) -> dict[str, Any]:
+    return read_document(path, kind, root=directory).data
+
+
+def _check_product(ch: Challenge, directory: Path, entry: Any, node: str, uuid: str, p: dict[str, Any],
+                   generator: torch.Generator, rng: np.random.Generator, where: str) -> tuple[str, str] | None:  # fmt: skip
+    """(why, code) when this committed product does not count: not revealed, not what was committed, not the
+    product (Freivalds), or not computed in the challenge's precision (exact rows)."""
+    index = p["index"]
+    if entry is None:
+        return f"{uuid}#{index}: not revealed", "not-revealed"
+    try:
+        c = load_product(directory, entry, ch, f"{where}: {uuid}#{index}")
+    except ChallengeError as exc:
+        return str(exc), "malformed-reveal"
+    if merkle_root(row_bytes(c)) != p["root"]:
+        return f"{uuid}#{index}: revealed product does not match its committed Merkle root", "root-mismatch"
+    a = operand(ch.nonce, node, uuid, index, "A", ch.n, ch.dtype)
+    b = operand(ch.nonce, node, uuid, index, "B", ch.n, ch.dtype)
+    for _ in range(FREIVALDS_VECTORS):
+        check = freivalds.check(a, b, c, prec.get(ch.dtype), generator=generator)
+        if not check.passed:
+            return f"{uuid}#{index}: Freivalds check failed ({check.reason})", "freivalds"
+    rows = exact_rows.check(a, b, c, ch.dtype, rng)
+    if not rows.passed:
+        return f"{uuid}#{index}: exact-row check failed ({rows.reason})", "precision"
+    return None

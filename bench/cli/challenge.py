@@ -19,13 +19,39 @@ from bench.cli.params import DeviceParam
 from bench.cli.verify import trusted_keys
 from bench.hardware import devices
 from bench.hardware.inventory import collect as inventory
+from bench.report import keys, proofs
 from bench.report.store import dumps, write_atomic
 from bench.report.verify import parse_duration
 
-trusted_option = click.option(
-    "--trusted-keys", "trusted_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-    help="File of trusted key ids or public keys (one per line): signatures by other keys are errors.",
+auditor_option = click.option(
+    "--auditor-key", "auditor_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+    help="The auditor's own private key (create one with `bench keys init --key auditor.pem`): it signs the challenge "
+         "and the receipts, and must be a key no node holds.",
 )  # fmt: skip
+node_trust_option = click.option(
+    "--trusted-keys", "trusted_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="The nodes' key ids or public keys (one per line): commitments must be signed by one of them, and the "
+         "auditor's key must not be among them.",
+)  # fmt: skip
+
+
+def auditor_signing_key(path: Path, trusted: set[str] | None) -> Any:
+    """The auditor's key, refused when it is also a node's: listed in the node trust list, or the key this machine's
+    node runs sign with (BENCH_KEY / the default path)."""
+    if not path.exists():
+        fail(f"no auditor key at {path}; create one with `bench keys init --key {path}` (not a node key)", 2)
+    key = signing_key(path)
+    kid = keys.key_id(keys.raw_public(key.public_key()))
+    if trusted is not None and kid in trusted:
+        fail(f"--auditor-key {path} (key {kid}) is in the node trust list: the auditor's key must be one no node holds", 2)
+    node_default = keys.default_key_path()
+    try:
+        same = node_default.exists() and keys.public_key_id(node_default) == kid
+    except keys.KeyFileError:
+        same = False
+    if same:
+        fail(f"--auditor-key {path} is this machine's node key ({node_default}): use a key no node holds", 2)
+    return key
 
 
 def _challenge(path: Path) -> chl.Challenge:
@@ -50,10 +76,14 @@ def challenge_group() -> None:
     """Challenge nodes with fresh, seeded matrix products and prove a throughput lower bound from their answers.
 
     \b
-    auditor:  bench challenge collect /shared/drop --challenge ch.json -o receipts.json --wait 600 &
-    node:     bench challenge answer ch.json --drop /shared/drop --wait 600     (every node, ready and waiting)
-    auditor:  bench challenge issue -o ch.json --n 8192 --window 10m            (then copy ch.json to the nodes)
-    auditor:  bench challenge verify ch.json /shared/drop --receipts receipts.json
+    auditor:  bench keys init --key auditor.pem                 (once; a key no node holds)
+    auditor:  bench challenge collect /shared/drop --challenge /shared/ch.json -o receipts.json --wait 600 \
+                  --auditor-key auditor.pem &
+    node:     bench challenge answer /shared/ch.json --drop /shared/drop --wait 600   (every node, ready and waiting)
+    auditor:  bench challenge issue -o ch.json --n 8192 --window 10m --auditor-key auditor.pem
+              (keep ch.json; copy it to /shared/ch.json for the nodes)
+    auditor:  bench challenge verify ch.json /shared/drop --receipts receipts.json --auditor-key auditor.pem \
+                  --trusted-keys nodes.keys --proof proof.json
     """
 
 
@@ -64,17 +94,19 @@ def challenge_group() -> None:
 @click.option("--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device.")
 @click.option("--window", default="10m", show_default=True, help="Time until the deadline (s, m, h).")
 @click.option("--node", "nodes", multiple=True, help="Host names challenged (repeatable). Default: any node may answer.")
-@key_option
+@auditor_option
+@node_trust_option
 @click.option("--json", "as_json", is_flag=True, help="Print the challenge as JSON.")
-def issue_cmd(output: Path, dtype: str, n: int, products: int, window: str, nodes: tuple[str, ...], key_path: Path | None,
-              as_json: bool) -> None:  # fmt: skip
-    """Write a challenge signed by this (the auditor's) key: a fresh 256-bit nonce, dtype, n, products per device, the
-    issue time and the deadline."""
+def issue_cmd(output: Path, dtype: str, n: int, products: int, window: str, nodes: tuple[str, ...], auditor_path: Path,
+              trusted_path: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Write a challenge signed by the auditor's key: a fresh 256-bit nonce, dtype, n, products per device, the issue
+    time and the deadline. Keep this copy: verify works from it, not from the one the nodes were sent."""
     try:
         span = parse_duration(window)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--window") from None
-    data = chl.issue(signing_key(key_path), dtype=dtype, n=n, products=products, window=span, nodes=list(nodes) or None)
+    key = auditor_signing_key(auditor_path, trusted_keys(trusted_path))
+    data = chl.issue(key, dtype=dtype, n=n, products=products, window=span, nodes=list(nodes) or None)
     write_atomic(output, dumps(data))
     if as_json:
         click.echo(dumps(data), nl=False)
@@ -92,7 +124,8 @@ def issue_cmd(output: Path, dtype: str, n: int, products: int, window: str, node
 @click.option("--wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds to wait for CHALLENGE to appear, ready (key, inventory, devices loaded) — start it on every "
                    "node before the auditor issues, so start-up is not counted against the node.")
-@trusted_option
+@click.option("--trusted-keys", "trusted_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="The auditor's key id or public key: a challenge signed by any other key is refused.")
 @key_option
 @click.option("--json", "as_json", is_flag=True)
 def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], ...], node_name: str | None, wait: float,
@@ -149,27 +182,40 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
 @click.option("--interval", type=click.FloatRange(min=0.01), default=0.1, show_default=True, help="Polling period (s).")
 @click.option("--wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds to wait for the challenge file to appear: start the collector before issuing.")
-@key_option
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to keep the bytes of every commitment recorded (default: OUTPUT.commitments/).")
+@auditor_option
+@node_trust_option
 @click.option("--json", "as_json", is_flag=True, help="Print the signed receipt log as JSON at the end.")
 def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | None, grace: float, interval: float,
-                wait: float, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
-    """Watch DROP and record, by this machine's clock, when each commitment arrives, in a signed receipt log. Stops at
-    --expect commitments or the deadline plus --grace; Ctrl-C stops early, keeping what was recorded."""
-    key = signing_key(key_path)
+                wait: float, archive: Path | None, auditor_path: Path, trusted_path: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Watch DROP and record, by this machine's clock, when each commitment arrives, in a receipt log signed by the
+    auditor's key; each file is read once and the bytes hashed are archived. Stops at --expect *valid* commitments
+    (signed answers to this challenge: junk files are recorded but never counted) or the deadline plus --grace; Ctrl-C
+    stops early, keeping what was recorded."""
+    trusted = trusted_keys(trusted_path)
+    key = auditor_signing_key(auditor_path, trusted)
+    auditor = keys.key_id(keys.raw_public(key.public_key()))
     _await(challenge_path, wait)
     ch = _challenge(challenge_path)
-    seen: dict[str, dict[str, Any]] = {}
+    bad = chl.signature_problem(ch.data, {auditor}, "challenge")
+    if bad:
+        fail(f"{bad}: it was not issued with this --auditor-key")
+    archive = archive or output.with_name(output.name + ".commitments")
+    seen: dict[str, Any] = {}
     receipts: list[dict[str, Any]] = []
     write_atomic(output, dumps(chl.receipts_doc(ch, receipts, key)))
     stop_at = ch.deadline + dt.timedelta(seconds=grace)
     try:
         while True:
             now = dt.datetime.now(dt.UTC)
-            for r in chl.scan(drop, seen, now):
-                receipts.append(r)
+            new = chl.scan(drop, seen, now, ch, archive=archive, trusted=trusted, auditor=auditor)
+            if new:
+                receipts += new
                 write_atomic(output, dumps(chl.receipts_doc(ch, receipts, key)))
-                click.echo(f"{r['arrived_utc']} {r['file']}", err=True)
-            if (expect and len(receipts) >= expect) or now > stop_at:
+            for r in new:
+                click.echo(f"{r['arrived_utc']} {r['file']}" + ("" if r["accepted"] else f" (not counted: {r['why']})"), err=True)
+            if (expect and len({r["sha256"] for r in receipts if r["accepted"]}) >= expect) or now > stop_at:
                 break
             time.sleep(interval)
     except KeyboardInterrupt:
@@ -177,7 +223,8 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
     if as_json:
         click.echo(output.read_text(encoding="utf-8"), nl=False)
     else:
-        click.echo(f"{len(receipts)} commitments recorded in {output}")
+        valid = len({r["sha256"] for r in receipts if r["accepted"]})
+        click.echo(f"{valid} commitments recorded in {output} ({len(receipts) - valid} other files not counted)")
 
 
 @challenge_group.command("verify")
@@ -185,21 +232,46 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
 @click.argument("drop", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--receipts", "receipts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The signed receipt log from `collect`: without it no arrival time, so no bound, is proven.")
-@trusted_option
+@click.option("--auditor-key", "auditor_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The auditor's key (private, or its .pub): the challenge and receipts must carry its signature. "
+                   "Without it nothing is proven.")
+@node_trust_option
+@click.option("--proof", "proof_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write what was proven, per device, signed by --auditor-key (a private key), for `bench verify "
+                   "--proof`.")
 @click.option("--json", "as_json", is_flag=True)
-def verify_cmd(challenge_path: Path, drop: Path, receipts_path: Path | None, trusted_path: Path | None, as_json: bool) -> None:
-    """Check every answer in DROP on this CPU and state the proven lower bound on throughput: verified FLOPs (2n^3 per
-    product that matches its commitment and passes Freivalds' check with this verifier's secret vectors, each device
-    UUID counted once) / (arrival by the receipt log - issue time). Exit 1 when any check fails, 2 for malformed files."""
+def verify_cmd(challenge_path: Path, drop: Path, receipts_path: Path | None, auditor_path: Path | None,
+               trusted_path: Path | None, proof_path: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Check every answer in DROP on this CPU against the auditor's own copy of CHALLENGE and state the proven lower
+    bound on throughput: verified FLOPs (2n^3 per product that matches its commitment, passes Freivalds' check with
+    this verifier's secret vectors and the exact-row precision check; each device UUID counted once, exactly the
+    products asked) / (arrival by the receipt log - issue time). Exit 1 when any check fails, 2 when CHALLENGE itself
+    is malformed; a malformed answer is one failed entry."""
+    trusted = trusted_keys(trusted_path)
+    auditor = None
+    if auditor_path is not None:
+        try:
+            auditor = keys.public_key_id(auditor_path)
+        except keys.KeyFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="--auditor-key") from None
+    if proof_path is not None and auditor_path is None:
+        raise click.UsageError("--proof needs --auditor-key (the private key) to sign it")
     try:
-        verdict = chl.verify(challenge_path, drop, receipts_path, trusted_keys(trusted_path))
+        verdict = chl.verify(challenge_path, drop, receipts_path, trusted, auditor=auditor)
     except chl.ChallengeError as exc:
         fail(str(exc), 2)
+    if proof_path is not None:
+        try:
+            key = keys.load(auditor_path)
+        except keys.KeyFileError as exc:
+            fail(f"--proof needs the auditor's private key: {exc}", 2)
+        write_atomic(proof_path, dumps(proofs.document(verdict.challenge.data, verdict.devices, key)))
     if as_json:
         click.echo(dumps(verdict.to_dict()), nl=False)
     else:
         out = stdout()
-        t = Table(title=f"challenge {verdict.challenge.nonce[:12]}: {verdict.challenge.n}^3 {verdict.challenge.dtype}")
+        t = Table(title=f"challenge {verdict.challenge.nonce[:12]}: {verdict.challenge.n}^3 {verdict.challenge.dtype} "
+                  "(tier: proven, for what verified)")  # fmt: skip
         for col in ("node", "arrived (auditor clock)", "products", "verified", "failed", "verified GFLOP", "elapsed s",
                     "proven GFLOPS >="):  # fmt: skip
             t.add_column(col, justify="left" if col in ("node", "arrived (auditor clock)") else "right")
@@ -213,7 +285,9 @@ def verify_cmd(challenge_path: Path, drop: Path, receipts_path: Path | None, tru
                   f"{f['gflops_lower_bound']:.2f}" if f["gflops_lower_bound"] else "-", style="bold")  # fmt: skip
         out.print(t)
         for finding in verdict.findings:
-            out.print(f"{finding.severity}: {finding.where}: {finding.message}", highlight=False)
+            out.print(f"{finding.severity}: {finding.code}: {finding.where}: {finding.message}", highlight=False)
+        if proof_path is not None:
+            out.print(f"proof of {len(verdict.devices)} devices: {proof_path}")
     errors = [x for x in verdict.findings if x.severity == "error"]
     if errors:
         fail(f"{len(errors)} checks failed; what failed is not counted")
