@@ -1,0 +1,358 @@
+"""A CPU stand-in for CUDA that refuses what CUDA refuses.
+
+The first wave's doubles of torch.cuda accepted anything, so every GPU matmul passed its tests and raised on a GPU. This
+one runs the arithmetic on the CPU but keeps, for every tensor, the device it would live on, and enforces the rules
+that torch, cuBLAS and the CUDA runtime enforce on real hardware:
+
+- a tensor lives on one device; an op on tensors of two devices raises (0-dim CPU scalars excepted, as in torch), and
+  `cuda:N` must be a device that exists (`invalid device ordinal`);
+- a generator lives on one device: a CUDA generator handed to an op whose output is on the CPU raises exactly as
+  torch does ("Expected a 'cpu' device type for generator but found 'cuda'"), and the reverse;
+- the current device is per thread, starts at 0, and is what `device="cuda"`, events and `synchronize()` use;
+- an event's time can be read only after a synchronize of the device it was recorded on (or of the event);
+- `torch._int_mm` and `torch._scaled_mm` take the operand layouts and shape multiples cuBLAS(Lt) takes on CUDA:
+  A row-major, B column-major ("TN"), fp8 dimensions multiples of 16, int8 M > 16 and K, N multiples of 8;
+- a CUDA tensor cannot become a numpy array, and `pin_memory` works only when CUDA is there;
+- the caching allocator: memory torch holds in its cache is not free to `mem_get_info`, but torch can reuse it.
+
+Use it through the `fake_cuda` fixture (tests/conftest.py) or `FakeCuda(...).install(monkeypatch)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+_ATTR = "_bench_fake_device"
+_REAL_GENERATOR = torch.Generator
+
+
+@dataclass
+class Props:
+    """What torch.cuda.get_device_properties returns for one device."""
+
+    name: str = "NVIDIA H200"
+    major: int = 9
+    minor: int = 0
+    total_memory: int = 143 * 10**9
+    multi_processor_count: int = 132
+    L2_cache_size: int = 60 * 2**20
+    uuid: str = "00000000-0000-0000-0000-000000000000"
+
+
+def device_of(t: Any) -> str:
+    """The device a tensor (or generator) lives on under the fake: 'cpu' or 'cuda:N'."""
+    return getattr(t, _ATTR, "cpu")
+
+
+def _tag(obj: Any, device: str) -> Any:
+    if isinstance(obj, torch.Tensor):
+        setattr(obj, _ATTR, device)
+    elif isinstance(obj, (tuple, list)):
+        for o in obj:
+            _tag(o, device)
+    return obj
+
+
+def _tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for o in obj:
+            yield from _tensors(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from _tensors(o)
+
+
+class FakeGenerator(_REAL_GENERATOR):
+    """torch.Generator(device=...) under the fake: a CPU generator that remembers the device it stands for."""
+
+    def __new__(cls, device: Any = "cpu") -> FakeGenerator:
+        return super().__new__(cls)
+
+    def __init__(self, device: Any = "cpu") -> None:
+        super().__init__()
+        self._bench_fake_device = FakeCuda.active().normalize(device)
+
+    @property
+    def device(self) -> torch.device:  # type: ignore[override]
+        return torch.device(self._bench_fake_device)
+
+
+@dataclass
+class Event:
+    """torch.cuda.Event: recorded on the current device's stream; readable once that device is synchronized."""
+
+    enable_timing: bool = False
+    blocking: bool = False
+    interprocess: bool = False
+    device: str | None = None
+    at: float | None = None
+    done: bool = False
+
+    def record(self, stream: Any = None) -> None:
+        fake = FakeCuda.active()
+        self.device, self.at, self.done = fake.current(), time.perf_counter(), False
+        fake.pending.setdefault(self.device, []).append(self)
+
+    def synchronize(self) -> None:
+        self.done = True
+
+    def query(self) -> bool:
+        return self.done
+
+    def elapsed_time(self, end: Event) -> float:
+        if not (self.enable_timing and end.enable_timing):
+            raise RuntimeError("Both events must be created with argument 'enable_timing=True'.")
+        if self.at is None or end.at is None:
+            raise RuntimeError("CUDA error: device not ready (an event was never recorded)")
+        if self.device != end.device:
+            raise RuntimeError(f"CUDA error: invalid resource handle (events recorded on {self.device} and {end.device})")
+        if not (self.done and end.done):
+            raise RuntimeError(f"CUDA error: device not ready (events on {self.device} read before it was synchronized)")
+        return (end.at - self.at) * 1000.0
+
+
+@dataclass
+class FakeCuda:
+    """N fake GPUs. `install(monkeypatch)` patches torch.cuda and torch.Generator and enters the tensor mode."""
+
+    count: int = 1
+    props: Props = field(default_factory=Props)
+    #: bytes other processes (or the context) hold, per device: not free to anyone
+    used_elsewhere: int = 0
+    #: bytes torch's caching allocator holds per device; of those, `allocated` are live tensors
+    reserved: dict[int, int] = field(default_factory=dict)
+    allocated: dict[int, int] = field(default_factory=dict)
+    #: every kernel the fake saw on a CUDA tensor: (name, device), for tests that check where work ran
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    #: devices synchronized, in order; and the use_fast_accum of every fp8 product
+    synced: list[str] = field(default_factory=list)
+    fast_accum: list[bool] = field(default_factory=list)
+    pending: dict[str, list[Event]] = field(default_factory=dict)
+    _local: threading.local = field(default_factory=threading.local)
+
+    _ACTIVE: Any = None
+
+    @classmethod
+    def active(cls) -> FakeCuda:
+        if cls._ACTIVE is None:
+            raise RuntimeError("no FakeCuda installed")
+        return cls._ACTIVE
+
+    # --- the device model ---------------------------------------------------------------------------------------
+
+    def current(self) -> str:
+        return f"cuda:{getattr(self._local, 'index', 0)}"
+
+    def normalize(self, device: Any) -> str:
+        """'cpu' or 'cuda:N' for any way torch names a device, refusing ordinals that do not exist."""
+        if device is None:
+            return "cpu"
+        if isinstance(device, int):
+            device = f"cuda:{device}"
+        d = torch.device(device)
+        if d.type == "cpu":
+            return "cpu"
+        if d.type != "cuda":
+            raise RuntimeError(f"fake CUDA: unexpected device type {d.type!r}")
+        index = d.index if d.index is not None else getattr(self._local, "index", 0)
+        if not 0 <= index < self.count:
+            raise RuntimeError("CUDA error: invalid device ordinal")
+        return f"cuda:{index}"
+
+    def _index(self, device: Any) -> int:
+        name = self.current() if device is None else self.normalize(device)
+        if name == "cpu":
+            raise ValueError(f"Expected a cuda device, but got: {device}")
+        return int(name.split(":")[1])
+
+    # --- torch.cuda ----------------------------------------------------------------------------------------------
+
+    def set_device(self, device: Any) -> None:
+        self._local.index = self._index(device)
+        self._local.set = True
+
+    def current_device(self) -> int:
+        return getattr(self._local, "index", 0)
+
+    @contextlib.contextmanager
+    def device(self, device: Any) -> Iterator[None]:
+        old = getattr(self._local, "index", 0)
+        self._local.index = self._index(device)
+        try:
+            yield
+        finally:
+            self._local.index = old
+
+    def synchronize(self, device: Any = None) -> None:
+        name = f"cuda:{self._index(device)}"
+        self.synced.append(name)
+        for e in self.pending.pop(name, []):
+            e.done = True
+
+    def get_device_properties(self, device: Any) -> Props:
+        index = self._index(device)
+        return Props(**{**self.props.__dict__, "uuid": f"{index:08x}-0000-0000-0000-{index:012x}"})
+
+    def mem_get_info(self, device: Any = None) -> tuple[int, int]:
+        index = self._index(device)
+        total = self.props.total_memory
+        return total - self.used_elsewhere - self.reserved.get(index, 0), total
+
+    def memory_reserved(self, device: Any = None) -> int:
+        return self.reserved.get(self._index(device), 0)
+
+    def memory_allocated(self, device: Any = None) -> int:
+        return self.allocated.get(self._index(device), 0)
+
+    def empty_cache(self) -> None:
+        for index in list(self.reserved):
+            self.reserved[index] = self.allocated.get(index, 0)
+
+    def install(self, monkeypatch: Any) -> FakeCuda:
+        cuda = torch.cuda
+        monkeypatch.setattr(cuda, "is_available", lambda: True)
+        monkeypatch.setattr(cuda, "device_count", lambda: self.count)
+        for name in ("set_device", "current_device", "device", "synchronize", "get_device_properties", "mem_get_info",
+                     "memory_reserved", "memory_allocated", "empty_cache"):  # fmt: skip
+            monkeypatch.setattr(cuda, name, getattr(self, name))
+        monkeypatch.setattr(cuda, "Event", Event)
+        monkeypatch.setattr(cuda, "reset_peak_memory_stats", lambda device=None: self._index(device) and None)
+        monkeypatch.setattr(cuda, "max_memory_allocated", lambda device=None: self.allocated.get(self._index(device), 0))
+        monkeypatch.setattr(torch, "Generator", FakeGenerator)
+        monkeypatch.setattr(FakeCuda, "_ACTIVE", self)
+        self._mode = _Mode(self)
+        self._mode.__enter__()
+        return self
+
+    def uninstall(self) -> None:
+        """Leave the tensor mode (the `fake_cuda` fixture does this before monkeypatch restores torch.cuda)."""
+        self._mode.__exit__(None, None, None)
+
+
+# --- kernels with layout rules on CUDA ---------------------------------------------------------------------------
+
+
+def _row_major(t: torch.Tensor) -> bool:
+    return t.stride(1) == 1 and t.stride(0) >= max(1, t.shape[1])
+
+
+def _col_major(t: torch.Tensor) -> bool:
+    return t.stride(0) == 1 and t.stride(1) >= max(1, t.shape[0])
+
+
+def _check_int_mm(a: torch.Tensor, b: torch.Tensor) -> None:
+    # aten/src/ATen/native/cuda/Blas.cpp (_int_mm_out_cuda) and cuBLASLt's IMMA kernels (TN layout)
+    if a.size(0) <= 16:
+        raise RuntimeError(f"self.size(0) needs to be greater than 16, but got {a.size(0)}")
+    if a.size(1) % 8 or b.size(1) % 8:
+        raise RuntimeError("self.size(1) and mat2.size(1) need to be multiples of 8")
+    if not (_row_major(a) and _col_major(b)):
+        raise RuntimeError("CUBLAS_STATUS_NOT_SUPPORTED when calling cublasLtMatmul for int8: A must be row-major "
+                           "and B column-major (TN)")  # fmt: skip
+
+
+def _check_scaled_mm(fake: FakeCuda, a: torch.Tensor, b: torch.Tensor, kwargs: dict[str, Any], args: tuple) -> None:
+    if (fake.props.major, fake.props.minor) < (8, 9):
+        raise RuntimeError("torch._scaled_mm is only supported on CUDA devices with compute capability >= 9.0 or 8.9")
+    if not _row_major(a):
+        raise RuntimeError("mat1 must be row_major")
+    if not _col_major(b):
+        raise RuntimeError("mat2 must be col_major")
+    if any(d % 16 for d in (*a.shape, b.shape[1])):
+        raise RuntimeError(f"Expected both dimensions of mat1 and mat2 to be divisble by 16 but got {tuple(a.shape)} and "
+                           f"{tuple(b.shape)}")  # fmt: skip
+    for scale in (kwargs.get("scale_a"), kwargs.get("scale_b"), *args[2:4]):
+        if isinstance(scale, torch.Tensor) and scale.dtype != torch.float32:
+            raise RuntimeError("scale_a and scale_b must both be float (fp32) tensors.")
+
+
+_RANDOM = {"rand", "randn", "randint", "randperm", "normal", "random_", "uniform_", "normal_", "bernoulli", "multinomial",
+           "rand_like", "randn_like", "randint_like", "exponential_", "bernoulli_"}  # fmt: skip
+
+
+class _Mode(TorchFunctionMode):
+    def __init__(self, fake: FakeCuda) -> None:
+        super().__init__()
+        self.fake = fake
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = dict(kwargs or {})
+        owner = getattr(func, "__self__", None)
+        if owner is torch.Tensor.device:
+            return torch.device(device_of(args[0]))
+        if owner is torch.Tensor.is_cuda:
+            return device_of(args[0]).startswith("cuda")
+        name = getattr(func, "__name__", "")
+        if name == "is_pinned":
+            return bool(getattr(args[0], "_bench_pinned", False))
+        if name in ("to", "cuda", "cpu") and args and isinstance(args[0], torch.Tensor):
+            return self._move(func, name, args, kwargs)
+        if name == "pin_memory":
+            out = args[0].clone()
+            out._bench_pinned = True
+            return _tag(out, "cpu")
+        if name == "numpy" and device_of(args[0]) != "cpu":
+            raise TypeError(f"can't convert {device_of(args[0])} device type tensor to numpy. Use Tensor.cpu() to copy "
+                            "the tensor to host memory first.")  # fmt: skip
+        if name == "copy_":  # copies between devices are what copy_ is for
+            return _tag(func(*args, **kwargs), device_of(args[0]))
+        target = self._target(name, args, kwargs)
+        gen = kwargs.get("generator")
+        if gen is not None and device_of(gen).split(":")[0] != target.split(":")[0]:
+            raise RuntimeError(f"Expected a '{target.split(':')[0]}' device type for generator but found "
+                               f"'{device_of(gen).split(':')[0]}'")  # fmt: skip
+        if target != "cpu":
+            self.fake.calls.append((name, target))
+            if name == "_int_mm":
+                _check_int_mm(args[0], args[1])
+            elif name == "_scaled_mm":
+                _check_scaled_mm(self.fake, args[0], args[1], kwargs, args)
+                self.fake.fast_accum.append(bool(kwargs.get("use_fast_accum", False)))
+        return _tag(func(*args, **kwargs), target)
+
+    def _target(self, name: str, args: tuple, kwargs: dict[str, Any]) -> str:
+        """Where the op runs: the `device=` it names, else the one device of its tensors; two devices raise."""
+        if "device" in kwargs:
+            target = self.fake.normalize(kwargs["device"])
+            kwargs["device"] = "cpu"
+            return target
+        found = {device_of(t) for t in _tensors((args, kwargs)) if not (t.dim() == 0 and device_of(t) == "cpu")}
+        if not found:
+            found = {device_of(t) for t in _tensors((args, kwargs))} or {"cpu"}
+        if len(found) > 1:
+            a, b = sorted(found)[:2]
+            raise RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, {b} and "
+                               f"{a}! ({name})")  # fmt: skip
+        return found.pop()
+
+    def _move(self, func: Any, name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
+        t = args[0]
+        if name == "cpu":
+            out = func(*args, **kwargs)
+            return _tag(out.clone() if out is t and device_of(t) != "cpu" else out, "cpu")
+        if name == "cuda":
+            where = args[1] if len(args) > 1 else kwargs.pop("device", None)
+            return _tag(t.clone(), self.fake.normalize(where if where is not None else "cuda"))
+        target = device_of(t)
+        rest = list(args[1:])
+        for i, a in enumerate(rest):
+            if isinstance(a, (str, torch.device)):
+                target, rest[i] = self.fake.normalize(a), "cpu"
+            elif isinstance(a, torch.Tensor):
+                target = device_of(a)
+        if "device" in kwargs:
+            target, kwargs["device"] = self.fake.normalize(kwargs["device"]), "cpu"
+        out = func(t, *rest, **kwargs)
+        if out is t and target != device_of(t):
+            out = t.clone()
+        return _tag(out, target)
