@@ -7,6 +7,7 @@ that fails marks that one field unavailable.
 
 from __future__ import annotations
 
+import os
 from types import ModuleType
 from typing import Any
 
@@ -55,6 +56,7 @@ def _gpu(nvml: ModuleType, index: int) -> dict[str, Any]:
         "name": lambda: _text(nvml.nvmlDeviceGetName(handle)),
         "uuid": lambda: _text(nvml.nvmlDeviceGetUUID(handle)),
         "serial": lambda: _text(nvml.nvmlDeviceGetSerial(handle)),
+        "board_id": lambda: int(nvml.nvmlDeviceGetBoardId(handle)),
         "pci_bus_id": lambda: _text(nvml.nvmlDeviceGetPciInfo(handle).busId),
         "memory_bytes": lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).total),
         "max_sm_clock_mhz": lambda: nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_SM),
@@ -63,6 +65,8 @@ def _gpu(nvml: ModuleType, index: int) -> dict[str, Any]:
         "ecc_enabled": lambda: bool(nvml.nvmlDeviceGetEccMode(handle)[0]),
         "compute_capability": lambda: "{}.{}".format(*nvml.nvmlDeviceGetCudaComputeCapability(handle)),
         "nvlink_links_up": lambda: _nvlinks_up(nvml, handle),
+        # MIG mode (current, pending): enabled, the GPU is shared out as instances, each its own torch device
+        "mig_enabled": lambda: bool(nvml.nvmlDeviceGetMigMode(handle)[0]),
     }
     for name, probe in probes.items():
         f.add(name, probe)
@@ -70,8 +74,8 @@ def _gpu(nvml: ModuleType, index: int) -> dict[str, Any]:
 
 
 GPU_FIELDS = (
-    "name", "uuid", "serial", "pci_bus_id", "memory_bytes", "max_sm_clock_mhz", "max_memory_clock_mhz",
-    "power_limit_w", "ecc_enabled", "compute_capability", "nvlink_links_up",
+    "name", "uuid", "serial", "board_id", "pci_bus_id", "memory_bytes", "max_sm_clock_mhz", "max_memory_clock_mhz",
+    "power_limit_w", "ecc_enabled", "compute_capability", "nvlink_links_up", "mig_enabled",
 )  # fmt: skip
 
 
@@ -100,16 +104,57 @@ def gpu_inventory(nvml: ModuleType | None = None) -> dict[str, Any]:
             pass
 
 
-def telemetry_reader(uuid: str, nvml: ModuleType | None = None) -> tuple[Any, Any] | None:
-    """(read, close) for the GPU with `uuid`: SM clock, power, temperature, clock-event (throttle) reasons and the
-    energy counter, each None when NVML cannot read it. None when NVML or the GPU is unavailable."""
+def _shutdown(nvml: ModuleType) -> None:
+    try:
+        nvml.nvmlShutdown()
+    except nvml.NVMLError:
+        pass
+
+
+def _handle(nvml: ModuleType, uuid: str) -> tuple[Any, str]:
+    """NVML's handle for a GPU or MIG UUID, and its scope. Clocks, power, temperature and energy belong to the whole
+    GPU: NVML refuses them for a MIG instance, so its telemetry is read from its parent GPU (shared by every slice)."""
+    handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
+    if uuid.startswith("MIG-"):
+        return nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle), "parent GPU of a MIG instance (shared)"
+    return handle, "GPU"
+
+
+def cpu_affinity(uuid: str, nvml: ModuleType | None = None) -> list[int] | None:
+    """The CPUs NVML names as closest to the GPU (its NUMA node), or None when NVML cannot tell."""
     nvml = nvml or load_nvml()
     if nvml is None:
         return None
     try:
         nvml.nvmlInit()
-        handle = nvml.nvmlDeviceGetHandleByUUID(uuid)
     except nvml.NVMLError:
+        return None
+    try:
+        handle, _ = _handle(nvml, uuid)
+        words = nvml.nvmlDeviceGetCpuAffinity(handle, ((os.cpu_count() or 1) + 63) // 64)
+    except nvml.NVMLError:
+        return None
+    finally:
+        _shutdown(nvml)
+    cpus = [i * 64 + bit for i, word in enumerate(words) for bit in range(64) if int(word) >> bit & 1]
+    return cpus or None
+
+
+def telemetry_reader(uuid: str, nvml: ModuleType | None = None) -> tuple[Any, Any] | None:
+    """(read, close) for the GPU with `uuid`: SM clock, power, temperature, clock-event (throttle) reasons and the
+    energy counter, each None when NVML cannot read it, plus `scope` (the GPU, or a MIG instance's parent GPU).
+    None when NVML or the GPU is unavailable."""
+    nvml = nvml or load_nvml()
+    if nvml is None:
+        return None
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError:
+        return None
+    try:
+        handle, scope = _handle(nvml, uuid)
+    except nvml.NVMLError:
+        _shutdown(nvml)  # every successful init is matched by a shutdown (NVML counts them)
         return None
     reasons = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
         nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
@@ -123,7 +168,7 @@ def telemetry_reader(uuid: str, nvml: ModuleType | None = None) -> tuple[Any, An
     }
 
     def read() -> dict[str, Any]:
-        out = {}
+        out: dict[str, Any] = {"scope": scope}
         for name, probe in probes.items():
             try:
                 out[name] = probe()
@@ -132,9 +177,6 @@ def telemetry_reader(uuid: str, nvml: ModuleType | None = None) -> tuple[Any, An
         return out
 
     def close() -> None:
-        try:
-            nvml.nvmlShutdown()
-        except nvml.NVMLError:
-            pass
+        _shutdown(nvml)
 
     return read, close

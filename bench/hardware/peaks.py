@@ -24,7 +24,7 @@ COLUMNS = {
     "int8": ("int8",),
 }
 FIGURE_KEYS = {c for cols in COLUMNS.values() for c in cols}
-ROW_KEYS = FIGURE_KEYS | {"model", "match", "exclude", "memory_tbps", "source", "unverified"}
+ROW_KEYS = FIGURE_KEYS | {"model", "match", "exclude", "memory_tbps", "sms", "source", "unverified"}
 
 #: A measured figure above peak by more than this is physically implausible (clock or timer error, or a wrong peak).
 IMPLAUSIBLE_TOLERANCE = 0.03
@@ -75,6 +75,20 @@ def vendor_peak(device_name: str, precision: str) -> Peak | None:
     if not figures:
         return None
     return Peak(float(max(figures)), "vendor", row["source"], row["model"], bool(row.get("unverified", False)))
+
+
+def device_peak(device: Any, precision: str) -> Peak | None:
+    """The vendor peak of a CUDA device (bench.hardware.devices.DeviceFacts). A MIG slice gets its share of the GPU's:
+    peak x its SMs / the GPU's SMs (the row's `sms`); without an SM count on file it gets none rather than the GPU's."""
+    peak = vendor_peak(device.name, precision)
+    if peak is None or not getattr(device, "mig", False):
+        return peak
+    row = find_model(device.name) or {}
+    if not row.get("sms") or not device.sm_count:
+        return None
+    share = device.sm_count / row["sms"]
+    return Peak(peak.tflops * share, peak.kind, peak.source, peak.model, peak.unverified,
+                {**peak.assumptions, "mig_sm_share": share, "sm_count": device.sm_count, "gpu_sm_count": row["sms"]})
 
 
 def memory_bandwidth_tbps(device_name: str) -> float | None:

@@ -58,7 +58,9 @@ class Sampler:
 
 def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Per level field: min/median/max; per counter: the increase (energy over the window) and mean power; bitmasks:
-    the union of every value seen."""
+    the union of the values seen while the work ran (the first and last samples are taken at the window's edges,
+    where an idle GPU reports GpuIdle, so they count only when there is nothing else); text fields such as the
+    reader's `scope`: the first value."""
     out: dict[str, Any] = {"samples": len(samples)}
     if not samples:
         return out
@@ -77,11 +79,15 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
                     out["mean_power_w"] = delta / duration
         elif name in BITMASKS:
             union = 0
-            for v in values:
+            for v in values[1:-1] if len(values) > 2 else values:
                 union |= int(v)
             out[name] = union
         else:
             out[name] = {"min": min(values), "median": statistics.median(values), "max": max(values)}
+    for name in ("scope",):
+        text = next((s[name] for s in samples if isinstance(s.get(name), str)), None)
+        if text is not None:
+            out[name] = text
     errors = [s["error"] for s in samples if "error" in s]
     if errors:
         out["errors"] = sorted(set(errors))

@@ -22,6 +22,9 @@ H100 = {
     "name": "NVIDIA H100 80GB HBM3",
     "uuid": "GPU-6f0e1c2a-1111-2222-3333-444455556666",
     "serial": "1652123456789",
+    "board_id": 6400,
+    "mig": (0, 0),
+    "cpus": (0, 1),
     "bus": "00000000:18:00.0",
     "memory": 85520809984,
     "sm_clock": 1980,
@@ -48,11 +51,16 @@ class FakeNvml:
         self.failing = failing or {}  # {(gpu index, call name): NVMLError}
         self.bytes_strings = bytes_strings
         self.shutdown_called = False
+        self.inits = 0  # NVML counts nvmlInit calls; each needs its nvmlShutdown
+        #: MIG instances by UUID: {uuid: parent GPU index}; their handles are ("mig", uuid)
+        self.mig_instances = {}
 
     def _str(self, s):
         return s.encode() if self.bytes_strings else s
 
     def _get(self, handle, call, key):
+        if isinstance(handle, tuple):  # a MIG instance: NVML refuses clocks, power, temperature and energy for it
+            raise not_supported()
         err = self.failing.get((handle, call))
         if err is not None:
             raise err
@@ -61,8 +69,12 @@ class FakeNvml:
     def nvmlInit(self):
         if self.init_error:
             raise self.init_error
+        self.inits += 1
 
     def nvmlShutdown(self):
+        if self.inits <= 0:
+            raise NVMLError(1, "Uninitialized")
+        self.inits -= 1
         self.shutdown_called = True
 
     def nvmlSystemGetDriverVersion(self):
@@ -88,6 +100,16 @@ class FakeNvml:
 
     def nvmlDeviceGetSerial(self, h):
         return self._str(self._get(h, "serial", "serial"))
+
+    def nvmlDeviceGetBoardId(self, h):
+        return self._get(h, "board_id", "board_id")
+
+    def nvmlDeviceGetMigMode(self, h):
+        return self._get(h, "mig", "mig")
+
+    def nvmlDeviceGetCpuAffinity(self, h, words):
+        mask = sum(1 << c for c in self._get(h, "cpus", "cpus"))
+        return [(mask >> (64 * i)) & (2**64 - 1) for i in range(words)]
 
     def nvmlDeviceGetPciInfo(self, h):
         return SimpleNamespace(busId=self._str(self._get(h, "pci", "bus")))
@@ -115,10 +137,19 @@ class FakeNvml:
 
     # telemetry
     def nvmlDeviceGetHandleByUUID(self, uuid):
+        if self.inits <= 0:
+            raise NVMLError(1, "Uninitialized")
+        if uuid in self.mig_instances:
+            return ("mig", uuid)
         for i, g in enumerate(self.gpus):
             if g["uuid"] == uuid:
                 return i
         raise NVMLError(13, "Not Found")
+
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, h):
+        if not (isinstance(h, tuple) and h[0] == "mig"):
+            raise NVMLError(2, "Invalid Argument")
+        return self.mig_instances[h[1]]
 
     def nvmlDeviceGetClockInfo(self, h, clock):
         return self._get(h, "clock_now", "sm_clock")

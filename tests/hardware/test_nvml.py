@@ -33,6 +33,7 @@ def test_every_field_of_every_gpu():
         "name": "NVIDIA H100 80GB HBM3",
         "uuid": "GPU-6f0e1c2a-1111-2222-3333-444455556666",
         "serial": "1652123456789",
+        "board_id": 6400,
         "pci_bus_id": "00000000:18:00.0",
         "memory_bytes": 85520809984,
         "max_sm_clock_mhz": 1980,
@@ -41,6 +42,7 @@ def test_every_field_of_every_gpu():
         "ecc_enabled": True,
         "compute_capability": "9.0",
         "nvlink_links_up": 18,
+        "mig_enabled": False,
         "unavailable": {},
     }
     assert g1["nvlink_links_up"] == 16 and g1["uuid"] == "GPU-aaaa"
@@ -82,3 +84,28 @@ def test_the_real_binding_without_a_driver_does_not_crash():
     assert isinstance(inv["available"], bool)
     if not inv["available"]:
         assert inv["reason"]
+
+
+def test_telemetry_of_a_mig_instance_reads_its_parent_gpu():
+    """Issue 16.8: NVML refuses clocks, power and temperature for a MIG instance; reading them from its own handle
+    gave a reader whose every field was silently None."""
+    fake = FakeNvml([H100])
+    fake.mig_instances["MIG-1234"] = 0
+    read, close = nvml.telemetry_reader("MIG-1234", fake)
+    sample = read()
+    close()
+    assert sample["sm_clock_mhz"] == 1980 and sample["power_w"] == 350.0
+    assert sample["scope"].startswith("parent GPU")
+    assert fake.inits == 0
+
+
+def test_a_failed_uuid_lookup_shuts_nvml_down_again():
+    fake = FakeNvml([H100])
+    assert nvml.telemetry_reader("GPU-not-here", fake) is None
+    assert fake.inits == 0  # every nvmlInit matched by an nvmlShutdown
+
+
+def test_cpu_affinity_from_nvml():
+    fake = FakeNvml([{**H100, "cpus": (1, 3)}])
+    assert nvml.cpu_affinity(H100["uuid"], fake) == [1, 3]
+    assert nvml.cpu_affinity("GPU-other", fake) is None and fake.inits == 0
