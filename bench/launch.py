@@ -9,9 +9,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import torch
 import torch.distributed as torch_dist
 
 DEFAULT_PORT = 29500
+#: Timeout of the control group (object gathers and barriers between phases). A phase where one rank works alone
+#: (rank 0's single-rank training baseline) must not count against the collective timeout of the others' wait.
+CONTROL_TIMEOUT_S = 3600.0
+#: What the NCCL watchdog does when a collective times out: 2 aborts the communicator and lets the process go on, so
+#: the next collective raises and the rank ends with one line and a closed report. PyTorch's default (3) tears the
+#: process down from the watchdog thread, and nothing of ours runs. An explicit setting in the environment wins.
+NCCL_ERROR_HANDLING = "2"
+
+_control: object | None = None
 
 
 class LaunchError(RuntimeError):
@@ -78,19 +88,38 @@ def placement(env: Mapping[str, str] | None = None) -> Placement:
     return Placement(rank, world, local, max(local_world, 1), addr, port, source)
 
 
-def join(p: Placement, backend: str, timeout_s: float) -> None:
+def join(p: Placement, backend: str, timeout_s: float, device: str | None = None) -> None:
     """Join the process group; a rank that never arrives makes this raise within `timeout_s`, and so does every
-    later collective when a rank dies."""
+    later collective when a rank dies.
+
+    With NCCL, `device` (this rank's 'cuda:N') becomes the current device first: NCCL binds each rank to the current
+    device, and object collectives and barriers place their tensors there, so without it every rank of a node
+    would use cuda:0. A gloo control group (CONTROL_TIMEOUT_S) carries the gathers of results and the barriers
+    between phases on the host, whatever the backend."""
+    global _control
+    if backend == "nccl":
+        if device is None or not device.startswith("cuda"):
+            raise LaunchError(f"rank {p.rank}: NCCL needs this rank's GPU, got {device!r}")
+        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", NCCL_ERROR_HANDLING)
+        torch.cuda.set_device(torch.device(device))
     try:
         torch_dist.init_process_group(
             backend, init_method=f"tcp://{p.master_addr}:{p.master_port}", rank=p.rank, world_size=p.world_size,
             timeout=dt.timedelta(seconds=timeout_s),
         )  # fmt: skip
+        _control = torch_dist.new_group(backend="gloo", timeout=dt.timedelta(seconds=max(timeout_s, CONTROL_TIMEOUT_S)))
     except Exception as exc:  # noqa: BLE001 - torch raises several types here; all mean the job cannot start
         raise LaunchError(f"rank {p.rank} could not join {p.world_size} ranks at {p.master_addr}:{p.master_port} "
                           f"within {timeout_s:g} s: {(str(exc).splitlines() or [''])[0]}") from None  # fmt: skip
 
 
+def control() -> object | None:
+    """The host-side group for gathering Python objects and for barriers between phases (None: the default group)."""
+    return _control
+
+
 def leave() -> None:
+    global _control
+    _control = None
     if torch_dist.is_initialized():
         torch_dist.destroy_process_group()

@@ -3,6 +3,8 @@ suite (`bench run`), so both measure exactly the same way."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -32,8 +34,17 @@ class PeakOverrides:
 
     def peak(self, device: DeviceFacts, host_inv: dict[str, Any], precision: str) -> peaks.Peak | None:
         if device.kind == "cuda":
-            return peaks.vendor_peak(device.name, precision)
+            return peaks.device_peak(device, precision)
         return peaks.cpu_peak(host_inv, precision, clock_mhz=self.clock_mhz, fma_units=self.fma_units)
+
+
+def fp8_modes(precision: str) -> tuple[bool, ...]:
+    """fp8 is measured with and without fast accumulation (production GEMMs use it); every other precision once."""
+    return (False, True) if precision == "float8_e4m3" else (False,)
+
+
+def _mode_label(fast_accum: bool) -> str:
+    return " fast-accum" if fast_accum else ""
 
 
 def fixed_plan(
@@ -46,25 +57,31 @@ def fixed_plan(
         size = mm.DEFAULT_SIZE[f.kind]
         for name in precisions or prec.DEFAULT_PRECISIONS[f.kind]:
             peak = overrides.peak(f, host_inv, name)
-            for m, n, k in shapes or [(size, size, size)]:
-                spec = mm.MatmulSpec(m, n, k, name)
-                steps.append(runner.Step(f"{f.id} {name} {m}x{n}x{k}", lambda s=spec, f=f, p=peak: mm.run(s, f, policy, peak=p)))
+            for (m, n, k), fast in itertools.product(shapes or [(size, size, size)], fp8_modes(name)):
+                spec = mm.MatmulSpec(m, n, k, name, fast)
+                steps.append(runner.Step(f"{f.id} {name}{_mode_label(fast)} {m}x{n}x{k}",
+                                         lambda s=spec, f=f, p=peak: mm.run(s, f, policy, peak=p)))  # fmt: skip
     return steps
 
 
 def search_plan(
     facts: list[DeviceFacts], host_inv: dict, precisions: tuple[str, ...], mode: str, grid: list[tuple[int, int, int]],
     budget: float | None, window: float | None, overrides: PeakOverrides, readers: dict[str, Any],
+    settle: float | None = None,
 ) -> list[runner.Step]:  # fmt: skip
-    """One step per device x precision; float32 first, so that later precisions can be tested for emulation."""
+    """One step per device x precision (fp8 twice: fast accumulation off and on); float32 first, so that later
+    precisions can be tested for emulation. `settle`: seconds a large product runs before each search (default
+    matmul_search.SETTLE_S per device kind)."""
     steps = []
     for f in facts:
         names = list(precisions or prec.DEFAULT_PRECISIONS[f.kind])
         names.sort(key=lambda n: n != "float32")
-        config = ms.SearchConfig(mode, budget or ms.BUDGET_S[f.kind], ms.WINDOW_S[f.kind] if window is None else window, grid)
+        config = ms.SearchConfig(mode, budget or ms.BUDGET_S[f.kind], ms.WINDOW_S[f.kind] if window is None else window, grid,
+                                 settle_s=ms.SETTLE_S[f.kind] if settle is None else settle)  # fmt: skip
         float32_mamf: dict[str, float] = {}
 
-        def run(f: DeviceFacts = f, name: str = "", config: ms.SearchConfig = config, f32=float32_mamf) -> Iterator[Measurement]:
+        def run(f: DeviceFacts = f, name: str = "", config: ms.SearchConfig = config, f32=float32_mamf,
+                fast: bool = False) -> Iterator[Measurement]:  # fmt: skip
             if prec.get(name).cuda_only and f.kind != "cuda":
                 size = mm.DEFAULT_SIZE[f.kind]
                 yield mm.run(mm.MatmulSpec(size, size, size, name), f, Policy())  # recorded as skipped, with why
@@ -72,7 +89,8 @@ def search_plan(
             sm_count = devices.sm_count(f.id) if f.kind == "cuda" else 0
             candidates = ms.candidates_for(f, name, config, devices.free_memory_bytes(f.id), sm_count)
             finals = []
-            for m in ms.search(f, name, config, candidates, peak=overrides.peak(f, host_inv, name),
+            mode = dataclasses.replace(config, fast_accum=fast)
+            for m in ms.search(f, name, mode, candidates, peak=overrides.peak(f, host_inv, name),
                                float32_tflops=f32.get("rate"), telemetry=readers.get(f.id)):  # fmt: skip
                 if m.details["search"]["role"] == "final":
                     finals.append(m)
@@ -82,7 +100,8 @@ def search_plan(
             if name == "float32" and mamf:
                 f32["rate"] = mamf[0].summary["tflops_median"]
 
-        steps += [runner.Step(f"{f.id} {name} search", lambda n=name, r=run: r(name=n)) for name in names]
+        steps += [runner.Step(f"{f.id} {name}{_mode_label(fast)} search", lambda n=name, r=run, fast=fast: r(name=n, fast=fast))
+                  for name in names for fast in fp8_modes(name)]  # fmt: skip
     return steps
 
 
@@ -109,7 +128,8 @@ def membw_steps(facts: list[DeviceFacts], policy: Policy, elements: int | None) 
     steps = []
     for f in facts:
         peak = peaks.memory_bandwidth_tbps(f.name) if f.kind == "cuda" else None
-        steps.append(runner.Step(f"membw {f.id}", lambda f=f, p=peak: mb.run(f, policy, elements, p)))
+        cpus = nvml.cpu_affinity(f.uuid) if f.kind == "cuda" and f.uuid else None
+        steps.append(runner.Step(f"membw {f.id}", lambda f=f, p=peak, c=cpus: mb.run(f, policy, elements, p, cpu_affinity=c)))
     return steps
 
 
@@ -118,32 +138,41 @@ def membw_steps(facts: list[DeviceFacts], policy: Policy, elements: int | None) 
 
 def train_peak(device: DeviceFacts, host: dict[str, Any], precision: str) -> peaks.Peak | None:
     if device.kind == "cuda":
-        return peaks.vendor_peak(device.name, precision)
+        return peaks.device_peak(device, precision)
     return peaks.cpu_peak(host, precision)
 
 
 def train_measurements(spec: tr.TrainSpec, facts: DeviceFacts, peak: peaks.Peak | None, where: launch.Placement,
-                       progress: Callable[[int, int], None] | None = None) -> list[Measurement]:  # fmt: skip
-    """One rank: the measurement. Several: rank 0's single-rank baseline, then every rank's DDP run and the total,
-    all returned on rank 0 (other ranks return nothing). `progress(done, total)` follows each run's steps."""
+                       progress: Callable[[int, int], None] | None = None,
+                       host: str | None = None) -> list[Measurement]:  # fmt: skip
+    """One rank: the measurement. Several: rank 0's single-rank baseline, then every rank's DDP run and the total.
+    A node's report holds only its own devices, so each node leader (local rank 0) gets the DDP runs of the ranks on
+    its host (`host`: this node's fingerprint); rank 0 also gets the baseline and the job-wide total, whose details
+    name every rank's host and device. Other ranks get nothing. `progress(done, total)` follows each run's steps."""
     if not where.distributed:
         return [tr.run(spec, facts, peak=peak, progress=progress)]
     baseline = tr.run(spec, facts, peak=peak) if where.rank == 0 else None  # one rank alone: the scaling reference
-    dist.barrier()
+    # the others wait for the baseline on the host-side group, whose timeout allows for a rank working alone
+    dist.barrier(group=launch.control())
     ids = [facts.local_index] if facts.kind == "cuda" else None
     # each rank draws its own batches (seed = rank); DDP starts every replica from rank 0's parameters
     mine = tr.run(spec, facts, peak=peak, seed=where.rank, progress=progress,
                   wrap=lambda model: torch.nn.parallel.DistributedDataParallel(model, device_ids=ids))  # fmt: skip
     gathered: list[Any] = [None] * where.world_size
-    dist.all_gather_object(gathered, {"rank": where.rank, "measurement": mine.to_dict()})
-    if where.rank != 0:
+    dist.all_gather_object(gathered, {"rank": where.rank, "host": host, "measurement": mine.to_dict()},
+                           group=launch.control())  # fmt: skip
+    if where.local_rank != 0 and where.rank != 0:
         return []
-    ranks = [Measurement.from_dict(g["measurement"]) for g in sorted(gathered, key=lambda g: g["rank"])]
-    for r, m in enumerate(ranks):
-        m.details["rank"] = r
+    everyone = sorted(gathered, key=lambda g: g["rank"])
+    ranks = [Measurement.from_dict(g["measurement"]) for g in everyone]
+    for g, m in zip(everyone, ranks, strict=True):
+        m.details["rank"], m.details["host"] = g["rank"], g["host"]
+    local = [m for g, m in zip(everyone, ranks, strict=True) if g["host"] == host]
+    if where.rank != 0:
+        return local
     assert baseline is not None
     baseline.details["role"] = "single-rank baseline"
-    return [baseline, *ranks, tr.data_parallel_total(spec, ranks, baseline, peak)]
+    return [baseline, *local, tr.data_parallel_total(spec, ranks, baseline, peak)]
 
 
 # --- collectives ------------------------------------------------------------------------------------------------------
@@ -161,7 +190,8 @@ def comm_measurements(where: launch.Placement, ops: list[str], sizes: list[int],
             warm, timed, ok = cm.time_op(b, iterations, warmup, device_name)
             gathered: list[Any] = [None] * n
             dist.all_gather_object(gathered, {"rank": where.rank, "host": hostname, "device": asdict(facts),
-                                              "warmup_s": warm, "samples_s": timed, "correct": ok})  # fmt: skip
+                                              "warmup_s": warm, "samples_s": timed, "correct": ok},
+                                   group=launch.control())  # fmt: skip
             yield comm_measurement(op, b.bytes, n, gathered, facts, start) if where.rank == 0 else None
 
 

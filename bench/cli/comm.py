@@ -58,7 +58,7 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     if not where.distributed:
         where = replace(where, master_port=_free_port())
     try:
-        launch.join(where, "nccl" if kind == "cuda" else "gloo", timeout)
+        launch.join(where, "nccl" if kind == "cuda" else "gloo", timeout, device_name)
     except launch.LaunchError as exc:
         fail(str(exc))
     lead = where.rank == 0

@@ -20,9 +20,9 @@ def place(device_name: str | None) -> tuple[launch.Placement, str, str]:
         where = launch.placement()
     except launch.LaunchError as exc:
         fail(str(exc), 2)
-    if device_name is None:
-        device_name = f"cuda:{where.local_rank}" if devices.cuda_count() else "cpu"
     try:
+        if device_name is None:
+            device_name = devices.local_device(where.local_rank, where.local_world_size)
         devices.resolve(device_name)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--device") from None

@@ -161,7 +161,8 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     inv = collect()
     device_ids = [d for name in config["suite"]["devices"] for d in devices.resolve(name)]
     if where.distributed:  # each rank measures its own device; the CPU once per node
-        device_ids = [f"cuda:{where.local_rank}"] if kind == "cuda" else (["cpu"] if leader else [])
+        device_ids = [devices.local_device(where.local_rank, where.local_world_size)] if kind == "cuda" else (
+            ["cpu"] if leader else [])  # fmt: skip
     facts = [devices.facts(d, inv["host"]) for d in dict.fromkeys(device_ids)]
     run_config = {"suite": config, "config_file": str(config_path) if config_path else None,
                   "world_size": where.world_size, "launcher": where.source}  # fmt: skip
@@ -233,7 +234,8 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
     measurements, then all ranks run the collective workloads (data-parallel training, comm) into rank 0's report."""
     cc, tc = config["comm"], config["train"]
     try:
-        launch.join(where, "nccl" if kind == "cuda" else "gloo", cc["timeout_s"])
+        launch.join(where, "nccl" if kind == "cuda" else "gloo", cc["timeout_s"],
+                    devices.local_device(where.local_rank, where.local_world_size))  # fmt: skip
     except launch.LaunchError as exc:
         fail(str(exc))
     if kind == "cpu":
@@ -253,13 +255,15 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
             close()
         gathered: list[Any] = [None] * where.world_size
         fingerprint = inv["host"].get("fingerprint")
-        dist.all_gather_object(gathered, {"rank": where.rank, "host": fingerprint, "measurements": [m.to_dict() for m in mine]})
+        dist.all_gather_object(gathered, {"rank": where.rank, "host": fingerprint, "measurements": [m.to_dict() for m in mine]},
+                               group=launch.control())  # fmt: skip
         if writer:
             for g in sorted(gathered, key=lambda g: g["rank"]):
                 if g["host"] == fingerprint and g["rank"] != where.rank:
                     for d in g["measurements"]:
                         writer.add(Measurement.from_dict(d))
-        device = facts[0] if facts else devices.facts(f"cuda:{where.local_rank}" if kind == "cuda" else "cpu", inv["host"])
+        device = facts[0] if facts else devices.facts(devices.local_device(where.local_rank, where.local_world_size),
+                                                      inv["host"])  # fmt: skip
         job_writer = writer if where.rank == 0 else None
         feedback = Feedback(quiet or where.rank != 0)
         with feedback.progress:
@@ -267,9 +271,9 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
                 for spec in plans.train_specs(tc, kind):
                     label = f"train {spec.model} {spec.preset} x{where.world_size} ranks"
                     peak = plans.train_peak(device, inv["host"], spec.precision)
-                    for m in plans.train_measurements(spec, device, peak, where, feedback.steps_of(label)):
-                        if job_writer:
-                            job_writer.add(m)
+                    for m in plans.train_measurements(spec, device, peak, where, feedback.steps_of(label), fingerprint):
+                        if writer:  # each node leader: its node's ranks; rank 0 also the baseline and the job's total
+                            writer.add(m)
             if "comm" in config["suite"]["workloads"]:
                 sizes = cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or (2**30 if kind == "cuda" else 64 * 2**20),
                                          cc["factor"])  # fmt: skip

@@ -61,12 +61,12 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
              for m in (models or ("gpt", "mlp")) for p in (presets or DEFAULT_PRESETS[kind])]  # fmt: skip
     if where.distributed:
         try:
-            launch.join(where, "nccl" if kind == "cuda" else "gloo", timeout)
+            launch.join(where, "nccl" if kind == "cuda" else "gloo", timeout, device_name)
         except launch.LaunchError as exc:
             fail(str(exc))
     if kind == "cpu":
         torch.set_num_threads(max(1, devices.physical_cores() // where.local_world_size))
-    lead = where.rank == 0
+    lead = where.rank == 0 or where.local_rank == 0  # node leaders write their node's report; rank 0's adds the job's
     key = signing_key(key_path) if lead else None
     inv = collect()
     facts = devices.facts(device_name, inv["host"])
@@ -77,7 +77,7 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
         for spec in specs:
             peak = plans.train_peak(facts, inv["host"], spec.precision)
             say(quiet or not lead, f"train {spec.model} {spec.preset} {spec.precision} on {device_name} x{where.world_size}")
-            for m in plans.train_measurements(spec, facts, peak, where):
+            for m in plans.train_measurements(spec, facts, peak, where, host=inv["host"].get("fingerprint")):
                 if writer:
                     writer.add(m)
     if not writer:

@@ -45,6 +45,10 @@ class DeviceFacts:
     compute_capability: str | None
     #: CPU ISA flags present (the host inventory's FLOP flags); empty for GPUs
     isa_flags: tuple[str, ...] = ()
+    #: GPUs: streaming multiprocessors torch sees (a MIG slice has a fraction of its GPU's)
+    sm_count: int | None = None
+    #: a MIG instance (a slice of a GPU), not a whole GPU: its peak is its share of the GPU's
+    mig: bool = False
 
     @property
     def local_index(self) -> int:
@@ -58,13 +62,18 @@ def facts(device_id: str, host: dict | None = None) -> DeviceFacts:
     if dev.type == "cuda":
         p = torch.cuda.get_device_properties(dev)
         uuid = getattr(p, "uuid", None)
+        # torch names a MIG instance "<GPU name> MIG <profile>" (e.g. "NVIDIA A100-SXM4-40GB MIG 1g.5gb"), and NVML
+        # prints its UUID as MIG-<uuid> where a whole GPU's is GPU-<uuid>
+        mig = " MIG " in f" {p.name} "
         return DeviceFacts(
             id=device_id,
             kind="cuda",
             name=p.name,
-            uuid=f"GPU-{uuid}" if uuid is not None else None,
+            uuid=f"{'MIG' if mig else 'GPU'}-{uuid}" if uuid is not None else None,
             l2_cache_bytes=int(getattr(p, "L2_cache_size", 0)),
             compute_capability=f"{p.major}.{p.minor}",
+            sm_count=int(getattr(p, "multi_processor_count", 0)) or None,
+            mig=mig,
         )
     host = host or {}
     flags = tuple(sorted(f for f, present in (host.get("isa_flags") or {}).items() if present))
@@ -116,10 +125,28 @@ def sm_count(device_id: str) -> int:
 
 
 def free_memory_bytes(device_id: str) -> int:
+    """Bytes a new allocation can get. On CUDA that is what the driver has free plus what torch's caching allocator
+    holds but no tensor uses (mem_get_info counts the cache as used; after large runs it can be most of the GPU)."""
     dev = torch.device(device_id)
     if dev.type == "cuda":
-        return int(torch.cuda.mem_get_info(dev)[0])
+        cached = int(torch.cuda.memory_reserved(dev)) - int(torch.cuda.memory_allocated(dev))
+        return int(torch.cuda.mem_get_info(dev)[0]) + max(cached, 0)
     return int(psutil.virtual_memory().available)
+
+
+def local_device(local_rank: int, local_world_size: int) -> str:
+    """The device of one rank of a job: 'cuda:LOCAL_RANK' when the node's ranks share the GPUs they all see (torchrun,
+    srun without GPU binding); 'cuda:0' when each rank sees one GPU (srun --gpus-per-task=1 sets CUDA_VISIBLE_DEVICES
+    per task); the CPU without GPUs. ValueError when neither fits (fewer GPUs than ranks, each seeing several)."""
+    n = cuda_count()
+    if n == 0:
+        return "cpu"
+    if local_world_size <= n and local_rank < n:
+        return f"cuda:{local_rank}"
+    if n == 1:
+        return "cuda:0"
+    raise ValueError(f"local rank {local_rank} of {local_world_size} sees {n} GPUs: give each rank its own GPU (one "
+                     "rank per GPU, or CUDA_VISIBLE_DEVICES with one GPU per rank)")  # fmt: skip
 
 
 def synchronize(device_id: str) -> None:

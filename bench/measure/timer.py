@@ -1,7 +1,9 @@
 """Timers: how one iteration's duration is read. Swappable so tests are deterministic without hardware.
 
-Every timer times `iterations` calls of `fn`, each on its own, and returns their durations in seconds. `prepare` runs
-before each timed call and is not timed (the GPU timer uses it to flush the L2 cache).
+Every timer times `iterations` calls of `fn` and returns their durations in seconds. By default each call is timed on
+its own (the GPU timer flushes the L2 cache before each, untimed). `back_to_back` timers run the calls one after the
+other and read the clock only at the boundaries between them, so the durations add up to the whole batch: every gap
+between calls counted, nothing flushed. That is what a sustained (MSMF) window means.
 """
 
 from __future__ import annotations
@@ -28,12 +30,19 @@ class PerfCounterTimer:
     #: perf_counter's nominal resolution is 1 ns; a call and the scheduler cost about a microsecond.
     resolution_s = 1e-6
 
+    def __init__(self, back_to_back: bool = False) -> None:
+        self.back_to_back = back_to_back
+
     def time(self, fn: Callable[[], object], iterations: int) -> list[float]:
         out = []
+        t0 = time.perf_counter()
         for _ in range(iterations):
-            t0 = time.perf_counter()
+            if not self.back_to_back:
+                t0 = time.perf_counter()
             fn()
-            out.append(time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            out.append(t1 - t0)
+            t0 = t1
         return out
 
 
@@ -48,23 +57,32 @@ class CudaEventTimer:
     #: CUDA documents event timing resolution of about half a microsecond.
     resolution_s = 0.5e-6
 
-    def __init__(self, device: torch.device, flush_bytes: int, cuda: Any = torch.cuda) -> None:
+    def __init__(self, device: torch.device, flush_bytes: int, cuda: Any = torch.cuda, back_to_back: bool = False) -> None:
+        if back_to_back and flush_bytes:
+            raise ValueError("a back-to-back timer times the gaps between calls: it cannot flush inside them")
         self.device = device
         self.cuda = cuda
+        self.back_to_back = back_to_back
         self._flush = torch.empty(flush_bytes, dtype=torch.uint8, device=device) if flush_bytes > 0 else None
+
+    def _event(self) -> Any:
+        e = self.cuda.Event(enable_timing=True)
+        e.record()
+        return e
 
     def time(self, fn: Callable[[], object], iterations: int) -> list[float]:
         pairs = []
+        # events record on the current device's stream: make it the timed device's, and synchronize that device
         with self.cuda.device(self.device):
+            boundary = self._event() if self.back_to_back else None
             for _ in range(iterations):
                 if self._flush is not None:
                     self._flush.zero_()
-                start = self.cuda.Event(enable_timing=True)
-                end = self.cuda.Event(enable_timing=True)
-                start.record()
+                start = boundary or self._event()
                 fn()
-                end.record()
+                end = self._event()
                 pairs.append((start, end))
+                boundary = end if self.back_to_back else None
             self.cuda.synchronize(self.device)
         return [s.elapsed_time(e) / 1000.0 for s, e in pairs]
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from bench import launch
 from bench.measure import stats
 
 WORKLOAD = "comm"
@@ -110,8 +111,9 @@ def buffers(op: str, size: int, rank: int, n: int, device: str) -> Buffers:
             if peer == rank:
                 recv.copy_(send)
                 return
-            reqs = [dist.isend(send, peer), dist.irecv(recv, peer)]
-            for r in reqs:
+            # One group holding both directions: posted separately, NCCL can block each rank's send behind the other's
+            # (each waits for a receive queued after the peer's own send) until the watchdog kills the job.
+            for r in dist.batch_isend_irecv([dist.P2POp(dist.isend, send, peer), dist.P2POp(dist.irecv, recv, peer)]):
                 r.wait()
 
         return Buffers(exchange, lambda: recv.zero_(), lambda: bool((recv == peer + 1).all()), count * ITEMSIZE)
@@ -120,13 +122,15 @@ def buffers(op: str, size: int, rank: int, n: int, device: str) -> Buffers:
 
 def time_op(b: Buffers, iterations: int, warmup: int, device: str) -> tuple[list[float], list[float], bool]:
     """(warm-up seconds, timed seconds, result correct) on this rank. Each iteration starts from the known inputs,
-    reset outside the timing, and all ranks start it together (a barrier, also outside the timing)."""
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    reset outside the timing, and all ranks start it together (a barrier on the host, also outside the timing). On a
+    GPU the clock stops once this rank's own device has finished (synchronizing any other device would time only the
+    launch)."""
+    sync = (lambda: torch.cuda.synchronize(torch.device(device))) if device.startswith("cuda") else (lambda: None)
 
     def once() -> float:
         b.reset()
         sync()
-        dist.barrier()
+        dist.barrier(group=launch.control())
         t0 = time.perf_counter()
         b.run()
         sync()

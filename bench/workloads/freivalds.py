@@ -68,7 +68,10 @@ def check(
     k2, n = b.shape
     if k != k2 or tuple(c.shape) != (m, n):
         raise ValueError(f"shapes do not form a product: {tuple(a.shape)} x {tuple(b.shape)} -> {tuple(c.shape)}")
-    r = torch.randint(0, 2, (n,), generator=generator, dtype=torch.int8).to(device=c.device, dtype=torch.float64)
+    # A generator draws only on its own device (torch refuses a CUDA generator for a CPU tensor and the reverse): make
+    # the signs where the generator lives, then move them to the product.
+    where = generator.device if generator is not None else c.device
+    r = torch.randint(0, 2, (n,), generator=generator, device=where, dtype=torch.int8).to(device=c.device, dtype=torch.float64)
     r = r * 2 - 1
     cr = _matvec64(c, r)
     if not torch.isfinite(cr).all():

@@ -7,7 +7,9 @@ checked with Freivalds' algorithm; one that fails is reported 'invalid' and neve
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -35,6 +37,13 @@ EMULATED_SIZE = 256
 DEFAULT_SIZE = {"cpu": 2048, "cuda": 8192}
 #: Keep this fraction of free memory unused, for the allocator, the Freivalds check and the rest of the process.
 MEMORY_HEADROOM = 0.10
+#: Environment variables that change what a float32 product runs on, whatever the program asks: NVIDIA's libraries
+#: never use TF32 when NVIDIA_TF32_OVERRIDE=0 (so 'tf32' runs as IEEE float32), and torch lets cuBLAS use TF32 for
+#: every float32 product when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 (NGC containers set such variables).
+TF32_ENVIRONMENT = ("NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE")
+#: fp8 products with fast accumulation (no periodic promotion of the tensor cores' partial sums to float32) keep
+#: fewer accumulator bits; bound them as if 12 were kept, four times the promoted path's error.
+FP8_FAST_ACCUM_ROUNDOFF = 2.0**-12
 
 Product = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], object]
 
@@ -45,13 +54,14 @@ def _unit_scale(device: torch.device) -> torch.Tensor:
     return torch.ones((), dtype=torch.float32, device=device)
 
 
-def matmul_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> object:
-    """torch's fastest matmul for the operands: _int_mm for int8, _scaled_mm (unit scales) for fp8, else matmul."""
+def matmul_product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, fast_accum: bool = False) -> object:
+    """torch's fastest matmul for the operands: _int_mm for int8, _scaled_mm (unit scales) for fp8, else matmul.
+    Both low-precision kernels take B column-major (cuBLASLt's "TN" layout), as _operands makes it."""
     if a.dtype == torch.int8:
         return torch._int_mm(a, b, out=out)
     if a.dtype == torch.float8_e4m3fn:
         one = _unit_scale(a.device)
-        return torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=out.dtype, out=out)
+        return torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=out.dtype, out=out, use_fast_accum=fast_accum)
     return torch.matmul(a, b, out=out)
 
 
@@ -86,25 +96,48 @@ class MatmulSpec:
     n: int
     k: int
     precision: str
+    #: fp8 only: torch._scaled_mm(use_fast_accum=True), the mode production fp8 GEMMs use
+    fast_accum: bool = False
 
     def __post_init__(self) -> None:
         if min(self.m, self.n, self.k) < 1:
             raise ValueError(f"matrix dimensions must be positive, got {self.m}x{self.n}x{self.k}")
         get(self.precision)
+        if self.fast_accum and self.precision != "float8_e4m3":
+            raise ValueError("fast accumulation is a mode of float8_e4m3 products only")
 
     @property
     def flops(self) -> int:
         return flops(self.m, self.n, self.k)
 
+    @property
+    def check_precision(self) -> Precision:
+        """The rounding model Freivalds' check uses: the precision's, with fewer accumulator bits for fast accum."""
+        p = get(self.precision)
+        return dataclasses.replace(p, accumulate_roundoff=FP8_FAST_ACCUM_ROUNDOFF) if self.fast_accum else p
+
     def operand_bytes(self) -> int:
-        """Bytes of A, B and C, plus the Freivalds check's float64 chunk, in the spec's storage format."""
+        """Peak bytes a measurement holds: A, B and C in the spec's storage format, the float32 (float64) operand
+        being generated before its cast, and the Freivalds check's float64 chunk and vectors."""
         precision = get(self.precision)
         out_size = torch.empty((), dtype=precision.result_dtype).element_size()
         check = freivalds.CHUNK_ROWS * max(self.k, self.n) * 8 + 4 * (self.m + self.n + self.k) * 8
-        return (self.m * self.k + self.k * self.n) * precision.itemsize + self.m * self.n * out_size + check
+        gen_size = 0 if precision.torch_dtype in (torch.int8, torch.float32, torch.float64) else 4
+        generating = max(self.m * self.k, self.k * self.n) * gen_size
+        return (self.m * self.k + self.k * self.n) * precision.itemsize + self.m * self.n * out_size + check + generating
+
+    def with_shape(self, m: int, n: int, k: int) -> MatmulSpec:
+        return dataclasses.replace(self, m=m, n=n, k=k)
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        d = asdict(self)
+        if self.precision != "float8_e4m3":
+            del d["fast_accum"]  # a mode of fp8 only; other specs keep their first-wave form
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MatmulSpec:
+        return cls(d["m"], d["n"], d["k"], d["precision"], bool(d.get("fast_accum", False)))
 
 
 def flops(m: int, n: int, k: int) -> int:
@@ -114,17 +147,40 @@ def flops(m: int, n: int, k: int) -> int:
 
 @contextlib.contextmanager
 def _float32_mode(device: DeviceFacts, precision: Precision) -> Iterator[None]:
-    """On CUDA, float32 products run in IEEE float32 and 'tf32' ones on tf32 tensor cores; restored afterwards."""
+    """On CUDA, float32 products run in IEEE float32 and 'tf32' ones on tf32 tensor cores; restored afterwards.
+    torch >= 2.9 names the mode `fp32_precision` ('ieee' / 'tf32'); older torch has only `allow_tf32`."""
     if device.kind != "cuda" or precision.torch_dtype != torch.float32:
         yield
         return
     knob = torch.backends.cuda.matmul
-    old = knob.fp32_precision
-    knob.fp32_precision = "tf32" if precision.cuda_only else "ieee"
+    tf32 = precision.cuda_only
+    name, value = ("fp32_precision", "tf32" if tf32 else "ieee") if hasattr(knob, "fp32_precision") else ("allow_tf32", tf32)
+    old = getattr(knob, name)
+    setattr(knob, name, value)
     try:
         yield
     finally:
-        knob.fp32_precision = old
+        setattr(knob, name, old)
+
+
+def tf32_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The TF32 override variables set in the environment, by name."""
+    env = os.environ if env is None else env
+    return {k: env[k] for k in TF32_ENVIRONMENT if k in env}
+
+
+def tf32_override(spec: MatmulSpec, device: DeviceFacts, env: dict[str, str]) -> MeasurementWarning | None:
+    """Why a CUDA float32 or tf32 figure would not be what its name says under these variables, or None."""
+    if device.kind != "cuda" or get(spec.precision).torch_dtype != torch.float32:
+        return None
+    if spec.precision == "float32" and env.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "0").strip() not in ("", "0"):
+        return MeasurementWarning("tf32-override", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set: cuBLAS ran these float32 "
+                                  "products on TF32 tensor cores, so this is not a float32 figure",
+                                  "unset TORCH_ALLOW_TF32_CUBLAS_OVERRIDE for float32 measurements")  # fmt: skip
+    if spec.precision == "tf32" and env.get("NVIDIA_TF32_OVERRIDE", "").strip() == "0":
+        return MeasurementWarning("tf32-override", "NVIDIA_TF32_OVERRIDE=0 is set: NVIDIA's libraries never use TF32, so "
+                                  "these 'tf32' products ran as IEEE float32", "unset NVIDIA_TF32_OVERRIDE to measure tf32")  # fmt: skip
+    return None
 
 
 @contextlib.contextmanager
@@ -141,27 +197,35 @@ def _cpu_threads(device: DeviceFacts) -> Iterator[int | None]:
         torch.set_num_threads(old)
 
 
-def default_timer(device: DeviceFacts) -> Timer:
+def flush_bytes(device: DeviceFacts) -> int:
+    """Twice the L2 size evicts whatever the previous iteration left there (GPUs only)."""
+    return 2 * device.l2_cache_bytes if device.kind == "cuda" else 0
+
+
+def default_timer(device: DeviceFacts, sustained: bool = False) -> Timer:
+    """Per-iteration device time with an L2 flush before each; `sustained`: back-to-back iterations timed at their
+    boundaries, every gap included and nothing flushed (MSMF)."""
     if device.kind == "cuda":
-        # Twice the L2 size evicts whatever the previous iteration left there.
-        return CudaEventTimer(torch.device(device.id), flush_bytes=2 * device.l2_cache_bytes)
-    return PerfCounterTimer()
+        return CudaEventTimer(torch.device(device.id), flush_bytes=0 if sustained else flush_bytes(device),
+                              back_to_back=sustained)  # fmt: skip
+    return PerfCounterTimer(back_to_back=sustained)
 
 
 def _operands(spec: MatmulSpec, device: DeviceFacts, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A and B from a seeded generator on the device (uniform in [-1, 1), or all of int8), C empty in the result
-    dtype. fp8's B is column-major, as torch._scaled_mm requires."""
+    dtype. fp8's and int8's B are column-major, as torch._scaled_mm and cuBLASLt's int8 kernels require (TN)."""
     precision = get(spec.precision)
     dtype = precision.torch_dtype
     gen = torch.Generator(device=device.id).manual_seed(seed)
     c = torch.empty(spec.m, spec.n, device=device.id, dtype=precision.result_dtype)
     if dtype == torch.int8:
         a = torch.randint(-128, 128, (spec.m, spec.k), generator=gen, device=device.id, dtype=torch.int8)
-        return a, torch.randint(-128, 128, (spec.k, spec.n), generator=gen, device=device.id, dtype=torch.int8), c
+        return a, torch.randint(-128, 128, (spec.n, spec.k), generator=gen, device=device.id, dtype=torch.int8).t(), c
 
     def uniform(rows: int, cols: int) -> torch.Tensor:
+        # generated in float32 (float64), shifted in place, then cast: one temporary at most, counted in operand_bytes
         gen_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-        return (torch.rand(rows, cols, generator=gen, device=device.id, dtype=gen_dtype) * 2 - 1).to(dtype)
+        return torch.rand(rows, cols, generator=gen, device=device.id, dtype=gen_dtype).mul_(2).sub_(1).to(dtype)
 
     a = uniform(spec.m, spec.k)
     b = uniform(spec.n, spec.k).t() if dtype == torch.float8_e4m3fn else uniform(spec.k, spec.n)
@@ -234,22 +298,26 @@ def _measure(
     peak: Peak | None = None,
     backend: str = "torch",
     telemetry: telemetry_.Reader | None = None,
+    sustained: bool = False,
 ) -> Measurement:
     """Time `spec` on `device` and check the product. Running out of memory gives a 'skipped' measurement."""
     precision = get(spec.precision)
-    need, free = spec.operand_bytes(), devices.free_memory_bytes(device.id)
+    timer = timer or default_timer(device, sustained)
+    need = spec.operand_bytes() + (0 if sustained else flush_bytes(device))  # the timer's L2 flush buffer too
+    free = devices.free_memory_bytes(device.id)
     if need > free * (1 - MEMORY_HEADROOM):
         return _skipped(spec, device, f"needs {need / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free on {device.id}")
 
     start = utc_now()
-    timer = timer or default_timer(device)
+    env = tf32_environment() if device.kind == "cuda" and precision.torch_dtype == torch.float32 else {}
+    overridden = tf32_override(spec, device, env)
     try:
         with _float32_mode(device, precision), _cpu_threads(device) as threads:
             a, b, c = _operands(spec, device, seed)
             with telemetry_.Sampler(telemetry) if telemetry else contextlib.nullcontext() as sampler:
                 sampled = collect(timer, lambda: product(a, b, c), policy)
             devices.synchronize(device.id)
-            check = freivalds.check(a, b, c, precision, torch.Generator(device=device.id).manual_seed(seed + 1))
+            check = freivalds.check(a, b, c, spec.check_precision, torch.Generator(device=device.id).manual_seed(seed + 1))
     except (RuntimeError, NotImplementedError, MemoryError) as exc:
         # Out of memory is a shape that does not fit; any other kernel or driver failure is recorded as an error
         # with its message, and the run goes on to the next measurement.
@@ -262,12 +330,20 @@ def _measure(
     finally:
         a = b = c = None  # free device memory before the next spec
     summary = derived_figures(sampled.samples_s, spec.flops, peak.tflops if peak else None)
+    details: dict[str, Any] = {"backend": backend, **_telemetry_details(sampler)}
+    if device.kind == "cuda" and precision.torch_dtype == torch.float32:
+        details["tf32_environment"] = env
+    if sustained:
+        details["timing"] = "back-to-back: iterations timed at their boundaries, gaps included, no L2 flush"
+    status, reason = ("ok", None) if check.passed else ("invalid", f"Freivalds check failed: {check.reason}")
+    if overridden and check.passed:  # a correct product, but not in the precision its name claims
+        status, reason = "invalid", overridden.message
     return Measurement(
         workload=WORKLOAD,
         spec=spec.to_dict(),
         device=asdict(device),
-        status="ok" if check.passed else "invalid",
-        reason=None if check.passed else f"Freivalds check failed: {check.reason}",
+        status=status,
+        reason=reason,
         flops_per_iteration=spec.flops,
         timer=timer.name,
         threads=threads,
@@ -275,9 +351,10 @@ def _measure(
         samples_s=sampled.samples_s,
         summary=summary,
         validity=check.to_dict(),
-        warnings=[w.to_dict() for w in sampling_warnings(sampled, policy, timer.resolution_s) + plausibility(summary, peak)],
+        warnings=[w.to_dict() for w in sampling_warnings(sampled, policy, timer.resolution_s) + plausibility(summary, peak)
+                  + ([overridden] if overridden else [])],
         peak=peak.to_dict() if peak else None,
-        details={"backend": backend, **_telemetry_details(sampler)},
+        details=details,
         start_utc=start,
         end_utc=utc_now(),
     )
@@ -300,8 +377,10 @@ def run(
     peak: Peak | None = None,
     backend: str = "torch",
     telemetry: telemetry_.Reader | None = None,
+    sustained: bool = False,
 ) -> Measurement:
     """Measure `spec` on `device`, honouring what the device supports natively; `peak` bounds native figures.
+    `sustained` times back-to-back iterations (MSMF) instead of flushed single ones.
 
     `backend` names the implementation (BACKENDS); `product` replaces it, for tests that inject a faulty product.
 
@@ -315,15 +394,18 @@ def run(
     if backend not in backends_for(device, spec.precision):
         return _skipped(spec, device, f"backend {backend!r} does not run {spec.precision} on {device.kind}")
     product = product or BACKENDS[backend]
+    if spec.fast_accum and product is matmul_product:
+        product = functools.partial(matmul_product, fast_accum=True)
     verdict, why = devices.support(device, spec.precision, get(spec.precision).cuda_only)
     if verdict == "unsupported":
         return _skipped(spec, device, why or "unsupported")
     if verdict == "native":
-        return _measure(spec, device, policy, timer=timer, seed=seed, product=product, peak=peak, backend=backend, telemetry=telemetry)
+        return _measure(spec, device, policy, timer=timer, seed=seed, product=product, peak=peak, backend=backend,
+                        telemetry=telemetry, sustained=sustained)  # fmt: skip
     run_spec = spec
     if spec.flops > flops(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE):
-        run_spec = MatmulSpec(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE, spec.precision)
-    m = _measure(run_spec, device, policy, timer=timer, seed=seed, product=product, backend=backend)
+        run_spec = spec.with_shape(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE)
+    m = _measure(run_spec, device, policy, timer=timer, seed=seed, product=product, backend=backend, sustained=sustained)
     m.emulated = True
     m.warnings.append(
         MeasurementWarning("emulated", why or "emulated", "excluded from capacity; native support needs other hardware").to_dict()

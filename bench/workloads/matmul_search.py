@@ -2,7 +2,14 @@
 
 MAMF: search shapes for the fastest, then the median TFLOPS of that shape under a full measurement, taking the best
 of the available implementations (torch, and numpy's BLAS on CPUs). MSMF: the MAMF shape run back to back for a
-window; total FLOPs / total seconds of the window, with the throughput per tenth of the window and telemetry.
+window, timed at the boundaries between iterations (every launch gap counted, no L2 flush): total FLOPs / total
+seconds of the window, with the throughput per tenth of the window and telemetry.
+
+On GPUs the search first holds a large product for SETTLE_S seconds (clocks and temperature settle over tens of
+seconds; a search started cold would favour whichever shapes ran first), then sweeps candidates from three sources:
+shapes whose output tiles fill whole waves of SMs, the best shapes published for Hopper-class GPUs (mamf-finder's
+tables, which the wave heuristic misses: Hopper's cuBLAS kernels are persistent with varying tiles), and an even
+spread over mamf-finder's M, N, K range.
 
 Every shape tried is its own Measurement (details.search.role = 'candidate'), yielded as soon as it is measured, so
 an interrupted search keeps what it finished. All figures come from raw samples; nothing here is estimated.
@@ -30,8 +37,19 @@ CPU_SIZES = (256, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192)
 #: GPU output tile (rows x columns) that cuBLAS/CUTLASS kernels commonly use on Ampere and Hopper: shapes whose tile
 #: count is a whole multiple of the SM count leave no SM idle in the last wave.
 GPU_TILE = (128, 256)
-GPU_K = (4096, 8192, 16384)
-GPU_MIN, GPU_MAX = 2048, 16384
+GPU_K = (2048, 4096, 8192, 16384)
+GPU_MIN, GPU_MAX = 1024, 20480
+#: Wave-filling shapes may be this elongated (H100's best published shape, 6144x17920, is about 1:3).
+GPU_MAX_ASPECT = 4
+#: Best shapes published with mamf-finder (Stas Bekman, ml-engineering): H100 SXM 2048x2048x13312 (794.5 TFLOPS bf16)
+#: and 6144x17920x2816 (792.1); GH200 1024x15360x4096 (828.6).
+PUBLISHED_BEST = ((2048, 2048, 13312), (6144, 17920, 2816), (1024, 15360, 4096))
+#: Step of the even spread over mamf-finder's range (M, N, K in 1024..20480), and how many shapes it contributes.
+SPREAD_STEP, SPREAD_COUNT = 256, 48
+#: Most GPU candidates swept (the coarse share of the budget is split among them).
+MAX_GPU_CANDIDATES = 160
+#: Seconds a large product runs before a search, per device kind, so clocks and temperature settle first.
+SETTLE_S = {"cpu": 0.0, "cuda": 20.0}
 #: Shares of the search budget: coarse sweep, re-measuring the best few, the final per-backend measurement.
 COARSE_SHARE, REFINE_SHARE = 0.5, 0.25
 REFINE_TOP = 3
@@ -74,8 +92,8 @@ def cpu_candidates(itemsize: int, memory_bytes: int) -> list[Shape]:
     return [(n, n, n) for n in CPU_SIZES if 3 * n * n * itemsize <= memory_bytes]
 
 
-def gpu_candidates(sm_count: int, itemsize: int, memory_bytes: int, max_waves: int = 8) -> list[Shape]:
-    """(M, N, K) whose 128x256 output tiles fill whole waves of `sm_count` SMs, near-square, within memory."""
+def wave_shapes(sm_count: int, max_waves: int = 8) -> set[Shape]:
+    """(M, N, K) whose 128x256 output tiles fill whole waves of `sm_count` SMs, at most GPU_MAX_ASPECT elongated."""
     tm, tn = GPU_TILE
     shapes: set[Shape] = set()
     for waves in range(1, max_waves + 1):
@@ -84,9 +102,33 @@ def gpu_candidates(sm_count: int, itemsize: int, memory_bytes: int, max_waves: i
             if tiles % a:
                 continue
             m, n = tm * a, tn * (tiles // a)
-            if GPU_MIN <= m <= GPU_MAX and GPU_MIN <= n <= GPU_MAX and max(m, n) <= 2 * min(m, n):
+            if GPU_MIN <= m <= GPU_MAX and GPU_MIN <= n <= GPU_MAX and max(m, n) <= GPU_MAX_ASPECT * min(m, n):
                 shapes.update((m, n, k) for k in GPU_K)
-    shapes.update((s, s, s) for s in (4096, 8192, 12288, 16384))  # the square sizes everyone quotes, for comparison
+    return shapes
+
+
+def spread_shapes(count: int = SPREAD_COUNT) -> set[Shape]:
+    """`count` shapes spread evenly over M, N, K in GPU_MIN..GPU_MAX (multiples of SPREAD_STEP): the additive
+    recurrence with the plastic number's powers (a low-discrepancy sequence), so the same shapes on every run."""
+    g = 1.22074408460575947536  # the plastic number: x^4 = x + 1 in three dimensions
+    alphas = (1 / g, 1 / g**2, 1 / g**3)
+    steps = (GPU_MAX - GPU_MIN) // SPREAD_STEP + 1
+    out: set[Shape] = set()
+    for i in range(1, count + 1):
+        m, n, k = (GPU_MIN + SPREAD_STEP * int(((0.5 + a * i) % 1.0) * steps) for a in alphas)
+        out.add((m, n, k))
+    return out
+
+
+def gpu_candidates(sm_count: int, itemsize: int, memory_bytes: int, max_waves: int = 8) -> list[Shape]:
+    """Wave-filling shapes, the published best shapes, an even spread over the range and the square sizes everyone
+    quotes, within memory; at most MAX_GPU_CANDIDATES, thinned evenly over the wave-filling ones when there are more."""
+    fixed = set(PUBLISHED_BEST) | spread_shapes() | {(s, s, s) for s in (2048, 4096, 8192, 12288, 16384)}
+    waves = sorted(wave_shapes(sm_count, max_waves) - fixed, key=lambda s: (mm.flops(*s), s))
+    room = max(MAX_GPU_CANDIDATES - len(fixed), 0)
+    if len(waves) > room:
+        waves = [waves[i * len(waves) // room] for i in range(room)] if room else []
+    shapes = fixed | set(waves)
     fits = [s for s in shapes if (s[0] * s[2] + s[2] * s[1] + s[0] * s[1]) * itemsize <= memory_bytes]
     return sorted(fits, key=lambda s: (mm.flops(*s), s))
 
@@ -98,6 +140,10 @@ class SearchConfig:
     window_s: float
     grid: list[Shape] = field(default_factory=list)
     final_budget_s: float | None = None
+    #: seconds a large product runs before the sweep (clocks settle); not part of the budget
+    settle_s: float = 0.0
+    #: fp8 only: measure with torch._scaled_mm's fast accumulation
+    fast_accum: bool = False
 
 
 def _policy(seconds: float) -> Policy:
@@ -105,12 +151,12 @@ def _policy(seconds: float) -> Policy:
 
 
 def _tag(m: Measurement, role: str, mode: str, **extra: object) -> Measurement:
-    m.details["search"] = {"role": role, "mode": mode, **extra}
+    m.details["search"] = {"role": role, "mode": mode, **{k: v for k, v in extra.items() if v is not None}}
     return m
 
 
 def _spec_of(m: Measurement) -> mm.MatmulSpec:
-    return mm.MatmulSpec(m.spec["m"], m.spec["n"], m.spec["k"], m.spec["precision"])
+    return mm.MatmulSpec.from_dict(m.spec)
 
 
 def _rate(m: Measurement) -> float:
@@ -131,6 +177,8 @@ def search(
 ) -> Iterator[Measurement]:
     """Yield every measurement of the search for one device x precision: candidates, the final per-backend runs (one
     marked mamf), and the MSMF window. `measure` is matmul.run; tests pass a wrapper with a fake timer."""
+    base = mm.MatmulSpec(1, 1, 1, precision, config.fast_accum)
+    settled = _settle(device, base, config, candidates, measure) if config.settle_s > 0 and candidates else None
     start = clock()
     deadline = start + config.budget_s
     backends = mm.backends_for(device, precision)
@@ -141,7 +189,7 @@ def search(
     for shape, backend in pairs:
         if clock() >= deadline:
             break
-        spec = mm.MatmulSpec(*shape, precision)
+        spec = base.with_shape(*shape)
         if best_rate > 0:
             # at the best rate so far, would this shape's minimum iterations overrun its share three times over?
             seconds_per_iteration = spec.flops / (best_rate * 1e12)
@@ -159,9 +207,9 @@ def search(
                     MeasurementWarning("emulated", f"{precision} runs at {ratio:.2%} of float32's MAMF on this device",
                                        "excluded from capacity").to_dict()
                 )
-            yield _tag(m, "final", config.mode, mamf=True, shapes_tried=1)
+            yield _tag(m, "final", config.mode, mamf=True, shapes_tried=1, settled=settled)
             return
-        yield _tag(m, "candidate", config.mode, phase="coarse")
+        yield _tag(m, "candidate", config.mode, phase="coarse", settled=settled)
         tried.append(m)
         best_rate = max(best_rate, _rate(m))
 
@@ -194,7 +242,7 @@ def search(
     final_each = config.final_budget_s or max(config.budget_s * (1 - COARSE_SHARE - REFINE_SHARE) / len(picks), 0.5)
     finals = []
     for shape, backend in picks:
-        f = measure(mm.MatmulSpec(*shape, precision), device, _policy(final_each), peak=peak, backend=backend)
+        f = measure(base.with_shape(*shape), device, _policy(final_each), peak=peak, backend=backend)
         finals.append(f)
         yield _tag(f, "final", config.mode, mamf=False, shapes_tried=len(tried) + len(refined))
     winner = max(finals, key=_rate)
@@ -203,11 +251,24 @@ def search(
     if winner.status != "ok" or config.window_s <= 0:
         return
     window = Policy(budget_s=config.window_s, min_iterations=1, max_iterations=10**7, max_warmup_s=0.5)
-    s = measure(mm.MatmulSpec(*best_shape, precision), device, window, peak=peak, backend=winner.details["backend"],
-                telemetry=telemetry)  # fmt: skip
+    s = measure(base.with_shape(*best_shape), device, window, peak=peak, backend=winner.details["backend"],
+                telemetry=telemetry, sustained=True)  # fmt: skip
     if s.status == "ok":
         s.details["msmf"] = msmf(s.samples_s, s.flops_per_iteration)
     yield _tag(s, "msmf", config.mode)
+
+
+def _settle(device: DeviceFacts, base: mm.MatmulSpec, config: SearchConfig, candidates: list[Shape],
+            measure: Callable[..., Measurement]) -> dict[str, object]:  # fmt: skip
+    """Hold the largest candidate back to back for config.settle_s before the sweep. Its timings are warm-up, like
+    any measurement's: what is kept is how long it ran and at what rate, in each candidate's search details."""
+    shape = candidates[-1]
+    policy = Policy(budget_s=config.settle_s, min_iterations=1, max_iterations=10**7, max_warmup_s=0.0,
+                    max_warmup_iterations=1)  # fmt: skip
+    m = measure(base.with_shape(*shape), device, policy, sustained=True)
+    seconds = sum(m.warmup_s) + sum(m.samples_s)
+    return {"shape": list(shape), "seconds": seconds, "status": m.status,
+            "tflops": m.flops_per_iteration * len(m.samples_s) / sum(m.samples_s) / 1e12 if m.samples_s else None}  # fmt: skip
 
 
 def msmf(samples_s: list[float], flops_per_iteration: float, buckets: int = MSMF_BUCKETS) -> dict[str, object]:

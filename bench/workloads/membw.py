@@ -5,12 +5,16 @@ Bytes per iteration are counted as STREAM counts them, for arrays of N float64 e
     add   c = a + b      3 * 8 * N        triad  a = b + s * c  3 * 8 * N
 Each kernel is timed on its own; its output is not one of its inputs, so repeating it leaves a known value, and
 after timing every element is checked against that value (STREAM's checkSTREAMresults, exactly, since the arrays
-are uniform). Host<->device copies move one pinned host buffer of the same size and are checked the same way.
+are uniform). Host<->device copies move one pinned host buffer of the same size and are checked the same way; the
+buffer is allocated, first touched and copied from a thread bound to the GPU's own CPUs (NVML's affinity), since
+pinned pages on the other socket's memory cross the inter-socket link and report lower bandwidth.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -69,9 +73,28 @@ def _record(name: str, n: int, device: DeviceFacts, sampled: Any, policy: Policy
     )
 
 
+@contextlib.contextmanager
+def bound_to(cpus: list[int] | None) -> Iterator[list[int] | None]:
+    """Run the block on `cpus` (this thread only), restoring the previous set after; yields the CPUs actually bound
+    (None when no affinity is known or the OS refuses it)."""
+    usable = sorted(set(cpus or []) & os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
+    if not usable:
+        yield None
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, usable)
+    try:
+        yield usable
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_tbps: float | None = None,
-        timer: Timer | None = None) -> list[Measurement]:  # fmt: skip
-    """STREAM copy, scale, add and triad (and on GPUs host-to-device and device-to-host), one Measurement each."""
+        timer: Timer | None = None, cpu_affinity: list[int] | None = None,
+        concurrent: bool = False) -> list[Measurement]:  # fmt: skip
+    """STREAM copy, scale, add and triad (and on GPUs host-to-device and device-to-host), one Measurement each.
+    `cpu_affinity`: the GPU's CPUs, for the host side of the copies; `concurrent`: other devices of the node are
+    measured at the same time (recorded with the copies, which share the host's memory and PCIe root)."""
     n = elements or DEFAULT_ELEMENTS[device.kind]
     need = 3 * 8 * n
     if need > devices.free_memory_bytes(device.id) * 0.8:
@@ -101,13 +124,17 @@ def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_t
         correct = bool((arrays[target] == value[target]).all())
         out.append(_record(name, n, device, sampled, policy, timer, BYTES_PER_ELEMENT[name] * n, correct, peak_tbps, start))
     if device.kind == "cuda":
-        host = torch.full((n,), 5.0, dtype=torch.float64).pin_memory()
-        for name, fn, check in (
-            ("h2d", lambda: a.copy_(host, non_blocking=True), lambda: bool((a == 5.0).all())),
-            ("d2h", lambda: host.copy_(b, non_blocking=True), lambda: bool((host == value["b"]).all())),
-        ):
-            start = utc_now()
-            sampled = collect(timer, fn, policy)
-            devices.synchronize(device.id)
-            out.append(_record(name, n, device, sampled, policy, timer, 8 * n, check(), None, start))
+        with bound_to(cpu_affinity) as bound:
+            host = torch.full((n,), 5.0, dtype=torch.float64).pin_memory()
+            for name, fn, check in (
+                ("h2d", lambda: a.copy_(host, non_blocking=True), lambda: bool((a == 5.0).all())),
+                ("d2h", lambda: host.copy_(b, non_blocking=True), lambda: bool((host == value["b"]).all())),
+            ):
+                start = utc_now()
+                sampled = collect(timer, fn, policy)
+                devices.synchronize(device.id)
+                m = _record(name, n, device, sampled, policy, timer, 8 * n, check(), None, start)
+                m.details.update({"pinned": True, "cpu_affinity": bound, "numa_bound": bound is not None,
+                                  "concurrent_with_other_devices": concurrent})  # fmt: skip
+                out.append(m)
     return out

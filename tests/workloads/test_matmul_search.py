@@ -33,16 +33,24 @@ def test_cpu_candidates_respect_memory():
     assert ms.cpu_candidates(4, 3 * 1024 * 1024 * 4) == [(256, 256, 256), (512, 512, 512), (768, 768, 768), (1024, 1024, 1024)]
 
 
-def test_gpu_candidates_fill_whole_waves():
-    shapes = ms.gpu_candidates(sm_count=132, itemsize=2, memory_bytes=80 * 2**30)
-    squares = {(s, s, s) for s in (4096, 8192, 12288, 16384)}
-    for m, n, k in shapes:
-        if (m, n, k) in squares:
-            continue
+def test_wave_shapes_fill_whole_waves():
+    for m, n, k in ms.wave_shapes(sm_count=132):
         tiles = (m // 128) * (n // 256)
         assert m % 128 == 0 and n % 256 == 0 and tiles % 132 == 0
-        assert max(m, n) <= 2 * min(m, n)
+        assert max(m, n) <= ms.GPU_MAX_ASPECT * min(m, n) and k in ms.GPU_K
+
+
+def test_gpu_candidates_include_the_published_best_shapes_and_a_spread():
+    """Issue 16.7: the old candidates (near-square 2048-16384, K in 4096/8192/16384) excluded every best shape in
+    published MAMF tables (H100 2048x2048x13312 and 6144x17920x2816, GH200 1024x15360x4096)."""
+    shapes = ms.gpu_candidates(sm_count=132, itemsize=2, memory_bytes=80 * 2**30)
+    assert set(ms.PUBLISHED_BEST) <= set(shapes)
+    assert len(shapes) <= ms.MAX_GPU_CANDIDATES and len(set(shapes)) == len(shapes)
     assert shapes == sorted(shapes, key=lambda s: (2 * s[0] * s[1] * s[2], s))
+    ks = {k for _, _, k in shapes}
+    assert min(ks) <= 2048 and any(k not in ms.GPU_K for k in ks)  # the spread reaches K values waves never use
+    assert ms.spread_shapes() == ms.spread_shapes()  # deterministic
+    assert all(ms.GPU_MIN <= d <= ms.GPU_MAX and d % ms.SPREAD_STEP == 0 for s in ms.spread_shapes() for d in s)
     assert not ms.gpu_candidates(132, 2, memory_bytes=10**6)  # nothing fits: nothing proposed
 
 
@@ -125,7 +133,9 @@ def test_interrupted_search_keeps_finished_shapes(tmp_path):
 
     config = ms.SearchConfig("grid", budget_s=5.0, window_s=0)
     gen = ms.search(CPU, "float32", config, [(32,) * 3, (48,) * 3, (64,) * 3], measure=measure)
-    report = NodeReport("r", {}, [], {}, {}, "2026-11-28T00:00:00Z")
+    from tests.report.synthetic import report as synthetic_report
+
+    report = synthetic_report([], end=None)
     writer = ReportWriter(report, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         runner.execute(writer, [runner.Step("search", lambda: gen)])

@@ -1,0 +1,320 @@
+"""The GPU paths under tests/fakes/cuda.py, which refuses what CUDA, cuBLAS and NCCL refuse (issue 16).
+
+Each test names the defect it guards; each failed on the first wave's code, whose fakes accepted anything.
+"""
+
+import os
+import types
+
+import pytest
+import torch
+
+from bench import launch, plans
+from bench.hardware import devices, peaks
+from bench.measure.sampling import Policy
+from bench.measure.timer import CudaEventTimer, PerfCounterTimer
+from bench.workloads import comm as cm
+from bench.workloads import matmul as mm
+from bench.workloads import membw as mb
+from bench.workloads import train as tr
+from tests.fakes.cuda import Props
+
+QUICK = Policy(budget_s=0.01, min_iterations=2, max_warmup_s=0.0, max_warmup_iterations=1)
+NATIVE = ("float64", "float32", "tf32", "bfloat16", "float16", "float8_e4m3", "int8")
+
+
+def h200(fake_cuda, **kw):
+    fake = fake_cuda(**kw)
+    return fake, devices.facts("cuda:0")
+
+
+@pytest.mark.parametrize("precision", NATIVE)
+def test_every_precision_measures_and_checks_on_a_gpu(fake_cuda, precision):
+    """16.1: the Freivalds check drew its signs on the CPU with the CUDA generator: every GPU matmul was an error."""
+    fake, gpu = h200(fake_cuda)
+    m = mm.run(mm.MatmulSpec(64, 64, 64, precision), gpu, QUICK)
+    assert m.status == "ok", m.reason
+    assert m.validity["passed"] and m.timer == "cuda_event"
+    assert ("matmul" in {n for n, _ in fake.calls}) or precision in ("int8", "float8_e4m3")
+    assert {d for _, d in fake.calls} == {"cuda:0"}
+
+
+def test_int8_takes_b_column_major(fake_cuda):
+    """16.3: _int_mm got a row-major B (NN); cuBLASLt's int8 kernels take TN."""
+    _, gpu = h200(fake_cuda)
+    a, b, c = mm._operands(mm.MatmulSpec(32, 64, 64, "int8"), gpu, 0)
+    assert b.stride(0) == 1 and a.stride(1) == 1
+    assert mm.run(mm.MatmulSpec(32, 64, 64, "int8"), gpu, QUICK).status == "ok"
+
+
+def test_float32_mode_on_torch_without_fp32_precision(fake_cuda, monkeypatch):
+    """16.4: torch.backends.cuda.matmul.fp32_precision exists from torch 2.9 only; older torch has allow_tf32."""
+    _, gpu = h200(fake_cuda)
+    seen = []
+
+    class Knob:  # torch < 2.9
+        def __init__(self):
+            self._allow = False
+
+        @property
+        def allow_tf32(self):
+            return self._allow
+
+        @allow_tf32.setter
+        def allow_tf32(self, value):
+            seen.append(value)
+            self._allow = value
+
+    knob = Knob()
+    monkeypatch.setattr(torch.backends.cuda, "matmul", knob)
+    for precision, mode in (("float32", False), ("tf32", True)):
+        m = mm.run(mm.MatmulSpec(64, 64, 64, precision), gpu, QUICK)
+        assert m.status == "ok", m.reason
+        assert seen[-2:] == [mode, False] and knob.allow_tf32 is False  # set for the run, restored after
+
+
+@pytest.mark.parametrize(
+    "precision, env, flagged",
+    [
+        ("float32", {"TORCH_ALLOW_TF32_CUBLAS_OVERRIDE": "1"}, True),
+        ("tf32", {"NVIDIA_TF32_OVERRIDE": "0"}, True),
+        ("float32", {"NVIDIA_TF32_OVERRIDE": "0"}, False),  # forbids TF32: float32 stays float32
+        ("float32", {}, False),
+    ],
+)
+def test_tf32_overrides_in_the_environment_are_detected(fake_cuda, monkeypatch, precision, env, flagged):
+    """16.14: NGC containers set variables that make float32 run on tensor cores, or 'tf32' as IEEE float32."""
+    _, gpu = h200(fake_cuda)
+    for k in mm.TF32_ENVIRONMENT:
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    m = mm.run(mm.MatmulSpec(64, 64, 64, precision), gpu, QUICK)
+    assert m.details["tf32_environment"] == env
+    codes = {w["code"] for w in m.warnings}
+    assert (m.status == "invalid" and "tf32-override" in codes) == flagged
+    if flagged:
+        assert next(iter(env)) in m.reason
+
+
+def test_fp8_is_measured_with_and_without_fast_accumulation(fake_cuda):
+    """16.16: production fp8 GEMMs use fast accumulation; bench measured only the slow mode and did not record it."""
+    fake, gpu = h200(fake_cuda)
+    steps = plans.fixed_plan([gpu], {}, ("float8_e4m3",), [(64, 64, 64)], QUICK, plans.PeakOverrides())
+    assert len(steps) == 2 and "fast-accum" in steps[1].label
+    out = [s.run() for s in steps]
+    assert [m.spec["fast_accum"] for m in out] == [False, True]
+    assert all(m.status == "ok" for m in out), [m.reason for m in out]
+    assert set(fake.fast_accum) == {False, True}
+    assert mm.MatmulSpec(16, 16, 16, "float8_e4m3", True).check_precision.accumulate_roundoff > \
+        mm.MatmulSpec(16, 16, 16, "float8_e4m3").check_precision.accumulate_roundoff  # fmt: skip
+    assert "fast_accum" not in mm.MatmulSpec(16, 16, 16, "bfloat16").to_dict()  # other specs keep their form
+
+
+def test_memory_fit_counts_the_flush_buffer_and_the_generation_temporary(fake_cuda):
+    """16.9: the 2xL2 flush buffer and the float32 operand made before a bf16 cast were not counted."""
+    spec = mm.MatmulSpec(4096, 4096, 4096, "bfloat16")
+    operands = (2 * 4096 * 4096) * 2 + 4096 * 4096 * 2
+    assert spec.operand_bytes() >= operands + 4096 * 4096 * 4  # one float32 operand while generating
+    l2 = 60 * 2**20
+    need = spec.operand_bytes() + 2 * l2
+    fake, gpu = h200(fake_cuda, props=Props(total_memory=int(need / (1 - mm.MEMORY_HEADROOM)) - 2**20, L2_cache_size=l2))
+    m = mm.run(spec, gpu, QUICK)
+    assert m.status == "skipped" and "GiB free" in m.reason
+
+
+def test_memory_held_by_the_caching_allocator_counts_as_free(fake_cuda):
+    """16.20: after large runs mem_get_info shows the allocator's cache as used, so shapes that fit were skipped."""
+    fake, gpu = h200(fake_cuda)
+    fake.reserved[0], fake.allocated[0] = 100 * 10**9, 10**9
+    free, total = torch.cuda.mem_get_info(0)
+    assert devices.free_memory_bytes("cuda:0") == free + 99 * 10**9
+
+
+def test_msmf_times_iterations_back_to_back(fake_cuda):
+    """16.6: MSMF added per-iteration event times (flushed, gaps excluded): a kernel rate, not sustained throughput."""
+    fake, gpu = h200(fake_cuda)
+    timer = mm.default_timer(gpu, sustained=True)
+    assert timer._flush is None and timer.back_to_back
+    out = timer.time(lambda: torch.ones(8, device="cuda:0"), 4)
+    assert len(out) == 4 and all(s >= 0 for s in out)
+    with pytest.raises(ValueError, match="cannot flush"):
+        CudaEventTimer(torch.device("cuda:0"), flush_bytes=64, back_to_back=True)
+    # the host timer too: each duration runs from the previous call's end, so they add up to the whole batch
+    import time
+
+    wall = time.perf_counter()
+    samples = PerfCounterTimer(back_to_back=True).time(lambda: time.sleep(0.002), 5)
+    assert sum(samples) <= time.perf_counter() - wall and sum(samples) >= 0.01
+
+
+def test_search_measures_msmf_sustained_after_settling(monkeypatch):
+    from bench.workloads import matmul_search as ms
+
+    calls = []
+
+    def measure(spec, device, policy, **kw):
+        calls.append(kw.get("sustained", False))
+        return mm.run(spec, device, policy, **kw)
+
+    cpu = devices.facts("cpu", {"cpu_model": "cpu", "fingerprint": "fp", "isa_flags": {"avx2": True}})
+    config = ms.SearchConfig("auto", 0.05, 0.02, settle_s=0.01)
+    out = list(ms.search(cpu, "float32", config, [(32, 32, 32), (64, 64, 64)], measure=measure))
+    assert calls[0] is True and calls[-1] is True and not any(calls[1:-1])  # settle first, MSMF last
+    msmf = out[-1]
+    assert msmf.details["search"]["role"] == "msmf" and "back-to-back" in msmf.details["timing"]
+    assert out[0].details["search"]["settled"]["shape"] == [64, 64, 64]
+
+
+def test_a_mig_slice_gets_its_share_of_the_peak(fake_cuda):
+    """16.8: a MIG slice got the whole GPU's peak, and a GPU- UUID NVML does not know."""
+    fake_cuda(props=Props(name="NVIDIA H100 80GB HBM3 MIG 3g.40gb", multi_processor_count=60))
+    f = devices.facts("cuda:0")
+    assert f.mig and f.uuid.startswith("MIG-") and f.sm_count == 60
+    whole = peaks.vendor_peak(f.name, "bfloat16").tflops
+    assert peaks.device_peak(f, "bfloat16").tflops == pytest.approx(whole * 60 / 132)
+    assert plans.PeakOverrides().peak(f, {}, "bfloat16").assumptions["mig_sm_share"] == pytest.approx(60 / 132)
+
+
+@pytest.mark.parametrize(
+    "count, local_rank, local_world, expected",
+    [(8, 3, 8, "cuda:3"), (1, 3, 8, "cuda:0"), (4, 1, 2, "cuda:1"), (0, 1, 2, "cpu"), (2, 3, 4, ValueError)],
+)
+def test_each_rank_gets_its_own_gpu(fake_cuda, monkeypatch, count, local_rank, local_world, expected):
+    """16.2: every rank used cuda:0; with one GPU per Slurm task, cuda:LOCAL_RANK did not exist."""
+    if count:
+        fake_cuda(count=count)
+    else:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if expected is ValueError:
+        with pytest.raises(ValueError, match="sees 2 GPUs"):
+            devices.local_device(local_rank, local_world)
+    else:
+        assert devices.local_device(local_rank, local_world) == expected
+
+
+def test_nccl_join_sets_the_rank_device_before_the_process_group(fake_cuda, monkeypatch):
+    """16.2 and 16.21: NCCL binds a rank to the current device at init; the watchdog must not kill the process."""
+    fake_cuda(count=4)
+    seen = {}
+    monkeypatch.delenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", raising=False)
+    monkeypatch.setattr(launch.torch_dist, "init_process_group",
+                        lambda *a, **k: seen.update(device=torch.cuda.current_device(),
+                                                    handling=os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING")))  # fmt: skip
+    monkeypatch.setattr(launch.torch_dist, "new_group", lambda **k: seen.update(control=k) or "control")
+    p = launch.Placement(2, 4, 2, 4, "127.0.0.1", 1, "torchrun")
+    launch.join(p, "nccl", 30, "cuda:2")
+    assert seen["device"] == 2 and seen["handling"] == launch.NCCL_ERROR_HANDLING
+    assert seen["control"]["backend"] == "gloo" and seen["control"]["timeout"].total_seconds() >= launch.CONTROL_TIMEOUT_S
+    assert launch.control() == "control"
+    with pytest.raises(launch.LaunchError, match="NCCL needs"):
+        launch.join(p, "nccl", 30, None)
+    monkeypatch.setattr(launch, "_control", None)
+
+
+def test_collective_timing_synchronizes_the_rank_device(fake_cuda, monkeypatch):
+    """16.2: comm synchronized the current device (cuda:0 on every rank): other ranks timed only the launch."""
+    fake = fake_cuda(count=2)
+    monkeypatch.setattr(cm.dist, "barrier", lambda group=None: None)
+    b = cm.Buffers(run=lambda: None, reset=lambda: None, check=lambda: True, bytes=8)
+    cm.time_op(b, 2, 0, "cuda:1")
+    assert fake.synced and set(fake.synced) == {"cuda:1"}
+
+
+def test_sendrecv_posts_both_directions_in_one_group(monkeypatch):
+    """16.11: an isend and an irecv posted separately can block each other under NCCL."""
+    groups = []
+
+    def isend(*a, **k):
+        raise RuntimeError("NCCL: a send and a receive between the same ranks outside one group can deadlock")
+
+    def irecv(*a, **k):
+        raise RuntimeError("NCCL: a send and a receive between the same ranks outside one group can deadlock")
+
+    class Work:
+        def wait(self):
+            pass
+
+    def batch(ops):
+        groups.append([op.op.__name__ for op in ops])
+        for op in ops:
+            if op.op.__name__ == "irecv":
+                op.tensor.fill_(2.0)
+        return [Work() for _ in ops]
+
+    monkeypatch.setattr(cm.dist, "isend", isend)
+    monkeypatch.setattr(cm.dist, "irecv", irecv)
+    monkeypatch.setattr(cm.dist, "batch_isend_irecv", batch)
+    monkeypatch.setattr(cm.dist, "P2POp", lambda op, tensor, peer: types.SimpleNamespace(op=op, tensor=tensor, peer=peer))
+    b = cm.buffers("sendrecv", 64, 0, 2, "cpu")
+    b.reset()
+    b.run()
+    assert groups == [["isend", "irecv"]] and b.check()
+
+
+def _ddp_world(monkeypatch, hosts):
+    """Fake collectives for plans.train_measurements: each rank's run is a small measurement; the gather returns
+    every rank's, tagged with its host."""
+    from bench.report.model import Measurement
+
+    monkeypatch.setattr(plans.dist, "barrier", lambda group=None: None)
+
+    def run(spec, facts, peak=None, seed=0, progress=None, wrap=None):
+        samples = [0.1, 0.1, 0.1]
+        return Measurement("train", spec.to_dict(), {"id": f"cuda:{seed % 2}", "kind": "cuda", "uuid": f"GPU-{seed}"},
+                           "ok", flops_per_iteration=tr.flops_per_step(spec), samples_s=samples, warmup_s=[0.1],
+                           summary=tr.figures(samples, tr.flops_per_step(spec), spec.items_per_step, None))  # fmt: skip
+
+    def gather(out, obj, group=None):
+        for r, host in enumerate(hosts):
+            out[r] = {**obj, "rank": r, "host": host, "measurement": run(spec, None, seed=r).to_dict()}
+
+    spec = tr.preset("gpt", "tiny")
+    monkeypatch.setattr(plans.tr, "run", run)
+    monkeypatch.setattr(plans.dist, "all_gather_object", gather)
+    return spec
+
+
+def test_a_node_report_holds_only_its_own_devices_in_multi_node_ddp(monkeypatch):
+    """16.13: rank 0's report listed the other node's GPUs as its own measurements (verify: unknown-device)."""
+    spec = _ddp_world(monkeypatch, ["node-a", "node-a", "node-b", "node-b"])
+    facts = devices.DeviceFacts("cuda:0", "cuda", "NVIDIA H200", "GPU-0", 0, "9.0")
+    rank0 = plans.train_measurements(spec, facts, None, launch.Placement(0, 4, 0, 2, "a", 1, "env"), host="node-a")
+    roles = [m.details.get("role") for m in rank0]
+    assert roles[0] == "single-rank baseline" and roles[-1] == "data-parallel total"
+    assert [m.details["host"] for m in rank0[1:-1]] == ["node-a", "node-a"]
+    total = rank0[-1]
+    assert [r["host"] for r in total.details["per_rank"]] == ["node-a", "node-a", "node-b", "node-b"]
+    leader_b = plans.train_measurements(spec, facts, None, launch.Placement(2, 4, 0, 2, "a", 1, "env"), host="node-b")
+    assert [m.details["rank"] for m in leader_b] == [2, 3] and {m.details["host"] for m in leader_b} == {"node-b"}
+    assert plans.train_measurements(spec, facts, None, launch.Placement(3, 4, 1, 2, "a", 1, "env"), host="node-b") == []
+
+
+def test_compiled_runs_reset_dynamo_and_compile_static(monkeypatch):
+    """16.17: presets compiled in one process share dynamo's cache per code object, recompile, and past the limit
+    silently run eager."""
+    log = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: log.append("reset"))
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: log.append(("compile", kw)) or model)
+    cpu = devices.facts("cpu", {"cpu_model": "cpu", "fingerprint": "fp"})
+    for preset in ("tiny", "tiny"):
+        m = tr.run(tr.preset("mlp", preset, steps=3, warmup=1, compile=True), cpu)
+        assert m.details["compile"]["cache_reset"] and m.details["compile"]["dynamic"] is False
+    assert log == ["reset", ("compile", {"dynamic": False})] * 2
+
+
+def test_host_copies_run_on_the_gpus_numa_node(fake_cuda, monkeypatch):
+    """16.18: pinned buffers landed on whichever NUMA node the main thread ran on."""
+    fake_cuda()
+    bound = []
+    real = os.sched_setaffinity
+    monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cpus: bound.append(sorted(cpus)) or real(pid, cpus))
+    gpu = devices.facts("cuda:0")
+    mine = sorted(os.sched_getaffinity(0))
+    out = mb.run(gpu, QUICK, elements=1024, cpu_affinity=mine[:1])
+    copies = [m for m in out if m.spec["kernel"] in ("h2d", "d2h")]
+    assert [m.status for m in out] == ["ok"] * 6
+    assert all(m.details["cpu_affinity"] == mine[:1] and m.details["numa_bound"] for m in copies)
+    assert bound == [mine[:1], mine] and sorted(os.sched_getaffinity(0)) == mine  # bound, then restored
+    unbound = mb.run(gpu, QUICK, elements=1024)
+    assert not any(m.details.get("numa_bound") for m in unbound if m.spec["kernel"] == "h2d")
