@@ -65,7 +65,8 @@ def digest(data: dict[str, Any]) -> str:
 
 
 def _samples_mismatch(data: dict[str, Any]) -> str | None:
-    for i, m in enumerate(data.get("measurements") or []):
+    measurements = data.get("measurements")
+    for i, m in enumerate(measurements if isinstance(measurements, list) else []):
         if not isinstance(m, dict):
             continue
         try:

@@ -106,15 +106,20 @@ def reference_peak(m: Measurement, inventory: dict[str, Any]) -> tuple[peaks.Pea
     return peaks.cpu_peak(_host(inventory), precision), findings
 
 
+#: Every ISA feature bench's CPU formula knows: the ceiling assumes the widest, whatever the inventory says.
+_ALL_ISA = {flag: True for flag in ("avx512f", "fma", "amx_bf16", "amx_fp16", "amx_int8", "avx512_bf16", "avx512_fp16",
+                                    "avx512_vnni")}  # fmt: skip
+
+
 def cpu_ceiling(m: Measurement, inventory: dict[str, Any]) -> peaks.Peak | None:
-    """What no CPU with this inventory's cores and ISA can exceed, whatever clock it claims: cores x CPU_MAX_CLOCK_MHZ
-    x FLOPs/cycle. Above it a figure is impossible, not merely above an estimate."""
-    host = _host(inventory)
-    cores = host.get("physical_cores")
+    """What no CPU with this inventory's core count can exceed, whatever clock or ISA it claims: cores (at most
+    CPU_MAX_CORES) x CPU_MAX_CLOCK_MHZ x the most FLOPs/cycle any ISA bench knows gives the precision. Above it a
+    figure is impossible, not merely above an estimate."""
+    cores = _host(inventory).get("physical_cores")
     if not cores:
         return None
-    return peaks.cpu_peak({**host, "max_clock_mhz": CPU_MAX_CLOCK_MHZ}, m.spec.get("precision", ""),
-                          cores=min(cores, CPU_MAX_CORES))  # fmt: skip
+    host = {"isa_flags": _ALL_ISA, "max_clock_mhz": CPU_MAX_CLOCK_MHZ, "cpu_model": _host(inventory).get("cpu_model")}
+    return peaks.cpu_peak(host, m.spec.get("precision", ""), cores=min(cores, CPU_MAX_CORES))
 
 
 def figure_tier(m: Measurement, inventory: dict[str, Any], *, trusted_key: bool, fresh: bool) -> tuple[str, str]:
