@@ -47,6 +47,11 @@ def _mode_label(fast_accum: bool) -> str:
     return " fast-accum" if fast_accum else ""
 
 
+def lane(device: DeviceFacts) -> str | None:
+    """GPUs measure in lanes of their own, at the same time as the node's other GPUs (see runner); the CPU alone."""
+    return device.id if device.kind == "cuda" else None
+
+
 def fixed_plan(
     facts: list[DeviceFacts], host_inv: dict, precisions: tuple[str, ...], shapes: list[tuple[int, int, int]],
     policy: Policy, overrides: PeakOverrides,
@@ -60,7 +65,7 @@ def fixed_plan(
             for (m, n, k), fast in itertools.product(shapes or [(size, size, size)], fp8_modes(name)):
                 spec = mm.MatmulSpec(m, n, k, name, fast)
                 steps.append(runner.Step(f"{f.id} {name}{_mode_label(fast)} {m}x{n}x{k}",
-                                         lambda s=spec, f=f, p=peak: mm.run(s, f, policy, peak=p)))  # fmt: skip
+                                         lambda s=spec, f=f, p=peak: mm.run(s, f, policy, peak=p), lane=lane(f)))  # fmt: skip
     return steps
 
 
@@ -100,8 +105,8 @@ def search_plan(
             if name == "float32" and mamf:
                 f32["rate"] = mamf[0].summary["tflops_median"]
 
-        steps += [runner.Step(f"{f.id} {name}{_mode_label(fast)} search", lambda n=name, r=run, fast=fast: r(name=n, fast=fast))
-                  for name in names for fast in fp8_modes(name)]  # fmt: skip
+        steps += [runner.Step(f"{f.id} {name}{_mode_label(fast)} search", lambda n=name, r=run, fast=fast: r(name=n, fast=fast),
+                              lane=lane(f)) for name in names for fast in fp8_modes(name)]  # fmt: skip
     return steps
 
 
@@ -129,7 +134,8 @@ def membw_steps(facts: list[DeviceFacts], policy: Policy, elements: int | None) 
     for f in facts:
         peak = peaks.memory_bandwidth_tbps(f.name) if f.kind == "cuda" else None
         cpus = nvml.cpu_affinity(f.uuid) if f.kind == "cuda" and f.uuid else None
-        steps.append(runner.Step(f"membw {f.id}", lambda f=f, p=peak, c=cpus: mb.run(f, policy, elements, p, cpu_affinity=c)))
+        steps.append(runner.Step(f"membw {f.id}", lambda f=f, p=peak, c=cpus: mb.run(f, policy, elements, p, cpu_affinity=c),
+                                 lane=lane(f)))  # fmt: skip
     return steps
 
 
@@ -256,7 +262,8 @@ def suite_steps(config: dict[str, Any], facts: list[DeviceFacts], host_inv: dict
                         progress_for(label) if progress_for else None)))  # fmt: skip
             else:
                 continue
-            steps += [runner.Step(s.label, s.run, workload, device) for s in chosen]
+            # training stays out of the lanes (lane None): dynamo and the global RNG are not for several threads at once
+            steps += [runner.Step(s.label, s.run, workload, device, s.lane) for s in chosen]
     return steps
 
 

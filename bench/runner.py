@@ -1,8 +1,15 @@
-"""Run a plan of measurements into a node report, saving after each so a crash or Ctrl-C loses nothing finished."""
+"""Run a plan of measurements into a node report, saving after each so a crash or Ctrl-C loses nothing finished.
+
+Steps with a `lane` (a GPU's device id) run in order within their lane, and the lanes of a node's GPUs run at the same
+time, one thread each with its own current device: measured one after another, eight GPUs take eight times as long,
+and each GPU's sustained figure would be taken with its neighbours idle (cooler, more power to share) — flattering.
+Every measurement taken that way records which devices ran alongside it. Steps without a lane (the CPU) run after.
+"""
 
 from __future__ import annotations
 
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -11,6 +18,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.hardware import devices
 from bench.provenance import tool_info
 from bench.report.model import Measurement, NodeReport, utc_now
 from bench.report.store import ReportWriter, new_run_id
@@ -25,6 +33,8 @@ class Step:
     #: what an error record names when the step fails (see execute(keep_going=True))
     workload: str = "step"
     device: dict[str, Any] | None = None
+    #: the device whose steps run in order in one thread, concurrently with other lanes (None: run after the lanes)
+    lane: str | None = None
 
 
 class Terminated(BaseException):
@@ -76,26 +86,92 @@ def start(
     return ReportWriter(report, results_dir / run_id, key)
 
 
+def lanes(steps: Sequence[Step]) -> dict[str, list[Step]]:
+    """The steps of each lane, in order."""
+    out: dict[str, list[Step]] = {}
+    for s in steps:
+        if s.lane is not None:
+            out.setdefault(s.lane, []).append(s)
+    return out
+
+
 def execute(
     writer: ReportWriter,
     steps: Sequence[Step],
     on_step: Callable[[Step], None] | None = None,
     on_measurement: Callable[[Measurement], None] | None = None,
     keep_going: bool = False,
+    concurrent: bool = True,
 ) -> NodeReport:
-    """Run every step in order, saving each measurement as it arrives. With keep_going, a step that raises is recorded
-    as an 'error' measurement and the next step runs; otherwise, and always on Ctrl-C or SIGTERM, the report is closed
-    as interrupted and the exception re-raised."""
+    """Run every step, saving each measurement as it arrives: with `concurrent` and more than one lane, the lanes at
+    once (one thread each), then the steps without a lane in order; otherwise everything in order. With keep_going, a
+    step that raises is recorded as an 'error' measurement and the next step runs; otherwise, and always on Ctrl-C or
+    SIGTERM, the report is closed as interrupted and the exception re-raised."""
+    lock = threading.Lock()
+    parallel = lanes(steps) if concurrent else {}
+    if len(parallel) < 2:
+        parallel = {}
+
+    def record(step_or_m: Step | Measurement) -> None:
+        with lock:
+            if isinstance(step_or_m, Step):
+                if on_step:
+                    on_step(step_or_m)
+                return
+            writer.add(step_or_m)
+            if on_measurement:
+                on_measurement(step_or_m)
+
     try:
+        if parallel:
+            _run_lanes(parallel, record, keep_going)
         for step in steps:
-            if on_step:
-                on_step(step)
+            if step.lane in parallel:
+                continue
+            record(step)
             for m in measurements_of(step, keep_going):
-                writer.add(m)
-                if on_measurement:
-                    on_measurement(m)
+                record(m)
     except BaseException:
-        writer.finish(interrupted=True)
+        with lock:
+            writer.finish(interrupted=True)
         raise
     writer.finish()
     return writer.report
+
+
+def _run_lanes(parallel: dict[str, list[Step]], record: Callable[[Any], None], keep_going: bool) -> None:
+    """One thread per lane; the first exception that escapes a lane stops the others between steps and is raised
+    here. The main thread only waits (in short joins, so Ctrl-C and SIGTERM still reach it)."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    together = sorted(parallel)
+
+    def run_lane(lane: str, steps: list[Step]) -> None:
+        try:
+            devices.bind_thread(lane)
+            for step in steps:
+                if stop.is_set():
+                    return
+                record(step)
+                for m in measurements_of(step, keep_going):
+                    m.details["concurrency"] = {"devices": together, "note": "measured at the same time as these"}
+                    if stop.is_set():
+                        return
+                    record(m)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
+            errors.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=run_lane, args=(lane, s), name=f"bench-{lane}", daemon=True)
+               for lane, s in parallel.items()]  # fmt: skip
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.1)
+    except BaseException:
+        stop.set()
+        raise
+    if errors:
+        raise errors[0]

@@ -50,6 +50,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "description": _k("str", "", "What this suite is for."),
         "devices": _k("str-list", ["all"], "cpu, cuda:N or all (every GPU, else the CPU)."),
         "workloads": _k("str-list", list(WORKLOADS), "Workloads to run, in this order.", choices=WORKLOADS),
+        "concurrent_devices": _k("bool", True, "Measure a node's GPUs at the same time (matmul, membw), each in its own "
+                                 "thread; false: one after another."),
     },
     "matmul": {
         "search": _k("str", "auto", "auto (shape search for MAMF/MSMF) or none (fixed sizes).", choices=("auto", "none")),

@@ -48,6 +48,9 @@ from bench.workloads import matmul_search as ms
               help="Clock the CPU theoretical peak assumes (default: max clock, else current clock).")
 @click.option("--fma-units", type=click.IntRange(min=1, max=4), default=None,
               help=f"Vector FMA units per core the CPU peak assumes (default {peaks.DEFAULT_FMA_UNITS}).")
+@click.option("--sequential", is_flag=True,
+              help="Measure the GPUs one after another (default: all at once, each in its own thread, as they run in "
+                   "production; each measurement records which devices ran alongside it).")
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, help="The report goes to RESULTS_DIR/<run-id>/report.json.")
 @key_option
@@ -68,6 +71,7 @@ def matmul(
     min_iterations: int,
     cpu_clock_mhz: float | None,
     fma_units: int | None,
+    sequential: bool,
     results_dir: Path,
     key_path: Path | None,
     as_json: bool,
@@ -111,6 +115,7 @@ def matmul(
         "min_iterations": min_iterations,
         "cpu_clock_mhz": cpu_clock_mhz,
         "fma_units": fma_units,
+        "concurrent_devices": not sequential,
     }
     key = signing_key(key_path)
     inv = collect()
@@ -142,7 +147,7 @@ def matmul(
 
     try:
         with progress:
-            report = runner.execute(writer, steps, on_step, lambda m: show())
+            report = runner.execute(writer, steps, on_step, lambda m: show(), concurrent=not sequential)
     except KeyboardInterrupt:
         fail(f"interrupted; {len(writer.report.measurements)} finished measurements saved in {writer.path}", 130)
     finally:

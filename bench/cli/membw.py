@@ -23,12 +23,15 @@ from bench.report.store import dumps
               help="Size of each of the three arrays (default: 256 MiB on CPU, 1 GiB on GPU).")
 @click.option("--budget", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
               help="Timed seconds per kernel after warm-up.")
+@click.option("--sequential", is_flag=True,
+              help="Measure the GPUs one after another (default: all at once, each in its own thread, as they run in "
+                   "production; each measurement records which devices ran alongside it).")
 @click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
 @key_option
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
-def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: float, results_dir: Path,
-          key_path: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
+def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: float, sequential: bool,
+          results_dir: Path, key_path: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
     """STREAM copy, scale, add and triad on each device (multi-threaded on the CPU), and host<->device over pinned
     memory on GPUs; every result checked. Efficiency against the peak table's memory bandwidth where one is on file."""
     device_ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
@@ -40,7 +43,7 @@ def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: 
     policy = Policy(budget_s=budget, min_iterations=5, max_warmup_s=min(budget, 1.0))
     steps = plans.membw_steps([devices.facts(d, inv["host"]) for d in device_ids], policy, elements)
     try:
-        report = runner.execute(writer, steps)
+        report = runner.execute(writer, steps, concurrent=not sequential)
     except KeyboardInterrupt:
         fail(f"interrupted; finished kernels are saved in {writer.path}", 130)
     if as_json:

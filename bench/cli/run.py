@@ -202,7 +202,7 @@ def _single(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[
     feedback = Feedback(quiet)
     steps = plans.suite_steps(config, facts, inv["host"], readers, feedback.steps_of)
     try:
-        _execute(writer, steps, feedback)
+        _execute(writer, steps, feedback, config["suite"]["concurrent_devices"])
         tr.annotate_mamf_ratio(writer.report.measurements)
         writer.save()
     finally:
@@ -210,7 +210,7 @@ def _single(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[
             close()
 
 
-def _execute(writer: ReportWriter, steps: list[runner.Step], feedback: Feedback) -> None:
+def _execute(writer: ReportWriter, steps: list[runner.Step], feedback: Feedback, concurrent: bool = True) -> None:
     """Run the steps with progress on stderr. Ctrl-C and SIGTERM close the report as interrupted and propagate."""
     progress = feedback.progress
     task = progress.add_task("suite", total=len(steps))
@@ -225,7 +225,7 @@ def _execute(writer: ReportWriter, steps: list[runner.Step], feedback: Feedback)
         show()
 
     with progress:
-        runner.execute(writer, steps, on_step, lambda m: show(), keep_going=True)
+        runner.execute(writer, steps, on_step, lambda m: show(), keep_going=True, concurrent=concurrent)
 
 
 def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, facts: list[devices.DeviceFacts],

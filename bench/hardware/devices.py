@@ -155,6 +155,14 @@ def synchronize(device_id: str) -> None:
         torch.cuda.synchronize(dev)
 
 
+def bind_thread(device_id: str) -> None:
+    """Make `device_id` the calling thread's current CUDA device (the CUDA runtime keeps one per thread; events,
+    streams and device='cuda' tensors use it). Nothing to do for the CPU."""
+    dev = torch.device(device_id)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+
+
 def physical_cores() -> int:
     """Threads for CPU measurements: physical cores, as BLAS libraries gain nothing from SMT siblings."""
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1

@@ -90,11 +90,10 @@ def bound_to(cpus: list[int] | None) -> Iterator[list[int] | None]:
 
 
 def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_tbps: float | None = None,
-        timer: Timer | None = None, cpu_affinity: list[int] | None = None,
-        concurrent: bool = False) -> list[Measurement]:  # fmt: skip
+        timer: Timer | None = None, cpu_affinity: list[int] | None = None) -> list[Measurement]:  # fmt: skip
     """STREAM copy, scale, add and triad (and on GPUs host-to-device and device-to-host), one Measurement each.
-    `cpu_affinity`: the GPU's CPUs, for the host side of the copies; `concurrent`: other devices of the node are
-    measured at the same time (recorded with the copies, which share the host's memory and PCIe root)."""
+    `cpu_affinity`: the GPU's CPUs, for the host side of the copies. (When the node's GPUs are measured at once, the
+    runner records that in each measurement's details.concurrency.)"""
     n = elements or DEFAULT_ELEMENTS[device.kind]
     need = 3 * 8 * n
     if need > devices.free_memory_bytes(device.id) * 0.8:
@@ -134,7 +133,6 @@ def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_t
                 sampled = collect(timer, fn, policy)
                 devices.synchronize(device.id)
                 m = _record(name, n, device, sampled, policy, timer, 8 * n, check(), None, start)
-                m.details.update({"pinned": True, "cpu_affinity": bound, "numa_bound": bound is not None,
-                                  "concurrent_with_other_devices": concurrent})  # fmt: skip
+                m.details.update({"pinned": True, "cpu_affinity": bound, "numa_bound": bound is not None})
                 out.append(m)
     return out

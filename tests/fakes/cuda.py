@@ -230,6 +230,16 @@ class FakeCuda:
         monkeypatch.setattr(cuda, "max_memory_allocated", lambda device=None: self.allocated.get(self._index(device), 0))
         monkeypatch.setattr(torch, "Generator", FakeGenerator)
         monkeypatch.setattr(FakeCuda, "_ACTIVE", self)
+        # torch function modes are per thread: threads started while the fake is installed (lanes, samplers) run
+        # under it too, each with the CUDA runtime's per-thread current device (0 until the thread sets its own)
+        real_run = threading.Thread.run
+        fake = self
+
+        def run(thread: threading.Thread) -> None:
+            with _Mode(fake):
+                real_run(thread)
+
+        monkeypatch.setattr(threading.Thread, "run", run)
         self._mode = _Mode(self)
         self._mode.__enter__()
         return self
