@@ -330,7 +330,7 @@ def _measure(
     finally:
         a = b = c = None  # free device memory before the next spec
     summary = derived_figures(sampled.samples_s, spec.flops, peak.tflops if peak else None)
-    details: dict[str, Any] = {"backend": backend, **_telemetry_details(sampler)}
+    details: dict[str, Any] = {"backend": backend, **_telemetry_details(sampler, sum(sampled.warmup_s))}
     if device.kind == "cuda" and precision.torch_dtype == torch.float32:
         details["tf32_environment"] = env
     if sustained:
@@ -360,10 +360,15 @@ def _measure(
     )
 
 
-def _telemetry_details(sampler: telemetry_.Sampler | None) -> dict[str, Any]:
+def _telemetry_details(sampler: telemetry_.Sampler | None, warmup_s: float = 0.0) -> dict[str, Any]:
+    """The summary covers the timed iterations: samples from the warm-up (its first `warmup_s` seconds) are kept raw
+    but left out of it, unless too few samples would remain."""
     if sampler is None:
         return {}
-    return {"telemetry": telemetry_.summarize(sampler.samples), "telemetry_samples": sampler.samples}
+    timed = [s for s in sampler.samples if s["t_s"] >= warmup_s]
+    summary = telemetry_.summarize(timed if len(timed) >= 2 else sampler.samples)
+    summary["warmup_excluded_s"] = warmup_s if len(timed) >= 2 else 0.0
+    return {"telemetry": summary, "telemetry_samples": sampler.samples}
 
 
 def run(

@@ -375,3 +375,13 @@ def test_a_failing_lane_stops_the_others_and_closes_the_report(fake_cuda, tmp_pa
     kept = runner.execute(ReportWriter(report([], end=None), tmp_path / "k"), [runner.Step("bad", boom, lane="cuda:0"), ok],
                           keep_going=True)  # fmt: skip
     assert sorted(m.status for m in kept.measurements) == ["error", "ok"]
+
+
+def test_telemetry_summary_leaves_out_the_warm_up():
+    """16 (cosmetic): the telemetry window included warm-up, when clocks and power are still ramping."""
+    sampler = types.SimpleNamespace(samples=[{"t_s": t, "sm_clock_mhz": c} for t, c in
+                                             ((0.0, 900), (0.4, 1200), (1.1, 1980), (1.6, 1980), (2.2, 1970))])  # fmt: skip
+    out = mm._telemetry_details(sampler, warmup_s=1.0)
+    assert out["telemetry"]["sm_clock_mhz"]["min"] == 1970 and out["telemetry"]["warmup_excluded_s"] == 1.0
+    assert len(out["telemetry_samples"]) == 5  # the raw samples stay
+    assert mm._telemetry_details(sampler, warmup_s=2.0)["telemetry"]["sm_clock_mhz"]["min"] == 900  # too few left
