@@ -117,3 +117,55 @@ def test_aggregate_with_bad_rules_is_a_usage_error(cli, tmp_path):
     rules.write_text("tolerence = 0.2\n")
     res = cli.invoke(main, ["aggregate", str(reports[0]), "--rules", str(rules), "-o", str(tmp_path / "c.json")])
     assert res.exit_code == 2 and "tolerence" in res.output
+
+
+def test_a_claim_is_supported_by_the_proven_tier_of_a_verified_challenge(cli, tmp_path):
+    """The whole audit on this CPU: two signed runs, a capacity report, a challenge answered by this node, collected
+    and verified with the auditor's own key: the claim is supported, and the answer says by which tier."""
+    reports = two_runs(cli, tmp_path)
+    node_id = json.loads(cli.invoke(main, ["keys", "show", "--json"]).output)["key_id"]
+    trust = tmp_path / "nodes.keys"
+    trust.write_text(node_id + "\n")
+    auditor = tmp_path / "auditor.pem"
+    assert cli.invoke(main, ["keys", "init", "--key", str(auditor)]).exit_code == 0
+    cap = tmp_path / "capacity.json"
+    res = cli.invoke(main, ["aggregate", str(tmp_path / "results"), "-o", str(cap), "--trusted-keys", str(trust),
+                            "--max-age", "1h", "--key", str(auditor)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ch, drop, receipts, proof = tmp_path / "ch.json", tmp_path / "drop", tmp_path / "receipts.json", tmp_path / "proof.json"
+    drop.mkdir()
+    res = cli.invoke(main, ["challenge", "issue", "-o", str(ch), "--n", "256", "--products", "1", "--window", "5m",
+                            "--auditor-key", str(auditor), "--trusted-keys", str(trust)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(main, ["challenge", "answer", str(ch), "--drop", str(drop), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    res = cli.invoke(main, ["challenge", "collect", str(drop), "--challenge", str(ch), "-o", str(receipts), "--expect", "1",
+                            "--auditor-key", str(auditor), "--trusted-keys", str(trust)])  # fmt: skip
+    assert res.exit_code == 0 and "1 commitments recorded" in res.output, res.output
+    assert list((tmp_path / "receipts.json.commitments").iterdir())  # the bytes the collector hashed, kept
+    res = cli.invoke(main, ["challenge", "verify", str(ch), str(drop), "--receipts", str(receipts), "--auditor-key",
+                            str(auditor), "--trusted-keys", str(trust), "--proof", str(proof)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    common = ["--reports", str(tmp_path / "results"), "--trusted-keys", str(trust), "--max-age", "1h", "--proof",
+              str(proof), "--auditor-key", f"{auditor}.pub"]  # fmt: skip
+    res = cli.invoke(main, ["verify", str(cap), *common, "--claim", "0.000001 TFLOPS fp32", "--json"])
+    assert res.exit_code == 0, res.output
+    (claim,) = json.loads(res.stdout)["claims"]
+    assert claim["supported"] and claim["tier"] == "proven" and claim["proven_tflops"] > 1e-6
+    res = cli.invoke(main, ["verify", str(cap), *common, "--claim", "1 PFLOPS fp32"])
+    assert res.exit_code == 1 and "claim unproven" in res.stderr and "proven" in res.stderr
+    # the same claim over the node reports themselves
+    res = cli.invoke(main, ["verify", *map(str, reports), *common[2:], "--claim", "0.000001 TFLOPS fp32"])
+    assert res.exit_code == 0 and "supported (proven)" in res.output, res.output
+    # a proof signed by a node key proves nothing
+    forged = tmp_path / "forged-proof.json"
+    node_key = keys.load(keys.default_key_path())
+    data = json.loads(proof.read_text())
+    data = {k: val for k, val in data.items() if k != "signature"}
+    from bench.report import sign
+
+    data["signature"] = sign.sign(data, node_key)
+    forged.write_text(json.dumps(data))
+    res = cli.invoke(main, ["verify", str(cap), *common[:-4], "--proof", str(forged), "--auditor-key", f"{auditor}.pub",
+                            "--claim", "0.000001 TFLOPS fp32"])  # fmt: skip
+    assert res.exit_code == 1 and "not the auditor's key" in res.output
