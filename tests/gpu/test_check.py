@@ -1,0 +1,207 @@
+"""The device check's machinery, without a GPU: tests/gpu/check.py against tests/gpu/fake_bench.py.
+
+The fake answers like bench on a GPU, except that `membw` crashes and tf32 under NVIDIA_TF32_OVERRIDE=0 is silently
+accepted, so the check must go on past a failure, judge each path on its own, keep stderr out of every JSON output and
+exit 1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+CHECK = HERE / "check.py"
+FAKE = HERE / "fake_bench.py"
+sys.path.insert(0, str(HERE))
+import fake_bench  # noqa: E402
+
+
+def run_check(tmp_path: Path, *args: str, ngpu: int = 1, **env: str) -> subprocess.CompletedProcess[str]:
+    fake = f"{sys.executable} {FAKE}"
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("BENCH_", "FAKE_"))}
+    full.update(BENCH_CHECK_BENCH=fake, BENCH_CHECK_TORCHRUN=fake, BENCH_CHECK_NGPU=str(ngpu),
+                FAKE_ARGV_LOG=str(tmp_path / "argv.log"), **env)
+    return subprocess.run([sys.executable, str(CHECK), str(tmp_path / "out"), *args], capture_output=True, text=True,
+                          env=full, timeout=60)
+
+
+def test_dry_run_prints_every_step_with_its_command_and_timeout_and_runs_nothing(tmp_path):
+    r = run_check(tmp_path, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    for step in ("inventory", "matmul-float64", "matmul-tf32", "matmul-float8_e4m3", "matmul-int8",
+                 "tf32-override-float32", "tf32-override-tf32", "search-bfloat16", "train-eager", "train-compile",
+                 "membw", "comm-1rank", "suite", "challenge", "verify"):
+        assert f"\n{step} " in out, step
+    assert "--shape 2048,2048,16384" in out and "TORCH_LOGS=recompiles" in out and "--compile" in out
+    assert "--search auto --dtype bfloat16 --budget 60 --window 10" in out
+    assert "configs/smoke-gpu.toml" in out
+    assert "not run: 1 GPU: multi-rank NCCL needs a node with 2+ GPUs" in out
+    assert "total: " in out and "timeouts" in out and "deadline" in out
+    assert not (tmp_path / "out" / "check.json").exists() and not (tmp_path / "out" / "r").exists()
+    budget = float(out.split("budget ")[-1].split(" s")[0])
+    assert budget <= 8 * 60  # an H200 run, installation excluded, fits in 8 minutes
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("check")
+    r = run_check(tmp, "--return-dir", str(tmp / "back"), TORCH_ALLOW_TF32_CUBLAS_OVERRIDE="1")
+    return tmp, r, json.loads((tmp / "out" / "check.json").read_text())
+
+
+def test_a_failing_step_does_not_stop_the_later_ones_and_the_exit_status_is_1(full_run):
+    tmp, r, doc = full_run
+    assert r.returncode == 1, r.stdout + r.stderr
+    verdicts = {s["name"]: s["verdict"] for s in doc["steps"]}
+    assert verdicts["membw"] == "FAIL"
+    names = [s["name"] for s in doc["steps"]]
+    assert names.index("membw") < names.index("suite") < names.index("verify")
+    for later in ("comm-1rank", "train-eager", "search-bfloat16", "suite", "challenge", "train-compile", "verify"):
+        assert verdicts[later] == "PASS", (later, next(s for s in doc["steps"] if s["name"] == later))
+    assert doc["complete"] is True and doc["passed"] is False
+    assert set(doc["failed"]) == {"membw", "tf32-override-tf32"}
+
+
+def test_check_json_holds_every_step_with_rc_seconds_and_figure(full_run):
+    tmp, r, doc = full_run
+    steps = {s["name"]: s for s in doc["steps"]}
+    assert set(steps) == {"inventory", *(f"matmul-{p}" for p in ("float64", "float32", "tf32", "bfloat16", "float16",
+                                                                  "float8_e4m3", "int8")),
+                          "tf32-override-float32", "tf32-override-tf32", "membw", "comm-1rank", "comm-nccl", "train-eager",
+                          "train-ddp", "search-bfloat16", "suite", "challenge", "train-compile", "verify"}
+    for s in doc["steps"]:
+        assert {"rc", "seconds", "figure", "verdict", "timeout_s", "checks"} <= set(s), s["name"]
+    assert steps["membw"]["rc"] == 1 and "illegal memory access" in json.dumps(steps["membw"]["checks"])
+    assert steps["comm-nccl"]["verdict"] == "SKIP" and not steps["comm-nccl"]["required"]
+    assert "single-GPU: multi-rank NCCL not proven" in steps["comm-1rank"]["notes"]
+    # headline figures, parsed from each step's JSON
+    assert steps["search-bfloat16"]["figures"]["mamf_tflops"] == 800.0
+    assert steps["search-bfloat16"]["figures"]["msmf_tflops"] == 770.0
+    assert "MAMF 800.0 TFLOPS (80.9% of H200 989.4)" in steps["search-bfloat16"]["figure"]
+    fp8 = steps["matmul-float8_e4m3"]
+    assert {c["name"] for c in fp8["checks"]} >= {"8192^3 fast_accum=True", "8192^3 fast_accum=False",
+                                                   "2048x2048x16384 fast_accum=True", "2048x2048x16384 fast_accum=False"}
+    assert fp8["figures"]["fast_accum_speedup"] == 2.0
+    assert {c["name"] for c in steps["matmul-int8"]["checks"]} == {"8192^3", "2048x2048x16384"}
+    assert "TOPS" in steps["matmul-int8"]["figure"]
+    assert steps["train-compile"]["figures"]["recompiles"] == 1
+    assert steps["membw"]["figure"] == "no figure"
+    assert "proven >= 250.00 TFLOPS" in steps["challenge"]["figure"]
+    assert steps["verify"]["figure"].endswith("reports verified")
+
+
+def test_tf32_overrides_are_recorded_stripped_and_judged(full_run):
+    tmp, r, doc = full_run
+    steps = {s["name"]: s for s in doc["steps"]}
+    assert doc["environment"]["tf32_env"]["TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"] == "1"
+    # the variable set in the check's own environment did not reach the plain float32 step
+    assert steps["matmul-float32"]["verdict"] == "PASS"
+    assert steps["tf32-override-float32"]["verdict"] == "PASS"  # flagged with a tf32-override warning
+    bad = steps["tf32-override-tf32"]
+    assert bad["verdict"] == "FAIL" and "accepted as an ok figure" in json.dumps(bad["checks"])
+
+
+def test_stderr_never_reaches_a_json_output(full_run):
+    tmp, r, doc = full_run
+    out = tmp / "out"
+    stdouts = sorted((out / "logs").glob("*.stdout"))
+    assert len(stdouts) >= 15
+    for path in stdouts:
+        text = path.read_text()
+        assert fake_bench.STDERR_MARK not in text, path.name
+        if text.strip():
+            json.loads(text)  # every step's stdout is its JSON alone
+    assert fake_bench.STDERR_MARK in (out / "logs" / "inventory.stderr").read_text()
+    json.loads((out / "fixtures" / "inventory.json").read_text())
+    assert json.loads((out / "fixtures" / "report.json").read_text())["measurements"]
+    assert fake_bench.STDERR_MARK not in (out / "check.json").read_text()
+
+
+def test_the_table_is_printed_and_the_outputs_come_back(full_run):
+    tmp, r, doc = full_run
+    lines = r.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("STEP ") and "VERDICT" in line)
+    table = "\n".join(lines[header:])
+    assert any(line.startswith("membw ") and " FAIL " in line for line in lines[header:])
+    assert any(line.startswith("verify ") and " PASS " in line for line in lines[header:])
+    assert "DEVICE CHECK FAILED: " in table and "membw" in table.split("DEVICE CHECK FAILED: ")[1]
+    back = sorted(p.name for p in (tmp / "back").iterdir())
+    assert back == ["check-logs.tar.gz", "check.json", "inventory.json", "report.json"]
+    # the challenge's revealed products are removed; its commitment stays
+    drop = tmp / "out" / "challenge" / "drop"
+    assert (drop / "node-abab.commit.json").exists() and not (drop / "node-abab").exists()
+
+
+def test_challenge_is_signed_by_an_auditor_key_distinct_from_the_node_key(full_run):
+    tmp, r, doc = full_run
+    calls = [json.loads(line) for line in (tmp / "argv.log").read_text().splitlines()]
+    collect = next(c for c in calls if c[1] == "collect")
+    assert collect[collect.index("--key") + 1].endswith("auditor.pem")
+    assert not any("--auditor-key" in c for c in calls)
+
+
+def test_auditor_key_option_is_used_where_bench_has_it_and_multi_gpu_runs_under_torchrun(tmp_path):
+    r = run_check(tmp_path, "--only", "comm-nccl,train-ddp,challenge", ngpu=2, FAKE_AUDITOR_KEY="1")
+    doc = json.loads((tmp_path / "out" / "check.json").read_text())
+    steps = {s["name"]: s for s in doc["steps"]}
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert steps["comm-nccl"]["verdict"] == "PASS" and "--nproc_per_node=2" in steps["comm-nccl"]["command"]
+    assert "each rank on its own GPU" in json.dumps(steps["comm-nccl"]["checks"])
+    assert "busbw 100.0 GB/s" in steps["comm-nccl"]["figure"]
+    assert steps["train-ddp"]["verdict"] == "PASS" and steps["train-ddp"]["figures"]["scaling_efficiency"] == 0.95
+    assert steps["inventory"]["verdict"] == "SKIP" and steps["verify"]["verdict"] in ("PASS", "FAIL")
+    calls = [json.loads(line) for line in (tmp_path / "argv.log").read_text().splitlines()]
+    for sub in ("collect", "verify"):
+        argv = next(c for c in calls if c[1] == sub)
+        assert argv[argv.index("--auditor-key") + 1].endswith("auditor.pem") and "--key" not in argv
+        assert argv[argv.index("--trusted-keys") + 1].endswith("node.keys")
+    # the auditor key was made with `bench keys init` first, and each side trusts only the other's public key
+    out = tmp_path / "out"
+    assert (out / "auditor.pem").exists() and (out / "node.pem").exists()
+    assert (out / "challenge" / "auditor.keys").read_text().splitlines()[1] == base64.b64encode(bytes(range(32))).decode()
+    assert "challenge-keys" in json.dumps(steps["challenge"]["logs"])
+    answer = next(x for x in steps["challenge"]["logs"] if x["label"] == "challenge-answer")["command"]
+    assert "--trusted-keys" in answer and "auditor.keys" in answer
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_hanging_step_is_killed_with_its_children_at_its_timeout_and_the_deadline_holds(tmp_path):
+    pid_file = tmp_path / "hang.pid"
+    r = run_check(tmp_path, "--only", "train-eager,suite", "--deadline", "3", FAKE_HANG="train",
+                  FAKE_HANG_PID=str(pid_file))
+    doc = json.loads((tmp_path / "out" / "check.json").read_text())
+    steps = {s["name"]: s for s in doc["steps"]}
+    assert r.returncode == 1
+    hung = steps["train-eager"]
+    assert hung["verdict"] == "FAIL" and hung["timed_out"] and hung["seconds"] < 15
+    assert "killed after" in (tmp_path / "out" / "logs" / "train-eager.stderr").read_text()
+    assert not _alive(int(pid_file.read_text()))  # the whole process group went, not just the step's first process
+    assert steps["suite"]["verdict"] == "FAIL" and "deadline" in steps["suite"]["figure"]
+    assert "deadline" not in steps["verify"]["figure"]  # the final verify runs whatever the deadline (no reports here)
+
+
+def test_the_checks_suite_override_is_valid_for_the_smoke_config():
+    """The suite step narrows configs/smoke-gpu.toml's precisions with --set; bench must accept that override."""
+    from bench import suite
+
+    import check
+
+    config = suite.load(check.REPO / check.SMOKE_CONFIG)
+    override = "matmul.precisions=[" + ", ".join(f'"{p}"' for p in check.SUITE_PRECISIONS) + "]"
+    narrowed = suite.apply_overrides(config, [suite.parse_override(override)])
+    assert narrowed["matmul"]["precisions"] == list(check.SUITE_PRECISIONS)
+    assert set(check.SUITE_PRECISIONS) <= set(config["matmul"]["precisions"])
