@@ -243,7 +243,7 @@ def suite_steps(config: dict[str, Any], facts: list[DeviceFacts], host_inv: dict
                 precisions = tuple(mc["precisions"])
                 if mc["search"] == "auto":
                     chosen = search_plan([f], host_inv, precisions, "auto", [], mc["budget_s"], mc["window_s"],
-                                         PeakOverrides(), readers)  # fmt: skip
+                                         PeakOverrides(), readers, mc["settle_s"])  # fmt: skip
                 else:
                     policy = Policy(budget_s=mc["budget_s"] or 1.0, min_iterations=mc["min_iterations"],
                                     max_warmup_s=mc["max_warmup_s"])  # fmt: skip

@@ -61,6 +61,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "budget_s": _k("float", None, "Seconds per search (search) or per measurement (fixed sizes).", minimum=0.001,
                        nullable=True),
         "window_s": _k("float", None, "Seconds the best shape is held for MSMF (0: no MSMF).", minimum=0.0, nullable=True),
+        "settle_s": _k("float", None, "Seconds a large product runs before each search so clocks settle (default: 20 on "
+                       "GPU, 0 on CPU).", minimum=0.0, nullable=True),
         "max_warmup_s": _k("float", 1.0, "Most seconds of warm-up per measurement.", minimum=0.0),
         "min_iterations": _k("int", 5, "Fewest timed iterations per measurement.", minimum=1),
     },

@@ -41,6 +41,8 @@ from bench.workloads import matmul_search as ms
                    f"one device x precision, MSMF window excluded (default {ms.BUDGET_S}).")
 @click.option("--window", type=click.FloatRange(min=0.0), default=None,
               help=f"--search: seconds the best shape is held for MSMF (default {ms.WINDOW_S}; 0 skips MSMF).")
+@click.option("--settle", type=click.FloatRange(min=0.0), default=None,
+              help=f"--search: seconds a large product runs before the search so clocks settle (default {ms.SETTLE_S}).")
 @click.option("--warmup", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
               help="Most seconds of warm-up per measurement; warm-up ends earlier once timings settle.")
 @click.option("--min-iterations", type=click.IntRange(min=1), default=5, show_default=True)
@@ -67,6 +69,7 @@ def matmul(
     k_range: list[int] | None,
     budget: float | None,
     window: float | None,
+    settle: float | None,
     warmup: float,
     min_iterations: int,
     cpu_clock_mhz: float | None,
@@ -97,6 +100,8 @@ def matmul(
         raise click.UsageError("--size/--shape measure fixed shapes; --search chooses shapes itself")
     if window is not None and not search:
         raise click.UsageError("--window goes with --search")
+    if settle is not None and not search:
+        raise click.UsageError("--settle goes with --search")
 
     device_ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
     all_shapes = list(dict.fromkeys([(n, n, n) for n in sizes] + list(shapes)))
@@ -111,6 +116,7 @@ def matmul(
         "grid": [list(s) for s in grid],
         "budget_s": budget,
         "window_s": window,
+        "settle_s": settle,
         "max_warmup_s": warmup,
         "min_iterations": min_iterations,
         "cpu_clock_mhz": cpu_clock_mhz,
@@ -124,7 +130,7 @@ def matmul(
     closers: list = []
     if search:
         readers, closers = telemetry_readers(facts)
-        steps = search_plan(facts, inv["host"], precisions, search, grid, budget, window, overrides, readers)
+        steps = search_plan(facts, inv["host"], precisions, search, grid, budget, window, overrides, readers, settle)
     else:
         policy = Policy(budget_s=budget or 1.0, min_iterations=min_iterations, max_warmup_s=warmup)
         steps = fixed_plan(facts, inv["host"], precisions, all_shapes, policy, overrides)

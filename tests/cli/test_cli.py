@@ -251,3 +251,16 @@ def test_search_hands_the_float32_mamf_to_later_precisions(monkeypatch):
     measured = [m for step in steps for m in step.run()]
     f32 = next(m for m in measured if m.details["search"].get("mamf") and m.spec["precision"] == "float32")
     assert seen == [("float32", None), ("bfloat16", f32.summary["tflops_median"])]
+
+
+def test_settle_runs_before_the_search_and_is_recorded(cli, tmp_path):
+    result = run(cli, "matmul", "--device", "cpu", "--search", "grid", "--m", "32:64:32", "--n", "32", "--k", "32",
+                 "--dtype", "float32", "--budget", "0.5", "--window", "0", "--settle", "0.05", "--results-dir",
+                 str(tmp_path), "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (saved,) = tmp_path.glob("*/report.json")
+    first = load_report(saved).measurements[0]
+    assert first.details["search"]["settled"]["shape"] == [64, 32, 32] and first.details["search"]["settled"]["seconds"] > 0
+    assert load_report(saved).config["settle_s"] == 0.05
+    bad = run(cli, "matmul", "--device", "cpu", "--settle", "1", "--results-dir", str(tmp_path))
+    assert bad.exit_code == 2 and "--settle goes with --search" in bad.output
