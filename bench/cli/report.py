@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from bench.cli.output import fail, stdout
-from bench.report import export, html, render
-from bench.report.aggregate import CAPACITY_KIND
+from bench.report import export, html, intake, render
+from bench.report.aggregate import CAPACITY_KIND, CAPACITY_SCHEMA_VERSION
 from bench.report.model import NodeReport, ReportError
 from bench.report.store import dumps, load_report, write_atomic
 
@@ -28,10 +27,15 @@ def _show(rep: NodeReport) -> None:
 def _capacity(path: Path) -> dict | None:
     """The parsed capacity report at `path`, or None when the file is something else (a node report)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = intake.read_json(path).data
+    except intake.InputError:
+        return None  # load_report says why
+    if not (isinstance(data, dict) and data.get("kind") == CAPACITY_KIND):
         return None
-    return data if isinstance(data, dict) and data.get("kind") == CAPACITY_KIND else None
+    if data.get("schema_version") != CAPACITY_SCHEMA_VERSION or isinstance(data.get("schema_version"), bool):
+        fail(f"{path}: capacity schema_version {data.get('schema_version')!r}; this bench reads {CAPACITY_SCHEMA_VERSION} "
+             "(re-aggregate the node reports)")  # fmt: skip
+    return data
 
 
 @click.command()

@@ -113,5 +113,7 @@ def capacity_page(cap: dict[str, Any]) -> str:
         body += ["<h2>Rejected inputs</h2>", table([{"name": i.get("name"), "reasons": "; ".join(i.get("reasons", []))}
                                                     for i in rejected])]  # fmt: skip
     if cap.get("duplicates"):
-        body += ["<h2>Duplicates (counted once)</h2>", table([{**d, "dropped": ", ".join(d["dropped"])} for d in cap["duplicates"]])]
+        body += ["<h2>Duplicates (counted once)</h2>",
+                 table([{**d, **{k: ", ".join(d.get(k, [])) for k in ("dropped", "dropped_devices", "shared")}}
+                        for d in cap["duplicates"]])]  # fmt: skip
     return page("bench capacity report", body)

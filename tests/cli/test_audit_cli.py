@@ -169,3 +169,14 @@ def test_a_claim_is_supported_by_the_proven_tier_of_a_verified_challenge(cli, tm
     res = cli.invoke(main, ["verify", str(cap), *common[:-4], "--proof", str(forged), "--auditor-key", f"{auditor}.pub",
                             "--claim", "0.000001 TFLOPS fp32"])  # fmt: skip
     assert res.exit_code == 1 and "not the auditor's key" in res.output
+
+
+def test_report_refuses_a_capacity_report_of_another_schema_and_a_fifo(cli, tmp_path):
+    old = tmp_path / "capacity.json"
+    old.write_text(json.dumps({"kind": "bench.capacity-report", "schema_version": 1}))
+    res = cli.invoke(main, ["report", str(old), "--format", "html", "-o", str(tmp_path / "c.html")])
+    assert res.exit_code == 1 and "re-aggregate" in res.stderr
+    fifo = tmp_path / "report.json"
+    os.mkfifo(fifo)
+    res = cli.invoke(main, ["report", str(fifo)])
+    assert res.exit_code == 1 and "not a regular file" in res.stderr
