@@ -37,6 +37,7 @@ from bench import precision as prec
 from bench.hardware import peaks
 from bench.report import exact_rows, intake, sign
 from bench.report import verify as verify_report
+from bench.report.model import Measurement
 from bench.workloads import freivalds
 
 CHALLENGE_KIND = "bench.challenge"
@@ -531,16 +532,27 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
     elapsed = (last - ch.issued).total_seconds() if last else None
     verdict.fleet = {"nodes": len(counted_nodes), "devices": len(counted), "verified_flops": flops, "elapsed_s": elapsed,
                      "gflops_lower_bound": flops / elapsed / 1e9 if elapsed else None}  # fmt: skip
+    # What a device proves is its share of the fleet's bound: its FLOPs over the fleet's elapsed time (the last counted
+    # arrival), not over its own node's. Work forwarded from several nodes to one machine would otherwise be counted
+    # at each node's early arrival, and the per-device bounds would sum to more than anyone computed.
+    for d in verdict.devices:
+        d["elapsed_s"] = elapsed
+        d["tflops_lower_bound"] = d["verified_flops"] / elapsed / 1e12 if elapsed else 0.0
     return verdict
 
 
-def device_ceiling(kind: str | None, name: str | None, dtype: str) -> float | None:
-    """The most TFLOPS the device could give this dtype: its vendor peak (bench's table) for a GPU, a bound no CPU of
-    the committed core count exceeds otherwise (see verify.cpu_ceiling); None when unknown."""
+def device_ceiling(kind: str | None, name: str | None, dtype: str, host: dict[str, Any]) -> float | None:
+    """The most TFLOPS the device could give this dtype: its vendor peak (bench's table) for a GPU; for a CPU, what its
+    committed core count (at most verify.CPU_MAX_CORES) could do at any clock with any ISA (verify.cpu_ceiling). None
+    for a GPU bench has no row for."""
     if kind == "cuda":
         peak = peaks.vendor_peak(name or "", dtype)
         return peak.tflops if peak else None
-    return None
+    cores = host.get("physical_cores")
+    cores = cores if isinstance(cores, int) and not isinstance(cores, bool) and cores > 0 else verify_report.CPU_MAX_CORES
+    m = Measurement(workload="matmul", spec={"precision": dtype}, device={"kind": "cpu"}, status="ok")
+    ceiling = verify_report.cpu_ceiling(m, {"host": {"physical_cores": cores}})
+    return ceiling.tflops if ceiling else None
 
 
 def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node: str,
@@ -588,7 +600,7 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
         if uuid in counted:
             result["duplicates"].append(f"{uuid} already counted for {counted[uuid][1]}")
             continue
-        ceiling = device_ceiling(kind, name, ch.dtype)
+        ceiling = device_ceiling(kind, name, ch.dtype, host)
         if elapsed and ceiling is not None and passed * ch.flops_per_product / elapsed / 1e12 > ceiling * (1 + peaks.IMPLAUSIBLE_TOLERANCE):
             result["failed"].append((f"{uuid}: {passed * ch.flops_per_product / elapsed / 1e12:.4g} TFLOPS is above the "
                                      f"physical peak of a {name} ({ceiling:.4g} TFLOPS {ch.dtype}): answered by other "

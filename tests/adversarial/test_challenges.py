@@ -145,3 +145,31 @@ def test_attack_5_cheaper_arithmetic_passes_a_float32_challenge(tmp_path):
         assert verdict.fleet["verified_flops"] == 0
     # the honest answer to the same challenge passes (its score is about 0.01: see test_exact_rows and the README)
     assert chl.exact_rows.check(a, b, a @ b, "float32", chl.np.random.default_rng(0)).score < 0.1
+
+
+def test_a_bound_above_the_devices_peak_is_not_counted(tmp_path):
+    """Work answered faster than the device could (forwarded to other hardware, or a clock set back) is flagged."""
+    path, ch = _issue(tmp_path, n=64, products=1)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch)  # a 1-core CPU answering 2*64^3 FLOPs in a microsecond: 0.5 PFLOPS
+    data = json.loads((drop / f"{base}{chl.COMMIT_SUFFIX}").read_text())
+    data["inventory"]["host"]["physical_cores"] = 1
+    data = {k: v for k, v in data.items() if k != "signature"}
+    data["signature"] = chl.sign.sign(data, NODE_KEY)
+    write_atomic(drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(data))
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1e-6}))
+    assert "above-peak" in error_codes(verdict) and verdict.fleet["verified_flops"] == 0
+
+
+def test_proof_bounds_sum_to_the_fleet_bound(tmp_path):
+    """Per device, the proof divides by the fleet's elapsed time: two nodes forwarding to one machine cannot each be
+    credited with their own early arrival."""
+    path, ch = _issue(tmp_path)
+    drop = _drop(tmp_path)
+    a = _answer(drop, ch, node="node-a", uuid="host-a")
+    b = _answer(drop, ch, node="node-b", uuid="host-b")
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {a: 1.0, b: 2.0}))
+    assert error_codes(verdict) == set()
+    total = sum(d["tflops_lower_bound"] for d in verdict.devices)
+    assert abs(total * 1e3 - verdict.fleet["gflops_lower_bound"]) < 1e-12
+    assert {n["node"]: n["gflops_lower_bound"] for n in verdict.nodes}["node-a"] * 1e-3 > verdict.devices[0]["tflops_lower_bound"]
