@@ -31,6 +31,8 @@ CAPACITY_KIND = "bench.capacity-report"
 #: 2: device rows carry a tier and identities; totals carry reported / bounded / proven figures.
 CAPACITY_SCHEMA_VERSION = 2
 DEFAULT_TOLERANCE = 0.10
+#: The longest --max-age a rules file may hold (about 31 years): beyond it a duration is not a policy.
+MAX_AGE_LIMIT_S = 1e9
 
 
 class RulesError(ValueError):
@@ -68,13 +70,21 @@ class Rules:
         if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < 1:
             raise RulesError(f"{where}: tolerance must be a number in [0, 1), got {tol!r}")
         baselines = []
-        for i, b in enumerate(d.get("baseline", d.get("baselines", []))):
+        listed = d.get("baseline", d.get("baselines", []))
+        if not isinstance(listed, list):
+            raise RulesError(f"{where}: baseline must be a list of [[baseline]] tables")
+        for i, b in enumerate(listed):
             if not isinstance(b, dict) or set(b) != {"model", "precision", "min_tflops"}:
                 raise RulesError(f"{where}: baseline[{i}] needs exactly model, precision and min_tflops")
-            if not isinstance(b["min_tflops"], (int, float)) or isinstance(b["min_tflops"], bool) or b["min_tflops"] < 0:
+            if not all(isinstance(b[k], str) for k in ("model", "precision")):
+                raise RulesError(f"{where}: baseline[{i}].model and .precision must be strings")
+            if not isinstance(b["min_tflops"], (int, float)) or isinstance(b["min_tflops"], bool) or not 0 <= b["min_tflops"] < 1e12:
                 raise RulesError(f"{where}: baseline[{i}].min_tflops must be a non-negative number")
             baselines.append(Baseline(str(b["model"]), str(b["precision"]), float(b["min_tflops"])))
         max_age = d.get("max_age_s")
+        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, (int, float))
+                                    or not 0 < max_age <= MAX_AGE_LIMIT_S):  # fmt: skip
+            raise RulesError(f"{where}: max_age_s must be a number of seconds in (0, {MAX_AGE_LIMIT_S:g}], got {max_age!r}")
         return cls(float(tol), tuple(baselines), None if max_age is None else float(max_age))
 
 
@@ -557,6 +567,8 @@ def audit_capacity(
         inputs = capacity.get("inputs")
         if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
             raise TypeError("inputs should be a list of objects")
+        if not all(isinstance(i.get("digest"), (str, type(None))) and isinstance(i.get("status"), str) for i in inputs):
+            raise TypeError("each input needs a digest (a string or null) and a status")
     except (RulesError, KeyError, ValueError, TypeError) as exc:
         valid, why = sign.check(capacity)
         return [*([v.Finding(v.ERROR, "signature", why)] if not valid else []), *out,
@@ -578,7 +590,7 @@ def audit_capacity(
                 out.append(v.Finding(v.ERROR, "missing-input", f"counted node report {item.get('digest')} "
                                      f"({item.get('name')}) is not among the reports given"))  # fmt: skip
             continue
-        examined.append(({**found[0], "name": item.get("name"), "reasons": list(found[0]["reasons"])}, found[1]))
+        examined.append(({**found[0], "name": str(item.get("name")), "reasons": list(found[0]["reasons"])}, found[1]))
     # 1. integrity: the capacity report as its aggregator built it (its trust list, its max age, its time)
     recomputed = build(apply_policy(examined, trusted=own_trusted_ids, max_age_s=rules.max_age_s, now=created),
                        rules=rules, trusted=own_trusted_ids, now=created)  # fmt: skip

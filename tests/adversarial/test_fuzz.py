@@ -85,3 +85,42 @@ def test_500_random_mutations_never_crash_verification(tmp_path):
         assert not any(r.startswith("unchecked:") for r in entry["reasons"]), entry["reasons"]
         outcomes["finding" if v.errors(findings) else "clean"] += 1
     assert outcomes["error"] > 10 and outcomes["finding"] > 200, outcomes
+
+
+def test_random_mutations_of_a_commitment_or_reveal_never_crash_challenge_verify(tmp_path):
+    """The same for what nodes drop for a challenge: every mutated commitment or reveal manifest is one finding."""
+    from bench import challenge as chl
+    from bench.report.store import dumps, write_atomic
+    from tests.test_challenge import _answer, _drop, _issue, _receipts, verify
+
+    rng = random.Random(5)
+    path, ch = _issue(tmp_path, n=16, products=2)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch)
+    files = {suffix: drop / f"{base}{suffix}" for suffix in (chl.COMMIT_SUFFIX, chl.REVEAL_SUFFIX)}
+    honest = {suffix: json.loads(f.read_text()) for suffix, f in files.items()}
+    for i in range(120):
+        suffix = chl.COMMIT_SUFFIX if i % 2 else chl.REVEAL_SUFFIX
+        mutated = _mutate(honest[suffix], rng)
+        files[suffix].write_text(json.dumps(mutated))
+        receipts = _receipts(tmp_path, ch, drop, {base: 1.0})
+        verdict = verify(path, drop, receipts)
+        json.loads(dumps(verdict.to_dict()))  # finite, serializable
+        assert all("\n" not in f.message for f in verdict.findings)
+        write_atomic(files[suffix], dumps(honest[suffix]))
+
+
+def test_random_mutations_of_a_capacity_report_never_crash_capacity_verify():
+    from bench.report import sign
+
+    rng = random.Random(9)
+    reports = [fleet.node_report(i, [700.0], KEY) for i in range(3)]
+    cap = agg.aggregate([(f"r{i}", r) for i, r in enumerate(reports)], now=forge.NOW)
+    cap["signature"] = sign.sign(cap, KEY)
+    by_digest = {sign.digest(r): r for r in reports}
+    for _ in range(150):
+        mutated = _mutate(cap, rng)
+        findings, _view = agg.audit_capacity(mutated, by_digest, {forge.kid(KEY)}, now=forge.NOW)
+        assert all(isinstance(f, v.Finding) for f in findings)
+        for claim in ("1 PFLOPS bf16", "1 TFLOPS fp32"):
+            assert not agg.check_claim(_view, claim)["supported"]
