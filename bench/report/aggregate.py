@@ -110,11 +110,16 @@ def _samples_key(samples_s: list[float]) -> str:
     return hashlib.sha256(np.asarray(samples_s, dtype="<f8").tobytes()).hexdigest()
 
 
-def _gpu_identity(gpu: dict[str, Any] | None, host: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+def _gpu_identity(gpu: dict[str, Any] | None, mig: dict[str, Any] | None,
+                  host: dict[str, Any]) -> tuple[str | None, str | None, str | None]:  # fmt: skip
     """(NVML serial, board id, host + PCI bus id) of an inventory GPU; None for what it does not record (older reports,
-    or 'N/A'/0 values NVML returns where a board has none)."""
+    or 'N/A'/0 values NVML returns where a board has none). The MIG instances of one GPU share its ids, so theirs carry
+    the instance's slot too: two slices are two devices, a slice cloned into two reports is one."""
     if not gpu:
         return None, None, None
+    if mig is not None:
+        slot = f"/mig{mig.get('index')}"
+        return tuple(None if x is None else x + slot for x in _gpu_identity(gpu, None, host))  # type: ignore[return-value]
     serial = gpu.get("serial")
     serial = serial if isinstance(serial, str) and serial.strip() not in ("", "N/A", "0", "[N/A]") else None
     board = gpu.get("board_id")
@@ -130,19 +135,20 @@ def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
     is the lowest of its measurements' (verify.figure_tier, as if the key were trusted and the report fresh: the
     auditor's policy is applied afterwards, see apply_policy)."""
     host = report.inventory.get("host", {})
-    gpus = {g.get("uuid"): g for g in v._gpus(report.inventory)}
+
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for m in report.measurements:
         if m.workload != "matmul" or m.status != "ok" or m.emulated or not m.summary:
             continue
         role = m.details.get("search", {}).get("role")
         key = (m.device.get("uuid") or "?", m.spec.get("precision", "?"))
-        serial, board, pci = _gpu_identity(gpus.get(key[0]) if m.device.get("kind") == "cuda" else None, host)
+        gpu, mig = v.inventory_gpu(report.inventory, key[0]) if m.device.get("kind") == "cuda" else (None, None)
+        serial, board, pci = _gpu_identity(gpu, mig, host)
         row = rows.setdefault(key, {
             "device": key[0], "precision": key[1], "kind": m.device.get("kind"), "model": m.device.get("name"),
             "node": host.get("hostname"), "host": host.get("fingerprint"), "mamf_tflops": math.nan,
             "mamf_source": None, "msmf_tflops": math.nan, "peak_tflops": math.nan,
-            "memory_bytes": (gpus.get(key[0]) or {}).get("memory_bytes"),
+            "memory_bytes": (mig or gpu or {}).get("memory_bytes"),
             "measured_utc": report.end_utc or report.start_utc, "report": digest, "tier": v.BOUNDED, "why": None,
             "serial": serial, "board": board, "pci": pci, "samples": None,
         })  # fmt: skip

@@ -12,6 +12,7 @@ import datetime as dt
 import math
 import re
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from bench.hardware import peaks
@@ -90,13 +91,38 @@ def _gpus(inventory: dict[str, Any]) -> list[dict[str, Any]]:
     return [g for g in gpus if isinstance(g, dict)] if isinstance(gpus, list) else []
 
 
+def inventory_gpu(inventory: dict[str, Any], uuid: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the inventory's GPU, its MIG instance or None) that a measured device UUID names: a whole GPU by its GPU- UUID,
+    or a MIG instance by its MIG- UUID among its GPU's `mig_devices`. (None, None) when the inventory lists neither."""
+    for gpu in _gpus(inventory):
+        if gpu.get("uuid") == uuid:
+            return gpu, None
+        migs = gpu.get("mig_devices")
+        for mig in migs if isinstance(migs, list) else []:
+            if isinstance(mig, dict) and mig.get("uuid") == uuid:
+                return gpu, mig
+    return None, None
+
+
+def _cuda_peak(m: Measurement, inventory: dict[str, Any], precision: str) -> peaks.Peak | None:
+    """A GPU's vendor peak; a MIG instance's share of it (its SMs over the GPU's, bench.hardware.peaks.device_peak),
+    with its SM count from the inventory where NVML recorded one."""
+    name = m.device.get("name") or ""
+    _, mig = inventory_gpu(inventory, m.device.get("uuid"))
+    if mig is None and not m.device.get("mig"):
+        return peaks.vendor_peak(name, precision)
+    sm_count = (mig or {}).get("sm_count") or m.device.get("sm_count")
+    sm_count = sm_count if isinstance(sm_count, int) and not isinstance(sm_count, bool) and sm_count > 0 else None
+    return peaks.device_peak(SimpleNamespace(name=name, mig=True, sm_count=sm_count), precision)
+
+
 def reference_peak(m: Measurement, inventory: dict[str, Any]) -> tuple[peaks.Peak | None, list[Finding]]:
     """The peak bench itself would use for this measurement: the vendor table for GPUs, the CPU formula from the
     report's host inventory. A node's own overrides (--cpu-clock-mhz, --fma-units) never enter it: they are the
     node's word, so they are flagged and ignored."""
     precision = m.spec.get("precision", "")
     if m.device.get("kind") == "cuda":
-        return peaks.vendor_peak(m.device.get("name") or "", precision), []
+        return _cuda_peak(m, inventory, precision), []
     clock, units = _overrides(m)
     findings = []
     if clock or units:
@@ -138,11 +164,11 @@ def figure_tier(m: Measurement, inventory: dict[str, Any], *, trusted_key: bool,
     if m.device.get("kind") == "cuda":
         name = m.device.get("name") or ""
         row = peaks.find_model(name)
-        if row is None or peaks.vendor_peak(name, precision) is None:
-            return REPORTED, f"no peak-table row for {name!r} {precision}"
+        if row is None or _cuda_peak(m, inventory, precision) is None:
+            return REPORTED, f"no peak-table row (or MIG share of it) for {name!r} {precision}"
         if row.get("unverified"):
             return REPORTED, f"the peak-table row for {row['model']} is unverified"
-        listed = next((g for g in _gpus(inventory) if g.get("uuid") == m.device.get("uuid")), None)
+        listed, _ = inventory_gpu(inventory, m.device.get("uuid"))
         if listed is None or not listed.get("name") or peaks.find_model(listed["name"]) is not row:
             return REPORTED, "the device's model does not match the inventory's"
         return BOUNDED, "no challenge answered (proven needs one)"
@@ -167,9 +193,9 @@ def _check_measurement(
     if not samples_checked and raw.get("samples_sha256") != sign.samples_digest(m.warmup_s, m.samples_s):
         out.append(Finding(ERROR, "samples-digest", "raw samples do not match their SHA-256", where))
     # the device must be one the inventory lists
-    host, gpus = _host(inventory), _gpus(inventory)
+    host = _host(inventory)
     if m.device.get("kind") == "cuda":
-        listed = next((g for g in gpus if g.get("uuid") == m.device.get("uuid")), None)
+        listed, _ = inventory_gpu(inventory, m.device.get("uuid"))
         if listed is None:
             out.append(Finding(ERROR, "unknown-device", f"{m.device.get('id')} ({m.device.get('uuid')}) is not in the "
                                "report's GPU inventory", where))  # fmt: skip

@@ -200,3 +200,35 @@ def test_capacity_verification_from_files_in_parallel_checks_the_signature_too(m
     assert next(f.code for f in agg.verify_capacity(cap, given)) == "signature"
     bad = [(str(paths[0]), tmp_path / "junk.json")]  # a counted input that cannot be read is missing
     assert "missing-input" in {f.code for f in agg.verify_capacity(signed(cap), bad)}
+
+
+def _mig_report(node, tflops, serial="1650123", slots=(1, 2)):
+    """A node with one H100 in MIG mode whose slices (3g.40gb, 60 of 132 SMs each) were measured as devices."""
+    data = node_report(node, [tflops] * len(slots), KEY)
+    gpu = data["inventory"]["nvml"]["gpus"][0]
+    gpu.update(serial=serial, mig_enabled=True, mig_devices=[])
+    data["inventory"]["nvml"]["gpus"] = [gpu]
+    for slot, m in zip(slots, data["measurements"], strict=True):
+        uuid = f"MIG-{node}-{slot}"
+        gpu["mig_devices"].append({"index": slot, "uuid": uuid, "sm_count": 60, "memory_bytes": 40 << 30})
+        m["device"].update(uuid=uuid, mig=True, sm_count=60, name=gpu["name"] + " MIG 3g.40gb")
+    return resign(data, KEY)
+
+
+def test_mig_slices_of_one_gpu_are_devices_a_cloned_slice_is_not():
+    trusted = {keys.key_id(keys.raw_public(KEY.public_key()))}
+    rules = agg.Rules(max_age_s=7 * 86400)
+    cap = run([_mig_report(1, 300.0)], trusted=trusted, rules=rules)
+    assert [i["status"] for i in cap["inputs"]] == ["counted"]
+    (total,) = cap["totals"]
+    assert total["devices"] == 2 and total["bounded_devices"] == 2  # 300 <= 989.4 x 60/132
+    assert total["peak_tflops"] == pytest.approx(2 * 989.4 * 60 / 132)
+    clone = _mig_report(2, 301.0, slots=(1,))  # another host claiming slot 1 of the same GPU (same serial)
+    cap = run([_mig_report(1, 300.0), clone], trusted=trusted, rules=rules)
+    assert cap["totals"][0]["devices"] == 2 and cap["duplicates"][0]["shared"] == ["NVML serial"]
+    too_fast = _mig_report(3, 600.0)  # above a 60-SM slice's share of the peak
+    assert "implausible" in cap_codes(run([too_fast], trusted=trusted, rules=rules))
+
+
+def cap_codes(cap):
+    return {r.split(":", 1)[0] for i in cap["inputs"] for r in i["reasons"]}
