@@ -25,7 +25,7 @@ def gpu_measurement(node: int, index: int, tflops: float, precision: str = "bflo
     flops = mm.flops(SHAPE, SHAPE, SHAPE)
     base = flops / (tflops * 1e12)
     # real timings never repeat across devices: a tiny per-device factor keeps clones (identical samples) detectable
-    jitter = 1 + 1e-7 * (1 + (node * 8 + index) % 997)
+    jitter = 1 + 1e-10 * (1 + node * 64 + index)
     samples_s = [base * jitter * (1 + 0.001 * ((i * 7) % 5 - 2)) for i in range(samples)]
     peak = peaks.vendor_peak(model, precision)
     m = Measurement(
