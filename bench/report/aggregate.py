@@ -105,8 +105,16 @@ COLUMNS = ("device", "precision", "kind", "model", "node", "host", "mamf_tflops"
            "samples")  # fmt: skip
 
 
-def _samples_key(samples_s: list[float]) -> str:
-    """SHA-256 of the timed samples alone: two devices never produce the same vector, so a shared one is a clone."""
+#: A vector of timed samples identifies a measurement only with this many distinct values: a timer's quantization can
+#: make a very steady device's samples all equal, and two such devices would then look like clones.
+SAMPLES_IDENTITY_MIN_DISTINCT = 5
+
+
+def _samples_key(samples_s: list[float]) -> str | None:
+    """SHA-256 of the timed samples alone: two devices never produce the same varied vector, so a shared one is a
+    clone. None for a vector too uniform to identify anything (SAMPLES_IDENTITY_MIN_DISTINCT)."""
+    if len(set(samples_s)) < SAMPLES_IDENTITY_MIN_DISTINCT:
+        return None
     return hashlib.sha256(np.asarray(samples_s, dtype="<f8").tobytes()).hexdigest()
 
 

@@ -232,3 +232,19 @@ def test_mig_slices_of_one_gpu_are_devices_a_cloned_slice_is_not():
 
 def cap_codes(cap):
     return {r.split(":", 1)[0] for i in cap["inputs"] for r in i["reasons"]}
+
+
+def test_steady_quantized_timings_are_not_taken_for_clones():
+    """Two honest GPUs whose every sample the timer rounded to the same value share a vector that identifies nothing."""
+    from bench.workloads import matmul as mm
+
+    reports = []
+    for node in (1, 2):
+        data = node_report(node, [700.0], KEY)
+        m = data["measurements"][0]
+        m["samples_s"] = [0.0015625] * len(m["samples_s"])
+        m["samples_sha256"] = sign.samples_digest(m["warmup_s"], m["samples_s"])
+        m["summary"] = mm.derived_figures(m["samples_s"], m["flops_per_iteration"], m["peak"]["tflops"])
+        reports.append(resign(data, KEY))
+    cap = run(reports)
+    assert cap["totals"][0]["devices"] == 2 and cap["duplicates"] == []
