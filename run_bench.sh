@@ -34,14 +34,38 @@ install_cpu_torch() {
   say "warning: no CPU build of torch could be installed; the project's default (CUDA) build will be"
 }
 
+# PyPI's default torch follows the newest CUDA (13.0 from torch 2.11), which needs driver 580+. On an older driver that
+# torch sees no GPU at all, and the node would be benchmarked as a CPU (bench refuses that, naming the mismatch). Take
+# the newest torch built for a CUDA the driver runs, from PyTorch's index for it.
+install_cuda_torch() {
+  local driver major index=""
+  driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -n1)
+  major=${driver%%.*}
+  case "$major" in ''|*[!0-9]*) return ;; esac
+  if [ "$major" -ge 580 ]; then return
+  elif [ "$major" -ge 570 ]; then index=cu128
+  elif [ "$major" -ge 560 ]; then index=cu126
+  elif [ "$major" -ge 550 ]; then index=cu124
+  elif [ "$major" -ge 530 ]; then index=cu121
+  else index=cu118
+  fi
+  say "NVIDIA driver $driver: installing torch built for ${index} (PyPI's default needs driver 580+)"
+  pip install -q --timeout 60 --index-url "https://download.pytorch.org/whl/${index}" "torch>=2.4" ||
+    say "warning: no torch for ${index}; the project's default build will be tried"
+}
+
 setup() {
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV with $PYTHON"
     "$PYTHON" -m venv "$VENV"
   fi
-  if ! "$VENV/bin/python" -c 'import torch' >/dev/null 2>&1 && ! has_nvidia_gpu; then
-    say "no NVIDIA GPU: installing the CPU build of torch"
-    install_cpu_torch
+  if ! "$VENV/bin/python" -c 'import torch' >/dev/null 2>&1; then
+    if has_nvidia_gpu; then
+      install_cuda_torch
+    else
+      say "no NVIDIA GPU: installing the CPU build of torch"
+      install_cpu_torch
+    fi
   fi
   # Reinstall the project only when its dependency list changed since the last install into this venv.
   local stamp="$VENV/.bench-installed" want

@@ -4,18 +4,22 @@ variables torchrun, Slurm's srun or a hand-rolled launcher set. One place, used 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import psutil
 import torch
 import torch.distributed as torch_dist
 
 DEFAULT_PORT = 29500
-#: Timeout of the control group (object gathers and barriers between phases). A phase where one rank works alone
-#: (rank 0's single-rank training baseline) must not count against the collective timeout of the others' wait.
-CONTROL_TIMEOUT_S = 3600.0
+#: Timeout of the control group (object gathers and barriers between phases): a phase where ranks work on their own
+#: (each GPU's searches before the gather, rank 0's single-rank training baseline) must not count against the collective
+#: timeout. A dead peer still ends the wait at once (gloo sees its connection close). BENCH_CONTROL_TIMEOUT_S overrides.
+CONTROL_TIMEOUT_S = 6 * 3600.0
 #: What the NCCL watchdog does when a collective times out: 2 aborts the communicator and lets the process go on, so
 #: the next collective raises and the rank ends with one line and a closed report. PyTorch's default (3) tears the
 #: process down from the watchdog thread, and nothing of ours runs. An explicit setting in the environment wins.
@@ -102,15 +106,38 @@ def join(p: Placement, backend: str, timeout_s: float, device: str | None = None
             raise LaunchError(f"rank {p.rank}: NCCL needs this rank's GPU, got {device!r}")
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", NCCL_ERROR_HANDLING)
         torch.cuda.set_device(torch.device(device))
+    if "GLOO_SOCKET_IFNAME" not in os.environ:
+        interface = gloo_interface(p)
+        if interface:
+            os.environ["GLOO_SOCKET_IFNAME"] = interface
     try:
         torch_dist.init_process_group(
             backend, init_method=f"tcp://{p.master_addr}:{p.master_port}", rank=p.rank, world_size=p.world_size,
             timeout=dt.timedelta(seconds=timeout_s),
         )  # fmt: skip
-        _control = torch_dist.new_group(backend="gloo", timeout=dt.timedelta(seconds=max(timeout_s, CONTROL_TIMEOUT_S)))
+        control_s = float(os.environ.get("BENCH_CONTROL_TIMEOUT_S") or CONTROL_TIMEOUT_S)
+        _control = torch_dist.new_group(backend="gloo", timeout=dt.timedelta(seconds=max(timeout_s, control_s)))
     except Exception as exc:  # noqa: BLE001 - torch raises several types here; all mean the job cannot start
         raise LaunchError(f"rank {p.rank} could not join {p.world_size} ranks at {p.master_addr}:{p.master_port} "
                           f"within {timeout_s:g} s: {(str(exc).splitlines() or [''])[0]}") from None  # fmt: skip
+
+
+def gloo_interface(p: Placement) -> str | None:
+    """The network interface this host reaches MASTER_ADDR through, for gloo (the control group, and CPU jobs). Left
+    alone, gloo binds to whatever the host name resolves to: 127.0.1.1 on Debian-style hosts, which other nodes
+    cannot reach. None when it cannot be told, or when it is loopback while the job spans several nodes."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((p.master_addr, p.master_port or DEFAULT_PORT))  # UDP: picks the route, sends nothing
+            local = s.getsockname()[0]
+    except OSError:
+        return None
+    if ipaddress.ip_address(local).is_loopback and p.world_size > p.local_world_size:
+        return None
+    for name, addresses in psutil.net_if_addrs().items():
+        if any(a.family == socket.AF_INET and a.address == local for a in addresses):
+            return name
+    return None
 
 
 def control() -> object | None:

@@ -189,6 +189,10 @@ def comm_measurements(where: launch.Placement, ops: list[str], sizes: list[int],
     """Every op x size across the joined process group; every rank must iterate this in step. Rank 0 gets each
     size's Measurement (max over ranks, every rank's samples kept); other ranks get None."""
     n = where.world_size
+    # One collective of every rank on the job's own group first: NCCL makes its communicator at the first call, and
+    # a batched send/recv (sendrecv) may be that first call only if every rank takes part, which an odd rank out of
+    # the pairs does not.
+    dist.barrier()
     for op in ops:
         for size in sizes:
             start = utc_now()

@@ -16,9 +16,21 @@ def cuda_count() -> int:
 
 
 def default_devices() -> list[str]:
-    """Every GPU when there are any, else the CPU."""
+    """Every GPU when there are any, else the CPU. ValueError when the driver sees GPUs that torch does not: a torch
+    built for a newer CUDA than the driver supports (PyPI's default build follows the newest CUDA) or a CPU build would
+    otherwise turn a GPU node's benchmark into a CPU benchmark that reports 'complete'."""
     n = cuda_count()
-    return [f"cuda:{i}" for i in range(n)] if n else ["cpu"]
+    if n:
+        return [f"cuda:{i}" for i in range(n)]
+    from bench.hardware import nvml
+
+    seen = nvml.gpu_count()
+    if seen:
+        raise ValueError(
+            f"the driver sees {seen} GPU(s) but torch {torch.__version__} sees none (built for CUDA "
+            f"{torch.version.cuda or 'none: a CPU-only build'}): install a torch built for a CUDA this driver supports "
+            "(nvidia-smi shows the newest), or name --device cpu to measure the CPU on purpose")  # fmt: skip
+    return ["cpu"]
 
 
 def valid_names() -> list[str]:

@@ -70,13 +70,50 @@ def _gpu(nvml: ModuleType, index: int) -> dict[str, Any]:
     }
     for name, probe in probes.items():
         f.add(name, probe)
+    if f.values.get("mig_enabled"):
+        f.add("mig_devices", lambda: _mig_devices(nvml, handle))
     return f.to_dict()
+
+
+def _mig_devices(nvml: ModuleType, handle: Any) -> list[dict[str, Any]]:
+    """The MIG instances of a GPU in MIG mode: each is a device of its own to torch (and in measurements), named by its
+    MIG- UUID, with its share of the GPU's SMs and memory. Empty slots raise NotFound and are skipped."""
+    out = []
+    for i in range(int(nvml.nvmlDeviceGetMaxMigDeviceCount(handle))):
+        try:
+            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, i)
+        except nvml.NVMLError:
+            continue
+        f = FieldSet()
+        f.values["index"] = i
+        f.add("uuid", lambda mig=mig: _text(nvml.nvmlDeviceGetUUID(mig)))
+        f.add("sm_count", lambda mig=mig: int(nvml.nvmlDeviceGetAttributes(mig).multiprocessorCount))
+        f.add("memory_bytes", lambda mig=mig: int(nvml.nvmlDeviceGetMemoryInfo(mig).total))
+        out.append(f.to_dict())
+    return out
 
 
 GPU_FIELDS = (
     "name", "uuid", "serial", "board_id", "pci_bus_id", "memory_bytes", "max_sm_clock_mhz", "max_memory_clock_mhz",
     "power_limit_w", "ecc_enabled", "compute_capability", "nvlink_links_up", "mig_enabled",
 )  # fmt: skip
+
+
+def gpu_count(nvml: ModuleType | None = None) -> int:
+    """How many GPUs the driver sees (0 without NVML, a driver or GPUs)."""
+    nvml = nvml or load_nvml()
+    if nvml is None:
+        return 0
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError:
+        return 0
+    try:
+        return int(nvml.nvmlDeviceGetCount())
+    except nvml.NVMLError:
+        return 0
+    finally:
+        _shutdown(nvml)
 
 
 def gpu_inventory(nvml: ModuleType | None = None) -> dict[str, Any]:
@@ -156,9 +193,18 @@ def telemetry_reader(uuid: str, nvml: ModuleType | None = None) -> tuple[Any, An
     except nvml.NVMLError:
         _shutdown(nvml)  # every successful init is matched by a shutdown (NVML counts them)
         return None
-    reasons = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-        nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None
-    )
+    # the binding may have the newer name while an older driver (before R535) lacks the symbol: fall back per call
+    calls = [getattr(nvml, n) for n in ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons")
+             if hasattr(nvml, n)]  # fmt: skip
+
+    def reasons(h: Any) -> Any:
+        for call in calls[:-1]:
+            try:
+                return call(h)
+            except nvml.NVMLError:
+                continue
+        return calls[-1](h)
+
     probes = {
         "sm_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM),
         "power_w": lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,

@@ -6,6 +6,7 @@ sequence of timings produces is deterministic and testable with a FakeTimer.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +40,8 @@ class Sampled:
     warmup_s: list[float]
     samples_s: list[float]
     settled: bool
+    #: wall-clock seconds the warm-up took (its timings exclude launch and flush gaps), for telemetry windows
+    warmup_wall_s: float = 0.0
 
 
 def settled(timings: list[float]) -> bool:
@@ -52,6 +55,7 @@ def settled(timings: list[float]) -> bool:
 def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
     """Warm up `fn` until its timings settle (or the warm-up budget runs out), then time it repeatedly."""
     warmup: list[float] = []
+    started = time.monotonic()
     while True:
         warmup += timer.time(fn, 1)
         if settled(warmup):
@@ -61,6 +65,7 @@ def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
             is_settled = False
             break
 
+    warmup_wall_s = time.monotonic() - started
     samples = timer.time(fn, policy.min_iterations)
     while len(samples) < policy.max_iterations:
         spent = sum(samples)
@@ -70,7 +75,7 @@ def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
         batch = int((policy.budget_s - spent) / per_iteration) + 1
         batch = max(1, min(batch, 1000, policy.max_iterations - len(samples)))
         samples += timer.time(fn, batch)
-    return Sampled(warmup_s=warmup, samples_s=samples, settled=is_settled)
+    return Sampled(warmup_s=warmup, samples_s=samples, settled=is_settled, warmup_wall_s=warmup_wall_s)
 
 
 def warnings(sampled: Sampled, policy: Policy, timer_resolution_s: float) -> list[MeasurementWarning]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,7 +27,7 @@ from bench.measure.stats import MeasurementWarning
 from bench.measure.timer import CudaEventTimer, PerfCounterTimer, Timer
 from bench.precision import Precision, get
 from bench.report.model import Measurement, utc_now
-from bench.workloads import freivalds
+from bench.workloads import freivalds, tf32
 
 WORKLOAD = "matmul"
 #: Largest square size an emulated precision is measured at: ~0.1 s per product at the ~0.3 GFLOPS seen here.
@@ -37,10 +36,6 @@ EMULATED_SIZE = 256
 DEFAULT_SIZE = {"cpu": 2048, "cuda": 8192}
 #: Keep this fraction of free memory unused, for the allocator, the Freivalds check and the rest of the process.
 MEMORY_HEADROOM = 0.10
-#: Environment variables that change what a float32 product runs on, whatever the program asks: NVIDIA's libraries
-#: never use TF32 when NVIDIA_TF32_OVERRIDE=0 (so 'tf32' runs as IEEE float32), and torch lets cuBLAS use TF32 for
-#: every float32 product when TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 (NGC containers set such variables).
-TF32_ENVIRONMENT = ("NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE")
 #: fp8 products with fast accumulation (no periodic promotion of the tensor cores' partial sums to float32) keep
 #: fewer accumulator bits; bound them as if 12 were kept, four times the promoted path's error.
 FP8_FAST_ACCUM_ROUNDOFF = 2.0**-12
@@ -145,41 +140,34 @@ def flops(m: int, n: int, k: int) -> int:
     return 2 * m * n * k
 
 
+def _is_cuda_float32(device: DeviceFacts, precision: Precision) -> bool:
+    return device.kind == "cuda" and precision.torch_dtype == torch.float32
+
+
 @contextlib.contextmanager
 def _float32_mode(device: DeviceFacts, precision: Precision) -> Iterator[None]:
-    """On CUDA, float32 products run in IEEE float32 and 'tf32' ones on tf32 tensor cores; restored afterwards.
-    torch >= 2.9 names the mode `fp32_precision` ('ieee' / 'tf32'); older torch has only `allow_tf32`."""
-    if device.kind != "cuda" or precision.torch_dtype != torch.float32:
+    """On CUDA, float32 products run in IEEE float32 and 'tf32' ones on tf32 tensor cores, held process-wide for the
+    block (bench.workloads.tf32.mode: the switch is one per process) and restored afterwards."""
+    if not _is_cuda_float32(device, precision):
         yield
         return
-    knob = torch.backends.cuda.matmul
-    tf32 = precision.cuda_only
-    name, value = ("fp32_precision", "tf32" if tf32 else "ieee") if hasattr(knob, "fp32_precision") else ("allow_tf32", tf32)
-    old = getattr(knob, name)
-    setattr(knob, name, value)
-    try:
+    with tf32.mode(precision.cuda_only):
         yield
-    finally:
-        setattr(knob, name, old)
 
 
-def tf32_environment(env: dict[str, str] | None = None) -> dict[str, str]:
-    """The TF32 override variables set in the environment, by name."""
-    env = os.environ if env is None else env
-    return {k: env[k] for k in TF32_ENVIRONMENT if k in env}
-
-
-def tf32_override(spec: MatmulSpec, device: DeviceFacts, env: dict[str, str]) -> MeasurementWarning | None:
-    """Why a CUDA float32 or tf32 figure would not be what its name says under these variables, or None."""
-    if device.kind != "cuda" or get(spec.precision).torch_dtype != torch.float32:
-        return None
-    if spec.precision == "float32" and env.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "0").strip() not in ("", "0"):
-        return MeasurementWarning("tf32-override", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE is set: cuBLAS ran these float32 "
-                                  "products on TF32 tensor cores, so this is not a float32 figure",
-                                  "unset TORCH_ALLOW_TF32_CUBLAS_OVERRIDE for float32 measurements")  # fmt: skip
-    if spec.precision == "tf32" and env.get("NVIDIA_TF32_OVERRIDE", "").strip() == "0":
-        return MeasurementWarning("tf32-override", "NVIDIA_TF32_OVERRIDE=0 is set: NVIDIA's libraries never use TF32, so "
-                                  "these 'tf32' products ran as IEEE float32", "unset NVIDIA_TF32_OVERRIDE to measure tf32")  # fmt: skip
+def tf32_verdict(spec: MatmulSpec, ran: str, env: dict[str, str]) -> MeasurementWarning | None:
+    """Why a CUDA float32 or tf32 figure is not what its name says, from what the probe saw (`ran`), or None."""
+    named = ", ".join(f"{k}={v}" for k, v in env.items())
+    because = f" ({named} is set)" if named else ""
+    if spec.precision == "float32" and ran == "tf32":
+        return MeasurementWarning("tf32-override", f"float32 products ran on TF32 tensor cores{because}: not a float32 "
+                                  "figure", "unset the TF32 variables; nothing else in this process may switch TF32 on")  # fmt: skip
+    if spec.precision == "tf32" and ran == "ieee":
+        return MeasurementWarning("tf32-override", f"'tf32' products ran as IEEE float32{because}: not a tf32 figure",
+                                  "unset NVIDIA_TF32_OVERRIDE to measure tf32")  # fmt: skip
+    if ran == "unexpected":
+        return MeasurementWarning("tf32-probe", "the float32 probe product was neither IEEE nor TF32",
+                                  "report this with the GPU model and torch version")  # fmt: skip
     return None
 
 
@@ -197,9 +185,15 @@ def _cpu_threads(device: DeviceFacts) -> Iterator[int | None]:
         torch.set_num_threads(old)
 
 
+#: Flush used when torch does not report the L2 size: twice the largest L2 of GPUs in the peak table (B200: 126 MiB).
+UNKNOWN_L2_FLUSH_BYTES = 256 * 2**20
+
+
 def flush_bytes(device: DeviceFacts) -> int:
     """Twice the L2 size evicts whatever the previous iteration left there (GPUs only)."""
-    return 2 * device.l2_cache_bytes if device.kind == "cuda" else 0
+    if device.kind != "cuda":
+        return 0
+    return 2 * device.l2_cache_bytes if device.l2_cache_bytes else UNKNOWN_L2_FLUSH_BYTES
 
 
 def default_timer(device: DeviceFacts, sustained: bool = False) -> Timer:
@@ -309,8 +303,8 @@ def _measure(
         return _skipped(spec, device, f"needs {need / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free on {device.id}")
 
     start = utc_now()
-    env = tf32_environment() if device.kind == "cuda" and precision.torch_dtype == torch.float32 else {}
-    overridden = tf32_override(spec, device, env)
+    env = tf32.environment() if _is_cuda_float32(device, precision) else {}
+    ran = None
     try:
         with _float32_mode(device, precision), _cpu_threads(device) as threads:
             a, b, c = _operands(spec, device, seed)
@@ -318,7 +312,10 @@ def _measure(
                 sampled = collect(timer, lambda: product(a, b, c), policy)
             devices.synchronize(device.id)
             check = freivalds.check(a, b, c, spec.check_precision, torch.Generator(device=device.id).manual_seed(seed + 1))
-    except (RuntimeError, NotImplementedError, MemoryError) as exc:
+            if _is_cuda_float32(device, precision):
+                ran = tf32.probe(device.id)  # in the same mode, untimed: what the products really ran on
+    except (RuntimeError, NotImplementedError, MemoryError, TypeError) as exc:
+        # TypeError: an op whose signature this torch does not have (e.g. _scaled_mm before torch 2.4)
         # Out of memory is a shape that does not fit; any other kernel or driver failure is recorded as an error
         # with its message, and the run goes on to the next measurement.
         first_line = (str(exc).splitlines() or [""])[0]
@@ -330,9 +327,10 @@ def _measure(
     finally:
         a = b = c = None  # free device memory before the next spec
     summary = derived_figures(sampled.samples_s, spec.flops, peak.tflops if peak else None)
-    details: dict[str, Any] = {"backend": backend, **_telemetry_details(sampler, sum(sampled.warmup_s))}
-    if device.kind == "cuda" and precision.torch_dtype == torch.float32:
-        details["tf32_environment"] = env
+    details: dict[str, Any] = {"backend": backend, **_telemetry_details(sampler, sampled.warmup_wall_s)}
+    overridden = tf32_verdict(spec, ran, env) if ran else None
+    if ran:
+        details["tf32_environment"], details["fp32_path"] = env, ran
     if sustained:
         details["timing"] = "back-to-back: iterations timed at their boundaries, gaps included, no L2 flush"
     status, reason = ("ok", None) if check.passed else ("invalid", f"Freivalds check failed: {check.reason}")

@@ -7,13 +7,17 @@ Each kernel is timed on its own; its output is not one of its inputs, so repeati
 after timing every element is checked against that value (STREAM's checkSTREAMresults, exactly, since the arrays
 are uniform). Host<->device copies move one pinned host buffer of the same size and are checked the same way; the
 buffer is allocated, first touched and copied from a thread bound to the GPU's own CPUs (NVML's affinity), since
-pinned pages on the other socket's memory cross the inter-socket link and report lower bandwidth.
+pinned pages on the other socket's memory cross the inter-socket link and report lower bandwidth. It is pinned with
+cudaHostRegister, not pin_memory(): torch's pinned pool keeps freed blocks for the whole process, so the next GPU
+would reuse pages placed on the first GPU's socket. When a node's GPUs are measured at once, their copies still take
+turns (one GPU's link at a time: GPUs that share a PCIe switch would each see a fraction of theirs).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
@@ -34,6 +38,8 @@ SCALAR = 3.0
 #: Default elements per array: 4x a 32 MiB last-level cache on CPUs (256 MiB arrays); 1 GiB arrays on GPUs.
 DEFAULT_ELEMENTS = {"cpu": 2**25, "cuda": 2**27}
 BYTES_PER_ELEMENT = {"copy": 16, "scale": 16, "add": 24, "triad": 24}
+#: Host<->device copies of a node's GPUs take turns (see the module docstring).
+_COPIES = threading.Lock()
 
 
 def figures(samples_s: list[float], bytes_per_iteration: float, peak_tbps: float | None) -> dict[str, Any]:
@@ -89,6 +95,25 @@ def bound_to(cpus: list[int] | None) -> Iterator[list[int] | None]:
         os.sched_setaffinity(0, before)
 
 
+@contextlib.contextmanager
+def pinned_host(n: int, value: float) -> Iterator[tuple[torch.Tensor, str]]:
+    """n float64 host elements set to `value` (first touched by this thread), page-locked with cudaHostRegister and
+    unregistered after; torch's pin_memory() where registering is not available. Yields (tensor, how it was pinned)."""
+    host = torch.full((n,), value, dtype=torch.float64)
+    try:
+        cudart = torch.cuda.cudart()
+        registered = int(cudart.cudaHostRegister(host.data_ptr(), n * 8, 0)) == 0
+    except (RuntimeError, AttributeError):
+        registered = False
+    if not registered:
+        yield host.pin_memory(), "pin_memory (torch's pinned pool: NUMA placement not guaranteed)"
+        return
+    try:
+        yield host, "cudaHostRegister"
+    finally:
+        cudart.cudaHostUnregister(host.data_ptr())
+
+
 def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_tbps: float | None = None,
         timer: Timer | None = None, cpu_affinity: list[int] | None = None) -> list[Measurement]:  # fmt: skip
     """STREAM copy, scale, add and triad (and on GPUs host-to-device and device-to-host), one Measurement each.
@@ -123,8 +148,7 @@ def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_t
         correct = bool((arrays[target] == value[target]).all())
         out.append(_record(name, n, device, sampled, policy, timer, BYTES_PER_ELEMENT[name] * n, correct, peak_tbps, start))
     if device.kind == "cuda":
-        with bound_to(cpu_affinity) as bound:
-            host = torch.full((n,), 5.0, dtype=torch.float64).pin_memory()
+        with _COPIES, bound_to(cpu_affinity) as bound, pinned_host(n, 5.0) as (host, pinned):
             for name, fn, check in (
                 ("h2d", lambda: a.copy_(host, non_blocking=True), lambda: bool((a == 5.0).all())),
                 ("d2h", lambda: host.copy_(b, non_blocking=True), lambda: bool((host == value["b"]).all())),
@@ -133,6 +157,7 @@ def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_t
                 sampled = collect(timer, fn, policy)
                 devices.synchronize(device.id)
                 m = _record(name, n, device, sampled, policy, timer, 8 * n, check(), None, start)
-                m.details.update({"pinned": True, "cpu_affinity": bound, "numa_bound": bound is not None})
+                m.details.update({"pinned": pinned, "cpu_affinity": bound, "numa_bound": bound is not None,
+                                  "copies_alone": True})  # fmt: skip
                 out.append(m)
     return out

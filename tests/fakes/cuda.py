@@ -13,7 +13,10 @@ that torch, cuBLAS and the CUDA runtime enforce on real hardware:
 - `torch._int_mm` and `torch._scaled_mm` take the operand layouts and shape multiples cuBLAS(Lt) takes on CUDA:
   A row-major, B column-major ("TN"), fp8 dimensions multiples of 16, int8 M > 16 and K, N multiples of 8;
 - a CUDA tensor cannot become a numpy array, and `pin_memory` works only when CUDA is there;
-- the caching allocator: memory torch holds in its cache is not free to `mem_get_info`, but torch can reuse it.
+- the caching allocator: memory torch holds in its cache is not free to `mem_get_info`, but torch can reuse it;
+- TF32: float32 products on a CUDA device run with their operands rounded to TF32 (10 mantissa bits) whenever torch's
+  ONE process-wide switch says so (`torch.backends.cuda.matmul.fp32_precision == 'tf32'`, `allow_tf32` before 2.9),
+  whichever thread set it, unless NVIDIA_TF32_OVERRIDE=0 forbids TF32 to NVIDIA's libraries.
 
 Use it through the `fake_cuda` fixture (tests/conftest.py) or `FakeCuda(...).install(monkeypatch)`.
 """
@@ -137,6 +140,8 @@ class FakeCuda:
     #: devices synchronized, in order; and the use_fast_accum of every fp8 product
     synced: list[str] = field(default_factory=list)
     fast_accum: list[bool] = field(default_factory=list)
+    #: host pointers page-locked with cudaHostRegister (and not yet unregistered)
+    registered: set[int] = field(default_factory=set)
     pending: dict[str, list[Event]] = field(default_factory=dict)
     _local: threading.local = field(default_factory=threading.local)
 
@@ -226,6 +231,7 @@ class FakeCuda:
                      "memory_reserved", "memory_allocated", "empty_cache"):  # fmt: skip
             monkeypatch.setattr(cuda, name, getattr(self, name))
         monkeypatch.setattr(cuda, "Event", Event)
+        monkeypatch.setattr(cuda, "cudart", lambda: _Cudart(self))
         monkeypatch.setattr(cuda, "reset_peak_memory_stats", lambda device=None: self._index(device) and None)
         monkeypatch.setattr(cuda, "max_memory_allocated", lambda device=None: self.allocated.get(self._index(device), 0))
         monkeypatch.setattr(torch, "Generator", FakeGenerator)
@@ -247,6 +253,25 @@ class FakeCuda:
     def uninstall(self) -> None:
         """Leave the tensor mode (the `fake_cuda` fixture does this before monkeypatch restores torch.cuda)."""
         self._mode.__exit__(None, None, None)
+
+
+class _Cudart:
+    """torch.cuda.cudart(): cudaHostRegister / cudaHostUnregister (0 is cudaSuccess; registering twice fails)."""
+
+    def __init__(self, fake: FakeCuda) -> None:
+        self.fake = fake
+
+    def cudaHostRegister(self, ptr: int, size: int, flags: int) -> int:  # noqa: N802 - CUDA's name
+        if ptr in self.fake.registered:
+            return 712  # cudaErrorHostMemoryAlreadyRegistered
+        self.fake.registered.add(ptr)
+        return 0
+
+    def cudaHostUnregister(self, ptr: int) -> int:  # noqa: N802
+        if ptr not in self.fake.registered:
+            return 713  # cudaErrorHostMemoryNotRegistered
+        self.fake.registered.discard(ptr)
+        return 0
 
 
 # --- kernels with layout rules on CUDA ---------------------------------------------------------------------------
@@ -286,6 +311,29 @@ def _check_scaled_mm(fake: FakeCuda, a: torch.Tensor, b: torch.Tensor, kwargs: d
             raise RuntimeError("scale_a and scale_b must both be float (fp32) tensors.")
 
 
+_MATMULS = {"matmul", "mm", "__matmul__", "bmm", "addmm", "linear"}
+
+
+def _tf32_on() -> bool:
+    import os
+
+    if os.environ.get("NVIDIA_TF32_OVERRIDE", "").strip() == "0":
+        return False
+    knob = torch.backends.cuda.matmul
+    mode = getattr(knob, "fp32_precision", None)
+    return mode == "tf32" if mode is not None else bool(getattr(knob, "allow_tf32", False))
+
+
+def _to_tf32(obj: Any) -> Any:
+    """float32 tensors rounded to TF32's 10 mantissa bits (round to nearest on the 13 bits dropped)."""
+    if isinstance(obj, torch.Tensor) and obj.dtype == torch.float32:
+        bits = obj.contiguous().view(torch.int32)
+        return _tag(((bits + 0x1000) & ~0x1FFF).view(torch.float32).reshape(obj.shape), device_of(obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_to_tf32(o) for o in obj)
+    return obj
+
+
 _RANDOM = {"rand", "randn", "randint", "randperm", "normal", "random_", "uniform_", "normal_", "bernoulli", "multinomial",
            "rand_like", "randn_like", "randint_like", "exponential_", "bernoulli_"}  # fmt: skip
 
@@ -304,7 +352,7 @@ class _Mode(TorchFunctionMode):
             return device_of(args[0]).startswith("cuda")
         name = getattr(func, "__name__", "")
         if name == "is_pinned":
-            return bool(getattr(args[0], "_bench_pinned", False))
+            return bool(getattr(args[0], "_bench_pinned", False)) or args[0].data_ptr() in self.fake.registered
         if name in ("to", "cuda", "cpu") and args and isinstance(args[0], torch.Tensor):
             return self._move(func, name, args, kwargs)
         if name == "pin_memory":
@@ -328,6 +376,8 @@ class _Mode(TorchFunctionMode):
             elif name == "_scaled_mm":
                 _check_scaled_mm(self.fake, args[0], args[1], kwargs, args)
                 self.fake.fast_accum.append(bool(kwargs.get("use_fast_accum", False)))
+            elif name in _MATMULS and _tf32_on():
+                args = _to_tf32(args)
         return _tag(func(*args, **kwargs), target)
 
     def _target(self, name: str, args: tuple, kwargs: dict[str, Any]) -> str:

@@ -54,6 +54,8 @@ class FakeNvml:
         self.inits = 0  # NVML counts nvmlInit calls; each needs its nvmlShutdown
         #: MIG instances by UUID: {uuid: parent GPU index}; their handles are ("mig", uuid)
         self.mig_instances = {}
+        #: MIG instances as the inventory enumerates them: {uuid: (parent GPU index, slot, SMs, memory bytes)}
+        self.mig_slots = {}
 
     def _str(self, s):
         return s.encode() if self.bytes_strings else s
@@ -96,6 +98,8 @@ class FakeNvml:
         return self._str(self._get(h, "name", "name"))
 
     def nvmlDeviceGetUUID(self, h):
+        if isinstance(h, tuple):
+            return self._str(h[1])
         return self._str(self._get(h, "uuid", "uuid"))
 
     def nvmlDeviceGetSerial(self, h):
@@ -107,6 +111,18 @@ class FakeNvml:
     def nvmlDeviceGetMigMode(self, h):
         return self._get(h, "mig", "mig")
 
+    def nvmlDeviceGetMaxMigDeviceCount(self, h):
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, h, i):
+        for uuid, (parent, slot, _, _) in self.mig_slots.items():
+            if parent == h and slot == i:
+                return ("mig", uuid)
+        raise NVMLError(6, "Not Found")
+
+    def nvmlDeviceGetAttributes(self, h):
+        return SimpleNamespace(multiprocessorCount=self.mig_slots[h[1]][2])
+
     def nvmlDeviceGetCpuAffinity(self, h, words):
         mask = sum(1 << c for c in self._get(h, "cpus", "cpus"))
         return [(mask >> (64 * i)) & (2**64 - 1) for i in range(words)]
@@ -115,6 +131,8 @@ class FakeNvml:
         return SimpleNamespace(busId=self._str(self._get(h, "pci", "bus")))
 
     def nvmlDeviceGetMemoryInfo(self, h):
+        if isinstance(h, tuple):
+            return SimpleNamespace(total=self.mig_slots[h[1]][3], free=0, used=0)
         return SimpleNamespace(total=self._get(h, "memory", "memory"), free=0, used=0)
 
     def nvmlDeviceGetMaxClockInfo(self, h, clock):

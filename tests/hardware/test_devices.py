@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from bench.hardware import devices
 from bench.hardware.devices import DeviceFacts
@@ -105,3 +106,20 @@ def test_gpu_facts_use_the_nvml_uuid_form(monkeypatch):
     assert f.uuid == "GPU-6f0e1c2a-1111-2222-3333-444455556666"  # as NVML prints it, so reports join on it
     assert f.l2_cache_bytes == 60 * 2**20
     assert devices.free_memory_bytes("cuda:1") == 140 * 2**30
+
+
+def test_gpus_the_driver_sees_but_torch_does_not_are_an_error(monkeypatch):
+    """A GPU node with a torch built for a newer CUDA than its driver (or a CPU build) must not quietly benchmark the
+    CPU and report 'complete'."""
+    from bench.hardware import nvml
+    from tests.hardware.fake_nvml import H100, FakeNvml
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(nvml, "load_nvml", lambda: FakeNvml([H100, H100]))
+    with pytest.raises(ValueError, match="the driver sees 2 GPU"):
+        devices.default_devices()
+    with pytest.raises(ValueError, match="--device cpu"):
+        devices.resolve("all")
+    assert devices.resolve("cpu") == ["cpu"]  # the CPU named on purpose still works
+    monkeypatch.setattr(nvml, "load_nvml", lambda: FakeNvml([]))
+    assert devices.default_devices() == ["cpu"]

@@ -109,3 +109,28 @@ def test_cpu_affinity_from_nvml():
     fake = FakeNvml([{**H100, "cpus": (1, 3)}])
     assert nvml.cpu_affinity(H100["uuid"], fake) == [1, 3]
     assert nvml.cpu_affinity("GPU-other", fake) is None and fake.inits == 0
+
+
+def test_a_gpu_in_mig_mode_lists_its_instances():
+    """Measurements of a MIG instance name its MIG- UUID: the inventory must list it, or verify cannot place it."""
+    fake = FakeNvml([{**H100, "mig": (1, 1)}])
+    fake.mig_slots = {"MIG-aaaa": (0, 0, 60, 40 * 2**30), "MIG-bbbb": (0, 3, 16, 10 * 2**30)}
+    gpu = nvml.gpu_inventory(fake)["gpus"][0]
+    assert gpu["mig_enabled"] is True
+    assert [(d["index"], d["uuid"], d["sm_count"], d["memory_bytes"]) for d in gpu["mig_devices"]] == [
+        (0, "MIG-aaaa", 60, 40 * 2**30), (3, "MIG-bbbb", 16, 10 * 2**30)]  # fmt: skip
+    assert "mig_devices" not in nvml.gpu_inventory(FakeNvml([H100]))["gpus"][0]
+
+
+def test_throttle_reasons_fall_back_to_the_older_call():
+    """A binding with the R535 name on an older driver: the symbol is missing, every read failed."""
+    fake = FakeNvml([{**H100, "reasons": 4}])
+
+    def missing(h):
+        raise NVMLError(13, "Function Not Found")
+
+    fake.nvmlDeviceGetCurrentClocksEventReasons = missing
+    fake.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: 4
+    read, close = nvml.telemetry_reader(H100["uuid"], fake)
+    assert read()["throttle_reasons"] == 4
+    close()

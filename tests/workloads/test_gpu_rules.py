@@ -16,6 +16,7 @@ from bench.measure.timer import CudaEventTimer, PerfCounterTimer
 from bench.workloads import comm as cm
 from bench.workloads import matmul as mm
 from bench.workloads import membw as mb
+from bench.workloads import tf32
 from bench.workloads import train as tr
 from tests.fakes.cuda import Props
 
@@ -74,27 +75,81 @@ def test_float32_mode_on_torch_without_fp32_precision(fake_cuda, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "precision, env, flagged",
+    "precision, env, path, flagged",
     [
-        ("float32", {"TORCH_ALLOW_TF32_CUBLAS_OVERRIDE": "1"}, True),
-        ("tf32", {"NVIDIA_TF32_OVERRIDE": "0"}, True),
-        ("float32", {"NVIDIA_TF32_OVERRIDE": "0"}, False),  # forbids TF32: float32 stays float32
-        ("float32", {}, False),
+        ("float32", {}, "ieee", False),
+        ("tf32", {}, "tf32", False),
+        ("tf32", {"NVIDIA_TF32_OVERRIDE": "0"}, "ieee", True),  # NVIDIA's libraries never use TF32 then
+        ("float32", {"NVIDIA_TF32_OVERRIDE": "0"}, "ieee", False),
+        # only torch's initial default since torch 1.13: bench's explicit IEEE setting wins, and the probe shows it
+        ("float32", {"TORCH_ALLOW_TF32_CUBLAS_OVERRIDE": "1"}, "ieee", False),
     ],
 )
-def test_tf32_overrides_in_the_environment_are_detected(fake_cuda, monkeypatch, precision, env, flagged):
-    """16.14: NGC containers set variables that make float32 run on tensor cores, or 'tf32' as IEEE float32."""
+def test_tf32_overrides_in_the_environment_are_detected(fake_cuda, monkeypatch, precision, env, path, flagged):
+    """16.14: NGC containers set variables that make float32 run on tensor cores, or 'tf32' as IEEE float32. A probe
+    product, in the same mode on the same device, says what really ran; the variables are recorded beside it."""
     _, gpu = h200(fake_cuda)
-    for k in mm.TF32_ENVIRONMENT:
+    for k in tf32.ENVIRONMENT:
         monkeypatch.delenv(k, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     m = mm.run(mm.MatmulSpec(64, 64, 64, precision), gpu, QUICK)
-    assert m.details["tf32_environment"] == env
+    assert m.details["tf32_environment"] == env and m.details["fp32_path"] == path
     codes = {w["code"] for w in m.warnings}
-    assert (m.status == "invalid" and "tf32-override" in codes) == flagged
+    assert (m.status == "invalid" and "tf32-override" in codes) == flagged, m.reason
     if flagged:
         assert next(iter(env)) in m.reason
+
+
+def test_float32_that_ran_on_tf32_is_invalid_even_where_freivalds_passes(fake_cuda, monkeypatch):
+    """Freivalds' float32 tolerance cannot tell TF32 from IEEE at K >= 4096; the probe can. Here TF32 leaks in from
+    the process-wide switch (as another thread would have set it)."""
+    import contextlib
+
+    _, gpu = h200(fake_cuda)
+    monkeypatch.setattr(mm, "_float32_mode", lambda device, precision: contextlib.nullcontext())
+    knob = torch.backends.cuda.matmul
+    before, knob.fp32_precision = knob.fp32_precision, "tf32"
+    try:
+        m = mm.run(mm.MatmulSpec(32, 32, 4096, "float32"), gpu, QUICK)
+    finally:
+        knob.fp32_precision = before
+    assert m.validity["passed"]  # the product passes its check...
+    assert m.status == "invalid" and m.details["fp32_path"] == "tf32" and "TF32 tensor cores" in m.reason  # ...not this
+
+
+def test_lanes_never_hold_tf32_and_ieee_at_once(fake_cuda):
+    """The TF32 switch is one per process: a lane timing float32 must wait while another lane times tf32."""
+    import threading
+
+    fake_cuda()
+    inside, order = threading.Event(), []
+    release = threading.Event()
+
+    def tf32_lane():
+        with tf32.mode(True):
+            order.append(("tf32 in", torch.backends.cuda.matmul.fp32_precision))
+            inside.set()
+            release.wait(5)
+            order.append(("tf32 out", None))
+
+    def ieee_lane():
+        inside.wait(5)
+        with tf32.mode(False):
+            order.append(("ieee in", torch.backends.cuda.matmul.fp32_precision))
+
+    before = torch.backends.cuda.matmul.fp32_precision
+    threads = [threading.Thread(target=tf32_lane), threading.Thread(target=ieee_lane)]
+    for t in threads:
+        t.start()
+    inside.wait(5)
+    threading.Event().wait(0.2)  # the IEEE lane is now waiting for the switch
+    assert order == [("tf32 in", "tf32")]
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert order == [("tf32 in", "tf32"), ("tf32 out", None), ("ieee in", "ieee")]
+    assert torch.backends.cuda.matmul.fp32_precision == before  # restored when the last user left
 
 
 def test_fp8_is_measured_with_and_without_fast_accumulation(fake_cuda):
@@ -202,11 +257,16 @@ def test_nccl_join_sets_the_rank_device_before_the_process_group(fake_cuda, monk
                         lambda *a, **k: seen.update(device=torch.cuda.current_device(),
                                                     handling=os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING")))  # fmt: skip
     monkeypatch.setattr(launch.torch_dist, "new_group", lambda **k: seen.update(control=k) or "control")
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "-")  # recorded as unset before the test, so restored so after it
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME")
     p = launch.Placement(2, 4, 2, 4, "127.0.0.1", 1, "torchrun")
     launch.join(p, "nccl", 30, "cuda:2")
     assert seen["device"] == 2 and seen["handling"] == launch.NCCL_ERROR_HANDLING
     assert seen["control"]["backend"] == "gloo" and seen["control"]["timeout"].total_seconds() >= launch.CONTROL_TIMEOUT_S
     assert launch.control() == "control"
+    # gloo (the control group) binds to the interface that reaches MASTER_ADDR, not whatever the host name resolves to
+    assert os.environ["GLOO_SOCKET_IFNAME"] == launch.gloo_interface(p) == "lo"
+    assert launch.gloo_interface(launch.Placement(2, 8, 2, 4, "127.0.0.1", 1, "torchrun")) is None  # two nodes: not lo
     with pytest.raises(launch.LaunchError, match="NCCL needs"):
         launch.join(p, "nccl", 30, None)
     monkeypatch.setattr(launch, "_control", None)
@@ -305,7 +365,7 @@ def test_compiled_runs_reset_dynamo_and_compile_static(monkeypatch):
 
 def test_host_copies_run_on_the_gpus_numa_node(fake_cuda, monkeypatch):
     """16.18: pinned buffers landed on whichever NUMA node the main thread ran on."""
-    fake_cuda()
+    fake = fake_cuda()
     bound = []
     real = os.sched_setaffinity
     monkeypatch.setattr(os, "sched_setaffinity", lambda pid, cpus: bound.append(sorted(cpus)) or real(pid, cpus))
@@ -315,6 +375,9 @@ def test_host_copies_run_on_the_gpus_numa_node(fake_cuda, monkeypatch):
     copies = [m for m in out if m.spec["kernel"] in ("h2d", "d2h")]
     assert [m.status for m in out] == ["ok"] * 6
     assert all(m.details["cpu_affinity"] == mine[:1] and m.details["numa_bound"] for m in copies)
+    # registered in place (not from torch's process-wide pinned pool, which would hand the next GPU these pages)
+    assert all(m.details["pinned"] == "cudaHostRegister" and m.details["copies_alone"] for m in copies)
+    assert not fake.registered  # and unregistered afterwards
     assert bound == [mine[:1], mine] and sorted(os.sched_getaffinity(0)) == mine  # bound, then restored
     unbound = mb.run(gpu, QUICK, elements=1024)
     assert not any(m.details.get("numa_bound") for m in unbound if m.spec["kernel"] == "h2d")
@@ -385,3 +448,9 @@ def test_telemetry_summary_leaves_out_the_warm_up():
     assert out["telemetry"]["sm_clock_mhz"]["min"] == 1970 and out["telemetry"]["warmup_excluded_s"] == 1.0
     assert len(out["telemetry_samples"]) == 5  # the raw samples stay
     assert mm._telemetry_details(sampler, warmup_s=2.0)["telemetry"]["sm_clock_mhz"]["min"] == 900  # too few left
+
+
+def test_a_gpu_whose_l2_size_torch_does_not_report_is_still_flushed(fake_cuda):
+    fake_cuda(props=Props(L2_cache_size=0))
+    gpu = devices.facts("cuda:0")
+    assert mm.flush_bytes(gpu) == mm.UNKNOWN_L2_FLUSH_BYTES and mm.default_timer(gpu)._flush.numel() == mm.UNKNOWN_L2_FLUSH_BYTES
