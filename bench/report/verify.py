@@ -91,6 +91,12 @@ def _gpus(inventory: dict[str, Any]) -> list[dict[str, Any]]:
     return [g for g in gpus if isinstance(g, dict)] if isinstance(gpus, list) else []
 
 
+def _model(device_name: str) -> str | None:
+    """The peak-table model a device name maps to (None when bench has no row): what "the same model" means."""
+    row = peaks.find_model(device_name)
+    return row["model"] if row else None
+
+
 def inventory_gpu(inventory: dict[str, Any], uuid: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(the inventory's GPU, its MIG instance or None) that a measured device UUID names: a whole GPU by its GPU- UUID,
     or a MIG instance by its MIG- UUID among its GPU's `mig_devices`. (None, None) when the inventory lists neither."""
@@ -169,7 +175,7 @@ def figure_tier(m: Measurement, inventory: dict[str, Any], *, trusted_key: bool,
         if row.get("unverified"):
             return REPORTED, f"the peak-table row for {row['model']} is unverified"
         listed, _ = inventory_gpu(inventory, m.device.get("uuid"))
-        if listed is None or not listed.get("name") or peaks.find_model(listed["name"]) is not row:
+        if listed is None or not listed.get("name") or _model(listed["name"]) != row["model"]:
             return REPORTED, "the device's model does not match the inventory's"
         return BOUNDED, "no challenge answered (proven needs one)"
     if any(_overrides(m)):
@@ -199,7 +205,7 @@ def _check_measurement(
         if listed is None:
             out.append(Finding(ERROR, "unknown-device", f"{m.device.get('id')} ({m.device.get('uuid')}) is not in the "
                                "report's GPU inventory", where))  # fmt: skip
-        elif listed.get("name") and peaks.find_model(listed["name"]) is not peaks.find_model(m.device.get("name") or ""):
+        elif listed.get("name") and _model(listed["name"]) != _model(m.device.get("name") or ""):
             out.append(Finding(ERROR, "device-mismatch", f"measured as {m.device.get('name')!r} but the inventory lists "
                                f"{listed['name']!r} for {m.device.get('uuid')}", where))  # fmt: skip
     elif m.device.get("uuid") != host.get("fingerprint"):
