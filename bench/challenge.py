@@ -20,6 +20,7 @@ time, so it is conservative.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import gzip
 import hashlib
@@ -227,16 +228,58 @@ class Product:
     seconds: float
 
 
+#: Square sizes of the products that warm a device in every challenge dtype before the wait: the CUDA context, cuBLAS
+#: handles and lazily loaded kernels would otherwise load inside the auditor's window. The CPU has nothing to load.
+WARM_SIZES = {"cuda": (1024, 4096), "cpu": (64,)}
+
+
+def warm(device: dict[str, Any]) -> float:
+    """One product per challenge dtype and warm size on `device`, and one operand generated; returns the seconds."""
+    start = time.perf_counter()
+    operand("warm", "warm", device.get("uuid") or "warm", 0, "A", 64, "float32")
+    for dtype in DTYPES:
+        for n in WARM_SIZES.get(device["kind"], (64,)):
+            a = torch.ones(n, n, dtype=prec.get(dtype).torch_dtype, device=device["id"])
+            float((a @ a)[0, 0])  # synchronizes
+    return time.perf_counter() - start
+
+
+def operands(ch: Challenge, node: str, device: dict[str, Any], index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A_i and B_i for `device`, on the host."""
+    return (operand(ch.nonce, node, device["uuid"], index, "A", ch.n, ch.dtype),
+            operand(ch.nonce, node, device["uuid"], index, "B", ch.n, ch.dtype))  # fmt: skip
+
+
+def product(device: dict[str, Any], index: int, a_host: torch.Tensor, b_host: torch.Tensor, start: float) -> Product:
+    """C_i = A_i.B_i on the device, copied to the host once and hashed there. Nothing of it stays on the device: with
+    many products at n = 16384 keeping each C on the GPU until the reveal ran out of device memory before committing."""
+    a, b = a_host.to(device["id"]), b_host.to(device["id"])
+    c = a @ b
+    del a, b
+    c_host = c.to("cpu")  # the one copy to the host (it waits for the product)
+    del c
+    return Product(device, index, c_host, merkle_root(row_bytes(c_host)), time.perf_counter() - start)
+
+
 def compute(ch: Challenge, node: str, device: dict[str, Any], index: int) -> Product:
     """One product on one device, timed by the node (for its own record only; the auditor's clock decides)."""
     start = time.perf_counter()
-    a = operand(ch.nonce, node, device["uuid"], index, "A", ch.n, ch.dtype).to(device["id"])
-    b = operand(ch.nonce, node, device["uuid"], index, "B", ch.n, ch.dtype).to(device["id"])
-    c = a @ b
-    if device["kind"] == "cuda":
-        torch.cuda.synchronize(device["id"])
-    root = merkle_root(row_bytes(c))
-    return Product(device, index, c, root, time.perf_counter() - start)
+    return product(device, index, *operands(ch, node, device, index), start)
+
+
+def compute_all(ch: Challenge, node: str, device: dict[str, Any]) -> list[Product]:
+    """Every product of `device`, the next product's operands generated on the host while the device works on the
+    current one (generation and hashing, not the GEMM, dominate at large n)."""
+    out: list[Product] = []
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bench-operands") as pool:
+        pending = pool.submit(operands, ch, node, device, 0)
+        for i in range(ch.products):
+            start = time.perf_counter()
+            a, b = pending.result()
+            if i + 1 < ch.products:
+                pending = pool.submit(operands, ch, node, device, i + 1)
+            out.append(product(device, i, a, b, start))
+    return out
 
 
 def commitment(ch: Challenge, node: str, inventory: dict[str, Any], products: list[Product], key: Any) -> dict[str, Any]:

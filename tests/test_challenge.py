@@ -291,6 +291,7 @@ def test_end_to_end_with_background_collector(tmp_path):
     assert json.loads(issued.stdout) == json.loads(ch_path.read_text())
     out, err = node.communicate(timeout=300)
     assert node.returncode == 0, err
+    assert err.startswith("ready: 1 device(s) warmed")  # said before the wait, so a launcher knows when to issue
     assert json.loads(out)["products"] == 2
     out, _err = collector.communicate(timeout=60)
     assert collector.returncode == 0 and "1 commitments recorded" in out

@@ -138,6 +138,9 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
     node = node_name or inv["host"].get("hostname") or "node"
     ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
     devs = [asdict(devices.facts(d, inv["host"])) for d in ids]
+    with concurrent.futures.ThreadPoolExecutor(len(devs)) as pool:  # warm every device in every dtype, before the wait
+        warmed = list(pool.map(chl.warm, devs))
+    click.echo(f"ready: {len(devs)} device(s) warmed in {max(warmed):.1f} s; waiting for {challenge_path}", err=True)
     _await(challenge_path, wait)
     ch = _challenge(challenge_path)
     bad = chl.signature_problem(ch.data, trusted, "challenge")
@@ -149,11 +152,8 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
         fail(f"node {node!r} is not among the challenged nodes ({', '.join(ch.nodes)}); use --node if it is named otherwise")
     started = time.perf_counter()
 
-    def one_device(device: dict[str, Any]) -> list[chl.Product]:
-        return [chl.compute(ch, node, device, i) for i in range(ch.products)]
-
     with concurrent.futures.ThreadPoolExecutor(len(devs)) as pool:  # every device at once
-        products = [p for result in pool.map(one_device, devs) for p in result]
+        products = [p for result in pool.map(lambda d: chl.compute_all(ch, node, d), devs) for p in result]
     base = chl.commit_name(node, ch.nonce)
     commit = chl.commitment(ch, node, inv, products, key)
     write_atomic(drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(commit))

@@ -140,6 +140,8 @@ class FakeCuda:
     #: devices synchronized, in order; and the use_fast_accum of every fp8 product
     synced: list[str] = field(default_factory=list)
     fast_accum: list[bool] = field(default_factory=list)
+    #: copies of CUDA tensors to the host
+    to_host: int = 0
     #: host pointers page-locked with cudaHostRegister (and not yet unregistered)
     registered: set[int] = field(default_factory=set)
     pending: dict[str, list[Event]] = field(default_factory=dict)
@@ -399,6 +401,7 @@ class _Mode(TorchFunctionMode):
         t = args[0]
         if name == "cpu":
             out = func(*args, **kwargs)
+            self.fake.to_host += device_of(t) != "cpu"
             return _tag(out.clone() if out is t and device_of(t) != "cpu" else out, "cpu")
         if name == "cuda":
             where = args[1] if len(args) > 1 else kwargs.pop("device", None)
@@ -415,4 +418,5 @@ class _Mode(TorchFunctionMode):
         out = func(t, *rest, **kwargs)
         if out is t and target != device_of(t):
             out = t.clone()
+        self.fake.to_host += target == "cpu" and device_of(t) != "cpu"
         return _tag(out, target)

@@ -454,3 +454,39 @@ def test_a_gpu_whose_l2_size_torch_does_not_report_is_still_flushed(fake_cuda):
     fake_cuda(props=Props(L2_cache_size=0))
     gpu = devices.facts("cuda:0")
     assert mm.flush_bytes(gpu) == mm.UNKNOWN_L2_FLUSH_BYTES and mm.default_timer(gpu)._flush.numel() == mm.UNKNOWN_L2_FLUSH_BYTES
+
+
+def _challenge(products=3, n=64, dtype="float32"):
+    import datetime as dt
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from bench import challenge as chl
+
+    data = chl.issue(Ed25519PrivateKey.generate(), dtype=dtype, n=n, products=products, window=dt.timedelta(minutes=5),
+                     nodes=None)  # fmt: skip
+    return chl, chl.Challenge.from_dict(data, "challenge")
+
+
+def test_challenge_products_leave_the_device_at_once(fake_cuda):
+    """16.12: products stayed on the GPU until the reveal, and C was copied to the host twice: with many products at
+    n = 16384 the answer ran out of device memory and committed nothing."""
+    fake = fake_cuda()
+    chl, ch = _challenge()
+    device = {"id": "cuda:0", "kind": "cuda", "name": "NVIDIA H200", "uuid": "GPU-0"}
+    products = chl.compute_all(ch, "node-a", device)
+    assert [p.index for p in products] == [0, 1, 2]
+    assert all(p.c.device.type == "cpu" for p in products)
+    assert fake.to_host == 3  # one copy per product, hashed and revealed from it
+    cpu = {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "fp"}
+    assert [p.root for p in chl.compute_all(ch, "node-a", {**cpu, "uuid": "GPU-0"})] == [p.root for p in products]
+
+
+def test_challenge_answer_warms_every_dtype_before_waiting(fake_cuda, monkeypatch):
+    """16.15: the CUDA context, cuBLAS handles and lazily loaded kernels loaded inside the auditor's window."""
+    fake = fake_cuda()
+    chl, _ = _challenge()
+    monkeypatch.setitem(chl.WARM_SIZES, "cuda", (16, 32))  # the CPU stands in for the GPU here: keep it small
+    chl.warm({"id": "cuda:0", "kind": "cuda", "name": "NVIDIA H200", "uuid": "GPU-0"})
+    products = [n for n, d in fake.calls if "matmul" in n and d == "cuda:0"]
+    assert len(products) == len(chl.DTYPES) * 2, fake.calls
