@@ -101,12 +101,8 @@ GPU_FIELDS = (
 
 def gpu_count(nvml: ModuleType | None = None) -> int:
     """How many GPUs the driver sees (0 without NVML, a driver or GPUs)."""
-    nvml = nvml or load_nvml()
+    nvml = _started(nvml)
     if nvml is None:
-        return 0
-    try:
-        nvml.nvmlInit()
-    except nvml.NVMLError:
         return 0
     try:
         return int(nvml.nvmlDeviceGetCount())
@@ -141,6 +137,18 @@ def gpu_inventory(nvml: ModuleType | None = None) -> dict[str, Any]:
             pass
 
 
+def _started(nvml: ModuleType | None) -> ModuleType | None:
+    """The binding, initialised (the caller shuts it down), or None when the binding, the driver or a GPU is missing."""
+    nvml = nvml or load_nvml()
+    if nvml is None:
+        return None
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError:
+        return None
+    return nvml
+
+
 def _shutdown(nvml: ModuleType) -> None:
     try:
         nvml.nvmlShutdown()
@@ -159,12 +167,8 @@ def _handle(nvml: ModuleType, uuid: str) -> tuple[Any, str]:
 
 def cpu_affinity(uuid: str, nvml: ModuleType | None = None) -> list[int] | None:
     """The CPUs NVML names as closest to the GPU (its NUMA node), or None when NVML cannot tell."""
-    nvml = nvml or load_nvml()
+    nvml = _started(nvml)
     if nvml is None:
-        return None
-    try:
-        nvml.nvmlInit()
-    except nvml.NVMLError:
         return None
     try:
         handle, _ = _handle(nvml, uuid)
@@ -181,12 +185,8 @@ def telemetry_reader(uuid: str, nvml: ModuleType | None = None) -> tuple[Any, An
     """(read, close) for the GPU with `uuid`: SM clock, power, temperature, clock-event (throttle) reasons and the
     energy counter, each None when NVML cannot read it, plus `scope` (the GPU, or a MIG instance's parent GPU).
     None when NVML or the GPU is unavailable."""
-    nvml = nvml or load_nvml()
+    nvml = _started(nvml)
     if nvml is None:
-        return None
-    try:
-        nvml.nvmlInit()
-    except nvml.NVMLError:
         return None
     try:
         handle, scope = _handle(nvml, uuid)

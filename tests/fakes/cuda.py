@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -78,7 +78,7 @@ def _tensors(obj: Any) -> Iterator[torch.Tensor]:
 class FakeGenerator(_REAL_GENERATOR):
     """torch.Generator(device=...) under the fake: a CPU generator that remembers the device it stands for."""
 
-    def __new__(cls, device: Any = "cpu") -> FakeGenerator:
+    def __new__(cls, device: Any = "cpu") -> Self:
         return super().__new__(cls)
 
     def __init__(self, device: Any = "cpu") -> None:
@@ -118,9 +118,13 @@ class Event:
         if self.at is None or end.at is None:
             raise RuntimeError("CUDA error: device not ready (an event was never recorded)")
         if self.device != end.device:
-            raise RuntimeError(f"CUDA error: invalid resource handle (events recorded on {self.device} and {end.device})")
+            raise RuntimeError(
+                f"CUDA error: invalid resource handle (events recorded on {self.device} and {end.device})"
+            )
         if not (self.done and end.done):
-            raise RuntimeError(f"CUDA error: device not ready (events on {self.device} read before it was synchronized)")
+            raise RuntimeError(
+                f"CUDA error: device not ready (events on {self.device} read before it was synchronized)"
+            )
         return (end.at - self.at) * 1000.0
 
 
@@ -235,7 +239,9 @@ class FakeCuda:
         monkeypatch.setattr(cuda, "Event", Event)
         monkeypatch.setattr(cuda, "cudart", lambda: _Cudart(self))
         monkeypatch.setattr(cuda, "reset_peak_memory_stats", lambda device=None: self._index(device) and None)
-        monkeypatch.setattr(cuda, "max_memory_allocated", lambda device=None: self.allocated.get(self._index(device), 0))
+        monkeypatch.setattr(
+            cuda, "max_memory_allocated", lambda device=None: self.allocated.get(self._index(device), 0)
+        )
         monkeypatch.setattr(torch, "Generator", FakeGenerator)
         monkeypatch.setattr(FakeCuda, "_ACTIVE", self)
         # torch function modes are per thread: threads started while the fake is installed (lanes, samplers) run
@@ -263,13 +269,13 @@ class _Cudart:
     def __init__(self, fake: FakeCuda) -> None:
         self.fake = fake
 
-    def cudaHostRegister(self, ptr: int, size: int, flags: int) -> int:  # noqa: N802 - CUDA's name
+    def cudaHostRegister(self, ptr: int, size: int, flags: int) -> int:
         if ptr in self.fake.registered:
             return 712  # cudaErrorHostMemoryAlreadyRegistered
         self.fake.registered.add(ptr)
         return 0
 
-    def cudaHostUnregister(self, ptr: int) -> int:  # noqa: N802
+    def cudaHostUnregister(self, ptr: int) -> int:
         if ptr not in self.fake.registered:
             return 713  # cudaErrorHostMemoryNotRegistered
         self.fake.registered.discard(ptr)

@@ -43,7 +43,7 @@ def test_every_precision_measures_and_checks_on_a_gpu(fake_cuda, precision):
 def test_int8_takes_b_column_major(fake_cuda):
     """16.3: _int_mm got a row-major B (NN); cuBLASLt's int8 kernels take TN."""
     _, gpu = h200(fake_cuda)
-    a, b, c = mm._operands(mm.MatmulSpec(32, 64, 64, "int8"), gpu, 0)
+    a, b, _c = mm._operands(mm.MatmulSpec(32, 64, 64, "int8"), gpu, 0)
     assert b.stride(0) == 1 and a.stride(1) == 1
     assert mm.run(mm.MatmulSpec(32, 64, 64, "int8"), gpu, QUICK).status == "ok"
 
@@ -173,22 +173,24 @@ def test_memory_fit_counts_the_flush_buffer_and_the_generation_temporary(fake_cu
     assert spec.operand_bytes() >= operands + 4096 * 4096 * 4  # one float32 operand while generating
     l2 = 60 * 2**20
     need = spec.operand_bytes() + 2 * l2
-    fake, gpu = h200(fake_cuda, props=Props(total_memory=int(need / (1 - mm.MEMORY_HEADROOM)) - 2**20, L2_cache_size=l2))
+    _fake, gpu = h200(
+        fake_cuda, props=Props(total_memory=int(need / (1 - mm.MEMORY_HEADROOM)) - 2**20, L2_cache_size=l2)
+    )
     m = mm.run(spec, gpu, QUICK)
     assert m.status == "skipped" and "GiB free" in m.reason
 
 
 def test_memory_held_by_the_caching_allocator_counts_as_free(fake_cuda):
     """16.20: after large runs mem_get_info shows the allocator's cache as used, so shapes that fit were skipped."""
-    fake, gpu = h200(fake_cuda)
+    fake, _gpu = h200(fake_cuda)
     fake.reserved[0], fake.allocated[0] = 100 * 10**9, 10**9
-    free, total = torch.cuda.mem_get_info(0)
+    free, _total = torch.cuda.mem_get_info(0)
     assert devices.free_memory_bytes("cuda:0") == free + 99 * 10**9
 
 
 def test_msmf_times_iterations_back_to_back(fake_cuda):
     """16.6: MSMF added per-iteration event times (flushed, gaps excluded): a kernel rate, not sustained throughput."""
-    fake, gpu = h200(fake_cuda)
+    _fake, gpu = h200(fake_cuda)
     timer = mm.default_timer(gpu, sustained=True)
     assert timer._flush is None and timer.back_to_back
     out = timer.time(lambda: torch.ones(8, device="cuda:0"), 4)
@@ -262,7 +264,9 @@ def test_nccl_join_sets_the_rank_device_before_the_process_group(fake_cuda, monk
     p = launch.Placement(2, 4, 2, 4, "127.0.0.1", 1, "torchrun")
     launch.join(p, "nccl", 30, "cuda:2")
     assert seen["device"] == 2 and seen["handling"] == launch.NCCL_ERROR_HANDLING
-    assert seen["control"]["backend"] == "gloo" and seen["control"]["timeout"].total_seconds() >= launch.CONTROL_TIMEOUT_S
+    assert (
+        seen["control"]["backend"] == "gloo" and seen["control"]["timeout"].total_seconds() >= launch.CONTROL_TIMEOUT_S
+    )
     assert launch.control() == "control"
     # gloo (the control group) binds to the interface that reaches MASTER_ADDR, not whatever the host name resolves to
     assert os.environ["GLOO_SOCKET_IFNAME"] == launch.gloo_interface(p) == "lo"
@@ -305,7 +309,9 @@ def test_sendrecv_posts_both_directions_in_one_group(monkeypatch):
     monkeypatch.setattr(cm.dist, "isend", isend)
     monkeypatch.setattr(cm.dist, "irecv", irecv)
     monkeypatch.setattr(cm.dist, "batch_isend_irecv", batch)
-    monkeypatch.setattr(cm.dist, "P2POp", lambda op, tensor, peer: types.SimpleNamespace(op=op, tensor=tensor, peer=peer))
+    monkeypatch.setattr(
+        cm.dist, "P2POp", lambda op, tensor, peer: types.SimpleNamespace(op=op, tensor=tensor, peer=peer)
+    )
     b = cm.buffers("sendrecv", 64, 0, 2, "cpu")
     b.reset()
     b.run()
@@ -406,7 +412,9 @@ def test_a_nodes_gpus_are_measured_at_the_same_time(fake_cuda, tmp_path):
 
         return runner.Step(f"{f.id}", run, lane=plans.lane(f))
 
-    cpu_step = runner.Step("cpu", lambda: mm.run(mm.MatmulSpec(32, 32, 32, "float32"), cpu, QUICK), lane=plans.lane(cpu))
+    cpu_step = runner.Step(
+        "cpu", lambda: mm.run(mm.MatmulSpec(32, 32, 32, "float32"), cpu, QUICK), lane=plans.lane(cpu)
+    )
     writer = ReportWriter(report([], end=None), tmp_path)
     out = runner.execute(writer, [step(gpus[0]), cpu_step, step(gpus[1])])
     assert sorted(seen) == [("cuda:0", 0), ("cuda:1", 1)]
@@ -453,7 +461,10 @@ def test_telemetry_summary_leaves_out_the_warm_up():
 def test_a_gpu_whose_l2_size_torch_does_not_report_is_still_flushed(fake_cuda):
     fake_cuda(props=Props(L2_cache_size=0))
     gpu = devices.facts("cuda:0")
-    assert mm.flush_bytes(gpu) == mm.UNKNOWN_L2_FLUSH_BYTES and mm.default_timer(gpu)._flush.numel() == mm.UNKNOWN_L2_FLUSH_BYTES
+    assert (
+        mm.flush_bytes(gpu) == mm.UNKNOWN_L2_FLUSH_BYTES
+        and mm.default_timer(gpu)._flush.numel() == mm.UNKNOWN_L2_FLUSH_BYTES
+    )
 
 
 def _challenge(products=3, n=64, dtype="float32"):
