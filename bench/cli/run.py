@@ -69,7 +69,7 @@ def write_outputs(report: NodeReport, directory: Path, formats: list[str], check
                 text = gates.junit(report, checks, suite_name)
             else:
                 text = export.prometheus(report)
-            write_atomic(path, text)
+            export.write_public(path, text)  # 0644: node_exporter and the web server read these as other users
             written[fmt] = str(path)
         except Exception as exc:  # noqa: BLE001 - a rendering bug must not cost the measurements or other files
             click.echo(f"warning: could not write {path}: {type(exc).__name__}: {exc}", err=True)

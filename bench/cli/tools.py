@@ -31,6 +31,16 @@ def _fraction(ctx: click.Context, param: click.Parameter, value: str) -> float:
         raise click.BadParameter(str(exc)) from None
 
 
+def _octal(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o777:
+        raise click.BadParameter(f"{value!r}: expected an octal file mode such as 0644 or 0640")
+    return mode
+
+
 @click.command()
 @click.argument("a", type=report_path)
 @click.argument("b", type=report_path)
@@ -85,11 +95,14 @@ def export_group() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File for node_exporter's textfile collector (e.g. /var/lib/node_exporter/bench.prom); "
                    "written atomically. Default: stdout.")
-def export_prometheus(path: Path, output: Path | None) -> None:
-    """bench_* gauges with host/device/precision labels, in Prometheus text format."""
+@click.option("--mode", "mode", default="0644", show_default=True, callback=_octal,
+              help="Permissions of the -o file (octal), whatever the umask: node_exporter runs as its own user.")
+def export_prometheus(path: Path, output: Path | None, mode: int) -> None:
+    """bench_* gauges in base units (FLOP/s, bytes/s, _ratio) with dcgm-exporter's device labels (Hostname, gpu,
+    UUID, pci_bus_id, device, modelName), so PromQL joins them to DCGM_FI_* series; bench_device_info per device."""
     text = export.prometheus(_load(path))
     if output:
-        write_atomic(output, text)
+        export.write_public(output, text, mode)
     else:
         click.echo(text, nl=False)
 

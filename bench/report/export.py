@@ -4,56 +4,177 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from bench.report.metrics import metrics
-from bench.report.model import NodeReport
+from bench.report.metrics import EXTRACTORS, Metric, measured, metrics
+from bench.report.model import Measurement, NodeReport
 from bench.report.verify import parse_utc
 
-PROM_HELP = {
-    "matmul_tflops": "Dense matmul TFLOPS (median iteration) at a fixed shape",
-    "matmul_mamf_tflops": "Maximum achievable matmul TFLOPS (best searched shape, median iteration)",
-    "matmul_msmf_tflops": "Maximum sustained matmul TFLOPS (best shape held for the window)",
-    "train_tflops": "Training TFLOPS at the median step (analytic FLOP count)",
-    "train_items_per_s": "Training tokens (GPT) or samples (MLP) per second at the median step",
-    "train_mfu": "Training model FLOPs utilisation against the device's peak",
-    "comm_busbw_gbps": "Collective bus bandwidth in GB/s (nccl-tests definition)",
-    "membw_gbps": "STREAM memory bandwidth in GB/s (median iteration)",
+#: Prometheus series per headline metric (bench.report.metrics name): (series name, scale to base units, help).
+#: Prometheus wants base units, so figures are exported in FLOP/s and bytes/s (not TFLOPS or GB/s) and utilisation as a
+#: 0..1 `_ratio`; Grafana scales them for display (unit "FLOP/s" or "bytes/sec(SI)").
+PROM_SERIES: dict[str, tuple[str, float, str]] = {
+    "matmul_tflops": ("bench_matmul_flops_per_second", 1e12,
+                      "Dense matmul floating-point operations per second (median iteration) at a fixed shape"),
+    "matmul_mamf_tflops": ("bench_matmul_mamf_flops_per_second", 1e12,
+                           "Maximum achievable matmul FLOP/s: the best searched shape's median iteration"),
+    "matmul_msmf_tflops": ("bench_matmul_msmf_flops_per_second", 1e12,
+                           "Maximum sustained matmul FLOP/s: the best shape held back to back for the window"),
+    "train_tflops": ("bench_train_flops_per_second", 1e12, "Training FLOP/s at the median step (analytic FLOP count)"),
+    "train_items_per_s": ("bench_train_items_per_second", 1.0,
+                          "Training tokens (GPT) or samples (MLP) per second at the median step"),
+    "train_mfu": ("bench_train_mfu_ratio", 1.0, "Training model FLOPs utilisation against the device's peak (0..1)"),
+    "comm_busbw_gbps": ("bench_comm_busbw_bytes_per_second", 1e9,
+                        "Collective bus bandwidth in bytes per second (nccl-tests definition)"),
+    "membw_gbps": ("bench_membw_bytes_per_second", 1e9, "STREAM memory bandwidth in bytes per second (median iteration)"),
 }
+
+#: The labels that identify a device, named as NVIDIA's dcgm-exporter names them on its DCGM_FI_* series, so a query
+#: can join bench's figures to DCGM's: `... * on(UUID) group_left DCGM_FI_DEV_SM_CLOCK`. `device` is dcgm-exporter's
+#: `nvidia<N>` (N = NVML index) for a GPU and `cpu` for the CPU; `gpu`, `UUID` and `pci_bus_id` are empty on a CPU.
+DEVICE_LABELS = ("Hostname", "gpu", "UUID", "pci_bus_id", "device", "modelName")
+
+#: Mode of the files written for other readers (node_exporter runs as its own user): rw-r--r--, whatever the umask.
+PUBLIC_MODE = 0o644
+
+
+def device_labels(report: NodeReport) -> Callable[[dict[str, Any]], dict[str, str]]:
+    """measurement.device -> the dcgm-exporter labels, looked up in the report's NVML inventory by UUID (a MIG
+    instance carries its parent GPU's index and PCI bus id, as dcgm-exporter labels a MIG instance's series)."""
+    host = str(report.inventory.get("host", {}).get("hostname") or "")
+    by_uuid: dict[str, dict[str, Any]] = {}
+    for gpu in report.inventory.get("nvml", {}).get("gpus", []) or []:
+        if gpu.get("uuid"):
+            by_uuid[str(gpu["uuid"])] = gpu
+        for mig in gpu.get("mig_devices") or []:
+            if mig.get("uuid"):
+                by_uuid[str(mig["uuid"])] = {**gpu, "uuid": mig["uuid"]}
+
+    def labels(device: dict[str, Any]) -> dict[str, str]:
+        if device.get("kind") != "cuda":
+            return {"Hostname": host, "gpu": "", "UUID": "", "pci_bus_id": "", "device": str(device.get("id", "cpu")),
+                    "modelName": str(device.get("name") or "")}  # fmt: skip
+        gpu = by_uuid.get(str(device.get("uuid")), {})
+        index = gpu.get("index")
+        if index is None:  # NVML did not see it: torch's ordinal is the best guess at the index
+            index = str(device.get("id", "")).partition(":")[2]
+        return {"Hostname": host, "gpu": str(index), "UUID": str(device.get("uuid") or ""),
+                "pci_bus_id": str(gpu.get("pci_bus_id") or ""), "device": f"nvidia{index}",
+                "modelName": str(gpu.get("name") or device.get("name") or "")}  # fmt: skip
+
+    return labels
+
+
+def _identity(m: Measurement) -> dict[str, str]:
+    """What distinguishes one measurement from another of the same run on the same device, as labels: workload, what
+    (precision, op, kernel or step), shape (M x N x K, message bytes, or model and preset), role (search candidate,
+    final, msmf; train single/rank/total) and variant (backend, fp8 accumulation, rank)."""
+    spec, d = m.spec, m.details
+    what = spec.get("precision") or spec.get("op") or spec.get("kernel") or spec.get("step") or ""
+    if {"m", "n", "k"} <= spec.keys():
+        shape = f"{spec['m']}x{spec['n']}x{spec['k']}"
+    elif "bytes" in spec:
+        shape = str(spec["bytes"])
+    elif "preset" in spec:
+        shape = f"{spec.get('model')} {spec.get('preset')}"
+    else:
+        shape = ""
+    role = (d.get("search") or {}).get("role") or d.get("role") or ""
+    variant = [str(d.get("backend") or "")] if m.workload == "matmul" else []
+    if spec.get("fast_accum") is not None:
+        variant.append(f"fast_accum={str(spec['fast_accum']).lower()}")
+    if "rank" in d:
+        variant.append(f"rank={d['rank']}")
+    return {"workload": m.workload, "what": str(what), "shape": shape, "role": str(role), "variant": " ".join(filter(None, variant))}
 
 
 def prometheus(report: NodeReport) -> str:
-    """node_exporter textfile-collector text: bench_<metric>{host, device, precision, ...} per valid figure, plus
-    bench_measurement_valid (1/0), bench_run_complete and bench_run_timestamp_seconds."""
+    """node_exporter textfile-collector text. Per valid figure a bench_* gauge in base units with dcgm-exporter's
+    device labels (Hostname, gpu, UUID, pci_bus_id, device, modelName) plus what it measured (precision, shape, ...);
+    bench_device_info per device; bench_measurement_valid per measurement identity (0 if any measurement with that
+    identity failed its check); bench_run_complete and bench_run_timestamp_seconds. No label changes from run to run,
+    so each series continues across runs (the run id is in the report, not in a label)."""
     registry = CollectorRegistry()
-    host = str(report.inventory.get("host", {}).get("hostname", ""))
-    figures = metrics(report)
-    by_name: dict[str, list[Any]] = {}
-    for m in figures:
-        by_name.setdefault(m.name, []).append(m)
+    host = str(report.inventory.get("host", {}).get("hostname") or "")
+    labels_of = device_labels(report)
+    by_name: dict[str, list[tuple[Metric, dict[str, str]]]] = {}
+    for measurement in report.measurements:
+        extract = EXTRACTORS.get(measurement.workload)
+        if extract and measured(measurement):
+            for m in extract(measurement):
+                by_name.setdefault(m.name, []).append((m, labels_of(measurement.device)))
     for name, group in sorted(by_name.items()):
-        labelnames = sorted({k for m in group for k in m.labels} | {"host", "emulated"})
-        gauge = Gauge(f"bench_{name}", PROM_HELP.get(name, name), labelnames, registry=registry)
-        for m in group:
+        series, scale, doc = PROM_SERIES.get(name, (f"bench_{name}", 1.0, name))
+        own = sorted({k for m, _ in group for k in m.labels} - {"device", "model"})
+        gauge = Gauge(series, doc, [*DEVICE_LABELS, *own, "emulated"], registry=registry)
+        for m, where in group:
             if m.status == "ok" and math.isfinite(m.value):
-                labels = {k: m.labels.get(k, "") for k in labelnames}
-                labels.update(host=host, emulated=str(m.emulated).lower())
-                gauge.labels(**labels).set(m.value)
-    valid = Gauge("bench_measurement_valid", "1 when the measurement passed its correctness check, 0 when not",
-                  ["host", "workload", "device", "what"], registry=registry)  # fmt: skip
+                labels = {**where, **{k: m.labels.get(k, "") for k in own}, "emulated": str(m.emulated).lower()}
+                gauge.labels(**labels).set(m.value * scale)
+    efficiency = Gauge("bench_matmul_mamf_efficiency_ratio", "MAMF over the device's physical peak at that precision (0..1)",
+                       [*DEVICE_LABELS, "precision", "emulated"], registry=registry)  # fmt: skip
+    for m in report.measurements:
+        search = m.details.get("search") or {}
+        eff = (m.summary or {}).get("efficiency")
+        if m.workload == "matmul" and m.status == "ok" and search.get("mamf") and search.get("role") == "final" and eff:
+            efficiency.labels(**labels_of(m.device), precision=str(m.spec.get("precision")),
+                              emulated=str(m.emulated).lower()).set(float(eff))  # fmt: skip
+    info = Gauge("bench_device_info", "1 for every device the run measured, with its identity as labels",
+                 [*DEVICE_LABELS, "serial", "driver_version", "torch_device"], registry=registry)  # fmt: skip
+    nvml = report.inventory.get("nvml", {}) or {}
+    serials = {str(g.get("uuid")): g.get("serial") for g in nvml.get("gpus", []) or []}
+    seen: set[str] = set()
+    for m in report.measurements:
+        ident = str(m.device.get("uuid") or m.device.get("id"))
+        if ident in seen or not m.device:
+            continue
+        seen.add(ident)
+        cuda = m.device.get("kind") == "cuda"
+        info.labels(**labels_of(m.device), serial=str(serials.get(str(m.device.get("uuid"))) or "") if cuda else "",
+                    driver_version=str(nvml.get("driver_version") or "") if cuda else "",
+                    torch_device=str(m.device.get("id", ""))).set(1)  # fmt: skip
+    valid = Gauge("bench_measurement_valid", "1 when every measurement with these labels passed its correctness check, "
+                  "0 when one failed or errored", [*DEVICE_LABELS, "workload", "what", "shape", "role", "variant"],
+                  registry=registry)  # fmt: skip
+    verdicts: dict[tuple[tuple[str, str], ...], int] = {}
     for m in report.measurements:
         if m.status in ("ok", "invalid", "error"):
-            what = m.spec.get("precision") or m.spec.get("op") or m.spec.get("kernel") or m.spec.get("step") or ""
-            valid.labels(host, m.workload, str(m.device.get("id", "")), str(what)).set(1 if m.status == "ok" else 0)
-    complete = Gauge("bench_run_complete", "1 when the run finished, 0 when partial", ["host", "run_id"], registry=registry)
-    complete.labels(host, report.run_id).set(0 if report.interrupted or not report.end_utc else 1)
-    stamp = Gauge("bench_run_timestamp_seconds", "When the run ended (started, if partial)", ["host", "run_id"],
-                  registry=registry)  # fmt: skip
-    stamp.labels(host, report.run_id).set(parse_utc(report.end_utc or report.start_utc).timestamp())
+            key = tuple({**labels_of(m.device), **_identity(m)}.items())
+            verdicts[key] = min(verdicts.get(key, 1), 1 if m.status == "ok" else 0)
+    for key, ok in verdicts.items():
+        valid.labels(**dict(key)).set(ok)
+    complete = Gauge("bench_run_complete", "1 when the run finished, 0 when partial", ["Hostname"], registry=registry)
+    complete.labels(host).set(0 if report.interrupted or not report.end_utc else 1)
+    busy = Gauge("bench_run_preflight_warnings", "Pre-flight checks (bench doctor) that warned or failed before the run: "
+                 "a busy or unhealthy machine", ["Hostname"], registry=registry)  # fmt: skip
+    busy.labels(host).set(len([c for c in (report.config.get("preflight") or []) if c.get("status") != "pass"]))
+    stamp = Gauge("bench_run_timestamp_seconds", "When the run ended (started, if partial)", ["Hostname"], registry=registry)
+    stamp.labels(host).set(parse_utc(report.end_utc or report.start_utc).timestamp())
     return generate_latest(registry).decode()
+
+
+def write_public(path: Path, text: str, mode: int = PUBLIC_MODE) -> None:
+    """Write atomically (a temporary file renamed over `path`) with `mode` (0644: readable by node_exporter and other
+    users, whatever the umask). bench.report.store.write_atomic keeps mkstemp's 0600, right for signed reports."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def measurements_frame(report: NodeReport) -> pd.DataFrame:

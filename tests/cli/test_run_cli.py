@@ -147,7 +147,9 @@ def test_junit_and_prometheus_outputs_parse(quick_run):
     assert any(name.startswith("train cpu gpt tiny") for name in cases)
     assert ET.parse(run_dir / "junit.xml").getroot().find("testsuite").get("name") == "quick"
     families = {f.name for f in text_string_to_metric_families((run_dir / "bench.prom").read_text())}
-    assert {"bench_matmul_mamf_tflops", "bench_membw_gbps", "bench_train_tflops", "bench_run_complete"} <= families
+    assert {"bench_matmul_mamf_flops_per_second", "bench_membw_bytes_per_second", "bench_train_flops_per_second",
+            "bench_train_mfu_ratio", "bench_run_complete"} <= families
+    assert (run_dir / "bench.prom").stat().st_mode & 0o777 == 0o644  # node_exporter reads it as another user
 
 
 def test_the_run_is_indexed_in_history(quick_run):

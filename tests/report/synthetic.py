@@ -38,3 +38,51 @@ def report(measurements: list[Measurement], *, host: dict | None = None, run_id:
                       inventory={"host": copy.deepcopy(host or HOST), "nvml": {"available": False, "gpus": []}},
                       start_utc="2026-11-28T10:00:00.000000Z", end_utc=end, interrupted=interrupted,
                       measurements=measurements)  # fmt: skip
+
+
+GPU_UUIDS = ("GPU-6f0e1c2a-1111-2222-3333-444455556666", "GPU-6f0e1c2a-1111-2222-3333-777788889999")
+
+
+def gpu_device(index: int) -> dict:
+    return {"id": f"cuda:{index}", "kind": "cuda", "name": "NVIDIA H100 80GB HBM3", "uuid": GPU_UUIDS[index],
+            "l2_cache_bytes": 50 << 20, "compute_capability": "9.0", "sm_count": 132, "mig": False}  # fmt: skip
+
+
+def gpu_report(measurements: list[Measurement]) -> NodeReport:
+    """A two-GPU node's report: NVML inventory with indices, PCI bus ids and serials (what Prometheus labels join on)."""
+    r = report(measurements)
+    r.inventory["nvml"] = {"available": True, "driver_version": "550.54.15", "cuda_driver_version": "12.4", "gpus": [
+        {"index": i, "name": "NVIDIA H100 80GB HBM3", "uuid": u, "serial": f"16521234567{i}",
+         "pci_bus_id": f"00000000:{0x18 + i:02X}:00.0"} for i, u in enumerate(GPU_UUIDS)]}  # fmt: skip
+    return r
+
+
+def on_gpu(m: Measurement, index: int) -> Measurement:
+    m.device = gpu_device(index)
+    return m
+
+
+def simple(workload: str, spec: dict, summary: dict, details: dict | None = None, device: dict | None = None) -> Measurement:
+    """A measured entry of another workload (train, membw, comm) with the summary fields the metrics read."""
+    s = samples(0.01)
+    return Measurement(workload=workload, spec=spec, device=dict(device or DEVICE), status="ok", timer="perf_counter",
+                       samples_s=s, summary={"median_s": 0.01, "iqr_s": 0.0001, "n": len(s), **summary},
+                       details=details or {})  # fmt: skip
+
+
+def every_workload(device: dict | None = None) -> list[Measurement]:
+    """One measurement of each metric bench exports: fixed matmul, MAMF, MSMF, train, membw, comm."""
+    fixed = matmul("bfloat16", samples(0.002))
+    final = matmul("bfloat16", samples(0.0015), role="final", mamf=True)
+    final.summary["efficiency"] = 0.6
+    msmf = matmul("bfloat16", samples(0.0015), role="msmf")
+    msmf.details["msmf"] = {"tflops": 170.0, "min_bucket_tflops": 160.0, "series": []}
+    out = [fixed, final, msmf,
+           simple("train", {"model": "gpt", "preset": "small", "precision": "bfloat16"},
+                  {"tflops_median": 120.0, "items_per_s": 50000.0, "mfu": 0.4}),
+           simple("membw", {"kernel": "triad", "elements": 1 << 27, "dtype": "float64"}, {"gbps_median": 3000.0, "gbps_best": 3100.0}),
+           simple("comm", {"op": "all_reduce", "bytes": 1 << 20, "world_size": 8}, {"busbw_gbps": 300.0, "algbw_gbps": 170.0})]
+    for m in out:
+        if device:
+            m.device = dict(device)
+    return out

@@ -19,15 +19,16 @@ def _report():
 def test_prometheus_text_parses_back_with_labels_and_values():
     r = _report()
     families = {f.name: f for f in text_string_to_metric_families(export.prometheus(r))}
-    assert {"bench_matmul_tflops", "bench_matmul_mamf_tflops", "bench_measurement_valid", "bench_run_complete",
-            "bench_run_timestamp_seconds"} <= set(families)  # fmt: skip
-    (mamf,) = families["bench_matmul_mamf_tflops"].samples
-    assert mamf.labels == {"host": "node-a", "device": "cpu", "model": "Test CPU", "precision": "float32", "emulated": "false"}
-    assert mamf.value == r.measurements[2].summary["tflops_median"]
-    fixed = families["bench_matmul_tflops"].samples
+    assert {"bench_matmul_flops_per_second", "bench_matmul_mamf_flops_per_second", "bench_measurement_valid",
+            "bench_run_complete", "bench_run_timestamp_seconds", "bench_device_info"} <= set(families)  # fmt: skip
+    (mamf,) = families["bench_matmul_mamf_flops_per_second"].samples
+    assert mamf.labels == {"Hostname": "node-a", "gpu": "", "UUID": "", "pci_bus_id": "", "device": "cpu",
+                           "modelName": "Test CPU", "precision": "float32", "emulated": "false"}  # fmt: skip
+    assert mamf.value == r.measurements[2].summary["tflops_median"] * 1e12
+    fixed = families["bench_matmul_flops_per_second"].samples
     assert [s.labels["precision"] for s in fixed] == ["float32"]  # the invalid float64 figure is not exported as a figure
-    valid = {s.labels["what"]: s.value for s in families["bench_measurement_valid"].samples}
-    assert valid == {"float32": 1.0, "float64": 0.0}
+    valid = {(s.labels["what"], s.labels["role"]): s.value for s in families["bench_measurement_valid"].samples}
+    assert valid == {("float32", ""): 1.0, ("float64", ""): 0.0, ("float32", "final"): 1.0}
     assert families["bench_run_complete"].samples[0].value == 1.0
     assert families["bench_run_timestamp_seconds"].samples[0].value == 1795860300.0  # 2026-11-28T10:05:00Z
 
