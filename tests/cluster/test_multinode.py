@@ -1,0 +1,117 @@
+"""bench across nodes for real: namespaced hosts on this machine (tests/cluster/netns.py), torchrun's c10d rendezvous
+between them, one signed report per node, and nodes that never join or die."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.report.store import load_report
+from tests.cli.ranks import BIN
+from tests.cluster import netns
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(not netns.available(), reason="needs root, ip (iproute2) and unshare")
+
+#: The smoke suite, shortened for four ranks on two cores: every workload still runs, across both nodes.
+QUICK = ["--set", 'matmul.precisions=["float32"]', "--set", "matmul.budget_s=1", "--set", "matmul.window_s=0.3",
+         "--set", "membw.array_mib=8", "--set", 'train.models=["mlp"]', "--set", "comm.max_bytes=65536",
+         "--set", 'comm.ops=["all_reduce", "all_gather"]', "--set", "comm.timeout_s=60",
+         "--set", "gates.fail_below={ float32 = 0.0001 }"]  # fmt: skip
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    made = []
+
+    def make(count):
+        c = netns.Cluster(count, tmp_path / "cluster").start()
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop()
+        assert c.leftovers() == []
+
+
+def test_nodes_have_their_own_names_and_reach_each_other(cluster):
+    c = cluster(3)
+    server = c.popen(0, [str(BIN / "python"), "-c", "import socket; s = socket.create_server(('0.0.0.0', 7000)); "
+                         "conn, _ = s.accept(); print(conn.recv(64).decode(), socket.gethostname())"])  # fmt: skip
+    time.sleep(0.5)
+    client = c.run(1, [str(BIN / "python"), "-c", f"import socket; s = socket.create_connection(('{c.nodes[0].address}', "
+                       "7000), timeout=10); s.sendall(socket.gethostname().encode())"])  # fmt: skip
+    out, err = server.communicate(timeout=30)
+    assert client.returncode == 0, client.stderr
+    assert out.split() == ["node1", "node0"], err
+    ids = {c.run(i, ["cat", "/etc/machine-id"]).stdout for i in range(3)}
+    assert len(ids) == 3  # so each node's host fingerprint is its own
+
+
+def test_teardown_leaves_nothing_even_with_processes_running(tmp_path):
+    c = netns.Cluster(2, tmp_path / "c").start()
+    c.popen(0, ["sleep", "300"])
+    c.popen(1, ["sleep", "300"])
+    assert c.leftovers()  # namespaces and live processes
+    c.stop()
+    assert c.leftovers() == []
+
+
+def _torchrun(c, node, port, results, *args, nnodes=2):
+    env = {**os.environ, "BENCH_KEY": str(results.parent / f"key-{node}.pem"), "PYTHONUNBUFFERED": "1"}
+    return c.popen(node, [str(BIN / "torchrun"), f"--nnodes={nnodes}", "--nproc-per-node=2", "--rdzv-backend=c10d",
+                          f"--rdzv-endpoint={c.nodes[0].address}:{port}", "--rdzv-id=bench-test", "--max-restarts=0",
+                          str(BIN / "bench"), *args], env=env)  # fmt: skip
+
+
+def test_torchrun_across_two_nodes_writes_one_report_per_node(cluster, tmp_path):
+    c = cluster(2)
+    results = tmp_path / "results"
+    args = [
+        "run",
+        "--config",
+        str(REPO / "configs" / "smoke-cpu.toml"),
+        *QUICK,
+        "--results-dir",
+        str(results),
+        "--quiet",
+    ]
+    procs = [_torchrun(c, i, 29400, results, *args) for i in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    reports = {r.inventory["host"]["hostname"]: r for r in map(load_report, results.glob("*/report.json"))}
+    assert set(reports) == {"node0", "node1"}
+    # rank 0 (on whichever node the rendezvous made group 0) adds the job-wide measurements to its node's report
+    job = next(r for r in reports.values() if any(m.workload == "comm" for m in r.measurements))
+    other = next(r for r in reports.values() if r is not job)
+    fp = {r.inventory["host"]["fingerprint"] for r in reports.values()}
+    assert len(fp) == 2  # each node's own fingerprint (its own machine id)
+    assert {m.workload for m in job.measurements} == {"matmul", "membw", "train", "comm"}
+    assert {m.workload for m in other.measurements} == {"matmul", "membw", "train"}  # its ranks' DDP runs
+    for r in (job, other):  # a node's report measures only its own devices
+        assert {m.device.get("uuid") for m in r.measurements} == {r.inventory["host"]["fingerprint"]}
+        assert (
+            len([m for m in r.measurements if m.workload == "train" and "rank" in m.details]) == 2 * 1
+        )  # 2 ranks x mlp
+    total = next(m for m in job.measurements if m.details.get("role") == "data-parallel total")
+    hosts = [r["host"] for r in total.details["per_rank"]]  # ranks 0, 1 on rank 0's node; 2, 3 on the other
+    assert hosts == [job.inventory["host"]["fingerprint"]] * 2 + [other.inventory["host"]["fingerprint"]] * 2
+    assert total.spec["world_size"] == 4 and total.status == "ok"
+    comm = [m for m in job.measurements if m.workload == "comm"]
+    assert comm and all(m.spec["world_size"] == 4 and m.status == "ok" for m in comm)
+    assert {x["host"] for x in comm[0].details["per_rank"]} == {"node0", "node1"}
+    verify = c.run(0, [str(BIN / "bench"), "verify", *map(str, results.glob("*/report.json"))], timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    agg = c.run(0, [str(BIN / "bench"), "aggregate", *map(str, results.glob("*/report.json")), "-o",
+                    str(tmp_path / "capacity.json"), "--json"], timeout=120)  # fmt: skip
+    assert agg.returncode == 0, agg.stdout + agg.stderr
+    capacity = json.loads((tmp_path / "capacity.json").read_text())
+    assert [i["status"] for i in capacity["inputs"]] == ["counted", "counted"] and not capacity["duplicates"]
+    cpu = [g for g in capacity["groups"] if g.get("precision") == "float32"]
+    assert cpu and cpu[0]["nodes"] == 2
