@@ -60,9 +60,9 @@ def write_outputs(report: NodeReport, directory: Path, formats: list[str], check
         path = directory / OUTPUT_FILES[fmt]
         try:
             if fmt == "html":
-                text = html.node_page(report)
+                text = html.node_page(report, checks)
             elif fmt == "md":
-                text = export.markdown(report)
+                text = export.markdown(report, checks)
             elif fmt == "csv":
                 text = export.to_csv(export.measurements_frame(report))
             elif fmt == "junit":
@@ -166,10 +166,16 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     facts = [devices.facts(d, inv["host"]) for d in dict.fromkeys(device_ids)]
     run_config = {"suite": config, "config_file": str(config_path) if config_path else None,
                   "world_size": where.world_size, "launcher": where.source}  # fmt: skip
+    if where.distributed:  # joined before any report exists: a job that never forms leaves nothing half-written
+        try:
+            launch.join(where, "nccl" if kind == "cuda" else "gloo", config["comm"]["timeout_s"],
+                        devices.local_device(where.local_rank, where.local_world_size))  # fmt: skip
+        except launch.LaunchError as exc:
+            fail(str(exc))
     writer = runner.start(results_dir, run_config, inv, key) if leader else None
     stopped: BaseException | None = None
     if where.distributed:
-        _distributed(config, where, kind, facts, inv, writer, quiet)
+        _distributed(config, where, kind, facts, inv, writer, quiet, results_dir)
     else:
         try:
             _single(config, facts, inv, writer, quiet)
@@ -229,15 +235,14 @@ def _execute(writer: ReportWriter, steps: list[runner.Step], feedback: Feedback,
 
 
 def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, facts: list[devices.DeviceFacts],
-                 inv: dict[str, Any], writer: ReportWriter | None, quiet: bool) -> None:  # fmt: skip
-    """Several ranks: each measures its own device (the CPU once per node), node leaders collect their node's
-    measurements, then all ranks run the collective workloads (data-parallel training, comm) into rank 0's report."""
+                 inv: dict[str, Any], writer: ReportWriter | None, quiet: bool, results_dir: Path) -> None:  # fmt: skip
+    """Several ranks (joined): each measures its own device (the CPU once per node), node leaders collect their node's
+    measurements, then all ranks run the collective workloads (data-parallel training, comm) into rank 0's report.
+    A rank that is not its node's leader also appends each finished measurement to a spool file, so that its leader
+    can still sign what it finished if it dies before the gather."""
     cc, tc = config["comm"], config["train"]
-    try:
-        launch.join(where, "nccl" if kind == "cuda" else "gloo", cc["timeout_s"],
-                    devices.local_device(where.local_rank, where.local_world_size))  # fmt: skip
-    except launch.LaunchError as exc:
-        fail(str(exc))
+    fingerprint = inv["host"].get("fingerprint")
+    spool = runner.Spool(results_dir, launch.job_id(where), fingerprint or "host", where.rank)
     if kind == "cpu":
         torch.set_num_threads(max(1, devices.physical_cores() // where.local_world_size))
     local = {**config, "suite": {**config["suite"], "workloads": [w for w in config["suite"]["workloads"]
@@ -250,13 +255,20 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
                 if writer:
                     writer.add(m)
                 else:
+                    spool.add(m)
                     mine.append(m)
         for close in closers:
             close()
         gathered: list[Any] = [None] * where.world_size
-        fingerprint = inv["host"].get("fingerprint")
-        dist.all_gather_object(gathered, {"rank": where.rank, "host": fingerprint, "measurements": [m.to_dict() for m in mine]},
-                               group=launch.control())  # fmt: skip
+        try:
+            dist.all_gather_object(gathered, {"rank": where.rank, "host": fingerprint,
+                                              "measurements": [m.to_dict() for m in mine]}, group=launch.control())  # fmt: skip
+        except Exception:
+            if writer:  # a peer died: what this node's other ranks finished is in their spools
+                for m in spool.recover():
+                    writer.add(m)
+            raise
+        spool.remove()
         if writer:
             for g in sorted(gathered, key=lambda g: g["rank"]):
                 if g["host"] == fingerprint and g["rank"] != where.rank:

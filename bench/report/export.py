@@ -202,46 +202,48 @@ def metrics_frame(report: NodeReport) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns no row fills are dropped, and a float column whose every value is whole (a size, a count, which pandas
+    turned into floats because some rows lack it) is written as integers: 256, not 256.0."""
+    frame = frame.dropna(axis=1, how="all")
+    for col in frame.columns:
+        values = frame[col]
+        if values.dtype.kind == "f" and bool(((values.dropna() % 1) == 0).all()) and values.dropna().abs().max() < 2**53:
+            frame = frame.assign(**{col: values.astype("Int64")})
+    return frame
+
+
 def to_csv(frame: pd.DataFrame) -> str:
     buf = io.StringIO()
-    frame.to_csv(buf, index=False)
+    tidy(frame).to_csv(buf, index=False)
     return buf.getvalue()
 
 
-def _md_table(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "_none_\n"
-    cols = list(frame.columns)
+def markdown(report: NodeReport, checks: list[Any] | None = None) -> str:
+    """The run's tables (the same cells as the terminal and the HTML page), gate results, what was not counted and
+    warnings grouped by kind, as Markdown (for PR comments and wikis)."""
+    from bench.report import gates, render
 
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return str(v).replace("|", "\\|") if v is not None else ""
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def markdown(report: NodeReport) -> str:
-    """The headline figures, failures and warnings as Markdown (for PR comments and wikis)."""
     host = report.inventory.get("host", {})
     state = "partial" if report.interrupted or not report.end_utc else "complete"
     signer = (report.signature or {}).get("key_id", "unsigned")
     out = [f"# bench run {report.run_id}\n",
            f"- host: {host.get('hostname')} ({host.get('cpu_model')}, {host.get('physical_cores')} cores)",
            f"- GPUs: {', '.join(g.get('name', '?') for g in report.inventory.get('nvml', {}).get('gpus', [])) or 'none'}",
-           f"- {report.start_utc} → {report.end_utc or '?'} ({state}); bench {report.tool.get('version')}; signed by {signer}\n",
-           "## Figures\n"]  # fmt: skip
-    frame = metrics_frame(report)
-    if not frame.empty:
-        label_cols = [c for c in frame.columns if c not in ("run_id", "host", "value", "unit", "status", "emulated",
-                                                             "samples", "metric", "model")]  # fmt: skip
-        frame = frame[["metric", *label_cols, "value", "unit", "status", "emulated"]].fillna("")
-    out.append(_md_table(frame))
+           f"- {report.start_utc} → {report.end_utc or '?'} ({state}); bench {report.tool.get('version')}; signed by {signer}\n"]  # fmt: skip
+    preflight = [c for c in (report.config.get("preflight") or []) if c.get("status") != "pass"]
+    if preflight:
+        out.append("## Pre-flight (the machine before the run)\n")
+        out += [f"- {c.get('status', '?').upper()} {c.get('name')}: {c.get('detail')} — {c.get('fix')}" for c in preflight]
+        out.append("")
+    checks = gates.correctness(report) if checks is None else checks
+    out.append("## Gates\n")
+    out.append(render.to_markdown(render.gates_grid(checks)) if checks else "every measurement passed its check\n")
+    out.append("## Figures\n")
+    out += [render.to_markdown(g) for g in render.workload_grids(report.measurements)]
     bad = [m for m in report.measurements if m.status in ("invalid", "error", "skipped")]
     if bad:
-        out.append("\n## Not counted\n")
+        out.append("## Not counted\n")
         out += [f"- {m.workload} {m.device.get('id')} {m.spec.get('precision') or m.spec.get('step') or ''}: "
                 f"{m.status}: {m.reason}" for m in bad]  # fmt: skip
     warnings = warning_summary(report)

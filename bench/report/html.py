@@ -7,7 +7,7 @@ import base64
 import html
 from typing import Any
 
-from bench.report import export, plots
+from bench.report import export, gates, plots, render
 from bench.report.model import NodeReport
 
 STYLE = """
@@ -17,6 +17,8 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .bad { color: #b00020; font-weight: 600; }
+.dim { color: #888; }
+.bold { font-weight: 600; }
 figure { margin: 1em 0 2em; }
 figcaption { font-size: 0.85em; color: #555; }
 img { max-width: 100%; }
@@ -62,6 +64,19 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def grid(g: render.Grid) -> str:
+    """A render.Grid as an HTML table: the same cells the terminal and the Markdown file show."""
+    if not g.rows:
+        return f"<h3>{_e(g.title)}</h3><p><em>none</em></p>"
+    head = "".join(f"<th>{_e(c)}</th>" for c in g.columns)
+    body = ""
+    for row, style in zip(g.rows, g.styles, strict=True):
+        cells = "".join(f'<td class="num">{_e(v)}</td>' if c in g.numeric else f"<td>{_e(v)}</td>"
+                        for c, v in zip(g.columns, row, strict=True))  # fmt: skip
+        body += f'<tr class="{style}">{cells}</tr>' if style else f"<tr>{cells}</tr>"
+    return f"<h3>{_e(g.title)}</h3><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def figure(title: str, png: bytes | None) -> str:
     if png is None:
         return ""
@@ -74,7 +89,9 @@ def page(title: str, body: list[str]) -> str:
             f"<style>{STYLE}</style></head><body>{''.join(body)}<script>{CHECK_SCRIPT}</script></body></html>\n")  # fmt: skip
 
 
-def node_page(report: NodeReport) -> str:
+def node_page(report: NodeReport, checks: list[gates.Gate] | None = None) -> str:
+    """The run's tables (render.workload_grids: the terminal's and the Markdown's too), its gate results (default:
+    correctness and completeness, which need no config), warnings grouped by kind, and the plots."""
     host = report.inventory.get("host", {})
     gpus = report.inventory.get("nvml", {}).get("gpus", [])
     state = "partial (interrupted or crashed)" if report.interrupted or not report.end_utc else "complete"
@@ -83,9 +100,15 @@ def node_page(report: NodeReport) -> str:
                     "GPUs": ", ".join(str(g.get("name")) for g in gpus) or "none", "torch": host.get("torch_version"),
                     "bench": report.tool.get("version"), "start": report.start_utc, "end": report.end_utc,
                     "state": state, "signed by": (report.signature or {}).get("key_id", "unsigned")}])]  # fmt: skip
-    frame = export.metrics_frame(report)
+    preflight = [c for c in (report.config.get("preflight") or []) if c.get("status") != "pass"]
+    if preflight:
+        body += ["<h2>Pre-flight (the machine before the run)</h2>",
+                 table([{"check": c.get("name"), "status": c.get("status"), "detail": c.get("detail"),
+                         "fix": c.get("fix")} for c in preflight])]  # fmt: skip
+    checks = gates.correctness(report) if checks is None else checks
+    body += ["<h2>Gates</h2>", grid(render.gates_grid(checks)) if checks else "<p>every measurement passed its check</p>"]
     body.append("<h2>Figures</h2>")
-    body.append(table(frame.drop(columns=["run_id", "host"], errors="ignore").fillna("").to_dict("records")))
+    body += [grid(g) for g in render.workload_grids(report.measurements)]
     bad = [{"workload": m.workload, "device": m.device.get("id"), "what": m.spec.get("precision") or m.spec.get("step"),
             "status": m.status, "reason": m.reason} for m in report.measurements if m.status != "ok"]  # fmt: skip
     if bad:

@@ -14,9 +14,11 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from bench import precision as prec
+from bench.report import render
 from bench.report.model import Measurement, NodeReport
 
-#: STREAM kernels' FLOPs per element and bytes per element (copy does no arithmetic, so it has no roofline point).
+#: STREAM kernels' FLOPs per element and bytes moved per element of float64 (copy does no arithmetic, so it has no
+#: roofline point): triad a = b + s*c reads two arrays and writes one, 24 bytes, for 2 FLOPs.
 STREAM_FLOPS = {"scale": 1, "add": 1, "triad": 2}
 STREAM_BYTES = {"copy": 16, "scale": 16, "add": 24, "triad": 24}
 
@@ -37,16 +39,34 @@ def _size(spec: dict[str, Any]) -> float:
     return (spec["m"] * spec["n"] * spec["k"]) ** (1 / 3)
 
 
+def _devices(ms: list[Measurement]) -> str:
+    """Which devices a figure shows, for its title: 'cpu (AMD EPYC 9654)', 'cuda:0-7 (NVIDIA H100 80GB HBM3)'."""
+    names: dict[str, list[str]] = {}
+    for m in ms:
+        ident = str(m.device.get("id", "?"))
+        names.setdefault(str(m.device.get("name") or "?"), [])
+        if ident not in names[str(m.device.get("name") or "?")]:
+            names[str(m.device.get("name") or "?")].append(ident)
+    return "; ".join(f"{', '.join(ids)} ({name})" for name, ids in names.items())
+
+
+def _flop_unit(ms: list[Measurement]) -> tuple[str, float]:
+    """The unit of a figure: the tables' (GFLOPS when only CPUs are on it, else TFLOPS)."""
+    return render.FLOP_UNITS["cuda" if any(m.device.get("kind") == "cuda" for m in ms) else "cpu"]
+
+
 def matmul_vs_size(report: NodeReport) -> bytes | None:
-    """Median TFLOPS against matrix size (cube root of M*N*K) per device and precision; the MAMF marked."""
+    """Median throughput against matrix size (cube root of M*N*K) per device and precision; the MAMF marked."""
     ms = _ok(report, "matmul")
     if not ms:
         return None
+    unit, scale = _flop_unit(ms)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     series: dict[str, list[tuple[float, float, bool]]] = {}
     for m in ms:
         tag = f"{m.device.get('id')} {m.spec['precision']}" + (" (emulated)" if m.emulated else "")
-        series.setdefault(tag, []).append((_size(m.spec), m.summary["tflops_median"], bool(m.details.get("search", {}).get("mamf"))))
+        series.setdefault(tag, []).append((_size(m.spec), m.summary["tflops_median"] * scale,
+                                           bool(m.details.get("search", {}).get("mamf"))))  # fmt: skip
     for tag, points in sorted(series.items()):
         points.sort()
         line = ax.plot([p[0] for p in points], [p[1] for p in points], "o", label=tag, alpha=0.7)[0]
@@ -54,36 +74,40 @@ def matmul_vs_size(report: NodeReport) -> bytes | None:
         if best:
             ax.plot([p[0] for p in best], [p[1] for p in best], "*", markersize=14, color=line.get_color())
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("matrix size (cube root of M·N·K)")
-    ax.set_ylabel("TFLOPS (median iteration)")
-    ax.set_title("Matmul throughput vs size (★ = MAMF)")
+    ax.set_xlabel("matrix size (cube root of M·N·K, elements)")
+    ax.set_ylabel(f"{unit} (median iteration)")
+    ax.set_title(f"Matmul throughput vs size (★ = MAMF) — {_devices(ms)}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
 
 
+def achieved_vs_peak_data(report: NodeReport) -> list[dict[str, Any]]:
+    """What "achieved vs peak" draws: per device x precision the MAMF (the search's best shape, median iteration;
+    else the best fixed-shape median) from render.achieved, the same figure as the search table's."""
+    return sorted(render.achieved(report.measurements), key=lambda r: (r["device"], r["precision"]))
+
+
 def achieved_vs_peak(report: NodeReport) -> bytes | None:
-    """Per device and precision: best measured TFLOPS next to the peak it is compared with."""
-    best: dict[str, tuple[float, float | None]] = {}
-    for m in _ok(report, "matmul"):
-        tag = f"{m.device.get('id')}\n{m.spec['precision']}"
-        value = m.summary["tflops_median"]
-        peak = (m.peak or {}).get("tflops")
-        if tag not in best or value > best[tag][0]:
-            best[tag] = (value, peak)
-    if not best:
+    """Per device and precision: the MAMF next to the peak it is compared with, and the ratio."""
+    rows = achieved_vs_peak_data(report)
+    if not rows:
         return None
-    tags = sorted(best)
+    unit, scale = render.FLOP_UNITS["cuda" if any(r["kind"] == "cuda" for r in rows) else "cpu"]
+    tags = [f"{r['device']}\n{r['precision']}" + ("\n(emulated)" if r["emulated"] else "") for r in rows]
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tags)), 4.5))
     xs = range(len(tags))
-    ax.bar([x - 0.2 for x in xs], [best[t][1] or 0 for t in tags], width=0.4, label="peak", color="#bbbbbb")
-    ax.bar([x + 0.2 for x in xs], [best[t][0] for t in tags], width=0.4, label="measured (best median)", color="#1f77b4")
-    for x, t in zip(xs, tags, strict=True):
-        if best[t][1]:
-            ax.annotate(f"{best[t][0] / best[t][1]:.0%}", (x + 0.2, best[t][0]), ha="center", va="bottom", fontsize=8)
+    ax.bar([x - 0.2 for x in xs], [(r["peak_tflops"] or 0) * scale for r in rows], width=0.4, label="peak", color="#bbbbbb")
+    ax.bar([x + 0.2 for x in xs], [r["tflops"] * scale for r in rows], width=0.4, label="MAMF (best shape, median)",
+           color="#1f77b4")  # fmt: skip
+    for x, r in zip(xs, rows, strict=True):
+        if r["peak_tflops"]:
+            ax.annotate(f"{r['tflops'] / r['peak_tflops']:.0%}", (x + 0.2, r["tflops"] * scale), ha="center",
+                        va="bottom", fontsize=8)  # fmt: skip
     ax.set_xticks(list(xs), tags, fontsize=8)
-    ax.set_ylabel("TFLOPS")
-    ax.set_title("Achieved vs peak per precision")
+    ax.set_ylabel(unit)
+    models = "; ".join(dict.fromkeys(f"{r['device']} ({r['model']})" for r in rows))
+    ax.set_title(f"Achieved (MAMF) vs peak per precision — {models}", fontsize=9)
     ax.legend(fontsize=8)
     return _png(fig)
 
@@ -103,11 +127,31 @@ def busbw_vs_size(report: NodeReport) -> bytes | None:
     world = ms[0].spec.get("world_size")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("message size (bytes)")
-    ax.set_ylabel("bus bandwidth (GB/s)")
-    ax.set_title(f"Collective bus bandwidth ({world} ranks)")
+    ax.set_ylabel("bus bandwidth (GB/s, 1 GB = 1e9 B)")
+    ax.set_title(f"Collective bus bandwidth ({world} ranks) — {_devices(ms)}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)
+
+
+def stream_intensity(kernel: str) -> float:
+    """FLOP per byte of a STREAM kernel (triad: 2 FLOPs over 24 bytes = 1/12), as the roofline's x axis wants."""
+    return STREAM_FLOPS[kernel] / STREAM_BYTES[kernel]
+
+
+def roofline_points(report: NodeReport) -> list[tuple[float, float, str]]:
+    """(FLOP/byte, TFLOPS, tag) of every valid native matmul and every STREAM kernel with arithmetic."""
+    points = []
+    for m in [m for m in _ok(report, "matmul") if not m.emulated]:
+        s, p = m.spec, prec.get(m.spec["precision"])
+        intensity = 2 * s["m"] * s["n"] * s["k"] / (p.itemsize * (s["m"] * s["k"] + s["k"] * s["n"] + s["m"] * s["n"]))
+        points.append((intensity, m.summary["tflops_median"], s["precision"]))
+    for m in _ok(report, "membw"):
+        kernel = m.spec.get("kernel")
+        if kernel in STREAM_FLOPS:
+            intensity = stream_intensity(kernel)
+            points.append((intensity, m.summary["gbps_median"] * intensity / 1e3, f"STREAM {kernel}"))
+    return points
 
 
 def roofline(report: NodeReport) -> bytes | None:
@@ -118,16 +162,7 @@ def roofline(report: NodeReport) -> bytes | None:
     if not mat:
         return None
     bandwidth_gbps = max((m.summary.get("gbps_best", 0.0) for m in mem if m.spec.get("kernel") in STREAM_BYTES), default=0.0)
-    points = []
-    for m in mat:
-        s, p = m.spec, prec.get(m.spec["precision"])
-        intensity = 2 * s["m"] * s["n"] * s["k"] / (p.itemsize * (s["m"] * s["k"] + s["k"] * s["n"] + s["m"] * s["n"]))
-        points.append((intensity, m.summary["tflops_median"], s["precision"]))
-    for m in mem:
-        kernel = m.spec.get("kernel")
-        if kernel in STREAM_FLOPS:
-            intensity = STREAM_FLOPS[kernel] / (STREAM_BYTES[kernel] / 8)  # float64 elements
-            points.append((intensity, m.summary["gbps_median"] * intensity / 1e3, f"STREAM {kernel}"))
+    points = roofline_points(report)
     ceilings = {}
     for m in mat:
         if (m.peak or {}).get("tflops"):
@@ -151,7 +186,7 @@ def roofline(report: NodeReport) -> bytes | None:
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP/byte)")
     ax.set_ylabel("TFLOPS")
-    ax.set_title("Roofline: measured points under the compute and memory ceilings")
+    ax.set_title(f"Roofline: measured points under the compute and memory ceilings — {_devices(mat + mem)}", fontsize=9)
     ax.grid(True, which="both", alpha=0.2)
     ax.legend(fontsize=7)
     return _png(fig)
@@ -173,7 +208,7 @@ def telemetry(report: NodeReport) -> bytes | None:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{m.device.get('id')} {m.spec.get('precision')}")
         ax.set_ylabel(name, fontsize=8)
         ax.grid(True, alpha=0.3)
-    axes[0, 0].set_title("Telemetry during sustained windows")
+    axes[0, 0].set_title(f"Telemetry during sustained windows — {_devices(windows)}", fontsize=9)
     axes[0, 0].legend(fontsize=7)
     axes[-1, 0].set_xlabel("seconds into the window")
     return _png(fig)
@@ -189,8 +224,8 @@ def msmf_series(report: NodeReport) -> bytes | None:
         series = m.details["msmf"]["series"]
         ax.plot([p["t_s"] for p in series], [p["tflops"] for p in series], "o-", label=f"{m.device.get('id')} {m.spec.get('precision')}")
     ax.set_xlabel("seconds into the window")
-    ax.set_ylabel("TFLOPS")
-    ax.set_title("Sustained throughput over the MSMF window")
+    ax.set_ylabel("TFLOPS (per tenth of the window)")
+    ax.set_title(f"Sustained throughput over the MSMF window — {_devices(windows)}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     return _png(fig)

@@ -3,20 +3,88 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.table import Table
 
 from bench.report.model import Measurement
 
+#: One unit per table, chosen by device class: a CPU's matmul figures in GFLOPS, a GPU's in TFLOPS (a table never mixes
+#: them: measurements of both classes make two tables).
+FLOP_UNITS = {"cpu": ("GFLOPS", 1e3), "cuda": ("TFLOPS", 1.0)}
+KIND_NAMES = {"cpu": "CPU", "cuda": "GPU"}
 
-def _unit(values: Iterable[float]) -> tuple[str, float]:
-    """One unit for a whole column: TFLOPS when any figure reaches 1 TFLOPS, else GFLOPS."""
-    return ("TFLOPS", 1.0) if max(values, default=0.0) >= 1.0 else ("GFLOPS", 1e3)
+
+def _unit(kind: str) -> tuple[str, float]:
+    return FLOP_UNITS.get(kind, FLOP_UNITS["cuda"])
+
+
+def _kind(m: Measurement) -> str:
+    return "cuda" if m.device.get("kind") == "cuda" else "cpu"
+
+
+def _by_kind(measurements: Iterable[Measurement]) -> dict[str, list[Measurement]]:
+    out: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        out.setdefault(_kind(m), []).append(m)
+    return out
 
 
 def _shape(spec: dict[str, Any]) -> str:
     return f"{spec['m']}x{spec['n']}x{spec['k']}" if {"m", "n", "k"} <= spec.keys() else "-"
+
+
+def _num(x: float | None, scale: float = 1.0) -> str:
+    """The one number format of every table (terminal, HTML, Markdown): 4 significant digits."""
+    return "-" if x is None else f"{x * scale:.4g}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+@dataclass
+class Grid:
+    """A table as text cells: what the terminal (rich), the HTML page and the Markdown file all draw, so the three show
+    the same figures. `numeric` columns are right-aligned; `styles` is one of None, 'bad', 'dim', 'bold' per row."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    styles: list[str | None] = field(default_factory=list)
+    numeric: set[str] = field(default_factory=set)
+
+    def add(self, cells: list[Any], style: str | None = None) -> None:
+        self.rows.append([str(c) for c in cells])
+        self.styles.append(style)
+
+    def records(self) -> list[dict[str, str]]:
+        return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
+
+
+STATUS_STYLE = {"ok": None, "invalid": "bad", "skipped": "dim", "error": "bad"}
+RICH_STYLE = {"bad": "bold red", "dim": "dim", "bold": "bold", None: None}
+
+
+def to_rich(grid: Grid) -> Table:
+    table = Table(title=grid.title)
+    for col in grid.columns:
+        table.add_column(col, justify="right" if col in grid.numeric else "left", no_wrap=col not in ("notes", "why"),
+                         overflow="fold")  # fmt: skip
+    for row, style in zip(grid.rows, grid.styles, strict=True):
+        table.add_row(*row, style=RICH_STYLE[style])
+    return table
+
+
+def to_markdown(grid: Grid) -> str:
+    if not grid.rows:
+        return f"**{grid.title}**: _none_\n"
+    esc = lambda v: v.replace("|", "\\|")
+    lines = [f"**{grid.title}**\n", "| " + " | ".join(grid.columns) + " |",
+             "|" + "".join("---:|" if c in grid.numeric else "---|" for c in grid.columns)]  # fmt: skip
+    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in grid.rows]
+    return "\n".join(lines) + "\n"
 
 
 def _notes(m: Measurement) -> str:
@@ -24,43 +92,56 @@ def _notes(m: Measurement) -> str:
     return ", ".join(w.get("code", "?") for w in m.warnings if w.get("code") != "emulated")
 
 
-def warning_lines(measurements: list[Measurement]) -> list[str]:
-    """One line per skipped/invalid reason and per warning, with its hint: what the table's notes stand for."""
-    lines = []
+def _where(m: Measurement) -> str:
+    what = f"{m.spec.get('model')} {m.spec.get('preset')}" if m.workload == "train" else _shape(m.spec)
+    if m.workload in ("membw", "comm"):
+        what = str(m.spec.get("kernel") or m.spec.get("op") or m.spec.get("step") or "-")
+    return f"{m.workload} {m.device.get('id', '?')} {m.spec.get('precision', '')} {what}".replace("  ", " ")
+
+
+def warning_lines(measurements: list[Measurement], limit: int = 3) -> list[str]:
+    """Skipped/invalid/error reasons one per line, then warnings grouped by kind: one line per warning code with how
+    many measurements had it, a few of them, one message and the hint (every message stays in the report)."""
+    lines = [f"{_where(m)}: {m.status}: {m.reason}" for m in measurements if m.reason]
+    groups: dict[str, list[tuple[Measurement, dict[str, str]]]] = {}
     for m in measurements:
-        what = f"{m.spec.get('model')} {m.spec.get('preset')}" if m.workload == "train" else _shape(m.spec)
-        where = f"{m.device.get('id', '?')} {m.spec.get('precision', '-')} {what}"
-        if "search" in m.details:
-            where += f" ({m.details['search']['role']}, {m.details.get('backend', 'torch')})"
-        if m.reason:
-            lines.append(f"{where}: {m.status}: {m.reason}")
-        lines += [f"{where}: {w.get('code')}: {w.get('message')} (hint: {w.get('hint')})" for w in m.warnings]
+        for w in m.warnings:
+            if w.get("code") != "emulated":
+                groups.setdefault(str(w.get("code")), []).append((m, w))
+    for code, hits in groups.items():
+        where = ", ".join(dict.fromkeys(_where(m) for m, _ in hits[:limit]))
+        more = f" and {len(hits) - limit} more" if len(hits) > limit else ""
+        example = hits[0][1]
+        lines.append(f"warning {code} ({len(hits)}x): {where}{more}: {example.get('message')} (hint: {example.get('hint')})")
     return lines
 
 
+def fixed_grids(measurements: list[Measurement]) -> list[Grid]:
+    """Fixed-shape matmul measurements, one table per device class."""
+    out = []
+    for kind, ms in _by_kind(measurements).items():
+        unit, scale = _unit(kind)
+        grid = Grid(f"matmul ({KIND_NAMES[kind]}, {unit})", ["device", "precision", "M x N x K", "status",
+                    f"median {unit}", f"best {unit}", "IQR %", "iters", "notes"],
+                    numeric={f"median {unit}", f"best {unit}", "IQR %", "iters"})  # fmt: skip
+        for m in ms:
+            s = m.summary
+            grid.add([m.device.get("id", "?"), m.spec.get("precision", "-"), _shape(m.spec),
+                      m.status + (" (emulated)" if m.emulated else ""),
+                      _num(s["tflops_median"], scale) if s else "-", _num(s["tflops_best"], scale) if s else "-",
+                      f"{100 * s['iqr_s'] / s['median_s']:.1f}" if s else "-", str(s["n"]) if s else "-", _notes(m)],
+                     STATUS_STYLE[m.status])  # fmt: skip
+        out.append(grid)
+    return out
+
+
 def measurements_table(measurements: list[Measurement], title: str = "matmul") -> Table:
-    unit, scale = _unit(m.summary["tflops_median"] for m in measurements if m.summary)
-    table = Table(title=title)
-    for col in ("device", "precision", "M x N x K", "status", f"median {unit}", f"best {unit}", "IQR %", "iters"):
-        justify = "right" if col.startswith(("median", "best", "IQR", "iters")) else "left"
-        table.add_column(col, justify=justify, no_wrap=True)
-    table.add_column("notes", overflow="fold")
-    for m in measurements:
-        s = m.summary
-        status = m.status + (" (emulated)" if m.emulated else "")
-        style = {"ok": None, "invalid": "bold red", "skipped": "dim", "error": "bold red"}[m.status]
-        table.add_row(
-            m.device.get("id", "?"),
-            m.spec.get("precision", "-"),
-            _shape(m.spec),
-            status,
-            f"{s['tflops_median'] * scale:.4g}" if s else "-",
-            f"{s['tflops_best'] * scale:.4g}" if s else "-",
-            f"{100 * s['iqr_s'] / s['median_s']:.1f}" if s else "-",
-            str(s["n"]) if s else "-",
-            _notes(m),
-            style=style,
-        )
+    grids = fixed_grids(measurements)
+    if len(grids) == 1:
+        return to_rich(grids[0])
+    table = Table.grid()
+    for g in grids:
+        table.add_row(to_rich(g))
     return table
 
 
@@ -109,12 +190,16 @@ def search_results(measurements: list[Measurement]) -> list[dict[str, Any]]:
         if role is None and m.status != "skipped":
             continue
         key = (m.device.get("id", "?"), m.spec.get("precision", "-"))
-        g = groups.setdefault(key, {"device": key[0], "precision": key[1], "tried": 0, "mamf": None, "msmf": None, "skipped": None})
+        g = groups.setdefault(key, {"device": key[0], "precision": key[1], "kind": _kind(m), "tried": 0, "mamf": None,
+                                    "msmf": None, "skipped": None, "candidates": []})  # fmt: skip
         if role == "candidate":
             g["tried"] += 1
+            g["candidates"].append(m)
         elif role == "final" and m.details["search"].get("mamf"):
             g["mamf"] = m
             g["tried"] = max(g["tried"], m.details["search"].get("shapes_tried", 0))
+        elif role == "final":
+            g["candidates"].append(m)
         elif role == "msmf":
             g["msmf"] = m
         elif m.status == "skipped":
@@ -122,92 +207,201 @@ def search_results(measurements: list[Measurement]) -> list[dict[str, Any]]:
     return list(groups.values())
 
 
-def search_table(measurements: list[Measurement]) -> Table:
-    rows = search_results(measurements)
-    unit, scale = _unit(r["mamf"].summary["tflops_median"] for r in rows if r["mamf"] and r["mamf"].summary)
-    table = Table(title="matmul search: MAMF (best shape, median) and MSMF (held for the window)")
-    for col in ("device", "precision", "best shape", "backend", f"MAMF {unit}", "of peak", f"MSMF {unit}",
-                f"MSMF low {unit}", "shapes", "notes"):  # fmt: skip
-        table.add_column(col, justify="right" if unit in col or col in ("of peak", "shapes") else "left", no_wrap=col != "notes")
-    for r in rows:
-        mamf, msmf = r["mamf"], r["msmf"]
-        if mamf is None or mamf.summary is None:
-            why = r["skipped"].reason if r["skipped"] else "no valid shape"
-            table.add_row(r["device"], r["precision"], "-", "-", "-", "-", "-", "-", str(r["tried"]), why, style="dim")
+def achieved(measurements: list[Measurement]) -> list[dict[str, Any]]:
+    """Per device x precision, the figure "achieved vs peak" shows and the search table lists: the search's MAMF
+    (median iteration of the best shape), else the best fixed-shape median (the aggregator's rule). Valid measurements
+    only; emulated ones are kept but marked."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for m in measurements:
+        if m.workload != "matmul" or m.status != "ok" or not m.summary:
             continue
-        s = mamf.summary
-        eff = f"{s['efficiency']:.1%}" if "efficiency" in s else "no peak"
-        sustained = (msmf.details.get("msmf") or {}) if msmf else {}
-        table.add_row(
-            r["device"], r["precision"], _shape(mamf.spec), mamf.details.get("backend", "torch"),
-            f"{s['tflops_median'] * scale:.4g}", eff,
-            f"{sustained['tflops'] * scale:.4g}" if sustained else "-",
-            f"{sustained['min_bucket_tflops'] * scale:.4g}" if sustained else "-",
-            str(r["tried"]),
-            ", ".join(["emulated: not capacity, not searched"] * mamf.emulated
-                      + [w["code"] for w in mamf.warnings if w.get("code") != "emulated"]),
-            style="bold red" if mamf.status == "invalid" else None,
-        )  # fmt: skip
+        search = m.details.get("search") or {}
+        key = (str(m.device.get("id", "?")), str(m.spec.get("precision", "-")))
+        row = rows.get(key)
+        mamf = search.get("role") == "final" and search.get("mamf")
+        if search and not mamf:
+            continue
+        if row is None or (mamf and row["source"] != "search") or (
+                not mamf and row["source"] != "search" and m.summary["tflops_median"] > row["tflops"]):
+            rows[key] = {"device": key[0], "precision": key[1], "kind": _kind(m), "model": m.device.get("name"),
+                         "tflops": m.summary["tflops_median"], "source": "search" if mamf else "fixed shape",
+                         "peak_tflops": (m.peak or {}).get("tflops"), "efficiency": m.summary.get("efficiency"),
+                         "shape": _shape(m.spec), "emulated": m.emulated}  # fmt: skip
+    return list(rows.values())
+
+
+def search_grids(measurements: list[Measurement]) -> list[Grid]:
+    """MAMF and MSMF per device x precision, one table per device class."""
+    out = []
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for r in search_results(measurements):
+        by_kind.setdefault(r["kind"], []).append(r)
+    for kind, rows in by_kind.items():
+        unit, scale = _unit(kind)
+        grid = Grid(f"matmul search ({KIND_NAMES[kind]}, {unit}): MAMF (best shape, median) and MSMF (held for the window)",
+                    ["device", "precision", "best shape", "backend", f"MAMF {unit}", "of peak", f"MSMF {unit}",
+                     f"MSMF low {unit}", "shapes", "notes"],
+                    numeric={f"MAMF {unit}", "of peak", f"MSMF {unit}", f"MSMF low {unit}", "shapes"})  # fmt: skip
+        for r in rows:
+            mamf, msmf = r["mamf"], r["msmf"]
+            if mamf is None or mamf.summary is None:
+                why = r["skipped"].reason if r["skipped"] else "no valid shape"
+                grid.add([r["device"], r["precision"], "-", "-", "-", "-", "-", "-", r["tried"], why], "dim")
+                continue
+            s = mamf.summary
+            sustained = (msmf.details.get("msmf") or {}) if msmf else {}
+            grid.add([r["device"], r["precision"], _shape(mamf.spec), mamf.details.get("backend", "torch"),
+                      _num(s["tflops_median"], scale), _pct(s["efficiency"]) if "efficiency" in s else "no peak",
+                      _num(sustained.get("tflops"), scale) if sustained else "-",
+                      _num(sustained.get("min_bucket_tflops"), scale) if sustained else "-", r["tried"],
+                      ", ".join(["emulated: not capacity, not searched"] * mamf.emulated
+                                + [w["code"] for w in mamf.warnings if w.get("code") != "emulated"])],
+                     "bad" if mamf.status == "invalid" else None)  # fmt: skip
+        out.append(grid)
+    return out
+
+
+def best_shapes_grids(measurements: list[Measurement], top: int = 5) -> list[Grid]:
+    """The best shapes each search found (valid candidates and finals by median), per device class: what to pick
+    for a production GEMM, and how close the runners-up came."""
+    out = []
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for r in search_results(measurements):
+        by_kind.setdefault(r["kind"], []).append(r)
+    for kind, rows in by_kind.items():
+        unit, scale = _unit(kind)
+        grid = Grid(f"best shapes per search ({KIND_NAMES[kind]}, {unit}, top {top} by median)",
+                    ["device", "precision", "rank", "M x N x K", "backend", f"median {unit}", f"best {unit}", "IQR %",
+                     "role"], numeric={"rank", f"median {unit}", f"best {unit}", "IQR %"})  # fmt: skip
+        for r in rows:
+            tried = [m for m in [*r["candidates"], *([r["mamf"]] if r["mamf"] else [])] if m.status == "ok" and m.summary]
+            best: dict[tuple[str, str], Measurement] = {}
+            for m in tried:  # a shape measured twice (sweep, then re-measured) shows once, at its later figure
+                best[(_shape(m.spec), m.details.get("backend", "torch"))] = m
+            ranked = sorted(best.values(), key=lambda m: -m.summary["tflops_median"])[:top]
+            for i, m in enumerate(ranked, 1):
+                s = m.summary
+                mamf = bool(m.details.get("search", {}).get("mamf"))
+                grid.add([r["device"], r["precision"], i, _shape(m.spec), m.details.get("backend", "torch"),
+                          _num(s["tflops_median"], scale), _num(s["tflops_best"], scale),
+                          f"{100 * s['iqr_s'] / s['median_s']:.1f}", "MAMF" if mamf else m.details["search"]["role"]],
+                         "bold" if mamf else None)  # fmt: skip
+        if grid.rows:
+            out.append(grid)
+    return out
+
+
+def search_table(measurements: list[Measurement]) -> Table:
+    grids = search_grids(measurements)
+    if len(grids) == 1:
+        return to_rich(grids[0])
+    table = Table.grid()
+    for g in grids:
+        table.add_row(to_rich(g))
     return table
 
 
-def train_table(measurements: list[Measurement]) -> Table:
+def train_grid(measurements: list[Measurement]) -> Grid:
     rows = [m for m in measurements if m.workload == "train"]
-    table = Table(title="train: step time from raw per-step seconds; TFLOPS from the analytic FLOP count")
-    for col in ("model", "preset", "precision", "device", "ranks", "status", "step ms", "IQR %", "tokens|samples/s",
-                "TFLOPS", "MFU", "scaling", "loss", "notes"):  # fmt: skip
-        table.add_column(col, justify="right" if col in ("step ms", "IQR %", "tokens|samples/s", "TFLOPS", "MFU", "ranks",
-                                                         "scaling") else "left", no_wrap=col != "notes")  # fmt: skip
+    grid = Grid("train: step time from raw per-step seconds; TFLOPS from the analytic FLOP count",
+                ["model", "preset", "precision", "device", "ranks", "status", "step ms", "IQR %", "tokens|samples/s",
+                 "TFLOPS", "MFU", "scaling", "loss", "notes"],
+                numeric={"step ms", "IQR %", "tokens|samples/s", "TFLOPS", "MFU", "ranks", "scaling"})  # fmt: skip
     for m in rows:
         s, d = m.summary, m.details
         role = d.get("role") or (f"rank {d['rank']}" if "rank" in d else "")
         loss = f"{d['initial_loss']:.3g} -> {d['final_loss']:.3g}" if "initial_loss" in d else "-"
-        table.add_row(
-            m.spec.get("model", "-"), m.spec.get("preset", "-"), m.spec.get("precision", "-"), m.device.get("id", "?"),
-            str(m.spec.get("world_size", 1)), m.status,
-            f"{s['median_s'] * 1e3:.4g}" if s else "-", f"{100 * s['iqr_s'] / s['median_s']:.1f}" if s else "-",
-            f"{s['items_per_s']:.4g}" if s else "-", f"{s['tflops_median']:.4g}" if s else "-",
-            f"{s['mfu']:.1%}" if s and "mfu" in s else "-",
-            f"{d['scaling_efficiency']:.1%}" if d.get("scaling_efficiency") else "-",
-            loss, ", ".join(filter(None, [role, m.reason] + [w.get("code") for w in m.warnings])),
-            style={"ok": None, "invalid": "bold red", "skipped": "dim", "error": "bold red"}[m.status],
-        )  # fmt: skip
-    return table
+        grid.add([m.spec.get("model", "-"), m.spec.get("preset", "-"), m.spec.get("precision", "-"), m.device.get("id", "?"),
+                  m.spec.get("world_size", 1), m.status,
+                  _num(s["median_s"], 1e3) if s else "-", f"{100 * s['iqr_s'] / s['median_s']:.1f}" if s else "-",
+                  _num(s["items_per_s"]) if s else "-", _num(s["tflops_median"]) if s else "-",
+                  _pct(s["mfu"]) if s and "mfu" in s else "-",
+                  _pct(d["scaling_efficiency"]) if d.get("scaling_efficiency") else "-",
+                  loss, ", ".join(filter(None, [role, m.reason] + [w.get("code") for w in m.warnings]))],
+                 STATUS_STYLE[m.status])  # fmt: skip
+    return grid
 
 
-def busbw_table(measurements: list[Measurement]) -> Table:
-    table = Table(title="collectives (nccl-tests definitions; time = max over ranks)")
-    for col in ("op", "ranks", "bytes", "median us", "algbw GB/s", "busbw GB/s", "check"):
-        table.add_column(col, justify="left" if col in ("op", "check") else "right")
+def train_table(measurements: list[Measurement]) -> Table:
+    return to_rich(train_grid(measurements))
+
+
+def busbw_grid(measurements: list[Measurement]) -> Grid:
+    grid = Grid("collectives (nccl-tests definitions; time = max over ranks; GB = 1e9 B)",
+                ["op", "ranks", "bytes", "median us", "algbw GB/s", "busbw GB/s", "check"],
+                numeric={"ranks", "bytes", "median us", "algbw GB/s", "busbw GB/s"})  # fmt: skip
     peak: dict[str, float] = {}
     for m in measurements:
         s = m.summary or {}
         op = m.spec.get("op", m.spec.get("step", "-"))
         if m.status == "ok":
             peak[op] = max(peak.get(op, 0.0), s["busbw_gbps"])
-        table.add_row(op, str(m.spec.get("world_size", "-")), str(m.spec.get("bytes", "-")), f"{s.get('median_s', 0) * 1e6:.1f}",
-                      f"{s.get('algbw_gbps', 0):.3f}", f"{s.get('busbw_gbps', 0):.3f}",
-                      "ok" if m.status == "ok" else f"WRONG: {m.reason}",
-                      style=None if m.status == "ok" else "bold red")  # fmt: skip
+        grid.add([op, m.spec.get("world_size", "-"), m.spec.get("bytes", "-"), f"{s.get('median_s', 0) * 1e6:.1f}",
+                  f"{s.get('algbw_gbps', 0):.3f}", f"{s.get('busbw_gbps', 0):.3f}",
+                  "ok" if m.status == "ok" else f"WRONG: {m.reason}"], None if m.status == "ok" else "bad")  # fmt: skip
     for op, bw in peak.items():
-        table.add_row(op, "", "peak", "", "", f"{bw:.3f}", "", style="bold")
-    return table
+        grid.add([op, "", "peak", "", "", f"{bw:.3f}", ""], "bold")
+    return grid
 
 
-def membw_table(measurements: list) -> Table:
-    table = Table(title="memory bandwidth (STREAM byte counts, GB = 1e9 B)")
-    for col in ("device", "kernel", "array MiB", "median GB/s", "best GB/s", "of peak", "check"):
-        table.add_column(col, justify="left" if col in ("device", "kernel", "check") else "right")
+def busbw_table(measurements: list[Measurement]) -> Table:
+    return to_rich(busbw_grid(measurements))
+
+
+def membw_grid(measurements: list[Measurement]) -> Grid:
+    grid = Grid("memory bandwidth (STREAM byte counts, GB = 1e9 B)",
+                ["device", "kernel", "array MiB", "median GB/s", "best GB/s", "of peak", "check"],
+                numeric={"array MiB", "median GB/s", "best GB/s", "of peak"})  # fmt: skip
     for m in measurements:
         s = m.summary or {}
         elements = m.spec.get("elements")
-        table.add_row(m.device.get("id", "?"), m.spec.get("kernel", m.spec.get("step", "-")),
-                      f"{elements * 8 / 2**20:.0f}" if elements else "-",
-                      f"{s.get('gbps_median', 0):.2f}", f"{s.get('gbps_best', 0):.2f}",
-                      f"{s['efficiency']:.1%}" if "efficiency" in s else "no peak",
-                      m.status if m.status == "ok" else f"{m.status}: {m.reason}",
-                      style=None if m.status == "ok" else "bold red")  # fmt: skip
-    return table
+        grid.add([m.device.get("id", "?"), m.spec.get("kernel", m.spec.get("step", "-")),
+                  f"{elements * 8 / 2**20:.0f}" if elements else "-", f"{s.get('gbps_median', 0):.2f}",
+                  f"{s.get('gbps_best', 0):.2f}", _pct(s["efficiency"]) if "efficiency" in s else "no peak",
+                  m.status if m.status == "ok" else f"{m.status}: {m.reason}"],
+                 None if m.status == "ok" else "bad")  # fmt: skip
+    return grid
+
+
+def membw_table(measurements: list) -> Table:
+    return to_rich(membw_grid(measurements))
+
+
+def gates_grid(checks: list[Any]) -> Grid:
+    """Gate results (bench.report.gates.Gate): correctness, completeness, floors, regressions."""
+    grid = Grid("gates", ["result", "gate", "detail"])
+    for g in checks:
+        grid.add(["PASS" if g.passed else "FAIL", g.name, g.message], None if g.passed else "bad")
+    return grid
+
+
+def workload_grids(measurements: list[Measurement], every_matmul: bool = False) -> list[Grid]:
+    """The tables of a node report's measurements, workload by workload: matmul (the search summary and best shapes
+    where a search ran; every fixed-shape measurement, and every search measurement too with every_matmul), training,
+    memory bandwidth, collectives. The terminal, HTML and Markdown renderings all draw these."""
+    grids: list[Grid] = []
+    matmuls = [m for m in measurements if m.workload == "matmul"]
+    searched = [m for m in matmuls if "search" in m.details or m.status == "skipped"]
+    fixed = [m for m in matmuls if "search" not in m.details]
+    if any("search" in m.details for m in matmuls):
+        grids += search_grids(matmuls) + best_shapes_grids(matmuls)
+        if every_matmul:
+            grids += fixed_grids(searched)
+        if any(m.status != "skipped" for m in fixed):
+            grids += fixed_grids([m for m in fixed if m.status != "skipped"])
+    elif matmuls:
+        grids += fixed_grids(matmuls)
+    if any(m.workload == "train" for m in measurements):
+        grids.append(train_grid(measurements))
+    for workload, make in (("membw", membw_grid), ("comm", busbw_grid)):
+        chosen = [m for m in measurements if m.workload == workload]
+        if chosen:
+            grids.append(make(chosen))
+    return grids
+
+
+def workload_tables(measurements: list[Measurement], every_matmul: bool = False) -> list[Table]:
+    return [to_rich(g) for g in workload_grids(measurements, every_matmul)]
 
 
 def _f(x: float | None, scale: float = 1.0, fmt: str = ".4g") -> str:
@@ -256,23 +450,3 @@ def capacity_tables(cap: dict[str, Any]) -> list[Table]:
                         ", ".join(d.get("shared", [])))  # fmt: skip
         tables.append(dup)
     return tables
-
-
-def workload_tables(measurements: list[Measurement], every_matmul: bool = False) -> list[Table]:
-    """The tables of a node report's measurements, workload by workload: matmul (the search summary where a search
-    ran; every matmul measurement too with every_matmul), training, memory bandwidth, collectives."""
-    tables = []
-    matmuls = [m for m in measurements if m.workload == "matmul"]
-    searched = any("search" in m.details for m in matmuls)
-    if matmuls and (every_matmul or not searched):
-        tables.append(measurements_table(matmuls))
-    if searched:
-        tables.append(search_table(matmuls))
-    if any(m.workload == "train" for m in measurements):
-        tables.append(train_table(measurements))
-    for workload, table in (("membw", membw_table), ("comm", busbw_table)):
-        chosen = [m for m in measurements if m.workload == workload]
-        if chosen:
-            tables.append(table(chosen))
-    return tables
-

@@ -189,7 +189,7 @@ def test_report_renders_md_html_csv(quick_run, tmp_path):
     _, run_dir, _, _ = quick_run
     path = str(run_dir / "report.json")
     md = CliRunner().invoke(main, ["report", path, "--format", "md"])
-    assert md.exit_code == 0 and "| matmul_mamf_tflops |" in md.output
+    assert md.exit_code == 0 and "| MAMF GFLOPS |" in md.output and "## Gates" in md.output
     out = tmp_path / "r.html"
     html = CliRunner().invoke(main, ["report", path, "--format", "html", "-o", str(out)])
     assert html.exit_code == 0 and out.read_text().startswith("<!DOCTYPE html>")

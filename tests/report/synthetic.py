@@ -66,6 +66,7 @@ def simple(workload: str, spec: dict, summary: dict, details: dict | None = None
     """A measured entry of another workload (train, membw, comm) with the summary fields the metrics read."""
     s = samples(0.01)
     return Measurement(workload=workload, spec=spec, device=dict(device or DEVICE), status="ok", timer="perf_counter",
+                       flops_per_iteration=1.0,
                        samples_s=s, summary={"median_s": 0.01, "iqr_s": 0.0001, "n": len(s), **summary},
                        details=details or {})  # fmt: skip
 

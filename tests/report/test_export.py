@@ -51,5 +51,15 @@ def test_csv_round_trips_through_pandas():
 
 def test_markdown_lists_figures_and_what_was_not_counted():
     text = export.markdown(_report())
-    assert "# bench run run-a" in text and "| matmul_mamf_tflops |" in text
+    assert "# bench run run-a" in text and "| MAMF GFLOPS |" in text and "| cpu | float32 | 512x512x512 | torch | 178.5 |" in text
+    assert "## Gates" in text and "| FAIL | correctness | matmul cpu float64: invalid" in text
     assert "## Not counted" in text and "invalid: product check failed" in text
+
+
+def test_csv_writes_whole_numbers_as_integers_and_drops_empty_columns():
+    r = _report()
+    text = export.to_csv(export.measurements_frame(r))
+    header, first = text.splitlines()[:2]
+    assert "spec_m" in header and ",512,512,512," in first and "512.0" not in text
+    frame = export.measurements_frame(r)
+    assert len(header.split(",")) < len(frame.columns)  # 'reason' of ok rows etc. stay; never-filled columns go

@@ -4,9 +4,15 @@ and the capacity page with its per-node distribution and defective nodes."""
 from __future__ import annotations
 
 import base64
+import json
 import re
+from html.parser import HTMLParser
 
-from bench.report import html, plots
+import pytest
+
+from bench.report import gates, html, plots
+from bench.report.model import NodeReport
+from bench.report.store import dumps
 from tests.report import synthetic as syn
 from tests.report.test_aggregate import fleet, run
 
@@ -23,7 +29,7 @@ def test_node_page_is_standalone_with_decodable_figures():
     assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page
     images = _images(page)
     assert len(images) >= 2 and all(i.startswith(PNG) for i in images)
-    assert "matmul_mamf_tflops" in page
+    assert "MAMF GFLOPS" in page and "<h2>Gates</h2>" in page
 
 
 def test_plots_draw_only_what_the_report_has():
@@ -47,3 +53,92 @@ def test_capacity_page_marks_defective_nodes():
     assert "<h2>Defective</h2>" in page and "node00002" in page and "below the group median" in page
     (image,) = _images(page)
     assert image.startswith(PNG)
+
+
+class _Tables(HTMLParser):
+    """Every <table> of a page as (title of the <h3> before it, header cells, rows of cell texts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[tuple[str, list[str], list[list[str]]]] = []
+        self._title, self._tag, self._row, self._cell = "", None, None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "h3":
+            self._tag, self._title = "h3", ""
+        elif tag == "table":
+            self.tables.append((self._title, [], []))
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "h3":
+            self._tag = None
+        elif tag in ("td", "th") and self._row is not None:
+            self._row.append(self._cell)
+            self._cell = None
+        elif tag == "tr" and self.tables:
+            _title, head, rows = self.tables[-1]
+            if not head:
+                head.extend(self._row)
+            else:
+                rows.append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._tag == "h3":
+            self._title += data
+        elif self._cell is not None:
+            self._cell += data
+
+
+def _search_report():
+    final = syn.matmul("float32", syn.samples(0.0015), role="final", mamf=True)
+    final.summary["efficiency"] = 0.16
+    final.peak = {"tflops": final.summary["tflops_median"] / 0.16}
+    better_candidate = syn.matmul("float32", syn.samples(0.0006), role="candidate")  # a fast but noisy sweep figure
+    better_candidate.spec["m"] = 1024
+    stream = syn.simple("membw", {"kernel": "triad", "elements": 1 << 20, "dtype": "float64"},
+                        {"gbps_median": 24.0, "gbps_best": 25.0})  # fmt: skip
+    return syn.report([better_candidate, final, stream])
+
+
+def test_the_figures_in_the_page_are_report_json_s():
+    """The MAMF cells of the page are the report's MAMF (not the best candidate's), in the table's unit."""
+    r = _search_report()
+    data = json.loads(dumps(r.to_dict()))  # what report.json holds
+    final = data["measurements"][1]
+    parser = _Tables()
+    parser.feed(html.node_page(NodeReport.from_dict(data)))
+    (search,) = [t for t in parser.tables if t[0].startswith("matmul search")]
+    title, head, rows = search
+    assert "GFLOPS" in title
+    (row,) = rows
+    cell = dict(zip(head, row, strict=True))
+    assert float(cell["MAMF GFLOPS"]) == float(f"{final['summary']['tflops_median'] * 1e3:.4g}")
+    assert cell["of peak"] == "16.0%" and cell["best shape"] == "512x512x512"
+    (best,) = [t for t in parser.tables if t[0].startswith("best shapes")]
+    assert [row_[best[1].index("role")] for row_ in best[2]] == ["candidate", "MAMF"]  # ranked by median, MAMF marked
+
+
+def test_achieved_vs_peak_draws_the_mamf_not_the_best_candidate():
+    r = _search_report()
+    (row,) = plots.achieved_vs_peak_data(r)
+    assert row["tflops"] == r.measurements[1].summary["tflops_median"] and row["source"] == "search"
+    assert row["tflops"] / row["peak_tflops"] == pytest.approx(0.16)
+    assert plots.achieved_vs_peak(r).startswith(PNG)
+
+
+def test_roofline_places_stream_in_bytes():
+    r = _search_report()
+    (stream,) = [p for p in plots.roofline_points(r) if p[2] == "STREAM triad"]
+    assert stream[0] == pytest.approx(2 / 24)  # triad: 2 FLOPs per 24 bytes moved
+    assert stream[1] == pytest.approx(24.0 * (2 / 24) / 1e3)  # TFLOPS = GB/s x FLOP/byte / 1000
+
+
+def test_gate_results_are_on_the_page():
+    r = _search_report()
+    page = html.node_page(r, [gates.Gate("fail-below float32", False, "cpu float32: 0.1 TFLOPS < floor 1")])
+    assert "<h2>Gates</h2>" in page and "FAIL" in page and "floor 1" in page
