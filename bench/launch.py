@@ -140,6 +140,19 @@ def gloo_interface(p: Placement) -> str | None:
     return None
 
 
+def job_id(p: Placement, env: Mapping[str, str] | None = None) -> str:
+    """A name for this job that every rank derives alike: torchrun's run id, Slurm's job and step, else the
+    rendezvous address."""
+    env = os.environ if env is None else env
+    if env.get("TORCHELASTIC_RUN_ID"):
+        raw = env["TORCHELASTIC_RUN_ID"]
+    elif env.get("SLURM_JOB_ID"):
+        raw = f"slurm-{env['SLURM_JOB_ID']}-{env.get('SLURM_STEP_ID', '0')}"
+    else:
+        raw = f"{p.master_addr}-{p.master_port}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:80]
+
+
 def control() -> object | None:
     """The host-side group for gathering Python objects and for barriers between phases (None: the default group)."""
     return _control

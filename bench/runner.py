@@ -8,6 +8,8 @@ Every measurement taken that way records which devices ran alongside it. Steps w
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import threading
 import traceback
@@ -84,6 +86,41 @@ def start(
         start_utc=utc_now(),
     )
     return ReportWriter(report, results_dir / run_id, key)
+
+
+class Spool:
+    """One rank's finished measurements, appended to RESULTS_DIR/.spool/<job>-<host>-rank<N>.jsonl as each finishes
+    (flushed and fsynced), for ranks that are not their node's leader: their measurements reach the signed report
+    only at the gather, and a rank that dies before it would lose them. recover() reads this host's spools of the
+    job; remove() deletes this rank's once its measurements were delivered."""
+
+    def __init__(self, results_dir: Path, job: str, host: str, rank: int) -> None:
+        self.folder = results_dir / ".spool"
+        self.prefix = f"{job}-{host[:16]}-rank"
+        self.path = self.folder / f"{self.prefix}{rank}.jsonl"
+
+    def add(self, m: Measurement) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(m.to_dict(), sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def recover(self) -> list[Measurement]:
+        """Every measurement in this host's spools of this job but this rank's own; a torn last line is skipped."""
+        out = []
+        for path in sorted(self.folder.glob(f"{self.prefix}*.jsonl")):
+            if path == self.path:
+                continue
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    out.append(Measurement.from_dict(json.loads(line)))
+                except (ValueError, TypeError, KeyError):
+                    continue
+        return out
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def lanes(steps: Sequence[Step]) -> dict[str, list[Step]]:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import click
 
 from bench import launch, runner
+from bench.report.model import utc_now
 from bench.cli.output import fail
 from bench.hardware import devices
 from bench.report.store import ReportWriter
@@ -44,7 +45,11 @@ def rank_job(where: launch.Placement, writer: ReportWriter | None) -> Iterator[N
             writer.finish(interrupted=True)
         fail(f"rank {where.rank}: terminated (SIGTERM); finished measurements are saved")
     except Exception as exc:  # noqa: BLE001 - whatever failed, the job must end with a clear line, never hang
-        if writer:
+        if writer:  # the report says why it ends here (a lost peer, a timeout), as an error record, then closes
+            host = writer.report.inventory.get("host") or {}
+            node = {"id": "cpu", "kind": "cpu", "name": host.get("cpu_model"), "uuid": host.get("fingerprint")}
+            step = runner.Step(f"job of {where.world_size} ranks", lambda: None, "job", node)
+            writer.add(runner.failure(step, exc, utc_now()))
             writer.finish(interrupted=True)
         fail(f"rank {where.rank}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
     finally:

@@ -14,6 +14,7 @@ import torch.distributed as dist
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import launch, plans, runner, suite
+from bench.cli import doctor, progress
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stderr, stdout
 from bench.cli.params import DeviceParam
@@ -34,8 +35,11 @@ class Feedback:
     """Progress on stderr: one bar over the suite's steps, and one over the steps of the training run in progress."""
 
     def __init__(self, quiet: bool) -> None:
+        #: a terminal gets live bars; a log (Slurm, CI) gets one line per step instead (see progress.StepLines)
+        self.lines = not quiet and not progress.interactive()
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 console=stderr(), disable=quiet, transient=True)  # fmt: skip
+                                 console=stderr(), disable=quiet or self.lines,
+                                 transient=True)  # fmt: skip
         self.detail: Any = None
 
     def steps_of(self, label: str) -> Callable[[int, int], None]:
@@ -136,9 +140,11 @@ def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple
 @key_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (run, status, gates, outputs) on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
+@click.option("--skip-doctor", is_flag=True,
+              help="Do not run the pre-flight checks (bench doctor) first; the report then records none.")
 def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[list[str], ...], workloads: tuple[str, ...],
         fail_below: tuple[str, ...], baseline: Path | None, max_regression: str | None, junit_path: Path | None,
-        results_dir: Path, key_path: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
+        results_dir: Path, key_path: Path | None, as_json: bool, quiet: bool, skip_doctor: bool) -> None:  # fmt: skip
     """Run a suite (matmul search, memory bandwidth, training, and collectives when launched with several ranks) into
     RESULTS_DIR/<run-id>/: report.json (signed, saved after every measurement) plus report.html, report.md,
     measurements.csv, junit.xml and bench.prom, and index it in RESULTS_DIR/history.sqlite.
@@ -166,6 +172,17 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     facts = [devices.facts(d, inv["host"]) for d in dict.fromkeys(device_ids)]
     run_config = {"suite": config, "config_file": str(config_path) if config_path else None,
                   "world_size": where.world_size, "launcher": where.source}  # fmt: skip
+    if leader and not skip_doctor:  # before anything of ours runs: what else is the machine doing?
+        checks = doctor.run_checks()
+        run_config["preflight"] = [c.to_dict() for c in checks]
+        run_config["preflight_verdict"] = doctor.verdict(checks)
+        if not quiet:
+            for c in checks:
+                if c.status in ("warn", "fail"):
+                    click.echo(f"pre-flight {doctor.line(c)}", err=True)
+            if doctor.verdict(checks) != "pass":
+                click.echo("pre-flight: the machine is not idle or not healthy; the run goes on and its report says so "
+                           "(config.preflight)", err=True)  # fmt: skip
     if where.distributed:  # joined before any report exists: a job that never forms leaves nothing half-written
         try:
             launch.join(where, "nccl" if kind == "cuda" else "gloo", config["comm"]["timeout_s"],
@@ -207,8 +224,11 @@ def _single(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[
     readers, closers = plans.telemetry_readers(facts)
     feedback = Feedback(quiet)
     steps = plans.suite_steps(config, facts, inv["host"], readers, feedback.steps_of)
+    estimates = [progress.estimate_s(s, config) for s in steps]
+    if not quiet:
+        click.echo(progress.plan_line(steps, estimates, config["suite"]["concurrent_devices"]), err=True)
     try:
-        _execute(writer, steps, feedback, config["suite"]["concurrent_devices"])
+        _execute(writer, steps, feedback, config["suite"]["concurrent_devices"], estimates)
         tr.annotate_mamf_ratio(writer.report.measurements)
         writer.save()
     finally:
@@ -216,22 +236,34 @@ def _single(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[
             close()
 
 
-def _execute(writer: ReportWriter, steps: list[runner.Step], feedback: Feedback, concurrent: bool = True) -> None:
-    """Run the steps with progress on stderr. Ctrl-C and SIGTERM close the report as interrupted and propagate."""
-    progress = feedback.progress
-    task = progress.add_task("suite", total=len(steps))
+def _execute(writer: ReportWriter, steps: list[runner.Step], feedback: Feedback, concurrent: bool = True,
+             estimates: list[float] | None = None) -> None:  # fmt: skip
+    """Run the steps with progress on stderr (a live bar on a terminal, one line per step in a log). Ctrl-C and
+    SIGTERM close the report as interrupted and propagate."""
+    bars = feedback.progress
+    estimates = estimates or [progress.estimate_s(s) for s in steps]
+    lines = progress.StepLines(steps, estimates, concurrent) if feedback.lines else None
+    task = bars.add_task("suite", total=len(steps))
     state = {"label": "", "done": -1}
 
     def show() -> None:
-        progress.update(task, description=f"{state['label']} ({len(writer.report.measurements)} measured)",
-                        completed=state["done"])  # fmt: skip
+        bars.update(task, description=f"{state['label']} ({len(writer.report.measurements)} measured)",
+                    completed=state["done"])  # fmt: skip
 
     def on_step(step: runner.Step) -> None:
         state["label"], state["done"] = step.label, state["done"] + 1
+        if lines:
+            lines.step(step)
         show()
 
-    with progress:
-        runner.execute(writer, steps, on_step, lambda m: show(), keep_going=True, concurrent=concurrent)
+    def on_measurement(m: Measurement) -> None:
+        progress.flag_far_from_best(m, writer.save)
+        show()
+
+    with bars:
+        runner.execute(writer, steps, on_step, on_measurement, keep_going=True, concurrent=concurrent)
+    if lines:
+        lines.finished(len(writer.report.measurements))
 
 
 def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, facts: list[devices.DeviceFacts],

@@ -115,3 +115,64 @@ def test_torchrun_across_two_nodes_writes_one_report_per_node(cluster, tmp_path)
     assert [i["status"] for i in capacity["inputs"]] == ["counted", "counted"] and not capacity["duplicates"]
     cpu = [g for g in capacity["groups"] if g.get("precision") == "float32"]
     assert cpu and cpu[0]["nodes"] == 2
+
+
+def _env_rank(c, node, world, results, *args, extra=None):
+    """`bench ARGS` as rank `node` of `world` (one rank per node), rendezvous on node 0, from plain variables."""
+    env = {**os.environ, "RANK": str(node), "WORLD_SIZE": str(world), "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
+           "MASTER_ADDR": c.nodes[0].address, "MASTER_PORT": "29500", "BENCH_KEY": str(results.parent / f"key-{node}.pem"),
+           **(extra or {})}  # fmt: skip
+    return c.popen(node, [str(BIN / "bench"), *args], env=env)
+
+
+def _wait_for_report(results, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in results.glob("*/report.json"):
+            try:
+                if load_report(path).measurements:
+                    return path
+            except Exception:  # noqa: BLE001 - being written; try again
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"no report with a measurement under {results} after {timeout} s")
+
+
+def test_a_node_that_never_joins_ends_the_job_within_the_timeout_and_writes_nothing(cluster, tmp_path):
+    c = cluster(2)
+    results = tmp_path / "results"
+    start = time.monotonic()
+    lone = _env_rank(c, 0, 2, results, "run", "--config", str(REPO / "configs" / "smoke-cpu.toml"), *QUICK,
+                     "--set", "comm.timeout_s=8", "--results-dir", str(results), "--quiet")  # fmt: skip
+    _, err = lone.communicate(timeout=120)
+    took = time.monotonic() - start
+    assert lone.returncode == 1 and "rank 0 could not join 2 ranks" in err and "within 8 s" in err, err[-2000:]
+    assert took < 60
+    assert not list(results.glob("*/report.json"))  # nothing half-written
+
+
+@pytest.mark.parametrize("fault", ["killed", "link cut"])
+def test_a_node_lost_mid_run_leaves_the_survivor_a_valid_partial_report(cluster, tmp_path, fault):
+    """Node 1 dies (SIGKILL to everything on it) or loses its link while node 0 measures: node 0 ends within the
+    timeouts with one line, and its signed report keeps what it finished, marked partial, with the failure recorded."""
+    c = cluster(2)
+    results = tmp_path / "results"
+    args = ["run", "--config", str(REPO / "configs" / "smoke-cpu.toml"), *QUICK, "--set", "comm.timeout_s=15",
+            "--set", "matmul.budget_s=4", "--results-dir", str(results), "--quiet"]  # fmt: skip
+    extra = {"BENCH_CONTROL_TIMEOUT_S": "15"}
+    procs = [_env_rank(c, i, 2, results, *args, extra=extra) for i in range(2)]
+    _wait_for_report(results)  # node 0's leader is measuring
+    lost = time.monotonic()
+    if fault == "killed":
+        c.kill_node(1)
+    else:
+        c.cut(1)
+    _, err = procs[0].communicate(timeout=180)
+    assert procs[0].returncode == 1 and "rank 0:" in err, err[-2000:]
+    assert time.monotonic() - lost < 90  # no hang past the timeouts
+    (path,) = [p for p in results.glob("*/report.json") if load_report(p).inventory["host"]["hostname"] == "node0"]
+    report = load_report(path)
+    assert report.interrupted and any(m.workload == "matmul" and m.status == "ok" for m in report.measurements)
+    assert report.measurements[-1].workload == "job" and report.measurements[-1].status == "error"
+    verify = c.run(0, [str(BIN / "bench"), "verify", str(path)], timeout=120)
+    assert verify.returncode == 0 and "partial" in verify.stdout, verify.stdout  # valid, signed, and says partial
