@@ -8,6 +8,7 @@ import bench
 from bench.cli.aggregate import aggregate
 from bench.cli.challenge import challenge_group
 from bench.cli.comm import comm
+from bench.cli.doctor import doctor_cmd
 from bench.cli.inventory import inventory
 from bench.cli.keys import keys_group
 from bench.cli.matmul import matmul
@@ -27,6 +28,7 @@ def main() -> None:
 
 main.add_command(run)
 main.add_command(inventory)
+main.add_command(doctor_cmd, name="doctor")
 main.add_command(matmul)
 main.add_command(train)
 main.add_command(comm)

@@ -133,6 +133,18 @@ def test_a_real_run_writes_a_signed_report_and_every_output(quick_run):
     assert set(summary["outputs"]) == {"html", "md", "csv", "junit", "prometheus", "junit_copy"}
 
 
+def test_the_run_records_its_pre_flight_checks_and_logs_a_line_per_step(quick_run):
+    proc, run_dir, _, _ = quick_run
+    report = load_report(run_dir / "report.json")
+    checks = {c["name"]: c for c in report.config["preflight"]}
+    assert {"cpu-load", "cpu-processes", "driver-torch-cuda"} <= set(checks)
+    assert report.config["preflight_verdict"] in ("pass", "warn", "fail")
+    assert all(c["status"] in ("pass", "warn", "fail", "unavailable") for c in checks.values())
+    # stderr is a pipe here, as under Slurm or CI: the plan, then one line per step with elapsed time and an estimate
+    assert "plan: 3 steps on 1 device(s) (cpu)" in proc.stderr
+    assert "[1/3 0%] 0:00:00 elapsed, ~" in proc.stderr and "[done]" in proc.stderr
+
+
 def test_the_run_verifies(quick_run):
     _, run_dir, _, _ = quick_run
     result = CliRunner().invoke(main, ["verify", str(run_dir / "report.json"), "--json"])

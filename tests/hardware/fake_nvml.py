@@ -184,3 +184,32 @@ class FakeNvml:
     def nvmlDeviceGetTotalEnergyConsumption(self, h):
         self.energy_mj = getattr(self, "energy_mj", 1_000_000) + 50_000
         return self.energy_mj
+
+
+# --- what bench doctor reads (bench.hardware.health) ---------------------------------------------------------------------
+
+
+def _health_calls(cls):
+    cls.NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1
+    cls.NVML_VOLATILE_ECC = 0
+
+    def read(self, h, call, default):
+        self.gpus[h].setdefault(call, default)
+        return self._get(h, call, call)  # raises what `failing` injects for (h, call)
+
+    def processes(self, h):
+        return [SimpleNamespace(pid=pid, usedGpuMemory=mem) for pid, mem in read(self, h, "processes", [])]
+
+    def ecc_errors(self, h, kind, counter):
+        return read(self, h, "ecc_errors", 0)
+
+    def persistence(self, h):
+        return read(self, h, "persistence", 1)
+
+    cls.nvmlDeviceGetComputeRunningProcesses = processes
+    cls.nvmlDeviceGetTotalEccErrors = ecc_errors
+    cls.nvmlDeviceGetPersistenceMode = persistence
+    return cls
+
+
+_health_calls(FakeNvml)
