@@ -6,7 +6,7 @@ in a namespace of its own, so nothing is added to the host's network but for the
 Addresses are in 10.231.X.0/24, inside these namespaces only. `stop()` kills every process in the nodes' namespaces,
 then deletes them; `leftovers()` says what of this cluster still exists (a test checks it is nothing).
 
-Needs root and `ip` (iproute2) and `unshare` (util-linux), as CI has.
+Needs root, `ip` (iproute2), and `unshare` and `nsenter` (util-linux), as CI has.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 def available() -> bool:
-    return os.geteuid() == 0 and bool(shutil.which("ip")) and bool(shutil.which("unshare"))
+    return os.geteuid() == 0 and all(shutil.which(b) for b in ("ip", "unshare", "nsenter"))
 
 
 def _ip(*args: str, ns: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -134,15 +134,18 @@ class Cluster:
         n = self.nodes[i]
         script = ('hostname "$1" && mount --bind "$2" /etc/hosts && '
                   '{ [ ! -e /etc/machine-id ] || mount --bind "$3" /etc/machine-id; } && shift 3 && exec "$@"')  # fmt: skip
-        cmd = ["ip", "netns", "exec", n.namespace, "unshare", "--uts", "--mount", "--propagation", "private",
+        # nsenter, not `ip netns exec`: that one mounts a new /sys, which hides the host's cgroups (slurmd needs them)
+        cmd = ["nsenter", f"--net=/run/netns/{n.namespace}", "unshare", "--uts", "--mount", "--propagation", "private",
                "sh", "-c", script, "sh", n.hostname, str(self.hosts), str(n.machine_id), *argv]  # fmt: skip
         p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)  # fmt: skip
         self.procs.append(p)
         return p
 
-    def run(self, i: int, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        p = self.popen(i, argv)
+    def run(
+        self, i: int, argv: list[str], timeout: float = 60, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        p = self.popen(i, argv, env=env)
         out, err = p.communicate(timeout=timeout)
         return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 

@@ -27,6 +27,57 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_munge(r: Path) -> Path:
+    """A munged with its own key and socket under r/munge (path-based, so reachable from other network namespaces);
+    returns the socket."""
+    for d in ("state", "spool", "log", "munge"):
+        (r / d).mkdir(parents=True, exist_ok=True)
+    key = r / "munge" / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o600)
+    (r / "munge").chmod(0o700)
+    sock = r / "munge" / "munge.sock"
+    subprocess.run(["munged", f"--key-file={key}", f"--socket={sock}", f"--pid-file={r / 'munge' / 'munged.pid'}",
+                    f"--log-file={r / 'log' / 'munged.log'}", f"--seed-file={r / 'munge' / 'seed'}", "--force"],
+                   check=True, timeout=30)  # fmt: skip
+    return sock
+
+
+def slurm_conf(r: Path, controller: str, nodes: list[tuple[str, str | None, int]], sock: Path) -> str:
+    """slurm.conf for `nodes` (name, address or None, CPUs) with everything under r; per-node slurmd files use %n, so
+    several slurmd (one per namespaced node) share it. proctrack/linuxproc and task/none: no cgroup set-up."""
+    lines = "\n".join(f"NodeName={name}{f' NodeAddr={addr}' if addr else ''} CPUs={cpus} State=UNKNOWN"
+                       for name, addr, cpus in nodes)  # fmt: skip
+    return f"""\
+ClusterName=benchci
+SlurmctldHost={controller}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={sock}
+SlurmctldPort={_free_port()}
+SlurmdPort={_free_port()}
+StateSaveLocation={r / "state"}
+SlurmdSpoolDir={r / "spool"}/%n
+SlurmctldPidFile={r / "slurmctld.pid"}
+SlurmdPidFile={r / "slurmd"}-%n.pid
+SlurmctldLogFile={r / "log" / "slurmctld.log"}
+SlurmdLogFile={r / "log" / "slurmd"}-%n.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+ReturnToService=2
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+{lines}
+PartitionName=ci Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+
 class Cluster:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -37,49 +88,13 @@ class Cluster:
 
     def start(self, timeout: float = 60.0) -> None:
         r = self.root
-        for d in ("state", "spool", "log", "munge"):
-            (r / d).mkdir(parents=True, exist_ok=True)
-        key = r / "munge" / "munge.key"
-        key.write_bytes(os.urandom(1024))
-        key.chmod(0o600)
-        (r / "munge").chmod(0o700)
-        sock = r / "munge" / "munge.sock"
-        subprocess.run(["munged", f"--key-file={key}", f"--socket={sock}", f"--pid-file={r / 'munge' / 'munged.pid'}",
-                        f"--log-file={r / 'log' / 'munged.log'}", f"--seed-file={r / 'munge' / 'seed'}", "--force"],
-                       check=True, timeout=30)  # fmt: skip
+        sock = start_munge(r)
         self.pids.append(r / "munge" / "munged.pid")
-        cpus = os.cpu_count() or 1
-        self.conf.write_text(f"""\
-ClusterName=benchci
-SlurmctldHost={self.host}
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket={sock}
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
-StateSaveLocation={r / 'state'}
-SlurmdSpoolDir={r / 'spool'}
-SlurmctldPidFile={r / 'slurmctld.pid'}
-SlurmdPidFile={r / 'slurmd.pid'}
-SlurmctldLogFile={r / 'log' / 'slurmctld.log'}
-SlurmdLogFile={r / 'log' / 'slurmd.log'}
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-MpiDefault=none
-SchedulerType=sched/builtin
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-ReturnToService=2
-JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-NodeName={self.host} CPUs={cpus} State=UNKNOWN
-PartitionName=ci Nodes=ALL Default=YES MaxTime=INFINITE State=UP
-""")
+        self.conf.write_text(slurm_conf(r, self.host, [(self.host, None, os.cpu_count() or 1)], sock))
+        (r / "spool" / self.host).mkdir(parents=True, exist_ok=True)
         for daemon in ("slurmctld", "slurmd"):
             subprocess.run([daemon, "-f", str(self.conf)], check=True, env=self.env, timeout=30)
-        self.pids += [r / "slurmctld.pid", r / "slurmd.pid"]
+        self.pids += [r / "slurmctld.pid", r / f"slurmd-{self.host}.pid"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env=self.env, check=False)
