@@ -7,7 +7,59 @@ import yaml
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def test_k8s_indexed_job_runs_the_node_benchmark_then_comm_over_torchrun():
+#: Field names of the Kubernetes objects the manifest uses (API reference, batch/v1 and core/v1): a misspelt field is
+#: silently dropped by `kubectl apply` without --validate=strict, so the test holds the manifest to these.
+K8S_FIELDS = {
+    "object": {"apiVersion", "kind", "metadata", "spec"},
+    "metadata": {"name", "namespace", "labels", "annotations"},
+    "service.spec": {"clusterIP", "selector", "ports", "type"},
+    "port": {"name", "port", "targetPort", "protocol"},
+    "job.spec": {"completionMode", "completions", "parallelism", "backoffLimit", "template", "ttlSecondsAfterFinished",
+                 "activeDeadlineSeconds"},
+    "template": {"metadata", "spec"},
+    "pod.spec": {"subdomain", "restartPolicy", "containers", "volumes", "nodeSelector", "tolerations", "hostname"},
+    "container": {"name", "image", "env", "command", "args", "resources", "volumeMounts", "imagePullPolicy"},
+    "env": {"name", "value", "valueFrom"},
+    "resources": {"limits", "requests"},
+    "volumeMount": {"name", "mountPath", "readOnly", "subPath"},
+    "volume": {"name", "persistentVolumeClaim", "emptyDir", "hostPath", "configMap"},
+    "persistentVolumeClaim": {"claimName", "readOnly"},
+    "emptyDir": {"medium", "sizeLimit"},
+}  # fmt: skip
+
+
+def _fields(obj: dict, kind: str) -> None:
+    unknown = set(obj) - K8S_FIELDS[kind]
+    assert not unknown, f"{kind}: unknown Kubernetes fields {unknown}"
+
+
+def test_k8s_manifest_uses_only_kubernetes_field_names():
+    service, job = list(yaml.safe_load_all((CONFIGS / "k8s" / "bench-job.yaml").read_text()))
+    for obj in (service, job):
+        _fields(obj, "object")
+        _fields(obj["metadata"], "metadata")
+    _fields(service["spec"], "service.spec")
+    for port in service["spec"]["ports"]:
+        _fields(port, "port")
+    _fields(job["spec"], "job.spec")
+    _fields(job["spec"]["template"], "template")
+    pod = job["spec"]["template"]["spec"]
+    _fields(pod, "pod.spec")
+    for c in pod["containers"]:
+        _fields(c, "container")
+        _fields(c["resources"], "resources")
+        for e in c["env"]:
+            _fields(e, "env")
+        for mount in c["volumeMounts"]:
+            _fields(mount, "volumeMount")
+    for vol in pod["volumes"]:
+        _fields(vol, "volume")
+        for kind in ("persistentVolumeClaim", "emptyDir"):
+            if kind in vol:
+                _fields(vol[kind], kind)
+
+
+def test_k8s_indexed_job_runs_the_node_suite_then_comm_over_torchrun():
     service, job = list(yaml.safe_load_all((CONFIGS / "k8s" / "bench-job.yaml").read_text()))
     assert service["kind"] == "Service" and service["spec"]["clusterIP"] == "None"
     spec = job["spec"]
@@ -17,16 +69,49 @@ def test_k8s_indexed_job_runs_the_node_benchmark_then_comm_over_torchrun():
     assert pod["subdomain"] == service["metadata"]["name"]
     (container,) = pod["containers"]
     script = container["args"][0]
-    assert "bench matmul" in script and '"$(which bench)" comm' in script
+    assert "bench run --config /opt/bench/configs/node.toml" in script and '"$(which bench)" comm' in script
     assert "--node_rank=\"$JOB_COMPLETION_INDEX\"" in script and "rdzv-backend=c10d" in script
-    assert container["image"] == "${BENCH_IMAGE}"
+    assert "${" not in container["image"]  # kubectl substitutes no variables: the image is set by kustomize
     env = {e["name"] for e in container["env"]}
-    assert {"NODES", "GPUS_PER_NODE", "RESULTS"} <= env
+    assert {"NODES", "GPUS_PER_NODE", "BENCH_RESULTS_DIR"} <= env
+    # /dev/shm as a memory volume: NCCL and DataLoader workers need more than the container default of 64 MiB
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    (shm,) = [v for v in pod["volumes"] if v["name"] == mounts["/dev/shm"]]
+    assert shm["emptyDir"]["medium"] == "Memory"
 
 
-def test_sbatch_script_runs_matmul_per_node_then_comm():
+def test_kustomization_sets_the_job_s_image_and_the_dockerfile_builds_it():
+    kust = yaml.safe_load((CONFIGS / "k8s" / "kustomization.yaml").read_text())
+    assert kust["kind"] == "Kustomization" and kust["resources"] == ["bench-job.yaml"]
+    _, job = list(yaml.safe_load_all((CONFIGS / "k8s" / kust["resources"][0]).read_text()))
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    (image,) = kust["images"]
+    assert image["name"] == container["image"] and image["newName"] and image["newTag"]
+    dockerfile = (CONFIGS.parent / "Dockerfile").read_text()
+    assert dockerfile.startswith("#") and "\nFROM python:3.1" in dockerfile
+    assert "COPY configs ./configs" in dockerfile and "WORKDIR /opt/bench" in dockerfile  # the Job's --config path
+    assert "RUN pip install ." in dockerfile
+
+
+def test_sbatch_runs_the_node_suite_exclusively():
     text = (CONFIGS / "slurm" / "bench.sbatch").read_text()
-    assert "--ntasks-per-node=1 $BENCH matmul" in text and "srun $BENCH comm" in text
+    assert "#SBATCH --exclusive" in text
+    assert 'srun $BENCH run --config "$CONFIG"' in text and "configs/node.toml" in text
+
+
+def test_github_workflow_has_the_permissions_its_junit_reporter_needs():
+    wf = yaml.safe_load((CONFIGS / "ci" / "github-actions.yml").read_text())
+    assert wf["permissions"] == {"contents": "read", "checks": "write", "pull-requests": "write"}
+    on = wf.get("on", wf.get(True))  # YAML 1.1 reads the key `on` as True
+    assert on == ["push", "pull_request"]
+    (job,) = wf["jobs"].values()
+    assert {"runs-on", "steps"} <= set(job)
+    uses = [s.get("uses", "") for s in job["steps"]]
+    assert any(u.startswith("mikepenz/action-junit-report") for u in uses)
+    runs = " ".join(s.get("run", "") for s in job["steps"])
+    assert "--junit bench-junit.xml" in runs and "run --config configs/smoke-cpu.toml" in runs
+    (report,) = [s for s in job["steps"] if s.get("uses", "").startswith("mikepenz/")]
+    assert report["with"]["report_paths"] == "bench-junit.xml"
 
 
 def test_gpu_smoke_suite_loads_and_runs_every_workload_briefly_on_every_gpu():
@@ -47,3 +132,10 @@ def test_gpu_smoke_suite_loads_and_runs_every_workload_briefly_on_every_gpu():
     assert config["membw"]["array_mib"] >= 256  # large enough that the GPU's L2 (50-60 MB) does not hold the arrays
     assert config["comm"]["max_bytes"] <= 1 << 30 and config["comm"]["timeout_s"] <= 300
     assert set(config["gates"]["fail_below"]) <= set(mm["precisions"])
+
+
+def test_configs_readme_lists_every_key_exactly_as_describe_prints_it():
+    from bench import suite
+
+    block = (CONFIGS / "README.md").read_text().split("```\n")[1]
+    assert block.strip() == suite.describe().strip()

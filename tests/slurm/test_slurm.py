@@ -43,17 +43,37 @@ def test_srun_two_tasks_run_comm_and_write_one_report(cluster, tmp_path):
     assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
 
 
-def test_sbatch_runs_the_node_benchmark_then_collectives(cluster, tmp_path):
-    env = {**cluster.env, "BENCH": BENCH,
-           "BENCH_NODE_ARGS": "--device cpu --dtype float32 --size 128 --budget 0.05 --warmup 0.05",
-           "BENCH_COMM_ARGS": "--device cpu --op all_reduce --max-bytes 1024 --factor 32 --iterations 3 --warmup 1"}  # fmt: skip
+#: The node suite, briefly: what configs/slurm/bench.sbatch runs (configs/node.toml there) in seconds
+QUICK_SUITE = """
+[suite]
+name = "slurm-quick"
+devices = ["cpu"]
+workloads = ["matmul", "comm"]
+[matmul]
+precisions = ["float32"]
+budget_s = 0.5
+window_s = 0.2
+[comm]
+ops = ["all_reduce"]
+max_bytes = 1024
+factor = 32
+iterations = 3
+warmup = 1
+"""
+
+
+def test_sbatch_runs_the_node_suite_exclusively_with_collectives_across_tasks(cluster, tmp_path):
+    config = tmp_path / "quick.toml"
+    config.write_text(QUICK_SUITE)
+    env = {**cluster.env, "BENCH": BENCH, "BENCH_CONFIG": str(config), "BENCH_NODE_ARGS": "--skip-doctor --quiet"}
     cmd = ["sbatch", "--wait", "-N", "1", "-n", "2", f"--output={tmp_path / 'job.out'}",
            str(ROOT / "configs" / "slurm" / "bench.sbatch"), str(tmp_path / "results")]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     log = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else ""
     assert out.returncode == 0, out.stderr + log[-2000:]
     (node,) = (tmp_path / "results" / "nodes").glob("*/report.json")  # one node, one report
-    (coll,) = (tmp_path / "results" / "comm").glob("*/report.json")
-    for path in (node, coll):
-        assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
-    assert load_report(coll).config["world_size"] == 2
+    assert not v.errors(v.verify_node_report(json.loads(node.read_text())))
+    rep = load_report(node)
+    assert rep.config["world_size"] == 2 and rep.config["launcher"] == "slurm"
+    assert {m.workload for m in rep.measurements} == {"matmul", "comm"}
+    assert any(m.details.get("search", {}).get("mamf") for m in rep.measurements)
