@@ -22,6 +22,20 @@ has_nvidia_gpu() {
 
 pip() { "$VENV/bin/python" -m pip "$@"; }
 
+# bench needs Python 3.11 or newer (tomllib, and typing the code uses); say so before a venv is built with an older one.
+check_python() {
+  local py=$1 version
+  if ! version=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); then
+    say "error: no Python at '$py'; install Python 3.11 or newer, or point PYTHON at one (PYTHON=python3.12 ./run_bench.sh)"
+    exit 2
+  fi
+  if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    say "error: bench needs Python 3.11 or newer; '$py' is Python $version. Install a newer one and run" \
+        "PYTHON=python3.11 ./run_bench.sh (or remove $VENV if it was built with the old one)"
+    exit 2
+  fi
+}
+
 # PyPI's default torch for Linux is the multi-GB CUDA build. A machine without an NVIDIA GPU gets the CPU build,
 # installed before the project so that the project's torch requirement is already met. A GPU node skips this and
 # gets the CUDA build through the project's own requirement.
@@ -55,6 +69,7 @@ install_cuda_torch() {
 }
 
 setup() {
+  check_python "$([ -x "$VENV/bin/python" ] && echo "$VENV/bin/python" || echo "$PYTHON")"
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV with $PYTHON"
     "$PYTHON" -m venv "$VENV"

@@ -11,6 +11,7 @@ import click
 from bench import launch, plans, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
+from bench.cli.params import ByteSizeParam, SingleDeviceParam, results_dir_option
 from bench.cli.ranks import place, rank_job
 from bench.hardware import devices
 from bench.hardware.inventory import collect
@@ -31,25 +32,32 @@ def _free_port() -> int:
 
 @click.command()
 @click.option("--op", "ops", type=click.Choice(list(cm.OPS)), multiple=True, help="Collective (repeatable). Default: all.")
-@click.option("--min-bytes", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--max-bytes", type=click.IntRange(min=1), default=None, help=f"Default {DEFAULT_MAX}.")
-@click.option("--factor", type=click.IntRange(min=2), default=2, show_default=True)
-@click.option("--iterations", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True)
-@click.option("--device", "device_name", default=None, help="cpu or cuda:N (default: the local rank's GPU, else cpu).")
+@click.option("--min-bytes", type=ByteSizeParam(), default="8", show_default=True,
+              help="Smallest message: bytes, or with a unit (4K, 1M; K/M/G are binary).")
+@click.option("--max-bytes", type=ByteSizeParam(), default=None,
+              help="Largest message, e.g. 1G [default: 64M on CPU, 1G on GPU].")
+@click.option("--factor", type=click.IntRange(min=2), default=2, show_default=True, help="Each size is the last times this.")
+@click.option("--iterations", type=click.IntRange(min=1), default=20, show_default=True, help="Timed iterations per size.")
+@click.option("--warmup-iterations", "warmup", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Untimed iterations per size first.")
+@click.option("--warmup", "warmup_old", type=click.IntRange(min=0), default=None, hidden=True,
+              deprecated="use --warmup-iterations")
+@click.option("--device", "device_name", type=SingleDeviceParam(), default=None,
+              help="cpu or cuda:N (default: the local rank's GPU, else cpu).")
 @click.option("--timeout", type=click.FloatRange(min=1.0), default=300.0, show_default=True,
               help="Seconds to wait for the other ranks (joining or in a collective) before failing.")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@results_dir_option()
 @key_option
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)
 def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: int, iterations: int, warmup: int,
-         device_name: str | None, timeout: float, results_dir: Path, key_path: Path | None, as_json: bool,
+         warmup_old: int | None, device_name: str | None, timeout: float, results_dir: Path, key_path: Path | None, as_json: bool,
          quiet: bool) -> None:  # fmt: skip
     """Time collectives over message sizes (min, min*factor, ... max) with NCCL on GPUs and gloo on CPUs, check every
     result, and report algbw and busbw per size. Launch it with torchrun, srun or RANK/WORLD_SIZE/MASTER_ADDR; alone it
     runs as a one-rank job. Rank 0 gathers every rank's timings and alone writes the report and prints the table.
     """
+    warmup = warmup if warmup_old is None else warmup_old
     where, device_name, kind = place(device_name)
     try:
         sizes = cm.message_sizes(min_bytes, max_bytes or DEFAULT_MAX[kind], factor)

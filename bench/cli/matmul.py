@@ -12,7 +12,7 @@ from bench import precision as prec
 from bench import runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stderr, stdout
-from bench.cli.params import DeviceParam, RangeParam, ShapeParam
+from bench.cli.params import DeviceParam, PrecisionParam, RangeParam, ShapeParam, results_dir_option
 from bench.hardware import devices, peaks
 from bench.hardware.inventory import collect
 from bench.measure.sampling import Policy
@@ -26,7 +26,7 @@ from bench.workloads import matmul_search as ms
 @click.command()
 @click.option("--device", "device_lists", type=DeviceParam(), multiple=True,
               help="cpu, cuda:N or all (every GPU, else the CPU; the default). Repeatable.")
-@click.option("--dtype", "precisions", type=click.Choice(list(prec.PRECISIONS)), multiple=True,
+@click.option("--dtype", "precisions", type=PrecisionParam(list(prec.PRECISIONS)), multiple=True,
               help="Precision to measure (repeatable). Default: every precision the device kind has.")
 @click.option("--size", "sizes", type=click.IntRange(min=1), multiple=True,
               help=f"Square size N for an N x N x N product (repeatable). Default {mm.DEFAULT_SIZE}.")
@@ -43,8 +43,10 @@ from bench.workloads import matmul_search as ms
               help=f"--search: seconds the best shape is held for MSMF (default {ms.WINDOW_S}; 0 skips MSMF).")
 @click.option("--settle", type=click.FloatRange(min=0.0), default=None,
               help=f"--search: seconds a large product runs before the search so clocks settle (default {ms.SETTLE_S}).")
-@click.option("--warmup", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+@click.option("--warmup-s", "warmup", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
               help="Most seconds of warm-up per measurement; warm-up ends earlier once timings settle.")
+@click.option("--warmup", "warmup_old", type=click.FloatRange(min=0.0), default=None, hidden=True,
+              deprecated="use --warmup-s (seconds)")
 @click.option("--min-iterations", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--cpu-clock-mhz", type=click.FloatRange(min=1.0), default=None,
               help="Clock the CPU theoretical peak assumes (default: max clock, else current clock).")
@@ -53,8 +55,7 @@ from bench.workloads import matmul_search as ms
 @click.option("--sequential", is_flag=True,
               help="Measure the GPUs one after another (default: all at once, each in its own thread, as they run in "
                    "production; each measurement records which devices ran alongside it).")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True, help="The report goes to RESULTS_DIR/<run-id>/report.json.")
+@results_dir_option("The report goes to RESULTS_DIR/<run-id>/report.json.")
 @key_option
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
@@ -71,6 +72,7 @@ def matmul(
     window: float | None,
     settle: float | None,
     warmup: float,
+    warmup_old: float | None,
     min_iterations: int,
     cpu_clock_mhz: float | None,
     fma_units: int | None,
@@ -91,6 +93,7 @@ def matmul(
     With --search, each device x precision gets MAMF (the best shape's median TFLOPS, best of torch and, on CPUs,
     numpy's BLAS) and MSMF (that shape held for --window seconds, with clocks, power and temperature recorded).
     """
+    warmup = warmup if warmup_old is None else warmup_old
     grid_given = any(r is not None for r in (m_range, n_range, k_range))
     if search == "grid" and not all(r is not None for r in (m_range, n_range, k_range)):
         raise click.UsageError("--search grid needs --m, --n and --k ranges (start:stop:step)")

@@ -9,7 +9,7 @@ import click
 from bench import plans, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
-from bench.cli.params import DeviceParam
+from bench.cli.params import DeviceParam, results_dir_option
 from bench.hardware import devices
 from bench.hardware.inventory import collect
 from bench.measure.sampling import Policy
@@ -26,7 +26,7 @@ from bench.report.store import dumps
 @click.option("--sequential", is_flag=True,
               help="Measure the GPUs one after another (default: all at once, each in its own thread, as they run in "
                    "production; each measurement records which devices ran alongside it).")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@results_dir_option()
 @key_option
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True)

@@ -52,3 +52,76 @@ class RangeParam(click.ParamType):
             return parse_range(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class PrecisionParam(click.Choice):
+    """A precision by its name (bfloat16) or a common alias (bf16, fp16, fp32, fp64, fp8, tf32, int8): the same
+    aliases `bench verify --claim` reads (bench.report.aggregate.ALIASES)."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(names)
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from bench.report.aggregate import ALIASES
+
+        text = str(value).strip().lower()
+        return str(super().convert(ALIASES.get(text, text), param, ctx))
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:  # type: ignore[override]
+        return "[" + "|".join(map(str, self.choices)) + "] (or bf16, fp16, fp8, ...)"
+
+
+class SingleDeviceParam(click.ParamType):
+    """'cpu' or 'cuda:N' (one device; a usage error lists the ones present)."""
+
+    name = "cpu|cuda:N"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        names = [n for n in devices.valid_names() if n != devices.ALL]
+        if str(value) not in names:
+            self.fail(f"unknown or absent device {value!r}; valid here: {', '.join(names)}", param, ctx)
+        return str(value)
+
+
+#: Binary (KiB, MiB, GiB; K, M, G as their short forms, as ops tools read them) and decimal (kB, MB, GB) multipliers.
+SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kib": 2**10, "m": 2**20, "mib": 2**20, "g": 2**30, "gib": 2**30, "t": 2**40,
+              "tib": 2**40, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}  # fmt: skip
+
+
+def parse_size(text: str) -> int:
+    """'1G' -> 1073741824, '64M', '512KiB', '1GB' (= 1e9), '4096'; ValueError naming the forms accepted."""
+    t = str(text).strip().replace(" ", "")
+    number = t.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    unit = t[len(number):].lower()
+    try:
+        value = float(number) * SIZE_UNITS[unit]
+    except (KeyError, ValueError):
+        raise ValueError(f"{text!r} is not a size; expected bytes or a number with K, M, G (binary: 1G = 2^30) or "
+                         "kB, MB, GB (decimal), e.g. 1G or 64MiB") from None  # fmt: skip
+    if value < 1 or value != int(value):
+        raise ValueError(f"{text!r}: a size is a whole number of bytes, at least 1")
+    return int(value)
+
+
+class ByteSizeParam(click.ParamType):
+    name = "BYTES"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+#: Every --results-dir reads this variable when the option is not given, so results land in one place whatever the
+#: current directory.
+RESULTS_ENV = "BENCH_RESULTS_DIR"
+
+
+def results_dir_option(help_text: str = "Where reports go: RESULTS_DIR/<run-id>/report.json.") -> object:
+    from pathlib import Path
+
+    return click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+                        envvar=RESULTS_ENV, show_envvar=True, show_default=True, help=help_text)  # fmt: skip

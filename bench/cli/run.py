@@ -17,7 +17,7 @@ from bench import launch, plans, runner, suite
 from bench.cli import doctor, progress
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stderr, stdout
-from bench.cli.params import DeviceParam
+from bench.cli.params import DeviceParam, results_dir_option
 from bench.cli.ranks import place, rank_job
 from bench.hardware import devices
 from bench.hardware.inventory import collect
@@ -107,7 +107,10 @@ def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple
             # a path in a config file is relative to that file; one given on the command line, to the current directory
             loaded["gates"]["baseline"] = str(config_path.parent / loaded["gates"]["baseline"])
         if fail_below:  # added to (or replacing) the config's floors, precision by precision
-            floors = {**loaded["gates"]["fail_below"], **dict(gates.parse_floor(t) for t in fail_below)}
+            from bench.report.aggregate import ALIASES  # bf16=500 as well as bfloat16=500
+
+            parsed = [gates.parse_floor(t) for t in fail_below]
+            floors = {**loaded["gates"]["fail_below"], **{ALIASES.get(k.lower(), k): v for k, v in parsed}}
             overrides.append(("gates", "fail_below", floors))
         if baseline:
             overrides.append(("gates", "baseline", str(baseline)))
@@ -136,7 +139,7 @@ def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple
 @click.option("--max-regression", default=None, metavar="PERCENT", help="Tolerated slow-down vs --baseline (default 5%).")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the JUnit XML here (it is always in the run directory when junit is an output).")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@results_dir_option("Runs go to RESULTS_DIR/<run-id>/, and are indexed in RESULTS_DIR/history.sqlite.")
 @key_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary (run, status, gates, outputs) on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
@@ -292,9 +295,11 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
         for close in closers:
             close()
         gathered: list[Any] = [None] * where.world_size
+        own = plans.local_figures(writer.report.measurements if writer else mine) if facts else {}
         try:
-            dist.all_gather_object(gathered, {"rank": where.rank, "host": fingerprint,
-                                              "measurements": [m.to_dict() for m in mine]}, group=launch.control())  # fmt: skip
+            dist.all_gather_object(gathered, {"rank": where.rank, "host": fingerprint, "hostname": inv["host"].get("hostname"),
+                                              "figures": own, "measurements": [m.to_dict() for m in mine]},
+                                   group=launch.control())  # fmt: skip
         except Exception:
             if writer:  # a peer died: what this node's other ranks finished is in their spools
                 for m in spool.recover():
@@ -309,6 +314,8 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
         device = facts[0] if facts else devices.facts(devices.local_device(where.local_rank, where.local_world_size),
                                                       inv["host"])  # fmt: skip
         job_writer = writer if where.rank == 0 else None
+        # the job's measurements name the ranks whose own device fell behind: synchronous work runs at their pace
+        slow = plans.stragglers(gathered) if job_writer else []
         feedback = Feedback(quiet or where.rank != 0)
         with feedback.progress:
             if "train" in config["suite"]["workloads"]:
@@ -317,6 +324,8 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
                     peak = plans.train_peak(device, inv["host"], spec.precision)
                     for m in plans.train_measurements(spec, device, peak, where, feedback.steps_of(label), fingerprint):
                         if writer:  # each node leader: its node's ranks; rank 0 also the baseline and the job's total
+                            if m.details.get("role") == "data-parallel total":
+                                m.details["stragglers"] = slow
                             writer.add(m)
             if "comm" in config["suite"]["workloads"]:
                 sizes = cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or (2**30 if kind == "cuda" else 64 * 2**20),
@@ -326,6 +335,7 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
                                                  inv["host"].get("hostname")):  # fmt: skip
                     feedback.progress.advance(sweep)
                     if job_writer and m:
+                        m.details["stragglers"] = slow
                         job_writer.add(m)
         if writer:
             tr.annotate_mamf_ratio(writer.report.measurements)

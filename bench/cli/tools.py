@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from bench.cli.output import fail, stdout
+from bench.cli.params import results_dir_option
 from bench.report import compare as cmp
 from bench.report import export, gates, history
 from bench.report.model import NodeReport, ReportError
@@ -124,7 +125,7 @@ def export_csv(path: Path, output: Path | None, measurements: bool) -> None:
 @click.command("history")
 @click.option("--node", default=None, help="Only this host name.")
 @click.option("--metric", default=None, help="Only this metric (a prefix such as 'matmul' matches every matmul_*).")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@results_dir_option("Where bench run indexed its runs (RESULTS_DIR/history.sqlite).")
 @click.option("--add", "add", type=report_path, multiple=True,
               help="Index these reports first (bench run indexes its own; other verbs' reports join this way).")
 @click.option("--json", "as_json", is_flag=True)

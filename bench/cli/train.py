@@ -11,6 +11,7 @@ import torch
 from bench import launch, plans, runner
 from bench.cli.keys import key_option, signing_key
 from bench.cli.output import fail, stdout
+from bench.cli.params import PrecisionParam, SingleDeviceParam, results_dir_option
 from bench.cli.ranks import place, rank_job
 from bench.hardware import devices
 from bench.hardware.inventory import collect
@@ -31,21 +32,24 @@ def say(quiet: bool, text: str) -> None:
               help="Workload (repeatable). Default: both.")
 @click.option("--preset", "presets", type=click.Choice(list(tr.PRESETS["gpt"])), multiple=True,
               help=f"Size (repeatable). Default {DEFAULT_PRESETS}. A preset that runs out of memory is skipped.")
-@click.option("--device", "device_name", default=None,
+@click.option("--device", "device_name", type=SingleDeviceParam(), default=None,
               help="cpu or cuda:N. Default: the local rank's GPU under a launcher, else the first GPU, else the CPU.")
-@click.option("--dtype", "precision", type=click.Choice(list(tr.PRECISIONS)), default=None,
+@click.option("--dtype", "precision", type=PrecisionParam(list(tr.PRECISIONS)), default=None,
               help="bfloat16 (autocast over float32 master weights; default on GPU) or float32 (default on CPU).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Timed steps (default: the preset's).")
-@click.option("--warmup", type=click.IntRange(min=0), default=None, help="Untimed steps first (default: the preset's).")
+@click.option("--warmup-steps", "warmup", type=click.IntRange(min=0), default=None,
+              help="Untimed steps first (default: the preset's).")
+@click.option("--warmup", "warmup_old", type=click.IntRange(min=0), default=None, hidden=True,
+              deprecated="use --warmup-steps")
 @click.option("--compile", "use_compile", is_flag=True, help="Run the model through torch.compile.")
 @click.option("--timeout", type=click.FloatRange(min=1.0), default=300.0, show_default=True,
               help="Seconds to wait for the other ranks (joining, or in any collective) before failing.")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"), show_default=True)
+@results_dir_option()
 @key_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress on stderr.")
 def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | None, precision: str | None,
-          steps: int | None, warmup: int | None, use_compile: bool, timeout: float, results_dir: Path,
+          steps: int | None, warmup: int | None, warmup_old: int | None, use_compile: bool, timeout: float, results_dir: Path,
           key_path: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
     """Train a GPT-style decoder and/or an MLP on a learnable synthetic task and report step time, tokens/s (samples/s),
     TFLOPS from an analytic FLOP count (checked against torch's FlopCounterMode), MFU and peak memory.
@@ -55,6 +59,7 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     alone, then all ranks together, and writes one report with per-rank and total throughput and the scaling
     efficiency. A rank that fails or never joins makes every rank exit with an error within --timeout.
     """
+    warmup = warmup if warmup_old is None else warmup_old
     where, device_name, kind = place(device_name)
     precision = precision or ("bfloat16" if kind == "cuda" else "float32")
     specs = [tr.preset(m, p, steps=steps, warmup=warmup, precision=precision, compile=use_compile or None)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from bench.cli import main
 from bench.report import keys
 
-FAST = ["--budget", "0.01", "--warmup", "0.01", "--min-iterations", "3", "--quiet"]
+FAST = ["--budget", "0.01", "--warmup-s", "0.01", "--min-iterations", "3", "--quiet"]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from bench.hardware import devices
 from bench.report.model import NodeReport
 from bench.report.store import load_report
 
-FAST = ["--budget", "0.01", "--warmup", "0.01", "--min-iterations", "3"]
+FAST = ["--budget", "0.01", "--warmup-s", "0.01", "--min-iterations", "3"]
 
 
 @pytest.fixture
@@ -264,3 +264,40 @@ def test_settle_runs_before_the_search_and_is_recorded(cli, tmp_path):
     assert load_report(saved).config["settle_s"] == 0.05
     bad = run(cli, "matmul", "--device", "cpu", "--settle", "1", "--results-dir", str(tmp_path))
     assert bad.exit_code == 2 and "--settle goes with --search" in bad.output
+
+
+def test_one_meaning_per_option_and_the_old_spelling_still_works_with_a_warning(cli, tmp_path):
+    for verb, new in (("matmul", "--warmup-s"), ("train", "--warmup-steps"), ("comm", "--warmup-iterations")):
+        shown = run(cli, verb, "--help").output
+        assert new in shown and "--warmup " not in shown  # the deprecated alias is hidden
+    result = cli.invoke(main, ["matmul", "--device", "cpu", "--dtype", "fp32", "--size", "32", "--budget", "0.01",
+                               "--warmup", "0.01", "--min-iterations", "3", "--results-dir", str(tmp_path), "--json",
+                               "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "deprecated" in result.stderr and "--warmup-s" in result.stderr
+    (saved,) = tmp_path.glob("*/report.json")
+    assert load_report(saved).config["max_warmup_s"] == 0.01
+    assert {m.spec["precision"] for m in load_report(saved).measurements} == {"float32"}  # fp32 is float32
+
+
+def test_dtype_aliases_devices_and_human_sizes(cli):
+    from bench.cli.params import parse_size
+
+    assert parse_size("1G") == 2**30 and parse_size("64MiB") == 64 * 2**20 and parse_size("1GB") == 10**9
+    assert parse_size("4096") == 4096
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("lots")
+    bad = cli.invoke(main, ["matmul", "--dtype", "fp7"])
+    assert bad.exit_code == 2 and "fp7" in bad.output
+    bad = cli.invoke(main, ["train", "--device", "gpu0"])
+    assert bad.exit_code == 2 and "valid here: cpu" in bad.output
+    bad = cli.invoke(main, ["comm", "--max-bytes", "1Q"])
+    assert bad.exit_code == 2 and "not a size" in bad.output
+
+
+def test_results_dir_comes_from_the_environment(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_RESULTS_DIR", str(tmp_path / "fleet"))
+    result = cli.invoke(main, ["matmul", "--device", "cpu", "--dtype", "bf16", "--size", "16", *FAST, "--quiet"])
+    assert result.exit_code == 0, result.output
+    (saved,) = (tmp_path / "fleet").glob("*/report.json")
+    assert {m.spec["precision"] for m in load_report(saved).measurements} == {"bfloat16"}

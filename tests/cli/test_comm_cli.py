@@ -14,7 +14,7 @@ from tests.cli.ranks import BIN, failed_cleanly, kill_rank_1
 
 def test_one_rank_runs_alone(tmp_path):
     res = CliRunner().invoke(main, ["comm", "--device", "cpu", "--op", "all_reduce", "--op", "broadcast",
-                                    "--max-bytes", "1024", "--factor", "32", "--iterations", "3", "--warmup", "1",
+                                    "--max-bytes", "1024", "--factor", "32", "--iterations", "3", "--warmup-iterations", "1",
                                     "--results-dir", str(tmp_path), "--json", "--quiet"])  # fmt: skip
     assert res.exit_code == 0, res.output
     ms = json.loads(res.stdout)["measurements"]
@@ -36,7 +36,7 @@ def test_two_ranks_every_collective_checked_one_report(tmp_path):
     import subprocess
 
     cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", str(BIN / "bench"), "comm", "--device", "cpu",
-           "--max-bytes", "65536", "--factor", "64", "--iterations", "5", "--warmup", "1", "--timeout", "60",
+           "--max-bytes", "65536", "--factor", "64", "--iterations", "5", "--warmup-iterations", "1", "--timeout", "60",
            "--results-dir", str(tmp_path)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -65,7 +65,7 @@ def test_a_wrong_collective_result_is_invalid_and_exits_1(tmp_path, monkeypatch)
 
     monkeypatch.setattr(dist, "all_reduce", faulty)
     res = CliRunner().invoke(main, ["comm", "--device", "cpu", "--op", "all_reduce", "--max-bytes", "64",
-                                    "--iterations", "2", "--warmup", "0", "--results-dir", str(tmp_path), "--quiet"])  # fmt: skip
+                                    "--iterations", "2", "--warmup-iterations", "0", "--results-dir", str(tmp_path), "--quiet"])  # fmt: skip
     assert res.exit_code == 1 and "collective results were wrong" in res.stderr
     (path,) = tmp_path.glob("*/report.json")
     assert all(m.status == "invalid" for m in load_report(path).measurements)

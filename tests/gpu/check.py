@@ -158,18 +158,18 @@ def build_plan(ctx: Ctx) -> list[Step]:
             f"matmul-{p}", f"{p} at {_shape(FIXED_SHAPE)} and the split-K-prone {_shape(SPLIT_K_SHAPE)}"
             + (" (fast accumulation on and off)" if fp8 else ""), 14 if fp8 else 10, 60 if fp8 else 45,
             bench_cmd(ctx, f"matmul-{p}", ["matmul"], "--device", dev, "--dtype", p, "--shape", fixed, "--shape", splitk,
-                      "--budget", "0.5", "--warmup", "0.5", "--json"),
+                      "--budget", "0.5", "--warmup-s", "0.5", "--json"),
             judge=lambda c, s, r, p=p: judge_matmul(c, s, r, p)))
     for p, var, value in (("float32", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1"), ("tf32", "NVIDIA_TF32_OVERRIDE", "0")):
         steps.append(Step(
             f"tf32-override-{p}", f"{p} with {var}={value} set: bench must flag or reject the figure", 8, 40,
             bench_cmd(ctx, f"tf32-override-{p}", ["matmul"], "--device", dev, "--dtype", p, "--shape", fixed,
-                      "--budget", "0.5", "--warmup", "0.3", "--json"),
+                      "--budget", "0.5", "--warmup-s", "0.3", "--json"),
             env={var: value}, judge=lambda c, s, r, p=p: judge_override(c, s, r, p)))
     steps.append(Step("membw", "STREAM copy/scale/add/triad (1 GiB arrays) and pinned H2D/D2H", 15, 45,
                       bench_cmd(ctx, "membw", ["membw"], "--device", dev, "--array-mib", "1024", "--budget", "0.5", "--json"),
                       judge=judge_membw))
-    comm_args = ("--max-bytes", str(256 << 20), "--factor", "16", "--iterations", "10", "--warmup", "3", "--timeout", "60",
+    comm_args = ("--max-bytes", str(256 << 20), "--factor", "16", "--iterations", "10", "--warmup-iterations", "3", "--timeout", "60",
                  "--json")
     eager = Step("train-eager", "gpt, presets small and gpt2-124m, bf16, eager (the suite trains mlp too)", 20, 90,
                  bench_cmd(ctx, "train-eager", ["train"], "--device", dev, "--model", "gpt",

@@ -159,7 +159,7 @@ def test_real_report_from_this_machine_verifies(tmp_path):
 
     runner = CliRunner()
     res = runner.invoke(main, ["matmul", "--device", "cpu", "--dtype", "float32", "--size", "64", "--budget", "0.01",
-                               "--warmup", "0.01", "--results-dir", str(tmp_path), "--quiet"])  # fmt: skip
+                               "--warmup-s", "0.01", "--results-dir", str(tmp_path), "--quiet"])  # fmt: skip
     assert res.exit_code == 0, res.output
     (path,) = tmp_path.glob("*/report.json")
     data = json.loads(path.read_text())

@@ -31,7 +31,7 @@ def cluster(tmp_path_factory):
 
 def test_srun_two_tasks_run_comm_and_write_one_report(cluster, tmp_path):
     cmd = ["srun", "-n", "2", BENCH, "comm", "--device", "cpu", "--op", "all_reduce", "--op", "all_gather",
-           "--max-bytes", "4096", "--factor", "16", "--iterations", "3", "--warmup", "1", "--timeout", "60",
+           "--max-bytes", "4096", "--factor", "16", "--iterations", "3", "--warmup-iterations", "1", "--timeout", "60",
            "--results-dir", str(tmp_path)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, env=cluster.env, timeout=180, check=False)
     assert out.returncode == 0, out.stdout[-1500:] + out.stderr[-1500:]
