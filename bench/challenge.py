@@ -27,6 +27,7 @@ import hashlib
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,22 @@ SCHEMA_VERSION = 1
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 COMMIT_SUFFIX = ".commit.json"
 REVEAL_SUFFIX = ".reveal.json"
-SEED_TAG = b"bench.challenge.v1"
+#: v2: each field of the seed is length-prefixed (v1 joined them with NUL bytes, and node and device names are the
+#: operator's: 'a' + 'x\0y' and 'a\0x' + 'y' seeded the same operands, so one product set answered for two devices).
+SEED_TAG = b"bench.challenge.v2"
 #: Largest n and products per device a challenge may ask (the CLI's limits; a verifier refuses more).
 MAX_N, MAX_PRODUCTS = 65536, 1000
+#: Most devices one commitment may answer for (8 GPUs x 7 MIG slices and the CPU fit with room to spare): the verifier's
+#: work grows with them, and the operator writes the commitment.
+MAX_DEVICES = 128
+#: Largest commitment file read (it holds roots, not products: 1000 products x 128 devices fit), and the most JSON
+#: arrays and objects it may hold (parsing cost grows with their count, not only with bytes).
+MAX_COMMIT_BYTES = 48 * 2**20
+MAX_COMMIT_CONTAINERS = 200_000
+#: Bytes of commitments the collector archives (and logs) under one file name: an operator rewriting a commitment
+#: between polls must not grow the auditor's archive and receipt log without bound.
+ARCHIVE_BYTES_PER_NAME = 2 * MAX_COMMIT_BYTES
+ARCHIVE_VERSIONS_PER_NAME = 8
 #: Freivalds vectors per product (each O(n^2)); the exact-row check (bench.report.exact_rows) runs alongside.
 FREIVALDS_VECTORS = 2
 LEAF, NODE = b"\x00", b"\x01"
@@ -81,10 +95,22 @@ def parse_utc(text: str, where: str) -> dt.datetime:
 def seed(nonce: str, node: str, device: str, index: int, which: str) -> bytes:
     """SHA-256 of the tag, nonce, node, device UUID, product index and operand name: the generator's key."""
     h = hashlib.sha256(SEED_TAG)
-    for part in (nonce, node, device):
-        h.update(part.encode() + b"\x00")
-    h.update(index.to_bytes(8, "little") + which.encode())
+    for part in (nonce, node, device, which):
+        raw = part.encode("utf-8", "surrogatepass")
+        h.update(len(raw).to_bytes(8, "little") + raw)  # length-prefixed: no two field splits hash alike
+    h.update(index.to_bytes(8, "little"))
     return h.digest()
+
+
+def name_problem(name: Any, what: str) -> str | None:
+    """Why `name` (a node's or a device's, both written by the operator) cannot name anything in a challenge: not a
+    non-empty string of at most 256 printable characters (NUL and other control characters once let two names share a
+    seed), or None."""
+    if not isinstance(name, str) or not name or len(name) > 256:
+        return f"{what} {str(name)[:80]!r} should be a non-empty string of at most 256 characters"
+    if any(not ch.isprintable() or ch.isspace() and ch != " " for ch in name):
+        return f"{what} {name[:80]!r} holds control characters"
+    return None
 
 
 def operand(nonce: str, node: str, device: str, index: int, which: str, n: int, dtype: str) -> torch.Tensor:
@@ -143,13 +169,14 @@ def check_kind(data: Any, kind: str, where: str) -> dict[str, Any]:
     return data
 
 
-def read_document(path: Path, kind: str, root: Path | None = None) -> intake.Document:
+def read_document(path: Path, kind: str, root: Path | None = None, *, max_bytes: int | None = None,
+                  max_containers: int | None = None) -> intake.Document:  # fmt: skip
     """A challenge file read once through bench.report.intake (regular file, size cap, strict JSON), of `kind`."""
     try:
-        doc = intake.read_json(path, root=root)
+        doc = intake.read_json(path, root=root, max_bytes=max_bytes, max_containers=max_containers)
     except intake.InputError as exc:
         raise ChallengeError(str(exc)) from None
-    check_kind(doc.data, kind, str(path))
+    check_kind(doc.data, kind, intake.safe_name(str(path)))
     return doc
 
 
@@ -282,13 +309,28 @@ def compute_all(ch: Challenge, node: str, device: dict[str, Any]) -> list[Produc
     return out
 
 
+def _gpu_entry(gpu: dict[str, Any]) -> dict[str, Any]:
+    """A whole GPU of the inventory as a commitment lists it, with its MIG instances (index, MIG- UUID, SM count,
+    memory): a slice answers under its own UUID, and its ceiling is its SM share of the GPU's peak."""
+    entry = {k: gpu.get(k) for k in ("index", "name", "uuid")}
+    migs = gpu.get("mig_devices")
+    if isinstance(migs, list) and migs:
+        entry["mig_devices"] = [{k: m.get(k) for k in ("index", "uuid", "sm_count", "memory_bytes")}
+                                for m in migs if isinstance(m, dict)]  # fmt: skip
+    return entry
+
+
 def commitment(ch: Challenge, node: str, inventory: dict[str, Any], products: list[Product], key: Any) -> dict[str, Any]:
+    for what, name in (("node", node), *(("device", p.device["uuid"]) for p in products)):
+        bad = name_problem(name, what)
+        if bad:
+            raise ChallengeError(f"cannot commit: {bad}")
     host = inventory.get("host", {})
     gpus = inventory.get("nvml", {}).get("gpus", [])
     data = {"kind": COMMITMENT_KIND, "schema_version": SCHEMA_VERSION, "nonce": ch.nonce, "node": node,
             "challenge_digest": sign.digest(ch.data), "committed_utc": utc(dt.datetime.now(dt.UTC)),
             "inventory": {"host": {k: host.get(k) for k in ("hostname", "fingerprint", "cpu_model", "physical_cores")},
-                          "gpus": [{k: g.get(k) for k in ("index", "name", "uuid")} for g in gpus]},
+                          "gpus": [_gpu_entry(g) for g in gpus if isinstance(g, dict)]},
             "products": [{"device": p.device["uuid"], "device_id": p.device["id"], "device_name": p.device["name"],
                           "device_kind": p.device["kind"], "index": p.index, "n": ch.n, "dtype": ch.dtype,
                           "root": p.root, "node_seconds": p.seconds} for p in products]}  # fmt: skip
@@ -348,6 +390,9 @@ def commitment_problem(data: Any, ch: Challenge, trusted: set[str] | None, audit
         return f"{where}: answers another challenge (nonce differs)"
     if data.get("challenge_digest") != ch.digest:
         return f"{where}: answers another copy of the challenge (challenge_digest differs from the auditor's)"
+    bad = name_problem(data.get("node"), "node")
+    if bad:
+        return f"{where}: {bad}"
     bad = signature_problem(data, trusted, where)
     if bad:
         return bad
@@ -356,15 +401,21 @@ def commitment_problem(data: Any, ch: Challenge, trusted: set[str] | None, audit
     return None
 
 
-def scan(directory: Path, seen: dict[str, Any], now: dt.datetime, ch: Challenge | None = None,
+def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], dt.datetime], ch: Challenge | None = None,
          archive: Path | None = None, trusted: set[str] | None = None, auditor: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Commitment files in `directory` that are new or changed since `seen`: a receipt {file, sha256, arrived_utc,
-    challenge_digest, issued_utc, accepted, why} for each. Each file is read once; the bytes hashed are the bytes
-    parsed, and (with `archive`) the bytes kept. `accepted` says whether they are a signed commitment to this challenge
-    (what --expect counts): junk files are recorded, never counted, and a name first taken by junk is recorded again
-    when real bytes replace it."""
+    challenge_digest, issued_utc, accepted, why} for each. Each file is read once (at most MAX_COMMIT_BYTES); the bytes
+    hashed are the bytes parsed, and (with `archive`) the bytes kept. `now` is the collector's clock (a callable; a
+    fixed time only in tests): each file is stamped with a reading taken right after its bytes were read, so a slow
+    read of other files (junk the operator put first, slow storage) never stamps a commitment with an earlier time
+    than the moment its bytes were in hand. `accepted` says whether they are a signed commitment to this challenge
+    (what --expect counts, and what the collector logs): junk is reported, never archived or logged, and a name first
+    taken by junk is read again when real bytes replace it. At most ARCHIVE_VERSIONS_PER_NAME versions and
+    ARCHIVE_BYTES_PER_NAME bytes are archived under one name; later ones are not accepted."""
+    clock = now if callable(now) else (lambda: now)
     new = []
     for path in sorted(directory.glob(f"*{COMMIT_SUFFIX}")):
+        name = intake.safe_name(path.name)
         try:
             info = path.lstat()
         except OSError:
@@ -374,21 +425,32 @@ def scan(directory: Path, seen: dict[str, Any], now: dt.datetime, ch: Challenge 
             continue
         seen[path.name] = state
         try:
-            raw = intake.read_bytes(path, root=directory)
+            raw = intake.read_bytes(path, root=directory, max_bytes=MAX_COMMIT_BYTES)
         except intake.InputError as exc:
-            receipt = {"file": path.name, "sha256": None, "arrived_utc": utc(now), "accepted": False, "why": str(exc)}
+            receipt = {"file": name, "sha256": None, "arrived_utc": utc(clock()), "accepted": False,
+                       "why": intake.safe_name(str(exc))}  # fmt: skip
         else:
+            arrived = clock()  # after the bytes are in hand: they existed no later than this
             digest = hashlib.sha256(raw).hexdigest()
             why = None
             if ch is not None:
                 try:
-                    why = commitment_problem(intake.parse_json(raw, path.name), ch, trusted, auditor, path.name)
+                    data = intake.parse_json(raw, name, max_containers=MAX_COMMIT_CONTAINERS)
+                    why = commitment_problem(data, ch, trusted, auditor, name)
                 except intake.InputError as exc:
                     why = str(exc)
-            receipt = {"file": path.name, "sha256": digest, "arrived_utc": utc(now), "accepted": why is None, "why": why}
-            if archive is not None:
-                archive.mkdir(parents=True, exist_ok=True)
-                write_bytes_atomic(archive / f"{digest[:16]}-{path.name}", raw)
+            used_bytes, versions = seen.get(("archived", path.name), (0, 0))
+            if why is None and (versions >= ARCHIVE_VERSIONS_PER_NAME or used_bytes + len(raw) > ARCHIVE_BYTES_PER_NAME):
+                why = (f"{name}: rewritten more than {ARCHIVE_VERSIONS_PER_NAME} times or {ARCHIVE_BYTES_PER_NAME} bytes "
+                       "under this name; not archived or counted")  # fmt: skip
+            receipt = {"file": name, "sha256": digest, "arrived_utc": utc(arrived), "accepted": why is None,
+                       "why": None if why is None else intake.safe_name(why)}  # fmt: skip
+            if why is None:
+                seen[("archived", path.name)] = (used_bytes + len(raw), versions + 1)
+                if archive is not None:
+                    archive.mkdir(parents=True, exist_ok=True)
+                    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:200]
+                    write_bytes_atomic(archive / f"{digest[:16]}-{safe}", raw)
         if ch is not None:
             receipt.update(challenge_digest=ch.digest, issued_utc=utc(ch.issued))
         new.append(receipt)
@@ -493,6 +555,9 @@ def _products(data: dict[str, Any], ch: Challenge, where: str) -> tuple[dict[str
                 _expect(p, key, (str, type(None)), pw)
         except ChallengeError as exc:
             return {}, [Finding("error", where, str(exc), "malformed")]
+        bad = name_problem(uuid, "device")
+        if bad:
+            return {}, [Finding("error", where, f"{pw}: {bad}: the commitment is rejected", "bad-name")]
         if (uuid, index) in seen:
             return {}, [Finding("error", where, f"{uuid}#{index} is listed more than once: the commitment is rejected",
                                 "duplicate-product")]  # fmt: skip
@@ -501,6 +566,9 @@ def _products(data: dict[str, Any], ch: Challenge, where: str) -> tuple[dict[str
             return {}, [Finding("error", where, f"{uuid}#{index}: n, dtype, index or root differs from the challenge's",
                                 "product-mismatch")]  # fmt: skip
         per_device.setdefault(uuid, []).append(p)
+        if len(per_device) > MAX_DEVICES:
+            return {}, [Finding("error", where, f"answers for more than {MAX_DEVICES} devices: the commitment is rejected",
+                                "too-many-devices")]  # fmt: skip
     out = []
     for uuid in sorted(per_device):
         if len(per_device[uuid]) != ch.products:
@@ -538,12 +606,17 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
     counted: dict[str, tuple[dt.datetime, str]] = {}  # device UUID -> (arrival, node) of the product set counted
     candidates = []
     for path in sorted(directory.glob(f"*{COMMIT_SUFFIX}")):
-        where = path.name
-        try:
-            doc = read_document(path, COMMITMENT_KIND, root=directory)  # read once: hashed and parsed from one buffer
+        where = intake.safe_name(path.name)
+        try:  # read once: hashed and parsed from one buffer
+            doc = read_document(path, COMMITMENT_KIND, root=directory, max_bytes=MAX_COMMIT_BYTES,
+                                max_containers=MAX_COMMIT_CONTAINERS)  # fmt: skip
             node = _expect(doc.data, "node", str, where)
         except ChallengeError as exc:
             out.append(Finding("error", where, str(exc), "malformed"))
+            continue
+        bad = name_problem(node, "node")
+        if bad:
+            out.append(Finding("error", where, f"{where}: {bad}: the commitment is rejected", "bad-name"))
             continue
         data = doc.data
         problems = []
@@ -566,9 +639,23 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
         per_device, product_findings = _products(data, ch, where)
         out += product_findings
         candidates.append((arrival or dt.datetime.max.replace(tzinfo=dt.UTC), path, data, node, per_device, not problems))
+    # a root committed twice (for two devices, or by two commitments) is one product claimed for several devices:
+    # operands differ per node, device and index, so honest products never share one. Rejected before any work.
+    # (A verbatim copy of one commitment claims the same node, device and index: that is the counted-once rule's.)
+    owners: dict[str, set[tuple[str, str, int]]] = {}
+    for c in candidates:
+        if c[5]:  # acceptable: signed by a node key, for this challenge (junk cannot deny an honest node)
+            for uuid, products in c[4].items():
+                for p in products:
+                    owners.setdefault(p["root"], set()).add((c[3], uuid, p["index"]))
+    shared = {root for root, claims in owners.items() if len(claims) > 1}
     for arrival, path, data, node, per_device, acceptable in sorted(candidates, key=lambda c: (c[0], c[1].name)):
-        verdict.nodes.append(_node(ch, directory, path, data, node, per_device, acceptable, arrival, counted, generator,
-                                   rng, out, verdict.devices))  # fmt: skip
+        try:
+            verdict.nodes.append(_node(ch, directory, path, data, node, per_device, acceptable, arrival, counted,
+                                       generator, rng, out, verdict.devices, shared))  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - one hostile commitment is one failed entry, never the end of the run
+            out.append(Finding("error", intake.safe_name(path.name), f"not checked: {type(exc).__name__}: {exc}",
+                               "unchecked"))  # fmt: skip
     counted_nodes = [n for n in verdict.nodes if n["verified_flops"] > 0 and n["arrived_utc"]]
     flops = sum(n["verified_flops"] for n in counted_nodes)
     last = max((parse_utc(n["arrived_utc"], "node") for n in counted_nodes), default=None)
@@ -584,27 +671,72 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
     return verdict
 
 
-def device_ceiling(kind: str | None, name: str | None, dtype: str, host: dict[str, Any]) -> float | None:
-    """The most TFLOPS the device could give this dtype: its vendor peak (bench's table) for a GPU; for a CPU, what its
-    committed core count (at most verify.CPU_MAX_CORES) could do at any clock with any ISA (verify.cpu_ceiling). None
-    for a GPU bench has no row for."""
+def device_ceiling(kind: str | None, name: str | None, dtype: str, host: dict[str, Any], *, sm_count: int | None = None,
+                   mig: bool = False) -> float | None:  # fmt: skip
+    """The most TFLOPS the device could give this dtype, or None when bench cannot bound it (and then it is not
+    counted): a GPU's vendor peak from bench's table (a MIG slice: its SM share of its GPU's, from the slice's SM
+    count; none without one), a CPU's from its committed core count (verify.cpu_ceiling: any clock, any ISA). A GPU
+    model bench has no row for, a CPU without a core count, or any other kind has no ceiling."""
     if kind == "cuda":
-        peak = peaks.vendor_peak(name or "", dtype)
+        device = type("Device", (), {"name": name or "", "mig": mig, "sm_count": sm_count})()
+        peak = peaks.device_peak(device, dtype)
         return peak.tflops if peak else None
+    if kind != "cpu":
+        return None
     cores = host.get("physical_cores")
-    cores = cores if isinstance(cores, int) and not isinstance(cores, bool) and cores > 0 else verify_report.CPU_MAX_CORES
+    if not (isinstance(cores, int) and not isinstance(cores, bool) and 0 < cores <= verify_report.CPU_MAX_CORES):
+        return None
     m = Measurement(workload="matmul", spec={"precision": dtype}, device={"kind": "cpu"}, status="ok")
     ceiling = verify_report.cpu_ceiling(m, {"host": {"physical_cores": cores}})
     return ceiling.tflops if ceiling else None
 
 
+def _inventory_devices(inventory: Any) -> dict[str, dict[str, Any]]:
+    """The commitment's inventory GPUs and MIG slices by UUID (string UUIDs only): {name (the whole GPU's model),
+    mig, sm_count}."""
+    out: dict[str, dict[str, Any]] = {}
+    gpus = inventory.get("gpus") if isinstance(inventory, dict) and isinstance(inventory.get("gpus"), list) else []
+    for g in gpus:
+        if not isinstance(g, dict) or not isinstance(g.get("uuid"), str):
+            continue
+        name = g.get("name") if isinstance(g.get("name"), str) else None
+        out.setdefault(g["uuid"], {"name": name, "mig": False, "sm_count": None})
+        migs = g.get("mig_devices") if isinstance(g.get("mig_devices"), list) else []
+        for m in migs:
+            if isinstance(m, dict) and isinstance(m.get("uuid"), str):
+                sms = m.get("sm_count")
+                sms = sms if isinstance(sms, int) and not isinstance(sms, bool) and sms > 0 else None
+                out.setdefault(m["uuid"], {"name": name, "mig": True, "sm_count": sms})
+    return out
+
+
+def _file_key(directory: Path, entry: Any) -> Any:
+    """What a reveal entry's file is on disk (device and inode, else its resolved path): two entries naming one file,
+    by any path or hard link, share it."""
+    rel = entry.get("file") if isinstance(entry, dict) else None
+    if not isinstance(rel, str):
+        return None
+    path = directory / rel
+    try:
+        info = path.stat()
+        return (info.st_dev, info.st_ino)
+    except (OSError, ValueError):
+        try:
+            return str(path.resolve())
+        except (OSError, RuntimeError, ValueError):
+            return rel
+
+
 def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node: str,
           per_device: dict[str, list[dict[str, Any]]], acceptable: bool, arrival: dt.datetime,
           counted: dict[str, tuple[dt.datetime, str]], generator: torch.Generator, rng: np.random.Generator,
-          out: list[Finding], devices: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
-    where = path.name
+          out: list[Finding], devices: list[dict[str, Any]], shared_roots: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]  # fmt: skip
+    """One commitment's products checked. Nothing it proves is added to `counted` and `devices` until every device
+    of it is checked (an exception part way leaves no trace). Cheap refusals come first (unknown device, no ceiling,
+    a root claimed twice, a reveal file shared by entries); a device stops at its first failing product."""
+    where = intake.safe_name(path.name)
     known = arrival.year < 9999
-    result: dict[str, Any] = {"node": node, "file": path.name, "arrived_utc": utc(arrival) if known else None,
+    result: dict[str, Any] = {"node": node, "file": where, "arrived_utc": utc(arrival) if known else None,
                               "products": sum(len(ps) for ps in per_device.values()), "verified": 0, "verified_flops": 0,
                               "failed": [], "duplicates": [], "gflops_lower_bound": None}  # fmt: skip
     if not acceptable or not per_device:
@@ -612,7 +744,7 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
     reveal_path = directory / path.name.replace(COMMIT_SUFFIX, REVEAL_SUFFIX)
     try:
         reveal_doc = read_json_in(reveal_path, REVEAL_KIND, directory)
-        files_list = _expect(reveal_doc, "files", list, reveal_path.name)
+        files_list = _expect(reveal_doc, "files", list, intake.safe_name(reveal_path.name))
     except ChallengeError as exc:
         out.append(Finding("error", where, f"reveal: {exc}", "malformed-reveal"))
         return result
@@ -620,41 +752,73 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
     for f in files_list:
         if isinstance(f, dict) and isinstance(f.get("device"), str) and isinstance(f.get("index"), int):
             files.setdefault((f["device"], f["index"]), f)
+    committed = {(uuid, p["index"]) for uuid, ps in per_device.items() for p in ps}
+    users: dict[Any, int] = {}
+    file_keys = {}
+    for k in committed:
+        if k in files:
+            file_keys[k] = _file_key(directory, files[k])
+            users[file_keys[k]] = users.get(file_keys[k], 0) + 1
     inventory = data.get("inventory") if isinstance(data.get("inventory"), dict) else {}
-    gpus = inventory.get("gpus") if isinstance(inventory.get("gpus"), list) else []
-    inventory_gpus = {g.get("uuid") for g in gpus if isinstance(g, dict)}
+    known_devices = _inventory_devices(inventory)
     host = inventory.get("host") if isinstance(inventory.get("host"), dict) else {}
     good: dict[str, int] = {}
+    mine: list[dict[str, Any]] = []
     elapsed = (arrival - ch.issued).total_seconds() if known else None
     for uuid, products in sorted(per_device.items()):
-        kind, name = products[0].get("device_kind"), products[0].get("device_name")
-        if (kind == "cuda" and uuid not in inventory_gpus) or (kind != "cuda" and uuid != host.get("fingerprint")):
-            result["failed"].append((f"{uuid}: device is not in the commitment's inventory", "unknown-device"))
+        kind = products[0].get("device_kind")
+        if kind == "cuda":
+            facts = known_devices.get(uuid)
+            if facts is None:
+                result["failed"].append((f"{uuid}: device is not in the commitment's inventory", "unknown-device"))
+                continue
+            name = facts["name"]
+            ceiling = device_ceiling(kind, name, ch.dtype, host, sm_count=facts["sm_count"], mig=facts["mig"])
+        else:
+            name = products[0].get("device_name")
+            if kind != "cpu" or uuid != host.get("fingerprint"):
+                result["failed"].append((f"{uuid}: device is not in the commitment's inventory", "unknown-device"))
+                continue
+            ceiling = device_ceiling(kind, name, ch.dtype, host)
+        if ceiling is None:
+            why = ("a MIG slice without an SM count" if kind == "cuda" and known_devices[uuid]["mig"]
+                   else f"a GPU model bench has no {ch.dtype} peak for ({name!r})" if kind == "cuda"
+                   else "a CPU without a core count in the commitment's inventory")  # fmt: skip
+            result["failed"].append((f"{uuid}: {why}: no physical ceiling bounds it, so it is not counted", "no-ceiling"))
             continue
-        passed = 0
+        roots = [p["root"] for p in products]
+        if any(r in shared_roots for r in roots):
+            why = f"{uuid}: a committed root is claimed more than once (one product for several devices): not counted"
+            result["failed"].append((why, "duplicate-root"))
+            continue
+        if any(users.get(file_keys.get((uuid, p["index"])), 0) > 1 for p in products if (uuid, p["index"]) in file_keys):
+            result["failed"].append((f"{uuid}: a reveal file is named by more than one entry: not counted", "shared-reveal-file"))
+            continue
+        passed, failure = 0, None
         for p in sorted(products, key=lambda p: p["index"]):
             failure = _check_product(ch, directory, files.get((uuid, p["index"])), node, uuid, p, generator, rng, where)
             if failure:
-                result["failed"].append(failure)
-            else:
-                passed += 1
-        if not passed:
+                break  # one bad product: the device does not count, so its other products are not checked
+            passed += 1
+        if failure:
+            result["failed"].append(failure)
             continue
         if uuid in counted:
             result["duplicates"].append(f"{uuid} already counted for {counted[uuid][1]}")
             continue
-        ceiling = device_ceiling(kind, name, ch.dtype, host)
-        if elapsed and ceiling is not None and passed * ch.flops_per_product / elapsed / 1e12 > ceiling * (1 + peaks.IMPLAUSIBLE_TOLERANCE):
+        if elapsed and passed * ch.flops_per_product / elapsed / 1e12 > ceiling * (1 + peaks.IMPLAUSIBLE_TOLERANCE):
             result["failed"].append((f"{uuid}: {passed * ch.flops_per_product / elapsed / 1e12:.4g} TFLOPS is above the "
                                      f"physical peak of a {name} ({ceiling:.4g} TFLOPS {ch.dtype}): answered by other "
                                      "hardware, or a clock is wrong; not counted", "above-peak"))  # fmt: skip
             continue
-        counted[uuid] = (arrival, node)
         good[uuid] = passed
         if elapsed:
-            devices.append({"device": uuid, "node": node, "kind": kind, "name": name, "products": passed,
-                            "verified_flops": passed * ch.flops_per_product, "elapsed_s": elapsed,
-                            "tflops_lower_bound": passed * ch.flops_per_product / elapsed / 1e12})  # fmt: skip
+            mine.append({"device": uuid, "node": node, "kind": kind, "name": name, "products": passed,
+                         "verified_flops": passed * ch.flops_per_product, "elapsed_s": elapsed,
+                         "tflops_lower_bound": passed * ch.flops_per_product / elapsed / 1e12})  # fmt: skip
+    for uuid in good:
+        counted[uuid] = (arrival, node)
+    devices += mine
     result["verified"] = sum(good.values())
     result["verified_flops"] = result["verified"] * ch.flops_per_product
     for message, code in result["failed"]:

@@ -58,7 +58,7 @@ def _answer(drop, ch, node="node-a", uuid="host-a", key=NODE_KEY, tamper=None, p
             products.append(chl.Product(device, i, c, chl.merkle_root(chl.row_bytes(c)), 0.0))
     answered = ch if nonce is None else chl.Challenge(nonce, ch.dtype, ch.n, ch.products, ch.issued, ch.deadline, ch.nodes,
                                                       {**ch.data, "nonce": nonce})  # fmt: skip
-    inv = {"host": {"hostname": node, "fingerprint": uuid}, "nvml": {"gpus": []}}
+    inv = {"host": {"hostname": node, "fingerprint": uuid, "physical_cores": 2}, "nvml": {"gpus": []}}  # as collect() has it
     base = chl.commit_name(node, answered.nonce)
     write_atomic(drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(chl.commitment(answered, node, inv, products, key)))
     if tamper:

@@ -136,6 +136,9 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
     key = signing_key(key_path)
     inv = inventory()
     node = node_name or inv["host"].get("hostname") or "node"
+    bad = chl.name_problem(node, "node name")
+    if bad:
+        fail(f"{bad}; name this node with --node", 2)
     ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
     devs = [asdict(devices.facts(d, inv["host"])) for d in ids]
     with concurrent.futures.ThreadPoolExecutor(len(devs)) as pool:  # warm every device in every dtype, before the wait
@@ -204,14 +207,18 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
     archive = archive or output.with_name(output.name + ".commitments")
     seen: dict[str, Any] = {}
     receipts: list[dict[str, Any]] = []
+    others = 0
     write_atomic(output, dumps(chl.receipts_doc(ch, receipts, key)))
     stop_at = ch.deadline + dt.timedelta(seconds=grace)
     try:
         while True:
+            # each file is stamped by this clock right after its bytes are read (not at the start of the scan)
+            new = chl.scan(drop, seen, lambda: dt.datetime.now(dt.UTC), ch, archive=archive, trusted=trusted, auditor=auditor)
             now = dt.datetime.now(dt.UTC)
-            new = chl.scan(drop, seen, now, ch, archive=archive, trusted=trusted, auditor=auditor)
-            if new:
-                receipts += new
+            accepted = [r for r in new if r["accepted"]]  # only commitments are logged and archived: junk is not kept
+            others += len(new) - len(accepted)
+            if accepted:
+                receipts += accepted
                 write_atomic(output, dumps(chl.receipts_doc(ch, receipts, key)))
             for r in new:
                 click.echo(f"{r['arrived_utc']} {r['file']}" + ("" if r["accepted"] else f" (not counted: {r['why']})"), err=True)
@@ -224,7 +231,7 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
         click.echo(output.read_text(encoding="utf-8"), nl=False)
     else:
         valid = len({r["sha256"] for r in receipts if r["accepted"]})
-        click.echo(f"{valid} commitments recorded in {output} ({len(receipts) - valid} other files not counted)")
+        click.echo(f"{valid} commitments recorded in {output} ({others} other files not counted or logged)")
 
 
 @challenge_group.command("verify")

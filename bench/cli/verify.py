@@ -115,10 +115,14 @@ def findings_table(results: dict[str, list[v.Finding]]) -> Table:
     return table
 
 
-def _counted_devices(view: dict[str, Any]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
+def _counted_devices(view: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Precision -> {device UUID counted in the view: its peak TFLOPS by bench's own table for the model its node
+    report names (None when bench has none)}: a proven bound is capped at it."""
+    out: dict[str, dict[str, float | None]] = {}
     for d in view["devices"]:
-        out.setdefault(d["precision"], set()).add(d["device"])
+        peak = d.get("peak_tflops")
+        peak = float(peak) if isinstance(peak, (int, float)) and not isinstance(peak, bool) else None
+        out.setdefault(d["precision"], {})[d["device"]] = peak
     return out
 
 
@@ -168,6 +172,9 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
     auditor = auditor_key_id(auditor_path, trusted)
     if proof_paths and auditor is None:
         raise click.UsageError("--proof needs --auditor-key: a proof counts only when the auditor's own key signed it")
+    if claims and proof_paths and max_age is None:
+        raise click.UsageError("--claim with --proof needs --max-age (e.g. --max-age 7d): a claim is about capacity now, "
+                               "and without it a proof or node report of any age would support one")  # fmt: skip
     proven = proofs.read(list(proof_paths), {auditor} if auditor else set(), max_age=max_age)
     node_reports = _node_reports(reports_dir) if reports_dir else None
     results: dict[str, list[v.Finding]] = {}
@@ -180,7 +187,10 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
         if isinstance(data, Exception):
             results[str(path)] = [v.Finding(v.ERROR, "unreadable", str(data))]
         elif isinstance(data, dict) and data.get("kind") == agg.CAPACITY_KIND:
-            results[str(path)], view = agg.audit_capacity(data, node_reports, trusted, max_age=max_age)
+            try:
+                results[str(path)], view = agg.audit_capacity(data, node_reports, trusted, max_age=max_age)
+            except Exception as exc:  # noqa: BLE001 - one hostile file is one failed entry, never the end of the run
+                results[str(path)], view = [v.Finding(v.ERROR, "unchecked", f"{type(exc).__name__}: {exc}")], None
             why = ("no --reports: the capacity was not recomputed" if node_reports is None
                    else "no --trusted-keys: who signed the node reports is unchecked" if trusted is None
                    else "the capacity report failed verification" if v.errors(results[str(path)]) else None)  # fmt: skip
@@ -200,6 +210,11 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
         audited = agg.apply_policy(examined, trusted=trusted, max_age_s=max_age.total_seconds() if max_age else None, now=now)
         views.append(("node reports", agg.build(audited, rules=agg.Rules(), trusted=trusted, now=now),
                       "no --trusted-keys: who signed the node reports is unchecked" if trusted is None else None))  # fmt: skip
+    for name, view, _ in views:
+        if view and proof_paths:
+            excess = proven.excess(_counted_devices(view))
+            if excess:
+                results.setdefault(f"proofs against {name}", []).extend(excess)
     for name, view, why in views:
         totals = proven.totals(_counted_devices(view)) if view else {}
         claim_results += [{"report": name, **agg.check_claim(view, c, proven=totals, claimable=why is None, why_not=why)}

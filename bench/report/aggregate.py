@@ -203,17 +203,20 @@ def _examine(item: tuple[str, Any], *, now: dt.datetime) -> tuple[dict[str, Any]
     """Verify one input, leaving the auditor's policy (trust list, age) to apply_policy: its entry for the capacity
     report's input list, and its device rows if it counts. One bad input is one rejected entry, never the end of the
     run: an unexpected failure while checking it is recorded as its reason."""
-    entry: dict[str, Any] = {"name": item[0], "digest": None, "key_id": None, "node": None, "latest_utc": None}
+    # names are signed into the capacity report: a path that is not UTF-8 is written backslash-escaped
+    entry: dict[str, Any] = {"name": intake.safe_name(str(item[0])), "digest": None, "key_id": None, "node": None,
+                             "latest_utc": None}  # fmt: skip
     try:
         return _examine_one(item, entry, now)
     except Exception as exc:  # noqa: BLE001 - a hostile file must cost one entry, not the run
-        return {**entry, "status": "rejected", "reasons": [f"unchecked: {type(exc).__name__} while checking it: {exc}"]}, []
+        why = intake.safe_name(f"unchecked: {type(exc).__name__} while checking it: {exc}")
+        return {**entry, "status": "rejected", "reasons": [why]}, []
 
 
 def _examine_one(item: tuple[str, Any], entry: dict[str, Any], now: dt.datetime) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     data = _load(item[1])
     if isinstance(data, Exception):
-        return {**entry, "status": "rejected", "reasons": [f"unreadable: {data}"]}, []
+        return {**entry, "status": "rejected", "reasons": [intake.safe_name(f"unreadable: {data}")]}, []
     if not isinstance(data, dict):
         return {**entry, "status": "rejected", "reasons": ["schema: not a JSON object"]}, []
     findings, entry["digest"], report = v.examine(data, now=now, policy=False)
@@ -477,13 +480,25 @@ ALIASES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "fp64": "fl
            "tf32": "tf32", "int8": "int8"}  # fmt: skip
 
 
+#: Precisions a claim may name: the aliases' targets and their full names.
+KNOWN_PRECISIONS = frozenset(ALIASES.values()) | {"float64", "float32", "bfloat16", "float16"}
+
+
 def parse_claim(text: str) -> tuple[float, str]:
-    """'100 PFLOPS bf16' -> (100000.0 TFLOPS, 'bfloat16'); ValueError naming the valid units and precisions."""
+    """'100 PFLOPS bf16' -> (100000.0 TFLOPS, 'bfloat16'): a finite amount above zero, in a precision bench knows;
+    ValueError naming the valid units and precisions."""
+    shown = repr(text if len(text) <= 60 else text[:57] + "...")
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s+([A-Za-z0-9_]+)\s*", text)
     if not match or match.group(2).lower() not in UNITS:
-        raise ValueError(f"{text!r} is not a claim; expected e.g. '100 PFLOPS bf16' (units: TFLOPS, PFLOPS, EFLOPS)")
+        raise ValueError(f"{shown} is not a claim; expected e.g. '100 PFLOPS bf16' (units: TFLOPS, PFLOPS, EFLOPS)")
     precision = ALIASES.get(match.group(3).lower(), match.group(3).lower())
-    return float(match.group(1)) * UNITS[match.group(2).lower()], precision
+    if precision not in KNOWN_PRECISIONS:
+        raise ValueError(f"{shown}: unknown precision {match.group(3)!r}; one of {', '.join(sorted(ALIASES))} or "
+                         f"{', '.join(sorted(set(KNOWN_PRECISIONS) - set(ALIASES)))}")  # fmt: skip
+    value = float(match.group(1)) * UNITS[match.group(2).lower()]
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{shown}: a claim needs a finite amount above zero (a claim of nothing is always met)")
+    return value, precision
 
 
 def check_claim(capacity: dict[str, Any] | None, text: str, *, proven: dict[str, float] | None = None,
@@ -604,7 +619,8 @@ def audit_capacity(
                 out.append(v.Finding(v.ERROR, "missing-input", f"counted node report {item.get('digest')} "
                                      f"({item.get('name')}) is not among the reports given"))  # fmt: skip
             continue
-        examined.append(({**found[0], "name": str(item.get("name")), "reasons": list(found[0]["reasons"])}, found[1]))
+        name = intake.safe_name(str(item.get("name")))
+        examined.append(({**found[0], "name": name, "reasons": list(found[0]["reasons"])}, found[1]))
     # 1. integrity: the capacity report as its aggregator built it (its trust list, its max age, its time)
     recomputed = build(apply_policy(examined, trusted=own_trusted_ids, max_age_s=rules.max_age_s, now=created),
                        rules=rules, trusted=own_trusted_ids, now=created)  # fmt: skip

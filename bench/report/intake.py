@@ -32,6 +32,9 @@ DEFAULT_MAX_BYTES = 64 * 2**20
 MAX_BYTES_ENV = "BENCH_MAX_FILE_BYTES"
 #: Deepest nesting of JSON arrays and objects accepted (a report nests about 6 levels).
 MAX_DEPTH = 32
+#: Most JSON arrays and objects in one document (each costs a Python object and a hook call: 16 MiB of '[],' took 18 s
+#: and 1.2 GB to parse). A node report holds a few per measurement; a capacity report a few per device.
+DEFAULT_MAX_CONTAINERS = 2**20
 #: Integers beyond this magnitude are refused: no field needs them, and float() of one overflows downstream.
 MAX_INT = 2**63
 
@@ -146,8 +149,23 @@ def _depth_ok(data: Any) -> bool:
     return True
 
 
-def parse_json(raw: bytes, where: str) -> Any:
-    """Strictly parsed JSON (see the module docstring); InputError naming `where` otherwise."""
+def safe_name(name: str) -> str:
+    """A file name as text that any JSON writer (RFC 8785 included) accepts: bytes that are not UTF-8 (which Python
+    carries as lone surrogates) are written backslash-escaped, e.g. b'\\xff' -> '\\\\xff'."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = name.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def parse_json(raw: bytes, where: str, *, max_containers: int | None = None) -> Any:
+    """Strictly parsed JSON (see the module docstring), with at most `max_containers` arrays and objects (counted
+    before parsing: every '[' or '{', those inside strings too); InputError naming `where` otherwise."""
+    limit = DEFAULT_MAX_CONTAINERS if max_containers is None else max_containers
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers > limit:
+        raise InputError(f"{where}: {containers} JSON arrays and objects, more than the limit of {limit}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -165,10 +183,11 @@ def parse_json(raw: bytes, where: str) -> Any:
     return data
 
 
-def read_json(path: Path, *, root: Path | None = None, max_bytes: int | None = None) -> Document:
+def read_json(path: Path, *, root: Path | None = None, max_bytes: int | None = None,
+              max_containers: int | None = None) -> Document:  # fmt: skip
     """A document read once and parsed from the same bytes; InputError (one line, naming the file) otherwise."""
     raw = read_bytes(path, root=root, max_bytes=max_bytes)
-    return Document(path, raw, parse_json(raw, str(path)))
+    return Document(path, raw, parse_json(raw, safe_name(str(path)), max_containers=max_containers))
 
 
 def read_gzip(path: Path, expected: int, *, root: Path | None = None) -> bytes:
@@ -188,5 +207,5 @@ def read_gzip(path: Path, expected: int, *, root: Path | None = None) -> bytes:
     return out
 
 
-__all__ = ["DEFAULT_MAX_BYTES", "Document", "InputError", "MAX_BYTES_ENV", "MAX_DEPTH", "parse_json", "read_bytes",
-           "read_gzip", "read_json"]  # fmt: skip
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_CONTAINERS", "MAX_BYTES_ENV", "MAX_DEPTH", "Document", "InputError",
+           "parse_json", "read_bytes", "read_gzip", "read_json", "safe_name"]  # fmt: skip

@@ -158,7 +158,12 @@ def parse_timestamp(text: str, where: str) -> dt.datetime:
         raise ReportError(f"{where}: {text!r} is not an ISO 8601 timestamp") from None
     if t.tzinfo is None or t.utcoffset() is None:
         raise ReportError(f"{where}: {text!r} has no time zone (write UTC as ...Z)")
-    return t.astimezone(dt.UTC)
+    try:
+        utc = t.astimezone(dt.UTC)
+        utc + dt.timedelta(days=400), utc - dt.timedelta(days=400)  # room for the skews and ages computed from it
+    except OverflowError:
+        raise ReportError(f"{where}: {text!r} is out of range (within a year of 0001 or 9999)") from None
+    return utc
 
 
 _OPTIONAL_STR = (str, type(None))

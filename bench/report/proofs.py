@@ -33,19 +33,60 @@ def document(challenge: dict[str, Any], devices: list[dict[str, Any]], key: Any)
 
 @dataclass
 class Proven:
-    """Per precision, per device UUID: the largest proven lower bound (TFLOPS) among the proofs read."""
+    """Per precision, per challenge (its digest), per device UUID: the largest proven lower bound (TFLOPS) among the
+    proofs read. Bounds of different challenges are never added: one machine can answer challenge 1 as one device and
+    challenge 2 as another, so a fleet total is the largest total of any one challenge."""
 
-    tflops: dict[str, dict[str, float]] = field(default_factory=dict)
+    tflops: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     findings: list[v.Finding] = field(default_factory=list)
 
-    def add(self, precision: str, device: str, tflops: float) -> None:
-        per = self.tflops.setdefault(precision, {})
+    def add(self, precision: str, device: str, tflops: float, challenge: str = "") -> None:
+        per = self.tflops.setdefault(precision, {}).setdefault(challenge, {})
         per[device] = max(per.get(device, 0.0), tflops)
 
-    def totals(self, counted: dict[str, set[str]] | None = None) -> dict[str, float]:
-        """Sum per precision, over the devices in `counted` (precision -> UUIDs) when given."""
-        return {p: sum(t for d, t in per.items() if counted is None or d in counted.get(p, set()))
-                for p, per in self.tflops.items()}  # fmt: skip
+    def bounds(self, precision: str, device: str) -> list[float]:
+        return [per[device] for per in self.tflops.get(precision, {}).values() if device in per]
+
+    def totals(self, counted: dict[str, set[str]] | dict[str, dict[str, float | None]] | None = None) -> dict[str, float]:
+        """Per precision, the largest sum over one challenge's devices; only over the devices in `counted` (precision
+        -> UUIDs, or -> {UUID: the device's peak TFLOPS by bench's table, or None}) when given, each bound capped at
+        that peak, and a device without a peak not counted (nothing bounds what it could have done)."""
+        out = {}
+        for precision, challenges in self.tflops.items():
+            sums = []
+            for per in challenges.values():
+                total = 0.0
+                for device, t in per.items():
+                    if counted is None:
+                        total += t
+                        continue
+                    allowed = counted.get(precision, set())
+                    if device not in allowed:
+                        continue
+                    peak = allowed.get(device) if isinstance(allowed, dict) else math.inf
+                    if peak is not None and not math.isnan(peak):
+                        total += min(t, peak)
+                sums.append(total)
+            out[precision] = max(sums, default=0.0)
+        return out
+
+    def excess(self, counted: dict[str, dict[str, float | None]]) -> list[v.Finding]:
+        """A finding for each proven bound above its device's peak (by bench's table, for the model the node reports
+        name) or for a device whose peak bench does not know: the excess is not counted."""
+        out = []
+        for precision, peaks in counted.items():
+            for device, peak in sorted(peaks.items()):
+                bounds = self.bounds(precision, device)
+                if not bounds:
+                    continue
+                if peak is None or math.isnan(peak):
+                    out.append(v.Finding(v.ERROR, "proof-no-peak", f"{device} {precision}: proven {max(bounds):.4g} "
+                                         "TFLOPS, but bench has no peak for it in the node reports: not counted"))  # fmt: skip
+                elif max(bounds) > peak * (1 + 1e-9):
+                    out.append(v.Finding(v.ERROR, "proof-above-peak", f"{device} {precision}: proven {max(bounds):.4g} "
+                                         f"TFLOPS, above its peak of {peak:.4g} TFLOPS by bench's table: counted at the "
+                                         "peak (the challenge was answered by other hardware, or a clock is wrong)"))  # fmt: skip
+        return out
 
 
 def _check(data: Any, where: str, auditor_ids: set[str], max_age: dt.timedelta | None, now: dt.datetime) -> list[dict[str, Any]]:
@@ -60,8 +101,8 @@ def _check(data: Any, where: str, auditor_ids: set[str], max_age: dt.timedelta |
     kid = sign.signer(data)
     if kid not in auditor_ids:
         raise ReportError(f"{where}: signed by key {kid}, which is not the auditor's key: it proves nothing")
-    if not isinstance(data.get("issued_utc"), str) or not isinstance(data.get("dtype"), str):
-        raise ReportError(f"{where}: issued_utc and dtype should be strings")
+    if not all(isinstance(data.get(k), str) for k in ("issued_utc", "dtype", "challenge_digest")):
+        raise ReportError(f"{where}: issued_utc, dtype and challenge_digest should be strings")
     issued = parse_timestamp(data["issued_utc"], f"{where}: issued_utc")
     if issued > now + v.CLOCK_SKEW:
         raise ReportError(f"{where}: issued {issued.isoformat()}, in the future")
@@ -92,5 +133,5 @@ def read(paths: list[Path], auditor_ids: set[str], *, max_age: dt.timedelta | No
             proven.findings.append(v.Finding(v.ERROR, "proof", str(exc), str(path)))
             continue
         for d in devices:
-            proven.add(data["dtype"], d["device"], float(d["tflops_lower_bound"]))
+            proven.add(data["dtype"], d["device"], float(d["tflops_lower_bound"]), str(data.get("challenge_digest")))
     return proven

@@ -40,7 +40,7 @@ def test_attack_2_one_product_listed_1000_times(tmp_path):
     drop = _drop(tmp_path)
     device = {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "host-a"}
     product = chl.compute(ch, "node-a", device, 0)
-    inv = {"host": {"hostname": "node-a", "fingerprint": "host-a"}, "nvml": {"gpus": []}}
+    inv = {"host": {"hostname": "node-a", "fingerprint": "host-a", "physical_cores": 2}, "nvml": {"gpus": []}}
     base = chl.commit_name("node-a", ch.nonce)
     write_atomic(drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(chl.commitment(ch, "node-a", inv, [product] * 1000, NODE_KEY)))
     write_atomic(drop / f"{base}{chl.REVEAL_SUFFIX}", dumps(chl.reveal(drop, base, ch, [product])))
