@@ -181,6 +181,41 @@ def train_measurements(spec: tr.TrainSpec, facts: DeviceFacts, peak: peaks.Peak 
     return [baseline, *local, tr.data_parallel_total(spec, ranks, baseline, peak)]
 
 
+# --- stragglers --------------------------------------------------------------------------------------------------------
+
+#: A rank whose own device measured below this fraction of the job's median, at a precision every measuring rank has,
+#: is named a straggler in the job's report (synchronous training and collectives run at its pace).
+STRAGGLER_FRACTION = 0.75
+
+
+def local_figures(measurements: list[Measurement]) -> dict[str, float]:
+    """This rank's own matmul figure per precision (the best valid, non-emulated median TFLOPS; the MAMF when a search
+    ran), for comparing the ranks of a job."""
+    out: dict[str, float] = {}
+    for m in measurements:
+        if m.workload == "matmul" and m.status == "ok" and not m.emulated and m.summary:
+            p = m.spec.get("precision")
+            out[p] = max(out.get(p, 0.0), float(m.summary["tflops_median"]))
+    return out
+
+
+def stragglers(ranks: list[dict[str, Any]], fraction: float = STRAGGLER_FRACTION) -> list[dict[str, Any]]:
+    """The ranks (each {rank, hostname, figures}) whose own matmul figure is below `fraction` x the median of the
+    ranks that measured, at the first precision (float32 first) all of them measured. Empty when fewer than two did."""
+    measured = [r for r in ranks if r.get("figures")]
+    common = set.intersection(*(set(r["figures"]) for r in measured)) if len(measured) > 1 else set()
+    if not common:
+        return []
+    precision = "float32" if "float32" in common else sorted(common)[0]
+    values = sorted(r["figures"][precision] for r in measured)
+    mid = len(values) // 2
+    median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    return [{"rank": r["rank"], "hostname": r.get("hostname"), "precision": precision,
+             "tflops": r["figures"][precision], "job_median_tflops": median,
+             "fraction_of_median": r["figures"][precision] / median}
+            for r in measured if r["figures"][precision] < fraction * median]  # fmt: skip
+
+
 # --- collectives ------------------------------------------------------------------------------------------------------
 
 

@@ -50,6 +50,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "description": _k("str", "", "What this suite is for."),
         "devices": _k("str-list", ["all"], "cpu, cuda:N or all (every GPU, else the CPU)."),
         "workloads": _k("str-list", list(WORKLOADS), "Workloads to run, in this order.", choices=WORKLOADS),
+        "straggler_fraction": _k("float", 0.75, "Several ranks: name a rank in the job's report as a straggler when its "
+                                 "own matmul is below this fraction of the job's median.", minimum=0.01, maximum=1.0),
         "concurrent_devices": _k("bool", True, "Measure a node's GPUs at the same time (matmul, membw), each in its own "
                                  "thread; false: one after another."),
     },

@@ -25,3 +25,18 @@ def test_job_ids_every_rank_derives_alike():
     assert launch.job_id(p, {"TORCHELASTIC_RUN_ID": "abc/def"}) == "abc_def"
     assert launch.job_id(p, {"SLURM_JOB_ID": "77", "SLURM_STEP_ID": "2"}) == "slurm-77-2"
     assert launch.job_id(p, {}) == "10.0.0.1-29500"
+
+
+def test_a_straggler_is_the_rank_whose_own_device_fell_behind_the_jobs_median():
+    from bench import plans
+
+    ranks = [{"rank": 0, "hostname": "node0", "figures": {"float32": 1.0, "bfloat16": 3.0}},
+             {"rank": 1, "hostname": "node1", "figures": {}},  # a rank that measured nothing (CPU, not a leader)
+             {"rank": 2, "hostname": "node2", "figures": {"float32": 0.3}},
+             {"rank": 3, "hostname": "node3", "figures": {"float32": 0.95}}]  # fmt: skip
+    (slow,) = plans.stragglers(ranks)
+    assert (slow["rank"], slow["hostname"], slow["precision"]) == (2, "node2", "float32")
+    assert slow["job_median_tflops"] == 0.95 and round(slow["fraction_of_median"], 3) == round(0.3 / 0.95, 3)
+    assert plans.stragglers(ranks[:2]) == []  # one measuring rank: nothing to compare
+    m = matmul("float32", samples(0.01))
+    assert plans.local_figures([m]) == {"float32": m.summary["tflops_median"]}

@@ -315,7 +315,7 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
                                                       inv["host"])  # fmt: skip
         job_writer = writer if where.rank == 0 else None
         # the job's measurements name the ranks whose own device fell behind: synchronous work runs at their pace
-        slow = plans.stragglers(gathered) if job_writer else []
+        slow = plans.stragglers(gathered, config["suite"]["straggler_fraction"]) if job_writer else []
         feedback = Feedback(quiet or where.rank != 0)
         with feedback.progress:
             if "train" in config["suite"]["workloads"]:

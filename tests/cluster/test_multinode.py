@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import plans
 from bench.report.store import load_report
 from tests.cli.ranks import BIN
 from tests.cluster import netns
@@ -176,3 +177,27 @@ def test_a_node_lost_mid_run_leaves_the_survivor_a_valid_partial_report(cluster,
     assert report.measurements[-1].workload == "job" and report.measurements[-1].status == "error"
     verify = c.run(0, [str(BIN / "bench"), "verify", str(path)], timeout=120)
     assert verify.returncode == 0 and "partial" in verify.stdout, verify.stdout  # valid, signed, and says partial
+
+
+def test_the_jobs_report_names_the_ranks_whose_own_device_fell_behind(cluster, tmp_path):
+    """Synchronous training and collectives run at the slowest rank's pace: the job's measurements name the ranks whose
+    own matmul fell below suite.straggler_fraction of the job's median. (A node really made slower cannot be had
+    here: this sandbox's scheduler ignores CPU affinity and a CFS quota only stretches timings longer than its burst.)
+    At 1.0, whichever of two nodes measured less is named."""
+    c = cluster(2)
+    results = tmp_path / "results"
+    args = ["run", "--config", str(REPO / "configs" / "smoke-cpu.toml"), *QUICK, "--set", "suite.straggler_fraction=1.0",
+            "--results-dir", str(results), "--quiet", "--skip-doctor"]  # fmt: skip
+    procs = [_env_rank(c, i, 2, results, *args) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    reports = {r.inventory["host"]["hostname"]: r for r in map(load_report, results.glob("*/report.json"))}
+    figures = {h: plans.local_figures(r.measurements)["float32"] for h, r in reports.items()}
+    behind = min(figures, key=figures.get)
+    job = reports["node0"]
+    total = next(m for m in job.measurements if m.details.get("role") == "data-parallel total")
+    (slow,) = total.details["stragglers"]
+    assert slow["hostname"] == behind and slow["rank"] == int(behind[-1]) and slow["tflops"] == figures[behind]
+    assert all(m.details["stragglers"] == [slow] for m in job.measurements if m.workload == "comm")
+    assert "stragglers" not in str(reports["node1"].measurements[0].details)  # named in the job's report only
