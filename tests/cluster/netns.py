@@ -51,6 +51,7 @@ class Cluster:
             for i in range(count)
         ]
         self.procs: list[subprocess.Popen[str]] = []
+        self.cgroups: dict[int, Path] = {}
 
     # --- set-up and tear-down ---------------------------------------------------------------------------------
 
@@ -81,6 +82,21 @@ class Cluster:
             _ip("addr", "add", f"{n.address}/24", "dev", inner, ns=n.namespace)
             _ip("link", "set", inner, "up", ns=n.namespace)
             _ip("link", "set", "lo", "up", ns=n.namespace)
+
+    def throttle(self, i: int, fraction: float) -> None:
+        """Processes started on node i from now on get `fraction` of one CPU: a CFS quota in a cgroup of their own, with
+        a 5 ms period (with the usual 100 ms, an iteration shorter than one burst runs at full speed). cgroup v1's cpu
+        controller where mounted, else cgroup v2's cpu.max."""
+        v1 = Path("/sys/fs/cgroup/cpu")
+        group = (v1 if v1.is_dir() else Path("/sys/fs/cgroup")) / f"{self.tag}n{i}"
+        group.mkdir()
+        period = 5000
+        if v1.is_dir():
+            (group / "cpu.cfs_period_us").write_text(str(period))
+            (group / "cpu.cfs_quota_us").write_text(str(int(period * fraction)))
+        else:
+            (group / "cpu.max").write_text(f"{int(period * fraction)} {period}")
+        self.cgroups[i] = group
 
     def namespaces(self) -> list[str]:
         return [self.switch, *(n.namespace for n in self.nodes)]
@@ -116,6 +132,11 @@ class Cluster:
                     break
                 time.sleep(0.1)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        for group in self.cgroups.values():
+            try:
+                group.rmdir()
+            except OSError:
+                pass
 
     def leftovers(self) -> list[str]:
         """What of this cluster still exists: namespaces, interfaces in the host's namespace, live processes."""
@@ -123,6 +144,7 @@ class Cluster:
                if ns.startswith(self.tag)]  # fmt: skip
         out += [line for line in _ip("-o", "link").stdout.splitlines() if self.tag in line]
         out += [f"process {p.pid}" for p in self.procs if p.poll() is None]
+        out += [str(g) for g in self.cgroups.values() if g.exists()]
         return out
 
     # --- running things on a node --------------------------------------------------------------------------------
@@ -133,10 +155,12 @@ class Cluster:
         """`argv` on node i: its network, host name, /etc/hosts and machine id; stdout and stderr captured."""
         n = self.nodes[i]
         script = ('hostname "$1" && mount --bind "$2" /etc/hosts && '
-                  '{ [ ! -e /etc/machine-id ] || mount --bind "$3" /etc/machine-id; } && shift 3 && exec "$@"')  # fmt: skip
+                  '{ [ ! -e /etc/machine-id ] || mount --bind "$3" /etc/machine-id; } && '
+                  '{ [ -z "$4" ] || echo $$ > "$4"; } && shift 4 && exec "$@"')  # fmt: skip
+        group = str(self.cgroups[i] / "cgroup.procs") if i in self.cgroups else ""
         # nsenter, not `ip netns exec`: that one mounts a new /sys, which hides the host's cgroups (slurmd needs them)
         cmd = ["nsenter", f"--net=/run/netns/{n.namespace}", "unshare", "--uts", "--mount", "--propagation", "private",
-               "sh", "-c", script, "sh", n.hostname, str(self.hosts), str(n.machine_id), *argv]  # fmt: skip
+               "sh", "-c", script, "sh", n.hostname, str(self.hosts), str(n.machine_id), group, *argv]  # fmt: skip
         p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)  # fmt: skip
         self.procs.append(p)

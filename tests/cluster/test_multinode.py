@@ -181,25 +181,28 @@ def test_a_node_lost_mid_run_leaves_the_survivor_a_valid_partial_report(cluster,
     assert verify.returncode == 0 and "partial" in verify.stdout, verify.stdout  # valid, signed, and says partial
 
 
-def test_the_jobs_report_names_the_ranks_whose_own_device_fell_behind(cluster, tmp_path):
-    """Synchronous training and collectives run at the slowest rank's pace: the job's measurements name the ranks whose
-    own matmul fell below suite.straggler_fraction of the job's median. (A node really made slower cannot be had
-    here: this sandbox's scheduler ignores CPU affinity and a CFS quota only stretches timings longer than its burst.)
-    At 1.0, whichever of two nodes measured less is named."""
+def test_a_throttled_node_is_named_a_straggler_and_flagged_defective(cluster, tmp_path):
+    """Node 1 gets a fifth of a CPU (a CFS quota). Its fixed-size products (1024^3, longer than one 5 ms period) fall
+    behind node 0's: the job's report names it a straggler, and aggregate's defective-node rule flags it."""
     c = cluster(2)
+    c.throttle(1, 0.2)
     results = tmp_path / "results"
-    args = ["run", "--config", str(REPO / "configs" / "smoke-cpu.toml"), *QUICK, "--set", "suite.straggler_fraction=1.0",
-            "--results-dir", str(results), "--quiet", "--skip-doctor"]  # fmt: skip
+    args = ["run", "--config", str(REPO / "configs" / "smoke-cpu.toml"), *QUICK, "--set", 'matmul.search="none"',
+            "--set", "matmul.sizes=[1024]", "--results-dir", str(results), "--quiet", "--skip-doctor"]  # fmt: skip
     procs = [_env_rank(c, i, 2, results, *args) for i in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-2000:]
     reports = {r.inventory["host"]["hostname"]: r for r in map(load_report, results.glob("*/report.json"))}
     figures = {h: plans.local_figures(r.measurements)["float32"] for h, r in reports.items()}
-    behind = min(figures, key=figures.get)
     job = reports["node0"]
     total = next(m for m in job.measurements if m.details.get("role") == "data-parallel total")
-    (slow,) = total.details["stragglers"]
-    assert slow["hostname"] == behind and slow["rank"] == int(behind[-1]) and slow["tflops"] == figures[behind]
-    assert all(m.details["stragglers"] == [slow] for m in job.measurements if m.workload == "comm")
-    assert "stragglers" not in str(reports["node1"].measurements[0].details)  # named in the job's report only
+    assert [(s["rank"], s["hostname"]) for s in total.details["stragglers"]] == [(1, "node1")], figures
+    assert all(m.details["stragglers"] == total.details["stragglers"] for m in job.measurements if m.workload == "comm")
+    agg = c.run(0, [str(BIN / "bench"), "aggregate", *map(str, results.glob("*/report.json")), "-o",
+                    str(tmp_path / "cap.json")], timeout=120)  # fmt: skip
+    assert agg.returncode in (0, 1), agg.stdout + agg.stderr  # 1: a defective node
+    defective = json.loads((tmp_path / "cap.json").read_text())["defective"]
+    flagged = {d["node"] for d in defective if d["precision"] == "float32"}
+    assert flagged & {"node1", reports["node1"].inventory["host"]["fingerprint"]}, (figures, defective)
+    assert not flagged & {"node0", job.inventory["host"]["fingerprint"]}, (figures, defective)
