@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from bench.report.metrics import EXTRACTORS, Metric, measured, metrics
 from bench.report.model import Measurement, NodeReport
+from bench.report.store import write_atomic
 from bench.report.verify import parse_utc
 
 #: Prometheus series per headline metric (bench.report.metrics name): (series name, scale to base units, help).
@@ -161,20 +160,9 @@ def prometheus(report: NodeReport) -> str:
 
 
 def write_public(path: Path, text: str, mode: int = PUBLIC_MODE) -> None:
-    """Write atomically (a temporary file renamed over `path`) with `mode` (0644: readable by node_exporter and other
-    users, whatever the umask). bench.report.store.write_atomic keeps mkstemp's 0600, right for signed reports."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically with `mode` (0644: readable by node_exporter and other users, whatever the umask);
+    bench.report.store.write_atomic alone keeps mkstemp's 0600, right for signed reports."""
+    write_atomic(path, text, mode)
 
 
 def measurements_frame(report: NodeReport) -> pd.DataFrame:

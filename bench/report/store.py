@@ -27,14 +27,17 @@ def dumps(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`: readers never see half a file."""
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over `path`: readers never see half a file.
+    The file keeps mkstemp's 0600 (right for signed reports) unless `mode` is given."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
