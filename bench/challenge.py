@@ -649,13 +649,23 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
                 for p in products:
                     owners.setdefault(p["root"], set()).add((c[3], uuid, p["index"]))
     shared = {root for root, claims in owners.items() if len(claims) > 1}
+    # what earlier commitments used: a node answers once, and a reveal file is decompressed at most once per run (a
+    # file reused by another commitment, or more commitments from one node, would multiply the verifier's work)
+    used_files: set[Any] = set()
+    answered: set[str] = set()
     for arrival, path, data, node, per_device, acceptable in sorted(candidates, key=lambda c: (c[0], c[1].name)):
+        if acceptable and per_device and node in answered:
+            out.append(Finding("error", intake.safe_name(path.name), f"node {node!r} already answered this challenge: a "
+                               "second commitment is not checked", "second-commitment"))  # fmt: skip
+            acceptable = False
         try:
             verdict.nodes.append(_node(ch, directory, path, data, node, per_device, acceptable, arrival, counted,
-                                       generator, rng, out, verdict.devices, shared))  # fmt: skip
+                                       generator, rng, out, verdict.devices, shared, used_files))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - one hostile commitment is one failed entry, never the end of the run
             out.append(Finding("error", intake.safe_name(path.name), f"not checked: {type(exc).__name__}: {exc}",
                                "unchecked"))  # fmt: skip
+        if acceptable and per_device:
+            answered.add(node)
     counted_nodes = [n for n in verdict.nodes if n["verified_flops"] > 0 and n["arrived_utc"]]
     flops = sum(n["verified_flops"] for n in counted_nodes)
     last = max((parse_utc(n["arrived_utc"], "node") for n in counted_nodes), default=None)
@@ -693,20 +703,23 @@ def device_ceiling(kind: str | None, name: str | None, dtype: str, host: dict[st
 
 def _inventory_devices(inventory: Any) -> dict[str, dict[str, Any]]:
     """The commitment's inventory GPUs and MIG slices by UUID (string UUIDs only): {name (the whole GPU's model),
-    mig, sm_count}."""
+    mig, sm_count}. A GPU shared out as MIG slices is not also a device of its own, and when its slices' SM counts
+    cannot be real (more than the GPU has, together or alone: peaks.mig_slices_fit) none of them has an SM count,
+    so none gets a ceiling."""
     out: dict[str, dict[str, Any]] = {}
     gpus = inventory.get("gpus") if isinstance(inventory, dict) and isinstance(inventory.get("gpus"), list) else []
     for g in gpus:
         if not isinstance(g, dict) or not isinstance(g.get("uuid"), str):
             continue
         name = g.get("name") if isinstance(g.get("name"), str) else None
-        out.setdefault(g["uuid"], {"name": name, "mig": False, "sm_count": None})
-        migs = g.get("mig_devices") if isinstance(g.get("mig_devices"), list) else []
+        migs = [m for m in g.get("mig_devices") or [] if isinstance(m, dict)] if isinstance(g.get("mig_devices"), list) else []
+        if not migs:
+            out.setdefault(g["uuid"], {"name": name, "mig": False, "sm_count": None})
+            continue
+        fit = peaks.mig_slices_fit(name or "", [m.get("sm_count") for m in migs])
         for m in migs:
-            if isinstance(m, dict) and isinstance(m.get("uuid"), str):
-                sms = m.get("sm_count")
-                sms = sms if isinstance(sms, int) and not isinstance(sms, bool) and sms > 0 else None
-                out.setdefault(m["uuid"], {"name": name, "mig": True, "sm_count": sms})
+            if isinstance(m.get("uuid"), str):
+                out.setdefault(m["uuid"], {"name": name, "mig": True, "sm_count": m.get("sm_count") if fit else None})
     return out
 
 
@@ -730,7 +743,8 @@ def _file_key(directory: Path, entry: Any) -> Any:
 def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node: str,
           per_device: dict[str, list[dict[str, Any]]], acceptable: bool, arrival: dt.datetime,
           counted: dict[str, tuple[dt.datetime, str]], generator: torch.Generator, rng: np.random.Generator,
-          out: list[Finding], devices: list[dict[str, Any]], shared_roots: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]  # fmt: skip
+          out: list[Finding], devices: list[dict[str, Any]], shared_roots: set[str] = frozenset(),  # type: ignore[assignment]
+          used_files: set[Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """One commitment's products checked. Nothing it proves is added to `counted` and `devices` until every device
     of it is checked (an exception part way leaves no trace). Cheap refusals come first (unknown device, no ceiling,
     a root claimed twice, a reveal file shared by entries); a device stops at its first failing product."""
@@ -755,10 +769,12 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
     committed = {(uuid, p["index"]) for uuid, ps in per_device.items() for p in ps}
     users: dict[Any, int] = {}
     file_keys = {}
+    used_files = set() if used_files is None else used_files
     for k in committed:
         if k in files:
             file_keys[k] = _file_key(directory, files[k])
-            users[file_keys[k]] = users.get(file_keys[k], 0) + 1
+            users[file_keys[k]] = users.get(file_keys[k], 0) + 1 + (file_keys[k] in used_files)  # used before: shared
+    used_files.update(file_keys.values())
     inventory = data.get("inventory") if isinstance(data.get("inventory"), dict) else {}
     known_devices = _inventory_devices(inventory)
     host = inventory.get("host") if isinstance(inventory.get("host"), dict) else {}

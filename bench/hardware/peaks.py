@@ -84,11 +84,19 @@ def device_peak(device: Any, precision: str) -> Peak | None:
     if peak is None or not getattr(device, "mig", False):
         return peak
     row = find_model(device.name) or {}
-    if not row.get("sms") or not device.sm_count:
-        return None
+    if not row.get("sms") or not device.sm_count or device.sm_count > row["sms"]:
+        return None  # an SM count only the node asserts cannot exceed the whole GPU's
     share = device.sm_count / row["sms"]
     return Peak(peak.tflops * share, peak.kind, peak.source, peak.model, peak.unverified,
                 {**peak.assumptions, "mig_sm_share": share, "sm_count": device.sm_count, "gpu_sm_count": row["sms"]})
+
+
+def mig_slices_fit(gpu_name: str, sm_counts: list[Any]) -> bool:
+    """Whether a GPU's MIG slices, as an inventory lists them, can be real: every SM count a positive integer and
+    together no more than the GPU's (the table's `sms`). When they cannot, no slice of that GPU gets a ceiling."""
+    sms = (find_model(gpu_name) or {}).get("sms")
+    counts = [c for c in sm_counts if isinstance(c, int) and not isinstance(c, bool) and c > 0]
+    return bool(sms) and len(counts) == len(sm_counts) and sum(counts) <= sms
 
 
 def memory_bandwidth_tbps(device_name: str) -> float | None:

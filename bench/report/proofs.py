@@ -33,9 +33,11 @@ def document(challenge: dict[str, Any], devices: list[dict[str, Any]], key: Any)
 
 @dataclass
 class Proven:
-    """Per precision, per challenge (its digest), per device UUID: the largest proven lower bound (TFLOPS) among the
-    proofs read. Bounds of different challenges are never added: one machine can answer challenge 1 as one device and
-    challenge 2 as another, so a fleet total is the largest total of any one challenge."""
+    """Per precision, per proof (its digest), per device UUID: the proven lower bound (TFLOPS). Bounds of different
+    proofs are never added, not even of one challenge: one machine can answer challenge 1 as one device and
+    challenge 2 as another, and within one challenge the operator decides which answers each verify run sees (by
+    holding back reveals), so that each run credits another device over a shorter elapsed time. A fleet total is
+    the largest total of any one proof."""
 
     tflops: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     findings: list[v.Finding] = field(default_factory=list)
@@ -133,5 +135,5 @@ def read(paths: list[Path], auditor_ids: set[str], *, max_age: dt.timedelta | No
             proven.findings.append(v.Finding(v.ERROR, "proof", str(exc), str(path)))
             continue
         for d in devices:
-            proven.add(data["dtype"], d["device"], float(d["tflops_lower_bound"]), str(data.get("challenge_digest")))
+            proven.add(data["dtype"], d["device"], float(d["tflops_lower_bound"]), sign.digest(data))
     return proven

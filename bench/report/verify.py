@@ -114,11 +114,16 @@ def _cuda_peak(m: Measurement, inventory: dict[str, Any], precision: str) -> pea
     """A GPU's vendor peak; a MIG instance's share of it (its SMs over the GPU's, bench.hardware.peaks.device_peak),
     with its SM count from the inventory where NVML recorded one."""
     name = m.device.get("name") or ""
-    _, mig = inventory_gpu(inventory, m.device.get("uuid"))
+    gpu, mig = inventory_gpu(inventory, m.device.get("uuid"))
+    migs = gpu.get("mig_devices") if gpu else None
     if mig is None and not m.device.get("mig"):
-        return peaks.vendor_peak(name, precision)
+        # a GPU shared out as MIG slices is measured through them, never also whole
+        return None if isinstance(migs, list) and migs else peaks.vendor_peak(name, precision)
     sm_count = (mig or {}).get("sm_count") or m.device.get("sm_count")
     sm_count = sm_count if isinstance(sm_count, int) and not isinstance(sm_count, bool) and sm_count > 0 else None
+    if isinstance(migs, list) and not peaks.mig_slices_fit(
+            name, [s.get("sm_count") if isinstance(s, dict) else None for s in migs]):  # fmt: skip
+        sm_count = None  # slices that together claim more SMs than the GPU has: none of them is bounded
     return peaks.device_peak(SimpleNamespace(name=name, mig=True, sm_count=sm_count), precision)
 
 
