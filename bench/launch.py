@@ -106,11 +106,12 @@ def join(p: Placement, backend: str, timeout_s: float, device: str | None = None
             raise LaunchError(f"rank {p.rank}: NCCL needs this rank's GPU, got {device!r}")
         os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", NCCL_ERROR_HANDLING)
         torch.cuda.set_device(torch.device(device))
-    if "GLOO_SOCKET_IFNAME" not in os.environ:
-        interface = gloo_interface(p)
+    # gloo reads GLOO_SOCKET_IFNAME when its groups are made: set for that moment only (an in-process caller, a test
+    # say, must not carry this job's interface into the next job)
+    interface = None if "GLOO_SOCKET_IFNAME" in os.environ else gloo_interface(p)
+    try:
         if interface:
             os.environ["GLOO_SOCKET_IFNAME"] = interface
-    try:
         torch_dist.init_process_group(
             backend, init_method=f"tcp://{p.master_addr}:{p.master_port}", rank=p.rank, world_size=p.world_size,
             timeout=dt.timedelta(seconds=timeout_s),
@@ -120,6 +121,9 @@ def join(p: Placement, backend: str, timeout_s: float, device: str | None = None
     except Exception as exc:  # noqa: BLE001 - torch raises several types here; all mean the job cannot start
         raise LaunchError(f"rank {p.rank} could not join {p.world_size} ranks at {p.master_addr}:{p.master_port} "
                           f"within {timeout_s:g} s: {(str(exc).splitlines() or [''])[0]}") from None  # fmt: skip
+    finally:
+        if interface:
+            del os.environ["GLOO_SOCKET_IFNAME"]
 
 
 def gloo_interface(p: Placement) -> str | None:

@@ -18,6 +18,22 @@ from tests.cluster import netns
 REPO = Path(__file__).resolve().parents[2]
 #: A lost peer between phases ends the job after this long, not bench's 6 h default (a test must fail, not hang).
 CONTROL_TIMEOUT_S = "180"
+#: What each node's processes do not inherit from this one: what would tie them to this host's network or job.
+HOST_ONLY = (
+    "GLOO_SOCKET_IFNAME",
+    "NCCL_SOCKET_IFNAME",
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+)
+
+
+def base_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in HOST_ONLY}
+
+
 if not netns.available() and os.environ.get("CI"):  # .ci/run installs iproute2 and util-linux and runs as root
     raise RuntimeError("CI needs the namespaced cluster: run as root with iproute2 and util-linux (.ci/run does it)")
 pytestmark = pytest.mark.skipif(not netns.available(), reason="needs root, ip (iproute2), unshare and nsenter")
@@ -68,7 +84,7 @@ def test_teardown_leaves_nothing_even_with_processes_running(tmp_path):
 
 
 def _torchrun(c, node, port, results, *args, nnodes=2):
-    env = {**os.environ, "BENCH_KEY": str(results.parent / f"key-{node}.pem"), "PYTHONUNBUFFERED": "1",
+    env = {**base_env(), "BENCH_KEY": str(results.parent / f"key-{node}.pem"), "PYTHONUNBUFFERED": "1",
            "BENCH_CONTROL_TIMEOUT_S": CONTROL_TIMEOUT_S}  # fmt: skip
     return c.popen(node, [str(BIN / "torchrun"), f"--nnodes={nnodes}", "--nproc-per-node=2", "--rdzv-backend=c10d",
                           f"--rdzv-endpoint={c.nodes[0].address}:{port}", "--rdzv-id=bench-test", "--max-restarts=0",
@@ -127,7 +143,7 @@ def test_torchrun_across_two_nodes_writes_one_report_per_node(cluster, tmp_path)
 
 def _env_rank(c, node, world, results, *args, extra=None):
     """`bench ARGS` as rank `node` of `world` (one rank per node), rendezvous on node 0, from plain variables."""
-    env = {**os.environ, "RANK": str(node), "WORLD_SIZE": str(world), "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
+    env = {**base_env(), "RANK": str(node), "WORLD_SIZE": str(world), "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
            "MASTER_ADDR": c.nodes[0].address, "MASTER_PORT": "29500", "BENCH_KEY": str(results.parent / f"key-{node}.pem"),
            "BENCH_CONTROL_TIMEOUT_S": CONTROL_TIMEOUT_S, **(extra or {})}  # fmt: skip
     return c.popen(node, [str(BIN / "bench"), *args], env=env)

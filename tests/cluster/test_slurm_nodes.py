@@ -14,7 +14,7 @@ import pytest
 from bench.report.store import load_report
 from tests.cli.ranks import BIN
 from tests.cluster import netns
-from tests.cluster.test_multinode import QUICK, REPO
+from tests.cluster.test_multinode import QUICK, REPO, base_env
 from tests.slurm import cluster as one_node
 
 pytestmark = pytest.mark.skipif(not (netns.available() and one_node.available()),
@@ -33,7 +33,7 @@ def slurm(tmp_path):
         conf.write_text(one_node.slurm_conf(r, "node0", [(n.hostname, n.address, 2) for n in c.nodes[1:]], sock))
         for n in c.nodes[1:]:
             (r / "spool" / n.hostname).mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "SLURM_CONF": str(conf)}
+        env = {**base_env(), "SLURM_CONF": str(conf)}
         c.popen(0, ["slurmctld", "-D", "-f", str(conf)], env=env)
         for n in c.nodes[1:]:
             c.popen(n.index, ["slurmd", "-D", "-N", n.hostname, "-f", str(conf)], env=env)

@@ -257,7 +257,8 @@ def test_nccl_join_sets_the_rank_device_before_the_process_group(fake_cuda, monk
     monkeypatch.delenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", raising=False)
     monkeypatch.setattr(launch.torch_dist, "init_process_group",
                         lambda *a, **k: seen.update(device=torch.cuda.current_device(),
-                                                    handling=os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING")))  # fmt: skip
+                                                    handling=os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING"),
+                                                    gloo=os.environ.get("GLOO_SOCKET_IFNAME")))  # fmt: skip
     monkeypatch.setattr(launch.torch_dist, "new_group", lambda **k: seen.update(control=k) or "control")
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "-")  # recorded as unset before the test, so restored so after it
     monkeypatch.delenv("GLOO_SOCKET_IFNAME")
@@ -269,7 +270,8 @@ def test_nccl_join_sets_the_rank_device_before_the_process_group(fake_cuda, monk
     )
     assert launch.control() == "control"
     # gloo (the control group) binds to the interface that reaches MASTER_ADDR, not whatever the host name resolves to
-    assert os.environ["GLOO_SOCKET_IFNAME"] == launch.gloo_interface(p) == "lo"
+    assert seen["gloo"] == launch.gloo_interface(p) == "lo"
+    assert "GLOO_SOCKET_IFNAME" not in os.environ  # set while the groups were made, not left for the next job
     assert launch.gloo_interface(launch.Placement(2, 8, 2, 4, "127.0.0.1", 1, "torchrun")) is None  # two nodes: not lo
     with pytest.raises(launch.LaunchError, match="NCCL needs"):
         launch.join(p, "nccl", 30, None)
