@@ -101,15 +101,14 @@ def gpu_health(nvml: ModuleType | None = None) -> dict[str, Any]:
         return {"available": False, "reason": f"NVML unavailable: {exc}", "gpus": []}
     try:
         gpus = []
-        reasons = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-            nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)  # fmt: skip
+        reasons = nv.clock_event_reasons(nvml)
         for i in range(int(nvml.nvmlDeviceGetCount())):
             handle = nvml.nvmlDeviceGetHandleByIndex(i)
             row: dict[str, Any] = {"index": i, "unavailable": {}}
             probes = {
                 "uuid": lambda h=handle: nv._text(nvml.nvmlDeviceGetUUID(h)),
                 "processes": lambda h=handle: _processes(nvml, h),
-                "clock_events": lambda h=handle: clock_event_names(int(reasons(h))) if reasons else None,
+                "clock_events": lambda h=handle: clock_event_names(int(reasons(h))),
                 "ecc_uncorrected": lambda h=handle: int(nvml.nvmlDeviceGetTotalEccErrors(
                     h, getattr(nvml, "NVML_MEMORY_ERROR_TYPE_UNCORRECTED", 1), getattr(nvml, "NVML_VOLATILE_ECC", 0))),
                 "persistence_mode": lambda h=handle: bool(nvml.nvmlDeviceGetPersistenceMode(h)),

@@ -165,6 +165,25 @@ def _handle(nvml: ModuleType, uuid: str) -> tuple[Any, str]:
     return handle, "GPU"
 
 
+def clock_event_reasons(nvml: ModuleType) -> Any:
+    """reasons(handle): the GPU's clock-event (throttle) reason bits. The binding may have R535's name while the driver
+    is older and lacks the symbol: each call falls back to the older name."""
+    calls = [getattr(nvml, n) for n in ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons")
+             if hasattr(nvml, n)]  # fmt: skip
+
+    def reasons(h: Any) -> Any:
+        for call in calls[:-1]:
+            try:
+                return call(h)
+            except nvml.NVMLError:
+                continue
+        if not calls:
+            raise AttributeError("this NVML binding has no clock-event (throttle) reasons call")
+        return calls[-1](h)
+
+    return reasons
+
+
 def cpu_affinity(uuid: str, nvml: ModuleType | None = None) -> list[int] | None:
     """The CPUs NVML names as closest to the GPU (its NUMA node), or None when NVML cannot tell."""
     nvml = _started(nvml)
@@ -193,18 +212,7 @@ def telemetry_reader(uuid: str, nvml: ModuleType | None = None) -> tuple[Any, An
     except nvml.NVMLError:
         _shutdown(nvml)  # every successful init is matched by a shutdown (NVML counts them)
         return None
-    # the binding may have the newer name while an older driver (before R535) lacks the symbol: fall back per call
-    calls = [getattr(nvml, n) for n in ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons")
-             if hasattr(nvml, n)]  # fmt: skip
-
-    def reasons(h: Any) -> Any:
-        for call in calls[:-1]:
-            try:
-                return call(h)
-            except nvml.NVMLError:
-                continue
-        return calls[-1](h)
-
+    reasons = clock_event_reasons(nvml)
     probes = {
         "sm_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM),
         "power_w": lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
@@ -218,7 +226,7 @@ def telemetry_reader(uuid: str, nvml: ModuleType | None = None) -> tuple[Any, An
         for name, probe in probes.items():
             try:
                 out[name] = probe()
-            except (nvml.NVMLError, TypeError):
+            except (nvml.NVMLError, TypeError, AttributeError):
                 out[name] = None
         return out
 
