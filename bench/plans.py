@@ -313,5 +313,5 @@ DEFAULT_TRAIN_PRESETS = {"cpu": ("tiny",), "cuda": ("small", "gpt2-124m")}
 def train_specs(tc: dict[str, Any], kind: str) -> list[tr.TrainSpec]:
     """The [train] section of a suite config as specs for a device kind."""
     precision = tc["precision"] or ("bfloat16" if kind == "cuda" else "float32")
-    return [tr.preset(m, p, steps=tc["steps"], warmup=tc["warmup"], precision=precision)
+    return [tr.preset(m, p, steps=tc["steps"], warmup=tc["warmup_steps"], precision=precision)
             for m in tc["models"] for p in (tc["presets"] or DEFAULT_TRAIN_PRESETS[kind])]  # fmt: skip

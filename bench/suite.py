@@ -8,7 +8,9 @@ or an override is ever evaluated as code.
 from __future__ import annotations
 
 import copy
+import json
 import tomllib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +82,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "precision": _k("str", None, "bfloat16 or float32 (default: bfloat16 on GPU, float32 on CPU).",
                         choices=tuple(tr.PRECISIONS), nullable=True),
         "steps": _k("int", None, "Timed steps (default: the preset's).", minimum=1, nullable=True),
-        "warmup": _k("int", None, "Untimed steps first (default: the preset's).", minimum=0, nullable=True),
+        "warmup_steps": _k("int", None, "Untimed steps first (default: the preset's).", minimum=0, nullable=True),
     },
     "comm": {
         "ops": _k("str-list", list(cm.OPS), "Collectives.", choices=tuple(cm.OPS)),
@@ -88,7 +90,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_bytes": _k("int", None, "Largest message (default: 64 MiB on CPU, 1 GiB on GPU).", minimum=1, nullable=True),
         "factor": _k("int", 2, "Message size step factor.", minimum=2),
         "iterations": _k("int", 20, "Timed iterations per size.", minimum=1),
-        "warmup": _k("int", 5, "Untimed iterations per size.", minimum=0),
+        "warmup_iterations": _k("int", 5, "Untimed iterations per size.", minimum=0),
         "timeout_s": _k("float", 300.0, "Seconds to wait for other ranks.", minimum=1.0),
     },
     "gates": {
@@ -103,6 +105,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "outputs": {
         "formats": _k("str-list", list(FORMATS), "Files written next to report.json.", choices=FORMATS),
     },
+}
+
+
+#: Keys renamed so that one name means one thing across sections and verbs (seconds end in _s, counts say what they
+#: count). The old name is still read, with a warning, and refused when given together with the new one.
+RENAMED: dict[tuple[str, str], str] = {
+    ("train", "warmup"): "warmup_steps",
+    ("comm", "warmup"): "warmup_iterations",
 }
 
 
@@ -177,6 +187,13 @@ def validate(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: [{section}] must be a table")
         for name, value in values.items():
+            if (section, name) in RENAMED:
+                new = RENAMED[section, name]
+                if new in values:
+                    raise ConfigError(f"{where}: [{section}] {name} and {new} are the same key (the old and the new "
+                                      f"name); keep {new}")
+                warnings.warn(f"{where}: [{section}] {name} is deprecated; call it {new}", FutureWarning, stacklevel=2)
+                name = new
             if name not in SCHEMA[section]:
                 raise ConfigError(f"{where}: [{section}] unknown key {name!r}; valid: {', '.join(SCHEMA[section])}")
             checked, bad = check_value(SCHEMA[section][name], value)
@@ -227,13 +244,28 @@ def apply_overrides(config: dict[str, dict[str, Any]], overrides: list[tuple[str
     return out
 
 
+def toml_text(value: Any) -> str:
+    """A default as it would be written in a config file (TOML), not as Python prints it; None is "unset"."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_text(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def describe() -> str:
-    """Every section and key with its default and meaning: the reference configs/README.md points to."""
+    """Every section and key with its default (as TOML) and meaning: the reference configs/README.md points to."""
     lines = []
     for section, keys in SCHEMA.items():
         lines.append(f"[{section}]")
         for name, k in keys.items():
             extra = f" ({', '.join(k.choices)})" if k.choices else ""
-            lines.append(f"  {name} = {k.default!r}: {k.help}{extra}")
+            lines.append(f"  {name} = {toml_text(k.default)}: {k.help}{extra}")
     return "\n".join(lines)
 

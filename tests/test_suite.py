@@ -110,3 +110,27 @@ def test_describe_lists_every_key():
         assert f"[{section}]" in text
         for name in keys:
             assert f"  {name} = " in text
+
+
+def test_renamed_keys_are_read_under_their_old_name_with_a_warning(tmp_path):
+    path = tmp_path / "old.toml"
+    path.write_text("[train]\nwarmup = 2\n[comm]\nwarmup = 3\n")
+    with pytest.warns(FutureWarning, match=r"\[comm\] warmup is deprecated; call it warmup_iterations"):
+        config = suite.load(path)
+    assert config["train"]["warmup_steps"] == 2 and config["comm"]["warmup_iterations"] == 3
+    assert "warmup" not in config["train"] and "warmup" not in config["comm"]
+
+
+def test_old_and_new_name_of_one_key_together_are_refused(tmp_path):
+    path = tmp_path / "both.toml"
+    path.write_text("[comm]\nwarmup = 3\nwarmup_iterations = 4\n")
+    with pytest.raises(suite.ConfigError, match="warmup and warmup_iterations are the same key"):
+        suite.load(path)
+
+
+def test_describe_prints_defaults_as_toml_not_python():
+    text = suite.describe()
+    defaults = [line.split(" = ", 1)[1].split(": ", 1)[0] for line in text.splitlines() if " = " in line]
+    assert len(defaults) == sum(len(keys) for keys in suite.SCHEMA.values())
+    assert not [d for d in defaults if "None" in d or "True" in d or "False" in d or "'" in d]
+    assert '  devices = ["all"]:' in text and "  concurrent_devices = true:" in text and "  budget_s = unset:" in text

@@ -331,7 +331,7 @@ def _distributed(config: dict[str, Any], where: launch.Placement, kind: str, fac
                 sizes = cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or (2**30 if kind == "cuda" else 64 * 2**20),
                                          cc["factor"])  # fmt: skip
                 sweep = feedback.progress.add_task(f"comm x{where.world_size} ranks", total=len(cc["ops"]) * len(sizes))
-                for m in plans.comm_measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup"], device.id, device,
+                for m in plans.comm_measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup_iterations"], device.id, device,
                                                  inv["host"].get("hostname")):  # fmt: skip
                     feedback.progress.advance(sweep)
                     if job_writer and m:

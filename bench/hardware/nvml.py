@@ -87,6 +87,8 @@ def _mig_devices(nvml: ModuleType, handle: Any) -> list[dict[str, Any]]:
         f = FieldSet()
         f.values["index"] = i
         f.add("uuid", lambda mig=mig: _text(nvml.nvmlDeviceGetUUID(mig)))
+        # the GPU instance id (dcgm-exporter's GPU_I_ID label), which is not the handle's slot index
+        f.add("gpu_instance_id", lambda mig=mig: int(nvml.nvmlDeviceGetGpuInstanceId(mig)))
         f.add("sm_count", lambda mig=mig: int(nvml.nvmlDeviceGetAttributes(mig).multiprocessorCount))
         f.add("memory_bytes", lambda mig=mig: int(nvml.nvmlDeviceGetMemoryInfo(mig).total))
         out.append(f.to_dict())

@@ -38,7 +38,8 @@ PROM_SERIES: dict[str, tuple[str, float, str]] = {
 #: The labels that identify a device, named as NVIDIA's dcgm-exporter names them on its DCGM_FI_* series, so a query
 #: can join bench's figures to DCGM's: `... * on(UUID) group_left DCGM_FI_DEV_SM_CLOCK`. `device` is dcgm-exporter's
 #: `nvidia<N>` (N = NVML index) for a GPU and `cpu` for the CPU; `gpu`, `UUID` and `pci_bus_id` are empty on a CPU.
-DEVICE_LABELS = ("Hostname", "gpu", "UUID", "pci_bus_id", "device", "modelName")
+#: `GPU_I_ID` is a MIG instance's GPU instance id (empty for a whole GPU), as dcgm-exporter labels MIG series.
+DEVICE_LABELS = ("Hostname", "gpu", "UUID", "pci_bus_id", "device", "modelName", "GPU_I_ID")
 
 #: Mode of the files written for other readers (node_exporter runs as its own user): rw-r--r--, whatever the umask.
 PUBLIC_MODE = 0o644
@@ -54,19 +55,21 @@ def device_labels(report: NodeReport) -> Callable[[dict[str, Any]], dict[str, st
             by_uuid[str(gpu["uuid"])] = gpu
         for mig in gpu.get("mig_devices") or []:
             if mig.get("uuid"):
-                by_uuid[str(mig["uuid"])] = {**gpu, "uuid": mig["uuid"]}
+                gi = mig.get("gpu_instance_id")
+                by_uuid[str(mig["uuid"])] = {**gpu, "uuid": mig["uuid"], "gpu_instance_id": "" if gi is None else gi}
 
     def labels(device: dict[str, Any]) -> dict[str, str]:
         if device.get("kind") != "cuda":
             return {"Hostname": host, "gpu": "", "UUID": "", "pci_bus_id": "", "device": str(device.get("id", "cpu")),
-                    "modelName": str(device.get("name") or "")}  # fmt: skip
+                    "modelName": str(device.get("name") or ""), "GPU_I_ID": ""}  # fmt: skip
         gpu = by_uuid.get(str(device.get("uuid")), {})
         index = gpu.get("index")
         if index is None:  # NVML did not see it: torch's ordinal is the best guess at the index
             index = str(device.get("id", "")).partition(":")[2]
         return {"Hostname": host, "gpu": str(index), "UUID": str(device.get("uuid") or ""),
                 "pci_bus_id": str(gpu.get("pci_bus_id") or ""), "device": f"nvidia{index}",
-                "modelName": str(gpu.get("name") or device.get("name") or "")}  # fmt: skip
+                "modelName": str(gpu.get("name") or device.get("name") or ""),
+                "GPU_I_ID": str(gpu.get("gpu_instance_id", ""))}  # fmt: skip
 
     return labels
 
@@ -96,7 +99,7 @@ def _identity(m: Measurement) -> dict[str, str]:
 
 def prometheus(report: NodeReport) -> str:
     """node_exporter textfile-collector text. Per valid figure a bench_* gauge in base units with dcgm-exporter's
-    device labels (Hostname, gpu, UUID, pci_bus_id, device, modelName) plus what it measured (precision, shape, ...);
+    device labels (Hostname, gpu, UUID, pci_bus_id, device, modelName, GPU_I_ID) plus what it measured (precision, shape, ...);
     bench_device_info per device; bench_measurement_valid per measurement identity (0 if any measurement with that
     identity failed its check); bench_run_complete and bench_run_timestamp_seconds. No label changes from run to run,
     so each series continues across runs (the run id is in the report, not in a label)."""

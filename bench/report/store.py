@@ -27,17 +27,28 @@ def dumps(data: Any) -> str:
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask sets it, which would race with writer threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over `path`: readers never see half a file.
-    The file keeps mkstemp's 0600 (right for signed reports) unless `mode` is given."""
+    The file gets `mode`, else what open() would give it (0666 less the umask: 0644 under the usual 022) — reports hold
+    nothing secret and are meant to be shared; keys are written elsewhere (bench.report.keys), owner-only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            if mode is not None:
-                os.fchmod(fh.fileno(), mode)
+            os.fchmod(fh.fileno(), mode if mode is not None else 0o666 & ~_umask())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -56,6 +56,8 @@ class FakeNvml:
         self.mig_instances = {}
         #: MIG instances as the inventory enumerates them: {uuid: (parent GPU index, slot, SMs, memory bytes)}
         self.mig_slots = {}
+        #: GPU instance id of each MIG instance by UUID (differs from its slot index, as on real GPUs)
+        self.mig_gi_ids = {}
 
     def _str(self, s):
         return s.encode() if self.bytes_strings else s
@@ -119,6 +121,14 @@ class FakeNvml:
             if parent == h and slot == i:
                 return ("mig", uuid)
         raise NVMLError(6, "Not Found")
+
+    def nvmlDeviceGetGpuInstanceId(self, h):
+        # NVML answers only for a MIG device handle; a whole GPU has no GPU instance
+        if not (isinstance(h, tuple) and h[0] == "mig"):
+            raise NVMLError(3, "Not Supported")
+        if h[1] not in self.mig_gi_ids:
+            raise NVMLError(3, "Not Supported")
+        return self.mig_gi_ids[h[1]]
 
     def nvmlDeviceGetAttributes(self, h):
         return SimpleNamespace(multiprocessorCount=self.mig_slots[h[1]][2])

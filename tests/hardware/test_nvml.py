@@ -122,6 +122,19 @@ def test_a_gpu_in_mig_mode_lists_its_instances():
     assert "mig_devices" not in nvml.gpu_inventory(FakeNvml([H100]))["gpus"][0]
 
 
+def test_a_mig_instance_records_its_gpu_instance_id_not_its_slot():
+    """dcgm-exporter labels a MIG instance's series GPU_I_ID = its GPU instance id; NVML's handle slot is another number."""
+    fake = FakeNvml([{**H100, "mig": (1, 1)}])
+    fake.mig_slots = {"MIG-aaaa": (0, 0, 60, 40 * 2**30), "MIG-bbbb": (0, 3, 16, 10 * 2**30)}
+    fake.mig_gi_ids = {"MIG-aaaa": 1, "MIG-bbbb": 13}
+    migs = nvml.gpu_inventory(fake)["gpus"][0]["mig_devices"]
+    assert [(d["index"], d["gpu_instance_id"]) for d in migs] == [(0, 1), (3, 13)]
+    fake.mig_gi_ids = {}  # an NVML that does not answer: the instance is still listed, without the id
+    assert [d["uuid"] for d in nvml.gpu_inventory(fake)["gpus"][0]["mig_devices"]] == ["MIG-aaaa", "MIG-bbbb"]
+    migs = nvml.gpu_inventory(fake)["gpus"][0]["mig_devices"]
+    assert all(d["gpu_instance_id"] is None and "gpu_instance_id" in d["unavailable"] for d in migs)
+
+
 def test_throttle_reasons_fall_back_to_the_older_call():
     """A binding with the R535 name on an older driver: the symbol is missing, every read failed."""
     fake = FakeNvml([{**H100, "reasons": 4}])

@@ -36,11 +36,24 @@ def test_figures_are_in_base_units_with_dcgm_exporter_labels():
     assert set(samples) == {"0", "1"}
     s0 = samples["0"]
     assert s0.labels == {"Hostname": "node-a", "gpu": "0", "UUID": syn.GPU_UUIDS[0], "pci_bus_id": "00000000:18:00.0",
-                         "device": "nvidia0", "modelName": "NVIDIA H100 80GB HBM3", "precision": "bfloat16",
-                         "emulated": "false"}  # fmt: skip
+                         "device": "nvidia0", "modelName": "NVIDIA H100 80GB HBM3", "GPU_I_ID": "",
+                         "precision": "bfloat16", "emulated": "false"}  # fmt: skip
     assert s0.value == r.measurements[2].summary["tflops_median"] * 1e12  # FLOP/s, not TFLOPS
     (eff,) = f["bench_matmul_mamf_efficiency_ratio"].samples
     assert eff.value == 0.5 and eff.labels["UUID"] == syn.GPU_UUIDS[0]
+
+
+def test_a_mig_instance_carries_its_parent_gpu_and_its_gpu_instance_id():
+    """dcgm-exporter labels a MIG instance's series with the parent's gpu index and PCI bus id, its own MIG- UUID and
+    GPU_I_ID; bench's must match to join."""
+    m = syn.on_gpu(syn.matmul("bfloat16", syn.samples(0.002), role="final", mamf=True), 0)
+    m.device["uuid"] = "MIG-5b8d9f6e-1111-2222-3333-444455556666"
+    r = syn.gpu_report([m])
+    r.inventory["nvml"]["gpus"][0]["mig_devices"] = [
+        {"index": 0, "uuid": m.device["uuid"], "gpu_instance_id": 7, "sm_count": 16, "memory_bytes": 10 << 30}]
+    (s,) = families(export.prometheus(r))["bench_matmul_mamf_flops_per_second"].samples
+    assert (s.labels["gpu"], s.labels["pci_bus_id"], s.labels["UUID"], s.labels["GPU_I_ID"]) == (
+        "0", "00000000:18:00.0", m.device["uuid"], "7")
 
 
 def test_one_device_info_per_device_with_serial_and_driver():

@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -132,3 +133,17 @@ def test_run_ids_are_unique_and_sortable():
     ids = {new_run_id() for _ in range(50)}
     assert len(ids) == 50
     assert all(i[8] == "T" and i[15] == "Z" for i in ids)
+
+
+@pytest.mark.parametrize(("umask", "expected"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_reports_are_written_as_open_would_under_the_umask(tmp_path, umask, expected):
+    """A report is shared (auditors, web servers, node_exporter's user): it gets 0666 less the umask, as any file
+    open() creates, not mkstemp's owner-only 0600 — and the tightening of a strict umask is kept."""
+    old = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "report.json", "{}\n")
+        write_atomic(tmp_path / "bench.prom", "", mode=0o644)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == expected
+    assert (tmp_path / "bench.prom").stat().st_mode & 0o777 == 0o644  # an explicit mode wins
