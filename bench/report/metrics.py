@@ -104,9 +104,9 @@ def metrics(report: NodeReport) -> list[Metric]:
 
 
 def best_by_precision(report: NodeReport) -> dict[str, dict[str, float]]:
-    """{precision: {device id: MAMF}} by the aggregator's rule (bench.report.aggregate.device_rows: the search MAMF,
+    """{precision: {device id: MAMF}} by the aggregator's rule (bench.report.devices.device_rows: the search MAMF,
     else the best fixed-shape median; valid, native measurements only). What --fail-below checks."""
-    from bench.report.aggregate import device_rows  # the one definition of a device's MAMF
+    from bench.report.devices import device_rows  # the one definition of a device's MAMF
 
     ids = {m.device.get("uuid"): str(m.device.get("id")) for m in report.measurements}
     best: dict[str, dict[str, float]] = {}

@@ -4,7 +4,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.report import aggregate as agg
-from bench.report import keys, sign
+from bench.report import keys, pool, sign
 from tests.report.fleet import NOW, gpu_uuid, node_report, resign
 
 KEY = Ed25519PrivateKey.generate()
@@ -179,7 +179,7 @@ def test_capacity_with_a_missing_or_altered_input_fails():
 def test_parallel_verification_gives_the_same_capacity(monkeypatch):
     reports = fleet(n_nodes=4, slow=(2, 1, 500.0)) + [None]
     serial = run(reports)
-    monkeypatch.setattr(agg, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(pool, "PARALLEL_FROM", 2)
     assert run(reports) == serial
 
 
@@ -192,7 +192,7 @@ def test_capacity_verification_from_files_in_parallel_checks_the_signature_too(m
         paths.append(tmp_path / f"n{i}.json")
         paths[-1].write_text(json.dumps(r))
     (tmp_path / "junk.json").write_text("{not json")
-    monkeypatch.setattr(agg, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(pool, "PARALLEL_FROM", 2)
     cap = signed(agg.aggregate([(str(p), p) for p in paths], now=NOW))
     given = [(str(p), p) for p in sorted(tmp_path.glob("*.json"))]
     assert [f.code for f in agg.verify_capacity(cap, given, now=NOW)] == ["no-trust-list"]
