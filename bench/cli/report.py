@@ -8,7 +8,7 @@ import click
 
 from bench.cli.output import fail, stdout
 from bench.report import export, html, intake, render
-from bench.report.aggregate import CAPACITY_KIND, CAPACITY_SCHEMA_VERSION
+from bench.report.aggregate import CAPACITY_KIND, CAPACITY_READABLE
 from bench.report.model import NodeReport, ReportError
 from bench.report.store import dumps, load_report, write_atomic
 
@@ -32,8 +32,9 @@ def _capacity(path: Path) -> dict | None:
         return None  # load_report says why
     if not (isinstance(data, dict) and data.get("kind") == CAPACITY_KIND):
         return None
-    if data.get("schema_version") != CAPACITY_SCHEMA_VERSION or isinstance(data.get("schema_version"), bool):
-        fail(f"{path}: capacity schema_version {data.get('schema_version')!r}; this bench reads {CAPACITY_SCHEMA_VERSION} "
+    if data.get("schema_version") not in CAPACITY_READABLE or isinstance(data.get("schema_version"), bool):
+        fail(f"{path}: capacity schema_version {data.get('schema_version')!r}; this bench reads "
+             f"{', '.join(map(str, CAPACITY_READABLE))} "
              "(re-aggregate the node reports)")  # fmt: skip
     return data
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bench.report.capacity import (
     CAPACITY_KIND,
+    CAPACITY_READABLE,
     CAPACITY_SCHEMA_VERSION,
     IDENTITIES,
     RECOMPUTED,
@@ -31,7 +32,7 @@ from bench.report.pool import (
 from bench.report.rules import DEFAULT_TOLERANCE, MAX_AGE_LIMIT_S, Baseline, Rules, RulesError, load_rules
 
 __all__ = [
-    "ALIASES", "CAPACITY_KIND", "CAPACITY_SCHEMA_VERSION", "COLUMNS", "DEFAULT_TOLERANCE", "IDENTITIES",
+    "ALIASES", "CAPACITY_KIND", "CAPACITY_READABLE", "CAPACITY_SCHEMA_VERSION", "COLUMNS", "DEFAULT_TOLERANCE", "IDENTITIES",
     "KNOWN_PRECISIONS", "MAX_AGE_LIMIT_S", "PARALLEL_FROM", "RECOMPUTED", "SAMPLES_IDENTITY_MIN_DISTINCT", "UNITS",
     "Baseline", "Examined", "Rules", "RulesError", "aggregate", "apply_policy", "audit_capacity", "build",
     "check_claim", "device_rows", "examine_all", "load_rules", "parse_claim", "verify_capacity",

@@ -22,7 +22,11 @@ from bench.report.rules import Rules, RulesError
 
 CAPACITY_KIND = "bench.capacity-report"
 #: 2: device rows carry a tier and identities; totals carry reported / bounded / proven figures.
-CAPACITY_SCHEMA_VERSION = 2
+#: 3: accelerator_memory_bytes is a decimal string (sign.exact_count): a fleet of 110,000 80-GB GPUs holds more bytes
+#: than RFC 8785 can carry as an integer (2^53). Version 2 (an integer there) is still read and verified.
+CAPACITY_SCHEMA_VERSION = 3
+#: The versions audit_capacity and bench report read.
+CAPACITY_READABLE = (2, 3)
 
 
 def aggregate(
@@ -186,7 +190,10 @@ def build(examined: Examined, *, rules: Rules, trusted: set[str] | None, now: dt
         "devices": devices,
         "groups": groups,
         "totals": totals,
-        "accelerator_memory_bytes": int(gpus["memory_bytes"].fillna(0).sum()),
+        # summed as Python integers (pandas would turn a column with gaps into floats) and written as a decimal string
+        "accelerator_memory_bytes": sign.exact_count(
+            sum(x for x in gpus["memory_bytes"] if isinstance(x, int) and not isinstance(x, bool) and x > 0)
+        ),
         "duplicates": duplicates,
         "defective": defective,
     }
@@ -230,7 +237,7 @@ def audit_capacity(
     if not isinstance(capacity, dict) or capacity.get("kind") != CAPACITY_KIND:
         return [v.Finding(v.ERROR, "schema", "not a bench capacity report")], None
     version = capacity.get("schema_version")
-    if isinstance(version, bool) or version != CAPACITY_SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in CAPACITY_READABLE:
         return [v.Finding(v.ERROR, "schema", f"unsupported capacity schema_version {version!r}; this bench reads "
                           f"{CAPACITY_SCHEMA_VERSION} (re-aggregate the node reports)")], None  # fmt: skip
     out = []
@@ -286,6 +293,8 @@ def audit_capacity(
     # 1. integrity: the capacity report as its aggregator built it (its trust list, its max age, its time)
     recomputed = build(apply_policy(examined, trusted=own_trusted_ids, max_age_s=rules.max_age_s, now=created),
                        rules=rules, trusted=own_trusted_ids, now=created)  # fmt: skip
+    if version == 2:  # version 2 wrote the memory total as a JSON integer
+        recomputed["accelerator_memory_bytes"] = sign.read_count(recomputed["accelerator_memory_bytes"])
     wrong = [k for k in RECOMPUTED if not _same(capacity.get(k), recomputed.get(k))]
     if wrong:
         out.append(

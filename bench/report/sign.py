@@ -50,9 +50,66 @@ def signed_view(data: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+#: RFC 8785 writes numbers as IEEE-754 binary64, so it carries integers exactly only up to this magnitude; a larger
+#: count must be written in a larger unit (GiB, PFLOP) or as a decimal string (see exact_count).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+class UncarriableNumber(ValueError):
+    """A document holds an integer RFC 8785 cannot carry exactly; the message names the field."""
+
+
+def exact_count(n: int) -> str:
+    """A non-negative count of any size as the decimal string signed documents carry it (exact at every magnitude,
+    unlike an integer beyond MAX_SAFE_INTEGER, which RFC 8785 refuses)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"a count is a non-negative integer, got {n!r}")
+    return str(n)
+
+
+def read_count(value: Any) -> int:
+    """The integer a count field holds: a decimal string (exact_count) or, in documents written before that form, a
+    JSON integer. ValueError for anything else (a float, a sign, spaces, an exponent)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    digits = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 40
+    if digits and (value == "0" or value[0] != "0"):
+        return int(value)
+    raise ValueError(f"a count should be a decimal string of digits, got {value!r}")
+
+
+def _uncarriable(obj: Any, path: str) -> tuple[str, int] | None:
+    """(JSON path, value) of the first integer beyond MAX_SAFE_INTEGER in obj, depth first in key order."""
+    if isinstance(obj, bool):
+        return None
+    if isinstance(obj, int):
+        return (path or "(document)", obj) if abs(obj) > MAX_SAFE_INTEGER else None
+    if isinstance(obj, dict):
+        for k in sorted(obj, key=str):
+            found = _uncarriable(obj[k], f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+    elif isinstance(obj, (list, tuple)):
+        for i, x in enumerate(obj):
+            found = _uncarriable(x, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
 def canonical(data: dict[str, Any]) -> bytes:
-    """RFC 8785 bytes of the signed view of `data`."""
-    return rfc8785.dumps(signed_view(data))
+    """RFC 8785 bytes of the signed view of `data`. UncarriableNumber, naming the field, for an integer beyond
+    ±MAX_SAFE_INTEGER (RFC 8785 would change its value or, in the rfc8785 package, raise IntegerDomainError)."""
+    view = signed_view(data)
+    try:
+        return rfc8785.dumps(view)
+    except rfc8785.IntegerDomainError:
+        found = _uncarriable(view, "")
+        where, value = found if found else ("a field", None)
+        raise UncarriableNumber(
+            f"{where} = {value} is beyond the integers a signed document can carry exactly (RFC 8785: up to 2^53 - 1 "
+            "= 9007199254740991); write it in a larger unit or as a decimal string"
+        ) from None
 
 
 def _digest(canonical_bytes: bytes, block: Any) -> str:
