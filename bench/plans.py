@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from bench import launch, runner
+from bench import figures, launch, runner
 from bench import precision as prec
 from bench.hardware import devices, host, nvml, peaks
 from bench.hardware.devices import DeviceFacts
@@ -33,9 +33,7 @@ class PeakOverrides:
     fma_units: int | None = None
 
     def peak(self, device: DeviceFacts, host_inv: dict[str, Any], precision: str) -> peaks.Peak | None:
-        if device.kind == "cuda":
-            return peaks.device_peak(device, precision)
-        return peaks.cpu_peak(host_inv, precision, clock_mhz=self.clock_mhz, fma_units=self.fma_units)
+        return peaks.peak_for(device, host_inv, precision, clock_mhz=self.clock_mhz, fma_units=self.fma_units)
 
 
 def fp8_modes(precision: str) -> tuple[bool, ...]:
@@ -143,9 +141,8 @@ def membw_steps(facts: list[DeviceFacts], policy: Policy, elements: int | None) 
 
 
 def train_peak(device: DeviceFacts, host: dict[str, Any], precision: str) -> peaks.Peak | None:
-    if device.kind == "cuda":
-        return peaks.device_peak(device, precision)
-    return peaks.cpu_peak(host, precision)
+    """Training is held against the same peak as a matmul (peaks.peak_for), never with the CPU overrides."""
+    return peaks.peak_for(device, host, precision)
 
 
 def train_measurements(spec: tr.TrainSpec, facts: DeviceFacts, peak: peaks.Peak | None, where: launch.Placement,
@@ -256,9 +253,9 @@ def comm_measurement(op: str, size: int, n: int, ranks: list[dict[str, Any]], fa
         timer="perf_counter",
         warmup_s=warm,
         samples_s=samples,
-        summary=cm.figures(samples, size, op, n),
+        summary=figures.comm_summary(samples, size, op, n),
         validity={"check": "collective", "passed": not wrong, "wrong_ranks": wrong},
-        details={"busbw_factor": cm.busbw_factor(op, n),
+        details={"busbw_factor": figures.busbw_factor(op, n),
                  "per_rank": [{"rank": r["rank"], "host": r["host"], "device": r["device"].get("id"),
                                "uuid": r["device"].get("uuid"), "samples_s": r["samples_s"]} for r in ranks]},
         start_utc=start,

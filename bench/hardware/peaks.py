@@ -91,6 +91,16 @@ def device_peak(device: Any, precision: str) -> Peak | None:
                 {**peak.assumptions, "mig_sm_share": share, "sm_count": device.sm_count, "gpu_sm_count": row["sms"]})
 
 
+def peak_for(device: Any, host: dict[str, Any], precision: str, *, clock_mhz: float | None = None,
+             fma_units: int | None = None) -> Peak | None:  # fmt: skip
+    """The one rule for the peak a measurement is held against: a CUDA device's vendor peak (a MIG slice's share,
+    device_peak), else the CPU's theoretical peak from the host inventory (cpu_peak), with the operator's clock and
+    FMA-unit overrides when given. `device` has kind, name, mig and sm_count (a DeviceFacts, or what a report says)."""
+    if device.kind == "cuda":
+        return device_peak(device, precision)
+    return cpu_peak(host, precision, clock_mhz=clock_mhz, fma_units=fma_units)
+
+
 def mig_slices_fit(gpu_name: str, sm_counts: list[Any]) -> bool:
     """Whether a GPU's MIG slices, as an inventory lists them, can be real: every SM count a positive integer and
     together no more than the GPU's (the table's `sms`). When they cannot, no slice of that GPU gets a ceiling."""

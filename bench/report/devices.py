@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from bench import figures
 from bench.report import verify as v
-from bench.report.model import NodeReport
+from bench.report.model import Measurement, NodeReport
 
 #: The fields of a device row, in order. tier/why: see verify.figure_tier (before policy and uniqueness); serial,
 #: board, pci and samples are the identities a clone would share (see IDENTITIES).
@@ -53,22 +54,27 @@ def _gpu_identity(gpu: dict[str, Any] | None, mig: dict[str, Any] | None,
 
 
 def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
-    """One row per device x precision with its MAMF (search MAMF, else the best fixed-shape median) and MSMF.
+    """One row per device x precision with its MAMF (bench.figures.mamf: the search's, else the best fixed-shape
+    median) and MSMF.
     Only valid, native measurements count: invalid, skipped, failed and emulated ones are not capacity. A row's tier
     is the lowest of its measurements' (verify.figure_tier, as if the key were trusted and the report fresh: the
     auditor's policy is applied afterwards, see apply_policy)."""
     host = report.inventory.get("host", {})
 
+    def key(m: Measurement) -> tuple[str, str]:
+        return m.device.get("uuid") or "?", m.spec.get("precision", "?")
+
+    mamf = figures.mamf(report.measurements, key)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for m in report.measurements:
         if m.workload != "matmul" or m.status != "ok" or m.emulated or not m.summary:
             continue
         role = m.details.get("search", {}).get("role")
-        key = (m.device.get("uuid") or "?", m.spec.get("precision", "?"))
-        gpu, mig = v.inventory_gpu(report.inventory, key[0]) if m.device.get("kind") == "cuda" else (None, None)
+        k = key(m)
+        gpu, mig = v.inventory_gpu(report.inventory, k[0]) if m.device.get("kind") == "cuda" else (None, None)
         serial, board, pci = _gpu_identity(gpu, mig, host)
-        row = rows.setdefault(key, {
-            "device": key[0], "precision": key[1], "kind": m.device.get("kind"), "model": m.device.get("name"),
+        row = rows.setdefault(k, {
+            "device": k[0], "precision": k[1], "kind": m.device.get("kind"), "model": m.device.get("name"),
             "node": host.get("hostname"), "host": host.get("fingerprint"), "mamf_tflops": math.nan,
             "mamf_source": None, "msmf_tflops": math.nan, "peak_tflops": math.nan,
             "memory_bytes": (mig or gpu or {}).get("memory_bytes"),
@@ -80,11 +86,9 @@ def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
             row["tier"], row["why"] = tier, why
         elif row["why"] is None:
             row["why"] = why
-        median = m.summary["tflops_median"]
-        if role == "final" and m.details["search"].get("mamf"):
-            row["mamf_tflops"], row["mamf_source"], row["samples"] = median, "search", _samples_key(m.samples_s)
-        elif role is None and row["mamf_source"] != "search" and not median <= row["mamf_tflops"]:
-            row["mamf_tflops"], row["mamf_source"], row["samples"] = median, "fixed shape", _samples_key(m.samples_s)
+        if k in mamf and mamf[k][0] is m:
+            row["mamf_tflops"], row["mamf_source"] = m.summary["tflops_median"], mamf[k][1]
+            row["samples"] = _samples_key(m.samples_s)
         elif role == "msmf":
             row["msmf_tflops"] = (m.details.get("msmf") or {}).get("tflops", math.nan)
         if math.isnan(row["peak_tflops"]):

@@ -153,7 +153,7 @@ def prometheus(report: NodeReport) -> str:
     for key, ok in verdicts.items():
         valid.labels(**dict(key)).set(ok)
     complete = Gauge("bench_run_complete", "1 when the run finished, 0 when partial", ["Hostname"], registry=registry)
-    complete.labels(host).set(0 if report.interrupted or not report.end_utc else 1)
+    complete.labels(host).set(0 if report.partial else 1)
     busy = Gauge("bench_run_preflight_warnings", "Pre-flight checks (bench doctor) that warned or failed before the run: "
                  "a busy or unhealthy machine", ["Hostname"], registry=registry)  # fmt: skip
     busy.labels(host).set(len([c for c in (report.config.get("preflight") or []) if c.get("status") != "pass"]))
@@ -216,7 +216,7 @@ def markdown(report: NodeReport, checks: list[Any] | None = None) -> str:
     from bench.report import gates, render
 
     host = report.inventory.get("host", {})
-    state = "partial" if report.interrupted or not report.end_utc else "complete"
+    state = "partial" if report.partial else "complete"
     signer = (report.signature or {}).get("key_id", "unsigned")
     out = [f"# bench run {report.run_id}\n",
            f"- host: {host.get('hostname')} ({host.get('cpu_model')}, {host.get('physical_cores')} cores)",

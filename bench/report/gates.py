@@ -64,7 +64,7 @@ def correctness(report: NodeReport) -> list[Gate]:
         if m.status in ("invalid", "error"):
             what = m.spec.get("precision") or m.spec.get("op") or m.spec.get("kernel") or m.spec.get("step") or ""
             gates.append(Gate("correctness", False, f"{m.workload} {m.device.get('id')} {what}: {m.status}: {m.reason}"))
-    if report.interrupted or report.end_utc is None:
+    if report.partial:
         gates.append(Gate("complete", False, "the run did not complete (interrupted or crashed): the report is partial"))
     return gates
 

@@ -44,7 +44,7 @@ def index(db: Path, report: NodeReport, path: Path | str) -> int:
         con.execute("DELETE FROM runs WHERE run_id = ?", (report.run_id,))
         con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (report.run_id, host.get("hostname"), host.get("fingerprint"), report.start_utc, report.end_utc,
-                     int(bool(report.end_utc) and not report.interrupted), (report.signature or {}).get("key_id"),
+                     int(not report.partial), (report.signature or {}).get("key_id"),
                      report.tool.get("version"), str(path)))  # fmt: skip
         con.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
     con.close()

@@ -94,7 +94,7 @@ def node_page(report: NodeReport, checks: list[gates.Gate] | None = None) -> str
     correctness and completeness, which need no config), warnings grouped by kind, and the plots."""
     host = report.inventory.get("host", {})
     gpus = report.inventory.get("nvml", {}).get("gpus", [])
-    state = "partial (interrupted or crashed)" if report.interrupted or not report.end_utc else "complete"
+    state = "partial (interrupted or crashed)" if report.partial else "complete"
     body = [f"<h1>bench run {_e(report.run_id)}</h1>",
             table([{"host": host.get("hostname"), "CPU": host.get("cpu_model"), "cores": host.get("physical_cores"),
                     "GPUs": ", ".join(str(g.get("name")) for g in gpus) or "none", "torch": host.get("torch_version"),

@@ -107,6 +107,12 @@ class NodeReport:
     #: {alg, public_key, key_id, signature} over the canonical bytes of everything else (see report.sign)
     signature: dict[str, Any] | None = None
 
+    @property
+    def partial(self) -> bool:
+        """The one definition of a partial report: the run was interrupted (SIGTERM, Ctrl-C, a crash the writer saw)
+        or never finished (no end time: still running, or killed before it could say so)."""
+        return self.interrupted or not self.end_utc
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["measurements"] = [m.to_dict() for m in self.measurements]

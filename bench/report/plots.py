@@ -13,14 +13,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from bench import figures
 from bench import precision as prec
 from bench.report import render
 from bench.report.model import Measurement, NodeReport
 
-#: STREAM kernels' FLOPs per element and bytes moved per element of float64 (copy does no arithmetic, so it has no
-#: roofline point): triad a = b + s*c reads two arrays and writes one, 24 bytes, for 2 FLOPs.
-STREAM_FLOPS = {"scale": 1, "add": 1, "triad": 2}
-STREAM_BYTES = {"copy": 16, "scale": 16, "add": 24, "triad": 24}
+#: STREAM kernels' FLOPs and bytes per element (bench.figures; copy does no arithmetic, so it has no roofline point).
+STREAM_FLOPS = figures.STREAM_FLOPS_PER_ELEMENT
+STREAM_BYTES = figures.STREAM_BYTES_PER_ELEMENT
+stream_intensity = figures.stream_intensity
 
 
 def _png(fig: Figure) -> bytes:
@@ -134,17 +135,12 @@ def busbw_vs_size(report: NodeReport) -> bytes | None:
     return _png(fig)
 
 
-def stream_intensity(kernel: str) -> float:
-    """FLOP per byte of a STREAM kernel (triad: 2 FLOPs over 24 bytes = 1/12), as the roofline's x axis wants."""
-    return STREAM_FLOPS[kernel] / STREAM_BYTES[kernel]
-
-
 def roofline_points(report: NodeReport) -> list[tuple[float, float, str]]:
     """(FLOP/byte, TFLOPS, tag) of every valid native matmul and every STREAM kernel with arithmetic."""
     points = []
     for m in [m for m in _ok(report, "matmul") if not m.emulated]:
         s, p = m.spec, prec.get(m.spec["precision"])
-        intensity = 2 * s["m"] * s["n"] * s["k"] / (p.itemsize * (s["m"] * s["k"] + s["k"] * s["n"] + s["m"] * s["n"]))
+        intensity = figures.matmul_flops(s["m"], s["n"], s["k"]) / (p.itemsize * (s["m"] * s["k"] + s["k"] * s["n"] + s["m"] * s["n"]))
         points.append((intensity, m.summary["tflops_median"], s["precision"]))
     for m in _ok(report, "membw"):
         kernel = m.spec.get("kernel")

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from bench import figures
 from bench.report.model import Measurement
 
 #: One unit per table, chosen by device class: a CPU's matmul figures in GFLOPS, a GPU's in TFLOPS (a table never mixes
@@ -208,26 +209,14 @@ def search_results(measurements: list[Measurement]) -> list[dict[str, Any]]:
 
 
 def achieved(measurements: list[Measurement]) -> list[dict[str, Any]]:
-    """Per device x precision, the figure "achieved vs peak" shows and the search table lists: the search's MAMF
-    (median iteration of the best shape), else the best fixed-shape median (the aggregator's rule). Valid measurements
-    only; emulated ones are kept but marked."""
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for m in measurements:
-        if m.workload != "matmul" or m.status != "ok" or not m.summary:
-            continue
-        search = m.details.get("search") or {}
-        key = (str(m.device.get("id", "?")), str(m.spec.get("precision", "-")))
-        row = rows.get(key)
-        mamf = search.get("role") == "final" and search.get("mamf")
-        if search and not mamf:
-            continue
-        if row is None or (mamf and row["source"] != "search") or (
-                not mamf and row["source"] != "search" and m.summary["tflops_median"] > row["tflops"]):
-            rows[key] = {"device": key[0], "precision": key[1], "kind": _kind(m), "model": m.device.get("name"),
-                         "tflops": m.summary["tflops_median"], "source": "search" if mamf else "fixed shape",
-                         "peak_tflops": (m.peak or {}).get("tflops"), "efficiency": m.summary.get("efficiency"),
-                         "shape": _shape(m.spec), "emulated": m.emulated}  # fmt: skip
-    return list(rows.values())
+    """Per device x precision, the figure "achieved vs peak" shows and the search table lists: the device's MAMF
+    (bench.figures.mamf, the aggregator's rule). Valid measurements only; emulated ones are kept but marked."""
+    chosen = figures.mamf(measurements, lambda m: (str(m.device.get("id", "?")), str(m.spec.get("precision", "-"))),
+                          emulated=True)  # fmt: skip
+    return [{"device": key[0], "precision": key[1], "kind": _kind(m), "model": m.device.get("name"),
+             "tflops": m.summary["tflops_median"], "source": source, "peak_tflops": (m.peak or {}).get("tflops"),
+             "efficiency": m.summary.get("efficiency"), "shape": _shape(m.spec), "emulated": m.emulated}
+            for key, (m, source) in chosen.items()]  # fmt: skip
 
 
 def search_grids(measurements: list[Measurement]) -> list[Grid]:

@@ -15,14 +15,10 @@ from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any
 
+from bench import figures
 from bench.hardware import peaks
 from bench.report import sign
 from bench.report.model import Measurement, NodeReport, ReportError, parse_timestamp
-from bench.workloads import comm as cm
-from bench.workloads import matmul as mm
-from bench.workloads import matmul_search as ms
-from bench.workloads import membw as mb
-from bench.workloads import train as tr
 
 #: Clock skew allowed before a timestamp counts as "in the future".
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -110,21 +106,26 @@ def inventory_gpu(inventory: dict[str, Any], uuid: Any) -> tuple[dict[str, Any] 
     return None, None
 
 
-def _cuda_peak(m: Measurement, inventory: dict[str, Any], precision: str) -> peaks.Peak | None:
-    """A GPU's vendor peak; a MIG instance's share of it (its SMs over the GPU's, bench.hardware.peaks.device_peak),
-    with its SM count from the inventory where NVML recorded one."""
+def _cuda_facts(m: Measurement, inventory: dict[str, Any]) -> SimpleNamespace | None:
+    """The device facts peaks.peak_for needs for a measured GPU, from the report's inventory where NVML recorded them:
+    a MIG instance's SM count from its slice (its share of the GPU's peak), None for a whole GPU shared out as MIG
+    slices (it is measured through them, never also whole)."""
     name = m.device.get("name") or ""
     gpu, mig = inventory_gpu(inventory, m.device.get("uuid"))
     migs = gpu.get("mig_devices") if gpu else None
     if mig is None and not m.device.get("mig"):
-        # a GPU shared out as MIG slices is measured through them, never also whole
-        return None if isinstance(migs, list) and migs else peaks.vendor_peak(name, precision)
+        return None if isinstance(migs, list) and migs else SimpleNamespace(kind="cuda", name=name, mig=False, sm_count=None)
     sm_count = (mig or {}).get("sm_count") or m.device.get("sm_count")
     sm_count = sm_count if isinstance(sm_count, int) and not isinstance(sm_count, bool) and sm_count > 0 else None
     if isinstance(migs, list) and not peaks.mig_slices_fit(
             name, [s.get("sm_count") if isinstance(s, dict) else None for s in migs]):  # fmt: skip
         sm_count = None  # slices that together claim more SMs than the GPU has: none of them is bounded
-    return peaks.device_peak(SimpleNamespace(name=name, mig=True, sm_count=sm_count), precision)
+    return SimpleNamespace(kind="cuda", name=name, mig=True, sm_count=sm_count)
+
+
+def _cuda_peak(m: Measurement, inventory: dict[str, Any], precision: str) -> peaks.Peak | None:
+    facts = _cuda_facts(m, inventory)
+    return peaks.peak_for(facts, {}, precision) if facts else None
 
 
 def reference_peak(m: Measurement, inventory: dict[str, Any]) -> tuple[peaks.Peak | None, list[Finding]]:
@@ -140,7 +141,7 @@ def reference_peak(m: Measurement, inventory: dict[str, Any]) -> tuple[peaks.Pea
         findings.append(Finding(WARNING, "peak-override", f"the report's CPU peak uses the node's own overrides (clock "
                                 f"{clock} MHz, FMA units {units}); bench checks against the inventory without them, and "
                                 "the figure stays 'reported'"))  # fmt: skip
-    return peaks.cpu_peak(_host(inventory), precision), findings
+    return peaks.peak_for(SimpleNamespace(kind="cpu"), _host(inventory), precision), findings
 
 
 #: Every ISA feature bench's CPU formula knows: the ceiling assumes the widest, whatever the inventory says.
@@ -188,7 +189,7 @@ def figure_tier(m: Measurement, inventory: dict[str, Any], *, trusted_key: bool,
     host = _host(inventory)
     if not host.get("physical_cores"):
         return REPORTED, "no physical core count in the inventory"
-    peak = peaks.cpu_peak(host, precision)
+    peak = peaks.peak_for(SimpleNamespace(kind="cpu"), host, precision)
     if peak is None:
         return REPORTED, f"no CPU peak for {precision}"
     if peak.unverified:
@@ -223,13 +224,12 @@ def _check_measurement(
         # a matmul runs on one device; a world_size would multiply the peak it is held against
         out.append(Finding(ERROR, "world-size", f"a matmul runs on one device, but spec.world_size is {world}", where))
         world = 1
-    if m.workload == "matmul" and m.flops_per_iteration != mm.flops(spec.get("m", 0), spec.get("n", 0), spec.get("k", 0)):
+    if m.workload == "matmul" and m.flops_per_iteration != figures.matmul_flops(spec.get("m", 0), spec.get("n", 0), spec.get("k", 0)):
         out.append(Finding(ERROR, "flops-mismatch", f"flops_per_iteration {m.flops_per_iteration} is not 2*M*N*K", where))
     if m.workload == "train":
         try:
-            fields = {k: val for k, val in spec.items() if k != "world_size"}
-            expected_flops = tr.flops_per_step(tr.TrainSpec(**fields)) * spec.get("world_size", 1)
-        except (TypeError, ValueError) as exc:
+            expected_flops = figures.train_work(spec)
+        except ValueError as exc:
             expected_flops = None
             out.append(Finding(ERROR, "flops-mismatch", f"train spec is not valid: {exc}", where))
         if expected_flops is not None and m.flops_per_iteration != expected_flops:
@@ -242,23 +242,23 @@ def _check_measurement(
     out += [Finding(f.severity, f.code, f.message, where) for f in notes]
     recorded_peak = (m.peak or {}).get("tflops")
     if m.workload == "train":
-        expected = tr.figures(m.samples_s, m.flops_per_iteration, m.details.get("items_per_step", 0), recorded_peak)
+        expected = figures.train_summary(m.samples_s, m.flops_per_iteration, m.details.get("items_per_step", 0), recorded_peak)
     elif m.workload == "comm":
         try:
-            expected = cm.figures(m.samples_s, m.spec.get("bytes", 0), m.spec.get("op", ""), m.spec.get("world_size", 1))
+            expected = figures.comm_summary(m.samples_s, m.spec.get("bytes", 0), m.spec.get("op", ""), m.spec.get("world_size", 1))
         except ValueError as exc:
             return [*out, Finding(ERROR, "schema", f"comm spec: {exc}", where)]
     elif m.workload == "membw":
-        expected = mb.figures(m.samples_s, m.flops_per_iteration, (m.peak or {}).get("tbps"))
+        expected = figures.membw_summary(m.samples_s, m.flops_per_iteration, (m.peak or {}).get("tbps"))
     else:
-        expected = mm.derived_figures(m.samples_s, m.flops_per_iteration, recorded_peak)
+        expected = figures.matmul_summary(m.samples_s, m.flops_per_iteration, recorded_peak)
     stored = m.summary or {}
     wrong = sorted(k for k in set(expected) | set(stored) if not _close(expected.get(k), stored.get(k)))
     if wrong:
         out.append(Finding(ERROR, "figure-mismatch", f"{', '.join(wrong)} differ from their recomputation from the raw "
                            "samples", where))  # fmt: skip
     if "msmf" in m.details:
-        redo = ms.msmf(m.samples_s, m.flops_per_iteration)
+        redo = figures.msmf(m.samples_s, m.flops_per_iteration)
         if not _close(redo["tflops"], m.details["msmf"].get("tflops")):
             out.append(Finding(ERROR, "figure-mismatch", "MSMF differs from its recomputation from the raw samples", where))
     if peak is None:
@@ -342,7 +342,7 @@ def examine(
                                now=now)  # fmt: skip
     if end and end < start:
         out.append(Finding(ERROR, "timestamp", "end_utc is before start_utc"))
-    if end is None or report.interrupted:
+    if report.partial:
         out.append(Finding(WARNING, "partial", "the run did not complete (interrupted or still running)"))
     for i, (m, raw) in enumerate(zip(report.measurements, data["measurements"], strict=True)):
         out += _check_measurement(m, raw, report.inventory, f"measurements[{i}]", samples_checked=valid)

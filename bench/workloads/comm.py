@@ -17,29 +17,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from bench import launch
-from bench.measure import stats
+from bench import figures, launch
 
 WORKLOAD = "comm"
-OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
+OPS = figures.COMM_OPS
 ELEMENT = torch.float32
 ITEMSIZE = 4
-
-
-def busbw_factor(op: str, n: int) -> float:
-    """nccl-tests' bus bandwidth factor for `op` over `n` ranks."""
-    if op == "all_reduce":
-        return 2 * (n - 1) / n
-    if op in ("all_gather", "reduce_scatter", "all_to_all"):
-        return (n - 1) / n
-    if op in ("broadcast", "sendrecv"):
-        return 1.0
-    raise ValueError(f"unknown collective {op!r}; valid: {', '.join(OPS)}")
 
 
 def message_sizes(min_bytes: int, max_bytes: int, factor: int) -> list[int]:
@@ -139,10 +126,3 @@ def time_op(b: Buffers, iterations: int, warmup: int, device: str) -> tuple[list
     warm = [once() for _ in range(warmup)]
     timed = [once() for _ in range(iterations)]
     return warm, timed, b.check()
-
-
-def figures(samples_s: list[float], size: int, op: str, n: int) -> dict[str, Any]:
-    s = stats.summarize(samples_s)
-    algbw = size / s.median_s / 1e9
-    return {**s.to_dict(), "algbw_gbps": algbw, "busbw_gbps": algbw * busbw_factor(op, n),
-            "busbw_best_gbps": size / s.min_s / 1e9 * busbw_factor(op, n)}  # fmt: skip

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench import figures
 from bench.hardware import devices
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import IMPLAUSIBLE_TOLERANCE, Peak
-from bench.measure import stats
 from bench.measure import telemetry as telemetry_
 from bench.measure.sampling import Policy, collect
 from bench.measure.sampling import warnings as sampling_warnings
@@ -135,9 +135,8 @@ class MatmulSpec:
         return cls(d["m"], d["n"], d["k"], d["precision"], bool(d.get("fast_accum", False)))
 
 
-def flops(m: int, n: int, k: int) -> int:
-    """FLOPs of one M x K by K x N product: 2*M*N*K."""
-    return 2 * m * n * k
+#: FLOPs of one M x K by K x N product: 2*M*N*K (bench.figures holds every work formula).
+flops = figures.matmul_flops
 
 
 def _is_cuda_float32(device: DeviceFacts, precision: Precision) -> bool:
@@ -240,22 +239,6 @@ def _skipped(spec: MatmulSpec, device: DeviceFacts, reason: str) -> Measurement:
     )
 
 
-def derived_figures(
-    samples_s: list[float], flops_per_iteration: float, peak_tflops: float | None = None
-) -> dict[str, float | int]:
-    """The summary a report stores: statistics of the raw seconds, TFLOPS at the median and best iteration, and the
-    efficiency (median TFLOPS / peak) when a peak is known."""
-    s = stats.summarize(samples_s)
-    out: dict[str, float | int] = {
-        **s.to_dict(),
-        "tflops_median": stats.rate(flops_per_iteration, s.median_s) / 1e12,
-        "tflops_best": stats.rate(flops_per_iteration, s.min_s) / 1e12,
-    }
-    if peak_tflops:
-        out["efficiency"] = out["tflops_median"] / peak_tflops
-    return out
-
-
 def plausibility(summary: dict[str, Any], peak: Peak | None) -> list[MeasurementWarning]:
     """An 'implausible' warning when any reported figure exceeds the physical peak by more than the tolerance."""
     if peak is None:
@@ -326,7 +309,7 @@ def _measure(
         return failed
     finally:
         a = b = c = None  # free device memory before the next spec
-    summary = derived_figures(sampled.samples_s, spec.flops, peak.tflops if peak else None)
+    summary = figures.matmul_summary(sampled.samples_s, spec.flops, peak.tflops if peak else None)
     details: dict[str, Any] = {"backend": backend, **_telemetry_details(sampler, sampled.warmup_wall_s)}
     overridden = tf32_verdict(spec, ran, env) if ran else None
     if ran:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import Peak
 from bench.measure.sampling import Policy
@@ -62,7 +63,7 @@ BUDGET_S = {"cpu": 30.0, "cuda": 300.0}
 MEMORY_SHARE = 0.5
 #: A precision measured below this fraction of the device's float32 MAMF is emulated (not capacity).
 EMULATED_RATIO = 0.01
-MSMF_BUCKETS = 10
+MSMF_BUCKETS = figures.MSMF_BUCKETS
 
 Shape = tuple[int, int, int]
 
@@ -254,7 +255,7 @@ def search(
     s = measure(base.with_shape(*best_shape), device, window, peak=peak, backend=winner.details["backend"],
                 telemetry=telemetry, sustained=True)  # fmt: skip
     if s.status == "ok":
-        s.details["msmf"] = msmf(s.samples_s, s.flops_per_iteration)
+        s.details["msmf"] = figures.msmf(s.samples_s, s.flops_per_iteration)
     yield _tag(s, "msmf", config.mode)
 
 
@@ -269,27 +270,6 @@ def _settle(device: DeviceFacts, base: mm.MatmulSpec, config: SearchConfig, cand
     seconds = sum(m.warmup_s) + sum(m.samples_s)
     return {"shape": list(shape), "seconds": seconds, "status": m.status,
             "tflops": m.flops_per_iteration * len(m.samples_s) / sum(m.samples_s) / 1e12 if m.samples_s else None}  # fmt: skip
-
-
-def msmf(samples_s: list[float], flops_per_iteration: float, buckets: int = MSMF_BUCKETS) -> dict[str, object]:
-    """Sustained throughput of back-to-back iterations: total FLOPs / total seconds, and the same per tenth of the
-    window (each iteration counted in the bucket where it ended)."""
-    total = sum(samples_s)
-    per: dict[int, list[float]] = {}
-    elapsed = 0.0
-    for s in samples_s:
-        elapsed += s
-        i = min(int(elapsed / total * buckets - 1e-9), buckets - 1)
-        seconds, count, _ = per.get(i, [0.0, 0, 0.0])
-        per[i] = [seconds + s, count + 1, elapsed]
-    series = [{"t_s": end, "tflops": n * flops_per_iteration / sec / 1e12} for sec, n, end in (per[i] for i in sorted(per))]
-    return {
-        "tflops": len(samples_s) * flops_per_iteration / total / 1e12,
-        "window_s": total,
-        "iterations": len(samples_s),
-        "min_bucket_tflops": min(p["tflops"] for p in series),
-        "series": series,
-    }
 
 
 def candidates_for(device: DeviceFacts, precision: str, config: SearchConfig, free_bytes: int, sm_count: int) -> list[Shape]:

@@ -24,31 +24,21 @@ from typing import Any
 
 import torch
 
+from bench import figures
 from bench.hardware import devices
 from bench.hardware.devices import DeviceFacts
-from bench.measure import stats
 from bench.measure.sampling import Policy, collect
 from bench.measure.sampling import warnings as sampling_warnings
 from bench.measure.timer import CudaEventTimer, PerfCounterTimer, Timer
 from bench.report.model import Measurement, utc_now
 
 WORKLOAD = "membw"
-KERNELS = ("copy", "scale", "add", "triad")
+KERNELS = figures.STREAM_KERNELS
 SCALAR = 3.0
 #: Default elements per array: 4x a 32 MiB last-level cache on CPUs (256 MiB arrays); 1 GiB arrays on GPUs.
 DEFAULT_ELEMENTS = {"cpu": 2**25, "cuda": 2**27}
-BYTES_PER_ELEMENT = {"copy": 16, "scale": 16, "add": 24, "triad": 24}
 #: Host<->device copies of a node's GPUs take turns (see the module docstring).
 _COPIES = threading.Lock()
-
-
-def figures(samples_s: list[float], bytes_per_iteration: float, peak_tbps: float | None) -> dict[str, Any]:
-    s = stats.summarize(samples_s)
-    out: dict[str, Any] = {**s.to_dict(), "gbps_median": bytes_per_iteration / s.median_s / 1e9,
-                           "gbps_best": bytes_per_iteration / s.min_s / 1e9}  # fmt: skip
-    if peak_tbps:
-        out["efficiency"] = out["gbps_median"] / (peak_tbps * 1e3)
-    return out
 
 
 def _timer(device: DeviceFacts) -> Timer:
@@ -57,7 +47,7 @@ def _timer(device: DeviceFacts) -> Timer:
 
 def _record(name: str, n: int, device: DeviceFacts, sampled: Any, policy: Policy, timer: Timer, nbytes: int,
             correct: bool, peak_tbps: float | None, start: str) -> Measurement:  # fmt: skip
-    summary = figures(sampled.samples_s, nbytes, peak_tbps)
+    summary = figures.membw_summary(sampled.samples_s, nbytes, peak_tbps)
     return Measurement(
         workload=WORKLOAD,
         spec={"kernel": name, "elements": n, "dtype": "float64"},
@@ -146,7 +136,7 @@ def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_t
         devices.synchronize(device.id)
         value[target] = expected()
         correct = bool((arrays[target] == value[target]).all())
-        out.append(_record(name, n, device, sampled, policy, timer, BYTES_PER_ELEMENT[name] * n, correct, peak_tbps, start))
+        out.append(_record(name, n, device, sampled, policy, timer, figures.stream_bytes(name, n), correct, peak_tbps, start))
     if device.kind == "cuda":
         with _COPIES, bound_to(cpu_affinity) as bound, pinned_host(n, 5.0) as (host, pinned):
             for name, fn, check in (

@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench import figures
 from bench.hardware import devices
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import Peak
@@ -193,14 +194,8 @@ def loss_of(model: nn.Module, spec: TrainSpec, inputs: torch.Tensor, targets: to
 
 
 def flops_per_step(spec: TrainSpec) -> int:
-    """The analytic count in the module docstring, per step."""
-    if spec.model == "gpt":
-        d, t = spec.width, spec.seq_len
-        forward = spec.batch * t * (spec.layers * (24 * d * d + 4 * t * d) + 2 * d * spec.vocab)
-        return 3 * forward
-    dims = [spec.vocab] + [spec.width] * (spec.layers - 1) + [spec.vocab]
-    forward = spec.batch * sum(2 * a * b for a, b in itertools.pairwise(dims))
-    return 3 * forward - spec.batch * 2 * dims[0] * dims[1]
+    """The analytic count (bench.figures.train_step_flops), per step."""
+    return figures.train_step_flops(spec.model, spec.layers, spec.width, spec.seq_len, spec.batch, spec.vocab)
 
 
 def counted_flops(spec: TrainSpec) -> int:
@@ -348,7 +343,7 @@ def measurement(
     """The Measurement of a finished run: figures from the raw step times, validity from the losses."""
     flops = flops_per_step(spec)
     counted = counted_flops(spec)
-    summary = figures(samples, flops, spec.items_per_step, peak.tflops if peak else None)
+    summary = figures.train_summary(samples, flops, spec.items_per_step, peak.tflops if peak else None)
     initial, final = losses[0], sum(losses[-FINAL_WINDOW:]) / len(losses[-FINAL_WINDOW:])
     validity = loss_validity(losses)
     warnings = stats.warnings_for(stats.summarize(samples), timer.resolution_s)
@@ -386,20 +381,6 @@ def measurement(
     )
 
 
-def figures(samples_s: list[float], flops: float, items: int, peak_tflops: float | None) -> dict[str, Any]:
-    """Step-time statistics, throughput (tokens or samples per second at the median step), TFLOPS and MFU."""
-    s = stats.summarize(samples_s)
-    out: dict[str, Any] = {
-        **s.to_dict(),
-        "items_per_s": items / s.median_s,
-        "tflops_median": stats.rate(flops, s.median_s) / 1e12,
-        "tflops_best": stats.rate(flops, s.min_s) / 1e12,
-    }
-    if peak_tflops:
-        out["mfu"] = out["tflops_median"] / peak_tflops
-    return out
-
-
 def loss_validity(losses: list[float]) -> dict[str, Any]:
     """Passed when every loss is finite and the final loss fell below LOSS_DROP x the initial loss."""
     if not all(math.isfinite(v) for v in losses):
@@ -430,7 +411,7 @@ def data_parallel_total(spec: TrainSpec, ranks: list[Measurement], baseline: Mea
     warmup = [max(m.warmup_s[i] for m in ranks) for i in range(min(len(m.warmup_s) for m in ranks))]
     job_peak = dataclasses.replace(peak, tflops=peak.tflops * world, assumptions={**peak.assumptions, "world_size": world}) if peak else None
     flops = flops_per_step(spec) * world
-    summary = figures(samples, flops, spec.items_per_step * world, job_peak.tflops if job_peak else None)
+    summary = figures.train_summary(samples, flops, spec.items_per_step * world, job_peak.tflops if job_peak else None)
     valid = all(m.status == "ok" for m in ranks)
     base_rate = baseline.summary["items_per_s"] if baseline.summary else None
     first = ranks[0]
@@ -463,16 +444,11 @@ def data_parallel_total(spec: TrainSpec, ranks: list[Measurement], baseline: Mea
 
 
 def annotate_mamf_ratio(measurements: list[Measurement]) -> None:
-    """Training TFLOPS / the matmul MAMF of the same device and precision, when both are in one report."""
-    mamf: dict[tuple[Any, Any], float] = {}
-    for m in measurements:
-        if m.workload == "matmul" and m.status == "ok" and not m.emulated and m.summary:
-            key = (m.device.get("uuid"), m.spec.get("precision"))
-            is_mamf = m.details.get("search", {}).get("mamf") or "search" not in m.details
-            if is_mamf:
-                mamf[key] = max(mamf.get(key, 0.0), m.summary["tflops_median"])
+    """Training TFLOPS / the matmul MAMF (bench.figures.mamf) of the same device and precision, when both are in one
+    report."""
+    chosen = figures.mamf(measurements, lambda m: (m.device.get("uuid"), m.spec.get("precision")))
     for m in measurements:
         key = (m.device.get("uuid"), m.spec.get("precision"))
-        if m.workload == WORKLOAD and m.summary and key in mamf and "world_size" not in m.spec:
-            m.details["mamf_tflops"] = mamf[key]
-            m.details["mamf_ratio"] = m.summary["tflops_median"] / mamf[key]
+        if m.workload == WORKLOAD and m.summary and key in chosen and "world_size" not in m.spec:
+            m.details["mamf_tflops"] = chosen[key][0].summary["tflops_median"]
+            m.details["mamf_ratio"] = m.summary["tflops_median"] / m.details["mamf_tflops"]

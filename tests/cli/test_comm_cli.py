@@ -5,6 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from bench import figures
 from bench.cli import main
 from bench.report import verify as v
 from bench.report.store import load_report
@@ -49,7 +50,7 @@ def test_two_ranks_every_collective_checked_one_report(tmp_path):
         per_rank = m.details["per_rank"]
         assert [r["rank"] for r in per_rank] == [0, 1]
         assert m.samples_s == [max(a, b) for a, b in zip(per_rank[0]["samples_s"], per_rank[1]["samples_s"], strict=True)]
-        assert m.summary["busbw_gbps"] == pytest.approx(m.summary["algbw_gbps"] * cm.busbw_factor(m.spec["op"], 2))
+        assert m.summary["busbw_gbps"] == pytest.approx(m.summary["algbw_gbps"] * figures.busbw_factor(m.spec["op"], 2))
     assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
 
 

@@ -7,6 +7,7 @@ import hashlib
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench import figures
 from bench.hardware import peaks
 from bench.report import sign
 from bench.report.model import Measurement, NodeReport
@@ -38,7 +39,7 @@ def gpu_measurement(node: int, index: int, tflops: float, precision: str = "bflo
         timer="cuda_event",
         warmup_s=[base * 1.2, base],
         samples_s=samples_s,
-        summary=mm.derived_figures(samples_s, flops, peak.tflops if peak else None),
+        summary=figures.matmul_summary(samples_s, flops, peak.tflops if peak else None),
         validity={"check": "freivalds", "passed": True},
         peak=peak.to_dict() if peak else None,
         details={"backend": "torch", **({"search": {"role": role, "mode": "auto", "mamf": True}} if role else {})},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import random
 
+from bench import figures
 from bench.report.model import Measurement, NodeReport
 from bench.workloads import matmul as mm
 
@@ -28,7 +29,7 @@ def matmul(precision: str, samples_s: list[float], *, status: str = "ok", emulat
     return Measurement(workload="matmul", spec={"m": N, "n": N, "k": N, "precision": precision}, device=dict(DEVICE),
                        status=status, reason=None if status == "ok" else "product check failed", emulated=emulated,
                        flops_per_iteration=flops, timer="perf_counter", samples_s=samples_s,
-                       summary=mm.derived_figures(samples_s, flops, None),
+                       summary=figures.matmul_summary(samples_s, flops, None),
                        validity={"check": "freivalds", "passed": status == "ok"}, details=details)  # fmt: skip
 
 

@@ -3,6 +3,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench import figures
 from bench.report import aggregate as agg
 from bench.report import keys, pool, sign
 from tests.report.fleet import NOW, gpu_uuid, node_report, resign
@@ -236,7 +237,6 @@ def cap_codes(cap):
 
 def test_steady_quantized_timings_are_not_taken_for_clones():
     """Two honest GPUs whose every sample the timer rounded to the same value share a vector that identifies nothing."""
-    from bench.workloads import matmul as mm
 
     reports = []
     for node in (1, 2):
@@ -244,7 +244,7 @@ def test_steady_quantized_timings_are_not_taken_for_clones():
         m = data["measurements"][0]
         m["samples_s"] = [0.0015625] * len(m["samples_s"])
         m["samples_sha256"] = sign.samples_digest(m["warmup_s"], m["samples_s"])
-        m["summary"] = mm.derived_figures(m["samples_s"], m["flops_per_iteration"], m["peak"]["tflops"])
+        m["summary"] = figures.matmul_summary(m["samples_s"], m["flops_per_iteration"], m["peak"]["tflops"])
         reports.append(resign(data, KEY))
     cap = run(reports)
     assert cap["totals"][0]["devices"] == 2 and cap["duplicates"] == []

@@ -4,9 +4,9 @@ import os
 import pytest
 
 from bench import runner
+from bench.figures import matmul_summary
 from bench.report.model import SCHEMA_VERSION, Measurement, NodeReport, ReportError
 from bench.report.store import REPORT_NAME, ReportWriter, dumps, load_report, new_run_id, write_atomic
-from bench.workloads.matmul import derived_figures
 
 
 def measurement(status="ok"):
@@ -21,7 +21,7 @@ def measurement(status="ok"):
         threads=2,
         warmup_s=[0.02],
         samples_s=samples,
-        summary=derived_figures(samples, 1024),
+        summary=matmul_summary(samples, 1024),
         validity={"check": "freivalds", "passed": True},
         start_utc="2026-11-28T10:00:00.000000Z",
         end_utc="2026-11-28T10:00:01.000000Z",

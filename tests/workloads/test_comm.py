@@ -1,5 +1,6 @@
 import pytest
 
+from bench import figures
 from bench.workloads import comm as cm
 
 
@@ -9,12 +10,12 @@ from bench.workloads import comm as cm
      ("all_to_all", 2, 0.5), ("broadcast", 8, 1.0), ("sendrecv", 2, 1.0), ("all_reduce", 1, 0.0)],
 )  # fmt: skip
 def test_busbw_factors_are_nccl_tests(op, n, factor):
-    assert cm.busbw_factor(op, n) == pytest.approx(factor)
+    assert figures.busbw_factor(op, n) == pytest.approx(factor)
 
 
 def test_unknown_op():
     with pytest.raises(ValueError, match="valid: all_reduce"):
-        cm.busbw_factor("gossip", 2)
+        figures.busbw_factor("gossip", 2)
 
 
 def test_message_sizes_like_nccl_tests_b_e_f():
@@ -31,6 +32,6 @@ def test_buffers_split_evenly_over_ranks():
 
 
 def test_figures_from_raw_samples():
-    f = cm.figures([2e-3, 1e-3, 4e-3], 2_000_000, "all_reduce", 4)
+    f = figures.comm_summary([2e-3, 1e-3, 4e-3], 2_000_000, "all_reduce", 4)
     assert f["median_s"] == 2e-3 and f["algbw_gbps"] == pytest.approx(1.0)
     assert f["busbw_gbps"] == pytest.approx(1.5) and f["busbw_best_gbps"] == pytest.approx(3.0)

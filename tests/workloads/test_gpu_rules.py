@@ -9,7 +9,7 @@ import types
 import pytest
 import torch
 
-from bench import launch, plans
+from bench import figures, launch, plans
 from bench.hardware import devices, peaks
 from bench.measure.sampling import Policy
 from bench.measure.timer import CudaEventTimer, PerfCounterTimer
@@ -331,7 +331,7 @@ def _ddp_world(monkeypatch, hosts):
         samples = [0.1, 0.1, 0.1]
         return Measurement("train", spec.to_dict(), {"id": f"cuda:{seed % 2}", "kind": "cuda", "uuid": f"GPU-{seed}"},
                            "ok", flops_per_iteration=tr.flops_per_step(spec), samples_s=samples, warmup_s=[0.1],
-                           summary=tr.figures(samples, tr.flops_per_step(spec), spec.items_per_step, None))  # fmt: skip
+                           summary=figures.train_summary(samples, tr.flops_per_step(spec), spec.items_per_step, None))  # fmt: skip
 
     def gather(out, obj, group=None):
         for r, host in enumerate(hosts):

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.measure.sampling import Policy
 from bench.measure.timer import FakeTimer
@@ -37,7 +38,7 @@ def test_real_measurement_keeps_raw_samples_and_derives_figures_from_them(name):
     assert m.status == "ok" and m.validity["passed"]
     assert m.timer == "perf_counter" and m.threads >= 1
     assert len(m.samples_s) >= 3 and m.warmup_s
-    assert m.summary == mm.derived_figures(m.samples_s, 2 * 64 * 48 * 32)
+    assert m.summary == figures.matmul_summary(m.samples_s, 2 * 64 * 48 * 32)
     assert m.flops_per_iteration == 2 * 64 * 48 * 32
     Measurement.from_dict(m.to_dict())  # follows the report schema
 

@@ -2,6 +2,7 @@ import itertools
 
 import pytest
 
+from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import Peak
 from bench.measure.sampling import Policy
@@ -55,7 +56,7 @@ def test_gpu_candidates_include_the_published_best_shapes_and_a_spread():
 
 
 def test_msmf_from_raw_samples():
-    out = ms.msmf([0.5, 0.5, 1.0], 1e12, buckets=2)
+    out = figures.msmf([0.5, 0.5, 1.0], 1e12, buckets=2)
     assert out["tflops"] == pytest.approx(3 / 2.0)
     assert out["window_s"] == 2.0 and out["iterations"] == 3
     assert [p["tflops"] for p in out["series"]] == pytest.approx([2.0, 1.0])

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.measure.sampling import Policy
 from bench.measure.timer import FakeTimer
@@ -17,7 +18,7 @@ def test_stream_kernels_on_cpu_are_measured_and_checked():
     assert all(m.status == "ok" and m.validity["passed"] for m in ms)
     assert [m.details["bytes_per_iteration"] for m in ms] == [16 * 2**16, 16 * 2**16, 24 * 2**16, 24 * 2**16]
     for m in ms:
-        assert m.summary == mb.figures(m.samples_s, m.flops_per_iteration, None)
+        assert m.summary == figures.membw_summary(m.samples_s, m.flops_per_iteration, None)
         Measurement.from_dict(m.to_dict())
 
 
@@ -25,7 +26,7 @@ def test_stream_byte_counts_and_figures_from_a_fake_timer():
     timer = FakeTimer([1e-3] * 100)
     triad = mb.run(CPU, Policy(budget_s=0.005, min_iterations=3, max_warmup_s=0.003), elements=1000, timer=timer)[3]
     assert triad.summary["gbps_median"] == pytest.approx(24 * 1000 / 1e-3 / 1e9)
-    assert mb.figures([1.0], 2e12, 4.0)["efficiency"] == pytest.approx(0.5)
+    assert figures.membw_summary([1.0], 2e12, 4.0)["efficiency"] == pytest.approx(0.5)
 
 
 def test_a_wrong_kernel_result_is_invalid(monkeypatch):

@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import Peak
 from bench.measure.timer import FakeTimer
@@ -43,7 +44,7 @@ def test_tiny_preset_learns_and_reports_honest_figures(model):
     d = m.details
     assert d["final_loss"] <= tr.LOSS_DROP * d["initial_loss"] and len(d["losses"]) == spec.warmup + spec.steps
     assert len(m.samples_s) == spec.steps and len(m.warmup_s) == spec.warmup
-    assert m.summary == tr.figures(m.samples_s, tr.flops_per_step(spec), spec.items_per_step, 1.0)
+    assert m.summary == figures.train_summary(m.samples_s, tr.flops_per_step(spec), spec.items_per_step, 1.0)
     assert m.summary["mfu"] == pytest.approx(m.summary["tflops_median"])
     assert d["flop_counter_ratio"] == pytest.approx(1.0) and d["peak_memory_bytes"] > 0
     Measurement.from_dict(m.to_dict())

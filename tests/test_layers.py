@@ -1,0 +1,69 @@
+"""The house reads top to bottom: the report layer and the figures under it import no torch and nothing above them.
+
+CLI -> suite/runner/plans -> workloads -> measure/hardware, and report/verify/aggregate over the pure bottom layer
+(bench.figures, bench.report.model). An import running back up (report -> workloads) is what made verify load torch.
+"""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Modules above the report layer, which nothing in it (or in bench.figures) may import.
+UPWARD = ("torch", "bench.workloads", "bench.cli", "bench.plans", "bench.suite", "bench.runner", "bench.challenge")
+#: Report-layer files allowed a heavy import, each with why.
+EXEMPT = {"exact_rows.py": "the challenge's torch kernel (exact products); it belongs to bench.challenge"}
+
+
+def _imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    return names
+
+
+BOTTOM = [*sorted((ROOT / "bench" / "report").glob("*.py")), ROOT / "bench" / "figures.py"]
+
+
+@pytest.mark.parametrize("path", [p for p in BOTTOM if p.name not in EXEMPT], ids=lambda p: p.name)
+def test_no_import_runs_back_up(path):
+    """Every import, module level or inside a function (a lazy import is still a dependency)."""
+    bad = [n for n in _imports(path) if any(n == u or n.startswith(u + ".") for u in UPWARD)]
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_the_walk_finds_an_upward_import(tmp_path):
+    """The check above can fail: a module that imports a workload inside a function is caught."""
+    f = tmp_path / "bad.py"
+    f.write_text("def f():\n    from bench.workloads import matmul\n    import torch\n")
+    assert {"bench.workloads.matmul", "torch"} <= set(_imports(f))
+
+
+def _loaded(modules: list[str]) -> dict[str, bool]:
+    code = (f"import sys, json\nfor m in {modules!r}: __import__(m)\n"
+            "print(json.dumps({k: k in sys.modules for k in ('torch', 'matplotlib', 'bench.workloads')}))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout)
+
+
+def test_verify_and_aggregate_load_neither_torch_nor_matplotlib():
+    loaded = _loaded(["bench.figures", "bench.report.model", "bench.report.verify", "bench.report.aggregate"])
+    assert loaded == {"torch": False, "matplotlib": False, "bench.workloads": False}
+
+
+def test_report_and_export_load_no_torch():
+    loaded = _loaded(["bench.report.render", "bench.report.export", "bench.report.metrics", "bench.report.html",
+                      "bench.report.plots", "bench.report.capacity", "bench.report.gates"])  # fmt: skip
+    assert not loaded["torch"] and not loaded["bench.workloads"]
+
+
+def test_the_subprocess_check_sees_torch():
+    """The check can fail: importing a workload does load torch."""
+    assert _loaded(["bench.workloads.matmul"])["torch"]
