@@ -148,9 +148,12 @@ def _check(data: Any, trusted: set[str] | None, max_age: Any) -> tuple[list[v.Fi
               help="A challenge proof from `bench challenge verify --proof` (signed by --auditor-key). Repeatable.")
 @click.option("--auditor-key", "auditor_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The auditor's key (private, or its .pub): the only key whose proofs count.")
+@click.option("--from", "from_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Disclosures: the folder of capacity reports, proofs and child disclosures to re-derive them from.")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings, tiers and claim checks as JSON.")
 def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, reports_dir: Path | None,
-           claims: tuple[str, ...], proof_paths: tuple[Path, ...], auditor_path: Path | None, as_json: bool) -> None:  # fmt: skip
+           claims: tuple[str, ...], proof_paths: tuple[Path, ...], auditor_path: Path | None,
+           from_dir: Path | None, as_json: bool) -> None:  # fmt: skip
     """Verify node reports: signature and key, schema, every figure recomputed from the raw samples, figures against
     the physical peak, correctness checks, timestamps, and that measured devices are in the inventory; then say the
     tier of every figure: reported, bounded or proven (README, "What bench proves, and what it does not").
@@ -186,6 +189,10 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
         data = load_json(path)
         if isinstance(data, Exception):
             results[str(path)] = [v.Finding(v.ERROR, "unreadable", str(data))]
+        elif isinstance(data, dict) and data.get("kind") == "bench.disclosure":  # re-derived from the level below
+            from bench.cli.disclose import verify_disclosure
+
+            results[str(path)] = verify_disclosure(data, from_dir, str(path))
         elif isinstance(data, dict) and data.get("kind") == agg.CAPACITY_KIND:
             try:
                 results[str(path)], view = agg.audit_capacity(data, node_reports, trusted, max_age=max_age)

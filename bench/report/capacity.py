@@ -51,7 +51,7 @@ IDENTITIES = (("device", "UUID", True), ("serial", "NVML serial", True), ("board
               ("pci", "host and PCI bus id", True), ("samples", "timed samples", False))  # fmt: skip
 
 
-def _unique(df: pd.DataFrame) -> tuple[list[Any], list[dict[str, Any]]]:
+def unique_rows(df: pd.DataFrame) -> tuple[list[Any], list[dict[str, Any]]]:
     """Rows (index labels, in df's order) that count, and the duplicate groups: rows sharing any identity (IDENTITIES)
     are one device, counted once from the first row (df is sorted newest first)."""
     order = list(df.index)
@@ -107,7 +107,7 @@ def build(examined: Examined, *, rules: Rules, trusted: set[str] | None, now: dt
 
     df = pd.DataFrame(rows, columns=COLUMNS)
     df = df.sort_values(["measured_utc", "report"], ascending=[False, True], kind="stable")
-    keep, duplicates = _unique(df)
+    keep, duplicates = unique_rows(df)
     counted = df.loc[keep].copy()
     # a device whose identity another device shares (a clone) is counted once, and no more than 'reported'
     tier_col, why_col = COLUMNS.index("tier"), COLUMNS.index("why")

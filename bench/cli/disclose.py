@@ -1,0 +1,241 @@
+"""`bench disclose`: a signed disclosure of a site's, city's, region's or country's measured compute (issue 17).
+
+    bench disclose sign-declaration site.toml --key operator.pem      # the operator signs what it declares
+    bench disclose site --declaration site.toml --capacity a=cap-a.json ... -o out/
+    bench disclose rollup --level city --name Alpha --from DIR site1/disclosure.json site2/disclosure.json -o out/
+    bench disclose sample disclosure.json --from DIR --nonce N --size 60 --precision bfloat16
+    bench verify disclosure.json --from DIR                           # re-derive it from the level below
+
+Every input is hostile: a file that cannot be accepted ends the command with exit 2 and one line saying why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench.cli.keys import key_option, signing_key
+from bench.cli.output import fail
+from bench.cli.verify import DurationParam, auditor_key_id, trusted_keys
+from bench.disclosure import claims as cl
+from bench.disclosure import declaration as decl
+from bench.disclosure import document as dd
+from bench.disclosure import render, sampling
+from bench.disclosure.leaves import DisclosureError, Store, merge
+from bench.report import intake, sign
+from bench.report import verify as v
+from bench.report.store import dumps, write_atomic
+
+REFUSED = (DisclosureError, decl.DeclarationError, cl.ClaimError, sampling.SamplingError, sign.UncarriableNumber)
+
+
+def _ids(path: Path | None, option: str) -> frozenset[str] | None:
+    found = trusted_keys(path, option)
+    return None if found is None else frozenset(found)
+
+
+def policy_options(fn: Any) -> Any:
+    options = [
+        click.option("--aggregator-keys", "aggregator_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Key ids of the aggregators whose capacity reports count. Without it no figure is more than "
+                          "'reported'."),
+        click.option("--operator-keys", "operator_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Key ids of the operators whose declarations are accepted."),
+        click.option("--trusted-keys", "node_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="The node trust list: a declaration signed by one of these keys is refused."),
+        click.option("--auditor-key", "auditor_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="The auditor's key (private or .pub): the only key whose proofs count."),
+        click.option("--proof", "proof_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="A challenge proof (bench challenge verify --proof). Repeatable."),
+        click.option("--claims", "claims_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="TOML of [[claim]] tables (text, source, date) to check against the disclosure."),
+        click.option("--as-of", "as_of", default=None, help="The disclosure date (ISO 8601 with a time zone; default now)."),
+        click.option("--stale-after", type=DurationParam(), default="30d", show_default=True,
+                     help="A device measured longer ago than this is stale (reported tier at most)."),
+        click.option("--audit-nonce", default=None, help="The auditor's nonce: draw and bound a sample (see `sample`)."),
+        click.option("--audit-size", type=click.IntRange(1, 1_000_000), default=60, show_default=True,
+                     help="Units drawn for the audit."),
+        click.option("--audit-precision", default="bfloat16", show_default=True, help="The precision audited."),
+        click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+                     show_default=True, help="Confidence of the audit's lower bound."),
+        key_option,
+        click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("disclosure"),
+                     show_default=True, help="Folder for disclosure.json, disclosure.md and disclosure.html."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _common(kw: dict[str, Any]) -> dict[str, Any]:
+    node_ids = _ids(kw["node_path"], "--trusted-keys")
+    auditor = auditor_key_id(kw["auditor_path"], set(node_ids) if node_ids is not None else None)
+    policy = dd.Policy(_ids(kw["aggregator_path"], "--aggregator-keys"), auditor, _ids(kw["operator_path"], "--operator-keys"),
+                       node_ids, kw["stale_after"].total_seconds())  # fmt: skip
+    try:
+        as_of = v.parse_utc(kw["as_of"]) if kw["as_of"] else dt.datetime.now(dt.UTC).replace(microsecond=0)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from None
+    claims_input: list[dict[str, str]] = []
+    if kw["claims_path"]:
+        try:
+            text = intake.read_bytes(kw["claims_path"], max_bytes=1 << 20).decode("utf-8")
+            claims_input = cl.read_entries(text, str(kw["claims_path"]))
+        except (intake.InputError, UnicodeDecodeError, cl.ClaimError) as exc:
+            fail(str(exc), 2)
+    audit = None
+    if kw["audit_nonce"] is not None:
+        audit = {"nonce": kw["audit_nonce"], "size": kw["audit_size"], "confidence": kw["confidence"],
+                 "precision": kw["audit_precision"]}  # fmt: skip
+    return {"policy": policy, "as_of": as_of, "claims_input": claims_input, "audit_input": audit}
+
+
+def _write(doc: dict[str, Any], kw: dict[str, Any]) -> None:
+    doc["signature"] = sign.sign(doc, signing_key(kw["key_path"]))
+    out: Path = kw["output"]
+    write_atomic(out / "disclosure.json", dumps(doc))
+    write_atomic(out / "disclosure.md", render.markdown(doc))
+    write_atomic(out / "disclosure.html", render.page(doc))
+    head = next((c for c in doc["capacity"] if c["category"] == "bf16/fp16"), None)
+    click.echo(f"{doc['level']} {doc['name']}: " + (f"bf16/fp16 {head['reported_pflops']:.4g} PFLOPS reported, "
+               f"{head['bounded_pflops']:.4g} bounded, {head['proven_pflops']:.4g} proven; " if head and head["devices"] else "")
+               + f"written to {out}/disclosure.{{json,md,html}}")  # fmt: skip
+
+
+@click.group("disclose")
+def disclose_group() -> None:
+    """Disclose a site's, city's, region's or country's measured compute: one signed document per level, each figure
+    with its tier (reported / bounded / proven), declared figures kept apart, a claims ledger and audit by sampling."""
+
+
+@disclose_group.command("sign-declaration")
+@click.argument("declaration", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@key_option
+def sign_declaration(declaration: Path, key_path: Path | None) -> None:
+    """Sign a declaration TOML with the operator's key: writes DECLARATION.sig.json over its exact bytes."""
+    try:
+        raw = intake.read_bytes(declaration, max_bytes=decl.MAX_BYTES)
+        decl.parse(raw.decode("utf-8"), str(declaration))
+    except (intake.InputError, decl.DeclarationError) as exc:
+        fail(str(exc), 2)
+    except UnicodeDecodeError:
+        fail(f"{declaration}: not UTF-8 text", 2)
+    out = declaration.with_name(declaration.name + decl.SIGNATURE_SUFFIX)
+    write_atomic(out, dumps(decl.sign_text(raw, signing_key(key_path))))
+    click.echo(f"signed {declaration}: {out}")
+
+
+@disclose_group.command("site")
+@click.option(
+    "--declaration",
+    "declaration_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The site's declaration TOML; its signature is read from DECLARATION.sig.json.",
+)
+@click.option(
+    "--capacity",
+    "capacities",
+    multiple=True,
+    required=True,
+    metavar="CLUSTER=FILE",
+    help="The capacity report of one declared cluster. Repeatable.",
+)
+@policy_options
+def site_cmd(declaration_path: Path, capacities: tuple[str, ...], **kw: Any) -> None:
+    """A site's disclosure from its declaration and the capacity report of each of its clusters."""
+    common = _common(kw)
+    policy: dd.Policy = common["policy"]
+    store = Store()
+    try:
+        d = decl.read(declaration_path, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
+        pairs = []
+        for item in capacities:
+            cluster, sep, file = item.partition("=")
+            if not sep or not cluster or not file:
+                raise DisclosureError(f"--capacity {item!r}: expected CLUSTER=FILE")
+            pairs.append((cluster, store.add(Path(file))))
+        doc = dd.site(d, pairs, store, proof_docs=[store.add(p) for p in kw["proof_paths"]], **common)
+    except REFUSED as exc:
+        fail(str(exc), 2)
+    _write(doc, kw)
+
+
+@disclose_group.command("rollup")
+@click.argument("children", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--level", type=click.Choice(dd.LEVELS[:-1]), required=True, help="The level of this disclosure.")
+@click.option("--name", required=True, help="Its name (the city, region or country every child sits in).")
+@click.option(
+    "--from",
+    "from_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder holding the capacity reports (and proofs) the children cite.",
+)
+@policy_options
+def rollup_cmd(children: tuple[Path, ...], level: str, name: str, from_dir: Path, **kw: Any) -> None:
+    """A city, region or country from the disclosures of the level below, every figure recomputed from their capacity
+    reports and each device counted once across them all."""
+    common = _common(kw)
+    try:
+        store = Store(from_dir)
+        docs = [store.add(c) for c in children]
+        doc = dd.rollup(level, name, docs, store, proof_docs=[store.add(p) for p in kw["proof_paths"]], **common)
+    except REFUSED as exc:
+        fail(str(exc), 2)
+    _write(doc, kw)
+
+
+@disclose_group.command("sample")
+@click.argument("disclosure", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--from", "from_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--nonce", required=True, help="The auditor's nonce (16 to 256 characters), fixed after the disclosure.")
+@click.option("--size", type=click.IntRange(1, 1_000_000), default=60, show_default=True, help="Units to draw.")
+@click.option("--precision", default="bfloat16", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def sample_cmd(disclosure: Path, from_dir: Path, nonce: str, size: int, precision: str, as_json: bool) -> None:
+    """The devices to challenge: drawn from the auditor's nonce over the disclosure's counted devices (capacity
+    weighted; README). Anyone can re-derive the draw from the same disclosure, folder and nonce."""
+    try:
+        data = dd.load(disclosure)
+        store = Store(from_dir)
+        found = dd.inputs_of(data, store, str(disclosure))
+        counted, _ = merge(found["leaves"], trusted_aggregator=found["policy"].aggregator_ids is not None,
+                           as_of=v.parse_utc(data["as_of_utc"]), stale_after=dt.timedelta(seconds=found["policy"].stale_after_s))  # fmt: skip
+        rows = counted[counted["precision"] == precision]
+        pop = sampling.population(list(zip(rows["device"], rows["mamf_tflops"].astype(float), strict=True)))
+        devices = sampling.sample_devices(nonce, pop, size)
+    except (*REFUSED, ValueError) as exc:
+        fail(str(exc), 2)
+    if as_json:
+        click.echo(json.dumps({"population_digest": pop["digest"], "unit_gflops": pop["unit_gflops"],
+                               "population_units": pop["total_units"], "devices": devices}, indent=2))  # fmt: skip
+    else:
+        click.echo(f"{len(devices)} devices to challenge (population {pop['digest'][:16]}, {pop['total_units']:,} units "
+                   f"of {pop['unit_gflops']} GFLOPS):")  # fmt: skip
+        for d in devices:
+            click.echo(d)
+
+
+@disclose_group.command("schema")
+def schema_cmd() -> None:
+    """Print the published JSON Schema of a disclosure document."""
+    click.echo(json.dumps(dd.schema(), indent=2))
+
+
+def verify_disclosure(data: dict[str, Any], from_dir: Path | None, where: str) -> list[v.Finding]:
+    """For `bench verify`: a disclosure re-derived from the documents under `from_dir` (without it, only its schema and
+    signature are checked, and it says so)."""
+    if from_dir is None:
+        try:
+            dd.check(data, where)
+        except DisclosureError as exc:
+            return [v.Finding(v.ERROR, "disclosure", str(exc), where)]
+        return [
+            v.Finding(v.WARNING, "not-recomputed", "no --from: the disclosure's figures were not re-derived", where)
+        ]
+    return dd.verify(data, Store(from_dir), where)

@@ -1,0 +1,394 @@
+"""The disclosure document: build it from its leaves (capacity reports), declarations and proofs; sign it; read it
+strictly against its published JSON Schema (schema.json in this package); and re-derive it from the level below.
+
+Every level is computed from the leaves themselves, so a parent never trusts a child's figures: `verify` rebuilds a
+disclosure from the capacity reports, proofs and child disclosures found in a folder and compares every derived
+section, then does the same for each child it finds (each level re-derivable from the level below).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pandas as pd
+
+from bench.disclosure import claims as cl
+from bench.disclosure import declaration as decl
+from bench.disclosure import kpis, sampling
+from bench.disclosure.leaves import DisclosureError, Leaf, Store, leaf, merge
+from bench.report import intake, proofs, sign
+from bench.report import verify as v
+from bench.report.capacity import _same
+
+KIND = "bench.disclosure"
+SCHEMA_VERSION = 1
+LEVELS = ("country", "region", "city", "site")
+DEPTH = {level: i + 1 for i, level in enumerate(LEVELS)}
+#: Sections recomputed on verification; everything else is an input or a stamp.
+DERIVED = ("declared", "capacity", "kpis", "inventory", "readiness", "tree", "duplicates", "accelerator_memory_bytes",
+           "claims", "audit", "path")  # fmt: skip
+DEFAULT_STALE_AFTER_S = 30 * 86400.0
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The published JSON Schema of a disclosure (bench/disclosure/schema.json)."""
+    return json.loads(resources.files("bench.disclosure").joinpath("schema.json").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Whose keys count: aggregators (capacity reports), the auditor (proofs), operators (declarations); node keys are
+    refused on declarations. Recorded in the disclosure, so a verifier re-derives it under the same policy."""
+
+    aggregator_ids: frozenset[str] | None = None
+    auditor_id: str | None = None
+    operator_ids: frozenset[str] | None = None
+    node_ids: frozenset[str] | None = None
+    stale_after_s: float = DEFAULT_STALE_AFTER_S
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "aggregator_key_ids": sorted(self.aggregator_ids) if self.aggregator_ids is not None else None,
+            "auditor_key_id": self.auditor_id,
+            "operator_key_ids": sorted(self.operator_ids) if self.operator_ids is not None else None,
+            "node_key_ids": sorted(self.node_ids) if self.node_ids is not None else None,
+            "stale_after_s": self.stale_after_s,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Policy:
+        def ids(x: Any) -> frozenset[str] | None:
+            return None if x is None else frozenset(x)
+
+        return cls(ids(d["aggregator_key_ids"]), d["auditor_key_id"], ids(d["operator_key_ids"]), ids(d["node_key_ids"]),
+                   float(d["stale_after_s"]))  # fmt: skip
+
+
+def _utc(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime(TIME_FORMAT)
+
+
+def _read_proofs(docs: list[intake.Document], policy: Policy, as_of: dt.datetime) -> proofs.Proven:
+    if docs and policy.auditor_id is None:
+        raise DisclosureError("proofs were given without the auditor's key: a proof counts only under that key")
+    proven = proofs.read([d.path for d in docs], {policy.auditor_id} if policy.auditor_id else set(),
+                         max_age=dt.timedelta(seconds=policy.stale_after_s), now=as_of)  # fmt: skip
+    if proven.findings:
+        raise DisclosureError("; ".join(f"{f.where}: {f.message}" if f.where not in f.message else f.message
+                                        for f in proven.findings))  # fmt: skip
+    return proven
+
+
+def _declared(declarations: list[decl.Declaration], capacity_by_site: dict[str, float]) -> dict[str, Any]:
+    sites = []
+    for d in sorted(declarations, key=lambda d: d.path):
+        sites.append({"path": d.path, "operator": d.data["operator"], "contact": d.data["contact"],
+                      "clusters": d.data["clusters"], "open_access": d.data["open_access"],
+                      "networks": d.data["networks"], "planned": d.data["planned"], "key_id": d.key_id,
+                      "tier": "declared"})  # fmt: skip
+    planned: dict[tuple[str, str | None], float] = {}
+    for s in sites:
+        for p in s["planned"]:
+            planned[(p["date"], p["precision"])] = planned.get((p["date"], p["precision"]), 0.0) + p["pflops"]
+    weighted = [
+        (s["open_access"]["share"], capacity_by_site.get("/".join(s["path"]), 0.0)) for s in sites if s["open_access"]
+    ]
+    total = sum(w for _, w in weighted)
+    return {
+        "tier": "declared",
+        "note": "stated by each site's operator (signed with the operator's key); not measured, never added to a "
+                "measured total",
+        "sites": sites,
+        "planned_by_date": [{"date": d, "precision": p, "pflops": x} for (d, p), x in sorted(planned.items(), key=str)],
+        "open_access_share_weighted": sum(s * w for s, w in weighted) / total if total else None,
+    }  # fmt: skip
+
+
+def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, Any]]]],
+            declarations: list[decl.Declaration], proof_docs: list[intake.Document], policy: Policy,
+            as_of: dt.datetime, claims_input: list[dict[str, str]],
+            audit_input: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    """Every derived section of a disclosure (DERIVED), from its inputs."""
+    if level not in LEVELS:
+        raise DisclosureError(f"level should be one of {', '.join(LEVELS)}, got {level!r}")
+    depth = DEPTH[level]
+    if not leaves:
+        raise DisclosureError("no capacity report to disclose")
+    prefixes = {lf.path[:depth] for lf, _ in leaves}
+    if len(prefixes) != 1 or next(iter(prefixes))[-1] != name:
+        raise DisclosureError(f"a {level} disclosure named {name!r} can hold only that {level}'s sites; the capacity "
+                              f"reports given sit in {', '.join(sorted('/'.join(p) for p in prefixes))}")  # fmt: skip
+    sites = {lf.path for lf, _ in leaves}
+    declared_sites = {tuple(d.path) for d in declarations}
+    if sites != declared_sites:
+        missing = sorted("/".join(s) for s in sites ^ declared_sites)
+        raise DisclosureError(f"every site needs exactly one declaration, and every declaration a capacity report: "
+                              f"{', '.join(missing)}")  # fmt: skip
+    if len(declared_sites) != len(declarations):
+        raise DisclosureError("two declarations for one site")
+    counted, duplicates = merge(leaves, trusted_aggregator=policy.aggregator_ids is not None, as_of=as_of,
+                                stale_after=dt.timedelta(seconds=policy.stale_after_s))  # fmt: skip
+    proven = _read_proofs(proof_docs, policy, as_of)
+    capacity = kpis.capacity(counted, proven)
+    inventory = kpis.inventory(counted)
+    peak_pflops = {}
+    for category, precisions in kpis.CATEGORIES:
+        rows = kpis._per_device(counted[counted["precision"].isin(precisions)])
+        peak_pflops[category] = float(pd.to_numeric(rows["peak_tflops"], errors="coerce").sum()) / 1e3
+    headline = counted[counted["precision"].isin(dict(kpis.CATEGORIES)[kpis.HEADLINE])]
+    by_site = {
+        str(s): float(g.drop_duplicates("device")["mamf_tflops"].sum()) / 1e3 for s, g in headline.groupby("site")
+    }
+    declared = _declared(declarations, by_site)
+    gpus = counted[counted["kind"] == "cuda"].drop_duplicates("device")
+    memory = sum(int(x) for x in gpus["memory_bytes"] if isinstance(x, int) and x > 0)
+    audit = None
+    if audit_input is not None:
+        rows = counted[counted["precision"] == audit_input["precision"]]
+        if rows.empty:
+            raise DisclosureError(f"audit: no counted device measured at {audit_input['precision']}")
+        bounds = {d: max(proven.bounds(audit_input["precision"], d), default=0.0) for d in rows["device"]}
+        try:
+            audit = sampling.audit(audit_input["nonce"], list(zip(rows["device"], rows["mamf_tflops"].astype(float), strict=True)),
+                                   bounds, audit_input["size"], audit_input["confidence"])  # fmt: skip
+        except sampling.SamplingError as exc:
+            raise DisclosureError(f"audit: {exc}") from None
+        audit["precision"] = audit_input["precision"]
+        audit["tier"] = "proven (sampled)"
+    return {
+        "path": list(next(iter(prefixes))),
+        "declared": declared,
+        "capacity": capacity,
+        "kpis": _flat_kpis(capacity, inventory),
+        "inventory": inventory,
+        "readiness": kpis.readiness(counted, inventory),
+        "tree": kpis.tree(counted, depth),
+        "duplicates": [
+            {k: (sorted(map(str, x)) if isinstance(x, list) else str(x)) for k, x in d.items()} for d in duplicates
+        ],
+        "accelerator_memory_bytes": sign.exact_count(memory),
+        "claims": cl.ledger(claims_input, capacity, peak_pflops, declared["sites"]),
+        "audit": audit,
+    }
+
+
+def _flat_kpis(capacity: list[dict[str, Any]], inventory: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for c in capacity:
+        if not c["devices"]:
+            continue
+        for tier in ("reported", "bounded", "proven"):
+            out.append({"id": f"capacity.{c['category']}.{tier}", "label": f"{c['category']} dense capacity, {tier}",
+                        "value": c[f"{tier}_pflops"], "unit": "PFLOPS", "tier": tier, "date_range": c["date_range"],
+                        "derivation": kpis.DERIVATION[tier]})  # fmt: skip
+        if c["sustained_pflops"] is not None:
+            out.append({"id": f"capacity.{c['category']}.sustained", "label": f"{c['category']} sustained (MSMF)",
+                        "value": c["sustained_pflops"], "unit": "PFLOPS", "tier": "reported",
+                        "date_range": c["date_range"], "derivation": kpis.DERIVATION["sustained"]})  # fmt: skip
+    for r in inventory:
+        out.append({"id": f"accelerators.{r['model']}", "label": f"{r['model']}: devices counted", "value": r["devices"],
+                    "unit": "devices", "tier": "reported", "date_range": r["date_range"],
+                    "derivation": "distinct devices in counted capacity reports, each once across the tree"})  # fmt: skip
+    return out
+
+
+def document(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, Any]]]],
+             declarations: list[decl.Declaration], proof_docs: list[intake.Document], policy: Policy,
+             as_of: dt.datetime, claims_input: list[dict[str, str]], audit_input: dict[str, Any] | None,
+             children: list[dict[str, Any]], now: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """The unsigned disclosure."""
+    derived = compute(level=level, name=name, leaves=leaves, declarations=declarations, proof_docs=proof_docs,
+                      policy=policy, as_of=as_of, claims_input=claims_input, audit_input=audit_input)  # fmt: skip
+    return {
+        "kind": KIND,
+        "schema_version": SCHEMA_VERSION,
+        "level": level,
+        "name": name,
+        "created_utc": _utc(now or dt.datetime.now(dt.UTC)),
+        "as_of_utc": _utc(as_of),
+        "policy": policy.to_dict(),
+        "inputs": {
+            "capacity_reports": sorted((lf.entry() for lf, _ in leaves), key=lambda e: (e["path"], e["cluster"])),
+            "proofs": sorted(
+                (
+                    {"sha256": d.sha256, "digest": sign.digest(d.data), "key_id": sign.signer(d.data)}
+                    for d in proof_docs
+                ),
+                key=lambda e: e["sha256"],
+            ),
+            "children": children,
+        },
+        "declarations": [
+            {"path": d.path, "text": d.text, "signature": d.signature}
+            for d in sorted(declarations, key=lambda d: d.path)
+        ],
+        "claims_input": claims_input,
+        "audit_input": audit_input,
+        **derived,
+    }
+
+
+def child_entry(doc: intake.Document) -> dict[str, Any]:
+    return {"level": doc.data["level"], "name": doc.data["name"], "sha256": doc.sha256, "digest": sign.digest(doc.data),
+            "key_id": sign.signer(doc.data)}  # fmt: skip
+
+
+# --- reading and re-deriving ------------------------------------------------------------------------------------------
+
+
+def check(data: Any, where: str) -> dict[str, Any]:
+    """A disclosure as read: valid against the published schema and signed; DisclosureError with one line otherwise."""
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise DisclosureError(f"{where}: not a bench disclosure")
+    if data.get("schema_version") != SCHEMA_VERSION or isinstance(data.get("schema_version"), bool):
+        raise DisclosureError(f"{where}: disclosure schema_version {data.get('schema_version')!r}; this bench reads "
+                              f"{SCHEMA_VERSION}")  # fmt: skip
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(data))
+    if error is not None:
+        at = "/".join(map(str, error.absolute_path)) or "(document)"
+        raise DisclosureError(f"{where}: schema: at {at}: {error.message[:300]}")
+    valid, why = sign.check(data)
+    if not valid:
+        raise DisclosureError(f"{where}: {why}")
+    return data
+
+
+def inputs_of(data: dict[str, Any], store: Store, where: str) -> dict[str, Any]:
+    """The inputs a disclosure cites, found in `store` and checked under the disclosure's own policy."""
+    policy = Policy.from_dict(data["policy"])
+    leaves = []
+    for e in data["inputs"]["capacity_reports"]:
+        doc = store.get(e["sha256"])
+        if doc is None:
+            raise DisclosureError(f"{where}: capacity report {e['sha256'][:16]} ({'/'.join(e['path'])}#{e['cluster']}) "
+                                  "is not in the folder")  # fmt: skip
+        lf, rows = leaf(doc, tuple(e["path"]), e["cluster"], store, aggregator_ids=policy.aggregator_ids)
+        if lf.digest != e["digest"]:
+            raise DisclosureError(f"{where}: capacity report {e['sha256'][:16]} has digest {lf.digest[:16]}, not the "
+                                  "one cited")  # fmt: skip
+        leaves.append((lf, rows))
+    proof_docs = []
+    for e in data["inputs"]["proofs"]:
+        doc = store.get(e["sha256"])
+        if doc is None:
+            raise DisclosureError(f"{where}: proof {e['sha256'][:16]} is not in the folder")
+        proof_docs.append(doc)
+    declarations = [decl.check(d["text"], d["signature"], operator_ids=policy.operator_ids, node_ids=policy.node_ids,
+                               where=f"{where}: declaration of {'/'.join(d['path'])}") for d in data["declarations"]]  # fmt: skip
+    return {"leaves": leaves, "declarations": declarations, "proof_docs": proof_docs, "policy": policy}
+
+
+def verify(
+    data: dict[str, Any], store: Store, where: str = "disclosure", *, _seen: set[str] | None = None
+) -> list[v.Finding]:
+    """Re-derive a disclosure from the folder's documents and compare; then each child found there, recursively.
+    Findings: errors for a bad signature or schema, a missing input, a section that differs, a child whose leaves are
+    not the parent's."""
+    seen = _seen if _seen is not None else set()
+    try:
+        check(data, where)
+        found = inputs_of(data, store, where)
+        derived = compute(level=data["level"], name=data["name"], as_of=v.parse_utc(data["as_of_utc"]),
+                          claims_input=data["claims_input"], audit_input=data["audit_input"], **found)  # fmt: skip
+    except (DisclosureError, decl.DeclarationError, cl.ClaimError, ValueError) as exc:
+        return [v.Finding(v.ERROR, "disclosure", str(exc), where)]
+    out = []
+    wrong = [k for k in DERIVED if not _same(data.get(k), derived.get(k))]
+    if wrong:
+        out.append(v.Finding(v.ERROR, "disclosure-mismatch", f"{', '.join(wrong)} differ from the re-derivation from "
+                             "the level below", where))  # fmt: skip
+    mine = {e["sha256"] for e in data["inputs"]["capacity_reports"]}
+    below: set[str] = set()
+    for child in data["inputs"]["children"]:
+        doc = store.get(child["sha256"])
+        name = f"{where} > {child['level']} {child['name']}"
+        if doc is None:
+            out.append(v.Finding(v.ERROR, "missing-input", "child disclosure is not in the folder", name))
+            continue
+        if DEPTH.get(doc.data.get("level"), 0) <= DEPTH[data["level"]]:
+            out.append(v.Finding(v.ERROR, "disclosure", "a child must sit at a lower level than its parent", name))
+        below |= {e["sha256"] for e in doc.data.get("inputs", {}).get("capacity_reports", []) if isinstance(e, dict)}
+        if child["sha256"] not in seen:
+            seen.add(child["sha256"])
+            out += verify(doc.data, store, name, _seen=seen)
+    if data["inputs"]["children"] and below != mine:
+        out.append(v.Finding(v.ERROR, "disclosure-mismatch", "the capacity reports of the children are not the ones "
+                             "this level counts", where))  # fmt: skip
+    return out
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        data = intake.read_json(path).data
+    except intake.InputError as exc:
+        raise DisclosureError(str(exc)) from None
+    return check(data, str(path))
+
+
+# --- the two ways to make one ------------------------------------------------------------------------------------------
+
+
+def site(declaration: decl.Declaration, capacities: list[tuple[str, intake.Document]], store: Store, *,
+         policy: Policy, proof_docs: list[intake.Document], as_of: dt.datetime, claims_input: list[dict[str, str]],
+         audit_input: dict[str, Any] | None, now: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """A site's disclosure: its declaration and one capacity report per declared cluster."""
+    declared = {c["name"] for c in declaration.data["clusters"]}
+    given = [c for c, _ in capacities]
+    if len(set(given)) != len(given):
+        raise DisclosureError("a cluster was given two capacity reports")
+    if set(given) != declared:
+        raise DisclosureError(f"the declaration lists clusters {', '.join(sorted(declared))}; capacity reports were "
+                              f"given for {', '.join(sorted(given)) or 'none'}")  # fmt: skip
+    path = tuple(declaration.path)
+    leaves = [leaf(doc, path, cluster, store, aggregator_ids=policy.aggregator_ids) for cluster, doc in capacities]
+    return document(level="site", name=path[-1], leaves=leaves, declarations=[declaration], proof_docs=proof_docs,
+                    policy=policy, as_of=as_of, claims_input=claims_input, audit_input=audit_input, children=[],
+                    now=now)  # fmt: skip
+
+
+def rollup(level: str, name: str, children: list[intake.Document], store: Store, *, policy: Policy,
+           proof_docs: list[intake.Document], as_of: dt.datetime, claims_input: list[dict[str, str]],
+           audit_input: dict[str, Any] | None, now: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """A city, region or country from the disclosures of the level below: every figure recomputed from their capacity
+    reports (found in `store`) under this disclosure's own policy, each device once across all of them."""
+    if level not in LEVELS[:-1]:
+        raise DisclosureError(f"a roll-up level is one of {', '.join(LEVELS[:-1])}, got {level!r}")
+    if not children:
+        raise DisclosureError("a roll-up needs at least one child disclosure")
+    leaves: dict[str, tuple[Leaf, list[dict[str, Any]]]] = {}
+    declarations: dict[tuple[str, ...], decl.Declaration] = {}
+    proofs_by_sha = {d.sha256: d for d in proof_docs}
+    for child in children:
+        where = intake.safe_name(str(child.path))
+        check(child.data, where)
+        if DEPTH[child.data["level"]] <= DEPTH[level]:
+            raise DisclosureError(f"{where}: a {child.data['level']} cannot be a child of a {level}")
+        found = inputs_of(child.data, store, where)
+        for lf, rows in found["leaves"]:
+            leaves.setdefault(lf.sha256, (lf, rows))
+        for d in found["declarations"]:
+            previous = declarations.setdefault(tuple(d.path), d)
+            if previous.text != d.text:
+                raise DisclosureError(f"{where}: two different declarations for site {'/'.join(d.path)}")
+        for d in found["proof_docs"]:
+            proofs_by_sha.setdefault(d.sha256, d)
+    # each declaration is checked again under this level's policy (operator and node keys)
+    checked = [decl.check(d.text, d.signature, operator_ids=policy.operator_ids, node_ids=policy.node_ids,
+                          where=f"declaration of {'/'.join(d.path)}") for d in declarations.values()]  # fmt: skip
+    # leaves are re-read under this level's aggregator policy (their signatures were checked once, by the store)
+    relaid = [leaf(lf_doc, lf.path, lf.cluster, store, aggregator_ids=policy.aggregator_ids)
+              for lf, _ in leaves.values() for lf_doc in [store.get(lf.sha256)] if lf_doc is not None]  # fmt: skip
+    return document(level=level, name=name, leaves=relaid, declarations=checked,
+                    proof_docs=sorted(proofs_by_sha.values(), key=lambda d: d.sha256), policy=policy, as_of=as_of,
+                    claims_input=claims_input, audit_input=audit_input,
+                    children=sorted((child_entry(c) for c in children), key=lambda e: (e["level"], e["name"], e["sha256"])),
+                    now=now)  # fmt: skip

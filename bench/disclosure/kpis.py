@@ -1,0 +1,160 @@
+"""The measured KPIs of a disclosure, each with its tier, date range and derivation (README, "Disclosing a region's
+compute"): capacity per precision from MAMF and MSMF (dense, measured; never a vendor peak, never sparsity),
+accelerators by model, readiness, and the tree of the roll-up. Declared figures are never added here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from bench.report import verify as v
+from bench.report.proofs import Proven
+
+#: The precisions a disclosure reports, as the public debate names them, and the measured precisions each covers. A
+#: device measured at two precisions of one category (bf16 and fp16) counts once there, at the larger.
+CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("fp64", ("float64",)),
+    ("fp32", ("float32",)),
+    ("tf32", ("tf32",)),
+    ("bf16/fp16", ("bfloat16", "float16")),
+    ("fp8", ("float8_e4m3", "float8_e5m2")),
+    ("int8", ("int8",)),
+)
+CATEGORY_OF = {p: c for c, ps in CATEGORIES for p in ps}
+#: The category a headline (and an unqualified claim's first comparison) uses.
+HEADLINE = "bf16/fp16"
+
+DERIVATION = {
+    "reported": "sum over counted devices of the measured MAMF (median TFLOPS of the best matmul shape) in node reports "
+                "signed by node keys, each device once across the tree; integrity only",
+    "bounded": "the reported sum over devices whose every figure also passed bench's physical, uniqueness and "
+               "freshness checks under a trusted aggregator (and is not stale at the disclosure date)",
+    "proven": "the largest total of one verified challenge proof signed by the auditor's key, each device's bound "
+              "capped at its peak by bench's table; bounds of different proofs are never added",
+    "sustained": "sum of measured MSMF (sustained matmul TFLOPS over minutes) where measured",
+}  # fmt: skip
+
+
+def _pf(tflops: float) -> float:
+    return float(tflops) / 1e3
+
+
+def _range(times: pd.Series) -> list[str] | None:
+    if times.empty:
+        return None
+    return [str(times.min()), str(times.max())]
+
+
+def _per_device(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per device within a category: its largest MAMF among the category's precisions."""
+    return rows.sort_values(["mamf_tflops", "precision"], ascending=[False, True], kind="stable").drop_duplicates(
+        "device"
+    )
+
+
+def capacity(counted: pd.DataFrame, proven: Proven) -> list[dict[str, Any]]:
+    """Per category: reported, bounded and proven PFLOPS (each its own tier), sustained PFLOPS, devices, dates."""
+    out = []
+    peaks: dict[str, dict[str, float | None]] = {}
+    for p, d, pk in zip(counted["precision"], counted["device"], counted["peak_tflops"], strict=True):
+        peaks.setdefault(p, {})[d] = None if pk is None or (isinstance(pk, float) and math.isnan(pk)) else float(pk)
+    proven_by_precision = proven.totals(peaks)
+    for category, precisions in CATEGORIES:
+        rows = _per_device(counted[counted["precision"].isin(precisions)])
+        bounded = rows[rows["tier"] == v.BOUNDED]
+        msmf = pd.to_numeric(rows["msmf_tflops"], errors="coerce")
+        proven_tf = max((proven_by_precision.get(p, 0.0) for p in precisions), default=0.0)
+        proven_prec = [p for p in precisions if proven_by_precision.get(p, 0.0) == proven_tf and proven_tf > 0]
+        out.append({
+            "category": category, "precisions": list(precisions), "devices": len(rows),
+            "reported_pflops": _pf(rows["mamf_tflops"].sum()), "bounded_pflops": _pf(bounded["mamf_tflops"].sum()),
+            "bounded_devices": len(bounded), "proven_pflops": _pf(proven_tf),
+            "proven_precision": proven_prec[0] if proven_prec else None,
+            "sustained_pflops": _pf(msmf.sum()) if msmf.notna().any() else None,
+            "sustained_devices": int(msmf.notna().sum()),
+            "date_range": _range(rows["measured_utc"]),
+        })  # fmt: skip
+    return out
+
+
+def inventory(counted: pd.DataFrame) -> list[dict[str, Any]]:
+    """Accelerators (and CPU hosts) by model: devices counted, healthy, defective and stale ones, nodes, tier."""
+    out = []
+    if counted.empty:
+        return out
+    per_device = counted.groupby("device", sort=True).agg(
+        model=("model", "first"), kind=("kind", "first"), host=("host", "first"), defective=("defective", "any"),
+        stale=("stale", "any"), bounded=("tier", lambda t: bool((t == v.BOUNDED).any())),
+        first=("measured_utc", "min"), last=("measured_utc", "max"),
+    )  # fmt: skip
+    per_device["model"] = per_device["model"].fillna("unknown model")
+    for model, g in per_device.groupby("model", sort=True):
+        healthy = ~g["defective"] & ~g["stale"]
+        out.append({"model": str(model), "kind": str(g["kind"].iloc[0]), "devices": len(g),
+                    "healthy": int(healthy.sum()), "defective": int(g["defective"].sum()), "stale": int(g["stale"].sum()),
+                    "bounded_devices": int(g["bounded"].sum()), "nodes": int(g["host"].nunique()),
+                    "tier": v.REPORTED, "date_range": [str(g["first"].min()), str(g["last"].max())]})  # fmt: skip
+    return out
+
+
+def readiness(counted: pd.DataFrame, inventory_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Readiness figures: healthy share, MAMF / peak and MSMF / peak per category (peaks from bench's own table, only
+    over devices that have one). Interconnect busbw, memory bandwidth, training MFU and energy are listed as not
+    measured: a capacity report carries matmul figures only (they need the node reports; see the README)."""
+    devices = sum(r["devices"] for r in inventory_rows)
+    healthy = sum(r["healthy"] for r in inventory_rows)
+    out: list[dict[str, Any]] = [{
+        "id": "healthy_share", "label": "healthy share of counted devices (not defective, not stale)",
+        "value": healthy / devices if devices else None, "unit": "share", "tier": v.REPORTED,
+        "derivation": "devices not listed defective by their capacity report and measured within the staleness window",
+    }]  # fmt: skip
+    for category, precisions in CATEGORIES:
+        rows = _per_device(counted[counted["precision"].isin(precisions)])
+        peak = pd.to_numeric(rows["peak_tflops"], errors="coerce")
+        with_peak = rows[peak.notna() & (peak > 0)]
+        if with_peak.empty:
+            continue
+        psum = float(pd.to_numeric(with_peak["peak_tflops"]).sum())
+        out.append({"id": f"mamf_over_peak.{category}", "label": f"{category}: measured MAMF / peak",
+                    "value": float(with_peak["mamf_tflops"].sum()) / psum, "unit": "share", "tier": v.REPORTED,
+                    "derivation": "sum of MAMF over sum of bench's table peak, devices with a peak"})  # fmt: skip
+        msmf = pd.to_numeric(with_peak["msmf_tflops"], errors="coerce")
+        both = with_peak[msmf.notna()]
+        if not both.empty:
+            out.append({"id": f"sustained_over_peak.{category}", "label": f"{category}: sustained (MSMF) / peak",
+                        "value": float(pd.to_numeric(both["msmf_tflops"]).sum()) / float(pd.to_numeric(both["peak_tflops"]).sum()),
+                        "unit": "share", "tier": v.REPORTED,
+                        "derivation": "sum of MSMF over sum of peak, devices with both"})  # fmt: skip
+    for kpi, label in (("busbw", "interconnect bus bandwidth per node class"), ("memory_bandwidth", "memory bandwidth"),
+                       ("training_mfu", "training MFU"), ("energy", "measured TFLOPS per watt")):  # fmt: skip
+        out.append({"id": kpi, "label": label, "value": None, "unit": None, "tier": None,
+                    "derivation": "not measured: capacity reports carry matmul figures only"})  # fmt: skip
+    return out
+
+
+def tree(counted: pd.DataFrame, level_depth: int) -> dict[str, Any]:
+    """The roll-up below this disclosure's level as nested nodes (country > region > city > site > cluster), each with
+    its counted devices and reported / bounded PFLOPS per category, after the device-once rule (so children sum to
+    their parent)."""
+
+    def node(name: str, rows: pd.DataFrame, depth: int) -> dict[str, Any]:
+        figures = {}
+        for category, precisions in CATEGORIES:
+            r = _per_device(rows[rows["precision"].isin(precisions)])
+            if len(r):
+                figures[category] = {"reported_pflops": _pf(r["mamf_tflops"].sum()),
+                                     "bounded_pflops": _pf(r.loc[r["tier"] == v.BOUNDED, "mamf_tflops"].sum())}  # fmt: skip
+        out = {"name": name, "devices": int(rows["device"].nunique()), "pflops": figures, "children": []}
+        if depth < 5:
+            keys = rows["cluster"] if depth == 4 else rows["site"].map(lambda s: s.split("/")[depth])
+            for child, g in rows.groupby(keys, sort=True):
+                out["children"].append(node(str(child), g, depth + 1))
+        return out
+
+    if counted.empty:
+        return {"name": "", "devices": 0, "pflops": {}, "children": []}
+    name = counted["site"].iloc[0].split("/")[level_depth - 1]
+    return node(name, counted, level_depth)

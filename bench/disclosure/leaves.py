@@ -1,0 +1,198 @@
+"""The leaves of a disclosure tree: signed capacity reports, each one cluster of one site, and the device-once rule.
+
+Every level of the roll-up (site, city, region, country) is computed from the same leaves, so a parent is re-derivable
+from the level below and a device is counted once across the whole tree: rows of all leaves are deduplicated together
+by the identities capacity aggregation uses (UUID, NVML serial, board id, host + PCI id, samples digest), newest first.
+A site that lists another site's devices gains nothing: the device is counted in one place and the duplicate is named.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report import capacity as cap
+from bench.report import intake, sign
+from bench.report import verify as v
+
+
+class DisclosureError(ValueError):
+    """An input a disclosure cannot be built from; one line naming the file and why (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One capacity report placed in the tree: its site path (country, region, city, site), cluster and digests."""
+
+    path: tuple[str, ...]
+    cluster: str
+    digest: str  # sign.digest: the signed identity, as capacity reports cite node reports
+    sha256: str  # of the file's bytes: how a folder of inputs is searched without canonicalizing every file
+    key_id: str | None
+    data: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        return "/".join(self.path) + "#" + self.cluster
+
+    def entry(self) -> dict[str, Any]:
+        return {"path": list(self.path), "cluster": self.cluster, "digest": self.digest, "sha256": self.sha256,
+                "key_id": self.key_id}  # fmt: skip
+
+
+#: Row fields a capacity report's device entry must carry, with the types accepted (None allowed where listed).
+_ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "device": (str,), "precision": (str,), "kind": (str, type(None)), "model": (str, type(None)),
+    "node": (str, type(None)), "host": (str, type(None)), "mamf_tflops": (int, float),
+    "msmf_tflops": (int, float, type(None)), "peak_tflops": (int, float, type(None)),
+    "memory_bytes": (int, type(None)), "measured_utc": (str,), "tier": (str,), "why": (str, type(None)),
+    "serial": (str, type(None)), "board": (str, type(None)), "pci": (str, type(None)), "samples": (str, type(None)),
+}  # fmt: skip
+
+
+def _rows(data: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    devices = data.get("devices")
+    if not isinstance(devices, list):
+        raise DisclosureError(f"{where}: devices should be a list")
+    out = []
+    for i, d in enumerate(devices):
+        if not isinstance(d, dict):
+            raise DisclosureError(f"{where}: devices[{i}] should be an object")
+        for key, types in _ROW_TYPES.items():
+            value = d.get(key)
+            if isinstance(value, bool) or not isinstance(value, types):
+                raise DisclosureError(f"{where}: devices[{i}].{key} has type {type(value).__name__}")
+            if isinstance(value, float) and not math.isfinite(value) or isinstance(value, (int, float)) and value < 0:
+                raise DisclosureError(f"{where}: devices[{i}].{key} should be a finite non-negative number")
+        if d["tier"] not in v.TIERS:
+            raise DisclosureError(f"{where}: devices[{i}].tier {d['tier']!r} is not one of {', '.join(v.TIERS)}")
+        try:
+            v.parse_utc(d["measured_utc"])
+        except ValueError as exc:
+            raise DisclosureError(f"{where}: devices[{i}].measured_utc: {exc}") from None
+        out.append({k: d.get(k) for k in _ROW_TYPES})
+    return out
+
+
+def check_capacity(
+    data: Any, where: str, *, aggregator_ids: set[str] | None, verified: bool = False
+) -> list[dict[str, Any]]:
+    """The device rows of a capacity report, refused unless it is a capacity report of a version bench reads, its
+    signature verifies (skipped when `verified`: its bytes were already checked) and, with a trust list, an aggregator
+    key signed it. Rows carry no more than the tier the aggregator gave them; a capacity built without a trust list or
+    a maximum age gave 'reported' (see bench.report.pool.apply_policy)."""
+    if not isinstance(data, dict) or data.get("kind") != cap.CAPACITY_KIND:
+        raise DisclosureError(f"{where}: not a bench capacity report")
+    version = data.get("schema_version")
+    if isinstance(version, bool) or version not in cap.CAPACITY_READABLE:
+        raise DisclosureError(f"{where}: capacity schema_version {version!r}; this bench reads "
+                              f"{', '.join(map(str, cap.CAPACITY_READABLE))}")  # fmt: skip
+    if not verified:
+        valid, why = sign.check(data)
+        if not valid:
+            raise DisclosureError(f"{where}: {why}")
+    kid = sign.signer(data)
+    if aggregator_ids is not None and kid not in aggregator_ids:
+        raise DisclosureError(f"{where}: signed by key {kid}, which is not in the aggregator trust list")
+    defective = data.get("defective")
+    if not isinstance(defective, list) or not all(isinstance(d, dict) for d in defective):
+        raise DisclosureError(f"{where}: defective should be a list of objects")
+    return _rows(data, where)
+
+
+class Store:
+    """The documents of a folder (capacity reports, proofs, disclosures), found by the SHA-256 of their bytes, each read
+    once through bench.report.intake and each signature checked once, however many levels of the tree cite it."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.paths: dict[str, Path] = {}
+        self._docs: dict[str, intake.Document] = {}
+        self._checked: set[str] = set()
+        if directory is not None:
+            for path in sorted(directory.rglob("*.json")):
+                try:
+                    doc = intake.read_json(path, root=directory)
+                except intake.InputError:
+                    continue  # not an input this tree can cite; a cited one that is missing is reported by digest
+                self.paths.setdefault(doc.sha256, path)
+                self._docs.setdefault(doc.sha256, doc)
+
+    def add(self, path: Path) -> intake.Document:
+        try:
+            doc = intake.read_json(path)
+        except intake.InputError as exc:
+            raise DisclosureError(str(exc)) from None
+        self.paths.setdefault(doc.sha256, path)
+        self._docs.setdefault(doc.sha256, doc)
+        return doc
+
+    def get(self, sha256: str) -> intake.Document | None:
+        return self._docs.get(sha256)
+
+    def checked(self, sha256: str) -> bool:
+        return sha256 in self._checked
+
+    def mark_checked(self, sha256: str) -> None:
+        self._checked.add(sha256)
+
+
+def leaf(
+    doc: intake.Document, path: tuple[str, ...], cluster: str, store: Store, *, aggregator_ids: set[str] | None
+) -> tuple[Leaf, list[dict[str, Any]]]:
+    """A capacity report as a leaf at `path`/`cluster`, with its checked device rows."""
+    rows = check_capacity(doc.data, intake.safe_name(str(doc.path)), aggregator_ids=aggregator_ids,
+                          verified=store.checked(doc.sha256))  # fmt: skip
+    store.mark_checked(doc.sha256)
+    return Leaf(path, cluster, sign.digest(doc.data), doc.sha256, sign.signer(doc.data), doc.data), rows
+
+
+def defective_keys(data: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(str(d.get("device")), str(d.get("precision"))) for d in data.get("defective", []) if isinstance(d, dict)}
+
+
+def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator: bool, as_of: dt.datetime,
+          stale_after: dt.timedelta) -> tuple[pd.DataFrame, list[dict[str, Any]]]:  # fmt: skip
+    """Every leaf's rows, deduplicated across the whole tree: (counted rows, duplicates). Each counted row carries its
+    leaf, site path, whether it is defective (by its capacity report) or stale (measured more than `stale_after` before
+    `as_of`), and its tier after the disclosure's own rules: a stale row, a row of a capacity report whose signer is
+    unchecked, and the kept row of a clone (two device ids sharing an identity) are 'reported' at most."""
+    records = []
+    for lf, rows in sorted(leaves, key=lambda x: x[0].label):
+        bad = defective_keys(lf.data)
+        for r in rows:
+            records.append({**r, "leaf": lf.label, "report": lf.label, "site": "/".join(lf.path), "cluster": lf.cluster,
+                            "defective": (r["device"], r["precision"]) in bad})  # fmt: skip
+    columns = [*_ROW_TYPES, "leaf", "report", "site", "cluster", "defective"]
+    df = pd.DataFrame.from_records(records, columns=columns)
+    if df.empty:
+        return df.assign(stale=pd.Series(dtype=bool)), []
+    df["measured"] = pd.to_datetime(df["measured_utc"], utc=True, format="ISO8601")
+    df = df.sort_values(["measured", "leaf"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    keep, duplicates = cap.unique_rows(df)
+    counted = df.loc[keep].copy()
+    counted["stale"] = counted["measured"] < pd.Timestamp(as_of - stale_after)
+    for d in duplicates:
+        if set(d["dropped_devices"]) - {d["device"]}:
+            counted.at[d["kept_index"], "tier"] = v.REPORTED
+            counted.at[d["kept_index"], "why"] = "shares an identity with another device (a clone?)"
+        del d["kept_index"]
+        d["kept_in"], d["dropped_from"] = d.pop("kept"), d.pop("dropped")
+    counted.loc[counted["stale"], "tier"] = v.REPORTED
+    if not trusted_aggregator:
+        counted["tier"] = v.REPORTED
+    counted = counted.sort_values(["site", "cluster", "precision", "device"], kind="stable").reset_index(drop=True)
+    return counted, duplicates
+
+
+def digest_devices(counted: pd.DataFrame) -> str:
+    """SHA-256 of the counted (device, precision, MAMF) set: what a sample is drawn from (bench.disclosure.sampling)."""
+    h = hashlib.sha256(b"bench.disclosure.devices.v1")
+    for device, precision, mamf in zip(counted["device"], counted["precision"], counted["mamf_tflops"], strict=True):
+        h.update(f"{device}\0{precision}\0{float(mamf)!r}\n".encode())
+    return h.hexdigest()

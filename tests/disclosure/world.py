@@ -1,0 +1,135 @@
+"""A small synthetic country for disclosure tests: signed node reports per site, one capacity report per cluster
+(signed by the aggregator), declarations signed by the operator, and disclosures built through bench's own functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.disclosure import declaration as decl
+from bench.disclosure import document as dd
+from bench.disclosure.leaves import Store
+from bench.report import aggregate as agg
+from bench.report import intake, sign
+from bench.report.store import dumps
+from tests.report.fleet import NOW, node_report
+
+AS_OF = NOW
+
+
+@dataclass
+class Keys:
+    node: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    aggregator: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    operator: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    auditor: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    discloser: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+
+    def kid(self, name: str) -> str:
+        key = getattr(self, name)
+        return sign.signer({"signature": sign.sign({}, key)})
+
+    def policy(self, **kw) -> dd.Policy:
+        base = {"aggregator_ids": frozenset({self.kid("aggregator")}), "auditor_id": self.kid("auditor"),
+                    "operator_ids": frozenset({self.kid("operator")}), "node_ids": frozenset({self.kid("node")})}  # fmt: skip
+        return dd.Policy(**{**base, **kw})
+
+
+KEYS = Keys()
+
+DECLARATION = """\
+country = "Freedonia"
+region = "{region}"
+city = "{city}"
+site = "{site}"
+operator = "Example Compute Co."
+
+[[clusters]]
+name = "a"
+
+[open_access]
+share = 0.25
+how_to_request = "https://example.invalid/apply"
+
+[[networks]]
+name = "National Compute Network"
+role = "member"
+since = 2025-06-01
+
+[[planned]]
+date = 2027-06-30
+pflops = 50.0
+precision = "bf16"
+"""
+
+
+def write_site(tmp: Path, region: str, city: str, site: str, nodes: list[int], *, gpus: int = 4,
+               keys: Keys = KEYS, tflops: float = 700.0) -> dict[str, Path]:  # fmt: skip
+    """Node reports, the cluster's capacity report (aggregator-signed) and the signed declaration of one site."""
+    base = tmp / region / city / site
+    (base / "nodes").mkdir(parents=True)
+    for n in nodes:
+        (base / "nodes" / f"{n}.json").write_text(dumps(node_report(n, [tflops + g for g in range(gpus)], keys.node)))
+    inputs = [(str(p), p) for p in sorted((base / "nodes").glob("*.json"))]
+    cap = agg.aggregate(inputs, now=NOW, trusted={keys.kid("node")},
+                        rules=agg.Rules(max_age_s=7 * 86400))  # fmt: skip
+    cap["signature"] = sign.sign(cap, keys.aggregator)
+    (base / "capacity.json").write_text(dumps(cap))
+    text = DECLARATION.format(region=region, city=city, site=site)
+    (base / "declaration.toml").write_text(text)
+    sig = decl.sign_text(text.encode(), keys.operator, NOW)
+    (base / "declaration.toml.sig.json").write_text(dumps(sig))
+    return {"capacity": base / "capacity.json", "declaration": base / "declaration.toml"}
+
+
+def site_disclosure(tmp: Path, files: dict[str, Path], store: Store, *, keys: Keys = KEYS, policy: dd.Policy | None = None,
+                    claims: list | None = None, audit: dict | None = None, proofs: list[Path] = ()) -> Path:  # fmt: skip
+    policy = policy or keys.policy()
+    d = decl.read(files["declaration"], operator_ids=policy.operator_ids, node_ids=policy.node_ids)
+    doc = dd.site(d, [("a", store.add(files["capacity"]))], store, policy=policy,
+                  proof_docs=[store.add(p) for p in proofs], as_of=AS_OF, claims_input=claims or [],
+                  audit_input=audit, now=NOW)  # fmt: skip
+    doc["signature"] = sign.sign(doc, keys.discloser)
+    out = files["capacity"].parent / "disclosure.json"
+    out.write_text(dumps(doc))
+    store.add(out)
+    return out
+
+
+def rollup(level: str, name: str, children: list[Path], store: Store, out: Path, *, keys: Keys = KEYS,
+           claims: list | None = None, audit: dict | None = None) -> Path:  # fmt: skip
+    doc = dd.rollup(level, name, [store.add(c) for c in children], store, policy=keys.policy(), proof_docs=[],
+                    as_of=AS_OF, claims_input=claims or [], audit_input=audit, now=NOW)  # fmt: skip
+    doc["signature"] = sign.sign(doc, keys.discloser)
+    out.write_text(dumps(doc))
+    store.add(out)
+    return out
+
+
+def read(path: Path) -> dict:
+    return intake.read_json(path).data
+
+
+def country(tmp: Path) -> dict[str, Path]:
+    """Freedonia: region North (city Alpha: sites A1, A2), region South (city Beta: site B1)."""
+    store = Store()
+    sites = {
+        "A1": write_site(tmp, "North", "Alpha", "A1", [1, 2]),
+        "A2": write_site(tmp, "North", "Alpha", "A2", [3]),
+        "B1": write_site(tmp, "South", "Beta", "B1", [4, 5, 6]),
+    }
+    d = {k: site_disclosure(tmp, f, store) for k, f in sites.items()}
+    d["Alpha"] = rollup("city", "Alpha", [d["A1"], d["A2"]], store, tmp / "alpha.json")
+    d["Beta"] = rollup("city", "Beta", [d["B1"]], store, tmp / "beta.json")
+    d["North"] = rollup("region", "North", [d["Alpha"]], store, tmp / "north.json")
+    d["South"] = rollup("region", "South", [d["Beta"]], store, tmp / "south.json")
+    d["Freedonia"] = rollup("country", "Freedonia", [d["North"], d["South"]], store, tmp / "freedonia.json")
+    return d
+
+
+def resign_doc(doc: dict, key: Ed25519PrivateKey | None = None) -> dict:
+    doc = {k: v for k, v in doc.items() if k != "signature"}
+    doc["signature"] = sign.sign(doc, key or KEYS.discloser)
+    return doc
