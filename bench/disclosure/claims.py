@@ -57,6 +57,8 @@ def parse(text: str) -> dict[str, Any]:
         parts = m["by"].split("-")
         year, month = int(parts[0]), int(parts[1]) if len(parts) > 1 else 12
         try:
+            if not 1 <= month <= 12:
+                raise ValueError(month)
             if len(parts) == 3:
                 by = dt.date(year, month, int(parts[2]))
             else:  # the last day of the year or month named
