@@ -249,7 +249,8 @@ def comm_measurement(op: str, size: int, n: int, ranks: list[dict[str, Any]], fa
         device=asdict(facts),
         status="invalid" if wrong else "ok",
         reason=f"wrong result on rank(s) {wrong}" if wrong else None,
-        flops_per_iteration=float(size),  # bytes moved per iteration (S), the quantity bandwidths divide
+        work_per_iteration=size,  # bytes moved per iteration (S), the quantity bandwidths divide
+        work_unit=figures.Unit.BYTE,
         timer="perf_counter",
         warmup_s=warm,
         samples_s=samples,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import tomllib
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -147,6 +148,19 @@ def cpu_flops_per_cycle(flags: set[str], precision: str, fma_units: int = DEFAUL
     return None
 
 
+class Source(StrEnum):
+    """Where an input of the CPU peak came from, as a report's peak assumptions record it (clock_source,
+    cores_source, fma_units_source). OVERRIDE is a value the caller gave: the operator's --cpu-clock-mhz or
+    --fma-units (the node's word, which verify never lets bound a figure), or verify's own core count for its
+    ceiling; the rest are read from the host."""
+
+    OVERRIDE = "override"
+    CPUFREQ_MAX = "max clock (cpufreq)"
+    PSUTIL_CURRENT = "current clock (psutil; max unknown)"
+    PHYSICAL_CORES = "physical cores"
+    DEFAULT = "default"
+
+
 def cpu_peak(
     host: dict[str, Any],
     precision: str,
@@ -159,7 +173,8 @@ def cpu_peak(
 
     Clock: the override, else the host's max clock (cpufreq), else psutil's current frequency (a VM often reports only
     that). A current clock is only a lower bound of what the cores run at (turbo), so a peak built on it is marked
-    unverified: figures above it are flagged, but it cannot prove them impossible.
+    unverified: figures above it are flagged, but it cannot prove them impossible. `cores` replaces the host's
+    physical core count (verify's ceiling passes its own); no command-line flag sets it.
     """
     flags = {f for f, present in (host.get("isa_flags") or {}).items() if present}
     units = fma_units or DEFAULT_FMA_UNITS
@@ -170,23 +185,23 @@ def cpu_peak(
     if not n_cores:
         return None
     if clock_mhz:
-        clock, clock_source = float(clock_mhz), "--cpu-clock-mhz"
+        clock, clock_source = float(clock_mhz), Source.OVERRIDE
     elif host.get("max_clock_mhz"):
-        clock, clock_source = float(host["max_clock_mhz"]), "max clock (cpufreq)"
+        clock, clock_source = float(host["max_clock_mhz"]), Source.CPUFREQ_MAX
     elif host.get("current_clock_mhz"):
-        clock, clock_source = float(host["current_clock_mhz"]), "current clock (psutil; max unknown)"
+        clock, clock_source = float(host["current_clock_mhz"]), Source.PSUTIL_CURRENT
     else:
         return None
     flops, path = per_cycle
     assumptions = {
         "cores": n_cores,
-        "cores_source": "--cpu-cores" if cores else "physical cores",
+        "cores_source": Source.OVERRIDE if cores else Source.PHYSICAL_CORES,
         "clock_mhz": clock,
         "clock_source": clock_source,
         "flops_per_cycle_per_core": flops,
         "path": path,
         "fma_units": units,
-        "fma_units_source": "--fma-units" if fma_units else "default",
+        "fma_units_source": Source.OVERRIDE if fma_units else Source.DEFAULT,
     }
     return Peak(n_cores * clock * 1e6 * flops / 1e12, "theoretical", "cores x clock x FLOPs/cycle", host.get("cpu_model") or "cpu",
-                unverified=clock_source.startswith("current"), assumptions=assumptions)
+                unverified=clock_source == Source.PSUTIL_CURRENT, assumptions=assumptions)

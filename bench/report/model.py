@@ -11,7 +11,17 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+#: Format history of node reports (a reader upgrades every older version it lists in READABLE_VERSIONS):
+#:
+#: 1 — each measurement's work as `flops_per_iteration`, a JSON number holding FLOPs (matmul, train) or bytes (membw,
+#:     comm); CPU peak assumptions name the command-line flag an override came from ("--cpu-clock-mhz",
+#:     "--fma-units") as its source.
+#: 2 — `work_per_iteration` as a decimal string with its `work_unit` ("FLOP" or "byte"): exact at any size, where a
+#:     JSON number is exact only to 2^53 under RFC 8785 (a large data-parallel training step crosses it); an
+#:     override's source is "override" (bench.hardware.peaks.Source). Version 1 is upgraded in memory (upgrade_v1);
+#:     its signature covers the bytes it was written with, so it still verifies.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 NODE_REPORT_KIND = "bench.node-report"
 STATUSES = ("ok", "invalid", "skipped", "error")
 
@@ -38,7 +48,9 @@ class Measurement:
     status: str
     reason: str | None = None
     emulated: bool = False
-    flops_per_iteration: float | None = None
+    #: the work one iteration does, an exact integer in `work_unit` (bench.figures.Unit: FLOPs or bytes)
+    work_per_iteration: int | None = None
+    work_unit: str | None = None
     timer: str | None = None
     threads: int | None = None
     warmup_s: list[float] = field(default_factory=list)
@@ -54,9 +66,12 @@ class Measurement:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, with the SHA-256 of the raw-sample block (see sign.samples_digest)."""
-        from bench.report.sign import samples_digest
+        from bench.report.sign import exact_count, samples_digest
 
-        return {**asdict(self), "samples_sha256": samples_digest(self.warmup_s, self.samples_s)}
+        d = asdict(self)
+        if self.work_per_iteration is not None:
+            d["work_per_iteration"] = exact_count(self.work_per_iteration)
+        return {**d, "samples_sha256": samples_digest(self.warmup_s, self.samples_s)}
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "measurement") -> Measurement:
@@ -68,7 +83,8 @@ class Measurement:
             status=_field(d, "status", str, where),
             reason=_field(d, "reason", (str, type(None)), where),
             emulated=_field(d, "emulated", bool, where),
-            flops_per_iteration=_field(d, "flops_per_iteration", (int, float, type(None)), where),
+            work_per_iteration=_work(d, where),
+            work_unit=_field(d, "work_unit", (str, type(None)), where),
             timer=_field(d, "timer", (str, type(None)), where),
             threads=_field(d, "threads", (int, type(None)), where),
             warmup_s=_numbers(d, "warmup_s", where),
@@ -83,8 +99,11 @@ class Measurement:
         )
         if m.status not in STATUSES:
             raise ReportError(f"{where}.status is {m.status!r}; valid: {', '.join(STATUSES)}")
-        if m.status in ("ok", "invalid") and (not m.samples_s or m.summary is None or m.flops_per_iteration is None):
-            raise ReportError(f"{where}: a measured ({m.status}) entry needs samples_s, summary and flops_per_iteration")
+        if m.status in ("ok", "invalid") and (not m.samples_s or m.summary is None or m.work_per_iteration is None):
+            raise ReportError(f"{where}: a measured ({m.status}) entry needs samples_s, summary and work_per_iteration")
+        if (m.work_per_iteration is None) != (m.work_unit is None) or m.work_unit not in (*WORK_UNITS, None):
+            raise ReportError(f"{where}.work_unit is {m.work_unit!r}; work_per_iteration needs one of: "
+                              f"{', '.join(WORK_UNITS)}")  # fmt: skip
         _check_measurement_fields(m, where)
         return m
 
@@ -127,10 +146,13 @@ class NodeReport:
         if kind != NODE_REPORT_KIND:
             raise ReportError(f"not a bench node report (kind is {kind!r}, expected {NODE_REPORT_KIND!r})")
         version = d.get("schema_version")
-        if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version not in READABLE_VERSIONS:
             raise ReportError(
-                f"unsupported schema_version {version!r}; this bench reads version {SCHEMA_VERSION} (upgrade bench?)"
+                f"unsupported schema_version {version!r}; this bench reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))} (upgrade bench?)"
             )
+        if version == 1:
+            d = upgrade_v1(d)
         raw = _field(d, "measurements", list, "report")
         _check_inventory(_field(d, "inventory", dict, "report"))
         parse_timestamp(_field(d, "start_utc", str, "report"), "report.start_utc")
@@ -153,6 +175,50 @@ class NodeReport:
             measurements=[Measurement.from_dict(m, f"measurements[{i}]") for i, m in enumerate(raw)],
             signature=d.get("signature") if isinstance(d.get("signature"), dict) else None,
         )
+
+
+#: Units work_per_iteration is counted in (bench.figures.Unit's values).
+WORK_UNITS = ("FLOP", "byte")
+#: Version 1's flops_per_iteration held bytes for these workloads, FLOPs for the others.
+_V1_BYTE_WORKLOADS = ("membw", "comm")
+#: Version 1 named an override's source by its flag; version 2 says "override" (bench.hardware.peaks.Source).
+_V1_SOURCES = {"--cpu-clock-mhz": "override", "--fma-units": "override", "--cpu-cores": "override"}
+
+
+def upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 node report as version 2 (a new dict; `d` is left as signed): flops_per_iteration becomes
+    work_per_iteration (a decimal string) with its unit, and an override's flag-named source becomes "override".
+    Figures, samples and everything else are carried over unchanged."""
+    out = {**d, "schema_version": 2}
+    measurements = d.get("measurements")
+    if not isinstance(measurements, list):
+        return out  # from_dict names what is wrong
+    upgraded = []
+    for i, m in enumerate(measurements):
+        if not isinstance(m, dict):
+            upgraded.append(m)
+            continue
+        where = f"measurements[{i}]"
+        m = dict(m)
+        work = m.pop("flops_per_iteration", None)
+        if work is not None:
+            _expect(work, (int, float), f"{where}.flops_per_iteration")
+            if not (math.isfinite(work) and work > 0 and float(work).is_integer()):
+                raise ReportError(f"{where}.flops_per_iteration should be a positive whole number, found {work!r}")
+            m["work_per_iteration"] = str(int(work))
+            m["work_unit"] = "byte" if m.get("workload") in _V1_BYTE_WORKLOADS else "FLOP"
+        else:
+            m["work_per_iteration"] = m["work_unit"] = None
+        peak = m.get("peak")
+        if isinstance(peak, dict) and isinstance(peak.get("assumptions"), dict):
+            assumptions = dict(peak["assumptions"])
+            for key in ("clock_source", "fma_units_source", "cores_source"):
+                if assumptions.get(key) in _V1_SOURCES:
+                    assumptions[key] = _V1_SOURCES[assumptions[key]]
+            m["peak"] = {**peak, "assumptions": assumptions}
+        upgraded.append(m)
+    out["measurements"] = upgraded
+    return out
 
 
 def parse_timestamp(text: str, where: str) -> dt.datetime:
@@ -217,8 +283,6 @@ def _check_measurement_fields(m: Measurement, where: str) -> None:
         for i, value in enumerate(values):
             if not (math.isfinite(value) and value > 0):
                 raise ReportError(f"{where}.{name}[{i}] is {value!r}; a duration must be a finite positive number")
-    if m.flops_per_iteration is not None and not (math.isfinite(m.flops_per_iteration) and m.flops_per_iteration > 0):
-        raise ReportError(f"{where}.flops_per_iteration should be a finite positive number")
     for key, value in (m.summary or {}).items():
         _expect(value, _OPTIONAL_NUMBER, f"{where}.summary.{key}")
     if m.validity is not None and "passed" in m.validity:
@@ -253,6 +317,17 @@ def _field(d: dict[str, Any], key: str, types: type | tuple[type, ...], where: s
         raise ReportError(f"{where} lacks required field {key!r}")
     _expect(d[key], types, f"{where}.{key}")
     return d[key]
+
+
+def _work(d: dict[str, Any], where: str) -> int | None:
+    """work_per_iteration: None, or a positive whole number written as a decimal string (exact at any size)."""
+    value = _field(d, "work_per_iteration", (str, type(None)), where)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 40 and value[0] != "0"):
+        raise ReportError(f"{where}.work_per_iteration should be a positive whole number in decimal digits, "
+                          f"found {value[:50]!r}")  # fmt: skip
+    return int(value)
 
 
 def _numbers(d: dict[str, Any], key: str, where: str) -> list[float]:

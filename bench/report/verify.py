@@ -71,8 +71,8 @@ TIERS = (REPORTED, BOUNDED, PROVEN)
 
 def _overrides(m: Measurement) -> tuple[Any, Any]:
     assumptions = (m.peak or {}).get("assumptions") or {}
-    clock = assumptions.get("clock_mhz") if assumptions.get("clock_source") == "--cpu-clock-mhz" else None
-    units = assumptions.get("fma_units") if assumptions.get("fma_units_source") == "--fma-units" else None
+    clock = assumptions.get("clock_mhz") if assumptions.get("clock_source") == peaks.Source.OVERRIDE else None
+    units = assumptions.get("fma_units") if assumptions.get("fma_units_source") == peaks.Source.OVERRIDE else None
     return clock, units
 
 
@@ -224,16 +224,19 @@ def _check_measurement(
         # a matmul runs on one device; a world_size would multiply the peak it is held against
         out.append(Finding(ERROR, "world-size", f"a matmul runs on one device, but spec.world_size is {world}", where))
         world = 1
-    if m.workload == "matmul" and m.flops_per_iteration != figures.matmul_flops(spec.get("m", 0), spec.get("n", 0), spec.get("k", 0)):
-        out.append(Finding(ERROR, "flops-mismatch", f"flops_per_iteration {m.flops_per_iteration} is not 2*M*N*K", where))
+    unit = figures.WORK_UNIT.get(m.workload)
+    if unit is not None and m.work_unit != unit:
+        out.append(Finding(ERROR, "work-unit", f"a {m.workload} measurement counts work in {unit}, not {m.work_unit}", where))
+    if m.workload == "matmul" and m.work_per_iteration != figures.matmul_flops(spec.get("m", 0), spec.get("n", 0), spec.get("k", 0)):
+        out.append(Finding(ERROR, "flops-mismatch", f"work_per_iteration {m.work_per_iteration} is not 2*M*N*K", where))
     if m.workload == "train":
         try:
             expected_flops = figures.train_work(spec)
         except ValueError as exc:
             expected_flops = None
             out.append(Finding(ERROR, "flops-mismatch", f"train spec is not valid: {exc}", where))
-        if expected_flops is not None and m.flops_per_iteration != expected_flops:
-            out.append(Finding(ERROR, "flops-mismatch", "flops_per_iteration differs from the analytic count", where))
+        if expected_flops is not None and m.work_per_iteration != expected_flops:
+            out.append(Finding(ERROR, "flops-mismatch", "work_per_iteration differs from the analytic count", where))
     passed = (m.validity or {}).get("passed")
     if (m.status == "ok") != (passed is True):
         out.append(Finding(ERROR, "validity", f"status {m.status!r} but the correctness check says passed={passed!r}", where))
@@ -242,23 +245,23 @@ def _check_measurement(
     out += [Finding(f.severity, f.code, f.message, where) for f in notes]
     recorded_peak = (m.peak or {}).get("tflops")
     if m.workload == "train":
-        expected = figures.train_summary(m.samples_s, m.flops_per_iteration, m.details.get("items_per_step", 0), recorded_peak)
+        expected = figures.train_summary(m.samples_s, m.work_per_iteration, m.details.get("items_per_step", 0), recorded_peak)
     elif m.workload == "comm":
         try:
             expected = figures.comm_summary(m.samples_s, m.spec.get("bytes", 0), m.spec.get("op", ""), m.spec.get("world_size", 1))
         except ValueError as exc:
             return [*out, Finding(ERROR, "schema", f"comm spec: {exc}", where)]
     elif m.workload == "membw":
-        expected = figures.membw_summary(m.samples_s, m.flops_per_iteration, (m.peak or {}).get("tbps"))
+        expected = figures.membw_summary(m.samples_s, m.work_per_iteration, (m.peak or {}).get("tbps"))
     else:
-        expected = figures.matmul_summary(m.samples_s, m.flops_per_iteration, recorded_peak)
+        expected = figures.matmul_summary(m.samples_s, m.work_per_iteration, recorded_peak)
     stored = m.summary or {}
     wrong = sorted(k for k in set(expected) | set(stored) if not _close(expected.get(k), stored.get(k)))
     if wrong:
         out.append(Finding(ERROR, "figure-mismatch", f"{', '.join(wrong)} differ from their recomputation from the raw "
                            "samples", where))  # fmt: skip
     if "msmf" in m.details:
-        redo = figures.msmf(m.samples_s, m.flops_per_iteration)
+        redo = figures.msmf(m.samples_s, m.work_per_iteration)
         if not _close(redo["tflops"], m.details["msmf"].get("tflops")):
             out.append(Finding(ERROR, "figure-mismatch", "MSMF differs from its recomputation from the raw samples", where))
     if peak is None:

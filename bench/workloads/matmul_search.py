@@ -255,7 +255,7 @@ def search(
     s = measure(base.with_shape(*best_shape), device, window, peak=peak, backend=winner.details["backend"],
                 telemetry=telemetry, sustained=True)  # fmt: skip
     if s.status == "ok":
-        s.details["msmf"] = figures.msmf(s.samples_s, s.flops_per_iteration)
+        s.details["msmf"] = figures.msmf(s.samples_s, s.work_per_iteration)
     yield _tag(s, "msmf", config.mode)
 
 
@@ -269,7 +269,7 @@ def _settle(device: DeviceFacts, base: mm.MatmulSpec, config: SearchConfig, cand
     m = measure(base.with_shape(*shape), device, policy, sustained=True)
     seconds = sum(m.warmup_s) + sum(m.samples_s)
     return {"shape": list(shape), "seconds": seconds, "status": m.status,
-            "tflops": m.flops_per_iteration * len(m.samples_s) / sum(m.samples_s) / 1e12 if m.samples_s else None}  # fmt: skip
+            "tflops": m.work_per_iteration * len(m.samples_s) / sum(m.samples_s) / 1e12 if m.samples_s else None}  # fmt: skip
 
 
 def candidates_for(device: DeviceFacts, precision: str, config: SearchConfig, free_bytes: int, sm_count: int) -> list[Shape]:

@@ -54,7 +54,8 @@ def _record(name: str, n: int, device: DeviceFacts, sampled: Any, policy: Policy
         device=asdict(device),
         status="ok" if correct else "invalid",
         reason=None if correct else f"{name} left wrong values in its output",
-        flops_per_iteration=float(nbytes),  # bytes moved per iteration, the quantity bandwidth divides
+        work_per_iteration=nbytes,  # bytes moved per iteration, the quantity bandwidth divides
+        work_unit=figures.Unit.BYTE,
         timer=timer.name,
         threads=torch.get_num_threads() if device.kind == "cpu" else None,
         warmup_s=sampled.warmup_s,

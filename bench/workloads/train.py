@@ -310,7 +310,8 @@ def run(
         first = (str(exc).splitlines() or [""])[0]
         status = "skipped" if devices.is_oom(exc) else "error"
         reason = f"out of memory on {device.id}: {first}" if status == "skipped" else f"{type(exc).__name__}: {first}"
-        return Measurement(WORKLOAD, spec.to_dict(), asdict(device), status, reason, flops_per_iteration=flops_per_step(spec),
+        return Measurement(WORKLOAD, spec.to_dict(), asdict(device), status, reason, work_per_iteration=flops_per_step(spec),
+                           work_unit=figures.Unit.FLOP,
                            start_utc=start, end_utc=utc_now())  # fmt: skip
     values = [float(v) for v in torch.stack(losses).float().cpu()]
     peak_memory = torch.cuda.max_memory_allocated(device.id) if device.kind == "cuda" else psutil.Process().memory_info().rss
@@ -356,7 +357,8 @@ def measurement(
         device=asdict(device),
         status="ok" if validity["passed"] else "invalid",
         reason=None if validity["passed"] else validity["reason"],
-        flops_per_iteration=flops,
+        work_per_iteration=flops,
+        work_unit=figures.Unit.FLOP,
         timer=timer.name,
         threads=torch.get_num_threads() if device.kind == "cpu" else None,
         warmup_s=warmup,
@@ -421,7 +423,8 @@ def data_parallel_total(spec: TrainSpec, ranks: list[Measurement], baseline: Mea
         device=first.device,
         status="ok" if valid else "invalid",
         reason=None if valid else "; ".join(f"rank {i}: {m.reason}" for i, m in enumerate(ranks) if m.status != "ok"),
-        flops_per_iteration=flops,
+        work_per_iteration=flops,
+        work_unit=figures.Unit.FLOP,
         timer=first.timer,
         threads=first.threads,
         warmup_s=warmup,

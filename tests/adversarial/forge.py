@@ -37,7 +37,7 @@ def cpu_report(key: Ed25519PrivateKey, median_s: float = 0.002) -> dict:
 def refigure(m: dict, peak_tflops: float | None = None) -> None:
     """Recompute a measurement's digest and summary from its (edited) samples, as a careful forger would."""
     m["samples_sha256"] = sign.samples_digest(m["warmup_s"], m["samples_s"])
-    m["summary"] = figures.matmul_summary(m["samples_s"], m["flops_per_iteration"], peak_tflops)
+    m["summary"] = figures.matmul_summary(m["samples_s"], int(m["work_per_iteration"]), peak_tflops)
 
 
 def as_h100(data: dict, node: int, key: Ed25519PrivateKey, *, world_size: int | None = 1000, speedup: float = 1e4) -> dict:

@@ -97,7 +97,7 @@ def test_attack_6_physical_bounds_sidestepped(variant):
     else:  # only a current clock: an estimate, which used to turn a 1000x inflation into a warning
         host = {**host, "max_clock_mhz": None, "current_clock_mhz": 2000.0}
         m.peak = peaks.cpu_peak(host, "float32").to_dict()
-    m.summary = forge.figures.matmul_summary(m.samples_s, m.flops_per_iteration, (m.peak or {}).get("tflops"))
+    m.summary = forge.figures.matmul_summary(m.samples_s, m.work_per_iteration, (m.peak or {}).get("tflops"))
     data = syn.report([m], host=host).to_dict()
     data = forge.signed(data, KEY)
     findings = v.verify_node_report(data, trusted=trusted, max_age=WEEK, now=forge.NOW)

@@ -35,7 +35,7 @@ def gpu_measurement(node: int, index: int, tflops: float, precision: str = "bflo
         device={"id": f"cuda:{index}", "kind": "cuda", "name": model, "uuid": gpu_uuid(node, index),
                 "l2_cache_bytes": 50 * 2**20, "compute_capability": "9.0", "isa_flags": []},
         status="ok",
-        flops_per_iteration=flops,
+        work_per_iteration=flops, work_unit="FLOP",
         timer="cuda_event",
         warmup_s=[base * 1.2, base],
         samples_s=samples_s,

@@ -28,7 +28,7 @@ def matmul(precision: str, samples_s: list[float], *, status: str = "ok", emulat
         details["search"] = {"role": role, "mode": "auto", "mamf": mamf}
     return Measurement(workload="matmul", spec={"m": N, "n": N, "k": N, "precision": precision}, device=dict(DEVICE),
                        status=status, reason=None if status == "ok" else "product check failed", emulated=emulated,
-                       flops_per_iteration=flops, timer="perf_counter", samples_s=samples_s,
+                       work_per_iteration=flops, work_unit="FLOP", timer="perf_counter", samples_s=samples_s,
                        summary=figures.matmul_summary(samples_s, flops, None),
                        validity={"check": "freivalds", "passed": status == "ok"}, details=details)  # fmt: skip
 
@@ -67,7 +67,7 @@ def simple(workload: str, spec: dict, summary: dict, details: dict | None = None
     """A measured entry of another workload (train, membw, comm) with the summary fields the metrics read."""
     s = samples(0.01)
     return Measurement(workload=workload, spec=spec, device=dict(device or DEVICE), status="ok", timer="perf_counter",
-                       flops_per_iteration=1.0,
+                       work_per_iteration=1, work_unit="FLOP",
                        samples_s=s, summary={"median_s": 0.01, "iqr_s": 0.0001, "n": len(s), **summary},
                        details=details or {})  # fmt: skip
 

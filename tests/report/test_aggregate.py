@@ -244,7 +244,7 @@ def test_steady_quantized_timings_are_not_taken_for_clones():
         m = data["measurements"][0]
         m["samples_s"] = [0.0015625] * len(m["samples_s"])
         m["samples_sha256"] = sign.samples_digest(m["warmup_s"], m["samples_s"])
-        m["summary"] = figures.matmul_summary(m["samples_s"], m["flops_per_iteration"], m["peak"]["tflops"])
+        m["summary"] = figures.matmul_summary(m["samples_s"], int(m["work_per_iteration"]), m["peak"]["tflops"])
         reports.append(resign(data, KEY))
     cap = run(reports)
     assert cap["totals"][0]["devices"] == 2 and cap["duplicates"] == []

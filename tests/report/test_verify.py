@@ -96,7 +96,7 @@ def test_peak_comes_from_bench_not_from_the_report():
     m["peak"]["tflops"] = 5000.0
     from bench.figures import matmul_summary
 
-    m["summary"] = matmul_summary(m["samples_s"], m["flops_per_iteration"], 5000.0)
+    m["summary"] = matmul_summary(m["samples_s"], int(m["work_per_iteration"]), 5000.0)
     assert "implausible" in codes(check(resign(data, KEY)))
 
 
@@ -181,7 +181,7 @@ def test_above_an_estimated_cpu_peak_is_a_warning_not_a_forgery():
     peak = peaks.cpu_peak(host, "float32")  # 2 cores x 10 MHz x 32: far below what any CPU measures
     m = syn.matmul("float32", syn.samples(0.002))
     m.peak = peak.to_dict()
-    m.summary = figures.matmul_summary(m.samples_s, m.flops_per_iteration, peak.tflops)
+    m.summary = figures.matmul_summary(m.samples_s, m.work_per_iteration, peak.tflops)
     m.warnings = [w.to_dict() for w in mm.plausibility(m.summary, peak)]
     assert [w["code"] for w in m.warnings] == ["above-estimated-peak"]
     r = syn.report([m], host=host)

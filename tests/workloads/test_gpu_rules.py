@@ -330,7 +330,7 @@ def _ddp_world(monkeypatch, hosts):
     def run(spec, facts, peak=None, seed=0, progress=None, wrap=None):
         samples = [0.1, 0.1, 0.1]
         return Measurement("train", spec.to_dict(), {"id": f"cuda:{seed % 2}", "kind": "cuda", "uuid": f"GPU-{seed}"},
-                           "ok", flops_per_iteration=tr.flops_per_step(spec), samples_s=samples, warmup_s=[0.1],
+                           "ok", work_per_iteration=tr.flops_per_step(spec), work_unit="FLOP", samples_s=samples, warmup_s=[0.1],
                            summary=figures.train_summary(samples, tr.flops_per_step(spec), spec.items_per_step, None))  # fmt: skip
 
     def gather(out, obj, group=None):

@@ -39,7 +39,7 @@ def test_real_measurement_keeps_raw_samples_and_derives_figures_from_them(name):
     assert m.timer == "perf_counter" and m.threads >= 1
     assert len(m.samples_s) >= 3 and m.warmup_s
     assert m.summary == figures.matmul_summary(m.samples_s, 2 * 64 * 48 * 32)
-    assert m.flops_per_iteration == 2 * 64 * 48 * 32
+    assert m.work_per_iteration == 2 * 64 * 48 * 32
     Measurement.from_dict(m.to_dict())  # follows the report schema
 
 

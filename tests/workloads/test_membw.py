@@ -18,7 +18,7 @@ def test_stream_kernels_on_cpu_are_measured_and_checked():
     assert all(m.status == "ok" and m.validity["passed"] for m in ms)
     assert [m.details["bytes_per_iteration"] for m in ms] == [16 * 2**16, 16 * 2**16, 24 * 2**16, 24 * 2**16]
     for m in ms:
-        assert m.summary == figures.membw_summary(m.samples_s, m.flops_per_iteration, None)
+        assert m.summary == figures.membw_summary(m.samples_s, m.work_per_iteration, None)
         Measurement.from_dict(m.to_dict())
 
 
