@@ -1,44 +1,58 @@
-"""The `bench` command: one module per verb, each a thin shell over library calls."""
+"""The `bench` command: one module per verb, each a thin shell over library calls.
+
+A verb's module is imported only when that verb runs (or its help is shown), and verb modules import torch, pandas and
+matplotlib only inside the command body: `bench --help` and `bench VERB --help` answer at once. To add a verb, add one
+line to VERBS."""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 import bench
-from bench.cli.aggregate import aggregate
-from bench.cli.challenge import challenge_group
-from bench.cli.comm import comm
-from bench.cli.doctor import doctor_cmd
-from bench.cli.inventory import inventory
-from bench.cli.keys import keys_group
-from bench.cli.matmul import matmul
-from bench.cli.membw import membw
-from bench.cli.report import report
-from bench.cli.run import run
-from bench.cli.tools import compare, export_group, history_cmd
-from bench.cli.train import train
-from bench.cli.verify import verify
+
+#: verb -> "module:attribute" of its click command (a group for verbs with sub-verbs)
+VERBS = {
+    "aggregate": "bench.cli.aggregate:aggregate",
+    "challenge": "bench.cli.challenge:challenge_group",
+    "comm": "bench.cli.comm:comm",
+    "compare": "bench.cli.compare:compare",
+    "disclose": "bench.cli.disclose:disclose_group",
+    "doctor": "bench.cli.doctor:doctor_cmd",
+    "export": "bench.cli.export:export_group",
+    "history": "bench.cli.history:history_cmd",
+    "inventory": "bench.cli.inventory:inventory",
+    "keys": "bench.cli.keys:keys_group",
+    "matmul": "bench.cli.matmul:matmul",
+    "membw": "bench.cli.membw:membw",
+    "report": "bench.cli.report:report",
+    "run": "bench.cli.run:run",
+    "train": "bench.cli.train:train",
+    "verify": "bench.cli.verify:verify",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose verbs are named in a table and imported on first use."""
+
+    def __init__(self, *args: object, verbs: dict[str, str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.verbs = verbs
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.verbs, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in self.verbs:
+            return super().get_command(ctx, cmd_name)
+        module, _, attr = self.verbs[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        self.add_command(command, cmd_name)
+        return command
+
+
+@click.group(cls=LazyGroup, verbs=VERBS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(bench.__version__, prog_name="bench")
 def main() -> None:
     """bench: measure the compute capacity of AI nodes, honestly, into reports anyone can check."""
-
-
-main.add_command(run)
-main.add_command(inventory)
-main.add_command(doctor_cmd, name="doctor")
-main.add_command(matmul)
-main.add_command(train)
-main.add_command(comm)
-main.add_command(membw)
-main.add_command(report)
-main.add_command(keys_group, name="keys")
-main.add_command(verify)
-main.add_command(aggregate)
-main.add_command(compare)
-main.add_command(challenge_group, name="challenge")
-main.add_command(export_group, name="export")
-main.add_command(history_cmd, name="history")
-main.add_command(__import__("bench.cli.disclose", fromlist=["x"]).disclose_group, name="disclose")

@@ -7,12 +7,8 @@ from typing import Any
 
 import click
 
-from bench.cli.keys import key_option, signing_key
+from bench.cli.options import json_option, key_option, max_age_option, signing_key, trusted_keys, trusted_keys_option
 from bench.cli.output import fail, stdout
-from bench.cli.verify import DurationParam, trusted_keys
-from bench.report import aggregate as agg
-from bench.report import render, sign
-from bench.report.store import dumps, write_atomic
 
 
 def report_files(paths: tuple[Path, ...]) -> list[Path]:
@@ -27,13 +23,12 @@ def report_files(paths: tuple[Path, ...]) -> list[Path]:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("capacity.json"),
               show_default=True, help="Where the signed capacity report goes.")
-@click.option("--trusted-keys", "trusted_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Only reports signed by these keys count (see bench verify).")
-@click.option("--max-age", type=DurationParam(), default=None, help="Reject node reports older than this, e.g. 7d.")
+@trusted_keys_option("Only reports signed by these keys count (see bench verify).")
+@max_age_option("Reject node reports older than this, e.g. 7d.")
 @click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML thresholds: tolerance = 0.1 and [[baseline]] model/precision/min_tflops.")
 @key_option
-@click.option("--json", "as_json", is_flag=True, help="Print the capacity report as JSON.")
+@json_option("the capacity report")
 def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, max_age: Any, rules_path: Path | None,
               key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Aggregate node reports (files, or directories searched for report.json) into a signed capacity report.
@@ -42,6 +37,10 @@ def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, 
     found in several reports counts once, from the newest report, and is listed as a duplicate. Devices whose MAMF is
     more than the tolerance below their group's median, or below a baseline, are listed as defective.
     """
+    from bench.report import aggregate as agg
+    from bench.report import render, sign
+    from bench.report.store import dumps, write_atomic
+
     try:
         rules = agg.load_rules(rules_path.read_text(encoding="utf-8"), str(rules_path)) if rules_path else agg.Rules()
     except agg.RulesError as exc:

@@ -10,34 +10,36 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table
 
-from bench import challenge as chl
-from bench.cli.keys import key_option, signing_key
+from bench.cli.choices import CHALLENGE_DTYPES
+from bench.cli.options import (
+    chosen_devices,
+    devices_option,
+    json_option,
+    key_option,
+    signing_key,
+    trusted_keys,
+    trusted_keys_option,
+)
 from bench.cli.output import fail, stdout
-from bench.cli.params import DeviceParam
-from bench.cli.verify import trusted_keys
-from bench.hardware import devices
-from bench.hardware.inventory import collect as inventory
-from bench.report import keys, proofs
-from bench.report.store import dumps, write_atomic
-from bench.report.verify import parse_duration
+from bench.cli.params import DurationParam
 
 auditor_option = click.option(
     "--auditor-key", "auditor_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
     help="The auditor's own private key (create one with `bench keys init --key auditor.pem`): it signs the challenge "
          "and the receipts, and must be a key no node holds.",
 )  # fmt: skip
-node_trust_option = click.option(
-    "--trusted-keys", "trusted_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-    help="The nodes' key ids or public keys (one per line): commitments must be signed by one of them, and the "
-         "auditor's key must not be among them.",
-)  # fmt: skip
+node_trust_option = trusted_keys_option(
+    "The nodes' key ids or public keys (one per line): commitments must be signed by one of them, and the auditor's "
+    "key must not be among them."
+)
 
 
 def auditor_signing_key(path: Path, trusted: set[str] | None) -> Any:
     """The auditor's key, refused when it is also a node's: listed in the node trust list, or the key this machine's
     node runs sign with (BENCH_KEY / the default path)."""
+    from bench.report import keys
+
     if not path.exists():
         fail(f"no auditor key at {path}; create one with `bench keys init --key {path}` (not a node key)", 2)
     key = signing_key(path)
@@ -54,7 +56,9 @@ def auditor_signing_key(path: Path, trusted: set[str] | None) -> Any:
     return key
 
 
-def _challenge(path: Path) -> chl.Challenge:
+def _challenge(path: Path) -> Any:
+    from bench import challenge as chl
+
     try:
         return chl.load_challenge(path)
     except chl.ChallengeError as exc:
@@ -89,24 +93,25 @@ def challenge_group() -> None:
 
 @challenge_group.command("issue")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Challenge file to write.")
-@click.option("--dtype", type=click.Choice(chl.DTYPES), default="float32", show_default=True)
+@click.option("--dtype", type=click.Choice(CHALLENGE_DTYPES), default="float32", show_default=True,
+              help="Precision of the matrices and products.")
 @click.option("--n", "n", type=click.IntRange(min=2, max=65536), default=4096, show_default=True, help="Matrix size.")
 @click.option("--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device.")
-@click.option("--window", default="10m", show_default=True, help="Time until the deadline (s, m, h).")
+@click.option("--window", type=DurationParam(), default="10m", show_default=True,
+              help="Time from issue to the deadline: a number with s, m, h, d or w.")
 @click.option("--node", "nodes", multiple=True, help="Host names challenged (repeatable). Default: any node may answer.")
 @auditor_option
 @node_trust_option
-@click.option("--json", "as_json", is_flag=True, help="Print the challenge as JSON.")
-def issue_cmd(output: Path, dtype: str, n: int, products: int, window: str, nodes: tuple[str, ...], auditor_path: Path,
+@json_option("the challenge")
+def issue_cmd(output: Path, dtype: str, n: int, products: int, window: dt.timedelta, nodes: tuple[str, ...], auditor_path: Path,
               trusted_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Write a challenge signed by the auditor's key: a fresh 256-bit nonce, dtype, n, products per device, the issue
     time and the deadline. Keep this copy: verify works from it, not from the one the nodes were sent."""
-    try:
-        span = parse_duration(window)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--window") from None
+    from bench import challenge as chl
+    from bench.report.store import dumps, write_atomic
+
     key = auditor_signing_key(auditor_path, trusted_keys(trusted_path))
-    data = chl.issue(key, dtype=dtype, n=n, products=products, window=span, nodes=list(nodes) or None)
+    data = chl.issue(key, dtype=dtype, n=n, products=products, window=window, nodes=list(nodes) or None)
     write_atomic(output, dumps(data))
     if as_json:
         click.echo(dumps(data), nl=False)
@@ -119,19 +124,23 @@ def issue_cmd(output: Path, dtype: str, n: int, products: int, window: str, node
 @click.argument("challenge_path", metavar="CHALLENGE", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--drop", "drop", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Drop directory the auditor collects from (a shared filesystem, or copy the files there at once).")
-@click.option("--device", "device_lists", type=DeviceParam(), multiple=True, help="cpu, cuda:N or all (default).")
+@devices_option()
 @click.option("--node", "node_name", default=None, help="This node's name (default: its host name).")
 @click.option("--wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds to wait for CHALLENGE to appear, ready (key, inventory, devices loaded) — start it on every "
                    "node before the auditor issues, so start-up is not counted against the node.")
-@click.option("--trusted-keys", "trusted_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="The auditor's key id or public key: a challenge signed by any other key is refused.")
+@trusted_keys_option("The auditor's key id or public key: a challenge signed by any other key is refused.")
 @key_option
-@click.option("--json", "as_json", is_flag=True)
+@json_option("a summary of the answer")
 def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], ...], node_name: str | None, wait: float,
                trusted_path: Path | None, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Compute the challenge's products on every device at once, commit to them (a signed file of Merkle roots, written
     the moment the products exist), then reveal the products next to the commitment."""
+    from bench import challenge as chl
+    from bench.hardware import devices
+    from bench.hardware.inventory import collect as inventory
+    from bench.report.store import dumps, write_atomic
+
     trusted = trusted_keys(trusted_path)
     key = signing_key(key_path)
     inv = inventory()
@@ -139,7 +148,7 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
     bad = chl.name_problem(node, "node name")
     if bad:
         fail(f"{bad}; name this node with --node", 2)
-    ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
+    ids = chosen_devices(device_lists)
     devs = [asdict(devices.facts(d, inv["host"])) for d in ids]
     with concurrent.futures.ThreadPoolExecutor(len(devs)) as pool:  # warm every device in every dtype, before the wait
         warmed = list(pool.map(chl.warm, devs))
@@ -176,7 +185,8 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
 
 @challenge_group.command("collect")
 @click.argument("drop", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--challenge", "challenge_path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--challenge", "challenge_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The challenge file the nodes answer (the collector may start before it exists: see --wait).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Receipt log to write (keep it outside the drop directory; it is re-signed after every arrival).")
 @click.option("--expect", type=click.IntRange(min=1), default=None, help="Stop after this many commitments.")
@@ -189,13 +199,17 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
               help="Where to keep the bytes of every commitment recorded (default: OUTPUT.commitments/).")
 @auditor_option
 @node_trust_option
-@click.option("--json", "as_json", is_flag=True, help="Print the signed receipt log as JSON at the end.")
+@json_option("the signed receipt log, at the end,")
 def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | None, grace: float, interval: float,
                 wait: float, archive: Path | None, auditor_path: Path, trusted_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Watch DROP and record, by this machine's clock, when each commitment arrives, in a receipt log signed by the
     auditor's key; each file is read once and the bytes hashed are archived. Stops at --expect *valid* commitments
     (signed answers to this challenge: junk files are recorded but never counted) or the deadline plus --grace; Ctrl-C
     stops early, keeping what was recorded."""
+    from bench import challenge as chl
+    from bench.report import keys
+    from bench.report.store import dumps, write_atomic
+
     trusted = trusted_keys(trusted_path)
     key = auditor_signing_key(auditor_path, trusted)
     auditor = keys.key_id(keys.raw_public(key.public_key()))
@@ -246,7 +260,7 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
 @click.option("--proof", "proof_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write what was proven, per device, signed by --auditor-key (a private key), for `bench verify "
                    "--proof`.")
-@click.option("--json", "as_json", is_flag=True)
+@json_option("the verdict")
 def verify_cmd(challenge_path: Path, drop: Path, receipts_path: Path | None, auditor_path: Path | None,
                trusted_path: Path | None, proof_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Check every answer in DROP on this CPU against the auditor's own copy of CHALLENGE and state the proven lower
@@ -254,6 +268,12 @@ def verify_cmd(challenge_path: Path, drop: Path, receipts_path: Path | None, aud
     this verifier's secret vectors and the exact-row precision check; each device UUID counted once, exactly the
     products asked) / (arrival by the receipt log - issue time). Exit 1 when any check fails, 2 when CHALLENGE itself
     is malformed; a malformed answer is one failed entry."""
+    from rich.table import Table
+
+    from bench import challenge as chl
+    from bench.report import keys, proofs
+    from bench.report.store import dumps, write_atomic
+
     trusted = trusted_keys(trusted_path)
     auditor = None
     if auditor_path is not None:

@@ -8,17 +8,21 @@ from pathlib import Path
 
 import click
 
-from bench import launch, plans, runner
-from bench.cli.keys import key_option, signing_key
+from bench.cli import choices
+from bench.cli.options import (
+    device_option,
+    json_option,
+    key_option,
+    quiet_option,
+    results_dir_option,
+    signing_key,
+    timeout_option,
+)
 from bench.cli.output import fail, stdout
-from bench.cli.params import ByteSizeParam, SingleDeviceParam, results_dir_option
+from bench.cli.params import ByteSizeParam
 from bench.cli.ranks import place, rank_job
-from bench.hardware import devices
-from bench.hardware.inventory import collect
-from bench.report import render
-from bench.report.store import dumps
-from bench.workloads import comm as cm
 
+#: the largest message by default: bytes, per device kind
 DEFAULT_MAX = {"cpu": 64 * 2**20, "cuda": 2**30}
 
 
@@ -28,28 +32,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-
-
 @click.command()
-@click.option("--op", "ops", type=click.Choice(list(cm.OPS)), multiple=True, help="Collective (repeatable). Default: all.")
+@click.option("--op", "ops", type=click.Choice(choices.COMM_OPS), multiple=True, help="Collective (repeatable). Default: all.")
 @click.option("--min-bytes", type=ByteSizeParam(), default="8", show_default=True,
               help="Smallest message: bytes, or with a unit (4K, 1M; K/M/G are binary).")
 @click.option("--max-bytes", type=ByteSizeParam(), default=None,
-              help="Largest message, e.g. 1G [default: 64M on CPU, 1G on GPU].")
+              help="Largest message, e.g. 1G (default: 64M on CPU, 1G on GPU).")
 @click.option("--factor", type=click.IntRange(min=2), default=2, show_default=True, help="Each size is the last times this.")
 @click.option("--iterations", type=click.IntRange(min=1), default=20, show_default=True, help="Timed iterations per size.")
 @click.option("--warmup-iterations", "warmup", type=click.IntRange(min=0), default=5, show_default=True,
               help="Untimed iterations per size first.")
 @click.option("--warmup", "warmup_old", type=click.IntRange(min=0), default=None, hidden=True,
               deprecated="use --warmup-iterations")
-@click.option("--device", "device_name", type=SingleDeviceParam(), default=None,
-              help="cpu or cuda:N (default: the local rank's GPU, else cpu).")
-@click.option("--timeout", type=click.FloatRange(min=1.0), default=300.0, show_default=True,
-              help="Seconds to wait for the other ranks (joining or in a collective) before failing.")
+@device_option("cpu or cuda:N (default: the local rank's GPU, else cpu).")
+@timeout_option
 @results_dir_option()
 @key_option
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--quiet", is_flag=True)
+@json_option("the report")
+@quiet_option
 def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: int, iterations: int, warmup: int,
          warmup_old: int | None, device_name: str | None, timeout: float, results_dir: Path, key_path: Path | None, as_json: bool,
          quiet: bool) -> None:  # fmt: skip
@@ -57,6 +57,13 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     result, and report algbw and busbw per size. Launch it with torchrun, srun or RANK/WORLD_SIZE/MASTER_ADDR; alone it
     runs as a one-rank job. Rank 0 gathers every rank's timings and alone writes the report and prints the table.
     """
+    from bench import launch, plans, runner
+    from bench.hardware import devices
+    from bench.hardware.inventory import collect
+    from bench.report import render
+    from bench.report.store import dumps
+    from bench.workloads import comm as cm
+
     warmup = warmup if warmup_old is None else warmup_old
     where, device_name, kind = place(device_name)
     try:
@@ -94,5 +101,3 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     wrong = [m for m in writer.report.measurements if m.status != "ok"]
     if wrong:
         fail(f"{len(wrong)} collective results were wrong: " + "; ".join(f"{m.spec['op']} {m.spec['bytes']} B" for m in wrong))
-
-

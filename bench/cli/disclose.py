@@ -18,19 +18,23 @@ from typing import Any
 
 import click
 
-from bench.cli.keys import key_option, signing_key
+from bench.cli import choices
+from bench.cli.options import auditor_key_id, json_option, key_option, signing_key, trusted_keys
 from bench.cli.output import fail
-from bench.cli.verify import DurationParam, auditor_key_id, trusted_keys
-from bench.disclosure import claims as cl
-from bench.disclosure import declaration as decl
-from bench.disclosure import document as dd
-from bench.disclosure import render, sampling
-from bench.disclosure.leaves import DisclosureError, Store, merge
-from bench.report import intake, sign
-from bench.report import verify as v
-from bench.report.store import dumps, write_atomic
+from bench.cli.params import DurationParam
 
-REFUSED = (DisclosureError, decl.DeclarationError, cl.ClaimError, sampling.SamplingError, sign.UncarriableNumber)
+# bench.disclosure loads pandas and jsonschema: imported inside each command, so `bench disclose --help` stays fast.
+
+
+def _refused() -> tuple[type[Exception], ...]:
+    """The errors that refuse an input (exit 2 with one line)."""
+    from bench.disclosure import claims as cl
+    from bench.disclosure import declaration as decl
+    from bench.disclosure import sampling
+    from bench.disclosure.leaves import DisclosureError
+    from bench.report import sign
+
+    return (DisclosureError, decl.DeclarationError, cl.ClaimError, sampling.SamplingError, sign.UncarriableNumber)
 
 
 def _ids(path: Path | None, option: str) -> frozenset[str] | None:
@@ -72,6 +76,11 @@ def policy_options(fn: Any) -> Any:
 
 
 def _common(kw: dict[str, Any]) -> dict[str, Any]:
+    from bench.disclosure import claims as cl
+    from bench.disclosure import document as dd
+    from bench.report import intake
+    from bench.report import verify as v
+
     node_ids = _ids(kw["node_path"], "--trusted-keys")
     auditor = auditor_key_id(kw["auditor_path"], set(node_ids) if node_ids is not None else None)
     policy = dd.Policy(_ids(kw["aggregator_path"], "--aggregator-keys"), auditor, _ids(kw["operator_path"], "--operator-keys"),
@@ -95,6 +104,10 @@ def _common(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write(doc: dict[str, Any], kw: dict[str, Any]) -> None:
+    from bench.disclosure import render
+    from bench.report import sign
+    from bench.report.store import dumps, write_atomic
+
     doc["signature"] = sign.sign(doc, signing_key(kw["key_path"]))
     out: Path = kw["output"]
     write_atomic(out / "disclosure.json", dumps(doc))
@@ -117,6 +130,10 @@ def disclose_group() -> None:
 @key_option
 def sign_declaration(declaration: Path, key_path: Path | None) -> None:
     """Sign a declaration TOML with the operator's key: writes DECLARATION.sig.json over its exact bytes."""
+    from bench.disclosure import declaration as decl
+    from bench.report import intake
+    from bench.report.store import dumps, write_atomic
+
     try:
         raw = intake.read_bytes(declaration, max_bytes=decl.MAX_BYTES)
         decl.parse(raw.decode("utf-8"), str(declaration))
@@ -148,6 +165,10 @@ def sign_declaration(declaration: Path, key_path: Path | None) -> None:
 @policy_options
 def site_cmd(declaration_path: Path, capacities: tuple[str, ...], **kw: Any) -> None:
     """A site's disclosure from its declaration and the capacity report of each of its clusters."""
+    from bench.disclosure import declaration as decl
+    from bench.disclosure import document as dd
+    from bench.disclosure.leaves import DisclosureError, Store
+
     common = _common(kw)
     policy: dd.Policy = common["policy"]
     store = Store()
@@ -160,14 +181,14 @@ def site_cmd(declaration_path: Path, capacities: tuple[str, ...], **kw: Any) -> 
                 raise DisclosureError(f"--capacity {item!r}: expected CLUSTER=FILE")
             pairs.append((cluster, store.add(Path(file))))
         doc = dd.site(d, pairs, store, proof_docs=[store.add(p) for p in kw["proof_paths"]], **common)
-    except REFUSED as exc:
+    except _refused() as exc:
         fail(str(exc), 2)
     _write(doc, kw)
 
 
 @disclose_group.command("rollup")
 @click.argument("children", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--level", type=click.Choice(dd.LEVELS[:-1]), required=True, help="The level of this disclosure.")
+@click.option("--level", type=click.Choice(choices.DISCLOSURE_LEVELS[:-1]), required=True, help="The level of this disclosure.")
 @click.option("--name", required=True, help="Its name (the city, region or country every child sits in).")
 @click.option(
     "--from",
@@ -180,12 +201,15 @@ def site_cmd(declaration_path: Path, capacities: tuple[str, ...], **kw: Any) -> 
 def rollup_cmd(children: tuple[Path, ...], level: str, name: str, from_dir: Path, **kw: Any) -> None:
     """A city, region or country from the disclosures of the level below, every figure recomputed from their capacity
     reports and each device counted once across them all."""
+    from bench.disclosure import document as dd
+    from bench.disclosure.leaves import Store
+
     common = _common(kw)
     try:
         store = Store(from_dir)
         docs = [store.add(c) for c in children]
         doc = dd.rollup(level, name, docs, store, proof_docs=[store.add(p) for p in kw["proof_paths"]], **common)
-    except REFUSED as exc:
+    except _refused() as exc:
         fail(str(exc), 2)
     _write(doc, kw)
 
@@ -195,11 +219,16 @@ def rollup_cmd(children: tuple[Path, ...], level: str, name: str, from_dir: Path
 @click.option("--from", "from_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--nonce", required=True, help="The auditor's nonce (16 to 256 characters), fixed after the disclosure.")
 @click.option("--size", type=click.IntRange(1, 1_000_000), default=60, show_default=True, help="Units to draw.")
-@click.option("--precision", default="bfloat16", show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--precision", default="bfloat16", show_default=True, help="The precision whose devices are drawn.")
+@json_option("the draw")
 def sample_cmd(disclosure: Path, from_dir: Path, nonce: str, size: int, precision: str, as_json: bool) -> None:
     """The devices to challenge: drawn from the auditor's nonce over the disclosure's counted devices (capacity
     weighted; README). Anyone can re-derive the draw from the same disclosure, folder and nonce."""
+    from bench.disclosure import document as dd
+    from bench.disclosure import sampling
+    from bench.disclosure.leaves import Store, merge
+    from bench.report import verify as v
+
     try:
         data = dd.load(disclosure)
         store = Store(from_dir)
@@ -209,7 +238,7 @@ def sample_cmd(disclosure: Path, from_dir: Path, nonce: str, size: int, precisio
         rows = counted[counted["precision"] == precision]
         pop = sampling.population(list(zip(rows["device"], rows["mamf_tflops"].astype(float), strict=True)))
         devices = sampling.sample_devices(nonce, pop, size)
-    except (*REFUSED, ValueError) as exc:
+    except (*_refused(), ValueError) as exc:
         fail(str(exc), 2)
     if as_json:
         click.echo(json.dumps({"population_digest": pop["digest"], "unit_gflops": pop["unit_gflops"],
@@ -224,18 +253,6 @@ def sample_cmd(disclosure: Path, from_dir: Path, nonce: str, size: int, precisio
 @disclose_group.command("schema")
 def schema_cmd() -> None:
     """Print the published JSON Schema of a disclosure document."""
+    from bench.disclosure import document as dd
+
     click.echo(json.dumps(dd.schema(), indent=2))
-
-
-def verify_disclosure(data: dict[str, Any], from_dir: Path | None, where: str) -> list[v.Finding]:
-    """For `bench verify`: a disclosure re-derived from the documents under `from_dir` (without it, only its schema and
-    signature are checked, and it says so)."""
-    if from_dir is None:
-        try:
-            dd.check(data, where)
-        except DisclosureError as exc:
-            return [v.Finding(v.ERROR, "disclosure", str(exc), where)]
-        return [
-            v.Finding(v.WARNING, "not-recomputed", "no --from: the disclosure's figures were not re-derived", where)
-        ]
-    return dd.verify(data, Store(from_dir), where)

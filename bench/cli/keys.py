@@ -6,28 +6,9 @@ import json
 from pathlib import Path
 
 import click
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.cli.options import json_option, key_option
 from bench.cli.output import fail
-from bench.report import keys
-
-key_option = click.option(
-    "--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help=f"Private signing key (default ${keys.KEY_ENV}, else ~/.config/bench/node_ed25519.pem; created on first use).",
-)  # fmt: skip
-
-
-def signing_key(path: Path | None) -> Ed25519PrivateKey:
-    """The key to sign with, created on first use (and said so on stderr); exit 1 on an unusable key file."""
-    path = path or keys.default_key_path()
-    try:
-        key, created = keys.load_or_create(path)
-    except keys.KeyFileError as exc:
-        fail(str(exc))
-    if created:
-        kid = keys.key_id(keys.raw_public(key.public_key()))
-        click.echo(f"created signing key {path} (key id {kid}); its public half is {path}.pub", err=True)
-    return key
 
 
 @click.group()
@@ -40,6 +21,8 @@ def keys_group() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing key.")
 def init(key_path: Path | None, force: bool) -> None:
     """Create a key pair: the private key (mode 0600) and KEY.pub."""
+    from bench.report import keys
+
     path = key_path or keys.default_key_path()
     try:
         key = keys.create(path, force=force)
@@ -51,9 +34,11 @@ def init(key_path: Path | None, force: bool) -> None:
 
 @keys_group.command("show")
 @key_option
-@click.option("--json", "as_json", is_flag=True, help="Print {public_key, key_id} as JSON.")
+@json_option("the public key and key id")
 def show(key_path: Path | None, as_json: bool) -> None:
     """Print the public key and its key id (the fingerprint auditors put in a trust list)."""
+    from bench.report import keys
+
     path = key_path or keys.default_key_path()
     try:
         key = keys.load(path)

@@ -6,30 +6,31 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import precision as prec
-from bench import runner
-from bench.cli.keys import key_option, signing_key
-from bench.cli.output import fail, stderr, stdout
-from bench.cli.params import DeviceParam, PrecisionParam, RangeParam, ShapeParam, results_dir_option
-from bench.hardware import devices, peaks
-from bench.hardware.inventory import collect
-from bench.measure.sampling import Policy
-from bench.plans import PeakOverrides, fixed_plan, search_plan, telemetry_readers
-from bench.report import render
-from bench.report.store import dumps
-from bench.workloads import matmul as mm
-from bench.workloads import matmul_search as ms
+from bench.cli import choices
+from bench.cli.options import (
+    chosen_devices,
+    devices_option,
+    json_option,
+    key_option,
+    quiet_option,
+    results_dir_option,
+    sequential_option,
+    signing_key,
+)
+from bench.cli.output import fail, stdout
+from bench.cli.params import PrecisionParam, RangeParam, ShapeParam
+from bench.cli.progress import Progress
+from bench.hardware import peaks
 
 
 @click.command()
-@click.option("--device", "device_lists", type=DeviceParam(), multiple=True,
-              help="cpu, cuda:N or all (every GPU, else the CPU; the default). Repeatable.")
-@click.option("--dtype", "precisions", type=PrecisionParam(list(prec.PRECISIONS)), multiple=True,
+@devices_option()
+@click.option("--dtype", "precisions", type=PrecisionParam(list(choices.PRECISIONS)), multiple=True,
               help="Precision to measure (repeatable). Default: every precision the device kind has.")
 @click.option("--size", "sizes", type=click.IntRange(min=1), multiple=True,
-              help=f"Square size N for an N x N x N product (repeatable). Default {mm.DEFAULT_SIZE}.")
+              help=f"Square size N for an N x N x N product (repeatable). Default "
+                   f"{choices.per_kind(choices.MATMUL_DEFAULT_SIZE)}.")
 @click.option("--shape", "shapes", type=ShapeParam(), multiple=True, help="M,N,K of an M x K by K x N product (repeatable).")
 @click.option("--search", type=click.Choice(["auto", "grid"]), default=None,
               help="Search shapes for MAMF and hold the best for MSMF. auto: candidates from the device; grid: --m/--n/--k.")
@@ -38,27 +39,28 @@ from bench.workloads import matmul_search as ms
 @click.option("--k", "k_range", type=RangeParam(), help="Grid search K values, start:stop:step.")
 @click.option("--budget", type=click.FloatRange(min=0.001), default=None,
               help="Fixed shapes: timed seconds per measurement (default 1). --search: seconds for the whole search of "
-                   f"one device x precision, MSMF window excluded (default {ms.BUDGET_S}).")
+                   f"one device x precision, MSMF window excluded (default {choices.per_kind(choices.SEARCH_BUDGET_S, 's')}).")
 @click.option("--window", type=click.FloatRange(min=0.0), default=None,
-              help=f"--search: seconds the best shape is held for MSMF (default {ms.WINDOW_S}; 0 skips MSMF).")
+              help=f"--search: seconds the best shape is held for MSMF (default "
+                   f"{choices.per_kind(choices.SEARCH_WINDOW_S, 's')}; 0 skips MSMF).")
 @click.option("--settle", type=click.FloatRange(min=0.0), default=None,
-              help=f"--search: seconds a large product runs before the search so clocks settle (default {ms.SETTLE_S}).")
+              help="--search: seconds a large product runs before the search so clocks settle (default "
+                   f"{choices.per_kind(choices.SEARCH_SETTLE_S, 's')}).")
 @click.option("--warmup-s", "warmup", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
               help="Most seconds of warm-up per measurement; warm-up ends earlier once timings settle.")
 @click.option("--warmup", "warmup_old", type=click.FloatRange(min=0.0), default=None, hidden=True,
               deprecated="use --warmup-s (seconds)")
-@click.option("--min-iterations", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--min-iterations", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Fewest timed iterations per measurement.")
 @click.option("--cpu-clock-mhz", type=click.FloatRange(min=1.0), default=None,
               help="Clock the CPU theoretical peak assumes (default: max clock, else current clock).")
 @click.option("--fma-units", type=click.IntRange(min=1, max=4), default=None,
               help=f"Vector FMA units per core the CPU peak assumes (default {peaks.DEFAULT_FMA_UNITS}).")
-@click.option("--sequential", is_flag=True,
-              help="Measure the GPUs one after another (default: all at once, each in its own thread, as they run in "
-                   "production; each measurement records which devices ran alongside it).")
+@sequential_option
 @results_dir_option("The report goes to RESULTS_DIR/<run-id>/report.json.")
 @key_option
-@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON on stdout.")
-@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+@json_option("the whole report")
+@quiet_option
 def matmul(
     device_lists: tuple[list[str], ...],
     precisions: tuple[str, ...],
@@ -93,6 +95,15 @@ def matmul(
     With --search, each device x precision gets MAMF (the best shape's median TFLOPS, best of torch and, on CPUs,
     numpy's BLAS) and MSMF (that shape held for --window seconds, with clocks, power and temperature recorded).
     """
+    from bench import runner
+    from bench.hardware import devices
+    from bench.hardware.inventory import collect
+    from bench.measure.sampling import Policy
+    from bench.plans import PeakOverrides, fixed_plan, search_plan, telemetry_readers
+    from bench.report import render
+    from bench.report.store import dumps
+    from bench.workloads import matmul_search as ms
+
     warmup = warmup if warmup_old is None else warmup_old
     grid_given = any(r is not None for r in (m_range, n_range, k_range))
     if search == "grid" and not all(r is not None for r in (m_range, n_range, k_range)):
@@ -106,7 +117,7 @@ def matmul(
     if settle is not None and not search:
         raise click.UsageError("--settle goes with --search")
 
-    device_ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
+    device_ids = chosen_devices(device_lists)
     all_shapes = list(dict.fromkeys([(n, n, n) for n in sizes] + list(shapes)))
     grid = ms.grid_shapes(m_range, n_range, k_range) if search == "grid" else []
     overrides = PeakOverrides(cpu_clock_mhz, fma_units)
@@ -139,24 +150,14 @@ def matmul(
         steps = fixed_plan(facts, inv["host"], precisions, all_shapes, policy, overrides)
 
     writer = runner.start(results_dir, config, inv, key)
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=stderr(), disable=quiet, transient=True,
-    )  # fmt: skip
-    task = progress.add_task("matmul", total=len(steps))
-    current = {"label": "", "done": -1}
-
-    def show() -> None:
-        label = f"{current['label']} ({len(writer.report.measurements)} measured)"
-        progress.update(task, description=label, completed=current["done"])
-
-    def on_step(step: runner.Step) -> None:
-        current["label"], current["done"] = step.label, current["done"] + 1
-        show()
-
+    progress = Progress(quiet, concurrent=not sequential, count=lambda: len(writer.report.measurements),
+                        config={"matmul": {"budget_s": budget, "window_s": window, "settle_s": settle,
+                                           "max_warmup_s": warmup}})  # fmt: skip
+    progress.plan(steps)
     try:
         with progress:
-            report = runner.execute(writer, steps, on_step, lambda m: show(), concurrent=not sequential)
+            report = runner.execute(writer, steps, progress.step, progress.measured, concurrent=not sequential)
+        progress.finished()
     except KeyboardInterrupt:
         fail(f"interrupted; {len(writer.report.measurements)} finished measurements saved in {writer.path}", 130)
     finally:

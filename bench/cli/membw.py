@@ -6,35 +6,45 @@ from pathlib import Path
 
 import click
 
-from bench import plans, runner
-from bench.cli.keys import key_option, signing_key
+from bench.cli.options import (
+    chosen_devices,
+    devices_option,
+    json_option,
+    key_option,
+    quiet_option,
+    results_dir_option,
+    sequential_option,
+    signing_key,
+)
 from bench.cli.output import fail, stdout
-from bench.cli.params import DeviceParam, results_dir_option
-from bench.hardware import devices
-from bench.hardware.inventory import collect
-from bench.measure.sampling import Policy
-from bench.report import render
-from bench.report.store import dumps
+from bench.cli.params import MebibyteParam
+from bench.cli.progress import Progress
 
 
 @click.command()
-@click.option("--device", "device_lists", type=DeviceParam(), multiple=True, help="cpu, cuda:N or all (default).")
-@click.option("--array-mib", type=click.FloatRange(min=0.001), default=None,
-              help="Size of each of the three arrays (default: 256 MiB on CPU, 1 GiB on GPU).")
+@devices_option()
+@click.option("--array-mib", type=MebibyteParam(), default=None,
+              help="Size of each of the three arrays: MiB, or a size with its unit (512M, 1G; K/M/G are binary) "
+                   "(default: 256 MiB on CPU, 1 GiB on GPU).")
 @click.option("--budget", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
               help="Timed seconds per kernel after warm-up.")
-@click.option("--sequential", is_flag=True,
-              help="Measure the GPUs one after another (default: all at once, each in its own thread, as they run in "
-                   "production; each measurement records which devices ran alongside it).")
+@sequential_option
 @results_dir_option()
 @key_option
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--quiet", is_flag=True)
+@json_option("the report")
+@quiet_option
 def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: float, sequential: bool,
           results_dir: Path, key_path: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
     """STREAM copy, scale, add and triad on each device (multi-threaded on the CPU), and host<->device over pinned
     memory on GPUs; every result checked. Efficiency against the peak table's memory bandwidth where one is on file."""
-    device_ids = list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
+    from bench import plans, runner
+    from bench.hardware import devices
+    from bench.hardware.inventory import collect
+    from bench.measure.sampling import Policy
+    from bench.report import render
+    from bench.report.store import dumps
+
+    device_ids = chosen_devices(device_lists)
     key = signing_key(key_path)
     inv = collect()
     elements = int(array_mib * 2**20 / 8) if array_mib else None
@@ -42,8 +52,13 @@ def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: 
                                         "budget_s": budget}, inv, key)  # fmt: skip
     policy = Policy(budget_s=budget, min_iterations=5, max_warmup_s=min(budget, 1.0))
     steps = plans.membw_steps([devices.facts(d, inv["host"]) for d in device_ids], policy, elements)
+    progress = Progress(quiet, concurrent=not sequential, config={"membw": {"budget_s": budget}},
+                        count=lambda: len(writer.report.measurements))  # fmt: skip
+    progress.plan(steps)
     try:
-        report = runner.execute(writer, steps, concurrent=not sequential)
+        with progress:
+            report = runner.execute(writer, steps, progress.step, progress.measured, concurrent=not sequential)
+        progress.finished()
     except KeyboardInterrupt:
         fail(f"interrupted; finished kernels are saved in {writer.path}", 130)
     if as_json:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from bench.hardware import devices
-from bench.workloads.matmul_search import parse_range
+# Library modules are imported inside convert(): they load torch, and `bench VERB --help` must not.
 
 
 class DeviceParam(click.ParamType):
@@ -16,6 +17,8 @@ class DeviceParam(click.ParamType):
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
         if isinstance(value, list):
             return value
+        from bench.hardware import devices
+
         try:
             return devices.resolve(str(value))
         except ValueError as exc:
@@ -48,6 +51,8 @@ class RangeParam(click.ParamType):
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> list[int]:
         if isinstance(value, list):
             return value
+        from bench.workloads.matmul_search import parse_range
+
         try:
             return parse_range(str(value))
         except ValueError as exc:
@@ -77,6 +82,8 @@ class SingleDeviceParam(click.ParamType):
     name = "cpu|cuda:N"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from bench.hardware import devices
+
         names = [n for n in devices.valid_names() if n != devices.ALL]
         if str(value) not in names:
             self.fail(f"unknown or absent device {value!r}; valid here: {', '.join(names)}", param, ctx)
@@ -104,6 +111,8 @@ def parse_size(text: str) -> int:
 
 
 class ByteSizeParam(click.ParamType):
+    """A size in bytes: a plain number, or with a unit (see parse_size)."""
+
     name = "BYTES"
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
@@ -115,13 +124,38 @@ class ByteSizeParam(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-#: Every --results-dir reads this variable when the option is not given, so results land in one place whatever the
-#: current directory.
-RESULTS_ENV = "BENCH_RESULTS_DIR"
+class MebibyteParam(click.ParamType):
+    """A size in MiB: a plain number is MiB (256, 0.5), a number with a unit any size parse_size reads (512M, 1G)."""
+
+    name = "SIZE"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            mib = float(text)
+        except ValueError:
+            try:
+                mib = parse_size(text) / 2**20
+            except ValueError as exc:
+                self.fail(f"{exc}; a plain number is MiB", param, ctx)
+        if not mib > 0 or mib == float("inf"):
+            self.fail(f"{value!r}: a size must be positive", param, ctx)
+        return mib
 
 
-def results_dir_option(help_text: str = "Where reports go: RESULTS_DIR/<run-id>/report.json.") -> object:
-    from pathlib import Path
+class DurationParam(click.ParamType):
+    """A duration such as 90s, 30m, 12h, 7d or 2w, converted to a datetime.timedelta."""
 
-    return click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-                        envvar=RESULTS_ENV, show_envvar=True, show_default=True, help=help_text)  # fmt: skip
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        from bench.report.verify import parse_duration
+
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)

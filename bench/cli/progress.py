@@ -1,68 +1,52 @@
-"""What a long run says on stderr when nobody watches a terminal (Slurm, CI, kubectl logs): the plan before it starts
-(devices x steps, whether GPUs run at once, an estimated duration), then one line per step with the time elapsed and an
-estimate of what remains; and the one warning the command line adds to a measurement: a median far from the best."""
+"""What a verb says on stderr while it measures, one helper for every verb: the plan before a long run starts (devices x
+steps, whether GPUs run at once, an estimated duration), then progress. A terminal gets a live bar with the time
+elapsed and an estimate of what remains; a log (Slurm, CI, kubectl logs: no terminal) gets one line per step with the
+same two figures. Both take the remaining time from one Eta: the budgets' estimate of each step, scaled by how long
+the finished steps really took."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TextIO
 
-from bench import runner
-from bench.report.model import Measurement
-from bench.workloads import matmul_search as ms
+import click
 
-#: A measurement whose median iteration is this many times slower than its best: the device was shared or throttled
-#: for much of the run (a loaded CPU gave median 2.8 GFLOPS against a best of 188.9), so the median is not its speed.
-FAR_FROM_BEST = 1.5
+from bench.cli import choices
+from bench.cli.output import stderr
 
+if TYPE_CHECKING:
+    from bench.runner import Step
 
-def far_from_best(m: Measurement) -> dict[str, str] | None:
-    """The warning for a measured entry whose median is FAR_FROM_BEST x its best iteration, else None."""
-    s = m.summary or {}
-    median, best = s.get("median_s"), s.get("min_s")
-    if m.status != "ok" or not median or not best or median < FAR_FROM_BEST * best:
-        return None
-    if any(w.get("code") == "median-far-from-best" for w in m.warnings):
-        return None
-    return {"code": "median-far-from-best",
-            "message": f"median iteration {median / best:.1f}x slower than the best ({median:.3g} s vs {best:.3g} s)",
-            "hint": "something else used the device for much of the run (bench doctor lists busy processes, "
-                    "throttling and other GPU processes); rerun on an idle node"}  # fmt: skip
+#: default seconds of a fixed-shape matmul measurement (bench.measure.sampling.Policy: budget 1 s + warm-up up to 1 s)
+FIXED_S = 1.0
 
 
-def flag_far_from_best(m: Measurement, save: Any) -> None:
-    """Add the far-from-best warning to `m` (already saved) and save the report again, signed with it."""
-    w = far_from_best(m)
-    if w is not None:
-        m.warnings.append(w)
-        save()
-
-
-def _kind(step: runner.Step) -> str:
+def _kind(step: Step) -> str:
     kind = (step.device or {}).get("kind")
     return kind or ("cuda" if step.label.startswith("cuda") else "cpu")
 
 
-def estimate_s(step: runner.Step, config: dict[str, Any] | None = None) -> float:
+def estimate_s(step: Step, config: dict[str, Any] | None = None) -> float:
     """A rough duration of one step from the budgets that bound it (what the plan line and the ETA use)."""
     kind, label = _kind(step), step.label
     mc = (config or {}).get("matmul", {})
     if label.endswith(" search"):
-        return (mc.get("budget_s") or ms.BUDGET_S[kind]) + (ms.WINDOW_S[kind] if mc.get("window_s") is None
-                                                            else mc["window_s"]) + (
-            ms.SETTLE_S[kind] if mc.get("settle_s") is None else mc["settle_s"])  # fmt: skip
+        window = choices.SEARCH_WINDOW_S[kind] if mc.get("window_s") is None else mc["window_s"]
+        settle = choices.SEARCH_SETTLE_S[kind] if mc.get("settle_s") is None else mc["settle_s"]
+        return (mc.get("budget_s") or choices.SEARCH_BUDGET_S[kind]) + window + settle
     if step.workload == "membw" or label.startswith("membw"):
         budget = (config or {}).get("membw", {}).get("budget_s") or 1.0
         return 6 * (budget + min(budget, 1.0))
     if step.workload == "train" or label.startswith("train"):
         return 30.0 if kind == "cpu" else 120.0
-    return (mc.get("budget_s") or 1.0) + (mc.get("max_warmup_s") or 1.0)
+    return (mc.get("budget_s") or FIXED_S) + (mc.get("max_warmup_s") or FIXED_S)
 
 
-def total_s(steps: Sequence[runner.Step], estimates: Sequence[float], concurrent: bool) -> float:
+def total_s(steps: Sequence[Step], estimates: Sequence[float], concurrent: bool) -> float:
     """Lanes (one per GPU) run at once when concurrent: the longest lane counts, plus every step outside a lane."""
     lanes: dict[str, float] = {}
     rest = 0.0
@@ -79,13 +63,18 @@ def clock(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def plan_line(steps: Sequence[runner.Step], estimates: Sequence[float], concurrent: bool) -> str:
-    devices = list(dict.fromkeys(str((s.device or {}).get("id") or s.label.split()[0]) for s in steps if s.device or s.lane))
+def plan_line(steps: Sequence[Step], estimates: Sequence[float], concurrent: bool) -> str:
+    devices = list(
+        dict.fromkeys(str((s.device or {}).get("id") or s.label.split()[0]) for s in steps if s.device or s.lane)
+    )
     gpus = [d for d in devices if d.startswith("cuda")]
     how = ""
     if len(gpus) > 1:
-        how = "; the GPUs at the same time, each in its own thread" if concurrent else \
-            "; the GPUs ONE AFTER ANOTHER (--sequential / suite.concurrent_devices = false)"
+        how = (
+            "; the GPUs at the same time, each in its own thread"
+            if concurrent
+            else "; the GPUs ONE AFTER ANOTHER (--sequential / suite.concurrent_devices = false)"
+        )
     return (f"plan: {len(steps)} steps on {len(devices) or 1} device(s) ({', '.join(devices) or 'cpu'}){how}; "
             f"estimated {clock(total_s(steps, estimates, concurrent))} (from the budgets; h:mm:ss)")  # fmt: skip
 
@@ -98,29 +87,144 @@ def interactive(stream: TextIO | None = None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-class StepLines:
-    """One line per step on a log: '[3/12 25%] 0:01:23 elapsed, ~0:04:10 left: cuda:0 bfloat16 search'. The estimate
-    of what remains scales the budgets' estimate by how long the finished steps really took."""
+class Eta:
+    """Time elapsed and left over a plan of steps: what remains of the budgets' estimate, scaled by the pace of the
+    steps finished so far (their real duration over their estimate)."""
 
-    def __init__(self, steps: Sequence[runner.Step], estimates: Sequence[float], concurrent: bool,
-                 out: TextIO | None = None) -> None:  # fmt: skip
+    def __init__(self, steps: Sequence[Step], estimates: Sequence[float], concurrent: bool,
+                 now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.estimates = {id(s): e for s, e in zip(steps, estimates, strict=True)}
-        self.total = len(steps)
         self.planned = total_s(steps, estimates, concurrent)
-        self.started = time.monotonic()
-        self.done = 0
+        self.now = now
+        self.started = now()
         self.done_estimate = 0.0
+        self.left_at_step = self.planned
+        self.step_started = self.started
+
+    def elapsed(self) -> float:
+        return self.now() - self.started
+
+    def begin(self, step: Step) -> float:
+        """A step starts (the previous one finished): update the pace, and return the seconds left from now."""
+        now = self.now()
+        elapsed = now - self.started
+        pace = elapsed / self.done_estimate if self.done_estimate > 0 else 1.0
+        self.left_at_step = max(0.0, self.planned - self.done_estimate) * pace
+        self.step_started = now
+        self.done_estimate += self.estimates.get(id(step), 0.0)
+        return self.left_at_step
+
+    def left(self) -> float:
+        """Seconds left now: the estimate made when the current step began, counted down since."""
+        return max(0.0, self.left_at_step - (self.now() - self.step_started))
+
+
+class StepLines:
+    """One line per step on a log: '[3/12 25%] 0:01:23 elapsed, ~0:04:10 left: cuda:0 bfloat16 search'."""
+
+    def __init__(self, steps: Sequence[Step], estimates: Sequence[float], concurrent: bool,
+                 out: TextIO | None = None, eta: Eta | None = None) -> None:  # fmt: skip
+        self.eta = eta or Eta(steps, estimates, concurrent)
+        self.total = len(steps)
+        self.done = 0
         self.out = out or sys.stderr
 
-    def step(self, step: runner.Step) -> None:
-        elapsed = time.monotonic() - self.started
-        pace = elapsed / self.done_estimate if self.done_estimate > 0 else 1.0
-        left = max(0.0, self.planned - self.done_estimate) * pace
+    def step(self, step: Step) -> None:
+        elapsed = self.eta.elapsed()
+        left = self.eta.begin(step)
         self.done += 1
-        self.done_estimate += self.estimates.get(id(step), 0.0)
         pct = 100 * (self.done - 1) // max(1, self.total)
         print(f"[{self.done}/{self.total} {pct}%] {clock(elapsed)} elapsed, ~{clock(left)} left: {step.label}",
               file=self.out, flush=True)  # fmt: skip
 
     def finished(self, measured: int) -> None:
-        print(f"[done] {clock(time.monotonic() - self.started)}: {measured} measurements", file=self.out, flush=True)
+        print(f"[done] {clock(self.eta.elapsed())}: {measured} measurements", file=self.out, flush=True)
+
+
+class Progress:
+    """Progress of one verb's steps on stderr: a live bar on a terminal (steps done, elapsed, ~left), one line per step
+    in a log, nothing with quiet. Hand step/measured to bench.runner.execute (or the suite), steps_of(label) to a
+    training run for its inner bar, and sweep(label, total) to a loop without steps."""
+
+    def __init__(self, quiet: bool = False, *, concurrent: bool = True, config: dict[str, Any] | None = None,
+                 count: Callable[[], int] | None = None, show_plan: bool = False) -> None:  # fmt: skip
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as Bars
+
+        self.quiet, self.concurrent, self.config, self.show_plan = quiet, concurrent, config, show_plan
+        self.count = count or (lambda: self.measured_count)
+        self.measured_count = 0
+        #: a terminal gets live bars; a log (Slurm, CI) gets one line per step instead
+        self.lines_mode = not quiet and not interactive()
+        self.bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                         TextColumn("{task.fields[left]}"), console=stderr(), disable=quiet or self.lines_mode,
+                         transient=True)  # fmt: skip
+        self.eta: Eta | None = None
+        self.lines: StepLines | None = None
+        self.task: Any = None
+        self.detail: Any = None
+        self.label = ""
+        self.done = -1
+
+    def plan(self, steps: Sequence[Step]) -> None:
+        """The steps about to run: the plan line (when asked for) and the bar or lines over them."""
+        estimates = [estimate_s(s, self.config) for s in steps]
+        if self.show_plan:
+            self.say(plan_line(steps, estimates, self.concurrent))
+        self.eta = Eta(steps, estimates, self.concurrent)
+        if self.lines_mode:
+            self.lines = StepLines(steps, estimates, self.concurrent, eta=self.eta)
+        self.task = self.bars.add_task("starting", total=len(steps), left="")
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            click.echo(text, err=True)
+
+    def _show(self) -> None:
+        if self.task is None:
+            return
+        left = f"~{clock(self.eta.left())} left" if self.eta else ""
+        self.bars.update(
+            self.task, description=f"{self.label} ({self.count()} measured)", completed=self.done, left=left
+        )
+
+    def step(self, step: Step) -> None:
+        self.label, self.done = step.label, self.done + 1
+        if self.lines:
+            self.lines.step(step)
+        elif self.eta:
+            self.eta.begin(step)
+        self._show()
+
+    def measured(self, m: object = None) -> None:
+        self.measured_count += 1
+        self._show()
+
+    def steps_of(self, label: str) -> Callable[[int, int], None]:
+        """progress(done, total) for one training run: a second bar while it runs, gone when it ends."""
+
+        def update(done: int, total: int) -> None:
+            if self.detail is None:
+                self.detail = self.bars.add_task(f"  {label}: steps", total=total, left="")
+            self.bars.update(self.detail, completed=done, total=total)
+            if done >= total:
+                self.bars.remove_task(self.detail)
+                self.detail = None
+
+        return update
+
+    def sweep(self, label: str, total: int) -> Callable[[], None]:
+        """advance() for a loop of `total` items outside the plan (a collective sweep): a bar of its own."""
+        task = self.bars.add_task(label, total=total, left="")
+        return lambda: self.bars.advance(task)
+
+    def finished(self) -> None:
+        if self.lines:
+            self.lines.finished(self.count())
+
+    def __enter__(self) -> Self:
+        self.bars.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.bars.__exit__(kind, exc, tb)

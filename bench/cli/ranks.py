@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
-from bench import launch, runner
-from bench.report.model import utc_now
 from bench.cli.output import fail
-from bench.hardware import devices
-from bench.report.store import ReportWriter
 
 
-def place(device_name: str | None) -> tuple[launch.Placement, str, str]:
+def place(device_name: str | None) -> tuple[Any, str, str]:
     """(placement, device id, device kind). A malformed launcher environment exits 2 naming the variable; an
     unknown --device is a usage error. Default device: the local rank's GPU when there are GPUs, else the CPU."""
+    from bench import launch
+    from bench.hardware import devices
+
     try:
         where = launch.placement()
     except launch.LaunchError as exc:
@@ -31,9 +31,12 @@ def place(device_name: str | None) -> tuple[launch.Placement, str, str]:
 
 
 @contextlib.contextmanager
-def rank_job(where: launch.Placement, writer: ReportWriter | None) -> Iterator[None]:
+def rank_job(where: Any, writer: Any) -> Iterator[None]:
     """Run a multi-rank body: Ctrl-C closes the report as interrupted (exit 130); any failure, a vanished peer's
     included, ends this rank with one line naming it (exit 1) instead of hanging; the process group is always left."""
+    from bench import launch, runner
+    from bench.report.model import utc_now
+
     try:
         yield
     except KeyboardInterrupt:

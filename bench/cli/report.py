@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from bench.cli.inputs import node_report
+from bench.cli.options import json_option
 from bench.cli.output import fail, stdout
-from bench.report import export, html, intake, render
-from bench.report.aggregate import CAPACITY_KIND, CAPACITY_READABLE
-from bench.report.model import NodeReport, ReportError
-from bench.report.store import dumps, load_report, write_atomic
 
 
-def _show(rep: NodeReport) -> None:
+def _show(rep: Any) -> None:
+    from bench.report import render
+
     out = stdout()
     state = "interrupted" if rep.interrupted else ("complete" if rep.end_utc else "incomplete (still running or crashed)")
     out.print(f"run {rep.run_id}  {rep.start_utc} -> {rep.end_utc or '?'}  {state}")
@@ -26,6 +27,9 @@ def _show(rep: NodeReport) -> None:
 
 def _capacity(path: Path) -> dict | None:
     """The parsed capacity report at `path`, or None when the file is something else (a node report)."""
+    from bench.report import intake
+    from bench.report.aggregate import CAPACITY_KIND, CAPACITY_READABLE
+
     try:
         data = intake.read_json(path).data
     except intake.InputError:
@@ -46,23 +50,23 @@ def _capacity(path: Path) -> dict | None:
                    "csv: one row per measurement.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file (default: stdout).")
-@click.option("--json", "as_json", is_flag=True, help="Print the validated report as JSON.")
+@json_option("the validated report")
 def report(path: Path, fmt: str, output: Path | None, as_json: bool) -> None:
     """Validate the node report at PATH and print its measurements, or render it (--format md|html|csv).
 
     A capacity report (from `bench aggregate`) renders as HTML with the per-node distribution, defective nodes marked.
     Exits 1 with a one-line reason when the file is not a valid report (corrupt, truncated, unknown schema version).
     """
+    from bench.report import export, html
+    from bench.report.store import dumps, write_atomic
+
     cap = _capacity(path)
     if cap is not None:
         if fmt != "html":
             fail("a capacity report renders as --format html; `bench verify` prints its tables", 2)
         text = html.capacity_page(cap)
     else:
-        try:
-            rep = load_report(path)
-        except ReportError as exc:
-            fail(str(exc))
+        rep = node_report(path)
         if as_json:
             click.echo(dumps(rep.to_dict()), nl=False)
             return

@@ -2,39 +2,33 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
-import torch
 
-from bench import launch, plans, runner
-from bench.cli.keys import key_option, signing_key
+from bench.cli import choices
+from bench.cli.options import (
+    device_option,
+    json_option,
+    key_option,
+    quiet_option,
+    results_dir_option,
+    signing_key,
+    timeout_option,
+)
 from bench.cli.output import fail, stdout
-from bench.cli.params import PrecisionParam, SingleDeviceParam, results_dir_option
+from bench.cli.params import PrecisionParam
 from bench.cli.ranks import place, rank_job
-from bench.hardware import devices
-from bench.hardware.inventory import collect
-from bench.report import render
-from bench.report.store import dumps
-from bench.workloads import train as tr
-
-DEFAULT_PRESETS = plans.DEFAULT_TRAIN_PRESETS
-
-
-def say(quiet: bool, text: str) -> None:
-    if not quiet:
-        click.echo(text, err=True)
 
 
 @click.command()
-@click.option("--model", "models", type=click.Choice(["gpt", "mlp"]), multiple=True,
+@click.option("--model", "models", type=click.Choice(choices.TRAIN_MODELS), multiple=True,
               help="Workload (repeatable). Default: both.")
-@click.option("--preset", "presets", type=click.Choice(list(tr.PRESETS["gpt"])), multiple=True,
-              help=f"Size (repeatable). Default {DEFAULT_PRESETS}. A preset that runs out of memory is skipped.")
-@click.option("--device", "device_name", type=SingleDeviceParam(), default=None,
-              help="cpu or cuda:N. Default: the local rank's GPU under a launcher, else the first GPU, else the CPU.")
-@click.option("--dtype", "precision", type=PrecisionParam(list(tr.PRECISIONS)), default=None,
+@click.option("--preset", "presets", type=click.Choice(choices.TRAIN_PRESETS), multiple=True,
+              help=f"Size (repeatable). Default {choices.per_kind(choices.DEFAULT_TRAIN_PRESETS)}. A preset that runs "
+                   "out of memory is skipped.")
+@device_option("cpu or cuda:N. Default: the local rank's GPU under a launcher, else the first GPU, else the CPU.")
+@click.option("--dtype", "precision", type=PrecisionParam(list(choices.TRAIN_PRECISIONS)), default=None,
               help="bfloat16 (autocast over float32 master weights; default on GPU) or float32 (default on CPU).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Timed steps (default: the preset's).")
 @click.option("--warmup-steps", "warmup", type=click.IntRange(min=0), default=None,
@@ -42,12 +36,11 @@ def say(quiet: bool, text: str) -> None:
 @click.option("--warmup", "warmup_old", type=click.IntRange(min=0), default=None, hidden=True,
               deprecated="use --warmup-steps")
 @click.option("--compile", "use_compile", is_flag=True, help="Run the model through torch.compile.")
-@click.option("--timeout", type=click.FloatRange(min=1.0), default=300.0, show_default=True,
-              help="Seconds to wait for the other ranks (joining, or in any collective) before failing.")
+@timeout_option
 @results_dir_option()
 @key_option
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-@click.option("--quiet", is_flag=True, help="No progress on stderr.")
+@json_option("the report")
+@quiet_option
 def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | None, precision: str | None,
           steps: int | None, warmup: int | None, warmup_old: int | None, use_compile: bool, timeout: float, results_dir: Path,
           key_path: Path | None, as_json: bool, quiet: bool) -> None:  # fmt: skip
@@ -59,11 +52,20 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     alone, then all ranks together, and writes one report with per-rank and total throughput and the scaling
     efficiency. A rank that fails or never joins makes every rank exit with an error within --timeout.
     """
+    import torch
+
+    from bench import launch, plans, runner
+    from bench.hardware import devices
+    from bench.hardware.inventory import collect
+    from bench.report import render
+    from bench.report.store import dumps
+    from bench.workloads import train as tr
+
     warmup = warmup if warmup_old is None else warmup_old
     where, device_name, kind = place(device_name)
     precision = precision or ("bfloat16" if kind == "cuda" else "float32")
     specs = [tr.preset(m, p, steps=steps, warmup=warmup, precision=precision, compile=use_compile or None)
-             for m in (models or ("gpt", "mlp")) for p in (presets or DEFAULT_PRESETS[kind])]  # fmt: skip
+             for m in (models or ("gpt", "mlp")) for p in (presets or plans.DEFAULT_TRAIN_PRESETS[kind])]  # fmt: skip
     if where.distributed:
         try:
             launch.join(where, "nccl" if kind == "cuda" else "gloo", timeout, device_name)
@@ -81,7 +83,9 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     with rank_job(where, writer):
         for spec in specs:
             peak = plans.train_peak(facts, inv["host"], spec.precision)
-            say(quiet or not lead, f"train {spec.model} {spec.preset} {spec.precision} on {device_name} x{where.world_size}")
+            if not quiet and lead:
+                click.echo(f"train {spec.model} {spec.preset} {spec.precision} on {device_name} x{where.world_size}",
+                           err=True)
             for m in plans.train_measurements(spec, facts, peak, where, host=inv["host"].get("fingerprint")):
                 if writer:
                     writer.add(m)
@@ -102,6 +106,3 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     if failed:
         fail("; ".join(f"{m.spec.get('model')} {m.spec.get('preset')}: {m.reason}" for m in failed))
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(train())

@@ -4,58 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
+from bench.cli.options import auditor_key_id, json_option, max_age_option, trusted_keys, trusted_keys_option
 from bench.cli.output import fail, stdout
-from bench.report import aggregate as agg
-from bench.report import intake, keys, proofs
-from bench.report import verify as v
-from bench.report.store import dumps
 
-
-class DurationParam(click.ParamType):
-    name = "DURATION"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return value if not isinstance(value, str) else v.parse_duration(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+if TYPE_CHECKING:
+    from bench.report import verify as v
 
 
 def load_json(path: Path, root: Path | None = None) -> Any:
     """Parsed JSON read through bench.report.intake (regular files only, size-capped, strict), or the InputError."""
+    from bench.report import intake
+
     try:
         return intake.read_json(path, root=root).data
     except intake.InputError as exc:
         return exc
-
-
-def trusted_keys(path: Path | None, option: str = "--trusted-keys") -> set[str] | None:
-    if path is None:
-        return None
-    try:
-        return keys.parse_trusted(path.read_text(encoding="utf-8"))
-    except (keys.KeyFileError, OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
-
-
-def auditor_key_id(path: Path | None, trusted: set[str] | None) -> str | None:
-    """The auditor's key id from its key file (private, or its .pub); refused when the node trust list holds it: a
-    key the nodes' operator may hold cannot stand for the auditor."""
-    if path is None:
-        return None
-    try:
-        kid = keys.public_key_id(path)
-    except keys.KeyFileError as exc:
-        raise click.BadParameter(str(exc), param_hint="--auditor-key") from None
-    if trusted is not None and kid in trusted:
-        raise click.BadParameter(f"key {kid} is in the node trust list: the auditor's key must be one no node holds",
-                                 param_hint="--auditor-key")  # fmt: skip
-    return kid
 
 
 def _node_reports(directory: Path) -> list[tuple[str, Path]]:
@@ -101,6 +69,8 @@ def tiers_table(tiers: dict[str, list[dict[str, Any]]]) -> Table:
 
 
 def findings_table(results: dict[str, list[v.Finding]]) -> Table:
+    from bench.report import verify as v
+
     table = Table(title="verification")
     for col in ("report", "verdict", "severity", "check", "where", "finding"):
         table.add_column(col, overflow="fold", no_wrap=col in ("severity", "check", "verdict"))
@@ -128,6 +98,8 @@ def _counted_devices(view: dict[str, Any]) -> dict[str, dict[str, float | None]]
 
 def _check(data: Any, trusted: set[str] | None, max_age: Any) -> tuple[list[v.Finding], list[dict[str, Any]], tuple[Any, ...] | None]:
     """One node report: findings, the tier of each figure, and (for a claim over node reports) its examined entry."""
+    from bench.report import verify as v
+
     findings, name, report = v.examine(data, trusted=trusted, max_age=max_age)
     if report is None or v.errors(findings):
         return findings, [], None
@@ -136,9 +108,9 @@ def _check(data: Any, trusted: set[str] | None, max_age: Any) -> tuple[list[v.Fi
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--trusted-keys", "trusted_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="File of trusted node key ids or base64 public keys, one per line ('#' comments). Unknown keys fail.")
-@click.option("--max-age", type=DurationParam(), default=None, help="Oldest acceptable report, e.g. 7d, 12h.")
+@trusted_keys_option("File of trusted node key ids or base64 public keys, one per line ('#' comments). Unknown keys "
+                     "fail.")
+@max_age_option("Oldest acceptable report, e.g. 7d, 12h.")
 @click.option("--reports", "reports_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Capacity reports: the directory of node reports to recompute them from.")
 @click.option("--claim", "claims", multiple=True,
@@ -150,7 +122,7 @@ def _check(data: Any, trusted: set[str] | None, max_age: Any) -> tuple[list[v.Fi
               help="The auditor's key (private, or its .pub): the only key whose proofs count.")
 @click.option("--from", "from_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Disclosures: the folder of capacity reports, proofs and child disclosures to re-derive them from.")
-@click.option("--json", "as_json", is_flag=True, help="Print the findings, tiers and claim checks as JSON.")
+@json_option("the findings, tiers and claim checks")
 def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, reports_dir: Path | None,
            claims: tuple[str, ...], proof_paths: tuple[Path, ...], auditor_path: Path | None,
            from_dir: Path | None, as_json: bool) -> None:  # fmt: skip
@@ -166,6 +138,11 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
 
     Exits 0 only when no report has an error-level finding and every claim is supported; 1 otherwise.
     """
+    from bench.report import aggregate as agg
+    from bench.report import proofs
+    from bench.report import verify as v
+    from bench.report.store import dumps
+
     for claim in claims:
         try:
             agg.parse_claim(claim)
@@ -190,7 +167,7 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
         if isinstance(data, Exception):
             results[str(path)] = [v.Finding(v.ERROR, "unreadable", str(data))]
         elif isinstance(data, dict) and data.get("kind") == "bench.disclosure":  # re-derived from the level below
-            from bench.cli.disclose import verify_disclosure
+            from bench.disclosure.document import examine as verify_disclosure
 
             results[str(path)] = verify_disclosure(data, from_dir, str(path))
         elif isinstance(data, dict) and data.get("kind") == agg.CAPACITY_KIND:

@@ -326,6 +326,18 @@ def verify(
     return out
 
 
+def examine(data: dict[str, Any], folder: Path | None, where: str) -> list[v.Finding]:
+    """For `bench verify`: a disclosure re-derived from the documents under `folder` (without one, only its schema and
+    signature are checked, and a warning says so)."""
+    if folder is None:
+        try:
+            check(data, where)
+        except DisclosureError as exc:
+            return [v.Finding(v.ERROR, "disclosure", str(exc), where)]
+        return [v.Finding(v.WARNING, "not-recomputed", "no --from: the disclosure's figures were not re-derived", where)]
+    return verify(data, Store(folder), where)
+
+
 def load(path: Path) -> dict[str, Any]:
     try:
         data = intake.read_json(path).data

@@ -231,19 +231,17 @@ def test_ctrl_c_in_the_middle_of_a_search_keeps_finished_shapes(tmp_path):
 def test_search_hands_the_float32_mamf_to_later_precisions(monkeypatch):
     """float32 is searched first and its MAMF reaches the bf16 search, which tests it for emulation (the ratio rule
     itself is tested in test_matmul_search)."""
-    import importlib
-
-    cli_matmul = importlib.import_module("bench.cli.matmul")  # the package attribute is the click command
     from bench.hardware.devices import DeviceFacts
+    from bench.workloads import matmul_search as ms
 
     seen = []
-    real = cli_matmul.ms.search
+    real = ms.search
 
     def spy(device, precision, config, candidates, **kw):
         seen.append((precision, kw["float32_tflops"]))
         return real(device, precision, config, candidates, **kw)
 
-    monkeypatch.setattr(cli_matmul.ms, "search", spy)
+    monkeypatch.setattr(ms, "search", spy)
     facts = DeviceFacts("cpu", "cpu", "cpu", "fp", 0, None, ("avx2", "fma", "avx512_bf16"))
     steps = plans.search_plan([facts], {}, ("bfloat16", "float32"), "grid", [(64, 64, 64)], 0.2, 0.0,
                                    plans.PeakOverrides(), {})  # fmt: skip

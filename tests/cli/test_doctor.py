@@ -8,9 +8,9 @@ import json
 
 from click.testing import CliRunner
 
-from bench import runner
-from bench.cli import doctor, progress
+from bench import orchestrate, preflight, runner
 from bench.cli import main as cli_main
+from bench.cli import progress
 from bench.hardware import health
 from tests.hardware.fake_nvml import H100, FakeNvml, NVMLError
 from tests.report import synthetic as syn
@@ -21,14 +21,14 @@ def _by_name(checks):
 
 
 def test_an_idle_healthy_gpu_passes_every_check():
-    checks = _by_name(doctor.gpu_checks(health.gpu_health(FakeNvml([H100]))))
+    checks = _by_name(preflight.gpu_checks(health.gpu_health(FakeNvml([H100]))))
     assert {c.status for c in checks.values()} == {"pass"}
     assert set(checks) == {"GPU 0 processes", "GPU 0 clocks", "GPU 0 ECC", "GPU 0 persistence"}
 
 
 def test_other_processes_throttling_ecc_errors_and_persistence_off_are_named_with_a_fix():
     fake = FakeNvml([dict(H100, processes=[(4242, 3 << 30)], reasons=0x41, ecc_errors=2, persistence=0)])
-    checks = _by_name(doctor.gpu_checks(health.gpu_health(fake)))
+    checks = _by_name(preflight.gpu_checks(health.gpu_health(fake)))
     assert checks["GPU 0 processes"].status == "fail" and "pid 4242, 3.0 GiB" in checks["GPU 0 processes"].detail
     assert checks["GPU 0 clocks"].status == "fail" and "hw_thermal_slowdown" in checks["GPU 0 clocks"].detail
     assert checks["GPU 0 ECC"].status == "fail" and "2 uncorrected" in checks["GPU 0 ECC"].detail
@@ -39,37 +39,37 @@ def test_other_processes_throttling_ecc_errors_and_persistence_off_are_named_wit
 
 def test_the_job_s_own_processes_on_the_gpu_are_not_others():
     fake = FakeNvml([dict(H100, processes=[(4242, 1 << 30)])])
-    checks = _by_name(doctor.gpu_checks(health.gpu_health(fake), own={4242}))
+    checks = _by_name(preflight.gpu_checks(health.gpu_health(fake), own={4242}))
     assert checks["GPU 0 processes"].status == "pass"
 
 
 def test_a_field_nvml_refuses_is_unavailable_and_no_nvml_is_not_a_crash():
     fake = FakeNvml([H100], failing={(0, "ecc_errors"): NVMLError(3, "Not Supported")})
-    checks = _by_name(doctor.gpu_checks(health.gpu_health(fake)))
+    checks = _by_name(preflight.gpu_checks(health.gpu_health(fake)))
     assert checks["GPU 0 ECC"].status == "unavailable" and "Not Supported" in checks["GPU 0 ECC"].detail
-    none = doctor.gpu_checks(health.gpu_health(FakeNvml(init_error=NVMLError(9, "Driver Not Loaded"))))
+    none = preflight.gpu_checks(health.gpu_health(FakeNvml(init_error=NVMLError(9, "Driver Not Loaded"))))
     assert [(c.name, c.status) for c in none] == [("gpu", "unavailable")] and "Driver Not Loaded" in none[0].detail
 
 
 def test_cpu_load_and_busy_processes_warn():
-    busy = doctor.cpu_checks({"load_average": [3.9, 3.0, 2.0], "logical_cpus": 4,
+    busy = preflight.cpu_checks({"load_average": [3.9, 3.0, 2.0], "logical_cpus": 4,
                               "busiest": [{"pid": 7, "name": "stress", "cpu_percent": 390.0}]})  # fmt: skip
     checks = _by_name(busy)
     assert checks["cpu-load"].status == "warn" and checks["cpu-processes"].status == "warn"
     assert "stress (pid 7, 390% of a core)" in checks["cpu-processes"].detail
-    idle = doctor.cpu_checks({"load_average": [0.1, 0.1, 0.1], "logical_cpus": 4, "busiest": []})
-    assert doctor.verdict(idle) == "pass" and doctor.verdict(busy) == "warn"
+    idle = preflight.cpu_checks({"load_average": [0.1, 0.1, 0.1], "logical_cpus": 4, "busiest": []})
+    assert preflight.verdict(idle) == "pass" and preflight.verdict(busy) == "warn"
 
 
 def test_driver_torch_cuda_mismatches_fail_with_the_cuda_to_install():
     inv = {"available": True, "driver_version": "535.104", "cuda_driver_version": "12.2", "gpus": [{}] * 8}
-    (cpu_build,) = doctor.version_checks(None, 0, inv, "2.13.0+cpu")
+    (cpu_build,) = preflight.version_checks(None, 0, inv, "2.13.0+cpu")
     assert cpu_build.status == "fail" and "CPU-only" in cpu_build.detail and "CUDA <= 12.2" in cpu_build.fix
-    (too_new,) = doctor.version_checks("13.0", 8, inv, "2.13.0")
+    (too_new,) = preflight.version_checks("13.0", 8, inv, "2.13.0")
     assert too_new.status == "fail" and "newer than the driver" in too_new.detail
-    (ok,) = doctor.version_checks("12.1", 8, inv, "2.5.0")
+    (ok,) = preflight.version_checks("12.1", 8, inv, "2.5.0")
     assert ok.status == "pass"
-    (cpu_node,) = doctor.version_checks(None, 0, {"available": False, "reason": "no driver", "gpus": []})
+    (cpu_node,) = preflight.version_checks(None, 0, {"available": False, "reason": "no driver", "gpus": []})
     assert cpu_node.status == "pass"
 
 
@@ -87,11 +87,11 @@ def test_bench_doctor_prints_a_line_per_check_and_json():
 def test_a_median_far_from_its_best_is_warned_about():
     slow = syn.matmul("float32", [0.002] * 5 + [0.1] * 10)  # a loaded machine: best 2 ms, median 100 ms
     saved = []
-    progress.flag_far_from_best(slow, lambda: saved.append(1))
+    orchestrate.flag_far_from_best(slow, lambda: saved.append(1))
     (w,) = [w for w in slow.warnings if w["code"] == "median-far-from-best"]
     assert "50.0x slower" in w["message"] and saved == [1]
     steady = syn.matmul("float32", syn.samples(0.002))
-    assert progress.far_from_best(steady) is None
+    assert orchestrate.far_from_best(steady) is None
 
 
 def test_a_log_gets_the_plan_and_one_line_per_step_with_elapsed_and_eta():

@@ -1,0 +1,258 @@
+"""A node suite from a validated config, in one process or across the ranks of a job, into a signed report and the
+files people and tools read next to it. `bench run` parses its flags and calls these; progress goes through a
+Feedback (the command line's bar or log lines, or nothing).
+
+One process: every step of the plan (bench.plans.suite_steps), the GPUs' lanes at once, each measurement saved as it
+arrives. Several ranks (already joined): each measures its own device (the CPU once per node), node leaders collect
+their node's measurements at a gather, then all ranks run the collective workloads (data-parallel training, comm) into
+rank 0's report. A rank that is not its node's leader spools each finished measurement to disk, so that its leader can
+still sign what it finished if it dies before the gather."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+import torch
+import torch.distributed as dist
+
+from bench import launch, plans, runner
+from bench.hardware import devices
+from bench.report import export, gates, history, html
+from bench.report.model import Measurement, NodeReport
+from bench.report.store import ReportWriter, write_atomic
+from bench.workloads import comm as cm
+from bench.workloads import train as tr
+
+#: the file each output format is written to, next to report.json
+OUTPUT_FILES = {"html": "report.html", "md": "report.md", "csv": "measurements.csv", "junit": "junit.xml",
+                "prometheus": "bench.prom"}  # fmt: skip
+
+#: A measurement whose median iteration is this many times slower than its best: the device was shared or throttled
+#: for much of the run (a loaded CPU gave median 2.8 GFLOPS against a best of 188.9), so the median is not its speed.
+FAR_FROM_BEST = 1.5
+
+
+class Feedback(Protocol):
+    """What a suite tells whoever watches it (bench.cli.progress.Progress on the command line)."""
+
+    def plan(self, steps: Sequence[runner.Step]) -> None: ...
+    def step(self, step: runner.Step) -> None: ...
+    def measured(self, m: Measurement) -> None: ...
+    def steps_of(self, label: str) -> Callable[[int, int], None]: ...
+    def sweep(self, label: str, total: int) -> Callable[[], None]: ...
+    def say(self, text: str) -> None: ...
+    def finished(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: object) -> Any: ...
+
+
+class Silent:
+    """Feedback that says nothing (tests, library use)."""
+
+    def plan(self, steps: Sequence[runner.Step]) -> None:
+        pass
+
+    def step(self, step: runner.Step) -> None:
+        pass
+
+    def measured(self, m: Measurement) -> None:
+        pass
+
+    def steps_of(self, label: str) -> Callable[[int, int], None]:
+        return lambda done, total: None
+
+    def sweep(self, label: str, total: int) -> Callable[[], None]:
+        return lambda: None
+
+    def say(self, text: str) -> None:
+        pass
+
+    def finished(self) -> None:
+        pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def far_from_best(m: Measurement) -> dict[str, str] | None:
+    """The warning for a measured entry whose median is FAR_FROM_BEST x its best iteration, else None."""
+    s = m.summary or {}
+    median, best = s.get("median_s"), s.get("min_s")
+    if m.status != "ok" or not median or not best or median < FAR_FROM_BEST * best:
+        return None
+    if any(w.get("code") == "median-far-from-best" for w in m.warnings):
+        return None
+    return {"code": "median-far-from-best",
+            "message": f"median iteration {median / best:.1f}x slower than the best ({median:.3g} s vs {best:.3g} s)",
+            "hint": "something else used the device for much of the run (bench doctor lists busy processes, "
+                    "throttling and other GPU processes); rerun on an idle node"}  # fmt: skip
+
+
+def flag_far_from_best(m: Measurement, save: Callable[[], None]) -> None:
+    """Add the far-from-best warning to `m` (already saved) and save the report again, signed with it."""
+    w = far_from_best(m)
+    if w is not None:
+        m.warnings.append(w)
+        save()
+
+
+def evaluate(report: NodeReport, config: dict[str, Any], baseline: NodeReport | None) -> list[gates.Gate]:
+    """The config's gates over the report: correctness (a partial run fails 'complete'), floors, and regressions
+    against the baseline when there is one."""
+    g = config["gates"]
+    checks = gates.correctness(report) + gates.floors(report, g["fail_below"])
+    if baseline is not None:
+        checks += gates.regressions(baseline, report, g["max_regression"], g["alpha"])
+    return checks
+
+
+def write_outputs(report: NodeReport, directory: Path, formats: list[str], checks: list[gates.Gate], suite_name: str,
+                  warn: Callable[[str], None]) -> dict[str, str]:  # fmt: skip
+    """Every configured rendering of the report next to it; a failing renderer is named (through `warn`), never
+    fatal. Returns format -> path written."""
+    written = {}
+    for fmt in formats:
+        path = directory / OUTPUT_FILES[fmt]
+        try:
+            if fmt == "html":
+                text = html.node_page(report, checks)
+            elif fmt == "md":
+                text = export.markdown(report, checks)
+            elif fmt == "csv":
+                text = export.to_csv(export.measurements_frame(report))
+            elif fmt == "junit":
+                text = gates.junit(report, checks, suite_name)
+            else:
+                text = export.prometheus(report)
+            export.write_public(path, text)  # 0644: node_exporter and the web server read these as other users
+            written[fmt] = str(path)
+        except Exception as exc:  # noqa: BLE001 - a rendering bug must not cost the measurements or other files
+            warn(f"warning: could not write {path}: {type(exc).__name__}: {exc}")
+    return written
+
+
+def conclude(writer: ReportWriter, config: dict[str, Any], baseline: NodeReport | None, results_dir: Path,
+             junit_path: Path | None, warn: Callable[[str], None]) -> tuple[list[gates.Gate], dict[str, str]]:  # fmt: skip
+    """After the suite (complete or not): its gates, its output files (and the extra JUnit copy), and its entry in
+    RESULTS_DIR/history.sqlite. Returns (gates, format -> path)."""
+    report = writer.report
+    checks = evaluate(report, config, baseline)
+    outputs = write_outputs(report, writer.path.parent, config["outputs"]["formats"], checks, config["suite"]["name"],
+                            warn)  # fmt: skip
+    if junit_path:
+        write_atomic(junit_path, gates.junit(report, checks, config["suite"]["name"]))
+        outputs["junit_copy"] = str(junit_path)
+    history.index(results_dir / history.DB_NAME, report, writer.path)
+    return checks, outputs
+
+
+def single_suite(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[str, Any], writer: ReportWriter,
+                 feedback: Feedback) -> None:  # fmt: skip
+    """Every step of the suite in this process (the GPUs' lanes at once unless the config says otherwise), each
+    measurement saved as it arrives. Ctrl-C and SIGTERM close the report as interrupted and propagate."""
+    if "comm" in config["suite"]["workloads"]:
+        feedback.say("comm: collectives need several ranks (torchrun, srun); skipped in a single process")
+    if any(f.kind == "cpu" for f in facts):
+        torch.set_num_threads(devices.physical_cores())
+    readers, closers = plans.telemetry_readers(facts)
+    steps = plans.suite_steps(config, facts, inv["host"], readers, feedback.steps_of)
+    feedback.plan(steps)
+
+    def measured(m: Measurement) -> None:
+        flag_far_from_best(m, writer.save)
+        feedback.measured(m)
+
+    try:
+        with feedback:
+            runner.execute(writer, steps, feedback.step, measured, keep_going=True,
+                           concurrent=config["suite"]["concurrent_devices"])  # fmt: skip
+        feedback.finished()
+        tr.annotate_mamf_ratio(writer.report.measurements)
+        writer.save()
+    finally:
+        for close in closers:
+            close()
+
+
+def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str, facts: list[devices.DeviceFacts],
+                      inv: dict[str, Any], writer: ReportWriter | None, results_dir: Path,
+                      feedback: Feedback) -> None:  # fmt: skip
+    """The suite across the ranks of a joined job (see the module's docstring). `writer` is this node leader's report
+    (None on other ranks); `feedback` is shown by rank 0 only. Errors propagate: the caller ends the rank."""
+    cc, tc = config["comm"], config["train"]
+    fingerprint = inv["host"].get("fingerprint")
+    spool = runner.Spool(results_dir, launch.job_id(where), fingerprint or "host", where.rank)
+    if kind == "cpu":
+        torch.set_num_threads(max(1, devices.physical_cores() // where.local_world_size))
+    local = {**config, "suite": {**config["suite"], "workloads": [w for w in config["suite"]["workloads"]
+                                                                  if w in ("matmul", "membw")]}}  # fmt: skip
+    readers, closers = plans.telemetry_readers(facts)
+    mine: list[Measurement] = []
+    for step in plans.suite_steps(local, facts, inv["host"], readers):
+        for m in runner.measurements_of(step, keep_going=True):  # a failing step is recorded; the suite goes on
+            if writer:
+                writer.add(m)
+            else:
+                spool.add(m)
+                mine.append(m)
+    for close in closers:
+        close()
+    gathered = gather(where, writer, spool, mine, facts, fingerprint, inv["host"].get("hostname"))
+    device = facts[0] if facts else devices.facts(devices.local_device(where.local_rank, where.local_world_size),
+                                                  inv["host"])  # fmt: skip
+    job_writer = writer if where.rank == 0 else None
+    # the job's measurements name the ranks whose own device fell behind: synchronous work runs at their pace
+    slow = plans.stragglers(gathered, config["suite"]["straggler_fraction"]) if job_writer else []
+    with feedback:
+        if "train" in config["suite"]["workloads"]:
+            for spec in plans.train_specs(tc, kind):
+                label = f"train {spec.model} {spec.preset} x{where.world_size} ranks"
+                peak = plans.train_peak(device, inv["host"], spec.precision)
+                for m in plans.train_measurements(spec, device, peak, where, feedback.steps_of(label), fingerprint):
+                    if writer:  # each node leader: its node's ranks; rank 0 also the baseline and the job's total
+                        if m.details.get("role") == "data-parallel total":
+                            m.details["stragglers"] = slow
+                        writer.add(m)
+        if "comm" in config["suite"]["workloads"]:
+            sizes = cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or (2**30 if kind == "cuda" else 64 * 2**20),
+                                     cc["factor"])  # fmt: skip
+            advance = feedback.sweep(f"comm x{where.world_size} ranks", len(cc["ops"]) * len(sizes))
+            for m in plans.comm_measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup_iterations"], device.id, device,
+                                             inv["host"].get("hostname")):  # fmt: skip
+                advance()
+                if job_writer and m:
+                    m.details["stragglers"] = slow
+                    job_writer.add(m)
+    if writer:
+        tr.annotate_mamf_ratio(writer.report.measurements)
+        writer.finish()
+
+
+def gather(where: launch.Placement, writer: ReportWriter | None, spool: runner.Spool, mine: list[Measurement],
+           facts: list[devices.DeviceFacts], fingerprint: str | None, hostname: str | None) -> list[dict[str, Any]]:  # fmt: skip
+    """Every rank's figures, gathered to all (for the straggler check); each node leader adds its node's other ranks'
+    measurements to its report. When a peer died, a leader first recovers what its node's ranks spooled, then the
+    error propagates."""
+    gathered: list[Any] = [None] * where.world_size
+    own = plans.local_figures(writer.report.measurements if writer else mine) if facts else {}
+    try:
+        dist.all_gather_object(gathered, {"rank": where.rank, "host": fingerprint, "hostname": hostname,
+                                          "figures": own, "measurements": [m.to_dict() for m in mine]},
+                               group=launch.control())  # fmt: skip
+    except Exception:
+        if writer:  # a peer died: what this node's other ranks finished is in their spools
+            for m in spool.recover():
+                writer.add(m)
+        raise
+    spool.remove()
+    if writer:
+        for g in sorted(gathered, key=lambda g: g["rank"]):
+            if g["host"] == fingerprint and g["rank"] != where.rank:
+                for d in g["measurements"]:
+                    writer.add(Measurement.from_dict(d))
+    return gathered
