@@ -42,10 +42,15 @@ def _pf(tflops: float) -> float:
     return float(tflops) / 1e3
 
 
+def _utc(t: pd.Timestamp) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _range(times: pd.Series) -> list[str] | None:
+    """[earliest, latest] measurement time (UTC, to the second) of the rows' `measured` column."""
     if times.empty:
         return None
-    return [str(times.min()), str(times.max())]
+    return [_utc(times.min()), _utc(times.max())]
 
 
 def _per_device(rows: pd.DataFrame) -> pd.DataFrame:
@@ -75,28 +80,36 @@ def capacity(counted: pd.DataFrame, proven: Proven) -> list[dict[str, Any]]:
             "proven_precision": proven_prec[0] if proven_prec else None,
             "sustained_pflops": _pf(msmf.sum()) if msmf.notna().any() else None,
             "sustained_devices": int(msmf.notna().sum()),
-            "date_range": _range(rows["measured_utc"]),
+            "date_range": _range(rows["measured"]),
         })  # fmt: skip
     return out
 
 
 def inventory(counted: pd.DataFrame) -> list[dict[str, Any]]:
-    """Accelerators (and CPU hosts) by model: devices counted, healthy, defective and stale ones, nodes, tier."""
-    out = []
+    """Accelerators (and CPU hosts) by model: devices counted, healthy, defective and stale ones, nodes, tier.
+    Vectorized (no per-group Python): a country holds about a million device rows."""
+    out: list[dict[str, Any]] = []
     if counted.empty:
         return out
-    per_device = counted.groupby("device", sort=True).agg(
-        model=("model", "first"), kind=("kind", "first"), host=("host", "first"), defective=("defective", "any"),
-        stale=("stale", "any"), bounded=("tier", lambda t: bool((t == v.BOUNDED).any())),
-        first=("measured_utc", "min"), last=("measured_utc", "max"),
-    )  # fmt: skip
+    flags = counted.assign(bounded=counted["tier"] == v.BOUNDED)
+    per_device = flags.groupby("device", sort=True)[["defective", "stale", "bounded"]].any()
+    first = flags.drop_duplicates("device").set_index("device")[["model", "kind", "host"]]
+    per_device = per_device.join(first)
     per_device["model"] = per_device["model"].fillna("unknown model")
-    for model, g in per_device.groupby("model", sort=True):
-        healthy = ~g["defective"] & ~g["stale"]
-        out.append({"model": str(model), "kind": str(g["kind"].iloc[0]), "devices": len(g),
-                    "healthy": int(healthy.sum()), "defective": int(g["defective"].sum()), "stale": int(g["stale"].sum()),
-                    "bounded_devices": int(g["bounded"].sum()), "nodes": int(g["host"].nunique()),
-                    "tier": v.REPORTED, "date_range": [str(g["first"].min()), str(g["last"].max())]})  # fmt: skip
+    per_device["healthy"] = ~per_device["defective"] & ~per_device["stale"]
+    by_model = per_device.groupby("model", sort=True)
+    sums = by_model[["defective", "stale", "bounded", "healthy"]].sum()
+    nodes = by_model["host"].nunique()
+    kinds = by_model["kind"].first()
+    counts = by_model.size()
+    model_of = flags["model"].fillna("unknown model")
+    dates = flags.groupby(model_of)["measured"].agg(["min", "max"])
+    for model in counts.index:
+        out.append({"model": str(model), "kind": str(kinds[model]), "devices": int(counts[model]),
+                    "healthy": int(sums.at[model, "healthy"]), "defective": int(sums.at[model, "defective"]),
+                    "stale": int(sums.at[model, "stale"]), "bounded_devices": int(sums.at[model, "bounded"]),
+                    "nodes": int(nodes[model]), "tier": v.REPORTED,
+                    "date_range": [_utc(dates.at[model, "min"]), _utc(dates.at[model, "max"])]})  # fmt: skip
     return out
 
 
@@ -149,12 +162,12 @@ def tree(counted: pd.DataFrame, level_depth: int) -> dict[str, Any]:
                                      "bounded_pflops": _pf(r.loc[r["tier"] == v.BOUNDED, "mamf_tflops"].sum())}  # fmt: skip
         out = {"name": name, "devices": int(rows["device"].nunique()), "pflops": figures, "children": []}
         if depth < 5:
-            keys = rows["cluster"] if depth == 4 else rows["site"].map(lambda s: s.split("/")[depth])
+            keys = rows["cluster"] if depth == 4 else rows[f"p{depth}"]
             for child, g in rows.groupby(keys, sort=True):
                 out["children"].append(node(str(child), g, depth + 1))
         return out
 
     if counted.empty:
         return {"name": "", "devices": 0, "pflops": {}, "children": []}
-    name = counted["site"].iloc[0].split("/")[level_depth - 1]
+    name = counted[f"p{level_depth - 1}"].iloc[0]
     return node(name, counted, level_depth)

@@ -114,6 +114,8 @@ class Store:
         self.paths: dict[str, Path] = {}
         self._docs: dict[str, intake.Document] = {}
         self._checked: set[str] = set()
+        self._digests: dict[str, str] = {}
+        self._rows: dict[str, list[dict[str, Any]]] = {}
         if directory is not None:
             for path in sorted(directory.rglob("*.json")):
                 try:
@@ -135,21 +137,39 @@ class Store:
     def get(self, sha256: str) -> intake.Document | None:
         return self._docs.get(sha256)
 
+    def digest(self, doc: intake.Document) -> str:
+        """sign.digest of a document, computed once (canonicalizing a large capacity report takes a fraction of a
+        second, and every level of a tree cites the same leaves)."""
+        if doc.sha256 not in self._digests:
+            self._digests[doc.sha256] = sign.digest(doc.data)
+        return self._digests[doc.sha256]
+
     def checked(self, sha256: str) -> bool:
         return sha256 in self._checked
 
-    def mark_checked(self, sha256: str) -> None:
+    def mark_checked(self, sha256: str, rows: list[dict[str, Any]]) -> None:
+        """A capacity report whose signature and rows were checked: its rows are kept for the other levels."""
         self._checked.add(sha256)
+        self._rows[sha256] = rows
+
+    def rows(self, sha256: str) -> list[dict[str, Any]]:
+        return self._rows[sha256]
 
 
 def leaf(
     doc: intake.Document, path: tuple[str, ...], cluster: str, store: Store, *, aggregator_ids: set[str] | None
 ) -> tuple[Leaf, list[dict[str, Any]]]:
     """A capacity report as a leaf at `path`/`cluster`, with its checked device rows."""
-    rows = check_capacity(doc.data, intake.safe_name(str(doc.path)), aggregator_ids=aggregator_ids,
-                          verified=store.checked(doc.sha256))  # fmt: skip
-    store.mark_checked(doc.sha256)
-    return Leaf(path, cluster, sign.digest(doc.data), doc.sha256, sign.signer(doc.data), doc.data), rows
+    if store.checked(doc.sha256):  # read and checked before: only the aggregator policy remains to apply
+        kid = sign.signer(doc.data)
+        if aggregator_ids is not None and kid not in aggregator_ids:
+            raise DisclosureError(f"{intake.safe_name(str(doc.path))}: signed by key {kid}, which is not in the "
+                                  "aggregator trust list")  # fmt: skip
+        rows = store.rows(doc.sha256)
+    else:
+        rows = check_capacity(doc.data, intake.safe_name(str(doc.path)), aggregator_ids=aggregator_ids)
+        store.mark_checked(doc.sha256, rows)
+    return Leaf(path, cluster, store.digest(doc), doc.sha256, sign.signer(doc.data), doc.data), rows
 
 
 def defective_keys(data: dict[str, Any]) -> set[tuple[str, str]]:
@@ -171,7 +191,8 @@ def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator
     columns = [*_ROW_TYPES, "leaf", "report", "site", "cluster", "defective"]
     df = pd.DataFrame.from_records(records, columns=columns)
     if df.empty:
-        return df.assign(stale=pd.Series(dtype=bool)), []
+        return df.assign(stale=pd.Series(dtype=bool), measured=pd.Series(dtype="datetime64[ns, UTC]"),
+                         **{f"p{i}": pd.Series(dtype=object) for i in range(4)}), []  # fmt: skip
     df["measured"] = pd.to_datetime(df["measured_utc"], utc=True, format="ISO8601")
     df = df.sort_values(["measured", "leaf"], ascending=[False, True], kind="stable").reset_index(drop=True)
     keep, duplicates = cap.unique_rows(df)
@@ -187,6 +208,9 @@ def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator
     if not trusted_aggregator:
         counted["tier"] = v.REPORTED
     counted = counted.sort_values(["site", "cluster", "precision", "device"], kind="stable").reset_index(drop=True)
+    parts = counted["site"].str.split("/", expand=True)  # the path's levels as columns p0..p3 (country .. site)
+    for i in range(4):
+        counted[f"p{i}"] = parts[i] if i in parts.columns else None
     return counted, duplicates
 
 

@@ -1,0 +1,192 @@
+"""Benchmark, not a test: a synthetic country of signed node reports rolls up to a verified national disclosure.
+
+    .venv/bin/python tests/perf/disclose_country.py [--nodes 100000] [--sites 200] [--gpus 8] [--cache /tmp/...]
+
+A country of `--nodes` nodes (8 H100s each, as tests/report/fleet.py builds them) in `--sites` sites, 10 sites to a
+city and 5 cities to a region. Generating the signed node reports is slow and not counted: they are cached under
+--cache (default /tmp/bench-country-<nodes>-<sites>) with their node key and reused by later runs.
+Timed, as the CLI does it (one process, in this order):
+  1. aggregate: every site's node reports verified (signature, re-derivation, peaks, inventory; in worker processes)
+     and aggregated into a capacity report, signed by the aggregator;
+  2. disclose: declarations signed by the operator, a disclosure per site, then city, region and country roll-ups,
+     each recomputed from the capacity reports with every device counted once across the tree;
+  3. verify: the national disclosure re-derived from a fresh read of the folder, and each level below it.
+Prints each phase's time and the peak memory of this process and of its workers (ru_maxrss).
+Goal (issue 17): verify + aggregate + disclose under 3 minutes and 4 GB on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.disclosure import declaration as decl
+from bench.disclosure import document as dd
+from bench.disclosure.leaves import Store
+from bench.report import aggregate as agg
+from bench.report import sign
+from bench.report.store import dumps
+from tests.report.fleet import NOW, node_report
+
+SITES_PER_CITY, CITIES_PER_REGION = 10, 5
+DECLARATION = """country = "Freedonia"
+region = "{region}"
+city = "{city}"
+site = "{site}"
+operator = "Operator {site}"
+
+[[clusters]]
+name = "main"
+
+[open_access]
+share = 0.1
+how_to_request = "https://example.invalid/{site}"
+
+[[planned]]
+date = 2027-12-31
+pflops = 100.0
+precision = "bf16"
+"""
+
+
+def place(site: int) -> tuple[str, str, str]:
+    city = site // SITES_PER_CITY
+    return f"R{city // CITIES_PER_REGION:02d}", f"C{city:03d}", f"S{site:04d}"
+
+
+def _build(args: tuple[bytes, int, int, int, Path]) -> None:
+    pem, start, stop, gpus, directory = args
+    key = load_pem_private_key(pem, password=None)
+    for n in range(start, stop):
+        path = directory / f"node{n:06d}.json"
+        path.write_text(dumps(node_report(n, [700.0 + (n * 7 + g) % 11 for g in range(gpus)], key)))
+
+
+def generate(cache: Path, nodes: int, sites: int, gpus: int) -> Ed25519PrivateKey:
+    done = cache / "complete"
+    if done.exists():
+        return load_pem_private_key((cache / "node.pem").read_bytes(), password=None)
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    (cache / "node.pem").write_bytes(pem)
+    per_site = nodes // sites
+    chunks = []
+    for s in range(sites):
+        d = cache / f"site{s:04d}"
+        d.mkdir()
+        start, stop = s * per_site, (s + 1) * per_site if s < sites - 1 else nodes
+        chunks += [(pem, a, min(a + 250, stop), gpus, d) for a in range(start, stop, 250)]
+    t0 = time.perf_counter()
+    with concurrent.futures.ProcessPoolExecutor() as pool:
+        list(pool.map(_build, chunks))
+    done.write_text("ok\n")
+    print(f"generated {nodes} signed node reports in {time.perf_counter() - t0:.0f} s under {cache} (cached)")
+    return key
+
+
+def peak_mb() -> tuple[float, float]:
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", type=int, default=100_000)
+    ap.add_argument("--sites", type=int, default=200)
+    ap.add_argument("--gpus", type=int, default=8)
+    ap.add_argument("--cache", type=Path, default=None)
+    args = ap.parse_args()
+    cache = args.cache or Path(tempfile.gettempdir()) / f"bench-country-{args.nodes}-{args.sites}-{args.gpus}"
+    node_key = generate(cache, args.nodes, args.sites, args.gpus)
+    aggregator, operator, discloser = (Ed25519PrivateKey.generate() for _ in range(3))
+
+    def kid(key: Ed25519PrivateKey) -> str:
+        return sign.signer({"signature": sign.sign({}, key)})
+
+    out = Path(tempfile.mkdtemp(prefix="bench-disclose-"))
+    policy = dd.Policy(frozenset({kid(aggregator)}), None, frozenset({kid(operator)}), frozenset({kid(node_key)}))
+    as_of = NOW
+    rules = agg.Rules(max_age_s=7 * 86400)
+
+    t0 = time.perf_counter()
+    capacities = {}
+    for s in range(args.sites):
+        files = sorted((cache / f"site{s:04d}").glob("*.json"))
+        cap = agg.aggregate([(str(f), f) for f in files], rules=rules, trusted={kid(node_key)}, now=NOW)
+        cap["signature"] = sign.sign(cap, aggregator)
+        path = out / f"site{s:04d}" / "capacity.json"
+        path.parent.mkdir()
+        path.write_text(dumps(cap))
+        capacities[s] = path
+    t_aggregate = time.perf_counter() - t0
+    print(f"aggregate ({args.sites} capacity reports, every node report verified): {t_aggregate:.1f} s; "
+          f"peak memory {peak_mb()[0]:.0f} MB (workers {peak_mb()[1]:.0f} MB)")  # fmt: skip
+
+    t0 = time.perf_counter()
+    store = Store()
+    site_docs: dict[str, list[Path]] = {}
+    for s, path in capacities.items():
+        region, city, site = place(s)
+        text = DECLARATION.format(region=region, city=city, site=site)
+        signature = decl.sign_text(text.encode(), operator, NOW)
+        d = decl.check(text, signature, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
+        doc = dd.site(d, [("main", store.add(path))], store, policy=policy, proof_docs=[], as_of=as_of, claims_input=[],
+                      audit_input=None, now=NOW)  # fmt: skip
+        doc["signature"] = sign.sign(doc, discloser)
+        p = path.parent / "disclosure.json"
+        p.write_text(dumps(doc))
+        site_docs.setdefault(city, []).append(p)
+    t_sites = time.perf_counter() - t0
+
+    def roll(level: str, name: str, children: list[Path]) -> Path:
+        doc = dd.rollup(level, name, [store.add(c) for c in children], store, policy=policy, proof_docs=[], as_of=as_of,
+                        claims_input=[{"text": "788 EFLOPS", "source": "synthetic", "date": "2024"}] if level == "country" else [],
+                        audit_input=None, now=NOW)  # fmt: skip
+        doc["signature"] = sign.sign(doc, discloser)
+        p = out / f"{level}-{name}.json"
+        p.write_text(dumps(doc))
+        return p
+
+    cities = {c: roll("city", c, paths) for c, paths in sorted(site_docs.items())}
+    regions: dict[str, list[Path]] = {}
+    for c, p in cities.items():
+        regions.setdefault(f"R{int(c[1:]) // CITIES_PER_REGION:02d}", []).append(p)
+    region_docs = [roll("region", r, paths) for r, paths in sorted(regions.items())]
+    national = roll("country", "Freedonia", region_docs)
+    t_disclose = time.perf_counter() - t0
+    data = Store().add(national).data
+    head = next(c for c in data["capacity"] if c["category"] == "bf16/fp16")
+    print(f"disclose ({args.sites} sites in {len(cities)} cities, {len(region_docs)} regions, 1 country): "
+          f"{t_disclose:.1f} s (sites {t_sites:.1f} s); national bf16/fp16 {head['reported_pflops']:.1f} PFLOPS reported, "
+          f"{head['bounded_pflops']:.1f} bounded, {head['devices']} devices, memory {data['accelerator_memory_bytes']} B")  # fmt: skip
+
+    t0 = time.perf_counter()
+    findings = dd.verify(data, Store(out), str(national))
+    t_verify = time.perf_counter() - t0
+    print(
+        f"verify national disclosure --from (every level re-derived): {t_verify:.1f} s; findings: {findings or 'none'}"
+    )
+    self_mb, workers_mb = peak_mb()
+    total = t_aggregate + t_disclose + t_verify
+    print(f"total verify + aggregate + disclose: {total:.1f} s (goal 180 s); peak memory {self_mb:.0f} MB in this "
+          f"process, {workers_mb:.0f} MB in the largest worker (goal 4096 MB)")  # fmt: skip
+    print(f"as of {as_of.isoformat()}; output under {out}")
+    shutil.rmtree(out)
+    if findings:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
