@@ -310,3 +310,23 @@ def test_end_to_end_with_background_collector(tmp_path):
 def test_answer_without_a_challenge_file_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(main, ["challenge", "answer", str(tmp_path / "none.json"), "--drop", str(tmp_path)])
     assert result.exit_code == 2 and "no such challenge file" in result.output
+
+
+def test_a_node_answers_every_device_at_once_and_refuses_what_would_not_count(tmp_path):
+    """chl.answer (what `bench challenge answer` runs once the challenge is in): every device's products, committed and
+    revealed, and verifiable; chl.refusal: the reasons a node must not answer at all."""
+    path, ch = _issue(tmp_path, nodes=["node-a"])
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    devices = [{"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "host-a"}]
+    inv = {"host": {"hostname": "node-a", "fingerprint": "host-a", "physical_cores": 2}, "nvml": {"gpus": []}}
+    done = chl.answer(ch, "node-a", inv, devices, drop, NODE_KEY)
+    assert done["products"] == ch.products and done["flops"] == ch.products * 2 * ch.n**3
+    base = chl.commit_name("node-a", ch.nonce)
+    assert done["commitment"] == str(drop / f"{base}{chl.COMMIT_SUFFIX}") and (drop / f"{base}{chl.REVEAL_SUFFIX}").exists()
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}), {kid(NODE_KEY)})
+    assert [n["verified"] for n in verdict.nodes] == [ch.products]
+    assert chl.refusal(ch, "node-a", {AUDITOR_ID}, now=T0) is None
+    assert "not in the trust list" in chl.refusal(ch, "node-a", {kid(OTHER)}, now=T0)
+    assert "deadline" in chl.refusal(ch, "node-a", {AUDITOR_ID}, now=T0 + dt.timedelta(hours=1))
+    assert "not among the challenged nodes" in chl.refusal(ch, "node-b", {AUDITOR_ID}, now=T0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
 import time
 from dataclasses import asdict
@@ -139,7 +138,7 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
     from bench import challenge as chl
     from bench.hardware import devices
     from bench.hardware.inventory import collect as inventory
-    from bench.report.store import dumps, write_atomic
+    from bench.report.store import dumps
 
     trusted = trusted_keys(trusted_path)
     key = signing_key(key_path)
@@ -150,37 +149,20 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
         fail(f"{bad}; name this node with --node", 2)
     ids = chosen_devices(device_lists)
     devs = [asdict(devices.facts(d, inv["host"])) for d in ids]
-    with concurrent.futures.ThreadPoolExecutor(len(devs)) as pool:  # warm every device in every dtype, before the wait
-        warmed = list(pool.map(chl.warm, devs))
-    click.echo(f"ready: {len(devs)} device(s) warmed in {max(warmed):.1f} s; waiting for {challenge_path}", err=True)
+    warmed = chl.warm_all(devs)  # every device in every dtype, before the wait: start-up is not the node's answer
+    click.echo(f"ready: {len(devs)} device(s) warmed in {warmed:.1f} s; waiting for {challenge_path}", err=True)
     _await(challenge_path, wait)
     ch = _challenge(challenge_path)
-    bad = chl.signature_problem(ch.data, trusted, "challenge")
+    bad = chl.refusal(ch, node, trusted)
     if bad:
         fail(bad)
-    if dt.datetime.now(dt.UTC) > ch.deadline:
-        fail(f"the challenge's deadline {chl.utc(ch.deadline)} has passed; an answer would not count")
-    if ch.nodes is not None and node not in ch.nodes:
-        fail(f"node {node!r} is not among the challenged nodes ({', '.join(ch.nodes)}); use --node if it is named otherwise")
-    started = time.perf_counter()
-
-    with concurrent.futures.ThreadPoolExecutor(len(devs)) as pool:  # every device at once
-        products = [p for result in pool.map(lambda d: chl.compute_all(ch, node, d), devs) for p in result]
-    base = chl.commit_name(node, ch.nonce)
-    commit = chl.commitment(ch, node, inv, products, key)
-    write_atomic(drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(commit))
-    committed_after = time.perf_counter() - started
-    manifest = chl.reveal(drop, base, ch, products)
-    write_atomic(drop / f"{base}{chl.REVEAL_SUFFIX}", dumps(manifest))
-    flops = len(products) * ch.flops_per_product
-    summary = {"node": node, "commitment": str(drop / f"{base}{chl.COMMIT_SUFFIX}"), "products": len(products),
-               "flops": flops, "seconds_to_commit": committed_after,
-               "node_gflops": flops / committed_after / 1e9}  # fmt: skip
+    summary = chl.answer(ch, node, inv, devs, drop, key)
     if as_json:
         click.echo(dumps(summary), nl=False)
     else:
-        click.echo(f"committed {len(products)} products ({flops / 1e9:.1f} GFLOP) in {committed_after:.2f} s by this node's "
-                   f"clock ({summary['node_gflops']:.1f} GFLOPS); revealed in {drop / base}")  # fmt: skip
+        click.echo(f"committed {summary['products']} products ({summary['flops'] / 1e9:.1f} GFLOP) in "
+                   f"{summary['seconds_to_commit']:.2f} s by this node's clock ({summary['node_gflops']:.1f} GFLOPS); "
+                   f"revealed in {summary['reveal']}")  # fmt: skip
 
 
 @challenge_group.command("collect")

@@ -3,6 +3,7 @@ aggregate, challenge verify), never a traceback and never the end of the run; th
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -118,7 +119,7 @@ def test_attack_9_a_gzip_bomb_or_malformed_reveal_is_one_failed_entry(tmp_path):
 def test_attack_9_junk_commitments_do_not_fill_the_collectors_expect_count(tmp_path):
     path, ch = _issue(tmp_path)
     drop = _drop(tmp_path)
-    LATER = ch.issued + chl.dt.timedelta(seconds=1)  # noqa: N806
+    LATER = ch.issued + dt.timedelta(seconds=1)  # noqa: N806
     for i in range(5):
         (drop / f"junk{i}{chl.COMMIT_SUFFIX}").write_text("{}" if i % 2 else "not json")
     os.mkfifo(drop / f"fifo{chl.COMMIT_SUFFIX}")

@@ -7,13 +7,14 @@ import datetime as dt
 import hashlib
 import json
 
+import numpy as np
 import torch
 from click.testing import CliRunner
 
 from bench import challenge as chl
 from bench import precision as prec
 from bench.cli import main
-from bench.report import intake, keys
+from bench.report import exact_rows, intake, keys, sign
 from bench.report.store import dumps, write_atomic
 from bench.workloads import freivalds
 from tests.perf import precision_table as cheap
@@ -62,7 +63,7 @@ def test_attack_3_auditor_documents_forged_with_a_node_key(tmp_path):
     # the challenge re-signed by a node key, issued just before the arrival
     forged = {k: v for k, v in ch.data.items() if k != "signature"}
     forged["issued_utc"] = chl.utc(ch.issued + dt.timedelta(seconds=0.999))
-    forged["signature"] = chl.sign.sign(forged, NODE_KEY)
+    forged["signature"] = sign.sign(forged, NODE_KEY)
     forged_path = tmp_path / "forged-challenge.json"
     write_atomic(forged_path, dumps(forged))
     verdict = verify(forged_path, drop, receipts)
@@ -70,7 +71,7 @@ def test_attack_3_auditor_documents_forged_with_a_node_key(tmp_path):
     # the receipts re-signed by a node key
     data = json.loads(receipts.read_text())
     data = {k: v for k, v in data.items() if k != "signature"}
-    data["signature"] = chl.sign.sign(data, NODE_KEY)
+    data["signature"] = sign.sign(data, NODE_KEY)
     write_atomic(tmp_path / "node-receipts.json", dumps(data))
     verdict = verify(path, drop, tmp_path / "node-receipts.json")
     assert "receipts-key" in error_codes(verdict) and verdict.fleet["gflops_lower_bound"] is None
@@ -144,7 +145,7 @@ def test_attack_5_cheaper_arithmetic_passes_a_float32_challenge(tmp_path):
         assert error_codes(verdict) == {"precision"}, verdict.findings
         assert verdict.fleet["verified_flops"] == 0
     # the honest answer to the same challenge passes (its score is about 0.01: see test_exact_rows and the README)
-    assert chl.exact_rows.check(a, b, a @ b, "float32", chl.np.random.default_rng(0)).score < 0.1
+    assert exact_rows.check(a, b, a @ b, "float32", np.random.default_rng(0)).score < 0.1
 
 
 def test_a_bound_above_the_devices_peak_is_not_counted(tmp_path):
@@ -155,7 +156,7 @@ def test_a_bound_above_the_devices_peak_is_not_counted(tmp_path):
     data = json.loads((drop / f"{base}{chl.COMMIT_SUFFIX}").read_text())
     data["inventory"]["host"]["physical_cores"] = 1
     data = {k: v for k, v in data.items() if k != "signature"}
-    data["signature"] = chl.sign.sign(data, NODE_KEY)
+    data["signature"] = sign.sign(data, NODE_KEY)
     write_atomic(drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(data))
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1e-6}))
     assert "above-peak" in error_codes(verdict) and verdict.fleet["verified_flops"] == 0

@@ -119,7 +119,7 @@ def test_b1_collector_stamp_before_read(tmp_path, monkeypatch):
     assert error_codes(verdict) == {"malformed"}  # the junk; the honest answer counts, over 31 s
     assert verdict.fleet["elapsed_s"] == 31.0 and verdict.fleet["verified_flops"] == 2 * 2 * 64**3
     # a commitment beyond the size cap is not read
-    monkeypatch.setattr(chl, "MAX_COMMIT_BYTES", 100)
+    monkeypatch.setattr(chl.auditor, "MAX_COMMIT_BYTES", 100)
     (receipt,) = [r for r in chl.scan(drop, {}, lambda: clock[0], ch, auditor=AUDITOR_ID) if r["file"].startswith(base)]
     assert not receipt["accepted"] and "limit" in receipt["why"]
 
@@ -308,8 +308,8 @@ def test_r1_verify_amplification(tmp_path, monkeypatch):
     d0 = {"id": "cpu", "kind": "cuda", "name": H100, "uuid": "GPU-0"}
     p0 = chl.compute(ch, "n", d0, 0)
     checks = []
-    original = chl._check_product
-    monkeypatch.setattr(chl, "_check_product", lambda *a, **kw: checks.append(a[4]) or original(*a, **kw))
+    original = chl.auditor._check_product
+    monkeypatch.setattr(chl.auditor, "_check_product", lambda *a, **kw: checks.append(a[4]) or original(*a, **kw))
 
     def forge(drop, d, same_root=True):
         devs = [{"id": "cuda:0", "kind": "cuda", "name": H100, "uuid": f"GPU-{i}"} for i in range(d)]
@@ -439,14 +439,14 @@ def test_x1_verify_crash_unhashable_uuid(tmp_path, monkeypatch):
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {honest: 1.0, "evil": 1.0}))
     assert "unknown-device" in error_codes(verdict) and [d["node"] for d in verdict.devices] == ["honest"]
     # any unexpected failure checking one commitment is that commitment's finding only
-    original = chl._check_product
+    original = chl.auditor._check_product
 
     def boom(ch_, directory, entry, node, *a, **kw):
         if node == "evil":
             raise TypeError("unhashable type: 'list'")
         return original(ch_, directory, entry, node, *a, **kw)
 
-    monkeypatch.setattr(chl, "_check_product", boom)
+    monkeypatch.setattr(chl.auditor, "_check_product", boom)
     commit["inventory"]["gpus"] = [{"index": 0, "name": H100, "uuid": "GPU-x"}]
     write_atomic(drop / f"evil{chl.COMMIT_SUFFIX}", dumps(_sign_forged(commit)))
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {honest: 1.0, "evil": 1.0}))

@@ -9,7 +9,7 @@ import pytest
 
 from bench import challenge as chl
 from bench.hardware import peaks
-from bench.report import proofs
+from bench.report import intake, proofs
 from bench.report.store import dumps, write_atomic
 from tests.adversarial.test_second_round import H100, _answer_as, error_codes
 from tests.test_challenge import AUDITOR, AUDITOR_ID, NODE_KEY, _drop, _issue, _receipts, kid, verify
@@ -47,7 +47,7 @@ def test_b1_mig_sm_inflation(tmp_path):
                 {"index": i, "uuid": u, "sm_count": sm, "memory_bytes": 10 * 2**30} for i, (u, sm) in enumerate(slices)
             ],
         }
-        known = chl._inventory_devices({"gpus": [gpu]})
+        known = chl.auditor._inventory_devices({"gpus": [gpu]})
         return {u: chl.device_ceiling("cuda", f["name"], "bfloat16", {}, sm_count=f["sm_count"], mig=f["mig"])
                 for u, f in known.items()}  # fmt: skip
 
@@ -70,7 +70,7 @@ def test_c1_shared_reveal_across_commitments(tmp_path):
     other = _answer_as(drop, ch, "node2", "GPU-3")
     manifest = drop / f"{other}{chl.REVEAL_SUFFIX}"  # node2's reveal names node1's file for its own device
     mine = chl.reveal(drop, other, ch, [])
-    theirs = chl.intake.read_json(drop / f"{first}{chl.REVEAL_SUFFIX}").data["files"][0]
+    theirs = intake.read_json(drop / f"{first}{chl.REVEAL_SUFFIX}").data["files"][0]
     mine["files"] = [{**theirs, "device": "GPU-3"}]
     write_atomic(manifest, dumps(mine))
     receipts = _receipts(tmp_path, ch, drop, {first: 1.0, again: 2.0, other: 3.0})

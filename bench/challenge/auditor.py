@@ -1,32 +1,11 @@
-"""Auditor challenges: nonce-bound, seeded matrix products whose answers a CPU checks in O(n^2), timed by the
-auditor's own clock.
-
-Protocol (README, "Challenging a fleet"):
-  1. issue    — the auditor signs {nonce, dtype, n, products per device, issue time, deadline, nodes?}.
-  2. answer   — each node derives A_i, B_i from (nonce, node, device UUID, i) with a counter-based generator (Philox,
-                seeded by SHA-256) on the CPU, copies them to each device, computes C_i = A_i.B_i, hashes C_i's rows
-                into a Merkle root, and drops a small signed commitment (roots, UUIDs, inventory) as soon as the
-                products exist; then it reveals the C_i themselves (gzip, dtype as computed) next to it, untimed.
-  3. collect  — the auditor records, by its own clock, when each commitment arrived, in a signed receipt log.
-  4. verify   — on a CPU: signatures and nonce; arrival before the deadline; each revealed C_i hashes to its committed
-                root (so nothing computed after the commitment counts); Freivalds' check with the verifier's own secret
-                vectors in float64 (bench.workloads.freivalds, tolerance from the dtype and n); every device UUID
-                counted once; proven lower bound = verified FLOPs / (arrival - issue time), per node and for the fleet.
-
-What it proves: that whoever answered had, at the time, at least that much throughput on matrices they could not have
-prepared in advance. The bound includes input generation, transfers and hashing, and the commitment's transfer
-time, so it is conservative.
-"""
+"""The auditor's side: collect commitments by the auditor's own clock (scan), then verify every answer on a CPU and
+state the proven lower bound (verify); what fails is a Finding and is not counted."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime as dt
-import gzip
 import hashlib
 import os
-import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,323 +15,43 @@ import numpy as np
 import torch
 
 from bench import precision as prec
+from bench.challenge.documents import (
+    Challenge,
+    _expect,
+    commitment_problem,
+    load_challenge,
+    read_document,
+    read_json,
+    read_json_in,
+    signature_problem,
+    write_bytes_atomic,
+)
+from bench.challenge.protocol import (
+    ARCHIVE_BYTES_PER_NAME,
+    ARCHIVE_VERSIONS_PER_NAME,
+    COMMIT_SUFFIX,
+    COMMITMENT_KIND,
+    FREIVALDS_VECTORS,
+    MAX_COMMIT_BYTES,
+    MAX_COMMIT_CONTAINERS,
+    MAX_DEVICES,
+    RECEIPTS_KIND,
+    REVEAL_KIND,
+    REVEAL_SUFFIX,
+    ChallengeError,
+    merkle_root,
+    name_problem,
+    operand,
+    parse_utc,
+    row_bytes,
+    utc,
+)
 from bench.hardware import peaks
-from bench.report import exact_rows, intake, sign
+from bench.report import exact_rows, intake
 from bench.report import verify as verify_report
 from bench.report.model import Measurement
+from bench.report.verify import ERROR, WARNING, Finding
 from bench.workloads import freivalds
-
-CHALLENGE_KIND = "bench.challenge"
-COMMITMENT_KIND = "bench.challenge-commitment"
-REVEAL_KIND = "bench.challenge-reveal"
-RECEIPTS_KIND = "bench.challenge-receipts"
-SCHEMA_VERSION = 1
-DTYPES = ("float64", "float32", "bfloat16", "float16")
-COMMIT_SUFFIX = ".commit.json"
-REVEAL_SUFFIX = ".reveal.json"
-#: v2: each field of the seed is length-prefixed (v1 joined them with NUL bytes, and node and device names are the
-#: operator's: 'a' + 'x\0y' and 'a\0x' + 'y' seeded the same operands, so one product set answered for two devices).
-SEED_TAG = b"bench.challenge.v2"
-#: Largest n and products per device a challenge may ask (the CLI's limits; a verifier refuses more).
-MAX_N, MAX_PRODUCTS = 65536, 1000
-#: Most devices one commitment may answer for (8 GPUs x 7 MIG slices and the CPU fit with room to spare): the verifier's
-#: work grows with them, and the operator writes the commitment.
-MAX_DEVICES = 128
-#: Largest commitment file read (it holds roots, not products: 1000 products x 128 devices fit), and the most JSON
-#: arrays and objects it may hold (parsing cost grows with their count, not only with bytes).
-MAX_COMMIT_BYTES = 48 * 2**20
-MAX_COMMIT_CONTAINERS = 200_000
-#: Bytes of commitments the collector archives (and logs) under one file name: an operator rewriting a commitment
-#: between polls must not grow the auditor's archive and receipt log without bound.
-ARCHIVE_BYTES_PER_NAME = 2 * MAX_COMMIT_BYTES
-ARCHIVE_VERSIONS_PER_NAME = 8
-#: Freivalds vectors per product (each O(n^2)); the exact-row check (bench.report.exact_rows) runs alongside.
-FREIVALDS_VECTORS = 2
-LEAF, NODE = b"\x00", b"\x01"
-
-
-class ChallengeError(ValueError):
-    """A malformed challenge, commitment, reveal or receipt file; the message names the file and the field."""
-
-
-# --- time -------------------------------------------------------------------------------------------------------------
-
-
-def utc(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_utc(text: str, where: str) -> dt.datetime:
-    try:
-        return verify_report.parse_utc(text)
-    except (TypeError, ValueError):
-        raise ChallengeError(f"{where}: {text!r} is not a UTC timestamp") from None
-
-
-# --- inputs -----------------------------------------------------------------------------------------------------------
-
-
-def seed(nonce: str, node: str, device: str, index: int, which: str) -> bytes:
-    """SHA-256 of the tag, nonce, node, device UUID, product index and operand name: the generator's key."""
-    h = hashlib.sha256(SEED_TAG)
-    for part in (nonce, node, device, which):
-        raw = part.encode("utf-8", "surrogatepass")
-        h.update(len(raw).to_bytes(8, "little") + raw)  # length-prefixed: no two field splits hash alike
-    h.update(index.to_bytes(8, "little"))
-    return h.digest()
-
-
-def name_problem(name: Any, what: str) -> str | None:
-    """Why `name` (a node's or a device's, both written by the operator) cannot name anything in a challenge: not a
-    non-empty string of at most 256 printable characters (NUL and other control characters once let two names share a
-    seed), or None."""
-    if not isinstance(name, str) or not name or len(name) > 256:
-        return f"{what} {str(name)[:80]!r} should be a non-empty string of at most 256 characters"
-    if any(not ch.isprintable() or ch.isspace() and ch != " " for ch in name):
-        return f"{what} {name[:80]!r} holds control characters"
-    return None
-
-
-def operand(nonce: str, node: str, device: str, index: int, which: str, n: int, dtype: str) -> torch.Tensor:
-    """A_i or B_i (which = 'A' or 'B'): n x n uniform in [-1, 1) from Philox keyed by seed(), rounded to `dtype`, on
-    the CPU. Counter-based and platform-independent: anyone regenerates it bit for bit."""
-    key = int.from_bytes(seed(nonce, node, device, index, which)[:16], "little")
-    values = np.random.Generator(np.random.Philox(key=key)).uniform(-1.0, 1.0, size=(n, n))
-    if dtype == "float64":
-        return torch.from_numpy(values)
-    t = torch.from_numpy(values.astype(np.float32))
-    return t if dtype == "float32" else t.to(prec.get(dtype).torch_dtype)
-
-
-def row_bytes(c: torch.Tensor) -> np.ndarray:
-    """C as a (rows, bytes per row) uint8 array of its little-endian bit patterns, dtype as computed."""
-    c = c.detach().to("cpu").contiguous()
-    if c.dtype in (torch.bfloat16, torch.float16):
-        c = c.view(torch.int16)
-    return c.numpy().view(np.uint8).reshape(c.shape[0], -1)
-
-
-def merkle_root(rows: np.ndarray) -> str:
-    """Merkle root (SHA-256) over the rows: leaf = H(0x00 | row index as u64 | row bytes), node = H(0x01 | left |
-    right); an odd node out is carried up unchanged."""
-    level = [hashlib.sha256(LEAF + i.to_bytes(8, "little") + row.tobytes()).digest() for i, row in enumerate(rows)]
-    if not level:
-        return hashlib.sha256(LEAF).hexdigest()
-    while len(level) > 1:
-        nxt = [hashlib.sha256(NODE + level[j] + level[j + 1]).digest() for j in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0].hex()
-
-
-# --- files ------------------------------------------------------------------------------------------------------------
-
-
-def _expect(d: Any, key: str, types: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(d, dict) or key not in d:
-        raise ChallengeError(f"{where}: missing field {key!r}")
-    value = d[key]
-    allowed = types if isinstance(types, tuple) else (types,)
-    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-        raise ChallengeError(f"{where}: field {key!r} has the wrong type ({type(value).__name__})")
-    return value
-
-
-def check_kind(data: Any, kind: str, where: str) -> dict[str, Any]:
-    if not isinstance(data, dict) or data.get("kind") != kind:
-        found = data.get("kind") if isinstance(data, dict) else type(data).__name__
-        raise ChallengeError(f"{where}: not a {kind} file (kind is {found!r})")
-    version = data.get("schema_version")
-    if isinstance(version, bool) or version != SCHEMA_VERSION:
-        raise ChallengeError(f"{where}: unsupported schema_version {version!r}")
-    return data
-
-
-def read_document(path: Path, kind: str, root: Path | None = None, *, max_bytes: int | None = None,
-                  max_containers: int | None = None) -> intake.Document:  # fmt: skip
-    """A challenge file read once through bench.report.intake (regular file, size cap, strict JSON), of `kind`."""
-    try:
-        doc = intake.read_json(path, root=root, max_bytes=max_bytes, max_containers=max_containers)
-    except intake.InputError as exc:
-        raise ChallengeError(str(exc)) from None
-    check_kind(doc.data, kind, intake.safe_name(str(path)))
-    return doc
-
-
-def read_json(path: Path, kind: str) -> dict[str, Any]:
-    return read_document(path, kind).data
-
-
-@dataclass(frozen=True)
-class Challenge:
-    nonce: str
-    dtype: str
-    n: int
-    products: int
-    issued: dt.datetime
-    deadline: dt.datetime
-    nodes: list[str] | None
-    data: dict[str, Any]
-
-    @property
-    def flops_per_product(self) -> int:
-        return 2 * self.n**3
-
-    @property
-    def digest(self) -> str:
-        """sign.digest of the challenge as issued: commitments and receipts name it."""
-        return sign.digest(self.data)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str) -> Challenge:
-        nonce = _expect(data, "nonce", str, where)
-        dtype = _expect(data, "dtype", str, where)
-        if dtype not in DTYPES:
-            raise ChallengeError(f"{where}: dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-        n, products = _expect(data, "n", int, where), _expect(data, "products", int, where)
-        if not (2 <= n <= MAX_N and 1 <= products <= MAX_PRODUCTS):
-            raise ChallengeError(f"{where}: n must be in 2..{MAX_N} and products in 1..{MAX_PRODUCTS}")
-        nodes = data.get("nodes")
-        if nodes is not None and not (isinstance(nodes, list) and all(isinstance(x, str) for x in nodes)):
-            raise ChallengeError(f"{where}: nodes must be a list of host names or null")
-        issued = parse_utc(_expect(data, "issued_utc", str, where), where)
-        deadline = parse_utc(_expect(data, "deadline_utc", str, where), where)
-        if deadline <= issued:
-            raise ChallengeError(f"{where}: deadline_utc is not after issued_utc")
-        return cls(nonce, dtype, n, products, issued, deadline, nodes, data)
-
-
-def load_challenge(path: Path) -> Challenge:
-    return Challenge.from_dict(read_json(path, CHALLENGE_KIND), str(path))
-
-
-def issue(key: Any, *, dtype: str, n: int, products: int, window: dt.timedelta, nodes: list[str] | None,
-          now: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
-    """A new signed challenge: a fresh 256-bit nonce from the OS, valid from now until now + window."""
-    now = now or dt.datetime.now(dt.UTC)
-    data = {"kind": CHALLENGE_KIND, "schema_version": SCHEMA_VERSION, "nonce": secrets.token_hex(32), "dtype": dtype,
-            "n": n, "products": products, "issued_utc": utc(now), "deadline_utc": utc(now + window), "nodes": nodes}  # fmt: skip
-    Challenge.from_dict(data, "challenge")
-    data["signature"] = sign.sign(data, key)
-    return data
-
-
-def commit_name(node: str, nonce: str) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in node)
-    return f"{safe}-{nonce[:12]}"
-
-
-# --- the node's side --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Product:
-    device: dict[str, Any]  # id, kind, name, uuid
-    index: int
-    c: torch.Tensor
-    root: str
-    seconds: float
-
-
-#: Square sizes of the products that warm a device in every challenge dtype before the wait: the CUDA context, cuBLAS
-#: handles and lazily loaded kernels would otherwise load inside the auditor's window. The CPU has nothing to load.
-WARM_SIZES = {"cuda": (1024, 4096), "cpu": (64,)}
-
-
-def warm(device: dict[str, Any]) -> float:
-    """One product per challenge dtype and warm size on `device`, and one operand generated; returns the seconds."""
-    start = time.perf_counter()
-    operand("warm", "warm", device.get("uuid") or "warm", 0, "A", 64, "float32")
-    for dtype in DTYPES:
-        for n in WARM_SIZES.get(device["kind"], (64,)):
-            a = torch.ones(n, n, dtype=prec.get(dtype).torch_dtype, device=device["id"])
-            float((a @ a)[0, 0])  # synchronizes
-    return time.perf_counter() - start
-
-
-def operands(ch: Challenge, node: str, device: dict[str, Any], index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A_i and B_i for `device`, on the host."""
-    return (operand(ch.nonce, node, device["uuid"], index, "A", ch.n, ch.dtype),
-            operand(ch.nonce, node, device["uuid"], index, "B", ch.n, ch.dtype))  # fmt: skip
-
-
-def product(device: dict[str, Any], index: int, a_host: torch.Tensor, b_host: torch.Tensor, start: float) -> Product:
-    """C_i = A_i.B_i on the device, copied to the host once and hashed there. Nothing of it stays on the device: with
-    many products at n = 16384 keeping each C on the GPU until the reveal ran out of device memory before committing."""
-    a, b = a_host.to(device["id"]), b_host.to(device["id"])
-    c = a @ b
-    del a, b
-    c_host = c.to("cpu")  # the one copy to the host (it waits for the product)
-    del c
-    return Product(device, index, c_host, merkle_root(row_bytes(c_host)), time.perf_counter() - start)
-
-
-def compute(ch: Challenge, node: str, device: dict[str, Any], index: int) -> Product:
-    """One product on one device, timed by the node (for its own record only; the auditor's clock decides)."""
-    start = time.perf_counter()
-    return product(device, index, *operands(ch, node, device, index), start)
-
-
-def compute_all(ch: Challenge, node: str, device: dict[str, Any]) -> list[Product]:
-    """Every product of `device`, the next product's operands generated on the host while the device works on the
-    current one (generation and hashing, not the GEMM, dominate at large n)."""
-    out: list[Product] = []
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bench-operands") as pool:
-        pending = pool.submit(operands, ch, node, device, 0)
-        for i in range(ch.products):
-            start = time.perf_counter()
-            a, b = pending.result()
-            if i + 1 < ch.products:
-                pending = pool.submit(operands, ch, node, device, i + 1)
-            out.append(product(device, i, a, b, start))
-    return out
-
-
-def _gpu_entry(gpu: dict[str, Any]) -> dict[str, Any]:
-    """A whole GPU of the inventory as a commitment lists it, with its MIG instances (index, MIG- UUID, SM count,
-    memory): a slice answers under its own UUID, and its ceiling is its SM share of the GPU's peak."""
-    entry = {k: gpu.get(k) for k in ("index", "name", "uuid")}
-    migs = gpu.get("mig_devices")
-    if isinstance(migs, list) and migs:
-        entry["mig_devices"] = [{k: m.get(k) for k in ("index", "uuid", "sm_count", "memory_bytes")}
-                                for m in migs if isinstance(m, dict)]  # fmt: skip
-    return entry
-
-
-def commitment(ch: Challenge, node: str, inventory: dict[str, Any], products: list[Product], key: Any) -> dict[str, Any]:
-    for what, name in (("node", node), *(("device", p.device["uuid"]) for p in products)):
-        bad = name_problem(name, what)
-        if bad:
-            raise ChallengeError(f"cannot commit: {bad}")
-    host = inventory.get("host", {})
-    gpus = inventory.get("nvml", {}).get("gpus", [])
-    data = {"kind": COMMITMENT_KIND, "schema_version": SCHEMA_VERSION, "nonce": ch.nonce, "node": node,
-            "challenge_digest": sign.digest(ch.data), "committed_utc": utc(dt.datetime.now(dt.UTC)),
-            "inventory": {"host": {k: host.get(k) for k in ("hostname", "fingerprint", "cpu_model", "physical_cores")},
-                          "gpus": [_gpu_entry(g) for g in gpus if isinstance(g, dict)]},
-            "products": [{"device": p.device["uuid"], "device_id": p.device["id"], "device_name": p.device["name"],
-                          "device_kind": p.device["kind"], "index": p.index, "n": ch.n, "dtype": ch.dtype,
-                          "root": p.root, "node_seconds": p.seconds} for p in products]}  # fmt: skip
-    data["signature"] = sign.sign(data, key)
-    return data
-
-
-def reveal(directory: Path, base: str, ch: Challenge, products: list[Product]) -> dict[str, Any]:
-    """Write each C_i (gzip of its little-endian bytes, dtype as computed) and the manifest naming them."""
-    folder = directory / base
-    folder.mkdir(parents=True, exist_ok=True)
-    files = []
-    for p in products:
-        name = f"{commit_name(p.device['uuid'], '')}{p.index}.bin.gz"  # <uuid>-<i>.bin.gz
-        raw = row_bytes(p.c).tobytes()
-        tmp = folder / f".{name}.tmp"
-        with gzip.open(tmp, "wb", compresslevel=1) as fh:
-            fh.write(raw)
-        os.replace(tmp, folder / name)
-        files.append({"device": p.device["uuid"], "index": p.index, "file": f"{base}/{name}", "dtype": ch.dtype,
-                      "shape": [ch.n, ch.n], "sha256": hashlib.sha256(raw).hexdigest()})  # fmt: skip
-    return {"kind": REVEAL_KIND, "schema_version": SCHEMA_VERSION, "nonce": ch.nonce, "files": files}
 
 
 def load_product(directory: Path, entry: Any, ch: Challenge, where: str) -> torch.Tensor:
@@ -367,38 +66,6 @@ def load_product(directory: Path, entry: Any, ch: Challenge, where: str) -> torc
         raise ChallengeError(f"{where}: {exc}") from None
     as_int = {2: torch.int16, 4: torch.int32, 8: torch.int64}[itemsize]
     return torch.frombuffer(bytearray(raw), dtype=as_int).view(dtype).reshape(ch.n, ch.n)
-
-
-# --- the auditor's side -----------------------------------------------------------------------------------------------
-
-
-def receipts_doc(ch: Challenge, receipts: list[dict[str, Any]], key: Any) -> dict[str, Any]:
-    """The collector's log, signed by the auditor's key: every commitment's bytes (sha256) and when they arrived."""
-    data = {"kind": RECEIPTS_KIND, "schema_version": SCHEMA_VERSION, "nonce": ch.nonce, "challenge_digest": ch.digest,
-            "issued_utc": utc(ch.issued), "receipts": receipts}  # fmt: skip
-    data["signature"] = sign.sign(data, key)
-    return data
-
-
-def commitment_problem(data: Any, ch: Challenge, trusted: set[str] | None, auditor: str | None, where: str) -> str | None:
-    """Why `data` is not a commitment to this challenge by an acceptable node key, or None."""
-    try:
-        check_kind(data, COMMITMENT_KIND, where)
-    except ChallengeError as exc:
-        return str(exc)
-    if data.get("nonce") != ch.nonce:
-        return f"{where}: answers another challenge (nonce differs)"
-    if data.get("challenge_digest") != ch.digest:
-        return f"{where}: answers another copy of the challenge (challenge_digest differs from the auditor's)"
-    bad = name_problem(data.get("node"), "node")
-    if bad:
-        return f"{where}: {bad}"
-    bad = signature_problem(data, trusted, where)
-    if bad:
-        return bad
-    if auditor is not None and sign.signer(data) == auditor:
-        return f"{where}: signed by the auditor's key, which no node may hold"
-    return None
 
 
 def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], dt.datetime], ch: Challenge | None = None,
@@ -440,7 +107,9 @@ def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], 
                 except intake.InputError as exc:
                     why = str(exc)
             used_bytes, versions = seen.get(("archived", path.name), (0, 0))
-            if why is None and (versions >= ARCHIVE_VERSIONS_PER_NAME or used_bytes + len(raw) > ARCHIVE_BYTES_PER_NAME):
+            if why is None and (
+                versions >= ARCHIVE_VERSIONS_PER_NAME or used_bytes + len(raw) > ARCHIVE_BYTES_PER_NAME
+            ):
                 why = (f"{name}: rewritten more than {ARCHIVE_VERSIONS_PER_NAME} times or {ARCHIVE_BYTES_PER_NAME} bytes "
                        "under this name; not archived or counted")  # fmt: skip
             receipt = {"file": name, "sha256": digest, "arrived_utc": utc(arrived), "accepted": why is None,
@@ -457,20 +126,6 @@ def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], 
     return new
 
 
-def write_bytes_atomic(path: Path, raw: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_bytes(raw)
-    os.replace(tmp, path)
-
-
-@dataclass
-class Finding:
-    severity: str  # 'error' or 'warning'
-    where: str
-    message: str
-    code: str = ""
-
-
 @dataclass
 class Verdict:
     challenge: Challenge
@@ -483,42 +138,43 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {"nonce": self.challenge.nonce, "dtype": self.challenge.dtype, "n": self.challenge.n,
                 "challenge_digest": self.challenge.digest, "issued_utc": utc(self.challenge.issued),
-                "deadline_utc": utc(self.challenge.deadline), "findings": [f.__dict__ for f in self.findings],
+                "deadline_utc": utc(self.challenge.deadline), "findings": [f.to_dict() for f in self.findings],
                 "nodes": self.nodes, "devices": self.devices, "fleet": self.fleet}  # fmt: skip
-
-
-def signature_problem(data: dict[str, Any], trusted: set[str] | None, what: str) -> str | None:
-    """Why the document's signature is not acceptable, or None."""
-    valid, why = sign.check(data)
-    if not valid:
-        return f"{what}: {why}"
-    kid = sign.signer(data)
-    if trusted is not None and kid not in trusted:
-        return f"{what}: signed by key {kid}, which is not in the trust list"
-    return None
 
 
 def _receipts(path: Path | None, ch: Challenge, auditor: str | None, out: list[Finding]) -> dict[str, dt.datetime]:
     """sha256 of each recorded commitment -> its earliest arrival, from a receipt log the auditor's key signed for this
     very challenge. Anything else is an error finding and proves no arrival."""
     if path is None:
-        out.append(Finding("warning", "receipts", "no receipt log: no arrival time is known, so no bound is proven", "no-receipts"))
+        out.append(
+            Finding(
+                WARNING, "no-receipts", "no receipt log: no arrival time is known, so no bound is proven", "receipts"
+            )
+        )
         return {}
     try:
         data = read_json(path, RECEIPTS_KIND)
     except ChallengeError as exc:
-        out.append(Finding("error", "receipts", str(exc), "malformed"))
+        out.append(Finding(ERROR, "malformed", str(exc), "receipts"))
         return {}
     bad = signature_problem(data, {auditor} if auditor else set(), str(path))
     if bad:
-        out.append(Finding("error", "receipts", f"{bad} (receipts count only when the auditor's key signed them)", "receipts-key"))
+        out.append(
+            Finding(
+                ERROR, "receipts-key", f"{bad} (receipts count only when the auditor's key signed them)", "receipts"
+            )
+        )
         return {}
     if data.get("nonce") != ch.nonce or data.get("challenge_digest") != ch.digest:
-        out.append(Finding("error", "receipts", f"{path} is for another challenge (nonce or digest differs)", "receipts-challenge"))
+        out.append(
+            Finding(
+                ERROR, "receipts-challenge", f"{path} is for another challenge (nonce or digest differs)", "receipts"
+            )
+        )
         return {}
     receipts = data.get("receipts")
     if not isinstance(receipts, list):
-        out.append(Finding("error", "receipts", f"{path}: receipts should be a list", "malformed"))
+        out.append(Finding(ERROR, "malformed", f"{path}: receipts should be a list", "receipts"))
         return {}
     arrivals: dict[str, dt.datetime] = {}
     for i, r in enumerate(receipts):
@@ -532,7 +188,7 @@ def _receipts(path: Path | None, ch: Challenge, auditor: str | None, out: list[F
                 raise ChallengeError(f"{where}: names another challenge or issue time")
             arrived = parse_utc(_expect(r, "arrived_utc", str, where), where)
         except ChallengeError as exc:
-            out.append(Finding("error", "receipts", str(exc), "malformed"))
+            out.append(Finding(ERROR, "malformed", str(exc), "receipts"))
             continue
         if r["sha256"] not in arrivals or arrived < arrivals[r["sha256"]]:
             arrivals[r["sha256"]] = arrived
@@ -544,7 +200,7 @@ def _products(data: dict[str, Any], ch: Challenge, where: str) -> tuple[dict[str
     device; a product listed twice rejects the whole commitment (it would count the same work twice)."""
     products = data.get("products")
     if not isinstance(products, list):
-        return {}, [Finding("error", where, "products should be a list", "malformed")]
+        return {}, [Finding(ERROR, "malformed", "products should be a list", where)]
     per_device: dict[str, list[dict[str, Any]]] = {}
     seen: set[tuple[str, int]] = set()
     for i, p in enumerate(products):
@@ -554,26 +210,23 @@ def _products(data: dict[str, Any], ch: Challenge, where: str) -> tuple[dict[str
             for key in ("device_kind", "device_name"):
                 _expect(p, key, (str, type(None)), pw)
         except ChallengeError as exc:
-            return {}, [Finding("error", where, str(exc), "malformed")]
+            return {}, [Finding(ERROR, "malformed", str(exc), where)]
         bad = name_problem(uuid, "device")
         if bad:
-            return {}, [Finding("error", where, f"{pw}: {bad}: the commitment is rejected", "bad-name")]
+            return {}, [Finding(ERROR, "bad-name", f"{pw}: {bad}: the commitment is rejected", where)]
         if (uuid, index) in seen:
-            return {}, [Finding("error", where, f"{uuid}#{index} is listed more than once: the commitment is rejected",
-                                "duplicate-product")]  # fmt: skip
+            return {}, [Finding(ERROR, "duplicate-product", f"{uuid}#{index} is listed more than once: the commitment is rejected", where)]  # fmt: skip
         seen.add((uuid, index))
         if p.get("n") != ch.n or p.get("dtype") != ch.dtype or not 0 <= index < ch.products or len(root) != 64:
-            return {}, [Finding("error", where, f"{uuid}#{index}: n, dtype, index or root differs from the challenge's",
-                                "product-mismatch")]  # fmt: skip
+            return {}, [Finding(ERROR, "product-mismatch", f"{uuid}#{index}: n, dtype, index or root differs from the challenge's", where)]  # fmt: skip
         per_device.setdefault(uuid, []).append(p)
         if len(per_device) > MAX_DEVICES:
-            return {}, [Finding("error", where, f"answers for more than {MAX_DEVICES} devices: the commitment is rejected",
-                                "too-many-devices")]  # fmt: skip
+            return {}, [Finding(ERROR, "too-many-devices", f"answers for more than {MAX_DEVICES} devices: the commitment is rejected", where)]  # fmt: skip
     out = []
     for uuid in sorted(per_device):
         if len(per_device[uuid]) != ch.products:
-            out.append(Finding("error", where, f"{uuid} answers {len(per_device[uuid])} of the {ch.products} products "
-                               "asked: none of its products count", "incomplete-device"))  # fmt: skip
+            out.append(Finding(ERROR, "incomplete-device", f"{uuid} answers {len(per_device[uuid])} of the {ch.products} products "
+                               "asked: none of its products count", where))  # fmt: skip
             del per_device[uuid]
     return per_device, out
 
@@ -588,17 +241,18 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
     what fails is not counted."""
     ch = load_challenge(challenge_path)
     if auditor is not None and trusted is not None and auditor in trusted:
-        raise ChallengeError(f"the auditor's key {auditor} is in the node trust list: no node may hold the auditor's key")
+        raise ChallengeError(
+            f"the auditor's key {auditor} is in the node trust list: no node may hold the auditor's key"
+        )
     verdict = Verdict(ch)
     out = verdict.findings
     if auditor is None:
-        out.append(Finding("error", "auditor", "no auditor key given: the challenge and receipts are not authenticated, "
-                           "so no bound is proven", "no-auditor-key"))  # fmt: skip
+        out.append(Finding(ERROR, "no-auditor-key", "no auditor key given: the challenge and receipts are not authenticated, "
+                           "so no bound is proven", "auditor"))  # fmt: skip
     else:
         bad = signature_problem(ch.data, {auditor}, f"challenge {challenge_path.name}")
         if bad:
-            out.append(Finding("error", "challenge", f"{bad} (a challenge counts only when the auditor's key signed it)",
-                               "challenge-key"))  # fmt: skip
+            out.append(Finding(ERROR, "challenge-key", f"{bad} (a challenge counts only when the auditor's key signed it)", "challenge"))  # fmt: skip
     authentic = not any(f.code in ("no-auditor-key", "challenge-key") for f in out)
     arrivals = _receipts(receipts_path, ch, auditor, out) if authentic else {}
     generator = generator or torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little"))
@@ -612,11 +266,11 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
                                 max_containers=MAX_COMMIT_CONTAINERS)  # fmt: skip
             node = _expect(doc.data, "node", str, where)
         except ChallengeError as exc:
-            out.append(Finding("error", where, str(exc), "malformed"))
+            out.append(Finding(ERROR, "malformed", str(exc), where))
             continue
         bad = name_problem(node, "node")
         if bad:
-            out.append(Finding("error", where, f"{where}: {bad}: the commitment is rejected", "bad-name"))
+            out.append(Finding(ERROR, "bad-name", f"{where}: {bad}: the commitment is rejected", where))
             continue
         data = doc.data
         problems = []
@@ -628,17 +282,24 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
         arrival = arrivals.get(doc.sha256)
         if arrival is not None:
             if arrival <= ch.issued:
-                problems.append((f"{where}: arrived {utc(arrival)}, not after the issue time {utc(ch.issued)}", "arrival-before-issue"))
+                problems.append(
+                    (
+                        f"{where}: arrived {utc(arrival)}, not after the issue time {utc(ch.issued)}",
+                        "arrival-before-issue",
+                    )
+                )
             elif arrival > ch.deadline:
                 problems.append((f"{where}: arrived {utc(arrival)}, after the deadline {utc(ch.deadline)}", "late"))
         elif receipts_path is not None and authentic:
-            problems.append((f"{where}: no receipt for these bytes: the collector never recorded them (changed after "
-                             "arrival, or never arrived)", "no-receipt"))  # fmt: skip
+            why = f"{where}: no receipt for these bytes: the collector never recorded them (changed after arrival, or never arrived)"
+            problems.append((why, "no-receipt"))
         for message, code in problems:
-            out.append(Finding("error", where, message, code))
+            out.append(Finding(ERROR, code, message, where))
         per_device, product_findings = _products(data, ch, where)
         out += product_findings
-        candidates.append((arrival or dt.datetime.max.replace(tzinfo=dt.UTC), path, data, node, per_device, not problems))
+        candidates.append(
+            (arrival or dt.datetime.max.replace(tzinfo=dt.UTC), path, data, node, per_device, not problems)
+        )
     # a root committed twice (for two devices, or by two commitments) is one product claimed for several devices:
     # operands differ per node, device and index, so honest products never share one. Rejected before any work.
     # (A verbatim copy of one commitment claims the same node, device and index: that is the counted-once rule's.)
@@ -655,15 +316,14 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
     answered: set[str] = set()
     for arrival, path, data, node, per_device, acceptable in sorted(candidates, key=lambda c: (c[0], c[1].name)):
         if acceptable and per_device and node in answered:
-            out.append(Finding("error", intake.safe_name(path.name), f"node {node!r} already answered this challenge: a "
-                               "second commitment is not checked", "second-commitment"))  # fmt: skip
+            out.append(Finding(ERROR, "second-commitment", f"node {node!r} already answered this challenge: a "
+                               "second commitment is not checked", intake.safe_name(path.name)))  # fmt: skip
             acceptable = False
         try:
             verdict.nodes.append(_node(ch, directory, path, data, node, per_device, acceptable, arrival, counted,
                                        generator, rng, out, verdict.devices, shared, used_files))  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - one hostile commitment is one failed entry, never the end of the run
-            out.append(Finding("error", intake.safe_name(path.name), f"not checked: {type(exc).__name__}: {exc}",
-                               "unchecked"))  # fmt: skip
+            out.append(Finding(ERROR, "unchecked", f"not checked: {type(exc).__name__}: {exc}", intake.safe_name(path.name)))  # fmt: skip
         if acceptable and per_device:
             answered.add(node)
     counted_nodes = [n for n in verdict.nodes if n["verified_flops"] > 0 and n["arrived_utc"]]
@@ -712,7 +372,11 @@ def _inventory_devices(inventory: Any) -> dict[str, dict[str, Any]]:
         if not isinstance(g, dict) or not isinstance(g.get("uuid"), str):
             continue
         name = g.get("name") if isinstance(g.get("name"), str) else None
-        migs = [m for m in g.get("mig_devices") or [] if isinstance(m, dict)] if isinstance(g.get("mig_devices"), list) else []
+        migs = (
+            [m for m in g.get("mig_devices") or [] if isinstance(m, dict)]
+            if isinstance(g.get("mig_devices"), list)
+            else []
+        )
         if not migs:
             out.setdefault(g["uuid"], {"name": name, "mig": False, "sm_count": None})
             continue
@@ -760,7 +424,7 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
         reveal_doc = read_json_in(reveal_path, REVEAL_KIND, directory)
         files_list = _expect(reveal_doc, "files", list, intake.safe_name(reveal_path.name))
     except ChallengeError as exc:
-        out.append(Finding("error", where, f"reveal: {exc}", "malformed-reveal"))
+        out.append(Finding(ERROR, "malformed-reveal", f"reveal: {exc}", where))
         return result
     files = {}
     for f in files_list:
@@ -800,15 +464,21 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
             why = ("a MIG slice without an SM count" if kind == "cuda" and known_devices[uuid]["mig"]
                    else f"a GPU model bench has no {ch.dtype} peak for ({name!r})" if kind == "cuda"
                    else "a CPU without a core count in the commitment's inventory")  # fmt: skip
-            result["failed"].append((f"{uuid}: {why}: no physical ceiling bounds it, so it is not counted", "no-ceiling"))
+            result["failed"].append(
+                (f"{uuid}: {why}: no physical ceiling bounds it, so it is not counted", "no-ceiling")
+            )
             continue
         roots = [p["root"] for p in products]
         if any(r in shared_roots for r in roots):
             why = f"{uuid}: a committed root is claimed more than once (one product for several devices): not counted"
             result["failed"].append((why, "duplicate-root"))
             continue
-        if any(users.get(file_keys.get((uuid, p["index"])), 0) > 1 for p in products if (uuid, p["index"]) in file_keys):
-            result["failed"].append((f"{uuid}: a reveal file is named by more than one entry: not counted", "shared-reveal-file"))
+        if any(
+            users.get(file_keys.get((uuid, p["index"])), 0) > 1 for p in products if (uuid, p["index"]) in file_keys
+        ):
+            result["failed"].append(
+                (f"{uuid}: a reveal file is named by more than one entry: not counted", "shared-reveal-file")
+            )
             continue
         passed, failure = 0, None
         for p in sorted(products, key=lambda p: p["index"]):
@@ -823,9 +493,10 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
             result["duplicates"].append(f"{uuid} already counted for {counted[uuid][1]}")
             continue
         if elapsed and passed * ch.flops_per_product / elapsed / 1e12 > ceiling * (1 + peaks.IMPLAUSIBLE_TOLERANCE):
-            result["failed"].append((f"{uuid}: {passed * ch.flops_per_product / elapsed / 1e12:.4g} TFLOPS is above the "
-                                     f"physical peak of a {name} ({ceiling:.4g} TFLOPS {ch.dtype}): answered by other "
-                                     "hardware, or a clock is wrong; not counted", "above-peak"))  # fmt: skip
+            tflops = passed * ch.flops_per_product / elapsed / 1e12
+            why = (f"{uuid}: {tflops:.4g} TFLOPS is above the physical peak of a {name} ({ceiling:.4g} TFLOPS "
+                   f"{ch.dtype}): answered by other hardware, or a clock is wrong; not counted")  # fmt: skip
+            result["failed"].append((why, "above-peak"))
             continue
         good[uuid] = passed
         if elapsed:
@@ -838,18 +509,14 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
     result["verified"] = sum(good.values())
     result["verified_flops"] = result["verified"] * ch.flops_per_product
     for message, code in result["failed"]:
-        out.append(Finding("error", where, message, code))
+        out.append(Finding(ERROR, code, message, where))
     result["failed"] = [message for message, _ in result["failed"]]
     for d in result["duplicates"]:
-        out.append(Finding("warning", where, f"duplicate device, counted once: {d}", "duplicate-device"))
+        out.append(Finding(WARNING, "duplicate-device", f"duplicate device, counted once: {d}", where))
     if elapsed and result["verified_flops"]:
         result["elapsed_s"] = elapsed
         result["gflops_lower_bound"] = result["verified_flops"] / elapsed / 1e9
     return result
-
-
-def read_json_in(path: Path, kind: str, directory: Path) -> dict[str, Any]:
-    return read_document(path, kind, root=directory).data
 
 
 def _check_product(ch: Challenge, directory: Path, entry: Any, node: str, uuid: str, p: dict[str, Any],

@@ -1,0 +1,173 @@
+"""The challenge's files: reading one (a regular file, size-capped, strict JSON, of the right kind and version), the
+challenge itself, issuing it, naming a node's answer, the collector's receipt log, and whether a document is signed by
+an acceptable key."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.challenge.protocol import (
+    CHALLENGE_KIND,
+    COMMITMENT_KIND,
+    DTYPES,
+    MAX_N,
+    MAX_PRODUCTS,
+    RECEIPTS_KIND,
+    SCHEMA_VERSION,
+    ChallengeError,
+    name_problem,
+    parse_utc,
+    utc,
+)
+from bench.report import intake, sign
+
+
+def _expect(d: Any, key: str, types: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(d, dict) or key not in d:
+        raise ChallengeError(f"{where}: missing field {key!r}")
+    value = d[key]
+    allowed = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+        raise ChallengeError(f"{where}: field {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def check_kind(data: Any, kind: str, where: str) -> dict[str, Any]:
+    if not isinstance(data, dict) or data.get("kind") != kind:
+        found = data.get("kind") if isinstance(data, dict) else type(data).__name__
+        raise ChallengeError(f"{where}: not a {kind} file (kind is {found!r})")
+    version = data.get("schema_version")
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
+        raise ChallengeError(f"{where}: unsupported schema_version {version!r}")
+    return data
+
+
+def read_document(path: Path, kind: str, root: Path | None = None, *, max_bytes: int | None = None,
+                  max_containers: int | None = None) -> intake.Document:  # fmt: skip
+    """A challenge file read once through bench.report.intake (regular file, size cap, strict JSON), of `kind`."""
+    try:
+        doc = intake.read_json(path, root=root, max_bytes=max_bytes, max_containers=max_containers)
+    except intake.InputError as exc:
+        raise ChallengeError(str(exc)) from None
+    check_kind(doc.data, kind, intake.safe_name(str(path)))
+    return doc
+
+
+def read_json(path: Path, kind: str) -> dict[str, Any]:
+    return read_document(path, kind).data
+
+
+@dataclass(frozen=True)
+class Challenge:
+    nonce: str
+    dtype: str
+    n: int
+    products: int
+    issued: dt.datetime
+    deadline: dt.datetime
+    nodes: list[str] | None
+    data: dict[str, Any]
+
+    @property
+    def flops_per_product(self) -> int:
+        return 2 * self.n**3
+
+    @property
+    def digest(self) -> str:
+        """sign.digest of the challenge as issued: commitments and receipts name it."""
+        return sign.digest(self.data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> Challenge:
+        nonce = _expect(data, "nonce", str, where)
+        dtype = _expect(data, "dtype", str, where)
+        if dtype not in DTYPES:
+            raise ChallengeError(f"{where}: dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+        n, products = _expect(data, "n", int, where), _expect(data, "products", int, where)
+        if not (2 <= n <= MAX_N and 1 <= products <= MAX_PRODUCTS):
+            raise ChallengeError(f"{where}: n must be in 2..{MAX_N} and products in 1..{MAX_PRODUCTS}")
+        nodes = data.get("nodes")
+        if nodes is not None and not (isinstance(nodes, list) and all(isinstance(x, str) for x in nodes)):
+            raise ChallengeError(f"{where}: nodes must be a list of host names or null")
+        issued = parse_utc(_expect(data, "issued_utc", str, where), where)
+        deadline = parse_utc(_expect(data, "deadline_utc", str, where), where)
+        if deadline <= issued:
+            raise ChallengeError(f"{where}: deadline_utc is not after issued_utc")
+        return cls(nonce, dtype, n, products, issued, deadline, nodes, data)
+
+
+def load_challenge(path: Path) -> Challenge:
+    return Challenge.from_dict(read_json(path, CHALLENGE_KIND), str(path))
+
+
+def issue(key: Any, *, dtype: str, n: int, products: int, window: dt.timedelta, nodes: list[str] | None,
+          now: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """A new signed challenge: a fresh 256-bit nonce from the OS, valid from now until now + window."""
+    now = now or dt.datetime.now(dt.UTC)
+    data = {"kind": CHALLENGE_KIND, "schema_version": SCHEMA_VERSION, "nonce": secrets.token_hex(32), "dtype": dtype,
+            "n": n, "products": products, "issued_utc": utc(now), "deadline_utc": utc(now + window), "nodes": nodes}  # fmt: skip
+    Challenge.from_dict(data, "challenge")
+    data["signature"] = sign.sign(data, key)
+    return data
+
+
+def commit_name(node: str, nonce: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in node)
+    return f"{safe}-{nonce[:12]}"
+
+
+def receipts_doc(ch: Challenge, receipts: list[dict[str, Any]], key: Any) -> dict[str, Any]:
+    """The collector's log, signed by the auditor's key: every commitment's bytes (sha256) and when they arrived."""
+    data = {"kind": RECEIPTS_KIND, "schema_version": SCHEMA_VERSION, "nonce": ch.nonce, "challenge_digest": ch.digest,
+            "issued_utc": utc(ch.issued), "receipts": receipts}  # fmt: skip
+    data["signature"] = sign.sign(data, key)
+    return data
+
+
+def commitment_problem(
+    data: Any, ch: Challenge, trusted: set[str] | None, auditor: str | None, where: str
+) -> str | None:
+    """Why `data` is not a commitment to this challenge by an acceptable node key, or None."""
+    try:
+        check_kind(data, COMMITMENT_KIND, where)
+    except ChallengeError as exc:
+        return str(exc)
+    if data.get("nonce") != ch.nonce:
+        return f"{where}: answers another challenge (nonce differs)"
+    if data.get("challenge_digest") != ch.digest:
+        return f"{where}: answers another copy of the challenge (challenge_digest differs from the auditor's)"
+    bad = name_problem(data.get("node"), "node")
+    if bad:
+        return f"{where}: {bad}"
+    bad = signature_problem(data, trusted, where)
+    if bad:
+        return bad
+    if auditor is not None and sign.signer(data) == auditor:
+        return f"{where}: signed by the auditor's key, which no node may hold"
+    return None
+
+
+def write_bytes_atomic(path: Path, raw: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.write_bytes(raw)
+    os.replace(tmp, path)
+
+
+def signature_problem(data: dict[str, Any], trusted: set[str] | None, what: str) -> str | None:
+    """Why the document's signature is not acceptable, or None."""
+    valid, why = sign.check(data)
+    if not valid:
+        return f"{what}: {why}"
+    kid = sign.signer(data)
+    if trusted is not None and kid not in trusted:
+        return f"{what}: signed by key {kid}, which is not in the trust list"
+    return None
+
+
+def read_json_in(path: Path, kind: str, directory: Path) -> dict[str, Any]:
+    return read_document(path, kind, root=directory).data

@@ -1,0 +1,184 @@
+"""The node's side: warm every device before the challenge arrives, compute every product on every device at once,
+commit to their Merkle roots (signed, the moment the products exist), then reveal the products themselves."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import gzip
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import precision as prec
+from bench.challenge.documents import Challenge, commit_name, signature_problem
+from bench.challenge.protocol import (
+    COMMIT_SUFFIX,
+    COMMITMENT_KIND,
+    DTYPES,
+    REVEAL_KIND,
+    REVEAL_SUFFIX,
+    SCHEMA_VERSION,
+    ChallengeError,
+    merkle_root,
+    name_problem,
+    operand,
+    row_bytes,
+    utc,
+)
+from bench.report import sign
+from bench.report.store import dumps, write_atomic
+
+
+@dataclass
+class Product:
+    device: dict[str, Any]  # id, kind, name, uuid
+    index: int
+    c: torch.Tensor
+    root: str
+    seconds: float
+
+
+#: Square sizes of the products that warm a device in every challenge dtype before the wait: the CUDA context, cuBLAS
+#: handles and lazily loaded kernels would otherwise load inside the auditor's window. The CPU has nothing to load.
+WARM_SIZES = {"cuda": (1024, 4096), "cpu": (64,)}
+
+
+def warm(device: dict[str, Any]) -> float:
+    """One product per challenge dtype and warm size on `device`, and one operand generated; returns the seconds."""
+    start = time.perf_counter()
+    operand("warm", "warm", device.get("uuid") or "warm", 0, "A", 64, "float32")
+    for dtype in DTYPES:
+        for n in WARM_SIZES.get(device["kind"], (64,)):
+            a = torch.ones(n, n, dtype=prec.get(dtype).torch_dtype, device=device["id"])
+            float((a @ a)[0, 0])  # synchronizes
+    return time.perf_counter() - start
+
+
+def operands(ch: Challenge, node: str, device: dict[str, Any], index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A_i and B_i for `device`, on the host."""
+    return (operand(ch.nonce, node, device["uuid"], index, "A", ch.n, ch.dtype),
+            operand(ch.nonce, node, device["uuid"], index, "B", ch.n, ch.dtype))  # fmt: skip
+
+
+def product(device: dict[str, Any], index: int, a_host: torch.Tensor, b_host: torch.Tensor, start: float) -> Product:
+    """C_i = A_i.B_i on the device, copied to the host once and hashed there. Nothing of it stays on the device: with
+    many products at n = 16384 keeping each C on the GPU until the reveal ran out of device memory before committing."""
+    a, b = a_host.to(device["id"]), b_host.to(device["id"])
+    c = a @ b
+    del a, b
+    c_host = c.to("cpu")  # the one copy to the host (it waits for the product)
+    del c
+    return Product(device, index, c_host, merkle_root(row_bytes(c_host)), time.perf_counter() - start)
+
+
+def compute(ch: Challenge, node: str, device: dict[str, Any], index: int) -> Product:
+    """One product on one device, timed by the node (for its own record only; the auditor's clock decides)."""
+    start = time.perf_counter()
+    return product(device, index, *operands(ch, node, device, index), start)
+
+
+def compute_all(ch: Challenge, node: str, device: dict[str, Any]) -> list[Product]:
+    """Every product of `device`, the next product's operands generated on the host while the device works on the
+    current one (generation and hashing, not the GEMM, dominate at large n)."""
+    out: list[Product] = []
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bench-operands") as pool:
+        pending = pool.submit(operands, ch, node, device, 0)
+        for i in range(ch.products):
+            start = time.perf_counter()
+            a, b = pending.result()
+            if i + 1 < ch.products:
+                pending = pool.submit(operands, ch, node, device, i + 1)
+            out.append(product(device, i, a, b, start))
+    return out
+
+
+def _gpu_entry(gpu: dict[str, Any]) -> dict[str, Any]:
+    """A whole GPU of the inventory as a commitment lists it, with its MIG instances (index, MIG- UUID, SM count,
+    memory): a slice answers under its own UUID, and its ceiling is its SM share of the GPU's peak."""
+    entry = {k: gpu.get(k) for k in ("index", "name", "uuid")}
+    migs = gpu.get("mig_devices")
+    if isinstance(migs, list) and migs:
+        entry["mig_devices"] = [{k: m.get(k) for k in ("index", "uuid", "sm_count", "memory_bytes")}
+                                for m in migs if isinstance(m, dict)]  # fmt: skip
+    return entry
+
+
+def commitment(
+    ch: Challenge, node: str, inventory: dict[str, Any], products: list[Product], key: Any
+) -> dict[str, Any]:
+    for what, name in (("node", node), *(("device", p.device["uuid"]) for p in products)):
+        bad = name_problem(name, what)
+        if bad:
+            raise ChallengeError(f"cannot commit: {bad}")
+    host = inventory.get("host", {})
+    gpus = inventory.get("nvml", {}).get("gpus", [])
+    data = {"kind": COMMITMENT_KIND, "schema_version": SCHEMA_VERSION, "nonce": ch.nonce, "node": node,
+            "challenge_digest": sign.digest(ch.data), "committed_utc": utc(dt.datetime.now(dt.UTC)),
+            "inventory": {"host": {k: host.get(k) for k in ("hostname", "fingerprint", "cpu_model", "physical_cores")},
+                          "gpus": [_gpu_entry(g) for g in gpus if isinstance(g, dict)]},
+            "products": [{"device": p.device["uuid"], "device_id": p.device["id"], "device_name": p.device["name"],
+                          "device_kind": p.device["kind"], "index": p.index, "n": ch.n, "dtype": ch.dtype,
+                          "root": p.root, "node_seconds": p.seconds} for p in products]}  # fmt: skip
+    data["signature"] = sign.sign(data, key)
+    return data
+
+
+def reveal(directory: Path, base: str, ch: Challenge, products: list[Product]) -> dict[str, Any]:
+    """Write each C_i (gzip of its little-endian bytes, dtype as computed) and the manifest naming them."""
+    folder = directory / base
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for p in products:
+        name = f"{commit_name(p.device['uuid'], '')}{p.index}.bin.gz"  # <uuid>-<i>.bin.gz
+        raw = row_bytes(p.c).tobytes()
+        tmp = folder / f".{name}.tmp"
+        with gzip.open(tmp, "wb", compresslevel=1) as fh:
+            fh.write(raw)
+        os.replace(tmp, folder / name)
+        files.append({"device": p.device["uuid"], "index": p.index, "file": f"{base}/{name}", "dtype": ch.dtype,
+                      "shape": [ch.n, ch.n], "sha256": hashlib.sha256(raw).hexdigest()})  # fmt: skip
+    return {"kind": REVEAL_KIND, "schema_version": SCHEMA_VERSION, "nonce": ch.nonce, "files": files}
+
+
+def warm_all(devices: list[dict[str, Any]]) -> float:
+    """Warm every device at once (warm()); returns the seconds the slowest took."""
+    with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
+        return max(pool.map(warm, devices))
+
+
+def refusal(ch: Challenge, node: str, trusted: set[str] | None, now: dt.datetime | None = None) -> str | None:
+    """Why this node must not answer `ch`, or None: not signed by a trusted auditor key, past its deadline (an answer
+    would not count), or this node is not among those challenged."""
+    bad = signature_problem(ch.data, trusted, "challenge")
+    if bad:
+        return bad
+    if (now or dt.datetime.now(dt.UTC)) > ch.deadline:
+        return f"the challenge's deadline {utc(ch.deadline)} has passed; an answer would not count"
+    if ch.nodes is not None and node not in ch.nodes:
+        return f"node {node!r} is not among the challenged nodes ({', '.join(ch.nodes)}); use --node if it is named otherwise"
+    return None
+
+
+def answer(ch: Challenge, node: str, inventory: dict[str, Any], devices: list[dict[str, Any]], drop: Path,
+           key: Any) -> dict[str, Any]:  # fmt: skip
+    """Answer `ch` into the drop directory: every device's products at once (one thread per device), the signed
+    commitment written the moment they all exist, then the reveal. Returns what was done, timed by this node's clock
+    (for its own record; the auditor's receipt log decides)."""
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:  # every device at once
+        products = [p for result in pool.map(lambda d: compute_all(ch, node, d), devices) for p in result]
+    base = commit_name(node, ch.nonce)
+    commit_path = drop / f"{base}{COMMIT_SUFFIX}"
+    write_atomic(commit_path, dumps(commitment(ch, node, inventory, products, key)))
+    committed_after = time.perf_counter() - started
+    write_atomic(drop / f"{base}{REVEAL_SUFFIX}", dumps(reveal(drop, base, ch, products)))
+    flops = len(products) * ch.flops_per_product
+    return {"node": node, "commitment": str(commit_path), "reveal": str(drop / base), "products": len(products),
+            "flops": flops, "seconds_to_commit": committed_after,
+            "node_gflops": flops / committed_after / 1e9}  # fmt: skip
