@@ -162,8 +162,11 @@ def sign_declaration(declaration: Path, key_path: Path | None) -> None:
     metavar="CLUSTER=FILE",
     help="The capacity report of one declared cluster. Repeatable.",
 )
+@click.option("--reports", "reports_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The node reports: readiness per node class (busbw, memory bandwidth, MFU, TFLOPS/W) from those the "
+                   "capacity reports counted.")  # fmt: skip
 @policy_options
-def site_cmd(declaration_path: Path, capacities: tuple[str, ...], **kw: Any) -> None:
+def site_cmd(declaration_path: Path, capacities: tuple[str, ...], reports_dir: Path | None, **kw: Any) -> None:
     """A site's disclosure from its declaration and the capacity report of each of its clusters."""
     from bench.disclosure import declaration as decl
     from bench.disclosure import document as dd
@@ -180,7 +183,12 @@ def site_cmd(declaration_path: Path, capacities: tuple[str, ...], **kw: Any) -> 
             if not sep or not cluster or not file:
                 raise DisclosureError(f"--capacity {item!r}: expected CLUSTER=FILE")
             pairs.append((cluster, store.add(Path(file))))
-        doc = dd.site(d, pairs, store, proof_docs=[store.add(p) for p in kw["proof_paths"]], **common)
+        node_docs = None
+        if reports_dir:
+            node_store = Store(reports_dir)
+            node_docs = [doc for doc in (node_store.get(h) for h in node_store.paths) if doc is not None]
+        doc = dd.site(d, pairs, store, proof_docs=[store.add(p) for p in kw["proof_paths"]], node_docs=node_docs,
+                      **common)  # fmt: skip
     except _refused() as exc:
         fail(str(exc), 2)
     _write(doc, kw)
@@ -188,7 +196,9 @@ def site_cmd(declaration_path: Path, capacities: tuple[str, ...], **kw: Any) -> 
 
 @disclose_group.command("rollup")
 @click.argument("children", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--level", type=click.Choice(choices.DISCLOSURE_LEVELS[:-1]), required=True, help="The level of this disclosure.")
+@click.option(
+    "--level", type=click.Choice(choices.DISCLOSURE_LEVELS[:-1]), required=True, help="The level of this disclosure."
+)
 @click.option("--name", required=True, help="Its name (the city, region or country every child sits in).")
 @click.option(
     "--from",

@@ -22,6 +22,7 @@ import pandas as pd
 from bench.disclosure import claims as cl
 from bench.disclosure import declaration as decl
 from bench.disclosure import kpis, sampling
+from bench.disclosure import readiness as rd
 from bench.disclosure.leaves import DisclosureError, Leaf, Store, leaf, merge
 from bench.report import intake, proofs, sign
 from bench.report import verify as v
@@ -32,8 +33,8 @@ SCHEMA_VERSION = 1
 LEVELS = ("country", "region", "city", "site")
 DEPTH = {level: i + 1 for i, level in enumerate(LEVELS)}
 #: Sections recomputed on verification; everything else is an input or a stamp.
-DERIVED = ("declared", "capacity", "kpis", "inventory", "readiness", "tree", "duplicates", "accelerator_memory_bytes",
-           "claims", "audit", "path")  # fmt: skip
+DERIVED = ("declared", "capacity", "kpis", "inventory", "readiness", "readiness_by_class", "tree", "duplicates",
+           "accelerator_memory_bytes", "claims", "audit", "path")  # fmt: skip
 DEFAULT_STALE_AFTER_S = 30 * 86400.0
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -115,9 +116,11 @@ def _declared(declarations: list[decl.Declaration], capacity_by_site: dict[str, 
 
 def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, Any]]]],
             declarations: list[decl.Declaration], proof_docs: list[intake.Document], policy: Policy,
-            as_of: dt.datetime, claims_input: list[dict[str, str]],
-            audit_input: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
-    """Every derived section of a disclosure (DERIVED), from its inputs."""
+            as_of: dt.datetime, claims_input: list[dict[str, str]], audit_input: dict[str, Any] | None,
+            node_docs: list[intake.Document] | None = None,
+            child_docs: list[intake.Document] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Every derived section of a disclosure (DERIVED), from its inputs: readiness per node class from the node reports
+    (`node_docs`, a site) or from the children (`child_docs`, a roll-up)."""
     if level not in LEVELS:
         raise DisclosureError(f"level should be one of {', '.join(LEVELS)}, got {level!r}")
     depth = DEPTH[level]
@@ -149,6 +152,16 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         str(s): float(g.drop_duplicates("device")["mamf_tflops"].sum()) / 1e3 for s, g in headline.groupby("site")
     }
     declared = _declared(declarations, by_site)
+    if child_docs:
+        classes = rd.combine([c.data["readiness_by_class"]["classes"] for c in child_docs])
+        by_class = {"source": "children", "node_reports": [], "classes": classes}
+    elif node_docs:
+        counted_digests = {i.get("digest") for lf, _ in leaves for i in lf.data.get("inputs", [])
+                           if isinstance(i, dict) and i.get("status") == "counted"}  # fmt: skip
+        classes, used = rd.from_reports(node_docs, counted_digests)
+        by_class = {"source": "node reports", "node_reports": used, "classes": classes}
+    else:
+        by_class = {"source": "none", "node_reports": [], "classes": []}
     gpus = counted[counted["kind"] == "cuda"].drop_duplicates("device")
     memory = sum(int(x) for x in gpus["memory_bytes"] if isinstance(x, int) and x > 0)
     audit = None
@@ -170,7 +183,8 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         "capacity": capacity,
         "kpis": _flat_kpis(capacity, inventory),
         "inventory": inventory,
-        "readiness": kpis.readiness(counted, inventory),
+        "readiness": kpis.readiness(counted, inventory, by_class["classes"]),
+        "readiness_by_class": by_class,
         "tree": kpis.tree(counted, depth),
         "duplicates": [
             {k: (sorted(map(str, x)) if isinstance(x, list) else str(x)) for k, x in d.items()} for d in duplicates
@@ -204,10 +218,13 @@ def _flat_kpis(capacity: list[dict[str, Any]], inventory: list[dict[str, Any]]) 
 def document(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, Any]]]],
              declarations: list[decl.Declaration], proof_docs: list[intake.Document], policy: Policy,
              as_of: dt.datetime, claims_input: list[dict[str, str]], audit_input: dict[str, Any] | None,
-             children: list[dict[str, Any]], now: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+             children: list[dict[str, Any]], now: dt.datetime | None = None,
+             node_docs: list[intake.Document] | None = None,
+             child_docs: list[intake.Document] | None = None) -> dict[str, Any]:  # fmt: skip
     """The unsigned disclosure."""
     derived = compute(level=level, name=name, leaves=leaves, declarations=declarations, proof_docs=proof_docs,
-                      policy=policy, as_of=as_of, claims_input=claims_input, audit_input=audit_input)  # fmt: skip
+                      policy=policy, as_of=as_of, claims_input=claims_input, audit_input=audit_input,
+                      node_docs=node_docs, child_docs=child_docs)  # fmt: skip
     return {
         "kind": KIND,
         "schema_version": SCHEMA_VERSION,
@@ -262,8 +279,10 @@ def check(data: Any, where: str) -> dict[str, Any]:
     return data
 
 
-def inputs_of(data: dict[str, Any], store: Store, where: str) -> dict[str, Any]:
-    """The inputs a disclosure cites, found in `store` and checked under the disclosure's own policy."""
+def inputs_of(data: dict[str, Any], store: Store, where: str, *, deep: bool = True) -> dict[str, Any]:
+    """The inputs a disclosure cites, found in `store` and checked under the disclosure's own policy; with `deep`, also
+    the node reports and child disclosures its readiness was derived from (what re-deriving it needs, and a roll-up
+    built on it does not)."""
     policy = Policy.from_dict(data["policy"])
     leaves = []
     for e in data["inputs"]["capacity_reports"]:
@@ -284,7 +303,27 @@ def inputs_of(data: dict[str, Any], store: Store, where: str) -> dict[str, Any]:
         proof_docs.append(doc)
     declarations = [decl.check(d["text"], d["signature"], operator_ids=policy.operator_ids, node_ids=policy.node_ids,
                                where=f"{where}: declaration of {'/'.join(d['path'])}") for d in data["declarations"]]  # fmt: skip
-    return {"leaves": leaves, "declarations": declarations, "proof_docs": proof_docs, "policy": policy}
+    node_docs: list[intake.Document] = []
+    child_docs: list[intake.Document] = []
+    for e in data["readiness_by_class"]["node_reports"] if deep else []:
+        doc = store.get(e["sha256"])
+        if doc is None:
+            raise DisclosureError(f"{where}: node report {e['sha256'][:16]} (readiness) is not in the folder")
+        node_docs.append(doc)
+    for e in sorted(data["inputs"]["children"], key=lambda e: e["sha256"]) if deep else []:
+        doc = store.get(e["sha256"])
+        if doc is None:
+            raise DisclosureError(f"{where}: child disclosure {e['level']} {e['name']} is not in the folder")
+        check(doc.data, f"{where} > {e['level']} {e['name']}")
+        child_docs.append(doc)
+    return {
+        "leaves": leaves,
+        "declarations": declarations,
+        "proof_docs": proof_docs,
+        "policy": policy,
+        "node_docs": node_docs,
+        "child_docs": child_docs,
+    }
 
 
 def verify(
@@ -334,7 +373,9 @@ def examine(data: dict[str, Any], folder: Path | None, where: str) -> list[v.Fin
             check(data, where)
         except DisclosureError as exc:
             return [v.Finding(v.ERROR, "disclosure", str(exc), where)]
-        return [v.Finding(v.WARNING, "not-recomputed", "no --from: the disclosure's figures were not re-derived", where)]
+        return [
+            v.Finding(v.WARNING, "not-recomputed", "no --from: the disclosure's figures were not re-derived", where)
+        ]
     return verify(data, Store(folder), where)
 
 
@@ -351,8 +392,10 @@ def load(path: Path) -> dict[str, Any]:
 
 def site(declaration: decl.Declaration, capacities: list[tuple[str, intake.Document]], store: Store, *,
          policy: Policy, proof_docs: list[intake.Document], as_of: dt.datetime, claims_input: list[dict[str, str]],
-         audit_input: dict[str, Any] | None, now: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
-    """A site's disclosure: its declaration and one capacity report per declared cluster."""
+         audit_input: dict[str, Any] | None, now: dt.datetime | None = None,
+         node_docs: list[intake.Document] | None = None) -> dict[str, Any]:  # fmt: skip
+    """A site's disclosure: its declaration and one capacity report per declared cluster; with `node_docs` (the node
+    reports, any of which its capacity reports counted), readiness per node class."""
     declared = {c["name"] for c in declaration.data["clusters"]}
     given = [c for c, _ in capacities]
     if len(set(given)) != len(given):
@@ -364,7 +407,7 @@ def site(declaration: decl.Declaration, capacities: list[tuple[str, intake.Docum
     leaves = [leaf(doc, path, cluster, store, aggregator_ids=policy.aggregator_ids) for cluster, doc in capacities]
     return document(level="site", name=path[-1], leaves=leaves, declarations=[declaration], proof_docs=proof_docs,
                     policy=policy, as_of=as_of, claims_input=claims_input, audit_input=audit_input, children=[],
-                    now=now)  # fmt: skip
+                    now=now, node_docs=node_docs)  # fmt: skip
 
 
 def rollup(level: str, name: str, children: list[intake.Document], store: Store, *, policy: Policy,
@@ -384,7 +427,7 @@ def rollup(level: str, name: str, children: list[intake.Document], store: Store,
         check(child.data, where)
         if DEPTH[child.data["level"]] <= DEPTH[level]:
             raise DisclosureError(f"{where}: a {child.data['level']} cannot be a child of a {level}")
-        found = inputs_of(child.data, store, where)
+        found = inputs_of(child.data, store, where, deep=False)
         for lf, rows in found["leaves"]:
             leaves.setdefault(lf.sha256, (lf, rows))
         for d in found["declarations"]:
@@ -403,4 +446,4 @@ def rollup(level: str, name: str, children: list[intake.Document], store: Store,
                     proof_docs=sorted(proofs_by_sha.values(), key=lambda d: d.sha256), policy=policy, as_of=as_of,
                     claims_input=claims_input, audit_input=audit_input,
                     children=sorted((child_entry(c) for c in children), key=lambda e: (e["level"], e["name"], e["sha256"])),
-                    now=now)  # fmt: skip
+                    now=now, child_docs=sorted(children, key=lambda c: c.sha256))  # fmt: skip

@@ -113,10 +113,12 @@ def inventory(counted: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def readiness(counted: pd.DataFrame, inventory_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def readiness(
+    counted: pd.DataFrame, inventory_rows: list[dict[str, Any]], classes: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Readiness figures: healthy share, MAMF / peak and MSMF / peak per category (peaks from bench's own table, only
-    over devices that have one). Interconnect busbw, memory bandwidth, training MFU and energy are listed as not
-    measured: a capacity report carries matmul figures only (they need the node reports; see the README)."""
+    over devices that have one); then per node class (bench.disclosure.readiness) bus bandwidth, memory bandwidth,
+    training MFU and TFLOPS per watt, each listed as not measured where no counted node report holds one."""
     devices = sum(r["devices"] for r in inventory_rows)
     healthy = sum(r["healthy"] for r in inventory_rows)
     out: list[dict[str, Any]] = [{
@@ -141,10 +143,24 @@ def readiness(counted: pd.DataFrame, inventory_rows: list[dict[str, Any]]) -> li
                         "value": float(pd.to_numeric(both["msmf_tflops"]).sum()) / float(pd.to_numeric(both["peak_tflops"]).sum()),
                         "unit": "share", "tier": v.REPORTED,
                         "derivation": "sum of MSMF over sum of peak, devices with both"})  # fmt: skip
-    for kpi, label in (("busbw", "interconnect bus bandwidth per node class"), ("memory_bandwidth", "memory bandwidth"),
-                       ("training_mfu", "training MFU"), ("energy", "measured TFLOPS per watt")):  # fmt: skip
-        out.append({"id": kpi, "label": label, "value": None, "unit": None, "tier": None,
-                    "derivation": "not measured: capacity reports carry matmul figures only"})  # fmt: skip
+    units = {"busbw_gbps": "GB/s", "membw_gbps": "GB/s", "train_mfu": "share"}
+    labels = {"busbw_gbps": "all-reduce bus bandwidth", "membw_gbps": "memory bandwidth", "train_mfu": "training MFU"}
+    for key in ("busbw_gbps", "membw_gbps", "train_mfu"):
+        rows = [c for c in classes if c[key] is not None]
+        for c in rows:
+            out.append({"id": f"{key}.{c['node_class']}", "label": f"{labels[key]}, {c['node_class']} ({c[key + '_nodes']} nodes)",
+                        "value": c[key], "unit": units[key], "tier": v.REPORTED, "derivation": c["derivation"]})  # fmt: skip
+        if not rows:
+            out.append({"id": key, "label": labels[key], "value": None, "unit": None, "tier": None,
+                        "derivation": "not measured: no node report of the counted nodes holds one (disclose --reports)"})  # fmt: skip
+    watts = [(c, cat, x) for c in classes for cat, x in c["tflops_per_watt"].items()]
+    for c, cat, x in watts:
+        out.append({"id": f"tflops_per_watt.{cat}.{c['node_class']}", "label": f"{cat} TFLOPS per watt, {c['node_class']}",
+                    "value": x, "unit": "TFLOPS/W", "tier": v.REPORTED,
+                    "derivation": "matmul median TFLOPS over the mean power its telemetry recorded; " + c["derivation"]})  # fmt: skip
+    if not watts:
+        out.append({"id": "tflops_per_watt", "label": "measured TFLOPS per watt", "value": None, "unit": None, "tier": None,
+                    "derivation": "not measured: no counted node report has power telemetry (disclose --reports)"})  # fmt: skip
     return out
 
 

@@ -66,12 +66,18 @@ precision = "bf16"
 
 
 def write_site(tmp: Path, region: str, city: str, site: str, nodes: list[int], *, gpus: int = 4,
-               keys: Keys = KEYS, tflops: float = 700.0) -> dict[str, Path]:  # fmt: skip
+               keys: Keys = KEYS, tflops: float = 700.0, power_w: float | None = None) -> dict[str, Path]:  # fmt: skip
     """Node reports, the cluster's capacity report (aggregator-signed) and the signed declaration of one site."""
     base = tmp / region / city / site
     (base / "nodes").mkdir(parents=True)
     for n in nodes:
-        (base / "nodes" / f"{n}.json").write_text(dumps(node_report(n, [tflops + g for g in range(gpus)], keys.node)))
+        data = node_report(n, [tflops + g for g in range(gpus)], keys.node)
+        if power_w:  # the telemetry a GPU run records while the matmul runs
+            for m in data["measurements"]:
+                m["details"]["telemetry"] = {"samples": 10, "duration_s": 5.0, "mean_power_w": power_w}
+            data = {k: x for k, x in data.items() if k != "signature"}
+            data["signature"] = sign.sign(data, keys.node)
+        (base / "nodes" / f"{n}.json").write_text(dumps(data))
     inputs = [(str(p), p) for p in sorted((base / "nodes").glob("*.json"))]
     cap = agg.aggregate(inputs, now=NOW, trusted={keys.kid("node")},
                         rules=agg.Rules(max_age_s=7 * 86400))  # fmt: skip
@@ -81,16 +87,18 @@ def write_site(tmp: Path, region: str, city: str, site: str, nodes: list[int], *
     (base / "declaration.toml").write_text(text)
     sig = decl.sign_text(text.encode(), keys.operator, NOW)
     (base / "declaration.toml.sig.json").write_text(dumps(sig))
-    return {"capacity": base / "capacity.json", "declaration": base / "declaration.toml"}
+    return {"capacity": base / "capacity.json", "declaration": base / "declaration.toml", "nodes": base / "nodes"}
 
 
 def site_disclosure(tmp: Path, files: dict[str, Path], store: Store, *, keys: Keys = KEYS, policy: dd.Policy | None = None,
-                    claims: list | None = None, audit: dict | None = None, proofs: list[Path] = ()) -> Path:  # fmt: skip
+                    claims: list | None = None, audit: dict | None = None, proofs: list[Path] = (),
+                    node_reports: bool = False) -> Path:  # fmt: skip
     policy = policy or keys.policy()
     d = decl.read(files["declaration"], operator_ids=policy.operator_ids, node_ids=policy.node_ids)
     doc = dd.site(d, [("a", store.add(files["capacity"]))], store, policy=policy,
                   proof_docs=[store.add(p) for p in proofs], as_of=AS_OF, claims_input=claims or [],
-                  audit_input=audit, now=NOW)  # fmt: skip
+                  audit_input=audit, now=NOW,
+                  node_docs=[store.add(p) for p in sorted(files["nodes"].glob("*.json"))] if node_reports else None)  # fmt: skip
     doc["signature"] = sign.sign(doc, keys.discloser)
     out = files["capacity"].parent / "disclosure.json"
     out.write_text(dumps(doc))
