@@ -51,6 +51,14 @@ IDENTITIES = (("device", "UUID", True), ("serial", "NVML serial", True), ("board
               ("pci", "host and PCI bus id", True), ("samples", "timed samples", False))  # fmt: skip
 
 
+def _count(x: Any) -> int:
+    """A device's byte count from a DataFrame cell: a column with gaps holds floats (exact: each value came from a
+    signed document, so it is below 2^53) and NaN for a gap, which counts 0."""
+    if x is None or isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x <= 0:
+        return 0
+    return int(x)
+
+
 def unique_rows(df: pd.DataFrame) -> tuple[list[Any], list[dict[str, Any]]]:
     """Rows (index labels, in df's order) that count, and the duplicate groups: rows sharing any identity (IDENTITIES)
     are one device, counted once from the first row (df is sorted newest first)."""
@@ -192,7 +200,7 @@ def build(examined: Examined, *, rules: Rules, trusted: set[str] | None, now: dt
         "totals": totals,
         # summed as Python integers (pandas would turn a column with gaps into floats) and written as a decimal string
         "accelerator_memory_bytes": sign.exact_count(
-            sum(x for x in gpus["memory_bytes"] if isinstance(x, int) and not isinstance(x, bool) and x > 0)
+            sum(_count(x) for x in gpus["memory_bytes"])
         ),
         "duplicates": duplicates,
         "defective": defective,

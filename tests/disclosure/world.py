@@ -66,12 +66,18 @@ precision = "bf16"
 
 
 def write_site(tmp: Path, region: str, city: str, site: str, nodes: list[int], *, gpus: int = 4,
-               keys: Keys = KEYS, tflops: float = 700.0, power_w: float | None = None) -> dict[str, Path]:  # fmt: skip
+               keys: Keys = KEYS, tflops: float = 700.0, power_w: float | None = None,
+               memory_bytes: int | None = None) -> dict[str, Path]:  # fmt: skip
     """Node reports, the cluster's capacity report (aggregator-signed) and the signed declaration of one site."""
     base = tmp / region / city / site
     (base / "nodes").mkdir(parents=True)
     for n in nodes:
         data = node_report(n, [tflops + g for g in range(gpus)], keys.node)
+        if memory_bytes is not None:  # what NVML says each GPU holds
+            for gpu in data["inventory"]["nvml"]["gpus"]:
+                gpu["memory_bytes"] = memory_bytes
+            data = {k: x for k, x in data.items() if k != "signature"}
+            data["signature"] = sign.sign(data, keys.node)
         if power_w:  # the telemetry a GPU run records while the matmul runs
             for m in data["measurements"]:
                 m["details"]["telemetry"] = {"samples": 10, "duration_s": 5.0, "mean_power_w": power_w}

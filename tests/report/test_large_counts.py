@@ -79,3 +79,12 @@ def test_a_version_2_capacity_report_still_verifies_and_an_edited_total_does_not
     old = resign(old, KEY)
     codes = {f.code for f in agg.verify_capacity(old, inputs, now=NOW) if f.severity == "error"}
     assert "capacity-mismatch" in codes
+
+
+def test_a_fleet_where_some_gpus_report_no_memory_still_sums_the_others_exactly():
+    inputs = _fleet([[2**52, 2**52 + 1]])
+    data = inputs[0][1]
+    del data["inventory"]["nvml"]["gpus"][0]["memory_bytes"]  # NVML gave none: the column gets a gap (pandas: floats)
+    inputs = [("r0", resign(data, KEY))]
+    cap = agg.aggregate(inputs, now=NOW)
+    assert cap["accelerator_memory_bytes"] == str(2**52 + 1)
