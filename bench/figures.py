@@ -33,10 +33,6 @@ class Unit(StrEnum):
     BYTE = "byte"
 
 
-#: The unit each workload counts its work in (a report's work_unit must match its workload's).
-WORK_UNIT = {"matmul": Unit.FLOP, "train": Unit.FLOP, "membw": Unit.BYTE, "comm": Unit.BYTE}
-
-
 # --- work formulas ---------------------------------------------------------------------------------------------------
 
 

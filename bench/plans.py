@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from bench import figures, launch, runner
+from bench import figures, launch, registry, runner
 from bench import precision as prec
 from bench.hardware import devices, host, nvml, peaks
 from bench.hardware.devices import DeviceFacts
@@ -269,39 +269,52 @@ def comm_measurement(op: str, size: int, n: int, ranks: list[dict[str, Any]], fa
 
 def suite_steps(config: dict[str, Any], facts: list[DeviceFacts], host_inv: dict[str, Any], readers: dict[str, Any],
                 progress_for: Callable[[str], Callable[[int, int], None]] | None = None) -> list[runner.Step]:  # fmt: skip
-    """A suite config's per-device workloads (matmul, membw, and single-process training) as steps, in the config's
-    order; `progress_for(label)` gives a training run its progress(done, total) callback."""
+    """A suite config's per-device workloads as steps, in the config's order: each workload's steps function
+    (bench.registry: matmul_suite_steps, membw_suite_steps, train_suite_steps here) for each device. Workloads that
+    run across ranks (comm) have none. `progress_for(label)` gives a long step its progress(done, total) callback."""
     steps: list[runner.Step] = []
-    mc, bc, tc = config["matmul"], config["membw"], config["train"]
-    for workload in config["suite"]["workloads"]:
+    for name in config["suite"]["workloads"]:
+        workload = registry.get(name)
+        build = workload.step_builder() if workload else None
+        if build is None:
+            continue
         for f in facts:
             device = asdict(f)
-            if workload == "matmul":
-                precisions = tuple(mc["precisions"])
-                if mc["search"] == "auto":
-                    chosen = search_plan([f], host_inv, precisions, "auto", [], mc["budget_s"], mc["window_s"],
-                                         PeakOverrides(), readers, mc["settle_s"])  # fmt: skip
-                else:
-                    policy = Policy(budget_s=mc["budget_s"] or 1.0, min_iterations=mc["min_iterations"],
-                                    max_warmup_s=mc["max_warmup_s"])  # fmt: skip
-                    shapes = [(n, n, n) for n in mc["sizes"]]
-                    chosen = fixed_plan([f], host_inv, precisions, shapes, policy, PeakOverrides())
-            elif workload == "membw":
-                policy = Policy(budget_s=bc["budget_s"], min_iterations=5, max_warmup_s=min(bc["budget_s"], 1.0))
-                elements = int(bc["array_mib"] * 2**20 / 8) if bc["array_mib"] else None
-                chosen = membw_steps([f], policy, elements)
-            elif workload == "train":
-                chosen = []
-                for spec in train_specs(tc, f.kind):
-                    label = f"train {spec.model} {spec.preset} on {f.id}"
-                    chosen.append(runner.Step(label, lambda s=spec, f=f, label=label: train_measurements(
-                        s, f, train_peak(f, host_inv, s.precision), launch.placement({}),
-                        progress_for(label) if progress_for else None)))  # fmt: skip
-            else:
-                continue
+            chosen = build(config[name], f, host_inv, readers, progress_for)
             # training stays out of the lanes (lane None): dynamo and the global RNG are not for several threads at once
-            steps += [runner.Step(s.label, s.run, workload, device, s.lane) for s in chosen]
+            steps += [runner.Step(s.label, s.run, name, device, s.lane) for s in chosen]
     return steps
+
+
+def matmul_suite_steps(mc: dict[str, Any], f: DeviceFacts, host_inv: dict[str, Any], readers: dict[str, Any],
+                       progress_for: Callable[[str], Callable[[int, int], None]] | None = None) -> list[runner.Step]:  # fmt: skip
+    """A suite's [matmul] section on one device: a search (MAMF, MSMF) or fixed sizes."""
+    precisions = tuple(mc["precisions"])
+    if mc["search"] == "auto":
+        return search_plan([f], host_inv, precisions, "auto", [], mc["budget_s"], mc["window_s"], PeakOverrides(),
+                           readers, mc["settle_s"])  # fmt: skip
+    policy = Policy(budget_s=mc["budget_s"] or 1.0, min_iterations=mc["min_iterations"], max_warmup_s=mc["max_warmup_s"])
+    return fixed_plan([f], host_inv, precisions, [(n, n, n) for n in mc["sizes"]], policy, PeakOverrides())
+
+
+def membw_suite_steps(bc: dict[str, Any], f: DeviceFacts, host_inv: dict[str, Any], readers: dict[str, Any],
+                      progress_for: Callable[[str], Callable[[int, int], None]] | None = None) -> list[runner.Step]:  # fmt: skip
+    """A suite's [membw] section on one device: the STREAM kernels."""
+    policy = Policy(budget_s=bc["budget_s"], min_iterations=5, max_warmup_s=min(bc["budget_s"], 1.0))
+    elements = int(bc["array_mib"] * 2**20 / 8) if bc["array_mib"] else None
+    return membw_steps([f], policy, elements)
+
+
+def train_suite_steps(tc: dict[str, Any], f: DeviceFacts, host_inv: dict[str, Any], readers: dict[str, Any],
+                      progress_for: Callable[[str], Callable[[int, int], None]] | None = None) -> list[runner.Step]:  # fmt: skip
+    """A suite's [train] section on one device: one step per model x preset, in this process."""
+    chosen = []
+    for spec in train_specs(tc, f.kind):
+        label = f"train {spec.model} {spec.preset} on {f.id}"
+        chosen.append(runner.Step(label, lambda s=spec, f=f, label=label: train_measurements(
+            s, f, train_peak(f, host_inv, s.precision), launch.placement({}),
+            progress_for(label) if progress_for else None)))  # fmt: skip
+    return chosen
 
 
 #: Training presets a suite runs when its config names none.

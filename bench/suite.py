@@ -11,35 +11,20 @@ import copy
 import json
 import tomllib
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import precision as prec
-from bench.workloads import comm as cm
-from bench.workloads import train as tr
+from bench import registry
+from bench.registry import ConfigKey as Key
 
-WORKLOADS = ("matmul", "membw", "train", "comm")
+#: Every workload bench knows (bench.registry), in the order a suite runs them by default.
+WORKLOADS = registry.names()
 FORMATS = ("html", "md", "csv", "junit", "prometheus")
 
 
 class ConfigError(ValueError):
     """A config or override that cannot be used; the message names the file, section and key."""
-
-
-@dataclass(frozen=True)
-class Key:
-    """One config key: its kind ('str', 'int', 'float', 'bool', 'str-list', 'int-list', 'table'), default, and
-    what values are allowed."""
-
-    kind: str
-    default: Any
-    help: str
-    choices: Sequence[str] = ()
-    minimum: float | None = None
-    maximum: float | None = None
-    nullable: bool = False
 
 
 def _k(kind: str, default: Any, help: str, **kw: Any) -> Key:
@@ -57,42 +42,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "concurrent_devices": _k("bool", True, "Measure a node's GPUs at the same time (matmul, membw), each in its own "
                                  "thread; false: one after another."),
     },
-    "matmul": {
-        "search": _k("str", "auto", "auto (shape search for MAMF/MSMF) or none (fixed sizes).", choices=("auto", "none")),
-        "precisions": _k("str-list", [], "Precisions; empty: every precision the device kind has.",
-                         choices=tuple(prec.PRECISIONS)),
-        "sizes": _k("int-list", [], "search = none: square sizes N (default: the device kind's).", minimum=1),
-        "budget_s": _k("float", None, "Seconds per search (search) or per measurement (fixed sizes).", minimum=0.001,
-                       nullable=True),
-        "window_s": _k("float", None, "Seconds the best shape is held for MSMF (0: no MSMF).", minimum=0.0, nullable=True),
-        "settle_s": _k("float", None, "Seconds a large product runs before each search so clocks settle (default: 20 on "
-                       "GPU, 0 on CPU).", minimum=0.0, nullable=True),
-        "max_warmup_s": _k("float", 1.0, "Most seconds of warm-up per measurement.", minimum=0.0),
-        "min_iterations": _k("int", 5, "Fewest timed iterations per measurement.", minimum=1),
-    },
-    "membw": {
-        "array_mib": _k("float", None, "MiB per STREAM array (default: 256 on CPU, 1024 on GPU).", minimum=0.001,
-                        nullable=True),
-        "budget_s": _k("float", 1.0, "Timed seconds per kernel.", minimum=0.001),
-    },
-    "train": {
-        "models": _k("str-list", ["gpt", "mlp"], "gpt and/or mlp.", choices=tuple(tr.PRESETS)),
-        "presets": _k("str-list", [], "Sizes; empty: tiny on CPU, small and gpt2-124m on GPU.",
-                      choices=tuple(tr.PRESETS["gpt"])),
-        "precision": _k("str", None, "bfloat16 or float32 (default: bfloat16 on GPU, float32 on CPU).",
-                        choices=tuple(tr.PRECISIONS), nullable=True),
-        "steps": _k("int", None, "Timed steps (default: the preset's).", minimum=1, nullable=True),
-        "warmup_steps": _k("int", None, "Untimed steps first (default: the preset's).", minimum=0, nullable=True),
-    },
-    "comm": {
-        "ops": _k("str-list", list(cm.OPS), "Collectives.", choices=tuple(cm.OPS)),
-        "min_bytes": _k("int", 8, "Smallest message.", minimum=1),
-        "max_bytes": _k("int", None, "Largest message (default: 64 MiB on CPU, 1 GiB on GPU).", minimum=1, nullable=True),
-        "factor": _k("int", 2, "Message size step factor.", minimum=2),
-        "iterations": _k("int", 20, "Timed iterations per size.", minimum=1),
-        "warmup_iterations": _k("int", 5, "Untimed iterations per size.", minimum=0),
-        "timeout_s": _k("float", 300.0, "Seconds to wait for other ranks.", minimum=1.0),
-    },
+    # one section per workload, as each declares it (bench.registry)
+    **{w.name: dict(w.config) for w in registry.workloads()},
     "gates": {
         "fail_below": _k("table", {}, "TFLOPS floor per precision, e.g. {float32 = 0.05}.", minimum=0.0,
                          choices=tuple(prec.PRECISIONS)),

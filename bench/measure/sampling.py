@@ -1,7 +1,7 @@
 """Adaptive repetition: warm up until timings settle, then repeat inside a time budget.
 
 Budgets count the timed durations themselves (not wall clock around them), so the number of iterations a given
-sequence of timings produces is deterministic and testable with a FakeTimer.
+sequence of timings produces is deterministic and testable with a scripted timer (tests/fakes/timer.py).
 """
 
 from __future__ import annotations

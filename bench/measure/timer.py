@@ -9,7 +9,7 @@ between calls counted, nothing flushed. That is what a sustained (MSMF) window m
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
@@ -85,22 +85,3 @@ class CudaEventTimer:
                 boundary = end if self.back_to_back else None
             self.cuda.synchronize(self.device)
         return [s.elapsed_time(e) / 1000.0 for s, e in pairs]
-
-
-class FakeTimer:
-    """Returns scripted durations (and still calls `fn`), for deterministic tests of what sits above a timer."""
-
-    name = "fake"
-
-    def __init__(self, durations: Iterable[float], resolution_s: float = 1e-6) -> None:
-        self._it: Iterator[float] = iter(durations)
-        self.resolution_s = resolution_s
-        self.calls = 0
-
-    def time(self, fn: Callable[[], object], iterations: int) -> list[float]:
-        out = []
-        for _ in range(iterations):
-            fn()
-            self.calls += 1
-            out.append(next(self._it))
-        return out

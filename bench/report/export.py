@@ -11,29 +11,20 @@ from typing import Any
 import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from bench.report.metrics import EXTRACTORS, Metric, measured, metrics
+from bench import registry
+from bench.report.metrics import Metric, metrics
+from bench.report.metrics import of as metrics_of
 from bench.report.model import Measurement, NodeReport
 from bench.report.store import write_atomic
 from bench.report.verify import parse_utc
 
-#: Prometheus series per headline metric (bench.report.metrics name): (series name, scale to base units, help).
-#: Prometheus wants base units, so figures are exported in FLOP/s and bytes/s (not TFLOPS or GB/s) and utilisation as a
-#: 0..1 `_ratio`; Grafana scales them for display (unit "FLOP/s" or "bytes/sec(SI)").
-PROM_SERIES: dict[str, tuple[str, float, str]] = {
-    "matmul_tflops": ("bench_matmul_flops_per_second", 1e12,
-                      "Dense matmul floating-point operations per second (median iteration) at a fixed shape"),
-    "matmul_mamf_tflops": ("bench_matmul_mamf_flops_per_second", 1e12,
-                           "Maximum achievable matmul FLOP/s: the best searched shape's median iteration"),
-    "matmul_msmf_tflops": ("bench_matmul_msmf_flops_per_second", 1e12,
-                           "Maximum sustained matmul FLOP/s: the best shape held back to back for the window"),
-    "train_tflops": ("bench_train_flops_per_second", 1e12, "Training FLOP/s at the median step (analytic FLOP count)"),
-    "train_items_per_s": ("bench_train_items_per_second", 1.0,
-                          "Training tokens (GPT) or samples (MLP) per second at the median step"),
-    "train_mfu": ("bench_train_mfu_ratio", 1.0, "Training model FLOPs utilisation against the device's peak (0..1)"),
-    "comm_busbw_gbps": ("bench_comm_busbw_bytes_per_second", 1e9,
-                        "Collective bus bandwidth in bytes per second (nccl-tests definition)"),
-    "membw_gbps": ("bench_membw_bytes_per_second", 1e9, "STREAM memory bandwidth in bytes per second (median iteration)"),
-}
+def prom_series() -> dict[str, tuple[str, float, str]]:
+    """Prometheus series per headline metric (bench.report.metrics name): (series name, scale to base units, help),
+    as each workload declares them (bench.registry). Prometheus wants base units, so figures are exported in FLOP/s
+    and bytes/s (not TFLOPS or GB/s) and utilisation as a 0..1 `_ratio`; Grafana scales them for display (unit
+    "FLOP/s" or "bytes/sec(SI)")."""
+    return {name: series for w in registry.workloads() for name, series in w.series.items()}
+
 
 #: The labels that identify a device, named as NVIDIA's dcgm-exporter names them on its DCGM_FI_* series, so a query
 #: can join bench's figures to DCGM's: `... * on(UUID) group_left DCGM_FI_DEV_SM_CLOCK`. `device` is dcgm-exporter's
@@ -108,12 +99,11 @@ def prometheus(report: NodeReport) -> str:
     labels_of = device_labels(report)
     by_name: dict[str, list[tuple[Metric, dict[str, str]]]] = {}
     for measurement in report.measurements:
-        extract = EXTRACTORS.get(measurement.workload)
-        if extract and measured(measurement):
-            for m in extract(measurement):
-                by_name.setdefault(m.name, []).append((m, labels_of(measurement.device)))
+        for m in metrics_of(measurement):
+            by_name.setdefault(m.name, []).append((m, labels_of(measurement.device)))
+    known = prom_series()
     for name, group in sorted(by_name.items()):
-        series, scale, doc = PROM_SERIES.get(name, (f"bench_{name}", 1.0, name))
+        series, scale, doc = known.get(name, (f"bench_{name}", 1.0, name))
         own = sorted({k for m, _ in group for k in m.labels} - {"device", "model"})
         gauge = Gauge(series, doc, [*DEVICE_LABELS, *own, "emulated"], registry=registry)
         for m, where in group:

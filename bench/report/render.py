@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bench import figures
+from bench import figures, registry
 from bench.report.model import Measurement
 
 #: One unit per table, chosen by device class: a CPU's matmul figures in GFLOPS, a GPU's in TFLOPS (a table never mixes
@@ -364,12 +364,10 @@ def gates_grid(checks: list[Any]) -> Grid:
     return grid
 
 
-def workload_grids(measurements: list[Measurement], every_matmul: bool = False) -> list[Grid]:
-    """The tables of a node report's measurements, workload by workload: matmul (the search summary and best shapes
-    where a search ran; every fixed-shape measurement, and every search measurement too with every_matmul), training,
-    memory bandwidth, collectives. The terminal, HTML and Markdown renderings all draw these."""
+def matmul_grids(matmuls: list[Measurement], every_matmul: bool = False) -> list[Grid]:
+    """The search summary and best shapes where a search ran; every fixed-shape measurement, and every search
+    measurement too with every_matmul."""
     grids: list[Grid] = []
-    matmuls = [m for m in measurements if m.workload == "matmul"]
     searched = [m for m in matmuls if "search" in m.details or m.status == "skipped"]
     fixed = [m for m in matmuls if "search" not in m.details]
     if any("search" in m.details for m in matmuls):
@@ -380,12 +378,17 @@ def workload_grids(measurements: list[Measurement], every_matmul: bool = False) 
             grids += fixed_grids([m for m in fixed if m.status != "skipped"])
     elif matmuls:
         grids += fixed_grids(matmuls)
-    if any(m.workload == "train" for m in measurements):
-        grids.append(train_grid(measurements))
-    for workload, make in (("membw", membw_grid), ("comm", busbw_grid)):
-        chosen = [m for m in measurements if m.workload == workload]
+    return grids
+
+
+def workload_grids(measurements: list[Measurement], every_matmul: bool = False) -> list[Grid]:
+    """The tables of a node report's measurements, workload by workload (bench.registry's order), each drawn by its
+    workload's `grids`. The terminal, HTML and Markdown renderings all draw these."""
+    grids: list[Grid] = []
+    for workload in registry.workloads():
+        chosen = [m for m in measurements if m.workload == workload.name]
         if chosen:
-            grids.append(make(chosen))
+            grids += workload.grids(chosen, every_matmul)
     return grids
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from bench import figures
+from bench import figures, registry
 from bench.hardware import peaks
 from bench.report import sign
 from bench.report.model import Measurement, NodeReport, ReportError, parse_timestamp
@@ -224,19 +224,22 @@ def _check_measurement(
         # a matmul runs on one device; a world_size would multiply the peak it is held against
         out.append(Finding(ERROR, "world-size", f"a matmul runs on one device, but spec.world_size is {world}", where))
         world = 1
-    unit = figures.WORK_UNIT.get(m.workload)
-    if unit is not None and m.work_unit != unit:
-        out.append(Finding(ERROR, "work-unit", f"a {m.workload} measurement counts work in {unit}, not {m.work_unit}", where))
-    if m.workload == "matmul" and m.work_per_iteration != figures.matmul_flops(spec.get("m", 0), spec.get("n", 0), spec.get("k", 0)):
-        out.append(Finding(ERROR, "flops-mismatch", f"work_per_iteration {m.work_per_iteration} is not 2*M*N*K", where))
-    if m.workload == "train":
+    workload = registry.get(m.workload)
+    if workload is None:
+        return [*out, Finding(ERROR, "unknown-workload", f"workload {m.workload!r} is not one this bench knows "
+                              f"({', '.join(registry.names())}): its figures cannot be re-derived", where)]  # fmt: skip
+    if m.work_unit != workload.unit:
+        out.append(Finding(ERROR, "work-unit", f"a {m.workload} measurement counts work in {workload.unit}, not "
+                           f"{m.work_unit}", where))  # fmt: skip
+    if workload.work is not None:
         try:
-            expected_flops = figures.train_work(spec)
+            expected_work = workload.work(spec)
         except ValueError as exc:
-            expected_flops = None
-            out.append(Finding(ERROR, "flops-mismatch", f"train spec is not valid: {exc}", where))
-        if expected_flops is not None and m.work_per_iteration != expected_flops:
-            out.append(Finding(ERROR, "flops-mismatch", "work_per_iteration differs from the analytic count", where))
+            expected_work = None
+            out.append(Finding(ERROR, "flops-mismatch", f"{m.workload} spec is not valid: {exc}", where))
+        if expected_work is not None and m.work_per_iteration != expected_work:
+            out.append(Finding(ERROR, "flops-mismatch", f"work_per_iteration {m.work_per_iteration} is not what the "
+                               f"spec does ({expected_work} {workload.unit}, bench.figures)", where))  # fmt: skip
     passed = (m.validity or {}).get("passed")
     if (m.status == "ok") != (passed is True):
         out.append(Finding(ERROR, "validity", f"status {m.status!r} but the correctness check says passed={passed!r}", where))
@@ -244,17 +247,10 @@ def _check_measurement(
     peak, notes = reference_peak(m, inventory)
     out += [Finding(f.severity, f.code, f.message, where) for f in notes]
     recorded_peak = (m.peak or {}).get("tflops")
-    if m.workload == "train":
-        expected = figures.train_summary(m.samples_s, m.work_per_iteration, m.details.get("items_per_step", 0), recorded_peak)
-    elif m.workload == "comm":
-        try:
-            expected = figures.comm_summary(m.samples_s, m.spec.get("bytes", 0), m.spec.get("op", ""), m.spec.get("world_size", 1))
-        except ValueError as exc:
-            return [*out, Finding(ERROR, "schema", f"comm spec: {exc}", where)]
-    elif m.workload == "membw":
-        expected = figures.membw_summary(m.samples_s, m.work_per_iteration, (m.peak or {}).get("tbps"))
-    else:
-        expected = figures.matmul_summary(m.samples_s, m.work_per_iteration, recorded_peak)
+    try:
+        expected = workload.summary(m)
+    except ValueError as exc:
+        return [*out, Finding(ERROR, "schema", f"{m.workload} spec: {exc}", where)]
     stored = m.summary or {}
     wrong = sorted(k for k in set(expected) | set(stored) if not _close(expected.get(k), stored.get(k)))
     if wrong:

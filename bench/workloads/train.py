@@ -1,4 +1,5 @@
-"""Training microbenchmarks: a GPT-style decoder and an MLP, trained on a learnable synthetic task, with honest FLOPs.
+"""Training microbenchmarks, the run loop (models in bench.workloads.train_models, FLOPs in
+bench.workloads.train_flops and bench.figures, the spec and presets in bench.registry.train): a GPT-style decoder and an MLP, trained on a learnable synthetic task, with honest FLOPs.
 
 FLOPs per training step (forward + backward = 3 x forward; elementwise ops, norms and softmax not counted, as in
 Megatron's and PaLM's MFU accounting):
@@ -21,19 +22,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from typing import Any, Self
 
 import psutil
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode
 
 from bench import figures
 from bench.hardware import devices
@@ -42,183 +39,21 @@ from bench.hardware.peaks import Peak
 from bench.measure import stats
 from bench.measure.stats import MeasurementWarning
 from bench.measure.timer import CudaEventTimer, PerfCounterTimer, Timer
+from bench.registry.train import PRECISIONS, PRESETS, TrainSpec, preset
 from bench.report.model import Measurement, utc_now
+from bench.workloads.train_flops import counted_flops, flops_per_step, parameters
+from bench.workloads.train_models import GPT, Block, batch, build_model, loss_of, mlp
+
+__all__ = ["GPT", "PRECISIONS", "PRESETS", "Block", "TrainSpec", "batch", "build_model", "counted_flops",
+           "flops_per_step", "loss_of", "mlp", "parameters", "preset"]  # fmt: skip
 
 WORKLOAD = "train"
 #: Final loss must be at most this fraction of the initial loss for the run to count as learning.
 LOSS_DROP = 0.8
 #: Steps at the end whose mean loss is the "final" loss (smooths one noisy step).
 FINAL_WINDOW = 3
-PRECISIONS = ("float32", "bfloat16")
 #: Distinct synthetic batches generated up front and cycled through.
 BATCH_POOL = 8
-#: Distinct tokens in the GPT task's data, whatever the vocabulary.
-DATA_TOKENS = 64
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    model: str  # 'gpt' or 'mlp'
-    preset: str
-    layers: int
-    width: int  # d_model (gpt) or hidden width (mlp)
-    heads: int = 1
-    seq_len: int = 1  # gpt: context T; mlp: 1
-    batch: int = 8
-    vocab: int = 256  # gpt: vocabulary V; mlp: input features and classes
-    steps: int = 20
-    warmup: int = 5
-    lr: float = 3e-3
-    precision: str = "float32"
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        if self.model not in ("gpt", "mlp"):
-            raise ValueError(f"unknown model {self.model!r}; valid: gpt, mlp")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"train precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
-        if self.model == "gpt" and self.width % self.heads:
-            raise ValueError(f"d_model {self.width} is not divisible by {self.heads} heads")
-        if min(self.layers, self.width, self.batch, self.vocab, self.seq_len, self.steps) < 1 or self.warmup < 0:
-            raise ValueError("layers, width, batch, vocab, seq_len and steps must be positive; warmup >= 0")
-
-    @property
-    def items_per_step(self) -> int:
-        """Tokens (gpt) or samples (mlp) per step."""
-        return self.batch * self.seq_len
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-#: Presets: 'tiny' is the CPU smoke test (well under 20 s on 2 cores with warm-up); 'gpt2-124m' is GPT-2 small's
-#: shape; '1b' is ~1.0e9 parameters (18 layers x 2048 wide, GPT-2 vocabulary) for large GPUs.
-PRESETS: dict[str, dict[str, TrainSpec]] = {
-    "gpt": {
-        "tiny": TrainSpec("gpt", "tiny", layers=2, width=128, heads=4, seq_len=64, batch=8, vocab=256, steps=30, warmup=5),
-        "small": TrainSpec("gpt", "small", layers=6, width=384, heads=6, seq_len=256, batch=16, vocab=4096, steps=30, warmup=5),
-        "gpt2-124m": TrainSpec("gpt", "gpt2-124m", layers=12, width=768, heads=12, seq_len=1024, batch=8, vocab=50257,
-                               steps=30, warmup=5, lr=6e-4),
-        "1b": TrainSpec("gpt", "1b", layers=18, width=2048, heads=16, seq_len=2048, batch=4, vocab=50257, steps=20,
-                        warmup=5, lr=3e-4),
-    },
-    "mlp": {
-        "tiny": TrainSpec("mlp", "tiny", layers=3, width=256, batch=64, vocab=64, steps=40, warmup=5),
-        "small": TrainSpec("mlp", "small", layers=4, width=2048, batch=256, vocab=512, steps=40, warmup=5),
-        "gpt2-124m": TrainSpec("mlp", "gpt2-124m", layers=8, width=4096, batch=1024, vocab=1024, steps=40, warmup=5),
-        "1b": TrainSpec("mlp", "1b", layers=16, width=8192, batch=2048, vocab=2048, steps=30, warmup=5),
-    },
-}
-
-
-# --- models and data -----------------------------------------------------------------------------------------------
-
-
-class Block(nn.Module):
-    def __init__(self, d: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.fc, self.out = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in self.qkv(self.ln1(x)).split(d, 2))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d)
-        x = x + self.proj(y)
-        return x + self.out(F.gelu(self.fc(self.ln2(x))))
-
-
-class GPT(nn.Module):
-    def __init__(self, spec: TrainSpec) -> None:
-        super().__init__()
-        self.tok = nn.Embedding(spec.vocab, spec.width)
-        self.pos = nn.Embedding(spec.seq_len, spec.width)
-        self.blocks = nn.ModuleList(Block(spec.width, spec.heads) for _ in range(spec.layers))
-        self.ln = nn.LayerNorm(spec.width)
-        # GPT-2's initialisation: with N(0, 1) embeddings the tied head starts with huge logits and a loss far above
-        # ln(V), which makes "did the loss fall" meaningless.
-        for emb in (self.tok, self.pos):
-            nn.init.normal_(emb.weight, std=0.02)
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
-        for block in self.blocks:
-            x = block(x)
-        return self.ln(x) @ self.tok.weight.t()  # LM head tied to the embedding
-
-
-def mlp(spec: TrainSpec) -> nn.Module:
-    dims = [spec.vocab] + [spec.width] * (spec.layers - 1) + [spec.vocab]
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(dims)):
-        layers.append(nn.Linear(a, b))
-        if i < len(dims) - 2:
-            layers.append(nn.GELU())
-    return nn.Sequential(*layers)
-
-
-def build_model(spec: TrainSpec) -> nn.Module:
-    return GPT(spec) if spec.model == "gpt" else mlp(spec)
-
-
-def batch(spec: TrainSpec, device: str, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A learnable synthetic batch. GPT: sequences that follow a fixed random cycle through DATA_TOKENS tokens from a
-    random first token, so the next token is determined by the current one. MLP: inputs x,
-    labels argmax of a fixed teacher's x.W. The fixed parts come from a constant seed; only the draws vary."""
-    fixed = torch.Generator(device=device).manual_seed(1234)
-    if spec.model == "gpt":
-        # The sequences use a fixed subset of DATA_TOKENS tokens, so a model of any vocabulary starts at ln(V) and
-        # learns within a few dozen steps (first which tokens occur, then which follows which).
-        used = torch.randperm(spec.vocab, generator=fixed, device=device)[: min(spec.vocab, DATA_TOKENS)]
-        successor = used[torch.randperm(len(used), generator=fixed, device=device)]
-        nxt = torch.arange(spec.vocab, device=device)
-        nxt[used] = successor
-        seq = torch.empty(spec.batch, spec.seq_len + 1, dtype=torch.long, device=device)
-        seq[:, 0] = used[torch.randint(0, len(used), (spec.batch,), generator=generator, device=device)]
-        for i in range(spec.seq_len):
-            seq[:, i + 1] = nxt[seq[:, i]]
-        return seq[:, :-1], seq[:, 1:]
-    teacher = torch.randn(spec.vocab, spec.vocab, generator=fixed, device=device)
-    x = torch.randn(spec.batch, spec.vocab, generator=generator, device=device)
-    return x, (x @ teacher).argmax(dim=1)
-
-
-def loss_of(model: nn.Module, spec: TrainSpec, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    out = model(inputs)
-    return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), targets.reshape(-1))
-
-
-# --- FLOPs -----------------------------------------------------------------------------------------------------------
-
-
-def flops_per_step(spec: TrainSpec) -> int:
-    """The analytic count (bench.figures.train_step_flops), per step."""
-    return figures.train_step_flops(spec.model, spec.layers, spec.width, spec.seq_len, spec.batch, spec.vocab)
-
-
-def counted_flops(spec: TrainSpec) -> int:
-    """torch's own count of one training step's FLOPs, on the meta device (shapes only, no arithmetic), with the math
-    SDPA kernel so attention is counted (the fused CPU kernel counts 0)."""
-    with torch.device("meta"):
-        model = build_model(spec)
-        inputs, targets = _meta_batch(spec)
-    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-        loss_of(model, spec, inputs, targets).backward()
-    return int(counter.get_total_flops())
-
-
-def _meta_batch(spec: TrainSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    if spec.model == "gpt":
-        shape = (spec.batch, spec.seq_len)
-        return torch.zeros(shape, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
-    return torch.zeros(spec.batch, spec.vocab), torch.zeros(spec.batch, dtype=torch.long)
-
-
-def parameters(spec: TrainSpec) -> int:
-    with torch.device("meta"):
-        return sum(p.numel() for p in build_model(spec).parameters())
 
 
 # --- running ---------------------------------------------------------------------------------------------------------
@@ -393,14 +228,6 @@ def loss_validity(losses: list[float]) -> dict[str, Any]:
         return {"check": "loss", "passed": False,
                 "reason": f"loss did not fall: {initial:.4g} -> {final:.4g} (needs <= {LOSS_DROP:g}x)"}  # fmt: skip
     return {"check": "loss", "passed": True, "reason": None, "initial": initial, "final": final}
-
-
-def preset(model: str, name: str, **overrides: Any) -> TrainSpec:
-    try:
-        base = PRESETS[model][name]
-    except KeyError:
-        raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS['gpt'])}") from None
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def data_parallel_total(spec: TrainSpec, ranks: list[Measurement], baseline: Measurement, peak: Peak | None) -> Measurement:

@@ -1,7 +1,8 @@
 import pytest
 
 from bench.measure.sampling import Policy, collect, settled, warnings
-from bench.measure.timer import FakeTimer, PerfCounterTimer
+from bench.measure.timer import PerfCounterTimer
+from tests.fakes.timer import FakeTimer
 
 
 def test_settled_needs_a_full_window_within_tolerance():

@@ -5,7 +5,8 @@ import contextlib
 import pytest
 import torch
 
-from bench.measure.timer import CudaEventTimer, FakeTimer, PerfCounterTimer
+from bench.measure.timer import CudaEventTimer, PerfCounterTimer
+from tests.fakes.timer import FakeTimer
 
 
 class FakeCuda:
@@ -71,5 +72,11 @@ def test_perf_counter_timer_measures_positive_durations():
 def test_fake_timer_runs_out_loudly():
     timer = FakeTimer([1.0])
     timer.time(lambda: None, 1)
-    with pytest.raises(StopIteration):
+    with pytest.raises(AssertionError, match="ran out after 1"):
         timer.time(lambda: None, 1)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1e-3, float("nan"), float("inf")])
+def test_fake_timer_refuses_what_no_clock_measures(bad):
+    with pytest.raises(AssertionError, match="finite positive"):
+        FakeTimer([bad]).time(lambda: None, 1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import figures
+from bench import figures, registry
 from bench.hardware import peaks
 from bench.report import keys, sign
 from bench.report import verify as v
@@ -83,7 +83,7 @@ def test_upgraded_to_version_2_and_back_every_figure_is_the_same(data):
             b.summary,
             b.details,
         )
-        assert a.work_unit == figures.WORK_UNIT[a.workload]
+        assert a.work_unit == registry.get(a.workload).unit
         assert isinstance(a.work_per_iteration, int)
 
 

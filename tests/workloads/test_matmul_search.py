@@ -6,9 +6,9 @@ from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import Peak
 from bench.measure.sampling import Policy
-from bench.measure.timer import FakeTimer
 from bench.workloads import matmul as mm
 from bench.workloads import matmul_search as ms
+from tests.fakes.timer import FakeTimer
 
 CPU = DeviceFacts("cpu", "cpu", "test cpu", "fp", 0, None, ("avx2", "fma", "avx512_bf16"))
 

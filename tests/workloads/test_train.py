@@ -5,9 +5,9 @@ import pytest
 from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import Peak
-from bench.measure.timer import FakeTimer
 from bench.report.model import Measurement
 from bench.workloads import train as tr
+from tests.fakes.timer import FakeTimer
 
 CPU = DeviceFacts("cpu", "cpu", "test cpu", "fp", 0, None, ("avx2", "fma"))
 

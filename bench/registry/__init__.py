@@ -1,0 +1,116 @@
+"""The workload registry: each workload says once, in its own module here, everything the rest of bench needs to
+know about it without running it.
+
+A `Workload` names the workload, the unit its work is counted in, how its figures are re-derived from raw samples
+(bench.figures) and its work from its spec, its headline metrics and their Prometheus series, its tables, its
+section of a suite config, and where the function that builds its suite steps lives. The suite config, the suite's
+steps (bench.plans), the metrics, verify, the tables (bench.report.render) and the Prometheus export loop over
+`workloads()`; none of them names a workload. Adding a workload is its measuring module under bench/workloads/ plus
+one descriptor module here (listed in BUILTIN), and their tests.
+
+Everything here is pure: no torch, no workload module. The steps function is named by "module:function" and
+imported only when a suite is built, so verify, aggregate and the renderers never load what measures.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bench.figures import Unit
+
+if TYPE_CHECKING:
+    from bench.report.metrics import Metric
+    from bench.report.model import Measurement
+    from bench.report.render import Grid
+
+#: The built-in workloads, in the order a suite runs them by default; each is bench.registry.<name>.
+BUILTIN = ("matmul", "membw", "train", "comm")
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One key of a suite config section: its kind ('str', 'int', 'float', 'bool', 'str-list', 'int-list',
+    'table'), default, and what values are allowed (bench.suite checks them)."""
+
+    kind: str
+    default: Any
+    help: str
+    choices: Sequence[str] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+
+
+def key(kind: str, default: Any, help: str, **kw: Any) -> ConfigKey:
+    return ConfigKey(kind, default, help, **kw)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Everything bench knows about one workload outside the code that measures it."""
+
+    name: str
+    #: what work_per_iteration counts
+    unit: Unit
+    #: the summary a measurement's raw samples give (bench.figures); verify compares it with the stored one
+    summary: Callable[[Measurement], dict[str, Any]]
+    #: headline metrics of a measured entry (gates, compare, JUnit, CSV, history, Prometheus)
+    metrics: Callable[[Measurement], list[Metric]]
+    #: its tables, given this workload's measurements and whether every matmul is wanted (terminal, HTML, Markdown)
+    grids: Callable[[list[Measurement], bool], list[Grid]]
+    #: its section of a suite config (bench.suite)
+    config: Mapping[str, ConfigKey]
+    #: the work one iteration of a spec does (bench.figures), checked by verify; None: the spec does not fix it
+    work: Callable[[Mapping[str, Any]], int] | None = None
+    #: Prometheus series per metric name: (series name in base units, scale to base units, help)
+    series: Mapping[str, tuple[str, float, str]] = field(default_factory=dict)
+    #: "module:function" building a suite's steps for one device (see bench.plans.suite_steps); None: the workload
+    #: runs across ranks (bench run's multi-rank part), not as per-device steps
+    steps: str | None = None
+    #: one line for `bench run --help` and the config reference
+    help: str = ""
+
+    def step_builder(self) -> Callable[..., list[Any]] | None:
+        """The steps function, imported now (it loads torch)."""
+        if self.steps is None:
+            return None
+        module, _, name = self.steps.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+_REGISTRY: dict[str, Workload] = {}
+
+
+def register(workload: Workload) -> Workload:
+    """Add a workload (its descriptor module calls this once, at import); a second one of the same name is a bug."""
+    if workload.name in _REGISTRY and _REGISTRY[workload.name] is not workload:
+        raise ValueError(f"workload {workload.name!r} is registered twice")
+    _REGISTRY[workload.name] = workload
+    return workload
+
+
+def _load() -> None:
+    for name in BUILTIN:
+        if name not in _REGISTRY:
+            importlib.import_module(f"bench.registry.{name}")
+
+
+def workloads() -> list[Workload]:
+    """Every registered workload, built-ins first in BUILTIN's order (whichever was imported first), then any other
+    in the order it registered."""
+    _load()
+    order = {name: i for i, name in enumerate(BUILTIN)}
+    return sorted(_REGISTRY.values(), key=lambda w: order.get(w.name, len(BUILTIN)))
+
+
+def names() -> tuple[str, ...]:
+    return tuple(w.name for w in workloads())
+
+
+def get(name: str) -> Workload | None:
+    """The workload of that name, or None (a report may hold one this bench does not know)."""
+    _load()
+    return _REGISTRY.get(name)
