@@ -1,4 +1,4 @@
-"""Synthetic but well-formed signed node reports, built the way bench builds real ones (derived_figures, sign)."""
+"""Synthetic but well-formed signed node reports, built the way bench builds real ones (bench.figures, sign)."""
 
 from __future__ import annotations
 

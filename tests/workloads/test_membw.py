@@ -4,9 +4,9 @@ import torch
 from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.measure.sampling import Policy
-from bench.measure.timer import FakeTimer
 from bench.report.model import Measurement
 from bench.workloads import membw as mb
+from tests.fakes.timer import FakeTimer
 
 CPU = DeviceFacts("cpu", "cpu", "test cpu", "fp", 0, None, ())
 FAST = Policy(budget_s=0.02, min_iterations=3, max_warmup_s=0.01, max_warmup_iterations=2)
