@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -20,7 +20,7 @@ import torch.distributed as dist
 from bench import launch, plans, runner
 from bench.hardware import devices
 from bench.report import export, gates, history, html
-from bench.report.model import Measurement, NodeReport
+from bench.report.model import Measurement, NodeReport, utc_now
 from bench.report.store import ReportWriter, write_atomic
 from bench.workloads import comm as cm
 from bench.workloads import train as tr
@@ -46,37 +46,6 @@ class Feedback(Protocol):
     def finished(self) -> None: ...
     def __enter__(self) -> Any: ...
     def __exit__(self, *exc: object) -> Any: ...
-
-
-class Silent:
-    """Feedback that says nothing (tests, library use)."""
-
-    def plan(self, steps: Sequence[runner.Step]) -> None:
-        pass
-
-    def step(self, step: runner.Step) -> None:
-        pass
-
-    def measured(self, m: Measurement) -> None:
-        pass
-
-    def steps_of(self, label: str) -> Callable[[int, int], None]:
-        return lambda done, total: None
-
-    def sweep(self, label: str, total: int) -> Callable[[], None]:
-        return lambda: None
-
-    def say(self, text: str) -> None:
-        pass
-
-    def finished(self) -> None:
-        pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 def far_from_best(m: Measurement) -> dict[str, str] | None:
@@ -231,6 +200,16 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
     if writer:
         tr.annotate_mamf_ratio(writer.report.measurements)
         writer.finish()
+
+
+def record_job_failure(writer: ReportWriter, where: launch.Placement, exc: BaseException) -> None:
+    """Close this node leader's report as interrupted, with an error record saying why the job ended here (a lost
+    peer, a timeout): the measurements already saved stay, and the report says it is partial and why."""
+    host = writer.report.inventory.get("host") or {}
+    node = {"id": "cpu", "kind": "cpu", "name": host.get("cpu_model"), "uuid": host.get("fingerprint")}
+    step = runner.Step(f"job of {where.world_size} ranks", lambda: None, "job", node)
+    writer.add(runner.failure(step, exc, utc_now()))
+    writer.finish(interrupted=True)
 
 
 def gather(where: launch.Placement, writer: ReportWriter | None, spool: runner.Spool, mine: list[Measurement],

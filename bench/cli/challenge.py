@@ -12,6 +12,7 @@ import click
 
 from bench.cli.choices import CHALLENGE_DTYPES
 from bench.cli.options import (
+    auditor_key_option,
     chosen_devices,
     devices_option,
     json_option,
@@ -23,10 +24,9 @@ from bench.cli.options import (
 from bench.cli.output import fail, stdout
 from bench.cli.params import DurationParam
 
-auditor_option = click.option(
-    "--auditor-key", "auditor_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-    help="The auditor's own private key (create one with `bench keys init --key auditor.pem`): it signs the challenge "
-         "and the receipts, and must be a key no node holds.",
+auditor_option = auditor_key_option(
+    "The auditor's own private key (create one with `bench keys init --key auditor.pem`): it signs the challenge and "
+    "the receipts, and must be a key no node holds.", required=True, must_exist=False,
 )  # fmt: skip
 node_trust_option = trusted_keys_option(
     "The nodes' key ids or public keys (one per line): commitments must be signed by one of them, and the auditor's "
@@ -235,9 +235,8 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
 @click.argument("drop", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--receipts", "receipts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The signed receipt log from `collect`: without it no arrival time, so no bound, is proven.")
-@click.option("--auditor-key", "auditor_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="The auditor's key (private, or its .pub): the challenge and receipts must carry its signature. "
-                   "Without it nothing is proven.")
+@auditor_key_option("The auditor's key (private, or its .pub): the challenge and receipts must carry its signature. "
+                    "Without it nothing is proven.")
 @node_trust_option
 @click.option("--proof", "proof_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write what was proven, per device, signed by --auditor-key (a private key), for `bench verify "

@@ -19,7 +19,15 @@ from typing import Any
 import click
 
 from bench.cli import choices
-from bench.cli.options import auditor_key_id, json_option, key_option, signing_key, trusted_keys
+from bench.cli.options import (
+    auditor_key_id,
+    auditor_key_option,
+    json_option,
+    key_option,
+    signing_key,
+    trusted_keys,
+    trusted_keys_option,
+)
 from bench.cli.output import fail
 from bench.cli.params import DurationParam
 
@@ -49,10 +57,8 @@ def policy_options(fn: Any) -> Any:
                           "'reported'."),
         click.option("--operator-keys", "operator_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="Key ids of the operators whose declarations are accepted."),
-        click.option("--trusted-keys", "node_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="The node trust list: a declaration signed by one of these keys is refused."),
-        click.option("--auditor-key", "auditor_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="The auditor's key (private or .pub): the only key whose proofs count."),
+        trusted_keys_option("The node trust list: a declaration signed by one of these keys is refused."),
+        auditor_key_option("The auditor's key (private or .pub): the only key whose proofs count."),
         click.option("--proof", "proof_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="A challenge proof (bench challenge verify --proof). Repeatable."),
         click.option("--claims", "claims_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -81,7 +87,7 @@ def _common(kw: dict[str, Any]) -> dict[str, Any]:
     from bench.report import intake
     from bench.report import verify as v
 
-    node_ids = _ids(kw["node_path"], "--trusted-keys")
+    node_ids = _ids(kw["trusted_path"], "--trusted-keys")
     auditor = auditor_key_id(kw["auditor_path"], set(node_ids) if node_ids is not None else None)
     policy = dd.Policy(_ids(kw["aggregator_path"], "--aggregator-keys"), auditor, _ids(kw["operator_path"], "--operator-keys"),
                        node_ids, kw["stale_after"].total_seconds())  # fmt: skip

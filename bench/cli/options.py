@@ -75,6 +75,12 @@ def trusted_keys(path: Path | None, option: str = "--trusted-keys") -> set[str] 
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
+def auditor_key_option(help_text: str, *, required: bool = False, must_exist: bool = True) -> Callable[[F], F]:
+    """--auditor-key FILE: the auditor's Ed25519 key (a key no node holds); private where the verb signs with it."""
+    return click.option("--auditor-key", "auditor_path", type=click.Path(exists=must_exist, dir_okay=False, path_type=Path),
+                        required=required, default=None, help=help_text)  # fmt: skip
+
+
 def auditor_key_id(path: Path | None, trusted: set[str] | None) -> str | None:
     """The auditor's key id from its key file (private, or its .pub); refused when the node trust list holds it: a
     key the nodes' operator may hold cannot stand for the auditor."""

@@ -34,8 +34,7 @@ def place(device_name: str | None) -> tuple[Any, str, str]:
 def rank_job(where: Any, writer: Any) -> Iterator[None]:
     """Run a multi-rank body: Ctrl-C closes the report as interrupted (exit 130); any failure, a vanished peer's
     included, ends this rank with one line naming it (exit 1) instead of hanging; the process group is always left."""
-    from bench import launch, runner
-    from bench.report.model import utc_now
+    from bench import launch, orchestrate, runner
 
     try:
         yield
@@ -49,11 +48,7 @@ def rank_job(where: Any, writer: Any) -> Iterator[None]:
         fail(f"rank {where.rank}: terminated (SIGTERM); finished measurements are saved")
     except Exception as exc:  # noqa: BLE001 - whatever failed, the job must end with a clear line, never hang
         if writer:  # the report says why it ends here (a lost peer, a timeout), as an error record, then closes
-            host = writer.report.inventory.get("host") or {}
-            node = {"id": "cpu", "kind": "cpu", "name": host.get("cpu_model"), "uuid": host.get("fingerprint")}
-            step = runner.Step(f"job of {where.world_size} ranks", lambda: None, "job", node)
-            writer.add(runner.failure(step, exc, utc_now()))
-            writer.finish(interrupted=True)
+            orchestrate.record_job_failure(writer, where, exc)
         fail(f"rank {where.rank}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
     finally:
         launch.leave()

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.table import Table
 
-from bench.cli.options import auditor_key_id, json_option, max_age_option, trusted_keys, trusted_keys_option
+from bench.cli.options import (
+    auditor_key_id,
+    auditor_key_option,
+    json_option,
+    max_age_option,
+    trusted_keys,
+    trusted_keys_option,
+)
 from bench.cli.output import fail, stdout
 
 if TYPE_CHECKING:
@@ -118,8 +125,7 @@ def _check(data: Any, trusted: set[str] | None, max_age: Any) -> tuple[list[v.Fi
                    "node reports given. Supported only by the proven tier (--proof). Repeatable.")
 @click.option("--proof", "proof_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A challenge proof from `bench challenge verify --proof` (signed by --auditor-key). Repeatable.")
-@click.option("--auditor-key", "auditor_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The auditor's key (private, or its .pub): the only key whose proofs count.")
+@auditor_key_option("The auditor's key (private, or its .pub): the only key whose proofs count.")
 @click.option("--from", "from_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Disclosures: the folder of capacity reports, proofs and child disclosures to re-derive them from.")
 @json_option("the findings, tiers and claim checks")
