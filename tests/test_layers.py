@@ -29,8 +29,12 @@ def _imports(path: Path) -> list[str]:
     return names
 
 
-BOTTOM = [*sorted((ROOT / "bench" / "report").glob("*.py")), *sorted((ROOT / "bench" / "registry").glob("*.py")),
-          ROOT / "bench" / "figures.py", ROOT / "bench" / "suite.py"]
+BOTTOM = [
+    *sorted((ROOT / "bench" / "report").glob("*.py")),
+    *sorted((ROOT / "bench" / "registry").glob("*.py")),
+    ROOT / "bench" / "figures.py",
+    ROOT / "bench" / "suite.py",
+]
 
 
 @pytest.mark.parametrize("path", [p for p in BOTTOM if p.name not in EXEMPT], ids=lambda p: p.name)

@@ -55,6 +55,7 @@ class TrainSpec:
 
 #: Presets: 'tiny' is the CPU smoke test (well under 20 s on 2 cores with warm-up); 'gpt2-124m' is GPT-2 small's
 #: shape; '1b' is ~1.0e9 parameters (18 layers x 2048 wide, GPT-2 vocabulary) for large GPUs.
+# fmt: off
 PRESETS: dict[str, dict[str, TrainSpec]] = {
     "gpt": {
         "tiny": TrainSpec("gpt", "tiny", layers=2, width=128, heads=4, seq_len=64, batch=8, vocab=256, steps=30, warmup=5),
@@ -71,6 +72,7 @@ PRESETS: dict[str, dict[str, TrainSpec]] = {
         "1b": TrainSpec("mlp", "1b", layers=16, width=8192, batch=2048, vocab=2048, steps=30, warmup=5),
     },
 }
+# fmt: on
 
 
 def preset(model: str, name: str, **overrides: Any) -> TrainSpec:
@@ -79,8 +81,6 @@ def preset(model: str, name: str, **overrides: Any) -> TrainSpec:
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; valid: {', '.join(PRESETS['gpt'])}") from None
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
-
-
 
 
 def summary(m: Measurement) -> dict[str, Any]:

@@ -38,5 +38,3 @@ def _meta_batch(spec: TrainSpec) -> tuple[torch.Tensor, torch.Tensor]:
 def parameters(spec: TrainSpec) -> int:
     with torch.device("meta"):
         return sum(p.numel() for p in build_model(spec).parameters())
-
-

@@ -89,5 +89,3 @@ def batch(spec: TrainSpec, device: str, generator: torch.Generator) -> tuple[tor
 def loss_of(model: nn.Module, spec: TrainSpec, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     out = model(inputs)
     return F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), targets.reshape(-1))
-
-
