@@ -1,13 +1,23 @@
-"""Small NodeReports with chosen raw samples, for the pure functions over reports (compare, gates, exports)."""
+"""The one report-builder of the tests: node reports built the way bench builds them (bench.figures for every
+summary, bench.report.sign for the signature), with chosen raw samples.
+
+Small CPU reports for the pure functions over reports (compare, gates, exports): matmul, report, every_workload.
+Signed GPU fleets for verify and aggregate: gpu_measurement, node_report, resign (tests.report.fleet re-exports them).
+"""
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import hashlib
 import random
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from bench import figures
+from bench.hardware import peaks
+from bench.report import sign
 from bench.report.model import Measurement, NodeReport
-from bench.workloads import matmul as mm
 
 HOST = {"hostname": "node-a", "fingerprint": "fp-a", "cpu_model": "Test CPU", "architecture": "x86_64",
         "physical_cores": 2, "torch_version": "2.13.0+cpu", "torch_cuda": None, "torch_blas": "mkl"}  # fmt: skip
@@ -20,17 +30,27 @@ def samples(median_s: float, n: int = 30, spread: float = 0.01, seed: int = 0) -
     return [median_s * (1 + rng.uniform(-spread, spread)) for _ in range(n)]
 
 
-def matmul(precision: str, samples_s: list[float], *, status: str = "ok", emulated: bool = False,
-           role: str | None = None, mamf: bool = False) -> Measurement:  # fmt: skip
-    flops = mm.flops(N, N, N)
+def matmul_measurement(n: int, precision: str, samples_s: list[float], device: dict, *, status: str = "ok",
+                       emulated: bool = False, role: str | None = None, mamf: bool = False, peak: peaks.Peak | None = None,
+                       **fields: object) -> Measurement:  # fmt: skip
+    """An n x n x n matmul measured as bench records one: 2n^3 FLOPs, its summary from the samples (against the peak
+    when one is given), the Freivalds verdict its status implies, and a search role when given."""
+    flops = figures.matmul_flops(n, n, n)
     details: dict = {"backend": "torch"}
     if role:
         details["search"] = {"role": role, "mode": "auto", "mamf": mamf}
-    return Measurement(workload="matmul", spec={"m": N, "n": N, "k": N, "precision": precision}, device=dict(DEVICE),
+    return Measurement(workload="matmul", spec={"m": n, "n": n, "k": n, "precision": precision}, device=dict(device),
                        status=status, reason=None if status == "ok" else "product check failed", emulated=emulated,
-                       work_per_iteration=flops, work_unit="FLOP", timer="perf_counter", samples_s=samples_s,
-                       summary=figures.matmul_summary(samples_s, flops, None),
-                       validity={"check": "freivalds", "passed": status == "ok"}, details=details)  # fmt: skip
+                       work_per_iteration=flops, work_unit="FLOP", samples_s=samples_s,
+                       summary=figures.matmul_summary(samples_s, flops, peak.tflops if peak else None),
+                       validity={"check": "freivalds", "passed": status == "ok"},
+                       peak=peak.to_dict() if peak else None, details=details, **fields)  # fmt: skip
+
+
+def matmul(precision: str, samples_s: list[float], *, status: str = "ok", emulated: bool = False,
+           role: str | None = None, mamf: bool = False) -> Measurement:  # fmt: skip
+    return matmul_measurement(N, precision, samples_s, DEVICE, status=status, emulated=emulated, role=role, mamf=mamf,
+                              timer="perf_counter")  # fmt: skip
 
 
 def report(measurements: list[Measurement], *, host: dict | None = None, run_id: str = "run-a",
@@ -88,3 +108,57 @@ def every_workload(device: dict | None = None) -> list[Measurement]:
         if device:
             m.device = dict(device)
     return out
+
+
+# --- signed GPU fleets (verify, aggregate, disclosure) ---------------------------------------------------------------
+
+H100 = "NVIDIA H100 80GB HBM3"
+SHAPE = 8192
+
+
+def gpu_uuid(node: int, index: int) -> str:
+    return "GPU-" + hashlib.sha256(f"{node}/{index}".encode()).hexdigest()[:32]
+
+
+def gpu_measurement(node: int, index: int, tflops: float, precision: str = "bfloat16", samples: int = 20,
+                    role: str | None = "final", model: str = H100) -> Measurement:  # fmt: skip
+    base = figures.matmul_flops(SHAPE, SHAPE, SHAPE) / (tflops * 1e12)
+    # real timings never repeat across devices: a tiny per-device factor keeps clones (identical samples) detectable
+    jitter = 1 + 1e-10 * (1 + node * 64 + index)
+    samples_s = [base * jitter * (1 + 0.001 * ((i * 7) % 5 - 2)) for i in range(samples)]
+    device = {"id": f"cuda:{index}", "kind": "cuda", "name": model, "uuid": gpu_uuid(node, index),
+              "l2_cache_bytes": 50 * 2**20, "compute_capability": "9.0", "isa_flags": []}  # fmt: skip
+    return matmul_measurement(SHAPE, precision, samples_s, device, role=role, mamf=True,
+                              peak=peaks.vendor_peak(model, precision), timer="cuda_event", warmup_s=[base * 1.2, base],
+                              start_utc="2026-11-28T10:00:00.000000Z", end_utc="2026-11-28T10:00:05.000000Z")  # fmt: skip
+
+
+def node_report(node: int, tflops: list[float], key: Ed25519PrivateKey, *, end: str = "2026-11-28T10:05:00.000000Z",
+                gpu_indices: list[int] | None = None, precision: str = "bfloat16") -> dict:  # fmt: skip
+    """A signed report of node `node` with one GPU per entry of `tflops` (its bf16 MAMF)."""
+    indices = gpu_indices or list(range(len(tflops)))
+    gpus = [{"index": i, "name": H100, "uuid": gpu_uuid(node, i), "memory_bytes": 85520809984, "unavailable": {}}
+            for i in indices]  # fmt: skip
+    report = NodeReport(
+        run_id=f"run-{node}",
+        tool={"name": "bench", "version": "0.1.0", "git_commit": None},
+        command_line=["bench", "matmul", "--search", "auto"],
+        config={},
+        inventory={"host": {"hostname": f"node{node:05d}", "fingerprint": f"host-{node}", "unavailable": {}},
+                   "nvml": {"available": True, "gpus": gpus}},
+        start_utc=(dt.datetime.fromisoformat(end) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        end_utc=end,
+        measurements=[gpu_measurement(node, i, t, precision) for i, t in zip(indices, tflops, strict=True)],
+    )
+    data = report.to_dict()
+    data["signature"] = sign.sign(data, key)
+    return data
+
+
+def resign(data: dict, key: Ed25519PrivateKey) -> dict:
+    data = {k: v for k, v in data.items() if k != "signature"}
+    data["signature"] = sign.sign(data, key)
+    return data
+
+
+NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
