@@ -186,13 +186,12 @@ STRAGGLER_FRACTION = 0.75
 
 
 def local_figures(measurements: list[Measurement]) -> dict[str, float]:
-    """This rank's own matmul figure per precision (the best valid, non-emulated median TFLOPS; the MAMF when a search
-    ran), for comparing the ranks of a job."""
+    """This rank's own matmul figure per precision, for comparing the ranks of a job: its device's MAMF
+    (bench.figures.mamf: the search's when a search ran, else the best valid, non-emulated fixed-shape median; the
+    best of its devices if it measured several)."""
     out: dict[str, float] = {}
-    for m in measurements:
-        if m.workload == "matmul" and m.status == "ok" and not m.emulated and m.summary:
-            p = m.spec.get("precision")
-            out[p] = max(out.get(p, 0.0), float(m.summary["tflops_median"]))
+    for (_, p), (m, _) in figures.mamf(measurements, lambda m: (m.device.get("uuid"), m.spec.get("precision"))).items():
+        out[p] = max(out.get(p, 0.0), float(m.summary["tflops_median"]))
     return out
 
 

@@ -23,7 +23,7 @@ def test_prometheus_text_parses_back_with_labels_and_values():
             "bench_run_complete", "bench_run_timestamp_seconds", "bench_device_info"} <= set(families)  # fmt: skip
     (mamf,) = families["bench_matmul_mamf_flops_per_second"].samples
     assert mamf.labels == {"Hostname": "node-a", "gpu": "", "UUID": "", "pci_bus_id": "", "device": "cpu",
-                           "modelName": "Test CPU", "precision": "float32", "emulated": "false"}  # fmt: skip
+                           "modelName": "Test CPU", "GPU_I_ID": "", "precision": "float32", "emulated": "false"}  # fmt: skip
     assert mamf.value == r.measurements[2].summary["tflops_median"] * 1e12
     fixed = families["bench_matmul_flops_per_second"].samples
     assert [s.labels["precision"] for s in fixed] == ["float32"]  # the invalid float64 figure is not exported as a figure
