@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from bench import precision as prec
+from bench.challenge import exact_rows
 from bench.challenge.documents import (
     Challenge,
     _expect,
@@ -47,7 +48,7 @@ from bench.challenge.protocol import (
     utc,
 )
 from bench.hardware import peaks
-from bench.report import exact_rows, intake
+from bench.report import intake
 from bench.report import verify as verify_report
 from bench.report.model import Measurement
 from bench.report.verify import ERROR, WARNING, Finding

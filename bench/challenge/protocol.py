@@ -67,7 +67,7 @@ ARCHIVE_BYTES_PER_NAME = 2 * MAX_COMMIT_BYTES
 ARCHIVE_VERSIONS_PER_NAME = 8
 
 
-#: Freivalds vectors per product (each O(n^2)); the exact-row check (bench.report.exact_rows) runs alongside.
+#: Freivalds vectors per product (each O(n^2)); the exact-row check (bench.challenge.exact_rows) runs alongside.
 FREIVALDS_VECTORS = 2
 
 

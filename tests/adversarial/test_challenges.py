@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 from bench import challenge as chl
 from bench import precision as prec
+from bench.challenge import exact_rows
 from bench.cli import main
-from bench.report import exact_rows, intake, keys, sign
+from bench.report import intake, keys, sign
 from bench.report.store import dumps, write_atomic
 from bench.workloads import freivalds
 from tests.perf import precision_table as cheap
@@ -137,7 +138,7 @@ def test_attack_5_cheaper_arithmetic_passes_a_float32_challenge(tmp_path):
     tf32 = cheap.tf32(a) @ cheap.tf32(b)
     assert freivalds.check(a, b, tf32, prec.get("float32"), generator=torch.Generator().manual_seed(0)).passed  # the gap
     del tf32
-    for name, product in (("tf32", lambda x, y: cheap.tf32(x) @ cheap.tf32(y)),):  # fp16: tests/report/test_exact_rows.py
+    for name, product in (("tf32", lambda x, y: cheap.tf32(x) @ cheap.tf32(y)),):  # fp16: tests/challenge/test_exact_rows.py
         drop = tmp_path / name
         drop.mkdir()
         base = _answer(drop, ch, product=product)

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import challenge as chl  # noqa: E402
-from bench.report import exact_rows  # noqa: E402
+from bench.challenge import exact_rows  # noqa: E402
 
 Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

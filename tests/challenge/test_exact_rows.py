@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.report import exact_rows
+from bench.challenge import exact_rows
 from tests.perf import precision_table as table
 
 
