@@ -76,7 +76,7 @@ def _rows(data: dict[str, Any], where: str) -> list[dict[str, Any]]:
             v.parse_utc(d["measured_utc"])
         except ValueError as exc:
             raise DisclosureError(f"{where}: devices[{i}].measured_utc: {exc}") from None
-        out.append({k: d.get(k) for k in _ROW_TYPES})
+        out.append(d)  # validated in place: a country holds about a million rows, not copied
     return out
 
 
@@ -144,6 +144,10 @@ class Store:
             self._digests[doc.sha256] = sign.digest(doc.data)
         return self._digests[doc.sha256]
 
+    def remember_digest(self, doc: intake.Document, digest: str | None) -> None:
+        if digest is not None:
+            self._digests[doc.sha256] = digest
+
     def checked(self, sha256: str) -> bool:
         return sha256 in self._checked
 
@@ -167,7 +171,13 @@ def leaf(
                                   "aggregator trust list")  # fmt: skip
         rows = store.rows(doc.sha256)
     else:
-        rows = check_capacity(doc.data, intake.safe_name(str(doc.path)), aggregator_ids=aggregator_ids)
+        where = intake.safe_name(str(doc.path))
+        if isinstance(doc.data, dict) and doc.data.get("kind") == cap.CAPACITY_KIND:
+            valid, why, digest = sign.inspect(doc.data)  # the signature and the digest from one canonicalization
+            if not valid:
+                raise DisclosureError(f"{where}: {why}")
+            store.remember_digest(doc, digest)
+        rows = check_capacity(doc.data, where, aggregator_ids=aggregator_ids, verified=True)
         store.mark_checked(doc.sha256, rows)
     return Leaf(path, cluster, store.digest(doc), doc.sha256, sign.signer(doc.data), doc.data), rows
 
@@ -182,14 +192,20 @@ def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator
     leaf, site path, whether it is defective (by its capacity report) or stale (measured more than `stale_after` before
     `as_of`), and its tier after the disclosure's own rules: a stale row, a row of a capacity report whose signer is
     unchecked, and the kept row of a clone (two device ids sharing an identity) are 'reported' at most."""
-    records = []
+    columns = [*_ROW_TYPES, "leaf", "report", "site", "cluster", "defective"]
+    data: dict[str, list[Any]] = {c: [] for c in columns}
     for lf, rows in sorted(leaves, key=lambda x: x[0].label):
         bad = defective_keys(lf.data)
-        for r in rows:
-            records.append({**r, "leaf": lf.label, "report": lf.label, "site": "/".join(lf.path), "cluster": lf.cluster,
-                            "defective": (r["device"], r["precision"]) in bad})  # fmt: skip
-    columns = [*_ROW_TYPES, "leaf", "report", "site", "cluster", "defective"]
-    df = pd.DataFrame.from_records(records, columns=columns)
+        for key in _ROW_TYPES:  # column by column: no per-row dict for a million rows
+            data[key] += [r.get(key) for r in rows]
+        n = len(rows)
+        data["leaf"] += [lf.label] * n
+        data["report"] += [lf.label] * n
+        data["site"] += ["/".join(lf.path)] * n
+        data["cluster"] += [lf.cluster] * n
+        data["defective"] += [(r["device"], r["precision"]) in bad for r in rows] if bad else [False] * n
+    df = pd.DataFrame(data, columns=columns)
+    del data
     if df.empty:
         return df.assign(stale=pd.Series(dtype=bool), measured=pd.Series(dtype="datetime64[ns, UTC]"),
                          **{f"p{i}": pd.Series(dtype=object) for i in range(4)}), []  # fmt: skip
