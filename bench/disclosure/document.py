@@ -141,12 +141,12 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
     counted, duplicates = merge(leaves, trusted_aggregator=policy.aggregator_ids is not None, as_of=as_of,
                                 stale_after=dt.timedelta(seconds=policy.stale_after_s))  # fmt: skip
     proven = _read_proofs(proof_docs, policy, as_of)
-    capacity = kpis.capacity(counted, proven)
+    per_cat = kpis.categories(counted)
+    capacity = kpis.capacity(counted, proven, per_cat)
     inventory = kpis.inventory(counted)
     peak_pflops = {}
-    for category, precisions in kpis.CATEGORIES:
-        rows = kpis._per_device(counted[counted["precision"].isin(precisions)])
-        peak_pflops[category] = float(pd.to_numeric(rows["peak_tflops"], errors="coerce").sum()) / 1e3
+    for category, _ in kpis.CATEGORIES:
+        peak_pflops[category] = float(pd.to_numeric(per_cat[category]["peak_tflops"], errors="coerce").sum()) / 1e3
     headline = counted[counted["precision"].isin(dict(kpis.CATEGORIES)[kpis.HEADLINE])]
     by_site = {
         str(s): float(g.drop_duplicates("device")["mamf_tflops"].sum()) / 1e3 for s, g in headline.groupby("site")
@@ -183,9 +183,9 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         "capacity": capacity,
         "kpis": _flat_kpis(capacity, inventory),
         "inventory": inventory,
-        "readiness": kpis.readiness(counted, inventory, by_class["classes"]),
+        "readiness": kpis.readiness(per_cat, inventory, by_class["classes"]),
         "readiness_by_class": by_class,
-        "tree": kpis.tree(counted, depth),
+        "tree": kpis.tree(counted, per_cat, depth),
         "duplicates": [
             {k: (sorted(map(str, x)) if isinstance(x, list) else str(x)) for k, x in d.items()} for d in duplicates
         ],

@@ -60,7 +60,12 @@ def _per_device(rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def capacity(counted: pd.DataFrame, proven: Proven) -> list[dict[str, Any]]:
+def categories(counted: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per category, one row per device (_per_device), computed once for every figure that needs it."""
+    return {c: _per_device(counted[counted["precision"].isin(ps)]) for c, ps in CATEGORIES}
+
+
+def capacity(counted: pd.DataFrame, proven: Proven, per_cat: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
     """Per category: reported, bounded and proven PFLOPS (each its own tier), sustained PFLOPS, devices, dates."""
     out = []
     peaks: dict[str, dict[str, float | None]] = {}
@@ -68,7 +73,7 @@ def capacity(counted: pd.DataFrame, proven: Proven) -> list[dict[str, Any]]:
         peaks.setdefault(p, {})[d] = None if pk is None or (isinstance(pk, float) and math.isnan(pk)) else float(pk)
     proven_by_precision = proven.totals(peaks)
     for category, precisions in CATEGORIES:
-        rows = _per_device(counted[counted["precision"].isin(precisions)])
+        rows = per_cat[category]
         bounded = rows[rows["tier"] == v.BOUNDED]
         msmf = pd.to_numeric(rows["msmf_tflops"], errors="coerce")
         proven_tf = max((proven_by_precision.get(p, 0.0) for p in precisions), default=0.0)
@@ -114,7 +119,7 @@ def inventory(counted: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def readiness(
-    counted: pd.DataFrame, inventory_rows: list[dict[str, Any]], classes: list[dict[str, Any]]
+    per_cat: dict[str, pd.DataFrame], inventory_rows: list[dict[str, Any]], classes: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Readiness figures: healthy share, MAMF / peak and MSMF / peak per category (peaks from bench's own table, only
     over devices that have one); then per node class (bench.disclosure.readiness) bus bandwidth, memory bandwidth,
@@ -126,8 +131,8 @@ def readiness(
         "value": healthy / devices if devices else None, "unit": "share", "tier": v.REPORTED,
         "derivation": "devices not listed defective by their capacity report and measured within the staleness window",
     }]  # fmt: skip
-    for category, precisions in CATEGORIES:
-        rows = _per_device(counted[counted["precision"].isin(precisions)])
+    for category, _ in CATEGORIES:
+        rows = per_cat[category]
         peak = pd.to_numeric(rows["peak_tflops"], errors="coerce")
         with_peak = rows[peak.notna() & (peak > 0)]
         if with_peak.empty:
@@ -164,26 +169,33 @@ def readiness(
     return out
 
 
-def tree(counted: pd.DataFrame, level_depth: int) -> dict[str, Any]:
+def tree(counted: pd.DataFrame, per_cat: dict[str, pd.DataFrame], level_depth: int) -> dict[str, Any]:
     """The roll-up below this disclosure's level as nested nodes (country > region > city > site > cluster), each with
     its counted devices and reported / bounded PFLOPS per category, after the device-once rule (so children sum to
-    their parent)."""
-
-    def node(name: str, rows: pd.DataFrame, depth: int) -> dict[str, Any]:
-        figures = {}
-        for category, precisions in CATEGORIES:
-            r = _per_device(rows[rows["precision"].isin(precisions)])
-            if len(r):
-                figures[category] = {"reported_pflops": _pf(r["mamf_tflops"].sum()),
-                                     "bounded_pflops": _pf(r.loc[r["tier"] == v.BOUNDED, "mamf_tflops"].sum())}  # fmt: skip
-        out = {"name": name, "devices": int(rows["device"].nunique()), "pflops": figures, "children": []}
-        if depth < 5:
-            keys = rows["cluster"] if depth == 4 else rows[f"p{depth}"]
-            for child, g in rows.groupby(keys, sort=True):
-                out["children"].append(node(str(child), g, depth + 1))
-        return out
-
+    their parent). Sums are grouped once per depth (vectorized), then nested."""
     if counted.empty:
         return {"name": "", "devices": 0, "pflops": {}, "children": []}
-    name = counted[f"p{level_depth - 1}"].iloc[0]
-    return node(name, counted, level_depth)
+
+    def keys_at(depth: int) -> list[str]:
+        return [f"p{i}" for i in range(depth)] if depth <= 4 else ["p0", "p1", "p2", "p3", "cluster"]
+
+    nodes: dict[tuple[str, ...], dict[str, Any]] = {}
+    for depth in range(level_depth, 6):
+        keys = keys_at(depth)
+        for key, n in counted.groupby(keys, sort=True)["device"].nunique().items():
+            key = key if isinstance(key, tuple) else (key,)
+            nodes[key] = {"name": str(key[-1]), "devices": int(n), "pflops": {}, "children": []}
+        for category, _ in CATEGORIES:
+            rows = per_cat[category]
+            if rows.empty:
+                continue
+            sums = rows.assign(bounded=rows["mamf_tflops"].where(rows["tier"] == v.BOUNDED, 0.0)).groupby(keys, sort=True)[
+                ["mamf_tflops", "bounded"]].sum()  # fmt: skip
+            for key, reported, bounded in zip(sums.index, sums["mamf_tflops"], sums["bounded"], strict=True):
+                key = key if isinstance(key, tuple) else (key,)
+                nodes[key]["pflops"][category] = {"reported_pflops": _pf(reported), "bounded_pflops": _pf(bounded)}
+    for key in sorted(nodes, key=lambda k: (len(k), k)):
+        if len(key) > level_depth:
+            nodes[key[:-1]]["children"].append(nodes[key])
+    (root,) = [node for key, node in nodes.items() if len(key) == level_depth]
+    return root
