@@ -1,22 +1,31 @@
-"""The names the verbs offer and the defaults their help states, held without importing torch so that `bench --help`
-and `bench VERB --help` answer at once. Each is the library's own definition, restated: tests/cli/test_lazy_cli.py
-fails when one differs from bench.precision, bench.suite, bench.plans, bench.workloads.* or bench.challenge."""
+"""The names the verbs offer and the defaults their help states, without importing torch, so that `bench --help`
+and `bench VERB --help` answer at once. Where the library's definition lives in a torch-free module (bench.precision,
+bench.suite, bench.figures, bench.registry) it is used as is; the few that live beside torch code (the matmul and search
+defaults, the suite's default training presets, the challenge's dtypes, the disclosure levels) are restated here, and
+tests/cli/test_lazy_cli.py fails when one differs from the library's."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-#: bench.precision.PRECISIONS, in its order
-PRECISIONS = ("float64", "float32", "tf32", "bfloat16", "float16", "float8_e4m3", "int8")
-#: bench.suite.WORKLOADS
-WORKLOADS = ("matmul", "membw", "train", "comm")
-#: bench.workloads.train: PRECISIONS, the models and presets of PRESETS, and bench.plans.DEFAULT_TRAIN_PRESETS
-TRAIN_PRECISIONS = ("float32", "bfloat16")
-TRAIN_MODELS = ("gpt", "mlp")
-TRAIN_PRESETS = ("tiny", "small", "gpt2-124m", "1b")
+from bench import precision, suite
+from bench.figures import COMM_OPS
+from bench.registry import train as train_registry
+
+#: every precision bench measures (bench.precision.PRECISIONS), in its order
+PRECISIONS = tuple(precision.PRECISIONS)
+#: the suite's workloads (bench.registry, through bench.suite)
+WORKLOADS = tuple(suite.WORKLOADS)
+#: training: its precisions, models and their presets (bench.registry.train)
+TRAIN_PRECISIONS = tuple(train_registry.PRECISIONS)
+TRAIN_MODELS = tuple(train_registry.PRESETS)
+TRAIN_PRESETS = tuple(dict.fromkeys(p for presets in train_registry.PRESETS.values() for p in presets))
+#: the collectives bench comm times (bench.figures.COMM_OPS)
+COMM_OPS = tuple(COMM_OPS)
+
+# Restated (their modules load torch, numpy or pandas): ----------------------------------------------------------------
+#: bench.plans.DEFAULT_TRAIN_PRESETS
 DEFAULT_TRAIN_PRESETS = {"cpu": ("tiny",), "cuda": ("small", "gpt2-124m")}
-#: bench.workloads.comm.OPS
-COMM_OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "sendrecv")
 #: bench.workloads.matmul.DEFAULT_SIZE and bench.workloads.matmul_search's BUDGET_S, WINDOW_S, SETTLE_S
 MATMUL_DEFAULT_SIZE = {"cpu": 2048, "cuda": 8192}
 SEARCH_BUDGET_S = {"cpu": 30.0, "cuda": 300.0}
