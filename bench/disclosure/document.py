@@ -376,7 +376,10 @@ def examine(data: dict[str, Any], folder: Path | None, where: str) -> list[v.Fin
         return [
             v.Finding(v.WARNING, "not-recomputed", "no --from: the disclosure's figures were not re-derived", where)
         ]
-    return verify(data, Store(folder), where)
+    try:
+        return verify(data, Store(folder), where)
+    except Exception as exc:  # noqa: BLE001 - a hostile document is one failed entry, never a traceback
+        return [v.Finding(v.ERROR, "unchecked", f"{type(exc).__name__} while re-deriving it: {exc}", where)]
 
 
 def load(path: Path) -> dict[str, Any]:
