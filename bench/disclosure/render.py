@@ -23,7 +23,7 @@ def _n(x: Any, digits: int = 4) -> str:
     if isinstance(x, bool):
         return "yes" if x else "no"
     if isinstance(x, float):
-        return f"{x:,.{digits}g}" if abs(x) < 1e6 else f"{x:,.0f}"
+        return f"{x:,.{digits}g}" if abs(x) < 1000 else f"{x:,.0f}"
     return f"{x:,}" if isinstance(x, int) else str(x)
 
 
