@@ -180,3 +180,14 @@ def test_the_page_loads_in_headless_chromium_with_every_section(setup, tmp_path)
         line for line in proc.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)
     ]
     assert console_errors == []
+
+
+def test_the_schema_is_published_and_a_malformed_child_is_refused_with_exit_2(setup, tmp_path):
+    tmp, _, _, policy = setup
+    result = _run("disclose", "schema")
+    assert result.exit_code == 0 and json.loads(result.output)["$schema"].endswith("2020-12/schema")
+    junk = tmp_path / "child.json"
+    junk.write_text('{"kind": "bench.disclosure", "schema_version": 1, "level": "site"}')
+    result = _run("disclose", "rollup", "--level", "city", "--name", "Alpha", "--from", tmp, junk, *policy,
+                  "-o", tmp_path / "out")  # fmt: skip
+    assert result.exit_code == 2 and "schema" in result.output and "Traceback" not in result.output
