@@ -94,7 +94,7 @@ def challenge_group() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Challenge file to write.")
 @click.option("--dtype", type=click.Choice(CHALLENGE_DTYPES), default="float32", show_default=True,
               help="Precision of the matrices and products.")
-@click.option("--n", "n", type=click.IntRange(min=2, max=65536), default=4096, show_default=True, help="Matrix size.")
+@click.option("--n", "n", type=click.IntRange(min=2, max=65536), default=4096, show_default=True, help="Side n of the n x n matrices (each product is 2n^3 FLOPs).")
 @click.option("--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device.")
 @click.option("--window", type=DurationParam(), default="10m", show_default=True,
               help="Time from issue to the deadline: a number with s, m, h, d or w.")

@@ -61,19 +61,19 @@ class RangeParam(click.ParamType):
 
 class PrecisionParam(click.Choice):
     """A precision by its name (bfloat16) or a common alias (bf16, fp16, fp32, fp64, fp8, tf32, int8): the same
-    aliases `bench verify --claim` reads (bench.report.aggregate.ALIASES)."""
+    aliases `bench verify --claim` reads (bench.report.claims.ALIASES)."""
 
     def __init__(self, names: list[str]) -> None:
         super().__init__(names)
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from bench.report.aggregate import ALIASES
+        from bench.report.claims import ALIASES
 
         text = str(value).strip().lower()
         return str(super().convert(ALIASES.get(text, text), param, ctx))
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:  # type: ignore[override]
-        return "[" + "|".join(map(str, self.choices)) + "] (or bf16, fp16, fp8, ...)"
+        return "[" + "|".join(map(str, self.choices)) + "] (or an alias: bf16, fp32, ...)"
 
 
 class SingleDeviceParam(click.ParamType):

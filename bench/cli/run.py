@@ -40,7 +40,7 @@ def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple
             # a path in a config file is relative to that file; one given on the command line, to the current directory
             loaded["gates"]["baseline"] = str(config_path.parent / loaded["gates"]["baseline"])
         if fail_below:  # added to (or replacing) the config's floors, precision by precision
-            from bench.report.aggregate import ALIASES  # bf16=500 as well as bfloat16=500
+            from bench.report.claims import ALIASES  # bf16=500 as well as bfloat16=500
 
             parsed = [gates.parse_floor(t) for t in fail_below]
             floors = {**loaded["gates"]["fail_below"], **{ALIASES.get(k.lower(), k): v for k, v in parsed}}
