@@ -12,7 +12,7 @@ from bench import orchestrate, preflight, runner
 from bench.cli import main as cli_main
 from bench.cli import progress
 from bench.hardware import health
-from tests.hardware.fake_nvml import H100, FakeNvml, NVMLError
+from tests.fakes.nvml import H100, FakeNvml, NVMLError
 from tests.report import synthetic as syn
 
 

@@ -112,7 +112,7 @@ def test_gpus_the_driver_sees_but_torch_does_not_are_an_error(monkeypatch):
     """A GPU node with a torch built for a newer CUDA than its driver (or a CPU build) must not quietly benchmark the
     CPU and report 'complete'."""
     from bench.hardware import nvml
-    from tests.hardware.fake_nvml import H100, FakeNvml
+    from tests.fakes.nvml import H100, FakeNvml
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(nvml, "load_nvml", lambda: FakeNvml([H100, H100]))

@@ -1,7 +1,7 @@
 import pytest
 
 from bench.hardware import nvml
-from tests.hardware.fake_nvml import H100, FakeNvml, NVMLError, not_supported
+from tests.fakes.nvml import H100, FakeNvml, NVMLError, not_supported
 
 
 def test_no_driver_is_one_clear_reason_not_an_error():

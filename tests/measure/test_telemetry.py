@@ -2,7 +2,7 @@ import time
 
 from bench.hardware import host, nvml
 from bench.measure import telemetry
-from tests.hardware.fake_nvml import H100, FakeNvml, not_supported
+from tests.fakes.nvml import H100, FakeNvml, not_supported
 
 
 def test_summary_of_levels_counters_and_bitmasks():
