@@ -202,7 +202,7 @@ def stragglers(ranks: list[dict[str, Any]], fraction: float = STRAGGLER_FRACTION
     common = set.intersection(*(set(r["figures"]) for r in measured)) if len(measured) > 1 else set()
     if not common:
         return []
-    precision = "float32" if "float32" in common else sorted(common)[0]
+    precision = "float32" if "float32" in common else min(common)
     values = sorted(r["figures"][precision] for r in measured)
     mid = len(values) // 2
     median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2

@@ -18,6 +18,7 @@ from bench.report.model import Measurement, NodeReport
 from bench.report.store import write_atomic
 from bench.report.verify import parse_utc
 
+
 def prom_series() -> dict[str, tuple[str, float, str]]:
     """Prometheus series per headline metric (bench.report.metrics name): (series name, scale to base units, help),
     as each workload declares them (bench.registry). Prometheus wants base units, so figures are exported in FLOP/s
