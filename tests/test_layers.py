@@ -20,12 +20,23 @@ EXEMPT: dict[str, str] = {}
 
 
 def _imports(path: Path) -> list[str]:
-    names = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    """Every module a file imports, at module level or inside a function; not those under `if TYPE_CHECKING:`
+    (annotations only, never run)."""
+    names: list[str] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for child in node.orelse:
+                visit(child)
+            return
         if isinstance(node, ast.Import):
-            names += [a.name for a in node.names]
+            names.extend(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            names.extend([node.module] + [f"{node.module}.{a.name}" for a in node.names])
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(), str(path)))
     return names
 
 
@@ -44,11 +55,43 @@ def test_no_import_runs_back_up(path):
     assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
 
 
+#: The whole house, top to bottom: what each part may not import (the layers above it). The CLI is the top.
+ABOVE = {
+    "bench/orchestrate.py": ("bench.cli",),
+    "bench/plans.py": ("bench.cli", "bench.orchestrate"),
+    "bench/runner.py": ("bench.cli", "bench.orchestrate", "bench.plans"),
+    "bench/suite.py": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.workloads", "torch"),
+    "bench/workloads": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.suite"),
+    "bench/measure": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.suite",
+                      "bench.workloads", "bench.report", "bench.registry"),
+    "bench/hardware": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.suite",
+                       "bench.workloads", "bench.report", "bench.registry", "bench.measure"),
+    "bench/registry": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.workloads", "torch"),
+    "bench/figures.py": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.workloads",
+                         "bench.report", "bench.registry", "torch"),
+    "bench/challenge": ("bench.cli", "bench.orchestrate"),
+    "bench/disclosure": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.workloads"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("part", sorted(ABOVE))
+def test_each_layer_imports_only_below_it(part):
+    root = ROOT / part
+    files = [root] if root.suffix == ".py" else sorted(root.rglob("*.py"))
+    bad = [f"{f.relative_to(ROOT)}: {n}" for f in files for n in _imports(f)
+           if any(n == u or n.startswith(u + ".") for u in ABOVE[part])]  # fmt: skip
+    assert not bad, bad
+
+
 def test_the_walk_finds_an_upward_import(tmp_path):
     """The check above can fail: a module that imports a workload inside a function is caught."""
     f = tmp_path / "bad.py"
-    f.write_text("def f():\n    from bench.workloads import matmul\n    import torch\n")
+    f.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pandas\n"
+        "def f():\n    from bench.workloads import matmul\n    import torch\n"
+    )
     assert {"bench.workloads.matmul", "torch"} <= set(_imports(f))
+    assert "pandas" not in _imports(f)  # an annotation-only import is not a dependency
 
 
 def _loaded(modules: list[str]) -> dict[str, bool]:
