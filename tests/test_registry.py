@@ -91,3 +91,26 @@ def test_suite_order_does_not_depend_on_which_descriptor_was_imported_first():
     code = "import bench.registry.train, bench.registry.comm\nfrom bench import suite\nprint(','.join(suite.WORKLOADS))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ",".join(registry.BUILTIN)
+
+
+def test_a_descriptor_module_dropped_into_the_package_is_found(tmp_path, monkeypatch):
+    """Adding a workload is one module: bench.registry finds it with no edit anywhere else, and the suite config
+    (built from the registry) would offer it."""
+    import sys
+
+    (tmp_path / "toyhash.py").write_text(
+        "from bench import figures\n"
+        "from bench.registry import Workload, key, register\n"
+        "WORKLOAD = register(Workload(name='toyhash', unit=figures.Unit.BYTE,\n"
+        "    summary=lambda m: figures.derive(m.samples_s, m.work_per_iteration, unit=figures.Unit.BYTE),\n"
+        "    metrics=lambda m: [], grids=lambda ms, every=False: [],\n"
+        "    config={'budget_s': key('float', 1.0, 'Seconds.', minimum=0.0)}))\n"
+    )
+    monkeypatch.setattr(registry, "__path__", [*registry.__path__, str(tmp_path)])
+    monkeypatch.setattr(registry, "_LOADED", False)
+    try:
+        assert registry.names() == (*registry.BUILTIN, "toyhash")
+        assert registry.get("toyhash").config["budget_s"].default == 1.0
+    finally:
+        registry._REGISTRY.pop("toyhash", None)
+        sys.modules.pop("bench.registry.toyhash", None)

@@ -5,8 +5,9 @@ A `Workload` names the workload, the unit its work is counted in, how its figure
 (bench.figures) and its work from its spec, its headline metrics and their Prometheus series, its tables, its
 section of a suite config, and where the function that builds its suite steps lives. The suite config, the suite's
 steps (bench.plans), the metrics, verify, the tables (bench.report.render) and the Prometheus export loop over
-`workloads()`; none of them names a workload. Adding a workload is its measuring module under bench/workloads/ plus
-one descriptor module here (listed in BUILTIN), and their tests.
+`workloads()`; none of them names a workload. Adding a workload is one descriptor module here (found by itself; its
+measuring code under bench/workloads/, or in the descriptor with torch imported inside the functions that run it)
+and its tests.
 
 Everything here is pure: no torch, no workload module. The steps function is named by "module:function" and
 imported only when a suite is built, so verify, aggregate and the renderers never load what measures.
@@ -15,6 +16,7 @@ imported only when a suite is built, so verify, aggregate and the renderers neve
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -93,9 +95,18 @@ def register(workload: Workload) -> Workload:
 
 
 def _load() -> None:
-    for name in BUILTIN:
-        if name not in _REGISTRY:
-            importlib.import_module(f"bench.registry.{name}")
+    """Import every descriptor module of this package once: the built-ins in BUILTIN's order, then any other module
+    found here (a new workload needs no edit outside its own module)."""
+    global _LOADED
+    if _LOADED:
+        return
+    found = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    for name in [*BUILTIN, *(n for n in found if n not in BUILTIN)]:
+        importlib.import_module(f"{__name__}.{name}")
+    _LOADED = True
+
+
+_LOADED = False
 
 
 def workloads() -> list[Workload]:
