@@ -72,8 +72,6 @@ class Workload:
     #: "module:function" building a suite's steps for one device (see bench.plans.suite_steps); None: the workload
     #: runs across ranks (bench run's multi-rank part), not as per-device steps
     steps: str | None = None
-    #: one line for `bench run --help` and the config reference
-    help: str = ""
 
     def step_builder(self) -> Callable[..., list[Any]] | None:
         """The steps function, imported now (it loads torch)."""

@@ -44,5 +44,4 @@ WORKLOAD = register(Workload(
         "warmup_iterations": key("int", 5, "Untimed iterations per size.", minimum=0),
         "timeout_s": key("float", 300.0, "Seconds to wait for other ranks.", minimum=1.0),
     },
-    help="collective bandwidth across ranks (algbw, busbw)",
 ))  # fmt: skip

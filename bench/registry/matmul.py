@@ -68,5 +68,4 @@ WORKLOAD = register(Workload(
         "min_iterations": key("int", 5, "Fewest timed iterations per measurement.", minimum=1),
     },
     steps="bench.plans:matmul_suite_steps",
-    help="dense matmul: shape search for MAMF and MSMF, or fixed sizes",
 ))  # fmt: skip

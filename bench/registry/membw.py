@@ -37,5 +37,4 @@ WORKLOAD = register(Workload(
         "budget_s": key("float", 1.0, "Timed seconds per kernel.", minimum=0.001),
     },
     steps="bench.plans:membw_suite_steps",
-    help="STREAM memory bandwidth",
 ))  # fmt: skip

@@ -131,5 +131,4 @@ WORKLOAD = register(Workload(
         "warmup_steps": key("int", None, "Untimed steps first (default: the preset's).", minimum=0, nullable=True),
     },
     steps="bench.plans:train_suite_steps",
-    help="training throughput of a GPT-style decoder and an MLP (loss must fall)",
 ))  # fmt: skip
