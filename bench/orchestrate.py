@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import torch
 import torch.distributed as dist
 
-from bench import launch, plans, runner
+from bench import launch, plans, preflight, runner
 from bench.hardware import devices
 from bench.report import export, gates, history, html
 from bench.report.model import Measurement, NodeReport, utc_now
@@ -68,6 +68,26 @@ def flag_far_from_best(m: Measurement, save: Callable[[], None]) -> None:
     if w is not None:
         m.warnings.append(w)
         save()
+
+
+def rank_devices(config: dict[str, Any], where: launch.Placement, kind: str,
+                 host: dict[str, Any]) -> list[devices.DeviceFacts]:  # fmt: skip
+    """The devices this process measures: the config's (suite.devices) in one process; across ranks, each rank its own
+    GPU, and the CPU once per node (by its local rank 0)."""
+    device_ids = [d for name in config["suite"]["devices"] for d in devices.resolve(name)]
+    if where.distributed:
+        device_ids = [devices.local_device(where.local_rank, where.local_world_size)] if kind == "cuda" else (
+            ["cpu"] if where.local_rank == 0 else [])  # fmt: skip
+    return [devices.facts(d, host) for d in dict.fromkeys(device_ids)]
+
+
+def preflight_into(run_config: dict[str, Any]) -> list[preflight.Check]:
+    """Run the pre-flight checks (bench doctor's) and record them in the run's config (preflight, preflight_verdict),
+    so a figure taken on a busy or unhealthy machine says so."""
+    checks = preflight.run_checks()
+    run_config["preflight"] = [c.to_dict() for c in checks]
+    run_config["preflight_verdict"] = preflight.verdict(checks)
+    return checks
 
 
 def evaluate(report: NodeReport, config: dict[str, Any], baseline: NodeReport | None) -> list[gates.Gate]:

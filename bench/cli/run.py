@@ -108,17 +108,11 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     leader = where.local_rank == 0
     key = signing_key(key_path) if leader else None
     inv = collect()
-    device_ids = [d for name in config["suite"]["devices"] for d in devices.resolve(name)]
-    if where.distributed:  # each rank measures its own device; the CPU once per node
-        device_ids = [devices.local_device(where.local_rank, where.local_world_size)] if kind == "cuda" else (
-            ["cpu"] if leader else [])  # fmt: skip
-    facts = [devices.facts(d, inv["host"]) for d in dict.fromkeys(device_ids)]
+    facts = orchestrate.rank_devices(config, where, kind, inv["host"])
     run_config = {"suite": config, "config_file": str(config_path) if config_path else None,
                   "world_size": where.world_size, "launcher": where.source}  # fmt: skip
     if leader and not skip_doctor:  # before anything of ours runs: what else is the machine doing?
-        checks = preflight.run_checks()
-        run_config["preflight"] = [c.to_dict() for c in checks]
-        run_config["preflight_verdict"] = preflight.verdict(checks)
+        checks = orchestrate.preflight_into(run_config)
         if not quiet:
             for c in checks:
                 if c.status in ("warn", "fail"):
