@@ -177,7 +177,7 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
     fingerprint = inv["host"].get("fingerprint")
     spool = runner.Spool(results_dir, launch.job_id(where), fingerprint or "host", where.rank)
     if kind == "cpu":
-        torch.set_num_threads(max(1, devices.physical_cores() // where.local_world_size))
+        share_cpu(where)
     local = {**config, "suite": {**config["suite"], "workloads": [w for w in config["suite"]["workloads"]
                                                                   if w in ("matmul", "membw")]}}  # fmt: skip
     readers, closers = plans.telemetry_readers(facts)
@@ -219,6 +219,41 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
                     job_writer.add(m)
     if writer:
         tr.annotate_mamf_ratio(writer.report.measurements)
+        writer.finish()
+
+
+def share_cpu(where: launch.Placement) -> None:
+    """torch's CPU threads for one rank: the node's physical cores shared among its ranks (at least one each)."""
+    torch.set_num_threads(max(1, devices.physical_cores() // where.local_world_size))
+
+
+def train_job(specs: Sequence[Any], device: devices.DeviceFacts, inv: dict[str, Any], where: launch.Placement,
+              writer: ReportWriter | None, say: Callable[[str], None]) -> None:  # fmt: skip
+    """`bench train`: each spec on this rank's device (data-parallel across the job's ranks, rank 0 also alone first);
+    node leaders (`writer`) record their node's ranks, and their report is closed with the MAMF ratios."""
+    for spec in specs:
+        peak = plans.train_peak(device, inv["host"], spec.precision)
+        say(f"train {spec.model} {spec.preset} {spec.precision} on {device.id} x{where.world_size}")
+        for m in plans.train_measurements(spec, device, peak, where, host=inv["host"].get("fingerprint")):
+            if writer:
+                writer.add(m)
+    if writer:
+        tr.annotate_mamf_ratio(writer.report.measurements)
+        writer.finish()
+
+
+def comm_job(where: launch.Placement, ops: list[str], sizes: list[int], iterations: int, warmup: int,
+             device: devices.DeviceFacts, inv: dict[str, Any], writer: ReportWriter | None,
+             on_result: Callable[[Measurement], None]) -> None:  # fmt: skip
+    """`bench comm`: every collective over every size across the job's ranks; rank 0 (`writer`) records each result
+    (timed as the slowest rank) and closes its report."""
+    for m in plans.comm_measurements(
+        where, ops, sizes, iterations, warmup, device.id, device, inv["host"].get("hostname")
+    ):
+        if writer and m:
+            writer.add(m)
+            on_result(m)
+    if writer:
         writer.finish()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,7 +58,7 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     result, and report algbw and busbw per size. Launch it with torchrun, srun or RANK/WORLD_SIZE/MASTER_ADDR; alone it
     runs as a one-rank job. Rank 0 gathers every rank's timings and alone writes the report and prints the table.
     """
-    from bench import launch, plans, runner
+    from bench import launch, orchestrate, runner
     from bench.hardware import devices
     from bench.hardware.inventory import collect
     from bench.report import render
@@ -83,16 +84,15 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     config = {"workload": "comm", "ops": list(ops or cm.OPS), "sizes": sizes, "iterations": iterations,
               "warmup": warmup, "world_size": where.world_size, "launcher": where.source}  # fmt: skip
     writer = runner.start(results_dir, config, inv, key) if lead else None
+
+    def show(m: Any) -> None:
+        if not quiet:
+            click.echo(f"{m.spec['op']} {m.spec['bytes']} B: busbw {m.summary['busbw_gbps']:.3f} GB/s", err=True)
+
     with rank_job(where, writer):
-        for m in plans.comm_measurements(where, list(ops or cm.OPS), sizes, iterations, warmup, device_name, facts,
-                                         inv["host"].get("hostname")):
-            if writer and m:
-                writer.add(m)
-                if not quiet:
-                    click.echo(f"{m.spec['op']} {m.spec['bytes']} B: busbw {m.summary['busbw_gbps']:.3f} GB/s", err=True)
+        orchestrate.comm_job(where, list(ops or cm.OPS), sizes, iterations, warmup, facts, inv, writer, show)
     if not writer:
         return
-    writer.finish()
     if as_json:
         click.echo(dumps(writer.report.to_dict()), nl=False)
     else:

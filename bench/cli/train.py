@@ -52,9 +52,7 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     alone, then all ranks together, and writes one report with per-rank and total throughput and the scaling
     efficiency. A rank that fails or never joins makes every rank exit with an error within --timeout.
     """
-    import torch
-
-    from bench import launch, plans, runner
+    from bench import launch, orchestrate, plans, runner
     from bench.hardware import devices
     from bench.hardware.inventory import collect
     from bench.report import render
@@ -72,7 +70,7 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
         except launch.LaunchError as exc:
             fail(str(exc))
     if kind == "cpu":
-        torch.set_num_threads(max(1, devices.physical_cores() // where.local_world_size))
+        orchestrate.share_cpu(where)
     lead = where.rank == 0 or where.local_rank == 0  # node leaders write their node's report; rank 0's adds the job's
     key = signing_key(key_path) if lead else None
     inv = collect()
@@ -80,19 +78,11 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     config = {"workload": "train", "specs": [s.to_dict() for s in specs], "device": device_name,
               "world_size": where.world_size, "launcher": where.source, "timeout_s": timeout}  # fmt: skip
     writer = runner.start(results_dir, config, inv, key) if lead else None
+    say = (lambda text: None) if quiet or not lead else (lambda text: click.echo(text, err=True))
     with rank_job(where, writer):
-        for spec in specs:
-            peak = plans.train_peak(facts, inv["host"], spec.precision)
-            if not quiet and lead:
-                click.echo(f"train {spec.model} {spec.preset} {spec.precision} on {device_name} x{where.world_size}",
-                           err=True)
-            for m in plans.train_measurements(spec, facts, peak, where, host=inv["host"].get("fingerprint")):
-                if writer:
-                    writer.add(m)
+        orchestrate.train_job(specs, facts, inv, where, writer, say)
     if not writer:
         return
-    tr.annotate_mamf_ratio(writer.report.measurements)
-    writer.finish()
     report = writer.report
     if as_json:
         click.echo(dumps(report.to_dict()), nl=False)
