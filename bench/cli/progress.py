@@ -148,17 +148,25 @@ class Progress:
 
     def __init__(self, quiet: bool = False, *, concurrent: bool = True, config: dict[str, Any] | None = None,
                  count: Callable[[], int] | None = None, show_plan: bool = False) -> None:  # fmt: skip
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bars
+        from rich.text import Text
+
+        owner = self
+
+        class Left(ProgressColumn):
+            """~h:mm:ss left for the plan's bar, read from the Eta at every refresh (so it counts down between steps)."""
+
+            def render(self, task: Any) -> Text:
+                return Text(owner.left_text() if task.id == owner.task else "", style="cyan")
 
         self.quiet, self.concurrent, self.config, self.show_plan = quiet, concurrent, config, show_plan
         self.count = count or (lambda: self.measured_count)
         self.measured_count = 0
         #: a terminal gets live bars; a log (Slurm, CI) gets one line per step instead
         self.lines_mode = not quiet and not interactive()
-        self.bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                         TextColumn("{task.fields[left]}"), console=stderr(), disable=quiet or self.lines_mode,
-                         transient=True)  # fmt: skip
+        self.bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), Left(),
+                         console=stderr(), disable=quiet or self.lines_mode, transient=True)  # fmt: skip
         self.eta: Eta | None = None
         self.lines: StepLines | None = None
         self.task: Any = None
@@ -174,19 +182,20 @@ class Progress:
         self.eta = Eta(steps, estimates, self.concurrent)
         if self.lines_mode:
             self.lines = StepLines(steps, estimates, self.concurrent, eta=self.eta)
-        self.task = self.bars.add_task("starting", total=len(steps), left="")
+        self.task = self.bars.add_task("starting", total=len(steps))
 
     def say(self, text: str) -> None:
         if not self.quiet:
             click.echo(text, err=True)
 
+    def left_text(self) -> str:
+        """What the bar shows of the time left: '~0:04:10 left' (empty before the plan is known)."""
+        return f"~{clock(self.eta.left())} left" if self.eta else ""
+
     def _show(self) -> None:
         if self.task is None:
             return
-        left = f"~{clock(self.eta.left())} left" if self.eta else ""
-        self.bars.update(
-            self.task, description=f"{self.label} ({self.count()} measured)", completed=self.done, left=left
-        )
+        self.bars.update(self.task, description=f"{self.label} ({self.count()} measured)", completed=self.done)
 
     def step(self, step: Step) -> None:
         self.label, self.done = step.label, self.done + 1
@@ -205,7 +214,7 @@ class Progress:
 
         def update(done: int, total: int) -> None:
             if self.detail is None:
-                self.detail = self.bars.add_task(f"  {label}: steps", total=total, left="")
+                self.detail = self.bars.add_task(f"  {label}: steps", total=total)
             self.bars.update(self.detail, completed=done, total=total)
             if done >= total:
                 self.bars.remove_task(self.detail)
@@ -215,7 +224,7 @@ class Progress:
 
     def sweep(self, label: str, total: int) -> Callable[[], None]:
         """advance() for a loop of `total` items outside the plan (a collective sweep): a bar of its own."""
-        task = self.bars.add_task(label, total=total, left="")
+        task = self.bars.add_task(label, total=total)
         return lambda: self.bars.advance(task)
 
     def finished(self) -> None:

@@ -191,7 +191,10 @@ def test_the_terminal_bar_and_the_log_lines_show_one_estimate_of_what_is_left():
     now[0] += 50
     assert eta.left() == 0.0  # counted down, never below zero
     bar = progress.Progress(quiet=True)
+    assert bar.left_text() == ""
     bar.plan(steps)
     bar.eta = eta
-    bar.step(steps[2])
-    assert bar.bars.tasks[0].fields["left"].startswith("~0:00:") and bar.bars.tasks[0].completed == 0
+    bar.step(steps[2])  # 70 s for 20 s of estimates: the last 10 s planned become 35 s
+    assert bar.left_text() == "~0:00:35 left" and bar.bars.tasks[0].completed == 0
+    now[0] += 10  # the bar's column reads the Eta at every refresh: it counts down between steps
+    assert bar.left_text() == "~0:00:25 left"
