@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from bench.challenge.documents import (
     read_document,
     read_json,
     read_json_in,
+    receipts_doc,
     signature_problem,
     write_bytes_atomic,
 )
@@ -51,6 +53,7 @@ from bench.hardware import peaks
 from bench.report import intake
 from bench.report import verify as verify_report
 from bench.report.model import Measurement
+from bench.report.store import dumps, write_atomic
 from bench.report.verify import ERROR, WARNING, Finding
 from bench.workloads import freivalds
 
@@ -125,6 +128,53 @@ def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], 
             receipt.update(challenge_digest=ch.digest, issued_utc=utc(ch.issued))
         new.append(receipt)
     return new
+
+
+@dataclass
+class Collected:
+    """What a collector recorded: the accepted receipts (in the signed log), how many other files it saw (junk,
+    refused: reported, never logged), and whether Ctrl-C stopped it early."""
+
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+    others: int = 0
+    stopped: bool = False
+
+    @property
+    def valid(self) -> int:
+        """Distinct commitments accepted (by the bytes' sha256)."""
+        return len({r["sha256"] for r in self.receipts if r["accepted"]})
+
+
+def collect(drop: Path, ch: Challenge, output: Path, key: Any, *, archive: Path, trusted: set[str] | None,
+            auditor: str, expect: int | None, until: dt.datetime, interval: float,
+            on_receipt: Callable[[dict[str, Any]], None] = lambda r: None) -> Collected:  # fmt: skip
+    """The collector: scan `drop` every `interval` seconds and stamp each new commitment by this machine's clock
+    (scan), rewriting the receipt log at `output`, signed by the auditor's `key`, after every accepted arrival (so a
+    crash keeps what was recorded). Stops at `expect` valid commitments or once `until` (the deadline plus grace) has
+    passed; Ctrl-C stops it early, and what was recorded is kept."""
+    log = Collected()
+    seen: dict[Any, Any] = {}
+    write_atomic(output, dumps(receipts_doc(ch, log.receipts, key)))
+    try:
+        while True:
+            # each file is stamped by this clock right after its bytes are read (not at the start of the scan)
+            new = scan(
+                drop, seen, lambda: dt.datetime.now(dt.UTC), ch, archive=archive, trusted=trusted, auditor=auditor
+            )
+            now = dt.datetime.now(dt.UTC)
+            accepted = [r for r in new if r["accepted"]]  # only commitments are logged and archived: junk is not kept
+            log.others += len(new) - len(accepted)
+            if accepted:
+                log.receipts += accepted
+                write_atomic(output, dumps(receipts_doc(ch, log.receipts, key)))
+            for r in new:
+                on_receipt(r)
+            if (expect and log.valid >= expect) or now > until:
+                return log
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        log.stopped = True
+        return log
 
 
 @dataclass

@@ -190,7 +190,6 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
     stops early, keeping what was recorded."""
     from bench import challenge as chl
     from bench.report import keys
-    from bench.report.store import dumps, write_atomic
 
     trusted = trusted_keys(trusted_path)
     key = auditor_signing_key(auditor_path, trusted)
@@ -201,33 +200,18 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
     if bad:
         fail(f"{bad}: it was not issued with this --auditor-key")
     archive = archive or output.with_name(output.name + ".commitments")
-    seen: dict[str, Any] = {}
-    receipts: list[dict[str, Any]] = []
-    others = 0
-    write_atomic(output, dumps(chl.receipts_doc(ch, receipts, key)))
-    stop_at = ch.deadline + dt.timedelta(seconds=grace)
-    try:
-        while True:
-            # each file is stamped by this clock right after its bytes are read (not at the start of the scan)
-            new = chl.scan(drop, seen, lambda: dt.datetime.now(dt.UTC), ch, archive=archive, trusted=trusted, auditor=auditor)
-            now = dt.datetime.now(dt.UTC)
-            accepted = [r for r in new if r["accepted"]]  # only commitments are logged and archived: junk is not kept
-            others += len(new) - len(accepted)
-            if accepted:
-                receipts += accepted
-                write_atomic(output, dumps(chl.receipts_doc(ch, receipts, key)))
-            for r in new:
-                click.echo(f"{r['arrived_utc']} {r['file']}" + ("" if r["accepted"] else f" (not counted: {r['why']})"), err=True)
-            if (expect and len({r["sha256"] for r in receipts if r["accepted"]}) >= expect) or now > stop_at:
-                break
-            time.sleep(interval)
-    except KeyboardInterrupt:
+
+    def show(r: dict[str, Any]) -> None:
+        click.echo(f"{r['arrived_utc']} {r['file']}" + ("" if r["accepted"] else f" (not counted: {r['why']})"), err=True)
+
+    log = chl.collect(drop, ch, output, key, archive=archive, trusted=trusted, auditor=auditor, expect=expect,
+                      until=ch.deadline + dt.timedelta(seconds=grace), interval=interval, on_receipt=show)  # fmt: skip
+    if log.stopped:
         click.echo("stopped; the receipts so far are kept", err=True)
     if as_json:
         click.echo(output.read_text(encoding="utf-8"), nl=False)
     else:
-        valid = len({r["sha256"] for r in receipts if r["accepted"]})
-        click.echo(f"{valid} commitments recorded in {output} ({others} other files not counted or logged)")
+        click.echo(f"{log.valid} commitments recorded in {output} ({log.others} other files not counted or logged)")
 
 
 @challenge_group.command("verify")
