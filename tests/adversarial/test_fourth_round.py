@@ -1,0 +1,224 @@
+"""The fourth attack, on issue 17 (disclosures, audit by sampling, the fast canonical JSON): each test forges with
+bench's own functions and FAILS on the main it was written against; it passes once the defence in its docstring is in.
+The attacker is the discloser (a region or operator): it holds node keys, aggregates its own fleet, writes its own
+claims and runs `bench disclose`; only the auditor's key and clock are out of its reach."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+
+from bench import challenge as chl
+from bench.cli import main
+from bench.disclosure import document as dd
+from bench.disclosure import render, sampling
+from bench.disclosure.leaves import DisclosureError, Store
+from bench.report import proofs
+from bench.report.store import dumps
+from tests.disclosure import world
+
+K = world.KEYS
+AUDIT = {"nonce": "auditor-nonce-000001", "size": 30, "confidence": 0.95, "precision": "bfloat16"}
+
+
+def _pem(path: Path, key) -> Path:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))  # fmt: skip
+    path.chmod(0o600)
+    return path
+
+
+def _proof(path: Path, devices: dict[str, float], key=None, *, hours_ago: float = 1.0, dtype: str = "bfloat16") -> Path:
+    """A proof as the auditor's verifier writes it: signed by the auditor's key, crediting `devices` (UUID -> TFLOPS)."""
+    key = key or K.auditor
+    ch = chl.issue(key, dtype=dtype, n=64, products=1, window=dt.timedelta(minutes=5), nodes=None,
+                   now=world.NOW - dt.timedelta(hours=hours_ago))  # fmt: skip
+    path.write_text(dumps(proofs.document(ch, [{"device": d, "tflops_lower_bound": t} for d, t in devices.items()], key)))
+    return path
+
+
+def _devices(files: dict[str, Path]) -> list[str]:
+    return [d["device"] for d in world.read(files["capacity"])["devices"]]
+
+
+def _head(doc: dict) -> dict:
+    return next(c for c in doc["capacity"] if c["category"] == "bf16/fp16")
+
+
+def _errors(findings) -> list:
+    return [f for f in findings if f.severity == "error"]
+
+
+# --- A. who the tiers trust ------------------------------------------------------------------------------------------
+
+
+def test_a1_verify_ignores_the_verifiers_own_auditor_key(tmp_path):
+    """Attack: `bench verify disclosure.json --from DIR` re-derives a disclosure under the policy the disclosure itself
+    states (aggregator, auditor and operator key ids). A forger makes every key (nodes, aggregator, operator, an
+    'auditor'), signs proofs with its own 'auditor' key, and its claim '5 PFLOPS bf16' reads 'supported (proven)'. The
+    regulator runs verify WITH the real auditor's key and the real node trust list: exit 0, the options are silently
+    ignored for disclosures. Defence: with --auditor-key (or --trusted-keys), a disclosure whose policy names another
+    auditor (or whose proofs are signed by a key other than the verifier's auditor) fails verification; without one,
+    verify says the proven tier rests on a key the verifier did not name."""
+    forger = world.Keys()
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2], keys=forger)
+    proof = _proof(tmp_path / "in" / "forged.proof.json", {d: 700.0 for d in _devices(files)}, forger.auditor)
+    out = world.site_disclosure(tmp_path, files, Store(), keys=forger, proofs=[proof],
+                                claims=[{"text": "5 PFLOPS bf16", "source": "forger", "date": "2026"}])  # fmt: skip
+    doc = world.read(out)
+    assert doc["claims"][0]["verdict"].startswith("supported (proven)")  # what the forged document says
+    real_auditor = _pem(tmp_path / "auditor.pem", K.auditor)
+    (tmp_path / "node.ids").write_text(K.kid("node") + "\n")
+    result = CliRunner().invoke(main, ["verify", str(out), "--from", str(tmp_path / "in"), "--auditor-key",
+                                       str(real_auditor), "--trusted-keys", str(tmp_path / "node.ids")])  # fmt: skip
+    assert result.exit_code != 0, "a disclosure proven only by the forger's own 'auditor' passed verify --auditor-key"
+
+
+def test_a2_a_node_key_named_as_the_auditor_in_the_policy_verifies(tmp_path):
+    """Attack: the CLI refuses an --auditor-key the node trust list holds, but the policy recorded in a disclosure is
+    what verify re-derives under, and nothing checks it: a disclosure whose policy names the node key both as a node
+    key and as the auditor, with proofs signed by that node key, is built (dd.site) and verifies clean, its claim
+    'supported (proven)'. The node key is the operator's: the proven tier is the operator's word. Defence: a policy
+    whose auditor_key_id is in node_key_ids (or in aggregator/operator ids) is refused when building and when
+    verifying."""
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2])
+    proof = _proof(tmp_path / "in" / "node.proof.json", {d: 700.0 for d in _devices(files)}, K.node)
+    policy = K.policy(auditor_id=K.kid("node"))
+    try:
+        out = world.site_disclosure(tmp_path, files, Store(), policy=policy, proofs=[proof],
+                                    claims=[{"text": "5 PFLOPS bf16", "source": "x", "date": "2026"}])  # fmt: skip
+    except DisclosureError:
+        return  # refused when building: the defence
+    doc = world.read(out)
+    assert _errors(dd.verify(doc, Store(tmp_path / "in"))), (
+        f"node-key 'proofs' verified; claim verdict: {doc['claims'][0]['verdict']}"
+    )
+
+
+# --- B. audit by sampling --------------------------------------------------------------------------------------------
+
+
+def test_b1_audit_adds_bounds_of_different_proofs(tmp_path):
+    """Attack: the proven tier never adds bounds of different proofs (one machine can answer challenge 1 as device A
+    and challenge 2 as device B; third round a1), but the audit takes each sampled device's bound as its best over ALL
+    proofs. One real H100 answers twelve challenges, one after another, as each of the site's twelve GPUs: the proven
+    tier says 0.7 PFLOPS (one proof), the audit says 'proven (sampled)' 7.6 PFLOPS. Defence: a sampled device's bound
+    comes from the one audit proof (one challenge answered by the sampled devices at once), never combined across
+    proofs, so one device's worth of proofs supports about one device's worth of capacity."""
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2, 3])
+    paths = [_proof(tmp_path / "in" / f"p{i}.json", {d: 700.0}, hours_ago=i + 1) for i, d in enumerate(_devices(files))]
+    doc = world.read(world.site_disclosure(tmp_path, files, Store(), proofs=paths, audit=AUDIT))
+    head = _head(doc)
+    assert head["proven_pflops"] == pytest.approx(0.7)
+    assert doc["audit"]["supported_pflops"] < 2 * head["proven_pflops"], (
+        f"one GPU's proofs support {doc['audit']['supported_pflops']:.3g} PFLOPS by sampling"
+    )
+
+
+def _grind(pop, genuine: set[str], size: int, tries: int = 20000) -> str:
+    """The first nonce (of a fixed sequence) whose sample falls only in devices with a proof."""
+    for i in range(tries):
+        nonce = f"discloser-picks-{i:08d}"
+        if all(d in genuine for d, _ in sampling.locate(pop, sampling.draw(nonce, pop, size))):
+            return nonce
+    raise AssertionError("no nonce found")
+
+
+def test_b2_the_discloser_chooses_the_audit_nonce(tmp_path):
+    """Attack: the audit's 'auditor's nonce' is a free --audit-nonce string given to `bench disclose` by whoever builds
+    the disclosure; nothing ties it to the auditor (the audit proof's challenge carries its own nonce, unrelated), and
+    the population can also be re-cut after the nonce is known. Half the site's capacity is fake (no proof); the
+    discloser tries nonces until the 8 drawn units all land on proven devices (about 1 in 256) and publishes a 95%
+    lower bound of ~69% genuine when the truth is 50%: the bound's coverage is gone. Defence: the nonce must come from
+    the auditor, signed, after the population is fixed: e.g. an auditor-signed audit request (nonce + population
+    digest) or the audit proof's own challenge nonce; verify refuses an audit whose nonce no such document carries."""
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2, 3])
+    cap = world.read(files["capacity"])
+    rows = [(d["device"], float(d["mamf_tflops"])) for d in cap["devices"] if d["precision"] == "bfloat16"]
+    genuine = {d for d, _ in rows[: len(rows) // 2]}
+    truth = sum(t for d, t in rows if d in genuine) / sum(t for _, t in rows)
+    pop = sampling.population(rows)
+    nonce = _grind(pop, genuine, 8)
+    proof = _proof(tmp_path / "in" / "audit.proof.json", {d: t for d, t in rows if d in genuine})
+    audit = {**AUDIT, "nonce": nonce, "size": 8}
+    try:
+        doc = world.read(world.site_disclosure(tmp_path, files, Store(), proofs=[proof], audit=audit))
+    except DisclosureError:
+        return  # refused: the nonce is not the auditor's
+    bound = doc["audit"]["genuine_share_lower_bound"]
+    findings = _errors(dd.verify(doc, Store(tmp_path / "in")))
+    assert findings or bound <= truth, f"a nonce the discloser ground out claims >= {bound:.0%} genuine; truth {truth:.0%}"
+
+
+# --- C. one device counted twice across the tree ----------------------------------------------------------------------
+
+
+def _site_from_reports(tmp: Path, region: str, city: str, site: str, reports: list[dict]) -> dict[str, Path]:
+    """world.write_site with the node reports given (signed by the node key): capacity signed by the aggregator,
+    declaration by the operator."""
+    from bench.disclosure import declaration as decl
+    from bench.report import aggregate as agg
+    from bench.report import sign
+
+    base = tmp / region / city / site
+    (base / "nodes").mkdir(parents=True)
+    for i, data in enumerate(reports):
+        (base / "nodes" / f"{i}.json").write_text(dumps(data))
+    inputs = [(str(p), p) for p in sorted((base / "nodes").glob("*.json"))]
+    cap = agg.aggregate(inputs, now=world.NOW, trusted={K.kid("node")}, rules=agg.Rules(max_age_s=7 * 86400))
+    cap["signature"] = sign.sign(cap, K.aggregator)
+    (base / "capacity.json").write_text(dumps(cap))
+    text = world.DECLARATION.format(region=region, city=city, site=site)
+    (base / "declaration.toml").write_text(text)
+    (base / "declaration.toml.sig.json").write_text(dumps(decl.sign_text(text.encode(), K.operator, world.NOW)))
+    return {"capacity": base / "capacity.json", "declaration": base / "declaration.toml", "nodes": base / "nodes"}
+
+
+def _mig_report(node: int, tflops: float, serial: str, slots=(1, 2), end="2026-11-28T11:05:00.000000Z") -> dict:
+    """One H100 in MIG mode, its 3g.40gb slices (60 of 132 SMs) measured as devices (tests/report/test_aggregate)."""
+    from tests.report.fleet import node_report, resign
+
+    data = node_report(node, [tflops] * len(slots), K.node, end=end)
+    gpu = data["inventory"]["nvml"]["gpus"][0]
+    gpu.update(serial=serial, mig_enabled=True, mig_devices=[])
+    data["inventory"]["nvml"]["gpus"] = [gpu]
+    for slot, m in zip(slots, data["measurements"], strict=True):
+        uuid = f"MIG-{node}-{slot}"
+        gpu["mig_devices"].append({"index": slot, "uuid": uuid, "sm_count": 60, "memory_bytes": 40 << 30})
+        m["device"].update(uuid=uuid, mig=True, sm_count=60, name=gpu["name"] + " MIG 3g.40gb")
+    return resign(data, K.node)
+
+
+def _whole_report(node: int, tflops: float, serial: str) -> dict:
+    from tests.report.fleet import node_report, resign
+
+    data = node_report(node, [tflops], K.node)
+    data["inventory"]["nvml"]["gpus"][0].update(serial=serial, pci_bus_id="00000000:18:00.0")
+    return resign(data, K.node)
+
+
+def test_c1_a_gpu_whole_in_one_site_and_as_mig_slices_in_another_counts_twice(tmp_path):
+    """Attack: one physical H100 (NVML serial 1650123, host-1) measured whole at 700 TFLOPS for site A1, then split
+    into MIG slices and measured again for site A2 (2 x 3g.40gb at 300 each). The slices' identities carry a '/migN'
+    suffix, so no identity is shared with the whole GPU: the city counts 1300 TFLOPS, above the one GPU's 989 peak,
+    as two devices, all 'bounded'. (An honest operator who re-partitions a GPU within the staleness window does the
+    same.) Defence: a MIG slice's GPU identity (serial, board, host + PCI without the slot) is linked to the whole
+    GPU's: the device-once rule keeps one (the newest) configuration of a physical GPU across the tree."""
+    serial = "1650123"
+    a1 = _site_from_reports(tmp_path / "in", "North", "Alpha", "A1", [_whole_report(1, 700.0, serial)])
+    a2 = _site_from_reports(tmp_path / "in", "North", "Alpha", "A2", [_mig_report(1, 300.0, serial)])
+    store = Store()
+    d1 = world.site_disclosure(tmp_path, a1, store)
+    d2 = world.site_disclosure(tmp_path, a2, store)
+    city = world.read(world.rollup("city", "Alpha", [d1, d2], store, tmp_path / "alpha.json"))
+    head = _head(city)
+    physical_peak = 989.4 / 1e3
+    assert head["reported_pflops"] <= physical_peak * 1.05, (
+        f"one H100 counted as {head['devices']} devices, {head['reported_pflops'] * 1e3:.0f} TFLOPS "
+        f"({head['bounded_pflops'] * 1e3:.0f} bounded)"
+    )
