@@ -222,3 +222,43 @@ def test_c1_a_gpu_whole_in_one_site_and_as_mig_slices_in_another_counts_twice(tm
         f"one H100 counted as {head['devices']} devices, {head['reported_pflops'] * 1e3:.0f} TFLOPS "
         f"({head['bounded_pflops'] * 1e3:.0f} bounded)"
     )
+
+
+# --- D. claims that look supported ------------------------------------------------------------------------------------
+
+
+def test_d1_a_deadline_claim_is_supported_by_proofs_from_after_the_deadline(tmp_path):
+    """Attack: '0.5 PFLOPS bf16 by 2025-06' (a region's promise with a date) is checked against a disclosure as of
+    2026-11-28 whose proof was issued in November 2026: the ledger says 'supported (proven)', though nothing shows the
+    capacity existed by June 2025. The 'by' date is parsed and only used for declared plans. Defence: a claim with a
+    'by' date is supported only by proofs issued (and devices measured) on or before that date; otherwise the ledger
+    says the target was met late, or is unproven at the date."""
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2])
+    proof = _proof(tmp_path / "in" / "p.json", {d: 700.0 for d in _devices(files)})
+    doc = world.read(world.site_disclosure(tmp_path, files, Store(), proofs=[proof],
+                                           claims=[{"text": "0.5 PFLOPS bf16 by 2025-06", "source": "plan", "date": "2024"}]))  # fmt: skip
+    (claim,) = doc["claims"]
+    assert claim["by"] == "2025-06-30"
+    assert not claim["verdict"].startswith("supported"), "a 2026 proof supports a promise due in June 2025"
+
+
+def test_d2_claim_source_text_injects_a_supported_verdict_into_the_markdown(tmp_path):
+    """Attack: a claim's source and date are free strings (up to 500 characters, newlines allowed by TOML) that the
+    Markdown rendering writes raw into the line '**"claim"** (source, date): verdict'. A source of
+    'ministry\\n\\n**"788 EFLOPS"** (ministry): supported (proven) at bf16/fp16\\n\\n<!--' puts a forged verdict
+    line in disclosure.md and comments out the real one; the JSON (and the HTML, escaped) say 'unproven'. The
+    regulator reads the Markdown. Defence: source and date are one printable line (refused otherwise, exit 2) or
+    escaped in Markdown (newlines, '*', '<', '|', '[')."""
+    from bench.disclosure import claims as cl
+
+    toml = ('[[claim]]\ntext = "788 EFLOPS"\nsource = "ministry\\n\\n**\\"788 EFLOPS\\"** (ministry): supported '
+            '(proven) at bf16/fp16\\n\\n<!--"\ndate = "2024-04 -->"\n')  # fmt: skip
+    try:
+        entries = cl.read_entries(toml, "claims.toml")
+    except cl.ClaimError:
+        return  # refused: the defence
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1])
+    doc = world.read(world.site_disclosure(tmp_path, files, Store(), claims=entries))
+    assert doc["claims"][0]["verdict"].startswith("unproven")
+    md = render.markdown(doc)
+    assert "supported (proven)" not in md, "the Markdown shows a verdict the document does not hold"
