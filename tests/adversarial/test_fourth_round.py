@@ -262,3 +262,38 @@ def test_d2_claim_source_text_injects_a_supported_verdict_into_the_markdown(tmp_
     assert doc["claims"][0]["verdict"].startswith("unproven")
     md = render.markdown(doc)
     assert "supported (proven)" not in md, "the Markdown shows a verdict the document does not hold"
+
+
+# --- E. hostile files: one line and exit 2 (or 1 for a failed verify), never a traceback ----------------------------
+
+DEEP_TOML = "a = " + "[" * 3000 + "]" * 3000 + "\n"
+
+
+def test_e1_deeply_nested_claims_toml_is_a_traceback(tmp_path):
+    """Attack: a claims file (public text, hostile by nature) of 6 KB nesting arrays 3000 deep: tomllib raises
+    RecursionError, which read_entries does not catch (only TOMLDecodeError): `bench disclose site --claims` ends in
+    a traceback. Defence: any parse failure of a claims file is a ClaimError (exit 2, one line)."""
+    from bench.disclosure import claims as cl
+
+    with pytest.raises(cl.ClaimError):
+        cl.read_entries(DEEP_TOML, "claims.toml")
+
+
+def test_e2_a_disclosure_embedding_a_deeply_nested_declaration_crashes_verify(tmp_path):
+    """Attack: a disclosure embeds its declarations' text (up to 256 KB) and signatures; a forged one carries a
+    declaration nested 3000 arrays deep, signed by the operator key. `bench verify d.json --from DIR` checks the
+    signature, then parses the TOML: RecursionError escapes dd.verify (it catches ValueError and the disclosure
+    errors only) and the verifier dies with a traceback instead of reporting one failed file. Defence: a declaration
+    that cannot be parsed is a DeclarationError (a finding, exit 1)."""
+    from bench.disclosure import declaration as decl
+
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1])
+    doc = world.read(world.site_disclosure(tmp_path, files, Store()))
+    doc["declarations"][0]["text"] = DEEP_TOML
+    doc["declarations"][0]["signature"] = decl.sign_text(DEEP_TOML.encode(), K.operator, world.NOW)
+    bad = tmp_path / "forged.json"
+    bad.write_text(dumps(world.resign_doc(doc)))
+    result = CliRunner().invoke(main, ["verify", str(bad), "--from", str(tmp_path / "in")])
+    assert result.exit_code in (1, 2) and not isinstance(result.exception, RecursionError), (
+        f"exit {result.exit_code}: {type(result.exception).__name__}"
+    )
