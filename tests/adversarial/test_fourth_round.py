@@ -297,3 +297,24 @@ def test_e2_a_disclosure_embedding_a_deeply_nested_declaration_crashes_verify(tm
     assert result.exit_code in (1, 2) and not isinstance(result.exception, RecursionError), (
         f"exit {result.exit_code}: {type(result.exception).__name__}"
     )
+
+
+def test_c2_a_child_listed_three_times_weights_the_readiness_and_node_counts(tmp_path):
+    """Attack: `bench disclose rollup` accepts the same child disclosure several times (or a site both directly and
+    through its city). Devices are deduplicated (capacity reports by digest), but readiness combines the children's
+    node classes once per listing: site A1 (2 nodes, drawing 500 W per GPU) listed three times beside A2 (1 node, 250
+    W) makes the city's class '7 nodes' (there are 3) and steers TFLOPS per watt from 1.87 to 1.60; any figure the
+    discloser likes can be weighted toward its best site. verify --from re-derives the same and passes. Defence: a
+    child (by digest) appears once, and no child's capacity reports overlap another's; refused when building and when
+    verifying."""
+    a1 = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2], power_w=500.0)
+    a2 = world.write_site(tmp_path / "in", "North", "Alpha", "A2", [3], power_w=250.0)
+    store = Store()
+    d1 = world.site_disclosure(tmp_path, a1, store, node_reports=True)
+    d2 = world.site_disclosure(tmp_path, a2, store, node_reports=True)
+    try:
+        city = world.read(world.rollup("city", "Alpha", [d1, d1, d1, d2], store, tmp_path / "alpha.json"))
+    except DisclosureError:
+        return  # refused when building: the defence
+    nodes = sum(c["nodes"] for c in city["readiness_by_class"]["classes"])
+    assert nodes == 3 or _errors(dd.verify(city, Store(tmp_path))), f"3 nodes disclosed as {nodes}, and it verifies"
