@@ -318,3 +318,71 @@ def test_c2_a_child_listed_three_times_weights_the_readiness_and_node_counts(tmp
         return  # refused when building: the defence
     nodes = sum(c["nodes"] for c in city["readiness_by_class"]["classes"])
     assert nodes == 3 or _errors(dd.verify(city, Store(tmp_path))), f"3 nodes disclosed as {nodes}, and it verifies"
+
+
+def test_c3_a_node_report_copied_with_other_whitespace_counts_twice_in_readiness(tmp_path):
+    """Attack: readiness per node class uses the node reports in --reports whose digest a counted capacity input
+    lists, found by the SHA-256 of their bytes: the same signed report re-indented is another file with the same
+    digest, and each copy is one more node. Three copies of node 1 (500 W per GPU) beside node 2 (250 W) make a class
+    of 4 nodes (there are 2) and drag the median TFLOPS per watt to node 1's. Defence: node reports are used once per
+    digest (and the class's node count is distinct hosts)."""
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2])
+    from tests.report.fleet import resign
+
+    for n, watts in ((1, 500.0), (2, 250.0)):  # the same two nodes, now with power telemetry, re-aggregated below
+        data = json.loads((files["nodes"] / f"{n}.json").read_text())
+        for m in data["measurements"]:
+            m["details"]["telemetry"] = {"samples": 10, "duration_s": 5.0, "mean_power_w": watts}
+        (files["nodes"] / f"{n}.json").write_text(dumps(resign(data, K.node)))
+    files = _site_from_reports(tmp_path / "in2", "North", "Alpha", "A1",
+                               [json.loads((files["nodes"] / f"{n}.json").read_text()) for n in (1, 2)])  # fmt: skip
+    original = files["nodes"] / "0.json"
+    for i in range(2):  # the same document, other bytes
+        (files["nodes"] / f"copy{i}.json").write_text(json.dumps(json.loads(original.read_text()), indent=i + 1))
+    doc = world.read(world.site_disclosure(tmp_path, files, Store(), node_reports=True))
+    nodes = sum(c["nodes"] for c in doc["readiness_by_class"]["classes"])
+    assert nodes == 2, f"2 nodes counted as {nodes} in readiness"
+
+
+def test_c4_a_slash_in_a_place_name_moves_devices_under_another_site_in_the_tree(tmp_path):
+    """Attack: declaration names are any printable text, '/' included, and the roll-up tree splits the joined path
+    'country/region/city/site' on '/'. A site 'zzz' declared in city 'Alpha/A1' of region North (12 GPUs) is drawn in
+    the region's tree as part of city Alpha, site A1 (8 GPUs): the map shows A1 with 20 devices and city 'Alpha/A1'
+    nowhere; verify --from agrees. Defence: place names without '/' (refused, exit 2), or the tree built from the path
+    tuple rather than from a joined string."""
+    a1 = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2])
+    other = world.write_site(tmp_path / "in", "North", "Alpha/A1", "zzz", [3, 4, 5])
+    store = Store()
+    try:
+        d1, dz = world.site_disclosure(tmp_path, a1, store), world.site_disclosure(tmp_path, other, store)
+    except Exception as exc:  # noqa: BLE001 - a refused name is the defence
+        assert "/" in str(exc)
+        return
+    alpha = world.rollup("city", "Alpha", [d1], store, tmp_path / "alpha.json")
+    az = world.rollup("city", "Alpha/A1", [dz], store, tmp_path / "alpha-a1.json")
+    north = world.read(world.rollup("region", "North", [alpha, az], store, tmp_path / "north.json"))
+    cities = {c["name"]: c for c in north["tree"]["children"]}
+    sites = {s["name"]: s["devices"] for s in cities["Alpha"]["children"]}
+    assert sites.get("A1") == 8 and "Alpha/A1" in cities, f"tree: cities {sorted(cities)}, Alpha's sites {sites}"
+
+
+def test_d3_a_disclosure_as_of_a_date_before_its_measurements_counts_them(tmp_path):
+    """Attack: --as-of is the discloser's; devices measured AFTER it are neither stale nor refused, so a disclosure
+    'as of 2026-01-01' shows capacity first measured on 2026-11-28 as bounded, and a claim '5 PFLOPS bf16 by
+    2026-01-01' has no gap to the bounded tier. (Proofs issued after as_of are refused; measurements are not.)
+    Defence: a row measured after as_of (beyond the clock skew) is refused or not counted, as a proof issued after
+    it is."""
+    from bench.disclosure import declaration as decl
+
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2])
+    store = Store()
+    d = decl.read(files["declaration"], operator_ids=None, node_ids=None)
+    try:
+        doc = dd.site(d, [("a", store.add(files["capacity"]))], store, policy=K.policy(), proof_docs=[],
+                      as_of=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), claims_input=[], audit_input=None, now=world.NOW)  # fmt: skip
+    except DisclosureError:
+        return
+    head = _head(doc)
+    assert head["bounded_pflops"] == 0 and head["reported_pflops"] == 0, (
+        f"as of {doc['as_of_utc']}: {head['bounded_pflops']:.3g} PFLOPS bounded, measured {head['date_range']}"
+    )
