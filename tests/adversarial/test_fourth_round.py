@@ -386,3 +386,18 @@ def test_d3_a_disclosure_as_of_a_date_before_its_measurements_counts_them(tmp_pa
     assert head["bounded_pflops"] == 0 and head["reported_pflops"] == 0, (
         f"as of {doc['as_of_utc']}: {head['bounded_pflops']:.3g} PFLOPS bounded, measured {head['date_range']}"
     )
+
+
+def test_d4_an_ambiguous_claim_reads_supported_on_int8_alone():
+    """Attack: '788 EFLOPS' names no precision. The ledger compares it at every precision and, when only the int8
+    (or fp8) figure reaches it, the verdict reads 'supported (proven) at int8' and drops 'ambiguous' — the headline a
+    reader takes for a bf16 figure, through exactly the inflation the ledger exists to name (cheaper arithmetic in
+    place of bf16). Defence: an ambiguous claim's verdict keeps 'ambiguous' and says it is supported only at the
+    cheaper precision (int8/fp8 naming the inflation), never a bare 'supported'."""
+    from bench.disclosure import claims as cl
+
+    rows = [{"category": c, "reported_pflops": x, "bounded_pflops": x, "proven_pflops": x}
+            for c, x in (("bf16/fp16", 100_000.0), ("fp8", 200_000.0), ("int8", 800_000.0))]  # fmt: skip
+    (entry,) = cl.ledger([{"text": "788 EFLOPS", "source": "", "date": ""}], rows, {}, [])
+    assert entry["ambiguous"]
+    assert "ambiguous" in entry["verdict"] or not entry["verdict"].startswith("supported"), entry["verdict"]
