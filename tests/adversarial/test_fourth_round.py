@@ -401,3 +401,20 @@ def test_d4_an_ambiguous_claim_reads_supported_on_int8_alone():
     (entry,) = cl.ledger([{"text": "788 EFLOPS", "source": "", "date": ""}], rows, {}, [])
     assert entry["ambiguous"]
     assert "ambiguous" in entry["verdict"] or not entry["verdict"].startswith("supported"), entry["verdict"]
+
+
+def test_b4_devices_smaller_than_the_unit_are_never_sampled_yet_counted_in_the_share():
+    """Attack: each device gets floor(MAMF / unit) units and the unit grows with the fleet (a country of 10^6 GPUs has
+    10-TFLOPS units), so every device below one unit (CPU hosts, small accelerators, or fakes cut to fit) has no unit:
+    it can never be drawn. The audit then states 'at least X% of the reported capacity is genuine' (disclosure.md and
+    .html say exactly that) although X is a share of the population's units only. Here (unit 1 GFLOPS) one proven
+    100-TFLOPS GPU beside 200,000 unproven 0.9-GFLOPS devices (180 TFLOPS, 64% of what is reported): the audit's lower
+    bound on the genuine share is ~95%; the truth is 36%. Defence: the bound is stated over the reported capacity
+    (units of devices below one unit and each device's floor remainder count as unsampled, i.e. not genuine), or
+    devices below a unit are grouped so that they can be drawn."""
+    fleet = [("GPU-real", 100.0)] + [(f"CPU-{i:06d}", 0.0009) for i in range(200_000)]
+    audit = sampling.audit("auditor-nonce-000001", fleet, {"GPU-real": 100.0}, 60)
+    truth = 100.0 / sum(t for _, t in fleet)
+    assert audit["genuine_share_lower_bound"] <= truth, (
+        f"'at least {audit['genuine_share_lower_bound']:.0%} of the reported capacity is genuine'; truth {truth:.0%}"
+    )
