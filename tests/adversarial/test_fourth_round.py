@@ -418,3 +418,58 @@ def test_b4_devices_smaller_than_the_unit_are_never_sampled_yet_counted_in_the_s
     assert audit["genuine_share_lower_bound"] <= truth, (
         f"'at least {audit['genuine_share_lower_bound']:.0%} of the reported capacity is genuine'; truth {truth:.0%}"
     )
+
+
+def _huge_capacity(tmp_path: Path, files: dict[str, Path], field: str) -> Path:
+    from bench.report import sign
+
+    cap = json.loads(files["capacity"].read_text())
+    for d in cap["devices"]:
+        d[field] = 1e308  # each row finite, as _rows requires; their sum is not
+    cap.pop("signature")
+    cap["signature"] = sign.sign(cap, K.aggregator)
+    path = tmp_path / f"huge-{field}.json"
+    path.write_text(dumps(cap))
+    return path
+
+
+@pytest.mark.parametrize("field, audit", [("mamf_tflops", False), ("msmf_tflops", False), ("mamf_tflops", True)])
+def test_e3_finite_rows_whose_sum_overflows_end_in_a_traceback(tmp_path, field, audit):
+    """Attack: a capacity report (hostile input: without --aggregator-keys any key may sign it) whose every device
+    row holds a finite 1e308 TFLOPS passes the row checks, but the sums are inf: `bench disclose site` dies in
+    FloatDomainError while signing (reported or sustained PFLOPS = inf), and with --audit-nonce in OverflowError
+    (sampling.unit_gflops multiplies the unit by 10 until it cannot be a float). Defence: the totals (and the
+    audit's population) are checked finite and bounded — a row above any physical figure (say 10^7 TFLOPS) is
+    refused — ending with exit 2 and one line."""
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1])
+    capacity = _huge_capacity(tmp_path, files, field)
+    args = ["disclose", "site", "--declaration", str(files["declaration"]), "--capacity", f"a={capacity}",
+            "--as-of", "2026-11-28T12:00:00Z", "-o", str(tmp_path / "out")]  # fmt: skip
+    if audit:
+        args += ["--audit-nonce", "auditor-nonce-000001", "--audit-size", "3"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, f"exit {result.exit_code}: {type(result.exception).__name__}: {result.exception}"
+
+
+def test_e4_a_forged_disclosure_citing_overflowing_rows_crashes_verify(tmp_path):
+    """Attack: the same overflowing capacity report cited by a hand-made disclosure (any signature verifies; the
+    figures need not match, since verify re-derives before comparing) with an audit_input: `bench verify d.json --from
+    DIR` raises OverflowError inside the re-derivation (dd.verify catches ValueError and the disclosure errors only)
+    and dies with a traceback. Defence: one failed file, exit 1, one line."""
+    from bench.report import sign
+
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1])
+    doc = world.read(world.site_disclosure(tmp_path, files, Store()))
+    capacity = _huge_capacity(tmp_path / "in", files, "mamf_tflops")
+    data = json.loads(capacity.read_text())
+    import hashlib
+
+    doc["inputs"]["capacity_reports"][0].update(sha256=hashlib.sha256(capacity.read_bytes()).hexdigest(),
+                                                digest=sign.digest(data))  # fmt: skip
+    doc["audit_input"] = dict(AUDIT, size=3)
+    bad = tmp_path / "forged.json"
+    bad.write_text(dumps(world.resign_doc(doc)))
+    result = CliRunner().invoke(main, ["verify", str(bad), "--from", str(tmp_path / "in")])
+    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit), (
+        f"exit {result.exit_code}: {type(result.exception).__name__}: {result.exception}"
+    )
