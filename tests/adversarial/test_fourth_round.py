@@ -38,7 +38,9 @@ def _proof(path: Path, devices: dict[str, float], key=None, *, hours_ago: float 
     key = key or K.auditor
     ch = chl.issue(key, dtype=dtype, n=64, products=1, window=dt.timedelta(minutes=5), nodes=None,
                    now=world.NOW - dt.timedelta(hours=hours_ago))  # fmt: skip
-    path.write_text(dumps(proofs.document(ch, [{"device": d, "tflops_lower_bound": t} for d, t in devices.items()], key)))
+    path.write_text(
+        dumps(proofs.document(ch, [{"device": d, "tflops_lower_bound": t} for d, t in devices.items()], key))
+    )
     return path
 
 
@@ -152,7 +154,9 @@ def test_b2_the_discloser_chooses_the_audit_nonce(tmp_path):
         return  # refused: the nonce is not the auditor's
     bound = doc["audit"]["genuine_share_lower_bound"]
     findings = _errors(dd.verify(doc, Store(tmp_path / "in")))
-    assert findings or bound <= truth, f"a nonce the discloser ground out claims >= {bound:.0%} genuine; truth {truth:.0%}"
+    assert findings or bound <= truth, (
+        f"a nonce the discloser ground out claims >= {bound:.0%} genuine; truth {truth:.0%}"
+    )
 
 
 # --- C. one device counted twice across the tree ----------------------------------------------------------------------
@@ -470,6 +474,6 @@ def test_e4_a_forged_disclosure_citing_overflowing_rows_crashes_verify(tmp_path)
     bad = tmp_path / "forged.json"
     bad.write_text(dumps(world.resign_doc(doc)))
     result = CliRunner().invoke(main, ["verify", str(bad), "--from", str(tmp_path / "in")])
-    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit), (
+    assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit)), (
         f"exit {result.exit_code}: {type(result.exception).__name__}: {result.exception}"
     )
