@@ -477,3 +477,16 @@ def test_e4_a_forged_disclosure_citing_overflowing_rows_crashes_verify(tmp_path)
     assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit)), (
         f"exit {result.exit_code}: {type(result.exception).__name__}: {result.exception}"
     )
+
+
+def test_b5_two_different_populations_share_one_digest():
+    """Attack: the population digest is meant to fix the population before the auditor's nonce (and is what an
+    auditor would sign beside the nonce), but it hashes 'device\\0units\\n' lines with no length prefix or escaping,
+    and a device id is any string a node report holds. One device 'GPU-a\\x001\\nGPU-b' with 2 units and two devices
+    GPU-a (1 unit) and GPU-b (2 units) hash alike: the discloser can commit to the digest, see the nonce, then present
+    whichever population samples better. Defence: an injective encoding (length-prefixed or JSON-canonical ids), or
+    device ids restricted to a safe alphabet before sampling."""
+    one = sampling.population([("GPU-a\x001\nGPU-b", 0.002)])
+    two = sampling.population([("GPU-a", 0.001), ("GPU-b", 0.002)])
+    assert (one["devices"], one["units"]) != (two["devices"], two["units"])
+    assert one["digest"] != two["digest"], "two populations, one digest"
