@@ -490,3 +490,30 @@ def test_b5_two_different_populations_share_one_digest():
     two = sampling.population([("GPU-a", 0.001), ("GPU-b", 0.002)])
     assert (one["devices"], one["units"]) != (two["devices"], two["units"])
     assert one["digest"] != two["digest"], "two populations, one digest"
+
+
+def test_a3_bounded_rows_are_the_aggregators_word_even_above_their_own_peak(tmp_path):
+    """Attack: a disclosure takes each capacity row's tier as the aggregator signed it, and `verify --from` never
+    re-derives a capacity report from the node reports it cites, even when they are in the folder. The aggregator is
+    typically the operator (it runs `bench aggregate` on its own fleet): it edits a row to 2x the H100's bf16 peak,
+    keeps 'bounded', re-signs, and the disclosure's bounded tier (and the tree) carry a figure the row itself says
+    is physically impossible; verify --from passes. Defence: a row is bounded only if mamf_tflops <= peak_tflops
+    (else refused or reported), and verify --from recomputes a capacity report from its node reports when they are
+    in the folder (as `bench verify capacity.json --reports` does)."""
+    from bench.report import sign
+
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1])
+    cap = json.loads(files["capacity"].read_text())
+    row = cap["devices"][0]
+    assert row["tier"] == "bounded" and row["peak_tflops"]
+    row["mamf_tflops"] = 2 * row["peak_tflops"]
+    cap.pop("signature")
+    cap["signature"] = sign.sign(cap, K.aggregator)
+    files["capacity"].write_text(dumps(cap))
+    doc = world.read(world.site_disclosure(tmp_path, files, Store()))
+    head = _head(doc)
+    peaks = sum(d["peak_tflops"] for d in cap["devices"]) / 1e3
+    findings = _errors(dd.verify(doc, Store(tmp_path / "in")))
+    assert head["bounded_pflops"] <= peaks or findings, (
+        f"bounded {head['bounded_pflops']:.3g} PFLOPS from devices whose peaks sum to {peaks:.3g}; verify: clean"
+    )
