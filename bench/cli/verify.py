@@ -82,8 +82,9 @@ def findings_table(results: dict[str, list[v.Finding]]) -> Table:
     for col in ("report", "verdict", "severity", "check", "where", "finding"):
         table.add_column(col, overflow="fold", no_wrap=col in ("severity", "check", "verdict"))
     for path, findings in results.items():
-        verdict = "FAIL" if v.errors(findings) else "pass"
-        style = "bold red" if verdict == "FAIL" else "green"
+        verdict = ("FAIL" if v.errors(findings) else "NOT RECOMPUTED"
+                   if any(f.code == "not-recomputed" for f in findings) else "pass")  # fmt: skip
+        style = {"FAIL": "bold red", "pass": "green"}.get(verdict, "yellow")
         if not findings:
             table.add_row(path, verdict, "-", "-", "-", "all checks passed", style=style)
         for f in findings:
@@ -175,7 +176,7 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
         elif isinstance(data, dict) and data.get("kind") == "bench.disclosure":  # re-derived from the level below
             from bench.disclosure.document import examine as verify_disclosure
 
-            results[str(path)] = verify_disclosure(data, from_dir, str(path))
+            results[str(path)] = verify_disclosure(data, from_dir, str(path), auditor=auditor, trusted=trusted)
         elif isinstance(data, dict) and data.get("kind") == agg.CAPACITY_KIND:
             try:
                 results[str(path)], view = agg.audit_capacity(data, node_reports, trusted, max_age=max_age)
@@ -231,5 +232,9 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
     if unsupported and not failed:
         fail("; ".join(f"claim '{c['claim']}': reported {_pf(c['reported_tflops'])}, bounded {_pf(c['bounded_tflops'])}, "
                        f"proven {_pf(c['proven_tflops'])} PFLOPS {c['precision']}: {c['verdict']}" for c in unsupported))  # fmt: skip
+    unchecked = [p for p, fs in results.items() if any(f.code == "not-recomputed" for f in fs) and p not in failed]
+    if unchecked and not as_json:
+        click.echo(f"not recomputed (signature only; their figures and tiers are unverified): {', '.join(unchecked)}",
+                   err=True)  # fmt: skip
     if failed:
         fail(f"{len(failed)} of {len(results)} reports failed verification: {', '.join(failed)}")

@@ -56,6 +56,16 @@ class Policy:
     node_ids: frozenset[str] | None = None
     stale_after_s: float = DEFAULT_STALE_AFTER_S
 
+    def check(self) -> None:
+        """Refuse a policy whose auditor key is also a node, aggregator or operator key: those keys are the operator's,
+        and a proof it signs is the operator's word, not the auditor's."""
+        if self.auditor_id is None:
+            return
+        for what, ids in (("node", self.node_ids), ("aggregator", self.aggregator_ids), ("operator", self.operator_ids)):
+            if ids is not None and self.auditor_id in ids:
+                raise DisclosureError(f"the policy names key {self.auditor_id} both as the auditor and as a {what} key: "
+                                      "the auditor's key must be one the operator does not hold")  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "aggregator_key_ids": sorted(self.aggregator_ids) if self.aggregator_ids is not None else None,
@@ -123,6 +133,7 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
     (`node_docs`, a site) or from the children (`child_docs`, a roll-up)."""
     if level not in LEVELS:
         raise DisclosureError(f"level should be one of {', '.join(LEVELS)}, got {level!r}")
+    policy.check()
     depth = DEPTH[level]
     if not leaves:
         raise DisclosureError("no capacity report to disclose")
@@ -326,21 +337,63 @@ def inputs_of(data: dict[str, Any], store: Store, where: str, *, deep: bool = Tr
     }
 
 
+def verifier_findings(data: dict[str, Any], where: str, *, auditor: str | None,
+                      trusted: set[str] | None) -> list[v.Finding]:  # fmt: skip
+    """The disclosure's policy held to the VERIFIER's keys, not its own: its proven tier counts only under the
+    verifier's auditor key (`auditor`), and the node keys it names must be in the verifier's node trust list
+    (`trusted`). A forger who makes every key (nodes, aggregator, operator, an 'auditor') re-derives clean under its
+    own policy; only these keys tell it apart."""
+    policy = data["policy"]
+    named = policy.get("auditor_key_id")
+    proofs_by = sorted({str(e.get("key_id")) for e in data["inputs"]["proofs"] if isinstance(e, dict)})
+    proven = bool(data["inputs"]["proofs"]) or data.get("audit_input") is not None
+    out = []
+    if auditor is not None:
+        if named is not None and named != auditor:
+            out.append(v.Finding(v.ERROR, "untrusted-auditor", f"the disclosure's proven tier rests on key {named}, not "
+                                 f"on the verifier's --auditor-key {auditor}", where))  # fmt: skip
+        others = [k for k in proofs_by if k != auditor]
+        if others:
+            out.append(v.Finding(v.ERROR, "untrusted-auditor", f"proofs signed by {', '.join(others)}, not by the "
+                                 f"verifier's --auditor-key {auditor}", where))  # fmt: skip
+        if trusted is not None and auditor in trusted:
+            out.append(v.Finding(v.ERROR, "untrusted-auditor", "the auditor's key is in the node trust list", where))
+    elif proven and named is not None:
+        out.append(v.Finding(v.WARNING, "auditor-unnamed", f"the proven tier rests on key {named}, which the verifier "
+                             "did not name (--auditor-key): anyone can make such a key", where))  # fmt: skip
+    if trusted is not None:
+        nodes = policy.get("node_key_ids")
+        if nodes is None:
+            out.append(v.Finding(v.ERROR, "untrusted-key", "the disclosure names no node trust list; the verifier's "
+                                 "--trusted-keys cannot be checked against it", where))  # fmt: skip
+        else:
+            outside = sorted(set(nodes) - trusted)
+            if outside:
+                out.append(v.Finding(v.ERROR, "untrusted-key", f"node keys {', '.join(outside)} are not in the "
+                                     "verifier's --trusted-keys", where))  # fmt: skip
+            if named is not None and named in trusted:
+                out.append(v.Finding(v.ERROR, "untrusted-auditor", f"the disclosure's auditor key {named} is in the "
+                                     "verifier's node trust list", where))  # fmt: skip
+    return out
+
+
 def verify(
-    data: dict[str, Any], store: Store, where: str = "disclosure", *, _seen: set[str] | None = None
-) -> list[v.Finding]:
+    data: dict[str, Any], store: Store, where: str = "disclosure", *, auditor: str | None = None,
+    trusted: set[str] | None = None, _seen: set[str] | None = None,
+) -> list[v.Finding]:  # fmt: skip
     """Re-derive a disclosure from the folder's documents and compare; then each child found there, recursively.
     Findings: errors for a bad signature or schema, a missing input, a section that differs, a child whose leaves are
-    not the parent's."""
+    not the parent's, and a policy the verifier's own keys (`auditor`, `trusted`: see verifier_findings) refuse."""
     seen = _seen if _seen is not None else set()
     try:
         check(data, where)
+        keys = verifier_findings(data, where, auditor=auditor, trusted=trusted)
         found = inputs_of(data, store, where)
         derived = compute(level=data["level"], name=data["name"], as_of=v.parse_utc(data["as_of_utc"]),
                           claims_input=data["claims_input"], audit_input=data["audit_input"], **found)  # fmt: skip
     except (DisclosureError, decl.DeclarationError, cl.ClaimError, ValueError) as exc:
         return [v.Finding(v.ERROR, "disclosure", str(exc), where)]
-    out = []
+    out = keys
     wrong = [k for k in DERIVED if not _same(data.get(k), derived.get(k))]
     if wrong:
         out.append(v.Finding(v.ERROR, "disclosure-mismatch", f"{', '.join(wrong)} differ from the re-derivation from "
@@ -358,26 +411,28 @@ def verify(
         below |= {e["sha256"] for e in doc.data.get("inputs", {}).get("capacity_reports", []) if isinstance(e, dict)}
         if child["sha256"] not in seen:
             seen.add(child["sha256"])
-            out += verify(doc.data, store, name, _seen=seen)
+            out += verify(doc.data, store, name, auditor=auditor, trusted=trusted, _seen=seen)
     if data["inputs"]["children"] and below != mine:
         out.append(v.Finding(v.ERROR, "disclosure-mismatch", "the capacity reports of the children are not the ones "
                              "this level counts", where))  # fmt: skip
     return out
 
 
-def examine(data: dict[str, Any], folder: Path | None, where: str) -> list[v.Finding]:
-    """For `bench verify`: a disclosure re-derived from the documents under `folder` (without one, only its schema and
-    signature are checked, and a warning says so)."""
+def examine(data: dict[str, Any], folder: Path | None, where: str, *, auditor: str | None = None,
+            trusted: set[str] | None = None) -> list[v.Finding]:  # fmt: skip
+    """For `bench verify`: a disclosure re-derived from the documents under `folder`, held to the verifier's own
+    auditor key and node trust list. Without a folder only its schema, signature and policy are checked, and a
+    warning says that no figure was re-derived (as a capacity report without --reports)."""
     if folder is None:
         try:
             check(data, where)
+            keys = verifier_findings(data, where, auditor=auditor, trusted=trusted)
         except DisclosureError as exc:
             return [v.Finding(v.ERROR, "disclosure", str(exc), where)]
-        return [
-            v.Finding(v.WARNING, "not-recomputed", "no --from: the disclosure's figures were not re-derived", where)
-        ]
+        return [*keys, v.Finding(v.WARNING, "not-recomputed", "no --from: nothing was re-derived; only the signature "
+                                 "and policy were checked, so no figure or tier in it is verified", where)]  # fmt: skip
     try:
-        return verify(data, Store(folder), where)
+        return verify(data, Store(folder), where, auditor=auditor, trusted=trusted)
     except Exception as exc:  # noqa: BLE001 - a hostile document is one failed entry, never a traceback
         return [v.Finding(v.ERROR, "unchecked", f"{type(exc).__name__} while re-deriving it: {exc}", where)]
 

@@ -221,6 +221,12 @@ def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator
         del d["kept_index"]
         d["kept_in"], d["dropped_from"] = d.pop("kept"), d.pop("dropped")
     counted.loc[counted["stale"], "tier"] = v.REPORTED
+    # bounded means physically possible on a device bench knows: the aggregator's word is not enough (it is often the
+    # operator), so a 'bounded' row without a peak, or above its own peak, is reported at most
+    peak = pd.to_numeric(counted["peak_tflops"], errors="coerce")
+    impossible = (counted["tier"] == v.BOUNDED) & ~(counted["mamf_tflops"].astype(float) <= peak)
+    counted.loc[impossible, "tier"] = v.REPORTED
+    counted.loc[impossible, "why"] = "above (or without) the device's own peak: not physically possible"
     if not trusted_aggregator:
         counted["tier"] = v.REPORTED
     counted = counted.sort_values(["site", "cluster", "precision", "device"], kind="stable").reset_index(drop=True)
