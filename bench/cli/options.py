@@ -127,7 +127,16 @@ timeout_option = click.option(
 
 
 def chosen_devices(device_lists: tuple[list[str], ...]) -> list[str]:
-    """The device ids the repeated --device options name, in order, each once; none given: every GPU, else the CPU."""
+    """The device ids the repeated --device options name, in order, each once; none given: every GPU, else the CPU.
+    Exit 1 with the reason when the driver sees GPUs that torch does not (a torch built for a newer CUDA, or a CPU
+    build), instead of measuring the CPU of a GPU node."""
     from bench.hardware import devices
 
-    return list(dict.fromkeys(d for ds in device_lists for d in ds)) or devices.default_devices()
+    chosen = list(dict.fromkeys(d for ds in device_lists for d in ds))
+    if chosen:
+        return chosen
+    try:  # every GPU, else the CPU; refused when the driver sees GPUs torch cannot use (bench doctor says why)
+        return devices.default_devices()
+    except ValueError as exc:
+        fail(str(exc))
+    raise AssertionError  # fail() exits

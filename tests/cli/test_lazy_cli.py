@@ -198,3 +198,17 @@ def test_the_terminal_bar_and_the_log_lines_show_one_estimate_of_what_is_left():
     assert bar.left_text() == "~0:00:35 left" and bar.bars.tasks[0].completed == 0
     now[0] += 10  # the bar's column reads the Eta at every refresh: it counts down between steps
     assert bar.left_text() == "~0:00:25 left"
+
+
+def test_a_gpu_node_whose_torch_sees_no_gpu_is_refused_in_one_line_not_measured_as_a_cpu(monkeypatch, tmp_path):
+    import torch
+
+    from bench.hardware import nvml
+    from tests.fakes.nvml import H100, FakeNvml
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(nvml, "load_nvml", lambda: FakeNvml([H100, H100]))
+    for verb in (["matmul", "--size", "16"], ["membw"]):
+        result = CliRunner().invoke(main, [*verb, "--results-dir", str(tmp_path), "--quiet"])
+        assert result.exit_code == 1 and "the driver sees 2 GPU" in result.output, result.output
+        assert "Traceback" not in result.output and not list(tmp_path.glob("*/report.json"))
