@@ -23,6 +23,8 @@ from bench.report.store import dumps
 from tests.disclosure import world
 
 K = world.KEYS
+#: Attacks whose defence is not merged yet: strict, so each one that passes must drop the mark.
+PENDING = pytest.mark.xfail(strict=True, reason="attack 4: defence not merged yet")
 AUDIT = {"nonce": "auditor-nonce-000001", "size": 30, "confidence": 0.95, "precision": "bfloat16"}
 
 
@@ -105,6 +107,7 @@ def test_a2_a_node_key_named_as_the_auditor_in_the_policy_verifies(tmp_path):
 # --- B. audit by sampling --------------------------------------------------------------------------------------------
 
 
+@PENDING
 def test_b1_audit_adds_bounds_of_different_proofs(tmp_path):
     """Attack: the proven tier never adds bounds of different proofs (one machine can answer challenge 1 as device A
     and challenge 2 as device B; third round a1), but the audit takes each sampled device's bound as its best over ALL
@@ -131,6 +134,7 @@ def _grind(pop, genuine: set[str], size: int, tries: int = 20000) -> str:
     raise AssertionError("no nonce found")
 
 
+@PENDING
 def test_b2_the_discloser_chooses_the_audit_nonce(tmp_path):
     """Attack: the audit's 'auditor's nonce' is a free --audit-nonce string given to `bench disclose` by whoever builds
     the disclosure; nothing ties it to the auditor (the audit proof's challenge carries its own nonce, unrelated), and
@@ -206,6 +210,7 @@ def _whole_report(node: int, tflops: float, serial: str) -> dict:
     return resign(data, K.node)
 
 
+@PENDING
 def test_c1_a_gpu_whole_in_one_site_and_as_mig_slices_in_another_counts_twice(tmp_path):
     """Attack: one physical H100 (NVML serial 1650123, host-1) measured whole at 700 TFLOPS for site A1, then split
     into MIG slices and measured again for site A2 (2 x 3g.40gb at 300 each). The slices' identities carry a '/migN'
@@ -231,6 +236,7 @@ def test_c1_a_gpu_whole_in_one_site_and_as_mig_slices_in_another_counts_twice(tm
 # --- D. claims that look supported ------------------------------------------------------------------------------------
 
 
+@PENDING
 def test_d1_a_deadline_claim_is_supported_by_proofs_from_after_the_deadline(tmp_path):
     """Attack: '0.5 PFLOPS bf16 by 2025-06' (a region's promise with a date) is checked against a disclosure as of
     2026-11-28 whose proof was issued in November 2026: the ledger says 'supported (proven)', though nothing shows the
@@ -246,6 +252,7 @@ def test_d1_a_deadline_claim_is_supported_by_proofs_from_after_the_deadline(tmp_
     assert not claim["verdict"].startswith("supported"), "a 2026 proof supports a promise due in June 2025"
 
 
+@PENDING
 def test_d2_claim_source_text_injects_a_supported_verdict_into_the_markdown(tmp_path):
     """Attack: a claim's source and date are free strings (up to 500 characters, newlines allowed by TOML) that the
     Markdown rendering writes raw into the line '**"claim"** (source, date): verdict'. A source of
@@ -273,6 +280,7 @@ def test_d2_claim_source_text_injects_a_supported_verdict_into_the_markdown(tmp_
 DEEP_TOML = "a = " + "[" * 3000 + "]" * 3000 + "\n"
 
 
+@PENDING
 def test_e1_deeply_nested_claims_toml_is_a_traceback(tmp_path):
     """Attack: a claims file (public text, hostile by nature) of 6 KB nesting arrays 3000 deep: tomllib raises
     RecursionError, which read_entries does not catch (only TOMLDecodeError): `bench disclose site --claims` ends in
@@ -303,6 +311,7 @@ def test_e2_a_disclosure_embedding_a_deeply_nested_declaration_crashes_verify(tm
     )
 
 
+@PENDING
 def test_c2_a_child_listed_three_times_weights_the_readiness_and_node_counts(tmp_path):
     """Attack: `bench disclose rollup` accepts the same child disclosure several times (or a site both directly and
     through its city). Devices are deduplicated (capacity reports by digest), but readiness combines the children's
@@ -324,6 +333,7 @@ def test_c2_a_child_listed_three_times_weights_the_readiness_and_node_counts(tmp
     assert nodes == 3 or _errors(dd.verify(city, Store(tmp_path))), f"3 nodes disclosed as {nodes}, and it verifies"
 
 
+@PENDING
 def test_c3_a_node_report_copied_with_other_whitespace_counts_twice_in_readiness(tmp_path):
     """Attack: readiness per node class uses the node reports in --reports whose digest a counted capacity input
     lists, found by the SHA-256 of their bytes: the same signed report re-indented is another file with the same
@@ -348,6 +358,7 @@ def test_c3_a_node_report_copied_with_other_whitespace_counts_twice_in_readiness
     assert nodes == 2, f"2 nodes counted as {nodes} in readiness"
 
 
+@PENDING
 def test_c4_a_slash_in_a_place_name_moves_devices_under_another_site_in_the_tree(tmp_path):
     """Attack: declaration names are any printable text, '/' included, and the roll-up tree splits the joined path
     'country/region/city/site' on '/'. A site 'zzz' declared in city 'Alpha/A1' of region North (12 GPUs) is drawn in
@@ -370,6 +381,7 @@ def test_c4_a_slash_in_a_place_name_moves_devices_under_another_site_in_the_tree
     assert sites.get("A1") == 8 and "Alpha/A1" in cities, f"tree: cities {sorted(cities)}, Alpha's sites {sites}"
 
 
+@PENDING
 def test_d3_a_disclosure_as_of_a_date_before_its_measurements_counts_them(tmp_path):
     """Attack: --as-of is the discloser's; devices measured AFTER it are neither stale nor refused, so a disclosure
     'as of 2026-01-01' shows capacity first measured on 2026-11-28 as bounded, and a claim '5 PFLOPS bf16 by
@@ -392,6 +404,7 @@ def test_d3_a_disclosure_as_of_a_date_before_its_measurements_counts_them(tmp_pa
     )
 
 
+@PENDING
 def test_d4_an_ambiguous_claim_reads_supported_on_int8_alone():
     """Attack: '788 EFLOPS' names no precision. The ledger compares it at every precision and, when only the int8
     (or fp8) figure reaches it, the verdict reads 'supported (proven) at int8' and drops 'ambiguous' — the headline a
@@ -407,6 +420,7 @@ def test_d4_an_ambiguous_claim_reads_supported_on_int8_alone():
     assert "ambiguous" in entry["verdict"] or not entry["verdict"].startswith("supported"), entry["verdict"]
 
 
+@PENDING
 def test_b4_devices_smaller_than_the_unit_are_never_sampled_yet_counted_in_the_share():
     """Attack: each device gets floor(MAMF / unit) units and the unit grows with the fleet (a country of 10^6 GPUs has
     10-TFLOPS units), so every device below one unit (CPU hosts, small accelerators, or fakes cut to fit) has no unit:
@@ -437,6 +451,7 @@ def _huge_capacity(tmp_path: Path, files: dict[str, Path], field: str) -> Path:
     return path
 
 
+@PENDING
 @pytest.mark.parametrize("field, audit", [("mamf_tflops", False), ("msmf_tflops", False), ("mamf_tflops", True)])
 def test_e3_finite_rows_whose_sum_overflows_end_in_a_traceback(tmp_path, field, audit):
     """Attack: a capacity report (hostile input: without --aggregator-keys any key may sign it) whose every device
@@ -479,6 +494,7 @@ def test_e4_a_forged_disclosure_citing_overflowing_rows_crashes_verify(tmp_path)
     )
 
 
+@PENDING
 def test_b5_two_different_populations_share_one_digest():
     """Attack: the population digest is meant to fix the population before the auditor's nonce (and is what an
     auditor would sign beside the nonce), but it hashes 'device\\0units\\n' lines with no length prefix or escaping,
