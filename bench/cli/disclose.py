@@ -66,12 +66,9 @@ def policy_options(fn: Any) -> Any:
         click.option("--as-of", "as_of", default=None, help="The disclosure date (ISO 8601 with a time zone; default now)."),
         click.option("--stale-after", type=DurationParam(), default="30d", show_default=True,
                      help="A device measured longer ago than this is stale (reported tier at most)."),
-        click.option("--audit-nonce", default=None, help="The auditor's nonce: draw and bound a sample (see `sample`)."),
-        click.option("--audit-size", type=click.IntRange(1, 1_000_000), default=60, show_default=True,
-                     help="Units drawn for the audit."),
-        click.option("--audit-precision", default="bfloat16", show_default=True, help="The precision audited."),
-        click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
-                     show_default=True, help="Confidence of the audit's lower bound."),
+        click.option("--audit-request", "audit_request", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="The auditor's signed audit request (`bench disclose sample --request`, signed by "
+                          "--auditor-key): its nonce draws the sample, its size, precision and confidence bound it."),
         key_option,
         click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("disclosure"),
                      show_default=True, help="Folder for disclosure.json, disclosure.md and disclosure.html."),
@@ -103,9 +100,14 @@ def _common(kw: dict[str, Any]) -> dict[str, Any]:
         except (intake.InputError, UnicodeDecodeError, cl.ClaimError) as exc:
             fail(str(exc), 2)
     audit = None
-    if kw["audit_nonce"] is not None:
-        audit = {"nonce": kw["audit_nonce"], "size": kw["audit_size"], "confidence": kw["confidence"],
-                 "precision": kw["audit_precision"]}  # fmt: skip
+    if kw["audit_request"] is not None:
+        try:
+            req = intake.read_json(kw["audit_request"]).data
+        except intake.InputError as exc:
+            fail(str(exc), 2)
+        if not isinstance(req, dict):
+            fail(f"{kw['audit_request']}: not an audit request", 2)
+        audit = {k: req.get(k) for k in ("nonce", "size", "confidence", "precision")} | {"request": req}
     return {"policy": policy, "as_of": as_of, "claims_input": claims_input, "audit_input": audit}
 
 
@@ -236,10 +238,19 @@ def rollup_cmd(children: tuple[Path, ...], level: str, name: str, from_dir: Path
 @click.option("--nonce", required=True, help="The auditor's nonce (16 to 256 characters), fixed after the disclosure.")
 @click.option("--size", type=click.IntRange(1, 1_000_000), default=60, show_default=True, help="Units to draw.")
 @click.option("--precision", default="bfloat16", show_default=True, help="The precision whose devices are drawn.")
+@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Confidence of the audit's lower bound (written into the request).")
+@click.option("--request", "request_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the audit request (nonce, population digest, size, precision, confidence) signed by --key, "
+                   "the AUDITOR's key: `bench disclose ... --audit-request` counts an audit only with it.")
+@key_option
 @json_option("the draw")
-def sample_cmd(disclosure: Path, from_dir: Path, nonce: str, size: int, precision: str, as_json: bool) -> None:
+def sample_cmd(disclosure: Path, from_dir: Path, nonce: str, size: int, precision: str, confidence: float,
+               request_path: Path | None, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """The devices to challenge: drawn from the auditor's nonce over the disclosure's counted devices (capacity
-    weighted; README). Anyone can re-derive the draw from the same disclosure, folder and nonce."""
+    weighted; README). Anyone can re-derive the draw from the same disclosure, folder and nonce. With --request, the
+    auditor signs the nonce together with the population it samples: the discloser can neither choose the nonce nor
+    re-cut the population after seeing it."""
     from bench.disclosure import document as dd
     from bench.disclosure import sampling
     from bench.disclosure.leaves import Store, merge
@@ -256,6 +267,11 @@ def sample_cmd(disclosure: Path, from_dir: Path, nonce: str, size: int, precisio
         devices = sampling.sample_devices(nonce, pop, size)
     except (*_refused(), ValueError) as exc:
         fail(str(exc), 2)
+    if request_path is not None:
+        from bench.report.store import dumps, write_atomic
+
+        write_atomic(request_path, dumps(sampling.request(signing_key(key_path), nonce=nonce, population_digest=pop["digest"],
+                                                          precision=precision, size=size, confidence=confidence)))  # fmt: skip
     if as_json:
         click.echo(json.dumps({"population_digest": pop["digest"], "unit_gflops": pop["unit_gflops"],
                                "population_units": pop["total_units"], "devices": devices}, indent=2))  # fmt: skip

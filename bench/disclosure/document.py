@@ -177,17 +177,7 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
     memory = sum(_count(x) for x in gpus["memory_bytes"])
     audit = None
     if audit_input is not None:
-        rows = counted[counted["precision"] == audit_input["precision"]]
-        if rows.empty:
-            raise DisclosureError(f"audit: no counted device measured at {audit_input['precision']}")
-        bounds = {d: max(proven.bounds(audit_input["precision"], d), default=0.0) for d in rows["device"]}
-        try:
-            audit = sampling.audit(audit_input["nonce"], list(zip(rows["device"], rows["mamf_tflops"].astype(float), strict=True)),
-                                   bounds, audit_input["size"], audit_input["confidence"])  # fmt: skip
-        except sampling.SamplingError as exc:
-            raise DisclosureError(f"audit: {exc}") from None
-        audit["precision"] = audit_input["precision"]
-        audit["tier"] = "proven (sampled)"
+        audit = _audit(audit_input, counted, proven, proof_docs, policy)
     return {
         "path": list(next(iter(prefixes))),
         "declared": declared,
@@ -204,6 +194,41 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         "claims": cl.ledger(claims_input, capacity, peak_pflops, declared["sites"]),
         "audit": audit,
     }
+
+
+def _audit(audit_input: dict[str, Any], counted: pd.DataFrame, proven: proofs.Proven,
+           proof_docs: list[intake.Document], policy: Policy) -> dict[str, Any]:  # fmt: skip
+    """The audit by sampling, under the auditor's signed request (its nonce, bound to this population, so neither the
+    nonce nor the population is the discloser's choice). Each sampled device's bound comes from ONE proof issued after
+    the request (the challenge the sampled devices answered), never from bounds of different proofs together."""
+    try:
+        req = sampling.check_request(audit_input.get("request"), policy.auditor_id)
+    except sampling.SamplingError as exc:
+        raise DisclosureError(f"audit: {exc}") from None
+    differ = [k for k in ("nonce", "precision", "size", "confidence") if audit_input.get(k) != req[k]]
+    if differ:
+        raise DisclosureError(f"audit: {', '.join(differ)} differ from the auditor's request")
+    precision = req["precision"]
+    rows = counted[counted["precision"] == precision]
+    if rows.empty:
+        raise DisclosureError(f"audit: no counted device measured at {precision}")
+    issued = {sign.digest(d.data): d.data.get("issued_utc") for d in proof_docs if isinstance(d.data, dict)}
+    after = [per for digest, per in proven.tflops.get(precision, {}).items()
+             if isinstance(issued.get(digest), str) and v.parse_utc(issued[digest]) >= v.parse_utc(req["issued_utc"])]  # fmt: skip
+    try:
+        audit = sampling.audit(req["nonce"], list(zip(rows["device"], rows["mamf_tflops"].astype(float), strict=True)),
+                               after, req["size"], req["confidence"])  # fmt: skip
+    except sampling.SamplingError as exc:
+        raise DisclosureError(f"audit: {exc}") from None
+    if audit["population_digest"] != req["population_digest"]:
+        raise DisclosureError(f"audit: the auditor's request samples population {req['population_digest'][:16]}, not "
+                              f"this disclosure's {audit['population_digest'][:16]} (counted devices changed?)")  # fmt: skip
+    audit.pop("proof_index")
+    audit["precision"] = precision
+    audit["request_key_id"] = sign.signer(req)
+    audit["request_issued_utc"] = req["issued_utc"]
+    audit["tier"] = "proven (sampled)"
+    return audit
 
 
 def _flat_kpis(capacity: list[dict[str, Any]], inventory: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -56,6 +56,12 @@ _ROW_TYPES: dict[str, tuple[type, ...]] = {
 }  # fmt: skip
 
 
+#: Above any device by orders of magnitude (an H100 is ~2,000 TFLOPS at fp8): a row above it is refused, so that the
+#: sums of a million rows stay finite.
+MAX_DEVICE_TFLOPS = 1e7
+_TFLOPS = ("mamf_tflops", "msmf_tflops", "peak_tflops")
+
+
 def _rows(data: dict[str, Any], where: str) -> list[dict[str, Any]]:
     devices = data.get("devices")
     if not isinstance(devices, list):
@@ -70,6 +76,9 @@ def _rows(data: dict[str, Any], where: str) -> list[dict[str, Any]]:
                 raise DisclosureError(f"{where}: devices[{i}].{key} has type {type(value).__name__}")
             if isinstance(value, float) and not math.isfinite(value) or isinstance(value, (int, float)) and value < 0:
                 raise DisclosureError(f"{where}: devices[{i}].{key} should be a finite non-negative number")
+            if key in _TFLOPS and value is not None and value > MAX_DEVICE_TFLOPS:
+                raise DisclosureError(f"{where}: devices[{i}].{key} is {value:.3g} TFLOPS, above any device "
+                                      f"({MAX_DEVICE_TFLOPS:g})")  # fmt: skip
         if d["tier"] not in v.TIERS:
             raise DisclosureError(f"{where}: devices[{i}].tier {d['tier']!r} is not one of {', '.join(v.TIERS)}")
         try:

@@ -72,7 +72,8 @@ def markdown(doc: dict[str, Any]) -> str:
         a = doc["audit"]
         lines += ["## Audit by sampling", "", (f"{a['units_drawn']} units of {a['unit_gflops']} GFLOPS drawn from "
                   f"{a['population_units']:,} ({a['population_devices']} devices, {a['precision']}) with nonce "
-                  f"`{a['nonce']}`; {a['units_genuine']} genuine. At {a['confidence']:.0%} confidence at least "
+                  f"`{a['nonce']}` of the auditor's request (key {a.get('request_key_id')}, issued "
+                  f"{a.get('request_issued_utc')}); {a['units_genuine']} genuine. At {a['confidence']:.0%} confidence at least "
                   f"{_pct(a['genuine_share_lower_bound'])} of the reported capacity is genuine: "
                   f"**{_n(a['supported_pflops'])} PFLOPS proven (sampled)**. Method: {a['method']}."), ""]  # fmt: skip
     lines += ["## Roll-up (each device counted once across the tree)", "", *_md_tree(doc["tree"]), ""]

@@ -94,16 +94,25 @@ def test_an_edited_disclosure_fails_verify_with_exit_1(setup):
 
 
 def test_sample_then_audit_a_site_proven_by_its_challenge(setup):
-    tmp = setup[0]
+    tmp, _, keyfiles, _ = setup
     result, out = _site(setup, "A1", out=tmp / "out/pre-audit")
     nonce = "auditor-nonce-cli-0001"
-    result = _run(
-        "disclose", "sample", out / "disclosure.json", "--from", tmp, "--nonce", nonce, "--size", "20", "--json"
-    )
+    request = tmp / "request.json"
+    result = _run("disclose", "sample", out / "disclosure.json", "--from", tmp, "--nonce", nonce, "--size", "20",
+                  "--request", request, "--key", keyfiles["auditor"], "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
-    sample = json.loads(result.output)["devices"]
+    drawn = json.loads(result.output)
+    sample = drawn["devices"]
     assert sample and sample == json.loads(_run("disclose", "sample", out / "disclosure.json", "--from", tmp, "--nonce",
                                                 nonce, "--size", "20", "--json").output)["devices"]  # fmt: skip
+    req = json.loads(request.read_text())  # the auditor's signed request: its nonce, bound to this population
+    assert (req["nonce"], req["population_digest"], req["size"]) == (nonce, drawn["population_digest"], 20)
+    # (the request above is stamped with today's clock; the test's world lives on 2026-11-28: the same request,
+    # issued before the challenge by the world's clock)
+    from bench.disclosure import sampling
+
+    request.write_text(dumps(sampling.request(K.auditor, nonce=nonce, population_digest=drawn["population_digest"],
+                                              precision="bfloat16", size=20, now=world.NOW - dt.timedelta(hours=1))))  # fmt: skip
     # the auditor challenges the sampled devices; each answers 650 of its ~700 TFLOPS
     ch = chl.issue(K.auditor, dtype="bfloat16", n=64, products=1, window=dt.timedelta(minutes=5), nodes=None,
                    now=world.NOW)  # fmt: skip
@@ -111,8 +120,7 @@ def test_sample_then_audit_a_site_proven_by_its_challenge(setup):
     proof.write_text(
         dumps(proofs.document(ch, [{"device": d, "tflops_lower_bound": 650.0} for d in sample], K.auditor))
     )
-    result, out = _site(setup, "A1", "--proof", proof, "--audit-nonce", nonce, "--audit-size", "20",
-                        out=tmp / "out/audited")  # fmt: skip
+    result, out = _site(setup, "A1", "--proof", proof, "--audit-request", request, out=tmp / "out/audited")
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "disclosure.json").read_text())
     head = next(c for c in doc["capacity"] if c["category"] == "bf16/fp16")
@@ -121,6 +129,12 @@ def test_sample_then_audit_a_site_proven_by_its_challenge(setup):
     assert sorted(d["device"] for d in audit["sample"]) == sample and audit["tier"] == "proven (sampled)"
     assert 0 < audit["genuine_share_lower_bound"] < 650 / 700 and audit["supported_pflops"] < head["reported_pflops"]
     assert _run("verify", out / "disclosure.json", "--from", tmp).exit_code == 0
+    # a request the discloser signed itself (its own choice of nonce) is refused
+    forged = tmp / "forged-request.json"
+    forged.write_text(dumps(sampling.request(K.discloser, nonce=nonce, population_digest=drawn["population_digest"],
+                                             precision="bfloat16", size=20, now=world.NOW - dt.timedelta(hours=1))))  # fmt: skip
+    result, _ = _site(setup, "A1", "--proof", proof, "--audit-request", forged, out=tmp / "out/forged-audit")
+    assert result.exit_code == 2 and "not the auditor's key" in result.output
 
 
 def test_a_proof_signed_by_a_node_key_is_refused_with_exit_2(setup):
