@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,7 @@ def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator
                          **{f"p{i}": pd.Series(dtype=object) for i in range(4)}), []  # fmt: skip
     df["measured"] = pd.to_datetime(df["measured_utc"], utc=True, format="ISO8601")
     df = df.sort_values(["measured", "leaf"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    df, repartitioned = _one_configuration(df)
     keep, duplicates = cap.unique_rows(df)
     counted = df.loc[keep].copy()
     counted["stale"] = counted["measured"] < pd.Timestamp(as_of - stale_after)
@@ -229,6 +231,7 @@ def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator
             counted.at[d["kept_index"], "why"] = "shares an identity with another device (a clone?)"
         del d["kept_index"]
         d["kept_in"], d["dropped_from"] = d.pop("kept"), d.pop("dropped")
+    duplicates = sorted([*duplicates, *repartitioned], key=lambda d: (d["device"], d["precision"]))
     counted.loc[counted["stale"], "tier"] = v.REPORTED
     # bounded means physically possible on a device bench knows: the aggregator's word is not enough (it is often the
     # operator), so a 'bounded' row without a peak, or above its own peak, is reported at most
@@ -243,6 +246,65 @@ def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator
     for i in range(4):
         counted[f"p{i}"] = parts[i] if i in parts.columns else None
     return counted, duplicates
+
+
+_MIG_SLOT = re.compile(r"/mig\d+$")
+
+
+def _one_configuration(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """One physical GPU, one configuration: a MIG slice's identities are its GPU's (NVML serial, host + PCI id) with a
+    '/migN' slot, so a GPU measured whole in one place and as slices in another (or re-partitioned within the
+    staleness window) would count twice. Rows of one physical GPU (the slot stripped) keep only the configuration of
+    the newest row (df is sorted newest first): the same leaf and the same mode (whole, or slices). Returns the rows
+    kept and a duplicate entry for each GPU whose other configuration was dropped."""
+    columns = ("serial", "pci")
+    mig = pd.Series(False, index=df.index)
+    for c in columns:
+        mig |= df[c].map(lambda x: isinstance(x, str) and _MIG_SLOT.search(x) is not None)
+    if not mig.any():
+        return df, []
+
+    def parent(x: Any) -> str | None:
+        return _MIG_SLOT.sub("", x) if isinstance(x, str) else None
+
+    wanted = {(c, parent(x), pr) for c in columns for x, pr in zip(df.loc[mig, c], df.loc[mig, "precision"], strict=True)
+              if parent(x)}  # fmt: skip
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for c in columns:
+        for i, x, pr in zip(df.index, df[c].tolist(), df["precision"].tolist(), strict=True):
+            key = (c, parent(x), pr)
+            if key in wanted:
+                groups.setdefault(key, []).append(i)
+    position = {i: n for n, i in enumerate(df.index)}
+    root = {i: i for members in groups.values() for i in members}
+
+    def find(i: Any) -> Any:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    for members in groups.values():
+        for i in members[1:]:
+            a, b = find(i), find(members[0])
+            if a != b:
+                root[max(a, b, key=position.__getitem__)] = min(a, b, key=position.__getitem__)
+    components: dict[Any, list[Any]] = {}
+    for i in sorted(root, key=position.__getitem__):
+        components.setdefault(find(i), []).append(i)
+    drop, out = [], []
+    for members in components.values():
+        first = members[0]
+        config = (df.at[first, "leaf"], bool(mig[first]))
+        dropped = [i for i in members if (df.at[i, "leaf"], bool(mig[i])) != config]
+        if not dropped:
+            continue
+        drop += dropped
+        out.append({"device": df.at[first, "device"], "precision": df.at[first, "precision"],
+                    "kept_in": df.at[first, "report"], "dropped_from": sorted({df.at[i, "report"] for i in dropped}),
+                    "dropped_devices": sorted({df.at[i, "device"] for i in dropped}),
+                    "shared": ["one physical GPU (whole and as MIG slices): its newest configuration counts"]})  # fmt: skip
+    return df.drop(index=drop), out
 
 
 def digest_devices(counted: pd.DataFrame) -> str:

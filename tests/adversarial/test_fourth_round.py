@@ -220,7 +220,6 @@ def _whole_report(node: int, tflops: float, serial: str) -> dict:
     return resign(data, K.node)
 
 
-@PENDING
 def test_c1_a_gpu_whole_in_one_site_and_as_mig_slices_in_another_counts_twice(tmp_path):
     """Attack: one physical H100 (NVML serial 1650123, host-1) measured whole at 700 TFLOPS for site A1, then split
     into MIG slices and measured again for site A2 (2 x 3g.40gb at 300 each). The slices' identities carry a '/migN'
