@@ -45,7 +45,7 @@ def _free_port() -> int:
               help="Untimed iterations per size first.")
 @click.option("--warmup", "warmup_old", type=click.IntRange(min=0), default=None, hidden=True,
               deprecated="use --warmup-iterations")
-@device_option("cpu or cuda:N (default: the local rank's GPU, else cpu).")
+@device_option("cpu, cuda:N (or all, on a node with one device). Default: the local rank's GPU, else the CPU.")
 @timeout_option
 @results_dir_option()
 @key_option

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from bench.cli.output import fail
-from bench.cli.params import DeviceParam, DurationParam, SingleDeviceParam
+from bench.cli.params import DeviceParam, DurationParam, OneDeviceParam
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -110,8 +110,9 @@ def devices_option(
 
 
 def device_option(help_text: str) -> Callable[[F], F]:
-    """--device for a verb where each rank measures one device: cpu or cuda:N (all would name several)."""
-    return click.option("--device", "device_name", type=SingleDeviceParam(), default=None, help=help_text)
+    """--device for a verb where each rank measures one device: the same names as devices_option, refused when they
+    name more than one device."""
+    return click.option("--device", "device_name", type=OneDeviceParam(), default=None, help=help_text)
 
 
 sequential_option = click.option(

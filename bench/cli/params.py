@@ -76,18 +76,17 @@ class PrecisionParam(click.Choice):
         return "[" + "|".join(map(str, self.choices)) + "] (or an alias: bf16, fp32, ...)"
 
 
-class SingleDeviceParam(click.ParamType):
-    """'cpu' or 'cuda:N' (one device; a usage error lists the ones present)."""
+class OneDeviceParam(DeviceParam):
+    """--device where each rank measures one device: the same names as everywhere (cpu, cuda:N, all), and a usage
+    error when they name more than one (launch one rank per GPU instead)."""
 
-    name = "cpu|cuda:N"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from bench.hardware import devices
-
-        names = [n for n in devices.valid_names() if n != devices.ALL]
-        if str(value) not in names:
-            self.fail(f"unknown or absent device {value!r}; valid here: {', '.join(names)}", param, ctx)
-        return str(value)
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:  # type: ignore[override]
+        named = super().convert(value, param, ctx)
+        if len(named) != 1:
+            self.fail(f"{value!r} names {len(named)} devices ({', '.join(named)}); this verb measures one device per "
+                      "rank: launch one rank per GPU (torchrun --nproc_per_node, srun -n) and let each take its own",
+                      param, ctx)  # fmt: skip
+        return named[0]
 
 
 #: Binary (KiB, MiB, GiB; K, M, G as their short forms, as ops tools read them) and decimal (kB, MB, GB) multipliers.

@@ -27,7 +27,8 @@ from bench.cli.ranks import place, rank_job
 @click.option("--preset", "presets", type=click.Choice(choices.TRAIN_PRESETS), multiple=True,
               help=f"Size (repeatable). Default {choices.per_kind(choices.DEFAULT_TRAIN_PRESETS)}. A preset that runs "
                    "out of memory is skipped.")
-@device_option("cpu or cuda:N. Default: the local rank's GPU under a launcher, else the first GPU, else the CPU.")
+@device_option("cpu, cuda:N (or all, on a node with one device). Default: the local rank's GPU under a launcher, else "
+               "the first GPU, else the CPU.")
 @click.option("--dtype", "precision", type=PrecisionParam(list(choices.TRAIN_PRECISIONS)), default=None,
               help="bfloat16 (autocast over float32 master weights; default on GPU) or float32 (default on CPU).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Timed steps (default: the preset's).")

@@ -212,3 +212,19 @@ def test_a_gpu_node_whose_torch_sees_no_gpu_is_refused_in_one_line_not_measured_
         result = CliRunner().invoke(main, [*verb, "--results-dir", str(tmp_path), "--quiet"])
         assert result.exit_code == 1 and "the driver sees 2 GPU" in result.output, result.output
         assert "Traceback" not in result.output and not list(tmp_path.glob("*/report.json"))
+
+
+def test_device_means_the_same_in_every_verb_and_one_rank_takes_one(monkeypatch):
+    """--device takes cpu, cuda:N or all everywhere; where a rank measures one device (train, comm), naming several is
+    a usage error that says how to launch instead."""
+    from bench.hardware import devices
+
+    monkeypatch.setattr(devices, "cuda_count", lambda: 2)
+    for verb in ("train", "comm"):
+        result = CliRunner().invoke(main, [verb, "--device", "all"])
+        assert result.exit_code == 2 and "names 2 devices (cuda:0, cuda:1)" in result.output, result.output
+        assert "one rank per GPU" in result.output
+    from bench.cli.params import DeviceParam, OneDeviceParam
+
+    assert OneDeviceParam().convert("cuda:1", None, None) == "cuda:1"
+    assert DeviceParam().convert("all", None, None) == ["cuda:0", "cuda:1"]
