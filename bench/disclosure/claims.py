@@ -74,6 +74,8 @@ def read_entries(text: str, where: str) -> list[dict[str, str]]:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ClaimError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per nesting level: a few KB of brackets exhaust the stack
+        raise ClaimError(f"{where}: not valid TOML: nested too deeply") from None
     if set(raw) - {"claim"} or not isinstance(raw.get("claim", []), list):
         raise ClaimError(f"{where}: expected only [[claim]] tables (text, source, date)")
     out = []
@@ -82,8 +84,10 @@ def read_entries(text: str, where: str) -> list[dict[str, str]]:
             raise ClaimError(f"{where}: more than {MAX_CLAIMS} claims")
         if not isinstance(c, dict) or set(c) - {"text", "source", "date"} or not isinstance(c.get("text"), str):
             raise ClaimError(f"{where}: claim[{i}] needs text, and may have source and date (strings) only")
-        if not all(isinstance(c.get(k, ""), str) and len(c.get(k, "")) <= 500 for k in ("source", "date")):
-            raise ClaimError(f"{where}: claim[{i}].source and .date should be strings of at most 500 characters")
+        if not all(isinstance(c.get(k, ""), str) and len(c.get(k, "")) <= 500 and c.get(k, "").isprintable()
+                   for k in ("source", "date")):  # fmt: skip
+            raise ClaimError(f"{where}: claim[{i}].source and .date should be one printable line of at most 500 "
+                             "characters")  # fmt: skip
         parse(c["text"])
         out.append({"text": c["text"].strip(), "source": c.get("source", ""), "date": c.get("date", "")})
     return out

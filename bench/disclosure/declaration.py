@@ -105,8 +105,14 @@ def parse(text: str, where: str = "declaration") -> dict[str, Any]:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DeclarationError(f"{where}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per nesting level: a few KB of brackets exhaust the stack
+        raise DeclarationError(f"{where}: not valid TOML: nested too deeply") from None
     _only(raw, TOP_KEYS, where)
     out: dict[str, Any] = {k: _text(raw, k, where) for k in PLACE_KEYS}
+    for k in ("country", "region", "city", "site"):  # the roll-up joins them with '/': one must not hold another
+        if "/" in out[k] or "#" in out[k]:
+            raise DeclarationError(f"{where}.{k}: a place name may not contain '/' or '#' (they separate the levels "
+                                   "of the roll-up)")  # fmt: skip
     out["contact"] = _text(raw, "contact", where, required=False)
     clusters = raw.get("clusters")
     if not isinstance(clusters, list) or not clusters:

@@ -6,6 +6,7 @@ operator declared, kept apart from what was measured. Rendering only reads the d
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 TIER_NOTE = {
@@ -36,6 +37,13 @@ def _title(doc: dict[str, Any]) -> str:
 
 
 # --- Markdown ---------------------------------------------------------------------------------------------------------
+
+
+def _md_text(text: str) -> str:
+    """Free text (a claim's source or date) as one inert line of Markdown: line breaks become spaces, and every
+    character Markdown or HTML would act on is backslash-escaped (so it cannot forge a verdict or hide the real one)."""
+    flat = " ".join(str(text).split())
+    return re.sub(r"([\\`*_\[\]<>|~&])", r"\\\1", flat)
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -92,7 +100,8 @@ def markdown(doc: dict[str, Any]) -> str:
                         for r in doc["readiness"]])  # fmt: skip
     lines += ["## Claims ledger", ""]
     for c in doc["claims"]:
-        lines += [f'**"{c["text"]}"** ({c["source"] or "no source"}, {c["date"] or "undated"}): {c["verdict"]}', ""]
+        lines += [f'**"{_md_text(c["text"])}"** ({_md_text(c["source"]) or "no source"}, '
+                  f'{_md_text(c["date"]) or "undated"}): {c["verdict"]}', ""]  # fmt: skip
         lines += _md_table(["as precision", "claimed", "reported", "bounded", "proven", "gap to proven", "planned (declared)",
                             "inflations that would explain it"],
                            [[x["category"], c["claimed_pflops"], x["reported_pflops"], x["bounded_pflops"], x["proven_pflops"],

@@ -261,7 +261,6 @@ def test_d1_a_deadline_claim_is_supported_by_proofs_from_after_the_deadline(tmp_
     assert not claim["verdict"].startswith("supported"), "a 2026 proof supports a promise due in June 2025"
 
 
-@PENDING
 def test_d2_claim_source_text_injects_a_supported_verdict_into_the_markdown(tmp_path):
     """Attack: a claim's source and date are free strings (up to 500 characters, newlines allowed by TOML) that the
     Markdown rendering writes raw into the line '**"claim"** (source, date): verdict'. A source of
@@ -289,7 +288,6 @@ def test_d2_claim_source_text_injects_a_supported_verdict_into_the_markdown(tmp_
 DEEP_TOML = "a = " + "[" * 3000 + "]" * 3000 + "\n"
 
 
-@PENDING
 def test_e1_deeply_nested_claims_toml_is_a_traceback(tmp_path):
     """Attack: a claims file (public text, hostile by nature) of 6 KB nesting arrays 3000 deep: tomllib raises
     RecursionError, which read_entries does not catch (only TOMLDecodeError): `bench disclose site --claims` ends in
@@ -367,7 +365,6 @@ def test_c3_a_node_report_copied_with_other_whitespace_counts_twice_in_readiness
     assert nodes == 2, f"2 nodes counted as {nodes} in readiness"
 
 
-@PENDING
 def test_c4_a_slash_in_a_place_name_moves_devices_under_another_site_in_the_tree(tmp_path):
     """Attack: declaration names are any printable text, '/' included, and the roll-up tree splits the joined path
     'country/region/city/site' on '/'. A site 'zzz' declared in city 'Alpha/A1' of region North (12 GPUs) is drawn in
