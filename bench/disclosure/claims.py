@@ -127,14 +127,25 @@ def _inflations(claimed: float, category: str, capacity: dict[str, dict[str, Any
             for name, value in candidates if value > 0]  # fmt: skip
 
 
+#: Precisions whose figures are cheaper arithmetic than bf16/fp16: an ambiguous claim reached only there is the
+#: inflation the ledger names, never a plain 'supported'.
+CHEAPER = ("fp8", "int8", "fp4")
+
+
 def ledger(entries: list[dict[str, str]], capacity_rows: list[dict[str, Any]], peak_pflops: dict[str, float],
-           declared: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+           declared: list[dict[str, Any]],
+           capacity_at: Any = None) -> list[dict[str, Any]]:  # fmt: skip
     """Each claim against each precision it could mean: the three tiers, the gaps, the inflations that would explain
-    them, and declared planned capacity by its date. Supported only when the proven tier meets it."""
-    capacity = {r["category"]: r for r in capacity_rows}
+    them, and declared planned capacity by its date. Supported only when the proven tier meets it. A claim with a 'by'
+    date is held to `capacity_at(date)` (capacity rows from proofs issued and devices measured by then) when given:
+    a promise due in 2025 is not kept by a proof from 2026."""
+    now_capacity = {r["category"]: r for r in capacity_rows}
     out = []
     for e in entries:
         c = parse(e["text"])
+        capacity = now_capacity
+        if c["by"] and capacity_at is not None:
+            capacity = {r["category"]: r for r in capacity_at(c["by"])}
         categories = [c["category"]] if c["category"] else [cat for cat, _ in CATEGORIES]
         comparisons = []
         for category in categories:
@@ -151,8 +162,19 @@ def ledger(entries: list[dict[str, str]], capacity_rows: list[dict[str, Any]], p
                 if category in capacity else [],
             })  # fmt: skip
         supported = [x["category"] for x in comparisons if x["supported"]]
-        verdict = ("supported (proven) at " + ", ".join(supported) if supported
-                   else "unproven" + ("; ambiguous: no precision named" if c["category"] is None else ""))  # fmt: skip
+        if c["category"] is None and supported:  # ambiguous: stays so, and a figure reached only at cheaper arithmetic
+            honest = [x for x in supported if x not in CHEAPER]  # is named as that inflation
+            verdict = ("ambiguous: no precision named; supported (proven) at " + ", ".join(supported) if honest
+                       else "ambiguous: no precision named; reached only at " + ", ".join(supported)
+                       + " (cheaper arithmetic than bf16/fp16), unproven at bf16/fp16 and above")  # fmt: skip
+        elif supported:
+            verdict = "supported (proven) at " + ", ".join(supported)
+        else:
+            verdict = "unproven" + ("; ambiguous: no precision named" if c["category"] is None else "")
+        if c["by"] and capacity is not now_capacity and not supported:
+            late = [cat for cat in categories if now_capacity.get(cat, {}).get("proven_pflops", 0.0) >= c["pflops"]]
+            verdict += (f" by {c['by']}" + (f"; proven later at {', '.join(late)} (the target was met late, or "
+                                              "proven only after its date)" if late else ""))  # fmt: skip
         out.append({"text": e["text"], "source": e["source"], "date": e["date"], "claimed_pflops": c["pflops"],
                     "precision": c["category"], "ambiguous": c["category"] is None, "by": c["by"],
                     "comparisons": comparisons, "verdict": verdict})  # fmt: skip

@@ -191,9 +191,25 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
             {k: (sorted(map(str, x)) if isinstance(x, list) else str(x)) for k, x in d.items()} for d in duplicates
         ],
         "accelerator_memory_bytes": sign.exact_count(memory),
-        "claims": cl.ledger(claims_input, capacity, peak_pflops, declared["sites"]),
+        "claims": cl.ledger(claims_input, capacity, peak_pflops, declared["sites"],
+                            capacity_at=lambda by: _capacity_at(by, counted, proven, proof_docs)),
         "audit": audit,
     }
+
+
+def _capacity_at(by: str, counted: pd.DataFrame, proven: proofs.Proven,
+                 proof_docs: list[intake.Document]) -> list[dict[str, Any]]:  # fmt: skip
+    """Capacity rows as of the end of day `by` (YYYY-MM-DD): only devices measured and proofs issued by then."""
+    end = pd.Timestamp(dt.datetime.fromisoformat(by).replace(tzinfo=dt.UTC) + dt.timedelta(days=1))
+    issued = {sign.digest(d.data): d.data.get("issued_utc") for d in proof_docs if isinstance(d.data, dict)}
+    then = proofs.Proven()
+    for precision, challenges in proven.tflops.items():
+        for digest, per in challenges.items():
+            when = issued.get(digest)
+            if isinstance(when, str) and pd.Timestamp(v.parse_utc(when)) < end:
+                then.tflops.setdefault(precision, {})[digest] = per
+    early = counted[counted["measured"] < end]
+    return kpis.capacity(early, then, kpis.categories(early))
 
 
 def _audit(audit_input: dict[str, Any], counted: pd.DataFrame, proven: proofs.Proven,

@@ -220,6 +220,11 @@ def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator
         return df.assign(stale=pd.Series(dtype=bool), measured=pd.Series(dtype="datetime64[ns, UTC]"),
                          **{f"p{i}": pd.Series(dtype=object) for i in range(4)}), []  # fmt: skip
     df["measured"] = pd.to_datetime(df["measured_utc"], utc=True, format="ISO8601")
+    future = df["measured"] > pd.Timestamp(as_of + v.CLOCK_SKEW)
+    if future.any():  # as a proof issued after as_of is refused: a disclosure 'as of' a date shows what existed then
+        first = df.loc[future].iloc[0]
+        raise DisclosureError(f"{first['leaf']}: device {first['device']} was measured {first['measured_utc']}, after "
+                              f"the disclosure's as-of date {as_of.astimezone(dt.UTC).isoformat()}")  # fmt: skip
     df = df.sort_values(["measured", "leaf"], ascending=[False, True], kind="stable").reset_index(drop=True)
     df, repartitioned = _one_configuration(df)
     keep, duplicates = cap.unique_rows(df)

@@ -100,8 +100,8 @@ def markdown(doc: dict[str, Any]) -> str:
                         for r in doc["readiness"]])  # fmt: skip
     lines += ["## Claims ledger", ""]
     for c in doc["claims"]:
-        lines += [f'**"{_md_text(c["text"])}"** ({_md_text(c["source"]) or "no source"}, '
-                  f'{_md_text(c["date"]) or "undated"}): {c["verdict"]}', ""]  # fmt: skip
+        lines += [(f'**"{_md_text(c["text"])}"** ({_md_text(c["source"]) or "no source"}, '
+                   f'{_md_text(c["date"]) or "undated"}): {c["verdict"]}'), ""]  # fmt: skip
         lines += _md_table(["as precision", "claimed", "reported", "bounded", "proven", "gap to proven", "planned (declared)",
                             "inflations that would explain it"],
                            [[x["category"], c["claimed_pflops"], x["reported_pflops"], x["bounded_pflops"], x["proven_pflops"],
