@@ -441,6 +441,14 @@ def verify(
                              "the level below", where))  # fmt: skip
     mine = {e["sha256"] for e in data["inputs"]["capacity_reports"]}
     below: set[str] = set()
+    listed = [c["sha256"] for c in data["inputs"]["children"]]
+    if len(set(listed)) != len(listed):
+        out.append(v.Finding(v.ERROR, "disclosure", "a child disclosure is listed more than once", where))
+    present = [store.get(sha) for sha in dict.fromkeys(listed)]
+    try:
+        _children_once([d for d in present if d is not None])
+    except DisclosureError as exc:
+        out.append(v.Finding(v.ERROR, "disclosure", str(exc), where))
     for child in data["inputs"]["children"]:
         doc = store.get(child["sha256"])
         name = f"{where} > {child['level']} {child['name']}"
@@ -509,6 +517,29 @@ def site(declaration: decl.Declaration, capacities: list[tuple[str, intake.Docum
                     now=now, node_docs=node_docs)  # fmt: skip
 
 
+def _children_once(children: list[intake.Document]) -> None:
+    """A child appears once (by its signed digest), and no two children cite the same capacity report: otherwise a
+    child listed three times (or a site both directly and through its city) weighs three times in readiness and node
+    counts, though its devices are counted once."""
+    digests: dict[str, str] = {}
+    leaves: dict[str, str] = {}
+    for child in children:
+        where = intake.safe_name(str(child.path))
+        if not isinstance(child.data, dict):
+            continue
+        digest = sign.digest(child.data)
+        if digest in digests:
+            raise DisclosureError(f"{where}: the same child disclosure as {digests[digest]}: a child is listed once")
+        digests[digest] = where
+        cited = child.data.get("inputs", {}).get("capacity_reports", []) if isinstance(child.data.get("inputs"), dict) else []
+        for e in cited if isinstance(cited, list) else []:
+            sha = e.get("sha256") if isinstance(e, dict) else None
+            if sha in leaves and leaves[sha] != where:
+                raise DisclosureError(f"{where}: cites capacity report {str(sha)[:16]}, as {leaves[sha]} does: children "
+                                      "may not overlap")  # fmt: skip
+            leaves[str(sha)] = where
+
+
 def rollup(level: str, name: str, children: list[intake.Document], store: Store, *, policy: Policy,
            proof_docs: list[intake.Document], as_of: dt.datetime, claims_input: list[dict[str, str]],
            audit_input: dict[str, Any] | None, now: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
@@ -521,6 +552,7 @@ def rollup(level: str, name: str, children: list[intake.Document], store: Store,
     leaves: dict[str, tuple[Leaf, list[dict[str, Any]]]] = {}
     declarations: dict[tuple[str, ...], decl.Declaration] = {}
     proofs_by_sha = {d.sha256: d for d in proof_docs}
+    _children_once(children)
     for child in children:
         where = intake.safe_name(str(child.path))
         check(child.data, where)

@@ -124,12 +124,31 @@ def from_reports(
     """The site's classes from node report documents, using only those a counted capacity input names by digest and
     whose signature verifies; and the inputs used ({sha256, digest}), sorted."""
     nodes, used = [], []
-    for doc in docs:
+    seen_digests: set[str] = set()
+    seen_hosts: set[str] = set()
+    # the newest report of a host first (then by bytes, so the choice never depends on the order given): one signed
+    # report is one node however many files hold it (re-indented copies have other bytes, one digest), and a host is
+    # one node however many reports it wrote
+    def newest_first(doc: intake.Document) -> tuple[str, str]:
+        end = doc.data.get("end_utc") if isinstance(doc.data, dict) else None
+        return (str(end) if isinstance(end, str) else "", doc.sha256)
+
+    ordered = sorted(docs, key=lambda d: d.sha256)
+    ordered.sort(key=lambda d: newest_first(d)[0], reverse=True)
+    for doc in ordered:
         if not isinstance(doc.data, dict):
             continue
         valid, _, digest = sign.inspect(doc.data)
-        if not valid or digest not in counted_digests:
+        if not valid or digest not in counted_digests or digest in seen_digests:
             continue
+        inventory = doc.data.get("inventory") if isinstance(doc.data.get("inventory"), dict) else {}
+        host = inventory.get("host") if isinstance(inventory.get("host"), dict) else {}
+        fingerprint = host.get("fingerprint")
+        if isinstance(fingerprint, str) and fingerprint:
+            if fingerprint in seen_hosts:
+                continue
+            seen_hosts.add(fingerprint)
+        seen_digests.add(digest)
         nodes.append((node_class(doc.data), node_figures(doc.data)))
         used.append({"sha256": doc.sha256, "digest": digest})
     return site_classes(nodes), sorted(used, key=lambda u: u["sha256"])

@@ -23,8 +23,6 @@ from bench.report.store import dumps
 from tests.disclosure import world
 
 K = world.KEYS
-#: Attacks whose defence is not merged yet: strict, so each one that passes must drop the mark.
-PENDING = pytest.mark.xfail(strict=True, reason="attack 4: defence not merged yet")
 AUDIT = {"nonce": "auditor-nonce-000001", "size": 30, "confidence": 0.95, "precision": "bfloat16"}
 
 
@@ -317,7 +315,6 @@ def test_e2_a_disclosure_embedding_a_deeply_nested_declaration_crashes_verify(tm
     )
 
 
-@PENDING
 def test_c2_a_child_listed_three_times_weights_the_readiness_and_node_counts(tmp_path):
     """Attack: `bench disclose rollup` accepts the same child disclosure several times (or a site both directly and
     through its city). Devices are deduplicated (capacity reports by digest), but readiness combines the children's
@@ -339,7 +336,6 @@ def test_c2_a_child_listed_three_times_weights_the_readiness_and_node_counts(tmp
     assert nodes == 3 or _errors(dd.verify(city, Store(tmp_path))), f"3 nodes disclosed as {nodes}, and it verifies"
 
 
-@PENDING
 def test_c3_a_node_report_copied_with_other_whitespace_counts_twice_in_readiness(tmp_path):
     """Attack: readiness per node class uses the node reports in --reports whose digest a counted capacity input
     lists, found by the SHA-256 of their bytes: the same signed report re-indented is another file with the same
