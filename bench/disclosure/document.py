@@ -418,6 +418,55 @@ def verifier_findings(data: dict[str, Any], where: str, *, auditor: str | None,
     return out
 
 
+def _rederive_capacities(leaves: list[tuple[Leaf, list[dict[str, Any]]]], store: Store, where: str, *,
+                         trusted: set[str] | None, as_of: dt.datetime) -> list[v.Finding]:  # fmt: skip
+    """Each capacity report whose node reports are in the folder, recomputed from them (as `bench verify capacity.json
+    --reports` does) and its counted inputs held to the verifier's node trust list: the aggregator is usually the
+    operator, so its rows are otherwise its word (bounded at most by each device's own peak). Each capacity report is
+    re-derived once per store, however many levels cite it."""
+    from bench.report import capacity as capacity_report
+    from bench.report.model import NODE_REPORT_KIND
+
+    cache: dict[str, list[v.Finding] | None] = store.__dict__.setdefault("_capacity_findings", {})
+    if "_node_index" not in store.__dict__:
+        index: dict[str, intake.Document] = {}
+        for sha in list(store.paths):
+            doc = store.get(sha)
+            if doc is not None and isinstance(doc.data, dict) and doc.data.get("kind") == NODE_REPORT_KIND:
+                index.setdefault(store.digest(doc), doc)
+        store.__dict__["_node_index"] = index
+    index = store.__dict__["_node_index"]
+    out = []
+    for lf, _ in leaves:
+        if lf.sha256 not in cache:
+            inputs = lf.data.get("inputs") if isinstance(lf.data.get("inputs"), list) else []
+            given = [(str(i.get("name")), index[i["digest"]].data) for i in inputs
+                     if isinstance(i, dict) and isinstance(i.get("digest"), str) and i["digest"] in index]  # fmt: skip
+            if not given:
+                cache[lf.sha256] = None
+            else:
+                try:
+                    found, _ = capacity_report.audit_capacity(lf.data, given, trusted, now=as_of)
+                except Exception as exc:  # noqa: BLE001 - a hostile capacity report is one finding
+                    found = [v.Finding(v.ERROR, "unchecked", f"{type(exc).__name__} while recomputing it: {exc}")]
+                cache[lf.sha256] = v.errors(found)  # (warnings about trust lists are the disclosure's own, above)
+        found = cache[lf.sha256]
+        if found is None:
+            continue
+        out += [v.Finding(f.severity, f.code, f.message, f"{where} > capacity {lf.label}") for f in found]
+    return out
+
+
+def _not_rederived(store: Store, where: str) -> list[v.Finding]:
+    """After verify: a warning naming how many capacity reports had no node reports in the folder."""
+    missing = sum(1 for f in store.__dict__.get("_capacity_findings", {}).values() if f is None)
+    if not missing:
+        return []
+    return [v.Finding(v.WARNING, "capacity-not-recomputed", f"{missing} capacity report(s) not recomputed: their node "
+                      "reports are not in the folder, so their rows are the aggregator's word (a bounded row counts "
+                      "only at or below its device's own peak)", where)]  # fmt: skip
+
+
 def verify(
     data: dict[str, Any], store: Store, where: str = "disclosure", *, auditor: str | None = None,
     trusted: set[str] | None = None, _seen: set[str] | None = None,
@@ -435,6 +484,7 @@ def verify(
     except (DisclosureError, decl.DeclarationError, cl.ClaimError, ValueError) as exc:
         return [v.Finding(v.ERROR, "disclosure", str(exc), where)]
     out = keys
+    out += _rederive_capacities(found["leaves"], store, where, trusted=trusted, as_of=v.parse_utc(data["as_of_utc"]))
     wrong = [k for k in DERIVED if not _same(data.get(k), derived.get(k))]
     if wrong:
         out.append(v.Finding(v.ERROR, "disclosure-mismatch", f"{', '.join(wrong)} differ from the re-derivation from "
@@ -481,7 +531,8 @@ def examine(data: dict[str, Any], folder: Path | None, where: str, *, auditor: s
         return [*keys, v.Finding(v.WARNING, "not-recomputed", "no --from: nothing was re-derived; only the signature "
                                  "and policy were checked, so no figure or tier in it is verified", where)]  # fmt: skip
     try:
-        return verify(data, Store(folder), where, auditor=auditor, trusted=trusted)
+        store = Store(folder)
+        return [*verify(data, store, where, auditor=auditor, trusted=trusted), *_not_rederived(store, where)]
     except Exception as exc:  # noqa: BLE001 - a hostile document is one failed entry, never a traceback
         return [v.Finding(v.ERROR, "unchecked", f"{type(exc).__name__} while re-deriving it: {exc}", where)]
 
