@@ -14,6 +14,7 @@ Every refusal is an InputError with one line naming the file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -51,7 +52,7 @@ class Document:
     raw: bytes
     data: Any
 
-    @property
+    @functools.cached_property  # hashed once: a folder index and every level of a disclosure tree ask for it
     def sha256(self) -> str:
         return hashlib.sha256(self.raw).hexdigest()
 
