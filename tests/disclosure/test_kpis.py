@@ -1,0 +1,54 @@
+"""Inventory and tiers over time: a defective device (by its capacity report's rules) is not healthy, and a device
+measured longer ago than --stale-after is stale and no more than 'reported'."""
+
+import datetime as dt
+
+import pytest
+
+from bench.disclosure import declaration as decl
+from bench.disclosure import document as dd
+from bench.disclosure.leaves import Store
+from bench.report import aggregate as agg
+from bench.report import sign
+from bench.report.store import dumps
+from tests.disclosure import world
+from tests.report.fleet import NOW, node_report
+
+K = world.KEYS
+
+
+def _site(tmp_path, tflops_per_gpu, *, as_of=world.AS_OF):
+    base = tmp_path / "s"
+    base.mkdir()
+    inputs = [(f"n{i}", node_report(i, t, K.node)) for i, t in enumerate(tflops_per_gpu)]
+    cap = agg.aggregate(inputs, now=NOW, trusted={K.kid("node")}, rules=agg.Rules(max_age_s=7 * 86400))
+    cap["signature"] = sign.sign(cap, K.aggregator)
+    (base / "capacity.json").write_text(dumps(cap))
+    text = world.DECLARATION.format(region="North", city="Alpha", site="A1")
+    d = decl.check(text, decl.sign_text(text.encode(), K.operator, NOW), operator_ids=None, node_ids=None)
+    store = Store()
+    return dd.site(d, [("a", store.add(base / "capacity.json"))], store, policy=K.policy(), proof_docs=[], as_of=as_of,
+                   claims_input=[], audit_input=None, now=NOW)  # fmt: skip
+
+
+def _head(doc):
+    return next(c for c in doc["capacity"] if c["category"] == "bf16/fp16")
+
+
+def test_a_defective_device_is_counted_but_not_healthy(tmp_path):
+    doc = _site(tmp_path, [[700.0, 701.0, 702.0, 500.0]])  # the fourth GPU is 29% below its group's median
+    (inv,) = doc["inventory"]
+    assert (inv["devices"], inv["healthy"], inv["defective"], inv["stale"]) == (4, 3, 1, 0)
+    share = next(r for r in doc["readiness"] if r["id"] == "healthy_share")
+    assert share["value"] == pytest.approx(0.75)
+    assert _head(doc)["reported_pflops"] == pytest.approx((700 + 701 + 702 + 500) / 1e3, rel=1e-3)
+
+
+def test_a_device_measured_before_the_staleness_window_is_stale_and_only_reported(tmp_path):
+    doc = _site(tmp_path, [[700.0, 701.0]], as_of=world.AS_OF + dt.timedelta(days=45))
+    (inv,) = doc["inventory"]
+    assert (inv["stale"], inv["healthy"], inv["bounded_devices"]) == (2, 0, 0)
+    assert _head(doc)["bounded_pflops"] == 0 and _head(doc)["reported_pflops"] > 1.4
+    (tmp_path / "fresh").mkdir()
+    fresh = _site(tmp_path / "fresh", [[700.0, 701.0]])
+    assert _head(fresh)["bounded_pflops"] == pytest.approx(_head(fresh)["reported_pflops"])
