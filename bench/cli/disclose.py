@@ -235,7 +235,8 @@ def rollup_cmd(children: tuple[Path, ...], level: str, name: str, from_dir: Path
 @disclose_group.command("sample")
 @click.argument("disclosure", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--from", "from_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--nonce", required=True, help="The auditor's nonce (16 to 256 characters), fixed after the disclosure.")
+@click.option("--nonce", default=None, help="The auditor's nonce (16 to 256 printable ASCII characters), fixed after "
+              "the disclosure; default: a fresh random one (printed, and written into --request).")
 @click.option("--size", type=click.IntRange(1, 1_000_000), default=60, show_default=True, help="Units to draw.")
 @click.option("--precision", default="bfloat16", show_default=True, help="The precision whose devices are drawn.")
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
@@ -245,17 +246,22 @@ def rollup_cmd(children: tuple[Path, ...], level: str, name: str, from_dir: Path
                    "the AUDITOR's key: `bench disclose ... --audit-request` counts an audit only with it.")
 @key_option
 @json_option("the draw")
-def sample_cmd(disclosure: Path, from_dir: Path, nonce: str, size: int, precision: str, confidence: float,
+def sample_cmd(disclosure: Path, from_dir: Path, nonce: str | None, size: int, precision: str, confidence: float,
                request_path: Path | None, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """The devices to challenge: drawn from the auditor's nonce over the disclosure's counted devices (capacity
     weighted; README). Anyone can re-derive the draw from the same disclosure, folder and nonce. With --request, the
     auditor signs the nonce together with the population it samples: the discloser can neither choose the nonce nor
     re-cut the population after seeing it."""
+    import secrets
+
     from bench.disclosure import document as dd
     from bench.disclosure import sampling
     from bench.disclosure.leaves import Store, merge
     from bench.report import verify as v
 
+    if request_path is not None and key_path is None:
+        raise click.UsageError("--request needs --key: the auditor's own key signs the request")
+    nonce = nonce if nonce is not None else secrets.token_hex(32)
     try:
         data = dd.load(disclosure)
         store = Store(from_dir)
@@ -273,11 +279,11 @@ def sample_cmd(disclosure: Path, from_dir: Path, nonce: str, size: int, precisio
         write_atomic(request_path, dumps(sampling.request(signing_key(key_path), nonce=nonce, population_digest=pop["digest"],
                                                           precision=precision, size=size, confidence=confidence)))  # fmt: skip
     if as_json:
-        click.echo(json.dumps({"population_digest": pop["digest"], "unit_gflops": pop["unit_gflops"],
+        click.echo(json.dumps({"nonce": nonce, "population_digest": pop["digest"], "unit_gflops": pop["unit_gflops"],
                                "population_units": pop["total_units"], "devices": devices}, indent=2))  # fmt: skip
     else:
-        click.echo(f"{len(devices)} devices to challenge (population {pop['digest'][:16]}, {pop['total_units']:,} units "
-                   f"of {pop['unit_gflops']} GFLOPS):")  # fmt: skip
+        click.echo(f"{len(devices)} devices to challenge for nonce {nonce} (population {pop['digest'][:16]}, "
+                   f"{pop['total_units']:,} units of {pop['unit_gflops']} GFLOPS):")  # fmt: skip
         for d in devices:
             click.echo(d)
 
