@@ -144,3 +144,27 @@ def test_produced_documents_validate_against_the_published_schema(country):
     bad = {**world.read(d["A1"]), "extra": 1}
     with pytest.raises(DisclosureError, match="schema"):
         dd.check(bad, "x")
+
+
+def test_proofs_of_the_sites_carry_up_but_are_never_added(tmp_path):
+    import datetime as dt
+
+    from bench import challenge as chl
+    from bench.report import proofs
+
+    store = Store()
+    paths = {}
+    for site, nodes in (("A1", [1, 2]), ("A2", [3])):
+        files = world.write_site(tmp_path, "North", "Alpha", site, nodes)
+        devices = [d["device"] for d in world.read(files["capacity"])["devices"]]
+        ch = chl.issue(world.KEYS.auditor, dtype="bfloat16", n=64, products=1, window=dt.timedelta(minutes=5),
+                       nodes=None, now=world.NOW)  # fmt: skip
+        proof = tmp_path / f"{site}.proof.json"
+        proof.write_text(dumps(proofs.document(ch, [{"device": d, "tflops_lower_bound": 600.0} for d in devices],
+                                               world.KEYS.auditor)))  # fmt: skip
+        paths[site] = world.site_disclosure(tmp_path, files, store, proofs=[proof])
+    assert _headline(world.read(paths["A1"]))["proven_pflops"] == pytest.approx(8 * 0.6)
+    city = world.read(world.rollup("city", "Alpha", [paths["A1"], paths["A2"]], store, tmp_path / "alpha.json"))
+    assert len(city["inputs"]["proofs"]) == 2
+    assert _headline(city)["proven_pflops"] == pytest.approx(8 * 0.6)  # the larger proof, not 12 x 0.6
+    assert dd.verify(city, Store(tmp_path), auditor=world.KEYS.kid("auditor")) == []
