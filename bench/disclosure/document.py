@@ -419,7 +419,7 @@ def verifier_findings(data: dict[str, Any], where: str, *, auditor: str | None,
 
 
 def _rederive_capacities(leaves: list[tuple[Leaf, list[dict[str, Any]]]], store: Store, where: str, *,
-                         trusted: set[str] | None, as_of: dt.datetime) -> list[v.Finding]:  # fmt: skip
+                         trusted: set[str] | None, as_of: dt.datetime, reported: set[str]) -> list[v.Finding]:  # fmt: skip
     """Each capacity report whose node reports are in the folder, recomputed from them (as `bench verify capacity.json
     --reports` does) and its counted inputs held to the verifier's node trust list: the aggregator is usually the
     operator, so its rows are otherwise its word (bounded at most by each device's own peak). Each capacity report is
@@ -427,7 +427,9 @@ def _rederive_capacities(leaves: list[tuple[Leaf, list[dict[str, Any]]]], store:
     from bench.report import capacity as capacity_report
     from bench.report.model import NODE_REPORT_KIND
 
-    cache: dict[str, list[v.Finding] | None] = store.__dict__.setdefault("_capacity_findings", {})
+    # per store, and per the verifier's trust list and time (a store may serve several verifications)
+    cache: dict[str, list[v.Finding] | None] = store.__dict__.setdefault("_capacity_findings", {}).setdefault(
+        (tuple(sorted(trusted)) if trusted is not None else None, as_of.isoformat()), {})
     if "_node_index" not in store.__dict__:
         index: dict[str, intake.Document] = {}
         for sha in list(store.paths):
@@ -450,16 +452,25 @@ def _rederive_capacities(leaves: list[tuple[Leaf, list[dict[str, Any]]]], store:
                 except Exception as exc:  # noqa: BLE001 - a hostile capacity report is one finding
                     found = [v.Finding(v.ERROR, "unchecked", f"{type(exc).__name__} while recomputing it: {exc}")]
                 cache[lf.sha256] = v.errors(found)  # (warnings about trust lists are the disclosure's own, above)
-        found = cache[lf.sha256]
-        if found is None:
+        if "capacity:" + lf.sha256 in reported:  # named once per verification: every level cites the same leaves
             continue
-        out += [v.Finding(f.severity, f.code, f.message, f"{where} > capacity {lf.label}") for f in found]
+        reported.add("capacity:" + lf.sha256)
+        name = f"{where} > capacity {lf.label}"
+        out += [v.Finding(f.severity, f.code, f.message, name) for f in cache[lf.sha256] or []]
+        if trusted is not None:  # the node keys it counted, as it lists them (checked above where its reports are)
+            inputs = lf.data.get("inputs") if isinstance(lf.data.get("inputs"), list) else []
+            outside = sorted({str(i.get("key_id")) for i in inputs if isinstance(i, dict) and i.get("status") == "counted"
+                              and i.get("key_id") not in trusted})  # fmt: skip
+            if outside:
+                out.append(v.Finding(v.ERROR, "untrusted-key", f"counts node reports signed by {', '.join(outside)}, "
+                                     "not in the verifier's --trusted-keys", name))  # fmt: skip
     return out
 
 
 def _not_rederived(store: Store, where: str) -> list[v.Finding]:
     """After verify: a warning naming how many capacity reports had no node reports in the folder."""
-    missing = sum(1 for f in store.__dict__.get("_capacity_findings", {}).values() if f is None)
+    missing = len({sha for per in store.__dict__.get("_capacity_findings", {}).values()
+                   for sha, f in per.items() if f is None})  # fmt: skip
     if not missing:
         return []
     return [v.Finding(v.WARNING, "capacity-not-recomputed", f"{missing} capacity report(s) not recomputed: their node "
@@ -484,7 +495,8 @@ def verify(
     except (DisclosureError, decl.DeclarationError, cl.ClaimError, ValueError) as exc:
         return [v.Finding(v.ERROR, "disclosure", str(exc), where)]
     out = keys
-    out += _rederive_capacities(found["leaves"], store, where, trusted=trusted, as_of=v.parse_utc(data["as_of_utc"]))
+    out += _rederive_capacities(found["leaves"], store, where, trusted=trusted, as_of=v.parse_utc(data["as_of_utc"]),
+                                reported=seen)  # fmt: skip
     wrong = [k for k in DERIVED if not _same(data.get(k), derived.get(k))]
     if wrong:
         out.append(v.Finding(v.ERROR, "disclosure-mismatch", f"{', '.join(wrong)} differ from the re-derivation from "

@@ -43,6 +43,18 @@ def test_an_honest_disclosure_passes_under_the_verifiers_own_keys_and_without_fr
     result = CliRunner().invoke(main, ["verify", str(out), "--from", str(tmp_path / "in"), "--trusted-keys",
                                        str(tmp_path / "other.ids")])  # fmt: skip
     assert result.exit_code == 1 and "untrusted-key" in result.output
+    # a forger's capacity report counts node reports of its own key, under a policy naming the real node key
+    forger = world.Keys()
+    forged = world.write_site(tmp_path / "in2", "North", "Alpha", "A1", [1, 2], keys=forger)
+    policy = forger.policy(node_ids=frozenset({K.kid("node")}))
+    out2 = world.site_disclosure(tmp_path, forged, Store(), keys=forger, policy=policy)
+    for nodes in (True, False):  # with its node reports in the folder (recomputed) and without (as it lists them)
+        if not nodes:
+            for f in forged["nodes"].glob("*.json"):
+                f.unlink()
+        result = CliRunner().invoke(main, ["verify", str(out2), "--from", str(tmp_path / "in2"), "--trusted-keys",
+                                           str(tmp_path / "node.ids")])  # fmt: skip
+        assert result.exit_code == 1 and "untrusted-key" in result.output, (nodes, result.output)
     # no --from: nothing re-derived, and the verdict says so instead of "pass"
     result = CliRunner().invoke(main, ["verify", str(out), *keys])
     assert result.exit_code == 0 and "NOT RECOMPUTED" in result.output
