@@ -286,7 +286,7 @@ def test_end_to_end_with_background_collector(tmp_path):
                                   str(receipts), "--expect", "1", "--wait", "120", "--auditor-key", str(auditor)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     time.sleep(1.0)
-    issued = subprocess.run([bench, "challenge", "issue", "-o", str(ch_path), "--n", "256", "--products", "2", "--window",
+    issued = subprocess.run([bench, "challenge", "issue", "-o", str(ch_path), "--size", "256", "--products", "2", "--window",
                              "5m", "--json", "--auditor-key", str(auditor)], check=True, capture_output=True, text=True)  # fmt: skip
     assert json.loads(issued.stdout) == json.loads(ch_path.read_text())
     out, err = node.communicate(timeout=300)

@@ -22,7 +22,7 @@ from bench.cli.options import (
     trusted_keys_option,
 )
 from bench.cli.output import fail, stdout
-from bench.cli.params import DurationParam
+from bench.cli.params import DurationParam, SecondsParam
 
 auditor_option = auditor_key_option(
     "The auditor's own private key (create one with `bench keys init --key auditor.pem`): it signs the challenge and "
@@ -83,7 +83,7 @@ def challenge_group() -> None:
     auditor:  bench challenge collect /shared/drop --challenge /shared/ch.json -o receipts.json --wait 600 \
                   --auditor-key auditor.pem &
     node:     bench challenge answer /shared/ch.json --drop /shared/drop --wait 600   (every node, ready and waiting)
-    auditor:  bench challenge issue -o ch.json --n 8192 --window 10m --auditor-key auditor.pem
+    auditor:  bench challenge issue -o ch.json --size 8192 --window 10m --auditor-key auditor.pem
               (keep ch.json; copy it to /shared/ch.json for the nodes)
     auditor:  bench challenge verify ch.json /shared/drop --receipts receipts.json --auditor-key auditor.pem \
                   --trusted-keys nodes.keys --proof proof.json
@@ -94,21 +94,25 @@ def challenge_group() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Challenge file to write.")
 @click.option("--dtype", type=click.Choice(CHALLENGE_DTYPES), default="float32", show_default=True,
               help="Precision of the matrices and products.")
-@click.option("--n", "n", type=click.IntRange(min=2, max=65536), default=4096, show_default=True, help="Side n of the n x n matrices (each product is 2n^3 FLOPs).")
+@click.option("--size", "n", type=click.IntRange(min=2, max=65536), default=4096, show_default=True,
+              help="Square size N of the N x N matrices, as matmul's --size (each product is 2*N^3 FLOPs).")
+@click.option("--n", "n_old", type=click.IntRange(min=2, max=65536), default=None, hidden=True,
+              deprecated="use --size (matmul's --n is a grid range)")
 @click.option("--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device.")
 @click.option("--window", type=DurationParam(), default="10m", show_default=True,
-              help="Time from issue to the deadline: a number with s, m, h, d or w.")
+              help="Time from issue to the deadline: seconds, or a number with s, m, h, d or w (10m).")
 @click.option("--node", "nodes", multiple=True, help="Host names challenged (repeatable). Default: any node may answer.")
 @auditor_option
 @node_trust_option
 @json_option("the challenge")
-def issue_cmd(output: Path, dtype: str, n: int, products: int, window: dt.timedelta, nodes: tuple[str, ...], auditor_path: Path,
-              trusted_path: Path | None, as_json: bool) -> None:  # fmt: skip
+def issue_cmd(output: Path, dtype: str, n: int, n_old: int | None, products: int, window: dt.timedelta,
+              nodes: tuple[str, ...], auditor_path: Path, trusted_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Write a challenge signed by the auditor's key: a fresh 256-bit nonce, dtype, n, products per device, the issue
     time and the deadline. Keep this copy: verify works from it, not from the one the nodes were sent."""
     from bench import challenge as chl
     from bench.report.store import dumps, write_atomic
 
+    n = n if n_old is None else n_old
     key = auditor_signing_key(auditor_path, trusted_keys(trusted_path))
     data = chl.issue(key, dtype=dtype, n=n, products=products, window=window, nodes=list(nodes) or None)
     write_atomic(output, dumps(data))
@@ -125,7 +129,7 @@ def issue_cmd(output: Path, dtype: str, n: int, products: int, window: dt.timede
               help="Drop directory the auditor collects from (a shared filesystem, or copy the files there at once).")
 @devices_option()
 @click.option("--node", "node_name", default=None, help="This node's name (default: its host name).")
-@click.option("--wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--wait", type=SecondsParam(), default=0.0, show_default=True,
               help="Seconds to wait for CHALLENGE to appear, ready (key, inventory, devices loaded) — start it on every "
                    "node before the auditor issues, so start-up is not counted against the node.")
 @trusted_keys_option("The auditor's key id or public key: a challenge signed by any other key is refused.")
@@ -172,10 +176,10 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Receipt log to write (keep it outside the drop directory; it is re-signed after every arrival).")
 @click.option("--expect", type=click.IntRange(min=1), default=None, help="Stop after this many commitments.")
-@click.option("--grace", type=click.FloatRange(min=0), default=5.0, show_default=True,
+@click.option("--grace", type=SecondsParam(), default=5.0, show_default=True,
               help="Seconds to keep watching after the deadline (late files are recorded, and not counted).")
-@click.option("--interval", type=click.FloatRange(min=0.01), default=0.1, show_default=True, help="Polling period (s).")
-@click.option("--wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--interval", type=SecondsParam(0.01), default=0.1, show_default=True, help="Polling period (s).")
+@click.option("--wait", type=SecondsParam(), default=0.0, show_default=True,
               help="Seconds to wait for the challenge file to appear: start the collector before issuing.")
 @click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to keep the bytes of every commitment recorded (default: OUTPUT.commitments/).")

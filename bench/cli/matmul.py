@@ -19,7 +19,7 @@ from bench.cli.options import (
     signing_key,
 )
 from bench.cli.output import fail, stdout
-from bench.cli.params import PrecisionParam, RangeParam, ShapeParam
+from bench.cli.params import PrecisionParam, RangeParam, SecondsParam, ShapeParam
 from bench.cli.progress import Progress
 from bench.hardware import peaks
 
@@ -37,18 +37,18 @@ from bench.hardware import peaks
 @click.option("--m", "m_range", type=RangeParam(), help="Grid search M values, start:stop:step (stop included).")
 @click.option("--n", "n_range", type=RangeParam(), help="Grid search N values, start:stop:step.")
 @click.option("--k", "k_range", type=RangeParam(), help="Grid search K values, start:stop:step.")
-@click.option("--budget", type=click.FloatRange(min=0.001), default=None,
+@click.option("--budget", type=SecondsParam(0.001), default=None,
               help="Fixed shapes: timed seconds per measurement (default 1). --search: seconds for the whole search of "
                    f"one device x precision, MSMF window excluded (default {choices.per_kind(choices.SEARCH_BUDGET_S, 's')}).")
-@click.option("--window", type=click.FloatRange(min=0.0), default=None,
+@click.option("--window", type=SecondsParam(), default=None,
               help=f"--search: seconds the best shape is held for MSMF (default "
                    f"{choices.per_kind(choices.SEARCH_WINDOW_S, 's')}; 0 skips MSMF).")
-@click.option("--settle", type=click.FloatRange(min=0.0), default=None,
+@click.option("--settle", type=SecondsParam(), default=None,
               help="--search: seconds a large product runs before the search so clocks settle (default "
                    f"{choices.per_kind(choices.SEARCH_SETTLE_S, 's')}).")
-@click.option("--warmup-s", "warmup", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+@click.option("--warmup-s", "warmup", type=SecondsParam(), default=1.0, show_default=True,
               help="Most seconds of warm-up per measurement; warm-up ends earlier once timings settle.")
-@click.option("--warmup", "warmup_old", type=click.FloatRange(min=0.0), default=None, hidden=True,
+@click.option("--warmup", "warmup_old", type=SecondsParam(), default=None, hidden=True,
               deprecated="use --warmup-s (seconds)")
 @click.option("--min-iterations", type=click.IntRange(min=1), default=5, show_default=True,
               help="Fewest timed iterations per measurement.")

@@ -17,7 +17,7 @@ from bench.cli.options import (
     signing_key,
 )
 from bench.cli.output import fail, stdout
-from bench.cli.params import MebibyteParam
+from bench.cli.params import MebibyteParam, SecondsParam
 from bench.cli.progress import Progress
 
 
@@ -26,7 +26,7 @@ from bench.cli.progress import Progress
 @click.option("--array-mib", type=MebibyteParam(), default=None,
               help="Size of each of the three arrays: MiB, or a size with its unit (512M, 1G; K/M/G are binary) "
                    "(default: 256 MiB on CPU, 1 GiB on GPU).")
-@click.option("--budget", type=click.FloatRange(min=0.001), default=1.0, show_default=True,
+@click.option("--budget", type=SecondsParam(0.001), default=1.0, show_default=True,
               help="Timed seconds per kernel after warm-up.")
 @sequential_option
 @results_dir_option()

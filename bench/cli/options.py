@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from bench.cli.output import fail
-from bench.cli.params import DeviceParam, DurationParam, OneDeviceParam
+from bench.cli.params import DeviceParam, DurationParam, OneDeviceParam, SecondsParam
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,7 +122,7 @@ sequential_option = click.option(
 )  # fmt: skip
 
 timeout_option = click.option(
-    "--timeout", type=click.FloatRange(min=1.0), default=300.0, show_default=True, metavar="SECONDS",
+    "--timeout", type=SecondsParam(1.0), default=300.0, show_default=True,
     help="Seconds to wait for the other ranks (joining, or in any collective) before failing.",
 )  # fmt: skip
 

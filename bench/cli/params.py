@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from typing import Any
 
 import click
@@ -144,17 +146,53 @@ class MebibyteParam(click.ParamType):
         return mib
 
 
-class DurationParam(click.ParamType):
-    """A duration such as 90s, 30m, 12h, 7d or 2w, converted to a datetime.timedelta."""
+def parse_seconds(text: str) -> float:
+    """A time span in seconds, written the same way in every verb: a plain number is seconds ('2', '0.5'), a number
+    with a unit is that many s, m, h, d or w ('90s', '10m', '12h'). ValueError naming the forms accepted."""
+    t = str(text).strip()
+    try:
+        value = float(t)
+    except ValueError:
+        from bench.report.verify import parse_duration
+
+        try:
+            value = parse_duration(t).total_seconds()
+        except ValueError:
+            raise ValueError(f"{text!r} is not a time span; use seconds (e.g. 30 or 0.5) or a number with s, m, h, d "
+                             "or w (e.g. 90s, 10m, 12h)") from None  # fmt: skip
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{text!r}: a time span is a finite number of seconds, at least 0")
+    return value
+
+
+class SecondsParam(click.ParamType):
+    """A time span as float seconds (see parse_seconds), at least `minimum`: every time option of every verb reads
+    this one way, so --window 10 and --window 10s mean the same in matmul and in challenge issue."""
+
+    name = "SECONDS"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            try:
+                seconds = parse_seconds(str(value))
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        if not seconds >= self.minimum:
+            self.fail(f"{value!r}: must be at least {self.minimum:g} s", param, ctx)
+        return seconds
+
+
+class DurationParam(SecondsParam):
+    """A time span (see parse_seconds: 90s, 30m, 12h, 7d, 2w, or plain seconds) as a datetime.timedelta."""
 
     name = "DURATION"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if not isinstance(value, str):
+        if isinstance(value, dt.timedelta):
             return value
-        from bench.report.verify import parse_duration
-
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+        return dt.timedelta(seconds=super().convert(value, param, ctx))

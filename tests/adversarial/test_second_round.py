@@ -406,7 +406,7 @@ def test_v1_collector_archive_growth(tmp_path):
     issued = tmp_path / "c.json"
     auditor_pem = tmp_path / "auditor.pem"
     keys.create(auditor_pem)
-    res = CliRunner().invoke(main, ["challenge", "issue", "-o", str(issued), "--n", "64", "--products", "1", "--window",
+    res = CliRunner().invoke(main, ["challenge", "issue", "-o", str(issued), "--size", "64", "--products", "1", "--window",
                                     "5m", "--auditor-key", str(auditor_pem)])  # fmt: skip
     assert res.exit_code == 0, res.output
     ch2 = chl.load_challenge(issued)

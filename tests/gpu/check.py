@@ -269,7 +269,7 @@ def challenge_commands(ctx: Ctx) -> dict[str, list[str]]:
                     "--expect", "1", "--wait", "120", *auditor_args("collect"), *trusted("collect", nodes_keys)],
         "answer": [*ctx.bench, "challenge", "answer", str(ch), "--drop", str(drop), "--device", ctx.device,
                    "--wait", "120", *trusted("answer", auditor_keys), "--json"],
-        "issue": [*ctx.bench, "challenge", "issue", "-o", str(ch), "--dtype", c["dtype"], "--n", str(c["n"]),
+        "issue": [*ctx.bench, "challenge", "issue", "-o", str(ch), "--dtype", c["dtype"], "--size", str(c["n"]),
                   "--products", str(c["products"]), "--window", c["window"], *auditor_args("issue"),
                   *trusted("issue", nodes_keys), "--json"],
         "verify": [*ctx.bench, "challenge", "verify", str(ch), str(drop), "--receipts", str(receipts),

@@ -124,7 +124,7 @@ def challenge(argv: list[str]) -> int:
         print(f"Usage: bench challenge {sub} [OPTIONS]\n\nOptions:\n{key}\n  --json\n  -h, --help  Show this message.")
         return 0
     if sub == "issue":
-        Path(opt(argv, "-o")).write_text(json.dumps({"nonce": "ab" * 32, "n": int(opt(argv, "--n"))}))
+        Path(opt(argv, "-o")).write_text(json.dumps({"nonce": "ab" * 32, "n": int(opt(argv, "--size"))}))
         print(json.dumps({"nonce": "ab" * 32}))
         return 0
     if sub == "answer":
