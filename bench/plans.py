@@ -236,7 +236,9 @@ def comm_measurements(where: launch.Placement, ops: list[str], sizes: list[int],
             yield comm_measurement(op, b.bytes, n, gathered, facts, start) if where.rank == 0 else None
 
 
-def comm_measurement(op: str, size: int, n: int, ranks: list[dict[str, Any]], facts: devices.DeviceFacts, start: str) -> Measurement:
+def comm_measurement(
+    op: str, size: int, n: int, ranks: list[dict[str, Any]], facts: devices.DeviceFacts, start: str
+) -> Measurement:
     """Rank 0's record of one size: per-iteration time = max over ranks, every rank's raw samples kept."""
     ranks = sorted(ranks, key=lambda r: r["rank"])
     samples = [max(r["samples_s"][i] for r in ranks) for i in range(len(ranks[0]["samples_s"]))]
@@ -255,9 +257,19 @@ def comm_measurement(op: str, size: int, n: int, ranks: list[dict[str, Any]], fa
         samples_s=samples,
         summary=figures.comm_summary(samples, size, op, n),
         validity={"check": "collective", "passed": not wrong, "wrong_ranks": wrong},
-        details={"busbw_factor": figures.busbw_factor(op, n),
-                 "per_rank": [{"rank": r["rank"], "host": r["host"], "device": r["device"].get("id"),
-                               "uuid": r["device"].get("uuid"), "samples_s": r["samples_s"]} for r in ranks]},
+        details={
+            "busbw_factor": figures.busbw_factor(op, n),
+            "per_rank": [
+                {
+                    "rank": r["rank"],
+                    "host": r["host"],
+                    "device": r["device"].get("id"),
+                    "uuid": r["device"].get("uuid"),
+                    "samples_s": r["samples_s"],
+                }
+                for r in ranks
+            ],
+        },
         start_utc=start,
         end_utc=utc_now(),
     )
@@ -292,7 +304,9 @@ def matmul_suite_steps(mc: dict[str, Any], f: DeviceFacts, host_inv: dict[str, A
     if mc["search"] == "auto":
         return search_plan([f], host_inv, precisions, "auto", [], mc["budget_s"], mc["window_s"], PeakOverrides(),
                            readers, mc["settle_s"])  # fmt: skip
-    policy = Policy(budget_s=mc["budget_s"] or 1.0, min_iterations=mc["min_iterations"], max_warmup_s=mc["max_warmup_s"])
+    policy = Policy(
+        budget_s=mc["budget_s"] or 1.0, min_iterations=mc["min_iterations"], max_warmup_s=mc["max_warmup_s"]
+    )
     return fixed_plan([f], host_inv, precisions, [(n, n, n) for n in mc["sizes"]], policy, PeakOverrides())
 
 

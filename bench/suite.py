@@ -37,21 +37,39 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "description": _k("str", "", "What this suite is for."),
         "devices": _k("str-list", ["all"], "cpu, cuda:N or all (every GPU, else the CPU)."),
         "workloads": _k("str-list", list(WORKLOADS), "Workloads to run, in this order.", choices=WORKLOADS),
-        "straggler_fraction": _k("float", 0.75, "Several ranks: name a rank in the job's report as a straggler when its "
-                                 "own matmul is below this fraction of the job's median.", minimum=0.01, maximum=1.0),
-        "concurrent_devices": _k("bool", True, "Measure a node's GPUs at the same time (matmul, membw), each in its own "
-                                 "thread; false: one after another."),
+        "straggler_fraction": _k(
+            "float",
+            0.75,
+            "Several ranks: name a rank in the job's report as a straggler when its "
+            "own matmul is below this fraction of the job's median.",
+            minimum=0.01,
+            maximum=1.0,
+        ),
+        "concurrent_devices": _k(
+            "bool",
+            True,
+            "Measure a node's GPUs at the same time (matmul, membw), each in its own thread; false: one after another.",
+        ),
     },
     # one section per workload, as each declares it (bench.registry)
     **{w.name: dict(w.config) for w in registry.workloads()},
     "gates": {
-        "fail_below": _k("table", {}, "TFLOPS floor per precision, e.g. {float32 = 0.05}.", minimum=0.0,
-                         choices=tuple(prec.PRECISIONS)),
-        "baseline": _k("str", None, "Node report to compare against (path, relative to the config file).", nullable=True),
-        "max_regression": _k("float", 0.05, "Largest tolerated slow-down against the baseline (0.05 = 5%).",
-                             minimum=0.0, maximum=1.0),
-        "alpha": _k("float", 0.01, "Significance level of the Mann-Whitney U test for a regression.",
-                    minimum=1e-9, maximum=0.5),
+        "fail_below": _k(
+            "table",
+            {},
+            "TFLOPS floor per precision, e.g. {float32 = 0.05}.",
+            minimum=0.0,
+            choices=tuple(prec.PRECISIONS),
+        ),
+        "baseline": _k(
+            "str", None, "Node report to compare against (path, relative to the config file).", nullable=True
+        ),
+        "max_regression": _k(
+            "float", 0.05, "Largest tolerated slow-down against the baseline (0.05 = 5%).", minimum=0.0, maximum=1.0
+        ),
+        "alpha": _k(
+            "float", 0.01, "Significance level of the Mann-Whitney U test for a regression.", minimum=1e-9, maximum=0.5
+        ),
     },
     "outputs": {
         "formats": _k("str-list", list(FORMATS), "Files written next to report.json.", choices=FORMATS),
@@ -95,7 +113,9 @@ def check_value(key: Key, value: Any) -> tuple[Any, str | None]:
             return None, f"{value!r} is not allowed{choices}"
         return value, None
     if key.kind == "bool":
-        return (value, None) if isinstance(value, bool) else (None, f"must be true or false, got {type(value).__name__}")
+        return (
+            (value, None) if isinstance(value, bool) else (None, f"must be true or false, got {type(value).__name__}")
+        )
     if key.kind in ("int", "float"):
         if key.kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
             return None, f"must be an integer, got {type(value).__name__} {value!r}"
@@ -141,8 +161,9 @@ def validate(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
             if (section, name) in RENAMED:
                 new = RENAMED[section, name]
                 if new in values:
-                    raise ConfigError(f"{where}: [{section}] {name} and {new} are the same key (the old and the new "
-                                      f"name); keep {new}")
+                    raise ConfigError(
+                        f"{where}: [{section}] {name} and {new} are the same key (the old and the new name); keep {new}"
+                    )
                 warnings.warn(f"{where}: [{section}] {name} is deprecated; call it {new}", FutureWarning, stacklevel=2)
                 name = new
             if name not in SCHEMA[section]:
@@ -219,4 +240,3 @@ def describe() -> str:
             extra = f" ({', '.join(k.choices)})" if k.choices else ""
             lines.append(f"  {name} = {toml_text(k.default)}: {k.help}{extra}")
     return "\n".join(lines)
-

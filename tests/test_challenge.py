@@ -58,7 +58,10 @@ def _answer(drop, ch, node="node-a", uuid="host-a", key=NODE_KEY, tamper=None, p
             products.append(chl.Product(device, i, c, chl.merkle_root(chl.row_bytes(c)), 0.0))
     answered = ch if nonce is None else chl.Challenge(nonce, ch.dtype, ch.n, ch.products, ch.issued, ch.deadline, ch.nodes,
                                                       {**ch.data, "nonce": nonce})  # fmt: skip
-    inv = {"host": {"hostname": node, "fingerprint": uuid, "physical_cores": 2}, "nvml": {"gpus": []}}  # as collect() has it
+    inv = {
+        "host": {"hostname": node, "fingerprint": uuid, "physical_cores": 2},
+        "nvml": {"gpus": []},
+    }  # as collect() has it
     base = chl.commit_name(node, answered.nonce)
     write_atomic(drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(chl.commitment(answered, node, inv, products, key)))
     if tamper:
@@ -230,7 +233,10 @@ def test_inputs_are_bit_identical_across_processes_and_device_copies():
             assert chl.row_bytes(copy).tobytes() == chl.row_bytes(a).tobytes()
     b = chl.operand(nonce, "n1", "GPU-1", 3, "B", 64, "float32")
     assert not torch.equal(chl.operand(nonce, "n1", "GPU-1", 3, "A", 64, "float32"), b)  # A and B differ
-    assert not torch.equal(chl.operand(nonce, "n2", "GPU-1", 3, "A", 64, "float32"), chl.operand(nonce, "n1", "GPU-1", 3, "A", 64, "float32"))
+    assert not torch.equal(
+        chl.operand(nonce, "n2", "GPU-1", 3, "A", 64, "float32"),
+        chl.operand(nonce, "n1", "GPU-1", 3, "A", 64, "float32"),
+    )
 
 
 def test_merkle_root_binds_every_row_and_its_position():
@@ -264,7 +270,9 @@ def test_a_malformed_commitment_is_one_failed_entry(tmp_path):
     path, ch = _issue(tmp_path)
     drop = _drop(tmp_path)
     base = _answer(drop, ch)
-    (drop / f"x{chl.COMMIT_SUFFIX}").write_text('{"kind": "bench.challenge-commitment", "schema_version": 1, "node": 5}')
+    (drop / f"x{chl.COMMIT_SUFFIX}").write_text(
+        '{"kind": "bench.challenge-commitment", "schema_version": 1, "node": 5}'
+    )
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
     assert [f.code for f in verdict.findings if f.severity == "error"] == ["malformed"]
     assert verdict.fleet["verified_flops"] == 2 * 2 * 64**3
@@ -304,7 +312,9 @@ def test_end_to_end_with_background_collector(tmp_path):
     assert answer["verified"] == 2 and answer["verified_flops"] == 2 * 2 * 256**3
     arrival = dt.datetime.fromisoformat(answer["arrived_utc"])
     issued_at = dt.datetime.fromisoformat(verdict["issued_utc"])
-    assert answer["gflops_lower_bound"] == pytest.approx(answer["verified_flops"] / (arrival - issued_at).total_seconds() / 1e9)
+    assert answer["gflops_lower_bound"] == pytest.approx(
+        answer["verified_flops"] / (arrival - issued_at).total_seconds() / 1e9
+    )
 
 
 def test_answer_without_a_challenge_file_is_a_usage_error(tmp_path):
@@ -323,7 +333,10 @@ def test_a_node_answers_every_device_at_once_and_refuses_what_would_not_count(tm
     done = chl.answer(ch, "node-a", inv, devices, drop, NODE_KEY)
     assert done["products"] == ch.products and done["flops"] == ch.products * 2 * ch.n**3
     base = chl.commit_name("node-a", ch.nonce)
-    assert done["commitment"] == str(drop / f"{base}{chl.COMMIT_SUFFIX}") and (drop / f"{base}{chl.REVEAL_SUFFIX}").exists()
+    assert (
+        done["commitment"] == str(drop / f"{base}{chl.COMMIT_SUFFIX}")
+        and (drop / f"{base}{chl.REVEAL_SUFFIX}").exists()
+    )
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}), {kid(NODE_KEY)})
     assert [n["verified"] for n in verdict.nodes] == [ch.products]
     assert chl.refusal(ch, "node-a", {AUDITOR_ID}, now=T0) is None

@@ -70,7 +70,7 @@ def test_k8s_indexed_job_runs_the_node_suite_then_comm_over_torchrun():
     (container,) = pod["containers"]
     script = container["args"][0]
     assert "bench run --config /opt/bench/configs/node.toml" in script and '"$(which bench)" comm' in script
-    assert "--node_rank=\"$JOB_COMPLETION_INDEX\"" in script and "rdzv-backend=c10d" in script
+    assert '--node_rank="$JOB_COMPLETION_INDEX"' in script and "rdzv-backend=c10d" in script
     assert "${" not in container["image"]  # kubectl substitutes no variables: the image is set by kustomize
     env = {e["name"] for e in container["env"]}
     assert {"NODES", "GPUS_PER_NODE", "BENCH_RESULTS_DIR"} <= env

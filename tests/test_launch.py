@@ -33,7 +33,8 @@ def test_slurm_variables_when_torchrun_is_absent():
 
 
 @pytest.mark.parametrize(
-    "nodelist, first", [("node1", "node1"), ("a[1-3]", "a1"), ("gpu[07,09-10],cpu2", "gpu07"), ("x-y[001-004]", "x-y001")]
+    "nodelist, first",
+    [("node1", "node1"), ("a[1-3]", "a1"), ("gpu[07,09-10],cpu2", "gpu07"), ("x-y[001-004]", "x-y001")],
 )
 def test_first_host_of_a_nodelist(nodelist, first):
     assert launch.first_host(nodelist) == first

@@ -21,7 +21,7 @@ def test_the_shipped_suites_exist_and_validate():
 
 def test_defaults_fill_what_a_file_leaves_out(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('[matmul]\nbudget_s = 2\n')
+    path.write_text("[matmul]\nbudget_s = 2\n")
     config = suite.load(path)
     assert config["matmul"]["budget_s"] == 2.0 and isinstance(config["matmul"]["budget_s"], float)
     assert config["membw"]["budget_s"] == suite.SCHEMA["membw"]["budget_s"].default
@@ -37,7 +37,10 @@ def test_defaults_fill_what_a_file_leaves_out(tmp_path):
         ("[matmul]\nbudget_s = -1\n", "[matmul] budget_s: must be >= 0.001, got -1"),
         ("[matmul]\nmin_iterations = 2.5\n", "[matmul] min_iterations: must be an integer"),
         ("[matmul]\nmin_iterations = true\n", "[matmul] min_iterations: must be an integer"),
-        ('[matmul]\nprecisions = ["float32", "fp7"]\n', "[matmul] precisions: item 1: 'fp7' is not allowed; valid: float64"),
+        (
+            '[matmul]\nprecisions = ["float32", "fp7"]\n',
+            "[matmul] precisions: item 1: 'fp7' is not allowed; valid: float64",
+        ),
         ('[matmul]\nsearch = "grid"\n', "[matmul] search: 'grid' is not allowed; valid: auto, none"),
         ('[suite]\nworkloads = "matmul"\n', "[suite] workloads: must be a list, got str"),
         ("[gates]\nfail_below = { float33 = 1 }\n", "[gates] fail_below: 'float33' is not allowed"),

@@ -21,12 +21,22 @@ def report_files(paths: tuple[Path, ...]) -> list[Path]:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("capacity.json"),
-              show_default=True, help="Where the signed capacity report goes.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("capacity.json"),
+    show_default=True,
+    help="Where the signed capacity report goes.",
+)
 @trusted_keys_option("Only reports signed by these keys count (see bench verify).")
 @max_age_option("Reject node reports older than this, e.g. 7d.")
-@click.option("--rules", "rules_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="TOML thresholds: tolerance = 0.1 and [[baseline]] model/precision/min_tflops.")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML thresholds: tolerance = 0.1 and [[baseline]] model/precision/min_tflops.",
+)
 @key_option
 @json_option("the capacity report")
 def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, max_age: Any, rules_path: Path | None,

@@ -44,7 +44,10 @@ def auditor_signing_key(path: Path, trusted: set[str] | None) -> Any:
     key = signing_key(path)
     kid = keys.key_id(keys.raw_public(key.public_key()))
     if trusted is not None and kid in trusted:
-        fail(f"--auditor-key {path} (key {kid}) is in the node trust list: the auditor's key must be one no node holds", 2)
+        fail(
+            f"--auditor-key {path} (key {kid}) is in the node trust list: the auditor's key must be one no node holds",
+            2,
+        )
     node_default = keys.default_key_path()
     try:
         same = node_default.exists() and keys.public_key_id(node_default) == kid
@@ -91,17 +94,45 @@ def challenge_group() -> None:
 
 
 @challenge_group.command("issue")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Challenge file to write.")
-@click.option("--dtype", type=click.Choice(CHALLENGE_DTYPES), default="float32", show_default=True,
-              help="Precision of the matrices and products.")
-@click.option("--size", "n", type=click.IntRange(min=2, max=65536), default=4096, show_default=True,
-              help="Square size N of the N x N matrices, as matmul's --size (each product is 2*N^3 FLOPs).")
-@click.option("--n", "n_old", type=click.IntRange(min=2, max=65536), default=None, hidden=True,
-              deprecated="use --size (matmul's --n is a grid range)")
-@click.option("--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device.")
-@click.option("--window", type=DurationParam(), default="10m", show_default=True,
-              help="Time from issue to the deadline: seconds, or a number with s, m, h, d or w (10m).")
-@click.option("--node", "nodes", multiple=True, help="Host names challenged (repeatable). Default: any node may answer.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Challenge file to write."
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(CHALLENGE_DTYPES),
+    default="float32",
+    show_default=True,
+    help="Precision of the matrices and products.",
+)
+@click.option(
+    "--size",
+    "n",
+    type=click.IntRange(min=2, max=65536),
+    default=4096,
+    show_default=True,
+    help="Square size N of the N x N matrices, as matmul's --size (each product is 2*N^3 FLOPs).",
+)
+@click.option(
+    "--n",
+    "n_old",
+    type=click.IntRange(min=2, max=65536),
+    default=None,
+    hidden=True,
+    deprecated="use --size (matmul's --n is a grid range)",
+)
+@click.option(
+    "--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device."
+)
+@click.option(
+    "--window",
+    type=DurationParam(),
+    default="10m",
+    show_default=True,
+    help="Time from issue to the deadline: seconds, or a number with s, m, h, d or w (10m).",
+)
+@click.option(
+    "--node", "nodes", multiple=True, help="Host names challenged (repeatable). Default: any node may answer."
+)
 @auditor_option
 @node_trust_option
 @json_option("the challenge")
@@ -125,13 +156,23 @@ def issue_cmd(output: Path, dtype: str, n: int, n_old: int | None, products: int
 
 @challenge_group.command("answer")
 @click.argument("challenge_path", metavar="CHALLENGE", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--drop", "drop", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Drop directory the auditor collects from (a shared filesystem, or copy the files there at once).")
+@click.option(
+    "--drop",
+    "drop",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Drop directory the auditor collects from (a shared filesystem, or copy the files there at once).",
+)
 @devices_option()
 @click.option("--node", "node_name", default=None, help="This node's name (default: its host name).")
-@click.option("--wait", type=SecondsParam(), default=0.0, show_default=True,
-              help="Seconds to wait for CHALLENGE to appear, ready (key, inventory, devices loaded) — start it on every "
-                   "node before the auditor issues, so start-up is not counted against the node.")
+@click.option(
+    "--wait",
+    type=SecondsParam(),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for CHALLENGE to appear, ready (key, inventory, devices loaded) — start it on every "
+    "node before the auditor issues, so start-up is not counted against the node.",
+)
 @trusted_keys_option("The auditor's key id or public key: a challenge signed by any other key is refused.")
 @key_option
 @json_option("a summary of the answer")
@@ -171,18 +212,42 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
 
 @challenge_group.command("collect")
 @click.argument("drop", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--challenge", "challenge_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The challenge file the nodes answer (the collector may start before it exists: see --wait).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Receipt log to write (keep it outside the drop directory; it is re-signed after every arrival).")
+@click.option(
+    "--challenge",
+    "challenge_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The challenge file the nodes answer (the collector may start before it exists: see --wait).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Receipt log to write (keep it outside the drop directory; it is re-signed after every arrival).",
+)
 @click.option("--expect", type=click.IntRange(min=1), default=None, help="Stop after this many commitments.")
-@click.option("--grace", type=SecondsParam(), default=5.0, show_default=True,
-              help="Seconds to keep watching after the deadline (late files are recorded, and not counted).")
+@click.option(
+    "--grace",
+    type=SecondsParam(),
+    default=5.0,
+    show_default=True,
+    help="Seconds to keep watching after the deadline (late files are recorded, and not counted).",
+)
 @click.option("--interval", type=SecondsParam(0.01), default=0.1, show_default=True, help="Polling period (s).")
-@click.option("--wait", type=SecondsParam(), default=0.0, show_default=True,
-              help="Seconds to wait for the challenge file to appear: start the collector before issuing.")
-@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where to keep the bytes of every commitment recorded (default: OUTPUT.commitments/).")
+@click.option(
+    "--wait",
+    type=SecondsParam(),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for the challenge file to appear: start the collector before issuing.",
+)
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to keep the bytes of every commitment recorded (default: OUTPUT.commitments/).",
+)
 @auditor_option
 @node_trust_option
 @json_option("the signed receipt log, at the end,")
@@ -206,7 +271,9 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
     archive = archive or output.with_name(output.name + ".commitments")
 
     def show(r: dict[str, Any]) -> None:
-        click.echo(f"{r['arrived_utc']} {r['file']}" + ("" if r["accepted"] else f" (not counted: {r['why']})"), err=True)
+        click.echo(
+            f"{r['arrived_utc']} {r['file']}" + ("" if r["accepted"] else f" (not counted: {r['why']})"), err=True
+        )
 
     log = chl.collect(drop, ch, output, key, archive=archive, trusted=trusted, auditor=auditor, expect=expect,
                       until=ch.deadline + dt.timedelta(seconds=grace), interval=interval, on_receipt=show)  # fmt: skip
@@ -221,14 +288,25 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
 @challenge_group.command("verify")
 @click.argument("challenge_path", metavar="CHALLENGE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("drop", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--receipts", "receipts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="The signed receipt log from `collect`: without it no arrival time, so no bound, is proven.")
-@auditor_key_option("The auditor's key (private, or its .pub): the challenge and receipts must carry its signature. "
-                    "Without it nothing is proven.")
+@click.option(
+    "--receipts",
+    "receipts_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The signed receipt log from `collect`: without it no arrival time, so no bound, is proven.",
+)
+@auditor_key_option(
+    "The auditor's key (private, or its .pub): the challenge and receipts must carry its signature. "
+    "Without it nothing is proven."
+)
 @node_trust_option
-@click.option("--proof", "proof_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write what was proven, per device, signed by --auditor-key (a private key), for `bench verify "
-                   "--proof`.")
+@click.option(
+    "--proof",
+    "proof_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write what was proven, per device, signed by --auditor-key (a private key), for `bench verify --proof`.",
+)
 @json_option("the verdict")
 def verify_cmd(challenge_path: Path, drop: Path, receipts_path: Path | None, auditor_path: Path | None,
                trusted_path: Path | None, proof_path: Path | None, as_json: bool) -> None:  # fmt: skip

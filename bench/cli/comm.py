@@ -34,17 +34,41 @@ def _free_port() -> int:
 
 
 @click.command()
-@click.option("--op", "ops", type=click.Choice(choices.COMM_OPS), multiple=True, help="Collective (repeatable). Default: all.")
-@click.option("--min-bytes", type=ByteSizeParam(), default="8", show_default=True,
-              help="Smallest message: bytes, or with a unit (4K, 1M; K/M/G are binary).")
-@click.option("--max-bytes", type=ByteSizeParam(), default=None,
-              help="Largest message, e.g. 1G (default: 64M on CPU, 1G on GPU).")
-@click.option("--factor", type=click.IntRange(min=2), default=2, show_default=True, help="Each size is the last times this.")
-@click.option("--iterations", type=click.IntRange(min=1), default=20, show_default=True, help="Timed iterations per size.")
-@click.option("--warmup-iterations", "warmup", type=click.IntRange(min=0), default=5, show_default=True,
-              help="Untimed iterations per size first.")
-@click.option("--warmup", "warmup_old", type=click.IntRange(min=0), default=None, hidden=True,
-              deprecated="use --warmup-iterations")
+@click.option(
+    "--op", "ops", type=click.Choice(choices.COMM_OPS), multiple=True, help="Collective (repeatable). Default: all."
+)
+@click.option(
+    "--min-bytes",
+    type=ByteSizeParam(),
+    default="8",
+    show_default=True,
+    help="Smallest message: bytes, or with a unit (4K, 1M; K/M/G are binary).",
+)
+@click.option(
+    "--max-bytes", type=ByteSizeParam(), default=None, help="Largest message, e.g. 1G (default: 64M on CPU, 1G on GPU)."
+)
+@click.option(
+    "--factor", type=click.IntRange(min=2), default=2, show_default=True, help="Each size is the last times this."
+)
+@click.option(
+    "--iterations", type=click.IntRange(min=1), default=20, show_default=True, help="Timed iterations per size."
+)
+@click.option(
+    "--warmup-iterations",
+    "warmup",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Untimed iterations per size first.",
+)
+@click.option(
+    "--warmup",
+    "warmup_old",
+    type=click.IntRange(min=0),
+    default=None,
+    hidden=True,
+    deprecated="use --warmup-iterations",
+)
 @device_option("cpu, cuda:N (or all, on a node with one device). Default: the local rank's GPU, else the CPU.")
 @timeout_option
 @results_dir_option()
@@ -100,4 +124,7 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
         stdout().print(f"report: {writer.path}")
     wrong = [m for m in writer.report.measurements if m.status != "ok"]
     if wrong:
-        fail(f"{len(wrong)} collective results were wrong: " + "; ".join(f"{m.spec['op']} {m.spec['bytes']} B" for m in wrong))
+        fail(
+            f"{len(wrong)} collective results were wrong: "
+            + "; ".join(f"{m.spec['op']} {m.spec['bytes']} B" for m in wrong)
+        )

@@ -9,8 +9,13 @@ from bench.cli.options import json_option
 
 @click.command("doctor")
 @json_option("the checks")
-@click.option("--sample-s", type=click.FloatRange(min=0.05), default=0.5, show_default=True,
-              help="Seconds over which CPU use per process is sampled.")
+@click.option(
+    "--sample-s",
+    type=click.FloatRange(min=0.05),
+    default=0.5,
+    show_default=True,
+    help="Seconds over which CPU use per process is sampled.",
+)
 def doctor_cmd(as_json: bool, sample_s: float) -> None:
     """Pre-flight checks before trusting a benchmark: CPU load and busy processes, other processes on the GPUs,
     clocks held back (thermal, power brake, hardware slowdown), uncorrected ECC errors, persistence mode, and whether the

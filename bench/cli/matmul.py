@@ -26,36 +26,84 @@ from bench.hardware import peaks
 
 @click.command()
 @devices_option()
-@click.option("--dtype", "precisions", type=PrecisionParam(list(choices.PRECISIONS)), multiple=True,
-              help="Precision to measure (repeatable). Default: every precision the device kind has.")
-@click.option("--size", "sizes", type=click.IntRange(min=1), multiple=True,
-              help=f"Square size N for an N x N x N product (repeatable). Default "
-                   f"{choices.per_kind(choices.MATMUL_DEFAULT_SIZE)}.")
-@click.option("--shape", "shapes", type=ShapeParam(), multiple=True, help="M,N,K of an M x K by K x N product (repeatable).")
-@click.option("--search", type=click.Choice(["auto", "grid"]), default=None,
-              help="Search shapes for MAMF and hold the best for MSMF. auto: candidates from the device; grid: --m/--n/--k.")
+@click.option(
+    "--dtype",
+    "precisions",
+    type=PrecisionParam(list(choices.PRECISIONS)),
+    multiple=True,
+    help="Precision to measure (repeatable). Default: every precision the device kind has.",
+)
+@click.option(
+    "--size",
+    "sizes",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help=f"Square size N for an N x N x N product (repeatable). Default "
+    f"{choices.per_kind(choices.MATMUL_DEFAULT_SIZE)}.",
+)
+@click.option(
+    "--shape", "shapes", type=ShapeParam(), multiple=True, help="M,N,K of an M x K by K x N product (repeatable)."
+)
+@click.option(
+    "--search",
+    type=click.Choice(["auto", "grid"]),
+    default=None,
+    help="Search shapes for MAMF and hold the best for MSMF. auto: candidates from the device; grid: --m/--n/--k.",
+)
 @click.option("--m", "m_range", type=RangeParam(), help="Grid search M values, start:stop:step (stop included).")
 @click.option("--n", "n_range", type=RangeParam(), help="Grid search N values, start:stop:step.")
 @click.option("--k", "k_range", type=RangeParam(), help="Grid search K values, start:stop:step.")
-@click.option("--budget", type=SecondsParam(0.001), default=None,
-              help="Fixed shapes: timed seconds per measurement (default 1). --search: seconds for the whole search of "
-                   f"one device x precision, MSMF window excluded (default {choices.per_kind(choices.SEARCH_BUDGET_S, 's')}).")
-@click.option("--window", type=SecondsParam(), default=None,
-              help=f"--search: seconds the best shape is held for MSMF (default "
-                   f"{choices.per_kind(choices.SEARCH_WINDOW_S, 's')}; 0 skips MSMF).")
-@click.option("--settle", type=SecondsParam(), default=None,
-              help="--search: seconds a large product runs before the search so clocks settle (default "
-                   f"{choices.per_kind(choices.SEARCH_SETTLE_S, 's')}).")
-@click.option("--warmup-s", "warmup", type=SecondsParam(), default=1.0, show_default=True,
-              help="Most seconds of warm-up per measurement; warm-up ends earlier once timings settle.")
-@click.option("--warmup", "warmup_old", type=SecondsParam(), default=None, hidden=True,
-              deprecated="use --warmup-s (seconds)")
-@click.option("--min-iterations", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Fewest timed iterations per measurement.")
-@click.option("--cpu-clock-mhz", type=click.FloatRange(min=1.0), default=None,
-              help="Clock the CPU theoretical peak assumes (default: max clock, else current clock).")
-@click.option("--fma-units", type=click.IntRange(min=1, max=4), default=None,
-              help=f"Vector FMA units per core the CPU peak assumes (default {peaks.DEFAULT_FMA_UNITS}).")
+@click.option(
+    "--budget",
+    type=SecondsParam(0.001),
+    default=None,
+    help="Fixed shapes: timed seconds per measurement (default 1). --search: seconds for the whole search of "
+    f"one device x precision, MSMF window excluded (default {choices.per_kind(choices.SEARCH_BUDGET_S, 's')}).",
+)
+@click.option(
+    "--window",
+    type=SecondsParam(),
+    default=None,
+    help=f"--search: seconds the best shape is held for MSMF (default "
+    f"{choices.per_kind(choices.SEARCH_WINDOW_S, 's')}; 0 skips MSMF).",
+)
+@click.option(
+    "--settle",
+    type=SecondsParam(),
+    default=None,
+    help="--search: seconds a large product runs before the search so clocks settle (default "
+    f"{choices.per_kind(choices.SEARCH_SETTLE_S, 's')}).",
+)
+@click.option(
+    "--warmup-s",
+    "warmup",
+    type=SecondsParam(),
+    default=1.0,
+    show_default=True,
+    help="Most seconds of warm-up per measurement; warm-up ends earlier once timings settle.",
+)
+@click.option(
+    "--warmup", "warmup_old", type=SecondsParam(), default=None, hidden=True, deprecated="use --warmup-s (seconds)"
+)
+@click.option(
+    "--min-iterations",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Fewest timed iterations per measurement.",
+)
+@click.option(
+    "--cpu-clock-mhz",
+    type=click.FloatRange(min=1.0),
+    default=None,
+    help="Clock the CPU theoretical peak assumes (default: max clock, else current clock).",
+)
+@click.option(
+    "--fma-units",
+    type=click.IntRange(min=1, max=4),
+    default=None,
+    help=f"Vector FMA units per core the CPU peak assumes (default {peaks.DEFAULT_FMA_UNITS}).",
+)
 @sequential_option
 @results_dir_option("The report goes to RESULTS_DIR/<run-id>/report.json.")
 @key_option

@@ -23,11 +23,16 @@ from bench.cli.progress import Progress
 
 @click.command()
 @devices_option()
-@click.option("--array-mib", type=MebibyteParam(), default=None,
-              help="Size of each of the three arrays: MiB, or a size with its unit (512M, 1G; K/M/G are binary) "
-                   "(default: 256 MiB on CPU, 1 GiB on GPU).")
-@click.option("--budget", type=SecondsParam(0.001), default=1.0, show_default=True,
-              help="Timed seconds per kernel after warm-up.")
+@click.option(
+    "--array-mib",
+    type=MebibyteParam(),
+    default=None,
+    help="Size of each of the three arrays: MiB, or a size with its unit (512M, 1G; K/M/G are binary) "
+    "(default: 256 MiB on CPU, 1 GiB on GPU).",
+)
+@click.option(
+    "--budget", type=SecondsParam(0.001), default=1.0, show_default=True, help="Timed seconds per kernel after warm-up."
+)
 @sequential_option
 @results_dir_option()
 @key_option

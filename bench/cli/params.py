@@ -41,7 +41,9 @@ class ShapeParam(click.ParamType):
         except ValueError:
             dims = ()
         if len(dims) != 3 or min(dims) < 1:
-            self.fail(f"{value!r} is not a shape; expected three positive integers M,N,K such as 4096,4096,4096", param, ctx)
+            self.fail(
+                f"{value!r} is not a shape; expected three positive integers M,N,K such as 4096,4096,4096", param, ctx
+            )
         return dims  # type: ignore[return-value]
 
 
@@ -100,7 +102,7 @@ def parse_size(text: str) -> int:
     """'1G' -> 1073741824, '64M', '512KiB', '1GB' (= 1e9), '4096'; ValueError naming the forms accepted."""
     t = str(text).strip().replace(" ", "")
     number = t.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    unit = t[len(number):].lower()
+    unit = t[len(number) :].lower()
     try:
         value = float(number) * SIZE_UNITS[unit]
     except (KeyError, ValueError):

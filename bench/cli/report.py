@@ -16,7 +16,9 @@ def _show(rep: Any) -> None:
     from bench.report import render
 
     out = stdout()
-    state = "interrupted" if rep.interrupted else ("complete" if rep.end_utc else "incomplete (still running or crashed)")
+    state = (
+        "interrupted" if rep.interrupted else ("complete" if rep.end_utc else "incomplete (still running or crashed)")
+    )
     out.print(f"run {rep.run_id}  {rep.start_utc} -> {rep.end_utc or '?'}  {state}")
     out.print(f"bench {rep.tool.get('version')} ({rep.tool.get('git_commit') or 'not from a checkout'})")
     for table in render.workload_tables(rep.measurements, every_matmul=True):
@@ -45,11 +47,22 @@ def _capacity(path: Path) -> dict | None:
 
 @click.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "md", "html", "csv"]), default="text", show_default=True,
-              help="text: tables on the terminal; md: Markdown; html: one stand-alone page with embedded plots; "
-                   "csv: one row per measurement.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to this file (default: stdout).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "md", "html", "csv"]),
+    default="text",
+    show_default=True,
+    help="text: tables on the terminal; md: Markdown; html: one stand-alone page with embedded plots; "
+    "csv: one row per measurement.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file (default: stdout).",
+)
 @json_option("the validated report")
 def report(path: Path, fmt: str, output: Path | None, as_json: bool) -> None:
     """Validate the node report at PATH and print its measurements, or render it (--format md|html|csv).

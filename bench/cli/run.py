@@ -58,27 +58,62 @@ def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Suite TOML (configs/smoke-cpu.toml, node.toml, audit.toml). Default: every built-in default.")
-@click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override one config value, e.g. --set matmul.budget_s=5 (repeatable; the value is TOML).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Suite TOML (configs/smoke-cpu.toml, node.toml, audit.toml). Default: every built-in default.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override one config value, e.g. --set matmul.budget_s=5 (repeatable; the value is TOML).",
+)
 @devices_option("Overrides suite.devices: cpu, cuda:N or all (repeatable).")
-@click.option("--workload", "workloads", type=click.Choice(choices.WORKLOADS), multiple=True,
-              help="Overrides suite.workloads: run only these (repeatable).")
-@click.option("--fail-below", multiple=True, metavar="PRECISION=TFLOPS",
-              help="Exit 1 when a device's best valid matmul at PRECISION is below TFLOPS (repeatable).")
-@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Node report to gate against: a significant slow-down beyond --max-regression exits 1.")
-@click.option("--max-regression", default=None, metavar="PERCENT",
-              help="Tolerated slow-down vs --baseline, e.g. 5% or 0.05 (default: gates.max_regression, 5%).")
-@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the JUnit XML here (it is always in the run directory when junit is an output).")
+@click.option(
+    "--workload",
+    "workloads",
+    type=click.Choice(choices.WORKLOADS),
+    multiple=True,
+    help="Overrides suite.workloads: run only these (repeatable).",
+)
+@click.option(
+    "--fail-below",
+    multiple=True,
+    metavar="PRECISION=TFLOPS",
+    help="Exit 1 when a device's best valid matmul at PRECISION is below TFLOPS (repeatable).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Node report to gate against: a significant slow-down beyond --max-regression exits 1.",
+)
+@click.option(
+    "--max-regression",
+    default=None,
+    metavar="PERCENT",
+    help="Tolerated slow-down vs --baseline, e.g. 5% or 0.05 (default: gates.max_regression, 5%).",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the JUnit XML here (it is always in the run directory when junit is an output).",
+)
 @results_dir_option("Runs go to RESULTS_DIR/<run-id>/, and are indexed in RESULTS_DIR/history.sqlite.")
 @key_option
 @json_option("a summary (run, status, gates, outputs)")
 @quiet_option
-@click.option("--skip-doctor", is_flag=True,
-              help="Do not run the pre-flight checks (bench doctor) first; the report then records none.")
+@click.option(
+    "--skip-doctor",
+    is_flag=True,
+    help="Do not run the pre-flight checks (bench doctor) first; the report then records none.",
+)
 def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[list[str], ...], workloads: tuple[str, ...],
         fail_below: tuple[str, ...], baseline: Path | None, max_regression: str | None, junit_path: Path | None,
         results_dir: Path, key_path: Path | None, as_json: bool, quiet: bool, skip_doctor: bool) -> None:  # fmt: skip
@@ -175,4 +210,3 @@ def _finish(report: Any, writer: Any, checks: list[Any], outputs: dict[str, str]
             out.print(f"{fmt}: {path}", highlight=False)
     if failed:
         fail(f"run {status}: " + "; ".join(g.message for g in failed))
-

@@ -22,20 +22,43 @@ from bench.cli.ranks import place, rank_job
 
 
 @click.command()
-@click.option("--model", "models", type=click.Choice(choices.TRAIN_MODELS), multiple=True,
-              help="Workload (repeatable). Default: both.")
-@click.option("--preset", "presets", type=click.Choice(choices.TRAIN_PRESETS), multiple=True,
-              help=f"Size (repeatable). Default {choices.per_kind(choices.DEFAULT_TRAIN_PRESETS)}. A preset that runs "
-                   "out of memory is skipped.")
-@device_option("cpu, cuda:N (or all, on a node with one device). Default: the local rank's GPU under a launcher, else "
-               "the first GPU, else the CPU.")
-@click.option("--dtype", "precision", type=PrecisionParam(list(choices.TRAIN_PRECISIONS)), default=None,
-              help="bfloat16 (autocast over float32 master weights; default on GPU) or float32 (default on CPU).")
+@click.option(
+    "--model",
+    "models",
+    type=click.Choice(choices.TRAIN_MODELS),
+    multiple=True,
+    help="Workload (repeatable). Default: both.",
+)
+@click.option(
+    "--preset",
+    "presets",
+    type=click.Choice(choices.TRAIN_PRESETS),
+    multiple=True,
+    help=f"Size (repeatable). Default {choices.per_kind(choices.DEFAULT_TRAIN_PRESETS)}. A preset that runs "
+    "out of memory is skipped.",
+)
+@device_option(
+    "cpu, cuda:N (or all, on a node with one device). Default: the local rank's GPU under a launcher, else "
+    "the first GPU, else the CPU."
+)
+@click.option(
+    "--dtype",
+    "precision",
+    type=PrecisionParam(list(choices.TRAIN_PRECISIONS)),
+    default=None,
+    help="bfloat16 (autocast over float32 master weights; default on GPU) or float32 (default on CPU).",
+)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Timed steps (default: the preset's).")
-@click.option("--warmup-steps", "warmup", type=click.IntRange(min=0), default=None,
-              help="Untimed steps first (default: the preset's).")
-@click.option("--warmup", "warmup_old", type=click.IntRange(min=0), default=None, hidden=True,
-              deprecated="use --warmup-steps")
+@click.option(
+    "--warmup-steps",
+    "warmup",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Untimed steps first (default: the preset's).",
+)
+@click.option(
+    "--warmup", "warmup_old", type=click.IntRange(min=0), default=None, hidden=True, deprecated="use --warmup-steps"
+)
 @click.option("--compile", "use_compile", is_flag=True, help="Run the model through torch.compile.")
 @timeout_option
 @results_dir_option()
@@ -96,4 +119,3 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     failed = [m for m in report.measurements if m.status in ("invalid", "error")]
     if failed:
         fail("; ".join(f"{m.spec.get('model')} {m.spec.get('preset')}: {m.reason}" for m in failed))
-

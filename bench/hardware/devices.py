@@ -127,7 +127,10 @@ def support(device: DeviceFacts, precision: str, cuda_only: bool) -> tuple[str, 
         (major, minor), below = rule
         have = tuple(int(x) for x in device.compute_capability.split("."))
         if have < (major, minor):
-            return below, f"{precision} needs compute capability {major}.{minor}, {device.id} has {device.compute_capability}"
+            return (
+                below,
+                f"{precision} needs compute capability {major}.{minor}, {device.id} has {device.compute_capability}",
+            )
     return "native", None
 
 

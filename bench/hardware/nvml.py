@@ -49,7 +49,11 @@ def _gpu(nvml: ModuleType, index: int) -> dict[str, Any]:
     try:
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
     except nvml.NVMLError as exc:
-        return {"index": index, **dict.fromkeys(GPU_FIELDS), "unavailable": dict.fromkeys(GPU_FIELDS, f"no handle: {exc}")}
+        return {
+            "index": index,
+            **dict.fromkeys(GPU_FIELDS),
+            "unavailable": dict.fromkeys(GPU_FIELDS, f"no handle: {exc}"),
+        }
     f = FieldSet()
     f.values["index"] = index
     probes = {

@@ -88,8 +88,14 @@ def device_peak(device: Any, precision: str) -> Peak | None:
     if not row.get("sms") or not device.sm_count or device.sm_count > row["sms"]:
         return None  # an SM count only the node asserts cannot exceed the whole GPU's
     share = device.sm_count / row["sms"]
-    return Peak(peak.tflops * share, peak.kind, peak.source, peak.model, peak.unverified,
-                {**peak.assumptions, "mig_sm_share": share, "sm_count": device.sm_count, "gpu_sm_count": row["sms"]})
+    return Peak(
+        peak.tflops * share,
+        peak.kind,
+        peak.source,
+        peak.model,
+        peak.unverified,
+        {**peak.assumptions, "mig_sm_share": share, "sm_count": device.sm_count, "gpu_sm_count": row["sms"]},
+    )
 
 
 def peak_for(device: Any, host: dict[str, Any], precision: str, *, clock_mhz: float | None = None,
@@ -203,5 +209,11 @@ def cpu_peak(
         "fma_units": units,
         "fma_units_source": Source.OVERRIDE if fma_units else Source.DEFAULT,
     }
-    return Peak(n_cores * clock * 1e6 * flops / 1e12, "theoretical", "cores x clock x FLOPs/cycle", host.get("cpu_model") or "cpu",
-                unverified=clock_source == Source.PSUTIL_CURRENT, assumptions=assumptions)
+    return Peak(
+        n_cores * clock * 1e6 * flops / 1e12,
+        "theoretical",
+        "cores x clock x FLOPs/cycle",
+        host.get("cpu_model") or "cpu",
+        unverified=clock_source == Source.PSUTIL_CURRENT,
+        assumptions=assumptions,
+    )

@@ -49,7 +49,9 @@ class Sampler:
         self._thread.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -68,7 +70,9 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
     out["duration_s"] = duration
     fields = {k for s in samples for k in s if k not in ("t_s", "error")}
     for name in sorted(fields):
-        values = [s[name] for s in samples if isinstance(s.get(name), (int, float)) and not isinstance(s.get(name), bool)]
+        values = [
+            s[name] for s in samples if isinstance(s.get(name), (int, float)) and not isinstance(s.get(name), bool)
+        ]
         if not values:
             continue
         if name in COUNTERS:

@@ -57,7 +57,9 @@ class CudaEventTimer:
     #: CUDA documents event timing resolution of about half a microsecond.
     resolution_s = 0.5e-6
 
-    def __init__(self, device: torch.device, flush_bytes: int, cuda: Any = torch.cuda, back_to_back: bool = False) -> None:
+    def __init__(
+        self, device: torch.device, flush_bytes: int, cuda: Any = torch.cuda, back_to_back: bool = False
+    ) -> None:
         if back_to_back and flush_bytes:
             raise ValueError("a back-to-back timer times the gaps between calls: it cannot flush inside them")
         self.device = device

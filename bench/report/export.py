@@ -86,7 +86,13 @@ def _identity(m: Measurement) -> dict[str, str]:
         variant.append(f"fast_accum={str(spec['fast_accum']).lower()}")
     if "rank" in d:
         variant.append(f"rank={d['rank']}")
-    return {"workload": m.workload, "what": str(what), "shape": shape, "role": str(role), "variant": " ".join(filter(None, variant))}
+    return {
+        "workload": m.workload,
+        "what": str(what),
+        "shape": shape,
+        "role": str(role),
+        "variant": " ".join(filter(None, variant)),
+    }
 
 
 def prometheus(report: NodeReport) -> str:
@@ -148,7 +154,9 @@ def prometheus(report: NodeReport) -> str:
     busy = Gauge("bench_run_preflight_warnings", "Pre-flight checks (bench doctor) that warned or failed before the run: "
                  "a busy or unhealthy machine", ["Hostname"], registry=registry)  # fmt: skip
     busy.labels(host).set(len([c for c in (report.config.get("preflight") or []) if c.get("status") != "pass"]))
-    stamp = Gauge("bench_run_timestamp_seconds", "When the run ended (started, if partial)", ["Hostname"], registry=registry)
+    stamp = Gauge(
+        "bench_run_timestamp_seconds", "When the run ended (started, if partial)", ["Hostname"], registry=registry
+    )
     stamp.labels(host).set(parse_utc(report.end_utc or report.start_utc).timestamp())
     return generate_latest(registry).decode()
 
@@ -190,7 +198,11 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.dropna(axis=1, how="all")
     for col in frame.columns:
         values = frame[col]
-        if values.dtype.kind == "f" and bool(((values.dropna() % 1) == 0).all()) and values.dropna().abs().max() < 2**53:
+        if (
+            values.dtype.kind == "f"
+            and bool(((values.dropna() % 1) == 0).all())
+            and values.dropna().abs().max() < 2**53
+        ):
             frame = frame.assign(**{col: values.astype("Int64")})
     return frame
 
@@ -216,7 +228,9 @@ def markdown(report: NodeReport, checks: list[Any] | None = None) -> str:
     preflight = [c for c in (report.config.get("preflight") or []) if c.get("status") != "pass"]
     if preflight:
         out.append("## Pre-flight (the machine before the run)\n")
-        out += [f"- {c.get('status', '?').upper()} {c.get('name')}: {c.get('detail')} — {c.get('fix')}" for c in preflight]
+        out += [
+            f"- {c.get('status', '?').upper()} {c.get('name')}: {c.get('detail')} — {c.get('fix')}" for c in preflight
+        ]
         out.append("")
     checks = gates.correctness(report) if checks is None else checks
     out.append("## Gates\n")

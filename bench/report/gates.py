@@ -63,9 +63,13 @@ def correctness(report: NodeReport) -> list[Gate]:
     for m in report.measurements:
         if m.status in ("invalid", "error"):
             what = m.spec.get("precision") or m.spec.get("op") or m.spec.get("kernel") or m.spec.get("step") or ""
-            gates.append(Gate("correctness", False, f"{m.workload} {m.device.get('id')} {what}: {m.status}: {m.reason}"))
+            gates.append(
+                Gate("correctness", False, f"{m.workload} {m.device.get('id')} {what}: {m.status}: {m.reason}")
+            )
     if report.partial:
-        gates.append(Gate("complete", False, "the run did not complete (interrupted or crashed): the report is partial"))
+        gates.append(
+            Gate("complete", False, "the run did not complete (interrupted or crashed): the report is partial")
+        )
     return gates
 
 
@@ -76,7 +80,13 @@ def floors(report: NodeReport, fail_below: dict[str, float]) -> list[Gate]:
     for precision, floor in sorted(fail_below.items()):
         per_device = best.get(precision)
         if not per_device:
-            gates.append(Gate(f"fail-below {precision}", False, f"no valid {precision} matmul was measured (floor {floor:g} TFLOPS)"))
+            gates.append(
+                Gate(
+                    f"fail-below {precision}",
+                    False,
+                    f"no valid {precision} matmul was measured (floor {floor:g} TFLOPS)",
+                )
+            )
             continue
         for device, value in sorted(per_device.items()):
             ok = value >= floor

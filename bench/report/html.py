@@ -106,7 +106,10 @@ def node_page(report: NodeReport, checks: list[gates.Gate] | None = None) -> str
                  table([{"check": c.get("name"), "status": c.get("status"), "detail": c.get("detail"),
                          "fix": c.get("fix")} for c in preflight])]  # fmt: skip
     checks = gates.correctness(report) if checks is None else checks
-    body += ["<h2>Gates</h2>", grid(render.gates_grid(checks)) if checks else "<p>every measurement passed its check</p>"]
+    body += [
+        "<h2>Gates</h2>",
+        grid(render.gates_grid(checks)) if checks else "<p>every measurement passed its check</p>",
+    ]
     body.append("<h2>Figures</h2>")
     body += [grid(g) for g in render.workload_grids(report.measurements)]
     bad = [{"workload": m.workload, "device": m.device.get("id"), "what": m.spec.get("precision") or m.spec.get("step"),

@@ -296,7 +296,9 @@ def _check_measurement_fields(m: Measurement, where: str) -> None:
     if "msmf" in m.details:
         _field(m.details["msmf"], "tflops", (int, float), f"{where}.details.msmf")
     if "search" in m.details:
-        _typed_fields(m.details["search"], {"role": _OPTIONAL_STR, "mamf": (bool, type(None))}, f"{where}.details.search")
+        _typed_fields(
+            m.details["search"], {"role": _OPTIONAL_STR, "mamf": (bool, type(None))}, f"{where}.details.search"
+        )
     for i, w in enumerate(m.warnings):
         _expect(w, dict, f"{where}.warnings[{i}]")
     for key in ("start_utc", "end_utc"):

@@ -98,7 +98,9 @@ def achieved_vs_peak(report: NodeReport) -> bytes | None:
     tags = [f"{r['device']}\n{r['precision']}" + ("\n(emulated)" if r["emulated"] else "") for r in rows]
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tags)), 4.5))
     xs = range(len(tags))
-    ax.bar([x - 0.2 for x in xs], [(r["peak_tflops"] or 0) * scale for r in rows], width=0.4, label="peak", color="#bbbbbb")
+    ax.bar(
+        [x - 0.2 for x in xs], [(r["peak_tflops"] or 0) * scale for r in rows], width=0.4, label="peak", color="#bbbbbb"
+    )
     ax.bar([x + 0.2 for x in xs], [r["tflops"] * scale for r in rows], width=0.4, label="MAMF (best shape, median)",
            color="#1f77b4")  # fmt: skip
     for x, r in zip(xs, rows, strict=True):
@@ -140,7 +142,9 @@ def roofline_points(report: NodeReport) -> list[tuple[float, float, str]]:
     points = []
     for m in [m for m in _ok(report, "matmul") if not m.emulated]:
         s, p = m.spec, prec.get(m.spec["precision"])
-        intensity = figures.matmul_flops(s["m"], s["n"], s["k"]) / (p.itemsize * (s["m"] * s["k"] + s["k"] * s["n"] + s["m"] * s["n"]))
+        intensity = figures.matmul_flops(s["m"], s["n"], s["k"]) / (
+            p.itemsize * (s["m"] * s["k"] + s["k"] * s["n"] + s["m"] * s["n"])
+        )
         points.append((intensity, m.summary["tflops_median"], s["precision"]))
     for m in _ok(report, "membw"):
         kernel = m.spec.get("kernel")
@@ -157,7 +161,9 @@ def roofline(report: NodeReport) -> bytes | None:
     mem = _ok(report, "membw")
     if not mat:
         return None
-    bandwidth_gbps = max((m.summary.get("gbps_best", 0.0) for m in mem if m.spec.get("kernel") in STREAM_BYTES), default=0.0)
+    bandwidth_gbps = max(
+        (m.summary.get("gbps_best", 0.0) for m in mem if m.spec.get("kernel") in STREAM_BYTES), default=0.0
+    )
     points = roofline_points(report)
     ceilings = {}
     for m in mat:
@@ -169,7 +175,13 @@ def roofline(report: NodeReport) -> bytes | None:
     xs = [lo * (hi / lo) ** (i / 100) for i in range(101)]
     if bandwidth_gbps:
         for name, peak in sorted(ceilings.items()):
-            ax.plot(xs, [min(peak, x * bandwidth_gbps / 1e3) for x in xs], "--", linewidth=1, label=f"roof {name} ({peak:.3g} TFLOPS)")
+            ax.plot(
+                xs,
+                [min(peak, x * bandwidth_gbps / 1e3) for x in xs],
+                "--",
+                linewidth=1,
+                label=f"roof {name} ({peak:.3g} TFLOPS)",
+            )
         ax.plot(xs, [x * bandwidth_gbps / 1e3 for x in xs], ":", color="gray",
                 label=f"memory {bandwidth_gbps:.3g} GB/s (measured)")  # fmt: skip
     else:
@@ -201,7 +213,9 @@ def telemetry(report: NodeReport) -> bytes | None:
         for m in windows:
             pts = [(s["t_s"], s[name]) for s in m.details["telemetry_samples"] if isinstance(s.get(name), (int, float))]
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{m.device.get('id')} {m.spec.get('precision')}")
+                ax.plot(
+                    [p[0] for p in pts], [p[1] for p in pts], label=f"{m.device.get('id')} {m.spec.get('precision')}"
+                )
         ax.set_ylabel(name, fontsize=8)
         ax.grid(True, alpha=0.3)
     axes[0, 0].set_title(f"Telemetry during sustained windows — {_devices(windows)}", fontsize=9)
@@ -218,7 +232,12 @@ def msmf_series(report: NodeReport) -> bytes | None:
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for m in windows:
         series = m.details["msmf"]["series"]
-        ax.plot([p["t_s"] for p in series], [p["tflops"] for p in series], "o-", label=f"{m.device.get('id')} {m.spec.get('precision')}")
+        ax.plot(
+            [p["t_s"] for p in series],
+            [p["tflops"] for p in series],
+            "o-",
+            label=f"{m.device.get('id')} {m.spec.get('precision')}",
+        )
     ax.set_xlabel("seconds into the window")
     ax.set_ylabel("TFLOPS (per tenth of the window)")
     ax.set_title(f"Sustained throughput over the MSMF window — {_devices(windows)}", fontsize=9)

@@ -113,7 +113,9 @@ def warning_lines(measurements: list[Measurement], limit: int = 3) -> list[str]:
         where = ", ".join(dict.fromkeys(_where(m) for m, _ in hits[:limit]))
         more = f" and {len(hits) - limit} more" if len(hits) > limit else ""
         example = hits[0][1]
-        lines.append(f"warning {code} ({len(hits)}x): {where}{more}: {example.get('message')} (hint: {example.get('hint')})")
+        lines.append(
+            f"warning {code} ({len(hits)}x): {where}{more}: {example.get('message')} (hint: {example.get('hint')})"
+        )
     return lines
 
 
@@ -263,7 +265,9 @@ def best_shapes_grids(measurements: list[Measurement], top: int = 5) -> list[Gri
                     ["device", "precision", "rank", "M x N x K", "backend", f"median {unit}", f"best {unit}", "IQR %",
                      "role"], numeric={"rank", f"median {unit}", f"best {unit}", "IQR %"})  # fmt: skip
         for r in rows:
-            tried = [m for m in [*r["candidates"], *([r["mamf"]] if r["mamf"] else [])] if m.status == "ok" and m.summary]
+            tried = [
+                m for m in [*r["candidates"], *([r["mamf"]] if r["mamf"] else [])] if m.status == "ok" and m.summary
+            ]
             best: dict[tuple[str, str], Measurement] = {}
             for m in tried:  # a shape measured twice (sweep, then re-measured) shows once, at its later figure
                 best[(_shape(m.spec), m.details.get("backend", "torch"))] = m

@@ -56,7 +56,10 @@ def _matvec64(x: torch.Tensor, v: torch.Tensor, squared: bool = False) -> torch.
 
 def _row_norms64(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(
-        [torch.linalg.vector_norm(x[i : i + CHUNK_ROWS].to(torch.float64), dim=1) for i in range(0, x.shape[0], CHUNK_ROWS)]
+        [
+            torch.linalg.vector_norm(x[i : i + CHUNK_ROWS].to(torch.float64), dim=1)
+            for i in range(0, x.shape[0], CHUNK_ROWS)
+        ]
     )
 
 
@@ -71,11 +74,15 @@ def check(
     # A generator draws only on its own device (torch refuses a CUDA generator for a CPU tensor and the reverse): make
     # the signs where the generator lives, then move them to the product.
     where = generator.device if generator is not None else c.device
-    r = torch.randint(0, 2, (n,), generator=generator, device=where, dtype=torch.int8).to(device=c.device, dtype=torch.float64)
+    r = torch.randint(0, 2, (n,), generator=generator, device=where, dtype=torch.int8).to(
+        device=c.device, dtype=torch.float64
+    )
     r = r * 2 - 1
     cr = _matvec64(c, r)
     if not torch.isfinite(cr).all():
-        return FreivaldsResult(False, math.inf, int((~torch.isfinite(cr)).nonzero()[0]), math.inf, "product has non-finite values")
+        return FreivaldsResult(
+            False, math.inf, int((~torch.isfinite(cr)).nonzero()[0]), math.inf, "product has non-finite values"
+        )
     abr = _matvec64(a, _matvec64(b, r))
     err = (cr - abr).abs()
     b_rows_sq = _row_norms64(b) ** 2
@@ -90,5 +97,9 @@ def check(
     worst = int(torch.argmax(ratio))
     worst_ratio = float(ratio[worst])
     passed = worst_ratio <= 1.0
-    reason = None if passed else f"row {worst}: |C.r - A.(B.r)| = {float(err[worst]):.4g} exceeds tolerance {float(tolerance[worst]):.4g}"
+    reason = (
+        None
+        if passed
+        else f"row {worst}: |C.r - A.(B.r)| = {float(err[worst]):.4g} exceeds tolerance {float(tolerance[worst]):.4g}"
+    )
     return FreivaldsResult(passed, worst_ratio, worst, float(err.max()), reason)

@@ -119,7 +119,9 @@ class MatmulSpec:
         check = freivalds.CHUNK_ROWS * max(self.k, self.n) * 8 + 4 * (self.m + self.n + self.k) * 8
         gen_size = 0 if precision.torch_dtype in (torch.int8, torch.float32, torch.float64) else 4
         generating = max(self.m * self.k, self.k * self.n) * gen_size
-        return (self.m * self.k + self.k * self.n) * precision.itemsize + self.m * self.n * out_size + check + generating
+        return (
+            (self.m * self.k + self.k * self.n) * precision.itemsize + self.m * self.n * out_size + check + generating
+        )
 
     def with_shape(self, m: int, n: int, k: int) -> MatmulSpec:
         return dataclasses.replace(self, m=m, n=n, k=k)
@@ -295,7 +297,9 @@ def _measure(
             with telemetry_.Sampler(telemetry) if telemetry else contextlib.nullcontext() as sampler:
                 sampled = collect(timer, lambda: product(a, b, c), policy)
             devices.synchronize(device.id)
-            check = freivalds.check(a, b, c, spec.check_precision, torch.Generator(device=device.id).manual_seed(seed + 1))
+            check = freivalds.check(
+                a, b, c, spec.check_precision, torch.Generator(device=device.id).manual_seed(seed + 1)
+            )
             if _is_cuda_float32(device, precision):
                 ran = tf32.probe(device.id)  # in the same mode, untimed: what the products really ran on
     except (RuntimeError, NotImplementedError, MemoryError, TypeError) as exc:
@@ -334,8 +338,12 @@ def _measure(
         samples_s=sampled.samples_s,
         summary=summary,
         validity=check.to_dict(),
-        warnings=[w.to_dict() for w in sampling_warnings(sampled, policy, timer.resolution_s) + plausibility(summary, peak)
-                  + ([overridden] if overridden else [])],
+        warnings=[
+            w.to_dict()
+            for w in sampling_warnings(sampled, policy, timer.resolution_s)
+            + plausibility(summary, peak)
+            + ([overridden] if overridden else [])
+        ],
         peak=peak.to_dict() if peak else None,
         details=details,
         start_utc=start,
@@ -393,10 +401,14 @@ def run(
     run_spec = spec
     if spec.flops > flops(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE):
         run_spec = spec.with_shape(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE)
-    m = _measure(run_spec, device, policy, timer=timer, seed=seed, product=product, backend=backend, sustained=sustained)
+    m = _measure(
+        run_spec, device, policy, timer=timer, seed=seed, product=product, backend=backend, sustained=sustained
+    )
     m.emulated = True
     m.warnings.append(
-        MeasurementWarning("emulated", why or "emulated", "excluded from capacity; native support needs other hardware").to_dict()
+        MeasurementWarning(
+            "emulated", why or "emulated", "excluded from capacity; native support needs other hardware"
+        ).to_dict()
     )
     if run_spec != spec:
         m.details["requested_spec"] = spec.to_dict()

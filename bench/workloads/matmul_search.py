@@ -148,7 +148,9 @@ class SearchConfig:
 
 
 def _policy(seconds: float) -> Policy:
-    return Policy(budget_s=max(seconds, 1e-3), min_iterations=3, max_warmup_s=max(seconds, 1e-3), max_warmup_iterations=20)
+    return Policy(
+        budget_s=max(seconds, 1e-3), min_iterations=3, max_warmup_s=max(seconds, 1e-3), max_warmup_iterations=20
+    )
 
 
 def _tag(m: Measurement, role: str, mode: str, **extra: object) -> Measurement:
@@ -205,8 +207,11 @@ def search(
                 m.emulated = True
                 ratio = _rate(m) / float32_tflops
                 m.warnings.append(
-                    MeasurementWarning("emulated", f"{precision} runs at {ratio:.2%} of float32's MAMF on this device",
-                                       "excluded from capacity").to_dict()
+                    MeasurementWarning(
+                        "emulated",
+                        f"{precision} runs at {ratio:.2%} of float32's MAMF on this device",
+                        "excluded from capacity",
+                    ).to_dict()
                 )
             yield _tag(m, "final", config.mode, mamf=True, shapes_tried=1, settled=settled)
             return
@@ -272,7 +277,9 @@ def _settle(device: DeviceFacts, base: mm.MatmulSpec, config: SearchConfig, cand
             "tflops": m.work_per_iteration * len(m.samples_s) / sum(m.samples_s) / 1e12 if m.samples_s else None}  # fmt: skip
 
 
-def candidates_for(device: DeviceFacts, precision: str, config: SearchConfig, free_bytes: int, sm_count: int) -> list[Shape]:
+def candidates_for(
+    device: DeviceFacts, precision: str, config: SearchConfig, free_bytes: int, sm_count: int
+) -> list[Shape]:
     if config.mode == "grid":
         return sorted(config.grid, key=lambda s: (mm.flops(*s), s))
     itemsize = get(precision).itemsize
@@ -280,5 +287,3 @@ def candidates_for(device: DeviceFacts, precision: str, config: SearchConfig, fr
     if device.kind == "cuda":
         return gpu_candidates(sm_count, itemsize, budget)
     return cpu_candidates(itemsize, budget)
-
-

@@ -137,7 +137,9 @@ def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_t
         devices.synchronize(device.id)
         value[target] = expected()
         correct = bool((arrays[target] == value[target]).all())
-        out.append(_record(name, n, device, sampled, policy, timer, figures.stream_bytes(name, n), correct, peak_tbps, start))
+        out.append(
+            _record(name, n, device, sampled, policy, timer, figures.stream_bytes(name, n), correct, peak_tbps, start)
+        )
     if device.kind == "cuda":
         with _COPIES, bound_to(cpu_affinity) as bound, pinned_host(n, 5.0) as (host, pinned):
             for name, fn, check in (

@@ -149,7 +149,9 @@ def run(
                            work_unit=figures.Unit.FLOP,
                            start_utc=start, end_utc=utc_now())  # fmt: skip
     values = [float(v) for v in torch.stack(losses).float().cpu()]
-    peak_memory = torch.cuda.max_memory_allocated(device.id) if device.kind == "cuda" else psutil.Process().memory_info().rss
+    peak_memory = (
+        torch.cuda.max_memory_allocated(device.id) if device.kind == "cuda" else psutil.Process().memory_info().rss
+    )
     m = measurement(spec, device, warmup, samples, values, peak, peak_memory, timer, start)
     if spec.compile:
         m.details["compile"] = compile_record()
@@ -230,7 +232,9 @@ def loss_validity(losses: list[float]) -> dict[str, Any]:
     return {"check": "loss", "passed": True, "reason": None, "initial": initial, "final": final}
 
 
-def data_parallel_total(spec: TrainSpec, ranks: list[Measurement], baseline: Measurement, peak: Peak | None) -> Measurement:
+def data_parallel_total(
+    spec: TrainSpec, ranks: list[Measurement], baseline: Measurement, peak: Peak | None
+) -> Measurement:
     """The whole data-parallel job as one measurement. Steps are synchronous, so step i of the job takes as long as
     its slowest rank: raw samples = per-step max over ranks. Scaling efficiency = job throughput / (world size x the
     single-rank baseline's throughput)."""
@@ -238,7 +242,11 @@ def data_parallel_total(spec: TrainSpec, ranks: list[Measurement], baseline: Mea
     n = min(len(m.samples_s) for m in ranks)
     samples = [max(m.samples_s[i] for m in ranks) for i in range(n)]
     warmup = [max(m.warmup_s[i] for m in ranks) for i in range(min(len(m.warmup_s) for m in ranks))]
-    job_peak = dataclasses.replace(peak, tflops=peak.tflops * world, assumptions={**peak.assumptions, "world_size": world}) if peak else None
+    job_peak = (
+        dataclasses.replace(peak, tflops=peak.tflops * world, assumptions={**peak.assumptions, "world_size": world})
+        if peak
+        else None
+    )
     flops = flops_per_step(spec) * world
     summary = figures.train_summary(samples, flops, spec.items_per_step * world, job_peak.tflops if job_peak else None)
     valid = all(m.status == "ok" for m in ranks)
@@ -263,8 +271,17 @@ def data_parallel_total(spec: TrainSpec, ranks: list[Measurement], baseline: Mea
             "role": "data-parallel total",
             "items_per_step": spec.items_per_step * world,
             "world_size": world,
-            "per_rank": [{"rank": i, "host": m.details.get("host"), "device": m.device.get("id"), "uuid": m.device.get("uuid"),
-                          "items_per_s": (m.summary or {}).get("items_per_s"), "status": m.status} for i, m in enumerate(ranks)],
+            "per_rank": [
+                {
+                    "rank": i,
+                    "host": m.details.get("host"),
+                    "device": m.device.get("id"),
+                    "uuid": m.device.get("uuid"),
+                    "items_per_s": (m.summary or {}).get("items_per_s"),
+                    "status": m.status,
+                }
+                for i, m in enumerate(ranks)
+            ],
             "baseline_items_per_s": base_rate,
             "scaling_efficiency": summary["items_per_s"] / (world * base_rate) if base_rate else None,
         },

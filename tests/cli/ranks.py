@@ -23,7 +23,9 @@ def launch_rank(rank: int, port: int, args: list[str], world: int = 2) -> subpro
     """`bench ARGS...` as rank `rank` of `world`, rendezvous on 127.0.0.1:port."""
     env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
            "LOCAL_WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}  # fmt: skip
-    return subprocess.Popen([str(BIN / "bench"), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(BIN / "bench"), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def kill_rank_1(args: list[str], after_s: float) -> tuple[int, str, float]:

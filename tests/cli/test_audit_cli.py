@@ -132,7 +132,12 @@ def test_a_claim_is_supported_by_the_proven_tier_of_a_verified_challenge(cli, tm
     res = cli.invoke(main, ["aggregate", str(tmp_path / "results"), "-o", str(cap), "--trusted-keys", str(trust),
                             "--max-age", "1h", "--key", str(auditor)])  # fmt: skip
     assert res.exit_code == 0, res.output
-    ch, drop, receipts, proof = tmp_path / "ch.json", tmp_path / "drop", tmp_path / "receipts.json", tmp_path / "proof.json"
+    ch, drop, receipts, proof = (
+        tmp_path / "ch.json",
+        tmp_path / "drop",
+        tmp_path / "receipts.json",
+        tmp_path / "proof.json",
+    )
     drop.mkdir()
     res = cli.invoke(main, ["challenge", "issue", "-o", str(ch), "--n", "256", "--products", "1", "--window", "5m",
                             "--auditor-key", str(auditor), "--trusted-keys", str(trust)])  # fmt: skip

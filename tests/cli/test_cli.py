@@ -258,7 +258,10 @@ def test_settle_runs_before_the_search_and_is_recorded(cli, tmp_path):
     assert result.exit_code == 0, result.output
     (saved,) = tmp_path.glob("*/report.json")
     first = load_report(saved).measurements[0]
-    assert first.details["search"]["settled"]["shape"] == [64, 32, 32] and first.details["search"]["settled"]["seconds"] > 0
+    assert (
+        first.details["search"]["settled"]["shape"] == [64, 32, 32]
+        and first.details["search"]["settled"]["seconds"] > 0
+    )
     assert load_report(saved).config["settle_s"] == 0.05
     bad = run(cli, "matmul", "--device", "cpu", "--settle", "1", "--results-dir", str(tmp_path))
     assert bad.exit_code == 2 and "--settle goes with --search" in bad.output

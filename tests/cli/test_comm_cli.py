@@ -49,7 +49,9 @@ def test_two_ranks_every_collective_checked_one_report(tmp_path):
         assert m.status == "ok" and m.validity["passed"] and m.spec["world_size"] == 2
         per_rank = m.details["per_rank"]
         assert [r["rank"] for r in per_rank] == [0, 1]
-        assert m.samples_s == [max(a, b) for a, b in zip(per_rank[0]["samples_s"], per_rank[1]["samples_s"], strict=True)]
+        assert m.samples_s == [
+            max(a, b) for a, b in zip(per_rank[0]["samples_s"], per_rank[1]["samples_s"], strict=True)
+        ]
         assert m.summary["busbw_gbps"] == pytest.approx(m.summary["algbw_gbps"] * figures.busbw_factor(m.spec["op"], 2))
     assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
 

@@ -159,8 +159,13 @@ def test_junit_and_prometheus_outputs_parse(quick_run):
     assert any(name.startswith("train cpu gpt tiny") for name in cases)
     assert ET.parse(run_dir / "junit.xml").getroot().find("testsuite").get("name") == "quick"
     families = {f.name for f in text_string_to_metric_families((run_dir / "bench.prom").read_text())}
-    assert {"bench_matmul_mamf_flops_per_second", "bench_membw_bytes_per_second", "bench_train_flops_per_second",
-            "bench_train_mfu_ratio", "bench_run_complete"} <= families
+    assert {
+        "bench_matmul_mamf_flops_per_second",
+        "bench_membw_bytes_per_second",
+        "bench_train_flops_per_second",
+        "bench_train_mfu_ratio",
+        "bench_run_complete",
+    } <= families
     assert (run_dir / "bench.prom").stat().st_mode & 0o777 == 0o644  # node_exporter reads it as another user
 
 
@@ -168,7 +173,9 @@ def test_the_run_is_indexed_in_history(quick_run):
     _, run_dir, _, tmp = quick_run
     rows = history.query(tmp / "results" / history.DB_NAME, metric="matmul_mamf_tflops")
     assert [r["run_id"] for r in rows] == [run_dir.name]
-    result = CliRunner().invoke(main, ["history", "--results-dir", str(tmp / "results"), "--metric", "matmul", "--json"])
+    result = CliRunner().invoke(
+        main, ["history", "--results-dir", str(tmp / "results"), "--metric", "matmul", "--json"]
+    )
     assert result.exit_code == 0 and run_dir.name in json.loads(result.output)["runs"]
 
 
@@ -193,7 +200,9 @@ def test_the_html_page_loads_in_headless_chromium_with_every_figure(quick_run, t
     images = text.count("<img ")
     assert f'data-figures="{images}/{images}"' in proc.stdout  # the page's own check: every figure decoded
     assert 'data-failed="yes"' not in proc.stdout
-    console_errors = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)]
+    console_errors = [
+        line for line in proc.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)
+    ]
     assert console_errors == []
 
 
@@ -252,7 +261,9 @@ def test_a_baseline_gate_passes_within_tolerance_and_fails_when_not_comparable(q
     other["inventory"]["host"]["cpu_model"] = "Some Other CPU"
     other_path = tmp_path / "other.json"
     other_path.write_text(json.dumps(other))
-    bad = _run(["--config", str(config), "--results-dir", str(tmp_path / "b"), "--baseline", str(other_path), "--quiet"])
+    bad = _run(
+        ["--config", str(config), "--results-dir", str(tmp_path / "b"), "--baseline", str(other_path), "--quiet"]
+    )
     assert bad.returncode == 1 and "baseline is not comparable: hardware differs: cpu_model" in bad.stderr
 
 
@@ -305,7 +316,9 @@ def test_a_killed_run_leaves_a_valid_signed_partial_report(tmp_path, sig):
         assert proc.returncode == 1 and "terminated (SIGTERM)" in err and "(partial)" in err
         assert report.interrupted and report.end_utc
         # the outputs are still written, and CI sees why the run failed
-        case = next(c for c in ET.parse(path.parent / "junit.xml").getroot().iter("testcase") if c.get("name") == "complete")
+        case = next(
+            c for c in ET.parse(path.parent / "junit.xml").getroot().iter("testcase") if c.get("name") == "complete"
+        )
         assert "partial" in case.find("failure").get("message")
         assert (path.parent / "report.html").exists()
     else:
@@ -323,7 +336,9 @@ def test_a_failing_workload_is_recorded_and_the_suite_goes_on(tmp_path, monkeypa
 
     monkeypatch.setattr(membw, "run", broken)
     config = _write(tmp_path, QUICK.replace("window_s = 0.3", "window_s = 0"))
-    result = CliRunner().invoke(main, ["run", "--config", str(config), "--results-dir", str(tmp_path / "results"), "--quiet"])
+    result = CliRunner().invoke(
+        main, ["run", "--config", str(config), "--results-dir", str(tmp_path / "results"), "--quiet"]
+    )
     assert result.exit_code == 1
     (run_dir,) = _run_dirs(tmp_path / "results")
     report = load_report(run_dir / "report.json")
@@ -341,7 +356,9 @@ def test_a_failing_workload_is_recorded_and_the_suite_goes_on(tmp_path, monkeypa
 
 
 def test_two_ranks_run_collectives_and_write_one_report(tmp_path):
-    config = _write(tmp_path, """
+    config = _write(
+        tmp_path,
+        """
 [suite]
 workloads = ["matmul", "comm"]
 [matmul]
@@ -356,7 +373,8 @@ factor = 8
 iterations = 3
 warmup = 1
 timeout_s = 60
-""")
+""",
+    )
     port = free_port()
     args = ["run", "--config", str(config), "--results-dir", str(tmp_path / "results"), "--quiet"]
     procs = [launch_rank(r, port, args) for r in (0, 1)]
@@ -372,7 +390,9 @@ timeout_s = 60
 
 
 def test_python_dash_m_bench_run_help():
-    proc = subprocess.run([sys.executable, "-m", "bench", "run", "--help"], check=False, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "run", "--help"], check=False, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and "--fail-below" in proc.stdout and "--config" in proc.stdout
 
 

@@ -65,6 +65,6 @@ def test_challenge_size_is_size_as_in_matmul_and_the_old_n_still_works(tmp_path)
     assert _issue(tmp_path, "--size", "128", "--window", "300")["n"] == 128
     assert _issue(tmp_path, "--n", "96")["n"] == 96
     doc = _issue(tmp_path, "--size", "64", "--window", "300")
-    issued = dt.datetime.fromisoformat(doc["issued_utc"].replace("Z", "+00:00"))
-    deadline = dt.datetime.fromisoformat(doc["deadline_utc"].replace("Z", "+00:00"))
+    issued = dt.datetime.fromisoformat(doc["issued_utc"])
+    deadline = dt.datetime.fromisoformat(doc["deadline_utc"])
     assert deadline - issued == dt.timedelta(seconds=300)  # plain seconds, as --window in matmul

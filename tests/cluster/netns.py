@@ -111,7 +111,11 @@ class Cluster:
                     pass
         for ns in self.namespaces():
             pids = subprocess.run(
-                ["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=30
+                ["ip", "netns", "pids", ns],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             ).stdout.split()
             for pid in pids:
                 try:
@@ -126,12 +130,16 @@ class Cluster:
         deadline = time.monotonic() + 10
         for ns in self.namespaces():
             while subprocess.run(
-                ["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=30
+                ["ip", "netns", "pids", ns],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             ).stdout.split():
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30, check=False)
         for group in self.cgroups.values():
             try:
                 group.rmdir()
@@ -140,7 +148,7 @@ class Cluster:
 
     def leftovers(self) -> list[str]:
         """What of this cluster still exists: namespaces, interfaces in the host's namespace, live processes."""
-        out = [ns for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+        out = [ns for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout.split()
                if ns.startswith(self.tag)]  # fmt: skip
         out += [line for line in _ip("-o", "link").stdout.splitlines() if self.tag in line]
         out += [f"process {p.pid}" for p in self.procs if p.poll() is None]
@@ -175,7 +183,9 @@ class Cluster:
 
     def kill_node(self, i: int) -> None:
         """SIGKILL everything running on node i (a node that dies)."""
-        pids = subprocess.run(["ip", "netns", "pids", self.nodes[i].namespace], capture_output=True, text=True).stdout
+        pids = subprocess.run(
+            ["ip", "netns", "pids", self.nodes[i].namespace], capture_output=True, text=True, check=False
+        ).stdout
         for pid in pids.split():
             try:
                 os.kill(int(pid), signal.SIGKILL)

@@ -62,11 +62,11 @@ def cluster(tmp_path):
 
 def test_nodes_have_their_own_names_and_reach_each_other(cluster):
     c = cluster(3)
-    server = c.popen(0, [str(BIN / "python"), "-c", "import socket; s = socket.create_server(('0.0.0.0', 7000)); "
-                         "conn, _ = s.accept(); print(conn.recv(64).decode(), socket.gethostname())"])  # fmt: skip
+    server = c.popen(0, [str(BIN / "python"), "-c", ("import socket; s = socket.create_server(('0.0.0.0', 7000)); "
+                         "conn, _ = s.accept(); print(conn.recv(64).decode(), socket.gethostname())")])  # fmt: skip
     time.sleep(0.5)
-    client = c.run(1, [str(BIN / "python"), "-c", f"import socket; s = socket.create_connection(('{c.nodes[0].address}', "
-                       "7000), timeout=10); s.sendall(socket.gethostname().encode())"])  # fmt: skip
+    client = c.run(1, [str(BIN / "python"), "-c", (f"import socket; s = socket.create_connection(('{c.nodes[0].address}', "
+                       "7000), timeout=10); s.sendall(socket.gethostname().encode())")])  # fmt: skip
     out, err = server.communicate(timeout=30)
     assert client.returncode == 0, client.stderr
     assert out.split() == ["node1", "node0"], err
@@ -156,7 +156,7 @@ def _wait_for_report(results, timeout=120):
             try:
                 if load_report(path).measurements:
                     return path
-            except Exception:  # noqa: BLE001 - being written; try again
+            except Exception:  # noqa: BLE001, S110 - being written; try again
                 pass
         time.sleep(0.2)
     raise AssertionError(f"no report with a measurement under {results} after {timeout} s")

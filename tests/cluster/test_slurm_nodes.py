@@ -4,7 +4,6 @@ address), one srun of the suite over both, from Slurm's own variables."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -65,7 +64,7 @@ def test_sbatch_across_two_slurm_nodes_writes_one_report_per_node(slurm, tmp_pat
                "BENCH_NODE_ARGS": f"{quick} --quiet --skip-doctor"}  # fmt: skip
     p = c.popen(0, ["sbatch", "--wait", "--nodes=2", "--ntasks-per-node=2", f"--output={tmp_path / 'job.out'}",
                     str(REPO / "configs" / "slurm" / "bench.sbatch"), str(tmp_path / "results")], env=job_env)  # fmt: skip
-    out, err = p.communicate(timeout=600)
+    _out, err = p.communicate(timeout=600)
     log = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else ""
     assert p.returncode == 0, err[-2000:] + log[-3000:]
     reports = {r.inventory["host"]["hostname"]: r for r in map(load_report, results.glob("*/report.json"))}

@@ -150,72 +150,258 @@ def build_plan(ctx: Ctx) -> list[Step]:
     compile is what the deadline cuts, never the cheap steps; verify always runs last."""
     dev = ctx.device
     fixed, splitk = ",".join(map(str, FIXED_SHAPE)), ",".join(map(str, SPLIT_K_SHAPE))
-    steps = [Step("inventory", "bench inventory --json: NVML GPUs, host, torch build (and the TF32 environment)", 8, 60,
-                  [*ctx.bench, "inventory", "--json"], judge=judge_inventory)]
+    steps = [
+        Step(
+            "inventory",
+            "bench inventory --json: NVML GPUs, host, torch build (and the TF32 environment)",
+            8,
+            60,
+            [*ctx.bench, "inventory", "--json"],
+            judge=judge_inventory,
+        )
+    ]
     for p in PRECISIONS:
         fp8 = p == "float8_e4m3"
-        steps.append(Step(
-            f"matmul-{p}", f"{p} at {_shape(FIXED_SHAPE)} and the split-K-prone {_shape(SPLIT_K_SHAPE)}"
-            + (" (fast accumulation on and off)" if fp8 else ""), 14 if fp8 else 10, 60 if fp8 else 45,
-            bench_cmd(ctx, f"matmul-{p}", ["matmul"], "--device", dev, "--dtype", p, "--shape", fixed, "--shape", splitk,
-                      "--budget", "0.5", "--warmup-s", "0.5", "--json"),
-            judge=lambda c, s, r, p=p: judge_matmul(c, s, r, p)))
+        steps.append(
+            Step(
+                f"matmul-{p}",
+                f"{p} at {_shape(FIXED_SHAPE)} and the split-K-prone {_shape(SPLIT_K_SHAPE)}"
+                + (" (fast accumulation on and off)" if fp8 else ""),
+                14 if fp8 else 10,
+                60 if fp8 else 45,
+                bench_cmd(
+                    ctx,
+                    f"matmul-{p}",
+                    ["matmul"],
+                    "--device",
+                    dev,
+                    "--dtype",
+                    p,
+                    "--shape",
+                    fixed,
+                    "--shape",
+                    splitk,
+                    "--budget",
+                    "0.5",
+                    "--warmup-s",
+                    "0.5",
+                    "--json",
+                ),
+                judge=lambda c, s, r, p=p: judge_matmul(c, s, r, p),
+            )
+        )
     for p, var, value in (("float32", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1"), ("tf32", "NVIDIA_TF32_OVERRIDE", "0")):
-        steps.append(Step(
-            f"tf32-override-{p}", f"{p} with {var}={value} set: bench must flag or reject the figure", 8, 40,
-            bench_cmd(ctx, f"tf32-override-{p}", ["matmul"], "--device", dev, "--dtype", p, "--shape", fixed,
-                      "--budget", "0.5", "--warmup-s", "0.3", "--json"),
-            env={var: value}, judge=lambda c, s, r, p=p: judge_override(c, s, r, p)))
-    steps.append(Step("membw", "STREAM copy/scale/add/triad (1 GiB arrays) and pinned H2D/D2H", 15, 45,
-                      bench_cmd(ctx, "membw", ["membw"], "--device", dev, "--array-mib", "1024", "--budget", "0.5", "--json"),
-                      judge=judge_membw))
-    comm_args = ("--max-bytes", str(256 << 20), "--factor", "16", "--iterations", "10", "--warmup-iterations", "3", "--timeout", "60",
-                 "--json")
-    eager = Step("train-eager", "gpt, presets small and gpt2-124m, bf16, eager (the suite trains mlp too)", 20, 90,
-                 bench_cmd(ctx, "train-eager", ["train"], "--device", dev, "--model", "gpt",
-                           *_each("--preset", TRAIN_PRESETS), "--dtype", "bfloat16", "--json"),
-                 judge=lambda c, s, r: judge_train(c, s, r, compiled=False))
+        steps.append(
+            Step(
+                f"tf32-override-{p}",
+                f"{p} with {var}={value} set: bench must flag or reject the figure",
+                8,
+                40,
+                bench_cmd(
+                    ctx,
+                    f"tf32-override-{p}",
+                    ["matmul"],
+                    "--device",
+                    dev,
+                    "--dtype",
+                    p,
+                    "--shape",
+                    fixed,
+                    "--budget",
+                    "0.5",
+                    "--warmup-s",
+                    "0.3",
+                    "--json",
+                ),
+                env={var: value},
+                judge=lambda c, s, r, p=p: judge_override(c, s, r, p),
+            )
+        )
+    steps.append(
+        Step(
+            "membw",
+            "STREAM copy/scale/add/triad (1 GiB arrays) and pinned H2D/D2H",
+            15,
+            45,
+            bench_cmd(ctx, "membw", ["membw"], "--device", dev, "--array-mib", "1024", "--budget", "0.5", "--json"),
+            judge=judge_membw,
+        )
+    )
+    comm_args = (
+        "--max-bytes",
+        str(256 << 20),
+        "--factor",
+        "16",
+        "--iterations",
+        "10",
+        "--warmup-iterations",
+        "3",
+        "--timeout",
+        "60",
+        "--json",
+    )
+    eager = Step(
+        "train-eager",
+        "gpt, presets small and gpt2-124m, bf16, eager (the suite trains mlp too)",
+        20,
+        90,
+        bench_cmd(
+            ctx,
+            "train-eager",
+            ["train"],
+            "--device",
+            dev,
+            "--model",
+            "gpt",
+            *_each("--preset", TRAIN_PRESETS),
+            "--dtype",
+            "bfloat16",
+            "--json",
+        ),
+        judge=lambda c, s, r: judge_train(c, s, r, compiled=False),
+    )
     gpus = f"{ctx.ngpu} GPU{'' if ctx.ngpu == 1 else 's'}"
     if ctx.ngpu >= 2:
         launch = [*ctx.torchrun, "--standalone", f"--nproc_per_node={ctx.ngpu}", "-m", "bench"]
         steps += [
-            Step("comm-nccl", f"every collective over NCCL, {ctx.ngpu} ranks under torchrun", 40, 120,
-                 [*launch, "comm", *comm_args, "--results-dir", str(ctx.rdir("comm-nccl"))], judge=judge_comm),
+            Step(
+                "comm-nccl",
+                f"every collective over NCCL, {ctx.ngpu} ranks under torchrun",
+                40,
+                120,
+                [*launch, "comm", *comm_args, "--results-dir", str(ctx.rdir("comm-nccl"))],
+                judge=judge_comm,
+            ),
             eager,
-            Step("train-ddp", f"data-parallel gpt small over NCCL, {ctx.ngpu} ranks under torchrun", 40, 120,
-                 [*launch, "train", "--model", "gpt", "--preset", "small", "--dtype", "bfloat16", "--timeout", "60",
-                  "--json", "--results-dir", str(ctx.rdir("train-ddp"))], judge=judge_train_ddp),
+            Step(
+                "train-ddp",
+                f"data-parallel gpt small over NCCL, {ctx.ngpu} ranks under torchrun",
+                40,
+                120,
+                [
+                    *launch,
+                    "train",
+                    "--model",
+                    "gpt",
+                    "--preset",
+                    "small",
+                    "--dtype",
+                    "bfloat16",
+                    "--timeout",
+                    "60",
+                    "--json",
+                    "--results-dir",
+                    str(ctx.rdir("train-ddp")),
+                ],
+                judge=judge_train_ddp,
+            ),
         ]
     else:
         steps += [
-            Step("comm-1rank", "every collective, one rank on the GPU (single-GPU: multi-rank NCCL not proven)", 15, 60,
-                 bench_cmd(ctx, "comm-1rank", ["comm"], "--device", dev, *comm_args), judge=judge_comm),
-            Step("comm-nccl", "collectives over NCCL across GPUs under torchrun", 0, 0, required=False,
-                 skip=f"{gpus}: multi-rank NCCL needs a node with 2+ GPUs"),
+            Step(
+                "comm-1rank",
+                "every collective, one rank on the GPU (single-GPU: multi-rank NCCL not proven)",
+                15,
+                60,
+                bench_cmd(ctx, "comm-1rank", ["comm"], "--device", dev, *comm_args),
+                judge=judge_comm,
+            ),
+            Step(
+                "comm-nccl",
+                "collectives over NCCL across GPUs under torchrun",
+                0,
+                0,
+                required=False,
+                skip=f"{gpus}: multi-rank NCCL needs a node with 2+ GPUs",
+            ),
             eager,
-            Step("train-ddp", "data-parallel training across GPUs under torchrun", 0, 0, required=False,
-                 skip=f"{gpus}: data-parallel training needs a node with 2+ GPUs"),
+            Step(
+                "train-ddp",
+                "data-parallel training across GPUs under torchrun",
+                0,
+                0,
+                required=False,
+                skip=f"{gpus}: data-parallel training needs a node with 2+ GPUs",
+            ),
         ]
     steps += [
-        Step("search-bfloat16", "bf16 MAMF search (60 s, after bench's 20 s clock settle) and MSMF window (10 s)", 95, 140,
-             bench_cmd(ctx, "search-bfloat16", ["matmul"], "--device", dev, "--search", "auto", "--dtype", "bfloat16",
-                       "--budget", "60", "--window", "10", "--json"),
-             judge=judge_search),
+        Step(
+            "search-bfloat16",
+            "bf16 MAMF search (60 s, after bench's 20 s clock settle) and MSMF window (10 s)",
+            95,
+            140,
+            bench_cmd(
+                ctx,
+                "search-bfloat16",
+                ["matmul"],
+                "--device",
+                dev,
+                "--search",
+                "auto",
+                "--dtype",
+                "bfloat16",
+                "--budget",
+                "60",
+                "--window",
+                "10",
+                "--json",
+            ),
+            judge=judge_search,
+        ),
         # Each search first holds a large product for 20 s so clocks settle (bench's matmul_search.SETTLE_S, which
         # neither the config nor the CLI can shorten yet): the config's five precisions would take 2.5 min, so the
         # check's suite searches two; the fixed-shape steps above cover every precision.
-        Step("suite", f"bench run --config {SMOKE_CONFIG}, searching {' and '.join(SUITE_PRECISIONS)}", 80, 150,
-             bench_cmd(ctx, "suite", ["run"], "--config", SMOKE_CONFIG, "--set",
-                       "matmul.precisions=[" + ", ".join(f'"{p}"' for p in SUITE_PRECISIONS) + "]", "--json"),
-             judge=judge_suite),
+        Step(
+            "suite",
+            f"bench run --config {SMOKE_CONFIG}, searching {' and '.join(SUITE_PRECISIONS)}",
+            80,
+            150,
+            bench_cmd(
+                ctx,
+                "suite",
+                ["run"],
+                "--config",
+                SMOKE_CONFIG,
+                "--set",
+                "matmul.precisions=[" + ", ".join(f'"{p}"' for p in SUITE_PRECISIONS) + "]",
+                "--json",
+            ),
+            judge=judge_suite,
+        ),
         challenge_step(ctx),
-        Step("train-compile", "gpt, presets small and gpt2-124m in one torch.compile'd process (TORCH_LOGS=recompiles)",
-             90, 200,
-             bench_cmd(ctx, "train-compile", ["train"], "--device", dev, "--model", "gpt", *_each("--preset", TRAIN_PRESETS),
-                       "--dtype", "bfloat16", "--compile", "--json"),
-             env={"TORCH_LOGS": "recompiles"}, judge=lambda c, s, r: judge_train(c, s, r, compiled=True)),
-        Step("verify", "bench verify on every report.json this check wrote", 15, 60, None, runner=run_verify,
-             judge=judge_verify, final=True, shown=[" ".join([*ctx.bench, "verify", "--json", f"{ctx.out}/r/*/*/report.json"])]),
+        Step(
+            "train-compile",
+            "gpt, presets small and gpt2-124m in one torch.compile'd process (TORCH_LOGS=recompiles)",
+            90,
+            200,
+            bench_cmd(
+                ctx,
+                "train-compile",
+                ["train"],
+                "--device",
+                dev,
+                "--model",
+                "gpt",
+                *_each("--preset", TRAIN_PRESETS),
+                "--dtype",
+                "bfloat16",
+                "--compile",
+                "--json",
+            ),
+            env={"TORCH_LOGS": "recompiles"},
+            judge=lambda c, s, r: judge_train(c, s, r, compiled=True),
+        ),
+        Step(
+            "verify",
+            "bench verify on every report.json this check wrote",
+            15,
+            60,
+            None,
+            runner=run_verify,
+            judge=judge_verify,
+            final=True,
+            shown=[" ".join([*ctx.bench, "verify", "--json", f"{ctx.out}/r/*/*/report.json"])],
+        ),
     ]
     return steps
 
@@ -233,7 +419,7 @@ def _shape(s: tuple[int, ...] | list[int]) -> str:
 
 def _option_help(text: str, option: str) -> str | None:
     """The help paragraph of `option` in click's --help text, or None when the command has no such option."""
-    m = re.search(rf"^\s*{re.escape(option)}\b(.*?)(?=^\s*-{{1,2}}[a-z]|\Z)", text, re.M | re.S)
+    m = re.search(rf"^\s*{re.escape(option)}\b(.*?)(?=^\s*-{{1,2}}[a-z]|\Z)", text, re.MULTILINE | re.DOTALL)
     return m.group(0) if m else None
 
 
@@ -265,16 +451,67 @@ def challenge_commands(ctx: Ctx) -> dict[str, list[str]]:
     nodes_keys, auditor_keys = d / "node.keys", d / "auditor.keys"
     c = CHALLENGE
     cmds = {
-        "collect": [*ctx.bench, "challenge", "collect", str(drop), "--challenge", str(ch), "-o", str(receipts),
-                    "--expect", "1", "--wait", "120", *auditor_args("collect"), *trusted("collect", nodes_keys)],
-        "answer": [*ctx.bench, "challenge", "answer", str(ch), "--drop", str(drop), "--device", ctx.device,
-                   "--wait", "120", *trusted("answer", auditor_keys), "--json"],
-        "issue": [*ctx.bench, "challenge", "issue", "-o", str(ch), "--dtype", c["dtype"], "--size", str(c["n"]),
-                  "--products", str(c["products"]), "--window", c["window"], *auditor_args("issue"),
-                  *trusted("issue", nodes_keys), "--json"],
-        "verify": [*ctx.bench, "challenge", "verify", str(ch), str(drop), "--receipts", str(receipts),
-                   *auditor_args("verify"), *trusted("verify", nodes_keys),
-                   *(["--proof", str(d / "proof.json")] if has("verify", "--proof") else []), "--json"],
+        "collect": [
+            *ctx.bench,
+            "challenge",
+            "collect",
+            str(drop),
+            "--challenge",
+            str(ch),
+            "-o",
+            str(receipts),
+            "--expect",
+            "1",
+            "--wait",
+            "120",
+            *auditor_args("collect"),
+            *trusted("collect", nodes_keys),
+        ],
+        "answer": [
+            *ctx.bench,
+            "challenge",
+            "answer",
+            str(ch),
+            "--drop",
+            str(drop),
+            "--device",
+            ctx.device,
+            "--wait",
+            "120",
+            *trusted("answer", auditor_keys),
+            "--json",
+        ],
+        "issue": [
+            *ctx.bench,
+            "challenge",
+            "issue",
+            "-o",
+            str(ch),
+            "--dtype",
+            c["dtype"],
+            "--size",
+            str(c["n"]),
+            "--products",
+            str(c["products"]),
+            "--window",
+            c["window"],
+            *auditor_args("issue"),
+            *trusted("issue", nodes_keys),
+            "--json",
+        ],
+        "verify": [
+            *ctx.bench,
+            "challenge",
+            "verify",
+            str(ch),
+            str(drop),
+            "--receipts",
+            str(receipts),
+            *auditor_args("verify"),
+            *trusted("verify", nodes_keys),
+            *(["--proof", str(d / "proof.json")] if has("verify", "--proof") else []),
+            "--json",
+        ],
     }
     if helps.get("keys-init"):
         cmds["keys"] = [*ctx.bench, "keys", "init", "--key", str(auditor)]
@@ -296,10 +533,20 @@ def challenge_step(ctx: Ctx) -> Step:
     cmds = challenge_commands(ctx)
     c = CHALLENGE
     shown = ([" ".join(cmds["keys"])] if "keys" in cmds else []) + [
-        " ".join(cmds[k]) + (" &" if k in ("collect", "answer") else "") for k in ("collect", "answer", "issue", "verify")]
-    return Step("challenge", f"{c['dtype']} challenge n={c['n']} x{c['products']} answered on {ctx.device}: collect and "
-                "answer --wait, then issue, then verify on the CPU", 40, 120, None, runner=run_challenge,
-                judge=judge_challenge, shown=shown)
+        " ".join(cmds[k]) + (" &" if k in ("collect", "answer") else "")
+        for k in ("collect", "answer", "issue", "verify")
+    ]
+    return Step(
+        "challenge",
+        f"{c['dtype']} challenge n={c['n']} x{c['products']} answered on {ctx.device}: collect and "
+        "answer --wait, then issue, then verify on the CPU",
+        40,
+        120,
+        None,
+        runner=run_challenge,
+        judge=judge_challenge,
+        shown=shown,
+    )
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -319,7 +566,7 @@ def _await_ready(proc: subprocess.Popen[bytes] | None, stderr: Path, limit_s: fl
     while time.monotonic() - start < limit_s:
         if proc.poll() is not None:
             return f"exited early (rc {proc.returncode})"
-        if re.search(r"\b(ready|waiting)\b", _read(stderr), re.I):
+        if re.search(r"\b(ready|waiting)\b", _read(stderr), re.IGNORECASE):
             return f"said it is ready after {time.monotonic() - start:.1f} s"
         cpu = _cpu_seconds(proc.pid)
         idle = idle + 1 if cpu is not None and last is not None and cpu - last < 0.05 else 0
@@ -343,7 +590,10 @@ def run_challenge(ctx: Ctx, step: Step, timeout: float) -> list[Run]:
         if not node_key.exists():  # made on first use by the steps before; made here when the challenge runs alone
             inits.append(_start(ctx, "challenge-node-key", [*ctx.bench, "keys", "init", "--key", str(node_key)], env))
         runs += [_finish(i, 30) for i in inits]
-    for pub, keys in ((Path(str(node_key) + ".pub"), d / "node.keys"), (ctx.out / "auditor.pem.pub", d / "auditor.keys")):
+    for pub, keys in (
+        (Path(str(node_key) + ".pub"), d / "node.keys"),
+        (ctx.out / "auditor.pem.pub", d / "auditor.keys"),
+    ):
         line = public_key_line(pub)
         keys.write_text(f"# from {pub.name}\n{line}\n" if line else f"# {pub.name} not found\n")
     collect = _start(ctx, "challenge-collect", cmds["collect"], env)
@@ -401,8 +651,9 @@ def _start(ctx: Ctx, label: str, command: list[str], env: dict[str, str]) -> Sta
     proc = None
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         try:
-            proc = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
-                                    start_new_session=True)  # its own process group: a timeout ends its children too
+            proc = subprocess.Popen(
+                command, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=REPO, start_new_session=True
+            )  # its own process group: a timeout ends its children too
         except (OSError, IndexError) as exc:
             err.write(f"check.py: cannot start {command[:1]}: {exc}\n".encode())
     return proc, time.monotonic(), stdout, stderr, label, command
@@ -535,13 +786,18 @@ def judge_inventory(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
     (fixtures / "inventory.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     figure = f"{len(gpus)} GPU(s): {', '.join(names) or '-'}; driver {nvml.get('driver_version', '?')}"
     torch_info = host.get("torch") if isinstance(host.get("torch"), (str, dict)) else None
-    checks = [Check("NVML sees the GPUs", PASS if gpus else FAIL, f"{len(gpus)}",
-                    "" if gpus else str(nvml.get("reason")))]
+    checks = [
+        Check("NVML sees the GPUs", PASS if gpus else FAIL, f"{len(gpus)}", "" if gpus else str(nvml.get("reason")))
+    ]
     if ctx.ngpu and len(gpus) != ctx.ngpu:
         checks.append(Check("NVML count = GPUs counted", FAIL, f"{len(gpus)} vs {ctx.ngpu} ({ctx.ngpu_source})"))
     tf32 = {k: v for k, v in ctx.tf32_env.items() if v is not None}
-    return Outcome(figure, {"gpus": len(gpus), "names": names, "torch": torch_info, "tf32_env": ctx.tf32_env}, checks,
-                   [f"TF32 environment at start: {tf32 or 'none set'} (removed for every other step)"])
+    return Outcome(
+        figure,
+        {"gpus": len(gpus), "names": names, "torch": torch_info, "tf32_env": ctx.tf32_env},
+        checks,
+        [f"TF32 environment at start: {tf32 or 'none set'} (removed for every other step)"],
+    )
 
 
 def judge_matmul(ctx: Ctx, step: Step, runs: list[Run], precision: str) -> Outcome:
@@ -559,7 +815,11 @@ def judge_matmul(ctx: Ctx, step: Step, runs: list[Run], precision: str) -> Outco
                 checks.append(Check(f"fp8 fast_accum={want} measured", FAIL, note="no such measurement"))
     for shape in (FIXED_SHAPE, SPLIT_K_SHAPE):
         for mode in modes:
-            match = [m for m in ms if _spec_shape(m) == shape and (not fp8 or (m.get("spec") or {}).get("fast_accum") == mode)]
+            match = [
+                m
+                for m in ms
+                if _spec_shape(m) == shape and (not fp8 or (m.get("spec") or {}).get("fast_accum") == mode)
+            ]
             label = _shape(shape) + (f" fast_accum={mode}" if fp8 and mode is not None else "")
             if not match:
                 checks.append(Check(label, FAIL, note="not measured"))
@@ -609,15 +869,20 @@ def judge_override(ctx: Ctx, step: Step, runs: list[Run], precision: str) -> Out
         else:
             checks.append(Check("override detected", FAIL, _tflops(m), f"{status} for another reason: {reason}"))
     env = ", ".join(f"{k}={v}" for k, v in step.env.items())
-    return Outcome(f"{env}: {checks[0].note}", {"status": ms[0].get("status"), "warnings": _warning_codes(ms[0])}, checks)
+    return Outcome(
+        f"{env}: {checks[0].note}", {"status": ms[0].get("status"), "warnings": _warning_codes(ms[0])}, checks
+    )
 
 
 def judge_search(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
     report = step_report(ctx, step, runs)
     ms = measurements(report, "matmul")
     mamf = [m for m in ms if ((m.get("details") or {}).get("search") or {}).get("mamf")]
-    msmf = [m for m in ms if ((m.get("details") or {}).get("search") or {}).get("role") == "msmf"
-            or "msmf" in (m.get("details") or {})]
+    msmf = [
+        m
+        for m in ms
+        if ((m.get("details") or {}).get("search") or {}).get("role") == "msmf" or "msmf" in (m.get("details") or {})
+    ]
     tried = [m for m in ms if ((m.get("details") or {}).get("search") or {}).get("role") not in ("final", "msmf")]
     checks = []
     figures: dict[str, Any] = {"candidates": len(tried)}
@@ -626,8 +891,14 @@ def judge_search(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
         good, why = _ok(m)
         t = _num(_summary(m).get("tflops_median"))
         figures.update(mamf_tflops=t, mamf_shape=_spec_shape(m))
-        checks.append(Check("MAMF", PASS if good and t else FAIL, f"{t:.1f} TFLOPS at {_shape(_spec_shape(m) or (0,))}"
-                            if t else "", why))
+        checks.append(
+            Check(
+                "MAMF",
+                PASS if good and t else FAIL,
+                f"{t:.1f} TFLOPS at {_shape(_spec_shape(m) or (0,))}" if t else "",
+                why,
+            )
+        )
     else:
         checks.append(Check("MAMF", FAIL, note="no final measurement with details.search.mamf = true"))
     if msmf:
@@ -644,12 +915,18 @@ def judge_search(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
         ratio = t / H200_BF16_PEAK_TFLOPS
         figures.update(peak_in_report=peak, mamf_over_h200_peak=ratio, mamf_finder_h100_fraction=MAMF_FINDER_FRACTION)
         reached = ratio >= MAMF_FINDER_FRACTION
-        checks.append(Check(f"MAMF >= {MAMF_FINDER_FRACTION:.1%} of peak (mamf-finder, H100)", PASS if reached else WARN,
-                            f"{ratio:.1%} of {H200_BF16_PEAK_TFLOPS} TFLOPS",
-                            "" if peak is None else f"the report's peak for this device: {peak:g} TFLOPS",
-                            required=False))
-    figure = (f"MAMF {t:.1f} TFLOPS ({t / H200_BF16_PEAK_TFLOPS:.1%} of H200 {H200_BF16_PEAK_TFLOPS}), "
-              if t else "MAMF -, ") + (f"MSMF {figures['msmf_tflops']:.1f}" if figures.get("msmf_tflops") else "MSMF -")
+        checks.append(
+            Check(
+                f"MAMF >= {MAMF_FINDER_FRACTION:.1%} of peak (mamf-finder, H100)",
+                PASS if reached else WARN,
+                f"{ratio:.1%} of {H200_BF16_PEAK_TFLOPS} TFLOPS",
+                "" if peak is None else f"the report's peak for this device: {peak:g} TFLOPS",
+                required=False,
+            )
+        )
+    figure = (
+        f"MAMF {t:.1f} TFLOPS ({t / H200_BF16_PEAK_TFLOPS:.1%} of H200 {H200_BF16_PEAK_TFLOPS}), " if t else "MAMF -, "
+    ) + (f"MSMF {figures['msmf_tflops']:.1f}" if figures.get("msmf_tflops") else "MSMF -")
     return Outcome(figure, figures, checks)
 
 
@@ -660,8 +937,11 @@ def judge_train(ctx: Ctx, step: Step, runs: list[Run], compiled: bool) -> Outcom
     checks, figures = [], {}
     for model in models:
         for preset in TRAIN_PRESETS:
-            match = [m for m in ms if (m.get("spec") or {}).get("model") == model
-                     and (m.get("spec") or {}).get("preset") == preset]
+            match = [
+                m
+                for m in ms
+                if (m.get("spec") or {}).get("model") == model and (m.get("spec") or {}).get("preset") == preset
+            ]
             label = f"{model} {preset}"
             if not match:
                 checks.append(Check(label, FAIL, note="not measured"))
@@ -673,19 +953,37 @@ def judge_train(ctx: Ctx, step: Step, runs: list[Run], compiled: bool) -> Outcom
             mfu = _num(_summary(m).get("mfu"))
             rate = _num(_summary(m).get("items_per_s"))
             figures[label] = {"mfu": mfu, "items_per_s": rate, "tflops": _num(_summary(m).get("tflops_median"))}
-            checks.append(Check(label, PASS if good else FAIL,
-                                (f"MFU {mfu:.1%}" if mfu is not None else "MFU -") + (f", {rate:,.0f} items/s" if rate else ""),
-                                why))
+            checks.append(
+                Check(
+                    label,
+                    PASS if good else FAIL,
+                    (f"MFU {mfu:.1%}" if mfu is not None else "MFU -") + (f", {rate:,.0f} items/s" if rate else ""),
+                    why,
+                )
+            )
     if compiled:
         err = runs[0].err() if runs else ""
         recompiles = len(re.findall(r"Recompiling", err))
         limit = re.findall(r"(hit config\.\w*limit|recompile_limit|cache_size_limit)", err)
         figures["recompiles"] = recompiles
-        checks.append(Check("no fall-back to eager (recompile limit)", FAIL if limit else PASS,
-                            f"{recompiles} 'Recompiling' line(s) in stderr", "; ".join(sorted(set(limit)))))
+        checks.append(
+            Check(
+                "no fall-back to eager (recompile limit)",
+                FAIL if limit else PASS,
+                f"{recompiles} 'Recompiling' line(s) in stderr",
+                "; ".join(sorted(set(limit))),
+            )
+        )
         if recompiles:
-            checks.append(Check("no recompiles across presets", WARN, f"{recompiles}",
-                                "see logs/train-compile.stderr for the guards that failed", required=False))
+            checks.append(
+                Check(
+                    "no recompiles across presets",
+                    WARN,
+                    f"{recompiles}",
+                    "see logs/train-compile.stderr for the guards that failed",
+                    required=False,
+                )
+            )
     mfus = [f"{k} {v['mfu']:.1%}" for k, v in figures.items() if isinstance(v, dict) and v.get("mfu") is not None]
     figure = "MFU " + ", ".join(mfus) if mfus else "no MFU"
     if compiled:
@@ -728,17 +1026,30 @@ def judge_comm(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
         key = "busbw_gbps" if world > 1 else "algbw_gbps"
         bw = _num(s.get(key))
         figures[op] = {key: bw, "bytes": (top.get("spec") or {}).get("bytes")}
-        checks.append(Check(op, FAIL if bad else PASS, f"{key.split('_')[0]} {bw:,.1f} GB/s at {(top.get('spec') or {}).get('bytes')} B"
-                            if bw is not None else "", "; ".join(bad[:2])))
+        checks.append(
+            Check(
+                op,
+                FAIL if bad else PASS,
+                f"{key.split('_')[0]} {bw:,.1f} GB/s at {(top.get('spec') or {}).get('bytes')} B"
+                if bw is not None
+                else "",
+                "; ".join(bad[:2]),
+            )
+        )
     if world > 1:
         per_rank = (ms[0].get("details") or {}).get("per_rank") or []
         uuids = [r.get("uuid") for r in per_rank]
         distinct = len(set(uuids)) == len(uuids) == world
-        checks.append(Check("each rank on its own GPU", PASS if distinct else FAIL, f"{len(set(uuids))} devices for {world} ranks"))
+        checks.append(
+            Check(
+                "each rank on its own GPU", PASS if distinct else FAIL, f"{len(set(uuids))} devices for {world} ranks"
+            )
+        )
     ar = figures.get("all_reduce") or {}
     bw = next((v for k, v in ar.items() if k.endswith("gbps")), None)
-    figure = (f"all_reduce {'busbw' if world > 1 else 'algbw'} {bw:,.1f} GB/s" if bw is not None else "all_reduce -") + \
-        f", {world} rank(s), {'/'.join(backends)}"
+    figure = (
+        f"all_reduce {'busbw' if world > 1 else 'algbw'} {bw:,.1f} GB/s" if bw is not None else "all_reduce -"
+    ) + f", {world} rank(s), {'/'.join(backends)}"
     notes = [] if world > 1 else ["single-GPU: multi-rank NCCL not proven"]
     return Outcome(figure, figures, checks, notes)
 
@@ -747,18 +1058,28 @@ def judge_train_ddp(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
     ms = measurements(step_report(ctx, step, runs), "train")
     total = [m for m in ms if (m.get("details") or {}).get("role") == "data-parallel total"]
     if not total:
-        return Outcome("no figure", checks=[Check("data-parallel total", FAIL, note="no 'data-parallel total' measurement")])
+        return Outcome(
+            "no figure", checks=[Check("data-parallel total", FAIL, note="no 'data-parallel total' measurement")]
+        )
     m = total[-1]
     d = m.get("details") or {}
     good, why = _ok(m)
     eff = _num(d.get("scaling_efficiency"))
     uuids = [r.get("uuid") for r in d.get("per_rank") or []]
-    checks = [Check("data-parallel total", PASS if good else FAIL, f"scaling efficiency {eff:.1%}" if eff else "", why),
-              Check("each rank on its own GPU", PASS if len(set(uuids)) == len(uuids) == d.get("world_size") else FAIL,
-                    f"{len(set(uuids))} devices for {d.get('world_size')} ranks")]
+    checks = [
+        Check("data-parallel total", PASS if good else FAIL, f"scaling efficiency {eff:.1%}" if eff else "", why),
+        Check(
+            "each rank on its own GPU",
+            PASS if len(set(uuids)) == len(uuids) == d.get("world_size") else FAIL,
+            f"{len(set(uuids))} devices for {d.get('world_size')} ranks",
+        ),
+    ]
     mfu = _num(_summary(m).get("mfu"))
-    return Outcome(f"{d.get('world_size')} ranks, scaling {eff:.1%}" if eff else "no scaling figure",
-                   {"scaling_efficiency": eff, "mfu": mfu, "world_size": d.get("world_size")}, checks)
+    return Outcome(
+        f"{d.get('world_size')} ranks, scaling {eff:.1%}" if eff else "no scaling figure",
+        {"scaling_efficiency": eff, "mfu": mfu, "world_size": d.get("world_size")},
+        checks,
+    )
 
 
 def judge_suite(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
@@ -768,7 +1089,9 @@ def judge_suite(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
     status = summary.get("status") if isinstance(summary, dict) else None
     checks.append(Check("run complete", PASS if status == "complete" else FAIL, str(status)))
     for g in (summary or {}).get("gates", []) if isinstance(summary, dict) else []:
-        checks.append(Check(f"gate {g.get('name')}", PASS if g.get("passed") else FAIL, "", str(g.get("message", ""))[:160]))
+        checks.append(
+            Check(f"gate {g.get('name')}", PASS if g.get("passed") else FAIL, "", str(g.get("message", ""))[:160])
+        )
     counts: dict[str, dict[str, int]] = {}
     for m in (report or {}).get("measurements", []):
         c = counts.setdefault(str(m.get("workload")), {})
@@ -776,8 +1099,13 @@ def judge_suite(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
     for workload in ("matmul", "membw", "train"):
         c = counts.get(workload, {})
         bad = {k: v for k, v in c.items() if k not in ("ok", "skipped")}
-        checks.append(Check(workload, PASS if c.get("ok") and not bad else FAIL,
-                            ", ".join(f"{v} {k}" for k, v in sorted(c.items())) or "none"))
+        checks.append(
+            Check(
+                workload,
+                PASS if c.get("ok") and not bad else FAIL,
+                ", ".join(f"{v} {k}" for k, v in sorted(c.items())) or "none",
+            )
+        )
     mamf = {}
     for m in measurements(report, "matmul"):
         if ((m.get("details") or {}).get("search") or {}).get("mamf") and m.get("status") == "ok":
@@ -803,8 +1131,15 @@ def judge_challenge(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
             return "stopped: no challenge was issued" if not issued and label != "challenge-issue" else "timed out"
         return "" if r.rc == 0 else (r.err().strip().splitlines() or [f"exit {r.rc}"])[-1][:160]
 
-    checks = [Check(f"{label.split('-', 1)[1]} exit 0", PASS if r.rc == 0 and not r.timed_out else FAIL,
-                    f"{r.seconds:.1f} s", why(label, r)) for label, r in by.items()]
+    checks = [
+        Check(
+            f"{label.split('-', 1)[1]} exit 0",
+            PASS if r.rc == 0 and not r.timed_out else FAIL,
+            f"{r.seconds:.1f} s",
+            why(label, r),
+        )
+        for label, r in by.items()
+    ]
     answer = _json(by["challenge-answer"].out()) if "challenge-answer" in by else None
     verdict = _json(by["challenge-verify"].out()) if "challenge-verify" in by else None
     figures: dict[str, Any] = {}
@@ -815,16 +1150,26 @@ def judge_challenge(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
         fleet = verdict.get("fleet") or {}
         errors = [f for f in verdict.get("findings") or [] if isinstance(f, dict) and f.get("severity") == "error"]
         bound = _num(fleet.get("gflops_lower_bound"))
-        figures.update(proven_gflops=bound, elapsed_s=_num(fleet.get("elapsed_s")), verified_flops=fleet.get("verified_flops"),
-                       findings=verdict.get("findings"))
-        checks.append(Check("proven bound", PASS if bound and not errors else FAIL,
-                            f"{bound / 1000:.2f} TFLOPS in {fleet.get('elapsed_s')} s" if bound else "none",
-                            "; ".join(str(f.get("message")) for f in errors)[:200]))
+        figures.update(
+            proven_gflops=bound,
+            elapsed_s=_num(fleet.get("elapsed_s")),
+            verified_flops=fleet.get("verified_flops"),
+            findings=verdict.get("findings"),
+        )
+        checks.append(
+            Check(
+                "proven bound",
+                PASS if bound and not errors else FAIL,
+                f"{bound / 1000:.2f} TFLOPS in {fleet.get('elapsed_s')} s" if bound else "none",
+                "; ".join(str(f.get("message")) for f in errors)[:200],
+            )
+        )
     else:
         checks.append(Check("proven bound", FAIL, note="challenge verify printed no JSON verdict"))
     bound = figures.get("proven_gflops")
     figure = (f"proven >= {bound / 1000:.2f} TFLOPS" if bound else "no proven bound") + (
-        f"; node's own clock {figures['node_gflops'] / 1000:.1f} TFLOPS" if figures.get("node_gflops") else "")
+        f"; node's own clock {figures['node_gflops'] / 1000:.1f} TFLOPS" if figures.get("node_gflops") else ""
+    )
     return Outcome(figure, figures, checks, list(step.notes))
 
 
@@ -840,11 +1185,16 @@ def judge_verify(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
         name = str(Path(path).parent.parent.name)
         # an override run's figure is wrong on purpose (float32 on TF32 is above the float32 peak): verify may say so
         expected = name.startswith("tf32-override")
-        checks.append(Check(name, (WARN if expected else FAIL) if errors else PASS,
-                            f"{len(findings or [])} finding(s), {len(errors)} error(s)",
-                            ("expected of an override run: " if expected and errors else "")
-                            + "; ".join(f"{f.get('code')}: {f.get('message')}" for f in errors[:2])[:200],
-                            required=not expected))
+        checks.append(
+            Check(
+                name,
+                (WARN if expected else FAIL) if errors else PASS,
+                f"{len(findings or [])} finding(s), {len(errors)} error(s)",
+                ("expected of an override run: " if expected and errors else "")
+                + "; ".join(f"{f.get('code')}: {f.get('message')}" for f in errors[:2])[:200],
+                required=not expected,
+            )
+        )
     n_ok = sum(c.verdict == PASS for c in checks)
     return Outcome(f"{n_ok}/{len(checks)} reports verified", {"reports": len(checks)}, checks)
 
@@ -857,7 +1207,7 @@ def count_gpus(python: str) -> tuple[int, str, str]:
     smi = ""
     if shutil.which("nvidia-smi"):
         try:
-            smi = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
+            smi = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=False).stdout
         except (OSError, subprocess.SubprocessError) as exc:
             smi = f"nvidia-smi -L failed: {exc}"
     if os.environ.get("BENCH_CHECK_NGPU"):
@@ -869,8 +1219,13 @@ def count_gpus(python: str) -> tuple[int, str, str]:
     if listed:
         return len(listed), "nvidia-smi -L", smi
     try:
-        out = subprocess.run([python, "-c", "import torch; print(torch.cuda.device_count())"], capture_output=True,
-                             text=True, timeout=120).stdout.strip()
+        out = subprocess.run(
+            [python, "-c", "import torch; print(torch.cuda.device_count())"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        ).stdout.strip()
         return int(out or 0), "torch.cuda.device_count()", smi
     except (OSError, subprocess.SubprocessError, ValueError):
         return 0, "none found", smi
@@ -883,8 +1238,15 @@ def challenge_help(bench: list[str], env: dict[str, str]) -> dict[str, str]:
     def one(sub: str) -> str:
         words = ["keys", "init"] if sub == "keys-init" else ["challenge", sub]
         try:
-            r = subprocess.run([*bench, *words, "--help"], capture_output=True, text=True, timeout=60, env=env,
-                               cwd=REPO)
+            r = subprocess.run(
+                [*bench, *words, "--help"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=env,
+                cwd=REPO,
+                check=False,
+            )
             return r.stdout if r.returncode == 0 else ""
         except (OSError, subprocess.SubprocessError):
             return ""
@@ -897,20 +1259,31 @@ def challenge_help(bench: list[str], env: dict[str, str]) -> dict[str, str]:
 def make_context(args: argparse.Namespace) -> Ctx:
     out = Path(args.out_dir).resolve()
     python = os.environ.get("BENCH_CHECK_PYTHON", sys.executable)
-    bench = shlex.split(os.environ["BENCH_CHECK_BENCH"]) if os.environ.get("BENCH_CHECK_BENCH") else [python, "-m", "bench"]
-    torchrun = (shlex.split(os.environ["BENCH_CHECK_TORCHRUN"]) if os.environ.get("BENCH_CHECK_TORCHRUN")
-                else [python, "-m", "torch.distributed.run"])
+    bench = (
+        shlex.split(os.environ["BENCH_CHECK_BENCH"]) if os.environ.get("BENCH_CHECK_BENCH") else [python, "-m", "bench"]
+    )
+    torchrun = (
+        shlex.split(os.environ["BENCH_CHECK_TORCHRUN"])
+        if os.environ.get("BENCH_CHECK_TORCHRUN")
+        else [python, "-m", "torch.distributed.run"]
+    )
     tf32_env = {k: os.environ.get(k) for k in TF32_VARS}
     env = {k: v for k, v in os.environ.items() if k not in TF32_VARS}  # the override steps set them on purpose only
     env.update(BENCH_KEY=str(out / "node.pem"), PYTHONUNBUFFERED="1")
     ngpu, source, smi = count_gpus(python)
     (out / "logs" / "nvidia-smi-L.txt").write_text(smi or "(nvidia-smi not found or printed nothing)\n")
     ctx = Ctx(out, bench, torchrun, python, args.device, ngpu, source, env, tf32_env, challenge_help(bench, env))
-    ctx.environment = {"tf32_env": tf32_env, "nvidia_smi_L": smi, "ngpu": ngpu, "ngpu_source": source,
-                       "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "python": python,
-                       "bench": bench, "device": args.device,
-                       "auditor_key_option": {k: _option_help(v, "--auditor-key") is not None
-                                              for k, v in ctx.challenge_help.items()}}
+    ctx.environment = {
+        "tf32_env": tf32_env,
+        "nvidia_smi_L": smi,
+        "ngpu": ngpu,
+        "ngpu_source": source,
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "python": python,
+        "bench": bench,
+        "device": args.device,
+        "auditor_key_option": {k: _option_help(v, "--auditor-key") is not None for k, v in ctx.challenge_help.items()},
+    }
     return ctx
 
 
@@ -929,23 +1302,49 @@ def print_plan(ctx: Ctx, steps: list[Step], deadline: float) -> None:
     run = [s for s in steps if not s.skip]
     budget, timeouts = sum(s.budget_s for s in run), sum(s.timeout_s for s in run)
     final = sum(s.timeout_s for s in run if s.final)
-    print(f"total: {len(run)} steps, budget {budget:.0f} s ({budget / 60:.1f} min), timeouts {timeouts:.0f} s "
-          f"({timeouts / 60:.1f} min); capped by the {deadline:.0f} s deadline + {final:.0f} s for the final verify "
-          f"= at most {(deadline + final) / 60:.1f} min")
+    print(
+        f"total: {len(run)} steps, budget {budget:.0f} s ({budget / 60:.1f} min), timeouts {timeouts:.0f} s "
+        f"({timeouts / 60:.1f} min); capped by the {deadline:.0f} s deadline + {final:.0f} s for the final verify "
+        f"= at most {(deadline + final) / 60:.1f} min"
+    )
 
 
 def run_step(ctx: Ctx, step: Step) -> dict[str, Any]:
-    record: dict[str, Any] = {"name": step.name, "what": step.what, "required": step.required, "budget_s": step.budget_s,
-                              "timeout_s": step.timeout_s, "env": step.env,
-                              "command": " ".join(step.shown) if step.shown else shlex.join(step.command or [])}
+    record: dict[str, Any] = {
+        "name": step.name,
+        "what": step.what,
+        "required": step.required,
+        "budget_s": step.budget_s,
+        "timeout_s": step.timeout_s,
+        "env": step.env,
+        "command": " ".join(step.shown) if step.shown else shlex.join(step.command or []),
+    }
     if step.skip:
-        return {**record, "verdict": SKIP, "rc": None, "seconds": 0.0, "figure": step.skip, "figures": {}, "checks": [],
-                "notes": [step.skip], "logs": []}
+        return {
+            **record,
+            "verdict": SKIP,
+            "rc": None,
+            "seconds": 0.0,
+            "figure": step.skip,
+            "figures": {},
+            "checks": [],
+            "notes": [step.skip],
+            "logs": [],
+        }
     left = ctx.deadline - time.monotonic()
     timeout = step.timeout_s if step.final else min(step.timeout_s, left)
     if timeout < 2:
-        return {**record, "verdict": FAIL if step.required else SKIP, "rc": None, "seconds": 0.0,
-                "figure": "not run: the check's deadline was reached", "figures": {}, "checks": [], "notes": [], "logs": []}
+        return {
+            **record,
+            "verdict": FAIL if step.required else SKIP,
+            "rc": None,
+            "seconds": 0.0,
+            "figure": "not run: the check's deadline was reached",
+            "figures": {},
+            "checks": [],
+            "notes": [],
+            "logs": [],
+        }
     print(f"--- {step.name} (timeout {timeout:.0f} s): {step.what}", flush=True)
     t0 = time.monotonic()
     if step.runner:
@@ -955,21 +1354,40 @@ def run_step(ctx: Ctx, step: Step) -> dict[str, Any]:
     seconds = time.monotonic() - t0
     try:
         outcome = step.judge(ctx, step, runs) if step.judge else Outcome()
-    except Exception as exc:  # a judge that cannot read the output is a failed step, never a crashed check
-        outcome = Outcome(f"could not read the output: {type(exc).__name__}: {exc}",
-                          checks=[Check("output readable", FAIL, note=f"{type(exc).__name__}: {exc}")])
+    except Exception as exc:  # noqa: BLE001 - a judge that cannot read the output is a failed step, never a crashed check
+        outcome = Outcome(
+            f"could not read the output: {type(exc).__name__}: {exc}",
+            checks=[Check("output readable", FAIL, note=f"{type(exc).__name__}: {exc}")],
+        )
     rc_problem = _rc_check(runs) if step.name != "challenge" else None  # the challenge's judge checks each process
     checks = ([rc_problem] if rc_problem else []) + outcome.checks
     failed = [c for c in checks if c.verdict == FAIL and c.required]
     verdict = FAIL if failed or not runs else PASS
     rcs = [r.rc for r in runs]
-    return {**record, "verdict": verdict, "rc": next((rc for rc in rcs if rc != 0), rcs[0] if rcs else None),
-            "timed_out": any(r.timed_out for r in runs), "seconds": round(seconds, 2), "timeout_used_s": round(timeout, 1),
-            "figure": outcome.figure, "figures": outcome.figures, "checks": [dataclasses.asdict(c) for c in checks],
-            "notes": outcome.notes, "logs": [{"label": r.label, "command": shlex.join(r.command), "rc": r.rc,
-                                             "seconds": round(r.seconds, 2), "timed_out": r.timed_out,
-                                             "stdout": str(r.stdout.relative_to(ctx.out)),
-                                             "stderr": str(r.stderr.relative_to(ctx.out))} for r in runs]}
+    return {
+        **record,
+        "verdict": verdict,
+        "rc": next((rc for rc in rcs if rc != 0), rcs[0] if rcs else None),
+        "timed_out": any(r.timed_out for r in runs),
+        "seconds": round(seconds, 2),
+        "timeout_used_s": round(timeout, 1),
+        "figure": outcome.figure,
+        "figures": outcome.figures,
+        "checks": [dataclasses.asdict(c) for c in checks],
+        "notes": outcome.notes,
+        "logs": [
+            {
+                "label": r.label,
+                "command": shlex.join(r.command),
+                "rc": r.rc,
+                "seconds": round(r.seconds, 2),
+                "timed_out": r.timed_out,
+                "stdout": str(r.stdout.relative_to(ctx.out)),
+                "stderr": str(r.stderr.relative_to(ctx.out)),
+            }
+            for r in runs
+        ],
+    }
 
 
 def setup_record(args: argparse.Namespace, out: Path) -> dict[str, Any] | None:
@@ -977,17 +1395,34 @@ def setup_record(args: argparse.Namespace, out: Path) -> dict[str, Any] | None:
         return None
     logs = [{"label": "setup", "stdout": "logs/setup.stdout", "stderr": "logs/setup.stderr"}]
     tail = (_read(out / "logs" / "setup.stderr").strip().splitlines() or [""])[-1][:160]
-    return {"name": "setup", "what": "./run_bench.sh inventory: .venv with bench and torch", "required": True,
-            "verdict": PASS if args.setup_rc == 0 else FAIL, "rc": args.setup_rc, "seconds": args.setup_seconds,
-            "timeout_s": None, "figure": "" if args.setup_rc == 0 else tail, "figures": {}, "checks": [], "notes": [],
-            "logs": logs}
+    return {
+        "name": "setup",
+        "what": "./run_bench.sh inventory: .venv with bench and torch",
+        "required": True,
+        "verdict": PASS if args.setup_rc == 0 else FAIL,
+        "rc": args.setup_rc,
+        "seconds": args.setup_seconds,
+        "timeout_s": None,
+        "figure": "" if args.setup_rc == 0 else tail,
+        "figures": {},
+        "checks": [],
+        "notes": [],
+        "logs": logs,
+    }
 
 
 def write_json(ctx: Ctx, results: list[dict[str, Any]], done: bool) -> None:
     failed = [r["name"] for r in results if r["verdict"] == FAIL and r["required"]]
-    doc = {"check": "bench device check (tests/gpu/check.py)", "utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-           "complete": done, "passed": done and not failed, "failed": failed, "seconds": round(time.monotonic() - ctx.started, 1),
-           "environment": ctx.environment, "steps": results}
+    doc = {
+        "check": "bench device check (tests/gpu/check.py)",
+        "utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "complete": done,
+        "passed": done and not failed,
+        "failed": failed,
+        "seconds": round(time.monotonic() - ctx.started, 1),
+        "environment": ctx.environment,
+        "steps": results,
+    }
     tmp = ctx.out / "check.json.tmp"
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     tmp.replace(ctx.out / "check.json")
@@ -1008,9 +1443,11 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 print(f"  note: {n}")
     failed = [r["name"] for r in results if r["verdict"] == FAIL and r["required"]]
     print()
-    print(f"DEVICE CHECK {'FAILED: ' + ', '.join(failed) if failed else 'PASSED'} "
-          f"({sum(r['verdict'] == PASS for r in results)} passed, {len(failed)} failed, "
-          f"{sum(r['verdict'] == SKIP for r in results)} not run here)")
+    print(
+        f"DEVICE CHECK {'FAILED: ' + ', '.join(failed) if failed else 'PASSED'} "
+        f"({sum(r['verdict'] == PASS for r in results)} passed, {len(failed)} failed, "
+        f"{sum(r['verdict'] == SKIP for r in results)} not run here)"
+    )
 
 
 def bundle(ctx: Ctx, return_dir: Path, archive: bool = True) -> None:
@@ -1018,12 +1455,16 @@ def bundle(ctx: Ctx, return_dir: Path, archive: bool = True) -> None:
     every log and report (without the challenge's revealed products), smaller without reports if it is over 15 MiB.
     Without `archive`, only the small files (after every step, so a run killed from outside still brings them back)."""
     return_dir.mkdir(parents=True, exist_ok=True)
-    for src, name in ((ctx.out / "check.json", "check.json"), (ctx.out / "fixtures" / "inventory.json", "inventory.json"),
-                      (ctx.out / "fixtures" / "report.json", "report.json")):
+    for src, name in (
+        (ctx.out / "check.json", "check.json"),
+        (ctx.out / "fixtures" / "inventory.json", "inventory.json"),
+        (ctx.out / "fixtures" / "report.json", "report.json"),
+    ):
         if src.is_file():
             shutil.copyfile(src, return_dir / name)
     if not archive:
         return
+
     def small(t: tarfile.TarInfo) -> tarfile.TarInfo | None:  # no history index, no revealed products
         return None if t.name.endswith((".sqlite", ".bin.gz")) or t.size > 8 << 20 else t
 
@@ -1039,15 +1480,21 @@ def bundle(ctx: Ctx, return_dir: Path, archive: bool = True) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("out_dir", help="where logs, reports, fixtures and check.json go")
     ap.add_argument("--dry-run", action="store_true", help="print the plan (each step's command, budget and timeout)")
     ap.add_argument("--only", default="", help="comma-separated step names to run (verify always runs last)")
     ap.add_argument("--skip", default="", help="comma-separated step names not to run")
     ap.add_argument("--device", default="cuda:0", help="the GPU the single-device steps use (default cuda:0)")
-    ap.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE_S,
-                    help=f"seconds for every step but the final verify (default {DEFAULT_DEADLINE_S:.0f}): a step's "
-                         "timeout is cut to what is left, and steps past it are not run")
+    ap.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE_S,
+        help=f"seconds for every step but the final verify (default {DEFAULT_DEADLINE_S:.0f}): a step's "
+        "timeout is cut to what is left, and steps past it are not run",
+    )
     ap.add_argument("--return-dir", type=Path, help="also copy check.json, the fixtures and a log archive here")
     ap.add_argument("--setup-rc", type=int, help="(run_on_gpu.sh) exit status of the set-up step")
     ap.add_argument("--setup-seconds", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -1061,7 +1508,9 @@ def main(argv: list[str] | None = None) -> int:
     skip = {s for s in args.skip.split(",") if s}
     unknown = (only | skip) - {s.name for s in steps}
     if unknown:
-        print(f"unknown step(s): {', '.join(sorted(unknown))}; steps: {', '.join(s.name for s in steps)}", file=sys.stderr)
+        print(
+            f"unknown step(s): {', '.join(sorted(unknown))}; steps: {', '.join(s.name for s in steps)}", file=sys.stderr
+        )
         return 2
     for s in steps:
         if not s.skip and ((only and s.name not in only and not s.final) or s.name in skip):

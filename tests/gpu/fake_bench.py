@@ -28,12 +28,29 @@ def opts(argv: list[str], name: str) -> list[str]:
     return [argv[i + 1] for i, a in enumerate(argv) if a == name]
 
 
-def measurement(workload: str, spec: dict, summary: dict, status: str = "ok", warnings: list | None = None,
-                details: dict | None = None, device: int = 0) -> dict:
-    return {"workload": workload, "spec": spec, "status": status, "reason": None, "emulated": False,
-            "summary": summary, "validity": {"passed": status == "ok"}, "warnings": warnings or [],
-            "details": details or {}, "device": {"id": f"cuda:{device}", "uuid": UUIDS[device]},
-            "peak": {"tflops": 989.4}, "samples_s": [0.001, 0.001]}
+def measurement(
+    workload: str,
+    spec: dict,
+    summary: dict,
+    status: str = "ok",
+    warnings: list | None = None,
+    details: dict | None = None,
+    device: int = 0,
+) -> dict:
+    return {
+        "workload": workload,
+        "spec": spec,
+        "status": status,
+        "reason": None,
+        "emulated": False,
+        "summary": summary,
+        "validity": {"passed": status == "ok"},
+        "warnings": warnings or [],
+        "details": details or {},
+        "device": {"id": f"cuda:{device}", "uuid": UUIDS[device]},
+        "peak": {"tflops": 989.4},
+        "samples_s": [0.001, 0.001],
+    }
 
 
 def report(argv: list[str], ms: list[dict]) -> dict:
@@ -52,13 +69,30 @@ def matmul(argv: list[str]) -> int:
     for dtype in opts(argv, "--dtype"):
         if "--search" in argv:
             for i, t in enumerate((700.0, 790.0)):
-                ms.append(measurement("matmul", {"m": 4096 * (i + 1), "n": 4096, "k": 8192, "precision": dtype},
-                                      {"tflops_median": t}, details={"search": {"role": "candidate"}}))
-            ms.append(measurement("matmul", {"m": 8192, "n": 4096, "k": 8192, "precision": dtype},
-                                  {"tflops_median": 800.0, "efficiency": 0.81},
-                                  details={"search": {"role": "final", "mamf": True}}))
-            ms.append(measurement("matmul", {"m": 8192, "n": 4096, "k": 8192, "precision": dtype},
-                                  {"tflops_median": 780.0}, details={"search": {"role": "msmf"}, "msmf": {"tflops": 770.0}}))
+                ms.append(
+                    measurement(
+                        "matmul",
+                        {"m": 4096 * (i + 1), "n": 4096, "k": 8192, "precision": dtype},
+                        {"tflops_median": t},
+                        details={"search": {"role": "candidate"}},
+                    )
+                )
+            ms.append(
+                measurement(
+                    "matmul",
+                    {"m": 8192, "n": 4096, "k": 8192, "precision": dtype},
+                    {"tflops_median": 800.0, "efficiency": 0.81},
+                    details={"search": {"role": "final", "mamf": True}},
+                )
+            )
+            ms.append(
+                measurement(
+                    "matmul",
+                    {"m": 8192, "n": 4096, "k": 8192, "precision": dtype},
+                    {"tflops_median": 780.0},
+                    details={"search": {"role": "msmf"}, "msmf": {"tflops": 770.0}},
+                )
+            )
             continue
         warn = []
         if dtype == "float32" and os.environ.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE") == "1":
@@ -68,8 +102,11 @@ def matmul(argv: list[str]) -> int:
             m, n, k = (int(x) for x in shape.split(","))
             for mode in modes:
                 spec = {"m": m, "n": n, "k": k, "precision": dtype, **({} if mode is None else {"fast_accum": mode})}
-                ms.append(measurement("matmul", spec, {"tflops_median": 1000.0 if mode else 500.0, "efficiency": 0.5},
-                                      warnings=warn))
+                ms.append(
+                    measurement(
+                        "matmul", spec, {"tflops_median": 1000.0 if mode else 500.0, "efficiency": 0.5}, warnings=warn
+                    )
+                )
     print(json.dumps(report(argv, ms)))
     return 0
 
@@ -79,16 +116,31 @@ def train(argv: list[str], world: int, rank: int) -> int:
         if rank:
             return 0
         ranks = [{"rank": r, "device": f"cuda:{r}", "uuid": UUIDS[r], "status": "ok"} for r in range(world)]
-        ms = [measurement("train", {"model": "gpt", "preset": "small", "world_size": world}, {"mfu": 0.3},
-                          details={"role": "data-parallel total", "world_size": world, "per_rank": ranks,
-                                   "scaling_efficiency": 0.95})]
+        ms = [
+            measurement(
+                "train",
+                {"model": "gpt", "preset": "small", "world_size": world},
+                {"mfu": 0.3},
+                details={
+                    "role": "data-parallel total",
+                    "world_size": world,
+                    "per_rank": ranks,
+                    "scaling_efficiency": 0.95,
+                },
+            )
+        ]
         print(json.dumps(report(argv, ms)))
         return 0
     compiled = "--compile" in argv
     if compiled:
-        print("V1128 torch/_dynamo/guards.py] [__recompiles] Recompiling function forward in model.py:10", file=sys.stderr)
-    ms = [measurement("train", {"model": model, "preset": preset, "compile": compiled}, {"mfu": 0.42, "items_per_s": 1e5})
-          for model in opts(argv, "--model") for preset in opts(argv, "--preset")]
+        print(
+            "V1128 torch/_dynamo/guards.py] [__recompiles] Recompiling function forward in model.py:10", file=sys.stderr
+        )
+    ms = [
+        measurement("train", {"model": model, "preset": preset, "compile": compiled}, {"mfu": 0.42, "items_per_s": 1e5})
+        for model in opts(argv, "--model")
+        for preset in opts(argv, "--preset")
+    ]
     print(json.dumps(report(argv, ms)))
     return 0
 
@@ -97,9 +149,16 @@ def comm(argv: list[str], world: int, rank: int) -> int:
     if rank:
         return 0
     per_rank = [{"rank": r, "uuid": UUIDS[r]} for r in range(world)]
-    ms = [measurement("comm", {"op": op, "bytes": b, "backend": "nccl", "world_size": world},
-                      {"busbw_gbps": 100.0 * (world > 1), "algbw_gbps": 50.0}, details={"per_rank": per_rank})
-          for op in ("all_reduce", "all_gather") for b in (8, 268435456)]
+    ms = [
+        measurement(
+            "comm",
+            {"op": op, "bytes": b, "backend": "nccl", "world_size": world},
+            {"busbw_gbps": 100.0 * (world > 1), "algbw_gbps": 50.0},
+            details={"per_rank": per_rank},
+        )
+        for op in ("all_reduce", "all_gather")
+        for b in (8, 268435456)
+    ]
     print(json.dumps(report(argv, ms)))
     return 0
 
@@ -118,7 +177,9 @@ def challenge(argv: list[str]) -> int:
     if "--help" in argv:
         key = "  --key FILE  Private signing key (default $BENCH_KEY)."
         if os.environ.get("FAKE_AUDITOR_KEY") and sub in ("issue", "collect", "verify"):
-            key = "  --auditor-key FILE  The auditor's private key (never a node's).\n  --trusted-keys FILE  Nodes' keys."
+            key = (
+                "  --auditor-key FILE  The auditor's private key (never a node's).\n  --trusted-keys FILE  Nodes' keys."
+            )
         elif os.environ.get("FAKE_AUDITOR_KEY"):
             key += "\n  --trusted-keys FILE  The auditor's key id or public key."
         print(f"Usage: bench challenge {sub} [OPTIONS]\n\nOptions:\n{key}\n  --json\n  -h, --help  Show this message.")
@@ -149,8 +210,14 @@ def challenge(argv: list[str]) -> int:
     if sub == "verify":
         with open(os.environ["FAKE_ARGV_LOG"], "a") as log:
             log.write(json.dumps(argv) + "\n")
-        print(json.dumps({"findings": [], "fleet": {"gflops_lower_bound": 250000.0, "elapsed_s": 0.6,
-                                                    "verified_flops": 2 * 2 * 4096**3}}))
+        print(
+            json.dumps(
+                {
+                    "findings": [],
+                    "fleet": {"gflops_lower_bound": 250000.0, "elapsed_s": 0.6, "verified_flops": 2 * 2 * 4096**3},
+                }
+            )
+        )
         return 0
     return 2
 
@@ -161,7 +228,7 @@ def main() -> int:
     world, rank = 1, 0
     if any(a.startswith("--nproc_per_node") for a in argv):  # called as torchrun ... -m bench VERB ...
         world = int(next(a for a in argv if a.startswith("--nproc_per_node")).split("=")[1])
-        argv = argv[argv.index("-m") + 2:]
+        argv = argv[argv.index("-m") + 2 :]
     verb = argv[0] if argv else ""
     if verb and verb == os.environ.get("FAKE_HANG"):  # a step that never ends, with a child (as torchrun has)
         import subprocess
@@ -170,9 +237,18 @@ def main() -> int:
         Path(os.environ["FAKE_HANG_PID"]).write_text(str(child.pid))
         time.sleep(120)
     if verb == "inventory":
-        print(json.dumps({"host": {"hostname": "gpu-node", "torch": "2.11.0+cu130"},
-                          "nvml": {"available": True, "driver_version": "580.159.03",
-                                   "gpus": [{"name": "NVIDIA H200", "uuid": UUIDS[i]} for i in range(world)]}}))
+        print(
+            json.dumps(
+                {
+                    "host": {"hostname": "gpu-node", "torch": "2.11.0+cu130"},
+                    "nvml": {
+                        "available": True,
+                        "driver_version": "580.159.03",
+                        "gpus": [{"name": "NVIDIA H200", "uuid": UUIDS[i]} for i in range(world)],
+                    },
+                }
+            )
+        )
         return 0
     if verb == "matmul":
         return matmul(argv)
@@ -184,10 +260,16 @@ def main() -> int:
         print("Traceback (most recent call last):\nRuntimeError: CUDA error: an illegal memory access", file=sys.stderr)
         return 1
     if verb == "run":
-        ms = [measurement("matmul", {"m": 8192, "n": 8192, "k": 8192, "precision": "bfloat16"}, {"tflops_median": 750.0},
-                          details={"search": {"role": "final", "mamf": True}}),
-              measurement("membw", {"kernel": "triad"}, {"gbps_median": 4000.0}),
-              measurement("train", {"model": "gpt", "preset": "small"}, {"mfu": 0.3})]
+        ms = [
+            measurement(
+                "matmul",
+                {"m": 8192, "n": 8192, "k": 8192, "precision": "bfloat16"},
+                {"tflops_median": 750.0},
+                details={"search": {"role": "final", "mamf": True}},
+            ),
+            measurement("membw", {"kernel": "triad"}, {"gbps_median": 4000.0}),
+            measurement("train", {"model": "gpt", "preset": "small"}, {"mfu": 0.3}),
+        ]
         doc = report(argv, ms)
         print(json.dumps({"run_id": "run", "report": doc["_path"], "status": "complete", "gates": [], "outputs": {}}))
         return 0
@@ -207,8 +289,15 @@ def main() -> int:
         return 0
     if verb == "verify":
         paths = [a for a in argv[1:] if a.endswith("report.json")]
-        print(json.dumps({"reports": {p: [{"code": "unknown-key", "severity": "warning", "message": "no trust list"}]
-                                      for p in paths}}))
+        print(
+            json.dumps(
+                {
+                    "reports": {
+                        p: [{"code": "unknown-key", "severity": "warning", "message": "no trust list"}] for p in paths
+                    }
+                }
+            )
+        )
         return 0
     return 2
 

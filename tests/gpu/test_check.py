@@ -19,25 +19,50 @@ HERE = Path(__file__).resolve().parent
 CHECK = HERE / "check.py"
 FAKE = HERE / "fake_bench.py"
 sys.path.insert(0, str(HERE))
-import fake_bench  # noqa: E402
+import fake_bench
 
 
 def run_check(tmp_path: Path, *args: str, ngpu: int = 1, **env: str) -> subprocess.CompletedProcess[str]:
     fake = f"{sys.executable} {FAKE}"
     full = {k: v for k, v in os.environ.items() if not k.startswith(("BENCH_", "FAKE_"))}
-    full.update(BENCH_CHECK_BENCH=fake, BENCH_CHECK_TORCHRUN=fake, BENCH_CHECK_NGPU=str(ngpu),
-                FAKE_ARGV_LOG=str(tmp_path / "argv.log"), **env)
-    return subprocess.run([sys.executable, str(CHECK), str(tmp_path / "out"), *args], capture_output=True, text=True,
-                          env=full, timeout=60)
+    full.update(
+        BENCH_CHECK_BENCH=fake,
+        BENCH_CHECK_TORCHRUN=fake,
+        BENCH_CHECK_NGPU=str(ngpu),
+        FAKE_ARGV_LOG=str(tmp_path / "argv.log"),
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, str(CHECK), str(tmp_path / "out"), *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_dry_run_prints_every_step_with_its_command_and_timeout_and_runs_nothing(tmp_path):
     r = run_check(tmp_path, "--dry-run")
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    for step in ("inventory", "matmul-float64", "matmul-tf32", "matmul-float8_e4m3", "matmul-int8",
-                 "tf32-override-float32", "tf32-override-tf32", "search-bfloat16", "train-eager", "train-compile",
-                 "membw", "comm-1rank", "suite", "challenge", "verify"):
+    for step in (
+        "inventory",
+        "matmul-float64",
+        "matmul-tf32",
+        "matmul-float8_e4m3",
+        "matmul-int8",
+        "tf32-override-float32",
+        "tf32-override-tf32",
+        "search-bfloat16",
+        "train-eager",
+        "train-compile",
+        "membw",
+        "comm-1rank",
+        "suite",
+        "challenge",
+        "verify",
+    ):
         assert f"\n{step} " in out, step
     assert "--shape 2048,2048,16384" in out and "TORCH_LOGS=recompiles" in out and "--compile" in out
     assert "--search auto --dtype bfloat16 --budget 60 --window 10" in out
@@ -57,7 +82,7 @@ def full_run(tmp_path_factory):
 
 
 def test_a_failing_step_does_not_stop_the_later_ones_and_the_exit_status_is_1(full_run):
-    tmp, r, doc = full_run
+    _tmp, r, doc = full_run
     assert r.returncode == 1, r.stdout + r.stderr
     verdicts = {s["name"]: s["verdict"] for s in doc["steps"]}
     assert verdicts["membw"] == "FAIL"
@@ -70,12 +95,24 @@ def test_a_failing_step_does_not_stop_the_later_ones_and_the_exit_status_is_1(fu
 
 
 def test_check_json_holds_every_step_with_rc_seconds_and_figure(full_run):
-    tmp, r, doc = full_run
+    _tmp, _r, doc = full_run
     steps = {s["name"]: s for s in doc["steps"]}
-    assert set(steps) == {"inventory", *(f"matmul-{p}" for p in ("float64", "float32", "tf32", "bfloat16", "float16",
-                                                                  "float8_e4m3", "int8")),
-                          "tf32-override-float32", "tf32-override-tf32", "membw", "comm-1rank", "comm-nccl", "train-eager",
-                          "train-ddp", "search-bfloat16", "suite", "challenge", "train-compile", "verify"}
+    assert set(steps) == {
+        "inventory",
+        *(f"matmul-{p}" for p in ("float64", "float32", "tf32", "bfloat16", "float16", "float8_e4m3", "int8")),
+        "tf32-override-float32",
+        "tf32-override-tf32",
+        "membw",
+        "comm-1rank",
+        "comm-nccl",
+        "train-eager",
+        "train-ddp",
+        "search-bfloat16",
+        "suite",
+        "challenge",
+        "train-compile",
+        "verify",
+    }
     for s in doc["steps"]:
         assert {"rc", "seconds", "figure", "verdict", "timeout_s", "checks"} <= set(s), s["name"]
     assert steps["membw"]["rc"] == 1 and "illegal memory access" in json.dumps(steps["membw"]["checks"])
@@ -86,8 +123,12 @@ def test_check_json_holds_every_step_with_rc_seconds_and_figure(full_run):
     assert steps["search-bfloat16"]["figures"]["msmf_tflops"] == 770.0
     assert "MAMF 800.0 TFLOPS (80.9% of H200 989.4)" in steps["search-bfloat16"]["figure"]
     fp8 = steps["matmul-float8_e4m3"]
-    assert {c["name"] for c in fp8["checks"]} >= {"8192^3 fast_accum=True", "8192^3 fast_accum=False",
-                                                   "2048x2048x16384 fast_accum=True", "2048x2048x16384 fast_accum=False"}
+    assert {c["name"] for c in fp8["checks"]} >= {
+        "8192^3 fast_accum=True",
+        "8192^3 fast_accum=False",
+        "2048x2048x16384 fast_accum=True",
+        "2048x2048x16384 fast_accum=False",
+    }
     assert fp8["figures"]["fast_accum_speedup"] == 2.0
     assert {c["name"] for c in steps["matmul-int8"]["checks"]} == {"8192^3", "2048x2048x16384"}
     assert "TOPS" in steps["matmul-int8"]["figure"]
@@ -98,7 +139,7 @@ def test_check_json_holds_every_step_with_rc_seconds_and_figure(full_run):
 
 
 def test_tf32_overrides_are_recorded_stripped_and_judged(full_run):
-    tmp, r, doc = full_run
+    _tmp, _r, doc = full_run
     steps = {s["name"]: s for s in doc["steps"]}
     assert doc["environment"]["tf32_env"]["TORCH_ALLOW_TF32_CUBLAS_OVERRIDE"] == "1"
     # the variable set in the check's own environment did not reach the plain float32 step
@@ -109,7 +150,7 @@ def test_tf32_overrides_are_recorded_stripped_and_judged(full_run):
 
 
 def test_stderr_never_reaches_a_json_output(full_run):
-    tmp, r, doc = full_run
+    tmp, _r, _doc = full_run
     out = tmp / "out"
     stdouts = sorted((out / "logs").glob("*.stdout"))
     assert len(stdouts) >= 15
@@ -125,7 +166,7 @@ def test_stderr_never_reaches_a_json_output(full_run):
 
 
 def test_the_table_is_printed_and_the_outputs_come_back(full_run):
-    tmp, r, doc = full_run
+    tmp, r, _doc = full_run
     lines = r.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("STEP ") and "VERDICT" in line)
     table = "\n".join(lines[header:])
@@ -140,7 +181,7 @@ def test_the_table_is_printed_and_the_outputs_come_back(full_run):
 
 
 def test_challenge_is_signed_by_an_auditor_key_distinct_from_the_node_key(full_run):
-    tmp, r, doc = full_run
+    tmp, _r, _doc = full_run
     calls = [json.loads(line) for line in (tmp / "argv.log").read_text().splitlines()]
     collect = next(c for c in calls if c[1] == "collect")
     assert collect[collect.index("--key") + 1].endswith("auditor.pem")
@@ -165,7 +206,9 @@ def test_auditor_key_option_is_used_where_bench_has_it_and_multi_gpu_runs_under_
     # the auditor key was made with `bench keys init` first, and each side trusts only the other's public key
     out = tmp_path / "out"
     assert (out / "auditor.pem").exists() and (out / "node.pem").exists()
-    assert (out / "challenge" / "auditor.keys").read_text().splitlines()[1] == base64.b64encode(bytes(range(32))).decode()
+    assert (out / "challenge" / "auditor.keys").read_text().splitlines()[1] == base64.b64encode(
+        bytes(range(32))
+    ).decode()
     assert "challenge-keys" in json.dumps(steps["challenge"]["logs"])
     answer = next(x for x in steps["challenge"]["logs"] if x["label"] == "challenge-answer")["command"]
     assert "--trusted-keys" in answer and "auditor.keys" in answer
@@ -181,8 +224,9 @@ def _alive(pid: int) -> bool:
 
 def test_a_hanging_step_is_killed_with_its_children_at_its_timeout_and_the_deadline_holds(tmp_path):
     pid_file = tmp_path / "hang.pid"
-    r = run_check(tmp_path, "--only", "train-eager,suite", "--deadline", "3", FAKE_HANG="train",
-                  FAKE_HANG_PID=str(pid_file))
+    r = run_check(
+        tmp_path, "--only", "train-eager,suite", "--deadline", "3", FAKE_HANG="train", FAKE_HANG_PID=str(pid_file)
+    )
     doc = json.loads((tmp_path / "out" / "check.json").read_text())
     steps = {s["name"]: s for s in doc["steps"]}
     assert r.returncode == 1
@@ -196,9 +240,9 @@ def test_a_hanging_step_is_killed_with_its_children_at_its_timeout_and_the_deadl
 
 def test_the_checks_suite_override_is_valid_for_the_smoke_config():
     """The suite step narrows configs/smoke-gpu.toml's precisions with --set; bench must accept that override."""
-    from bench import suite
-
     import check
+
+    from bench import suite
 
     config = suite.load(check.REPO / check.SMOKE_CONFIG)
     override = "matmul.precisions=[" + ", ".join(f'"{p}"' for p in check.SUITE_PRECISIONS) + "]"

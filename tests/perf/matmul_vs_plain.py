@@ -53,7 +53,9 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     inv = host.host_inventory()
     cpu = devices.facts("cpu", inv)
-    print(f"{'precision':10} {'numpy':>9} {'torch':>9} {'MAMF':>9} {'shape':>16} {'backend':>8} {'MAMF/plain':>10}  GFLOPS")
+    print(
+        f"{'precision':10} {'numpy':>9} {'torch':>9} {'MAMF':>9} {'shape':>16} {'backend':>8} {'MAMF/plain':>10}  GFLOPS"
+    )
     for name in ("float32", "float64"):
         np_g, t_g = plain(name, sizes, args.reps)
         config = ms.SearchConfig("auto", args.budget, window_s=0)
@@ -63,8 +65,10 @@ def main() -> None:
         g = mamf.summary["tflops_median"] * 1e3
         shape = f"{mamf.spec['m']}x{mamf.spec['n']}x{mamf.spec['k']}"
         best_plain = max(x for x in (np_g, t_g) if x is not None)
-        print(f"{name:10} {np_g or float('nan'):>9.1f} {t_g:>9.1f} {g:>9.1f} {shape:>16} {mamf.details['backend']:>8} "
-              f"{g / best_plain:>10.2f}")
+        print(
+            f"{name:10} {np_g or float('nan'):>9.1f} {t_g:>9.1f} {g:>9.1f} {shape:>16} {mamf.details['backend']:>8} "
+            f"{g / best_plain:>10.2f}"
+        )
 
 
 if __name__ == "__main__":

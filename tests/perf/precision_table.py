@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench import challenge as chl  # noqa: E402
-from bench.challenge import exact_rows  # noqa: E402
+from bench import challenge as chl
+from bench.challenge import exact_rows
 
 Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -43,7 +43,9 @@ def rounded(fmt: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: x.to(fmt).to(torch.float32)
 
 
-def cheap(operands: Callable[[torch.Tensor], torch.Tensor], out: torch.dtype, compute: torch.dtype = torch.float32) -> Product:
+def cheap(
+    operands: Callable[[torch.Tensor], torch.Tensor], out: torch.dtype, compute: torch.dtype = torch.float32
+) -> Product:
     return lambda a, b: (operands(a).to(compute) @ operands(b).to(compute)).to(out)
 
 

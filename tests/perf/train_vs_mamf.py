@@ -23,7 +23,11 @@ def main() -> None:
     inv = host.host_inventory()
     cpu = devices.facts("cpu", inv)
     config = ms.SearchConfig("auto", args.budget, window_s=0)
-    out = list(ms.search(cpu, "float32", config, ms.candidates_for(cpu, "float32", config, devices.free_memory_bytes("cpu"), 0)))
+    out = list(
+        ms.search(
+            cpu, "float32", config, ms.candidates_for(cpu, "float32", config, devices.free_memory_bytes("cpu"), 0)
+        )
+    )
     mamf = next(m for m in out if m.details["search"].get("mamf")).summary["tflops_median"]
     print(f"float32 MAMF on this CPU: {mamf * 1e3:.1f} GFLOPS")
     print(f"{'model':6} {'preset':8} {'step ms':>9} {'items/s':>10} {'GFLOPS':>8} {'/ MAMF':>7} {'MFU':>6}")

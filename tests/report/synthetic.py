@@ -83,7 +83,9 @@ def on_gpu(m: Measurement, index: int) -> Measurement:
     return m
 
 
-def simple(workload: str, spec: dict, summary: dict, details: dict | None = None, device: dict | None = None) -> Measurement:
+def simple(
+    workload: str, spec: dict, summary: dict, details: dict | None = None, device: dict | None = None
+) -> Measurement:
     """A measured entry of another workload (train, membw, comm) with the summary fields the metrics read."""
     s = samples(0.01)
     return Measurement(workload=workload, spec=spec, device=dict(device or DEVICE), status="ok", timer="perf_counter",
@@ -99,11 +101,24 @@ def every_workload(device: dict | None = None) -> list[Measurement]:
     final.summary["efficiency"] = 0.6
     msmf = matmul("bfloat16", samples(0.0015), role="msmf")
     msmf.details["msmf"] = {"tflops": 170.0, "min_bucket_tflops": 160.0, "series": []}
-    out = [fixed, final, msmf,
-           simple("train", {"model": "gpt", "preset": "small", "precision": "bfloat16"},
-                  {"tflops_median": 120.0, "items_per_s": 50000.0, "mfu": 0.4}),
-           simple("membw", {"kernel": "triad", "elements": 1 << 27, "dtype": "float64"}, {"gbps_median": 3000.0, "gbps_best": 3100.0}),
-           simple("comm", {"op": "all_reduce", "bytes": 1 << 20, "world_size": 8}, {"busbw_gbps": 300.0, "algbw_gbps": 170.0})]
+    out = [
+        fixed,
+        final,
+        msmf,
+        simple(
+            "train",
+            {"model": "gpt", "preset": "small", "precision": "bfloat16"},
+            {"tflops_median": 120.0, "items_per_s": 50000.0, "mfu": 0.4},
+        ),
+        simple(
+            "membw",
+            {"kernel": "triad", "elements": 1 << 27, "dtype": "float64"},
+            {"gbps_median": 3000.0, "gbps_best": 3100.0},
+        ),
+        simple(
+            "comm", {"op": "all_reduce", "bytes": 1 << 20, "world_size": 8}, {"busbw_gbps": 300.0, "algbw_gbps": 170.0}
+        ),
+    ]
     for m in out:
         if device:
             m.device = dict(device)
@@ -144,8 +159,10 @@ def node_report(node: int, tflops: list[float], key: Ed25519PrivateKey, *, end: 
         tool={"name": "bench", "version": "0.1.0", "git_commit": None},
         command_line=["bench", "matmul", "--search", "auto"],
         config={},
-        inventory={"host": {"hostname": f"node{node:05d}", "fingerprint": f"host-{node}", "unavailable": {}},
-                   "nvml": {"available": True, "gpus": gpus}},
+        inventory={
+            "host": {"hostname": f"node{node:05d}", "fingerprint": f"host-{node}", "unavailable": {}},
+            "nvml": {"available": True, "gpus": gpus},
+        },
         start_utc=(dt.datetime.fromisoformat(end) - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         end_utc=end,
         measurements=[gpu_measurement(node, i, t, precision) for i, t in zip(indices, tflops, strict=True)],

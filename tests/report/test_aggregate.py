@@ -37,7 +37,10 @@ def test_fleet_totals_groups_and_memory():
     assert group["peak_sum_tflops"] == pytest.approx(80 * 989.4)
     assert group["efficiency"] == pytest.approx(expected / (80 * 989.4), rel=1e-3)
     (total,) = cap["totals"]
-    assert total["mamf_pflops"] == pytest.approx(expected / 1e3, rel=1e-3) and total["mamf_eflops"] == total["mamf_pflops"] / 1e3
+    assert (
+        total["mamf_pflops"] == pytest.approx(expected / 1e3, rel=1e-3)
+        and total["mamf_eflops"] == total["mamf_pflops"] / 1e3
+    )
     assert cap["accelerator_memory_bytes"] == str(80 * 85520809984)  # a decimal string: exact at any size
     assert cap["defective"] == [] and cap["duplicates"] == []
     assert all(i["status"] == "counted" and i["digest"] for i in cap["inputs"])
@@ -165,7 +168,9 @@ def test_inflated_capacity_resigned_by_the_aggregator_fails_recomputation():
     reports = fleet(n_nodes=3)
     cap = run(reports)
     cap["totals"][0]["mamf_tflops"] *= 2
-    findings = [f for f in agg.verify_capacity(signed(cap), {sign.digest(r): r for r in reports}) if f.severity == "error"]
+    findings = [
+        f for f in agg.verify_capacity(signed(cap), {sign.digest(r): r for r in reports}) if f.severity == "error"
+    ]
     assert [f.code for f in findings] == ["capacity-mismatch"] and "totals" in findings[0].message
 
 

@@ -26,7 +26,9 @@ def test_prometheus_text_parses_back_with_labels_and_values():
                            "modelName": "Test CPU", "GPU_I_ID": "", "precision": "float32", "emulated": "false"}  # fmt: skip
     assert mamf.value == r.measurements[2].summary["tflops_median"] * 1e12
     fixed = families["bench_matmul_flops_per_second"].samples
-    assert [s.labels["precision"] for s in fixed] == ["float32"]  # the invalid float64 figure is not exported as a figure
+    assert [s.labels["precision"] for s in fixed] == [
+        "float32"
+    ]  # the invalid float64 figure is not exported as a figure
     valid = {(s.labels["what"], s.labels["role"]): s.value for s in families["bench_measurement_valid"].samples}
     assert valid == {("float32", ""): 1.0, ("float64", ""): 0.0, ("float32", "final"): 1.0}
     assert families["bench_run_complete"].samples[0].value == 1.0
@@ -51,7 +53,11 @@ def test_csv_round_trips_through_pandas():
 
 def test_markdown_lists_figures_and_what_was_not_counted():
     text = export.markdown(_report())
-    assert "# bench run run-a" in text and "| MAMF GFLOPS |" in text and "| cpu | float32 | 512x512x512 | torch | 178.5 |" in text
+    assert (
+        "# bench run run-a" in text
+        and "| MAMF GFLOPS |" in text
+        and "| cpu | float32 | 512x512x512 | torch | 178.5 |" in text
+    )
     assert "## Gates" in text and "| FAIL | correctness | matmul cpu float64: invalid" in text
     assert "## Not counted" in text and "invalid: product check failed" in text
 

@@ -17,7 +17,9 @@ def _seconds_for(tflops: float) -> float:
 
 
 def test_floors_pass_and_fail_per_device_and_precision():
-    r = syn.report([syn.matmul("float32", syn.samples(_seconds_for(0.2))), syn.matmul("float64", syn.samples(_seconds_for(0.05)))])
+    r = syn.report(
+        [syn.matmul("float32", syn.samples(_seconds_for(0.2))), syn.matmul("float64", syn.samples(_seconds_for(0.05)))]
+    )
     ok = gates.floors(r, {"float32": 0.1, "float64": 0.01})
     assert [g.passed for g in ok] == [True, True]
     bad = gates.floors(r, {"float32": 0.5})

@@ -24,7 +24,9 @@ def _images(page: str) -> list[bytes]:
 
 
 def test_node_page_is_standalone_with_decodable_figures():
-    r = syn.report([syn.matmul("float32", syn.samples(0.002)), syn.matmul("float32", syn.samples(0.0015), role="final", mamf=True)])
+    r = syn.report(
+        [syn.matmul("float32", syn.samples(0.002)), syn.matmul("float32", syn.samples(0.0015), role="final", mamf=True)]
+    )
     page = html.node_page(r)
     assert page.startswith("<!DOCTYPE html>") and "http://" not in page and "https://" not in page
     images = _images(page)

@@ -21,10 +21,12 @@ def families(text: str) -> dict:
 
 
 def _gpu_report():
-    ms = [syn.on_gpu(syn.matmul("bfloat16", syn.samples(0.002), role="candidate"), 0),
-          syn.on_gpu(syn.matmul("bfloat16", syn.samples(0.004), role="candidate", status="invalid"), 0),
-          syn.on_gpu(syn.matmul("bfloat16", syn.samples(0.0015), role="final", mamf=True), 0),
-          syn.on_gpu(syn.matmul("bfloat16", syn.samples(0.0016), role="final", mamf=True), 1)]
+    ms = [
+        syn.on_gpu(syn.matmul("bfloat16", syn.samples(0.002), role="candidate"), 0),
+        syn.on_gpu(syn.matmul("bfloat16", syn.samples(0.004), role="candidate", status="invalid"), 0),
+        syn.on_gpu(syn.matmul("bfloat16", syn.samples(0.0015), role="final", mamf=True), 0),
+        syn.on_gpu(syn.matmul("bfloat16", syn.samples(0.0016), role="final", mamf=True), 1),
+    ]
     ms[2].summary["efficiency"] = 0.5
     return syn.gpu_report(ms)
 
@@ -50,18 +52,28 @@ def test_a_mig_instance_carries_its_parent_gpu_and_its_gpu_instance_id():
     m.device["uuid"] = "MIG-5b8d9f6e-1111-2222-3333-444455556666"
     r = syn.gpu_report([m])
     r.inventory["nvml"]["gpus"][0]["mig_devices"] = [
-        {"index": 0, "uuid": m.device["uuid"], "gpu_instance_id": 7, "sm_count": 16, "memory_bytes": 10 << 30}]
+        {"index": 0, "uuid": m.device["uuid"], "gpu_instance_id": 7, "sm_count": 16, "memory_bytes": 10 << 30}
+    ]
     (s,) = families(export.prometheus(r))["bench_matmul_mamf_flops_per_second"].samples
     assert (s.labels["gpu"], s.labels["pci_bus_id"], s.labels["UUID"], s.labels["GPU_I_ID"]) == (
-        "0", "00000000:18:00.0", m.device["uuid"], "7")
+        "0",
+        "00000000:18:00.0",
+        m.device["uuid"],
+        "7",
+    )
 
 
 def test_one_device_info_per_device_with_serial_and_driver():
     f = families(export.prometheus(_gpu_report()))
     info = {s.labels["UUID"]: s.labels for s in f["bench_device_info"].samples}
     assert set(info) == set(syn.GPU_UUIDS)
-    assert info[syn.GPU_UUIDS[1]]["serial"] == "165212345671" and info[syn.GPU_UUIDS[1]]["driver_version"] == "550.54.15"
-    assert info[syn.GPU_UUIDS[1]]["torch_device"] == "cuda:1" and info[syn.GPU_UUIDS[1]]["pci_bus_id"] == "00000000:19:00.0"
+    assert (
+        info[syn.GPU_UUIDS[1]]["serial"] == "165212345671" and info[syn.GPU_UUIDS[1]]["driver_version"] == "550.54.15"
+    )
+    assert (
+        info[syn.GPU_UUIDS[1]]["torch_device"] == "cuda:1"
+        and info[syn.GPU_UUIDS[1]]["pci_bus_id"] == "00000000:19:00.0"
+    )
 
 
 def test_validity_is_one_series_per_measurement_identity_and_an_invalid_one_is_not_hidden():

@@ -13,7 +13,10 @@ def operands(name, m, k, n, seed=0):
     g = torch.Generator().manual_seed(seed)
     dtype = precision.get(name).torch_dtype
     if dtype == torch.int8:
-        return (torch.randint(-128, 128, (m, k), generator=g, dtype=dtype), torch.randint(-128, 128, (k, n), generator=g, dtype=dtype))
+        return (
+            torch.randint(-128, 128, (m, k), generator=g, dtype=dtype),
+            torch.randint(-128, 128, (k, n), generator=g, dtype=dtype),
+        )
     a = (torch.rand(m, k, generator=g, dtype=torch.float64) * 2 - 1).to(dtype)
     b = (torch.rand(k, n, generator=g, dtype=torch.float64) * 2 - 1).to(dtype)
     return a, b

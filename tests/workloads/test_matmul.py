@@ -45,7 +45,9 @@ def test_real_measurement_keeps_raw_samples_and_derives_figures_from_them(name):
 
 def test_figures_follow_the_timer_exactly():
     timer = FakeTimer([0.5] * 3 + [0.25, 0.5, 1.0])
-    m = mm.run(mm.MatmulSpec(8, 8, 8, "float32"), cpu(), Policy(budget_s=0.1, min_iterations=3, max_warmup_s=5.0), timer=timer)
+    m = mm.run(
+        mm.MatmulSpec(8, 8, 8, "float32"), cpu(), Policy(budget_s=0.1, min_iterations=3, max_warmup_s=5.0), timer=timer
+    )
     assert m.samples_s == [0.25, 0.5, 1.0]
     assert m.summary["median_s"] == 0.5
     assert m.summary["tflops_median"] == pytest.approx(1024 / 0.5 / 1e12)

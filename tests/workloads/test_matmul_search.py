@@ -31,7 +31,12 @@ def test_grid_is_sorted_by_work():
 
 
 def test_cpu_candidates_respect_memory():
-    assert ms.cpu_candidates(4, 3 * 1024 * 1024 * 4) == [(256, 256, 256), (512, 512, 512), (768, 768, 768), (1024, 1024, 1024)]
+    assert ms.cpu_candidates(4, 3 * 1024 * 1024 * 4) == [
+        (256, 256, 256),
+        (512, 512, 512),
+        (768, 768, 768),
+        (1024, 1024, 1024),
+    ]
 
 
 def test_wave_shapes_fill_whole_waves():
@@ -75,7 +80,12 @@ def fake_measure(seconds_for):
 
 def test_search_finds_the_fastest_shape_and_backend_then_holds_it():
     # numpy is fastest at 512, torch at 256; every shape's time is flops / rate
-    rates = {((256,) * 3, "torch"): 2e9, ((512,) * 3, "torch"): 1e9, ((256,) * 3, "numpy"): 1e9, ((512,) * 3, "numpy"): 4e9}
+    rates = {
+        ((256,) * 3, "torch"): 2e9,
+        ((512,) * 3, "torch"): 1e9,
+        ((256,) * 3, "numpy"): 1e9,
+        ((512,) * 3, "numpy"): 4e9,
+    }
     measure = fake_measure(lambda spec, b: spec.flops / rates[((spec.m, spec.n, spec.k), b)])
     config = ms.SearchConfig("grid", budget_s=4.0, window_s=1.0)
     peak = Peak(0.01, "theoretical", "test", "test")
@@ -121,7 +131,6 @@ def test_search_budget_stops_the_sweep():
 
 def test_interrupted_search_keeps_finished_shapes(tmp_path):
     from bench import runner
-    from bench.report.model import NodeReport
     from bench.report.store import ReportWriter, load_report
 
     calls = {"n": 0}
