@@ -266,9 +266,12 @@ def _one_configuration(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, A
     the newest row (df is sorted newest first): the same leaf and the same mode (whole, or slices). Returns the rows
     kept and a duplicate entry for each GPU whose other configuration was dropped."""
     columns = ("serial", "pci")
-    mig = pd.Series(False, index=df.index)
-    for c in columns:
-        mig |= df[c].map(lambda x: isinstance(x, str) and _MIG_SLOT.search(x) is not None)
+    flags = [False] * len(df)
+    for c in columns:  # a plain substring test over every row (a country holds millions), the pattern on the few hits
+        for n, x in enumerate(df[c].tolist()):
+            if isinstance(x, str) and "/mig" in x and _MIG_SLOT.search(x) is not None:
+                flags[n] = True
+    mig = pd.Series(flags, index=df.index)
     if not mig.any():
         return df, []
 
