@@ -14,7 +14,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Modules above the report layer, which nothing in it (or in bench.figures) may import.
-UPWARD = ("torch", "bench.workloads", "bench.cli", "bench.plans", "bench.runner", "bench.challenge")
+UPWARD = (
+    "torch",
+    "bench.workloads",
+    "bench.cli",
+    "bench.plans",
+    "bench.runner",
+    "bench.challenge",
+    "bench.disclosure",
+    "bench.audit",
+    "bench.orchestrate",
+)
 #: Report-layer files allowed a heavy import, each with why (none: the challenge's torch check lives in bench.challenge).
 EXEMPT: dict[str, str] = {}
 
@@ -58,6 +68,7 @@ def test_no_import_runs_back_up(path):
 #: The whole house, top to bottom: what each part may not import (the layers above it). The CLI is the top.
 ABOVE = {
     "bench/orchestrate.py": ("bench.cli",),
+    "bench/audit.py": ("bench.cli", "bench.orchestrate", "bench.workloads", "bench.plans", "bench.runner", "torch"),
     "bench/plans.py": ("bench.cli", "bench.orchestrate"),
     "bench/runner.py": ("bench.cli", "bench.orchestrate", "bench.plans"),
     "bench/suite.py": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.workloads", "torch"),
@@ -104,6 +115,12 @@ def _loaded(modules: list[str]) -> dict[str, bool]:
 def test_verify_and_aggregate_load_neither_torch_nor_matplotlib():
     loaded = _loaded(["bench.figures", "bench.report.model", "bench.report.verify", "bench.report.aggregate",
                       "bench.registry", "bench.suite"])  # fmt: skip
+    assert loaded == {"torch": False, "matplotlib": False, "bench.workloads": False}
+
+
+def test_an_audit_loads_neither_torch_nor_matplotlib():
+    """bench verify's library half (bench.audit, over report and disclosure) runs on an auditor's laptop."""
+    loaded = _loaded(["bench.audit", "bench.disclosure.document", "bench.disclosure.sampling"])
     assert loaded == {"torch": False, "matplotlib": False, "bench.workloads": False}
 
 
