@@ -30,7 +30,7 @@ def _show(rep: Any) -> None:
 def _capacity(path: Path) -> dict | None:
     """The parsed capacity report at `path`, or None when the file is something else (a node report)."""
     from bench.report import intake
-    from bench.report.aggregate import CAPACITY_KIND, CAPACITY_READABLE
+    from bench.report.model import CAPACITY_KIND, CapacityReport, ReportError
 
     try:
         data = intake.read_json(path).data
@@ -38,11 +38,10 @@ def _capacity(path: Path) -> dict | None:
         return None  # load_report says why
     if not (isinstance(data, dict) and data.get("kind") == CAPACITY_KIND):
         return None
-    if data.get("schema_version") not in CAPACITY_READABLE or isinstance(data.get("schema_version"), bool):
-        fail(f"{path}: capacity schema_version {data.get('schema_version')!r}; this bench reads "
-             f"{', '.join(map(str, CAPACITY_READABLE))} "
-             "(re-aggregate the node reports)")  # fmt: skip
-    return data
+    try:
+        return CapacityReport.from_dict(data).to_dict()
+    except ReportError as exc:
+        fail(f"{path}: {exc}")
 
 
 @click.command()

@@ -21,6 +21,7 @@ import pandas as pd
 from bench.report import capacity as cap
 from bench.report import intake, sign
 from bench.report import verify as v
+from bench.report.model import CapacityReport, ReportError
 
 
 class DisclosureError(ValueError):
@@ -100,12 +101,10 @@ def check_capacity(
     signature verifies (skipped when `verified`: its bytes were already checked) and, with a trust list, an aggregator
     key signed it. Rows carry no more than the tier the aggregator gave them; a capacity built without a trust list or
     a maximum age gave 'reported' (see bench.report.pool.apply_policy)."""
-    if not isinstance(data, dict) or data.get("kind") != cap.CAPACITY_KIND:
-        raise DisclosureError(f"{where}: not a bench capacity report")
-    version = data.get("schema_version")
-    if isinstance(version, bool) or version not in cap.CAPACITY_READABLE:
-        raise DisclosureError(f"{where}: capacity schema_version {version!r}; this bench reads "
-                              f"{', '.join(map(str, cap.CAPACITY_READABLE))}")  # fmt: skip
+    try:
+        CapacityReport.from_dict(data)
+    except ReportError as exc:
+        raise DisclosureError(f"{where}: {exc}") from None
     if not verified:
         valid, why = sign.check(data)
         if not valid:

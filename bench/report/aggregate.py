@@ -10,9 +10,6 @@
 from __future__ import annotations
 
 from bench.report.capacity import (
-    CAPACITY_KIND,
-    CAPACITY_READABLE,
-    CAPACITY_SCHEMA_VERSION,
     IDENTITIES,
     RECOMPUTED,
     aggregate,
@@ -22,6 +19,7 @@ from bench.report.capacity import (
 )
 from bench.report.claims import ALIASES, KNOWN_PRECISIONS, UNITS, check_claim, parse_claim
 from bench.report.devices import COLUMNS, SAMPLES_IDENTITY_MIN_DISTINCT, device_rows
+from bench.report.model import CAPACITY_KIND, CAPACITY_READABLE, CAPACITY_SCHEMA_VERSION, CapacityReport
 from bench.report.pool import (
     PARALLEL_FROM,
     Examined,
@@ -32,8 +30,8 @@ from bench.report.pool import (
 from bench.report.rules import DEFAULT_TOLERANCE, MAX_AGE_LIMIT_S, Baseline, Rules, RulesError, load_rules
 
 __all__ = [
-    "ALIASES", "CAPACITY_KIND", "CAPACITY_READABLE", "CAPACITY_SCHEMA_VERSION", "COLUMNS", "DEFAULT_TOLERANCE", "IDENTITIES",
-    "KNOWN_PRECISIONS", "MAX_AGE_LIMIT_S", "PARALLEL_FROM", "RECOMPUTED", "SAMPLES_IDENTITY_MIN_DISTINCT", "UNITS",
-    "Baseline", "Examined", "Rules", "RulesError", "aggregate", "apply_policy", "audit_capacity", "build",
+    "ALIASES", "CAPACITY_KIND", "CAPACITY_READABLE", "CAPACITY_SCHEMA_VERSION", "COLUMNS", "DEFAULT_TOLERANCE",
+    "IDENTITIES", "KNOWN_PRECISIONS", "MAX_AGE_LIMIT_S", "PARALLEL_FROM", "RECOMPUTED", "SAMPLES_IDENTITY_MIN_DISTINCT", "UNITS",
+    "Baseline", "CapacityReport", "Examined", "Rules", "RulesError", "aggregate", "apply_policy", "audit_capacity", "build",
     "check_claim", "device_rows", "examine_all", "load_rules", "parse_claim", "verify_capacity",
 ]  # fmt: skip

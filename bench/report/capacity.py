@@ -17,16 +17,9 @@ import pandas as pd
 from bench.report import intake, sign
 from bench.report import verify as v
 from bench.report.devices import COLUMNS
+from bench.report.model import CAPACITY_KIND, CAPACITY_SCHEMA_VERSION, CapacityReport, ReportError
 from bench.report.pool import Examined, apply_policy, examine_all
 from bench.report.rules import Rules, RulesError
-
-CAPACITY_KIND = "bench.capacity-report"
-#: 2: device rows carry a tier and identities; totals carry reported / bounded / proven figures.
-#: 3: accelerator_memory_bytes is a decimal string (sign.exact_count): a fleet of 110,000 80-GB GPUs holds more bytes
-#: than RFC 8785 can carry as an integer (2^53). Version 2 (an integer there) is still read and verified.
-CAPACITY_SCHEMA_VERSION = 3
-#: The versions audit_capacity and bench report read.
-CAPACITY_READABLE = (2, 3)
 
 
 def aggregate(
@@ -241,12 +234,10 @@ def audit_capacity(
     --max-age now. Returns the findings and the auditor's view: the capacity rebuilt under the auditor's policy (what a
     claim is checked against), or None without node reports."""
     now = now or dt.datetime.now(dt.UTC)
-    if not isinstance(capacity, dict) or capacity.get("kind") != CAPACITY_KIND:
-        return [v.Finding(v.ERROR, "schema", "not a bench capacity report")], None
-    version = capacity.get("schema_version")
-    if isinstance(version, bool) or version not in CAPACITY_READABLE:
-        return [v.Finding(v.ERROR, "schema", f"unsupported capacity schema_version {version!r}; this bench reads "
-                          f"{CAPACITY_SCHEMA_VERSION} (re-aggregate the node reports)")], None  # fmt: skip
+    try:
+        version = CapacityReport.from_dict(capacity).schema_version
+    except ReportError as exc:
+        return [v.Finding(v.ERROR, "schema", str(exc))], None
     out = []
     kid = sign.signer(capacity)
     if kid and trusted is not None and kid not in trusted:

@@ -1,4 +1,4 @@
-"""The data model every layer shares: Measurement and NodeReport, their JSON form and its validation.
+"""The data model every layer shares: Measurement, NodeReport and CapacityReport, their JSON form and its validation.
 
 A report's JSON is the contract: readers validate every field they rely on and refuse unknown schema versions, so a
 truncated, hand-edited or future file gets a one-line ReportError instead of a traceback somewhere downstream.
@@ -28,6 +28,25 @@ STATUSES = ("ok", "invalid", "skipped", "error")
 
 class ReportError(ValueError):
     """A report that cannot be read or does not follow the schema; the message is one line meant for a person."""
+
+
+def exact_count(n: int) -> str:
+    """A non-negative count of any size as the decimal string signed documents carry it (exact at every magnitude,
+    unlike an integer beyond 2^53, which RFC 8785 refuses)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"a count is a non-negative integer, got {n!r}")
+    return str(n)
+
+
+def read_count(value: Any) -> int:
+    """The integer a count field holds: a decimal string (exact_count) or, in documents written before that form, a
+    JSON integer. ValueError for anything else (a float, a sign, spaces, an exponent)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    digits = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 40
+    if digits and (value == "0" or value[0] != "0"):
+        return int(value)
+    raise ValueError(f"a count should be a decimal string of digits, got {value!r}")
 
 
 def utc_now() -> str:
@@ -183,6 +202,66 @@ WORK_UNITS = ("FLOP", "byte")
 _V1_BYTE_WORKLOADS = ("membw", "comm")
 #: Version 1 named an override's source by its flag; version 2 says "override" (bench.hardware.peaks.Source).
 _V1_SOURCES = {"--cpu-clock-mhz": "override", "--fma-units": "override", "--cpu-cores": "override"}
+
+
+#: Format history of capacity reports (bench aggregate; built in bench.report.capacity):
+#:
+#: 2 — device rows carry a tier and identities; totals carry reported / bounded / proven figures.
+#: 3 — accelerator_memory_bytes is a decimal string (exact_count): a fleet of 110,000 80-GB GPUs holds more bytes than
+#:     RFC 8785 can carry as an integer (2^53). Version 2 (an integer there) is still read and verified.
+CAPACITY_KIND = "bench.capacity-report"
+CAPACITY_SCHEMA_VERSION = 3
+CAPACITY_READABLE = (2, 3)
+
+
+@dataclass(frozen=True)
+class CapacityReport:
+    """A fleet capacity report as every reader takes it (bench report, bench verify, bench disclose): kind and version
+    checked once, here, and the parts they use typed. `data` is the signed document itself, which its signature and
+    digest cover; the figures are re-derived from node reports by bench.report.capacity.audit_capacity."""
+
+    schema_version: int
+    created_utc: str
+    trusted_key_ids: list[str] | None
+    inputs: list[dict[str, Any]]
+    devices: list[dict[str, Any]]
+    groups: list[dict[str, Any]]
+    totals: list[dict[str, Any]]
+    accelerator_memory_bytes: int
+    duplicates: list[Any]
+    defective: list[dict[str, Any]]
+    data: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> CapacityReport:
+        """The capacity report in `data` (parsed JSON); ReportError naming what is wrong (kind, version, a field)."""
+        if not isinstance(data, dict) or data.get("kind") != CAPACITY_KIND:
+            raise ReportError("not a bench capacity report")
+        version = data.get("schema_version")
+        if isinstance(version, bool) or version not in CAPACITY_READABLE:
+            raise ReportError(f"unsupported capacity schema_version {version!r}; this bench reads "
+                              f"{', '.join(map(str, CAPACITY_READABLE))} (re-aggregate the node reports)")  # fmt: skip
+        where = "capacity"
+        created = _field(data, "created_utc", str, where)
+        parse_timestamp(created, f"{where}.created_utc")
+        trusted = _field(data, "trusted_key_ids", (list, type(None)), where)
+        for i, k in enumerate(trusted or []):
+            _expect(k, str, f"{where}.trusted_key_ids[{i}]")
+        tables = {}
+        for key in ("inputs", "devices", "groups", "totals", "defective"):
+            tables[key] = _field(data, key, list, where)
+            for i, row in enumerate(tables[key]):
+                _expect(row, dict, f"{where}.{key}[{i}]")
+        try:
+            memory = read_count(data.get("accelerator_memory_bytes"))
+        except ValueError as exc:
+            raise ReportError(f"{where}.accelerator_memory_bytes: {exc}") from None
+        return cls(schema_version=version, created_utc=created, trusted_key_ids=trusted,
+                   accelerator_memory_bytes=memory, duplicates=_field(data, "duplicates", list, where), data=data,
+                   **tables)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
 
 
 def upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:

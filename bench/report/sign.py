@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bench.report import keys
+from bench.report.model import exact_count, read_count  # noqa: F401 - the count form signed documents use
 
 ALG = "ed25519"
 SIGNATURE_FIELD = "signature"
@@ -48,7 +49,8 @@ def signed_view(data: dict[str, Any]) -> dict[str, Any]:
     view = {k: v for k, v in data.items() if k != SIGNATURE_FIELD}
     if isinstance(view.get("measurements"), list):
         view["measurements"] = [
-            {k: v for k, v in m.items() if k not in RAW_ARRAYS} if isinstance(m, dict) else m for m in view["measurements"]
+            {k: v for k, v in m.items() if k not in RAW_ARRAYS} if isinstance(m, dict) else m
+            for m in view["measurements"]
         ]
     return view
 
@@ -60,25 +62,6 @@ MAX_SAFE_INTEGER = 2**53 - 1
 
 class UncarriableNumber(ValueError):
     """A document holds an integer RFC 8785 cannot carry exactly; the message names the field."""
-
-
-def exact_count(n: int) -> str:
-    """A non-negative count of any size as the decimal string signed documents carry it (exact at every magnitude,
-    unlike an integer beyond MAX_SAFE_INTEGER, which RFC 8785 refuses)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"a count is a non-negative integer, got {n!r}")
-    return str(n)
-
-
-def read_count(value: Any) -> int:
-    """The integer a count field holds: a decimal string (exact_count) or, in documents written before that form, a
-    JSON integer. ValueError for anything else (a float, a sign, spaces, an exponent)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    digits = isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 40
-    if digits and (value == "0" or value[0] != "0"):
-        return int(value)
-    raise ValueError(f"a count should be a decimal string of digits, got {value!r}")
 
 
 def _uncarriable(obj: Any, path: str) -> tuple[str, int] | None:
