@@ -7,7 +7,15 @@ from typing import Any
 
 import click
 
-from bench.cli.options import json_option, key_option, max_age_option, signing_key, trusted_keys, trusted_keys_option
+from bench.cli.options import (
+    json_option,
+    key_option,
+    max_age_option,
+    output_option,
+    signing_key,
+    trusted_keys,
+    trusted_keys_option,
+)
 from bench.cli.output import fail, stdout
 
 
@@ -21,14 +29,7 @@ def report_files(paths: tuple[Path, ...]) -> list[Path]:
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("capacity.json"),
-    show_default=True,
-    help="Where the signed capacity report goes.",
-)
+@output_option("Where the signed capacity report goes.", default=Path("capacity.json"))
 @trusted_keys_option("Only reports signed by these keys count (see bench verify).")
 @max_age_option("Reject node reports older than this, e.g. 7d.")
 @click.option(

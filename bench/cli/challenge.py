@@ -17,6 +17,7 @@ from bench.cli.options import (
     devices_option,
     json_option,
     key_option,
+    output_option,
     signing_key,
     trusted_keys,
     trusted_keys_option,
@@ -94,9 +95,7 @@ def challenge_group() -> None:
 
 
 @challenge_group.command("issue")
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Challenge file to write."
-)
+@output_option("Challenge file to write.", required=True)
 @click.option(
     "--dtype",
     type=click.Choice(CHALLENGE_DTYPES),
@@ -219,12 +218,8 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
     required=True,
     help="The challenge file the nodes answer (the collector may start before it exists: see --wait).",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Receipt log to write (keep it outside the drop directory; it is re-signed after every arrival).",
+@output_option(
+    "Receipt log to write (keep it outside the drop directory; it is re-signed after every arrival).", required=True
 )
 @click.option("--expect", type=click.IntRange(min=1), default=None, help="Stop after this many commitments.")
 @click.option(

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bench.cli.inputs import REPORT_FILE, node_report
+from bench.cli.options import output_option
 
 
 def _octal(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -26,13 +27,9 @@ def export_group() -> None:
 
 @export_group.command("prometheus")
 @click.argument("path", type=REPORT_FILE)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="File for node_exporter's textfile collector (e.g. /var/lib/node_exporter/bench.prom); "
-    "written atomically. Default: stdout.",
+@output_option(
+    "File for node_exporter's textfile collector (e.g. /var/lib/node_exporter/bench.prom); "
+    "written atomically. Default: stdout."
 )
 @click.option(
     "--mode",
@@ -56,13 +53,7 @@ def export_prometheus(path: Path, output: Path | None, mode: int) -> None:
 
 @export_group.command("csv")
 @click.argument("path", type=REPORT_FILE)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to this file (default: stdout).",
-)
+@output_option("Write to this file (default: stdout).")
 @click.option("--measurements", is_flag=True, help="One row per measurement instead of one per headline metric.")
 def export_csv(path: Path, output: Path | None, measurements: bool) -> None:
     """Headline metrics (or every measurement) as CSV, via pandas."""

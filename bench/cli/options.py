@@ -1,5 +1,5 @@
 """The click options several verbs share, each declared once so that a name means one thing in every verb:
---json (the result as JSON on stdout), --quiet (no progress on stderr), --results-dir (with BENCH_RESULTS_DIR), --key
+--json (the result as JSON on stdout), --quiet (no progress on stderr), -o/--output (the file a verb writes), --results-dir (with BENCH_RESULTS_DIR), --key
 (this machine's signing key), --trusted-keys (the keys whose signatures count), --max-age, --device (which devices to
 measure), --sequential and --timeout. A verb states only what is its own (what its JSON holds)."""
 
@@ -29,6 +29,13 @@ def json_option(what: str = "the report") -> Callable[[F], F]:
 
 
 quiet_option = click.option("--quiet", is_flag=True, help="No progress on stderr.")
+
+
+def output_option(help_text: str = "Write to this file (default: stdout).", *, default: Path | None = None,
+                  required: bool = False) -> Callable[[F], F]:  # fmt: skip
+    """-o/--output: the one file a verb writes (a file, never a folder; `bench disclose` writes a folder of its own)."""
+    return click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=default,
+                        show_default=default is not None, required=required, help=help_text)  # fmt: skip
 
 
 def results_dir_option(help_text: str = "Where reports go: RESULTS_DIR/<run-id>/report.json.") -> Callable[[F], F]:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from bench.cli.inputs import node_report
-from bench.cli.options import json_option
+from bench.cli.options import json_option, output_option
 from bench.cli.output import fail, stdout
 
 
@@ -55,13 +55,7 @@ def _capacity(path: Path) -> dict | None:
     help="text: tables on the terminal; md: Markdown; html: one stand-alone page with embedded plots; "
     "csv: one row per measurement.",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to this file (default: stdout).",
-)
+@output_option("Write to this file (default: stdout).")
 @json_option("the validated report")
 def report(path: Path, fmt: str, output: Path | None, as_json: bool) -> None:
     """Validate the node report at PATH and print its measurements, or render it (--format md|html|csv).

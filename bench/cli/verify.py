@@ -125,8 +125,8 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
 
     Exits 0 only when no report has an error-level finding and every claim is supported; 1 otherwise.
     """
-    from bench.report import aggregate as agg
     from bench import audit as au
+    from bench.report import aggregate as agg
     from bench.report.store import dumps
 
     for claim in claims:
