@@ -235,15 +235,29 @@ def rollup_cmd(children: tuple[Path, ...], level: str, name: str, from_dir: Path
 @disclose_group.command("sample")
 @click.argument("disclosure", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--from", "from_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--nonce", default=None, help="The auditor's nonce (16 to 256 printable ASCII characters), fixed after "
-              "the disclosure; default: a fresh random one (printed, and written into --request).")
+@click.option(
+    "--nonce",
+    default=None,
+    help="The auditor's nonce (16 to 256 printable ASCII characters), fixed after "
+    "the disclosure; default: a fresh random one (printed, and written into --request).",
+)
 @click.option("--size", type=click.IntRange(1, 1_000_000), default=60, show_default=True, help="Units to draw.")
 @click.option("--precision", default="bfloat16", show_default=True, help="The precision whose devices are drawn.")
-@click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
-              show_default=True, help="Confidence of the audit's lower bound (written into the request).")
-@click.option("--request", "request_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the audit request (nonce, population digest, size, precision, confidence) signed by --key, "
-                   "the AUDITOR's key: `bench disclose ... --audit-request` counts an audit only with it.")
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Confidence of the audit's lower bound (written into the request).",
+)
+@click.option(
+    "--request",
+    "request_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the audit request (nonce, population digest, size, precision, confidence) signed by --key, "
+    "the AUDITOR's key: `bench disclose ... --audit-request` counts an audit only with it.",
+)
 @key_option
 @json_option("the draw")
 def sample_cmd(disclosure: Path, from_dir: Path, nonce: str | None, size: int, precision: str, confidence: float,

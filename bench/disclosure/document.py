@@ -61,7 +61,11 @@ class Policy:
         and a proof it signs is the operator's word, not the auditor's."""
         if self.auditor_id is None:
             return
-        for what, ids in (("node", self.node_ids), ("aggregator", self.aggregator_ids), ("operator", self.operator_ids)):
+        for what, ids in (
+            ("node", self.node_ids),
+            ("aggregator", self.aggregator_ids),
+            ("operator", self.operator_ids),
+        ):
             if ids is not None and self.auditor_id in ids:
                 raise DisclosureError(f"the policy names key {self.auditor_id} both as the auditor and as a {what} key: "
                                       "the auditor's key must be one the operator does not hold")  # fmt: skip
@@ -191,8 +195,13 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
             {k: (sorted(map(str, x)) if isinstance(x, list) else str(x)) for k, x in d.items()} for d in duplicates
         ],
         "accelerator_memory_bytes": sign.exact_count(memory),
-        "claims": cl.ledger(claims_input, capacity, peak_pflops, declared["sites"],
-                            capacity_at=lambda by: _capacity_at(by, counted, proven, proof_docs)),
+        "claims": cl.ledger(
+            claims_input,
+            capacity,
+            peak_pflops,
+            declared["sites"],
+            capacity_at=lambda by: _capacity_at(by, counted, proven, proof_docs),
+        ),
         "audit": audit,
     }
 
@@ -429,7 +438,8 @@ def _rederive_capacities(leaves: list[tuple[Leaf, list[dict[str, Any]]]], store:
 
     # per store, and per the verifier's trust list and time (a store may serve several verifications)
     cache: dict[str, list[v.Finding] | None] = store.__dict__.setdefault("_capacity_findings", {}).setdefault(
-        (tuple(sorted(trusted)) if trusted is not None else None, as_of.isoformat()), {})
+        (tuple(sorted(trusted)) if trusted is not None else None, as_of.isoformat()), {}
+    )
     if "_node_index" not in store.__dict__:
         index: dict[str, intake.Document] = {}
         for sha in list(store.paths):
@@ -594,7 +604,11 @@ def _children_once(children: list[intake.Document]) -> None:
         if digest in digests:
             raise DisclosureError(f"{where}: the same child disclosure as {digests[digest]}: a child is listed once")
         digests[digest] = where
-        cited = child.data.get("inputs", {}).get("capacity_reports", []) if isinstance(child.data.get("inputs"), dict) else []
+        cited = (
+            child.data.get("inputs", {}).get("capacity_reports", [])
+            if isinstance(child.data.get("inputs"), dict)
+            else []
+        )
         for e in cited if isinstance(cited, list) else []:
             sha = e.get("sha256") if isinstance(e, dict) else None
             if sha in leaves and leaves[sha] != where:

@@ -126,6 +126,7 @@ def from_reports(
     nodes, used = [], []
     seen_digests: set[str] = set()
     seen_hosts: set[str] = set()
+
     # the newest report of a host first (then by bytes, so the choice never depends on the order given): one signed
     # report is one node however many files hold it (re-indented copies have other bytes, one digest), and a host is
     # one node however many reports it wrote

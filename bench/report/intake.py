@@ -82,7 +82,9 @@ def read_bytes(path: Path, *, root: Path | None = None, max_bytes: int | None = 
     limit = max_bytes_default() if max_bytes is None else max_bytes
     try:
         if path.is_symlink() and (root is None or not _inside(path, root)):
-            raise InputError(f"{path}: is a symbolic link" + (f" leading outside {root}" if root else "") + "; not read")
+            raise InputError(
+                f"{path}: is a symbolic link" + (f" leading outside {root}" if root else "") + "; not read"
+            )
         if root is not None and not _inside(path, root):
             raise InputError(f"{path}: lies outside {root}; not read")
         target = path.resolve() if root is not None else path

@@ -78,12 +78,16 @@ def create(path: Path, force: bool = False) -> Ed25519PrivateKey:
     if path.is_symlink():
         raise KeyFileError(f"{path} is a symbolic link; a key is written only to a plain file")
     if path.exists() and not force:
-        raise KeyFileError(f"{path} exists; use --force to replace it (reports signed with it stay verifiable by its id)")
+        raise KeyFileError(
+            f"{path} exists; use --force to replace it (reports signed with it stay verifiable by its id)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     _write_new(path, pem, 0o600)
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     _write_new(path.with_name(path.name + ".pub"), public_pem, 0o644)
     return key
 

@@ -49,7 +49,9 @@ class Proven:
     def bounds(self, precision: str, device: str) -> list[float]:
         return [per[device] for per in self.tflops.get(precision, {}).values() if device in per]
 
-    def totals(self, counted: dict[str, set[str]] | dict[str, dict[str, float | None]] | None = None) -> dict[str, float]:
+    def totals(
+        self, counted: dict[str, set[str]] | dict[str, dict[str, float | None]] | None = None
+    ) -> dict[str, float]:
         """Per precision, the largest sum over one challenge's devices; only over the devices in `counted` (precision
         -> UUIDs, or -> {UUID: the device's peak TFLOPS by bench's table, or None}) when given, each bound capped at
         that peak, and a device without a peak not counted (nothing bounds what it could have done)."""
@@ -91,7 +93,9 @@ class Proven:
         return out
 
 
-def _check(data: Any, where: str, auditor_ids: set[str], max_age: dt.timedelta | None, now: dt.datetime) -> list[dict[str, Any]]:
+def _check(
+    data: Any, where: str, auditor_ids: set[str], max_age: dt.timedelta | None, now: dt.datetime
+) -> list[dict[str, Any]]:
     if not isinstance(data, dict) or data.get("kind") != PROOF_KIND:
         raise ReportError(f"{where}: not a bench challenge proof")
     version = data.get("schema_version")
@@ -118,7 +122,9 @@ def _check(data: Any, where: str, auditor_ids: set[str], max_age: dt.timedelta |
               and not isinstance(d.get("tflops_lower_bound"), bool) and math.isfinite(d["tflops_lower_bound"])
               and d["tflops_lower_bound"] >= 0)  # fmt: skip
         if not ok:
-            raise ReportError(f"{where}: devices[{i}] needs a device UUID and a finite, non-negative tflops_lower_bound")
+            raise ReportError(
+                f"{where}: devices[{i}] needs a device UUID and a finite, non-negative tflops_lower_bound"
+            )
     return devices
 
 

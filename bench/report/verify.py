@@ -114,7 +114,11 @@ def _cuda_facts(m: Measurement, inventory: dict[str, Any]) -> SimpleNamespace | 
     gpu, mig = inventory_gpu(inventory, m.device.get("uuid"))
     migs = gpu.get("mig_devices") if gpu else None
     if mig is None and not m.device.get("mig"):
-        return None if isinstance(migs, list) and migs else SimpleNamespace(kind="cuda", name=name, mig=False, sm_count=None)
+        return (
+            None
+            if isinstance(migs, list) and migs
+            else SimpleNamespace(kind="cuda", name=name, mig=False, sm_count=None)
+        )
     sm_count = (mig or {}).get("sm_count") or m.device.get("sm_count")
     sm_count = sm_count if isinstance(sm_count, int) and not isinstance(sm_count, bool) and sm_count > 0 else None
     if isinstance(migs, list) and not peaks.mig_slices_fit(
@@ -242,7 +246,9 @@ def _check_measurement(
                                f"spec does ({expected_work} {workload.unit}, bench.figures)", where))  # fmt: skip
     passed = (m.validity or {}).get("passed")
     if (m.status == "ok") != (passed is True):
-        out.append(Finding(ERROR, "validity", f"status {m.status!r} but the correctness check says passed={passed!r}", where))
+        out.append(
+            Finding(ERROR, "validity", f"status {m.status!r} but the correctness check says passed={passed!r}", where)
+        )
 
     peak, notes = reference_peak(m, inventory)
     out += [Finding(f.severity, f.code, f.message, where) for f in notes]
@@ -259,7 +265,9 @@ def _check_measurement(
     if "msmf" in m.details:
         redo = figures.msmf(m.samples_s, m.work_per_iteration)
         if not _close(redo["tflops"], m.details["msmf"].get("tflops")):
-            out.append(Finding(ERROR, "figure-mismatch", "MSMF differs from its recomputation from the raw samples", where))
+            out.append(
+                Finding(ERROR, "figure-mismatch", "MSMF differs from its recomputation from the raw samples", where)
+            )
     if peak is None:
         if m.device.get("kind") == "cuda":
             out.append(Finding(WARNING, "unknown-model", f"no peak-table row for {m.device.get('name')!r} "
@@ -278,9 +286,15 @@ def _check_measurement(
     if world > 1:  # a data-parallel total is bounded by world_size devices' peak
         peak = peaks.Peak(peak.tflops * world, peak.kind, peak.source, peak.model, peak.unverified, peak.assumptions)
     if recorded_peak is not None and not _close(recorded_peak, peak.tflops):
-        out.append(Finding(WARNING, "peak-differs", f"report's peak {recorded_peak:.4g} TFLOPS, bench's {peak.tflops:.4g}", where))
+        out.append(
+            Finding(
+                WARNING, "peak-differs", f"report's peak {recorded_peak:.4g} TFLOPS, bench's {peak.tflops:.4g}", where
+            )
+        )
     if best > peak.tflops * (1 + peaks.IMPLAUSIBLE_TOLERANCE):
-        if peak.unverified and peak.kind == "theoretical":  # an estimate (e.g. a CPU whose max clock is unknown) bounds nothing: say so, don't reject
+        if (
+            peak.unverified and peak.kind == "theoretical"
+        ):  # an estimate (e.g. a CPU whose max clock is unknown) bounds nothing: say so, don't reject
             out.append(Finding(WARNING, "above-estimated-peak", f"{best:.4g} TFLOPS is {best / peak.tflops:.0%} of the "
                                f"estimated peak {peak.tflops:.4g} ({peak.model}, {peak.source}; unverified: "
                                f"{peak.assumptions.get('clock_source', 'unverified table row')})", where))  # fmt: skip
@@ -355,7 +369,9 @@ def policy_findings(key_id: str | None, latest: dt.datetime, *, trusted: set[str
     if trusted is not None and key_id not in trusted:
         out.append(Finding(ERROR, "untrusted-key", f"signed by key {key_id}, which is not in the trust list"))
     elif key_id and trusted is None:
-        out.append(Finding(WARNING, "unknown-key", f"signed by key {key_id}; no trust list given, so who signed is unchecked"))
+        out.append(
+            Finding(WARNING, "unknown-key", f"signed by key {key_id}; no trust list given, so who signed is unchecked")
+        )
     if latest > now + CLOCK_SKEW:
         out.append(Finding(ERROR, "future", f"report ends {latest.isoformat()}, after now ({now.isoformat()})"))
     if max_age is not None and now - latest > max_age:

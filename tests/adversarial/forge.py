@@ -40,14 +40,19 @@ def refigure(m: dict, peak_tflops: float | None = None) -> None:
     m["summary"] = figures.matmul_summary(m["samples_s"], int(m["work_per_iteration"]), peak_tflops)
 
 
-def as_h100(data: dict, node: int, key: Ed25519PrivateKey, *, world_size: int | None = 1000, speedup: float = 1e4) -> dict:
+def as_h100(
+    data: dict, node: int, key: Ed25519PrivateKey, *, world_size: int | None = 1000, speedup: float = 1e4
+) -> dict:
     """Attack 1: the CPU report's samples divided by `speedup`, relabelled as an H100 bf16 matmul with a made-up UUID
     (in the inventory too), spec.world_size set, moved to host `node`, re-signed by `key`."""
     data = copy.deepcopy({k: v for k, v in data.items() if k != "signature"})
     uuid = "GPU-" + hashlib.sha256(f"forged-{node}".encode()).hexdigest()[:32]
     host = data["inventory"]["host"]
     host.update(hostname=f"forged{node:03d}", fingerprint=f"fp-forged-{node}")
-    data["inventory"]["nvml"] = {"available": True, "gpus": [{"index": 0, "name": H100, "uuid": uuid, "memory_bytes": 85520809984}]}
+    data["inventory"]["nvml"] = {
+        "available": True,
+        "gpus": [{"index": 0, "name": H100, "uuid": uuid, "memory_bytes": 85520809984}],
+    }
     for m in data["measurements"]:
         m["device"] = {"id": "cuda:0", "kind": "cuda", "name": H100, "uuid": uuid}
         m["spec"]["precision"] = "bfloat16"

@@ -107,11 +107,15 @@ def test_attack_9_a_gzip_bomb_or_malformed_reveal_is_one_failed_entry(tmp_path):
     with gzip.open(drop / manifest["files"][0]["file"], "wb") as fh:
         fh.write(b"\0" * (32 << 20))  # 32 MB of zeros where 16 kB are expected
     broken = _answer(drop, ch, node="node-c", uuid="host-c")
-    (drop / f"{broken}{chl.REVEAL_SUFFIX}").write_text('{"kind": "bench.challenge-reveal", "schema_version": 1, "files": 5}')
+    (drop / f"{broken}{chl.REVEAL_SUFFIX}").write_text(
+        '{"kind": "bench.challenge-reveal", "schema_version": 1, "files": 5}'
+    )
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {good: 1.0, bomb: 1.0, broken: 1.0}))
     by_node = {n["node"]: n for n in verdict.nodes}
     # a device with one bad product counts for none (it is not checked further: finding R1)
-    assert by_node["node-a"]["verified"] == 2 and by_node["node-b"]["verified"] == 0 and by_node["node-c"]["verified"] == 0
+    assert (
+        by_node["node-a"]["verified"] == 2 and by_node["node-b"]["verified"] == 0 and by_node["node-c"]["verified"] == 0
+    )
     assert {f.code for f in verdict.findings if f.severity == "error"} == {"malformed-reveal"}
     assert any("more than the expected" in f.message for f in verdict.findings)
 
@@ -119,7 +123,7 @@ def test_attack_9_a_gzip_bomb_or_malformed_reveal_is_one_failed_entry(tmp_path):
 def test_attack_9_junk_commitments_do_not_fill_the_collectors_expect_count(tmp_path):
     path, ch = _issue(tmp_path)
     drop = _drop(tmp_path)
-    LATER = ch.issued + dt.timedelta(seconds=1)  # noqa: N806
+    LATER = ch.issued + dt.timedelta(seconds=1)
     for i in range(5):
         (drop / f"junk{i}{chl.COMMIT_SUFFIX}").write_text("{}" if i % 2 else "not json")
     os.mkfifo(drop / f"fifo{chl.COMMIT_SUFFIX}")

@@ -44,7 +44,9 @@ def test_attack_2_one_product_listed_1000_times(tmp_path):
     product = chl.compute(ch, "node-a", device, 0)
     inv = {"host": {"hostname": "node-a", "fingerprint": "host-a", "physical_cores": 2}, "nvml": {"gpus": []}}
     base = chl.commit_name("node-a", ch.nonce)
-    write_atomic(drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(chl.commitment(ch, "node-a", inv, [product] * 1000, NODE_KEY)))
+    write_atomic(
+        drop / f"{base}{chl.COMMIT_SUFFIX}", dumps(chl.commitment(ch, "node-a", inv, [product] * 1000, NODE_KEY))
+    )
     write_atomic(drop / f"{base}{chl.REVEAL_SUFFIX}", dumps(chl.reveal(drop, base, ch, [product])))
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
     assert "duplicate-product" in error_codes(verdict) and verdict.fleet["verified_flops"] == 0
@@ -136,9 +138,13 @@ def test_attack_5_cheaper_arithmetic_passes_a_float32_challenge(tmp_path):
     a = chl.operand(ch.nonce, "node-a", "host-a", 0, "A", ch.n, ch.dtype)
     b = chl.operand(ch.nonce, "node-a", "host-a", 0, "B", ch.n, ch.dtype)
     tf32 = cheap.tf32(a) @ cheap.tf32(b)
-    assert freivalds.check(a, b, tf32, prec.get("float32"), generator=torch.Generator().manual_seed(0)).passed  # the gap
+    assert freivalds.check(
+        a, b, tf32, prec.get("float32"), generator=torch.Generator().manual_seed(0)
+    ).passed  # the gap
     del tf32
-    for name, product in (("tf32", lambda x, y: cheap.tf32(x) @ cheap.tf32(y)),):  # fp16: tests/challenge/test_exact_rows.py
+    for name, product in (
+        ("tf32", lambda x, y: cheap.tf32(x) @ cheap.tf32(y)),
+    ):  # fp16: tests/challenge/test_exact_rows.py
         drop = tmp_path / name
         drop.mkdir()
         base = _answer(drop, ch, product=product)
@@ -174,4 +180,6 @@ def test_proof_bounds_sum_to_the_fleet_bound(tmp_path):
     assert error_codes(verdict) == set()
     total = sum(d["tflops_lower_bound"] for d in verdict.devices)
     assert abs(total * 1e3 - verdict.fleet["gflops_lower_bound"]) < 1e-12
-    assert {n["node"]: n["gflops_lower_bound"] for n in verdict.nodes}["node-a"] * 1e-3 > verdict.devices[0]["tflops_lower_bound"]
+    assert {n["node"]: n["gflops_lower_bound"] for n in verdict.nodes}["node-a"] * 1e-3 > verdict.devices[0][
+        "tflops_lower_bound"
+    ]

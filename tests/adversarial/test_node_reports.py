@@ -20,13 +20,14 @@ from tests.report import fleet
 KEY = forge.fresh_keys(1)[0]
 AGGREGATOR = forge.fresh_keys(1)[0]
 WEEK = dt.timedelta(days=7)
+WEEK_S = WEEK.total_seconds()
 
 
 def codes(findings, severity=v.ERROR):
     return {f.code for f in findings if f.severity == severity}
 
 
-def aggregate(reports, trusted, max_age_s=WEEK.total_seconds()):
+def aggregate(reports, trusted, max_age_s=WEEK_S):
     return agg.aggregate([(f"r{i}", r) for i, r in enumerate(reports)], trusted=trusted, now=forge.NOW,
                          rules=agg.Rules(max_age_s=max_age_s))  # fmt: skip
 

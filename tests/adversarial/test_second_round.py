@@ -69,7 +69,10 @@ def test_a1_nul_seed_collision(tmp_path):
         with pytest.raises(chl.ChallengeError, match="control characters"):
             chl.commitment(ch, node, {"host": {}, "nvml": {"gpus": []}}, mine, NODE_KEY)
         base = f"forged{j}"
-        inv = {"host": {"hostname": node, "fingerprint": f"fp{j}"}, "nvml": {"gpus": [{"index": 0, "name": H100, "uuid": dev}]}}
+        inv = {
+            "host": {"hostname": node, "fingerprint": f"fp{j}"},
+            "nvml": {"gpus": [{"index": 0, "name": H100, "uuid": dev}]},
+        }
         data = chl.commitment(ch, "placeholder", inv, [chl.Product({**d, "uuid": "placeholder"}, p.index, p.c, p.root, 0.0)
                                                        for p in computed], NODE_KEY)  # fmt: skip
         data["node"] = node
@@ -216,7 +219,9 @@ def test_d1_peak_guard_bypass(tmp_path):
     payload = json.loads(res.stdout)
     (claim,) = payload["claims"]
     codes = {f["code"] for fs in payload["reports"].values() for f in fs}
-    assert res.exit_code == 1 and not claim["supported"] and claim["proven_tflops"] < 1000 and "proof-above-peak" in codes
+    assert (
+        res.exit_code == 1 and not claim["supported"] and claim["proven_tflops"] < 1000 and "proof-above-peak" in codes
+    )
     honest = _proof(tmp_path, "d1-honest", uuid, 600.0)
     res = _verify_cli(tmp_path, reports, [honest], "0.5 PFLOPS bf16", "--max-age", "1d")
     assert res.exit_code == 0 and "supported (proven)" in res.output, res.output
@@ -419,7 +424,9 @@ def test_v1_collector_archive_growth(tmp_path):
                                     "--expect", "1", "--auditor-key", str(auditor_pem)])  # fmt: skip
     assert res.exit_code == 0 and "1 commitments recorded" in res.output, res.output
     logged = json.loads(log.read_text())["receipts"]
-    assert [r["accepted"] for r in logged] == [True] and len(list((tmp_path / "receipts.json.commitments").iterdir())) == 1
+    assert [r["accepted"] for r in logged] == [True] and len(
+        list((tmp_path / "receipts.json.commitments").iterdir())
+    ) == 1
 
 
 # --- X1..X4: crashes ----------------------------------------------------------------------------------------------
@@ -474,7 +481,9 @@ def test_x2_capacity_far_future_crash(tmp_path, created):
     res = CliRunner().invoke(main, ["verify", str(forged), str(honest), *common])
     assert res.exit_code == 1 and not isinstance(res.exception, (OverflowError, TypeError)), res.exception
     out = json.loads(res.stdout)["reports"]
-    assert any(f["severity"] == "error" for f in out[str(forged)]) and not any(f["severity"] == "error" for f in out[str(honest)])
+    assert any(f["severity"] == "error" for f in out[str(forged)]) and not any(
+        f["severity"] == "error" for f in out[str(honest)]
+    )
 
 
 def test_x3_non_utf8_filename(tmp_path):
@@ -523,4 +532,3 @@ def test_e1_clone_ulp_perturb_is_a_documented_limit():
     (any noise defeats one), and the bounded tier they reach never supports a claim. The README says so."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert "nudged" in readme and "clone" in readme.lower()
-
