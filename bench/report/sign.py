@@ -104,29 +104,72 @@ def _fast_canonical(view: Any) -> bytes | None:
     take the slow path. tests/report/test_canonical.py holds the two to the same bytes on fuzzed and real documents."""
     floats: list[str] = []
 
-    def conv(o: Any) -> Any:
-        t = type(o)
-        if t is str:
-            if "\x00" in o:
-                raise _Slow
+    def num(o: float) -> Any:
+        # repr writes no exponent from 1e-4 up to (not including) 1e16: there an integral float is written as an
+        # integer and any other as repr has it, without building repr
+        if o.is_integer():
+            if -1e16 < o < 1e16:
+                return int(o)
+        elif 1e-4 <= abs(o) < 1e16:
             return o
+        if not math.isfinite(o):
+            raise _Slow
+        text = repr(o)
+        if "e" in text:
+            floats.append(rfc8785.dumps(o).decode("ascii"))
+            return f"\x00{len(floats) - 1}\x00"
+        return int(o) if text.endswith(".0") else o
+
+    def conv(o: Any) -> Any:
+        # scalars are handled inline in the container loops (a device row is a dict of scalars, a country holds a
+        # million): a call per value was most of the time
+        t = type(o)
         if t is dict:
             out = {}
             for k, x in o.items():
                 if type(k) is not str or "\x00" in k or (not k.isascii() and max(map(ord, k)) > 0xFFFF):
                     raise _Slow
-                out[k] = conv(x)
+                tx = type(x)
+                if tx is str:
+                    if "\x00" in x:
+                        raise _Slow
+                    out[k] = x
+                elif tx is float:
+                    out[k] = num(x)
+                elif tx is int:
+                    if abs(x) > MAX_SAFE_INTEGER:
+                        raise _Slow
+                    out[k] = x
+                elif x is None or tx is bool:
+                    out[k] = x
+                else:
+                    out[k] = conv(x)
             return out
         if t is list or t is tuple:
-            return [conv(x) for x in o]
-        if t is float:
-            if not math.isfinite(o):
+            items = []
+            for x in o:
+                tx = type(x)
+                if tx is float:
+                    items.append(num(x))
+                elif tx is str:
+                    if "\x00" in x:
+                        raise _Slow
+                    items.append(x)
+                elif tx is int:
+                    if abs(x) > MAX_SAFE_INTEGER:
+                        raise _Slow
+                    items.append(x)
+                elif x is None or tx is bool:
+                    items.append(x)
+                else:
+                    items.append(conv(x))
+            return items
+        if t is str:
+            if "\x00" in o:
                 raise _Slow
-            text = repr(o)
-            if "e" in text:
-                floats.append(rfc8785.dumps(o).decode("ascii"))
-                return f"\x00{len(floats) - 1}\x00"
-            return int(o) if text.endswith(".0") else o
+            return o
+        if t is float:
+            return num(o)
         if t is int:
             if abs(o) > MAX_SAFE_INTEGER:
                 raise _Slow

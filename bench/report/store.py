@@ -24,7 +24,87 @@ def new_run_id() -> str:
 
 
 def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    """JSON with sorted keys and a 2-space indent (json.dumps(data, indent=2, sort_keys=True, allow_nan=False)), the
+    form every report is written in. The standard library writes an indented document with its pure-Python encoder
+    (its C encoder only runs without indent), about 10x slower: a country's capacity reports and disclosures hold a
+    million device rows. So containers are walked here and each one holding only scalars (a device row, a list of
+    samples) is written by the C encoder, its item separator carrying the newline and indent of its depth: the same
+    bytes (tests/report/test_store_dumps.py). Anything else (a key that is not a string, a subclass, a value the
+    encoder refuses) takes json.dumps itself, which writes or refuses it as before."""
+    try:
+        return "".join(_indented(data, 0, [])) + "\n"
+    except (_NotPlain, ValueError, RecursionError):
+        return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+class _NotPlain(Exception):
+    """A value the fast writer leaves to json.dumps."""
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_FLAT: dict[int, Any] = {}
+
+
+def _flat_encoder(depth: int) -> Any:
+    """The encoder for a container of scalars at `depth`, its items one per line, indented one level deeper: the C
+    encoder json.JSONEncoder.iterencode builds (made once here: building it per row cost more than the row), or the
+    pure-Python one where the C one is missing."""
+    enc = _FLAT.get(depth)
+    if enc is None:
+        settings = json.JSONEncoder(sort_keys=True, allow_nan=False, separators=(",\n" + "  " * (depth + 1), ": "))
+        if json.encoder.c_make_encoder is not None:  # markers None: a container of scalars cannot hold itself
+            c = json.encoder.c_make_encoder(None, settings.default, json.encoder.encode_basestring_ascii, None, ": ",
+                                            ",\n" + "  " * (depth + 1), True, False, False)  # fmt: skip
+            enc = _FLAT[depth] = lambda o: "".join(c(o, 0))
+        else:
+            enc = _FLAT[depth] = settings.encode
+    return enc
+
+
+def _indented(o: Any, depth: int, out: list[str]) -> list[str]:
+    t = type(o)
+    if t is dict:
+        if not o:
+            out.append("{}")
+            return out
+        for k in o:
+            if type(k) is not str:
+                raise _NotPlain
+        values = o.values()
+    elif t is list or t is tuple:
+        if not o:
+            out.append("[]")
+            return out
+        values = o
+    elif t in _SCALARS:
+        out.append(json.dumps(o, allow_nan=False))
+        return out
+    else:
+        raise _NotPlain
+    inner = "\n" + "  " * (depth + 1)
+    if all(type(x) in _SCALARS for x in values):
+        text = _flat_encoder(depth)(o)
+        out.append(text[0] + inner + text[1:-1] + "\n" + "  " * depth + text[-1])
+        return out
+    if t is dict:
+        out.append("{")
+        sep = inner
+        for k in sorted(o):
+            out.append(sep)
+            out.append(json.encoder.encode_basestring_ascii(k))
+            out.append(": ")
+            _indented(o[k], depth + 1, out)
+            sep = "," + inner
+        out.append("\n" + "  " * depth + "}")
+    else:
+        out.append("[")
+        sep = inner
+        for x in o:
+            out.append(sep)
+            _indented(x, depth + 1, out)
+            sep = "," + inner
+        out.append("\n" + "  " * depth + "]")
+    return out
 
 
 def _umask() -> int:

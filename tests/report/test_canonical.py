@@ -83,3 +83,17 @@ def test_real_reports_canonicalize_identically():
         data = json.loads(path.read_text())
         view = sign.signed_view(data)
         assert sign._fast_canonical(view) == rfc8785.dumps(view), path
+
+
+def test_floats_at_the_edges_of_reprs_plain_form():
+    """repr writes no exponent from 1e-4 up to 1e16: the fast path decides there without repr, and must agree."""
+    import math as m
+
+    edges = [1e-4, 1e16, 1e15, 9999999999999998.0, 1e16 - 2, 1e16 + 2, 0.0, -0.0, 1.0, -1.0, 2.0**53, 2.0**53 + 2]
+    values = []
+    for x in edges:
+        for y in (x, -x):
+            values += [y, m.nextafter(y, m.inf), m.nextafter(y, -m.inf)]
+    for x in values:
+        doc = {"x": x, "l": [x, {"y": x}]}
+        assert sign._fast_canonical(doc) == rfc8785.dumps(doc), x
