@@ -42,7 +42,7 @@ budget_s = 0.05
 models = ["gpt"]
 presets = ["tiny"]
 steps = 30
-warmup = 2
+warmup_steps = 2
 [gates]
 fail_below = { float32 = 0.0001 }
 """
@@ -371,7 +371,7 @@ ops = ["all_reduce", "broadcast"]
 max_bytes = 4096
 factor = 8
 iterations = 3
-warmup = 1
+warmup_iterations = 1
 timeout_s = 60
 """,
     )
