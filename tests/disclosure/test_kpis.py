@@ -52,3 +52,37 @@ def test_a_device_measured_before_the_staleness_window_is_stale_and_only_reporte
     (tmp_path / "fresh").mkdir()
     fresh = _site(tmp_path / "fresh", [[700.0, 701.0]])
     assert _head(fresh)["bounded_pflops"] == pytest.approx(_head(fresh)["reported_pflops"])
+
+
+def test_tree_by_factorized_names_is_tree_by_names():
+    """tree() groups by integer codes of the sorted place names: the same nodes, counts and float sums (bit for bit)
+    as grouping by the names, on rows whose sums depend on their order."""
+    import random
+
+    import pandas as pd
+
+    from bench.disclosure import kpis as k
+
+    r = random.Random("tree")
+    rows = []
+    for i in range(3000):
+        region, city = r.choice(["R1", "R0", "Rz", "é"]), r.choice(["C2", "C10", "C1"])
+        rows.append({"p0": "Land", "p1": region, "p2": city, "p3": f"S{r.randrange(7)}", "cluster": r.choice(["main", "b"]),
+                     "device": f"GPU-{r.randrange(2500)}", "precision": r.choice(["bfloat16", "float16", "float32"]),
+                     "mamf_tflops": r.choice([0.1, 1e16, 1.0, 700.0 + r.random(), 1e-300]),
+                     "tier": r.choice(["reported", "bounded"])})  # fmt: skip
+    counted = pd.DataFrame(rows).sort_values(["p3", "device"], kind="stable").reset_index(drop=True)
+    counted = counted.sample(frac=1.0, random_state=1)  # an index out of order, as after a filter
+    for depth, where in (
+        (1, {}),
+        (2, {"p1": "R1"}),
+        (3, {"p1": "é", "p2": "C10"}),
+        (4, {"p1": "R0", "p2": "C1", "p3": "S3"}),
+    ):
+        part = counted
+        for column, name in where.items():
+            part = part[part[column] == name]
+        per_cat = {c: k._per_device(part[part["precision"].isin(ps)]) for c, ps in k.CATEGORIES}
+        fast, plain = k.tree(part, per_cat, depth), k._tree_by_names(part, per_cat, depth)
+        assert fast == plain and repr(fast) == repr(plain)
+        assert fast["children"] and fast["pflops"]
