@@ -296,10 +296,12 @@ def search_table(measurements: list[Measurement]) -> Table:
 
 def train_grid(measurements: list[Measurement]) -> Grid:
     rows = [m for m in measurements if m.workload == "train"]
-    grid = Grid("train: step time from raw per-step seconds; TFLOPS from the analytic FLOP count",
+    # one unit for the table: GFLOPS when every run was on a CPU (its figures would read 0.00x TFLOPS), else TFLOPS
+    unit, scale = _unit("cpu" if rows and all(_kind(m) == "cpu" for m in rows) else "cuda")
+    grid = Grid(f"train: step time from raw per-step seconds; {unit} from the analytic FLOP count",
                 ["model", "preset", "precision", "device", "ranks", "status", "step ms", "IQR %", "tokens|samples/s",
-                 "TFLOPS", "MFU", "scaling", "loss", "notes"],
-                numeric={"step ms", "IQR %", "tokens|samples/s", "TFLOPS", "MFU", "ranks", "scaling"})  # fmt: skip
+                 unit, "MFU", "scaling", "loss", "notes"],
+                numeric={"step ms", "IQR %", "tokens|samples/s", unit, "MFU", "ranks", "scaling"})  # fmt: skip
     for m in rows:
         s, d = m.summary, m.details
         role = d.get("role") or (f"rank {d['rank']}" if "rank" in d else "")
@@ -307,7 +309,7 @@ def train_grid(measurements: list[Measurement]) -> Grid:
         grid.add([m.spec.get("model", "-"), m.spec.get("preset", "-"), m.spec.get("precision", "-"), m.device.get("id", "?"),
                   m.spec.get("world_size", 1), m.status,
                   _num(s["median_s"], 1e3) if s else "-", f"{100 * s['iqr_s'] / s['median_s']:.1f}" if s else "-",
-                  _num(s["items_per_s"]) if s else "-", _num(s["tflops_median"]) if s else "-",
+                  _num(s["items_per_s"]) if s else "-", _num(s["tflops_median"], scale) if s else "-",
                   _pct(s["mfu"]) if s and "mfu" in s else "-",
                   _pct(d["scaling_efficiency"]) if d.get("scaling_efficiency") else "-",
                   loss, ", ".join(filter(None, [role, m.reason] + [w.get("code") for w in m.warnings]))],

@@ -144,3 +144,21 @@ def test_gate_results_are_on_the_page():
     r = _search_report()
     page = html.node_page(r, [gates.Gate("fail-below float32", False, "cpu float32: 0.1 TFLOPS < floor 1")])
     assert "<h2>Gates</h2>" in page and "FAIL" in page and "floor 1" in page
+
+
+def test_the_training_table_takes_its_unit_from_the_device_class():
+    """A CPU's training run reads 0.00193 in TFLOPS: the table is in GFLOPS when every run in it was on a CPU, and its
+    cells are report.json's figures in that unit."""
+    run = syn.simple("train", {"model": "gpt", "preset": "tiny", "precision": "float32"},
+                     {"tflops_median": 0.00193, "items_per_s": 701.2, "mfu": 0.006})  # fmt: skip
+    parser = _Tables()
+    parser.feed(html.node_page(syn.report([run])))
+    (train,) = [t for t in parser.tables if t[0].startswith("train")]
+    title, head, (row,) = train
+    assert "GFLOPS" in title and "GFLOPS" in head and "TFLOPS" not in head
+    assert float(dict(zip(head, row, strict=True))["GFLOPS"]) == 1.93
+    gpu_run = syn.on_gpu(syn.simple("train", dict(run.spec), dict(run.summary)), 0)
+    parser = _Tables()
+    parser.feed(html.node_page(syn.gpu_report([gpu_run])))
+    (train,) = [t for t in parser.tables if t[0].startswith("train")]
+    assert "TFLOPS" in train[1]
