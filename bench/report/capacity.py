@@ -12,6 +12,7 @@ import datetime as dt
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.report import intake, sign
@@ -54,50 +55,59 @@ def _count(x: Any) -> int:
 
 def unique_rows(df: pd.DataFrame) -> tuple[list[Any], list[dict[str, Any]]]:
     """Rows (index labels, in df's order) that count, and the duplicate groups: rows sharing any identity (IDENTITIES)
-    are one device, counted once from the first row (df is sorted newest first)."""
+    are one device, counted once from the first row (df is sorted newest first).
+
+    Rows are grouped by position (a union-find whose root is a group's first row); only rows whose identity another
+    row shares can join a group, and pandas finds them (hashing in C), so the Python loops walk those alone: a
+    country's million rows usually hold a handful."""
     order = list(df.index)
-    position = {i: p for p, i in enumerate(order)}
-    parent = {i: i for i in order}
+    parent: dict[int, int] = {}  # non-root positions only: a row absent is its own group
 
-    def find(i: Any) -> Any:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    def find(p: int) -> int:
+        while parent.get(p, p) != p:
+            up = parent[p]
+            parent[p] = parent.get(up, up)
+            p = parent[p]
+        return p
 
-    edges: list[tuple[Any, str]] = []
+    edges: list[tuple[int, str]] = []
     precisions, hosts = df["precision"].tolist(), df["host"].tolist()  # lists iterate several times faster than Series
     for column, label, per_precision in IDENTITIES:
-        first: dict[Any, tuple[Any, Any]] = {}
-        for i, value, precision, host in zip(order, df[column].tolist(), precisions, hosts, strict=True):
+        first: dict[Any, tuple[int, Any]] = {}
+        shared = df.duplicated([column, "precision"] if per_precision else [column], keep=False).to_numpy()
+        values = df[column].tolist()
+        for n in np.flatnonzero(shared).tolist():
+            value, precision, host = values[n], precisions[n], hosts[n]
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 continue
             key = (value, precision) if per_precision else value
             if key not in first:
-                first[key] = (i, host)
+                first[key] = (n, host)
                 continue
-            j, other_host = first[key]
+            m, other_host = first[key]
             if column == "board" and host == other_host:
                 continue
-            a, b = find(i), find(j)
+            a, b = find(n), find(m)
             if a != b:
-                parent[max(a, b, key=position.__getitem__)] = min(a, b, key=position.__getitem__)
-            edges.append((i, label))
-    groups: dict[Any, list[Any]] = {}
-    for i in order:
-        groups.setdefault(find(i), []).append(i)
-    labels: dict[Any, set[str]] = {}
-    for i, label in edges:
-        labels.setdefault(find(i), set()).add(label)
-    keep, duplicates = [], []
+                parent[max(a, b)] = min(a, b)
+            edges.append((n, label))
+    if not parent:
+        return order, []
+    groups: dict[int, list[int]] = {}
+    for p in sorted({*parent, *(find(p) for p in list(parent))}):
+        groups.setdefault(find(p), []).append(p)
+    labels: dict[int, set[str]] = {}
+    for p, label in edges:
+        labels.setdefault(find(p), set()).add(label)
+    dropped = set(parent)
+    keep = [i for p, i in enumerate(order) if p not in dropped]
+    duplicates = []
     for root, members in groups.items():
-        keep.append(members[0])
-        if len(members) > 1:
-            duplicates.append({"device": df.at[members[0], "device"], "precision": df.at[members[0], "precision"],
-                               "kept": df.at[members[0], "report"],
-                               "dropped": sorted({df.at[m, "report"] for m in members[1:]}),
-                               "dropped_devices": sorted({df.at[m, "device"] for m in members[1:]}),
-                               "shared": sorted(labels.get(root, set())), "kept_index": members[0]})  # fmt: skip
+        kept, rest = order[members[0]], [order[m] for m in members[1:]]
+        duplicates.append({"device": df.at[kept, "device"], "precision": df.at[kept, "precision"],
+                           "kept": df.at[kept, "report"], "dropped": sorted({df.at[m, "report"] for m in rest}),
+                           "dropped_devices": sorted({df.at[m, "device"] for m in rest}),
+                           "shared": sorted(labels.get(root, set())), "kept_index": kept})  # fmt: skip
     duplicates.sort(key=lambda d: (d["device"], d["precision"]))
     return keep, duplicates
 
