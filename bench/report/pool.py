@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import registry
 from bench.report import intake, sign
 from bench.report import verify as v
 from bench.report.devices import COLUMNS, device_rows
@@ -115,6 +116,9 @@ def _map_parallel(fn: Any, items: list[Any]) -> list[Any]:
     chunk = max(1, len(items) // (workers * 8))
     if "fork" in multiprocessing.get_all_start_methods():
         _SHARED[:] = items
+        # the workload descriptors a worker's re-derivation imports (bench.registry loads them on first use): imported
+        # here they are inherited, where each worker of each pool imported them again (a tenth of a 500-report pool)
+        registry.workloads()
         # Forked workers share the parent's objects copy-on-write; the collector would touch (copy) and traverse every
         # inherited report on each full collection. Frozen objects are left alone: about 30% less CPU on a large fleet.
         gc.freeze()
