@@ -86,3 +86,35 @@ def test_tree_by_factorized_names_is_tree_by_names():
         fast, plain = k.tree(part, per_cat, depth), k._tree_by_names(part, per_cat, depth)
         assert fast == plain and repr(fast) == repr(plain)
         assert fast["children"] and fast["pflops"]
+
+
+def test_inventory_by_devices_unsorted_is_inventory_by_sorted_devices():
+    """inventory() folds each device's flags by hashing alone (no sort of the device ids): the same figures as
+    grouping by sorted device, including a model whose devices mix kinds (laid out sorted again there)."""
+    import random
+
+    import pandas as pd
+
+    from bench.disclosure import kpis as k
+
+    r = random.Random("inventory")
+    for mixed in (False, True):
+        rows = []
+        for _ in range(2000):
+            device = f"GPU-{r.randrange(900)}"
+            model = r.choice(["H100", "A100", None])
+            kind = "cpu" if mixed and r.random() < 0.3 else ("cuda" if model else r.choice(["cpu", None]))
+            rows.append({"device": device, "model": model, "kind": kind, "host": f"h{r.randrange(40)}",
+                         "tier": r.choice(["reported", "bounded"]), "defective": r.random() < 0.1,
+                         "stale": r.random() < 0.1,
+                         "measured": pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(minutes=r.randrange(9999))})  # fmt: skip
+        counted = pd.DataFrame(rows)
+        flags = counted.assign(bounded=counted["tier"] == "bounded")
+        assert k._devices_unsorted(flags) is not None
+        real = k._devices_unsorted
+        try:
+            k._devices_unsorted = lambda flags: None  # the sorted form
+            plain = k.inventory(counted)
+        finally:
+            k._devices_unsorted = real
+        assert k.inventory(counted) == plain and plain
