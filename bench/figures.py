@@ -93,6 +93,35 @@ def stream_bytes(kernel: str, elements: int) -> int:
     return STREAM_BYTES_PER_ELEMENT[kernel] * elements
 
 
+#: Host<->device copies of membw on a GPU: one float64 array each way, 8 bytes per element.
+COPY_KERNELS = ("h2d", "d2h")
+
+
+def _positive_int(spec: Mapping[str, Any], key: str) -> int:
+    value = spec.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} should be a positive integer, found {value!r}")
+    return value
+
+
+def membw_work(spec: Mapping[str, Any]) -> int:
+    """Bytes one iteration of a membw measurement moves, from its spec (kernel, elements): a STREAM kernel's count, or
+    8 bytes per element for a host<->device copy. ValueError naming what is wrong."""
+    kernel, elements = spec.get("kernel"), _positive_int(spec, "elements")
+    if kernel in STREAM_BYTES_PER_ELEMENT:
+        return stream_bytes(kernel, elements)
+    if kernel in COPY_KERNELS:
+        return 8 * elements
+    raise ValueError(f"kernel {kernel!r} is not one bench measures ({', '.join([*STREAM_KERNELS, *COPY_KERNELS])})")
+
+
+def train_items(spec: Mapping[str, Any]) -> int:
+    """Tokens (gpt) or samples (mlp) per step of a training measurement's spec: batch x seq_len, times world_size for
+    a data-parallel total. What items/s divides by, fixed by the spec rather than by what the node wrote."""
+    world = _positive_int(spec, "world_size") if "world_size" in spec else 1
+    return _positive_int(spec, "batch") * _positive_int(spec, "seq_len") * world
+
+
 def stream_intensity(kernel: str) -> float:
     """FLOP per byte of a STREAM kernel (triad: 2 FLOPs over 24 bytes = 1/12); 0 for copy."""
     return STREAM_FLOPS_PER_ELEMENT.get(kernel, 0) / STREAM_BYTES_PER_ELEMENT[kernel]

@@ -19,6 +19,15 @@ def summary(m: Measurement) -> dict[str, Any]:
     return figures.comm_summary(m.samples_s, m.spec.get("bytes", 0), m.spec.get("op", ""), m.spec.get("world_size", 1))
 
 
+def work(spec: dict[str, Any]) -> int:
+    """Bytes per iteration: the message size (nccl-tests' S), which the summary divides by; verify holds
+    work_per_iteration to it so the record cannot contradict itself."""
+    value = spec.get("bytes")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"bytes should be a positive integer, found {value!r}")
+    return value
+
+
 def metrics(m: Measurement) -> list[Metric]:
     labels = {**device_labels(m), "op": str(m.spec.get("op")), "bytes": str(m.spec.get("bytes")),
               "world_size": str(m.spec.get("world_size"))}  # fmt: skip
@@ -30,6 +39,7 @@ WORKLOAD = register(Workload(
     name=NAME,
     unit=figures.Unit.BYTE,
     summary=summary,
+    work=work,
     metrics=metrics,
     grids=lambda measurements, every_matmul=False: [render.busbw_grid(measurements)],
     series={"comm_busbw_gbps": ("bench_comm_busbw_bytes_per_second", 1e9,

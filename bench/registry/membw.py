@@ -17,6 +17,11 @@ def summary(m: Measurement) -> dict[str, Any]:
     return figures.membw_summary(m.samples_s, m.work_per_iteration, (m.peak or {}).get("tbps"))
 
 
+def work(spec: dict[str, Any]) -> int:
+    """Bytes per iteration of a stored spec: verify holds work_per_iteration to it (bench.figures.membw_work)."""
+    return figures.membw_work(spec)
+
+
 def metrics(m: Measurement) -> list[Metric]:
     labels = {**device_labels(m), "kernel": str(m.spec.get("kernel"))}
     value = (m.summary or {}).get("gbps_median", 0.0)
@@ -27,6 +32,7 @@ WORKLOAD = register(Workload(
     name=NAME,
     unit=figures.Unit.BYTE,
     summary=summary,
+    work=work,
     metrics=metrics,
     grids=lambda measurements, every_matmul=False: [render.membw_grid(measurements)],
     series={"membw_gbps": ("bench_membw_bytes_per_second", 1e9,

@@ -84,7 +84,8 @@ def preset(model: str, name: str, **overrides: Any) -> TrainSpec:
 
 
 def summary(m: Measurement) -> dict[str, Any]:
-    return figures.train_summary(m.samples_s, m.work_per_iteration, m.details.get("items_per_step", 0),
+    # items per step from the spec (batch x seq_len x world_size), not from details the node wrote
+    return figures.train_summary(m.samples_s, m.work_per_iteration, figures.train_items(m.spec),
                                  (m.peak or {}).get("tflops"))  # fmt: skip
 
 

@@ -282,7 +282,8 @@ def upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
         work = m.pop("flops_per_iteration", None)
         if work is not None:
             _expect(work, (int, float), f"{where}.flops_per_iteration")
-            if not (math.isfinite(work) and work > 0 and float(work).is_integer()):
+            ok = work > 0 and (isinstance(work, int) or (math.isfinite(work) and work.is_integer()))
+            if not ok or len(str(int(work))) > 40:  # an int beyond a float's range is no number of FLOPs either
                 raise ReportError(f"{where}.flops_per_iteration should be a positive whole number, found {work!r}")
             m["work_per_iteration"] = str(int(work))
             m["work_unit"] = "byte" if m.get("workload") in _V1_BYTE_WORKLOADS else "FLOP"
