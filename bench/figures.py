@@ -97,7 +97,8 @@ def stream_bytes(kernel: str, elements: int) -> int:
 COPY_KERNELS = ("h2d", "d2h")
 
 
-def _positive_int(spec: Mapping[str, Any], key: str) -> int:
+def positive_int(spec: Mapping[str, Any], key: str) -> int:
+    """spec[key] when it is a positive integer (not a bool); ValueError naming the key otherwise."""
     value = spec.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{key} should be a positive integer, found {value!r}")
@@ -107,7 +108,7 @@ def _positive_int(spec: Mapping[str, Any], key: str) -> int:
 def membw_work(spec: Mapping[str, Any]) -> int:
     """Bytes one iteration of a membw measurement moves, from its spec (kernel, elements): a STREAM kernel's count, or
     8 bytes per element for a host<->device copy. ValueError naming what is wrong."""
-    kernel, elements = spec.get("kernel"), _positive_int(spec, "elements")
+    kernel, elements = spec.get("kernel"), positive_int(spec, "elements")
     if kernel in STREAM_BYTES_PER_ELEMENT:
         return stream_bytes(kernel, elements)
     if kernel in COPY_KERNELS:
@@ -118,8 +119,8 @@ def membw_work(spec: Mapping[str, Any]) -> int:
 def train_items(spec: Mapping[str, Any]) -> int:
     """Tokens (gpt) or samples (mlp) per step of a training measurement's spec: batch x seq_len, times world_size for
     a data-parallel total. What items/s divides by, fixed by the spec rather than by what the node wrote."""
-    world = _positive_int(spec, "world_size") if "world_size" in spec else 1
-    return _positive_int(spec, "batch") * _positive_int(spec, "seq_len") * world
+    world = positive_int(spec, "world_size") if "world_size" in spec else 1
+    return positive_int(spec, "batch") * positive_int(spec, "seq_len") * world
 
 
 def stream_intensity(kernel: str) -> float:

@@ -22,10 +22,7 @@ def summary(m: Measurement) -> dict[str, Any]:
 def work(spec: dict[str, Any]) -> int:
     """Bytes per iteration: the message size (nccl-tests' S), which the summary divides by; verify holds
     work_per_iteration to it so the record cannot contradict itself."""
-    value = spec.get("bytes")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"bytes should be a positive integer, found {value!r}")
-    return value
+    return figures.positive_int(spec, "bytes")
 
 
 def metrics(m: Measurement) -> list[Metric]:
