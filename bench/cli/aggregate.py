@@ -38,10 +38,16 @@ def report_files(paths: tuple[Path, ...]) -> list[Path]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TOML thresholds: tolerance = 0.1 and [[baseline]] model/precision/min_tflops.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes verifying node reports (default: one per core). --jobs 1 when several aggregations run at once.",
+)
 @key_option
 @json_option("the capacity report")
 def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, max_age: Any, rules_path: Path | None,
-              key_path: Path | None, as_json: bool) -> None:  # fmt: skip
+              jobs: int | None, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Aggregate node reports (files, or directories searched for report.json) into a signed capacity report.
 
     Each report is verified first; rejected ones are listed with why. A GPU (by UUID) or CPU host (by fingerprint)
@@ -62,7 +68,7 @@ def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, 
     if not files:
         raise click.UsageError("no report.json found under the paths given")
     # each file is read and verified in a worker process: the parent never holds the whole fleet
-    cap = agg.aggregate([(str(f), f) for f in files], rules=rules, trusted=trusted_keys(trusted_path))
+    cap = agg.aggregate([(str(f), f) for f in files], rules=rules, trusted=trusted_keys(trusted_path), jobs=jobs)
     key = signing_key(key_path)
     cap["signature"] = sign.sign(cap, key)
     write_atomic(output, dumps(cap))

@@ -29,11 +29,13 @@ def aggregate(
     rules: Rules | None = None,
     trusted: set[str] | None = None,
     now: dt.datetime | None = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
-    """The (unsigned) capacity report for `inputs` = [(name, parsed node report JSON or its Path), ...]."""
+    """The (unsigned) capacity report for `inputs` = [(name, parsed node report JSON or its Path), ...], verified on
+    `jobs` processes (default: every core; see examine_all)."""
     rules = rules or Rules()
     now = now or dt.datetime.now(dt.UTC)
-    examined, _ = examine_all(inputs, now=now)
+    examined, _ = examine_all(inputs, now=now, jobs=jobs)
     examined = apply_policy(examined, trusted=trusted, max_age_s=rules.max_age_s, now=now)
     return build(examined, rules=rules, trusted=trusted, now=now)
 
@@ -53,14 +55,33 @@ def _count(x: Any) -> int:
     return int(x)
 
 
+def memory_total(values: pd.Series) -> int:
+    """The sum of a column of device byte counts, each read as _count reads it, as a Python integer (exact however
+    large). An integer or float column is summed from its positive values at once (a country holds a million rows);
+    anything else cell by cell."""
+    kind = values.dtype.kind if isinstance(values.dtype, np.dtype) else "O"
+    if kind in "iu":
+        a = values.to_numpy()
+        return sum(a[a > 0].tolist())
+    if kind == "f":
+        a = values.to_numpy()
+        return sum(int(x) for x in a[np.isfinite(a) & (a > 0)].tolist())
+    return sum(_count(x) for x in values.tolist())
+
+
 def unique_rows(df: pd.DataFrame) -> tuple[list[Any], list[dict[str, Any]]]:
     """Rows (index labels, in df's order) that count, and the duplicate groups: rows sharing any identity (IDENTITIES)
-    are one device, counted once from the first row (df is sorted newest first).
+    are one device, counted once from the first row (df is sorted newest first). See unique_positions."""
+    keep, duplicates = unique_positions(df)
+    return df.index[keep].tolist(), duplicates
+
+
+def unique_positions(df: pd.DataFrame) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """unique_rows with the rows that count as positions (df.take(positions): no lookup of a million labels).
 
     Rows are grouped by position (a union-find whose root is a group's first row); only rows whose identity another
     row shares can join a group, and pandas finds them (hashing in C), so the Python loops walk those alone: a
     country's million rows usually hold a handful."""
-    order = list(df.index)
     parent: dict[int, int] = {}  # non-root positions only: a row absent is its own group
 
     def find(p: int) -> int:
@@ -74,12 +95,13 @@ def unique_rows(df: pd.DataFrame) -> tuple[list[Any], list[dict[str, Any]]]:
     precisions, hosts = df["precision"].tolist(), df["host"].tolist()  # lists iterate several times faster than Series
     for column, label, per_precision in IDENTITIES:
         first: dict[Any, tuple[int, Any]] = {}
+        # pandas holds missing values equal to each other: they identify nothing, so they are left out here (a fleet
+        # without NVML serials would otherwise walk every row below only to skip it)
         shared = df.duplicated([column, "precision"] if per_precision else [column], keep=False).to_numpy()
+        shared = shared & df[column].notna().to_numpy()
         values = df[column].tolist()
         for n in np.flatnonzero(shared).tolist():
             value, precision, host = values[n], precisions[n], hosts[n]
-            if value is None or (isinstance(value, float) and math.isnan(value)):
-                continue
             key = (value, precision) if per_precision else value
             if key not in first:
                 first[key] = (n, host)
@@ -92,15 +114,17 @@ def unique_rows(df: pd.DataFrame) -> tuple[list[Any], list[dict[str, Any]]]:
                 parent[max(a, b)] = min(a, b)
             edges.append((n, label))
     if not parent:
-        return order, []
+        return np.arange(len(df)), []
+    order = list(df.index)
     groups: dict[int, list[int]] = {}
     for p in sorted({*parent, *(find(p) for p in list(parent))}):
         groups.setdefault(find(p), []).append(p)
     labels: dict[int, set[str]] = {}
     for p, label in edges:
         labels.setdefault(find(p), set()).add(label)
-    dropped = set(parent)
-    keep = [i for p, i in enumerate(order) if p not in dropped]
+    counts = np.ones(len(df), dtype=bool)
+    counts[list(parent)] = False
+    keep = np.flatnonzero(counts)
     duplicates = []
     for root, members in groups.items():
         kept, rest = order[members[0]], [order[m] for m in members[1:]]
@@ -119,8 +143,8 @@ def build(examined: Examined, *, rules: Rules, trusted: set[str] | None, now: dt
 
     df = pd.DataFrame(rows, columns=COLUMNS)
     df = df.sort_values(["measured_utc", "report"], ascending=[False, True], kind="stable")
-    keep, duplicates = unique_rows(df)
-    counted = df.loc[keep].copy()
+    keep, duplicates = unique_positions(df)
+    counted = df.take(keep)
     # a device whose identity another device shares (a clone) is counted once, and no more than 'reported'
     tier_col, why_col = COLUMNS.index("tier"), COLUMNS.index("why")
     clone_why = "shares an identity with another device (a clone?)"
@@ -203,7 +227,7 @@ def build(examined: Examined, *, rules: Rules, trusted: set[str] | None, now: dt
         "groups": groups,
         "totals": totals,
         # summed as Python integers (pandas would turn a column with gaps into floats) and written as a decimal string
-        "accelerator_memory_bytes": sign.exact_count(sum(_count(x) for x in gpus["memory_bytes"])),
+        "accelerator_memory_bytes": sign.exact_count(memory_total(gpus["memory_bytes"])),
         "duplicates": duplicates,
         "defective": defective,
     }

@@ -107,10 +107,11 @@ def _call_shared(fn: Any, index: int) -> Any:
     return fn(_SHARED[index])
 
 
-def _map_parallel(fn: Any, items: list[Any]) -> list[Any]:
-    """fn over items on every core. Verification is CPU-bound pure Python (canonical JSON). Where processes fork, the
-    workers inherit `items` and receive only indices, instead of every report being pickled across."""
-    workers = os.cpu_count() or 1
+def _map_parallel(fn: Any, items: list[Any], jobs: int | None = None) -> list[Any]:
+    """fn over items on `jobs` processes (default: every core). Verification is CPU-bound pure Python (canonical
+    JSON). Where processes fork, the workers inherit `items` and receive only indices, instead of every report being
+    pickled across."""
+    workers = jobs or os.cpu_count() or 1
     if workers < 2:
         return [fn(item) for item in items]
     chunk = max(1, len(items) // (workers * 8))
@@ -144,15 +145,18 @@ def _task(item: Any, **kw: Any) -> Any:
     return sign.check(item.data) if isinstance(item, _SignatureCheck) else _examine(item, **kw)
 
 
-def examine_all(inputs: list[tuple[str, Any]], *, now: dt.datetime, check_signature_of: dict[str, Any] | None = None
-                ) -> tuple[Examined, tuple[bool, str] | None]:  # fmt: skip
-    """Every input verified (in parallel from PARALLEL_FROM inputs on), before any trust or age policy (apply_policy):
-    (input-list entry, device rows) each. An input's data is its parsed JSON or a Path to read it from. With
-    check_signature_of, that document's signature is checked by the same pool, alongside (a capacity report's
-    canonical bytes take seconds on a large fleet)."""
+def examine_all(inputs: list[tuple[str, Any]], *, now: dt.datetime, check_signature_of: dict[str, Any] | None = None,
+                jobs: int | None = None) -> tuple[Examined, tuple[bool, str] | None]:  # fmt: skip
+    """Every input verified (in parallel from PARALLEL_FROM inputs on, on `jobs` processes: default every core; 1 in
+    this process), before any trust or age policy (apply_policy): (input-list entry, device rows) each. An input's
+    data is its parsed JSON or a Path to read it from. With check_signature_of, that document's signature is checked
+    by the same pool, alongside (a capacity report's canonical bytes take seconds on a large fleet)."""
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs should be at least 1, got {jobs}")
     task = functools.partial(_task, now=now)
     items: list[Any] = ([_SignatureCheck(check_signature_of)] if check_signature_of is not None else []) + list(inputs)
-    done = _map_parallel(task, items) if len(inputs) >= PARALLEL_FROM else [task(item) for item in items]
+    parallel = len(inputs) >= PARALLEL_FROM and jobs != 1
+    done = _map_parallel(task, items, jobs) if parallel else [task(item) for item in items]
     if check_signature_of is not None:
         return done[1:], done[0]
     return done, None

@@ -185,3 +185,9 @@ def test_report_refuses_a_capacity_report_of_another_schema_and_a_fifo(cli, tmp_
     os.mkfifo(fifo)
     res = cli.invoke(main, ["report", str(fifo)])
     assert res.exit_code == 1 and "not a regular file" in res.stderr
+
+
+def test_aggregate_jobs_is_a_positive_number_of_processes(cli, tmp_path):
+    res = cli.invoke(main, ["aggregate", str(tmp_path), "--jobs", "0"])
+    assert res.exit_code == 2 and "--jobs" in res.output
+    assert "--jobs" in cli.invoke(main, ["aggregate", "--help"]).output

@@ -189,6 +189,21 @@ def test_parallel_verification_gives_the_same_capacity(monkeypatch):
     assert run(reports) == serial
 
 
+def test_jobs_1_verifies_in_this_process_and_gives_the_same_capacity(monkeypatch):
+    """--jobs 1 (several sites aggregated at once, one process each) never starts a pool, whatever the fleet size."""
+    reports = fleet(n_nodes=4, slow=(2, 1, 500.0))
+    serial = run(reports)
+    monkeypatch.setattr(pool, "PARALLEL_FROM", 2)
+
+    def no_pool(*a, **k):
+        raise AssertionError("a pool was started with jobs=1")
+
+    monkeypatch.setattr(pool, "_map_parallel", no_pool)
+    assert run(reports, jobs=1) == serial
+    with pytest.raises(ValueError, match="at least 1"):
+        run(reports, jobs=0)
+
+
 def test_capacity_verification_from_files_in_parallel_checks_the_signature_too(monkeypatch, tmp_path):
     """The CLI's path: node reports as files read by the workers, the capacity signature checked by the same pool,
     unrelated files in the directory ignored."""
