@@ -26,7 +26,7 @@ from bench.disclosure import readiness as rd
 from bench.disclosure.leaves import DisclosureError, Leaf, Store, leaf, merge
 from bench.report import intake, proofs, sign
 from bench.report import verify as v
-from bench.report.capacity import _count, _same
+from bench.report.capacity import _same, memory_total
 
 KIND = "bench.disclosure"
 SCHEMA_VERSION = 1
@@ -178,7 +178,7 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
     else:
         by_class = {"source": "none", "node_reports": [], "classes": []}
     gpus = counted[counted["kind"] == "cuda"].drop_duplicates("device")
-    memory = sum(_count(x) for x in gpus["memory_bytes"])
+    memory = memory_total(gpus["memory_bytes"])
     audit = None
     if audit_input is not None:
         audit = _audit(audit_input, counted, proven, proof_docs, policy)
