@@ -148,12 +148,14 @@ def main() -> None:
     t0 = time.perf_counter()
     store = Store()
     site_docs: dict[str, list[Path]] = {}
+    # read, and their signatures checked, by worker processes
+    docs = dict(zip(capacities, store.add_many(list(capacities.values())), strict=True))
     for s, path in capacities.items():
         region, city, site = place(s)
         text = DECLARATION.format(region=region, city=city, site=site)
         signature = decl.sign_text(text.encode(), operator, NOW)
         d = decl.check(text, signature, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
-        doc = dd.site(d, [("main", store.add(path))], store, policy=policy, proof_docs=[], as_of=as_of, claims_input=[],
+        doc = dd.site(d, [("main", docs[s])], store, policy=policy, proof_docs=[], as_of=as_of, claims_input=[],
                       audit_input=None, now=NOW)  # fmt: skip
         doc["signature"] = sign.sign(doc, discloser)
         p = path.parent / "disclosure.json"
