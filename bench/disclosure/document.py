@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pandas as pd
 
 from bench.disclosure import claims as cl
@@ -156,9 +157,12 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
     counted, duplicates = merge(leaves, trusted_aggregator=policy.aggregator_ids is not None, as_of=as_of,
                                 stale_after=dt.timedelta(seconds=policy.stale_after_s))  # fmt: skip
     proven = _read_proofs(proof_docs, policy, as_of)
+    # the device ids numbered once (in order of appearance) for every figure below that folds rows by device: hashing
+    # a country's million ids was done four times
+    devices, _ = pd.factorize(counted["device"])
     per_cat = kpis.categories(counted)
     capacity = kpis.capacity(counted, proven, per_cat)
-    inventory = kpis.inventory(counted)
+    inventory = kpis.inventory(counted, devices=devices)
     peak_pflops = {}
     for category, _ in kpis.CATEGORIES:
         peak_pflops[category] = float(pd.to_numeric(per_cat[category]["peak_tflops"], errors="coerce").sum()) / 1e3
@@ -177,8 +181,7 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         by_class = {"source": "node reports", "node_reports": used, "classes": classes}
     else:
         by_class = {"source": "none", "node_reports": [], "classes": []}
-    gpus = counted[counted["kind"] == "cuda"].drop_duplicates("device")
-    memory = memory_total(gpus["memory_bytes"])
+    memory = gpu_memory(counted, devices)
     audit = None
     if audit_input is not None:
         audit = _audit(audit_input, counted, proven, proof_docs, policy)
@@ -190,7 +193,7 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         "inventory": inventory,
         "readiness": kpis.readiness(per_cat, inventory, by_class["classes"]),
         "readiness_by_class": by_class,
-        "tree": kpis.tree(counted, per_cat, depth),
+        "tree": kpis.tree(counted, per_cat, depth, devices=devices),
         "duplicates": [
             {k: (sorted(map(str, x)) if isinstance(x, list) else str(x)) for k, x in d.items()} for d in duplicates
         ],
@@ -204,6 +207,14 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         ),
         "audit": audit,
     }
+
+
+def gpu_memory(counted: pd.DataFrame, devices: np.ndarray) -> int:
+    """Bytes of accelerator memory: each GPU's (kind 'cuda') from its first row, as counted[cuda].drop_duplicates(
+    "device") keeps it, found by the devices' numbers (`devices`: pd.factorize's codes of counted["device"])."""
+    cuda = np.flatnonzero((counted["kind"] == "cuda").to_numpy())
+    first = np.sort(np.unique(devices[cuda], return_index=True)[1])
+    return memory_total(counted["memory_bytes"].iloc[cuda[first]])
 
 
 def _capacity_at(by: str, counted: pd.DataFrame, proven: proofs.Proven,

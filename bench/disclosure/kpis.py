@@ -96,14 +96,15 @@ def capacity(counted: pd.DataFrame, proven: Proven, per_cat: dict[str, pd.DataFr
     return out
 
 
-def inventory(counted: pd.DataFrame) -> list[dict[str, Any]]:
+def inventory(counted: pd.DataFrame, *, devices: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Accelerators (and CPU hosts) by model: devices counted, healthy, defective and stale ones, nodes, tier.
-    Vectorized (no per-group Python): a country holds about a million device rows."""
+    Vectorized (no per-group Python): a country holds about a million device rows. `devices`: pd.factorize's codes of
+    counted["device"], where the caller has them."""
     out: list[dict[str, Any]] = []
     if counted.empty:
         return out
     flags = counted.assign(bounded=counted["tier"] == v.BOUNDED)
-    per_device = _devices_unsorted(flags)
+    per_device = _devices_unsorted(flags, devices)
     if per_device is not None:
         per_device["model"] = per_device["model"].fillna("unknown model")
         # the one order-dependent figure below is each model's first kind: the same in any device order when no
@@ -132,17 +133,19 @@ def inventory(counted: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def _devices_unsorted(flags: pd.DataFrame) -> pd.DataFrame | None:
+def _devices_unsorted(flags: pd.DataFrame, codes: np.ndarray | None = None) -> pd.DataFrame | None:
     """One row per device in the order of first appearance: whether any of its rows is defective, stale or bounded,
     and the model, kind and host of its first row; None where the flags are not plain booleans. Grouping by device
     sorted a million device ids (hashing and comparing strings); the devices are numbered here by hashing alone and
     the flags folded by number (numpy)."""
     if any(flags[c].dtype != bool for c in ("defective", "stale", "bounded")):
         return None
-    codes, devices = pd.factorize(flags["device"])
+    if codes is None or len(codes) != len(flags):
+        codes, _ = pd.factorize(flags["device"])
     if (codes < 0).any():
         return None
-    firsts = np.unique(codes, return_index=True)[1]
+    firsts = np.unique(codes, return_index=True)[1]  # codes number the devices 0.. in order of first appearance
+    devices = flags["device"].iloc[firsts].to_numpy()
     out = pd.DataFrame({c: np.bincount(codes, weights=flags[c].to_numpy(), minlength=len(devices)) > 0
                         for c in ("defective", "stale", "bounded")}, index=pd.Index(devices, name="device"))  # fmt: skip
     for c in ("model", "kind", "host"):
@@ -205,7 +208,8 @@ def _keys_at(depth: int) -> list[str]:
     return [f"p{i}" for i in range(depth)] if depth <= 4 else ["p0", "p1", "p2", "p3", "cluster"]
 
 
-def tree(counted: pd.DataFrame, per_cat: dict[str, pd.DataFrame], level_depth: int) -> dict[str, Any]:
+def tree(counted: pd.DataFrame, per_cat: dict[str, pd.DataFrame], level_depth: int, *,
+         devices: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
     """The roll-up below this disclosure's level as nested nodes (country > region > city > site > cluster), each with
     its counted devices and reported / bounded PFLOPS per category, after the device-once rule (so children sum to
     their parent). Sums are grouped once per depth (vectorized), then nested.
@@ -226,7 +230,7 @@ def tree(counted: pd.DataFrame, per_cat: dict[str, pd.DataFrame], level_depth: i
             return _tree_by_names(counted, per_cat, level_depth)
     if not counted.index.is_unique:
         return _tree_by_names(counted, per_cat, level_depth)
-    device, _ = pd.factorize(counted["device"])
+    device = devices if devices is not None and len(devices) == len(counted) else pd.factorize(counted["device"])[0]
     if (device < 0).any():
         return _tree_by_names(counted, per_cat, level_depth)
     frames = {}

@@ -85,6 +85,8 @@ def test_tree_by_factorized_names_is_tree_by_names():
         per_cat = {c: k._per_device(part[part["precision"].isin(ps)]) for c, ps in k.CATEGORIES}
         fast, plain = k.tree(part, per_cat, depth), k._tree_by_names(part, per_cat, depth)
         assert fast == plain and repr(fast) == repr(plain)
+        numbered = k.tree(part, per_cat, depth, devices=pd.factorize(part["device"])[0])
+        assert repr(numbered) == repr(plain)
         assert fast["children"] and fast["pflops"]
 
 
@@ -113,8 +115,31 @@ def test_inventory_by_devices_unsorted_is_inventory_by_sorted_devices():
         assert k._devices_unsorted(flags) is not None
         real = k._devices_unsorted
         try:
-            k._devices_unsorted = lambda flags: None  # the sorted form
+            k._devices_unsorted = lambda flags, codes=None: None  # the sorted form
             plain = k.inventory(counted)
         finally:
             k._devices_unsorted = real
         assert k.inventory(counted) == plain and plain
+        assert k.inventory(counted, devices=pd.factorize(counted["device"])[0]) == plain  # numbered by the caller
+
+
+def test_gpu_memory_counts_each_gpu_once_from_its_first_row():
+    import math
+    import random
+
+    import pandas as pd
+
+    from bench.disclosure.document import gpu_memory
+    from bench.report.capacity import memory_total
+
+    r = random.Random("memory")
+    for trial in range(30):
+        n = r.randrange(0, 300)
+        counted = pd.DataFrame({
+            "device": [f"GPU-{r.randrange(max(1, n // 2))}" for _ in range(n)],
+            "kind": [r.choice(["cuda", "cuda", "cpu", None]) for _ in range(n)],
+            "memory_bytes": [r.choice([80 * 2**30, 40 * 2**30, None, math.nan]) if trial % 2 else r.randrange(1, 2**37)
+                             for _ in range(n)],
+        })  # fmt: skip
+        plain = memory_total(counted[counted["kind"] == "cuda"].drop_duplicates("device")["memory_bytes"])
+        assert gpu_memory(counted, pd.factorize(counted["device"])[0]) == plain
