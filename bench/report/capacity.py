@@ -97,8 +97,10 @@ def unique_positions(df: pd.DataFrame) -> tuple[np.ndarray, list[dict[str, Any]]
         first: dict[Any, tuple[int, Any]] = {}
         # pandas holds missing values equal to each other: they identify nothing, so they are left out here (a fleet
         # without NVML serials would otherwise walk every row below only to skip it)
-        shared = df.duplicated([column, "precision"] if per_precision else [column], keep=False).to_numpy()
-        shared = shared & df[column].notna().to_numpy()
+        present = df[column].notna().to_numpy()
+        if not present.any():  # a fleet without NVML serials or board ids: nothing to hash
+            continue
+        shared = df.duplicated([column, "precision"] if per_precision else [column], keep=False).to_numpy() & present
         values = df[column].tolist()
         for n in np.flatnonzero(shared).tolist():
             value, precision, host = values[n], precisions[n], hosts[n]

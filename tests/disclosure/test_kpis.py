@@ -143,3 +143,53 @@ def test_gpu_memory_counts_each_gpu_once_from_its_first_row():
         })  # fmt: skip
         plain = memory_total(counted[counted["kind"] == "cuda"].drop_duplicates("device")["memory_bytes"])
         assert gpu_memory(counted, pd.factorize(counted["device"])[0]) == plain
+
+
+def test_per_device_ordered_by_numbers_is_ordered_by_pandas():
+    """_per_device orders by -MAMF and precision codes (numpy): the frame sort_values gave, ties and -0.0 included."""
+    import math
+    import random
+
+    import pandas as pd
+
+    from bench.disclosure import kpis as k
+
+    r = random.Random("per device")
+    for trial in range(40):
+        n = r.randrange(0, 200)
+        rows = pd.DataFrame({
+            "device": [f"GPU-{r.randrange(max(1, n // 3))}" for _ in range(n)],
+            "precision": [r.choice(["bfloat16", "float16", "Float16", "é"]) for _ in range(n)],
+            "mamf_tflops": [r.choice([700.0, 700.5, 0.0, -0.0, 1e-300, 5e6, r.random()]) for _ in range(n)],
+        })  # fmt: skip
+        if trial % 5 == 4 and n:
+            rows.loc[rows.index[0], "mamf_tflops"] = math.nan  # a gap: pandas sorts it
+        rows = rows.sample(frac=1.0, random_state=trial)  # an index out of order, as after a filter
+        plain = rows.sort_values(["mamf_tflops", "precision"], ascending=[False, True], kind="stable")
+        pd.testing.assert_frame_equal(k._per_device(rows), plain.drop_duplicates("device"))
+
+
+def test_figures_by_model_numbers_are_pandas_groups():
+    """_by_model folds per-device flags, hosts and dates by numbered models: the figures pandas' groupby gives."""
+    import random
+
+    import pandas as pd
+
+    from bench.disclosure import kpis as k
+
+    r = random.Random("by model")
+    numeric = 0
+    for trial in range(40):
+        n = r.randrange(1, 300)
+        per_device = pd.DataFrame({
+            "model": [r.choice(["H100", "A100", "é", "unknown model"]) for _ in range(n)],
+            "kind": [r.choice(["cuda", "cpu"] + ([None] if trial % 4 == 3 else [])) for _ in range(n)],
+            "host": [r.choice([f"h{r.randrange(30)}", None]) for _ in range(n)],
+            **{c: [r.random() < 0.3 for _ in range(n)] for c in k._FLAGS},
+        })  # fmt: skip
+        model_of = pd.Series([r.choice(per_device["model"].tolist()) for _ in range(n)] + per_device["model"].tolist())
+        measured = pd.Series(pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta([r.randrange(10**6) for _ in range(len(model_of))], unit="s"))  # fmt: skip
+        got, plain = k._by_model(per_device, model_of, measured), k._by_model_plain(per_device, model_of, measured)
+        assert repr(got) == repr(plain)
+        numeric += per_device["kind"].notna().all()
+    assert numeric > 20
