@@ -59,6 +59,8 @@ def _per_device(rows: pd.DataFrame) -> pd.DataFrame:
     descending, then precision, ties as they stand, and each device's first row kept). The order is found from
     numbers (numpy's stable lexsort of -MAMF and the precisions' sorted codes) where there are no gaps: pandas sorted a
     country's precision strings to the same end."""
+    if rows.empty:  # most categories of a fleet: nothing to order
+        return rows
     mamf = rows["mamf_tflops"].to_numpy()
     precision, _ = pd.factorize(rows["precision"], sort=True)
     if mamf.dtype != np.float64 or np.isnan(mamf).any() or (precision < 0).any():
@@ -70,7 +72,12 @@ def _per_device(rows: pd.DataFrame) -> pd.DataFrame:
 
 def categories(counted: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Per category, one row per device (_per_device), computed once for every figure that needs it."""
-    return {c: _per_device(counted[counted["precision"].isin(ps)]) for c, ps in CATEGORIES}
+    codes, names = pd.factorize(counted["precision"])  # the precisions hashed once, not once per category
+    out = {}
+    for c, ps in CATEGORIES:
+        wanted = [i for i, name in enumerate(names) if name in ps]
+        out[c] = _per_device(counted[np.isin(codes, wanted)]) if wanted else counted.iloc[:0]
+    return out
 
 
 def capacity(counted: pd.DataFrame, proven: Proven, per_cat: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
@@ -87,18 +94,20 @@ def capacity(counted: pd.DataFrame, proven: Proven, per_cat: dict[str, pd.DataFr
     proven_by_precision = proven.totals(peaks)
     for category, precisions in CATEGORIES:
         rows = per_cat[category]
-        bounded = rows[rows["tier"] == v.BOUNDED]
-        msmf = pd.to_numeric(rows["msmf_tflops"], errors="coerce")
+        empty = rows.empty  # most categories of a fleet: their sums are 0 without pandas
+        bounded = rows if empty else rows[rows["tier"] == v.BOUNDED]
+        msmf = None if empty else pd.to_numeric(rows["msmf_tflops"], errors="coerce")
         proven_tf = max((proven_by_precision.get(p, 0.0) for p in precisions), default=0.0)
         proven_prec = [p for p in precisions if proven_by_precision.get(p, 0.0) == proven_tf and proven_tf > 0]
         out.append({
             "category": category, "precisions": list(precisions), "devices": len(rows),
-            "reported_pflops": _pf(rows["mamf_tflops"].sum()), "bounded_pflops": _pf(bounded["mamf_tflops"].sum()),
+            "reported_pflops": _pf(0.0 if empty else rows["mamf_tflops"].sum()),
+            "bounded_pflops": _pf(0.0 if empty else bounded["mamf_tflops"].sum()),
             "bounded_devices": len(bounded), "proven_pflops": _pf(proven_tf),
             "proven_precision": proven_prec[0] if proven_prec else None,
-            "sustained_pflops": _pf(msmf.sum()) if msmf.notna().any() else None,
-            "sustained_devices": int(msmf.notna().sum()),
-            "date_range": _range(rows["measured"]),
+            "sustained_pflops": _pf(msmf.sum()) if msmf is not None and msmf.notna().any() else None,
+            "sustained_devices": 0 if msmf is None else int(msmf.notna().sum()),
+            "date_range": None if empty else _range(rows["measured"]),
         })  # fmt: skip
     return out
 
@@ -216,6 +225,8 @@ def readiness(
     }]  # fmt: skip
     for category, _ in CATEGORIES:
         rows = per_cat[category]
+        if rows.empty:
+            continue
         peak = pd.to_numeric(rows["peak_tflops"], errors="coerce")
         with_peak = rows[peak.notna() & (peak > 0)]
         if with_peak.empty:

@@ -360,6 +360,8 @@ def _check_measurement_fields(m: Measurement, where: str) -> None:
         if key in m.spec and m.spec[key] < 1:
             raise ReportError(f"{where}.spec.{key} should be a positive integer, found {m.spec[key]}")
     for name, values in (("warmup_s", m.warmup_s), ("samples_s", m.samples_s)):
+        if all(0 < value < math.inf for value in values):  # the usual case in one pass (NaN fails it: then the loop)
+            continue
         for i, value in enumerate(values):
             if not (math.isfinite(value) and value > 0):
                 raise ReportError(f"{where}.{name}[{i}] is {value!r}; a duration must be a finite positive number")
@@ -414,6 +416,8 @@ def _work(d: dict[str, Any], where: str) -> int | None:
 
 def _numbers(d: dict[str, Any], key: str, where: str) -> list[float]:
     values = _field(d, key, list, where)
+    if set(map(type, values)) <= {int, float}:  # the usual case, checked in C (bool is its own type: not here)
+        return values
     for i, v in enumerate(values):
         _expect(v, (int, float), f"{where}.{key}[{i}]")
     return values

@@ -193,3 +193,26 @@ def test_figures_by_model_numbers_are_pandas_groups():
         assert repr(got) == repr(plain)
         numeric += per_device["kind"].notna().all()
     assert numeric > 20
+
+
+def test_categories_by_precision_codes_are_categories_by_isin():
+    import random
+
+    import pandas as pd
+
+    from bench.disclosure import kpis as k
+
+    r = random.Random("categories")
+    for trial in range(20):
+        n = r.randrange(0, 150)
+        counted = pd.DataFrame({
+            "device": [f"GPU-{r.randrange(60)}" for _ in range(n)],
+            "precision": [r.choice(["bfloat16", "float16", "float32", "int8", "tf32", None]) for _ in range(n)],
+            "mamf_tflops": [r.choice([1.0, 700.0, 700.5, r.random()]) for _ in range(n)],
+        })  # fmt: skip
+        got = k.categories(counted)
+        for c, ps in k.CATEGORIES:
+            plain = k._per_device(counted[counted["precision"].isin(ps)])
+            assert got[c].empty == plain.empty
+            if not plain.empty:
+                pd.testing.assert_frame_equal(got[c], plain)

@@ -162,6 +162,7 @@ def main() -> None:
         p.write_text(dumps(doc))
         site_docs.setdefault(city, []).append(p)
     t_sites = time.perf_counter() - t0
+    del docs  # the store holds them for the roll-ups
 
     def roll(level: str, name: str, children: list[Path]) -> Path:
         doc = dd.rollup(level, name, [store.add(c) for c in children], store, policy=policy, proof_docs=[], as_of=as_of,

@@ -82,6 +82,12 @@ def valid_text():
         (lambda t: t.replace('"threads": 2', '"threads": true'), "threads should be int or null, found bool"),
         (lambda t: t.replace('"status": "ok"', '"status": "great"'), "status is 'great'"),
         (lambda t: t.replace('"samples_s": [', '"samples_s": ["x", '), "samples_s[0] should be int or float"),
+        (
+            lambda t: t.replace('"samples_s": [', '"samples_s": [true, '),
+            "samples_s[0] should be int or float, found bool",
+        ),
+        (lambda t: t.replace('"samples_s": [', '"samples_s": [0.001, -1.5, '), "samples_s[1] is -1.5; a duration must"),
+        (lambda t: t.replace('"samples_s": [', '"samples_s": [0, '), "samples_s[0] is 0; a duration must"),
     ],
 )
 def test_bad_files_get_one_line_errors(tmp_path, mangle, message):
