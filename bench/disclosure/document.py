@@ -28,6 +28,7 @@ from bench.disclosure.leaves import DisclosureError, Leaf, Store, leaf, merge
 from bench.report import intake, proofs, sign
 from bench.report import verify as v
 from bench.report.capacity import _same, memory_total
+from bench.report.pool import frozen_heap
 
 KIND = "bench.disclosure"
 SCHEMA_VERSION = 1
@@ -129,6 +130,7 @@ def _declared(declarations: list[decl.Declaration], capacity_by_site: dict[str, 
     }  # fmt: skip
 
 
+@frozen_heap()  # the documents already read (a country's store holds millions of objects) left out of gc's walks
 def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, Any]]]],
             declarations: list[decl.Declaration], proof_docs: list[intake.Document], policy: Policy,
             as_of: dt.datetime, claims_input: list[dict[str, str]], audit_input: dict[str, Any] | None,
@@ -501,14 +503,15 @@ def _not_rederived(store: Store, where: str) -> list[v.Finding]:
 
 def verify(
     data: dict[str, Any], store: Store, where: str = "disclosure", *, auditor: str | None = None,
-    trusted: set[str] | None = None, _seen: set[str] | None = None,
+    trusted: set[str] | None = None, _seen: set[str] | None = None, _checked: bool = False,
 ) -> list[v.Finding]:  # fmt: skip
     """Re-derive a disclosure from the folder's documents and compare; then each child found there, recursively.
     Findings: errors for a bad signature or schema, a missing input, a section that differs, a child whose leaves are
     not the parent's, and a policy the verifier's own keys (`auditor`, `trusted`: see verifier_findings) refuse."""
     seen = _seen if _seen is not None else set()
     try:
-        check(data, where)
+        if not _checked:  # a child is checked (schema and signature) by its parent's inputs_of before it is visited
+            check(data, where)
         keys = verifier_findings(data, where, auditor=auditor, trusted=trusted)
         found = inputs_of(data, store, where)
         derived = compute(level=data["level"], name=data["name"], as_of=v.parse_utc(data["as_of_utc"]),
@@ -543,7 +546,7 @@ def verify(
         below |= {e["sha256"] for e in doc.data.get("inputs", {}).get("capacity_reports", []) if isinstance(e, dict)}
         if child["sha256"] not in seen:
             seen.add(child["sha256"])
-            out += verify(doc.data, store, name, auditor=auditor, trusted=trusted, _seen=seen)
+            out += verify(doc.data, store, name, auditor=auditor, trusted=trusted, _seen=seen, _checked=True)
     if data["inputs"]["children"] and below != mine:
         out.append(v.Finding(v.ERROR, "disclosure-mismatch", "the capacity reports of the children are not the ones "
                              "this level counts", where))  # fmt: skip
