@@ -413,7 +413,12 @@ def _one_configuration(df: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, A
     columns = ("serial", "pci")
     flags = [False] * len(df)
     for c in columns:  # a plain substring test over every row (a country holds millions), the pattern on the few hits
-        for n, x in enumerate(df[c].tolist()):
+        present = df[c].notna().to_numpy()
+        if not present.any():  # no NVML serials or PCI ids at all: nothing to test
+            continue
+        values = df[c].tolist()
+        for n in np.flatnonzero(present).tolist():
+            x = values[n]
             if isinstance(x, str) and "/mig" in x and _MIG_SLOT.search(x) is not None:
                 flags[n] = True
     mig = pd.Series(flags, index=df.index)
