@@ -2,14 +2,19 @@
 measured longer ago than --stale-after is stale and no more than 'reported'."""
 
 import datetime as dt
+import math
+import random
 
+import pandas as pd
 import pytest
 
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
+from bench.disclosure import kpis as k
 from bench.disclosure.leaves import Store
 from bench.report import aggregate as agg
 from bench.report import sign
+from bench.report.capacity import memory_total
 from bench.report.store import dumps
 from tests.disclosure import world
 from tests.report.fleet import NOW, node_report
@@ -124,13 +129,6 @@ def test_inventory_by_devices_unsorted_is_inventory_by_sorted_devices():
 
 
 def test_gpu_memory_counts_each_gpu_once_from_its_first_row():
-    import math
-    import random
-
-    import pandas as pd
-
-    from bench.disclosure.document import gpu_memory
-    from bench.report.capacity import memory_total
 
     r = random.Random("memory")
     for trial in range(30):
@@ -142,18 +140,11 @@ def test_gpu_memory_counts_each_gpu_once_from_its_first_row():
                              for _ in range(n)],
         })  # fmt: skip
         plain = memory_total(counted[counted["kind"] == "cuda"].drop_duplicates("device")["memory_bytes"])
-        assert gpu_memory(counted, pd.factorize(counted["device"])[0]) == plain
+        assert dd.gpu_memory(counted, pd.factorize(counted["device"])[0]) == plain
 
 
 def test_per_device_ordered_by_numbers_is_ordered_by_pandas():
     """_per_device orders by -MAMF and precision codes (numpy): the frame sort_values gave, ties and -0.0 included."""
-    import math
-    import random
-
-    import pandas as pd
-
-    from bench.disclosure import kpis as k
-
     r = random.Random("per device")
     for trial in range(40):
         n = r.randrange(0, 200)
@@ -171,12 +162,6 @@ def test_per_device_ordered_by_numbers_is_ordered_by_pandas():
 
 def test_figures_by_model_numbers_are_pandas_groups():
     """_by_model folds per-device flags, hosts and dates by numbered models: the figures pandas' groupby gives."""
-    import random
-
-    import pandas as pd
-
-    from bench.disclosure import kpis as k
-
     r = random.Random("by model")
     numeric = 0
     for trial in range(40):
@@ -196,12 +181,7 @@ def test_figures_by_model_numbers_are_pandas_groups():
 
 
 def test_categories_by_precision_codes_are_categories_by_isin():
-    import random
-
-    import pandas as pd
-
-    from bench.disclosure import kpis as k
-
+    """categories() hashes the precisions once: each category's rows are the ones isin() picks, ordered alike."""
     r = random.Random("categories")
     for trial in range(20):
         n = r.randrange(0, 150)

@@ -8,10 +8,14 @@ city and 5 cities to a region. Generating the signed node reports is slow and no
 Timed, in this order:
   1. aggregate: every site's node reports verified (signature, re-derivation, peaks, inventory) and aggregated into a
      capacity report, signed by the aggregator: as `bench aggregate --jobs 1` per site, one site per core at once;
-  2. disclose (in this process): declarations signed by the operator, a disclosure per site, then city, region and country roll-ups,
-     each recomputed from the capacity reports with every device counted once across the tree;
-  3. verify: the national disclosure re-derived from a fresh read of the folder, and each level below it.
-Prints each phase's time and the peak memory of this process and of its workers (ru_maxrss).
+  2. disclose, in this process (one store of documents, as a tree built in one go): the capacity reports read and
+     their signatures checked by worker processes (Store.add_many), declarations signed by the operator, a
+     disclosure per site, then city, region and country roll-ups, each recomputed from the capacity reports with
+     every device counted once across the tree;
+  3. verify: the national disclosure re-derived from a fresh read of the folder (Store(folder), read by worker
+     processes as `bench verify --from` reads it), and each level below it.
+Prints each phase's time and the peak memory (ru_maxrss) of this process and of the largest worker; a forked worker's
+figure counts the pages it still shares with this process, so it overstates what the worker added.
 Goal (issue 17): verify + aggregate + disclose under 3 minutes and 4 GB on a 2-core machine.
 """
 
