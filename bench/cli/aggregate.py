@@ -40,7 +40,7 @@ def report_files(paths: tuple[Path, ...]) -> list[Path]:
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 1024),
     default=None,
     help="Processes verifying node reports (default: one per core). --jobs 1 when several aggregations run at once.",
 )

@@ -13,7 +13,6 @@ import datetime as dt
 import hashlib
 import math
 import multiprocessing
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from bench.report import capacity as cap
 from bench.report import intake, sign
 from bench.report import verify as v
 from bench.report.model import CapacityReport, ReportError
+from bench.report.pool import usable_cores
 
 
 class DisclosureError(ValueError):
@@ -202,7 +202,7 @@ def read_many(paths: list[Path], *, root: Path | None = None) -> list[tuple[inta
     """Each path as _read_one reads it, in order; from PARALLEL_FROM paths on, in worker processes (one per core): a
     country's 200 capacity reports take seconds each to parse and canonicalize, on one core otherwise."""
     tasks = [(p, root) for p in paths]
-    workers = os.cpu_count() or 1
+    workers = min(usable_cores(), len(tasks))  # a fork pool starts every worker at once, needed or not
     if len(tasks) < PARALLEL_FROM or workers < 2:
         return [_read_one(t) for t in tasks]
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)

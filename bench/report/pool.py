@@ -102,12 +102,23 @@ def apply_policy(
     return out
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask: a container's or a job's share), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def frozen_heap() -> Iterator[None]:
     """While the block runs, the cyclic collector leaves alone the objects that exist when it starts (gc.freeze; they
     are still freed by reference counting): each full collection otherwise walks every imported module's objects and
     every document read so far (a country's store holds millions), 6% of verifying a site's node reports and of
-    re-deriving a disclosure. Not nestable: an inner block ends the outer one's freeze early (which costs only time)."""
+    re-deriving a disclosure. Nests: a block entered with the heap already frozen leaves that freeze to its owner."""
+    if gc.get_freeze_count():  # the caller froze the heap already (a fork, an outer block): theirs to undo
+        yield
+        return
     gc.freeze()
     try:
         yield
@@ -126,7 +137,7 @@ def _map_parallel(fn: Any, items: list[Any], jobs: int | None = None) -> list[An
     """fn over items on `jobs` processes (default: every core). Verification is CPU-bound pure Python (canonical
     JSON). Where processes fork, the workers inherit `items` and receive only indices, instead of every report being
     pickled across."""
-    workers = jobs or os.cpu_count() or 1
+    workers = min(jobs or usable_cores(), len(items))  # a fork pool starts every worker at once, needed or not
     if workers < 2:
         return [fn(item) for item in items]
     chunk = max(1, len(items) // (workers * 8))
