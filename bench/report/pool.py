@@ -148,13 +148,11 @@ def _map_parallel(fn: Any, items: list[Any], jobs: int | None = None) -> list[An
         registry.workloads()
         # Forked workers share the parent's objects copy-on-write; the collector would touch (copy) and traverse every
         # inherited report on each full collection. Frozen objects are left alone: about 30% less CPU on a large fleet.
-        gc.freeze()
         try:
             ctx = multiprocessing.get_context("fork")
-            with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            with frozen_heap(), concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
                 return list(pool.map(functools.partial(_call_shared, fn), range(len(items)), chunksize=chunk))
         finally:
-            gc.unfreeze()
             _SHARED.clear()
     with concurrent.futures.ProcessPoolExecutor(workers) as pool:
         return list(pool.map(fn, items, chunksize=chunk))
