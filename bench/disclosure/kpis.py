@@ -125,7 +125,7 @@ def inventory(counted: pd.DataFrame, *, devices: np.ndarray | None = None) -> li
         per_device["model"] = per_device["model"].fillna("unknown model")
         # the one order-dependent figure below is each model's first kind: the same in any device order when no
         # model mixes kinds (else the devices are laid out sorted, as grouping by device did)
-        if _distinct_per_group(per_device["model"], per_device["kind"]).max() > 1:
+        if per_device.groupby("model")["kind"].nunique().max() > 1:
             per_device = None
     if per_device is None:
         per_device = flags.groupby("device", sort=True)[["defective", "stale", "bounded"]].any()
@@ -133,61 +133,20 @@ def inventory(counted: pd.DataFrame, *, devices: np.ndarray | None = None) -> li
         per_device = per_device.join(first)
         per_device["model"] = per_device["model"].fillna("unknown model")
     per_device["healthy"] = ~per_device["defective"] & ~per_device["stale"]
-    figures = _by_model(per_device, flags["model"].fillna("unknown model"), flags["measured"])
-    for model, kind, devices_n, sums, nodes, dates in figures:
-        out.append({"model": str(model), "kind": str(kind), "devices": devices_n,
-                    "healthy": sums["healthy"], "defective": sums["defective"], "stale": sums["stale"],
-                    "bounded_devices": sums["bounded"], "nodes": nodes, "tier": v.REPORTED,
-                    "date_range": [_utc(dates[0]), _utc(dates[1])]})  # fmt: skip
-    return out
-
-
-_FLAGS = ("defective", "stale", "bounded", "healthy")
-
-
-def _distinct_per_group(groups: pd.Series, values: pd.Series) -> np.ndarray:
-    """Per group (numbered as pd.factorize(groups, sort=True) numbers them), how many distinct non-missing values:
-    groupby(groups)[values].nunique() by numbers (a country's per-device rows grouped by model several times)."""
-    g, names = pd.factorize(groups, sort=True)
-    x, seen = pd.factorize(values)
-    if len(seen) == 0:
-        return np.zeros(len(names), dtype=np.int64)
-    ok = (x >= 0) & (g >= 0)
-    pairs = np.sort(g[ok].astype(np.int64) * len(seen) + x[ok])
-    pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))] if len(pairs) else pairs
-    return np.bincount(pairs // len(seen), minlength=len(names))
-
-
-def _by_model(per_device: pd.DataFrame, model_of: pd.Series, measured: pd.Series) -> list[tuple[Any, ...]]:
-    """(model, its first kind, devices, flag counts, nodes, (first, last) measured) per model, models sorted: by
-    numbers where every device has a kind and every row a model (then the first kind is the first row's), else as
-    pandas groups them (_by_model_plain)."""
-    codes, models = pd.factorize(per_device["model"], sort=True)
-    kinds, _ = pd.factorize(per_device["kind"])
-    row_codes, row_models = pd.factorize(model_of, sort=True)
-    if (codes < 0).any() or (kinds < 0).any() or (row_codes < 0).any() or set(models) - set(row_models):
-        return _by_model_plain(per_device, model_of, measured)
-    n = len(models)
-    counts = np.bincount(codes, minlength=n)
-    sums = {c: np.bincount(codes, weights=per_device[c].to_numpy(dtype=np.float64), minlength=n) for c in _FLAGS}
-    nodes = _distinct_per_group(per_device["model"], per_device["host"])
-    first_kind = per_device["kind"].iloc[np.unique(codes, return_index=True)[1]].tolist()
-    dates = measured.groupby(row_codes).agg(["min", "max"])
-    at = {m: i for i, m in enumerate(row_models)}
-    return [(m, first_kind[i], int(counts[i]), {c: int(sums[c][i]) for c in _FLAGS}, int(nodes[i]),
-             (dates.at[at[m], "min"], dates.at[at[m], "max"])) for i, m in enumerate(models)]  # fmt: skip
-
-
-def _by_model_plain(per_device: pd.DataFrame, model_of: pd.Series, measured: pd.Series) -> list[tuple[Any, ...]]:
-    """_by_model by pandas' groupby of the model names."""
     by_model = per_device.groupby("model", sort=True)
-    sums = by_model[list(_FLAGS)].sum()
+    sums = by_model[["defective", "stale", "bounded", "healthy"]].sum()
     nodes = by_model["host"].nunique()
     kinds = by_model["kind"].first()
     counts = by_model.size()
-    dates = measured.groupby(model_of).agg(["min", "max"])
-    return [(m, kinds[m], int(counts[m]), {c: int(sums.at[m, c]) for c in _FLAGS}, int(nodes[m]),
-             (dates.at[m, "min"], dates.at[m, "max"])) for m in counts.index]  # fmt: skip
+    model_of = flags["model"].fillna("unknown model")
+    dates = flags.groupby(model_of)["measured"].agg(["min", "max"])
+    for model in counts.index:
+        out.append({"model": str(model), "kind": str(kinds[model]), "devices": int(counts[model]),
+                    "healthy": int(sums.at[model, "healthy"]), "defective": int(sums.at[model, "defective"]),
+                    "stale": int(sums.at[model, "stale"]), "bounded_devices": int(sums.at[model, "bounded"]),
+                    "nodes": int(nodes[model]), "tier": v.REPORTED,
+                    "date_range": [_utc(dates.at[model, "min"]), _utc(dates.at[model, "max"])]})  # fmt: skip
+    return out
 
 
 def _devices_unsorted(flags: pd.DataFrame, codes: np.ndarray | None = None) -> pd.DataFrame | None:

@@ -160,26 +160,6 @@ def test_per_device_ordered_by_numbers_is_ordered_by_pandas():
         pd.testing.assert_frame_equal(k._per_device(rows), plain.drop_duplicates("device"))
 
 
-def test_figures_by_model_numbers_are_pandas_groups():
-    """_by_model folds per-device flags, hosts and dates by numbered models: the figures pandas' groupby gives."""
-    r = random.Random("by model")
-    numeric = 0
-    for trial in range(40):
-        n = r.randrange(1, 300)
-        per_device = pd.DataFrame({
-            "model": [r.choice(["H100", "A100", "é", "unknown model"]) for _ in range(n)],
-            "kind": [r.choice(["cuda", "cpu"] + ([None] if trial % 4 == 3 else [])) for _ in range(n)],
-            "host": [r.choice([f"h{r.randrange(30)}", None]) for _ in range(n)],
-            **{c: [r.random() < 0.3 for _ in range(n)] for c in k._FLAGS},
-        })  # fmt: skip
-        model_of = pd.Series([r.choice(per_device["model"].tolist()) for _ in range(n)] + per_device["model"].tolist())
-        measured = pd.Series(pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta([r.randrange(10**6) for _ in range(len(model_of))], unit="s"))  # fmt: skip
-        got, plain = k._by_model(per_device, model_of, measured), k._by_model_plain(per_device, model_of, measured)
-        assert repr(got) == repr(plain)
-        numeric += per_device["kind"].notna().all()
-    assert numeric > 20
-
-
 def test_categories_by_precision_codes_are_categories_by_isin():
     """categories() hashes the precisions once: each category's rows are the ones isin() picks, ordered alike."""
     r = random.Random("categories")
