@@ -42,7 +42,8 @@ def report_files(paths: tuple[Path, ...]) -> list[Path]:
     "--jobs",
     type=click.IntRange(1, 1024),
     default=None,
-    help="Processes verifying node reports (default: one per core). --jobs 1 when several aggregations run at once.",
+    help="Processes verifying node reports (default: one per core this process may use). --jobs 1 when several "
+    "aggregations run at once.",
 )
 @key_option
 @json_option("the capacity report")

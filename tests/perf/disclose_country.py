@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import gc
-import os
 import resource
 import shutil
 import sys
@@ -41,6 +40,7 @@ from bench.disclosure import document as dd
 from bench.disclosure.leaves import Store
 from bench.report import aggregate as agg
 from bench.report import sign
+from bench.report.pool import usable_cores
 from bench.report.store import dumps
 from tests.report.fleet import NOW, node_report
 
@@ -143,10 +143,10 @@ def main() -> None:
     pem = aggregator.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     tasks = [(cache / f"site{s:04d}", out / f"site{s:04d}" / "capacity.json", pem, kid(node_key), rules)
              for s in range(args.sites)]  # fmt: skip
-    with concurrent.futures.ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+    with concurrent.futures.ProcessPoolExecutor(usable_cores()) as pool:
         capacities = dict(enumerate(pool.map(_aggregate_site, tasks)))
     t_aggregate = time.perf_counter() - t0
-    print(f"aggregate ({args.sites} capacity reports, every node report verified, {os.cpu_count()} at once): "
+    print(f"aggregate ({args.sites} capacity reports, every node report verified, {usable_cores()} at once): "
           f"{t_aggregate:.1f} s; peak memory {peak_mb()[0]:.0f} MB (largest worker {peak_mb()[1]:.0f} MB)")  # fmt: skip
 
     t0 = time.perf_counter()
