@@ -57,3 +57,42 @@ def test_panels_have_units_and_no_two_share_a_place():
     assert len(places) == len(set(places))
     assert all(p["fieldConfig"]["defaults"].get("unit") for p in dashboard["panels"])
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def _legend(fmt: str, labels: dict[str, str]) -> str:
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda g: labels.get(g.group(1), ""), fmt)
+
+
+def test_every_legend_tells_its_series_apart():
+    """A legend that leaves out a label the series differ in draws several lines under one name (the training MFU
+    legend read "vm cpu gpt tiny" four times: role, rank and precision missing). For every panel that plots a
+    metric as exported, each series of a two-GPU node that ran every workload, training alone, as a rank and as a
+    data-parallel total, gets a legend of its own; aggregated queries name every label they keep."""
+    ms = [syn.on_gpu(m, i) for i in (0, 1) for m in syn.every_workload()]
+    train = [m for m in ms if m.workload == "train"]
+    ranked = [syn.on_gpu(m, 0) for m in syn.every_workload() if m.workload == "train"]
+    ranked[0].details.update(rank=1)
+    total = [syn.on_gpu(m, 0) for m in syn.every_workload() if m.workload == "train"]
+    total[0].details.update(role="data-parallel total")
+    text = export.prometheus(syn.gpu_report([*ms, *ranked, *total]))
+    series = {f.name: [s.labels for s in f.samples] for f in text_string_to_metric_families(text)}
+    assert len(train) == 2
+    checked = 0
+    for panel in json.loads(DASHBOARD.read_text())["panels"]:
+        for target in panel.get("targets", []):
+            expr, fmt = target["expr"], target["legendFormat"]
+            by = re.match(r"^\w+ by \(([^)]*)\)", expr)
+            if by:
+                kept = {x.strip() for x in by.group(1).split(",")}
+                assert set(re.findall(r"\{\{\s*(\w+)\s*\}\}", fmt)) == kept, (panel["title"], fmt)
+                continue
+            bare = re.fullmatch(r"(bench_\w+)\{([^}]*)\}", expr)
+            if not bare:
+                continue
+            rows = [s for s in series[bare.group(1)] if s.get("emulated", "false") == "false"]
+            if 'gpu!=""' in bare.group(2):
+                rows = [s for s in rows if s.get("gpu")]
+            legends = [_legend(fmt, s) for s in rows]
+            assert len(set(legends)) == len(legends), (panel["title"], sorted(legends))
+            checked += 1
+    assert checked >= 5

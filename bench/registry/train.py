@@ -94,12 +94,24 @@ def work(spec: Mapping[str, Any]) -> int:
     return figures.train_work(spec)
 
 
+#: The `role` label of a training figure, from the measurement's details["role"] (None: one device's own run).
+#: Label values are stable identifiers without spaces, and one device's run reads the same whether it ran alone or as
+#: a torchrun/srun rank, so a dashboard's series does not break when the launch mode changes.
+ROLE_LABELS = {None: "device", "data-parallel total": "data_parallel", "single-rank baseline": "single_rank_baseline"}
+
+
+def role_labels(m: Measurement) -> dict[str, str]:
+    """`role` and `rank`, present on every training figure: the rank a device ran as (0 alone), or "all" for a
+    data-parallel total over the ranks."""
+    role = m.details.get("role")
+    label = ROLE_LABELS.get(role) or "".join(c if c.isalnum() else "_" for c in str(role))
+    rank = "all" if label == "data_parallel" else str(m.details.get("rank", 0))
+    return {"role": label, "rank": rank}
+
+
 def metrics(m: Measurement) -> list[Metric]:
-    role = m.details.get("role") or ("rank" if "rank" in m.details else "single")
     labels = {**device_labels(m), "model_kind": str(m.spec.get("model")), "preset": str(m.spec.get("preset")),
-              "precision": str(m.spec.get("precision")), "role": role}  # fmt: skip
-    if "rank" in m.details:
-        labels["rank"] = str(m.details["rank"])
+              "precision": str(m.spec.get("precision")), **role_labels(m)}  # fmt: skip
     s = m.summary or {}
     common = {"workload": NAME, "status": m.status, "samples_s": tuple(m.samples_s)}
     out = [Metric("train_tflops", labels, s.get("tflops_median", 0.0), "TFLOPS", **common),

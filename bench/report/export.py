@@ -153,7 +153,10 @@ def prometheus(report: NodeReport) -> str:
     complete.labels(host).set(0 if report.partial else 1)
     busy = Gauge("bench_run_preflight_warnings", "Pre-flight checks (bench doctor) that warned or failed before the run: "
                  "a busy or unhealthy machine", ["Hostname"], registry=registry)  # fmt: skip
-    busy.labels(host).set(len([c for c in (report.config.get("preflight") or []) if c.get("status") != "pass"]))
+    # "unavailable" (no NVML, no GPU clock to read) is nothing wrong with the machine: a CPU node would always read >= 1
+    busy.labels(host).set(
+        len([c for c in (report.config.get("preflight") or []) if c.get("status") in ("warn", "fail")])
+    )
     stamp = Gauge(
         "bench_run_timestamp_seconds", "When the run ended (started, if partial)", ["Hostname"], registry=registry
     )

@@ -114,3 +114,36 @@ def test_export_writes_a_world_readable_file_whatever_the_umask(tmp_path):
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
     assert "bench_matmul_mamf_flops_per_second" in families(out.read_text())
+
+
+def test_preflight_warnings_count_only_checks_that_warned_or_failed():
+    """A CPU node's NVML checks read 'unavailable': nothing wrong with the machine, so they are not counted (every
+    CPU or NVML-less node read >= 1 in the dashboard's 'busy machine' panel)."""
+    r = syn.report([syn.matmul("float32", syn.samples(0.002))])
+    r.config["preflight"] = [{"name": "nvml", "status": "unavailable"}, {"name": "load", "status": "pass"}]
+    count = lambda: families(export.prometheus(r))["bench_run_preflight_warnings"].samples[0].value
+    assert count() == 0
+    r.config["preflight"] += [{"name": "load", "status": "warn"}, {"name": "clock", "status": "fail"}]
+    assert count() == 2
+
+
+def test_a_training_series_keeps_its_labels_across_launch_modes():
+    """One device's training run reads the same series whether it ran alone or as rank 0 of torchrun/srun (the role
+    label changed from "single" to "rank" and broke the series); label values hold no spaces; a data-parallel total
+    is a series of its own."""
+
+    def labels(details):
+        (m,) = [m for m in syn.every_workload() if m.workload == "train"]
+        m.details.update(details)
+        (s,) = families(export.prometheus(syn.report([m])))["bench_train_mfu_ratio"].samples
+        return s.labels
+
+    alone, rank0, rank1, total = (
+        labels({}),
+        labels({"rank": 0}),
+        labels({"rank": 1}),
+        labels({"role": "data-parallel total"}),
+    )
+    assert alone == rank0 and alone["role"] == "device" and alone["rank"] == "0"
+    assert rank1["rank"] == "1" and total["role"] == "data_parallel" and total["rank"] == "all"
+    assert not any(" " in v for s in (alone, rank1, total) for k, v in s.items() if k in ("role", "rank"))
