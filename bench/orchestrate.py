@@ -212,7 +212,7 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
                                      cc["factor"])  # fmt: skip
             advance = feedback.sweep(f"comm x{where.world_size} ranks", len(cc["ops"]) * len(sizes))
             for m in plans.comm_measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup_iterations"], device.id, device,
-                                             inv["host"].get("hostname")):  # fmt: skip
+                                             inv["host"].get("hostname"), cc["batches"]):  # fmt: skip
                 advance()
                 if job_writer and m:
                     m.details["stragglers"] = slow
@@ -244,11 +244,11 @@ def train_job(specs: Sequence[Any], device: devices.DeviceFacts, inv: dict[str, 
 
 def comm_job(where: launch.Placement, ops: list[str], sizes: list[int], iterations: int, warmup: int,
              device: devices.DeviceFacts, inv: dict[str, Any], writer: ReportWriter | None,
-             on_result: Callable[[Measurement], None]) -> None:  # fmt: skip
+             on_result: Callable[[Measurement], None], batches: int = cm.BATCHES) -> None:  # fmt: skip
     """`bench comm`: every collective over every size across the job's ranks; rank 0 (`writer`) records each result
     (timed as the slowest rank) and closes its report."""
     for m in plans.comm_measurements(
-        where, ops, sizes, iterations, warmup, device.id, device, inv["host"].get("hostname")
+        where, ops, sizes, iterations, warmup, device.id, device, inv["host"].get("hostname"), batches
     ):
         if writer and m:
             writer.add(m)

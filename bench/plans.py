@@ -216,9 +216,11 @@ def stragglers(ranks: list[dict[str, Any]], fraction: float = STRAGGLER_FRACTION
 
 
 def comm_measurements(where: launch.Placement, ops: list[str], sizes: list[int], iterations: int, warmup: int,
-                      device_name: str, facts: DeviceFacts, hostname: str | None) -> Iterator[Measurement | None]:  # fmt: skip
+                      device_name: str, facts: DeviceFacts, hostname: str | None,
+                      batches: int = cm.BATCHES) -> Iterator[Measurement | None]:  # fmt: skip
     """Every op x size across the joined process group; every rank must iterate this in step. Rank 0 gets each
-    size's Measurement (max over ranks, every rank's samples kept); other ranks get None."""
+    size's Measurement (max over ranks, every rank's samples kept); other ranks get None. Each size is `batches`
+    samples, each the per-op mean of `iterations` back-to-back operations (bench.workloads.comm.time_batches)."""
     n = where.world_size
     # One collective of every rank on the job's own group first: NCCL makes its communicator at the first call, and
     # a batched send/recv (sendrecv) may be that first call only if every rank takes part, which an odd rank out of
@@ -228,25 +230,32 @@ def comm_measurements(where: launch.Placement, ops: list[str], sizes: list[int],
         for size in sizes:
             start = utc_now()
             b = cm.buffers(op, size, where.rank, n, device_name)
-            warm, timed, ok = cm.time_op(b, iterations, warmup, device_name)
+            warm, timed, ok = cm.time_op(b, batches, iterations, warmup, device_name)
             gathered: list[Any] = [None] * n
             dist.all_gather_object(gathered, {"rank": where.rank, "host": hostname, "device": asdict(facts),
                                               "warmup_s": warm, "samples_s": timed, "correct": ok},
                                    group=launch.control())  # fmt: skip
-            yield comm_measurement(op, b.bytes, n, gathered, facts, start) if where.rank == 0 else None
+            yield comm_measurement(op, b.bytes, n, gathered, facts, start, iterations) if where.rank == 0 else None
 
 
-def comm_measurement(
-    op: str, size: int, n: int, ranks: list[dict[str, Any]], facts: devices.DeviceFacts, start: str
-) -> Measurement:
-    """Rank 0's record of one size: per-iteration time = max over ranks, every rank's raw samples kept."""
+def comm_measurement(op: str, size: int, n: int, ranks: list[dict[str, Any]], facts: devices.DeviceFacts, start: str,
+                     ops_per_sample: int = 1) -> Measurement:  # fmt: skip
+    """Rank 0's record of one size: each sample (a batch's per-op mean) = max over ranks, every rank's raw samples
+    kept; work_per_iteration stays the bytes of one operation, so verify re-derives the figures from the samples."""
     ranks = sorted(ranks, key=lambda r: r["rank"])
     samples = [max(r["samples_s"][i] for r in ranks) for i in range(len(ranks[0]["samples_s"]))]
     warm = [max(r["warmup_s"][i] for r in ranks) for i in range(len(ranks[0]["warmup_s"]))]
     wrong = [r["rank"] for r in ranks if not r["correct"]]
     return Measurement(
         workload=cm.WORKLOAD,
-        spec={"op": op, "bytes": size, "world_size": n, "dtype": "float32", "backend": dist.get_backend()},
+        spec={
+            "op": op,
+            "bytes": size,
+            "world_size": n,
+            "dtype": "float32",
+            "backend": dist.get_backend(),
+            "ops_per_sample": ops_per_sample,
+        },
         device=asdict(facts),
         status="invalid" if wrong else "ok",
         reason=f"wrong result on rank(s) {wrong}" if wrong else None,

@@ -51,7 +51,14 @@ def _free_port() -> int:
     "--factor", type=click.IntRange(min=2), default=2, show_default=True, help="Each size is the last times this."
 )
 @click.option(
-    "--iterations", type=click.IntRange(min=1), default=20, show_default=True, help="Timed iterations per size."
+    "--iterations",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Operations launched back to back per timed batch (nccl-tests' -n); a sample is their per-op mean.",
+)
+@click.option(
+    "--batches", type=click.IntRange(min=1), default=5, show_default=True, help="Timed batches (samples) per size."
 )
 @click.option(
     "--warmup-iterations",
@@ -59,7 +66,7 @@ def _free_port() -> int:
     type=click.IntRange(min=0),
     default=5,
     show_default=True,
-    help="Untimed iterations per size first.",
+    help="Untimed operations per size first (nccl-tests' -w).",
 )
 @click.option(
     "--warmup",
@@ -75,11 +82,12 @@ def _free_port() -> int:
 @key_option
 @json_option("the report")
 @quiet_option
-def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: int, iterations: int, warmup: int,
+def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: int, iterations: int, batches: int, warmup: int,
          warmup_old: int | None, device_name: str | None, timeout: float, results_dir: Path, key_path: Path | None, as_json: bool,
          quiet: bool) -> None:  # fmt: skip
-    """Time collectives over message sizes (min, min*factor, ... max) with NCCL on GPUs and gloo on CPUs, check every
-    result, and report algbw and busbw per size. Launch it with torchrun, srun or RANK/WORLD_SIZE/MASTER_ADDR; alone it
+    """Time collectives over message sizes (min, min*factor, ... max) with NCCL on GPUs and gloo on CPUs as nccl-tests
+    times them (batches of back-to-back operations, barrier and synchronize outside the timing), check every result,
+    and report the per-op time (us), algbw and busbw per size. Launch it with torchrun, srun or RANK/WORLD_SIZE/MASTER_ADDR; alone it
     runs as a one-rank job. Rank 0 gathers every rank's timings and alone writes the report and prints the table.
     """
     from bench import launch, orchestrate, runner
@@ -106,15 +114,17 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     inv = collect()
     facts = devices.facts(device_name, inv["host"])
     config = {"workload": "comm", "ops": list(ops or cm.OPS), "sizes": sizes, "iterations": iterations,
-              "warmup": warmup, "world_size": where.world_size, "launcher": where.source}  # fmt: skip
+              "batches": batches, "warmup": warmup, "world_size": where.world_size, "launcher": where.source}  # fmt: skip
     writer = runner.start(results_dir, config, inv, key) if lead else None
 
     def show(m: Any) -> None:
         if not quiet:
-            click.echo(f"{m.spec['op']} {m.spec['bytes']} B: busbw {m.summary['busbw_gbps']:.3f} GB/s", err=True)
+            s = m.summary
+            click.echo(f"{m.spec['op']} {m.spec['bytes']} B: {s['median_s'] * 1e6:.1f} us, algbw "
+                       f"{s['algbw_gbps']:.3f} GB/s, busbw {s['busbw_gbps']:.3f} GB/s", err=True)  # fmt: skip
 
     with rank_job(where, writer):
-        orchestrate.comm_job(where, list(ops or cm.OPS), sizes, iterations, warmup, facts, inv, writer, show)
+        orchestrate.comm_job(where, list(ops or cm.OPS), sizes, iterations, warmup, facts, inv, writer, show, batches)
     if not writer:
         return
     if as_json:

@@ -47,8 +47,9 @@ WORKLOAD = register(Workload(
         "max_bytes": key("int", None, "Largest message (default: 64 MiB on CPU, 1 GiB on GPU).", minimum=1,
                          nullable=True),
         "factor": key("int", 2, "Message size step factor.", minimum=2),
-        "iterations": key("int", 20, "Timed iterations per size.", minimum=1),
-        "warmup_iterations": key("int", 5, "Untimed iterations per size.", minimum=0),
+        "iterations": key("int", 20, "Operations per timed batch (nccl-tests' -n); a sample is their mean.", minimum=1),
+        "batches": key("int", 5, "Timed batches (samples) per size.", minimum=1),
+        "warmup_iterations": key("int", 5, "Untimed operations per size first (nccl-tests' -w).", minimum=0),
         "timeout_s": key("float", 300.0, "Seconds to wait for other ranks.", minimum=1.0),
     },
 ))  # fmt: skip

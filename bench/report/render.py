@@ -322,9 +322,9 @@ def train_table(measurements: list[Measurement]) -> Table:
 
 
 def busbw_grid(measurements: list[Measurement]) -> Grid:
-    grid = Grid("collectives (nccl-tests definitions; time = max over ranks; GB = 1e9 B)",
-                ["op", "ranks", "bytes", "median us", "algbw GB/s", "busbw GB/s", "check"],
-                numeric={"ranks", "bytes", "median us", "algbw GB/s", "busbw GB/s"})  # fmt: skip
+    grid = Grid("collectives (nccl-tests definitions; time = median per-op time of the batches, max over ranks; "
+                "GB = 1e9 B)", ["op", "ranks", "bytes", "time us", "algbw GB/s", "busbw GB/s", "check"],
+                numeric={"ranks", "bytes", "time us", "algbw GB/s", "busbw GB/s"})  # fmt: skip
     peak: dict[str, float] = {}
     for m in measurements:
         s = m.summary or {}

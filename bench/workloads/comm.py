@@ -3,13 +3,15 @@
 For a message of S bytes (nccl-tests' "size": the per-rank buffer for all_reduce, broadcast and send/recv; the total
 gathered (all_gather), scattered (reduce_scatter) or exchanged (all_to_all) across ranks otherwise):
 
-    time   = max over ranks of each iteration's time (a collective is as slow as its slowest rank)
+    time   = per-op mean of a batch of back-to-back operations (time_batches), max over ranks (a collective is as
+             slow as its slowest rank; nccl-tests averages over ranks unless -a 3)
     algbw  = S / time                   (GB/s, 1 GB = 1e9 bytes)
     busbw  = algbw x factor(op, n):  all_reduce 2(n-1)/n; all_gather, reduce_scatter, all_to_all (n-1)/n;
                                      broadcast and send/recv 1
 
-Every buffer is filled with values known in advance and every result checked after the timed iterations; a wrong
-result makes that size invalid.
+Every buffer is filled with values known in advance and every result checked after the timed batches; a wrong result
+makes that size invalid. A sample is one timed batch's per-op mean (spec `ops_per_sample`); reports from before batches
+(no `ops_per_sample`) hold one operation per sample, and read and verify the same way: both are seconds per operation.
 """
 
 from __future__ import annotations
@@ -107,22 +109,53 @@ def buffers(op: str, size: int, rank: int, n: int, device: str) -> Buffers:
     raise ValueError(f"unknown collective {op!r}; valid: {', '.join(OPS)}")
 
 
-def time_op(b: Buffers, iterations: int, warmup: int, device: str) -> tuple[list[float], list[float], bool]:
-    """(warm-up seconds, timed seconds, result correct) on this rank. Each iteration starts from the known inputs,
-    reset outside the timing, and all ranks start it together (a barrier on the host, also outside the timing). On a
-    GPU the clock stops once this rank's own device has finished (synchronizing any other device would time only the
-    launch)."""
-    sync = (lambda: torch.cuda.synchronize(torch.device(device))) if device.startswith("cuda") else (lambda: None)
+#: nccl-tests' defaults: `-n 20` operations per timed region, and bench keeps several such regions per size
+OPS_PER_SAMPLE = 20
+BATCHES = 5
 
-    def once() -> float:
+
+def time_batches(b: Buffers, batches: int, per_batch: int, warmup: int, sync: Callable[[], None],
+                 barrier: Callable[[], None], clock: Callable[[], float] = time.perf_counter,
+                 ) -> tuple[list[float], list[float], bool]:  # fmt: skip
+    """(warm-up seconds per op, timed seconds per op, result correct) on this rank, as nccl-tests' BenchTime times.
+
+    `warmup` untimed operations first (nccl-tests' -w). Then each of `batches` samples: the inputs reset, the device
+    synchronized and every rank met at a barrier, all *outside* the timed region; then the clock starts, `per_batch`
+    operations are launched back to back (nccl-tests' -n), one device synchronize, the clock stops, and the sample is
+    the elapsed time / per_batch (the per-op mean). A barrier or synchronize per op would time the host's round trips
+    and the launch latency instead of the collective. The result is checked after the timing, from freshly reset
+    inputs and one operation (nccl-tests' -c 1), so a buffer that accumulated over a batch is never judged."""
+    warm: list[float] = []
+    if warmup:
         b.reset()
         sync()
-        dist.barrier(group=launch.control())
-        t0 = time.perf_counter()
-        b.run()
+        barrier()
+        t0 = clock()
+        for _ in range(warmup):
+            b.run()
         sync()
-        return time.perf_counter() - t0
-
-    warm = [once() for _ in range(warmup)]
-    timed = [once() for _ in range(iterations)]
+        warm.append((clock() - t0) / warmup)
+    timed = []
+    for _ in range(batches):
+        b.reset()
+        sync()
+        barrier()
+        t0 = clock()
+        for _ in range(per_batch):
+            b.run()
+        sync()
+        timed.append((clock() - t0) / per_batch)
+    b.reset()
+    sync()
+    b.run()
+    sync()
     return warm, timed, b.check()
+
+
+def time_op(
+    b: Buffers, batches: int, per_batch: int, warmup: int, device: str
+) -> tuple[list[float], list[float], bool]:
+    """time_batches on this rank's device: the clock stops once this rank's own device has finished (synchronizing
+    any other device would time only the launch); ranks meet on the job's control (gloo) group."""
+    sync = (lambda: torch.cuda.synchronize(torch.device(device))) if device.startswith("cuda") else (lambda: None)
+    return time_batches(b, batches, per_batch, warmup, sync, lambda: dist.barrier(group=launch.control()))

@@ -37,7 +37,8 @@ def test_two_ranks_every_collective_checked_one_report(tmp_path):
     import subprocess
 
     cmd = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node=2", str(BIN / "bench"), "comm", "--device", "cpu",
-           "--max-bytes", "65536", "--factor", "64", "--iterations", "5", "--warmup-iterations", "1", "--timeout", "60",
+           "--max-bytes", "65536", "--factor", "64", "--iterations", "5", "--batches", "3", "--warmup-iterations", "1",
+           "--timeout", "60",
            "--results-dir", str(tmp_path)]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -47,6 +48,7 @@ def test_two_ranks_every_collective_checked_one_report(tmp_path):
     assert {m.spec["op"] for m in rep.measurements} == set(cm.OPS)
     for m in rep.measurements:
         assert m.status == "ok" and m.validity["passed"] and m.spec["world_size"] == 2
+        assert m.spec["ops_per_sample"] == 5 and len(m.samples_s) == 3  # a sample per batch of 5 operations
         per_rank = m.details["per_rank"]
         assert [r["rank"] for r in per_rank] == [0, 1]
         assert m.samples_s == [
