@@ -69,6 +69,8 @@ def compare(a: Path, b: Path, threshold: float, alpha: float, as_json: bool, fai
                 verdict = c["direction"] if c["flagged"] else ("same" if c["significant"] else "same (not significant)")
                 t.add_row(c["metric"], f"{c['a']:.4g}", f"{c['b']:.4g}", f"{c['ratio']:.3f}", p, verdict)
             out.print(t)
+            for why in result["config_differs"]:
+                out.print(f"not compared, {why}", highlight=False)
             for side in ("only_in_a", "only_in_b"):
                 if result[side]:
                     out.print(f"{side.replace('_', ' ')}: {', '.join(result[side])}", highlight=False)

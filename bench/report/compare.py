@@ -10,7 +10,8 @@ from typing import Any
 
 from scipy import stats as sps
 
-from bench.report.metrics import Metric, metrics
+from bench.report.metrics import Metric
+from bench.report.metrics import of as metrics_of
 from bench.report.model import NodeReport
 
 #: Fewest samples per side for the rank test; below it a difference is never called significant.
@@ -78,17 +79,43 @@ def change(a: Metric, b: Metric, threshold: float, alpha: float) -> Change:
     return Change(b.title, b.name, b.labels, b.unit, a.value, b.value, ratio, p, significant, flagged, direction)
 
 
+def _ok_metrics(report: NodeReport) -> tuple[dict[Any, Metric], dict[Any, dict[str, Any] | None]]:
+    """The valid metrics of a report by key, and the spec each was measured at (None for a search's result, whose
+    shape is what the search found rather than what was asked)."""
+    found: dict[Any, Metric] = {}
+    specs: dict[Any, dict[str, Any] | None] = {}
+    for m in report.measurements:
+        for metric in metrics_of(m):
+            if metric.status == "ok":
+                found[metric.key] = metric
+                specs[metric.key] = None if m.details.get("search") else m.spec
+    return found, specs
+
+
+def config_difference(a: dict[str, Any] | None, b: dict[str, Any] | None) -> str:
+    """Why two measurements of one metric measured different things (a 256 MiB STREAM against a 32 MiB one, another
+    batch or step count), or "" when they measured the same: their figures are not compared."""
+    if a is None or b is None:
+        return ""
+    changed = [f"{k} {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return "config differs: " + ", ".join(changed) if changed else ""
+
+
 def compare(a: NodeReport, b: NodeReport, threshold: float = 0.05, alpha: float = 0.01) -> dict[str, Any]:
-    """Every metric both reports have: B relative to A. Not comparable reports list why and no changes."""
+    """Every metric both reports have: B relative to A. Not comparable reports list why and no changes; a metric
+    measured at a different config on each side (bench.report.compare.config_difference) is listed in
+    `config_differs` and not compared."""
     reasons = not_comparable(a, b)
     result: dict[str, Any] = {"a": a.run_id, "b": b.run_id, "threshold": threshold, "alpha": alpha,
                               "comparable": not reasons, "reasons": reasons, "changes": [], "only_in_a": [],
-                              "only_in_b": []}  # fmt: skip
+                              "only_in_b": [], "config_differs": []}  # fmt: skip
     if reasons:
         return result
-    ma = {m.key: m for m in metrics(a) if m.status == "ok"}
-    mb = {m.key: m for m in metrics(b) if m.status == "ok"}
-    result["changes"] = [change(ma[k], mb[k], threshold, alpha).to_dict() for k in ma if k in mb]
+    ma, specs_a = _ok_metrics(a)
+    mb, specs_b = _ok_metrics(b)
+    differs = {k: config_difference(specs_a[k], specs_b[k]) for k in ma if k in mb}
+    result["config_differs"] = [f"{mb[k].title}: {why}" for k, why in differs.items() if why]
+    result["changes"] = [change(ma[k], mb[k], threshold, alpha).to_dict() for k in ma if k in mb and not differs[k]]
     result["only_in_a"] = sorted(ma[k].title for k in ma if k not in mb)
     result["only_in_b"] = sorted(mb[k].title for k in mb if k not in ma)
     return result

@@ -9,7 +9,8 @@ from typing import Any
 
 from bench.report import compare as cmp
 from bench.report.metrics import Metric, best_by_precision, metrics
-from bench.report.model import NodeReport
+from bench.report.metrics import of as metrics_of
+from bench.report.model import Measurement, NodeReport, ReportError, parse_timestamp
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,18 @@ def regressions(baseline: NodeReport, report: NodeReport, max_regression: float,
     result = cmp.compare(baseline, report, threshold=max_regression, alpha=alpha)
     if not result["comparable"]:
         return [Gate("baseline", False, "baseline is not comparable: " + "; ".join(result["reasons"]))]
+    if result["config_differs"]:
+        return [Gate("baseline", False, f"baseline run {baseline.run_id} measured another config, so it cannot gate: "
+                     + "; ".join(result["config_differs"]))]  # fmt: skip
     worse = [c for c in result["changes"] if c["direction"] == "worse"]
     if not worse:
         return [Gate("baseline", True, f"no significant regression beyond {max_regression:.1%} in "
                      f"{len(result['changes'])} metrics against run {baseline.run_id}")]  # fmt: skip
+    by_title = {m.title: m for m in metrics(report)}
     return [Gate("baseline", False, f"{c['metric']}: {c['b']:.4g} vs {c['a']:.4g} {c['unit']} "
-                 f"({c['ratio'] - 1:+.1%}, p={c['p_value']:.2g})") for c in worse]  # fmt: skip
+                 f"({c['ratio'] - 1:+.1%}, p={c['p_value']:.2g}) against run {baseline.run_id}",
+                 case=case_name(by_title[c["metric"]]) if c["metric"] in by_title else None)
+            for c in worse]  # fmt: skip
 
 
 @dataclass
@@ -117,6 +124,19 @@ class _Case:
     figures: list[Metric] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     skipped: str | None = None
+    #: seconds its measurements took (JUnit's time attribute)
+    seconds: float = 0.0
+
+
+def seconds_of(m: Measurement) -> float:
+    """How long a measurement took: end minus start when both are on record, else its timed and warm-up samples."""
+    try:
+        took = (parse_timestamp(m.end_utc, "end_utc") - parse_timestamp(m.start_utc, "start_utc")).total_seconds()
+        if took >= 0:
+            return took
+    except (ReportError, TypeError):
+        pass
+    return float(sum(m.warmup_s) + sum(m.samples_s))
 
 
 def junit(report: NodeReport, gates: list[Gate], suite_name: str = "bench") -> str:
@@ -124,13 +144,18 @@ def junit(report: NodeReport, gates: list[Gate], suite_name: str = "bench") -> s
     properties; a case fails when one of its measurements is invalid or a gate on it fails. Gates that belong to no
     figure (baseline, completeness, errors) are cases of their own."""
     cases: dict[str, _Case] = {}
-    for m in metrics(report):
-        c = cases.setdefault(case_name(m), _Case(case_name(m), m.workload))
-        c.figures.append(m)
-        if m.status != "ok":
-            c.failures.append(f"{m.title}: {m.status}")
-        elif m.emulated and not c.skipped:
-            c.skipped = "emulated precision: measured, but not the device's capacity"
+    for measurement in report.measurements:
+        timed: set[str] = set()
+        for m in metrics_of(measurement):
+            c = cases.setdefault(case_name(m), _Case(case_name(m), m.workload))
+            c.figures.append(m)
+            if c.name not in timed:
+                c.seconds += seconds_of(measurement)
+                timed.add(c.name)
+            if m.status != "ok":
+                c.failures.append(f"{m.title}: {m.status}")
+            elif m.emulated and not c.skipped:
+                c.skipped = "emulated precision: measured, but not the device's capacity"
     loose: dict[str, _Case] = {}
     for g in gates:
         target = cases.get(g.case) if g.case else None
@@ -143,12 +168,13 @@ def junit(report: NodeReport, gates: list[Gate], suite_name: str = "bench") -> s
     suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(every)),
                           failures=str(sum(bool(c.failures) for c in every)), errors="0",
                           skipped=str(sum(bool(c.skipped) and not c.failures for c in every)),
+                          time=f"{sum(c.seconds for c in every):.3f}",
                           timestamp=(report.start_utc or "")[:19])  # fmt: skip
     props = ET.SubElement(suite, "properties")
     for k, v in (("run_id", report.run_id), ("host", report.inventory.get("host", {}).get("hostname"))):
         ET.SubElement(props, "property", name=k, value=str(v))
     for c in every:
-        case = ET.SubElement(suite, "testcase", classname=f"bench.{c.workload}", name=c.name, time="0")
+        case = ET.SubElement(suite, "testcase", classname=f"bench.{c.workload}", name=c.name, time=f"{c.seconds:.3f}")
         if c.figures:
             cp = ET.SubElement(case, "properties")
             for m in c.figures:

@@ -74,3 +74,25 @@ def test_metrics_present_on_one_side_only_are_listed():
     b = syn.report([syn.matmul("float32", syn.samples(0.01))], run_id="run-b")
     result = cmp.compare(a, b)
     assert len(result["changes"]) == 1 and len(result["only_in_a"]) == 1 and "float64" in result["only_in_a"][0]
+
+
+def test_a_figure_measured_at_another_config_is_not_called_worse():
+    """A 256 MiB STREAM against a 32 MiB one measures another thing (caches): compare says the configs differ and
+    gives no verdict; a baseline gate on it fails saying why, rather than passing or crying regression."""
+    from bench.report import gates
+
+    def stream(mib, median_s, seed, run_id):
+        m = syn.simple("membw", {"kernel": "triad", "elements": mib << 17, "dtype": "float64"},
+                       {"gbps_median": 1.0 / median_s})  # fmt: skip
+        m.samples_s = syn.samples(median_s, seed=seed)
+        return syn.report([m], run_id=run_id)
+
+    big, small = stream(256, 0.010, 1, "run-a"), stream(32, 0.005, 2, "run-b")
+    result = cmp.compare(big, small)
+    assert result["comparable"] and result["changes"] == []
+    (why,) = result["config_differs"]
+    assert "membw_gbps" in why and "elements 33554432 vs 4194304" in why
+    (g,) = gates.regressions(big, small, 0.05, 0.01)
+    assert not g.passed and "measured another config" in g.message
+    same = cmp.compare(big, stream(256, 0.012, 3, "run-c"))
+    assert same["config_differs"] == [] and [c["direction"] for c in same["changes"]] == ["worse"]

@@ -107,3 +107,29 @@ def test_junit_has_a_case_per_workload_and_precision_with_figures_and_failures()
     assert cases["matmul cpu bfloat16"].find("skipped") is not None
     for c in cases.values():
         assert c.get("classname").startswith("bench.") and c.get("time") is not None
+
+
+def test_a_regression_fails_the_workloads_own_junit_case():
+    """A baseline regression lands on the case of the figure that regressed (a CI server shows which workload got
+    slower), not on one 'baseline' case of its own."""
+    base = syn.report([syn.matmul("float32", syn.samples(0.010, seed=1)), syn.matmul("float64", syn.samples(0.02))])
+    slower = syn.report([syn.matmul("float32", syn.samples(0.012, seed=2)), syn.matmul("float64", syn.samples(0.02))],
+                        run_id="run-b")  # fmt: skip
+    checks = gates.regressions(base, slower, 0.05, 0.01)
+    assert [g.case for g in checks] == ["matmul cpu float32"]
+    cases = {c.get("name"): c for c in ET.fromstring(gates.junit(slower, checks)).iter("testcase")}
+    assert "baseline" not in cases and cases["matmul cpu float64"].find("failure") is None
+    assert "-16.8%" in cases["matmul cpu float32"].find("failure").get("message")
+
+
+def test_junit_cases_carry_the_time_their_measurements_took():
+    """JUnit's time: each case's measurements from start to end (CI servers sort and chart by it; all read 0)."""
+    a = syn.matmul("float32", syn.samples(0.01))
+    a.start_utc, a.end_utc = "2026-12-01T10:00:00.000000Z", "2026-12-01T10:00:02.500000Z"
+    b = syn.matmul("float64", syn.samples(0.01, n=40))
+    b.start_utc = b.end_utc = None  # no timestamps: the samples' own seconds
+    root = ET.fromstring(gates.junit(syn.report([a, b]), []))
+    times = {c.get("name"): float(c.get("time")) for c in root.iter("testcase")}
+    assert times["matmul cpu float32"] == 2.5
+    assert times["matmul cpu float64"] == pytest.approx(sum(b.samples_s) + sum(b.warmup_s), abs=1e-3)
+    assert float(root.find("testsuite").get("time")) == pytest.approx(sum(times.values()), abs=1e-3)
