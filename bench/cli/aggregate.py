@@ -45,13 +45,20 @@ def report_files(paths: tuple[Path, ...]) -> list[Path]:
     help="Processes verifying node reports (default: one per core this process may use). --jobs 1 when several "
     "aggregations run at once.",
 )
+@click.option(
+    "--allow-rejected",
+    is_flag=True,
+    help="Exit 0 even when some node reports were rejected (they are still listed with why). Without it, any "
+    "rejected report makes the exit status 1, after the capacity report of the rest is written.",
+)
 @key_option
 @json_option("the capacity report")
 def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, max_age: Any, rules_path: Path | None,
-              jobs: int | None, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
+              jobs: int | None, allow_rejected: bool, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Aggregate node reports (files, or directories searched for report.json) into a signed capacity report.
 
-    Each report is verified first; rejected ones are listed with why. A GPU (by UUID) or CPU host (by fingerprint)
+    Each report is verified first; rejected ones are listed with why, and make the exit status 1 (after the
+    capacity report of the rest is written) unless --allow-rejected. A GPU (by UUID) or CPU host (by fingerprint)
     found in several reports counts once, from the newest report, and is listed as a duplicate. Devices whose MAMF is
     more than the tolerance below their group's median, or below a baseline, are listed as defective.
     """
@@ -82,3 +89,9 @@ def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, 
         out.print(f"capacity report: {output}")
     if not any(i["status"] == "counted" for i in cap["inputs"]):
         fail("no node report passed verification; nothing was counted")
+    rejected = [i for i in cap["inputs"] if i["status"] == "rejected"]
+    if rejected and not allow_rejected:
+        first = rejected[0]
+        fail(f"{len(rejected)} of {len(cap['inputs'])} node reports rejected (first: {first['name']}: "
+             f"{'; '.join(first.get('reasons') or [])[:300]}); the capacity report of the rest is in {output} "
+             "(--allow-rejected exits 0)")  # fmt: skip

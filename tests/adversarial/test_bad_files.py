@@ -95,7 +95,13 @@ def test_attack_9_bad_files_crash_or_hang_the_fleet(tmp_path, bad_name):
     )
     assert not any(f["code"] == "unchecked" for f in found[str(bad)])
     res = CliRunner().invoke(main, ["aggregate", str(root), "-o", str(tmp_path / "cap.json"), "--json"])
-    assert res.exit_code == 0 and isinstance(res.exception, (SystemExit, type(None))), res.output
+    # the fleet run goes on: the rest is counted and signed, and the exit status tells a script one was rejected
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    assert "1 of 3 node reports rejected" in res.stderr and str(bad) in res.stderr
+    cap = json.loads((tmp_path / "cap.json").read_text())
+    assert sum(i["status"] == "counted" for i in cap["inputs"]) == 2 and json.loads(res.stdout) == cap
+    res = CliRunner().invoke(main, ["aggregate", str(root), "-o", str(tmp_path / "cap.json"), "--allow-rejected"])
+    assert res.exit_code == 0, res.output
 
 
 def test_attack_9_a_gzip_bomb_or_malformed_reveal_is_one_failed_entry(tmp_path):
