@@ -16,7 +16,22 @@ that torch, cuBLAS and the CUDA runtime enforce on real hardware:
 - the caching allocator: memory torch holds in its cache is not free to `mem_get_info`, but torch can reuse it;
 - TF32: float32 products on a CUDA device run with their operands rounded to TF32 (10 mantissa bits) whenever torch's
   ONE process-wide switch says so (`torch.backends.cuda.matmul.fp32_precision == 'tf32'`, `allow_tf32` before 2.9),
-  whichever thread set it, unless NVIDIA_TF32_OVERRIDE=0 forbids TF32 to NVIDIA's libraries.
+  whichever thread set it, unless NVIDIA_TF32_OVERRIDE=0 forbids TF32 to NVIDIA's libraries;
+- memory runs out: a device holds `props.total_memory` bytes (less `used_elsewhere`); a CUDA tensor's storage is
+  allocated when an op makes it and freed when its last tensor goes, and an allocation beyond the capacity raises
+  `torch.OutOfMemoryError` as the caching allocator does.
+
+And it costs what CUDA costs, in time (set `flops_per_s`, `bytes_per_s` and `launch_s`; all free by default):
+
+- each device has one stream with its own clock (seconds on the host's perf_counter): a kernel (a product, costing
+  2·M·N·K ÷ flops_per_s; a fill, copy, cast or random draw, costing its output's bytes ÷ bytes_per_s) starts when the
+  stream is free and the host has launched it, max(stream clock, host time at launch), and ends that much later;
+- an event records the stream's clock when the stream reaches it, so an event pair times everything between, the
+  stream's idle time waiting for the host included; `elapsed_time` is their difference;
+- `synchronize` (and a copy to the host, `.item()`) makes the host wait until the stream has drained;
+- launching a kernel or recording an event costs the host `launch_s`, taken while holding ONE lock per process: the
+  threads of one process launch one at a time (as under the interpreter lock), separate processes do not wait on each
+  other, and a waiting host sleeps rather than burns a core.
 
 Use it through the `fake_cuda` fixture (tests/conftest.py) or `FakeCuda(...).install(monkeypatch)`.
 """
@@ -26,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -34,7 +50,11 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 _ATTR = "_bench_fake_device"
+_TRACKED = "_bench_fake_allocation"
 _REAL_GENERATOR = torch.Generator
+
+#: One per process, as the interpreter lock is: a host launches a kernel (and pays launch_s) holding it.
+HOST_LOCK = threading.Lock()
 
 
 @dataclass
@@ -92,7 +112,8 @@ class FakeGenerator(_REAL_GENERATOR):
 
 @dataclass
 class Event:
-    """torch.cuda.Event: recorded on the current device's stream; readable once that device is synchronized."""
+    """torch.cuda.Event: recorded on the current device's stream, stamped with the stream's clock when the stream
+    reaches it; readable once that device (or the event) is synchronized."""
 
     enable_timing: bool = False
     blocking: bool = False
@@ -103,14 +124,17 @@ class Event:
 
     def record(self, stream: Any = None) -> None:
         fake = FakeCuda.active()
-        self.device, self.at, self.done = fake.current(), time.perf_counter(), False
+        self.device, self.done = fake.current(), False
+        self.at = fake.launch(self.device, 0.0)  # recording is a launch: host time, and a place in the queue
         fake.pending.setdefault(self.device, []).append(self)
 
     def synchronize(self) -> None:
+        if self.at is not None:
+            _sleep_until(self.at)
         self.done = True
 
     def query(self) -> bool:
-        return self.done
+        return self.done or (self.at is not None and time.perf_counter() >= self.at)
 
     def elapsed_time(self, end: Event) -> float:
         if not (self.enable_timing and end.enable_timing):
@@ -126,6 +150,20 @@ class Event:
                 f"CUDA error: device not ready (events on {self.device} read before it was synchronized)"
             )
         return (end.at - self.at) * 1000.0
+
+
+def _sleep_until(t: float) -> None:
+    """The host waits (asleep, not spinning) until perf_counter reaches t."""
+    wait = t - time.perf_counter()
+    if wait > 0:
+        time.sleep(wait)
+
+
+@dataclass
+class Stream:
+    """A device's one stream: `clock` is when the work queued so far ends, in perf_counter seconds."""
+
+    clock: float = 0.0
 
 
 @dataclass
@@ -149,7 +187,15 @@ class FakeCuda:
     #: host pointers page-locked with cudaHostRegister (and not yet unregistered)
     registered: set[int] = field(default_factory=set)
     pending: dict[str, list[Event]] = field(default_factory=dict)
+    #: the time model: device FLOP/s for products, bytes/s for memory kernels, host seconds per launch (None, 0: free)
+    flops_per_s: float | None = None
+    bytes_per_s: float | None = None
+    launch_s: float = 0.0
+    streams: dict[str, Stream] = field(default_factory=dict)
+    #: kernels queued per device: (name, seconds it took on the device's clock)
+    kernels: list[tuple[str, str, float]] = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local)
+    _live: dict[int, dict[int, list[int]]] = field(default_factory=dict)
 
     _ACTIVE: Any = None
 
@@ -186,6 +232,78 @@ class FakeCuda:
             raise ValueError(f"Expected a cuda device, but got: {device}")
         return int(name.split(":")[1])
 
+    # --- time and memory ----------------------------------------------------------------------------------------
+
+    def launch(self, device: str, seconds: float) -> float:
+        """Queue `seconds` of work on `device`'s stream. The host pays launch_s holding the process's lock; the work
+        starts at max(stream clock, host time at launch). Returns that start (what an event there records)."""
+        with HOST_LOCK:
+            if self.launch_s:
+                time.sleep(self.launch_s)
+            now = time.perf_counter()
+            stream = self.streams.setdefault(device, Stream())
+            start = max(stream.clock, now)
+            stream.clock = start + seconds
+        return start
+
+    def kernel_seconds(self, name: str, args: tuple, out: Any) -> float | None:
+        """Device seconds of the kernel an op launches, or None for an op that launches none (a view, an empty
+        allocation, metadata)."""
+        if name in _MATMULS or name in ("_int_mm", "_scaled_mm"):
+            a = args[1] if name == "addmm" else args[0]
+            if not isinstance(out, torch.Tensor) or not isinstance(a, torch.Tensor):
+                return None
+            return 2 * out.numel() * a.shape[-1] / self.flops_per_s if self.flops_per_s else 0.0
+        if name in _MEMORY_KERNELS:
+            t = (
+                out
+                if isinstance(out, torch.Tensor)
+                else (args[0] if args and isinstance(args[0], torch.Tensor) else None)
+            )
+            if t is None:
+                return None
+            return t.numel() * t.element_size() / self.bytes_per_s if self.bytes_per_s else 0.0
+        return None
+
+    def drain(self, device: str) -> None:
+        """The host waits until `device`'s stream has run everything queued."""
+        stream = self.streams.get(device)
+        if stream is not None:
+            _sleep_until(stream.clock)
+
+    def allocate(self, t: torch.Tensor) -> None:
+        """Count a CUDA tensor's storage against its device's memory (once per storage; freed with its last tensor).
+        Beyond the capacity, torch.OutOfMemoryError, as the caching allocator raises it."""
+        if getattr(t, _TRACKED, False):
+            return
+        index = int(device_of(t).split(":")[1])
+        storage = t.untyped_storage()
+        key, nbytes = storage.data_ptr(), storage.nbytes()
+        live = self._live.setdefault(index, {})
+        if key not in live:
+            have = self.allocated.get(index, 0)
+            capacity = self.props.total_memory - self.used_elsewhere
+            if have + nbytes > capacity:
+                raise torch.OutOfMemoryError(
+                    f"CUDA out of memory. Tried to allocate {nbytes / 2**30:.2f} GiB. GPU {index} has a total capacity "
+                    f"of {self.props.total_memory / 2**30:.2f} GiB of which {(capacity - have) / 2**30:.2f} GiB is free."
+                )
+            live[key] = [nbytes, 0]
+            self.allocated[index] = have + nbytes
+            self.reserved[index] = max(self.reserved.get(index, 0), self.allocated[index])
+        live[key][1] += 1
+        setattr(t, _TRACKED, True)
+        weakref.finalize(t, self._release, index, key)
+
+    def _release(self, index: int, key: int) -> None:
+        entry = self._live.get(index, {}).get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del self._live[index][key]
+            self.allocated[index] = self.allocated.get(index, 0) - entry[0]
+
     # --- torch.cuda ----------------------------------------------------------------------------------------------
 
     def set_device(self, device: Any) -> None:
@@ -206,6 +324,7 @@ class FakeCuda:
 
     def synchronize(self, device: Any = None) -> None:
         name = f"cuda:{self._index(device)}"
+        self.drain(name)
         self.synced.append(name)
         for e in self.pending.pop(name, []):
             e.done = True
@@ -320,6 +439,15 @@ def _check_scaled_mm(fake: FakeCuda, a: torch.Tensor, b: torch.Tensor, kwargs: d
 
 
 _MATMULS = {"matmul", "mm", "__matmul__", "bmm", "addmm", "linear"}
+#: ops that launch a memory-bound kernel on the device (fills, copies, casts, elementwise arithmetic, random draws):
+#: each costs its output's bytes / bytes_per_s on the stream. Ops not named here (views, empty allocations, metadata)
+#: launch nothing.
+_MEMORY_KERNELS = {"zero_", "fill_", "copy_", "clone", "contiguous", "to", "cuda", "zeros", "ones", "full", "zeros_like",
+                   "ones_like", "full_like", "rand", "randn", "randint", "normal_", "uniform_", "random_", "mul", "mul_",
+                   "add", "add_", "sub", "sub_", "div", "div_", "neg", "abs", "sum", "mean", "amax", "max", "min",
+                   "__mul__", "__add__", "__sub__", "__truediv__", "__rmul__", "__radd__", "__rsub__", "__iadd__",
+                   "__isub__", "__imul__", "sqrt", "exp", "where", "eq", "ne", "lt", "le", "gt", "ge", "__eq__",
+                   "__lt__", "__le__", "__gt__", "__ge__", "all", "any", "isfinite"}  # fmt: skip
 
 
 def _tf32_on() -> bool:
@@ -367,11 +495,16 @@ class _Mode(TorchFunctionMode):
             out = args[0].clone()
             out._bench_pinned = True
             return _tag(out, "cpu")
+        if name in ("item", "tolist") and args and device_of(args[0]) != "cpu":
+            self.fake.drain(device_of(args[0]))  # a copy to the host waits for the stream
         if name == "numpy" and device_of(args[0]) != "cpu":
             raise TypeError(f"can't convert {device_of(args[0])} device type tensor to numpy. Use Tensor.cpu() to copy "
                             "the tensor to host memory first.")  # fmt: skip
         if name == "copy_":  # copies between devices are what copy_ is for
-            return _tag(func(*args, **kwargs), device_of(args[0]))
+            where = device_of(args[0])
+            if where == "cpu" and device_of(args[1]) != "cpu":
+                self.fake.drain(device_of(args[1]))
+            return self._ran(name, args, _tag(func(*args, **kwargs), where), where)
         target = self._target(name, args, kwargs)
         gen = kwargs.get("generator")
         if gen is not None and device_of(gen).split(":")[0] != target.split(":")[0]:
@@ -386,7 +519,20 @@ class _Mode(TorchFunctionMode):
                 self.fake.fast_accum.append(bool(kwargs.get("use_fast_accum", False)))
             elif name in _MATMULS and _tf32_on():
                 args = _to_tf32(args)
-        return _tag(func(*args, **kwargs), target)
+        return self._ran(name, args, _tag(func(*args, **kwargs), target), target)
+
+    def _ran(self, name: str, args: tuple, out: Any, target: str) -> Any:
+        """Count the output's memory on the device and queue the op's kernel on its stream."""
+        if target == "cpu":
+            return out
+        for t in _tensors(out):
+            if device_of(t) == target:
+                self.fake.allocate(t)
+        seconds = self.fake.kernel_seconds(name, args, out)
+        if seconds is not None:
+            self.fake.launch(target, seconds)
+            self.fake.kernels.append((name, target, seconds))
+        return out
 
     def _target(self, name: str, args: tuple, kwargs: dict[str, Any]) -> str:
         """Where the op runs: the `device=` it names, else the one device of its tensors; two devices raise."""
@@ -405,13 +551,16 @@ class _Mode(TorchFunctionMode):
 
     def _move(self, func: Any, name: str, args: tuple, kwargs: dict[str, Any]) -> Any:
         t = args[0]
+        if device_of(t) != "cpu":
+            self.fake.drain(device_of(t))  # torch's copies to the host are synchronous: the host waits for the stream
         if name == "cpu":
             out = func(*args, **kwargs)
             self.fake.to_host += device_of(t) != "cpu"
             return _tag(out.clone() if out is t and device_of(t) != "cpu" else out, "cpu")
         if name == "cuda":
             where = args[1] if len(args) > 1 else kwargs.pop("device", None)
-            return _tag(t.clone(), self.fake.normalize(where if where is not None else "cuda"))
+            target = self.fake.normalize(where if where is not None else "cuda")
+            return self._ran(name, args, _tag(t.clone(), target), target)
         target = device_of(t)
         rest = list(args[1:])
         for i, a in enumerate(rest):
@@ -425,4 +574,4 @@ class _Mode(TorchFunctionMode):
         if out is t and target != device_of(t):
             out = t.clone()
         self.fake.to_host += target == "cpu" and device_of(t) != "cpu"
-        return _tag(out, target)
+        return self._ran(name, args, _tag(out, target), target) if out is not t else _tag(out, target)

@@ -96,3 +96,119 @@ def test_caching_allocator_memory_is_not_free_to_mem_get_info(fake_cuda):
     free, total = torch.cuda.mem_get_info(0)
     assert total - free == 100 * 10**9
     assert torch.cuda.memory_reserved(0) - torch.cuda.memory_allocated(0) == 100 * 10**9
+
+
+# --- what CUDA costs: the time model and memory capacity --------------------------------------------------------------
+
+
+def _elapsed_s(start, end) -> float:
+    return start.elapsed_time(end) / 1000.0
+
+
+def test_a_kernel_takes_work_over_rate_queued_behind_the_previous_and_the_host_runs_ahead(fake_cuda):
+    import time
+
+    fake_cuda(flops_per_s=2 * 32**3 / 20e-3)  # a 32^3 product: 20 ms on the fake's clock
+    a = torch.ones(32, 32, device="cuda:0")
+    a @ a  # the first call of an op is slow on the host
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    t0 = time.perf_counter()
+    start.record()
+    for _ in range(5):
+        a @ a
+    end.record()
+    launched = time.perf_counter() - t0
+    torch.cuda.synchronize()
+    waited = time.perf_counter() - t0
+    assert _elapsed_s(start, end) == pytest.approx(5 * 20e-3, rel=0.02)  # queued, one after another
+    assert launched < 50e-3 and waited >= 100e-3  # launching returned at once; synchronize waited for the stream
+
+
+def test_an_event_pair_times_the_stream_idle_while_the_host_is_late(fake_cuda):
+    import time
+
+    fake_cuda(flops_per_s=2 * 32**3 / 2e-3)  # 2 ms per product
+    a = torch.ones(32, 32, device="cuda:0")
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    time.sleep(0.02)  # the host is busy elsewhere; the stream has nothing to do
+    a @ a
+    end.record()
+    torch.cuda.synchronize()
+    assert _elapsed_s(start, end) >= 0.02 + 2e-3
+
+
+def test_streams_are_per_device_and_memory_kernels_cost_bytes_over_bandwidth(fake_cuda):
+    fake = fake_cuda(count=2, bytes_per_s=1e7)
+    flush = torch.empty(10**4, dtype=torch.uint8, device="cuda:1")  # an allocation: no kernel
+    assert fake.kernels == []
+    flush.zero_()  # the host's first touch of the pages is slow: not what this test times
+    torch.cuda.synchronize(1)
+    events = {}
+    for d in (0, 1):
+        with torch.cuda.device(d):
+            events[d] = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            events[d][0].record()
+            if d == 1:
+                flush.zero_()  # 10 kB at 10 MB/s: 1 ms, on cuda:1's stream only
+            events[d][1].record()
+    torch.cuda.synchronize(0)
+    torch.cuda.synchronize(1)
+    assert _elapsed_s(*events[1]) == pytest.approx(1e-3, abs=5e-4) and _elapsed_s(*events[0]) < 1e-3
+    assert [k[:2] for k in fake.kernels] == [("zero_", "cuda:1")] * 2
+
+
+def test_threads_of_one_process_launch_one_at_a_time(fake_cuda):
+    import threading
+    import time
+
+    fake_cuda(count=2, launch_s=0.002)
+
+    def launch(d):
+        torch.cuda.set_device(d)
+        e = torch.cuda.Event(enable_timing=True)
+        for _ in range(10):
+            e.record()
+
+    threads = [threading.Thread(target=launch, args=(d,)) for d in (0, 1)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert time.perf_counter() - t0 >= 2 * 10 * 0.002  # the process's launch lock serialised the two devices
+
+
+def test_a_copy_to_the_host_waits_for_the_stream(fake_cuda):
+    import time
+
+    fake_cuda(flops_per_s=2 * 32**3 / 20e-3)  # 20 ms per product
+    a = torch.ones(32, 32, device="cuda:0")
+    (a @ a / 100).cpu()  # warm: the first call of an op is slow on the host
+    t0 = time.perf_counter()
+    for _ in range(5):
+        a = a @ a / 100
+    assert time.perf_counter() - t0 < 50e-3
+    a.cpu()
+    assert time.perf_counter() - t0 >= 100e-3
+    torch.ones(1, device="cuda:0").mul_(2).item()
+
+
+def test_memory_runs_out_beyond_the_capacity_and_frees_with_the_last_tensor(fake_cuda):
+    fake_cuda(props=Props(total_memory=2**20))
+    x = torch.empty(2**19, dtype=torch.uint8, device="cuda:0")
+    view = x[: 2**10]  # a view shares its storage: nothing more allocated
+    y = torch.empty(2**19, dtype=torch.uint8, device="cuda:0")
+    assert torch.cuda.memory_allocated(0) == 2**20
+    with pytest.raises(torch.OutOfMemoryError, match="CUDA out of memory. Tried to allocate"):
+        torch.empty(1, dtype=torch.uint8, device="cuda:0")
+    del x
+    assert torch.cuda.memory_allocated(0) == 2**20  # the view still holds the storage
+    del view
+    assert torch.cuda.memory_allocated(0) == 2**19
+    assert torch.cuda.mem_get_info(0)[0] == 0  # the caching allocator keeps the freed block: not free to others
+    torch.empty(2**19, dtype=torch.uint8, device="cuda:0")  # but torch reuses it
+    del y
+    torch.cuda.empty_cache()
+    assert torch.cuda.mem_get_info(0)[0] == 2**20 - torch.cuda.memory_allocated(0)
