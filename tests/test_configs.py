@@ -1,5 +1,6 @@
 """The launch examples under configs/ name the same bench commands that CI runs for real."""
 
+import shlex
 from pathlib import Path
 
 import yaml
@@ -71,6 +72,15 @@ def test_k8s_indexed_job_runs_the_node_suite_then_comm_over_torchrun():
     script = container["args"][0]
     assert "bench run --config /opt/bench/configs/node.toml" in script and '"$(which bench)" comm' in script
     assert '--node_rank="$JOB_COMPLETION_INDEX"' in script and "rdzv-backend=c10d" in script
+    # the rendezvous waits for pods whose node suites ran longer: torchrun's own parser reads the join timeout
+    from torch.distributed.run import get_args_parser
+
+    line = script.split("torchrun ", 1)[1].split('"$(which bench)"')[0].replace("\\\n", " ")
+    for name, value in {"$NODES": "4", "$GPUS_PER_NODE": "8", "$JOB_COMPLETION_INDEX": "0"}.items():
+        line = line.replace(name, value)  # what the pod's shell substitutes
+    args = get_args_parser().parse_args([*shlex.split(line), "bench"])
+    conf = dict(kv.split("=") for kv in args.rdzv_conf.split(",") if kv)
+    assert int(conf["join_timeout"]) >= 1800, args.rdzv_conf
     assert "${" not in container["image"]  # kubectl substitutes no variables: the image is set by kustomize
     env = {e["name"] for e in container["env"]}
     assert {"NODES", "GPUS_PER_NODE", "BENCH_RESULTS_DIR"} <= env
