@@ -322,8 +322,8 @@ def _measure(
     if sustained:
         details["timing"] = "back-to-back: iterations timed at their boundaries, gaps included, no L2 flush"
     status, reason = ("ok", None) if check.passed else ("invalid", f"Freivalds check failed: {check.reason}")
-    if overridden and check.passed:  # a correct product, but not in the precision its name claims
-        status, reason = "invalid", overridden.message
+    if overridden:  # not in the precision its name claims; the override is the cause even where Freivalds failed too
+        status, reason = "invalid", overridden.message + ("" if check.passed else f" (and Freivalds: {check.reason})")
     return Measurement(
         workload=WORKLOAD,
         spec=spec.to_dict(),

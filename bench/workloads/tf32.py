@@ -8,8 +8,10 @@ user of the first has left (new arrivals of the held mode wait too while someone
 starves), and restores what was there before.
 
 Environment variables can override the switch: NVIDIA_TF32_OVERRIDE=0 makes NVIDIA's libraries never use TF32 (so a
-'tf32' run is IEEE float32), and TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 sets torch's initial default (an explicit setting
-wins since torch 1.13). Rather than guess from them, `probe()` asks the device: it multiplies A = 1 + 2^-12 everywhere
+'tf32' run is IEEE float32), and TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 forces TF32 before torch 2.9 (ATen's
+allowTF32CuBLAS() is `override || precision != HIGHEST`: the variable wins over an explicit allow_tf32 = False) and
+from 2.9 only sets the initial fp32_precision ('tf32'), which an explicit setting replaces. Rather than guess from
+them, `probe()` asks the device: it multiplies A = 1 + 2^-12 everywhere
 by B = 1. IEEE float32 sums each row exactly to N(1 + 2^-12) (N = 1024: 22 significant bits); TF32 keeps 10 mantissa
 bits, rounds 1 + 2^-12 to 1 and gets exactly N. Freivalds' check cannot tell the two apart at K >= 4096 (its float32
 tolerance is a worst-case bound), the probe always can. The variables are recorded next to its answer.

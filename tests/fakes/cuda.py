@@ -16,7 +16,8 @@ that torch, cuBLAS and the CUDA runtime enforce on real hardware:
 - the caching allocator: memory torch holds in its cache is not free to `mem_get_info`, but torch can reuse it;
 - TF32: float32 products on a CUDA device run with their operands rounded to TF32 (10 mantissa bits) whenever torch's
   ONE process-wide switch says so (`torch.backends.cuda.matmul.fp32_precision == 'tf32'`, `allow_tf32` before 2.9),
-  whichever thread set it, unless NVIDIA_TF32_OVERRIDE=0 forbids TF32 to NVIDIA's libraries;
+  whichever thread set it, unless NVIDIA_TF32_OVERRIDE=0 forbids TF32 to NVIDIA's libraries, and TORCH_ALLOW_TF32_CUBLAS_OVERRIDE as
+  each torch version treats it (tests/fakes/tf32.py);
 - memory runs out: a device holds `props.total_memory` bytes (less `used_elsewhere`); a CUDA tensor's storage is
   allocated when an op makes it and freed when its last tensor goes, and an allocation beyond the capacity raises
   `torch.OutOfMemoryError` as the caching allocator does.
@@ -451,13 +452,10 @@ _MEMORY_KERNELS = {"zero_", "fill_", "copy_", "clone", "contiguous", "to", "cuda
 
 
 def _tf32_on() -> bool:
-    import os
+    """torch's TF32 switch as the torch version being modelled treats it (tests/fakes/tf32.py)."""
+    from tests.fakes import tf32
 
-    if os.environ.get("NVIDIA_TF32_OVERRIDE", "").strip() == "0":
-        return False
-    knob = torch.backends.cuda.matmul
-    mode = getattr(knob, "fp32_precision", None)
-    return mode == "tf32" if mode is not None else bool(getattr(knob, "allow_tf32", False))
+    return tf32.on()
 
 
 def _to_tf32(obj: Any) -> Any:

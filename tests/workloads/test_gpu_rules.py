@@ -74,6 +74,7 @@ def test_float32_mode_on_torch_without_fp32_precision(fake_cuda, monkeypatch):
         assert seen[-2:] == [mode, False] and knob.allow_tf32 is False  # set for the run, restored after
 
 
+@pytest.mark.parametrize("version", [(2, 8), (2, 13)])
 @pytest.mark.parametrize(
     "precision, env, path, flagged",
     [
@@ -81,18 +82,23 @@ def test_float32_mode_on_torch_without_fp32_precision(fake_cuda, monkeypatch):
         ("tf32", {}, "tf32", False),
         ("tf32", {"NVIDIA_TF32_OVERRIDE": "0"}, "ieee", True),  # NVIDIA's libraries never use TF32 then
         ("float32", {"NVIDIA_TF32_OVERRIDE": "0"}, "ieee", False),
-        # only torch's initial default since torch 1.13: bench's explicit IEEE setting wins, and the probe shows it
-        ("float32", {"TORCH_ALLOW_TF32_CUBLAS_OVERRIDE": "1"}, "ieee", False),
+        # before torch 2.9 the variable wins over bench's explicit IEEE setting; from 2.9 it is only the initial value
+        ("float32", {"TORCH_ALLOW_TF32_CUBLAS_OVERRIDE": "1"}, {(2, 8): "tf32", (2, 13): "ieee"}, None),
     ],
 )
-def test_tf32_overrides_in_the_environment_are_detected(fake_cuda, monkeypatch, precision, env, path, flagged):
+def test_tf32_overrides_in_the_environment_are_detected(fake_cuda, monkeypatch, version, precision, env, path, flagged):
     """16.14: NGC containers set variables that make float32 run on tensor cores, or 'tf32' as IEEE float32. A probe
     product, in the same mode on the same device, says what really ran; the variables are recorded beside it."""
+    from tests.fakes import tf32 as fake_tf32
+
     _, gpu = h200(fake_cuda)
     for k in tf32.ENVIRONMENT:
         monkeypatch.delenv(k, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
+    fake_tf32.install(monkeypatch, version)
+    path = path[version] if isinstance(path, dict) else path
+    flagged = path == "tf32" if flagged is None else flagged
     m = mm.run(mm.MatmulSpec(64, 64, 64, precision), gpu, QUICK)
     assert m.details["tf32_environment"] == env and m.details["fp32_path"] == path
     codes = {w["code"] for w in m.warnings}
@@ -283,7 +289,7 @@ def test_collective_timing_synchronizes_the_rank_device(fake_cuda, monkeypatch):
     fake = fake_cuda(count=2)
     monkeypatch.setattr(cm.dist, "barrier", lambda group=None: None)
     b = cm.Buffers(run=lambda: None, reset=lambda: None, check=lambda: True, bytes=8)
-    cm.time_op(b, 2, 0, "cuda:1")
+    cm.time_op(b, 2, 3, 0, "cuda:1")
     assert fake.synced and set(fake.synced) == {"cuda:1"}
 
 
