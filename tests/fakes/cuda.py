@@ -16,8 +16,8 @@ that torch, cuBLAS and the CUDA runtime enforce on real hardware:
 - the caching allocator: memory torch holds in its cache is not free to `mem_get_info`, but torch can reuse it;
 - TF32: float32 products on a CUDA device run with their operands rounded to TF32 (10 mantissa bits) whenever torch's
   ONE process-wide switch says so (`torch.backends.cuda.matmul.fp32_precision == 'tf32'`, `allow_tf32` before 2.9),
-  whichever thread set it, unless NVIDIA_TF32_OVERRIDE=0 forbids TF32 to NVIDIA's libraries, and TORCH_ALLOW_TF32_CUBLAS_OVERRIDE as
-  each torch version treats it (tests/fakes/tf32.py);
+  whichever thread set it, unless NVIDIA_TF32_OVERRIDE=0 forbids TF32 to NVIDIA's libraries, and
+  TORCH_ALLOW_TF32_CUBLAS_OVERRIDE as each torch version treats it (tests/fakes/tf32.py);
 - memory runs out: a device holds `props.total_memory` bytes (less `used_elsewhere`); a CUDA tensor's storage is
   allocated when an op makes it and freed when its last tensor goes, and an allocation beyond the capacity raises
   `torch.OutOfMemoryError` as the caching allocator does.
