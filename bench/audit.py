@@ -44,6 +44,17 @@ def counted_devices(view: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def reporters(view: dict[str, Any]) -> dict[str, dict[str, set[tuple[str | None, str | None]]]]:
+    """Precision -> {device UUID counted in the view: the (signing key id, host name) of the node report counting it}:
+    whose proven bound may count for it (proofs.Proven.owned)."""
+    signer = {e.get("digest"): e.get("key_id") for e in view.get("inputs") or [] if isinstance(e, dict)}
+    out: dict[str, dict[str, set[tuple[str | None, str | None]]]] = {}
+    for d in view["devices"]:
+        owner = (signer.get(d.get("report")), d.get("node"))
+        out.setdefault(d["precision"], {}).setdefault(d["device"], set()).add(owner)
+    return out
+
+
 @dataclass
 class View:
     """A fleet a claim is tested against: a capacity report's recomputed view, or the node reports given themselves;
@@ -66,7 +77,8 @@ class Audit:
     claims: list[dict[str, Any]] = field(default_factory=list)
 
     def proven_totals(self, view: dict[str, Any]) -> dict[str, float]:
-        return self.proven.totals(counted_devices(view))
+        """Per precision, what the proofs prove of this fleet: only bounds owned by the reports counting each device."""
+        return self.proven.owned(reporters(view))[0].totals(counted_devices(view))
 
     def totals(self) -> dict[str, list[dict[str, Any]]]:
         """Per fleet seen: its totals per precision, each with the proven TFLOPS the proofs support."""
@@ -166,7 +178,8 @@ def audit(
         result.views.append(View("node reports", fleet, NO_TRUSTED_KEYS if trusted is None else None))
     for fleet in result.views:
         if fleet.view and proof_paths:
-            excess = result.proven.excess(counted_devices(fleet.view))
+            owned, excess = result.proven.owned(reporters(fleet.view))
+            excess += owned.excess(counted_devices(fleet.view))
             if excess:
                 result.results.setdefault(f"proofs against {fleet.name}", []).extend(excess)
     for fleet in result.views:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from bench import precision as prec
-from bench.challenge import exact_rows
+from bench.challenge import exact_rows, triage
 from bench.challenge.documents import (
     Challenge,
     _expect,
@@ -50,7 +50,7 @@ from bench.challenge.protocol import (
     utc,
 )
 from bench.hardware import peaks
-from bench.report import intake
+from bench.report import intake, sign
 from bench.report import verify as verify_report
 from bench.report.model import Measurement
 from bench.report.store import dumps, write_atomic
@@ -284,12 +284,13 @@ def _products(data: dict[str, Any], ch: Challenge, where: str) -> tuple[dict[str
 
 def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = None, trusted: set[str] | None = None,
            generator: torch.Generator | None = None, *, auditor: str | None = None,
-           rng: np.random.Generator | None = None) -> Verdict:  # fmt: skip
+           rng: np.random.Generator | None = None, names: dict[str, str] | None = None) -> Verdict:  # fmt: skip
     """Everything in `directory` checked against the auditor's own copy of the challenge (see the module docstring).
     `auditor` is the auditor's key id: the challenge and the receipts must carry its signature, and no node may hold
-    it; `trusted` the node keys commitments may be signed with. Only the challenge file itself may raise
-    ChallengeError (it is the auditor's own); every problem with what nodes wrote is a Finding, one per file, and
-    what fails is not counted."""
+    it; `trusted` the node keys commitments may be signed with; `names` the node names the trust list binds to keys
+    (keys.parse_trust). Commitments are checked cheapest-first and under a per-key budget (bench.challenge.triage).
+    Only the challenge file itself may raise ChallengeError (it is the auditor's own); every problem with what nodes
+    wrote is a Finding, one per file, and what fails is not counted."""
     ch = load_challenge(challenge_path)
     if auditor is not None and trusted is not None and auditor in trusted:
         raise ChallengeError(
@@ -330,6 +331,10 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
             problems.append((bad, "commitment"))
         if ch.nodes is not None and node not in ch.nodes:
             problems.append((f"{where}: node {node!r} was not challenged", "not-challenged"))
+        signer = sign.signer(data) if isinstance(data.get("signature"), dict) else None
+        bad = triage.name_key_problem(node, signer, names, where)
+        if bad:
+            problems.append((bad, "name-key"))
         arrival = arrivals.get(doc.sha256)
         if arrival is not None:
             if arrival <= ch.issued:
@@ -348,9 +353,9 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
             out.append(Finding(ERROR, code, message, where))
         per_device, product_findings = _products(data, ch, where)
         out += product_findings
-        candidates.append(
-            (arrival or dt.datetime.max.replace(tzinfo=dt.UTC), path, data, node, per_device, not problems)
-        )
+        rank = triage.rank(node, signer, names, ch.nodes)
+        first = arrival or dt.datetime.max.replace(tzinfo=dt.UTC)
+        candidates.append((first, path, data, node, per_device, not problems, signer, rank))
     # a root committed twice (for two devices, or by two commitments) is one product claimed for several devices:
     # operands differ per node, device and index, so honest products never share one. Rejected before any work.
     # (A verbatim copy of one commitment claims the same node, device and index: that is the counted-once rule's.)
@@ -364,19 +369,30 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
     # what earlier commitments used: a node answers once, and a reveal file is decompressed at most once per run (a
     # file reused by another commitment, or more commitments from one node, would multiply the verifier's work)
     used_files: set[Any] = set()
-    answered: set[str] = set()
-    for arrival, path, data, node, per_device, acceptable in sorted(candidates, key=lambda c: (c[0], c[1].name)):
-        if acceptable and per_device and node in answered:
+    answered: set[tuple[str, str | None]] = set()  # (node, key): another key's commitment never voids a node's own
+    budget = triage.KeyBudget()
+    ordered = triage.order(candidates, key=lambda c: (c[7], c[0], c[1].name))
+    for arrival, path, data, node, per_device, acceptable, signer, rank in ordered:
+        if acceptable and per_device and (node, signer) in answered:
             out.append(Finding(ERROR, "second-commitment", f"node {node!r} already answered this challenge: a "
                                "second commitment is not checked", intake.safe_name(path.name)))  # fmt: skip
             acceptable = False
+        if acceptable and per_device and budget.exhausted(signer, rank == 0):
+            out.append(Finding(ERROR, "key-budget", f"key {signer} already sent {budget.limit} commitments that failed "
+                               "a product check: its further ones under names not bound to it are not read",
+                               intake.safe_name(path.name)))  # fmt: skip
+            acceptable = False
         try:
-            verdict.nodes.append(_node(ch, directory, path, data, node, per_device, acceptable, arrival, counted,
-                                       generator, rng, out, verdict.devices, shared, used_files))  # fmt: skip
+            entry = _node(ch, directory, path, data, node, per_device, acceptable, arrival, counted, generator, rng,
+                          out, verdict.devices, shared, used_files)  # fmt: skip
+            if entry.pop("product_failed", False):
+                budget.charge(signer)
+            verdict.nodes.append(entry)
         except Exception as exc:  # noqa: BLE001 - one hostile commitment is one failed entry, never the end of the run
             out.append(Finding(ERROR, "unchecked", f"not checked: {type(exc).__name__}: {exc}", intake.safe_name(path.name)))  # fmt: skip
+            budget.charge(signer)
         if acceptable and per_device:
-            answered.add(node)
+            answered.add((node, signer))
     counted_nodes = [n for n in verdict.nodes if n["verified_flops"] > 0 and n["arrived_utc"]]
     flops = sum(n["verified_flops"] for n in counted_nodes)
     last = max((parse_utc(n["arrived_utc"], "node") for n in counted_nodes), default=None)
@@ -496,6 +512,9 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
     good: dict[str, int] = {}
     mine: list[dict[str, Any]] = []
     elapsed = (arrival - ch.issued).total_seconds() if known else None
+    signer = sign.signer(data)
+    committed_host = host.get("hostname") if isinstance(host.get("hostname"), str) else None
+    eligible: dict[str, tuple[str | None, str | None, float]] = {}  # UUID -> (kind, name, ceiling): passed cheap checks
     for uuid, products in sorted(per_device.items()):
         kind = products[0].get("device_kind")
         if kind == "cuda":
@@ -531,14 +550,35 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
                 (f"{uuid}: a reveal file is named by more than one entry: not counted", "shared-reveal-file")
             )
             continue
+        eligible[uuid] = (kind, name, ceiling)
+    spot = None
+    if eligible:  # the cheapest decisive check next: one product of one device, drawn by the verifier's secret rng
+        spot_uuid, spot = triage.spot_pick({u: per_device[u] for u in eligible}, rng)
+        spot_failure = _check_product(ch, directory, files.get((spot_uuid, spot["index"])), node, spot_uuid, spot,
+                                      generator, rng, where)  # fmt: skip
+        if spot_failure:
+            why, code = spot_failure
+            for message, c in result["failed"]:
+                out.append(Finding(ERROR, c, message, where))
+            out.append(Finding(ERROR, code, f"{why}: the randomly drawn product is wrong, so the whole commitment is "
+                               "refused and nothing else in it is checked or counted", where))  # fmt: skip
+            result["failed"] = [message for message, _ in result["failed"]] + [why]
+            result["product_failed"] = True
+            return result
+    for uuid, (kind, name, ceiling) in eligible.items():
+        products = per_device[uuid]
         passed, failure = 0, None
         for p in sorted(products, key=lambda p: p["index"]):
+            if p is spot:  # checked above
+                passed += 1
+                continue
             failure = _check_product(ch, directory, files.get((uuid, p["index"])), node, uuid, p, generator, rng, where)
             if failure:
                 break  # one bad product: the device does not count, so its other products are not checked
             passed += 1
         if failure:
             result["failed"].append(failure)
+            result["product_failed"] = True
             continue
         if uuid in counted:
             result["duplicates"].append(f"{uuid} already counted for {counted[uuid][1]}")
@@ -551,7 +591,8 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
             continue
         good[uuid] = passed
         if elapsed:
-            mine.append({"device": uuid, "node": node, "kind": kind, "name": name, "products": passed,
+            mine.append({"device": uuid, "node": node, "key_id": signer, "host": committed_host, "kind": kind,
+                         "name": name, "products": passed,
                          "verified_flops": passed * ch.flops_per_product, "elapsed_s": elapsed,
                          "tflops_lower_bound": passed * ch.flops_per_product / elapsed / 1e12})  # fmt: skip
     for uuid in good:

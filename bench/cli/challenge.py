@@ -21,6 +21,7 @@ from bench.cli.options import (
     signing_key,
     trusted_keys,
     trusted_keys_option,
+    trusted_names,
 )
 from bench.cli.output import fail, stdout
 from bench.cli.params import DurationParam, SecondsParam
@@ -30,8 +31,8 @@ auditor_option = auditor_key_option(
     "the receipts, and must be a key no node holds.", required=True, must_exist=False,
 )  # fmt: skip
 node_trust_option = trusted_keys_option(
-    "The nodes' key ids or public keys (one per line): commitments must be signed by one of them, and the auditor's "
-    "key must not be among them."
+    "The nodes' key ids or public keys (one per line, each optionally followed by the node names it alone may answer "
+    "for): commitments must be signed by one of them, and the auditor's key must not be among them."
 )
 
 
@@ -326,7 +327,8 @@ def verify_cmd(challenge_path: Path, drop: Path, receipts_path: Path | None, aud
     if proof_path is not None and auditor_path is None:
         raise click.UsageError("--proof needs --auditor-key (the private key) to sign it")
     try:
-        verdict = chl.verify(challenge_path, drop, receipts_path, trusted, auditor=auditor)
+        verdict = chl.verify(challenge_path, drop, receipts_path, trusted, auditor=auditor,
+                             names=trusted_names(trusted_path))  # fmt: skip
     except chl.ChallengeError as exc:
         fail(str(exc), 2)
     if proof_path is not None:

@@ -82,6 +82,18 @@ def trusted_keys(path: Path | None, option: str = "--trusted-keys") -> set[str] 
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
+def trusted_names(path: Path | None, option: str = "--trusted-keys") -> dict[str, str] | None:
+    """The node names the trust list at `path` binds to keys (name -> key id; None without a list)."""
+    if path is None:
+        return None
+    from bench.report import keys
+
+    try:
+        return keys.parse_trust(path.read_text(encoding="utf-8"))[1]
+    except (keys.KeyFileError, OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
 def auditor_key_option(help_text: str, *, required: bool = False, must_exist: bool = True) -> Callable[[F], F]:
     """--auditor-key FILE: the auditor's Ed25519 key (a key no node holds); private where the verb signs with it."""
     return click.option("--auditor-key", "auditor_path", type=click.Path(exists=must_exist, dir_okay=False, path_type=Path),

@@ -136,27 +136,46 @@ def public_key_id(path: Path) -> str:
 
 
 def parse_trusted(text: str) -> set[str]:
-    """Key ids from a trust list: one per line, either a key id (32 hex digits) or a base64 raw public key; '#' starts
-    a comment. Anything else is an error naming the line (a 16-digit id, too short to trust, says so)."""
-    ids = set()
+    """Key ids from a trust list (see parse_trust; the node names a line binds are read there)."""
+    return parse_trust(text)[0]
+
+
+def parse_trust(text: str) -> tuple[set[str], dict[str, str]]:
+    """Key ids, and node names bound to them, from a trust list: one key per line, either a key id (32 hex digits) or
+    a base64 raw public key, optionally followed by the node names that key answers for (`KEY node001 node002`);
+    '#' starts a comment. A name bound to a key may be committed under by that key only (a challenge commitment under
+    it signed by any other key is refused); a line without names binds none (the format before names, still read).
+    Anything else is an error naming the line (a 16-digit id, too short to trust, says so; a name bound to two keys
+    too)."""
+    ids: set[str] = set()
+    names: dict[str, str] = {}
     for n, line in enumerate(text.splitlines(), 1):
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
-        token = entry.split()[0]
-        hexadecimal = all(c in "0123456789abcdef" for c in token.lower())
-        if len(token) == KEY_ID_HEX and hexadecimal:
-            ids.add(token.lower())
-            continue
-        if len(token) == LEGACY_KEY_ID_HEX and hexadecimal:
-            raise KeyFileError(f"trusted-keys line {n}: {token!r} is a 64-bit key id, too short to trust; put the "
-                               f"{KEY_ID_HEX}-digit id (`bench keys show`) or the base64 public key instead")  # fmt: skip
-        try:
-            raw = base64.b64decode(token, validate=True)
-        except ValueError:
-            raw = b""
-        if len(raw) != 32:
-            raise KeyFileError(f"trusted-keys line {n}: {token!r} is neither a {KEY_ID_HEX}-hex-digit key id nor a base64 "
-                               "Ed25519 key")  # fmt: skip
-        ids.add(key_id(raw))
-    return ids
+        token, *bound = entry.split()
+        kid = _trusted_id(token, n)
+        ids.add(kid)
+        for name in bound:
+            if names.get(name, kid) != kid:
+                raise KeyFileError(f"trusted-keys line {n}: node name {name!r} is already bound to key {names[name]}: "
+                                   "a name belongs to one key")  # fmt: skip
+            names[name] = kid
+    return ids, names
+
+
+def _trusted_id(token: str, n: int) -> str:
+    hexadecimal = all(c in "0123456789abcdef" for c in token.lower())
+    if len(token) == KEY_ID_HEX and hexadecimal:
+        return token.lower()
+    if len(token) == LEGACY_KEY_ID_HEX and hexadecimal:
+        raise KeyFileError(f"trusted-keys line {n}: {token!r} is a 64-bit key id, too short to trust; put the "
+                           f"{KEY_ID_HEX}-digit id (`bench keys show`) or the base64 public key instead")  # fmt: skip
+    try:
+        raw = base64.b64decode(token, validate=True)
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise KeyFileError(f"trusted-keys line {n}: {token!r} is neither a {KEY_ID_HEX}-hex-digit key id nor a base64 "
+                           "Ed25519 key")  # fmt: skip
+    return key_id(raw)

@@ -18,11 +18,14 @@ from bench.report import verify as v
 from bench.report.model import ReportError, parse_timestamp
 
 PROOF_KIND = "bench.challenge-proof"
+#: Who committed a proven device's answer: (the node key id that signed the commitment, the host name it committed).
+Owner = tuple[str | None, str | None]
 SCHEMA_VERSION = 1
 
 
 def document(challenge: dict[str, Any], devices: list[dict[str, Any]], key: Any) -> dict[str, Any]:
     """A signed proof: the challenge it answers (digest, nonce, dtype, n, issue time) and, per device UUID counted,
+    who committed its answer (key_id: the node key that signed the commitment; host: the host name it committed),
     its verified FLOPs, the elapsed time by the auditor's clock and the lower bound in TFLOPS."""
     data = {"kind": PROOF_KIND, "schema_version": SCHEMA_VERSION, "challenge_digest": sign.digest(challenge),
             "nonce": challenge["nonce"], "dtype": challenge["dtype"], "n": challenge["n"],
@@ -41,10 +44,41 @@ class Proven:
 
     tflops: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     findings: list[v.Finding] = field(default_factory=list)
+    #: (precision, proof digest, device UUID) -> (key id, host name) that committed the answer: whose bound it is
+    owners: dict[tuple[str, str, str], Owner] = field(default_factory=dict)
 
-    def add(self, precision: str, device: str, tflops: float, challenge: str = "") -> None:
+    def add(self, precision: str, device: str, tflops: float, challenge: str = "", owner: Owner | None = None) -> None:
         per = self.tflops.setdefault(precision, {}).setdefault(challenge, {})
+        k = (precision, challenge, device)
+        if owner is not None:  # one proof naming a device twice, for two owners: it belongs to neither
+            self.owners[k] = owner if self.owners.get(k, owner) == owner else (None, None)
         per[device] = max(per.get(device, 0.0), tflops)
+
+    def owned(self, reporters: dict[str, dict[str, set[Owner]]]) -> tuple[Proven, list[v.Finding]]:
+        """Only the bounds that belong to the node reports counting each device: `reporters` is precision -> {device
+        UUID -> the (signing key id, host name) of the node reports that counted it}. A bound counts only when the key
+        that committed the challenge answer signed a report naming that device, for the host that committed it: a
+        proof is no one else's to cite. Every bound left out has a finding that says why."""
+        kept = Proven(findings=self.findings)
+        out = []
+        for precision, challenges in self.tflops.items():
+            for digest, per in challenges.items():
+                for device, t in per.items():
+                    found = reporters.get(precision, {}).get(device)
+                    if not found:
+                        continue
+                    owner = self.owners.get((precision, digest, device))
+                    if owner is not None and owner[0] is not None and owner[1] is not None and owner in found:
+                        kept.add(precision, device, t, digest, owner)
+                        continue
+                    theirs = ", ".join(f"key {k} for host {h!r}" for k, h in sorted(found, key=str))
+                    why = ("names no committing key and host, so it cannot be held to an owner" if owner is None
+                           or owner[0] is None or owner[1] is None
+                           else f"was committed by key {owner[0]} for host {owner[1]!r}")  # fmt: skip
+                    out.append(v.Finding(v.ERROR, "proof-owner", f"{device} {precision}: proof {digest[:16]} {why}; "
+                                         f"the report counting it is signed by {theirs}: its bound counts nothing",
+                                         f"proof {digest[:16]}"))  # fmt: skip
+        return kept, out
 
     def bounds(self, precision: str, device: str) -> list[float]:
         return [per[device] for per in self.tflops.get(precision, {}).values() if device in per]
@@ -125,6 +159,8 @@ def _check(
             raise ReportError(
                 f"{where}: devices[{i}] needs a device UUID and a finite, non-negative tflops_lower_bound"
             )
+        if not all(isinstance(d.get(k), (str, type(None))) for k in ("key_id", "host")):
+            raise ReportError(f"{where}: devices[{i}]: key_id and host should be strings")
     return devices
 
 
@@ -140,6 +176,8 @@ def read(paths: list[Path], auditor_ids: set[str], *, max_age: dt.timedelta | No
         except ReportError as exc:
             proven.findings.append(v.Finding(v.ERROR, "proof", str(exc), str(path)))
             continue
+        digest = sign.digest(data)
         for d in devices:
-            proven.add(data["dtype"], d["device"], float(d["tflops_lower_bound"]), sign.digest(data))
+            proven.add(data["dtype"], d["device"], float(d["tflops_lower_bound"]), digest,
+                       (d.get("key_id"), d.get("host")))  # fmt: skip
     return proven

@@ -130,10 +130,15 @@ def test_b1_collector_stamp_before_read(tmp_path, monkeypatch):
 # --- C1: proofs of different challenges were added ----------------------------------------------------------------
 
 
-def _proof(tmp_path, name, uuid, tflops, *, now=None, dtype="bfloat16"):
+def _owned(uuid, tflops, host="node00000"):
+    """A proof's device entry as the auditor writes it: committed by NODE_KEY for `host` (the node reports' host)."""
+    return {"device": uuid, "key_id": kid(NODE_KEY), "host": host, "tflops_lower_bound": tflops}
+
+
+def _proof(tmp_path, name, uuid, tflops, *, now=None, dtype="bfloat16", host="node00000"):
     ch = chl.issue(AUDITOR, dtype=dtype, n=64, products=1, window=dt.timedelta(minutes=5), nodes=None, now=now)
     path = tmp_path / f"{name}.proof.json"
-    write_atomic(path, dumps(proofs.document(ch, [{"device": uuid, "tflops_lower_bound": tflops}], AUDITOR)))
+    write_atomic(path, dumps(proofs.document(ch, [_owned(uuid, tflops, host)], AUDITOR)))
     return path
 
 
@@ -168,7 +173,7 @@ def test_c1_sum_proofs_across_challenges(tmp_path):
     fleet total is now the largest total of any one challenge."""
     uuids = ["GPU-" + "1" * 32, "GPU-" + "2" * 32]
     reports = _h100_reports(tmp_path, uuids)
-    p1, p2 = _proof(tmp_path, "c1", uuids[0], 100.0), _proof(tmp_path, "c2", uuids[1], 100.0)
+    p1, p2 = _proof(tmp_path, "c1", uuids[0], 100.0), _proof(tmp_path, "c2", uuids[1], 100.0, host="node00001")
     proven = proofs.read([p1, p2], {AUDITOR_ID})
     assert proven.totals() == {"bfloat16": 100.0}
     res = _verify_cli(tmp_path, reports, [p1, p2], "0.15 PFLOPS bf16", "--max-age", "1d", "--json")
@@ -177,7 +182,9 @@ def test_c1_sum_proofs_across_challenges(tmp_path):
     # honest: one challenge answered by both devices sums them
     ch = chl.issue(AUDITOR, dtype="bfloat16", n=64, products=1, window=dt.timedelta(minutes=5), nodes=None)
     both = tmp_path / "both.proof.json"
-    write_atomic(both, dumps(proofs.document(ch, [{"device": u, "tflops_lower_bound": 100.0} for u in uuids], AUDITOR)))
+    write_atomic(
+        both, dumps(proofs.document(ch, [_owned(u, 100.0, f"node{j:05d}") for j, u in enumerate(uuids)], AUDITOR))
+    )
     res = _verify_cli(tmp_path, reports, [both, p1], "0.15 PFLOPS bf16", "--max-age", "1d", "--json")
     assert res.exit_code == 0 and json.loads(res.stdout)["claims"][0]["verdict"] == "supported (proven)"
 
