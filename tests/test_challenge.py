@@ -343,3 +343,31 @@ def test_a_node_answers_every_device_at_once_and_refuses_what_would_not_count(tm
     assert "not in the trust list" in chl.refusal(ch, "node-a", {kid(OTHER)}, now=T0)
     assert "deadline" in chl.refusal(ch, "node-a", {AUDITOR_ID}, now=T0 + dt.timedelta(hours=1))
     assert "not among the challenged nodes" in chl.refusal(ch, "node-b", {AUDITOR_ID}, now=T0)
+
+
+@pytest.mark.parametrize("version", [(2, 8), (2, 13)])
+def test_a_float32_answer_pins_ieee_and_refuses_when_tf32_is_forced(tmp_path, fake_cuda, monkeypatch, version):
+    """TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 (NGC containers set it): before torch 2.9 it wins over bench's IEEE pin, so
+    the node refuses, naming the variable, and commits nothing (an answer in TF32 would be judged a cheat); from 2.9 it
+    is only torch's initial value, so the pinned answer is IEEE float32, bit for bit what the CPU computes."""
+    from tests.fakes import tf32 as fake_tf32
+
+    fake_cuda()
+    monkeypatch.delenv("NVIDIA_TF32_OVERRIDE", raising=False)
+    monkeypatch.setenv("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "1")
+    fake_tf32.install(monkeypatch, version)
+    _, ch = _issue(tmp_path, dtype="float32", n=64, products=1)
+    gpu = {"id": "cuda:0", "kind": "cuda", "name": "NVIDIA H200", "uuid": "GPU-0"}
+    inv = {"host": {"hostname": "node-a", "fingerprint": "host-a"}, "nvml": {"gpus": []}}
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    if version < (2, 9):
+        with pytest.raises(chl.ChallengeError, match="TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1"):
+            chl.answer(ch, "node-a", inv, [gpu], drop, NODE_KEY)
+        assert not list(drop.iterdir())
+        return
+    with chl.fp32_pinned(ch, [gpu]):
+        got = chl.compute(ch, "node-a", gpu, 0).c
+    a, b = (chl.operand(ch.nonce, "node-a", "GPU-0", 0, s, ch.n, ch.dtype) for s in "AB")
+    assert torch.equal(got, a @ b)  # IEEE float32, as the CPU computes it
+    assert chl.answer(ch, "node-a", inv, [gpu], drop, NODE_KEY)["products"] == 1

@@ -4,6 +4,7 @@ commit to their Merkle roots (signed, the moment the products exist), then revea
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
@@ -33,6 +34,7 @@ from bench.challenge.protocol import (
 )
 from bench.report import sign
 from bench.report.store import dumps, write_atomic
+from bench.workloads import tf32
 
 
 @dataclass
@@ -165,13 +167,43 @@ def refusal(ch: Challenge, node: str, trusted: set[str] | None, now: dt.datetime
     return None
 
 
+def fp32_refusal(devices: list[dict[str, Any]], env: dict[str, str] | None = None) -> str | None:
+    """Why float32 products cannot be answered here, or None: with IEEE pinned (tf32.mode(False)), each CUDA device's
+    probe product says what a float32 product really runs on. Before torch 2.9, TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1
+    wins over that pin, and an answer computed in TF32 would be judged a cheaper precision (a cheat) by the auditor;
+    refusing, and naming the variable, tells the operator what to unset instead."""
+    paths = {d["id"]: tf32.probe(d["id"]) for d in devices if d.get("kind") == "cuda"}
+    wrong = sorted(dev for dev, path in paths.items() if path != "ieee")
+    if not wrong:
+        return None
+    found = tf32.environment(env)
+    named = ", ".join(f"{k}={v}" for k, v in found.items()) or "no TF32 variable is set"
+    return (f"float32 products on {', '.join(wrong)} run on TF32 ({paths[wrong[0]]}) although bench pinned IEEE "
+            f"({named}; before torch 2.9 TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 wins over an explicit setting): an "
+            "answer would fail the auditor's float32 check; unset it and answer again")  # fmt: skip
+
+
+@contextlib.contextmanager
+def fp32_pinned(ch: Challenge, devices: list[dict[str, Any]]) -> Any:
+    """For a float32 challenge: IEEE float32 held for the block, and ChallengeError (naming the variable) when a
+    probe shows TF32 regardless. Other dtypes: nothing."""
+    if ch.dtype != "float32":
+        yield
+        return
+    with tf32.mode(False):
+        bad = fp32_refusal(devices)
+        if bad:
+            raise ChallengeError(bad)
+        yield
+
+
 def answer(ch: Challenge, node: str, inventory: dict[str, Any], devices: list[dict[str, Any]], drop: Path,
            key: Any) -> dict[str, Any]:  # fmt: skip
     """Answer `ch` into the drop directory: every device's products at once (one thread per device), the signed
     commitment written the moment they all exist, then the reveal. Returns what was done, timed by this node's clock
     (for its own record; the auditor's receipt log decides)."""
     started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:  # every device at once
+    with fp32_pinned(ch, devices), concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:  # all at once
         products = [p for result in pool.map(lambda d: compute_all(ch, node, d), devices) for p in result]
     base = commit_name(node, ch.nonce)
     commit_path = drop / f"{base}{COMMIT_SUFFIX}"

@@ -201,7 +201,10 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
     bad = chl.refusal(ch, node, trusted)
     if bad:
         fail(bad)
-    summary = chl.answer(ch, node, inv, devs, drop, key)
+    try:
+        summary = chl.answer(ch, node, inv, devs, drop, key)
+    except chl.ChallengeError as exc:  # e.g. float32 forced onto TF32 (node.fp32_refusal): nothing is committed
+        fail(str(exc))
     if as_json:
         click.echo(dumps(summary), nl=False)
     else:
