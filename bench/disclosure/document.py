@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pandas as pd
+import rfc8785
 
 from bench.disclosure import claims as cl
 from bench.disclosure import declaration as decl
@@ -458,7 +459,10 @@ def _rederive_capacities(leaves: list[tuple[Leaf, list[dict[str, Any]]]], store:
         for sha in list(store.paths):
             doc = store.get(sha)
             if doc is not None and isinstance(doc.data, dict) and doc.data.get("kind") == NODE_REPORT_KIND:
-                index.setdefault(store.digest(doc), doc)
+                try:  # a candidate is found by its digest; one that has none (not canonical JSON) no one can cite
+                    index.setdefault(store.digest(doc), doc)
+                except (rfc8785.CanonicalizationError, TypeError, ValueError):
+                    store.skipped.append(intake.safe_name(str(store.paths[sha])))
         store.__dict__["_node_index"] = index
     index = store.__dict__["_node_index"]
     out = []
@@ -491,12 +495,20 @@ def _rederive_capacities(leaves: list[tuple[Leaf, list[dict[str, Any]]]], store:
 
 
 def _not_rederived(store: Store, where: str) -> list[v.Finding]:
-    """After verify: a warning naming how many capacity reports had no node reports in the folder."""
+    """After verify: a warning naming how many capacity reports had no node reports in the folder, and one naming the
+    files skipped as no document's input (unreadable, not strict JSON, or with no digest): nobody cites them, so they
+    are not evidence of anything."""
+    out = []
+    if store.skipped:
+        names = sorted(set(store.skipped))
+        out.append(v.Finding(v.WARNING, "uncited-files", f"{len(names)} file(s) in the folder skipped, unreadable or "
+                             f"without a digest, so no document cites them: {', '.join(names[:5])}"
+                             f"{' ...' if len(names) > 5 else ''}", where))  # fmt: skip
     missing = len({sha for per in store.__dict__.get("_capacity_findings", {}).values()
                    for sha, f in per.items() if f is None})  # fmt: skip
     if not missing:
-        return []
-    return [v.Finding(v.WARNING, "capacity-not-recomputed", f"{missing} capacity report(s) not recomputed: their node "
+        return out
+    return [*out, v.Finding(v.WARNING, "capacity-not-recomputed", f"{missing} capacity report(s) not recomputed: their node "
                       "reports are not in the folder, so their rows are the aggregator's word (a bounded row counts "
                       "only at or below its device's own peak)", where)]  # fmt: skip
 

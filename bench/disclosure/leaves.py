@@ -228,12 +228,16 @@ class Store:
         self._digests: dict[str, str] = {}
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._inspected: dict[str, Inspected] = {}
+        #: files of the folder no document can cite (unreadable, not strict JSON, no digest): a warning, not evidence
+        self.skipped: list[str] = []
         if directory is not None:
             for path, read in zip(
                 paths := sorted(directory.rglob("*.json")), read_many(paths, root=directory), strict=True
             ):
                 if isinstance(read, intake.InputError):
-                    continue  # not an input this tree can cite; a cited one that is missing is reported by digest
+                    # not an input this tree can cite; a cited one that is missing is reported by digest
+                    self.skipped.append(intake.safe_name(str(path)))
+                    continue
                 self._keep(path, *read)
 
     def _keep(self, path: Path, doc: intake.Document, inspected: Inspected | None) -> intake.Document:

@@ -202,3 +202,67 @@ def test_the_auditor_records_who_committed_each_proven_device(tmp_path):
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}), trusted={kid(NODE_KEY)})
     (device,) = verdict.devices
     assert (device["key_id"], device["host"]) == (kid(NODE_KEY), "node-a")
+
+
+# --- files nobody cites are not evidence --------------------------------------------------------------------------
+
+LONE_SURROGATE = b'{"kind": "bench.capacity", "schema_version": 1, "note": "\\ud800"}'
+STRAYS = [
+    LONE_SURROGATE,
+    b'{"note": "\\ud800"}',
+    b'["\\ud800"]',
+    b'{"kind": "bench.disclosure", "x": "\\ud800"}',
+    b'{"kind": "bench.challenge-proof", "x": "\\ud800"}',
+    b'{"kind": "bench.node-report", "x": "\\ud800"}',
+    b'{"\\ud800": 1}',
+]
+
+
+def test_a_stray_file_nobody_cites_does_not_fail_an_honest_disclosure(tmp_path):
+    """A file in the --from folder that canonical JSON cannot encode (a lone surrogate), cited by no document, turned
+    `bench verify` of a valid disclosure into FAIL. Only files a document cites by digest are read as evidence now;
+    one nobody cites is at most a warning."""
+    from tests.disclosure import world
+    from tests.disclosure.test_cli import AS_OF, _pem
+
+    k = world.KEYS
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2])
+    for name in ("aggregator", "operator", "node"):
+        (tmp_path / f"{name}.ids").write_text(k.kid(name) + "\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["disclose", "site", "--declaration", str(files["declaration"]), "--capacity",
+                                    f"a={files['capacity']}", "--aggregator-keys", str(tmp_path / "aggregator.ids"),
+                                    "--operator-keys", str(tmp_path / "operator.ids"), "--trusted-keys",
+                                    str(tmp_path / "node.ids"), "--auditor-key", _pem(tmp_path / "a.pem", k.auditor),
+                                    "--key", _pem(tmp_path / "d.pem", k.discloser), *AS_OF, "-o", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    honest = CliRunner().invoke(main, ["verify", str(out / "disclosure.json"), "--from", str(tmp_path)])
+    assert honest.exit_code == 0, honest.output
+    for i, stray in enumerate(STRAYS):
+        (tmp_path / "in" / f"stray{i}.json").write_bytes(stray)
+    (tmp_path / "in" / "North" / "not-json.json").write_bytes(b"\xff\xfe not even text")
+    res = CliRunner().invoke(main, ["verify", str(out / "disclosure.json"), "--from", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.output
+    (findings,) = json.loads(res.stdout)["reports"].values()
+    assert [f["severity"] for f in findings if f["code"] == "uncited-files"] == ["warning"]
+    # a cited file that is missing still fails
+    files["capacity"].unlink()
+    res = CliRunner().invoke(main, ["verify", str(out / "disclosure.json"), "--from", str(tmp_path)])
+    assert res.exit_code == 1
+
+
+def test_a_stray_file_in_reports_does_not_fail_an_honest_capacity_report(tmp_path):
+    """The same for `bench verify CAPACITY --reports DIR`: a file no input cites is not evidence."""
+    from tests.disclosure import world
+
+    k = world.KEYS
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2])
+    trust = tmp_path / "node.ids"
+    trust.write_text(k.kid("node") + "\n")
+    args = ["verify", str(files["capacity"]), "--reports", str(files["nodes"]), "--trusted-keys", str(trust)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    for i, stray in enumerate(STRAYS):
+        (files["nodes"] / f"stray{i}.json").write_bytes(stray)
+    (files["nodes"] / "not-json.json").write_bytes(b"\xff\xfe not even text")
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
