@@ -10,6 +10,7 @@ still sign what it finished if it dies before the gather."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -141,9 +142,11 @@ def conclude(writer: ReportWriter, config: dict[str, Any], baseline: NodeReport 
 
 
 def single_suite(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: dict[str, Any], writer: ReportWriter,
-                 feedback: Feedback) -> None:  # fmt: skip
-    """Every step of the suite in this process (the GPUs' lanes at once unless the config says otherwise), each
-    measurement saved as it arrives. Ctrl-C and SIGTERM close the report as interrupted and propagate."""
+                 feedback: Feedback, worker_init: runner.WorkerInit | None = None) -> None:  # fmt: skip
+    """Every step of the suite from this process: the GPUs' lanes at once, one worker process each, unless the config
+    says otherwise (each worker rebuilds its lane's steps through plans.lane_plan); each measurement saved here as it
+    arrives. Ctrl-C and SIGTERM close the report as interrupted and propagate. `worker_init`: runner.execute's (tests
+    install their CUDA fake in the workers with it)."""
     if "comm" in config["suite"]["workloads"]:
         feedback.say("comm: collectives need several ranks (torchrun, srun); skipped in a single process")
     if any(f.kind == "cpu" for f in facts):
@@ -159,7 +162,9 @@ def single_suite(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: 
     try:
         with feedback:
             runner.execute(writer, steps, feedback.step, measured, keep_going=True,
-                           concurrent=config["suite"]["concurrent_devices"])  # fmt: skip
+                           concurrent=config["suite"]["concurrent_devices"],
+                           plan=functools.partial(plans.lane_plan, config, facts, inv["host"]),
+                           worker_init=worker_init)  # fmt: skip
         feedback.finished()
         tr.annotate_mamf_ratio(writer.report.measurements)
         writer.save()

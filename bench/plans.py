@@ -3,6 +3,7 @@ suite (`bench run`), so both measure exactly the same way."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
@@ -304,6 +305,21 @@ def suite_steps(config: dict[str, Any], facts: list[DeviceFacts], host_inv: dict
             # training stays out of the lanes (lane None): dynamo and the global RNG are not for several threads at once
             steps += [runner.Step(s.label, s.run, name, device, s.lane) for s in chosen]
     return steps
+
+
+@contextlib.contextmanager
+def lane_plan(config: dict[str, Any], facts: list[DeviceFacts], host_inv: dict[str, Any],
+              lane_id: str) -> Iterator[list[runner.Step]]:  # fmt: skip
+    """runner.LanePlan of a suite: the steps of one lane (suite_steps of that device), rebuilt in its worker process
+    with telemetry readers of its own, closed when the lane is done. Pickles as functools.partial(lane_plan, config,
+    facts, host_inv): plain data, where the steps themselves are closures."""
+    mine = [f for f in facts if lane(f) == lane_id]
+    readers, closers = telemetry_readers(mine)
+    try:
+        yield [s for s in suite_steps(config, mine, host_inv, readers) if s.lane == lane_id]
+    finally:
+        for close in closers:
+            close()
 
 
 def matmul_suite_steps(mc: dict[str, Any], f: DeviceFacts, host_inv: dict[str, Any], readers: dict[str, Any],

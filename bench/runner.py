@@ -1,20 +1,36 @@
 """Run a plan of measurements into a node report, saving after each so a crash or Ctrl-C loses nothing finished.
 
 Steps with a `lane` (a GPU's device id) run in order within their lane, and the lanes of a node's GPUs run at the same
-time, one thread each with its own current device: measured one after another, eight GPUs take eight times as long,
-and each GPU's sustained figure would be taken with its neighbours idle (cooler, more power to share) — flattering.
-Every measurement taken that way records which devices ran alongside it. Steps without a lane (the CPU) run after.
+time: measured one after another, eight GPUs take eight times as long, and each GPU's sustained figure would be taken
+with its neighbours idle (cooler, more power to share) - flattering. Every measurement taken that way records which
+devices ran alongside it. Steps without a lane (the CPU, training) run after, in this process.
+
+Each lane runs in a worker process of its own, never in a thread of this one. A CUDA event pair times everything
+between the two events reaching the GPU, the time the stream sat empty waiting for its host included: eight lanes
+behind one interpreter lock (and this process's report saves) left each GPU's stream idle inside its own timed region
+while the other lanes' hosts launched, so short products and sustained windows read low on multi-GPU nodes only.
+mamf-finder and nccl-tests run one process per GPU for the same reason. A worker is started by forkserver (spawn where
+there is none), never forked from a process that may have initialised CUDA; it is bound to its device before anything
+touches CUDA, rebuilds its lane's steps from a picklable plan (steps are closures), spools each finished measurement
+to disk and sends it here: only this process saves the report and reports progress, so no save is ever inside a
+timed region.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import multiprocessing
 import os
+import pickle
+import signal
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +51,8 @@ class Step:
     #: what an error record names when the step fails (see execute(keep_going=True))
     workload: str = "step"
     device: dict[str, Any] | None = None
-    #: the device whose steps run in order in one thread, concurrently with other lanes (None: run after the lanes)
+    #: the device whose steps run in order in one worker process, concurrently with other lanes (None: run after the
+    #: lanes, in this process)
     lane: str | None = None
 
 
@@ -132,6 +149,23 @@ def lanes(steps: Sequence[Step]) -> dict[str, list[Step]]:
     return out
 
 
+#: A lane's steps, rebuilt inside its worker: `plan(lane)` is a context manager giving the lane's steps in order (and
+#: closing what they opened, such as telemetry readers). It must pickle (a module-level function, or a
+#: functools.partial of one over picklable data), since the worker is a fresh process.
+LanePlan = Callable[[str], contextlib.AbstractContextManager[Sequence[Step]]]
+#: Called first in each worker with its lane, before CUDA is touched (tests install their CUDA fake with it). Picklable.
+WorkerInit = Callable[[str], None]
+
+#: Seconds a stopped worker gets to end on SIGTERM before it is killed.
+STOP_GRACE_S = 5.0
+
+
+@contextlib.contextmanager
+def given_steps(steps: dict[str, list[Step]], lane: str) -> Iterator[Sequence[Step]]:
+    """The LanePlan of steps that pickle as they are (their `run` a module-level function or a partial of one)."""
+    yield steps[lane]
+
+
 def execute(
     writer: ReportWriter,
     steps: Sequence[Step],
@@ -139,29 +173,32 @@ def execute(
     on_measurement: Callable[[Measurement], None] | None = None,
     keep_going: bool = False,
     concurrent: bool = True,
+    plan: LanePlan | None = None,
+    worker_init: WorkerInit | None = None,
 ) -> NodeReport:
     """Run every step, saving each measurement as it arrives: with `concurrent` and more than one lane, the lanes at
-    once (one thread each), then the steps without a lane in order; otherwise everything in order. With keep_going, a
-    step that raises is recorded as an 'error' measurement and the next step runs; otherwise, and always on Ctrl-C or
-    SIGTERM, the report is closed as interrupted and the exception re-raised."""
-    lock = threading.Lock()
+    once (one worker process each, its steps rebuilt there by `plan`, by default the lane's steps pickled as they are),
+    then the steps without a lane in order; otherwise everything in order, here. With keep_going, a step that raises
+    is recorded as an 'error' measurement and the next step runs, and a worker that dies becomes an 'error' record for
+    its lane while the other lanes finish; otherwise, and always on Ctrl-C or SIGTERM, the workers are stopped, the
+    report is closed as interrupted with every measurement received, and the exception re-raised."""
     parallel = lanes(steps) if concurrent else {}
     if len(parallel) < 2:
         parallel = {}
 
     def record(step_or_m: Step | Measurement) -> None:
-        with lock:
-            if isinstance(step_or_m, Step):
-                if on_step:
-                    on_step(step_or_m)
-                return
-            writer.add(step_or_m)
-            if on_measurement:
-                on_measurement(step_or_m)
+        if isinstance(step_or_m, Step):
+            if on_step:
+                on_step(step_or_m)
+            return
+        writer.add(step_or_m)
+        if on_measurement:
+            on_measurement(step_or_m)
 
     try:
         if parallel:
-            _run_lanes(parallel, record, keep_going)
+            Lanes(parallel, plan or functools.partial(given_steps, parallel), worker_init, keep_going,
+                  writer.path.parent).run(record)  # fmt: skip
         for step in steps:
             if step.lane in parallel:
                 continue
@@ -169,46 +206,180 @@ def execute(
             for m in measurements_of(step, keep_going):
                 record(m)
     except BaseException:
-        with lock:
-            writer.finish(interrupted=True)
+        writer.finish(interrupted=True)
         raise
     writer.finish()
     return writer.report
 
 
-def _run_lanes(parallel: dict[str, list[Step]], record: Callable[[Any], None], keep_going: bool) -> None:
-    """One thread per lane; the first exception that escapes a lane stops the others between steps and is raised
-    here. The main thread only waits (in short joins, so Ctrl-C and SIGTERM still reach it)."""
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    together = sorted(parallel)
+def worker_context() -> multiprocessing.context.BaseContext:
+    """forkserver where the platform has it (each worker forks from a clean server that never touched CUDA and has
+    torch imported already), else spawn. Never fork: CUDA cannot be used in a child forked after it was initialised."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["bench.runner", "bench.plans"])
+        return ctx
+    return multiprocessing.get_context("spawn")
 
-    def run_lane(lane: str, steps: list[Step]) -> None:
+
+class LaneDied(RuntimeError):
+    """A lane's worker process ended without finishing its lane (a segfault, the out-of-memory killer)."""
+
+
+class Lanes:
+    """The lanes of a node, one worker process each, run at once; their measurements recorded here as they arrive."""
+
+    def __init__(self, parallel: dict[str, list[Step]], plan: LanePlan, worker_init: WorkerInit | None,
+                 keep_going: bool, folder: Path) -> None:  # fmt: skip
+        self.parallel, self.plan, self.worker_init, self.keep_going = parallel, plan, worker_init, keep_going
+        self.together = sorted(parallel)
+        self.spools = {lane: Spool(folder, "lanes", "worker", i) for i, lane in enumerate(self.together)}
         try:
-            devices.bind_thread(lane)
-            for step in steps:
-                if stop.is_set():
-                    return
-                record(step)
-                for m in measurements_of(step, keep_going):
-                    m.details["concurrency"] = {"devices": together, "note": "measured at the same time as these"}
-                    if stop.is_set():
-                        return
-                    record(m)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
-            errors.append(exc)
-            stop.set()
+            pickle.dumps((plan, worker_init))
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise TypeError(f"a lane's steps must be rebuilt in its worker process: the lane plan does not pickle "
+                            f"({exc}); give execute() a plan= that rebuilds them from data") from exc  # fmt: skip
 
-    threads = [threading.Thread(target=run_lane, args=(lane, s), name=f"bench-{lane}", daemon=True)
-               for lane, s in parallel.items()]  # fmt: skip
-    for t in threads:
-        t.start()
+    def run(self, record: Callable[[Step | Measurement], None]) -> None:
+        ctx = worker_context()
+        copies = ctx.Lock()  # the node's host<->device copies take turns across the workers (devices.host_copies)
+        self.procs: dict[str, Any] = {}
+        self.pipes: dict[str, Connection] = {}
+        self.current: dict[str, Step | None] = {lane: None for lane in self.together}
+        done: set[str] = set()
+        try:
+            for lane in self.together:
+                receive, send = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_lane_worker, name=f"bench-{lane}", daemon=True,
+                                args=(lane, self.plan, [s.label for s in self.parallel[lane]], self.worker_init,
+                                      send, self.spools[lane], self.keep_going, self.together, copies))  # fmt: skip
+                p.start()
+                send.close()  # the worker holds the only sending end: its death closes the pipe
+                self.procs[lane], self.pipes[lane] = p, receive
+            running = set(self.together)
+            while running:
+                by_handle = {self.pipes[lane]: lane for lane in running}
+                for ready in wait(list(by_handle), timeout=0.5):
+                    lane = by_handle[ready]  # type: ignore[index]
+                    if self._receive(lane, record):
+                        done.add(lane)
+                        running.discard(lane)
+                for lane in list(running):
+                    if not self.procs[lane].is_alive() and not self.pipes[lane].poll():
+                        running.discard(lane)
+                        self._died(lane, record)
+        except BaseException:
+            self._drain(record, done)
+            self.stop()
+            raise
+        for lane in self.together:
+            self.procs[lane].join()
+            self.spools[lane].remove()
+
+    def _receive(self, lane: str, record: Callable[[Step | Measurement], None]) -> bool:
+        """Handle one message from a lane's worker; True once the lane is finished. A closed pipe without 'done' is
+        a worker that died."""
+        try:
+            kind, value = self.pipes[lane].recv()
+        except (EOFError, OSError):
+            self.procs[lane].join(STOP_GRACE_S)
+            self._died(lane, record)
+            return True
+        if kind == "step":
+            step = self.parallel[lane][value]
+            self.current[lane] = step
+            record(step)
+        elif kind == "measurement":
+            record(value)
+        elif kind == "raised":
+            raise value
+        return kind in ("done", "raised")
+
+    def _died(self, lane: str, record: Callable[[Step | Measurement], None]) -> None:
+        """A worker ended without finishing its lane: an 'error' record naming how it ended, then (without
+        keep_going) LaneDied, which stops the other lanes."""
+        p = self.procs[lane]
+        p.join(STOP_GRACE_S)
+        code = p.exitcode
+        how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 and -code in
+               signal.valid_signals() else f"exit code {code}")  # fmt: skip
+        step = self.current[lane] or self.parallel[lane][0]
+        exc = LaneDied(f"the worker process measuring {lane} died ({how}) during step {step.label!r}: a SIGKILL is "
+                       "often the kernel's out-of-memory killer, a SIGSEGV a driver or library fault")  # fmt: skip
+        start = utc_now()
+        try:
+            raise exc
+        except LaneDied:
+            m = failure(Step(step.label, step.run, step.workload, step.device or {"id": lane}, lane), exc, start)
+        m.details["exit"] = how
+        record(m)
+        if not self.keep_going:
+            raise exc
+
+    def _drain(self, record: Callable[[Step | Measurement], None], done: set[str]) -> None:
+        """Record every measurement the workers already sent (on Ctrl-C, SIGTERM or a failed lane)."""
+        for lane, pipe in getattr(self, "pipes", {}).items():
+            with contextlib.suppress(Exception):
+                while lane not in done and pipe.poll():
+                    kind, value = pipe.recv()
+                    if kind == "measurement":
+                        record(value)
+
+    def stop(self) -> None:
+        """SIGTERM every worker still running, then SIGKILL those that have not ended after STOP_GRACE_S."""
+        procs = getattr(self, "procs", {})
+        for p in procs.values():
+            if p.is_alive():
+                p.terminate()
+        for p in procs.values():
+            p.join(STOP_GRACE_S)
+            if p.is_alive():
+                p.kill()
+                p.join()
+
+
+def _watch_parent() -> None:
+    """End this worker when the process that started it is gone (killed, so it never stopped us): an orphaned lane
+    would go on using its GPU for nobody. What it finished is in its spool."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(1.0)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="bench-parent-watch", daemon=True).start()
+
+
+def _lane_worker(lane: str, plan: LanePlan, labels: list[str], worker_init: WorkerInit | None, conn: Connection,
+                 spool: Spool, keep_going: bool, together: list[str], copies: Any) -> None:  # fmt: skip
+    """One lane in its own process: bind the device, rebuild the lane's steps, run them in order, and spool then send
+    each measurement. Ctrl-C belongs to the parent, which stops the workers and closes the report."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if worker_init is not None:
+        worker_init(lane)
+    _watch_parent()
+    devices.share_host_copies(copies)
     try:
-        for t in threads:
-            while t.is_alive():
-                t.join(0.1)
-    except BaseException:
-        stop.set()
-        raise
-    if errors:
-        raise errors[0]
+        devices.bind_process(lane)
+        with plan(lane) as steps:
+            got = [s.label for s in steps]
+            if got != labels:
+                raise RuntimeError(f"lane {lane}: its worker rebuilt the steps {got}, the plan has {labels}")
+            for i, step in enumerate(steps):
+                conn.send(("step", i))
+                for m in measurements_of(step, keep_going):
+                    m.details["concurrency"] = {"devices": together, "note": "measured at the same time as these, "
+                                                "one process each"}  # fmt: skip
+                    spool.add(m)
+                    conn.send(("measurement", m))
+        conn.send(("done", None))
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which closes the report and re-raises it
+        try:
+            pickle.dumps(exc)
+        except Exception:  # noqa: BLE001 - an exception that does not pickle travels as its text
+            exc = RuntimeError("".join(traceback.format_exception_only(type(exc), exc)).strip())
+        with contextlib.suppress(OSError):
+            conn.send(("raised", exc))
+    finally:
+        conn.close()

@@ -48,7 +48,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "concurrent_devices": _k(
             "bool",
             True,
-            "Measure a node's GPUs at the same time (matmul, membw), each in its own thread; false: one after another.",
+            "Measure a node's GPUs at the same time (matmul, membw), each in its own process; false: one after another.",
         ),
     },
     # one section per workload, as each declares it (bench.registry)

@@ -1,7 +1,26 @@
-"""runner.Spool: a rank that is not its node's leader keeps each finished measurement on disk until the gather."""
+"""runner: a rank's spool, and a node's lanes run at once, one worker process per GPU, timed as the GPU ran."""
 
-from bench import launch, runner
-from tests.report.synthetic import matmul, samples
+import datetime as dt
+import functools
+import itertools
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from bench import launch, plans, runner, suite
+from bench.hardware import devices
+from bench.measure.sampling import Policy
+from bench.report.model import Measurement
+from bench.report.store import ReportWriter, load_report
+from bench.workloads import matmul as mm
+from tests.fakes.cuda import Props, install_in_worker
+from tests.report.synthetic import matmul, report, samples
 
 
 def test_a_spool_keeps_what_a_rank_finished_for_its_node_leader(tmp_path):
@@ -40,3 +59,207 @@ def test_a_straggler_is_the_rank_whose_own_device_fell_behind_the_jobs_median():
     assert plans.stragglers(ranks[:2]) == []  # one measuring rank: nothing to compare
     m = matmul("float32", samples(0.01))
     assert plans.local_figures([m]) == {"float32": m.summary["tflops_median"]}
+
+
+# --- lanes: one process per GPU ----------------------------------------------------------------------------------------
+
+#: The fake node for the lanes tests: eight devices on which a 32^3 float32 product takes 5 ms and the L2 flush 0.1 ms,
+#: and a host that pays 0.5 ms per launch (four per flushed iteration: flush, event, product, event). One process keeps
+#: its stream busy (about 2.5 ms of host work per 5.1 ms of device work); eight threads behind one lock cannot (20 ms).
+RATE = 2 * 32**3 / 5e-3
+FAKE = {"count": 8, "props": Props(L2_cache_size=4096), "flops_per_s": RATE, "bytes_per_s": 8192 / 1e-4,
+        "launch_s": 0.5e-3}  # fmt: skip
+SPEC = mm.MatmulSpec(32, 32, 32, "float32")
+QUICK = Policy(budget_s=0.3, min_iterations=5, max_warmup_s=0.1)
+
+
+def _steps(gpus):
+    return [runner.Step(f"{f.id} float32 32^3", functools.partial(mm.run, SPEC, f, QUICK), "matmul", asdict(f), f.id)
+            for f in gpus]  # fmt: skip
+
+
+def _utc(text):
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+def _readings(measurements):
+    """Each measurement's median rate as a fraction of the fake's."""
+    return {m.device["id"]: m.summary["tflops_median"] * 1e12 / RATE for m in measurements}
+
+
+def test_the_fake_shows_that_lanes_in_threads_of_one_process_read_low(fake_cuda):
+    """The defect the fake must model (issue 22 item 2): the lanes as threads of one process (the runner before)
+    read far below the device's rate, because each stream sits idle inside its timed region while the other
+    threads hold the launch lock."""
+    fake_cuda(**FAKE)
+    torch.set_num_threads(1)
+    gpus = [devices.facts(f"cuda:{i}") for i in range(8)]
+    out = {}
+
+    def lane(f):
+        devices.bind_process(f.id)
+        out[f.id] = mm.run(SPEC, f, QUICK)
+
+    threads = [threading.Thread(target=lane, args=(f,)) for f in gpus]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    readings = _readings(out.values())
+    assert len(readings) == 8 and max(readings.values()) < 0.8, readings
+
+
+def test_eight_gpus_measured_at_once_read_within_two_percent_of_their_rate(fake_cuda, tmp_path):
+    """One worker process per lane: eight fake devices measured at the same time through the runner each read
+    their rate within 2%, and only the parent saved the report."""
+    fake_cuda(**FAKE)
+    gpus = [devices.facts(f"cuda:{i}") for i in range(8)]
+    writer = ReportWriter(report([], end=None), tmp_path)
+    out = runner.execute(writer, _steps(gpus), worker_init=functools.partial(install_in_worker, **FAKE))
+    readings = _readings(out.measurements)
+    assert sorted(readings) == [g.id for g in gpus] and all(m.status == "ok" for m in out.measurements)
+    assert all(abs(r - 1) <= 0.02 for r in readings.values()), readings
+    # at the same time: the lanes' measuring times add up to several times the wall time they spanned
+    spans = [(_utc(m.start_utc), _utc(m.end_utc)) for m in out.measurements]
+    wall = max(e for _, e in spans) - min(s for s, _ in spans)
+    print({"readings": readings, "overlap": sum(e - s for s, e in spans) / wall})
+    assert sum(e - s for s, e in spans) > 3 * wall
+    assert out.measurements[0].details["concurrency"]["devices"] == sorted(g.id for g in gpus)
+    assert load_report(writer.path).measurements and not list((tmp_path / ".spool").glob("*.jsonl"))
+
+
+def _cpu_step():
+    cpu = devices.facts("cpu", {"cpu_model": "cpu", "fingerprint": "fp"})
+    return runner.Step("cpu", functools.partial(mm.run, SPEC, cpu, QUICK), "matmul", asdict(cpu), plans.lane(cpu))
+
+
+def _boom():
+    raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def _die_then(signal_number):
+    os.kill(os.getpid(), signal_number)
+
+
+def _one_then_wait(f):
+    yield mm.run(SPEC, f, QUICK)
+    time.sleep(120)  # a long search: the parent must stop it
+    yield mm.run(SPEC, f, QUICK)
+
+
+FAST = {**FAKE, "count": 2, "launch_s": 0.0}
+
+
+def test_a_suite_rebuilds_each_lane_in_its_worker_and_the_cpu_runs_after(fake_cuda, tmp_path):
+    """Steps are closures: each worker rebuilds its lane from the config (plans.lane_plan) and runs only it, the
+    measurements say which devices ran alongside, and the CPU (no lane) runs afterwards in this process."""
+    fake_cuda(**FAST)
+    config = suite.defaults()
+    config["suite"]["workloads"] = ["matmul"]
+    config["matmul"].update(search="fixed", sizes=[32], precisions=["float32"], budget_s=0.05, min_iterations=3,
+                            max_warmup_s=0.01)  # fmt: skip
+    host = {"cpu_model": "cpu", "fingerprint": "fp"}
+    facts = [devices.facts("cuda:0"), devices.facts("cuda:1"), devices.facts("cpu", host)]
+    steps = plans.suite_steps(config, facts, host, {})
+    seen = []
+    writer = ReportWriter(report([], end=None), tmp_path)
+    out = runner.execute(writer, steps, seen.append, plan=functools.partial(plans.lane_plan, config, facts, host),
+                         worker_init=functools.partial(install_in_worker, **FAST))  # fmt: skip
+    assert sorted(s.label for s in seen) == sorted(s.label for s in steps)  # progress reported here, per step
+    assert [m.status for m in out.measurements] == ["ok"] * 3 and out.measurements[-1].device["id"] == "cpu"
+    gpu = [m for m in out.measurements if m.device["kind"] == "cuda"]
+    assert {m.device["id"] for m in gpu} == {"cuda:0", "cuda:1"}
+    assert all(m.details["concurrency"]["devices"] == ["cuda:0", "cuda:1"] for m in gpu)
+    assert "concurrency" not in out.measurements[-1].details
+    with pytest.raises(TypeError, match="does not pickle"):  # closures cannot reach a worker: said at once
+        runner.execute(ReportWriter(report([], end=None), tmp_path / "closures"), steps)
+
+
+def test_sequential_lanes_run_here_one_after_another(fake_cuda, tmp_path):
+    fake_cuda(**FAST)
+    gpus = [devices.facts("cuda:0"), devices.facts("cuda:1")]
+    out = runner.execute(ReportWriter(report([], end=None), tmp_path), [*_steps(gpus), _cpu_step()], concurrent=False)
+    spans = [(_utc(m.start_utc), _utc(m.end_utc)) for m in out.measurements]
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+    assert all("concurrency" not in m.details for m in out.measurements)
+
+
+def test_a_failing_lane_stops_the_others_and_closes_the_report(fake_cuda, tmp_path):
+    fake_cuda(**FAST)
+    one = devices.facts("cuda:1")
+    steps = [runner.Step("bad", _boom, lane="cuda:0"), *_steps([one])]
+    init = functools.partial(install_in_worker, **FAST)
+    writer = ReportWriter(report([], end=None), tmp_path)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        runner.execute(writer, steps, worker_init=init)
+    assert load_report(writer.path).interrupted
+    kept = runner.execute(ReportWriter(report([], end=None), tmp_path / "k"), steps, keep_going=True, worker_init=init)
+    assert sorted(m.status for m in kept.measurements) == ["error", "ok"]
+
+
+@pytest.mark.parametrize("keep_going", [True, False])
+def test_a_worker_that_dies_is_an_error_record_for_its_lane(fake_cuda, tmp_path, keep_going):
+    """A segfault or the out-of-memory killer ends a worker without a Python exception: its lane gets an 'error'
+    record naming how it ended; with keep_going the other lanes finish, otherwise the run stops as interrupted."""
+    fake_cuda(**FAST)
+    zero, one = devices.facts("cuda:0"), devices.facts("cuda:1")
+    steps = [runner.Step("dies", functools.partial(_die_then, signal.SIGKILL), "matmul", asdict(zero), "cuda:0"),
+             *_steps([one])]  # fmt: skip
+    writer = ReportWriter(report([], end=None), tmp_path)
+    init = functools.partial(install_in_worker, **FAST)
+    if keep_going:
+        out = runner.execute(writer, steps, keep_going=True, worker_init=init)
+    else:
+        with pytest.raises(runner.LaneDied, match="killed by SIGKILL"):
+            runner.execute(writer, steps, worker_init=init)
+        out = load_report(writer.path)
+        assert out.interrupted
+    dead = [m for m in out.measurements if m.status == "error"]
+    assert len(dead) == 1 and dead[0].device["id"] == "cuda:0" and "SIGKILL" in dead[0].reason
+    assert "out-of-memory killer" in dead[0].reason and dead[0].details["exit"] == "killed by SIGKILL"
+    if keep_going:
+        assert [m.status for m in out.measurements if m.device["id"] == "cuda:1"] == ["ok"]
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_what_they_sent(fake_cuda, tmp_path):
+    """Ctrl-C (or SIGTERM, raised as Terminated) in the parent: the workers are stopped at once, and the report is
+    closed as interrupted with every measurement received."""
+    fake_cuda(**FAST)
+    gpus = [devices.facts("cuda:0"), devices.facts("cuda:1")]
+    steps = [runner.Step(f.id, functools.partial(_one_then_wait, f), "matmul", asdict(f), f.id) for f in gpus]
+    got = []
+
+    def measured(m):
+        got.append(m)
+        if len(got) == 2:
+            raise KeyboardInterrupt
+
+    writer = ReportWriter(report([], end=None), tmp_path)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        runner.execute(writer, steps, on_measurement=measured, worker_init=functools.partial(install_in_worker, **FAST))
+    assert time.monotonic() - t0 < 60 and not multiprocessing.active_children()
+    saved = load_report(writer.path)
+    assert saved.interrupted and sorted(m.device["id"] for m in saved.measurements) == ["cuda:0", "cuda:1"]
+    # what a worker finished is also in its spool, should this process be killed before saving it
+    assert len(list((tmp_path / ".spool").glob("lanes-worker-rank*.jsonl"))) == 2
+
+
+def _hold_copies(f):
+    """A lane's host<->device copies: hold the node's copy lock for a while and say when."""
+    with devices.host_copies():
+        held = [time.time()]
+        time.sleep(0.3)
+        held.append(time.time())
+    return Measurement("membw", {"kernel": "h2d"}, asdict(f), "skipped", "test", details={"held": held})
+
+
+def test_host_copies_take_turns_across_the_lanes_workers(fake_cuda, tmp_path):
+    """GPUs behind one PCIe switch would each see a fraction of their link: the workers share one lock for copies."""
+    fake_cuda(**FAST)
+    gpus = [devices.facts("cuda:0"), devices.facts("cuda:1")]
+    steps = [runner.Step(f.id, functools.partial(_hold_copies, f), "membw", asdict(f), f.id) for f in gpus]
+    out = runner.execute(ReportWriter(report([], end=None), tmp_path), steps,
+                         worker_init=functools.partial(install_in_worker, **FAST))  # fmt: skip
+    first, second = sorted(m.details["held"] for m in out.measurements)
+    assert first[1] <= second[0]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 import torch
@@ -170,12 +172,30 @@ def synchronize(device_id: str) -> None:
         torch.cuda.synchronize(dev)
 
 
-def bind_thread(device_id: str) -> None:
-    """Make `device_id` the calling thread's current CUDA device (the CUDA runtime keeps one per thread; events,
-    streams and device='cuda' tensors use it). Nothing to do for the CPU."""
+def bind_process(device_id: str) -> None:
+    """Make `device_id` this worker process's current CUDA device, first thing, so that no call made without a device
+    (events, streams, synchronize, device='cuda' tensors) creates a context on another GPU. The ids stay those of the
+    parent's plan (torchrun's ranks bind the same way, cuda:LOCAL_RANK). Nothing to do for the CPU."""
     dev = torch.device(device_id)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
+
+
+#: Held while a GPU copies between host and device, so that a node's copies take turns (GPUs behind one PCIe switch
+#: would each see a fraction of their link). A thread lock within one process; the runner hands each lane's worker
+#: process the node's one multiprocessing lock (share_host_copies).
+_HOST_COPIES: Any = threading.Lock()
+
+
+def host_copies() -> Any:
+    """The node's host<->device copy lock (a context manager)."""
+    return _HOST_COPIES
+
+
+def share_host_copies(lock: Any) -> None:
+    """Use `lock` (a multiprocessing lock every lane's worker shares) as this process's host_copies()."""
+    global _HOST_COPIES
+    _HOST_COPIES = lock
 
 
 def physical_cores() -> int:

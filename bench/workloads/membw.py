@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
@@ -37,8 +36,6 @@ KERNELS = figures.STREAM_KERNELS
 SCALAR = 3.0
 #: Default elements per array: 4x a 32 MiB last-level cache on CPUs (256 MiB arrays); 1 GiB arrays on GPUs.
 DEFAULT_ELEMENTS = {"cpu": 2**25, "cuda": 2**27}
-#: Host<->device copies of a node's GPUs take turns (see the module docstring).
-_COPIES = threading.Lock()
 
 
 def _timer(device: DeviceFacts) -> Timer:
@@ -141,7 +138,7 @@ def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_t
             _record(name, n, device, sampled, policy, timer, figures.stream_bytes(name, n), correct, peak_tbps, start)
         )
     if device.kind == "cuda":
-        with _COPIES, bound_to(cpu_affinity) as bound, pinned_host(n, 5.0) as (host, pinned):
+        with devices.host_copies(), bound_to(cpu_affinity) as bound, pinned_host(n, 5.0) as (host, pinned):
             for name, fn, check in (
                 ("h2d", lambda: a.copy_(host, non_blocking=True), lambda: bool((a == 5.0).all())),
                 ("d2h", lambda: host.copy_(b, non_blocking=True), lambda: bool((host == value["b"]).all())),

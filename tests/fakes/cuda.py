@@ -573,3 +573,13 @@ class _Mode(TorchFunctionMode):
             out = t.clone()
         self.fake.to_host += target == "cpu" and device_of(t) != "cpu"
         return self._ran(name, args, _tag(out, target), target) if out is not t else _tag(out, target)
+
+
+def install_in_worker(lane: str, **kwargs: Any) -> None:
+    """runner.execute's worker_init for tests (pass functools.partial(install_in_worker, count=..., ...)): the
+    worker process's torch.cuda becomes a FakeCuda(**kwargs), as the parent's is. Never undone: the worker ends with
+    its lane. The fake's real arithmetic runs on one CPU thread: a worker stands for a GPU, not for the host's cores."""
+    import pytest
+
+    torch.set_num_threads(1)
+    FakeCuda(**kwargs).install(pytest.MonkeyPatch())

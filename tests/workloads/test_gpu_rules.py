@@ -397,65 +397,6 @@ def test_host_copies_run_on_the_gpus_numa_node(fake_cuda, monkeypatch):
     assert not any(m.details.get("numa_bound") for m in unbound if m.spec["kernel"] == "h2d")
 
 
-def test_a_nodes_gpus_are_measured_at_the_same_time(fake_cuda, tmp_path):
-    """16.19: without a launcher, a node's GPUs were measured one after another (hours for 8 GPUs), each sustained
-    window taken with its neighbours idle. Lanes run at once, each thread on its own current device."""
-    import threading
-
-    from bench import runner
-    from bench.report.store import ReportWriter
-    from tests.report.synthetic import report
-
-    fake_cuda(count=2)
-    gpus = [devices.facts("cuda:0"), devices.facts("cuda:1")]
-    cpu = devices.facts("cpu", {"cpu_model": "cpu", "fingerprint": "fp"})
-    both = threading.Barrier(2, timeout=10)  # passes only if the two lanes are in flight together
-    seen = []
-
-    def step(f):
-        def run():
-            both.wait()
-            seen.append((f.id, torch.cuda.current_device() if f.kind == "cuda" else None))
-            return mm.run(mm.MatmulSpec(32, 32, 32, "float32"), f, QUICK)
-
-        return runner.Step(f"{f.id}", run, lane=plans.lane(f))
-
-    cpu_step = runner.Step(
-        "cpu", lambda: mm.run(mm.MatmulSpec(32, 32, 32, "float32"), cpu, QUICK), lane=plans.lane(cpu)
-    )
-    writer = ReportWriter(report([], end=None), tmp_path)
-    out = runner.execute(writer, [step(gpus[0]), cpu_step, step(gpus[1])])
-    assert sorted(seen) == [("cuda:0", 0), ("cuda:1", 1)]
-    by_device = {m.device["id"]: m for m in out.measurements}
-    assert by_device["cuda:0"].details["concurrency"]["devices"] == ["cuda:0", "cuda:1"]
-    assert "concurrency" not in by_device["cpu"].details and out.measurements[-1].device["id"] == "cpu"
-    with pytest.raises(threading.BrokenBarrierError):  # one at a time, the first lane waits for a partner in vain
-        both = threading.Barrier(2, timeout=0.5)
-        runner.execute(ReportWriter(report([], end=None), tmp_path / "seq"), [step(gpus[0]), step(gpus[1])],
-                       concurrent=False)  # fmt: skip
-
-
-def test_a_failing_lane_stops_the_others_and_closes_the_report(fake_cuda, tmp_path):
-    from bench import runner
-    from bench.report.store import ReportWriter, load_report
-    from tests.report.synthetic import report
-
-    fake_cuda(count=2)
-
-    def boom():
-        raise RuntimeError("CUDA error: an illegal memory access was encountered")
-
-    ok = runner.Step("ok", lambda: mm.run(mm.MatmulSpec(32, 32, 32, "float32"), devices.facts("cuda:1"), QUICK),
-                     lane="cuda:1")  # fmt: skip
-    writer = ReportWriter(report([], end=None), tmp_path)
-    with pytest.raises(RuntimeError, match="illegal memory access"):
-        runner.execute(writer, [runner.Step("bad", boom, lane="cuda:0"), ok])
-    assert load_report(writer.path).interrupted
-    kept = runner.execute(ReportWriter(report([], end=None), tmp_path / "k"), [runner.Step("bad", boom, lane="cuda:0"), ok],
-                          keep_going=True)  # fmt: skip
-    assert sorted(m.status for m in kept.measurements) == ["error", "ok"]
-
-
 def test_telemetry_summary_leaves_out_the_warm_up():
     """16 (cosmetic): the telemetry window included warm-up, when clocks and power are still ramping."""
     sampler = types.SimpleNamespace(samples=[{"t_s": t, "sm_clock_mhz": c} for t, c in
