@@ -53,8 +53,29 @@ def measurement(
     }
 
 
+TF32_VARS = ("NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE")
+
+
+def torch_version() -> str:
+    """The torch this fake pretends to be (FAKE_TORCH_VERSION, default 2.13.0)."""
+    return os.environ.get("FAKE_TORCH_VERSION", "2.13.0")
+
+
+def fp32_path(dtype: str) -> str:
+    """What bench's probe records for `dtype` under the environment, as torch_version() treats the variables (bench
+    sets the switch explicitly: the variable wins over it only before 2.9)."""
+    if os.environ.get("NVIDIA_TF32_OVERRIDE") == "0":
+        return "ieee"
+    if dtype == "tf32":
+        return "tf32"
+    major, minor = (int(x) for x in torch_version().split(".")[:2])
+    forced = os.environ.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE") == "1"
+    return "tf32" if forced and (major, minor) < (2, 9) else "ieee"
+
+
 def report(argv: list[str], ms: list[dict]) -> dict:
-    doc = {"schema_version": 1, "kind": "node", "measurements": ms, "inventory": {}, "signature": {}}
+    doc = {"schema_version": 1, "kind": "node", "measurements": ms,
+           "inventory": {"host": {"torch_version": torch_version()}}, "signature": {}}  # fmt: skip
     rdir = opt(argv, "--results-dir")
     if rdir:
         path = Path(rdir) / f"run-{os.getpid()}" / "report.json"
@@ -94,9 +115,22 @@ def matmul(argv: list[str]) -> int:
                 )
             )
             continue
-        warn = []
-        if dtype == "float32" and os.environ.get("TORCH_ALLOW_TF32_CUBLAS_OVERRIDE") == "1":
-            warn = [{"code": "tf32-override", "message": "float32 ran on TF32", "hint": "unset it"}]
+        warn, status, details = [], "ok", {}
+        if dtype in ("float32", "tf32"):
+            path = fp32_path(dtype)
+            details = {"fp32_path": path, "tf32_environment": {k: os.environ[k] for k in TF32_VARS if k in os.environ}}
+            if dtype == "float32" and path == "tf32":  # bench flags it; 'tf32' run as IEEE is accepted on purpose
+                warn, status = (
+                    [{"code": "tf32-override", "message": "float32 ran on TF32", "hint": "unset it"}],
+                    "invalid",
+                )
+            if (
+                os.environ.get("FAKE_REJECT_IEEE")
+                and dtype == "float32"
+                and path == "ieee"
+                and os.environ.get(TF32_VARS[1])
+            ):
+                warn, status = [{"code": "tf32-override", "message": "variable set", "hint": "unset it"}], "invalid"
         modes = [True, False] if dtype == "float8_e4m3" else [None]
         for shape in opts(argv, "--shape"):
             m, n, k = (int(x) for x in shape.split(","))
@@ -104,7 +138,12 @@ def matmul(argv: list[str]) -> int:
                 spec = {"m": m, "n": n, "k": k, "precision": dtype, **({} if mode is None else {"fast_accum": mode})}
                 ms.append(
                     measurement(
-                        "matmul", spec, {"tflops_median": 1000.0 if mode else 500.0, "efficiency": 0.5}, warnings=warn
+                        "matmul",
+                        spec,
+                        {"tflops_median": 1000.0 if mode else 500.0, "efficiency": 0.5},
+                        status=status,
+                        warnings=warn,
+                        details=details,
                     )
                 )
     print(json.dumps(report(argv, ms)))

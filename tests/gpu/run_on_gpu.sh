@@ -15,7 +15,7 @@
 # packages plus .whl before ./run_bench.sh runs, and run_bench.sh finds it ready.
 #
 # Environment: PYTHON (default python3), BENCH_VENV (default .venv), BENCH_CHECK_TOTAL_S (the whole run, set-up
-# included, default 570: the steps' deadline is cut so that set-up + steps + final verify end within it).
+# included, default 540: the steps' deadline is cut so that set-up + steps + final verify end within it).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT_DIR=${1:?usage: bash tests/gpu/run_on_gpu.sh OUT_DIR [RETURN_DIR]}
@@ -61,10 +61,11 @@ setup_s=$((SECONDS - t0))
 say "set-up exit $setup_rc after ${setup_s} s"
 [ "$setup_rc" -eq 0 ] || tail -n 20 "$SETUP_ERR" >&2
 
-# the steps' deadline: what is left of the total after set-up, the final verify (60 s) and packing (15 s); 465 s at most
-deadline=$((${BENCH_CHECK_TOTAL_S:-570} - setup_s - 75))
+# the steps' deadline: what is left of the total after set-up, the final verify (60 s) and packing (15 s); 465 s at most.
+# The total, 540 s, leaves 60 s of the device tool's 600 s per command unused (check.py's SLACK_S).
+deadline=$((${BENCH_CHECK_TOTAL_S:-540} - setup_s - 75))
 [ "$deadline" -gt 465 ] && deadline=465
-[ "$deadline" -lt 120 ] && deadline=120
+[ "$deadline" -lt 0 ] && deadline=0  # a slow set-up leaves the steps less: they read "not run: time", the slack holds
 CHECK_PY="$VENV/bin/python"
 [ -x "$CHECK_PY" ] || CHECK_PY=$PY  # check.py is stdlib only: it still reports a failed set-up
 args=("$OUT_DIR" --setup-rc "$setup_rc" --setup-seconds "$setup_s" --deadline "$deadline")
