@@ -282,11 +282,13 @@ def _measure(
 ) -> Measurement:
     """Time `spec` on `device` and check the product. Running out of memory gives a 'skipped' measurement."""
     precision = get(spec.precision)
-    timer = timer or default_timer(device, sustained)
-    need = spec.operand_bytes() + (0 if sustained else flush_bytes(device))  # the timer's L2 flush buffer too
+    # The L2 flush buffer counted once: a timer made here allocates it after `free` is read, so it is part of `need`;
+    # a timer handed in already holds it, so `free` already lacks it (counting it again skipped shapes that fit).
     free = devices.free_memory_bytes(device.id)
+    need = spec.operand_bytes() + (flush_bytes(device) if timer is None and not sustained else 0)
     if need > free * (1 - MEMORY_HEADROOM):
         return _skipped(spec, device, f"needs {need / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free on {device.id}")
+    timer = timer or default_timer(device, sustained)
 
     start = utc_now()
     env = tf32.environment() if _is_cuda_float32(device, precision) else {}

@@ -450,3 +450,20 @@ def test_challenge_answer_warms_every_dtype_before_waiting(fake_cuda, monkeypatc
     chl.warm({"id": "cuda:0", "kind": "cuda", "name": "NVIDIA H200", "uuid": "GPU-0"})
     products = [n for n, d in fake.calls if "matmul" in n and d == "cuda:0"]
     assert len(products) == len(chl.DTYPES) * 2, fake.calls
+
+
+def test_the_l2_flush_buffer_is_counted_once_in_the_memory_check(fake_cuda):
+    """The timer allocated its flush buffer (2 x L2) before free memory was read, and the check added it to the need
+    again: a shape that fits with one flush buffer was skipped as out of memory."""
+    from tests.fakes.cuda import Props
+
+    spec = mm.MatmulSpec(1024, 1024, 1024, "bfloat16")
+    flush = 2 * Props().L2_cache_size
+    fits_once = int((spec.operand_bytes() + flush) / (1 - mm.MEMORY_HEADROOM)) + flush // 2
+    _, gpu = h200(fake_cuda, props=Props(total_memory=fits_once))
+    assert mm.flush_bytes(gpu) == flush
+    m = mm.run(spec, gpu, QUICK)
+    assert m.status == "ok", m.reason
+    # and a device too small for the operands and one flush buffer is still refused before anything is allocated
+    _, small = h200(fake_cuda, props=Props(total_memory=spec.operand_bytes() + flush))
+    assert mm.run(spec, small, QUICK).status == "skipped"
