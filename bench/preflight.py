@@ -152,6 +152,17 @@ def version_checks(torch_cuda: str | None, torch_gpus: int, inventory: dict[str,
                   f"CUDA {torch_cuda}; {torch_gpus} GPUs visible to torch")]  # fmt: skip
 
 
+def visibility_checks(torch_gpus: int, inventory: dict[str, Any], visible: str | None) -> list[Check]:
+    """A warning whenever NVML lists more devices (GPUs, or MIG instances) than torch sees: bench measures only what
+    torch sees, and a process sees one MIG instance (nvml.unseen_by_torch)."""
+    if not inventory.get("available"):
+        return []
+    unseen = nv.unseen_by_torch(inventory, torch_gpus, visible)
+    if unseen is None:
+        return [Check("devices-visible", "pass", f"torch sees every device NVML lists ({torch_gpus})")]
+    return [Check("devices-visible", "warn", *unseen)]
+
+
 def run_checks(sample_s: float = 0.5) -> list[Check]:
     """Every check on this machine now (about `sample_s` seconds: CPU use is sampled over that interval)."""
     import torch
@@ -160,7 +171,9 @@ def run_checks(sample_s: float = 0.5) -> list[Check]:
     checks = cpu_checks(health.cpu_activity(sample_s))
     checks += gpu_checks(health.gpu_health(), own)
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    checks += version_checks(torch.version.cuda, gpus, nv.gpu_inventory(), torch.__version__)
+    inventory = nv.gpu_inventory()
+    checks += version_checks(torch.version.cuda, gpus, inventory, torch.__version__)
+    checks += visibility_checks(gpus, inventory, os.environ.get("CUDA_VISIBLE_DEVICES"))
     return checks
 
 

@@ -118,6 +118,38 @@ def gpu_count(nvml: ModuleType | None = None) -> int:
         _shutdown(nvml)
 
 
+def listed_devices(inventory: dict[str, Any]) -> list[dict[str, Any]]:
+    """The compute devices NVML lists (gpu_inventory): each GPU, or each MIG instance of a GPU in
+    MIG mode, as {gpu, uuid, mig}."""
+    out = []
+    for gpu in inventory.get("gpus") or []:
+        instances = gpu.get("mig_devices") or [] if gpu.get("mig_enabled") else []
+        if instances:
+            out += [{"gpu": gpu.get("index"), "uuid": m.get("uuid"), "mig": True} for m in instances]
+        else:
+            out.append({"gpu": gpu.get("index"), "uuid": gpu.get("uuid"), "mig": False})
+    return out
+
+
+def unseen_by_torch(inventory: dict[str, Any], torch_count: int, visible: str | None) -> tuple[str, str] | None:
+    """(what, what to do) when NVML lists more devices than torch sees, else None. CUDA enumerates one MIG instance
+    per process (NVIDIA's MIG user guide: "CUDA Device Enumeration"), so a node whose GPUs are in MIG mode shows torch
+    one instance whatever the number: bench would measure a slice of the node and call it the node. Each instance
+    needs a process of its own, bound with CUDA_VISIBLE_DEVICES=MIG-<uuid>."""
+    listed = listed_devices(inventory)
+    if len(listed) <= torch_count:
+        return None
+    migs = [d["uuid"] for d in listed if d["mig"] and d["uuid"]]
+    what = (f"NVML lists {len(listed)} devices ({len(migs)} of them MIG instances), torch sees {torch_count}"
+            + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""))  # fmt: skip
+    if migs:
+        shown = " ".join(migs[:2]) + (" ..." if len(migs) > 2 else "")
+        return what, (f"a process sees one MIG instance: run one bench per instance, each with "
+                      f"CUDA_VISIBLE_DEVICES=<its MIG- UUID> ({shown}), or launch one rank per instance "
+                      "(srun/torchrun, each rank's CUDA_VISIBLE_DEVICES one MIG- UUID)")  # fmt: skip
+    return what, "check CUDA_VISIBLE_DEVICES, `nvidia-smi -L` and the container's GPU allocation"
+
+
 def gpu_inventory(nvml: ModuleType | None = None) -> dict[str, Any]:
     """{available, reason, driver_version, cuda_driver_version, gpus: [...]} for every GPU NVML sees."""
     if nvml is None:

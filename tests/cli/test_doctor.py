@@ -111,3 +111,22 @@ def test_a_log_gets_the_plan_and_one_line_per_step_with_elapsed_and_eta():
     text = out.getvalue().splitlines()
     assert text[0].startswith("[1/3 0%] 0:00:00 elapsed, ~0:03:30 left: cuda:0 bfloat16 search")
     assert text[2].startswith("[3/3 66%]") and text[3].startswith("[done]")
+
+
+def test_more_devices_in_nvml_than_torch_sees_is_a_warning_that_says_what_to_do():
+    """Issue 22 (MIG): CUDA enumerates one MIG instance per process, so a node whose GPUs are sliced shows torch one
+    device. The check warns whenever NVML lists more devices than torch sees, and names the remedy."""
+    from bench.hardware import nvml
+
+    sliced = FakeNvml([{**H100, "mig": (1, 1)}, H100])
+    sliced.mig_slots = {"MIG-aaaa": (0, 0, 60, 40 * 2**30), "MIG-bbbb": (0, 3, 16, 10 * 2**30)}
+    inv = nvml.gpu_inventory(sliced)
+    assert [(d["uuid"], d["mig"]) for d in nvml.listed_devices(inv)] == [
+        ("MIG-aaaa", True), ("MIG-bbbb", True), (H100["uuid"], False)]  # fmt: skip
+    (check,) = preflight.visibility_checks(2, inv, None)  # torch sees one MIG instance and the whole GPU
+    assert check.status == "warn" and "NVML lists 3 devices (2 of them MIG instances), torch sees 2" in check.detail
+    assert "CUDA_VISIBLE_DEVICES=<its MIG- UUID> (MIG-aaaa MIG-bbbb)" in check.fix
+    assert preflight.visibility_checks(3, inv, None)[0].status == "pass"
+    (whole,) = preflight.visibility_checks(1, nvml.gpu_inventory(FakeNvml([H100, H100])), "0")
+    assert whole.status == "warn" and "(CUDA_VISIBLE_DEVICES=0)" in whole.detail and "nvidia-smi -L" in whole.fix
+    assert preflight.visibility_checks(0, {"available": False, "gpus": []}, None) == []
