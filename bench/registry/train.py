@@ -54,16 +54,22 @@ class TrainSpec:
 
 
 #: Presets: 'tiny' is the CPU smoke test (well under 20 s on 2 cores with warm-up); 'gpt2-124m' is GPT-2 small's
-#: shape; '1b' is ~1.0e9 parameters (18 layers x 2048 wide, GPT-2 vocabulary) for large GPUs.
+#: shape; '1b' is ~1.0e9 parameters (18 layers x 2048 wide, GPT-2 vocabulary) for large GPUs. Both GPT-2 vocabularies
+#: are padded from 50,257 to 50,304 tokens, the next multiple of 64, as nanoGPT does: the LM head's and embedding's
+#: matmul dimension then tiles tensor cores evenly (an odd 50,257 leaves ragged tiles and reads low); the padded
+#: tokens never occur in the data.
+GPT2_VOCAB = 50257
+VOCAB_MULTIPLE = 64
+GPT2_VOCAB_PADDED = -(-GPT2_VOCAB // VOCAB_MULTIPLE) * VOCAB_MULTIPLE  # 50,304
 # fmt: off
 PRESETS: dict[str, dict[str, TrainSpec]] = {
     "gpt": {
         "tiny": TrainSpec("gpt", "tiny", layers=2, width=128, heads=4, seq_len=64, batch=8, vocab=256, steps=30, warmup=5),
         "small": TrainSpec("gpt", "small", layers=6, width=384, heads=6, seq_len=256, batch=16, vocab=4096, steps=30, warmup=5),
-        "gpt2-124m": TrainSpec("gpt", "gpt2-124m", layers=12, width=768, heads=12, seq_len=1024, batch=8, vocab=50257,
-                               steps=30, warmup=5, lr=6e-4),
-        "1b": TrainSpec("gpt", "1b", layers=18, width=2048, heads=16, seq_len=2048, batch=4, vocab=50257, steps=20,
-                        warmup=5, lr=3e-4),
+        "gpt2-124m": TrainSpec("gpt", "gpt2-124m", layers=12, width=768, heads=12, seq_len=1024, batch=8,
+                               vocab=GPT2_VOCAB_PADDED, steps=30, warmup=5, lr=6e-4),
+        "1b": TrainSpec("gpt", "1b", layers=18, width=2048, heads=16, seq_len=2048, batch=4, vocab=GPT2_VOCAB_PADDED,
+                        steps=20, warmup=5, lr=3e-4),
     },
     "mlp": {
         "tiny": TrainSpec("mlp", "tiny", layers=3, width=256, batch=64, vocab=64, steps=40, warmup=5),

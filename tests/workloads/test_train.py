@@ -32,6 +32,8 @@ def test_analytic_flops_are_exact_on_odd_shapes(spec):
 
 def test_gpt2_preset_is_gpt2_small_and_1b_is_a_billion():
     assert tr.parameters(tr.preset("gpt", "gpt2-124m")) == pytest.approx(124.4e6, rel=0.01)
+    # GPT-2's 50,257 tokens padded to the next multiple of 64, as nanoGPT's 50,304
+    assert tr.preset("gpt", "gpt2-124m").vocab == tr.preset("gpt", "1b").vocab == 50304
     assert tr.parameters(tr.preset("gpt", "1b")) == pytest.approx(1.0e9, rel=0.05)
 
 
