@@ -7,7 +7,8 @@ Each kernel is timed on its own; its output is not one of its inputs, so repeati
 after timing every element is checked against that value (STREAM's checkSTREAMresults, exactly, since the arrays
 are uniform). Host<->device copies move one pinned host buffer of the same size and are checked the same way; the
 buffer is allocated, first touched and copied from a thread bound to the GPU's own CPUs (NVML's affinity), since
-pinned pages on the other socket's memory cross the inter-socket link and report lower bandwidth. It is pinned with
+pinned pages on the other socket's memory cross the inter-socket link and report lower bandwidth; `numa_bound` is
+reported only after move_pages(2) found the pages on those CPUs' node (bench.hardware.numa). It is pinned with
 cudaHostRegister, not pin_memory(): torch's pinned pool keeps freed blocks for the whole process, so the next GPU
 would reuse pages placed on the first GPU's socket. When a node's GPUs are measured at once, their copies still take
 turns (one GPU's link at a time: GPUs that share a PCIe switch would each see a fraction of theirs).
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 
 from bench import figures
-from bench.hardware import devices
+from bench.hardware import devices, numa
 from bench.hardware.devices import DeviceFacts
 from bench.measure.sampling import Policy, collect
 from bench.measure.sampling import warnings as sampling_warnings
@@ -85,9 +86,13 @@ def bound_to(cpus: list[int] | None) -> Iterator[list[int] | None]:
 
 @contextlib.contextmanager
 def pinned_host(n: int, value: float) -> Iterator[tuple[torch.Tensor, str]]:
-    """n float64 host elements set to `value` (first touched by this thread), page-locked with cudaHostRegister and
-    unregistered after; torch's pin_memory() where registering is not available. Yields (tensor, how it was pinned)."""
-    host = torch.full((n,), value, dtype=torch.float64)
+    """n float64 host elements set to `value`, first touched by this thread alone, page-locked with cudaHostRegister
+    and unregistered after; torch's pin_memory() where registering is not available. Yields (tensor, how it was
+    pinned). torch.full would fill a large tensor from its intra-op thread pool, whose threads are not bound to this
+    thread's CPUs, and place pages wherever they run: the buffer is allocated untouched and filled by numpy, which
+    fills in the calling thread."""
+    host = torch.empty((n,), dtype=torch.float64)
+    host.numpy().fill(value)  # the first touch, here
     try:
         cudart = torch.cuda.cudart()
         registered = int(cudart.cudaHostRegister(host.data_ptr(), n * 8, 0)) == 0
@@ -139,6 +144,8 @@ def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_t
         )
     if device.kind == "cuda":
         with devices.host_copies(), bound_to(cpu_affinity) as bound, pinned_host(n, 5.0) as (host, pinned):
+            # numa_bound only when the pages were checked to be on the bound CPUs' node (bench.hardware.numa)
+            where = numa.placement(host.data_ptr(), host.nbytes, bound) if bound else {"on_node": False}
             for name, fn, check in (
                 ("h2d", lambda: a.copy_(host, non_blocking=True), lambda: bool((a == 5.0).all())),
                 ("d2h", lambda: host.copy_(b, non_blocking=True), lambda: bool((host == value["b"]).all())),
@@ -147,7 +154,7 @@ def run(device: DeviceFacts, policy: Policy, elements: int | None = None, peak_t
                 sampled = collect(timer, fn, policy)
                 devices.synchronize(device.id)
                 m = _record(name, n, device, sampled, policy, timer, 8 * n, check(), None, start)
-                m.details.update({"pinned": pinned, "cpu_affinity": bound, "numa_bound": bound is not None,
-                                  "copies_alone": True})  # fmt: skip
+                m.details.update({"pinned": pinned, "cpu_affinity": bound, "numa_bound": where["on_node"],
+                                  "numa_placement": where, "copies_alone": True})  # fmt: skip
                 out.append(m)
     return out

@@ -467,3 +467,25 @@ def test_the_l2_flush_buffer_is_counted_once_in_the_memory_check(fake_cuda):
     # and a device too small for the operands and one flush buffer is still refused before anything is allocated
     _, small = h200(fake_cuda, props=Props(total_memory=spec.operand_bytes() + flush))
     assert mm.run(spec, small, QUICK).status == "skipped"
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/devices/system/node/node0"), reason="no NUMA nodes in sysfs here")
+def test_numa_bound_only_when_the_pinned_pages_were_found_on_the_gpus_node(fake_cuda, monkeypatch, tmp_path):
+    """numa_bound was reported whenever the thread could be bound, without looking where the pages went. Here the
+    kernel's real placement (move_pages) is read against the true topology, then against one that puts the bound CPU
+    on another node than the pages."""
+    from bench.hardware import numa
+
+    fake_cuda()
+    gpu = devices.facts("cuda:0")
+    cpu = sorted(os.sched_getaffinity(0))[:1]
+    copies = [m for m in mb.run(gpu, QUICK, elements=2**18, cpu_affinity=cpu) if m.spec["kernel"] in ("h2d", "d2h")]
+    assert all(m.details["numa_bound"] and m.details["numa_placement"]["pages_checked"] > 0 for m in copies)
+    (tmp_path / "node0").mkdir()
+    (tmp_path / "node0" / "cpulist").write_text("")
+    (tmp_path / "node1").mkdir()
+    (tmp_path / "node1" / "cpulist").write_text(f"{cpu[0]}\n")  # this CPU on node 1; the pages are on node 0
+    monkeypatch.setattr(numa, "NODE_ROOT", tmp_path)
+    copies = [m for m in mb.run(gpu, QUICK, elements=2**18, cpu_affinity=cpu) if m.spec["kernel"] in ("h2d", "d2h")]
+    assert copies and not any(m.details["numa_bound"] for m in copies)
+    assert copies[0].details["numa_placement"]["expected_nodes"] == [1]
