@@ -242,6 +242,8 @@ def build_plan(ctx: Ctx) -> list[Step]:
         "16",
         "--iterations",
         "10",
+        "--batches",
+        "3",
         "--warmup-iterations",
         "3",
         "--timeout",
@@ -1067,7 +1069,10 @@ def judge_comm(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
         return Outcome("no figure", checks=[Check("collectives measured", FAIL, note="no comm measurement")])
     world = max(int((m.get("spec") or {}).get("world_size") or 1) for m in ms)
     backends = sorted({str((m.get("spec") or {}).get("backend")) for m in ms})
-    figures.update(world_size=world, backends=backends)
+    batched = sorted({(m.get("spec") or {}).get("ops_per_sample") for m in ms}, key=str)
+    figures.update(world_size=world, backends=backends, ops_per_sample=batched)
+    # nccl-tests' timing: each sample the per-op mean of a batch of back-to-back operations (--iterations 10)
+    checks.append(Check("timed in batches", PASS if batched == [10] else FAIL, f"ops per sample {batched}"))
     if "nccl" not in backends:
         checks.append(Check("NCCL backend", FAIL, ", ".join(backends)))
     for op in sorted({(m.get("spec") or {}).get("op") for m in ms}, key=str):

@@ -191,7 +191,13 @@ def comm(argv: list[str], world: int, rank: int) -> int:
     ms = [
         measurement(
             "comm",
-            {"op": op, "bytes": b, "backend": "nccl", "world_size": world},
+            {
+                "op": op,
+                "bytes": b,
+                "backend": "nccl",
+                "world_size": world,
+                "ops_per_sample": int(opt(argv, "--iterations", "20")),
+            },
             {"busbw_gbps": 100.0 * (world > 1), "algbw_gbps": 50.0},
             details={"per_rank": per_rank},
         )
