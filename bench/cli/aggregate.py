@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, 
     except agg.RulesError as exc:
         raise click.BadParameter(str(exc), param_hint="--rules") from None
     if max_age is not None:
-        rules = agg.Rules(rules.tolerance, rules.baselines, max_age.total_seconds())
+        rules = dataclasses.replace(rules, max_age_s=max_age.total_seconds())
     files = report_files(paths)
     if not files:
         raise click.UsageError("no report.json found under the paths given")

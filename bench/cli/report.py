@@ -13,7 +13,7 @@ from bench.cli.output import fail, stdout
 
 
 def _show(rep: Any) -> None:
-    from bench.report import render
+    from bench.report import headline, render
 
     out = stdout()
     state = (
@@ -21,6 +21,10 @@ def _show(rep: Any) -> None:
     )
     out.print(f"run {rep.run_id}  {rep.start_utc} -> {rep.end_utc or '?'}  {state}")
     out.print(f"bench {rep.tool.get('version')} ({rep.tool.get('git_commit') or 'not from a checkout'})")
+    for line in headline.lines(rep):
+        out.print(line, style="bold red", highlight=False)
+    for grid in headline.grids(rep):
+        out.print(render.to_rich(grid))
     for table in render.workload_tables(rep.measurements, every_matmul=True):
         out.print(table)
     for line in render.warning_lines(rep.measurements):

@@ -189,7 +189,7 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
 
 
 def _finish(report: Any, writer: Any, checks: list[Any], outputs: dict[str, str], as_json: bool) -> None:
-    from bench.report import render
+    from bench.report import headline, render
     from bench.report.store import dumps
 
     failed = [g for g in checks if not g.passed]
@@ -199,6 +199,10 @@ def _finish(report: Any, writer: Any, checks: list[Any], outputs: dict[str, str]
                           "gates": [g.to_dict() for g in checks], "outputs": outputs}), nl=False)  # fmt: skip
     else:
         out = stdout()
+        for line in headline.lines(report):
+            out.print(line, style="bold red", highlight=False)
+        for grid in headline.grids(report):
+            out.print(render.to_rich(grid))
         for table in render.workload_tables(report.measurements):
             out.print(table)
         for line in render.warning_lines(report.measurements):

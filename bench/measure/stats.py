@@ -16,6 +16,14 @@ from dataclasses import asdict, dataclass
 NOISY_IQR_RATIO = 0.10
 #: A median iteration shorter than this many timer resolutions is too short to time reliably.
 MIN_RESOLUTIONS_PER_ITERATION = 1000
+#: Resolution in seconds of each timer a report names (bench.measure.timer's classes; the same values, kept here so
+#: that a verifier judges a report's timings without importing torch). A timer not listed is given the coarsest.
+TIMER_RESOLUTION_S = {"perf_counter": 1e-6, "cuda_event": 0.5e-6}
+
+
+def timer_resolution(name: str | None) -> float:
+    """The resolution of the timer a measurement names; the coarsest known one for a name not in TIMER_RESOLUTION_S."""
+    return TIMER_RESOLUTION_S.get(name or "", max(TIMER_RESOLUTION_S.values()))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def aggregate(
     `jobs` processes (default: every core; see examine_all)."""
     rules = rules or Rules()
     now = now or dt.datetime.now(dt.UTC)
-    examined, _ = examine_all(inputs, now=now, jobs=jobs)
+    examined, _ = examine_all(inputs, now=now, jobs=jobs, mamf_rule=rules.mamf_rule)
     examined = apply_policy(examined, trusted=trusted, max_age_s=rules.max_age_s, now=now)
     return build(examined, rules=rules, trusted=trusted, now=now)
 
@@ -289,7 +289,7 @@ def audit_capacity(
         return out, None
     given = list(node_reports.items()) if isinstance(node_reports, dict) else list(node_reports)
     try:
-        rules = Rules.from_dict(capacity.get("rules") if isinstance(capacity.get("rules"), dict) else {})
+        rules = Rules.from_dict(capacity.get("rules") if isinstance(capacity.get("rules"), dict) else {}, old=True)
         created = v.parse_utc(capacity["created_utc"])
         own_trusted = capacity.get("trusted_key_ids")
         if own_trusted is not None and not (
@@ -307,7 +307,7 @@ def audit_capacity(
                 v.Finding(v.ERROR, "schema", f"cannot recompute: {exc}")], None  # fmt: skip
     own_trusted_ids = set(own_trusted) if own_trusted is not None else None
     # every given report is examined once (in parallel), and those the capacity report lists are selected by digest
-    all_examined, signature = examine_all(given, now=created, check_signature_of=capacity)
+    all_examined, signature = examine_all(given, now=created, check_signature_of=capacity, mamf_rule=rules.mamf_rule)
     if signature is not None and not signature[0]:
         out.insert(0, v.Finding(v.ERROR, "signature", signature[1]))
     by_digest = {}

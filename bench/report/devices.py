@@ -53,9 +53,10 @@ def _gpu_identity(gpu: dict[str, Any] | None, mig: dict[str, Any] | None,
     return serial, board, pci
 
 
-def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
-    """One row per device x precision with its MAMF (bench.figures.mamf: the search's, else the best fixed-shape
-    median) and MSMF.
+def device_rows(report: NodeReport, digest: str, mamf_rule: str = figures.MAMF_RULE_STEADY) -> list[dict[str, Any]]:
+    """One row per device x precision with its MAMF (bench.figures.mamf under `mamf_rule`: the search's, else the best
+    fixed-shape median, a steady one under the default rule; mamf_source says which, and ', none steady' when none
+    was) and MSMF.
     Only valid, native measurements count: invalid, skipped, failed and emulated ones are not capacity. A row's tier
     is the lowest of its measurements' (verify.figure_tier, as if the key were trusted and the report fresh: the
     auditor's policy is applied afterwards, see apply_policy)."""
@@ -64,7 +65,7 @@ def device_rows(report: NodeReport, digest: str) -> list[dict[str, Any]]:
     def key(m: Measurement) -> tuple[str, str]:
         return m.device.get("uuid") or "?", m.spec.get("precision", "?")
 
-    mamf = figures.mamf(report.measurements, key)
+    mamf = figures.mamf(report.measurements, key, rule=mamf_rule)
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for m in report.measurements:
         if m.workload != "matmul" or m.status != "ok" or m.emulated or not m.summary:

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from bench import registry
+from bench import figures, registry
 from bench.report.metrics import Metric, metrics
 from bench.report.metrics import of as metrics_of
 from bench.report.model import Measurement, NodeReport
@@ -95,6 +95,14 @@ def _identity(m: Measurement) -> dict[str, str]:
     }
 
 
+#: The headline metric whose measurement bench.figures.mamf chooses, not the search's own mark.
+MAMF_METRIC = "matmul_mamf_tflops"
+
+
+def _mamf_key(m: Measurement) -> tuple[str, str]:
+    return str(m.device.get("uuid") or m.device.get("id")), str(m.spec.get("precision"))
+
+
 def prometheus(report: NodeReport) -> str:
     """node_exporter textfile-collector text. Per valid figure a bench_* gauge in base units with dcgm-exporter's
     device labels (Hostname, gpu, UUID, pci_bus_id, device, modelName, GPU_I_ID) plus what it measured (precision, shape, ...);
@@ -107,7 +115,14 @@ def prometheus(report: NodeReport) -> str:
     by_name: dict[str, list[tuple[Metric, dict[str, str]]]] = {}
     for measurement in report.measurements:
         for m in metrics_of(measurement):
-            by_name.setdefault(m.name, []).append((m, labels_of(measurement.device)))
+            if m.name != MAMF_METRIC:  # the headline MAMF follows the one rule (figures.mamf), below
+                by_name.setdefault(m.name, []).append((m, labels_of(measurement.device)))
+    chosen = figures.mamf(report.measurements, _mamf_key, emulated=True)
+    for measurement, _ in chosen.values():
+        by_name.setdefault(MAMF_METRIC, []).append((
+            Metric(MAMF_METRIC, {"precision": str(measurement.spec.get("precision"))},
+                   measurement.summary["tflops_median"], "TFLOPS", "matmul", emulated=measurement.emulated),
+            labels_of(measurement.device)))  # fmt: skip
     known = prom_series()
     for name, group in sorted(by_name.items()):
         series, scale, doc = known.get(name, (f"bench_{name}", 1.0, name))
@@ -119,12 +134,15 @@ def prometheus(report: NodeReport) -> str:
                 gauge.labels(**labels).set(m.value * scale)
     efficiency = Gauge("bench_matmul_mamf_efficiency_ratio", "MAMF over the device's physical peak at that precision (0..1)",
                        [*DEVICE_LABELS, "precision", "emulated"], registry=registry)  # fmt: skip
-    for m in report.measurements:
-        search = m.details.get("search") or {}
+    steady = Gauge("bench_matmul_mamf_steady", "1 when the MAMF figure comes from a steady measurement, 0 when no "
+                   "measurement of that device and precision was steady (noisy or too short: see bench.figures.steady)",
+                   [*DEVICE_LABELS, "precision", "emulated"], registry=registry)  # fmt: skip
+    for m, source in chosen.values():
+        where = {**labels_of(m.device), "precision": str(m.spec.get("precision")), "emulated": str(m.emulated).lower()}
+        steady.labels(**where).set(0 if source.endswith(figures.UNSTEADY) else 1)
         eff = (m.summary or {}).get("efficiency")
-        if m.workload == "matmul" and m.status == "ok" and search.get("mamf") and search.get("role") == "final" and eff:
-            efficiency.labels(**labels_of(m.device), precision=str(m.spec.get("precision")),
-                              emulated=str(m.emulated).lower()).set(float(eff))  # fmt: skip
+        if eff:
+            efficiency.labels(**where).set(float(eff))
     info = Gauge("bench_device_info", "1 for every device the run measured, with its identity as labels",
                  [*DEVICE_LABELS, "serial", "driver_version", "torch_device"], registry=registry)  # fmt: skip
     nvml = report.inventory.get("nvml", {}) or {}
@@ -219,15 +237,16 @@ def to_csv(frame: pd.DataFrame) -> str:
 def markdown(report: NodeReport, checks: list[Any] | None = None) -> str:
     """The run's tables (the same cells as the terminal and the HTML page), gate results, what was not counted and
     warnings grouped by kind, as Markdown (for PR comments and wikis)."""
-    from bench.report import gates, render
+    from bench.report import gates, headline, render
 
     host = report.inventory.get("host", {})
     state = "partial" if report.partial else "complete"
     signer = (report.signature or {}).get("key_id", "unsigned")
-    out = [f"# bench run {report.run_id}\n",
+    out = [f"# bench run {report.run_id}\n", *[f"**{line}**\n" for line in headline.lines(report)],
            f"- host: {host.get('hostname')} ({host.get('cpu_model')}, {host.get('physical_cores')} cores)",
            f"- GPUs: {', '.join(g.get('name', '?') for g in report.inventory.get('nvml', {}).get('gpus', [])) or 'none'}",
            f"- {report.start_utc} → {report.end_utc or '?'} ({state}); bench {report.tool.get('version')}; signed by {signer}\n"]  # fmt: skip
+    out += [render.to_markdown(g) for g in headline.grids(report)]
     preflight = [c for c in (report.config.get("preflight") or []) if c.get("status") != "pass"]
     if preflight:
         out.append("## Pre-flight (the machine before the run)\n")

@@ -7,7 +7,7 @@ import base64
 import html
 from typing import Any
 
-from bench.report import export, gates, plots, render
+from bench.report import export, gates, headline, plots, render
 from bench.report.model import NodeReport
 
 STYLE = """
@@ -96,6 +96,8 @@ def node_page(report: NodeReport, checks: list[gates.Gate] | None = None) -> str
     gpus = report.inventory.get("nvml", {}).get("gpus", [])
     state = "partial (interrupted or crashed)" if report.partial else "complete"
     body = [f"<h1>bench run {_e(report.run_id)}</h1>",
+            *[f'<p class="bad">{_e(line)}</p>' for line in headline.lines(report)],
+            *[grid(g) for g in headline.grids(report)],
             table([{"host": host.get("hostname"), "CPU": host.get("cpu_model"), "cores": host.get("physical_cores"),
                     "GPUs": ", ".join(str(g.get("name")) for g in gpus) or "none", "torch": host.get("torch_version"),
                     "bench": report.tool.get("version"), "start": report.start_utc, "end": report.end_utc,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import registry
+from bench import figures, registry
 from bench.report import intake, sign
 from bench.report import verify as v
 from bench.report.devices import COLUMNS, device_rows
@@ -37,7 +37,8 @@ def _load(data: Any) -> Any:
         return exc
 
 
-def _examine(item: tuple[str, Any], *, now: dt.datetime) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
+def _examine(item: tuple[str, Any], *, now: dt.datetime,
+             mamf_rule: str = figures.MAMF_RULE_STEADY) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:  # fmt: skip
     """Verify one input, leaving the auditor's policy (trust list, age) to apply_policy: its entry for the capacity
     report's input list, and its device rows if it counts. One bad input is one rejected entry, never the end of the
     run: an unexpected failure while checking it is recorded as its reason."""
@@ -45,14 +46,14 @@ def _examine(item: tuple[str, Any], *, now: dt.datetime) -> tuple[dict[str, Any]
     entry: dict[str, Any] = {"name": intake.safe_name(str(item[0])), "digest": None, "key_id": None, "node": None,
                              "latest_utc": None}  # fmt: skip
     try:
-        return _examine_one(item, entry, now)
+        return _examine_one(item, entry, now, mamf_rule)
     except Exception as exc:  # noqa: BLE001 - a hostile file must cost one entry, not the run
         why = intake.safe_name(f"unchecked: {type(exc).__name__} while checking it: {exc}")
         return {**entry, "status": "rejected", "reasons": [why]}, []
 
 
 def _examine_one(
-    item: tuple[str, Any], entry: dict[str, Any], now: dt.datetime
+    item: tuple[str, Any], entry: dict[str, Any], now: dt.datetime, mamf_rule: str = figures.MAMF_RULE_STEADY
 ) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
     data = _load(item[1])
     if isinstance(data, Exception):
@@ -68,7 +69,7 @@ def _examine_one(
     entry["latest_utc"] = report.end_utc or report.start_utc
     # rows travel back from the worker as tuples (in COLUMNS order): a third of the pickling of dicts
     return {**entry, "status": "counted", "reasons": []}, [
-        tuple(r[c] for c in COLUMNS) for r in device_rows(report, entry["digest"])
+        tuple(r[c] for c in COLUMNS) for r in device_rows(report, entry["digest"], mamf_rule)
     ]
 
 
@@ -170,14 +171,16 @@ def _task(item: Any, **kw: Any) -> Any:
 
 
 def examine_all(inputs: list[tuple[str, Any]], *, now: dt.datetime, check_signature_of: dict[str, Any] | None = None,
-                jobs: int | None = None) -> tuple[Examined, tuple[bool, str] | None]:  # fmt: skip
+                jobs: int | None = None,
+                mamf_rule: str = figures.MAMF_RULE_STEADY) -> tuple[Examined, tuple[bool, str] | None]:  # fmt: skip
     """Every input verified (in parallel from PARALLEL_FROM inputs on, on `jobs` processes: default every core; 1 in
     this process), before any trust or age policy (apply_policy): (input-list entry, device rows) each. An input's
     data is its parsed JSON or a Path to read it from. With check_signature_of, that document's signature is checked
-    by the same pool, alongside (a capacity report's canonical bytes take seconds on a large fleet)."""
+    by the same pool, alongside (a capacity report's canonical bytes take seconds on a large fleet). mamf_rule: the
+    rule device rows take their MAMF by (bench.figures.mamf)."""
     if jobs is not None and jobs < 1:
         raise ValueError(f"jobs should be at least 1, got {jobs}")
-    task = functools.partial(_task, now=now)
+    task = functools.partial(_task, now=now, mamf_rule=mamf_rule)
     items: list[Any] = ([_SignatureCheck(check_signature_of)] if check_signature_of is not None else []) + list(inputs)
     parallel = len(inputs) >= PARALLEL_FROM and jobs != 1
     if parallel:

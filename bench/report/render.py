@@ -225,6 +225,8 @@ def search_grids(measurements: list[Measurement]) -> list[Grid]:
     """MAMF and MSMF per device x precision, one table per device class."""
     out = []
     by_kind: dict[str, list[dict[str, Any]]] = {}
+    chosen = figures.mamf(measurements, lambda m: (m.device.get("id", "?"), m.spec.get("precision", "-")),
+                          emulated=True)  # fmt: skip
     for r in search_results(measurements):
         by_kind.setdefault(r["kind"], []).append(r)
     for kind, rows in by_kind.items():
@@ -234,20 +236,27 @@ def search_grids(measurements: list[Measurement]) -> list[Grid]:
                      f"MSMF low {unit}", "shapes", "notes"],
                     numeric={f"MAMF {unit}", "of peak", f"MSMF {unit}", f"MSMF low {unit}", "shapes"})  # fmt: skip
         for r in rows:
-            mamf, msmf = r["mamf"], r["msmf"]
+            pick, msmf = r["mamf"], r["msmf"]
+            mamf, source = chosen.get((r["device"], r["precision"]), (pick, ""))
             if mamf is None or mamf.summary is None:
                 why = r["skipped"].reason if r["skipped"] else "no valid shape"
                 grid.add([r["device"], r["precision"], "-", "-", "-", "-", "-", "-", r["tried"], why], "dim")
                 continue
             s = mamf.summary
             sustained = (msmf.details.get("msmf") or {}) if msmf else {}
+            notes = ["emulated: not capacity, not searched"] if mamf.emulated else []
+            if source.endswith(figures.UNSTEADY):
+                notes.append("NOT STEADY: " + "; ".join(figures.unsteady_reasons(mamf)))
+            elif pick is not None and mamf is not pick:
+                role = (mamf.details.get("search") or {}).get("role", "fixed-shape")
+                notes.append(f"the search's pick {_shape(pick.spec)} was not steady: a steady {role} stands")
+            notes += [w["code"] for w in mamf.warnings if w.get("code") != "emulated"]
             grid.add([r["device"], r["precision"], _shape(mamf.spec), mamf.details.get("backend", "torch"),
                       _num(s["tflops_median"], scale), _pct(s["efficiency"]) if "efficiency" in s else "no peak",
                       _num(sustained.get("tflops"), scale) if sustained else "-",
                       _num(sustained.get("min_bucket_tflops"), scale) if sustained else "-", r["tried"],
-                      ", ".join(["emulated: not capacity, not searched"] * mamf.emulated
-                                + [w["code"] for w in mamf.warnings if w.get("code") != "emulated"])],
-                     "bad" if mamf.status == "invalid" else None)  # fmt: skip
+                      ", ".join(notes)],
+                     "bad" if mamf.status == "invalid" or source.endswith(figures.UNSTEADY) else None)  # fmt: skip
         out.append(grid)
     return out
 
