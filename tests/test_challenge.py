@@ -52,8 +52,8 @@ def _answer(drop, ch, node="node-a", uuid="host-a", key=NODE_KEY, tamper=None, p
         if product is None:
             products.append(chl.compute(ch, node, device, i))
         else:
-            a = chl.operand(ch.nonce, node, uuid, i, "A", ch.n, ch.dtype)
-            b = chl.operand(ch.nonce, node, uuid, i, "B", ch.n, ch.dtype)
+            a = chl.operand(ch.nonce, node, uuid, i, "A", ch.n, ch.dtype, ch.operands)
+            b = chl.operand(ch.nonce, node, uuid, i, "B", ch.n, ch.dtype, ch.operands)
             c = product(a, b)
             products.append(chl.Product(device, i, c, chl.merkle_root(chl.row_bytes(c)), 0.0))
     answered = ch if nonce is None else chl.Challenge(nonce, ch.dtype, ch.n, ch.products, ch.issued, ch.deadline, ch.nodes,

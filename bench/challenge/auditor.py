@@ -624,13 +624,13 @@ def _check_product(ch: Challenge, directory: Path, entry: Any, node: str, uuid: 
         return str(exc), "malformed-reveal"
     if merkle_root(row_bytes(c)) != p["root"]:
         return f"{uuid}#{index}: revealed product does not match its committed Merkle root", "root-mismatch"
-    a = operand(ch.nonce, node, uuid, index, "A", ch.n, ch.dtype)
-    b = operand(ch.nonce, node, uuid, index, "B", ch.n, ch.dtype)
+    a = operand(ch.nonce, node, uuid, index, "A", ch.n, ch.dtype, ch.operands)
+    b = operand(ch.nonce, node, uuid, index, "B", ch.n, ch.dtype, ch.operands)
     for _ in range(FREIVALDS_VECTORS):
         check = freivalds.check(a, b, c, prec.get(ch.dtype), generator=generator)
         if not check.passed:
             return f"{uuid}#{index}: Freivalds check failed ({check.reason})", "freivalds"
-    rows = exact_rows.check(a, b, c, ch.dtype, rng)
+    rows = exact_rows.check(a, b, c, ch.dtype, rng, operands=ch.operands)
     if not rows.passed:
         return f"{uuid}#{index}: exact-row check failed ({rows.reason})", "precision"
     return None

@@ -17,6 +17,8 @@ from bench.challenge.protocol import (
     DTYPES,
     MAX_N,
     MAX_PRODUCTS,
+    OPERAND_VERSION,
+    OPERAND_VERSIONS,
     RECEIPTS_KIND,
     SCHEMA_VERSION,
     ChallengeError,
@@ -78,6 +80,11 @@ class Challenge:
         return 2 * self.n**3
 
     @property
+    def operands(self) -> int:
+        """The operand generator (protocol.OPERAND_VERSIONS): 1 for a challenge issued before the field existed."""
+        return self.data.get("operands", 1)
+
+    @property
     def digest(self) -> str:
         """sign.digest of the challenge as issued: commitments and receipts name it."""
         return sign.digest(self.data)
@@ -91,6 +98,9 @@ class Challenge:
         n, products = _expect(data, "n", int, where), _expect(data, "products", int, where)
         if not (2 <= n <= MAX_N and 1 <= products <= MAX_PRODUCTS):
             raise ChallengeError(f"{where}: n must be in 2..{MAX_N} and products in 1..{MAX_PRODUCTS}")
+        version = data.get("operands", 1)
+        if isinstance(version, bool) or version not in OPERAND_VERSIONS:
+            raise ChallengeError(f"{where}: operands must be one of {OPERAND_VERSIONS} (the generator's version)")
         nodes = data.get("nodes")
         if nodes is not None and not (isinstance(nodes, list) and all(isinstance(x, str) for x in nodes)):
             raise ChallengeError(f"{where}: nodes must be a list of host names or null")
@@ -110,7 +120,7 @@ def issue(key: Any, *, dtype: str, n: int, products: int, window: dt.timedelta, 
     """A new signed challenge: a fresh 256-bit nonce from the OS, valid from now until now + window."""
     now = now or dt.datetime.now(dt.UTC)
     data = {"kind": CHALLENGE_KIND, "schema_version": SCHEMA_VERSION, "nonce": secrets.token_hex(32), "dtype": dtype,
-            "n": n, "products": products, "issued_utc": utc(now), "deadline_utc": utc(now + window), "nodes": nodes}  # fmt: skip
+            "operands": OPERAND_VERSION, "n": n, "products": products, "issued_utc": utc(now), "deadline_utc": utc(now + window), "nodes": nodes}  # fmt: skip
     Challenge.from_dict(data, "challenge")
     data["signature"] = sign.sign(data, key)
     return data

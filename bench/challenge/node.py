@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ WARM_SIZES = {"cuda": (1024, 4096), "cpu": (64,)}
 def warm(device: dict[str, Any]) -> float:
     """One product per challenge dtype and warm size on `device`, and one operand generated; returns the seconds."""
     start = time.perf_counter()
-    operand("warm", "warm", device.get("uuid") or "warm", 0, "A", 64, "float32")
+    operand("warm", "warm", device.get("uuid") or "warm", 0, "A", 64, "float32", 2, on=device["id"])
     for dtype in DTYPES:
         for n in WARM_SIZES.get(device["kind"], (64,)):
             a = torch.ones(n, n, dtype=prec.get(dtype).torch_dtype, device=device["id"])
@@ -63,39 +64,82 @@ def warm(device: dict[str, Any]) -> float:
 
 
 def operands(ch: Challenge, node: str, device: dict[str, Any], index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A_i and B_i for `device`, on the host."""
-    return (operand(ch.nonce, node, device["uuid"], index, "A", ch.n, ch.dtype),
-            operand(ch.nonce, node, device["uuid"], index, "B", ch.n, ch.dtype))  # fmt: skip
+    """A_i and B_i for `device`: version 2 generated on the device itself (torch integer ops, no host work, no copy);
+    version 1 on the host."""
+    on = device["id"] if ch.operands == 2 else "cpu"
+    return (operand(ch.nonce, node, device["uuid"], index, "A", ch.n, ch.dtype, ch.operands, on=on),
+            operand(ch.nonce, node, device["uuid"], index, "B", ch.n, ch.dtype, ch.operands, on=on))  # fmt: skip
 
 
-def product(device: dict[str, Any], index: int, a_host: torch.Tensor, b_host: torch.Tensor, start: float) -> Product:
-    """C_i = A_i.B_i on the device, copied to the host once and hashed there. Nothing of it stays on the device: with
-    many products at n = 16384 keeping each C on the GPU until the reveal ran out of device memory before committing."""
-    a, b = a_host.to(device["id"]), b_host.to(device["id"])
+@contextlib.contextmanager
+def full_precision_reductions() -> Iterator[None]:
+    """cuBLAS may reduce split-K partial sums of a half-precision GEMM in the output format ("reduced precision
+    reductions", on by default in torch): a product less accurate than the precision's own (float32 accumulation,
+    one rounding at the end), which version 2 challenges do not allow (bench.challenge.exact_rows). Off while
+    answering, restored after."""
+    m = torch.backends.cuda.matmul
+    saved = (m.allow_fp16_reduced_precision_reduction, m.allow_bf16_reduced_precision_reduction)
+    m.allow_fp16_reduced_precision_reduction = m.allow_bf16_reduced_precision_reduction = False
+    try:
+        yield
+    finally:
+        m.allow_fp16_reduced_precision_reduction, m.allow_bf16_reduced_precision_reduction = saved
+
+
+def multiply(device: dict[str, Any], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """C = A.B on the device, copied to the host once. Nothing of it stays on the device: with many products at
+    n = 16384 keeping each C on the GPU until the reveal ran out of device memory before committing."""
+    a, b = a.to(device["id"]), b.to(device["id"])
     c = a @ b
     del a, b
     c_host = c.to("cpu")  # the one copy to the host (it waits for the product)
     del c
-    return Product(device, index, c_host, merkle_root(row_bytes(c_host)), time.perf_counter() - start)
+    return c_host
+
+
+def product(device: dict[str, Any], index: int, a_host: torch.Tensor, b_host: torch.Tensor, start: float,
+            pool: concurrent.futures.Executor | None = None) -> Product:  # fmt: skip
+    """C_i = A_i.B_i on the device, copied to the host once and hashed there (across `pool`'s threads if given)."""
+    c_host = multiply(device, a_host, b_host)
+    return Product(device, index, c_host, merkle_root(row_bytes(c_host), pool), time.perf_counter() - start)
 
 
 def compute(ch: Challenge, node: str, device: dict[str, Any], index: int) -> Product:
     """One product on one device, timed by the node (for its own record only; the auditor's clock decides)."""
     start = time.perf_counter()
-    return product(device, index, *operands(ch, node, device, index), start)
+    with full_precision_reductions() if ch.operands == 2 else contextlib.nullcontext():
+        return product(device, index, *operands(ch, node, device, index), start)
+
+
+def _hashed(device: dict[str, Any], index: int, c: torch.Tensor, start: float,
+            pool: concurrent.futures.Executor) -> Product:  # fmt: skip
+    return Product(device, index, c, merkle_root(row_bytes(c), pool), time.perf_counter() - start)
 
 
 def compute_all(ch: Challenge, node: str, device: dict[str, Any]) -> list[Product]:
-    """Every product of `device`, the next product's operands generated on the host while the device works on the
-    current one (generation and hashing, not the GEMM, dominate at large n)."""
+    """Every product of `device`. Version 2: operands generated on the device, and product i's rows hashed by a
+    pool of host threads (one per core this process may use) while the device generates and multiplies product
+    i + 1; the host's only work in the window is the copy and the hash. Version 1: the next product's operands
+    generated on the host while the device works on the current one."""
     out: list[Product] = []
+    if ch.operands == 2:
+        workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        with (full_precision_reductions(),
+              concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="bench-hash") as hashers,
+              concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bench-commit") as committer):  # fmt: skip
+            pending = []
+            for i in range(ch.products):
+                start = time.perf_counter()
+                c = multiply(device, *operands(ch, node, device, i))
+                pending.append(committer.submit(_hashed, device, i, c, start, hashers))
+            return [p.result() for p in pending]
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bench-operands") as pool:
-        pending = pool.submit(operands, ch, node, device, 0)
+        pending_ops = pool.submit(operands, ch, node, device, 0)
         for i in range(ch.products):
             start = time.perf_counter()
-            a, b = pending.result()
+            a, b = pending_ops.result()
             if i + 1 < ch.products:
-                pending = pool.submit(operands, ch, node, device, i + 1)
+                pending_ops = pool.submit(operands, ch, node, device, i + 1)
             out.append(product(device, i, a, b, start))
     return out
 

@@ -1,29 +1,68 @@
-"""The exact-row check tells the claimed arithmetic from a cheaper one, with 10x margin for honest products (the
-README's precision table comes from tests/perf/precision_table.py; here its small sizes)."""
+"""The exact-row check on version 2 operands: every honest accumulation order passes with a 10x margin, every scheme
+cheaper than the claimed precision fails with a 3x margin, and emulations that reach the precision pass (the README's
+precision table comes from tests/perf/precision_table.py; here its small sizes)."""
+
+import functools
 
 import numpy as np
 import pytest
 import torch
 
+from bench import challenge as chl
 from bench.challenge import exact_rows
 from tests.perf import precision_table as table
 
 
+@functools.cache
+def scores(dtype: str, n: int) -> dict[str, float]:
+    return table.scores(dtype, n)
+
+
+#: Schemes cheaper than each challenge precision on an H100 (fewer tensor-core cycles than one product of the claimed
+#: precision): each must fail with a 3x margin.
+CHEAPER = {
+    "float32": ["int8 tensor x1", "int8 tensor x2", "int8 row x1", "int8 row x2", "fp8", "fp8 fast-acc", "fp16", "bf16",
+                "tf32"],
+    "bfloat16": ["int8 tensor x1", "int8 tensor x2", "int8 row x1", "int8 row x2", "fp8", "fp8 fast-acc",
+                 "bf16 split-K reduced"],
+    "float16": ["int8 tensor x1", "int8 tensor x2", "int8 row x1", "int8 row x2", "fp8", "fp8 fast-acc", "bf16"],
+    "float64": [k for k in table.CHEAPER if table.applies("float64", k)],
+}  # fmt: skip
+#: Emulations as accurate as the claimed precision: they are its capacity and pass.
+ACCURATE = {"float32": ["bf16x9", "3xtf32", "int8 row x4"], "bfloat16": ["int8 row x3", "fp16"],
+            "float16": ["int8 row x3"], "float64": []}  # fmt: skip
+
+
 @pytest.mark.parametrize("n", [256, 1024])
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
-def test_honest_passes_with_10x_margin_and_cheaper_arithmetic_fails(dtype, n):
-    scores = table.scores(dtype, n)
-    honest = {k: v for k, v in scores.items() if k.startswith("honest")}
-    cheaper = {k: v for k, v in scores.items() if not k.startswith("honest")}
-    assert honest and all(v <= 0.1 for v in honest.values()), honest
-    assert cheaper and all(v > 1.0 for v in cheaper.values()), cheaper
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "float64"])
+def test_every_honest_order_passes_with_10x_margin(dtype, n):
+    honest = {k: v for k, v in scores(dtype, n).items() if k in table.HONEST}
+    assert len(honest) == len(table.HONEST) and all(v <= 0.1 for v in honest.values()), honest
+
+
+@pytest.mark.parametrize("n", [256, 1024])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "float64"])
+def test_cheaper_schemes_fail_with_3x_margin_and_accurate_emulations_pass(dtype, n):
+    s = scores(dtype, n)
+    assert {k: s[k] for k in CHEAPER[dtype] if s[k] < 3} == {}
+    assert {k: s[k] for k in ACCURATE[dtype] if s[k] > 1} == {}
+
+
+@pytest.mark.xfail(strict=True, reason="bf16x3 (~16 bits a term) and int8x3 (21-bit fixed point) err no more than a "
+                   "sequential float32 sum over n terms does from n = 1024 on: an allowance that keeps the 10x margin "
+                   "for that order (a SIMT sgemm's) admits them (README, 'What bench proves')")  # fmt: skip
+def test_bf16x3_and_int8x3_fail_a_float32_challenge_at_1024():
+    s = scores("float32", 1024)
+    assert s["bf16x3"] > 1 and s["int8 row x3"] > 1 and s["int8 tensor x3"] > 1
+
+
+def test_bf16x3_fails_a_float32_challenge_at_256():
+    assert scores("float32", 256)["bf16x3"] > 1
 
 
 def test_check_picks_secret_rows_and_fails_a_tf32_product():
-    from bench import challenge as chl
-
-    a = chl.operand("11" * 32, "n", "d", 0, "A", 512, "float32")
-    b = chl.operand("11" * 32, "n", "d", 0, "B", 512, "float32")
+    a = chl.operand("11" * 32, "n", "d", 0, "A", 512, "float32", 2)
+    b = chl.operand("11" * 32, "n", "d", 0, "B", 512, "float32", 2)
     good = exact_rows.check(a, b, a @ b, "float32", np.random.default_rng(1))
     assert good.passed and good.score < 0.1 and len(set(good.rows)) == exact_rows.ROWS
     bad = exact_rows.check(a, b, table.tf32(a) @ table.tf32(b), "float32", np.random.default_rng(1))

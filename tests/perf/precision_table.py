@@ -1,16 +1,26 @@
-"""The precision table in the README: how an honest product and a cheaper one score on the exact-row check.
+"""The precision table in the README: how honest products (every accumulation order) and every cheaper scheme the
+field knows score on the exact-row check (bench.challenge.exact_rows; passing needs <= 1).
 
-For each challenge dtype, n and cheaper arithmetic, it generates the challenge's own operands (bench.challenge.operand),
-computes the sampled rows of C honestly and the cheaper way on this CPU, and prints each row check's score (passing
-needs <= 1) as a Markdown table: honest / tolerance and cheap / tolerance. Only the sampled rows are computed (the
-check sees nothing else), so n = 16384 costs seconds, not the hours a full CPU product would.
+For each challenge dtype and n it generates the challenge's own operands (version 2, bench.challenge.generator, or
+--operands 1 for the old uniform ones), takes the rows the check samples, and computes those rows of C each way on
+this CPU. Only the sampled rows are computed (the check sees nothing else), and B is processed a block of columns at
+a time, so n = 16384 costs minutes, not the hours a full CPU product would. Schemes are emulated by their numerics,
+not their speed: operands and partial sums are rounded exactly as the scheme rounds them (torch dtype casts, bit
+masks), products of narrow formats are exact in float32/float64, and accumulation is float32 (float64 where the
+scheme accumulates exactly, as int8's int32 does).
 
-Cheaper arithmetic is simulated by rounding the operands, then computing in float32 (float64 for the float64 row):
-tf32 keeps 10 explicit mantissa bits (float32 with the low 13 rounded to nearest even); fp16, bf16 and fp8 (e4m3) are
-torch casts. The honest product is torch's own matmul in the challenge dtype, and for float32 also the worst honest
-order, a plain sequential float32 sum (numpy's add.accumulate), for n <= 4096.
+Honest orders (float32 accumulation; float64 for a float64 challenge): torch's own matmul in the challenge dtype;
+sequential FMA (one rounding per term, the order of a SIMT sgemm thread); sequential without FMA (product rounded,
+then added); blocked (sums of 256 terms added to C, a CPU microkernel's kc blocking); split-K in 4 with float32
+partials; pairwise (numpy's); the exact product rounded once. Cheaper schemes, for every challenge dtype: int8 with
+one scale per tensor or per row (A) and column (B), split into 1..6 int8 slices of 7 bits each (k slices: the
+k(k+1)/2 slice products whose weight is at least 2**-7(k-1), Ozaki-style), fp8 e4m3 (per-tensor scale to 448) with
+float32 accumulation and with "fast accumulation" (a 14-bit accumulator between promotions every 32 terms, as
+measured on Hopper), fp16, bf16, tf32, bf16x3/x6/x9 (A and B split into bf16 parts, the products of parts whose
+weight is at least 2**-8, 2**-16, all) and 3xtf32, and float32 for float64. bf16 split-K with partials rounded to
+bfloat16 ("reduced precision reduction") is listed with the cheaper schemes: version 2 challenges do not allow it.
 
-    .venv/bin/python tests/perf/precision_table.py [--n 256 1024 4096 16384]
+    .venv/bin/python tests/perf/precision_table.py [--n 256 1024 4096 16384] [--dtype float32 ...] [--operands 2]
 """
 
 from __future__ import annotations
@@ -28,7 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import challenge as chl
 from bench.challenge import exact_rows
 
-Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: A scheme: (sampled rows of A, a block of columns of B, challenge dtype) -> those rows x columns of C, float64.
+Scheme = Callable[[torch.Tensor, torch.Tensor, str], np.ndarray]
+#: Columns of B computed at once.
+BLOCK = 1024
+F32, F64 = torch.float32, torch.float64
 
 
 def tf32(x: torch.Tensor) -> torch.Tensor:
@@ -39,79 +53,230 @@ def tf32(x: torch.Tensor) -> torch.Tensor:
     return rounded.view(torch.float32)
 
 
-def rounded(fmt: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda x: x.to(fmt).to(torch.float32)
+def round_bits(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """float32 x rounded to `bits` significand bits (implicit included), nearest even."""
+    drop = 24 - bits
+    v = x.contiguous().view(torch.int32)
+    lsb = (v >> drop) & 1
+    return ((v + ((1 << (drop - 1)) - 1) + lsb) & ~((1 << drop) - 1)).view(torch.float32)
 
 
-def cheap(
-    operands: Callable[[torch.Tensor], torch.Tensor], out: torch.dtype, compute: torch.dtype = torch.float32
-) -> Product:
-    return lambda a, b: (operands(a).to(compute) @ operands(b).to(compute)).to(out)
+def out(c: torch.Tensor, dtype: str) -> np.ndarray:
+    """The result as the challenge dtype stores it, as float64."""
+    return c.to(getattr(torch, dtype)).to(F64).numpy()
 
 
-def honest(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return a @ b
+def acc_dtype(dtype: str) -> torch.dtype:
+    return F64 if dtype == "float64" else F32
 
 
-def sequential_float32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Row by row, c_ij = (((a_i1 b_1j) + a_i2 b_2j) + ...) with every product and sum rounded to float32."""
-    bn = b.numpy()
-    out = [np.add.accumulate(a_row.numpy()[:, None] * bn, axis=0, dtype=np.float32)[-1] for a_row in a]
-    return torch.from_numpy(np.stack(out))
+# --- honest orders -------------------------------------------------------------------------------------------------
 
 
-def split_k(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Two halves of K computed apart, each rounded to the output format, then summed and rounded again: a split-K
-    reduction that keeps its partial sums in the output format (the loosest honest order bench allows)."""
-    half = a.shape[1] // 2
-    first = (a[:, :half] @ b[:half]).to(a.dtype).to(torch.float32)
-    second = (a[:, half:] @ b[half:]).to(a.dtype).to(torch.float32)
-    return (first + second).to(a.dtype)
+def honest(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
+    return (a @ b).to(F64).numpy()
 
 
-#: challenge dtype -> [(what, product of the sampled rows)]
-CASES: dict[str, list[tuple[str, Product]]] = {
-    "float32": [("honest", honest), ("honest, sequential", sequential_float32),
-                ("tf32", cheap(tf32, torch.float32)), ("fp16", cheap(rounded(torch.float16), torch.float32)),
-                ("bf16", cheap(rounded(torch.bfloat16), torch.float32))],
-    "bfloat16": [("honest", honest), ("honest, split-K", split_k),
-                 ("fp8 e4m3", cheap(rounded(torch.float8_e4m3fn), torch.bfloat16))],
-    "float64": [("honest", honest), ("float32", cheap(lambda x: x.to(torch.float32), torch.float64))],
+def exact(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
+    return out(a.to(F64) @ b.to(F64), dtype)
+
+
+def sequential(fma: bool) -> Scheme:
+    """One term at a time into an accumulator of the accumulation dtype: with FMA the exact product is added and
+    rounded once; without, the product is rounded first."""
+
+    def run(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
+        acc_t = acc_dtype(dtype)
+        a64, b64 = a.to(F64), b.to(F64)
+        acc = torch.zeros(a.shape[0], b.shape[1], dtype=acc_t)
+        for k in range(a.shape[1]):
+            term = a64[:, k : k + 1] * b64[k : k + 1, :]
+            acc = (acc.to(F64) + term).to(acc_t) if fma else acc + term.to(acc_t)
+        return out(acc, dtype)
+
+    return run
+
+
+def blocked(kc: int = 256) -> Scheme:
+    def run(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
+        acc_t = acc_dtype(dtype)
+        acc = torch.zeros(a.shape[0], b.shape[1], dtype=acc_t)
+        for k in range(0, a.shape[1], kc):
+            acc = acc + a[:, k : k + kc].to(acc_t) @ b[k : k + kc].to(acc_t)
+        return out(acc, dtype)
+
+    return run
+
+
+def split_k(parts: int = 4, partials: torch.dtype | None = None) -> Scheme:
+    """K split in `parts`, each partial rounded to `partials` (default: the accumulator), summed in the accumulator."""
+
+    def run(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
+        acc_t = acc_dtype(dtype)
+        step = -(-a.shape[1] // parts)
+        acc = torch.zeros(a.shape[0], b.shape[1], dtype=acc_t)
+        for k in range(0, a.shape[1], step):
+            p = a[:, k : k + step].to(acc_t) @ b[k : k + step].to(acc_t)
+            acc = acc + (p.to(partials).to(acc_t) if partials is not None else p)
+        return out(acc, dtype)
+
+    return run
+
+
+def pairwise(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
+    acc_t = np.float64 if dtype == "float64" else np.float32
+    a64, b64 = a.to(F64).numpy(), b.to(F64).numpy()
+    rows = [np.sum((a64[i][None, :] * b64.T).astype(acc_t), axis=1, dtype=acc_t) for i in range(a64.shape[0])]
+    return out(torch.from_numpy(np.stack(rows)), dtype)
+
+
+# --- cheaper schemes -----------------------------------------------------------------------------------------------
+
+
+def rounded(fmt: Callable[[torch.Tensor], torch.Tensor]) -> Scheme:
+    """Operands rounded by `fmt` (float32 in, float32 out), then a float32-accumulated product."""
+
+    def run(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
+        return out(fmt(a.to(F32)) @ fmt(b.to(F32)), dtype)
+
+    return run
+
+
+def cast(fmt: torch.dtype) -> Callable[[torch.Tensor], torch.Tensor]:
+    return lambda x: x.to(fmt).to(F32)
+
+
+def float_split(fmt: Callable[[torch.Tensor], torch.Tensor], parts: int, products: int) -> Scheme:
+    """x = x0 + x1 + ... (each part rounded by `fmt` from the remainder, in float64); the first `products` products of
+    parts in order of weight (i + j ascending), each exact in float64 here, summed in float32."""
+    order = sorted(((i, j) for i in range(parts) for j in range(parts)), key=lambda p: (p[0] + p[1], p[0]))[:products]
+
+    def split(x: torch.Tensor) -> list[torch.Tensor]:
+        rest, out_parts = x.to(F64), []
+        for _ in range(parts):
+            part = fmt(rest.to(F32)).to(F64)
+            out_parts.append(part)
+            rest = rest - part
+        return out_parts
+
+    def run(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
+        sa, sb = split(a), split(b)
+        acc = torch.zeros(a.shape[0], b.shape[1], dtype=F32)
+        for i, j in order:
+            acc = acc + (sa[i] @ sb[j]).to(F32)
+        return out(acc, dtype)
+
+    return run
+
+
+def int8_split(slices: int, per_row: bool) -> Scheme:
+    """Fixed point: A scaled by its largest |element| per row (or per tensor: the generator's bound, 1), B per column
+    (or per tensor), cut into `slices` int8 slices of 7 bits (nearest); slice products with i + j < slices, exact
+    (int32 accumulation, float64 here), rescaled and rounded once to the output."""
+
+    def cut(x: torch.Tensor, scale: torch.Tensor) -> list[torch.Tensor]:
+        rest, out_slices = x.to(F64) / scale * 127.0, []
+        for s in range(slices):
+            q = torch.round(rest).clamp(-127, 127)
+            out_slices.append(q)
+            rest = (rest - q) * 128.0
+        return out_slices
+
+    def run(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
+        if per_row:
+            sa = a.to(F64).abs().amax(dim=1, keepdim=True).clamp_min(1e-300)
+            sb = b.to(F64).abs().amax(dim=0, keepdim=True).clamp_min(1e-300)
+        else:
+            sa = sb = torch.tensor(1.0, dtype=F64)
+        qa, qb = cut(a, sa), cut(b, sb)
+        acc = torch.zeros(a.shape[0], b.shape[1], dtype=F64)
+        for i in range(slices):
+            for j in range(slices - i):
+                acc += (qa[i] @ qb[j]) * 2.0 ** (-7 * (i + j))
+        return out(acc * sa * sb / 127.0**2, dtype)
+
+    return run
+
+
+def fp8(fast: bool) -> Scheme:
+    """e4m3 operands, one scale per tensor (the generator's bound 1 maps to 448), exact products; float32
+    accumulation, or (fast) partial sums of 32 terms added to an accumulator kept at 14 significand bits."""
+
+    def run(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
+        qa = (a.to(F32) * 448).to(torch.float8_e4m3fn).to(F32) / 448
+        qb = (b.to(F32) * 448).to(torch.float8_e4m3fn).to(F32) / 448
+        if not fast:
+            return out(qa @ qb, dtype)
+        acc = torch.zeros(a.shape[0], b.shape[1], dtype=F32)
+        for k in range(0, a.shape[1], 32):
+            acc = round_bits(acc + qa[:, k : k + 32] @ qb[k : k + 32], 14)
+        return out(acc, dtype)
+
+    return run
+
+
+HONEST: dict[str, Scheme] = {"torch": honest, "sequential FMA": sequential(True), "sequential": sequential(False),
+                             "blocked 256": blocked(), "split-K 4": split_k(), "pairwise": pairwise,
+                             "exact, rounded once": exact}  # fmt: skip
+#: Orders too slow in Python at large n (a Python loop over n terms), run only up to this n.
+SLOW = {"sequential FMA": 4096, "sequential": 4096, "pairwise": 4096}
+
+CHEAPER: dict[str, Scheme] = {
+    **{f"int8 tensor x{k}": int8_split(k, False) for k in range(1, 7)},
+    **{f"int8 row x{k}": int8_split(k, True) for k in range(1, 7)},
+    "fp8": fp8(False), "fp8 fast-acc": fp8(True),
+    "fp16": rounded(cast(torch.float16)), "bf16": rounded(cast(torch.bfloat16)), "tf32": rounded(tf32),
+    "bf16x3": float_split(cast(torch.bfloat16), 3, 3), "bf16x6": float_split(cast(torch.bfloat16), 3, 6),
+    "bf16x9": float_split(cast(torch.bfloat16), 3, 9), "3xtf32": float_split(tf32, 2, 3),
+    "float32": rounded(lambda x: x),
+    "bf16 split-K reduced": split_k(4, torch.bfloat16),
 }  # fmt: skip
 
 
-def scores(dtype: str, n: int, rows: int = exact_rows.ROWS, seed: int = 0) -> dict[str, float]:
-    """Each case's worst row score (d/tau RMS) for the challenge operands of (dtype, n)."""
+def applies(dtype: str, scheme: str) -> bool:
+    """Which schemes are cheaper than `dtype` at all: float32 is float64's only; the bf16 reduced split-K only bf16's."""
+    if scheme == "float32":
+        return dtype == "float64"
+    if scheme == "bf16 split-K reduced":
+        return dtype == "bfloat16"
+    return True
+
+
+def scores(dtype: str, n: int, rows: int = exact_rows.ROWS, seed: int = 0, operands: int = 2,
+           schemes: dict[str, Scheme] | None = None) -> dict[str, float]:  # fmt: skip
+    """Each scheme's worst row score (d/tau RMS) on the sampled rows of the challenge operands of (dtype, n)."""
     nonce = f"{seed:064x}"
-    a_full = chl.operand(nonce, "node", "GPU-x", 0, "A", n, dtype)
-    b = chl.operand(nonce, "node", "GPU-x", 0, "B", n, dtype)
     picked = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(n, size=min(rows, n), replace=False)))
-    a = a_full.index_select(0, picked)
-    del a_full
-    a64 = a.to(torch.float64).numpy()
-    out = {}
-    for what, product in CASES[dtype]:
-        if what == "honest, sequential" and n > 4096:
-            continue
-        c = product(a, b).to(torch.float64).numpy()
-        out[what] = float(exact_rows.scores(a64, b, c, dtype).max())
-    return out
+    a = chl.operand(nonce, "node", "GPU-x", 0, "A", n, dtype, operands, rows=picked)
+    b = chl.operand(nonce, "node", "GPU-x", 0, "B", n, dtype, operands)
+    a64 = a.to(F64).numpy()
+    todo = schemes or {**HONEST, **{k: v for k, v in CHEAPER.items() if applies(dtype, k)}}
+    todo = {k: v for k, v in todo.items() if n <= SLOW.get(k, n)}
+    c = {k: np.empty((len(picked), n)) for k in todo}
+    for j in range(0, n, BLOCK):
+        block = b[:, j : j + BLOCK]
+        for k, scheme in todo.items():
+            c[k][:, j : j + block.shape[1]] = scheme(a, block, dtype)
+    slack = exact_rows.slacks(operands)
+    return {k: float(exact_rows.scores(a64, b, c[k], dtype, slack).max()) for k in todo}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[256, 1024, 4096, 16384])
+    parser.add_argument("--dtype", nargs="+", default=["float32", "bfloat16", "float16", "float64"])
+    parser.add_argument("--operands", type=int, default=2, choices=[1, 2])
     args = parser.parse_args()
-    print("| challenge | n | honest | worst honest order | cheaper arithmetic: score |")
-    print("|---|---:|---:|---:|---|")
-    for dtype in CASES:
-        for n in args.n:
-            s = scores(dtype, n)
-            worst = {k: s.pop(k) for k in list(s) if k.startswith("honest, ")}
-            hon = s.pop("honest")
-            worst_text = ", ".join(f"{k.split(', ')[1]} {v:.2g}" for k, v in worst.items()) or "-"
-            cheaper = ", ".join(f"{k} {v:.3g}" for k, v in s.items())
-            print(f"| {dtype} | {n} | {hon:.2g} | {worst_text} | {cheaper} |", flush=True)
+    for dtype in args.dtype:
+        table = {n: scores(dtype, n, operands=args.operands) for n in args.n}
+        names = list(dict.fromkeys(k for s in table.values() for k in s))
+        print(f"\n{dtype} challenge (operands v{args.operands}); score = row error / allowance, passing needs <= 1\n")
+        print("| scheme | " + " | ".join(f"n = {n}" for n in args.n) + " |")
+        print("|---|" + "---:|" * len(args.n))
+        for k in names:
+            kind = "honest" if k in HONEST else "cheaper"
+            cells = " | ".join(f"{table[n][k]:.3g}" if k in table[n] else "-" for n in args.n)
+            print(f"| {kind}: {k} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

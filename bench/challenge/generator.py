@@ -1,0 +1,101 @@
+"""Challenge operands, version 2: a counter-based generator built from torch integer ops, so the node generates A and
+B on the device that multiplies them and the verifier regenerates, bit for bit on a CPU, exactly the rows it checks.
+
+Generator. Row r and column c get 32-bit keys h_r = mix(mix(r ^ k0) ^ k1) and g_c = mix(mix(c ^ k2) ^ k3), and
+element (r, c) the words
+    w_s = mix(h_r ^ g_c ^ s)                          s = 0 (and 1 for float64: the stream)
+with k0..k3 the first four little-endian 32-bit words of the SHA-256 seed (protocol.seed: nonce, node, device, index,
+operand) and mix() Chris Wellons' lowbias32 integer hash (x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15;
+x *= 0x846ca68b; x ^= x >> 16, all mod 2**32). Words are held in int32 tensors as their two's-complement bit
+patterns: multiplication keeps the low 32 bits (what CUDA's integer multiply and the vector instructions torch's CPU
+kernels use do), and each right shift is masked to act as a logical one, so CPU and CUDA agree bit for bit
+(tests/challenge/test_generator.py, and the GPU check). Keying rows and columns once (four rounds over 2n words)
+leaves one round, about 20 int32 ops with the mapping below, per element: on a CPU, where the generator shares the
+cores with the product, that is what it costs.
+
+Values (exactly representable in the challenge dtype, with a full significand):
+    x = (-1)^sign * (1 + m / 2**p) * 2**(-1 - e)        p = explicit significand bits (52, 23, 10, 7)
+sign = bit 31 of w_0, e = bits 27..30 masked to 0 .. EXPONENT_BINADES - 1, m = the low p bits (float64: sign and e from w_1,
+m = the low 20 bits of w_1 above the 32 of w_0). So |x| lies in [2**-16, 1) (float16: [2**-8, 1)): the operands span EXPONENT_BINADES binades. Uniform [-1, 1)
+operands had no dynamic range, and one int8 scale per tensor lost almost nothing; here a fixed-point code (int8 with
+one scale per tensor or per row) spends its first 7 bits on the row's largest element, and a term whose operands
+sit 4-7 binades lower keeps only a few significant bits. The spread is kept narrow on purpose: the products then
+span 16 binades, so every term of every dot product stays far above a float32 product's rounding allowance and no
+term can be skipped (a sparse shortcut would be a cheaper computation, not a more accurate one). Products and sums
+stay normal and finite in every challenge dtype (float16's outputs included: |c| <= n).
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Binades the operands' magnitudes span, per dtype (e in 0 .. binades - 1): float16's normal range starts at 2**-14,
+#: so its operands keep to 8 (2**-8 .. 1) and stay normal with full significands.
+EXPONENT_BINADES = {"float64": 16, "float32": 16, "bfloat16": 16, "float16": 8}
+#: (explicit significand bits, exponent bias, bit width) of each challenge dtype.
+LAYOUT = {"float64": (52, 1023, 64), "float32": (23, 127, 32), "bfloat16": (7, 127, 16), "float16": (10, 15, 16)}
+#: Elements generated at once: bounds the int32 temporaries (a few, 4 bytes each) to a few MiB.
+CHUNK = 1 << 18
+
+
+def _i32(word: int) -> int:
+    """A 32-bit word as the int32 value with its bit pattern."""
+    return word - (1 << 32) if word >= 1 << 31 else word
+
+
+def key_words(seed: bytes) -> tuple[int, int, int, int]:
+    """k0..k3: the first four little-endian 32-bit words of the 32-byte seed, as int32 values."""
+    return tuple(_i32(int.from_bytes(seed[4 * i : 4 * i + 4], "little")) for i in range(4))  # type: ignore[return-value]
+
+
+def mix(x: torch.Tensor) -> torch.Tensor:
+    """lowbias32 on an int32 tensor of 32-bit patterns (in place on `x`' copy)."""
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x.mul_(_i32(0x7FEB352D))
+    x ^= (x >> 15) & 0x1FFFF
+    x.mul_(_i32(0x846CA68B))
+    x ^= (x >> 16) & 0xFFFF
+    return x
+
+
+def line_keys(seed: bytes, n: int, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """h (one key per row) and g (one per column): int32 tensors of n words."""
+    k0, k1, k2, k3 = key_words(seed)
+    idx = torch.arange(n, device=device, dtype=torch.int32)
+    return mix(mix(idx ^ k0) ^ k1), mix(mix(idx ^ k2) ^ k3)
+
+
+def words(h: torch.Tensor, g: torch.Tensor, stream: int) -> torch.Tensor:
+    """The 32-bit word `stream` of each element (h[:, None], g[None, :]), as int32."""
+    return mix(h[:, None] ^ g[None, :] ^ stream)
+
+
+def values(h: torch.Tensor, g: torch.Tensor, dtype: str) -> torch.Tensor:
+    """The elements of rows h x columns g, in `dtype` (see the module docstring for the formula)."""
+    bits, bias, _ = LAYOUT[dtype]
+    w0 = words(h, g, 0)
+    top = words(h, g, 1) if dtype == "float64" else w0
+    negative = top < 0  # bit 31
+    e = (top >> 27) & (EXPONENT_BINADES[dtype] - 1)
+    if dtype == "float64":
+        m = ((top & ((1 << 20) - 1)).to(torch.int64) << 32) | (w0.to(torch.int64) & 0xFFFFFFFF)
+        out = (((bias - 1 - e).to(torch.int64) << bits) | m).view(torch.float64)
+    else:
+        magnitude = ((bias - 1 - e) << bits) | (w0 & ((1 << bits) - 1))
+        out = (magnitude if bits == 23 else magnitude.to(torch.int16)).view(getattr(torch, dtype))
+    return torch.where(negative, -out, out)
+
+
+def matrix(seed: bytes, n: int, dtype: str, rows: torch.Tensor | None = None,
+           device: torch.device | str = "cpu") -> torch.Tensor:  # fmt: skip
+    """Rows `rows` (default: all n) of the n x n operand keyed by `seed`, generated on `device`."""
+    if dtype not in LAYOUT:
+        raise ValueError(f"no operand generator for {dtype!r}; valid: {', '.join(LAYOUT)}")
+    h, g = line_keys(seed, n, device)
+    if rows is not None:
+        h = h.index_select(0, rows.to(device=device, dtype=torch.int64))
+    out = torch.empty(len(h), n, dtype=getattr(torch, dtype), device=device)
+    step = max(1, CHUNK // n)
+    for start in range(0, len(h), step):
+        out[start : start + step] = values(h[start : start + step], g, dtype)
+    return out

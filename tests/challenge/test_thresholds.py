@@ -1,0 +1,80 @@
+"""Every threshold a proof's verdict rests on, tested just past its margin through the verifier's own checks: the
+exact-row pass mark (1) and its allowance (3.5 u sqrt(n) t for version 2 operands, no output slack), and Freivalds'
+tolerance (Z = 8 times the bound in bench.workloads.freivalds). The allowances below are written out from their
+stated formulas, not read from the modules: loosening a constant there by 1.5x (or the pass mark) fails a test here."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bench import challenge as chl
+from bench import precision as prec
+from bench.challenge import exact_rows
+from bench.workloads import freivalds
+
+N = 256
+
+
+def _operands(dtype: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
+    return (chl.operand("ab" * 32, "node", "dev", 0, "A", N, dtype, 2),
+            chl.operand("ab" * 32, "node", "dev", 0, "B", N, dtype, 2))  # fmt: skip
+
+
+def _row_allowance(a: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The exact product and the version 2 float32 allowance tau = 3.5 * 2**-24 * sqrt(n) * sqrt(sum_k a^2 b^2)."""
+    a64, b64 = a.double().numpy(), b.double().numpy()
+    t = np.sqrt((a64 * a64) @ (b64 * b64))
+    return a64 @ b64, 3.5 * 2.0**-24 * math.sqrt(N) * t
+
+
+@pytest.mark.parametrize(("factor", "passes"), [(0.85, True), (1.15, False)])
+def test_exact_rows_at_its_margin(factor, passes):
+    """C = exact + factor * (tau + ulp/2) with random signs: every element's error beyond rounding is factor * tau, so
+    the row score is factor (to the float32 rounding of C, ~1%)."""
+    a, b = _operands()
+    exact, tau = _row_allowance(a, b)
+    ulp = np.ldexp(1.0, np.frexp(np.abs(exact))[1] - 24)
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=exact.shape)
+    c = torch.from_numpy(exact + signs * factor * (tau + ulp / 2)).to(torch.float32)
+    check = exact_rows.check(a, b, c, "float32", np.random.default_rng(1))
+    assert check.passed is passes, check
+    assert abs(check.score - factor) < 0.05 * factor
+
+
+def test_a_half_precision_product_is_rounded_once():
+    """Version 2 allows no output slack: bfloat16 partial sums rounded to bfloat16 (a split-K 'reduced precision
+    reduction', two halves) fail, and the same product rounded once passes."""
+    a, b = _operands("bfloat16")
+    half = N // 2
+    first = (a[:, :half].float() @ b[:half].float()).to(torch.bfloat16).float()
+    second = (a[:, half:].float() @ b[half:].float()).to(torch.bfloat16).float()
+    reduced = (first + second).to(torch.bfloat16)
+    once = (a.float() @ b.float()).to(torch.bfloat16)
+    assert not exact_rows.check(a, b, reduced, "bfloat16", np.random.default_rng(1)).passed
+    assert exact_rows.check(a, b, once, "bfloat16", np.random.default_rng(1)).passed
+
+
+def _freivalds_tolerance(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """8 * (2 u ||C_i|| + u sqrt(sum_k A_ik^2 ||B_k||^2) + u sqrt(K) ||A_i|| ||B||_F), u = 2**-24 (float32)."""
+    u = 2.0**-24
+    a64, b64, c64 = a.double(), b.double(), c.double()
+    b_rows = (b64 * b64).sum(dim=1)
+    bound = (2 * u * c64.norm(dim=1) + u * torch.sqrt((a64 * a64) @ b_rows)
+             + u * math.sqrt(N) * a64.norm(dim=1) * math.sqrt(float(b_rows.sum())))  # fmt: skip
+    return 8 * bound
+
+
+@pytest.mark.parametrize(("factor", "passes"), [(0.8, True), (1.2, False)])
+def test_freivalds_at_its_margin(factor, passes):
+    """One element of row 7 moved by factor x the row's tolerance: |e_7| is that shift whatever the signs r are."""
+    a, b = _operands()
+    c = (a.double() @ b.double()).float()
+    tol = _freivalds_tolerance(a, b, c)
+    bad = c.double().clone()
+    bad[7, 3] += factor * float(tol[7])
+    result = freivalds.check(a, b, bad.float(), prec.get("float32"), generator=torch.Generator().manual_seed(0))
+    assert result.passed is passes, result
+    if not passes:
+        assert result.worst_row == 7
