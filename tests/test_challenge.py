@@ -368,6 +368,6 @@ def test_a_float32_answer_pins_ieee_and_refuses_when_tf32_is_forced(tmp_path, fa
         return
     with chl.fp32_pinned(ch, [gpu]):
         got = chl.compute(ch, "node-a", gpu, 0).c
-    a, b = (chl.operand(ch.nonce, "node-a", "GPU-0", 0, s, ch.n, ch.dtype) for s in "AB")
+    a, b = (chl.operand(ch.nonce, "node-a", "GPU-0", 0, s, ch.n, ch.dtype, ch.operands) for s in "AB")
     assert torch.equal(got, a @ b)  # IEEE float32, as the CPU computes it
     assert chl.answer(ch, "node-a", inv, [gpu], drop, NODE_KEY)["products"] == 1

@@ -71,6 +71,10 @@ def operands(ch: Challenge, node: str, device: dict[str, Any], index: int) -> tu
             operand(ch.nonce, node, device["uuid"], index, "B", ch.n, ch.dtype, ch.operands, on=on))  # fmt: skip
 
 
+#: torch's switches for cuBLAS's reduced-precision split-K reductions of half-precision GEMMs (both on by default).
+REDUCTION_FLAGS = ("allow_fp16_reduced_precision_reduction", "allow_bf16_reduced_precision_reduction")
+
+
 @contextlib.contextmanager
 def full_precision_reductions() -> Iterator[None]:
     """cuBLAS may reduce split-K partial sums of a half-precision GEMM in the output format ("reduced precision
@@ -78,12 +82,15 @@ def full_precision_reductions() -> Iterator[None]:
     one rounding at the end), which version 2 challenges do not allow (bench.challenge.exact_rows). Off while
     answering, restored after."""
     m = torch.backends.cuda.matmul
-    saved = (m.allow_fp16_reduced_precision_reduction, m.allow_bf16_reduced_precision_reduction)
-    m.allow_fp16_reduced_precision_reduction = m.allow_bf16_reduced_precision_reduction = False
+    names = [n for n in REDUCTION_FLAGS if hasattr(m, n)]  # (a stand-in for torch's flags may lack them)
+    saved = [getattr(m, n) for n in names]
+    for n in names:
+        setattr(m, n, False)
     try:
         yield
     finally:
-        m.allow_fp16_reduced_precision_reduction, m.allow_bf16_reduced_precision_reduction = saved
+        for n, value in zip(names, saved, strict=True):
+            setattr(m, n, value)
 
 
 def multiply(device: dict[str, Any], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
