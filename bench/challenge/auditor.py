@@ -73,7 +73,8 @@ def load_product(directory: Path, entry: Any, ch: Challenge, where: str) -> torc
 
 
 def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], dt.datetime], ch: Challenge | None = None,
-         archive: Path | None = None, trusted: set[str] | None = None, auditor: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+         archive: Path | None = None, trusted: set[str] | None = None, auditor: str | None = None,
+         names: dict[str, str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Commitment files in `directory` that are new or changed since `seen`: a receipt {file, sha256, arrived_utc,
     challenge_digest, issued_utc, accepted, why} for each. Each file is read once (at most MAX_COMMIT_BYTES); the bytes
     hashed are the bytes parsed, and (with `archive`) the bytes kept. `now` is the collector's clock (a callable; a
@@ -107,7 +108,9 @@ def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], 
             if ch is not None:
                 try:
                     data = intake.parse_json(raw, name, max_containers=MAX_COMMIT_CONTAINERS)
-                    why = commitment_problem(data, ch, trusted, auditor, name)
+                    why = commitment_problem(data, ch, trusted, auditor, name) or triage.name_key_problem(
+                        data["node"], sign.signer(data), names, name
+                    )  # a name bound to another key is not this key's to answer for
                 except intake.InputError as exc:
                     why = str(exc)
             used_bytes, versions = seen.get(("archived", path.name), (0, 0))
@@ -146,7 +149,7 @@ class Collected:
 
 
 def collect(drop: Path, ch: Challenge, output: Path, key: Any, *, archive: Path, trusted: set[str] | None,
-            auditor: str, expect: int | None, until: dt.datetime, interval: float,
+            auditor: str, expect: int | None, until: dt.datetime, interval: float, names: dict[str, str] | None = None,
             on_receipt: Callable[[dict[str, Any]], None] = lambda r: None) -> Collected:  # fmt: skip
     """The collector: scan `drop` every `interval` seconds and stamp each new commitment by this machine's clock
     (scan), rewriting the receipt log at `output`, signed by the auditor's `key`, after every accepted arrival (so a
@@ -159,7 +162,14 @@ def collect(drop: Path, ch: Challenge, output: Path, key: Any, *, archive: Path,
         while True:
             # each file is stamped by this clock right after its bytes are read (not at the start of the scan)
             new = scan(
-                drop, seen, lambda: dt.datetime.now(dt.UTC), ch, archive=archive, trusted=trusted, auditor=auditor
+                drop,
+                seen,
+                lambda: dt.datetime.now(dt.UTC),
+                ch,
+                archive=archive,
+                trusted=trusted,
+                auditor=auditor,
+                names=names,
             )
             now = dt.datetime.now(dt.UTC)
             accepted = [r for r in new if r["accepted"]]  # only commitments are logged and archived: junk is not kept

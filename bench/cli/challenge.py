@@ -275,6 +275,7 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
         )
 
     log = chl.collect(drop, ch, output, key, archive=archive, trusted=trusted, auditor=auditor, expect=expect,
+                      names=trusted_names(trusted_path),
                       until=ch.deadline + dt.timedelta(seconds=grace), interval=interval, on_receipt=show)  # fmt: skip
     if log.stopped:
         click.echo("stopped; the receipts so far are kept", err=True)

@@ -20,7 +20,7 @@ from bench.cli import main
 from bench.report import keys, proofs
 from bench.report.store import dumps, write_atomic
 from tests.report import fleet
-from tests.test_challenge import AUDITOR, NODE_KEY, OTHER, _answer, _drop, _issue, _receipts, kid, verify
+from tests.test_challenge import AUDITOR, AUDITOR_ID, NODE_KEY, OTHER, _answer, _drop, _issue, _receipts, kid, verify
 
 H100 = fleet.H100
 
@@ -81,6 +81,22 @@ def test_a_squatter_under_anothers_name_cannot_void_its_answer(tmp_path):
     assert [d["device"] for d in bound.devices] == ["host-a"]
     unbound = verify(path, drop, receipts, trusted=trusted)
     assert "second-commitment" not in error_codes(unbound) and unbound.fleet["verified_flops"] == 2 * 64**3
+
+
+def test_the_collector_does_not_count_a_squatter(tmp_path):
+    """A squatter's commitment would count toward `collect --expect` and end the collection early: a name bound to
+    another key is not accepted (nor archived)."""
+    _, ch = _issue(tmp_path, dtype="bfloat16", products=1)
+    drop = _drop(tmp_path)
+    _junk(drop, ch, "node001", OTHER, 1, base="squat")
+    _answer(drop, ch, node="node001", uuid="host-a", key=NODE_KEY)
+    receipts = chl.scan(drop, {}, ch.issued, ch, trusted={kid(NODE_KEY), kid(OTHER)}, auditor=AUDITOR_ID,
+                        names={"node001": kid(NODE_KEY)})  # fmt: skip
+    accepted = {r["file"]: r["accepted"] for r in receipts}
+    assert accepted == {
+        f"squat{chl.COMMIT_SUFFIX}": False,
+        f"{chl.commit_name('node001', ch.nonce)}{chl.COMMIT_SUFFIX}": True,
+    }
 
 
 def test_the_cli_reads_names_from_the_trust_list(tmp_path):
