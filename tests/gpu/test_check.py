@@ -270,7 +270,7 @@ def test_the_tf32_step_is_judged_on_the_recorded_path_per_torch_version(tmp_path
     assert step["figures"]["fp32_path"] == path and step["figures"]["expected_path"] == path
 
 
-def test_the_check_leaves_60_s_of_the_device_commands_limit_unused():
+def test_the_check_leaves_60_s_of_the_device_commands_limit_unused(tmp_path):
     """run_on_gpu.sh's total (set-up, steps, final verify, packing) and check.py's own default deadline both end at
     least 60 s before the device tool's 600 s limit per command, and a slow set-up never pushes the steps past it."""
     import re
@@ -283,7 +283,7 @@ def test_the_check_leaves_60_s_of_the_device_commands_limit_unused():
     assert check.DEFAULT_DEADLINE_S + check.FINAL_VERIFY_S + check.PACKING_S <= total
     floor = re.search(r'\[ "\$deadline" -lt (\d+) \] && deadline=(\d+)', script)
     assert floor and int(floor[2]) == 0  # no floor that would outlast the total after a slow set-up
-    r = subprocess.run([sys.executable, str(CHECK), "out", "--dry-run"], capture_output=True, text=True, check=True,
+    r = subprocess.run([sys.executable, str(CHECK), str(tmp_path / "out"), "--dry-run"], capture_output=True, text=True, check=True,
                        env={**os.environ, "BENCH_CHECK_NGPU": "1"})  # fmt: skip
     verify = next(line for line in r.stdout.splitlines() if line.startswith("verify "))
     assert float(verify.split()[2].rstrip("s")) <= check.FINAL_VERIFY_S  # its timeout column

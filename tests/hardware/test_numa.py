@@ -27,7 +27,8 @@ def test_nodes_of_cpus_from_a_two_socket_topology(tmp_path):
 
 @pytest.mark.skipif(not HAS_NODES, reason="no NUMA nodes in sysfs here")
 def test_untouched_pages_are_absent_and_touched_ones_are_on_a_node():
-    buf = np.empty(2**20)  # 8 MiB: mmap'd, no page touched yet
+    region = numa.mmap.mmap(-1, 2**23)  # 8 MiB of fresh anonymous memory: no page touched yet (a malloc could
+    buf = np.frombuffer(region, dtype=np.float64)  # reuse heap pages an earlier test touched)
     assert set(numa.page_nodes(buf.ctypes.data, buf.nbytes)) == {-2}  # ENOENT: not present
     buf.fill(1.0)
     found = numa.page_nodes(buf.ctypes.data, buf.nbytes)
