@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import multiprocessing
 import os
 import pickle
@@ -117,21 +116,27 @@ class Spool:
         self.path = self.folder / f"{self.prefix}{rank}.jsonl"
 
     def add(self, m: Measurement) -> None:
+        """Append `m` in its record form (raw samples as compact exact blocks, bench.report.samples), one line."""
+        from bench.report.sign import canonical_bytes
+
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(m.to_dict(), sort_keys=True) + "\n")
+        with open(self.path, "ab") as fh:
+            fh.write(canonical_bytes(m.to_record()) + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     def recover(self) -> list[Measurement]:
-        """Every measurement in this host's spools of this job but this rank's own; a torn last line is skipped."""
+        """Every measurement in this host's spools of this job but this rank's own; a torn last line is skipped, and
+        so is a line that does not read as a measurement record (every line is read as hostile input)."""
+        from bench.report import intake
+
         out = []
         for path in sorted(self.folder.glob(f"{self.prefix}*.jsonl")):
             if path == self.path:
                 continue
-            for line in path.read_text(encoding="utf-8").splitlines():
+            for line in intake.read_bytes(path, max_bytes=intake.DEFAULT_MAX_STREAM_BYTES).split(b"\n"):
                 try:
-                    out.append(Measurement.from_dict(json.loads(line)))
+                    out.append(Measurement.from_record(intake.parse_json(line, str(path))))
                 except (ValueError, TypeError, KeyError):
                     continue
         return out

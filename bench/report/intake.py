@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import stat
 import zlib
 from dataclasses import dataclass
@@ -28,6 +29,15 @@ from bench.report.model import ReportError
 
 #: Largest document read, in bytes. A node report with a few thousand samples per measurement is well under 10 MB.
 DEFAULT_MAX_BYTES = 64 * 2**20
+#: Largest record stream (a version 3 node report, bench.report.records) read, in bytes: an eight-GPU node's run of
+#: 20 million samples takes 80-180 MB. $BENCH_MAX_FILE_BYTES, when set, bounds streams too.
+DEFAULT_MAX_STREAM_BYTES = 1024 * 2**20
+#: How a record stream starts (bench.report.records.PREFIX; repeated here so that reading a document imports
+#: nothing more).
+_STREAM_PREFIX = b'{"record":{'
+#: A stream as any JSON writer may have spaced it (the prefix is the form bench writes).
+_STREAM_START = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"record"[ \t\r\n]*:')
+
 #: Environment variable overriding DEFAULT_MAX_BYTES (an integer number of bytes).
 MAX_BYTES_ENV = "BENCH_MAX_FILE_BYTES"
 #: Deepest nesting of JSON arrays and objects accepted (a report nests about 6 levels).
@@ -76,8 +86,10 @@ def _inside(path: Path, root: Path) -> bool:
     return True
 
 
-def read_bytes(path: Path, *, root: Path | None = None, max_bytes: int | None = None) -> bytes:
-    """The bytes of a regular file, read once, at most max_bytes of them (see the module docstring)."""
+def read_bytes(path: Path, *, root: Path | None = None, max_bytes: int | None = None,
+               stream_max_bytes: int | None = None) -> bytes:  # fmt: skip
+    """The bytes of a regular file, read once, at most max_bytes of them (see the module docstring); a file that
+    starts as a record stream does may hold up to stream_max_bytes (when given)."""
     limit = max_bytes_default() if max_bytes is None else max_bytes
     try:
         if path.is_symlink() and (root is None or not _inside(path, root)):
@@ -95,9 +107,15 @@ def read_bytes(path: Path, *, root: Path | None = None, max_bytes: int | None = 
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"{path}: not a regular file (a FIFO, device or directory); not read")
+        chunks, total = [], 0
+        if stream_max_bytes is not None and info.st_size > limit:
+            first = os.read(fd, len(_STREAM_PREFIX))
+            chunks.append(first)
+            total = len(first)
+            if first == _STREAM_PREFIX:
+                limit = stream_max_bytes
         if info.st_size > limit:
             raise InputError(f"{path}: {info.st_size} bytes, more than the limit of {limit} (${MAX_BYTES_ENV})")
-        chunks, total = [], 0
         while True:
             chunk = os.read(fd, min(1 << 20, limit + 1 - total))
             if not chunk:
@@ -187,8 +205,16 @@ def parse_json(raw: bytes, where: str, *, max_containers: int | None = None) -> 
 
 def read_json(path: Path, *, root: Path | None = None, max_bytes: int | None = None,
               max_containers: int | None = None) -> Document:  # fmt: skip
-    """A document read once and parsed from the same bytes; InputError (one line, naming the file) otherwise."""
-    raw = read_bytes(path, root=root, max_bytes=max_bytes)
+    """A document read once and parsed from the same bytes; InputError (one line, naming the file) otherwise. A
+    record stream (a version 3 node report) is parsed into its dictionary form (bench.report.records.parse)."""
+    stream_limit = None
+    if max_bytes is None:
+        stream_limit = max_bytes_default() if os.environ.get(MAX_BYTES_ENV) else DEFAULT_MAX_STREAM_BYTES
+    raw = read_bytes(path, root=root, max_bytes=max_bytes, stream_max_bytes=stream_limit)
+    if _STREAM_START.match(raw, 0, 256):
+        from bench.report import records
+
+        return Document(path, raw, records.parse(raw, safe_name(str(path))))
     return Document(path, raw, parse_json(raw, safe_name(str(path)), max_containers=max_containers))
 
 

@@ -6,10 +6,12 @@ truncated, hand-edited or future file gets a one-line ReportError instead of a t
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from array import array
+from dataclasses import dataclass, field, fields
+from typing import Any, Self
 
 #: Format history of node reports (a reader upgrades every older version it lists in READABLE_VERSIONS):
 #:
@@ -20,8 +22,14 @@ from typing import Any
 #:     JSON number is exact only to 2^53 under RFC 8785 (a large data-parallel training step crosses it); an
 #:     override's source is "override" (bench.hardware.peaks.Source). Version 1 is upgraded in memory (upgrade_v1);
 #:     its signature covers the bytes it was written with, so it still verifies.
+#: 3 — a stream of records, one JSON object a line, appended as the run goes (bench.report.records): a header, one
+#:     record per measurement (its raw samples as compact exact bytes, bench.report.samples), amendments, and an end
+#:     record; each record names the SHA-256 of the one before and is signed, so a file cut anywhere is a signed
+#:     partial report. Read into the same dictionary form as version 2 (plus its records), which is what
+#:     NodeReport.from_dict takes; the single-document form (to_dict) stays version 2.
 SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+STREAM_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 NODE_REPORT_KIND = "bench.node-report"
 STATUSES = ("ok", "invalid", "skipped", "error")
 
@@ -49,6 +57,41 @@ def read_count(value: Any) -> int:
     raise ValueError(f"a count should be a decimal string of digits, got {value!r}")
 
 
+#: Measurement fields holding raw samples (written as lists in documents, as encoded blocks in records).
+_RAW = ("warmup_s", "samples_s")
+
+
+class Samples(array):
+    """Raw seconds as float64, 8 bytes each where a list of floats takes 32: what measurements read from records (and
+    kept by a report writer) hold. Reads like a list of floats (len, iteration, indexing, sum, sorted, truth) and
+    equals a list or tuple holding the same values; numpy wraps it without a copy (np.frombuffer)."""
+
+    def __new__(cls, values: Any = ()) -> Self:
+        return super().__new__(cls, "d", values)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, array):
+            return array.__eq__(self, other)
+        if isinstance(other, (list, tuple)):
+            return self.tolist() == list(other)
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return Samples, (self.tobytes(),)
+
+    def __deepcopy__(self, memo: Any) -> Samples:
+        return Samples(self.tobytes())
+
+    def __repr__(self) -> str:
+        return f"Samples({self.tolist()!r})"
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -72,6 +115,8 @@ class Measurement:
     work_unit: str | None = None
     timer: str | None = None
     threads: int | None = None
+    #: raw seconds: a list as measured, Samples when read from a record or kept by a writer (same reads, a quarter of
+    #: the memory)
     warmup_s: list[float] = field(default_factory=list)
     samples_s: list[float] = field(default_factory=list)
     summary: dict[str, Any] | None = None
@@ -85,15 +130,48 @@ class Measurement:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, with the SHA-256 of the raw-sample block (see sign.samples_digest)."""
-        from bench.report.sign import exact_count, samples_digest
+        from bench.report.sign import samples_digest
 
-        d = asdict(self)
+        d = self._fields()
+        d["warmup_s"], d["samples_s"] = list(self.warmup_s), list(self.samples_s)
+        return {**copy.deepcopy(d), "samples_sha256": samples_digest(self.warmup_s, self.samples_s)}
+
+    def _fields(self) -> dict[str, Any]:
+        """Every field but the raw samples (shallow: the values are this measurement's own), work as a string."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _RAW}
         if self.work_per_iteration is not None:
             d["work_per_iteration"] = exact_count(self.work_per_iteration)
-        return {**d, "samples_sha256": samples_digest(self.warmup_s, self.samples_s)}
+        return d
+
+    def to_record(self) -> dict[str, Any]:
+        """The record form (node reports from version 3 on, and spools): every field as to_dict writes it, the raw
+        samples as compact exact blocks (bench.report.samples: `warmup`, `samples`) beside their SHA-256. Shallow:
+        meant to be serialized at once, not kept."""
+        from bench.report import samples as codec
+        from bench.report.sign import samples_digest
+
+        return {**self._fields(), "warmup": codec.encode(self.warmup_s), "samples": codec.encode(self.samples_s),
+                "samples_sha256": samples_digest(self.warmup_s, self.samples_s)}  # fmt: skip
 
     @classmethod
-    def from_dict(cls, d: Any, where: str = "measurement") -> Measurement:
+    def from_record(cls, d: Any, where: str = "measurement") -> Measurement:
+        """A measurement from its record form (to_record): the blocks decoded (strictly: bench.report.samples) into
+        array('d') samples, their SHA-256 checked against samples_sha256."""
+        from bench.report import samples as codec
+        from bench.report.sign import samples_digest
+
+        _expect(d, dict, where)
+        if "warmup_s" in d or "samples_s" in d:
+            raise ReportError(f"{where}: a record holds its samples as encoded blocks, not samples_s lists")
+        warmup = codec.decode(d.get("warmup"), f"{where}.warmup")
+        timed = codec.decode(d.get("samples"), f"{where}.samples")
+        if d.get("samples_sha256") != samples_digest(warmup, timed):
+            raise ReportError(f"{where}: raw samples do not match their samples_sha256")
+        plain = {k: v for k, v in d.items() if k not in ("warmup", "samples")}
+        return cls.from_dict(plain, where, raw=(Samples(warmup.tobytes()), Samples(timed.tobytes())))
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "measurement", raw: tuple[Any, Any] | None = None) -> Measurement:
         _expect(d, dict, where)
         m = cls(
             workload=_field(d, "workload", str, where),
@@ -106,8 +184,8 @@ class Measurement:
             work_unit=_field(d, "work_unit", (str, type(None)), where),
             timer=_field(d, "timer", (str, type(None)), where),
             threads=_field(d, "threads", (int, type(None)), where),
-            warmup_s=_numbers(d, "warmup_s", where),
-            samples_s=_numbers(d, "samples_s", where),
+            warmup_s=_numbers(d, "warmup_s", where) if raw is None else raw[0],
+            samples_s=_numbers(d, "samples_s", where) if raw is None else raw[1],
             summary=_field(d, "summary", (dict, type(None)), where),
             validity=_field(d, "validity", (dict, type(None)), where),
             warnings=_field(d, "warnings", list, where),
@@ -118,12 +196,14 @@ class Measurement:
         )
         if m.status not in STATUSES:
             raise ReportError(f"{where}.status is {m.status!r}; valid: {', '.join(STATUSES)}")
-        if m.status in ("ok", "invalid") and (not m.samples_s or m.summary is None or m.work_per_iteration is None):
+        if m.status in ("ok", "invalid") and (
+            not len(m.samples_s) or m.summary is None or m.work_per_iteration is None
+        ):
             raise ReportError(f"{where}: a measured ({m.status}) entry needs samples_s, summary and work_per_iteration")
         if (m.work_per_iteration is None) != (m.work_unit is None) or m.work_unit not in (*WORK_UNITS, None):
             raise ReportError(f"{where}.work_unit is {m.work_unit!r}; work_per_iteration needs one of: "
                               f"{', '.join(WORK_UNITS)}")  # fmt: skip
-        _check_measurement_fields(m, where)
+        _check_measurement_fields(m, where, checked_samples=raw is not None)
         return m
 
 
@@ -152,7 +232,8 @@ class NodeReport:
         return self.interrupted or not self.end_utc
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "measurements"}
+        d = copy.deepcopy(d)
         d["measurements"] = [m.to_dict() for m in self.measurements]
         if self.signature is None:
             del d["signature"]
@@ -173,6 +254,7 @@ class NodeReport:
         if version == 1:
             d = upgrade_v1(d)
         raw = _field(d, "measurements", list, "report")
+        read = Measurement.from_record if version == STREAM_VERSION else Measurement.from_dict
         _check_inventory(_field(d, "inventory", dict, "report"))
         parse_timestamp(_field(d, "start_utc", str, "report"), "report.start_utc")
         if d.get("end_utc") is not None:
@@ -191,7 +273,7 @@ class NodeReport:
             start_utc=_field(d, "start_utc", str, "report"),
             end_utc=_field(d, "end_utc", (str, type(None)), "report"),
             interrupted=_field(d, "interrupted", bool, "report"),
-            measurements=[Measurement.from_dict(m, f"measurements[{i}]") for i, m in enumerate(raw)],
+            measurements=[read(m, f"measurements[{i}]") for i, m in enumerate(raw)],
             signature=d.get("signature") if isinstance(d.get("signature"), dict) else None,
         )
 
@@ -353,13 +435,13 @@ def _check_inventory(inventory: dict[str, Any]) -> None:
             _typed_fields(gpu, _GPU_FIELDS, where, required=("uuid",))
 
 
-def _check_measurement_fields(m: Measurement, where: str) -> None:
+def _check_measurement_fields(m: Measurement, where: str, checked_samples: bool = False) -> None:
     _typed_fields(m.device, _DEVICE_FIELDS, f"{where}.device", required=("kind",))
     _typed_fields(m.spec, _SPEC_FIELDS, f"{where}.spec")
     for key in ("m", "n", "k", "world_size", "bytes"):
         if key in m.spec and m.spec[key] < 1:
             raise ReportError(f"{where}.spec.{key} should be a positive integer, found {m.spec[key]}")
-    for name, values in (("warmup_s", m.warmup_s), ("samples_s", m.samples_s)):
+    for name, values in () if checked_samples else (("warmup_s", m.warmup_s), ("samples_s", m.samples_s)):
         if all(0 < value < math.inf for value in values):  # the usual case in one pass (NaN fails it: then the loop)
             continue
         for i, value in enumerate(values):

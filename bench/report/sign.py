@@ -190,7 +190,12 @@ def _fast_canonical(view: Any) -> bytes | None:
 def canonical(data: dict[str, Any]) -> bytes:
     """RFC 8785 bytes of the signed view of `data`. UncarriableNumber, naming the field, for an integer beyond
     ±MAX_SAFE_INTEGER (RFC 8785 would change its value or, in the rfc8785 package, raise IntegerDomainError)."""
-    view = signed_view(data)
+    return canonical_bytes(signed_view(data))
+
+
+def canonical_bytes(view: Any) -> bytes:
+    """RFC 8785 bytes of `view` itself (canonical() takes a document's signed view first); UncarriableNumber as
+    there."""
     fast = _fast_canonical(view)
     if fast is not None:
         return fast
@@ -210,8 +215,20 @@ def _digest(canonical_bytes: bytes, block: Any) -> str:
 
 
 def digest(data: dict[str, Any]) -> str:
-    """SHA-256 naming a signed document (its canonical bytes and its signature block): how aggregates cite inputs."""
+    """SHA-256 naming a signed document (its canonical bytes and its signature block): how aggregates cite inputs.
+    A record stream (a version 3 node report) is named by its chain head instead (bench.report.records.digest)."""
+    if _is_stream(data):
+        from bench.report import records
+
+        return records.digest(data)
     return _digest(canonical(data), data.get(SIGNATURE_FIELD))
+
+
+def _is_stream(data: Any) -> bool:
+    from bench.report.model import NODE_REPORT_KIND, STREAM_VERSION
+
+    return isinstance(data, dict) and data.get("schema_version") == STREAM_VERSION and data.get(
+        "kind") == NODE_REPORT_KIND  # fmt: skip
 
 
 def _samples_mismatch(data: dict[str, Any]) -> str | None:
@@ -259,6 +276,10 @@ def check(data: dict[str, Any]) -> tuple[bool, str]:
 
 def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
     """check() and digest() together, canonicalizing once: (valid, why, digest or None if not canonicalizable)."""
+    if _is_stream(data):
+        from bench.report import records
+
+        return records.inspect(data)
     try:
         body = canonical(data)
         name = _digest(body, data.get(SIGNATURE_FIELD))

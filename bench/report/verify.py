@@ -357,6 +357,9 @@ def examine(
         out.append(Finding(ERROR, "timestamp", "end_utc is before start_utc"))
     if report.partial:
         out.append(Finding(WARNING, "partial", "the run did not complete (interrupted or still running)"))
+    if data.get("torn_bytes"):
+        out.append(Finding(WARNING, "torn-record", f"the file ends in {data['torn_bytes']} bytes of a record cut short "
+                           "(a write the run did not finish); they were left out"))  # fmt: skip
     for i, (m, raw) in enumerate(zip(report.measurements, data["measurements"], strict=True)):
         out += _check_measurement(m, raw, report.inventory, f"measurements[{i}]", samples_checked=valid)
     return out, name, report

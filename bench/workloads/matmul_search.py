@@ -232,9 +232,9 @@ def search(
         yield _tag(r, "candidate", config.mode, phase="refine")
         refined.append(r)
 
-    # The final figure: each backend's FINAL_PER_BACKEND best shapes measured in full; the fastest is the MAMF. Each is
-    # yielded (saved) as soon as it is measured; the winner's mamf flag is set afterwards, and saved with the next
-    # measurement or when the run closes the report.
+    # The final figure: each backend's FINAL_PER_BACKEND best shapes measured in full; the fastest is the MAMF. They are
+    # yielded (saved) once the winner is known, its mamf flag set: a report is appended to, never rewritten, so a flag
+    # set on a saved measurement would need an amendment record (a crash now loses at most these few finals).
     picks = []
     for backend in backends:
         scores: dict[Shape, float] = {}
@@ -249,10 +249,10 @@ def search(
     finals = []
     for shape, backend in picks:
         f = measure(base.with_shape(*shape), device, _policy(final_each), peak=peak, backend=backend)
-        finals.append(f)
-        yield _tag(f, "final", config.mode, mamf=False, shapes_tried=len(tried) + len(refined))
+        finals.append(_tag(f, "final", config.mode, mamf=False, shapes_tried=len(tried) + len(refined)))
     winner = max(finals, key=_rate)
     winner.details["search"]["mamf"] = True
+    yield from finals
     best_shape = (winner.spec["m"], winner.spec["n"], winner.spec["k"])
     if winner.status != "ok" or config.window_s <= 0:
         return

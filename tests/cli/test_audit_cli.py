@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.report import keys
+from bench.report import intake, keys
 
 FAST = ["--budget", "0.01", "--warmup-s", "0.01", "--min-iterations", "3", "--quiet"]
 
@@ -84,7 +84,7 @@ def test_two_runs_verify_clean_and_aggregate_counts_the_machine_once(cli, tmp_pa
 
 def test_verify_fails_on_a_tampered_report_with_exit_1(cli, tmp_path):
     (report, *_) = two_runs(cli, tmp_path)
-    data = json.loads(report.read_text())
+    data = intake.read_json(report).data
     data["measurements"][0]["summary"]["tflops_median"] *= 3
     report.write_text(json.dumps(data))
     res = cli.invoke(main, ["verify", str(report), "--json"])

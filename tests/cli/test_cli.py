@@ -9,7 +9,7 @@ from bench import plans
 from bench.cli import main
 from bench.hardware import devices
 from bench.report.model import NodeReport
-from bench.report.store import load_report
+from bench.report.store import dumps, load_report
 
 FAST = ["--budget", "0.01", "--warmup-s", "0.01", "--min-iterations", "3"]
 
@@ -114,7 +114,7 @@ def test_report_verb_shows_and_validates(cli, tmp_path):
     shown = run(cli, "report", str(saved))
     assert shown.exit_code == 0 and "complete" in shown.output and "float32" in shown.output
     as_json = run(cli, "report", str(saved), "--json")
-    assert json.loads(as_json.stdout) == json.loads(saved.read_text())
+    assert json.loads(as_json.stdout) == json.loads(dumps(load_report(saved).to_dict()))
 
 
 def test_report_verb_rejects_a_corrupt_file_with_one_line(cli, tmp_path):

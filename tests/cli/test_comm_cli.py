@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from bench import figures
 from bench.cli import main
+from bench.report import intake
 from bench.report import verify as v
 from bench.report.store import load_report
 from bench.workloads import comm as cm
@@ -55,7 +56,7 @@ def test_two_ranks_every_collective_checked_one_report(tmp_path):
             max(a, b) for a, b in zip(per_rank[0]["samples_s"], per_rank[1]["samples_s"], strict=True)
         ]
         assert m.summary["busbw_gbps"] == pytest.approx(m.summary["algbw_gbps"] * figures.busbw_factor(m.spec["op"], 2))
-    assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+    assert not v.errors(v.verify_node_report(intake.read_json(path).data))
 
 
 def test_a_wrong_collective_result_is_invalid_and_exits_1(tmp_path, monkeypatch):
@@ -82,7 +83,7 @@ def test_membw_cli_reports_triad(tmp_path):
     assert res.exit_code == 0, res.output
     assert "triad" in res.output and "GB/s" in res.output
     (path,) = tmp_path.glob("*/report.json")
-    assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+    assert not v.errors(v.verify_node_report(intake.read_json(path).data))
     shown = CliRunner().invoke(main, ["report", str(path)])
     assert shown.exit_code == 0 and "triad" in shown.output
 

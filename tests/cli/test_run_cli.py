@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cli import main
-from bench.report import history, sign
+from bench.report import history, intake, sign
 from bench.report.store import load_report
 from tests.cli.ranks import BIN, free_port, launch_rank
 
@@ -122,7 +122,7 @@ def test_a_real_run_writes_a_signed_report_and_every_output(quick_run):
     assert summary["status"] == "complete" and Path(summary["report"]) == run_dir / "report.json"
     report = load_report(run_dir / "report.json")
     assert report.end_utc and not report.interrupted
-    assert sign.check(json.loads((run_dir / "report.json").read_text()))[0]
+    assert sign.check(intake.read_json(run_dir / "report.json").data)[0]
     kinds = {m.workload for m in report.measurements}
     assert kinds == {"matmul", "membw", "train"}
     assert any(m.details.get("search", {}).get("mamf") for m in report.measurements)
@@ -257,7 +257,7 @@ def test_a_baseline_gate_passes_within_tolerance_and_fails_when_not_comparable(q
                "--max-regression", "100%", "--quiet"])  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert "PASS baseline: no significant regression beyond 100.0%" in ok.stdout
-    other = json.loads(baseline.read_text())
+    other = intake.read_json(baseline).data
     other["inventory"]["host"]["cpu_model"] = "Some Other CPU"
     other_path = tmp_path / "other.json"
     other_path.write_text(json.dumps(other))
@@ -293,9 +293,9 @@ def _start_long(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
         dirs = _run_dirs(results)
         if dirs and (dirs[0] / "report.json").exists():
             try:
-                if len(json.loads((dirs[0] / "report.json").read_text())["measurements"]) >= 2:
+                if len(intake.read_json(dirs[0] / "report.json").data["measurements"]) >= 2:
                     return proc, dirs[0] / "report.json"
-            except (json.JSONDecodeError, KeyError):
+            except (intake.InputError, KeyError):
                 pass
         time.sleep(0.05)
     proc.kill()
@@ -308,7 +308,7 @@ def test_a_killed_run_leaves_a_valid_signed_partial_report(tmp_path, sig):
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     report = load_report(path)  # valid: written atomically after every measurement
-    data = json.loads(path.read_text())
+    data = intake.read_json(path).data
     assert sign.check(data)[0]
     assert 2 <= len(report.measurements) < 20
     assert all(m.status == "ok" for m in report.measurements)

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
+from bench.report import intake
 from bench.report import verify as v
 from bench.report.store import load_report
 from tests.cli.ranks import BIN, failed_cleanly, free_port, kill_rank_1, launch_rank
@@ -20,7 +21,7 @@ def test_single_process_train_json(tmp_path):
     (m,) = json.loads(res.stdout)["measurements"]
     assert m["workload"] == "train" and m["status"] == "ok" and m["summary"]["items_per_s"] > 0
     (path,) = tmp_path.glob("*/report.json")
-    assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+    assert not v.errors(v.verify_node_report(intake.read_json(path).data))
     shown = CliRunner().invoke(main, ["report", str(path)])
     assert shown.exit_code == 0 and "tokens|samples/s" in shown.output and "M x N x K" not in shown.output
 
@@ -44,7 +45,7 @@ def test_torchrun_two_ranks_write_one_report_with_scaling(tmp_path):
     assert total.spec["world_size"] == 2 and total.details["scaling_efficiency"] > 0
     assert [r["rank"] for r in total.details["per_rank"]] == [0, 1]
     assert total.samples_s == [max(a, b) for a, b in zip(rep.measurements[1].samples_s, rep.measurements[2].samples_s)]
-    assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+    assert not v.errors(v.verify_node_report(intake.read_json(path).data))
     assert "data-parallel total" in out.stdout
 
 

@@ -1,6 +1,5 @@
 """bench under a real Slurm: a one-node cluster started for the test (root, Debian's slurm-wlm and munge)."""
 
-import json
 import os
 import subprocess
 import sys
@@ -8,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.report import intake
 from bench.report import verify as v
 from bench.report.store import load_report
 from tests.slurm.cluster import Cluster, available
@@ -40,7 +40,7 @@ def test_srun_two_tasks_run_comm_and_write_one_report(cluster, tmp_path):
     rep = load_report(path)
     assert rep.config["launcher"] == "slurm" and rep.config["world_size"] == 2
     assert all(m.status == "ok" and m.spec["world_size"] == 2 for m in rep.measurements)
-    assert not v.errors(v.verify_node_report(json.loads(path.read_text())))
+    assert not v.errors(v.verify_node_report(intake.read_json(path).data))
 
 
 #: The node suite, briefly: what configs/slurm/bench.sbatch runs (configs/node.toml there) in seconds
@@ -72,7 +72,7 @@ def test_sbatch_runs_the_node_suite_exclusively_with_collectives_across_tasks(cl
     log = (tmp_path / "job.out").read_text() if (tmp_path / "job.out").exists() else ""
     assert out.returncode == 0, out.stderr + log[-2000:]
     (node,) = (tmp_path / "results" / "nodes").glob("*/report.json")  # one node, one report
-    assert not v.errors(v.verify_node_report(json.loads(node.read_text())))
+    assert not v.errors(v.verify_node_report(intake.read_json(node).data))
     rep = load_report(node)
     assert rep.config["world_size"] == 2 and rep.config["launcher"] == "slurm"
     assert {m.workload for m in rep.measurements} == {"matmul", "comm"}

@@ -1,0 +1,249 @@
+"""Node reports as a stream of signed records (schema version 3): what a run appends as it goes, and how it is read.
+
+A report file is one record a line, each line the RFC 8785 canonical JSON of {"record": R, "signature": S}:
+- R is an object with `type`, `seq` (its position, from 0) and `prev` (the hex SHA-256 of the canonical bytes of the
+  record before it; null for the first). Types: "header" (kind, schema_version 3, run_id, tool, command_line, config,
+  inventory, start_utc and `signer`, the public half of the signature block or null), "measurement" (`measurement`:
+  its record form, bench.report.model.Measurement.to_record), "amend" (`index` of a measurement and its new
+  `warnings` and `details`: what a run notes about a measurement after saving it), and "end" (end_utc, interrupted).
+  After "end" only amendments may follow.
+- S is base64 of the node key's Ed25519 signature of SIGNING_CONTEXT + SHA-256(R) (or null when unsigned).
+
+So appending costs one record's canonical bytes, one hash and one signature, whatever came before; the hash chain
+makes the last record's signature cover every record before it. A file cut at any byte (SIGKILL mid-write, a disk
+filling up) ends in a torn line without its newline: the reader drops it and what remains is a signed partial report
+(no end record). A record removed, reordered or edited breaks the chain and the signature of the last record.
+
+Reading (parse) turns a stream into the dictionary every reader of reports takes (the version-2 layout: run_id, ...,
+measurements, end_utc, interrupted, signature), keeping the records themselves under `records`; verification
+(inspect) recomputes the chain from those records, checks the dictionary is what they say, and checks the last
+signature. Only the last signature is checked: the chain already binds every record to it, and checking all of them
+would cost an Ed25519 verification per measurement for nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from bench.report import intake, keys, sign
+from bench.report.model import NODE_REPORT_KIND, STREAM_VERSION, ReportError
+
+#: Every stream starts with these bytes (the canonical form of its first line): how a reader tells it from a document.
+PREFIX = b'{"record":{'
+#: What each record's signature signs, before the record's SHA-256: a signature over a stream record can never pass
+#: for one over a version-2 document (whose canonical bytes start with "{").
+SIGNING_CONTEXT = b"bench.node-report.v3 record\n"
+HEADER, MEASUREMENT, AMEND, END = "header", "measurement", "amend", "end"
+#: Header fields that make up the report's top level, in the record as in the dictionary form.
+HEADER_FIELDS = ("run_id", "tool", "command_line", "config", "inventory", "start_utc")
+#: Most arrays and objects in one stream (all records together): a real eight-GPU node's 11,200 measurements hold
+#: about 40 each. A document is held to intake.DEFAULT_MAX_CONTAINERS; a stream's records are many small documents.
+MAX_CONTAINERS = 1 << 22
+#: Most samples a whole stream may declare (134 million, 1 GiB as float64; an eight-GPU node's run is about 20
+#: million): checked on the declared counts before any block is decompressed.
+MAX_SAMPLES = 1 << 27
+
+
+class Chain:
+    """The writer's side: turns records into signed, chained lines."""
+
+    def __init__(self, key: Ed25519PrivateKey | None) -> None:
+        self.key = key
+        self.seq = 0
+        self.prev: str | None = None
+
+    def signer(self) -> dict[str, str] | None:
+        """The public half of the signature block (alg, public_key, key_id), or None when unsigned."""
+        if self.key is None:
+            return None
+        public = self.key.public_key()
+        return {"alg": sign.ALG, "public_key": keys.public_b64(public), "key_id": keys.key_id(keys.raw_public(public))}
+
+    def line(self, record: dict[str, Any]) -> tuple[bytes, str | None]:
+        """The line for `record` (seq and prev filled in) and its signature; the chain moves on."""
+        body = sign.canonical_bytes({**record, "seq": self.seq, "prev": self.prev})
+        head = hashlib.sha256(body).digest()
+        signature = base64.b64encode(self.key.sign(SIGNING_CONTEXT + head)).decode() if self.key else None
+        self.seq += 1
+        self.prev = head.hex()
+        tail = b'"' + signature.encode() + b'"' if signature else b"null"
+        return b'{"record":' + body + b',"signature":' + tail + b"}\n", signature
+
+
+def header(report: Any, signer: dict[str, str] | None) -> dict[str, Any]:
+    """The header record of a NodeReport."""
+    return {"type": HEADER, "kind": NODE_REPORT_KIND, "schema_version": STREAM_VERSION,
+            **{k: getattr(report, k) for k in HEADER_FIELDS}, "signer": signer}  # fmt: skip
+
+
+def _fail(where: str, why: str) -> ReportError:
+    return intake.InputError(f"{where}: {why}")
+
+
+def parse(raw: bytes, where: str, *, max_containers: int | None = None) -> dict[str, Any]:
+    """The dictionary form of a stream (see the module docstring); InputError naming `where` and the record for
+    anything that is not a stream this module writes. A last line without its newline is a torn write: dropped, and
+    counted in `torn_bytes`."""
+    limit = MAX_CONTAINERS if max_containers is None else max_containers
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers > limit:
+        raise _fail(where, f"{containers} JSON arrays and objects, more than the limit of {limit}")
+    lines = raw.split(b"\n")
+    torn = lines.pop()
+    if not lines:
+        raise _fail(where, "no complete record (the header was cut short)")
+    out: list[dict[str, Any]] = []
+    signatures: list[Any] = []
+    declared = 0
+    for i, line in enumerate(lines):
+        at = f"record {i}"
+        obj = intake.parse_json(line, f"{where}: {at}", max_containers=limit)
+        if not isinstance(obj, dict) or set(obj) != {"record", "signature"} or not isinstance(obj["record"], dict):
+            raise _fail(where, f"{at} is not a {{record, signature}} object")
+        r, s = obj["record"], obj["signature"]
+        if s is not None and not isinstance(s, str):
+            raise _fail(where, f"{at}.signature should be base64 text or null")
+        if r.get("seq") != i or isinstance(r.get("seq"), bool):
+            raise _fail(where, f"{at} says it is record {r.get('seq')!r}: a record before it is missing, or they are "
+                        "out of order")  # fmt: skip
+        kind = r.get("type")
+        if (i == 0) != (kind == HEADER):
+            raise _fail(where, f"{at} is a {kind!r} record; a stream starts with its one header")
+        if kind == MEASUREMENT:
+            m = r.get("measurement")
+            for name in ("warmup", "samples"):
+                block = m.get(name) if isinstance(m, dict) else None
+                n = block.get("n") if isinstance(block, dict) else None
+                declared += n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
+        elif kind not in (HEADER, AMEND, END):
+            raise _fail(where, f"{at} has unknown type {kind!r}")
+        out.append(r)
+        signatures.append(s)
+    if declared > MAX_SAMPLES:
+        raise _fail(where, f"its records declare {declared} samples, more than the limit of {MAX_SAMPLES}")
+    try:
+        data = fold(out)
+    except ReportError as exc:
+        raise _fail(where, str(exc)) from None
+    if data["signature"] is not None:
+        data["signature"] = {**data["signature"], "signature": signatures[-1]}
+    else:
+        del data["signature"]
+    if torn:
+        data["torn_bytes"] = len(torn)
+    return data
+
+
+def fold(records: list[Any]) -> dict[str, Any]:
+    """The dictionary form of a list of records (their measurements with amendments applied), with the header's
+    signer block as `signature` (its signature itself is the last line's, which the records do not hold) and the
+    records under `records`. ReportError for a sequence no writer produces."""
+    head = records[0] if records and isinstance(records[0], dict) else {}
+    if head.get("type") != HEADER:
+        raise ReportError("a stream starts with its header record")
+    for key in ("kind", "schema_version", "signer", *HEADER_FIELDS):
+        if key not in head:
+            raise ReportError(f"the header record lacks {key!r}")
+    signer = head["signer"]
+    if signer is not None and not isinstance(signer, dict):
+        raise ReportError("the header's signer should be an object or null")
+    measurements: list[Any] = []
+    end: dict[str, Any] | None = None
+    for i, r in enumerate(records[1:], 1):
+        kind = r.get("type") if isinstance(r, dict) else None
+        if kind == MEASUREMENT and end is None:
+            measurements.append(r.get("measurement"))
+        elif kind == AMEND:
+            index = r.get("index")
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(measurements):
+                raise ReportError(f"record {i} amends measurement {index!r}, which no record before it holds")
+            if not isinstance(measurements[index], dict):
+                raise ReportError(f"record {i} amends measurement {index}, which is not an object")
+            if set(r) != {"type", "seq", "prev", "index", "warnings", "details"}:
+                raise ReportError(f"record {i}: an amendment sets warnings and details, nothing else")
+            measurements[index] = {**measurements[index], "warnings": r["warnings"], "details": r["details"]}
+        elif kind == END and end is None:
+            end = r
+        else:
+            raise ReportError(f"record {i} ({kind!r}) follows the end record" if end else f"record {i} is a {kind!r}")
+    data = {k: head[k] for k in ("kind", "schema_version", *HEADER_FIELDS)}
+    data.update(measurements=measurements, end_utc=end.get("end_utc") if end else None,
+                interrupted=end.get("interrupted") if end else False, signature=signer, records=records)  # fmt: skip
+    return data
+
+
+def chain_head(records: list[Any]) -> tuple[str | None, str | None]:
+    """(hex SHA-256 of the last record, None), or (None, why) when a record does not name the one before it."""
+    prev = None
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or r.get("seq") != i or r.get("prev") != prev:
+            return None, (f"record {i} does not follow record {i - 1} (a record was removed, reordered or changed)"
+                          if i else "the header record is not the first of its chain")  # fmt: skip
+        prev = hashlib.sha256(sign.canonical_bytes(r)).hexdigest()
+    return prev, None
+
+
+def _name(head: str, block: Any) -> str:
+    return hashlib.sha256(b"bench.node-report.v3\n" + head.encode() + b"\n" + rfc8785.dumps(block)).hexdigest()
+
+
+def digest(data: dict[str, Any]) -> str:
+    """What names a stream report (as sign.digest names a document): SHA-256 over its chain head and signature
+    block. Two cuts of one run are two reports."""
+    head, why = chain_head(data.get("records") if isinstance(data.get("records"), list) else [])
+    if head is None:
+        raise ValueError(why)
+    return _name(head, data.get(sign.SIGNATURE_FIELD))
+
+
+def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
+    """sign.inspect for a stream: (valid, why, digest or None)."""
+    records = data.get("records")
+    if not isinstance(records, list) or not records:
+        return False, "a version 3 report holds its records (read it with bench.report.intake)", None
+    try:
+        head, why = chain_head(records)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        return False, f"a record cannot be canonicalized (RFC 8785): {exc}", None
+    if head is None:
+        return False, str(why), None
+    block = data.get(sign.SIGNATURE_FIELD)
+    try:
+        name = _name(head, block)
+        folded = fold(records)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        return False, f"the report cannot be read from its records: {exc}", None
+    signer = folded.pop(sign.SIGNATURE_FIELD)
+    own = {k: v for k, v in data.items() if k not in (sign.SIGNATURE_FIELD, "torn_bytes")}
+    if own != folded:
+        return False, "the report's fields differ from what its records say", name
+    if not isinstance(block, dict) or signer is None:
+        return False, "not signed (no signature block)", name
+    if {k: v for k, v in block.items() if k != "signature"} != signer:
+        return False, "the signature block is not the one the header names", name
+    if block.get("alg") != sign.ALG:
+        return False, f"unsupported signature algorithm {block.get('alg')!r}; bench verifies {sign.ALG}", name
+    try:
+        public_raw = base64.b64decode(block.get("public_key", ""), validate=True)
+        signature = base64.b64decode(block.get("signature") or "", validate=True)
+        public = Ed25519PublicKey.from_public_bytes(public_raw)
+    except (binascii.Error, ValueError, TypeError):
+        return False, "malformed signature block (public key or signature is not valid base64 Ed25519)", name
+    if block.get("key_id") not in (keys.key_id(public_raw), keys.legacy_key_id(public_raw)):
+        return False, "key_id does not belong to the public key in the block", name
+    try:
+        public.verify(signature, SIGNING_CONTEXT + bytes.fromhex(head))
+    except InvalidSignature:
+        return False, "signature does not match the report's records (modified after signing?)", name
+    return True, "valid", name
+
+
+__all__ = ["AMEND", "END", "HEADER", "MEASUREMENT", "PREFIX", "SIGNING_CONTEXT", "Chain", "digest", "fold", "header",
+           "inspect", "parse"]  # fmt: skip
