@@ -6,10 +6,14 @@ the finished steps really took."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TextIO
 
@@ -37,7 +41,12 @@ def estimate_s(step: Step, config: dict[str, Any] | None = None) -> float:
     if label.endswith(" search"):
         window = choices.SEARCH_WINDOW_S[kind] if mc.get("window_s") is None else mc["window_s"]
         settle = choices.SEARCH_SETTLE_S[kind] if mc.get("settle_s") is None else mc["settle_s"]
-        return (mc.get("budget_s") or choices.SEARCH_BUDGET_S[kind]) + window + settle
+        budget = mc.get("budget_s") or choices.SEARCH_BUDGET_S[kind]
+        # bench.workloads.matmul_search: the sweep and re-measuring spend 3/4 of the budget, warm-up included; then
+        # two shapes per implementation (torch, and numpy on a CPU's float32/float64) are measured in full, each at
+        # least 0.5 s timed plus as much warm-up at most; then the MSMF window after up to 0.5 s of warm-up.
+        picks = 2 * (2 if kind == "cpu" and ("float32" in label or "float64" in label) else 1)
+        return 0.75 * budget + 1.5 * picks * max(0.25 * budget / picks, 0.5) + window + 0.5 + settle
     if step.workload == "membw" or label.startswith("membw"):
         budget = (config or {}).get("membw", {}).get("budget_s") or 1.0
         return 6 * (budget + min(budget, 1.0))
@@ -87,40 +96,183 @@ def interactive(stream: TextIO | None = None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
+#: Seconds between heartbeat lines in a log while one step runs (the issue: at least once a minute).
+HEARTBEAT_S = 30.0
+#: Seconds between refreshes of the live bar's position inside a step.
+BAR_REFRESH_S = 1.0
+
+
+def step_class(step: Step) -> str:
+    """What kind of work a step is, for pacing: steps of one class run at one pace (a search, a fixed shape, membw,
+    train, comm), so a quick membw step says nothing about how long a training run takes."""
+    label = step.label
+    if label.endswith(" search"):
+        return "search"
+    if step.workload == "membw" or label.startswith("membw"):
+        return "membw"
+    if step.workload == "train" or label.startswith("train"):
+        return "train " + label.split()[1] if len(label.split()) > 1 else "train"
+    return step.workload if step.workload != "step" else "fixed"
+
+
 class Eta:
-    """Time elapsed and left over a plan of steps: what remains of the budgets' estimate, scaled by the pace of the
-    steps finished so far (their real duration over their estimate)."""
+    """Time elapsed and left over a plan of steps. Each step's expected duration is its estimate (the budgets', or
+    what the same step took in the last run of this suite here: see StepHistory) times the pace of its class: what
+    the finished steps of that class took over their estimates. The running step counts down from its expected
+    duration, or, when it reports how far it is (a training run's steps), from the time its done share took. Lanes
+    run at once when concurrent (the longest lane counts). What is left never rises by more than the time elapsed
+    since it was last read: an estimate that jumps up is one nobody can plan by."""
 
     def __init__(self, steps: Sequence[Step], estimates: Sequence[float], concurrent: bool,
-                 now: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 now: Callable[[], float] = time.monotonic, known: Sequence[Step] = ()) -> None:  # fmt: skip
+        self.steps = list(steps)
+        #: steps whose estimate is what they took in the last run here (StepHistory), and their finished total
+        self.known = {id(s) for s in known}
+        self.took_known = (0.0, 0.0)
         self.estimates = {id(s): e for s, e in zip(steps, estimates, strict=True)}
+        self.concurrent = concurrent
         self.planned = total_s(steps, estimates, concurrent)
         self.now = now
         self.started = now()
-        self.done_estimate = 0.0
-        self.left_at_step = self.planned
-        self.step_started = self.started
+        self.running: dict[str | None, tuple[Step, float]] = {}
+        self.done: set[int] = set()
+        self.took: dict[str, tuple[float, float]] = {}  # class -> (actual seconds, estimated seconds) of finished steps
+        self.durations: dict[str, float] = {}  # label -> seconds, of finished steps
+        self.fraction: dict[int, float] = {}
+        self.last: tuple[float, float] | None = None  # (when, left) last reported
+        self.lock = threading.Lock()
 
     def elapsed(self) -> float:
         return self.now() - self.started
 
+    def _lane(self, step: Step) -> str | None:
+        return step.lane if self.concurrent else None
+
+    def _finish(self, lane: str | None, now: float) -> None:
+        held = self.running.pop(lane, None)
+        if held is None:
+            return
+        step, began = held
+        self.done.add(id(step))
+        seconds = now - began
+        self.durations[step.label] = seconds
+        if id(step) in self.known:
+            actual, estimated = self.took_known
+            self.took_known = (actual + seconds, estimated + self.estimates.get(id(step), 0.0))
+            return
+        actual, estimated = self.took.get(step_class(step), (0.0, 0.0))
+        self.took[step_class(step)] = (actual + seconds, estimated + self.estimates.get(id(step), 0.0))
+
     def begin(self, step: Step) -> float:
-        """A step starts (the previous one finished): update the pace, and return the seconds left from now."""
+        """A step starts (the previous one of its lane finished): return the seconds left from now."""
         now = self.now()
-        elapsed = now - self.started
-        pace = elapsed / self.done_estimate if self.done_estimate > 0 else 1.0
-        self.left_at_step = max(0.0, self.planned - self.done_estimate) * pace
-        self.step_started = now
-        self.done_estimate += self.estimates.get(id(step), 0.0)
-        return self.left_at_step
+        with self.lock:
+            self._finish(self._lane(step), now)
+            self.running[self._lane(step)] = (step, now)
+        return self.left()
+
+    def end(self) -> None:
+        """Every step finished: the running ones are done now."""
+        now = self.now()
+        with self.lock:
+            for lane in list(self.running):
+                self._finish(lane, now)
+
+    def progress(self, step_label: str, fraction: float) -> None:
+        """The running step `step_label` says how far it is (0..1)."""
+        with self.lock:
+            for step, _ in self.running.values():
+                if step.label == step_label:
+                    self.fraction[id(step)] = min(max(fraction, 0.0), 1.0)
+
+    def expected(self, step: Step) -> float:
+        """The seconds `step` should take in all: its estimate at the pace so far. A step whose estimate is what it
+        took last time goes at the pace of every such step finished (the machine is busier or quieter than then);
+        one estimated from the budgets at its own class's pace (the budgets misjudge each class differently)."""
+        if id(step) in self.known:
+            actual, estimated = self.took_known
+        else:
+            actual, estimated = self.took.get(step_class(step), (0.0, 0.0))
+        pace = actual / estimated if estimated > 0 and actual > 0 else 1.0
+        return self.estimates.get(id(step), 0.0) * pace
+
+    def step_left(self, step: Step, began: float, now: float) -> float:
+        """Seconds the running step still needs."""
+        inside = now - began
+        f = self.fraction.get(id(step), 0.0)
+        if 0.1 <= f < 1.0 and inside > 1.0:  # its own pace, once it has done a tenth
+            return inside * (1 - f) / f
+        return max(self.expected(step) - inside, 0.0)
+
+    def share_done(self, step: Step, began: float) -> float:
+        """How far the running step is, 0..1 (what the live bar shows inside a step)."""
+        f = self.fraction.get(id(step))
+        if f is not None:
+            return f
+        expected = self.expected(step)
+        return min(0.95, (self.now() - began) / expected) if expected > 0 else 0.0
 
     def left(self) -> float:
-        """Seconds left now: the estimate made when the current step began, counted down since."""
-        return max(0.0, self.left_at_step - (self.now() - self.step_started))
+        """Seconds left now."""
+        now = self.now()
+        with self.lock:
+            running = {id(s): (s, t) for s, t in self.running.values()}
+            lanes: dict[str | None, float] = {}
+            rest = 0.0
+            for step in self.steps:
+                if id(step) in self.done:
+                    continue
+                seconds = self.step_left(*running[id(step)], now) if id(step) in running else self.expected(step)
+                lane = self._lane(step)
+                if lane is None:
+                    rest += seconds
+                else:
+                    lanes[lane] = lanes.get(lane, 0.0) + seconds
+            left = max(lanes.values(), default=0.0) + rest
+            if self.last is not None:
+                left = min(left, self.last[1] + (now - self.last[0]))
+            self.last = (now, left)
+            return left
+
+
+class StepHistory:
+    """What each step of a suite took the last time it ran here, kept next to the results (RESULTS_DIR/
+    step-seconds.json) under a digest of the suite config, so a run's estimates come from this machine rather than
+    from the budgets alone (a training preset's duration is not in any budget). One JSON object; a file that cannot be
+    read is no history."""
+
+    FILE = "step-seconds.json"
+
+    def __init__(self, directory: Path, config: dict[str, Any] | None) -> None:
+        self.path = directory / self.FILE
+        text = json.dumps(config or {}, sort_keys=True, default=str)
+        self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            self.all = data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            self.all = {}
+        seen = self.all.get(self.key)
+        self.seconds: dict[str, float] = {
+            k: float(v) for k, v in (seen.items() if isinstance(seen, dict) else ())
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e7
+        }  # fmt: skip
+
+    def save(self, durations: dict[str, float]) -> None:
+        """Record this run's step durations (a partial run's too: they are as true)."""
+        self.all[self.key] = {**self.seconds, **durations}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.all, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # estimates are a convenience: a read-only results directory must not fail the run
 
 
 class StepLines:
-    """One line per step on a log: '[3/12 25%] 0:01:23 elapsed, ~0:04:10 left: cuda:0 bfloat16 search'."""
+    """One line per step on a log: '[3/12 25%] 0:01:23 elapsed, ~0:04:10 left: cuda:0 bfloat16 search', a heartbeat
+    line while a step runs long, and a last line with the total time."""
 
     def __init__(self, steps: Sequence[Step], estimates: Sequence[float], concurrent: bool,
                  out: TextIO | None = None, eta: Eta | None = None) -> None:  # fmt: skip
@@ -128,27 +280,43 @@ class StepLines:
         self.total = len(steps)
         self.done = 0
         self.out = out or sys.stderr
+        self.label = ""
+        self.step_began = self.eta.now()
+        #: when the last line was printed (time.monotonic): the heartbeat comes HEARTBEAT_S after it
+        self.printed = time.monotonic()
 
     def step(self, step: Step) -> None:
         elapsed = self.eta.elapsed()
         left = self.eta.begin(step)
         self.done += 1
+        self.label, self.step_began = step.label, self.eta.now()
         pct = 100 * (self.done - 1) // max(1, self.total)
+        self.printed = time.monotonic()
         print(f"[{self.done}/{self.total} {pct}%] {clock(elapsed)} elapsed, ~{clock(left)} left: {step.label}",
               file=self.out, flush=True)  # fmt: skip
 
+    def heartbeat(self) -> None:
+        """A line saying the run is alive inside a long step: how long the step has run, elapsed, left."""
+        inside = self.eta.now() - self.step_began
+        self.printed = time.monotonic()
+        print(f"[{self.done}/{self.total} ...] {clock(self.eta.elapsed())} elapsed, ~{clock(self.eta.left())} left: "
+              f"{self.label} running for {clock(inside)}", file=self.out, flush=True)  # fmt: skip
+
     def finished(self, measured: int) -> None:
-        print(f"[done] {clock(self.eta.elapsed())}: {measured} measurements", file=self.out, flush=True)
+        print(f"[done] {clock(self.eta.elapsed())} in total: {measured} measurements", file=self.out, flush=True)
 
 
 class Progress:
-    """Progress of one verb's steps on stderr: a live bar on a terminal (steps done, elapsed, ~left), one line per step
-    in a log, nothing with quiet. Hand step/measured to bench.runner.execute (or the suite), steps_of(label) to a
-    training run for its inner bar, and sweep(label, total) to a loop without steps."""
+    """Progress of one verb's steps on stderr: a live bar on a terminal (steps done, moving inside a step, elapsed,
+    ~left), one line per step in a log with a heartbeat every HEARTBEAT_S inside a long step, and a last line with the
+    total time in both; nothing with quiet. Hand step/measured to bench.runner.execute (or the suite), steps_of(label)
+    to a training run for its inner bar, and sweep(label, total) to a loop without steps. With `history` (a results
+    directory) the estimates come from what each step took the last time this suite ran there (StepHistory)."""
 
     def __init__(self, quiet: bool = False, *, concurrent: bool = True, config: dict[str, Any] | None = None,
-                 count: Callable[[], int] | None = None, show_plan: bool = False) -> None:  # fmt: skip
-        from rich.progress import BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn, TimeElapsedColumn
+                 count: Callable[[], int] | None = None, show_plan: bool = False,
+                 history: Path | None = None) -> None:  # fmt: skip
+        from rich.progress import BarColumn, ProgressColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as Bars
         from rich.text import Text
 
@@ -160,12 +328,19 @@ class Progress:
             def render(self, task: Any) -> Text:
                 return Text(owner.left_text() if task.id == owner.task else "", style="cyan")
 
+        class Done(ProgressColumn):
+            """Whole steps done of the plan (the bar itself also moves inside a step)."""
+
+            def render(self, task: Any) -> Text:
+                return Text(f"{int(task.completed)}/{int(task.total or 0)}")
+
         self.quiet, self.concurrent, self.config, self.show_plan = quiet, concurrent, config, show_plan
         self.count = count or (lambda: self.measured_count)
         self.measured_count = 0
+        self.history = StepHistory(history, config) if history is not None else None
         #: a terminal gets live bars; a log (Slurm, CI) gets one line per step instead
         self.lines_mode = not quiet and not interactive()
-        self.bars = Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), Left(),
+        self.bars = Bars(TextColumn("{task.description}"), BarColumn(), Done(), TimeElapsedColumn(), Left(),
                          console=stderr(), disable=quiet or self.lines_mode, transient=True)  # fmt: skip
         self.eta: Eta | None = None
         self.lines: StepLines | None = None
@@ -173,16 +348,36 @@ class Progress:
         self.detail: Any = None
         self.label = ""
         self.done = -1
+        self.current: tuple[Step, float] | None = None
+        self.stop = threading.Event()
+        self.ticker: threading.Thread | None = None
+        self.ended = False
 
     def plan(self, steps: Sequence[Step]) -> None:
         """The steps about to run: the plan line (when asked for) and the bar or lines over them."""
-        estimates = [estimate_s(s, self.config) for s in steps]
+        known = self.history.seconds if self.history else {}
+        estimates = [known.get(s.label, estimate_s(s, self.config)) for s in steps]
         if self.show_plan:
-            self.say(plan_line(steps, estimates, self.concurrent))
-        self.eta = Eta(steps, estimates, self.concurrent)
+            line = plan_line(steps, estimates, self.concurrent)
+            if known and all(s.label in known for s in steps):
+                line = line.replace("(from the budgets;", "(from the last run of this suite here;")
+            self.say(line)
+        self.eta = Eta(steps, estimates, self.concurrent, known=[s for s in steps if s.label in known])
         if self.lines_mode:
             self.lines = StepLines(steps, estimates, self.concurrent, eta=self.eta)
         self.task = self.bars.add_task("starting", total=len(steps))
+        if not self.quiet and self.ticker is None:
+            self.ticker = threading.Thread(target=self._tick, name="bench-progress", daemon=True)
+            self.ticker.start()
+
+    def _tick(self) -> None:
+        """Between steps: move the bar inside the running step, and print a heartbeat line to a log."""
+        while not self.stop.wait(BAR_REFRESH_S):
+            if self.lines is not None:
+                if self.current is not None and time.monotonic() - self.lines.printed >= HEARTBEAT_S:
+                    self.lines.heartbeat()
+            else:
+                self._show()
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -195,7 +390,11 @@ class Progress:
     def _show(self) -> None:
         if self.task is None:
             return
-        self.bars.update(self.task, description=f"{self.label} ({self.count()} measured)", completed=self.done)
+        inside = 0.0
+        if self.eta is not None and self.current is not None:
+            inside = self.eta.share_done(*self.current)
+        self.bars.update(self.task, description=f"{self.label} ({self.count()} measured)",
+                         completed=max(self.done, 0) + inside)  # fmt: skip
 
     def step(self, step: Step) -> None:
         self.label, self.done = step.label, self.done + 1
@@ -203,6 +402,7 @@ class Progress:
             self.lines.step(step)
         elif self.eta:
             self.eta.begin(step)
+        self.current = (step, self.eta.now() if self.eta else time.monotonic())
         self._show()
 
     def measured(self, m: object = None) -> None:
@@ -210,9 +410,12 @@ class Progress:
         self._show()
 
     def steps_of(self, label: str) -> Callable[[int, int], None]:
-        """progress(done, total) for one training run: a second bar while it runs, gone when it ends."""
+        """progress(done, total) for one training run: a second bar while it runs, gone when it ends; the plan's
+        estimate of what is left follows its pace."""
 
         def update(done: int, total: int) -> None:
+            if self.eta is not None and total > 0:
+                self.eta.progress(label, done / total)
             if self.detail is None:
                 self.detail = self.bars.add_task(f"  {label}: steps", total=total)
             self.bars.update(self.detail, completed=done, total=total)
@@ -227,13 +430,27 @@ class Progress:
         task = self.bars.add_task(label, total=total)
         return lambda: self.bars.advance(task)
 
+    def _end(self) -> None:
+        self.stop.set()
+        if self.eta is not None and not self.ended:
+            self.ended = True
+            self.eta.end()
+            if self.history is not None:
+                self.history.save(self.eta.durations)
+
     def finished(self) -> None:
+        """The plan ran: the last line, with the total time (on a terminal too, once the bar is gone)."""
+        self._end()
         if self.lines:
             self.lines.finished(self.count())
+        elif self.eta is not None:
+            self.say(f"done in {clock(self.eta.elapsed())}: {self.count()} measurements")
 
     def __enter__(self) -> Self:
         self.bars.__enter__()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is not None:
+            self._end()
         self.bars.__exit__(kind, exc, tb)

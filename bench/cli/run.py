@@ -170,7 +170,8 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     else:
         assert writer is not None
         feedback = Progress(quiet, concurrent=config["suite"]["concurrent_devices"], config=config,
-                            count=lambda: len(writer.report.measurements), show_plan=True)  # fmt: skip
+                            count=lambda: len(writer.report.measurements), show_plan=True,
+                            history=results_dir)  # fmt: skip
         try:
             orchestrate.single_suite(config, facts, inv, writer, feedback)
         except (KeyboardInterrupt, runner.Terminated) as exc:  # the report is already closed as interrupted

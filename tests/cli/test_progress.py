@@ -1,0 +1,89 @@
+"""Honest time left (issue 25): estimates paced per class of step, from the last run of the suite here when there
+is one, counting down inside a step, never rising by more than the time elapsed; a heartbeat inside a long step and a
+last line with the total time."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from bench import runner
+from bench.cli import progress
+
+
+def steps(*labels: str) -> list[runner.Step]:
+    return [runner.Step(label, list, "train" if label.startswith("train") else "step", {"id": "cpu", "kind": "cpu"})
+            for label in labels]  # fmt: skip
+
+
+def test_a_class_of_steps_is_paced_by_its_own_steps_only():
+    now = [0.0]
+    plan = steps("cpu float32 search", "cpu float64 search", "train gpt tiny on cpu")
+    eta = progress.Eta(plan, [10.0, 10.0, 30.0], False, now=lambda: now[0])
+    eta.begin(plan[0])
+    now[0] = 5.0  # the first search took half its estimate: the second will too; training is another class
+    assert eta.begin(plan[1]) == 5.0 + 30.0
+
+
+def test_what_is_left_never_rises_by_more_than_the_time_elapsed():
+    now = [0.0]
+    plan = steps("cpu float32 search", "cpu float64 search", "cpu bfloat16 search")
+    eta = progress.Eta(plan, [1.0, 1.0, 1.0], False, now=lambda: now[0])
+    assert eta.begin(plan[0]) == 3.0
+    now[0] = 10.0  # the first search took 10 s: at its pace the rest take 20 s, but only 10 s went by
+    assert eta.begin(plan[1]) == 3.0 + 10.0
+    now[0] = 11.0
+    assert eta.left() <= 13.0 + 1.0
+
+
+def test_a_step_that_says_how_far_it_is_is_timed_by_its_own_pace():
+    now = [0.0]
+    plan = steps("train gpt tiny on cpu")
+    eta = progress.Eta(plan, [30.0], False, now=lambda: now[0])
+    eta.begin(plan[0])
+    now[0] = 2.0
+    eta.progress("train gpt tiny on cpu", 0.5)  # half its steps in 2 s: 2 s left, not 28
+    assert eta.left() == 2.0
+    assert eta.share_done(plan[0], 0.0) == 0.5
+
+
+def test_the_last_run_of_the_suite_here_gives_the_estimates(tmp_path):
+    config = {"matmul": {"budget_s": 3.0}}
+    plan = steps("cpu float32 search", "train gpt tiny on cpu")
+    first = progress.Progress(quiet=True, config=config, history=tmp_path)
+    first.plan(plan)
+    first.eta.durations = {"cpu float32 search": 7.0, "train gpt tiny on cpu": 3.0}
+    first.finished()
+    saved = json.loads((tmp_path / progress.StepHistory.FILE).read_text())
+    assert list(saved.values()) == [{"cpu float32 search": 7.0, "train gpt tiny on cpu": 3.0}]
+    second = progress.Progress(quiet=True, config=config, history=tmp_path)
+    second.plan(plan)
+    assert second.eta.planned == 10.0
+    other = progress.Progress(quiet=True, config={"matmul": {"budget_s": 4.0}}, history=tmp_path)
+    other.plan(plan)  # another config: the budgets again
+    assert other.eta.planned != 10.0
+    (tmp_path / progress.StepHistory.FILE).write_text("[not an object")
+    progress.Progress(quiet=True, config=config, history=tmp_path).plan(plan)  # unreadable: no history, no error
+
+
+def test_a_log_gets_a_heartbeat_inside_a_long_step_and_the_total_at_the_end(monkeypatch):
+    now = [0.0]
+    plan = steps("cpu float32 search")
+    out = io.StringIO()
+    lines = progress.StepLines(plan, [120.0], False, out, progress.Eta(plan, [120.0], False, now=lambda: now[0]))
+    lines.step(plan[0])
+    now[0] = 61.0
+    lines.heartbeat()
+    lines.finished(4)
+    text = out.getvalue().splitlines()
+    assert text[1] == "[1/1 ...] 0:01:01 elapsed, ~0:00:59 left: cpu float32 search running for 0:01:01"
+    assert text[2] == "[done] 0:01:01 in total: 4 measurements"
+
+
+def test_steps_timed_last_run_go_at_the_pace_of_every_such_step():
+    now = [0.0]
+    plan = steps("cpu float32 search", "train gpt tiny on cpu")
+    eta = progress.Eta(plan, [10.0, 30.0], False, now=lambda: now[0], known=plan)
+    eta.begin(plan[0])
+    now[0] = 20.0  # the machine is twice as slow as last time: so is training, though no training step finished
+    assert eta.begin(plan[1]) == 60.0
