@@ -12,6 +12,7 @@ from bench.report.model import NodeReport
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { max-width: 100%; display: block; overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f3f3f3; }
@@ -54,8 +55,8 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
 
     def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return f'<td class="num">{v:.4g}</td>'
+        if isinstance(v, float):  # 4 significant digits, and large figures whole with thousands separators
+            return f'<td class="num">{v:,.0f}</td>' if abs(v) >= 1e4 else f'<td class="num">{v:.4g}</td>'
         if isinstance(v, int) and not isinstance(v, bool):
             return f'<td class="num">{v}</td>'
         return f"<td>{_e(v)}</td>"
@@ -122,8 +123,41 @@ def node_page(report: NodeReport, checks: list[gates.Gate] | None = None) -> str
     if warnings:
         body += ["<h2>Warnings</h2>", table(warnings)]
     body.append("<h2>Plots</h2>")
-    body += [figure(title, draw(report)) for title, draw in plots.NODE_PLOTS]
+    unit, _ = plots.flop_unit([m for m in report.measurements if m.workload == "matmul"])
+    body += [figure(title.format(unit=unit), draw(report)) for title, draw in plots.NODE_PLOTS]
     return page(f"bench {report.run_id}", body)
+
+
+#: The fleet page's columns: (field, heading a reader understands), precision first. Fields a report lacks show "-".
+#: The fleet page's columns: (field, heading a reader understands, scale), precision first; one unit per table (fleet
+#: totals in PFLOPS, per-device figures in TFLOPS). Fields a report lacks show "-".
+TOTALS_COLUMNS = (
+    ("precision", "precision", None), ("devices", "devices", None), ("nodes", "nodes", None),
+    ("reported_tflops", "reported MAMF PFLOPS", 1e-3), ("bounded_tflops", "bounded PFLOPS", 1e-3),
+    ("bounded_devices", "bounded devices", None), ("proven_tflops", "proven PFLOPS", 1e-3),
+    ("msmf_tflops", "MSMF PFLOPS", 1e-3), ("peak_tflops", "peak PFLOPS", 1e-3),
+    ("devices_without_peak", "devices without a peak", None),
+)  # fmt: skip
+GROUPS_COLUMNS = (
+    ("precision", "precision", None), ("model", "accelerator", None), ("devices", "devices", None),
+    ("nodes", "nodes", None), ("mamf_sum_tflops", "MAMF sum TFLOPS", 1.0), ("msmf_sum_tflops", "MSMF sum TFLOPS", 1.0),
+    ("peak_sum_tflops", "peak sum TFLOPS", 1.0), ("efficiency", "MAMF / peak", None),
+    ("mamf_p5_tflops", "MAMF p5 TFLOPS per device", 1.0), ("mamf_median_tflops", "MAMF median TFLOPS per device", 1.0),
+    ("mamf_p95_tflops", "MAMF p95 TFLOPS per device", 1.0),
+)  # fmt: skip
+
+
+def _human(rows: list[dict[str, Any]], columns: tuple[tuple[str, str, float | None], ...]) -> list[dict[str, Any]]:
+    """Rows renamed to the headings of `columns`, in their order and scaled to the heading's unit (fields not listed
+    are left out: the JSON has them)."""
+
+    def value(r: dict[str, Any], key: str, scale: float | None) -> Any:
+        v = r.get(key)
+        if v is None:
+            return "-"
+        return v * scale if scale is not None and isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+    return [{heading: value(r, key, scale) for key, heading, scale in columns} for r in rows]
 
 
 def capacity_page(cap: dict[str, Any]) -> str:
@@ -131,8 +165,8 @@ def capacity_page(cap: dict[str, Any]) -> str:
     counted = sum(i.get("status") == "counted" for i in cap.get("inputs", []))
     body = [f"<h1>bench capacity report {_e(cap.get('created_utc'))}</h1>",
             f"<p>{counted} node reports counted of {len(cap.get('inputs', []))}; signed by {_e(signer)}.</p>",
-            "<h2>Totals</h2>", table(cap.get("totals", [])),
-            "<h2>Groups</h2>", table(cap.get("groups", [])),
+            "<h2>Totals per precision</h2>", table(_human(cap.get("totals", []), TOTALS_COLUMNS)),
+            "<h2>Groups: accelerator model x precision</h2>", table(_human(cap.get("groups", []), GROUPS_COLUMNS)),
             "<h2>Defective</h2>", table([{k: v for k, v in d.items() if k != "reasons"} | {"reasons": "; ".join(d.get("reasons", []))}
                                          for d in cap.get("defective", [])]),
             "<h2>Per-node distribution</h2>", figure("MAMF per device by node", plots.capacity_distribution(cap))]  # fmt: skip

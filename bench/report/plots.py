@@ -51,9 +51,14 @@ def _devices(ms: list[Measurement]) -> str:
     return "; ".join(f"{', '.join(ids)} ({name})" for name, ids in names.items())
 
 
-def _flop_unit(ms: list[Measurement]) -> tuple[str, float]:
+def flop_unit(ms: list[Measurement]) -> tuple[str, float]:
     """The unit of a figure: the tables' (GFLOPS when only CPUs are on it, else TFLOPS)."""
     return render.FLOP_UNITS["cuda" if any(m.device.get("kind") == "cuda" for m in ms) else "cpu"]
+
+
+def render_mamf(ms: list[Measurement]) -> dict[Any, tuple[Measurement, str]]:
+    """Each device x precision's MAMF measurement by bench.figures.mamf, emulated ones included (they are drawn)."""
+    return figures.mamf(ms, lambda m: (m.device.get("id"), m.spec.get("precision")), emulated=True)
 
 
 def matmul_vs_size(report: NodeReport) -> bytes | None:
@@ -61,13 +66,14 @@ def matmul_vs_size(report: NodeReport) -> bytes | None:
     ms = _ok(report, "matmul")
     if not ms:
         return None
-    unit, scale = _flop_unit(ms)
+    unit, scale = flop_unit(ms)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     series: dict[str, list[tuple[float, float, bool]]] = {}
+    chosen = {id(m) for m, _ in render_mamf(ms).values()}  # the headline's MAMF (a steady one where the pick is not)
     for m in ms:
         tag = f"{m.device.get('id')} {m.spec['precision']}" + (" (emulated)" if m.emulated else "")
         series.setdefault(tag, []).append((_size(m.spec), m.summary["tflops_median"] * scale,
-                                           bool(m.details.get("search", {}).get("mamf"))))  # fmt: skip
+                                           id(m) in chosen))  # fmt: skip
     for tag, points in sorted(series.items()):
         points.sort()
         line = ax.plot([p[0] for p in points], [p[1] for p in points], "o", label=tag, alpha=0.7)[0]
@@ -200,6 +206,12 @@ def roofline(report: NodeReport) -> bytes | None:
     return _png(fig)
 
 
+#: Telemetry fields as a reader names them, with their unit.
+TELEMETRY_NAMES = {"cpu_mhz": "CPU clock (MHz)", "sm_clock_mhz": "SM clock (MHz)", "memory_clock_mhz": "memory clock (MHz)",
+                   "power_w": "power (W)", "temperature_c": "temperature (°C)", "package_w": "CPU package power (W)"}  # fmt: skip
+STYLES, MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "D", "v")
+
+
 def telemetry(report: NodeReport) -> bytes | None:
     """Clocks, power and temperature over time during sustained (MSMF) windows."""
     windows = [m for m in report.measurements if m.details.get("telemetry_samples")]
@@ -208,18 +220,18 @@ def telemetry(report: NodeReport) -> bytes | None:
                      and k not in ("energy_j", "throttle_reasons")})  # fmt: skip
     if not fields:
         return None
-    fig, axes = plt.subplots(len(fields), 1, figsize=(8, 2.2 * len(fields)), sharex=True, squeeze=False)
+    fig, axes = plt.subplots(len(fields), 1, figsize=(9, 2.6 * len(fields)), sharex=True, squeeze=False)
     for ax, name in zip(axes[:, 0], fields, strict=True):
-        for m in windows:
+        for i, m in enumerate(windows):
             pts = [(s["t_s"], s[name]) for s in m.details["telemetry_samples"] if isinstance(s.get(name), (int, float))]
-            if pts:
-                ax.plot(
-                    [p[0] for p in pts], [p[1] for p in pts], label=f"{m.device.get('id')} {m.spec.get('precision')}"
-                )
-        ax.set_ylabel(name, fontsize=8)
+            if pts:  # windows often read the same clock: a style and marker each keeps overlapping lines apart
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle=STYLES[i % len(STYLES)],
+                        marker=MARKERS[i % len(MARKERS)], markersize=4, linewidth=1.5, alpha=0.8,
+                        label=f"{m.device.get('id')} {m.spec.get('precision')}")  # fmt: skip
+        ax.set_ylabel(TELEMETRY_NAMES.get(name, name), fontsize=8)
         ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
     axes[0, 0].set_title(f"Telemetry during sustained windows — {_devices(windows)}", fontsize=9)
-    axes[0, 0].legend(fontsize=7)
     axes[-1, 0].set_xlabel("seconds into the window")
     return _png(fig)
 
@@ -229,17 +241,18 @@ def msmf_series(report: NodeReport) -> bytes | None:
     windows = [m for m in report.measurements if (m.details.get("msmf") or {}).get("series")]
     if not windows:
         return None
+    unit, scale = flop_unit(windows)
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for m in windows:
         series = m.details["msmf"]["series"]
         ax.plot(
             [p["t_s"] for p in series],
-            [p["tflops"] for p in series],
+            [p["tflops"] * scale for p in series],
             "o-",
             label=f"{m.device.get('id')} {m.spec.get('precision')}",
         )
     ax.set_xlabel("seconds into the window")
-    ax.set_ylabel("TFLOPS (per tenth of the window)")
+    ax.set_ylabel(f"{unit} (per tenth of the window)")
     ax.set_title(f"Sustained throughput over the MSMF window — {_devices(windows)}", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -255,7 +268,7 @@ def capacity_distribution(cap: dict[str, Any]) -> bytes | None:
     for d in devices:
         groups.setdefault((str(d.get("model")), str(d.get("precision"))), []).append(d)
     bad = {(d.get("node"), d.get("device"), d.get("precision")) for d in cap.get("defective", [])}
-    fig, axes = plt.subplots(len(groups), 1, figsize=(9, 3 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(11, 3.6 * len(groups)), squeeze=False)
     for ax, ((model, precision), rows) in zip(axes[:, 0], sorted(groups.items()), strict=True):
         nodes = sorted({str(r.get("node")) for r in rows})
         index = {n: i for i, n in enumerate(nodes)}
@@ -267,17 +280,18 @@ def capacity_distribution(cap: dict[str, Any]) -> bytes | None:
         ax.axhline(median, color="gray", linestyle="--", linewidth=1, label="median")
         ax.set_title(f"{model} {precision}: MAMF per device (red = defective)", fontsize=9)
         ax.set_ylabel("TFLOPS")
-        step = max(1, math.ceil(len(nodes) / 30))
-        ax.set_xticks(range(0, len(nodes), step), nodes[::step], rotation=90, fontsize=6)
+        step = max(1, math.ceil(len(nodes) / 20))  # at most 20 node names, readable at 1400 px
+        ax.set_xticks(range(0, len(nodes), step), nodes[::step], rotation=40, ha="right", fontsize=8)
+        ax.set_xlabel("node" + (f" (one name every {step} nodes)" if step > 1 else ""))
         ax.legend(fontsize=7)
     return _png(fig)
 
 
 NODE_PLOTS = (
-    ("Matmul TFLOPS vs size", matmul_vs_size),
-    ("Achieved vs peak", achieved_vs_peak),
+    ("Matmul {unit} vs size", matmul_vs_size),
+    ("Achieved MAMF vs peak, {unit}", achieved_vs_peak),
     ("Roofline", roofline),
-    ("Sustained window", msmf_series),
+    ("Sustained {unit} over the MSMF window", msmf_series),
     ("Telemetry", telemetry),
     ("Bus bandwidth vs message size", busbw_vs_size),
 )

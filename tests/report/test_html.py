@@ -162,3 +162,18 @@ def test_the_training_table_takes_its_unit_from_the_device_class():
     parser.feed(html.node_page(syn.gpu_report([gpu_run])))
     (train,) = [t for t in parser.tables if t[0].startswith("train")]
     assert "TFLOPS" in train[1]
+
+
+def test_pages_read_by_people_name_their_unit_and_their_columns():
+    """Issue 25: the headline first, one FLOPS unit per page named in every caption (GFLOPS on a CPU page), and the
+    fleet page's columns in words, precision first, large figures without exponents."""
+    r = syn.report([syn.matmul("float32", syn.samples(0.002), role="final", mamf=True)])
+    page = html.node_page(r)
+    assert page.index("headline (CPU, GFLOPS") < page.index("<h2>Gates</h2>")
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
+    assert "Matmul GFLOPS vs size" in captions and not any("TFLOPS" in c for c in captions)
+    page = html.capacity_page(run(fleet(6)))
+    heads = re.findall(r"<th>([^<]*)</th>", page)
+    assert heads[0] == "precision" and "reported MAMF PFLOPS" in heads and "accelerator" in heads
+    assert not any("_" in h for h in heads)
+    assert not re.search(r'<td class="num">[0-9.]+e\+', page)
