@@ -163,7 +163,8 @@ def single_suite(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: 
         with feedback:
             runner.execute(writer, steps, feedback.step, measured, keep_going=True,
                            concurrent=config["suite"]["concurrent_devices"],
-                           plan=functools.partial(plans.lane_plan, config, facts, inv["host"]),
+                           plan=functools.partial(plans.lane_plan, functools.partial(plans.suite_build, config,
+                                                                                     inv["host"]), facts),
                            worker_init=worker_init)  # fmt: skip
         feedback.finished()
         tr.annotate_mamf_ratio(writer.report.measurements)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -64,7 +65,7 @@ def fixed_plan(
             for (m, n, k), fast in itertools.product(shapes or [(size, size, size)], fp8_modes(name)):
                 spec = mm.MatmulSpec(m, n, k, name, fast)
                 steps.append(runner.Step(f"{f.id} {name}{_mode_label(fast)} {m}x{n}x{k}",
-                                         lambda s=spec, f=f, p=peak: mm.run(s, f, policy, peak=p), lane=lane(f)))  # fmt: skip
+                                         functools.partial(mm.run, spec, f, policy, peak=peak), lane=lane(f)))  # fmt: skip
     return steps
 
 
@@ -133,7 +134,7 @@ def membw_steps(facts: list[DeviceFacts], policy: Policy, elements: int | None) 
     for f in facts:
         peak = peaks.memory_bandwidth_tbps(f.name) if f.kind == "cuda" else None
         cpus = nvml.cpu_affinity(f.uuid) if f.kind == "cuda" and f.uuid else None
-        steps.append(runner.Step(f"membw {f.id}", lambda f=f, p=peak, c=cpus: mb.run(f, policy, elements, p, cpu_affinity=c),
+        steps.append(runner.Step(f"membw {f.id}", functools.partial(mb.run, f, policy, elements, peak, cpu_affinity=cpus),
                                  lane=lane(f)))  # fmt: skip
     return steps
 
@@ -308,18 +309,32 @@ def suite_steps(config: dict[str, Any], facts: list[DeviceFacts], host_inv: dict
 
 
 @contextlib.contextmanager
-def lane_plan(config: dict[str, Any], facts: list[DeviceFacts], host_inv: dict[str, Any],
+def lane_plan(build: Callable[[list[DeviceFacts], dict[str, Any]], list[runner.Step]], facts: list[DeviceFacts],
               lane_id: str) -> Iterator[list[runner.Step]]:  # fmt: skip
-    """runner.LanePlan of a suite: the steps of one lane (suite_steps of that device), rebuilt in its worker process
-    with telemetry readers of its own, closed when the lane is done. Pickles as functools.partial(lane_plan, config,
-    facts, host_inv): plain data, where the steps themselves are closures."""
+    """runner.LanePlan: the steps of one lane, rebuilt in its worker process by `build(facts, readers)` (suite_build,
+    search_build: module-level, so that functools.partial(lane_plan, partial(build, ...), facts) pickles where the
+    steps, closures over telemetry readers and each other's results, do not), with telemetry readers of its own,
+    closed when the lane is done."""
     mine = [f for f in facts if lane(f) == lane_id]
     readers, closers = telemetry_readers(mine)
     try:
-        yield [s for s in suite_steps(config, mine, host_inv, readers) if s.lane == lane_id]
+        yield [s for s in build(mine, readers) if s.lane == lane_id]
     finally:
         for close in closers:
             close()
+
+
+def suite_build(config: dict[str, Any], host_inv: dict[str, Any], facts: list[DeviceFacts],
+                readers: dict[str, Any]) -> list[runner.Step]:  # fmt: skip
+    """suite_steps as a lane_plan build."""
+    return suite_steps(config, facts, host_inv, readers)
+
+
+def search_build(host_inv: dict[str, Any], precisions: tuple[str, ...], mode: str, grid: list[tuple[int, int, int]],
+                 budget: float | None, window: float | None, overrides: PeakOverrides, settle: float | None,
+                 facts: list[DeviceFacts], readers: dict[str, Any]) -> list[runner.Step]:  # fmt: skip
+    """search_plan as a lane_plan build."""
+    return search_plan(facts, host_inv, precisions, mode, grid, budget, window, overrides, readers, settle)
 
 
 def matmul_suite_steps(mc: dict[str, Any], f: DeviceFacts, host_inv: dict[str, Any], readers: dict[str, Any],

@@ -166,16 +166,19 @@ def test_a_suite_rebuilds_each_lane_in_its_worker_and_the_cpu_runs_after(fake_cu
     steps = plans.suite_steps(config, facts, host, {})
     seen = []
     writer = ReportWriter(report([], end=None), tmp_path)
-    out = runner.execute(writer, steps, seen.append, plan=functools.partial(plans.lane_plan, config, facts, host),
-                         worker_init=functools.partial(install_in_worker, **FAST))  # fmt: skip
+    plan = functools.partial(plans.lane_plan, functools.partial(plans.suite_build, config, host), facts)
+    out = runner.execute(
+        writer, steps, seen.append, plan=plan, worker_init=functools.partial(install_in_worker, **FAST)
+    )
     assert sorted(s.label for s in seen) == sorted(s.label for s in steps)  # progress reported here, per step
     assert [m.status for m in out.measurements] == ["ok"] * 3 and out.measurements[-1].device["id"] == "cpu"
     gpu = [m for m in out.measurements if m.device["kind"] == "cuda"]
     assert {m.device["id"] for m in gpu} == {"cuda:0", "cuda:1"}
     assert all(m.details["concurrency"]["devices"] == ["cuda:0", "cuda:1"] for m in gpu)
     assert "concurrency" not in out.measurements[-1].details
+    closures = [runner.Step(f.id, lambda f=f: mm.run(SPEC, f, QUICK), lane=f.id) for f in facts[:2]]
     with pytest.raises(TypeError, match="does not pickle"):  # closures cannot reach a worker: said at once
-        runner.execute(ReportWriter(report([], end=None), tmp_path / "closures"), steps)
+        runner.execute(ReportWriter(report([], end=None), tmp_path / "closures"), closures)
 
 
 def test_sequential_lanes_run_here_one_after_another(fake_cuda, tmp_path):
@@ -266,3 +269,25 @@ def test_host_copies_take_turns_across_the_lanes_workers(fake_cuda, tmp_path):
                          worker_init=functools.partial(install_in_worker, **FAST))  # fmt: skip
     first, second = sorted(m.details["held"] for m in out.measurements)
     assert first[1] <= second[0]
+
+
+def test_every_gpu_plan_reaches_its_workers(fake_cuda):
+    """bench matmul (fixed shapes), bench membw: steps that pickle as they are. bench matmul --search: steps are
+    closures over telemetry readers and float32's result, so each worker rebuilds its lane (plans.lane_plan) with the
+    same labels the parent shows."""
+    import pickle
+
+    fake_cuda(**FAST)
+    host = {"cpu_model": "cpu", "fingerprint": "fp"}
+    gpus = [devices.facts("cuda:0"), devices.facts("cuda:1")]
+    fixed = plans.fixed_plan(gpus, host, ("float32",), [(32, 32, 32)], QUICK, plans.PeakOverrides())
+    membw = plans.membw_steps(gpus, QUICK, 1024)
+    assert [s.label for s in pickle.loads(pickle.dumps(fixed + membw))] == [s.label for s in fixed + membw]
+    args = (host, ("float32", "bfloat16"), "auto", [], 1.0, 1.0, plans.PeakOverrides(), 0.0)
+    search = plans.search_plan(gpus, host, *args[1:7], {}, args[7])
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        pickle.dumps(search)
+    plan = pickle.loads(pickle.dumps(functools.partial(plans.lane_plan, functools.partial(plans.search_build, *args),
+                                                       gpus)))  # fmt: skip
+    with plan("cuda:1") as rebuilt:
+        assert [s.label for s in rebuilt] == [s.label for s in search if s.lane == "cuda:1"] != []

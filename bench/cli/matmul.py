@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +148,7 @@ def matmul(
     from bench.hardware import devices
     from bench.hardware.inventory import collect
     from bench.measure.sampling import Policy
-    from bench.plans import PeakOverrides, fixed_plan, search_plan, telemetry_readers
+    from bench.plans import PeakOverrides, fixed_plan, lane_plan, search_build, search_plan, telemetry_readers
     from bench.report import render
     from bench.report.store import dumps
     from bench.workloads import matmul_search as ms
@@ -190,9 +191,13 @@ def matmul(
     facts = [devices.facts(d, inv["host"]) for d in device_ids]
     readers: dict[str, Any] = {}
     closers: list = []
+    plan = None  # fixed shapes: the steps pickle as they are, for the GPUs' worker processes
     if search:
         readers, closers = telemetry_readers(facts)
         steps = search_plan(facts, inv["host"], precisions, search, grid, budget, window, overrides, readers, settle)
+        # each GPU's worker rebuilds its searches (closures over telemetry readers and float32's result)
+        plan = functools.partial(lane_plan, functools.partial(search_build, inv["host"], precisions, search, grid,
+                                                              budget, window, overrides, settle), facts)  # fmt: skip
     else:
         policy = Policy(budget_s=budget or 1.0, min_iterations=min_iterations, max_warmup_s=warmup)
         steps = fixed_plan(facts, inv["host"], precisions, all_shapes, policy, overrides)
@@ -204,7 +209,8 @@ def matmul(
     progress.plan(steps)
     try:
         with progress:
-            report = runner.execute(writer, steps, progress.step, progress.measured, concurrent=not sequential)
+            report = runner.execute(writer, steps, progress.step, progress.measured, concurrent=not sequential,
+                                    plan=plan)  # fmt: skip
         progress.finished()
     except KeyboardInterrupt:
         fail(f"interrupted; {len(writer.report.measurements)} finished measurements saved in {writer.path}", 130)
