@@ -253,6 +253,8 @@ class Lanes:
         ctx = worker_context()
         copies = ctx.Lock()  # the node's host<->device copies take turns across the workers (devices.host_copies)
         self.ready = ctx.Barrier(len(self.together))
+        # the workers read EOF on `alive` once this process's end closes: when it is done with them, or killed
+        alive, self.alive = ctx.Pipe(duplex=False)
         self.procs: dict[str, Any] = {}
         self.pipes: dict[str, Connection] = {}
         self.current: dict[str, Step | None] = {lane: None for lane in self.together}
@@ -263,7 +265,7 @@ class Lanes:
                 p = ctx.Process(target=_lane_worker, name=f"bench-{lane}", daemon=True,
                                 args=(lane, self.plan, [s.label for s in self.parallel[lane]], self.worker_init,
                                       send, self.spools[lane], self.keep_going, self.together, copies,
-                                      self.ready))  # fmt: skip
+                                      self.ready, alive))  # fmt: skip
                 p.start()
                 send.close()  # the worker holds the only sending end: its death closes the pipe
                 self.procs[lane], self.pipes[lane] = p, receive
@@ -283,9 +285,12 @@ class Lanes:
             self._drain(record, done)
             self.stop()
             raise
+        finally:
+            alive.close()
         for lane in self.together:
             self.procs[lane].join()
             self.spools[lane].remove()
+        self.alive.close()
 
     def _receive(self, lane: str, record: Callable[[Step | Measurement], None]) -> bool:
         """Handle one message from a lane's worker; True once the lane is finished. A closed pipe without 'done' is
@@ -340,6 +345,8 @@ class Lanes:
 
     def stop(self) -> None:
         """SIGTERM every worker still running, then SIGKILL those that have not ended after STOP_GRACE_S."""
+        if hasattr(self, "alive"):
+            self.alive.close()
         procs = getattr(self, "procs", {})
         for p in procs.values():
             if p.is_alive():
@@ -351,28 +358,30 @@ class Lanes:
                 p.join()
 
 
-def _watch_parent() -> None:
+def _watch_parent(alive: Connection) -> None:
     """End this worker when the process that started it is gone (killed, so it never stopped us): an orphaned lane
-    would go on using its GPU for nobody. What it finished is in its spool."""
-    parent = os.getppid()
+    would go on using its GPU for nobody; what it finished is in its spool. `alive` is the reading end of a pipe only
+    the parent writes to (it never does): it reads EOF when the parent's end closes, at its death. (Not getppid(): a
+    forkserver worker's parent is the fork server, which outlives a killed client while its children hold its socket.)"""
 
     def watch() -> None:
-        while os.getppid() == parent:
-            threading.Event().wait(1.0)
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                alive.recv()
         os._exit(3)
 
     threading.Thread(target=watch, name="bench-parent-watch", daemon=True).start()
 
 
 def _lane_worker(lane: str, plan: LanePlan, labels: list[str], worker_init: WorkerInit | None, conn: Connection,
-                 spool: Spool, keep_going: bool, together: list[str], copies: Any,
-                 ready: Any) -> None:  # fmt: skip
+                 spool: Spool, keep_going: bool, together: list[str], copies: Any, ready: Any,
+                 alive: Connection) -> None:  # fmt: skip
     """One lane in its own process: bind the device, rebuild the lane's steps, run them in order, and spool then send
     each measurement. Ctrl-C belongs to the parent, which stops the workers and closes the report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if worker_init is not None:
         worker_init(lane)
-    _watch_parent()
+    _watch_parent(alive)
     devices.share_host_copies(copies)
     try:
         devices.bind_process(lane)

@@ -3,6 +3,7 @@
 import datetime as dt
 import functools
 import itertools
+import json
 import multiprocessing
 import os
 import signal
@@ -10,6 +11,7 @@ import statistics
 import threading
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
@@ -291,3 +293,64 @@ def test_every_gpu_plan_reaches_its_workers(fake_cuda):
                                                        gpus)))  # fmt: skip
     with plan("cuda:1") as rebuilt:
         assert [s.label for s in rebuilt] == [s.label for s in search if s.lane == "cuda:1"] != []
+
+
+def _mark_pid_then_one_then_wait(f, folder):
+    (folder / f"{f.id}.pid").write_text(str(os.getpid()))
+    yield from _one_then_wait(f)
+
+
+_KILLED_PARENT = """
+import functools, pathlib, sys
+from dataclasses import asdict
+import pytest
+from bench import runner
+from bench.hardware import devices
+from bench.report.store import ReportWriter
+from tests.fakes.cuda import FakeCuda, install_in_worker
+from tests.report.synthetic import report
+from tests.test_runner import FAST, _mark_pid_then_one_then_wait
+
+folder = pathlib.Path(sys.argv[1])
+FakeCuda(**FAST).install(pytest.MonkeyPatch())
+gpus = [devices.facts("cuda:0"), devices.facts("cuda:1")]
+steps = [runner.Step(f.id, functools.partial(_mark_pid_then_one_then_wait, f, folder), "matmul", asdict(f), f.id)
+         for f in gpus]
+runner.execute(ReportWriter(report([], end=None), folder), steps, worker_init=functools.partial(install_in_worker, **FAST))
+"""
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return "\\nState:\\tZ" in fh.read()
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_a_killed_parent_loses_no_finished_measurement_and_leaves_no_worker(tmp_path):
+    """SIGKILL of the parent (it cannot stop its workers): each worker's finished measurements are in its spool,
+    and the workers end by themselves instead of holding their GPUs for nobody."""
+    import subprocess
+    import sys
+
+    parent = subprocess.Popen([sys.executable, "-c", _KILLED_PARENT, str(tmp_path)], cwd=Path(__file__).parent.parent)
+    spools = tmp_path / ".spool"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        lines = [p.read_text().count("\n") for p in spools.glob("lanes-worker-rank*.jsonl")] if spools.exists() else []
+        if lines == [1, 1]:
+            break
+        time.sleep(0.2)
+    parent.kill()
+    parent.wait()
+    assert lines == [1, 1]
+    pids = [int(p.read_text()) for p in tmp_path.glob("cuda:*.pid")]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 30
+    while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(_gone(p) for p in pids)
+    kept = [Measurement.from_dict(json.loads(p.read_text())) for p in spools.glob("*.jsonl")]
+    assert sorted(m.device["id"] for m in kept) == ["cuda:0", "cuda:1"] and all(m.status == "ok" for m in kept)
