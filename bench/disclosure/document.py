@@ -106,6 +106,35 @@ def _read_proofs(docs: list[intake.Document], policy: Policy, as_of: dt.datetime
     return proven
 
 
+def _owned(
+    proven: proofs.Proven, counted: pd.DataFrame, leaves: list[tuple[Leaf, list[dict[str, Any]]]]
+) -> proofs.Proven:
+    """Only the proven bounds that belong to the rows counting their devices: a bound counts for a device only where
+    the node report counting it (a capacity input: its digest and signing key) is signed by the key that committed
+    the challenge answer, for the host name that committed it (proofs.Proven.owned). A proof cited for another
+    operator's report is refused, naming both owners. Only the proofs' devices are looked up (a country holds a
+    million rows)."""
+    if not proven.tflops:
+        return proven
+    wanted = {d for challenges in proven.tflops.values() for per in challenges.values() for d in per}
+    rows = counted[counted["device"].isin(wanted)]
+    keys = set(zip(rows["leaf"].tolist(), rows["precision"].tolist(), rows["device"].tolist(), strict=True))
+    labels = {k[0] for k in keys}
+    reporters: dict[str, dict[str, set[proofs.Owner]]] = {}
+    for lf, _ in leaves:  # a disclosure row keeps its capacity report, whose own row names the node report counted
+        if lf.label not in labels:
+            continue
+        signer = {i.get("digest"): i.get("key_id") for i in lf.data.get("inputs", []) if isinstance(i, dict)}
+        for d in lf.data.get("devices", []):
+            if isinstance(d, dict) and (lf.label, d.get("precision"), d.get("device")) in keys:
+                owner = (signer.get(d.get("report")), d.get("node"))
+                reporters.setdefault(d["precision"], {}).setdefault(d["device"], set()).add(owner)
+    owned, refused = proven.owned(reporters)
+    if refused:
+        raise DisclosureError("; ".join(f.message for f in refused))
+    return owned
+
+
 def _declared(declarations: list[decl.Declaration], capacity_by_site: dict[str, float]) -> dict[str, Any]:
     sites = []
     for d in sorted(declarations, key=lambda d: d.path):
@@ -159,7 +188,7 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         raise DisclosureError("two declarations for one site")
     counted, duplicates = merge(leaves, trusted_aggregator=policy.aggregator_ids is not None, as_of=as_of,
                                 stale_after=dt.timedelta(seconds=policy.stale_after_s))  # fmt: skip
-    proven = _read_proofs(proof_docs, policy, as_of)
+    proven = _owned(_read_proofs(proof_docs, policy, as_of), counted, leaves)
     # the device ids numbered once (in order of appearance) for every figure below that folds rows by device: hashing
     # a country's million ids was done four times
     devices, _ = pd.factorize(counted["device"])

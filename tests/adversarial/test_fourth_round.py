@@ -33,14 +33,14 @@ def _pem(path: Path, key) -> Path:
     return path
 
 
-def _proof(path: Path, devices: dict[str, float], key=None, *, hours_ago: float = 1.0, dtype: str = "bfloat16") -> Path:
-    """A proof as the auditor's verifier writes it: signed by the auditor's key, crediting `devices` (UUID -> TFLOPS)."""
+def _proof(path: Path, devices: dict[str, float], key=None, *, hours_ago: float = 1.0, dtype: str = "bfloat16",
+           keys: world.Keys = K) -> Path:  # fmt: skip
+    """A proof as the auditor's verifier writes it: signed by the auditor's key, crediting `devices` (UUID -> TFLOPS),
+    each committed by `keys`' node key for its host."""
     key = key or K.auditor
     ch = chl.issue(key, dtype=dtype, n=64, products=1, window=dt.timedelta(minutes=5), nodes=None,
                    now=world.NOW - dt.timedelta(hours=hours_ago))  # fmt: skip
-    path.write_text(
-        dumps(proofs.document(ch, [{"device": d, "tflops_lower_bound": t} for d, t in devices.items()], key))
-    )
+    path.write_text(dumps(proofs.document(ch, [world.proven(d, t, keys) for d, t in devices.items()], key)))
     return path
 
 
@@ -80,7 +80,8 @@ def test_a1_verify_ignores_the_verifiers_own_auditor_key(tmp_path):
     verify says the proven tier rests on a key the verifier did not name."""
     forger = world.Keys()
     files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2], keys=forger)
-    proof = _proof(tmp_path / "in" / "forged.proof.json", {d: 700.0 for d in _devices(files)}, forger.auditor)
+    proof = _proof(tmp_path / "in" / "forged.proof.json", {d: 700.0 for d in _devices(files)}, forger.auditor,
+                   keys=forger)  # fmt: skip
     out = world.site_disclosure(tmp_path, files, Store(), keys=forger, proofs=[proof],
                                 claims=[{"text": "5 PFLOPS bf16", "source": "forger", "date": "2026"}])  # fmt: skip
     doc = world.read(out)

@@ -200,6 +200,27 @@ def test_a_proof_counts_only_for_the_key_and_host_that_committed_it(tmp_path):
     assert not json.loads(other_host.stdout)["claims"][0]["supported"]
 
 
+def test_a_disclosure_refuses_a_proof_committed_by_another_operator(tmp_path):
+    """The same borrowing in a disclosure: a proof whose devices were committed by another operator's node key (for
+    the right hosts) is refused when the site is disclosed, naming both keys; the site's own proof is proven."""
+    import pytest
+
+    from bench.disclosure.leaves import DisclosureError, Store
+    from tests.adversarial.test_fourth_round import _devices, _head
+    from tests.adversarial.test_fourth_round import _proof as disclosure_proof
+    from tests.disclosure import world
+
+    other = world.Keys()
+    files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1, 2])
+    devices = {d: 600.0 for d in _devices(files)}
+    borrowed = disclosure_proof(tmp_path / "in" / "borrowed.proof.json", devices, keys=other)
+    with pytest.raises(DisclosureError, match=f"committed by key {other.kid('node')}.*{world.KEYS.kid('node')}"):
+        world.site_disclosure(tmp_path, files, Store(), proofs=[borrowed])
+    own = disclosure_proof(tmp_path / "in" / "own.proof.json", devices)
+    doc = world.read(world.site_disclosure(tmp_path, files, Store(), proofs=[own]))
+    assert _head(doc)["proven_pflops"] == pytest.approx(len(devices) * 0.6)
+
+
 def test_a_proof_without_an_owner_counts_nothing(tmp_path):
     """A device entry that names no committing key or host (a proof written before owners were recorded) cannot be
     held to anyone: it counts for no report."""

@@ -117,9 +117,7 @@ def test_sample_then_audit_a_site_proven_by_its_challenge(setup):
     ch = chl.issue(K.auditor, dtype="bfloat16", n=64, products=1, window=dt.timedelta(minutes=5), nodes=None,
                    now=world.NOW)  # fmt: skip
     proof = tmp / "audit.proof.json"
-    proof.write_text(
-        dumps(proofs.document(ch, [{"device": d, "tflops_lower_bound": 650.0} for d in sample], K.auditor))
-    )
+    proof.write_text(dumps(proofs.document(ch, [world.proven(d, 650.0) for d in sample], K.auditor)))
     result, out = _site(setup, "A1", "--proof", proof, "--audit-request", request, out=tmp / "out/audited")
     assert result.exit_code == 0, result.output
     doc = json.loads((out / "disclosure.json").read_text())

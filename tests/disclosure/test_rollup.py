@@ -160,7 +160,7 @@ def test_proofs_of_the_sites_carry_up_but_are_never_added(tmp_path):
         ch = chl.issue(world.KEYS.auditor, dtype="bfloat16", n=64, products=1, window=dt.timedelta(minutes=5),
                        nodes=None, now=world.NOW)  # fmt: skip
         proof = tmp_path / f"{site}.proof.json"
-        proof.write_text(dumps(proofs.document(ch, [{"device": d, "tflops_lower_bound": 600.0} for d in devices],
+        proof.write_text(dumps(proofs.document(ch, [world.proven(d, 600.0) for d in devices],
                                                world.KEYS.auditor)))  # fmt: skip
         paths[site] = world.site_disclosure(tmp_path, files, store, proofs=[proof])
     assert _headline(world.read(paths["A1"]))["proven_pflops"] == pytest.approx(8 * 0.6)

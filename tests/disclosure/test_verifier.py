@@ -85,7 +85,7 @@ def _rows(files):
 def _proof(path, devices, hours_ago):
     ch = chl.issue(K.auditor, dtype="bfloat16", n=64, products=1, window=dt.timedelta(minutes=5), nodes=None,
                    now=world.NOW - dt.timedelta(hours=hours_ago))  # fmt: skip
-    path.write_text(dumps(proofs.document(ch, [{"device": d, "tflops_lower_bound": t} for d, t in devices], K.auditor)))
+    path.write_text(dumps(proofs.document(ch, [world.proven(d, t) for d, t in devices], K.auditor)))
     return path
 
 

@@ -15,6 +15,7 @@ from bench.report import aggregate as agg
 from bench.report import intake, sign
 from bench.report.store import dumps
 from tests.report.fleet import NOW, node_report
+from tests.report.synthetic import gpu_uuid
 
 AS_OF = NOW
 
@@ -38,6 +39,15 @@ class Keys:
 
 
 KEYS = Keys()
+
+#: The host of each GPU this world's node reports name (node n, GPU i: synthetic.gpu_uuid), for proofs' owners.
+HOSTS = {gpu_uuid(n, i): f"node{n:05d}" for n in range(256) for i in range(8)}
+
+
+def proven(device: str, tflops: float, keys: Keys = KEYS) -> dict:
+    """A proof's device entry as `bench challenge verify` writes it: committed by the node key for the GPU's host."""
+    return {"device": device, "key_id": keys.kid("node"), "host": HOSTS.get(device), "tflops_lower_bound": tflops}
+
 
 DECLARATION = """\
 country = "Freedonia"
