@@ -59,6 +59,11 @@ def read_count(value: Any) -> int:
 
 #: Measurement fields holding raw samples (written as lists in documents, as encoded blocks in records).
 _RAW = ("warmup_s", "samples_s")
+#: Where a measurement keeps its encoded sample blocks once to_record made them, beside the SHA-256 of the samples they
+#: encode (not a field: equality, asdict and to_dict ignore it; pickling carries it). A lane's worker encodes its
+#: measurement for its spool and sends it to the process that writes the report, which then only hashes the samples
+#: (checking the blocks still encode them) instead of compressing them again.
+_ENCODED = "_encoded_samples"
 
 
 class Samples(array):
@@ -150,8 +155,12 @@ class Measurement:
         from bench.report import samples as codec
         from bench.report.sign import samples_digest
 
-        return {**self._fields(), "warmup": codec.encode(self.warmup_s), "samples": codec.encode(self.samples_s),
-                "samples_sha256": samples_digest(self.warmup_s, self.samples_s)}  # fmt: skip
+        digest = samples_digest(self.warmup_s, self.samples_s)
+        blocks = self.__dict__.get(_ENCODED)
+        if blocks is None or blocks[0] != digest:
+            blocks = (digest, codec.encode(self.warmup_s), codec.encode(self.samples_s))
+            self.__dict__[_ENCODED] = blocks  # kept (and pickled) with the samples they encode: see _ENCODED
+        return {**self._fields(), "warmup": blocks[1], "samples": blocks[2], "samples_sha256": digest}
 
     @classmethod
     def from_record(cls, d: Any, where: str = "measurement") -> Measurement:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import os
+import pickle
 import secrets
 import tempfile
 import threading
@@ -160,6 +160,13 @@ def load_report(path: str | Path) -> NodeReport:
 SYNC_INTERVAL_S = 1.0
 
 
+def _snapshot(m: Measurement) -> bytes:
+    """What save() compares to tell whether a measurement's warnings or details changed since it was written: their
+    pickle (a copy that costs a microsecond or two; equal values pickle alike unless a dict's keys were reordered,
+    which at worst appends an amendment that changes nothing)."""
+    return pickle.dumps((m.warnings, m.details), protocol=5)
+
+
 class _Syncer:
     """fsyncs a report's file from a thread of its own (on its own descriptor): whenever records are pending, then it
     rests `interval` seconds. os.fsync releases the interpreter lock, so the run goes on while the disk works. The
@@ -225,13 +232,13 @@ class ReportWriter:
         self.sync_interval_s = sync_interval_s
         self._lock = threading.Lock()
         self._chain = records.Chain(key)
-        self._seen: list[tuple[list[Any], dict[str, Any]]] = []
+        self._seen: list[bytes] = []
         self._finished = False
         signer = self._chain.signer()
         lines = [self._line(records.header(report, signer))]
         for m in report.measurements:
             lines.append(self._line(self._measurement(m)))
-            self._seen.append(copy.deepcopy((m.warnings, m.details)))
+            self._seen.append(_snapshot(m))
         if report.end_utc:
             lines.append(self._line(self._end()))
         write_atomic(self.path, b"".join(lines))  # the header appears whole or not at all
@@ -270,7 +277,7 @@ class ReportWriter:
                 raise ValueError(f"{self.path}: the report is finished; nothing can be added")
             line = self._line(self._measurement(measurement))
             self.report.measurements.append(measurement)
-            self._seen.append(copy.deepcopy((measurement.warnings, measurement.details)))
+            self._seen.append(_snapshot(measurement))
             self._append(line)
 
     def save(self) -> None:
@@ -280,9 +287,10 @@ class ReportWriter:
             self._amend_changed()
 
     def _amend_changed(self) -> None:
-        for i, (m, (warnings, details)) in enumerate(zip(self.report.measurements, self._seen, strict=True)):
-            if m.warnings != warnings or m.details != details:
-                self._seen[i] = copy.deepcopy((m.warnings, m.details))
+        for i, (m, seen) in enumerate(zip(self.report.measurements, self._seen, strict=True)):
+            now = _snapshot(m)
+            if now != seen:
+                self._seen[i] = now
                 record = {"type": records.AMEND, "index": i, "warnings": m.warnings, "details": m.details}
                 self._append(self._line(record), sync=True)
 

@@ -302,3 +302,27 @@ def test_sigkill_at_random_moments_leaves_every_returned_measurement_signed(tmp_
         assert "partial" in {f.code for f in findings}
         assert isinstance(NodeReport.from_dict(data), NodeReport)
         assert len(data["measurements"]) >= returned
+
+
+def test_blocks_encoded_by_a_lanes_spool_are_reused_only_while_they_encode_the_samples(tmp_path, monkeypatch):
+    import pickle
+
+    from bench import runner
+
+    m = syn.matmul("float32", syn.samples(1e-3, 300))
+    runner.Spool(tmp_path / "spool", "job", "host", 1).add(m)  # in the lane's worker
+    sent = pickle.loads(pickle.dumps(m))  # through the lane's pipe
+    calls = []
+    real = samples.encode
+    monkeypatch.setattr(samples, "encode", lambda values: calls.append(len(values)) or real(values))
+    w = ReportWriter(syn.report([], end=None), tmp_path / "run", KEY)
+    w.add(sent)
+    assert calls == []  # reused
+    stale = pickle.loads(pickle.dumps(m))
+    stale.samples_s[0] *= 2  # changed after it was encoded: the blocks no longer encode it
+    stale.summary = syn.matmul("float32", list(stale.samples_s)).summary
+    w.add(stale)
+    assert calls == [0, 300]
+    w.finish()
+    back = load_report(w.path)
+    assert back.measurements[1].samples_s == stale.samples_s and errors(read(w.path)) == set()
