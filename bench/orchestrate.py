@@ -188,25 +188,36 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
                                                                   if w in ("matmul", "membw")]}}  # fmt: skip
     readers, closers = plans.telemetry_readers(facts)
     mine: list[Measurement] = []
-    for step in plans.suite_steps(local, facts, inv["host"], readers):
-        for m in runner.measurements_of(step, keep_going=True):  # a failing step is recorded; the suite goes on
-            if writer:
-                writer.add(m)
-            else:
-                spool.add(m)
-                mine.append(m)
-    for close in closers:
-        close()
-    gathered = gather(where, writer, spool, mine, facts, fingerprint, inv["host"].get("hostname"))
-    device = facts[0] if facts else devices.facts(devices.local_device(where.local_rank, where.local_world_size),
-                                                  inv["host"])  # fmt: skip
-    job_writer = writer if where.rank == 0 else None
-    # the job's measurements name the ranks whose own device fell behind: synchronous work runs at their pace
-    slow = plans.stragglers(gathered, config["suite"]["straggler_fraction"]) if job_writer else []
+    local_steps = plans.suite_steps(local, facts, inv["host"], readers)
+    # the job's phases as steps too, so rank 0 prints one plan and a line per step (they run below, not through these)
+    job_steps = [runner.Step(f"train {s.model} {s.preset} x{where.world_size} ranks", list, "train",
+                             {"id": facts[0].id if facts else "cpu", "kind": kind})
+                 for s in (plans.train_specs(tc, kind) if "train" in config["suite"]["workloads"] else [])]  # fmt: skip
+    if "comm" in config["suite"]["workloads"]:
+        job_steps.append(runner.Step(f"comm x{where.world_size} ranks", list, "comm", {"id": "job", "kind": kind}))
+    feedback.plan([*local_steps, *job_steps])
     with feedback:
+        for step in local_steps:
+            feedback.step(step)
+            for m in runner.measurements_of(step, keep_going=True):  # a failing step is recorded; the suite goes on
+                if writer:
+                    writer.add(m)
+                else:
+                    spool.add(m)
+                    mine.append(m)
+        for close in closers:
+            close()
+        phases = iter(job_steps)
+        gathered = gather(where, writer, spool, mine, facts, fingerprint, inv["host"].get("hostname"))
+        device = facts[0] if facts else devices.facts(devices.local_device(where.local_rank, where.local_world_size),
+                                                      inv["host"])  # fmt: skip
+        job_writer = writer if where.rank == 0 else None
+        # the job's measurements name the ranks whose own device fell behind: synchronous work runs at their pace
+        slow = plans.stragglers(gathered, config["suite"]["straggler_fraction"]) if job_writer else []
         if "train" in config["suite"]["workloads"]:
             for spec in plans.train_specs(tc, kind):
                 label = f"train {spec.model} {spec.preset} x{where.world_size} ranks"
+                feedback.step(next(phases))
                 peak = plans.train_peak(device, inv["host"], spec.precision)
                 for m in plans.train_measurements(spec, device, peak, where, feedback.steps_of(label), fingerprint):
                     if writer:  # each node leader: its node's ranks; rank 0 also the baseline and the job's total
@@ -216,6 +227,7 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
         if "comm" in config["suite"]["workloads"]:
             sizes = cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or (2**30 if kind == "cuda" else 64 * 2**20),
                                      cc["factor"])  # fmt: skip
+            feedback.step(next(phases))
             advance = feedback.sweep(f"comm x{where.world_size} ranks", len(cc["ops"]) * len(sizes))
             for m in plans.comm_measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup_iterations"], device.id, device,
                                              inv["host"].get("hostname"), cc["batches"]):  # fmt: skip
@@ -223,6 +235,7 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
                 if job_writer and m:
                     m.details["stragglers"] = slow
                     job_writer.add(m)
+    feedback.finished()
     if writer:
         tr.annotate_mamf_ratio(writer.report.measurements)
         writer.finish()

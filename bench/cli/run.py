@@ -164,7 +164,9 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     writer = runner.start(results_dir, run_config, inv, key) if leader else None
     stopped: BaseException | None = None
     if where.distributed:
-        feedback = Progress(quiet or where.rank != 0, config=config)
+        # rank 0 speaks for the job: the plan, a line per step, heartbeats and the total (the other ranks are quiet)
+        feedback = Progress(quiet or where.rank != 0, config=config, show_plan=True,
+                            history=results_dir if where.rank == 0 else None)  # fmt: skip
         with rank_job(where, writer):
             orchestrate.distributed_suite(config, where, kind, facts, inv, writer, results_dir, feedback)
     else:

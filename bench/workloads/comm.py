@@ -28,6 +28,10 @@ from bench import figures, launch
 WORKLOAD = "comm"
 OPS = figures.COMM_OPS
 ELEMENT = torch.float32
+#: torch 2.13 deprecates all_gather_into_tensor / reduce_scatter_tensor (a FutureWarning per rank and call site) for
+#: the *_single names, which older torch lacks: the new name where it exists, the same collective either way.
+ALL_GATHER = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+REDUCE_SCATTER = getattr(dist, "reduce_scatter_single", None) or dist.reduce_scatter_tensor
 ITEMSIZE = 4
 
 
@@ -75,12 +79,12 @@ def buffers(op: str, size: int, rank: int, n: int, device: str) -> Buffers:
         per = count // n
         mine, out = torch.full((per,), float(rank + 1), dtype=ELEMENT, device=device), full(0)
         expect = torch.arange(1, n + 1, dtype=ELEMENT, device=device).repeat_interleave(per)
-        return Buffers(lambda: dist.all_gather_into_tensor(out, mine), lambda: out.zero_(),
+        return Buffers(lambda: ALL_GATHER(out, mine), lambda: out.zero_(),
                        lambda: bool((out == expect).all()), count * ITEMSIZE)  # fmt: skip
     if op == "reduce_scatter":
         per = count // n
         inp, out = full(rank + 1), torch.zeros(per, dtype=ELEMENT, device=device)
-        return Buffers(lambda: dist.reduce_scatter_tensor(out, inp), lambda: out.zero_(),
+        return Buffers(lambda: REDUCE_SCATTER(out, inp), lambda: out.zero_(),
                        lambda: bool((out == total).all()), count * ITEMSIZE)  # fmt: skip
     if op == "all_to_all":
         per = count // n

@@ -87,3 +87,27 @@ def test_steps_timed_last_run_go_at_the_pace_of_every_such_step():
     eta.begin(plan[0])
     now[0] = 20.0  # the machine is twice as slow as last time: so is training, though no training step finished
     assert eta.begin(plan[1]) == 60.0
+
+
+def test_a_two_rank_run_prints_the_plan_and_a_line_per_step_from_rank_0_only(tmp_path, monkeypatch):
+    """Issue 25: under torchrun or srun the log had no plan and no step lines, only torch's FutureWarnings for
+    all_gather_into_tensor and reduce_scatter_tensor (two per rank)."""
+    from tests.cli.ranks import free_port, launch_rank
+
+    config = tmp_path / "suite.toml"
+    config.write_text(
+        '[suite]\nworkloads = ["matmul", "comm"]\n[matmul]\nsearch = "none"\nprecisions = ["float32"]\nsizes = [128]\n'
+        'budget_s = 0.1\n[comm]\nops = ["all_gather", "reduce_scatter"]\nmax_bytes = 4096\nfactor = 8\n'
+        "iterations = 3\nwarmup_iterations = 1\ntimeout_s = 60\n"
+    )
+    monkeypatch.setenv("BENCH_PROGRESS", "lines")
+    port = free_port()
+    args = ["run", "--config", str(config), "--results-dir", str(tmp_path / "results"), "--skip-doctor"]
+    procs = [launch_rank(r, port, args) for r in (0, 1)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    lead, other = outs[0][1], outs[1][1]
+    assert "plan: 2 steps" in lead, lead
+    assert "[1/2 0%]" in lead and "[2/2 50%]" in lead and "comm x2 ranks" in lead and "[done]" in lead
+    assert "plan:" not in other and "[1/" not in other
+    assert "Warning" not in lead + other, lead + other
