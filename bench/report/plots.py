@@ -122,24 +122,28 @@ def achieved_vs_peak(report: NodeReport) -> bytes | None:
 
 
 def busbw_vs_size(report: NodeReport) -> bytes | None:
-    """Bus bandwidth against message size per collective."""
+    """Bus bandwidth against message size, one panel per collective (side by side, two per row), so each op's curve
+    reads on its own scale."""
     ms = _ok(report, "comm")
     if not ms:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4.5))
     ops: dict[str, list[tuple[int, float]]] = {}
     for m in ms:
         ops.setdefault(m.spec["op"], []).append((m.spec["bytes"], m.summary["busbw_gbps"]))
-    for op, points in sorted(ops.items()):
+    rows = math.ceil(len(ops) / 2)
+    fig, axes = plt.subplots(rows, 2 if len(ops) > 1 else 1, figsize=(11, 3.2 * rows), squeeze=False)
+    for ax, (op, points) in zip(axes.flat, sorted(ops.items()), strict=False):
         points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=op, markersize=3)
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", markersize=3)
+        ax.set_xscale("log", base=2)
+        ax.set_title(op, fontsize=9)
+        ax.set_xlabel("message size (bytes)", fontsize=8)
+        ax.set_ylabel("busbw (GB/s)", fontsize=8)
+        ax.grid(True, alpha=0.3)
+    for ax in list(axes.flat)[len(ops) :]:
+        ax.set_visible(False)
     world = ms[0].spec.get("world_size")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("message size (bytes)")
-    ax.set_ylabel("bus bandwidth (GB/s, 1 GB = 1e9 B)")
-    ax.set_title(f"Collective bus bandwidth ({world} ranks) — {_devices(ms)}", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.suptitle(f"Collective bus bandwidth ({world} ranks, GB = 1e9 B) — {_devices(ms)}", fontsize=9)
     return _png(fig)
 
 
@@ -293,5 +297,5 @@ NODE_PLOTS = (
     ("Roofline", roofline),
     ("Sustained {unit} over the MSMF window", msmf_series),
     ("Telemetry", telemetry),
-    ("Bus bandwidth vs message size", busbw_vs_size),
+    ("Bus bandwidth (GB/s) vs message size, per collective", busbw_vs_size),
 )

@@ -330,7 +330,35 @@ def train_table(measurements: list[Measurement]) -> Table:
     return to_rich(train_grid(measurements))
 
 
-def busbw_grid(measurements: list[Measurement]) -> Grid:
+def busbw_grid(measurements: list[Measurement], full: bool = False) -> Grid:
+    """Collectives: one row per op (its best bus bandwidth and the size it was reached at, the largest size's, and
+    whether every result checked), or with `full` one row per op x size (bench comm's own table; the report's CSV has
+    every measurement either way)."""
+    if full:
+        return _busbw_full(measurements)
+    grid = Grid("collectives (nccl-tests definitions; time = median per-op time, max over ranks; GB = 1e9 B): best "
+                "bus bandwidth per op; every size in report.csv", ["op", "ranks", "sizes", "best busbw GB/s",
+                "at bytes", "busbw GB/s at the largest size", "check"],
+                numeric={"ranks", "best busbw GB/s", "at bytes", "busbw GB/s at the largest size"})  # fmt: skip
+    by_op: dict[str, list[Measurement]] = {}
+    for m in measurements:
+        by_op.setdefault(str(m.spec.get("op", m.spec.get("step", "-"))), []).append(m)
+    for op, ms in by_op.items():
+        ok = [m for m in ms if m.status == "ok" and m.summary]
+        sizes = sorted({m.spec.get("bytes") for m in ms if isinstance(m.spec.get("bytes"), int)})
+        best = max(ok, key=lambda m: m.summary["busbw_gbps"], default=None)
+        largest = max(ok, key=lambda m: m.spec.get("bytes", 0), default=None)
+        wrong = [m for m in ms if m.status != "ok"]
+        grid.add([op, ms[0].spec.get("world_size", "-"),
+                  f"{len(sizes)} ({sizes[0]}..{sizes[-1]} B)" if sizes else "-",
+                  f"{best.summary['busbw_gbps']:.3f}" if best else "-", best.spec.get("bytes", "-") if best else "-",
+                  f"{largest.summary['busbw_gbps']:.3f}" if largest else "-",
+                  "ok" if not wrong else f"WRONG at {len(wrong)} size(s): {wrong[0].reason}"],
+                 None if not wrong else "bad")  # fmt: skip
+    return grid
+
+
+def _busbw_full(measurements: list[Measurement]) -> Grid:
     grid = Grid("collectives (nccl-tests definitions; time = median per-op time of the batches, max over ranks; "
                 "GB = 1e9 B)", ["op", "ranks", "bytes", "time us", "algbw GB/s", "busbw GB/s", "check"],
                 numeric={"ranks", "bytes", "time us", "algbw GB/s", "busbw GB/s"})  # fmt: skip
@@ -349,7 +377,7 @@ def busbw_grid(measurements: list[Measurement]) -> Grid:
 
 
 def busbw_table(measurements: list[Measurement]) -> Table:
-    return to_rich(busbw_grid(measurements))
+    return to_rich(busbw_grid(measurements, full=True))
 
 
 def membw_grid(measurements: list[Measurement]) -> Grid:
