@@ -91,7 +91,8 @@ def measurements_of(step: Step, keep_going: bool = False) -> Iterator[Measuremen
 def start(
     results_dir: Path, config: dict[str, Any], inventory: dict[str, Any], key: Ed25519PrivateKey | None = None
 ) -> ReportWriter:
-    """Create results_dir/<run-id>/report.json (written at once, then after every measurement; signed with `key`)."""
+    """Create results_dir/<run-id>/report.json (its header written at once, each measurement appended as it arrives;
+    signed with `key`: see bench.report.store.ReportWriter)."""
     run_id = new_run_id()
     report = NodeReport(
         run_id=run_id,

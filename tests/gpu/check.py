@@ -716,6 +716,32 @@ def _json(text: str) -> Any:
         return None
 
 
+def _report(text: str) -> Any:
+    """A report file's contents as one dictionary: a version 1-2 document as it is; a version 3 stream of records
+    (bench/report/records.py: one {"record", "signature"} object a line) folded as bench folds it: the header's
+    fields, each measurement record's measurement (with later amendments' warnings and details), the end record's
+    end_utc and interrupted. A last line cut short (a killed run) is left out. Verification is bench verify's."""
+    lines = text.split("\n")
+    first = _json(lines[0]) if lines else None
+    if not (isinstance(first, dict) and isinstance(first.get("record"), dict)):
+        return _json(text)
+    head = first["record"]
+    out: dict[str, Any] = {k: v for k, v in head.items() if k not in ("type", "seq", "prev", "signer")}
+    out.update(measurements=[], end_utc=None, interrupted=False)
+    for line in lines[1:-1] if not text.endswith("\n") else lines[1:]:
+        r = (_json(line) or {}).get("record") if line else None
+        if not isinstance(r, dict):
+            continue
+        if r.get("type") == "measurement":
+            out["measurements"].append(r.get("measurement"))
+        elif r.get("type") == "amend" and isinstance(r.get("index"), int) and r["index"] < len(out["measurements"]):
+            out["measurements"][r["index"]] = {**out["measurements"][r["index"]], "warnings": r.get("warnings"),
+                                               "details": r.get("details")}  # fmt: skip
+        elif r.get("type") == "end":
+            out.update(end_utc=r.get("end_utc"), interrupted=r.get("interrupted"))
+    return out
+
+
 def step_report(ctx: Ctx, step: Step, runs: list[Run]) -> dict[str, Any] | None:
     """The step's node report: its --json stdout when that is a whole report, else the newest report.json in the step's
     results directory (a process killed half-way leaves a partial report there)."""
@@ -723,11 +749,11 @@ def step_report(ctx: Ctx, step: Step, runs: list[Run]) -> dict[str, Any] | None:
     if isinstance(data, dict) and "measurements" in data:
         return data
     if isinstance(data, dict) and isinstance(data.get("report"), str):  # bench run --json: a summary naming the report
-        rep = _json(_read(Path(data["report"])))
+        rep = _report(_read(Path(data["report"])))
         if isinstance(rep, dict):
             return rep
     found = sorted(glob.glob(str(ctx.rdir(step.name) / "*" / "report.json")), key=os.path.getmtime)
-    return _json(_read(Path(found[-1]))) if found else None
+    return _report(_read(Path(found[-1]))) if found else None
 
 
 def measurements(report: dict[str, Any] | None, workload: str) -> list[dict[str, Any]]:
