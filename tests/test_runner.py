@@ -66,14 +66,14 @@ def test_a_straggler_is_the_rank_whose_own_device_fell_behind_the_jobs_median():
 # --- lanes: one process per GPU ----------------------------------------------------------------------------------------
 
 #: The fake node for the lanes tests: eight devices on which a 32^3 float32 product takes 20 ms and the L2 flush 0.1 ms,
-#: and a host that pays 2 ms per launch (four per flushed iteration: flush, event, product, event). One process keeps
-#: its stream busy (about 8 ms of host work per 20.1 ms of device work, a margin for a loaded test machine); eight
-#: threads behind one lock cannot (8 x 8 = 64 ms).
+#: and a host that pays 1.5 ms per launch (four per flushed iteration: flush, event, product, event). One process
+#: keeps its stream busy (about 6.5 ms of host work per 20.1 ms of device work: a margin for a loaded test machine);
+#: eight threads behind one lock cannot (8 x 6.5 = 52 ms).
 RATE = 2 * 32**3 / 20e-3
 FAKE = {"count": 8, "props": Props(L2_cache_size=4096), "flops_per_s": RATE, "bytes_per_s": 8192 / 1e-4,
-        "launch_s": 2e-3}  # fmt: skip
+        "launch_s": 1.5e-3}  # fmt: skip
 SPEC = mm.MatmulSpec(32, 32, 32, "float32")
-QUICK = Policy(budget_s=0.3, min_iterations=5, max_warmup_s=0.1)
+QUICK = Policy(budget_s=0.6, min_iterations=5, max_warmup_s=0.1)
 
 
 def _steps(gpus):
@@ -110,7 +110,8 @@ def test_the_fake_shows_that_lanes_in_threads_of_one_process_read_low(fake_cuda)
         t.join()
     readings = _readings(out.values())
     # (a lane left alone at the end reads better: the typical lane is the defect)
-    assert len(readings) == 8 and statistics.median(readings.values()) < 0.8, readings
+    assert len(readings) == 8 and statistics.median(readings.values()) < 0.9, readings
+    assert sum(abs(r - 1) <= 0.02 for r in readings.values()) < 4, readings
 
 
 def test_eight_gpus_measured_at_once_read_within_two_percent_of_their_rate(fake_cuda, tmp_path):
