@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import pickle
 import secrets
+import sys
 import tempfile
 import threading
 import time
@@ -167,6 +169,10 @@ def _snapshot(m: Measurement) -> bytes:
     return pickle.dumps((m.warnings, m.details), protocol=5)
 
 
+#: Longest a closing writer waits for its fsync thread (one fsync, on a slow network file system).
+STOP_WAIT_S = 30.0
+
+
 class _Syncer:
     """fsyncs a report's file from a thread of its own (on its own descriptor): whenever records are pending, then it
     rests `interval` seconds. os.fsync releases the interpreter lock, so the run goes on while the disk works. The
@@ -208,10 +214,15 @@ class _Syncer:
                 self.fd = -1
 
     def stop(self) -> None:
-        """Sync what is pending, end the thread and close its descriptor."""
+        """Sync what is pending, end the thread and close its descriptor. While the interpreter shuts down its
+        daemon threads no longer run: the pending records are synced here instead of waiting for the thread."""
         self.stopping.set()
         self.pending.set()
-        self.thread.join()
+        if sys.is_finalizing():
+            with contextlib.suppress(OSError):
+                os.fsync(self.fd)
+            return
+        self.thread.join(timeout=STOP_WAIT_S)
 
 
 class ReportWriter:

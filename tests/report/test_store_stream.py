@@ -326,3 +326,28 @@ def test_blocks_encoded_by_a_lanes_spool_are_reused_only_while_they_encode_the_s
     w.finish()
     back = load_report(w.path)
     assert back.measurements[1].samples_s == stale.samples_s and errors(read(w.path)) == set()
+
+
+@pytest.mark.parametrize("finish", [True, False])
+def test_a_process_that_exits_without_closing_its_writer_exits_and_leaves_its_report(tmp_path, finish):
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from bench.report.store import ReportWriter
+        from tests.report import synthetic as syn
+
+        w = ReportWriter(syn.report([], end=None), Path(sys.argv[1]),
+                         Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+        w.add(syn.matmul("float32", syn.samples(1e-3, 100)))
+        if {finish}:
+            w.finish()
+        KEEP = w  # still referenced at exit: collected, if at all, while the interpreter shuts down
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], env=env, timeout=120, capture_output=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = read(tmp_path / REPORT_NAME)
+    assert errors(data) == set() and len(data["measurements"]) == 1 and (data["end_utc"] is not None) == finish
