@@ -244,7 +244,7 @@ class ReportWriter:
         self._lock = threading.Lock()
         self._chain = records.Chain(key)
         self._seen: list[bytes] = []
-        self._finished = False
+        self._finished = bool(report.end_utc)  # a report handed over complete gets its end record now
         signer = self._chain.signer()
         lines = [self._line(records.header(report, signer))]
         for m in report.measurements:

@@ -351,3 +351,12 @@ def test_a_process_that_exits_without_closing_its_writer_exits_and_leaves_its_re
     assert proc.returncode == 0, proc.stderr
     data = read(tmp_path / REPORT_NAME)
     assert errors(data) == set() and len(data["measurements"]) == 1 and (data["end_utc"] is not None) == finish
+
+
+def test_a_report_handed_over_complete_is_written_with_its_end_and_takes_no_more(tmp_path):
+    w = ReportWriter(syn.report([syn.matmul("float32", syn.samples(1e-3))]), tmp_path, KEY)
+    with pytest.raises(ValueError, match="finished"):
+        w.add(syn.matmul("float32", syn.samples(2e-3)))
+    data = read(w.path)
+    assert errors(data) == set() and data["end_utc"] == "2026-11-28T10:05:00.000000Z"
+    assert [r["type"] for r in data["records"]] == ["header", "measurement", "end"]
