@@ -194,7 +194,7 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
                              {"id": facts[0].id if facts else "cpu", "kind": kind})
                  for s in (plans.train_specs(tc, kind) if "train" in config["suite"]["workloads"] else [])]  # fmt: skip
     if "comm" in config["suite"]["workloads"]:
-        job_steps.append(runner.Step(f"comm x{where.world_size} ranks", list, "comm", {"id": "job", "kind": kind}))
+        job_steps.append(runner.Step(f"comm x{where.world_size} ranks", list, "comm"))
     feedback.plan([*local_steps, *job_steps])
     with feedback:
         for step in local_steps:

@@ -166,6 +166,7 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     if where.distributed:
         # rank 0 speaks for the job: the plan, a line per step, heartbeats and the total (the other ranks are quiet)
         feedback = Progress(quiet or where.rank != 0, config=config, show_plan=True,
+                            count=lambda: len(writer.report.measurements) if writer else 0,
                             history=results_dir if where.rank == 0 else None)  # fmt: skip
         with rank_job(where, writer):
             orchestrate.distributed_suite(config, where, kind, facts, inv, writer, results_dir, feedback)

@@ -179,6 +179,7 @@ def roofline(report: NodeReport) -> bytes | None:
     for m in mat:
         if (m.peak or {}).get("tflops"):
             ceilings[m.spec["precision"]] = m.peak["tflops"]
+    unit, k = flop_unit(mat)  # the page's unit: GFLOPS on a CPU page
     fig, ax = plt.subplots(figsize=(8, 5))
     lo = min(p[0] for p in points) / 2
     hi = max(p[0] for p in points) * 2
@@ -187,23 +188,23 @@ def roofline(report: NodeReport) -> bytes | None:
         for name, peak in sorted(ceilings.items()):
             ax.plot(
                 xs,
-                [min(peak, x * bandwidth_gbps / 1e3) for x in xs],
+                [min(peak, x * bandwidth_gbps / 1e3) * k for x in xs],
                 "--",
                 linewidth=1,
-                label=f"roof {name} ({peak:.3g} TFLOPS)",
+                label=f"roof {name} ({peak * k:.3g} {unit})",
             )
-        ax.plot(xs, [x * bandwidth_gbps / 1e3 for x in xs], ":", color="gray",
+        ax.plot(xs, [x * bandwidth_gbps / 1e3 * k for x in xs], ":", color="gray",
                 label=f"memory {bandwidth_gbps:.3g} GB/s (measured)")  # fmt: skip
     else:
         for name, peak in sorted(ceilings.items()):
-            ax.axhline(peak, linestyle="--", linewidth=1, label=f"peak {name} ({peak:.3g} TFLOPS)")
+            ax.axhline(peak * k, linestyle="--", linewidth=1, label=f"peak {name} ({peak * k:.3g} {unit})")
     for tag in sorted({p[2] for p in points}):
         chosen = [p for p in points if p[2] == tag]
-        ax.plot([p[0] for p in chosen], [p[1] for p in chosen], "o", label=tag, alpha=0.7)
+        ax.plot([p[0] for p in chosen], [p[1] * k for p in chosen], "o", label=tag, alpha=0.7)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP/byte)")
-    ax.set_ylabel("TFLOPS")
+    ax.set_ylabel(unit)
     ax.set_title(f"Roofline: measured points under the compute and memory ceilings — {_devices(mat + mem)}", fontsize=9)
     ax.grid(True, which="both", alpha=0.2)
     ax.legend(fontsize=7)
@@ -294,8 +295,8 @@ def capacity_distribution(cap: dict[str, Any]) -> bytes | None:
 NODE_PLOTS = (
     ("Matmul {unit} vs size", matmul_vs_size),
     ("Achieved MAMF vs peak, {unit}", achieved_vs_peak),
-    ("Roofline", roofline),
+    ("Roofline ({unit} against FLOP/byte)", roofline),
     ("Sustained {unit} over the MSMF window", msmf_series),
-    ("Telemetry", telemetry),
+    ("Telemetry during the MSMF windows (clocks in MHz, power in W)", telemetry),
     ("Bus bandwidth (GB/s) vs message size, per collective", busbw_vs_size),
 )

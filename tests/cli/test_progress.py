@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 from bench import runner
 from bench.cli import progress
@@ -107,7 +108,8 @@ def test_a_two_rank_run_prints_the_plan_and_a_line_per_step_from_rank_0_only(tmp
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     lead, other = outs[0][1], outs[1][1]
-    assert "plan: 2 steps" in lead, lead
+    assert "plan: 2 steps on 1 device(s) (cpu)" in lead, lead
+    assert re.search(r"\[done\] \d:\d\d:\d\d in total: [1-9]\d* measurements", lead), lead
     assert "[1/2 0%]" in lead and "[2/2 50%]" in lead and "comm x2 ranks" in lead and "[done]" in lead
     assert "plan:" not in other and "[1/" not in other
     assert "Warning" not in lead + other, lead + other
