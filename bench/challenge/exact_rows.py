@@ -74,18 +74,23 @@ def _ulp(x: np.ndarray, dtype: str) -> np.ndarray:
     return np.ldexp(1.0, np.maximum(e, emin) - bits)
 
 
-def scores(a_rows: np.ndarray, b: torch.Tensor, c_rows: np.ndarray, dtype: str,
-           slack: tuple[float, float] = (ACC_SLACK, OUTPUT_SLACK)) -> np.ndarray:  # fmt: skip
-    """Per row, the RMS of d/tau (see the module docstring). a_rows: the sampled rows of A (float64, s x n); b: all of
-    B (any dtype, n x n); c_rows: the same rows of C (float64, s x n)."""
-    n = a_rows.shape[1]
-    exact = np.empty_like(c_rows)
-    term = np.empty_like(c_rows)
+def reference(a_rows: np.ndarray, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(c, t) for the sampled rows: the exact product (float64) and t_ij = sqrt(sum_k a_ik^2 b_kj^2). a_rows: float64,
+    s x n; b: all of B (any dtype), converted COLUMN_CHUNK columns at a time."""
+    exact = np.empty((a_rows.shape[0], b.shape[1]))
+    term = np.empty_like(exact)
     a_sq = a_rows * a_rows
     for j in range(0, b.shape[1], COLUMN_CHUNK):
         chunk = b[:, j : j + COLUMN_CHUNK].to(torch.float64).numpy()
         exact[:, j : j + chunk.shape[1]] = a_rows @ chunk
         term[:, j : j + chunk.shape[1]] = np.sqrt(a_sq @ (chunk * chunk))
+    return exact, term
+
+
+def row_scores(exact: np.ndarray, term: np.ndarray, c_rows: np.ndarray, dtype: str,
+               slack: tuple[float, float] = (ACC_SLACK, OUTPUT_SLACK)) -> np.ndarray:  # fmt: skip
+    """Per row, the RMS of d/tau (module docstring), from reference()'s exact product and term scale."""
+    n = exact.shape[1]
     bits, _ = FORMATS[dtype]
     u_out = 2.0**-bits
     beyond = np.maximum(np.abs(c_rows - exact) - _ulp(np.maximum(np.abs(c_rows), np.abs(exact)), dtype) / 2, 0.0)
@@ -93,6 +98,13 @@ def scores(a_rows: np.ndarray, b: torch.Tensor, c_rows: np.ndarray, dtype: str,
     tau = acc_slack * ACCUMULATOR_U[dtype] * math.sqrt(n) * term + output_slack * u_out * term
     tau = np.maximum(tau, np.finfo(np.float64).tiny)
     return np.sqrt(np.mean((beyond / tau) ** 2, axis=1))
+
+
+def scores(a_rows: np.ndarray, b: torch.Tensor, c_rows: np.ndarray, dtype: str,
+           slack: tuple[float, float] = (ACC_SLACK, OUTPUT_SLACK)) -> np.ndarray:  # fmt: skip
+    """Per row, the RMS of d/tau (see the module docstring). a_rows: the sampled rows of A (float64, s x n); b: all of
+    B (any dtype, n x n); c_rows: the same rows of C (float64, s x n)."""
+    return row_scores(*reference(a_rows, b), c_rows, dtype, slack)
 
 
 def slacks(operands: int) -> tuple[float, float]:

@@ -43,6 +43,8 @@ Scheme = Callable[[torch.Tensor, torch.Tensor, str], np.ndarray]
 #: Columns of B computed at once.
 BLOCK = 1024
 F32, F64 = torch.float32, torch.float64
+#: int8 slices cut (the schemes use the first 1 .. MAX_SLICES).
+MAX_SLICES = 6
 
 
 def tf32(x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +153,10 @@ def float_split(fmt: Callable[[torch.Tensor], torch.Tensor], parts: int, product
     parts in order of weight (i + j ascending), each exact in float64 here, summed in float32."""
     order = sorted(((i, j) for i in range(parts) for j in range(parts)), key=lambda p: (p[0] + p[1], p[0]))[:products]
 
-    def split(x: torch.Tensor) -> list[torch.Tensor]:
+    def split(x: torch.Tensor, which: str) -> list[torch.Tensor]:
+        return _cached(("split", id(fmt), parts, which), lambda: _split(x))
+
+    def _split(x: torch.Tensor) -> list[torch.Tensor]:
         rest, out_parts = x.to(F64), []
         for _ in range(parts):
             part = fmt(rest.to(F32)).to(F64)
@@ -160,13 +165,24 @@ def float_split(fmt: Callable[[torch.Tensor], torch.Tensor], parts: int, product
         return out_parts
 
     def run(a: torch.Tensor, b: torch.Tensor, dtype: str) -> np.ndarray:
-        sa, sb = split(a), split(b)
+        sa, sb = split(a, "a"), split(b, "b")
         acc = torch.zeros(a.shape[0], b.shape[1], dtype=F32)
         for i, j in order:
             acc = acc + (sa[i] @ sb[j]).to(F32)
         return out(acc, dtype)
 
     return run
+
+
+#: Cuts and splits of the current block of B, shared by the schemes that differ only in how many parts they use (the
+#: first k slices of a 6-slice cut are a k-slice cut). Cleared for every block.
+_CACHE: dict[tuple, list[torch.Tensor]] = {}
+
+
+def _cached(key: tuple, make: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
 
 
 def int8_split(slices: int, per_row: bool) -> Scheme:
@@ -176,7 +192,7 @@ def int8_split(slices: int, per_row: bool) -> Scheme:
 
     def cut(x: torch.Tensor, scale: torch.Tensor) -> list[torch.Tensor]:
         rest, out_slices = x.to(F64) / scale * 127.0, []
-        for s in range(slices):
+        for _ in range(MAX_SLICES):
             q = torch.round(rest).clamp(-127, 127)
             out_slices.append(q)
             rest = (rest - q) * 128.0
@@ -188,7 +204,8 @@ def int8_split(slices: int, per_row: bool) -> Scheme:
             sb = b.to(F64).abs().amax(dim=0, keepdim=True).clamp_min(1e-300)
         else:
             sa = sb = torch.tensor(1.0, dtype=F64)
-        qa, qb = cut(a, sa), cut(b, sb)
+        qa = _cached(("int8", "a", per_row), lambda: cut(a, sa))
+        qb = _cached(("int8", "b", per_row), lambda: cut(b, sb))
         acc = torch.zeros(a.shape[0], b.shape[1], dtype=F64)
         for i in range(slices):
             for j in range(slices - i):
@@ -215,6 +232,9 @@ def fp8(fast: bool) -> Scheme:
     return run
 
 
+#: One bf16 rounding function for the bf16xN schemes, so that they share the parts of a block (_CACHE keys on it).
+BF16 = cast(torch.bfloat16)
+
 HONEST: dict[str, Scheme] = {"torch": honest, "sequential FMA": sequential(True), "sequential": sequential(False),
                              "blocked 256": blocked(), "split-K 4": split_k(), "pairwise": pairwise,
                              "exact, rounded once": exact}  # fmt: skip
@@ -226,8 +246,8 @@ CHEAPER: dict[str, Scheme] = {
     **{f"int8 row x{k}": int8_split(k, True) for k in range(1, 7)},
     "fp8": fp8(False), "fp8 fast-acc": fp8(True),
     "fp16": rounded(cast(torch.float16)), "bf16": rounded(cast(torch.bfloat16)), "tf32": rounded(tf32),
-    "bf16x3": float_split(cast(torch.bfloat16), 3, 3), "bf16x6": float_split(cast(torch.bfloat16), 3, 6),
-    "bf16x9": float_split(cast(torch.bfloat16), 3, 9), "3xtf32": float_split(tf32, 2, 3),
+    "bf16x3": float_split(BF16, 3, 3), "bf16x6": float_split(BF16, 3, 6), "bf16x9": float_split(BF16, 3, 9),
+    "3xtf32": float_split(tf32, 2, 3),
     "float32": rounded(lambda x: x),
     "bf16 split-K reduced": split_k(4, torch.bfloat16),
 }  # fmt: skip
@@ -255,10 +275,13 @@ def scores(dtype: str, n: int, rows: int = exact_rows.ROWS, seed: int = 0, opera
     c = {k: np.empty((len(picked), n)) for k in todo}
     for j in range(0, n, BLOCK):
         block = b[:, j : j + BLOCK]
+        _CACHE.clear()
         for k, scheme in todo.items():
             c[k][:, j : j + block.shape[1]] = scheme(a, block, dtype)
+    _CACHE.clear()
     slack = exact_rows.slacks(operands)
-    return {k: float(exact_rows.scores(a64, b, c[k], dtype, slack).max()) for k in todo}
+    exact, term = exact_rows.reference(a64, b)
+    return {k: float(exact_rows.row_scores(exact, term, c[k], dtype, slack).max()) for k in todo}
 
 
 def main() -> None:
