@@ -2,8 +2,8 @@
 
     .venv/bin/python tests/perf/challenge_cost.py [--n 4096 --n 8192] [--dtype float32]
 
-For each n, one product: the prover generates A and B (Philox on the CPU), multiplies them (torch, this machine's
-CPU), and hashes C's rows into a Merkle root; the verifier regenerates A and B, re-hashes C and runs Freivalds' check
+For each n, one product: the prover generates A and B (version 2 operands, bench.challenge.generator, on the CPU),
+multiplies them (torch, this machine's CPU), and hashes C's rows into a Merkle root on every core; the verifier regenerates A and B, re-hashes C and runs Freivalds' check
 in float64 (bench.workloads.freivalds: C.r, B.r, A.(B.r), (A*A).v and three row-norm passes, about 15 n^2 FLOPs).
 Prints both times and FLOP counts, and the ratio of the verifier's FLOPs to the prover's 2 n^3.
 Goal (issue: auditor challenges): verifier FLOPs <= 1% of the prover's.
@@ -12,6 +12,8 @@ Goal (issue: auditor challenges): verifier FLOPs <= 1% of the prover's.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import challenge as chl
 from bench import precision as prec
+from bench.challenge.protocol import OPERAND_VERSION
 from bench.workloads import freivalds
 
 #: Floating-point operations of freivalds.check on n x n operands: 3 matrix-vector products (2n^2 each), (A*A).v
@@ -37,18 +40,19 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dtype {args.dtype}")
     for n in args.n or [4096, 8192]:
         t0 = time.perf_counter()
-        a = chl.operand(nonce, node, device, 0, "A", n, args.dtype)
-        b = chl.operand(nonce, node, device, 0, "B", n, args.dtype)
+        a = chl.operand(nonce, node, device, 0, "A", n, args.dtype, OPERAND_VERSION)
+        b = chl.operand(nonce, node, device, 0, "B", n, args.dtype, OPERAND_VERSION)
         t1 = time.perf_counter()
         c = a @ b
         t2 = time.perf_counter()
-        root = chl.merkle_root(chl.row_bytes(c))
+        with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+            root = chl.merkle_root(chl.row_bytes(c), pool)
         t3 = time.perf_counter()
         prover = t3 - t0
         del a, b
         v0 = time.perf_counter()
-        a = chl.operand(nonce, node, device, 0, "A", n, args.dtype)
-        b = chl.operand(nonce, node, device, 0, "B", n, args.dtype)
+        a = chl.operand(nonce, node, device, 0, "A", n, args.dtype, OPERAND_VERSION)
+        b = chl.operand(nonce, node, device, 0, "B", n, args.dtype, OPERAND_VERSION)
         v1 = time.perf_counter()
         assert chl.merkle_root(chl.row_bytes(c)) == root
         v2 = time.perf_counter()
