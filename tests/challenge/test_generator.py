@@ -88,3 +88,19 @@ def test_generated_on_the_device_bit_identical_to_the_cpu(fake_cuda, dtype):
     assert (
         hashlib.sha256(chl.row_bytes(dev).tobytes()).digest() == hashlib.sha256(chl.row_bytes(cpu).tobytes()).digest()
     )
+
+
+def test_a_merkle_root_hashed_on_a_pool_is_the_same_root():
+    """The node hashes a product's leaves on every core (LEAF_CHUNK rows a task): same root as one thread, and still
+    bound to every row and its position."""
+    import concurrent.futures
+
+    from bench.challenge import protocol
+
+    c = chl.operand("cd" * 32, "n", "d", 0, "A", protocol.LEAF_CHUNK * 3 + 5, "bfloat16", 2)
+    rows = chl.row_bytes(c)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert chl.merkle_root(rows, pool) == chl.merkle_root(rows)
+        swapped = rows.copy()
+        swapped[[0, -1]] = swapped[[-1, 0]]
+        assert chl.merkle_root(swapped, pool) != chl.merkle_root(rows)
