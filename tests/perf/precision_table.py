@@ -154,7 +154,7 @@ def float_split(fmt: Callable[[torch.Tensor], torch.Tensor], parts: int, product
     order = sorted(((i, j) for i in range(parts) for j in range(parts)), key=lambda p: (p[0] + p[1], p[0]))[:products]
 
     def split(x: torch.Tensor, which: str) -> list[torch.Tensor]:
-        return _cached(("split", id(fmt), parts, which), lambda: _split(x))
+        return _cached(("split", id(fmt), parts, which), x, lambda: _split(x))
 
     def _split(x: torch.Tensor) -> list[torch.Tensor]:
         rest, out_parts = x.to(F64), []
@@ -174,15 +174,17 @@ def float_split(fmt: Callable[[torch.Tensor], torch.Tensor], parts: int, product
     return run
 
 
-#: Cuts and splits of the current block of B, shared by the schemes that differ only in how many parts they use (the
-#: first k slices of a 6-slice cut are a k-slice cut). Cleared for every block.
-_CACHE: dict[tuple, list[torch.Tensor]] = {}
+#: Cuts and splits of the current block of B (and of A), shared by the schemes that differ only in how many parts they
+#: use (the first k slices of a 6-slice cut are a k-slice cut). An entry holds the tensor it was made from and serves
+#: only that very tensor; scores() also clears it for every block.
+_CACHE: dict[tuple, tuple[torch.Tensor, list[torch.Tensor]]] = {}
 
 
-def _cached(key: tuple, make: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
-    if key not in _CACHE:
-        _CACHE[key] = make()
-    return _CACHE[key]
+def _cached(key: tuple, x: torch.Tensor, make: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
+    entry = _CACHE.get(key)
+    if entry is None or entry[0] is not x:
+        entry = _CACHE[key] = (x, make())
+    return entry[1]
 
 
 def int8_split(slices: int, per_row: bool) -> Scheme:
@@ -204,8 +206,8 @@ def int8_split(slices: int, per_row: bool) -> Scheme:
             sb = b.to(F64).abs().amax(dim=0, keepdim=True).clamp_min(1e-300)
         else:
             sa = sb = torch.tensor(1.0, dtype=F64)
-        qa = _cached(("int8", "a", per_row), lambda: cut(a, sa))
-        qb = _cached(("int8", "b", per_row), lambda: cut(b, sb))
+        qa = _cached(("int8", "a", per_row), a, lambda: cut(a, sa))
+        qb = _cached(("int8", "b", per_row), b, lambda: cut(b, sb))
         acc = torch.zeros(a.shape[0], b.shape[1], dtype=F64)
         for i in range(slices):
             for j in range(slices - i):
