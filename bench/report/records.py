@@ -37,6 +37,9 @@ from bench.report.model import NODE_REPORT_KIND, STREAM_VERSION, ReportError
 
 #: Every stream starts with these bytes (the canonical form of its first line): how a reader tells it from a document.
 PREFIX = b'{"record":{'
+#: How an amendment's line starts (canonical JSON sorts its keys: `details` comes first): the only record a writer
+#: appends after the end record, so the only one a torn write after it can be the start of.
+AMEND_PREFIX = b'{"record":{"details":'
 #: What each record's signature signs, before the record's SHA-256: a signature over a stream record can never pass
 #: for one over a version-2 document (whose canonical bytes start with "{").
 SIGNING_CONTEXT = b"bench.node-report.v3 record\n"
@@ -126,6 +129,12 @@ def parse(raw: bytes, where: str, *, max_containers: int | None = None) -> dict[
             raise _fail(where, f"{at} has unknown type {kind!r}")
         out.append(r)
         signatures.append(s)
+    ended = any(r.get("type") == END for r in out)
+    start = AMEND_PREFIX if ended else PREFIX
+    if torn[: len(start)] != start[: len(torn)]:  # a torn write is the start of a line the writer appends
+        raise _fail(where, f"its last {len(torn)} bytes are not the start of a record "
+                    f"{'(an amendment) after the end record' if ended else 'line'}: bytes appended to the file, not a "
+                    "write cut short")  # fmt: skip
     if declared > MAX_SAMPLES:
         raise _fail(where, f"its records declare {declared} samples, more than the limit of {MAX_SAMPLES}")
     try:
@@ -236,6 +245,8 @@ def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
         public = Ed25519PublicKey.from_public_bytes(public_raw)
     except (binascii.Error, ValueError, TypeError):
         return False, "malformed signature block (public key or signature is not valid base64 Ed25519)", name
+    if not sign.canonical_b64(block, public_raw, signature):
+        return False, sign.NONCANONICAL_B64, name
     if block.get("key_id") not in (keys.key_id(public_raw), keys.legacy_key_id(public_raw)):
         return False, "key_id does not belong to the public key in the block", name
     try:
@@ -245,5 +256,5 @@ def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
     return True, "valid", name
 
 
-__all__ = ["AMEND", "END", "HEADER", "MEASUREMENT", "PREFIX", "SIGNING_CONTEXT", "Chain", "digest", "fold", "header",
+__all__ = ["AMEND", "AMEND_PREFIX", "END", "HEADER", "MEASUREMENT", "PREFIX", "SIGNING_CONTEXT", "Chain", "digest", "fold", "header",
            "inspect", "parse"]  # fmt: skip

@@ -245,6 +245,19 @@ def _samples_mismatch(data: dict[str, Any]) -> str | None:
     return None
 
 
+#: Why a signature block whose base64 is not in its canonical spelling is refused.
+NONCANONICAL_B64 = ("the signature block's base64 is not in its one canonical spelling (the unused bits of its last "
+                    "character are set): the same signature would give the report a second digest")  # fmt: skip
+
+
+def canonical_b64(block: dict[str, Any], public_raw: bytes, signature: bytes) -> bool:
+    """Whether the block's public key and signature are written as base64 writes them. A decoder ignores the unused
+    low bits of the last character, so each has several spellings; the digest that names a report covers the block's
+    text, so a second spelling would be a second name for one signed report."""
+    return (base64.b64encode(public_raw).decode() == block.get("public_key")
+            and base64.b64encode(signature).decode() == (block.get("signature") or ""))  # fmt: skip
+
+
 def signer(data: Any) -> str | None:
     """The 128-bit key id of the public key in `data`'s signature block (whatever id the block itself states: older
     blocks state a 64-bit one), or None when there is no readable key. Trust lists are matched against this."""
@@ -296,6 +309,8 @@ def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
         public = Ed25519PublicKey.from_public_bytes(raw)
     except (binascii.Error, ValueError, TypeError):
         return False, "malformed signature block (public key or signature is not valid base64 Ed25519)", name
+    if not canonical_b64(block, raw, sig):
+        return False, NONCANONICAL_B64, name
     if block.get("key_id") not in (keys.key_id(raw), keys.legacy_key_id(raw)):
         return False, "key_id does not belong to the public key in the block", name
     try:

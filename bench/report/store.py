@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import os
 import pickle
@@ -245,6 +246,7 @@ class ReportWriter:
         self._chain = records.Chain(key)
         self._seen: list[bytes] = []
         self._finished = bool(report.end_utc)  # a report handed over complete gets its end record now
+        self._broken = False
         signer = self._chain.signer()
         lines = [self._line(records.header(report, signer))]
         for m in report.measurements:
@@ -252,7 +254,9 @@ class ReportWriter:
             self._seen.append(_snapshot(m))
         if report.end_utc:
             lines.append(self._line(self._end()))
-        write_atomic(self.path, b"".join(lines))  # the header appears whole or not at all
+        first = b"".join(lines)
+        write_atomic(self.path, first)  # the header appears whole or not at all
+        self._size = len(first)  # bytes of whole records in the file: where a failed append is cut back to
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self.syncer = _Syncer(os.dup(self._fd), sync_interval_s)
 
@@ -272,6 +276,29 @@ class ReportWriter:
     def _end(self) -> dict[str, Any]:
         return {"type": records.END, "end_utc": self.report.end_utc, "interrupted": self.report.interrupted}
 
+    def _write(self, record: dict[str, Any], sync: bool = False) -> None:
+        """Sign, chain and append one record, or leave the file and the chain as they were: a write that fails
+        (ENOSPC, EIO) after part of the line reached the file is cut back, and the chain does not move on past a
+        record the file does not hold. Otherwise what follows (the end record closing the run as interrupted, once
+        space came back) would sit after half a line, or name a record that is not there: the whole report refused,
+        every finished measurement with it. When the cut itself fails, nothing more is appended (the report stays a
+        signed partial one, its torn last line dropped by readers)."""
+        if self._broken:
+            raise OSError(errno.EIO, f"{self.path}: an earlier write failed and could not be undone; the report ends "
+                          "before it (partial)")  # fmt: skip
+        seq, prev, signature = self._chain.seq, self._chain.prev, self.report.signature
+        line = self._line(record)
+        try:
+            self._append(line, sync)
+        except BaseException:
+            self._chain.seq, self._chain.prev, self.report.signature = seq, prev, signature
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                self._broken = True
+            raise
+        self._size += len(line)
+
     def _append(self, line: bytes, sync: bool = False) -> None:
         view = memoryview(line)
         while view:
@@ -286,10 +313,9 @@ class ReportWriter:
         with self._lock:
             if self._finished:
                 raise ValueError(f"{self.path}: the report is finished; nothing can be added")
-            line = self._line(self._measurement(measurement))
+            self._write(self._measurement(measurement))
             self.report.measurements.append(measurement)
             self._seen.append(_snapshot(measurement))
-            self._append(line)
 
     def save(self) -> None:
         """Append an amendment for every measurement whose warnings or details changed since it was written (compared
@@ -301,9 +327,9 @@ class ReportWriter:
         for i, (m, seen) in enumerate(zip(self.report.measurements, self._seen, strict=True)):
             now = _snapshot(m)
             if now != seen:
-                self._seen[i] = now
                 record = {"type": records.AMEND, "index": i, "warnings": m.warnings, "details": m.details}
-                self._append(self._line(record), sync=True)
+                self._write(record, sync=True)
+                self._seen[i] = now
 
     def finish(self, interrupted: bool = False) -> None:
         """Append what changed on measurements already written (as save()), the end record (end time, whether the run
@@ -315,7 +341,7 @@ class ReportWriter:
             self.report.end_utc = utc_now()
             self.report.interrupted = interrupted
             self._finished = True
-            self._append(self._line(self._end()), sync=True)
+            self._write(self._end(), sync=True)
 
     def close(self) -> None:
         """Fsync what is pending and release the file (the report stays as written: without finish() it reads as

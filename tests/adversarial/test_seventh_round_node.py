@@ -1,0 +1,231 @@
+"""Seventh round, node runs (issue 22): a dishonest operator (who holds the node key and controls files and timing)
+and an unlucky ops team (crashes, kills, full disks) against schema v3 reports and the one-process-per-GPU lanes.
+
+Each test is one attack. Those that succeeded before their fix say so in their docstring; the others guard a defence
+that held."""
+
+from __future__ import annotations
+
+import base64
+import errno
+import json
+import os
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.report import intake, records, sign, store
+from bench.report import verify as v
+from bench.report.store import REPORT_NAME, ReportWriter, load_report
+from tests.report import synthetic as syn
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def write(folder, count=3, n=80, finish=True, key=KEY, seed=0):
+    w = ReportWriter(syn.report([], end=None), folder, key)
+    for i in range(count):
+        w.add(syn.matmul("float32", syn.samples(1e-3, n, seed=seed + i)))
+    if finish:
+        w.finish()
+    w.close()
+    return w
+
+
+def lines_of(path):
+    return path.read_bytes().split(b"\n")[:-1]
+
+
+def put(path, raw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(raw)
+    return path
+
+
+def codes(data):
+    return {f.code for f in v.verify_node_report(data)}
+
+
+def errors(data):
+    return {f.code for f in v.errors(v.verify_node_report(data))}
+
+
+# --- the file: cut, appended to, spliced --------------------------------------------------------------------------
+
+
+def test_a_cut_at_every_byte_of_the_last_two_records_is_a_signed_partial_report(tmp_path):
+    """Held: the last measurement and the end record cut at every byte: each cut reads as a signed partial report
+    holding every whole measurement before the cut, and never claims to be complete."""
+    w = write(tmp_path / "run")
+    raw = w.path.read_bytes()
+    ends = [i + 1 for i, b in enumerate(raw) if b == ord("\n")]
+    cut = tmp_path / "cut" / REPORT_NAME
+    for size in range(ends[-3], len(raw)):
+        data = intake.read_json(put(cut, raw[:size])).data
+        found = codes(data)
+        assert not errors(data) and "partial" in found, (size, found)
+        assert len(data["measurements"]) == (3 if size >= ends[-2] else 2), size
+        assert data["end_utc"] is None and (("torn-record" in found) == (size not in ends)), size
+
+
+@pytest.mark.parametrize("tail", [b"garbage after the end record", b"\x00" * 64, b'[{"record":{', b" " * 10,
+                                  b'{"record":{"measurement":{'])  # fmt: skip
+def test_bytes_appended_after_the_end_record_are_refused_not_dropped_as_a_torn_write(tmp_path, tail):
+    """Succeeded before the fix: anything appended without a newline was dropped as 'a torn write' and the finished
+    report still verified (a warning). A torn write is the start of a record line, and after the end record only an
+    amendment can follow: anything else is an altered file, refused in one line."""
+    w = write(tmp_path / "run")
+    bad = put(tmp_path / "bad" / REPORT_NAME, w.path.read_bytes() + tail)
+    with pytest.raises(intake.InputError, match="not the start of a record"):
+        intake.read_json(bad)
+
+
+def test_a_torn_amendment_after_the_end_record_is_still_a_torn_write(tmp_path):
+    """Held (and kept by the fix): an amendment written after finish() and cut short is dropped as torn."""
+    w = ReportWriter(syn.report([], end=None), tmp_path / "run", KEY)
+    w.add(syn.matmul("float32", syn.samples(1e-3, 80)))
+    w.finish()
+    w.report.measurements[0].warnings.append({"code": "late", "message": "noted after the end"})
+    w.save()
+    w.close()
+    raw = w.path.read_bytes()
+    last = lines_of(w.path)[-1]
+    cut = put(tmp_path / "cut" / REPORT_NAME, raw[: len(raw) - len(last) // 2])
+    data = intake.read_json(cut).data
+    assert not errors(data) and "torn-record" in codes(data) and data["measurements"][0]["warnings"] == []
+
+
+def test_records_spliced_from_another_run_signed_by_the_same_key_are_refused(tmp_path):
+    """Held: the first records of run A followed by the rest of run B (same key, renumbered or not): the hash chain
+    breaks, so the last signature does not cover them."""
+    a, b = lines_of(write(tmp_path / "a").path), lines_of(write(tmp_path / "b", seed=50).path)
+    spliced = put(tmp_path / "s" / REPORT_NAME, b"\n".join([*a[:2], *b[2:]]) + b"\n")
+    data = intake.read_json(spliced).data
+    ok, why, _ = sign.inspect(data)
+    assert not ok and "record 2 does not follow record 1" in why and "signature" in errors(data)
+
+
+def test_a_duplicated_measurement_record_is_refused(tmp_path):
+    """Held: a measurement record written twice (renumbered to fit) breaks the chain."""
+    objs = [json.loads(x) for x in lines_of(write(tmp_path / "a").path)]
+    objs.insert(2, json.loads(json.dumps(objs[1])))
+    for i, o in enumerate(objs):
+        o["record"]["seq"] = i
+    data = intake.read_json(put(tmp_path / "d" / REPORT_NAME, b"".join(json.dumps(o).encode() + b"\n"
+                                                                      for o in objs))).data  # fmt: skip
+    assert "signature" in errors(data)
+
+
+def _remalleate(text: str) -> str | None:
+    """The same bytes in another base64 spelling (the unused low bits of the last character set), or None."""
+    body = text.rstrip("=")
+    pad = text[len(body) :]
+    for flip in (1, 2, 3):
+        other = body[:-1] + B64[B64.index(body[-1]) ^ flip] + pad
+        if base64.b64decode(other) == base64.b64decode(text):
+            return other
+    return None
+
+
+def test_a_signature_respelled_in_base64_does_not_give_the_report_a_second_name(tmp_path):
+    """Succeeded before the fix: base64's unused bits in the last signature's final character could be set without
+    changing the signature, so one signed report had several digests (the name proofs and capacity reports cite).
+    Only the canonical spelling verifies now, in a stream as in a version-2 document."""
+    w = write(tmp_path / "run")
+    objs = [json.loads(x) for x in lines_of(w.path)]
+    objs[-1]["signature"] = _remalleate(objs[-1]["signature"])
+    line = sign.canonical_bytes(objs[-1])
+    raw = b"".join(x + b"\n" for x in [*lines_of(w.path)[:-1], line])
+    data = intake.read_json(put(tmp_path / "m" / REPORT_NAME, raw)).data
+    ok, why, _ = sign.inspect(data)
+    assert not ok and "base64" in why
+
+    doc = syn.node_report(1, [700.0], KEY)
+    assert sign.check(doc) == (True, "valid")
+    respelled = {**doc, "signature": {**doc["signature"], "signature": _remalleate(doc["signature"]["signature"])}}
+    ok, why = sign.check(respelled)
+    assert not ok and "base64" in why
+
+
+def test_a_version_2_document_claiming_version_3_and_a_stream_claiming_version_2_are_refused(tmp_path):
+    """Held: the forms do not mix. A document (no records) that says version 3, and a stream whose header (signed by
+    the operator's own key) says version 2, are each refused in one line, never a traceback."""
+    doc = syn.node_report(1, [700.0], KEY)
+    doc3 = sign.canonical_bytes({**doc, "schema_version": 3})
+    data = intake.read_json(put(tmp_path / "d3" / REPORT_NAME, doc3)).data
+    assert "signature" in errors(data)
+    w = ReportWriter(syn.report([], end=None), tmp_path / "s2", KEY)
+    w._chain = records.Chain(KEY)  # a writer whose header says version 2, signed by the node's own key
+    rs = [{**records.header(w.report, w._chain.signer()), "schema_version": 2}]
+    lines = [w._chain.line(rs[0])[0]]
+    lines.append(w._chain.line({"type": records.MEASUREMENT,
+                                "measurement": syn.matmul("float32", syn.samples(1e-3, 80)).to_record()})[0])  # fmt: skip
+    data = intake.read_json(put(tmp_path / "s2b" / REPORT_NAME, b"".join(lines))).data
+    found = v.errors(v.verify_node_report(data))
+    assert found and all("\n" not in f.message for f in found)
+    with pytest.raises(store.ReportError):
+        load_report(tmp_path / "s2b" / REPORT_NAME)
+
+
+# --- sample blocks signed by the operator's own key ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [5e-324, 2.2e-308 / 3])
+def test_denormal_samples_signed_by_the_operator_do_not_make_an_infinite_figure(tmp_path, bad):
+    """Held: denormal 'durations' (a forged timer) are finite and positive, so the codec takes them, but the figure
+    re-derived from them is refused as impossible, never reported as infinite or counted."""
+    w = ReportWriter(syn.report([], end=None), tmp_path / "d", KEY)
+    m = syn.matmul("float32", syn.samples(1e-3, 40))
+    m.samples_s = [1e-3] * 30 + [bad] * 10  # the summary (finite) is the operator's own; the samples say otherwise
+    w.add(m)
+    w.finish()
+    w.close()
+    data = intake.read_json(w.path).data
+    assert errors(data), codes(data)
+
+
+def test_a_block_whose_samples_disagree_with_the_signed_summary_is_refused(tmp_path):
+    """Held: the operator re-signs a record whose samples block holds fewer, faster samples than its summary: the
+    figures re-derived from the samples do not match the summary."""
+    w = ReportWriter(syn.report([], end=None), tmp_path / "r", KEY)
+    m = syn.matmul("float32", syn.samples(1e-3, 80))
+    m.samples_s = syn.samples(0.5e-3, 40)  # the summary still says 80 samples at 1 ms
+    w.add(m)
+    w.finish()
+    w.close()
+    assert "figure-mismatch" in errors(intake.read_json(w.path).data)
+
+
+# --- a full disk ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", [0, 50])
+def test_a_full_disk_mid_record_leaves_a_report_that_reads_with_every_finished_measurement(tmp_path, monkeypatch,
+                                                                                         written):  # fmt: skip
+    """Succeeded before the fix: the disk filled while a measurement's line was written (the kernel took `written`
+    bytes of it, then ENOSPC), the run closed its report as interrupted once space came back (a log rotated), and the
+    whole report was refused: the end record followed half a line, and the chain had moved on past the record that
+    never reached the file. Now a failed append is undone (the file cut back, the chain not advanced)."""
+    w = ReportWriter(syn.report([], end=None), tmp_path, KEY)
+    for i in range(2):
+        w.add(syn.matmul("float32", syn.samples(1e-3, 80, seed=i)))
+    real, calls = os.write, []
+
+    def full(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1 and written:
+            return real(fd, bytes(data)[:written])
+        if len(calls) <= (2 if written else 1):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(store.os, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        w.add(syn.matmul("float32", syn.samples(1e-3, 80, seed=9)))
+    w.finish(interrupted=True)
+    w.close()
+    monkeypatch.undo()
+    data = intake.read_json(w.path).data
+    assert not errors(data) and len(data["measurements"]) == 2 and data["interrupted"] is True
+    assert len(w.report.measurements) == 2 and load_report(w.path).measurements == w.report.measurements
