@@ -256,7 +256,8 @@ class Lanes:
 
     def run(self, record: Callable[[Step | Measurement], None]) -> None:
         ctx = worker_context()
-        copies = ctx.Lock()  # the node's host<->device copies take turns across the workers (devices.host_copies)
+        # the node's host<->device copies take turns across the workers (devices.host_copies)
+        copies = self.copies = devices.SharedCopies(ctx)
         self.ready = ctx.Barrier(len(self.together))
         # the workers read EOF on `alive` once this process's end closes: when it is done with them, or killed
         alive, self.alive = ctx.Pipe(duplex=False)
@@ -323,6 +324,7 @@ class Lanes:
         p = self.procs[lane]
         self.ready.abort()  # a worker that died before it was ready must not hold the others at the start
         p.join(STOP_GRACE_S)
+        self.copies.release_if_held_by(p.pid)  # killed mid-copy: the other lanes' copies must not wait for it
         code = p.exitcode
         how = (f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 and -code in
                signal.valid_signals() else f"exit code {code}")  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import psutil
 import torch
@@ -190,6 +190,34 @@ _HOST_COPIES: Any = threading.Lock()
 def host_copies() -> Any:
     """The node's host<->device copy lock (a context manager)."""
     return _HOST_COPIES
+
+
+class SharedCopies:
+    """The node's copy lock as the lanes' worker processes share it, with the pid of the process holding it. A
+    POSIX semaphore is not released when its holder dies: a worker killed mid-copy (the out-of-memory killer, a
+    SIGKILL) would leave every other lane waiting for its next copy forever. The parent, told a worker died, releases
+    the lock if that worker held it (release_if_held_by). `ctx` is the workers' multiprocessing context."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.lock = ctx.Lock()
+        self.holder = ctx.Value("q", 0, lock=False)  # written only by whoever holds the lock
+
+    def __enter__(self) -> Self:
+        self.lock.acquire()
+        self.holder.value = os.getpid()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.holder.value = 0
+        self.lock.release()
+
+    def release_if_held_by(self, pid: int | None) -> bool:
+        """Release the lock if the (dead) process `pid` held it; True if it did."""
+        if not pid or self.holder.value != pid:
+            return False
+        self.holder.value = 0
+        self.lock.release()
+        return True
 
 
 def share_host_copies(lock: Any) -> None:

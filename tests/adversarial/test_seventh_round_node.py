@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import base64
 import errno
+import functools
 import json
+import multiprocessing
 import os
+import signal
+import threading
+import time
+from dataclasses import asdict
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench import runner
+from bench.hardware import devices
 from bench.report import intake, records, sign, store
 from bench.report import verify as v
+from bench.report.model import Measurement
 from bench.report.store import REPORT_NAME, ReportWriter, load_report
+from tests.fakes.cuda import install_in_worker
 from tests.report import synthetic as syn
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -229,3 +239,49 @@ def test_a_full_disk_mid_record_leaves_a_report_that_reads_with_every_finished_m
     data = intake.read_json(w.path).data
     assert not errors(data) and len(data["measurements"]) == 2 and data["interrupted"] is True
     assert len(w.report.measurements) == 2 and load_report(w.path).measurements == w.report.measurements
+
+
+# --- lanes: a worker killed while it holds the node's host-copy lock ---------------------------------------------
+
+
+FAST = {"count": 2, "launch_s": 0.0}
+
+
+def _die_holding_copies():
+    with devices.host_copies():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _copy_after(delay_s, f):
+    time.sleep(delay_s)
+    t0 = time.monotonic()
+    with devices.host_copies():
+        waited = time.monotonic() - t0
+    return Measurement("membw", {"kernel": "h2d"}, asdict(f), "skipped", "test", details={"waited_s": waited})
+
+
+def test_a_worker_killed_while_copying_does_not_hang_the_other_lanes(fake_cuda, tmp_path):
+    """Succeeded before the fix: a lane's worker killed (the OOM killer, SIGKILL) while it held the node's
+    host<->device copy lock never released it, so every other lane's next copy waited forever and the run (with
+    keep_going) never ended. The parent now releases the lock a dead worker held."""
+    fake_cuda(**FAST)
+    zero, one = devices.facts("cuda:0"), devices.facts("cuda:1")
+    steps = [runner.Step("dies", _die_holding_copies, "membw", asdict(zero), "cuda:0"),
+             runner.Step("copies", functools.partial(_copy_after, 1.0, one), "membw", asdict(one), "cuda:1")]  # fmt: skip
+    writer = ReportWriter(syn.report([], end=None), tmp_path)
+    box = {}
+
+    def go():
+        box["out"] = runner.execute(writer, steps, keep_going=True,
+                                    worker_init=functools.partial(install_in_worker, **FAST))  # fmt: skip
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    t.join(60)
+    hung = t.is_alive()
+    if hung:
+        for p in multiprocessing.active_children():
+            p.kill()
+    assert not hung, "the other lane waited forever for the copy lock the killed worker held"
+    statuses = sorted((m.device["id"], m.status) for m in box["out"].measurements)
+    assert statuses == [("cuda:0", "error"), ("cuda:1", "skipped")]
