@@ -285,3 +285,21 @@ def test_a_worker_killed_while_copying_does_not_hang_the_other_lanes(fake_cuda, 
     assert not hung, "the other lane waited forever for the copy lock the killed worker held"
     statuses = sorted((m.device["id"], m.status) for m in box["out"].measurements)
     assert statuses == [("cuda:0", "error"), ("cuda:1", "skipped")]
+
+
+# --- TF32 answering a float32 challenge ---------------------------------------------------------------------------
+
+
+def test_a_float32_challenge_answered_on_tf32_does_not_pass(tmp_path, monkeypatch):
+    """Held: a node whose float32 products run on TF32 tensor cores (TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 where the node
+    did not refuse, or on purpose: TF32 runs at 7x float32's rate on an H100) answers a whole round that way:
+    Freivalds' check or the exact-row check refuses it, no FLOPs proven. (3xTF32, as accurate as float32, passes by
+    the README's definition of a proven bound: float32-accurate throughput.)"""
+    scheme = "tf32"
+    from tests.challenge import test_cheaper_arithmetic as cheaper
+
+    monkeypatch.setitem(cheaper.DTYPE, scheme, "float32")
+    verdict = cheaper._round(tmp_path, scheme, operands=2)
+    assert verdict.fleet["verified_flops"] == 0
+    found = cheaper._errors(verdict)
+    assert any("exact-row check failed" in e or "Freivalds check failed" in e for e in found), found
