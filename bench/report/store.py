@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import functools
 import json
 import os
 import pickle
@@ -13,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -276,28 +278,33 @@ class ReportWriter:
     def _end(self) -> dict[str, Any]:
         return {"type": records.END, "end_utc": self.report.end_utc, "interrupted": self.report.interrupted}
 
-    def _write(self, record: dict[str, Any], sync: bool = False) -> None:
-        """Sign, chain and append one record, or leave the file and the chain as they were: a write that fails
-        (ENOSPC, EIO) after part of the line reached the file is cut back, and the chain does not move on past a
-        record the file does not hold. Otherwise what follows (the end record closing the run as interrupted, once
-        space came back) would sit after half a line, or name a record that is not there: the whole report refused,
-        every finished measurement with it. When the cut itself fails, nothing more is appended (the report stays a
-        signed partial one, its torn last line dropped by readers)."""
+    def _write(self, record: dict[str, Any], sync: bool = False, then: Callable[[], None] | None = None) -> None:
+        """Sign, chain and append one record (then run `then`, which notes it in memory), or leave the file, the chain
+        and the measurements as they were: a write that fails (ENOSPC, EIO) after part of the line reached the file,
+        or a Ctrl-C or SIGTERM raised anywhere in between, is cut back, and the chain does not move on past a record
+        the file does not hold. Otherwise what follows (the end record closing the run as interrupted) would sit
+        after half a line, or name a record that is not there: the whole report refused, every finished measurement
+        with it. When the cut itself fails, nothing more is appended (the report stays a signed partial one, its
+        torn last line dropped by readers)."""
         if self._broken:
             raise OSError(errno.EIO, f"{self.path}: an earlier write failed and could not be undone; the report ends "
                           "before it (partial)")  # fmt: skip
-        seq, prev, signature = self._chain.seq, self._chain.prev, self.report.signature
-        line = self._line(record)
+        seq, prev, signature, size = self._chain.seq, self._chain.prev, self.report.signature, self._size
+        kept = len(self.report.measurements), len(self._seen)
         try:
+            line = self._line(record)
             self._append(line, sync)
+            self._size = size + len(line)
+            if then is not None:
+                then()
         except BaseException:
-            self._chain.seq, self._chain.prev, self.report.signature = seq, prev, signature
+            self._chain.seq, self._chain.prev, self.report.signature, self._size = seq, prev, signature, size
+            del self.report.measurements[kept[0] :], self._seen[kept[1] :]
             try:
-                os.ftruncate(self._fd, self._size)
+                os.ftruncate(self._fd, size)
             except OSError:
                 self._broken = True
             raise
-        self._size += len(line)
 
     def _append(self, line: bytes, sync: bool = False) -> None:
         view = memoryview(line)
@@ -313,9 +320,13 @@ class ReportWriter:
         with self._lock:
             if self._finished:
                 raise ValueError(f"{self.path}: the report is finished; nothing can be added")
-            self._write(self._measurement(measurement))
-            self.report.measurements.append(measurement)
-            self._seen.append(_snapshot(measurement))
+            seen = _snapshot(measurement)
+
+            def kept() -> None:
+                self.report.measurements.append(measurement)
+                self._seen.append(seen)
+
+            self._write(self._measurement(measurement), then=kept)
 
     def save(self) -> None:
         """Append an amendment for every measurement whose warnings or details changed since it was written (compared
@@ -328,8 +339,7 @@ class ReportWriter:
             now = _snapshot(m)
             if now != seen:
                 record = {"type": records.AMEND, "index": i, "warnings": m.warnings, "details": m.details}
-                self._write(record, sync=True)
-                self._seen[i] = now
+                self._write(record, sync=True, then=functools.partial(self._seen.__setitem__, i, now))
 
     def finish(self, interrupted: bool = False) -> None:
         """Append what changed on measurements already written (as save()), the end record (end time, whether the run

@@ -241,6 +241,43 @@ def test_a_full_disk_mid_record_leaves_a_report_that_reads_with_every_finished_m
     assert len(w.report.measurements) == 2 and load_report(w.path).measurements == w.report.measurements
 
 
+@pytest.mark.parametrize("where", ["after the chain moved on", "after the whole line was written"])
+def test_ctrl_c_landing_inside_an_append_leaves_a_report_that_reads(tmp_path, monkeypatch, where):
+    """Succeeded before the fix ("after the chain moved on"): a Ctrl-C or SIGTERM (raised as an exception between
+    two bytecodes) landing after the record was chained but before its line was written left the chain one record
+    ahead of the file; the run then closed the report as interrupted, and its end record named a record that is not
+    there: the whole report refused. Landing after the write, the file held a measurement the writer's list did not
+    (amendments after it would name the wrong measurement), until the full-disk fix above undid such a write. Now an
+    append is undone whole, wherever it is interrupted."""
+    w = ReportWriter(syn.report([], end=None), tmp_path, KEY)
+    w.add(syn.matmul("float32", syn.samples(1e-3, 80)))
+    if where == "after the chain moved on":
+        line = w._chain.line
+
+        def interrupted(record):
+            line(record)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(w._chain, "line", interrupted)
+    else:
+        real = os.write
+
+        def interrupted(fd, data):
+            real(fd, data)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(store.os, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        w.add(syn.matmul("float32", syn.samples(1e-3, 80, seed=5)))
+    monkeypatch.undo()
+    w.report.measurements[0].warnings.append({"code": "late", "message": "noted after the interrupt"})
+    w.finish(interrupted=True)
+    w.close()
+    data = intake.read_json(w.path).data
+    assert not errors(data) and len(data["measurements"]) == 1 and data["interrupted"] is True
+    assert load_report(w.path).measurements == w.report.measurements
+
+
 # --- lanes: a worker killed while it holds the node's host-copy lock ---------------------------------------------
 
 
