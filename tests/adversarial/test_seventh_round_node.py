@@ -178,6 +178,36 @@ def test_a_version_2_document_claiming_version_3_and_a_stream_claiming_version_2
         load_report(tmp_path / "s2b" / REPORT_NAME)
 
 
+def _verbs(path, tmp_path):
+    good = write(tmp_path / "base").path
+    return {"verify": ["verify", str(path)], "report": ["report", str(path)], "compare": ["compare", str(good), str(path)],
+            "history": ["history", "--results-dir", str(tmp_path / "h"), "--add", str(path)],
+            "export csv": ["export", "csv", str(path)], "export prometheus": ["export", "prometheus", str(path)],
+            "aggregate": ["aggregate", "--output", str(tmp_path / "cap.json"), str(path)]}  # fmt: skip
+
+
+@pytest.mark.parametrize("verb", ["verify", "report", "compare", "history", "export csv", "export prometheus",
+                                  "aggregate"])  # fmt: skip
+def test_every_reader_takes_a_torn_report_and_refuses_an_appended_one_alike(tmp_path, monkeypatch, verb):
+    """Held (with the fix above): every verb that reads node reports reads a v3 report through the same door. A
+    report whose end record was torn off reads as partial everywhere; the same report with bytes appended after its
+    end record is refused everywhere, exit 1, with the one-line reason, never a traceback."""
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    raw = write(tmp_path / "run").path.read_bytes()
+    torn = put(tmp_path / "torn" / REPORT_NAME, raw[:-40])
+    res = CliRunner().invoke(main, _verbs(torn, tmp_path)[verb], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    appended = put(tmp_path / "appended" / REPORT_NAME, raw + b"appended")
+    res = CliRunner().invoke(main, _verbs(appended, tmp_path)[verb], catch_exceptions=False)
+    # (verify and aggregate show the reason in a table, wrapped: their verdict names the file unreadable)
+    said = "not the start of a record" in res.output or "unreadable" in res.output
+    assert res.exit_code == 1 and said and "Traceback" not in res.output, res.output
+
+
 # --- sample blocks signed by the operator's own key ---------------------------------------------------------------
 
 
