@@ -111,20 +111,24 @@ def _common(kw: dict[str, Any]) -> dict[str, Any]:
     return {"policy": policy, "as_of": as_of, "claims_input": claims_input, "audit_input": audit}
 
 
-def _write(doc: dict[str, Any], kw: dict[str, Any]) -> None:
+def _write(doc: dict[str, Any], kw: dict[str, Any], out: Path | None = None, *, echo: bool = True) -> bytes:
+    """Sign `doc` with --key and write disclosure.{json,md,html} into `out` (default --output); the JSON's bytes."""
     from bench.disclosure import render
     from bench.report import sign
     from bench.report.store import dumps, write_atomic
 
     doc["signature"] = sign.sign(doc, signing_key(kw["key_path"]))
-    out: Path = kw["output"]
-    write_atomic(out / "disclosure.json", dumps(doc))
+    out = out if out is not None else kw["output"]
+    raw = dumps(doc).encode("utf-8")
+    write_atomic(out / "disclosure.json", raw)
     write_atomic(out / "disclosure.md", render.markdown(doc))
     write_atomic(out / "disclosure.html", render.page(doc))
-    head = next((c for c in doc["capacity"] if c["category"] == "bf16/fp16"), None)
-    click.echo(f"{doc['level']} {doc['name']}: " + (f"bf16/fp16 {head['reported_pflops']:.4g} PFLOPS reported, "
-               f"{head['bounded_pflops']:.4g} bounded, {head['proven_pflops']:.4g} proven; " if head and head["devices"] else "")
-               + f"written to {out}/disclosure.{{json,md,html}}")  # fmt: skip
+    if echo:
+        head = next((c for c in doc["capacity"] if c["category"] == "bf16/fp16"), None)
+        click.echo(f"{doc['level']} {doc['name']}: " + (f"bf16/fp16 {head['reported_pflops']:.4g} PFLOPS reported, "
+                   f"{head['bounded_pflops']:.4g} bounded, {head['proven_pflops']:.4g} proven; " if head and head["devices"] else "")
+                   + f"written to {out}/disclosure.{{json,md,html}}")  # fmt: skip
+    return raw
 
 
 @click.group("disclose")
@@ -230,6 +234,38 @@ def rollup_cmd(children: tuple[Path, ...], level: str, name: str, from_dir: Path
     except _refused() as exc:
         fail(str(exc), 2)
     _write(doc, kw)
+
+
+@disclose_group.command("tree")
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@policy_options
+def tree_cmd(root: Path, **kw: Any) -> None:
+    """Every level of a region in one process: from ROOT's site folders (each a signed declaration NAME.toml with
+    NAME.toml.sig.json, capacity.json or capacity-CLUSTER.json per declared cluster, and optionally its node reports
+    for readiness) a disclosure per site, then per city, region and country, written as
+    OUTPUT/COUNTRY/REGION/CITY/SITE/disclosure.{json,md,html}. Every input file is read once; the documents are those
+    `disclose site` and `disclose rollup` build. --claims and --audit-request apply to the country; OUTPUT (default
+    ROOT/disclosure) must lie inside ROOT, so that `bench verify --from ROOT` finds each level beside its inputs."""
+    from bench.disclosure import tree
+
+    if kw["output"] == Path("disclosure"):  # the option's default: inside ROOT
+        kw["output"] = root / "disclosure"
+    output = kw["output"].resolve()
+    if not output.is_relative_to(root.resolve()):
+        raise click.BadParameter(f"{kw['output']} is not inside {root}: `bench verify --from {root}` must find the "
+                                 "disclosures beside the inputs they cite", param_hint="-o/--output")  # fmt: skip
+    common = _common(kw)
+    try:
+        built = tree.build(root, policy=common["policy"], as_of=common["as_of"], output=kw["output"],
+                           write=lambda doc, folder: _write(doc, kw, folder, echo=doc["level"] != "site"),
+                           proof_paths=list(kw["proof_paths"]), claims_input=common["claims_input"],
+                           audit_input=common["audit_input"])  # fmt: skip
+    except _refused() as exc:
+        fail(str(exc), 2)
+    levels = [b.level for b in built]
+    click.echo(", ".join(f"{levels.count(lv)} {lv}" for lv in ("country", "region", "city", "site")) +
+               f" disclosures written under {kw['output']}; check one with: bench verify "
+               f"{built[0].path} --from {root}" + (" --auditor-key AUDITOR.pub" if common["policy"].auditor_id else ""))  # fmt: skip
 
 
 @disclose_group.command("sample")

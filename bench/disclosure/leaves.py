@@ -254,6 +254,15 @@ class Store:
             raise DisclosureError(str(exc)) from None
         return self._keep(path, doc, None)
 
+    def keep(self, path: Path, raw: bytes) -> intake.Document:
+        """A document this process wrote (`raw`, the bytes now at `path`), kept as a reader of the file would read it,
+        without reading the file again."""
+        try:
+            data = intake.parse_json(raw, str(path))
+        except intake.InputError as exc:
+            raise DisclosureError(str(exc)) from None
+        return self._keep(path, intake.Document(path, raw, data), None)
+
     def add_many(self, paths: list[Path]) -> list[intake.Document]:
         """add() of each path, read (and capacity reports' signatures checked) in worker processes (read_many)."""
         out = []

@@ -1,0 +1,172 @@
+"""A whole region's disclosures in one process (`bench disclose tree DIR`): every site folder under DIR (its signed
+declaration, the capacity report of each declared cluster, and optionally its node reports), then every city, region
+and country above them, each built by the same functions as `bench disclose site` and `bench disclose rollup` and so
+the same documents, but with every input file read once into one store (the per-level verbs read the whole folder on
+each call: a country of 200 sites through the CLI read it 25 times).
+
+A site folder is a folder holding a declaration TOML with its detached signature (`NAME.toml` + `NAME.toml.sig.json`).
+Its JSON files (searched recursively, the output folder excepted) are sorted by kind: a capacity report named
+`capacity.json` belongs to the declaration's only cluster, one named `capacity-CLUSTER.json` to that cluster; node
+reports feed readiness per node class (only those a counted capacity input names by digest count). Anything else is
+refused by name, so a file meant as evidence is never silently left out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.disclosure import declaration as decl
+from bench.disclosure import document as dd
+from bench.disclosure.leaves import DisclosureError, Store
+from bench.report import intake
+from bench.report.model import CAPACITY_KIND, NODE_REPORT_KIND
+
+#: The file a capacity report of the declaration's only cluster is read from; else CAPACITY_PREFIX + cluster + ".json".
+CAPACITY_FILE = "capacity.json"
+CAPACITY_PREFIX = "capacity-"
+
+
+@dataclass
+class SiteFolder:
+    """One site's inputs as found on disk (paths only: read once, later, all together)."""
+
+    folder: Path
+    declaration: Path
+    capacity: dict[str, Path] = field(default_factory=dict)
+    reports: list[Path] = field(default_factory=list)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def find_sites(root: Path, *, exclude: Path | None = None) -> list[SiteFolder]:
+    """Every site folder under `root` (a folder holding NAME.toml and NAME.toml.sig.json), its JSON files named, in
+    path order. A folder with two declarations, or a site folder inside another, is refused: whose files are whose
+    would be a guess."""
+    sites: dict[Path, SiteFolder] = {}
+    for toml in sorted(root.rglob("*.toml")):
+        if exclude is not None and _inside(toml, exclude):
+            continue
+        if not toml.with_name(toml.name + decl.SIGNATURE_SUFFIX).is_file():
+            continue  # not a signed declaration (a claims file, a rules file)
+        if toml.parent in sites:
+            raise DisclosureError(f"{toml.parent}: two signed declarations in one site folder "
+                                  f"({sites[toml.parent].declaration.name}, {toml.name})")  # fmt: skip
+        sites[toml.parent] = SiteFolder(toml.parent, toml)
+    for folder in sites:
+        outer = [f for f in sites if f != folder and _inside(folder, f)]
+        if outer:
+            raise DisclosureError(f"{folder}: a site folder inside site folder {outer[0]}")
+    if not sites:
+        raise DisclosureError(f"{root}: no site folder (a declaration NAME.toml with its signature NAME.toml.sig.json)")
+    return [sites[f] for f in sorted(sites)]
+
+
+def _json_files(site: SiteFolder, exclude: Path | None) -> list[Path]:
+    return [p for p in sorted(site.folder.rglob("*.json"))
+            if not p.name.endswith(decl.SIGNATURE_SUFFIX) and not (exclude is not None and _inside(p, exclude))]  # fmt: skip
+
+
+@dataclass
+class Built:
+    """A disclosure as written: its level, name, path of disclosure.json and the document read back from its bytes."""
+
+    level: str
+    name: str
+    path: Path
+    doc: intake.Document
+
+
+def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[[dict[str, Any], Path], bytes],
+          output: Path, proof_paths: list[Path] = (), claims_input: list[dict[str, str]] | None = None,
+          audit_input: dict[str, Any] | None = None, now: dt.datetime | None = None) -> list[Built]:  # fmt: skip
+    """Every level from the site folders under `root` to each country, written under `output` as
+    output/COUNTRY[/REGION[/CITY[/SITE]]]/disclosure.json (write(doc, folder) signs and writes one, returning the
+    disclosure.json bytes). Claims and the audit request apply to the country (the level a claim is usually about,
+    and the population an auditor samples); proofs to every level whose devices they name. Returns the disclosures
+    built, country first."""
+    sites = find_sites(root, exclude=output)
+    store = Store()
+    files = [(s, p) for s in sites for p in _json_files(s, output)]
+    docs = store.add_many([p for _, p in files])  # every input read once, capacity signatures checked by workers
+    proof_docs = store.add_many(list(proof_paths))
+    node_docs: dict[Path, list[intake.Document]] = {}
+    for (s, path), doc in zip(files, docs, strict=True):
+        kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+        if kind == CAPACITY_KIND:
+            if path.name in s.capacity:
+                raise DisclosureError(f"{path}: a second {path.name} in site folder {s.folder}")
+            s.capacity[path.name] = doc  # keyed by file name until the declaration says which clusters exist
+        elif kind == NODE_REPORT_KIND:
+            node_docs.setdefault(s.folder, []).append(doc)
+        elif kind != dd.KIND:  # a disclosure written there by the per-level verbs is output, not input
+            raise DisclosureError(f"{path}: neither a capacity report nor a node report (kind {kind!r})")
+    built: list[Built] = []
+    by_city: dict[tuple[str, str, str], list[Built]] = {}
+    for s in sites:
+        d = decl.read(s.declaration, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
+        pairs = _clusters(s, d)
+        for name in d.path:
+            if name in (".", "..") or name.startswith("."):
+                raise DisclosureError(f"{s.declaration}: place name {name!r} cannot name a folder of the output")
+        counted = {
+            row.get("device") for _, doc in pairs for row in doc.data.get("devices", []) if isinstance(row, dict)
+        }
+        mine = [p for p in proof_docs if any(isinstance(x, dict) and x.get("device") in counted
+                                             for x in (p.data.get("devices") or []))]  # fmt: skip
+        doc = dd.site(d, pairs, store, policy=policy, proof_docs=mine, as_of=as_of, claims_input=[], audit_input=None,
+                      now=now, node_docs=node_docs.get(s.folder))  # fmt: skip
+        b = _keep(store, write, doc, output.joinpath(*d.path), "site", d.path[-1])
+        by_city.setdefault(tuple(d.path[:3]), []).append(b)
+        built.append(b)
+
+    def roll(level: str, name: str, children: list[Built], folder: Path, top: bool) -> Built:
+        doc = dd.rollup(level, name, [c.doc for c in children], store, policy=policy, proof_docs=[], as_of=as_of,
+                        claims_input=(claims_input or []) if top else [], audit_input=audit_input if top else None,
+                        now=now)  # fmt: skip
+        return _keep(store, write, doc, folder, level, name)
+
+    by_region: dict[tuple[str, str], list[Built]] = {}
+    for (country, region, city), children in sorted(by_city.items()):
+        b = roll("city", city, children, output / country / region / city, False)
+        by_region.setdefault((country, region), []).append(b)
+        built.append(b)
+    by_country: dict[str, list[Built]] = {}
+    for (country, region), children in sorted(by_region.items()):
+        b = roll("region", region, children, output / country / region, False)
+        by_country.setdefault(country, []).append(b)
+        built.append(b)
+    countries = [roll("country", c, children, output / c, True) for c, children in sorted(by_country.items())]
+    return countries + built
+
+
+def _clusters(site: SiteFolder, d: decl.Declaration) -> list[tuple[str, intake.Document]]:
+    """Each declared cluster's capacity report, by file name (CAPACITY_FILE for a one-cluster site)."""
+    names = [c["name"] for c in d.data["clusters"]]
+    wanted = {CAPACITY_FILE: names[0]} if len(names) == 1 else {}
+    wanted |= {f"{CAPACITY_PREFIX}{n}.json": n for n in names}
+    pairs = []
+    for file, doc in sorted(site.capacity.items()):
+        if file not in wanted:
+            raise DisclosureError(f"{doc.path}: a capacity report's file names its cluster "
+                                  f"({', '.join(sorted(wanted))}); this one names none of {', '.join(names)}")  # fmt: skip
+        pairs.append((wanted[file], doc))
+    missing = sorted(set(names) - {c for c, _ in pairs})
+    if missing:
+        raise DisclosureError(f"{site.folder}: no capacity report for cluster(s) {', '.join(missing)} "
+                              f"(expected {', '.join(f'{CAPACITY_PREFIX}{n}.json' for n in missing)})")  # fmt: skip
+    return pairs
+
+
+def _keep(store: Store, write: Callable[[dict[str, Any], Path], bytes], doc: dict[str, Any], folder: Path,
+          level: str, name: str) -> Built:  # fmt: skip
+    """Sign and write a level, and keep it in the store as its written bytes read back (not the file read again): the
+    parent cites exactly what a reader of the file would read."""
+    path = folder / "disclosure.json"
+    raw = write(doc, folder)
+    return Built(level, name, path, store.keep(path, raw))
