@@ -43,6 +43,19 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.verbs, *self.commands})
 
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the verb; a ReportError that reaches here (a results folder that cannot be written, a disk that filled
+        during the run) is its one line, exit 1, never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except ValueError as exc:
+            from bench.report.model import ReportError
+
+            if not isinstance(exc, ReportError):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            raise SystemExit(1) from None
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands or cmd_name not in self.verbs:
             return super().get_command(ctx, cmd_name)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import functools
 import json
 import os
@@ -257,7 +256,10 @@ class ReportWriter:
         if report.end_utc:
             lines.append(self._line(self._end()))
         first = b"".join(lines)
-        write_atomic(self.path, first)  # the header appears whole or not at all
+        try:
+            write_atomic(self.path, first)  # the header appears whole or not at all
+        except OSError as exc:  # a read-only, full or missing results folder: said before anything is measured
+            raise ReportError(f"cannot write a report in {directory}: {exc.strerror or exc}") from exc
         self._size = len(first)  # bytes of whole records in the file: where a failed append is cut back to
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self.syncer = _Syncer(os.dup(self._fd), sync_interval_s)
@@ -287,8 +289,8 @@ class ReportWriter:
         with it. When the cut itself fails, nothing more is appended (the report stays a signed partial one, its
         torn last line dropped by readers)."""
         if self._broken:
-            raise OSError(errno.EIO, f"{self.path}: an earlier write failed and could not be undone; the report ends "
-                          "before it (partial)")  # fmt: skip
+            raise ReportError(f"{self.path}: an earlier write failed and could not be undone; the report ends before "
+                              "it (partial)")  # fmt: skip
         seq, prev, signature, size = self._chain.seq, self._chain.prev, self.report.signature, self._size
         kept = len(self.report.measurements), len(self._seen)
         try:
@@ -297,13 +299,16 @@ class ReportWriter:
             self._size = size + len(line)
             if then is not None:
                 then()
-        except BaseException:
+        except BaseException as exc:
             self._chain.seq, self._chain.prev, self.report.signature, self._size = seq, prev, signature, size
             del self.report.measurements[kept[0] :], self._seen[kept[1] :]
             try:
                 os.ftruncate(self._fd, size)
             except OSError:
                 self._broken = True
+            if isinstance(exc, OSError):  # a full or read-only disk: one line saying what the report holds
+                raise ReportError(f"{self.path}: cannot append to the report ({exc.strerror or exc}); it holds the "
+                                  f"{len(self.report.measurements)} measurements written before (partial)") from exc  # fmt: skip
             raise
 
     def _append(self, line: bytes, sync: bool = False) -> None:

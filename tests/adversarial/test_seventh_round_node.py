@@ -261,7 +261,7 @@ def test_a_full_disk_mid_record_leaves_a_report_that_reads_with_every_finished_m
         return real(fd, data)
 
     monkeypatch.setattr(store.os, "write", full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(store.ReportError, match="No space left on device.*holds the 2 measurements"):
         w.add(syn.matmul("float32", syn.samples(1e-3, 80, seed=9)))
     w.finish(interrupted=True)
     w.close()
@@ -306,6 +306,37 @@ def test_ctrl_c_landing_inside_an_append_leaves_a_report_that_reads(tmp_path, mo
     data = intake.read_json(w.path).data
     assert not errors(data) and len(data["measurements"]) == 1 and data["interrupted"] is True
     assert load_report(w.path).measurements == w.report.measurements
+
+
+def test_a_results_folder_that_cannot_be_written_or_fills_up_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    """Succeeded before the fix: a results folder that cannot be written (read-only, or a file where the folder
+    should be) and a disk that filled during the run both ended bench membw in a traceback. Now: one line naming
+    the report, exit 1, and a report filled before the disk did is a signed partial one."""
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    args = ["membw", "--device", "cpu", "--array-mib", "1", "--budget", "0.01", "--quiet"]
+    (tmp_path / "a-file").write_text("")
+    res = CliRunner().invoke(main, [*args, "--results-dir", str(tmp_path / "a-file" / "sub")], catch_exceptions=False)
+    assert res.exit_code == 1 and "cannot write a report in" in res.output and "Traceback" not in res.output
+
+    real, calls = os.write, []
+
+    def fills(fd, data):  # the disk takes the first two records (the header is written by rename), then nothing
+        calls.append(len(data))
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)
+
+    monkeypatch.setattr(store.os, "write", fills)
+    res = CliRunner().invoke(main, [*args, "--results-dir", str(tmp_path / "r")], catch_exceptions=False)
+    monkeypatch.undo()
+    assert res.exit_code == 1 and "No space left on device" in res.output and "Traceback" not in res.output
+    (path,) = (tmp_path / "r").glob(f"*/{REPORT_NAME}")
+    data = intake.read_json(path).data
+    assert not errors(data) and "partial" in codes(data) and len(data["measurements"]) == 2
 
 
 # --- lanes: a worker killed while it holds the node's host-copy lock ---------------------------------------------
