@@ -11,6 +11,7 @@ still sign what it finished if it dies before the gather."""
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -174,6 +175,16 @@ def single_suite(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: 
             close()
 
 
+def job_name(where: launch.Placement) -> str:
+    """This job's name for its spools: launch.job_id and a token rank 0 draws and sends every rank (over the
+    control group). A job id alone repeats across jobs: torchrun's default --rdzv-id is 'none', and a master address
+    and port are reused. Under a repeated name a leader whose peer died would recover an earlier job's leftover
+    spools (or a concurrent job's, on a shared results folder) into its own signed report."""
+    token = [secrets.token_hex(6) if where.rank == 0 else None]
+    dist.broadcast_object_list(token, src=0, group=launch.control())
+    return f"{launch.job_id(where)}-{token[0]}"
+
+
 def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str, facts: list[devices.DeviceFacts],
                       inv: dict[str, Any], writer: ReportWriter | None, results_dir: Path,
                       feedback: Feedback) -> None:  # fmt: skip
@@ -181,7 +192,7 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
     (None on other ranks); `feedback` is shown by rank 0 only. Errors propagate: the caller ends the rank."""
     cc, tc = config["comm"], config["train"]
     fingerprint = inv["host"].get("fingerprint")
-    spool = runner.Spool(results_dir, launch.job_id(where), fingerprint or "host", where.rank)
+    spool = runner.Spool(results_dir, job_name(where), fingerprint or "host", where.rank)
     if kind == "cpu":
         share_cpu(where)
     local = {**config, "suite": {**config["suite"], "workloads": [w for w in config["suite"]["workloads"]

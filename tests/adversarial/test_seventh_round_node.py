@@ -401,3 +401,31 @@ def test_a_float32_challenge_answered_on_tf32_does_not_pass(tmp_path, monkeypatc
     assert verdict.fleet["verified_flops"] == 0
     found = cheaper._errors(verdict)
     assert any("exact-row check failed" in e or "Freivalds check failed" in e for e in found), found
+
+
+# --- a job's spools on a shared results folder ----------------------------------------------------------------------
+
+
+def test_a_crashed_jobs_spools_are_not_recovered_into_the_next_jobs_report(tmp_path, monkeypatch):
+    """Succeeded before the fix: spools were named by launch.job_id, which repeats across jobs (torchrun's default
+    --rdzv-id is 'none'; a master address and port are reused). A job whose rank died left its spool behind; the next
+    job on that results folder, when one of its peers died, recovered the old job's measurements into its own signed
+    report. Spools are now named with a token rank 0 draws for each job (orchestrate.job_name)."""
+    import torch.distributed as dist
+
+    from bench import launch, orchestrate
+    from tests.cli.ranks import free_port
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    where = launch.Placement(0, 1, 0, 1, "127.0.0.1", 29500, "torchrun")
+    assert launch.job_id(where) == "none"  # what both jobs derive
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        first, second = orchestrate.job_name(where), orchestrate.job_name(where)
+    finally:
+        dist.destroy_process_group()
+    assert first != second and first.startswith("none-")
+    old = runner.Spool(tmp_path, first, "fp-a", 1)  # the first job's rank 1 spooled a measurement, then died
+    old.add(syn.matmul("float32", syn.samples(1e-3, 80)))
+    assert runner.Spool(tmp_path, second, "fp-a", 0).recover() == []  # the next job's leader, its peer dead
+    assert len(runner.Spool(tmp_path, first, "fp-a", 0).recover()) == 1  # (its own job's leader would find it)
