@@ -24,7 +24,6 @@ from bench.challenge.documents import (
     load_challenge,
     read_document,
     read_json,
-    read_json_in,
     receipts_doc,
     signature_problem,
     write_bytes_atomic,
@@ -111,6 +110,8 @@ def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], 
                     why = commitment_problem(data, ch, trusted, auditor, name) or triage.name_key_problem(
                         data["node"], sign.signer(data), names, name
                     )  # a name bound to another key is not this key's to answer for
+                    if why is None and ch.nodes is not None and data["node"] not in ch.nodes:
+                        why = f"{name}: node {data['node']!r} was not challenged"  # verify refuses it too
                 except intake.InputError as exc:
                     why = str(exc)
             used_bytes, versions = seen.get(("archived", path.name), (0, 0))
@@ -121,6 +122,9 @@ def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], 
                        "under this name; not archived or counted")  # fmt: skip
             receipt = {"file": name, "sha256": digest, "arrived_utc": utc(arrived), "accepted": why is None,
                        "why": None if why is None else intake.safe_name(why)}  # fmt: skip
+            if why is None:  # whom it answers for, and whether it is one of the nodes --expect waits for
+                receipt["node"] = data["node"]
+                receipt["expected"] = triage.expected(data["node"], sign.signer(data), names)
             if why is None:
                 seen[("archived", path.name)] = (used_bytes + len(raw), versions + 1)
                 if archive is not None:
@@ -144,8 +148,10 @@ class Collected:
 
     @property
     def valid(self) -> int:
-        """Distinct commitments accepted (by the bytes' sha256)."""
-        return len({r["sha256"] for r in self.receipts if r["accepted"]})
+        """Distinct nodes that answered (what --expect counts): node names of accepted commitments that
+        triage.expected counts. Files or sha256s were counted before, so one node rewriting its commitment, or writing
+        it under several file names, ended the fleet's collection early and left the others without a receipt."""
+        return len({r["node"] for r in self.receipts if r["accepted"] and r.get("expected", True)})
 
 
 def collect(drop: Path, ch: Challenge, output: Path, key: Any, *, archive: Path, trusted: set[str] | None,
@@ -497,11 +503,13 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
     if not acceptable or not per_device:
         return result
     reveal_path = directory / path.name.replace(COMMIT_SUFFIX, REVEAL_SUFFIX)
-    try:
-        reveal_doc = read_json_in(reveal_path, REVEAL_KIND, directory)
+    try:  # under the commitment's own limits: a manifest names files, so it is no larger (never a 1 GiB stream)
+        reveal_doc = read_document(reveal_path, REVEAL_KIND, root=directory, max_bytes=MAX_COMMIT_BYTES,
+                                   max_containers=MAX_COMMIT_CONTAINERS).data  # fmt: skip
         files_list = _expect(reveal_doc, "files", list, intake.safe_name(reveal_path.name))
     except ChallengeError as exc:
         out.append(Finding(ERROR, "malformed-reveal", f"reveal: {exc}", where))
+        result["product_failed"] = True  # nothing of it can be checked: charged to its key like a wrong product
         return result
     files = {}
     for f in files_list:

@@ -38,6 +38,13 @@ def name_key_problem(node: str, signer: str | None, names: dict[str, str] | None
             f"{signer}: refused")  # fmt: skip
 
 
+def expected(node: str, signer: str | None, names: dict[str, str] | None) -> bool:
+    """Whether a commitment counts toward `collect --expect`: a name the trust list binds to its signer, or any name
+    of a key the trust list binds no name to (a list in the older format). A key with names of its own cannot end
+    the fleet's collection early with commitments under made-up names (verify still judges them, last)."""
+    return not names or names.get(node) == signer or signer not in names.values()
+
+
 def rank(node: str, signer: str | None, names: dict[str, str] | None, challenged: Sequence[str] | None) -> int:
     """0 for a name the trust list binds to its signer, 1 for a name the challenge lists, 2 for any other."""
     if names and names.get(node) == signer:

@@ -1,0 +1,177 @@
+"""Attack round on issue 23's proofs (attacker 'attack23'): a dishonest operator holding its node keys, choosing its
+files, timing and arithmetic. Each attack is a test; those that succeeded before their fix say so in their docstring,
+those that held say 'held'."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+import torch
+
+from bench import challenge as chl
+from bench.challenge import exact_rows
+from bench.report import sign
+from bench.report.store import dumps, write_atomic
+from tests.adversarial import block_schemes
+from tests.adversarial.test_seventh_round import _junk, error_codes
+from tests.perf import precision_table as table
+from tests.test_challenge import AUDITOR, AUDITOR_ID, NODE_KEY, OTHER, _answer, _drop, _issue, _receipts, kid, verify
+
+# --- the collector's --expect -------------------------------------------------------------------------------------
+
+
+def _collect(tmp_path, ch, drop, expect, **kw):
+    """`challenge collect --expect` once over what is in the drop (a deadline already past: one scan)."""
+    return chl.collect(drop, ch, tmp_path / "receipts.json", AUDITOR, archive=tmp_path / "archive", auditor=AUDITOR_ID,
+                       expect=expect, until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1), interval=0.0, **kw)  # fmt: skip
+
+
+def test_one_node_cannot_fill_expect_with_copies_of_its_own_answer(tmp_path):
+    """Succeeded before the fix: one node (its own key, its own bound name) wrote its commitment under three file
+    names, each re-signed (committed_utc differs, so the bytes and their sha256 differ): `collect --expect 3` counted
+    three valid commitments and stopped, before the other two nodes of the fleet had answered, whose answers then had
+    no receipt and proved nothing. --expect now counts node names, not files."""
+    _, ch = _issue(tmp_path, dtype="bfloat16", products=1)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch, node="node-a", uuid="host-a", key=NODE_KEY)
+    for copy in range(2):
+        data = chl.commitment(ch, "node-a", {"host": {"hostname": "node-a"}}, [], NODE_KEY)
+        data["committed_utc"] = f"2026-11-28T12:00:0{copy}.000000Z"
+
+        data.pop("signature")
+        data["signature"] = sign.sign(data, NODE_KEY)
+        write_atomic(drop / f"{base}-copy{copy}{chl.COMMIT_SUFFIX}", dumps(data))
+    log = _collect(tmp_path, ch, drop, 3, trusted={kid(NODE_KEY)}, names={"node-a": kid(NODE_KEY)})
+    assert len([r for r in log.receipts if r["accepted"]]) >= 1
+    assert log.valid == 1, log.receipts
+
+
+def test_made_up_names_do_not_fill_expect(tmp_path):
+    """Succeeded before the fix: a trusted key (bound to node-b in the trust list) signed three commitments under
+    names nobody challenged or bound: each was accepted and counted toward --expect, so one key could end the fleet's
+    collection at once. A name the challenge does not list is not accepted; where the trust list binds names to a key,
+    that key's commitments under other names are logged (verify judges them) but do not count toward --expect."""
+    _, ch = _issue(tmp_path, dtype="bfloat16", products=1, nodes=["node-a", "node-b"])
+    drop = _drop(tmp_path)
+    _junk(drop, ch, "intruder", OTHER, 1)
+    log = _collect(tmp_path, ch, drop, 1, trusted={kid(NODE_KEY), kid(OTHER)})
+    assert log.valid == 0 and not any(r["accepted"] for r in log.receipts), log.receipts
+
+    _, ch = _issue(tmp_path, dtype="bfloat16", products=1)  # no node list: any name may answer
+    drop = tmp_path / "drop2"
+    drop.mkdir()
+    for j in range(3):
+        _junk(drop, ch, f"made-up{j}", OTHER, 1)
+    names = {"node-a": kid(NODE_KEY), "node-b": kid(OTHER)}
+    log = _collect(tmp_path, ch, drop, 3, trusted={kid(NODE_KEY), kid(OTHER)}, names=names)
+    assert log.valid == 0, log.receipts
+
+
+# --- junk that costs the verifier before it is refused -------------------------------------------------------------
+
+
+def test_hostile_reveal_manifests_are_capped_and_charged_to_the_key(tmp_path, monkeypatch):
+    """Succeeded before the fix: a reveal manifest was read with the default limits of a node report, and one that
+    starts like a record stream ('{"record":{') up to 1 GiB; a manifest that failed to read ('malformed-reveal') was not
+    charged to the key's budget. So one trusted key could make the verifier read 1 GiB per commitment (100 commitments
+    under made-up names: 100 GiB read). Now a manifest is read under the commitment's own limits (MAX_COMMIT_BYTES,
+    MAX_COMMIT_CONTAINERS, never as a stream), and an unreadable one counts as a failed product check."""
+    from bench.challenge import triage
+    from bench.report import intake
+
+    path, ch = _issue(tmp_path, dtype="bfloat16", products=1)
+    drop = _drop(tmp_path)
+    arrivals = {}
+    for j in range(6):
+        base = _junk(drop, ch, f"junk{j}", OTHER, 1)
+        with open(drop / f"{base}{chl.REVEAL_SUFFIX}", "wb") as fh:  # sparse: no disk used, 100 MiB to read
+            fh.write(b'{"record":{')
+            fh.truncate(100 * 2**20)
+        arrivals[base] = 0.1 + j / 100
+    arrivals[_answer(drop, ch, node="node-a", uuid="host-a", key=NODE_KEY)] = 1.0
+    read = []
+    original = intake.read_bytes
+    monkeypatch.setattr(intake, "read_bytes", lambda p, **kw: read.append(p.name) or original(p, **kw))
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, arrivals), trusted={kid(NODE_KEY), kid(OTHER)})
+    assert verdict.fleet["verified_flops"] == 2 * 64**3  # the honest answer, judged all the same
+    big = [f for f in verdict.findings if f.code == "malformed-reveal"]
+    assert big and all("more than the limit" in f.message for f in big), [f.message for f in big]
+    assert len([n for n in read if n.endswith(chl.REVEAL_SUFFIX) and n.startswith("junk")]) == triage.JUNK_PER_KEY
+    assert "key-budget" in error_codes(verdict)
+
+
+# --- cheaper arithmetic the precision table did not list ----------------------------------------------------------
+
+#: Each scheme of block_schemes that is cheaper than the challenge precision on an H100 (fewer tensor-core cycles than
+#: one product of it): it must fail with a 3x margin. For float32 (67 TFLOPS on an H100 SXM) every listed scheme but
+#: the six int8 products of 'int8 block32 x3' (the known gap of int8 x3) is; for the half precisions, one int8 or fp8
+#: product (2x their rate) is, three int8 products (1.5x the cost of one) or four fp8 products (2x) are not.
+BLOCK_CHEAPER = {
+    "float32": ["int8 block32 x1", "int8 block32 x2", "mxfp8 e4m3", "mxfp8 e5m2", "mxfp8 e4m3 x2 (3 products)",
+                "mxfp8 e4m3 x2 (4 products)", "bf16x2", "tf32x2", "fp16 scaled"],
+    "bfloat16": ["int8 block32 x1", "mxfp8 e4m3", "mxfp8 e5m2"],
+    "float16": ["int8 block32 x1", "mxfp8 e4m3", "mxfp8 e5m2", "bf16x2"],
+    "float64": list(block_schemes.SCHEMES),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "float64"])
+def test_block_scaled_and_split_schemes_fail_with_3x_margin(dtype):
+    """Held at n = 256 (and, run once, at 1024: README): MX-style block scales of 32 elements along K do not save
+    int8 or fp8, because the version 2 operands spread over 16 binades inside every block of 32, so the block's
+    largest element sets the scale as a row's does (int8 block32 x2 scores 1.6x better than per-row scales, still
+    failing for bfloat16 at 4.1 at n = 1024; it costs 1.5 bf16 products). Schemes as accurate as the precision pass:
+    an e4m3 hi/lo split with all four products, bf16x2 and tf32x2 for bfloat16 (exact on bf16 operands)."""
+    s = table.scores(dtype, 256, schemes=block_schemes.SCHEMES)
+    assert {k: v for k, v in s.items() if k in BLOCK_CHEAPER[dtype] and v < 3} == {}
+    if dtype == "bfloat16":
+        assert {k: s[k] for k in ("mxfp8 e4m3 x2 (4 products)", "bf16x2", "tf32x2", "fp16 scaled") if s[k] > 1} == {}
+
+
+def test_int8_x3_passes_a_float32_challenge_already_at_256():
+    """Succeeded, left open (a README correction): the known gap says bf16x3 and int8 x3 pass a float32 challenge
+    from n = 1024; six int8 products with row or block scales pass already at n = 256 (scores 0.64 and 0.41), where
+    on an H100 they cost about a tenth of one float32 product. The allowance cannot refuse them without refusing the
+    sequential float32 order (the known gap); recorded here so the README's 'from n = 1024' is not relied on."""
+    s = table.scores("float32", 256, schemes={"int8 row x3": table.CHEAPER["int8 row x3"],
+                                              "int8 block32 x3": block_schemes.SCHEMES["int8 block32 x3"]})  # fmt: skip
+    assert s["int8 row x3"] < 1 and s["int8 block32 x3"] < 1
+
+
+# --- which rows the auditor opens ---------------------------------------------------------------------------------
+
+
+def _partly_cheap(n: int, cheap_rows: np.ndarray, dtype: str = "float32"):
+    a = chl.operand("0" * 64, "node", "GPU-x", 0, "A", n, dtype, 2)
+    b = chl.operand("0" * 64, "node", "GPU-x", 0, "B", n, dtype, 2)
+    c = a @ b
+    c[cheap_rows] = (a[cheap_rows].to(torch.bfloat16).float() @ b.to(torch.bfloat16).float()).to(c.dtype)
+    return a, b, c
+
+
+def test_rows_computed_cheaply_are_found_as_often_as_sixteen_secret_rows_allow():
+    """Held: a node that computes one row in eight in bf16 (saving about 7/8 of an eighth on an H100) passes the
+    exact-row check only when none of the 16 secret rows is one of them, (7/8)^16 = 12% of rounds; over 64 rounds
+    (fresh verifier seeds) it passed 7. The test catches fewer rows (ROWS = 8 let 20 of 64 through). Cheap rows are
+    always caught when sampled: each scores about 1000."""
+    n = 128
+    a, b, c = _partly_cheap(n, np.arange(0, n, 8))
+    passed = sum(exact_rows.check(a, b, c, "float32", np.random.default_rng(seed)).passed for seed in range(64))
+    assert passed <= 14, passed
+    every = exact_rows.check(a, b, c, "float32", np.random.default_rng(0), rows=n)
+    assert not every.passed and every.score > 30
+
+
+def test_a_few_cheap_columns_are_diluted_only_within_the_allowance():
+    """Held, with a bound stated: the row score is an RMS over n columns, so a scheme that fails by S can be used on
+    a share below 1/S^2 of the columns and still pass. For the schemes cheaper than each precision S >= 3 (the table's
+    margin), so at most a ninth of the columns of a scheme failing just past the margin, and for bf16 answering a
+    float32 challenge (S ~ 700 at n = 256) not even one column: one bf16 column of 256 already fails."""
+    n = 256
+    a = chl.operand("0" * 64, "node", "GPU-x", 0, "A", n, "float32", 2)
+    b = chl.operand("0" * 64, "node", "GPU-x", 0, "B", n, "float32", 2)
+    c = a @ b
+    c[:, :1] = a @ b[:, :1].to(torch.bfloat16).float()  # one column of 256 from bf16 operands (B's column rounded)
+    assert not exact_rows.check(a, b, c, "float32", np.random.default_rng(1)).passed
