@@ -11,6 +11,7 @@ still sign what it finished if it dies before the gather."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -192,7 +193,7 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
     (None on other ranks); `feedback` is shown by rank 0 only. Errors propagate: the caller ends the rank."""
     cc, tc = config["comm"], config["train"]
     fingerprint = inv["host"].get("fingerprint")
-    spool = runner.Spool(results_dir, job_name(where), fingerprint or "host", where.rank)
+    spool = runner.Spool(results_dir, job_name(where), node_key(fingerprint, inv["host"].get("hostname")), where.rank)
     if kind == "cpu":
         share_cpu(where)
     local = {**config, "suite": {**config["suite"], "workloads": [w for w in config["suite"]["workloads"]
@@ -315,8 +316,21 @@ def gather(where: launch.Placement, writer: ReportWriter | None, spool: runner.S
         raise
     spool.remove()
     if writer:
-        for g in sorted(gathered, key=lambda g: g["rank"]):
-            if g["host"] == fingerprint and g["rank"] != where.rank:
-                for d in g["measurements"]:
-                    writer.add(Measurement.from_dict(d))
+        for g in node_peers(gathered, where.rank, fingerprint, hostname):
+            for d in g["measurements"]:
+                writer.add(Measurement.from_dict(d))
     return gathered
+
+
+def node_key(fingerprint: str | None, hostname: str | None) -> str:
+    """What names this node among a job's ranks (its spools): its fingerprint and its host name together. The
+    fingerprint alone repeats across the nodes of a cluster installed from one image that kept one /etc/machine-id
+    (same CPU, same memory): their leaders would take each other's ranks as their own."""
+    return hashlib.sha256(f"{fingerprint}|{hostname}".encode()).hexdigest()
+
+
+def node_peers(gathered: list[dict[str, Any]], rank: int, fingerprint: str | None,
+               hostname: str | None) -> list[dict[str, Any]]:  # fmt: skip
+    """The gathered entries of this node's other ranks, in rank order: same fingerprint and same host name."""
+    return [g for g in sorted(gathered, key=lambda g: g["rank"])
+            if g["host"] == fingerprint and g.get("hostname") == hostname and g["rank"] != rank]  # fmt: skip

@@ -429,3 +429,17 @@ def test_a_crashed_jobs_spools_are_not_recovered_into_the_next_jobs_report(tmp_p
     old.add(syn.matmul("float32", syn.samples(1e-3, 80)))
     assert runner.Spool(tmp_path, second, "fp-a", 0).recover() == []  # the next job's leader, its peer dead
     assert len(runner.Spool(tmp_path, first, "fp-a", 0).recover()) == 1  # (its own job's leader would find it)
+
+
+def test_two_nodes_with_one_fingerprint_do_not_take_each_others_ranks():
+    """Succeeded before the fix: a node leader took every gathered rank with its host fingerprint as its own, and
+    named its spools by the fingerprint alone. Nodes installed from one image that kept one /etc/machine-id, with the
+    same CPU and memory, share a fingerprint: each leader signed the other node's GPUs into its own report (and read
+    its spools). A node is now its fingerprint and its host name."""
+    from bench import orchestrate
+
+    fp = "same-image-same-cpu-same-memory"
+    gathered = [{"rank": r, "host": fp, "hostname": f"node{r // 2}", "measurements": [{"rank": r}]} for r in range(4)]
+    assert [g["rank"] for g in orchestrate.node_peers(gathered, 0, fp, "node0")] == [1]
+    assert [g["rank"] for g in orchestrate.node_peers(gathered, 2, fp, "node1")] == [3]
+    assert orchestrate.node_key(fp, "node0")[:16] != orchestrate.node_key(fp, "node1")[:16]  # (Spool keeps 16)
