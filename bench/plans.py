@@ -48,8 +48,9 @@ def _mode_label(fast_accum: bool) -> str:
 
 
 def lane(device: DeviceFacts) -> str | None:
-    """GPUs measure in lanes of their own, at the same time as the node's other GPUs (see runner); the CPU alone."""
-    return device.id if device.kind == "cuda" else None
+    """GPUs measure in lanes of their own, at the same time as the node's other GPUs (see runner); the CPU alone. A
+    MIG instance bench binds is keyed by its MIG- UUID: its worker shows it alone (runner, devices.bind_process)."""
+    return (device.visible or device.id) if device.kind == "cuda" else None
 
 
 def fixed_plan(
@@ -64,7 +65,7 @@ def fixed_plan(
             peak = overrides.peak(f, host_inv, name)
             for (m, n, k), fast in itertools.product(shapes or [(size, size, size)], fp8_modes(name)):
                 spec = mm.MatmulSpec(m, n, k, name, fast)
-                steps.append(runner.Step(f"{f.id} {name}{_mode_label(fast)} {m}x{n}x{k}",
+                steps.append(runner.Step(f"{f.label} {name}{_mode_label(fast)} {m}x{n}x{k}",
                                          functools.partial(mm.run, spec, f, policy, peak=peak), lane=lane(f)))  # fmt: skip
     return steps
 
@@ -105,7 +106,7 @@ def search_plan(
             if name == "float32" and mamf:
                 f32["rate"] = mamf[0].summary["tflops_median"]
 
-        steps += [runner.Step(f"{f.id} {name}{_mode_label(fast)} search", lambda n=name, r=run, fast=fast: r(name=n, fast=fast),
+        steps += [runner.Step(f"{f.label} {name}{_mode_label(fast)} search", lambda n=name, r=run, fast=fast: r(name=n, fast=fast),
                               lane=lane(f)) for name in names for fast in fp8_modes(name)]  # fmt: skip
     return steps
 
@@ -134,7 +135,7 @@ def membw_steps(facts: list[DeviceFacts], policy: Policy, elements: int | None) 
     for f in facts:
         peak = peaks.memory_bandwidth_tbps(f.name) if f.kind == "cuda" else None
         cpus = nvml.cpu_affinity(f.uuid) if f.kind == "cuda" and f.uuid else None
-        steps.append(runner.Step(f"membw {f.id}", functools.partial(mb.run, f, policy, elements, peak, cpu_affinity=cpus),
+        steps.append(runner.Step(f"membw {f.label}", functools.partial(mb.run, f, policy, elements, peak, cpu_affinity=cpus),
                                  lane=lane(f)))  # fmt: skip
     return steps
 
@@ -303,7 +304,7 @@ def suite_steps(config: dict[str, Any], facts: list[DeviceFacts], host_inv: dict
         for f in facts:
             device = asdict(f)
             chosen = build(config[name], f, host_inv, readers, progress_for)
-            # training stays out of the lanes (lane None): dynamo and the global RNG are not for several threads at once
+            # training stays out of the lanes (lane None), except on a MIG instance bench binds (train_suite_steps)
             steps += [runner.Step(s.label, s.run, name, device, s.lane) for s in chosen]
     return steps
 
@@ -315,7 +316,8 @@ def lane_plan(build: Callable[[list[DeviceFacts], dict[str, Any]], list[runner.S
     search_build: module-level, so that functools.partial(lane_plan, partial(build, ...), facts) pickles where the
     steps, closures over telemetry readers and each other's results, do not), with telemetry readers of its own,
     closed when the lane is done."""
-    mine = [f for f in facts if lane(f) == lane_id]
+    # a MIG instance's facts are probed here, in the one process that sees it
+    mine = [devices.probed(f) for f in facts if lane(f) == lane_id]
     readers, closers = telemetry_readers(mine)
     try:
         yield [s for s in build(mine, readers) if s.lane == lane_id]
@@ -328,6 +330,20 @@ def suite_build(config: dict[str, Any], host_inv: dict[str, Any], facts: list[De
                 readers: dict[str, Any]) -> list[runner.Step]:  # fmt: skip
     """suite_steps as a lane_plan build."""
     return suite_steps(config, facts, host_inv, readers)
+
+
+def fixed_build(host_inv: dict[str, Any], precisions: tuple[str, ...], shapes: list[tuple[int, int, int]],
+                policy: Policy, overrides: PeakOverrides, facts: list[DeviceFacts],
+                readers: dict[str, Any]) -> list[runner.Step]:  # fmt: skip
+    """fixed_plan as a lane_plan build (its steps pickle as they are, but a MIG instance's facts must be probed in its
+    worker)."""
+    return fixed_plan(facts, host_inv, precisions, shapes, policy, overrides)
+
+
+def membw_build(policy: Policy, elements: int | None, facts: list[DeviceFacts],
+                readers: dict[str, Any]) -> list[runner.Step]:  # fmt: skip
+    """membw_steps as a lane_plan build."""
+    return membw_steps(facts, policy, elements)
 
 
 def search_build(host_inv: dict[str, Any], precisions: tuple[str, ...], mode: str, grid: list[tuple[int, int, int]],
@@ -363,10 +379,11 @@ def train_suite_steps(tc: dict[str, Any], f: DeviceFacts, host_inv: dict[str, An
     """A suite's [train] section on one device: one step per model x preset, in this process."""
     chosen = []
     for spec in train_specs(tc, f.kind):
-        label = f"train {spec.model} {spec.preset} on {f.id}"
+        label = f"train {spec.model} {spec.preset} on {f.label}"
+        # in this process after the lanes, except on a MIG instance bench binds: this process cannot see it
         chosen.append(runner.Step(label, lambda s=spec, f=f, label=label: train_measurements(
             s, f, train_peak(f, host_inv, s.precision), launch.placement({}),
-            progress_for(label) if progress_for else None)))  # fmt: skip
+            progress_for(label) if progress_for else None), lane=f.visible))  # fmt: skip
     return chosen
 
 

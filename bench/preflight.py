@@ -152,14 +152,19 @@ def version_checks(torch_cuda: str | None, torch_gpus: int, inventory: dict[str,
                   f"CUDA {torch_cuda}; {torch_gpus} GPUs visible to torch")]  # fmt: skip
 
 
-def visibility_checks(torch_gpus: int, inventory: dict[str, Any], visible: str | None) -> list[Check]:
-    """A warning whenever NVML lists more devices (GPUs, or MIG instances) than torch sees: bench measures only what
-    torch sees, and a process sees one MIG instance (nvml.unseen_by_torch)."""
+def visibility_checks(torch_gpus: int, inventory: dict[str, Any], visible: str | None,
+                      torch_migs: int = 0) -> list[Check]:  # fmt: skip
+    """A warning whenever NVML lists more devices (GPUs, or MIG instances) than bench can measure: what torch sees,
+    plus, without CUDA_VISIBLE_DEVICES, every MIG instance in a worker process of its own (nvml.unseen_by_torch;
+    `torch_migs` of torch's devices are MIG instances)."""
     if not inventory.get("available"):
         return []
-    unseen = nv.unseen_by_torch(inventory, torch_gpus, visible)
+    unseen = nv.unseen_by_torch(inventory, torch_gpus, visible, torch_migs)
     if unseen is None:
-        return [Check("devices-visible", "pass", f"torch sees every device NVML lists ({torch_gpus})")]
+        migs = nv.mig_uuids(inventory) if visible is None else []
+        return [Check("devices-visible", "pass", f"bench measures every device NVML lists ({torch_gpus - torch_migs} "
+                      f"seen by torch, {len(migs)} MIG instances in a worker process each)" if migs else
+                      f"torch sees every device NVML lists ({torch_gpus})")]  # fmt: skip
     return [Check("devices-visible", "warn", *unseen)]
 
 
@@ -173,7 +178,8 @@ def run_checks(sample_s: float = 0.5) -> list[Check]:
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     inventory = nv.gpu_inventory()
     checks += version_checks(torch.version.cuda, gpus, inventory, torch.__version__)
-    checks += visibility_checks(gpus, inventory, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    migs = sum(" MIG " in f" {torch.cuda.get_device_properties(i).name} " for i in range(gpus))
+    checks += visibility_checks(gpus, inventory, os.environ.get("CUDA_VISIBLE_DEVICES"), migs)
     return checks
 
 

@@ -192,13 +192,16 @@ def execute(
 ) -> NodeReport:
     """Run every step, saving each measurement as it arrives: with `concurrent` and more than one lane, the lanes at
     once (one worker process each, its steps rebuilt there by `plan`, by default the lane's steps pickled as they are),
-    then the steps without a lane in order; otherwise everything in order, here. With keep_going, a step that raises
+    then the steps without a lane in order; otherwise everything in order, here - except a MIG instance's lane (keyed
+    by its MIG- UUID), which always runs in a worker of its own (a process sees one MIG instance, and this one may
+    see another): sequentially, one such worker after another, first. With keep_going, a step that raises
     is recorded as an 'error' measurement and the next step runs, and a worker that dies becomes an 'error' record for
     its lane while the other lanes finish; otherwise, and always on Ctrl-C or SIGTERM, the workers are stopped, the
     report is closed as interrupted with every measurement received, and the exception re-raised."""
-    parallel = lanes(steps) if concurrent else {}
-    if len(parallel) < 2:
-        parallel = {}
+    every = lanes(steps)
+    parallel = every if concurrent and (len(every) > 1 or any(map(devices.is_mig_name, every))) else {}
+    batches = [parallel] if parallel else [{lane: s} for lane, s in every.items() if devices.is_mig_name(lane)]
+    in_workers = {lane for batch in batches for lane in batch}
 
     def record(step_or_m: Step | Measurement) -> None:
         if isinstance(step_or_m, Step):
@@ -210,11 +213,11 @@ def execute(
             on_measurement(step_or_m)
 
     try:
-        if parallel:
-            Lanes(parallel, plan or functools.partial(given_steps, parallel), worker_init, keep_going,
-                  writer.path.parent).run(record)  # fmt: skip
+        for batch in batches:
+            Lanes(batch, plan or functools.partial(given_steps, batch), worker_init, keep_going, writer.path.parent,
+                  first_rank=sorted(in_workers).index(min(batch))).run(record)  # fmt: skip
         for step in steps:
-            if step.lane in parallel:
+            if step.lane in in_workers:
                 continue
             record(step)
             for m in measurements_of(step, keep_going):
@@ -244,10 +247,11 @@ class Lanes:
     """The lanes of a node, one worker process each, run at once; their measurements recorded here as they arrive."""
 
     def __init__(self, parallel: dict[str, list[Step]], plan: LanePlan, worker_init: WorkerInit | None,
-                 keep_going: bool, folder: Path) -> None:  # fmt: skip
+                 keep_going: bool, folder: Path, first_rank: int = 0) -> None:  # fmt: skip
         self.parallel, self.plan, self.worker_init, self.keep_going = parallel, plan, worker_init, keep_going
         self.together = sorted(parallel)
-        self.spools = {lane: Spool(folder, "lanes", "worker", i) for i, lane in enumerate(self.together)}
+        # one spool per lane of the run (`first_rank`: this batch's first lane among all the run's worker lanes)
+        self.spools = {lane: Spool(folder, "lanes", "worker", first_rank + i) for i, lane in enumerate(self.together)}
         try:
             pickle.dumps((plan, worker_init))
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
@@ -384,8 +388,12 @@ def _lane_worker(lane: str, plan: LanePlan, labels: list[str], worker_init: Work
                  spool: Spool, keep_going: bool, together: list[str], copies: Any, ready: Any,
                  alive: Connection) -> None:  # fmt: skip
     """One lane in its own process: bind the device, rebuild the lane's steps, run them in order, and spool then send
-    each measurement. Ctrl-C belongs to the parent, which stops the workers and closes the report."""
+    each measurement. Ctrl-C belongs to the parent, which stops the workers and closes the report. A MIG instance's
+    lane is shown alone (CUDA_VISIBLE_DEVICES=<its MIG- UUID>) before anything, a test's worker_init included, can
+    initialise CUDA."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if devices.is_mig_name(lane):
+        devices.show_only(lane)
     if worker_init is not None:
         worker_init(lane)
     _watch_parent(alive)
@@ -401,8 +409,9 @@ def _lane_worker(lane: str, plan: LanePlan, labels: list[str], worker_init: Work
             for i, step in enumerate(steps):
                 conn.send(("step", i))
                 for m in measurements_of(step, keep_going):
-                    m.details["concurrency"] = {"devices": together, "note": "measured at the same time as these, "
-                                                "one process each"}  # fmt: skip
+                    if len(together) > 1:
+                        m.details["concurrency"] = {"devices": together, "note": "measured at the same time as "
+                                                    "these, one process each"}  # fmt: skip
                     spool.add(m)
                     conn.send(("measurement", m))
         conn.send(("done", None))

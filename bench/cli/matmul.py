@@ -144,7 +144,7 @@ def matmul(
     With --search, each device x precision gets MAMF (the best shape's median TFLOPS, best of torch and, on CPUs,
     numpy's BLAS) and MSMF (that shape held for --window seconds, with clocks, power and temperature recorded).
     """
-    from bench import runner
+    from bench import plans, runner
     from bench.hardware import devices
     from bench.hardware.inventory import collect
     from bench.measure.sampling import Policy
@@ -191,7 +191,6 @@ def matmul(
     facts = [devices.facts(d, inv["host"]) for d in device_ids]
     readers: dict[str, Any] = {}
     closers: list = []
-    plan = None  # fixed shapes: the steps pickle as they are, for the GPUs' worker processes
     if search:
         readers, closers = telemetry_readers(facts)
         steps = search_plan(facts, inv["host"], precisions, search, grid, budget, window, overrides, readers, settle)
@@ -201,6 +200,9 @@ def matmul(
     else:
         policy = Policy(budget_s=budget or 1.0, min_iterations=min_iterations, max_warmup_s=warmup)
         steps = fixed_plan(facts, inv["host"], precisions, all_shapes, policy, overrides)
+        # the steps pickle as they are, but a MIG instance's worker probes its device itself
+        plan = functools.partial(lane_plan, functools.partial(plans.fixed_build, inv["host"], precisions, all_shapes, policy,
+                                                              overrides), facts)  # fmt: skip
 
     writer = runner.start(results_dir, config, inv, key)
     progress = Progress(quiet, concurrent=not sequential, count=lambda: len(writer.report.measurements),

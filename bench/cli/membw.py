@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -56,13 +57,17 @@ def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: 
     writer = runner.start(results_dir, {"workload": "membw", "devices": device_ids, "array_mib": array_mib,
                                         "budget_s": budget}, inv, key)  # fmt: skip
     policy = Policy(budget_s=budget, min_iterations=5, max_warmup_s=min(budget, 1.0))
-    steps = plans.membw_steps([devices.facts(d, inv["host"]) for d in device_ids], policy, elements)
+    facts = [devices.facts(d, inv["host"]) for d in device_ids]
+    steps = plans.membw_steps(facts, policy, elements)
+    # each GPU's worker rebuilds its steps, so that a MIG instance's worker probes its device itself
+    plan = functools.partial(plans.lane_plan, functools.partial(plans.membw_build, policy, elements), facts)
     progress = Progress(quiet, concurrent=not sequential, config={"membw": {"budget_s": budget}},
                         count=lambda: len(writer.report.measurements))  # fmt: skip
     progress.plan(steps)
     try:
         with progress:
-            report = runner.execute(writer, steps, progress.step, progress.measured, concurrent=not sequential)
+            report = runner.execute(writer, steps, progress.step, progress.measured, concurrent=not sequential,
+                                    plan=plan)  # fmt: skip
         progress.finished()
     except KeyboardInterrupt:
         fail(f"interrupted; finished kernels are saved in {writer.path}", 130)

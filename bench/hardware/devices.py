@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from dataclasses import dataclass
@@ -17,13 +18,47 @@ def cuda_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+#: How NVML and CUDA_VISIBLE_DEVICES name a MIG instance ('MIG-<uuid>' since driver R470; the older
+#: 'MIG-GPU-<uuid>/<gi>/<ci>' starts the same way). A device name bench takes for a MIG instance it measures in a worker
+#: process of its own.
+MIG_PREFIX = "MIG-"
+
+
+def is_mig_name(name: str | None) -> bool:
+    return bool(name) and str(name).startswith(MIG_PREFIX)
+
+
+def mig_lanes(visible: str | None = None, nvml_module: Any = None) -> list[str]:
+    """The MIG instances bench measures itself, one worker process each started with CUDA_VISIBLE_DEVICES=<its MIG-
+    UUID> (CUDA enumerates a single MIG instance per process, and reads CUDA_VISIBLE_DEVICES once, when it
+    initialises): every instance NVML lists with its UUID, when this process was started without
+    CUDA_VISIBLE_DEVICES (`visible`, default the environment's) - the node is bench's to share out. None when it was
+    given one: the operator chose what this process sees (a Slurm step's, a container's), and bench doctor warns about
+    what NVML lists beyond it."""
+    if visible is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return []
+    from bench.hardware import nvml
+
+    return nvml.mig_uuids(nvml.gpu_inventory(nvml_module))
+
+
+def _torch_sees_mig(index: int) -> bool:
+    """Whether torch's cuda:<index> is a MIG instance (torch names one "<GPU name> MIG <profile>")."""
+    return " MIG " in f" {torch.cuda.get_device_properties(index).name} "
+
+
 def default_devices() -> list[str]:
-    """Every GPU when there are any, else the CPU. ValueError when the driver sees GPUs that torch does not: a torch
-    built for a newer CUDA than the driver supports (PyPI's default build follows the newest CUDA) or a CPU build would
-    otherwise turn a GPU node's benchmark into a CPU benchmark that reports 'complete'."""
+    """Every GPU when there are any (each MIG instance by its MIG- UUID: see mig_lanes), else the CPU. ValueError when
+    the driver sees GPUs that torch does not: a torch built for a newer CUDA than the driver supports (PyPI's default
+    build follows the newest CUDA) or a CPU build would otherwise turn a GPU node's benchmark into a CPU benchmark that
+    reports 'complete'."""
     n = cuda_count()
+    migs = mig_lanes() if n else []
     if n:
-        return [f"cuda:{i}" for i in range(n)]
+        # the one MIG instance this process's CUDA enumerates is measured through its own lane, never also here
+        return [f"cuda:{i}" for i in range(n) if not (migs and _torch_sees_mig(i))] + migs
     from bench.hardware import nvml
 
     seen = nvml.gpu_count()
@@ -36,7 +71,8 @@ def default_devices() -> list[str]:
 
 
 def valid_names() -> list[str]:
-    return ["cpu", *[f"cuda:{i}" for i in range(cuda_count())], ALL]
+    n = cuda_count()
+    return ["cpu", *[f"cuda:{i}" for i in range(n)], *(mig_lanes() if n else []), ALL]
 
 
 def resolve(name: str) -> list[str]:
@@ -63,6 +99,22 @@ class DeviceFacts:
     sm_count: int | None = None
     #: a MIG instance (a slice of a GPU), not a whole GPU: its peak is its share of the GPU's
     mig: bool = False
+    #: a MIG instance bench binds itself (mig_lanes): the NVML index of its GPU, and its GPU instance id (what
+    #: dcgm-exporter labels GPU_I_ID). Its worker process sees it alone, as cuda:0 (`id`); None otherwise
+    parent_gpu: int | None = None
+    gpu_instance_id: int | None = None
+
+    @property
+    def visible(self) -> str | None:
+        """The CUDA_VISIBLE_DEVICES its worker process is started with: a MIG instance bench binds (its MIG- UUID);
+        None for a device this process's CUDA already shows."""
+        return self.uuid if self.mig and self.parent_gpu is not None else None
+
+    @property
+    def label(self) -> str:
+        """How step labels and progress lines name it: a MIG instance bench binds by its MIG- UUID (in its own
+        process every one of them is cuda:0), anything else by its id."""
+        return self.visible or self.id
 
     @property
     def local_index(self) -> int:
@@ -71,7 +123,10 @@ class DeviceFacts:
 
 
 def facts(device_id: str, host: dict | None = None) -> DeviceFacts:
-    """Facts about `device_id`; for the CPU they come from the host inventory (model, fingerprint, ISA flags)."""
+    """Facts about `device_id`; for the CPU they come from the host inventory (model, fingerprint, ISA flags); for a
+    MIG instance named by its MIG- UUID, from NVML (mig_facts: this process cannot see it; its worker probes it)."""
+    if is_mig_name(device_id):
+        return mig_facts(device_id)
     dev = torch.device(device_id)
     if dev.type == "cuda":
         p = torch.cuda.get_device_properties(dev)
@@ -92,6 +147,35 @@ def facts(device_id: str, host: dict | None = None) -> DeviceFacts:
     host = host or {}
     flags = tuple(sorted(f for f, present in (host.get("isa_flags") or {}).items() if present))
     return DeviceFacts(device_id, "cpu", host.get("cpu_model") or "cpu", host.get("fingerprint"), 0, None, flags)
+
+
+def mig_facts(uuid: str, nvml_module: Any = None) -> DeviceFacts:
+    """What NVML says of a MIG instance, for the plan made in this process (labels, lanes, the error record of a worker
+    that died); its worker probes the device itself (probed). ValueError when NVML does not list it."""
+    from bench.hardware import nvml
+
+    for gpu in nvml.gpu_inventory(nvml_module).get("gpus") or []:
+        for m in gpu.get("mig_devices") or []:
+            if m.get("uuid") == uuid:
+                return DeviceFacts(id="cuda:0", kind="cuda", name=f"{gpu.get('name') or 'GPU'} MIG", uuid=uuid,
+                                   l2_cache_bytes=0, compute_capability=gpu.get("compute_capability"),
+                                   sm_count=m.get("sm_count"), mig=True, parent_gpu=gpu.get("index"),
+                                   gpu_instance_id=m.get("gpu_instance_id"))  # fmt: skip
+    raise ValueError(f"NVML lists no MIG instance {uuid} (nvidia-smi -L lists them)")
+
+
+def probed(planned: DeviceFacts) -> DeviceFacts:
+    """In a worker process: the device `planned` names, with the facts its own CUDA gives (a MIG instance bench binds
+    is cuda:0 there), keeping NVML's UUID, parent GPU and GPU instance id. Anything else is returned as planned.
+    RuntimeError when CUDA shows a whole GPU where the plan has a MIG instance."""
+    if planned.visible is None:
+        return planned
+    seen = facts("cuda:0")
+    if not seen.mig:
+        raise RuntimeError(f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')} shows {seen.name!r}, not "
+                           f"the MIG instance {planned.uuid}")  # fmt: skip
+    return dataclasses.replace(seen, uuid=planned.uuid, parent_gpu=planned.parent_gpu,
+                               gpu_instance_id=planned.gpu_instance_id)  # fmt: skip
 
 
 #: Native matrix-multiply support per precision. CPU: ISA flags (as /proc/cpuinfo names them) of which any one gives
@@ -172,10 +256,27 @@ def synchronize(device_id: str) -> None:
         torch.cuda.synchronize(dev)
 
 
+def show_only(mig_uuid: str) -> None:
+    """Make this process's CUDA show the MIG instance `mig_uuid` alone (CUDA_VISIBLE_DEVICES), before CUDA initialises:
+    CUDA reads the variable once, then, and enumerates a single MIG instance per process. RuntimeError when this
+    process's CUDA is initialised already with another view (setting the variable then would change nothing)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == mig_uuid:
+        return
+    if torch.cuda.is_initialized():
+        raise RuntimeError(f"cannot show {mig_uuid} alone: this process initialised CUDA already (with "
+                           f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}); a MIG instance needs a "
+                           "process started for it")  # fmt: skip
+    os.environ["CUDA_VISIBLE_DEVICES"] = mig_uuid
+
+
 def bind_process(device_id: str) -> None:
     """Make `device_id` this worker process's current CUDA device, first thing, so that no call made without a device
     (events, streams, synchronize, device='cuda' tensors) creates a context on another GPU. The ids stay those of the
-    parent's plan (torchrun's ranks bind the same way, cuda:LOCAL_RANK). Nothing to do for the CPU."""
+    parent's plan (torchrun's ranks bind the same way, cuda:LOCAL_RANK); a MIG instance's lane (its MIG- UUID) is shown
+    alone (show_only) and bound as cuda:0. Nothing to do for the CPU."""
+    if is_mig_name(device_id):
+        show_only(device_id)
+        device_id = "cuda:0"
     dev = torch.device(device_id)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)

@@ -131,22 +131,40 @@ def listed_devices(inventory: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def unseen_by_torch(inventory: dict[str, Any], torch_count: int, visible: str | None) -> tuple[str, str] | None:
-    """(what, what to do) when NVML lists more devices than torch sees, else None. CUDA enumerates one MIG instance
-    per process (NVIDIA's MIG user guide: "CUDA Device Enumeration"), so a node whose GPUs are in MIG mode shows torch
-    one instance whatever the number: bench would measure a slice of the node and call it the node. Each instance
-    needs a process of its own, bound with CUDA_VISIBLE_DEVICES=MIG-<uuid>."""
+def mig_uuids(inventory: dict[str, Any]) -> list[str]:
+    """The MIG- UUIDs of every MIG instance NVML lists (gpu_inventory), in GPU order: those bench can start a worker
+    for (an instance whose UUID NVML could not read cannot be named to CUDA)."""
+    return [d["uuid"] for d in listed_devices(inventory) if d["mig"] and d["uuid"]]
+
+
+def unseen_by_torch(inventory: dict[str, Any], torch_count: int, visible: str | None,
+                    torch_migs: int = 0) -> tuple[str, str] | None:  # fmt: skip
+    """(what, what to do) when NVML lists more devices than bench can measure, else None. CUDA enumerates one MIG
+    instance per process (NVIDIA's MIG user guide: "CUDA Device Enumeration"), so a node whose GPUs are in MIG mode
+    shows torch one instance whatever the number. Started without CUDA_VISIBLE_DEVICES (`visible` None), bench measures
+    every MIG instance NVML names in a worker process of its own (bench.hardware.devices.mig_lanes): then only the
+    whole GPUs must be among the `torch_count` devices torch sees (`torch_migs` of which are MIG instances), and an
+    instance without a UUID is one bench cannot reach. Given CUDA_VISIBLE_DEVICES, bench measures what torch sees."""
     listed = listed_devices(inventory)
-    if len(listed) <= torch_count:
+    reached = mig_uuids(inventory) if visible is None else []
+    rest = [d for d in listed if not (d["mig"] and d["uuid"] in reached)]
+    seen = torch_count - torch_migs if reached else torch_count
+    if len(rest) <= seen:
         return None
-    migs = [d["uuid"] for d in listed if d["mig"] and d["uuid"]]
-    what = (f"NVML lists {len(listed)} devices ({len(migs)} of them MIG instances), torch sees {torch_count}"
+    migs = [d["uuid"] for d in rest if d["mig"] and d["uuid"]]
+    what = (f"NVML lists {len(listed)} devices ({sum(d['mig'] for d in listed)} of them MIG instances), "
+            + (f"bench reaches {len(reached)} MIG instances through a worker process each and torch sees {seen} "
+               "other devices" if reached else f"torch sees {torch_count}")
             + (f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""))  # fmt: skip
     if migs:
         shown = " ".join(migs[:2]) + (" ..." if len(migs) > 2 else "")
-        return what, (f"a process sees one MIG instance: run one bench per instance, each with "
+        return what, (f"a process sees one MIG instance, and this one was given CUDA_VISIBLE_DEVICES: run bench "
+                      f"without it to measure every instance (a worker each), or one bench per instance, each with "
                       f"CUDA_VISIBLE_DEVICES=<its MIG- UUID> ({shown}), or launch one rank per instance "
                       "(srun/torchrun, each rank's CUDA_VISIBLE_DEVICES one MIG- UUID)")  # fmt: skip
+    if any(d["mig"] and not d["uuid"] for d in rest):
+        return what, ("NVML could not read a MIG instance's UUID (inventory.nvml lists why), and CUDA can be given "
+                      "an instance only by its UUID: check `nvidia-smi -L`")  # fmt: skip
     return what, "check CUDA_VISIBLE_DEVICES, `nvidia-smi -L` and the container's GPU allocation"
 
 

@@ -125,9 +125,12 @@ def test_more_devices_in_nvml_than_torch_sees_is_a_warning_that_says_what_to_do(
     inv = nvml.gpu_inventory(sliced)
     assert [(d["uuid"], d["mig"]) for d in nvml.listed_devices(inv)] == [
         ("MIG-aaaa", True), ("MIG-bbbb", True), (H100["uuid"], False)]  # fmt: skip
-    (check,) = preflight.visibility_checks(2, inv, None)  # torch sees one MIG instance and the whole GPU
-    assert check.status == "warn" and "NVML lists 3 devices (2 of them MIG instances), torch sees 2" in check.detail
+    # without CUDA_VISIBLE_DEVICES bench measures each MIG instance in a worker of its own (tests/test_mig_lanes.py)
+    assert preflight.visibility_checks(2, inv, None, torch_migs=1)[0].status == "pass"
+    (check,) = preflight.visibility_checks(1, inv, "MIG-aaaa", torch_migs=1)  # bound by hand: torch sees one
+    assert check.status == "warn" and "NVML lists 3 devices (2 of them MIG instances), torch sees 1" in check.detail
     assert "CUDA_VISIBLE_DEVICES=<its MIG- UUID> (MIG-aaaa MIG-bbbb)" in check.fix
+    assert preflight.visibility_checks(1, inv, None, torch_migs=1)[0].status == "warn"  # the whole GPU unseen
     assert preflight.visibility_checks(3, inv, None)[0].status == "pass"
     (whole,) = preflight.visibility_checks(1, nvml.gpu_inventory(FakeNvml([H100, H100])), "0")
     assert whole.status == "warn" and "(CUDA_VISIBLE_DEVICES=0)" in whole.detail and "nvidia-smi -L" in whole.fix

@@ -18,6 +18,12 @@ that torch, cuBLAS and the CUDA runtime enforce on real hardware:
   ONE process-wide switch says so (`torch.backends.cuda.matmul.fp32_precision == 'tf32'`, `allow_tf32` before 2.9),
   whichever thread set it, unless NVIDIA_TF32_OVERRIDE=0 forbids TF32 to NVIDIA's libraries, and
   TORCH_ALLOW_TF32_CUBLAS_OVERRIDE as each torch version treats it (tests/fakes/tf32.py);
+- a node (`node=`, FakeGpu each) enumerates as CUDA enumerates it, from CUDA_VISIBLE_DEVICES as it is when CUDA
+  initialises (the first torch.cuda call): unset, the whole GPUs and ONE MIG instance (CUDA enumerates a single MIG
+  instance per process); `MIG-<uuid>`, that instance alone, as cuda:0 (its props, its UUID); indices or GPU- UUIDs,
+  those whole GPUs, an unknown entry hiding the rest. Two entries with a MIG instance among them raise (real CUDA
+  silently shows the first alone: a test would pass measuring one instance twice), and so does a torch.cuda call after
+  CUDA_VISIBLE_DEVICES changed (real CUDA ignores the change: a worker that set it late would see the wrong device);
 - memory runs out: a device holds `props.total_memory` bytes (less `used_elsewhere`); a CUDA tensor's storage is
   allocated when an op makes it and freed when its last tensor goes, and an allocation beyond the capacity raises
   `torch.OutOfMemoryError` as the caching allocator does.
@@ -40,6 +46,8 @@ Use it through the `fake_cuda` fixture (tests/conftest.py) or `FakeCuda(...).ins
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import threading
 import time
 import weakref
@@ -69,6 +77,57 @@ class Props:
     multi_processor_count: int = 132
     L2_cache_size: int = 60 * 2**20
     uuid: str = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True)
+class FakeGpu:
+    """One GPU of a fake node (FakeCuda(node=...)): whole, or in MIG mode with its instances as (MIG- UUID, props)."""
+
+    uuid: str
+    props: Props = field(default_factory=Props)
+    mig: tuple[tuple[str, Props], ...] = ()
+
+
+def enumerate_node(node: tuple[FakeGpu, ...], visible: str | None) -> list[Props]:
+    """The devices CUDA shows a process of `node` given CUDA_VISIBLE_DEVICES=`visible`, as cuda:0, cuda:1, ... (each
+    Props with the UUID torch reports: NVML's, without its GPU-/MIG- prefix)."""
+
+    def whole(g: FakeGpu) -> Props:
+        if g.mig:
+            raise RuntimeError(f"fake CUDA: a GPU in MIG mode named whole ({g.uuid}) is not modelled")
+        return dataclasses.replace(g.props, uuid=g.uuid.removeprefix("GPU-"))
+
+    def instance(uuid: str, props: Props) -> Props:
+        return dataclasses.replace(props, uuid=uuid.removeprefix("MIG-"))
+
+    if visible is None:
+        out: list[Props] = []
+        for g in node:
+            if not g.mig:
+                out.append(whole(g))
+            elif not any(" MIG " in f" {p.name} " for p in out):
+                out.append(instance(*g.mig[0]))
+        return out
+    tokens = [t.strip() for t in visible.split(",")] if visible.strip() else []
+    if len(tokens) > 1 and any(t.startswith("MIG-") for t in tokens):
+        raise RuntimeError(f"fake CUDA: CUDA_VISIBLE_DEVICES={visible} names {len(tokens)} devices, a MIG instance "
+                           "among them: CUDA enumerates a single MIG instance per process (the real one shows the "
+                           "first alone, silently)")  # fmt: skip
+    out = []
+    for t in tokens:
+        if t.startswith("MIG-"):
+            found = [instance(u, p) for g in node for u, p in g.mig if u == t]
+        elif t.isdigit():
+            found = [whole(node[int(t)])] if int(t) < len(node) else []
+        else:
+            found = [whole(g) for g in node if g.uuid == t]
+        if not found:
+            break  # CUDA: an entry that names no device hides it and every entry after it
+        out.append(found[0])
+    return out
+
+
+_UNSET = object()
 
 
 def device_of(t: Any) -> str:
@@ -193,10 +252,15 @@ class FakeCuda:
     bytes_per_s: float | None = None
     launch_s: float = 0.0
     streams: dict[str, Stream] = field(default_factory=dict)
+    #: a node to enumerate from CUDA_VISIBLE_DEVICES (enumerate_node); empty: `count` devices, each with `props`
+    node: tuple[FakeGpu, ...] = ()
     #: kernels queued per device: (name, seconds it took on the device's clock)
     kernels: list[tuple[str, str, float]] = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local)
     _live: dict[int, dict[int, list[int]]] = field(default_factory=dict)
+    #: CUDA_VISIBLE_DEVICES as CUDA read it when it initialised (node mode), and the devices it showed
+    _visible: Any = _UNSET
+    _seen: list[Props] = field(default_factory=list)
 
     _ACTIVE: Any = None
 
@@ -211,6 +275,36 @@ class FakeCuda:
     def current(self) -> str:
         return f"cuda:{getattr(self._local, 'index', 0)}"
 
+    def initialise(self) -> None:
+        """CUDA's initialisation, at the first torch.cuda call: a node is enumerated from CUDA_VISIBLE_DEVICES, read
+        this once. Later calls refuse to go on once the variable changed (real CUDA ignores the change)."""
+        if not self.node:
+            return
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if self._visible is not _UNSET:
+            if visible != self._visible:
+                raise RuntimeError(f"fake CUDA: CUDA_VISIBLE_DEVICES is {visible!r} now, but CUDA initialised with "
+                                   f"{self._visible!r}: CUDA reads it once (the real one ignores the change)")  # fmt: skip
+            return
+        self._seen = enumerate_node(self.node, visible)
+        self._visible = visible
+        self.count = len(self._seen)
+        if self._seen:
+            self.props = self._seen[0]
+
+    def is_initialized(self) -> bool:
+        return self._visible is not _UNSET
+
+    def device_count(self) -> int:
+        self.initialise()
+        return self.count
+
+    def device_props(self, index: int) -> Props:
+        """The Props of cuda:<index> (a node's own device, else `props` with a UUID made from the index)."""
+        if self.node:
+            return self._seen[index]
+        return Props(**{**self.props.__dict__, "uuid": f"{index:08x}-0000-0000-0000-{index:012x}"})
+
     def normalize(self, device: Any) -> str:
         """'cpu' or 'cuda:N' for any way torch names a device, refusing ordinals that do not exist."""
         if device is None:
@@ -223,6 +317,7 @@ class FakeCuda:
         if d.type != "cuda":
             raise RuntimeError(f"fake CUDA: unexpected device type {d.type!r}")
         index = d.index if d.index is not None else getattr(self._local, "index", 0)
+        self.initialise()
         if not 0 <= index < self.count:
             raise RuntimeError("CUDA error: invalid device ordinal")
         return f"cuda:{index}"
@@ -283,11 +378,12 @@ class FakeCuda:
         live = self._live.setdefault(index, {})
         if key not in live:
             have = self.allocated.get(index, 0)
-            capacity = self.props.total_memory - self.used_elsewhere
+            total_memory = self.device_props(index).total_memory
+            capacity = total_memory - self.used_elsewhere
             if have + nbytes > capacity:
                 raise torch.OutOfMemoryError(
                     f"CUDA out of memory. Tried to allocate {nbytes / 2**30:.2f} GiB. GPU {index} has a total capacity "
-                    f"of {self.props.total_memory / 2**30:.2f} GiB of which {(capacity - have) / 2**30:.2f} GiB is free."
+                    f"of {total_memory / 2**30:.2f} GiB of which {(capacity - have) / 2**30:.2f} GiB is free."
                 )
             live[key] = [nbytes, 0]
             self.allocated[index] = have + nbytes
@@ -331,12 +427,11 @@ class FakeCuda:
             e.done = True
 
     def get_device_properties(self, device: Any) -> Props:
-        index = self._index(device)
-        return Props(**{**self.props.__dict__, "uuid": f"{index:08x}-0000-0000-0000-{index:012x}"})
+        return self.device_props(self._index(device))
 
     def mem_get_info(self, device: Any = None) -> tuple[int, int]:
         index = self._index(device)
-        total = self.props.total_memory
+        total = self.device_props(index).total_memory
         return total - self.used_elsewhere - self.reserved.get(index, 0), total
 
     def memory_reserved(self, device: Any = None) -> int:
@@ -351,8 +446,9 @@ class FakeCuda:
 
     def install(self, monkeypatch: Any) -> FakeCuda:
         cuda = torch.cuda
-        monkeypatch.setattr(cuda, "is_available", lambda: True)
-        monkeypatch.setattr(cuda, "device_count", lambda: self.count)
+        monkeypatch.setattr(cuda, "is_available", lambda: self.device_count() > 0 if self.node else True)
+        monkeypatch.setattr(cuda, "device_count", self.device_count)
+        monkeypatch.setattr(cuda, "is_initialized", self.is_initialized)
         for name in ("set_device", "current_device", "device", "synchronize", "get_device_properties", "mem_get_info",
                      "memory_reserved", "memory_allocated", "empty_cache"):  # fmt: skip
             monkeypatch.setattr(cuda, name, getattr(self, name))

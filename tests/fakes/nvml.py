@@ -101,6 +101,9 @@ class FakeNvml:
 
     def nvmlDeviceGetUUID(self, h):
         if isinstance(h, tuple):
+            err = self.failing.get((h, "uuid"))  # {(("mig", uuid), "uuid"): NVMLError}: a MIG instance's UUID unread
+            if err is not None:
+                raise err
             return self._str(h[1])
         return self._str(self._get(h, "uuid", "uuid"))
 
