@@ -133,6 +133,8 @@ def audit(
     proof_paths: tuple[Path, ...] = (),
     auditor: str | None = None,
     from_dir: Path | None = None,
+    aggregators: set[str] | None = None,
+    operators: set[str] | None = None,
 ) -> Audit:
     """Check every file in `paths`; one hostile file is one failed entry, never the end of the audit. Claims are
     parsed by the caller (agg.parse_claim) so that a malformed one is a usage error before anything is read."""
@@ -147,7 +149,8 @@ def audit(
         elif isinstance(data, dict) and data.get("kind") == "bench.disclosure":  # re-derived from the level below
             from bench.disclosure.document import examine as verify_disclosure
 
-            result.results[name] = verify_disclosure(data, from_dir, name, auditor=auditor, trusted=trusted)
+            result.results[name] = verify_disclosure(data, from_dir, name, auditor=auditor, trusted=trusted,
+                                                     aggregators=aggregators, operators=operators)  # fmt: skip
         elif isinstance(data, dict) and data.get("kind") == agg.CAPACITY_KIND:
             try:
                 result.results[name], view = agg.audit_capacity(data, node_reports, trusted, max_age=max_age)

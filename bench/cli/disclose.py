@@ -125,8 +125,9 @@ def _write(doc: dict[str, Any], kw: dict[str, Any], out: Path | None = None, *, 
     write_atomic(out / "disclosure.html", render.page(doc))
     if echo:
         head = next((c for c in doc["capacity"] if c["category"] == "bf16/fp16"), None)
-        click.echo(f"{doc['level']} {doc['name']}: " + (f"bf16/fp16 {head['reported_pflops']:.4g} PFLOPS reported, "
-                   f"{head['bounded_pflops']:.4g} bounded, {head['proven_pflops']:.4g} proven; " if head and head["devices"] else "")
+        f = render.flops
+        click.echo(f"{doc['level']} {doc['name']}: " + (f"bf16/fp16 {f(head['reported_pflops'])} reported, "
+                   f"{f(head['bounded_pflops'])} bounded, {f(head['proven_pflops'])} proven; " if head and head["devices"] else "")
                    + f"written to {out}/disclosure.{{json,md,html}}")  # fmt: skip
     return raw
 

@@ -58,22 +58,37 @@ def tiers_table(tiers: dict[str, list[dict[str, Any]]]) -> Table:
     return table
 
 
-def findings_table(results: dict[str, list[v.Finding]]) -> Table:
+def findings_table(results: dict[str, list[v.Finding]], *, signature_only: bool = False) -> Table:
+    """Every verdict is pass or FAIL: a report whose figures were not recomputed fails (its not-recomputed finding an
+    error, see decisive()) unless --signature-only asked for exactly that check, when it reads 'pass (signature only)'."""
     from bench.report import verify as v
 
     table = Table(title="verification")
     for col in ("report", "verdict", "severity", "check", "where", "finding"):
         table.add_column(col, overflow="fold", no_wrap=col in ("severity", "check", "verdict"))
     for path, findings in results.items():
-        verdict = ("FAIL" if v.errors(findings) else "NOT RECOMPUTED"
-                   if any(f.code == "not-recomputed" for f in findings) else "pass")  # fmt: skip
-        style = {"FAIL": "bold red", "pass": "green"}.get(verdict, "yellow")
+        verdict = ("FAIL" if v.errors(findings) else "pass (signature only)"
+                   if signature_only and any(f.code == "not-recomputed" for f in findings) else "pass")  # fmt: skip
+        style = "bold red" if verdict == "FAIL" else "green"
         if not findings:
             table.add_row(path, verdict, "-", "-", "-", "all checks passed", style=style)
         for f in findings:
             table.add_row(path, verdict, f.severity, f.code, f.where, f.message,
                           style="bold red" if f.severity == v.ERROR else None)  # fmt: skip
     return table
+
+
+def decisive(results: dict[str, list[v.Finding]]) -> None:
+    """A not-recomputed finding made an error in place: without --signature-only a report whose figures nobody
+    recomputed fails, so that no verdict is neither pass nor fail."""
+    from bench.report import verify as v
+
+    for path, findings in results.items():
+        results[path] = [
+            v.Finding(v.ERROR, f.code, f"{f.message} (--signature-only accepts this)", f.where)
+            if f.code == "not-recomputed" else f
+            for f in findings
+        ]  # fmt: skip
 
 
 @click.command()
@@ -109,10 +124,20 @@ def findings_table(results: dict[str, list[v.Finding]]) -> Table:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Disclosures: the folder of capacity reports, proofs and child disclosures to re-derive them from.",
 )
+@click.option("--aggregator-keys", "aggregator_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Disclosures: the aggregator key ids this verifier accepts; the disclosure's policy and every "
+                   "capacity report it cites must be within them.")  # fmt: skip
+@click.option("--operator-keys", "operator_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Disclosures: the operator key ids this verifier accepts; the disclosure's policy and every "
+                   "declaration it embeds must be within them.")  # fmt: skip
+@click.option("--signature-only", is_flag=True,
+              help="Accept a capacity report without --reports, or a disclosure without --from, on its signature, "
+                   "schema and keys alone (its figures unverified). Without it such a report fails.")  # fmt: skip
 @json_option("the findings, tiers and claim checks")
 def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, reports_dir: Path | None,
            claims: tuple[str, ...], proof_paths: tuple[Path, ...], auditor_path: Path | None,
-           from_dir: Path | None, as_json: bool) -> None:  # fmt: skip
+           from_dir: Path | None, aggregator_path: Path | None, operator_path: Path | None, signature_only: bool,
+           as_json: bool) -> None:  # fmt: skip
     """Verify node reports: signature and key, schema, every figure recomputed from the raw samples, figures against
     the physical peak, correctness checks, timestamps, and that measured devices are in the inventory; then say the
     tier of every figure: reported, bounded or proven (README, "What bench proves, and what it does not").
@@ -122,6 +147,12 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
 
     --claim says whether a claimed figure is supported: only a proven tier (a verified challenge, --proof signed by
     --auditor-key) supports one; otherwise the answer gives reported, bounded and proven figures and "claim unproven".
+
+    A disclosure (from bench disclose) is re-derived with --from, level by level, and held to the verifier's own keys:
+    --auditor-key, --trusted-keys, --aggregator-keys, --operator-keys.
+
+    Every verdict is pass or FAIL: a capacity report without --reports, or a disclosure without --from, fails (its
+    figures were not recomputed) unless --signature-only asks for that weaker check by name.
 
     Exits 0 only when no report has an error-level finding and every claim is supported; 1 otherwise.
     """
@@ -141,13 +172,20 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
     if claims and proof_paths and max_age is None:
         raise click.UsageError("--claim with --proof needs --max-age (e.g. --max-age 7d): a claim is about capacity now, "
                                "and without it a proof or node report of any age would support one")  # fmt: skip
+    aggregators, operators = (
+        trusted_keys(aggregator_path, "--aggregator-keys"),
+        trusted_keys(operator_path, "--operator-keys"),
+    )
     result = au.audit(list(paths), trusted=trusted, max_age=max_age, reports_dir=reports_dir, claims=claims,
-                      proof_paths=proof_paths, auditor=auditor, from_dir=from_dir)  # fmt: skip
+                      proof_paths=proof_paths, auditor=auditor, from_dir=from_dir, aggregators=aggregators,
+                      operators=operators)  # fmt: skip
+    if not signature_only:
+        decisive(result.results)
     if as_json:
         click.echo(dumps(result.to_dict()), nl=False)
     else:
         out = stdout()
-        out.print(findings_table(result.results))
+        out.print(findings_table(result.results, signature_only=signature_only))
         if any(result.tiers.values()):
             out.print(tiers_table(result.tiers))
         for fleet in result.views:
@@ -160,7 +198,7 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
         fail("; ".join(f"claim '{c['claim']}': reported {_pf(c['reported_tflops'])}, bounded {_pf(c['bounded_tflops'])}, "
                        f"proven {_pf(c['proven_tflops'])} PFLOPS {c['precision']}: {c['verdict']}"
                        for c in result.unsupported))  # fmt: skip
-    if result.not_recomputed and not as_json:
+    if signature_only and result.not_recomputed and not as_json:
         click.echo(f"not recomputed (signature only; their figures and tiers are unverified): "
                    f"{', '.join(result.not_recomputed)}", err=True)  # fmt: skip
     if failed:

@@ -32,6 +32,13 @@ SIGNATURE_SUFFIX = ".sig.json"
 
 PLACE_KEYS = ("country", "region", "city", "site", "operator")
 TOP_KEYS = frozenset(PLACE_KEYS) | {"clusters", "open_access", "networks", "planned", "contact"}
+#: The keys of each table (docs/disclosure.md shows every one in its example declaration, held by a test).
+TABLE_KEYS = {
+    "clusters": frozenset({"name", "description"}),
+    "open_access": frozenset({"share", "how_to_request"}),
+    "networks": frozenset({"name", "role", "since"}),
+    "planned": frozenset({"date", "pflops", "precision", "note"}),
+}
 
 
 class DeclarationError(ValueError):
@@ -119,13 +126,13 @@ def parse(text: str, where: str = "declaration") -> dict[str, Any]:
         raise DeclarationError(f"{where}.clusters: needs at least one [[clusters]] table with a name")
     out["clusters"] = []
     for i, c in enumerate(clusters):
-        c = _only(c, {"name", "description"}, f"{where}.clusters[{i}]")
+        c = _only(c, TABLE_KEYS["clusters"], f"{where}.clusters[{i}]")
         out["clusters"].append({"name": _text(c, "name", f"{where}.clusters[{i}]", limit=80),
                                 "description": _text(c, "description", f"{where}.clusters[{i}]", required=False)})  # fmt: skip
     names = [c["name"] for c in out["clusters"]]
     if len(set(names)) != len(names):
         raise DeclarationError(f"{where}.clusters: cluster names must be unique")
-    access = _only(raw.get("open_access", {}), {"share", "how_to_request"}, f"{where}.open_access")
+    access = _only(raw.get("open_access", {}), TABLE_KEYS["open_access"], f"{where}.open_access")
     out["open_access"] = None if not access else {
         "share": _number(access, "share", f"{where}.open_access", 0.0, 1.0),
         "how_to_request": _text(access, "how_to_request", f"{where}.open_access", limit=500),
@@ -135,7 +142,7 @@ def parse(text: str, where: str = "declaration") -> dict[str, Any]:
         raise DeclarationError(f"{where}.networks: should be a list of [[networks]] tables")
     out["networks"] = []
     for i, n in enumerate(networks):
-        n = _only(n, {"name", "role", "since"}, f"{where}.networks[{i}]")
+        n = _only(n, TABLE_KEYS["networks"], f"{where}.networks[{i}]")
         out["networks"].append({"name": _text(n, "name", f"{where}.networks[{i}]"),
                                 "role": _text(n, "role", f"{where}.networks[{i}]", required=False, limit=80),
                                 "since": _date(n, "since", f"{where}.networks[{i}]") if "since" in n else None})  # fmt: skip
@@ -144,7 +151,7 @@ def parse(text: str, where: str = "declaration") -> dict[str, Any]:
         raise DeclarationError(f"{where}.planned: should be a list of [[planned]] tables")
     out["planned"] = []
     for i, p in enumerate(planned):
-        p = _only(p, {"date", "pflops", "precision", "note"}, f"{where}.planned[{i}]")
+        p = _only(p, TABLE_KEYS["planned"], f"{where}.planned[{i}]")
         precision = _text(p, "precision", f"{where}.planned[{i}]", required=False, limit=20)
         out["planned"].append({"date": _date(p, "date", f"{where}.planned[{i}]"),
                                "pflops": _number(p, "pflops", f"{where}.planned[{i}]", 0.0, 1e9),

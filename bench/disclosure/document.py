@@ -194,6 +194,8 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
     devices, _ = pd.factorize(counted["device"])
     per_cat = kpis.categories(counted)
     capacity = kpis.capacity(counted, proven, per_cat)
+    kpis.reasons(capacity, per_cat, trusted_aggregator=policy.aggregator_ids is not None,
+                 auditor=policy.auditor_id is not None)  # fmt: skip
     inventory = kpis.inventory(counted, devices=devices)
     peak_pflops = {}
     for category, _ in kpis.CATEGORIES:
@@ -213,6 +215,10 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         by_class = {"source": "node reports", "node_reports": used, "classes": classes}
     else:
         by_class = {"source": "none", "node_reports": [], "classes": []}
+    try:
+        rd.check_classes(by_class["classes"], inventory)
+    except ValueError as exc:
+        raise DisclosureError(str(exc)) from None
     memory = gpu_memory(counted, devices)
     audit = None
     if audit_input is not None:
@@ -430,12 +436,14 @@ def inputs_of(data: dict[str, Any], store: Store, where: str, *, deep: bool = Tr
     }
 
 
-def verifier_findings(data: dict[str, Any], where: str, *, auditor: str | None,
-                      trusted: set[str] | None) -> list[v.Finding]:  # fmt: skip
+def verifier_findings(data: dict[str, Any], where: str, *, auditor: str | None, trusted: set[str] | None,
+                      aggregators: set[str] | None = None, operators: set[str] | None = None) -> list[v.Finding]:  # fmt: skip
     """The disclosure's policy held to the VERIFIER's keys, not its own: its proven tier counts only under the
     verifier's auditor key (`auditor`), and the node keys it names must be in the verifier's node trust list
     (`trusted`). A forger who makes every key (nodes, aggregator, operator, an 'auditor') re-derives clean under its
-    own policy; only these keys tell it apart."""
+    own policy; only these keys tell it apart. Likewise the aggregators (`aggregators`: the policy's list and the key
+    of every capacity report it cites) and the operators (`operators`: the policy's list and the signer of every
+    declaration it embeds) must be the verifier's, when it names them."""
     policy = data["policy"]
     named = policy.get("auditor_key_id")
     proofs_by = sorted({str(e.get("key_id")) for e in data["inputs"]["proofs"] if isinstance(e, dict)})
@@ -467,6 +475,24 @@ def verifier_findings(data: dict[str, Any], where: str, *, auditor: str | None,
             if named is not None and named in trusted:
                 out.append(v.Finding(v.ERROR, "untrusted-auditor", f"the disclosure's auditor key {named} is in the "
                                      "verifier's node trust list", where))  # fmt: skip
+    cited = {
+        "aggregator": (aggregators, "--aggregator-keys", policy.get("aggregator_key_ids"),
+                       {str(e.get("key_id")) for e in data["inputs"]["capacity_reports"]}, "capacity reports"),
+        "operator": (operators, "--operator-keys", policy.get("operator_key_ids"),
+                     {str(sign.signer(d["signature"])) for d in data["declarations"]}, "declarations"),
+    }  # fmt: skip
+    for what, (mine, option, listed, signers, documents) in cited.items():
+        if mine is None:
+            continue
+        if listed is None:
+            out.append(v.Finding(v.ERROR, f"untrusted-{what}", f"the disclosure names no {what} keys; the verifier's "
+                                 f"{option} cannot be checked against it", where))  # fmt: skip
+        elif outside := sorted(set(listed) - mine):
+            out.append(v.Finding(v.ERROR, f"untrusted-{what}", f"{what} keys {', '.join(outside)} are not in the "
+                                 f"verifier's {option}", where))  # fmt: skip
+        if strangers := sorted(signers - mine):
+            out.append(v.Finding(v.ERROR, f"untrusted-{what}", f"{documents} signed by {', '.join(strangers)}, not in "
+                                 f"the verifier's {option}", where))  # fmt: skip
     return out
 
 
@@ -544,7 +570,7 @@ def _not_rederived(store: Store, where: str) -> list[v.Finding]:
 
 def verify(
     data: dict[str, Any], store: Store, where: str = "disclosure", *, auditor: str | None = None,
-    trusted: set[str] | None = None, _seen: set[str] | None = None, _checked: bool = False,
+    trusted: set[str] | None = None, aggregators: set[str] | None = None, operators: set[str] | None = None, _seen: set[str] | None = None, _checked: bool = False,
 ) -> list[v.Finding]:  # fmt: skip
     """Re-derive a disclosure from the folder's documents and compare; then each child found there, recursively.
     Findings: errors for a bad signature or schema, a missing input, a section that differs, a child whose leaves are
@@ -553,7 +579,8 @@ def verify(
     try:
         if not _checked:  # a child is checked (schema and signature) by its parent's inputs_of before it is visited
             check(data, where)
-        keys = verifier_findings(data, where, auditor=auditor, trusted=trusted)
+        keys = verifier_findings(data, where, auditor=auditor, trusted=trusted, aggregators=aggregators,
+                                 operators=operators)  # fmt: skip
         found = inputs_of(data, store, where)
         derived = compute(level=data["level"], name=data["name"], as_of=v.parse_utc(data["as_of_utc"]),
                           claims_input=data["claims_input"], audit_input=data["audit_input"], **found)  # fmt: skip
@@ -587,7 +614,8 @@ def verify(
         below |= {e["sha256"] for e in doc.data.get("inputs", {}).get("capacity_reports", []) if isinstance(e, dict)}
         if child["sha256"] not in seen:
             seen.add(child["sha256"])
-            out += verify(doc.data, store, name, auditor=auditor, trusted=trusted, _seen=seen, _checked=True)
+            out += verify(doc.data, store, name, auditor=auditor, trusted=trusted, aggregators=aggregators,
+                          operators=operators, _seen=seen, _checked=True)  # fmt: skip
     if data["inputs"]["children"] and below != mine:
         out.append(v.Finding(v.ERROR, "disclosure-mismatch", "the capacity reports of the children are not the ones "
                              "this level counts", where))  # fmt: skip
@@ -595,21 +623,24 @@ def verify(
 
 
 def examine(data: dict[str, Any], folder: Path | None, where: str, *, auditor: str | None = None,
-            trusted: set[str] | None = None) -> list[v.Finding]:  # fmt: skip
+            trusted: set[str] | None = None, aggregators: set[str] | None = None,
+            operators: set[str] | None = None) -> list[v.Finding]:  # fmt: skip
     """For `bench verify`: a disclosure re-derived from the documents under `folder`, held to the verifier's own
     auditor key and node trust list. Without a folder only its schema, signature and policy are checked, and a
     warning says that no figure was re-derived (as a capacity report without --reports)."""
     if folder is None:
         try:
             check(data, where)
-            keys = verifier_findings(data, where, auditor=auditor, trusted=trusted)
+            keys = verifier_findings(data, where, auditor=auditor, trusted=trusted, aggregators=aggregators,
+                                     operators=operators)  # fmt: skip
         except DisclosureError as exc:
             return [v.Finding(v.ERROR, "disclosure", str(exc), where)]
         return [*keys, v.Finding(v.WARNING, "not-recomputed", "no --from: nothing was re-derived; only the signature "
                                  "and policy were checked, so no figure or tier in it is verified", where)]  # fmt: skip
     try:
         store = Store(folder)
-        return [*verify(data, store, where, auditor=auditor, trusted=trusted), *_not_rederived(store, where)]
+        return [*verify(data, store, where, auditor=auditor, trusted=trusted, aggregators=aggregators,
+                        operators=operators), *_not_rederived(store, where)]  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - a hostile document is one failed entry, never a traceback
         return [v.Finding(v.ERROR, "unchecked", f"{type(exc).__name__} while re-deriving it: {exc}", where)]
 

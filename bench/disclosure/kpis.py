@@ -112,6 +112,42 @@ def capacity(counted: pd.DataFrame, proven: Proven, per_cat: dict[str, pd.DataFr
     return out
 
 
+#: Why a counted device's figure is not bounded where its capacity row gives no reason of its own.
+WHY_STALE = "stale: measured longer ago than the policy's stale-after at the disclosure date"
+WHY_NO_AGGREGATOR = "no aggregator trust list (--aggregator-keys): every figure stays reported"
+WHY_UNKNOWN = "not bounded by its capacity report (no reason given)"
+WHY_NO_PROOF = "no challenge proof signed by the auditor covers these devices (bench challenge)"
+WHY_NO_AUDITOR = "no auditor key in the policy: no proof can count"
+
+
+def reasons(capacity: list[dict[str, Any]], per_cat: dict[str, pd.DataFrame], *, trusted_aggregator: bool,
+            auditor: bool) -> None:  # fmt: skip
+    """Each capacity row's reasons, in place, for what is not bounded and not proven, so a zero or a partial figure
+    on the page says why (as `bench verify` says it of each figure): `why_not_bounded`, the distinct reasons of its
+    devices that are not bounded with how many devices each (most first: the aggregator's reason per row, e.g. "the
+    CPU peak is an estimate (current clock)", else stale, else no trusted aggregator), and `why_not_proven` where
+    the proven tier is 0."""
+    for c in capacity:
+        rows = per_cat[c["category"]]
+        c["why_not_bounded"] = []
+        c["why_not_proven"] = None
+        if not c["devices"]:
+            continue
+        if c["proven_pflops"] == 0:
+            c["why_not_proven"] = WHY_NO_PROOF if auditor else WHY_NO_AUDITOR
+        rest = rows[rows["tier"] != v.BOUNDED]
+        if rest.empty:
+            continue
+        if not trusted_aggregator:
+            why = pd.Series(WHY_NO_AGGREGATOR, index=rest.index)
+        else:
+            given = rest["why"].where(rest["why"].notna() & (rest["why"] != ""), WHY_UNKNOWN)
+            why = given.where(~rest["stale"].astype(bool), WHY_STALE)
+        counts = why.value_counts(sort=False)
+        c["why_not_bounded"] = [{"why": str(w), "devices": int(n)}
+                                for w, n in sorted(counts.items(), key=lambda x: (-x[1], str(x[0])))]  # fmt: skip
+
+
 def inventory(counted: pd.DataFrame, *, devices: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Accelerators (and CPU hosts) by model: devices counted, healthy, defective and stale ones, nodes, tier.
     Vectorized (no per-group Python): a country holds about a million device rows. `devices`: pd.factorize's codes of

@@ -34,9 +34,35 @@ def node_class(data: dict[str, Any]) -> str:
     if names:
         (name, _), *_ = names.most_common(1)
         return f"{len(gpus)}x {name}"[:200]
+    measured = [m.get("device") for m in data.get("measurements", []) if isinstance(m, dict)] \
+        if isinstance(data.get("measurements"), list) else []  # fmt: skip
+    cuda = {d.get("uuid"): d.get("name") for d in measured if isinstance(d, dict) and d.get("kind") == "cuda"
+            and isinstance(d.get("name"), str)}  # fmt: skip
+    if cuda:  # no NVML inventory: the GPUs it measured (a GPU node is never classed by its host CPU)
+        (name, _), *_ = Counter(cuda.values()).most_common(1)
+        return f"{len(cuda)}x {name}"[:200]
     host = inventory.get("host") if isinstance(inventory.get("host"), dict) else {}
-    cpu = host.get("cpu_model") or host.get("cpu") or "CPU node"
-    return f"CPU {cpu}"[:200] if isinstance(cpu, str) else "CPU node"
+    cpu = host.get("cpu_model")
+    if not isinstance(cpu, str) or not cpu:  # no model in the inventory: the CPU device it measured, as counted
+        cpu = next((d.get("name") for d in measured if isinstance(d, dict) and d.get("kind") == "cpu"
+                    and isinstance(d.get("name"), str) and d.get("name")), None)  # fmt: skip
+    return f"{CPU_PREFIX}{cpu}"[:200] if cpu else "CPU node"
+
+
+#: The class of a CPU-only node: this prefix and its CPU model.
+CPU_PREFIX = "CPU "
+
+
+def check_classes(classes: list[dict[str, Any]], inventory: list[dict[str, Any]]) -> None:
+    """Each CPU node class must name a CPU model the disclosure's inventory counts: the class is the host's
+    self-described cpu_model, the inventory the model of the CPU device measured, and a node report whose two differ
+    would put a CPU on the page that nobody measured. ValueError naming the class otherwise."""
+    cpus = sorted(r["model"] for r in inventory if r.get("kind") == "cpu")
+    for c in classes:
+        name = str(c.get("node_class"))
+        if name.startswith(CPU_PREFIX) and name[len(CPU_PREFIX) :] not in cpus:
+            raise ValueError(f"readiness class {name!r} names no CPU model the inventory counts "
+                             f"({', '.join(cpus) or 'no CPU'}): a CPU node's class must be the CPU it measured")  # fmt: skip
 
 
 def node_figures(data: dict[str, Any]) -> dict[str, Any]:

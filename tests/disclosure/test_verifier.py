@@ -57,7 +57,7 @@ def test_an_honest_disclosure_passes_under_the_verifiers_own_keys_and_without_fr
         assert result.exit_code == 1 and "untrusted-key" in result.output, (nodes, result.output)
     # no --from: nothing re-derived, and the verdict says so instead of "pass"
     result = CliRunner().invoke(main, ["verify", str(out), *keys])
-    assert result.exit_code == 0 and "NOT RECOMPUTED" in result.output
+    assert result.exit_code == 1 and "not-recomputed" in result.output
 
 
 def test_a_capacity_report_edited_within_the_peak_fails_when_its_node_reports_are_in_the_folder(tmp_path):

@@ -13,7 +13,9 @@ from bench.disclosure import document as dd
 from bench.disclosure.leaves import Store
 from bench.report import aggregate as agg
 from bench.report import intake, sign
+from bench.report.model import NodeReport
 from bench.report.store import dumps
+from tests.report import synthetic
 from tests.report.fleet import NOW, node_report
 from tests.report.synthetic import gpu_uuid
 
@@ -103,6 +105,43 @@ def write_site(tmp: Path, region: str, city: str, site: str, nodes: list[int], *
     (base / "declaration.toml").write_text(text)
     sig = decl.sign_text(text.encode(), keys.operator, NOW)
     (base / "declaration.toml.sig.json").write_text(dumps(sig))
+    return {"capacity": base / "capacity.json", "declaration": base / "declaration.toml", "nodes": base / "nodes"}
+
+
+def cpu_report(n: int, *, host_model: str | None, device_model: str, keys: Keys = KEYS) -> dict:
+    """A signed report of CPU-only node `n`: one float32 MAMF on its CPU (`device_model`, the model its capacity row
+    and the inventory count), its host inventory naming `host_model` as the CPU (None: unknown)."""
+    dev = {"id": "cpu", "kind": "cpu", "name": device_model, "uuid": f"host-{n}", "isa_flags": ["avx512f", "fma"]}
+    m = synthetic.matmul_measurement(1024, "float32", synthetic.samples(0.01, seed=n), dev, role="final", mamf=True,
+                                     timer="perf_counter", start_utc="2026-11-28T10:00:00.000000Z",
+                                     end_utc="2026-11-28T10:00:05.000000Z")  # fmt: skip
+    host = {"hostname": f"cpu{n:05d}", "fingerprint": f"host-{n}", "cpu_model": host_model, "physical_cores": 56,
+            "unavailable": {}}  # fmt: skip
+    report = NodeReport(run_id=f"cpu-{n}", tool={"name": "bench", "version": "0.1.0", "git_commit": None},
+                        command_line=["bench", "matmul"], config={},
+                        inventory={"host": host, "nvml": {"available": False, "gpus": []}},
+                        start_utc="2026-11-28T10:00:00.000000Z", end_utc="2026-11-28T10:05:00.000000Z",
+                        measurements=[m])  # fmt: skip
+    data = report.to_dict()
+    data["signature"] = sign.sign(data, keys.node)
+    return data
+
+
+def write_cpu_site(tmp: Path, region: str, city: str, site: str, nodes: list[int], *, host_model: str | None,
+                   device_model: str = "Intel Xeon Platinum 8480+", keys: Keys = KEYS) -> dict[str, Path]:  # fmt: skip
+    """write_site's files for a site of CPU-only nodes (cpu_report)."""
+    base = tmp / region / city / site
+    (base / "nodes").mkdir(parents=True)
+    for n in nodes:
+        (base / "nodes" / f"{n}.json").write_text(dumps(cpu_report(n, host_model=host_model, device_model=device_model,
+                                                                   keys=keys)))  # fmt: skip
+    inputs = [(str(p), p) for p in sorted((base / "nodes").glob("*.json"))]
+    cap = agg.aggregate(inputs, now=NOW, trusted={keys.kid("node")}, rules=agg.Rules(max_age_s=7 * 86400))
+    cap["signature"] = sign.sign(cap, keys.aggregator)
+    (base / "capacity.json").write_text(dumps(cap))
+    text = DECLARATION.format(region=region, city=city, site=site)
+    (base / "declaration.toml").write_text(text)
+    (base / "declaration.toml.sig.json").write_text(dumps(decl.sign_text(text.encode(), keys.operator, NOW)))
     return {"capacity": base / "capacity.json", "declaration": base / "declaration.toml", "nodes": base / "nodes"}
 
 
