@@ -136,7 +136,7 @@ def device_option(help_text: str) -> Callable[[F], F]:
 
 sequential_option = click.option(
     "--sequential", is_flag=True,
-    help="Measure the GPUs one after another (default: all at once, each in its own thread, as they run in production; "
+    help="Measure the GPUs one after another (default: all at once, each in its own process, as they run in production; "
          "each measurement records which devices ran alongside it).",
 )  # fmt: skip
 

@@ -80,7 +80,7 @@ def plan_line(steps: Sequence[Step], estimates: Sequence[float], concurrent: boo
     how = ""
     if len(gpus) > 1:
         how = (
-            "; the GPUs at the same time, each in its own thread"
+            "; the GPUs at the same time, each in its own process"
             if concurrent
             else "; the GPUs ONE AFTER ANOTHER (--sequential / suite.concurrent_devices = false)"
         )
