@@ -62,13 +62,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
             choices=tuple(prec.PRECISIONS),
         ),
         "baseline": _k(
-            "str", None, "Node report to compare against (path, relative to the config file).", nullable=True
+            "str",
+            None,
+            "Node report to gate against, or a folder of several runs' reports (path, relative to the config file).",
+            nullable=True,
         ),
         "max_regression": _k(
             "float", 0.05, "Largest tolerated slow-down against the baseline (0.05 = 5%).", minimum=0.0, maximum=1.0
         ),
         "alpha": _k(
-            "float", 0.01, "Significance level of the Mann-Whitney U test for a regression.", minimum=1e-9, maximum=0.5
+            "float",
+            0.01,
+            "Unused by the regression gate, which judges between-run spread (kept so configs that set it load).",
+            minimum=1e-9,
+            maximum=0.5,
         ),
     },
     "outputs": {

@@ -22,7 +22,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[list[str], ...],
-            workloads: tuple[str, ...], fail_below: tuple[str, ...], baseline: Path | None,
+            workloads: tuple[str, ...], fail_below: tuple[str, ...], baseline: tuple[Path, ...],
             max_regression: str | None) -> dict[str, Any]:  # fmt: skip
     """The validated config with the command line's overrides, or exit 2 naming the file/flag and key."""
     from bench import suite
@@ -45,16 +45,37 @@ def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple
             parsed = [gates.parse_floor(t) for t in fail_below]
             floors = {**loaded["gates"]["fail_below"], **{ALIASES.get(k.lower(), k): v for k, v in parsed}}
             overrides.append(("gates", "fail_below", floors))
-        if baseline:
-            overrides.append(("gates", "baseline", str(baseline)))
+        if len(baseline) == 1:
+            overrides.append(("gates", "baseline", str(baseline[0])))
         if max_regression is not None:
             overrides.append(("gates", "max_regression", gates.parse_fraction(max_regression)))
         config = suite.apply_overrides(loaded, overrides)
+        if len(baseline) > 1:  # several runs: recorded as a list (the config key itself names one file or folder)
+            config["gates"]["baseline"] = [str(p) for p in baseline]
         for name in config["suite"]["devices"]:
             devices.resolve(name)
     except (suite.ConfigError, ValueError) as exc:
         fail(str(exc), 2)
     return config
+
+
+def baseline_files(paths: list[str]) -> list[Path]:
+    """The reports named by --baseline: files as given; a folder gives its runs' <run-id>/report.json when it is a
+    RESULTS_DIR (whose other *.json, like step-seconds.json, are not reports), else its *.json, sorted. ValueError
+    for a path that does not exist or a folder with no report."""
+    files: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(path.glob("*/report.json")) or sorted(path.glob("*.json"))
+            if not found:
+                raise ValueError(f"{path}: a folder with no *.json or */report.json report in it")
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ValueError(f"{path}: no such file or folder")
+    return files
 
 
 @click.command()
@@ -88,9 +109,11 @@ def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple
 )
 @click.option(
     "--baseline",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Node report to gate against: a significant slow-down beyond --max-regression exits 1.",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="Node report(s) to gate against, or a folder of them (each run's report.json): repeat it for several runs. "
+    "A metric below the runs' mean by more than --max-regression and outside their spread exits 1; with one run, the "
+    "threshold alone decides.",
 )
 @click.option(
     "--max-regression",
@@ -115,7 +138,7 @@ def _config(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple
     help="Do not run the pre-flight checks (bench doctor) first; the report then records none.",
 )
 def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[list[str], ...], workloads: tuple[str, ...],
-        fail_below: tuple[str, ...], baseline: Path | None, max_regression: str | None, junit_path: Path | None,
+        fail_below: tuple[str, ...], baseline: tuple[Path, ...], max_regression: str | None, junit_path: Path | None,
         results_dir: Path, key_path: Path | None, as_json: bool, quiet: bool, skip_doctor: bool) -> None:  # fmt: skip
     """Run a suite (matmul search, memory bandwidth, training, and collectives when launched with several ranks) into
     RESULTS_DIR/<run-id>/: report.json (signed, saved after every measurement) plus report.html, report.md,
@@ -134,9 +157,10 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     config = _config(config_path, sets, device_lists, workloads, fail_below, baseline, max_regression)
     base = None
     if config["gates"]["baseline"]:
+        named = config["gates"]["baseline"]
         try:
-            base = load_report(config["gates"]["baseline"])
-        except ReportError as exc:
+            base = [load_report(p) for p in baseline_files([named] if isinstance(named, str) else named)]
+        except (ReportError, ValueError) as exc:
             fail(f"--baseline: {exc}", 2)
     where, _, kind = place(None)
     signal.signal(signal.SIGTERM, _on_sigterm)

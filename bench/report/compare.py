@@ -79,7 +79,7 @@ def change(a: Metric, b: Metric, threshold: float, alpha: float) -> Change:
     return Change(b.title, b.name, b.labels, b.unit, a.value, b.value, ratio, p, significant, flagged, direction)
 
 
-def _ok_metrics(report: NodeReport) -> tuple[dict[Any, Metric], dict[Any, dict[str, Any] | None]]:
+def ok_metrics(report: NodeReport) -> tuple[dict[Any, Metric], dict[Any, dict[str, Any] | None]]:
     """The valid metrics of a report by key, and the spec each was measured at (None for a search's result, whose
     shape is what the search found rather than what was asked)."""
     found: dict[Any, Metric] = {}
@@ -111,8 +111,8 @@ def compare(a: NodeReport, b: NodeReport, threshold: float = 0.05, alpha: float 
                               "only_in_b": [], "config_differs": []}  # fmt: skip
     if reasons:
         return result
-    ma, specs_a = _ok_metrics(a)
-    mb, specs_b = _ok_metrics(b)
+    ma, specs_a = ok_metrics(a)
+    mb, specs_b = ok_metrics(b)
     differs = {k: config_difference(specs_a[k], specs_b[k]) for k in ma if k in mb}
     result["config_differs"] = [f"{mb[k].title}: {why}" for k, why in differs.items() if why]
     result["changes"] = [change(ma[k], mb[k], threshold, alpha).to_dict() for k in ma if k in mb and not differs[k]]

@@ -4,11 +4,13 @@ the JUnit XML a CI server shows (one test case per workload and precision, with 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.report import compare as cmp
-from bench.report.metrics import Metric, best_by_precision, metrics
+from bench.report import drift
+from bench.report.metrics import Metric, best_by_precision
 from bench.report.metrics import of as metrics_of
 from bench.report.model import Measurement, NodeReport, ReportError, parse_timestamp
 
@@ -97,24 +99,64 @@ def floors(report: NodeReport, fail_below: dict[str, float]) -> list[Gate]:
     return gates
 
 
-def regressions(baseline: NodeReport, report: NodeReport, max_regression: float, alpha: float) -> list[Gate]:
-    """--baseline: a metric that is slower than the baseline by more than max_regression, significantly, fails; so
-    does a baseline that is not comparable (different hardware or software), since it cannot gate."""
-    result = cmp.compare(baseline, report, threshold=max_regression, alpha=alpha)
-    if not result["comparable"]:
-        return [Gate("baseline", False, "baseline is not comparable: " + "; ".join(result["reasons"]))]
-    if result["config_differs"]:
-        return [Gate("baseline", False, f"baseline run {baseline.run_id} measured another config, so it cannot gate: "
-                     + "; ".join(result["config_differs"]))]  # fmt: skip
-    worse = [c for c in result["changes"] if c["direction"] == "worse"]
+def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport, max_regression: float,
+                alpha: float | None = None) -> list[Gate]:  # fmt: skip
+    """--baseline: each metric's figure against the same metric's figures in the baseline runs (one per run), by
+    bench.report.drift.judge: it fails only below the runs' mean by more than max_regression *and* outside their
+    spread; with one baseline run, by the threshold alone (said in the message). A baseline that is not comparable
+    (other hardware or software) or measured a metric at another config fails, since it cannot gate. `alpha` is
+    accepted for old callers and unused: no test over pooled samples decides a regression."""
+    runs = [baselines] if isinstance(baselines, NodeReport) else list(baselines)
+    if not runs:
+        raise ValueError("no baseline report to gate against")
+    ids = ", ".join(b.run_id for b in runs)
+    broken = []
+    for b in runs:
+        if reasons := cmp.not_comparable(b, report):
+            broken.append(Gate("baseline", False, f"baseline run {b.run_id} is not comparable: " + "; ".join(reasons)))
+    if broken:
+        return broken
+    mine, my_specs = cmp.ok_metrics(report)
+    figures: dict[Any, list[float]] = {}
+    for b in runs:
+        theirs, their_specs = cmp.ok_metrics(b)
+        differs = [f"{mine[k].title}: {why}" for k in theirs if k in mine
+                   if (why := cmp.config_difference(their_specs[k], my_specs[k]))]  # fmt: skip
+        if differs:
+            broken.append(Gate("baseline", False, f"baseline run {b.run_id} measured another config, so it cannot "
+                               "gate: " + "; ".join(differs)))  # fmt: skip
+        for k, m in theirs.items():
+            figures.setdefault(k, []).append(m.value)
+    if broken:
+        return broken
+    verdicts = {k: drift.judge(figures[k], mine[k].value, max_regression) for k in mine if k in figures}
+    if len(runs) == 1:
+        how = (f"one baseline run ({ids}): the gate cannot know the between-run spread, so it uses the threshold "
+               f"{max_regression:.1%} alone")  # fmt: skip
+    else:
+        how = (f"{len(runs)} baseline runs ({ids}): below their mean by more than {max_regression:.1%} and below the "
+               "slowest run by more than their range")  # fmt: skip
+    worse = [(k, v) for k, v in verdicts.items() if v.regressed]
     if not worse:
-        return [Gate("baseline", True, f"no significant regression beyond {max_regression:.1%} in "
-                     f"{len(result['changes'])} metrics against run {baseline.run_id}")]  # fmt: skip
-    by_title = {m.title: m for m in metrics(report)}
-    return [Gate("baseline", False, f"{c['metric']}: {c['b']:.4g} vs {c['a']:.4g} {c['unit']} "
-                 f"({c['ratio'] - 1:+.1%}, p={c['p_value']:.2g}) against run {baseline.run_id}",
-                 case=case_name(by_title[c["metric"]]) if c["metric"] in by_title else None)
-            for c in worse]  # fmt: skip
+        wide = [(v.spread, mine[k].title) for k, v in verdicts.items() if v.spread > max_regression]
+        note = ""
+        if wide:
+            spread, title = max(wide)
+            note = (f"; {len(wide)} metric(s) spread wider than the threshold between runs and cannot gate a change "
+                    f"of that size (widest: {title}, {spread:.1%})")  # fmt: skip
+        return [Gate("baseline", True, f"no regression in {len(verdicts)} metrics against {how}{note}")]
+    out = []
+    for k, v in worse:
+        m = mine[k]
+        if v.spread_known:
+            against = (f"mean of {len(v.runs)} runs {v.mean:.4g}, slowest {v.worst:.4g}, "
+                       f"range {v.spread:.1%}")  # fmt: skip
+        else:
+            which = f"run {ids}" if len(runs) == 1 else "the one baseline run with this metric"
+            against = f"{which} {v.mean:.4g}; one baseline run: threshold alone, between-run spread unknown"
+        out.append(Gate("baseline", False, f"{m.title}: {v.candidate:.4g} {m.unit} ({v.ratio - 1:+.1%}) against "
+                        f"{against}", case=case_name(m)))  # fmt: skip
+    return out
 
 
 @dataclass

@@ -1,0 +1,78 @@
+"""The regression rule of `bench run --baseline`: one figure per run, judged against the spread between runs.
+
+Why not a rank test over samples: the thousands of samples of one run are not independent of that run (its clock,
+its placement, its allocator), so any between-run shift is "significant" on them (issue 25: float64 MAMF -5.3%,
+p = 0.0003, on an idle machine minutes after the baseline). pyperf (`compare_to`) therefore compares the values of
+several worker processes, and asv (`_is_result_better`) calls a change only when the ratio passes a factor *and* the
+runs' spreads do not overlap. Here each baseline run contributes its figure (the metric's value: a median, or the
+MAMF), and a candidate figure regresses when both hold:
+
+1. it is below the mean of the baseline runs by more than the threshold: candidate < mean * (1 - threshold);
+2. it is outside their spread: below the slowest baseline run by more than the baseline runs' range,
+   candidate < worst - (best - worst). Unchanged code lands inside that band about as often as the next baseline run
+   would; a metric whose runs spread wider than the threshold cannot gate a change of the threshold's size, and says so.
+
+With one baseline run the spread is unknown: rule 1 alone (against that run), and the gate says so. Pure functions;
+every figure here is higher-is-better (TFLOPS, GB/s, items/s), as in bench.report.compare.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One metric's judgement. `runs` are the baseline runs' figures; `spread` is their range over their mean (0 with
+    one run, where it is unknown); `ratio` is candidate / mean."""
+
+    candidate: float
+    runs: tuple[float, ...]
+    mean: float
+    worst: float
+    spread: float
+    ratio: float
+    below_threshold: bool
+    outside_spread: bool
+
+    @property
+    def spread_known(self) -> bool:
+        return len(self.runs) >= 2
+
+    @property
+    def regressed(self) -> bool:
+        return self.below_threshold and self.outside_spread
+
+
+def judge(runs: list[float] | tuple[float, ...], candidate: float, threshold: float) -> Verdict:
+    """The candidate figure against the baseline runs' figures (one per run) at a tolerated slow-down `threshold`
+    (0.05 = 5%). ValueError with no runs."""
+    if not runs:
+        raise ValueError("no baseline runs to judge against")
+    values = tuple(float(v) for v in runs)
+    mean = statistics.fmean(values)
+    worst, best = min(values), max(values)
+    below = candidate < mean * (1 - threshold)
+    if len(values) == 1:
+        outside = True  # the spread is unknown: the threshold alone decides
+        spread = 0.0
+    else:
+        outside = candidate < worst - (best - worst)
+        spread = (best - worst) / mean if mean else 0.0
+    ratio = candidate / mean if mean else float("inf")
+    return Verdict(float(candidate), values, mean, worst, spread, ratio, below, outside)
+
+
+def quiet_threshold(runs: list[float] | tuple[float, ...]) -> float:
+    """The smallest threshold at which none of the runs, judged against the others (leave one out), would regress by
+    rule 1: max over i of 1 - run_i / mean(others), floored at 0. What a sequence of unchanged runs says the gate
+    must tolerate. ValueError with fewer than two runs."""
+    values = [float(v) for v in runs]
+    if len(values) < 2:
+        raise ValueError("the between-run spread needs at least two runs")
+    worst = 0.0
+    for i, v in enumerate(values):
+        others = values[:i] + values[i + 1 :]
+        worst = max(worst, 1 - v / statistics.fmean(others))
+    return worst
