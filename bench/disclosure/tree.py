@@ -90,22 +90,22 @@ def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[
     disclosure.json bytes). Claims and the audit request apply to the country (the level a claim is usually about,
     and the population an auditor samples); proofs to every level whose devices they name. Returns the disclosures
     built, country first."""
+    root, output = root.resolve(), output.resolve()
     sites = find_sites(root, exclude=output)
     store = Store()
-    files = [(s, p) for s in sites for p in _json_files(s, output)]
-    docs = store.add_many([p for _, p in files])  # every input read once, capacity signatures checked by workers
-    proof_docs = store.add_many(list(proof_paths))
-    node_docs: dict[Path, list[intake.Document]] = {}
-    for (s, path), doc in zip(files, docs, strict=True):
+    # the capacity reports (found by name) read first, all together, their signatures checked by worker processes; the
+    # node reports one site at a time (a country's are gigabytes), each file read once either way
+    files = [(s, p) for s in sites for p in _json_files(s, output) if _is_capacity_name(p)]
+    for (s, path), doc in zip(files, store.add_many([p for _, p in files]), strict=True):
         kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
-        if kind == CAPACITY_KIND:
-            if path.name in s.capacity:
-                raise DisclosureError(f"{path}: a second {path.name} in site folder {s.folder}")
-            s.capacity[path.name] = doc  # keyed by file name until the declaration says which clusters exist
-        elif kind == NODE_REPORT_KIND:
-            node_docs.setdefault(s.folder, []).append(doc)
-        elif kind != dd.KIND:  # a disclosure written there by the per-level verbs is output, not input
-            raise DisclosureError(f"{path}: neither a capacity report nor a node report (kind {kind!r})")
+        if kind != CAPACITY_KIND:
+            raise DisclosureError(f"{path}: named as a capacity report, but its kind is {kind!r}")
+        if path.name in s.capacity:
+            raise DisclosureError(f"{path}: a second {path.name} in site folder {s.folder}")
+        s.capacity[path.name] = doc  # keyed by file name until the declaration says which clusters exist
+    for s in sites:
+        s.reports = [p for p in _json_files(s, output) if not _is_capacity_name(p)]
+    proof_docs = store.add_many(list(proof_paths))
     built: list[Built] = []
     by_city: dict[tuple[str, str, str], list[Built]] = {}
     for s in sites:
@@ -120,7 +120,7 @@ def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[
         mine = [p for p in proof_docs if any(isinstance(x, dict) and x.get("device") in counted
                                              for x in (p.data.get("devices") or []))]  # fmt: skip
         doc = dd.site(d, pairs, store, policy=policy, proof_docs=mine, as_of=as_of, claims_input=[], audit_input=None,
-                      now=now, node_docs=node_docs.get(s.folder))  # fmt: skip
+                      now=now, node_docs=_node_reports(s))  # fmt: skip
         b = _keep(store, write, doc, output.joinpath(*d.path), "site", d.path[-1])
         by_city.setdefault(tuple(d.path[:3]), []).append(b)
         built.append(b)
@@ -143,6 +143,25 @@ def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[
         built.append(b)
     countries = [roll("country", c, children, output / c, True) for c, children in sorted(by_country.items())]
     return countries + built
+
+
+def _is_capacity_name(path: Path) -> bool:
+    return path.name == CAPACITY_FILE or (path.name.startswith(CAPACITY_PREFIX) and path.suffix == ".json")
+
+
+def _node_reports(site: SiteFolder) -> list[intake.Document] | None:
+    """The site's node reports (readiness per node class), read now in worker processes and not kept afterwards: a
+    disclosure written there by the per-level verbs is output, not input, and is skipped; any other file is refused."""
+    if not site.reports:
+        return None
+    out = []
+    for path, doc in zip(site.reports, Store().add_many(site.reports), strict=True):
+        kind = doc.data.get("kind") if isinstance(doc.data, dict) else None
+        if kind == NODE_REPORT_KIND:
+            out.append(doc)
+        elif kind != dd.KIND:
+            raise DisclosureError(f"{path}: neither a capacity report nor a node report (kind {kind!r})")
+    return out
 
 
 def _clusters(site: SiteFolder, d: decl.Declaration) -> list[tuple[str, intake.Document]]:

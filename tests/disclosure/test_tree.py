@@ -78,3 +78,13 @@ def test_output_outside_the_folder_is_a_usage_error(tmp_path, country):
     tmp, policy, _ = country
     result = _run("disclose", "tree", tmp / "in", *policy, "-o", tmp_path / "elsewhere")
     assert result.exit_code == 2 and "not inside" in result.output
+
+
+@pytest.mark.parametrize(("name", "why"), [("notes.json", "neither a capacity report nor a node report"),
+                                           ("capacity-a.json", "named as a capacity report")])  # fmt: skip
+def test_a_file_that_is_no_input_is_refused_by_name(tmp_path, country, name, why):
+    _, policy, _ = country
+    world.write_site(tmp_path, "North", "Alpha", "A9", [7])
+    (tmp_path / "North/Alpha/A9" / name).write_text('{"kind": "something else"}')
+    result = _run("disclose", "tree", tmp_path, *policy)
+    assert result.exit_code == 2 and why in result.output and name in result.output, result.output
