@@ -71,20 +71,40 @@ def load_product(directory: Path, entry: Any, ch: Challenge, where: str) -> torc
     return torch.frombuffer(bytearray(raw), dtype=as_int).view(dtype).reshape(ch.n, ch.n)
 
 
+#: What a commitment may hold besides its products (node, digests, inventory of up to MAX_DEVICES GPUs and slices),
+#: and per committed product (device UUID and name of at most a few hundred characters, root, index, n, dtype).
+COMMIT_BASE_BYTES, COMMIT_BYTES_PER_PRODUCT = 256 * 2**10, 2 * 2**10
+
+
+def commit_limit(ch: Challenge | None) -> int:
+    """The most bytes a commitment to `ch` can take: COMMIT_BASE_BYTES plus COMMIT_BYTES_PER_PRODUCT for each of the
+    products MAX_DEVICES devices answer, at most MAX_COMMIT_BYTES. A larger file is refused by its size, unread: a
+    signed 42 MiB commitment cost the collector and the verifier 6 s each to parse and check (a 4-product challenge
+    allows 1.25 MiB)."""
+    if ch is None:
+        return MAX_COMMIT_BYTES
+    return min(MAX_COMMIT_BYTES, COMMIT_BASE_BYTES + MAX_DEVICES * ch.products * COMMIT_BYTES_PER_PRODUCT)
+
+
 def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], dt.datetime], ch: Challenge | None = None,
          archive: Path | None = None, trusted: set[str] | None = None, auditor: str | None = None,
          names: dict[str, str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Commitment files in `directory` that are new or changed since `seen`: a receipt {file, sha256, arrived_utc,
-    challenge_digest, issued_utc, accepted, why} for each. Each file is read once (at most MAX_COMMIT_BYTES); the bytes
-    hashed are the bytes parsed, and (with `archive`) the bytes kept. `now` is the collector's clock (a callable; a
-    fixed time only in tests): each file is stamped with a reading taken right after its bytes were read, so a slow
-    read of other files (junk the operator put first, slow storage) never stamps a commitment with an earlier time
-    than the moment its bytes were in hand. `accepted` says whether they are a signed commitment to this challenge
+    challenge_digest, issued_utc, accepted, why, node, expected} for each. Every file is read and stamped first (at most
+    commit_limit(ch) bytes), then read again and checked; the bytes hashed are the bytes parsed, and (with `archive`)
+    the bytes kept, and bytes that changed between the two reads are stamped after the second. `now` is the
+    collector's clock (a callable; a fixed time only in tests): each file is stamped with a reading taken right after
+    its bytes were read, so a slow read of other files (junk the operator put first, slow storage) never stamps a
+    commitment with an earlier time than the moment its bytes were in hand, and checking junk never delays it. `accepted` says whether they are a signed commitment to this challenge
     (what --expect counts, and what the collector logs): junk is reported, never archived or logged, and a name first
     taken by junk is read again when real bytes replace it. At most ARCHIVE_VERSIONS_PER_NAME versions and
     ARCHIVE_BYTES_PER_NAME bytes are archived under one name; later ones are not accepted."""
     clock = now if callable(now) else (lambda: now)
-    new = []
+    limit = commit_limit(ch)
+    # First every new or changed file's bytes, each stamped right after it was read: parsing and checking a file costs
+    # far more than reading it (a 42 MiB signed commitment: 6 s on a loaded machine), and junk sorted first delayed
+    # the stamp of an honest commitment behind it by the time its checks took (17 s behind three such files).
+    stamped: list[tuple[Path, str, str | None, dt.datetime, str | None]] = []  # path, name, sha256, arrival, error
     for path in sorted(directory.glob(f"*{COMMIT_SUFFIX}")):
         name = intake.safe_name(path.name)
         try:
@@ -96,12 +116,25 @@ def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], 
             continue
         seen[path.name] = state
         try:
-            raw = intake.read_bytes(path, root=directory, max_bytes=MAX_COMMIT_BYTES)
+            digest = hashlib.sha256(intake.read_bytes(path, root=directory, max_bytes=limit)).hexdigest()
         except intake.InputError as exc:
-            receipt = {"file": name, "sha256": None, "arrived_utc": utc(clock()), "accepted": False,
-                       "why": intake.safe_name(str(exc))}  # fmt: skip
+            stamped.append((path, name, None, clock(), intake.safe_name(str(exc))))
         else:
-            arrived = clock()  # after the bytes are in hand: they existed no later than this
+            stamped.append((path, name, digest, clock(), None))  # after the bytes are in hand
+    new = []
+    for path, name, first_digest, arrived, error in stamped:
+        raw = b""
+        if error is None:  # read again to check: bytes that changed since the first read are stamped now
+            try:
+                raw = intake.read_bytes(path, root=directory, max_bytes=limit)
+            except intake.InputError as exc:
+                error, arrived = intake.safe_name(str(exc)), clock()
+            else:
+                if hashlib.sha256(raw).hexdigest() != first_digest:
+                    arrived = clock()
+        if error is not None:
+            receipt = {"file": name, "sha256": None, "arrived_utc": utc(arrived), "accepted": False, "why": error}
+        else:
             digest = hashlib.sha256(raw).hexdigest()
             why = None
             if ch is not None:
@@ -125,7 +158,6 @@ def scan(directory: Path, seen: dict[Any, Any], now: dt.datetime | Callable[[], 
             if why is None:  # whom it answers for, and whether it is one of the nodes --expect waits for
                 receipt["node"] = data["node"]
                 receipt["expected"] = triage.expected(data["node"], sign.signer(data), names)
-            if why is None:
                 seen[("archived", path.name)] = (used_bytes + len(raw), versions + 1)
                 if archive is not None:
                     archive.mkdir(parents=True, exist_ok=True)
@@ -330,7 +362,7 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
     for path in sorted(directory.glob(f"*{COMMIT_SUFFIX}")):
         where = intake.safe_name(path.name)
         try:  # read once: hashed and parsed from one buffer
-            doc = read_document(path, COMMITMENT_KIND, root=directory, max_bytes=MAX_COMMIT_BYTES,
+            doc = read_document(path, COMMITMENT_KIND, root=directory, max_bytes=commit_limit(ch),
                                 max_containers=MAX_COMMIT_CONTAINERS)  # fmt: skip
             node = _expect(doc.data, "node", str, where)
         except ChallengeError as exc:
@@ -504,7 +536,7 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
         return result
     reveal_path = directory / path.name.replace(COMMIT_SUFFIX, REVEAL_SUFFIX)
     try:  # under the commitment's own limits: a manifest names files, so it is no larger (never a 1 GiB stream)
-        reveal_doc = read_document(reveal_path, REVEAL_KIND, root=directory, max_bytes=MAX_COMMIT_BYTES,
+        reveal_doc = read_document(reveal_path, REVEAL_KIND, root=directory, max_bytes=commit_limit(ch),
                                    max_containers=MAX_COMMIT_CONTAINERS).data  # fmt: skip
         files_list = _expect(reveal_doc, "files", list, intake.safe_name(reveal_path.name))
     except ChallengeError as exc:

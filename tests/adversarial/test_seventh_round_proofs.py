@@ -175,3 +175,124 @@ def test_a_few_cheap_columns_are_diluted_only_within_the_allowance():
     c = a @ b
     c[:, :1] = a @ b[:, :1].to(torch.bfloat16).float()  # one column of 256 from bf16 operands (B's column rounded)
     assert not exact_rows.check(a, b, c, "float32", np.random.default_rng(1)).passed
+
+
+def _big_junk(drop, ch, name, key, mib):
+    """A commitment signed by a trusted key, padded to about `mib` MiB of small JSON objects (within the container
+    limit): every check it passes is a parse and a signature over all of it."""
+    data = chl.commitment(ch, name, {"host": {"hostname": name}}, [], key)
+    data.pop("signature")
+    data["inventory"]["pad"] = [{"k": "x" * 200} for _ in range(mib * 4700)]
+    data["signature"] = sign.sign(data, key)
+    write_atomic(drop / f"{name}{chl.COMMIT_SUFFIX}", dumps(data))
+
+
+def test_junk_checked_first_does_not_delay_an_honest_arrival(tmp_path, monkeypatch):
+    """Succeeded before the fix: the collector read, parsed and checked each file in name order, stamping each after
+    its own read, so junk sorted first delayed the stamp of every honest commitment behind it by the time its checks
+    took (three signed 42 MiB commitments: 17 s on this loaded machine, and rewriting them made every poll as slow),
+    a lower proven bound for honest nodes. Now every file is read and stamped before any is checked. Here each parse
+    advances the collector's clock by 10 s (a slow check, deterministically): the honest stamp is taken before any."""
+    _, ch = _issue(tmp_path, dtype="bfloat16", products=1)
+    drop = _drop(tmp_path)
+    for j in range(2):
+        _junk(drop, ch, f"aaa-junk{j}", OTHER, 1)  # sorted before node-a's file
+    _answer(drop, ch, node="node-a", uuid="host-a", key=NODE_KEY)
+    now = [ch.issued]
+    from bench.report import intake
+
+    parse = intake.parse_json
+
+    def slow_parse(*a, **kw):
+        now[0] += dt.timedelta(seconds=10)
+        return parse(*a, **kw)
+
+    monkeypatch.setattr(intake, "parse_json", slow_parse)
+    receipts = chl.scan(drop, {}, lambda: now[0], ch, trusted={kid(NODE_KEY), kid(OTHER)}, auditor=AUDITOR_ID)
+    honest = next(r for r in receipts if r["file"].startswith("node-a"))
+    assert chl.parse_utc(honest["arrived_utc"], "t") == ch.issued, receipts
+
+
+def test_a_commitment_larger_than_the_challenge_allows_is_refused_unread(tmp_path):
+    """Succeeded before the fix: any commitment up to MAX_COMMIT_BYTES (48 MiB) was parsed and its signature checked,
+    by the collector and by the verifier, whatever the challenge asked (a 1-product challenge's commitment for 128
+    GPUs takes about 60 KiB); 100 such files from one key cost minutes before any budget applied. Now a commitment
+    (and a reveal manifest) may take at most commit_limit(ch) bytes, refused by size."""
+    path, ch = _issue(tmp_path, dtype="bfloat16", products=1)
+    drop = _drop(tmp_path)
+    _big_junk(drop, ch, "aaa-big", OTHER, 1)
+    assert (drop / f"aaa-big{chl.COMMIT_SUFFIX}").stat().st_size > chl.auditor.commit_limit(ch)
+    base = _junk(drop, ch, "full", OTHER, chl.MAX_DEVICES)  # the largest honest shape fits
+    assert (drop / f"{base}{chl.COMMIT_SUFFIX}").stat().st_size < chl.auditor.commit_limit(ch)
+    receipts = chl.scan(drop, {}, ch.issued, ch, trusted={kid(OTHER)}, auditor=AUDITOR_ID)
+    big = next(r for r in receipts if r["file"].startswith("aaa-big"))
+    assert not big["accepted"] and "more than the limit" in big["why"]
+    verdict = verify(path, drop, None, trusted={kid(OTHER)})
+    assert any(f.code == "malformed" and "more than the limit" in f.message for f in verdict.findings)
+
+
+# --- whose device, whose name -------------------------------------------------------------------------------------
+
+
+def test_another_key_answering_first_for_a_nodes_device_uuid_does_not_take_it(tmp_path):
+    """Held where the trust list binds names: operator Y (its own key and node name) answers first for X's device
+    UUID, doing the work itself, to have X's device counted for Y and X's answer refused as a duplicate. Bound names
+    are judged before any other, so X's device counts for X and Y's answer is the duplicate. (Without name bindings
+    the first arrival takes the UUID: bind names.)"""
+    path, ch = _issue(tmp_path, dtype="bfloat16", products=1)
+    drop = _drop(tmp_path)
+    thief = _answer(drop, ch, node="node-y", uuid="host-x", key=OTHER)
+    honest = _answer(drop, ch, node="node-x", uuid="host-x", key=NODE_KEY)
+    receipts = _receipts(tmp_path, ch, drop, {thief: 0.5, honest: 1.0})
+    verdict = verify(path, drop, receipts, trusted={kid(NODE_KEY), kid(OTHER)}, names={"node-x": kid(NODE_KEY)})
+    assert [(d["device"], d["node"], d["key_id"]) for d in verdict.devices] == [("host-x", "node-x", kid(NODE_KEY))]
+
+
+def test_look_alike_names_do_not_take_a_bound_name(tmp_path):
+    """Held: commitments by another key under 'NODE001', 'node001 ' (a trailing space, printable) and 'nоde001'
+    (Cyrillic o) are other names: they neither void node001's own answer nor count toward collect --expect for a key
+    with names of its own; what they prove is their signer's, for their signer's host."""
+    path, ch = _issue(tmp_path, dtype="bfloat16", products=1)
+    drop = _drop(tmp_path)
+    arrivals = {}
+    for j, name in enumerate(["NODE001", "node001 ", "n\u043ede001"]):
+        arrivals[_junk(drop, ch, name, OTHER, 1, base=f"look{j}")] = 0.1 + j / 10
+    arrivals[_answer(drop, ch, node="node001", uuid="host-a", key=NODE_KEY)] = 1.0
+    names = {"node001": kid(NODE_KEY), "node002": kid(OTHER)}
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, arrivals), trusted={kid(NODE_KEY), kid(OTHER)},
+                     names=names)  # fmt: skip
+    assert [(d["device"], d["key_id"]) for d in verdict.devices] == [("host-a", kid(NODE_KEY))]
+    log = _collect(tmp_path, ch, drop, 4, trusted={kid(NODE_KEY), kid(OTHER)}, names=names)
+    assert log.valid == 1
+
+
+@pytest.mark.parametrize("first_junk", [True, False])
+def test_storage_that_changes_between_the_collectors_two_reads_gains_nothing(tmp_path, monkeypatch, first_junk):
+    """Held: the collector reads each file twice (stamp, then check). Storage that serves junk to the first read and
+    the real commitment to the second gets the real bytes stamped after the second read, not at the first; served
+    the other way round, the receipt is the junk's, and the real bytes the verifier reads have none."""
+    import hashlib
+
+    from bench.report import intake
+
+    _, ch = _issue(tmp_path, dtype="bfloat16", products=1)
+    drop = _drop(tmp_path)
+    commit = drop / f"{_answer(drop, ch)}{chl.COMMIT_SUFFIX}"
+    real = commit.read_bytes()
+    original = intake.read_bytes
+    reads = [0]
+    now = [ch.issued]
+
+    def two_faced(p, **kw):
+        raw = original(p, **kw)
+        reads[0] += 1
+        now[0] += dt.timedelta(seconds=10)  # each read takes 10 s by the collector's clock
+        return b'{"kind": "junk"}' if (reads[0] == 1) == first_junk else raw
+
+    monkeypatch.setattr(intake, "read_bytes", two_faced)
+    (receipt,) = chl.scan(drop, {}, lambda: now[0], ch, trusted={kid(NODE_KEY)}, auditor=AUDITOR_ID)
+    if first_junk:
+        assert receipt["accepted"] and receipt["sha256"] == hashlib.sha256(real).hexdigest()
+        assert chl.parse_utc(receipt["arrived_utc"], "t") == ch.issued + dt.timedelta(seconds=20)
+    else:
+        assert not receipt["accepted"] and receipt["sha256"] != hashlib.sha256(real).hexdigest()
