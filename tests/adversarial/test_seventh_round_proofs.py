@@ -296,3 +296,22 @@ def test_storage_that_changes_between_the_collectors_two_reads_gains_nothing(tmp
         assert chl.parse_utc(receipt["arrived_utc"], "t") == ch.issued + dt.timedelta(seconds=20)
     else:
         assert not receipt["accepted"] and receipt["sha256"] != hashlib.sha256(real).hexdigest()
+
+
+# --- the per-key budget -------------------------------------------------------------------------------------------
+
+
+def test_junk_under_listed_names_does_not_starve_a_listed_node_sharing_the_key(tmp_path):
+    """Succeeded before the fix: nodes of one operator share a key and the trust list binds no names (the older
+    format); the challenge lists node-b, node-c and node-d. A compromised node-c sends junk first under node-c and
+    node-d: two failed product checks spend the key's budget, and node-b's honest answer, later, was refused unread
+    ('key-budget'). Names the challenge lists are now judged whatever the budget (each answers once per key, so they
+    add at most the challenge's own list to what a key costs); made-up names are refused as not challenged, free."""
+    path, ch = _issue(tmp_path, dtype="bfloat16", products=1, nodes=["node-b", "node-c", "node-d"])
+    drop = _drop(tmp_path)
+    arrivals = {_junk(drop, ch, name, NODE_KEY, 1): 0.1 + j / 10 for j, name in enumerate(["node-c", "node-d"])}
+    arrivals[_junk(drop, ch, "made-up", NODE_KEY, 1)] = 0.4
+    arrivals[_answer(drop, ch, node="node-b", uuid="host-b", key=NODE_KEY)] = 1.0
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, arrivals), trusted={kid(NODE_KEY)})
+    assert [d["device"] for d in verdict.devices] == ["host-b"], [f.message for f in verdict.findings]
+    assert "not-challenged" in error_codes(verdict)
