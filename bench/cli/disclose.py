@@ -239,12 +239,17 @@ def rollup_cmd(children: tuple[Path, ...], level: str, name: str, from_dir: Path
 
 @disclose_group.command("tree")
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--aggregate-key", "aggregate_key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The aggregator's private key: a cluster with node reports but no capacity report is aggregated "
+                   "here (node keys --trusted-keys, maximum age --stale-after, at --as-of) and its capacity report "
+                   "signed with this key, written beside the site's disclosure.")  # fmt: skip
 @policy_options
-def tree_cmd(root: Path, **kw: Any) -> None:
+def tree_cmd(root: Path, aggregate_key: Path | None, **kw: Any) -> None:
     """Every level of a region in one process: from ROOT's site folders (each a signed declaration NAME.toml with
     NAME.toml.sig.json, capacity.json or capacity-CLUSTER.json per declared cluster, and optionally its node reports
     for readiness) a disclosure per site, then per city, region and country, written as
-    OUTPUT/COUNTRY/REGION/CITY/SITE/disclosure.{json,md,html}. Every input file is read once; the documents are those
+    OUTPUT/COUNTRY/REGION/CITY/SITE/disclosure.{json,md,html}. With --aggregate-key, a cluster that has node reports
+    but no capacity report is aggregated on the way (NAME/ holds a cluster's node reports in a site of several). Every input file is read once; the documents are those
     `disclose site` and `disclose rollup` build. --claims and --audit-request apply to the country; OUTPUT (default
     ROOT/disclosure) must lie inside ROOT, so that `bench verify --from ROOT` finds each level beside its inputs."""
     from bench.disclosure import tree
@@ -260,7 +265,8 @@ def tree_cmd(root: Path, **kw: Any) -> None:
         built = tree.build(root, policy=common["policy"], as_of=common["as_of"], output=kw["output"],
                            write=lambda doc, folder: _write(doc, kw, folder, echo=doc["level"] != "site"),
                            proof_paths=list(kw["proof_paths"]), claims_input=common["claims_input"],
-                           audit_input=common["audit_input"])  # fmt: skip
+                           audit_input=common["audit_input"],
+                           aggregator_key=signing_key(aggregate_key) if aggregate_key else None)  # fmt: skip
     except _refused() as exc:
         fail(str(exc), 2)
     levels = [b.level for b in built]

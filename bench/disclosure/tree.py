@@ -19,11 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
 from bench.disclosure.leaves import DisclosureError, Store
-from bench.report import intake
+from bench.report import capacity, intake, sign
 from bench.report.model import CAPACITY_KIND, NODE_REPORT_KIND
+from bench.report.rules import Rules
+from bench.report.store import dumps, write_atomic
 
 #: The file a capacity report of the declaration's only cluster is read from; else CAPACITY_PREFIX + cluster + ".json".
 CAPACITY_FILE = "capacity.json"
@@ -84,12 +88,19 @@ class Built:
 
 def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[[dict[str, Any], Path], bytes],
           output: Path, proof_paths: list[Path] = (), claims_input: list[dict[str, str]] | None = None,
-          audit_input: dict[str, Any] | None = None, now: dt.datetime | None = None) -> list[Built]:  # fmt: skip
+          audit_input: dict[str, Any] | None = None, now: dt.datetime | None = None,
+          aggregator_key: Ed25519PrivateKey | None = None) -> list[Built]:  # fmt: skip
     """Every level from the site folders under `root` to each country, written under `output` as
     output/COUNTRY[/REGION[/CITY[/SITE]]]/disclosure.json (write(doc, folder) signs and writes one, returning the
     disclosure.json bytes). Claims and the audit request apply to the country (the level a claim is usually about,
     and the population an auditor samples); proofs to every level whose devices they name. Returns the disclosures
-    built, country first."""
+    built, country first.
+
+    With `aggregator_key`, a declared cluster without a capacity report is aggregated here from its node reports (the
+    site folder's, or for a site of several clusters those under its folder named for the cluster), as `bench
+    aggregate --trusted-keys (the policy's node keys) --max-age (its stale-after)` would at the disclosure date, signed
+    with that key and written beside the site's disclosure as capacity[-CLUSTER].json: the node reports are read once,
+    for the capacity report and for readiness."""
     root, output = root.resolve(), output.resolve()
     sites = find_sites(root, exclude=output)
     store = Store()
@@ -110,6 +121,10 @@ def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[
     by_city: dict[tuple[str, str, str], list[Built]] = {}
     for s in sites:
         d = decl.read(s.declaration, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
+        node_docs = _node_reports(s)
+        if aggregator_key is not None:
+            _aggregate_missing(s, d, node_docs or [], store, output.joinpath(*d.path), key=aggregator_key,
+                               policy=policy, as_of=as_of)  # fmt: skip
         pairs = _clusters(s, d)
         for name in d.path:
             if name in (".", "..") or name.startswith("."):
@@ -120,7 +135,7 @@ def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[
         mine = [p for p in proof_docs if any(isinstance(x, dict) and x.get("device") in counted
                                              for x in (p.data.get("devices") or []))]  # fmt: skip
         doc = dd.site(d, pairs, store, policy=policy, proof_docs=mine, as_of=as_of, claims_input=[], audit_input=None,
-                      now=now, node_docs=_node_reports(s))  # fmt: skip
+                      now=now, node_docs=node_docs)  # fmt: skip
         b = _keep(store, write, doc, output.joinpath(*d.path), "site", d.path[-1])
         by_city.setdefault(tuple(d.path[:3]), []).append(b)
         built.append(b)
@@ -143,6 +158,26 @@ def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[
         built.append(b)
     countries = [roll("country", c, children, output / c, True) for c, children in sorted(by_country.items())]
     return countries + built
+
+
+def _aggregate_missing(site: SiteFolder, d: decl.Declaration, node_docs: list[intake.Document], store: Store,
+                       folder: Path, *, key: Ed25519PrivateKey, policy: dd.Policy, as_of: dt.datetime) -> None:  # fmt: skip
+    """Each declared cluster of `site` without a capacity report, aggregated from its node reports (build's docstring),
+    signed, written into `folder` and kept in the store as written."""
+    names = [c["name"] for c in d.data["clusters"]]
+    for cluster in names:
+        file = CAPACITY_FILE if len(names) == 1 else f"{CAPACITY_PREFIX}{cluster}.json"
+        if file in site.capacity or f"{CAPACITY_PREFIX}{cluster}.json" in site.capacity:
+            continue
+        mine = node_docs if len(names) == 1 else [n for n in node_docs if _inside(n.path, site.folder / cluster)]
+        if not mine:
+            continue  # _clusters names the missing capacity report
+        cap = capacity.aggregate([(str(n.path), n.data) for n in mine], trusted=policy.node_ids, now=as_of,
+                                 rules=Rules(max_age_s=policy.stale_after_s))  # fmt: skip
+        cap["signature"] = sign.sign(cap, key)
+        raw = dumps(cap).encode("utf-8")
+        write_atomic(folder / file, raw)
+        site.capacity[file] = store.keep(folder / file, raw)
 
 
 def _is_capacity_name(path: Path) -> bool:

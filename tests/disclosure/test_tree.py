@@ -88,3 +88,24 @@ def test_a_file_that_is_no_input_is_refused_by_name(tmp_path, country, name, why
     (tmp_path / "North/Alpha/A9" / name).write_text('{"kind": "something else"}')
     result = _run("disclose", "tree", tmp_path, *policy)
     assert result.exit_code == 2 and why in result.output and name in result.output, result.output
+
+
+def test_a_site_of_node_reports_alone_is_aggregated_on_the_way_with_the_aggregators_key(tmp_path, country):
+    tmp, policy, _ = country
+    for region, city, site, nodes in SITES:
+        world.write_site(tmp_path / "in", region, city, site, nodes)
+    (tmp_path / "in/North/Alpha/A1/capacity.json").unlink()
+    result = _run("disclose", "tree", tmp_path / "in", *policy)
+    assert result.exit_code == 2 and "no capacity report for cluster" in result.output
+    aggregator = _pem(tmp_path / "aggregator.pem", K.aggregator)
+    result = _run("disclose", "tree", tmp_path / "in", *policy, "--aggregate-key", aggregator)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "in/disclosure/Freedonia"
+    made = json.loads((out / "North/Alpha/A1/capacity.json").read_text())
+    assert made["signature"]["key_id"] == K.kid("aggregator")
+    # the same figures as the tree built on the aggregator's own capacity report
+    mine, theirs = _doc(out / "disclosure.json"), _doc(tmp / "in/disclosure/Freedonia/disclosure.json")
+    for section in ("capacity", "inventory", "readiness_by_class", "accelerator_memory_bytes"):
+        assert mine[section] == theirs[section], section
+    result = _run("verify", out / "disclosure.json", "--from", tmp_path / "in")
+    assert result.exit_code == 0, result.output
