@@ -425,9 +425,9 @@ def verify(challenge_path: Path, directory: Path, receipts_path: Path | None = N
             out.append(Finding(ERROR, "second-commitment", f"node {node!r} already answered this challenge: a "
                                "second commitment is not checked", intake.safe_name(path.name)))  # fmt: skip
             acceptable = False
-        if acceptable and per_device and budget.exhausted(signer, rank <= 1):  # bound or listed: always judged
+        if acceptable and per_device and budget.exhausted(signer, rank == 0):
             out.append(Finding(ERROR, "key-budget", f"key {signer} already sent {budget.limit} commitments that failed "
-                               "a product check: its further ones under names neither bound to it nor challenged are not read",
+                               "a product check: its further ones under names not bound to it are not read",
                                intake.safe_name(path.name)))  # fmt: skip
             acceptable = False
         try:

@@ -11,10 +11,8 @@ minutes at 8192). Junk must cost the sender, not the verifier, and must never de
 - one random product of one device (the verifier's secret choice) is the first heavy check of each commitment
   (`spot_pick`): a wrong one refuses the whole commitment, so junk costs one product check;
 - a per-key budget (`KeyBudget`): once JUNK_PER_KEY commitments of a key have failed a product check, that key's
-  further commitments under names neither bound to it nor listed by the challenge are refused unread. What one key
-  can make the verifier do is then its own nodes' honest work (a listed or bound name answers once per key) plus
-  JUNK_PER_KEY commitments' worth. Listed names are exempt too: nodes sharing a key under an older trust list (no
-  bindings) were otherwise starved by junk a compromised node sent first under other listed names.
+  further commitments under names not bound to it are refused unread. What one key can make the verifier do is then
+  its own nodes' honest work plus JUNK_PER_KEY commitments' worth.
 """
 
 from __future__ import annotations
@@ -74,8 +72,7 @@ class KeyBudget:
     failed: dict[str | None, int] = field(default_factory=dict)
 
     def exhausted(self, signer: str | None, bound: bool) -> bool:
-        """Whether this key's next commitment is refused unread: never when `bound` (a name the trust list binds to it,
-        or one the challenge lists)."""
+        """Whether this key's next commitment is refused unread: never under a name the trust list binds to it."""
         return not bound and self.failed.get(signer, 0) >= self.limit
 
     def charge(self, signer: str | None) -> None:
