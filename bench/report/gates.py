@@ -106,7 +106,9 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
     spread; with one baseline run, by the threshold alone (said in the message). A baseline that is not comparable
     (other hardware or software) or measured a metric at another config fails, since it cannot gate. `alpha` is
     accepted for old callers and unused: no test over pooled samples decides a regression."""
-    runs = [baselines] if isinstance(baselines, NodeReport) else list(baselines)
+    named = [baselines] if isinstance(baselines, NodeReport) else list(baselines)
+    # one run named twice (a folder and a file in it) is one run: a copy would shrink the spread to nothing
+    runs = list({b.run_id: b for b in named}.values())
     if not runs:
         raise ValueError("no baseline report to gate against")
     ids = ", ".join(b.run_id for b in runs)

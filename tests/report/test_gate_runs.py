@@ -121,6 +121,13 @@ def test_any_baseline_run_from_other_hardware_or_another_config_fails_the_gate()
     )
 
 
+def test_one_run_named_twice_counts_once():
+    """A folder and a file in it name one run twice: a copy must not shrink the spread to nothing."""
+    (base,) = _baselines((1.0,))
+    (g,) = gates.regressions([base, base], _run(1.03, "cand", seed=4), 0.05)
+    assert g.passed and "one baseline run (base-0)" in g.message
+
+
 def test_judge_states_its_two_rules():
     v = drift.judge([1.0, 0.98, 1.02], 0.9, 0.05)
     assert v.regressed and v.below_threshold and v.outside_spread and v.spread == pytest.approx(0.04)
