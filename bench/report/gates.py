@@ -132,6 +132,9 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
     if broken:
         return broken
     verdicts = {k: drift.judge(figures[k], mine[k].value, max_regression) for k in mine if k in figures}
+    if not verdicts:  # a gate that compared nothing must not pass as if it had looked
+        return [Gate("baseline", False, f"no metric in common with baseline run(s) {ids}: nothing to gate (another "
+                     "suite, precision or device?)")]  # fmt: skip
     if len(runs) == 1:
         how = (f"one baseline run ({ids}): the gate cannot know the between-run spread, so it uses the threshold "
                f"{max_regression:.1%} alone")  # fmt: skip

@@ -128,6 +128,12 @@ def test_one_run_named_twice_counts_once():
     assert g.passed and "one baseline run (base-0)" in g.message
 
 
+def test_baseline_runs_with_no_metric_in_common_fail_rather_than_pass_blind():
+    base = [syn.report([syn.matmul("bfloat16", _symmetric(BASE_S, 0.01))], run_id="bf16-only")]
+    (g,) = gates.regressions(base, _run(1.0, "cand"), 0.05)
+    assert not g.passed and "no metric in common with baseline run(s) bf16-only" in g.message
+
+
 def test_judge_states_its_two_rules():
     v = drift.judge([1.0, 0.98, 1.02], 0.9, 0.05)
     assert v.regressed and v.below_threshold and v.outside_spread and v.spread == pytest.approx(0.04)
