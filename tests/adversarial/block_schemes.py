@@ -90,3 +90,26 @@ SCHEMES = {
     "tf32x2": table.float_split(table.tf32, 2, 2),
     "fp16 scaled": fp16_scaled,
 }
+
+
+def _rz32(s: torch.Tensor) -> torch.Tensor:
+    """float64 -> float32 rounded toward zero."""
+    r = s.to(F32)
+    return torch.where(r.to(F64).abs() > s.abs(), torch.nextafter(r, torch.zeros_like(r)), r)
+
+
+def tensor_core(k: int = 16, toward_zero: bool = True):
+    """An honest tensor-core product as published measurements describe it (Fasi et al. 2021 for V100/T4/A100, Ootomo
+    and Yokota 2022, Khattak and Mikaitis 2025 for H100/B200): each MMA instruction adds the sum of k products to the
+    float32 accumulator and rounds the result toward zero, not to nearest. Optimistic here: the k products are summed
+    exactly (the hardware also truncates them, aligned to the largest)."""
+
+    def run(a, b, dtype):
+        a64, b64 = a.to(F64), b.to(F64)
+        acc = torch.zeros(a.shape[0], b.shape[1], dtype=F32)
+        for j in range(0, a.shape[1], k):
+            s = acc.to(F64) + a64[:, j : j + k] @ b64[j : j + k]
+            acc = _rz32(s) if toward_zero else s.to(F32)
+        return table.out(acc, dtype)
+
+    return run

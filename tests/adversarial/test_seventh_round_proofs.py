@@ -322,3 +322,26 @@ def test_a_key_shared_by_nodes_is_one_identity_and_its_budget_covers_listed_name
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, arrivals), trusted={kid(NODE_KEY), kid(OTHER)},
                      names={"node-b": kid(OTHER)})  # fmt: skip
     assert [d["device"] for d in verdict.devices] == ["host-b"]
+
+
+# --- honest hardware the table does not model ---------------------------------------------------------------------
+
+
+def test_tensor_core_truncation_passes_with_10x_margin_at_1024():
+    """Held at n <= 1024: tensor cores (A100: 8 products per MMA step, H100: 16) round the float32 accumulator toward
+    zero, not to nearest; the precision table's honest orders all round to nearest. Truncation's error is biased, so it
+    grows about as n^0.75 here rather than sqrt(n): at n = 1024 the half precisions still score below 0.05."""
+    for dtype in ("bfloat16", "float16"):
+        s = table.scores(dtype, 1024, schemes={f"k{k}": block_schemes.tensor_core(k) for k in (8, 16)})
+        assert max(s.values()) < 0.05, (dtype, s)
+
+
+@pytest.mark.xfail(strict=True, reason="gap: the exact-row allowance (3.5 u sqrt(n) t) is sized for round-to-nearest "
+                   "accumulation; an honest float16 product on A100-style tensor cores (8 products per step, float32 "
+                   "accumulator rounded toward zero) scores 0.128 at n = 4096 (measured; 0.047 with 16 per step, "
+                   "H100-style), past the 10x margin (0.1), and about n^0.75 extrapolates to ~1 (an honest answer refused) "
+                   "near n = 65536 = MAX_N. Needs real-GPU scores (no device lent here) and a truncation term in "
+                   "exact_rows, or a lower MAX_N for half precisions")  # fmt: skip
+def test_tensor_core_truncation_passes_with_10x_margin_at_4096():
+    s = table.scores("float16", 4096, schemes={"k8": block_schemes.tensor_core(8)})
+    assert s["k8"] <= 0.1, s
