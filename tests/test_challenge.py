@@ -273,7 +273,7 @@ def test_a_malformed_commitment_is_one_failed_entry(tmp_path):
     (drop / f"x{chl.COMMIT_SUFFIX}").write_text(
         '{"kind": "bench.challenge-commitment", "schema_version": 1, "node": 5}'
     )
-    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0, "x": 1.0}))  # received, so it is parsed
     assert [f.code for f in verdict.findings if f.severity == "error"] == ["malformed"]
     assert verdict.fleet["verified_flops"] == 2 * 2 * 64**3
     result = CliRunner().invoke(main, ["challenge", "verify", str(path), str(drop)])

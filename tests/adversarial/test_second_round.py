@@ -119,7 +119,7 @@ def test_b1_collector_stamp_before_read(tmp_path, monkeypatch):
     log = tmp_path / "receipts.json"
     write_atomic(log, dumps(chl.receipts_doc(ch, [real], AUDITOR)))
     verdict = verify(path, drop, log, trusted={kid(NODE_KEY)})
-    assert error_codes(verdict) == {"malformed"}  # the junk; the honest answer counts, over 31 s
+    assert error_codes(verdict) == {"no-receipt"}  # the junk, refused by its hash; the honest answer counts, over 31 s
     assert verdict.fleet["elapsed_s"] == 31.0 and verdict.fleet["verified_flops"] == 2 * 2 * 64**3
     # a commitment beyond the size cap is not read
     monkeypatch.setattr(chl.auditor, "MAX_COMMIT_BYTES", 100)
@@ -381,7 +381,7 @@ def test_s1_json_amplification(tmp_path):
     drop = _drop(tmp_path)
     base = _answer(drop, ch)
     (drop / f"junk{chl.COMMIT_SUFFIX}").write_bytes(b"[" + b"{}," * (chl.MAX_COMMIT_CONTAINERS + 1) + b"0]")
-    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0, "junk": 1.0}))  # received: so it is parsed
     assert any(f.code == "malformed" and "arrays and objects" in f.message for f in verdict.findings)
     assert verdict.fleet["verified_flops"] == 2 * 2 * 64**3  # the honest answer still counts
     assert intake.parse_json(f.read_bytes()[:0] + b'{"a": [1, 2, {"b": []}]}', "ok") == {"a": [1, 2, {"b": []}]}
@@ -504,7 +504,7 @@ def test_x3_non_utf8_filename(tmp_path):
     assert {r["file"] for r in receipts} == {"\\xff.commit.json", f"{base}{chl.COMMIT_SUFFIX}"}
     dumps(chl.receipts_doc(ch, receipts, AUDITOR))  # signs: no lone surrogate left
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
-    assert error_codes(verdict) == {"malformed"} and verdict.fleet["verified_flops"] == 2 * 2 * 64**3
+    assert error_codes(verdict) == {"no-receipt"} and verdict.fleet["verified_flops"] == 2 * 2 * 64**3
     json.loads(dumps(verdict.to_dict()))
 
 

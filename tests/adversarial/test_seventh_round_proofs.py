@@ -345,3 +345,24 @@ def test_tensor_core_truncation_passes_with_10x_margin_at_1024():
 def test_tensor_core_truncation_passes_with_10x_margin_at_4096():
     s = table.scores("float16", 4096, schemes={"k8": block_schemes.tensor_core(8)})
     assert s["k8"] <= 0.1, s
+
+
+def test_files_the_collector_never_accepted_are_refused_by_their_hash_unparsed(tmp_path, monkeypatch):
+    """Succeeded before the fix (cost): verify parsed every *.commit.json in the drop and checked its signature before
+    looking up its receipt, so anyone able to write the drop made it parse junk: 200 unsigned files of 480 KiB (within
+    the size a 1-product challenge allows) took 2.9 s, 0.13 s now (this shared machine, load ~4). Bytes without a
+    receipt are refused by their SHA-256 before any parse."""
+    from bench.report import intake
+
+    path, ch = _issue(tmp_path, dtype="bfloat16", products=1)
+    drop = _drop(tmp_path)
+    for j in range(5):
+        write_atomic(drop / f"junk{j}{chl.COMMIT_SUFFIX}", b'{"kind": "bench.challenge-commitment", "node": "x"}')
+    honest = _answer(drop, ch, node="node-a", uuid="host-a", key=NODE_KEY)
+    parsed = []
+    original = intake.parse_json
+    monkeypatch.setattr(intake, "parse_json", lambda raw, name, **kw: parsed.append(name) or original(raw, name, **kw))
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {honest: 1.0}), trusted={kid(NODE_KEY)})
+    assert verdict.fleet["verified_flops"] == 2 * 64**3
+    assert not [n for n in parsed if n.startswith("junk")], parsed
+    assert [f.code for f in verdict.findings if f.where.startswith("junk")] == ["no-receipt"] * 5
