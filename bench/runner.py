@@ -150,6 +150,13 @@ class Spool:
         self.path.unlink(missing_ok=True)
 
 
+def lane_spool(folder: Path, run_id: str, host: str | None, rank: int) -> Spool:
+    """Where a lane's worker spools what it finished: RESULTS/<run>/.spool/lanes-<run id>-<host fingerprint>-rank<N>
+    .jsonl, named by its run and its host, so that `bench recover` (bench.report.recover) folds into a report only
+    its own run's and its own host's spools (a results folder copied or shared may hold others)."""
+    return Spool(folder, f"lanes-{run_id}", host or "host", rank)
+
+
 def lanes(steps: Sequence[Step]) -> dict[str, list[Step]]:
     """The steps of each lane, in order."""
     out: dict[str, list[Step]] = {}
@@ -214,7 +221,9 @@ def execute(
 
     try:
         for batch in batches:
-            Lanes(batch, plan or functools.partial(given_steps, batch), worker_init, keep_going, writer.path.parent,
+            spool = functools.partial(lane_spool, writer.path.parent, writer.report.run_id,
+                                      (writer.report.inventory.get("host") or {}).get("fingerprint"))  # fmt: skip
+            Lanes(batch, plan or functools.partial(given_steps, batch), worker_init, keep_going, spool,
                   first_rank=sorted(in_workers).index(min(batch))).run(record)  # fmt: skip
         for step in steps:
             if step.lane in in_workers:
@@ -247,11 +256,11 @@ class Lanes:
     """The lanes of a node, one worker process each, run at once; their measurements recorded here as they arrive."""
 
     def __init__(self, parallel: dict[str, list[Step]], plan: LanePlan, worker_init: WorkerInit | None,
-                 keep_going: bool, folder: Path, first_rank: int = 0) -> None:  # fmt: skip
+                 keep_going: bool, spool: Callable[[int], Spool], first_rank: int = 0) -> None:  # fmt: skip
         self.parallel, self.plan, self.worker_init, self.keep_going = parallel, plan, worker_init, keep_going
         self.together = sorted(parallel)
         # one spool per lane of the run (`first_rank`: this batch's first lane among all the run's worker lanes)
-        self.spools = {lane: Spool(folder, "lanes", "worker", first_rank + i) for i, lane in enumerate(self.together)}
+        self.spools = {lane: spool(first_rank + i) for i, lane in enumerate(self.together)}
         try:
             pickle.dumps((plan, worker_init))
         except (pickle.PicklingError, TypeError, AttributeError) as exc:

@@ -250,7 +250,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_they_sent(fake_cuda, tmp_path):
     saved = load_report(writer.path)
     assert saved.interrupted and sorted(m.device["id"] for m in saved.measurements) == ["cuda:0", "cuda:1"]
     # what a worker finished is also in its spool, should this process be killed before saving it
-    assert len(list((tmp_path / ".spool").glob("lanes-worker-rank*.jsonl"))) == 2
+    assert len(list((tmp_path / ".spool").glob("lanes-run-a-fp-a-rank*.jsonl"))) == 2
 
 
 def _hold_copies(f):
@@ -339,7 +339,7 @@ def test_a_killed_parent_loses_no_finished_measurement_and_leaves_no_worker(tmp_
     spools = tmp_path / ".spool"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        lines = [p.read_text().count("\n") for p in spools.glob("lanes-worker-rank*.jsonl")] if spools.exists() else []
+        lines = [p.read_text().count("\n") for p in spools.glob("lanes-run-a-fp-a-rank*.jsonl")] if spools.exists() else []
         if lines == [1, 1]:
             break
         time.sleep(0.2)
@@ -352,5 +352,5 @@ def test_a_killed_parent_loses_no_finished_measurement_and_leaves_no_worker(tmp_
     while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert all(_gone(p) for p in pids)
-    kept = runner.Spool(tmp_path, "lanes", "worker", -1).recover()  # what a later reader finds in the spools
+    kept = runner.lane_spool(tmp_path, "run-a", "fp-a", -1).recover()  # what a later reader finds in the spools
     assert sorted(m.device["id"] for m in kept) == ["cuda:0", "cuda:1"] and all(m.status == "ok" for m in kept)

@@ -26,6 +26,7 @@ VERBS = {
     "keys": "bench.cli.keys:keys_group",
     "matmul": "bench.cli.matmul:matmul",
     "membw": "bench.cli.membw:membw",
+    "recover": "bench.cli.recover:recover",
     "report": "bench.cli.report:report",
     "run": "bench.cli.run:run",
     "train": "bench.cli.train:train",
