@@ -214,10 +214,15 @@ def msmf(samples_s: Sequence[float], flops_per_iteration: float, buckets: int = 
     series = [
         {"t_s": end, "tflops": n * flops_per_iteration / sec / 1e12} for sec, n, end in (per[i] for i in sorted(per))
     ]
+    return _msmf_result(series, len(samples_s), total, flops_per_iteration)
+
+
+def _msmf_result(series: list[dict[str, float]], n: int, total: float, flops_per_iteration: float) -> dict[str, Any]:
+    """msmf()'s answer from its buckets' series: the whole window's rate and its slowest bucket's."""
     return {
-        "tflops": len(samples_s) * flops_per_iteration / total / 1e12,
+        "tflops": n * flops_per_iteration / total / 1e12,
         "window_s": total,
-        "iterations": len(samples_s),
+        "iterations": n,
         "min_bucket_tflops": min(p["tflops"] for p in series),
         "series": series,
     }
@@ -239,13 +244,7 @@ def _msmf_numpy(samples_s: Sequence[float], flops_per_iteration: float, buckets:
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
         seconds = float(np.cumsum(x[a:b])[-1])
         series.append({"t_s": float(elapsed[b - 1]), "tflops": (b - a) * flops_per_iteration / seconds / 1e12})
-    return {
-        "tflops": len(x) * flops_per_iteration / total / 1e12,
-        "window_s": total,
-        "iterations": len(x),
-        "min_bucket_tflops": min(p["tflops"] for p in series),
-        "series": series,
-    }
+    return _msmf_result(series, len(x), total, flops_per_iteration)
 
 
 # --- a device's MAMF --------------------------------------------------------------------------------------------------

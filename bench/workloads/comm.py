@@ -129,26 +129,19 @@ def time_batches(b: Buffers, batches: int, per_batch: int, warmup: int, sync: Ca
     the elapsed time / per_batch (the per-op mean). A barrier or synchronize per op would time the host's round trips
     and the launch latency instead of the collective. The result is checked after the timing, from freshly reset
     inputs and one operation (nccl-tests' -c 1), so a buffer that accumulated over a batch is never judged."""
-    warm: list[float] = []
-    if warmup:
+
+    def batch(ops: int) -> float:
         b.reset()
         sync()
         barrier()
         t0 = clock()
-        for _ in range(warmup):
+        for _ in range(ops):
             b.run()
         sync()
-        warm.append((clock() - t0) / warmup)
-    timed = []
-    for _ in range(batches):
-        b.reset()
-        sync()
-        barrier()
-        t0 = clock()
-        for _ in range(per_batch):
-            b.run()
-        sync()
-        timed.append((clock() - t0) / per_batch)
+        return (clock() - t0) / ops
+
+    warm = [batch(warmup)] if warmup else []
+    timed = [batch(per_batch) for _ in range(batches)]
     b.reset()
     sync()
     b.run()
