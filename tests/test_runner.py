@@ -339,7 +339,9 @@ def test_a_killed_parent_loses_no_finished_measurement_and_leaves_no_worker(tmp_
     spools = tmp_path / ".spool"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        lines = [p.read_text().count("\n") for p in spools.glob("lanes-run-a-fp-a-rank*.jsonl")] if spools.exists() else []
+        lines = (
+            [p.read_text().count("\n") for p in spools.glob("lanes-run-a-fp-a-rank*.jsonl")] if spools.exists() else []
+        )
         if lines == [1, 1]:
             break
         time.sleep(0.2)
