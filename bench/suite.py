@@ -239,7 +239,7 @@ def toml_text(value: Any) -> str:
 
 
 def describe() -> str:
-    """Every section and key with its default (as TOML) and meaning: the reference configs/README.md points to."""
+    """Every section and key with its default (as TOML) and meaning: the reference docs/configuration.md shows."""
     lines = []
     for section, keys in SCHEMA.items():
         lines.append(f"[{section}]")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _day_to_day() -> str:
@@ -24,6 +26,8 @@ def test_the_day_to_day_blocks_say_how_bench_gets_on_path_before_calling_it():
 
 def test_the_prometheus_textfile_goes_where_debians_node_exporter_reads():
     """Debian's and Ubuntu's prometheus-node-exporter package reads its textfile collector from
-    /var/lib/prometheus/node-exporter (its README.textfile); every `bench export prometheus -o` example writes there."""
-    targets = re.findall(r"bench export prometheus \S+ -o (\S+)", README)
+    /var/lib/prometheus/node-exporter (its README.textfile); every `bench export prometheus -o` example in the README and
+    docs/ writes there."""
+    text = "\n".join(d.read_text(encoding="utf-8") for d in DOCS)
+    targets = re.findall(r"bench export prometheus \S+ -o (\S+)", text)
     assert targets and all(t.startswith("/var/lib/prometheus/node-exporter/") for t in targets), targets

@@ -1,7 +1,7 @@
 """Auditor challenges: nonce-bound, seeded matrix products whose answers a CPU checks in O(n^2), timed by the
 auditor's own clock.
 
-Protocol (README, "Challenging a fleet"):
+Protocol (docs/auditing.md, "Challenging a fleet"):
   1. issue    — the auditor signs {nonce, dtype, n, products per device, issue time, deadline, nodes?}.
   2. answer   — each node derives A_i, B_i from (nonce, node, device UUID, i) with a counter-based generator (Philox,
                 seeded by SHA-256) on the CPU, copies them to each device, computes C_i = A_i.B_i, hashes C_i's rows

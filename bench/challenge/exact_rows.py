@@ -22,8 +22,8 @@ margin), and output_slack = 0: the node turns off cuBLAS's reduced-precision spl
 product is rounded to its format once. Version 1 challenges keep ACC_SLACK = 5 and OUTPUT_SLACK = 3 (a split-K in
 bf16), whose room let int8 answer bfloat16 (issue 23). A cheaper product errs by about u_cheap * t_ij in every
 element and fails by orders of magnitude (tf32, fp16, bf16, fp8, one or two int8 slices); tests/perf/precision_table.py
-measures every scheme at n = 256 ... 16384 (README, "What bench proves"). Not separable on accuracy alone: bf16x3 and
-int8x3 for float32 err about 2^-21 t_ij, which a sequential float32 sum exceeds from n = 1024 on (README).
+measures every scheme at n = 256 ... 16384 (docs/proofs.md, "Precision: a cheaper product fails"). Not separable on accuracy alone: bf16x3 and
+int8x3 for float32 err about 2^-21 t_ij, which a sequential float32 sum exceeds from n = 1024 on (docs/proofs.md).
 The score of a row is the root mean square of d_ij / tau_ij over its n elements (n samples, so it barely fluctuates);
 the check fails when any sampled row scores above 1.
 """

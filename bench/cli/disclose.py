@@ -306,7 +306,7 @@ def tree_cmd(root: Path, aggregate_key: Path | None, **kw: Any) -> None:
 def sample_cmd(disclosure: Path, from_dir: Path, nonce: str | None, size: int, precision: str, confidence: float,
                request_path: Path | None, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """The devices to challenge: drawn from the auditor's nonce over the disclosure's counted devices (capacity
-    weighted; README). Anyone can re-derive the draw from the same disclosure, folder and nonce. With --request, the
+    weighted; docs/disclosure.md). Anyone can re-derive the draw from the same disclosure, folder and nonce. With --request, the
     auditor signs the nonce together with the population it samples: the discloser can neither choose the nonce nor
     re-cut the population after seeing it."""
     import secrets

@@ -140,7 +140,7 @@ def verify(paths: tuple[Path, ...], trusted_path: Path | None, max_age: Any, rep
            as_json: bool) -> None:  # fmt: skip
     """Verify node reports: signature and key, schema, every figure recomputed from the raw samples, figures against
     the physical peak, correctness checks, timestamps, and that measured devices are in the inventory; then say the
-    tier of every figure: reported, bounded or proven (README, "What bench proves, and what it does not").
+    tier of every figure: reported, bounded or proven (docs/proofs.md, "What bench proves, and what it does not").
 
     A capacity report (from bench aggregate) is checked for its signature and, with --reports, recomputed from the node
     reports it lists; every node report it counted must also pass this auditor's --trusted-keys and --max-age.

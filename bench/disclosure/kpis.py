@@ -1,6 +1,7 @@
-"""The measured KPIs of a disclosure, each with its tier, date range and derivation (README, "Disclosing a region's
-compute"): capacity per precision from MAMF and MSMF (dense, measured; never a vendor peak, never sparsity),
-accelerators by model, readiness, and the tree of the roll-up. Declared figures are never added here.
+"""The measured KPIs of a disclosure, each with its tier, date range and derivation (docs/disclosure.md,
+"Reference: every rule and every refusal"): capacity per precision from MAMF and MSMF (dense, measured; never a vendor
+peak, never sparsity), accelerators by model, readiness, and the tree of the roll-up. Declared figures are never added
+here.
 """
 
 from __future__ import annotations

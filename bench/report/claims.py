@@ -36,7 +36,7 @@ def parse_claim(text: str) -> tuple[float, str]:
 
 def check_claim(capacity: dict[str, Any] | None, text: str, *, proven: dict[str, float] | None = None,
                 claimable: bool = True, why_not: str | None = None) -> dict[str, Any]:  # fmt: skip
-    """A claim against the three tiers of a capacity (README, "What bench proves"): reported (MAMF sums of verified
+    """A claim against the three tiers of a capacity (docs/proofs.md): reported (MAMF sums of verified
     node reports), bounded (those that also passed every physical, uniqueness and freshness check) and proven (lower
     bounds from verified challenges, per precision in TFLOPS, from `proven`). Supported only when the proven tier
     meets it, and only for a capacity recomputed under the auditor's own trust list (`claimable`)."""

@@ -64,7 +64,7 @@ CPU_MAX_CLOCK_MHZ = 6500.0
 #: More physical cores than this in one host is not a machine bench knows.
 CPU_MAX_CORES = 1024
 
-#: The tiers a figure can have, lowest first (README, "What bench proves, and what it does not").
+#: The tiers a figure can have, lowest first (docs/proofs.md, "What bench proves, and what it does not").
 REPORTED, BOUNDED, PROVEN = "reported", "bounded", "proven"
 TIERS = (REPORTED, BOUNDED, PROVEN)
 

@@ -536,6 +536,6 @@ def test_x4_aggregate_non_utf8_path(tmp_path):
 
 def test_e1_clone_ulp_perturb_is_a_documented_limit():
     """Clones whose samples are nudged by a few ulps are not caught by the samples digest: no cheap check is robust
-    (any noise defeats one), and the bounded tier they reach never supports a claim. The README says so."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    (any noise defeats one), and the bounded tier they reach never supports a claim. docs/proofs.md says so."""
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "proofs.md").read_text(encoding="utf-8")
     assert "nudged" in readme and "clone" in readme.lower()

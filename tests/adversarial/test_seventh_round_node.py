@@ -478,7 +478,7 @@ def test_a_float32_challenge_answered_on_tf32_does_not_pass(tmp_path, monkeypatc
     """Held: a node whose float32 products run on TF32 tensor cores (TORCH_ALLOW_TF32_CUBLAS_OVERRIDE=1 where the node
     did not refuse, or on purpose: TF32 runs at 7x float32's rate on an H100) answers a whole round that way:
     Freivalds' check or the exact-row check refuses it, no FLOPs proven. (3xTF32, as accurate as float32, passes by
-    the README's definition of a proven bound: float32-accurate throughput.)"""
+    docs/proofs.md's definition of a proven bound: float32-accurate throughput.)"""
     scheme = "tf32"
     from tests.challenge import test_cheaper_arithmetic as cheaper
 

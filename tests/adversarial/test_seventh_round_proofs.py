@@ -119,7 +119,7 @@ BLOCK_CHEAPER = {
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "float64"])
 def test_block_scaled_and_split_schemes_fail_with_3x_margin(dtype):
-    """Held at n = 256 (and, run once, at 1024: README): MX-style block scales of 32 elements along K do not save
+    """Held at n = 256 (and, run once, at 1024: docs/proofs.md): MX-style block scales of 32 elements along K do not save
     int8 or fp8, because the version 2 operands spread over 16 binades inside every block of 32, so the block's
     largest element sets the scale as a row's does (int8 block32 x2 scores 1.6x better than per-row scales, still
     failing for bfloat16 at 4.1 at n = 1024; it costs 1.5 bf16 products). Schemes as accurate as the precision pass:
@@ -131,10 +131,10 @@ def test_block_scaled_and_split_schemes_fail_with_3x_margin(dtype):
 
 
 def test_int8_x3_passes_a_float32_challenge_already_at_256():
-    """Succeeded, left open (a README correction): the known gap says bf16x3 and int8 x3 pass a float32 challenge
+    """Succeeded, left open (a correction to docs/proofs.md): the known gap says bf16x3 and int8 x3 pass a float32 challenge
     from n = 1024; six int8 products with row or block scales pass already at n = 256 (scores 0.64 and 0.41), where
     on an H100 they cost about a tenth of one float32 product. The allowance cannot refuse them without refusing the
-    sequential float32 order (the known gap); recorded here so the README's 'from n = 1024' is not relied on."""
+    sequential float32 order (the known gap); recorded here so docs/proofs.md's 'from n = 1024' is not relied on."""
     s = table.scores("float32", 256, schemes={"int8 row x3": table.CHEAPER["int8 row x3"],
                                               "int8 block32 x3": block_schemes.SCHEMES["int8 block32 x3"]})  # fmt: skip
     assert s["int8 row x3"] < 1 and s["int8 block32 x3"] < 1

@@ -1,5 +1,5 @@
 """The exact-row check on version 2 operands: every honest accumulation order passes with a 10x margin, every scheme
-cheaper than the claimed precision fails with a 3x margin, and emulations that reach the precision pass (the README's
+cheaper than the claimed precision fails with a 3x margin, and emulations that reach the precision pass (docs/proofs.md's
 precision table comes from tests/perf/precision_table.py; here its small sizes)."""
 
 import functools
@@ -50,7 +50,7 @@ def test_cheaper_schemes_fail_with_3x_margin_and_accurate_emulations_pass(dtype,
 
 @pytest.mark.xfail(strict=True, reason="bf16x3 (~16 bits a term) and int8x3 (21-bit fixed point) err no more than a "
                    "sequential float32 sum over n terms does from n = 1024 on: an allowance that keeps the 10x margin "
-                   "for that order (a SIMT sgemm's) admits them (README, 'What bench proves')")  # fmt: skip
+                   "for that order (a SIMT sgemm's) admits them (docs/proofs.md)")  # fmt: skip
 def test_bf16x3_and_int8x3_fail_a_float32_challenge_at_1024():
     s = scores("float32", 1024)
     assert s["bf16x3"] > 1 and s["int8 row x3"] > 1 and s["int8 tensor x3"] > 1

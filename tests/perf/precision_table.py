@@ -1,4 +1,4 @@
-"""The precision table in the README: how honest products (every accumulation order) and every cheaper scheme the
+"""The precision table in docs/proofs.md: how honest products (every accumulation order) and every cheaper scheme the
 field knows score on the exact-row check (bench.challenge.exact_rows; passing needs <= 1).
 
 For each challenge dtype and n it generates the challenge's own operands (version 2, bench.challenge.generator, or
