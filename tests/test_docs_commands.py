@@ -1,12 +1,13 @@
 """Every command the README and docs/ show parses against bench's own command line, so the docs cannot drift from it.
 
-Each shell code block of README.md and docs/*.md is cut into simple commands (continued lines joined, comments,
-pipes, `&&`, `&` and redirections taken apart); in each, the bench invocation (`bench`, `.venv/bin/bench`,
+Each shell code block of README.md, configs/README.md and docs/*.md is cut into simple commands (continued lines
+joined, comments, pipes, `&&`, `&` and redirections taken apart); in each, the bench invocation (`bench`, `.venv/bin/bench`,
 `$(which bench)` after torchrun/srun, `python -m bench`, `./run_bench.sh ...`) is checked against the click command
 tree without running it: the verb (and sub-verb) exists, every option exists for that verb, an option that takes a
 value has one, a flag is given none, a Choice option's value is one of its choices, and the number of arguments
 fits. Values are not converted otherwise (a path need not exist, a device need not be on this machine), and
-placeholders such as REPORT, <run-id>, `[--json]` or `REPORT...` stand for what the reader fills in.
+placeholders such as REPORT, <run-id>, `[--json]` or `REPORT...` stand for what the reader fills in. Inline code in
+prose that starts with bench (`bench verify --proof`) is a mention: its verbs, options and choices are checked.
 
 `./run_bench.sh` takes `test` (then pytest's arguments) or bench's arguments; its sub-commands are read from
 run_bench.sh itself."""
@@ -24,7 +25,7 @@ import pytest
 from bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "configs" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGS = {"", "sh", "bash", "shell", "console"}
 SEPARATORS = {"&&", "||", "|", ";", "&", "(", ")", "|&"}
 REDIRECTS = {">", ">>", "<", "2>", "2>>", "&>"}
@@ -163,7 +164,9 @@ def _check_choice(param: click.Parameter, value: str, ctx: click.Context) -> Non
             raise AssertionError(f"{value!r} is not a choice of {param.opts[0]}: {exc.message}") from None
 
 
-def _parse_options(command: click.Command, ctx: click.Context, words: list[str]) -> tuple[list[str], list[str]]:
+def _parse_options(
+    command: click.Command, ctx: click.Context, words: list[str], mention: bool = False
+) -> tuple[list[str], list[str]]:
     """Walk options (checking names, values and choices) up to the first positional word of a group, or through the
     whole line for a command. Returns (positional words, the rest after a group's sub-verb)."""
     by_name = {
@@ -190,7 +193,7 @@ def _parse_options(command: click.Command, ctx: click.Context, words: list[str])
                 i += 1
             else:
                 values = words[i + 1 : i + 1 + option.nargs]
-                assert len(values) == option.nargs, f"{name} of {ctx.command_path} needs a value"
+                assert mention or len(values) == option.nargs, f"{name} of {ctx.command_path} needs a value"
                 i += 1 + option.nargs
             for value in values:
                 _check_choice(option, value, ctx)
@@ -202,22 +205,28 @@ def _parse_options(command: click.Command, ctx: click.Context, words: list[str])
     return positional, []
 
 
-def check_argv(argv: tuple[str, ...]) -> None:
-    """Raise AssertionError naming what does not parse."""
+def check_argv(argv: tuple[str, ...], mention: bool = False) -> None:
+    """Raise AssertionError naming what does not parse. A mention (inline code in prose, such as `bench verify
+    --proof`) names a verb and its options without being a whole command: its verbs, options and choices are checked,
+    not its arguments or a value it leaves out."""
     words = _clean(argv)
     command: click.Command = main
     ctx = click.Context(main, info_name="bench")
     while True:
-        positional, rest = _parse_options(command, ctx, words)
+        positional, rest = _parse_options(command, ctx, words, mention)
         if not isinstance(command, click.Group):
             break
         if not rest:
             return  # `bench --help`, `bench disclose --help`: a group with no sub-verb
         verb = rest[0]
+        if mention and _placeholder(verb):
+            return  # `bench VERB --help`
         sub = command.get_command(ctx, verb)
         assert sub is not None, f"{ctx.command_path} has no verb {verb!r} ({', '.join(command.list_commands(ctx))})"
         command, ctx, words = sub, click.Context(sub, info_name=verb, parent=ctx), rest[1:]
     arguments = [p for p in command.get_params(ctx) if isinstance(p, click.Argument)]
+    if mention:
+        return
     variadic = any(a.nargs == -1 for a in arguments)
     most = sum(a.nargs for a in arguments if a.nargs > 0)
     least = sum(a.nargs if a.nargs > 0 else 1 for a in arguments if a.required)
@@ -227,6 +236,22 @@ def check_argv(argv: tuple[str, ...]) -> None:
     for argument, value in zip(arguments, positional, strict=False):
         if argument.nargs == 1:
             _check_choice(argument, value, ctx)
+
+
+def mentions() -> list[Shown]:
+    """Inline code in prose that starts with bench (`bench verify --proof`, `bench disclose sample ... --size 60`)."""
+    found = []
+    for doc in DOCS:
+        rel = str(doc.relative_to(ROOT))
+        text = re.sub(r"^\s*```.*?^\s*```", lambda m: "\n" * m.group(0).count("\n"), doc.read_text(encoding="utf-8"),
+                      flags=re.MULTILINE | re.DOTALL)  # fmt: skip
+        for match in re.finditer(r"`((?:\.venv/bin/)?bench [^`]+)`", text):
+            line = text.count("\n", 0, match.start()) + 1
+            for words in simple_commands(match.group(1).replace("\n", " ")):
+                hit = bench_argv(words)
+                if hit is not None:
+                    found.append(Shown(rel, line, match.group(1).replace("\n", " "), *hit))
+    return found
 
 
 def run_bench_subcommands() -> set[str]:
@@ -246,6 +271,7 @@ def check(shown: Shown) -> None:
 
 
 SHOWN = shown_commands()
+MENTIONS = mentions()
 
 
 def test_the_docs_show_the_commands_this_test_checks():
@@ -265,6 +291,15 @@ def test_every_shown_command_parses_against_the_cli(shown: Shown):
         check(shown)
     except AssertionError as exc:
         pytest.fail(f"{shown.doc}:{shown.line}: {shown.text}\n  {exc}")
+
+
+@pytest.mark.parametrize("shown", MENTIONS, ids=[f"{s.doc}:{s.line}" for s in MENTIONS])
+def test_every_command_mentioned_in_prose_names_verbs_and_options_that_exist(shown: Shown):
+    assert len(MENTIONS) >= 50
+    try:
+        check_argv(shown.argv, mention=True)
+    except AssertionError as exc:
+        pytest.fail(f"{shown.doc}:{shown.line}: `{shown.text}`\n  {exc}")
 
 
 def test_run_bench_sh_default_and_subcommands_are_bench_commands_it_has():
@@ -300,3 +335,6 @@ def test_placeholders_and_optional_syntax_are_allowed():
     check_argv(tuple(shlex.split("compare A/report.json B/report.json [--threshold 5%] [--json]")))
     check_argv(tuple(shlex.split("history [--node HOST] [--metric NAME] [--add REPORT...] [--json]")))
     check_argv(tuple(shlex.split("matmul --dtype DTYPE --device cuda:7")))
+    check_argv(tuple(shlex.split("verify --proof")), mention=True)
+    with pytest.raises(AssertionError, match="no option --prof"):
+        check_argv(tuple(shlex.split("verify --prof")), mention=True)
