@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.model import intake
 from bench.report import aggregate as agg
-from bench.report import intake, proofs
+from bench.report import proofs
 from bench.report import verify as v
 
 NO_TRUSTED_KEYS = "no --trusted-keys: who signed the node reports is unchecked"
 
 
 def load_json(path: Path, root: Path | None = None) -> Any:
-    """Parsed JSON read through bench.report.intake (regular files only, size-capped, strict), or the InputError."""
+    """Parsed JSON read through bench.model.intake (regular files only, size-capped, strict), or the InputError."""
     try:
         return intake.read_json(path, root=root).data
     except intake.InputError as exc:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from bench.measure import stats
 
 if TYPE_CHECKING:
-    from bench.report.model import Measurement
+    from bench.model.reports import Measurement
 
 
 class Unit(StrEnum):

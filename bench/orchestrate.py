@@ -22,8 +22,8 @@ import torch.distributed as dist
 
 from bench import launch, plans, preflight, runner
 from bench.hardware import devices
+from bench.model.reports import Measurement, NodeReport, utc_now
 from bench.report import export, gates, history, html
-from bench.report.model import Measurement, NodeReport, utc_now
 from bench.report.store import ReportWriter, write_atomic
 from bench.workloads import comm as cm
 from bench.workloads import train as tr

@@ -19,7 +19,7 @@ from bench import precision as prec
 from bench.hardware import devices, host, nvml, peaks
 from bench.hardware.devices import DeviceFacts
 from bench.measure.sampling import Policy
-from bench.report.model import Measurement, utc_now
+from bench.model.reports import Measurement, utc_now
 from bench.workloads import comm as cm
 from bench.workloads import matmul as mm
 from bench.workloads import matmul_search as ms

@@ -23,8 +23,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.report import intake, keys, records, sign
-from bench.report.model import Measurement, ReportError, utc_now
+from bench.model import canonical, intake, keys, records, sign
+from bench.model.reports import Measurement, ReportError, utc_now
 from bench.report.store import REPORT_NAME
 from bench.runner import lane_spool
 
@@ -48,7 +48,7 @@ def identity(m: dict[str, Any]) -> tuple[Any, ...]:
     (workload, spec, device, start time). Warnings and details are left out: the report may have amended them."""
     device = m.get("device") if isinstance(m.get("device"), dict) else {}
     spec = m.get("spec") if isinstance(m.get("spec"), dict) else {}
-    return (m.get("samples_sha256"), m.get("workload"), sign.canonical_bytes(spec), device.get("uuid"),
+    return (m.get("samples_sha256"), m.get("workload"), canonical.canonical_bytes(spec), device.get("uuid"),
             device.get("id"), m.get("start_utc"))  # fmt: skip
 
 

@@ -36,8 +36,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.hardware import devices
+from bench.model.reports import Measurement, NodeReport, Samples, utc_now
 from bench.provenance import tool_info
-from bench.report.model import Measurement, NodeReport, Samples, utc_now
 from bench.report.store import ReportWriter, new_run_id
 
 
@@ -117,11 +117,11 @@ class Spool:
         self.path = self.folder / f"{self.prefix}{rank}.jsonl"
 
     def add(self, m: Measurement) -> None:
-        """Append `m` in its record form (raw samples as compact exact blocks, bench.report.samples), one line. Its
+        """Append `m` in its record form (raw samples as compact exact blocks, bench.model.samples), one line. Its
         samples become model.Samples, and it keeps its encoded blocks: sent on to the leader, it pickles compactly and
         the report writer reuses the blocks. Written and flushed, not fsynced: what a spool guards against is this
         rank's process dying (the kernel keeps what was written); an fsync cost 2-15 ms of this device's time here."""
-        from bench.report.sign import canonical_bytes
+        from bench.model.canonical import canonical_bytes
 
         for name in ("warmup_s", "samples_s"):
             if not isinstance(getattr(m, name), Samples):
@@ -133,7 +133,7 @@ class Spool:
     def recover(self) -> list[Measurement]:
         """Every measurement in this host's spools of this job but this rank's own; a torn last line is skipped, and
         so is a line that does not read as a measurement record (every line is read as hostile input)."""
-        from bench.report import intake
+        from bench.model import intake
 
         out = []
         for path in sorted(self.folder.glob(f"{self.prefix}*.jsonl")):

@@ -7,7 +7,7 @@ import json
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import audit as au
-from bench.report import keys, sign
+from bench.model import keys, sign
 from bench.report.store import dumps
 from tests.report import synthetic as syn
 

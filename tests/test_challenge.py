@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import challenge as chl
 from bench.cli import main
-from bench.report import keys
+from bench.model import keys
 from bench.report.store import dumps, write_atomic
 from tests.cli.ranks import BIN
 

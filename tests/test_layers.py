@@ -1,7 +1,7 @@
 """The house reads top to bottom: the report layer and the figures under it import no torch and nothing above them.
 
 CLI -> suite/runner/plans -> workloads -> measure/hardware, and report/verify/aggregate over the pure bottom layer
-(bench.figures, bench.report.model). An import running back up (report -> workloads) is what made verify load torch.
+(bench.figures, bench.model.reports). An import running back up (report -> workloads) is what made verify load torch.
 """
 
 import ast
@@ -113,7 +113,7 @@ def _loaded(modules: list[str]) -> dict[str, bool]:
 
 
 def test_verify_and_aggregate_load_neither_torch_nor_matplotlib():
-    loaded = _loaded(["bench.figures", "bench.report.model", "bench.report.verify", "bench.report.aggregate",
+    loaded = _loaded(["bench.figures", "bench.model.reports", "bench.report.verify", "bench.report.aggregate",
                       "bench.registry", "bench.suite"])  # fmt: skip
     assert loaded == {"torch": False, "matplotlib": False, "bench.workloads": False}
 

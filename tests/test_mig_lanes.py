@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench import launch, orchestrate, plans, preflight, runner, suite
 from bench.hardware import devices, nvml
 from bench.hardware.inventory import collect
-from bench.report import export, intake
+from bench.model import intake
+from bench.report import export
 from bench.report import verify as v
 from tests.fakes.cuda import FakeCuda, FakeGpu, Props, enumerate_node, install_in_worker
 from tests.fakes.nvml import H100, FakeNvml

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from bench import runner
 from bench.cli import main
 from bench.measure.sampling import Policy
-from bench.report import intake, keys
+from bench.model import intake, keys
 from bench.report import verify as v
 from bench.workloads import matmul as mm
 from tests.fakes.cuda import Props
@@ -49,7 +49,7 @@ from dataclasses import asdict
 import pytest
 from bench import runner
 from bench.hardware import devices
-from bench.report import keys
+from bench.model import keys
 from bench.report.store import ReportWriter
 from tests.fakes.cuda import FakeCuda, install_in_worker
 from tests.report.synthetic import report

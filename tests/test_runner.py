@@ -18,7 +18,7 @@ import torch
 from bench import launch, plans, runner, suite
 from bench.hardware import devices
 from bench.measure.sampling import Policy
-from bench.report.model import Measurement
+from bench.model.reports import Measurement
 from bench.report.store import ReportWriter, load_report
 from bench.workloads import matmul as mm
 from tests.fakes.cuda import Props, install_in_worker

@@ -50,9 +50,9 @@ from bench.challenge.protocol import (
     utc,
 )
 from bench.hardware import peaks
-from bench.report import intake, sign
+from bench.model import intake, sign
+from bench.model.reports import Measurement
 from bench.report import verify as verify_report
-from bench.report.model import Measurement
 from bench.report.store import dumps, write_atomic
 from bench.report.verify import ERROR, WARNING, Finding
 from bench.workloads import freivalds

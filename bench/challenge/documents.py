@@ -26,7 +26,7 @@ from bench.challenge.protocol import (
     parse_utc,
     utc,
 )
-from bench.report import intake, sign
+from bench.model import intake, sign
 
 
 def _expect(d: Any, key: str, types: type | tuple[type, ...], where: str) -> Any:
@@ -51,7 +51,7 @@ def check_kind(data: Any, kind: str, where: str) -> dict[str, Any]:
 
 def read_document(path: Path, kind: str, root: Path | None = None, *, max_bytes: int | None = None,
                   max_containers: int | None = None) -> intake.Document:  # fmt: skip
-    """A challenge file read once through bench.report.intake (regular file, size cap, strict JSON), of `kind`."""
+    """A challenge file read once through bench.model.intake (regular file, size cap, strict JSON), of `kind`."""
     try:
         doc = intake.read_json(path, root=root, max_bytes=max_bytes, max_containers=max_containers)
     except intake.InputError as exc:

@@ -33,7 +33,7 @@ from bench.challenge.protocol import (
     row_bytes,
     utc,
 )
-from bench.report import sign
+from bench.model import sign
 from bench.report.store import dumps, write_atomic
 from bench.workloads import tf32
 

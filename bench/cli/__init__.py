@@ -50,7 +50,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ValueError as exc:
-            from bench.report.model import ReportError
+            from bench.model.reports import ReportError
 
             if not isinstance(exc, ReportError):
                 raise

@@ -63,8 +63,9 @@ def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, 
     found in several reports counts once, from the newest report, and is listed as a duplicate. Devices whose MAMF is
     more than the tolerance below their group's median, or below a baseline, are listed as defective.
     """
+    from bench.model import sign
     from bench.report import aggregate as agg
-    from bench.report import render, sign
+    from bench.report import render
     from bench.report.store import dumps, write_atomic
 
     try:

@@ -39,7 +39,7 @@ node_trust_option = trusted_keys_option(
 def auditor_signing_key(path: Path, trusted: set[str] | None) -> Any:
     """The auditor's key, refused when it is also a node's: listed in the node trust list, or the key this machine's
     node runs sign with (BENCH_KEY / the default path)."""
-    from bench.report import keys
+    from bench.model import keys
 
     if not path.exists():
         fail(f"no auditor key at {path}; create one with `bench keys init --key {path}` (not a node key)", 2)
@@ -257,7 +257,7 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
     (signed answers to this challenge: junk files are recorded but never counted) or the deadline plus --grace; Ctrl-C
     stops early, keeping what was recorded."""
     from bench import challenge as chl
-    from bench.report import keys
+    from bench.model import keys
 
     trusted = trusted_keys(trusted_path)
     key = auditor_signing_key(auditor_path, trusted)
@@ -318,7 +318,8 @@ def verify_cmd(challenge_path: Path, drop: Path, receipts_path: Path | None, aud
     from rich.table import Table
 
     from bench import challenge as chl
-    from bench.report import keys, proofs
+    from bench.model import keys
+    from bench.report import proofs
     from bench.report.store import dumps, write_atomic
 
     trusted = trusted_keys(trusted_path)

@@ -10,16 +10,16 @@ from collections.abc import Mapping
 
 from bench import precision, suite
 from bench.figures import COMM_OPS
-from bench.registry import train as train_registry
+from bench.model import specs as train_specs
 
 #: every precision bench measures (bench.precision.PRECISIONS), in its order
 PRECISIONS = tuple(precision.PRECISIONS)
 #: the suite's workloads (bench.registry, through bench.suite)
 WORKLOADS = tuple(suite.WORKLOADS)
-#: training: its precisions, models and their presets (bench.registry.train)
-TRAIN_PRECISIONS = tuple(train_registry.PRECISIONS)
-TRAIN_MODELS = tuple(train_registry.PRESETS)
-TRAIN_PRESETS = tuple(dict.fromkeys(p for presets in train_registry.PRESETS.values() for p in presets))
+#: training: its precisions, models and their presets (bench.model.specs)
+TRAIN_PRECISIONS = tuple(train_specs.PRECISIONS)
+TRAIN_MODELS = tuple(train_specs.PRESETS)
+TRAIN_PRESETS = tuple(dict.fromkeys(p for presets in train_specs.PRESETS.values() for p in presets))
 #: the collectives bench comm times (bench.figures.COMM_OPS)
 COMM_OPS = tuple(COMM_OPS)
 

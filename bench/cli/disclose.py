@@ -30,6 +30,7 @@ from bench.cli.options import (
 )
 from bench.cli.output import fail
 from bench.cli.params import DurationParam
+from bench.model import canonical
 
 # bench.disclosure loads pandas and jsonschema: imported inside each command, so `bench disclose --help` stays fast.
 
@@ -40,9 +41,8 @@ def _refused() -> tuple[type[Exception], ...]:
     from bench.disclosure import declaration as decl
     from bench.disclosure import sampling
     from bench.disclosure.leaves import DisclosureError
-    from bench.report import sign
 
-    return (DisclosureError, decl.DeclarationError, cl.ClaimError, sampling.SamplingError, sign.UncarriableNumber)
+    return (DisclosureError, decl.DeclarationError, cl.ClaimError, sampling.SamplingError, canonical.UncarriableNumber)
 
 
 def _ids(path: Path | None, option: str) -> frozenset[str] | None:
@@ -81,7 +81,7 @@ def policy_options(fn: Any) -> Any:
 def _common(kw: dict[str, Any]) -> dict[str, Any]:
     from bench.disclosure import claims as cl
     from bench.disclosure import document as dd
-    from bench.report import intake
+    from bench.model import intake
     from bench.report import verify as v
 
     node_ids = _ids(kw["trusted_path"], "--trusted-keys")
@@ -114,7 +114,7 @@ def _common(kw: dict[str, Any]) -> dict[str, Any]:
 def _write(doc: dict[str, Any], kw: dict[str, Any], out: Path | None = None, *, echo: bool = True) -> bytes:
     """Sign `doc` with --key and write disclosure.{json,md,html} into `out` (default --output); the JSON's bytes."""
     from bench.disclosure import render
-    from bench.report import sign
+    from bench.model import sign
     from bench.report.store import dumps, write_atomic
 
     doc["signature"] = sign.sign(doc, signing_key(kw["key_path"]))
@@ -144,7 +144,7 @@ def disclose_group() -> None:
 def sign_declaration(declaration: Path, key_path: Path | None) -> None:
     """Sign a declaration TOML with the operator's key: writes DECLARATION.sig.json over its exact bytes."""
     from bench.disclosure import declaration as decl
-    from bench.report import intake
+    from bench.model import intake
     from bench.report.store import dumps, write_atomic
 
     try:

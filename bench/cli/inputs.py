@@ -15,7 +15,7 @@ REPORT_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 def node_report(path: Path) -> Any:
     """The validated NodeReport at `path`; exit 1 with the reason when it is not one (corrupt, unknown schema...)."""
-    from bench.report.model import ReportError
+    from bench.model.reports import ReportError
     from bench.report.store import load_report
 
     try:

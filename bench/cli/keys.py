@@ -21,7 +21,7 @@ def keys_group() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing key.")
 def init(key_path: Path | None, force: bool) -> None:
     """Create a key pair: the private key (mode 0600) and KEY.pub."""
-    from bench.report import keys
+    from bench.model import keys
 
     path = key_path or keys.default_key_path()
     try:
@@ -37,7 +37,7 @@ def init(key_path: Path | None, force: bool) -> None:
 @json_option("the public key and key id")
 def show(key_path: Path | None, as_json: bool) -> None:
     """Print the public key and its key id (the fingerprint auditors put in a trust list)."""
-    from bench.report import keys
+    from bench.model import keys
 
     path = key_path or keys.default_key_path()
     try:

@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Every --results-dir reads this variable when the option is not given, so results land in one place whatever the
 #: current directory.
 RESULTS_ENV = "BENCH_RESULTS_DIR"
-#: The variable naming the signing key (bench.report.keys.KEY_ENV, restated so that --help loads no cryptography).
+#: The variable naming the signing key (bench.model.keys.KEY_ENV, restated so that --help loads no cryptography).
 KEY_ENV = "BENCH_KEY"
 
 
@@ -51,7 +51,7 @@ key_option = click.option(
 
 def signing_key(path: Path | None) -> Any:
     """The Ed25519 key to sign with, created on first use (and said so on stderr); exit 1 on an unusable key file."""
-    from bench.report import keys
+    from bench.model import keys
 
     path = path or keys.default_key_path()
     try:
@@ -74,7 +74,7 @@ def trusted_keys(path: Path | None, option: str = "--trusted-keys") -> set[str] 
     """The key ids listed in `path` (None without one); a malformed list is a usage error naming the option."""
     if path is None:
         return None
-    from bench.report import keys
+    from bench.model import keys
 
     try:
         return keys.parse_trusted(path.read_text(encoding="utf-8"))
@@ -86,7 +86,7 @@ def trusted_names(path: Path | None, option: str = "--trusted-keys") -> dict[str
     """The node names the trust list at `path` binds to keys (name -> key id; None without a list)."""
     if path is None:
         return None
-    from bench.report import keys
+    from bench.model import keys
 
     try:
         return keys.parse_trust(path.read_text(encoding="utf-8"))[1]
@@ -105,7 +105,7 @@ def auditor_key_id(path: Path | None, trusted: set[str] | None) -> str | None:
     key the nodes' operator may hold cannot stand for the auditor."""
     if path is None:
         return None
-    from bench.report import keys
+    from bench.model import keys
 
     try:
         kid = keys.public_key_id(path)

@@ -24,9 +24,9 @@ def recover(run_dir: Path, key_path: Path | None, as_json: bool) -> None:
     Exit 0 when the report is closed (bench verify then takes it as partial); 1 when it cannot be appended to (its
     signature does not hold, another key signed it, or it has its end record already and spooled measurements are
     missing from it)."""
+    from bench.model import keys
+    from bench.model.reports import ReportError
     from bench.recover import fold
-    from bench.report import keys
-    from bench.report.model import ReportError
     from bench.report.store import dumps
 
     try:

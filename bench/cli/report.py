@@ -33,8 +33,8 @@ def _show(rep: Any) -> None:
 
 def _capacity(path: Path) -> dict | None:
     """The parsed capacity report at `path`, or None when the file is something else (a node report)."""
-    from bench.report import intake
-    from bench.report.model import CAPACITY_KIND, CapacityReport, ReportError
+    from bench.model import intake
+    from bench.model.reports import CAPACITY_KIND, CapacityReport, ReportError
 
     try:
         data = intake.read_json(path).data
@@ -49,8 +49,8 @@ def _capacity(path: Path) -> dict | None:
 
 
 def _is_stream(path: Path) -> bool:
-    """Whether PATH is a schema-3 record stream (bench.report.records), told by its first bytes."""
-    from bench.report import records
+    """Whether PATH is a schema-3 record stream (bench.model.records), told by its first bytes."""
+    from bench.model import records
 
     with open(path, "rb") as fh:
         return fh.read(len(records.PREFIX)) == records.PREFIX

@@ -151,7 +151,7 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     from bench import launch, orchestrate, preflight, runner
     from bench.hardware import devices
     from bench.hardware.inventory import collect
-    from bench.report.model import ReportError
+    from bench.model.reports import ReportError
     from bench.report.store import load_report
 
     config = _config(config_path, sets, device_lists, workloads, fail_below, baseline, max_regression)

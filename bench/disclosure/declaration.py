@@ -21,7 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.report import intake, sign
+from bench.model import intake, sign
 
 SIGNATURE_KIND = "bench.declaration-signature"
 SIGNATURE_VERSION = 1

@@ -26,7 +26,9 @@ from bench.disclosure import declaration as decl
 from bench.disclosure import kpis, sampling
 from bench.disclosure import readiness as rd
 from bench.disclosure.leaves import DisclosureError, Leaf, Store, leaf, merge
-from bench.report import intake, proofs, sign
+from bench.model import intake, sign
+from bench.model.reports import exact_count
+from bench.report import proofs
 from bench.report import verify as v
 from bench.report.capacity import _same, memory_total
 from bench.report.pool import frozen_heap
@@ -235,7 +237,7 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         "duplicates": [
             {k: (sorted(map(str, x)) if isinstance(x, list) else str(x)) for k, x in d.items()} for d in duplicates
         ],
-        "accelerator_memory_bytes": sign.exact_count(memory),
+        "accelerator_memory_bytes": exact_count(memory),
         "claims": cl.ledger(
             claims_input,
             capacity,
@@ -502,8 +504,8 @@ def _rederive_capacities(leaves: list[tuple[Leaf, list[dict[str, Any]]]], store:
     --reports` does) and its counted inputs held to the verifier's node trust list: the aggregator is usually the
     operator, so its rows are otherwise its word (bounded at most by each device's own peak). Each capacity report is
     re-derived once per store, however many levels cite it."""
+    from bench.model.reports import NODE_REPORT_KIND
     from bench.report import capacity as capacity_report
-    from bench.report.model import NODE_REPORT_KIND
 
     # per store, and per the verifier's trust list and time (a store may serve several verifications)
     cache: dict[str, list[v.Finding] | None] = store.__dict__.setdefault("_capacity_findings", {}).setdefault(

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.model import intake, sign
+from bench.model.reports import CapacityReport, ReportError
 from bench.report import capacity as cap
-from bench.report import intake, sign
 from bench.report import verify as v
-from bench.report.model import CapacityReport, ReportError
 from bench.report.pool import usable_cores
 
 
@@ -219,7 +219,7 @@ def read_many(paths: list[Path], *, root: Path | None = None) -> list[tuple[inta
 
 class Store:
     """The documents of a folder (capacity reports, proofs, disclosures), found by the SHA-256 of their bytes, each read
-    once through bench.report.intake and each signature checked once, however many levels of the tree cite it."""
+    once through bench.model.intake and each signature checked once, however many levels of the tree cite it."""
 
     def __init__(self, directory: Path | None = None) -> None:
         self.paths: dict[str, Path] = {}

@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any
 
 from bench.disclosure.kpis import CATEGORY_OF
-from bench.report import intake, sign
+from bench.model import intake, sign
 
 FIGURES = ("busbw_gbps", "membw_gbps", "train_mfu", "tflops_per_watt")
 

@@ -195,7 +195,7 @@ def request(key: Any, *, nonce: str, population_digest: str, precision: str, siz
     """An audit request signed by the auditor's key: its nonce, bound to the digest of the population it samples
     (fixed by the published disclosure), the precision, size and confidence. The discloser cannot choose the nonce
     (or re-cut the population after seeing it): a disclosure's audit counts only with such a request."""
-    from bench.report import sign
+    from bench.model import sign
 
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     data = {"kind": REQUEST_KIND, "schema_version": 1, "nonce": nonce, "population_digest": population_digest,
@@ -207,7 +207,7 @@ def request(key: Any, *, nonce: str, population_digest: str, precision: str, siz
 
 def check_request(data: Any, auditor_id: str | None) -> dict[str, Any]:
     """An audit request as read: of its kind, signed by the auditor's key (`auditor_id`); SamplingError otherwise."""
-    from bench.report import sign
+    from bench.model import sign
 
     if not isinstance(data, dict) or data.get("kind") != REQUEST_KIND or data.get("schema_version") != 1:
         raise SamplingError("the audit needs the auditor's signed audit request (bench disclose sample --request)")

@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
 from bench.disclosure.leaves import DisclosureError, Store
-from bench.report import capacity, intake, sign
-from bench.report.model import CAPACITY_KIND, NODE_REPORT_KIND
+from bench.model import intake, sign
+from bench.model.reports import CAPACITY_KIND, NODE_REPORT_KIND
+from bench.report import capacity
 from bench.report.rules import Rules
 from bench.report.store import dumps, write_atomic
 

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from bench.figures import Unit
 
 if TYPE_CHECKING:
+    from bench.model.reports import Measurement
     from bench.report.metrics import Metric
-    from bench.report.model import Measurement
     from bench.report.render import Grid
 
 #: The built-in workloads, in the order a suite runs them by default; each is bench.registry.<name>.

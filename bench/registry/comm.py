@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from bench import figures
+from bench.model.reports import Measurement
 from bench.registry import Workload, key, register
 from bench.report import render
 from bench.report.metrics import Metric, device_labels
-from bench.report.model import Measurement
 
 NAME = "comm"
 

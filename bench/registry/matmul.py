@@ -8,10 +8,10 @@ from typing import Any
 
 from bench import figures
 from bench import precision as prec
+from bench.model.reports import Measurement
 from bench.registry import Workload, key, register
 from bench.report import render
 from bench.report.metrics import Metric, device_labels, shape
-from bench.report.model import Measurement
 
 NAME = "matmul"
 

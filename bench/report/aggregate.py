@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from bench.model.reports import CAPACITY_KIND, CAPACITY_READABLE, CAPACITY_SCHEMA_VERSION, CapacityReport
 from bench.report.capacity import (
     IDENTITIES,
     RECOMPUTED,
@@ -19,7 +20,6 @@ from bench.report.capacity import (
 )
 from bench.report.claims import ALIASES, KNOWN_PRECISIONS, UNITS, check_claim, parse_claim
 from bench.report.devices import COLUMNS, SAMPLES_IDENTITY_MIN_DISTINCT, device_rows
-from bench.report.model import CAPACITY_KIND, CAPACITY_READABLE, CAPACITY_SCHEMA_VERSION, CapacityReport
 from bench.report.pool import (
     PARALLEL_FROM,
     Examined,

@@ -15,10 +15,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report import intake, sign
+from bench.model import intake, sign
+from bench.model.reports import (
+    CAPACITY_KIND,
+    CAPACITY_SCHEMA_VERSION,
+    CapacityReport,
+    ReportError,
+    exact_count,
+    read_count,
+)
 from bench.report import verify as v
 from bench.report.devices import COLUMNS
-from bench.report.model import CAPACITY_KIND, CAPACITY_SCHEMA_VERSION, CapacityReport, ReportError
 from bench.report.pool import Examined, apply_policy, examine_all
 from bench.report.rules import Rules, RulesError
 
@@ -229,7 +236,7 @@ def build(examined: Examined, *, rules: Rules, trusted: set[str] | None, now: dt
         "groups": groups,
         "totals": totals,
         # summed as Python integers (pandas would turn a column with gaps into floats) and written as a decimal string
-        "accelerator_memory_bytes": sign.exact_count(memory_total(gpus["memory_bytes"])),
+        "accelerator_memory_bytes": exact_count(memory_total(gpus["memory_bytes"])),
         "duplicates": duplicates,
         "defective": defective,
     }
@@ -328,7 +335,7 @@ def audit_capacity(
     recomputed = build(apply_policy(examined, trusted=own_trusted_ids, max_age_s=rules.max_age_s, now=created),
                        rules=rules, trusted=own_trusted_ids, now=created)  # fmt: skip
     if version == 2:  # version 2 wrote the memory total as a JSON integer
-        recomputed["accelerator_memory_bytes"] = sign.read_count(recomputed["accelerator_memory_bytes"])
+        recomputed["accelerator_memory_bytes"] = read_count(recomputed["accelerator_memory_bytes"])
     wrong = [k for k in RECOMPUTED if not _same(capacity.get(k), recomputed.get(k))]
     if wrong:
         out.append(

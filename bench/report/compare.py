@@ -10,9 +10,9 @@ from typing import Any
 
 from scipy import stats as sps
 
+from bench.model.reports import NodeReport
 from bench.report.metrics import Metric
 from bench.report.metrics import of as metrics_of
-from bench.report.model import NodeReport
 
 #: Fewest samples per side for the rank test; below it a difference is never called significant.
 MIN_SAMPLES = 3

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from bench import figures
+from bench.model.reports import Measurement, NodeReport
 from bench.report import verify as v
-from bench.report.model import Measurement, NodeReport
 
 #: The fields of a device row, in order. tier/why: see verify.figure_tier (before policy and uniqueness); serial,
 #: board, pci and samples are the identities a clone would share (see IDENTITIES).

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import figures
-from bench.report.model import Measurement, NodeReport
+from bench.model.reports import Measurement, NodeReport
 from bench.report.render import KIND_NAMES, Grid, _num, _pct, _shape, _unit
 
 #: Pre-flight statuses that mean the machine was not idle or not healthy when the run began ("unavailable" is not).

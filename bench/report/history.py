@@ -9,8 +9,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from bench.model.reports import NodeReport
 from bench.report.metrics import metrics
-from bench.report.model import NodeReport
 
 DB_NAME = "history.sqlite"
 

@@ -7,8 +7,8 @@ import base64
 import html
 from typing import Any
 
+from bench.model.reports import NodeReport
 from bench.report import export, gates, headline, plots, render
-from bench.report.model import NodeReport
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

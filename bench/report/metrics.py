@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench import registry
-from bench.report.model import Measurement, NodeReport
+from bench.model.reports import Measurement, NodeReport
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 
 from bench import figures
 from bench import precision as prec
+from bench.model.reports import Measurement, NodeReport
 from bench.report import render
-from bench.report.model import Measurement, NodeReport
 
 #: STREAM kernels' FLOPs and bytes per element (bench.figures; copy does no arithmetic, so it has no roofline point).
 STREAM_FLOPS = figures.STREAM_FLOPS_PER_ELEMENT

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import figures, registry
-from bench.report import intake, sign
+from bench.model import intake, sign
 from bench.report import verify as v
 from bench.report.devices import COLUMNS, device_rows
 
@@ -28,7 +28,7 @@ Examined = list[tuple[dict[str, Any], list[tuple[Any, ...]]]]
 
 def _load(data: Any) -> Any:
     """A report given as a path is read where it is examined (in a worker), so the parent never holds the fleet. Read
-    through bench.report.intake: regular files only, size-capped, strict JSON."""
+    through bench.model.intake: regular files only, size-capped, strict JSON."""
     if not isinstance(data, Path):
         return data
     try:

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.report import intake, sign
+from bench.model import intake, sign
+from bench.model.reports import ReportError, parse_timestamp
 from bench.report import verify as v
-from bench.report.model import ReportError, parse_timestamp
 
 PROOF_KIND = "bench.challenge-proof"
 #: Who committed a proven device's answer: (the node key id that signed the commitment, the host name it committed).

@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from bench import figures, registry
-from bench.report.model import Measurement
+from bench.model.reports import Measurement
 
 #: One unit per table, chosen by device class: a CPU's matmul figures in GFLOPS, a GPU's in TFLOPS (a table never mixes
 #: them: measurements of both classes make two tables).

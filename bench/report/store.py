@@ -19,8 +19,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.report import intake, records
-from bench.report.model import Measurement, NodeReport, ReportError, Samples, utc_now
+from bench.model import intake, records
+from bench.model.reports import Measurement, NodeReport, ReportError, Samples, utc_now
 
 REPORT_NAME = "report.json"
 
@@ -128,7 +128,7 @@ def _umask() -> int:
 def write_atomic(path: Path, text: str | bytes, mode: int | None = None) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over `path`: readers never see half a file.
     The file gets `mode`, else what open() would give it (0666 less the umask: 0644 under the usual 022) — reports hold
-    nothing secret and are meant to be shared; keys are written elsewhere (bench.report.keys), owner-only."""
+    nothing secret and are meant to be shared; keys are written elsewhere (bench.model.keys), owner-only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -228,7 +228,7 @@ class _Syncer:
 
 
 class ReportWriter:
-    """Owns a report while a run fills it, as a stream of signed records (bench.report.records): the header is written
+    """Owns a report while a run fills it, as a stream of signed records (bench.model.records): the header is written
     at once, each measurement is appended as it arrives, finish() appends the end record. Each append costs what its
     record holds, never what the report holds already, and a crash at any moment leaves a signed partial report.
 

@@ -17,8 +17,9 @@ from typing import Any
 
 from bench import figures, registry
 from bench.hardware import peaks
-from bench.report import sign
-from bench.report.model import Measurement, NodeReport, ReportError, parse_timestamp
+from bench.model import sign
+from bench.model.reports import Measurement, NodeReport, ReportError, parse_timestamp
+from bench.model.samples import samples_digest
 
 #: Clock skew allowed before a timestamp counts as "in the future".
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -206,7 +207,7 @@ def _check_measurement(
 ) -> list[Finding]:
     out: list[Finding] = []
     # a valid signature has already checked every sample digest; otherwise say which measurement's samples differ
-    if not samples_checked and raw.get("samples_sha256") != sign.samples_digest(m.warmup_s, m.samples_s):
+    if not samples_checked and raw.get("samples_sha256") != samples_digest(m.warmup_s, m.samples_s):
         out.append(Finding(ERROR, "samples-digest", "raw samples do not match their SHA-256", where))
     # the device must be one the inventory lists
     host = _host(inventory)

@@ -25,8 +25,8 @@ from bench.measure.sampling import Policy, collect
 from bench.measure.sampling import warnings as sampling_warnings
 from bench.measure.stats import MeasurementWarning
 from bench.measure.timer import CudaEventTimer, PerfCounterTimer, Timer
+from bench.model.reports import Measurement, utc_now
 from bench.precision import Precision, get
-from bench.report.model import Measurement, utc_now
 from bench.workloads import freivalds, tf32
 
 WORKLOAD = "matmul"

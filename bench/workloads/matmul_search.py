@@ -28,8 +28,8 @@ from bench.hardware.peaks import Peak
 from bench.measure.sampling import Policy
 from bench.measure.stats import MeasurementWarning
 from bench.measure.telemetry import Reader
+from bench.model.reports import Measurement
 from bench.precision import get
-from bench.report.model import Measurement
 from bench.workloads import matmul as mm
 
 #: Square sizes the CPU auto search considers: from L2-resident operands (256^2 float32 = 256 KiB) through the L3

@@ -30,7 +30,7 @@ from bench.hardware.devices import DeviceFacts
 from bench.measure.sampling import Policy, collect
 from bench.measure.sampling import warnings as sampling_warnings
 from bench.measure.timer import CudaEventTimer, PerfCounterTimer, Timer
-from bench.report.model import Measurement, utc_now
+from bench.model.reports import Measurement, utc_now
 
 WORKLOAD = "membw"
 KERNELS = figures.STREAM_KERNELS

@@ -1,5 +1,5 @@
 """Training microbenchmarks, the run loop (models in bench.workloads.train_models, FLOPs in
-bench.workloads.train_flops and bench.figures, the spec and presets in bench.registry.train): a GPT-style decoder and an MLP, trained on a learnable synthetic task, with honest FLOPs.
+bench.workloads.train_flops and bench.figures, the spec and presets in bench.model.specs): a GPT-style decoder and an MLP, trained on a learnable synthetic task, with honest FLOPs.
 
 FLOPs per training step (forward + backward = 3 x forward; elementwise ops, norms and softmax not counted, as in
 Megatron's and PaLM's MFU accounting):
@@ -39,8 +39,8 @@ from bench.hardware.peaks import Peak
 from bench.measure import stats
 from bench.measure.stats import MeasurementWarning
 from bench.measure.timer import CudaEventTimer, PerfCounterTimer, Timer
-from bench.registry.train import PRECISIONS, PRESETS, TrainSpec, preset
-from bench.report.model import Measurement, utc_now
+from bench.model.reports import Measurement, utc_now
+from bench.model.specs import PRECISIONS, PRESETS, TrainSpec, preset
 from bench.workloads.train_flops import counted_flops, flops_per_step, parameters
 from bench.workloads.train_models import GPT, Block, batch, build_model, loss_of, mlp
 

@@ -8,7 +8,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import figures
-from bench.registry.train import TrainSpec
+from bench.model.specs import TrainSpec
 from bench.workloads.train_models import build_model, loss_of
 
 

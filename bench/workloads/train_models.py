@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.registry.train import TrainSpec
+from bench.model.specs import TrainSpec
 
 #: Distinct tokens in the GPT task's data, whatever the vocabulary.
 DATA_TOKENS = 64

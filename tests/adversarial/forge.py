@@ -10,7 +10,8 @@ import hashlib
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import figures
-from bench.report import keys, sign
+from bench.model import keys, sign
+from bench.model.samples import samples_digest
 from tests.report import fleet, synthetic
 
 NOW = fleet.NOW
@@ -36,7 +37,7 @@ def cpu_report(key: Ed25519PrivateKey, median_s: float = 0.002) -> dict:
 
 def refigure(m: dict, peak_tflops: float | None = None) -> None:
     """Recompute a measurement's digest and summary from its (edited) samples, as a careful forger would."""
-    m["samples_sha256"] = sign.samples_digest(m["warmup_s"], m["samples_s"])
+    m["samples_sha256"] = samples_digest(m["warmup_s"], m["samples_s"])
     m["summary"] = figures.matmul_summary(m["samples_s"], int(m["work_per_iteration"]), peak_tflops)
 
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from bench import challenge as chl
 from bench.cli import main
+from bench.model import keys
 from bench.report import aggregate as agg
-from bench.report import keys
 from bench.report.store import dumps, write_atomic
 from tests.adversarial import forge
 from tests.report import fleet

@@ -15,7 +15,7 @@ from bench import challenge as chl
 from bench import precision as prec
 from bench.challenge import exact_rows
 from bench.cli import main
-from bench.report import intake, keys, sign
+from bench.model import intake, keys, sign
 from bench.report.store import dumps, write_atomic
 from bench.workloads import freivalds
 from tests.perf import precision_table as cheap

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import figures, registry
+from bench.model.reports import Measurement
 from bench.report import verify
-from bench.report.model import Measurement
 from tests.report import synthetic as syn
 
 
@@ -68,7 +68,7 @@ def test_v1_flops_per_iteration_beyond_float_is_a_report_error_not_a_traceback()
     import json
     from pathlib import Path
 
-    from bench.report.model import NodeReport, ReportError
+    from bench.model.reports import NodeReport, ReportError
 
     d = json.loads((Path(__file__).parents[1] / "data" / "report-v1-2ranks.json").read_text())
     d["measurements"][0]["flops_per_iteration"] = 10**400
@@ -98,7 +98,7 @@ def test_a_dropped_descriptor_that_reuses_a_name_fails_closed_and_never_replaces
 def test_train_throughput_is_re_derived_from_the_spec_not_the_nodes_details():
     """items_per_s (exported as bench_train_items_per_second) is recomputed from details.items_per_step, which only
     the node asserts; the spec fixes it (batch * seq_len, times world_size for a data-parallel total)."""
-    from bench.registry import train as rt
+    from bench.model import specs as rt
 
     key = Ed25519PrivateKey.generate()
     spec = rt.PRESETS["gpt"]["tiny"]

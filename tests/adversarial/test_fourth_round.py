@@ -179,8 +179,8 @@ def _site_from_reports(tmp: Path, region: str, city: str, site: str, reports: li
     """world.write_site with the node reports given (signed by the node key): capacity signed by the aggregator,
     declaration by the operator."""
     from bench.disclosure import declaration as decl
+    from bench.model import sign
     from bench.report import aggregate as agg
-    from bench.report import sign
 
     base = tmp / region / city / site
     (base / "nodes").mkdir(parents=True)
@@ -438,7 +438,7 @@ def test_b4_devices_smaller_than_the_unit_are_never_sampled_yet_counted_in_the_s
 
 
 def _huge_capacity(tmp_path: Path, files: dict[str, Path], field: str) -> Path:
-    from bench.report import sign
+    from bench.model import sign
 
     cap = json.loads(files["capacity"].read_text())
     for d in cap["devices"]:
@@ -475,7 +475,7 @@ def test_e4_a_forged_disclosure_citing_overflowing_rows_crashes_verify(tmp_path)
     figures need not match, since verify re-derives before comparing) with an audit_input: `bench verify d.json --from
     DIR` raises OverflowError inside the re-derivation (dd.verify catches ValueError and the disclosure errors only)
     and dies with a traceback. Defence: one failed file, exit 1, one line."""
-    from bench.report import sign
+    from bench.model import sign
 
     files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1])
     doc = world.read(world.site_disclosure(tmp_path, files, Store()))
@@ -515,7 +515,7 @@ def test_a3_bounded_rows_are_the_aggregators_word_even_above_their_own_peak(tmp_
     is physically impossible; verify --from passes. Defence: a row is bounded only if mamf_tflops <= peak_tflops
     (else refused or reported), and verify --from recomputes a capacity report from its node reports when they are
     in the folder (as `bench verify capacity.json --reports` does)."""
-    from bench.report import sign
+    from bench.model import sign
 
     files = world.write_site(tmp_path / "in", "North", "Alpha", "A1", [1])
     cap = json.loads(files["capacity"].read_text())

@@ -9,8 +9,8 @@ import json
 import random
 from typing import Any
 
+from bench.model import intake
 from bench.report import aggregate as agg
-from bench.report import intake
 from bench.report import verify as v
 from tests.adversarial import forge
 from tests.report import fleet
@@ -111,7 +111,7 @@ def test_random_mutations_of_a_commitment_or_reveal_never_crash_challenge_verify
 
 
 def test_random_mutations_of_a_capacity_report_never_crash_capacity_verify():
-    from bench.report import sign
+    from bench.model import sign
 
     rng = random.Random(9)
     reports = [fleet.node_report(i, [700.0], KEY) for i in range(3)]

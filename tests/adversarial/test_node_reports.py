@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
+from bench.model import sign
 from bench.report import aggregate as agg
-from bench.report import sign
 from bench.report import verify as v
 from tests.adversarial import forge
 from tests.report import fleet

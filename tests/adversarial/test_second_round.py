@@ -16,8 +16,10 @@ from cryptography.hazmat.primitives import serialization
 
 from bench import challenge as chl
 from bench.cli import main
+from bench.model import intake, keys, sign, strict_json
+from bench.model import reports as model
 from bench.report import aggregate as agg
-from bench.report import intake, keys, model, proofs, sign
+from bench.report import proofs
 from bench.report.store import dumps, write_atomic
 from tests.report import fleet
 from tests.test_challenge import AUDITOR, AUDITOR_ID, NODE_KEY, _answer, _drop, _issue, _receipts, kid, verify
@@ -369,7 +371,7 @@ def test_r1_verify_amplification(tmp_path, monkeypatch):
 def test_s1_json_amplification(tmp_path):
     """16 MiB of '[],' took verify 18 s and 1.2 GB. The count of arrays and objects is capped before parsing (a
     smaller cap for commitments)."""
-    raw = b"[" + b"[]," * (intake.DEFAULT_MAX_CONTAINERS + 1) + b"0]"
+    raw = b"[" + b"[]," * (strict_json.DEFAULT_MAX_CONTAINERS + 1) + b"0]"
     with pytest.raises(intake.InputError, match="arrays and objects"):
         intake.parse_json(raw, "big.json")
     f = tmp_path / "report.json"

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from bench import challenge as chl
 from bench.challenge import triage
 from bench.cli import main
-from bench.report import keys, proofs
+from bench.model import keys
+from bench.report import proofs
 from bench.report.store import dumps, write_atomic
 from tests.report import fleet
 from tests.test_challenge import AUDITOR, AUDITOR_ID, NODE_KEY, OTHER, _answer, _drop, _issue, _receipts, kid, verify

@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import runner
 from bench.hardware import devices
-from bench.report import intake, records, sign, store
+from bench.model import canonical, intake, records, sign
+from bench.model.reports import Measurement
+from bench.report import store
 from bench.report import verify as v
-from bench.report.model import Measurement
 from bench.report.store import REPORT_NAME, ReportWriter, load_report
 from tests.fakes.cuda import install_in_worker
 from tests.report import synthetic as syn
@@ -145,7 +146,7 @@ def test_a_signature_respelled_in_base64_does_not_give_the_report_a_second_name(
     w = write(tmp_path / "run")
     objs = [json.loads(x) for x in lines_of(w.path)]
     objs[-1]["signature"] = _remalleate(objs[-1]["signature"])
-    line = sign.canonical_bytes(objs[-1])
+    line = canonical.canonical_bytes(objs[-1])
     raw = b"".join(x + b"\n" for x in [*lines_of(w.path)[:-1], line])
     data = intake.read_json(put(tmp_path / "m" / REPORT_NAME, raw)).data
     ok, why, _ = sign.inspect(data)
@@ -162,7 +163,7 @@ def test_a_version_2_document_claiming_version_3_and_a_stream_claiming_version_2
     """Held: the forms do not mix. A document (no records) that says version 3, and a stream whose header (signed by
     the operator's own key) says version 2, are each refused in one line, never a traceback."""
     doc = syn.node_report(1, [700.0], KEY)
-    doc3 = sign.canonical_bytes({**doc, "schema_version": 3})
+    doc3 = canonical.canonical_bytes({**doc, "schema_version": 3})
     data = intake.read_json(put(tmp_path / "d3" / REPORT_NAME, doc3)).data
     assert "signature" in errors(data)
     w = ReportWriter(syn.report([], end=None), tmp_path / "s2", KEY)

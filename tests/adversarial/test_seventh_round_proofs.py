@@ -12,7 +12,7 @@ import torch
 
 from bench import challenge as chl
 from bench.challenge import exact_rows
-from bench.report import sign
+from bench.model import sign
 from bench.report.store import dumps, write_atomic
 from tests.adversarial import block_schemes
 from tests.adversarial.test_seventh_round import _junk, error_codes
@@ -79,7 +79,7 @@ def test_hostile_reveal_manifests_are_capped_and_charged_to_the_key(tmp_path, mo
     under made-up names: 100 GiB read). Now a manifest is read under the commitment's own limits (MAX_COMMIT_BYTES,
     MAX_COMMIT_CONTAINERS, never as a stream), and an unreadable one counts as a failed product check."""
     from bench.challenge import triage
-    from bench.report import intake
+    from bench.model import intake
 
     path, ch = _issue(tmp_path, dtype="bfloat16", products=1)
     drop = _drop(tmp_path)
@@ -199,7 +199,7 @@ def test_junk_checked_first_does_not_delay_an_honest_arrival(tmp_path, monkeypat
         _junk(drop, ch, f"aaa-junk{j}", OTHER, 1)  # sorted before node-a's file
     _answer(drop, ch, node="node-a", uuid="host-a", key=NODE_KEY)
     now = [ch.issued]
-    from bench.report import intake
+    from bench.model import intake
 
     parse = intake.parse_json
 
@@ -273,7 +273,7 @@ def test_storage_that_changes_between_the_collectors_two_reads_gains_nothing(tmp
     the other way round, the receipt is the junk's, and the real bytes the verifier reads have none."""
     import hashlib
 
-    from bench.report import intake
+    from bench.model import intake
 
     _, ch = _issue(tmp_path, dtype="bfloat16", products=1)
     drop = _drop(tmp_path)
@@ -352,7 +352,7 @@ def test_files_the_collector_never_accepted_are_refused_by_their_hash_unparsed(t
     looking up its receipt, so anyone able to write the drop made it parse junk: 200 unsigned files of 480 KiB (within
     the size a 1-product challenge allows) took 2.9 s, 0.13 s now (this shared machine, load ~4). Bytes without a
     receipt are refused by their SHA-256 before any parse."""
-    from bench.report import intake
+    from bench.model import intake
 
     path, ch = _issue(tmp_path, dtype="bfloat16", products=1)
     drop = _drop(tmp_path)

@@ -9,7 +9,8 @@ import pytest
 
 from bench import challenge as chl
 from bench.hardware import peaks
-from bench.report import intake, proofs
+from bench.model import intake
+from bench.report import proofs
 from bench.report.store import dumps, write_atomic
 from tests.adversarial.test_second_round import H100, _answer_as, error_codes
 from tests.test_challenge import AUDITOR, AUDITOR_ID, NODE_KEY, _drop, _issue, _receipts, kid, verify

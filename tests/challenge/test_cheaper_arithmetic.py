@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench import challenge as chl
-from bench.report import sign
+from bench.model import sign
 from bench.report.store import dumps, write_atomic
 from tests.perf import precision_table as table
 from tests.test_challenge import AUDITOR, _answer, _drop, _errors, _receipts, verify

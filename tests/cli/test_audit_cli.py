@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.report import intake, keys
+from bench.model import intake, keys
 
 FAST = ["--budget", "0.01", "--warmup-s", "0.01", "--min-iterations", "3", "--quiet"]
 
@@ -167,7 +167,7 @@ def test_a_claim_is_supported_by_the_proven_tier_of_a_verified_challenge(cli, tm
     node_key = keys.load(keys.default_key_path())
     data = json.loads(proof.read_text())
     data = {k: val for k, val in data.items() if k != "signature"}
-    from bench.report import sign
+    from bench.model import sign
 
     data["signature"] = sign.sign(data, node_key)
     forged.write_text(json.dumps(data))

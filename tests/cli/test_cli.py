@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from bench import plans
 from bench.cli import main
 from bench.hardware import devices
-from bench.report.model import NodeReport
+from bench.model.reports import NodeReport
 from bench.report.store import dumps, load_report
 
 FAST = ["--budget", "0.01", "--warmup-s", "0.01", "--min-iterations", "3"]

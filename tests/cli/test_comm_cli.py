@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from bench import figures
 from bench.cli import main
-from bench.report import intake
+from bench.model import intake
 from bench.report import verify as v
 from bench.report.store import load_report
 from bench.workloads import comm as cm

@@ -92,7 +92,7 @@ def test_the_lazy_table_names_every_verb_once_and_each_entry_is_its_command():
 
 def test_the_names_the_help_offers_are_the_librarys_own():
     from bench import challenge, plans, precision, suite
-    from bench.report import keys
+    from bench.model import keys
     from bench.workloads import comm, matmul, matmul_search, train
 
     assert choices.PRECISIONS == tuple(precision.PRECISIONS) and "bfloat16" in choices.PRECISIONS

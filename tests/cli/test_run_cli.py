@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cli import main
-from bench.report import history, intake, sign
+from bench.model import intake, sign
+from bench.report import history
 from bench.report.store import load_report
 from tests.cli.ranks import BIN, free_port, launch_rank
 

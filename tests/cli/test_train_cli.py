@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.report import intake
+from bench.model import intake
 from bench.report import verify as v
 from bench.report.store import load_report
 from tests.cli.ranks import BIN, failed_cleanly, free_port, kill_rank_1, launch_rank

@@ -8,7 +8,7 @@ import pytest
 
 from bench.disclosure import document as dd
 from bench.disclosure.leaves import Store
-from bench.report import sign
+from bench.model import canonical
 from tests.disclosure import world
 
 JUNK = [None, True, -1, 0, 1.5, 1e308, 2**53, "", "x" * 300, [], {}, [1, "a"], {"a": 1}, "2026-13-45T99:99:99Z"]
@@ -61,7 +61,7 @@ def test_mutated_and_re_signed_disclosures_are_findings_never_tracebacks(city):
     for _ in range(300):
         try:
             mutated = world.resign_doc(_mutate(doc, r))
-        except sign.UncarriableNumber:  # 2^53 cannot be signed at all: nothing to verify
+        except canonical.UncarriableNumber:  # 2^53 cannot be signed at all: nothing to verify
             caught += 1
             continue
         findings = dd.verify(mutated, store, "fuzzed")

@@ -12,8 +12,8 @@ from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
 from bench.disclosure import kpis as k
 from bench.disclosure.leaves import Store
+from bench.model import sign
 from bench.report import aggregate as agg
-from bench.report import sign
 from bench.report.capacity import memory_total
 from bench.report.store import dumps
 from tests.disclosure import world

@@ -4,7 +4,7 @@ import pytest
 
 from bench.disclosure import document as dd
 from bench.disclosure.leaves import Store
-from bench.report import sign
+from bench.model.reports import read_count
 from tests.disclosure import world
 
 LIMIT = 2**53
@@ -22,7 +22,7 @@ def test_memory_at_the_boundary_is_exact_and_the_disclosure_signs_and_verifies(t
     store = Store()
     files = world.write_site(tmp_path, "North", "Alpha", "A1", [1], gpus=gpus, memory_bytes=per_gpu)
     doc = world.read(world.site_disclosure(tmp_path, files, store))
-    assert doc["accelerator_memory_bytes"] == str(total) and sign.read_count(doc["accelerator_memory_bytes"]) == total
+    assert doc["accelerator_memory_bytes"] == str(total) and read_count(doc["accelerator_memory_bytes"]) == total
     assert dd.verify(doc, Store(tmp_path)) == []
 
 

@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.disclosure import document as dd
 from bench.disclosure import readiness as rd
 from bench.disclosure.leaves import Store
-from bench.report import intake, sign
+from bench.model import intake, sign
 from bench.report.store import dumps
 from tests.disclosure import world
 from tests.report import synthetic as syn

@@ -8,7 +8,7 @@ import pytest
 
 from bench.disclosure import document as dd
 from bench.disclosure.leaves import DisclosureError, Store
-from bench.report import sign
+from bench.model import sign
 from bench.report.store import dumps
 from tests.disclosure import world
 

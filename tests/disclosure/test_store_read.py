@@ -7,7 +7,7 @@ import pytest
 
 from bench.disclosure import document as dd
 from bench.disclosure import leaves as lv
-from bench.report import sign
+from bench.model import sign
 from tests.disclosure import world
 
 

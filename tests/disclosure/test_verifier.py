@@ -13,7 +13,8 @@ from bench.cli import main
 from bench.disclosure import document as dd
 from bench.disclosure import sampling
 from bench.disclosure.leaves import DisclosureError, Store
-from bench.report import proofs, sign
+from bench.model import sign
+from bench.report import proofs
 from bench.report.store import dumps
 from tests.disclosure import world
 

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
 from bench.disclosure.leaves import Store
+from bench.model import intake, sign
+from bench.model.reports import NodeReport
 from bench.report import aggregate as agg
-from bench.report import intake, sign
-from bench.report.model import NodeReport
 from bench.report.store import dumps
 from tests.report import synthetic
 from tests.report.fleet import NOW, node_report

@@ -718,7 +718,7 @@ def _json(text: str) -> Any:
 
 def _report(text: str) -> Any:
     """A report file's contents as one dictionary: a version 1-2 document as it is; a version 3 stream of records
-    (bench/report/records.py: one {"record", "signature"} object a line) folded as bench folds it: the header's
+    (bench/model/records.py: one {"record", "signature"} object a line) folded as bench folds it: the header's
     fields, each measurement record's measurement (with later amendments' warnings and details), the end record's
     end_utc and interrupted. A last line cut short (a killed run) is left out. Verification is bench verify's."""
     lines = text.split("\n")

@@ -8,7 +8,7 @@ import pytest
 
 from bench import figures
 from bench.measure import stats
-from bench.report.model import Samples
+from bench.model.reports import Samples
 
 
 def python_msmf(samples_s, flops, buckets=figures.MSMF_BUCKETS):

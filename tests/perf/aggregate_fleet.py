@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.model import sign
 from bench.report import aggregate as agg
-from bench.report import sign
 from bench.report.store import dumps
 from tests.report.fleet import NOW, node_report
 

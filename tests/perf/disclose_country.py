@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
 from bench.disclosure.leaves import Store
+from bench.model import sign
 from bench.report import aggregate as agg
-from bench.report import sign
 from bench.report.pool import usable_cores
 from bench.report.store import dumps
 from tests.report.fleet import NOW, node_report

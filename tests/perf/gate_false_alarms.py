@@ -34,9 +34,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from bench.model.reports import NodeReport
 from bench.report import drift, gates
 from bench.report.compare import ok_metrics
-from bench.report.model import NodeReport
 from bench.report.store import load_report
 
 #: matmul only, fixed sizes (256^3 is too short to be steady on a CPU), no outputs but the report: about 20 s a run

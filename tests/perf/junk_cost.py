@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import challenge as chl
 from bench.challenge import protocol
-from bench.report import keys
+from bench.model import keys
 from bench.report.store import dumps, write_atomic
 
 H100 = "NVIDIA H100 80GB HBM3"

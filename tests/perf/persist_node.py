@@ -40,9 +40,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench import figures, runner
 from bench.hardware import peaks
-from bench.report import intake, samples
+from bench.model import intake, samples
+from bench.model.reports import Measurement, NodeReport
 from bench.report import verify as v
-from bench.report.model import Measurement, NodeReport
 from bench.report.store import ReportWriter
 
 SLOT_S = 0.47

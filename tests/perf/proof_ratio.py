@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import challenge as chl
 from bench.hardware import peaks
-from bench.report import keys
+from bench.model import keys
 from bench.report.store import dumps, write_atomic
 
 #: Elementwise passes per generated element (bench.challenge.generator: the xor of the line keys, lowbias32's 11 ops,

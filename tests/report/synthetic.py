@@ -1,5 +1,5 @@
 """The one report-builder of the tests: node reports built the way bench builds them (bench.figures for every
-summary, bench.report.sign for the signature), with chosen raw samples.
+summary, bench.model.sign for the signature), with chosen raw samples.
 
 Small CPU reports for the pure functions over reports (compare, gates, exports): matmul, report, every_workload.
 Signed GPU fleets for verify and aggregate: gpu_measurement, node_report, resign (tests.report.fleet re-exports them).
@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import figures
 from bench.hardware import peaks
-from bench.report import sign
-from bench.report.model import Measurement, NodeReport
+from bench.model import sign
+from bench.model.reports import Measurement, NodeReport
 
 HOST = {"hostname": "node-a", "fingerprint": "fp-a", "cpu_model": "Test CPU", "architecture": "x86_64",
         "physical_cores": 2, "torch_version": "2.13.0+cpu", "torch_cuda": None, "torch_blas": "mkl"}  # fmt: skip

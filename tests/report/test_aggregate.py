@@ -4,8 +4,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import figures
+from bench.model import keys, sign
+from bench.model.samples import samples_digest
 from bench.report import aggregate as agg
-from bench.report import keys, pool, sign
+from bench.report import pool
 from tests.report.fleet import NOW, gpu_uuid, node_report, resign
 
 KEY = Ed25519PrivateKey.generate()
@@ -263,7 +265,7 @@ def test_steady_quantized_timings_are_not_taken_for_clones():
         data = node_report(node, [700.0], KEY)
         m = data["measurements"][0]
         m["samples_s"] = [0.0015625] * len(m["samples_s"])
-        m["samples_sha256"] = sign.samples_digest(m["warmup_s"], m["samples_s"])
+        m["samples_sha256"] = samples_digest(m["warmup_s"], m["samples_s"])
         m["summary"] = figures.matmul_summary(m["samples_s"], int(m["work_per_iteration"]), m["peak"]["tflops"])
         reports.append(resign(data, KEY))
     cap = run(reports)

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.disclosure.leaves import DisclosureError, check_capacity
+from bench.model.reports import CAPACITY_KIND, CAPACITY_READABLE, CapacityReport, ReportError, exact_count
 from bench.report import aggregate as agg
-from bench.report.model import CAPACITY_KIND, CAPACITY_READABLE, CapacityReport, ReportError, exact_count
 from tests.report.fleet import NOW, node_report
 
 KEY = Ed25519PrivateKey.generate()

@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from bench.cli.run import baseline_files
+from bench.model.reports import NodeReport
 from bench.report import compare as cmp
 from bench.report import drift, gates
-from bench.report.model import NodeReport
 from tests.report import synthetic as syn
 
 #: seconds per 512^3 float32 product at 1 figure unit; a run's figure is proportional to 1 / its median seconds

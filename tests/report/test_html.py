@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 
 import pytest
 
+from bench.model.reports import NodeReport
 from bench.report import gates, html, plots
-from bench.report.model import NodeReport
 from bench.report.store import dumps
 from tests.report import synthetic as syn
 from tests.report.test_aggregate import fleet, run
@@ -181,8 +181,8 @@ def test_pages_read_by_people_name_their_unit_and_their_columns():
 
 def test_collectives_are_summarised_one_row_and_one_panel_per_op():
     from bench import figures
+    from bench.model.reports import Measurement
     from bench.report import render
-    from bench.report.model import Measurement
 
     def comm(op: str, size: int, seconds: float) -> Measurement:
         samples = syn.samples(seconds)

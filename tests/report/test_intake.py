@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from bench.report import intake
+from bench.model import intake
 
 
 def test_reads_once_and_hashes_the_parsed_bytes(tmp_path):

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from bench.report import keys
+from bench.model import keys
 
 
 def test_create_writes_a_0600_private_key_and_a_public_half(tmp_path):
@@ -65,7 +65,7 @@ def test_trust_list_takes_ids_and_public_keys(tmp_path):
 def test_a_legacy_64_bit_id_in_a_signature_block_still_verifies():
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from bench.report import sign
+    from bench.model import sign
 
     key = Ed25519PrivateKey.generate()
     data = {"a": 1}

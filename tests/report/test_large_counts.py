@@ -4,8 +4,9 @@ as decimal strings, and sign.py names the field of any integer it cannot carry (
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench.model import canonical, sign
+from bench.model.reports import exact_count, read_count
 from bench.report import aggregate as agg
-from bench.report import sign
 from tests.report.fleet import NOW, node_report, resign
 
 KEY = Ed25519PrivateKey.generate()
@@ -22,7 +23,7 @@ def test_the_largest_carriable_integer_signs_and_checks(value):
 @pytest.mark.parametrize("value", [LIMIT, LIMIT + 1, -LIMIT, 68 * 10**15 * 8])
 def test_an_uncarriable_integer_is_a_clear_error_naming_the_field(value):
     doc = {"kind": "x", "totals": [{"precision": "bf16", "memory": value}]}
-    with pytest.raises(sign.UncarriableNumber, match=r"totals\[0\]\.memory = -?\d+ is beyond .*2\^53"):
+    with pytest.raises(canonical.UncarriableNumber, match=r"totals\[0\]\.memory = -?\d+ is beyond .*2\^53"):
         sign.sign(doc, KEY)
     # checking such a document is a finding, not a traceback
     valid, why = sign.check({**doc, "signature": {}})
@@ -31,10 +32,10 @@ def test_an_uncarriable_integer_is_a_clear_error_naming_the_field(value):
 
 def test_counts_round_trip_exactly_as_decimal_strings():
     for n in (0, 1, LIMIT - 1, LIMIT, LIMIT + 1, 68 * 10**15):
-        assert sign.read_count(sign.exact_count(n)) == n
+        assert read_count(exact_count(n)) == n
     for bad in ("", "-1", "1e3", " 1", "01", "1.0", 1.0, True, None, "١٢"):
         with pytest.raises(ValueError):
-            sign.read_count(bad)
+            read_count(bad)
 
 
 def _fleet(memories: list[list[int]]) -> list[tuple[str, dict]]:
@@ -63,7 +64,7 @@ def test_capacity_memory_totals_at_the_boundary_sign_and_verify_exactly(memories
     assert cap["accelerator_memory_bytes"] == str(total)
     cap["signature"] = sign.sign(cap, KEY)
     assert sign.check(cap) == (True, "valid")
-    assert sign.read_count(cap["accelerator_memory_bytes"]) == total
+    assert read_count(cap["accelerator_memory_bytes"]) == total
     findings = agg.verify_capacity(cap, inputs, trusted={sign.signer(inputs[0][1])}, now=NOW)
     assert not [f for f in findings if f.severity == "error"], findings
 

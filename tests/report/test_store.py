@@ -5,7 +5,7 @@ import pytest
 
 from bench import runner
 from bench.figures import matmul_summary
-from bench.report.model import SCHEMA_VERSION, Measurement, NodeReport, ReportError
+from bench.model.reports import SCHEMA_VERSION, Measurement, NodeReport, ReportError
 from bench.report.store import REPORT_NAME, ReportWriter, dumps, load_report, new_run_id, write_atomic
 
 

@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.figures import matmul_summary
-from bench.report.model import Measurement, NodeReport
+from bench.model.reports import Measurement, NodeReport
 from bench.report.store import ReportWriter
 
 

@@ -15,9 +15,9 @@ import zlib
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.report import intake, records, samples, sign
+from bench.model import intake, records, samples, sign
+from bench.model.reports import STREAM_VERSION, NodeReport, ReportError
 from bench.report import verify as v
-from bench.report.model import STREAM_VERSION, NodeReport, ReportError
 from bench.report.store import REPORT_NAME, ReportWriter, load_report
 from tests.report import synthetic as syn
 

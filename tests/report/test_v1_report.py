@@ -9,9 +9,9 @@ import pytest
 
 from bench import figures, registry
 from bench.hardware import peaks
-from bench.report import keys, sign
+from bench.model import keys, sign
+from bench.model.reports import NodeReport
 from bench.report import verify as v
-from bench.report.model import NodeReport
 
 V1 = Path(__file__).resolve().parents[1] / "data" / "report-v1-2ranks.json"
 
@@ -118,7 +118,7 @@ def test_work_past_2_to_the_53_is_carried_exactly_and_signs(work, tmp_path):
 
 @pytest.mark.parametrize("bad", ["", "0", "012", "1e9", "-5", "1.5", " 7", "٣"])
 def test_a_malformed_work_string_is_a_report_error(data, bad):
-    from bench.report.model import ReportError
+    from bench.model.reports import ReportError
 
     d = NodeReport.from_dict(data).to_dict()
     d["measurements"][0]["work_per_iteration"] = bad
@@ -129,7 +129,7 @@ def test_a_malformed_work_string_is_a_report_error(data, bad):
 def test_a_version_1_fractional_work_is_refused(data):
     import copy
 
-    from bench.report.model import ReportError
+    from bench.model.reports import ReportError
 
     old = copy.deepcopy(data)
     old["measurements"][0]["flops_per_iteration"] = 1.5

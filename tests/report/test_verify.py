@@ -5,7 +5,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.report import intake, keys, sign
+from bench.model import intake, keys, sign
 from bench.report import verify as v
 from tests.report.fleet import NOW, node_report, resign
 

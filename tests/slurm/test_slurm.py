@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import intake
+from bench.model import intake
 from bench.report import verify as v
 from bench.report.store import load_report
 from tests.slurm.cluster import Cluster, available

@@ -89,8 +89,8 @@ def test_comm_measurement_keeps_the_batch_size_and_v2_records_still_verify():
     it did, and a new record says how many operations each sample averages."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from bench.model.reports import Measurement
     from bench.report import verify
-    from bench.report.model import Measurement
     from tests.report import synthetic as syn
 
     key = Ed25519PrivateKey.generate()

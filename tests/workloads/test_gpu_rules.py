@@ -329,7 +329,7 @@ def test_sendrecv_posts_both_directions_in_one_group(monkeypatch):
 def _ddp_world(monkeypatch, hosts):
     """Fake collectives for plans.train_measurements: each rank's run is a small measurement; the gather returns
     every rank's, tagged with its host."""
-    from bench.report.model import Measurement
+    from bench.model.reports import Measurement
 
     monkeypatch.setattr(plans.dist, "barrier", lambda group=None: None)
 

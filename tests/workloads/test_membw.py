@@ -4,7 +4,7 @@ import torch
 from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.measure.sampling import Policy
-from bench.report.model import Measurement
+from bench.model.reports import Measurement
 from bench.workloads import membw as mb
 from tests.fakes.timer import FakeTimer
 

@@ -5,7 +5,7 @@ import pytest
 from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import Peak
-from bench.report.model import Measurement
+from bench.model.reports import Measurement
 from bench.workloads import train as tr
 from tests.fakes.timer import FakeTimer
 

@@ -4,7 +4,7 @@ A report file is one record a line, each line the RFC 8785 canonical JSON of {"r
 - R is an object with `type`, `seq` (its position, from 0) and `prev` (the hex SHA-256 of the canonical bytes of the
   record before it; null for the first). Types: "header" (kind, schema_version 3, run_id, tool, command_line, config,
   inventory, start_utc and `signer`, the public half of the signature block or null), "measurement" (`measurement`:
-  its record form, bench.report.model.Measurement.to_record), "amend" (`index` of a measurement and its new
+  its record form, bench.model.reports.Measurement.to_record), "amend" (`index` of a measurement and its new
   `warnings` and `details`: what a run notes about a measurement after saving it), and "end" (end_utc, interrupted).
   After "end" only amendments may follow.
 - S is base64 of the node key's Ed25519 signature of SIGNING_CONTEXT + SHA-256(R) (or null when unsigned).
@@ -32,8 +32,10 @@ import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bench.report import intake, keys, sign
-from bench.report.model import NODE_REPORT_KIND, STREAM_VERSION, ReportError
+from bench.model import keys
+from bench.model.canonical import SIGNATURE_FIELD, canonical_bytes
+from bench.model.reports import NODE_REPORT_KIND, STREAM_VERSION, ReportError
+from bench.model.strict_json import InputError, parse_json
 
 #: Every stream starts with these bytes (the canonical form of its first line): how a reader tells it from a document.
 PREFIX = b'{"record":{'
@@ -47,7 +49,7 @@ HEADER, MEASUREMENT, AMEND, END = "header", "measurement", "amend", "end"
 #: Header fields that make up the report's top level, in the record as in the dictionary form.
 HEADER_FIELDS = ("run_id", "tool", "command_line", "config", "inventory", "start_utc")
 #: Most arrays and objects in one stream (all records together): a real eight-GPU node's 11,200 measurements hold
-#: about 40 each. A document is held to intake.DEFAULT_MAX_CONTAINERS; a stream's records are many small documents.
+#: about 40 each. A document is held to DEFAULT_MAX_CONTAINERS; a stream's records are many small documents.
 MAX_CONTAINERS = 1 << 22
 #: Most samples a whole stream may declare (134 million, 1 GiB as float64; an eight-GPU node's run is about 20
 #: million): checked on the declared counts before any block is decompressed.
@@ -67,11 +69,11 @@ class Chain:
         if self.key is None:
             return None
         public = self.key.public_key()
-        return {"alg": sign.ALG, "public_key": keys.public_b64(public), "key_id": keys.key_id(keys.raw_public(public))}
+        return {"alg": keys.ALG, "public_key": keys.public_b64(public), "key_id": keys.key_id(keys.raw_public(public))}
 
     def line(self, record: dict[str, Any]) -> tuple[bytes, str | None]:
         """The line for `record` (seq and prev filled in) and its signature; the chain moves on."""
-        body = sign.canonical_bytes({**record, "seq": self.seq, "prev": self.prev})
+        body = canonical_bytes({**record, "seq": self.seq, "prev": self.prev})
         head = hashlib.sha256(body).digest()
         signature = base64.b64encode(self.key.sign(SIGNING_CONTEXT + head)).decode() if self.key else None
         self.seq += 1
@@ -87,7 +89,7 @@ def header(report: Any, signer: dict[str, str] | None) -> dict[str, Any]:
 
 
 def _fail(where: str, why: str) -> ReportError:
-    return intake.InputError(f"{where}: {why}")
+    return InputError(f"{where}: {why}")
 
 
 def parse(raw: bytes, where: str, *, max_containers: int | None = None) -> dict[str, Any]:
@@ -107,7 +109,7 @@ def parse(raw: bytes, where: str, *, max_containers: int | None = None) -> dict[
     declared = 0
     for i, line in enumerate(lines):
         at = f"record {i}"
-        obj = intake.parse_json(line, f"{where}: {at}", max_containers=limit)
+        obj = parse_json(line, f"{where}: {at}", max_containers=limit)
         if not isinstance(obj, dict) or set(obj) != {"record", "signature"} or not isinstance(obj["record"], dict):
             raise _fail(where, f"{at} is not a {{record, signature}} object")
         r, s = obj["record"], obj["signature"]
@@ -195,7 +197,7 @@ def chain_head(records: list[Any]) -> tuple[str | None, str | None]:
         if not isinstance(r, dict) or r.get("seq") != i or r.get("prev") != prev:
             return None, (f"record {i} does not follow record {i - 1} (a record was removed, reordered or changed)"
                           if i else "the header record is not the first of its chain")  # fmt: skip
-        prev = hashlib.sha256(sign.canonical_bytes(r)).hexdigest()
+        prev = hashlib.sha256(canonical_bytes(r)).hexdigest()
     return prev, None
 
 
@@ -204,49 +206,49 @@ def _name(head: str, block: Any) -> str:
 
 
 def digest(data: dict[str, Any]) -> str:
-    """What names a stream report (as sign.digest names a document): SHA-256 over its chain head and signature
+    """What names a stream report (as bench.model.sign.digest names a document): SHA-256 over its chain head and signature
     block. Two cuts of one run are two reports."""
     head, why = chain_head(data.get("records") if isinstance(data.get("records"), list) else [])
     if head is None:
         raise ValueError(why)
-    return _name(head, data.get(sign.SIGNATURE_FIELD))
+    return _name(head, data.get(SIGNATURE_FIELD))
 
 
 def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
-    """sign.inspect for a stream: (valid, why, digest or None)."""
+    """bench.model.sign.inspect for a stream: (valid, why, digest or None)."""
     records = data.get("records")
     if not isinstance(records, list) or not records:
-        return False, "a version 3 report holds its records (read it with bench.report.intake)", None
+        return False, "a version 3 report holds its records (read it with bench.model.intake)", None
     try:
         head, why = chain_head(records)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         return False, f"a record cannot be canonicalized (RFC 8785): {exc}", None
     if head is None:
         return False, str(why), None
-    block = data.get(sign.SIGNATURE_FIELD)
+    block = data.get(SIGNATURE_FIELD)
     try:
         name = _name(head, block)
         folded = fold(records)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         return False, f"the report cannot be read from its records: {exc}", None
-    signer = folded.pop(sign.SIGNATURE_FIELD)
-    own = {k: v for k, v in data.items() if k not in (sign.SIGNATURE_FIELD, "torn_bytes")}
+    signer = folded.pop(SIGNATURE_FIELD)
+    own = {k: v for k, v in data.items() if k not in (SIGNATURE_FIELD, "torn_bytes")}
     if own != folded:
         return False, "the report's fields differ from what its records say", name
     if not isinstance(block, dict) or signer is None:
         return False, "not signed (no signature block)", name
     if {k: v for k, v in block.items() if k != "signature"} != signer:
         return False, "the signature block is not the one the header names", name
-    if block.get("alg") != sign.ALG:
-        return False, f"unsupported signature algorithm {block.get('alg')!r}; bench verifies {sign.ALG}", name
+    if block.get("alg") != keys.ALG:
+        return False, f"unsupported signature algorithm {block.get('alg')!r}; bench verifies {keys.ALG}", name
     try:
         public_raw = base64.b64decode(block.get("public_key", ""), validate=True)
         signature = base64.b64decode(block.get("signature") or "", validate=True)
         public = Ed25519PublicKey.from_public_bytes(public_raw)
     except (binascii.Error, ValueError, TypeError):
         return False, "malformed signature block (public key or signature is not valid base64 Ed25519)", name
-    if not sign.canonical_b64(block, public_raw, signature):
-        return False, sign.NONCANONICAL_B64, name
+    if not keys.canonical_b64(block, public_raw, signature):
+        return False, keys.NONCANONICAL_B64, name
     if block.get("key_id") not in (keys.key_id(public_raw), keys.legacy_key_id(public_raw)):
         return False, "key_id does not belong to the public key in the block", name
     try:

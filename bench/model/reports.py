@@ -13,6 +13,10 @@ from array import array
 from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
+from bench.model import samples as codec
+from bench.model.errors import ReportError
+from bench.model.samples import samples_digest
+
 #: Format history of node reports (a reader upgrades every older version it lists in READABLE_VERSIONS):
 #:
 #: 1 — each measurement's work as `flops_per_iteration`, a JSON number holding FLOPs (matmul, train) or bytes (membw,
@@ -22,8 +26,8 @@ from typing import Any, Self
 #:     JSON number is exact only to 2^53 under RFC 8785 (a large data-parallel training step crosses it); an
 #:     override's source is "override" (bench.hardware.peaks.Source). Version 1 is upgraded in memory (upgrade_v1);
 #:     its signature covers the bytes it was written with, so it still verifies.
-#: 3 — a stream of records, one JSON object a line, appended as the run goes (bench.report.records): a header, one
-#:     record per measurement (its raw samples as compact exact bytes, bench.report.samples), amendments, and an end
+#: 3 — a stream of records, one JSON object a line, appended as the run goes (bench.model.records): a header, one
+#:     record per measurement (its raw samples as compact exact bytes, bench.model.samples), amendments, and an end
 #:     record; each record names the SHA-256 of the one before and is signed, so a file cut anywhere is a signed
 #:     partial report. Read into the same dictionary form as version 2 (plus its records), which is what
 #:     NodeReport.from_dict takes; the single-document form (to_dict) stays version 2.
@@ -32,10 +36,6 @@ STREAM_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 NODE_REPORT_KIND = "bench.node-report"
 STATUSES = ("ok", "invalid", "skipped", "error")
-
-
-class ReportError(ValueError):
-    """A report that cannot be read or does not follow the schema; the message is one line meant for a person."""
 
 
 def exact_count(n: int) -> str:
@@ -134,9 +134,7 @@ class Measurement:
     end_utc: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form, with the SHA-256 of the raw-sample block (see sign.samples_digest)."""
-        from bench.report.sign import samples_digest
-
+        """The JSON form, with the SHA-256 of the raw-sample block (bench.model.samples.samples_digest)."""
         d = self._fields()
         d["warmup_s"], d["samples_s"] = list(self.warmup_s), list(self.samples_s)
         return {**copy.deepcopy(d), "samples_sha256": samples_digest(self.warmup_s, self.samples_s)}
@@ -150,11 +148,8 @@ class Measurement:
 
     def to_record(self) -> dict[str, Any]:
         """The record form (node reports from version 3 on, and spools): every field as to_dict writes it, the raw
-        samples as compact exact blocks (bench.report.samples: `warmup`, `samples`) beside their SHA-256. Shallow:
+        samples as compact exact blocks (bench.model.samples: `warmup`, `samples`) beside their SHA-256. Shallow:
         meant to be serialized at once, not kept."""
-        from bench.report import samples as codec
-        from bench.report.sign import samples_digest
-
         digest = samples_digest(self.warmup_s, self.samples_s)
         blocks = self.__dict__.get(_ENCODED)
         if blocks is None or blocks[0] != digest:
@@ -164,11 +159,8 @@ class Measurement:
 
     @classmethod
     def from_record(cls, d: Any, where: str = "measurement") -> Measurement:
-        """A measurement from its record form (to_record): the blocks decoded (strictly: bench.report.samples) into
+        """A measurement from its record form (to_record): the blocks decoded (strictly: bench.model.samples) into
         array('d') samples, their SHA-256 checked against samples_sha256."""
-        from bench.report import samples as codec
-        from bench.report.sign import samples_digest
-
         _expect(d, dict, where)
         if "warmup_s" in d or "samples_s" in d:
             raise ReportError(f"{where}: a record holds its samples as encoded blocks, not samples_s lists")

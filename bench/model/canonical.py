@@ -1,28 +1,21 @@
-"""Signing and checking reports: Ed25519 over the RFC 8785 canonical bytes of everything but the signature block.
+"""Canonical JSON: the RFC 8785 bytes a signature covers, and the signed view of a document (what it leaves out).
 
 Canonical JSON comes from the `rfc8785` package (sorted keys, shortest round-trip numbers, no whitespace), so any
-verifier in any language that implements RFC 8785 gets the same bytes.
+verifier in any language that implements RFC 8785 gets the same bytes; a fast path through the standard library's C
+encoder gives the same bytes where it can (tests/report/test_canonical.py holds the two together). Pure: nothing here
+knows keys or reports, so the model, the stream records and signing all stand on it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import json
 import math
 import re
 from typing import Any
 
-import numpy as np
 import rfc8785
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bench.report import keys
-from bench.report.model import exact_count, read_count  # noqa: F401 - the count form signed documents use
-
-ALG = "ed25519"
+#: The key under which a document keeps its signature block, which its canonical bytes leave out.
 SIGNATURE_FIELD = "signature"
 
 
@@ -30,17 +23,6 @@ SIGNATURE_FIELD = "signature"
 #: canonicalizing thousands of floats in pure Python would make verifying a fleet slow, and hashing their binary64
 #: bytes is exact, fast and just as binding (changing a sample means finding a SHA-256 preimage).
 RAW_ARRAYS = ("warmup_s", "samples_s")
-
-
-def samples_digest(warmup_s: list[float], samples_s: list[float]) -> str:
-    """SHA-256 of a measurement's raw-sample block: the tag 'bench.samples.v1', then for warm-up and timed samples in
-    turn the count as a little-endian uint64 and the values as little-endian IEEE-754 binary64."""
-    h = hashlib.sha256(b"bench.samples.v1")
-    for values in (warmup_s, samples_s):
-        arr = np.asarray(values, dtype="<f8")
-        h.update(len(arr).to_bytes(8, "little"))
-        h.update(arr.tobytes())
-    return h.hexdigest()
 
 
 def signed_view(data: dict[str, Any]) -> dict[str, Any]:
@@ -208,116 +190,3 @@ def canonical_bytes(view: Any) -> bytes:
             f"{where} = {value} is beyond the integers a signed document can carry exactly (RFC 8785: up to 2^53 - 1 "
             "= 9007199254740991); write it in a larger unit or as a decimal string"
         ) from None
-
-
-def _digest(canonical_bytes: bytes, block: Any) -> str:
-    return hashlib.sha256(canonical_bytes + b"\n" + rfc8785.dumps(block)).hexdigest()
-
-
-def digest(data: dict[str, Any]) -> str:
-    """SHA-256 naming a signed document (its canonical bytes and its signature block): how aggregates cite inputs.
-    A record stream (a version 3 node report) is named by its chain head instead (bench.report.records.digest)."""
-    if _is_stream(data):
-        from bench.report import records
-
-        return records.digest(data)
-    return _digest(canonical(data), data.get(SIGNATURE_FIELD))
-
-
-def _is_stream(data: Any) -> bool:
-    from bench.report.model import NODE_REPORT_KIND, STREAM_VERSION
-
-    return isinstance(data, dict) and data.get("schema_version") == STREAM_VERSION and data.get(
-        "kind") == NODE_REPORT_KIND  # fmt: skip
-
-
-def _samples_mismatch(data: dict[str, Any]) -> str | None:
-    measurements = data.get("measurements")
-    for i, m in enumerate(measurements if isinstance(measurements, list) else []):
-        if not isinstance(m, dict):
-            continue
-        try:
-            ok = m.get("samples_sha256") == samples_digest(m.get("warmup_s", []), m.get("samples_s", []))
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            return f"raw samples of measurements[{i}] do not match their samples_sha256"
-    return None
-
-
-#: Why a signature block whose base64 is not in its canonical spelling is refused.
-NONCANONICAL_B64 = ("the signature block's base64 is not in its one canonical spelling (the unused bits of its last "
-                    "character are set): the same signature would give the report a second digest")  # fmt: skip
-
-
-def canonical_b64(block: dict[str, Any], public_raw: bytes, signature: bytes) -> bool:
-    """Whether the block's public key and signature are written as base64 writes them. A decoder ignores the unused
-    low bits of the last character, so each has several spellings; the digest that names a report covers the block's
-    text, so a second spelling would be a second name for one signed report."""
-    return (base64.b64encode(public_raw).decode() == block.get("public_key")
-            and base64.b64encode(signature).decode() == (block.get("signature") or ""))  # fmt: skip
-
-
-def signer(data: Any) -> str | None:
-    """The 128-bit key id of the public key in `data`'s signature block (whatever id the block itself states: older
-    blocks state a 64-bit one), or None when there is no readable key. Trust lists are matched against this."""
-    block = data.get(SIGNATURE_FIELD) if isinstance(data, dict) else None
-    try:
-        raw = base64.b64decode(block.get("public_key", ""), validate=True) if isinstance(block, dict) else b""
-    except (binascii.Error, ValueError, TypeError):
-        return None
-    return keys.key_id(raw) if len(raw) == 32 else None
-
-
-def sign(data: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
-    """The signature block for `data` (to be stored under data['signature'])."""
-    public = key.public_key()
-    return {
-        "alg": ALG,
-        "public_key": keys.public_b64(public),
-        "key_id": keys.key_id(keys.raw_public(public)),
-        "signature": base64.b64encode(key.sign(canonical(data))).decode(),
-    }
-
-
-def check(data: dict[str, Any]) -> tuple[bool, str]:
-    """(valid, why) for the signature block of `data`: present, well formed, key id matching the key, every raw-sample
-    block matching its digest, and the signature verifying over the canonical bytes."""
-    valid, why, _ = inspect(data)
-    return valid, why
-
-
-def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
-    """check() and digest() together, canonicalizing once: (valid, why, digest or None if not canonicalizable)."""
-    if _is_stream(data):
-        from bench.report import records
-
-        return records.inspect(data)
-    try:
-        body = canonical(data)
-        name = _digest(body, data.get(SIGNATURE_FIELD))
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        return False, f"report cannot be canonicalized (RFC 8785): {exc}", None
-    block = data.get(SIGNATURE_FIELD)
-    if not isinstance(block, dict):
-        return False, "not signed (no signature block)", name
-    if block.get("alg") != ALG:
-        return False, f"unsupported signature algorithm {block.get('alg')!r}; bench verifies {ALG}", name
-    try:
-        raw = base64.b64decode(block.get("public_key", ""), validate=True)
-        sig = base64.b64decode(block.get("signature", ""), validate=True)
-        public = Ed25519PublicKey.from_public_bytes(raw)
-    except (binascii.Error, ValueError, TypeError):
-        return False, "malformed signature block (public key or signature is not valid base64 Ed25519)", name
-    if not canonical_b64(block, raw, sig):
-        return False, NONCANONICAL_B64, name
-    if block.get("key_id") not in (keys.key_id(raw), keys.legacy_key_id(raw)):
-        return False, "key_id does not belong to the public key in the block", name
-    try:
-        public.verify(sig, body)
-    except InvalidSignature:
-        return False, "signature does not match the report's contents (modified after signing?)", name
-    mismatch = _samples_mismatch(data)
-    if mismatch:
-        return False, mismatch, name
-    return True, "valid", name

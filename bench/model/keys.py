@@ -13,6 +13,7 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -179,3 +180,20 @@ def _trusted_id(token: str, n: int) -> str:
         raise KeyFileError(f"trusted-keys line {n}: {token!r} is neither a {KEY_ID_HEX}-hex-digit key id nor a base64 "
                            "Ed25519 key")  # fmt: skip
     return key_id(raw)
+
+
+#: The one signature algorithm bench signs and verifies (the `alg` of every signature block).
+ALG = "ed25519"
+
+
+#: Why a signature block whose base64 is not in its canonical spelling is refused.
+NONCANONICAL_B64 = ("the signature block's base64 is not in its one canonical spelling (the unused bits of its last "
+                    "character are set): the same signature would give the report a second digest")  # fmt: skip
+
+
+def canonical_b64(block: dict[str, Any], public_raw: bytes, signature: bytes) -> bool:
+    """Whether the block's public key and signature are written as base64 writes them. A decoder ignores the unused
+    low bits of the last character, so each has several spellings; the digest that names a report covers the block's
+    text, so a second spelling would be a second name for one signed report."""
+    return (base64.b64encode(public_raw).decode() == block.get("public_key")
+            and base64.b64encode(signature).decode() == (block.get("signature") or ""))  # fmt: skip

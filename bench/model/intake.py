@@ -7,8 +7,9 @@ An auditor's inputs are written by the party being audited, so each is treated a
 - at most `max_bytes` are read (DEFAULT_MAX_BYTES, or $BENCH_MAX_FILE_BYTES), checked on the open descriptor;
 - the bytes are read once, and the same buffer is both hashed and parsed, so storage that answers two reads
   differently (NFS, FUSE) cannot show one file to the hash and another to the parser;
-- JSON is parsed strictly: duplicate keys (the stored bytes would differ from the view that was signed), NaN and
-  Infinity, numbers that overflow binary64, integers beyond 64 bits and nesting deeper than MAX_DEPTH are refused.
+- JSON is parsed strictly (bench.model.strict_json): duplicate keys (the stored bytes would differ from the view
+  that was signed), NaN and Infinity, numbers that overflow binary64, integers beyond 64 bits and nesting deeper
+  than MAX_DEPTH are refused.
 Every refusal is an InputError with one line naming the file.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import re
 import stat
@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.report.model import ReportError
+from bench.model.strict_json import InputError, parse_json
 
 #: Largest document read, in bytes. A node report with a few thousand samples per measurement is well under 10 MB.
 DEFAULT_MAX_BYTES = 64 * 2**20
-#: Largest record stream (a version 3 node report, bench.report.records) read, in bytes: an eight-GPU node's run of
+#: Largest record stream (a version 3 node report, bench.model.records) read, in bytes: an eight-GPU node's run of
 #: 20 million samples takes 80-180 MB. $BENCH_MAX_FILE_BYTES, when set, bounds streams too.
 DEFAULT_MAX_STREAM_BYTES = 1024 * 2**20
-#: How a record stream starts (bench.report.records.PREFIX; repeated here so that reading a document imports
+#: How a record stream starts (bench.model.records.PREFIX; repeated here so that reading a document imports
 #: nothing more).
 _STREAM_PREFIX = b'{"record":{'
 #: A stream as any JSON writer may have spaced it (the prefix is the form bench writes).
@@ -40,17 +40,6 @@ _STREAM_START = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"record"[ \t\r\n]*:')
 
 #: Environment variable overriding DEFAULT_MAX_BYTES (an integer number of bytes).
 MAX_BYTES_ENV = "BENCH_MAX_FILE_BYTES"
-#: Deepest nesting of JSON arrays and objects accepted (a report nests about 6 levels).
-MAX_DEPTH = 32
-#: Most JSON arrays and objects in one document (each costs a Python object and a hook call: 16 MiB of '[],' took 18 s
-#: and 1.2 GB to parse). A node report holds a few per measurement; a capacity report a few per device.
-DEFAULT_MAX_CONTAINERS = 2**20
-#: Integers beyond this magnitude are refused: no field needs them, and float() of one overflows downstream.
-MAX_INT = 2**63
-
-
-class InputError(ReportError):
-    """A file that cannot be accepted as input; the message is one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -131,45 +120,6 @@ def read_bytes(path: Path, *, root: Path | None = None, max_bytes: int | None = 
         os.close(fd)
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # built in C, and a key seen twice leaves fewer entries than pairs (a country's capacity reports hold a million
-    # objects: a Python loop per key was a third of reading them)
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise InputError(f"duplicate key {key!r} (a JSON reader would keep only one of them)")
-            seen.add(key)
-    return out
-
-
-def _constant(name: str) -> Any:
-    raise InputError(f"{name} is not a JSON number")
-
-
-def _check_values(data: Any) -> None:
-    """What the parser lets through and the module docstring refuses: nesting deeper than MAX_DEPTH, a number that
-    overflowed binary64 (parsed as infinity) and an integer beyond MAX_INT. One walk over the parsed values: hooks
-    called by the parser for every number cost a third of reading a report."""
-    stack: list[tuple[Any, int]] = [([data], 0)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise InputError(f"JSON nested deeper than {MAX_DEPTH} levels")
-        for c in value.values() if type(value) is dict else value:
-            t = type(c)
-            if t is float:
-                if c - c != 0.0:  # infinity (inf - inf is NaN); the parser refuses NaN itself
-                    raise InputError(f"a number overflows binary64 (it reads as {c})")
-            elif t is int:
-                if c > MAX_INT or c < -MAX_INT:
-                    text = str(c)
-                    raise InputError(f"integer {text[:40]}{'...' if len(text) > 40 else ''} is beyond 64 bits")
-            elif t is dict or t is list:
-                stack.append((c, depth + 1))
-
-
 def safe_name(name: str) -> str:
     """A file name as text that any JSON writer (RFC 8785 included) accepts: bytes that are not UTF-8 (which Python
     carries as lone surrogates) are written backslash-escaped, e.g. b'\\xff' -> '\\\\xff'."""
@@ -180,39 +130,16 @@ def safe_name(name: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def parse_json(raw: bytes, where: str, *, max_containers: int | None = None) -> Any:
-    """Strictly parsed JSON (see the module docstring), with at most `max_containers` arrays and objects (counted
-    before parsing: every '[' or '{', those inside strings too); InputError naming `where` otherwise."""
-    limit = DEFAULT_MAX_CONTAINERS if max_containers is None else max_containers
-    containers = raw.count(b"[") + raw.count(b"{")
-    if containers > limit:
-        raise InputError(f"{where}: {containers} JSON arrays and objects, more than the limit of {limit}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{where}: not UTF-8 text: {exc}") from None
-    try:
-        data = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
-        _check_values(data)
-    except InputError as exc:
-        raise InputError(f"{where}: {exc}") from None
-    except RecursionError:
-        raise InputError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels") from None
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise InputError(f"{where}: not valid JSON (truncated or corrupt?): {exc}") from None
-    return data
-
-
 def read_json(path: Path, *, root: Path | None = None, max_bytes: int | None = None,
               max_containers: int | None = None) -> Document:  # fmt: skip
     """A document read once and parsed from the same bytes; InputError (one line, naming the file) otherwise. A
-    record stream (a version 3 node report) is parsed into its dictionary form (bench.report.records.parse)."""
+    record stream (a version 3 node report) is parsed into its dictionary form (bench.model.records.parse)."""
     stream_limit = None
     if max_bytes is None:
         stream_limit = max_bytes_default() if os.environ.get(MAX_BYTES_ENV) else DEFAULT_MAX_STREAM_BYTES
     raw = read_bytes(path, root=root, max_bytes=max_bytes, stream_max_bytes=stream_limit)
     if _STREAM_START.match(raw, 0, 256):
-        from bench.report import records
+        from bench.model import records
 
         return Document(path, raw, records.parse(raw, safe_name(str(path))))
     return Document(path, raw, parse_json(raw, safe_name(str(path)), max_containers=max_containers))
@@ -235,5 +162,5 @@ def read_gzip(path: Path, expected: int, *, root: Path | None = None) -> bytes:
     return out
 
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_CONTAINERS", "MAX_BYTES_ENV", "MAX_DEPTH", "Document", "InputError",
+__all__ = ["DEFAULT_MAX_BYTES", "MAX_BYTES_ENV", "Document", "InputError",
            "parse_json", "read_bytes", "read_gzip", "read_json", "safe_name"]  # fmt: skip

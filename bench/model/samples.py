@@ -8,7 +8,7 @@ TEXT is base64 of zlib of the array's bytes (little-endian float64 values; uint1
 uint32) byte-shuffled: byte 0 of every element, then byte 1 of every element, and so on. Durations share their sign,
 exponent and leading mantissa bytes, which the shuffle lines up for zlib; its run-length strategy at level 1 finds
 them at a fraction of the default's time. Any reader with base64, zlib and numpy decodes it; the samples digest
-(bench.report.sign.samples_digest) is taken over the decoded float64 bytes, so it does not depend on the encoding.
+(samples_digest, below) is taken over the decoded float64 bytes, so it does not depend on the encoding.
 
 Every block is hostile input: base64 is strict, zlib output is bounded by the size the block declares (a zip bomb is
 refused after that many bytes), counts are bounded (MAX_SAMPLES), indexes must point inside the value list, and
@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from bench.report.model import ReportError
+from bench.model.errors import ReportError
 
 CODEC = "f8-shuffle-zlib-b64"
 #: Most samples one block may hold (16.8 million, 134 MB of float64): a sampling policy keeps at most 10,000 and an
@@ -119,3 +120,14 @@ def decode(block: Any, where: str) -> np.ndarray:
 
 
 __all__ = ["CODEC", "MAX_SAMPLES", "decode", "encode"]
+
+
+def samples_digest(warmup_s: list[float], samples_s: list[float]) -> str:
+    """SHA-256 of a measurement's raw-sample block: the tag 'bench.samples.v1', then for warm-up and timed samples in
+    turn the count as a little-endian uint64 and the values as little-endian IEEE-754 binary64."""
+    h = hashlib.sha256(b"bench.samples.v1")
+    for values in (warmup_s, samples_s):
+        arr = np.asarray(values, dtype="<f8")
+        h.update(len(arr).to_bytes(8, "little"))
+        h.update(arr.tobytes())
+    return h.hexdigest()
