@@ -22,7 +22,11 @@ import torch.distributed as dist
 
 from bench import launch, plans, preflight, runner
 from bench.hardware import devices
+from bench.measure import telemetry
 from bench.model.reports import Measurement, NodeReport, utc_now
+from bench.planning import comm as comm_plan
+from bench.planning import matmul as matmul_plan
+from bench.planning import train as train_plan
 from bench.report import export, gates, history, html
 from bench.report.store import ReportWriter, write_atomic
 from bench.workloads import comm as cm
@@ -153,7 +157,7 @@ def single_suite(config: dict[str, Any], facts: list[devices.DeviceFacts], inv: 
         feedback.say("comm: collectives need several ranks (torchrun, srun); skipped in a single process")
     if any(f.kind == "cpu" for f in facts):
         torch.set_num_threads(devices.physical_cores())
-    readers, closers = plans.telemetry_readers(facts)
+    readers, closers = telemetry.readers(facts)
     steps = plans.suite_steps(config, facts, inv["host"], readers, feedback.steps_of)
     feedback.plan(steps)
 
@@ -198,13 +202,13 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
         share_cpu(where)
     local = {**config, "suite": {**config["suite"], "workloads": [w for w in config["suite"]["workloads"]
                                                                   if w in ("matmul", "membw")]}}  # fmt: skip
-    readers, closers = plans.telemetry_readers(facts)
+    readers, closers = telemetry.readers(facts)
     mine: list[Measurement] = []
     local_steps = plans.suite_steps(local, facts, inv["host"], readers)
     # the job's phases as steps too, so rank 0 prints one plan and a line per step (they run below, not through these)
     job_steps = [runner.Step(f"train {s.model} {s.preset} x{where.world_size} ranks", list, "train",
                              {"id": facts[0].id if facts else "cpu", "kind": kind})
-                 for s in (plans.train_specs(tc, kind) if "train" in config["suite"]["workloads"] else [])]  # fmt: skip
+                 for s in (train_plan.specs(tc, kind) if "train" in config["suite"]["workloads"] else [])]  # fmt: skip
     if "comm" in config["suite"]["workloads"]:
         job_steps.append(runner.Step(f"comm x{where.world_size} ranks", list, "comm"))
     feedback.plan([*local_steps, *job_steps])
@@ -225,24 +229,23 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
                                                       inv["host"])  # fmt: skip
         job_writer = writer if where.rank == 0 else None
         # the job's measurements name the ranks whose own device fell behind: synchronous work runs at their pace
-        slow = plans.stragglers(gathered, config["suite"]["straggler_fraction"]) if job_writer else []
+        slow = matmul_plan.stragglers(gathered, config["suite"]["straggler_fraction"]) if job_writer else []
         if "train" in config["suite"]["workloads"]:
-            for spec in plans.train_specs(tc, kind):
+            for spec in train_plan.specs(tc, kind):
                 label = f"train {spec.model} {spec.preset} x{where.world_size} ranks"
                 feedback.step(next(phases))
-                peak = plans.train_peak(device, inv["host"], spec.precision)
-                for m in plans.train_measurements(spec, device, peak, where, feedback.steps_of(label), fingerprint):
+                peak = train_plan.peak(device, inv["host"], spec.precision)
+                for m in train_plan.measurements(spec, device, peak, where, feedback.steps_of(label), fingerprint):
                     if writer:  # each node leader: its node's ranks; rank 0 also the baseline and the job's total
                         if m.details.get("role") == "data-parallel total":
                             m.details["stragglers"] = slow
                         writer.add(m)
         if "comm" in config["suite"]["workloads"]:
-            sizes = cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or (2**30 if kind == "cuda" else 64 * 2**20),
-                                     cc["factor"])  # fmt: skip
+            sizes = comm_plan.suite_sizes(cc, kind)
             feedback.step(next(phases))
             advance = feedback.sweep(f"comm x{where.world_size} ranks", len(cc["ops"]) * len(sizes))
-            for m in plans.comm_measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup_iterations"], device.id, device,
-                                             inv["host"].get("hostname"), cc["batches"]):  # fmt: skip
+            for m in comm_plan.measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup_iterations"], device.id,
+                                            device, inv["host"].get("hostname"), cc["batches"]):  # fmt: skip
                 advance()
                 if job_writer and m:
                     m.details["stragglers"] = slow
@@ -263,9 +266,9 @@ def train_job(specs: Sequence[Any], device: devices.DeviceFacts, inv: dict[str, 
     """`bench train`: each spec on this rank's device (data-parallel across the job's ranks, rank 0 also alone first);
     node leaders (`writer`) record their node's ranks, and their report is closed with the MAMF ratios."""
     for spec in specs:
-        peak = plans.train_peak(device, inv["host"], spec.precision)
+        peak = train_plan.peak(device, inv["host"], spec.precision)
         say(f"train {spec.model} {spec.preset} {spec.precision} on {device.id} x{where.world_size}")
-        for m in plans.train_measurements(spec, device, peak, where, host=inv["host"].get("fingerprint")):
+        for m in train_plan.measurements(spec, device, peak, where, host=inv["host"].get("fingerprint")):
             if writer:
                 writer.add(m)
     if writer:
@@ -278,7 +281,7 @@ def comm_job(where: launch.Placement, ops: list[str], sizes: list[int], iteratio
              on_result: Callable[[Measurement], None], batches: int = cm.BATCHES) -> None:  # fmt: skip
     """`bench comm`: every collective over every size across the job's ranks; rank 0 (`writer`) records each result
     (timed as the slowest rank) and closes its report."""
-    for m in plans.comm_measurements(
+    for m in comm_plan.measurements(
         where, ops, sizes, iterations, warmup, device.id, device, inv["host"].get("hostname"), batches
     ):
         if writer and m:
@@ -304,7 +307,7 @@ def gather(where: launch.Placement, writer: ReportWriter | None, spool: runner.S
     measurements to its report. When a peer died, a leader first recovers what its node's ranks spooled, then the
     error propagates."""
     gathered: list[Any] = [None] * where.world_size
-    own = plans.local_figures(writer.report.measurements if writer else mine) if facts else {}
+    own = matmul_plan.local_figures(writer.report.measurements if writer else mine) if facts else {}
     try:
         dist.all_gather_object(gathered, {"rank": where.rank, "host": fingerprint, "hostname": hostname,
                                           "figures": own, "measurements": [m.to_dict() for m in mine]},

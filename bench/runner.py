@@ -55,6 +55,13 @@ class Step:
     lane: str | None = None
 
 
+def lane(device: devices.DeviceFacts) -> str | None:
+    """The lane a device's steps run in: GPUs measure in lanes of their own, at the same time as the node's other
+    GPUs; the CPU alone (None). A MIG instance bench binds is keyed by its MIG- UUID: its worker shows it alone
+    (devices.bind_process)."""
+    return (device.visible or device.id) if device.kind == "cuda" else None
+
+
 class Terminated(BaseException):
     """SIGTERM (a scheduler's cancel or pre-emption) delivered as an exception, so the report is closed as partial
     exactly as on Ctrl-C. A BaseException, so that no step's error handling swallows it."""
@@ -238,12 +245,20 @@ def execute(
     return writer.report
 
 
+def _step_modules() -> list[str]:
+    """The modules of every registered workload's steps function (bench.registry: `steps`): a lane's worker rebuilds
+    its steps with them, so the fork server imports them (and torch) once, not each worker."""
+    from bench import registry
+
+    return [w.steps.partition(":")[0] for w in registry.workloads() if w.steps]
+
+
 def worker_context() -> multiprocessing.context.BaseContext:
     """forkserver where the platform has it (each worker forks from a clean server that never touched CUDA and has
     torch imported already), else spawn. Never fork: CUDA cannot be used in a child forked after it was initialised."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["bench.runner", "bench.plans"])
+        ctx.set_forkserver_preload(["bench.runner", "bench.plans", *_step_modules()])
         return ctx
     return multiprocessing.get_context("spawn")
 

@@ -135,7 +135,7 @@ def test_a_mig_node_gets_a_worker_per_instance_and_one_signed_report(fake_cuda, 
     notes.mkdir()
     assert devices.default_devices() == ["cuda:1", *MIGS]  # the instance this process sees is measured by its lane
     config, facts, inv, writer = _suite(tmp_path / "results", concurrent=True)
-    assert [plans.lane(f) for f in facts] == ["cuda:1", *MIGS]
+    assert [runner.lane(f) for f in facts] == ["cuda:1", *MIGS]
     out = _run(config, facts, inv, writer, notes, concurrent=True)
     assert [m.status for m in out.measurements] == ["ok"] * 7, [m.reason for m in out.measurements]
     seen = [json.loads(p.read_text()) | {"pid": p.stem} for p in notes.glob("*.json")]

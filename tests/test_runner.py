@@ -19,6 +19,8 @@ from bench import launch, plans, runner, suite
 from bench.hardware import devices
 from bench.measure.sampling import Policy
 from bench.model.reports import Measurement
+from bench.planning import matmul as matmul_plan
+from bench.planning import membw as membw_plan
 from bench.report.store import ReportWriter, load_report
 from bench.workloads import matmul as mm
 from tests.fakes.cuda import Props, install_in_worker
@@ -49,18 +51,16 @@ def test_job_ids_every_rank_derives_alike():
 
 
 def test_a_straggler_is_the_rank_whose_own_device_fell_behind_the_jobs_median():
-    from bench import plans
-
     ranks = [{"rank": 0, "hostname": "node0", "figures": {"float32": 1.0, "bfloat16": 3.0}},
              {"rank": 1, "hostname": "node1", "figures": {}},  # a rank that measured nothing (CPU, not a leader)
              {"rank": 2, "hostname": "node2", "figures": {"float32": 0.3}},
              {"rank": 3, "hostname": "node3", "figures": {"float32": 0.95}}]  # fmt: skip
-    (slow,) = plans.stragglers(ranks)
+    (slow,) = matmul_plan.stragglers(ranks)
     assert (slow["rank"], slow["hostname"], slow["precision"]) == (2, "node2", "float32")
     assert slow["job_median_tflops"] == 0.95 and round(slow["fraction_of_median"], 3) == round(0.3 / 0.95, 3)
-    assert plans.stragglers(ranks[:2]) == []  # one measuring rank: nothing to compare
+    assert matmul_plan.stragglers(ranks[:2]) == []  # one measuring rank: nothing to compare
     m = matmul("float32", samples(0.01))
-    assert plans.local_figures([m]) == {"float32": m.summary["tflops_median"]}
+    assert matmul_plan.local_figures([m]) == {"float32": m.summary["tflops_median"]}
 
 
 # --- lanes: one process per GPU ----------------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ def test_eight_gpus_measured_at_once_read_within_two_percent_of_their_rate(fake_
 
 def _cpu_step():
     cpu = devices.facts("cpu", {"cpu_model": "cpu", "fingerprint": "fp"})
-    return runner.Step("cpu", functools.partial(mm.run, SPEC, cpu, QUICK), "matmul", asdict(cpu), plans.lane(cpu))
+    return runner.Step("cpu", functools.partial(mm.run, SPEC, cpu, QUICK), "matmul", asdict(cpu), runner.lane(cpu))
 
 
 def _boom():
@@ -282,14 +282,14 @@ def test_every_gpu_plan_reaches_its_workers(fake_cuda):
     fake_cuda(**FAST)
     host = {"cpu_model": "cpu", "fingerprint": "fp"}
     gpus = [devices.facts("cuda:0"), devices.facts("cuda:1")]
-    fixed = plans.fixed_plan(gpus, host, ("float32",), [(32, 32, 32)], QUICK, plans.PeakOverrides())
-    membw = plans.membw_steps(gpus, QUICK, 1024)
+    fixed = matmul_plan.fixed_plan(gpus, host, ("float32",), [(32, 32, 32)], QUICK, matmul_plan.PeakOverrides())
+    membw = membw_plan.steps(gpus, QUICK, 1024)
     assert [s.label for s in pickle.loads(pickle.dumps(fixed + membw))] == [s.label for s in fixed + membw]
-    args = (host, ("float32", "bfloat16"), "auto", [], 1.0, 1.0, plans.PeakOverrides(), 0.0)
-    search = plans.search_plan(gpus, host, *args[1:7], {}, args[7])
+    args = (host, ("float32", "bfloat16"), "auto", [], 1.0, 1.0, matmul_plan.PeakOverrides(), 0.0)
+    search = matmul_plan.search_plan(gpus, host, *args[1:7], {}, args[7])
     with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
         pickle.dumps(search)
-    plan = pickle.loads(pickle.dumps(functools.partial(plans.lane_plan, functools.partial(plans.search_build, *args),
+    plan = pickle.loads(pickle.dumps(functools.partial(plans.lane_plan, functools.partial(matmul_plan.search_build, *args),
                                                        gpus)))  # fmt: skip
     with plan("cuda:1") as rebuilt:
         assert [s.label for s in rebuilt] == [s.label for s in search if s.lane == "cuda:1"] != []

@@ -24,7 +24,7 @@ TRAIN_PRESETS = tuple(dict.fromkeys(p for presets in train_specs.PRESETS.values(
 COMM_OPS = tuple(COMM_OPS)
 
 # Restated (their modules load torch, numpy or pandas): ----------------------------------------------------------------
-#: bench.plans.DEFAULT_TRAIN_PRESETS
+#: bench.planning.train.DEFAULT_PRESETS
 DEFAULT_TRAIN_PRESETS = {"cpu": ("tiny",), "cuda": ("small", "gpt2-124m")}
 #: bench.workloads.matmul.DEFAULT_SIZE and bench.workloads.matmul_search's BUDGET_S, WINDOW_S, SETTLE_S
 MATMUL_DEFAULT_SIZE = {"cpu": 2048, "cuda": 8192}

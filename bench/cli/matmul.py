@@ -144,11 +144,13 @@ def matmul(
     With --search, each device x precision gets MAMF (the best shape's median TFLOPS, best of torch and, on CPUs,
     numpy's BLAS) and MSMF (that shape held for --window seconds, with clocks, power and temperature recorded).
     """
-    from bench import plans, runner
+    from bench import runner
     from bench.hardware import devices
     from bench.hardware.inventory import collect
+    from bench.measure import telemetry
     from bench.measure.sampling import Policy
-    from bench.plans import PeakOverrides, fixed_plan, lane_plan, search_build, search_plan, telemetry_readers
+    from bench.planning.matmul import PeakOverrides, fixed_build, fixed_plan, search_build, search_plan
+    from bench.plans import lane_plan
     from bench.report import render
     from bench.report.store import dumps
     from bench.workloads import matmul_search as ms
@@ -192,7 +194,7 @@ def matmul(
     readers: dict[str, Any] = {}
     closers: list = []
     if search:
-        readers, closers = telemetry_readers(facts)
+        readers, closers = telemetry.readers(facts)
         steps = search_plan(facts, inv["host"], precisions, search, grid, budget, window, overrides, readers, settle)
         # each GPU's worker rebuilds its searches (closures over telemetry readers and float32's result)
         plan = functools.partial(lane_plan, functools.partial(search_build, inv["host"], precisions, search, grid,
@@ -201,7 +203,7 @@ def matmul(
         policy = Policy(budget_s=budget or 1.0, min_iterations=min_iterations, max_warmup_s=warmup)
         steps = fixed_plan(facts, inv["host"], precisions, all_shapes, policy, overrides)
         # the steps pickle as they are, but a MIG instance's worker probes its device itself
-        plan = functools.partial(lane_plan, functools.partial(plans.fixed_build, inv["host"], precisions, all_shapes, policy,
+        plan = functools.partial(lane_plan, functools.partial(fixed_build, inv["host"], precisions, all_shapes, policy,
                                                               overrides), facts)  # fmt: skip
 
     writer = runner.start(results_dir, config, inv, key)

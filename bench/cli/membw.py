@@ -47,6 +47,7 @@ def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: 
     from bench.hardware import devices
     from bench.hardware.inventory import collect
     from bench.measure.sampling import Policy
+    from bench.planning import membw as membw_plan
     from bench.report import render
     from bench.report.store import dumps
 
@@ -58,9 +59,9 @@ def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: 
                                         "budget_s": budget}, inv, key)  # fmt: skip
     policy = Policy(budget_s=budget, min_iterations=5, max_warmup_s=min(budget, 1.0))
     facts = [devices.facts(d, inv["host"]) for d in device_ids]
-    steps = plans.membw_steps(facts, policy, elements)
+    steps = membw_plan.steps(facts, policy, elements)
     # each GPU's worker rebuilds its steps, so that a MIG instance's worker probes its device itself
-    plan = functools.partial(plans.lane_plan, functools.partial(plans.membw_build, policy, elements), facts)
+    plan = functools.partial(plans.lane_plan, functools.partial(membw_plan.build, policy, elements), facts)
     progress = Progress(quiet, concurrent=not sequential, config={"membw": {"budget_s": budget}},
                         count=lambda: len(writer.report.measurements))  # fmt: skip
     progress.plan(steps)

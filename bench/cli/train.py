@@ -76,9 +76,10 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     alone, then all ranks together, and writes one report with per-rank and total throughput and the scaling
     efficiency. A rank that fails or never joins makes every rank exit with an error within --timeout.
     """
-    from bench import launch, orchestrate, plans, runner
+    from bench import launch, orchestrate, runner
     from bench.hardware import devices
     from bench.hardware.inventory import collect
+    from bench.planning import train as train_plan
     from bench.report import render
     from bench.report.store import dumps
     from bench.workloads import train as tr
@@ -87,7 +88,7 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     where, device_name, kind = place(device_name)
     precision = precision or ("bfloat16" if kind == "cuda" else "float32")
     specs = [tr.preset(m, p, steps=steps, warmup=warmup, precision=precision, compile=use_compile or None)
-             for m in (models or ("gpt", "mlp")) for p in (presets or plans.DEFAULT_TRAIN_PRESETS[kind])]  # fmt: skip
+             for m in (models or ("gpt", "mlp")) for p in (presets or train_plan.DEFAULT_PRESETS[kind])]  # fmt: skip
     if where.distributed:
         try:
             launch.join(where, "nccl" if kind == "cuda" else "gloo", timeout, device_name)

@@ -11,7 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from bench.hardware.devices import DeviceFacts
 
 Reader = Callable[[], dict[str, Any]]
 #: Fields that are running counters (their difference is what matters), not levels.
@@ -96,3 +99,21 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
     if errors:
         out["errors"] = sorted(set(errors))
     return out
+
+
+def readers(facts: list[DeviceFacts]) -> tuple[dict[str, Reader], list[Callable[[], None]]]:
+    """A telemetry reader by device id (NVML for a GPU with a UUID, the host's for the CPU; none where NVML has none)
+    and the closers of those opened: what a workload samples during a sustained window (a lane opens its own)."""
+    from bench.hardware import host, nvml
+
+    out: dict[str, Reader] = {}
+    closers = []
+    for f in facts:
+        if f.kind == "cuda" and f.uuid:
+            reader = nvml.telemetry_reader(f.uuid)
+            if reader:
+                out[f.id], close = reader
+                closers.append(close)
+        elif f.kind == "cpu":
+            out[f.id] = host.cpu_telemetry
+    return out, closers

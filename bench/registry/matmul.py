@@ -67,5 +67,5 @@ WORKLOAD = register(Workload(
         "max_warmup_s": key("float", 1.0, "Most seconds of warm-up per measurement.", minimum=0.0),
         "min_iterations": key("int", 5, "Fewest timed iterations per measurement.", minimum=1),
     },
-    steps="bench.plans:matmul_suite_steps",
+    steps="bench.planning.matmul:suite_steps",
 ))  # fmt: skip

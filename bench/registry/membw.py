@@ -42,5 +42,5 @@ WORKLOAD = register(Workload(
                          nullable=True),
         "budget_s": key("float", 1.0, "Timed seconds per kernel.", minimum=0.001),
     },
-    steps="bench.plans:membw_suite_steps",
+    steps="bench.planning.membw:suite_steps",
 ))  # fmt: skip

@@ -77,5 +77,5 @@ WORKLOAD = register(Workload(
         "steps": key("int", None, "Timed steps (default: the preset's).", minimum=1, nullable=True),
         "warmup_steps": key("int", None, "Untimed steps first (default: the preset's).", minimum=0, nullable=True),
     },
-    steps="bench.plans:train_suite_steps",
+    steps="bench.planning.train:suite_steps",
 ))  # fmt: skip

@@ -5,10 +5,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from bench import plans
 from bench.cli import main
 from bench.hardware import devices
 from bench.model.reports import NodeReport
+from bench.planning import matmul as matmul_plan
 from bench.report.store import dumps, load_report
 
 FAST = ["--budget", "0.01", "--warmup-s", "0.01", "--min-iterations", "3"]
@@ -247,8 +247,8 @@ def test_search_hands_the_float32_mamf_to_later_precisions(monkeypatch):
 
     monkeypatch.setattr(ms, "search", spy)
     facts = DeviceFacts("cpu", "cpu", "cpu", "fp", 0, None, ("avx2", "fma", "avx512_bf16"))
-    steps = plans.search_plan([facts], {}, ("bfloat16", "float32"), "grid", [(64, 64, 64)], 0.2, 0.0,
-                                   plans.PeakOverrides(), {})  # fmt: skip
+    steps = matmul_plan.search_plan([facts], {}, ("bfloat16", "float32"), "grid", [(64, 64, 64)], 0.2, 0.0,
+                                   matmul_plan.PeakOverrides(), {})  # fmt: skip
     assert [s.label for s in steps] == ["cpu float32 search", "cpu bfloat16 search"]
     measured = [m for step in steps for m in step.run()]
     f32 = next(m for m in measured if m.details["search"].get("mamf") and m.spec["precision"] == "float32")

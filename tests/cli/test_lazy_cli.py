@@ -91,8 +91,9 @@ def test_the_lazy_table_names_every_verb_once_and_each_entry_is_its_command():
 
 
 def test_the_names_the_help_offers_are_the_librarys_own():
-    from bench import challenge, plans, precision, suite
+    from bench import challenge, precision, suite
     from bench.model import keys
+    from bench.planning import train as train_plan
     from bench.workloads import comm, matmul, matmul_search, train
 
     assert choices.PRECISIONS == tuple(precision.PRECISIONS) and "bfloat16" in choices.PRECISIONS
@@ -100,7 +101,7 @@ def test_the_names_the_help_offers_are_the_librarys_own():
     assert choices.TRAIN_PRECISIONS == tuple(train.PRECISIONS)
     assert choices.TRAIN_MODELS == tuple(train.PRESETS)
     assert all(choices.TRAIN_PRESETS == tuple(presets) for presets in train.PRESETS.values())
-    assert choices.DEFAULT_TRAIN_PRESETS == plans.DEFAULT_TRAIN_PRESETS
+    assert choices.DEFAULT_TRAIN_PRESETS == train_plan.DEFAULT_PRESETS
     assert choices.COMM_OPS == tuple(comm.OPS)
     assert choices.MATMUL_DEFAULT_SIZE == matmul.DEFAULT_SIZE
     assert (choices.SEARCH_BUDGET_S, choices.SEARCH_WINDOW_S, choices.SEARCH_SETTLE_S) == (

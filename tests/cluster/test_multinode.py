@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import plans
+from bench.planning import matmul as matmul_plan
 from bench.report.store import load_report
 from tests.cli.ranks import BIN
 from tests.cluster import netns
@@ -215,7 +215,7 @@ def test_a_throttled_node_is_named_a_straggler_and_flagged_defective(cluster, tm
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-2000:]
     reports = {r.inventory["host"]["hostname"]: r for r in map(load_report, results.glob("*/report.json"))}
-    figures = {h: plans.local_figures(r.measurements)["float32"] for h, r in reports.items()}
+    figures = {h: matmul_plan.local_figures(r.measurements)["float32"] for h, r in reports.items()}
     job = reports["node0"]
     total = next(m for m in job.measurements if m.details.get("role") == "data-parallel total")
     assert [(s["rank"], s["hostname"]) for s in total.details["stragglers"]] == [(1, "node1")], figures

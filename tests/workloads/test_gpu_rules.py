@@ -9,10 +9,12 @@ import types
 import pytest
 import torch
 
-from bench import figures, launch, plans
+from bench import figures, launch
 from bench.hardware import devices, peaks
 from bench.measure.sampling import Policy
 from bench.measure.timer import CudaEventTimer, PerfCounterTimer
+from bench.planning import matmul as matmul_plan
+from bench.planning import train as train_plan
 from bench.workloads import comm as cm
 from bench.workloads import matmul as mm
 from bench.workloads import membw as mb
@@ -161,7 +163,7 @@ def test_lanes_never_hold_tf32_and_ieee_at_once(fake_cuda):
 def test_fp8_is_measured_with_and_without_fast_accumulation(fake_cuda):
     """16.16: production fp8 GEMMs use fast accumulation; bench measured only the slow mode and did not record it."""
     fake, gpu = h200(fake_cuda)
-    steps = plans.fixed_plan([gpu], {}, ("float8_e4m3",), [(64, 64, 64)], QUICK, plans.PeakOverrides())
+    steps = matmul_plan.fixed_plan([gpu], {}, ("float8_e4m3",), [(64, 64, 64)], QUICK, matmul_plan.PeakOverrides())
     assert len(steps) == 2 and "fast-accum" in steps[1].label
     out = [s.run() for s in steps]
     assert [m.spec["fast_accum"] for m in out] == [False, True]
@@ -236,7 +238,7 @@ def test_a_mig_slice_gets_its_share_of_the_peak(fake_cuda):
     assert f.mig and f.uuid.startswith("MIG-") and f.sm_count == 60
     whole = peaks.vendor_peak(f.name, "bfloat16").tflops
     assert peaks.device_peak(f, "bfloat16").tflops == pytest.approx(whole * 60 / 132)
-    assert plans.PeakOverrides().peak(f, {}, "bfloat16").assumptions["mig_sm_share"] == pytest.approx(60 / 132)
+    assert matmul_plan.PeakOverrides().peak(f, {}, "bfloat16").assumptions["mig_sm_share"] == pytest.approx(60 / 132)
 
 
 @pytest.mark.parametrize(
@@ -327,11 +329,11 @@ def test_sendrecv_posts_both_directions_in_one_group(monkeypatch):
 
 
 def _ddp_world(monkeypatch, hosts):
-    """Fake collectives for plans.train_measurements: each rank's run is a small measurement; the gather returns
+    """Fake collectives for train_plan.measurements: each rank's run is a small measurement; the gather returns
     every rank's, tagged with its host."""
     from bench.model.reports import Measurement
 
-    monkeypatch.setattr(plans.dist, "barrier", lambda group=None: None)
+    monkeypatch.setattr(train_plan.dist, "barrier", lambda group=None: None)
 
     def run(spec, facts, peak=None, seed=0, progress=None, wrap=None):
         samples = [0.1, 0.1, 0.1]
@@ -344,8 +346,8 @@ def _ddp_world(monkeypatch, hosts):
             out[r] = {**obj, "rank": r, "host": host, "measurement": run(spec, None, seed=r).to_dict()}
 
     spec = tr.preset("gpt", "tiny")
-    monkeypatch.setattr(plans.tr, "run", run)
-    monkeypatch.setattr(plans.dist, "all_gather_object", gather)
+    monkeypatch.setattr(train_plan.tr, "run", run)
+    monkeypatch.setattr(train_plan.dist, "all_gather_object", gather)
     return spec
 
 
@@ -353,15 +355,15 @@ def test_a_node_report_holds_only_its_own_devices_in_multi_node_ddp(monkeypatch)
     """16.13: rank 0's report listed the other node's GPUs as its own measurements (verify: unknown-device)."""
     spec = _ddp_world(monkeypatch, ["node-a", "node-a", "node-b", "node-b"])
     facts = devices.DeviceFacts("cuda:0", "cuda", "NVIDIA H200", "GPU-0", 0, "9.0")
-    rank0 = plans.train_measurements(spec, facts, None, launch.Placement(0, 4, 0, 2, "a", 1, "env"), host="node-a")
+    rank0 = train_plan.measurements(spec, facts, None, launch.Placement(0, 4, 0, 2, "a", 1, "env"), host="node-a")
     roles = [m.details.get("role") for m in rank0]
     assert roles[0] == "single-rank baseline" and roles[-1] == "data-parallel total"
     assert [m.details["host"] for m in rank0[1:-1]] == ["node-a", "node-a"]
     total = rank0[-1]
     assert [r["host"] for r in total.details["per_rank"]] == ["node-a", "node-a", "node-b", "node-b"]
-    leader_b = plans.train_measurements(spec, facts, None, launch.Placement(2, 4, 0, 2, "a", 1, "env"), host="node-b")
+    leader_b = train_plan.measurements(spec, facts, None, launch.Placement(2, 4, 0, 2, "a", 1, "env"), host="node-b")
     assert [m.details["rank"] for m in leader_b] == [2, 3] and {m.details["host"] for m in leader_b} == {"node-b"}
-    assert plans.train_measurements(spec, facts, None, launch.Placement(3, 4, 1, 2, "a", 1, "env"), host="node-b") == []
+    assert train_plan.measurements(spec, facts, None, launch.Placement(3, 4, 1, 2, "a", 1, "env"), host="node-b") == []
 
 
 def test_compiled_runs_reset_dynamo_and_compile_static(monkeypatch):
