@@ -51,8 +51,53 @@ def estimate_s(step: Step, config: dict[str, Any] | None = None) -> float:
         budget = (config or {}).get("membw", {}).get("budget_s") or 1.0
         return 6 * (budget + min(budget, 1.0))
     if step.workload == "train" or label.startswith("train"):
-        return 30.0 if kind == "cpu" else 120.0
+        return TRAIN_GUESS_S[kind]
     return (mc.get("budget_s") or FIXED_S) + (mc.get("max_warmup_s") or FIXED_S)
+
+
+#: Seconds of a training step when nothing measured says better: no history here and no matmul measured yet in this
+#: run at the training precision (a suite without matmul). Only the plan line's first estimate uses it.
+TRAIN_GUESS_S = {"cpu": 30.0, "cuda": 120.0}
+#: A training step's FLOP rate as a share of the same device's matmul rate at its precision (the best measured in this
+#: run). tests/perf/train_vs_mamf.py on the 2-core CPU VM (float32): gpt tiny 0.26, mlp tiny 0.10, gpt small 0.35,
+#: mlp small 0.53 -- a step is its matmuls plus what they cannot hide. 0.25 is within about x2 of each; the step's own
+#: pace replaces it once a tenth of its training steps are done, and the pace of a finished step of the same model
+#: replaces it for that model's later presets.
+TRAIN_SHARE_OF_MATMUL = 0.25
+#: Seconds a training step spends outside its timed steps (model and optimizer built, batches made): measured on the
+#: same VM, gpt tiny 1.7 s in all with 0.7 s of steps.
+TRAIN_SETUP_S = {"cpu": 1.0, "cuda": 10.0}
+
+
+def train_spec(step: Step, config: dict[str, Any] | None) -> Any | None:
+    """The TrainSpec a suite's training step runs (label 'train MODEL PRESET on DEVICE', [train] of the config), or
+    None when the label does not name one."""
+    from bench.registry.train import preset
+
+    words = step.label.split()
+    if len(words) < 3 or words[0] != "train":
+        return None
+    tc = (config or {}).get("train", {})
+    precision = tc.get("precision") or ("bfloat16" if _kind(step) == "cuda" else "float32")
+    try:
+        return preset(words[1], words[2], steps=tc.get("steps"), warmup=tc.get("warmup_steps"), precision=precision)
+    except (ValueError, TypeError):
+        return None
+
+
+def train_estimate_s(step: Step, config: dict[str, Any] | None, matmul_tflops: float) -> float | None:
+    """A training step's seconds from its planned work and a measured rate: (warm-up + timed steps) x the analytic
+    FLOPs per step, at TRAIN_SHARE_OF_MATMUL of `matmul_tflops` (the device's best matmul at the training precision,
+    measured in this run), plus TRAIN_SETUP_S. None without a spec or a rate."""
+    from bench import figures
+
+    spec = train_spec(step, config)
+    if spec is None or matmul_tflops <= 0:
+        return None
+    flops = figures.train_step_flops(spec.model, spec.layers, spec.width, spec.seq_len, spec.batch, spec.vocab)
+    return TRAIN_SETUP_S[_kind(step)] + (spec.warmup + spec.steps) * flops / (
+        TRAIN_SHARE_OF_MATMUL * matmul_tflops * 1e12
+    )
 
 
 def total_s(steps: Sequence[Step], estimates: Sequence[float], concurrent: bool) -> float:
@@ -177,6 +222,14 @@ class Eta:
         with self.lock:
             for lane in list(self.running):
                 self._finish(lane, now)
+
+    def reestimate(self, step: Step, seconds: float) -> None:
+        """A better estimate of a step that has not started (a rate measured since the plan was made). A step whose
+        estimate is what it took here last time keeps it: that is measured already."""
+        with self.lock:
+            if id(step) in self.known or id(step) in self.done or any(s is step for s, _ in self.running.values()):
+                return
+            self.estimates[id(step)] = seconds
 
     def progress(self, step_label: str, fraction: float) -> None:
         """The running step `step_label` says how far it is (0..1)."""
@@ -337,6 +390,8 @@ class Progress:
         self.quiet, self.concurrent, self.config, self.show_plan = quiet, concurrent, config, show_plan
         self.count = count or (lambda: self.measured_count)
         self.measured_count = 0
+        #: (device id, precision) -> the best matmul TFLOPS measured so far in this run
+        self.rates: dict[tuple[str, str], float] = {}
         self.history = StepHistory(history, config) if history is not None else None
         #: a terminal gets live bars; a log (Slurm, CI) gets one line per step instead
         self.lines_mode = not quiet and not interactive()
@@ -407,7 +462,30 @@ class Progress:
 
     def measured(self, m: object = None) -> None:
         self.measured_count += 1
+        self._learn_rate(m)
         self._show()
+
+    def _learn_rate(self, m: object) -> None:
+        """A valid matmul measured: the best rate per device and precision so far, from which the training steps
+        still to come are estimated (train_estimate_s) when no history here knows them."""
+        summary = getattr(m, "summary", None) or {}
+        if getattr(m, "workload", None) != "matmul" or getattr(m, "status", None) != "ok" or self.eta is None:
+            return
+        tflops = summary.get("tflops_median")
+        device = str((getattr(m, "device", None) or {}).get("id"))
+        precision = str((getattr(m, "spec", None) or {}).get("precision"))
+        if not isinstance(tflops, (int, float)) or tflops <= self.rates.get((device, precision), 0.0):
+            return
+        self.rates[device, precision] = float(tflops)
+        for step in self.eta.steps:
+            spec = (
+                train_spec(step, self.config) if step.workload == "train" or step.label.startswith("train ") else None
+            )
+            if spec is None or spec.precision != precision or str((step.device or {}).get("id", "cpu")) != device:
+                continue
+            seconds = train_estimate_s(step, self.config, float(tflops))
+            if seconds is not None:
+                self.eta.reestimate(step, seconds)
 
     def steps_of(self, label: str) -> Callable[[int, int], None]:
         """progress(done, total) for one training run: a second bar while it runs, gone when it ends; the plan's

@@ -113,3 +113,50 @@ def test_a_two_rank_run_prints_the_plan_and_a_line_per_step_from_rank_0_only(tmp
     assert "[1/2 0%]" in lead and "[2/2 50%]" in lead and "comm x2 ranks" in lead and "[done]" in lead
     assert "plan:" not in other and "[1/" not in other
     assert "Warning" not in lead + other, lead + other
+
+
+def matmul_measured(tflops: float, precision: str = "float32", status: str = "ok"):
+    from bench.report.model import Measurement
+
+    return Measurement("matmul", {"precision": precision, "m": 512, "n": 512, "k": 512}, {"id": "cpu", "kind": "cpu"},
+                       status, summary={"tflops_median": tflops})  # fmt: skip
+
+
+def test_a_first_run_times_training_by_its_flops_at_the_matmul_rate_it_measured():
+    """No history: a training step is estimated from its planned work (warm-up + timed steps x its analytic FLOPs)
+    at a share of the best matmul rate this run measured at its precision on its device, not a fixed 30 s."""
+    from bench import figures
+    from bench.registry.train import preset
+
+    config = {"train": {"models": ["gpt"], "presets": ["tiny"]}}
+    plan = steps("cpu float32 search", "train gpt tiny on cpu")
+    bar = progress.Progress(quiet=True, config=config)
+    bar.plan(plan)
+    assert bar.eta.estimates[id(plan[1])] == progress.TRAIN_GUESS_S["cpu"]  # nothing measured yet: the guess
+    bar.measured(matmul_measured(0.9, precision="bfloat16"))  # another precision says nothing about float32 training
+    bar.measured(matmul_measured(0.9, status="invalid"))  # nor does a wrong result
+    assert bar.eta.estimates[id(plan[1])] == progress.TRAIN_GUESS_S["cpu"]
+    bar.measured(matmul_measured(0.1))
+    bar.measured(matmul_measured(0.2))
+    bar.measured(matmul_measured(0.15))  # the best rate so far counts
+    spec = preset("gpt", "tiny")
+    flops = figures.train_step_flops("gpt", spec.layers, spec.width, spec.seq_len, spec.batch, spec.vocab)
+    want = progress.TRAIN_SETUP_S["cpu"] + (spec.warmup + spec.steps) * flops / (
+        progress.TRAIN_SHARE_OF_MATMUL * 0.2e12
+    )
+    assert bar.eta.estimates[id(plan[1])] == want
+    assert 1.0 < want < 10.0  # the figure is a training step's, not the budget guess
+
+
+def test_a_measured_rate_changes_no_estimate_history_gave_and_no_step_that_began(tmp_path):
+    config = {"train": {"models": ["gpt", "mlp"], "presets": ["tiny"]}}
+    plan = steps("cpu float32 search", "train gpt tiny on cpu", "train mlp tiny on cpu")
+    (tmp_path / progress.StepHistory.FILE).write_text(
+        json.dumps({progress.StepHistory(tmp_path, config).key: {"train gpt tiny on cpu": 4.0}})
+    )
+    bar = progress.Progress(quiet=True, config=config, history=tmp_path)
+    bar.plan(plan)
+    bar.eta.begin(plan[2])  # out of order on purpose: mlp has begun
+    bar.measured(matmul_measured(0.2))
+    assert bar.eta.estimates[id(plan[1])] == 4.0  # what it took here last time stays
+    assert bar.eta.estimates[id(plan[2])] == progress.TRAIN_GUESS_S["cpu"]  # running: its own progress times it
