@@ -72,7 +72,7 @@ TRAIN_SETUP_S = {"cpu": 1.0, "cuda": 10.0}
 def train_spec(step: Step, config: dict[str, Any] | None) -> Any | None:
     """The TrainSpec a suite's training step runs (label 'train MODEL PRESET on DEVICE', [train] of the config), or
     None when the label does not name one."""
-    from bench.registry.train import preset
+    from bench.model.specs import preset
 
     words = step.label.split()
     if len(words) < 3 or words[0] != "train":

@@ -116,7 +116,7 @@ def test_a_two_rank_run_prints_the_plan_and_a_line_per_step_from_rank_0_only(tmp
 
 
 def matmul_measured(tflops: float, precision: str = "float32", status: str = "ok"):
-    from bench.report.model import Measurement
+    from bench.model.reports import Measurement
 
     return Measurement("matmul", {"precision": precision, "m": 512, "n": 512, "k": 512}, {"id": "cpu", "kind": "cpu"},
                        status, summary={"tflops_median": tflops})  # fmt: skip
@@ -126,7 +126,7 @@ def test_a_first_run_times_training_by_its_flops_at_the_matmul_rate_it_measured(
     """No history: a training step is estimated from its planned work (warm-up + timed steps x its analytic FLOPs)
     at a share of the best matmul rate this run measured at its precision on its device, not a fixed 30 s."""
     from bench import figures
-    from bench.registry.train import preset
+    from bench.model.specs import preset
 
     config = {"train": {"models": ["gpt"], "presets": ["tiny"]}}
     plan = steps("cpu float32 search", "train gpt tiny on cpu")
