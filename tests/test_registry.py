@@ -6,9 +6,11 @@ import dataclasses
 import pytest
 
 from bench import figures, registry, suite
+from bench.model.metrics import Metric
+from bench.model.tables import Grid
 from bench.report import export, render
 from bench.report import verify as v
-from bench.report.metrics import Metric, metrics
+from bench.report.metrics import metrics
 from tests.report import synthetic as syn
 
 
@@ -47,7 +49,7 @@ def toy():
         return figures.derive(m.samples_s, m.work_per_iteration, unit=figures.Unit.BYTE)
 
     def grids(ms, every_matmul=False):
-        grid = render.Grid("hashing", ["device", "GB/s"])
+        grid = Grid("hashing", ["device", "GB/s"])
         for m in ms:
             grid.add([m.device.get("id"), f"{m.summary['gbps_median']:.2f}"])
         return [grid]

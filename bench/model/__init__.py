@@ -16,4 +16,5 @@ Its modules, each importing only those listed before it:
 - records: node reports as a stream of signed, chained records (schema version 3).
 - intake: the one door a file comes in through (regular files only, size limits, read once).
 - sign: signing and checking a document or a stream; its digest.
+- metrics, tables: what a workload's descriptor hands the report layer as plain data (a Metric; a Grid of cells).
 """

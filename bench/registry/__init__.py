@@ -9,8 +9,11 @@ steps (bench.plans), the metrics, verify, the tables (bench.report.render) and t
 measuring code under bench/workloads/, or in the descriptor with torch imported inside the functions that run it)
 and its tests.
 
-Everything here is pure: no torch, no workload module. The steps function is named by "module:function" and
-imported only when a suite is built, so verify, aggregate and the renderers never load what measures.
+Everything here is pure: no torch, no workload module, and nothing of the report layer. A descriptor hands the
+report layer plain data defined below it (bench.model): its metrics as Metric values, its tables as Grids of text
+cells built by functions in the descriptor's own module; bench.report reads them and draws them. The steps function is
+named by "module:function" and imported only when a suite is built, so verify, aggregate and the renderers never load
+what measures.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 from bench.figures import Unit
 
 if TYPE_CHECKING:
+    from bench.model.metrics import Metric
     from bench.model.reports import Measurement
-    from bench.report.metrics import Metric
-    from bench.report.render import Grid
+    from bench.model.tables import Grid
 
 #: The built-in workloads, in the order a suite runs them by default; each is bench.registry.<name>.
 BUILTIN = ("matmul", "membw", "train", "comm")
@@ -59,9 +62,10 @@ class Workload:
     unit: Unit
     #: the summary a measurement's raw samples give (bench.figures); verify compares it with the stored one
     summary: Callable[[Measurement], dict[str, Any]]
-    #: headline metrics of a measured entry (gates, compare, JUnit, CSV, history, Prometheus)
+    #: headline metrics of a measured entry (gates, compare, JUnit, CSV, history, Prometheus), as plain Metric values
     metrics: Callable[[Measurement], list[Metric]]
-    #: its tables, given this workload's measurements and whether every matmul is wanted (terminal, HTML, Markdown)
+    #: its tables as Grids of text cells, given this workload's measurements and whether every matmul is wanted
+    #: (bench.report.render draws them on the terminal, in HTML and in Markdown)
     grids: Callable[[list[Measurement], bool], list[Grid]]
     #: its section of a suite config (bench.suite)
     config: Mapping[str, ConfigKey]

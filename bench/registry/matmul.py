@@ -8,10 +8,10 @@ from typing import Any
 
 from bench import figures
 from bench import precision as prec
+from bench.model.metrics import Metric, device_labels, shape
 from bench.model.reports import Measurement
+from bench.model.tables import KIND_NAMES, STATUS_STYLE, Grid, by_device_kind, device_kind, flop_unit, mnk, num, pct
 from bench.registry import Workload, key, register
-from bench.report import render
-from bench.report.metrics import Metric, device_labels, shape
 
 NAME = "matmul"
 
@@ -38,13 +38,151 @@ def metrics(m: Measurement) -> list[Metric]:
     return []
 
 
+def _notes(m: Measurement) -> str:
+    """Warning codes only; the full messages follow the table (see warning_lines)."""
+    return ", ".join(w.get("code", "?") for w in m.warnings if w.get("code") != "emulated")
+
+
+def fixed_grids(measurements: list[Measurement]) -> list[Grid]:
+    """Fixed-shape matmul measurements, one table per device class."""
+    out = []
+    for kind, ms in by_device_kind(measurements).items():
+        unit, scale = flop_unit(kind)
+        grid = Grid(f"matmul ({KIND_NAMES[kind]}, {unit})", ["device", "precision", "M x N x K", "status",
+                    f"median {unit}", f"best {unit}", "IQR %", "iters", "notes"],
+                    numeric={f"median {unit}", f"best {unit}", "IQR %", "iters"})  # fmt: skip
+        for m in ms:
+            s = m.summary
+            grid.add([m.device.get("id", "?"), m.spec.get("precision", "-"), mnk(m.spec),
+                      m.status + (" (emulated)" if m.emulated else ""),
+                      num(s["tflops_median"], scale) if s else "-", num(s["tflops_best"], scale) if s else "-",
+                      f"{100 * s['iqr_s'] / s['median_s']:.1f}" if s else "-", str(s["n"]) if s else "-", _notes(m)],
+                     STATUS_STYLE[m.status])  # fmt: skip
+        out.append(grid)
+    return out
+
+
+def search_results(measurements: list[Measurement]) -> list[dict[str, Any]]:
+    """Per device x precision of a search: the MAMF and MSMF measurements and how many shapes were tried."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for m in measurements:
+        role = m.details.get("search", {}).get("role")
+        if role is None and m.status != "skipped":
+            continue
+        key = (m.device.get("id", "?"), m.spec.get("precision", "-"))
+        g = groups.setdefault(key, {"device": key[0], "precision": key[1], "kind": device_kind(m), "tried": 0, "mamf": None,
+                                    "msmf": None, "skipped": None, "candidates": []})  # fmt: skip
+        if role == "candidate":
+            g["tried"] += 1
+            g["candidates"].append(m)
+        elif role == "final" and m.details["search"].get("mamf"):
+            g["mamf"] = m
+            g["tried"] = max(g["tried"], m.details["search"].get("shapes_tried", 0))
+        elif role == "final":
+            g["candidates"].append(m)
+        elif role == "msmf":
+            g["msmf"] = m
+        elif m.status == "skipped":
+            g["skipped"] = m
+    return list(groups.values())
+
+
+def search_grids(measurements: list[Measurement]) -> list[Grid]:
+    """MAMF and MSMF per device x precision, one table per device class."""
+    out = []
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    chosen = figures.mamf(measurements, lambda m: (m.device.get("id", "?"), m.spec.get("precision", "-")),
+                          emulated=True)  # fmt: skip
+    for r in search_results(measurements):
+        by_kind.setdefault(r["kind"], []).append(r)
+    for kind, rows in by_kind.items():
+        unit, scale = flop_unit(kind)
+        grid = Grid(f"matmul search ({KIND_NAMES[kind]}, {unit}): MAMF (best shape, median) and MSMF (held for the window)",
+                    ["device", "precision", "best shape", "backend", f"MAMF {unit}", "of peak", f"MSMF {unit}",
+                     f"MSMF low {unit}", "shapes", "notes"],
+                    numeric={f"MAMF {unit}", "of peak", f"MSMF {unit}", f"MSMF low {unit}", "shapes"})  # fmt: skip
+        for r in rows:
+            pick, msmf = r["mamf"], r["msmf"]
+            mamf, source = chosen.get((r["device"], r["precision"]), (pick, ""))
+            if mamf is None or mamf.summary is None:
+                why = r["skipped"].reason if r["skipped"] else "no valid shape"
+                grid.add([r["device"], r["precision"], "-", "-", "-", "-", "-", "-", r["tried"], why], "dim")
+                continue
+            s = mamf.summary
+            sustained = (msmf.details.get("msmf") or {}) if msmf else {}
+            notes = ["emulated: not capacity, not searched"] if mamf.emulated else []
+            if source.endswith(figures.UNSTEADY):
+                notes.append("NOT STEADY: " + "; ".join(figures.unsteady_reasons(mamf)))
+            elif pick is not None and mamf is not pick:
+                role = (mamf.details.get("search") or {}).get("role", "fixed-shape")
+                notes.append(f"the search's pick {mnk(pick.spec)} was not steady: a steady {role} stands")
+            notes += [w["code"] for w in mamf.warnings if w.get("code") != "emulated"]
+            grid.add([r["device"], r["precision"], mnk(mamf.spec), mamf.details.get("backend", "torch"),
+                      num(s["tflops_median"], scale), pct(s["efficiency"]) if "efficiency" in s else "no peak",
+                      num(sustained.get("tflops"), scale) if sustained else "-",
+                      num(sustained.get("min_bucket_tflops"), scale) if sustained else "-", r["tried"],
+                      ", ".join(notes)],
+                     "bad" if mamf.status == "invalid" or source.endswith(figures.UNSTEADY) else None)  # fmt: skip
+        out.append(grid)
+    return out
+
+
+def best_shapes_grids(measurements: list[Measurement], top: int = 5) -> list[Grid]:
+    """The best shapes each search found (valid candidates and finals by median), per device class: what to pick
+    for a production GEMM, and how close the runners-up came."""
+    out = []
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for r in search_results(measurements):
+        by_kind.setdefault(r["kind"], []).append(r)
+    for kind, rows in by_kind.items():
+        unit, scale = flop_unit(kind)
+        grid = Grid(f"best shapes per search ({KIND_NAMES[kind]}, {unit}, top {top} by median)",
+                    ["device", "precision", "rank", "M x N x K", "backend", f"median {unit}", f"best {unit}", "IQR %",
+                     "role"], numeric={"rank", f"median {unit}", f"best {unit}", "IQR %"})  # fmt: skip
+        for r in rows:
+            tried = [
+                m for m in [*r["candidates"], *([r["mamf"]] if r["mamf"] else [])] if m.status == "ok" and m.summary
+            ]
+            best: dict[tuple[str, str], Measurement] = {}
+            for m in tried:  # a shape measured twice (sweep, then re-measured) shows once, at its later figure
+                best[(mnk(m.spec), m.details.get("backend", "torch"))] = m
+            ranked = sorted(best.values(), key=lambda m: -m.summary["tflops_median"])[:top]
+            for i, m in enumerate(ranked, 1):
+                s = m.summary
+                mamf = bool(m.details.get("search", {}).get("mamf"))
+                grid.add([r["device"], r["precision"], i, mnk(m.spec), m.details.get("backend", "torch"),
+                          num(s["tflops_median"], scale), num(s["tflops_best"], scale),
+                          f"{100 * s['iqr_s'] / s['median_s']:.1f}", "MAMF" if mamf else m.details["search"]["role"]],
+                         "bold" if mamf else None)  # fmt: skip
+        if grid.rows:
+            out.append(grid)
+    return out
+
+
+def matmul_grids(matmuls: list[Measurement], every_matmul: bool = False) -> list[Grid]:
+    """The search summary and best shapes where a search ran; every fixed-shape measurement, and every search
+    measurement too with every_matmul."""
+    grids: list[Grid] = []
+    searched = [m for m in matmuls if "search" in m.details or m.status == "skipped"]
+    fixed = [m for m in matmuls if "search" not in m.details]
+    if any("search" in m.details for m in matmuls):
+        grids += search_grids(matmuls) + best_shapes_grids(matmuls)
+        if every_matmul:
+            grids += fixed_grids(searched)
+        if any(m.status != "skipped" for m in fixed):
+            grids += fixed_grids([m for m in fixed if m.status != "skipped"])
+    elif matmuls:
+        grids += fixed_grids(matmuls)
+    return grids
+
+
 WORKLOAD = register(Workload(
     name=NAME,
     unit=figures.Unit.FLOP,
     summary=summary,
     work=work,
     metrics=metrics,
-    grids=render.matmul_grids,
+    grids=matmul_grids,
     series={
         "matmul_tflops": ("bench_matmul_flops_per_second", 1e12,
                           "Dense matmul floating-point operations per second (median iteration) at a fixed shape"),

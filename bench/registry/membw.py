@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from bench import figures
+from bench.model.metrics import Metric, device_labels
 from bench.model.reports import Measurement
+from bench.model.tables import Grid, pct
 from bench.registry import Workload, key, register
-from bench.report import render
-from bench.report.metrics import Metric, device_labels
 
 NAME = "membw"
 
@@ -28,13 +28,28 @@ def metrics(m: Measurement) -> list[Metric]:
     return [Metric("membw_gbps", labels, value, "GB/s", NAME, m.status, samples_s=tuple(m.samples_s))]
 
 
+def membw_grid(measurements: list[Measurement]) -> Grid:
+    grid = Grid("memory bandwidth (STREAM byte counts, GB = 1e9 B)",
+                ["device", "kernel", "array MiB", "median GB/s", "best GB/s", "of peak", "check"],
+                numeric={"array MiB", "median GB/s", "best GB/s", "of peak"})  # fmt: skip
+    for m in measurements:
+        s = m.summary or {}
+        elements = m.spec.get("elements")
+        grid.add([m.device.get("id", "?"), m.spec.get("kernel", m.spec.get("step", "-")),
+                  f"{elements * 8 / 2**20:.0f}" if elements else "-", f"{s.get('gbps_median', 0):.2f}",
+                  f"{s.get('gbps_best', 0):.2f}", pct(s["efficiency"]) if "efficiency" in s else "no peak",
+                  m.status if m.status == "ok" else f"{m.status}: {m.reason}"],
+                 None if m.status == "ok" else "bad")  # fmt: skip
+    return grid
+
+
 WORKLOAD = register(Workload(
     name=NAME,
     unit=figures.Unit.BYTE,
     summary=summary,
     work=work,
     metrics=metrics,
-    grids=lambda measurements, every_matmul=False: [render.membw_grid(measurements)],
+    grids=lambda measurements, every_matmul=False: [membw_grid(measurements)],
     series={"membw_gbps": ("bench_membw_bytes_per_second", 1e9,
                            "STREAM memory bandwidth in bytes per second (median iteration)")},
     config={

@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench import figures
+from bench.model.metrics import Metric, device_labels
 from bench.model.reports import Measurement
 from bench.model.specs import PRECISIONS, PRESETS
+from bench.model.tables import STATUS_STYLE, Grid, device_kind, flop_unit, num, pct
 from bench.registry import Workload, key, register
-from bench.report import render
-from bench.report.metrics import Metric, device_labels
 
 NAME = "train"
 
@@ -55,13 +55,36 @@ def metrics(m: Measurement) -> list[Metric]:
     return out
 
 
+def train_grid(measurements: list[Measurement]) -> Grid:
+    rows = [m for m in measurements if m.workload == "train"]
+    # one unit for the table: GFLOPS when every run was on a CPU (its figures would read 0.00x TFLOPS), else TFLOPS
+    unit, scale = flop_unit("cpu" if rows and all(device_kind(m) == "cpu" for m in rows) else "cuda")
+    grid = Grid(f"train: step time from raw per-step seconds; {unit} from the analytic FLOP count",
+                ["model", "preset", "precision", "device", "ranks", "status", "step ms", "IQR %", "tokens|samples/s",
+                 unit, "MFU", "scaling", "loss", "notes"],
+                numeric={"step ms", "IQR %", "tokens|samples/s", unit, "MFU", "ranks", "scaling"})  # fmt: skip
+    for m in rows:
+        s, d = m.summary, m.details
+        role = d.get("role") or (f"rank {d['rank']}" if "rank" in d else "")
+        loss = f"{d['initial_loss']:.3g} -> {d['final_loss']:.3g}" if "initial_loss" in d else "-"
+        grid.add([m.spec.get("model", "-"), m.spec.get("preset", "-"), m.spec.get("precision", "-"), m.device.get("id", "?"),
+                  m.spec.get("world_size", 1), m.status,
+                  num(s["median_s"], 1e3) if s else "-", f"{100 * s['iqr_s'] / s['median_s']:.1f}" if s else "-",
+                  num(s["items_per_s"]) if s else "-", num(s["tflops_median"], scale) if s else "-",
+                  pct(s["mfu"]) if s and "mfu" in s else "-",
+                  pct(d["scaling_efficiency"]) if d.get("scaling_efficiency") else "-",
+                  loss, ", ".join(filter(None, [role, m.reason] + [w.get("code") for w in m.warnings]))],
+                 STATUS_STYLE[m.status])  # fmt: skip
+    return grid
+
+
 WORKLOAD = register(Workload(
     name=NAME,
     unit=figures.Unit.FLOP,
     summary=summary,
     work=work,
     metrics=metrics,
-    grids=lambda measurements, every_matmul=False: [render.train_grid(measurements)],
+    grids=lambda measurements, every_matmul=False: [train_grid(measurements)],
     series={
         "train_tflops": ("bench_train_flops_per_second", 1e12, "Training FLOP/s at the median step (analytic FLOP count)"),
         "train_items_per_s": ("bench_train_items_per_second", 1.0,

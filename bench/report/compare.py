@@ -10,8 +10,8 @@ from typing import Any
 
 from scipy import stats as sps
 
+from bench.model.metrics import Metric
 from bench.model.reports import NodeReport
-from bench.report.metrics import Metric
 from bench.report.metrics import of as metrics_of
 
 #: Fewest samples per side for the rank test; below it a difference is never called significant.

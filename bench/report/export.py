@@ -12,8 +12,9 @@ import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from bench import figures, registry
+from bench.model.metrics import Metric
 from bench.model.reports import Measurement, NodeReport
-from bench.report.metrics import Metric, metrics
+from bench.report.metrics import metrics
 from bench.report.metrics import of as metrics_of
 from bench.report.store import write_atomic
 from bench.report.verify import parse_utc

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.model.metrics import Metric
 from bench.model.reports import Measurement, NodeReport, ReportError, parse_timestamp
 from bench.report import compare as cmp
 from bench.report import drift
-from bench.report.metrics import Metric, best_by_precision
+from bench.report.metrics import best_by_precision
 from bench.report.metrics import of as metrics_of
 
 

@@ -8,7 +8,11 @@ from typing import Any
 
 from bench import figures
 from bench.model.reports import Measurement, NodeReport
-from bench.report.render import KIND_NAMES, Grid, _num, _pct, _shape, _unit
+from bench.model.tables import KIND_NAMES, Grid
+from bench.model.tables import flop_unit as _unit
+from bench.model.tables import mnk as _shape
+from bench.model.tables import num as _num
+from bench.model.tables import pct as _pct
 
 #: Pre-flight statuses that mean the machine was not idle or not healthy when the run began ("unavailable" is not).
 LOADED_STATUSES = ("warn", "fail")

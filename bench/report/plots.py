@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from bench import figures
 from bench import precision as prec
 from bench.model.reports import Measurement, NodeReport
+from bench.model.tables import FLOP_UNITS
 from bench.report import render
 
 #: STREAM kernels' FLOPs and bytes per element (bench.figures; copy does no arithmetic, so it has no roofline point).
@@ -53,7 +54,7 @@ def _devices(ms: list[Measurement]) -> str:
 
 def flop_unit(ms: list[Measurement]) -> tuple[str, float]:
     """The unit of a figure: the tables' (GFLOPS when only CPUs are on it, else TFLOPS)."""
-    return render.FLOP_UNITS["cuda" if any(m.device.get("kind") == "cuda" for m in ms) else "cpu"]
+    return FLOP_UNITS["cuda" if any(m.device.get("kind") == "cuda" for m in ms) else "cpu"]
 
 
 def render_mamf(ms: list[Measurement]) -> dict[Any, tuple[Measurement, str]]:
@@ -100,7 +101,7 @@ def achieved_vs_peak(report: NodeReport) -> bytes | None:
     rows = achieved_vs_peak_data(report)
     if not rows:
         return None
-    unit, scale = render.FLOP_UNITS["cuda" if any(r["kind"] == "cuda" for r in rows) else "cpu"]
+    unit, scale = FLOP_UNITS["cuda" if any(r["kind"] == "cuda" for r in rows) else "cpu"]
     tags = [f"{r['device']}\n{r['precision']}" + ("\n(emulated)" if r["emulated"] else "") for r in rows]
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tags)), 4.5))
     xs = range(len(tags))

@@ -133,10 +133,10 @@ def test_the_resolution_table_matches_the_timers():
 
 
 def test_the_search_table_shows_the_figure_that_stands_and_why():
-    from bench.report import render
+    from bench.registry import matmul
 
-    (g,) = render.search_grids(search(noisy(0.002), (1024, syn.samples(0.02, seed=2))))
+    (g,) = matmul.search_grids(search(noisy(0.002), (1024, syn.samples(0.02, seed=2))))
     (row,) = g.records()
     assert row["best shape"] == "1024x1024x1024" and "pick 512x512x512 was not steady" in row["notes"]
-    (g,) = render.search_grids(search(noisy(0.002)))
+    (g,) = matmul.search_grids(search(noisy(0.002)))
     assert "NOT STEADY: noisy" in g.records()[0]["notes"] and g.styles == ["bad"]

@@ -182,7 +182,7 @@ def test_pages_read_by_people_name_their_unit_and_their_columns():
 def test_collectives_are_summarised_one_row_and_one_panel_per_op():
     from bench import figures
     from bench.model.reports import Measurement
-    from bench.report import render
+    from bench.registry.comm import busbw_grid
 
     def comm(op: str, size: int, seconds: float) -> Measurement:
         samples = syn.samples(seconds)
@@ -191,9 +191,9 @@ def test_collectives_are_summarised_one_row_and_one_panel_per_op():
                            summary=figures.comm_summary(samples, size, op, 2))  # fmt: skip
 
     ms = [comm(op, 1 << k, 1e-4 * k) for op in ("all_reduce", "broadcast") for k in range(10, 22)]
-    grid = render.busbw_grid(ms)
+    grid = busbw_grid(ms)
     assert [r["op"] for r in grid.records()] == ["all_reduce", "broadcast"]
     best = max((m for m in ms if m.spec["op"] == "broadcast"), key=lambda m: m.summary["busbw_gbps"])
     assert grid.records()[1]["at bytes"] == str(best.spec["bytes"])
-    assert len(render.busbw_grid(ms, full=True).rows) == len(ms) + 2  # bench comm's own table: every size, and peaks
+    assert len(busbw_grid(ms, full=True).rows) == len(ms) + 2  # bench comm's own table: every size, and peaks
     assert plots.busbw_vs_size(syn.report(ms)).startswith(PNG)
