@@ -1,32 +1,40 @@
-"""The house reads top to bottom: the report layer and the figures under it import no torch and nothing above them.
+"""The house reads top to bottom: every room imports only the floors below it, no import runs round a circle between
+rooms, and the report layer and the figures import no torch.
 
-CLI -> suite/runner/plans -> workloads -> measure/hardware, and report/verify/aggregate over the pure bottom layer
-(bench.figures, bench.model.reports). An import running back up (report -> workloads) is what made verify load torch.
+The floors are written once, in bench/__init__.py's docstring (what a newcomer opens first); this file reads them.
+An import running back up (report -> workloads) is what made verify load torch; a circle between two rooms
+(registry <-> report, model <-> sign) is what made the data model stand on the report layer.
 """
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import bench
+
 ROOT = Path(__file__).resolve().parents[1]
-#: Modules above the report layer, which nothing in it (or in bench.figures) may import.
-UPWARD = (
-    "torch",
-    "bench.workloads",
-    "bench.cli",
-    "bench.plans",
-    "bench.runner",
-    "bench.challenge",
-    "bench.disclosure",
-    "bench.audit",
-    "bench.orchestrate",
-)
-#: Report-layer files allowed a heavy import, each with why (none: the challenge's torch check lives in bench.challenge).
-EXEMPT: dict[str, str] = {}
+PACKAGE = ROOT / "bench"
+
+
+def floors(doc: str) -> list[list[str]]:
+    """The floors in bench's docstring, top first: each indented line's room names, before its description (two or
+    more spaces on). A name ending in * is torch-free (kept, with its star)."""
+    out = []
+    for line in doc.splitlines():
+        if line.startswith("    ") and line.strip():
+            out.append(re.split(r"\s{2,}", line.strip())[0].split())
+    return out
+
+
+FLOORS = floors(bench.__doc__ or "")
+#: room -> its floor, counted from the top
+FLOOR = {name.rstrip("*"): i for i, rooms in enumerate(FLOORS) for name in rooms}
+TORCH_FREE = {name.rstrip("*") for rooms in FLOORS for name in rooms if name.endswith("*")}
 
 
 def _imports(path: Path) -> list[str]:
@@ -50,52 +58,120 @@ def _imports(path: Path) -> list[str]:
     return names
 
 
-BOTTOM = [
-    *sorted((ROOT / "bench" / "report").glob("*.py")),
-    *sorted((ROOT / "bench" / "registry").glob("*.py")),
-    ROOT / "bench" / "figures.py",
-    ROOT / "bench" / "suite.py",
-]
+def _loads_its_package(path: Path) -> bool:
+    """A package __init__ that imports every module beside it by name at run time (pkgutil.iter_modules(__path__),
+    as bench.registry finds its descriptors): an import of each, which the walk above cannot see."""
+    return path.name == "__init__.py" and "pkgutil.iter_modules(__path__)" in path.read_text()
 
 
-@pytest.mark.parametrize("path", [p for p in BOTTOM if p.name not in EXEMPT], ids=lambda p: p.name)
-def test_no_import_runs_back_up(path):
+def modules(package: Path = PACKAGE) -> dict[str, Path]:
+    """Dotted name -> file, for every module of the package."""
+    out = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Module -> the modules of the package it imports (`from a import b` counts as importing a.b when b is a
+    module, else a)."""
+    mods = modules(package)
+    graph: dict[str, set[str]] = {name: set() for name in mods}
+    for name, path in mods.items():
+        for imported in _imports(path):
+            if imported in mods and imported != name:
+                graph[name].add(imported)
+        if _loads_its_package(path):
+            graph[name] |= {m for m in mods if m.rpartition(".")[0] == name}
+    return graph
+
+
+def room(module: str) -> str:
+    """The room a module is in: bench.report.verify -> report, bench.figures -> figures."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def circles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+    for root, edges in graph.items():
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges)))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.add(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(component)
+    return found
+
+
+GRAPH = import_graph()
+
+
+def test_every_room_is_on_a_floor():
+    """A new folder or top-level module has to be placed in bench/__init__.py's table before it can be imported."""
+    rooms = {room(m) for m in GRAPH} - {""}
+    assert FLOORS and not rooms - FLOOR.keys(), (
+        f"rooms on no floor (add them to bench/__init__.py): {rooms - FLOOR.keys()}"
+    )
+    assert not FLOOR.keys() - rooms, f"floors name rooms that do not exist: {FLOOR.keys() - rooms}"
+
+
+@pytest.mark.parametrize("name", sorted(FLOOR))
+def test_each_room_imports_only_the_floors_below_it(name):
     """Every import, module level or inside a function (a lazy import is still a dependency)."""
-    bad = [n for n in _imports(path) if any(n == u or n.startswith(u + ".") for u in UPWARD)]
-    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
-
-
-#: The whole house, top to bottom: what each part may not import (the layers above it). The CLI is the top.
-ABOVE = {
-    "bench/orchestrate.py": ("bench.cli",),
-    "bench/audit.py": ("bench.cli", "bench.orchestrate", "bench.workloads", "bench.plans", "bench.runner", "torch"),
-    "bench/plans.py": ("bench.cli", "bench.orchestrate"),
-    "bench/runner.py": ("bench.cli", "bench.orchestrate", "bench.plans"),
-    "bench/suite.py": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.workloads", "torch"),
-    "bench/workloads": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.suite"),
-    "bench/measure": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.suite",
-                      "bench.workloads", "bench.report", "bench.registry"),
-    "bench/hardware": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.suite",
-                       "bench.workloads", "bench.report", "bench.registry", "bench.measure"),
-    "bench/registry": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.workloads", "torch"),
-    "bench/figures.py": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.runner", "bench.workloads",
-                         "bench.report", "bench.registry", "torch"),
-    "bench/challenge": ("bench.cli", "bench.orchestrate"),
-    "bench/disclosure": ("bench.cli", "bench.orchestrate", "bench.plans", "bench.workloads"),
-}  # fmt: skip
-
-
-@pytest.mark.parametrize("part", sorted(ABOVE))
-def test_each_layer_imports_only_below_it(part):
-    root = ROOT / part
-    files = [root] if root.suffix == ".py" else sorted(root.rglob("*.py"))
-    bad = [f"{f.relative_to(ROOT)}: {n}" for f in files for n in _imports(f)
-           if any(n == u or n.startswith(u + ".") for u in ABOVE[part])]  # fmt: skip
+    bad = sorted(f"{m} -> {i} ({room(i)} is on floor {FLOOR[room(i)]}, {name} on {FLOOR[name]})"
+                 for m, imported in GRAPH.items() if room(m) == name
+                 for i in imported if room(i) not in ("", name) and FLOOR[room(i)] <= FLOOR[name])  # fmt: skip
     assert not bad, bad
 
 
+@pytest.mark.parametrize("name", sorted(TORCH_FREE))
+def test_torch_free_rooms_import_no_torch(name):
+    files = [p for m, p in modules().items() if room(m) == name]
+    bad = [f"{f.relative_to(ROOT)}: {n}" for f in files for n in _imports(f) if n == "torch" or n.startswith("torch.")]
+    assert not bad, bad
+
+
+def test_no_circle_runs_between_rooms():
+    """Modules of one room may lean on each other (a package and its modules); a circle through two rooms means
+    neither is below the other."""
+    bad = [sorted(c) for c in circles(GRAPH) if len({room(m) for m in c}) > 1]
+    assert not bad, f"import circles between rooms: {bad}"
+
+
 def test_the_walk_finds_an_upward_import(tmp_path):
-    """The check above can fail: a module that imports a workload inside a function is caught."""
+    """The checks above can fail: a module that imports a workload inside a function is caught."""
     f = tmp_path / "bad.py"
     f.write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pandas\n"
@@ -103,6 +179,35 @@ def test_the_walk_finds_an_upward_import(tmp_path):
     )
     assert {"bench.workloads.matmul", "torch"} <= set(_imports(f))
     assert "pandas" not in _imports(f)  # an annotation-only import is not a dependency
+
+
+def test_the_circle_finder_finds_a_circle_between_rooms(tmp_path):
+    """A circle two rooms deep through a lazy import, and a registry that loads its modules by name, are found;
+    a chain without a circle is not."""
+    pkg = tmp_path / "bench"
+    for path, text in {
+        "__init__.py": "",
+        "model/__init__.py": "",
+        "model/reports.py": "def f():\n    from bench.model import sign\n",
+        "model/sign.py": "from bench.report import keys\n",
+        "report/__init__.py": "",
+        "report/keys.py": "import bench.model.reports\n",
+        "registry/__init__.py": "import importlib, pkgutil\nfor m in pkgutil.iter_modules(__path__):\n    pass\n",
+        "registry/comm.py": "from bench.report import render\n",
+        "report/render.py": "from bench import registry\n",
+        "figures.py": "from bench.model import reports\n",
+    }.items():
+        (pkg / path).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / path).write_text(text)
+    found = sorted(sorted(c) for c in circles(import_graph(pkg)))
+    assert found == [["bench.model.reports", "bench.model.sign", "bench.report.keys"],
+                     ["bench.registry", "bench.registry.comm", "bench.report.render"]]  # fmt: skip
+    assert [["x", "y"]] == [sorted(c) for c in circles({"x": {"y"}, "y": {"x"}, "z": {"x"}})]
+
+
+def test_the_floors_are_read_from_the_docstring():
+    assert floors("x\n\n    a b*   what they hold\n    c\n") == [["a", "b*"], ["c"]]
+    assert FLOOR["model"] == len(FLOORS) - 1 and "model" in TORCH_FREE and "report" in TORCH_FREE
 
 
 def _loaded(modules: list[str]) -> dict[str, bool]:
