@@ -13,9 +13,7 @@ from array import array
 from dataclasses import dataclass, field, fields
 from typing import Any, Self
 
-from bench.model import samples as codec
 from bench.model.errors import ReportError
-from bench.model.samples import samples_digest
 
 #: Format history of node reports (a reader upgrades every older version it lists in READABLE_VERSIONS):
 #:
@@ -135,6 +133,8 @@ class Measurement:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, with the SHA-256 of the raw-sample block (bench.model.samples.samples_digest)."""
+        from bench.model.samples import samples_digest  # numpy: loaded when samples are hashed, not by bench --help
+
         d = self._fields()
         d["warmup_s"], d["samples_s"] = list(self.warmup_s), list(self.samples_s)
         return {**copy.deepcopy(d), "samples_sha256": samples_digest(self.warmup_s, self.samples_s)}
@@ -150,6 +150,9 @@ class Measurement:
         """The record form (node reports from version 3 on, and spools): every field as to_dict writes it, the raw
         samples as compact exact blocks (bench.model.samples: `warmup`, `samples`) beside their SHA-256. Shallow:
         meant to be serialized at once, not kept."""
+        from bench.model import samples as codec
+        from bench.model.samples import samples_digest
+
         digest = samples_digest(self.warmup_s, self.samples_s)
         blocks = self.__dict__.get(_ENCODED)
         if blocks is None or blocks[0] != digest:
@@ -161,6 +164,9 @@ class Measurement:
     def from_record(cls, d: Any, where: str = "measurement") -> Measurement:
         """A measurement from its record form (to_record): the blocks decoded (strictly: bench.model.samples) into
         array('d') samples, their SHA-256 checked against samples_sha256."""
+        from bench.model import samples as codec
+        from bench.model.samples import samples_digest
+
         _expect(d, dict, where)
         if "warmup_s" in d or "samples_s" in d:
             raise ReportError(f"{where}: a record holds its samples as encoded blocks, not samples_s lists")
