@@ -13,6 +13,7 @@ from bench.cli.options import devices_option, json_option, key_option, quiet_opt
 from bench.cli.output import fail, stdout
 from bench.cli.progress import Progress
 from bench.cli.ranks import place, rank_job
+from bench.cli.repeat import KeepsArgs, repeated, run_all
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -78,7 +79,7 @@ def baseline_files(paths: list[str]) -> list[Path]:
     return files
 
 
-@click.command()
+@click.command(cls=KeepsArgs)
 @click.option(
     "--config",
     "config_path",
@@ -122,6 +123,15 @@ def baseline_files(paths: list[str]) -> list[Path]:
     help="Tolerated slow-down vs --baseline, e.g. 5% or 0.05 (default: gates.max_regression, 5%).",
 )
 @click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    metavar="N",
+    help="Run the suite N times back to back, each in a fresh process, into RESULTS_DIR, then print each gated "
+    "figure's spread across the runs and the --max-regression it supports: a baseline of N runs in one command "
+    "(--baseline RESULTS_DIR). Exit 1 when any run failed.",
+)
+@click.option(
     "--junit",
     "junit_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -138,8 +148,8 @@ def baseline_files(paths: list[str]) -> list[Path]:
     help="Do not run the pre-flight checks (bench doctor) first; the report then records none.",
 )
 def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[list[str], ...], workloads: tuple[str, ...],
-        fail_below: tuple[str, ...], baseline: tuple[Path, ...], max_regression: str | None, junit_path: Path | None,
-        results_dir: Path, key_path: Path | None, as_json: bool, quiet: bool, skip_doctor: bool) -> None:  # fmt: skip
+        fail_below: tuple[str, ...], baseline: tuple[Path, ...], max_regression: str | None, repeat: int,
+        junit_path: Path | None, results_dir: Path, key_path: Path | None, as_json: bool, quiet: bool, skip_doctor: bool) -> None:  # fmt: skip
     """Run a suite (matmul search, memory bandwidth, training, and collectives when launched with several ranks) into
     RESULTS_DIR/<run-id>/: report.json (signed, saved after every measurement) plus report.html, report.md,
     measurements.csv, junit.xml and bench.prom, and index it in RESULTS_DIR/history.sqlite.
@@ -163,6 +173,11 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
         except (ReportError, ValueError) as exc:
             fail(f"--baseline: {exc}", 2)
     where, _, kind = place(None)
+    if repeat > 1 and not repeated():
+        if where.distributed:
+            fail("--repeat: not under a launcher (each rank would repeat the job); repeat the launch instead", 2)
+        run_all(repeat, results_dir, as_json, quiet)
+        return
     signal.signal(signal.SIGTERM, _on_sigterm)
     leader = where.local_rank == 0
     key = signing_key(key_path) if leader else None

@@ -25,6 +25,7 @@ single lucky iteration.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,3 +105,34 @@ def quiet_threshold(runs: list[float] | tuple[float, ...]) -> float:
         others = values[:i] + values[i + 1 :]
         worst = max(worst, 1 - v / statistics.fmean(others))
     return worst
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One metric's figures over several unchanged runs: their mean, coefficient of variation (stdev / mean), range
+    over mean, and quiet_threshold. What a baseline of several runs can and cannot gate."""
+
+    runs: tuple[float, ...]
+    mean: float
+    cv: float
+    spread: float
+    quiet: float
+
+
+def spread(runs: Sequence[float]) -> Spread:
+    """The between-run spread of one metric's figures (one per run). ValueError with fewer than two runs."""
+    values = tuple(float(v) for v in runs)
+    quiet = quiet_threshold(values)  # raises with fewer than two
+    mean = statistics.fmean(values)
+    cv = statistics.stdev(values) / mean if mean else 0.0
+    return Spread(values, mean, cv, (max(values) - min(values)) / mean if mean else 0.0, quiet)
+
+
+def recommended_threshold(spreads: Sequence[Spread]) -> float:
+    """The --max-regression a baseline of these runs supports: the worst quiet_threshold of any metric, rounded up to
+    a whole percent, plus one percent for the run after these (the next unchanged run falls a little outside the
+    ones seen about once in K + 1). At least 1%. ValueError with no metric."""
+    if not spreads:
+        raise ValueError("no metric to derive a threshold from")
+    worst = max(s.quiet for s in spreads)
+    return (math.ceil(round(worst * 100, 9)) + 1) / 100

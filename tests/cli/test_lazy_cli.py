@@ -21,7 +21,7 @@ from bench.cli import VERBS, choices, main
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "pandas", "matplotlib", "numpy", "scipy")
 #: the modules of bench/cli that every verb may import; a verb module never imports another verb's
-SHARED = {"choices", "inputs", "options", "output", "params", "progress", "ranks"}
+SHARED = {"choices", "inputs", "options", "output", "params", "progress", "ranks", "repeat"}
 
 
 def _commands(group: click.Group, ctx: click.Context, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -1,0 +1,123 @@
+"""`bench run --repeat N` (issue 25): a baseline with between-run spread in one command. Each run is a fresh process
+(as pyperf's workers), the N reports land in one RESULTS_DIR that --baseline reads as N runs, and the spread of each
+gated figure and the threshold it supports are printed; the rules behind them are pure (bench.report.drift)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.cli.repeat import ENV
+from bench.report import drift
+from bench.report.store import load_report
+from tests.cli.ranks import BIN
+
+#: one small fixed-shape product: a few seconds a run, start-up included
+TINY = """
+[suite]
+devices = ["cpu"]
+workloads = ["matmul"]
+
+[matmul]
+search = "none"
+precisions = ["float32"]
+sizes = [96]
+budget_s = 0.05
+max_warmup_s = 0.02
+
+[outputs]
+formats = []
+"""
+
+
+def _bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "bench"), *args], check=False, capture_output=True, text=True, timeout=600,
+                          env=env)  # fmt: skip
+
+
+def test_repeat_makes_n_runs_each_in_its_own_process_and_one_baseline_of_them(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    results = tmp_path / "baseline"
+    # every Python process started says who it is and which repeat it runs (sitecustomize runs at each start-up)
+    spy = tmp_path / "spy"
+    spy.mkdir()
+    log = tmp_path / "pids.log"
+    (spy / "sitecustomize.py").write_text(
+        "import os\n"
+        f"with open({str(log)!r}, 'a') as f:\n"
+        f"    f.write('%d %s\\n' % (os.getpid(), os.environ.get({ENV!r}, '-')))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(spy), os.environ.get("PYTHONPATH", "")])}
+    proc = _bench("run", "--config", str(config), "--results-dir", str(results), "--skip-doctor", "--repeat", "3",
+                  "--json", "--quiet", env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    started = [line.split() for line in log.read_text().splitlines()]
+    runs = {tag: {pid for pid, t in started if t == tag} for tag in ("-", "1/3", "2/3", "3/3")}
+    assert all(runs.values()), started  # the command, then a process for each run
+    assert len(set().union(*runs.values())) == sum(len(p) for p in runs.values())  # no process ran two of them
+    out = json.loads(proc.stdout)
+    reports = [load_report(p) for p in sorted(results.glob("*/report.json"))]
+    assert len(reports) == 3 and len({r.run_id for r in reports}) == 3
+    assert sorted(o["run_id"] for o in out["runs"]) == sorted(r.run_id for r in reports)
+    (row,) = out["metrics"]
+    assert row["metric"].startswith("matmul_tflops") and len(row["figures"]) == 3
+    assert row["quiet_threshold"] == pytest.approx(drift.quiet_threshold(row["figures"]))
+    assert out["recommended_max_regression"] == drift.recommended_threshold([drift.spread(row["figures"])])
+    # the folder is the baseline: three runs, judged by their spread
+    gated = _bench("run", "--config", str(config), "--results-dir", str(tmp_path / "next"), "--skip-doctor",
+                   "--baseline", str(results), "--max-regression", "100%", "--quiet")  # fmt: skip
+    assert gated.returncode == 0, gated.stderr
+    assert "3 baseline runs" in gated.stdout
+
+
+def test_repeat_prints_the_spread_and_the_command_that_gates_against_it(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    results = tmp_path / "r"
+    proc = _bench("run", "--config", str(config), "--results-dir", str(results), "--skip-doctor", "--repeat", "2",
+                  "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "2 runs in" in proc.stdout and "quiet at" in proc.stdout
+    assert f"bench run --baseline {results} --max-regression" in proc.stdout
+
+
+def test_a_run_inside_a_repeat_runs_once(tmp_path, monkeypatch):
+    """The environment marks a repeated run: it does not repeat again (no fork bomb)."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    monkeypatch.setenv(ENV, "1/3")
+    result = CliRunner().invoke(main, ["run", "--config", str(config), "--results-dir", str(tmp_path / "r"),
+                                       "--skip-doctor", "--repeat", "3", "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "r").glob("*/report.json"))) == 1
+
+
+def test_repeat_with_a_bad_config_or_count_is_one_usage_error_and_no_run(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[matmul]\nbudjet_s = 1\n")
+    result = CliRunner().invoke(main, ["run", "--config", str(config), "--results-dir", str(tmp_path / "r"),
+                                       "--repeat", "3"])  # fmt: skip
+    assert result.exit_code == 2 and "budjet_s" in result.output and result.output.count("error") == 1
+    result = CliRunner().invoke(main, ["run", "--repeat", "0", "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "--repeat" in result.output
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").glob("*/report.json"))
+
+
+def test_the_spread_and_the_threshold_it_supports():
+    s = drift.spread([1.0, 0.98, 1.02])
+    assert s.mean == pytest.approx(1.0) and s.spread == pytest.approx(0.04)
+    assert s.cv == pytest.approx(0.02) and s.quiet == pytest.approx(1 - 0.98 / 1.01)  # 0.98 against 1.0 and 1.02
+    assert drift.recommended_threshold([s]) == 0.04  # 2.97% rounded up, plus 1%
+    assert drift.recommended_threshold([drift.spread([1.0, 1.0])]) == 0.01
+    wide = drift.spread([1.0, 0.8])
+    assert drift.recommended_threshold([s, wide]) == 0.21  # the worst metric decides: 20% plus 1%
+    with pytest.raises(ValueError):
+        drift.spread([1.0])
+    with pytest.raises(ValueError):
+        drift.recommended_threshold([])
