@@ -54,6 +54,26 @@ def key(kind: str, default: Any, help: str, **kw: Any) -> ConfigKey:
 
 
 @dataclass(frozen=True)
+class Plot:
+    """A figure of the HTML report, as plain data: `kind` names how bench.report.plots draws it (plots.KINDS), `title`
+    is its caption ({unit}: the FLOP unit of the measurements it shows, GFLOPS on a CPU page). Workloads that list the
+    same kind and title share one figure, drawn where the first of them lists it; `role` says what each gives it (the
+    roofline: "compute" points and ceilings, "memory" bandwidth). The kind "vs_size" draws any workload: summary key
+    `y` against spec key `x` (log2), one panel per value of spec key `panel`, with axis labels `xlabel` and `ylabel`
+    and `heading` above the panels (formatted with the first measurement's spec)."""
+
+    kind: str
+    title: str
+    role: str = ""
+    x: str = ""
+    y: str = ""
+    panel: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    heading: str = ""
+
+
+@dataclass(frozen=True)
 class Workload:
     """Everything bench knows about one workload outside the code that measures it."""
 
@@ -76,6 +96,17 @@ class Workload:
     #: "module:function" building a suite's steps for one device (see bench.plans.suite_steps); None: the workload
     #: runs across ranks (bench run's multi-rank part), not as per-device steps
     steps: str | None = None
+    #: its figures in the HTML report, in page order (bench.report.plots draws each kind)
+    plots: tuple[Plot, ...] = ()
+    #: the spec keys that name one of its measurements after its device and precision, e.g. in a warning line
+    #: ("shape": M x N x K); none given, or none in a spec (a failed step's), the spec's step label names it
+    what: tuple[str, ...] = ()
+    #: the metric labels that name its JUnit test case and gate after its device (default: its precision, op or
+    #: kernel, the first it has)
+    case_labels: tuple[str, ...] = ()
+    #: the details keys whose values tell apart measurements of one spec on one device (Prometheus'
+    #: bench_measurement_valid `variant` label: a matmul's backend), besides fp8 accumulation and rank
+    variant: tuple[str, ...] = ()
 
     def step_builder(self) -> Callable[..., list[Any]] | None:
         """The steps function, imported now (it loads torch)."""

@@ -9,7 +9,7 @@ from bench import figures
 from bench.model.metrics import Metric, device_labels
 from bench.model.reports import Measurement
 from bench.model.tables import Grid
-from bench.registry import Workload, key, register
+from bench.registry import Plot, Workload, key, register
 
 NAME = "comm"
 
@@ -98,4 +98,8 @@ WORKLOAD = register(Workload(
         "warmup_iterations": key("int", 5, "Untimed operations per size first (nccl-tests' -w).", minimum=0),
         "timeout_s": key("float", 300.0, "Seconds to wait for other ranks.", minimum=1.0),
     },
+    plots=(Plot("vs_size", "Bus bandwidth (GB/s) vs message size, per collective", x="bytes", y="busbw_gbps",
+                panel="op", xlabel="message size (bytes)", ylabel="busbw (GB/s)",
+                heading="Collective bus bandwidth ({world_size} ranks, GB = 1e9 B)"),),
+    what=("op",),
 ))  # fmt: skip

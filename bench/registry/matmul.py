@@ -11,7 +11,7 @@ from bench import precision as prec
 from bench.model.metrics import Metric, device_labels, shape
 from bench.model.reports import Measurement
 from bench.model.tables import KIND_NAMES, STATUS_STYLE, Grid, by_device_kind, device_kind, flop_unit, mnk, num, pct
-from bench.registry import Workload, key, register
+from bench.registry import Plot, Workload, key, register
 
 NAME = "matmul"
 
@@ -206,4 +206,13 @@ WORKLOAD = register(Workload(
         "min_iterations": key("int", 5, "Fewest timed iterations per measurement.", minimum=1),
     },
     steps="bench.planning.matmul:suite_steps",
+    plots=(
+        Plot("throughput_vs_size", "Matmul {unit} vs size"),
+        Plot("achieved_vs_peak", "Achieved MAMF vs peak, {unit}"),
+        Plot("roofline", "Roofline ({unit} against FLOP/byte)", role="compute"),
+        Plot("sustained_window", "Sustained {unit} over the MSMF window"),
+        Plot("telemetry", "Telemetry during the MSMF windows (clocks in MHz, power in W)"),
+    ),
+    what=("shape",),
+    variant=("backend",),
 ))  # fmt: skip

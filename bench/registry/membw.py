@@ -8,7 +8,7 @@ from bench import figures
 from bench.model.metrics import Metric, device_labels
 from bench.model.reports import Measurement
 from bench.model.tables import Grid, pct
-from bench.registry import Workload, key, register
+from bench.registry import Plot, Workload, key, register
 
 NAME = "membw"
 
@@ -58,4 +58,7 @@ WORKLOAD = register(Workload(
         "budget_s": key("float", 1.0, "Timed seconds per kernel.", minimum=0.001),
     },
     steps="bench.planning.membw:suite_steps",
+    # its STREAM kernels' bandwidth is the roofline's memory ceiling, and their FLOP/byte its memory points
+    plots=(Plot("roofline", "Roofline ({unit} against FLOP/byte)", role="memory"),),
+    what=("kernel",),
 ))  # fmt: skip

@@ -101,4 +101,6 @@ WORKLOAD = register(Workload(
         "warmup_steps": key("int", None, "Untimed steps first (default: the preset's).", minimum=0, nullable=True),
     },
     steps="bench.planning.train:suite_steps",
+    what=("model", "preset"),
+    case_labels=("model_kind", "preset", "precision"),
 ))  # fmt: skip

@@ -82,7 +82,8 @@ def _identity(m: Measurement) -> dict[str, str]:
     else:
         shape = ""
     role = (d.get("search") or {}).get("role") or d.get("role") or ""
-    variant = [str(d.get("backend") or "")] if m.workload == "matmul" else []
+    workload = registry.get(m.workload)
+    variant = [str(d.get(k) or "") for k in (workload.variant if workload else ())]
     if spec.get("fast_accum") is not None:
         variant.append(f"fast_accum={str(spec['fast_accum']).lower()}")
     if "rank" in d:

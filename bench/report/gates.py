@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import registry
 from bench.model.metrics import Metric
 from bench.model.reports import Measurement, NodeReport, ReportError, parse_timestamp
 from bench.report import compare as cmp
@@ -54,10 +55,14 @@ def parse_fraction(text: str) -> float:
 
 
 def case_name(m: Metric) -> str:
+    """The JUnit test case (and gate) a metric belongs to: its workload, device and what its descriptor's
+    `case_labels` name (default: its precision, op or kernel, the first it has)."""
     labels = m.labels
-    what = labels.get("precision") or labels.get("op") or labels.get("kernel") or ""
-    if m.workload == "train":
-        what = f"{labels.get('model_kind')} {labels.get('preset')} {labels.get('precision')}"
+    workload = registry.get(m.workload)
+    if workload and workload.case_labels:
+        what = " ".join(str(labels.get(k)) for k in workload.case_labels)
+    else:
+        what = labels.get("precision") or labels.get("op") or labels.get("kernel") or ""
     return f"{m.workload} {labels.get('device')} {what}".strip()
 
 

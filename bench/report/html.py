@@ -123,8 +123,7 @@ def node_page(report: NodeReport, checks: list[gates.Gate] | None = None) -> str
     if warnings:
         body += ["<h2>Warnings</h2>", table(warnings)]
     body.append("<h2>Plots</h2>")
-    unit, _ = plots.flop_unit([m for m in report.measurements if m.workload == "matmul"])
-    body += [figure(title.format(unit=unit), draw(report)) for title, draw in plots.NODE_PLOTS]
+    body += [figure(title, png) for title, png in plots.node_figures(report)]
     return page(f"bench {report.run_id}", body)
 
 

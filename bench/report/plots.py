@@ -1,10 +1,14 @@
 """The figures of the HTML report, drawn with matplotlib's Agg backend (no display needed). Each function takes a
-report and returns PNG bytes, or None when the report has nothing to draw for it."""
+report and returns PNG bytes, or None when the report has nothing to draw for it.
+
+Which figures a page has, and which measurements each shows, comes from the workloads' descriptors (bench.registry:
+`plots`, plain data): a figure kind here draws the measurements of the workloads that list it, and names none."""
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib
@@ -13,11 +17,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from bench import figures
+from bench import figures, registry
 from bench import precision as prec
 from bench.model.reports import Measurement, NodeReport
 from bench.model.tables import FLOP_UNITS
 from bench.report import render
+
+#: Figure kinds (registry.Plot.kind): see KINDS.
+THROUGHPUT_VS_SIZE, ACHIEVED_VS_PEAK, ROOFLINE = "throughput_vs_size", "achieved_vs_peak", "roofline"
+SUSTAINED, TELEMETRY, VS_SIZE = "sustained_window", "telemetry", "vs_size"
 
 #: STREAM kernels' FLOPs and bytes per element (bench.figures; copy does no arithmetic, so it has no roofline point).
 STREAM_FLOPS = figures.STREAM_FLOPS_PER_ELEMENT
@@ -33,8 +41,20 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _ok(report: NodeReport, workload: str) -> list[Measurement]:
-    return [m for m in report.measurements if m.workload == workload and m.status == "ok" and m.summary]
+def listing(kind: str, role: str | None = None) -> set[str]:
+    """The workloads whose descriptor lists a figure of this kind (and this role, when given)."""
+    return {
+        w.name for w in registry.workloads() for p in w.plots if p.kind == kind and (role is None or p.role == role)
+    }
+
+
+def _of(report: NodeReport, kind: str, role: str | None = None) -> list[Measurement]:
+    names = listing(kind, role)
+    return [m for m in report.measurements if m.workload in names]
+
+
+def _ok(report: NodeReport, kind: str, role: str | None = None) -> list[Measurement]:
+    return [m for m in _of(report, kind, role) if m.status == "ok" and m.summary]
 
 
 def _size(spec: dict[str, Any]) -> float:
@@ -64,7 +84,7 @@ def render_mamf(ms: list[Measurement]) -> dict[Any, tuple[Measurement, str]]:
 
 def matmul_vs_size(report: NodeReport) -> bytes | None:
     """Median throughput against matrix size (cube root of M*N*K) per device and precision; the MAMF marked."""
-    ms = _ok(report, "matmul")
+    ms = _ok(report, THROUGHPUT_VS_SIZE)
     if not ms:
         return None
     unit, scale = flop_unit(ms)
@@ -93,7 +113,7 @@ def matmul_vs_size(report: NodeReport) -> bytes | None:
 def achieved_vs_peak_data(report: NodeReport) -> list[dict[str, Any]]:
     """What "achieved vs peak" draws: per device x precision the MAMF (the search's best shape, median iteration;
     else the best fixed-shape median) from render.achieved, the same figure as the search table's."""
-    return sorted(render.achieved(report.measurements), key=lambda r: (r["device"], r["precision"]))
+    return sorted(render.achieved(_of(report, ACHIEVED_VS_PEAK)), key=lambda r: (r["device"], r["precision"]))
 
 
 def achieved_vs_peak(report: NodeReport) -> bytes | None:
@@ -122,42 +142,52 @@ def achieved_vs_peak(report: NodeReport) -> bytes | None:
     return _png(fig)
 
 
-def busbw_vs_size(report: NodeReport) -> bytes | None:
-    """Bus bandwidth against message size, one panel per collective (side by side, two per row), so each op's curve
-    reads on its own scale."""
-    ms = _ok(report, "comm")
+def vs_size(report: NodeReport, plot: registry.Plot) -> bytes | None:
+    """Any workload's figure against a size (the kind "vs_size"): summary key `plot.y` against spec key `plot.x` on a
+    log2 axis, one panel per value of spec key `plot.panel` (side by side, two per row), so each curve reads on its
+    own scale; the measurements of the workloads that list this plot, valid ones only. A collective's bus bandwidth
+    against its message size, one panel per op, is this."""
+    names = {w.name for w in registry.workloads() if plot in w.plots}
+    ms = [m for m in report.measurements if m.workload in names and m.status == "ok" and m.summary]
     if not ms:
         return None
-    ops: dict[str, list[tuple[int, float]]] = {}
+    panels: dict[str, list[tuple[float, float]]] = {}
     for m in ms:
-        ops.setdefault(m.spec["op"], []).append((m.spec["bytes"], m.summary["busbw_gbps"]))
-    rows = math.ceil(len(ops) / 2)
-    fig, axes = plt.subplots(rows, 2 if len(ops) > 1 else 1, figsize=(11, 3.2 * rows), squeeze=False)
-    for ax, (op, points) in zip(axes.flat, sorted(ops.items()), strict=False):
+        panels.setdefault(str(m.spec.get(plot.panel, "")), []).append((m.spec[plot.x], m.summary[plot.y]))
+    rows = math.ceil(len(panels) / 2)
+    fig, axes = plt.subplots(rows, 2 if len(panels) > 1 else 1, figsize=(11, 3.2 * rows), squeeze=False)
+    for ax, (name, points) in zip(axes.flat, sorted(panels.items()), strict=False):
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", markersize=3)
         ax.set_xscale("log", base=2)
-        ax.set_title(op, fontsize=9)
-        ax.set_xlabel("message size (bytes)", fontsize=8)
-        ax.set_ylabel("busbw (GB/s)", fontsize=8)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(plot.xlabel or plot.x, fontsize=8)
+        ax.set_ylabel(plot.ylabel or plot.y, fontsize=8)
         ax.grid(True, alpha=0.3)
-    for ax in list(axes.flat)[len(ops) :]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    world = ms[0].spec.get("world_size")
-    fig.suptitle(f"Collective bus bandwidth ({world} ranks, GB = 1e9 B) — {_devices(ms)}", fontsize=9)
+    heading = (plot.heading or plot.title).format_map(_Missing(ms[0].spec))
+    fig.suptitle(f"{heading} — {_devices(ms)}", fontsize=9)
     return _png(fig)
+
+
+class _Missing(dict):
+    """A spec for str.format_map: a key it lacks reads as '?' (a heading names keys an old report may not have)."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
 
 
 def roofline_points(report: NodeReport) -> list[tuple[float, float, str]]:
     """(FLOP/byte, TFLOPS, tag) of every valid native matmul and every STREAM kernel with arithmetic."""
     points = []
-    for m in [m for m in _ok(report, "matmul") if not m.emulated]:
+    for m in [m for m in _ok(report, ROOFLINE, "compute") if not m.emulated]:
         s, p = m.spec, prec.get(m.spec["precision"])
         intensity = figures.matmul_flops(s["m"], s["n"], s["k"]) / (
             p.itemsize * (s["m"] * s["k"] + s["k"] * s["n"] + s["m"] * s["n"])
         )
         points.append((intensity, m.summary["tflops_median"], s["precision"]))
-    for m in _ok(report, "membw"):
+    for m in _ok(report, ROOFLINE, "memory"):
         kernel = m.spec.get("kernel")
         if kernel in STREAM_FLOPS:
             intensity = stream_intensity(kernel)
@@ -168,8 +198,8 @@ def roofline_points(report: NodeReport) -> list[tuple[float, float, str]]:
 def roofline(report: NodeReport) -> bytes | None:
     """Measured points against the compute ceilings (peak TFLOPS per precision) and the memory ceiling (best
     measured STREAM bandwidth, else the vendor figure): arithmetic intensity in FLOP/byte on x."""
-    mat = [m for m in _ok(report, "matmul") if not m.emulated]
-    mem = _ok(report, "membw")
+    mat = [m for m in _ok(report, ROOFLINE, "compute") if not m.emulated]
+    mem = _ok(report, ROOFLINE, "memory")
     if not mat:
         return None
     bandwidth_gbps = max(
@@ -220,7 +250,7 @@ STYLES, MARKERS = ("-", "--", ":", "-."), ("o", "s", "^", "D", "v")
 
 def telemetry(report: NodeReport) -> bytes | None:
     """Clocks, power and temperature over time during sustained (MSMF) windows."""
-    windows = [m for m in report.measurements if m.details.get("telemetry_samples")]
+    windows = [m for m in _of(report, TELEMETRY) if m.details.get("telemetry_samples")]
     fields = sorted({k for m in windows for s in m.details["telemetry_samples"] for k, v in s.items()
                      if k != "t_s" and isinstance(v, (int, float)) and not isinstance(v, bool)
                      and k not in ("energy_j", "throttle_reasons")})  # fmt: skip
@@ -244,7 +274,7 @@ def telemetry(report: NodeReport) -> bytes | None:
 
 def msmf_series(report: NodeReport) -> bytes | None:
     """Throughput per tenth of each sustained window: a falling line is a clock or thermal slow-down."""
-    windows = [m for m in report.measurements if (m.details.get("msmf") or {}).get("series")]
+    windows = [m for m in _of(report, SUSTAINED) if (m.details.get("msmf") or {}).get("series")]
     if not windows:
         return None
     unit, scale = flop_unit(windows)
@@ -293,11 +323,40 @@ def capacity_distribution(cap: dict[str, Any]) -> bytes | None:
     return _png(fig)
 
 
-NODE_PLOTS = (
-    ("Matmul {unit} vs size", matmul_vs_size),
-    ("Achieved MAMF vs peak, {unit}", achieved_vs_peak),
-    ("Roofline ({unit} against FLOP/byte)", roofline),
-    ("Sustained {unit} over the MSMF window", msmf_series),
-    ("Telemetry during the MSMF windows (clocks in MHz, power in W)", telemetry),
-    ("Bus bandwidth (GB/s) vs message size, per collective", busbw_vs_size),
-)
+#: The figure kinds a descriptor may list (registry.Plot.kind) and what each draws from the measurements of the
+#: workloads listing it. The first five read a GEMM's spec (m, n, k, precision) and a search's details (MAMF, MSMF
+#: windows); "vs_size" reads only the keys its Plot names.
+KINDS: dict[str, Callable[[NodeReport, registry.Plot], bytes | None]] = {
+    THROUGHPUT_VS_SIZE: lambda report, plot: matmul_vs_size(report),
+    ACHIEVED_VS_PEAK: lambda report, plot: achieved_vs_peak(report),
+    ROOFLINE: lambda report, plot: roofline(report),
+    SUSTAINED: lambda report, plot: msmf_series(report),
+    TELEMETRY: lambda report, plot: telemetry(report),
+    VS_SIZE: vs_size,
+}
+
+
+def node_plots() -> list[registry.Plot]:
+    """Every figure a node page can have: each registered workload's plots in registry order, one per kind and
+    title (the first workload to list it places it)."""
+    out: dict[tuple[str, str], registry.Plot] = {}
+    for w in registry.workloads():
+        for p in w.plots:
+            if p.kind not in KINDS:
+                raise ValueError(
+                    f"workload {w.name!r} lists a plot of unknown kind {p.kind!r}; known: {', '.join(KINDS)}"
+                )
+            out.setdefault((p.kind, p.title), p)
+    return list(out.values())
+
+
+def node_figures(report: NodeReport) -> list[tuple[str, bytes | None]]:
+    """(caption, PNG or None) of every figure of a node page, in page order. A caption's {unit} is the FLOP unit of
+    the measurements the figure shows (a roofline's compute side), GFLOPS when only CPUs are on it."""
+    out = []
+    for plot in node_plots():
+        names = {w.name for w in registry.workloads() for p in w.plots
+                 if (p.kind, p.title) == (plot.kind, plot.title) and p.role != "memory"}  # fmt: skip
+        unit, _ = flop_unit([m for m in report.measurements if m.workload in names])
+        out.append((plot.title.format(unit=unit), KINDS[plot.kind](report, plot)))
+    return out

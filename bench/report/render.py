@@ -39,11 +39,19 @@ def to_markdown(grid: Grid) -> str:
     return "\n".join(lines) + "\n"
 
 
+def what(m: Measurement) -> str:
+    """What one measurement measured, after its device and precision, by its workload's descriptor (`what`: spec
+    keys, "shape" for M x N x K): 'gpt tiny', 'triad', '4096x4096x4096'; a spec with none of them (a failed step's)
+    by its step label, else '-'."""
+    workload = registry.get(m.workload)
+    keys = workload.what if workload else ()
+    parts = [_shape(m.spec) if k == "shape" else str(m.spec[k]) for k in keys
+             if k in m.spec or (k == "shape" and {"m", "n", "k"} <= m.spec.keys())]  # fmt: skip
+    return " ".join(parts) or str(m.spec.get("step") or "-")
+
+
 def _where(m: Measurement) -> str:
-    what = f"{m.spec.get('model')} {m.spec.get('preset')}" if m.workload == "train" else _shape(m.spec)
-    if m.workload in ("membw", "comm"):
-        what = str(m.spec.get("kernel") or m.spec.get("op") or m.spec.get("step") or "-")
-    return f"{m.workload} {m.device.get('id', '?')} {m.spec.get('precision', '')} {what}".replace("  ", " ")
+    return f"{m.workload} {m.device.get('id', '?')} {m.spec.get('precision', '')} {what(m)}".replace("  ", " ")
 
 
 def warning_lines(measurements: list[Measurement], limit: int = 3) -> list[str]:

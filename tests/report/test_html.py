@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from bench import registry
 from bench.model.reports import NodeReport
 from bench.report import gates, html, plots
 from bench.report.store import dumps
@@ -36,10 +37,10 @@ def test_node_page_is_standalone_with_decodable_figures():
 
 def test_plots_draw_only_what_the_report_has():
     empty = syn.report([])
-    assert all(draw(empty) is None for _, draw in plots.NODE_PLOTS)
+    assert all(png is None for _, png in plots.node_figures(empty))
     r = syn.report([syn.matmul("float32", syn.samples(0.002))])
     assert plots.matmul_vs_size(r).startswith(PNG)
-    assert plots.busbw_vs_size(r) is None and plots.telemetry(r) is None
+    assert plots.vs_size(r, registry.get("comm").plots[0]) is None and plots.telemetry(r) is None
 
 
 def test_report_text_is_escaped():
@@ -196,4 +197,4 @@ def test_collectives_are_summarised_one_row_and_one_panel_per_op():
     best = max((m for m in ms if m.spec["op"] == "broadcast"), key=lambda m: m.summary["busbw_gbps"])
     assert grid.records()[1]["at bytes"] == str(best.spec["bytes"])
     assert len(busbw_grid(ms, full=True).rows) == len(ms) + 2  # bench comm's own table: every size, and peaks
-    assert plots.busbw_vs_size(syn.report(ms)).startswith(PNG)
+    assert plots.vs_size(syn.report(ms), registry.get("comm").plots[0]).startswith(PNG)
