@@ -31,7 +31,7 @@ from bench.model.reports import exact_count
 from bench.report import proofs
 from bench.report import verify as v
 from bench.report.capacity import _same, memory_total
-from bench.report.pool import frozen_heap
+from bench.report.pool import forks, frozen_heap, map_forked
 
 KIND = "bench.disclosure"
 SCHEMA_VERSION = 1
@@ -605,23 +605,65 @@ def verify(
         _children_once([d for d in present if d is not None])
     except DisclosureError as exc:
         out.append(v.Finding(v.ERROR, "disclosure", str(exc), where))
+    keys = {"auditor": auditor, "trusted": trusted, "aggregators": aggregators, "operators": operators}
+    parts: list[list[v.Finding] | tuple[dict[str, Any], str]] = []  # findings, or a child to verify, in order
     for child in data["inputs"]["children"]:
         doc = store.get(child["sha256"])
         name = f"{where} > {child['level']} {child['name']}"
         if doc is None:
-            out.append(v.Finding(v.ERROR, "missing-input", "child disclosure is not in the folder", name))
+            parts.append([v.Finding(v.ERROR, "missing-input", "child disclosure is not in the folder", name)])
             continue
         if DEPTH.get(doc.data.get("level"), 0) <= DEPTH[data["level"]]:
-            out.append(v.Finding(v.ERROR, "disclosure", "a child must sit at a lower level than its parent", name))
+            parts.append([v.Finding(v.ERROR, "disclosure", "a child must sit at a lower level than its parent", name)])
         below |= {e["sha256"] for e in doc.data.get("inputs", {}).get("capacity_reports", []) if isinstance(e, dict)}
         if child["sha256"] not in seen:
             seen.add(child["sha256"])
-            out += verify(doc.data, store, name, auditor=auditor, trusted=trusted, aggregators=aggregators,
-                          operators=operators, _seen=seen, _checked=True)  # fmt: skip
+            parts.append((doc.data, name))
+    tasks = [p for p in parts if isinstance(p, tuple)]
+    if _seen is None and forks(len(tasks)) and _apart(tasks, store, seen):
+        # the children's subtrees share no disclosure and no capacity report this level has not named already: each
+        # verified by a worker process (which inherits the store and this level's checks), as the loop would
+        done = iter(map_forked(_verify_child, [(d, store, name, keys, seen) for d, name in tasks]))
+        out += [f for p in parts for f in (next(done) if isinstance(p, tuple) else p)]
+    else:
+        for p in parts:
+            out += verify(p[0], store, p[1], **keys, _seen=seen, _checked=True) if isinstance(p, tuple) else p
     if data["inputs"]["children"] and below != mine:
         out.append(v.Finding(v.ERROR, "disclosure-mismatch", "the capacity reports of the children are not the ones "
                              "this level counts", where))  # fmt: skip
     return out
+
+
+def _verify_child(task: tuple[Any, ...]) -> list[v.Finding]:
+    """verify() of one child (a worker's task): (its document, store, name, the verifier's keys, what was seen)."""
+    data, store, where, keys, seen = task
+    return verify(data, store, where, **keys, _seen=set(seen), _checked=True)
+
+
+def _apart(tasks: list[tuple[dict[str, Any], str]], store: Store, seen: set[str]) -> bool:
+    """Whether verifying each child apart gives what verifying them in turn gives: no disclosure below them is reached
+    from two of them (in turn, the second would find it seen and skip it), and every capacity report they cite is one
+    `seen` names (the level above reported it; otherwise the first child citing it would, the second not)."""
+    reached: set[str] = set()
+    for data, _ in tasks:
+        stack = [data]
+        while stack:
+            d = stack.pop()
+            inputs = d.get("inputs") if isinstance(d, dict) else None
+            if not isinstance(inputs, dict):
+                return False
+            for e in inputs.get("capacity_reports") or []:
+                if not isinstance(e, dict) or "capacity:" + str(e.get("sha256")) not in seen:
+                    return False
+            for e in inputs.get("children") or []:
+                sha = e.get("sha256") if isinstance(e, dict) else None
+                if not isinstance(sha, str) or sha in reached or sha in seen:
+                    return False
+                reached.add(sha)
+                doc = store.get(sha)
+                if doc is not None:
+                    stack.append(doc.data)
+    return True
 
 
 def examine(data: dict[str, Any], folder: Path | None, where: str, *, auditor: str | None = None,

@@ -23,10 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
-from bench.disclosure.leaves import DisclosureError, Store
+from bench.disclosure.leaves import DisclosureError, Rows, Store, leaf
 from bench.model import intake, sign
 from bench.model.reports import CAPACITY_KIND, NODE_REPORT_KIND
 from bench.report import capacity
+from bench.report.pool import map_forked
 from bench.report.rules import Rules
 from bench.report.store import dumps, write_atomic
 
@@ -120,45 +121,85 @@ def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[
     proof_docs = store.add_many(list(proof_paths))
     built: list[Built] = []
     by_city: dict[tuple[str, str, str], list[Built]] = {}
-    for s in sites:
-        d = decl.read(s.declaration, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
-        node_docs = _node_reports(s)
-        if aggregator_key is not None:
-            _aggregate_missing(s, d, node_docs or [], store, output.joinpath(*d.path), key=aggregator_key,
-                               policy=policy, as_of=as_of)  # fmt: skip
-        pairs = _clusters(s, d)
-        for name in d.path:
-            if name in (".", "..") or name.startswith("."):
-                raise DisclosureError(f"{s.declaration}: place name {name!r} cannot name a folder of the output")
-        counted = {
-            row.get("device") for _, doc in pairs for row in doc.data.get("devices", []) if isinstance(row, dict)
-        }
-        mine = [p for p in proof_docs if any(isinstance(x, dict) and x.get("device") in counted
-                                             for x in (p.data.get("devices") or []))]  # fmt: skip
-        doc = dd.site(d, pairs, store, policy=policy, proof_docs=mine, as_of=as_of, claims_input=[], audit_input=None,
-                      now=now, node_docs=node_docs)  # fmt: skip
-        b = _keep(store, write, doc, output.joinpath(*d.path), "site", d.path[-1])
-        by_city.setdefault(tuple(d.path[:3]), []).append(b)
+    if any(s.reports for s in sites) or aggregator_key is not None:
+        # node reports are read one site at a time (a country's are gigabytes): these sites are built in turn
+        sited = []
+        for s in sites:
+            d = decl.read(s.declaration, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
+            node_docs = _node_reports(s)
+            if aggregator_key is not None:
+                _aggregate_missing(s, d, node_docs or [], store, output.joinpath(*d.path), key=aggregator_key,
+                                   policy=policy, as_of=as_of)  # fmt: skip
+            sited.append(_site((s, d, store, policy, proof_docs, as_of, now, node_docs)))
+    else:
+        # capacity reports alone: every site's document built by worker processes (which inherit the store), after
+        # each capacity report's rows are checked and laid out here once, for them and for the levels above
+        _lay_out(sites, store, policy)
+        sited = map_forked(_site, [(s, None, store, policy, proof_docs, as_of, now, None) for s in sites])
+    for path, doc in sited:
+        b = _keep(store, write, doc, output.joinpath(*path), "site", path[-1])
+        by_city.setdefault(tuple(path[:3]), []).append(b)
         built.append(b)
 
-    def roll(level: str, name: str, children: list[Built], folder: Path, top: bool) -> Built:
-        doc = dd.rollup(level, name, [c.doc for c in children], store, policy=policy, proof_docs=[], as_of=as_of,
-                        claims_input=(claims_input or []) if top else [], audit_input=audit_input if top else None,
-                        now=now)  # fmt: skip
-        return _keep(store, write, doc, folder, level, name)
+    def roll(level: str, groups: dict[tuple[str, ...], list[Built]], top: bool) -> list[Built]:
+        """Every roll-up of one level, by worker processes: the levels below are in the store they inherit."""
+        docs = map_forked(_rollup, [(level, key[-1], [c.doc for c in children], store, policy, as_of,
+                                     (claims_input or []) if top else [], audit_input if top else None, now)
+                                    for key, children in groups.items()])  # fmt: skip
+        return [_keep(store, write, doc, output.joinpath(*key), level, key[-1])
+                for key, doc in zip(groups, docs, strict=True)]  # fmt: skip
 
     by_region: dict[tuple[str, str], list[Built]] = {}
-    for (country, region, city), children in sorted(by_city.items()):
-        b = roll("city", city, children, output / country / region / city, False)
-        by_region.setdefault((country, region), []).append(b)
+    cities = dict(sorted(by_city.items()))
+    for key, b in zip(cities, roll("city", cities, False), strict=True):
+        by_region.setdefault(key[:2], []).append(b)
         built.append(b)
-    by_country: dict[str, list[Built]] = {}
-    for (country, region), children in sorted(by_region.items()):
-        b = roll("region", region, children, output / country / region, False)
-        by_country.setdefault(country, []).append(b)
+    by_country: dict[tuple[str, ...], list[Built]] = {}
+    regions = dict(sorted(by_region.items()))
+    for key, b in zip(regions, roll("region", regions, False), strict=True):
+        by_country.setdefault(key[:1], []).append(b)
         built.append(b)
-    countries = [roll("country", c, children, output / c, True) for c, children in sorted(by_country.items())]
+    countries = roll("country", dict(sorted(by_country.items())), True)
     return countries + built
+
+
+def _lay_out(sites: list[SiteFolder], store: Store, policy: dd.Policy) -> None:
+    """Each capacity report's rows checked and laid out (columns, frame, order) in this process before workers fork,
+    so that none of them, and no level above, does it again. A report that fails is left to its site's worker, which
+    refuses it in site order, as building the sites in turn would."""
+    for s in sites:
+        for doc in s.capacity.values():
+            try:
+                _, rows = leaf(doc, ("",), "", store, aggregator_ids=policy.aggregator_ids)
+            except DisclosureError:
+                continue
+            if isinstance(rows, Rows):
+                rows.frame(), rows.ranks()
+
+
+def _site(task: tuple[Any, ...]) -> tuple[list[str], dict[str, Any]]:
+    """One site's disclosure (unsigned) and its place: `task` is (site folder, its declaration or None to read it,
+    store, policy, proofs, as_of, now, node reports or None)."""
+    s, d, store, policy, proof_docs, as_of, now, node_docs = task
+    if d is None:
+        d = decl.read(s.declaration, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
+    pairs = _clusters(s, d)
+    for name in d.path:
+        if name in (".", "..") or name.startswith("."):
+            raise DisclosureError(f"{s.declaration}: place name {name!r} cannot name a folder of the output")
+    counted = {row.get("device") for _, doc in pairs for row in doc.data.get("devices", []) if isinstance(row, dict)}
+    mine = [p for p in proof_docs if any(isinstance(x, dict) and x.get("device") in counted
+                                         for x in (p.data.get("devices") or []))]  # fmt: skip
+    doc = dd.site(d, pairs, store, policy=policy, proof_docs=mine, as_of=as_of, claims_input=[], audit_input=None,
+                  now=now, node_docs=node_docs)  # fmt: skip
+    return list(d.path), doc
+
+
+def _rollup(task: tuple[Any, ...]) -> dict[str, Any]:
+    """One roll-up (unsigned): `task` is (level, name, child documents, store, policy, as_of, claims, audit, now)."""
+    level, name, children, store, policy, as_of, claims_input, audit_input, now = task
+    return dd.rollup(level, name, children, store, policy=policy, proof_docs=[], as_of=as_of,
+                     claims_input=claims_input, audit_input=audit_input, now=now)  # fmt: skip
 
 
 def _aggregate_missing(site: SiteFolder, d: decl.Declaration, node_docs: list[intake.Document], store: Store,

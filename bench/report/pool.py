@@ -159,6 +159,23 @@ def _map_parallel(fn: Any, items: list[Any], jobs: int | None = None) -> list[An
         return list(pool.map(fn, items, chunksize=chunk))
 
 
+def map_forked(fn: Any, items: list[Any], jobs: int | None = None) -> list[Any]:
+    """fn over items in forked worker processes (one per core, or `jobs`), which inherit `items` (and everything they
+    reference: a disclosure tree's store of documents) instead of receiving them pickled; in this process, in order,
+    where processes cannot fork or one core is all there is. `fn` must be picklable (a module-level function or a
+    partial of one); its results come back pickled, in the order of `items`, and the first exception in that order is
+    raised, as a loop would raise it."""
+    if not forks(len(items), jobs):
+        with frozen_heap():
+            return [fn(item) for item in items]
+    return _map_parallel(fn, items, jobs)
+
+
+def forks(tasks: int, jobs: int | None = None) -> bool:
+    """Whether map_forked would run `tasks` tasks in worker processes (not in this process)."""
+    return "fork" in multiprocessing.get_all_start_methods() and min(jobs or usable_cores(), tasks) >= 2
+
+
 @dataclass(frozen=True)
 class _SignatureCheck:
     """A task for the verification pool: check this document's signature (see verify_capacity)."""

@@ -8,10 +8,11 @@ city and 5 cities to a region. Generating the signed node reports is slow and no
 Timed, in this order:
   1. aggregate: every site's node reports verified (signature, re-derivation, peaks, inventory) and aggregated into a
      capacity report, signed by the aggregator: as `bench aggregate --jobs 1` per site, one site per core at once;
-  2. disclose, in this process (one store of documents, as a tree built in one go): the capacity reports read and
-     their signatures checked by worker processes (Store.add_many), declarations signed by the operator, a
-     disclosure per site, then city, region and country roll-ups, each recomputed from the capacity reports with
-     every device counted once across the tree;
+  2. disclose, as `bench disclose tree` builds a region (bench.disclosure.tree.build: one store of documents): the
+     capacity reports read and their signatures checked by worker processes, the operators' signed declarations
+     (written into the site folders beforehand, not timed) read, a disclosure per site, then city, region and country
+     roll-ups, each recomputed from the capacity reports with every device counted once across the tree, the
+     documents of each level built by worker processes (under disclosures/);
   3. verify: the national disclosure re-derived from a fresh read of the folder (Store(folder), read by worker
      processes as `bench verify --from` reads it), and each level below it.
 Prints each phase's time and the peak memory (ru_maxrss) of this process and of the largest worker; a forked worker's
@@ -39,6 +40,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
+from bench.disclosure import tree
 from bench.disclosure.leaves import Store
 from bench.model import sign
 from bench.report import aggregate as agg
@@ -170,50 +172,38 @@ def main() -> None:
     print(f"aggregate ({args.sites} capacity reports, every node report verified, {usable_cores()} at once): "
           f"{t_aggregate:.1f} s wall, {c_aggregate:.1f} s CPU; peak memory {peak_mb()[0]:.0f} MB (largest worker {peak_mb()[1]:.0f} MB)")  # fmt: skip
 
-    t0 = time.perf_counter()
-    c0 = cpu_s()
-    store = Store()
-    site_docs: dict[str, list[Path]] = {}
-    # read, and their signatures checked, by worker processes
-    docs = dict(zip(capacities, store.add_many(list(capacities.values())), strict=True))
+    # each site folder gets its operator's signed declaration (written before, as an operator would: not timed)
     for s, path in capacities.items():
         region, city, site = place(s)
-        text = DECLARATION.format(region=region, city=city, site=site)
-        signature = decl.sign_text(text.encode(), operator, NOW)
-        d = decl.check(text, signature, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
-        doc = dd.site(d, [("main", docs[s])], store, policy=policy, proof_docs=[], as_of=as_of, claims_input=[],
-                      audit_input=None, now=NOW)  # fmt: skip
-        doc["signature"] = sign.sign(doc, discloser)
-        p = path.parent / "disclosure.json"
-        p.write_text(dumps(doc))
-        site_docs.setdefault(city, []).append(p)
-    t_sites = time.perf_counter() - t0
-    del docs  # the store holds them for the roll-ups
+        text = DECLARATION.format(region=region, city=city, site=site).encode()
+        (path.parent / "site.toml").write_bytes(text)
+        (path.parent / f"site.toml{decl.SIGNATURE_SUFFIX}").write_text(dumps(decl.sign_text(text, operator, NOW)))
 
-    def roll(level: str, name: str, children: list[Path]) -> Path:
-        doc = dd.rollup(level, name, [store.add(c) for c in children], store, policy=policy, proof_docs=[], as_of=as_of,
-                        claims_input=[{"text": "788 EFLOPS", "source": "synthetic", "date": "2024"}] if level == "country" else [],
-                        audit_input=None, now=NOW)  # fmt: skip
+    def write(doc: dict, folder: Path) -> bytes:
         doc["signature"] = sign.sign(doc, discloser)
-        p = out / f"{level}-{name}.json"
-        p.write_text(dumps(doc))
-        return p
+        raw = dumps(doc).encode("utf-8")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "disclosure.json").write_bytes(raw)
+        return raw
 
-    cities = {c: roll("city", c, paths) for c, paths in sorted(site_docs.items())}
-    regions: dict[str, list[Path]] = {}
-    for c, p in cities.items():
-        regions.setdefault(f"R{int(c[1:]) // CITIES_PER_REGION:02d}", []).append(p)
-    region_docs = [roll("region", r, paths) for r, paths in sorted(regions.items())]
-    national = roll("country", "Freedonia", region_docs)
+    t0 = time.perf_counter()
+    c0 = cpu_s()
+    # `bench disclose tree`: the capacity reports read (their signatures checked by worker processes), then every site,
+    # city, region and the country built from them in one store, each level's documents by worker processes
+    built = tree.build(out, policy=policy, as_of=as_of, write=write, output=out / "disclosures", now=NOW,
+                       claims_input=[{"text": "788 EFLOPS", "source": "synthetic", "date": "2024"}])  # fmt: skip
     t_disclose, c_disclose = time.perf_counter() - t0, cpu_s() - c0
+    national = built[0].path
+    levels = [b.level for b in built]
     data = Store().add(national).data
     head = next(c for c in data["capacity"] if c["category"] == "bf16/fp16")
-    print(f"disclose ({args.sites} sites in {len(cities)} cities, {len(region_docs)} regions, 1 country): "
-          f"{t_disclose:.1f} s wall, {c_disclose:.1f} s CPU (sites {t_sites:.1f} s); national bf16/fp16 {head['reported_pflops']:.1f} PFLOPS reported, "
+    print(f"disclose ({levels.count('site')} sites in {levels.count('city')} cities, {levels.count('region')} regions, "
+          f"{levels.count('country')} country): {t_disclose:.1f} s wall, {c_disclose:.1f} s CPU; peak memory "
+          f"{peak_mb()[0]:.0f} MB; national bf16/fp16 {head['reported_pflops']:.1f} PFLOPS reported, "
           f"{head['bounded_pflops']:.1f} bounded, {head['devices']} devices, memory {data['accelerator_memory_bytes']} B")  # fmt: skip
+    del built
 
-    store = Store()  # the builder's documents freed: verify starts from the folder alone, as `bench verify --from` does
-    gc.collect()
+    gc.collect()  # the builder's documents freed: verify starts from the folder alone, as `bench verify --from` does
     t0 = time.perf_counter()
     c0 = cpu_s()
     findings = dd.verify(data, Store(out), str(national))
