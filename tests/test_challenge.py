@@ -37,8 +37,9 @@ def verify(path, drop, receipts=None, trusted=None, **kw):
     return chl.verify(path, drop, receipts, trusted, auditor=kw.pop("auditor", AUDITOR_ID), **kw)
 
 
-def _issue(tmp_path, dtype="float32", n=64, products=2, nodes=None):
-    data = chl.issue(AUDITOR, dtype=dtype, n=n, products=products, window=dt.timedelta(minutes=5), nodes=nodes, now=T0)
+def _issue(tmp_path, dtype="float32", n=64, products=2, nodes=None, inner=None):
+    data = chl.issue(AUDITOR, dtype=dtype, n=n, products=products, window=dt.timedelta(minutes=5), nodes=nodes, now=T0,
+                     inner=inner)  # fmt: skip
     path = tmp_path / "challenge.json"
     write_atomic(path, dumps(data))
     return path, chl.load_challenge(path)
@@ -52,8 +53,8 @@ def _answer(drop, ch, node="node-a", uuid="host-a", key=NODE_KEY, tamper=None, p
         if product is None:
             products.append(chl.compute(ch, node, device, i))
         else:
-            a = chl.operand(ch.nonce, node, uuid, i, "A", ch.n, ch.dtype, ch.operands)
-            b = chl.operand(ch.nonce, node, uuid, i, "B", ch.n, ch.dtype, ch.operands)
+            a = chl.operand(ch.nonce, node, uuid, i, "A", ch.n, ch.dtype, ch.operands, inner=ch.inner)
+            b = chl.operand(ch.nonce, node, uuid, i, "B", ch.n, ch.dtype, ch.operands, inner=ch.inner)
             c = product(a, b)
             products.append(chl.Product(device, i, c, chl.merkle_root(chl.row_bytes(c)), 0.0))
     answered = ch if nonce is None else chl.Challenge(nonce, ch.dtype, ch.n, ch.products, ch.issued, ch.deadline, ch.nodes,
@@ -309,7 +310,8 @@ def test_end_to_end_with_background_collector(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     verdict = json.loads(result.stdout)
     (answer,) = verdict["nodes"]
-    assert answer["verified"] == 2 and answer["verified_flops"] == 2 * 2 * 256**3
+    assert json.loads(issued.stdout)["inner"] == 512  # `challenge issue`'s default for float32: K = 2n
+    assert answer["verified"] == 2 and answer["verified_flops"] == 2 * 2 * 256**2 * 512
     arrival = dt.datetime.fromisoformat(answer["arrived_utc"])
     issued_at = dt.datetime.fromisoformat(verdict["issued_utc"])
     assert answer["gflops_lower_bound"] == pytest.approx(
@@ -368,6 +370,6 @@ def test_a_float32_answer_pins_ieee_and_refuses_when_tf32_is_forced(tmp_path, fa
         return
     with chl.fp32_pinned(ch, [gpu]):
         got = chl.compute(ch, "node-a", gpu, 0).c
-    a, b = (chl.operand(ch.nonce, "node-a", "GPU-0", 0, s, ch.n, ch.dtype, ch.operands) for s in "AB")
+    a, b = (chl.operand(ch.nonce, "node-a", "GPU-0", 0, s, ch.n, ch.dtype, ch.operands, inner=ch.inner) for s in "AB")
     assert torch.equal(got, a @ b)  # IEEE float32, as the CPU computes it
     assert chl.answer(ch, "node-a", inv, [gpu], drop, NODE_KEY)["products"] == 1

@@ -1,16 +1,17 @@
-"""Auditor challenges: nonce-bound, seeded matrix products whose answers a CPU checks in O(n^2), timed by the
+"""Auditor challenges: nonce-bound, seeded matrix products whose answers a CPU checks in O(n K), timed by the
 auditor's own clock.
 
 Protocol (docs/auditing.md, "Challenging a fleet"):
-  1. issue    — the auditor signs {nonce, dtype, n, products per device, issue time, deadline, nodes?}.
-  2. answer   — each node derives A_i, B_i from (nonce, node, device UUID, i) with a counter-based generator (Philox,
-                seeded by SHA-256) on the CPU, copies them to each device, computes C_i = A_i.B_i, hashes C_i's rows
+  1. issue    — the auditor signs {nonce, dtype, n, inner K, products per device, issue time, deadline, nodes?}.
+  2. answer   — each node derives A_i (n x K), B_i (K x n) from (nonce, node, device UUID, i) with a counter-based
+                generator (bench.challenge.generator, seeded by SHA-256) on each device, computes C_i = A_i.B_i (n x n:
+                2 n^2 K FLOPs against n^2 outputs to copy and hash; K = n without the field), hashes C_i's rows
                 into a Merkle root, and drops a small signed commitment (roots, UUIDs, inventory) as soon as the
                 products exist; then it reveals the C_i themselves (gzip, dtype as computed) next to it, untimed.
   3. collect  — the auditor records, by its own clock, when each commitment arrived, in a signed receipt log.
   4. verify   — on a CPU: signatures and nonce; arrival before the deadline; each revealed C_i hashes to its committed
                 root (so nothing computed after the commitment counts); Freivalds' check with the verifier's own secret
-                vectors in float64 (bench.workloads.freivalds, tolerance from the dtype and n); every device UUID
+                vectors in float64 (bench.workloads.freivalds, tolerance from the dtype and K); every device UUID
                 counted once; proven lower bound = verified FLOPs / (arrival - issue time), per node and for the fleet.
 
 What it proves: that whoever answered had, at the time, at least that much throughput on matrices they could not have
@@ -28,6 +29,7 @@ from bench.challenge.documents import (
     check_kind,
     commit_name,
     commitment_problem,
+    default_inner,
     issue,
     load_challenge,
     read_document,
@@ -107,6 +109,7 @@ __all__ = [
     "commitment_problem",
     "compute",
     "compute_all",
+    "default_inner",
     "device_ceiling",
     "fp32_pinned",
     "fp32_refusal",

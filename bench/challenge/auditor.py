@@ -685,8 +685,8 @@ def _check_product(ch: Challenge, directory: Path, entry: Any, node: str, uuid: 
         return str(exc), "malformed-reveal"
     if merkle_root(row_bytes(c)) != p["root"]:
         return f"{uuid}#{index}: revealed product does not match its committed Merkle root", "root-mismatch"
-    a = operand(ch.nonce, node, uuid, index, "A", ch.n, ch.dtype, ch.operands)
-    b = operand(ch.nonce, node, uuid, index, "B", ch.n, ch.dtype, ch.operands)
+    a = operand(ch.nonce, node, uuid, index, "A", ch.n, ch.dtype, ch.operands, inner=ch.inner)
+    b = operand(ch.nonce, node, uuid, index, "B", ch.n, ch.dtype, ch.operands, inner=ch.inner)
     for _ in range(FREIVALDS_VECTORS):
         check = freivalds.check(a, b, c, prec.get(ch.dtype), generator=generator)
         if not check.passed:

@@ -15,6 +15,8 @@ from bench.challenge.protocol import (
     CHALLENGE_KIND,
     COMMITMENT_KIND,
     DTYPES,
+    INNER_FACTOR,
+    MAX_INNER,
     MAX_N,
     MAX_PRODUCTS,
     OPERAND_VERSION,
@@ -76,8 +78,14 @@ class Challenge:
     data: dict[str, Any]
 
     @property
+    def inner(self) -> int:
+        """K, the inner dimension of each product (A is n x K, B is K x n): the "inner" field, or n for a challenge
+        issued before it existed (the square form)."""
+        return self.data.get("inner", self.n)
+
+    @property
     def flops_per_product(self) -> int:
-        return 2 * self.n**3
+        return 2 * self.n * self.n * self.inner
 
     @property
     def operands(self) -> int:
@@ -101,6 +109,11 @@ class Challenge:
         version = data.get("operands", 1)
         if isinstance(version, bool) or version not in OPERAND_VERSIONS:
             raise ChallengeError(f"{where}: operands must be one of {OPERAND_VERSIONS} (the generator's version)")
+        inner = data.get("inner", n)
+        if isinstance(inner, bool) or not isinstance(inner, int) or not 2 <= inner <= MAX_INNER:
+            raise ChallengeError(f"{where}: inner must be an integer in 2..{MAX_INNER} (the products' inner dimension)")
+        if "inner" in data and version != 2:
+            raise ChallengeError(f"{where}: an inner dimension needs operands 2 (version 1 operands are square)")
         nodes = data.get("nodes")
         if nodes is not None and not (isinstance(nodes, list) and all(isinstance(x, str) for x in nodes)):
             raise ChallengeError(f"{where}: nodes must be a list of host names or null")
@@ -116,14 +129,22 @@ def load_challenge(path: Path) -> Challenge:
 
 
 def issue(key: Any, *, dtype: str, n: int, products: int, window: dt.timedelta, nodes: list[str] | None,
-          now: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
-    """A new signed challenge: a fresh 256-bit nonce from the OS, valid from now until now + window."""
+          now: dt.datetime | None = None, inner: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """A new signed challenge: a fresh 256-bit nonce from the OS, valid from now until now + window; each product A
+    (n x inner) times B (inner x n), or n x n times n x n without `inner` (the square form; `challenge issue` asks
+    default_inner(dtype, n))."""
     now = now or dt.datetime.now(dt.UTC)
     data = {"kind": CHALLENGE_KIND, "schema_version": SCHEMA_VERSION, "nonce": secrets.token_hex(32), "dtype": dtype,
-            "operands": OPERAND_VERSION, "n": n, "products": products, "issued_utc": utc(now), "deadline_utc": utc(now + window), "nodes": nodes}  # fmt: skip
+            "operands": OPERAND_VERSION, "n": n, **({} if inner is None else {"inner": inner}), "products": products,
+            "issued_utc": utc(now), "deadline_utc": utc(now + window), "nodes": nodes}  # fmt: skip
     Challenge.from_dict(data, "challenge")
     data["signature"] = sign.sign(data, key)
     return data
+
+
+def default_inner(dtype: str, n: int) -> int:
+    """The inner dimension `challenge issue` asks by default: protocol.INNER_FACTOR[dtype] x n, at most MAX_INNER."""
+    return min(MAX_INNER, INNER_FACTOR[dtype] * n)
 
 
 def commit_name(node: str, nonce: str) -> str:

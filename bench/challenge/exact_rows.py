@@ -3,27 +3,30 @@
 Freivalds' check (bench.workloads.freivalds) proves C = A.B up to a tolerance that must cover every honest summation
 order, so it grows with n and lets a cheaper product through: at n = 4096 a float32 challenge answered with tf32 or
 fp16 operands scores about half its tolerance. This check is tight where Freivalds is loose. For a few rows i (chosen
-by the verifier's secret generator, so the prover cannot know which) it computes, in float64 and O(n^2) per row:
+by the verifier's secret generator, so the prover cannot know which) it computes, in float64 and O(n K) per row (A is
+n x K, B is K x n; K = n for a square challenge):
 
     c_ij = sum_k A_ik B_kj                        (exact for float32 and narrower operands: every product fits in 53
-                                                   bits, and the float64 sum's own error is ~2^-53 sqrt(n) t_ij)
+                                                   bits, and the float64 sum's own error is ~2^-53 sqrt(K) t_ij)
     t_ij = sqrt(sum_k A_ik^2 B_kj^2)              (the scale of an error made term by term)
     d_ij = max(0, |C_ij - c_ij| - ulp(C_ij)/2)    (the error beyond rounding the exact result to the output format)
 
 An honest product's d_ij comes only from accumulation. Every order a BLAS or cuBLAS uses (sequential FMA in one thread
 of a SIMT sgemm, blocked microkernels, split-K, pairwise) rounds each running sum to the accumulator; the operands'
 signs are random, so each running sum is of size ~t_ij and its roundings add like a random walk (Higham and Mary,
-2019): the error is about u_acc * sqrt(n / 6) * t_ij for the sequential order, the worst, and less for the others.
+2019): the error is about u_acc * sqrt(K / 6) * t_ij for the sequential order, the worst, and less for the others.
 The allowance is
-    tau_ij = acc_slack * u_acc * sqrt(n) * t_ij + output_slack * u_out * t_ij,
-u_acc the accumulator's unit roundoff (float32 for every narrow format), u_out the output's. Version 2 challenges
+    tau_ij = acc_slack * u_acc * sqrt(K) * t_ij + output_slack * u_out * t_ij,
+K the length of every sum above (the inner dimension, not C's width), u_acc the accumulator's unit roundoff
+(float32 for every narrow format), u_out the output's. Version 2 challenges
 (bench.challenge.generator operands) use acc_slack = ACC_SLACK_V2 = 3.5, where the sequential order scores 0.09 (10x
 margin), and output_slack = 0: the node turns off cuBLAS's reduced-precision split-K reductions, so a half-precision
 product is rounded to its format once. Version 1 challenges keep ACC_SLACK = 5 and OUTPUT_SLACK = 3 (a split-K in
 bf16), whose room let int8 answer bfloat16 (issue 23). A cheaper product errs by about u_cheap * t_ij in every
 element and fails by orders of magnitude (tf32, fp16, bf16, fp8, one or two int8 slices); tests/perf/precision_table.py
-measures every scheme at n = 256 ... 16384 (docs/proofs.md, "Precision: a cheaper product fails"). Not separable on accuracy alone: bf16x3 and
-int8x3 for float32 err about 2^-21 t_ij, which a sequential float32 sum exceeds from n = 1024 on (docs/proofs.md).
+measures every scheme at n = 256 ... 16384 (docs/proofs.md, "Precision: a cheaper product fails"). Not separable on
+accuracy alone: bf16x3 and int8x3 for float32 err about 2^-21 t_ij, which a sequential float32 sum exceeds from
+K = 1024 on (docs/proofs.md).
 The score of a row is the root mean square of d_ij / tau_ij over its n elements (n samples, so it barely fluctuates);
 the check fails when any sampled row scores above 1.
 """
@@ -88,23 +91,23 @@ def reference(a_rows: np.ndarray, b: torch.Tensor) -> tuple[np.ndarray, np.ndarr
 
 
 def row_scores(exact: np.ndarray, term: np.ndarray, c_rows: np.ndarray, dtype: str,
-               slack: tuple[float, float] = (ACC_SLACK, OUTPUT_SLACK)) -> np.ndarray:  # fmt: skip
-    """Per row, the RMS of d/tau (module docstring), from reference()'s exact product and term scale."""
-    n = exact.shape[1]
+               slack: tuple[float, float] = (ACC_SLACK, OUTPUT_SLACK), *, inner: int) -> np.ndarray:  # fmt: skip
+    """Per row, the RMS of d/tau (module docstring), from reference()'s exact product and term scale; `inner` is the
+    product's inner dimension K (the length of each dot product: the allowance grows with it, not with C's width)."""
     bits, _ = FORMATS[dtype]
     u_out = 2.0**-bits
     beyond = np.maximum(np.abs(c_rows - exact) - _ulp(np.maximum(np.abs(c_rows), np.abs(exact)), dtype) / 2, 0.0)
     acc_slack, output_slack = slack
-    tau = acc_slack * ACCUMULATOR_U[dtype] * math.sqrt(n) * term + output_slack * u_out * term
+    tau = acc_slack * ACCUMULATOR_U[dtype] * math.sqrt(inner) * term + output_slack * u_out * term
     tau = np.maximum(tau, np.finfo(np.float64).tiny)
     return np.sqrt(np.mean((beyond / tau) ** 2, axis=1))
 
 
 def scores(a_rows: np.ndarray, b: torch.Tensor, c_rows: np.ndarray, dtype: str,
            slack: tuple[float, float] = (ACC_SLACK, OUTPUT_SLACK)) -> np.ndarray:  # fmt: skip
-    """Per row, the RMS of d/tau (see the module docstring). a_rows: the sampled rows of A (float64, s x n); b: all of
-    B (any dtype, n x n); c_rows: the same rows of C (float64, s x n)."""
-    return row_scores(*reference(a_rows, b), c_rows, dtype, slack)
+    """Per row, the RMS of d/tau (see the module docstring). a_rows: the sampled rows of A (float64, s x K); b: all of
+    B (any dtype, K x n); c_rows: the same rows of C (float64, s x n)."""
+    return row_scores(*reference(a_rows, b), c_rows, dtype, slack, inner=a_rows.shape[1])
 
 
 def slacks(operands: int) -> tuple[float, float]:

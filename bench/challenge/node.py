@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from bench import precision as prec
+from bench.challenge import generator
 from bench.challenge.documents import Challenge, commit_name, signature_problem
 from bench.challenge.protocol import (
     COMMIT_SUFFIX,
@@ -52,9 +53,14 @@ class Product:
 WARM_SIZES = {"cuda": (1024, 4096), "cpu": (64,)}
 
 
-def warm(device: dict[str, Any]) -> float:
-    """One product per challenge dtype and warm size on `device`, and one operand generated; returns the seconds."""
+def warm(device: dict[str, Any], fuse: bool | None = None) -> float:
+    """One product per challenge dtype and warm size on `device`, and one operand generated; with `fuse` (default: on
+    a CUDA device) the operand generator compiled into one kernel per dtype (generator.fuse: kept only where it gives
+    the formula's bits). Returns the seconds."""
     start = time.perf_counter()
+    if device["kind"] == "cuda" if fuse is None else fuse:
+        for dtype in DTYPES:
+            generator.fuse(device["id"], dtype)  # where it fails, eager generation answers (same bits, slower)
     operand("warm", "warm", device.get("uuid") or "warm", 0, "A", 64, "float32", 2, on=device["id"])
     for dtype in DTYPES:
         for n in WARM_SIZES.get(device["kind"], (64,)):
@@ -64,11 +70,11 @@ def warm(device: dict[str, Any]) -> float:
 
 
 def operands(ch: Challenge, node: str, device: dict[str, Any], index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A_i and B_i for `device`: version 2 generated on the device itself (torch integer ops, no host work, no copy);
+    """A_i (n x K) and B_i (K x n) for `device`: version 2 generated on the device itself (torch integer ops, no host work, no copy);
     version 1 on the host."""
     on = device["id"] if ch.operands == 2 else "cpu"
-    return (operand(ch.nonce, node, device["uuid"], index, "A", ch.n, ch.dtype, ch.operands, on=on),
-            operand(ch.nonce, node, device["uuid"], index, "B", ch.n, ch.dtype, ch.operands, on=on))  # fmt: skip
+    return tuple(operand(ch.nonce, node, device["uuid"], index, which, ch.n, ch.dtype, ch.operands, inner=ch.inner,
+                         on=on) for which in "AB")  # type: ignore[return-value]  # fmt: skip
 
 
 #: torch's switches for cuBLAS's reduced-precision split-K reductions of half-precision GEMMs (both on by default).
@@ -262,6 +268,8 @@ def answer(ch: Challenge, node: str, inventory: dict[str, Any], devices: list[di
     committed_after = time.perf_counter() - started
     write_atomic(drop / f"{base}{REVEAL_SUFFIX}", dumps(reveal(drop, base, ch, products)))
     flops = len(products) * ch.flops_per_product
+    kinds = sorted({torch.device(d["id"]).type for d in devices})
     return {"node": node, "commitment": str(commit_path), "reveal": str(drop / base), "products": len(products),
             "flops": flops, "seconds_to_commit": committed_after,
+            "generator": {k: "fused" if generator.is_fused(k, ch.dtype) else "eager" for k in kinds},
             "node_gflops": flops / committed_after / 1e9}  # fmt: skip

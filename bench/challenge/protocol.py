@@ -121,15 +121,36 @@ OPERAND_VERSIONS = (1, 2)
 OPERAND_VERSION = 2
 
 
+#: A challenge's "inner" field (K, absent: K = n, the square form) makes each product A (n x K) times B (K x n):
+#: 2 n^2 K FLOPs against n^2 outputs committed, so the node's copy and hash of C (the host's work in the window) shrink
+#: against the product as K grows, while the verifier's work stays O(n K) per product (Freivalds, the exact rows, and
+#: regenerating the operands). `challenge issue` asks K = INNER_FACTOR[dtype] x n, from the cost model in
+#: tests/perf/proof_ratio.py (H100 SXM, n = 8192, 4 products; it prints the figures): float32 proves about 0.45 of
+#: MAMF at K = n and about 0.56 at K = 2n (0.7 with the fused generator); bfloat16 about 0.1 at K = n, and needs
+#: K = 16n and the fused generator for about 0.65. A longer float32 K costs accuracy margin (an honest sequential sum's
+#: error grows as sqrt(K), a cheaper scheme's does not: bench.challenge.exact_rows), so float32 stays at 2n.
+INNER_FACTOR = {"float64": 2, "float32": 2, "bfloat16": 16, "float16": 16}
+
+
+#: Largest inner dimension a challenge may ask (the verifier regenerates n x K and K x n operands per product).
+MAX_INNER = 1 << 20
+
+
 def operand(nonce: str, node: str, device: str, index: int, which: str, n: int, dtype: str, version: int = 1,
-            *, rows: torch.Tensor | None = None, on: torch.device | str = "cpu") -> torch.Tensor:  # fmt: skip
+            *, inner: int | None = None, rows: torch.Tensor | None = None,
+            on: torch.device | str = "cpu") -> torch.Tensor:  # fmt: skip
     """A_i or B_i (which = 'A' or 'B') keyed by seed(): counter-based and platform-independent, anyone regenerates it
-    bit for bit. Version 2 (bench.challenge.generator) makes only `rows` (default: all) on device `on`; version 1 is
-    n x n uniform in [-1, 1) from Philox, rounded to `dtype`, on the CPU."""
+    bit for bit. A is n x inner and B inner x n (inner defaults to n: the square form of challenges without an
+    "inner" field). Version 2 (bench.challenge.generator) makes only `rows` (default: all) on device `on`; version 1
+    is n x n uniform in [-1, 1) from Philox, rounded to `dtype`, on the CPU."""
+    k = n if inner is None else inner
     if version == 2:
-        return generator.matrix(seed(nonce, node, device, index, which), n, dtype, rows, on)
+        return generator.matrix(seed(nonce, node, device, index, which), (n, k) if which == "A" else (k, n), dtype,
+                                rows, on)  # fmt: skip
     if version != 1:
         raise ValueError(f"unknown operand generator version {version!r}; valid: {OPERAND_VERSIONS}")
+    if k != n:
+        raise ValueError("version 1 operands are square: an inner dimension needs version 2")
     key = int.from_bytes(seed(nonce, node, device, index, which)[:16], "little")
     values = np.random.Generator(np.random.Philox(key=key)).uniform(-1.0, 1.0, size=(n, n))
     if dtype == "float64":

@@ -121,6 +121,13 @@ def challenge_group() -> None:
     deprecated="use --size (matmul's --n is a grid range)",
 )
 @click.option(
+    "--inner",
+    type=click.IntRange(min=2, max=1 << 20),
+    default=None,
+    help="Inner dimension K of each product, A (N x K) times B (K x N): 2*N^2*K FLOPs against N^2 outputs the node "
+    "copies and hashes. Default: 4 x N for float32 and float64, 16 x N for bfloat16 and float16.",
+)
+@click.option(
     "--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device."
 )
 @click.option(
@@ -136,21 +143,22 @@ def challenge_group() -> None:
 @auditor_option
 @node_trust_option
 @json_option("the challenge")
-def issue_cmd(output: Path, dtype: str, n: int, n_old: int | None, products: int, window: dt.timedelta,
+def issue_cmd(output: Path, dtype: str, n: int, n_old: int | None, inner: int | None, products: int, window: dt.timedelta,
               nodes: tuple[str, ...], auditor_path: Path, trusted_path: Path | None, as_json: bool) -> None:  # fmt: skip
-    """Write a challenge signed by the auditor's key: a fresh 256-bit nonce, dtype, n, products per device, the issue
+    """Write a challenge signed by the auditor's key: a fresh 256-bit nonce, dtype, n, inner K, products per device, the issue
     time and the deadline. Keep this copy: verify works from it, not from the one the nodes were sent."""
     from bench import challenge as chl
     from bench.report.store import dumps, write_atomic
 
     n = n if n_old is None else n_old
     key = auditor_signing_key(auditor_path, trusted_keys(trusted_path))
-    data = chl.issue(key, dtype=dtype, n=n, products=products, window=window, nodes=list(nodes) or None)
+    inner = chl.default_inner(dtype, n) if inner is None else inner
+    data = chl.issue(key, dtype=dtype, n=n, products=products, window=window, nodes=list(nodes) or None, inner=inner)
     write_atomic(output, dumps(data))
     if as_json:
         click.echo(dumps(data), nl=False)
         return
-    click.echo(f"challenge {data['nonce'][:12]}: {products} x {n}^3 {dtype} per device, deadline {data['deadline_utc']}"
+    click.echo(f"challenge {data['nonce'][:12]}: {products} x {n}x{data['inner']}x{n} {dtype} per device, deadline {data['deadline_utc']}"
                f" -> {output}")  # fmt: skip
 
 

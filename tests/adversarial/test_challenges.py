@@ -134,9 +134,9 @@ def test_attack_4_two_reads_of_one_file(tmp_path, monkeypatch):
 
 def test_attack_5_cheaper_arithmetic_passes_a_float32_challenge(tmp_path):
     """tf32 or fp16 operands for a float32 challenge pass Freivalds' tolerance; the exact-row check rejects them."""
-    path, ch = _issue(tmp_path, n=4096, products=1)  # where the issue measured tf32 at 0.55 of Freivalds' tolerance
-    a = chl.operand(ch.nonce, "node-a", "host-a", 0, "A", ch.n, ch.dtype, ch.operands)
-    b = chl.operand(ch.nonce, "node-a", "host-a", 0, "B", ch.n, ch.dtype, ch.operands)
+    path, ch = _issue(tmp_path, n=4096, products=1, inner=4096)  # where the issue measured tf32 at 0.55 of Freivalds'
+    a = chl.operand(ch.nonce, "node-a", "host-a", 0, "A", ch.n, ch.dtype, ch.operands, inner=ch.inner)
+    b = chl.operand(ch.nonce, "node-a", "host-a", 0, "B", ch.n, ch.dtype, ch.operands, inner=ch.inner)
     tf32 = cheap.tf32(a) @ cheap.tf32(b)
     assert freivalds.check(
         a, b, tf32, prec.get("float32"), generator=torch.Generator().manual_seed(0)

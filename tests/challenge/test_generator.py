@@ -104,3 +104,63 @@ def test_a_merkle_root_hashed_on_a_pool_is_the_same_root():
         swapped = rows.copy()
         swapped[[0, -1]] = swapped[[-1, 0]]
         assert chl.merkle_root(swapped, pool) != chl.merkle_root(rows)
+
+
+def test_a_rectangular_operand_is_keyed_by_row_and_column_alone():
+    """A (n x K) and B (K x n) of a challenge with an inner dimension: each element is the formula's for its row and
+    column, so the square operand is the n x n corner of the long one, and the verifier's rows are the matrix rows."""
+    seed = chl.seed("cd" * 32, "node", "GPU-1", 3, "A")
+    a = chl.operand("cd" * 32, "node", "GPU-1", 3, "A", 100, "float32", 2, inner=700)
+    b = chl.operand("cd" * 32, "node", "GPU-1", 3, "B", 100, "float32", 2, inner=700)
+    assert a.shape == (100, 700) and b.shape == (700, 100)
+    assert torch.equal(a[:, :100], chl.operand("cd" * 32, "node", "GPU-1", 3, "A", 100, "float32", 2))
+    for r, c in [(0, 699), (99, 650), (42, 123)]:
+        assert float(a[r, c]) == _reference(seed, r, c, "float32"), (r, c)
+    rows = torch.tensor([3, 699, 512])
+    assert torch.equal(
+        chl.operand("cd" * 32, "node", "GPU-1", 3, "B", 100, "float32", 2, inner=700, rows=rows), b[rows]
+    )
+    with pytest.raises(ValueError, match="square"):
+        chl.operand("cd" * 32, "node", "GPU-1", 3, "A", 64, "float32", 1, inner=128)
+
+
+def test_a_fused_generator_is_used_only_when_it_gives_the_formulas_bits(monkeypatch):
+    """generator.fuse keeps a compiled kernel only after it reproduced eager's bits on a probe; then matrix() fills
+    whole blocks with it (same operands). A compiler that gets one bit wrong, or fails, leaves eager in use."""
+    monkeypatch.setattr(generator, "_FUSED", {})
+    calls = []
+
+    def flipped(f, **kw):
+        return lambda h, g: f(h, g).view(torch.int32).bitwise_xor(1).view(torch.float32)
+
+    monkeypatch.setattr(torch, "compile", flipped)
+    assert "differ" in generator.fuse("cpu", "float32") and not generator.is_fused("cpu", "float32")
+
+    def broken(f, **kw):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    assert "no C++ compiler" in generator.fuse("cpu", "float32") and not generator.is_fused("cpu", "float32")
+
+    def faithful(f, **kw):
+        def run(h, g):
+            calls.append(tuple(h.shape))
+            return f(h, g)
+
+        return run
+
+    eager = chl.operand("cd" * 32, "n", "d", 0, "A", 300, "float32", 2, inner=900)
+    monkeypatch.setattr(torch, "compile", faithful)
+    assert generator.fuse("cpu", "float32") is None and generator.is_fused("cpu", "float32")
+    calls.clear()
+    assert torch.equal(chl.operand("cd" * 32, "n", "d", 0, "A", 300, "float32", 2, inner=900), eager)
+    assert calls == [(300,)]  # one block: a fused kernel keeps no temporaries, so it fills up to FUSED_CHUNK at once
+    assert not generator.is_fused("cpu", "bfloat16")
+
+
+def test_no_fused_cuda_generator_without_triton(fake_cuda, monkeypatch):
+    """Under the CUDA fake (no Triton on this machine) the node's warm-up leaves eager generation in use, at once."""
+    fake_cuda(count=1)
+    monkeypatch.setattr(generator, "_FUSED", {})
+    monkeypatch.setattr(generator.importlib.util, "find_spec", lambda name: None)
+    assert "Triton" in generator.fuse("cuda:0", "bfloat16")

@@ -17,23 +17,26 @@ from bench.workloads import freivalds
 N = 256
 
 
-def _operands(dtype: str = "float32") -> tuple[torch.Tensor, torch.Tensor]:
-    return (chl.operand("ab" * 32, "node", "dev", 0, "A", N, dtype, 2),
-            chl.operand("ab" * 32, "node", "dev", 0, "B", N, dtype, 2))  # fmt: skip
+def _operands(dtype: str = "float32", inner: int = N) -> tuple[torch.Tensor, torch.Tensor]:
+    return (chl.operand("ab" * 32, "node", "dev", 0, "A", N, dtype, 2, inner=inner),
+            chl.operand("ab" * 32, "node", "dev", 0, "B", N, dtype, 2, inner=inner))  # fmt: skip
 
 
 def _row_allowance(a: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """The exact product and the version 2 float32 allowance tau = 3.5 * 2**-24 * sqrt(n) * sqrt(sum_k a^2 b^2)."""
+    """The exact product and the version 2 float32 allowance tau = 3.5 * 2**-24 * sqrt(K) * sqrt(sum_k a^2 b^2), K the
+    inner dimension (the length of each sum, not C's width)."""
     a64, b64 = a.double().numpy(), b.double().numpy()
     t = np.sqrt((a64 * a64) @ (b64 * b64))
-    return a64 @ b64, 3.5 * 2.0**-24 * math.sqrt(N) * t
+    return a64 @ b64, 3.5 * 2.0**-24 * math.sqrt(a.shape[1]) * t
 
 
+@pytest.mark.parametrize("inner", [N, 4 * N])
 @pytest.mark.parametrize(("factor", "passes"), [(0.85, True), (1.15, False)])
-def test_exact_rows_at_its_margin(factor, passes):
+def test_exact_rows_at_its_margin(factor, passes, inner):
     """C = exact + factor * (tau + ulp/2) with random signs: every element's error beyond rounding is factor * tau, so
-    the row score is factor (to the float32 rounding of C, ~1%)."""
-    a, b = _operands()
+    the row score is factor (to the float32 rounding of C, ~1%). At K = 4n an allowance sized by n would be half as
+    wide, and the passing case would score 1.7."""
+    a, b = _operands(inner=inner)
     exact, tau = _row_allowance(a, b)
     ulp = np.ldexp(1.0, np.frexp(np.abs(exact))[1] - 24)
     signs = np.random.default_rng(0).choice([-1.0, 1.0], size=exact.shape)
@@ -57,19 +60,21 @@ def test_a_half_precision_product_is_rounded_once():
 
 
 def _freivalds_tolerance(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    # K = a.shape[1]: the sums' length
     """8 * (2 u ||C_i|| + u sqrt(sum_k A_ik^2 ||B_k||^2) + u sqrt(K) ||A_i|| ||B||_F), u = 2**-24 (float32)."""
     u = 2.0**-24
     a64, b64, c64 = a.double(), b.double(), c.double()
     b_rows = (b64 * b64).sum(dim=1)
     bound = (2 * u * c64.norm(dim=1) + u * torch.sqrt((a64 * a64) @ b_rows)
-             + u * math.sqrt(N) * a64.norm(dim=1) * math.sqrt(float(b_rows.sum())))  # fmt: skip
+             + u * math.sqrt(a.shape[1]) * a64.norm(dim=1) * math.sqrt(float(b_rows.sum())))  # fmt: skip
     return 8 * bound
 
 
+@pytest.mark.parametrize("inner", [N, 4 * N])
 @pytest.mark.parametrize(("factor", "passes"), [(0.8, True), (1.2, False)])
-def test_freivalds_at_its_margin(factor, passes):
+def test_freivalds_at_its_margin(factor, passes, inner):
     """One element of row 7 moved by factor x the row's tolerance: |e_7| is that shift whatever the signs r are."""
-    a, b = _operands()
+    a, b = _operands(inner=inner)
     c = (a.double() @ b.double()).float()
     tol = _freivalds_tolerance(a, b, c)
     bad = c.double().clone()

@@ -283,7 +283,7 @@ def scores(dtype: str, n: int, rows: int = exact_rows.ROWS, seed: int = 0, opera
     _CACHE.clear()
     slack = exact_rows.slacks(operands)
     exact, term = exact_rows.reference(a64, b)
-    return {k: float(exact_rows.row_scores(exact, term, c[k], dtype, slack).max()) for k in todo}
+    return {k: float(exact_rows.row_scores(exact, term, c[k], dtype, slack, inner=a64.shape[1]).max()) for k in todo}
 
 
 def main() -> None:

@@ -1,0 +1,88 @@
+"""Challenges with an inner dimension: each product is A (n x K) times B (K x n), 2 n^2 K FLOPs against the n^2 outputs
+the node copies and hashes in the window. `issue` sets K from the dtype; a challenge without the field is the square
+form and still verifies; the node multiplies the long operands, the verifier regenerates them and counts 2 n^2 K; an
+answer that ignores K (the square product) is refused."""
+
+import datetime as dt
+
+import pytest
+from click.testing import CliRunner
+
+from bench import challenge as chl
+from bench.challenge import protocol
+from bench.cli import main
+from bench.report import sign
+from bench.report.store import dumps, write_atomic
+from tests.test_challenge import AUDITOR, T0, _answer, _drop, _errors, _issue, _receipts, verify
+
+
+@pytest.mark.parametrize(("dtype", "factor"), [("float32", 2), ("float64", 2), ("bfloat16", 16), ("float16", 16)])
+def test_the_default_inner_dimension_comes_from_the_dtype(dtype, factor):
+    inner = chl.default_inner(dtype, 64)
+    assert inner == factor * 64 == protocol.INNER_FACTOR[dtype] * 64
+    data = chl.issue(AUDITOR, dtype=dtype, n=64, products=1, window=dt.timedelta(minutes=5), nodes=None, inner=inner)
+    ch = chl.Challenge.from_dict(data, "challenge")
+    assert data["inner"] == ch.inner == inner and ch.flops_per_product == 2 * 64 * 64 * inner
+    assert chl.default_inner(dtype, protocol.MAX_N) <= protocol.MAX_INNER
+
+
+@pytest.mark.parametrize(("inner", "operands", "needle"), [
+    (True, 2, "inner must be an integer"),
+    (1, 2, "inner must be an integer"),
+    (protocol.MAX_INNER + 1, 2, "inner must be an integer"),
+    ("128", 2, "inner must be an integer"),
+    (128, 1, "needs operands 2"),
+])  # fmt: skip
+def test_a_bad_inner_dimension_is_refused(inner, operands, needle):
+    data = chl.issue(AUDITOR, dtype="float32", n=64, products=1, window=dt.timedelta(minutes=5), nodes=None, inner=128)
+    data = {**data, "inner": inner, "operands": operands}
+    with pytest.raises(chl.ChallengeError, match=needle):
+        chl.Challenge.from_dict(data, "challenge")
+
+
+def test_the_cli_issues_the_inner_dimension_asked(tmp_path):
+    key_path = tmp_path / "auditor.pem"
+    assert CliRunner().invoke(main, ["keys", "init", "--key", str(key_path)]).exit_code == 0
+    for extra, inner in (([], 2 * 64), (["--inner", "100"], 100)):
+        out = tmp_path / f"ch{inner}.json"
+        result = CliRunner().invoke(main, ["challenge", "issue", "-o", str(out), "--size", "64", "--auditor-key",
+                                           str(key_path), *extra])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert chl.load_challenge(out).inner == inner and f"64x{inner}x64" in result.output
+
+
+def test_a_square_challenge_without_the_field_still_verifies(tmp_path):
+    """Challenges issued before the field existed: K = n, 2 n^3 FLOPs a product."""
+    data = chl.issue(AUDITOR, dtype="float32", n=64, products=2, window=dt.timedelta(minutes=5), nodes=None, now=T0,
+                     inner=128)  # fmt: skip
+    data = {k: v for k, v in data.items() if k not in ("signature", "inner")}
+    data["signature"] = sign.sign(data, AUDITOR)
+    path = tmp_path / "challenge.json"
+    write_atomic(path, dumps(data))
+    ch = chl.load_challenge(path)
+    assert ch.inner == 64 and ch.flops_per_product == 2 * 64**3
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch)
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
+    assert _errors(verdict) == [] and verdict.fleet["verified_flops"] == 2 * 2 * 64**3
+
+
+def test_a_long_inner_dimension_is_multiplied_and_counted(tmp_path):
+    path, ch = _issue(tmp_path, dtype="bfloat16", n=48, products=2, inner=48 * 16 + 5)
+    drop = _drop(tmp_path)
+    product = chl.compute(ch, "node-a", {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "host-a"}, 0)
+    assert tuple(product.c.shape) == (48, 48)
+    base = _answer(drop, ch)
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
+    assert _errors(verdict) == [] and verdict.fleet["verified_flops"] == 2 * 2 * 48 * 48 * (48 * 16 + 5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_an_answer_that_ignores_the_inner_dimension_is_refused(tmp_path, dtype):
+    """The square product (the first n columns of A, the first n rows of B): 1/c of the work, refused."""
+    path, ch = _issue(tmp_path, dtype=dtype, n=64, products=1, inner=chl.default_inner(dtype, 64))
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch, product=lambda a, b: a[:, : ch.n] @ b[: ch.n])
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
+    assert verdict.fleet["verified_flops"] == 0
+    assert any("Freivalds check failed" in e for e in _errors(verdict)), _errors(verdict)
