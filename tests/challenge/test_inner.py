@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from bench import challenge as chl
 from bench.challenge import protocol
 from bench.cli import main
-from bench.report import sign
+from bench.model import sign
 from bench.report.store import dumps, write_atomic
 from tests.test_challenge import AUDITOR, T0, _answer, _drop, _errors, _issue, _receipts, verify
 
