@@ -66,7 +66,7 @@ def judge(lines: list[tuple[float, str]]) -> tuple[float, float, int, int]:
         raise SystemExit("the run printed no [done] line:\n" + "\n".join(line for _, line in lines[-20:]))
     # step lines only ('[3/6 33%] ...'): a heartbeat inside a step is an estimate too, but starts no step
     estimates = [(t, seconds(m), line) for t, line in lines if (m := LEFT.search(line))]
-    starts = [t for t, line in estimates if not line.split("]")[0].endswith("...")] + [end]
+    starts = [t for t, _, line in estimates if not line.split("]")[0].endswith("...")] + [end]
     worst, rise, judged, off = 1.0, 0.0, 0, 0
     print(f"  {'at s':>7} {'step took':>9} {'estimate':>8} {'really':>7} {'ratio':>6}  ok   line")
     for i, (t, left, line) in enumerate(estimates):
