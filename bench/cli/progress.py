@@ -48,8 +48,12 @@ def estimate_s(step: Step, config: dict[str, Any] | None = None) -> float:
         picks = 2 * (2 if kind == "cpu" and ("float32" in label or "float64" in label) else 1)
         return 0.75 * budget + 1.5 * picks * max(0.25 * budget / picks, 0.5) + window + 0.5 + settle
     if step.workload == "membw" or label.startswith("membw"):
+        # bench.workloads.membw: STREAM's four kernels, and on a GPU the two host<->device copies, each a budget of
+        # timed iterations after a warm-up that stops once settled (at most min(budget, 1 s)): a quarter of that
+        # here. Measured on the 2-core VM, budget 0.3 s: 1.4-1.7 s in all (the old 6 x 2 x budget said 3.6 s).
         budget = (config or {}).get("membw", {}).get("budget_s") or 1.0
-        return 6 * (budget + min(budget, 1.0))
+        kernels = 6 if kind == "cuda" else 4
+        return kernels * (budget + 0.25 * min(budget, 1.0))
     if step.workload == "train" or label.startswith("train"):
         return TRAIN_GUESS_S[kind]
     return (mc.get("budget_s") or FIXED_S) + (mc.get("max_warmup_s") or FIXED_S)
