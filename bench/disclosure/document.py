@@ -572,7 +572,7 @@ def _not_rederived(store: Store, where: str) -> list[v.Finding]:
 
 def verify(
     data: dict[str, Any], store: Store, where: str = "disclosure", *, auditor: str | None = None,
-    trusted: set[str] | None = None, aggregators: set[str] | None = None, operators: set[str] | None = None, _seen: set[str] | None = None, _checked: bool = False,
+    trusted: set[str] | None = None, aggregators: set[str] | None = None, operators: set[str] | None = None, _seen: set[str] | None = None, _checked: bool = False, _fork: bool = True,
 ) -> list[v.Finding]:  # fmt: skip
     """Re-derive a disclosure from the folder's documents and compare; then each child found there, recursively.
     Findings: errors for a bad signature or schema, a missing input, a section that differs, a child whose leaves are
@@ -620,24 +620,32 @@ def verify(
             seen.add(child["sha256"])
             parts.append((doc.data, name))
     tasks = [p for p in parts if isinstance(p, tuple)]
-    if _seen is None and forks(len(tasks)) and _apart(tasks, store, seen):
+    if _fork and forks(len(tasks)) and _apart(tasks, store, seen):
         # the children's subtrees share no disclosure and no capacity report this level has not named already: each
-        # verified by a worker process (which inherits the store and this level's checks), as the loop would
-        done = iter(map_forked(_verify_child, [(d, store, name, keys, seen) for d, name in tasks]))
-        out += [f for p in parts for f in (next(done) if isinstance(p, tuple) else p)]
+        # verified by a worker process (which inherits the store and this level's checks), as the loop would; what
+        # each saw is then seen here too (a sibling of this level, verified next in turn, skips it as the loop does)
+        results = map_forked(_verify_child, [(d, store, name, keys, seen) for d, name in tasks])
+        done = iter(results)
+        out += [f for p in parts for f in (next(done)[0] if isinstance(p, tuple) else p)]
+        for _, saw in results:
+            seen |= saw
     else:
         for p in parts:
-            out += verify(p[0], store, p[1], **keys, _seen=seen, _checked=True) if isinstance(p, tuple) else p
+            out += (
+                verify(p[0], store, p[1], **keys, _seen=seen, _checked=True, _fork=_fork) if isinstance(p, tuple) else p
+            )
     if data["inputs"]["children"] and below != mine:
         out.append(v.Finding(v.ERROR, "disclosure-mismatch", "the capacity reports of the children are not the ones "
                              "this level counts", where))  # fmt: skip
     return out
 
 
-def _verify_child(task: tuple[Any, ...]) -> list[v.Finding]:
-    """verify() of one child (a worker's task): (its document, store, name, the verifier's keys, what was seen)."""
+def _verify_child(task: tuple[Any, ...]) -> tuple[list[v.Finding], set[str]]:
+    """verify() of one child (a worker's task: its document, store, name, the verifier's keys, what was seen): its
+    findings, and what it saw that was not seen before."""
     data, store, where, keys, seen = task
-    return verify(data, store, where, **keys, _seen=set(seen), _checked=True)
+    mine = set(seen)
+    return verify(data, store, where, **keys, _seen=mine, _checked=True, _fork=False), mine - seen
 
 
 def _apart(tasks: list[tuple[dict[str, Any], str]], store: Store, seen: set[str]) -> bool:

@@ -155,3 +155,20 @@ def test_levels_verified_by_workers_find_what_verifying_in_turn_finds(folder, fo
     assert bool(serial) == (breaking is not None), serial
     if breaking in (None, _tamper_site, _drop_child):
         assert 2 in calls  # the two regions verified by workers
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_below_a_single_child_the_first_level_that_branches_is_verified_by_workers(folder, forks, tmp_path, tamper):
+    """A country of one region: its two cities are the first level with siblings, verified by workers."""
+    forks(1)
+    root = tmp_path / "in"
+    shutil.copytree(folder / "in" / "North", root / "North")
+    built = {(b.level, b.name): b for b in _build(root, root / "disclosure")}
+    if tamper:
+        _resign(built["site", "A1"].path, lambda data: data["capacity"][3].update(reported_pflops=1.0))
+        _repoint(built, ("site", "A1"), ("city", "Alpha"), ("region", "North"), ("country", "Freedonia"))
+    data = json.loads(built["country", "Freedonia"].path.read_text())
+    serial, _ = _verify(data, root, forks, 1)
+    parallel, calls = _verify(data, root, forks, 2)
+    assert parallel == serial and bool(serial) == tamper
+    assert 2 in calls  # Alpha and Gamma
