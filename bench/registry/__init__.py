@@ -3,9 +3,12 @@ know about it without running it.
 
 A `Workload` names the workload, the unit its work is counted in, how its figures are re-derived from raw samples
 (bench.figures) and its work from its spec, its headline metrics and their Prometheus series, its tables, its
-section of a suite config, and where the function that builds its suite steps lives. The suite config, the suite's
-steps (bench.plans), the metrics, verify, the tables (bench.report.render) and the Prometheus export loop over
-`workloads()`; none of them names a workload. Adding a workload is one descriptor module here (found by itself; its
+section of a suite config, where the function that builds its suite steps lives (its planning module,
+bench.planning.<name>), its figures on the HTML page, and the keys that name its measurements in warning lines, JUnit
+cases and Prometheus labels. The suite config, the suite's steps (bench.plans), the metrics, verify, the tables
+(bench.report.render), the plots, warning lines, JUnit cases, regression gates and the Prometheus export loop over
+`workloads()` and name none. What still names one is the MAMF, the capacity figure bench.figures defines on matmul:
+the --fail-below floors, the headline, verify's physical checks and the Prometheus MAMF series read it. Adding a workload is one descriptor module here (found by itself; its
 measuring code under bench/workloads/, or in the descriptor with torch imported inside the functions that run it)
 and its tests.
 
