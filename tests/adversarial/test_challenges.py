@@ -151,8 +151,9 @@ def test_attack_5_cheaper_arithmetic_passes_a_float32_challenge(tmp_path):
         verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
         assert error_codes(verdict) == {"precision"}, verdict.findings
         assert verdict.fleet["verified_flops"] == 0
-    # the honest answer to the same challenge passes (its score is about 0.01: see test_exact_rows and docs/proofs.md)
-    assert exact_rows.check(a, b, a @ b, "float32", np.random.default_rng(0)).score < 0.1
+    # the honest answer to the same challenge passes (blocked: a fraction of a sequential sum's error; see
+    # test_exact_rows and docs/proofs.md)
+    assert exact_rows.check(a, b, a @ b, "float32", np.random.default_rng(0)).score < 0.5
 
 
 def test_a_bound_above_the_devices_peak_is_not_counted(tmp_path):

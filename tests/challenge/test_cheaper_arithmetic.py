@@ -46,19 +46,19 @@ def test_version_1_operands_let_cheaper_arithmetic_through(tmp_path, name):
 
 @pytest.mark.parametrize("name", ["int8 tensor x1", "int8 row x1", "int8 row x2", "bf16x3"])
 def test_version_2_operands_refuse_it(tmp_path, name):
-    """In the square form (K = n); bf16x3 at `challenge issue`'s default K for float32 is the xfail below."""
+    """In the square form (K = n); bf16x3 at `challenge issue`'s default K for float32: below."""
     verdict = _round(tmp_path, name, operands=2)
     assert verdict.fleet["verified_flops"] == 0
     assert any("exact-row check failed" in e for e in _errors(verdict)), _errors(verdict)
 
 
-@pytest.mark.xfail(strict=True, reason="gap: a float32 challenge's default K = 2n doubles the inner dimension; the "
-                   "allowance grows as sqrt(K) (an honest sequential float32 sum errs that much) while bf16x3's error "
-                   "does not, so bf16x3 scores 0.92 at n = 256, K = 512 (1.33 at K = 256)")  # fmt: skip
 def test_bf16x3_is_refused_at_the_default_inner_dimension(tmp_path):
+    """Passed (0.92) under the per-element float32 allowance at K = 2n; the row rule (exact_rows.sequential_scores)
+    refuses it (6.3)."""
     verdict = _round(tmp_path, "bf16x3", operands=2, inner=chl.default_inner("float32", 256))
     assert verdict.challenge.inner == 512
     assert verdict.fleet["verified_flops"] == 0
+    assert any("exact-row check failed" in e for e in _errors(verdict)), _errors(verdict)
 
 
 def test_an_honest_version_2_round_proves_its_flops(tmp_path):

@@ -33,11 +33,17 @@ ACCURATE = {"float32": ["bf16x9", "3xtf32", "int8 row x4"], "bfloat16": ["int8 r
             "float16": ["int8 row x3"], "float64": []}  # fmt: skip
 
 
+#: The largest honest score each dtype's rule allows here: float32 is judged against a sequential sum's own expected
+#: error over a whole row (exact_rows.sequential_scores, pass mark 1.6x it), so its honest orders keep a 1.5x margin,
+#: not 10x; every other dtype is held element by element with a 10x margin.
+HONEST_MARGIN = {"float32": 1 / 1.5, "bfloat16": 0.1, "float16": 0.1, "float64": 0.1}
+
+
 @pytest.mark.parametrize("n", [256, 1024])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "float64"])
-def test_every_honest_order_passes_with_10x_margin(dtype, n):
+def test_every_honest_order_passes_with_its_margin(dtype, n):
     honest = {k: v for k, v in scores(dtype, n).items() if k in table.HONEST}
-    assert len(honest) == len(table.HONEST) and all(v <= 0.1 for v in honest.values()), honest
+    assert len(honest) == len(table.HONEST) and all(v <= HONEST_MARGIN[dtype] for v in honest.values()), honest
 
 
 @pytest.mark.parametrize("n", [256, 1024])
@@ -48,23 +54,28 @@ def test_cheaper_schemes_fail_with_3x_margin_and_accurate_emulations_pass(dtype,
     assert {k: s[k] for k in ACCURATE[dtype] if s[k] > 1} == {}
 
 
-@pytest.mark.xfail(strict=True, reason="bf16x3 (~16 bits a term) and int8x3 (21-bit fixed point) err no more than a "
-                   "sequential float32 sum over n terms does from n = 1024 on: an allowance that keeps the 10x margin "
-                   "for that order (a SIMT sgemm's) admits them (docs/proofs.md)")  # fmt: skip
 def test_bf16x3_and_int8x3_fail_a_float32_challenge_at_1024():
+    """Failed before the float32 rule judged a row against a sequential sum's expected error (3.5 u sqrt(n) t per
+    element admitted both from n = 1024): bf16x3 scores 4.3, int8x3 1.4 (per row and per tensor scales)."""
     s = scores("float32", 1024)
-    assert s["bf16x3"] > 1 and s["int8 row x3"] > 1 and s["int8 tensor x3"] > 1
+    assert s["bf16x3"] > 3 and s["int8 row x3"] > 1 and s["int8 tensor x3"] > 1
 
 
 def test_bf16x3_fails_a_float32_challenge_at_256():
-    assert scores("float32", 256)["bf16x3"] > 1
+    assert scores("float32", 256)["bf16x3"] > 3
+
+
+def test_bf16x3_fails_at_the_default_inner_dimension():
+    """At `challenge issue`'s K = 2n for float32, bf16x3 still fails at n = 1024 (2.9; 6.3 at n = 256): each doubling
+    of K halves its score, as a sequential sum's error grows and bf16x3's does not (docs/proofs.md)."""
+    assert table.scores("float32", 1024, inner=chl.default_inner("float32", 1024))["bf16x3"] > 2
 
 
 def test_check_picks_secret_rows_and_fails_a_tf32_product():
     a = chl.operand("11" * 32, "n", "d", 0, "A", 512, "float32", 2)
     b = chl.operand("11" * 32, "n", "d", 0, "B", 512, "float32", 2)
     good = exact_rows.check(a, b, a @ b, "float32", np.random.default_rng(1))
-    assert good.passed and good.score < 0.1 and len(set(good.rows)) == exact_rows.ROWS
+    assert good.passed and good.score < 0.5 and len(set(good.rows)) == exact_rows.ROWS
     bad = exact_rows.check(a, b, table.tf32(a) @ table.tf32(b), "float32", np.random.default_rng(1))
     assert not bad.passed and "cheaper precision" in bad.reason
     nan = (a @ b).clone()

@@ -1,6 +1,7 @@
 """Every threshold a proof's verdict rests on, tested just past its margin through the verifier's own checks: the
-exact-row pass mark (1) and its allowance (3.5 u sqrt(n) t for version 2 operands, no output slack), and Freivalds'
-tolerance (Z = 8 times the bound in bench.workloads.freivalds). The allowances below are written out from their
+exact-row pass mark (1) and its allowances (float32: 1.6 times a sequential sum's expected error, judged over a row;
+every other dtype: 3.5 u sqrt(K) t per element, no output slack), and Freivalds' tolerance (Z = 8 times the bound in
+bench.workloads.freivalds). The allowances below are written out from their
 stated formulas, not read from the modules: loosening a constant there by 1.5x (or the pass mark) fails a test here."""
 
 import math
@@ -22,26 +23,45 @@ def _operands(dtype: str = "float32", inner: int = N) -> tuple[torch.Tensor, tor
             chl.operand("ab" * 32, "node", "dev", 0, "B", N, dtype, 2, inner=inner))  # fmt: skip
 
 
-def _row_allowance(a: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """The exact product and the version 2 float32 allowance tau = 3.5 * 2**-24 * sqrt(K) * sqrt(sum_k a^2 b^2), K the
-    inner dimension (the length of each sum, not C's width)."""
+def _sequential_allowance(a: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The exact product and the float32 allowance of version 2 challenges, per element: 1.6 * sqrt(1 / (8 ln 2)) *
+    2**-24 * sqrt(max(p, (K + 1) t^2 - p)), p = sum_k (K - k) a_k^2 b_k^2 and t^2 = sum_k a_k^2 b_k^2 (what a
+    sequential sum in either index order errs by on these operands); K the inner dimension, not C's width."""
     a64, b64 = a.double().numpy(), b.double().numpy()
-    t = np.sqrt((a64 * a64) @ (b64 * b64))
-    return a64 @ b64, 3.5 * 2.0**-24 * math.sqrt(a.shape[1]) * t
+    k = a.shape[1]
+    t2 = (a64 * a64) @ (b64 * b64)
+    p = (a64 * a64 * (k - np.arange(k))) @ (b64 * b64)
+    return a64 @ b64, 1.6 * math.sqrt(1 / (8 * math.log(2))) * 2.0**-24 * np.sqrt(np.maximum(p, (k + 1) * t2 - p))
 
 
 @pytest.mark.parametrize("inner", [N, 4 * N])
 @pytest.mark.parametrize(("factor", "passes"), [(0.85, True), (1.15, False)])
 def test_exact_rows_at_its_margin(factor, passes, inner):
-    """C = exact + factor * (tau + ulp/2) with random signs: every element's error beyond rounding is factor * tau, so
-    the row score is factor (to the float32 rounding of C, ~1%). At K = 4n an allowance sized by n would be half as
-    wide, and the passing case would score 1.7."""
+    """C = exact + factor * (allowance + ulp/2) with random signs: every element's error beyond rounding is factor x
+    its allowance, so the row score (RMS error over RMS allowance) is factor, to the float32 rounding of C. At K = 4n
+    an allowance sized by n would be half as wide, and the passing case would score 1.7."""
     a, b = _operands(inner=inner)
-    exact, tau = _row_allowance(a, b)
+    exact, allowance = _sequential_allowance(a, b)
     ulp = np.ldexp(1.0, np.frexp(np.abs(exact))[1] - 24)
     signs = np.random.default_rng(0).choice([-1.0, 1.0], size=exact.shape)
-    c = torch.from_numpy(exact + signs * factor * (tau + ulp / 2)).to(torch.float32)
+    c = torch.from_numpy(exact + signs * (factor * allowance + ulp / 2)).to(torch.float32)
     check = exact_rows.check(a, b, c, "float32", np.random.default_rng(1))
+    assert check.passed is passes, check
+    assert abs(check.score - factor) < 0.05 * factor
+
+
+@pytest.mark.parametrize(("factor", "passes"), [(0.85, True), (1.15, False)])
+def test_the_per_element_allowance_at_its_margin(factor, passes):
+    """Every other dtype (and version 1 challenges) is held element by element to tau = 3.5 u sqrt(K) t (version 2,
+    no output slack): float64 here, every row checked, so the test's exact product is the check's own, bit for bit."""
+    a, b = _operands("float64", inner=2 * N)
+    a64, b64 = a.numpy(), b.numpy()
+    exact = a64 @ b64
+    tau = 3.5 * 2.0**-53 * math.sqrt(2 * N) * np.sqrt((a64 * a64) @ (b64 * b64))
+    ulp = np.ldexp(1.0, np.frexp(np.abs(exact))[1] - 53)
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=exact.shape)
+    c = torch.from_numpy(exact + signs * (factor * tau + ulp / 2))
+    check = exact_rows.check(a, b, c, "float64", np.random.default_rng(1), rows=N)
     assert check.passed is passes, check
     assert abs(check.score - factor) < 0.05 * factor
 

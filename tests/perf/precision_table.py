@@ -21,6 +21,9 @@ weight is at least 2**-8, 2**-16, all) and 3xtf32, and float32 for float64. bf16
 bfloat16 ("reduced precision reduction") is listed with the cheaper schemes: version 2 challenges do not allow it.
 
     .venv/bin/python tests/perf/precision_table.py [--n 256 1024 4096 16384] [--dtype float32 ...] [--operands 2]
+        [--inner default|square]
+
+Each product is A (n x K) times B (K x n), K `challenge issue`'s default for the dtype (--inner square: K = n).
 """
 
 from __future__ import annotations
@@ -241,7 +244,7 @@ HONEST: dict[str, Scheme] = {"torch": honest, "sequential FMA": sequential(True)
                              "blocked 256": blocked(), "split-K 4": split_k(), "pairwise": pairwise,
                              "exact, rounded once": exact}  # fmt: skip
 #: Orders too slow in Python at large n (a Python loop over n terms), run only up to this n.
-SLOW = {"sequential FMA": 4096, "sequential": 4096, "pairwise": 4096}
+SLOW = {"sequential FMA": 8192, "sequential": 8192, "pairwise": 8192}
 
 CHEAPER: dict[str, Scheme] = {
     **{f"int8 tensor x{k}": int8_split(k, False) for k in range(1, 7)},
@@ -265,15 +268,16 @@ def applies(dtype: str, scheme: str) -> bool:
 
 
 def scores(dtype: str, n: int, rows: int = exact_rows.ROWS, seed: int = 0, operands: int = 2,
-           schemes: dict[str, Scheme] | None = None) -> dict[str, float]:  # fmt: skip
-    """Each scheme's worst row score (d/tau RMS) on the sampled rows of the challenge operands of (dtype, n)."""
+           schemes: dict[str, Scheme] | None = None, inner: int | None = None) -> dict[str, float]:  # fmt: skip
+    """Each scheme's worst row score (exact_rows.scores: the challenge's own rule) on the sampled rows of the
+    challenge operands of (dtype, n, inner K; default K = n, the square form)."""
     nonce = f"{seed:064x}"
     picked = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(n, size=min(rows, n), replace=False)))
-    a = chl.operand(nonce, "node", "GPU-x", 0, "A", n, dtype, operands, rows=picked)
-    b = chl.operand(nonce, "node", "GPU-x", 0, "B", n, dtype, operands)
+    a = chl.operand(nonce, "node", "GPU-x", 0, "A", n, dtype, operands, inner=inner, rows=picked)
+    b = chl.operand(nonce, "node", "GPU-x", 0, "B", n, dtype, operands, inner=inner)
     a64 = a.to(F64).numpy()
     todo = schemes or {**HONEST, **{k: v for k, v in CHEAPER.items() if applies(dtype, k)}}
-    todo = {k: v for k, v in todo.items() if n <= SLOW.get(k, n)}
+    todo = {k: v for k, v in todo.items() if a.shape[1] <= SLOW.get(k, a.shape[1])}
     c = {k: np.empty((len(picked), n)) for k in todo}
     for j in range(0, n, BLOCK):
         block = b[:, j : j + BLOCK]
@@ -281,9 +285,12 @@ def scores(dtype: str, n: int, rows: int = exact_rows.ROWS, seed: int = 0, opera
         for k, scheme in todo.items():
             c[k][:, j : j + block.shape[1]] = scheme(a, block, dtype)
     _CACHE.clear()
-    slack = exact_rows.slacks(operands)
-    exact, term = exact_rows.reference(a64, b)
-    return {k: float(exact_rows.row_scores(exact, term, c[k], dtype, slack, inner=a64.shape[1]).max()) for k in todo}
+    ref = exact_rows.reference(a64, b)
+    if exact_rows.sequential_rule(dtype, operands):
+        rule = lambda c: exact_rows.sequential_scores(*ref, c, dtype, inner=a64.shape[1])
+    else:
+        rule = lambda c: exact_rows.row_scores(*ref[:2], c, dtype, exact_rows.slacks(operands), inner=a64.shape[1])
+    return {k: float(rule(c[k]).max()) for k in todo}
 
 
 def main() -> None:
@@ -291,11 +298,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[256, 1024, 4096, 16384])
     parser.add_argument("--dtype", nargs="+", default=["float32", "bfloat16", "float16", "float64"])
     parser.add_argument("--operands", type=int, default=2, choices=[1, 2])
+    parser.add_argument("--inner", choices=["square", "default"], default="default",
+                        help="K = n, or `challenge issue`'s default K for the dtype (protocol.INNER_FACTOR)")  # fmt: skip
     args = parser.parse_args()
     for dtype in args.dtype:
-        table = {n: scores(dtype, n, operands=args.operands) for n in args.n}
+        inner = {n: n if args.inner == "square" else chl.default_inner(dtype, n) for n in args.n}
+        table = {n: scores(dtype, n, operands=args.operands, inner=inner[n]) for n in args.n}
         names = list(dict.fromkeys(k for s in table.values() for k in s))
-        print(f"\n{dtype} challenge (operands v{args.operands}); score = row error / allowance, passing needs <= 1\n")
+        ks = ", ".join(f"K = {inner[n]}" for n in args.n)
+        print(
+            f"\n{dtype} challenge (operands v{args.operands}; {ks}); score = row error / allowance, passing needs <= 1\n"
+        )
         print("| scheme | " + " | ".join(f"n = {n}" for n in args.n) + " |")
         print("|---|" + "---:|" * len(args.n))
         for k in names:
