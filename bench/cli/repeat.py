@@ -94,7 +94,7 @@ def spread_summary(reports: list[Path]) -> dict[str, Any]:
     common = set(per_run[0]).intersection(*per_run[1:])
     rows = []
     for key in sorted(common, key=lambda k: per_run[0][k].title):
-        s = drift.spread([drift.gated_figure(run[key].value, run[key].samples_s) for run in per_run])
+        s = drift.spread([drift.metric_figure(run[key].name, run[key].value, run[key].samples_s) for run in per_run])
         m = per_run[0][key]
         rows.append({"metric": m.title, "unit": m.unit, "figures": list(s.runs), "mean": s.mean, "cv": s.cv,
                      "range": s.spread, "quiet_threshold": s.quiet})  # fmt: skip
@@ -105,7 +105,7 @@ def spread_summary(reports: list[Path]) -> dict[str, Any]:
 def summary_lines(summary: dict[str, Any], results_dir: Path, made: list[Path]) -> list[str]:
     """The spread table and how to gate against these runs."""
     rows = summary["metrics"]
-    head = f"{len(made)} runs in {results_dir}; each figure at its run's fastest tenth of iterations, as the gate reads it:"
+    head = f"{len(made)} runs in {results_dir}; each figure at its run's fastest iteration, as the gate reads it:"
     lines = [head]
     if not rows:
         return [*lines, "  no metric measured in every run: nothing to gate on"]

@@ -107,8 +107,8 @@ def floors(report: NodeReport, fail_below: dict[str, float]) -> list[Gate]:
 
 def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport, max_regression: float,
                 alpha: float | None = None) -> list[Gate]:  # fmt: skip
-    """--baseline: each metric's figure (bench.report.drift.gated_figure: read at its run's fastest tenth of
-    iterations, where runs on a shared machine agree) against the same metric's figures in the baseline runs, by
+    """--baseline: each metric's figure (bench.report.drift.metric_figure: read at its run's fastest iteration,
+    where runs on a shared machine agree) against the same metric's figures in the baseline runs, by
     bench.report.drift.judge: it fails only below the runs' mean by more than max_regression *and* outside their
     spread; with one baseline run, by the threshold alone (said in the message). A baseline that is not comparable
     (other hardware or software) or measured a metric at another config fails, since it cannot gate. `alpha` is
@@ -135,10 +135,10 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
             broken.append(Gate("baseline", False, f"baseline run {b.run_id} measured another config, so it cannot "
                                "gate: " + "; ".join(differs)))  # fmt: skip
         for k, m in theirs.items():
-            figures.setdefault(k, []).append(drift.gated_figure(m.value, m.samples_s))
+            figures.setdefault(k, []).append(drift.metric_figure(m.name, m.value, m.samples_s))
     if broken:
         return broken
-    verdicts = {k: drift.judge(figures[k], drift.gated_figure(mine[k].value, mine[k].samples_s), max_regression)
+    verdicts = {k: drift.judge(figures[k], drift.metric_figure(mine[k].name, mine[k].value, mine[k].samples_s), max_regression)
                 for k in mine if k in figures}  # fmt: skip
     if not verdicts:  # a gate that compared nothing must not pass as if it had looked
         return [Gate("baseline", False, f"no metric in common with baseline run(s) {ids}: nothing to gate (another "
@@ -148,7 +148,7 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
                f"{max_regression:.1%} alone")  # fmt: skip
     else:
         how = (f"{len(runs)} baseline runs ({ids}): below their mean by more than {max_regression:.1%} and below the "
-               "slowest run by more than their range, each run's figure at its fastest tenth of iterations")  # fmt: skip
+               "slowest run by more than their range, each run's figure at its fastest iteration")  # fmt: skip
     worse = [(k, v) for k, v in verdicts.items() if v.regressed]
     if not worse:
         wide = [(v.spread, mine[k].title) for k, v in verdicts.items() if v.spread > max_regression]

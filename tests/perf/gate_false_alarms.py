@@ -15,7 +15,7 @@ sitecustomize first on PYTHONPATH:
 From the reports it prints:
 
 - each metric's between-run coefficient of variation read three ways: at each run's median iteration (the headline's
-  figure), at its fastest tenth (bench.report.drift.gated_figure, what the gate judges) and at its fastest iteration;
+  figure), at its fastest tenth, and at its fastest iteration (bench.report.drift.gated_figure, what the gate judges);
   and the smallest threshold at which no unchanged run, judged against the others, would be flagged
   (bench.report.drift.quiet_threshold, on the gated figure);
 - the recommended threshold derived from that spread: the worst leave-one-out drop rounded up to a whole percent,
@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -115,14 +116,17 @@ def bench_run(config: Path, results: Path, pythonpath: str) -> NodeReport:
     return load_report(found[-1])
 
 
-def figures(reports: list[NodeReport], quantile: float | None = drift.FAST_QUANTILE) -> dict[str, list[float]]:
-    """{metric title: one figure per run} for the metrics every run has: at each run's `quantile` iteration
-    (drift.gated_figure, what the gate judges), or the metric's own value (its median iteration) for None."""
-    per_run = [
-        {m.title: m.value if quantile is None else drift.gated_figure(m.value, m.samples_s, quantile)
-         for m in ok_metrics(r)[0].values()}
-        for r in reports
-    ]  # fmt: skip
+def figures(reports: list[NodeReport], quantile: float | None = None, gated: bool = True) -> dict[str, list[float]]:
+    """{metric title: one figure per run} for the metrics every run has: what the gate judges
+    (drift.metric_figure), or read at each run's `quantile` iteration, or (gated False, no quantile) the metric's own
+    value, its median iteration."""
+
+    def one(m: Any) -> float:
+        if quantile is not None:
+            return drift.gated_figure(m.value, m.samples_s, quantile)
+        return drift.metric_figure(m.name, m.value, m.samples_s) if gated else m.value
+
+    per_run = [{m.title: one(m) for m in ok_metrics(r)[0].values()} for r in reports]
     common = set(per_run[0]).intersection(*per_run[1:])
     return {t: [run[t] for run in per_run] for t in sorted(common)}
 
@@ -204,17 +208,17 @@ def main() -> None:
     print(f"{args.runs} unchanged runs ({statistics.median(took):.1f} s each, median), {args.slow_runs} of each "
           f"slow-down; {os.cpu_count()} logical CPUs\n")  # fmt: skip
     base = figures(runs)
-    medians = figures(runs, None)
-    fastest = figures(runs, 0.0)
+    medians = figures(runs, gated=False)
+    tenth = figures(runs, 0.1)
     quiet = {}
-    print("between-run CV read at each run's: median iteration / fastest tenth (gated) / fastest iteration")
+    print("between-run CV read at each run's: median iteration / fastest tenth / fastest iteration (gated)")
     print(f"{'metric':<66} {'gated mean':>10} {'median':>7} {'tenth':>7} {'fastest':>7} {'range':>6} {'quiet at':>8}")
     for title, values in base.items():
         name = re.sub(r" model=.*? (?=\w+=)", " ", title).replace("matmul_tflops device=", "")
         spread = (max(values) - min(values)) / statistics.fmean(values)
         quiet[title] = drift.quiet_threshold(values)
-        print(f"{name[:66]:<66} {statistics.fmean(values):>10.4g} {cv(medians[title]):>7.1%} {cv(values):>7.1%} "
-              f"{cv(fastest[title]):>7.1%} {spread:>6.1%} {quiet[title]:>8.1%}")  # fmt: skip
+        print(f"{name[:66]:<66} {statistics.fmean(values):>10.4g} {cv(medians[title]):>7.1%} {cv(tenth[title]):>7.1%} "
+              f"{cv(values):>7.1%} {spread:>6.1%} {quiet[title]:>8.1%}")  # fmt: skip
     worst = max(quiet.values())
     recommended = (math.ceil(worst * 100) + 1) / 100
     print(f"\nworst leave-one-out drop of the gated figure: {worst:.1%}; recommended threshold (rounded up to a whole "
