@@ -69,7 +69,8 @@ TRAIN_GUESS_S = {"cpu": 30.0, "cuda": 120.0}
 #: replaces it for that model's later presets.
 TRAIN_SHARE_OF_MATMUL = 0.25
 #: Seconds a training step spends outside its timed steps (model and optimizer built, batches made): measured on the
-#: same VM, gpt tiny 1.7 s in all with 0.7 s of steps.
+#: same VM, gpt tiny 1.7 s in all with 0.7 s of steps. The CUDA figure is an allowance for building the model and
+#: warming CUDA up, not measured here (no GPU); nor is the 0.25 share on a GPU: its first step's progress corrects it.
 TRAIN_SETUP_S = {"cpu": 1.0, "cuda": 10.0}
 
 
