@@ -14,7 +14,8 @@ Timed, in this order:
      roll-ups, each recomputed from the capacity reports with every device counted once across the tree, the
      documents of each level built by worker processes (under disclosures/);
   3. verify: the national disclosure re-derived from a fresh read of the folder (Store(folder), read by worker
-     processes as `bench verify --from` reads it), and each level below it.
+     processes as `bench verify --from` reads it), and each level below it (the children of the first level that
+     branches re-derived by worker processes).
 Prints each phase's time and the peak memory (ru_maxrss) of this process and of the largest worker; a forked worker's
 figure counts the pages it still shares with this process, so it overstates what the worker added.
 Goal (issue 26): verify + aggregate + disclose in at most 120 s and 3 GB on a 2-core machine.
