@@ -62,14 +62,16 @@ def forks(monkeypatch):
     return cores
 
 
-def _build(root, output):
+def _build(root, output, **kw):
     return tree.build(root, policy=world.KEYS.policy(), as_of=world.AS_OF, write=_write, output=output, now=world.NOW,
-                      claims_input=CLAIMS)  # fmt: skip
+                      claims_input=CLAIMS, **kw)  # fmt: skip
 
 
 def test_levels_built_by_workers_are_the_documents_built_in_turn(folder, forks, tmp_path):
     forks(1)
-    serial = _build(folder / "in", tmp_path / "serial")
+    # an aggregator key sends the sites through the loop that builds them in turn, reading each site's node reports (here
+    # none, and every cluster has its capacity report: nothing is aggregated)
+    serial = _build(folder / "in", tmp_path / "serial", aggregator_key=world.KEYS.aggregator)
     calls = forks(2)
     parallel = _build(folder / "in", tmp_path / "parallel")
     assert calls == [5, 3, 2]  # the sites, then the cities, then the regions (one country: built here)
