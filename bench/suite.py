@@ -18,8 +18,6 @@ from bench import precision as prec
 from bench import registry
 from bench.registry import ConfigKey as Key
 
-#: Every workload bench knows (bench.registry), in the order a suite runs them by default.
-WORKLOADS = registry.names()
 FORMATS = ("html", "md", "csv", "junit", "prometheus")
 
 
@@ -31,57 +29,67 @@ def _k(kind: str, default: Any, help: str, **kw: Any) -> Key:
     return Key(kind, default, help, **kw)
 
 
-SCHEMA: dict[str, dict[str, Key]] = {
-    "suite": {
-        "name": _k("str", "custom", "Name shown in reports and JUnit."),
-        "description": _k("str", "", "What this suite is for."),
-        "devices": _k("str-list", ["all"], "cpu, cuda:N or all (every GPU, else the CPU)."),
-        "workloads": _k("str-list", list(WORKLOADS), "Workloads to run, in this order.", choices=WORKLOADS),
-        "straggler_fraction": _k(
-            "float",
-            0.75,
-            "Several ranks: name a rank in the job's report as a straggler when its "
-            "own matmul is below this fraction of the job's median.",
-            minimum=0.01,
-            maximum=1.0,
-        ),
-        "concurrent_devices": _k(
-            "bool",
-            True,
-            "Measure a node's GPUs at the same time (matmul, membw), each in its own process; false: one after another.",
-        ),
-    },
-    # one section per workload, as each declares it (bench.registry)
-    **{w.name: dict(w.config) for w in registry.workloads()},
-    "gates": {
-        "fail_below": _k(
-            "table",
-            {},
-            "TFLOPS floor per precision, e.g. {float32 = 0.05}.",
-            minimum=0.0,
-            choices=tuple(prec.PRECISIONS),
-        ),
-        "baseline": _k(
-            "str",
-            None,
-            "Node report to gate against, or a folder of several runs' reports (path, relative to the config file).",
-            nullable=True,
-        ),
-        "max_regression": _k(
-            "float", 0.05, "Largest tolerated slow-down against the baseline (0.05 = 5%).", minimum=0.0, maximum=1.0
-        ),
-        "alpha": _k(
-            "float",
-            0.01,
-            "Unused by the regression gate, which judges between-run spread (kept so configs that set it load).",
-            minimum=1e-9,
-            maximum=0.5,
-        ),
-    },
-    "outputs": {
-        "formats": _k("str-list", list(FORMATS), "Files written next to report.json.", choices=FORMATS),
-    },
-}
+def workload_names() -> tuple[str, ...]:
+    """Every workload bench knows now (bench.registry), in the order a suite runs them by default: read at each call,
+    so that a workload registered after bench.suite was imported can be named in a config."""
+    return registry.names()
+
+
+def schema() -> dict[str, dict[str, Key]]:
+    """Every section and key a config may hold, built from the registry as it is now (one section per workload, as
+    each declares it), so a config is validated against the workloads registered when it is read."""
+    workloads = workload_names()
+    return {
+        "suite": {
+            "name": _k("str", "custom", "Name shown in reports and JUnit."),
+            "description": _k("str", "", "What this suite is for."),
+            "devices": _k("str-list", ["all"], "cpu, cuda:N or all (every GPU, else the CPU)."),
+            "workloads": _k("str-list", list(workloads), "Workloads to run, in this order.", choices=workloads),
+            "straggler_fraction": _k(
+                "float",
+                0.75,
+                "Several ranks: name a rank in the job's report as a straggler when its "
+                "own matmul is below this fraction of the job's median.",
+                minimum=0.01,
+                maximum=1.0,
+            ),
+            "concurrent_devices": _k(
+                "bool",
+                True,
+                "Measure a node's GPUs at the same time (matmul, membw), each in its own process; false: one after another.",
+            ),
+        },
+        # one section per workload, as each declares it (bench.registry)
+        **{w.name: dict(w.config) for w in registry.workloads()},
+        "gates": {
+            "fail_below": _k(
+                "table",
+                {},
+                "TFLOPS floor per precision, e.g. {float32 = 0.05}.",
+                minimum=0.0,
+                choices=tuple(prec.PRECISIONS),
+            ),
+            "baseline": _k(
+                "str",
+                None,
+                "Node report to gate against, or a folder of several runs' reports (path, relative to the config file).",
+                nullable=True,
+            ),
+            "max_regression": _k(
+                "float", 0.05, "Largest tolerated slow-down against the baseline (0.05 = 5%).", minimum=0.0, maximum=1.0
+            ),
+            "alpha": _k(
+                "float",
+                0.01,
+                "Unused by the regression gate, which judges between-run spread (kept so configs that set it load).",
+                minimum=1e-9,
+                maximum=0.5,
+            ),
+        },
+        "outputs": {
+            "formats": _k("str-list", list(FORMATS), "Files written next to report.json.", choices=FORMATS),
+        },
+    }
 
 
 #: Keys renamed so that one name means one thing across sections and verbs (seconds end in _s, counts say what they
@@ -93,7 +101,7 @@ RENAMED: dict[tuple[str, str], str] = {
 
 
 def defaults() -> dict[str, dict[str, Any]]:
-    return {section: {name: copy.deepcopy(k.default) for name, k in keys.items()} for section, keys in SCHEMA.items()}
+    return {section: {name: copy.deepcopy(k.default) for name, k in keys.items()} for section, keys in schema().items()}
 
 
 def _is_number(v: Any) -> bool:
@@ -158,10 +166,11 @@ def check_value(key: Key, value: Any) -> tuple[Any, str | None]:
 
 def validate(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
     """Defaults overlaid with `raw` (parsed TOML), every section and key checked; ConfigError names where."""
+    known = schema()
     config = defaults()
     for section, values in raw.items():
-        if section not in SCHEMA:
-            raise ConfigError(f"{where}: unknown section [{section}]; valid: {', '.join(SCHEMA)}")
+        if section not in known:
+            raise ConfigError(f"{where}: unknown section [{section}]; valid: {', '.join(known)}")
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: [{section}] must be a table")
         for name, value in values.items():
@@ -173,9 +182,9 @@ def validate(raw: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
                     )
                 warnings.warn(f"{where}: [{section}] {name} is deprecated; call it {new}", FutureWarning, stacklevel=2)
                 name = new
-            if name not in SCHEMA[section]:
-                raise ConfigError(f"{where}: [{section}] unknown key {name!r}; valid: {', '.join(SCHEMA[section])}")
-            checked, bad = check_value(SCHEMA[section][name], value)
+            if name not in known[section]:
+                raise ConfigError(f"{where}: [{section}] unknown key {name!r}; valid: {', '.join(known[section])}")
+            checked, bad = check_value(known[section][name], value)
             if bad:
                 raise ConfigError(f"{where}: [{section}] {name}: {bad}")
             config[section][name] = checked
@@ -241,7 +250,7 @@ def toml_text(value: Any) -> str:
 def describe() -> str:
     """Every section and key with its default (as TOML) and meaning: the reference docs/configuration.md shows."""
     lines = []
-    for section, keys in SCHEMA.items():
+    for section, keys in schema().items():
         lines.append(f"[{section}]")
         for name, k in keys.items():
             extra = f" ({', '.join(k.choices)})" if k.choices else ""

@@ -16,9 +16,9 @@ from tests.report import synthetic as syn
 
 def test_builtins_are_registered_in_suite_order():
     assert registry.names()[: len(registry.BUILTIN)] == registry.BUILTIN
-    assert suite.WORKLOADS == registry.names()
+    assert suite.workload_names() == registry.names()
     for w in registry.workloads():
-        assert suite.SCHEMA[w.name] == dict(w.config)
+        assert suite.schema()[w.name] == dict(w.config)
 
 
 def test_every_steps_function_resolves():
@@ -90,7 +90,7 @@ def test_suite_order_does_not_depend_on_which_descriptor_was_imported_first():
     import subprocess
     import sys
 
-    code = "import bench.registry.train, bench.registry.comm\nfrom bench import suite\nprint(','.join(suite.WORKLOADS))"
+    code = "import bench.registry.train, bench.registry.comm\nfrom bench import suite\nprint(','.join(suite.workload_names()))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ",".join(registry.BUILTIN)
 

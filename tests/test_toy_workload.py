@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench import plans, registry, runner
+from bench import plans, registry, runner, suite
 from bench.cli import main
 from bench.figures import Unit
 from bench.hardware import devices, inventory
@@ -129,11 +129,31 @@ def toy():
     registry._REGISTRY.pop(NAME)
 
 
+def test_a_config_file_names_a_workload_registered_after_bench_suite_was_imported(toy, tmp_path):
+    path = tmp_path / "toy.toml"
+    path.write_text(f'[suite]\nworkloads = ["{NAME}", "membw"]\n[{NAME}]\niterations = 3\n')
+    config = suite.load(path)
+    assert config["suite"]["workloads"] == [NAME, "membw"]
+    assert config[NAME] == {"elements": [1 << 16], "iterations": 3}
+    assert NAME in suite.describe()
+    path.write_text('[suite]\nworkloads = ["toys"]\n')
+    with pytest.raises(suite.ConfigError, match=r"'toys' is not allowed; valid: matmul, membw, train, comm, toy"):
+        suite.load(path)
+    path.write_text("[toy]\niterations = 0\n")  # its own keys' ranges hold as the built-ins' do
+    with pytest.raises(suite.ConfigError, match=r"\[toy\] iterations: must be >= 1"):
+        suite.load(path)
+
+
 def _run(tmp_path: Path, key, sizes=(1 << 14, 1 << 16)) -> Path:
-    """A suite of the toy alone, planned by bench.plans from the descriptor and run into a signed report."""
+    """A suite of the toy alone, read from a config file (its section and its name in suite.workloads are checked
+    against the registry as it is when the file is read), planned by bench.plans from the descriptor and run into a
+    signed report."""
     inv = inventory.collect()
     cpu = devices.facts("cpu", inv["host"])
-    config = {"suite": {"workloads": [NAME]}, NAME: {"elements": list(sizes), "iterations": 30}}
+    path = tmp_path / "toy.toml"
+    path.write_text(f'[suite]\nworkloads = ["{NAME}"]\n[{NAME}]\nelements = {list(sizes)}\niterations = 30\n')
+    config = suite.load(path)
+    assert config[NAME] == {"elements": list(sizes), "iterations": 30}
     steps = plans.suite_steps(config, [cpu], inv["host"], {})
     assert [(s.label, s.workload, s.lane) for s in steps] == [(f"toy {n} on cpu", NAME, None) for n in sizes]
     writer = runner.start(tmp_path / "results", config, inv, key)

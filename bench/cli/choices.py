@@ -15,7 +15,7 @@ from bench.model import specs as train_specs
 #: every precision bench measures (bench.precision.PRECISIONS), in its order
 PRECISIONS = tuple(precision.PRECISIONS)
 #: the suite's workloads (bench.registry, through bench.suite)
-WORKLOADS = tuple(suite.WORKLOADS)
+WORKLOADS = tuple(suite.workload_names())
 #: training: its precisions, models and their presets (bench.model.specs)
 TRAIN_PRECISIONS = tuple(train_specs.PRECISIONS)
 TRAIN_MODELS = tuple(train_specs.PRESETS)
