@@ -110,7 +110,7 @@ def challenge_group() -> None:
     type=click.IntRange(min=2, max=65536),
     default=4096,
     show_default=True,
-    help="Square size N of the N x N matrices, as matmul's --size (each product is 2*N^3 FLOPs).",
+    help="Size N of each product C (N x N), as matmul's --size; with --inner K each product is 2*N^2*K FLOPs.",
 )
 @click.option(
     "--n",
@@ -125,7 +125,7 @@ def challenge_group() -> None:
     type=click.IntRange(min=2, max=1 << 20),
     default=None,
     help="Inner dimension K of each product, A (N x K) times B (K x N): 2*N^2*K FLOPs against N^2 outputs the node "
-    "copies and hashes. Default: 4 x N for float32 and float64, 16 x N for bfloat16 and float16.",
+    "copies and hashes. Default: 2 x N for float32 and float64, 16 x N for bfloat16 and float16 (at most 2^20).",
 )
 @click.option(
     "--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device."
@@ -319,7 +319,7 @@ def collect_cmd(drop: Path, challenge_path: Path, output: Path, expect: int | No
 def verify_cmd(challenge_path: Path, drop: Path, receipts_path: Path | None, auditor_path: Path | None,
                trusted_path: Path | None, proof_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Check every answer in DROP on this CPU against the auditor's own copy of CHALLENGE and state the proven lower
-    bound on throughput: verified FLOPs (2n^3 per product that matches its commitment, passes Freivalds' check with
+    bound on throughput: verified FLOPs (2 n^2 K per product that matches its commitment, passes Freivalds' check with
     this verifier's secret vectors and the exact-row precision check; each device UUID counted once, exactly the
     products asked) / (arrival by the receipt log - issue time). Exit 1 when any check fails, 2 when CHALLENGE itself
     is malformed; a malformed answer is one failed entry."""

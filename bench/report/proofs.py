@@ -24,11 +24,13 @@ SCHEMA_VERSION = 1
 
 
 def document(challenge: dict[str, Any], devices: list[dict[str, Any]], key: Any) -> dict[str, Any]:
-    """A signed proof: the challenge it answers (digest, nonce, dtype, n, issue time) and, per device UUID counted,
-    who committed its answer (key_id: the node key that signed the commitment; host: the host name it committed),
-    its verified FLOPs, the elapsed time by the auditor's clock and the lower bound in TFLOPS."""
+    """A signed proof: the challenge it answers (digest, nonce, dtype, n, inner K: n without the field, issue time)
+    and, per device UUID counted, who committed its answer (key_id: the node key that signed the commitment; host:
+    the host name it committed), its verified FLOPs, the elapsed time by the auditor's clock and the lower bound in
+    TFLOPS."""
     data = {"kind": PROOF_KIND, "schema_version": SCHEMA_VERSION, "challenge_digest": sign.digest(challenge),
             "nonce": challenge["nonce"], "dtype": challenge["dtype"], "n": challenge["n"],
+            "inner": challenge.get("inner", challenge["n"]),
             "issued_utc": challenge["issued_utc"], "devices": devices}  # fmt: skip
     data["signature"] = sign.sign(data, key)
     return data
