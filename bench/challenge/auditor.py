@@ -237,8 +237,8 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {"nonce": self.challenge.nonce, "dtype": self.challenge.dtype, "n": self.challenge.n,
-                "challenge_digest": self.challenge.digest, "issued_utc": utc(self.challenge.issued),
-                "deadline_utc": utc(self.challenge.deadline), "findings": [f.to_dict() for f in self.findings],
+                "inner": self.challenge.inner, "challenge_digest": self.challenge.digest,
+                "issued_utc": utc(self.challenge.issued), "deadline_utc": utc(self.challenge.deadline), "findings": [f.to_dict() for f in self.findings],
                 "nodes": self.nodes, "devices": self.devices, "fleet": self.fleet}  # fmt: skip
 
 

@@ -255,13 +255,15 @@ def test_an_honest_tensor_core_product_verifies_at_a_moderate_inner_dimension(tm
 # --- what a proof says ---------------------------------------------------------------------------------------------
 
 
-def test_a_proof_names_its_inner_dimension():
-    """Fixed: a proof named n but not K, so a reader could not tell a proof of 2 n^3 FLOPs a product from one of
-    2 n^2 K (its bounds were right; its shape was not stated). It now carries "inner" (n for a square challenge)."""
+def test_a_proof_and_a_verdict_name_their_inner_dimension():
+    """Fixed: a proof (and `challenge verify --json`) named n but not K, so a reader could not tell a proof of 2 n^3
+    FLOPs a product from one of 2 n^2 K (its bounds were right; its shape was not stated). Both now carry "inner" (n
+    for a square challenge)."""
     from bench.report import proofs
 
     data = chl.issue(AUDITOR, dtype="bfloat16", n=64, products=1, window=dt.timedelta(minutes=5), nodes=None,
                      inner=1024)  # fmt: skip
     assert proofs.document(data, [], AUDITOR)["inner"] == 1024
+    assert chl.Verdict(chl.Challenge.from_dict(data, "challenge")).to_dict()["inner"] == 1024
     square = {k: v for k, v in data.items() if k != "inner"}
     assert proofs.document(square, [], AUDITOR)["inner"] == 64
