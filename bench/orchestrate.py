@@ -36,6 +36,11 @@ from bench.workloads import train as tr
 OUTPUT_FILES = {"html": "report.html", "md": "report.md", "csv": "measurements.csv", "junit": "junit.xml",
                 "prometheus": "bench.prom"}  # fmt: skip
 
+#: The workloads that run across ranks (their descriptor's across_ranks) whose job phase distributed_suite runs: data-
+#: parallel training and the collectives. Another that declares it is left out of each rank's own steps and named as
+#: skipped in a job.
+JOB_PHASES = ("train", "comm")
+
 #: A measurement whose median iteration is this many times slower than its best: the device was shared or throttled
 #: for much of the run (a loaded CPU gave median 2.8 GFLOPS against a best of 188.9), so the median is not its speed.
 FAR_FROM_BEST = 1.5
@@ -200,18 +205,21 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
     spool = runner.Spool(results_dir, job_name(where), node_key(fingerprint, inv["host"].get("hostname")), where.rank)
     if kind == "cpu":
         share_cpu(where)
-    local = {**config, "suite": {**config["suite"], "workloads": [w for w in config["suite"]["workloads"]
-                                                                  if w in ("matmul", "membw")]}}  # fmt: skip
+    local = plans.per_rank(config)  # the rest run across the ranks below, after the gather
+    joint = plans.across_ranks(config)
     readers, closers = telemetry.readers(facts)
     mine: list[Measurement] = []
     local_steps = plans.suite_steps(local, facts, inv["host"], readers)
     # the job's phases as steps too, so rank 0 prints one plan and a line per step (they run below, not through these)
     job_steps = [runner.Step(f"train {s.model} {s.preset} x{where.world_size} ranks", list, "train",
                              {"id": facts[0].id if facts else "cpu", "kind": kind})
-                 for s in (train_plan.specs(tc, kind) if "train" in config["suite"]["workloads"] else [])]  # fmt: skip
-    if "comm" in config["suite"]["workloads"]:
+                 for s in (train_plan.specs(tc, kind) if "train" in joint else [])]  # fmt: skip
+    if "comm" in joint:
         job_steps.append(runner.Step(f"comm x{where.world_size} ranks", list, "comm"))
     feedback.plan([*local_steps, *job_steps])
+    for name in joint:
+        if name not in JOB_PHASES:
+            feedback.say(f"{name}: runs across ranks, but bench run has no job phase for it; skipped")
     with feedback:
         for step in local_steps:
             feedback.step(step)
@@ -230,7 +238,7 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
         job_writer = writer if where.rank == 0 else None
         # the job's measurements name the ranks whose own device fell behind: synchronous work runs at their pace
         slow = matmul_plan.stragglers(gathered, config["suite"]["straggler_fraction"]) if job_writer else []
-        if "train" in config["suite"]["workloads"]:
+        if "train" in joint:
             for spec in train_plan.specs(tc, kind):
                 label = f"train {spec.model} {spec.preset} x{where.world_size} ranks"
                 feedback.step(next(phases))
@@ -240,7 +248,7 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
                         if m.details.get("role") == "data-parallel total":
                             m.details["stragglers"] = slow
                         writer.add(m)
-        if "comm" in config["suite"]["workloads"]:
+        if "comm" in joint:
             sizes = comm_plan.suite_sizes(cc, kind)
             feedback.step(next(phases))
             advance = feedback.sweep(f"comm x{where.world_size} ranks", len(cc["ops"]) * len(sizes))

@@ -35,6 +35,19 @@ def suite_steps(config: dict[str, Any], facts: list[DeviceFacts], host_inv: dict
     return steps
 
 
+def across_ranks(config: dict[str, Any]) -> list[str]:
+    """The config's workloads that run across a job's ranks (their descriptor's `across_ranks`), in its order."""
+    return [name for name in config["suite"]["workloads"] if (w := registry.get(name)) is not None and w.across_ranks]
+
+
+def per_rank(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with only the workloads each rank runs on its own device in a job of several ranks: those that do not
+    run across ranks."""
+    joint = set(across_ranks(config))
+    return {**config, "suite": {**config["suite"], "workloads": [w for w in config["suite"]["workloads"]
+                                                                 if w not in joint]}}  # fmt: skip
+
+
 @contextlib.contextmanager
 def lane_plan(build: Callable[[list[DeviceFacts], dict[str, Any]], list[runner.Step]], facts: list[DeviceFacts],
               lane_id: str) -> Iterator[list[runner.Step]]:  # fmt: skip

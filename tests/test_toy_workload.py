@@ -144,6 +144,18 @@ def test_a_config_file_names_a_workload_registered_after_bench_suite_was_importe
         suite.load(path)
 
 
+def test_a_workload_that_declares_it_runs_across_ranks_is_left_out_of_each_ranks_own_steps(toy, tmp_path):
+    """bench run across ranks (bench.orchestrate.distributed_suite) runs plans.per_rank's workloads on each rank's own
+    device and plans.across_ranks' once for the job: both read the descriptor, so the toy declaring it moves."""
+    config = suite.validate({"suite": {"workloads": ["matmul", NAME, "train", "comm"]}}, "test")
+    assert plans.per_rank(config)["suite"]["workloads"] == ["matmul", NAME]
+    assert plans.across_ranks(config) == ["train", "comm"]
+    registry._REGISTRY[NAME] = dataclasses.replace(TOY, across_ranks=True)
+    assert plans.per_rank(config)["suite"]["workloads"] == ["matmul"]
+    assert plans.across_ranks(config) == [NAME, "train", "comm"]
+    assert config["suite"]["workloads"] == ["matmul", NAME, "train", "comm"]  # the config itself is left as it was
+
+
 def _run(tmp_path: Path, key, sizes=(1 << 14, 1 << 16)) -> Path:
     """A suite of the toy alone, read from a config file (its section and its name in suite.workloads are checked
     against the registry as it is when the file is read), planned by bench.plans from the descriptor and run into a

@@ -97,8 +97,11 @@ class Workload:
     #: Prometheus series per metric name: (series name in base units, scale to base units, help)
     series: Mapping[str, tuple[str, float, str]] = field(default_factory=dict)
     #: "module:function" building a suite's steps for one device (see bench.plans.suite_steps); None: the workload
-    #: runs across ranks (bench run's multi-rank part), not as per-device steps
+    #: runs across ranks only (bench run's multi-rank part), not as per-device steps
     steps: str | None = None
+    #: in a job of several ranks, it runs across them, once for the job after the node leaders' gather (data-parallel
+    #: training, collectives), not as each rank's own per-device steps (bench.plans.per_rank / across_ranks)
+    across_ranks: bool = False
     #: its figures in the HTML report, in page order (bench.report.plots draws each kind)
     plots: tuple[Plot, ...] = ()
     #: the spec keys that name one of its measurements after its device and precision, e.g. in a warning line

@@ -80,6 +80,7 @@ def _busbw_full(measurements: list[Measurement]) -> Grid:
 
 WORKLOAD = register(Workload(
     name=NAME,
+    across_ranks=True,
     unit=figures.Unit.BYTE,
     summary=summary,
     work=work,

@@ -80,6 +80,7 @@ def train_grid(measurements: list[Measurement]) -> Grid:
 
 WORKLOAD = register(Workload(
     name=NAME,
+    across_ranks=True,
     unit=figures.Unit.FLOP,
     summary=summary,
     work=work,
