@@ -23,9 +23,6 @@ from bench.cli.output import fail, stdout
 from bench.cli.params import ByteSizeParam
 from bench.cli.ranks import place, rank_job
 
-#: the largest message by default: bytes, per device kind
-DEFAULT_MAX = {"cpu": 64 * 2**20, "cuda": 2**30}
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -93,6 +90,7 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     from bench import launch, orchestrate, runner
     from bench.hardware import devices
     from bench.hardware.inventory import collect
+    from bench.planning import comm as comm_plan
     from bench.report import render
     from bench.report.store import dumps
     from bench.workloads import comm as cm
@@ -100,7 +98,7 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     warmup = warmup if warmup_old is None else warmup_old
     where, device_name, kind = place(device_name)
     try:
-        sizes = cm.message_sizes(min_bytes, max_bytes or DEFAULT_MAX[kind], factor)
+        sizes = cm.message_sizes(min_bytes, max_bytes or comm_plan.default_max_bytes(kind), factor)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if not where.distributed:

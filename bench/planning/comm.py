@@ -21,10 +21,14 @@ from bench.workloads import comm as cm
 DEFAULT_MAX_BYTES = {"cuda": 2**30, "cpu": 64 * 2**20}
 
 
+def default_max_bytes(kind: str) -> int:
+    """The largest message on a device kind when none is named (a suite's [comm] max_bytes, bench comm's --max-bytes)."""
+    return DEFAULT_MAX_BYTES["cuda" if kind == "cuda" else "cpu"]
+
+
 def suite_sizes(cc: dict[str, Any], kind: str) -> list[int]:
     """The message sizes of a suite's [comm] section on a device kind (bench.workloads.comm.message_sizes)."""
-    return cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or DEFAULT_MAX_BYTES["cuda" if kind == "cuda" else "cpu"],
-                            cc["factor"])  # fmt: skip
+    return cm.message_sizes(cc["min_bytes"], cc["max_bytes"] or default_max_bytes(kind), cc["factor"])
 
 
 def measurements(where: launch.Placement, ops: list[str], sizes: list[int], iterations: int, warmup: int,

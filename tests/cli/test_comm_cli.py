@@ -28,6 +28,20 @@ def test_one_rank_runs_alone(tmp_path):
     assert shown.exit_code == 0 and "busbw GB/s" in shown.output
 
 
+def test_without_max_bytes_bench_comm_sweeps_to_the_suites_default(tmp_path, monkeypatch):
+    """bench comm and a suite's [comm] section share one default largest message (bench.planning.comm)."""
+    from bench.planning import comm as comm_plan
+
+    monkeypatch.setitem(comm_plan.DEFAULT_MAX_BYTES, "cpu", 2048)
+    res = CliRunner().invoke(main, ["comm", "--device", "cpu", "--op", "all_reduce", "--factor", "16",
+                                    "--iterations", "2", "--warmup-iterations", "0", "--results-dir", str(tmp_path),
+                                    "--json", "--quiet"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    sizes = [m["spec"]["bytes"] for m in json.loads(res.stdout)["measurements"]]
+    cc = {"min_bytes": 8, "max_bytes": None, "factor": 16}
+    assert sizes == comm_plan.suite_sizes(cc, "cpu") == [8, 128, 2048]
+
+
 def test_bad_sizes_are_usage_errors(tmp_path):
     res = CliRunner().invoke(main, ["comm", "--min-bytes", "64", "--max-bytes", "8", "--results-dir", str(tmp_path)])
     assert res.exit_code == 2 and "min_bytes <= max_bytes" in res.output
