@@ -15,6 +15,7 @@ from bench.challenge.protocol import (
     CHALLENGE_KIND,
     COMMITMENT_KIND,
     DTYPES,
+    INNER_CAP,
     INNER_FACTOR,
     MAX_INNER,
     MAX_N,
@@ -143,8 +144,9 @@ def issue(key: Any, *, dtype: str, n: int, products: int, window: dt.timedelta, 
 
 
 def default_inner(dtype: str, n: int) -> int:
-    """The inner dimension `challenge issue` asks by default: protocol.INNER_FACTOR[dtype] x n, at most MAX_INNER."""
-    return min(MAX_INNER, INNER_FACTOR[dtype] * n)
+    """The inner dimension `challenge issue` asks by default: protocol.INNER_FACTOR[dtype] x n, at most INNER_CAP[dtype]
+    (half precisions: honest tensor cores' truncation) and MAX_INNER, and never below n."""
+    return max(n, min(MAX_INNER, INNER_CAP.get(dtype, MAX_INNER), INNER_FACTOR[dtype] * n))
 
 
 def commit_name(node: str, nonce: str) -> str:

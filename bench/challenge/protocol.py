@@ -132,6 +132,15 @@ OPERAND_VERSION = 2
 INNER_FACTOR = {"float64": 2, "float32": 2, "bfloat16": 16, "float16": 16}
 
 
+#: The longest default K for half precisions: honest tensor cores add each MMA step's products to a float32 accumulator
+#: rounded toward zero, a biased error that grows about linearly in K, faster than the sqrt(K) allowance. Emulated
+#: (tests/adversarial/test_eighth_round_proofs.py), an honest product with 8 products a step (A100-style) scores up to
+#: 0.75 (float16, K = 16384) and 1.06 (bfloat16, K = 32768) on some seeds; at these caps at most 0.39 for both. The cap
+#: holds until a truncation term, sized on real-GPU scores, is in exact_rows; it costs tightness (the H100 projection
+#: for bfloat16 at n = 8192 falls from 0.66 at K = 16n to about 0.3 at K = 2n).
+INNER_CAP = {"bfloat16": 16384, "float16": 8192}
+
+
 #: Largest inner dimension a challenge may ask (the verifier regenerates n x K and K x n operands per product).
 MAX_INNER = 1 << 20
 

@@ -157,16 +157,19 @@ def test_cheaper_arithmetic_at_the_default_inner_dimension_is_refused(tmp_path, 
 
 
 @pytest.mark.xfail(strict=True, reason="gap: the exact-row allowance grows as sqrt(K) and a cheaper scheme's error "
-                   "does not, so at the default K = 16n for n = 8192 (K = 131072) bfloat16 answered by int8 split in two "
-                   "7-bit slices (3 int8 GEMMs; row or 32-block scales) scores 0.5-0.7 and verifies. On H100/A100 int8 "
-                   "runs at 2x bf16, so 3 GEMMs cost 1.5x an honest product; where int8 is 4x a bf16 product with "
-                   "float32 accumulation (GeForce Ada: 660 vs 165 TOPS) it is 1.3x cheaper and proves bf16 work it did "
-                   "not do")  # fmt: skip
+                   "does not: at the default K for n = 8192 (16n = 131072 before the half-precision cap, 16384 now: "
+                   "protocol.INNER_CAP) bfloat16 answered by int8 split in two 7-bit slices is not refused with a 3x "
+                   "margin (at K = 32768 it scored about 1: row scales 1.1-1.3, 32-block scales 0.76-1.02 over three "
+                   "seeds, so a verdict depended on the verifier's secret rows). On H100/A100 int8 runs at 2x bf16, so 3 GEMMs cost 1.5x an "
+                   "honest product; where int8 is 4x a bf16 product with float32 accumulation (GeForce Ada: 660 vs 165 "
+                   "TOPS) it is 1.3x cheaper and proves bf16 work it did not do")  # fmt: skip
 @pytest.mark.parametrize("name", ["int8 row x2", "int8 block32 x2"])
-def test_int8_in_two_slices_is_refused_for_bfloat16_at_n_8192s_inner_dimension(tmp_path, name):
+def test_int8_in_two_slices_is_refused_for_bfloat16_at_n_8192s_inner_dimension(name):
+    """Scored through exact_rows' own rule with fixed seeds (a verification round's secret rows made it flaky)."""
     scheme = table.CHEAPER.get(name) or block_schemes.SCHEMES[name]
-    verdict = _round(tmp_path, "bfloat16", 64, chl.default_inner("bfloat16", 8192), _scheme(scheme, "bfloat16"))
-    assert verdict.fleet["verified_flops"] == 0
+    inner = chl.default_inner("bfloat16", 8192)
+    worst = min(table.scores("bfloat16", 64, seed=seed, inner=inner, schemes={name: scheme})[name] for seed in range(3))
+    assert worst > 3, worst
 
 
 def _strassen(levels):
@@ -241,17 +244,18 @@ def test_strassen_with_half_precision_sums_is_refused_for_bfloat16(tmp_path):
 # --- honest hardware at the new K ----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="gap (an honest answer refused): tensor cores add each MMA step's products to the "
-                   "float32 accumulator rounded toward zero (Fasi et al. 2021; Khattak and Mikaitis 2025 for H100), a "
-                   "biased error that grows faster than the sqrt(K) allowance. At `challenge issue`'s default K = 16n "
-                   "an honest float16 product with 16 products per step (H100-style, optimistic: products summed "
-                   "exactly) scores 1.2-1.4 at n = 8192 (K = 131072) and bfloat16 1.1-1.8 at n = 16384 (K = 262144); "
-                   "with 8 per step (A100-style) float16 fails from K = 32768 (n = 2048) and bfloat16 from K = 65536 "
-                   "(n = 4096). Needs a truncation term in exact_rows (or a smaller K for half precisions), sized on "
-                   "real-GPU scores (no device lent here)")  # fmt: skip
-def test_an_honest_tensor_core_product_verifies_at_n_8192s_inner_dimension(tmp_path):
-    verdict = _round(tmp_path, "float16", 64, chl.default_inner("float16", 8192),
-                     _scheme(block_schemes.tensor_core(16), "float16"))  # fmt: skip
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("per_step", [8, 16])
+def test_an_honest_tensor_core_product_verifies_at_n_8192s_inner_dimension(tmp_path, dtype, per_step):
+    """Failed at the default K = 16n (an honest answer refused): tensor cores add each MMA step's products to the
+    float32 accumulator rounded toward zero (Fasi et al. 2021; Khattak and Mikaitis 2025 for H100), a biased error
+    that grows faster than the sqrt(K) allowance; an honest float16 product with 16 products per step scored 1.2-1.4
+    at n = 8192 (K = 131072), and with 8 per step (A100-style) float16 failed from K = 32768, bfloat16 from 65536. The
+    default K for half precisions is now capped below those (protocol.INNER_CAP: 8192 float16, 16384 bfloat16, where
+    8 a step scores at most 0.39 over four seeds; at 16384 and 32768 bfloat16 reached 1.06 on one);
+    a truncation term in exact_rows, sized on real-GPU scores, is still what a longer K would need."""
+    verdict = _round(tmp_path, dtype, 64, chl.default_inner(dtype, 8192),
+                     _scheme(block_schemes.tensor_core(per_step), dtype))  # fmt: skip
     assert _errors(verdict) == [], _errors(verdict)
 
 

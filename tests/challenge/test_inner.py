@@ -26,6 +26,14 @@ def test_the_default_inner_dimension_comes_from_the_dtype(dtype, factor):
     assert chl.default_inner(dtype, protocol.MAX_N) <= protocol.MAX_INNER
 
 
+def test_half_precisions_default_k_is_capped_below_where_honest_tensor_cores_fail():
+    """protocol.INNER_CAP: honest tensor cores truncate, an error growing about linearly in K (see
+    tests/adversarial/test_eighth_round_proofs.py); the default never asks less than n (the square form)."""
+    assert chl.default_inner("float16", 8192) == 8192 and chl.default_inner("bfloat16", 8192) == 16384
+    assert chl.default_inner("bfloat16", 256) == 4096 and chl.default_inner("float16", 256) == 4096
+    assert chl.default_inner("bfloat16", 2048) == 16384 and chl.default_inner("float32", 8192) == 16384
+
+
 @pytest.mark.parametrize(("inner", "operands", "needle"), [
     (True, 2, "inner must be an integer"),
     (1, 2, "inner must be an integer"),

@@ -4,8 +4,9 @@ that projects the same ratio for an H100 from each phase's cost per element.
 
     .venv/bin/python tests/perf/proof_ratio.py [--n 4096] [--inner K] [--products 2] [--dtype float32 bfloat16]
 
-Each product is A (n x K) times B (K x n), K the challenge's inner dimension (default protocol.INNER_FACTOR x n, what
-`challenge issue` writes). MAMF here is the best of a few timed products on the same cores, of both the square n x n
+Each product is A (n x K) times B (K x n), K the challenge's inner dimension (default chl.default_inner: what
+`challenge issue` writes, INNER_FACTOR x n capped for half precisions; the projection also prints K = n and the
+uncapped factor). MAMF here is the best of a few timed products on the same cores, of both the square n x n
 shape and the challenge's n x K x n, measured right before the round (so the machine's load at the time affects both
 alike; the load average is printed).
 
@@ -154,7 +155,7 @@ def projected_h100(dtype: str, n: int, inner: int, products: int, hash_rate_core
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=4096)
-    ap.add_argument("--inner", type=int, default=None, help="K (default: protocol.INNER_FACTOR[dtype] x n)")
+    ap.add_argument("--inner", type=int, default=None, help="K (default: `challenge issue`'s, chl.default_inner)")
     ap.add_argument("--products", type=int, default=2)
     ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument("--fuse", action="store_true", help="compile the CPU generator (generator.fuse) before the round")
@@ -165,7 +166,7 @@ def main() -> None:
     hash_rate = len(data) / min(_timed(lambda: hashlib.sha256(data).digest()) for _ in range(3))
     print(f"SHA-256 on one core of this machine: {hash_rate / 1e9:.2f} GB/s")
     for dtype in [] if args.model_only else args.dtype:
-        inner = args.inner or INNER_FACTOR[dtype] * args.n
+        inner = args.inner or chl.default_inner(dtype, args.n)
         m = mamf(args.n, inner, dtype)
         proven, phases = honest_round(args.n, inner, args.products, dtype, args.fuse)
         print(f"{dtype} n={args.n} K={inner} x{args.products} on this CPU ({'fused' if args.fuse else 'eager'} "
@@ -178,10 +179,10 @@ def main() -> None:
           f"passes/element over HBM, fused: {GEN_INT_OPS} int32 ops/element at {INT32_TOPS} Tops):")  # fmt: skip
     for dtype in ("float32", "bfloat16"):
         for n in (8192, 16384):
-            for c in sorted({1, INNER_FACTOR[dtype]}):
-                ratio, t = projected_h100(dtype, n, c * n, 4, hash_rate, fused=False)
-                fused, tf = projected_h100(dtype, n, c * n, 4, hash_rate, fused=True)
-                print(f"  {dtype} n={n} K={c}n: proven/MAMF {ratio:.2f} eager generator, {fused:.2f} fused (per "
+            for k in sorted({n, chl.default_inner(dtype, n), INNER_FACTOR[dtype] * n}):
+                ratio, t = projected_h100(dtype, n, k, 4, hash_rate, fused=False)
+                fused, tf = projected_h100(dtype, n, k, 4, hash_rate, fused=True)
+                print(f"  {dtype} n={n} K={k // n}n: proven/MAMF {ratio:.2f} eager generator, {fused:.2f} fused (per "
                       f"product: generate {t['generate'] * 1e3:.2f} / {tf['generate'] * 1e3:.2f} ms, multiply "
                       f"{t['multiply'] * 1e3:.2f} ms at {MAMF_OF_PEAK} x {t['peak_tflops']:.0f} TFLOPS, copy "
                       f"{t['copy'] * 1e3:.2f} ms, hash {t['hash'] * 1e3:.2f} ms)")  # fmt: skip
