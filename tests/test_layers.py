@@ -208,6 +208,15 @@ def test_no_circle_runs_between_rooms():
     assert not bad, f"import circles between rooms: {bad}"
 
 
+def test_the_report_layer_names_no_workloads_descriptor():
+    """bench.report reads every workload through the registry (workloads(), get()), so a new one needs no edit there:
+    no report module imports a descriptor module (bench.registry.<name>) by name; a verb that shows one workload's
+    table calls that descriptor itself."""
+    descriptors = {m for m in GRAPH if m.startswith("bench.registry.")}
+    bad = sorted(f"{m} -> {i}" for m, imported in GRAPH.items() if room(m) == "report" for i in imported & descriptors)
+    assert not bad, bad
+
+
 def test_the_walk_finds_an_upward_import(tmp_path):
     """The checks above can fail: a module that imports a workload inside a function is caught."""
     f = tmp_path / "bad.py"

@@ -91,6 +91,7 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     from bench.hardware import devices
     from bench.hardware.inventory import collect
     from bench.planning import comm as comm_plan
+    from bench.registry import comm as comm_workload
     from bench.report import render
     from bench.report.store import dumps
     from bench.workloads import comm as cm
@@ -128,7 +129,7 @@ def comm(ops: tuple[str, ...], min_bytes: int, max_bytes: int | None, factor: in
     if as_json:
         click.echo(dumps(writer.report.to_dict()), nl=False)
     else:
-        stdout().print(render.busbw_table(writer.report.measurements))
+        stdout().print(render.stacked([comm_workload.busbw_grid(writer.report.measurements, full=True)]))
         stdout().print(f"report: {writer.path}")
     wrong = [m for m in writer.report.measurements if m.status != "ok"]
     if wrong:

@@ -151,6 +151,7 @@ def matmul(
     from bench.measure.sampling import Policy
     from bench.planning.matmul import PeakOverrides, fixed_build, fixed_plan, search_build, search_plan
     from bench.plans import lane_plan
+    from bench.registry import matmul as matmul_workload
     from bench.report import render
     from bench.report.store import dumps
     from bench.workloads import matmul_search as ms
@@ -228,10 +229,10 @@ def matmul(
         out = stdout()
         shown = report.measurements
         if search:
-            out.print(render.search_table(report.measurements))
+            out.print(render.stacked(matmul_workload.search_grids(report.measurements)))
             shown = [m for m in report.measurements if m.details.get("search", {}).get("role") != "candidate"]
         else:
-            out.print(render.measurements_table(shown))
+            out.print(render.stacked(matmul_workload.fixed_grids(shown)))
         for line in render.warning_lines(shown):
             out.print(line, highlight=False)
         out.print(f"report: {writer.path}")

@@ -48,6 +48,7 @@ def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: 
     from bench.hardware.inventory import collect
     from bench.measure.sampling import Policy
     from bench.planning import membw as membw_plan
+    from bench.registry import membw as membw_workload
     from bench.report import render
     from bench.report.store import dumps
 
@@ -75,7 +76,7 @@ def membw(device_lists: tuple[list[str], ...], array_mib: float | None, budget: 
     if as_json:
         click.echo(dumps(report.to_dict()), nl=False)
     else:
-        stdout().print(render.membw_table(report.measurements))
+        stdout().print(render.stacked([membw_workload.membw_grid(report.measurements)]))
         stdout().print(f"report: {writer.path}")
     wrong = [m for m in report.measurements if m.status == "invalid"]
     if wrong:

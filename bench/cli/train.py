@@ -80,6 +80,7 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
     from bench.hardware import devices
     from bench.hardware.inventory import collect
     from bench.planning import train as train_plan
+    from bench.registry import train as train_workload
     from bench.report import render
     from bench.report.store import dumps
     from bench.workloads import train as tr
@@ -113,7 +114,7 @@ def train(models: tuple[str, ...], presets: tuple[str, ...], device_name: str | 
         click.echo(dumps(report.to_dict()), nl=False)
     else:
         out = stdout()
-        out.print(render.train_table(report.measurements))
+        out.print(render.stacked([train_workload.train_grid(report.measurements)]))
         for line in render.warning_lines(report.measurements):
             out.print(line, highlight=False)
         out.print(f"report: {writer.path}")

@@ -11,10 +11,6 @@ from bench.model.reports import Measurement
 from bench.model.tables import Grid
 from bench.model.tables import device_kind as _kind
 from bench.model.tables import mnk as _shape
-from bench.registry import comm as comm_workload
-from bench.registry import matmul as matmul_workload
-from bench.registry import membw as membw_workload
-from bench.registry import train as train_workload
 
 RICH_STYLE = {"bad": "bold red", "dim": "dim", "bold": "bold", None: None}
 
@@ -73,8 +69,8 @@ def warning_lines(measurements: list[Measurement], limit: int = 3) -> list[str]:
     return lines
 
 
-def measurements_table(measurements: list[Measurement], title: str = "matmul") -> Table:
-    grids = matmul_workload.fixed_grids(measurements)
+def stacked(grids: list[Grid]) -> Table:
+    """A verb's grids as one rich table: the grid itself when there is one, else each in a row of a bare grid."""
     if len(grids) == 1:
         return to_rich(grids[0])
     table = Table.grid()
@@ -129,28 +125,6 @@ def achieved(measurements: list[Measurement]) -> list[dict[str, Any]]:
              "tflops": m.summary["tflops_median"], "source": source, "peak_tflops": (m.peak or {}).get("tflops"),
              "efficiency": m.summary.get("efficiency"), "shape": _shape(m.spec), "emulated": m.emulated}
             for key, (m, source) in chosen.items()]  # fmt: skip
-
-
-def search_table(measurements: list[Measurement]) -> Table:
-    grids = matmul_workload.search_grids(measurements)
-    if len(grids) == 1:
-        return to_rich(grids[0])
-    table = Table.grid()
-    for g in grids:
-        table.add_row(to_rich(g))
-    return table
-
-
-def train_table(measurements: list[Measurement]) -> Table:
-    return to_rich(train_workload.train_grid(measurements))
-
-
-def busbw_table(measurements: list[Measurement]) -> Table:
-    return to_rich(comm_workload.busbw_grid(measurements, full=True))
-
-
-def membw_table(measurements: list) -> Table:
-    return to_rich(membw_workload.membw_grid(measurements))
 
 
 def gates_grid(checks: list[Any]) -> Grid:
