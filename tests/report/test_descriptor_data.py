@@ -25,6 +25,10 @@ def test_a_failed_step_is_named_by_its_step_label():
     failed = dataclasses.replace(syn.every_workload()[3], spec={"step": "train gpt small on cpu"}, status="error",
                                  reason="RuntimeError: out of memory")  # fmt: skip
     assert render.warning_lines([failed]) == ["train cpu train gpt small on cpu: error: RuntimeError: out of memory"]
+    # a failed matmul too (docs/reference.md says so: before the descriptors named it, it read "-")
+    step = dataclasses.replace(syn.every_workload()[0], spec={"step": "matmul float32 on cpu"}, status="error",
+                               reason="RuntimeError: out of memory")  # fmt: skip
+    assert render.warning_lines([step]) == ["matmul cpu matmul float32 on cpu: error: RuntimeError: out of memory"]
 
 
 def test_a_junit_case_is_named_by_the_descriptors_case_labels():
