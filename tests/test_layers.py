@@ -37,12 +37,15 @@ FLOOR = {name.rstrip("*"): i for i, rooms in enumerate(FLOORS) for name in rooms
 TORCH_FREE = {name.rstrip("*") for rooms in FLOORS for name in rooms if name.endswith("*")}
 
 
-def _imports(path: Path) -> list[str]:
+def _imports(path: Path, top_level: bool = False) -> list[str]:
     """Every module a file imports, at module level or inside a function; not those under `if TYPE_CHECKING:`
-    (annotations only, never run)."""
+    (annotations only, never run). `top_level`: only what importing the file runs (its top, inside `if` and `try`
+    too), not inside a function or class body."""
     names: list[str] = []
 
     def visit(node: ast.AST) -> None:
+        if top_level and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            return
         if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
             for child in node.orelse:
                 visit(child)
@@ -156,29 +159,6 @@ def test_each_room_imports_only_the_floors_below_it(name):
     assert not bad, bad
 
 
-def _top_level_imports(path: Path) -> list[str]:
-    """The modules a file imports when it is imported: at its top (inside `if` and `try` too), not inside a function
-    or class body, nor under `if TYPE_CHECKING:`."""
-    names: list[str] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            return
-        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, ast.Import):
-            names.extend(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.append(node.module)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(ast.parse(path.read_text(), str(path)))
-    return names
-
-
 def _torch(name: str) -> bool:
     return name == "torch" or name.startswith("torch.")
 
@@ -188,7 +168,7 @@ def test_torch_free_rooms_load_no_torch(name):
     """A starred room's files import no torch, anywhere in them; and nothing they import, however deep, imports torch
     at its top (bench.precision may, inside the function that asks for a dtype)."""
     mods = modules()
-    loads_torch = {m for m, p in mods.items() if any(map(_torch, _top_level_imports(p)))}
+    loads_torch = {m for m, p in mods.items() if any(map(_torch, _imports(p, top_level=True)))}
     own = [m for m in mods if room(m) == name]
     bad = [f"{m}: {n}" for m in own for n in _imports(mods[m]) if _torch(n)]
     for m in own:
