@@ -86,3 +86,18 @@ def test_check_picks_secret_rows_and_fails_a_tf32_product():
 def test_tf32_rounding_keeps_ten_mantissa_bits():
     x = torch.tensor([1.0 + 2.0**-10, 1.0 + 2.0**-11 + 2.0**-20, 1.0 + 2.0**-12], dtype=torch.float32)
     assert table.tf32(x).tolist() == [1.0 + 2.0**-10, 1.0 + 2.0**-10, 1.0]
+
+
+def test_narrow_float32_rows_keep_the_per_element_rule_and_honest_products_pass():
+    """The float32 row rule judged rows of 64 elements too: a few elements of large expected error dominate a narrow
+    row's mean square, and honest torch products scored above 1 in 3 of 400 challenges (an honest answer refused,
+    and a flaky CI test). Rows narrower than MIN_ROW_WIDTH keep the per-element allowance: 40 fixed nonces at n = 64
+    all pass with the 10x margin."""
+    assert not exact_rows.sequential_rule("float32", 2, 64) and exact_rows.sequential_rule("float32", 2, 256)
+    worst = 0.0
+    for i in range(40):
+        nonce = f"{i:064x}"
+        a = chl.operand(nonce, "honest", "fp-honest", 0, "A", 64, "float32", 2)
+        b = chl.operand(nonce, "honest", "fp-honest", 0, "B", 64, "float32", 2)
+        worst = max(worst, exact_rows.check(a, b, a @ b, "float32", np.random.default_rng(i), operands=2).score)
+    assert worst <= 0.2, worst

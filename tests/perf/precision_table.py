@@ -286,7 +286,7 @@ def scores(dtype: str, n: int, rows: int = exact_rows.ROWS, seed: int = 0, opera
             c[k][:, j : j + block.shape[1]] = scheme(a, block, dtype)
     _CACHE.clear()
     ref = exact_rows.reference(a64, b)
-    if exact_rows.sequential_rule(dtype, operands):
+    if exact_rows.sequential_rule(dtype, operands, n):
         rule = lambda c: exact_rows.sequential_scores(*ref, c, dtype, inner=a64.shape[1])
     else:
         rule = lambda c: exact_rows.row_scores(*ref[:2], c, dtype, exact_rows.slacks(operands), inner=a64.shape[1])
