@@ -36,10 +36,6 @@ from bench.workloads import train as tr
 OUTPUT_FILES = {"html": "report.html", "md": "report.md", "csv": "measurements.csv", "junit": "junit.xml",
                 "prometheus": "bench.prom"}  # fmt: skip
 
-#: The workloads that run across ranks (their descriptor's across_ranks) whose job phase distributed_suite runs: data-
-#: parallel training and the collectives. Another that declares it is left out of each rank's own steps and named as
-#: skipped in a job.
-JOB_PHASES = ("train", "comm")
 
 #: A measurement whose median iteration is this many times slower than its best: the device was shared or throttled
 #: for much of the run (a loaded CPU gave median 2.8 GFLOPS against a best of 188.9), so the median is not its speed.
@@ -200,26 +196,19 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
                       feedback: Feedback) -> None:  # fmt: skip
     """The suite across the ranks of a joined job (see the module's docstring). `writer` is this node leader's report
     (None on other ranks); `feedback` is shown by rank 0 only. Errors propagate: the caller ends the rank."""
-    cc, tc = config["comm"], config["train"]
     fingerprint = inv["host"].get("fingerprint")
     spool = runner.Spool(results_dir, job_name(where), node_key(fingerprint, inv["host"].get("hostname")), where.rank)
     if kind == "cpu":
         share_cpu(where)
     local = plans.per_rank(config)  # the rest run across the ranks below, after the gather
-    joint = plans.across_ranks(config)
     readers, closers = telemetry.readers(facts)
     mine: list[Measurement] = []
     local_steps = plans.suite_steps(local, facts, inv["host"], readers)
     # the job's phases as steps too, so rank 0 prints one plan and a line per step (they run below, not through these)
-    job_steps = [runner.Step(f"train {s.model} {s.preset} x{where.world_size} ranks", list, "train",
-                             {"id": facts[0].id if facts else "cpu", "kind": kind})
-                 for s in (train_plan.specs(tc, kind) if "train" in joint else [])]  # fmt: skip
-    if "comm" in joint:
-        job_steps.append(runner.Step(f"comm x{where.world_size} ranks", list, "comm"))
-    feedback.plan([*local_steps, *job_steps])
-    for name in joint:
-        if name not in JOB_PHASES:
-            feedback.say(f"{name}: runs across ranks, but bench run has no job phase for it; skipped")
+    job, missing = plans.job_phases(config, where, kind, facts)
+    feedback.plan([*local_steps, *(phase.step for phase in job)])
+    for name in missing:
+        feedback.say(f"{name}: runs across ranks, but bench run has no job phase for it; skipped")
     with feedback:
         for step in local_steps:
             feedback.step(step)
@@ -231,33 +220,19 @@ def distributed_suite(config: dict[str, Any], where: launch.Placement, kind: str
                     mine.append(m)
         for close in closers:
             close()
-        phases = iter(job_steps)
         gathered = gather(where, writer, spool, mine, facts, fingerprint, inv["host"].get("hostname"))
         device = facts[0] if facts else devices.facts(devices.local_device(where.local_rank, where.local_world_size),
                                                       inv["host"])  # fmt: skip
         job_writer = writer if where.rank == 0 else None
         # the job's measurements name the ranks whose own device fell behind: synchronous work runs at their pace
         slow = matmul_plan.stragglers(gathered, config["suite"]["straggler_fraction"]) if job_writer else []
-        if "train" in joint:
-            for spec in train_plan.specs(tc, kind):
-                label = f"train {spec.model} {spec.preset} x{where.world_size} ranks"
-                feedback.step(next(phases))
-                peak = train_plan.peak(device, inv["host"], spec.precision)
-                for m in train_plan.measurements(spec, device, peak, where, feedback.steps_of(label), fingerprint):
-                    if writer:  # each node leader: its node's ranks; rank 0 also the baseline and the job's total
-                        if m.details.get("role") == "data-parallel total":
-                            m.details["stragglers"] = slow
-                        writer.add(m)
-        if "comm" in joint:
-            sizes = comm_plan.suite_sizes(cc, kind)
-            feedback.step(next(phases))
-            advance = feedback.sweep(f"comm x{where.world_size} ranks", len(cc["ops"]) * len(sizes))
-            for m in comm_plan.measurements(where, cc["ops"], sizes, cc["iterations"], cc["warmup_iterations"], device.id,
-                                            device, inv["host"].get("hostname"), cc["batches"]):  # fmt: skip
-                advance()
-                if job_writer and m:
-                    m.details["stragglers"] = slow
-                    job_writer.add(m)
+        ctx = runner.JobContext(where, kind, device, inv["host"], fingerprint, slow, feedback.steps_of, feedback.sweep)
+        for phase in job:
+            feedback.step(phase.step)
+            recorder = writer if phase.leaders else job_writer
+            for m in phase.run(ctx):
+                if recorder and m:
+                    recorder.add(m)
     feedback.finished()
     if writer:
         tr.annotate_mamf_ratio(writer.report.measurements)

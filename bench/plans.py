@@ -40,6 +40,21 @@ def across_ranks(config: dict[str, Any]) -> list[str]:
     return [name for name in config["suite"]["workloads"] if (w := registry.get(name)) is not None and w.across_ranks]
 
 
+def job_phases(config: dict[str, Any], where: Any, kind: str,
+               facts: list[DeviceFacts]) -> tuple[list[runner.JobPhase], list[str]]:  # fmt: skip
+    """The job phases of the config's across-ranks workloads, in its order (each descriptor's `job`), and the names of
+    those that declare none (bench run says they are skipped)."""
+    phases: list[runner.JobPhase] = []
+    missing: list[str] = []
+    for name in across_ranks(config):
+        build = registry.get(name).job_builder()
+        if build is None:
+            missing.append(name)
+        else:
+            phases += build(config[name], where, kind, facts)
+    return phases, missing
+
+
 def per_rank(config: dict[str, Any]) -> dict[str, Any]:
     """`config` with only the workloads each rank runs on its own device in a job of several ranks: those that do not
     run across ranks."""

@@ -55,6 +55,35 @@ class Step:
     lane: str | None = None
 
 
+@dataclass
+class JobContext:
+    """What a workload's job phase runs with, in a job of several ranks (bench.orchestrate.distributed_suite), once
+    the node leaders' gather is done: the rank's placement (launch.Placement) and device, the host inventory, and the
+    ranks whose own device fell behind (each phase names them in the measurements synchronous work ran at their pace)."""
+
+    where: Any
+    kind: str
+    device: devices.DeviceFacts
+    host: dict[str, Any]
+    fingerprint: str | None
+    stragglers: list[dict[str, Any]]
+    #: a long phase's progress(done, total) callback, by its step label (the leader's live progress)
+    steps_of: Callable[[str], Callable[[int, int], None] | None]
+    #: a loop without steps: sweep(label, total) gives the callback to call once per item
+    sweep: Callable[[str, int], Callable[[], None]]
+
+
+@dataclass(frozen=True)
+class JobPhase:
+    """One phase a workload runs across a job's ranks (its descriptor's `job`): the step rank 0 shows in the plan and
+    its progress line, and what the phase yields when run (None: nothing for this rank to record). `leaders`: every
+    node leader records what its rank yields (training: its node's ranks); otherwise rank 0 alone (collectives)."""
+
+    step: Step
+    run: Callable[[JobContext], Iterable[Measurement | None]]
+    leaders: bool = False
+
+
 def lane(device: devices.DeviceFacts) -> str | None:
     """The lane a device's steps run in: GPUs measure in lanes of their own, at the same time as the node's other
     GPUs; the CPU alone (None). A MIG instance bench binds is keyed by its MIG- UUID: its worker shows it alone

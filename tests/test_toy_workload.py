@@ -156,6 +156,39 @@ def test_a_workload_that_declares_it_runs_across_ranks_is_left_out_of_each_ranks
     assert config["suite"]["workloads"] == ["matmul", NAME, "train", "comm"]  # the config itself is left as it was
 
 
+def toy_job(section: dict[str, Any], where: Any, kind: str, facts: list[Any]) -> list[runner.JobPhase]:
+    """The toy's job phase across ranks (its descriptor's `job`): one step for the plan; it yields one toy
+    measurement naming the job's stragglers."""
+    step = runner.Step(f"toy x{where.world_size} ranks", list, NAME)
+
+    def run(ctx: runner.JobContext):
+        yield Measurement(workload=NAME, spec={"elements": 1}, device={"kind": ctx.kind}, status="ok",
+                          details={"stragglers": ctx.stragglers})  # fmt: skip
+
+    return [runner.JobPhase(step, run, leaders=False)]
+
+
+def test_an_across_ranks_workload_runs_the_job_phases_its_descriptor_names(toy):
+    """bench run across ranks runs each across-ranks workload's job phases (the descriptor's `job`), in the config's
+    order; one that names none is reported missing (bench run says it is skipped), not run or dropped silently."""
+    config = suite.validate({"suite": {"workloads": ["matmul", NAME, "train", "comm"]}}, "test")
+    where = type("Where", (), {"world_size": 2, "rank": 0})()
+    registry._REGISTRY[NAME] = dataclasses.replace(TOY, across_ranks=True)
+    phases, missing = plans.job_phases(config, where, "cpu", [])
+    assert missing == [NAME] and phases[-1].step.label == "comm x2 ranks"
+    registry._REGISTRY[NAME] = dataclasses.replace(TOY, across_ranks=True, job=f"{__name__}:toy_job")
+    phases, missing = plans.job_phases(config, where, "cpu", [])
+    assert missing == []
+    labels = [p.step.label for p in phases]
+    assert labels[0] == "toy x2 ranks" and labels[-1] == "comm x2 ranks"
+    assert [p.leaders for p in phases] == [False] + [True] * (len(phases) - 2) + [False]  # train: every node leader
+    ctx = runner.JobContext(
+        where, "cpu", None, {}, None, [{"rank": 1}], lambda label: None, lambda label, n: lambda: None
+    )
+    (m,) = list(phases[0].run(ctx))
+    assert m.workload == NAME and m.details["stragglers"] == [{"rank": 1}]
+
+
 def _run(tmp_path: Path, key, sizes=(1 << 14, 1 << 16)) -> Path:
     """A suite of the toy alone, read from a config file (its section and its name in suite.workloads are checked
     against the registry as it is when the file is read), planned by bench.plans from the descriptor and run into a

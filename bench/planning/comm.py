@@ -4,13 +4,14 @@ comm has no per-device steps: it runs across ranks (bench.orchestrate), so its d
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
 import torch.distributed as dist
 
-from bench import figures, launch
+from bench import figures, launch, runner
 from bench.hardware import devices
 from bench.hardware.devices import DeviceFacts
 from bench.model.reports import Measurement, utc_now
@@ -98,3 +99,23 @@ def measurement(op: str, size: int, n: int, ranks: list[dict[str, Any]], facts: 
         start_utc=start,
         end_utc=utc_now(),
     )
+
+
+def job_phases(cc: dict[str, Any], where: launch.Placement, kind: str,
+               facts: list[DeviceFacts]) -> list[runner.JobPhase]:  # fmt: skip
+    """A suite's [comm] section in a job of several ranks: every op at every size across the job's ranks, one sweep,
+    recorded by rank 0 alone (a collective's figure is the job's)."""
+    label = f"comm x{where.world_size} ranks"
+    return [runner.JobPhase(runner.Step(label, list, "comm"), functools.partial(_job, cc, label))]
+
+
+def _job(cc: dict[str, Any], label: str, ctx: runner.JobContext) -> Iterator[Measurement | None]:
+    """The collectives' phase of a job; each measurement names the ranks it waited for."""
+    sizes = suite_sizes(cc, ctx.kind)
+    advance = ctx.sweep(label, len(cc["ops"]) * len(sizes))
+    for m in measurements(ctx.where, cc["ops"], sizes, cc["iterations"], cc["warmup_iterations"], ctx.device.id,
+                          ctx.device, ctx.host.get("hostname"), cc["batches"]):  # fmt: skip
+        advance()
+        if m:
+            m.details["stragglers"] = ctx.stragglers
+        yield m

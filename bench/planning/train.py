@@ -3,7 +3,8 @@ a training run is held against, and what each rank of a data-parallel job runs a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -74,3 +75,24 @@ def suite_steps(tc: dict[str, Any], f: DeviceFacts, host_inv: dict[str, Any], re
             s, f, peak(f, host_inv, s.precision), launch.placement({}),
             progress_for(label) if progress_for else None), lane=f.visible))  # fmt: skip
     return chosen
+
+
+def job_phases(tc: dict[str, Any], where: launch.Placement, kind: str,
+               facts: list[DeviceFacts]) -> list[runner.JobPhase]:  # fmt: skip
+    """A suite's [train] section in a job of several ranks: each model x preset trained data-parallel across the
+    job's ranks (rank 0 also alone first, as the baseline), recorded by every node leader for its node's ranks."""
+    phases = []
+    for spec in specs(tc, kind):
+        label = f"train {spec.model} {spec.preset} x{where.world_size} ranks"
+        step = runner.Step(label, list, "train", {"id": facts[0].id if facts else "cpu", "kind": kind})
+        phases.append(runner.JobPhase(step, functools.partial(_job, spec, label), leaders=True))
+    return phases
+
+
+def _job(spec: tr.TrainSpec, label: str, ctx: runner.JobContext) -> Iterator[Measurement]:
+    """One training phase of a job; the job's total names the ranks it waited for."""
+    top = peak(ctx.device, ctx.host, spec.precision)
+    for m in measurements(spec, ctx.device, top, ctx.where, ctx.steps_of(label), ctx.fingerprint):
+        if m.details.get("role") == "data-parallel total":
+            m.details["stragglers"] = ctx.stragglers
+        yield m

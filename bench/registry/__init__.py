@@ -102,6 +102,10 @@ class Workload:
     #: in a job of several ranks, it runs across them, once for the job after the node leaders' gather (data-parallel
     #: training, collectives), not as each rank's own per-device steps (bench.plans.per_rank / across_ranks)
     across_ranks: bool = False
+    #: with across_ranks: "module:function" giving its job phases (bench.runner.JobPhase) from its config section, the
+    #: rank's placement, the device kind and the rank's devices (bench.orchestrate.distributed_suite runs them after
+    #: the gather); None: bench run has no job phase for it and says so
+    job: str | None = None
     #: its figures in the HTML report, in page order (bench.report.plots draws each kind)
     plots: tuple[Plot, ...] = ()
     #: the spec keys that name one of its measurements after its device and precision, e.g. in a warning line
@@ -116,10 +120,19 @@ class Workload:
 
     def step_builder(self) -> Callable[..., list[Any]] | None:
         """The steps function, imported now (it loads torch)."""
-        if self.steps is None:
-            return None
-        module, _, name = self.steps.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return _function(self.steps)
+
+    def job_builder(self) -> Callable[..., list[Any]] | None:
+        """The job phases function, imported now (it loads torch)."""
+        return _function(self.job)
+
+
+def _function(target: str | None) -> Callable[..., Any] | None:
+    """A descriptor's "module:function", imported."""
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 _REGISTRY: dict[str, Workload] = {}

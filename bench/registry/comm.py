@@ -81,6 +81,7 @@ def _busbw_full(measurements: list[Measurement]) -> Grid:
 WORKLOAD = register(Workload(
     name=NAME,
     across_ranks=True,
+    job="bench.planning.comm:job_phases",
     unit=figures.Unit.BYTE,
     summary=summary,
     work=work,

@@ -81,6 +81,7 @@ def train_grid(measurements: list[Measurement]) -> Grid:
 WORKLOAD = register(Workload(
     name=NAME,
     across_ranks=True,
+    job="bench.planning.train:job_phases",
     unit=figures.Unit.FLOP,
     summary=summary,
     work=work,
