@@ -178,7 +178,6 @@ class Eta:
         self.steps = list(steps)
         #: steps whose estimate is what they took in the last run here (StepHistory), and their finished total
         self.known = {id(s) for s in known}
-        self.took_known = (0.0, 0.0)
         self.estimates = {id(s): e for s, e in zip(steps, estimates, strict=True)}
         self.concurrent = concurrent
         self.planned = total_s(steps, estimates, concurrent)
@@ -186,7 +185,8 @@ class Eta:
         self.started = now()
         self.running: dict[str | None, tuple[Step, float]] = {}
         self.done: set[int] = set()
-        self.took: dict[str, tuple[float, float]] = {}  # class -> (actual seconds, estimated seconds) of finished steps
+        #: the finished steps, in the order they finished: (step, seconds it took, its estimate then)
+        self.finished: list[tuple[Step, float, float]] = []
         self.durations: dict[str, float] = {}  # label -> seconds, of finished steps
         self.fraction: dict[int, float] = {}
         self.last: tuple[float, float] | None = None  # (when, left) last reported
@@ -206,12 +206,7 @@ class Eta:
         self.done.add(id(step))
         seconds = now - began
         self.durations[step.label] = seconds
-        if id(step) in self.known:
-            actual, estimated = self.took_known
-            self.took_known = (actual + seconds, estimated + self.estimates.get(id(step), 0.0))
-            return
-        actual, estimated = self.took.get(step_class(step), (0.0, 0.0))
-        self.took[step_class(step)] = (actual + seconds, estimated + self.estimates.get(id(step), 0.0))
+        self.finished.append((step, seconds, self.estimates.get(id(step), 0.0)))
 
     def begin(self, step: Step) -> float:
         """A step starts (the previous one of its lane finished): return the seconds left from now."""
@@ -244,15 +239,57 @@ class Eta:
                     self.fraction[id(step)] = min(max(fraction, 0.0), 1.0)
 
     def expected(self, step: Step) -> float:
-        """The seconds `step` should take in all: its estimate at the pace so far. A step whose estimate is what it
-        took last time goes at the pace of every such step finished (the machine is busier or quieter than then);
-        one estimated from the budgets at its own class's pace (the budgets misjudge each class differently)."""
+        """The seconds `step` should take in all: its estimate at the pace so far (pace())."""
+        return self.estimates.get(id(step), 0.0) * self.pace(step)
+
+    def group(self, step: Step) -> tuple[bool, str]:
+        """The steps whose pace says something about `step`'s: every step timed by the history (the machine is busier
+        or quieter than then, whatever the step), or, for a step estimated from the budgets, its own class (the
+        budgets misjudge each class differently)."""
         if id(step) in self.known:
-            actual, estimated = self.took_known
-        else:
-            actual, estimated = self.took.get(step_class(step), (0.0, 0.0))
-        pace = actual / estimated if estimated > 0 and actual > 0 else 1.0
-        return self.estimates.get(id(step), 0.0) * pace
+            return (True, "")
+        return (False, step_class(step))
+
+    #: How many typical steps of its group a prior pace weighs against the finished ones: pace = (seconds taken +
+    #: W x prior) / (seconds estimated + W), W = PRIOR_STEPS x the mean estimate of the group's planned steps. One
+    #: step's run-to-run spread is large (a search that picks bigger shapes took 62% longer than the run before, on
+    #: an idle machine), and without a prior its pace alone set every later step's estimate; with it, one step of the
+    #: mean's length moves the pace a third of the way (1/(1 + 2)), and a machine really slower or faster takes over
+    #: as its steps finish. Chosen on recorded runs of the smoke and node suites (tests/perf/eta_honesty.py
+    #: --replay): see docs/ops.md.
+    PRIOR_STEPS = 2.0
+
+    def prior(self, group: tuple[bool, str]) -> float:
+        """The pace a group is expected to go at before its own steps say otherwise: 1 for the history's steps (this
+        machine, this config: the same as last time until shown otherwise); for a class timed by the budgets, the
+        pace of every budget-timed step finished so far (a loaded machine is slow at everything; the budgets
+        themselves err the same way for every class of a run), else 1."""
+        if group[0]:
+            return 1.0
+        actual = sum(t for s, t, _ in self.finished if not self.group(s)[0])
+        estimated = sum(e for s, _, e in self.finished if not self.group(s)[0])
+        return actual / estimated if actual > 0 and estimated > 0 else 1.0
+
+    def pace(self, step: Step) -> float:
+        """How much longer than its estimate `step` should take: the finished steps of its group() over their
+        estimates, shrunk toward the group's prior() by PRIOR_STEPS of the group's typical steps."""
+        group = self.group(step)
+        planned = [self.estimates.get(id(s), 0.0) for s in self.steps if self.group(s) == group]
+        weight = self.PRIOR_STEPS * sum(planned) / max(len(planned), 1)
+        actual = estimated = 0.0
+        for s, took, estimate in self.finished:
+            if self.group(s) == group:
+                actual, estimated = actual + took, estimated + estimate
+        if estimated + weight <= 0:
+            return 1.0
+        return (actual + weight * self.prior(group)) / (estimated + weight)
+
+    #: A running step that has gone on longer than expected still needs this share of the time it has run: the
+    #: steps that overrun are the slow ones (a search at bigger shapes, a busier machine), and saying 0 s left while
+    #: one runs on is the most wrong a heartbeat can be (an int8 search expected at 49 s ran 70: at 60 s the line
+    #: said 7 s left with 24 s to go). max(expected - inside, share x inside) is continuous: it takes over at
+    #: inside = expected / (1 + share).
+    OVERRUN_SHARE = 0.25
 
     def step_left(self, step: Step, began: float, now: float) -> float:
         """Seconds the running step still needs."""
@@ -260,7 +297,7 @@ class Eta:
         f = self.fraction.get(id(step), 0.0)
         if 0.1 <= f < 1.0 and inside > 1.0:  # its own pace, once it has done a tenth
             return inside * (1 - f) / f
-        return max(self.expected(step) - inside, 0.0)
+        return max(self.expected(step) - inside, self.OVERRUN_SHARE * inside)
 
     def share_done(self, step: Step, began: float) -> float:
         """How far the running step is, 0..1 (what the live bar shows inside a step)."""

@@ -189,14 +189,14 @@ def test_the_terminal_bar_and_the_log_lines_show_one_estimate_of_what_is_left():
     assert eta.left() == 25.0
     now[0] += 15  # the first step took 20 s, twice its estimate: the 20 s planned for the rest become 40 s
     assert eta.begin(steps[1]) == 40.0
-    now[0] += 50
-    assert eta.left() == 20.0  # the running step overran: nothing left of it, but the last step is still to come
+    now[0] += 50  # the running step overran its 20 s: it still needs a quarter of its 50 s, then the last step
+    assert eta.left() == 12.5 + 20.0
     bar = progress.Progress(quiet=True)
     assert bar.left_text() == ""
     bar.plan(steps)
     bar.eta = eta
-    bar.step(steps[2])  # 70 s for 20 s of estimates: the last 10 s planned become 35 s, but 20 s were shown just now
-    assert bar.left_text() == "~0:00:20 left" and bar.bars.tasks[0].completed == 0  # what is left never jumps up
+    bar.step(steps[2])  # 70 s for 20 s of estimates: the last 10 s planned become 35 s, but 32.5 s were shown just now
+    assert bar.left_text() == "~0:00:32 left" and bar.bars.tasks[0].completed == 0  # what is left never jumps up
     now[0] += 10  # the bar's column reads the Eta at every refresh: 35 - 10 s
     assert bar.left_text() == "~0:00:25 left"
     bar._show()  # the bar moves inside a step: 10 s of the 35 expected

@@ -17,13 +17,50 @@ def steps(*labels: str) -> list[runner.Step]:
             for label in labels]  # fmt: skip
 
 
-def test_a_class_of_steps_is_paced_by_its_own_steps_only():
+def test_a_class_of_budget_steps_goes_at_the_pace_of_the_budget_steps_until_its_own_finish():
     now = [0.0]
-    plan = steps("cpu float32 search", "cpu float64 search", "train gpt tiny on cpu")
-    eta = progress.Eta(plan, [10.0, 10.0, 30.0], False, now=lambda: now[0])
+    plan = steps("cpu float32 search", "cpu float64 search", "membw cpu", "membw cpu 2")
+    eta = progress.Eta(plan, [10.0, 10.0, 4.0, 4.0], False, now=lambda: now[0])
     eta.begin(plan[0])
-    now[0] = 5.0  # the first search took half its estimate: the second will too; training is another class
-    assert eta.begin(plan[1]) == 5.0 + 30.0
+    now[0] = 5.0  # the first search took half its estimate: the budgets are long here, membw's too (no membw yet)
+    assert eta.begin(plan[1]) == 5.0 + 2.0 + 2.0
+    now[0] = 10.0
+    eta.begin(plan[2])
+    now[0] = 14.0  # membw took its estimate: its class's pace weighs its 4 s against 8 s at the budget steps' pace
+    budget_pace = (5.0 + 5.0 + 4.0) / (10.0 + 10.0 + 4.0)
+    assert eta.begin(plan[3]) == 4.0 * (4.0 + 8.0 * budget_pace) / (4.0 + 8.0)
+
+
+def test_one_step_slower_than_last_time_moves_the_history_pace_a_third_of_the_way():
+    now = [0.0]
+    plan = steps("cpu float32 search", "cpu float64 search", "cpu bfloat16 search", "cpu int8 search")
+    eta = progress.Eta(plan, [10.0] * 4, False, now=lambda: now[0], known=plan)
+    eta.begin(plan[0])
+    now[0] = 16.0  # 62% longer than last time (a search's run-to-run spread): not the pace of every later step
+    assert eta.begin(plan[1]) == 3 * 10.0 * (16.0 + 20.0) / (10.0 + 20.0)  # 36 s, where the bare pace said 48
+
+
+def test_a_machine_slower_than_last_time_takes_over_as_its_steps_finish():
+    now = [0.0]
+    plan = steps(*(f"cpu {p} search" for p in ("float32", "float64", "bfloat16", "float16", "int8")))
+    eta = progress.Eta(plan, [10.0] * 5, False, now=lambda: now[0], known=plan)
+    paces = []
+    for i, step in enumerate(plan):
+        now[0] = 20.0 * i  # every step twice as long as last time
+        eta.begin(step)
+        paces.append(eta.pace(plan[-1]))
+    assert paces == [1.0, 40 / 30, 60 / 40, 80 / 50, 100 / 60]
+
+
+def test_a_step_running_past_its_expected_time_still_needs_a_share_of_what_it_ran():
+    now = [0.0]
+    plan = steps("cpu int8 search")
+    eta = progress.Eta(plan, [40.0], False, now=lambda: now[0])
+    eta.begin(plan[0])
+    now[0] = 30.0
+    assert eta.left() == 10.0
+    now[0] = 60.0  # 20 s over: not 0 s left, but a quarter of the minute it ran
+    assert eta.left() == 15.0
 
 
 def test_what_is_left_never_rises_by_more_than_the_time_elapsed():
@@ -86,8 +123,8 @@ def test_steps_timed_last_run_go_at_the_pace_of_every_such_step():
     plan = steps("cpu float32 search", "train gpt tiny on cpu")
     eta = progress.Eta(plan, [10.0, 30.0], False, now=lambda: now[0], known=plan)
     eta.begin(plan[0])
-    now[0] = 20.0  # the machine is twice as slow as last time: so is training, though no training step finished
-    assert eta.begin(plan[1]) == 60.0
+    now[0] = 20.0  # twice as slow as last time: so is training (no training step finished), shrunk toward 1
+    assert eta.begin(plan[1]) == 30.0 * (20.0 + 40.0) / (10.0 + 40.0)
 
 
 def test_a_two_rank_run_prints_the_plan_and_a_line_per_step_from_rank_0_only(tmp_path, monkeypatch):
