@@ -167,9 +167,11 @@ def step_class(step: Step) -> str:
 
 class Eta:
     """Time elapsed and left over a plan of steps. Each step's expected duration is its estimate (the budgets', or
-    what the same step took in the last run of this suite here: see StepHistory) times the pace of its class: what
-    the finished steps of that class took over their estimates. The running step counts down from its expected
-    duration, or, when it reports how far it is (a training run's steps), from the time its done share took. Lanes
+    what the same step took in the last run of this suite here: see StepHistory) times the pace of its group: what
+    the group's finished steps took over their estimates, shrunk toward a prior pace (pace()), so that one step's
+    run-to-run spread does not set every later step's estimate. The running step counts down from its expected
+    duration (and, past it, still needs a share of what it ran), or, when it reports how far it is (a training
+    run's steps), from the time its done share took. Lanes
     run at once when concurrent (the longest lane counts). What is left never rises by more than the time elapsed
     since it was last read: an estimate that jumps up is one nobody can plan by."""
 

@@ -1,6 +1,8 @@
 """Benchmark, not a test: how honest `bench run`'s time left is (issue 25).
 
     .venv/bin/python tests/perf/eta_honesty.py [--config configs/smoke-cpu.toml --config configs/node.toml] [--runs 2]
+                                                [--keep DIR]
+    .venv/bin/python tests/perf/eta_honesty.py --replay DIR [--show]
 
 For each config (default: the smoke and the node suite), runs the suite `--runs` times back to back into one fresh
 temporary results directory, as a log sees it (BENCH_PROGRESS=lines), stamping every stderr line with the time it
@@ -13,6 +15,12 @@ estimate beyond the time elapsed between two lines.
 Goal (issue 25): every estimate within +-30% of what remained, and no rise beyond the time elapsed. The estimate is
 printed in whole seconds, so an estimate within 1 s of what remained also passes (0 s left with 0.4 s to go is
 honest; the ratio would say 0). The machine's load skews both: `uptime` is printed before and after each run.
+
+Each run's trace (the Eta's plan, step begins, re-estimates, progress and heartbeats, on its own clock) is kept in
+DIR with --keep (else for the run only). The run ends by replaying the traces it made under bench's rule and the rule
+before issue 25's fix, each run as it ran and with each other run's durations as its history, so one run prints the
+old rule's figures on the very same runs. --replay DIR does only that, for every candidate rule in rules(), without
+running anything: how a new rule is judged in milliseconds on recorded runs.
 """
 
 from __future__ import annotations
@@ -310,8 +318,8 @@ def rules() -> dict[str, type]:
     return found
 
 
-def replay_all(directory: Path, show: bool) -> None:
-    """Each rule on every trace kept in `directory` (CONFIG-runN.jsonl): each run as it ran (run 1 from the budgets,
+def replay_all(directory: Path, show: bool, names: tuple[str, ...] = ()) -> None:
+    """Each rule (those in `names`, or all) on every trace kept in `directory` (CONFIG-runN.jsonl): each run as it ran (run 1 from the budgets,
     later runs with the history of the run before), and each run with every other run of its config as its history
     (the run-to-run spread of n runs gives n(n-1) such pairs)."""
     traces: dict[str, list[tuple[int, list[dict]]]] = {}
@@ -321,7 +329,8 @@ def replay_all(directory: Path, show: bool) -> None:
         if events and any(e["e"] == "end" for e in events):  # a run still going, or killed, has no end to judge by
             traces.setdefault(stem, []).append((int(n), events))
     totals: dict[tuple[str, str, bool], list[float]] = {}
-    for name, eta_type in rules().items():
+    chosen = {name: rule for name, rule in rules().items() if not names or name in names}
+    for name, eta_type in chosen.items():
         print(f"rule {name}:")
         for stem, runs in sorted(traces.items()):
             runs.sort()
@@ -342,7 +351,7 @@ def replay_all(directory: Path, show: bool) -> None:
                 tally[1] += judged
                 tally[2] = max(tally[2], worst, 1 / worst if worst > 0 else float("inf"))
     print("\nper rule and config: estimates off / judged (worst ratio as max(r, 1/r)); as recorded | cross-history")
-    for name in rules():
+    for name in chosen:
         cells = []
         for stem in sorted(traces):
             a, b = totals.get((name, stem, True), [0, 0, 0]), totals.get((name, stem, False), [0, 0, 0])
@@ -387,28 +396,37 @@ def main() -> None:
     configs = args.config or [ROOT / "configs" / "smoke-cpu.toml", ROOT / "configs" / "node.toml"]
     print(f"{os.cpu_count()} CPUs; {uptime()}", flush=True)
     verdicts = []
-    for config in configs:
-        with tempfile.TemporaryDirectory() as tmp:
-            for n in range(1, args.runs + 1):
-                trace = (args.keep or Path(tmp)) / f"{config.stem}-run{n}.jsonl"
-                trace.unlink(missing_ok=True)
-                lines = run_once(config.resolve(), Path(tmp) / "results", trace)
-                if args.keep is not None:
-                    log = "".join(f"{t:9.3f} {line}\n" for t, line in lines)
-                    (args.keep / f"{config.stem}-run{n}.log").write_text(log, encoding="utf-8")
-                total = next((t for t, line in lines if line.startswith("[done]")), float("nan"))
-                how = "no history: budgets and this run's rates" if n == 1 else "history: the run before"
-                print(f"{config.name} run {n} ({how}): {total:.1f} s", flush=True)
-                events = load(trace)
-                worst, rise, judged, off = judge(
-                    said_in(lines, {p["label"]: p["estimate"] for p in events[0]["steps"]})
-                )
-                verdicts.append((config.name, n, worst, rise, judged, off))
-                print(f"{config.name} run {n}: {off} of {judged} estimates off the goal, worst ratio {worst:.2f}; "
-                      f"largest rise beyond the time elapsed {max(rise, 0):.0f} s; {uptime()}", flush=True)  # fmt: skip
-    print("\nsummary (goal: 0 estimates off, no rise):")
-    for name, n, worst, rise, judged, off in verdicts:
-        print(f"  {name} run {n}: {off}/{judged} off, worst ratio {worst:.2f}, largest rise {max(rise, 0):.0f} s")
+    with tempfile.TemporaryDirectory() as kept:
+        traces = args.keep or Path(kept)
+        for config in configs:
+            measure(config, args.runs, traces, args.keep is not None, verdicts)
+        print("\nsummary (goal: 0 estimates off, no rise):")
+        for name, n, worst, rise, judged, off in verdicts:
+            print(f"  {name} run {n}: {off}/{judged} off, worst ratio {worst:.2f}, largest rise {max(rise, 0):.0f} s")
+        print("\nthe same runs replayed (--replay): bench's rule as it ran, the rule before issue 25's fix, and each run "
+              "with the other runs' history", flush=True)  # fmt: skip
+        replay_all(traces, False, ("bench", "before"))
+
+
+def measure(config: Path, runs: int, traces: Path, keep_logs: bool, verdicts: list[tuple]) -> None:
+    """Run one suite `runs` times into one fresh results directory, keeping each run's trace in `traces`; print each
+    estimate and the run's verdict, and add it to `verdicts`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in range(1, runs + 1):
+            trace = traces / f"{config.stem}-run{n}.jsonl"
+            trace.unlink(missing_ok=True)
+            lines = run_once(config.resolve(), Path(tmp) / "results", trace)
+            if keep_logs:
+                log = "".join(f"{t:9.3f} {line}\n" for t, line in lines)
+                (traces / f"{config.stem}-run{n}.log").write_text(log, encoding="utf-8")
+            total = next((t for t, line in lines if line.startswith("[done]")), float("nan"))
+            how = "no history: budgets and this run's rates" if n == 1 else "history: the run before"
+            print(f"{config.name} run {n} ({how}): {total:.1f} s", flush=True)
+            events = load(trace)
+            worst, rise, judged, off = judge(said_in(lines, {p["label"]: p["estimate"] for p in events[0]["steps"]}))
+            verdicts.append((config.name, n, worst, rise, judged, off))
+            print(f"{config.name} run {n}: {off} of {judged} estimates off the goal, worst ratio {worst:.2f}; "
+                  f"largest rise beyond the time elapsed {max(rise, 0):.0f} s; {uptime()}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
