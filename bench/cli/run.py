@@ -13,7 +13,7 @@ from bench.cli.options import devices_option, json_option, key_option, quiet_opt
 from bench.cli.output import fail, stdout
 from bench.cli.progress import Progress
 from bench.cli.ranks import place, rank_job
-from bench.cli.repeat import KeepsArgs, repeated, run_all
+from bench.cli.repeat import KeepsArgs, repeated, repeated_gate, run_all
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -129,7 +129,8 @@ def baseline_files(paths: list[str]) -> list[Path]:
     metavar="N",
     help="Run the suite N times back to back, each in a fresh process, into RESULTS_DIR, then print each gated "
     "figure's spread across the runs and the --max-regression it supports: a baseline of N runs in one command "
-    "(--baseline RESULTS_DIR). Exit 1 when any run failed.",
+    "(--baseline RESULTS_DIR). With --baseline the N runs are one candidate: the median of their figures is gated "
+    "(pyperf's worker processes), not each run alone. Exit 1 when any run failed or the gate failed.",
 )
 @click.option(
     "--junit",
@@ -176,8 +177,10 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     if repeat > 1 and not repeated():
         if where.distributed:
             fail("--repeat: not under a launcher (each rank would repeat the job); repeat the launch instead", 2)
-        run_all(repeat, results_dir, as_json, quiet)
+        run_all(repeat, results_dir, as_json, quiet, base, config["gates"]["max_regression"])
         return
+    if repeated_gate():  # one of a --repeat's runs: the command gates the median of them all, not each alone
+        base = None
     signal.signal(signal.SIGTERM, _on_sigterm)
     leader = where.local_rank == 0
     key = signing_key(key_path) if leader else None

@@ -105,15 +105,21 @@ def floors(report: NodeReport, fail_below: dict[str, float]) -> list[Gate]:
     return gates
 
 
-def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport, max_regression: float,
-                alpha: float | None = None) -> list[Gate]:  # fmt: skip
+def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport | Sequence[NodeReport],
+                max_regression: float, alpha: float | None = None) -> list[Gate]:  # fmt: skip
     """--baseline: each metric's figure (bench.report.drift.metric_figure: read at its run's fastest iteration,
-    where runs on a shared machine agree) against the same metric's figures in the baseline runs, by
-    bench.report.drift.judge: it fails only below the runs' mean by more than max_regression *and* outside their
-    spread; with one baseline run, by the threshold alone (said in the message). A baseline that is not comparable
-    (other hardware or software) or measured a metric at another config fails, since it cannot gate. `alpha` is
-    accepted for old callers and unused: no test over pooled samples decides a regression."""
+    where runs on a shared machine agree), the median over the candidate run(s) in `report` (one run, or the runs of
+    `bench run --repeat M`), against the median of the same metric's figures in the baseline runs, by
+    bench.report.drift.judge: a metric is gated only where its noise floor is within max_regression (the others are
+    named, not gated) and fails below the baseline's median by more than max_regression; with fewer than
+    drift.MIN_SPREAD_RUNS baseline runs, by the threshold alone (said in the message). A baseline that is not
+    comparable (other hardware or software) or measured a metric at another config fails, since it cannot gate; so
+    does a gate that gated nothing. `alpha` is accepted for old callers and unused: no test over pooled samples
+    decides a regression."""
     named = [baselines] if isinstance(baselines, NodeReport) else list(baselines)
+    candidates = [report] if isinstance(report, NodeReport) else list(report)
+    if not candidates:
+        raise ValueError("no candidate run to gate")
     # one run named twice (a folder and a file in it) is one run: a copy would shrink the spread to nothing
     runs = list({b.run_id: b for b in named}.values())
     if not runs:
@@ -121,11 +127,16 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
     ids = ", ".join(b.run_id for b in runs)
     broken = []
     for b in runs:
-        if reasons := cmp.not_comparable(b, report):
-            broken.append(Gate("baseline", False, f"baseline run {b.run_id} is not comparable: " + "; ".join(reasons)))
+        for c in candidates:
+            if reasons := cmp.not_comparable(b, c):
+                broken.append(Gate("baseline", False, f"baseline run {b.run_id} is not comparable"
+                                   + (f" with run {c.run_id}" if len(candidates) > 1 else "") + ": "
+                                   + "; ".join(reasons)))  # fmt: skip
     if broken:
-        return broken
-    mine, my_specs = cmp.ok_metrics(report)
+        return broken[:1] if len(candidates) > 1 else broken
+    measured = [cmp.ok_metrics(c) for c in candidates]
+    mine, my_specs = measured[0]
+    common = set(mine).intersection(*(m for m, _ in measured[1:]))  # what every candidate run measured
     figures: dict[Any, list[float]] = {}
     for b in runs:
         theirs, their_specs = cmp.ok_metrics(b)
@@ -138,37 +149,43 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
             figures.setdefault(k, []).append(drift.metric_figure(m.name, m.value, m.samples_s))
     if broken:
         return broken
-    verdicts = {k: drift.judge(figures[k], drift.metric_figure(mine[k].name, mine[k].value, mine[k].samples_s), max_regression)
-                for k in mine if k in figures}  # fmt: skip
+    verdicts = {k: drift.judge(figures[k], [drift.metric_figure(m[k].name, m[k].value, m[k].samples_s)
+                                            for m, _ in measured], max_regression)
+                for k in mine if k in figures and k in common}  # fmt: skip
     if not verdicts:  # a gate that compared nothing must not pass as if it had looked
         return [Gate("baseline", False, f"no metric in common with baseline run(s) {ids}: nothing to gate (another "
                      "suite, precision or device?)")]  # fmt: skip
-    if len(runs) == 1:
-        how = (f"one baseline run ({ids}): the gate cannot know the between-run spread, so it uses the threshold "
-               f"{max_regression:.1%} alone")  # fmt: skip
+    cands = "1 run" if len(candidates) == 1 else f"the median of {len(candidates)} runs"
+    if len(runs) < drift.MIN_SPREAD_RUNS:
+        how = (f"{len(runs)} baseline run(s) ({ids}): too few to measure the between-run spread, so the threshold "
+               f"{max_regression:.1%} alone decides, {cands} against their median")  # fmt: skip
     else:
-        how = (f"{len(runs)} baseline runs ({ids}): below their mean by more than {max_regression:.1%} and below the "
-               "slowest run by more than their range, each run's figure at its fastest iteration")  # fmt: skip
+        how = (f"{len(runs)} baseline runs ({ids}): {cands} below their median by more than {max_regression:.1%}, "
+               "each run's figure at its fastest iteration")  # fmt: skip
+    ungated = sorted(((v.floor, mine[k].title) for k, v in verdicts.items() if not v.gated), reverse=True)
+    gated = len(verdicts) - len(ungated)
+    note = ""
+    if ungated:
+        note = (f"; {len(ungated)} not gated (noise floor above {max_regression:.1%} against {cands}): "
+                + ", ".join(f"{t} (floor {f:.1%})" for f, t in ungated))  # fmt: skip
+    if not gated:
+        return [Gate("baseline", False, f"none of {len(verdicts)} metrics is steady enough to gate "
+                     f"{max_regression:.1%} against {how}: raise --max-regression, or judge more candidate runs "
+                     f"(bench run --repeat N){note}")]  # fmt: skip
     worse = [(k, v) for k, v in verdicts.items() if v.regressed]
     if not worse:
-        wide = [(v.spread, mine[k].title) for k, v in verdicts.items() if v.spread > max_regression]
-        note = ""
-        if wide:
-            spread, title = max(wide)
-            note = (f"; {len(wide)} metric(s) spread wider than the threshold between runs and cannot gate a change "
-                    f"of that size (widest: {title}, {spread:.1%})")  # fmt: skip
-        return [Gate("baseline", True, f"no regression in {len(verdicts)} metrics against {how}{note}")]
+        return [Gate("baseline", True, f"no regression in {gated} gated metrics against {how}{note}")]
     out = []
     for k, v in worse:
         m = mine[k]
         if v.spread_known:
-            against = (f"mean of {len(v.runs)} runs {v.mean:.4g}, slowest {v.worst:.4g}, "
-                       f"range {v.spread:.1%}")  # fmt: skip
+            against = (f"median of {len(v.runs)} runs {v.centre:.4g}, robust CV {v.cv:.1%}, noise floor "
+                       f"{v.floor:.1%}")  # fmt: skip
         else:
-            which = f"run {ids}" if len(runs) == 1 else "the one baseline run with this metric"
-            against = f"{which} {v.mean:.4g}; one baseline run: threshold alone, between-run spread unknown"
-        out.append(Gate("baseline", False, f"{m.title}: {v.candidate:.4g} {m.unit} ({v.ratio - 1:+.1%}) against "
-                        f"{against}", case=case_name(m)))  # fmt: skip
+            against = f"median of {len(v.runs)} run(s) {v.centre:.4g}; between-run spread unknown: threshold alone"
+        as_median = f" as the median of {len(candidates)} runs" if len(candidates) > 1 else ""
+        out.append(Gate("baseline", False, f"{m.title}: {v.candidate:.4g} {m.unit} ({v.ratio - 1:+.1%}){as_median} "
+                        f"against {against}", case=case_name(m)))  # fmt: skip
     return out
 
 

@@ -68,7 +68,10 @@ def test_repeat_makes_n_runs_each_in_its_own_process_and_one_baseline_of_them(tm
     (row,) = out["metrics"]
     assert row["metric"].startswith("matmul_tflops") and len(row["figures"]) == 3
     assert row["quiet_threshold"] == pytest.approx(drift.quiet_threshold(row["figures"]))
+    assert row["robust_cv"] == pytest.approx(drift.robust_cv(row["figures"]))
+    assert row["noise_floor"] == pytest.approx(drift.noise_floor(row["robust_cv"], 3, drift.CANDIDATE_RUNS))
     assert out["recommended_max_regression"] == drift.recommended_threshold([drift.spread(row["figures"])])
+    assert out["candidate_runs"] == drift.CANDIDATE_RUNS and out["gates"] == []
     # the folder is the baseline: three runs, judged by their spread
     gated = _bench("run", "--config", str(config), "--results-dir", str(tmp_path / "next"), "--skip-doctor",
                    "--baseline", str(results), "--max-regression", "100%", "--quiet")  # fmt: skip
@@ -83,8 +86,34 @@ def test_repeat_prints_the_spread_and_the_command_that_gates_against_it(tmp_path
     proc = _bench("run", "--config", str(config), "--results-dir", str(results), "--skip-doctor", "--repeat", "2",
                   "--quiet")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert "2 runs in" in proc.stdout and "quiet at" in proc.stdout
-    assert f"bench run --baseline {results} --max-regression" in proc.stdout
+    assert "2 runs in" in proc.stdout and "robust" in proc.stdout and "floor" in proc.stdout
+    assert f"bench run --repeat 3 --baseline {results} --max-regression" in proc.stdout
+
+
+def test_repeat_with_a_baseline_gates_the_median_of_its_runs_not_each_run(tmp_path):
+    """`bench run --repeat 2 --baseline DIR`: the command judges the two runs' median (pyperf's workers); the runs
+    themselves do not gate; a failed gate exits 1."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    base = tmp_path / "base"
+    for _ in range(2):
+        assert (
+            _bench("run", "--config", str(config), "--results-dir", str(base), "--skip-doctor", "--quiet").returncode
+            == 0
+        )
+    proc = _bench("run", "--config", str(config), "--results-dir", str(tmp_path / "cand"), "--skip-doctor",
+                  "--repeat", "2", "--baseline", str(base), "--max-regression", "100%", "--json", "--quiet")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    (gate,) = out["gates"]
+    assert gate["passed"] and "the median of 2 runs" in gate["message"] and "2 baseline run(s)" in gate["message"]
+    assert all(not any(g["name"] == "baseline" for g in run["gates"]) for run in out["runs"])  # no run gated alone
+    other = tmp_path / "other.toml"
+    other.write_text(TINY.replace("sizes = [96]", "sizes = [64]"))  # nothing in common with the baseline: a failure
+    proc = _bench("run", "--config", str(other), "--results-dir", str(tmp_path / "odd"), "--skip-doctor",
+                  "--repeat", "2", "--baseline", str(base), "--quiet")  # fmt: skip
+    assert proc.returncode == 1 and "FAIL baseline: no metric in common" in proc.stdout, proc.stdout + proc.stderr
+    assert "the median of 2 runs failed the baseline gate" in proc.stderr
 
 
 def test_a_run_inside_a_repeat_runs_once(tmp_path, monkeypatch):
@@ -111,12 +140,15 @@ def test_repeat_with_a_bad_config_or_count_is_one_usage_error_and_no_run(tmp_pat
 
 def test_the_spread_and_the_threshold_it_supports():
     s = drift.spread([1.0, 0.98, 1.02])
-    assert s.mean == pytest.approx(1.0) and s.spread == pytest.approx(0.04)
+    assert s.median == pytest.approx(1.0) and s.spread == pytest.approx(0.04)
     assert s.cv == pytest.approx(0.02) and s.quiet == pytest.approx(1 - 0.98 / 1.01)  # 0.98 against 1.0 and 1.02
-    assert drift.recommended_threshold([s]) == 0.04  # 2.97% rounded up, plus 1%
-    assert drift.recommended_threshold([drift.spread([1.0, 1.0])]) == 0.01
-    wide = drift.spread([1.0, 0.8])
-    assert drift.recommended_threshold([s, wide]) == 0.21  # the worst metric decides: 20% plus 1%
+    assert s.robust_cv == pytest.approx(0.02 * 1.4826, rel=1e-4)
+    # 3 x 2.97% x sqrt(pi/2) x sqrt(1/3 + 1/3) = 9.1%: above 10%/2, not steady; the smallest floor, rounded up
+    assert s.floor() == pytest.approx(0.0911, abs=1e-4) and not s.steady()
+    assert drift.recommended_threshold([s]) == 0.10
+    assert drift.recommended_threshold([drift.spread([1.0, 1.0])]) == 0.01  # no spread at all: at least 1%
+    wide = drift.spread([1.0, 0.8, 1.2])
+    assert drift.recommended_threshold([drift.spread([1.0, 1.0, 1.001]), wide]) == 0.01  # the wide one is left out
     with pytest.raises(ValueError):
         drift.spread([1.0])
     with pytest.raises(ValueError):

@@ -258,7 +258,7 @@ def test_a_baseline_gate_passes_within_tolerance_and_fails_when_not_comparable(q
     ok = _run(["--config", str(config), "--results-dir", str(tmp_path / "a"), "--baseline", str(run_dir.parent),
                "--baseline", str(baseline), "--max-regression", "100%", "--quiet"])  # fmt: skip
     assert ok.returncode == 0, ok.stderr
-    assert "PASS baseline: no regression in" in ok.stdout and "against one baseline run" in ok.stdout
+    assert "PASS baseline: no regression in" in ok.stdout and "against 1 baseline run(s)" in ok.stdout
     other = intake.read_json(baseline).data
     other["inventory"]["host"]["cpu_model"] = "Some Other CPU"
     other_path = tmp_path / "other.json"
