@@ -1,29 +1,30 @@
 """Benchmark, not a test: does the regression gate cry wolf, and does it catch a real slow-down? (issue 25)
 
-    .venv/bin/python tests/perf/gate_false_alarms.py [--runs 10] [--slow-runs 3] [--threshold 5%] [--budget 1.5]
-                                                      [--config configs/smoke-cpu.toml]
+    .venv/bin/python tests/perf/gate_false_alarms.py [--runs 10] [--candidates 10] [--workers 3] [--slow-runs 3]
+                                                      [--threshold 5%] [--budget 0.5] [--config FILE]
 
-Makes `--runs` back-to-back `bench run`s of unchanged code (default: a short matmul-only config, float32 and float64
-at two fixed sizes, `--budget` seconds each; `--config` for another suite), each in its own process and results
-directory, then `--slow-runs` runs of each of two real slow-downs, applied to every bench process (workers too) by a
-sitecustomize first on PYTHONPATH:
+Makes `--runs` back-to-back `bench run`s of unchanged code, the baseline (default: a short matmul-only config,
+float32 and float64 at two fixed sizes, `--budget` seconds each; `--config` for another suite), each in its own
+process and results directory; then `--candidates` unchanged candidates of `--workers` runs each (what
+`bench run --repeat W --baseline ...` judges: the median of its runs); then `--slow-runs` candidates of each of two
+real slow-downs, applied to every bench process by a sitecustomize first on PYTHONPATH:
 
 - half the threads: bench.hardware.devices.physical_cores halved, so torch.set_num_threads gets half the cores;
-- 10% slower: every timed matmul product followed by a busy-wait of 1/0.9 - 1 = 11.1% of its own time, inside the
-  timed iteration, so the product's rate is 0.90 of what it was.
+- 10% slower: every timed matmul product followed by a busy-wait of 1/0.9 - 1 = 11.1% of its own measured time,
+  inside the timed iteration, so each iteration's rate is 0.90 of its product's. Each process logs every product's
+  time and its iteration's, and the benchmark prints the slow-down injected at each measurement's fastest iteration
+  (the gated figure) as measured there.
 
-From the reports it prints:
+It prints:
 
-- each metric's between-run coefficient of variation read three ways: at each run's median iteration (the headline's
-  figure), at its fastest tenth, and at its fastest iteration (bench.report.drift.gated_figure, what the gate judges);
-  and the smallest threshold at which no unchanged run, judged against the others, would be flagged
-  (bench.report.drift.quiet_threshold, on the gated figure);
-- the recommended threshold derived from that spread: the worst leave-one-out drop rounded up to a whole percent,
-  plus one (a margin for the run after these), and whether it is below 10%, i.e. can catch a 10% slow-down at all;
-- at `--threshold` and at the recommended one: the false alarms (each unchanged run judged against all the others by
-  bench.report.gates.regressions, what `bench run --baseline` runs), and each slowed run judged against all the
-  unchanged runs, with its measured slow-down (its gated figures against the unchanged runs' mean) and the gate's
-  verdict.
+- each metric's between-run spread over the baseline runs: the coefficient of variation read at each run's median
+  iteration, fastest tenth and fastest iteration (the gated figure), the robust CV of the gated figure
+  (bench.report.drift.robust_cv), the range, the worst leave-one-out drop (what the old gate's threshold came from),
+  and the noise floor against a candidate of `--workers` runs (drift.noise_floor), i.e. whether it is gated;
+- the recommended threshold derived from that spread (drift.recommended_threshold);
+- at `--threshold` and at the recommended one: each unchanged candidate's drop per metric (median of its runs
+  against the baseline's median) and the gate's verdict (bench.report.gates.regressions, what `bench run --repeat W
+  --baseline ...` runs), the false alarms, and each slowed candidate's injected and measured slow-down and verdict.
 
 Every figure comes from the runs made here. On a loaded machine (it prints `uptime` before and after) the spread is
 the load's.
@@ -32,7 +33,7 @@ the load's.
 from __future__ import annotations
 
 import argparse
-import math
+import json
 import os
 import re
 import statistics
@@ -51,8 +52,7 @@ from bench.report import drift, gates
 from bench.report.compare import ok_metrics
 from bench.report.store import load_report
 
-#: matmul only, fixed sizes (256^3 is too short to be steady on a CPU), no outputs but the report: about 20 s a run
-#: on 2 cores, start-up included
+#: matmul only, fixed sizes, no outputs but the report: about 10 s a run on 2 cores, start-up included
 SHORT = """
 [suite]
 name = "gate-false-alarms"
@@ -79,8 +79,11 @@ _devices.physical_cores = lambda: max(1, _cores // 2)
 """
 
 #: every timed matmul product 1/0.9 - 1 longer, busy-waiting inside the timed iteration (time.sleep is too coarse for
-#: a millisecond product): a rate of 0.90 of the unchanged one
+#: a millisecond product): a rate of 0.90 of the product's. Each collect() appends one line to $GATE_INJECT_LOG: its
+#: timed iterations' product and iteration seconds (the last len(samples_s) calls are the timed ones).
 TEN_PERCENT_SLOWER = """
+import json as _json
+import os as _os
 import time as _time
 
 from bench.workloads import matmul as _mm
@@ -90,23 +93,31 @@ _EXTRA = 1 / 0.9 - 1
 
 
 def _slower(timer, fn, policy):
+    calls = []
+
     def slow():
         start = _time.perf_counter()
         out = fn()
-        until = _time.perf_counter() + (_time.perf_counter() - start) * _EXTRA
+        product = _time.perf_counter() - start
+        until = start + product * (1 + _EXTRA)
         while _time.perf_counter() < until:
             pass
+        calls.append((product, _time.perf_counter() - start))
         return out
 
-    return _collect(timer, slow, policy)
+    sampled = _collect(timer, slow, policy)
+    timed = calls[len(calls) - len(sampled.samples_s):]
+    with open(_os.environ["GATE_INJECT_LOG"], "a") as f:
+        f.write(_json.dumps({"product_s": [p for p, _ in timed], "iteration_s": sampled.samples_s}) + "\\n")
+    return sampled
 
 
 _mm.collect = _slower
 """
 
 
-def bench_run(config: Path, results: Path, pythonpath: str) -> NodeReport:
-    env = {**os.environ, "PYTHONPATH": pythonpath, "BENCH_PROGRESS": "lines"}
+def bench_run(config: Path, results: Path, pythonpath: str, extra_env: dict[str, str] | None = None) -> NodeReport:
+    env = {**os.environ, "PYTHONPATH": pythonpath, "BENCH_PROGRESS": "lines", **(extra_env or {})}
     cmd = [sys.executable, "-c", "from bench.cli import main; main()", "run", "--config", str(config),
            "--results-dir", str(results), "--skip-doctor", "--quiet"]  # fmt: skip
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -135,6 +146,10 @@ def cv(values: list[float]) -> float:
     return statistics.stdev(values) / statistics.fmean(values)
 
 
+def short(title: str) -> str:
+    return re.sub(r" model=.*? (?=\w+=)", " ", title).replace("matmul_tflops device=", "")
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
@@ -142,91 +157,122 @@ def uptime() -> str:
         return f"load average {os.getloadavg()[0]:.2f}"
 
 
-def judge_all(runs: list[NodeReport], slowed: dict[str, list[NodeReport]], base: dict[str, list[float]],
-              threshold: float) -> None:  # fmt: skip
-    """False alarms among the unchanged runs (each against the others) and the slowed runs caught, at `threshold`."""
-    alarms = 0
-    for i, r in enumerate(runs):
-        failed = [g for g in gates.regressions(runs[:i] + runs[i + 1 :], r, threshold) if not g.passed]
-        alarms += bool(failed)
-        for g in failed:
-            print(f"    false alarm, unchanged run {i + 1}: {g.message}")
-    print(f"  false alarms at {threshold:.1%}: {alarms} of {len(runs)} unchanged runs (each against the other "
-          f"{len(runs) - 1})")  # fmt: skip
-    for kind, reports in slowed.items():
-        caught = 0
-        for i, r in enumerate(reports):
-            checks = gates.regressions(runs, r, threshold)
-            mine = figures([r])
-            drops = [1 - mine[t][0] / statistics.fmean(v) for t, v in base.items() if t in mine]
-            flagged = sum(not g.passed for g in checks)
-            caught += flagged > 0
-            print(f"    {kind} run {i + 1}: measured {min(drops):.1%} to {max(drops):.1%} slower across {len(drops)} "
-                  f"metrics; the gate failed {flagged} of them")  # fmt: skip
-        print(f"  {kind} runs caught at {threshold:.1%}: {caught} of {len(reports)}")
+def injected(log: Path) -> str:
+    """The slow-down injected at each measurement's fastest iteration (the gated figure's): 1 - product / iteration
+    seconds there, as the slowed process measured them."""
+    if not log.exists():
+        return "no injection log"
+    drops = []
+    for line in log.read_text().splitlines():
+        rec = json.loads(line)
+        i = min(range(len(rec["iteration_s"])), key=rec["iteration_s"].__getitem__)
+        drops.append(1 - rec["product_s"][i] / rec["iteration_s"][i])
+    return f"injected {min(drops):.2%} to {max(drops):.2%} at the fastest iteration of {len(drops)} measurements"
+
+
+def judge_all(base: list[NodeReport], candidates: dict[str, list[list[NodeReport]]], centre: dict[str, float],
+              notes: dict[str, list[str]], threshold: float) -> None:  # fmt: skip
+    """Each candidate (a list of runs) judged against the baseline at `threshold`: its drop per metric (median of its
+    runs against the baseline's median), the gate's verdict, and per kind how many the gate failed."""
+    for kind, groups in candidates.items():
+        failed_n = 0
+        for i, runs in enumerate(groups):
+            checks = gates.regressions(base, runs, threshold)
+            failed = [g for g in checks if not g.passed]
+            failed_n += bool(failed)
+            mine = figures(runs)
+            drops = ", ".join(f"{1 - statistics.median(mine[t]) / c:+.1%}" for t, c in centre.items() if t in mine)
+            extra = f"; {notes[kind][i]}" if kind in notes else ""
+            print(f"    {kind} candidate {i + 1}: drop per metric [{drops}]{extra}: "
+                  f"{'FAIL' if failed else 'pass'} ({sum(not g.passed for g in checks)} failing gate(s))")  # fmt: skip
+            for g in failed:
+                print(f"      {g.message}")
+        what = "false alarms" if kind == "unchanged" else "caught"
+        print(f"  {kind} at {threshold:.0%}: {what} {failed_n} of {len(groups)} candidates")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=10, help="unchanged runs (at least 3)")
-    ap.add_argument("--slow-runs", type=int, default=3, help="runs of each slow-down (half threads, 10%% slower)")
-    ap.add_argument("--threshold", default="5%", help="the --max-regression under test (default 5%%)")
-    ap.add_argument("--budget", type=float, default=1.5, help="seconds per measurement of the default config")
+    ap.add_argument("--runs", type=int, default=10, help="unchanged baseline runs (at least 3)")
+    ap.add_argument("--candidates", type=int, default=10, help="unchanged candidates judged against the baseline")
+    ap.add_argument("--workers", type=int, default=drift.CANDIDATE_RUNS, help="runs per candidate (its median)")
+    ap.add_argument("--slow-runs", type=int, default=3, help="candidates of each slow-down (half threads, 10%% slower)")
+    ap.add_argument("--threshold", default="5%", help="a --max-regression to judge at besides the recommended one")
+    ap.add_argument("--budget", type=float, default=0.5, help="seconds per measurement of the default config")
     ap.add_argument("--config", type=Path, default=None, help="suite config (default: a short matmul-only one)")
     args = ap.parse_args()
-    if args.runs < 3:
-        ap.error("--runs: at least 3 (each run is judged against the others)")
+    if args.runs < drift.MIN_SPREAD_RUNS or args.workers < 1 or args.candidates < 0 or args.slow_runs < 0:
+        ap.error(f"--runs at least {drift.MIN_SPREAD_RUNS}, --workers at least 1")
     threshold = gates.parse_fraction(args.threshold)
     print(f"before: {uptime()}", flush=True)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gate-false-alarms-") as tmp:
         work = Path(tmp)
         config = args.config.resolve() if args.config else work / "short.toml"
         if not args.config:
             config.write_text(SHORT.format(budget=args.budget))
-        plain_path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        runs, took = [], []
-        for i in range(args.runs):
+        plain = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        took: list[float] = []
+
+        def run(name: str, path: str = plain, env: dict[str, str] | None = None) -> NodeReport:
             t = time.monotonic()
-            runs.append(bench_run(config, work / f"run-{i}", plain_path))
+            r = bench_run(config, work / name, path, env)
             took.append(time.monotonic() - t)
-            print(f"unchanged run {i + 1}/{args.runs}: {took[-1]:.1f} s", file=sys.stderr)
-        slowed: dict[str, list[NodeReport]] = {}
+            print(f"{name}: {took[-1]:.1f} s", file=sys.stderr, flush=True)
+            return r
+
+        base = [run(f"base-{i}") for i in range(args.runs)]
+        candidates: dict[str, list[list[NodeReport]]] = {
+            "unchanged": [[run(f"cand-{i}-{w}") for w in range(args.workers)] for i in range(args.candidates)]
+        }
+        notes: dict[str, list[str]] = {}
         for kind, code in (("half-threads", HALF_THREADS), ("10%-slower", TEN_PERCENT_SLOWER)):
             folder = work / kind
             folder.mkdir()
             (folder / "sitecustomize.py").write_text(code)
+            path = os.pathsep.join([str(folder), plain])
             for i in range(args.slow_runs):
-                path = os.pathsep.join([str(folder), plain_path])
-                slowed.setdefault(kind, []).append(bench_run(config, work / f"{kind}-{i}", path))
-                print(f"{kind} run {i + 1}/{args.slow_runs} done", file=sys.stderr)
+                log = work / f"{kind}-{i}.jsonl"
+                group = [run(f"{kind}-{i}-{w}", path, {"GATE_INJECT_LOG": str(log)}) for w in range(args.workers)]
+                candidates.setdefault(kind, []).append(group)
+                if kind == "10%-slower":
+                    notes.setdefault(kind, []).append(injected(log))
     print(f"after: {uptime()}")
+    print(f"{len(took)} runs in {time.monotonic() - started:.0f} s ({statistics.median(took):.1f} s each, median): "
+          f"baseline {args.runs}, {args.candidates} unchanged candidates and {args.slow_runs} of each slow-down, "
+          f"{args.workers} runs each; {os.cpu_count()} logical CPUs")  # fmt: skip
+    threads = sorted({m.threads for r in base for m in r.measurements if m.threads})
+    for kind, groups in candidates.items():
+        theirs = sorted({m.threads for g in groups for r in g for m in r.measurements if m.threads})
+        print(f"CPU threads recorded: baseline {threads}, {kind} candidates {theirs}")
 
-    threads = sorted({m.threads for r in runs for m in r.measurements if m.threads})
-    for kind, reports in slowed.items():
-        theirs = sorted({m.threads for r in reports for m in r.measurements if m.threads})
-        print(f"CPU threads recorded in the reports: unchanged runs {threads}, {kind} runs {theirs}")
-    print(f"{args.runs} unchanged runs ({statistics.median(took):.1f} s each, median), {args.slow_runs} of each "
-          f"slow-down; {os.cpu_count()} logical CPUs\n")  # fmt: skip
-    base = figures(runs)
-    medians = figures(runs, gated=False)
-    tenth = figures(runs, 0.1)
-    quiet = {}
-    print("between-run CV read at each run's: median iteration / fastest tenth / fastest iteration (gated)")
-    print(f"{'metric':<66} {'gated mean':>10} {'median':>7} {'tenth':>7} {'fastest':>7} {'range':>6} {'quiet at':>8}")
-    for title, values in base.items():
-        name = re.sub(r" model=.*? (?=\w+=)", " ", title).replace("matmul_tflops device=", "")
-        spread = (max(values) - min(values)) / statistics.fmean(values)
-        quiet[title] = drift.quiet_threshold(values)
-        print(f"{name[:66]:<66} {statistics.fmean(values):>10.4g} {cv(medians[title]):>7.1%} {cv(tenth[title]):>7.1%} "
-              f"{cv(values):>7.1%} {spread:>6.1%} {quiet[title]:>8.1%}")  # fmt: skip
-    worst = max(quiet.values())
-    recommended = (math.ceil(worst * 100) + 1) / 100
-    print(f"\nworst leave-one-out drop of the gated figure: {worst:.1%}; recommended threshold (rounded up to a whole "
-          f"percent, plus one): {recommended:.0%}"
-          + ("" if recommended < 0.10 else " -- NOT below 10%: this machine cannot gate a 10% slow-down"))  # fmt: skip
-    for t in dict.fromkeys([threshold, recommended]):
-        print(f"\nat --max-regression {t:.0%}:")
-        judge_all(runs, slowed, base, t)
+    gated = figures(base)
+    medians = figures(base, gated=False)
+    tenth = figures(base, 0.1)
+    spreads = {t: drift.spread(v) for t, v in gated.items()}
+    rec = drift.recommended_threshold(list(spreads.values()), args.workers)
+    print(f"\nbaseline spread over {args.runs} runs: CV (stdev/mean) read at each run's median iteration, fastest tenth "
+          f"and fastest iteration (gated); robust CV of the gated figure; noise floor against {args.workers} "
+          "candidate runs")  # fmt: skip
+    print(f"{'metric':<44} {'median':>8} {'cv@med':>7} {'@tenth':>7} {'@fast':>7} {'robust':>7} {'range':>6} "
+          f"{'worst1':>7} {'floor':>6} steady")  # fmt: skip
+    for title, s in spreads.items():
+        print(f"{short(title)[:44]:<44} {s.median:>8.4g} {cv(medians[title]):>7.1%} {cv(tenth[title]):>7.1%} "
+              f"{s.cv:>7.1%} {s.robust_cv:>7.1%} {s.spread:>6.1%} {s.quiet:>7.1%} {s.floor(args.workers):>6.1%} "
+              f"{'yes' if s.steady(args.workers) else 'no'}")  # fmt: skip
+    print(
+        f"(worst1: worst leave-one-out drop, what the old threshold came from; steady: floor <= {drift.TARGET:.0%}/2)"
+    )
+    steady = [t for t, s in spreads.items() if s.steady(args.workers)]
+    print(f"\nrecommended threshold: {rec:.0%} (largest noise floor of the {len(steady)} steady metric(s), rounded up)"
+          + ("" if steady else f" -- no metric steady enough to catch a {drift.TARGET:.0%} slow-down"))  # fmt: skip
+    centre = {t: s.median for t, s in spreads.items()}
+    print("metrics in the drop lists, in order: " + "; ".join(short(t) for t in centre))
+    for t in dict.fromkeys([rec, threshold]):
+        print(
+            f"\nat --max-regression {t:.0%} (candidates of {args.workers} runs against the {args.runs} baseline runs):"
+        )
+        judge_all(base, candidates, centre, notes, t)
 
 
 if __name__ == "__main__":
