@@ -310,8 +310,8 @@ def test_end_to_end_with_background_collector(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     verdict = json.loads(result.stdout)
     (answer,) = verdict["nodes"]
-    assert json.loads(issued.stdout)["inner"] == 512  # `challenge issue`'s default for float32: K = 2n
-    assert answer["verified"] == 2 and answer["verified_flops"] == 2 * 2 * 256**2 * 512
+    assert json.loads(issued.stdout)["inner"] == 64  # `challenge issue`'s default for float32 (ACCURACY_INNER)
+    assert answer["verified"] == 2 and answer["verified_flops"] == 2 * 2 * 256**2 * 64
     arrival = dt.datetime.fromisoformat(answer["arrived_utc"])
     issued_at = dt.datetime.fromisoformat(verdict["issued_utc"])
     assert answer["gflops_lower_bound"] == pytest.approx(

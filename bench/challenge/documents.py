@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.challenge.protocol import (
+    ACCURACY_INNER,
     CHALLENGE_KIND,
     COMMITMENT_KIND,
     DTYPES,
@@ -113,8 +114,8 @@ class Challenge:
         inner = data.get("inner", n)
         if isinstance(inner, bool) or not isinstance(inner, int) or not 2 <= inner <= MAX_INNER:
             raise ChallengeError(f"{where}: inner must be an integer in 2..{MAX_INNER} (the products' inner dimension)")
-        if "inner" in data and version != 2:
-            raise ChallengeError(f"{where}: an inner dimension needs operands 2 (version 1 operands are square)")
+        if "inner" in data and version == 1:
+            raise ChallengeError(f"{where}: an inner dimension needs operands 2 or 3 (version 1 operands are square)")
         nodes = data.get("nodes")
         if nodes is not None and not (isinstance(nodes, list) and all(isinstance(x, str) for x in nodes)):
             raise ChallengeError(f"{where}: nodes must be a list of host names or null")
@@ -144,8 +145,11 @@ def issue(key: Any, *, dtype: str, n: int, products: int, window: dt.timedelta, 
 
 
 def default_inner(dtype: str, n: int) -> int:
-    """The inner dimension `challenge issue` asks by default: protocol.INNER_FACTOR[dtype] x n, at most INNER_CAP[dtype]
-    (half precisions: honest tensor cores' truncation) and MAX_INNER, and never below n."""
+    """The inner dimension `challenge issue` asks by default: for float32 protocol.ACCURACY_INNER (at most n), where
+    every cheaper scheme still fails; else protocol.INNER_FACTOR[dtype] x n, at most INNER_CAP[dtype] (half
+    precisions: honest tensor cores' truncation) and MAX_INNER, and never below n."""
+    if dtype in ACCURACY_INNER:
+        return min(n, ACCURACY_INNER[dtype])
     return max(n, min(MAX_INNER, INNER_CAP.get(dtype, MAX_INNER), INNER_FACTOR[dtype] * n))
 
 

@@ -75,8 +75,10 @@ def line_keys(seed: bytes, rows: int, device: torch.device | str, cols: int | No
 
 
 def words(h: torch.Tensor, g: torch.Tensor, stream: int) -> torch.Tensor:
-    """The 32-bit word `stream` of each element (h[:, None], g[None, :]), as int32."""
-    return mix(h[:, None] ^ g[None, :] ^ stream)
+    """The 32-bit word `stream` of each element (h[:, None], g[None, :]), as int32 (stream 0's xor is skipped: the
+    same bits, one pass fewer)."""
+    x = h[:, None] ^ g[None, :]
+    return mix(x ^ stream if stream else x)
 
 
 def values(h: torch.Tensor, g: torch.Tensor, dtype: str) -> torch.Tensor:
@@ -96,64 +98,147 @@ def values(h: torch.Tensor, g: torch.Tensor, dtype: str) -> torch.Tensor:
     exponent = ((bias - 1) << bits) - ((w0 >> (27 - bits)) & ((binades - 1) << bits))
     magnitude = exponent | (w0 & ((1 << bits) - 1))
     if width == 32:
-        return (magnitude | (w0 & _i32(0x80000000))).view(torch.float32)
+        return float32_words(magnitude, w0).view(torch.float32)
     return magnitude.to(torch.int16).view(getattr(torch, dtype)) * ((w0 >> 31) | 1).to(getattr(torch, dtype))
 
 
-#: values() compiled into one kernel per (device type, dtype) by fuse(), once it gave the eager bits on a probe.
-_FUSED: dict[tuple[str, str], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {}
-#: Elements per call of a fused kernel: it keeps no int32 temporaries, so a block is only its output.
-FUSED_CHUNK = 1 << 24
+#: Generator versions (protocol.OPERAND_VERSIONS 2 and up): 3 differs from 2 only for the half precisions (PAIRED).
+VERSIONS = (2, 3)
+#: The dtypes whose version 3 elements come two from one word (values_paired).
+PAIRED = ("bfloat16", "float16")
 
 
-def fuse(device: torch.device | str, dtype: str) -> str | None:
+def float32_words(magnitude: torch.Tensor, w0: torch.Tensor) -> torch.Tensor:
+    """A float32 element's bit pattern, as int32: the magnitude with w0's sign bit."""
+    return magnitude | (w0 & _i32(0x80000000))
+
+
+def _float32_kernel(h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """values() for float32 as int32 bit patterns: compiled, the bit cast to float32 stays outside the kernel (inside,
+    torch.compile's CPU code for this kernel ran 6x slower: measured 5.4 against 0.9 ns an element)."""
+    bits, bias, _ = LAYOUT["float32"]
+    w0 = words(h, g, 0)
+    exponent = ((bias - 1) << bits) - ((w0 >> (27 - bits)) & ((EXPONENT_BINADES["float32"] - 1) << bits))
+    return float32_words(exponent | (w0 & ((1 << bits) - 1)), w0)
+
+
+def paired_words(h: torch.Tensor, g: torch.Tensor, dtype: str) -> torch.Tensor:
+    """Version 3 for bfloat16 and float16: two elements from each word, as the int32 words whose little-endian halves
+    are their bit patterns (values_paired views them). g holds one key per *pair* of columns: w = mix(h_r ^ g_j)
+    gives column 2j its low 16 bits and column 2j + 1 its high 16 bits, and each half u is mapped as a version 2 word
+    is (sign = u's bit 15, e = bits 11..14 masked to 0 .. EXPONENT_BINADES - 1, m = the low p bits), both halves at
+    once: the exponent fields (bias - 1 - e) << p of the two halves are one subtraction from a constant that holds
+    bias - 1 in both (no borrow crosses: e < bias - 1). A half-precision element needs 12 (bfloat16) or 14 (float16)
+    random bits, so one lowbias32 round and 6 ops more serve two elements: about 8.5 int32 ops an element against
+    version 2's 18. lowbias32's output bits each depend on every input bit (full avalanche), so neither half predicts
+    the other (tests/challenge/test_generator.py measures it, with rank and row-correlation checks)."""
+    bits, bias, _ = LAYOUT[dtype]
+    both = 0x10001  # a 16-bit field repeated in both halves
+    field = (EXPONENT_BINADES[dtype] - 1) << bits
+    w = mix(h[:, None] ^ g[None, :])
+    keep = w & _i32(0x80008000 | ((1 << bits) - 1) * both)  # both signs and significands
+    return keep | (((bias - 1) << bits) * both - ((w >> (11 - bits)) & field * both))
+
+
+def values_paired(words: torch.Tensor, dtype: str, width: int) -> torch.Tensor:
+    """paired_words' words as `width` elements of `dtype` a row (a row of an odd width drops its last half)."""
+    pairs = words.view(getattr(torch, dtype))
+    return pairs if pairs.shape[1] == width else pairs[:, :width]
+
+
+def _kernel(dtype: str, version: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """What one block of rows costs: paired_words (version 3's PAIRED dtypes) or values."""
+    if version >= 3 and dtype in PAIRED:
+        return lambda h, g: paired_words(h, g, dtype)
+    if dtype == "float32":
+        return _float32_kernel
+    return lambda h, g: values(h, g, dtype)
+
+
+def _finish(x: torch.Tensor, dtype: str, version: int, width: int) -> torch.Tensor:
+    """_kernel's output as elements: version 3's pairs viewed (values_paired), float32's patterns bit-cast."""
+    if version >= 3 and dtype in PAIRED:
+        return values_paired(x, dtype, width)
+    return x.view(torch.float32) if dtype == "float32" else x
+
+
+def elements(h: torch.Tensor, g: torch.Tensor, dtype: str, version: int, width: int) -> torch.Tensor:
+    """The elements of rows h x `width` columns for generator `version`: g holds a key per column (values) or, for
+    version 3's PAIRED dtypes, per pair of columns (paired_words)."""
+    return _finish(_kernel(dtype, version)(h, g), dtype, version, width)
+
+
+def _formula(dtype: str, version: int) -> int:
+    """The version whose formula makes `dtype` under generator `version`: 3 differs from 2 only for PAIRED dtypes, so
+    a float32 kernel compiled once serves challenges of both."""
+    return 3 if version >= 3 and dtype in PAIRED else 2
+
+
+def key_columns(dtype: str, version: int, width: int) -> int:
+    """Column keys a row of `width` elements needs: one per column, or one per pair (version 3, PAIRED)."""
+    return (width + 1) // 2 if version >= 3 and dtype in PAIRED else width
+
+
+#: _kernel() compiled into one kernel per (device type, dtype, formula version: _formula) by fuse(), once it gave the
+#: eager bits on a probe.
+_FUSED: dict[tuple[str, str, int], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {}
+
+
+def fuse(device: torch.device | str, dtype: str, version: int = VERSIONS[-1]) -> str | None:
     """Compile values() for `dtype` on `device`'s type with torch.compile, so that generating an element is one
-    kernel's ~20 integer ops instead of ~20 eager passes over memory (on a GPU, each a kernel that reads and writes
+    kernel's ~20 integer ops (version 3's pairs: ~8.5) instead of ~20 eager passes over memory (on a GPU, each a kernel that reads and writes
     every element: tests/perf/proof_ratio.py's cost model puts eager generation at 5x a bfloat16 product's time on
     an H100, a fused kernel at 0.14x). The compiled kernel is kept only if it gives eager's bits on a probe block of
     64 x 4096 elements (every word's multiplies overflow: a compiler that did not wrap them would differ), so the
     operands stay the formula's. Returns None when fused, else why not (eager stays in use). Call it before the
     challenge arrives (node.warm): compiling takes seconds to tens of seconds."""
     kind = torch.device(device).type
-    if (kind, dtype) in _FUSED:
+    if (kind, dtype, _formula(dtype, version)) in _FUSED:
         return None
     if kind == "cuda" and importlib.util.find_spec("triton") is None:
         return "no Triton: torch.compile cannot build a CUDA kernel here"
     try:
-        compiled = torch.compile(lambda h, g: values(h, g, dtype), dynamic=True)
-        h, g = line_keys(b"fuse-probe".ljust(32, b"\0"), 64, device, 4096)
-        fused, eager = compiled(h, g), values(h, g, dtype)
+        compiled = torch.compile(_kernel(dtype, version), dynamic=True)
+        h, g = line_keys(b"fuse-probe".ljust(32, b"\0"), 64, device, key_columns(dtype, version, 4095))
+        fused, eager = _finish(compiled(h, g), dtype, version, 4095), elements(h, g, dtype, version, 4095)
     except Exception as exc:  # noqa: BLE001 - no compiler, no Triton, an unsupported backend: eager still works
         return f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]})"
     width = {8: torch.int64, 4: torch.int32, 2: torch.int16}[eager.element_size()]
     if fused.dtype != eager.dtype or not torch.equal(fused.view(width), eager.view(width)):
         return "the compiled generator's bits differ from the formula's on the probe"
-    _FUSED[(kind, dtype)] = compiled
+    _FUSED[(kind, dtype, _formula(dtype, version))] = compiled
     return None
 
 
-def is_fused(device_type: str, dtype: str) -> bool:
-    """Whether fuse() compiled the generator for this device type ('cpu', 'cuda') and dtype."""
-    return (device_type, dtype) in _FUSED
+def is_fused(device_type: str, dtype: str, version: int = VERSIONS[-1]) -> bool:
+    """Whether fuse() compiled the generator for this device type ('cpu', 'cuda'), dtype and version."""
+    return (device_type, dtype, _formula(dtype, version)) in _FUSED
 
 
 def matrix(seed: bytes, shape: int | tuple[int, int], dtype: str, rows: torch.Tensor | None = None,
-           device: torch.device | str = "cpu") -> torch.Tensor:  # fmt: skip
+           device: torch.device | str = "cpu", version: int = 2) -> torch.Tensor:  # fmt: skip
     """Rows `rows` (default: all) of the operand keyed by `seed`, of `shape` (n: n x n; or (rows, columns)),
-    generated on `device`."""
+    generated on `device` by generator `version` (VERSIONS)."""
     if dtype not in LAYOUT:
         raise ValueError(f"no operand generator for {dtype!r}; valid: {', '.join(LAYOUT)}")
+    if version not in VERSIONS:
+        raise ValueError(f"no operand generator version {version!r}; valid: {VERSIONS}")
     height, n = (shape, shape) if isinstance(shape, int) else shape
-    h, g = line_keys(seed, height, device, n)
+    h, g = line_keys(seed, height, device, key_columns(dtype, version, n))
     if rows is not None:
         h = h.index_select(0, rows.to(device=device, dtype=torch.int64))
-    out = torch.empty(len(h), n, dtype=getattr(torch, dtype), device=device)
     kind = torch.device(device).type
-    fused = _FUSED.get((kind, dtype))
-    if fused is not None or kind != "cpu":
-        step = max(1, (FUSED_CHUNK if fused else CHUNK) // n)
+    fused = _FUSED.get((kind, dtype, _formula(dtype, version)))
+    if fused is not None:  # one call: a fused kernel keeps no temporaries, and its output is the operand (no copy)
+        try:
+            return _finish(fused(h, g), dtype, version, n).contiguous()
+        except Exception:  # noqa: BLE001 - a shape the kernel must be recompiled for, and that fails: eager, same bits
+            _FUSED.pop((kind, dtype, _formula(dtype, version)), None)
+    out = torch.empty(len(h), n, dtype=getattr(torch, dtype), device=device)
+    if kind != "cpu":
+        step = max(1, CHUNK // n)
         for start in range(0, len(h), step):
-            out[start : start + step] = (fused or (lambda h, g: values(h, g, dtype)))(h[start : start + step], g)
+            out[start : start + step] = _finish(_kernel(dtype, version)(h[start : start + step], g), dtype, version, n)
         return out
     # On a CPU: blocks below ATen's grain size (32768 elements) run each op on the calling thread, without an OpenMP
     # barrier per op (under load those barriers made generation 10x slower); one Python thread per intra-op thread
@@ -161,7 +246,7 @@ def matrix(seed: bytes, shape: int | tuple[int, int], dtype: str, rows: torch.Te
     step = max(1, CPU_CHUNK // n)
 
     def fill(start: int) -> None:
-        out[start : start + step] = values(h[start : start + step], g, dtype)
+        out[start : start + step] = elements(h[start : start + step], g, dtype, version, n)
 
     with concurrent.futures.ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
         list(pool.map(fill, range(0, len(h), step)))

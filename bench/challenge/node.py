@@ -53,12 +53,16 @@ class Product:
 WARM_SIZES = {"cuda": (1024, 4096), "cpu": (64,)}
 
 
-def warm(device: dict[str, Any], fuse: bool | None = None) -> float:
-    """One product per challenge dtype and warm size on `device`, and one operand generated; with `fuse` (default: on
-    a CUDA device) the operand generator compiled into one kernel per dtype (generator.fuse: kept only where it gives
-    the formula's bits). Returns the seconds."""
+def warm(device: dict[str, Any], fuse: bool = True) -> float:
+    """One product per challenge dtype and warm size on `device`, and one operand generated; with `fuse` (the default,
+    on every device) the operand generator compiled into one kernel per dtype (generator.fuse: kept only where it
+    gives the formula's bits; where it cannot compile, e.g. a CI runner without a C compiler, eager generation answers
+    with the same bits). On a CPU the generator shares the cores with the product, and its share of the window is
+    generation ns/element x FLOP rate / n: eager (about 20 passes over memory) cost half the window at n = 4096
+    (docs/proofs.md, "How tight a proof is"). Compiling takes 5-30 s per device type, before the challenge arrives.
+    Returns the seconds."""
     start = time.perf_counter()
-    if device["kind"] == "cuda" if fuse is None else fuse:
+    if fuse:
         for dtype in DTYPES:
             generator.fuse(device["id"], dtype)  # where it fails, eager generation answers (same bits, slower)
     operand("warm", "warm", device.get("uuid") or "warm", 0, "A", 64, "float32", 2, on=device["id"])
@@ -72,7 +76,7 @@ def warm(device: dict[str, Any], fuse: bool | None = None) -> float:
 def operands(ch: Challenge, node: str, device: dict[str, Any], index: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A_i (n x K) and B_i (K x n) for `device`: version 2 generated on the device itself (torch integer ops, no host work, no copy);
     version 1 on the host."""
-    on = device["id"] if ch.operands == 2 else "cpu"
+    on = device["id"] if ch.operands >= 2 else "cpu"
     return tuple(operand(ch.nonce, node, device["uuid"], index, which, ch.n, ch.dtype, ch.operands, inner=ch.inner,
                          on=on) for which in "AB")  # type: ignore[return-value]  # fmt: skip
 
@@ -120,7 +124,7 @@ def product(device: dict[str, Any], index: int, a_host: torch.Tensor, b_host: to
 def compute(ch: Challenge, node: str, device: dict[str, Any], index: int) -> Product:
     """One product on one device, timed by the node (for its own record only; the auditor's clock decides)."""
     start = time.perf_counter()
-    with full_precision_reductions() if ch.operands == 2 else contextlib.nullcontext():
+    with full_precision_reductions() if ch.operands >= 2 else contextlib.nullcontext():
         return product(device, index, *operands(ch, node, device, index), start)
 
 
@@ -135,7 +139,7 @@ def compute_all(ch: Challenge, node: str, device: dict[str, Any]) -> list[Produc
     i + 1; the host's only work in the window is the copy and the hash. Version 1: the next product's operands
     generated on the host while the device works on the current one."""
     out: list[Product] = []
-    if ch.operands == 2:
+    if ch.operands >= 2:
         workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
         with (full_precision_reductions(),
               concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="bench-hash") as hashers,
@@ -271,5 +275,5 @@ def answer(ch: Challenge, node: str, inventory: dict[str, Any], devices: list[di
     kinds = sorted({torch.device(d["id"]).type for d in devices})
     return {"node": node, "commitment": str(commit_path), "reveal": str(drop / base), "products": len(products),
             "flops": flops, "seconds_to_commit": committed_after,
-            "generator": {k: "fused" if generator.is_fused(k, ch.dtype) else "eager" for k in kinds},
+            "generator": {k: "fused" if generator.is_fused(k, ch.dtype, ch.operands) else "eager" for k in kinds},
             "node_gflops": flops / committed_after / 1e9}  # fmt: skip

@@ -125,8 +125,9 @@ def challenge_group() -> None:
     type=click.IntRange(min=2, max=1 << 20),
     default=None,
     help="Inner dimension K of each product, A (N x K) times B (K x N): 2*N^2*K FLOPs against N^2 outputs the node "
-    "copies and hashes. Default: 2 x N for float32 and float64, 16 x N for bfloat16 and float16 (at most 16384 and "
-    "8192, or N: honest tensor cores truncate, an error growing with K).",
+    "copies and hashes. Default: 64 for float32 (or N if smaller: a longer K lets six int8 products pass as float32), "
+    "2 x N for float64, 16 x N for bfloat16 and float16 (at most 16384 and 8192, or N: honest tensor cores "
+    "truncate, an error growing with K).",
 )
 @click.option(
     "--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device."

@@ -3,6 +3,7 @@ auditor's own implementation would do), matches torch's int32 kernels bit for bi
 and the spread of binades the module promises; the rows the verifier regenerates alone are the rows of the whole
 matrix; and the CUDA fake's device gives the same bits as the CPU."""
 
+import datetime as dt
 import hashlib
 import struct
 
@@ -24,8 +25,14 @@ def _mix(x: int) -> int:
     return x ^ (x >> 16)
 
 
-def _reference(seed: bytes, r: int, c: int, dtype: str) -> float:
+def _reference(seed: bytes, r: int, c: int, dtype: str, version: int = 2) -> float:
     k = [int.from_bytes(seed[4 * i : 4 * i + 4], "little") for i in range(4)]
+    if version == 3 and dtype in ("bfloat16", "float16"):  # two elements a word: column c is half c % 2 of word c // 2
+        h, g = _mix(_mix(r ^ k[0]) ^ k[1]), _mix(_mix(c // 2 ^ k[2]) ^ k[3])
+        u = _mix(h ^ g) >> 16 * (c % 2) & 0xFFFF
+        bits, binades = (7, 16) if dtype == "bfloat16" else (10, 8)
+        value = (1 + (u & ((1 << bits) - 1)) / 2**bits) * 2.0 ** (-1 - ((u >> 11) & (binades - 1)))
+        return -value if u >> 15 else value
     h, g = _mix(_mix(r ^ k[0]) ^ k[1]), _mix(_mix(c ^ k[2]) ^ k[3])
     w0 = _mix(h ^ g)
     top = _mix(h ^ g ^ 1) if dtype == "float64" else w0
@@ -37,17 +44,27 @@ def _reference(seed: bytes, r: int, c: int, dtype: str) -> float:
     return -value if top >> 31 else value
 
 
+@pytest.mark.parametrize("version", [2, 3])
 @pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
-def test_matches_the_formula_in_plain_integers(dtype):
+def test_matches_the_formula_in_plain_integers(dtype, version):
     seed = chl.seed("cd" * 32, "node", "GPU-1", 3, "A")
-    a = chl.operand("cd" * 32, "node", "GPU-1", 3, "A", 300, dtype, 2)
-    for r, c in [(0, 0), (1, 0), (0, 1), (17, 250), (299, 299), (123, 45)]:
-        assert float(a[r, c]) == _reference(seed, r, c, dtype), (r, c)
+    a = chl.operand("cd" * 32, "node", "GPU-1", 3, "A", 299, dtype, version)
+    for r, c in [(0, 0), (1, 0), (0, 1), (17, 250), (298, 298), (123, 45), (5, 297)]:
+        assert float(a[r, c]) == _reference(seed, r, c, dtype, version), (r, c)
 
 
+def test_version_3_changes_only_the_half_precisions():
+    """Old challenges keep their operands: version 3 gives float32 and float64 the bits of version 2, and the half
+    precisions new ones (a new version is what lets a version 2 challenge still verify)."""
+    for dtype in ("float32", "float64", "bfloat16", "float16"):
+        v2, v3 = (chl.operand("cd" * 32, "n", "d", 0, "A", 64, dtype, v, inner=96) for v in (2, 3))
+        assert torch.equal(v2, v3) == (dtype not in generator.PAIRED), dtype
+
+
+@pytest.mark.parametrize("version", [2, 3])
 @pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
-def test_full_significands_over_the_promised_binades(dtype):
-    a = chl.operand("cd" * 32, "node", "GPU-1", 0, "B", 512, dtype, 2).double()
+def test_full_significands_over_the_promised_binades(dtype, version):
+    a = chl.operand("cd" * 32, "node", "GPU-1", 0, "B", 512, dtype, version).double()
     mags = a.abs()
     binades = generator.EXPONENT_BINADES[dtype]
     exps = torch.floor(torch.log2(mags)).long()
@@ -75,19 +92,44 @@ def test_version_1_challenges_keep_their_operands():
         "<f", float(chl.operand("cd" * 32, "n", "d", 0, "A", 64, "float32")[0, 0])
     )
     with pytest.raises(ValueError, match="unknown operand generator"):
-        chl.operand("cd" * 32, "n", "d", 0, "A", 64, "float32", 3)
+        chl.operand("cd" * 32, "n", "d", 0, "A", 64, "float32", 4)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_generated_on_the_device_bit_identical_to_the_cpu(fake_cuda, dtype):
+@pytest.mark.parametrize(("dtype", "version"), [("float32", 2), ("bfloat16", 2), ("bfloat16", 3), ("float16", 3)])
+def test_generated_on_the_device_bit_identical_to_the_cpu(fake_cuda, dtype, version):
     fake_cuda(count=1)
-    cpu = chl.operand("ef" * 32, "node", "GPU-0", 1, "A", 256, dtype, 2)
-    dev = chl.operand("ef" * 32, "node", "GPU-0", 1, "A", 256, dtype, 2, on="cuda:0")
+    cpu = chl.operand("ef" * 32, "node", "GPU-0", 1, "A", 256, dtype, version, inner=255)
+    dev = chl.operand("ef" * 32, "node", "GPU-0", 1, "A", 256, dtype, version, inner=255, on="cuda:0")
     assert device_of(dev) == "cuda:0"  # made there, not on the host and copied
     assert torch.equal(dev.to("cpu"), cpu)
     assert (
         hashlib.sha256(chl.row_bytes(dev).tobytes()).digest() == hashlib.sha256(chl.row_bytes(cpu).tobytes()).digest()
     )
+
+
+@pytest.mark.parametrize(("dtype", "version"), [("float32", 3), ("bfloat16", 3), ("float16", 3), ("bfloat16", 2)])
+def test_operands_have_no_structure_an_operator_could_exploit(dtype, version):
+    """What a weak generator would hand an operator: low rank (a product in O(n^2 r)), repeated or related rows and
+    columns (reuse one dot product), or halves of a word that predict each other (version 3 pairs two elements in a
+    word). Over 512 x 512 operands: full numerical rank with singular values where a random matrix's are (the smallest
+    about 1/n of the largest, Edelman), no two rows or columns equal or correlated beyond sqrt(1/n) noise (6 sigma),
+    and the two elements of a word uncorrelated in sign, exponent and significand."""
+    n = 512
+    a = chl.operand("ab" * 32, "n", "d", 0, "A", n, dtype, version).double()
+    s = torch.linalg.svdvals(a)
+    assert float(s[-1] / s[0]) > 1e-5 and int(torch.linalg.matrix_rank(a)) == n
+    for m in (a, a.T):
+        unit = m / m.norm(dim=1, keepdim=True)
+        corr = (unit @ unit.T - torch.eye(n, dtype=torch.float64)).abs()
+        assert float(corr.max()) < 6 / n**0.5  # one row/column is no scaled copy or near copy of another
+        assert len(torch.unique(m, dim=0)) == n
+    even, odd = a[:, 0::2].flatten(), a[:, 1::2].flatten()
+    features = [lambda x: torch.sign(x), lambda x: torch.floor(torch.log2(x.abs())),
+                lambda x: torch.frexp(x.abs()).mantissa]  # fmt: skip
+    for feature in features:
+        x, y = feature(even), feature(odd)
+        r = torch.corrcoef(torch.stack([x, y]))[0, 1]
+        assert abs(float(r)) < 6 / len(x) ** 0.5, float(r)
 
 
 def test_a_merkle_root_hashed_on_a_pool_is_the_same_root():
@@ -154,7 +196,7 @@ def test_a_fused_generator_is_used_only_when_it_gives_the_formulas_bits(monkeypa
     assert generator.fuse("cpu", "float32") is None and generator.is_fused("cpu", "float32")
     calls.clear()
     assert torch.equal(chl.operand("cd" * 32, "n", "d", 0, "A", 300, "float32", 2, inner=900), eager)
-    assert calls == [(300,)]  # one block: a fused kernel keeps no temporaries, so it fills up to FUSED_CHUNK at once
+    assert calls == [(300,)]  # one call: a fused kernel keeps no temporaries, so its output is the whole operand
     assert not generator.is_fused("cpu", "bfloat16")
 
 
@@ -164,3 +206,60 @@ def test_no_fused_cuda_generator_without_triton(fake_cuda, monkeypatch):
     monkeypatch.setattr(generator, "_FUSED", {})
     monkeypatch.setattr(generator.importlib.util, "find_spec", lambda name: None)
     assert "Triton" in generator.fuse("cuda:0", "bfloat16")
+
+
+def test_the_node_fuses_the_generator_on_a_cpu_by_default_and_answers_eager_where_it_cannot(tmp_path, monkeypatch):
+    """warm() compiles the generator for every dtype on a CPU too (its share of a CPU window is what the proof loses);
+    where torch.compile fails, as on a CI runner without a C compiler, the answer is generated eager, same bits."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    asked = []
+    monkeypatch.setattr(generator, "fuse", lambda device, dtype: asked.append((device, dtype)))
+    cpu = {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "host-a"}
+    chl.warm(cpu)
+    assert asked == [("cpu", d) for d in chl.DTYPES]
+    asked.clear()
+    chl.warm(cpu, fuse=False)
+    assert asked == []
+    monkeypatch.undo()
+
+    def broken(f, **kw):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(generator, "_FUSED", {})
+    monkeypatch.setattr(torch, "compile", broken)
+    chl.warm(cpu)
+    assert not any(generator.is_fused("cpu", d) for d in chl.DTYPES)
+    key = Ed25519PrivateKey.generate()
+    issued = chl.issue(Ed25519PrivateKey.generate(), dtype="float32", n=64, products=1, window=dt.timedelta(hours=1),
+                       nodes=None)  # fmt: skip
+    ch = chl.load_challenge(_write(tmp_path, issued))
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    summary = chl.answer(ch, "node", {"host": {"hostname": "node", "physical_cores": 2}}, [cpu], drop, key)
+    assert summary["generator"] == {"cpu": "eager"}
+    a, b = (chl.operand(ch.nonce, "node", "host-a", 0, w, 64, "float32", 2, inner=ch.inner) for w in "AB")
+    commitment = next(p for p in drop.iterdir() if p.name.endswith(chl.COMMIT_SUFFIX))
+    assert chl.merkle_root(chl.row_bytes(a @ b)) in commitment.read_text()
+
+
+def _write(tmp_path, data):
+    from bench.report.store import dumps, write_atomic
+
+    path = tmp_path / "challenge.json"
+    write_atomic(path, dumps(data))
+    return path
+
+
+def test_a_fused_kernel_that_fails_when_called_leaves_eager_in_use(monkeypatch):
+    """A compiled kernel may have to be recompiled for a new shape, and that can fail (as under the CUDA fake, where
+    torch.compile asks CUDA for its RNG state): the operand is then generated eager, the same bits, and the kernel
+    is dropped."""
+    eager = chl.operand("cd" * 32, "n", "d", 0, "A", 64, "bfloat16", 3, inner=96)
+
+    def failing(h, g):
+        raise AssertionError("Torch not compiled with CUDA enabled")
+
+    monkeypatch.setattr(generator, "_FUSED", {("cpu", "bfloat16", 3): failing})
+    assert torch.equal(chl.operand("cd" * 32, "n", "d", 0, "A", 64, "bfloat16", 3, inner=96), eager)
+    assert not generator.is_fused("cpu", "bfloat16")

@@ -16,7 +16,7 @@ from bench.report.store import dumps, write_atomic
 from tests.test_challenge import AUDITOR, T0, _answer, _drop, _errors, _issue, _receipts, verify
 
 
-@pytest.mark.parametrize(("dtype", "factor"), [("float32", 2), ("float64", 2), ("bfloat16", 16), ("float16", 16)])
+@pytest.mark.parametrize(("dtype", "factor"), [("float64", 2), ("bfloat16", 16), ("float16", 16)])
 def test_the_default_inner_dimension_comes_from_the_dtype(dtype, factor):
     inner = chl.default_inner(dtype, 64)
     assert inner == factor * 64 == protocol.INNER_FACTOR[dtype] * 64
@@ -31,7 +31,18 @@ def test_half_precisions_default_k_is_capped_below_where_honest_tensor_cores_fai
     tests/adversarial/test_eighth_round_proofs.py); the default never asks less than n (the square form)."""
     assert chl.default_inner("float16", 8192) == 8192 and chl.default_inner("bfloat16", 8192) == 16384
     assert chl.default_inner("bfloat16", 256) == 4096 and chl.default_inner("float16", 256) == 4096
-    assert chl.default_inner("bfloat16", 2048) == 16384 and chl.default_inner("float32", 8192) == 16384
+    assert chl.default_inner("bfloat16", 2048) == 16384
+
+
+def test_float32s_default_k_is_short_where_cheaper_schemes_still_fail():
+    """protocol.ACCURACY_INNER: correctness before speed (the margin itself: test_exact_rows); at most n."""
+    assert (
+        chl.default_inner("float32", 8192)
+        == chl.default_inner("float32", 64)
+        == 64
+        == protocol.ACCURACY_INNER["float32"]
+    )
+    assert chl.default_inner("float32", 32) == 32
 
 
 @pytest.mark.parametrize(("inner", "operands", "needle"), [
@@ -51,12 +62,12 @@ def test_a_bad_inner_dimension_is_refused(inner, operands, needle):
 def test_the_cli_issues_the_inner_dimension_asked(tmp_path):
     key_path = tmp_path / "auditor.pem"
     assert CliRunner().invoke(main, ["keys", "init", "--key", str(key_path)]).exit_code == 0
-    for extra, inner in (([], 2 * 64), (["--inner", "100"], 100)):
+    for extra, inner in (([], 64), (["--inner", "100"], 100), (["--dtype", "bfloat16"], 16 * 256)):
         out = tmp_path / f"ch{inner}.json"
-        result = CliRunner().invoke(main, ["challenge", "issue", "-o", str(out), "--size", "64", "--auditor-key",
+        result = CliRunner().invoke(main, ["challenge", "issue", "-o", str(out), "--size", "256", "--auditor-key",
                                            str(key_path), *extra])  # fmt: skip
         assert result.exit_code == 0, result.output
-        assert chl.load_challenge(out).inner == inner and f"64x{inner}x64" in result.output
+        assert chl.load_challenge(out).inner == inner and f"256x{inner}x256" in result.output
 
 
 def test_a_square_challenge_without_the_field_still_verifies(tmp_path):
@@ -87,8 +98,10 @@ def test_a_long_inner_dimension_is_multiplied_and_counted(tmp_path):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_an_answer_that_ignores_the_inner_dimension_is_refused(tmp_path, dtype):
-    """The square product (the first n columns of A, the first n rows of B): 1/c of the work, refused."""
-    path, ch = _issue(tmp_path, dtype=dtype, n=64, products=1, inner=chl.default_inner(dtype, 64))
+    """The square product (the first n columns of A, the first n rows of B): 1/c of the work, refused (float32's
+    default K is at most n, so an auditor's --inner 2n)."""
+    inner = 2 * 64 if dtype == "float32" else chl.default_inner(dtype, 64)
+    path, ch = _issue(tmp_path, dtype=dtype, n=64, products=1, inner=inner)
     drop = _drop(tmp_path)
     base = _answer(drop, ch, product=lambda a, b: a[:, : ch.n] @ b[: ch.n])
     verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))

@@ -1,9 +1,9 @@
 """The precision table in docs/proofs.md: how honest products (every accumulation order) and every cheaper scheme the
 field knows score on the exact-row check (bench.challenge.exact_rows; passing needs <= 1).
 
-For each challenge dtype and n it generates the challenge's own operands (version 2, bench.challenge.generator, or
---operands 1 for the old uniform ones), takes the rows the check samples, and computes those rows of C each way on
-this CPU. Only the sampled rows are computed (the check sees nothing else), and B is processed a block of columns at
+For each challenge dtype and n it generates the challenge's own operands (version 3, bench.challenge.generator;
+--operands 2 the former generator, 1 the old uniform ones), takes the rows the check samples, and computes those
+rows of C each way on this CPU. Only the sampled rows are computed (the check sees nothing else), and B is processed a block of columns at
 a time, so n = 16384 costs minutes, not the hours a full CPU product would. Schemes are emulated by their numerics,
 not their speed: operands and partial sums are rounded exactly as the scheme rounds them (torch dtype casts, bit
 masks), products of narrow formats are exact in float32/float64, and accumulation is float32 (float64 where the
@@ -297,7 +297,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[256, 1024, 4096, 16384])
     parser.add_argument("--dtype", nargs="+", default=["float32", "bfloat16", "float16", "float64"])
-    parser.add_argument("--operands", type=int, default=2, choices=[1, 2])
+    parser.add_argument("--operands", type=int, default=3, choices=[1, 2, 3])
     parser.add_argument("--inner", choices=["square", "default"], default="default",
                         help="K = n, or `challenge issue`'s default K for the dtype (protocol.INNER_FACTOR)")  # fmt: skip
     args = parser.parse_args()

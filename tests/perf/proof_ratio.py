@@ -2,11 +2,13 @@
 collect by the auditor's clock, verify) and prints proven bound / MAMF for float32 and bfloat16, then a cost model
 that projects the same ratio for an H100 from each phase's cost per element.
 
-    .venv/bin/python tests/perf/proof_ratio.py [--n 4096] [--inner K] [--products 2] [--dtype float32 bfloat16]
+    .venv/bin/python tests/perf/proof_ratio.py [--n 4096] [--inner K ...] [--products 2] [--dtype float32 bfloat16]
+        [--eager]
 
 Each product is A (n x K) times B (K x n), K the challenge's inner dimension (default chl.default_inner: what
-`challenge issue` writes, INNER_FACTOR x n capped for half precisions; the projection also prints K = n and the
-uncapped factor). MAMF here is the best of a few timed products on the same cores, of both the square n x n
+`challenge issue` writes: 64 for float32, INNER_FACTOR x n capped for half precisions; float32 also runs at K = 2n,
+its former default; the projection also prints K = n and the uncapped factor). The node's generator is compiled
+(generator.fuse, what `challenge answer`'s warm-up does) unless --eager. MAMF here is the best of a few timed products on the same cores, of both the square n x n
 shape and the challenge's n x K x n, measured right before the round (so the machine's load at the time affects both
 alike; the load average is printed).
 
@@ -54,7 +56,9 @@ from bench.report.store import dumps, write_atomic
 GEN_PASSES = 24
 #: Integer ops per generated element in one fused kernel (the same ops, none of the passes' loads and stores), and an
 #: H100 SXM's int32 rate: 132 SMs x 64 INT32 lanes x 1.98 GHz (NVIDIA's Hopper whitepaper), taken for every op.
-GEN_INT_OPS = 24
+#: Version 3 operands (bench.challenge.generator.paired_words) make two half-precision elements from one word: about
+#: 17 ops a word, 9 an element; float32's one element a word costs about 18 (24 kept: masks and casts).
+GEN_INT_OPS = {"float32": 24, "bfloat16": 9}
 INT32_TOPS = 16.7
 HBM_TBS = 3.35
 PCIE_GBS = 20.0
@@ -92,10 +96,10 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool) -> t
         drop.mkdir()
         device = {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "proof-ratio-host"}
         inventory = {"host": {"hostname": "node", "fingerprint": device["uuid"], "physical_cores": os.cpu_count()}}
-        chl.warm(device)
-        if fuse:  # what warm(device, fuse=True) does for every dtype: this one is enough here
+        if fuse:  # what warm(device) does for every dtype (`challenge answer`'s default): this one is enough here
             why = generator.fuse("cpu", dtype)
             print(f"  fused generator for {dtype} on the CPU: {why or 'in use'}")
+        chl.warm(device, fuse=False)
         data = chl.issue(auditor, dtype=dtype, n=n, products=products, window=dt.timedelta(hours=1), nodes=None,
                          inner=inner)  # fmt: skip
         path = tmp / "challenge.json"
@@ -140,7 +144,7 @@ def projected_h100(dtype: str, n: int, inner: int, products: int, hash_rate_core
     peak = peaks.device_peak(dev, dtype)
     item = torch.tensor([], dtype=getattr(torch, dtype)).element_size()
     elements = 2 * n * inner
-    generate = (max(elements * item / (HBM_TBS * 1e12), elements * GEN_INT_OPS / (INT32_TOPS * 1e12)) if fused
+    generate = (max(elements * item / (HBM_TBS * 1e12), elements * GEN_INT_OPS[dtype] / (INT32_TOPS * 1e12)) if fused
                 else elements * GEN_PASSES * 8 / (HBM_TBS * 1e12))  # fmt: skip
     t = {"generate": generate,
          "multiply": 2 * n * n * inner / (MAMF_OF_PEAK * peak.tflops * 1e12),
@@ -155,21 +159,36 @@ def projected_h100(dtype: str, n: int, inner: int, products: int, hash_rate_core
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=4096)
-    ap.add_argument("--inner", type=int, default=None, help="K (default: `challenge issue`'s, chl.default_inner)")
+    ap.add_argument(
+        "--inner",
+        type=int,
+        nargs="+",
+        default=None,
+        help="K (default: `challenge issue`'s, "
+        "chl.default_inner, and for float32 also 2n, the former default: its ratio shows the CPU's "
+        "generation and hashing where the short default K is bound by hashing alone)",
+    )
     ap.add_argument("--products", type=int, default=2)
     ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"])
-    ap.add_argument("--fuse", action="store_true", help="compile the CPU generator (generator.fuse) before the round")
+    ap.add_argument(
+        "--eager",
+        action="store_true",
+        help="leave the CPU generator eager (`challenge answer` compiles "
+        "it, generator.fuse, where it reproduces the eager bits)",
+    )
     ap.add_argument("--model-only", action="store_true", help="skip the CPU round: measure SHA-256 and project")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}")
     data = os.urandom(64 << 20)
     hash_rate = len(data) / min(_timed(lambda: hashlib.sha256(data).digest()) for _ in range(3))
     print(f"SHA-256 on one core of this machine: {hash_rate / 1e9:.2f} GB/s")
-    for dtype in [] if args.model_only else args.dtype:
-        inner = args.inner or chl.default_inner(dtype, args.n)
+    runs = [(dtype, inner) for dtype in ([] if args.model_only else args.dtype)
+            for inner in args.inner or sorted({chl.default_inner(dtype, args.n),
+                                               *([2 * args.n] if dtype == "float32" else [])})]  # fmt: skip
+    for dtype, inner in runs:
         m = mamf(args.n, inner, dtype)
-        proven, phases = honest_round(args.n, inner, args.products, dtype, args.fuse)
-        print(f"{dtype} n={args.n} K={inner} x{args.products} on this CPU ({'fused' if args.fuse else 'eager'} "
+        proven, phases = honest_round(args.n, inner, args.products, dtype, not args.eager)
+        print(f"{dtype} n={args.n} K={inner} x{args.products} on this CPU ({'fused' if generator.is_fused('cpu', dtype) else 'eager'} "
               f"generator): MAMF {m / 1e9:.1f} GFLOPS, proven "
               f"{proven / 1e9:.1f} GFLOPS -> proven/MAMF {proven / m:.2f}; generation "
               f"{phases['generate_s_per_elem'] * 1e9:.2f} ns/element, Merkle root of C on all cores "
@@ -177,12 +196,17 @@ def main() -> None:
     print(f"\nProjected H100 SXM (HBM {HBM_TBS} TB/s, PCIe {PCIE_GBS} GB/s pageable, {HOST_CORES_PER_GPU} host cores "
           f"at this CPU's SHA-256 rate, MAMF = {MAMF_OF_PEAK} x peak, 4 products; generator eager: {GEN_PASSES} "
           f"passes/element over HBM, fused: {GEN_INT_OPS} int32 ops/element at {INT32_TOPS} Tops):")  # fmt: skip
+    print(
+        "  (K = 64 is float32's default, protocol.ACCURACY_INNER: the copy and hash of C, 4 bytes per 128 FLOPs, "
+        "bound it whatever overlaps)"
+    )
     for dtype in ("float32", "bfloat16"):
         for n in (8192, 16384):
             for k in sorted({n, chl.default_inner(dtype, n), INNER_FACTOR[dtype] * n}):
+                label = f"K={k // n}n" if k % n == 0 else f"K={k}"
                 ratio, t = projected_h100(dtype, n, k, 4, hash_rate, fused=False)
                 fused, tf = projected_h100(dtype, n, k, 4, hash_rate, fused=True)
-                print(f"  {dtype} n={n} K={k // n}n: proven/MAMF {ratio:.2f} eager generator, {fused:.2f} fused (per "
+                print(f"  {dtype} n={n} {label}: proven/MAMF {ratio:.2f} eager generator, {fused:.2f} fused (per "
                       f"product: generate {t['generate'] * 1e3:.2f} / {tf['generate'] * 1e3:.2f} ms, multiply "
                       f"{t['multiply'] * 1e3:.2f} ms at {MAMF_OF_PEAK} x {t['peak_tflops']:.0f} TFLOPS, copy "
                       f"{t['copy'] * 1e3:.2f} ms, hash {t['hash'] * 1e3:.2f} ms)")  # fmt: skip
