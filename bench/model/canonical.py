@@ -190,3 +190,118 @@ def canonical_bytes(view: Any) -> bytes:
             f"{where} = {value} is beyond the integers a signed document can carry exactly (RFC 8785: up to 2^53 - 1 "
             "= 9007199254740991); write it in a larger unit or as a decimal string"
         ) from None
+
+
+class _NotCanonical(Exception):
+    """Raised by parse_canonical's hooks: the text is not the canonical form of what it holds."""
+
+
+def _float_spelling(token: str) -> str:
+    """canonical_bytes' spelling of the float json writes as `token` (its repr, with an exponent)."""
+    value = float(token)
+    if 1e-6 <= abs(value) < 1e-4:  # RFC 8785 writes these plainly, with the digits repr gives them (d.ddd e-5 or e-6)
+        mantissa, exponent = token.split("e")
+        return ("-" if value < 0 else "") + "0." + "0" * (-int(exponent) - 1) + mantissa.lstrip("-").replace(".", "")
+    return canonical_bytes(value).decode("ascii")
+
+
+#: A float as json writes it with an exponent (repr's form below 1e-4 and from 1e16).
+_EXPONENT_FLOAT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?e[-+][0-9]+")
+
+
+def _exponent_marks(text: str, mark: str) -> list[int]:
+    found = []
+    at = text.find(mark)
+    while at >= 0:
+        found.append(at)
+        at = text.find(mark, at + 2)
+    return found
+
+
+def _respell_exponents(written: str) -> str:
+    """json's compact output with each float written with an exponent respelled as canonical_bytes spells it. In that
+    output a number starts after one of ':,[' and ends before one of ',]}'; an 'e-' or 'e+' whose span between those
+    is not such a float lies inside a string and is left as it is (one that is, inside a string, is respelled: see
+    parse_canonical for why that can only make the comparison fail)."""
+    out: list[str] = []
+    done = 0
+    marks = sorted(_exponent_marks(written, "e-") + _exponent_marks(written, "e+"))
+    for at in marks:
+        if at < done:
+            continue
+        start = max(written.rfind(":", done, at), written.rfind(",", done, at), written.rfind("[", done, at)) + 1
+        ends = [e for e in (written.find(",", at), written.find("]", at), written.find("}", at)) if e >= 0]
+        end = min(ends) if ends else len(written)
+        if start > 0 and _EXPONENT_FLOAT.fullmatch(written, start, end):
+            out += (written[done:start], _float_spelling(written[start:end]))
+            done = end
+    return "".join(out) + written[done:] if out else written
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)  # NaN, Infinity: no JSON number, canonical or not
+
+
+def _safe_integer(token: str) -> int:
+    value = int(token)
+    if len(token) > 15 and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise ValueError(token)  # canonical_bytes refuses it: no text holding it is canonical
+    return value
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_BRACKETS = str.maketrans("", "", "".join(chr(c) for c in range(128) if chr(c) not in "[]{}"))
+
+
+def _depth_within(text: str, max_depth: int) -> bool:
+    """Whether no container in the JSON `text` (valid, without backslashes) lies deeper than max_depth, the outermost
+    at depth 0: the brackets outside its strings, emptied pair by pair, one level each round."""
+    skeleton = "".join(text.split('"')[0::2])
+    brackets = skeleton.translate(_BRACKETS) if skeleton.isascii() else "".join(c for c in skeleton if c in "[]{}")
+    for _ in range(max_depth + 1):
+        if not brackets:
+            return True
+        brackets = brackets.replace("[]", "").replace("{}", "")
+    return not brackets
+
+
+def parse_canonical(text: str, max_depth: int = 1 << 30) -> tuple[bool, Any]:
+    """(True, json.loads(text)) when `text` is exactly the canonical form of the JSON object it holds, that is when
+    canonical_bytes(json.loads(text)) == text.encode("utf-8"), and no container in it lies deeper than max_depth (the
+    object at depth 0); (False, None) otherwise, or when unsure (then canonicalize and compare). Costs a parse and a
+    write by the standard library's C JSON code, where canonicalizing walks every value in Python.
+
+    How: json writes the parsed value back with sorted keys, ',' and ':' and no escaping beyond JSON's own (D); the
+    text must equal D once D's floats written with an exponent are spelled as canonical_bytes spells them. D differs
+    from canonical_bytes(value) only where canonical.py's fast path adjusts the C encoder's output (_fast_canonical):
+    - floats: the C encoder writes repr; canonical_bytes writes repr too from 1e-4 to 1e16 unless integral, an
+      integral float as an integer, and the others through rfc8785. So D holding '.0' before one of ',]}' (an
+      integral float, or those characters in a string) answers False, and each float D writes with an exponent is
+      replaced by canonical_bytes' spelling of it (_respell_exponents) before comparing;
+    - integers: both write str(); one beyond MAX_SAFE_INTEGER (which canonical_bytes refuses) answers False;
+    - keys: json sorts by code point, RFC 8785 by UTF-16 code unit: the same order unless a key holds a character
+      beyond U+FFFF, so a text holding one answers False;
+    - strings: the two escape alike (the tables in _fast_canonical's docstring); a NUL, which the fast path leaves to
+      rfc8785, is escaped by both as \u0000.
+    A respelling can land inside a string of D (its characters: digits, '.', '-', '+', 'e'). Where it changes that
+    string, D' parses to another value than the text does, so D' == text is impossible: a respelling inside a string
+    can only turn a True into a False. Anything the text holds that D does not write back (whitespace, another escape
+    or number spelling, a key given twice, keys out of order) makes the two differ. NaN and Infinity are refused; a
+    number that overflows binary64 makes json refuse to write D. So what strict_json refuses besides depth never
+    answers True, and depth is checked here. tests/report/test_canonical.py holds the answer to canonical_bytes on
+    fuzzed and mutated texts."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_int=_safe_integer)
+        written = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (RecursionError, ValueError):
+        return False, None
+    if type(value) is not dict or ".0," in written or ".0]" in written or ".0}" in written:
+        return False, None
+    if not text.isascii() and _ASTRAL.search(text):
+        return False, None
+    if _respell_exponents(written) != text:
+        return False, None
+    # a container per '[' or '{' at most, those inside strings included: only a text holding many is walked
+    if text.count("[") + text.count("{") > max_depth and not _depth_within(text, max_depth):
+        return False, None
+    return True, value

@@ -49,6 +49,10 @@ class Document:
     path: Path
     raw: bytes
     data: Any
+    #: For a record stream whose every record was read as its canonical bytes: their SHA-256 each, in order (what
+    #: bench.model.records.inspect(data, chain) takes instead of canonicalizing the records again); else None. It
+    #: describes `data` as parsed: a caller that changes `data` must not pass it on.
+    chain: list[bytes] | None = None
 
     @functools.cached_property  # hashed once: a folder index and every level of a disclosure tree ask for it
     def sha256(self) -> str:
@@ -141,7 +145,9 @@ def read_json(path: Path, *, root: Path | None = None, max_bytes: int | None = N
     if _STREAM_START.match(raw, 0, 256):
         from bench.model import records
 
-        return Document(path, raw, records.parse(raw, safe_name(str(path))))
+        digests: list[bytes] = []
+        data = records.parse(raw, safe_name(str(path)), digests=digests)
+        return Document(path, raw, data, digests or None)
     return Document(path, raw, parse_json(raw, safe_name(str(path)), max_containers=max_containers))
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from typing import Any
 
 import rfc8785
@@ -33,9 +34,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bench.model import keys
-from bench.model.canonical import SIGNATURE_FIELD, canonical_bytes
+from bench.model.canonical import SIGNATURE_FIELD, canonical_bytes, parse_canonical
 from bench.model.reports import NODE_REPORT_KIND, STREAM_VERSION, ReportError
-from bench.model.strict_json import InputError, parse_json
+from bench.model.strict_json import MAX_DEPTH, InputError, parse_json
 
 #: Every stream starts with these bytes (the canonical form of its first line): how a reader tells it from a document.
 PREFIX = b'{"record":{'
@@ -92,10 +93,50 @@ def _fail(where: str, why: str) -> ReportError:
     return InputError(f"{where}: {why}")
 
 
-def parse(raw: bytes, where: str, *, max_containers: int | None = None) -> dict[str, Any]:
+#: A line as Chain.line writes it: the record's canonical bytes between these, then its signature (base64 or null).
+_LINE_HEAD = b'{"record":'
+_SIGNATURE_SEP = b',"signature":'
+_BASE64_TAIL = re.compile(rb'"([A-Za-z0-9+/=]*)"\}')
+
+
+def _parse_line(line: bytes, where: str, limit: int) -> tuple[Any, bytes | None]:
+    """A line parsed as strict_json.parse_json parses it, and the SHA-256 of its record's bytes when those bytes are
+    the record's canonical form (what the chain and the signature cover), else None.
+
+    The line is split as Chain.line joins it (_LINE_HEAD, record bytes, _SIGNATURE_SEP at its last occurrence, then
+    "<base64>"} or null}): when the record bytes parse as one JSON object and the rest is that fixed frame, the line is
+    exactly {"record": that object, "signature": that string or null}. The record is then parsed once, by
+    canonical.parse_canonical, which says whether its bytes are canonical; the strict checks parse_json makes
+    (containers, depth, overflowing numbers, integers beyond 64 bits) are made on the same object. Anything else
+    (another frame, bytes that are not canonical or fail a check) is parsed by parse_json itself, which gives the
+    value or the refusal the slow path gives, and no digest."""
+    at = line.rfind(_SIGNATURE_SEP)
+    if at > 0 and line.startswith(_LINE_HEAD) and line.endswith((b"null}", b'"}')):
+        tail = line[at + len(_SIGNATURE_SEP) :]
+        signature = None if tail == b"null}" else _BASE64_TAIL.fullmatch(tail)
+        body = line[len(_LINE_HEAD) : at]
+        if signature is not None or tail == b"null}":
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            # the record lies one level inside the line, which holds its containers to MAX_DEPTH from depth 1
+            ok, record = parse_canonical(text, MAX_DEPTH - 2) if text is not None else (False, None)
+            if ok and line.count(b"[") + line.count(b"{") <= limit:
+                obj = {"record": record, "signature": signature.group(1).decode("ascii") if signature else None}
+                return obj, hashlib.sha256(body).digest()
+    return parse_json(line, where, max_containers=limit), None
+
+
+def parse(raw: bytes, where: str, *, max_containers: int | None = None,
+          digests: list[bytes] | None = None) -> dict[str, Any]:  # fmt: skip
     """The dictionary form of a stream (see the module docstring); InputError naming `where` and the record for
     anything that is not a stream this module writes. A last line without its newline is a torn write: dropped, and
-    counted in `torn_bytes`."""
+    counted in `torn_bytes`.
+
+    With `digests` (an empty list), each record whose bytes are its canonical form has their SHA-256 appended, so that
+    inspect(data, digests) checks the chain and signature over the bytes read instead of canonicalizing each record
+    again; where a record's bytes are not canonical the list is left empty (inspect canonicalizes, as without it)."""
     limit = MAX_CONTAINERS if max_containers is None else max_containers
     containers = raw.count(b"[") + raw.count(b"{")
     if containers > limit:
@@ -109,7 +150,14 @@ def parse(raw: bytes, where: str, *, max_containers: int | None = None) -> dict[
     declared = 0
     for i, line in enumerate(lines):
         at = f"record {i}"
-        obj = parse_json(line, f"{where}: {at}", max_containers=limit)
+        if digests is None or len(digests) != i:  # no digests asked for, or a record before was not canonical
+            obj = parse_json(line, f"{where}: {at}", max_containers=limit)
+        else:
+            obj, line_digest = _parse_line(line, f"{where}: {at}", limit)
+            if line_digest is None:
+                digests.clear()
+            else:
+                digests.append(line_digest)
         if not isinstance(obj, dict) or set(obj) != {"record", "signature"} or not isinstance(obj["record"], dict):
             raise _fail(where, f"{at} is not a {{record, signature}} object")
         r, s = obj["record"], obj["signature"]
@@ -190,14 +238,17 @@ def fold(records: list[Any]) -> dict[str, Any]:
     return data
 
 
-def chain_head(records: list[Any]) -> tuple[str | None, str | None]:
-    """(hex SHA-256 of the last record, None), or (None, why) when a record does not name the one before it."""
+def chain_head(records: list[Any], digests: list[bytes] | None = None) -> tuple[str | None, str | None]:
+    """(hex SHA-256 of the last record, None), or (None, why) when a record does not name the one before it. With
+    `digests` (from parse, one per record: the SHA-256 of its bytes as read, which parse found to be its canonical
+    bytes) those are the records' hashes, instead of each record canonicalized again."""
+    known = digests is not None and len(digests) == len(records)
     prev = None
     for i, r in enumerate(records):
         if not isinstance(r, dict) or r.get("seq") != i or r.get("prev") != prev:
             return None, (f"record {i} does not follow record {i - 1} (a record was removed, reordered or changed)"
                           if i else "the header record is not the first of its chain")  # fmt: skip
-        prev = hashlib.sha256(canonical_bytes(r)).hexdigest()
+        prev = digests[i].hex() if known else hashlib.sha256(canonical_bytes(r)).hexdigest()  # type: ignore[index]
     return prev, None
 
 
@@ -214,13 +265,19 @@ def digest(data: dict[str, Any]) -> str:
     return _name(head, data.get(SIGNATURE_FIELD))
 
 
-def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
-    """bench.model.sign.inspect for a stream: (valid, why, digest or None)."""
+def inspect(data: dict[str, Any], digests: list[bytes] | None = None) -> tuple[bool, str, str | None]:
+    """bench.model.sign.inspect for a stream: (valid, why, digest or None).
+
+    digests: what parse(raw, where, digests=[]) left in its list for the `data` it returned, unchanged since (the
+    SHA-256 of each record's bytes as read, each found canonical there: see parse_canonical). The answer is then the
+    one inspect(data) gives, by the same steps, with the chain hashed from the bytes read (chain_head): a record's
+    canonical bytes are the bytes read, so their SHA-256 are the ones canonicalizing would hash. An empty or short list
+    (a record that was not canonical) is ignored."""
     records = data.get("records")
     if not isinstance(records, list) or not records:
         return False, "a version 3 report holds its records (read it with bench.model.intake)", None
     try:
-        head, why = chain_head(records)
+        head, why = chain_head(records, digests)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         return False, f"a record cannot be canonicalized (RFC 8785): {exc}", None
     if head is None:

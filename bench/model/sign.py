@@ -85,12 +85,13 @@ def check(data: dict[str, Any]) -> tuple[bool, str]:
     return valid, why
 
 
-def inspect(data: dict[str, Any]) -> tuple[bool, str, str | None]:
-    """check() and digest() together, canonicalizing once: (valid, why, digest or None if not canonicalizable)."""
+def inspect(data: dict[str, Any], chain: list[bytes] | None = None) -> tuple[bool, str, str | None]:
+    """check() and digest() together, canonicalizing once: (valid, why, digest or None if not canonicalizable). chain:
+    a record stream's hashes as bench.model.intake read them (Document.chain; see bench.model.records.inspect)."""
     if _is_stream(data):
         from bench.model import records
 
-        return records.inspect(data)
+        return records.inspect(data, chain)
     try:
         body = canonical(data)
         name = _digest(body, data.get(SIGNATURE_FIELD))

@@ -26,15 +26,17 @@ PARALLEL_FROM = 256
 Examined = list[tuple[dict[str, Any], list[tuple[Any, ...]]]]
 
 
-def _load(data: Any) -> Any:
+def _load(data: Any) -> tuple[Any, list[bytes] | None]:
     """A report given as a path is read where it is examined (in a worker), so the parent never holds the fleet. Read
-    through bench.model.intake: regular files only, size-capped, strict JSON."""
+    through bench.model.intake: regular files only, size-capped, strict JSON. With it, for a record stream read as its
+    canonical bytes, the SHA-256 of each record (intake.Document.chain: the signature is checked over those)."""
     if not isinstance(data, Path):
-        return data
+        return data, None
     try:
-        return intake.read_json(data).data
+        doc = intake.read_json(data)
     except intake.InputError as exc:
-        return exc
+        return exc, None
+    return doc.data, doc.chain
 
 
 def _examine(item: tuple[str, Any], *, now: dt.datetime,
@@ -55,12 +57,12 @@ def _examine(item: tuple[str, Any], *, now: dt.datetime,
 def _examine_one(
     item: tuple[str, Any], entry: dict[str, Any], now: dt.datetime, mamf_rule: str = figures.MAMF_RULE_STEADY
 ) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    data = _load(item[1])
+    data, chain = _load(item[1])
     if isinstance(data, Exception):
         return {**entry, "status": "rejected", "reasons": [intake.safe_name(f"unreadable: {data}")]}, []
     if not isinstance(data, dict):
         return {**entry, "status": "rejected", "reasons": ["schema: not a JSON object"]}, []
-    findings, entry["digest"], report = v.examine(data, now=now, policy=False)
+    findings, entry["digest"], report = v.examine(data, now=now, policy=False, chain=chain)
     entry["key_id"] = sign.signer(data)
     bad = v.errors(findings)
     if bad or report is None:

@@ -1,10 +1,12 @@
 """Benchmark, not a test: a synthetic country of signed node reports rolls up to a verified national disclosure.
 
     .venv/bin/python tests/perf/disclose_country.py [--nodes 100000] [--sites 200] [--gpus 8] [--cache /tmp/...]
+        [--format v2|v3]
 
 A country of `--nodes` nodes (8 H100s each, as tests/report/fleet.py builds them) in `--sites` sites, 10 sites to a
 city and 5 cities to a region. Generating the signed node reports is slow and not counted: they are cached under
---cache (default /tmp/bench-country-<nodes>-<sites>) with their node key and reused by later runs.
+--cache (default /tmp/bench-country-<nodes>-<sites>-<gpus>, with -v3 for --format v3: the record streams `bench run`
+writes, checked over their bytes) with their node key and reused by later runs.
 Timed, in this order:
   1. aggregate: every site's node reports verified (signature, re-derivation, peaks, inventory) and aggregated into a
      capacity report, signed by the aggregator: as `bench aggregate --jobs 1` per site, one site per core at once;
@@ -47,7 +49,7 @@ from bench.model import sign
 from bench.report import aggregate as agg
 from bench.report.pool import usable_cores
 from bench.report.store import dumps
-from tests.report.fleet import NOW, node_report
+from tests.report.fleet import NOW, node_report, node_stream
 
 SITES_PER_CITY, CITIES_PER_REGION = 10, 5
 DECLARATION = """country = "Freedonia"
@@ -75,15 +77,19 @@ def place(site: int) -> tuple[str, str, str]:
     return f"R{city // CITIES_PER_REGION:02d}", f"C{city:03d}", f"S{site:04d}"
 
 
-def _build(args: tuple[bytes, int, int, int, Path]) -> None:
-    pem, start, stop, gpus, directory = args
+def _build(args: tuple[bytes, int, int, int, Path, str]) -> None:
+    pem, start, stop, gpus, directory, form = args
     key = load_pem_private_key(pem, password=None)
     for n in range(start, stop):
         path = directory / f"node{n:06d}.json"
-        path.write_text(dumps(node_report(n, [700.0 + (n * 7 + g) % 11 for g in range(gpus)], key)))
+        tflops = [700.0 + (n * 7 + g) % 11 for g in range(gpus)]
+        if form == "v3":  # the signed record stream `bench run` writes
+            path.write_bytes(node_stream(n, tflops, key))
+        else:
+            path.write_text(dumps(node_report(n, tflops, key)))
 
 
-def generate(cache: Path, nodes: int, sites: int, gpus: int) -> Ed25519PrivateKey:
+def generate(cache: Path, nodes: int, sites: int, gpus: int, form: str = "v2") -> Ed25519PrivateKey:
     done = cache / "complete"
     if done.exists():
         return load_pem_private_key((cache / "node.pem").read_bytes(), password=None)
@@ -98,7 +104,7 @@ def generate(cache: Path, nodes: int, sites: int, gpus: int) -> Ed25519PrivateKe
         d = cache / f"site{s:04d}"
         d.mkdir()
         start, stop = s * per_site, (s + 1) * per_site if s < sites - 1 else nodes
-        chunks += [(pem, a, min(a + 250, stop), gpus, d) for a in range(start, stop, 250)]
+        chunks += [(pem, a, min(a + 250, stop), gpus, d, form) for a in range(start, stop, 250)]
     t0 = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor() as pool:
         list(pool.map(_build, chunks))
@@ -137,9 +143,12 @@ def main() -> None:
     ap.add_argument("--gpus", type=int, default=8)
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None, help="keep the documents in this new folder (default: removed)")
+    ap.add_argument("--format", choices=("v2", "v3"), default="v2",
+                    help="node reports as version-2 documents, or as the version-3 record streams bench run writes")  # fmt: skip
     args = ap.parse_args()
-    cache = args.cache or Path(tempfile.gettempdir()) / f"bench-country-{args.nodes}-{args.sites}-{args.gpus}"
-    node_key = generate(cache, args.nodes, args.sites, args.gpus)
+    suffix = "-v3" if args.format == "v3" else ""
+    cache = args.cache or Path(tempfile.gettempdir()) / f"bench-country-{args.nodes}-{args.sites}-{args.gpus}{suffix}"
+    node_key = generate(cache, args.nodes, args.sites, args.gpus, args.format)
     print(
         f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min) on {os.cpu_count()} CPUs"
     )

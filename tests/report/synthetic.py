@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import figures
 from bench.hardware import peaks
-from bench.model import sign
+from bench.model import records, sign
 from bench.model.reports import Measurement, NodeReport
 
 HOST = {"hostname": "node-a", "fingerprint": "fp-a", "cpu_model": "Test CPU", "architecture": "x86_64",
@@ -148,13 +148,13 @@ def gpu_measurement(node: int, index: int, tflops: float, precision: str = "bflo
                               start_utc="2026-11-28T10:00:00.000000Z", end_utc="2026-11-28T10:00:05.000000Z")  # fmt: skip
 
 
-def node_report(node: int, tflops: list[float], key: Ed25519PrivateKey, *, end: str = "2026-11-28T10:05:00.000000Z",
-                gpu_indices: list[int] | None = None, precision: str = "bfloat16") -> dict:  # fmt: skip
-    """A signed report of node `node` with one GPU per entry of `tflops` (its bf16 MAMF)."""
+def gpu_node(node: int, tflops: list[float], *, end: str = "2026-11-28T10:05:00.000000Z",
+             gpu_indices: list[int] | None = None, precision: str = "bfloat16") -> NodeReport:  # fmt: skip
+    """The (unsigned) report of node `node` with one GPU per entry of `tflops` (its bf16 MAMF)."""
     indices = gpu_indices or list(range(len(tflops)))
     gpus = [{"index": i, "name": H100, "uuid": gpu_uuid(node, i), "memory_bytes": 85520809984, "unavailable": {}}
             for i in indices]  # fmt: skip
-    report = NodeReport(
+    return NodeReport(
         run_id=f"run-{node}",
         tool={"name": "bench", "version": "0.1.0", "git_commit": None},
         command_line=["bench", "matmul", "--search", "auto"],
@@ -167,9 +167,27 @@ def node_report(node: int, tflops: list[float], key: Ed25519PrivateKey, *, end: 
         end_utc=end,
         measurements=[gpu_measurement(node, i, t, precision) for i, t in zip(indices, tflops, strict=True)],
     )
-    data = report.to_dict()
+
+
+def node_report(node: int, tflops: list[float], key: Ed25519PrivateKey, *, end: str = "2026-11-28T10:05:00.000000Z",
+                gpu_indices: list[int] | None = None, precision: str = "bfloat16") -> dict:  # fmt: skip
+    """A signed report of node `node` with one GPU per entry of `tflops` (its bf16 MAMF), as a version-2 document."""
+    data = gpu_node(node, tflops, end=end, gpu_indices=gpu_indices, precision=precision).to_dict()
     data["signature"] = sign.sign(data, key)
     return data
+
+
+def node_stream(node: int, tflops: list[float], key: Ed25519PrivateKey | None, *,
+                end: str = "2026-11-28T10:05:00.000000Z", gpu_indices: list[int] | None = None,
+                precision: str = "bfloat16") -> bytes:  # fmt: skip
+    """The same report as node_report, as the file `bench run` writes: a version-3 stream of signed records
+    (bench.report.store.ReportWriter's lines: header, one record per measurement, end record)."""
+    report = gpu_node(node, tflops, end=end, gpu_indices=gpu_indices, precision=precision)
+    chain = records.Chain(key)
+    lines = [chain.line(records.header(report, chain.signer()))[0]]
+    lines += [chain.line({"type": records.MEASUREMENT, "measurement": m.to_record()})[0] for m in report.measurements]
+    lines.append(chain.line({"type": records.END, "end_utc": report.end_utc, "interrupted": report.interrupted})[0])
+    return b"".join(lines)
 
 
 def resign(data: dict, key: Ed25519PrivateKey) -> dict:

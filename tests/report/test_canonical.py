@@ -97,3 +97,88 @@ def test_floats_at_the_edges_of_reprs_plain_form():
     for x in values:
         doc = {"x": x, "l": [x, {"y": x}]}
         assert canonical._fast_canonical(doc) == rfc8785.dumps(doc), x
+
+
+# --- parse_canonical: "these bytes are already canonical", decided without writing the canonical form -------------
+
+#: Edits that keep a text valid JSON but (usually) not canonical: what an attacker's signer could write.
+EDITS = [
+    (":", ": "), (",", " ,"), ("{", "{ "), ("}", "\t}"), ("]", "\n]"), ("1", "1.0"), ("0.5", "0.50"), ("0.5", "5e-1"),
+    ("0.5", "5E-1"), ("1", "-0"), ("2", "2e0"), ("a", "\\u0061"), ("/", "\\/"), ("é", "\\u00e9"), ("x", "\\ud800"),
+    ('"a"', '"\\u0061"'), ("7", "7000000000000000000000"), ("3", "1e400"), ("0.000015", "1.5e-05"), ("0.000015", "1.5e-5"),
+    ("10000000000000000", "1e+16"), ("1e+21", "1e21"), ("1e-7", "1e-07"), ("true", "tru\\u0065"),
+]  # fmt: skip
+
+
+def _is_canonical(text: str) -> bool:
+    try:
+        return canonical.canonical_bytes(json.loads(text)) == text.encode("utf-8")
+    except (ValueError, rfc8785.CanonicalizationError, UnicodeEncodeError):
+        return False
+
+
+def _mutations(r: random.Random, text: str) -> list[str]:
+    out = []
+    for old, new in EDITS:
+        at = text.find(old)
+        if at >= 0:
+            out.append(text[:at] + new + text[at + len(old) :])
+    # a key given twice, keys swapped, a byte changed
+    if text.startswith("{") and len(text) > 2:
+        out += ['{"k":0,' + text[1:], '{"zz":0,' + text[1:], text[:-1] + ',"a":0}' if text != "{}" else "{}"]
+    i = r.randrange(len(text))
+    out.append(text[:i] + r.choice(['"', ",", ":", " ", "0", "9", "e", "-", "."]) + text[i + 1 :])
+    return out
+
+
+def test_parse_canonical_says_true_exactly_for_canonical_texts():
+    """Held to canonical_bytes itself: a True is never wrong (the value parsed, and its canonical bytes are the text),
+    and canonical texts of fuzzed documents (every float and string kind) answer True, so it is not a test that only
+    ever says False."""
+    r = random.Random("bench parse_canonical")
+    accepted = refused = 0
+    for _ in range(2500):
+        doc = {"k": _value(r), "v": [_value(r) for _ in range(3)], "n": [0.000015, 1e-7, 1e21, 1e22, -3.5e-6, 0.5]}
+        try:
+            text = canonical.canonical_bytes(doc).decode("utf-8")
+        except (canonical.UncarriableNumber, rfc8785.CanonicalizationError, UnicodeDecodeError):
+            continue
+        ok, value = canonical.parse_canonical(text)
+        if ok:
+            accepted += 1
+            assert value == json.loads(text)
+        elif _is_canonical(
+            text
+        ):  # only what it may be unsure of: a character beyond U+FFFF, '.0' and ',]}' in a string
+            assert any(ord(c) > 0xFFFF for c in text) or any(f".0{c}" in text for c in ",]}"), text
+        for mutated in _mutations(r, text):
+            ok, value = canonical.parse_canonical(mutated)
+            if ok:
+                assert canonical.canonical_bytes(value) == mutated.encode("utf-8"), (text, mutated)
+            else:
+                refused += 1
+    assert accepted > 500 and refused > 10000  # most fuzzed texts hold a character beyond U+FFFF: unsure, False
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": 1}', '{"b":1,"a":2}', '{"a":1,"a":1}', '{"a":700.0}', '{"a":3.1e-06}', '{"a":-0}', '{"a":9007199254740992}',
+    '{"a":0.10}', '{"a":NaN}', '{"a":Infinity}', '{"a":1e400}', '{"a":"\\ud800"}', '{"a":"\\u0041"}', '[1]', '"a"',
+    '{"\U0001f600":1,"\ue000":2}', '{"a":[1,2] }', ' {"a":1}', '{"a":1}\n', '{"a":"x"}{"b":1}',
+])  # fmt: skip
+def test_parse_canonical_refuses_what_is_not_canonical(text):
+    assert canonical.parse_canonical(text) == (False, None)
+
+
+@pytest.mark.parametrize("text", ['{"a":1}', '{"a":0.0000031414617939595334}', '{"a":1e+21}', '{"a":"x y: 1.5, 2e-5"}',
+                                  '{"a":["x y",["p q"]],"b":{}}', '{"a":1e-7,"b":-0.000015,"c":1e+300,"d":-9007199254740991}',
+                                  '{"é":"\u00e9","\ue000":null}'])  # fmt: skip
+def test_parse_canonical_accepts_canonical_texts(text):
+    ok, value = canonical.parse_canonical(text)
+    assert ok and canonical.canonical_bytes(value) == text.encode("utf-8")
+
+
+def test_parse_canonical_holds_depth():
+    deep = '{"a":' * 5 + "1" + "}" * 5
+    assert canonical.parse_canonical(deep, max_depth=4)[0]
+    assert not canonical.parse_canonical(deep, max_depth=3)[0]
+    assert canonical.parse_canonical('{"a":"' + "[" * 40 + '"}', max_depth=3)[0]  # brackets in a string are no depth
