@@ -61,7 +61,11 @@ def device_rows(report: NodeReport, digest: str, mamf_rule: str = figures.MAMF_R
     is the lowest of its measurements' (verify.figure_tier, as if the key were trusted and the report fresh: the
     auditor's policy is applied afterwards, see apply_policy)."""
     host = report.inventory.get("host", {})
+    with v.indexed(report.inventory):
+        return _rows(report, digest, mamf_rule, host)
 
+
+def _rows(report: NodeReport, digest: str, mamf_rule: str, host: dict[str, Any]) -> list[dict[str, Any]]:
     def key(m: Measurement) -> tuple[str, str]:
         return m.device.get("uuid") or "?", m.spec.get("precision", "?")
 

@@ -8,9 +8,11 @@ A report that a node re-signed after editing figures or samples therefore fails 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -94,9 +96,38 @@ def _model(device_name: str) -> str | None:
     return row["model"] if row else None
 
 
+#: (inventory, {uuid: (gpu, MIG instance or None)}) while a report's checks run (indexed): its GPUs looked up by
+#: UUID instead of scanned, for every measurement, several times each.
+_INDEXED: list[tuple[dict[str, Any], dict[Any, tuple[Any, Any]]]] = []
+
+
+@contextlib.contextmanager
+def indexed(inventory: dict[str, Any]) -> Iterator[None]:
+    """While the block runs, inventory_gpu answers for this inventory from an index built once (the same answers:
+    the first GPU, or MIG instance after its GPU, whose UUID equals, in inventory order). The inventory must not
+    change inside the block."""
+    index: dict[Any, tuple[Any, Any]] = {}
+    for gpu in _gpus(inventory):
+        uuid = gpu.get("uuid")
+        if uuid is None or type(uuid) is str:
+            index.setdefault(uuid, (gpu, None))
+        migs = gpu.get("mig_devices")
+        for mig in migs if isinstance(migs, list) else []:
+            uuid = mig.get("uuid") if isinstance(mig, dict) else 0
+            if uuid is None or type(uuid) is str:
+                index.setdefault(uuid, (gpu, mig))
+    _INDEXED.append((inventory, index))
+    try:
+        yield
+    finally:
+        _INDEXED.pop()
+
+
 def inventory_gpu(inventory: dict[str, Any], uuid: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(the inventory's GPU, its MIG instance or None) that a measured device UUID names: a whole GPU by its GPU- UUID,
     or a MIG instance by its MIG- UUID among its GPU's `mig_devices`. (None, None) when the inventory lists neither."""
+    if _INDEXED and _INDEXED[-1][0] is inventory and (uuid is None or type(uuid) is str):
+        return _INDEXED[-1][1].get(uuid, (None, None))
     for gpu in _gpus(inventory):
         if gpu.get("uuid") == uuid:
             return gpu, None
@@ -364,8 +395,9 @@ def examine(
     if data.get("torn_bytes"):
         out.append(Finding(WARNING, "torn-record", f"the file ends in {data['torn_bytes']} bytes of a record cut short "
                            "(a write the run did not finish); they were left out"))  # fmt: skip
-    for i, (m, raw) in enumerate(zip(report.measurements, data["measurements"], strict=True)):
-        out += _check_measurement(m, raw, report.inventory, f"measurements[{i}]", samples_checked=valid)
+    with indexed(report.inventory):
+        for i, (m, raw) in enumerate(zip(report.measurements, data["measurements"], strict=True)):
+            out += _check_measurement(m, raw, report.inventory, f"measurements[{i}]", samples_checked=valid)
     return out, name, report
 
 
