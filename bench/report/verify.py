@@ -98,14 +98,15 @@ def _model(device_name: str) -> str | None:
 
 #: (inventory, {uuid: (gpu, MIG instance or None)}) while a report's checks run (indexed): its GPUs looked up by
 #: UUID instead of scanned, for every measurement, several times each.
-_INDEXED: list[tuple[dict[str, Any], dict[Any, tuple[Any, Any]]]] = []
+_INDEXED: list[tuple[dict[str, Any], dict[Any, tuple[Any, Any]], dict[tuple[int, str], Any]]] = []
 
 
 @contextlib.contextmanager
 def indexed(inventory: dict[str, Any]) -> Iterator[None]:
     """While the block runs, inventory_gpu answers for this inventory from an index built once (the same answers:
-    the first GPU, or MIG instance after its GPU, whose UUID equals, in inventory order). The inventory must not
-    change inside the block."""
+    the first GPU, or MIG instance after its GPU, whose UUID equals, in inventory order), and a measurement's table
+    peak is computed once (_cuda_peak). Neither the inventory nor the measurements checked against it may change
+    inside the block."""
     index: dict[Any, tuple[Any, Any]] = {}
     for gpu in _gpus(inventory):
         uuid = gpu.get("uuid")
@@ -116,7 +117,7 @@ def indexed(inventory: dict[str, Any]) -> Iterator[None]:
             uuid = mig.get("uuid") if isinstance(mig, dict) else 0
             if uuid is None or type(uuid) is str:
                 index.setdefault(uuid, (gpu, mig))
-    _INDEXED.append((inventory, index))
+    _INDEXED.append((inventory, index, {}))
     try:
         yield
     finally:
@@ -160,8 +161,16 @@ def _cuda_facts(m: Measurement, inventory: dict[str, Any]) -> SimpleNamespace | 
 
 
 def _cuda_peak(m: Measurement, inventory: dict[str, Any], precision: str) -> peaks.Peak | None:
+    """The table peak of a measured GPU; inside indexed(inventory) computed once per measurement and precision (the
+    checks, the tier and the device row each ask for it), the measurements being left unchanged there too."""
+    known = _INDEXED[-1][2] if _INDEXED and _INDEXED[-1][0] is inventory else None
+    if known is not None and (id(m), precision) in known:
+        return known[id(m), precision]
     facts = _cuda_facts(m, inventory)
-    return peaks.peak_for(facts, {}, precision) if facts else None
+    peak = peaks.peak_for(facts, {}, precision) if facts else None
+    if known is not None:
+        known[id(m), precision] = peak
+    return peak
 
 
 def reference_peak(m: Measurement, inventory: dict[str, Any]) -> tuple[peaks.Peak | None, list[Finding]]:
