@@ -8,6 +8,7 @@ section, then does the same for each child it finds (each level re-derivable fro
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -25,7 +26,7 @@ from bench.disclosure import claims as cl
 from bench.disclosure import declaration as decl
 from bench.disclosure import kpis, sampling
 from bench.disclosure import readiness as rd
-from bench.disclosure.leaves import DisclosureError, Leaf, Store, leaf, merge
+from bench.disclosure.leaves import DisclosureError, Leaf, Store, leaf, merge, shared_merge
 from bench.model import intake, sign
 from bench.model.reports import exact_count
 from bench.report import proofs
@@ -576,14 +577,33 @@ def verify(
 ) -> list[v.Finding]:  # fmt: skip
     """Re-derive a disclosure from the folder's documents and compare; then each child found there, recursively.
     Findings: errors for a bad signature or schema, a missing input, a section that differs, a child whose leaves are
-    not the parent's, and a policy the verifier's own keys (`auditor`, `trusted`: see verifier_findings) refuse."""
-    seen = _seen if _seen is not None else set()
+    not the parent's, and a policy the verifier's own keys (`auditor`, `trusted`: see verifier_findings) refuse.
+    The top level's merge of its capacity reports is shared by the levels below it (leaves.shared_merge), which take
+    their rows from it where that is exactly what merging them again gives."""
+    keys = {"auditor": auditor, "trusted": trusted, "aggregators": aggregators, "operators": operators}
+    if _seen is not None:
+        return _verify(data, store, where, **keys, _seen=_seen, _checked=_checked, _fork=_fork)
+    with contextlib.ExitStack() as share:
+        return _verify(data, store, where, **keys, _seen=set(), _checked=_checked, _fork=_fork, _share=share)
+
+
+def _verify(
+    data: dict[str, Any], store: Store, where: str, *, auditor: str | None, trusted: set[str] | None,
+    aggregators: set[str] | None, operators: set[str] | None, _seen: set[str], _checked: bool, _fork: bool,
+    _share: contextlib.ExitStack | None = None,
+) -> list[v.Finding]:  # fmt: skip
+    """verify(); with `_share`, the merge of this level's leaves is shared (entered on it) with the levels below."""
+    seen = _seen
     try:
         if not _checked:  # a child is checked (schema and signature) by its parent's inputs_of before it is visited
             check(data, where)
         keys = verifier_findings(data, where, auditor=auditor, trusted=trusted, aggregators=aggregators,
                                  operators=operators)  # fmt: skip
         found = inputs_of(data, store, where)
+        if _share is not None:
+            _share.enter_context(shared_merge(found["leaves"], trusted_aggregator=found["policy"].aggregator_ids is not None,
+                                              as_of=v.parse_utc(data["as_of_utc"]),
+                                              stale_after=dt.timedelta(seconds=found["policy"].stale_after_s)))  # fmt: skip
         derived = compute(level=data["level"], name=data["name"], as_of=v.parse_utc(data["as_of_utc"]),
                           claims_input=data["claims_input"], audit_input=data["audit_input"], **found)  # fmt: skip
     except (DisclosureError, decl.DeclarationError, cl.ClaimError, ValueError) as exc:

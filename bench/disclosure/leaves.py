@@ -9,11 +9,13 @@ A site that lists another site's devices gains nothing: the device is counted in
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 import hashlib
 import math
 import multiprocessing
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,8 +331,98 @@ def defective_keys(data: dict[str, Any]) -> set[tuple[str, str]]:
     return {(str(d.get("device")), str(d.get("precision"))) for d in data.get("defective", []) if isinstance(d, dict)}
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """One merge of a whole tree's leaves (shared_merge), from which the merge of any subset of them is taken."""
+
+    key: tuple[bool, dt.datetime, dt.timedelta]
+    leaves: dict[str, tuple[str, list[dict[str, Any]]]]  # label -> (sha256 of the capacity report, its rows object)
+    number: dict[str, int]  # label -> its number in `codes`
+    codes: np.ndarray  # each counted row's leaf, by number
+    counted: pd.DataFrame
+
+
+#: The merge shared_merge holds while its block runs (forked workers inherit it); empty otherwise.
+_SHARED: list[_Shared] = []
+
+
+def _restrictable(leaves: list[tuple[Leaf, list[dict[str, Any]]]]) -> bool:
+    """Whether the merge of any subset of `leaves` is the subset's rows taken from the merge of them all, when that
+    merge dropped nothing: each leaf its own (site, cluster) and its rows laid out (Rows), so both order by the same
+    integer ranks; every column's dtype the same in every non-empty leaf's frame, so that concatenating any of them
+    infers what concatenating all of them infers; and every site path of one depth, so the p0..p3 columns are padded
+    alike. Row-local rules (future, stale, physically impossible, the aggregator's trust) give each row the same
+    result in any subset; deduplication is the one rule that looks across rows, and with nothing dropped in the whole
+    no subset drops anything either (its groups are subsets of the whole's)."""
+    if not leaves or not all(isinstance(rows, Rows) for _, rows in leaves):
+        return False
+    if len({lf.label for lf, _ in leaves}) != len(leaves) or len({len(lf.path) for lf, _ in leaves}) != 1:
+        return False
+    frames = [rows.frame() for _, rows in leaves if len(rows)]
+    return bool(frames) and all(len({str(f[key].dtype) for f in frames}) == 1 for key in _ROW_TYPES)
+
+
+@contextlib.contextmanager
+def shared_merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator: bool, as_of: dt.datetime,
+                 stale_after: dt.timedelta) -> Iterator[None]:  # fmt: skip
+    """While the block runs, merge() of any subset of `leaves` (the same leaf objects' rows, under the same rules) is
+    taken from one merge of them all instead of merging again: every level of a tree (site, city, region, country)
+    merges the same leaves, and merging was two fifths of building or verifying each level. Only where the whole
+    merge dropped no row (no duplicate, no clone, no second configuration of a GPU) and _restrictable holds: then
+    the subset's merge is exactly those rows in the same order (tests/disclosure/test_shared_merge.py holds the two to
+    the same documents and findings on randomized trees). Otherwise, or where merging them all is refused, each merge
+    is done as before (and refuses as before)."""
+    entry = None
+    if not _SHARED and _restrictable(leaves):
+        try:
+            counted, duplicates = _merge(leaves, trusted_aggregator=trusted_aggregator, as_of=as_of,
+                                         stale_after=stale_after)  # fmt: skip
+        except DisclosureError:
+            duplicates = [None]
+        if not duplicates:
+            number = {label: i for i, label in enumerate(sorted(lf.label for lf, _ in leaves))}
+            codes = counted["leaf"].map(number).to_numpy(dtype=np.int64)
+            entry = _Shared((trusted_aggregator, as_of, stale_after),
+                            {lf.label: (lf.sha256, rows) for lf, rows in leaves}, number, codes, counted)  # fmt: skip
+            _SHARED.append(entry)
+    try:
+        yield
+    finally:
+        if entry is not None:
+            _SHARED.remove(entry)
+
+
+def _taken(leaves: list[tuple[Leaf, list[dict[str, Any]]]], key: tuple[bool, dt.datetime, dt.timedelta]) -> pd.DataFrame | None:  # fmt: skip
+    """merge()'s counted rows of `leaves` from the shared merge, or None where it does not hold them all (a leaf it
+    lacks, another capacity report under a label, other rules)."""
+    for shared in _SHARED:
+        if shared.key != key or len({lf.label for lf, _ in leaves}) != len(leaves):
+            continue
+        wanted = np.zeros(len(shared.number), dtype=bool)
+        for lf, rows in leaves:
+            held = shared.leaves.get(lf.label)
+            if held is None or held[0] != lf.sha256 or held[1] is not rows:
+                break
+            wanted[shared.number[lf.label]] = True
+        else:
+            at = np.flatnonzero(wanted[shared.codes])
+            if len(at):
+                return shared.counted.take(at).reset_index(drop=True)
+    return None
+
+
 def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator: bool, as_of: dt.datetime,
           stale_after: dt.timedelta) -> tuple[pd.DataFrame, list[dict[str, Any]]]:  # fmt: skip
+    """_merge, or inside shared_merge the rows of these leaves taken from the whole tree's merge (the same frame)."""
+    if _SHARED:
+        taken = _taken(leaves, (trusted_aggregator, as_of, stale_after))
+        if taken is not None:
+            return taken, []
+    return _merge(leaves, trusted_aggregator=trusted_aggregator, as_of=as_of, stale_after=stale_after)
+
+
+def _merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator: bool, as_of: dt.datetime,
+           stale_after: dt.timedelta) -> tuple[pd.DataFrame, list[dict[str, Any]]]:  # fmt: skip
     """Every leaf's rows, deduplicated across the whole tree: (counted rows, duplicates). Each counted row carries its
     leaf, site path, whether it is defective (by its capacity report) or stale (measured more than `stale_after` before
     `as_of`), and its tier after the disclosure's own rules: a stale row, a row of a capacity report whose signer is

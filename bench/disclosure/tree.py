@@ -13,6 +13,7 @@ refused by name, so a file meant as evidence is never silently left out.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
-from bench.disclosure.leaves import DisclosureError, Rows, Store, leaf
+from bench.disclosure.leaves import DisclosureError, Rows, Store, leaf, shared_merge
 from bench.model import intake, sign
 from bench.model.reports import CAPACITY_KIND, NODE_REPORT_KIND
 from bench.report import capacity
@@ -119,6 +120,18 @@ def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[
     for s in sites:
         s.reports = [p for p in _json_files(s, output) if not _is_capacity_name(p)]
     proof_docs = store.add_many(list(proof_paths))
+    with contextlib.ExitStack() as stack:  # the whole tree's merge, shared by its levels (capacity reports alone)
+        return _levels(sites, store, stack, policy=policy, as_of=as_of, write=write, output=output,
+                       proof_docs=proof_docs, claims_input=claims_input, audit_input=audit_input, now=now,
+                       aggregator_key=aggregator_key)  # fmt: skip
+
+
+def _levels(sites: list[SiteFolder], store: Store, stack: contextlib.ExitStack, *, policy: dd.Policy,
+            as_of: dt.datetime, write: Callable[[dict[str, Any], Path], bytes], output: Path,
+            proof_docs: list[intake.Document], claims_input: list[dict[str, str]] | None,
+            audit_input: dict[str, Any] | None, now: dt.datetime | None,
+            aggregator_key: Ed25519PrivateKey | None) -> list[Built]:  # fmt: skip
+    """build()'s levels, from the sites found and their capacity reports read into `store`."""
     built: list[Built] = []
     by_city: dict[tuple[str, str, str], list[Built]] = {}
     if any(s.reports for s in sites) or aggregator_key is not None:
@@ -135,6 +148,9 @@ def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[
         # capacity reports alone: every site's document built by worker processes (which inherit the store), after
         # each capacity report's rows are checked and laid out here once, for them and for the levels above
         _lay_out(sites, store, policy)
+        shared = _all_leaves(sites, store, policy)
+        stack.enter_context(shared_merge(shared, trusted_aggregator=policy.aggregator_ids is not None, as_of=as_of,
+                                         stale_after=dt.timedelta(seconds=policy.stale_after_s)))  # fmt: skip
         sited = map_forked(_site, [(s, None, store, policy, proof_docs, as_of, now, None) for s in sites])
     for path, doc in sited:
         b = _keep(store, write, doc, output.joinpath(*path), "site", path[-1])
@@ -175,6 +191,21 @@ def _lay_out(sites: list[SiteFolder], store: Store, policy: dd.Policy) -> None:
                 continue
             if isinstance(rows, Rows):
                 rows.frame(), rows.ranks()
+
+
+def _all_leaves(sites: list[SiteFolder], store: Store, policy: dd.Policy) -> list[tuple[Any, Any]]:
+    """Every capacity report of the tree as a leaf (with its rows) as its site's worker will place it, for
+    shared_merge; none where any site cannot be placed (its declaration or a report refused): the sites' workers then
+    refuse it in site order, as before."""
+    out = []
+    try:
+        for s in sites:
+            d = decl.read(s.declaration, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
+            out += [leaf(doc, tuple(d.path), cluster, store, aggregator_ids=policy.aggregator_ids)
+                    for cluster, doc in _clusters(s, d)]  # fmt: skip
+    except (DisclosureError, decl.DeclarationError, ValueError):
+        return []
+    return out
 
 
 def _site(task: tuple[Any, ...]) -> tuple[list[str], dict[str, Any]]:
