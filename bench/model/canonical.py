@@ -205,37 +205,21 @@ def _float_spelling(token: str) -> str:
     return canonical_bytes(value).decode("ascii")
 
 
-#: A float as json writes it with an exponent (repr's form below 1e-4 and from 1e16).
-_EXPONENT_FLOAT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?e[-+][0-9]+")
-
-
-def _exponent_marks(text: str, mark: str) -> list[int]:
-    found = []
-    at = text.find(mark)
-    while at >= 0:
-        found.append(at)
-        at = text.find(mark, at + 2)
-    return found
+#: A float as json writes it with an exponent (repr's form below 1e-4 and from 1e16), as a whole token of json's
+#: compact output: after one of ':,[' and before one of ',]}'.
+_EXPONENT_FLOAT = re.compile(r"([:,\[])(-?[0-9]+(?:\.[0-9]+)?e[-+][0-9]+)(?=[,\]}])")
 
 
 def _respell_exponents(written: str) -> str:
     """json's compact output with each float written with an exponent respelled as canonical_bytes spells it. In that
-    output a number starts after one of ':,[' and ends before one of ',]}'; an 'e-' or 'e+' whose span between those
-    is not such a float lies inside a string and is left as it is (one that is, inside a string, is respelled: see
-    parse_canonical for why that can only make the comparison fail)."""
-    out: list[str] = []
-    done = 0
-    marks = sorted(_exponent_marks(written, "e-") + _exponent_marks(written, "e+"))
-    for at in marks:
-        if at < done:
-            continue
-        start = max(written.rfind(":", done, at), written.rfind(",", done, at), written.rfind("[", done, at)) + 1
-        ends = [e for e in (written.find(",", at), written.find("]", at), written.find("}", at)) if e >= 0]
-        end = min(ends) if ends else len(written)
-        if start > 0 and _EXPONENT_FLOAT.fullmatch(written, start, end):
-            out += (written[done:start], _float_spelling(written[start:end]))
-            done = end
-    return "".join(out) + written[done:] if out else written
+    output a number starts after one of ':,[' and ends before one of ',]}': one regular-expression pass finds each
+    such token, so the cost is linear in the text (searching back and forth from every 'e-' was quadratic in a string
+    full of them). A token inside a string that looks like such a float is respelled too: see parse_canonical for why
+    that can only make the comparison fail."""
+    if "e-" not in written and "e+" not in written:
+        return written
+    # (the delimiter before the token is matched, not looked behind for: re then skips to the next ':,[' quickly)
+    return _EXPONENT_FLOAT.sub(lambda m: m.group(1) + _float_spelling(m.group(2)), written)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -250,18 +234,26 @@ def _safe_integer(token: str) -> int:
 
 
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
-_BRACKETS = str.maketrans("", "", "".join(chr(c) for c in range(128) if chr(c) not in "[]{}"))
+#: Keeps only brackets, each object's as a list's: in valid JSON they pair up alike, and one kind lets one replace a
+#: round empty exactly one level (emptying '[]' then '{}' in one round took '{[]}' two levels at once).
+_BRACKETS = str.maketrans("{}", "[]", "".join(chr(c) for c in range(128) if chr(c) not in "[]{}"))
 
 
 def _depth_within(text: str, max_depth: int) -> bool:
-    """Whether no container in the JSON `text` (valid, without backslashes) lies deeper than max_depth, the outermost
-    at depth 0: the brackets outside its strings, emptied pair by pair, one level each round."""
+    """Whether no container in the JSON `text` (valid) lies deeper than max_depth, the outermost at depth 0: the
+    brackets outside its strings, emptied pair by pair, one level each round. Strings are found by splitting at '"'
+    once the escapes that hold a backslash or a quote are taken out ('\\\\' first, then '\\"': a run of backslashes in
+    JSON starts at an escape), so that an escaped quote does not turn the rest of the text inside out."""
+    if "\\" in text:
+        text = text.replace("\\\\", "").replace('\\"', "")
     skeleton = "".join(text.split('"')[0::2])
-    brackets = skeleton.translate(_BRACKETS) if skeleton.isascii() else "".join(c for c in skeleton if c in "[]{}")
+    if not skeleton.isascii():
+        skeleton = "".join(c for c in skeleton if c in "[]{}")
+    brackets = skeleton.translate(_BRACKETS)
     for _ in range(max_depth + 1):
         if not brackets:
             return True
-        brackets = brackets.replace("[]", "").replace("{}", "")
+        brackets = brackets.replace("[]", "")
     return not brackets
 
 
