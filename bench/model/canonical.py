@@ -210,6 +210,12 @@ def _float_spelling(token: str) -> str:
 _EXPONENT_FLOAT = re.compile(r"([:,\[])(-?[0-9]+(?:\.[0-9]+)?e[-+][0-9]+)(?=[,\]}])")
 
 
+#: Most 'e-' and 'e+' (floats with an exponent, or those characters in strings) a text may hold for parse_canonical to
+#: respell the floats among them (a Python call each); a text holding more (no honest record does: a measurement holds
+#: a few) is left to canonicalizing, so that a string full of float look-alikes costs no more than the slow path.
+_MAX_EXPONENT_MARKS = 256
+
+
 def _respell_exponents(written: str) -> str:
     """json's compact output with each float written with an exponent respelled as canonical_bytes spells it. In that
     output a number starts after one of ':,[' and ends before one of ',]}': one regular-expression pass finds each
@@ -290,6 +296,8 @@ def parse_canonical(text: str, max_depth: int = 1 << 30) -> tuple[bool, Any]:
     if type(value) is not dict or ".0," in written or ".0]" in written or ".0}" in written:
         return False, None
     if not text.isascii() and _ASTRAL.search(text):
+        return False, None
+    if written.count("e-") + written.count("e+") > _MAX_EXPONENT_MARKS:  # unsure: canonicalize instead
         return False, None
     if _respell_exponents(written) != text:
         return False, None

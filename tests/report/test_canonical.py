@@ -182,3 +182,37 @@ def test_parse_canonical_holds_depth():
     assert canonical.parse_canonical(deep, max_depth=4)[0]
     assert not canonical.parse_canonical(deep, max_depth=3)[0]
     assert canonical.parse_canonical('{"a":"' + "[" * 40 + '"}', max_depth=3)[0]  # brackets in a string are no depth
+
+
+def _nested(depth: int, kinds: str) -> object:
+    value: object = 1
+    for i in range(depth):
+        value = [value] if kinds[i % len(kinds)] == "[" else {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("kinds", ["{", "[", "[{", "{["])
+@pytest.mark.parametrize("before", ["", '\\"', "\\\\", '\\\\\\"', "[{"])
+def test_parse_canonical_counts_depth_one_level_a_round_and_past_escaped_quotes(kinds, before):
+    """Every innermost pair is emptied in the same round (an object holding a list is two levels, not one), and a
+    string holding an escaped quote or backslash does not shift what counts as outside the strings."""
+    for depth in (4, 5, 6, 7):
+        value = {"s": json.loads('"' + before + '"'), "x": _nested(depth, kinds), "t": "]}"}
+        text = canonical.canonical_bytes(value).decode()
+        assert canonical.parse_canonical(text, max_depth=5)[0] == (depth <= 5), (kinds, before, depth)  # root at 0
+
+
+@pytest.mark.parametrize("filler", ["e-", "e+", ",1e-5", ":e-", "1e-5 "])
+def test_a_text_full_of_exponent_marks_costs_linear_time(filler):
+    """A string holding 200 kB of 'e-' (or floats' look-alikes) is judged in about what json takes to read it, not
+    by a search from every mark (quadratic: seconds)."""
+    import time
+
+    text = json.dumps({"a": filler * (200_000 // len(filler)), "b": 1}, separators=(",", ":"))
+    start = time.process_time()
+    canonical.parse_canonical(text)
+    fast = time.process_time() - start
+    start = time.process_time()
+    json.loads(text)
+    read = time.process_time() - start
+    assert fast < 30 * read + 0.02, (fast, read)
