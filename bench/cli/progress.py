@@ -118,7 +118,6 @@ def total_s(steps: Sequence[Step], estimates: Sequence[float], concurrent: bool)
 
 
 def clock(seconds: float) -> str:
-    """h:mm:ss, the seconds truncated (time elapsed); time left is rounded first (0.8 s left is '0:00:01', not 0)."""
     seconds = max(0, int(seconds))
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
@@ -390,14 +389,14 @@ class StepLines:
         self.label, self.step_began = step.label, self.eta.now()
         pct = 100 * (self.done - 1) // max(1, self.total)
         self.printed = time.monotonic()
-        print(f"[{self.done}/{self.total} {pct}%] {clock(elapsed)} elapsed, ~{clock(round(left))} left: {step.label}",
+        print(f"[{self.done}/{self.total} {pct}%] {clock(elapsed)} elapsed, ~{clock(left)} left: {step.label}",
               file=self.out, flush=True)  # fmt: skip
 
     def heartbeat(self) -> None:
         """A line saying the run is alive inside a long step: how long the step has run, elapsed, left."""
         inside = self.eta.now() - self.step_began
         self.printed = time.monotonic()
-        print(f"[{self.done}/{self.total} ...] {clock(self.eta.elapsed())} elapsed, ~{clock(round(self.eta.left()))} left: "
+        print(f"[{self.done}/{self.total} ...] {clock(self.eta.elapsed())} elapsed, ~{clock(self.eta.left())} left: "
               f"{self.label} running for {clock(inside)}", file=self.out, flush=True)  # fmt: skip
 
     def finished(self, measured: int) -> None:
@@ -485,7 +484,7 @@ class Progress:
 
     def left_text(self) -> str:
         """What the bar shows of the time left: '~0:04:10 left' (empty before the plan is known)."""
-        return f"~{clock(round(self.eta.left()))} left" if self.eta else ""
+        return f"~{clock(self.eta.left())} left" if self.eta else ""
 
     def _show(self) -> None:
         if self.task is None:

@@ -197,16 +197,3 @@ def test_a_measured_rate_changes_no_estimate_history_gave_and_no_step_that_began
     bar.measured(matmul_measured(0.2))
     assert bar.eta.estimates[id(plan[1])] == 4.0  # what it took here last time stays
     assert bar.eta.estimates[id(plan[2])] == progress.TRAIN_GUESS_S["cpu"]  # running: its own progress times it
-
-
-def test_time_left_is_shown_rounded_to_the_second_not_truncated():
-    now = [0.0]
-    plan = steps("cpu float32 search", "train mlp tiny on cpu")
-    out = io.StringIO()
-    lines = progress.StepLines(
-        plan, [10.0, 0.8], False, out, progress.Eta(plan, [10.0, 0.8], False, now=lambda: now[0])
-    )
-    lines.step(plan[0])
-    now[0] = 10.0
-    lines.step(plan[1])  # 0.8 s left: '0:00:01', where truncating said 0 s with most of a second to go
-    assert out.getvalue().splitlines()[1].startswith("[2/2 50%] 0:00:10 elapsed, ~0:00:01 left")
