@@ -178,7 +178,7 @@ class Eta:
     def __init__(self, steps: Sequence[Step], estimates: Sequence[float], concurrent: bool,
                  now: Callable[[], float] = time.monotonic, known: Sequence[Step] = ()) -> None:  # fmt: skip
         self.steps = list(steps)
-        #: steps whose estimate is what they took in the last run here (StepHistory), and their finished total
+        #: steps whose estimate is what they took in the last run here (StepHistory)
         self.known = {id(s) for s in known}
         self.estimates = {id(s): e for s, e in zip(steps, estimates, strict=True)}
         self.concurrent = concurrent
