@@ -216,16 +216,41 @@ _EXPONENT_FLOAT = re.compile(r"([:,\[])(-?[0-9]+(?:\.[0-9]+)?e[-+][0-9]+)(?=[,\]
 _MAX_EXPONENT_MARKS = 256
 
 
+#: Characters from an exponent's 'e' to either end of a float json writes (repr: at most 17 digits, a sign, a point,
+#: a three-digit exponent, and the delimiter before it).
+_TOKEN_REACH = 32
+
+
+def _marks(text: str, mark: str) -> list[int]:
+    found = []
+    at = text.find(mark)
+    while at >= 0:
+        found.append(at)
+        at = text.find(mark, at + 2)
+    return found
+
+
 def _respell_exponents(written: str) -> str:
     """json's compact output with each float written with an exponent respelled as canonical_bytes spells it. In that
-    output a number starts after one of ':,[' and ends before one of ',]}': one regular-expression pass finds each
-    such token, so the cost is linear in the text (searching back and forth from every 'e-' was quadratic in a string
-    full of them). A token inside a string that looks like such a float is respelled too: see parse_canonical for why
-    that can only make the comparison fail."""
+    output a number starts after one of ':,[' and ends before one of ',]}' (_EXPONENT_FLOAT). Each 'e-' and 'e+' is
+    found by str.find, and the pattern is matched only within _TOKEN_REACH of it, where every float json writes lies
+    whole: linear in the text (the caller bounds the marks: _MAX_EXPONENT_MARKS), where the pattern run over the
+    whole text cost a regular-expression step a character, most of reading an honest record's line. A token inside a
+    string that looks like such a float may be respelled too (or not, when longer than the reach): see
+    parse_canonical for why that can only make the comparison fail."""
     if "e-" not in written and "e+" not in written:
         return written
-    # (the delimiter before the token is matched, not looked behind for: re then skips to the next ':,[' quickly)
-    return _EXPONENT_FLOAT.sub(lambda m: m.group(1) + _float_spelling(m.group(2)), written)
+    out: list[str] = []
+    done = 0
+    for at in sorted(_marks(written, "e-") + _marks(written, "e+")):
+        if at < done:
+            continue
+        for m in _EXPONENT_FLOAT.finditer(written, max(done, at - _TOKEN_REACH), at + _TOKEN_REACH):
+            if m.start(2) <= at < m.end(2):
+                out += (written[done : m.start(2)], _float_spelling(m.group(2)))
+                done = m.end(2)
+                break
+    return "".join(out) + written[done:] if out else written
 
 
 def _refuse_constant(name: str) -> Any:
