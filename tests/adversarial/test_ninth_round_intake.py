@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 import time
 
@@ -406,3 +407,87 @@ def _depth(value: object) -> int:
     if isinstance(value, list):
         return 1 + max((_depth(v) for v in value), default=0)
     return 0
+
+
+# --- the other per-report cuts of issue 26: each must answer as the scan it replaced
+
+
+def _first_bad(values: list[float]) -> int | None:
+    for i, x in enumerate(values):
+        if not (math.isfinite(x) and x > 0):
+            return i
+    return None
+
+
+@pytest.mark.parametrize("indexed", [False, True], ids=["plain", "indexed"])
+def test_a_sample_block_with_a_bad_value_anywhere_is_refused_naming_the_first(indexed):
+    """Held: samples.decode's two reductions (min > 0, max < inf) pass only blocks whose every value is a finite
+    positive duration: NaN (which min carries), infinities, zeros, a negative zero, negatives, alone or together, at
+    the start, middle or end, plain or as an indexed block of repeated values, are refused naming the first bad one
+    as the scan does; the smallest subnormal passes."""
+    from bench.model import samples
+    from bench.model.errors import ReportError
+
+    bad = [math.nan, math.inf, -math.inf, 0.0, -0.0, -1e-3]
+    cases = [[1e-3] * 9 + [5e-324]]
+    for x in bad:
+        for at in (0, 4, 9):
+            values = [1e-3 + i * 1e-6 for i in range(10)]
+            values[at] = x
+            cases.append(values)
+    cases.append([1e-3, math.inf, 2e-3, math.nan, 0.0, 1e-3, -0.0, 4e-3, 1e-3, 2e-3])
+    cases.append([math.nan] * 10)
+    for values in cases:
+        if indexed:  # each value many times: encode writes the distinct values once and an index into them
+            values = values * (samples.PALETTE_FROM // len(values) + 1)
+        block = samples.encode(values)
+        assert ("index" in block) == indexed
+        first = _first_bad(values)
+        if first is None:
+            assert samples.decode(block, "w").tolist() == values
+        else:
+            with pytest.raises(ReportError) as exc:
+                samples.decode(block, "w")
+            assert (
+                str(exc.value) == f"w[{first}] is {float(values[first])!r}; a duration must be a finite positive number"
+            )
+
+
+def _inventories() -> list[dict]:
+    gpu = {"uuid": "GPU-a", "name": "NVIDIA H100 80GB HBM3"}
+    mig = {"uuid": "MIG-a1"}
+    return [
+        {"nvml": {"gpus": [gpu, {"uuid": "GPU-a", "name": "second with the same UUID"}]}},
+        {"nvml": {"gpus": [{"uuid": "GPU-b", "mig_devices": [{"uuid": "GPU-a"}]}, gpu]}},  # a MIG named as a GPU
+        {"nvml": {"gpus": [{"name": "no uuid"}, {"uuid": None}, gpu]}},
+        {"nvml": {"gpus": [{"uuid": 7}, {"uuid": ["GPU-a"]}, gpu]}},
+        {"nvml": {"gpus": [{"uuid": "GPU-c", "mig_devices": ["MIG-a1", 3, None, {"name": "no uuid"}, mig]}, gpu]}},
+        {"nvml": {"gpus": [{"uuid": "GPU-c", "mig_devices": {"uuid": "MIG-a1"}}, {**gpu, "mig_devices": [mig, mig]}]}},
+        {"nvml": {"gpus": ["GPU-a", 1, None, gpu]}},
+        {
+            "nvml": {
+                "gpus": [
+                    {"uuid": "GPU-c", "mig_devices": [{"uuid": "MIG-a1", "slice": 1}]},
+                    {"uuid": "GPU-d", "mig_devices": [{"uuid": "MIG-a1", "slice": 2}]},
+                ]
+            }
+        },  # one MIG UUID twice
+        {"nvml": {"gpus": [gpu, {"uuid": "GPU-b", "mig_devices": [{"uuid": "GPU-a"}]}]}},  # a GPU's UUID, then a MIG's
+        {"nvml": {"gpus": {"uuid": "GPU-a"}}},
+        {"nvml": None},
+        {},
+    ]
+
+
+def test_the_gpu_index_answers_as_the_inventory_scan_does_on_hostile_inventories():
+    """Held: verify.indexed's UUID index gives, for every measured UUID an operator can write (a GPU's, a MIG
+    instance's, one listed twice, one naming both a GPU and a MIG instance, null, a number, a list, one not listed),
+    the GPU and MIG instance the scan in inventory order gives."""
+    from bench.report import verify as v
+
+    queries = ["GPU-a", "GPU-b", "GPU-c", "MIG-a1", "MIG-none", "", None, 7, ["GPU-a"], "gpu-a"]
+    for inventory in _inventories():
+        scanned = [v.inventory_gpu(inventory, q) for q in queries]
+        with v.indexed(inventory):
+            looked_up = [v.inventory_gpu(inventory, q) for q in queries]
+        assert all(a[0] is b[0] and a[1] is b[1] for a, b in zip(scanned, looked_up, strict=True)), inventory
