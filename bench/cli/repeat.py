@@ -51,10 +51,11 @@ def _reports(results_dir: Path) -> set[Path]:
 
 
 def run_all(n: int, results_dir: Path, as_json: bool, quiet: bool, baseline: list[Any] | None = None,
-            max_regression: float = 0.05) -> None:  # fmt: skip
+            config: dict[str, Any] | None = None, junit_path: Path | None = None) -> None:  # fmt: skip
     """Start `bench run` with this command's own arguments n times, one after another, each in its own process; stop
     at a usage error (2) or Ctrl-C (130). Then the summary and, with `baseline` (NodeReports), the gate on the median
-    of the n runs; exit with the worst status (0, 1)."""
+    of the n runs at the `config`'s gates.max_regression (with `junit_path`, the last run's JUnit again, with that
+    gate on the regressed workloads' cases); exit with the worst status (0, 1)."""
     args = click.get_current_context().meta.get(KeepsArgs.ARGS)
     if args is None:
         fail("--repeat: the command's arguments are unknown", 2)
@@ -81,7 +82,7 @@ def run_all(n: int, results_dir: Path, as_json: bool, quiet: bool, baseline: lis
             fail(f"--repeat: run {i} of {n} exited {proc.returncode}; {len(made)} run(s) kept in {results_dir}",
                  proc.returncode if proc.returncode > 0 else 1)  # fmt: skip
     summary = spread_summary(made)
-    checks = gate_runs(baseline, made, max_regression) if baseline else []
+    checks = gate_runs(baseline, made, config or {}, junit_path) if baseline else []
     if as_json:
         from bench.report.store import dumps
 
@@ -101,14 +102,22 @@ def run_all(n: int, results_dir: Path, as_json: bool, quiet: bool, baseline: lis
         )
 
 
-def gate_runs(baseline: list[Any], made: list[Path], max_regression: float) -> list[Any]:
-    """The baseline gate on the median of the runs just made (bench.report.gates.regressions)."""
+def gate_runs(baseline: list[Any], made: list[Path], config: dict[str, Any], junit_path: Path | None) -> list[Any]:
+    """The baseline gate on the median of the runs just made (bench.report.gates.regressions) at the config's
+    gates.max_regression (5% without one). The runs wrote their JUnit without it (no run gates itself alone): with
+    `junit_path`, the last run's is written again with the gate on the regressed workloads' own cases."""
+    from bench import orchestrate
     from bench.report import gates
-    from bench.report.store import load_report
+    from bench.report.store import load_report, write_atomic
 
     if not made:
         return [gates.Gate("baseline", False, "no run wrote a report: nothing to gate")]
-    return gates.regressions(baseline, [load_report(p) for p in made], max_regression)
+    reports = [load_report(p) for p in made]
+    checks = gates.regressions(baseline, reports, config.get("gates", {}).get("max_regression", 0.05))
+    if junit_path and config:
+        own = orchestrate.evaluate(reports[-1], config, None)
+        write_atomic(junit_path, gates.junit(reports[-1], own + checks, config["suite"]["name"]))
+    return checks
 
 
 def spread_summary(reports: list[Path], candidate_runs: int | None = None) -> dict[str, Any]:

@@ -177,7 +177,7 @@ def run(config_path: Path | None, sets: tuple[str, ...], device_lists: tuple[lis
     if repeat > 1 and not repeated():
         if where.distributed:
             fail("--repeat: not under a launcher (each rank would repeat the job); repeat the launch instead", 2)
-        run_all(repeat, results_dir, as_json, quiet, base, config["gates"]["max_regression"])
+        run_all(repeat, results_dir, as_json, quiet, base, config, junit_path)
         return
     if repeated_gate():  # one of a --repeat's runs: the command gates the median of them all, not each alone
         base = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import xml.etree.ElementTree as ET
 
 import pytest
 from click.testing import CliRunner
@@ -110,10 +111,15 @@ def test_repeat_with_a_baseline_gates_the_median_of_its_runs_not_each_run(tmp_pa
     assert all(not any(g["name"] == "baseline" for g in run["gates"]) for run in out["runs"])  # no run gated alone
     other = tmp_path / "other.toml"
     other.write_text(TINY.replace("sizes = [96]", "sizes = [64]"))  # nothing in common with the baseline: a failure
+    junit = tmp_path / "junit.xml"
     proc = _bench("run", "--config", str(other), "--results-dir", str(tmp_path / "odd"), "--skip-doctor",
-                  "--repeat", "2", "--baseline", str(base), "--quiet")  # fmt: skip
+                  "--repeat", "2", "--baseline", str(base), "--junit", str(junit), "--quiet")  # fmt: skip
     assert proc.returncode == 1 and "FAIL baseline: no metric in common" in proc.stdout, proc.stdout + proc.stderr
     assert "the median of 2 runs failed the baseline gate" in proc.stderr
+    # the JUnit a CI shows carries the command's gate, not only the last run's own checks
+    cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
+    assert "no metric in common" in cases["baseline"].find("failure").get("message")
+    assert cases["matmul cpu float32"].find("failure") is None
 
 
 def test_a_run_inside_a_repeat_runs_once(tmp_path, monkeypatch):
