@@ -142,7 +142,8 @@ def spread_summary(reports: list[Path], candidate_runs: int | None = None) -> di
         spreads.append(s)
         rows.append({"metric": m.title, "unit": m.unit, "figures": list(s.runs), "median": s.median, "cv": s.cv,
                      "robust_cv": s.robust_cv, "range": s.spread, "quiet_threshold": s.quiet,
-                     "noise_floor": s.floor(m_runs), "steady": s.steady(m_runs)})  # fmt: skip
+                     "noise_floor": s.floor(m_runs), "steady": s.steady(m_runs),
+                     "candidate_runs_needed": s.runs_needed()})  # fmt: skip
     if not rows:
         return empty
     return {"metrics": rows, "candidate_runs": m_runs,
@@ -162,18 +163,19 @@ def summary_lines(summary: dict[str, Any], results_dir: Path, made: list[Path]) 
         return [*lines, "  no metric measured in every run: nothing to gate on"]
     rec = summary["recommended_max_regression"]
     width = min(90, max(len(r["metric"]) for r in rows))
-    lines.append(
-        f"  {'metric':<{width}} {'median':>10} {'cv':>6} {'robust':>6} {'range':>6} {'floor':>6}  gated at {rec:.0%}"
-    )
+    lines.append(f"  {'metric':<{width}} {'median':>10} {'cv':>6} {'robust':>6} {'range':>6} {'floor':>6} "
+                 f"{'runs for 10%':>12}  gated at {rec:.0%}")  # fmt: skip
     for r in rows:
         verdict = "yes" if r["noise_floor"] <= rec else f"no: noise floor {r['noise_floor']:.1%} > {rec:.0%}"
+        needed = r["candidate_runs_needed"]
         lines.append(f"  {r['metric'][:width]:<{width}} {r['median']:>10.4g} {r['cv']:>6.1%} {r['robust_cv']:>6.1%} "
-                     f"{r['range']:>6.1%} {r['noise_floor']:>6.1%}  {verdict}")  # fmt: skip
+                     f"{r['range']:>6.1%} {r['noise_floor']:>6.1%} {needed or '> 20':>12}  {verdict}")  # fmt: skip
     # the folder as a whole when it holds these runs only; else each run by name
     others = _reports(results_dir) - set(made)
     named = " ".join(f"--baseline {p.parent}" for p in made) if others else f"--baseline {results_dir}"
     lines.append(f"  robust = 1.4826 x MAD / median; floor = 3 robust SDs of the median of {m_runs} candidate runs "
-                 f"against the median of these {len(made)}")  # fmt: skip
+                 f"against the median of these {len(made)}; runs for 10% = the candidate runs (--repeat) that would "
+                 "make the floor at most 5%")  # fmt: skip
     lines.append(f"recommended --max-regression {rec:.0%} (the largest floor of the metrics steady enough to catch a "
                  f"{TARGET:.0%} slow-down, rounded up): bench run --repeat {m_runs} {named} --max-regression {rec:.0%}")  # fmt: skip
     if not summary["catches_target"]:

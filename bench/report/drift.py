@@ -65,6 +65,8 @@ TARGET = 0.10
 MIN_SPREAD_RUNS = 3
 #: Candidate runs `bench run --repeat` recommends (their median is judged): one hiccup among three is outvoted.
 CANDIDATE_RUNS = 3
+#: Most candidate runs runs_needed considers: pyperf's default number of worker processes.
+MAX_CANDIDATE_RUNS = 20
 
 
 def gated_figure(value: float, samples_s: Sequence[float], quantile: float = FAST_QUANTILE) -> float:
@@ -186,6 +188,11 @@ class Spread:
     def steady(self, candidate_runs: int = CANDIDATE_RUNS) -> bool:
         """Steady enough to catch a TARGET slow-down with Z standard deviations to spare each side of the threshold."""
         return self.floor(candidate_runs) <= TARGET / 2
+
+    def runs_needed(self) -> int | None:
+        """The fewest candidate runs (up to MAX_CANDIDATE_RUNS) against these baseline runs that make the metric
+        steady, or None: then more baseline runs or a quieter machine, not more candidate runs."""
+        return next((m for m in range(1, MAX_CANDIDATE_RUNS + 1) if self.steady(m)), None)
 
 
 def spread(runs: Sequence[float]) -> Spread:

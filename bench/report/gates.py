@@ -125,6 +125,8 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
     if not runs:
         raise ValueError("no baseline report to gate against")
     ids = ", ".join(b.run_id for b in runs)
+    named_runs = f"{len(runs)} baseline " + ("run(s)" if len(runs) < drift.MIN_SPREAD_RUNS else "runs")
+    named_runs += f" ({ids})" if len(runs) <= 3 else ""  # ten run ids make a line nobody reads
     broken = []
     for b in runs:
         for c in candidates:
@@ -157,10 +159,10 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
                      "suite, precision or device?)")]  # fmt: skip
     cands = "1 run" if len(candidates) == 1 else f"the median of {len(candidates)} runs"
     if len(runs) < drift.MIN_SPREAD_RUNS:
-        how = (f"{len(runs)} baseline run(s) ({ids}): too few to measure the between-run spread, so the threshold "
+        how = (f"{named_runs}: too few to measure the between-run spread, so the threshold "
                f"{max_regression:.1%} alone decides, {cands} against their median")  # fmt: skip
     else:
-        how = (f"{len(runs)} baseline runs ({ids}): {cands} below their median by more than {max_regression:.1%}, "
+        how = (f"{named_runs}: {cands} below their median by more than {max_regression:.1%}, "
                "each run's figure at its fastest iteration")  # fmt: skip
     ungated = sorted(((v.floor, mine[k].title) for k, v in verdicts.items() if not v.gated), reverse=True)
     gated = len(verdicts) - len(ungated)

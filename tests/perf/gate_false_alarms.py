@@ -170,25 +170,37 @@ def injected(log: Path) -> str:
     return f"injected {min(drops):.2%} to {max(drops):.2%} at the fastest iteration of {len(drops)} measurements"
 
 
+def verdict(checks: list[gates.Gate]) -> str:
+    """'pass', 'REGRESSION' (a gated metric failed) or 'CANNOT GATE' (nothing steady enough at this threshold: the
+    gate fails too, but it judged nothing)."""
+    failed = [g for g in checks if not g.passed]
+    if not failed:
+        return "pass"
+    return "REGRESSION" if any(g.case for g in failed) else "CANNOT GATE"
+
+
 def judge_all(base: list[NodeReport], candidates: dict[str, list[list[NodeReport]]], centre: dict[str, float],
               notes: dict[str, list[str]], threshold: float) -> None:  # fmt: skip
     """Each candidate (a list of runs) judged against the baseline at `threshold`: its drop per metric (median of its
-    runs against the baseline's median), the gate's verdict, and per kind how many the gate failed."""
+    runs against the baseline's median), the gate's verdict, and per kind how many ended in each verdict."""
     for kind, groups in candidates.items():
-        failed_n = 0
+        counts: dict[str, int] = {}
         for i, runs in enumerate(groups):
             checks = gates.regressions(base, runs, threshold)
-            failed = [g for g in checks if not g.passed]
-            failed_n += bool(failed)
+            v = verdict(checks)
+            counts[v] = counts.get(v, 0) + 1
             mine = figures(runs)
             drops = ", ".join(f"{1 - statistics.median(mine[t]) / c:+.1%}" for t, c in centre.items() if t in mine)
             extra = f"; {notes[kind][i]}" if kind in notes else ""
-            print(f"    {kind} candidate {i + 1}: drop per metric [{drops}]{extra}: "
-                  f"{'FAIL' if failed else 'pass'} ({sum(not g.passed for g in checks)} failing gate(s))")  # fmt: skip
-            for g in failed:
-                print(f"      {g.message}")
-        what = "false alarms" if kind == "unchanged" else "caught"
-        print(f"  {kind} at {threshold:.0%}: {what} {failed_n} of {len(groups)} candidates")
+            print(f"    {kind} candidate {i + 1}: drop per metric [{drops}]{extra}: {v}")
+            for g in checks:
+                if not g.passed and v != "CANNOT GATE":
+                    print(f"      {g.message}")
+        if counts.get("CANNOT GATE"):
+            print("    CANNOT GATE: " + next(g.message for g in gates.regressions(base, groups[0], threshold)))
+        what = "false alarms (REGRESSION)" if kind == "unchanged" else "caught (REGRESSION)"
+        print(f"  {kind} at {threshold:.0%}: {what} {counts.get('REGRESSION', 0)} of {len(groups)}; "
+              f"pass {counts.get('pass', 0)}; CANNOT GATE {counts.get('CANNOT GATE', 0)}")  # fmt: skip
 
 
 def main() -> None:
@@ -213,11 +225,14 @@ def main() -> None:
             config.write_text(SHORT.format(budget=args.budget))
         plain = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         took: list[float] = []
+        loads: dict[str, float] = {}  # run id -> 1-minute load average as it started
 
         def run(name: str, path: str = plain, env: dict[str, str] | None = None) -> NodeReport:
             t = time.monotonic()
+            load = os.getloadavg()[0]
             r = bench_run(config, work / name, path, env)
             took.append(time.monotonic() - t)
+            loads[r.run_id] = load
             print(f"{name}: {took[-1]:.1f} s", file=sys.stderr, flush=True)
             return r
 
@@ -237,6 +252,11 @@ def main() -> None:
                 candidates.setdefault(kind, []).append(group)
                 if kind == "10%-slower":
                     notes.setdefault(kind, []).append(injected(log))
+    for kind, groups in candidates.items():  # what else the machine was doing, run by run
+        for i, group in enumerate(groups):
+            text = "load " + "/".join(f"{loads[r.run_id]:.1f}" for r in group)
+            kept = notes.setdefault(kind, ["" for _ in groups])
+            kept[i] = f"{kept[i]}; {text}" if kept[i] else text
     print(f"after: {uptime()}")
     print(f"{len(took)} runs in {time.monotonic() - started:.0f} s ({statistics.median(took):.1f} s each, median): "
           f"baseline {args.runs}, {args.candidates} unchanged candidates and {args.slow_runs} of each slow-down, "
@@ -255,14 +275,14 @@ def main() -> None:
           f"and fastest iteration (gated); robust CV of the gated figure; noise floor against {args.workers} "
           "candidate runs")  # fmt: skip
     print(f"{'metric':<44} {'median':>8} {'cv@med':>7} {'@tenth':>7} {'@fast':>7} {'robust':>7} {'range':>6} "
-          f"{'worst1':>7} {'floor':>6} steady")  # fmt: skip
+          f"{'worst1':>7} {'floor':>6} steady {'runs':>5}")  # fmt: skip
     for title, s in spreads.items():
         print(f"{short(title)[:44]:<44} {s.median:>8.4g} {cv(medians[title]):>7.1%} {cv(tenth[title]):>7.1%} "
               f"{s.cv:>7.1%} {s.robust_cv:>7.1%} {s.spread:>6.1%} {s.quiet:>7.1%} {s.floor(args.workers):>6.1%} "
-              f"{'yes' if s.steady(args.workers) else 'no'}")  # fmt: skip
-    print(
-        f"(worst1: worst leave-one-out drop, what the old threshold came from; steady: floor <= {drift.TARGET:.0%}/2)"
-    )
+              f"{'yes' if s.steady(args.workers) else 'no':>6} {s.runs_needed() or '>20':>5}")  # fmt: skip
+    print(f"(worst1: worst leave-one-out drop, what the old threshold came from; steady: floor <= {drift.TARGET:.0%}/2; "
+          "runs: candidate runs that would make it steady)")  # fmt: skip
+    print("baseline runs' 1-minute load averages as each started: " + " ".join(f"{loads[r.run_id]:.1f}" for r in base))
     steady = [t for t, s in spreads.items() if s.steady(args.workers)]
     print(f"\nrecommended threshold: {rec:.0%} (largest noise floor of the {len(steady)} steady metric(s), rounded up)"
           + ("" if steady else f" -- no metric steady enough to catch a {drift.TARGET:.0%} slow-down"))  # fmt: skip

@@ -222,6 +222,9 @@ def test_robust_spread_noise_floor_and_recommended_threshold():
     assert drift.recommended_threshold([steady, noisy]) == 0.04  # the steady one's floor, rounded up
     middling = drift.spread([1.0, 0.98, 1.02, 1.0, 0.97, 1.03, 1.0, 0.98, 1.02, 1.0])  # floor 7.3%: too near
     assert not middling.steady() and drift.recommended_threshold([steady, middling]) == 0.04  # to catch 10% every time
+    # more candidate runs shrink the floor down to what the baseline's own median allows: 3 x 2.97% x 1.2533 x
+    # sqrt(1/10 + 1/M) <= 5% from M = 10 on; a spread of 14.8% never gets there
+    assert steady.runs_needed() == 2 and middling.runs_needed() == 10 and noisy.runs_needed() is None
     assert drift.recommended_threshold([noisy]) == 0.37  # none steady: the smallest floor, rounded up
     assert drift.recommended_threshold([steady], candidate_runs=1) == 0.06  # one candidate run: 5.8% floor
     with pytest.raises(ValueError):
