@@ -498,3 +498,44 @@ def test_the_gpu_index_answers_as_the_inventory_scan_does_on_hostile_inventories
         with v.indexed(inventory):
             looked_up = [v.inventory_gpu(inventory, q) for q in queries]
         assert all(a[0] is b[0] and a[1] is b[1] for a, b in zip(scanned, looked_up, strict=True)), inventory
+
+
+def test_floats_beside_float_look_alikes_in_strings_are_never_taken_for_canonical_when_they_are_not():
+    """Held: parse_canonical respells json's exponent floats found near each 'e-'/'e+'; a real float left in json's
+    spelling (1e-07, 1e+16 ...) where RFC 8785 writes another would let bytes that are not canonical be hashed as read.
+    Floats with exponents beside strings and keys full of look-alikes (',1e-05]', ':1e+16,', '[2e-7}'), written both
+    canonically and as json writes them, are judged True only where the text is canonical_bytes of its value."""
+    import random
+
+    r = random.Random("ninth round look-alikes")
+    looks = [",1e-05]", ":1e+16,", "[2e-7}", "e-", "e+", ",-1.5e-300,", "[5e-324]", ",0.00001}", '"', "\\"]
+    floats = [1e-7, -2.5e-7, 1e-5, 1.5e-5, 1.5e300, 1.7976931348623157e308, 5e-324, 1e21, -1e-300, 0.5, 1e-4]
+    judged = {True: 0, False: 0}
+    for _ in range(400):
+        value: dict = {}
+        for i in range(r.randint(1, 6)):
+            look = "".join(r.choice(looks) for _ in range(r.randint(1, 4)))
+            roll = r.random()
+            if roll < 0.4:
+                value[f"k{i}"] = r.choice(floats)
+            elif roll < 0.6:
+                value[f"k{i}"] = [r.choice(floats), look, r.choice(floats)]
+            elif roll < 0.8:
+                value[look + str(i)] = r.choice(floats)
+            else:
+                value[f"k{i}"] = look
+        for text in (
+            canonical_bytes(value).decode(),
+            json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+        ):
+            ok, parsed = canonical.parse_canonical(text)
+            try:
+                canonical_form = canonical_bytes(json.loads(text))
+            except ValueError:  # an integer beyond 2^53: never canonical
+                canonical_form = None
+            # True only for canonical text; False is allowed for canonical text too (a look-alike in a string respelled:
+            # the line is then canonicalized, as on the slow path)
+            assert not ok or canonical_form == text.encode(), text
+            assert not ok or parsed == json.loads(text)
+            judged[ok] += 1
+    assert judged[True] > 100 and judged[False] > 100, judged
