@@ -12,7 +12,7 @@ from bench import registry
 from bench.model.metrics import Metric
 from bench.model.reports import Measurement, NodeReport, ReportError, parse_timestamp
 from bench.report import compare as cmp
-from bench.report import drift
+from bench.report import drift, headline
 from bench.report.metrics import best_by_precision
 from bench.report.metrics import of as metrics_of
 
@@ -105,6 +105,17 @@ def floors(report: NodeReport, fail_below: dict[str, float]) -> list[Gate]:
     return gates
 
 
+def loaded_note(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport]) -> str:
+    """'; pre-flight warned of a loaded machine before B of the K baseline runs and C of the M candidate runs ...'
+    when any did (bench.report.headline.load_note), else '': a spread or a drop that is partly the load's."""
+    busy_b = sum(headline.load_note(b) is not None for b in baselines)
+    busy_c = sum(headline.load_note(c) is not None for c in candidates)
+    if not busy_b and not busy_c:
+        return ""
+    return (f"; pre-flight warned of a loaded machine before {busy_b} of {len(baselines)} baseline runs and {busy_c} "
+            f"of {len(candidates)} candidate runs: their spread and any drop are partly the load's")  # fmt: skip
+
+
 def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport | Sequence[NodeReport],
                 max_regression: float, alpha: float | None = None) -> list[Gate]:  # fmt: skip
     """--baseline: each metric's figure (bench.report.drift.metric_figure: read at its run's fastest iteration,
@@ -166,9 +177,9 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
                "each run's figure at its fastest iteration")  # fmt: skip
     ungated = sorted(((v.floor, mine[k].title) for k, v in verdicts.items() if not v.gated), reverse=True)
     gated = len(verdicts) - len(ungated)
-    note = ""
+    note = loaded_note(runs, candidates)
     if ungated:
-        note = (f"; {len(ungated)} not gated (noise floor above {max_regression:.1%} against {cands}): "
+        note += (f"; {len(ungated)} not gated (noise floor above {max_regression:.1%} against {cands}): "
                 + ", ".join(f"{t} (floor {f:.1%})" for f, t in ungated))  # fmt: skip
     if not gated:
         return [Gate("baseline", False, f"none of {len(verdicts)} metrics is steady enough to gate "

@@ -136,6 +136,19 @@ def test_a_gate_with_nothing_steady_enough_fails_rather_than_pass_blind():
     assert g.passed and "2 gated metrics" in g.message
 
 
+def test_runs_made_on_a_loaded_machine_are_counted_in_the_gates_message():
+    base = _baselines()
+    busy = [{"name": "cpu-load", "status": "warn", "detail": "load average 3.7"}]
+    for b in base[:4]:
+        b.config = {**b.config, "preflight": busy}
+    candidate = _candidate((1.0, 1.01, 0.99))
+    candidate[0].config = {**candidate[0].config, "preflight": busy}
+    (g,) = gates.regressions(base, candidate, 0.05)
+    assert "pre-flight warned of a loaded machine before 4 of 10 baseline runs and 1 of 3 candidate runs" in g.message
+    (g,) = gates.regressions(_baselines(), _candidate((1.0, 1.01, 0.99)), 0.05)
+    assert "loaded machine" not in g.message
+
+
 def test_too_few_baseline_runs_use_the_threshold_alone_and_say_so():
     (base,) = _baselines((1.0,))
     (g,) = gates.regressions(base, _run(1.03, "cand", seed=4), 0.05)
