@@ -406,6 +406,8 @@ def _taken(leaves: list[tuple[Leaf, list[dict[str, Any]]]], key: tuple[bool, dt.
             wanted[shared.number[lf.label]] = True
         else:
             at = np.flatnonzero(wanted[shared.codes])
+            if len(at) == len(shared.codes):  # the whole tree (its top level): the frame itself, not a second copy
+                return shared.counted.copy(deep=False)  # (copy on write: a change to either copies what it changes)
             if len(at):
                 return shared.counted.take(at).reset_index(drop=True)
     return None
