@@ -70,7 +70,7 @@ def search_plan(
         names.sort(key=lambda n: n != "float32")
         config = ms.SearchConfig(mode, budget or ms.BUDGET_S[f.kind], ms.WINDOW_S[f.kind] if window is None else window, grid,
                                  settle_s=ms.SETTLE_S[f.kind] if settle is None else settle)  # fmt: skip
-        float32_mamf: dict[str, float] = {}
+        float32_mamf: dict[str, Any] = {}
 
         def run(f: DeviceFacts = f, name: str = "", config: ms.SearchConfig = config, f32=float32_mamf,
                 fast: bool = False) -> Iterator[Measurement]:  # fmt: skip
@@ -83,9 +83,15 @@ def search_plan(
             finals = []
             mode = dataclasses.replace(config, fast_accum=fast)
             for m in ms.search(f, name, mode, candidates, peak=overrides.peak(f, host_inv, name),
-                               float32_tflops=f32.get("rate"), telemetry=readers.get(f.id)):  # fmt: skip
+                               float32_tflops=f32.get("rate"), float32_rates=f32.get("by_shape"),
+                               telemetry=readers.get(f.id)):  # fmt: skip
                 if m.details["search"]["role"] == "final":
                     finals.append(m)
+                if name == "float32" and m.status == "ok" and m.summary:
+                    # float32's best rate per shape: what a later precision's same shape is compared with (emulation)
+                    shape, rate = (m.spec["m"], m.spec["n"], m.spec["k"]), m.summary["tflops_median"]
+                    by_shape = f32.setdefault("by_shape", {})
+                    by_shape[shape] = max(by_shape.get(shape, 0.0), rate)
                 yield m
             # the MAMF flag is set once every final is measured: only now is float32's MAMF known
             mamf = [m for m in finals if m.details["search"].get("mamf") and m.status == "ok"]

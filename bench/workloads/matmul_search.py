@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from bench import figures
@@ -61,8 +61,15 @@ WINDOW_S = {"cpu": 2.0, "cuda": 10.0}
 #: Default search budget per device x precision, seconds (MSMF window not included).
 BUDGET_S = {"cpu": 30.0, "cuda": 300.0}
 MEMORY_SHARE = 0.5
-#: A precision measured below this fraction of the device's float32 MAMF is emulated (not capacity).
+#: A precision measured below this fraction of float32's rate is emulated (not capacity): float32's rate at the same
+#: shape when float32's search measured it, else float32's MAMF. Like with like: the first coarse shape is the smallest
+#: (256^3 on a CPU), and on a loaded machine each of its ~0.3 ms iterations can wait a whole scheduler slice (~10 ms)
+#: for a descheduled BLAS thread: 1.4-3 GFLOPS measured there (float32 too) against a MAMF of ~100-200 at 4096^3.
 EMULATED_RATIO = 0.01
+#: Coarse measurements that must all fall below EMULATED_RATIO, none faster, before a precision is called emulated:
+#: one short measurement can stall whole; a truly emulated precision (100x slower everywhere) is slow in every one.
+#: The second is the sweep's next candidate, or a re-measure of the first when the sweep stops before one.
+EMULATED_CONFIRM = 2
 MSMF_BUCKETS = figures.MSMF_BUCKETS
 
 Shape = tuple[int, int, int]
@@ -174,12 +181,16 @@ def search(
     *,
     peak: Peak | None = None,
     float32_tflops: float | None = None,
+    float32_rates: Mapping[Shape, float] | None = None,
     telemetry: Reader | None = None,
     clock: Callable[[], float] = time.monotonic,
     measure: Callable[..., Measurement] = mm.run,
 ) -> Iterator[Measurement]:
     """Yield every measurement of the search for one device x precision: candidates, the final per-backend runs (one
-    marked mamf), and the MSMF window. `measure` is matmul.run; tests pass a wrapper with a fake timer."""
+    marked mamf), and the MSMF window. `measure` is matmul.run; tests pass a wrapper with a fake timer.
+
+    `float32_tflops` (float32's MAMF) and `float32_rates` (float32's best coarse TFLOPS per shape, on this device in
+    this run) are what a precision is compared with to tell whether it is emulated (EMULATED_RATIO, EMULATED_CONFIRM)."""
     base = mm.MatmulSpec(1, 1, 1, precision, config.fast_accum)
     settled = _settle(device, base, config, candidates, measure) if config.settle_s > 0 and candidates else None
     start = clock()
@@ -189,6 +200,9 @@ def search(
     coarse_each = config.budget_s * COARSE_SHARE / max(len(pairs), 1) / 2  # half timed, half warm-up
     tried: list[Measurement] = []
     best_rate = 0.0
+    reference = _emulation_reference(precision, float32_tflops, float32_rates)
+    slow: list[Measurement] = []  # the coarse measurements so far, while every one is below EMULATED_RATIO
+    judging = reference is not None
     for shape, backend in pairs:
         if clock() >= deadline:
             break
@@ -199,25 +213,28 @@ def search(
             if seconds_per_iteration * 8 > max(coarse_each * 6, deadline - clock()):
                 break
         m = measure(spec, device, _policy(coarse_each), peak=peak, backend=backend)
-        slow = float32_tflops and precision != "float32" and 0 < _rate(m) < EMULATED_RATIO * float32_tflops
-        if m.status == "ok" and (m.emulated or slow):
-            # An emulated precision is not searched further: its figure is not capacity. This one measurement is
-            # what the device does at that precision, reported as its (emulated) result.
-            if not m.emulated:
-                m.emulated = True
-                ratio = _rate(m) / float32_tflops
-                m.warnings.append(
-                    MeasurementWarning(
-                        "emulated",
-                        f"{precision} runs at {ratio:.2%} of float32's MAMF on this device",
-                        "excluded from capacity",
-                    ).to_dict()
-                )
+        if m.status == "ok" and m.emulated:
+            # emulated by what the device supports (not by timing): not searched further, its figure is not capacity
             yield _tag(m, "final", config.mode, mamf=True, shapes_tried=1, settled=settled)
             return
+        if judging and m.status == "ok" and reference is not None:
+            judging = _below(m, reference)
+            slow += [m] if judging else []
+            if len(slow) >= EMULATED_CONFIRM:
+                yield _emulated(m, precision, reference, config.mode, len(slow), settled)
+                return
         yield _tag(m, "candidate", config.mode, phase="coarse", settled=settled)
         tried.append(m)
         best_rate = max(best_rate, _rate(m))
+    if judging and slow and reference is not None:
+        # the sweep stopped (budget, or the next shape too slow at this rate) before a second look: re-measure
+        first = slow[-1]
+        m = measure(_spec_of(first), device, _policy(coarse_each), peak=peak, backend=first.details["backend"])
+        if m.status == "ok" and _below(m, reference):
+            yield _emulated(m, precision, reference, config.mode, len(slow) + 1, settled)
+            return
+        yield _tag(m, "candidate", config.mode, phase="coarse", settled=settled)
+        tried.append(m)
 
     ranked = sorted((m for m in tried if m.status == "ok"), key=_rate, reverse=True)
     if not ranked:
@@ -262,6 +279,40 @@ def search(
     if s.status == "ok":
         s.details["msmf"] = figures.msmf(s.samples_s, s.work_per_iteration)
     yield _tag(s, "msmf", config.mode)
+
+
+def _emulation_reference(
+    precision: str, float32_tflops: float | None, float32_rates: Mapping[Shape, float] | None
+) -> Callable[[Shape], float] | None:
+    """float32's TFLOPS to compare a shape of `precision` with: float32's own rate at that shape when measured, else
+    its MAMF; None when there is nothing to compare with (float32 itself, or float32 not measured)."""
+    if precision == "float32" or not (float32_tflops or float32_rates):
+        return None
+    rates = {s: r for s, r in (float32_rates or {}).items() if r > 0}
+    return lambda shape: rates.get(shape) or float32_tflops or max(rates.values())
+
+
+def _below(m: Measurement, reference: Callable[[Shape], float]) -> bool:
+    shape = (m.spec["m"], m.spec["n"], m.spec["k"])
+    return 0 < _rate(m) < EMULATED_RATIO * reference(shape)
+
+
+def _emulated(m: Measurement, precision: str, reference: Callable[[Shape], float], mode: str, tried: int,
+              settled: dict[str, object] | None) -> Measurement:  # fmt: skip
+    """The measurement that confirmed `precision` emulated, as its (emulated) result: what the device does at that
+    precision, excluded from capacity."""
+    shape = (m.spec["m"], m.spec["n"], m.spec["k"])
+    m.emulated = True
+    ratio = _rate(m) / reference(shape)
+    m.warnings.append(
+        MeasurementWarning(
+            "emulated",
+            f"{precision} runs at {ratio:.2%} of float32's rate at {shape[0]}x{shape[1]}x{shape[2]} on this device "
+            f"({tried} measurements, all below {EMULATED_RATIO:.0%})",
+            "excluded from capacity",
+        ).to_dict()
+    )
+    return _tag(m, "final", mode, mamf=True, shapes_tried=tried, settled=settled)
 
 
 def _settle(device: DeviceFacts, base: mm.MatmulSpec, config: SearchConfig, candidates: list[Shape],

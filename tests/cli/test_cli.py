@@ -238,11 +238,12 @@ def test_search_hands_the_float32_mamf_to_later_precisions(monkeypatch):
     from bench.hardware.devices import DeviceFacts
     from bench.workloads import matmul_search as ms
 
-    seen = []
+    seen, rates = [], []
     real = ms.search
 
     def spy(device, precision, config, candidates, **kw):
         seen.append((precision, kw["float32_tflops"]))
+        rates.append(dict(kw["float32_rates"] or {}))
         return real(device, precision, config, candidates, **kw)
 
     monkeypatch.setattr(ms, "search", spy)
@@ -253,6 +254,9 @@ def test_search_hands_the_float32_mamf_to_later_precisions(monkeypatch):
     measured = [m for step in steps for m in step.run()]
     f32 = next(m for m in measured if m.details["search"].get("mamf") and m.spec["precision"] == "float32")
     assert seen == [("float32", None), ("bfloat16", f32.summary["tflops_median"])]
+    # and float32's best rate at each shape it measured, for a like-with-like comparison at that shape
+    best = max(m.summary["tflops_median"] for m in measured if m.spec["precision"] == "float32" and m.summary)
+    assert rates == [{}, {(64, 64, 64): best}]
 
 
 def test_settle_runs_before_the_search_and_is_recorded(cli, tmp_path):

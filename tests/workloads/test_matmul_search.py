@@ -103,13 +103,69 @@ def test_search_finds_the_fastest_shape_and_backend_then_holds_it():
     assert all(m.status == "ok" for m in out)  # every product really computed and checked
 
 
-def test_precision_far_below_float32_is_marked_emulated_and_not_searched_further():
-    measure = fake_measure(lambda spec, b: spec.flops / 1e8)  # 0.1 GFLOPS
+def counting(measure):
+    """`measure`, counting its calls (what a search spends)."""
+    calls = []
+
+    def wrapped(spec, device, policy, **kw):
+        calls.append((spec.m, kw.get("backend", "torch")))
+        return measure(spec, device, policy, **kw)
+
+    return wrapped, calls
+
+
+def test_precision_far_below_float32_is_marked_emulated_after_a_second_look_and_not_searched_further():
+    measure, calls = counting(fake_measure(lambda spec, b: spec.flops / 1e8))  # 0.1 GFLOPS at every shape
     config = ms.SearchConfig("grid", budget_s=2.0, window_s=1.0)
-    out = list(ms.search(CPU, "bfloat16", config, [(64,) * 3, (128,) * 3], float32_tflops=0.1, measure=measure))
-    assert len(out) == 1 and out[0].emulated
-    assert out[0].details["search"] == {"role": "final", "mode": "grid", "mamf": True, "shapes_tried": 1}
-    assert any(w["code"] == "emulated" and "0.10% of float32" in w["message"] for w in out[0].warnings)
+    shapes = [(64,) * 3, (128,) * 3, (192,) * 3, (256,) * 3]
+    out = list(ms.search(CPU, "bfloat16", config, shapes, float32_tflops=0.1, measure=measure))
+    assert calls == [(64, "torch"), (128, "torch")]  # two looks, then nothing more spent on it
+    assert [m.details["search"]["role"] for m in out] == ["candidate", "final"] and out[-1].emulated
+    assert out[-1].details["search"] == {"role": "final", "mode": "grid", "mamf": True, "shapes_tried": 2}
+    assert any(w["code"] == "emulated" and "0.10% of float32" in w["message"] for w in out[-1].warnings)
+
+
+def test_emulated_precision_is_re_measured_when_the_sweep_stops_after_one_shape():
+    # 3 s budget (the smoke suite's): at 0.1 GFLOPS the next shape would overrun, so the sweep stops after one
+    measure, calls = counting(fake_measure(lambda spec, b: spec.flops / 1e8))
+    config = ms.SearchConfig("grid", budget_s=3.0, window_s=1.0)
+    out = list(ms.search(CPU, "bfloat16", config, [(64,) * 3, (1024,) * 3], float32_tflops=0.1, measure=measure))
+    assert calls == [(64, "torch"), (64, "torch")]
+    assert out[-1].emulated and out[-1].details["search"]["mamf"] and len(out) == 2
+
+
+def test_one_stalled_coarse_measurement_does_not_stop_the_search():
+    # On a loaded machine a short measurement of the smallest shape can wait a scheduler slice per iteration: the
+    # first measurement runs 100x slow (below 1% of float32's MAMF), every later one at the precision's real rate.
+    stalled = iter([True])
+
+    def seconds(spec, b):
+        return spec.flops / (1e8 if next(stalled, False) else 5e10)
+
+    measure, calls = counting(fake_measure(seconds))
+    config = ms.SearchConfig("grid", budget_s=4.0, window_s=0)
+    out = list(ms.search(CPU, "float64", config, [(64,) * 3, (128,) * 3], float32_tflops=0.1, measure=measure))
+    assert not any(m.emulated for m in out)
+    assert not any(w["code"] == "emulated" for m in out for w in m.warnings)
+    (mamf,) = [m for m in out if m.details["search"].get("mamf")]
+    assert mamf.summary["tflops_median"] == pytest.approx(0.05)  # searched through: refine and finals ran
+    assert len(calls) > 4
+
+
+def test_a_small_shape_slow_for_float32_too_is_not_called_emulated():
+    # Persistent load: the smallest shape runs at 0.1 GFLOPS for float32 and float64 alike, far below float32's MAMF
+    # (measured at a large shape); compared like with like, float64 is float32's equal there.
+    def seconds(spec, b):
+        return spec.flops / (1e8 if spec.m < 100 else 5e10)
+
+    measure = fake_measure(seconds)
+    config = ms.SearchConfig("grid", budget_s=4.0, window_s=0)
+    shapes = [(64,) * 3, (65,) * 3, (128,) * 3]
+    f32 = {(64,) * 3: 1e-4, (65,) * 3: 1e-4, (128,) * 3: 0.05}
+    out = list(ms.search(CPU, "bfloat16", config, shapes, float32_tflops=0.1, float32_rates=f32, measure=measure))
+    assert not any(m.emulated for m in out)
+    (mamf,) = [m for m in out if m.details["search"].get("mamf")]
+    assert mamf.spec["m"] == 128
 
 
 def test_figure_above_peak_is_flagged_implausible():
