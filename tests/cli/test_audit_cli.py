@@ -74,7 +74,7 @@ def test_two_runs_verify_clean_and_aggregate_counts_the_machine_once(cli, tmp_pa
 
     # measured figures are only 'reported' (this VM's CPU peak is an estimate): without a challenge, no claim holds
     res = cli.invoke(main, ["verify", str(cap_path), "--reports", str(tmp_path / "results"), "--trusted-keys",
-                            str(trust), "--max-age", "1h", "--claim", "0.000001 TFLOPS fp32"])  # fmt: skip
+                            str(trust), "--max-age", "1h", "--claim", "0.00000001 TFLOPS fp32"])  # fmt: skip
     assert res.exit_code == 1 and "claim unproven" in res.stderr and "reported" in res.stderr, res.output
     assert "fleet totals by tier" in res.output
     res = cli.invoke(main, ["verify", str(cap_path), "--json", "--claim", "1 EFLOPS fp32"])
@@ -153,14 +153,16 @@ def test_a_claim_is_supported_by_the_proven_tier_of_a_verified_challenge(cli, tm
     assert res.exit_code == 0, res.output
     common = ["--reports", str(tmp_path / "results"), "--trusted-keys", str(trust), "--max-age", "1h", "--proof",
               str(proof), "--auditor-key", f"{auditor}.pub"]  # fmt: skip
-    res = cli.invoke(main, ["verify", str(cap), *common, "--claim", "0.000001 TFLOPS fp32", "--json"])
+    # float32's default K is 64 (docs/proofs.md): one 256 x 64 x 256 product over a window of seconds proves about a
+    # MFLOPS, so the claim that the proven tier must support is 10 kFLOPS.
+    res = cli.invoke(main, ["verify", str(cap), *common, "--claim", "0.00000001 TFLOPS fp32", "--json"])
     assert res.exit_code == 0, res.output
     (claim,) = json.loads(res.stdout)["claims"]
-    assert claim["supported"] and claim["tier"] == "proven" and claim["proven_tflops"] > 1e-6
+    assert claim["supported"] and claim["tier"] == "proven" and claim["proven_tflops"] > 1e-8
     res = cli.invoke(main, ["verify", str(cap), *common, "--claim", "1 PFLOPS fp32"])
     assert res.exit_code == 1 and "claim unproven" in res.stderr and "proven" in res.stderr
     # the same claim over the node reports themselves
-    res = cli.invoke(main, ["verify", *map(str, reports), *common[2:], "--claim", "0.000001 TFLOPS fp32"])
+    res = cli.invoke(main, ["verify", *map(str, reports), *common[2:], "--claim", "0.00000001 TFLOPS fp32"])
     assert res.exit_code == 0 and "supported (proven)" in res.output, res.output
     # a proof signed by a node key proves nothing
     forged = tmp_path / "forged-proof.json"
@@ -172,7 +174,7 @@ def test_a_claim_is_supported_by_the_proven_tier_of_a_verified_challenge(cli, tm
     data["signature"] = sign.sign(data, node_key)
     forged.write_text(json.dumps(data))
     res = cli.invoke(main, ["verify", str(cap), *common[:-4], "--proof", str(forged), "--auditor-key", f"{auditor}.pub",
-                            "--claim", "0.000001 TFLOPS fp32"])  # fmt: skip
+                            "--claim", "0.00000001 TFLOPS fp32"])  # fmt: skip
     assert res.exit_code == 1 and "not the auditor's key" in res.output
 
 
