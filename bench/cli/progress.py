@@ -68,9 +68,13 @@ TRAIN_GUESS_S = {"cpu": 30.0, "cuda": 120.0}
 #: pace replaces it once a tenth of its training steps are done, and the pace of a finished step of the same model
 #: replaces it for that model's later presets.
 TRAIN_SHARE_OF_MATMUL = 0.25
-#: Seconds a training step spends outside its timed steps (model and optimizer built, batches made): measured on the
-#: same VM, gpt tiny 1.7 s in all with 0.7 s of steps. The CUDA figure is an allowance for building the model and
-#: warming CUDA up, not measured here (no GPU); nor is the 0.25 share on a GPU: its first step's progress corrects it.
+#: Seconds the first training step of a run spends outside its timed steps, once per process: autograd, the optimizer
+#: and their kernels used for the first time. Measured on the 2-core VM: the first training run in a process spent
+#: 2.4 s outside its steps (load 4.9), the same model again 0.06 s (mlp tiny) and 0.21-0.25 s (gpt tiny), model and
+#: batches built included; idle, gpt tiny (first) took 1.7 s with 0.7 s of steps and mlp tiny (second) 0.1 s in all
+#: against the 1.0 s this once added to every training step. Later training steps get none: their warm-up steps are
+#: counted in their work. The CUDA figure is an allowance for building the model and warming CUDA up, not measured
+#: here (no GPU); nor is the 0.25 share on a GPU: its first step's progress corrects it.
 TRAIN_SETUP_S = {"cpu": 1.0, "cuda": 10.0}
 
 
@@ -90,19 +94,25 @@ def train_spec(step: Step, config: dict[str, Any] | None) -> Any | None:
         return None
 
 
-def train_estimate_s(step: Step, config: dict[str, Any] | None, matmul_tflops: float) -> float | None:
+def train_estimate_s(
+    step: Step, config: dict[str, Any] | None, matmul_tflops: float, first: bool = True
+) -> float | None:
     """A training step's seconds from its planned work and a measured rate: (warm-up + timed steps) x the analytic
     FLOPs per step, at TRAIN_SHARE_OF_MATMUL of `matmul_tflops` (the device's best matmul at the training precision,
-    measured in this run), plus TRAIN_SETUP_S. None without a spec or a rate."""
+    measured in this run), plus TRAIN_SETUP_S when it is the `first` training step of the run (a once-per-process
+    cost). None without a spec or a rate."""
     from bench import figures
 
     spec = train_spec(step, config)
     if spec is None or matmul_tflops <= 0:
         return None
     flops = figures.train_step_flops(spec.model, spec.layers, spec.width, spec.seq_len, spec.batch, spec.vocab)
-    return TRAIN_SETUP_S[_kind(step)] + (spec.warmup + spec.steps) * flops / (
-        TRAIN_SHARE_OF_MATMUL * matmul_tflops * 1e12
-    )
+    setup = TRAIN_SETUP_S[_kind(step)] if first else 0.0
+    return setup + (spec.warmup + spec.steps) * flops / (TRAIN_SHARE_OF_MATMUL * matmul_tflops * 1e12)
+
+
+def _is_train(step: Step) -> bool:
+    return step.workload == "train" or step.label.startswith("train ")
 
 
 def total_s(steps: Sequence[Step], estimates: Sequence[float], concurrent: bool) -> float:
@@ -521,13 +531,12 @@ class Progress:
         if not isinstance(tflops, (int, float)) or tflops <= self.rates.get((device, precision), 0.0):
             return
         self.rates[device, precision] = float(tflops)
+        first = next((s for s in self.eta.steps if _is_train(s)), None)  # training steps run one after another
         for step in self.eta.steps:
-            spec = (
-                train_spec(step, self.config) if step.workload == "train" or step.label.startswith("train ") else None
-            )
+            spec = train_spec(step, self.config) if _is_train(step) else None
             if spec is None or spec.precision != precision or str((step.device or {}).get("id", "cpu")) != device:
                 continue
-            seconds = train_estimate_s(step, self.config, float(tflops))
+            seconds = train_estimate_s(step, self.config, float(tflops), first=step is first)
             if seconds is not None:
                 self.eta.reestimate(step, seconds)
 

@@ -8,6 +8,8 @@ import io
 import json
 import re
 
+import pytest
+
 from bench import runner
 from bench.cli import progress
 
@@ -183,6 +185,28 @@ def test_a_first_run_times_training_by_its_flops_at_the_matmul_rate_it_measured(
     )
     assert bar.eta.estimates[id(plan[1])] == want
     assert 1.0 < want < 10.0  # the figure is a training step's, not the budget guess
+
+
+def test_only_the_first_training_step_carries_the_once_per_process_setup():
+    """mlp tiny, trained after gpt tiny in one process, took 0.1 s in all against the 1.0 s setup once added to every
+    training step: the setup (autograd, optimizer, first-use kernels) is paid once, by the first."""
+    from bench import figures
+    from bench.model.specs import preset
+
+    config = {"train": {"models": ["gpt", "mlp"], "presets": ["tiny"]}}
+    plan = steps("cpu float32 search", "train gpt tiny on cpu", "train mlp tiny on cpu")
+    bar = progress.Progress(quiet=True, config=config)
+    bar.plan(plan)
+    bar.measured(matmul_measured(0.2))
+
+    def work_s(model: str) -> float:
+        spec = preset(model, "tiny")
+        flops = figures.train_step_flops(model, spec.layers, spec.width, spec.seq_len, spec.batch, spec.vocab)
+        return (spec.warmup + spec.steps) * flops / (progress.TRAIN_SHARE_OF_MATMUL * 0.2e12)
+
+    assert bar.eta.estimates[id(plan[1])] == pytest.approx(progress.TRAIN_SETUP_S["cpu"] + work_s("gpt"))
+    assert bar.eta.estimates[id(plan[2])] == pytest.approx(work_s("mlp"))
+    assert bar.eta.estimates[id(plan[2])] < 0.2  # mlp tiny's own work, not a second setup
 
 
 def test_a_measured_rate_changes_no_estimate_history_gave_and_no_step_that_began(tmp_path):
