@@ -336,7 +336,8 @@ class _Shared:
     """One merge of a whole tree's leaves (shared_merge), from which the merge of any subset of them is taken."""
 
     key: tuple[bool, dt.datetime, dt.timedelta]
-    leaves: dict[str, tuple[str, list[dict[str, Any]]]]  # label -> (sha256 of the capacity report, its rows object)
+    #: label -> (site path, cluster, sha256 of the capacity report, its rows object)
+    leaves: dict[str, tuple[tuple[str, ...], str, str, list[dict[str, Any]]]]
     number: dict[str, int]  # label -> its number in `codes`
     codes: np.ndarray  # each counted row's leaf, by number
     counted: pd.DataFrame
@@ -383,7 +384,8 @@ def shared_merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_agg
             number = {label: i for i, label in enumerate(sorted(lf.label for lf, _ in leaves))}
             codes = counted["leaf"].map(number).to_numpy(dtype=np.int64)
             entry = _Shared((trusted_aggregator, as_of, stale_after),
-                            {lf.label: (lf.sha256, rows) for lf, rows in leaves}, number, codes, counted)  # fmt: skip
+                            {lf.label: (lf.path, lf.cluster, lf.sha256, rows) for lf, rows in leaves}, number, codes,
+                            counted)  # fmt: skip
             _SHARED.append(entry)
     try:
         yield
@@ -401,7 +403,7 @@ def _taken(leaves: list[tuple[Leaf, list[dict[str, Any]]]], key: tuple[bool, dt.
         wanted = np.zeros(len(shared.number), dtype=bool)
         for lf, rows in leaves:
             held = shared.leaves.get(lf.label)
-            if held is None or held[0] != lf.sha256 or held[1] is not rows:
+            if held is None or held[:3] != (lf.path, lf.cluster, lf.sha256) or held[3] is not rows:
                 break
             wanted[shared.number[lf.label]] = True
         else:

@@ -93,6 +93,10 @@ def test_every_subset_merged_from_the_shared_merge_is_its_own_merge():
             # other rules, or rows that are not the same objects, are not taken from it
             assert lv._taken(subsets[0], (False, as_of, STALE)) is None
             assert lv._taken([(lf, lv.Rows(rows)) for lf, rows in leaves], (True, as_of, STALE)) is None
+            # nor a report placed elsewhere under the same label ("R/C/S#a" as site "C/S" of region R)
+            lf, rows = leaves[0]
+            moved = lv.Leaf((*lf.path[:2], "/".join(lf.path[2:])), lf.cluster, lf.digest, lf.sha256, None, lf.data)
+            assert moved.label == lf.label and lv._taken([(moved, rows)], (True, as_of, STALE)) is None
         assert not lv._SHARED
         for a, b in zip(alone, shared, strict=True):
             if isinstance(a, str):
