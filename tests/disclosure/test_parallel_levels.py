@@ -11,7 +11,6 @@ import pytest
 from bench.disclosure import document as dd
 from bench.disclosure import tree
 from bench.disclosure.leaves import Store
-from bench.model import sign
 from bench.report import pool
 from bench.report.store import dumps
 from tests.disclosure import world
@@ -32,14 +31,6 @@ def folder(tmp_path_factory):
         for name in ("capacity.json", "declaration.toml", "declaration.toml.sig.json"):
             shutil.copy(files["capacity"].parent / name, dest / name)
     return tmp
-
-
-def _write(doc, folder):
-    doc["signature"] = sign.sign(doc, world.KEYS.discloser)
-    raw = dumps(doc).encode("utf-8")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "disclosure.json").write_bytes(raw)
-    return raw
 
 
 @pytest.fixture
@@ -63,7 +54,7 @@ def forks(monkeypatch):
 
 
 def _build(root, output, **kw):
-    return tree.build(root, policy=world.KEYS.policy(), as_of=world.AS_OF, write=_write, output=output, now=world.NOW,
+    return tree.build(root, policy=world.KEYS.policy(), as_of=world.AS_OF, write=world.write_disclosure, output=output, now=world.NOW,
                       claims_input=CLAIMS, **kw)  # fmt: skip
 
 

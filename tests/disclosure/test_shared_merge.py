@@ -16,9 +16,7 @@ from bench.disclosure import document as dd
 from bench.disclosure import leaves as lv
 from bench.disclosure import tree
 from bench.disclosure.leaves import DisclosureError, Store
-from bench.model import sign
 from bench.report import pool
-from bench.report.store import dumps
 from tests.disclosure import world
 
 AS_OF = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)
@@ -109,14 +107,6 @@ def test_every_subset_merged_from_the_shared_merge_is_its_own_merge():
     assert taken > 200 and fallback > 10  # both paths exercised
 
 
-def _write(doc, folder):
-    doc["signature"] = sign.sign(doc, world.KEYS.discloser)
-    raw = dumps(doc).encode("utf-8")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "disclosure.json").write_bytes(raw)
-    return raw
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """Capacity reports and declarations of five sites in two regions; site B2 lists node 4 again (as B1 does), so
@@ -155,7 +145,7 @@ def test_a_tree_built_and_verified_with_the_shared_merge_is_the_one_built_level_
         if not shared:
             monkeypatch.setattr(lv, "_restrictable", lambda leaves: False)
         out = tmp_path / f"out-{shared}"
-        built[shared] = tree.build(root, policy=world.KEYS.policy(), as_of=world.AS_OF, write=_write, output=out,
+        built[shared] = tree.build(root, policy=world.KEYS.policy(), as_of=world.AS_OF, write=world.write_disclosure, output=out,
                                    now=world.NOW, claims_input=[])  # fmt: skip
         data = json.loads(built[shared][0].path.read_text())
         store = Store(out)

@@ -196,3 +196,13 @@ def resign_doc(doc: dict, key: Ed25519PrivateKey | None = None) -> dict:
     doc = {k: v for k, v in doc.items() if k != "signature"}
     doc["signature"] = sign.sign(doc, key or KEYS.discloser)
     return doc
+
+
+def write_disclosure(doc: dict, folder: Path) -> bytes:
+    """tree.build's writer for tests: sign `doc` with the test discloser's key and write folder/disclosure.json; the
+    bytes written."""
+    doc["signature"] = sign.sign(doc, KEYS.discloser)
+    raw = dumps(doc).encode("utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "disclosure.json").write_bytes(raw)
+    return raw
