@@ -203,7 +203,7 @@ def _read_one(task: tuple[Path, Path | None]) -> tuple[intake.Document, Inspecte
     _ = doc.sha256  # hashed here, and carried back with the document
     inspected = None
     if isinstance(doc.data, dict) and doc.data.get("kind") == cap.CAPACITY_KIND:
-        inspected = sign.inspect(doc.data)
+        inspected = sign.inspect(doc.data, body=doc.signed_body)
     return doc, inspected
 
 
@@ -277,7 +277,7 @@ class Store:
     def inspected(self, doc: intake.Document) -> Inspected:
         """sign.inspect of a capacity report: from the worker that read it, else computed here."""
         found = self._inspected.get(doc.sha256)
-        return found if found is not None else sign.inspect(doc.data)
+        return found if found is not None else sign.inspect(doc.data, body=doc.signed_body)
 
     def get(self, sha256: str) -> intake.Document | None:
         return self._docs.get(sha256)

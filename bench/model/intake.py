@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.model import written
 from bench.model.strict_json import InputError, parse_json
 
 #: Largest document read, in bytes. A node report with a few thousand samples per measurement is well under 10 MB.
@@ -53,6 +54,10 @@ class Document:
     #: bench.model.records.inspect(data, chain) takes instead of canonicalizing the records again); else None. It
     #: describes `data` as parsed: a caller that changes `data` must not pass it on.
     chain: list[bytes] | None = None
+    #: For a signed document read as bench writes it (bench.model.written): the canonical bytes of its signed view,
+    #: what sign.inspect(data, body=...) checks the signature over instead of canonicalizing `data` again; else None.
+    #: Like chain, it describes `data` as parsed.
+    signed_body: bytes | None = None
 
     @functools.cached_property  # hashed once: a folder index and every level of a disclosure tree ask for it
     def sha256(self) -> str:
@@ -148,6 +153,9 @@ def read_json(path: Path, *, root: Path | None = None, max_bytes: int | None = N
         digests: list[bytes] = []
         data = records.parse(raw, safe_name(str(path)), digests=digests)
         return Document(path, raw, data, digests or None)
+    fast = written.parse_written(raw, max_containers=max_containers)
+    if fast is not None:
+        return Document(path, raw, fast[0], signed_body=fast[1])
     return Document(path, raw, parse_json(raw, safe_name(str(path)), max_containers=max_containers))
 
 

@@ -85,15 +85,17 @@ def check(data: dict[str, Any]) -> tuple[bool, str]:
     return valid, why
 
 
-def inspect(data: dict[str, Any], chain: list[bytes] | None = None) -> tuple[bool, str, str | None]:
+def inspect(data: dict[str, Any], chain: list[bytes] | None = None, body: bytes | None = None) -> tuple[bool, str, str | None]:  # fmt: skip
     """check() and digest() together, canonicalizing once: (valid, why, digest or None if not canonicalizable). chain:
-    a record stream's hashes as bench.model.intake read them (Document.chain; see bench.model.records.inspect)."""
+    a record stream's hashes as bench.model.intake read them (Document.chain; see bench.model.records.inspect); body:
+    canonical(data) as bench.model.intake read it (Document.signed_body), so that data is not canonicalized again."""
     if _is_stream(data):
         from bench.model import records
 
         return records.inspect(data, chain)
     try:
-        body = canonical(data)
+        if body is None:
+            body = canonical(data)
         name = _digest(body, data.get(SIGNATURE_FIELD))
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         return False, f"report cannot be canonicalized (RFC 8785): {exc}", None
