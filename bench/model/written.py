@@ -2,10 +2,10 @@
 ASCII escapes), read with one C parse and one C write instead of a strict parse and a canonicalization walk.
 
 A country's capacity reports are 3 MB each: the strict parse (bench.model.strict_json) and canonicalizing the signed
-view (bench.model.canonical) walk every value in Python, most of what reading one costs. For a file bench wrote, the
-same two answers come from the standard library's C code: `parse_written` parses the text, writes the value back in
-the file's form minus its line breaks and indentation, and compares; where they are equal, the canonical bytes of
-the signed view are that writing's compact form. Anything it is unsure of answers None, and the caller takes the
+view (bench.model.canonical) walk every value in Python through hooks and conversions, most of what reading one
+costs. For a document in ASCII without '\\u' escapes, the same two answers come from the standard library's C code:
+`parse_written` parses the text, writes the value back compact with sorted keys, counts what tells a key given twice,
+and takes that writing (less the signature member, integral floats respelled) as the canonical bytes. Anything it is unsure of answers None, and the caller takes the
 slow path, which accepts, refuses and words its refusals as before (tests/report/test_written_fast_path.py holds the
 two to the same answers on valid, re-signed, tampered and malformed documents).
 """
@@ -31,22 +31,18 @@ def _refuse_constant(name: str) -> Any:
     raise _Unsure(name)
 
 
-def _walk(root: Any) -> tuple[int, int]:
-    """(keys, integral floats) in `root`; _Unsure for anything strict_json refuses or canonical_bytes writes another
+def _walk(root: Any, depth: int) -> int:
+    """The number of integral floats in `root`, a container at `depth` as strict_json counts it (the document at 1);
+    _Unsure for anything strict_json refuses or canonical_bytes writes another
     way than json's compact form with the integral floats respelled: nesting deeper than MAX_DEPTH, a float that
     overflowed or that json writes with an exponent, -0.0 (RFC 8785: '0'), an integer beyond 2^53."""
-    keys = integral = 0
-    stack: list[tuple[Any, int]] = [(root, 0)]
+    integral = 0
+    stack: list[tuple[Any, int]] = [(root, depth)]
     while stack:
         value, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise _Unsure
-        if type(value) is dict:
-            keys += len(value)
-            items = value.values()
-        else:
-            items = value
-        for c in items:
+        for c in value.values() if type(value) is dict else value:
             t = type(c)
             if t is float:
                 if c.is_integer():
@@ -60,47 +56,39 @@ def _walk(root: Any) -> tuple[int, int]:
                     raise _Unsure
             elif t is dict or t is list:
                 stack.append((c, depth + 1))
-    return keys, integral
-
-
-def _write(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ": "), allow_nan=False)
+    return integral
 
 
 def parse_written(raw: bytes, *, max_containers: int | None = None) -> tuple[dict[str, Any], bytes] | None:
-    """(data, canonical bytes of its signed view) for a JSON object exactly as store.dumps writes it, give or take
-    whitespace at line starts; None when unsure (then strict_json.parse_json and canonical.canonical decide).
+    """(data, canonical bytes of its signed view) for a signed JSON object in ASCII with no '\\u' escape (as
+    store.dumps writes a document of ASCII text); None when unsure (then strict_json.parse_json and
+    canonical.canonical decide).
 
-    Why the answers are the slow path's: json.loads(raw) is `value`; json's C writer with store.dumps' separators
-    (W) writes it back; raw less its line breaks and indentation equals W only if raw holds W's tokens in W's order:
-    no key twice (W writes each once), keys sorted, no NaN (refused) and the same escapes, so strict_json parses raw
-    to the same value. _walk refuses what else strict_json refuses (depth, overflow) and the values canonical_bytes
-    spells otherwise. The signed view's canonical bytes are then W's (written member by member, less the signature
-    member) with each key's ': ' made ':' and each integral float's '.0' dropped: each done only where the number of
-    replacements equals the number of keys or integral floats _walk counted, so none of them lands inside a string.
-    W written with ASCII escapes holding no '\\u' has no character the two escape differently."""
+    Why the answers are the slow path's: json.loads(raw) is what strict_json parses, unless raw holds what strict_json
+    refuses: NaN and Infinity (refused here too), a key twice, and what _walk refuses (depth, overflow, integers
+    beyond 2^53, floats RFC 8785 spells otherwise than json). A key twice: json's C writer writes the value back (W);
+    every ':' in raw is a key's or a character of a string, and with no '\\u' escape each string's ':' are its
+    value's, which W writes as they are; so raw holds as many ':' as W when and only when no member was dropped.
+    The canonical bytes of the signed view are then W's (sorted keys, compact; written member by member, less the
+    signature member), with each integral float's '.0' dropped: done only where the number of replacements equals
+    the number of integral floats _walk counted, so that none lands inside a string. W written with ASCII escapes,
+    holding no '\\u', has no character the two writers escape differently."""
     limit = DEFAULT_MAX_CONTAINERS if max_containers is None else max_containers
     try:
-        if not raw.isascii() or raw.count(b"[") + raw.count(b"{") > limit:
+        if not raw.isascii() or b"\\u" in raw or raw.count(b"[") + raw.count(b"{") > limit:
             return None
         value = json.loads(raw, parse_constant=_refuse_constant)
         if type(value) is not dict or not isinstance(value.get(SIGNATURE_FIELD), dict) or "measurements" in value:
             return None  # unsigned, or a node report's raw arrays (canonical.RAW_ARRAYS): canonical.signed_view decides
-        members = {k: f"{json.dumps(k)}: {_write(v)}" for k, v in value.items()}
-        # the whitespace store.dumps adds beyond json's (',', ': ') separators, each line break and the next line's
-        # indent, taken out: JSON strings hold no raw line break (json.loads refuses control characters in them), so
-        # every one lies between tokens, as does the indent after it
-        if b"".join([line.lstrip(b" ") for line in raw.split(b"\n")]) != (
-            "{" + ",".join(members[k] for k in sorted(members)) + "}"
-        ).encode("ascii"):
-            return None
         view = {k: v for k, v in value.items() if k != SIGNATURE_FIELD}
-        _walk(value[SIGNATURE_FIELD])
-        keys, integral = _walk(view)
+        _walk(value[SIGNATURE_FIELD], 2)
+        integral = _walk(view, 1)
+        members = {k: json.dumps(k) + ":" + _write(v) for k, v in value.items()}
+        if raw.count(b":") != sum(m.count(":") for m in members.values()):
+            return None  # a key given twice
         body = "{" + ",".join(members[k] for k in sorted(view)) + "}"
-        if "\\u" in body or body.count('": ') != keys:
+        if "\\u" in body:
             return None
-        body = body.replace('": ', '":')
         if integral:  # the pattern costs a step a character: only for a document holding integral floats
             body, respelled = _INTEGRAL.subn(r"\1\2", body)
             if respelled != integral:
@@ -108,6 +96,10 @@ def parse_written(raw: bytes, *, max_containers: int | None = None) -> tuple[dic
         return value, body.encode("ascii")
     except (_Unsure, RecursionError, ValueError, TypeError):
         return None
+
+
+def _write(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 __all__ = ["parse_written"]

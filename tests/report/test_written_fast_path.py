@@ -99,7 +99,9 @@ def _variants(rng: random.Random, doc: dict[str, Any]) -> list[bytes]:
     out.append(raw.replace(b'"kind": "capacity-report"', b'"kind": NaN', 1))
     out.append(raw.replace(b'"kind": "capacity-report"', b'"kind": 1e400', 1))
     out.append(raw.replace(b'"kind": "capacity-report"', b'"kind": "\\ud800"', 1))  # a lone surrogate
-    out.append(raw.replace(b'"kind": "capacity-report"', b'"kind": ' + b"[" * 40 + b"]" * 40, 1))
+    for deep in (29, 30, 31, 32, 40):  # strict_json's MAX_DEPTH, counted as it counts
+        out.append(raw.replace(b'"kind": "capacity-report"', b'"kind": ' + b"[" * deep + b"]" * deep, 1))
+        out.append(raw.replace(b'"kind": "capacity-report"', b'"kind": ' + b'{"a":' * deep + b"1" + b"}" * deep, 1))
     for big in (2**53, 2**63 + 1, 10**20):  # beyond what RFC 8785 carries, or 64 bits
         out.append(raw.replace(b'"kind": "capacity-report"', b'"kind": %d' % big, 1))
     return out
@@ -146,8 +148,11 @@ def test_read_json_carries_the_signed_body(tmp_path) -> None:
     path.write_text(dumps(doc))
     read = intake.read_json(path)
     assert read.data == doc and read.signed_body == sign.canonical(doc)
-    path.write_text(json.dumps(doc))  # not as bench writes it: read the slow way
-    assert intake.read_json(path).signed_body is None
+    path.write_text(json.dumps(doc))  # not as bench writes it, but as plain: the same answers
+    assert intake.read_json(path).signed_body == sign.canonical(doc)
+    path.write_text(json.dumps(doc).replace("plain", "pl\\u0061in"))  # an escape the fast path declines
+    read = intake.read_json(path)
+    assert read.signed_body is None and read.data == doc
 
 
 @pytest.mark.parametrize("number", [-0.0, 0.0, 1e-05, 1.5e-7, 1e16, 3e20, 2.0**53, -(2**53 - 1), 123.0])
