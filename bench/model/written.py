@@ -71,8 +71,9 @@ def parse_written(raw: bytes, *, max_containers: int | None = None) -> tuple[dic
     value's, which W writes as they are; so raw holds as many ':' as W when and only when no member was dropped.
     The canonical bytes of the signed view are then W's (sorted keys, compact; written member by member, less the
     signature member), with each integral float's '.0' dropped: done only where the number of replacements equals
-    the number of integral floats _walk counted, so that none lands inside a string. W written with ASCII escapes,
-    holding no '\\u', has no character the two writers escape differently."""
+    the number of integral floats _walk counted, so that none lands inside a string. Strings parsed from ASCII with no
+    '\\u' hold ASCII with no control character but the five JSON writes short ('\\b\\f\\n\\r\\t', as RFC 8785 does):
+    json without ASCII escapes writes them as RFC 8785 does (DEL, which ASCII escapes would write '\\u007f', included)."""
     limit = DEFAULT_MAX_CONTAINERS if max_containers is None else max_containers
     try:
         if not raw.isascii() or b"\\u" in raw or raw.count(b"[") + raw.count(b"{") > limit:
@@ -83,12 +84,10 @@ def parse_written(raw: bytes, *, max_containers: int | None = None) -> tuple[dic
         view = {k: v for k, v in value.items() if k != SIGNATURE_FIELD}
         _walk(value[SIGNATURE_FIELD], 2)
         integral = _walk(view, 1)
-        members = {k: json.dumps(k) + ":" + _write(v) for k, v in value.items()}
+        members = {k: json.dumps(k, ensure_ascii=False) + ":" + _write(v) for k, v in value.items()}
         if raw.count(b":") != sum(m.count(":") for m in members.values()):
             return None  # a key given twice
         body = "{" + ",".join(members[k] for k in sorted(view)) + "}"
-        if "\\u" in body:
-            return None
         if integral:  # the pattern costs a step a character: only for a document holding integral floats
             body, respelled = _INTEGRAL.subn(r"\1\2", body)
             if respelled != integral:
@@ -99,7 +98,7 @@ def parse_written(raw: bytes, *, max_containers: int | None = None) -> tuple[dic
 
 
 def _write(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 __all__ = ["parse_written"]

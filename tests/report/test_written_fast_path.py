@@ -23,7 +23,7 @@ KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"written fast path").
 
 #: Strings that hold what the fast path replaces (': ', '.0' before a delimiter, exponents) or declines (escapes).
 TRICKY = ['a": b', ',5.0]', ':7.0,', '[1.0}', 'x\\": 2.0,', "1e-05", ",1e+16]", "é", "😀", "tab\there", "q\"uote",
-          "back\\slash", '": ', ",-0.0,", ""]  # fmt: skip
+          "back\\slash", '": ', ",-0.0,", "", "del\x7f", "nl\n\r\x08\x0c"]  # fmt: skip
 
 
 def _value(rng: random.Random, depth: int) -> Any:
@@ -163,3 +163,13 @@ def test_numbers_canonical_json_spells_otherwise_decide_as_the_slow_path(number:
     raw = dumps(doc).encode()
     assert _outcome(raw, fast=True) == _outcome(raw, fast=False)
     assert _outcome(raw, fast=True)[:2] == (True, "valid")
+
+
+def test_control_escapes_and_del_written_raw_take_the_fast_path_with_the_canonical_bytes() -> None:
+    doc = _plain(random.Random(3))
+    doc["devices"][0]["note"] = "del\x7f nl\n cr\r bs\x08 ff\x0c tab\t"
+    doc["signature"] = sign.sign({k: v for k, v in doc.items() if k != "signature"}, KEY)
+    raw = json.dumps(doc, indent=2, ensure_ascii=False).encode()  # DEL raw: ASCII, no '\\u'
+    read = written.parse_written(raw)
+    assert read is not None and read[1] == sign.canonical(doc)
+    assert _outcome(raw, fast=True) == _outcome(raw, fast=False)
