@@ -117,13 +117,27 @@ def join(p: Placement, backend: str, timeout_s: float, device: str | None = None
             timeout=dt.timedelta(seconds=timeout_s),
         )  # fmt: skip
         control_s = float(os.environ.get("BENCH_CONTROL_TIMEOUT_S") or CONTROL_TIMEOUT_S)
-        _control = torch_dist.new_group(backend="gloo", timeout=dt.timedelta(seconds=max(timeout_s, control_s)))
+        _control = control_group(timeout_s, max(timeout_s, control_s))
     except Exception as exc:  # noqa: BLE001 - torch raises several types here; all mean the job cannot start
         raise LaunchError(f"rank {p.rank} could not join {p.world_size} ranks at {p.master_addr}:{p.master_port} "
                           f"within {timeout_s:g} s: {(str(exc).splitlines() or [''])[0]}") from None  # fmt: skip
     finally:
         if interface:
             del os.environ["GLOO_SOCKET_IFNAME"]
+
+
+def control_group(join_s: float, control_s: float) -> object:
+    """The gloo control group, joined within `join_s` and then given `control_s` for its gathers and barriers.
+
+    Made with the long timeout, a rank that died after the default group formed but before this group connected
+    (gloo's full mesh waits on the store for every rank's address) left the others waiting `control_s`, six hours by
+    default, instead of failing within the join timeout: a CI run hung here once. So the group is made, and a barrier
+    on it proves every rank connected, under `join_s`; only then is its timeout raised (torch's _set_pg_timeout)."""
+    group = torch_dist.new_group(backend="gloo", timeout=dt.timedelta(seconds=join_s))
+    torch_dist.barrier(group=group)
+    if control_s > join_s:
+        torch_dist.distributed_c10d._set_pg_timeout(dt.timedelta(seconds=control_s), group)
+    return group
 
 
 def gloo_interface(p: Placement) -> str | None:

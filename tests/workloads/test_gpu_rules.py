@@ -268,14 +268,20 @@ def test_nccl_join_sets_the_rank_device_before_the_process_group(fake_cuda, monk
                                                     handling=os.environ.get("TORCH_NCCL_ASYNC_ERROR_HANDLING"),
                                                     gloo=os.environ.get("GLOO_SOCKET_IFNAME")))  # fmt: skip
     monkeypatch.setattr(launch.torch_dist, "new_group", lambda **k: seen.update(control=k) or "control")
+    monkeypatch.setattr(launch.torch_dist, "barrier", lambda group=None: seen.setdefault("barriers", []).append(group))
+    monkeypatch.setattr(launch.torch_dist.distributed_c10d, "_set_pg_timeout",
+                        lambda timeout, group: seen.update(raised=(timeout, group, list(seen.get("barriers", [])))))  # fmt: skip
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", "-")  # recorded as unset before the test, so restored so after it
     monkeypatch.delenv("GLOO_SOCKET_IFNAME")
     p = launch.Placement(2, 4, 2, 4, "127.0.0.1", 1, "torchrun")
     launch.join(p, "nccl", 30, "cuda:2")
     assert seen["device"] == 2 and seen["handling"] == launch.NCCL_ERROR_HANDLING
-    assert (
-        seen["control"]["backend"] == "gloo" and seen["control"]["timeout"].total_seconds() >= launch.CONTROL_TIMEOUT_S
-    )
+    # the control group is joined under the join timeout (a rank dying while it connects fails the others within
+    # 30 s, not six hours), proven joined by a barrier on it, and only then given the long timeout of its gathers
+    assert seen["control"]["backend"] == "gloo" and seen["control"]["timeout"].total_seconds() == 30
+    timeout, group, barriers_before = seen["raised"]
+    assert group == "control" and barriers_before == ["control"]
+    assert timeout.total_seconds() >= launch.CONTROL_TIMEOUT_S
     assert launch.control() == "control"
     # gloo (the control group) binds to the interface that reaches MASTER_ADDR, not whatever the host name resolves to
     assert seen["gloo"] == launch.gloo_interface(p) == "lo"
