@@ -23,14 +23,7 @@ CLAIMS = [{"text": "1 EFLOPS", "source": "synthetic", "date": "2024"}]
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """Site folders of capacity reports and declarations alone (no node reports): every level built by workers."""
-    tmp = tmp_path_factory.mktemp("levels")
-    for region, city, site, nodes in SITES:
-        files = world.write_site(tmp / "raw", region, city, site, nodes)
-        dest = tmp / "in" / region / city / site
-        dest.mkdir(parents=True)
-        for name in ("capacity.json", "declaration.toml", "declaration.toml.sig.json"):
-            shutil.copy(files["capacity"].parent / name, dest / name)
-    return tmp
+    return world.site_folders(tmp_path_factory.mktemp("levels"), SITES)
 
 
 @pytest.fixture

@@ -111,16 +111,9 @@ def test_every_subset_merged_from_the_shared_merge_is_its_own_merge():
 def folder(tmp_path_factory):
     """Capacity reports and declarations of five sites in two regions; site B2 lists node 4 again (as B1 does), so
     that a tree holding both has duplicates across sites and no shared merge."""
-    tmp = tmp_path_factory.mktemp("shared")
-    for region, city, site, nodes in (("North", "Alpha", "A1", [1, 2]), ("North", "Alpha", "A2", [3]),
-                                      ("North", "Gamma", "G1", [7]), ("South", "Beta", "B1", [4, 5, 6]),
-                                      ("South", "Beta", "B2", [4, 8])):  # fmt: skip
-        files = world.write_site(tmp / "raw", region, city, site, nodes)
-        dest = tmp / "in" / region / city / site
-        dest.mkdir(parents=True)
-        for name in ("capacity.json", "declaration.toml", "declaration.toml.sig.json"):
-            shutil.copy(files["capacity"].parent / name, dest / name)
-    return tmp
+    sites = (("North", "Alpha", "A1", [1, 2]), ("North", "Alpha", "A2", [3]), ("North", "Gamma", "G1", [7]),
+             ("South", "Beta", "B1", [4, 5, 6]), ("South", "Beta", "B2", [4, 8]))  # fmt: skip
+    return world.site_folders(tmp_path_factory.mktemp("shared"), sites)
 
 
 @pytest.mark.parametrize("duplicates", [False, True])

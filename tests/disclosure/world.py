@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,3 +207,15 @@ def write_disclosure(doc: dict, folder: Path) -> bytes:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "disclosure.json").write_bytes(raw)
     return raw
+
+
+def site_folders(tmp: Path, sites) -> Path:
+    """tmp/in/REGION/CITY/SITE folders holding each site's capacity report and signed declaration alone (no node
+    reports), for (region, city, site, nodes) in `sites`; returns tmp."""
+    for region, city, site, nodes in sites:
+        files = write_site(tmp / "raw", region, city, site, nodes)
+        dest = tmp / "in" / region / city / site
+        dest.mkdir(parents=True)
+        for name in ("capacity.json", "declaration.toml", "declaration.toml.sig.json"):
+            shutil.copy(files["capacity"].parent / name, dest / name)
+    return tmp
