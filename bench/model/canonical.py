@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any
 
+import msgspec
 import rfc8785
 
 #: The key under which a document keeps its signature block, which its canonical bytes leave out.
@@ -288,7 +289,7 @@ def _depth_within(text: str, max_depth: int) -> bool:
     return not brackets
 
 
-def parse_canonical(text: str, max_depth: int = 1 << 30) -> tuple[bool, Any]:
+def _parse_canonical_stdlib(text: str, max_depth: int = 1 << 30) -> tuple[bool, Any]:
     """(True, json.loads(text)) when `text` is exactly the canonical form of the JSON object it holds, that is when
     canonical_bytes(json.loads(text)) == text.encode("utf-8"), and no container in it lies deeper than max_depth (the
     object at depth 0); (False, None) otherwise, or when unsure (then canonicalize and compare). Costs a parse and a
@@ -330,3 +331,97 @@ def parse_canonical(text: str, max_depth: int = 1 << 30) -> tuple[bool, Any]:
     if text.count("[") + text.count("{") > max_depth and not _depth_within(text, max_depth):
         return False, None
     return True, value
+
+
+class _Unsure(Exception):
+    """Raised while parsing: the msgspec check cannot vouch for its answer (the standard library's check decides)."""
+
+
+def _plain_float(token: str) -> float:
+    """msgspec's float_hook: the float a JSON number token holds, parsed as json.loads parses it (float()); _Unsure for
+    one msgspec writes otherwise than RFC 8785 in every position: integral ('700.0', '-0.0', RFC 8785 '700', '0'),
+    from 1e16 on ('1e16', RFC 8785 '10000000000000000' or '1e+21') and overflowing (inf)."""
+    value = float(token)
+    if value.is_integer() or not -1e16 < value < 1e16:
+        raise _Unsure
+    return value
+
+
+_MSGSPEC_DECODER = msgspec.json.Decoder(float_hook=_plain_float)
+_MSGSPEC_SORTED = msgspec.json.Encoder(order="sorted")
+#: bytes.translate table for finding long integers: each digit becomes '9', '.' stays, every other byte a space, so
+#: that an integer token of 16 digits or more (from 10^15, which takes in everything beyond MAX_SAFE_INTEGER and 2^63)
+#: reads ' 9999999999999999' (after ':', ',', '[' or '-'), where a float's digits after its point follow a '.'.
+_DIGIT_RUNS = bytes(
+    ord("9") if chr(c).isdigit() and c < 128 else ord(".") if c == ord(".") else ord(" ") for c in range(256)
+)
+_LONG_INTEGER = b" " + b"9" * 16
+#: A UTF-8 lead byte of a character beyond U+FFFF (four bytes).
+_ASTRAL_UTF8 = re.compile(rb"[\xf0-\xf4]")
+
+
+def _parse_canonical_msgspec(raw: bytes, max_depth: int) -> tuple[bool, Any] | None:
+    """parse_canonical through msgspec's C decoder and encoder (a fifth of the standard library's cost on a record):
+    (True, value) when raw is the canonical form of the object it holds, (False, None) when it is not, None when
+    unsure (the standard library's check then answers).
+
+    Why a True is right: msgspec decodes raw to `value` (floats through _plain_float, that is float(), as json.loads
+    reads them; anything that is not JSON, bytes that are not UTF-8, a lone surrogate, NaN or a number that overflows
+    make it refuse: unsure). E, msgspec's compact writing of value with sorted keys, is standard JSON of value, so
+    E == raw says raw parses (json.loads too) to value. E is canonical_bytes(value) when:
+    - floats: msgspec writes the shortest round-trip digits, as repr and RFC 8785 do, and places the point as RFC
+      8785 does for every float _plain_float lets through (not integral, below 1e16 in magnitude), except that it
+      writes an exponent ('3.14e-6') where RFC 8785 writes 1e-6 <= |x| < 1e-5 plainly: each float written with 'e-'
+      is respelled as canonical_bytes spells it (_respell_exponents, the one the standard library check uses: a
+      respelling inside a string can only turn a True into a False, see _parse_canonical_stdlib);
+    - integers: both write str(); a token of 16 digits or more (beyond MAX_SAFE_INTEGER, which canonical_bytes
+      refuses, and beyond 2^63, which strict_json refuses) is looked for in raw, a run of digits not after '.':
+      unsure;
+    - keys: msgspec sorts by code point, RFC 8785 by UTF-16 code unit: the same order unless a key holds a character
+      beyond U+FFFF: raw holding one is unsure;
+    - strings: msgspec escapes '"', '\\' and the controls below U+0020 (\\b \\t \\n \\f \\r short, the rest \\u00xx in
+      lower case) and writes everything else as UTF-8, as RFC 8785 does.
+    tests/report/test_canonical.py holds the answers to canonical_bytes on fuzzed and mutated texts."""
+    try:
+        value = _MSGSPEC_DECODER.decode(raw)
+    except (_Unsure, msgspec.DecodeError, UnicodeDecodeError, RecursionError, ValueError):
+        return None
+    if type(value) is not dict:
+        return False, None
+    if _LONG_INTEGER in raw.translate(_DIGIT_RUNS) or (not raw.isascii() and _ASTRAL_UTF8.search(raw)):
+        return None
+    written = _MSGSPEC_SORTED.encode(value)
+    if b"e-" in written:
+        if written.count(b"e-") > _MAX_EXPONENT_MARKS:
+            return None
+        written = _respell_exponents(written.decode("utf-8")).encode("utf-8")
+    if written != raw:
+        return False, None
+    # a container per '[' or '{' at most, those inside strings included: only a text holding many is walked
+    if raw.count(b"[") + raw.count(b"{") > max_depth and not _depth_within(raw.decode("utf-8"), max_depth):
+        return False, None
+    return True, value
+
+
+def parse_canonical(text: str | bytes, max_depth: int = 1 << 30) -> tuple[bool, Any]:
+    """(True, json.loads(text)) when `text` (str, or its UTF-8 bytes) is exactly the canonical form of the JSON object
+    it holds, that is when canonical_bytes(json.loads(text)) == text.encode("utf-8"), and no container in it lies
+    deeper than max_depth (the object at depth 0); (False, None) otherwise, or when unsure (then canonicalize and
+    compare). msgspec answers first (_parse_canonical_msgspec); where it is unsure or says False, the standard
+    library's check (_parse_canonical_stdlib) answers, so a True from either is exact and no text the standard
+    library check accepted is turned away."""
+    raw = text if isinstance(text, bytes) else None
+    if raw is None:
+        try:
+            raw = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: canonical_bytes cannot write it
+            return False, None
+    answer = _parse_canonical_msgspec(raw, max_depth)
+    if answer is not None and answer[0]:
+        return answer
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return False, None
+    return _parse_canonical_stdlib(text, max_depth)

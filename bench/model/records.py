@@ -116,12 +116,8 @@ def _parse_line(line: bytes, where: str, limit: int) -> tuple[Any, bytes | None]
         signature = None if tail == b"null}" else _BASE64_TAIL.fullmatch(tail)
         body = line[len(_LINE_HEAD) : at]
         if signature is not None or tail == b"null}":
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                text = None
             # the record lies one level inside the line, which holds its containers to MAX_DEPTH from depth 1
-            ok, record = parse_canonical(text, MAX_DEPTH - 2) if text is not None else (False, None)
+            ok, record = parse_canonical(body, MAX_DEPTH - 2)
             if ok and line.count(b"[") + line.count(b"{") <= limit:
                 obj = {"record": record, "signature": signature.group(1).decode("ascii") if signature else None}
                 return obj, hashlib.sha256(body).digest()

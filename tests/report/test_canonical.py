@@ -216,3 +216,62 @@ def test_a_text_full_of_exponent_marks_costs_linear_time(filler):
     json.loads(text)
     read = time.process_time() - start
     assert fast < 30 * read + 0.02, (fast, read)
+
+
+def test_msgspec_spells_floats_as_rfc8785_once_respelled():
+    """What _parse_canonical_msgspec rests on: for every float _plain_float lets through (not integral, below 1e16
+    in magnitude), msgspec's spelling, its 'e-' floats respelled, is rfc8785's, and reads back as the same float."""
+    import math
+    import struct
+
+    import msgspec
+
+    r = random.Random("msgspec floats")
+    values = [struct.unpack("<d", struct.pack("<Q", r.getrandbits(64)))[0] for _ in range(60_000)]
+    values += [r.uniform(-1, 1) * 10 ** r.randrange(-12, 17) for _ in range(60_000)]
+    values += [round(r.uniform(1, 10), r.randrange(17)) * 10.0**e for e in range(-12, 17) for _ in range(300)]
+    checked = 0
+    for x in values:
+        if not math.isfinite(x) or x.is_integer() or abs(x) >= 1e16:
+            continue
+        written = msgspec.json.encode([x]).decode()
+        assert msgspec.json.decode(written) == [x]
+        assert canonical._respell_exponents(written) == rfc8785.dumps([x]).decode(), x
+        checked += 1
+    assert checked > 90_000
+
+
+def test_the_msgspec_check_says_true_exactly_for_canonical_texts():
+    """_parse_canonical_msgspec alone (parse_canonical falls back to the standard library's check): a True is never
+    wrong on fuzzed canonical texts and their mutations, and most canonical texts it can vouch for answer True."""
+    r = random.Random("bench msgspec canonical")
+    accepted = 0
+    for _ in range(2500):
+        doc = {"k": _value(r), "v": [_value(r) for _ in range(3)], "n": [0.000015, 1e-7, -3.5e-6, 0.5, 3e-6]}
+        try:
+            text = canonical.canonical_bytes(doc)
+        except (canonical.UncarriableNumber, rfc8785.CanonicalizationError):
+            continue
+        answer = canonical._parse_canonical_msgspec(text, 1 << 30)
+        if answer is not None and answer[0]:
+            accepted += 1
+            assert answer[1] == json.loads(text)
+        for mutated in _mutations(r, text.decode("utf-8", "surrogatepass")):
+            try:
+                raw = mutated.encode("utf-8")
+            except UnicodeEncodeError:
+                continue
+            answer = canonical._parse_canonical_msgspec(raw, 1 << 30)
+            if answer is not None and answer[0]:
+                assert canonical.canonical_bytes(answer[1]) == raw, (text, mutated)
+    assert accepted > 300
+
+
+@pytest.mark.parametrize("text", [b'{"a":700.0}', b'{"a":-0.0}', b'{"a":1e16}', b'{"a":1.5e16}', b'{"a":1e21}',
+                                  b'{"a":9007199254740992}', b'{"a":-9007199254740993}', b'{"a":18446744073709551616}',
+                                  b'{"a":1e400}', b'{"\xf0\x9f\x98\x80":1,"\xee\x80\x80":2}'])  # fmt: skip
+def test_the_msgspec_check_never_vouches_for_what_it_writes_otherwise(text):
+    """msgspec writes each of these back as read; RFC 8785 would not (or refuses it): never a True."""
+    answer = canonical._parse_canonical_msgspec(text, 1 << 30)
+    assert answer is None or not answer[0]
+    assert not canonical.parse_canonical(text)[0]  # the standard library's check is unsure of each too
