@@ -191,27 +191,47 @@ def check_capacity(
 PARALLEL_FROM = 8
 
 Inspected = tuple[bool, str, str | None]
+#: What a worker of read_many returns for one file: the document, sign.inspect of a capacity report, and that report's
+#: rows checked by check_capacity (no aggregator policy: the reader's to apply) and laid out (None when refused).
+Read = tuple[intake.Document, Inspected | None, "Rows | None"]
 
 
-def _read_one(task: tuple[Path, Path | None]) -> tuple[intake.Document, Inspected | None] | intake.InputError:
-    """A file read as intake reads it and, for a capacity report, sign.inspect of it (its signature and digest): the
-    work of a worker of read_many. The parsed document travels back pickled (half the time of parsing it again)."""
+def _laid_out(data: dict[str, Any]) -> Rows | None:
+    """A capacity report's rows as check_capacity checks them without a trust list (signature aside), with their
+    columns, frame and ranks laid out; None where it refuses them (the reader refuses the report again, in its own
+    order and words). Done by the worker that read the report: in the parent it was a serial tenth of a country's
+    disclose and verify phases (4,000 rows a site checked column by column, framed and ranked)."""
+    try:
+        rows = check_capacity(data, "", aggregator_ids=None, verified=True)
+    except DisclosureError:
+        return None
+    if not isinstance(rows, Rows):
+        return None
+    rows.columns(), rows.frame(), rows.ranks()
+    return rows
+
+
+def _read_one(task: tuple[Path, Path | None]) -> Read | intake.InputError:
+    """A file read as intake reads it and, for a capacity report, sign.inspect of it (its signature and digest) and
+    its rows laid out (_laid_out): the work of a worker of read_many. The parsed document travels back pickled (half
+    the time of parsing it again), its rows with it (pickle keeps one copy of the objects both refer to)."""
     path, root = task
     try:
         doc = intake.read_json(path, root=root)
     except intake.InputError as exc:
         return exc
-    inspected = None
+    inspected = rows = None
     if isinstance(doc.data, dict) and doc.data.get("kind") == cap.CAPACITY_KIND:
         inspected = sign.inspect(doc.data, body=doc.signed_body)
+        rows = _laid_out(doc.data) if inspected[0] else None
     # the signed body (3 MB for a site's capacity report) served the check above; pickled back and kept by the store
     # it cost a country of 200 sites about 0.6 GB of peak memory and the time to pickle it
     doc = dataclasses.replace(doc, signed_body=None)
     _ = doc.sha256  # hashed here, and carried back with the document
-    return doc, inspected
+    return doc, inspected, rows
 
 
-def read_many(paths: list[Path], *, root: Path | None = None) -> list[tuple[intake.Document, Inspected | None] | intake.InputError]:  # fmt: skip
+def read_many(paths: list[Path], *, root: Path | None = None) -> list[Read | intake.InputError]:
     """Each path as _read_one reads it, in order; from PARALLEL_FROM paths on, in worker processes (one per core): a
     country's 200 capacity reports take seconds each to parse and canonicalize, on one core otherwise."""
     tasks = [(p, root) for p in paths]
@@ -234,6 +254,7 @@ class Store:
         self._digests: dict[str, str] = {}
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._inspected: dict[str, Inspected] = {}
+        self._laid: dict[str, Rows] = {}  # a capacity report's rows as its reader checked and laid them out
         #: files of the folder no document can cite (unreadable, not strict JSON, no digest): a warning, not evidence
         self.skipped: list[str] = []
         if directory is not None:
@@ -246,9 +267,11 @@ class Store:
                     continue
                 self._keep(path, *read)
 
-    def _keep(self, path: Path, doc: intake.Document, inspected: Inspected | None) -> intake.Document:
+    def _keep(self, path: Path, doc: intake.Document, inspected: Inspected | None,
+              rows: Rows | None = None) -> intake.Document:  # fmt: skip
         self.paths.setdefault(doc.sha256, path)
-        self._docs.setdefault(doc.sha256, doc)
+        if self._docs.setdefault(doc.sha256, doc) is doc and rows is not None:
+            self._laid[doc.sha256] = rows  # only with the document they were read from (their rows are its rows)
         if inspected is not None:
             self._inspected.setdefault(doc.sha256, inspected)
         return doc
@@ -277,6 +300,12 @@ class Store:
                 raise DisclosureError(str(read))
             out.append(self._keep(path, *read))
         return out
+
+    def laid_out(self, doc: intake.Document) -> Rows | None:
+        """The rows of a capacity report as the worker that read it checked them (no trust list) and laid them out;
+        None where it did not (or refused them): then check_capacity decides here."""
+        rows = self._laid.pop(doc.sha256, None)
+        return rows if rows is not None and self._docs.get(doc.sha256) is doc else None
 
     def inspected(self, doc: intake.Document) -> Inspected:
         """sign.inspect of a capacity report: from the worker that read it, else computed here."""
@@ -326,7 +355,12 @@ def leaf(
             if not valid:
                 raise DisclosureError(f"{where}: {why}")
             store.remember_digest(doc, digest)
-        rows = check_capacity(doc.data, where, aggregator_ids=aggregator_ids, verified=True)
+        rows = store.laid_out(doc)
+        if rows is None:
+            rows = check_capacity(doc.data, where, aggregator_ids=aggregator_ids, verified=True)
+        elif aggregator_ids is not None and sign.signer(doc.data) not in aggregator_ids:  # check_capacity's last check
+            raise DisclosureError(f"{where}: signed by key {sign.signer(doc.data)}, which is not in the aggregator "
+                                  "trust list")  # fmt: skip
         store.mark_checked(doc.sha256, rows)
     return Leaf(path, cluster, store.digest(doc), doc.sha256, sign.signer(doc.data), doc.data), rows
 

@@ -64,7 +64,7 @@ def test_read_many_forks_no_more_workers_than_there_are_files(monkeypatch, tmp_p
         paths.append(tmp_path / f"{i}.json")
         paths[-1].write_text(json.dumps({"n": i}))
     read = lv.read_many(paths)
-    assert [doc.data for doc, _ in read] == [{"n": i} for i in range(lv.PARALLEL_FROM)]
+    assert [r[0].data for r in read] == [{"n": i} for i in range(lv.PARALLEL_FROM)]
     assert _CountingPool.asked and max(_CountingPool.asked) <= len(paths), _CountingPool.asked
 
 

@@ -3,11 +3,13 @@ worker that parsed it: the same documents, the same refusals and the same verifi
 
 import json
 
+import pandas as pd
 import pytest
 
 from bench.disclosure import document as dd
 from bench.disclosure import leaves as lv
-from bench.model import sign
+from bench.model import intake, sign
+from bench.model.reports import CAPACITY_KIND
 from tests.disclosure import world
 
 
@@ -25,7 +27,7 @@ def test_a_folder_read_by_workers_is_the_folder_read_here(tmp_path, monkeypatch)
     for sha in serial.paths:
         a, b = pooled.get(sha), serial.get(sha)
         assert (a.path, a.raw, a.data, a.sha256) == (b.path, b.raw, b.data, b.sha256)
-        if a.data.get("kind") == "bench.capacity":
+        if a.data.get("kind") == CAPACITY_KIND:
             assert pooled._inspected[sha] == sign.inspect(b.data) and pooled._inspected[sha][0]
         # the canonical body that checked the signature is not kept (3 MB a site's report: 0.6 GB for a country)
         assert a.signed_body is None and b.signed_body is None
@@ -61,3 +63,52 @@ def test_add_many_names_a_file_it_cannot_read(tmp_path, monkeypatch):
         store.add_many(paths)
     paths[2].write_text("[]")
     assert [d.data for d in store.add_many(paths)] == [{"n": 0}, {"n": 1}, [], {"n": 3}]
+
+
+def _capacity_docs(store):
+    return [store.get(sha) for sha in store.paths if store.get(sha).data.get("kind") == CAPACITY_KIND]
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_rows_laid_out_by_the_reader_are_the_rows_check_capacity_gives(tmp_path, monkeypatch, parallel):
+    """A capacity report's rows are checked and laid out (columns, frame, ranks) by the worker that read it, for the
+    leaf that places it: the same rows, frame and ranks as checking them here."""
+    world.country(tmp_path)
+    store = _store(monkeypatch, tmp_path, parallel=parallel)
+    docs = _capacity_docs(store)
+    assert len(docs) == 3 and all(sha in store._laid for sha in (d.sha256 for d in docs))
+    for doc in docs:
+        held = store._laid[doc.sha256]
+        _, rows = lv.leaf(doc, ("Freedonia", "North", "Alpha", "A1"), "a", store, aggregator_ids=None)
+        assert rows is held  # the reader's rows, not checked again
+        fresh = lv.check_capacity(doc.data, "x", aggregator_ids=None, verified=True)
+        assert list(rows) == list(fresh) and rows.ranks() == fresh.ranks()
+        pd.testing.assert_frame_equal(rows.frame(), fresh.frame())
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_a_report_whose_rows_the_reader_refused_is_refused_as_check_capacity_refuses_it(tmp_path, monkeypatch,
+                                                                                         parallel):  # fmt: skip
+    """Rows a reader refuses (here a negative MAMF, re-signed, so the signature holds) are not laid out: the leaf
+    checks them itself and refuses the report in check_capacity's words; and laid-out rows still answer to the
+    aggregator trust list."""
+    world.country(tmp_path)
+    cap_path = tmp_path / "North" / "Alpha" / "A1" / "capacity.json"
+    cap = json.loads(cap_path.read_text())
+    cap["devices"][0]["mamf_tflops"] = -1.0
+    cap = {k: x for k, x in cap.items() if k != "signature"}
+    cap["signature"] = sign.sign(cap, world.KEYS.aggregator)
+    cap_path.write_text(json.dumps(cap, indent=2, sort_keys=True))
+    store = _store(monkeypatch, tmp_path, parallel=parallel)
+    doc = next(store.get(sha) for sha, p in store.paths.items() if p == cap_path)
+    assert doc.sha256 not in store._laid
+    with pytest.raises(lv.DisclosureError) as exc:
+        lv.leaf(doc, ("Freedonia", "North", "Alpha", "A1"), "a", store, aggregator_ids=None)
+    with pytest.raises(lv.DisclosureError) as slow:
+        lv.check_capacity(doc.data, intake.safe_name(str(doc.path)), aggregator_ids=None, verified=True)
+    assert str(exc.value) == str(slow.value) and "devices[0].mamf_tflops" in str(exc.value)
+    other = next(d for d in _capacity_docs(store) if d is not doc)
+    assert other.sha256 in store._laid
+    with pytest.raises(lv.DisclosureError, match="not in the aggregator trust list"):
+        lv.leaf(other, ("Freedonia", "North", "Alpha", "A2"), "a", store, aggregator_ids={"someone else"})
+    assert not store.checked(other.sha256)
