@@ -36,6 +36,9 @@ DEFAULT_MAX_STREAM_BYTES = 1024 * 2**20
 #: How a record stream starts (bench.model.records.PREFIX; repeated here so that reading a document imports
 #: nothing more).
 _STREAM_PREFIX = b'{"record":{'
+#: What a version-2 node report holds (its kind, bench.model.reports.NODE_REPORT_KIND): such a document is read by
+#: bench.model.written.parse_node_report first.
+_NODE_REPORT_KIND = b'"bench.node-report"'
 #: A stream as any JSON writer may have spaced it (the prefix is the form bench writes).
 _STREAM_START = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"record"[ \t\r\n]*:')
 
@@ -153,6 +156,10 @@ def read_json(path: Path, *, root: Path | None = None, max_bytes: int | None = N
         digests: list[bytes] = []
         data = records.parse(raw, safe_name(str(path)), digests=digests)
         return Document(path, raw, data, digests or None)
+    if _NODE_REPORT_KIND in raw:  # a version-2 node report, most likely: its raw samples lie outside its signed view
+        node = written.parse_node_report(raw, max_containers=max_containers)
+        if node is not None:
+            return Document(path, raw, node[0], signed_body=node[1])
     fast = written.parse_written(raw, max_containers=max_containers)
     if fast is not None:
         return Document(path, raw, fast[0], signed_body=fast[1])

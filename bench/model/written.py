@@ -16,8 +16,20 @@ import json
 import re
 from typing import Any
 
-from bench.model.canonical import MAX_SAFE_INTEGER, SIGNATURE_FIELD
-from bench.model.strict_json import DEFAULT_MAX_CONTAINERS, MAX_DEPTH
+import msgspec
+import rfc8785
+
+from bench.model.canonical import (
+    _ASTRAL_UTF8,
+    _DIGIT_RUNS,
+    _LONG_INTEGER,
+    _MSGSPEC_SORTED,
+    MAX_SAFE_INTEGER,
+    RAW_ARRAYS,
+    SIGNATURE_FIELD,
+    signed_view,
+)
+from bench.model.strict_json import DEFAULT_MAX_CONTAINERS, MAX_DEPTH, MAX_INT
 
 #: An integral float as json writes it ('700.0') between delimiters, in the compact form; RFC 8785 writes '700'.
 _INTEGRAL = re.compile(r"([:,\[])(-?[0-9]+)\.0(?=[,\]}])")
@@ -101,4 +113,156 @@ def _write(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-__all__ = ["parse_written"]
+#: A number msgspec writes otherwise than RFC 8785, in a piece of its compact writing that lies outside every string:
+#: with an exponent ('3.1e-6', '1e16') or integral ('700.0', '-0.0'), a whole token (after no digit or point).
+_RESPELLED = re.compile(rb"(?<![0-9.])-?[0-9]+(?:\.[0-9]+)?e[-+]?[0-9]+|(?<![0-9.])-?[0-9]+\.0(?=[,\]}])")
+#: Every byte but the brackets, deleted to leave a writing's nesting.
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_BRACKETS_AS_LISTS = bytes.maketrans(b"{}", b"[]")
+
+
+def _respell(match: re.Match[bytes]) -> bytes:
+    """RFC 8785's spelling of a float msgspec wrote with an exponent or as integral ('700.0', '3.1e-6', '1e16')."""
+    return rfc8785.dumps(float(match.group()))
+
+
+#: What a number msgspec writes with an exponent is made of, before its 'e': digits, a point and a sign.
+_MANTISSA_BYTES = frozenset(b"0123456789.-")
+_DIGIT_BYTES = frozenset(b"0123456789")
+
+
+def _plain_small(token: bytes) -> bytes:
+    """RFC 8785's spelling of a float msgspec wrote with a negative exponent ('3.14e-6'): plain from 1e-6 on
+    ('0.00000314', the same digits), msgspec's own below (RFC 8785 writes '1.5e-7' as msgspec does)."""
+    mantissa, exponent = token.split(b"e")
+    power = -int(exponent)
+    if power > 6:
+        return token
+    sign = b"-" if mantissa[:1] == b"-" else b""
+    return sign + b"0." + b"0" * (power - 1) + mantissa.lstrip(b"-").replace(b".", b"")
+
+
+def _respell_small(written: bytes, expected: int) -> bytes | None:
+    """written (no backslash in it: every '"' opens or closes a string) with each float outside the strings that
+    msgspec wrote with a negative exponent respelled by _plain_small; None unless exactly `expected` were found."""
+    out: list[bytes] = []
+    done = counted = quotes = found = 0
+    at = written.find(b"e-")
+    while at >= 0:
+        quotes += written.count(b'"', counted, at)
+        counted = at
+        if quotes % 2 == 0:  # outside the strings: a number's exponent
+            start, end = at, at + 2
+            while start and written[start - 1] in _MANTISSA_BYTES:
+                start -= 1
+            while end < len(written) and written[end] in _DIGIT_BYTES:
+                end += 1
+            out += (written[done:start], _plain_small(written[start:end]))
+            done = end
+            found += 1
+        at = written.find(b"e-", at + 2)
+    return b"".join(out) + written[done:] if found == expected else None
+
+
+def _odd(piece: bytes) -> bool:
+    """Whether a piece of the writing outside the strings may hold a float _RESPELLED matches: an 'e' beyond those of
+    true and false, or '.0' before a delimiter."""
+    if b".0," in piece or b".0]" in piece or b".0}" in piece:
+        return True
+    return b"e" in piece and piece.count(b"e") != piece.count(b"true") + piece.count(b"false")
+
+
+def _within_depth(skeleton: bytes, max_depth: int) -> bool:
+    """Whether no container lies deeper than max_depth (the outermost at 0) in a JSON writing without its strings."""
+    brackets = skeleton.translate(_BRACKETS_AS_LISTS, _NOT_BRACKETS)
+    for _ in range(max_depth + 1):
+        if not brackets:
+            return True
+        brackets = brackets.replace(b"[]", b"")
+    return not brackets
+
+
+def _scalars(values: Any) -> bool:
+    """Whether a raw-sample array holds only numbers strict_json accepts (no container, no integer beyond 64 bits)."""
+    if type(values) is not list:
+        return False
+    kinds = set(map(type, values))
+    if kinds <= {float}:
+        return True
+    return kinds <= {float, int} and -MAX_INT <= min(values) and max(values) <= MAX_INT
+
+
+def parse_node_report(raw: bytes, *, max_containers: int | None = None) -> tuple[dict[str, Any], bytes] | None:
+    """(data, canonical bytes of its signed view) for a signed version-2 node report, read by msgspec's C decoder and
+    written back by its C encoder; None when unsure (then strict_json.parse_json and canonical.canonical decide, with
+    their words for any refusal). A node report's raw samples (canonical.RAW_ARRAYS) are outside its signed view,
+    which parse_written does not take apart; and at 23 kB an eight-GPU report took 1.3 ms to parse strictly and
+    canonicalize in Python, where this takes about a tenth.
+
+    Why `data` is what strict_json.parse_json gives: msgspec parses JSON as json.loads does (UTF-8 only, floats
+    correctly rounded, integers of any size) and refuses what it refuses (bytes that are not UTF-8, a BOM, NaN and
+    Infinity, control characters in strings, lone surrogates, which json.loads would take: unsure), plus numbers that
+    overflow binary64 (unsure). What strict_json refuses besides, and json.loads and msgspec take, is checked here:
+    - more containers than the limit: counted in raw as strict_json counts them;
+    - a key given twice (msgspec keeps the last): every ':' in raw is a member's or a character of a string, and with
+      no '\\u003a' escape each is written back by msgspec as a ':' too; so raw holds as many ':' as the signed view's
+      writing E, the signature block's, the 'signature' member's and the raw arrays' keys' when and only when no
+      member was dropped (each raw array holding only numbers: no ':' of its own);
+    - nesting deeper than MAX_DEPTH: the brackets outside E's strings (E has no backslash, so every '"' in it opens or
+      closes a string: E.split('"') alternates between what lies outside strings and their contents), emptied pair
+      by pair; the signature block must hold only strings and each raw array only numbers (at depth 4);
+    - integers beyond 64 bits: a run of 16 digits or more outside E's strings (canonical.parse_canonical's test), and
+      each raw array's minimum and maximum.
+    Why the bytes are canonical.canonical(data): E is msgspec's compact writing of signed_view(data) with sorted keys
+    (unsure when a key could hold a character beyond U+FFFF: UTF-16 order differs), which RFC 8785 writes alike
+    (strings: canonical._parse_canonical_msgspec) except for floats: each number token outside the strings that
+    holds an exponent or ends in '.0' is respelled by rfc8785 itself (msgspec's spelling reads back as the same
+    float; the others are RFC 8785's own, tests/report/test_canonical.py), and an integer beyond MAX_SAFE_INTEGER
+    (which canonical refuses) makes it unsure. tests/report/test_node_document_fast_path.py holds the two paths to
+    the same decisions and words on valid, re-signed, tampered and malformed reports."""
+    limit = DEFAULT_MAX_CONTAINERS if max_containers is None else max_containers
+    if raw.count(b"[") + raw.count(b"{") > limit or b"\\u003a" in raw or b"\\u003A" in raw:
+        return None
+    try:
+        value = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError, ValueError):
+        return None
+    if type(value) is not dict or type(value.get("measurements")) is not list:
+        return None
+    block = value.get(SIGNATURE_FIELD)
+    if type(block) is not dict or not all(type(v) is str for v in block.values()):
+        return None
+    colons = 1 + _MSGSPEC_SORTED.encode(block).count(b":")
+    for m in value["measurements"]:
+        if type(m) is dict:
+            for key in RAW_ARRAYS:
+                if key in m:
+                    if not _scalars(m[key]):
+                        return None
+                    colons += 1
+    written = _MSGSPEC_SORTED.encode(signed_view(value))
+    if b"\\" in written or raw.count(b":") != colons + written.count(b":"):
+        return None
+    if not written.isascii() and _ASTRAL_UTF8.search(written):
+        return None
+    parts = written.split(b'"')
+    outside = b"".join(parts[0::2])
+    if _LONG_INTEGER in outside.translate(_DIGIT_RUNS) or not _within_depth(outside, MAX_DEPTH - 1):
+        return None
+    # floats msgspec spells otherwise: with an exponent (an 'e' outside the strings beyond those of true and false),
+    # or integral ('700.0'); the usual ones, a negative exponent ('3.1e-6'), found by their 'e-' alone
+    exponents = outside.count(b"e") - outside.count(b"true") - outside.count(b"false")
+    if b".0," in outside or b".0]" in outside or b".0}" in outside or exponents != outside.count(b"e-"):
+        for i in range(0, len(parts), 2):
+            if _odd(parts[i]):
+                parts[i] = _RESPELLED.sub(_respell, parts[i])
+        written = b'"'.join(parts)
+    elif exponents:
+        respelled = _respell_small(written, exponents)
+        if respelled is None:
+            return None
+        written = respelled
+    return value, written
+
+
+__all__ = ["parse_node_report", "parse_written"]

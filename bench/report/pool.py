@@ -26,17 +26,18 @@ PARALLEL_FROM = 256
 Examined = list[tuple[dict[str, Any], list[tuple[Any, ...]]]]
 
 
-def _load(data: Any) -> tuple[Any, list[bytes] | None]:
+def _load(data: Any) -> tuple[Any, list[bytes] | None, bytes | None]:
     """A report given as a path is read where it is examined (in a worker), so the parent never holds the fleet. Read
     through bench.model.intake: regular files only, size-capped, strict JSON. With it, for a record stream read as its
-    canonical bytes, the SHA-256 of each record (intake.Document.chain: the signature is checked over those)."""
+    canonical bytes, the SHA-256 of each record (intake.Document.chain: the signature is checked over those), and for
+    a document read by intake's fast path, the canonical bytes of its signed view (intake.Document.signed_body)."""
     if not isinstance(data, Path):
-        return data, None
+        return data, None, None
     try:
         doc = intake.read_json(data)
     except intake.InputError as exc:
-        return exc, None
-    return doc.data, doc.chain
+        return exc, None, None
+    return doc.data, doc.chain, doc.signed_body
 
 
 def _examine(item: tuple[str, Any], *, now: dt.datetime,
@@ -57,12 +58,12 @@ def _examine(item: tuple[str, Any], *, now: dt.datetime,
 def _examine_one(
     item: tuple[str, Any], entry: dict[str, Any], now: dt.datetime, mamf_rule: str = figures.MAMF_RULE_STEADY
 ) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    data, chain = _load(item[1])
+    data, chain, body = _load(item[1])
     if isinstance(data, Exception):
         return {**entry, "status": "rejected", "reasons": [intake.safe_name(f"unreadable: {data}")]}, []
     if not isinstance(data, dict):
         return {**entry, "status": "rejected", "reasons": ["schema: not a JSON object"]}, []
-    findings, entry["digest"], report = v.examine(data, now=now, policy=False, chain=chain)
+    findings, entry["digest"], report = v.examine(data, now=now, policy=False, chain=chain, body=body)
     entry["key_id"] = sign.signer(data)
     bad = v.errors(findings)
     if bad or report is None:

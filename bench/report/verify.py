@@ -378,16 +378,18 @@ def examine(
     now: dt.datetime | None = None,
     policy: bool = True,
     chain: list[bytes] | None = None,
+    body: bytes | None = None,
 ) -> tuple[list[Finding], str | None, NodeReport | None]:
     """Findings, digest and the parsed report (None when it does not parse), in one pass. With policy=False the
     auditor's policy (trust list, age, time) is left to policy_findings, so one examination serves several policies.
     chain: for a record stream just read by bench.model.intake.read_json, its Document.chain (the records' hashes
-    over the bytes read: bench.model.records.inspect)."""
+    over the bytes read: bench.model.records.inspect); body: for a document just read by read_json, its
+    Document.signed_body (the canonical bytes of its signed view: bench.model.sign.inspect)."""
     now = now or dt.datetime.now(dt.UTC)
     if not isinstance(data, dict):
         return [Finding(ERROR, "schema", "report should be a JSON object")], None, None
     out: list[Finding] = []
-    valid, why, name = sign.inspect(data, chain)
+    valid, why, name = sign.inspect(data, chain, body)
     if not valid:
         out.append(Finding(ERROR, "signature", why))
     try:
