@@ -360,6 +360,43 @@ _LONG_INTEGER = b" " + b"9" * 16
 _ASTRAL_UTF8 = re.compile(rb"[\xf0-\xf4]")
 
 
+#: What a number msgspec writes with an exponent is made of, before its 'e': digits, a point and a sign.
+_MANTISSA_BYTES = frozenset(b"0123456789.-")
+_DIGIT_BYTES = frozenset(b"0123456789")
+
+
+def plain_small(token: bytes) -> bytes:
+    """RFC 8785's spelling of a float msgspec wrote with a negative exponent ('3.14e-6'): plain from 1e-6 on
+    ('0.00000314', the same shortest digits), msgspec's own below (RFC 8785 writes '1.5e-7' as msgspec does)."""
+    mantissa, exponent = token.split(b"e")
+    power = -int(exponent)
+    if power > 6:
+        return token
+    sign = b"-" if mantissa[:1] == b"-" else b""
+    return sign + b"0." + b"0" * (power - 1) + mantissa.lstrip(b"-").replace(b".", b"")
+
+
+def _respell_negative_exponents(written: bytes) -> bytes:
+    """msgspec's compact writing with each float written with a negative exponent, a whole token between one of
+    ':,[' and one of ',]}', respelled by plain_small. A token inside a string that looks like one may be respelled
+    too: compared with the text read, that can only turn a True into a False (see _parse_canonical_stdlib)."""
+    out: list[bytes] = []
+    done = 0
+    at = written.find(b"e-")
+    while at >= 0:
+        start, end = at, at + 2
+        while start > done and written[start - 1] in _MANTISSA_BYTES:
+            start -= 1
+        while end < len(written) and written[end] in _DIGIT_BYTES:
+            end += 1
+        if start < at and end > at + 2 and written[start - 1 : start] in (b":", b",", b"[") and written[
+                end : end + 1] in (b",", b"]", b"}"):  # fmt: skip
+            out += (written[done:start], plain_small(written[start:end]))
+            done = end
+        at = written.find(b"e-", at + 2)
+    return b"".join(out) + written[done:] if out else written
+
+
 def _parse_canonical_msgspec(raw: bytes, max_depth: int) -> tuple[bool, Any] | None:
     """parse_canonical through msgspec's C decoder and encoder (a fifth of the standard library's cost on a record):
     (True, value) when raw is the canonical form of the object it holds, (False, None) when it is not, None when
@@ -372,8 +409,8 @@ def _parse_canonical_msgspec(raw: bytes, max_depth: int) -> tuple[bool, Any] | N
     - floats: msgspec writes the shortest round-trip digits, as repr and RFC 8785 do, and places the point as RFC
       8785 does for every float _plain_float lets through (not integral, below 1e16 in magnitude), except that it
       writes an exponent ('3.14e-6') where RFC 8785 writes 1e-6 <= |x| < 1e-5 plainly: each float written with 'e-'
-      is respelled as canonical_bytes spells it (_respell_exponents, the one the standard library check uses: a
-      respelling inside a string can only turn a True into a False, see _parse_canonical_stdlib);
+      is respelled as canonical_bytes spells it (_respell_negative_exponents: a respelling inside a string can only
+      turn a True into a False, see _parse_canonical_stdlib);
     - integers: both write str(); a token of 16 digits or more (beyond MAX_SAFE_INTEGER, which canonical_bytes
       refuses, and beyond 2^63, which strict_json refuses) is looked for in raw, a run of digits not after '.':
       unsure;
@@ -394,7 +431,7 @@ def _parse_canonical_msgspec(raw: bytes, max_depth: int) -> tuple[bool, Any] | N
     if b"e-" in written:
         if written.count(b"e-") > _MAX_EXPONENT_MARKS:
             return None
-        written = _respell_exponents(written.decode("utf-8")).encode("utf-8")
+        written = _respell_negative_exponents(written)
     if written != raw:
         return False, None
     # a container per '[' or '{' at most, those inside strings included: only a text holding many is walked

@@ -21,12 +21,15 @@ import rfc8785
 
 from bench.model.canonical import (
     _ASTRAL_UTF8,
+    _DIGIT_BYTES,
     _DIGIT_RUNS,
     _LONG_INTEGER,
+    _MANTISSA_BYTES,
     _MSGSPEC_SORTED,
     MAX_SAFE_INTEGER,
     RAW_ARRAYS,
     SIGNATURE_FIELD,
+    plain_small,
     signed_view,
 )
 from bench.model.strict_json import DEFAULT_MAX_CONTAINERS, MAX_DEPTH, MAX_INT
@@ -126,25 +129,9 @@ def _respell(match: re.Match[bytes]) -> bytes:
     return rfc8785.dumps(float(match.group()))
 
 
-#: What a number msgspec writes with an exponent is made of, before its 'e': digits, a point and a sign.
-_MANTISSA_BYTES = frozenset(b"0123456789.-")
-_DIGIT_BYTES = frozenset(b"0123456789")
-
-
-def _plain_small(token: bytes) -> bytes:
-    """RFC 8785's spelling of a float msgspec wrote with a negative exponent ('3.14e-6'): plain from 1e-6 on
-    ('0.00000314', the same digits), msgspec's own below (RFC 8785 writes '1.5e-7' as msgspec does)."""
-    mantissa, exponent = token.split(b"e")
-    power = -int(exponent)
-    if power > 6:
-        return token
-    sign = b"-" if mantissa[:1] == b"-" else b""
-    return sign + b"0." + b"0" * (power - 1) + mantissa.lstrip(b"-").replace(b".", b"")
-
-
 def _respell_small(written: bytes, expected: int) -> bytes | None:
     """written (no backslash in it: every '"' opens or closes a string) with each float outside the strings that
-    msgspec wrote with a negative exponent respelled by _plain_small; None unless exactly `expected` were found."""
+    msgspec wrote with a negative exponent respelled by canonical.plain_small; None unless exactly `expected` were found."""
     out: list[bytes] = []
     done = counted = quotes = found = 0
     at = written.find(b"e-")
@@ -157,7 +144,7 @@ def _respell_small(written: bytes, expected: int) -> bytes | None:
                 start -= 1
             while end < len(written) and written[end] in _DIGIT_BYTES:
                 end += 1
-            out += (written[done:start], _plain_small(written[start:end]))
+            out += (written[done:start], plain_small(written[start:end]))
             done = end
             found += 1
         at = written.find(b"e-", at + 2)

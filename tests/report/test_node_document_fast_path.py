@@ -206,7 +206,7 @@ def test_aggregate_examines_alike_on_both_paths(tmp_path, monkeypatch) -> None:
 
 
 def test_negative_exponents_are_respelled_as_rfc8785_spells_them() -> None:
-    """_plain_small on every float msgspec writes with 'e-' (the usual odd one out: a GPU's iqr_s is a few
+    """plain_small on every float msgspec writes with 'e-' (the usual odd one out: a GPU's iqr_s is a few
     microseconds) gives rfc8785's bytes, and _respell_small finds them outside strings only."""
     import msgspec
     import rfc8785
@@ -217,7 +217,7 @@ def test_negative_exponents_are_respelled_as_rfc8785_spells_them() -> None:
         x = r.uniform(-1, 1) * 10.0 ** r.randrange(-12, -3)
         token = msgspec.json.encode(x)
         if b"e-" in token:
-            assert written._plain_small(token) == rfc8785.dumps(x), x
+            assert canonical.plain_small(token) == rfc8785.dumps(x), x
             checked += 1
     assert checked > 20_000
     text = b'{"a":"x:3.1e-6,","b":[3.1e-6,-2.5e-7],"c":"e-"}'
