@@ -203,11 +203,7 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
     peak_pflops = {}
     for category, _ in kpis.CATEGORIES:
         peak_pflops[category] = float(pd.to_numeric(per_cat[category]["peak_tflops"], errors="coerce").sum()) / 1e3
-    headline = counted[counted["precision"].isin(dict(kpis.CATEGORIES)[kpis.HEADLINE])]
-    by_site = {
-        str(s): float(g.drop_duplicates("device")["mamf_tflops"].sum()) / 1e3 for s, g in headline.groupby("site")
-    }
-    declared = _declared(declarations, by_site)
+    declared = _declared(declarations, site_pflops(counted, devices))
     if child_docs:
         classes = rd.combine([c.data["readiness_by_class"]["classes"] for c in child_docs])
         by_class = {"source": "children", "node_reports": [], "classes": classes}
@@ -248,6 +244,35 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
         ),
         "audit": audit,
     }
+
+
+def site_pflops(counted: pd.DataFrame, devices: np.ndarray) -> dict[str, float]:
+    """Each site's headline PFLOPS (its devices' MAMF at the headline category's precisions, each device's first row
+    within the site): what the open-access share is weighted by. The sites and (site, device) pairs numbered (numpy)
+    instead of grouping the rows by site name and dropping duplicate device names in each group; each site's sum is
+    still pandas' sum of the same values in the same order (_site_pflops_by_names, the plain form, where the MAMF
+    column is not float64 or a site is missing)."""
+    mamf = counted["mamf_tflops"]
+    if mamf.dtype != np.float64 or counted["site"].isna().any() or len(devices) != len(counted):
+        return _site_pflops_by_names(counted)
+    at = np.flatnonzero(counted["precision"].isin(dict(kpis.CATEGORIES)[kpis.HEADLINE]).to_numpy())
+    sites, names = pd.factorize(counted["site"].to_numpy()[at])
+    firsts = (
+        ~pd.Series(sites.astype(np.int64) * (int(devices.max(initial=0)) + 1) + devices[at]).duplicated().to_numpy()
+    )
+    at, sites = at[firsts], sites[firsts]
+    order = np.argsort(sites, kind="stable")  # each site's rows in their order
+    at, sites = at[order], sites[order]
+    values = mamf.to_numpy()
+    bounds = np.flatnonzero(np.diff(sites)) + 1
+    return {str(names[sites[lo]]): float(pd.Series(values[at[lo:hi]]).sum()) / 1e3
+            for lo, hi in zip([0, *bounds], [*bounds, len(at)], strict=True) if hi > lo}  # fmt: skip
+
+
+def _site_pflops_by_names(counted: pd.DataFrame) -> dict[str, float]:
+    """site_pflops by grouping the headline rows by site name and dropping each group's repeated devices."""
+    headline = counted[counted["precision"].isin(dict(kpis.CATEGORIES)[kpis.HEADLINE])]
+    return {str(s): float(g.drop_duplicates("device")["mamf_tflops"].sum()) / 1e3 for s, g in headline.groupby("site")}
 
 
 def gpu_memory(counted: pd.DataFrame, devices: np.ndarray) -> int:

@@ -176,3 +176,67 @@ def test_categories_by_precision_codes_are_categories_by_isin():
             assert got[c].empty == plain.empty
             if not plain.empty:
                 pd.testing.assert_frame_equal(got[c], plain)
+
+
+def test_inventory_by_model_codes_is_inventory_by_groupby():
+    """inventory()'s rows by model folded from numbered models (numpy) are the groupby's: counts, flags, distinct
+    hosts (a missing host not counted), each model's first kind and its rows' date range; a model whose devices have
+    no kind at all is left to the groupby."""
+    import random
+
+    import pandas as pd
+
+    from bench.disclosure import kpis as k
+
+    r = random.Random("inventory by codes")
+    fast = 0
+    for trial in range(40):
+        rows = []
+        for _ in range(r.randrange(1, 400)):
+            model = r.choice(["H100", "A100", "Zeta", "é", None])
+            kind = (
+                None
+                if model == "Zeta" and trial % 3 == 0
+                else r.choice(["cuda", "cpu", None] if trial % 4 else ["cuda"])
+            )
+            rows.append({"device": f"GPU-{r.randrange(150)}", "model": model, "kind": kind,
+                         "host": r.choice([None, f"h{r.randrange(30)}"]), "tier": r.choice(["reported", "bounded"]),
+                         "defective": r.random() < 0.1, "stale": r.random() < 0.2,
+                         "measured": pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(minutes=r.randrange(9999))})  # fmt: skip
+        counted = pd.DataFrame(rows)
+        real, calls = k._by_model_codes, []
+        try:
+            k._by_model_codes = lambda *a, real=real, calls=calls: calls.append(
+                real(*a)
+            )  # the groupby, after the codes
+            plain = k.inventory(counted)
+        finally:
+            k._by_model_codes = real
+        assert k.inventory(counted) == plain and plain
+        fast += calls[0] is not None
+    assert 10 < fast < 40  # both paths taken
+
+
+def test_site_pflops_by_numbers_is_site_pflops_by_names():
+    """Each site's headline PFLOPS from numbered sites and (site, device) pairs: the same floats as grouping by site
+    name and dropping each group's repeated devices (a device in two sites counts in each; NaN MAMF as pandas sums it)."""
+    import math
+    import random
+
+    import pandas as pd
+
+    from bench.disclosure import document as dd
+
+    r = random.Random("site pflops")
+    for trial in range(40):
+        n = r.randrange(0, 300)
+        counted = pd.DataFrame({
+            "site": [r.choice(["L/R/C/S1", "L/R/C/S2", "L/R/D/S10", "L/Q/C/é"]) for _ in range(n)],
+            "device": [f"GPU-{r.randrange(80)}" for _ in range(n)],
+            "precision": [r.choice(["bfloat16", "float16", "float32"]) for _ in range(n)],
+            "mamf_tflops": [r.choice([700.1, 1e-3, 3e6, r.random() * 1000]) for _ in range(n)],
+        })  # fmt: skip
+        if trial % 7 == 6 and n:
+            counted.loc[counted.index[0], "mamf_tflops"] = math.nan
+        devices = pd.factorize(counted["device"])[0]
+        assert dd.site_pflops(counted, devices) == dd._site_pflops_by_names(counted)
