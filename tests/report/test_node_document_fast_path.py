@@ -223,3 +223,36 @@ def test_negative_exponents_are_respelled_as_rfc8785_spells_them() -> None:
     text = b'{"a":"x:3.1e-6,","b":[3.1e-6,-2.5e-7],"c":"e-"}'
     assert written._respell_small(text, 2) == b'{"a":"x:3.1e-6,","b":[0.0000031,-2.5e-7],"c":"e-"}'
     assert written._respell_small(text, 3) is None
+
+
+def test_timestamps_near_the_ends_of_the_calendar_are_judged_as_before() -> None:
+    """parse_timestamp skips the 400-day overflow probe from year 4 to 9996 (a zone moves a time by under a day): the
+    same answers as probing, at each year and zone near either end."""
+    import datetime as dt
+
+    from bench.model.reports import ReportError, parse_timestamp
+
+    def probed(text: str) -> object:
+        utc = dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+        try:
+            utc + dt.timedelta(days=400), utc - dt.timedelta(days=400)
+        except OverflowError:
+            return "out of range"
+        return utc
+
+    for year in [1, 2, 3, 4, 5, 9995, 9996, 9997, 9998, 9999]:
+        for day in ("01-01T00:00:00", "12-31T23:59:59"):
+            for zone in ("Z", "+23:59", "-23:59"):
+                text = f"{year:04d}-{day}{zone}"
+                try:
+                    got: object = parse_timestamp(text, "t")
+                except ReportError as exc:
+                    assert "out of range" in str(exc)
+                    got = "out of range"
+                except OverflowError:
+                    got = "overflow"
+                try:
+                    want = probed(text)
+                except OverflowError:
+                    want = "overflow"
+                assert got == want or (want == "overflow" and got == "out of range"), text

@@ -224,6 +224,47 @@ def test_the_codec_is_exact_on_any_finite_positive_bit_pattern():
         assert samples.decode(samples.encode(values), "s").tobytes() == values.tobytes()
 
 
+def _mutated_blocks(r, block: dict) -> list:
+    """A small block and what a hostile writer could make of it: fields, counts, base64, zlib and values changed."""
+    packed = base64.b64decode(block["values"])
+    raw = zlib.decompress(packed)
+    out = [block, {**block, "n": block["n"] + 1}, {**block, "n": block["n"] - 1}, {**block, "n": True},
+           {**block, "n": 1.0 * block["n"]}, {**block, "codec": "x"}, {**block, "extra": 1}, {**block, "k": 1},
+           {k: v for k, v in block.items() if k != "n"}, {**block, "values": block["values"] + "="},
+           {**block, "values": block["values"][:-4]}, {**block, "values": "é"}, {**block, "values": 7}, [block],
+           {**block, "values": base64.b64encode(packed + b"x").decode()},
+           {**block, "values": base64.b64encode(zlib.compress(raw + b"12345678")).decode()},
+           {**block, "values": base64.b64encode(zlib.compress(raw[:-1])).decode()}]  # fmt: skip
+    for _ in range(30):  # a byte of the samples changed: NaN, infinity, zero, a negative or a subnormal may appear
+        changed = bytearray(raw)
+        changed[r.randrange(len(raw))] = r.choice([0x00, 0x7F, 0x80, 0xFF, 0xF0, r.randrange(256)])
+        out.append({**block, "values": base64.b64encode(zlib.compress(bytes(changed))).decode()})
+    return out
+
+
+def test_small_blocks_decode_in_python_exactly_as_numpy_decodes_them():
+    """decode_small gives decode's bytes for every block decode accepts that it takes, and never takes one that
+    decode refuses (then decode words the refusal)."""
+    import random
+
+    import numpy as np
+
+    r = random.Random("small blocks")
+    taken = 0
+    for n in (0, 1, 2, 3, 20, 63, 64):
+        values = np.array([r.uniform(1e-6, 1e-2) for _ in range(n)])
+        for block in _mutated_blocks(r, samples.encode(values)) if n else [samples.encode(values)]:
+            fast = samples.decode_small(block)
+            try:
+                slow = samples.decode(block, "samples").astype("<f8").tobytes()
+            except ReportError:
+                assert fast is None, block
+                continue
+            assert fast is None or fast == slow, block
+            taken += fast is not None
+    assert taken > 50
+
+
 def test_worst_case_samples_still_cost_under_ten_bytes_each():
     """Random mantissas (nothing for zlib to find below the exponent) in one binade, as timings of one kernel are."""
     import numpy as np
