@@ -37,9 +37,9 @@ def verify(path, drop, receipts=None, trusted=None, **kw):
     return chl.verify(path, drop, receipts, trusted, auditor=kw.pop("auditor", AUDITOR_ID), **kw)
 
 
-def _issue(tmp_path, dtype="float32", n=64, products=2, nodes=None, inner=None):
+def _issue(tmp_path, dtype="float32", n=64, products=2, nodes=None, inner=None, fold=None):
     data = chl.issue(AUDITOR, dtype=dtype, n=n, products=products, window=dt.timedelta(minutes=5), nodes=nodes, now=T0,
-                     inner=inner)  # fmt: skip
+                     inner=inner, fold=fold)  # fmt: skip
     path = tmp_path / "challenge.json"
     write_atomic(path, dumps(data))
     return path, chl.load_challenge(path)
@@ -310,8 +310,9 @@ def test_end_to_end_with_background_collector(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     verdict = json.loads(result.stdout)
     (answer,) = verdict["nodes"]
-    assert json.loads(issued.stdout)["inner"] == 64  # `challenge issue`'s default for float32 (ACCURACY_INNER)
-    assert answer["verified"] == 2 and answer["verified_flops"] == 2 * 2 * 256**2 * 64
+    assert json.loads(issued.stdout)["inner"] == 512  # `challenge issue`'s default for float32: 2n, folded
+    assert json.loads(issued.stdout)["fold"] == 64
+    assert answer["verified"] == 2 and answer["verified_flops"] == 2 * 2 * 256**2 * 512
     arrival = dt.datetime.fromisoformat(answer["arrived_utc"])
     issued_at = dt.datetime.fromisoformat(verdict["issued_utc"])
     assert answer["gflops_lower_bound"] == pytest.approx(

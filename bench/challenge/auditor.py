@@ -237,7 +237,7 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {"nonce": self.challenge.nonce, "dtype": self.challenge.dtype, "n": self.challenge.n,
-                "inner": self.challenge.inner, "challenge_digest": self.challenge.digest,
+                "inner": self.challenge.inner, "fold": self.challenge.fold, "challenge_digest": self.challenge.digest,
                 "issued_utc": utc(self.challenge.issued), "deadline_utc": utc(self.challenge.deadline), "findings": [f.to_dict() for f in self.findings],
                 "nodes": self.nodes, "devices": self.devices, "fleet": self.fleet}  # fmt: skip
 
@@ -691,7 +691,7 @@ def _check_product(ch: Challenge, directory: Path, entry: Any, node: str, uuid: 
         check = freivalds.check(a, b, c, prec.get(ch.dtype), generator=generator)
         if not check.passed:
             return f"{uuid}#{index}: Freivalds check failed ({check.reason})", "freivalds"
-    rows = exact_rows.check(a, b, c, ch.dtype, rng, operands=ch.operands)
+    rows = exact_rows.check(a, b, c, ch.dtype, rng, operands=ch.operands, fold=ch.fold)
     if not rows.passed:
         return f"{uuid}#{index}: exact-row check failed ({rows.reason})", "precision"
     return None

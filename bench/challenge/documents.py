@@ -16,6 +16,7 @@ from bench.challenge.protocol import (
     CHALLENGE_KIND,
     COMMITMENT_KIND,
     DTYPES,
+    FOLD,
     INNER_CAP,
     INNER_FACTOR,
     MAX_INNER,
@@ -86,6 +87,13 @@ class Challenge:
         return self.data.get("inner", self.n)
 
     @property
+    def fold(self) -> int | None:
+        """A folded challenge's run length L (protocol.FOLD; bench.challenge.fold): each product is the exact sum of
+        K / L float32 products of inner dimension L, and the exact-row check holds it to that. None: not folded (every
+        challenge issued before the field existed)."""
+        return self.data.get("fold")
+
+    @property
     def flops_per_product(self) -> int:
         return 2 * self.n * self.n * self.inner
 
@@ -116,6 +124,11 @@ class Challenge:
             raise ChallengeError(f"{where}: inner must be an integer in 2..{MAX_INNER} (the products' inner dimension)")
         if "inner" in data and version == 1:
             raise ChallengeError(f"{where}: an inner dimension needs operands 2 or 3 (version 1 operands are square)")
+        fold = data.get("fold")
+        if fold is not None and (isinstance(fold, bool) or fold != FOLD or dtype != "float32" or version == 1
+                                 or inner % fold or inner <= fold):  # fmt: skip
+            raise ChallengeError(f"{where}: fold must be {FOLD}, for a float32 challenge of operands 2 or 3 whose inner "
+                                 f"dimension is a multiple of it above it (the folded products' run length)")  # fmt: skip
         nodes = data.get("nodes")
         if nodes is not None and not (isinstance(nodes, list) and all(isinstance(x, str) for x in nodes)):
             raise ChallengeError(f"{where}: nodes must be a list of host names or null")
@@ -131,26 +144,35 @@ def load_challenge(path: Path) -> Challenge:
 
 
 def issue(key: Any, *, dtype: str, n: int, products: int, window: dt.timedelta, nodes: list[str] | None,
-          now: dt.datetime | None = None, inner: int | None = None) -> dict[str, Any]:  # fmt: skip
+          now: dt.datetime | None = None, inner: int | None = None, fold: int | None = None) -> dict[str, Any]:  # fmt: skip
     """A new signed challenge: a fresh 256-bit nonce from the OS, valid from now until now + window; each product A
     (n x inner) times B (inner x n), or n x n times n x n without `inner` (the square form; `challenge issue` asks
-    default_inner(dtype, n))."""
+    default_inner(dtype, n)); with `fold` (float32: default_fold), each the exact sum of inner / fold products."""
     now = now or dt.datetime.now(dt.UTC)
     data = {"kind": CHALLENGE_KIND, "schema_version": SCHEMA_VERSION, "nonce": secrets.token_hex(32), "dtype": dtype,
-            "operands": OPERAND_VERSION, "n": n, **({} if inner is None else {"inner": inner}), "products": products,
+            "operands": OPERAND_VERSION, "n": n, **({} if inner is None else {"inner": inner}),
+            **({} if fold is None else {"fold": fold}), "products": products,
             "issued_utc": utc(now), "deadline_utc": utc(now + window), "nodes": nodes}  # fmt: skip
     Challenge.from_dict(data, "challenge")
     data["signature"] = sign.sign(data, key)
     return data
 
 
-def default_inner(dtype: str, n: int) -> int:
-    """The inner dimension `challenge issue` asks by default: for float32 protocol.ACCURACY_INNER (at most n), where
-    every cheaper scheme still fails; else protocol.INNER_FACTOR[dtype] x n, at most INNER_CAP[dtype] (half
-    precisions: honest tensor cores' truncation) and MAX_INNER, and never below n."""
-    if dtype in ACCURACY_INNER:
+def default_inner(dtype: str, n: int, fold: bool = True) -> int:
+    """The inner dimension `challenge issue` asks by default: protocol.INNER_FACTOR[dtype] x n, at most
+    INNER_CAP[dtype] (half precisions: honest tensor cores' truncation) and MAX_INNER, and never below n. For float32
+    that K is folded (default_fold) where it can be, a multiple of protocol.FOLD; where it cannot (or `fold` is
+    False) float32 asks protocol.ACCURACY_INNER (at most n), where every cheaper scheme still fails."""
+    k = max(n, min(MAX_INNER, INNER_CAP.get(dtype, MAX_INNER), INNER_FACTOR[dtype] * n))
+    if dtype in ACCURACY_INNER and not (fold and default_fold(dtype, k)):
         return min(n, ACCURACY_INNER[dtype])
-    return max(n, min(MAX_INNER, INNER_CAP.get(dtype, MAX_INNER), INNER_FACTOR[dtype] * n))
+    return k
+
+
+def default_fold(dtype: str, inner: int) -> int | None:
+    """The run length `challenge issue` folds a product of inner dimension `inner` into (bench.challenge.fold):
+    protocol.FOLD for float32 where `inner` is a multiple of it above it, else None (not folded)."""
+    return FOLD if dtype == "float32" and inner % FOLD == 0 and inner > FOLD else None
 
 
 def commit_name(node: str, nonce: str) -> str:

@@ -85,16 +85,20 @@ def _ulp(x: np.ndarray, dtype: str) -> np.ndarray:
     return np.ldexp(1.0, np.maximum(e, emin) - bits)
 
 
-def reference(a_rows: np.ndarray, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reference(
+    a_rows: np.ndarray, b: torch.Tensor, fold: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(c, t, p) for the sampled rows: the exact product (float64), t_ij = sqrt(sum_k a_ik^2 b_kj^2), and
-    p_ij = sum_k (K - k) a_ik^2 b_kj^2 (k from 0): the expected sum of the squared running sums of a sequential sum in
-    index order, E[sum_k s_k^2] over the operands' random signs (the reverse order's is (K + 1) t^2 - p). a_rows:
+    p_ij = sum_k (L - k mod L) a_ik^2 b_kj^2 (k from 0, L = `fold` or K): the expected sum of the squared running sums
+    of sequential sums in index order, one per run of L terms (a folded challenge: each run summed on its own, the runs
+    added exactly), E[sum_k s_k^2] over the operands' random signs (the reverse order's is (L + 1) t^2 - p). a_rows:
     float64, s x K; b: all of B (any dtype, K x n), converted COLUMN_CHUNK columns at a time."""
     exact = np.empty((a_rows.shape[0], b.shape[1]))
     term = np.empty_like(exact)
     prefix = np.empty_like(exact)
     a_sq = a_rows * a_rows
-    a_sq_weighted = a_sq * (a_rows.shape[1] - np.arange(a_rows.shape[1]))
+    run = fold or a_rows.shape[1]
+    a_sq_weighted = a_sq * (run - np.arange(a_rows.shape[1]) % run)
     for j in range(0, b.shape[1], COLUMN_CHUNK):
         chunk = b[:, j : j + COLUMN_CHUNK].to(torch.float64).numpy()
         cols = slice(j, j + chunk.shape[1])
@@ -147,13 +151,18 @@ def row_scores(exact: np.ndarray, term: np.ndarray, c_rows: np.ndarray, dtype: s
     return np.sqrt(np.mean((beyond / tau) ** 2, axis=1))
 
 
-def scores(a_rows: np.ndarray, b: torch.Tensor, c_rows: np.ndarray, dtype: str, operands: int = 2) -> np.ndarray:
+def scores(a_rows: np.ndarray, b: torch.Tensor, c_rows: np.ndarray, dtype: str, operands: int = 2,
+           fold: int | None = None) -> np.ndarray:  # fmt: skip
     """Per row, the score under the challenge's rule (sequential_rule; see the module docstring). a_rows: the sampled
-    rows of A (float64, s x K); b: all of B (any dtype, K x n); c_rows: the same rows of C (float64, s x n)."""
-    exact, term, prefix = reference(a_rows, b)
+    rows of A (float64, s x K); b: all of B (any dtype, K x n); c_rows: the same rows of C (float64, s x n). With
+    `fold` (a folded challenge, bench.challenge.fold), C is the exact sum of K / fold products of inner dimension
+    fold, and each is held to what a product of that inner dimension errs by: every sum the rule models is `fold`
+    terms long, not K."""
+    exact, term, prefix = reference(a_rows, b, fold)
+    run = fold or a_rows.shape[1]
     if sequential_rule(dtype, operands, c_rows.shape[1]):
-        return sequential_scores(exact, term, prefix, c_rows, dtype, inner=a_rows.shape[1])
-    return row_scores(exact, term, c_rows, dtype, slacks(operands), inner=a_rows.shape[1])
+        return sequential_scores(exact, term, prefix, c_rows, dtype, inner=run)
+    return row_scores(exact, term, c_rows, dtype, slacks(operands), inner=run)
 
 
 def slacks(operands: int) -> tuple[float, float]:
@@ -163,8 +172,9 @@ def slacks(operands: int) -> tuple[float, float]:
 
 
 def check(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, dtype: str, rng: np.random.Generator,
-          rows: int = ROWS, operands: int = 2) -> RowCheck:  # fmt: skip
-    """Recompute `rows` random rows of c = a.b exactly and hold their errors to `dtype` (see the module docstring)."""
+          rows: int = ROWS, operands: int = 2, fold: int | None = None) -> RowCheck:  # fmt: skip
+    """Recompute `rows` random rows of c = a.b exactly and hold their errors to `dtype` (see the module docstring;
+    `fold`: scores())."""
     if dtype not in FORMATS:
         raise ValueError(f"no exact-row check for {dtype!r}; valid: {', '.join(FORMATS)}")
     m = a.shape[0]
@@ -173,7 +183,7 @@ def check(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, dtype: str, rng: np
     c_rows = c.index_select(0, index).to(torch.float64).numpy()
     if not np.isfinite(c_rows).all():
         return RowCheck(False, math.inf, int(picked[0]), tuple(int(i) for i in picked), "product has non-finite values")
-    per_row = scores(a.index_select(0, index).to(torch.float64).numpy(), b, c_rows, dtype, operands)
+    per_row = scores(a.index_select(0, index).to(torch.float64).numpy(), b, c_rows, dtype, operands, fold)
     worst = int(np.argmax(per_row))
     score = float(per_row[worst])
     passed = score <= 1.0

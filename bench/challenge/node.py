@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from bench import precision as prec
-from bench.challenge import generator
+from bench.challenge import fold, generator
 from bench.challenge.documents import Challenge, commit_name, signature_problem
 from bench.challenge.protocol import (
     COMMIT_SUFFIX,
@@ -103,11 +103,12 @@ def full_precision_reductions() -> Iterator[None]:
             setattr(m, n, value)
 
 
-def multiply(device: dict[str, Any], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """C = A.B on the device, copied to the host once. Nothing of it stays on the device: with many products at
-    n = 16384 keeping each C on the GPU until the reveal ran out of device memory before committing."""
+def multiply(device: dict[str, Any], a: torch.Tensor, b: torch.Tensor, run: int | None = None) -> torch.Tensor:
+    """C = A.B on the device (with `run`, a folded challenge's: bench.challenge.fold.product), copied to the host
+    once. Nothing of it stays on the device: with many products at n = 16384 keeping each C on the GPU until the
+    reveal ran out of device memory before committing."""
     a, b = a.to(device["id"]), b.to(device["id"])
-    c = a @ b
+    c = a @ b if run is None else fold.product(a, b, run)
     del a, b
     c_host = c.to("cpu")  # the one copy to the host (it waits for the product)
     del c
@@ -115,9 +116,10 @@ def multiply(device: dict[str, Any], a: torch.Tensor, b: torch.Tensor) -> torch.
 
 
 def product(device: dict[str, Any], index: int, a_host: torch.Tensor, b_host: torch.Tensor, start: float,
-            pool: concurrent.futures.Executor | None = None) -> Product:  # fmt: skip
-    """C_i = A_i.B_i on the device, copied to the host once and hashed there (across `pool`'s threads if given)."""
-    c_host = multiply(device, a_host, b_host)
+            pool: concurrent.futures.Executor | None = None, run: int | None = None) -> Product:  # fmt: skip
+    """C_i = A_i.B_i on the device (folded with `run`), copied to the host once and hashed there (across `pool`'s
+    threads if given)."""
+    c_host = multiply(device, a_host, b_host, run)
     return Product(device, index, c_host, merkle_root(row_bytes(c_host), pool), time.perf_counter() - start)
 
 
@@ -125,7 +127,7 @@ def compute(ch: Challenge, node: str, device: dict[str, Any], index: int) -> Pro
     """One product on one device, timed by the node (for its own record only; the auditor's clock decides)."""
     start = time.perf_counter()
     with full_precision_reductions() if ch.operands >= 2 else contextlib.nullcontext():
-        return product(device, index, *operands(ch, node, device, index), start)
+        return product(device, index, *operands(ch, node, device, index), start, run=ch.fold)
 
 
 def _hashed(device: dict[str, Any], index: int, c: torch.Tensor, start: float,
@@ -147,7 +149,7 @@ def compute_all(ch: Challenge, node: str, device: dict[str, Any]) -> list[Produc
             pending = []
             for i in range(ch.products):
                 start = time.perf_counter()
-                c = multiply(device, *operands(ch, node, device, i))
+                c = multiply(device, *operands(ch, node, device, i), ch.fold)
                 pending.append(committer.submit(_hashed, device, i, c, start, hashers))
             return [p.result() for p in pending]
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bench-operands") as pool:

@@ -125,9 +125,16 @@ def challenge_group() -> None:
     type=click.IntRange(min=2, max=1 << 20),
     default=None,
     help="Inner dimension K of each product, A (N x K) times B (K x N): 2*N^2*K FLOPs against N^2 outputs the node "
-    "copies and hashes. Default: 64 for float32 (or N if smaller: a longer K lets six int8 products pass as float32), "
-    "2 x N for float64, 16 x N for bfloat16 and float16 (at most 16384 and 8192, or N: honest tensor cores "
-    "truncate, an error growing with K).",
+    "copies and hashes. Default: 2 x N for float32 and float64, 16 x N for bfloat16 and float16 (at most 16384 and "
+    "8192, or N: honest tensor cores truncate, an error growing with K). float32 folds K into runs of 64 (--fold).",
+)
+@click.option(
+    "--fold/--no-fold",
+    default=True,
+    show_default=True,
+    help="float32: each product is the exact sum of K/64 float32 products of inner dimension 64, held to their "
+    "accuracy (K a multiple of 64 above it). --no-fold: one product of inner dimension K, judged as one sequential "
+    "float32 sum, so that a longer K lets six int8 products pass as float32; its default K is then 64.",
 )
 @click.option(
     "--products", type=click.IntRange(min=1, max=1000), default=2, show_default=True, help="Products per device."
@@ -145,7 +152,7 @@ def challenge_group() -> None:
 @auditor_option
 @node_trust_option
 @json_option("the challenge")
-def issue_cmd(output: Path, dtype: str, n: int, n_old: int | None, inner: int | None, products: int, window: dt.timedelta,
+def issue_cmd(output: Path, dtype: str, n: int, n_old: int | None, inner: int | None, fold: bool, products: int, window: dt.timedelta,
               nodes: tuple[str, ...], auditor_path: Path, trusted_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Write a challenge signed by the auditor's key: a fresh 256-bit nonce, dtype, n, inner K, products per device, the issue
     time and the deadline. Keep this copy: verify works from it, not from the one the nodes were sent."""
@@ -154,13 +161,16 @@ def issue_cmd(output: Path, dtype: str, n: int, n_old: int | None, inner: int | 
 
     n = n if n_old is None else n_old
     key = auditor_signing_key(auditor_path, trusted_keys(trusted_path))
-    inner = chl.default_inner(dtype, n) if inner is None else inner
-    data = chl.issue(key, dtype=dtype, n=n, products=products, window=window, nodes=list(nodes) or None, inner=inner)
+    inner = chl.default_inner(dtype, n, fold) if inner is None else inner
+    run = chl.default_fold(dtype, inner) if fold else None
+    data = chl.issue(key, dtype=dtype, n=n, products=products, window=window, nodes=list(nodes) or None, inner=inner,
+                     fold=run)  # fmt: skip
     write_atomic(output, dumps(data))
     if as_json:
         click.echo(dumps(data), nl=False)
         return
-    click.echo(f"challenge {data['nonce'][:12]}: {products} x {n}x{data['inner']}x{n} {dtype} per device, deadline {data['deadline_utc']}"
+    click.echo(f"challenge {data['nonce'][:12]}: {products} x {n}x{data['inner']}x{n} {dtype}"
+               f"{f' folded in runs of {run}' if run else ''} per device, deadline {data['deadline_utc']}"
                f" -> {output}")  # fmt: skip
 
 

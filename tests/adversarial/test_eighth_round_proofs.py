@@ -24,7 +24,7 @@ from tests.test_challenge import AUDITOR, NODE_KEY, _answer, _drop, _errors, _is
 
 def _round(tmp_path, dtype, n, inner, product=None, **kw):
     """One node's honest or cheating answer to a fresh challenge of (dtype, n, inner), verified with fixed secrets."""
-    path, ch = _issue(tmp_path, dtype=dtype, n=n, products=1, inner=inner)
+    path, ch = _issue(tmp_path, dtype=dtype, n=n, products=1, inner=inner, fold=kw.get("fold"))
     drop = _drop(tmp_path)
     base = _answer(drop, ch, product=product)
     return verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}), rng=np.random.default_rng(kw.get("seed", 0)),
@@ -199,8 +199,10 @@ def _strassen(levels):
 def test_strassen_is_refused_for_float32_at_n_256(tmp_path):
     """Succeeded on main at f6aab74 (row score ~0.2 under the per-element allowance 3.5 u sqrt(K) t); held since the
     float32 sequential rule (28b62b9): two levels of Strassen (49/64 of the multiplications, counted as 2 n^2 K)
-    score 1.37 at n = 256, K = 512."""
-    verdict = _round(tmp_path, "float32", 256, chl.default_inner("float32", 256), _strassen(2))
+    score 1.37 at n = 256, K = 512 unfolded; `challenge issue`'s default now folds K = 2n in runs of 64."""
+    inner = chl.default_inner("float32", 256)
+    verdict = _round(tmp_path, "float32", 256, inner, _strassen(2), fold=chl.default_fold("float32", inner))
+    assert verdict.challenge.fold == 64
     assert verdict.fleet["verified_flops"] == 0
     assert any("exact-row check failed" in e for e in _errors(verdict)), _errors(verdict)
 
@@ -210,12 +212,14 @@ def test_cheaper_float32_is_refused_at_n_2048s_inner_dimension(tmp_path, name):
     """Succeeded at `challenge issue`'s former K = 2n (n = 2048: Strassen x2 0.76, int8 row x3 0.83, verified): a
     sequential float32 sum over 4096 terms errs as much as they do. The default float32 K is now
     protocol.ACCURACY_INNER (64), where they score 2.0-2.6, 4.5-5.9 and 3.8-4.0 and honest orders at most 0.61
-    (docs/proofs.md); a full round at n = 256 (the row rule's width) with that K refuses each. An auditor who asks a
-    longer K with --inner is back where they pass (the stated limit in docs/proofs.md)."""
+    (docs/proofs.md); today's default, n = 2048's K = 4096 folded in runs of 64 (bench.challenge.fold), holds them to
+    the same: a full round at n = 256 (the row rule's width) with that K refuses each. An auditor who asks a
+    longer K with --no-fold is back where they pass (the stated limit in docs/proofs.md)."""
     product = {"strassen x2": _strassen(2), "int8 row x3": _scheme(table.CHEAPER["int8 row x3"], "float32"),
                "int8 block32 x3": _scheme(block_schemes.SCHEMES["int8 block32 x3"], "float32")}[name]  # fmt: skip
-    verdict = _round(tmp_path, "float32", 256, chl.default_inner("float32", 2048), product)
-    assert verdict.challenge.inner == 64
+    inner = chl.default_inner("float32", 2048)
+    verdict = _round(tmp_path, "float32", 256, inner, product, fold=chl.default_fold("float32", inner))
+    assert (verdict.challenge.inner, verdict.challenge.fold) == (4096, 64)
     assert verdict.fleet["verified_flops"] == 0
     assert any("exact-row check failed" in e for e in _errors(verdict)), _errors(verdict)
 

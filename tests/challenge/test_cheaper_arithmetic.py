@@ -22,10 +22,10 @@ def _scheme(name):
 DTYPE = {"int8 tensor x1": "bfloat16", "int8 row x1": "bfloat16", "int8 row x2": "bfloat16", "bf16x3": "float32"}
 
 
-def _round(tmp_path, name, operands, n=256, inner=None):
+def _round(tmp_path, name, operands, n=256, inner=None, fold=None):
     dtype = DTYPE[name]
     data = chl.issue(AUDITOR, dtype=dtype, n=n, products=1, window=dt.timedelta(minutes=5), nodes=None,
-                     now=dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC), inner=inner)  # fmt: skip
+                     now=dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC), inner=inner, fold=fold)  # fmt: skip
     if operands == 1:  # a challenge as issued before the generator's version existed
         data = {k: v for k, v in data.items() if k not in ("signature", "operands", "inner")}
         data["signature"] = sign.sign(data, AUDITOR)
@@ -54,9 +54,10 @@ def test_version_2_operands_refuse_it(tmp_path, name):
 
 def test_bf16x3_is_refused_at_the_default_inner_dimension(tmp_path):
     """Passed (0.92) under the per-element float32 allowance at K = 2n; the row rule (exact_rows.sequential_scores)
-    refuses it (6.3 at K = 2n, about 18 at today's default K = 64)."""
-    verdict = _round(tmp_path, "bf16x3", operands=2, inner=chl.default_inner("float32", 256))
-    assert verdict.challenge.inner == 64
+    refuses it (6.3 at K = 2n unfolded, about 18 at K = 64 and at today's default, K = 2n folded in runs of 64)."""
+    inner = chl.default_inner("float32", 256)
+    verdict = _round(tmp_path, "bf16x3", operands=2, inner=inner, fold=chl.default_fold("float32", inner))
+    assert (verdict.challenge.inner, verdict.challenge.fold) == (512, 64)
     assert verdict.fleet["verified_flops"] == 0
     assert any("exact-row check failed" in e for e in _errors(verdict)), _errors(verdict)
 
@@ -82,10 +83,10 @@ def test_a_version_2_answer_turns_reduced_precision_reductions_off(tmp_path, mon
     seen = []
     real = node.multiply
 
-    def spy(device, a, b):
+    def spy(device, a, b, run=None):
         m = torch.backends.cuda.matmul
         seen.append((m.allow_fp16_reduced_precision_reduction, m.allow_bf16_reduced_precision_reduction))
-        return real(device, a, b)
+        return real(device, a, b, run)
 
     monkeypatch.setattr(node, "multiply", spy)
     data = chl.issue(AUDITOR, dtype="bfloat16", n=64, products=2, window=dt.timedelta(minutes=5), nodes=None)

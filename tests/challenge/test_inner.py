@@ -34,15 +34,18 @@ def test_half_precisions_default_k_is_capped_below_where_honest_tensor_cores_fai
     assert chl.default_inner("bfloat16", 2048) == 16384
 
 
-def test_float32s_default_k_is_short_where_cheaper_schemes_still_fail():
-    """protocol.ACCURACY_INNER: correctness before speed (the margin itself: test_exact_rows); at most n."""
+def test_float32s_default_k_is_folded_or_short_where_cheaper_schemes_still_fail():
+    """K = 2n folded in runs of protocol.FOLD (bench.challenge.fold; the margins: tests/challenge/test_fold.py); not
+    folded (--no-fold, or 2n no multiple of 64 above it), protocol.ACCURACY_INNER, at most n."""
+    assert chl.default_inner("float32", 8192) == 16384 and chl.default_fold("float32", 16384) == protocol.FOLD
+    assert chl.default_inner("float32", 64) == 128 and chl.default_fold("float32", 128) == protocol.FOLD
     assert (
-        chl.default_inner("float32", 8192)
-        == chl.default_inner("float32", 64)
+        chl.default_inner("float32", 8192, fold=False)
+        == chl.default_inner("float32", 100)
         == 64
         == protocol.ACCURACY_INNER["float32"]
     )
-    assert chl.default_inner("float32", 32) == 32
+    assert chl.default_inner("float32", 32) == 32 and chl.default_fold("float32", 32) is None
 
 
 @pytest.mark.parametrize(("inner", "operands", "needle"), [
@@ -62,12 +65,14 @@ def test_a_bad_inner_dimension_is_refused(inner, operands, needle):
 def test_the_cli_issues_the_inner_dimension_asked(tmp_path):
     key_path = tmp_path / "auditor.pem"
     assert CliRunner().invoke(main, ["keys", "init", "--key", str(key_path)]).exit_code == 0
-    for extra, inner in (([], 64), (["--inner", "100"], 100), (["--dtype", "bfloat16"], 16 * 256)):
+    for extra, inner, run in (([], 512, 64), (["--no-fold"], 64, None), (["--inner", "100"], 100, None),
+                              (["--inner", "1024"], 1024, 64), (["--dtype", "bfloat16"], 16 * 256, None)):  # fmt: skip
         out = tmp_path / f"ch{inner}.json"
         result = CliRunner().invoke(main, ["challenge", "issue", "-o", str(out), "--size", "256", "--auditor-key",
                                            str(key_path), *extra])  # fmt: skip
         assert result.exit_code == 0, result.output
         assert chl.load_challenge(out).inner == inner and f"256x{inner}x256" in result.output
+        assert chl.load_challenge(out).fold == run and ("folded in runs of 64" in result.output) == bool(run)
 
 
 def test_a_square_challenge_without_the_field_still_verifies(tmp_path):

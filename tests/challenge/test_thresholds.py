@@ -23,15 +23,17 @@ def _operands(dtype: str = "float32", inner: int = N) -> tuple[torch.Tensor, tor
             chl.operand("ab" * 32, "node", "dev", 0, "B", N, dtype, 2, inner=inner))  # fmt: skip
 
 
-def _sequential_allowance(a: torch.Tensor, b: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def _sequential_allowance(a: torch.Tensor, b: torch.Tensor, fold: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The exact product and the float32 allowance of version 2 challenges, per element: 1.6 * sqrt(1 / (8 ln 2)) *
-    2**-24 * sqrt(max(p, (K + 1) t^2 - p)), p = sum_k (K - k) a_k^2 b_k^2 and t^2 = sum_k a_k^2 b_k^2 (what a
-    sequential sum in either index order errs by on these operands); K the inner dimension, not C's width."""
+    2**-24 * sqrt(max(p, (L + 1) t^2 - p)), p = sum_k (L - k mod L) a_k^2 b_k^2 and t^2 = sum_k a_k^2 b_k^2 (what
+    sequential sums of L terms in either index order err by on these operands); L the inner dimension K, not C's
+    width, or a folded challenge's run length (`fold`: K / L such sums added exactly)."""
     a64, b64 = a.double().numpy(), b.double().numpy()
     k = a.shape[1]
+    run = fold or k
     t2 = (a64 * a64) @ (b64 * b64)
-    p = (a64 * a64 * (k - np.arange(k))) @ (b64 * b64)
-    return a64 @ b64, 1.6 * math.sqrt(1 / (8 * math.log(2))) * 2.0**-24 * np.sqrt(np.maximum(p, (k + 1) * t2 - p))
+    p = (a64 * a64 * (run - np.arange(k) % run)) @ (b64 * b64)
+    return a64 @ b64, 1.6 * math.sqrt(1 / (8 * math.log(2))) * 2.0**-24 * np.sqrt(np.maximum(p, (run + 1) * t2 - p))
 
 
 @pytest.mark.parametrize("inner", [N, 4 * N])
@@ -46,6 +48,21 @@ def test_exact_rows_at_its_margin(factor, passes, inner):
     signs = np.random.default_rng(0).choice([-1.0, 1.0], size=exact.shape)
     c = torch.from_numpy(exact + signs * (factor * allowance + ulp / 2)).to(torch.float32)
     check = exact_rows.check(a, b, c, "float32", np.random.default_rng(1))
+    assert check.passed is passes, check
+    assert abs(check.score - factor) < 0.05 * factor
+
+
+@pytest.mark.parametrize(("factor", "passes"), [(0.85, True), (1.15, False)])
+def test_the_folded_allowance_at_its_margin(factor, passes):
+    """A folded challenge (bench.challenge.fold, runs of 64) at K = 16 x 64: its allowance is that of 16 runs of 64
+    terms, about a quarter of the unfolded one, so a check that sized it by K (or dropped the runs from p) would pass
+    the failing case here."""
+    a, b = _operands(inner=16 * 64)
+    exact, allowance = _sequential_allowance(a, b, fold=64)
+    ulp = np.ldexp(1.0, np.frexp(np.abs(exact))[1] - 24)
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=exact.shape)
+    c = torch.from_numpy(exact + signs * (factor * allowance + ulp / 2)).to(torch.float32)
+    check = exact_rows.check(a, b, c, "float32", np.random.default_rng(1), fold=64)
     assert check.passed is passes, check
     assert abs(check.score - factor) < 0.05 * factor
 

@@ -268,9 +268,11 @@ def applies(dtype: str, scheme: str) -> bool:
 
 
 def scores(dtype: str, n: int, rows: int = exact_rows.ROWS, seed: int = 0, operands: int = 2,
-           schemes: dict[str, Scheme] | None = None, inner: int | None = None) -> dict[str, float]:  # fmt: skip
+           schemes: dict[str, Scheme] | None = None, inner: int | None = None,
+           fold: int | None = None) -> dict[str, float]:  # fmt: skip
     """Each scheme's worst row score (exact_rows.scores: the challenge's own rule) on the sampled rows of the
-    challenge operands of (dtype, n, inner K; default K = n, the square form)."""
+    challenge operands of (dtype, n, inner K; default K = n, the square form; `fold`: a folded challenge's run
+    length, bench.challenge.fold)."""
     nonce = f"{seed:064x}"
     picked = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(n, size=min(rows, n), replace=False)))
     a = chl.operand(nonce, "node", "GPU-x", 0, "A", n, dtype, operands, inner=inner, rows=picked)
@@ -285,12 +287,7 @@ def scores(dtype: str, n: int, rows: int = exact_rows.ROWS, seed: int = 0, opera
         for k, scheme in todo.items():
             c[k][:, j : j + block.shape[1]] = scheme(a, block, dtype)
     _CACHE.clear()
-    ref = exact_rows.reference(a64, b)
-    if exact_rows.sequential_rule(dtype, operands, n):
-        rule = lambda c: exact_rows.sequential_scores(*ref, c, dtype, inner=a64.shape[1])
-    else:
-        rule = lambda c: exact_rows.row_scores(*ref[:2], c, dtype, exact_rows.slacks(operands), inner=a64.shape[1])
-    return {k: float(rule(c[k]).max()) for k in todo}
+    return {k: float(exact_rows.scores(a64, b, c[k], dtype, operands, fold).max()) for k in todo}
 
 
 def main() -> None:

@@ -1,0 +1,124 @@
+"""Folded float32 challenges (bench.challenge.fold, issue 23): each product of inner dimension K is the exact sum of
+K / 64 float32 products of inner dimension 64, committed once, and the exact-row check holds it to what those runs err
+by. Honest folded answers verify; an unfolded long-K product, a fold in float32 at a long K and every cheaper scheme
+fail through the verifier's own check; loosening the allowance to the whole K lets a cheaper scheme through."""
+
+import datetime as dt
+
+import numpy as np
+import pytest
+import torch
+
+from bench import challenge as chl
+from bench.challenge import exact_rows, fold
+from bench.challenge.protocol import FOLD
+from tests.adversarial import block_schemes
+from tests.perf import precision_table as table
+from tests.test_challenge import AUDITOR, _answer, _drop, _errors, _issue, _receipts, verify
+
+
+def _round(tmp_path, n, inner, product=None, seed=0):
+    """One node's answer to a folded float32 challenge of (n, inner), verified with fixed secrets."""
+    path, ch = _issue(tmp_path, n=n, products=1, inner=inner, fold=FOLD)
+    assert ch.fold == FOLD
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch, product=product)
+    return verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}), rng=np.random.default_rng(seed),
+                  generator=torch.Generator().manual_seed(seed))  # fmt: skip
+
+
+def _operands(n, inner, seed=0):
+    nonce = f"{seed:064x}"
+    return tuple(chl.operand(nonce, "node", "GPU-x", 0, w, n, "float32", 3, inner=inner) for w in "AB")
+
+
+def _score(a, b, c, run=FOLD, seed=0):
+    """The verifier's own check (exact_rows.check) of c, folded in runs of `run` (None: not folded)."""
+    return exact_rows.check(a, b, c, "float32", np.random.default_rng(seed), operands=3, fold=run)
+
+
+def test_an_honest_folded_round_verifies_and_counts_every_flop(tmp_path):
+    verdict = _round(tmp_path, 256, 512)
+    assert _errors(verdict) == []
+    assert verdict.fleet["verified_flops"] == 2 * 256 * 256 * 512
+    assert verdict.to_dict()["fold"] == FOLD
+
+
+def test_the_fold_is_the_exact_sum_of_float32_runs():
+    """fold.product at group 1 is, bit for bit, the float64 sum of each run's float32 product rounded once; the
+    default group (float32 sums of GROUP runs first) differs from it only at float32's rounding."""
+    a, b = _operands(128, 1024)
+    runs = sum((a[:, j : j + FOLD] @ b[j : j + FOLD]).double() for j in range(0, 1024, FOLD))
+    assert torch.equal(fold.product(a, b, FOLD, group=1), runs.float())
+    exact = a.double() @ b.double()
+    assert (fold.product(a, b, FOLD) - exact).abs().max() < 1e-4 * exact.abs().max()
+
+
+@pytest.mark.parametrize("group", [1, fold.GROUP])
+def test_the_nodes_fold_passes_with_margin(group):
+    a, b = _operands(256, 2048)
+    check = _score(a, b, fold.product(a, b, FOLD, group))
+    assert check.passed and check.score < 0.75, check
+
+
+def test_an_unfolded_long_k_product_fails_a_folded_challenge(tmp_path):
+    """torch's own float32 GEMM over the whole K (MKL accumulates hundreds of terms in a register) errs as one long
+    sequential sum: about 1.2x the folded allowance at n = 256, K = 512, and more as K grows. The protocol names the
+    order; an honest node answers a folded challenge with fold.product."""
+    verdict = _round(tmp_path, 256, 4096, product=lambda a, b: a @ b)
+    assert verdict.fleet["verified_flops"] == 0
+    assert any("exact-row check failed" in e for e in _errors(verdict)), _errors(verdict)
+
+
+def test_a_fold_in_float32_fails_at_a_long_k():
+    """Every run's float32 result added in float32 (a blocked GEMM with kc = 64): the fold's own roundings grow with
+    K / 64 and exceed the allowance from about K = 16384 at n = 256, where fold.product (group 8) passes."""
+    a, b = _operands(256, 16384)
+    acc = torch.zeros(256, 256)
+    for j in range(0, 16384, FOLD):
+        acc += a[:, j : j + FOLD] @ b[j : j + FOLD]
+    bad, good = _score(a, b, acc), _score(a, b, fold.product(a, b, FOLD))
+    assert not bad.passed and good.passed, (bad, good)
+
+
+@pytest.mark.parametrize(("name", "scheme", "margin"),
+                         [("bf16x3", table.CHEAPER["bf16x3"], 10),
+                          ("int8 row x3", table.CHEAPER["int8 row x3"], 3),
+                          ("int8 block32 x3", block_schemes.SCHEMES["int8 block32 x3"], 3)])  # fmt: skip
+def test_cheaper_arithmetic_over_the_whole_k_fails_by_its_margin(name, scheme, margin):
+    """A cheater need not fold: bf16x3 or int8 x3 over the whole K, with exact (int32) accumulation where it has it,
+    errs by a fixed share of t whatever K, as does the folded allowance: the margins measured at K = 64 hold at
+    K = 4096 (bf16x3 about 17, int8 x3 about 3.7 with block scales, 5.7 with row scales; tests/perf/fold_ratio.py).
+    Judged against the whole K instead (fold dropped from the check: the allowance 8x looser here), int8 x3 passes:
+    the check's fold is what refuses it."""
+    n, inner = 256, 4096
+    got = table.scores("float32", n, operands=3, schemes={name: scheme}, inner=inner, fold=FOLD)[name]
+    assert got > margin
+    if name.startswith("int8"):
+        assert table.scores("float32", n, operands=3, schemes={name: scheme}, inner=inner)[name] < 1
+
+
+def test_cheaper_arithmetic_is_refused_in_a_folded_round(tmp_path):
+    """Through the auditor: at K = 4096 the unfolded allowance is 8x the folded one, so a verifier that forgot the
+    challenge's fold would pass this int8 x3 answer (and torch's unfolded product, above)."""
+    product = lambda a, b: torch.from_numpy(block_schemes.SCHEMES["int8 block32 x3"](a, b, "float32")).float()
+    verdict = _round(tmp_path, 256, 4096, product=product)
+    assert verdict.fleet["verified_flops"] == 0
+    assert any("exact-row check failed" in e for e in _errors(verdict)), _errors(verdict)
+
+
+@pytest.mark.parametrize(("dtype", "inner", "run"), [("float32", 512, 32), ("bfloat16", 512, FOLD),
+                                                     ("float32", 96, FOLD), ("float32", FOLD, FOLD),
+                                                     ("float32", 512, True)])  # fmt: skip
+def test_a_fold_the_check_was_not_measured_for_is_refused(dtype, inner, run):
+    with pytest.raises(chl.ChallengeError, match="fold must be"):
+        chl.issue(AUDITOR, dtype=dtype, n=256, products=1, window=dt.timedelta(minutes=5), nodes=None, inner=inner,
+                  fold=run)  # fmt: skip
+
+
+def test_challenge_issue_folds_float32_by_default():
+    """K = 2n folded in runs of 64 where 2n is a multiple of 64 above it; otherwise the unfolded K = 64 (at most n)."""
+    assert (chl.default_inner("float32", 4096), chl.default_fold("float32", 8192)) == (8192, FOLD)
+    assert chl.default_inner("float32", 48) == 48 and chl.default_fold("float32", 48) is None
+    assert chl.default_inner("float32", 4096, fold=False) == 64
+    assert chl.default_fold("bfloat16", 8192) is None
