@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import Peak
-from bench.measure.sampling import Policy
+from bench.measure.sampling import Policy, settled
 from bench.measure.stats import MeasurementWarning
 from bench.measure.telemetry import Reader
 from bench.model.reports import Measurement
@@ -58,8 +58,10 @@ REFINE_TOP = 3
 FINAL_PER_BACKEND = 2
 #: Default MSMF window per device kind, seconds.
 WINDOW_S = {"cpu": 2.0, "cuda": 10.0}
-#: Default search budget per device x precision, seconds (MSMF window not included).
+#: Default search budget per device x precision, seconds (MSMF window not included, the final measurements included).
 BUDGET_S = {"cpu": 30.0, "cuda": 300.0}
+#: Shortest timed budget of a final measurement, seconds: the MAMF is never taken from a shorter one.
+FINAL_MIN_S = 0.5
 MEMORY_SHARE = 0.5
 #: A precision measured below this fraction of float32's rate is emulated (not capacity): float32's rate at the same
 #: shape when float32's search measured it, else float32's MAMF. Like with like: the first coarse shape is the smallest
@@ -192,12 +194,14 @@ def search(
     `float32_tflops` (float32's MAMF) and `float32_rates` (float32's best coarse TFLOPS per shape, on this device in
     this run) are what a precision is compared with to tell whether it is emulated (EMULATED_RATIO, EMULATED_CONFIRM)."""
     base = mm.MatmulSpec(1, 1, 1, precision, config.fast_accum)
-    settled = _settle(device, base, config, candidates, measure) if config.settle_s > 0 and candidates else None
+    settled_at = _settle(device, base, config, candidates, measure) if config.settle_s > 0 and candidates else None
     start = clock()
     deadline = start + config.budget_s
     backends = mm.backends_for(device, precision)
     pairs = [(shape, b) for shape in candidates for b in backends]
     coarse_each = config.budget_s * COARSE_SHARE / max(len(pairs), 1) / 2  # half timed, half warm-up
+    planned_finals = min(FINAL_PER_BACKEND, len(candidates)) * len(backends)
+    final_each = _final_each(config, planned_finals)
     tried: list[Measurement] = []
     best_rate = 0.0
     reference = _emulation_reference(precision, float32_tflops, float32_rates)
@@ -208,22 +212,26 @@ def search(
             break
         spec = base.with_shape(*shape)
         if best_rate > 0:
-            # at the best rate so far, would this shape's minimum iterations overrun its share three times over?
+            # at the best rate so far: would this shape's minimum iterations overrun its share three times over, or
+            # would its coarse measurement leave too little of the budget for the finals it could then be one of?
             seconds_per_iteration = spec.flops / (best_rate * 1e12)
             if seconds_per_iteration * 8 > max(coarse_each * 6, deadline - clock()):
+                break
+            reserve = _finals_s(tried, backends, final_each, extra=(shape, backend, seconds_per_iteration))
+            if clock() + measurement_s(coarse_each, seconds_per_iteration, None) + reserve > deadline:
                 break
         m = measure(spec, device, _policy(coarse_each), peak=peak, backend=backend)
         if m.status == "ok" and m.emulated:
             # emulated by what the device supports (not by timing): not searched further, its figure is not capacity
-            yield _tag(m, "final", config.mode, mamf=True, shapes_tried=1, settled=settled)
+            yield _tag(m, "final", config.mode, mamf=True, shapes_tried=1, settled=settled_at)
             return
         if judging and m.status == "ok" and reference is not None:
             judging = _below(m, reference)
             slow += [m] if judging else []
             if len(slow) >= EMULATED_CONFIRM:
-                yield _emulated(m, precision, reference, config.mode, len(slow), settled)
+                yield _emulated(m, precision, reference, config.mode, len(slow), settled_at)
                 return
-        yield _tag(m, "candidate", config.mode, phase="coarse", settled=settled)
+        yield _tag(m, "candidate", config.mode, phase="coarse", settled=settled_at)
         tried.append(m)
         best_rate = max(best_rate, _rate(m))
     if judging and slow and reference is not None:
@@ -231,19 +239,21 @@ def search(
         first = slow[-1]
         m = measure(_spec_of(first), device, _policy(coarse_each), peak=peak, backend=first.details["backend"])
         if m.status == "ok" and _below(m, reference):
-            yield _emulated(m, precision, reference, config.mode, len(slow) + 1, settled)
+            yield _emulated(m, precision, reference, config.mode, len(slow) + 1, settled_at)
             return
-        yield _tag(m, "candidate", config.mode, phase="coarse", settled=settled)
+        yield _tag(m, "candidate", config.mode, phase="coarse", settled=settled_at)
         tried.append(m)
 
     ranked = sorted((m for m in tried if m.status == "ok"), key=_rate, reverse=True)
     if not ranked:
         return
-    # Re-measure the best few with more time: coarse timings are short and a noisy one must not pick the shape.
+    # Re-measure the best few with more time: coarse timings are short and a noisy one must not pick the shape. Each
+    # only while the finals still fit in the budget after it.
     refine_each = config.budget_s * REFINE_SHARE / REFINE_TOP / 2
-    refined = []
+    refined: list[Measurement] = []
     for m in ranked[:REFINE_TOP]:
-        if clock() >= deadline:
+        seconds = measurement_s(refine_each, _per_iteration(m), _warmup_iterations(m))
+        if clock() + seconds + _finals_s(tried + refined, backends, final_each) > deadline:
             break
         r = measure(_spec_of(m), device, _policy(refine_each), peak=peak, backend=m.details["backend"])
         yield _tag(r, "candidate", config.mode, phase="refine")
@@ -252,20 +262,24 @@ def search(
     # The final figure: each backend's FINAL_PER_BACKEND best shapes measured in full; the fastest is the MAMF. They are
     # yielded (saved) once the winner is known, its mamf flag set: a report is appended to, never rewritten, so a flag
     # set on a saved measurement would need an amendment record (a crash now loses at most these few finals).
-    picks = []
-    for backend in backends:
-        scores: dict[Shape, float] = {}
-        for m in refined + ranked:
-            if m.details["backend"] == backend and m.status == "ok":
-                shape = (m.spec["m"], m.spec["n"], m.spec["k"])
-                scores[shape] = max(scores.get(shape, 0.0), _rate(m))
-        picks += [(shape, backend) for shape in sorted(scores, key=scores.get, reverse=True)[:FINAL_PER_BACKEND]]
+    # The best shape overall is always measured; each other one only when it fits in what is left of the budget, and
+    # each gets an equal share of what is left (never less than final_each): the search ends at its budget, or past it
+    # by at most the one final that must run.
+    picks = _finalists(refined + ranked, backends)
     if not picks:
         return
-    final_each = config.final_budget_s or max(config.budget_s * (1 - COARSE_SHARE - REFINE_SHARE) / len(picks), 0.5)
+    final_each = _final_each(config, len(picks))
     finals = []
-    for shape, backend in picks:
-        f = measure(base.with_shape(*shape), device, _policy(final_each), peak=peak, backend=backend)
+    for i, (shape, backend, seen) in enumerate(picks):
+        t, k = _per_iteration(seen), _warmup_iterations(seen)
+        now = clock()
+        if i > 0 and now + measurement_s(final_each, t, k) > deadline:
+            continue
+        fits = [p for p in picks[i:] if now + measurement_s(final_each, _per_iteration(p[2]), None) <= deadline]
+        seconds = final_each
+        if config.final_budget_s is None:
+            seconds = _stretch(final_each, (deadline - now) / max(len(fits), 1), t, k)
+        f = measure(base.with_shape(*shape), device, _policy(seconds), peak=peak, backend=backend)
         finals.append(_tag(f, "final", config.mode, mamf=False, shapes_tried=len(tried) + len(refined)))
     winner = max(finals, key=_rate)
     winner.details["search"]["mamf"] = True
@@ -279,6 +293,78 @@ def search(
     if s.status == "ok":
         s.details["msmf"] = figures.msmf(s.samples_s, s.work_per_iteration)
     yield _tag(s, "msmf", config.mode)
+
+
+def measurement_s(budget_s: float, per_iteration_s: float, warmup_iterations: int | None) -> float:
+    """Seconds one measurement under _policy(budget_s) of a shape at `per_iteration_s` takes (bench.measure.sampling
+    .collect): a warm-up that stops once settled (`warmup_iterations`, as the shape's last measurement settled; None:
+    unknown or never settled, so it runs its budget out plus the iteration that crosses it, at most 20 iterations),
+    then at least 3 timed iterations, else the budget plus the iteration that crosses it."""
+    t, b = per_iteration_s, max(budget_s, 1e-3)
+    warm = min(b + t, 20 * t) if warmup_iterations is None else min(warmup_iterations * t, b + t)
+    return max(warm, t) + max(b + t, 3 * t)
+
+
+def _final_each(config: SearchConfig, picks: int) -> float:
+    """The timed seconds of each final measurement: the budget's final share split among the finals, at least
+    FINAL_MIN_S (config.final_budget_s when set)."""
+    return config.final_budget_s or max(
+        config.budget_s * (1 - COARSE_SHARE - REFINE_SHARE) / max(picks, 1), FINAL_MIN_S
+    )
+
+
+def _stretch(final_each: float, allotted_s: float, per_iteration_s: float, warmup_iterations: int | None) -> float:
+    """The timed budget, at least `final_each`, whose measurement_s fills `allotted_s` (bisection: measurement_s only
+    grows with the budget). A final that gets the time the earlier phases left over ends the search at its budget."""
+    low, high = final_each, max(final_each, allotted_s)
+    if measurement_s(high, per_iteration_s, warmup_iterations) <= allotted_s:
+        return high
+    for _ in range(40):
+        mid = (low + high) / 2
+        low, high = (mid, high) if measurement_s(mid, per_iteration_s, warmup_iterations) <= allotted_s else (low, mid)
+    return low
+
+
+def _per_iteration(m: Measurement) -> float:
+    """Median seconds of one iteration of a measured shape (what its next measurement will take per iteration)."""
+    samples = sorted(m.samples_s)
+    return samples[len(samples) // 2] if samples else 0.0
+
+
+def _warmup_iterations(m: Measurement) -> int | None:
+    """How many warm-up iterations the measurement took to settle; None when it never settled."""
+    return len(m.warmup_s) if settled(m.warmup_s) else None
+
+
+def _finalists(measured: list[Measurement], backends: list[str]) -> list[tuple[Shape, str, Measurement]]:
+    """Each backend's FINAL_PER_BACKEND fastest shapes (a shape's best rate over its measurements), with the
+    measurement that rated it: every backend's best first, fastest first, then the runners-up."""
+    best: dict[tuple[Shape, str], Measurement] = {}
+    for m in measured:
+        if m.status != "ok" or m.details["backend"] not in backends:
+            continue
+        key = ((m.spec["m"], m.spec["n"], m.spec["k"]), m.details["backend"])
+        if key not in best or _rate(m) > _rate(best[key]):
+            best[key] = m
+    rounds: list[list[tuple[Shape, str, Measurement]]] = [[] for _ in range(FINAL_PER_BACKEND)]
+    for backend in backends:
+        mine = sorted(((s, m) for (s, b), m in best.items() if b == backend), key=lambda p: _rate(p[1]), reverse=True)
+        for i, (shape, m) in enumerate(mine[:FINAL_PER_BACKEND]):
+            rounds[i].append((shape, backend, m))
+    return [p for r in rounds for p in sorted(r, key=lambda p: _rate(p[2]), reverse=True)]
+
+
+def _finals_s(measured: list[Measurement], backends: list[str], final_each: float,
+              extra: tuple[Shape, str, float] | None = None) -> float:  # fmt: skip
+    """Seconds the finals that must fit would take if the search stopped now: each backend's best shape, measured for
+    final_each (the runners-up run only in what is left). With `extra` (shape, backend, seconds per iteration: a shape
+    about to be measured) as its backend's best, as if it came out fastest (the sweep's bigger shapes often do)."""
+    best: dict[str, tuple[float, int | None]] = {}
+    for _, backend, m in _finalists(measured, backends):
+        best.setdefault(backend, (_per_iteration(m), _warmup_iterations(m)))
+    if extra is not None:
+        best[extra[1]] = (extra[2], None)
+    return sum(measurement_s(final_each, t, k) for t, k in best.values())
 
 
 def _emulation_reference(
