@@ -42,11 +42,10 @@ def estimate_s(step: Step, config: dict[str, Any] | None = None) -> float:
         window = choices.SEARCH_WINDOW_S[kind] if mc.get("window_s") is None else mc["window_s"]
         settle = choices.SEARCH_SETTLE_S[kind] if mc.get("settle_s") is None else mc["settle_s"]
         budget = mc.get("budget_s") or choices.SEARCH_BUDGET_S[kind]
-        # bench.workloads.matmul_search: the sweep and re-measuring spend 3/4 of the budget, warm-up included; then
-        # two shapes per implementation (torch, and numpy on a CPU's float32/float64) are measured in full, each at
-        # least 0.5 s timed plus as much warm-up at most; then the MSMF window after up to 0.5 s of warm-up.
-        picks = 2 * (2 if kind == "cpu" and ("float32" in label or "float64" in label) else 1)
-        return 0.75 * budget + 1.5 * picks * max(0.25 * budget / picks, 0.5) + window + 0.5 + settle
+        # bench.workloads.matmul_search: the sweep, re-measuring and the final full-length shapes end at the budget
+        # (the finals are reserved inside it, and get what the sweep leaves; past it only when the one final that
+        # must run does not fit), then the MSMF window after up to 0.5 s of warm-up, and the settling before.
+        return budget + window + 0.5 + settle
     if step.workload == "membw" or label.startswith("membw"):
         # bench.workloads.membw: STREAM's four kernels, and on a GPU the two host<->device copies, each a budget of
         # timed iterations after a warm-up that stops once settled (at most min(budget, 1 s)): a quarter of that
@@ -95,12 +94,13 @@ def train_spec(step: Step, config: dict[str, Any] | None) -> Any | None:
 
 
 def train_estimate_s(
-    step: Step, config: dict[str, Any] | None, matmul_tflops: float, first: bool = True
+    step: Step, config: dict[str, Any] | None, matmul_tflops: float, first: bool = True, share: float | None = None
 ) -> float | None:
     """A training step's seconds from its planned work and a measured rate: (warm-up + timed steps) x the analytic
-    FLOPs per step, at TRAIN_SHARE_OF_MATMUL of `matmul_tflops` (the device's best matmul at the training precision,
-    measured in this run), plus TRAIN_SETUP_S when it is the `first` training step of the run (a once-per-process
-    cost). None without a spec or a rate."""
+    FLOPs per step at `share` x `matmul_tflops`, plus TRAIN_SETUP_S when it is the `first` training step of the run
+    (a once-per-process cost). The rate is a training step's own where one finished in this run (share 1: see
+    Progress._learn_train_rate), else TRAIN_SHARE_OF_MATMUL of the device's best matmul at the training precision.
+    None without a spec or a rate."""
     from bench import figures
 
     spec = train_spec(step, config)
@@ -108,7 +108,8 @@ def train_estimate_s(
         return None
     flops = figures.train_step_flops(spec.model, spec.layers, spec.width, spec.seq_len, spec.batch, spec.vocab)
     setup = TRAIN_SETUP_S[_kind(step)] if first else 0.0
-    return setup + (spec.warmup + spec.steps) * flops / (TRAIN_SHARE_OF_MATMUL * matmul_tflops * 1e12)
+    share = TRAIN_SHARE_OF_MATMUL if share is None else share
+    return setup + (spec.warmup + spec.steps) * flops / (share * matmul_tflops * 1e12)
 
 
 def _is_train(step: Step) -> bool:
@@ -127,8 +128,10 @@ def total_s(steps: Sequence[Step], estimates: Sequence[float], concurrent: bool)
     return max(lanes.values(), default=0.0) + rest
 
 
-def clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
+def clock(seconds: float, nearest: bool = False) -> str:
+    """h:mm:ss of `seconds`: whole seconds elapsed (a stopwatch), or with `nearest` the nearest whole second (a time
+    left: 1.9 s shown as 0:00:01 is half a second more wrong than 0:00:02, and on a short step that is the error)."""
+    seconds = max(0, round(seconds) if nearest else int(seconds))
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
@@ -399,14 +402,14 @@ class StepLines:
         self.label, self.step_began = step.label, self.eta.now()
         pct = 100 * (self.done - 1) // max(1, self.total)
         self.printed = time.monotonic()
-        print(f"[{self.done}/{self.total} {pct}%] {clock(elapsed)} elapsed, ~{clock(left)} left: {step.label}",
+        print(f"[{self.done}/{self.total} {pct}%] {clock(elapsed)} elapsed, ~{clock(left, True)} left: {step.label}",
               file=self.out, flush=True)  # fmt: skip
 
     def heartbeat(self) -> None:
         """A line saying the run is alive inside a long step: how long the step has run, elapsed, left."""
         inside = self.eta.now() - self.step_began
         self.printed = time.monotonic()
-        print(f"[{self.done}/{self.total} ...] {clock(self.eta.elapsed())} elapsed, ~{clock(self.eta.left())} left: "
+        print(f"[{self.done}/{self.total} ...] {clock(self.eta.elapsed())} elapsed, ~{clock(self.eta.left(), True)} left: "
               f"{self.label} running for {clock(inside)}", file=self.out, flush=True)  # fmt: skip
 
     def finished(self, measured: int) -> None:
@@ -446,6 +449,8 @@ class Progress:
         self.measured_count = 0
         #: (device id, precision) -> the best matmul TFLOPS measured so far in this run
         self.rates: dict[tuple[str, str], float] = {}
+        #: (device id, precision[, model]) -> the TFLOPS a training step finished in this run ran at
+        self.train_rates: dict[tuple[str, ...], float] = {}
         self.history = StepHistory(history, config) if history is not None else None
         #: a terminal gets live bars; a log (Slurm, CI) gets one line per step instead
         self.lines_mode = not quiet and not interactive()
@@ -494,7 +499,7 @@ class Progress:
 
     def left_text(self) -> str:
         """What the bar shows of the time left: '~0:04:10 left' (empty before the plan is known)."""
-        return f"~{clock(self.eta.left())} left" if self.eta else ""
+        return f"~{clock(self.eta.left(), True)} left" if self.eta else ""
 
     def _show(self) -> None:
         if self.task is None:
@@ -520,23 +525,52 @@ class Progress:
         self._show()
 
     def _learn_rate(self, m: object) -> None:
-        """A valid matmul measured: the best rate per device and precision so far, from which the training steps
-        still to come are estimated (train_estimate_s) when no history here knows them."""
+        """A valid matmul or training run measured: the rate from which the training steps still to come are
+        estimated (train_estimate_s) when no history here knows them. A finished training step's own rate (FLOPs of
+        its warm-up and timed steps over their seconds), at the training's own shapes, replaces the matmul-based
+        guess for every later training step on its device at its precision: the same model's rate where one ran,
+        else the last training step's. A matmul rate (the best so far) is used only before any training ran."""
+        if getattr(m, "status", None) != "ok" or self.eta is None:
+            return
+        device = str((getattr(m, "device", None) or {}).get("id"))
+        spec = getattr(m, "spec", None) or {}
+        precision = str(spec.get("precision"))
+        if getattr(m, "workload", None) == "train":
+            self._learn_train_rate(m, device, precision, str(spec.get("model")))
+            return
         summary = getattr(m, "summary", None) or {}
-        if getattr(m, "workload", None) != "matmul" or getattr(m, "status", None) != "ok" or self.eta is None:
+        if getattr(m, "workload", None) != "matmul":
             return
         tflops = summary.get("tflops_median")
-        device = str((getattr(m, "device", None) or {}).get("id"))
-        precision = str((getattr(m, "spec", None) or {}).get("precision"))
         if not isinstance(tflops, (int, float)) or tflops <= self.rates.get((device, precision), 0.0):
             return
         self.rates[device, precision] = float(tflops)
+        self._reestimate_training(device, precision)
+
+    def _learn_train_rate(self, m: object, device: str, precision: str, model: str) -> None:
+        seconds = sum(getattr(m, "warmup_s", None) or []) + sum(getattr(m, "samples_s", None) or [])
+        steps = len(getattr(m, "warmup_s", None) or []) + len(getattr(m, "samples_s", None) or [])
+        work = getattr(m, "work_per_iteration", None)
+        if seconds <= 0 or not steps or not isinstance(work, (int, float)) or work <= 0:
+            return
+        tflops = work * steps / seconds / 1e12
+        self.train_rates[device, precision] = tflops
+        self.train_rates[device, precision, model] = tflops
+        self._reestimate_training(device, precision)
+
+    def _reestimate_training(self, device: str, precision: str) -> None:
+        """Every training step not begun on `device` at `precision`, at the best rate known for it."""
+        assert self.eta is not None
         first = next((s for s in self.eta.steps if _is_train(s)), None)  # training steps run one after another
         for step in self.eta.steps:
             spec = train_spec(step, self.config) if _is_train(step) else None
             if spec is None or spec.precision != precision or str((step.device or {}).get("id", "cpu")) != device:
                 continue
-            seconds = train_estimate_s(step, self.config, float(tflops), first=step is first)
+            own = self.train_rates.get((device, precision, spec.model)) or self.train_rates.get((device, precision))
+            if own:
+                seconds = train_estimate_s(step, self.config, own, first=False, share=1.0)
+            else:
+                seconds = train_estimate_s(step, self.config, self.rates[device, precision], first=step is first)
             if seconds is not None:
                 self.eta.reestimate(step, seconds)
 

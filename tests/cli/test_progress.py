@@ -221,3 +221,49 @@ def test_a_measured_rate_changes_no_estimate_history_gave_and_no_step_that_began
     bar.measured(matmul_measured(0.2))
     assert bar.eta.estimates[id(plan[1])] == 4.0  # what it took here last time stays
     assert bar.eta.estimates[id(plan[2])] == progress.TRAIN_GUESS_S["cpu"]  # running: its own progress times it
+
+
+def test_a_finished_training_step_times_the_later_ones_at_its_own_rate_not_a_share_of_matmul():
+    """Issue 25: the training steps were estimated at a fixed 0.25 x the matmul MAMF while gpt tiny ran at about half
+    that. A finished training step's rate at its own shapes (its warm-up and timed steps' FLOPs over their seconds)
+    times every later training step on its device at its precision, without the once-per-process setup; a matmul
+    measured afterwards changes nothing."""
+    from bench import figures
+    from bench.model.reports import Measurement
+    from bench.model.specs import preset
+
+    config = {"train": {"models": ["gpt", "mlp"], "presets": ["tiny"]}}
+    plan = steps("cpu float32 search", "train gpt tiny on cpu", "train mlp tiny on cpu")
+    bar = progress.Progress(quiet=True, config=config)
+    bar.plan(plan)
+    bar.measured(matmul_measured(0.2))
+    gpt = preset("gpt", "tiny")
+    flops = figures.train_step_flops("gpt", gpt.layers, gpt.width, gpt.seq_len, gpt.batch, gpt.vocab)
+    step_s = flops / 0.02e12  # gpt tiny at 20 GFLOPS: a tenth of the matmul rate, not the quarter once assumed
+    warmup, samples = [1.5 * step_s] * gpt.warmup, [step_s] * gpt.steps
+    bar.eta.begin(plan[1])
+    bar.measured(Measurement("train", gpt.to_dict(), {"id": "cpu", "kind": "cpu"}, "ok", work_per_iteration=flops,
+                             warmup_s=warmup, samples_s=samples))  # fmt: skip
+    rate = flops * (gpt.warmup + gpt.steps) / (sum(warmup) + sum(samples))
+    mlp = preset("mlp", "tiny")
+    mlp_flops = figures.train_step_flops("mlp", mlp.layers, mlp.width, mlp.seq_len, mlp.batch, mlp.vocab)
+    want = (mlp.warmup + mlp.steps) * mlp_flops / rate
+    assert bar.eta.estimates[id(plan[2])] == pytest.approx(want)
+    assert want > 2 * (mlp.warmup + mlp.steps) * mlp_flops / (progress.TRAIN_SHARE_OF_MATMUL * 0.2e12)
+    bar.measured(matmul_measured(0.3))  # a better matmul now: training's own rate stands
+    assert bar.eta.estimates[id(plan[2])] == pytest.approx(want)
+
+
+def test_time_left_is_shown_to_the_nearest_second_and_elapsed_as_a_stopwatch():
+    """1.9 s left shown as 0:00:01 (truncated) read as half the time that remained on a 2 s training step."""
+    now = [0.0]
+    plan = steps("cpu float32 search", "train gpt tiny on cpu")
+    out = io.StringIO()
+    lines = progress.StepLines(
+        plan, [10.0, 1.9], False, out, progress.Eta(plan, [10.0, 1.9], False, now=lambda: now[0])
+    )
+    lines.step(plan[0])
+    now[0] = 10.0  # the search took its estimate: 1.9 s left
+    lines.step(plan[1])
+    assert out.getvalue().splitlines()[1] == "[2/2 50%] 0:00:10 elapsed, ~0:00:02 left: train gpt tiny on cpu"
+    assert progress.clock(0.5, nearest=True) == "0:00:00" and progress.clock(59.6, nearest=True) == "0:01:00"

@@ -173,7 +173,7 @@ def judge(said: list[Said], show: bool = True) -> tuple[float, float, int, int]:
     if show:
         print(f"  {'at s':>7} {'took':>6} {'its est':>7} {'pace':>5} {'said':>6} {'really':>7} {'ratio':>6}  ok   step")
     for i, x in enumerate(said):
-        left = int(x.left)  # the display's whole seconds
+        left = round(x.left)  # the display's whole seconds (progress.clock(..., nearest=True))
         step = (
             f"{x.took:6.1f} {x.estimate:7.1f} {x.took / x.estimate if x.estimate else 0:5.2f}" if x.label else " " * 20
         )
@@ -182,7 +182,7 @@ def judge(said: list[Said], show: bool = True) -> tuple[float, float, int, int]:
             if show:
                 print(f"  {x.at:7.1f} {step} {left:6d} {x.remaining:7.1f} {'':>6}  --   {what}")
             continue
-        rise = max(rise, left - int(said[i - 1].left) - (x.at - said[i - 1].at))
+        rise = max(rise, left - round(said[i - 1].left) - (x.at - said[i - 1].at))
         ratio = left / x.remaining if x.remaining > 0 else float("inf")
         good = honest(left, x.remaining)
         judged += 1
