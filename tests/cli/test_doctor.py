@@ -99,19 +99,18 @@ def test_a_log_gets_the_plan_and_one_line_per_step_with_elapsed_and_eta():
              for i in range(2)] + [runner.Step("train gpt small on cuda:0", list, "train", {"id": "cuda:0", "kind": "cuda"})]  # fmt: skip
     config = {"matmul": {"budget_s": 60, "window_s": 10, "settle_s": 20}}
     est = [progress.estimate_s(s, config) for s in steps]
-    # a search: 3/4 of the budget, two final shapes of 0.25 x budget / 2 timed plus half as much warm-up, the window
-    # after 0.5 s of warm-up, and the settle: 45 + 22.5 + 10.5 + 20
-    assert est == [98, 98, 120]
-    assert "estimated 0:03:38" in progress.plan_line(steps, est, concurrent=True)  # lanes at once: 98 + 120
+    # a search: its budget (the final shapes inside it), the window after 0.5 s of warm-up, and the settle: 60 + 10.5 + 20
+    assert est == [90.5, 90.5, 120]
+    assert "estimated 0:03:30" in progress.plan_line(steps, est, concurrent=True)  # lanes at once: 90.5 + 120
     sequential = progress.plan_line(steps, est, concurrent=False)
-    assert "estimated 0:05:16" in sequential and "ONE AFTER ANOTHER" in sequential
+    assert "estimated 0:05:01" in sequential and "ONE AFTER ANOTHER" in sequential
     out = io.StringIO()
     lines = progress.StepLines(steps, est, True, out)
     for s in steps:
         lines.step(s)
     lines.finished(3)
     text = out.getvalue().splitlines()
-    assert text[0].startswith("[1/3 0%] 0:00:00 elapsed, ~0:03:38 left: cuda:0 bfloat16 search")
+    assert text[0].startswith("[1/3 0%] 0:00:00 elapsed, ~0:03:30 left: cuda:0 bfloat16 search")
     assert text[2].startswith("[3/3 66%]") and text[3].startswith("[done]")
 
 
