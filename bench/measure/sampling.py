@@ -73,7 +73,9 @@ def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
             break
         per_iteration = spent / len(samples)
         batch = int((policy.budget_s - spent) / per_iteration) + 1
-        batch = max(1, min(batch, 1000, policy.max_iterations - len(samples)))
+        # at most as many again as timed so far: a batch planned from a few fast first iterations ran 1000 of a
+        # float64 256^3 product that a loaded machine had slowed 7x, 3.8 s timed on a 0.5 s budget (issue 25)
+        batch = max(1, min(batch, 1000, len(samples), policy.max_iterations - len(samples)))
         samples += timer.time(fn, batch)
     return Sampled(warmup_s=warmup, samples_s=samples, settled=is_settled, warmup_wall_s=warmup_wall_s)
 

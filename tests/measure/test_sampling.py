@@ -33,6 +33,14 @@ def test_unsettled_warmup_stops_at_its_budget():
     assert len(out.samples_s) == 2  # the minimum already exceeds the budget
 
 
+def test_a_batch_planned_from_fast_first_iterations_does_not_overrun_the_budget_when_they_slow_down():
+    """Issue 25: 3 fast first iterations (0.5 ms) planned a batch of 1000; the machine then ran them 7x slower and a
+    0.5 s measurement timed 3.8 s (the first three here are the warm-up). A batch is at most as many iterations as timed so far: past the budget by at most
+    what was timed before the last batch."""
+    out = collect(FakeTimer([5e-4] * 6 + [3.5e-3] * 2000), lambda: None, Policy(budget_s=0.5, min_iterations=3))
+    assert 0.5 <= sum(out.samples_s) <= 1.0
+
+
 def test_iteration_cap():
     out = collect(FakeTimer([1e-3] * 100), lambda: None, Policy(budget_s=10.0, min_iterations=2, max_iterations=7))
     assert len(out.samples_s) == 7
