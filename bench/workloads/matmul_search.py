@@ -202,6 +202,8 @@ def search(
     coarse_each = config.budget_s * COARSE_SHARE / max(len(pairs), 1) / 2  # half timed, half warm-up
     planned_finals = min(FINAL_PER_BACKEND, len(candidates)) * len(backends)
     final_each = _final_each(config, planned_finals)
+    ledger = _Ledger(clock, measure)
+    measure = ledger.measure
     tried: list[Measurement] = []
     best_rate = 0.0
     reference = _emulation_reference(precision, float32_tflops, float32_rates)
@@ -217,8 +219,9 @@ def search(
             seconds_per_iteration = spec.flops / (best_rate * 1e12)
             if seconds_per_iteration * 8 > max(coarse_each * 6, deadline - clock()):
                 break
-            reserve = _finals_s(tried, backends, final_each, extra=(shape, backend, seconds_per_iteration))
-            if clock() + measurement_s(coarse_each, seconds_per_iteration, None) + reserve > deadline:
+            reserve = _finals_s(tried, backends, final_each, ledger, extra=(shape, backend, seconds_per_iteration))
+            seconds = measurement_s(coarse_each, seconds_per_iteration, None) + ledger.overhead(shape, backend)
+            if clock() + seconds + reserve > deadline:
                 break
         m = measure(spec, device, _policy(coarse_each), peak=peak, backend=backend)
         if m.status == "ok" and m.emulated:
@@ -252,8 +255,8 @@ def search(
     refine_each = config.budget_s * REFINE_SHARE / REFINE_TOP / 2
     refined: list[Measurement] = []
     for m in ranked[:REFINE_TOP]:
-        seconds = measurement_s(refine_each, _per_iteration(m), _warmup_iterations(m))
-        if clock() + seconds + _finals_s(tried + refined, backends, final_each) > deadline:
+        seconds = measurement_s(refine_each, _per_iteration(m), _warmup_iterations(m)) + ledger.overhead(*_key(m))
+        if clock() + seconds + _finals_s(tried + refined, backends, final_each, ledger) > deadline:
             break
         r = measure(_spec_of(m), device, _policy(refine_each), peak=peak, backend=m.details["backend"])
         yield _tag(r, "candidate", config.mode, phase="refine")
@@ -271,14 +274,15 @@ def search(
     final_each = _final_each(config, len(picks))
     finals = []
     for i, (shape, backend, seen) in enumerate(picks):
-        t, k = _per_iteration(seen), _warmup_iterations(seen)
+        t, k, extra = _per_iteration(seen), _warmup_iterations(seen), ledger.overhead(shape, backend)
         now = clock()
-        if i > 0 and now + measurement_s(final_each, t, k) > deadline:
+        if i > 0 and now + measurement_s(final_each, t, k) + extra > deadline:
             continue
-        fits = [p for p in picks[i:] if now + measurement_s(final_each, _per_iteration(p[2]), None) <= deadline]
+        fits = [p for p in picks[i:]
+                if now + measurement_s(final_each, _per_iteration(p[2]), None) + ledger.overhead(*p[:2]) <= deadline]  # fmt: skip
         seconds = final_each
         if config.final_budget_s is None:
-            seconds = _stretch(final_each, (deadline - now) / max(len(fits), 1), t, k)
+            seconds = _stretch(final_each, (deadline - now) / max(len(fits), 1) - extra, t, k)
         f = measure(base.with_shape(*shape), device, _policy(seconds), peak=peak, backend=backend)
         finals.append(_tag(f, "final", config.mode, mamf=False, shapes_tried=len(tried) + len(refined)))
     winner = max(finals, key=_rate)
@@ -293,6 +297,44 @@ def search(
     if s.status == "ok":
         s.details["msmf"] = figures.msmf(s.samples_s, s.work_per_iteration)
     yield _tag(s, "msmf", config.mode)
+
+
+def _key(m: Measurement) -> tuple[Shape, str]:
+    return (m.spec["m"], m.spec["n"], m.spec["k"]), m.details.get("backend", "torch")
+
+
+class _Ledger:
+    """What each measurement of a search cost on the search's clock beyond its timed iterations: the operands made,
+    the Freivalds check, the Python around them (on the 2-core VM a float64 768^3 coarse measurement took 0.30 s for
+    0.14 s timed; a 3 s search that counted only timed seconds ended at 3.5 s). A shape not measured yet is charged
+    the largest shape's overhead scaled by its operands' size (making and checking them is linear in their elements)."""
+
+    def __init__(self, clock: Callable[[], float], measure: Callable[..., Measurement]) -> None:
+        self.clock, self.inner = clock, measure
+        self.extra: dict[tuple[Shape, str], float] = {}
+
+    def measure(self, spec: mm.MatmulSpec, *args: object, **kw: object) -> Measurement:
+        began = self.clock()
+        m = self.inner(spec, *args, **kw)
+        timed = sum(m.warmup_s) + sum(m.samples_s)
+        if not kw.get("sustained"):
+            self.extra[(spec.m, spec.n, spec.k), str(kw.get("backend", "torch"))] = max(
+                self.clock() - began - timed, 0.0
+            )
+        return m
+
+    def overhead(self, shape: Shape, backend: str) -> float:
+        if (shape, backend) in self.extra:
+            return self.extra[shape, backend]
+        if not self.extra:
+            return 0.0
+        (largest, _), seconds = max(self.extra.items(), key=lambda kv: (_elements(kv[0][0]), kv[1]))
+        return seconds * max(_elements(shape) / _elements(largest), 1.0)
+
+
+def _elements(shape: Shape) -> int:
+    m, n, k = shape
+    return m * k + k * n + m * n
 
 
 def measurement_s(budget_s: float, per_iteration_s: float, warmup_iterations: int | None) -> float:
@@ -354,17 +396,17 @@ def _finalists(measured: list[Measurement], backends: list[str]) -> list[tuple[S
     return [p for r in rounds for p in sorted(r, key=lambda p: _rate(p[2]), reverse=True)]
 
 
-def _finals_s(measured: list[Measurement], backends: list[str], final_each: float,
+def _finals_s(measured: list[Measurement], backends: list[str], final_each: float, ledger: _Ledger,
               extra: tuple[Shape, str, float] | None = None) -> float:  # fmt: skip
     """Seconds the finals that must fit would take if the search stopped now: each backend's best shape, measured for
     final_each (the runners-up run only in what is left). With `extra` (shape, backend, seconds per iteration: a shape
     about to be measured) as its backend's best, as if it came out fastest (the sweep's bigger shapes often do)."""
-    best: dict[str, tuple[float, int | None]] = {}
-    for _, backend, m in _finalists(measured, backends):
-        best.setdefault(backend, (_per_iteration(m), _warmup_iterations(m)))
+    best: dict[str, tuple[float, int | None, float]] = {}
+    for shape, backend, m in _finalists(measured, backends):
+        best.setdefault(backend, (_per_iteration(m), _warmup_iterations(m), ledger.overhead(shape, backend)))
     if extra is not None:
-        best[extra[1]] = (extra[2], None)
-    return sum(measurement_s(final_each, t, k) for t, k in best.values())
+        best[extra[1]] = (extra[2], None, ledger.overhead(extra[0], extra[1]))
+    return sum(measurement_s(final_each, t, k) + o for t, k, o in best.values())
 
 
 def _emulation_reference(
