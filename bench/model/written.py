@@ -79,7 +79,8 @@ def parse_written(raw: bytes, *, max_containers: int | None = None) -> tuple[dic
     store.dumps writes a document of ASCII text); None when unsure (then strict_json.parse_json and
     canonical.canonical decide).
 
-    Why the answers are the slow path's: json.loads(raw) is what strict_json parses, unless raw holds what strict_json
+    Why the answers are the slow path's: json.loads(raw) is what strict_json parses (as text: given bytes, json.loads
+    would guess UTF-16 or UTF-32 from NUL bytes), unless raw holds what strict_json
     refuses: NaN and Infinity (refused here too), a key twice, and what _walk refuses (depth, overflow, integers
     beyond 2^53, floats RFC 8785 spells otherwise than json). A key twice: json's C writer writes the value back (W);
     every ':' in raw is a key's or a character of a string, and with no '\\u' escape each string's ':' are its
@@ -93,7 +94,9 @@ def parse_written(raw: bytes, *, max_containers: int | None = None) -> tuple[dic
     try:
         if not raw.isascii() or b"\\u" in raw or raw.count(b"[") + raw.count(b"{") > limit:
             return None
-        value = json.loads(raw, parse_constant=_refuse_constant)
+        # parsed as text, as strict_json parses it: given bytes, json.loads guesses UTF-16 or UTF-32 from where NUL
+        # bytes fall, and bytes below 0x80 may be either (then no b'\\u' shows an escape either)
+        value = json.loads(raw.decode("ascii"), parse_constant=_refuse_constant)
         if type(value) is not dict or not isinstance(value.get(SIGNATURE_FIELD), dict) or "measurements" in value:
             return None  # unsigned, or a node report's raw arrays (canonical.RAW_ARRAYS): canonical.signed_view decides
         view = {k: v for k, v in value.items() if k != SIGNATURE_FIELD}
