@@ -193,6 +193,17 @@ def canonical_bytes(view: Any) -> bytes:
         ) from None
 
 
+def block_bytes(block: Any) -> bytes:
+    """rfc8785.dumps(block) for a signature block (what names a signed report with its body): for an object of ASCII
+    strings, written by the standard library's C encoder with sorted keys, which spells those exactly as RFC 8785
+    does (the same escapes; no character beyond U+FFFF, so code-point order is UTF-16 order); by rfc8785 otherwise."""
+    if type(block) is dict and all(
+        type(k) is str and type(v) is str and k.isascii() and v.isascii() for k, v in block.items()
+    ):
+        return json.dumps(block, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("ascii")
+    return rfc8785.dumps(block)
+
+
 class _NotCanonical(Exception):
     """Raised by parse_canonical's hooks: the text is not the canonical form of what it holds."""
 

@@ -34,7 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bench.model import keys
-from bench.model.canonical import SIGNATURE_FIELD, canonical_bytes, parse_canonical
+from bench.model.canonical import SIGNATURE_FIELD, block_bytes, canonical_bytes, parse_canonical
 from bench.model.reports import NODE_REPORT_KIND, STREAM_VERSION, ReportError
 from bench.model.strict_json import MAX_DEPTH, InputError, parse_json
 
@@ -249,7 +249,7 @@ def chain_head(records: list[Any], digests: list[bytes] | None = None) -> tuple[
 
 
 def _name(head: str, block: Any) -> str:
-    return hashlib.sha256(b"bench.node-report.v3\n" + head.encode() + b"\n" + rfc8785.dumps(block)).hexdigest()
+    return hashlib.sha256(b"bench.node-report.v3\n" + head.encode() + b"\n" + block_bytes(block)).hexdigest()
 
 
 def digest(data: dict[str, Any]) -> str:

@@ -187,7 +187,34 @@ class Measurement:
     @classmethod
     def from_dict(cls, d: Any, where: str = "measurement", raw: tuple[Any, Any] | None = None) -> Measurement:
         _expect(d, dict, where)
-        m = cls(
+        if _plain_measurement(
+            d
+        ):  # every field of its exact JSON type: taken as _field would take it, without a call each
+            m = cls(workload=d["workload"], spec=d["spec"], device=d["device"], status=d["status"],
+                    reason=d["reason"], emulated=d["emulated"], work_per_iteration=_work(d, where),
+                    work_unit=d["work_unit"], timer=d["timer"], threads=d["threads"],
+                    warmup_s=_numbers(d, "warmup_s", where) if raw is None else raw[0],
+                    samples_s=_numbers(d, "samples_s", where) if raw is None else raw[1],
+                    summary=d["summary"], validity=d["validity"], warnings=d["warnings"], peak=d["peak"],
+                    details=d["details"], start_utc=d["start_utc"], end_utc=d["end_utc"])  # fmt: skip
+        else:
+            m = cls._from_fields(d, where, raw)
+        if m.status not in STATUSES:
+            raise ReportError(f"{where}.status is {m.status!r}; valid: {', '.join(STATUSES)}")
+        if m.status in ("ok", "invalid") and (
+            not len(m.samples_s) or m.summary is None or m.work_per_iteration is None
+        ):
+            raise ReportError(f"{where}: a measured ({m.status}) entry needs samples_s, summary and work_per_iteration")
+        if (m.work_per_iteration is None) != (m.work_unit is None) or m.work_unit not in (*WORK_UNITS, None):
+            raise ReportError(f"{where}.work_unit is {m.work_unit!r}; work_per_iteration needs one of: "
+                              f"{', '.join(WORK_UNITS)}")  # fmt: skip
+        _check_measurement_fields(m, where, checked_samples=raw is not None)
+        return m
+
+    @classmethod
+    def _from_fields(cls, d: dict[str, Any], where: str, raw: tuple[Any, Any] | None) -> Measurement:
+        """The measurement's fields, each checked by _field in turn (the first wrong one raises, named)."""
+        return cls(
             workload=_field(d, "workload", str, where),
             spec=_field(d, "spec", dict, where),
             device=_field(d, "device", dict, where),
@@ -208,17 +235,6 @@ class Measurement:
             start_utc=_field(d, "start_utc", (str, type(None)), where),
             end_utc=_field(d, "end_utc", (str, type(None)), where),
         )
-        if m.status not in STATUSES:
-            raise ReportError(f"{where}.status is {m.status!r}; valid: {', '.join(STATUSES)}")
-        if m.status in ("ok", "invalid") and (
-            not len(m.samples_s) or m.summary is None or m.work_per_iteration is None
-        ):
-            raise ReportError(f"{where}: a measured ({m.status}) entry needs samples_s, summary and work_per_iteration")
-        if (m.work_per_iteration is None) != (m.work_unit is None) or m.work_unit not in (*WORK_UNITS, None):
-            raise ReportError(f"{where}.work_unit is {m.work_unit!r}; work_per_iteration needs one of: "
-                              f"{', '.join(WORK_UNITS)}")  # fmt: skip
-        _check_measurement_fields(m, where, checked_samples=raw is not None)
-        return m
 
 
 @dataclass
@@ -453,9 +469,49 @@ def _check_inventory(inventory: dict[str, Any]) -> None:
             _typed_fields(gpu, _GPU_FIELDS, where, required=("uuid",))
 
 
+#: A key no dictionary holds (d.get(key, _ABSENT) tells a missing field from a null one).
+_ABSENT = object()
+_STR, _BOOL, _LIST, _DICT = frozenset({str}), frozenset({bool}), frozenset({list}), frozenset({dict})
+_OPT_STR, _OPT_INT = frozenset({str, type(None)}), frozenset({int, type(None)})
+_OPT_DICT, _OPT_NUMBER = frozenset({dict, type(None)}), frozenset({int, float, type(None)})
+#: Measurement fields (but work and the raw samples) with the exact types a JSON parse gives the values _field takes.
+_MEASUREMENT_EXACT = (("workload", _STR), ("spec", _DICT), ("device", _DICT), ("status", _STR), ("reason", _OPT_STR),
+                      ("emulated", _BOOL), ("work_unit", _OPT_STR), ("timer", _OPT_STR), ("threads", _OPT_INT),
+                      ("summary", _OPT_DICT), ("validity", _OPT_DICT), ("warnings", _LIST), ("peak", _OPT_DICT),
+                      ("details", _DICT), ("start_utc", _OPT_STR), ("end_utc", _OPT_STR))  # fmt: skip
+_DEVICE_EXACT = {"id": _STR, "kind": _STR, "name": _OPT_STR, "uuid": _OPT_STR}
+_SPEC_EXACT = {key: frozenset({int}) if types is int else _STR for key, types in _SPEC_FIELDS.items()}
+_PEAK_FIELDS = {"tflops": _OPTIONAL_NUMBER, "tbps": _OPTIONAL_NUMBER, "assumptions": dict, "unverified": bool}
+_PEAK_EXACT = {"tflops": _OPT_NUMBER, "tbps": _OPT_NUMBER, "assumptions": _DICT, "unverified": _BOOL}
+
+
+def _plain_measurement(d: dict[str, Any]) -> bool:
+    """Whether every field of _MEASUREMENT_EXACT is present with one of its exact types: then _field would return
+    each as it is (an exact type is an instance, and bool, its own type, is listed only where _field takes it)."""
+    get = d.get
+    for key, types in _MEASUREMENT_EXACT:
+        if type(get(key, _ABSENT)) not in types:
+            return False
+    return True
+
+
+def _exact_fields(d: dict[str, Any], exact: dict[str, frozenset[type]], required: str | None = None) -> bool:
+    """Whether each key of `exact` that d holds (and `required` always) has one of its exact types: then
+    _typed_fields(d, ...) passes (see _plain_measurement)."""
+    if required is not None and required not in d:
+        return False
+    for key, value in d.items():
+        types = exact.get(key)
+        if types is not None and type(value) not in types:
+            return False
+    return True
+
+
 def _check_measurement_fields(m: Measurement, where: str, checked_samples: bool = False) -> None:
-    _typed_fields(m.device, _DEVICE_FIELDS, f"{where}.device", required=("kind",))
-    _typed_fields(m.spec, _SPEC_FIELDS, f"{where}.spec")
+    if not _exact_fields(m.device, _DEVICE_EXACT, "kind"):
+        _typed_fields(m.device, _DEVICE_FIELDS, f"{where}.device", required=("kind",))
+    if not _exact_fields(m.spec, _SPEC_EXACT):
+        _typed_fields(m.spec, _SPEC_FIELDS, f"{where}.spec")
     for key in ("m", "n", "k", "world_size", "bytes"):
         if key in m.spec and m.spec[key] < 1:
             raise ReportError(f"{where}.spec.{key} should be a positive integer, found {m.spec[key]}")
@@ -470,9 +526,8 @@ def _check_measurement_fields(m: Measurement, where: str, checked_samples: bool 
             _expect(value, _OPTIONAL_NUMBER, f"{where}.summary.{key}")
     if m.validity is not None and "passed" in m.validity:
         _field(m.validity, "passed", (bool, type(None)), f"{where}.validity")
-    if m.peak is not None:
-        _typed_fields(m.peak, {"tflops": _OPTIONAL_NUMBER, "tbps": _OPTIONAL_NUMBER, "assumptions": dict,
-                               "unverified": bool}, f"{where}.peak")  # fmt: skip
+    if m.peak is not None and not _exact_fields(m.peak, _PEAK_EXACT):
+        _typed_fields(m.peak, _PEAK_FIELDS, f"{where}.peak")
     for key, types in (("msmf", dict), ("search", dict), ("items_per_step", (int, float))):
         if key in m.details:
             _field(m.details, key, types, f"{where}.details")

@@ -17,14 +17,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bench.model import keys
-from bench.model.canonical import SIGNATURE_FIELD, canonical
+from bench.model.canonical import SIGNATURE_FIELD, block_bytes, canonical
 from bench.model.keys import ALG, NONCANONICAL_B64, canonical_b64
 from bench.model.reports import NODE_REPORT_KIND, STREAM_VERSION
 from bench.model.samples import samples_digest
 
 
 def _digest(canonical_bytes: bytes, block: Any) -> str:
-    return hashlib.sha256(canonical_bytes + b"\n" + rfc8785.dumps(block)).hexdigest()
+    return hashlib.sha256(canonical_bytes + b"\n" + block_bytes(block)).hexdigest()
 
 
 def digest(data: dict[str, Any]) -> str:

@@ -275,3 +275,16 @@ def test_the_msgspec_check_never_vouches_for_what_it_writes_otherwise(text):
     answer = canonical._parse_canonical_msgspec(text, 1 << 30)
     assert answer is None or not answer[0]
     assert not canonical.parse_canonical(text)[0]  # the standard library's check is unsure of each too
+
+
+def test_signature_blocks_are_written_as_rfc8785_writes_them():
+    """canonical.block_bytes (a signed report's name covers its signature block) equals rfc8785.dumps on blocks of
+    ASCII strings, control characters, quotes and backslashes included, and on whatever else a block may hold."""
+    r = random.Random("blocks")
+    ascii_chars = [chr(c) for c in range(128)]
+    for _ in range(3000):
+        block = {"".join(r.choice(ascii_chars) for _ in range(r.randrange(6))): "".join(
+            r.choice(ascii_chars) for _ in range(r.randrange(12))) for _ in range(r.randrange(5))}  # fmt: skip
+        assert canonical.block_bytes(block) == rfc8785.dumps(block)
+    for block in [{"a": 1, "b": 1.5}, {"é": "😀", "\ue000": "x"}, ["a"], None, {"a": {"b": "c"}}]:
+        assert canonical.block_bytes(block) == rfc8785.dumps(block)

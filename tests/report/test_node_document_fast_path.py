@@ -256,3 +256,47 @@ def test_timestamps_near_the_ends_of_the_calendar_are_judged_as_before() -> None
                 except OverflowError:
                     want = "overflow"
                 assert got == want or (want == "overflow" and got == "out of range"), text
+
+
+def _model_outcome(data: dict[str, Any]) -> object:
+    from bench.model.reports import NodeReport, ReportError
+
+    try:
+        return NodeReport.from_dict(data)
+    except ReportError as exc:
+        return ("refused", str(exc))
+
+
+def test_the_models_exact_type_checks_decide_as_each_fields_own_check(monkeypatch) -> None:
+    """Measurement.from_dict takes fields of their exact JSON types at once (_plain_measurement, _exact_fields): each
+    measurement, device, spec and peak field replaced by every JSON type, or removed, gives the model or the refusal
+    that checking field by field gives."""
+    from bench.model import reports
+
+    doc = json.loads(json.dumps(_report()))
+    kinds: list[Any] = ["s", 7, -1, 0.5, True, None, [], {}, reports._ABSENT]
+    m = doc["measurements"][1]
+    holders = [(m, sorted(m)), (m["device"], [*sorted(m["device"]), "name", "uuid"]),
+               (m["spec"], [*sorted(m["spec"]), "world_size", "op"]), (m["peak"], [*sorted(m["peak"]), "tbps"])]  # fmt: skip
+    compared = refused = 0
+    for holder, keys in holders:
+        for key in keys:
+            old = holder.get(key, reports._ABSENT)
+            for kind in kinds:
+                if kind is reports._ABSENT:
+                    holder.pop(key, None)
+                else:
+                    holder[key] = kind
+                fast = _model_outcome(doc)
+                with monkeypatch.context() as patch:
+                    patch.setattr(reports, "_plain_measurement", lambda d: False)
+                    patch.setattr(reports, "_exact_fields", lambda d, exact, required=None: False)
+                    slow = _model_outcome(doc)
+                assert fast == slow, (key, kind)
+                compared += 1
+                refused += isinstance(fast, tuple)
+            if old is reports._ABSENT:
+                holder.pop(key, None)
+            else:
+                holder[key] = old
+    assert compared > 300 and 100 < refused < compared
