@@ -455,7 +455,8 @@ def _typed_fields(d: dict[str, Any], fields: dict[str, Any], where: str, require
 
 def _check_inventory(inventory: dict[str, Any]) -> None:
     host = _field(inventory, "host", dict, "report.inventory")
-    _typed_fields(host, _HOST_FIELDS, "report.inventory.host")
+    if not _exact_fields(host, _HOST_EXACT):
+        _typed_fields(host, _HOST_FIELDS, "report.inventory.host")
     if host.get("physical_cores") is not None and host["physical_cores"] < 1:
         raise ReportError("report.inventory.host.physical_cores should be a positive integer")
     for key in ("max_clock_mhz", "current_clock_mhz"):
@@ -464,9 +465,10 @@ def _check_inventory(inventory: dict[str, Any]) -> None:
     if "nvml" in inventory:
         nvml = _field(inventory, "nvml", dict, "report.inventory")
         for i, gpu in enumerate(_field(nvml, "gpus", list, "report.inventory.nvml") if "gpus" in nvml else []):
-            where = f"report.inventory.nvml.gpus[{i}]"
-            _expect(gpu, dict, where)
-            _typed_fields(gpu, _GPU_FIELDS, where, required=("uuid",))
+            if type(gpu) is not dict or not _exact_fields(gpu, _GPU_EXACT, "uuid"):
+                where = f"report.inventory.nvml.gpus[{i}]"
+                _expect(gpu, dict, where)
+                _typed_fields(gpu, _GPU_FIELDS, where, required=("uuid",))
 
 
 #: A key no dictionary holds (d.get(key, _ABSENT) tells a missing field from a null one).
@@ -482,6 +484,10 @@ _MEASUREMENT_EXACT = (("workload", _STR), ("spec", _DICT), ("device", _DICT), ("
 _DEVICE_EXACT = {"id": _STR, "kind": _STR, "name": _OPT_STR, "uuid": _OPT_STR}
 _SPEC_EXACT = {key: frozenset({int}) if types is int else _STR for key, types in _SPEC_FIELDS.items()}
 _PEAK_FIELDS = {"tflops": _OPTIONAL_NUMBER, "tbps": _OPTIONAL_NUMBER, "assumptions": dict, "unverified": bool}
+_HOST_EXACT = {"hostname": _OPT_STR, "fingerprint": _OPT_STR, "cpu_model": _OPT_STR, "physical_cores": _OPT_INT,
+               "max_clock_mhz": _OPT_NUMBER, "current_clock_mhz": _OPT_NUMBER, "isa_flags": _OPT_DICT}  # fmt: skip
+_GPU_EXACT = {"uuid": _STR, "name": _OPT_STR, "index": _OPT_INT, "memory_bytes": _OPT_INT, "serial": _OPT_STR,
+              "board_id": frozenset({int, str, type(None)}), "pci_bus_id": _OPT_STR}  # fmt: skip
 _PEAK_EXACT = {"tflops": _OPT_NUMBER, "tbps": _OPT_NUMBER, "assumptions": _DICT, "unverified": _BOOL}
 
 

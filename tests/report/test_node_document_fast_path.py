@@ -269,15 +269,19 @@ def _model_outcome(data: dict[str, Any]) -> object:
 
 def test_the_models_exact_type_checks_decide_as_each_fields_own_check(monkeypatch) -> None:
     """Measurement.from_dict takes fields of their exact JSON types at once (_plain_measurement, _exact_fields): each
-    measurement, device, spec and peak field replaced by every JSON type, or removed, gives the model or the refusal
-    that checking field by field gives."""
+    measurement, device, spec, peak, host and GPU field replaced by every JSON type, or removed, gives the model or
+    the refusal that checking field by field gives."""
     from bench.model import reports
 
     doc = json.loads(json.dumps(_report()))
     kinds: list[Any] = ["s", 7, -1, 0.5, True, None, [], {}, reports._ABSENT]
     m = doc["measurements"][1]
     holders = [(m, sorted(m)), (m["device"], [*sorted(m["device"]), "name", "uuid"]),
-               (m["spec"], [*sorted(m["spec"]), "world_size", "op"]), (m["peak"], [*sorted(m["peak"]), "tbps"])]  # fmt: skip
+               (m["spec"], [*sorted(m["spec"]), "world_size", "op"]), (m["peak"], [*sorted(m["peak"]), "tbps"]),
+               (doc["inventory"]["host"], [*sorted(doc["inventory"]["host"]), "cpu_model", "physical_cores",
+                                           "max_clock_mhz", "current_clock_mhz", "isa_flags"]),
+               (doc["inventory"]["nvml"]["gpus"][1], [*sorted(doc["inventory"]["nvml"]["gpus"][1]), "serial",
+                                                      "board_id", "pci_bus_id"])]  # fmt: skip
     compared = refused = 0
     for holder, keys in holders:
         for key in keys:
