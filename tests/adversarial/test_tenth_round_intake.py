@@ -13,8 +13,12 @@ bench.report.pool._examine, bench.model.intake.read_json), once as shipped and o
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import math
 import re
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import pytest
@@ -22,10 +26,13 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.cli import main
-from bench.model import intake, keys, records, written
+from bench.model import canonical, intake, keys, records, written
+from bench.model.canonical import canonical_bytes
+from bench.model.samples import samples_digest
 from bench.model.strict_json import parse_json
+from bench.report import pool
 from bench.report.store import dumps
-from tests.report.fleet import node_report
+from tests.report.fleet import NOW, node_report, node_stream, resign
 
 KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"tenth round node").digest())
 
@@ -126,3 +133,262 @@ def test_a_key_given_twice_behind_an_escaped_colon_in_utf16_is_refused_alike(tmp
         fast, slow = _verify_capacity(tmp_path, monkeypatch, raw, nodes)
         assert fast == slow
         assert "refused" in fast and _exit(fast) == 1
+
+
+# --- version-2 node reports read by written.parse_node_report (msgspec's decoder and sorted encoder)
+
+
+def _examine(tmp_path: Path, raw: bytes, name: str = "node.json") -> tuple[dict, list]:
+    path = tmp_path / name
+    path.write_bytes(raw)
+    return pool._examine((name, path), now=NOW)
+
+
+def _judged(tmp_path: Path, monkeypatch, raw: bytes) -> tuple[str, str]:
+    """(as shipped, every fast path off): what read_json, aggregate's per-report check and `bench verify --json` make
+    of a node report, each as its repr (a row's missing figure is NaN, which equals no NaN)."""
+    path = tmp_path / "node.json"
+    path.write_bytes(raw)
+
+    def run() -> str:
+        return repr((_read(path), _examine(tmp_path, raw), _cli("verify", str(path), "--json")))
+
+    fast = run()
+    with monkeypatch.context() as m:
+        _slow(m)
+        slow = run()
+    return fast, slow
+
+
+def _status(result: str) -> tuple[str, int]:
+    """(aggregate's status, bench verify's exit code) of a result from _judged."""
+    status = re.search(r"'status': '(counted|rejected)'", result)
+    code = re.search(r"\), \((\d+), ['\"]", result)
+    assert status and code, result[:300]
+    return status.group(1), int(code.group(1))
+
+
+def _v2(edit=None) -> dict:
+    """A signed version-2 report, `edit`ed (a function of its dictionary) and re-signed by its key."""
+    doc = node_report(3, [700.0 + g for g in range(4)], KEY)
+    if edit is not None:
+        edit(doc)
+    return resign(doc, KEY)
+
+
+def _sample_spelled(spelling: str) -> bytes:
+    """The report with measurements[0].samples_s[0] set to float(spelling), its samples_sha256 and signature re-made
+    over that value, and the sample written in the file as `spelling`."""
+    value = float(spelling)
+
+    def edit(doc: dict) -> None:
+        m = doc["measurements"][0]
+        m["samples_s"][0] = value
+        m["samples_sha256"] = samples_digest(m["warmup_s"], m["samples_s"])
+
+    text = dumps(_v2(edit))
+    token = f"\n        {value!r},\n"
+    assert text.count(token) >= 1
+    return text.replace(token, f"\n        {spelling},\n", 1).encode()
+
+
+def _halfway(x: float, above: bool) -> str:
+    """The exact midpoint between x and the next float up, with a digit 1 far past it (above) or not: a decimal that a
+    parser reading only its first 17-19 digits rounds the wrong way."""
+    with localcontext(prec=1200):
+        mid = (Decimal(x) + Decimal(math.nextafter(x, math.inf))) / 2
+    return format(mid, "f") + ("0" * 40 + "1" if above else "")
+
+
+#: A sample near 1.57 ms spelled so that only a correctly rounding parser reads the intended float.
+SAMPLE = 0.0015675894652836875
+SAMPLE_SPELLINGS = [_halfway(SAMPLE, False), _halfway(SAMPLE, True), _halfway(math.nextafter(SAMPLE, 0), True),
+                    f"{SAMPLE!r}0000000000000000000000000", "1.5675894652836875e-3", "15675894652836875e-19",
+                    "0.0015675894652836875E0", "1.5675894652836875E-03"]  # fmt: skip
+
+
+@pytest.mark.parametrize("spelling", SAMPLE_SPELLINGS)
+def test_a_raw_sample_spelled_to_round_one_way_reads_alike(tmp_path, monkeypatch, spelling):
+    """Held: samples_s lies outside the signed view, bound only by samples_sha256 over the binary64 values; a parser
+    that read a 60-digit halfway decimal otherwise than Python's float() would check the digest over other values
+    than the slow path (one path counting the report, the other refusing it). msgspec rounds as float() does."""
+    raw = _sample_spelled(spelling)
+    assert written.parse_node_report(raw) is not None  # the fast path reads it
+    fast, slow = _judged(tmp_path, monkeypatch, raw)
+    assert fast == slow and _status(fast) == ("counted", 0)
+
+
+#: Raw samples the strict parser refuses or reads as another type: beyond 64 bits, overflowing, not a duration.
+ODD_SAMPLES = ["9223372036854775808", "-9223372036854775808", "9223372036854775809", "18446744073709551616",
+               "1" + "0" * 30, "1e400", "-1e400", "1e-400", "-0", "-0.0", "0", "1E2", "true", "null", '"1.5"',
+               "[1.5]", "NaN", "1.7976931348623159e308"]  # fmt: skip
+
+
+@pytest.mark.parametrize("spelling", ODD_SAMPLES)
+def test_odd_raw_samples_are_judged_alike(tmp_path, monkeypatch, spelling):
+    """Held: each is refused by the strict parser (integers beyond 2^63, overflow, NaN) or read as the same value and
+    then refused by the model (not a finite positive duration) with the same words on both paths."""
+    text = dumps(_v2()).replace(f"\n        {SAMPLE!r},\n", f"\n        {spelling},\n", 1)
+    assert spelling in text
+    fast, slow = _judged(tmp_path, monkeypatch, text.encode())
+    assert fast == slow and _status(fast)[0] == "rejected"
+
+
+#: Signed numbers (measurements[0].details.x) spelled otherwise than RFC 8785 would, or at the edges of binary64.
+SIGNED_NUMBERS = ["1E5", "1e5", "100000.0", "-0", "-0.0", "0e0", "1e16", "1.5e16", "1e+16", "123456789012345.67",
+                  "9007199254740993", "9007199254740991", "-9007199254740991", "1000000000000000", "5e-324",
+                  "4.9406564584124654e-324", "2.2250738585072011e-308", "1.7976931348623157e308",
+                  "1.7976931348623158e308", "0.000001", "1e-6", "1e-7", "0.0000001", "5e-6", "0.000005", "1e21",
+                  "1e+21", "1e22", _halfway(0.1, True), _halfway(0.1, False), "0.30000000000000004",
+                  "0.3000000000000000444089209850062616169452667236328125"]  # fmt: skip
+
+
+@pytest.mark.parametrize("spelling", SIGNED_NUMBERS)
+def test_a_signed_number_spelled_any_way_reads_and_verifies_alike(tmp_path, monkeypatch, spelling):
+    """Held: a number in the signed view is written back by msgspec and respelled as RFC 8785 writes it; whatever the
+    spelling in the file, both paths read one value and check the signature over the same canonical bytes (the key
+    holder signed the canonical bytes of the value the strict parser reads)."""
+    value = json.loads(spelling)
+    carriable = type(value) is float or abs(value) <= 2**53 - 1
+    if carriable:
+        text = dumps(_v2(lambda doc: doc["measurements"][0]["details"].update(x=value)))
+    else:  # no signature covers it (RFC 8785 cannot write it): the report's own, over the value without it
+        doc = _v2()
+        doc["measurements"][0]["details"]["x"] = value
+        text = dumps(doc)
+    token = f'"x": {json.dumps(value)}'
+    assert token in text, token
+    raw = text.replace(token, f'"x": {spelling}', 1).encode()
+    assert type(value) is not float or written.parse_node_report(raw) is not None  # a float: the fast path reads it
+    fast, slow = _judged(tmp_path, monkeypatch, raw)
+    assert fast == slow
+    assert _status(fast) == (("counted", 0) if carriable else ("rejected", 1))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-8-sig", "utf-32-be"])
+def test_a_node_report_in_another_unicode_encoding_is_refused_alike(tmp_path, monkeypatch, encoding):
+    """Held: msgspec reads UTF-8 only; a report re-encoded is refused by both paths in strict_json's words."""
+    raw = dumps(_v2()).encode(encoding)
+    fast, slow = _judged(tmp_path, monkeypatch, raw)
+    assert fast == slow and _status(fast) == ("rejected", 1)
+
+
+@pytest.mark.parametrize("space", ["\x0c", "\x0b", "\xc2\xa0", "\xe2\x80\xa8", "\x00"])
+def test_whitespace_json_does_not_allow_is_refused_alike(tmp_path, monkeypatch, space):
+    """Held: msgspec allows no whitespace beyond JSON's four (space, tab, LF, CR), as json.loads."""
+    raw = dumps(_v2()).replace('\n  "kind"', f'\n {space} "kind"', 1).encode()
+    fast, slow = _judged(tmp_path, monkeypatch, raw)
+    assert fast == slow and _status(fast) == ("rejected", 1)
+
+
+# --- version-3 streams whose records msgspec judges canonical (canonical._parse_canonical_msgspec)
+
+
+def _chained(bodies: list[bytes]) -> bytes:
+    """Lines over record bytes exactly as given, each signed over the SHA-256 of its bytes as written."""
+    out = b""
+    for body in bodies:
+        signature = KEY.sign(records.SIGNING_CONTEXT + hashlib.sha256(body).digest())
+        out += b'{"record":' + body + b',"signature":"' + base64.b64encode(signature) + b'"}\n'
+    return out
+
+
+def _stream_with(placeholder: bytes, spelled: bytes, edit=None) -> bytes:
+    """The stream of node 3 with its header's config {"x": 0} and the bytes `placeholder` of that header written
+    `spelled` instead; every record after it names the SHA-256 of the bytes before it as written, and each line is
+    signed over its bytes as written: what a key holder makes of a record it spells its own way."""
+    stream = node_stream(3, [700.0 + g for g in range(4)], KEY)
+    recs = [json.loads(line)["record"] for line in stream.split(b"\n")[:-1]]
+    recs[0]["config"] = {"x": 0}
+    if edit is not None:
+        edit(recs)
+    bodies, prev = [], None
+    for i, r in enumerate(recs):
+        body = canonical_bytes({**r, "seq": i, "prev": prev})
+        if i == 0:
+            assert placeholder in body, placeholder
+            body = body.replace(placeholder, spelled, 1)
+        bodies.append(body)
+        prev = hashlib.sha256(body).hexdigest()
+    return _chained(bodies)
+
+
+def _took_fast(tmp_path: Path, raw: bytes) -> bool:
+    """Whether read_json read every record of the stream as its canonical bytes (Document.chain)."""
+    path = tmp_path / "probe.json"
+    path.write_bytes(raw)
+    try:
+        return intake.read_json(path).chain is not None
+    except intake.InputError:
+        return False
+
+
+def _canonical_spelling(spelling: str) -> str | None:
+    try:
+        return canonical_bytes({"x": json.loads(spelling)})[5:-1].decode()
+    except canonical.UncarriableNumber:
+        return None
+
+
+#: Numbers as msgspec writes them where RFC 8785 writes them otherwise, as RFC 8785 writes them, and at binary64's edges.
+STREAM_NUMBERS = [*SIGNED_NUMBERS, "0.00001", "1e-5", "1e-05", "0.0001", "1e-4", "1.5e-7", "1.5e-07", "-5e-6",
+                  "-0.000005", "3.0000000000000004", "1e300", "1e+300", "1.7976931348623157e+308",
+                  "2.2250738585072014e-308", "9.999999999999999e+22", "1.2345678901234567e-7", "4503599627370495.5",
+                  "4503599627370495.5e0", "0.1", "0.10", "1.0", "1", "-1", "10", "1e1"]  # fmt: skip
+
+
+@pytest.mark.parametrize("spelling", STREAM_NUMBERS)
+def test_a_header_number_spelled_as_msgspec_or_rfc8785_writes_it_is_judged_alike(tmp_path, monkeypatch, spelling):
+    """Held: a record holding a number spelled otherwise than RFC 8785 writes it (msgspec's '5e-6', '1e16', '1e22',
+    '1.7976931348623157e308'; Python's '1e-05'; padded or over-long forms) is not its canonical form: the fast path hands
+    it to the slow one, which hashes the record's canonical bytes, not the bytes signed, and refuses the report; the
+    canonical spelling is read as its bytes and counted on both paths."""
+    raw = _stream_with(b'"config":{"x":0}', b'"config":{"x":' + spelling.encode() + b"}")
+    fast, slow = _judged(tmp_path, monkeypatch, raw)
+    assert fast == slow
+    canonical_form = _canonical_spelling(spelling) == spelling
+    assert _status(fast) == (("counted", 0) if canonical_form else ("rejected", 1))
+    assert _took_fast(tmp_path, raw) == canonical_form
+
+
+def _key_order_stream(keys_in_order: list[str]) -> bytes:
+    inner = ",".join(f'"{k}":{i}' for i, k in enumerate(keys_in_order))
+    return _stream_with(b'"config":{"x":0}', b'"config":{' + inner.encode() + b"}")
+
+
+@pytest.mark.parametrize(
+    "keys_in_order",
+    [["\ue000", "\U0001f600"], ["\U0001f600", "\ue000"], ["\uffff", "\U00010000"], ["\U00010000", "\uffff"],
+     ["a", "a\x7f", "a\u0080"], ["a\u0080", "a\x7f", "a"], ["", "a"], ["B", "a"], ["a", "B"], ["é", "e\u0301"]],
+)  # fmt: skip
+def test_keys_in_code_point_or_utf16_order_are_judged_alike(tmp_path, monkeypatch, keys_in_order):
+    """Held: msgspec sorts keys by code point, RFC 8785 by UTF-16 code unit (they differ for a character beyond
+    U+FFFF against U+E000..U+FFFF): any such character makes the fast path unsure; otherwise only the sorted order is
+    canonical, on both paths."""
+    raw = _key_order_stream(keys_in_order)
+    fast, slow = _judged(tmp_path, monkeypatch, raw)
+    assert fast == slow
+    utf16 = sorted(keys_in_order, key=lambda k: k.encode("utf-16-be"))
+    assert _status(fast) == (("counted", 0) if keys_in_order == utf16 else ("rejected", 1))
+    astral = any(c > "\uffff" for k in keys_in_order for c in k)
+    assert _took_fast(tmp_path, raw) == (keys_in_order == utf16 and not astral)
+
+
+#: String contents spelled in ways JSON allows: msgspec's writing is RFC 8785's for each character, so only one is
+#: canonical (the short escapes and lower-case \\u00xx for controls, raw UTF-8 for everything else).
+STRING_SPELLINGS = [("\\b", True), ("\\u0008", False), ("\\u001f", True), ("\\u001F", False), ("\x7f", True),
+                    ("\\u007f", False), ("/", True), ("\\/", False), ("\\u0000", True), ("\u2028", True),
+                    ("\\u2028", False), ("\ufeff", True), ("\\ud83d\\ude00", False), ("\U0001f600", True),
+                    ("\\uD83D\\uDE00", False), ("\\ud800", False), ("\\udfff", False), ("\\ud800\\u0041", False),
+                    ('\\"', True), ("\\\\", True), ("\\t\\n\\r\\f", True), ("\\u000b", True), ("\\v", False)]  # fmt: skip
+
+
+@pytest.mark.parametrize("spelled,canonical_form", STRING_SPELLINGS, ids=[s[0] for s in STRING_SPELLINGS])
+def test_string_escapes_are_judged_alike(tmp_path, monkeypatch, spelled, canonical_form):
+    """Held: a string in a record spelled with each escape JSON allows (or does not): read alike, and counted exactly
+    when it is RFC 8785's own spelling."""
+    raw = _stream_with(b'"config":{"x":0}', b'"config":{"x":"' + spelled.encode() + b'"}')
+    fast, slow = _judged(tmp_path, monkeypatch, raw)
+    assert fast == slow
+    assert _status(fast) == (("counted", 0) if canonical_form else ("rejected", 1))
+    assert _took_fast(tmp_path, raw) == (canonical_form and spelled != "\U0001f600")  # astral: the slow path's
