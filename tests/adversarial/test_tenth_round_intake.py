@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import re
+import time
 from decimal import Decimal, localcontext
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.cli import main
-from bench.model import canonical, intake, keys, records, written
+from bench.model import canonical, intake, keys, records, sign, written
 from bench.model.canonical import canonical_bytes
 from bench.model.samples import samples_digest
 from bench.model.strict_json import parse_json
@@ -392,3 +393,32 @@ def test_string_escapes_are_judged_alike(tmp_path, monkeypatch, spelled, canonic
     assert fast == slow
     assert _status(fast) == (("counted", 0) if canonical_form else ("rejected", 1))
     assert _took_fast(tmp_path, raw) == (canonical_form and spelled != "\U0001f600")  # astral: the slow path's
+
+
+# --- what makes a fast path cost far more than the slow one
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _slow_node_read(raw: bytes) -> bytes:
+    return sign.canonical(parse_json(raw, "node.json"))
+
+
+@pytest.mark.parametrize("filler", [[700.0], [0.0, -0.0], [1.0, 2.5]])
+def test_a_report_full_of_integral_floats_costs_the_fast_path_what_it_costs_the_slow_one(filler):
+    """Succeeded before its fix: parse_node_report respelled every integral float msgspec writes ('700.0', RFC 8785
+    '700') through a Python call to rfc8785 each, so a report whose signed details held 150,000 of them took the fast
+    path 4-5x the strict parse and canonicalization it replaces (1.0 s against 0.22 s; a 64 MB report ~16 million,
+    a minute). The fast path must stay within a small multiple of the slow one (bounds generous: the machine is
+    shared)."""
+    doc = _v2(lambda d: d["measurements"][0]["details"].update(x=filler * (150_000 // len(filler))))
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    fast_read = written.parse_node_report(raw)
+    assert fast_read is not None and fast_read[1] == _slow_node_read(raw)
+    slow = min(_timed(lambda: _slow_node_read(raw)) for _ in range(2))
+    fast = min(_timed(lambda: written.parse_node_report(raw)) for _ in range(2))
+    assert fast < 2 * slow + 0.02, (fast, slow)
