@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 import math
+import random
 import re
 import time
 from decimal import Decimal, localcontext
@@ -422,3 +423,90 @@ def test_a_report_full_of_integral_floats_costs_the_fast_path_what_it_costs_the_
     slow = min(_timed(lambda: _slow_node_read(raw)) for _ in range(2))
     fast = min(_timed(lambda: written.parse_node_report(raw)) for _ in range(2))
     assert fast < 2 * slow + 0.02, (fast, slow)
+
+
+# --- a version-2 report renamed version 3, and the reverse
+
+
+def _renamed() -> list[tuple[str, bytes, str]]:
+    """(name, file, the status both paths must give) for reports passed off as the other version."""
+    stream = node_stream(3, [700.0 + g for g in range(4)], KEY)
+    folded = records.parse(stream, "stream")
+    as_document = dumps(folded).encode()  # the stream's dictionary form (records included) as one JSON document
+    tampered = dict(folded, run_id="run-forged")
+    v2 = _v2()
+    v2_as_v3 = dumps({**v2, "schema_version": 3}).encode()
+    v2_resigned_v3 = dumps(resign({**v2, "schema_version": 3}, KEY)).encode()
+    v2_with_records = dumps({**v2, "records": folded["records"]}).encode()
+    return [
+        ("a stream's dictionary form written as one document", as_document, "counted"),
+        ("that document with a field its records do not say", dumps(tampered).encode(), "rejected"),
+        ("a version 2 report saying version 3", v2_as_v3, "rejected"),
+        ("a version 2 report saying version 3, re-signed", v2_resigned_v3, "rejected"),
+        ("a version 2 report carrying another stream's records", v2_with_records, "rejected"),
+        ("a version 2 report as one stream line", b'{"record":' + json.dumps(v2).encode() + b',"signature":null}\n',
+         "rejected"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [r[0] for r in _renamed()])
+def test_a_report_passed_off_as_the_other_version_is_judged_alike(tmp_path, monkeypatch, name):
+    """Held: the version a report is checked as follows its kind and schema_version on both paths (a version-3 report
+    is checked over its records' chain whatever file form carries it; a version-2 one over its canonical bytes), so a
+    renamed report gets one decision. The stream's dictionary form written as a document is the same signed report:
+    counted on both paths, under the stream's own digest (so a fleet holding both counts it once)."""
+    raw, expected = next((r[1], r[2]) for r in _renamed() if r[0] == name)
+    fast, slow = _judged(tmp_path, monkeypatch, raw)
+    assert fast == slow
+    assert _status(fast)[0] == expected
+    if expected == "counted":
+        stream = node_stream(3, [700.0 + g for g in range(4)], KEY)
+        entry, _ = _examine(tmp_path, stream, "stream.json")
+        assert _examine(tmp_path, raw)[0]["digest"] == entry["digest"]
+
+
+# --- random edits of an honest file, judged on both paths
+
+
+#: What an edit puts in: JSON's structural and number bytes, escapes, whitespace JSON allows and does not, bytes that
+#: are not UTF-8, a NUL, characters either side of U+FFFF.
+EDITS = [b"0", b"1", b"9", b".", b"e", b"E", b"-", b"+", b'"', b"\\", b":", b",", b"[", b"]", b"{", b"}", b" ", b"\t",
+         b"\r", b"\n", b"\x0c", b"\x00", b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", "\ue000".encode(), "😀".encode(),
+         b"\\u003a", b"\\ud800", b"\\/", b"\\u0000", b".0", b"e-7", b"e+16", b"E5", b"1e400", b"NaN", b"true", b"null",
+         b"9" * 20]  # fmt: skip
+
+
+def _mutants(raw: bytes, seed: int, count: int) -> list[bytes]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        at = rng.randrange(len(raw))
+        cut = rng.choice([0, 0, 1, 1, 2])
+        out.append(raw[:at] + rng.choice(EDITS) + raw[at + cut :])
+    return out
+
+
+def _decided(tmp_path: Path, raw: bytes) -> str:
+    path = tmp_path / "node.json"
+    path.write_bytes(raw)
+    return repr((_read(path), _examine(tmp_path, raw)))
+
+
+@pytest.mark.parametrize("form", ["v2 as bench writes it", "v2 compact", "v3 stream"])
+def test_random_edits_of_an_honest_report_are_judged_alike(tmp_path, monkeypatch, form):
+    """Held: 150 single edits of an honest report (a byte or token put in, replacing up to two), each read and
+    examined as aggregate does, as shipped and with every fast path off: the same data or refusal, the same entry."""
+    if form == "v3 stream":
+        raw = node_stream(3, [700.0 + g for g in range(4)], KEY)
+    else:
+        doc = _v2()
+        raw = (
+            dumps(doc).encode() if form == "v2 as bench writes it" else json.dumps(doc, separators=(",", ":")).encode()
+        )
+    mutants = _mutants(raw, len(form), 150)
+    fast = [_decided(tmp_path, m) for m in mutants]
+    with monkeypatch.context() as m:
+        _slow(m)
+        slow = [_decided(tmp_path, x) for x in mutants]
+    for mutant, a, b in zip(mutants, fast, slow, strict=True):
+        assert a == b, mutant
