@@ -182,7 +182,9 @@ def judge(said: list[Said], show: bool = True) -> tuple[float, float, int, int]:
             if show:
                 print(f"  {x.at:7.1f} {step} {left:6d} {x.remaining:7.1f} {'':>6}  --   {what}")
             continue
-        rise = max(rise, left - round(said[i - 1].left) - (x.at - said[i - 1].at))
+        # on the figures themselves (a replay's are the Eta's seconds, a log's its whole seconds): rounding for the
+        # display alone can turn 16.49 s then 16.51 s, 0.02 s later, into a 1 s rise
+        rise = max(rise, x.left - said[i - 1].left - (x.at - said[i - 1].at))
         ratio = left / x.remaining if x.remaining > 0 else float("inf")
         good = honest(left, x.remaining)
         judged += 1
