@@ -336,7 +336,8 @@ def _canonical_spelling(spelling: str) -> str | None:
 STREAM_NUMBERS = [*SIGNED_NUMBERS, "0.00001", "1e-5", "1e-05", "0.0001", "1e-4", "1.5e-7", "1.5e-07", "-5e-6",
                   "-0.000005", "3.0000000000000004", "1e300", "1e+300", "1.7976931348623157e+308",
                   "2.2250738585072014e-308", "9.999999999999999e+22", "1.2345678901234567e-7", "4503599627370495.5",
-                  "4503599627370495.5e0", "0.1", "0.10", "1.0", "1", "-1", "10", "1e1"]  # fmt: skip
+                  "4503599627370495.5e0", "0.1", "0.10", "1.0", "1", "-1", "10", "1e1", "-9007199254740993",
+                  "9223372036854775808", "18446744073709551616", "9" * 400, "999999999999999", "1000000000000000"]  # fmt: skip
 
 
 @pytest.mark.parametrize("spelling", STREAM_NUMBERS)
@@ -510,3 +511,25 @@ def test_random_edits_of_an_honest_report_are_judged_alike(tmp_path, monkeypatch
         slow = [_decided(tmp_path, x) for x in mutants]
     for mutant, a, b in zip(mutants, fast, slow, strict=True):
         assert a == b, mutant
+
+
+@pytest.mark.parametrize("depth", [28, 29, 33, 1000, 1_000_000])
+def test_deep_nesting_in_a_node_report_is_refused_alike_and_cheaply(tmp_path, monkeypatch, depth):
+    """Held: msgspec stops at its recursion limit (RecursionError, no crash) and the ':'-and-bracket checks hold the
+    depth strict_json allows; a million levels (within the container limit) cost both paths about the same."""
+    if depth < 100:  # signed over the nested value
+        nested: list = []
+        for _ in range(depth - 1):
+            nested = [nested]
+        raw = dumps(_v2(lambda d: d["measurements"][0]["details"].update(x=nested))).encode()
+    else:
+        text = dumps(_v2(lambda d: d["measurements"][0]["details"].update(x=0)))
+        raw = text.replace('"x": 0', '"x": ' + "[" * depth + "]" * depth, 1).encode()
+    fast, slow = _judged(tmp_path, monkeypatch, raw)
+    assert fast == slow  # the list lies at depth 5 (report 1, measurements 2, one 3, details 4): 28 more reach 32
+    assert _status(fast) == (("counted", 0) if depth <= 28 else ("rejected", 1))
+    assert (written.parse_node_report(raw) is not None) == (depth <= 28)
+    with monkeypatch.context() as m:  # the slow path's read of the file _judged wrote
+        _slow(m)
+        strict = _timed(lambda: _read(tmp_path / "node.json"))
+    assert _timed(lambda: written.parse_node_report(raw)) < 5 * strict + 0.05
