@@ -122,3 +122,20 @@ def test_challenge_issue_folds_float32_by_default():
     assert chl.default_inner("float32", 48) == 48 and chl.default_fold("float32", 48) is None
     assert chl.default_inner("float32", 4096, fold=False) == 64
     assert chl.default_fold("bfloat16", 8192) is None
+
+
+def test_one_panel_as_a_gpu_computes_it_passes_alike():
+    """Off the CPU, fold.product runs the whole matrix as one panel (_panel): the same runs, added the same way."""
+    a, b = _operands(256, 1024)
+    whole = torch.empty(256, 256)
+    fold._panel(a, b, whole, slice(0, 256), FOLD, fold.GROUP)
+    assert (whole - fold.product(a, b, FOLD)).abs().max() <= 1e-6 * whole.abs().max()
+    assert _score(a, b, whole).passed
+
+
+def test_a_folded_product_refuses_what_it_cannot_fold():
+    a, b = _operands(64, 256)
+    with pytest.raises(ValueError, match="multiple of the fold"):
+        fold.product(a[:, :100], b[:100], FOLD)
+    with pytest.raises(ValueError, match="float32 operands"):
+        fold.product(a.double(), b.double(), FOLD)

@@ -3,13 +3,15 @@ collect by the auditor's clock, verify) and prints proven bound / MAMF for float
 that projects the same ratio for an H100 from each phase's cost per element.
 
     .venv/bin/python tests/perf/proof_ratio.py [--n 4096] [--inner K ...] [--products 2] [--dtype float32 bfloat16]
-        [--eager]
+        [--eager] [--no-fold]
 
 (--products at K >= n; a round at a shorter K asks more, short_k_products.)
 
 Each product is A (n x K) times B (K x n), K the challenge's inner dimension (default chl.default_inner: what
-`challenge issue` writes: 64 for float32, INNER_FACTOR x n capped for half precisions; float32 also runs at K = 2n,
-its former default; the projection also prints K = n and the uncapped factor). The node's generator is compiled
+`challenge issue` writes: 2n for float32, folded in runs of 64 (bench.challenge.fold: the node computes each run
+and adds them exactly), INNER_FACTOR x n capped for half precisions; float32 also runs at K = 2n unfolded (one
+product, `--no-fold`: float32-accurate only), to show what the fold costs; the projection also prints K = n and the
+uncapped factor, and float32's former default K = 64 unfolded). The node's generator is compiled
 (generator.fuse, what `challenge answer`'s warm-up does) unless --eager. MAMF here is the best of a few timed products on the same cores, of both the square n x n
 shape and the challenge's n x K x n, measured right before the round (so the machine's load at the time affects both
 alike; the load average is printed).
@@ -47,8 +49,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import challenge as chl
-from bench.challenge import generator
-from bench.challenge.protocol import INNER_FACTOR
+from bench.challenge import fold, generator
+from bench.challenge.protocol import FOLD, INNER_FACTOR
 from bench.hardware import peaks
 from bench.model import keys
 from bench.report.store import dumps, write_atomic
@@ -98,7 +100,8 @@ def _timed(f) -> float:
     return time.perf_counter() - start
 
 
-def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool) -> tuple[float, dict[str, float]]:
+def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool,
+                 run: int | None = None) -> tuple[float, dict[str, float]]:  # fmt: skip
     """(proven FLOP/s, seconds per phase of the node's own products) of one honest round on this CPU."""
     auditor, node_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     auditor_id = keys.key_id(keys.raw_public(auditor.public_key()))
@@ -114,7 +117,7 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool) -> t
             print(f"  fused generator for {dtype} on the CPU: {why or 'in use'}")
         chl.warm(device, fuse=False)
         data = chl.issue(auditor, dtype=dtype, n=n, products=products, window=dt.timedelta(hours=1), nodes=None,
-                         inner=inner)  # fmt: skip
+                         inner=inner, fold=run)  # fmt: skip
         path = tmp / "challenge.json"
         write_atomic(path, dumps(data))
         ch = chl.load_challenge(path)
@@ -143,30 +146,46 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool) -> t
     gen = _timed(lambda: chl.operand(ch.nonce, "node", "x", 0, "A", n, dtype, ch.operands, inner=inner))
     a = chl.operand(ch.nonce, "node", "x", 0, "A", n, dtype, ch.operands, inner=inner)
     b = chl.operand(ch.nonce, "node", "x", 0, "B", n, dtype, ch.operands, inner=inner)
-    c = a @ b
+    c = a @ b if run is None else fold.product(a, b, run)
     del a, b
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
         hash_all = _timed(lambda: chl.merkle_root(chl.row_bytes(c), pool))
     return proven, {"generate_s_per_elem": gen / (n * inner), "hash_s_all_cores": hash_all}
 
 
+def folded_multiply(n: int, inner: int, run: int, flops_rate: float, fused_fold: bool) -> float:
+    """Seconds of a folded product (bench.challenge.fold) on a GPU. As built (torch ops): each run is a GEMM of inner
+    dimension `run` whose n^2 float32 partial goes through HBM (written, and read back by the next run's addmm_ with
+    beta = 1: 8 bytes an element), so a run takes the larger of its FLOPs at the MAMF and that traffic; every
+    fold.GROUP runs the partial is added into the float64 accumulator (read 4 + 8, write 8 bytes an element). A
+    fused kernel (not built: float32 tile accumulators reset every `run` terms and added into float64 registers, one
+    float64 add per element per run, 2 run FLOPs) would take the product's own time."""
+    if fused_fold:
+        return 2 * n * n * inner / flops_rate
+    runs = inner // run
+    per_run = max(2 * n * n * run / flops_rate, 8 * n * n / (HBM_TBS * 1e12))
+    return runs * per_run + -(-runs // fold.GROUP) * 20 * n * n / (HBM_TBS * 1e12)
+
+
 def projected_h100(dtype: str, n: int, inner: int, products: int, hash_rate_core: float,
-                   fused: bool) -> tuple[float, dict[str, float]]:  # fmt: skip
-    """(proven / MAMF, seconds per phase of one product) on an H100 SXM, from the module docstring's model."""
+                   fused: bool, run: int | None = None, fused_fold: bool = False) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """(proven / MAMF, seconds per phase of one product) on an H100 SXM, from the module docstring's model; `run`:
+    folded (folded_multiply)."""
     dev = type("Device", (), {"name": "NVIDIA H100 80GB HBM3", "mig": False, "sm_count": None})()
     peak = peaks.device_peak(dev, dtype)
     item = torch.tensor([], dtype=getattr(torch, dtype)).element_size()
     elements = 2 * n * inner
     generate = (max(elements * item / (HBM_TBS * 1e12), elements * GEN_INT_OPS[dtype] / (INT32_TOPS * 1e12)) if fused
                 else elements * GEN_PASSES * 8 / (HBM_TBS * 1e12))  # fmt: skip
+    rate = MAMF_OF_PEAK * peak.tflops * 1e12
     t = {"generate": generate,
-         "multiply": 2 * n * n * inner / (MAMF_OF_PEAK * peak.tflops * 1e12),
+         "multiply": 2 * n * n * inner / rate if run is None else folded_multiply(n, inner, run, rate, fused_fold),
          "copy": n * n * item / (PCIE_GBS * 1e9),
          "hash": n * n * item / (hash_rate_core * HOST_CORES_PER_GPU)}  # fmt: skip
     # as implemented: hashing product i overlaps generating, multiplying and copying product i + 1
     serial = t["generate"] + t["multiply"] + t["copy"]
     window = serial + (products - 1) * max(serial, t["hash"]) + t["hash"]
-    return products * t["multiply"] / window, {**t, "peak_tflops": peak.tflops}
+    return products * 2 * n * n * inner / rate / window, {**t, "peak_tflops": peak.tflops}
 
 
 def main() -> None:
@@ -177,10 +196,10 @@ def main() -> None:
         type=int,
         nargs="+",
         default=None,
-        help="K (default: `challenge issue`'s, "
-        "chl.default_inner, and for float32 also 2n, the former default: its ratio shows the CPU's "
-        "generation and hashing where the short default K is bound by hashing alone)",
+        help="K (default: `challenge issue`'s, chl.default_inner: float32 2n folded, and also 2n unfolded: the "
+        "difference is what the fold costs)",
     )
+    ap.add_argument("--no-fold", action="store_true", help="float32 unfolded only (`challenge issue --no-fold`)")
     ap.add_argument("--products", type=int, default=2)
     ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument(
@@ -195,14 +214,14 @@ def main() -> None:
     data = os.urandom(64 << 20)
     hash_rate = len(data) / min(_timed(lambda: hashlib.sha256(data).digest()) for _ in range(3))
     print(f"SHA-256 on one core of this machine: {hash_rate / 1e9:.2f} GB/s")
-    runs = [(dtype, inner) for dtype in ([] if args.model_only else args.dtype)
-            for inner in args.inner or sorted({chl.default_inner(dtype, args.n),
-                                               *([2 * args.n] if dtype == "float32" else [])})]  # fmt: skip
-    for dtype, inner in runs:
+    runs = [(dtype, inner, run) for dtype in ([] if args.model_only else args.dtype)
+            for inner in args.inner or [chl.default_inner(dtype, args.n, not args.no_fold)]
+            for run in dict.fromkeys([None if args.no_fold else chl.default_fold(dtype, inner), None])]  # fmt: skip
+    for dtype, inner, run in runs:
         m = mamf(args.n, inner, dtype)
         products = short_k_products(args.products, args.n, inner)
-        proven, phases = honest_round(args.n, inner, products, dtype, not args.eager)
-        print(f"{dtype} n={args.n} K={inner} x{products} on this CPU ({'fused' if generator.is_fused('cpu', dtype) else 'eager'} "
+        proven, phases = honest_round(args.n, inner, products, dtype, not args.eager, run)
+        print(f"{dtype} n={args.n} K={inner}{f' folded in runs of {run}' if run else ''} x{products} on this CPU ({'fused' if generator.is_fused('cpu', dtype) else 'eager'} "
               f"generator): MAMF {m / 1e9:.1f} GFLOPS, proven "
               f"{proven / 1e9:.1f} GFLOPS -> proven/MAMF {proven / m:.2f}; generation "
               f"{phases['generate_s_per_elem'] * 1e9:.2f} ns/element, Merkle root of C on all cores "
@@ -210,13 +229,21 @@ def main() -> None:
     print(f"\nProjected H100 SXM (HBM {HBM_TBS} TB/s, PCIe {PCIE_GBS} GB/s pageable, {HOST_CORES_PER_GPU} host cores "
           f"at this CPU's SHA-256 rate, MAMF = {MAMF_OF_PEAK} x peak, 4 products; generator eager: {GEN_PASSES} "
           f"passes/element over HBM, fused: {GEN_INT_OPS} int32 ops/element at {INT32_TOPS} Tops):")  # fmt: skip
-    print(
-        "  (K = 64 is float32's default, protocol.ACCURACY_INNER: the copy and hash of C, 4 bytes per 128 FLOPs, "
-        "bound it whatever overlaps)"
-    )
+    print("  (float32 K = 64 unfolded, `challenge issue --no-fold`'s: the copy and hash of C, 4 bytes per 128 FLOPs, "
+          "bound it whatever overlaps; folded: each run of 64 is a GEMM whose float32 partial goes through HBM, "
+          "8 bytes per 128 FLOPs, unless a fused kernel keeps it in registers)")  # fmt: skip
+    for n in (8192, 16384):
+        k = chl.default_inner("float32", n)
+        for fused_fold in (False, True):
+            ratio, t = projected_h100("float32", n, k, 4, hash_rate, fused=False, run=FOLD, fused_fold=fused_fold)
+            fused, tf = projected_h100("float32", n, k, 4, hash_rate, fused=True, run=FOLD, fused_fold=fused_fold)
+            print(f"  float32 n={n} K={k // n}n folded in runs of {FOLD}, "
+                  f"{'a fused fold (not built)' if fused_fold else 'as built (torch ops)'}: proven/MAMF {ratio:.2f} "
+                  f"eager generator, {fused:.2f} fused (per product: fold {t['multiply'] * 1e3:.2f} ms, copy "
+                  f"{t['copy'] * 1e3:.2f} ms, hash {t['hash'] * 1e3:.2f} ms)")  # fmt: skip
     for dtype in ("float32", "bfloat16"):
         for n in (8192, 16384):
-            for k in sorted({n, chl.default_inner(dtype, n), INNER_FACTOR[dtype] * n}):
+            for k in sorted({n, chl.default_inner(dtype, n, fold=False), INNER_FACTOR[dtype] * n}):
                 label = f"K={k // n}n" if k % n == 0 else f"K={k}"
                 ratio, t = projected_h100(dtype, n, k, 4, hash_rate, fused=False)
                 fused, tf = projected_h100(dtype, n, k, 4, hash_rate, fused=True)
