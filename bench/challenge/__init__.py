@@ -2,7 +2,8 @@
 auditor's own clock.
 
 Protocol (docs/auditing.md, "Challenging a fleet"):
-  1. issue    — the auditor signs {nonce, dtype, n, inner K, products per device, issue time, deadline, nodes?}.
+  1. issue    — the auditor signs {nonce, dtype, n, inner K, fold?, products per device, issue time, deadline, nodes?}
+                (fold: float32's C_i is the exact sum of K / 64 float32 products of 64 terms, bench.challenge.fold).
   2. answer   — each node derives A_i (n x K), B_i (K x n) from (nonce, node, device UUID, i) with a counter-based
                 generator (bench.challenge.generator, seeded by SHA-256) on each device, computes C_i = A_i.B_i (n x n:
                 2 n^2 K FLOPs against n^2 outputs to copy and hash; K = n without the field), hashes C_i's rows

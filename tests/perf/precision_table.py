@@ -23,7 +23,8 @@ bfloat16 ("reduced precision reduction") is listed with the cheaper schemes: ver
     .venv/bin/python tests/perf/precision_table.py [--n 256 1024 4096 16384] [--dtype float32 ...] [--operands 2]
         [--inner default|square]
 
-Each product is A (n x K) times B (K x n), K `challenge issue`'s default for the dtype (--inner square: K = n).
+Each product is A (n x K) times B (K x n), K `challenge issue`'s default for the dtype, folded as it folds float32
+(bench.challenge.fold; --inner square: K = n, not folded).
 """
 
 from __future__ import annotations
@@ -300,9 +301,10 @@ def main() -> None:
     args = parser.parse_args()
     for dtype in args.dtype:
         inner = {n: n if args.inner == "square" else chl.default_inner(dtype, n) for n in args.n}
-        table = {n: scores(dtype, n, operands=args.operands, inner=inner[n]) for n in args.n}
+        fold = {n: None if args.inner == "square" else chl.default_fold(dtype, inner[n]) for n in args.n}
+        table = {n: scores(dtype, n, operands=args.operands, inner=inner[n], fold=fold[n]) for n in args.n}
         names = list(dict.fromkeys(k for s in table.values() for k in s))
-        ks = ", ".join(f"K = {inner[n]}" for n in args.n)
+        ks = ", ".join(f"K = {inner[n]}" + (f" folded in runs of {fold[n]}" if fold[n] else "") for n in args.n)
         print(
             f"\n{dtype} challenge (operands v{args.operands}; {ks}); score = row error / allowance, passing needs <= 1\n"
         )
