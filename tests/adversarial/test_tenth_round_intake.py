@@ -533,3 +533,27 @@ def test_deep_nesting_in_a_node_report_is_refused_alike_and_cheaply(tmp_path, mo
         _slow(m)
         strict = _timed(lambda: _read(tmp_path / "node.json"))
     assert _timed(lambda: written.parse_node_report(raw)) < 5 * strict + 0.05
+
+
+#: What may follow (or precede) a document's one JSON value: whitespace JSON allows is read alike; anything else is not
+#: JSON, on either path.
+TAILS = [(b"", b"\n\n\r\n\t "), (b"", b" x"), (b"", b"\x00"), (b"", b"{}"), (b"", b"\n{}\n"), (b"", b"\xef\xbb\xbf"),
+         (b"\xef\xbb\xbf", b""), (b" \r\n\t", b""), (b"\x00", b""), (b"", b"\\"), (b"", b"]"), (b"", b"//")]  # fmt: skip
+
+
+@pytest.mark.parametrize("head,tail", TAILS)
+def test_bytes_around_a_node_report_are_judged_alike(tmp_path, monkeypatch, head, tail):
+    """Held: msgspec, like json.loads, takes only JSON's whitespace around the one value."""
+    raw = head + dumps(_v2()).encode() + tail
+    fast, slow = _judged(tmp_path, monkeypatch, raw)
+    assert fast == slow
+    assert _status(fast) == (("counted", 0) if not (head + tail).strip(b" \t\r\n") else ("rejected", 1))
+
+
+@pytest.mark.parametrize("head,tail", TAILS)
+def test_bytes_around_a_capacity_report_are_judged_alike(tmp_path, monkeypatch, capacity, head, tail):
+    """Held: the same for a capacity report read by parse_written."""
+    nodes, text = capacity
+    fast, slow = _verify_capacity(tmp_path, monkeypatch, head + text.encode() + tail, nodes)
+    assert fast == slow
+    assert _exit(fast) == (0 if not (head + tail).strip(b" \t\r\n") else 1)
