@@ -106,7 +106,16 @@ def indexed(inventory: dict[str, Any]) -> Iterator[None]:
     """While the block runs, inventory_gpu answers for this inventory from an index built once (the same answers:
     the first GPU, or MIG instance after its GPU, whose UUID equals, in inventory order), and a measurement's table
     peak is computed once (_cuda_peak). Neither the inventory nor the measurements checked against it may change
-    inside the block."""
+    inside the block. Inside retained(), a later block over the same inventory takes up the first one's index and
+    peaks."""
+    kept = _RETAINED[-1] if _RETAINED else None
+    if kept is not None and kept[0] is inventory:
+        _INDEXED.append(kept)
+        try:
+            yield
+        finally:
+            _INDEXED.pop()
+        return
     index: dict[Any, tuple[Any, Any]] = {}
     for gpu in _gpus(inventory):
         uuid = gpu.get("uuid")
@@ -117,11 +126,31 @@ def indexed(inventory: dict[str, Any]) -> Iterator[None]:
             uuid = mig.get("uuid") if isinstance(mig, dict) else 0
             if uuid is None or type(uuid) is str:
                 index.setdefault(uuid, (gpu, mig))
-    _INDEXED.append((inventory, index, {}))
+    entry = (inventory, index, {})
+    if kept is not None and kept[0] is None:
+        _RETAINED[-1] = entry
+    _INDEXED.append(entry)
     try:
         yield
     finally:
         _INDEXED.pop()
+
+
+#: Inside retained(): the first indexed() entry made there (None until one is), for later blocks over its inventory.
+_RETAINED: list[Any] = []
+
+
+@contextlib.contextmanager
+def retained() -> Iterator[None]:
+    """While the block runs, the first indexed(inventory) block inside it keeps its index and peaks for later blocks
+    over the same inventory object (examine's checks, then the device rows of the report it returned: the peaks
+    computed once a report, not once for each). The caller keeps that report, its inventory and its measurements
+    alive and unchanged until the block ends (the peaks are keyed by the measurements' ids)."""
+    _RETAINED.append((None, None, None))
+    try:
+        yield
+    finally:
+        _RETAINED.pop()
 
 
 def inventory_gpu(inventory: dict[str, Any], uuid: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:

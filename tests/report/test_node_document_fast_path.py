@@ -304,3 +304,29 @@ def test_the_models_exact_type_checks_decide_as_each_fields_own_check(monkeypatc
             else:
                 holder[key] = old
     assert compared > 300 and 100 < refused < compared
+
+
+def test_device_rows_take_up_the_checks_peaks_and_give_the_same_rows(tmp_path) -> None:
+    """pool._examine computes each table peak once a report (verify.retained): its entry and rows are those of
+    examine and device_rows run apart, for reports whose peaks differ (models, precisions, a GPU the table lacks)."""
+    from bench.report import verify as v
+    from bench.report.devices import COLUMNS, device_rows
+    from tests.report.fleet import gpu_measurement, gpu_node
+
+    reports = [_report(1), node_report(2, [650.0, 640.0], KEY, precision="float16")]
+    other = gpu_node(3, [500.0, 510.0])
+    other.measurements.append(gpu_measurement(3, 0, 300.0, precision="float16", role=None))
+    other.measurements.append(gpu_measurement(3, 1, 200.0, model="NVIDIA Unknown 9000", role=None))
+    data = other.to_dict()
+    data["signature"] = sign.sign(data, KEY)
+    reports.append(data)
+    for n, doc in enumerate(reports):
+        path = tmp_path / f"node{n}.json"
+        path.write_text(dumps(doc))
+        entry, rows = pool._examine((path.name, path), now=NOW)
+        read = intake.read_json(path)
+        findings, name, report = v.examine(read.data, now=NOW, policy=False, body=read.signed_body)
+        assert entry["status"] == ("rejected" if v.errors(findings) else "counted")
+        if report is not None and not v.errors(findings):
+            assert rows == [tuple(r[c] for c in COLUMNS) for r in device_rows(report, name)]
+            assert rows
