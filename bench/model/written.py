@@ -34,9 +34,6 @@ from bench.model.canonical import (
 )
 from bench.model.strict_json import DEFAULT_MAX_CONTAINERS, MAX_DEPTH, MAX_INT
 
-#: An integral float as json writes it ('700.0') between delimiters, in the compact form; RFC 8785 writes '700'.
-_INTEGRAL = re.compile(r"([:,\[])(-?[0-9]+)\.0(?=[,\]}])")
-
 
 class _Unsure(Exception):
     """The fast path cannot vouch for the answer: the caller parses and canonicalizes the slow way."""
@@ -106,10 +103,14 @@ def parse_written(raw: bytes, *, max_containers: int | None = None) -> tuple[dic
         if raw.count(b":") != sum(m.count(":") for m in members.values()):
             return None  # a key given twice
         body = "{" + ",".join(members[k] for k in sorted(view)) + "}"
-        if integral:  # the pattern costs a step a character: only for a document holding integral floats
-            body, respelled = _INTEGRAL.subn(r"\1\2", body)
-            if respelled != integral:
+        if integral:
+            # json writes an integral float 'N.0' and no other float ending so: as many '.0' before one of ',]}' as
+            # integral floats leaves none inside a string, and each is dropped by str.replace (a pattern whose
+            # replacement names groups costs a Python call a match: 3x the slow path on a document of them)
+            if body.count(".0,") + body.count(".0]") + body.count(".0}") != integral:
                 return None
+            for end in (",", "]", "}"):
+                body = body.replace(".0" + end, end)
         return value, body.encode("ascii")
     except (_Unsure, RecursionError, ValueError, TypeError):
         return None

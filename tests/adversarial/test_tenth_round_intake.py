@@ -557,3 +557,33 @@ def test_bytes_around_a_capacity_report_are_judged_alike(tmp_path, monkeypatch, 
     fast, slow = _verify_capacity(tmp_path, monkeypatch, head + text.encode() + tail, nodes)
     assert fast == slow
     assert _exit(fast) == (0 if not (head + tail).strip(b" \t\r\n") else 1)
+
+
+def _slow_document_read(raw: bytes) -> bytes:
+    return sign.canonical(parse_json(raw, "doc.json"))
+
+
+@pytest.mark.parametrize("filler", [[700.0], [1.0, -3.0, 0.5]])
+def test_a_signed_document_full_of_integral_floats_costs_parse_written_what_it_costs_the_slow_path(filler):
+    """Succeeded before its fix: parse_written dropped each integral float's '.0' by a regular expression whose
+    replacement named groups, which Python expands by a call per match: a signed document (a capacity report's shape)
+    holding 300,000 integral floats took the fast path ~3x the strict parse and canonicalization it replaces."""
+    doc = {"kind": "bench.capacity", "rows": filler * (300_000 // len(filler)), "note": "v1.5, [2.5]"}
+    doc["signature"] = sign.sign(doc, KEY)
+    raw = dumps(doc).encode()
+    read = written.parse_written(raw)
+    assert read is not None and read[1] == _slow_document_read(raw)
+    slow = min(_timed(lambda: _slow_document_read(raw)) for _ in range(2))
+    fast = min(_timed(lambda: written.parse_written(raw)) for _ in range(2))
+    assert fast < 2 * slow + 0.02, (fast, slow)
+
+
+@pytest.mark.parametrize("text", ["1.0,", "x.0]", "[2.0}", ":3.0,", "7.0"])
+def test_an_integral_float_look_alike_in_a_string_is_not_respelled(text):
+    """Held: a string holding what looks like an integral float's end ('.0' before ',]}') beside real integral floats
+    makes parse_written unsure (None) or leaves the string as it is: its bytes are canonical's either way."""
+    doc = {"kind": "bench.capacity", "rows": [700.0, 1.0], "note": text}
+    doc["signature"] = sign.sign(doc, KEY)
+    raw = dumps(doc).encode()
+    read = written.parse_written(raw)
+    assert read is None or read[1] == _slow_document_read(raw)
