@@ -195,7 +195,7 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
     # the device ids numbered once (in order of appearance) for every figure below that folds rows by device: hashing
     # a country's million ids was done four times
     devices, _ = pd.factorize(counted["device"])
-    per_cat = kpis.categories(counted)
+    per_cat = kpis.categories(counted, devices=devices)
     capacity = kpis.capacity(counted, proven, per_cat)
     kpis.reasons(capacity, per_cat, trusted_aggregator=policy.aggregator_ids is not None,
                  auditor=policy.auditor_id is not None)  # fmt: skip

@@ -5,6 +5,7 @@ import datetime as dt
 import math
 import random
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -240,3 +241,30 @@ def test_site_pflops_by_numbers_is_site_pflops_by_names():
             counted.loc[counted.index[0], "mamf_tflops"] = math.nan
         devices = pd.factorize(counted["device"])[0]
         assert dd.site_pflops(counted, devices) == dd._site_pflops_by_names(counted)
+
+
+def test_categories_from_device_numbers_are_categories_by_pandas():
+    """categories(devices=...) orders each category's rows by numbers and keeps each device's first row by its number,
+    in one take: the frames _per_device gives (ties, -0.0, a NaN MAMF and a missing device left to pandas)."""
+    r = random.Random("categories by numbers")
+    fast = 0
+    for trial in range(60):
+        n = r.randrange(0, 300)
+        counted = pd.DataFrame({
+            "device": [None if trial % 9 == 8 and i == 0 else f"GPU-{r.randrange(max(1, n // 2))}" for i in range(n)],
+            "precision": [r.choice(["bfloat16", "float16", "float32", "int8", "float8_e4m3", "float8_e5m2", None])
+                          for _ in range(n)],
+            "mamf_tflops": [r.choice([700.0, 700.5, 0.0, -0.0, 1e-300, 5e6, r.random()]) for _ in range(n)],
+            "tier": [r.choice(["bounded", "reported"]) for _ in range(n)],
+        })  # fmt: skip
+        if trial % 7 == 6 and n:
+            counted.loc[counted.index[0], "mamf_tflops"] = math.nan
+        counted = counted.sample(frac=1.0, random_state=trial)  # an index out of order
+        devices = pd.factorize(counted["device"])[0]
+        plain, numbered = k.categories(counted), k.categories(counted, devices=devices)
+        for c, ps in k.CATEGORIES:
+            pd.testing.assert_frame_equal(numbered[c], plain[c])
+            pd.testing.assert_frame_equal(plain[c], k._per_device(counted[counted["precision"].isin(ps)]))
+            fast += k._per_device_at(counted, np.flatnonzero(counted["precision"].isin(ps).to_numpy()),
+                                     *pd.factorize(counted["precision"]), devices) is not None  # fmt: skip
+    assert fast > 100
