@@ -118,7 +118,7 @@ def _parse_line(line: bytes, where: str, limit: int) -> tuple[Any, bytes | None]
         if signature is not None or tail == b"null}":
             # the record lies one level inside the line, which holds its containers to MAX_DEPTH from depth 1
             ok, record = parse_canonical(body, MAX_DEPTH - 2)
-            if ok and line.count(b"[") + line.count(b"{") <= limit:
+            if ok:  # its containers are within `limit`: parse counted the whole stream's before
                 obj = {"record": record, "signature": signature.group(1).decode("ascii") if signature else None}
                 return obj, hashlib.sha256(body).digest()
     return parse_json(line, where, max_containers=limit), None

@@ -436,6 +436,7 @@ _OPTIONAL_STR = (str, type(None))
 _OPTIONAL_NUMBER = (int, float, type(None))
 #: The exact types a JSON number or null parses to (bool, an int subclass, is not one).
 _NUMBER_TYPES = (int, float, type(None))
+_NUMBER_TYPE_SET = frozenset(_NUMBER_TYPES)
 #: Fields of the inventory that verify and aggregate read, with the types they must have when present.
 _HOST_FIELDS = {"hostname": _OPTIONAL_STR, "fingerprint": _OPTIONAL_STR, "cpu_model": _OPTIONAL_STR,
                 "physical_cores": (int, type(None)), "max_clock_mhz": _OPTIONAL_NUMBER,
@@ -527,9 +528,10 @@ def _check_measurement_fields(m: Measurement, where: str, checked_samples: bool 
         for i, value in enumerate(values):
             if not (math.isfinite(value) and value > 0):
                 raise ReportError(f"{where}.{name}[{i}] is {value!r}; a duration must be a finite positive number")
-    for key, value in (m.summary or {}).items():
-        if type(value) not in _NUMBER_TYPES:  # the name for a message is built only for one
-            _expect(value, _OPTIONAL_NUMBER, f"{where}.summary.{key}")
+    if m.summary and not set(map(type, m.summary.values())) <= _NUMBER_TYPE_SET:  # the usual case in C
+        for key, value in m.summary.items():
+            if type(value) not in _NUMBER_TYPES:  # the name for a message is built only for one
+                _expect(value, _OPTIONAL_NUMBER, f"{where}.summary.{key}")
     if m.validity is not None and "passed" in m.validity:
         _field(m.validity, "passed", (bool, type(None)), f"{where}.validity")
     if m.peak is not None and not _exact_fields(m.peak, _PEAK_EXACT):

@@ -218,11 +218,17 @@ def parse_node_report(raw: bytes, *, max_containers: int | None = None) -> tuple
       each raw array's minimum and maximum.
     Why the bytes are canonical.canonical(data): E is msgspec's compact writing of signed_view(data) with sorted keys
     (unsure when a key could hold a character beyond U+FFFF: UTF-16 order differs), which RFC 8785 writes alike
-    (strings: canonical._parse_canonical_msgspec) except for floats: each number token outside the strings that
-    holds an exponent or ends in '.0' is respelled by rfc8785 itself (msgspec's spelling reads back as the same
-    float; the others are RFC 8785's own, tests/report/test_canonical.py), and an integer beyond MAX_SAFE_INTEGER
-    (which canonical refuses) makes it unsure. tests/report/test_node_document_fast_path.py holds the two paths to
-    the same decisions and words on valid, re-signed, tampered and malformed reports."""
+    except where noted. Strings: E holding a backslash (a string with a quote, backslash or control character) is
+    unsure; other strings both write as they are. Integers: both write str(); one beyond MAX_SAFE_INTEGER (which
+    canonical refuses) makes it unsure. Floats: msgspec writes the shortest round-trip digits as RFC 8785 does,
+    and places the point alike except for three kinds, found outside the strings (E.split('"'), even pieces):
+    integral ('700.0', '-0.0': '.0' before a delimiter), from 1e16 on ('1e16': an 'e' not followed by '-'), and
+    a negative exponent where RFC 8785 writes 1e-6 <= |x| < 1e-5 plainly ('3.1e-6'). The usual case, only the last
+    kind, is respelled by canonical.plain_small at each 'e-' whose count of '"' before it is even, exactly as many
+    as outside the strings (_respell_small); otherwise each token of the three kinds in an even piece is respelled
+    by rfc8785 itself (msgspec's spelling reads back as the same float). tests/report/test_canonical.py holds
+    msgspec's spelling of every other float to rfc8785's; tests/report/test_node_document_fast_path.py holds the two
+    paths to the same decisions and words on valid, re-signed, tampered and malformed reports."""
     limit = DEFAULT_MAX_CONTAINERS if max_containers is None else max_containers
     if raw.count(b"[") + raw.count(b"{") > limit or b"\\u003a" in raw or b"\\u003A" in raw:
         return None
