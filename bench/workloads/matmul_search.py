@@ -341,10 +341,14 @@ def measurement_s(budget_s: float, per_iteration_s: float, warmup_iterations: in
     """Seconds one measurement under _policy(budget_s) of a shape at `per_iteration_s` takes (bench.measure.sampling
     .collect): a warm-up that stops once settled (`warmup_iterations`, as the shape's last measurement settled; None:
     unknown or never settled, so it runs its budget out plus the iteration that crosses it, at most 20 iterations),
-    then at least 3 timed iterations, else the budget plus the iteration that crosses it."""
-    t, b = per_iteration_s, max(budget_s, 1e-3)
-    warm = min(b + t, 20 * t) if warmup_iterations is None else min(warmup_iterations * t, b + t)
-    return max(warm, t) + max(b + t, 3 * t)
+    then at least 3 timed iterations, else the budget plus the iteration that crosses it, at most max_iterations (a
+    1 ms GPU product stops at 10,000 whatever its budget)."""
+    policy = _policy(budget_s)
+    t, b = per_iteration_s, policy.budget_s
+    warm = (
+        min(b + t, policy.max_warmup_iterations * t) if warmup_iterations is None else min(warmup_iterations * t, b + t)
+    )
+    return max(warm, t) + min(max(b + t, policy.min_iterations * t), policy.max_iterations * t)
 
 
 def _final_each(config: SearchConfig, picks: int) -> float:

@@ -238,6 +238,20 @@ def test_interrupted_search_keeps_finished_shapes(tmp_path):
     assert all(m.details["search"]["role"] == "candidate" for m in saved.measurements)
 
 
+def test_a_measurement_is_planned_as_the_sampler_runs_it():
+    """measurement_s, what the search reserves and shares out, against bench.measure.sampling.collect on a FakeTimer:
+    settled and unsettled warm-ups, slow shapes (3 timed iterations past the budget) and fast ones (10,000 at most)."""
+    from bench.measure.sampling import collect
+
+    cases = [(0.5, 0.01, [0.01] * 3), (0.5, 0.4, [0.4] * 3), (2.0, 1e-4, [1e-4] * 3), (0.5, 0.01, [0.01, 0.012] * 15)]
+    for budget, t, warm in cases:
+        timings = warm + [t] * 20_000
+        out = collect(FakeTimer(timings), lambda: None, ms._policy(budget))
+        took = sum(out.warmup_s) + sum(out.samples_s)
+        k = len(out.warmup_s) if out.settled else None
+        assert ms.measurement_s(budget, t, k) == pytest.approx(took, rel=0.1, abs=2 * t), (budget, t, k)
+
+
 def test_policy_used_for_candidates_is_short():
     p = ms._policy(0.5)
     assert isinstance(p, Policy) and p.budget_s == 0.5 and p.min_iterations == 3
