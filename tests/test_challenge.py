@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -289,6 +291,8 @@ def test_end_to_end_with_background_collector(tmp_path):
     drop.mkdir()
     auditor = tmp_path / "auditor.pem"
     keys.create(auditor)
+    # the node's key made now: were this the session's first test to sign, 'created signing key' would come first
+    keys.load_or_create(Path(os.environ["BENCH_KEY"]))
     node = subprocess.Popen([bench, "challenge", "answer", str(ch_path), "--drop", str(drop), "--device", "cpu", "--wait",
                              "120", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     collector = subprocess.Popen([bench, "challenge", "collect", str(drop), "--challenge", str(ch_path), "-o",
