@@ -401,3 +401,33 @@ def test_a_report_handed_over_complete_is_written_with_its_end_and_takes_no_more
     data = read(w.path)
     assert errors(data) == set() and data["end_utc"] == "2026-11-28T10:05:00.000000Z"
     assert [r["type"] for r in data["records"]] == ["header", "measurement", "end"]
+
+
+def test_samples_digest_is_numpys_on_every_kind_of_sequence():
+    """samples_digest takes lists of floats and array('d') (Samples) without numpy: the digest numpy's float64 bytes
+    give, for floats of every kind (signed zeros, subnormals, NaN, infinities) and for what still goes through numpy
+    (integers, booleans, numeric strings, tuples, numpy arrays)."""
+    import hashlib
+    import random
+    import struct
+    from array import array
+
+    import numpy as np
+
+    from bench.model.reports import Samples
+
+    def by_numpy(warmup, timed) -> str:
+        h = hashlib.sha256(b"bench.samples.v1")
+        for values in (warmup, timed):
+            arr = np.asarray(values, dtype="<f8")
+            h.update(len(arr).to_bytes(8, "little") + arr.tobytes())
+        return h.hexdigest()
+
+    r = random.Random("digest")
+    floats = [struct.unpack("<d", struct.pack("<Q", r.getrandbits(64)))[0] for _ in range(200)]
+    floats += [0.0, -0.0, 5e-324, float("inf"), float("-inf"), float("nan"), 1e-3]
+    kinds = [floats[:50], floats[50:], [], [1, 2.5], [True, 1.0], ["1.5", 2.0], (1.0, 2.0), np.array(floats[:9]),
+             array("d", floats[:30]), Samples(floats[30:60]), array("f", [1.5, 2.5])]  # fmt: skip
+    for warmup in kinds:
+        for timed in kinds:
+            assert samples.samples_digest(warmup, timed) == by_numpy(warmup, timed)
