@@ -204,6 +204,8 @@ class Eta:
         self.finished: list[tuple[Step, float, float]] = []
         self.durations: dict[str, float] = {}  # label -> seconds, of finished steps
         self.fraction: dict[int, float] = {}
+        #: (when, fraction) of each running step's first report past 0: where its own pace is measured from
+        self.first_progress: dict[int, tuple[float, float]] = {}
         self.last: tuple[float, float] | None = None  # (when, left) last reported
         self.lock = threading.Lock()
 
@@ -252,6 +254,8 @@ class Eta:
             for step, _ in self.running.values():
                 if step.label == step_label:
                     self.fraction[id(step)] = min(max(fraction, 0.0), 1.0)
+                    if fraction > 0:
+                        self.first_progress.setdefault(id(step), (self.now(), self.fraction[id(step)]))
 
     def expected(self, step: Step) -> float:
         """The seconds `step` should take in all: its estimate at the pace so far (pace())."""
@@ -311,6 +315,11 @@ class Eta:
         inside = now - began
         f = self.fraction.get(id(step), 0.0)
         if 0.1 <= f < 1.0 and inside > 1.0:  # its own pace, once it has done a tenth
+            # measured from its first report past 0, so that what came before its first step (building the model,
+            # compiling it: a minute, for a few minutes of steps) is not taken for the pace of every step left
+            since, at = self.first_progress.get(id(step), (began, 0.0))
+            if f > at and now - since > 1.0:
+                return (now - since) * (1 - f) / (f - at)
             return inside * (1 - f) / f
         return max(self.expected(step) - inside, self.OVERRUN_SHARE * inside)
 

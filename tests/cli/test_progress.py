@@ -267,3 +267,17 @@ def test_time_left_is_shown_to_the_nearest_second_and_elapsed_as_a_stopwatch():
     lines.step(plan[1])
     assert out.getvalue().splitlines()[1] == "[2/2 50%] 0:00:10 elapsed, ~0:00:02 left: train gpt tiny on cpu"
     assert progress.clock(0.5, nearest=True) == "0:00:00" and progress.clock(59.6, nearest=True) == "0:01:00"
+
+
+def test_a_long_training_step_goes_by_its_pace_since_its_first_step_not_since_it_began():
+    """A heartbeat inside a long training run: a minute of building and compiling before its first step, then 30 s
+    per tenth of its steps. At 90 s, 12% done, 264 s remain; the pace since the step began said 660."""
+    now = [0.0]
+    plan = steps("train gpt small on cpu")
+    eta = progress.Eta(plan, [400.0], False, now=lambda: now[0])
+    eta.begin(plan[0])
+    now[0] = 60.0
+    eta.progress(plan[0].label, 0.02)
+    now[0] = 90.0
+    eta.progress(plan[0].label, 0.12)
+    assert eta.left() == pytest.approx(30.0 * 0.88 / 0.10)
