@@ -175,7 +175,8 @@ class Measurement:
         if small[0] is not None and small[1] is not None and sys.byteorder == "little":  # the usual case, in Python
             if d.get("samples_sha256") != codec.samples_digest_bytes(*small):
                 raise ReportError(f"{where}: raw samples do not match their samples_sha256")
-            plain = {k: v for k, v in d.items() if k not in ("warmup", "samples")}
+            plain = dict(d)  # both keys are there: their blocks were read
+            del plain["warmup"], plain["samples"]
             return cls.from_dict(plain, where, raw=(Samples(small[0]), Samples(small[1])))
         warmup = codec.decode(d.get("warmup"), f"{where}.warmup")
         timed = codec.decode(d.get("samples"), f"{where}.samples")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import math
 import sys
 import zlib
 from array import array
@@ -160,7 +159,10 @@ def decode_small(block: Any) -> bytes | None:
     values.frombytes(out)
     if sys.byteorder != "little":
         values.byteswap()
-    if all(0.0 < v < math.inf for v in values):
+    if not n:
+        return out
+    total = sum(values)  # finite only when every value is (a NaN or an infinity carries through; so may an overflow)
+    if total - total == 0.0 and min(values) > 0.0:
         return out
     return None
 

@@ -263,6 +263,11 @@ def test_small_blocks_decode_in_python_exactly_as_numpy_decodes_them():
             assert fast is None or fast == slow, block
             taken += fast is not None
     assert taken > 50
+    for bad in (float("nan"), float("inf"), -float("inf"), 0.0, -0.0, -1e-3, -5e-324):
+        for values in ([bad, 1e-3, 2e-3], [1e-3, bad, 2e-3], [1e-3, 2e-3, bad], [bad]):
+            assert samples.decode_small(samples.encode(values)) is None, values
+    assert samples.decode_small(samples.encode([1e308, 1e308])) is None  # the sum overflows: left to decode
+    assert samples.decode_small(samples.encode([5e-324, 1e308])) is not None
 
 
 def test_worst_case_samples_still_cost_under_ten_bytes_each():
