@@ -72,7 +72,7 @@ def summarize(samples: Sequence[float]) -> Summary:
         ordered = np.sort(np.asarray(samples, dtype=np.float64))
         x: Sequence[float] = ordered.tolist()
     else:
-        x = sorted(float(v) for v in samples)
+        x = sorted(map(float, samples))
     if not (math.isfinite(x[0]) and math.isfinite(x[-1])) or x[0] <= 0:
         raise ValueError("samples must be finite positive durations")
     q1, med, q3, p5, p95 = (percentile(x, q) for q in (25, 50, 75, 5, 95))
