@@ -125,7 +125,7 @@ class Challenge:
         if "inner" in data and version == 1:
             raise ChallengeError(f"{where}: an inner dimension needs operands 2 or 3 (version 1 operands are square)")
         fold = data.get("fold")
-        if fold is not None and (isinstance(fold, bool) or fold != FOLD or dtype != "float32" or version == 1
+        if fold is not None and (type(fold) is not int or fold != FOLD or dtype != "float32" or version == 1
                                  or inner % fold or inner <= fold):  # fmt: skip
             raise ChallengeError(f"{where}: fold must be {FOLD}, for a float32 challenge of operands 2 or 3 whose inner "
                                  f"dimension is a multiple of it above it (the folded products' run length)")  # fmt: skip

@@ -24,13 +24,15 @@ SCHEMA_VERSION = 1
 
 
 def document(challenge: dict[str, Any], devices: list[dict[str, Any]], key: Any) -> dict[str, Any]:
-    """A signed proof: the challenge it answers (digest, nonce, dtype, n, inner K: n without the field, issue time)
-    and, per device UUID counted, who committed its answer (key_id: the node key that signed the commitment; host:
+    """A signed proof: the challenge it answers (digest, nonce, dtype, n, inner K: n without the field, fold: the
+    float32 run length or null, operands: the generator's version, issue time; fold and operands say how strict the
+    precision check was: an unfolded float32 K above 64 lets int8 x3 pass, docs/proofs.md) and, per device UUID counted, who committed its answer (key_id: the node key that signed the commitment; host:
     the host name it committed), its verified FLOPs, the elapsed time by the auditor's clock and the lower bound in
     TFLOPS."""
     data = {"kind": PROOF_KIND, "schema_version": SCHEMA_VERSION, "challenge_digest": sign.digest(challenge),
             "nonce": challenge["nonce"], "dtype": challenge["dtype"], "n": challenge["n"],
-            "inner": challenge.get("inner", challenge["n"]),
+            "inner": challenge.get("inner", challenge["n"]), "fold": challenge.get("fold"),
+            "operands": challenge.get("operands", 1),
             "issued_utc": challenge["issued_utc"], "devices": devices}  # fmt: skip
     data["signature"] = sign.sign(data, key)
     return data

@@ -65,7 +65,7 @@ def test_a_bad_inner_dimension_is_refused(inner, operands, needle):
 def test_the_cli_issues_the_inner_dimension_asked(tmp_path):
     key_path = tmp_path / "auditor.pem"
     assert CliRunner().invoke(main, ["keys", "init", "--key", str(key_path)]).exit_code == 0
-    for extra, inner, run in (([], 512, 64), (["--no-fold"], 64, None), (["--inner", "100"], 100, None),
+    for extra, inner, run in (([], 512, 64), (["--no-fold"], 64, None), (["--inner", "100", "--no-fold"], 100, None),
                               (["--inner", "1024"], 1024, 64), (["--dtype", "bfloat16"], 16 * 256, None)):  # fmt: skip
         out = tmp_path / f"ch{inner}.json"
         result = CliRunner().invoke(main, ["challenge", "issue", "-o", str(out), "--size", "256", "--auditor-key",
