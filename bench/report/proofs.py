@@ -21,6 +21,19 @@ PROOF_KIND = "bench.challenge-proof"
 #: Who committed a proven device's answer: (the node key id that signed the commitment, the host name it committed).
 Owner = tuple[str | None, str | None]
 SCHEMA_VERSION = 1
+#: The longest float32 sum the exact-row check holds tight (bench.challenge.protocol.ACCURACY_INNER["float32"] and
+#: FOLD, repeated here so that reading a proof does not import torch; tests/adversarial/test_ninth_round_proofs.py
+#: checks they agree): a float32 proof at a longer K proves float32 only when its challenge was folded in runs of it.
+FLOAT32_RUN = 64
+
+
+def float32_accurate_only(data: dict[str, Any]) -> bool:
+    """Whether a proof's challenge was float32 at an unfolded K above FLOAT32_RUN (`challenge issue --no-fold
+    --inner`, the square form, or the former default K = 2n): int8 x3 and bf16x3 pass its precision check (docs/
+    proofs.md), so it proves float32-accurate throughput, not float32's. A proof without "inner" is square (K = n)."""
+    inner = data.get("inner", data.get("n"))
+    return data.get("dtype") == "float32" and isinstance(inner, int) and inner > FLOAT32_RUN and (
+        data.get("fold") != FLOAT32_RUN)  # fmt: skip
 
 
 def document(challenge: dict[str, Any], devices: list[dict[str, Any]], key: Any) -> dict[str, Any]:
@@ -147,6 +160,9 @@ def _check(
         raise ReportError(f"{where}: signed by key {kid}, which is not the auditor's key: it proves nothing")
     if not all(isinstance(data.get(k), str) for k in ("issued_utc", "dtype", "challenge_digest")):
         raise ReportError(f"{where}: issued_utc, dtype and challenge_digest should be strings")
+    if float32_accurate_only(data):
+        raise ReportError(f"{where}: a float32 proof of an unfolded K = {data.get('inner', data.get('n'))} challenge: "
+                          "int8 x3 and bf16x3 pass it, so it proves float32-accurate throughput, not float32")  # fmt: skip
     issued = parse_timestamp(data["issued_utc"], f"{where}: issued_utc")
     if issued > now + v.CLOCK_SKEW:
         raise ReportError(f"{where}: issued {issued.isoformat()}, in the future")

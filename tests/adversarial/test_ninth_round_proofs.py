@@ -16,12 +16,13 @@ from click.testing import CliRunner
 
 from bench import challenge as chl
 from bench.challenge import exact_rows
-from bench.challenge.protocol import FOLD
+from bench.challenge.protocol import ACCURACY_INNER, FOLD
 from bench.cli import main
 from bench.model import keys
 from bench.report import proofs
+from bench.report.store import dumps, write_atomic
 from tests.perf import precision_table as table
-from tests.test_challenge import AUDITOR, _answer, _drop, _errors, _issue, _receipts, verify
+from tests.test_challenge import AUDITOR, AUDITOR_ID, _answer, _drop, _errors, _issue, _receipts, verify
 
 F64 = torch.float64
 SIX = ((0, 0), (0, 1), (1, 0), (0, 2), (1, 1), (2, 0))  # slice products with i + j < 3: int8 x3's usual six
@@ -177,3 +178,25 @@ def test_eight_int8_products_a_run_pass_as_float32_accurate():
     a, b = _operands(256, 4096)
     got = _check(a, b, torch.from_numpy(balanced_int8((*SIX, (1, 2), (2, 1)))(a, b, "float32")).float())
     assert got.passed and got.score > 0.6, got
+
+
+def _float32_proof(tmp_path, name, **kw):
+    """A proof the auditor signed for one device of a float32 challenge of (n = 256, kw)."""
+    ch = chl.issue(AUDITOR, dtype="float32", n=256, products=1, window=dt.timedelta(minutes=5), nodes=None, **kw)
+    path = tmp_path / f"{name}.proof.json"
+    write_atomic(path, dumps(proofs.document(ch, [{"device": "GPU-a", "tflops_lower_bound": 50.0}], AUDITOR)))
+    return path
+
+
+def test_a_float32_proof_of_an_unfolded_long_k_proves_nothing(tmp_path):
+    """Fixed: an auditor's `challenge issue --no-fold --inner 8192` (or the square form, or the former default
+    K = 2n) asks a float32 challenge that int8 x3 and bf16x3 pass, and its proof counted in the float32 proven tier
+    as if folded: an operator answering with int8 got `supported (proven)`. Such a proof is now refused where it is
+    read (a finding, no bound); a folded one and a K = 64 one still count."""
+    weak = _float32_proof(tmp_path, "weak", inner=8192)
+    folded = _float32_proof(tmp_path, "folded", inner=8192, fold=FOLD)
+    short = _float32_proof(tmp_path, "short", inner=64)
+    got = proofs.read([weak, folded, short], {AUDITOR_ID})
+    assert [f.message for f in got.findings if "float32-accurate" in f.message] and len(got.findings) == 1
+    assert len(got.tflops["float32"]) == 2  # the folded and the K = 64 proofs, not the weak one
+    assert proofs.FLOAT32_RUN == FOLD == ACCURACY_INNER["float32"]
