@@ -157,18 +157,19 @@ def issue_cmd(output: Path, dtype: str, n: int, n_old: int | None, inner: int | 
     """Write a challenge signed by the auditor's key: a fresh 256-bit nonce, dtype, n, inner K, products per device, the issue
     time and the deadline. Keep this copy: verify works from it, not from the one the nodes were sent."""
     from bench import challenge as chl
+    from bench.challenge.exact_rows import MIN_ROW_WIDTH
     from bench.challenge.protocol import ACCURACY_INNER, FOLD
     from bench.report.store import dumps, write_atomic
 
     n = n if n_old is None else n_old
     key = auditor_signing_key(auditor_path, trusted_keys(trusted_path))
     inner = chl.default_inner(dtype, n, fold) if inner is None else inner
-    run = chl.default_fold(dtype, inner) if fold else None
+    run = chl.default_fold(dtype, inner, n) if fold else None
     accurate = ACCURACY_INNER.get(dtype)
     if accurate is not None and run is None and inner > accurate:  # an unfolded long K: int8 x3 and bf16x3 pass it
         if fold:
             raise click.UsageError(f"--inner {inner} cannot be folded into runs of {FOLD} (a multiple of "
-                                   f"{FOLD} above it can): pick one, or --no-fold for an unfolded challenge, which "
+                                   f"{FOLD} above it can, at --size {MIN_ROW_WIDTH} or more): pick one, or --no-fold for an unfolded challenge, which "
                                    f"proves {dtype}-accurate throughput, not {dtype}")  # fmt: skip
         click.echo(f"warning: unfolded {dtype} at K = {inner} > {accurate}: this challenge proves {dtype}-accurate "
                    f"throughput (int8 x3 and bf16x3 pass it), not {dtype} (docs/proofs.md)", err=True)  # fmt: skip

@@ -21,6 +21,7 @@ from bench.cli import main
 from bench.model import keys
 from bench.report import proofs
 from bench.report.store import dumps, write_atomic
+from tests.adversarial import block_schemes
 from tests.perf import precision_table as table
 from tests.test_challenge import AUDITOR, AUDITOR_ID, _answer, _drop, _errors, _issue, _receipts, verify
 
@@ -95,8 +96,9 @@ def _round(tmp_path, n, inner, product, seed=0):
                           ("float32", 65 * 64 + 1, 64, 3), ("float32", 512, 512, 3), ("bfloat16", 512, 64, 3),
                           ("float64", 512, 64, 3), ("float32", None, 64, 1)])  # fmt: skip
 def test_a_fold_the_check_was_not_measured_for_is_refused(dtype, inner, fold, operands):
-    """Held, except 64.0: a fold spelled as a float (64.0 == 64 in Python) was accepted, and the node's
-    torch.split(64.0) then failed while the verifier's modulo worked. Fixed: fold must be an int."""
+    """Held, except 64.0 and n = 128: a fold spelled as a float (64.0 == 64 in Python) was accepted, and the node's
+    torch.split(64.0) then failed while the verifier's modulo worked; fixed: fold must be an int. A fold at n below
+    exact_rows.MIN_ROW_WIDTH: below (test_a_narrow_folded_challenge_is_not_issued)."""
     data = {"kind": chl.CHALLENGE_KIND, "schema_version": 1, "nonce": "0" * 64, "dtype": dtype, "operands": operands,
             "n": 256, **({} if inner is None else {"inner": inner}), "fold": fold, "products": 1,
             "issued_utc": "2026-12-07T00:00:00.000000Z", "deadline_utc": "2026-12-07T00:10:00.000000Z", "nodes": None}  # fmt: skip
@@ -200,3 +202,21 @@ def test_a_float32_proof_of_an_unfolded_long_k_proves_nothing(tmp_path):
     assert [f.message for f in got.findings if "float32-accurate" in f.message] and len(got.findings) == 1
     assert len(got.tflops["float32"]) == 2  # the folded and the K = 64 proofs, not the weak one
     assert proofs.FLOAT32_RUN == FOLD == ACCURACY_INNER["float32"]
+
+
+def test_a_narrow_folded_challenge_is_not_issued(tmp_path):
+    """Fixed: below exact_rows.MIN_ROW_WIDTH (n = 256) a row is held to the per-element allowance, which a fold sized
+    for 64 terms while t spans all K: at n = 128 `challenge issue` asked K = 256 folded, and int8 x3 with block
+    scales scored 0.86 and passed the verifier's own check (5.05 at the unfolded K = 64). A fold now needs n >= 256:
+    challenge issue asks K = 64 unfolded there, and a folded narrow challenge is refused."""
+    nonce = "0" * 64
+    a, b = (chl.operand(nonce, "node", "GPU-x", 0, w, 128, "float32", 3, inner=256) for w in "AB")
+    cheap = torch.from_numpy(block_schemes.SCHEMES["int8 block32 x3"](a, b, "float32")).float()
+    assert _check(a, b, cheap).passed  # what the narrow fold let through
+    assert chl.default_inner("float32", 128) == 64 and chl.default_fold("float32", 256, 128) is None
+    a, b = (chl.operand(nonce, "node", "GPU-x", 0, w, 128, "float32", 3, inner=64) for w in "AB")
+    cheap = torch.from_numpy(block_schemes.SCHEMES["int8 block32 x3"](a, b, "float32")).float()
+    got = exact_rows.check(a, b, cheap, "float32", np.random.default_rng(0), operands=3)
+    assert got.score > 3, got
+    with pytest.raises(chl.ChallengeError, match="n at least 256"):
+        _issue(tmp_path, n=128, products=1, inner=256, fold=FOLD)

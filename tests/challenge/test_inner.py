@@ -38,7 +38,8 @@ def test_float32s_default_k_is_folded_or_short_where_cheaper_schemes_still_fail(
     """K = 2n folded in runs of protocol.FOLD (bench.challenge.fold; the margins: tests/challenge/test_fold.py); not
     folded (--no-fold, or 2n no multiple of 64 above it), protocol.ACCURACY_INNER, at most n."""
     assert chl.default_inner("float32", 8192) == 16384 and chl.default_fold("float32", 16384) == protocol.FOLD
-    assert chl.default_inner("float32", 64) == 128 and chl.default_fold("float32", 128) == protocol.FOLD
+    assert chl.default_inner("float32", 256) == 512 and chl.default_fold("float32", 512, 256) == protocol.FOLD
+    assert chl.default_inner("float32", 128) == 64 and chl.default_fold("float32", 256, 128) is None  # row width
     assert (
         chl.default_inner("float32", 8192, fold=False)
         == chl.default_inner("float32", 100)
