@@ -76,8 +76,12 @@ def test_repeat_makes_n_runs_each_in_its_own_process_and_one_baseline_of_them(tm
     # the folder is the baseline: three runs, judged by their spread
     gated = _bench("run", "--config", str(config), "--results-dir", str(tmp_path / "next"), "--skip-doctor",
                    "--baseline", str(results), "--max-regression", "100%", "--quiet")  # fmt: skip
-    assert gated.returncode == 0, gated.stderr
-    assert "3 baseline runs" in gated.stdout
+    said = gated.stdout + gated.stderr
+    assert "3 baseline runs" in said, said
+    # a 96^3 product's spread over three processes can pass 100% on a loaded machine (measured: a noise floor of
+    # 109% during a full suite beside other work); the gate then says it cannot gate and exits 1, never a blind pass
+    # or a false alarm. How the gate judges is tested on synthetic reports (tests/report/test_gate_runs.py, test_gates.py).
+    assert gated.returncode == 0 or (gated.returncode == 1 and "steady enough to gate" in gated.stderr), said
 
 
 def test_repeat_prints_the_spread_and_the_command_that_gates_against_it(tmp_path):
@@ -104,10 +108,12 @@ def test_repeat_with_a_baseline_gates_the_median_of_its_runs_not_each_run(tmp_pa
         )
     proc = _bench("run", "--config", str(config), "--results-dir", str(tmp_path / "cand"), "--skip-doctor",
                   "--repeat", "2", "--baseline", str(base), "--max-regression", "100%", "--json", "--quiet")  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     (gate,) = out["gates"]
-    assert gate["passed"] and "the median of 2 runs" in gate["message"] and "2 baseline run(s)" in gate["message"]
+    # as above: on a loaded machine the 96^3 figure may be too noisy to gate at all (exit 1, said so)
+    noisy = proc.returncode == 1 and not gate["passed"] and "steady enough to gate" in gate["message"]
+    assert (proc.returncode == 0 and gate["passed"]) or noisy, proc.stdout + proc.stderr
+    assert noisy or ("the median of 2 runs" in gate["message"] and "2 baseline run(s)" in gate["message"])
     assert all(not any(g["name"] == "baseline" for g in run["gates"]) for run in out["runs"])  # no run gated alone
     other = tmp_path / "other.toml"
     other.write_text(TINY.replace("sizes = [96]", "sizes = [64]"))  # nothing in common with the baseline: a failure
