@@ -65,6 +65,20 @@ def test_a_step_running_past_its_expected_time_still_needs_a_share_of_what_it_ra
     assert eta.left() == 15.0
 
 
+def test_a_step_near_its_expected_end_needs_what_its_expectation_leaves():
+    """Searches end at their budget now: at 30.4 s of a step expected to take 32.6 s, the line says the 2.2 s its
+    expectation leaves, not a quarter of the 30 s it ran (the quiet node suite said 14 s left with 9 s to go); at its
+    expected end, a sliver of it, not 0."""
+    now = [0.0]
+    plan = steps("cpu int8 search")
+    eta = progress.Eta(plan, [32.6], False, now=lambda: now[0])
+    eta.begin(plan[0])
+    now[0] = 30.4
+    assert eta.left() == pytest.approx(2.2)
+    now[0] = 32.6
+    assert eta.left() == pytest.approx(progress.Eta.END_SHARE * 32.6)
+
+
 def test_what_is_left_never_rises_by_more_than_the_time_elapsed():
     now = [0.0]
     plan = steps("cpu float32 search", "cpu float64 search", "cpu bfloat16 search")
