@@ -3,6 +3,7 @@ operator holds the node keys), next to the honest ones they imitate."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
 import hashlib
@@ -16,6 +17,13 @@ from tests.report import fleet, synthetic
 
 NOW = fleet.NOW
 H100 = fleet.H100
+
+
+def resigned_over(doc: dict, body: bytes, key: Ed25519PrivateKey) -> dict:
+    """doc signed by `key` over `body` as it is (not the canonical bytes): what a writer holding the key can make."""
+    out = dict(doc)
+    out["signature"] = dict(doc["signature"], signature=base64.b64encode(key.sign(body)).decode())
+    return out
 
 
 def kid(key: Ed25519PrivateKey) -> str:

@@ -6,7 +6,6 @@ huge-integer, lone-surrogate, BOM, deep and truncated reports, and on strings th
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import random
@@ -19,6 +18,7 @@ from bench.model import canonical, intake, sign, written
 from bench.model.strict_json import parse_json
 from bench.report import pool
 from bench.report.store import dumps
+from tests.adversarial import forge
 from tests.report.fleet import NOW, node_report, resign
 
 KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"node document fast path").digest())
@@ -38,10 +38,7 @@ def _report(node: int = 3, key: Ed25519PrivateKey = KEY) -> dict[str, Any]:
 
 
 def _resigned_over(doc: dict[str, Any], body: bytes) -> dict[str, Any]:
-    """doc signed by its key over `body` as it is (not the canonical bytes): what a writer holding the key can make."""
-    out = dict(doc)
-    out["signature"] = dict(doc["signature"], signature=base64.b64encode(KEY.sign(body)).decode())
-    return out
+    return forge.resigned_over(doc, body, KEY)
 
 
 def _read(raw: bytes, *, fast: bool) -> tuple[Any, ...]:

@@ -5,7 +5,6 @@ truncated documents, and on strings that look like the keys and numbers the fast
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import random
@@ -18,6 +17,7 @@ from bench.model import intake, sign, written
 from bench.model.canonical import signed_view
 from bench.model.strict_json import parse_json
 from bench.report.store import dumps
+from tests.adversarial import forge
 
 KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"written fast path").digest())
 
@@ -60,10 +60,7 @@ def _document(rng: random.Random) -> dict[str, Any]:
 
 
 def _resigned_over(doc: dict[str, Any], body: bytes) -> dict[str, Any]:
-    """doc signed by its key over `body` as it is (not the canonical bytes): what a writer holding the key can make."""
-    out = dict(doc)
-    out["signature"] = dict(doc["signature"], signature=base64.b64encode(KEY.sign(body)).decode())
-    return out
+    return forge.resigned_over(doc, body, KEY)
 
 
 def _outcome(raw: bytes, *, fast: bool) -> tuple[Any, ...]:
