@@ -7,12 +7,15 @@ import base64
 import copy
 import datetime as dt
 import hashlib
+import json
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench import figures
 from bench.model import keys, sign
+from bench.model.canonical import signed_view
 from bench.model.samples import samples_digest
+from bench.report.store import dumps
 from tests.report import fleet, synthetic
 
 NOW = fleet.NOW
@@ -23,6 +26,21 @@ def resigned_over(doc: dict, body: bytes, key: Ed25519PrivateKey) -> dict:
     """doc signed by `key` over `body` as it is (not the canonical bytes): what a writer holding the key can make."""
     out = dict(doc)
     out["signature"] = dict(doc["signature"], signature=base64.b64encode(key.sign(body)).decode())
+    return out
+
+
+def rewritten(doc: dict, key: Ed25519PrivateKey) -> list[bytes]:
+    """A signed document as bench writes it, then written otherwise by whoever holds its key: whitespace changed, no
+    final newline, CRLF, keys as inserted, compact with sorted keys, and re-signed over compact non-canonical bytes
+    (keys unsorted, then sorted): what a fast reader and the strict one must decide alike."""
+    raw = dumps(doc).encode()
+    out = [raw, raw.replace(b"\n  ", b"\n   "), raw.rstrip(b"\n"), raw.replace(b"\n", b"\r\n")]
+    out.append(json.dumps(doc, indent=2).encode())  # keys as inserted, not sorted: bench did not write it
+    out.append(json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode())
+    view = signed_view(doc)
+    for sort in (False, True):
+        body = json.dumps(view, sort_keys=sort, separators=(",", ":")).encode()
+        out.append(dumps(resigned_over(doc, body, key)).encode())
     return out
 
 
