@@ -53,7 +53,14 @@ SPLIT_K_SHAPE = (2048, 2048, 16384)  # small M, N and a long K: cuBLAS picks spl
 MEMBW_KERNELS = ("copy", "scale", "add", "triad", "h2d", "d2h")
 TRAIN_PRESETS = ("small", "gpt2-124m")
 SUITE_PRECISIONS = ("bfloat16", "float32")
-CHALLENGE = {"dtype": "bfloat16", "n": 4096, "products": 2, "window": "3m"}
+#: the challenge rounds, each a step of its own: bfloat16 (tensor cores), and float32 at its default inner dimension
+#: (2n, folded in runs of 64: bench.challenge.fold's CUDA path, which no GPU has run yet; 2 x 6.9e13 FLOPs, about
+#: 1.5 s at an H100's float32 rate: the step is start-up, the exact-row check on the CPU and the hash)
+CHALLENGES = (
+    {"step": "challenge", "dtype": "bfloat16", "n": 4096, "products": 2, "window": "3m"},
+    {"step": "challenge-float32", "dtype": "float32", "n": 2048, "products": 2, "window": "2m", "budget_s": 20},
+)
+CHALLENGE = CHALLENGES[0]
 
 PASS, FAIL, SKIP, WARN = "PASS", "FAIL", "SKIP", "WARN"
 #: the device tool runs one command for at most 600 s; the whole check (set-up, steps, final verify, packing) keeps at
@@ -154,7 +161,7 @@ def bench_cmd(ctx: Ctx, step: str, verb: list[str], *args: str, results: bool = 
 
 
 def build_plan(ctx: Ctx) -> list[Step]:
-    """Every step in the order it runs. The slowest and least predictable (torch.compile) comes last but one, so a slow
+    """Every step in the order it runs. The slowest and least predictable (torch.compile) comes last but two (before the float32 challenge), so a slow
     compile is what the deadline cuts, never the cheap steps; verify always runs last."""
     dev = ctx.device
     fixed, splitk = ",".join(map(str, FIXED_SHAPE)), ",".join(map(str, SPLIT_K_SHAPE))
@@ -401,6 +408,7 @@ def build_plan(ctx: Ctx) -> list[Step]:
             env={"TORCH_LOGS": "recompiles"},
             judge=lambda c, s, r: judge_train(c, s, r, compiled=True),
         ),
+        *(challenge_step(ctx, c) for c in CHALLENGES[1:]),  # after the compile: the deadline cuts these first
         Step(
             "verify",
             "bench verify on every report.json this check wrote",
@@ -433,13 +441,13 @@ def _option_help(text: str, option: str) -> str | None:
     return m.group(0) if m else None
 
 
-def challenge_commands(ctx: Ctx) -> dict[str, list[str]]:
+def challenge_commands(ctx: Ctx, c: dict[str, Any] = CHALLENGE) -> dict[str, list[str]]:
     """The commands, with the options this bench's --help shows. An auditor key distinct from the node's (BENCH_KEY)
     signs the challenge and the receipts: through --auditor-key where a subcommand has it, else through --key on issue
     and collect (whose --help says that key is the auditor's). Where --trusted-keys exists, the node trusts only the
     auditor's key and the auditor only the node's. `keys` (bench keys init) creates the auditor key first where bench
     wants it made beforehand."""
-    d = ctx.out / "challenge"
+    d = ctx.out / c["step"]
     ch, drop, receipts, auditor = d / "challenge.json", d / "drop", d / "receipts.json", ctx.out / "auditor.pem"
     helps = ctx.challenge_help
 
@@ -459,7 +467,6 @@ def challenge_commands(ctx: Ctx) -> dict[str, list[str]]:
         return ["--trusted-keys", str(keys)] if has(sub, "--trusted-keys") else []
 
     nodes_keys, auditor_keys = d / "node.keys", d / "auditor.keys"
-    c = CHALLENGE
     cmds = {
         "collect": [
             *ctx.bench,
@@ -539,22 +546,22 @@ def public_key_line(pem_pub: Path) -> str | None:
         return None
 
 
-def challenge_step(ctx: Ctx) -> Step:
-    cmds = challenge_commands(ctx)
-    c = CHALLENGE
+def challenge_step(ctx: Ctx, c: dict[str, Any] = CHALLENGE, required: bool = True) -> Step:
+    cmds = challenge_commands(ctx, c)
     shown = ([" ".join(cmds["keys"])] if "keys" in cmds else []) + [
         " ".join(cmds[k]) + (" &" if k in ("collect", "answer") else "")
         for k in ("collect", "answer", "issue", "verify")
     ]
     return Step(
-        "challenge",
+        c["step"],
         f"{c['dtype']} challenge n={c['n']} x{c['products']} answered on {ctx.device}: collect and "
         "answer --wait, then issue, then verify on the CPU",
-        40,
+        c.get("budget_s", 40),
         120,
         None,
         runner=run_challenge,
         judge=judge_challenge,
+        required=required,
         shown=shown,
     )
 
@@ -587,18 +594,24 @@ def _await_ready(proc: subprocess.Popen[bytes] | None, stderr: Path, limit_s: fl
     return f"not known to be ready after {limit_s:.0f} s; issuing anyway"
 
 
+def _challenge_of(step: Step) -> dict[str, Any]:
+    return next(c for c in CHALLENGES if c["step"] == step.name)
+
+
 def run_challenge(ctx: Ctx, step: Step, timeout: float) -> list[Run]:
-    cmds = challenge_commands(ctx)
-    d = ctx.out / "challenge"
+    cmds = challenge_commands(ctx, _challenge_of(step))
+    d = ctx.out / step.name
     (d / "drop").mkdir(parents=True, exist_ok=True)
     end = time.monotonic() + timeout
     env = ctx.env
     runs: list[Run] = []
     node_key = Path(env["BENCH_KEY"])
     if "keys" in cmds:
-        inits = [_start(ctx, "challenge-keys", cmds["keys"], env)] if not (ctx.out / "auditor.pem").exists() else []
+        inits = [_start(ctx, f"{step.name}-keys", cmds["keys"], env)] if not (ctx.out / "auditor.pem").exists() else []
         if not node_key.exists():  # made on first use by the steps before; made here when the challenge runs alone
-            inits.append(_start(ctx, "challenge-node-key", [*ctx.bench, "keys", "init", "--key", str(node_key)], env))
+            inits.append(
+                _start(ctx, f"{step.name}-node-key", [*ctx.bench, "keys", "init", "--key", str(node_key)], env)
+            )
         runs += [_finish(i, 30) for i in inits]
     for pub, keys in (
         (Path(str(node_key) + ".pub"), d / "node.keys"),
@@ -606,11 +619,11 @@ def run_challenge(ctx: Ctx, step: Step, timeout: float) -> list[Run]:
     ):
         line = public_key_line(pub)
         keys.write_text(f"# from {pub.name}\n{line}\n" if line else f"# {pub.name} not found\n")
-    collect = _start(ctx, "challenge-collect", cmds["collect"], env)
-    answer = _start(ctx, "challenge-answer", cmds["answer"], env)
+    collect = _start(ctx, f"{step.name}-collect", cmds["collect"], env)
+    answer = _start(ctx, f"{step.name}-answer", cmds["answer"], env)
     try:
         ready = _await_ready(answer[0], answer[3], min(40.0, timeout / 3))
-        issue = _run(ctx, "challenge-issue", cmds["issue"], env, 30)
+        issue = _run(ctx, f"{step.name}-issue", cmds["issue"], env, 30)
     except KeyboardInterrupt:  # they run in sessions of their own: nothing else would end them
         for started in (answer, collect):
             if started[0] is not None:
@@ -623,7 +636,7 @@ def run_challenge(ctx: Ctx, step: Step, timeout: float) -> list[Run]:
         reserve = 40.0  # for verify, which reads every product back on the CPU
         runs.append(_finish(answer, max(end - time.monotonic() - reserve, 10)))
         runs.append(_finish(collect, max(end - time.monotonic() - reserve, 5)))
-    runs.append(_run(ctx, "challenge-verify", cmds["verify"], env, max(end - time.monotonic(), 30)))
+    runs.append(_run(ctx, f"{step.name}-verify", cmds["verify"], env, max(end - time.monotonic(), 30)))
     # the revealed products are large (n^2 values each); the commitment, reveal manifest and receipts stay
     for sub in (d / "drop").iterdir():
         if sub.is_dir():
@@ -1206,25 +1219,25 @@ def judge_suite(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
 
 
 def judge_challenge(ctx: Ctx, step: Step, runs: list[Run]) -> Outcome:
-    by = {r.label: r for r in runs}
-    issued = "challenge-issue" in by and by["challenge-issue"].rc == 0
+    by = {r.label.removeprefix(step.name + "-"): r for r in runs}
+    issued = "issue" in by and by["issue"].rc == 0
 
     def why(label: str, r: Run) -> str:
         if r.timed_out:
-            return "stopped: no challenge was issued" if not issued and label != "challenge-issue" else "timed out"
+            return "stopped: no challenge was issued" if not issued and label != "issue" else "timed out"
         return "" if r.rc == 0 else (r.err().strip().splitlines() or [f"exit {r.rc}"])[-1][:160]
 
     checks = [
         Check(
-            f"{label.split('-', 1)[1]} exit 0",
+            f"{label} exit 0",
             PASS if r.rc == 0 and not r.timed_out else FAIL,
             f"{r.seconds:.1f} s",
             why(label, r),
         )
         for label, r in by.items()
     ]
-    answer = _json(by["challenge-answer"].out()) if "challenge-answer" in by else None
-    verdict = _json(by["challenge-verify"].out()) if "challenge-verify" in by else None
+    answer = _json(by["answer"].out()) if "answer" in by else None
+    verdict = _json(by["verify"].out()) if "verify" in by else None
     figures: dict[str, Any] = {}
     if isinstance(answer, dict):
         figures["node_gflops"] = _num(answer.get("node_gflops"))
@@ -1442,7 +1455,9 @@ def run_step(ctx: Ctx, step: Step) -> dict[str, Any]:
             f"could not read the output: {type(exc).__name__}: {exc}",
             checks=[Check("output readable", FAIL, note=f"{type(exc).__name__}: {exc}")],
         )
-    rc_problem = _rc_check(runs) if step.name != "challenge" else None  # the challenge's judge checks each process
+    rc_problem = (
+        _rc_check(runs) if step.runner is not run_challenge else None
+    )  # the challenge's judge checks each process
     checks = ([rc_problem] if rc_problem else []) + outcome.checks
     failed = [c for c in checks if c.verdict == FAIL and c.required]
     verdict = FAIL if failed or not runs else PASS
@@ -1559,7 +1574,7 @@ def bundle(ctx: Ctx, return_dir: Path, archive: bool = True) -> None:
     tarball = return_dir / "check-logs.tar.gz"
     for with_reports in (True, False):
         with tarfile.open(tarball, "w:gz") as tar:
-            for sub in ("logs", "challenge", *(("r",) if with_reports else ())):
+            for sub in ("logs", *(c["step"] for c in CHALLENGES), *(("r",) if with_reports else ())):
                 if (ctx.out / sub).exists():
                     tar.add(ctx.out / sub, arcname=sub, filter=small)
             tar.add(ctx.out / "check.json", arcname="check.json")

@@ -61,6 +61,7 @@ def test_dry_run_prints_every_step_with_its_command_and_timeout_and_runs_nothing
         "comm-1rank",
         "suite",
         "challenge",
+        "challenge-float32",
         "verify",
     ):
         assert f"\n{step} " in out, step
@@ -71,7 +72,8 @@ def test_dry_run_prints_every_step_with_its_command_and_timeout_and_runs_nothing
     assert "total: " in out and "timeouts" in out and "deadline" in out
     assert not (tmp_path / "out" / "check.json").exists() and not (tmp_path / "out" / "r").exists()
     budget = float(out.split("budget ")[-1].split(" s")[0])
-    assert budget <= 8 * 60  # an H200 run, installation excluded, fits in 8 minutes
+    # an H200 run, installation excluded, fits in 8 minutes; the float32 challenge after it is what the deadline cuts
+    assert budget <= 8 * 60 + 20
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +90,8 @@ def test_a_failing_step_does_not_stop_the_later_ones_and_the_exit_status_is_1(fu
     assert verdicts["membw"] == "FAIL"
     names = [s["name"] for s in doc["steps"]]
     assert names.index("membw") < names.index("suite") < names.index("verify")
-    for later in ("comm-1rank", "train-eager", "search-bfloat16", "suite", "challenge", "train-compile", "verify"):
+    later_steps = ("comm-1rank", "train-eager", "search-bfloat16", "suite", "challenge", "train-compile")
+    for later in (*later_steps, "challenge-float32", "verify"):
         assert verdicts[later] == "PASS", (later, next(s for s in doc["steps"] if s["name"] == later))
     assert doc["complete"] is True and doc["passed"] is False
     assert set(doc["failed"]) == {"membw", "tf32-override-tf32"}
@@ -111,6 +114,7 @@ def test_check_json_holds_every_step_with_rc_seconds_and_figure(full_run):
         "suite",
         "challenge",
         "train-compile",
+        "challenge-float32",
         "verify",
     }
     for s in doc["steps"]:
@@ -135,6 +139,12 @@ def test_check_json_holds_every_step_with_rc_seconds_and_figure(full_run):
     assert steps["train-compile"]["figures"]["recompiles"] == 1
     assert steps["membw"]["figure"] == "no figure"
     assert "proven >= 250.00 TFLOPS" in steps["challenge"]["figure"]
+    # the float32 round (fold's CUDA path) is its own step, after the compile, so the deadline cuts it first
+    f32 = {x["label"]: x["command"] for x in steps["challenge-float32"]["logs"]}
+    assert "float32" in f32["challenge-float32-issue"] and "challenge" in f32["challenge-float32-answer"]
+    assert steps["challenge-float32"]["verdict"] == "PASS" and "proven >= " in steps["challenge-float32"]["figure"]
+    names = [s["name"] for s in doc["steps"]]
+    assert names.index("train-compile") < names.index("challenge-float32") < names.index("verify")
     assert steps["verify"]["figure"].endswith("reports verified")
 
 
