@@ -21,6 +21,7 @@ VERBS = {
     "disclose": "bench.cli.disclose:disclose_group",
     "doctor": "bench.cli.doctor:doctor_cmd",
     "export": "bench.cli.export:export_group",
+    "gate": "bench.cli.gate:gate",
     "history": "bench.cli.history:history_cmd",
     "inventory": "bench.cli.inventory:inventory",
     "keys": "bench.cli.keys:keys_group",

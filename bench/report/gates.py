@@ -12,7 +12,7 @@ from bench import registry
 from bench.model.metrics import Metric
 from bench.model.reports import Measurement, NodeReport, ReportError, parse_timestamp
 from bench.report import compare as cmp
-from bench.report import drift, headline
+from bench.report import drift, headline, paired
 from bench.report.metrics import best_by_precision
 from bench.report.metrics import of as metrics_of
 
@@ -200,6 +200,102 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
         out.append(Gate("baseline", False, f"{m.title}: {v.candidate:.4g} {m.unit} ({v.ratio - 1:+.1%}){as_median} "
                         f"against {against}", case=case_name(m)))  # fmt: skip
     return out
+
+
+@dataclass(frozen=True)
+class PairedMetric:
+    """One metric of a paired judgement: the candidate's Metric (its title, unit, JUnit case) and its verdict."""
+
+    metric: Metric
+    verdict: paired.PairedVerdict
+
+
+def timed_run(report: NodeReport, side: str) -> paired.TimedRun:
+    """A report as one run of `side` for bench.report.paired: its start and end, and each valid metric's figure as
+    the gates read it (drift.metric_figure). ValueError for a run with no end (partial: it did not take its turn)."""
+    if report.partial:
+        raise ValueError(f"{side} run {report.run_id} is partial (interrupted or crashed): rerun it, or leave it out "
+                         "with the run it was paired with")  # fmt: skip
+    start = parse_timestamp(report.start_utc, f"run {report.run_id} start_utc")
+    end = parse_timestamp(str(report.end_utc), f"run {report.run_id} end_utc")
+    found, _ = cmp.ok_metrics(report)
+    return paired.TimedRun(side, report.run_id, start, end,
+                           {k: drift.metric_figure(m.name, m.value, m.samples_s) for k, m in found.items()})  # fmt: skip
+
+
+def paired_metrics(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport],
+                   max_regression: float) -> tuple[list[paired.Pair], list[PairedMetric], list[Gate]]:  # fmt: skip
+    """The runs of `bench gate`: baseline and candidate runs made alternately in one session (bench.report.paired),
+    paired in time order, and each metric every run measured judged on its pairs' ratios. Returns the pairs, the
+    verdicts, and the gates that refuse the comparison (a pair not comparable: other hardware or software, or a
+    metric measured at another config). paired.NotPaired when the runs do not alternate; ValueError for a run
+    named twice, a partial run or a bad timestamp."""
+    ids = [r.run_id for r in [*baselines, *candidates]]
+    if twice := sorted({i for i in ids if ids.count(i) > 1}):
+        raise ValueError(f"run(s) named twice: {', '.join(twice)} (a run is one side, once)")
+    by_id = {r.run_id: r for r in [*baselines, *candidates]}
+    runs = [timed_run(r, paired.BASELINE) for r in baselines] + [timed_run(r, paired.CANDIDATE) for r in candidates]
+    pairs = paired.pair_up(runs)
+    broken = []
+    for p in pairs:
+        b, c = by_id[p.baseline.run_id], by_id[p.candidate.run_id]
+        if reasons := cmp.not_comparable(b, c):
+            broken.append(Gate("baseline", False, f"baseline run {b.run_id} is not comparable with candidate run "
+                               f"{c.run_id}: " + "; ".join(reasons)))  # fmt: skip
+            continue
+        (theirs, their_specs), (mine, my_specs) = cmp.ok_metrics(b), cmp.ok_metrics(c)
+        if differs := [f"{mine[k].title}: {why}" for k in theirs if k in mine
+                       if (why := cmp.config_difference(their_specs[k], my_specs[k]))]:  # fmt: skip
+            broken.append(Gate("baseline", False, f"baseline run {b.run_id} measured another config than candidate "
+                               f"run {c.run_id}, so it cannot gate: " + "; ".join(differs)))  # fmt: skip
+    if broken:
+        return pairs, [], broken[:3]
+    common = set(runs[0].figures).intersection(*(set(r.figures) for r in runs))
+    titles = {k: m for r in [*baselines, *candidates] for k, m in cmp.ok_metrics(r)[0].items()}
+    metrics = [PairedMetric(titles[k], paired.judge(paired.ratios(pairs, k), max_regression))
+               for k in sorted(common, key=lambda k: titles[k].title)]  # fmt: skip
+    return pairs, metrics, []
+
+
+def unjudged(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport]) -> list[str]:
+    """The titles of valid metrics some runs measured and others did not (not judged by the paired gate)."""
+    each = [cmp.ok_metrics(r)[0] for r in [*baselines, *candidates]]
+    every = set(each[0]).intersection(*each[1:]) if each else set()
+    return sorted({m.title for found in each for k, m in found.items() if k not in every})
+
+
+def paired_regressions(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport],
+                       max_regression: float) -> list[Gate]:  # fmt: skip
+    """`bench gate`: the paired judgement (paired_metrics) as gates: one failing gate per regressed metric on its
+    workload's JUnit case, or one passing gate naming what was gated; a gate that gated nothing fails, naming each
+    metric's floor. paired.NotPaired / ValueError as paired_metrics."""
+    pairs, metrics, broken = paired_metrics(baselines, candidates, max_regression)
+    if broken:
+        return broken
+    if not metrics:
+        return [Gate("baseline", False, "no metric measured by every run: nothing to gate (another suite, precision "
+                     "or device?)")]  # fmt: skip
+    first_b = sum(p.baseline_first for p in pairs)
+    how = (f"{len(pairs)} pairs of adjacent runs (baseline first in {first_b}), the median of the candidate / "
+           f"baseline ratios below {1 - max_regression:.3g}")  # fmt: skip
+    ungated = [pm for pm in metrics if not pm.verdict.gated]
+    note = ""
+    if ungated:
+        note = (f"; {len(ungated)} not gated (" + (f"fewer than {paired.MIN_PAIRS} pairs" if len(pairs) <
+                paired.MIN_PAIRS else f"noise floor above {max_regression:.1%}") + "): "
+                + ", ".join(f"{pm.metric.title} (floor {pm.verdict.floor:.1%})" for pm in ungated))  # fmt: skip
+    if missing := unjudged(baselines, candidates):
+        note += f"; {len(missing)} metric(s) not measured by every run, not judged: " + ", ".join(missing)
+    gated = len(metrics) - len(ungated)
+    if not gated:
+        return [Gate("baseline", False, f"none of {len(metrics)} metrics is steady enough to gate "
+                     f"{max_regression:.1%} on {how}: more pairs, or a larger --max-regression{note}")]  # fmt: skip
+    worse = [pm for pm in metrics if pm.verdict.regressed]
+    if not worse:
+        return [Gate("baseline", True, f"no regression in {gated} gated metrics on {how}{note}")]
+    return [Gate("baseline", False, f"{pm.metric.title}: {pm.verdict.ratio - 1:+.1%} (median of {len(pairs)} paired "
+                 f"ratios, robust CV {pm.verdict.cv:.1%}, noise floor {pm.verdict.floor:.1%}; tolerated "
+                 f"{max_regression:.1%})", case=case_name(pm.metric)) for pm in worse]  # fmt: skip
 
 
 @dataclass

@@ -1,0 +1,195 @@
+"""The paired regression rule of `bench gate`: a candidate judged against a baseline run *alternately in the same
+session on the same machine*, on the ratios of adjacent runs, so that what the machine does over minutes cancels.
+
+Why: on a VM the speed drifts over minutes (issue 25, quiet machine: unchanged candidates made minutes after their
+baseline read 8-11% faster on every metric, and a 10% slow-down measured +0.5%), while runs seconds apart agree
+within 2-3%. No threshold on "candidate now against a baseline from earlier" (bench.report.drift) separates a 10%
+slow-down from that drift. The field's answer is interleaving: asv's `continuous --interleave-rounds`, randomized
+multiple interleaved trials (Abedi & Brecht, "Conducting repeatable experiments in highly variable cloud computing
+environments", ICPE 2017), duet benchmarking (Bulej et al., "Duet benchmarking: improving measurement accuracy in
+the cloud", Empirical Software Engineering, 2020). The rule:
+
+- the runs of both sides, in order of their start times, are taken two at a time (runs 1-2, 3-4, ...): each couple
+  must hold one baseline and one candidate run, the runs must not overlap in time, and the couples must put the
+  baseline first as often as the candidate (within one: A B B A A B ...). Under a linear drift of d per run a couple
+  A B reads the candidate's ratio d too high and B A d too low, so balanced orders cancel it; anything else is
+  refused (pair_up raises NotPaired), since drift would then read as a change;
+- each couple gives one ratio per metric: the candidate's figure over the baseline's (figures read as the unpaired
+  gate reads them, drift.metric_figure); the change is the median of the ratios;
+- the noise floor of that median comes from the ratios' own spread: Z x robust CV of the ratios x sqrt(pi/2) /
+  sqrt(P) for P pairs (pair_floor; the median of P normal draws varies sqrt(pi/2) times as much as their mean);
+- a metric is gated only when its floor is within the threshold, and with at least MIN_PAIRS pairs (fewer give no
+  spread); a gated metric regresses when its median ratio is below 1 - threshold. A gate that gates nothing fails.
+
+The recommended threshold (recommended_threshold) comes from A/A sessions: unchanged code paired with itself. Its
+ratios' robust CV is the pairing's own noise; the threshold is the largest A/A floor for P pairs among the metrics
+whose floor is at most TARGET / 2 (so that a TARGET slow-down lies as far past the threshold as the threshold lies
+past unchanged code), rounded up to a whole percent. Pure functions; every figure is higher-is-better.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import statistics
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+from bench.report.drift import TARGET, Z, robust_cv, whole_percent_up
+
+#: Fewest pairs whose spread is measured: the median absolute deviation of two ratios is half their gap.
+MIN_PAIRS = 3
+#: Pairs per candidate the docs' recipe makes (A B B A A B B A: 8 runs); the benchmark says what it chose.
+PAIRS = 4
+BASELINE = "baseline"
+CANDIDATE = "candidate"
+
+
+class NotPaired(ValueError):
+    """Runs that do not alternate in time: judging them paired would read drift as a change."""
+
+
+@dataclass(frozen=True)
+class TimedRun:
+    """One run of one side: its start and end (UTC) and one figure per metric key."""
+
+    side: str
+    run_id: str
+    start: dt.datetime
+    end: dt.datetime
+    figures: Mapping[Hashable, float]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two adjacent runs, one of each side; `baseline_first` says their order in time."""
+
+    baseline: TimedRun
+    candidate: TimedRun
+
+    @property
+    def baseline_first(self) -> bool:
+        return self.baseline.start < self.candidate.start
+
+
+def pair_up(runs: Sequence[TimedRun]) -> list[Pair]:
+    """The runs of both sides in order of start time, two at a time, as pairs; NotPaired (saying which runs) when
+    there are fewer than two, an odd number, two that overlap in time, a couple of one side, or more couples with one
+    side first than with the other plus one."""
+    for r in runs:
+        if r.side not in (BASELINE, CANDIDATE):
+            raise ValueError(f"run {r.run_id}: side {r.side!r} is neither {BASELINE!r} nor {CANDIDATE!r}")
+    ordered = sorted(runs, key=lambda r: (r.start, r.end))
+    counts = {s: sum(r.side == s for r in runs) for s in (BASELINE, CANDIDATE)}
+    if not counts[BASELINE] or not counts[CANDIDATE] or counts[BASELINE] != counts[CANDIDATE]:
+        raise NotPaired(f"{counts[BASELINE]} baseline and {counts[CANDIDATE]} candidate runs: pairing needs as many "
+                        "of each, at least one")  # fmt: skip
+    for before, after in itertools.pairwise(ordered):
+        if after.start < before.end:
+            raise NotPaired(f"runs {before.run_id} ({before.side}) and {after.run_id} ({after.side}) overlap in time: "
+                            "paired runs take turns on the machine, one at a time")  # fmt: skip
+    pairs = []
+    for i in range(0, len(ordered), 2):
+        first, second = ordered[i], ordered[i + 1]
+        if first.side == second.side:
+            raise NotPaired(f"runs {i + 1} and {i + 2} in time order ({first.run_id}, {second.run_id}) are both "
+                            f"{first.side} runs: the runs must alternate (A B B A ...), so that each couple in time "
+                            "holds one of each")  # fmt: skip
+        base, cand = (first, second) if first.side == BASELINE else (second, first)
+        pairs.append(Pair(base, cand))
+    first_b = sum(p.baseline_first for p in pairs)
+    if abs(2 * first_b - len(pairs)) > 1:
+        raise NotPaired(f"the baseline ran first in {first_b} of {len(pairs)} pairs: alternate which side starts "
+                        "(A B B A A B ...), or a drift over the session reads as a change")  # fmt: skip
+    return pairs
+
+
+def ratios(pairs: Sequence[Pair], key: Hashable) -> list[float]:
+    """Each pair's candidate figure over its baseline figure for metric `key` (pairs lacking it are skipped; a
+    baseline figure of 0 gives inf)."""
+    out = []
+    for p in pairs:
+        if key in p.baseline.figures and key in p.candidate.figures:
+            b, c = float(p.baseline.figures[key]), float(p.candidate.figures[key])
+            out.append(c / b if b else math.inf)
+    return out
+
+
+def pair_floor(cv: float, pairs: int) -> float:
+    """The smallest drop of the median of `pairs` ratios below 1 that ratio noise of robust CV `cv` leaves Z standard
+    deviations behind: Z x cv x sqrt(pi/2) / sqrt(pairs). ValueError for fewer than one pair."""
+    if pairs < 1:
+        raise ValueError("at least one pair")
+    return Z * cv * math.sqrt(math.pi / 2) / math.sqrt(pairs)
+
+
+@dataclass(frozen=True)
+class PairedVerdict:
+    """One metric's paired judgement: its pairs' `ratios` (candidate / baseline), their median `ratio`, robust `cv`
+    (0 with fewer than MIN_PAIRS), the `floor` of the median, at `threshold`."""
+
+    ratios: tuple[float, ...]
+    threshold: float
+    ratio: float
+    cv: float
+    floor: float
+
+    @property
+    def spread_known(self) -> bool:
+        return len(self.ratios) >= MIN_PAIRS
+
+    @property
+    def gated(self) -> bool:
+        """Enough pairs to know their spread, and a floor within the threshold."""
+        return self.spread_known and self.floor <= self.threshold
+
+    @property
+    def regressed(self) -> bool:
+        return self.gated and self.ratio < 1 - self.threshold
+
+
+def judge(pair_ratios: Sequence[float], threshold: float) -> PairedVerdict:
+    """The median of the pairs' ratios at a tolerated slow-down `threshold` (0.05 = 5%). ValueError with no ratio."""
+    values = tuple(float(r) for r in pair_ratios)
+    if not values:
+        raise ValueError("no pair to judge")
+    cv = robust_cv(values) if len(values) >= MIN_PAIRS else 0.0
+    return PairedVerdict(values, threshold, statistics.median(values), cv, pair_floor(cv, len(values)))
+
+
+@dataclass(frozen=True)
+class PairSpread:
+    """One metric's A/A ratios (unchanged code paired with itself): their robust CV, and what it can gate."""
+
+    ratios: tuple[float, ...]
+    cv: float
+
+    def floor(self, pairs: int = PAIRS) -> float:
+        return pair_floor(self.cv, pairs)
+
+    def steady(self, pairs: int = PAIRS) -> bool:
+        """Steady enough to catch a TARGET slow-down with Z standard deviations each side of the threshold."""
+        return self.floor(pairs) <= TARGET / 2
+
+    def pairs_needed(self, most: int = 20) -> int | None:
+        """The fewest pairs per candidate (up to `most`) that make the metric steady, or None."""
+        return next((p for p in range(MIN_PAIRS, most + 1) if self.steady(p)), None)
+
+
+def pair_spread(aa_ratios: Sequence[float]) -> PairSpread:
+    """The spread of A/A ratios. ValueError with fewer than MIN_PAIRS ratios."""
+    values = tuple(float(r) for r in aa_ratios)
+    if len(values) < MIN_PAIRS:
+        raise ValueError(f"an A/A spread needs at least {MIN_PAIRS} pairs")
+    return PairSpread(values, robust_cv(values))
+
+
+def recommended_threshold(spreads: Sequence[PairSpread], pairs: int = PAIRS) -> float:
+    """The --max-regression A/A spreads support for candidates of `pairs` pairs: the largest floor among the steady
+    metrics, rounded up to a whole percent; with none steady, the smallest floor of any, rounded up (it cannot catch
+    TARGET: the caller says so). ValueError with no metric."""
+    if not spreads:
+        raise ValueError("no metric to derive a threshold from")
+    steady = [s.floor(pairs) for s in spreads if s.steady(pairs)]
+    return whole_percent_up(max(steady) if steady else min(s.floor(pairs) for s in spreads))
