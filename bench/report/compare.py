@@ -8,8 +8,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from scipy import stats as sps
-
 from bench.model.metrics import Metric
 from bench.model.reports import NodeReport
 from bench.report.metrics import of as metrics_of
@@ -67,6 +65,8 @@ def significance(a: tuple[float, ...], b: tuple[float, ...]) -> float | None:
         return None
     if len(set(a) | set(b)) == 1:
         return 1.0
+    from scipy import stats as sps  # here, not at import: scipy.stats costs ~2 s of every `bench run` start-up
+
     return float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 

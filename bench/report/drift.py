@@ -47,7 +47,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import median_abs_deviation
 
 #: The quantile of a run's per-iteration seconds its gated figure is read at: 0, its fastest iteration (see the
 #: module's docstring; tests/perf/gate_false_alarms.py prints the between-run spread at the median, the fastest tenth
@@ -91,6 +90,8 @@ def robust_cv(values: Sequence[float]) -> float:
     than two values."""
     if len(values) < 2:
         raise ValueError("a spread needs at least two runs")
+    from scipy.stats import median_abs_deviation  # here: scipy.stats costs ~2 s of every `bench run` start-up
+
     centre = float(np.median(values))
     return float(median_abs_deviation(values, scale="normal")) / centre if centre else 0.0
 
