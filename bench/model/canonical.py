@@ -170,6 +170,84 @@ def _fast_canonical(view: Any) -> bytes | None:
         return None
 
 
+#: The exact types plain_values takes: JSON's scalars and containers, no subclass (an IntEnum, a str subclass, an
+#: array('d')), nothing json or msgspec would write its own way.
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None), dict, list, tuple})
+_PLAIN_CONTAINERS = frozenset({dict, list, tuple})
+#: Deeper than this, plain_values leaves a document to the writers that bound their own recursion.
+PLAIN_MAX_DEPTH = 128
+
+
+def plain_values(root: Any, max_int: int) -> int | None:
+    """The number of integral floats in `root`, or None unless every value is one that msgspec's C encoder writes as
+    both the standard library's json (float repr) and RFC 8785 write it, apart from an integral float's '.0': exact
+    JSON types (_PLAIN_TYPES) with str keys, nested at most PLAIN_MAX_DEPTH deep, integers within +-max_int, and
+    floats finite and written without an exponent by all three, i.e. integral within +-1e16 but not -0.0 (RFC 8785
+    writes '0'), or of magnitude from 1e-4 up to 1e16 (msgspec writes 9.99e-05 as '0.0000999', repr with an
+    exponent). What it says nothing of, the strings, the callers read from the writing (a backslash, a byte beyond
+    ASCII). One pass of C calls per container (the types of its keys and values as sets); a Python loop only over
+    a container holding floats or integers (a capacity report's device rows: about 2 us each)."""
+    integral = 0
+    stack: list[tuple[Any, int]] = [(root, 0) if type(root) in _PLAIN_CONTAINERS else ([root], 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > PLAIN_MAX_DEPTH:
+            return None
+        if type(value) is dict:
+            if value and set(map(type, value)) != _STR_TYPE:
+                return None
+            items: Any = value.values()
+        else:
+            items = value
+        types = set(map(type, items))
+        if not types <= _PLAIN_TYPES:
+            return None
+        if float in types:
+            for x in items:
+                if type(x) is float:
+                    if x.is_integer():
+                        if not -1e16 < x < 1e16 or (x == 0.0 and math.copysign(1.0, x) < 0):
+                            return None
+                        integral += 1
+                    elif not 1e-4 <= abs(x) < 1e16:  # NaN and the infinities fail here too
+                        return None
+        if int in types:
+            for x in items:
+                if type(x) is int and not -max_int <= x <= max_int:
+                    return None
+        if not types.isdisjoint(_PLAIN_CONTAINERS):
+            stack.extend((x, depth + 1) for x in items if type(x) in _PLAIN_CONTAINERS)
+    return integral
+
+
+_STR_TYPE = {str}
+
+
+def _msgspec_canonical(view: Any) -> bytes | None:
+    """RFC 8785 bytes of `view` from msgspec's C encoder (sorted keys, compact; 5-10x faster than the standard
+    library's with sort_keys on a capacity report's device rows), or None where they could differ: a value
+    plain_values refuses (integers beyond 2^53 included), a backslash in the writing (a string holding a quote, a
+    backslash or a control character: the escapes are left to the other writers), a character beyond U+FFFF (keys
+    sort by UTF-16 code units in RFC 8785). What remains is written alike but for the integral floats, 'N.0' in
+    msgspec and 'N' in RFC 8785: each is followed by one of ',]}', so when as many '.0' stand before one of those as
+    plain_values counted integral floats, none stands inside a string and dropping them all is exact."""
+    integral = plain_values(view, MAX_SAFE_INTEGER)
+    if integral is None:
+        return None
+    try:
+        written = _MSGSPEC_SORTED.encode(view)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return None
+    if b"\\" in written or (not written.isascii() and _ASTRAL_UTF8.search(written)):
+        return None
+    if integral:
+        if written.count(b".0,") + written.count(b".0]") + written.count(b".0}") != integral:
+            return None
+        for end in (b",", b"]", b"}"):
+            written = written.replace(b".0" + end, end)
+    return written
+
+
 def canonical(data: dict[str, Any]) -> bytes:
     """RFC 8785 bytes of the signed view of `data`. UncarriableNumber, naming the field, for an integer beyond
     ±MAX_SAFE_INTEGER (RFC 8785 would change its value or, in the rfc8785 package, raise IntegerDomainError)."""
@@ -179,7 +257,9 @@ def canonical(data: dict[str, Any]) -> bytes:
 def canonical_bytes(view: Any) -> bytes:
     """RFC 8785 bytes of `view` itself (canonical() takes a document's signed view first); UncarriableNumber as
     there."""
-    fast = _fast_canonical(view)
+    fast = _msgspec_canonical(view)
+    if fast is None:
+        fast = _fast_canonical(view)
     if fast is not None:
         return fast
     try:

@@ -17,9 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.model import intake, records
+from bench.model.canonical import plain_values
 from bench.model.reports import Measurement, NodeReport, ReportError, Samples, utc_now
 
 REPORT_NAME = "report.json"
@@ -38,10 +40,38 @@ def dumps(data: Any) -> str:
     samples) is written by the C encoder, its item separator carrying the newline and indent of its depth: the same
     bytes (tests/report/test_store_dumps.py). Anything else (a key that is not a string, a subclass, a value the
     encoder refuses) takes json.dumps itself, which writes or refuses it as before."""
+    fast = _msgspec_dumps(data)
+    if fast is not None:
+        return fast
     try:
         return "".join(_indented(data, 0, [])) + "\n"
     except (_NotPlain, ValueError, RecursionError):
         return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+#: JSON sorted by key, compact, in C (msgspec): a 500-node capacity report in 5 ms, where the standard library's C
+#: encoder takes 37 ms with sort_keys and the walk below 70 ms.
+_SORTED = msgspec.json.Encoder(order="sorted")
+#: Integers json and msgspec both write as their digits (msgspec refuses some beyond 64 bits).
+_MAX_INT = 2**63 - 1
+
+
+def _msgspec_dumps(data: Any) -> str | None:
+    """dumps(data) written by msgspec (sorted compact, then re-indented by msgspec.json.format, which keeps every
+    token's text and lays containers out as json.dumps(indent=2) does: empty ones as '[]' and '{}', 'key: value'),
+    or None where the bytes could differ: a value canonical.plain_values refuses (a float either writer spells with
+    an exponent, NaN, a subclass, a key that is not a string), or a string json would escape (ensure_ascii: a
+    backslash, a byte beyond ASCII or DEL in msgspec's writing; every other ASCII character both write as it is).
+    tests/report/test_store_dumps.py holds it to json.dumps on randomized documents."""
+    if type(data) is not dict or plain_values(data, _MAX_INT) is None:
+        return None
+    try:
+        compact = _SORTED.encode(data)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return None
+    if not compact.isascii() or b"\\" in compact or b"\x7f" in compact:
+        return None
+    return msgspec.json.format(compact, indent=2).decode("ascii") + "\n"
 
 
 class _NotPlain(Exception):

@@ -47,3 +47,33 @@ def test_real_documents():
         except (ValueError, UnicodeDecodeError):
             continue
         assert store.dumps(data) == _reference(data), path
+
+
+def test_the_msgspec_writer_gives_json_dumps_bytes_or_steps_aside():
+    from tests.report.test_canonical import plain_value
+
+    r = random.Random("msgspec dumps")
+    taken = 0
+    for _ in range(4000):
+        doc = {
+            "rows": [plain_value(r) for _ in range(4)],
+            "k": plain_value(r),
+            "e": r.choice([{}, [], [[]], {"a": {}}]),
+        }
+        fast = store._msgspec_dumps(doc)
+        try:
+            slow = _reference(doc)
+        except (ValueError, TypeError):
+            assert fast is None, doc
+            continue
+        if fast is not None:
+            taken += 1
+            assert fast == slow, doc
+        assert store.dumps(doc) == slow
+    assert taken > 400
+
+
+@pytest.mark.parametrize("doc", [{"a": "\x7f"}, {"a": "é"}, {"a": "x\ty"}, {"a": 1e-5}, {"a": 1e16}, {"a": -0.0},
+                                 {"a": math.nan}, {"a": 2**64}, [1, 2], {1: 2}])  # fmt: skip
+def test_what_the_msgspec_writer_could_write_otherwise_steps_aside(doc):
+    assert store._msgspec_dumps(doc) is None
