@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import functools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -170,10 +171,31 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
             node_docs: list[intake.Document] | None = None,
             child_docs: list[intake.Document] | None = None) -> dict[str, Any]:  # fmt: skip
     """Every derived section of a disclosure (DERIVED), from its inputs: readiness per node class from the node reports
-    (`node_docs`, a site) or from the children (`child_docs`, a roll-up)."""
+    (`node_docs`, a site) or from the children (`child_docs`, a roll-up). The sections its rows decide are taken from
+    `precomputed` where they were derived there from the same inputs (a worker's, while other levels were built)."""
     if level not in LEVELS:
         raise DisclosureError(f"level should be one of {', '.join(LEVELS)}, got {level!r}")
     policy.check()
+    rows = None
+    if _PRECOMPUTED:
+        key = inputs_key(level, name, leaves, declarations, proof_docs, policy, as_of, claims_input, audit_input)
+        for held in _PRECOMPUTED:
+            rows = held.pop(key, None)
+            if rows is not None:
+                break
+    if rows is None:
+        rows = from_rows(level=level, name=name, leaves=leaves, declarations=declarations, proof_docs=proof_docs,
+                         policy=policy, as_of=as_of, claims_input=claims_input, audit_input=audit_input)  # fmt: skip
+    return _finish(rows, leaves, node_docs, child_docs)
+
+
+def from_rows(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, Any]]]],
+              declarations: list[decl.Declaration], proof_docs: list[intake.Document], policy: Policy,
+              as_of: dt.datetime, claims_input: list[dict[str, str]],
+              audit_input: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    """compute()'s sections that the level's rows decide (all but readiness per node class), with the inventory and
+    the rows' readiness figures _finish needs, and the refusal of the audit or the claims (raised by _finish after
+    the node classes are checked, in compute's order). A pure function of its inputs (inputs_key names them)."""
     depth = DEPTH[level]
     if not leaves:
         raise DisclosureError("no capacity report to disclose")
@@ -204,6 +226,33 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
     for category, _ in kpis.CATEGORIES:
         peak_pflops[category] = float(pd.to_numeric(per_cat[category]["peak_tflops"], errors="coerce").sum()) / 1e3
     declared = _declared(declarations, site_pflops(counted, devices))
+    memory = gpu_memory(counted, devices)
+    out: dict[str, Any] = {"path": list(next(iter(prefixes))), "declared": declared, "capacity": capacity,
+                           "kpis": _flat_kpis(capacity, inventory), "inventory": inventory,
+                           "readiness": kpis.readiness_of_rows(per_cat, inventory), "refused": None}  # fmt: skip
+    try:
+        audit = None
+        if audit_input is not None:
+            audit = _audit(audit_input, counted, proven, proof_docs, policy)
+        out["tree"] = kpis.tree(counted, per_cat, depth, devices=devices)
+        out["duplicates"] = [{k: (sorted(map(str, x)) if isinstance(x, list) else str(x)) for k, x in d.items()}
+                             for d in duplicates]  # fmt: skip
+        out["accelerator_memory_bytes"] = exact_count(memory)
+        out["claims"] = cl.ledger(claims_input, capacity, peak_pflops, declared["sites"],
+                                  capacity_at=lambda by: _capacity_at(by, counted, proven, proof_docs))  # fmt: skip
+        out["audit"] = audit
+    except Exception as exc:  # noqa: BLE001 - raised by _finish, after the node classes, where compute raised it
+        out["refused"] = exc
+    return out
+
+
+def _finish(
+    rows: dict[str, Any],
+    leaves: list[tuple[Leaf, list[dict[str, Any]]]],
+    node_docs: list[intake.Document] | None,
+    child_docs: list[intake.Document] | None,
+) -> dict[str, Any]:
+    """compute()'s sections from from_rows' and the node classes (from the children, or the node reports)."""
     if child_docs:
         classes = rd.combine([c.data["readiness_by_class"]["classes"] for c in child_docs])
         by_class = {"source": "children", "node_reports": [], "classes": classes}
@@ -215,35 +264,72 @@ def compute(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, An
     else:
         by_class = {"source": "none", "node_reports": [], "classes": []}
     try:
-        rd.check_classes(by_class["classes"], inventory)
+        rd.check_classes(by_class["classes"], rows["inventory"])
     except ValueError as exc:
         raise DisclosureError(str(exc)) from None
-    memory = gpu_memory(counted, devices)
-    audit = None
-    if audit_input is not None:
-        audit = _audit(audit_input, counted, proven, proof_docs, policy)
+    if rows["refused"] is not None:
+        raise rows["refused"]
     return {
-        "path": list(next(iter(prefixes))),
-        "declared": declared,
-        "capacity": capacity,
-        "kpis": _flat_kpis(capacity, inventory),
-        "inventory": inventory,
-        "readiness": kpis.readiness(per_cat, inventory, by_class["classes"]),
+        "path": rows["path"],
+        "declared": rows["declared"],
+        "capacity": rows["capacity"],
+        "kpis": rows["kpis"],
+        "inventory": rows["inventory"],
+        "readiness": rows["readiness"] + kpis.readiness_of_classes(by_class["classes"]),
         "readiness_by_class": by_class,
-        "tree": kpis.tree(counted, per_cat, depth, devices=devices),
-        "duplicates": [
-            {k: (sorted(map(str, x)) if isinstance(x, list) else str(x)) for k, x in d.items()} for d in duplicates
-        ],
-        "accelerator_memory_bytes": exact_count(memory),
-        "claims": cl.ledger(
-            claims_input,
-            capacity,
-            peak_pflops,
-            declared["sites"],
-            capacity_at=lambda by: _capacity_at(by, counted, proven, proof_docs),
-        ),
-        "audit": audit,
+        "tree": rows["tree"],
+        "duplicates": rows["duplicates"],
+        "accelerator_memory_bytes": rows["accelerator_memory_bytes"],
+        "claims": rows["claims"],
+        "audit": rows["audit"],
     }
+
+
+def inputs_key(level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, Any]]]],
+               declarations: list[decl.Declaration], proof_docs: list[intake.Document], policy: Policy,
+               as_of: dt.datetime, claims_input: list[dict[str, str]] | None,
+               audit_input: dict[str, Any] | None) -> tuple[Any, ...]:  # fmt: skip
+    """What from_rows' answer depends on, exactly: the level and name, each capacity report by its place, file hash and
+    signed digest (its data and rows are its bytes'), each declaration by its text and signature (its data and key
+    are theirs), each proof by its file hash, the policy, the date, the claims and the audit request. from_rows is
+    indifferent to the order of leaves, declarations and proofs (merging sorts the rows; the rest are sets or sorted)."""
+    return (level, name, tuple(sorted((lf.label, lf.path, lf.sha256, lf.digest) for lf, _ in leaves)),
+            tuple(sorted((tuple(d.path), d.text, json.dumps(d.signature, sort_keys=True)) for d in declarations)),
+            tuple(sorted(d.sha256 for d in proof_docs)), json.dumps(policy.to_dict(), sort_keys=True),
+            as_of.isoformat(), json.dumps(claims_input, sort_keys=True), json.dumps(audit_input, sort_keys=True))  # fmt: skip
+
+
+#: from_rows' answers derived ahead (precomputed), by inputs_key; each taken once by compute. Forked workers inherit it.
+_PRECOMPUTED: list[dict[tuple[Any, ...], dict[str, Any]]] = []
+
+
+def _rows_task(task: tuple[Any, ...]) -> dict[str, Any] | None:
+    """from_rows of one level (a worker's task: its keyword arguments); None where it refuses (compute, doing it again
+    where it is needed, refuses in its own order and words)."""
+    try:
+        rows = from_rows(**task[1])
+    except Exception:  # noqa: BLE001 - a refusal (or a failure) is compute's to report, in place
+        return None
+    return rows if rows["refused"] is None else None
+
+
+@contextlib.contextmanager
+def precomputed(levels: list[dict[str, Any]]) -> Iterator[None]:
+    """While the block runs, compute() of any of `levels` (from_rows' keyword arguments each) takes the sections its
+    rows decide from a derivation done here beforehand: all of them at once by worker processes (one per core), the
+    largest first, so that no core waits while one level (a country's million rows) is derived alone, as it was when
+    each level waited for the one below. The documents are the same (tests/disclosure/test_precomputed.py)."""
+    order = sorted(range(len(levels)), key=lambda i: -sum(len(rows) for _, rows in levels[i]["leaves"]))
+    tasks = [(i, levels[i]) for i in order]
+    held: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for (_, kw), rows in zip(tasks, map_forked(_rows_task, tasks), strict=True):
+        if rows is not None:
+            held[inputs_key(**kw)] = rows
+    _PRECOMPUTED.append(held)
+    try:
+        yield
+    finally:
+        _PRECOMPUTED.remove(held)
 
 
 def site_pflops(counted: pd.DataFrame, devices: np.ndarray) -> dict[str, float]:
@@ -609,7 +695,40 @@ def verify(
     if _seen is not None:
         return _verify(data, store, where, **keys, _seen=_seen, _checked=_checked, _fork=_fork)
     with contextlib.ExitStack() as share:
+        if _fork:
+            _ahead(data, store, where, share)
         return _verify(data, store, where, **keys, _seen=set(), _checked=_checked, _fork=_fork, _share=share)
+
+
+def _ahead(data: dict[str, Any], store: Store, where: str, share: contextlib.ExitStack) -> None:
+    """Before verifying: the whole tree's merge (shared_merge, from the top level's capacity reports) and every level's
+    figures from its rows (precomputed: all levels at once by worker processes, the largest first), entered on
+    `share`, for the verification to take where its inputs are the same. Only work done ahead: what cannot be read
+    here is left to the verification, which finds and words it."""
+    levels = []
+    seen: set[str] = set()
+    todo = [(data, where)]
+    while todo:
+        d, name = todo.pop()
+        try:
+            found = inputs_of(d, store, name, deep=False)
+            levels.append({"level": d["level"], "name": d["name"], "leaves": found["leaves"],
+                           "declarations": found["declarations"], "proof_docs": found["proof_docs"],
+                           "policy": found["policy"], "as_of": v.parse_utc(d["as_of_utc"]),
+                           "claims_input": d["claims_input"], "audit_input": d["audit_input"]})  # fmt: skip
+            for e in d["inputs"]["children"]:
+                child = store.get(e["sha256"]) if e["sha256"] not in seen else None
+                seen.add(e["sha256"])
+                if child is not None and isinstance(child.data, dict):
+                    todo.append((child.data, name))
+        except Exception:  # noqa: BLE001, S112 - a document that cannot be read here is the verification's to report
+            continue
+    if not levels or levels[0]["level"] != data.get("level") or levels[0]["name"] != data.get("name"):
+        return
+    top = levels[0]
+    share.enter_context(shared_merge(top["leaves"], trusted_aggregator=top["policy"].aggregator_ids is not None,
+                                     as_of=top["as_of"], stale_after=dt.timedelta(seconds=top["policy"].stale_after_s)))  # fmt: skip
+    share.enter_context(precomputed(levels))
 
 
 def _verify(

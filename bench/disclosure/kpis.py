@@ -285,6 +285,12 @@ def readiness(
     """Readiness figures: healthy share, MAMF / peak and MSMF / peak per category (peaks from bench's own table, only
     over devices that have one); then per node class (bench.disclosure.readiness) bus bandwidth, memory bandwidth,
     training MFU and TFLOPS per watt, each listed as not measured where no counted node report holds one."""
+    return readiness_of_rows(per_cat, inventory_rows) + readiness_of_classes(classes)
+
+
+def readiness_of_rows(per_cat: dict[str, pd.DataFrame], inventory_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """readiness()'s figures from the counted rows (healthy share, MAMF and MSMF over peak): what a level's rows
+    decide, apart from its node classes (which a roll-up takes from its children)."""
     devices = sum(r["devices"] for r in inventory_rows)
     healthy = sum(r["healthy"] for r in inventory_rows)
     out: list[dict[str, Any]] = [{
@@ -311,6 +317,13 @@ def readiness(
                         "value": float(pd.to_numeric(both["msmf_tflops"]).sum()) / float(pd.to_numeric(both["peak_tflops"]).sum()),
                         "unit": "share", "tier": v.REPORTED,
                         "derivation": "sum of MSMF over sum of peak, devices with both"})  # fmt: skip
+    return out
+
+
+def readiness_of_classes(classes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """readiness()'s figures per node class (bench.disclosure.readiness), each listed as not measured where no counted
+    node report holds one."""
+    out: list[dict[str, Any]] = []
     units = {"busbw_gbps": "GB/s", "membw_gbps": "GB/s", "train_mfu": "share"}
     labels = {"busbw_gbps": "all-reduce bus bandwidth", "membw_gbps": "memory bandwidth", "train_mfu": "training MFU"}
     for key in ("busbw_gbps", "membw_gbps", "train_mfu"):

@@ -148,9 +148,14 @@ def _levels(sites: list[SiteFolder], store: Store, stack: contextlib.ExitStack, 
         # capacity reports alone: every site's document built by worker processes (which inherit the store), after
         # each capacity report's rows are checked and laid out here once, for them and for the levels above
         _lay_out(sites, store, policy)
-        shared = _all_leaves(sites, store, policy)
+        placed = _all_leaves(sites, store, policy)
+        shared = [x for _, pairs in placed for x in pairs]
         stack.enter_context(shared_merge(shared, trusted_aggregator=policy.aggregator_ids is not None, as_of=as_of,
                                          stale_after=dt.timedelta(seconds=policy.stale_after_s)))  # fmt: skip
+        # every roll-up's figures from its rows derived at once by worker processes, the largest first (the country's
+        # alone took a core for seconds after the regions), for the roll-ups below to take (dd.precomputed)
+        stack.enter_context(dd.precomputed(_rollups(placed, policy=policy, proof_docs=proof_docs, as_of=as_of,
+                                                    claims_input=claims_input, audit_input=audit_input)))  # fmt: skip
         sited = map_forked(_site, [(s, None, store, policy, proof_docs, as_of, now, None) for s in sites])
     for path, doc in sited:
         b = _keep(store, write, doc, output.joinpath(*path), "site", path[-1])
@@ -193,19 +198,52 @@ def _lay_out(sites: list[SiteFolder], store: Store, policy: dd.Policy) -> None:
                 rows.frame(), rows.ranks()
 
 
-def _all_leaves(sites: list[SiteFolder], store: Store, policy: dd.Policy) -> list[tuple[Any, Any]]:
-    """Every capacity report of the tree as a leaf (with its rows) as its site's worker will place it, for
-    shared_merge; none where any site cannot be placed (its declaration or a report refused): the sites' workers then
-    refuse it in site order, as before."""
+def _all_leaves(sites: list[SiteFolder], store: Store,
+                policy: dd.Policy) -> list[tuple[decl.Declaration, list[tuple[Any, Any]]]]:  # fmt: skip
+    """Each site's declaration and capacity reports as leaves (with their rows) as its site's worker will place them,
+    for shared_merge and the roll-ups' figures; none where any site cannot be placed (its declaration or a report
+    refused): the sites' workers then refuse it in site order, as before."""
     out = []
     try:
         for s in sites:
             d = decl.read(s.declaration, operator_ids=policy.operator_ids, node_ids=policy.node_ids)
-            out += [leaf(doc, tuple(d.path), cluster, store, aggregator_ids=policy.aggregator_ids)
-                    for cluster, doc in _clusters(s, d)]  # fmt: skip
+            out.append((d, [leaf(doc, tuple(d.path), cluster, store, aggregator_ids=policy.aggregator_ids)
+                            for cluster, doc in _clusters(s, d)]))  # fmt: skip
     except (DisclosureError, decl.DeclarationError, ValueError):
         return []
     return out
+
+
+def _rollups(placed: list[tuple[decl.Declaration, list[tuple[Any, Any]]]], *, policy: dd.Policy,
+             proof_docs: list[intake.Document], as_of: dt.datetime, claims_input: list[dict[str, str]] | None,
+             audit_input: dict[str, Any] | None) -> list[dict[str, Any]]:  # fmt: skip
+    """dd.from_rows' inputs of every city, region and country above the sites as _levels will roll them up: the leaves
+    and declarations of their sites, the proofs those sites cite, the claims and audit request at the country. Inputs
+    guessed otherwise than the roll-up's own are harmless (dd.inputs_key then differs, and the roll-up derives its
+    figures itself)."""
+    groups: dict[tuple[str, ...], list[tuple[decl.Declaration, list[tuple[Any, Any]], list[intake.Document]]]] = {}
+    for d, pairs in placed:
+        mine = _proofs_of(pairs, proof_docs)
+        for depth in (1, 2, 3):
+            groups.setdefault(tuple(d.path[:depth]), []).append((d, pairs, mine))
+    out = []
+    for key, members in groups.items():
+        proofs = {p.sha256: p for _, _, mine in members for p in mine}
+        top = len(key) == 1
+        out.append({"level": dd.LEVELS[len(key) - 1], "name": key[-1],
+                    "leaves": [x for _, pairs, _ in members for x in pairs], "declarations": [d for d, _, _ in members],
+                    "proof_docs": sorted(proofs.values(), key=lambda p: p.sha256), "policy": policy, "as_of": as_of,
+                    "claims_input": (claims_input or []) if top else [], "audit_input": audit_input if top else None})  # fmt: skip
+    return out
+
+
+def _proofs_of(pairs: list[tuple[Any, Any]], proof_docs: list[intake.Document]) -> list[intake.Document]:
+    """The proofs that name a device the capacity reports of `pairs` (a site's: (cluster or leaf, document)) count."""
+    if not proof_docs:
+        return []
+    counted = {row.get("device") for _, doc in pairs for row in doc.data.get("devices", []) if isinstance(row, dict)}
+    return [p for p in proof_docs if any(isinstance(x, dict) and x.get("device") in counted
+                                         for x in (p.data.get("devices") or []))]  # fmt: skip
 
 
 def _site(task: tuple[Any, ...]) -> tuple[list[str], dict[str, Any]]:
@@ -218,9 +256,7 @@ def _site(task: tuple[Any, ...]) -> tuple[list[str], dict[str, Any]]:
     for name in d.path:
         if name in (".", "..") or name.startswith("."):
             raise DisclosureError(f"{s.declaration}: place name {name!r} cannot name a folder of the output")
-    counted = {row.get("device") for _, doc in pairs for row in doc.data.get("devices", []) if isinstance(row, dict)}
-    mine = [p for p in proof_docs if any(isinstance(x, dict) and x.get("device") in counted
-                                         for x in (p.data.get("devices") or []))]  # fmt: skip
+    mine = _proofs_of(pairs, proof_docs)
     doc = dd.site(d, pairs, store, policy=policy, proof_docs=mine, as_of=as_of, claims_input=[], audit_input=None,
                   now=now, node_docs=node_docs)  # fmt: skip
     return list(d.path), doc
