@@ -39,6 +39,9 @@ _STREAM_PREFIX = b'{"record":{'
 #: What a version-2 node report holds (its kind, bench.model.reports.NODE_REPORT_KIND): such a document is read by
 #: bench.model.written.parse_node_report first.
 _NODE_REPORT_KIND = b'"bench.node-report"'
+#: What a capacity report holds (its kind, bench.model.reports.CAPACITY_KIND): such a document is read by
+#: bench.model.written.parse_signed first (a country's are 3 MB each).
+_CAPACITY_KIND = b'"bench.capacity-report"'
 #: A stream as any JSON writer may have spaced it (the prefix is the form bench writes).
 _STREAM_START = re.compile(rb'[ \t\r\n]*\{[ \t\r\n]*"record"[ \t\r\n]*:')
 
@@ -160,6 +163,10 @@ def read_json(path: Path, *, root: Path | None = None, max_bytes: int | None = N
         node = written.parse_node_report(raw, max_containers=max_containers)
         if node is not None:
             return Document(path, raw, node[0], signed_body=node[1])
+    if _CAPACITY_KIND in raw:
+        signed = written.parse_signed(raw, max_containers=max_containers)
+        if signed is not None:
+            return Document(path, raw, signed[0], signed_body=signed[1])
     fast = written.parse_written(raw, max_containers=max_containers)
     if fast is not None:
         return Document(path, raw, fast[0], signed_body=fast[1])
