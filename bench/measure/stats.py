@@ -8,6 +8,7 @@ numpy's per-call overhead dominates. The mean is the correctly rounded sum (math
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -64,6 +65,29 @@ NUMPY_FROM = 64
 
 def summarize(samples: Sequence[float]) -> Summary:
     """Median, quartiles, 5th/95th percentiles, extremes and mean of `samples` (seconds)."""
+    return Summary(**summary_fields(samples))
+
+
+#: The quantiles a Summary holds, in the order summary_fields computes them.
+_QUANTILES = (25, 50, 75, 5, 95)
+
+
+@functools.lru_cache(maxsize=256)
+def _positions(n: int) -> tuple[tuple[int, int, float], ...]:
+    """For each of _QUANTILES, percentile()'s (lo, hi, t) in an ascending sequence of n values: the same arithmetic,
+    done once per sample count (a fleet's reports repeat a few counts) instead of once per measurement."""
+    out = []
+    for q in _QUANTILES:
+        position = q / 100 * (n - 1)
+        lo = math.floor(position)
+        out.append((lo, min(lo + 1, n - 1), position - lo))
+    return tuple(out)
+
+
+def summary_fields(samples: Sequence[float]) -> dict[str, float | int]:
+    """summarize(samples).to_dict(), without building the Summary (derive() wants the dict: verifying a fleet
+    recomputes one per measurement of every report). Each percentile is percentile()'s formula on the same (lo, hi, t),
+    so the same floats."""
     if len(samples) == 0:
         raise ValueError("cannot summarize an empty sample")
     if len(samples) >= NUMPY_FROM:
@@ -75,19 +99,12 @@ def summarize(samples: Sequence[float]) -> Summary:
         x = sorted(map(float, samples))
     if not (math.isfinite(x[0]) and math.isfinite(x[-1])) or x[0] <= 0:
         raise ValueError("samples must be finite positive durations")
-    q1, med, q3, p5, p95 = (percentile(x, q) for q in (25, 50, 75, 5, 95))
-    return Summary(
-        n=len(x),
-        median_s=med,
-        q1_s=q1,
-        q3_s=q3,
-        iqr_s=q3 - q1,
-        p5_s=p5,
-        p95_s=p95,
-        min_s=x[0],
-        max_s=x[-1],
-        mean_s=math.fsum(x) / len(x),
-    )
+    q1, med, q3, p5, p95 = [
+        x[hi] - (x[hi] - x[lo]) * (1 - t) if t >= 0.5 else x[lo] + (x[hi] - x[lo]) * t
+        for lo, hi, t in _positions(len(x))
+    ]
+    return {"n": len(x), "median_s": med, "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1, "p5_s": p5, "p95_s": p95,
+            "min_s": x[0], "max_s": x[-1], "mean_s": math.fsum(x) / len(x)}  # fmt: skip
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:

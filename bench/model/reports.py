@@ -524,7 +524,7 @@ def _check_measurement_fields(m: Measurement, where: str, checked_samples: bool 
         if key in m.spec and m.spec[key] < 1:
             raise ReportError(f"{where}.spec.{key} should be a positive integer, found {m.spec[key]}")
     for name, values in () if checked_samples else (("warmup_s", m.warmup_s), ("samples_s", m.samples_s)):
-        if all(0 < value < math.inf for value in values):  # the usual case in one pass (NaN fails it: then the loop)
+        if _positive_durations(values) or all(0 < value < math.inf for value in values):  # NaN fails both: the loop
             continue
         for i, value in enumerate(values):
             if not (math.isfinite(value) and value > 0):
@@ -552,6 +552,18 @@ def _check_measurement_fields(m: Measurement, where: str, checked_samples: bool 
     for key in ("start_utc", "end_utc"):
         if getattr(m, key) is not None:
             parse_timestamp(getattr(m, key), f"{where}.{key}")
+
+
+def _positive_durations(values: Any) -> bool:
+    """True only where every value is a finite positive number, decided in C (sum and min; a generator over a
+    report's 176 samples cost it 20 us): a finite sum means no value is infinite or NaN (both carry through, and
+    inf + -inf is NaN), and then the minimum is exact. False (the caller's own check decides) for an empty list, a
+    sum that overflows or anything sum and min refuse."""
+    try:
+        total = sum(values)
+        return total - total == 0 and min(values) > 0
+    except (OverflowError, TypeError, ValueError):
+        return False
 
 
 def _expect(value: Any, types: type | tuple[type, ...], where: str) -> None:

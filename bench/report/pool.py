@@ -9,6 +9,7 @@ import datetime as dt
 import functools
 import gc
 import multiprocessing
+import operator
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from bench.report.devices import COLUMNS, device_rows
 PARALLEL_FROM = 256
 
 Examined = list[tuple[dict[str, Any], list[tuple[Any, ...]]]]
+#: A device row's values in COLUMNS order, as a tuple (one C call: a generator over 19 keys cost a row 2 us).
+_AS_TUPLE = operator.itemgetter(*COLUMNS)
 
 
 def _load(data: Any) -> tuple[Any, list[bytes] | None, bytes | None]:
@@ -73,7 +76,7 @@ def _examine_one(
         entry["latest_utc"] = report.end_utc or report.start_utc
         # rows travel back from the worker as tuples (in COLUMNS order): a third of the pickling of dicts
         return {**entry, "status": "counted", "reasons": []}, [
-            tuple(r[c] for c in COLUMNS) for r in device_rows(report, entry["digest"], mamf_rule)
+            _AS_TUPLE(r) for r in device_rows(report, entry["digest"], mamf_rule)
         ]
 
 

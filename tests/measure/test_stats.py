@@ -63,3 +63,22 @@ def test_percentiles_match_numpy_exactly():
         q1, med, q3, p5, p95 = np.percentile(x, [25, 50, 75, 5, 95])
         assert (s.q1_s, s.median_s, s.q3_s, s.p5_s, s.p95_s) == (q1, med, q3, p5, p95)
         assert s.mean_s == pytest.approx(float(np.mean(x)), rel=1e-12)
+
+
+def test_summary_fields_are_the_percentile_formula_bit_for_bit():
+    """summary_fields (per-count positions, no Summary built) gives percentile()'s floats for every count and order."""
+    import math
+    import random
+
+    r = random.Random("summary fields")
+    for n in [*range(1, 70), 101, 257, 1000]:
+        x = [r.lognormvariate(-7, r.choice([0.01, 0.3, 2.0])) for _ in range(n)]
+        if r.random() < 0.3:
+            x = [r.choice(x[:3]) for _ in range(n)]  # ties
+        got = stats.summary_fields(x)
+        ordered = sorted(x)
+        q1, med, q3, p5, p95 = (stats.percentile(ordered, q) for q in (25, 50, 75, 5, 95))
+        want = {"n": n, "median_s": med, "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1, "p5_s": p5, "p95_s": p95,
+                "min_s": ordered[0], "max_s": ordered[-1], "mean_s": math.fsum(ordered) / n}  # fmt: skip
+        assert list(got.items()) == list(want.items()), n
+        assert stats.summarize(x).to_dict() == want
