@@ -3,7 +3,9 @@ K / 64 float32 products of inner dimension 64, committed once, and the exact-row
 by. Honest folded answers verify; an unfolded long-K product, a fold in float32 at a long K and every cheaper scheme
 fail through the verifier's own check; loosening the allowance to the whole K lets a cheaper scheme through."""
 
+import ctypes
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,37 +127,74 @@ def test_challenge_issue_folds_float32_by_default():
 
 
 def test_one_panel_as_a_gpu_computes_it_passes_alike():
-    """Off the CPU, fold.product runs the whole matrix as one panel (_panel): the same runs, added the same way."""
+    """Off the CPU, fold.product runs the whole matrix as one panel (_panel): the same runs, added the same way, so
+    the same bits as the CPU's tiles."""
     a, b = _operands(256, 1024)
     whole = torch.empty(256, 256)
     fold._panel(a, b, whole, slice(0, 256), FOLD, fold.GROUP)
-    assert (whole - fold.product(a, b, FOLD)).abs().max() <= 1e-6 * whole.abs().max()
+    assert torch.equal(whole, fold.product(a, b, FOLD))
     assert _score(a, b, whole).passed
 
 
-def test_a_folded_product_refuses_what_it_cannot_fold():
-    a, b = _operands(64, 256)
-    with pytest.raises(ValueError, match="multiple of the fold"):
-        fold.product(a[:, :100], b[:100], FOLD)
-    with pytest.raises(ValueError, match="float32 operands"):
-        fold.product(a.double(), b.double(), FOLD)
+#: Why prepare() may find no kernel on a machine without the tools (a CI runner without a C compiler, a torch build
+#: without MKL): only these skip the kernel's tests; any other reason (its bits differ) fails them.
+NO_TOOLS = ("no C compiler", "torch's CPU build has no MKL", "no sgemm_")
 
 
-def test_cheap_runs_mixed_into_an_honest_fold_fail_from_one_in_ten():
-    """A node may compute some runs with int8 x3 (block scales) and the rest honestly: one run in 10 scores about 1.4
-    and fails; one in 32 scores about 0.9 and passes (a saving of at most 3% of the float32 work: docs/proofs.md,
-    known gaps). No check that passes honest runs can refuse a small enough share of cheap ones."""
-    a, b = _operands(256, 4096)
-    cheap = block_schemes.SCHEMES["int8 block32 x3"]
+def _kernel_or_skip():
+    why = fold.prepare()
+    if why and why.startswith(NO_TOOLS):
+        pytest.skip(f"no compiled fold kernel here: {why}")
+    assert why is None and fold.in_use(), why
 
-    def mixed(every):
-        runs = [
-            torch.from_numpy(np.asarray(cheap(a[:, j : j + FOLD], b[j : j + FOLD], "float32")))
-            if (j // FOLD) % every == 0
-            else (a[:, j : j + FOLD] @ b[j : j + FOLD]).double()
-            for j in range(0, 4096, FOLD)
-        ]
-        return sum(runs).float()
 
-    assert not _score(a, b, mixed(10)).passed
-    assert _score(a, b, mixed(32)).passed
+@pytest.mark.parametrize("group", [1, fold.GROUP])
+def test_the_cpu_kernel_gives_the_torch_paths_bits_on_ragged_tiles(monkeypatch, group):
+    """The compiled kernel (fold_kernel.c) on tiles that do not divide C (190 x 150 in tiles of 48 x 80) and K / 64 =
+    19 runs (two groups of 8 and a partial one) gives, bit for bit, the torch path's folded sums: the whole matrix as
+    one panel (what a GPU computes) and the CPU's row panels."""
+    _kernel_or_skip()
+    monkeypatch.setattr(fold, "TILE", (48, 80))
+    a, b = _operands(256, 19 * FOLD)
+    a, b = a[:190], b[:, :150]
+    whole = torch.empty(190, 150)
+    fold._panel(a, b, whole, slice(0, 190), FOLD, group)
+    assert torch.equal(fold.product(a, b, FOLD, group), whole)
+    assert torch.equal(fold.product(a, b, FOLD, group, kernel=False), whole)
+    if group == 1:  # and the definition: the float64 sum of each run's float32 product, rounded once
+        runs = sum((a[:, j : j + FOLD] @ b[j : j + FOLD]).double() for j in range(0, 19 * FOLD, FOLD))
+        assert torch.equal(whole, runs.float())
+
+
+def test_a_kernel_whose_bits_differ_is_not_used(monkeypatch, tmp_path):
+    """prepare() keeps the compiled kernel only if a probe gives the torch path's bits: a kernel that adds each
+    group's partial a hair off (one part in 10^7) is refused, and products fall back to the torch path's sums."""
+    _kernel_or_skip()
+    src = fold.KERNEL_SOURCE.read_text()
+    assert "acc[i] += (double)part[i];" in src
+    (tmp_path / "bad.c").write_text(src.replace("acc[i] += (double)part[i];", "acc[i] += (double)part[i] * 1.0000001;"))
+    monkeypatch.setattr(fold, "KERNEL_SOURCE", tmp_path / "bad.c")
+    monkeypatch.setattr(fold, "_KERNEL", {})
+    assert "differ" in fold.prepare()
+    assert not fold.in_use()
+    a, b = _operands(128, 512)
+    whole = torch.empty(128, 128)
+    fold._panel(a, b, whole, slice(0, 128), FOLD, fold.GROUP)
+    assert torch.equal(fold.product(a, b, FOLD), whole)
+
+
+def test_each_fold_worker_runs_its_gemms_on_one_thread(monkeypatch):
+    """OpenMP's and MKL's thread counts are per thread, and a worker calling the kernel through ctypes never passes
+    through torch's per-thread initialization: without its own setting, MKL ran each of its GEMMs on the process's
+    default threads (two here: four threads on two cores). Every tile runs where MKL's threads are 1 (asked of MKL
+    itself, before any torch call on that thread), and the caller's torch threads are restored after."""
+    _kernel_or_skip()
+    mkl = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so")).mkl_get_max_threads
+    seen = []
+    real = fold._tile
+    monkeypatch.setattr(fold, "_tile", lambda *args: (seen.append(mkl()), real(*args)))
+    before = torch.get_num_threads()
+    a, b = _operands(256, 512)
+    fold.product(a, b, FOLD)
+    assert seen and set(seen) == {1}, seen
+    assert torch.get_num_threads() == before
