@@ -28,16 +28,13 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import ctypes
-import os
-import shlex
-import subprocess
 import sys
-import sysconfig
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+
+from bench.challenge import native
 
 #: Runs added in float32 before each exact fold into float64 (see the module docstring's error budget).
 GROUP = 8
@@ -91,22 +88,11 @@ def _sgemm() -> tuple[int | None, str | None]:
 
 
 def _compile() -> tuple[ctypes._CFuncPtr | None, str | None]:
-    """fold_kernel.c compiled by the platform's C compiler (CC, else Python's, else cc) for this CPU, loaded, and
-    its file removed; or (None, why not)."""
-    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
-    with tempfile.TemporaryDirectory(prefix="bench-fold-") as tmp:
-        so = Path(tmp) / "fold_kernel.so"
-        for arch in (["-march=native"], []):  # -march=native: AVX-512 adds where the CPU has them
-            cmd = [*cc, "-O3", *arch, "-ffp-contract=off", "-shared", "-fPIC", "-o", str(so), str(KERNEL_SOURCE)]
-            try:
-                done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                return None, f"no C compiler ({exc})"
-            if done.returncode == 0:
-                break
-        else:
-            return None, f"{cc[0]} failed: {done.stderr.strip()[:200]}"
-        fn = ctypes.CDLL(str(so)).fold_tile  # (loaded: the file may go)
+    """fold_kernel.c compiled for this CPU (bench.challenge.native) and its fold_tile, or (None, why not)."""
+    lib, why = native.compile_library(KERNEL_SOURCE)
+    if lib is None:
+        return None, why
+    fn = lib.fold_tile
     fn.restype = ctypes.c_int
     fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
                    ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]  # fmt: skip

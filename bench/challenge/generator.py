@@ -28,10 +28,14 @@ stay normal and finite in every challenge dtype (float16's outputs included: |c|
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+
+from bench.challenge import native as bench_native
 
 #: Binades the operands' magnitudes span, per dtype (e in 0 .. binades - 1): float16's normal range starts at 2**-14,
 #: so its operands keep to 8 (2**-8 .. 1) and stay normal with full significands.
@@ -210,15 +214,79 @@ def fuse(device: torch.device | str, dtype: str, version: int = VERSIONS[-1]) ->
     return None
 
 
+#: The C kernel for float32 operands on a CPU (bench.challenge.native): float32_block, or why it is not in use.
+NATIVE_SOURCE = Path(__file__).with_name("generator_kernel.c")
+_NATIVE: dict[str, Callable[..., None] | str] = {}
+
+
+def native() -> str | None:
+    """Compile generator_kernel.c (float32 on a CPU, both versions) and keep it if it gives eager's bits on a probe
+    block (64 x 4095, every word's multiplies overflowing, and a subset of rows), as fuse() does for its kernel.
+    matrix() then uses it before any fused kernel: torch.compile's float32 kernel ran at several ns an element here,
+    a fifth of a folded proof's window at n = 4096. Returns None when in use, else why not."""
+    if "float32" in _NATIVE:
+        got = _NATIVE["float32"]
+        return got if isinstance(got, str) else None
+    lib, why = bench_native.compile_library(NATIVE_SOURCE)
+    if lib is None:
+        _NATIVE["float32"] = why or "no kernel"
+        return _NATIVE["float32"]
+    fn = lib.float32_block
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_long]
+    h, g = line_keys(b"native-probe".ljust(32, b"\0"), 64, "cpu", 4095)
+    _NATIVE["float32"] = fn
+    got = matrix(b"native-probe".ljust(32, b"\0"), (64, 4095), "float32")
+    rows = torch.tensor([63, 0, 17])
+    part = matrix(b"native-probe".ljust(32, b"\0"), (64, 4095), "float32", rows=rows)
+    eager = elements(h, g, "float32", 2, 4095)
+    if not (torch.equal(got.view(torch.int32), eager.view(torch.int32)) and torch.equal(part, eager[rows])):
+        _NATIVE["float32"] = "the C kernel's bits differ from the formula's on the probe"
+        return _NATIVE["float32"]
+    return None
+
+
+def native_in_use(device_type: str, dtype: str) -> bool:
+    """Whether matrix() generates `dtype` on this device type with the C kernel (native())."""
+    return device_type == "cpu" and dtype == "float32" and callable(_NATIVE.get("float32"))
+
+
+def _native_matrix(fn: Callable[..., None], h: torch.Tensor, g: torch.Tensor,
+                   out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """float32 rows h x columns g by the C kernel (into `out` where it is a contiguous float32 tensor of that shape),
+    blocks of rows across one thread per torch thread (ctypes releases the GIL)."""
+    h, g = h.contiguous(), g.contiguous()
+    if not _fits(out, (len(h), len(g)), torch.float32):
+        out = torch.empty(len(h), len(g), dtype=torch.float32)
+    step = max(1, CHUNK // max(1, len(g)))
+
+    def fill(start: int) -> None:
+        rows = min(step, len(h) - start)
+        fn(h.data_ptr() + 4 * start, rows, g.data_ptr(), len(g), out.data_ptr() + 4 * start * len(g), len(g))
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
+        list(pool.map(fill, range(0, len(h), step)))
+    return out
+
+
+def _fits(out: torch.Tensor | None, shape: tuple[int, int], dtype: torch.dtype) -> bool:
+    """Whether `out` can be written as a CPU operand of this shape and dtype."""
+    return (out is not None and out.device.type == "cpu" and tuple(out.shape) == shape and out.dtype == dtype
+            and out.is_contiguous())  # fmt: skip
+
+
 def is_fused(device_type: str, dtype: str, version: int = VERSIONS[-1]) -> bool:
     """Whether fuse() compiled the generator for this device type ('cpu', 'cuda'), dtype and version."""
     return (device_type, dtype, _formula(dtype, version)) in _FUSED
 
 
 def matrix(seed: bytes, shape: int | tuple[int, int], dtype: str, rows: torch.Tensor | None = None,
-           device: torch.device | str = "cpu", version: int = 2) -> torch.Tensor:  # fmt: skip
+           device: torch.device | str = "cpu", version: int = 2, out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """Rows `rows` (default: all) of the operand keyed by `seed`, of `shape` (n: n x n; or (rows, columns)),
-    generated on `device` by generator `version` (VERSIONS)."""
+    generated on `device` by generator `version` (VERSIONS). On a CPU, into `out` where it fits (a contiguous CPU
+    tensor of the operand's shape and dtype; a fused kernel makes its own): a node reuses the previous product's
+    operands, whose pages are already mapped (a fresh 128 MiB operand cost about 60 ms of page faults here, a
+    sixth of generating it, 0.4 s a folded product at n = 4096)."""
     if dtype not in LAYOUT:
         raise ValueError(f"no operand generator for {dtype!r}; valid: {', '.join(LAYOUT)}")
     if version not in VERSIONS:
@@ -228,13 +296,16 @@ def matrix(seed: bytes, shape: int | tuple[int, int], dtype: str, rows: torch.Te
     if rows is not None:
         h = h.index_select(0, rows.to(device=device, dtype=torch.int64))
     kind = torch.device(device).type
+    if native_in_use(kind, dtype):
+        return _native_matrix(_NATIVE["float32"], h, g, out)  # type: ignore[arg-type]
     fused = _FUSED.get((kind, dtype, _formula(dtype, version)))
     if fused is not None:  # one call: a fused kernel keeps no temporaries, and its output is the operand (no copy)
         try:
             return _finish(fused(h, g), dtype, version, n).contiguous()
         except Exception:  # noqa: BLE001 - a shape the kernel must be recompiled for, and that fails: eager, same bits
             _FUSED.pop((kind, dtype, _formula(dtype, version)), None)
-    out = torch.empty(len(h), n, dtype=getattr(torch, dtype), device=device)
+    if kind != "cpu" or not _fits(out, (len(h), n), getattr(torch, dtype)):
+        out = torch.empty(len(h), n, dtype=getattr(torch, dtype), device=device)
     if kind != "cpu":
         step = max(1, CHUNK // n)
         for start in range(0, len(h), step):

@@ -60,11 +60,12 @@ def warm(device: dict[str, Any], fuse: bool = True) -> float:
     with the same bits). On a CPU the generator shares the cores with the product, and its share of the window is
     generation ns/element x FLOP rate / n: eager (about 20 passes over memory) cost half the window at n = 4096
     (docs/proofs.md, "How tight a proof is"). Compiling takes 5-30 s per device type, before the challenge arrives.
-    On a CPU the folded product's kernel is compiled too (fold.prepare: about 0.2 s; where it cannot be, the torch
-    path gives the same bits, slower). Returns the seconds."""
+    On a CPU the folded product's and float32 operands' C kernels are compiled too (fold.prepare, generator.native:
+    about 0.2 s each; where they cannot be, the torch paths give the same bits, slower). Returns the seconds."""
     start = time.perf_counter()
     if device["kind"] == "cpu":
         fold.prepare()
+        generator.native()
     if fuse:
         for dtype in DTYPES:
             generator.fuse(device["id"], dtype)  # where it fails, eager generation answers (same bits, slower)
@@ -76,12 +77,15 @@ def warm(device: dict[str, Any], fuse: bool = True) -> float:
     return time.perf_counter() - start
 
 
-def operands(ch: Challenge, node: str, device: dict[str, Any], index: int) -> tuple[torch.Tensor, torch.Tensor]:
+def operands(ch: Challenge, node: str, device: dict[str, Any], index: int,
+             reuse: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """A_i (n x K) and B_i (K x n) for `device`: version 2 generated on the device itself (torch integer ops, no host work, no copy);
-    version 1 on the host."""
+    version 1 on the host. On a CPU, into `reuse` (the previous product's operands, no longer needed) where given:
+    their pages are mapped already (generator.matrix)."""
     on = device["id"] if ch.operands >= 2 else "cpu"
     return tuple(operand(ch.nonce, node, device["uuid"], index, which, ch.n, ch.dtype, ch.operands, inner=ch.inner,
-                         on=on) for which in "AB")  # type: ignore[return-value]  # fmt: skip
+                         on=on, out=None if reuse is None else reuse[k])
+                 for k, which in enumerate("AB"))  # type: ignore[return-value]  # fmt: skip
 
 
 #: torch's switches for cuBLAS's reduced-precision split-K reductions of half-precision GEMMs (both on by default).
@@ -150,9 +154,13 @@ def compute_all(ch: Challenge, node: str, device: dict[str, Any]) -> list[Produc
               concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="bench-hash") as hashers,
               concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bench-commit") as committer):  # fmt: skip
             pending = []
+            spent = None  # the previous product's operands: on a CPU, the next product's are written into them
             for i in range(ch.products):
                 start = time.perf_counter()
-                c = multiply(device, *operands(ch, node, device, i), ch.fold)
+                a, b = operands(ch, node, device, i, spent)
+                c = multiply(device, a, b, ch.fold)
+                spent = (a, b) if device["kind"] == "cpu" else None
+                del a, b
                 pending.append(committer.submit(_hashed, device, i, c, start, hashers))
             return [p.result() for p in pending]
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bench-operands") as pool:
@@ -280,5 +288,6 @@ def answer(ch: Challenge, node: str, inventory: dict[str, Any], devices: list[di
     kinds = sorted({torch.device(d["id"]).type for d in devices})
     return {"node": node, "commitment": str(commit_path), "reveal": str(drop / base), "products": len(products),
             "flops": flops, "seconds_to_commit": committed_after,
-            "generator": {k: "fused" if generator.is_fused(k, ch.dtype, ch.operands) else "eager" for k in kinds},
+            "generator": {k: "native" if ch.operands >= 2 and generator.native_in_use(k, ch.dtype)
+                          else "fused" if generator.is_fused(k, ch.dtype, ch.operands) else "eager" for k in kinds},
             "node_gflops": flops / committed_after / 1e9}  # fmt: skip

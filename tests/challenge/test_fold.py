@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from bench import challenge as chl
-from bench.challenge import exact_rows, fold
+from bench.challenge import exact_rows, fold, node
 from bench.challenge.protocol import FOLD
 from tests.adversarial import block_schemes
+from tests.fakes.cuda import device_of
 from tests.perf import precision_table as table
 from tests.test_challenge import AUDITOR, _answer, _drop, _errors, _issue, _receipts, verify
 
@@ -198,3 +199,32 @@ def test_each_fold_worker_runs_its_gemms_on_one_thread(monkeypatch):
     fold.product(a, b, FOLD)
     assert seen and set(seen) == {1}, seen
     assert torch.get_num_threads() == before
+
+
+def test_the_cuda_path_folds_on_the_device_with_the_cpus_bits(fake_cuda):
+    """On a CUDA device (the fake: CPU arithmetic, CUDA's device rules) fold.product computes one panel by torch
+    ops, on the device (nothing copied to the host), and its sums are the CPU's, bit for bit (here the fake's
+    arithmetic is the CPU's: a real GPU's GEMM sums each run in its own order, within the fold's error)."""
+    fake_cuda(count=1)
+    a, b = _operands(256, 19 * FOLD)
+    a, b = a[:190], b[:, :150]
+    got = fold.product(a.to("cuda:0"), b.to("cuda:0"), FOLD)
+    assert device_of(got) == "cuda:0"
+    assert torch.equal(got.cpu(), fold.product(a, b, FOLD))
+
+
+def test_the_node_generates_each_products_operands_into_the_previous_ones(tmp_path, monkeypatch):
+    """On a CPU, compute_all writes product i + 1's A and B into product i's (no longer needed; their pages are
+    mapped, where a fresh 128 MiB operand cost about 60 ms of page faults), and the products are the same bits as
+    from fresh operands."""
+    _, ch = _issue(tmp_path, n=256, products=3, inner=512, fold=FOLD)
+    device = {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "host-a"}
+    made = []
+    real = node.operand
+    monkeypatch.setattr(node, "operand", lambda *a, **k: made.append((k.get("out"), real(*a, **k))) or made[-1][1])
+    products = chl.compute_all(ch, "node-a", device)
+    monkeypatch.undo()
+    assert [out is None for out, _ in made] == [True, True, False, False, False, False]
+    assert made[2][0] is made[0][1] and made[3][0] is made[1][1] and made[4][0] is made[2][1]
+    for p in products:
+        assert torch.equal(p.c, chl.compute(ch, "node-a", device, p.index).c)
