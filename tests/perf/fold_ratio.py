@@ -6,7 +6,8 @@ arithmetic? The go/no-go of issue 23's float32 proofs, measured on this CPU.
 Speed, for each n (K = n, runs of L = protocol.FOLD 64): the float32 MAMF (n x n x n torch.matmul on all cores,
 best of --reps, interleaved with the folds so that other load depresses both alike); the folded product (bench.challenge.fold.product) at group 1 (every run folded exactly into float64), 4, 8
 and 16 (runs added in float32 first), and the naive whole-matrix fold (C_j = A_j B_j, then S += C_j in float64) for
-comparison; the Merkle root of C on all cores (what the node hashes once per folded product); the generation of
+comparison, and the node's fold on the torch path (what runs where fold.prepare() finds no C compiler or MKL:
+row panels by torch ops); the Merkle root of C on all cores (what the node hashes once per folded product); the generation of
 A and B (2 n K elements; compiled as `challenge answer` compiles it, unless --eager). The projected proven ratio
 is 2 n^2 K / (generate + fold + hash) / MAMF: the node's window as it runs on a CPU (hashing product i overlaps
 product i + 1 there, but takes the same cores, so it is counted in full).
@@ -70,6 +71,7 @@ def speed(n: int, eager: bool, reps: int) -> None:
     a, b = torch.randn(n, k), torch.randn(k, n)
     runs = {"float32 matmul (MAMF)": lambda: a @ b,
             **{f"fold.product group {g}": lambda g=g: fold.product(a, b, FOLD, g) for g in (1, 4, 8, 16)},
+            "fold.product group 8, torch path (no kernel)": lambda: fold.product(a, b, FOLD, kernel=False),
             "naive whole-matrix fold": lambda: naive_fold(a, b, FOLD)}  # fmt: skip
     times = {name: float("inf") for name in runs}
     for _ in range(reps):
@@ -77,7 +79,7 @@ def speed(n: int, eager: bool, reps: int) -> None:
             times[name] = min(times[name], _best(f, reps=1))
     mamf = flops / times.pop("float32 matmul (MAMF)")
     print(f"n={n} K={k} L={FOLD}: float32 MAMF {mamf / 1e9:.1f} GFLOPS (best of {reps}, load average "
-          f"{os.getloadavg()[0]:.1f})")  # fmt: skip
+          f"{os.getloadavg()[0]:.1f}); fold kernel: {fold.prepare() or 'in use'}, tiles of {fold.TILE}")  # fmt: skip
     c = fold.product(a, b, FOLD)
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
         hash_s = _best(lambda: chl.merkle_root(chl.row_bytes(c), pool))

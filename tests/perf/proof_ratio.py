@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -49,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import challenge as chl
-from bench.challenge import fold, generator
+from bench.challenge import fold, generator, node
 from bench.challenge.protocol import FOLD, INNER_FACTOR
 from bench.hardware import peaks
 from bench.model import keys
@@ -100,9 +102,58 @@ def _timed(f) -> float:
     return time.perf_counter() - start
 
 
+#: The node's phases timed inside the round (bench.challenge.node's functions, wrapped while it answers).
+PHASES = {"operands": "generate A, B", "multiply": "multiply", "_hashed": "hash C", "commitment": "sign commitment"}
+
+
+@contextlib.contextmanager
+def timeline() -> Iterator[list[tuple[str, float, float]]]:
+    """(phase, start, end) in Unix seconds of each call of node's PHASES while the block runs (compute_all looks
+    them up in its module at each call, so the wrappers see every product)."""
+    events: list[tuple[str, float, float]] = []
+    saved = {name: getattr(node, name) for name in PHASES}
+
+    def wrap(name, f):
+        def timed(*args, **kwargs):
+            start = time.time()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                events.append((name, start, time.time()))
+
+        return timed
+
+    for name, f in saved.items():
+        setattr(node, name, wrap(name, f))
+    try:
+        yield events
+    finally:
+        for name, f in saved.items():
+            setattr(node, name, f)
+
+
+def print_timeline(events: list[tuple[str, float, float]], issued: float, arrival: float, flops: float,
+                   rate: float) -> None:  # fmt: skip
+    """Where the window went: each phase's calls from the issue time, the multiply's share of the window, and what
+    no phase covered (answer start, polling)."""
+    window = arrival - issued
+    print(f"  window {window:.3f} s (issue to the commitment's arrival); the products at MAMF would take "
+          f"{flops / rate:.3f} s")  # fmt: skip
+    for name, label in PHASES.items():
+        spans = sorted((s - issued, e - issued) for k, s, e in events if k == name)
+        total = sum(e - s for s, e in spans)
+        print(f"    {label}: {total:.3f} s in {len(spans)} call(s) = {total / window:.1%} of the window: "
+              + ", ".join(f"{s:.3f}-{e:.3f}" for s, e in spans))  # fmt: skip
+    last = max(e for _, _, e in events) - issued
+    first = min(s for _, s, _ in events) - issued
+    print(f"    before the first phase {first:.3f} s, after the last (commitment written, polled) "
+          f"{window - last:.3f} s")  # fmt: skip
+
+
 def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool,
-                 run: int | None = None) -> tuple[float, dict[str, float]]:  # fmt: skip
-    """(proven FLOP/s, seconds per phase of the node's own products) of one honest round on this CPU."""
+                 run: int | None = None, mamf_rate: float = 1.0) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """(proven FLOP/s, seconds per phase of the node's own products) of one honest round on this CPU; prints where
+    its window went (print_timeline; `mamf_rate` in FLOP/s for the products' time at MAMF)."""
     auditor, node_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     auditor_id = keys.key_id(keys.raw_public(auditor.public_key()))
     node_id = keys.key_id(keys.raw_public(node_key.public_key()))
@@ -116,6 +167,8 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool,
             why = generator.fuse("cpu", dtype)
             print(f"  fused generator for {dtype} on the CPU: {why or 'in use'}")
         chl.warm(device, fuse=False)
+        if run:
+            print(f"  fold kernel (bench.challenge.fold.prepare): {fold.prepare() or 'in use'}")
         data = chl.issue(auditor, dtype=dtype, n=n, products=products, window=dt.timedelta(hours=1), nodes=None,
                          inner=inner, fold=run)  # fmt: skip
         path = tmp / "challenge.json"
@@ -135,13 +188,16 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool,
 
         collector = threading.Thread(target=collect)
         collector.start()
-        chl.answer(ch, "node", inventory, [device], drop, node_key)
+        with timeline() as events:
+            chl.answer(ch, "node", inventory, [device], drop, node_key)
         done.set()
         collector.join()
         write_atomic(tmp / "receipts.json", dumps(chl.receipts_doc(ch, receipts, auditor)))
         verdict = chl.verify(path, drop, tmp / "receipts.json", {node_id}, auditor=auditor_id)
         assert verdict.fleet["verified_flops"] == products * 2 * n * n * inner, verdict.findings
         proven = verdict.fleet["gflops_lower_bound"] * 1e9
+        arrival = ch.issued.timestamp() + verdict.fleet["elapsed_s"]
+        print_timeline(events, ch.issued.timestamp(), arrival, products * 2 * n * n * inner, mamf_rate)
     # each phase alone, for the cost model
     gen = _timed(lambda: chl.operand(ch.nonce, "node", "x", 0, "A", n, dtype, ch.operands, inner=inner))
     a = chl.operand(ch.nonce, "node", "x", 0, "A", n, dtype, ch.operands, inner=inner)
@@ -220,7 +276,7 @@ def main() -> None:
     for dtype, inner, run in runs:
         m = mamf(args.n, inner, dtype)
         products = short_k_products(args.products, args.n, inner)
-        proven, phases = honest_round(args.n, inner, products, dtype, not args.eager, run)
+        proven, phases = honest_round(args.n, inner, products, dtype, not args.eager, run, m)
         print(f"{dtype} n={args.n} K={inner}{f' folded in runs of {run}' if run else ''} x{products} on this CPU ({'fused' if generator.is_fused('cpu', dtype) else 'eager'} "
               f"generator): MAMF {m / 1e9:.1f} GFLOPS, proven "
               f"{proven / 1e9:.1f} GFLOPS -> proven/MAMF {proven / m:.2f}; generation "
