@@ -177,8 +177,9 @@ def operand(nonce: str, node: str, device: str, index: int, which: str, n: int, 
     write the operand into (generator.matrix)."""
     k = n if inner is None else inner
     if version in generator.VERSIONS:
+        reuse = {} if out is None else {"out": out}  # (passed only when given: stand-ins for matrix predate it)
         return generator.matrix(seed(nonce, node, device, index, which), (n, k) if which == "A" else (k, n), dtype,
-                                rows, on, version, out)  # fmt: skip
+                                rows, on, version, **reuse)  # fmt: skip
     if version != 1:
         raise ValueError(f"unknown operand generator version {version!r}; valid: {OPERAND_VERSIONS}")
     if k != n:
