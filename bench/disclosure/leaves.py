@@ -401,6 +401,10 @@ class _Shared:
     number: dict[str, int]  # label -> its number in `codes`
     codes: np.ndarray  # each counted row's leaf, by number
     counted: pd.DataFrame
+    #: where each leaf's rows lie in `counted` ([start, stop) by number) when every leaf's rows lie together (they do:
+    #: counted is ordered by site and cluster first), else None: a subset's rows are then its leaves' runs in order
+    #: of their starts, found without a mask over the whole tree's rows for each level
+    runs: tuple[np.ndarray, np.ndarray] | None = None
 
 
 #: The merge shared_merge holds while its block runs (forked workers inherit it); empty otherwise.
@@ -445,13 +449,28 @@ def shared_merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_agg
             codes = counted["leaf"].map(number).to_numpy(dtype=np.int64)
             entry = _Shared((trusted_aggregator, as_of, stale_after),
                             {lf.label: (lf.path, lf.cluster, lf.sha256, rows) for lf, rows in leaves}, number, codes,
-                            counted)  # fmt: skip
+                            counted, _runs(codes, len(number)))  # fmt: skip
             _SHARED.append(entry)
     try:
         yield
     finally:
         if entry is not None:
             _SHARED.remove(entry)
+
+
+def _runs(codes: np.ndarray, leaves: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each leaf number's [start, stop) in `codes` (empty, start == stop, for a leaf with no counted row), or None
+    unless each number's rows lie together."""
+    if not len(codes):
+        return None
+    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    if len(np.unique(codes[starts])) != len(starts):  # a number in two places
+        return None
+    start = np.zeros(leaves, dtype=np.int64)
+    stop = np.zeros(leaves, dtype=np.int64)
+    start[codes[starts]] = starts
+    stop[codes[starts]] = np.append(starts[1:], len(codes))
+    return start, stop
 
 
 def _taken(leaves: list[tuple[Leaf, list[dict[str, Any]]]], key: tuple[bool, dt.datetime, dt.timedelta]) -> pd.DataFrame | None:  # fmt: skip
@@ -467,7 +486,13 @@ def _taken(leaves: list[tuple[Leaf, list[dict[str, Any]]]], key: tuple[bool, dt.
                 break
             wanted[shared.number[lf.label]] = True
         else:
-            at = np.flatnonzero(wanted[shared.codes])
+            if shared.runs is not None:  # the leaves' runs in order: what the mask below finds, without the mask
+                start, stop = shared.runs
+                mine = np.flatnonzero(wanted)
+                mine = mine[np.argsort(start[mine], kind="stable")]
+                at = np.concatenate([np.arange(start[i], stop[i]) for i in mine.tolist()] or [np.zeros(0, np.int64)])
+            else:
+                at = np.flatnonzero(wanted[shared.codes])
             if len(at) == len(shared.codes):  # the whole tree (its top level): the frame itself, not a second copy
                 return shared.counted.copy(deep=False)  # (copy on write: a change to either copies what it changes)
             if len(at):
