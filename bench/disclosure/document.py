@@ -313,21 +313,31 @@ def _rows_task(task: tuple[Any, ...]) -> dict[str, Any] | None:
     return rows if rows["refused"] is None else None
 
 
+def _ahead_task(fn: Any, task: tuple[str, Any]) -> Any:
+    """A task of precomputed's pool: one level's from_rows (_rows_task), or fn of an item given along."""
+    kind, item = task
+    return _rows_task(item) if kind == "rows" else fn(item)
+
+
 @contextlib.contextmanager
-def precomputed(levels: list[dict[str, Any]]) -> Iterator[None]:
+def precomputed(levels: list[dict[str, Any]], *, along: tuple[Any, list[Any]] | None = None) -> Iterator[list[Any]]:
     """While the block runs, compute() of any of `levels` (from_rows' keyword arguments each) takes the sections its
     rows decide from a derivation done here beforehand: all of them at once by worker processes (one per core), the
     largest first, so that no core waits while one level (a country's million rows) is derived alone, as it was when
-    each level waited for the one below. The documents are the same (tests/disclosure/test_precomputed.py)."""
+    each level waited for the one below. The documents are the same (tests/disclosure/test_precomputed.py). `along`,
+    (fn, items): fn of each item by the same workers after the levels (one pool forked, not two), its results yielded
+    in order (the first exception in that order raised, as map_forked raises it)."""
     order = sorted(range(len(levels)), key=lambda i: -sum(len(rows) for _, rows in levels[i]["leaves"]))
-    tasks = [(i, levels[i]) for i in order]
+    fn, items = along if along is not None else (None, [])
+    tasks = [("rows", (i, levels[i])) for i in order] + [("along", item) for item in items]
+    done = map_forked(functools.partial(_ahead_task, fn), tasks)
     held: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for (_, kw), rows in zip(tasks, map_forked(_rows_task, tasks), strict=True):
+    for (_, (_, kw)), rows in zip(tasks[: len(order)], done[: len(order)], strict=True):
         if rows is not None:
             held[inputs_key(**kw)] = rows
     _PRECOMPUTED.append(held)
     try:
-        yield
+        yield done[len(order) :]
     finally:
         _PRECOMPUTED.remove(held)
 

@@ -153,10 +153,12 @@ def _levels(sites: list[SiteFolder], store: Store, stack: contextlib.ExitStack, 
         stack.enter_context(shared_merge(shared, trusted_aggregator=policy.aggregator_ids is not None, as_of=as_of,
                                          stale_after=dt.timedelta(seconds=policy.stale_after_s)))  # fmt: skip
         # every roll-up's figures from its rows derived at once by worker processes, the largest first (the country's
-        # alone took a core for seconds after the regions), for the roll-ups below to take (dd.precomputed)
-        stack.enter_context(dd.precomputed(_rollups(placed, policy=policy, proof_docs=proof_docs, as_of=as_of,
-                                                    claims_input=claims_input, audit_input=audit_input)))  # fmt: skip
-        sited = map_forked(_site, [(s, None, store, policy, proof_docs, as_of, now, None) for s in sites])
+        # alone took a core for seconds after the regions), for the roll-ups below to take (dd.precomputed); the sites'
+        # documents built by the same workers after them
+        sited = stack.enter_context(dd.precomputed(
+            _rollups(placed, policy=policy, proof_docs=proof_docs, as_of=as_of, claims_input=claims_input,
+                     audit_input=audit_input),
+            along=(_site, [(s, None, store, policy, proof_docs, as_of, now, None) for s in sites])))  # fmt: skip
     for path, doc in sited:
         b = _keep(store, write, doc, output.joinpath(*path), "site", path[-1])
         by_city.setdefault(tuple(path[:3]), []).append(b)
