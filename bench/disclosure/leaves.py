@@ -247,9 +247,12 @@ def _read_checked(path: Path, root: Path | None) -> Read | intake.InputError:
         inspected = sign.inspect(doc.data, body=doc.signed_body)
         rows = _laid_out(doc.data) if inspected[0] else None
     # the signed body (3 MB for a site's capacity report) served the check above; pickled back and kept by the store
-    # it cost a country of 200 sites about 0.6 GB of peak memory and the time to pickle it
-    doc = dataclasses.replace(doc, signed_body=None)
-    _ = doc.sha256  # hashed here, and carried back with the document
+    # it cost a country of 200 sites about 0.6 GB of peak memory and the time to pickle it. So do the file's bytes: a
+    # store finds a document by their SHA-256 (hashed here, and carried back as the document's) and reads its data,
+    # never the bytes again
+    sha256 = doc.sha256
+    doc = dataclasses.replace(doc, raw=b"", signed_body=None)
+    doc.__dict__["sha256"] = sha256  # functools.cached_property's own slot: the hash of the bytes read
     return doc, inspected, rows
 
 
