@@ -287,10 +287,10 @@ def paired_regressions(baselines: Sequence[NodeReport], candidates: Sequence[Nod
     if missing := unjudged(baselines, candidates):
         note += f"; {len(missing)} metric(s) not measured by every run, not judged: " + ", ".join(missing)
     gated = len(metrics) - len(ungated)
-    if not gated:
+    worse = [pm for pm in metrics if pm.verdict.regressed]
+    if not worse and not gated:
         return [Gate("baseline", False, f"none of {len(metrics)} metrics is steady enough to gate "
                      f"{max_regression:.1%} on {how}: more pairs, or a larger --max-regression{note}")]  # fmt: skip
-    worse = [pm for pm in metrics if pm.verdict.regressed]
     if not worse:
         return [Gate("baseline", True, f"no regression in {gated} gated metrics on {how}{note}")]
     return [Gate("baseline", False, f"{pm.metric.title}: {pm.verdict.ratio - 1:+.1%} (median of {len(pairs)} paired "

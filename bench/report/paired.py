@@ -18,8 +18,10 @@ the cloud", Empirical Software Engineering, 2020). The rule:
   gate reads them, drift.metric_figure); the change is the median of the ratios;
 - the noise floor of that median comes from the ratios' own spread: Z x robust CV of the ratios x sqrt(pi/2) /
   sqrt(P) for P pairs (pair_floor; the median of P normal draws varies sqrt(pi/2) times as much as their mean);
-- a metric is gated only when its floor is within the threshold, and with at least MIN_PAIRS pairs (fewer give no
-  spread); a gated metric regresses when its median ratio is below 1 - threshold. A gate that gates nothing fails.
+- a metric regresses when its median ratio is below 1 - threshold and below 1 - floor (past the threshold and past
+  its own noise: asv's "a factor and significance"); with fewer than MIN_PAIRS pairs there is no spread and nothing
+  is called. A metric is "gated" (the gate can vouch that it did not slow down by the threshold) when its floor is
+  within the threshold; a gate that regressed nowhere and gated nothing fails, as it cannot vouch for anything.
 
 The recommended threshold (recommended_threshold) comes from A/A sessions: unchanged code paired with itself. Its
 ratios' robust CV is the pairing's own noise; the threshold is the largest A/A floor for P pairs among the metrics
@@ -146,7 +148,10 @@ class PairedVerdict:
 
     @property
     def regressed(self) -> bool:
-        return self.gated and self.ratio < 1 - self.threshold
+        """Below 1 - threshold and, where the pairs are noisier than the threshold, below their own noise floor too:
+        a drop past both is a change whatever the metric's noise (asv's rule: a factor and significance), so a
+        half-speed candidate is caught on a noisy machine; a smaller drop on a noisy metric is not called."""
+        return self.spread_known and self.ratio < 1 - max(self.threshold, self.floor)
 
 
 def judge(pair_ratios: Sequence[float], threshold: float) -> PairedVerdict:

@@ -2,6 +2,19 @@
 
     .venv/bin/python tests/perf/gate_false_alarms.py [--runs 10] [--candidates 10] [--workers 3] [--slow-runs 3]
                                                       [--threshold 5%] [--budget 0.5] [--config FILE]
+    .venv/bin/python tests/perf/gate_false_alarms.py --paired [--aa-pairs 6] [--pairs 4] [--candidates 10]
+                                                      [--slow-runs 3] [--threshold 5%] [--budget 0.5] [--sizes 1024] [--config FILE]
+
+--paired measures `bench gate` (bench.report.paired): every candidate is a session of `--pairs` pairs, its runs
+alternating with baseline runs of the same code base (A B B A A B ...), judged on the median of the pairs' candidate /
+baseline ratios. First an A/A session of `--aa-pairs` pairs (unchanged code against itself) gives the pairs' spread
+per metric and the recommended threshold (paired.recommended_threshold for candidates of `--pairs` pairs); then
+`--candidates` unchanged candidates and `--slow-runs` of each slow-down below, each in its own paired session, judged
+at the recommended threshold and at `--threshold`. It prints the A/A pairs' robust CV next to the unpaired between-run
+robust CV of the same runs (what drift adds), each candidate's change per metric, floor and verdict, and each
+candidate's verdict by the unpaired gate against the A/A runs made before it (the drift it cannot separate).
+
+Without --paired it measures the unpaired gate of `bench run --baseline` (bench.report.drift):
 
 Makes `--runs` back-to-back `bench run`s of unchanged code, the baseline (default: a short matmul-only config,
 float32 and float64 at two fixed sizes, `--budget` seconds each; `--config` for another suite), each in its own
@@ -62,7 +75,7 @@ workloads = ["matmul"]
 [matmul]
 search = "none"
 precisions = ["float32", "float64"]
-sizes = [512, 1024]
+sizes = [{sizes}]
 budget_s = {budget}
 max_warmup_s = 0.2
 
@@ -203,8 +216,146 @@ def judge_all(base: list[NodeReport], candidates: dict[str, list[list[NodeReport
               f"pass {counts.get('pass', 0)}; CANNOT GATE {counts.get('CANNOT GATE', 0)}")  # fmt: skip
 
 
+def sizes(args: argparse.Namespace) -> str:
+    """The default config's matmul sizes: --sizes, else 1024 paired (two metrics: a run of about 4 s, so that the
+    sessions fit in ten minutes; 512^3 figures spread 2-3x more between runs) and 512, 1024 unpaired."""
+    text = args.sizes or ("1024" if args.paired else "512,1024")
+    try:
+        return ", ".join(str(int(n)) for n in text.split(","))
+    except ValueError:
+        raise SystemExit(f"--sizes {text!r}: expected sizes like 512,1024") from None
+
+
+#: which side runs at each slot of a paired session, cycled: linear drift cancels over each A B B A
+ABBA = ("A", "B", "B", "A")
+
+
+def paired_main(args: argparse.Namespace) -> None:
+    """The paired mode (see the module's docstring)."""
+    from bench.report import paired
+
+    threshold = gates.parse_fraction(args.threshold)
+    print(f"before: {uptime()}", flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="gate-paired-") as tmp:
+        work = Path(tmp)
+        config = args.config.resolve() if args.config else work / "short.toml"
+        if not args.config:
+            config.write_text(SHORT.format(budget=args.budget, sizes=sizes(args)))
+        plain = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        took: list[float] = []
+        loads: list[float] = []
+        counter = iter(range(1_000_000))
+
+        def run(name: str, path: str = plain, env: dict[str, str] | None = None) -> NodeReport:
+            t = time.monotonic()
+            loads.append(os.getloadavg()[0])
+            r = bench_run(config, work / f"{next(counter):04d}-{name}", path, env)
+            took.append(time.monotonic() - t)
+            print(f"{name}: {took[-1]:.1f} s", file=sys.stderr, flush=True)
+            return r
+
+        def session(name: str, pairs: int, path: str = plain, env: dict[str, str] | None = None):
+            """(baseline runs, candidate runs, 1-minute loads) of one paired session: A B B A ... of `pairs` pairs."""
+            base, cand, first = [], [], len(loads)
+            for slot in range(2 * pairs):
+                if ABBA[slot % len(ABBA)] == "A":
+                    base.append(run(f"{name}-A{slot}"))
+                else:
+                    cand.append(run(f"{name}-B{slot}", path, env))
+            return base, cand, loads[first:]
+
+        aa_base, aa_cand, aa_loads = session("aa", args.aa_pairs)
+        sessions: dict[str, list[tuple[list[NodeReport], list[NodeReport], list[float]]]] = {
+            "unchanged": [session(f"cand{i}", args.pairs) for i in range(args.candidates)]
+        }
+        notes: dict[str, list[str]] = {}
+        for kind, code in (("half-threads", HALF_THREADS), ("10%-slower", TEN_PERCENT_SLOWER)):
+            folder = work / kind
+            folder.mkdir()
+            (folder / "sitecustomize.py").write_text(code)
+            path = os.pathsep.join([str(folder), plain])
+            for i in range(args.slow_runs):
+                log = work / f"{kind}-{i}.jsonl"
+                sessions.setdefault(kind, []).append(
+                    session(f"{kind}{i}", args.pairs, path, {"GATE_INJECT_LOG": str(log)})
+                )
+                if kind == "10%-slower":
+                    notes.setdefault(kind, []).append(injected(log))
+    print(f"after: {uptime()}")
+    n_sessions = args.candidates + 2 * args.slow_runs
+    print(f"{len(took)} runs in {time.monotonic() - started:.0f} s ({statistics.median(took):.1f} s each, median): an "
+          f"A/A session of {args.aa_pairs} pairs, then {args.candidates} unchanged candidates and {args.slow_runs} of "
+          f"each slow-down, each a session of {args.pairs} pairs ({n_sessions} sessions, A B B A ...); "
+          f"{os.cpu_count()} logical CPUs; 1-minute load as runs started {min(loads):.1f}-{max(loads):.1f}")  # fmt: skip
+    threads = sorted({m.threads for r in aa_base for m in r.measurements if m.threads})
+    for kind, groups in sessions.items():
+        theirs = sorted({m.threads for _, c, _ in groups for r in c for m in r.measurements if m.threads})
+        print(f"CPU threads recorded: baseline {threads}, {kind} candidates {theirs}")
+
+    # the A/A session: the pairs' spread against the unpaired spread of the same runs
+    _, aa_metrics, broken = gates.paired_metrics(aa_base, aa_cand, threshold)
+    if broken:
+        raise SystemExit("the A/A session cannot be paired: " + broken[0].message)
+    unpaired = figures([*aa_base, *aa_cand])
+    spreads = {pm.metric.title: paired.pair_spread(pm.verdict.ratios) for pm in aa_metrics}
+    rec = paired.recommended_threshold(list(spreads.values()), args.pairs)
+    print(
+        f"\nA/A session, {args.aa_pairs} pairs of unchanged code (ratio = second side / first side of each pair); "
+        f"floor for a candidate of {args.pairs} pairs = {paired.Z:g} x robust CV x sqrt(pi/2) / sqrt({args.pairs}); 1-minute load {min(aa_loads):.1f}-{max(aa_loads):.1f}"
+    )
+    print(f"{'metric':<44} {'unpaired':>8} {'paired':>7} {'floor':>6} steady {'pairs':>5}  A/A ratios")
+    for pm in aa_metrics:
+        sp = spreads[pm.metric.title]
+        runs_cv = drift.robust_cv(unpaired[pm.metric.title])
+        print(f"{short(pm.metric.title)[:44]:<44} {runs_cv:>8.1%} {sp.cv:>7.1%} {sp.floor(args.pairs):>6.1%} "
+              f"{'yes' if sp.steady(args.pairs) else 'no':>6} {sp.pairs_needed() or '>20':>5}  "
+              + " ".join(f"{r - 1:+.1%}" for r in sp.ratios))  # fmt: skip
+    print(f"(unpaired: robust CV of the {2 * args.aa_pairs} runs' figures, drift included; paired: robust CV of the "
+          f"pairs' ratios; steady: floor <= {paired.TARGET:.0%}/2; pairs: fewest pairs per candidate that would make "
+          "it steady)")  # fmt: skip
+    steady = [t for t, sp in spreads.items() if sp.steady(args.pairs)]
+    print(f"\nrecommended threshold: {rec:.0%} (largest A/A floor of the {len(steady)} steady metric(s) for "
+          f"{args.pairs} pairs, rounded up)" + ("" if steady else f" -- no metric steady enough to catch a "
+          f"{paired.TARGET:.0%} slow-down"))  # fmt: skip
+    unpaired_rec = drift.recommended_threshold([drift.spread(v) for v in unpaired.values()], args.pairs)
+    order = [short(pm.metric.title) for pm in aa_metrics]
+    print("metrics in the change lists, in order: " + "; ".join(order))
+    for t in dict.fromkeys([rec, threshold]):
+        print(f"\nat --max-regression {t:.0%}, each candidate a session of {args.pairs} pairs (bench gate); "
+              f"'unpaired': its {args.pairs} runs by the unpaired gate against the {2 * args.aa_pairs} A/A runs made "
+              f"before it, at the threshold they support ({unpaired_rec:.0%})")  # fmt: skip
+        for kind, groups in sessions.items():
+            counts: dict[str, int] = {}
+            caught_unpaired = 0
+            for i, (base, cand, ld) in enumerate(groups):
+                checks = gates.paired_regressions(base, cand, t)
+                v = verdict(checks)
+                counts[v] = counts.get(v, 0) + 1
+                _, metrics, _ = gates.paired_metrics(base, cand, t)
+                changes = ", ".join(f"{pm.verdict.ratio - 1:+.1%}" for pm in metrics)
+                floors = ", ".join(f"{pm.verdict.floor:.1%}" for pm in metrics)
+                old = verdict(gates.regressions([*aa_base, *aa_cand], cand, unpaired_rec))
+                caught_unpaired += old == "REGRESSION"
+                extra = f"; {notes[kind][i]}" if kind in notes else ""
+                print(f"    {kind} candidate {i + 1}: change per metric [{changes}], floor [{floors}]{extra}; load "
+                      f"{min(ld):.1f}-{max(ld):.1f}: {v} (unpaired: {old})")  # fmt: skip
+                if v == "CANNOT GATE":
+                    print(f"      {next(g.message for g in checks if not g.passed)}")
+            what = "false alarms (REGRESSION)" if kind == "unchanged" else "caught (REGRESSION)"
+            print(f"  {kind} at {t:.0%}: {what} {counts.get('REGRESSION', 0)} of {len(groups)}; pass "
+                  f"{counts.get('pass', 0)}; CANNOT GATE {counts.get('CANNOT GATE', 0)}; the unpaired gate: "
+                  f"REGRESSION {caught_unpaired} of {len(groups)}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--paired", action="store_true", help="measure the paired gate (bench gate) instead")
+    ap.add_argument("--aa-pairs", type=int, default=6, help="pairs of the A/A session (--paired; at least 3)")
+    ap.add_argument("--pairs", type=int, default=4, help="pairs per candidate session (--paired; at least 3)")
+    ap.add_argument(
+        "--sizes", default=None, help="matmul sizes of the default config (default 1024 paired, else 512,1024)"
+    )
     ap.add_argument("--runs", type=int, default=10, help="unchanged baseline runs (at least 3)")
     ap.add_argument("--candidates", type=int, default=10, help="unchanged candidates judged against the baseline")
     ap.add_argument("--workers", type=int, default=drift.CANDIDATE_RUNS, help="runs per candidate (its median)")
@@ -213,6 +364,11 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=0.5, help="seconds per measurement of the default config")
     ap.add_argument("--config", type=Path, default=None, help="suite config (default: a short matmul-only one)")
     args = ap.parse_args()
+    if args.paired:
+        if args.aa_pairs < 3 or args.pairs < 3 or args.candidates < 0 or args.slow_runs < 0:
+            ap.error("--aa-pairs and --pairs at least 3")
+        paired_main(args)
+        return
     if args.runs < drift.MIN_SPREAD_RUNS or args.workers < 1 or args.candidates < 0 or args.slow_runs < 0:
         ap.error(f"--runs at least {drift.MIN_SPREAD_RUNS}, --workers at least 1")
     threshold = gates.parse_fraction(args.threshold)
@@ -222,7 +378,7 @@ def main() -> None:
         work = Path(tmp)
         config = args.config.resolve() if args.config else work / "short.toml"
         if not args.config:
-            config.write_text(SHORT.format(budget=args.budget))
+            config.write_text(SHORT.format(budget=args.budget, sizes=sizes(args)))
         plain = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         took: list[float] = []
         loads: dict[str, float] = {}  # run id -> 1-minute load average as it started

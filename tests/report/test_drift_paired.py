@@ -139,15 +139,33 @@ def test_a_slowdown_inside_the_threshold_passes_and_one_past_it_fails():
     assert _verdict(gates.paired_regressions(base, cand, 0.05)) == "pass"
 
 
+#: adjacent runs 10-40% apart: a floor for 4 pairs far above 5%
+WILD = (1.0, 1.2, 0.8, 1.15, 0.85, 1.1, 0.9, 1.05)
+
+
 def test_pairs_too_noisy_or_too_few_to_gate_say_so_and_fail():
-    wild = (1.0, 1.2, 0.8, 1.15, 0.85, 1.1, 0.9, 1.05)  # adjacent runs 10-40% apart: a floor far above 5%
-    base, cand = session(4, slowdown=0.10, noise=wild)
+    base, cand = session(4, slowdown=0.10, noise=WILD)
     (g,) = gates.paired_regressions(base, cand, 0.05)
     assert not g.passed and g.case is None and "none of 2 metrics is steady enough to gate 5.0%" in g.message
     assert "noise floor above 5.0%" in g.message
     base, cand = session(2, slowdown=0.10)
     (g,) = gates.paired_regressions(base, cand, 0.05)
     assert not g.passed and "fewer than 3 pairs" in g.message
+
+
+def test_a_drop_past_a_noisy_metrics_own_floor_is_still_a_regression():
+    """Half the speed on a machine too noisy to vouch for 5%: the drop is past the threshold and past the noise."""
+    noisy = (1.0, 1.1, 0.92, 1.05, 0.97, 1.08, 0.94, 1.02)  # pairs' ratios 10-20% apart: a floor of 26%
+    base, cand = session(4, slowdown=0.5, noise=noisy)
+    checks = gates.paired_regressions(base, cand, 0.05)
+    assert _verdict(checks) == "REGRESSION" and "-49.5% (median of 4 paired ratios" in checks[0].message
+    assert "noise floor 26.4%" in checks[0].message
+    base, cand = session(4, slowdown=0.1, noise=noisy)  # -9% inside that noise: not called, and nothing vouched for
+    assert _verdict(gates.paired_regressions(base, cand, 0.05)) == "CANNOT GATE"
+    v = paired.judge([0.78, 0.70, 0.62, 0.74, 0.66], 0.05)  # -30% with a floor of about 14%: called
+    assert not v.gated and v.regressed
+    v = paired.judge([0.95, 0.80, 0.65, 0.90, 0.70], 0.05)  # -20% with a floor of about 28%: not called
+    assert not v.gated and not v.regressed
 
 
 def test_the_noise_floor_is_z_robust_sds_of_the_median_of_the_pairs():
