@@ -34,7 +34,7 @@ def _lines(pairs: list[Any], metrics: list[Any], threshold: float, aa_pairs: int
     lines = [f"{len(pairs)} pairs of adjacent runs, in time order (A baseline, B candidate): {order}"]
     if not metrics:
         return lines
-    width = min(80, max(len(pm.metric.title) for pm in metrics))
+    width = min(110, max(len(pm.metric.title) for pm in metrics))
     lines.append(f"  {'metric':<{width}} {'change':>7} {'cv':>6} {'floor':>6}  verdict at {threshold:.0%}")
     spreads = []
     for pm in metrics:
