@@ -28,6 +28,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import ctypes
+import queue
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,9 @@ TILE = (256, 512)
 #: The kernel's source, compiled where it runs (prepare()).
 KERNEL_SOURCE = Path(__file__).with_name("fold_kernel.c")
 
+#: Each kernel worker's scratch (a float32 partial and a float64 accumulator of a tile), kept from tile to tile and
+#: product to product: allocated per tile, glibc mapped them afresh (page faults) about once a tile.
+_SCRATCH: queue.SimpleQueue[tuple[torch.Tensor, torch.Tensor]] = queue.SimpleQueue()
 #: prepare()'s outcome: (the compiled fold_tile, the BLAS sgemm it calls) or why there is none.
 _KERNEL: dict[str, tuple[ctypes._CFuncPtr, int] | str] = {}
 
@@ -95,7 +99,8 @@ def _compile() -> tuple[ctypes._CFuncPtr | None, str | None]:
     fn = lib.fold_tile
     fn.restype = ctypes.c_int
     fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
-                   ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]  # fmt: skip
+                   ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                   ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
     return fn, None
 
 
@@ -147,13 +152,19 @@ def _tile(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, rows: slice, cols
     """out[rows, cols] by the compiled kernel (fold_kernel.c): the same operations as _panel's, in C."""
     fn, sgemm = _KERNEL["fold"]  # type: ignore[misc]
     lda, ldb, ldo = a.stride(0), b.stride(0), out.stride(0)
-    bad = fn(sgemm, a.data_ptr() + 4 * rows.start * lda, lda, b.data_ptr() + 4 * cols.start, ldb,
-             out.data_ptr() + 4 * (rows.start * ldo + cols.start), ldo, rows.stop - rows.start,
-             cols.stop - cols.start, a.shape[1], fold, group)  # fmt: skip
-    if bad:
-        raise MemoryError(
-            f"the fold kernel could not allocate {(rows.stop - rows.start) * (cols.stop - cols.start) * 12} bytes"
-        )
+    size = (rows.stop - rows.start) * (cols.stop - cols.start)
+    try:
+        part, acc = _SCRATCH.get_nowait()
+    except queue.Empty:
+        part, acc = torch.empty(0), torch.empty(0, dtype=torch.float64)
+    if part.numel() < size:  # a tile larger than any before (TILE changed): scratch for it
+        part, acc = torch.empty(size), torch.empty(size, dtype=torch.float64)
+    try:
+        fn(sgemm, a.data_ptr() + 4 * rows.start * lda, lda, b.data_ptr() + 4 * cols.start, ldb,
+           out.data_ptr() + 4 * (rows.start * ldo + cols.start), ldo, rows.stop - rows.start, cols.stop - cols.start,
+           a.shape[1], fold, group, part.data_ptr(), acc.data_ptr())  # fmt: skip
+    finally:
+        _SCRATCH.put((part, acc))
 
 
 def product(a: torch.Tensor, b: torch.Tensor, fold: int, group: int = GROUP, kernel: bool = True) -> torch.Tensor:

@@ -11,29 +11,20 @@
    vectorized loop over a tile whose float32 partial and float64 accumulator fit the core's L2 cache.
 
    Row-major operands: a (rows x inner, leading dimension lda), b (inner x cols, ldb), out (rows x cols, ldo).
-   sgemm is column-major (Fortran), so each run computes part^T = b_j^T a_j^T, as torch calls it. Returns 0, or 1
-   when the scratch memory (rows x cols x 12 bytes) cannot be allocated. */
+   sgemm is column-major (Fortran), so each run computes part^T = b_j^T a_j^T, as torch calls it. part (rows x cols
+   floats) and acc (rows x cols doubles) are the caller's scratch, reused from tile to tile: allocated per tile they
+   were mapped afresh (page faults) about once a tile. Returns 0. */
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 typedef void (*sgemm_fn)(const char *transa, const char *transb, const int *m, const int *n, const int *k,
                          const float *alpha, const float *a, const int *lda, const float *b, const int *ldb,
                          const float *beta, float *c, const int *ldc);
 
-static void *scratch(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
-
 int fold_tile(sgemm_fn sgemm, const float *a, int lda, const float *b, int ldb, float *out, int ldo, int rows,
-              int cols, int inner, int run, int group)
+              int cols, int inner, int run, int group, float *part, double *acc)
 {
     const size_t size = (size_t)rows * (size_t)cols;
-    float *part = scratch(size * sizeof(float));
-    double *acc = scratch(size * sizeof(double));
-    if (part == NULL || acc == NULL) {
-        free(part);
-        free(acc);
-        return 1;
-    }
     const float one = 1.0f, zero = 0.0f;
     const int runs = inner / run;
     memset(acc, 0, size * sizeof(double));
@@ -47,7 +38,5 @@ int fold_tile(sgemm_fn sgemm, const float *a, int lda, const float *b, int ldb, 
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++)
             out[(size_t)r * ldo + c] = (float)acc[(size_t)r * cols + c]; /* the one rounding to float32 */
-    free(part);
-    free(acc);
     return 0;
 }
