@@ -277,7 +277,7 @@ def main() -> None:
         m = mamf(args.n, inner, dtype)
         products = short_k_products(args.products, args.n, inner)
         proven, phases = honest_round(args.n, inner, products, dtype, not args.eager, run, m)
-        print(f"{dtype} n={args.n} K={inner}{f' folded in runs of {run}' if run else ''} x{products} on this CPU ({'fused' if generator.is_fused('cpu', dtype) else 'eager'} "
+        print(f"{dtype} n={args.n} K={inner}{f' folded in runs of {run}' if run else ''} x{products} on this CPU ({'C kernel' if generator.native_in_use('cpu', dtype) else 'fused' if generator.is_fused('cpu', dtype) else 'eager'} "
               f"generator): MAMF {m / 1e9:.1f} GFLOPS, proven "
               f"{proven / 1e9:.1f} GFLOPS -> proven/MAMF {proven / m:.2f}; generation "
               f"{phases['generate_s_per_elem'] * 1e9:.2f} ns/element, Merkle root of C on all cores "
