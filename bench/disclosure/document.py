@@ -715,6 +715,8 @@ def _ahead(data: dict[str, Any], store: Store, where: str, share: contextlib.Exi
     figures from its rows (precomputed: all levels at once by worker processes, the largest first), entered on
     `share`, for the verification to take where its inputs are the same. Only work done ahead: what cannot be read
     here is left to the verification, which finds and words it."""
+    if not isinstance(data, dict):
+        return
     levels = []
     seen: set[str] = set()
     todo = [(data, where)]
@@ -736,9 +738,12 @@ def _ahead(data: dict[str, Any], store: Store, where: str, share: contextlib.Exi
     if not levels or levels[0]["level"] != data.get("level") or levels[0]["name"] != data.get("name"):
         return
     top = levels[0]
-    share.enter_context(shared_merge(top["leaves"], trusted_aggregator=top["policy"].aggregator_ids is not None,
-                                     as_of=top["as_of"], stale_after=dt.timedelta(seconds=top["policy"].stale_after_s)))  # fmt: skip
-    share.enter_context(precomputed(levels))
+    try:  # the documents are not yet checked against the schema: what fails here is the verification's to find
+        share.enter_context(shared_merge(top["leaves"], trusted_aggregator=top["policy"].aggregator_ids is not None,
+                                         as_of=top["as_of"], stale_after=dt.timedelta(seconds=top["policy"].stale_after_s)))  # fmt: skip
+        share.enter_context(precomputed(levels))
+    except Exception:  # noqa: BLE001 - nothing derived ahead; verify derives (and refuses) in place
+        return
 
 
 def _verify(
