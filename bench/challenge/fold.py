@@ -46,8 +46,10 @@ GROUP = 8
 PANEL_ROWS = 64
 #: Rows and columns of C one CPU worker folds at a time with the compiled kernel (fold_kernel.c): its float32
 #: partial and float64 accumulator (12 bytes an element: 1.5 MiB) fit a core's 2 MiB L2 cache, and each of its K / L
-#: GEMMs (256 x 64 x 512, 17 MFLOP) is large enough that the BLAS call costs nothing measurable.
-TILE = (256, 512)
+#: GEMMs (128 x 64 x 1024, 17 MFLOP) is large enough that the BLAS call costs nothing measurable. 128 x 1024 ran at
+#: 0.81-0.87 of MKL's single-threaded long-K GEMM in CPU time per FLOP, 256 x 512 and 512 x 512 at 0.76-0.79 (four
+#: interleaved runs on the shared machine, load 5-6).
+TILE = (128, 1024)
 #: The kernel's source, compiled where it runs (prepare()).
 KERNEL_SOURCE = Path(__file__).with_name("fold_kernel.c")
 
