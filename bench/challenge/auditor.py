@@ -672,6 +672,13 @@ def _node(ch: Challenge, directory: Path, path: Path, data: dict[str, Any], node
     return result
 
 
+def reference_operand(nonce: str, node: str, device: str, index: int, which: str, n: int, dtype: str, version: int = 1,
+                      *, inner: int | None = None) -> torch.Tensor:  # fmt: skip
+    """protocol.operand by the formula alone (reference=True): never by a C kernel or compiled generator that a node
+    warmed in this same process (generator.native, fuse), whose bits the auditor would otherwise be trusting."""
+    return operand(nonce, node, device, index, which, n, dtype, version, inner=inner, reference=True)
+
+
 def _check_product(ch: Challenge, directory: Path, entry: Any, node: str, uuid: str, p: dict[str, Any],
                    generator: torch.Generator, rng: np.random.Generator, where: str) -> tuple[str, str] | None:  # fmt: skip
     """(why, code) when this committed product does not count: not revealed, not what was committed, not the
@@ -685,8 +692,8 @@ def _check_product(ch: Challenge, directory: Path, entry: Any, node: str, uuid: 
         return str(exc), "malformed-reveal"
     if merkle_root(row_bytes(c)) != p["root"]:
         return f"{uuid}#{index}: revealed product does not match its committed Merkle root", "root-mismatch"
-    a = operand(ch.nonce, node, uuid, index, "A", ch.n, ch.dtype, ch.operands, inner=ch.inner)
-    b = operand(ch.nonce, node, uuid, index, "B", ch.n, ch.dtype, ch.operands, inner=ch.inner)
+    a = reference_operand(ch.nonce, node, uuid, index, "A", ch.n, ch.dtype, ch.operands, inner=ch.inner)
+    b = reference_operand(ch.nonce, node, uuid, index, "B", ch.n, ch.dtype, ch.operands, inner=ch.inner)
     for _ in range(FREIVALDS_VECTORS):
         check = freivalds.check(a, b, c, prec.get(ch.dtype), generator=generator)
         if not check.passed:

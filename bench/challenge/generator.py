@@ -281,12 +281,15 @@ def is_fused(device_type: str, dtype: str, version: int = VERSIONS[-1]) -> bool:
 
 
 def matrix(seed: bytes, shape: int | tuple[int, int], dtype: str, rows: torch.Tensor | None = None,
-           device: torch.device | str = "cpu", version: int = 2, out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+           device: torch.device | str = "cpu", version: int = 2, out: torch.Tensor | None = None,
+           reference: bool = False) -> torch.Tensor:  # fmt: skip
     """Rows `rows` (default: all) of the operand keyed by `seed`, of `shape` (n: n x n; or (rows, columns)),
     generated on `device` by generator `version` (VERSIONS). On a CPU, into `out` where it fits (a contiguous CPU
     tensor of the operand's shape and dtype; a fused kernel makes its own): a node reuses the previous product's
     operands, whose pages are already mapped (a fresh 128 MiB operand cost about 60 ms of page faults here, a
-    sixth of generating it, 0.4 s a folded product at n = 4096)."""
+    sixth of generating it, 0.4 s a folded product at n = 4096). `reference`: by the formula in torch alone, never
+    by a kernel a node compiled in this process (native(), fuse()): an auditor's operands must not trust node-side
+    code."""
     if dtype not in LAYOUT:
         raise ValueError(f"no operand generator for {dtype!r}; valid: {', '.join(LAYOUT)}")
     if version not in VERSIONS:
@@ -296,9 +299,9 @@ def matrix(seed: bytes, shape: int | tuple[int, int], dtype: str, rows: torch.Te
     if rows is not None:
         h = h.index_select(0, rows.to(device=device, dtype=torch.int64))
     kind = torch.device(device).type
-    if native_in_use(kind, dtype):
+    if not reference and native_in_use(kind, dtype):
         return _native_matrix(_NATIVE["float32"], h, g, out)  # type: ignore[arg-type]
-    fused = _FUSED.get((kind, dtype, _formula(dtype, version)))
+    fused = None if reference else _FUSED.get((kind, dtype, _formula(dtype, version)))
     if fused is not None:  # one call: a fused kernel keeps no temporaries, and its output is the operand (no copy)
         try:
             return _finish(fused(h, g), dtype, version, n).contiguous()

@@ -169,15 +169,19 @@ MAX_INNER = 1 << 20
 
 def operand(nonce: str, node: str, device: str, index: int, which: str, n: int, dtype: str, version: int = 1,
             *, inner: int | None = None, rows: torch.Tensor | None = None,
-            on: torch.device | str = "cpu", out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+            on: torch.device | str = "cpu", out: torch.Tensor | None = None,
+            reference: bool = False) -> torch.Tensor:  # fmt: skip
     """A_i or B_i (which = 'A' or 'B') keyed by seed(): counter-based and platform-independent, anyone regenerates it
     bit for bit. A is n x inner and B inner x n (inner defaults to n: the square form of challenges without an
     "inner" field). Versions 2 and 3 (bench.challenge.generator) make only `rows` (default: all) on device `on`; version 1
     is n x n uniform in [-1, 1) from Philox, rounded to `dtype`, on the CPU. `out`: a CPU tensor versions 2 and 3 may
-    write the operand into (generator.matrix)."""
+    write the operand into (generator.matrix); `reference`: by the formula alone, no node-compiled kernel (an
+    auditor's)."""
     k = n if inner is None else inner
     if version in generator.VERSIONS:
-        reuse = {} if out is None else {"out": out}  # (passed only when given: stand-ins for matrix predate it)
+        reuse: dict[str, Any] = {} if out is None else {"out": out}  # (passed only when given: stand-ins predate it)
+        if reference:
+            reuse["reference"] = True
         return generator.matrix(seed(nonce, node, device, index, which), (n, k) if which == "A" else (k, n), dtype,
                                 rows, on, version, **reuse)  # fmt: skip
     if version != 1:

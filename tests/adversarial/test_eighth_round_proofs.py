@@ -118,8 +118,8 @@ def test_the_verifier_generates_two_n_k_elements_per_product(tmp_path, monkeypat
     shapes = []
     real = generator.matrix
 
-    def spy(seed, shape, dtype, rows=None, device="cpu", version=2):
-        out = real(seed, shape, dtype, rows, device, version)
+    def spy(seed, shape, dtype, rows=None, device="cpu", version=2, **kw):  # kw: the auditor's reference=True
+        out = real(seed, shape, dtype, rows, device, version, **kw)
         shapes.append(tuple(out.shape))
         return out
 
