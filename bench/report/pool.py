@@ -11,6 +11,7 @@ import gc
 import multiprocessing
 import operator
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +149,47 @@ _SHARED: list[Any] = []
 
 
 def _call_shared(fn: Any, index: int) -> Any:
+    if index + READ_AHEAD < len(_SHARED):
+        _read_ahead(_SHARED[index + READ_AHEAD])
     return fn(_SHARED[index])
+
+
+#: How many inputs ahead of the one being examined a file is asked of the kernel (POSIX_FADV_WILLNEED).
+READ_AHEAD = 16
+
+
+def _read_ahead(item: Any) -> None:
+    """Ask the kernel to start reading an input's file now (posix_fadvise WILLNEED, which returns at once), so that
+    examining the inputs before it overlaps the disk: a country's node reports are read once each, mostly from
+    disk, and a worker that waits on each read leaves its core idle (the 10,000-node country's cold aggregate kept
+    its two cores 68% busy). Only a regular file is advised, opened as intake opens it (non-blocking, not through a
+    symbolic link); anything else, or any error, is left to the read itself, which checks and reads the bytes once."""
+    path = item[1] if type(item) is tuple and len(item) == 2 else None
+    if not isinstance(path, Path) or not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except (OSError, ValueError):
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _examine_in_turn(task: Any, items: list[Any]) -> list[Any]:
+    """task over items in this process, in order, each input's file asked of the kernel READ_AHEAD inputs ahead."""
+    for item in items[:READ_AHEAD]:
+        _read_ahead(item)
+    done = []
+    for i, item in enumerate(items):
+        if i + READ_AHEAD < len(items):
+            _read_ahead(items[i + READ_AHEAD])
+        done.append(task(item))
+    return done
 
 
 def _map_parallel(fn: Any, items: list[Any], jobs: int | None = None) -> list[Any]:
@@ -221,7 +262,7 @@ def examine_all(inputs: list[tuple[str, Any]], *, now: dt.datetime, check_signat
         done = _map_parallel(task, items, jobs)
     else:
         with frozen_heap():
-            done = [task(item) for item in items]
+            done = _examine_in_turn(task, items)
     if check_signature_of is not None:
         return done[1:], done[0]
     return done, None
