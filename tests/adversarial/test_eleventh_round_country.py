@@ -147,6 +147,27 @@ def test_parse_signed_takes_only_what_the_strict_path_takes_with_the_same_bytes(
     assert taken > 150
 
 
+def test_a_hostile_capacity_report_is_refused_by_read_json_with_the_strict_paths_words(tmp_path):
+    """Held: what the strict parse refuses, intake.read_json (msgspec first) refuses with the same one-line
+    InputError, never a traceback (duplicate keys, NaN, BOM, lone surrogates, nesting, huge integers and floats)."""
+    rng = random.Random(15)
+    path = tmp_path / "capacity.json"
+    refused = 0
+    for _ in range(1500):
+        raw = _hostile_capacity_report(rng)
+        path.write_bytes(raw)
+        try:
+            intake.parse_json(raw, intake.safe_name(str(path)))
+            continue
+        except intake.InputError as exc:
+            slow = str(exc)
+        refused += 1
+        with pytest.raises(intake.InputError) as fast:
+            intake.read_json(path)
+        assert str(fast.value) == slow, raw
+    assert refused > 500
+
+
 def test_a_document_naming_the_capacity_kind_in_a_string_reads_as_the_slow_path_reads_it(tmp_path):
     """Held: intake.read_json sends any file holding '"bench.capacity-report"' to parse_signed, a declaration quoting
     it included: its data and signed body are still the strict path's, and its signature verifies."""
@@ -260,3 +281,55 @@ def test_compiling_the_native_kernels_is_steered_only_by_the_operators_cc(monkey
     source.write_text("")
     assert native._compile(source).startswith("no C compiler")
     assert seen[0][:2] == ["my-cc", "-Dx"] and seen[0][-1] == str(source)
+
+
+def _store_with_leaves(out, root):
+    from bench.disclosure.leaves import Store
+
+    store = Store(out)
+    for path in root.rglob("capacity.json"):
+        store.add(path)
+    return store
+
+
+def _errors(findings):
+    return sorted((f.code, f.where) for f in findings if f.severity == "error")
+
+
+def test_verify_in_one_process_never_takes_figures_derived_from_another_capacity_report(tmp_path, monkeypatch):
+    """Held: `bench verify`'s work ahead (dd.precomputed, shared_merge) in one process: verified clean; then one
+    site's capacity report replaced by another validly signed by the same aggregator (same name and size, one
+    device's MAMF changed) is an error, never the first figures; the original put back verifies clean again (nothing
+    cached between calls); and figures were derived ahead each time (the attack is on the fast path)."""
+    from bench.disclosure import tree
+    from bench.model.canonical import SIGNATURE_FIELD
+    from bench.report import pool
+    from tests.disclosure import world
+
+    monkeypatch.setattr(pool, "usable_cores", lambda: 1)  # the work ahead done here, and seen
+    sites = (("North", "Alpha", "A1", [1, 2]), ("North", "Alpha", "A2", [3]), ("South", "Beta", "B1", [4, 5]))
+    world.site_folders(tmp_path, sites)
+    root, out = tmp_path / "in", tmp_path / "out"
+    built = tree.build(root, policy=world.KEYS.policy(), as_of=world.AS_OF, write=world.write_disclosure, output=out,
+                       now=world.NOW, claims_input=[])  # fmt: skip
+    top = json.loads(built[0].doc.raw)
+    ahead = []
+    real = dd._rows_task
+    monkeypatch.setattr(dd, "_rows_task", lambda t: ahead.append(t) or real(t))
+    clean = _errors(dd.verify(top, _store_with_leaves(out, root), "country"))
+    assert clean == [] and ahead
+    victim = root / "North" / "Alpha" / "A1" / "capacity.json"
+    original = victim.read_bytes()
+    doc = json.loads(original)
+    row = next(r for r in doc["devices"] if isinstance(r.get("mamf_tflops"), float))
+    row["mamf_tflops"] = float(f"{row['mamf_tflops']:.6g}") * 1.5
+    doc[SIGNATURE_FIELD] = sign.sign({k: v for k, v in doc.items() if k != SIGNATURE_FIELD}, world.KEYS.aggregator)
+    forged = store.dumps(doc).encode()
+    assert sign.check(json.loads(forged))[0]
+    victim.write_bytes(forged)
+    ahead.clear()
+    assert _errors(dd.verify(top, _store_with_leaves(out, root), "country")) != []
+    victim.write_bytes(original)
+    ahead.clear()
+    assert _errors(dd.verify(top, _store_with_leaves(out, root), "country")) == [] and ahead
+    assert dd._PRECOMPUTED == []
