@@ -333,3 +333,21 @@ def test_verify_in_one_process_never_takes_figures_derived_from_another_capacity
     ahead.clear()
     assert _errors(dd.verify(top, _store_with_leaves(out, root), "country")) == [] and ahead
     assert dd._PRECOMPUTED == []
+
+
+def test_a_node_kernel_warmed_in_the_auditors_process_cannot_make_it_accept_a_product_of_other_operands(
+    tmp_path, monkeypatch
+):
+    """Attack (succeeded before the fix), through chl.issue, the node's answer and chl.verify in one process: with a
+    node-side float32 kernel that writes zeros in use (generator._NATIVE), the node's operands and product are zeros,
+    and the auditor, regenerating its operands by the same kernel, counted the product of zeros as proven work. Now it
+    regenerates them by the formula, and the product is refused."""
+    from tests.test_challenge import _answer, _drop, _errors, _issue, _receipts, verify
+
+    path, ch = _issue(tmp_path, dtype="float32", n=64, products=1)
+    drop = _drop(tmp_path)
+    monkeypatch.setitem(generator._NATIVE, "float32", _poisoned_block)
+    base = _answer(drop, ch)
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}))
+    assert verdict.fleet["verified_flops"] == 0
+    assert any("Freivalds" in e or "exact-row" in e for e in _errors(verdict)), _errors(verdict)
