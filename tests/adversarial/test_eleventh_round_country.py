@@ -300,7 +300,9 @@ def test_verify_in_one_process_never_takes_figures_derived_from_another_capacity
     """Held: `bench verify`'s work ahead (dd.precomputed, shared_merge) in one process: verified clean; then one
     site's capacity report replaced by another validly signed by the same aggregator (same name and size, one
     device's MAMF changed) is an error, never the first figures; the original put back verifies clean again (nothing
-    cached between calls); and figures were derived ahead each time (the attack is on the fast path)."""
+    cached between calls); two sites' files swapped verify as before (the store is content-addressed); and figures
+    were derived ahead each time (the attack is on the fast path). The disclosure pins each input by SHA-256, so a
+    replaced report is refused before dd.inputs_key matters; the key's own parts: tests/disclosure/test_precomputed.py."""
     from bench.disclosure import tree
     from bench.model.canonical import SIGNATURE_FIELD
     from bench.report import pool
@@ -331,7 +333,15 @@ def test_verify_in_one_process_never_takes_figures_derived_from_another_capacity
     assert _errors(dd.verify(top, _store_with_leaves(out, root), "country")) != []
     victim.write_bytes(original)
     ahead.clear()
-    assert _errors(dd.verify(top, _store_with_leaves(out, root), "country")) == [] and ahead
+    findings = dd.verify(top, _store_with_leaves(out, root), "country")
+    assert _errors(findings) == [] and ahead
+    # two sites' files swapped: the store finds capacity reports by their SHA-256, each level names its own, so the
+    # same leaves sit in the same places and the verification is the same (nothing is taken by a file's place)
+    other = root / "North" / "Alpha" / "A2" / "capacity.json"
+    theirs = other.read_bytes()
+    victim.write_bytes(theirs)
+    other.write_bytes(original)
+    assert dd.verify(top, _store_with_leaves(out, root), "country") == findings
     assert dd._PRECOMPUTED == []
 
 
