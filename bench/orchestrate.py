@@ -27,7 +27,7 @@ from bench.model.reports import Measurement, NodeReport, utc_now
 from bench.planning import comm as comm_plan
 from bench.planning import matmul as matmul_plan
 from bench.planning import train as train_plan
-from bench.report import export, gates, history, html
+from bench.report import export, gates, history
 from bench.report.store import ReportWriter, write_atomic
 from bench.workloads import comm as cm
 from bench.workloads import train as tr
@@ -117,6 +117,8 @@ def write_outputs(report: NodeReport, directory: Path, formats: list[str], check
         path = directory / OUTPUT_FILES[fmt]
         try:
             if fmt == "html":
+                from bench.report import html  # here: matplotlib costs ~0.5 s of a run that writes no page
+
                 text = html.node_page(report, checks)
             elif fmt == "md":
                 text = export.markdown(report, checks)
