@@ -195,6 +195,28 @@ def _scalars(values: Any) -> bool:
     return kinds <= {float, int} and -MAX_INT <= min(values) and max(values) <= MAX_INT
 
 
+def _decoded(raw: bytes, max_containers: int | None) -> Any:
+    """msgspec's reading of `raw`, or None when the fast paths are unsure before decoding: more containers than the
+    strict parser allows, or a ':' spelled as an escape (the ':' count below would miss it), or what msgspec
+    refuses."""
+    limit = DEFAULT_MAX_CONTAINERS if max_containers is None else max_containers
+    if raw.count(b"[") + raw.count(b"{") > limit or b"\\u003a" in raw or b"\\u003A" in raw:
+        return None
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError, ValueError):
+        return None
+
+
+def _signature_colons(value: dict[str, Any]) -> int | None:
+    """The ':' a signed document's signature member holds (its key's and its block's), or None when the block is
+    not an object of strings."""
+    block = value.get(SIGNATURE_FIELD)
+    if type(block) is not dict or not all(type(v) is str for v in block.values()):
+        return None
+    return 1 + _MSGSPEC_SORTED.encode(block).count(b":")
+
+
 def parse_node_report(raw: bytes, *, max_containers: int | None = None) -> tuple[dict[str, Any], bytes] | None:
     """(data, canonical bytes of its signed view) for a signed version-2 node report, read by msgspec's C decoder and
     written back by its C encoder; None when unsure (then strict_json.parse_json and canonical.canonical decide, with
@@ -229,19 +251,12 @@ def parse_node_report(raw: bytes, *, max_containers: int | None = None) -> tuple
     by rfc8785 itself (msgspec's spelling reads back as the same float). tests/report/test_canonical.py holds
     msgspec's spelling of every other float to rfc8785's; tests/report/test_node_document_fast_path.py holds the two
     paths to the same decisions and words on valid, re-signed, tampered and malformed reports."""
-    limit = DEFAULT_MAX_CONTAINERS if max_containers is None else max_containers
-    if raw.count(b"[") + raw.count(b"{") > limit or b"\\u003a" in raw or b"\\u003A" in raw:
-        return None
-    try:
-        value = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError, ValueError):
-        return None
+    value = _decoded(raw, max_containers)
     if type(value) is not dict or type(value.get("measurements")) is not list:
         return None
-    block = value.get(SIGNATURE_FIELD)
-    if type(block) is not dict or not all(type(v) is str for v in block.values()):
+    colons = _signature_colons(value)
+    if colons is None:
         return None
-    colons = 1 + _MSGSPEC_SORTED.encode(block).count(b":")
     for m in value["measurements"]:
         if type(m) is dict:
             for key in RAW_ARRAYS:
@@ -260,19 +275,12 @@ def parse_signed(raw: bytes, *, max_containers: int | None = None) -> tuple[dict
     with no raw array among the ':' counted (a 'measurements' member: unsure, parse_node_report's or the slow path's).
     A country's capacity reports are 3 MB each: parse_written's C parse and C write took 60 ms of a quiet core's time
     each, this a third of it (tests/report/test_signed_fast_path.py holds it to the slow path)."""
-    limit = DEFAULT_MAX_CONTAINERS if max_containers is None else max_containers
-    if raw.count(b"[") + raw.count(b"{") > limit or b"\\u003a" in raw or b"\\u003A" in raw:
-        return None
-    try:
-        value = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError, ValueError):
-        return None
+    value = _decoded(raw, max_containers)
     if type(value) is not dict or "measurements" in value:
         return None
-    block = value.get(SIGNATURE_FIELD)
-    if type(block) is not dict or not all(type(v) is str for v in block.values()):
+    colons = _signature_colons(value)
+    if colons is None:
         return None
-    colons = 1 + _MSGSPEC_SORTED.encode(block).count(b":")
     canonical = _respelled(
         _MSGSPEC_SORTED.encode({k: v for k, v in value.items() if k != SIGNATURE_FIELD}), raw, colons
     )
