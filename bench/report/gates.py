@@ -283,7 +283,8 @@ def paired_regressions(baselines: Sequence[NodeReport], candidates: Sequence[Nod
     if ungated:
         note = (f"; {len(ungated)} not gated (" + (f"fewer than {paired.MIN_PAIRS} pairs" if len(pairs) <
                 paired.MIN_PAIRS else f"noise floor above {max_regression:.1%}") + "): "
-                + ", ".join(f"{pm.metric.title} (floor {pm.verdict.floor:.1%})" for pm in ungated))  # fmt: skip
+                + ", ".join(pm.metric.title + (f" (floor {pm.verdict.floor:.1%})" if pm.verdict.spread_known else "")
+                            for pm in ungated))  # fmt: skip
     if missing := unjudged(baselines, candidates):
         note += f"; {len(missing)} metric(s) not measured by every run, not judged: " + ", ".join(missing)
     gated = len(metrics) - len(ungated)

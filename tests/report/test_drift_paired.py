@@ -151,6 +151,7 @@ def test_pairs_too_noisy_or_too_few_to_gate_say_so_and_fail():
     base, cand = session(2, slowdown=0.10)
     (g,) = gates.paired_regressions(base, cand, 0.05)
     assert not g.passed and "fewer than 3 pairs" in g.message
+    assert "floor 0.0%" not in g.message  # no spread is known from two pairs: no floor is printed as if it were
 
 
 def test_a_drop_past_a_noisy_metrics_own_floor_is_still_a_regression():
