@@ -12,24 +12,12 @@ from typing import Any
 import pytest
 
 from bench.model import intake, sign, written
-from bench.model.strict_json import parse_json
 from bench.report.store import dumps
 from tests.report import test_written_fast_path as twf
 
 
 def _outcome(raw: bytes, *, fast: bool) -> tuple[Any, ...]:
-    read = written.parse_signed(raw) if fast else None
-    if read is None:
-        try:
-            data = parse_json(raw, "doc.json")
-        except intake.InputError as exc:
-            return ("refused", str(exc))
-        body = None
-    else:
-        data, body = read
-    if not isinstance(data, dict):
-        return ("not an object", data)
-    return (*sign.inspect(data, body=body), data)
+    return twf._outcome(raw, fast=fast, reader=written.parse_signed)
 
 
 def test_signed_fast_path_decides_as_the_slow_path() -> None:

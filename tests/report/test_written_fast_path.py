@@ -58,9 +58,10 @@ def _document(rng: random.Random) -> dict[str, Any]:
     return doc
 
 
-def _outcome(raw: bytes, *, fast: bool) -> tuple[Any, ...]:
-    """What reading `raw` and checking its signature decides: the refusal's words, or (valid, why, digest, data)."""
-    read = written.parse_written(raw) if fast else None
+def _outcome(raw: bytes, *, fast: bool, reader: Any = written.parse_written) -> tuple[Any, ...]:
+    """What reading `raw` (through the fast `reader` where `fast`, falling back to the strict parse where it is unsure)
+    and checking its signature decides: the refusal's words, or (valid, why, digest, data)."""
+    read = reader(raw) if fast else None
     if read is None:
         try:
             data = parse_json(raw, "doc.json")
