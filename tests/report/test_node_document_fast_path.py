@@ -208,9 +208,15 @@ def test_negative_exponents_are_respelled_as_rfc8785_spells_them() -> None:
             assert canonical.plain_small(token) == rfc8785.dumps(x), x
             checked += 1
     assert checked > 20_000
-    text = b'{"a":"x:3.1e-6,","b":[3.1e-6,-2.5e-7],"c":"e-"}'
-    assert written._respell_small(text, 2) == b'{"a":"x:3.1e-6,","b":[0.0000031,-2.5e-7],"c":"e-"}'
-    assert written._respell_small(text, 3) is None
+    text = b'{"a":"x:3e-,","b":[3.1e-6,-2.5e-7],"c":"e-","d":"1e-5]","e":{"f":-1.25e-6}}'
+    assert written._respell_small(text, 3) == (
+        b'{"a":"x:3e-,","b":[0.0000031,-2.5e-7],"c":"e-","d":"1e-5]","e":{"f":-0.00000125}}'
+    )
+    assert written._respell_small(text, 2) is None and written._respell_small(text, 4) is None
+    # a string holding what reads as a whole token (':3.1e-6,'): found beside the two outside, so unsure (None),
+    # never respelled inside the string nor taken as one of the two
+    assert written._respell_small(b'{"a":"x:3.1e-6,","b":[3.1e-6,-2.5e-7],"c":"e-"}', 2) is None
+    assert written._respell_small(b"[1e-5]", 1) == b"[0.00001]"  # within the first bytes
 
 
 def test_timestamps_near_the_ends_of_the_calendar_are_judged_as_before() -> None:
@@ -320,3 +326,19 @@ def test_device_rows_take_up_the_checks_peaks_and_give_the_same_rows(tmp_path) -
         if report is not None and not v.errors(findings):
             assert rows == [tuple(r[c] for c in COLUMNS) for r in device_rows(report, name)]
             assert rows
+
+
+def test_a_container_limit_refuses_on_both_paths_whatever_the_file_size() -> None:
+    """With a limit on arrays and objects (max_containers), the fast reads take a document only where the strict parse
+    does: the count is skipped only for a file no longer than the limit (a container takes a byte at least)."""
+    for reader, raw in ((written.parse_node_report, dumps(_report()).encode()),
+                        (written.parse_written, dumps({"a": [[1], {"b": 2}], "signature": {"alg": "x"}}).encode()),
+                        (written.parse_signed, dumps({"a": [[1], {"b": 2}], "signature": {"alg": "x"}}).encode())):  # fmt: skip
+        containers = raw.count(b"[") + raw.count(b"{")
+        for limit in (1, containers - 1, containers, containers + 1, len(raw) - 1, len(raw), len(raw) + 1):
+            try:
+                strict = parse_json(raw, "doc.json", max_containers=limit)
+            except intake.InputError:
+                strict = None
+            fast = reader(raw, max_containers=limit)
+            assert (fast is None) if strict is None else (fast is not None and fast[0] == strict), (reader, limit)
