@@ -16,11 +16,18 @@ that adds u^2 kappa L^2 sigma^2 g (g + 1) / 2 of variance to the g runs' own L^2
 a^2 b^2), a (g + 1) / L share: 14% at g = 8, L = 64, a 7% larger error, measured by tests/perf/fold_ratio.py. Folding
 every run in float32 (g = K / L) grows the error with K again and fails from K of about 16384 at n = 256.
 
-On a CPU the fold runs in C (fold_kernel.c, compiled by prepare() when the node warms up): tiles of C (TILE) on one
-worker per core, each worker's K / L GEMMs by the BLAS torch itself calls (MKL's sgemm), the float64 adds a
-vectorized loop, no Python or GIL between runs. The same operations in the same order as the torch path (_panel:
-the one panel a GPU computes, and a CPU's where no C compiler or MKL is found), so the same bits; prepare() keeps the
-kernel only where a probe gives them. The error budget above is unchanged.
+On a CPU the fold runs in C, compiled by prepare() when the node warms up, the first of these kept:
+- the microkernel (microfold_kernel.c): a register-blocked GEMM microkernel (Goto/BLIS) that computes each run as a
+  sequential float32 FMA chain of L terms from zero, adds a group's runs in float32 in registers and folds each group
+  into float64, B packed once a product, A once per block of MC rows; kept only where its bits equal emulate()'s (an
+  exact emulation of that order) on a probe of ragged shapes and its error is within the fold's allowance. A run's
+  order is a BLAS's own choice (a GPU's differs too): sequential FMA over L = 64 is the order the allowance is sized
+  by (bench.challenge.exact_rows, tests/perf/fold_ratio.py).
+- the sgemm kernel (fold_kernel.c): tiles of C (TILE), each worker's K / L GEMMs by the BLAS torch itself calls
+  (MKL's sgemm, partial in memory every run), the float64 adds a vectorized loop; the same operations in the same
+  order as the torch path, kept only where a probe gives the torch path's bits.
+- else the torch path (_panel: the one panel a GPU computes, and a CPU's where no C compiler or MKL is found).
+Each on one worker per core, no Python or GIL between runs. The error budget above is unchanged.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ import queue
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
-from bench.challenge import native
+from bench.challenge import exact_rows, native, protocol
 
 #: Runs added in float32 before each exact fold into float64 (see the module docstring's error budget).
 GROUP = 8
@@ -50,14 +59,21 @@ PANEL_ROWS = 64
 #: 0.81-0.87 of MKL's single-threaded long-K GEMM in CPU time per FLOP, 256 x 512 and 512 x 512 at 0.76-0.79 (four
 #: interleaved runs on the shared machine, load 5-6).
 TILE = (128, 1024)
-#: The kernel's source, compiled where it runs (prepare()).
+#: The sgemm kernel's source, compiled where it runs (prepare()).
 KERNEL_SOURCE = Path(__file__).with_name("fold_kernel.c")
+#: The microkernel's source (microfold_kernel.c), compiled where it runs (prepare()).
+MICRO_SOURCE = Path(__file__).with_name("microfold_kernel.c")
+#: The microkernel's blocking (microfold_kernel.c's header): rows of C a worker takes at a time (its packed A:
+#: MC x K floats), columns of a tile (its float32 partial and float64 accumulator, MC x NC x 12 bytes, in L2) and runs
+#: a chunk (packed B's sliver, KC x L x NR floats, in L1). Measured by tests/perf/fold_ratio.py --micro-shapes.
+MICRO_BLOCKS = {"mc": 384, "nc": 128, "kc": 4}
 
 #: Each kernel worker's scratch (a float32 partial and a float64 accumulator of a tile), kept from tile to tile and
 #: product to product: allocated per tile, glibc mapped them afresh (page faults) about once a tile.
 _SCRATCH: queue.SimpleQueue[tuple[torch.Tensor, torch.Tensor]] = queue.SimpleQueue()
-#: prepare()'s outcome: (the compiled fold_tile, the BLAS sgemm it calls) or why there is none.
-_KERNEL: dict[str, tuple[ctypes._CFuncPtr, int] | str] = {}
+#: prepare()'s outcomes: "fold", (the sgemm kernel's fold_tile, the BLAS sgemm it calls); "micro", (the microkernel's
+#: library, 0); or why there is none.
+_KERNEL: dict[str, tuple[Any, int] | str] = {}
 
 
 @contextlib.contextmanager
@@ -106,10 +122,116 @@ def _compile() -> tuple[ctypes._CFuncPtr | None, str | None]:
     return fn, None
 
 
+def _fma32(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """float32 fma(x, y, z), rounded once, for float32 values held in float64 arrays. x y is exact in float64 (two
+    24-bit significands); t = fl64(x y + z) and e (Knuth's TwoSum: x y + z = t + e exactly) give the exact sum;
+    rounding t to float32 is that sum's correct rounding except where t lies exactly halfway between two float32s
+    and e is not zero (double rounding), where e's sign picks the nearer neighbour."""
+    p = x * y
+    t = p + z
+    bp = t - p
+    e = (p - (t - bp)) + (z - bp)
+    r = t.astype(np.float32)
+    other = np.nextafter(r, t.astype(np.float32) + np.where(t > r, np.float32(np.inf), np.float32(-np.inf)))
+    r64, o64 = r.astype(np.float64), other.astype(np.float64)
+    tie = (t != r64) & ((r64 + o64) * 0.5 == t) & (e != 0)
+    toward_other = np.sign(e) == np.sign(o64 - r64)
+    return np.where(tie & toward_other, o64, r64)
+
+
+def emulate(a: torch.Tensor, b: torch.Tensor, run: int, group: int = GROUP) -> torch.Tensor:
+    """The microkernel's folded product by its stated order, exactly, in numpy (slow: for probes and tests): each
+    output's run of `run` terms a float32 FMA chain from zero in order of k, a group's runs added in float32 one by
+    one (fl32(p + s): a float64 sum of two float32s rounded to float32 is their float32 sum, 53 >= 2 x 24 + 2),
+    each group's partial added into float64, the float64 sum rounded to float32 once."""
+    x, y = a.to(torch.float64).numpy(), b.to(torch.float64).numpy()
+    acc = np.zeros((x.shape[0], y.shape[1]))
+    runs = x.shape[1] // run
+    part = acc
+    for j in range(runs):
+        s = np.zeros_like(acc)
+        for k in range(j * run, (j + 1) * run):
+            s = _fma32(x[:, k : k + 1], y[k : k + 1, :], s)
+        part = s if j % group == 0 else (part + s).astype(np.float32).astype(np.float64)
+        if j % group == group - 1 or j == runs - 1:
+            acc = acc + part
+    return torch.from_numpy(acc.astype(np.float32))
+
+
+def _micro_compile() -> tuple[Any, str | None]:
+    """microfold_kernel.c compiled for this CPU and its functions, or (None, why not). A build without a vector unit
+    it was written for (AVX-512, else AVX2 with FMA) is refused: its portable loop is slower than the sgemm kernel."""
+    lib, why = native.compile_library(MICRO_SOURCE)
+    if lib is None:
+        return None, why
+    if lib.microfold_isa() == 0:
+        return None, "the microkernel found neither AVX-512 nor AVX2 with FMA"
+    lib.microfold_pack_b.restype = None
+    lib.microfold_pack_b.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                     ctypes.c_int, ctypes.c_void_p]  # fmt: skip
+    lib.microfold_rows.restype = ctypes.c_int
+    lib.microfold_rows.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                                   *[ctypes.c_int] * 7, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
+    return lib, None
+
+
+#: The microkernel's probe: rows and columns that no micro-tile, tile or block divides, 11 runs (a group of 8 and a
+#: partial one) in chunks of 3 (a chunk that ends mid-group and one that starts mid-group), at small blocks.
+PROBE = {"rows": 29, "cols": 77, "runs": 11, "blocks": {"mc": 12, "nc": 40, "kc": 3}}
+
+
+def _probe_operands(rows: int, cols: int, inner: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Challenge-like float32 operands (version 3: full significands, an exponent spread) cut to rows x inner and
+    inner x cols."""
+    size = max(rows, cols)
+    a = protocol.operand("0" * 64, "probe", "probe", 0, "A", size, "float32", 3, inner=inner, reference=True)
+    b = protocol.operand("0" * 64, "probe", "probe", 0, "B", size, "float32", 3, inner=inner, reference=True)
+    return a[:rows].contiguous(), b[:, :cols].contiguous()
+
+
+def micro_probe(lib: Any) -> str | None:
+    """Why `lib`'s microkernel must not be used, or None: on PROBE's operands at PROBE's blocks its bits must equal
+    emulate()'s, and every row's error must be within the fold's allowance (exact_rows.scores <= 1)."""
+    rows, cols, runs = PROBE["rows"], PROBE["cols"], PROBE["runs"]
+    a, b = _probe_operands(rows, cols, runs * protocol.FOLD)
+    got = _micro_product(lib, a, b, protocol.FOLD, GROUP, PROBE["blocks"], workers=1)
+    want = emulate(a, b, protocol.FOLD, GROUP)
+    if not torch.equal(got, want):
+        bad = int((got != want).sum())
+        return (
+            f"the microkernel's bits differ from its stated order's exact emulation in {bad} of {got.numel()} outputs"
+        )
+    worst = float(exact_rows.scores(a.double().numpy(), b, got.double().numpy(), "float32", 3, protocol.FOLD).max())
+    if not worst <= 1.0:
+        return f"the microkernel's error is {worst:.3g}x the fold's allowance"
+    return None
+
+
+def prepare_micro() -> str | None:
+    """Compile the microkernel and keep it if micro_probe passes (about 0.5 s). None when it is in use, else why not."""
+    if "micro" not in _KERNEL:
+        lib, why = _micro_compile()
+        why = why or micro_probe(lib)
+        _KERNEL["micro"] = why or (lib, 0)  # type: ignore[assignment]
+    got = _KERNEL["micro"]
+    return got if isinstance(got, str) else None
+
+
 def prepare() -> str | None:
-    """Compile the CPU fold kernel (fold_kernel.c) and keep it if it gives the torch path's bits on a probe (ragged
-    tiles, both a partial group and a full one); node.warm calls it before the challenge arrives (about 0.2 s).
-    Returns None when the kernel is in use, else why not (the torch path answers with the same bits, slower)."""
+    """Compile the CPU fold kernels; node.warm calls it before the challenge arrives. The microkernel first
+    (prepare_micro); where it is refused, the sgemm kernel (prepare_sgemm). Returns None when either is in use, else
+    why neither is (the torch path answers, slower)."""
+    why_micro = prepare_micro()
+    if why_micro is None:
+        return None
+    why = prepare_sgemm()
+    return None if why is None else f"{why_micro}; {why}"
+
+
+def prepare_sgemm() -> str | None:
+    """Compile the sgemm fold kernel (fold_kernel.c) and keep it if it gives the torch path's bits on a probe (ragged
+    tiles, both a partial group and a full one), about 0.2 s. Returns None when the kernel is in use, else why not
+    (the torch path answers with the same bits, slower)."""
     if "fold" in _KERNEL:
         got = _KERNEL["fold"]
         return got if isinstance(got, str) else None
@@ -121,15 +243,73 @@ def prepare() -> str | None:
     gen = torch.Generator().manual_seed(0)
     a, b = torch.randn(TILE[0] + 3, 640, generator=gen), torch.randn(640, TILE[1] + 5, generator=gen)
     _KERNEL["fold"] = (fn, sgemm)
-    if not torch.equal(product(a, b, 64), product(a, b, 64, kernel=False)):
+    if not torch.equal(product(a, b, 64, kernel="sgemm"), product(a, b, 64, kernel=False)):
         _KERNEL["fold"] = "the compiled kernel's bits differ from the torch path's on the probe"
         return _KERNEL["fold"]
     return None
 
 
-def in_use() -> bool:
-    """Whether prepare() compiled the CPU kernel and kept it."""
-    return isinstance(_KERNEL.get("fold"), tuple)
+def in_use(kernel: str | None = None) -> bool:
+    """Whether prepare() compiled a CPU kernel ("micro" or "sgemm"; None: either) and kept it."""
+    names = ("micro", "fold") if kernel is None else ("fold" if kernel == "sgemm" else kernel,)
+    return any(isinstance(_KERNEL.get(k), tuple) for k in names)
+
+
+def kernel_name() -> str:
+    """What a CPU fold.product runs on after prepare(): 'micro', 'sgemm' or 'torch'."""
+    return "micro" if in_use("micro") else "sgemm" if in_use("sgemm") else "torch"
+
+
+def _block_rows(n: int, most: int, mr: int, workers: int) -> int:
+    """Rows a block, at most about `most`, a multiple of `mr`, such that the blocks split evenly across `workers`:
+    at n = 4096 blocks of 384 made 11, one worker's 6 to the other's 5 (a tenth of the window idle)."""
+    blocks = -(-n // max(mr, most))
+    blocks = -(-blocks // workers) * workers
+    per_block = -(-n // blocks)
+    return -(-per_block // mr) * mr
+
+
+def _micro_product(lib: Any, a: torch.Tensor, b: torch.Tensor, run: int, group: int, blocks: dict[str, int],
+                   workers: int) -> torch.Tensor:  # fmt: skip
+    """The folded product by the microkernel: B packed once (its slivers split across `workers`), then blocks of
+    blocks["mc"] rows across `workers` threads (ctypes releases the GIL), each with its own scratch."""
+    a, b = a.contiguous(), b.contiguous()
+    n, inner, m = a.shape[0], a.shape[1], b.shape[1]
+    out = torch.empty(n, m)
+    mr, nr = lib.microfold_mr(), lib.microfold_nr()
+    slivers = -(-m // nr)
+    packed = torch.empty(slivers * inner * nr)
+    mc = _block_rows(n, blocks["mc"], mr, workers)
+    ncr = -(-blocks["nc"] // nr) * nr
+
+    def pack(s0: int, s1: int) -> None:
+        lib.microfold_pack_b(b.data_ptr(), b.stride(0), inner, m, s0, s1, packed.data_ptr())
+
+    scratch: queue.SimpleQueue[tuple[torch.Tensor, ...]] = queue.SimpleQueue()
+
+    def rows(r0: int) -> None:
+        try:
+            apack, part, acc = scratch.get_nowait()
+        except queue.Empty:
+            apack, part = torch.empty(mc * inner), torch.empty(mc * ncr)
+            acc = torch.empty(mc * ncr, dtype=torch.float64)
+        try:
+            h = min(mc, n - r0)
+            got = lib.microfold_rows(a.data_ptr() + 4 * r0 * a.stride(0), a.stride(0), packed.data_ptr(),
+                                     out.data_ptr() + 4 * r0 * m, m, h, m, inner, run, group, ncr, blocks["kc"],
+                                     apack.data_ptr(), part.data_ptr(), acc.data_ptr())  # fmt: skip
+            if got:
+                raise ValueError(f"the microkernel refused rows {r0}..{r0 + h} of a {n} x {inner} x {m} product")
+        finally:
+            scratch.put((apack, part, acc))
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        step = -(-slivers // workers)
+        for f in [pool.submit(pack, s, min(slivers, s + step)) for s in range(0, slivers, step)]:
+            f.result()
+        for f in [pool.submit(rows, r0) for r0 in range(0, n, mc)]:
+            f.result()
+    return out
 
 
 def _panel(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, rows: slice, fold: int, group: int,
@@ -169,10 +349,12 @@ def _tile(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, rows: slice, cols
         _SCRATCH.put((part, acc))
 
 
-def product(a: torch.Tensor, b: torch.Tensor, fold: int, group: int = GROUP, kernel: bool = True) -> torch.Tensor:
+def product(a: torch.Tensor, b: torch.Tensor, fold: int, group: int = GROUP,
+            kernel: bool | str = True) -> torch.Tensor:  # fmt: skip
     """The folded float32 product of a (n x K) and b (K x n) on their device (module docstring); K a multiple of
-    `fold`. On a CPU, tiles of TILE across one worker per torch thread, each by the compiled kernel (prepare(); with
-    `kernel` and where it is in use), else row panels of PANEL_ROWS by torch ops; elsewhere one panel."""
+    `fold`. On a CPU, across one worker per torch thread: with `kernel` True, the first compiled kernel prepare()
+    kept (the microkernel, else the sgemm kernel's tiles of TILE); "micro" or "sgemm" names one (ValueError where it
+    is not in use); False: row panels of PANEL_ROWS by torch ops. Elsewhere one panel."""
     if a.dtype != torch.float32 or b.dtype != torch.float32:
         raise ValueError(f"a folded product is of float32 operands, not {a.dtype} and {b.dtype}")
     if a.shape[1] != b.shape[0] or a.shape[1] % fold:
@@ -182,9 +364,17 @@ def product(a: torch.Tensor, b: torch.Tensor, fold: int, group: int = GROUP, ker
     if a.device.type != "cpu":
         _panel(a, b, out, slice(0, n), fold, group)
         return out
-    if kernel and "fold" not in _KERNEL:
+    if kernel is True and "micro" not in _KERNEL:
         prepare()
-    if kernel and in_use():
+    if kernel in ("micro", "sgemm"):
+        why = prepare_micro() if kernel == "micro" else prepare_sgemm()
+        if why:
+            raise ValueError(f"the {kernel} fold kernel is not in use: {why}")
+    if kernel in (True, "micro") and in_use("micro"):
+        lib = _KERNEL["micro"][0]  # type: ignore[index]
+        with _one_thread_per_worker() as workers:
+            return _micro_product(lib, a, b, fold, group, MICRO_BLOCKS, workers)
+    if kernel in (True, "sgemm") and in_use("sgemm"):
         a, b = a.contiguous(), b.contiguous()
         tiles = [(slice(i, min(n, i + TILE[0])), slice(j, min(m, j + TILE[1])))
                  for i in range(0, n, TILE[0]) for j in range(0, m, TILE[1])]  # fmt: skip

@@ -48,11 +48,15 @@ def test_an_honest_folded_round_verifies_and_counts_every_flop(tmp_path):
 
 
 def test_the_fold_is_the_exact_sum_of_float32_runs():
-    """fold.product at group 1 is, bit for bit, the float64 sum of each run's float32 product rounded once; the
+    """fold.product at group 1 is, bit for bit, the float64 sum of each run's float32 product rounded once (the torch
+    path: each run torch's own product; the microkernel: each run a sequential FMA chain, fold.emulate); the
     default group (float32 sums of GROUP runs first) differs from it only at float32's rounding."""
     a, b = _operands(128, 1024)
     runs = sum((a[:, j : j + FOLD] @ b[j : j + FOLD]).double() for j in range(0, 1024, FOLD))
-    assert torch.equal(fold.product(a, b, FOLD, group=1), runs.float())
+    assert torch.equal(fold.product(a, b, FOLD, group=1, kernel=False), runs.float())
+    fmas = sum(fold.emulate(a[:, j : j + FOLD], b[j : j + FOLD], FOLD).double() for j in range(0, 1024, FOLD))
+    if fold.prepare_micro() is None:
+        assert torch.equal(fold.product(a, b, FOLD, group=1, kernel="micro"), fmas.float())
     exact = a.double() @ b.double()
     assert (fold.product(a, b, FOLD) - exact).abs().max() < 1e-4 * exact.abs().max()
 
@@ -129,11 +133,11 @@ def test_challenge_issue_folds_float32_by_default():
 
 def test_one_panel_as_a_gpu_computes_it_passes_alike():
     """Off the CPU, fold.product runs the whole matrix as one panel (_panel): the same runs, added the same way, so
-    the same bits as the CPU's tiles."""
+    the same bits as the CPU's torch path (the CPU's kernels: test_the_cpu_kernel..., test_the_microkernel...)."""
     a, b = _operands(256, 1024)
     whole = torch.empty(256, 256)
     fold._panel(a, b, whole, slice(0, 256), FOLD, fold.GROUP)
-    assert torch.equal(whole, fold.product(a, b, FOLD))
+    assert torch.equal(whole, fold.product(a, b, FOLD, kernel=False))
     assert _score(a, b, whole).passed
 
 
@@ -143,10 +147,96 @@ NO_TOOLS = ("no C compiler", "torch's CPU build has no MKL", "no sgemm_")
 
 
 def _kernel_or_skip():
-    why = fold.prepare()
+    why = fold.prepare_sgemm()
     if why and why.startswith(NO_TOOLS):
         pytest.skip(f"no compiled fold kernel here: {why}")
-    assert why is None and fold.in_use(), why
+    assert why is None and fold.in_use("sgemm"), why
+
+
+#: Why prepare_micro() may find no microkernel: no compiler, or a CPU without the vector units it is written for.
+NO_MICRO = ("no C compiler", "the microkernel found neither")
+
+
+def _micro_or_skip():
+    why = fold.prepare_micro()
+    if why and why.startswith(NO_MICRO):
+        pytest.skip(f"no microkernel here: {why}")
+    assert why is None and fold.in_use("micro"), why
+
+
+@pytest.mark.parametrize("group", [1, fold.GROUP])
+@pytest.mark.parametrize("blocks", [{"mc": 24, "nc": 40, "kc": 3}, fold.MICRO_BLOCKS])
+def test_the_microkernel_is_its_stated_order_bit_for_bit_on_ragged_shapes(monkeypatch, group, blocks):
+    """The microkernel (microfold_kernel.c) on 190 x 150 (rows and columns no micro-tile, block or tile divides: 190
+    = 31 x 6 + 4, 150 = 4 x 32 + 22) and K / 64 = 19 runs (two groups of 8 and a partial one; chunks of 3 runs that
+    start and end mid-group) gives, bit for bit, fold.emulate's exact emulation of its stated order, on one worker
+    and two; and passes the verifier's check with the margin of the other honest folds."""
+    _micro_or_skip()
+    monkeypatch.setattr(fold, "MICRO_BLOCKS", blocks)
+    a, b = _operands(256, 19 * FOLD)
+    a, b = a[:190].contiguous(), b[:, :150].contiguous()
+    want = fold.emulate(a, b, FOLD, group)
+    assert torch.equal(fold.product(a, b, FOLD, group, kernel="micro"), want)
+    lib = fold._KERNEL["micro"][0]
+    assert torch.equal(fold._micro_product(lib, a, b, FOLD, group, blocks, workers=1), want)
+    scores = exact_rows.scores(a.double().numpy(), b, want.double().numpy(), "float32", 3, FOLD)
+    assert scores.max() < 0.5, scores.max()
+
+
+def test_fma32_rounds_once_where_float64_would_round_twice():
+    """fold.emulate's float32 FMA: correctly rounded against exact rational arithmetic on random operands over the
+    challenge's exponent range, and on a sum that float64 rounds onto a float32 halfway point (1 + 2^-23 - 2^-24
+    + 2^-70: rounding the float64 sum to float32 gives 1, the correct rounding 1 + 2^-23)."""
+    from fractions import Fraction
+
+    def exact32(q: Fraction) -> float:
+        r = np.float32(float(q))
+        near = [r, np.nextafter(r, np.float32(np.inf)), np.nextafter(r, np.float32(-np.inf))]
+        return float(min(near, key=lambda v: (abs(Fraction(float(v)) - q), int(np.float32(v).view(np.int32)) & 1)))
+
+    rng = np.random.default_rng(0)
+    x, y, z = (np.ldexp(rng.uniform(-1, 1, 2000), rng.integers(-20, 2, 2000)).astype(np.float32).astype(np.float64)
+               for _ in range(3))  # fmt: skip
+    got = fold._fma32(x, y, z)
+    assert all(got[i] == exact32(Fraction(x[i]) * Fraction(y[i]) + Fraction(z[i])) for i in range(2000))
+    x, y, z = (np.array([v]) for v in (1 + 2.0**-23, -(1 - 2.0**-23) * 2.0**-24, 1 + 2.0**-23))
+    assert float(np.float32(x[0] * y[0] + z[0])) == 1.0  # float64, then float32: the halfway point, to even
+    assert fold._fma32(x, y, z)[0] == 1 + 2.0**-23
+
+
+def test_a_microkernel_with_one_wrong_lane_is_refused(monkeypatch, tmp_path):
+    """prepare() keeps the microkernel only where its probe gives fold.emulate's bits: one output lane of a
+    micro-tile (its last row, last column) folded a hair off (one part in 10^7) is refused, and products fall back
+    to the sgemm kernel, else the torch path."""
+    _micro_or_skip()
+    src = fold.MICRO_SOURCE.read_text()
+    line = "acc[(size_t)i * ldacc + c] += (double)tmp[i][c];"
+    assert line in src
+    bad = line.replace("(double)tmp[i][c];", "(double)tmp[i][c] * (i == MR - 1 && c == NR - 1 ? 1.0000001 : 1.0);")
+    (tmp_path / "bad.c").write_text(src.replace(line, bad))
+    monkeypatch.setattr(fold, "MICRO_SOURCE", tmp_path / "bad.c")
+    monkeypatch.setattr(fold, "_KERNEL", {})
+    assert "differ" in fold.prepare_micro()
+    assert not fold.in_use("micro")
+    fold.prepare()
+    assert fold.kernel_name() in ("sgemm", "torch")
+    a, b = _operands(128, 512)
+    assert torch.equal(fold.product(a, b, FOLD), fold.product(a, b, FOLD, kernel=False))
+    with pytest.raises(ValueError, match="not in use"):
+        fold.product(a, b, FOLD, kernel="micro")
+
+
+def test_without_a_compiler_the_fold_falls_back_to_the_torch_path(monkeypatch):
+    """A CI runner without a C compiler: neither kernel compiles, prepare() says why, and products are the torch
+    path's."""
+    monkeypatch.setattr(fold, "_KERNEL", {})
+    monkeypatch.setattr(fold.native, "compile_library", lambda source: (None, "no C compiler (a test)"))
+    why = fold.prepare()
+    assert why and "no C compiler" in why and fold.kernel_name() == "torch"
+    a, b = _operands(128, 512)
+    whole = torch.empty(128, 128)
+    fold._panel(a, b, whole, slice(0, 128), FOLD, fold.GROUP)
+    assert torch.equal(fold.product(a, b, FOLD), whole)
 
 
 @pytest.mark.parametrize("group", [1, fold.GROUP])
@@ -160,7 +250,7 @@ def test_the_cpu_kernel_gives_the_torch_paths_bits_on_ragged_tiles(monkeypatch, 
     a, b = a[:190], b[:, :150]
     whole = torch.empty(190, 150)
     fold._panel(a, b, whole, slice(0, 190), FOLD, group)
-    assert torch.equal(fold.product(a, b, FOLD, group), whole)
+    assert torch.equal(fold.product(a, b, FOLD, group, kernel="sgemm"), whole)
     assert torch.equal(fold.product(a, b, FOLD, group, kernel=False), whole)
     if group == 1:  # and the definition: the float64 sum of each run's float32 product, rounded once
         runs = sum((a[:, j : j + FOLD] @ b[j : j + FOLD]).double() for j in range(0, 19 * FOLD, FOLD))
@@ -175,9 +265,9 @@ def test_a_kernel_whose_bits_differ_is_not_used(monkeypatch, tmp_path):
     assert "acc[i] += (double)part[i];" in src
     (tmp_path / "bad.c").write_text(src.replace("acc[i] += (double)part[i];", "acc[i] += (double)part[i] * 1.0000001;"))
     monkeypatch.setattr(fold, "KERNEL_SOURCE", tmp_path / "bad.c")
-    monkeypatch.setattr(fold, "_KERNEL", {})
-    assert "differ" in fold.prepare()
-    assert not fold.in_use()
+    monkeypatch.setattr(fold, "_KERNEL", {"micro": "off: this test holds the sgemm kernel"})
+    assert "differ" in fold.prepare_sgemm()
+    assert "differ" in fold.prepare() and not fold.in_use()
     a, b = _operands(128, 512)
     whole = torch.empty(128, 128)
     fold._panel(a, b, whole, slice(0, 128), FOLD, fold.GROUP)
@@ -196,7 +286,7 @@ def test_each_fold_worker_runs_its_gemms_on_one_thread(monkeypatch):
     monkeypatch.setattr(fold, "_tile", lambda *args: (seen.append(mkl()), real(*args)))
     before = torch.get_num_threads()
     a, b = _operands(256, 512)
-    fold.product(a, b, FOLD)
+    fold.product(a, b, FOLD, kernel="sgemm")
     assert seen and set(seen) == {1}, seen
     assert torch.get_num_threads() == before
 
@@ -210,7 +300,7 @@ def test_the_cuda_path_folds_on_the_device_with_the_cpus_bits(fake_cuda):
     a, b = a[:190], b[:, :150]
     got = fold.product(a.to("cuda:0"), b.to("cuda:0"), FOLD)
     assert device_of(got) == "cuda:0"
-    assert torch.equal(got.cpu(), fold.product(a, b, FOLD))
+    assert torch.equal(got.cpu(), fold.product(a, b, FOLD, kernel=False))
 
 
 def test_the_node_generates_each_products_operands_into_the_previous_ones(tmp_path, monkeypatch):

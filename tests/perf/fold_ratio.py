@@ -1,12 +1,16 @@
 """Benchmark, not a test: can a folded float32 challenge (bench.challenge.fold) be tight and still refuse cheaper
 arithmetic? The go/no-go of issue 23's float32 proofs, measured on this CPU.
 
-    .venv/bin/python tests/perf/fold_ratio.py [--n 1024 2048] [--accuracy-n 256 1024] [--reps 5] [--eager]
+    .venv/bin/python tests/perf/fold_ratio.py [--n 1024 2048] [--k-factor 1 2] [--accuracy-n 256 1024] [--reps 5]
+        [--eager] [--micro-shapes MR,NV,MC,NC,KC ...]
 
-Speed, for each n (K = n, runs of L = protocol.FOLD 64): the float32 MAMF (n x n x n torch.matmul on all cores,
-best of --reps, interleaved with the folds so that other load depresses both alike); the folded product (bench.challenge.fold.product) at group 1 (every run folded exactly into float64), 4, 8
-and 16 (runs added in float32 first), and the naive whole-matrix fold (C_j = A_j B_j, then S += C_j in float64) for
-comparison, and the node's fold on the torch path (what runs where fold.prepare() finds no C compiler or MKL:
+Speed, for each n and K = --k-factor x n (runs of L = protocol.FOLD 64): the float32 MAMF (n x n x n torch.matmul
+on all cores, best of --reps, interleaved with the folds so that other load depresses both alike); the folded
+product (bench.challenge.fold.product, on the kernel prepare() keeps: the microkernel here) at group 1 (every run
+folded exactly into float64) and 8 (runs added in float32 first); at group 8 on the sgemm kernel (fold_kernel.c) and
+on the microkernel's --micro-shapes variants (micro-tile and blocking, each held to fold.emulate's bits first); the
+naive whole-matrix fold at K = n (C_j = A_j B_j, then S += C_j in float64) for comparison; and the node's fold on the
+torch path (what runs where fold.prepare() finds no C compiler or MKL:
 row panels by torch ops); the Merkle root of C on all cores (what the node hashes once per folded product); the generation of
 A and B (2 n K elements; compiled as `challenge answer` compiles it, unless --eager). The projected proven ratio
 is 2 n^2 K / (generate + fold + hash) / MAMF: the node's window as it runs on a CPU (hashing product i overlaps
@@ -26,6 +30,7 @@ import argparse
 import concurrent.futures
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -63,23 +68,48 @@ def naive_fold(a: torch.Tensor, b: torch.Tensor, run: int) -> torch.Tensor:
     return s.to(torch.float32)
 
 
-def speed(n: int, eager: bool, reps: int) -> None:
+def microkernel_variant(spec: str) -> tuple[str, object]:
+    """'MR,NV,MC,NC,KC': microfold_kernel.c compiled with MR rows and NV vectors a micro-tile row, run at blocks of
+    MC rows, NC columns and KC runs a chunk; (its name, a product function), held to fold.emulate by the probe."""
+    mr, nv, mc, nc, kc = (int(x) for x in spec.split(","))
+    src = Path(tempfile.mkdtemp(prefix="microfold-")) / f"microfold_{mr}_{nv}.c"
+    src.write_text(f"#define MR {mr}\n#define NV {nv}\n" + fold.MICRO_SOURCE.read_text())
+    real = fold.MICRO_SOURCE
+    fold.MICRO_SOURCE = src
+    try:
+        lib, why = fold._micro_compile()
+    finally:
+        fold.MICRO_SOURCE = real
+    why = why or fold.micro_probe(lib)
+    if why:
+        raise SystemExit(f"microkernel {spec}: {why}")
+    name = f"microkernel {mr} x {lib.microfold_nr()}, blocks mc {mc} nc {nc} kc {kc}"
+    blocks = {"mc": mc, "nc": nc, "kc": kc}
+    return name, lambda a, b: fold._micro_product(lib, a, b, FOLD, fold.GROUP, blocks, torch.get_num_threads())
+
+
+def speed(n: int, k: int, eager: bool, reps: int, variants: list[str]) -> None:
     """Interleaved: each round times the matmul and every fold once, so load from other processes (the machine is
     shared) depresses both alike; the best of `reps` rounds is kept for each."""
-    k = n
     flops = 2 * n * n * k
     a, b = torch.randn(n, k), torch.randn(k, n)
+    fold.prepare_sgemm()
     runs = {"float32 matmul (MAMF)": lambda: a @ b,
-            **{f"fold.product group {g}": lambda g=g: fold.product(a, b, FOLD, g) for g in (1, 4, 8, 16)},
+            **{f"fold.product group {g} ({fold.kernel_name()})": lambda g=g: fold.product(a, b, FOLD, g)
+               for g in (1, 8)},
+            "fold.product group 8, sgemm kernel": lambda: fold.product(a, b, FOLD, kernel="sgemm"),
             "fold.product group 8, torch path (no kernel)": lambda: fold.product(a, b, FOLD, kernel=False),
-            "naive whole-matrix fold": lambda: naive_fold(a, b, FOLD)}  # fmt: skip
+            **{name: lambda f=f: f(a, b) for name, f in map(microkernel_variant, variants)}}  # fmt: skip
+    if k == n:
+        runs["naive whole-matrix fold"] = lambda: naive_fold(a, b, FOLD)
     times = {name: float("inf") for name in runs}
     for _ in range(reps):
         for name, f in runs.items():
             times[name] = min(times[name], _best(f, reps=1))
     mamf = flops / times.pop("float32 matmul (MAMF)")
     print(f"n={n} K={k} L={FOLD}: float32 MAMF {mamf / 1e9:.1f} GFLOPS (best of {reps}, load average "
-          f"{os.getloadavg()[0]:.1f}); fold kernel: {fold.prepare() or 'in use'}, tiles of {fold.TILE}")  # fmt: skip
+          f"{os.getloadavg()[0]:.1f}); fold kernel: {fold.kernel_name()} ({fold.prepare() or 'in use'}), "
+          f"microkernel blocks {fold.MICRO_BLOCKS}, sgemm tiles {fold.TILE}")  # fmt: skip
     c = fold.product(a, b, FOLD)
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
         hash_s = _best(lambda: chl.merkle_root(chl.row_bytes(c), pool))
@@ -125,6 +155,9 @@ SCHEMES: dict[str, table.Scheme] = {
     "honest folded: torch per run": folded(table.honest, FOLD),
     "honest folded: fold.product group 1": node_fold(1),
     "honest folded: fold.product group 8": node_fold(8),
+    "honest folded: sequential FMA per run, group 8 (fold.emulate)": lambda a, b, dtype: (
+        fold.emulate(a.contiguous(), b.contiguous(), FOLD, fold.GROUP).to(F64).numpy()
+    ),
     "not folded: every run folded in float32": float32_fold,
     "not folded: torch over all K": table.honest,
     "not folded: sequential FMA over all K": table.sequential(True),
@@ -155,10 +188,14 @@ def main() -> None:
     ap.add_argument("--accuracy-n", type=int, nargs="*", default=[256, 1024])
     ap.add_argument("--reps", type=int, default=5, help="interleaved rounds of the speed measurement")
     ap.add_argument("--eager", action="store_true", help="leave the generator eager (`challenge answer` fuses it)")
+    ap.add_argument("--k-factor", type=int, nargs="*", default=[1], help="K = factor x n for each n (the challenge: 2)")
+    ap.add_argument("--micro-shapes", nargs="*", default=[], metavar="MR,NV,MC,NC,KC",
+                    help="microkernel variants timed alongside (microkernel_variant), e.g. 6,2,384,128,4")  # fmt: skip
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}")
     for n in args.n:
-        speed(n, args.eager, args.reps)
+        for factor in args.k_factor:
+            speed(n, factor * n, args.eager, args.reps, args.micro_shapes)
     if args.accuracy_n:
         accuracy(args.accuracy_n)
 
