@@ -1,7 +1,17 @@
 """`bench gate BASELINE CANDIDATE`: the paired regression gate (issue 25). Two results folders whose runs were made
 alternately on one machine in one session (A B B A ...: a shell loop running `bench run` of the base checkout and of
 the candidate in turn, docs/ci.md), judged on the ratios of adjacent runs (bench.report.paired), so that the
-machine's drift over minutes cancels instead of reading as a change."""
+machine's drift over minutes cancels instead of reading as a change.
+
+With --base-cmd and --candidate-cmd it runs the session itself, sequentially (bench.report.paired.sequential): the
+two commands alternately (A B B A ...) for --pairs pairs, then one pair more at a time while the verdict is
+inconclusive, up to --max-pairs. Why one command rather than a shell loop in CI: the order, the adding of pairs and
+the cap are the rule's, and a loop copied into every job drifts from it (the docs' old loop had no way to add a
+pair). The folders are still ordinary RESULTS_DIRs, and `bench gate BASE CAND` still judges folders made elsewhere.
+
+Exit status: 0 pass, 1 a regression (or pairs not comparable, or a command that failed), 2 bad input,
+3 inconclusive: too noisy to tell, never a pass (a real slow-down on a noisy runner must not slip through) and never
+called a regression (unchanged code on a noisy runner must not read as one)."""
 
 from __future__ import annotations
 
@@ -12,6 +22,7 @@ import click
 
 from bench.cli.options import json_option
 from bench.cli.output import fail
+from bench.report import paired
 
 
 def _runs(text: Path) -> list[Path]:
@@ -28,8 +39,6 @@ def _runs(text: Path) -> list[Path]:
 
 def _lines(pairs: list[Any], metrics: list[Any], threshold: float, aa_pairs: int) -> list[str]:
     """The pairs in time order, each metric's verdict, and the threshold these runs support if they are A/A."""
-    from bench.report import paired
-
     order = " ".join("AB" if p.baseline_first else "BA" for p in pairs)
     lines = [f"{len(pairs)} pairs of adjacent runs, in time order (A baseline, B candidate): {order}"]
     if not metrics:
@@ -44,9 +53,9 @@ def _lines(pairs: list[Any], metrics: list[Any], threshold: float, aa_pairs: int
         elif v.gated:
             what = "pass"
         elif not v.spread_known:
-            what = f"not gated: fewer than {paired.MIN_PAIRS} pairs"
+            what = f"inconclusive: fewer than {paired.MIN_PAIRS} pairs"
         else:
-            what = f"not gated: floor {v.floor:.1%} > {threshold:.0%}"
+            what = f"inconclusive: floor {v.floor:.1%} > {threshold:.0%}, about {v.pairs_needed} pairs needed"
         lines.append(f"  {pm.metric.title[:width]:<{width}} {v.ratio - 1:>+7.1%} {v.cv:>6.1%} {v.floor:>6.1%}  {what}")
         if v.spread_known:
             spreads.append(paired.pair_spread(v.ratios))
@@ -61,6 +70,34 @@ def _lines(pairs: list[Any], metrics: list[Any], threshold: float, aa_pairs: int
     return lines
 
 
+#: Exit status of an inconclusive session: neither 1 (a regression) nor 0 (a pass), so a CI job can tell them apart.
+INCONCLUSIVE_EXIT = 3
+
+
+def _reports(folder: Path) -> set[Path]:
+    return set(folder.glob("*/report.json")) if folder.is_dir() else set()
+
+
+def _run_side(command: str, folder: Path, side: str) -> None:
+    """One run of one side: `command` through the shell with BENCH_GATE_RESULTS (the side's folder) and
+    BENCH_GATE_SIDE (A or B) set; it must exit 0 and leave exactly one new report in the folder."""
+    import os
+    import subprocess
+
+    folder.mkdir(parents=True, exist_ok=True)
+    before = _reports(folder)
+    letter = "A" if side == "baseline" else "B"
+    click.echo(f"gate: run {letter} ({side}): {command}", err=True)
+    env = {**os.environ, "BENCH_GATE_RESULTS": str(folder.resolve()), "BENCH_GATE_SIDE": letter}
+    done = subprocess.run(command, shell=True, env=env, check=False)  # the operator's own command line
+    if done.returncode:
+        fail(f"the {side} command exited {done.returncode}: {command}")
+    new = _reports(folder) - before
+    if len(new) != 1:
+        fail(f"the {side} command left {len(new)} new reports in {folder} (expected one RESULTS_DIR/<run-id>/"
+             f"report.json: give it --results-dir \"$BENCH_GATE_RESULTS\"): {command}", 2)  # fmt: skip
+
+
 @click.command()
 @click.argument("baseline", type=click.Path(path_type=Path))
 @click.argument("candidate", type=click.Path(path_type=Path))
@@ -72,6 +109,19 @@ def _lines(pairs: list[Any], metrics: list[Any], threshold: float, aa_pairs: int
     help="Tolerated slow-down: a gated metric fails when the median of its pairs' candidate / baseline ratios is "
     "below 1 - PERCENT.",
 )
+@click.option("--base-cmd", default=None, metavar="CMD",
+              help="Run the session: this shell command makes one baseline run into BASELINE (as "
+              "--results-dir \"$BENCH_GATE_RESULTS\"); with --candidate-cmd.")  # fmt: skip
+@click.option(
+    "--candidate-cmd",
+    default=None,
+    metavar="CMD",
+    help="Run the session: this shell command makes one candidate run into CANDIDATE; with --base-cmd.",
+)
+@click.option("--pairs", "first", type=click.IntRange(min=paired.MIN_PAIRS), default=paired.FIRST_PAIRS,
+              show_default=True, help="Pairs run before the first verdict (with the commands).")  # fmt: skip
+@click.option("--max-pairs", type=click.IntRange(min=paired.MIN_PAIRS), default=paired.MAX_PAIRS, show_default=True,
+              help="Pairs the session stops at while inconclusive (with the commands).")  # fmt: skip
 @click.option(
     "--aa-pairs",
     type=click.IntRange(min=3),
@@ -79,40 +129,79 @@ def _lines(pairs: list[Any], metrics: list[Any], threshold: float, aa_pairs: int
     metavar="P",
     help="Pairs per candidate for the A/A recommendation (default: as many as here).",
 )
-@json_option("the verdicts (pairs, metrics, gates)")
-def gate(baseline: Path, candidate: Path, max_regression: str, aa_pairs: int | None, as_json: bool) -> None:
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write JUnit XML here: one case per metric, with its time, failing on a regression or when "
+              "inconclusive.")  # fmt: skip
+@json_option("the verdicts (outcome, pairs, metrics, gates)")
+def gate(baseline: Path, candidate: Path, max_regression: str, base_cmd: str | None, candidate_cmd: str | None,
+         first: int, max_pairs: int, aa_pairs: int | None, junit_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Judge CANDIDATE's runs against BASELINE's, made alternately in one session on one machine (A B B A ...):
     each metric on the median of its adjacent pairs' candidate / baseline ratios, gated where the pairs' own spread
     leaves its noise floor within --max-regression. BASELINE and CANDIDATE are results folders (each run's
-    report.json) or report files.
+    report.json) or report files. With --base-cmd and --candidate-cmd, bench runs the two commands in turns itself,
+    adding pairs while the verdict is inconclusive, up to --max-pairs.
 
-    Exit 0 when no gated metric regressed; 1 when one did, a pair is not comparable or nothing could be gated; 2 for
-    bad input, including runs that do not alternate in time (drift would read as a change)."""
+    Exit 0 when no metric regressed and every one is gated; 1 when one regressed, a pair is not comparable or a
+    command failed; 2 for bad input, including runs that do not alternate in time (drift would read as a change);
+    3 when inconclusive (a metric too noisy to tell either way, at the cap): the job fails, not as a regression."""
     from bench.model.reports import ReportError
-    from bench.report import gates, paired
+    from bench.report import gates
     from bench.report.store import dumps, load_report
 
+    if (base_cmd is None) != (candidate_cmd is None):
+        fail("--base-cmd and --candidate-cmd go together: one runs the baseline, the other the candidate", 2)
+    if max_pairs < first:
+        fail(f"--max-pairs {max_pairs} is below --pairs {first}", 2)
     try:
         threshold = gates.parse_fraction(max_regression)
-        base = [load_report(p) for p in _runs(baseline)]
-        cand = [load_report(p) for p in _runs(candidate)]
-        pairs, metrics, broken = gates.paired_metrics(base, cand, threshold)
-    except paired.NotPaired as exc:
-        fail(f"not paired: {exc}", 2)
-    except (ReportError, ValueError) as exc:
+    except ValueError as exc:
         fail(str(exc), 2)
-    checks = broken or gates.paired_regressions(base, cand, threshold)
+    state: dict[str, Any] = {}
+
+    def look() -> str:
+        try:
+            base = [load_report(p) for p in _runs(baseline)]
+            cand = [load_report(p) for p in _runs(candidate)]
+            state["reports"] = [*base, *cand]
+            state["judgement"] = gates.paired_judgement(base, cand, threshold)
+        except paired.NotPaired as exc:
+            fail(f"not paired: {exc}", 2)
+        except (ReportError, ValueError) as exc:
+            fail(str(exc), 2)
+        j = state["judgement"]
+        if base_cmd is not None:
+            click.echo(f"gate: {len(j.pairs)} pairs: {j.outcome}", err=True)
+        return j.outcome
+
+    if base_cmd is not None and candidate_cmd is not None:
+        done = [len(_reports(baseline)), len(_reports(candidate))]
+        if done[0] != done[1]:
+            fail(f"{baseline} holds {done[0]} runs and {candidate} {done[1]}: a session continues from as many of "
+                 "each (empty folders start one)", 2)  # fmt: skip
+        commands = {paired.BASELINE: (base_cmd, baseline), paired.CANDIDATE: (candidate_cmd, candidate)}
+        paired.sequential(lambda side: _run_side(*commands[side], side), look, done[0], first, max_pairs)
+    else:
+        look()
+    j: gates.PairedJudgement = state["judgement"]
+    if junit_path is not None:
+        junit_path.write_text(gates.paired_junit(state["reports"], j))
     if as_json:
-        click.echo(dumps({"pairs": [[p.baseline.run_id, p.candidate.run_id] for p in pairs],
+        click.echo(dumps({"outcome": j.outcome, "pairs_needed": j.pairs_needed,
+                          "reason": next((g.message for g in j.checks if not g.passed), None),
+                          "pairs": [[p.baseline.run_id, p.candidate.run_id] for p in j.pairs],
                           "metrics": [{"metric": pm.metric.title, "ratios": list(pm.verdict.ratios),
                                        "ratio": pm.verdict.ratio, "cv": pm.verdict.cv, "floor": pm.verdict.floor,
-                                       "gated": pm.verdict.gated, "regressed": pm.verdict.regressed}
-                                      for pm in metrics],
-                          "gates": [g.to_dict() for g in checks]}), nl=False)  # fmt: skip
+                                       "gated": pm.verdict.gated, "regressed": pm.verdict.regressed,
+                                       "outcome": pm.verdict.outcome, "pairs_needed": pm.verdict.pairs_needed}
+                                      for pm in j.metrics],
+                          "gates": [g.to_dict() for g in j.checks]}), nl=False)  # fmt: skip
     else:
-        for line in _lines(pairs, metrics, threshold, aa_pairs or len(pairs)):
+        for line in _lines(j.pairs, j.metrics, threshold, aa_pairs or len(j.pairs)):
             click.echo(line)
-        for g in checks:
+        for g in j.checks:
             click.echo(f"{'PASS' if g.passed else 'FAIL'} {g.name}: {g.message}")
-    if failed := [g for g in checks if not g.passed]:
-        fail("gate failed: " + "; ".join(g.message for g in failed))
+    if failed := [g for g in j.checks if not g.passed]:
+        why = "; ".join(g.message for g in failed)
+        if j.outcome == paired.INCONCLUSIVE:
+            fail(f"gate inconclusive after {len(j.pairs)} pairs: {why}", INCONCLUSIVE_EXIT)
+        fail("gate failed: " + why)

@@ -264,39 +264,117 @@ def unjudged(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport]) 
     return sorted({m.title for found in each for k, m in found.items() if k not in every})
 
 
-def paired_regressions(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport],
-                       max_regression: float) -> list[Gate]:  # fmt: skip
+#: The outcome of a paired judgement whose pairs cannot be compared (other hardware or software, another config).
+NOT_COMPARABLE = "not comparable"
+
+
+@dataclass(frozen=True)
+class PairedJudgement:
+    """`bench gate`'s verdict on a session: its pairs, each metric's verdict, the gates (what JUnit and the log
+    show), and the session's `outcome`: paired.PASS, paired.REGRESSION, paired.INCONCLUSIVE (more pairs may tell;
+    `pairs_needed` is the most any inconclusive metric needs at its measured spread, None where unknown) or
+    NOT_COMPARABLE."""
+
+    pairs: list[paired.Pair]
+    metrics: list[PairedMetric]
+    checks: list[Gate]
+    outcome: str
+    pairs_needed: int | None = None
+
+
+def paired_judgement(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport],
+                     max_regression: float) -> PairedJudgement:  # fmt: skip
     """`bench gate`: the paired judgement (paired_metrics) as gates: one failing gate per regressed metric on its
-    workload's JUnit case, or one passing gate naming what was gated; a gate that gated nothing fails, naming each
-    metric's floor. paired.NotPaired / ValueError as paired_metrics."""
+    workload's JUnit case (REGRESSION); else one failing gate naming each metric that is neither gated nor regressed,
+    its floor and the pairs its spread would need (INCONCLUSIVE: nothing vouches that it did not slow down, so it
+    must not pass, and it is no regression either); else one passing gate naming what was gated (PASS).
+    paired.NotPaired / ValueError as paired_metrics."""
     pairs, metrics, broken = paired_metrics(baselines, candidates, max_regression)
     if broken:
-        return broken
+        return PairedJudgement(pairs, metrics, broken, NOT_COMPARABLE)
     if not metrics:
-        return [Gate("baseline", False, "no metric measured by every run: nothing to gate (another suite, precision "
-                     "or device?)")]  # fmt: skip
+        return PairedJudgement(pairs, metrics, [Gate("baseline", False, "no metric measured by every run: nothing "
+                                                     "to gate (another suite, precision or device?)")],
+                               NOT_COMPARABLE)  # fmt: skip
     first_b = sum(p.baseline_first for p in pairs)
     how = (f"{len(pairs)} pairs of adjacent runs (baseline first in {first_b}), the median of the candidate / "
            f"baseline ratios below {1 - max_regression:.3g}")  # fmt: skip
-    ungated = [pm for pm in metrics if not pm.verdict.gated]
     note = ""
-    if ungated:
-        note = (f"; {len(ungated)} not gated (" + (f"fewer than {paired.MIN_PAIRS} pairs" if len(pairs) <
-                paired.MIN_PAIRS else f"noise floor above {max_regression:.1%}") + "): "
-                + ", ".join(pm.metric.title + (f" (floor {pm.verdict.floor:.1%})" if pm.verdict.spread_known else "")
-                            for pm in ungated))  # fmt: skip
     if missing := unjudged(baselines, candidates):
-        note += f"; {len(missing)} metric(s) not measured by every run, not judged: " + ", ".join(missing)
-    gated = len(metrics) - len(ungated)
-    worse = [pm for pm in metrics if pm.verdict.regressed]
-    if not worse and not gated:
-        return [Gate("baseline", False, f"none of {len(metrics)} metrics is steady enough to gate "
-                     f"{max_regression:.1%} on {how}: more pairs, or a larger --max-regression{note}")]  # fmt: skip
-    if not worse:
-        return [Gate("baseline", True, f"no regression in {gated} gated metrics on {how}{note}")]
-    return [Gate("baseline", False, f"{pm.metric.title}: {pm.verdict.ratio - 1:+.1%} (median of {len(pairs)} paired "
+        note = f"; {len(missing)} metric(s) not measured by every run, not judged: " + ", ".join(missing)
+    outcome = paired.session_outcome([pm.verdict for pm in metrics])
+    if outcome == paired.REGRESSION:
+        return PairedJudgement(pairs, metrics, [
+            Gate("baseline", False, f"{pm.metric.title}: {pm.verdict.ratio - 1:+.1%} (median of {len(pairs)} paired "
                  f"ratios, robust CV {pm.verdict.cv:.1%}, noise floor {pm.verdict.floor:.1%}; tolerated "
-                 f"{max_regression:.1%})", case=case_name(pm.metric)) for pm in worse]  # fmt: skip
+                 f"{max_regression:.1%})", case=case_name(pm.metric))
+            for pm in metrics if pm.verdict.regressed], outcome)  # fmt: skip
+    if outcome == paired.INCONCLUSIVE:
+        unsure = [pm for pm in metrics if pm.verdict.outcome == paired.INCONCLUSIVE]
+        needs = [pm.verdict.pairs_needed for pm in unsure]
+        need = None if None in needs else max(n for n in needs if n is not None)
+        named = ", ".join(f"{pm.metric.title} ({pm.verdict.ratio - 1:+.1%}, floor {pm.verdict.floor:.1%}, "
+                          f"{pm.verdict.pairs_needed} pairs needed)" if pm.verdict.spread_known else
+                          f"{pm.metric.title} (fewer than {paired.MIN_PAIRS} pairs: no spread known)"
+                          for pm in unsure)  # fmt: skip
+        more = (f"at least {paired.MIN_PAIRS} pairs" if need is None else f"about {need} pairs at the spread "
+                f"measured ({max(need - len(pairs), 1)} more)")  # fmt: skip
+        return PairedJudgement(pairs, metrics, [
+            Gate("baseline", False, f"inconclusive: {len(unsure)} of {len(metrics)} metrics neither within nor past "
+                 f"{max_regression:.1%} beyond their own noise on {how}: {named}; {more}, or a larger "
+                 f"--max-regression{note}")], outcome, need)  # fmt: skip
+    return PairedJudgement(pairs, metrics, [Gate("baseline", True, f"no regression in {len(metrics)} gated metrics "
+                                                 f"on {how}{note}")], outcome)  # fmt: skip
+
+
+def paired_regressions(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport],
+                       max_regression: float) -> list[Gate]:  # fmt: skip
+    """paired_judgement's gates."""
+    return paired_judgement(baselines, candidates, max_regression).checks
+
+
+def paired_junit(reports: Sequence[NodeReport], judgement: PairedJudgement, suite_name: str = "bench.gate") -> str:
+    """JUnit XML for `bench gate`, as junit() does for a run: one test case per metric judged, its time the seconds
+    its measurements took over every run of the session (both sides), its change, floor and pairs as properties; it
+    fails on a regression (type "regression") or when inconclusive (type "inconclusive"). Gates that belong to no
+    metric (pairs not comparable) are cases of their own."""
+    seconds: dict[Any, float] = {}
+    for r in reports:
+        for measurement in r.measurements:
+            for key in {m.key for m in metrics_of(measurement)}:
+                seconds[key] = seconds.get(key, 0.0) + seconds_of(measurement)
+    root = ET.Element("testsuites", name=suite_name)
+    cases = []
+    for pm in judgement.metrics:
+        v, m = pm.verdict, pm.metric
+        case = ET.Element("testcase", classname=f"bench.{m.workload}", name=m.title,
+                          time=f"{seconds.get(m.key, 0.0):.3f}")  # fmt: skip
+        props = ET.SubElement(case, "properties")
+        for k, val in (("change", f"{v.ratio - 1:+.2%}"), ("robust_cv", f"{v.cv:.2%}"), ("floor", f"{v.floor:.2%}"),
+                       ("pairs", str(len(v.ratios))), ("outcome", v.outcome),
+                       ("pairs_needed", str(v.pairs_needed))):  # fmt: skip
+            ET.SubElement(props, "property", name=k, value=val)
+        if v.outcome != paired.PASS:
+            text = (f"{m.title}: {v.ratio - 1:+.1%} over {len(v.ratios)} pairs, floor {v.floor:.1%}, tolerated "
+                    f"{v.threshold:.1%}" + (f"; about {v.pairs_needed} pairs needed at this spread"
+                                            if v.outcome == paired.INCONCLUSIVE and v.spread_known else ""))  # fmt: skip
+            ET.SubElement(case, "failure", message=text[:200], type=v.outcome).text = text
+        cases.append(case)
+    for g in judgement.checks:
+        if g.case is None and not g.passed and judgement.outcome == NOT_COMPARABLE:
+            case = ET.Element("testcase", classname="bench.gate", name=g.name, time="0.000")
+            ET.SubElement(case, "failure", message=g.message[:200], type="bench").text = g.message
+            cases.append(case)
+    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(cases)),
+                          failures=str(sum(c.find("failure") is not None for c in cases)), errors="0", skipped="0",
+                          time=f"{sum(float(c.get('time', 0)) for c in cases):.3f}",
+                          timestamp=min((r.start_utc or "" for r in reports), default="")[:19])  # fmt: skip
+    props = ET.SubElement(suite, "properties")
+    for k, val in (("outcome", judgement.outcome), ("pairs", str(len(judgement.pairs)))):
+        ET.SubElement(props, "property", name=k, value=val)
+    suite.extend(cases)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 @dataclass

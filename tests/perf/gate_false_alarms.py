@@ -2,17 +2,20 @@
 
     .venv/bin/python tests/perf/gate_false_alarms.py [--runs 10] [--candidates 10] [--workers 3] [--slow-runs 3]
                                                       [--threshold 5%] [--budget 0.5] [--config FILE]
-    .venv/bin/python tests/perf/gate_false_alarms.py --paired [--aa-pairs 8] [--pairs 5] [--candidates 10]
-                                                      [--slow-runs 3] [--threshold 5%] [--budget 1.0] [--sizes 1024] [--config FILE]
+    .venv/bin/python tests/perf/gate_false_alarms.py --paired [--aa-pairs 8] [--pairs 5] [--max-pairs 12]
+                                                      [--candidates 10] [--slow-runs 3] [--threshold 5%] [--budget 1.0]
+                                                      [--sizes 1024] [--config FILE]
 
---paired measures `bench gate` (bench.report.paired): every candidate is a session of `--pairs` pairs, its runs
-alternating with baseline runs of the same code base (A B B A A B ...), judged on the median of the pairs' candidate /
-baseline ratios. First an A/A session of `--aa-pairs` pairs (unchanged code against itself) gives the pairs' spread
-per metric and the recommended threshold (paired.recommended_threshold for candidates of `--pairs` pairs); then
-`--candidates` unchanged candidates and `--slow-runs` of each slow-down below, each in its own paired session, judged
-at the recommended threshold and at `--threshold`. It prints the A/A pairs' robust CV next to the unpaired between-run
-robust CV of the same runs (what drift adds), each candidate's change per metric, floor and verdict, and each
-candidate's verdict by the unpaired gate against the A/A runs made before it (the drift it cannot separate).
+--paired measures `bench gate` (bench.report.paired) as a CI job runs it with --base-cmd/--candidate-cmd: every
+candidate is a sequential session (paired.sequential, the same function): `--pairs` pairs, its runs alternating with
+baseline runs of the same code base (A B B A A B ...), judged at `--threshold`; while inconclusive, one pair more and
+judged again, up to `--max-pairs`. First an A/A session of `--aa-pairs` pairs (unchanged code against itself) gives
+the pairs' spread per metric (read at each run's fastest iteration, as the gate does, and at its median iteration)
+and the recommended threshold (paired.recommended_threshold for candidates of `--pairs` pairs); then `--candidates`
+unchanged candidates and `--slow-runs` of each slow-down below. It prints, per session, the pairs it needed, its
+seconds, its verdict (and the first look's), each metric's change, floor and order-statistic bounds, the verdict on
+the same pairs read at the median iteration, and the unpaired gate's verdict on its candidate runs against the A/A
+runs made before it (the drift it cannot separate); then the totals per kind.
 
 Without --paired it measures the unpaired gate of `bench run --baseline` (bench.report.drift):
 
@@ -54,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -234,8 +238,21 @@ def sizes(args: argparse.Namespace) -> str:
         raise SystemExit(f"--sizes {text!r}: expected sizes like 512,1024") from None
 
 
-#: which side runs at each slot of a paired session, cycled: linear drift cancels over each A B B A
-ABBA = ("A", "B", "B", "A")
+def figure_outcome(base: list[NodeReport], cand: list[NodeReport], threshold: float, quantile: float) -> str:
+    """The session's outcome on its pairs with each run's figure read at `quantile` of its iterations (0.5: the
+    median iteration) instead of the fastest: whether the choice of a pair's figure matters."""
+    from bench.report import paired
+
+    pairs, metrics, _ = gates.paired_metrics(base, cand, threshold)
+    by_id = {r.run_id: r for r in [*base, *cand]}
+
+    def fig(run_id: str, title: str) -> float:
+        (m,) = [m for m in ok_metrics(by_id[run_id])[0].values() if m.title == title]
+        return drift.gated_figure(m.value, m.samples_s, quantile)
+
+    verdicts = [paired.judge([fig(p.candidate.run_id, pm.metric.title) / fig(p.baseline.run_id, pm.metric.title)
+                              for p in pairs], threshold) for pm in metrics]  # fmt: skip
+    return paired.session_outcome(verdicts)
 
 
 def paired_main(args: argparse.Namespace) -> None:
@@ -263,19 +280,31 @@ def paired_main(args: argparse.Namespace) -> None:
             print(f"{name}: {took[-1]:.1f} s", file=sys.stderr, flush=True)
             return r
 
-        def session(name: str, pairs: int, path: str = plain, env: dict[str, str] | None = None):
-            """(baseline runs, candidate runs, 1-minute loads) of one paired session: A B B A ... of `pairs` pairs."""
-            base, cand, first = [], [], len(loads)
-            for slot in range(2 * pairs):
-                if ABBA[slot % len(ABBA)] == "A":
-                    base.append(run(f"{name}-A{slot}"))
-                else:
-                    cand.append(run(f"{name}-B{slot}", path, env))
-            return base, cand, loads[first:]
+        def session(name: str, first: int, most: int, path: str = plain, env: dict[str, str] | None = None) -> Session:
+            """One paired session by bench gate's rule (paired.sequential): `first` pairs, then one more at a time
+            while inconclusive at the threshold, up to `most`."""
+            runs: dict[str, list[NodeReport]] = {paired.BASELINE: [], paired.CANDIDATE: []}
+            t0, first_load = time.monotonic(), len(loads)
+            looks: list[str] = []
 
-        aa_base, aa_cand, aa_loads = session("aa", args.aa_pairs)
-        sessions: dict[str, list[tuple[list[NodeReport], list[NodeReport], list[float]]]] = {
-            "unchanged": [session(f"cand{i}", args.pairs) for i in range(args.candidates)]
+            def one(side: str) -> None:
+                if side == paired.BASELINE:
+                    runs[side].append(run(f"{name}-A{len(runs[side])}"))
+                else:
+                    runs[side].append(run(f"{name}-B{len(runs[side])}", path, env))
+
+            def look() -> str:
+                looks.append(gates.paired_judgement(runs[paired.BASELINE], runs[paired.CANDIDATE], threshold).outcome)
+                print(f"{name}: {len(runs[paired.BASELINE])} pairs: {looks[-1]}", file=sys.stderr, flush=True)
+                return looks[-1]
+
+            outcome, pairs = paired.sequential(one, look, 0, first, most)
+            return Session(runs[paired.BASELINE], runs[paired.CANDIDATE], loads[first_load:], outcome, pairs,
+                           looks[0], time.monotonic() - t0)  # fmt: skip
+
+        aa = session("aa", args.aa_pairs, args.aa_pairs)
+        sessions: dict[str, list[Session]] = {
+            "unchanged": [session(f"cand{i}", args.pairs, args.max_pairs) for i in range(args.candidates)]
         }
         notes: dict[str, list[str]] = {}
         for kind, code in (("half-threads", HALF_THREADS), ("10%-slower", TEN_PERCENT_SLOWER)):
@@ -286,7 +315,7 @@ def paired_main(args: argparse.Namespace) -> None:
             for i in range(args.slow_runs):
                 log = work / f"{kind}-{i}.jsonl"
                 sessions.setdefault(kind, []).append(
-                    session(f"{kind}{i}", args.pairs, path, {"GATE_INJECT_LOG": str(log)})
+                    session(f"{kind}{i}", args.pairs, args.max_pairs, path, {"GATE_INJECT_LOG": str(log)})
                 )
                 if kind == "10%-slower":
                     notes.setdefault(kind, []).append(injected(log))
@@ -294,73 +323,106 @@ def paired_main(args: argparse.Namespace) -> None:
     n_sessions = args.candidates + 2 * args.slow_runs
     print(f"{len(took)} runs in {time.monotonic() - started:.0f} s ({statistics.median(took):.1f} s each, median): an "
           f"A/A session of {args.aa_pairs} pairs, then {args.candidates} unchanged candidates and {args.slow_runs} of "
-          f"each slow-down, each a session of {args.pairs} pairs ({n_sessions} sessions, A B B A ...); "
-          f"{os.cpu_count()} logical CPUs; 1-minute load as runs started {min(loads):.1f}-{max(loads):.1f}")  # fmt: skip
-    threads = sorted({m.threads for r in aa_base for m in r.measurements if m.threads})
-    for kind, groups in sessions.items():
-        theirs = sorted({m.threads for _, c, _ in groups for r in c for m in r.measurements if m.threads})
+          f"each slow-down, each a sequential session (bench gate --base-cmd/--candidate-cmd's rule: {args.pairs} "
+          f"pairs, one more while inconclusive at {threshold:.0%}, at most {args.max_pairs}; A B B A ...; "
+          f"{n_sessions} sessions); {os.cpu_count()} logical CPUs; 1-minute load as runs started "
+          f"{min(loads):.1f}-{max(loads):.1f}")  # fmt: skip
+    threads = sorted({m.threads for r in aa.base for m in r.measurements if m.threads})
+    for kind, group in sessions.items():
+        theirs = sorted({m.threads for ss in group for r in ss.cand for m in r.measurements if m.threads})
         print(f"CPU threads recorded: baseline {threads}, {kind} candidates {theirs}")
 
-    # the A/A session: the pairs' spread against the unpaired spread of the same runs
-    _, aa_metrics, broken = gates.paired_metrics(aa_base, aa_cand, threshold)
+    # the A/A session: the pairs' spread against the unpaired spread of the same runs, and at the median iteration
+    _, aa_metrics, broken = gates.paired_metrics(aa.base, aa.cand, threshold)
     if broken:
         raise SystemExit("the A/A session cannot be paired: " + broken[0].message)
-    unpaired = figures([*aa_base, *aa_cand])
+    unpaired = figures([*aa.base, *aa.cand])
+    at_median = figures([*aa.base, *aa.cand], quantile=0.5)
     spreads = {pm.metric.title: paired.pair_spread(pm.verdict.ratios) for pm in aa_metrics}
     rec = paired.recommended_threshold(list(spreads.values()), args.pairs)
     print(
         f"\nA/A session, {args.aa_pairs} pairs of unchanged code (ratio = second side / first side of each pair); "
-        f"floor for a candidate of {args.pairs} pairs = {paired.Z:g} x robust CV x sqrt(pi/2) / sqrt({args.pairs}); 1-minute load {min(aa_loads):.1f}-{max(aa_loads):.1f}"
+        f"floor for a candidate of {args.pairs} pairs = {paired.Z:g} x robust CV x sqrt(pi/2) / sqrt({args.pairs}); "
+        f"1-minute load {min(aa.loads):.1f}-{max(aa.loads):.1f}"
     )
-    print(f"{'metric':<44} {'unpaired':>8} {'paired':>7} {'floor':>6} steady {'pairs':>5}  A/A ratios")
+    print(f"{'metric':<44} {'unpaired':>8} {'paired':>7} {'@median':>7} {'floor':>6} steady {'pairs':>5}  A/A ratios")
+    ids = [(p.baseline.run_id, p.candidate.run_id) for p in gates.paired_metrics(aa.base, aa.cand, threshold)[0]]
+    order = {r.run_id: i for i, r in enumerate([*aa.base, *aa.cand])}
     for pm in aa_metrics:
         sp = spreads[pm.metric.title]
         runs_cv = drift.robust_cv(unpaired[pm.metric.title])
-        print(f"{short(pm.metric.title)[:44]:<44} {runs_cv:>8.1%} {sp.cv:>7.1%} {sp.floor(args.pairs):>6.1%} "
-              f"{'yes' if sp.steady(args.pairs) else 'no':>6} {sp.pairs_needed() or '>20':>5}  "
-              + " ".join(f"{r - 1:+.1%}" for r in sp.ratios))  # fmt: skip
+        med = at_median[pm.metric.title]
+        med_cv = drift.robust_cv([med[order[c]] / med[order[b]] for b, c in ids])
+        print(f"{short(pm.metric.title)[:44]:<44} {runs_cv:>8.1%} {sp.cv:>7.1%} {med_cv:>7.1%} "
+              f"{sp.floor(args.pairs):>6.1%} {'yes' if sp.steady(args.pairs) else 'no':>6} "
+              f"{sp.pairs_needed() or '>20':>5}  " + " ".join(f"{r - 1:+.1%}" for r in sp.ratios))  # fmt: skip
     print(f"(unpaired: robust CV of the {2 * args.aa_pairs} runs' figures, drift included; paired: robust CV of the "
-          f"pairs' ratios; steady: floor <= {paired.TARGET:.0%}/2; pairs: fewest pairs per candidate that would make "
-          "it steady)")  # fmt: skip
+          "pairs' ratios, each run's figure at its fastest iteration (what the gate reads); @median: the same at each "
+          f"run's median iteration; steady: floor <= {paired.TARGET:.0%}/2; pairs: fewest pairs per candidate that "
+          "would make it steady)")  # fmt: skip
     steady = [t for t, sp in spreads.items() if sp.steady(args.pairs)]
     print(f"\nrecommended threshold: {rec:.0%} (largest A/A floor of the {len(steady)} steady metric(s) for "
           f"{args.pairs} pairs, rounded up)" + ("" if steady else f" -- no metric steady enough to catch a "
-          f"{paired.TARGET:.0%} slow-down"))  # fmt: skip
+          f"{paired.TARGET:.0%} slow-down") + f"; the sessions below are judged at --threshold {threshold:.0%}"
+          + (" (at least the recommended)" if threshold >= rec else " (BELOW the recommended: expect inconclusive "
+             "sessions)"))  # fmt: skip
     unpaired_rec = drift.recommended_threshold([drift.spread(v) for v in unpaired.values()], args.pairs)
-    order = [short(pm.metric.title) for pm in aa_metrics]
-    print("metrics in the change lists, in order: " + "; ".join(order))
-    for t in dict.fromkeys([rec, threshold]):
-        print(f"\nat --max-regression {t:.0%}, each candidate a session of {args.pairs} pairs (bench gate); "
-              f"'unpaired': its {args.pairs} runs by the unpaired gate against the {2 * args.aa_pairs} A/A runs made "
-              f"before it, at the threshold they support ({unpaired_rec:.0%})")  # fmt: skip
-        for kind, groups in sessions.items():
-            counts: dict[str, int] = {}
-            caught_unpaired = 0
-            for i, (base, cand, ld) in enumerate(groups):
-                checks = gates.paired_regressions(base, cand, t)
-                v = verdict(checks)
-                counts[v] = counts.get(v, 0) + 1
-                _, metrics, _ = gates.paired_metrics(base, cand, t)
-                changes = ", ".join(f"{pm.verdict.ratio - 1:+.1%}" for pm in metrics)
-                floors = ", ".join(f"{pm.verdict.floor:.1%}" for pm in metrics)
-                old = verdict(gates.regressions([*aa_base, *aa_cand], cand, unpaired_rec))
-                caught_unpaired += old == "REGRESSION"
-                extra = f"; {notes[kind][i]}" if kind in notes else ""
-                print(f"    {kind} candidate {i + 1}: change per metric [{changes}], floor [{floors}]{extra}; load "
-                      f"{min(ld):.1f}-{max(ld):.1f}: {v} (unpaired: {old})")  # fmt: skip
-                if v == "CANNOT GATE":
-                    print(f"      {next(g.message for g in checks if not g.passed)}")
-            what = "false alarms (REGRESSION)" if kind == "unchanged" else "caught (REGRESSION)"
-            print(f"  {kind} at {t:.0%}: {what} {counts.get('REGRESSION', 0)} of {len(groups)}; pass "
-                  f"{counts.get('pass', 0)}; CANNOT GATE {counts.get('CANNOT GATE', 0)}; the unpaired gate: "
-                  f"REGRESSION {caught_unpaired} of {len(groups)}")  # fmt: skip
+    print("metrics in the change lists, in order: " + "; ".join(short(pm.metric.title) for pm in aa_metrics))
+    print(f"\neach candidate: a sequential session at {threshold:.0%}; change, floor and the order statistics' bounds "
+          f"of the median ratio per metric, at the last look; 'at {args.pairs} pairs': the first look's outcome; "
+          "'@median': the "
+          "outcome on the same pairs with each run's figure at its median iteration; 'unpaired': its candidate runs "
+          f"by the unpaired gate against the {2 * args.aa_pairs} A/A runs made before it, at the threshold they "
+          f"support ({unpaired_rec:.0%})")  # fmt: skip
+    for kind, group in sessions.items():
+        counts: dict[str, int] = {}
+        caught_unpaired, first_counts, median_counts = 0, {}, {}
+        for i, ss in enumerate(group):
+            j = gates.paired_judgement(ss.base, ss.cand, threshold)
+            counts[ss.outcome] = counts.get(ss.outcome, 0) + 1
+            first_counts[ss.first] = first_counts.get(ss.first, 0) + 1
+            by_median = figure_outcome(ss.base, ss.cand, threshold, 0.5)
+            median_counts[by_median] = median_counts.get(by_median, 0) + 1
+            per = ", ".join(f"{pm.verdict.ratio - 1:+.1%} floor {pm.verdict.floor:.1%} [{pm.verdict.bounds[0] - 1:+.1%}"
+                            f", {pm.verdict.bounds[1] - 1:+.1%}]" for pm in j.metrics)  # fmt: skip
+            old = verdict(gates.regressions([*aa.base, *aa.cand], ss.cand, unpaired_rec))
+            caught_unpaired += old == "REGRESSION"
+            extra = f"; {notes[kind][i]}" if kind in notes else ""
+            print(f"    {kind} candidate {i + 1}: {ss.pairs} pairs, {ss.seconds:.0f} s: {ss.outcome.upper()} (at "
+                  f"{args.pairs} pairs: {ss.first}; @median: {by_median}; unpaired: {old}) [{per}]{extra}; load "
+                  f"{min(ss.loads):.1f}-{max(ss.loads):.1f}")  # fmt: skip
+            if ss.outcome == paired.INCONCLUSIVE:
+                print(f"      {next(g.message for g in j.checks if not g.passed)}")
+        what = "false alarms (regression)" if kind == "unchanged" else "caught (regression)"
+        pairs = [ss.pairs for ss in group]
+        secs = [ss.seconds for ss in group]
+        print(f"  {kind} at {threshold:.0%}: {what} {counts.get(paired.REGRESSION, 0)} of {len(group)}; pass "
+              f"{counts.get(paired.PASS, 0)}; inconclusive {counts.get(paired.INCONCLUSIVE, 0)}; pairs "
+              f"{min(pairs)}-{max(pairs)} (mean {statistics.fmean(pairs):.1f}); a session {min(secs):.0f}-"
+              f"{max(secs):.0f} s; at the first look ({args.pairs} pairs) {first_counts}; on median-iteration "
+              f"figures {median_counts}; the unpaired gate: regression {caught_unpaired} of {len(group)}")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Session:
+    """One paired session as run: its runs, the 1-minute loads as they started, its outcome after `pairs` pairs,
+    its first look's outcome and its seconds."""
+
+    base: list[NodeReport]
+    cand: list[NodeReport]
+    loads: list[float]
+    outcome: str
+    pairs: int
+    first: str
+    seconds: float
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--paired", action="store_true", help="measure the paired gate (bench gate) instead")
     ap.add_argument("--aa-pairs", type=int, default=8, help="pairs of the A/A session (--paired; at least 3)")
-    ap.add_argument("--pairs", type=int, default=5, help="pairs per candidate session (--paired; at least 3)")
+    ap.add_argument("--pairs", type=int, default=5, help="pairs before a session's first look (--paired; at least 3)")
+    ap.add_argument("--max-pairs", type=int, default=12, help="pairs a session stops at while inconclusive (--paired)")
     ap.add_argument(
         "--sizes", default=None, help="matmul sizes of the default config (default 1024 paired, else 512,1024)"
     )
@@ -375,8 +437,14 @@ def main() -> None:
     args = ap.parse_args()
     args.budget = args.budget or (1.0 if args.paired else 0.5)
     if args.paired:
-        if args.aa_pairs < 3 or args.pairs < 3 or args.candidates < 0 or args.slow_runs < 0:
-            ap.error("--aa-pairs and --pairs at least 3")
+        if (
+            args.aa_pairs < 3
+            or args.pairs < 3
+            or args.max_pairs < args.pairs
+            or args.candidates < 0
+            or args.slow_runs < 0
+        ):
+            ap.error("--aa-pairs and --pairs at least 3, --max-pairs at least --pairs")
         paired_main(args)
         return
     if args.runs < drift.MIN_SPREAD_RUNS or args.workers < 1 or args.candidates < 0 or args.slow_runs < 0:

@@ -1,0 +1,78 @@
+"""Simulation, not a test: how often the paired gate's sequential session (bench.report.paired.sequential) calls
+unchanged code a regression or passes a 10% slow-down under heavy-tailed run noise, with and without the
+order-statistic bounds of the median (paired.median_bounds), and how many pairs it needs (issue 25).
+
+    .venv/bin/python tests/perf/paired_rule_sim.py [--sessions 3000] [--seed 3]
+
+Each run's speed is 1 x N(1, 1%), and with probability p slowed by a factor drawn uniformly from [lo, hi] (another
+process took a core): three noise models, from one run in six slowed 15-45% to one in twenty slowed 10-30%. Each
+session is judged at 5% on one metric after 5 pairs, then after each added pair while inconclusive, up to 12. "MAD
+alone" is the rule before the bounds: a regression below 1 - max(threshold, floor), a pass where the floor is within
+the threshold and the median above 1 - threshold. Seconds: about 30 on one core."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.report import paired
+
+MODELS = ((1 / 6, 0.55, 0.85), (1 / 10, 0.6, 0.9), (1 / 20, 0.7, 0.9))
+THRESHOLD = 0.05
+
+
+def speeds(rng: random.Random, p: float, lo: float, hi: float) -> list[float]:
+    return [rng.gauss(1, 0.01) * (rng.uniform(lo, hi) if rng.random() < p else 1) for _ in range(2 * paired.MAX_PAIRS)]
+
+
+def session(run_speeds: list[float], slowdown: float, bounds: bool) -> tuple[str, int]:
+    runs: list[float] = []
+    ratios: list[float] = []
+
+    def run(side: str) -> None:
+        runs.append(run_speeds[len(runs)] * (1 - slowdown if side == paired.CANDIDATE else 1))
+        if len(runs) % 2 == 0:
+            a, b = runs[-2:]
+            ratios.append(b / a if paired.side_at(len(runs) - 2) == paired.BASELINE else a / b)
+
+    def look() -> str:
+        v = paired.judge(ratios, THRESHOLD)
+        if bounds:
+            return v.outcome
+        if v.spread_known and v.ratio < 1 - max(THRESHOLD, v.floor):
+            return paired.REGRESSION
+        return paired.PASS if v.gated and v.ratio >= 1 - THRESHOLD else paired.INCONCLUSIVE
+
+    return paired.sequential(run, look)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sessions", type=int, default=3000)
+    ap.add_argument("--seed", type=int, default=3)
+    args = ap.parse_args()
+    print(f"{args.sessions} sessions each way per model, seed {args.seed}; 5% threshold, pairs 5..12")
+    print(f"{'model':<28} {'rule':<11} {'unchanged: pass/REGRESSION/inconcl.':>36} {'pairs':>5}  "
+          f"{'10% slower: PASS/regression/inconcl.':>37} {'pairs':>5}")  # fmt: skip
+    for p, lo, hi in MODELS:
+        rng = random.Random(args.seed)
+        drawn = [speeds(rng, p, lo, hi) for _ in range(args.sessions)]
+        for bounds in (False, True):
+            cols = []
+            for slowdown in (0.0, 0.10):
+                out = [session(sp, slowdown, bounds) for sp in drawn]
+                n = {k: sum(o == k for o, _ in out) for k in (paired.PASS, paired.REGRESSION, paired.INCONCLUSIVE)}
+                cols.append(f"{n[paired.PASS]}/{n[paired.REGRESSION]}/{n[paired.INCONCLUSIVE]}")
+                cols.append(f"{statistics.fmean(q for _, q in out):.2f}")
+            model = f"1 in {round(1 / p)} runs slowed {1 - hi:.0%}-{1 - lo:.0%}"
+            print(f"{model:<28} {'bounds' if bounds else 'MAD alone':<11} {cols[0]:>36} {cols[1]:>5}  {cols[2]:>37} "
+                  f"{cols[3]:>5}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
