@@ -89,7 +89,10 @@ def _run_side(command: str, folder: Path, side: str) -> None:
     letter = "A" if side == "baseline" else "B"
     click.echo(f"gate: run {letter} ({side}): {command}", err=True)
     env = {**os.environ, "BENCH_GATE_RESULTS": str(folder.resolve()), "BENCH_GATE_SIDE": letter}
-    done = subprocess.run(command, shell=True, env=env, check=False)  # the operator's own command line
+    # the operator's own command line; its stdout goes to our stderr, so that --json's stdout stays JSON
+    done = subprocess.run(command, shell=True, env=env, check=False, stdout=subprocess.PIPE, text=True)
+    if done.stdout:
+        click.echo(done.stdout, err=True, nl=False)
     if done.returncode:
         fail(f"the {side} command exited {done.returncode}: {command}")
     new = _reports(folder) - before

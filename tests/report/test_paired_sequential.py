@@ -214,7 +214,9 @@ def test_bench_gate_exit_status_tells_pass_regression_and_inconclusive_apart(tmp
 
 #: one run of a side: copies the next prepared run of that side into the side's folder, as `bench run
 #: --results-dir "$BENCH_GATE_RESULTS"` would write it
-COPY_NEXT = 'n=$(ls "$BENCH_GATE_RESULTS" | wc -l); cp -r {src}/$(printf %02d $n) "$BENCH_GATE_RESULTS/"'
+COPY_NEXT = (
+    'n=$(ls "$BENCH_GATE_RESULTS" | wc -l); cp -r {src}/$(printf %02d $n) "$BENCH_GATE_RESULTS/"; echo copied $n'
+)
 
 
 def _commands(tmp_path, slowdown: float, speeds: tuple[float, ...]) -> list[str]:
@@ -235,8 +237,8 @@ def test_bench_gate_runs_the_session_and_adds_pairs_until_a_disturbed_stretch_is
     junit = tmp_path / "gate.xml"
     result = CliRunner().invoke(main, ["gate", *args, "--json", "--junit", str(junit)])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
-    assert data["outcome"] == "pass" and 5 < len(data["pairs"]) < 12
+    data = json.loads(result.stdout)  # the commands' own output ("copied N") went to stderr
+    assert data["outcome"] == "pass" and 5 < len(data["pairs"]) < 12 and "copied 0" in result.stderr
     assert "gate: 5 pairs: inconclusive" in result.stderr and f"gate: {len(data['pairs'])} pairs: pass" in result.stderr
     suite = ET.parse(junit).getroot().find("testsuite")
     cases = suite.findall("testcase")
