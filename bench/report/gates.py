@@ -266,14 +266,34 @@ def unjudged(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport]) 
 
 #: The outcome of a paired judgement whose pairs cannot be compared (other hardware or software, another config).
 NOT_COMPARABLE = "not comparable"
+#: The outcome of a paired judgement in which a candidate run failed a measurement (its check failed, it errored) or
+#: lacks a metric every baseline run measured: a workload the candidate broke is not a metric to leave unjudged.
+FAILED = "failed"
+
+
+def candidate_failures(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport]) -> list[Gate]:
+    """What the candidate's runs broke: each measurement that failed its check or errored (correctness), and each
+    metric every baseline run measured validly that no candidate run did (skipped or no longer run: a metric some
+    candidate runs lack stays a note, unjudged). Without this a candidate whose workload fails in every run dropped
+    that metric from the pairs (only valid metrics are paired) and the session passed on the others
+    (tests/adversarial/test_twelfth_round.py)."""
+    out = [Gate("correctness", False, f"candidate run {r.run_id}: {g.message}") for r in candidates
+           for g in correctness(r) if g.name == "correctness"]  # fmt: skip
+    theirs = [cmp.ok_metrics(b)[0] for b in baselines]
+    every = set(theirs[0]).intersection(*theirs[1:]) if theirs else set()
+    mine = set().union(*(cmp.ok_metrics(c)[0] for c in candidates))
+    if lost := sorted(theirs[0][k].title for k in every - mine):
+        out.append(Gate("baseline", False, f"no candidate run measured what every baseline run measured: "
+                        f"{', '.join(lost)}"))  # fmt: skip
+    return out
 
 
 @dataclass(frozen=True)
 class PairedJudgement:
     """`bench gate`'s verdict on a session: its pairs, each metric's verdict, the gates (what JUnit and the log
     show), and the session's `outcome`: paired.PASS, paired.REGRESSION, paired.INCONCLUSIVE (more pairs may tell;
-    `pairs_needed` is the most any inconclusive metric needs at its measured spread, None where unknown) or
-    NOT_COMPARABLE."""
+    `pairs_needed` is the most any inconclusive metric needs at its measured spread, None where unknown),
+    NOT_COMPARABLE or FAILED (candidate_failures)."""
 
     pairs: list[paired.Pair]
     metrics: list[PairedMetric]
@@ -292,6 +312,8 @@ def paired_judgement(baselines: Sequence[NodeReport], candidates: Sequence[NodeR
     pairs, metrics, broken = paired_metrics(baselines, candidates, max_regression)
     if broken:
         return PairedJudgement(pairs, metrics, broken, NOT_COMPARABLE)
+    if failures := candidate_failures(baselines, candidates):
+        return PairedJudgement(pairs, metrics, failures[:3], FAILED)
     if not metrics:
         return PairedJudgement(pairs, metrics, [Gate("baseline", False, "no metric measured by every run: nothing "
                                                      "to gate (another suite, precision or device?)")],
@@ -361,7 +383,7 @@ def paired_junit(reports: Sequence[NodeReport], judgement: PairedJudgement, suit
             ET.SubElement(case, "failure", message=text[:200], type=v.outcome).text = text
         cases.append(case)
     for g in judgement.checks:
-        if g.case is None and not g.passed and judgement.outcome == NOT_COMPARABLE:
+        if g.case is None and not g.passed and judgement.outcome in (NOT_COMPARABLE, FAILED):
             case = ET.Element("testcase", classname="bench.gate", name=g.name, time="0.000")
             ET.SubElement(case, "failure", message=g.message[:200], type="bench").text = g.message
             cases.append(case)
