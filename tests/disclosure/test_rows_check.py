@@ -55,3 +55,26 @@ def test_a_bad_cell_is_refused_naming_its_row(key, value):
     rows[3][key] = value
     with pytest.raises(lv.DisclosureError, match=rf"devices\[3\]\.{key}"):
         lv._rows({"devices": rows}, "cap.json")
+
+
+def test_columns_hold_each_distinct_string_once_and_the_same_values():
+    """Rows.columns gives each field's equal strings one object (a forked worker then copies the pages of a few
+    strings, not of a million): the same values of the same types, in the same order; a column holding anything but
+    strings and None (not yet checked) is the rows' own values, so 1, 1.0 and True stay apart."""
+    r = random.Random("shared")
+    for _ in range(200):
+        rows = []
+        for i in range(r.randrange(0, 30)):
+            row = dict(
+                GOOD, device=f"GPU-{i % 7}", host=r.choice(["h1", "h2", None]), model=f"NVIDIA H{r.choice([100, 200])}"
+            )
+            if r.random() < 0.2:
+                row[r.choice(list(lv._ROW_TYPES))] = r.choice([1, 1.0, True, 0, False, 0.0, None, "1", "x"])
+            rows.append(row)
+        columns = lv.Rows(rows).columns()
+        for key in lv._ROW_TYPES:
+            plain = [row.get(key) for row in rows]
+            got = columns[key]
+            assert [(type(x), x) for x in got] == [(type(x), x) for x in plain]
+            if key in lv._STRING_FIELDS and set(map(type, plain)) <= {str, type(None)}:
+                assert len({id(x) for x in got if x is not None}) == len({x for x in got if x is not None})
