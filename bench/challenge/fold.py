@@ -169,9 +169,10 @@ def _micro_compile() -> tuple[Any, str | None]:
     lib.microfold_pack_b.restype = None
     lib.microfold_pack_b.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                      ctypes.c_int, ctypes.c_void_p]  # fmt: skip
-    lib.microfold_rows.restype = ctypes.c_int
-    lib.microfold_rows.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                                   *[ctypes.c_int] * 7, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
+    lib.microfold_pack_a.restype = None
+    lib.microfold_pack_a.argtypes = lib.microfold_pack_b.argtypes
+    lib.microfold_block.restype = ctypes.c_int
+    lib.microfold_block.argtypes = [*[ctypes.c_void_p] * 3, *[ctypes.c_int] * 9, ctypes.c_void_p, ctypes.c_void_p]
     return lib, None
 
 
@@ -271,43 +272,46 @@ def _block_rows(n: int, most: int, mr: int, workers: int) -> int:
 
 def _micro_product(lib: Any, a: torch.Tensor, b: torch.Tensor, run: int, group: int, blocks: dict[str, int],
                    workers: int) -> torch.Tensor:  # fmt: skip
-    """The folded product by the microkernel: B packed once (its slivers split across `workers`), then blocks of
-    blocks["mc"] rows across `workers` threads (ctypes releases the GIL), each with its own scratch."""
+    """The folded product by the microkernel: A and B packed once (their panels and slivers split across `workers`),
+    then work items of blocks["mc"] rows by blocks["cols"] columns (at least 8 items a worker: a worker slowed by
+    other load leaves its share to the others) across `workers` threads (ctypes releases the GIL), each worker with
+    its own scratch (the tile's float32 partial and float64 accumulator)."""
     a, b = a.contiguous(), b.contiguous()
     n, inner, m = a.shape[0], a.shape[1], b.shape[1]
     out = torch.empty(n, m)
     mr, nr = lib.microfold_mr(), lib.microfold_nr()
-    slivers = -(-m // nr)
-    packed = torch.empty(slivers * inner * nr)
+    panels, slivers = -(-n // mr), -(-m // nr)
+    apacked, bpacked = torch.empty(panels * inner * mr), torch.empty(slivers * inner * nr)
     mc = _block_rows(n, blocks["mc"], mr, workers)
     ncr = -(-blocks["nc"] // nr) * nr
+    row_blocks = -(-n // mc)
+    col_ranges = max(1, min(-(-slivers * nr // ncr), -(-8 * workers // row_blocks)))
+    width = -(-slivers // col_ranges) * nr
+    scratch: queue.SimpleQueue[tuple[torch.Tensor, torch.Tensor]] = queue.SimpleQueue()
 
-    def pack(s0: int, s1: int) -> None:
-        lib.microfold_pack_b(b.data_ptr(), b.stride(0), inner, m, s0, s1, packed.data_ptr())
-
-    scratch: queue.SimpleQueue[tuple[torch.Tensor, ...]] = queue.SimpleQueue()
-
-    def rows(r0: int) -> None:
+    def item(r0: int, c0: int) -> None:
         try:
-            apack, part, acc = scratch.get_nowait()
+            part, acc = scratch.get_nowait()
         except queue.Empty:
-            apack, part = torch.empty(mc * inner), torch.empty(mc * ncr)
-            acc = torch.empty(mc * ncr, dtype=torch.float64)
+            part, acc = torch.empty(mc * ncr), torch.empty(mc * ncr, dtype=torch.float64)
         try:
-            h = min(mc, n - r0)
-            got = lib.microfold_rows(a.data_ptr() + 4 * r0 * a.stride(0), a.stride(0), packed.data_ptr(),
-                                     out.data_ptr() + 4 * r0 * m, m, h, m, inner, run, group, ncr, blocks["kc"],
-                                     apack.data_ptr(), part.data_ptr(), acc.data_ptr())  # fmt: skip
+            got = lib.microfold_block(apacked.data_ptr() + 4 * r0 * inner, bpacked.data_ptr(),
+                                      out.data_ptr() + 4 * r0 * m, m, min(mc, n - r0), c0, min(m, c0 + width), inner,
+                                      run, group, ncr, blocks["kc"], part.data_ptr(), acc.data_ptr())  # fmt: skip
             if got:
-                raise ValueError(f"the microkernel refused rows {r0}..{r0 + h} of a {n} x {inner} x {m} product")
+                raise ValueError(f"the microkernel refused rows {r0}.. columns {c0}.. of {n} x {inner} x {m}")
         finally:
-            scratch.put((apack, part, acc))
+            scratch.put((part, acc))
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        step = -(-slivers // workers)
-        for f in [pool.submit(pack, s, min(slivers, s + step)) for s in range(0, slivers, step)]:
+        pa, pb = -(-panels // workers), -(-slivers // workers)
+        packing = [pool.submit(lib.microfold_pack_a, a.data_ptr(), a.stride(0), inner, n, p, min(panels, p + pa),
+                               apacked.data_ptr()) for p in range(0, panels, pa)]  # fmt: skip
+        packing += [pool.submit(lib.microfold_pack_b, b.data_ptr(), b.stride(0), inner, m, s, min(slivers, s + pb),
+                                bpacked.data_ptr()) for s in range(0, slivers, pb)]  # fmt: skip
+        for f in packing:
             f.result()
-        for f in [pool.submit(rows, r0) for r0 in range(0, n, mc)]:
+        for f in [pool.submit(item, r0, c0) for r0 in range(0, n, mc) for c0 in range(0, m, width)]:
             f.result()
     return out
 

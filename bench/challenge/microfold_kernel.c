@@ -13,8 +13,8 @@
    a micro-tile of MR x NR outputs keeps each run's sums in vector registers: memory sees the float32 partial only
    between chunks of runs and the float64 accumulator once a group.
 
-   Blocking (the caller's): a block of `mc` rows (its packed A, mc x K floats) computes tiles of `nc` columns; for each
-   tile, the K / run runs in chunks of at most `kc` runs that never cross a group; per chunk, each NR-column sliver of
+   Blocking (the caller's): A and B packed once a product (all workers, split by panels and slivers); a work item, a
+   block of `mc` rows by a range of columns, computes tiles of `nc` columns; for each tile, the K / run runs in chunks of at most `kc` runs that never cross a group; per chunk, each NR-column sliver of
    packed B (kc x run x NR floats: 32 KiB at kc = 4, NR = 32, in L1) meets every MR-row micro-panel of A (in L2). The
    tile's float32 partial and float64 accumulator (mc x nc x 12 bytes) stay in L2.
 
@@ -94,10 +94,11 @@ void microfold_pack_b(const float *b, int ldb, int inner, int cols, int s0, int 
     }
 }
 
-/* Packed A of `rows` rows: for each micro-panel of MR rows, for each k, MR floats (zeros past `rows`). */
-static void pack_a(const float *a, int lda, int inner, int rows, float *packed)
+/* Packed A: for each micro-panel p of MR rows, for each k of `inner`, MR floats (zeros past `rows`). Panels [p0, p1)
+   of a (rows x inner, row-major, leading dimension lda): the caller splits the panels across workers. */
+void microfold_pack_a(const float *a, int lda, int inner, int rows, int p0, int p1, float *packed)
 {
-    for (int p = 0; p * MR < rows; p++) {
+    for (int p = p0; p < p1; p++) {
         float *dst = packed + (size_t)p * inner * MR;
         const int r0 = p * MR, h = rows - r0 < MR ? rows - r0 : MR;
         for (int k = 0; k < inner; k++) {
@@ -158,20 +159,19 @@ static inline void micro(const float *restrict ap, const float *restrict bp, int
             acc[(size_t)i * ldacc + c] += (double)tmp[i][c]; /* exact conversion, one float64 rounding */
 }
 
-/* Rows [0, rows) of the folded product: a (rows x inner, row-major, lda) times packed B (microfold_pack_b of all
-   ceil(cols / NR) slivers), into out (ldo). Scratch from the caller, 64-byte aligned: apack (ceil(rows / MR) x MR x
-   inner floats), part (ceil(mc / MR) x MR x ceil(nc / NR) x NR floats), acc (as many doubles). mc: the caller's block
-   (rows <= mc); nc, kc: tile columns and runs a chunk. Returns 0, or -1 for a shape it cannot take. */
-int microfold_rows(const float *a, int lda, const float *bpacked, float *out, int ldo, int rows, int cols, int inner,
-                   int run, int group, int nc, int kc, float *apack, float *part, double *acc)
+/* Rows [0, rows) x columns [c0, c1) of the folded product: apacked (microfold_pack_a's panels from the block's first
+   row on), bpacked (microfold_pack_b's, all slivers), out at the block's first row (leading dimension ldo). c0 a
+   multiple of NR. Scratch from the caller, 64-byte aligned: part (ceil(rows / MR) x MR x ceil(nc / NR) x NR floats),
+   acc (as many doubles). nc, kc: tile columns and runs a chunk. Returns 0, or -1 for a shape it cannot take. */
+int microfold_block(const float *apacked, const float *bpacked, float *out, int ldo, int rows, int c0, int c1,
+                    int inner, int run, int group, int nc, int kc, float *part, double *acc)
 {
-    if (rows <= 0 || cols <= 0 || run <= 0 || inner % run || group <= 0 || nc <= 0 || kc <= 0)
+    if (rows <= 0 || c0 < 0 || c0 % NR || c1 <= c0 || run <= 0 || inner % run || group <= 0 || nc <= 0 || kc <= 0)
         return -1;
     const int runs = inner / run, panels = (rows + MR - 1) / MR;
     const int ncr = (nc + NR - 1) / NR * NR, ldacc = ncr;
-    pack_a(a, lda, inner, rows, apack);
-    for (int c0 = 0; c0 < cols; c0 += ncr) { /* tiles of whole slivers */
-        const int w = cols - c0 < ncr ? cols - c0 : ncr, slivers = (w + NR - 1) / NR;
+    for (int t0 = c0; t0 < c1; t0 += ncr) { /* tiles of whole slivers */
+        const int w = c1 - t0 < ncr ? c1 - t0 : ncr, slivers = (w + NR - 1) / NR;
         memset(acc, 0, sizeof(double) * (size_t)panels * MR * ldacc);
         for (int j0 = 0; j0 < runs;) {
             const int in_group = group - j0 % group, left = runs - j0;
@@ -180,16 +180,16 @@ int microfold_rows(const float *a, int lda, const float *bpacked, float *out, in
             const int first = j0 % group == 0, last = (j0 + nr) % group == 0 || j0 + nr == runs;
             const size_t k0 = (size_t)j0 * run;
             for (int s = 0; s < slivers; s++) {
-                const float *bp = bpacked + ((size_t)(c0 / NR + s) * inner + k0) * NR;
+                const float *bp = bpacked + ((size_t)(t0 / NR + s) * inner + k0) * NR;
                 for (int p = 0; p < panels; p++)
-                    micro(apack + ((size_t)p * inner + k0) * MR, bp, nr, run, part + ((size_t)p * slivers + s) * MR * NR,
+                    micro(apacked + ((size_t)p * inner + k0) * MR, bp, nr, run, part + ((size_t)p * slivers + s) * MR * NR,
                           first, last, acc + (size_t)p * MR * ldacc + (size_t)s * NR, ldacc);
             }
             j0 += nr;
         }
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < w; c++)
-                out[(size_t)r * ldo + c0 + c] = (float)acc[(size_t)r * ldacc + c]; /* the one rounding to float32 */
+                out[(size_t)r * ldo + t0 + c] = (float)acc[(size_t)r * ldacc + c]; /* the one rounding to float32 */
     }
     return 0;
 }

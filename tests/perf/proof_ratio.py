@@ -168,7 +168,7 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool,
             print(f"  fused generator for {dtype} on the CPU: {why or 'in use'}")
         chl.warm(device, fuse=False)
         if run:
-            print(f"  fold kernel (bench.challenge.fold.prepare): {fold.prepare() or 'in use'}")
+            print(f"  fold kernel (bench.challenge.fold.prepare): {fold.prepare() or fold.kernel_name() + ' in use'}")
         data = chl.issue(auditor, dtype=dtype, n=n, products=products, window=dt.timedelta(hours=1), nodes=None,
                          inner=inner, fold=run)  # fmt: skip
         path = tmp / "challenge.json"
