@@ -158,13 +158,14 @@ def emulate(a: torch.Tensor, b: torch.Tensor, run: int, group: int = GROUP) -> t
     return torch.from_numpy(acc.astype(np.float32))
 
 
-def _micro_compile() -> tuple[Any, str | None]:
-    """microfold_kernel.c compiled for this CPU and its functions, or (None, why not). A build without a vector unit
-    it was written for (AVX-512, else AVX2 with FMA) is refused: its portable loop is slower than the sgemm kernel."""
-    lib, why = native.compile_library(MICRO_SOURCE)
+def _micro_compile(source: Path | None = None, portable: bool = False) -> tuple[Any, str | None]:
+    """microfold_kernel.c (or `source`) compiled for this CPU and its functions, or (None, why not). A build without
+    a vector unit it was written for (AVX-512, else AVX2 with FMA) is refused unless `portable` (tests): its portable
+    loop is slower than the sgemm kernel."""
+    lib, why = native.compile_library(source or MICRO_SOURCE)
     if lib is None:
         return None, why
-    if lib.microfold_isa() == 0:
+    if lib.microfold_isa() == 0 and not portable:
         return None, "the microkernel found neither AVX-512 nor AVX2 with FMA"
     lib.microfold_pack_b.restype = None
     lib.microfold_pack_b.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,

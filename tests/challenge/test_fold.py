@@ -183,6 +183,23 @@ def test_the_microkernel_is_its_stated_order_bit_for_bit_on_ragged_shapes(monkey
     assert scores.max() < 0.5, scores.max()
 
 
+@pytest.mark.parametrize("isa", [256, 0])
+def test_the_microkernels_other_paths_are_its_stated_order_too(tmp_path, isa):
+    """Where a CPU has no AVX-512 the microkernel builds for AVX2 with FMA (256-bit vectors, micro-tiles of 6 x 16),
+    and without either its portable loop (fmaf; prepare() refuses it as slower than the sgemm kernel): each, compiled
+    here with the wider units' macros undefined, passes the same probe and is fold.emulate's order bit for bit."""
+    _micro_or_skip()
+    undef = "#undef __AVX512F__\n" + ("#undef __AVX2__\n" if isa == 0 else "")
+    (tmp_path / f"micro{isa}.c").write_text(undef + fold.MICRO_SOURCE.read_text())
+    lib, why = fold._micro_compile(tmp_path / f"micro{isa}.c", portable=True)
+    assert why is None and lib.microfold_isa() == isa, why
+    assert fold.micro_probe(lib) is None
+    a, b = _operands(128, 11 * FOLD)
+    a, b = a[:70].contiguous(), b[:, :45].contiguous()
+    blocks = {"mc": 18, "nc": 20, "kc": 3}
+    assert torch.equal(fold._micro_product(lib, a, b, FOLD, 8, blocks, 2), fold.emulate(a, b, FOLD, 8))
+
+
 def test_fma32_rounds_once_where_float64_would_round_twice():
     """fold.emulate's float32 FMA: correctly rounded against exact rational arithmetic on random operands over the
     challenge's exponent range, and on a sum that float64 rounds onto a float32 halfway point (1 + 2^-23 - 2^-24

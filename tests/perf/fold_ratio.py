@@ -18,7 +18,8 @@ product i + 1 there, but takes the same cores, so it is counted in full).
 
 Accuracy, for each n of --accuracy-n (K = n and 2n): the worst of the verifier's 16 rows (bench.challenge.exact_rows
 with fold = L, passing needs <= 1) of honest folded orders (each run summed sequentially with FMA, the worst order,
-or by torch, folded exactly; the node's own fold.product at group 1 and 8), of orders that are not the folded
+or by torch, folded exactly; the node's own fold.product at group 1 and 8 on the kernel prepare() keeps, the
+microkernel here, and at group 8 on the sgemm kernel), of orders that are not the folded
 order (every run folded in float32; torch's whole-K product; one sequential FMA sum over all K), and of cheaper
 schemes computed over the whole K with exact accumulation where they have it (bf16x3; int8 x3 with per-tensor,
 per-row and per-32-element block scales), from tests/perf/precision_table.py's emulations.
@@ -153,10 +154,10 @@ def node_fold(group: int) -> table.Scheme:
 SCHEMES: dict[str, table.Scheme] = {
     "honest folded: sequential FMA per run": folded(table.sequential(True), FOLD),
     "honest folded: torch per run": folded(table.honest, FOLD),
-    "honest folded: fold.product group 1": node_fold(1),
-    "honest folded: fold.product group 8": node_fold(8),
-    "honest folded: sequential FMA per run, group 8 (fold.emulate)": lambda a, b, dtype: (
-        fold.emulate(a.contiguous(), b.contiguous(), FOLD, fold.GROUP).to(F64).numpy()
+    "honest folded: fold.product group 1 (its kernel)": node_fold(1),
+    "honest folded: fold.product group 8 (its kernel)": node_fold(8),
+    "honest folded: fold.product group 8, sgemm kernel": lambda a, b, dtype: (
+        fold.product(a.contiguous(), b.contiguous(), FOLD, kernel="sgemm").to(F64).numpy()
     ),
     "not folded: every run folded in float32": float32_fold,
     "not folded: torch over all K": table.honest,
