@@ -342,3 +342,11 @@ def test_a_container_limit_refuses_on_both_paths_whatever_the_file_size() -> Non
                 strict = None
             fast = reader(raw, max_containers=limit)
             assert (fast is None) if strict is None else (fast is not None and fast[0] == strict), (reader, limit)
+
+
+def test_count_byte_counts_as_bytes_count_on_either_side_of_the_vector_threshold() -> None:
+    rng = random.Random("count_byte")
+    for size in (0, 1, 100, written._VECTOR_COUNT_FROM - 1, written._VECTOR_COUNT_FROM, 23_435, 100_000):
+        data = bytes(rng.choice(b':{}[]"ae \xff\x00') for _ in range(size))
+        for byte in (b":", b"e", b"\xff", b"\x00", b"q"):
+            assert written.count_byte(data, byte) == data.count(byte), (size, byte)
