@@ -491,6 +491,10 @@ _HOST_EXACT = {"hostname": _OPT_STR, "fingerprint": _OPT_STR, "cpu_model": _OPT_
 _GPU_EXACT = {"uuid": _STR, "name": _OPT_STR, "index": _OPT_INT, "memory_bytes": _OPT_INT, "serial": _OPT_STR,
               "board_id": frozenset({int, str, type(None)}), "pci_bus_id": _OPT_STR}  # fmt: skip
 _PEAK_EXACT = {"tflops": _OPT_NUMBER, "tbps": _OPT_NUMBER, "assumptions": _DICT, "unverified": _BOOL}
+#: A measurement's details that the checks read, with their exact types (those _field takes) and their own checks.
+_DETAILS_EXACT = {"msmf": _DICT, "search": _DICT, "items_per_step": frozenset({int, float})}
+_SEARCH_FIELDS = {"role": _OPTIONAL_STR, "mamf": (bool, type(None))}
+_SEARCH_EXACT = {"role": _OPT_STR, "mamf": frozenset({bool, type(None)})}
 
 
 def _plain_measurement(d: dict[str, Any]) -> bool:
@@ -537,15 +541,15 @@ def _check_measurement_fields(m: Measurement, where: str, checked_samples: bool 
         _field(m.validity, "passed", (bool, type(None)), f"{where}.validity")
     if m.peak is not None and not _exact_fields(m.peak, _PEAK_EXACT):
         _typed_fields(m.peak, _PEAK_FIELDS, f"{where}.peak")
-    for key, types in (("msmf", dict), ("search", dict), ("items_per_step", (int, float))):
-        if key in m.details:
-            _field(m.details, key, types, f"{where}.details")
-    if "msmf" in m.details:
-        _field(m.details["msmf"], "tflops", (int, float), f"{where}.details.msmf")
-    if "search" in m.details:
-        _typed_fields(
-            m.details["search"], {"role": _OPTIONAL_STR, "mamf": (bool, type(None))}, f"{where}.details.search"
-        )
+    details = m.details
+    if not _exact_fields(details, _DETAILS_EXACT):
+        for key, types in (("msmf", dict), ("search", dict), ("items_per_step", (int, float))):
+            if key in details:
+                _field(details, key, types, f"{where}.details")
+    if "msmf" in details:
+        _field(details["msmf"], "tflops", (int, float), f"{where}.details.msmf")
+    if "search" in details and not _exact_fields(details["search"], _SEARCH_EXACT):
+        _typed_fields(details["search"], _SEARCH_FIELDS, f"{where}.details.search")
     for i, w in enumerate(m.warnings):
         if type(w) is not dict:
             _expect(w, dict, f"{where}.warnings[{i}]")

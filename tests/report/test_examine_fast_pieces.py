@@ -73,3 +73,21 @@ def test_the_shared_table_peak_is_peak_for_of_the_same_facts():
             for mig, sm in ((False, None), (True, None), (True, 14), (True, 10**6)):
                 facts = SimpleNamespace(kind="cuda", name=name, mig=mig, sm_count=sm)
                 assert v._table_peak(name, mig, sm, precision) == peaks.peak_for(facts, {}, precision)
+
+
+def test_indexed_and_retained_blocks_leave_nothing_behind_when_a_check_raises():
+    """indexed() and retained() as class blocks: entries pushed on entering are popped on leaving, a raise included, and
+    inside retained() a second block over the same inventory takes up the first one's index (the same object)."""
+    inventory = {"nvml": {"gpus": [{"uuid": "GPU-a", "name": "NVIDIA H100 80GB HBM3"}]}}
+    with pytest.raises(RuntimeError), v.retained(), v.indexed(inventory):
+        assert v.inventory_gpu(inventory, "GPU-a")[0] is inventory["nvml"]["gpus"][0]
+        raise RuntimeError("a check failed")
+    assert v._INDEXED == [] and v._RETAINED == []
+    with v.retained():
+        with v.indexed(inventory):
+            first = v._INDEXED[-1]
+        with v.indexed(inventory):
+            assert v._INDEXED[-1] is first
+        with v.indexed({"nvml": {"gpus": []}}):
+            assert v._INDEXED[-1] is not first and v.inventory_gpu(inventory, "GPU-a")[0] is not None
+    assert v._INDEXED == [] and v._RETAINED == []

@@ -263,7 +263,7 @@ def _model_outcome(data: dict[str, Any]) -> object:
 
 def test_the_models_exact_type_checks_decide_as_each_fields_own_check(monkeypatch) -> None:
     """Measurement.from_dict takes fields of their exact JSON types at once (_plain_measurement, _exact_fields): each
-    measurement, device, spec, peak, host, GPU and summary field replaced by every JSON type, or removed, gives the model or
+    measurement, device, spec, peak, host, GPU, summary, details and search field replaced by every JSON type, or removed, gives the model or
     the refusal that checking field by field gives."""
     from bench.model import reports
 
@@ -276,7 +276,9 @@ def test_the_models_exact_type_checks_decide_as_each_fields_own_check(monkeypatc
                                            "max_clock_mhz", "current_clock_mhz", "isa_flags"]),
                (doc["inventory"]["nvml"]["gpus"][1], [*sorted(doc["inventory"]["nvml"]["gpus"][1]), "serial",
                                                       "board_id", "pci_bus_id"]),
-               (m["summary"], ["median_s", "n", "extra"])]  # fmt: skip
+               (m["summary"], ["median_s", "n", "extra"]),
+               (m["details"], [*sorted(m["details"]), "msmf", "items_per_step"]),
+               (m["details"]["search"], [*sorted(m["details"]["search"]), "role", "mamf"])]  # fmt: skip
     compared = refused = 0
     for holder, keys in holders:
         for key in keys:
