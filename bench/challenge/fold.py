@@ -71,6 +71,9 @@ MICRO_BLOCKS = {"mc": 384, "nc": 128, "kc": 4}
 #: Each kernel worker's scratch (a float32 partial and a float64 accumulator of a tile), kept from tile to tile and
 #: product to product: allocated per tile, glibc mapped them afresh (page faults) about once a tile.
 _SCRATCH: queue.SimpleQueue[tuple[torch.Tensor, torch.Tensor]] = queue.SimpleQueue()
+#: The microkernel's packed A and B (_micro_product), kept from product to product like _SCRATCH: allocated per
+#: product, 256 MiB at n = 4096, K = 8192 were mapped afresh (about 60 ms of page faults per 128 MiB).
+_PACKED: queue.SimpleQueue[tuple[torch.Tensor, torch.Tensor]] = queue.SimpleQueue()
 #: prepare()'s outcomes: "fold", (the sgemm kernel's fold_tile, the BLAS sgemm it calls); "micro", (the microkernel's
 #: library, 0); or why there is none.
 _KERNEL: dict[str, tuple[Any, int] | str] = {}
@@ -273,16 +276,35 @@ def _block_rows(n: int, most: int, mr: int, workers: int) -> int:
 
 def _micro_product(lib: Any, a: torch.Tensor, b: torch.Tensor, run: int, group: int, blocks: dict[str, int],
                    workers: int) -> torch.Tensor:  # fmt: skip
-    """The folded product by the microkernel: A and B packed once (their panels and slivers split across `workers`),
-    then work items of blocks["mc"] rows by blocks["cols"] columns (at least 8 items a worker: a worker slowed by
-    other load leaves its share to the others) across `workers` threads (ctypes releases the GIL), each worker with
-    its own scratch (the tile's float32 partial and float64 accumulator)."""
+    """The folded product by the microkernel: A and B packed once (their panels and slivers split across `workers`,
+    into buffers kept from product to product: _PACKED), then work items of about blocks["mc"] rows by a range of
+    columns (at least 8 items a worker: a worker slowed by other load leaves its share to the others) across
+    `workers` threads (ctypes releases the GIL), each with its own scratch (a tile's float32 partial and float64
+    accumulator)."""
     a, b = a.contiguous(), b.contiguous()
     n, inner, m = a.shape[0], a.shape[1], b.shape[1]
     out = torch.empty(n, m)
     mr, nr = lib.microfold_mr(), lib.microfold_nr()
     panels, slivers = -(-n // mr), -(-m // nr)
-    apacked, bpacked = torch.empty(panels * inner * mr), torch.empty(slivers * inner * nr)
+    try:
+        apacked, bpacked = _PACKED.get_nowait()
+    except queue.Empty:
+        apacked, bpacked = torch.empty(0), torch.empty(0)
+    if apacked.numel() < panels * inner * mr or bpacked.numel() < slivers * inner * nr:
+        apacked, bpacked = torch.empty(panels * inner * mr), torch.empty(slivers * inner * nr)
+    try:
+        _micro_items(lib, a, b, out, apacked, bpacked, run, group, blocks, workers)
+    finally:
+        _PACKED.put((apacked, bpacked))
+    return out
+
+
+def _micro_items(lib: Any, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, apacked: torch.Tensor,
+                 bpacked: torch.Tensor, run: int, group: int, blocks: dict[str, int], workers: int) -> None:  # fmt: skip
+    """_micro_product's packing and work items."""
+    n, inner, m = a.shape[0], a.shape[1], b.shape[1]
+    mr, nr = lib.microfold_mr(), lib.microfold_nr()
+    panels, slivers = -(-n // mr), -(-m // nr)
     mc = _block_rows(n, blocks["mc"], mr, workers)
     ncr = -(-blocks["nc"] // nr) * nr
     row_blocks = -(-n // mc)
@@ -314,7 +336,6 @@ def _micro_product(lib: Any, a: torch.Tensor, b: torch.Tensor, run: int, group: 
             f.result()
         for f in [pool.submit(item, r0, c0) for r0 in range(0, n, mc) for c0 in range(0, m, width)]:
             f.result()
-    return out
 
 
 def _panel(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, rows: slice, fold: int, group: int,
