@@ -1,7 +1,7 @@
 """Benchmark, not a test: can a folded float32 challenge (bench.challenge.fold) be tight and still refuse cheaper
 arithmetic? The go/no-go of issue 23's float32 proofs, measured on this CPU.
 
-    .venv/bin/python tests/perf/fold_ratio.py [--n 1024 2048] [--k-factor 1 2] [--accuracy-n 256 1024] [--reps 5]
+    .venv/bin/python tests/perf/fold_ratio.py [--n 2048 4096] [--k-factor 2] [--accuracy-n 256 1024] [--reps 5]
         [--eager] [--micro-shapes MR,NV,MC,NC,KC ...]
 
 Speed, for each n and K = --k-factor x n (runs of L = protocol.FOLD 64): the float32 MAMF (n x n x n torch.matmul
@@ -185,11 +185,13 @@ def accuracy(ns: list[int]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, nargs="*", default=[1024, 2048])
+    ap.add_argument("--n", type=int, nargs="*", default=[2048, 4096])
     ap.add_argument("--accuracy-n", type=int, nargs="*", default=[256, 1024])
     ap.add_argument("--reps", type=int, default=5, help="interleaved rounds of the speed measurement")
     ap.add_argument("--eager", action="store_true", help="leave the generator eager (`challenge answer` fuses it)")
-    ap.add_argument("--k-factor", type=int, nargs="*", default=[1], help="K = factor x n for each n (the challenge: 2)")
+    ap.add_argument(
+        "--k-factor", type=int, nargs="*", default=[2], help="K = factor x n for each n (the challenge's: 2)"
+    )
     ap.add_argument("--micro-shapes", nargs="*", default=[], metavar="MR,NV,MC,NC,KC",
                     help="microkernel variants timed alongside (microkernel_variant), e.g. 6,2,384,128,4")  # fmt: skip
     args = ap.parse_args()
