@@ -3,6 +3,7 @@ the JUnit XML a CI server shows (one test case per workload and precision, with 
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,23 @@ from bench.report import compare as cmp
 from bench.report import drift, headline, paired
 from bench.report.metrics import best_by_precision
 from bench.report.metrics import of as metrics_of
+
+#: Characters no XML 1.0 document may hold (C0 controls but tab, newline and return; lone surrogates, which UTF-8
+#: cannot encode either; U+FFFE and U+FFFF). ElementTree writes them as they are.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(root: ET.Element) -> str:
+    """`root` as an XML document, each character XML cannot hold written as its \\uXXXX escape: a report's names
+    (a device id, a precision) are the node's input, and one control character made the whole JUnit file
+    ill-formed, one lone surrogate a traceback (tests/adversarial/test_twelfth_round.py)."""
+    for el in root.iter():
+        for k, v in el.attrib.items():
+            el.set(k, _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", v))
+        if el.text:
+            el.text = _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", el.text)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 @dataclass(frozen=True)
@@ -395,8 +413,7 @@ def paired_junit(reports: Sequence[NodeReport], judgement: PairedJudgement, suit
     for k, val in (("outcome", judgement.outcome), ("pairs", str(len(judgement.pairs)))):
         ET.SubElement(props, "property", name=k, value=val)
     suite.extend(cases)
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    return _xml_text(root)
 
 
 @dataclass
@@ -466,5 +483,4 @@ def junit(report: NodeReport, gates: list[Gate], suite_name: str = "bench") -> s
             ET.SubElement(case, "failure", message=c.failures[0][:200], type="bench").text = "\n".join(c.failures)
         elif c.skipped:
             ET.SubElement(case, "skipped", message=c.skipped)
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    return _xml_text(root)

@@ -85,3 +85,25 @@ def test_bench_gate_exits_1_with_a_well_formed_junit_case_for_a_broken_candidate
     assert out["outcome"] == gates.FAILED and "float64" in out["reason"]
     suite = ET.parse(junit).getroot().find("testsuite")
     assert int(suite.get("failures")) >= 1 and suite.find("properties/property").get("value") == gates.FAILED
+
+
+@pytest.mark.parametrize("bad", ["\x01", "\x1b[31m", "\ud800", "\uffff"])
+def test_junit_stays_well_formed_xml_whatever_a_report_names(tmp_path, bad):
+    """Attack: a control character in a report's precision made the gate's JUnit file ill-formed (ElementTree writes
+    it as it is), and a lone surrogate in a device id a UnicodeEncodeError traceback; bench run's JUnit alike."""
+    import xml.etree.ElementTree as ET
+
+    base, cand = _session(5)
+    for r in base + cand:
+        for m in r.measurements:
+            m.spec["precision"] += bad
+            m.device["id"] += bad
+    a, b = _folders(tmp_path, base, cand)
+    junit = tmp_path / "gate.xml"
+    got = CliRunner().invoke(main, ["gate", a, b, "--junit", str(junit), "--json"])
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout)["outcome"] == paired.PASS
+    root = ET.parse(junit).getroot()
+    names = [c.get("name") for c in root.iter("testcase")]
+    assert len(names) == 2 and all(f"\\u{ord(bad[0]):04x}" in n for n in names)
+    ET.fromstring(gates.junit(cand[0], gates.correctness(cand[0])).encode())
