@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 
+from bench.challenge import fold, native
 from bench.cli import main
 from bench.report import gates, paired
 from bench.report.store import dumps
@@ -107,3 +110,110 @@ def test_junit_stays_well_formed_xml_whatever_a_report_names(tmp_path, bad):
     names = [c.get("name") for c in root.iter("testcase")]
     assert len(names) == 2 and all(f"\\u{ord(bad[0]):04x}" in n for n in names)
     ET.fromstring(gates.junit(cand[0], gates.correctness(cand[0])).encode())
+
+
+# --- (1) the node's fold microkernel -----------------------------------------------------------------------------------
+
+MICRO_SOURCE = Path(fold.__file__).with_name("microfold_kernel.c")
+
+
+def _micro_lib(tmp_path, mutate=None):
+    """The microkernel compiled as prepare() compiles it, from its source changed by `mutate` (a text edit)."""
+    if fold.prepare_micro() is not None:
+        pytest.skip(f"no microkernel here: {fold.prepare_micro()}")
+    src = MICRO_SOURCE.read_text()
+    if mutate:
+        changed = mutate(src)
+        assert changed != src
+        src = changed
+    path = tmp_path / f"microfold_{abs(hash(src))}.c"
+    path.write_text(src)
+    lib, why = native.compile_library(path)
+    assert lib is not None, why
+    micro, _ = fold._KERNEL["micro"]
+    for name in ("microfold_pack_a", "microfold_pack_b", "microfold_block"):  # the argtypes prepare() set
+        getattr(lib, name).argtypes, getattr(lib, name).restype = (
+            getattr(micro, name).argtypes,
+            getattr(micro, name).restype,
+        )
+    return lib
+
+
+def test_a_microkernel_wrong_only_at_the_blocks_a_product_uses_is_refused(tmp_path):
+    """Attack: the probe ran at small blocks (chunks of at most 3 runs) on one worker; a product runs chunks of
+    MICRO_BLOCKS["kc"] = 4 runs on every core. A kernel whose last chunk of 4 runs is added slightly wrong (as a
+    miscompile of the unrolled case could) passed the probe, was kept, and an honest node committed products that
+    are not the stated order (here outside the fold's allowance too)."""
+    lib = _micro_lib(
+        tmp_path,
+        lambda s: s.replace("+= (double)tmp[i][c];", "+= (double)tmp[i][c] * (nruns == 4 ? 1.0 + 0x1p-18 : 1.0);"),
+    )
+    a, b = torch.randn(20, 64 * 11), torch.randn(64 * 11, 150)
+    assert not torch.equal(fold._micro_product(lib, a, b, 64, fold.GROUP, fold.MICRO_BLOCKS, 2), fold.emulate(a, b, 64))
+    assert fold.micro_probe(lib) is not None
+
+
+def test_the_kept_microkernel_is_its_stated_order_on_shapes_the_probe_does_not_cover():
+    """Held: ragged rows and columns, one run, a partial group, transposed operands, more rows than a block, at the
+    product's blocks and at one-wide blocks, through fold.product on two workers."""
+    if fold.prepare_micro() is not None:
+        pytest.skip("no microkernel here")
+    g = torch.Generator().manual_seed(12)
+    for n, runs, m in [(1, 1, 1), (7, 10, 300), (390, 2, 129), (6, 9, 32)]:
+        a = torch.randn(64 * runs, n, generator=g).T
+        b = torch.randn(m, 64 * runs, generator=g).T
+        want = fold.emulate(a.contiguous(), b.contiguous(), 64)
+        assert torch.equal(fold.product(a, b, 64, kernel="micro"), want)
+        lib, _ = fold._KERNEL["micro"]
+        assert torch.equal(fold._micro_product(lib, a, b, 64, fold.GROUP, {"mc": 1, "nc": 1, "kc": 1}, 2), want)
+
+
+def test_an_empty_product_is_empty_on_every_path():
+    """Attack: the microkernel path divided by zero (no rows) or stepped a range by zero (no columns) where the torch
+    path gives an empty product."""
+    for kernel in ("micro", "sgemm", False):
+        if kernel and (fold.prepare_micro() if kernel == "micro" else fold.prepare_sgemm()):
+            continue
+        assert fold.product(torch.ones(0, 64), torch.ones(64, 5), 64, kernel=kernel).shape == (0, 5)
+        assert fold.product(torch.ones(3, 64), torch.ones(64, 0), 64, kernel=kernel).shape == (3, 0)
+        assert torch.equal(fold.product(torch.ones(3, 0), torch.ones(0, 5), 64, kernel=kernel), torch.zeros(3, 5))
+
+
+_UNDER_ASAN = """
+import torch
+from bench.challenge import fold
+assert fold.prepare_micro() is None, fold.prepare_micro()
+lib, _ = fold._KERNEL["micro"]
+g = torch.Generator().manual_seed(5)
+for n, runs, m in [(1, 1, 1), (7, 10, 300), (13, 2, 161), (6, 1, 32), (385, 1, 33)]:
+    a, b = torch.randn(n, 64 * runs, generator=g), torch.randn(64 * runs, m, generator=g)
+    for blocks in (fold.MICRO_BLOCKS, {"mc": 6, "nc": 1, "kc": 1}, {"mc": 12, "nc": 40, "kc": 3}):
+        fold._PACKED = type(fold._PACKED)()  # exact-size packed buffers, so that a read past them is caught
+        assert torch.equal(fold._micro_product(lib, a, b, 64, 8, blocks, 2), fold.emulate(a, b, 64)), (n, runs, m)
+print("clean")
+"""
+
+
+def test_the_microkernel_reads_and_writes_only_inside_its_buffers_under_asan_and_ubsan():
+    """Held: the kernel built with -fsanitize=address,undefined (through CC, as an operator would steer it) and
+    driven through fold's own driver on ragged shapes at three blockings: no read or write past any operand, packed
+    buffer or scratch (torch's allocations get ASan's red zones), no undefined behaviour. A deliberate one-past read
+    in pack_b was caught this way when this test was written."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    gcc = shutil.which("gcc")
+    if gcc is None or fold.prepare_micro() is not None:
+        pytest.skip("needs gcc and a CPU the microkernel runs on")
+    libs = [subprocess.run([gcc, f"-print-file-name={n}"], check=False, capture_output=True, text=True).stdout.strip()
+            for n in ("libasan.so", "libubsan.so")]  # fmt: skip
+    if not all(os.path.isabs(p) and os.path.exists(p) for p in libs):
+        pytest.skip("no libasan/libubsan")
+    env = {**os.environ, "CC": f"{gcc} -fsanitize=address,undefined -fno-sanitize-recover=all -g",
+           "LD_PRELOAD": " ".join(libs), "ASAN_OPTIONS": "detect_leaks=0", "PYTHONPATH": str(Path(fold.__file__).parents[2])}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_ASAN], check=False, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "clean" in done.stdout, done.stderr[-2000:]
