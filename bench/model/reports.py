@@ -438,6 +438,8 @@ _OPTIONAL_NUMBER = (int, float, type(None))
 #: The exact types a JSON number or null parses to (bool, an int subclass, is not one).
 _NUMBER_TYPES = (int, float, type(None))
 _NUMBER_TYPE_SET = frozenset(_NUMBER_TYPES)
+#: The exact types of a JSON number (a constant: a set display is built anew at each call).
+_INT_FLOAT = frozenset({int, float})
 #: Fields of the inventory that verify and aggregate read, with the types they must have when present.
 _HOST_FIELDS = {"hostname": _OPTIONAL_STR, "fingerprint": _OPTIONAL_STR, "cpu_model": _OPTIONAL_STR,
                 "physical_cores": (int, type(None)), "max_clock_mhz": _OPTIONAL_NUMBER,
@@ -602,7 +604,7 @@ def _work(d: dict[str, Any], where: str) -> int | None:
 
 def _numbers(d: dict[str, Any], key: str, where: str) -> list[float]:
     values = _field(d, key, list, where)
-    if set(map(type, values)) <= {int, float}:  # the usual case, checked in C (bool is its own type: not here)
+    if set(map(type, values)) <= _INT_FLOAT:  # the usual case, checked in C (bool is its own type: not here)
         return values
     for i, v in enumerate(values):
         _expect(v, (int, float), f"{where}.{key}[{i}]")

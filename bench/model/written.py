@@ -201,14 +201,18 @@ def _within_depth(skeleton: bytes, max_depth: int) -> bool:
     return not brackets
 
 
+#: The types a raw-sample array may hold (constants: a set display is built anew at each call).
+_FLOAT_ONLY, _FLOAT_INT = frozenset({float}), frozenset({float, int})
+
+
 def _scalars(values: Any) -> bool:
     """Whether a raw-sample array holds only numbers strict_json accepts (no container, no integer beyond 64 bits)."""
     if type(values) is not list:
         return False
     kinds = set(map(type, values))
-    if kinds <= {float}:
+    if kinds <= _FLOAT_ONLY:
         return True
-    return kinds <= {float, int} and -MAX_INT <= min(values) and max(values) <= MAX_INT
+    return kinds <= _FLOAT_INT and -MAX_INT <= min(values) and max(values) <= MAX_INT
 
 
 def _decoded(raw: bytes, max_containers: int | None) -> Any:
