@@ -112,6 +112,65 @@ def test_junit_stays_well_formed_xml_whatever_a_report_names(tmp_path, bad):
     ET.fromstring(gates.junit(cand[0], gates.correctness(cand[0])).encode())
 
 
+def _sequential_ratios(rng, slowdown, speed_of_slot, threshold=0.05):
+    """A sequential session (paired.sequential) on ratios alone: slot speeds from speed_of_slot(slot, rng), the
+    candidate `slowdown` slower; (outcome, pairs)."""
+    ratios, speeds = [], {}
+
+    def run(side):
+        slot = sum(len(v) for v in speeds.values())
+        speeds.setdefault(side, []).append(
+            speed_of_slot(slot, rng) * ((1 - slowdown) if side == paired.CANDIDATE else 1)
+        )
+        if len(speeds.get(paired.BASELINE, [])) == len(speeds.get(paired.CANDIDATE, [])):
+            ratios.append(speeds[paired.CANDIDATE][-1] / speeds[paired.BASELINE][-1])
+
+    return paired.sequential(run, lambda: paired.session_outcome([paired.judge(ratios, threshold)]))
+
+
+def _stretches(enter=0.1, leave=0.4, slow=0.75):
+    """Disturbed stretches as the issue describes them (another process taking a core for a few runs): a Markov
+    chain entering one with probability `enter` a run and leaving with `leave` (2.5 runs long on average, a fifth of
+    the runs), the runs in it `slow` as fast, 1% noise otherwise."""
+    state = {"in": False}
+
+    def speed(slot, rng):
+        state["in"] = rng.random() > leave if state["in"] else rng.random() < enter
+        return (1 + rng.gauss(0, 0.01)) * (slow if state["in"] else 1)
+
+    return speed
+
+
+def test_peeking_after_every_pair_does_not_pass_a_slowdown_in_disturbed_stretches():
+    """Held (measured, not proven): the sequential rule looks up to eight times and stops at the first conclusive
+    look. With disturbed stretches that hit adjacent runs together (A B B A puts two baseline runs side by side, so a
+    stretch of two can slow only the baseline), 10,000 sessions passed 26 10% slow-downs and 2 20% ones (0.26%,
+    0.02%), against 0 of 3,000 under independent disturbances (tests/perf/paired_rule_sim.py); within the 1.1% the
+    docs allow a look's false alarms. Here 1,000 sessions each way, seeded."""
+    import random
+
+    rng = random.Random(13)
+    slow = [_sequential_ratios(rng, 0.10, _stretches()) for _ in range(1000)]
+    same = [_sequential_ratios(rng, 0.0, _stretches()) for _ in range(1000)]
+    assert sum(o == paired.PASS for o, _ in slow) <= 10
+    assert sum(o == paired.REGRESSION for o, _ in same) <= 10
+    assert sum(o == paired.REGRESSION for o, _ in slow) >= 900 and sum(o == paired.PASS for o, _ in same) >= 900
+
+
+@pytest.mark.xfail(strict=True, reason="gap: paired.side_at's fixed A B B A order; a disturbance periodic in four "
+                   "runs and in phase with the baseline's slots (0, 3, 4, 7, 8, ...) slows every baseline run and "
+                   "hides a slow-down of its size; a random order per block of two pairs (A B B A or B A A B, still "
+                   "balanced) would cancel it")  # fmt: skip
+def test_a_disturbance_in_phase_with_the_baselines_slots_does_not_hide_a_slowdown():
+    import random
+
+    def aligned(slot, rng):
+        return (1 + rng.gauss(0, 0.01)) * (0.88 if slot % 4 in (0, 3) else 1)  # where A B B A runs A
+
+    rng = random.Random(14)
+    assert sum(_sequential_ratios(rng, 0.10, aligned)[0] == paired.PASS for _ in range(50)) <= 1
+
+
 # --- (1) the node's fold microkernel -----------------------------------------------------------------------------------
 
 MICRO_SOURCE = Path(fold.__file__).with_name("microfold_kernel.c")
