@@ -276,3 +276,47 @@ def test_the_microkernel_reads_and_writes_only_inside_its_buffers_under_asan_and
         [sys.executable, "-c", _UNDER_ASAN], check=False, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0 and "clean" in done.stdout, done.stderr[-2000:]
+
+
+# --- (3) the node-report fast path (bench.model.written) against the strict path ------------------------------------
+
+#: pieces of what _respell_small looks for ('e-' tokens after ':,[' within 24 bytes, before ',]}'), the ':' count and
+#: the vector count's threshold (written.count_byte)
+_PIECES = [":", ",", "[", "]", "}", "{", "1.5e-07", "-3e-06", "e-", "7", ".", "0", "e", "-", " ", '"', "\\", "u003a",
+           "1e16", "true", "9" * 17, "é", "\U0001f600"]  # fmt: skip
+
+
+def test_look_alike_tokens_in_strings_and_keys_decide_as_the_strict_path():
+    """Held: strings and keys built from what the fast path searches for (negative-exponent tokens inside strings,
+    their delimiters at the edge of its 24-byte look-back, ':' escapes, quotes and backslashes), beside real small
+    floats in the signed view, some pushing the file past count_byte's vector threshold; each document re-signed
+    and also tampered by a duplicate key. The fast path gives the strict path's decision, words and canonical bytes
+    (tests/report/test_node_document_fast_path._outcome asserts the bytes), or steps aside."""
+    import random
+
+    from bench.model import canonical, written
+    from tests.report.test_node_document_fast_path import KEY, _outcome, _report, resign
+
+    rng = random.Random(1212)
+    taken = 0
+    for i in range(120):
+        doc = json.loads(json.dumps(_report(i % 5)))
+        m = doc["measurements"][rng.randrange(len(doc["measurements"]))]
+        for _ in range(rng.randrange(1, 4)):
+            text = "".join(rng.choice(_PIECES) for _ in range(rng.randrange(1, 12)))
+            target = rng.choice([doc["inventory"]["host"], m["details"], m["device"], doc["config"]])
+            key = rng.choice(["note", text[:8], "zz"])
+            target[key] = rng.choice([text, 3.1e-6, -1.5e-7, 2.5e-300, 1e-5])
+        if i % 3 == 0:
+            doc["config"]["pad"] = "x" * 4100  # past the vector count's threshold on its own
+        try:
+            doc = resign(doc, KEY)
+        except canonical.UncarriableNumber:
+            continue
+        raw = dumps(doc).encode()
+        assert _outcome(raw, fast=True) == _outcome(raw, fast=False), raw[:200]
+        taken += written.parse_node_report(raw) is not None
+        twice = raw.replace(b'"run_id": "', b'"run_id": "e-:1e-05,",\n  "run_id": "', 1)
+        assert _outcome(twice, fast=True) == _outcome(twice, fast=False)
+        assert written.parse_node_report(twice) is None or twice == raw
+    assert taken > 10  # the fast path took some: the comparison was not of the slow path with itself
