@@ -19,7 +19,10 @@ Timed, in this order:
      processes as `bench verify --from` reads it), and each level below it (the children of the first level that
      branches re-derived by worker processes).
 Prints each phase's time and the peak memory (ru_maxrss) of this process and of the largest worker; a forked worker's
-figure counts the pages it still shares with this process, so it overstates what the worker added.
+figure counts the pages it still shares with this process, so it overstates what the worker added. For disclose and
+verify, where the wall went (Stages): reading the files (workers parse, this process unpickles), the whole tree's merge
+(this process alone, one core idle), every level's figures (workers), the roll-ups' documents (disclose) or the walk
+of the levels below the first that branches (verify) in workers, and the rest (this process alone).
 Goal (issue 26): verify + aggregate + disclose in at most 120 s and 3 GB on a 2-core machine.
 """
 
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
+import functools
 import gc
 import hashlib
 import os
@@ -43,7 +48,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
-from bench.disclosure import tree
+from bench.disclosure import leaves, tree
 from bench.disclosure.leaves import Store
 from bench.model import sign
 from bench.report import aggregate as agg
@@ -139,6 +144,52 @@ def peak_mb() -> tuple[float, float]:
             resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)  # fmt: skip
 
 
+class Stages:
+    """Wall seconds this process spends in each stage of disclose and verify, timed by wrapping (only while `timing`)
+    the functions that do them: reading files (leaves.read_many), the whole tree's merge (leaves._merge, in this
+    process), every level's figures by workers (document.map_forked of precomputed's tasks), the verify walk's and the
+    roll-ups' workers (document.map_forked of verify's children, tree.map_forked). The rest of a phase is this
+    process's own work (signing, writing, checking, comparing) and freeing what it held."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def _wrap(self, module: object, name: str, label: object) -> None:
+        inner = getattr(module, name)
+        pid = os.getpid()
+
+        @functools.wraps(inner)
+        def timed(*args: object, **kwargs: object) -> object:
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                if os.getpid() == pid:  # not in a worker (which would time it into its own copy)
+                    key = label(*args) if callable(label) else label
+                    self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - start
+
+        setattr(module, name, timed)
+        self._undo.append((module, name, inner))
+
+    @contextlib.contextmanager
+    def timing(self) -> object:
+        self.seconds, self._undo = {}, []
+        self._wrap(leaves, "read_many", "reading files")
+        self._wrap(leaves, "_merge", "merge")
+        self._wrap(dd, "map_forked", lambda fn, *_: "levels' figures" if isinstance(fn, functools.partial)
+                   else "the walk's workers")  # fmt: skip
+        self._wrap(tree, "map_forked", "roll-ups' workers")
+        try:
+            yield self
+        finally:
+            for module, name, inner in reversed(self._undo):
+                setattr(module, name, inner)
+
+    def line(self, wall: float) -> str:
+        parts = [f"{k} {x:.1f} s" for k, x in self.seconds.items()]
+        return ", ".join([*parts, f"the rest {wall - sum(self.seconds.values()):.1f} s"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--nodes", type=int, default=100_000)
@@ -203,13 +254,16 @@ def main() -> None:
         (folder / "disclosure.json").write_bytes(raw)
         return raw
 
+    stages = Stages()
     t0 = time.perf_counter()
     c0 = cpu_s()
     # `bench disclose tree`: the capacity reports read (their signatures checked by worker processes), then every site,
     # city, region and the country built from them in one store, each level's documents by worker processes
-    built = tree.build(out, policy=policy, as_of=as_of, write=write, output=out / "disclosures", now=NOW,
-                       claims_input=[{"text": "788 EFLOPS", "source": "synthetic", "date": "2024"}])  # fmt: skip
+    with stages.timing():
+        built = tree.build(out, policy=policy, as_of=as_of, write=write, output=out / "disclosures", now=NOW,
+                           claims_input=[{"text": "788 EFLOPS", "source": "synthetic", "date": "2024"}])  # fmt: skip
     t_disclose, c_disclose = time.perf_counter() - t0, cpu_s() - c0
+    disclose_stages = stages.line(t_disclose)
     national = built[0].path
     levels = [b.level for b in built]
     data = Store().add(national).data
@@ -218,16 +272,19 @@ def main() -> None:
           f"{levels.count('country')} country): {t_disclose:.1f} s wall, {c_disclose:.1f} s CPU; peak memory "
           f"{peak_mb()[0]:.0f} MB; national bf16/fp16 {head['reported_pflops']:.1f} PFLOPS reported, "
           f"{head['bounded_pflops']:.1f} bounded, {head['devices']} devices, memory {data['accelerator_memory_bytes']} B")  # fmt: skip
+    print(f"  disclose's wall: {disclose_stages}")
     del built
 
     gc.collect()  # the builder's documents freed: verify starts from the folder alone, as `bench verify --from` does
     t0 = time.perf_counter()
     c0 = cpu_s()
-    findings = dd.verify(data, Store(out), str(national))
+    with stages.timing():
+        findings = dd.verify(data, Store(out), str(national))
     t_verify, c_verify = time.perf_counter() - t0, cpu_s() - c0
     print(
         f"verify national disclosure --from (every level re-derived): {t_verify:.1f} s wall, {c_verify:.1f} s CPU; findings: {findings or 'none'}"
     )
+    print(f"  verify's wall: {stages.line(t_verify)}")
     self_mb, workers_mb = peak_mb()
     total, cpu = t_aggregate + t_disclose + t_verify, c_aggregate + c_disclose + c_verify
     print(f"total verify + aggregate + disclose: {total:.1f} s wall (goal 120 s), {cpu:.1f} s CPU on {usable_cores()} "
