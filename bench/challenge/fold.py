@@ -288,6 +288,8 @@ def _micro_product(lib: Any, a: torch.Tensor, b: torch.Tensor, run: int, group: 
     a, b = a.contiguous(), b.contiguous()
     n, inner, m = a.shape[0], a.shape[1], b.shape[1]
     out = torch.empty(n, m)
+    if not n or not m or not inner:
+        return out.zero_()  # an empty sum (K = 0) is 0
     mr, nr = lib.microfold_mr(), lib.microfold_nr()
     panels, slivers = -(-n // mr), -(-m // nr)
     try:
