@@ -236,6 +236,8 @@ def timed_run(report: NodeReport, side: str) -> paired.TimedRun:
                          "with the run it was paired with")  # fmt: skip
     start = parse_timestamp(report.start_utc, f"run {report.run_id} start_utc")
     end = parse_timestamp(str(report.end_utc), f"run {report.run_id} end_utc")
+    if end < start:  # it would pass the pairing's overlap check whatever ran beside it
+        raise ValueError(f"{side} run {report.run_id} ends ({report.end_utc}) before it starts ({report.start_utc})")
     found, _ = cmp.ok_metrics(report)
     return paired.TimedRun(side, report.run_id, start, end,
                            {k: drift.metric_figure(m.name, m.value, m.samples_s) for k, m in found.items()})  # fmt: skip

@@ -171,6 +171,16 @@ def test_a_disturbance_in_phase_with_the_baselines_slots_does_not_hide_a_slowdow
     assert sum(_sequential_ratios(rng, 0.10, aligned)[0] == paired.PASS for _ in range(50)) <= 1
 
 
+def test_a_run_that_ends_before_it_starts_is_bad_input(tmp_path):
+    """Attack: a run file whose end precedes its start passed the pairing's overlap check (after.start < before.end)
+    whatever ran beside it, and the session passed; now exit 2 naming the run."""
+    base, cand = _session(5)
+    cand[0].end_utc = "2026-12-07T05:00:00.000000Z"
+    a, b = _folders(tmp_path, base, cand)
+    got = CliRunner().invoke(main, ["gate", a, b])
+    assert got.exit_code == 2 and "candidate run c01 ends" in got.stderr
+
+
 # --- (1) the node's fold microkernel -----------------------------------------------------------------------------------
 
 MICRO_SOURCE = Path(fold.__file__).with_name("microfold_kernel.c")
@@ -320,3 +330,26 @@ def test_look_alike_tokens_in_strings_and_keys_decide_as_the_strict_path():
         assert _outcome(twice, fast=True) == _outcome(twice, fast=False)
         assert written.parse_node_report(twice) is None or twice == raw
     assert taken > 10  # the fast path took some: the comparison was not of the slow path with itself
+
+
+def test_the_auditor_verifies_a_folded_round_without_touching_the_nodes_fold(tmp_path, monkeypatch):
+    """Held (117d40c's rule, for the fold): a folded round answered in this process by the node's fold (the
+    microkernel kept here), then verified with every fold entry point raising: the auditor's check computes its
+    rows from the operands alone, so it neither calls the node's kernels nor could be steered by one."""
+    import numpy as np
+
+    from bench.challenge.protocol import FOLD
+    from tests.test_challenge import _answer, _drop, _errors, _issue, _receipts, verify
+
+    path, ch = _issue(tmp_path, n=256, products=1, inner=2 * FOLD, fold=FOLD)
+    drop = _drop(tmp_path)
+    base = _answer(drop, ch)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the auditor called the node's fold")
+
+    for name in ("product", "_micro_product", "_micro_items", "emulate", "_panel", "_tile", "prepare"):
+        monkeypatch.setattr(fold, name, refuse)
+    verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}), rng=np.random.default_rng(0),
+                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert _errors(verdict) == [] and verdict.fleet["verified_flops"] == 2 * 256 * 256 * 2 * FOLD
