@@ -248,6 +248,35 @@ def test_an_empty_product_is_empty_on_every_path():
         assert torch.equal(fold.product(torch.ones(3, 0), torch.ones(0, 5), 64, kernel=kernel), torch.zeros(3, 5))
 
 
+def test_a_compiled_kernel_is_built_in_a_private_folder_and_never_kept_on_disk(tmp_path, monkeypatch):
+    """Held: each process compiles its kernels afresh for the CPU it runs on (no .so cached where another host or
+    user could hand it back): the build folder is the caller's own (mode 0700, under TMPDIR), and nothing is left
+    there once the library is loaded."""
+    import os
+    import shutil
+    import stat
+    import tempfile
+
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir(mode=0o777)
+    os.chmod(tmp_path / "tmp", 0o777)  # a folder every user may write, as /tmp is
+    modes = []
+    real = native.subprocess.run
+
+    def run(cmd, **kw):
+        modes.append(stat.S_IMODE(os.stat(Path(cmd[cmd.index("-o") + 1]).parent).st_mode))
+        return real(cmd, **kw)
+
+    monkeypatch.setattr(native.subprocess, "run", run)
+    source = tmp_path / "private_kernel.c"
+    source.write_text(MICRO_SOURCE.read_text())
+    lib, why = native.compile_library(source)
+    assert lib is not None, why
+    assert modes and set(modes) == {0o700} and list((tmp_path / "tmp").iterdir()) == []
+
+
 _UNDER_ASAN = """
 import torch
 from bench.challenge import fold
