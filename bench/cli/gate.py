@@ -159,6 +159,8 @@ def gate(baseline: Path, candidate: Path, max_regression: str, base_cmd: str | N
         threshold = gates.parse_fraction(max_regression)
     except ValueError as exc:
         fail(str(exc), 2)
+    if threshold <= 0:  # no spread is within 0%: nothing could be gated (and pairs_needed has no answer)
+        fail(f"--max-regression {max_regression}: must be above 0%", 2)
     state: dict[str, Any] = {}
 
     def look() -> str:

@@ -181,6 +181,16 @@ def test_a_run_that_ends_before_it_starts_is_bad_input(tmp_path):
     assert got.exit_code == 2 and "candidate run c01 ends" in got.stderr
 
 
+@pytest.mark.parametrize("zero", ["0%", "0", "-0"])
+def test_a_tolerance_of_zero_is_a_usage_error_not_a_traceback(tmp_path, zero):
+    """Attack: --max-regression 0% with --json or --junit raised ValueError ('a threshold above 0', from
+    pairs_needed) out of the command: a traceback, exit 1. Now exit 2 with one line."""
+    a, b = _folders(tmp_path, *_session(5, slowdown=0.1))
+    for extra in ([], ["--json"], ["--junit", str(tmp_path / "j.xml")]):
+        got = CliRunner().invoke(main, ["gate", a, b, "--max-regression", zero, *extra])
+        assert got.exit_code == 2 and "must be above 0%" in got.stderr, got.output
+
+
 # --- (1) the node's fold microkernel -----------------------------------------------------------------------------------
 
 MICRO_SOURCE = Path(fold.__file__).with_name("microfold_kernel.c")
