@@ -183,6 +183,11 @@ def gate(baseline: Path, candidate: Path, max_regression: str, base_cmd: str | N
         if done[0] != done[1]:
             fail(f"{baseline} holds {done[0]} runs and {candidate} {done[1]}: a session continues from as many of "
                  "each (empty folders start one)", 2)  # fmt: skip
+        if done[0] >= first and (was := look()) != paired.INCONCLUSIVE:
+            # a session is continued while it cannot tell; folders left by a concluded one (a runner that keeps its
+            # workspace, an earlier candidate's runs) would be judged again and the command never run
+            fail(f"{baseline} and {candidate} already hold a concluded session ({was} over {done[0]} pairs): a "
+                 "session is continued only while inconclusive; give empty folders to gate a candidate", 2)  # fmt: skip
         commands = {paired.BASELINE: (base_cmd, baseline), paired.CANDIDATE: (candidate_cmd, candidate)}
         paired.sequential(lambda side: _run_side(*commands[side], side), look, done[0], first, max_pairs)
     else:

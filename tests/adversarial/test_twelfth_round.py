@@ -191,6 +191,16 @@ def test_a_tolerance_of_zero_is_a_usage_error_not_a_traceback(tmp_path, zero):
         assert got.exit_code == 2 and "must be above 0%" in got.stderr, got.output
 
 
+def test_folders_left_by_a_concluded_session_do_not_pass_a_candidate_never_run(tmp_path):
+    """Attack: a runner that keeps its workspace leaves runs-A/ and runs-B/ of the last job's session (a pass); the
+    next job's `bench gate runs-A/ runs-B/ --base-cmd ... --candidate-cmd ...` found five pairs already there,
+    judged them without running either command (here each would fail) and passed whatever the new candidate was.
+    Now exit 2: a session is continued only while inconclusive."""
+    a, b = _folders(tmp_path, *_session(5))
+    got = CliRunner().invoke(main, ["gate", a, b, "--base-cmd", "exit 9", "--candidate-cmd", "exit 9"])
+    assert got.exit_code == 2 and "already hold a concluded session (pass over 5 pairs)" in got.stderr, got.output
+
+
 # --- (1) the node's fold microkernel -----------------------------------------------------------------------------------
 
 MICRO_SOURCE = Path(fold.__file__).with_name("microfold_kernel.c")
