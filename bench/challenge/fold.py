@@ -134,11 +134,15 @@ def _fma32(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     t = p + z
     bp = t - p
     e = (p - (t - bp)) + (z - bp)
-    r = t.astype(np.float32)
-    other = np.nextafter(r, t.astype(np.float32) + np.where(t > r, np.float32(np.inf), np.float32(-np.inf)))
+    with np.errstate(over="ignore", invalid="ignore"):  # t beyond float32's range rounds to inf, as FMA does
+        r = t.astype(np.float32)
+        other = np.nextafter(r, np.where(t > r, np.float32(np.inf), np.float32(-np.inf)))
     r64, o64 = r.astype(np.float64), other.astype(np.float64)
-    tie = (t != r64) & ((r64 + o64) * 0.5 == t) & (e != 0)
-    toward_other = np.sign(e) == np.sign(o64 - r64)
+    # past FLT_MAX the rounding's other neighbour is 2^128 (IEEE 754's overflow threshold is FLT_MAX + half an ulp):
+    # without it a t that double rounding put on that threshold became inf where FMA gives FLT_MAX
+    edge = np.where(np.isinf(r64) & np.isfinite(t), np.copysign(2.0**128, t), r64)
+    tie = (t != r64) & ((edge + o64) * 0.5 == t) & (e != 0)
+    toward_other = np.sign(e) == np.sign(o64 - edge)
     return np.where(tie & toward_other, o64, r64)
 
 

@@ -297,6 +297,48 @@ def test_a_compiled_kernel_is_built_in_a_private_folder_and_never_kept_on_disk(t
     assert modes and set(modes) == {0o700} and list((tmp_path / "tmp").iterdir()) == []
 
 
+def _fma32_exact(x: float, y: float, z: float):
+    """fma(x, y, z) rounded once to float32, from the exact rational sum (IEEE 754: past FLT_MAX + half an ulp,
+    inf; ties to even)."""
+    from fractions import Fraction
+
+    import numpy as np
+
+    exact = Fraction(x) * Fraction(y) + Fraction(z)
+    if abs(exact) >= Fraction(2**128 - 2**103):
+        return np.float32(np.inf if exact > 0 else -np.inf)
+    with np.errstate(over="ignore"):
+        c = np.float32(float(exact))
+    near = [v for v in (c, np.nextafter(c, np.float32(np.inf)), np.nextafter(c, np.float32(-np.inf))) if np.isfinite(v)]
+    return min(near, key=lambda v: (abs(Fraction(float(v)) - exact), int(np.array(v).view(np.int32)) & 1))
+
+
+def test_emulate_rounds_each_fma_once_up_to_float32s_overflow_threshold():
+    """Attack on fold.emulate's claim ('float32 FMA rounded once'): where float64 rounded x y + z onto FLT_MAX + half
+    an ulp (the overflow threshold) from below, _fma32 gave inf (the other neighbour was nextafter(inf, nan)) where
+    FMA gives FLT_MAX: x = (1 - 2^-23) 2^52, y = (1 + 2^-23) 2^51, z = FLT_MAX. Held elsewhere: ties of double
+    rounding far from overflow, against exact rationals."""
+    import numpy as np
+
+    from bench.challenge.fold import _fma32
+
+    rng = np.random.default_rng(23)
+    n = 3000
+    sig = lambda: 1 + rng.integers(0, 2**23, n) / 2**23
+    x = (sig() * 2.0 ** rng.integers(40, 64, n) * rng.choice([-1, 1], n)).astype(np.float32)
+    y = (sig() * 2.0 ** rng.integers(40, 64, n) * rng.choice([-1, 1], n)).astype(np.float32)
+    z = (sig() * 2.0 ** rng.integers(120, 128, n) * rng.choice([-1, 1], n)).astype(np.float32)
+    small = rng.standard_normal(n).astype(np.float32)  # ties: x y half an ulp of z
+    halves = (np.spacing(small) / 2 / small).astype(np.float32)
+    edge = [np.float32((1 - 2**-23) * 2.0**52)], [np.float32((1 + 2**-23) * 2.0**51)], [np.finfo(np.float32).max]
+    xs, ys, zs = (np.concatenate(v).astype(np.float32) for v in ((x, small, edge[0]), (y, halves, edge[1]),
+                                                                 (z, small, edge[2])))  # fmt: skip
+    got = _fma32(xs.astype(np.float64), ys.astype(np.float64), zs.astype(np.float64)).astype(np.float32)
+    want = np.array([_fma32_exact(float(a), float(b), float(c)) for a, b, c in zip(xs, ys, zs, strict=True)])
+    assert got[-1] == np.finfo(np.float32).max
+    assert np.array_equal(got, want)
+
+
 _UNDER_ASAN = """
 import torch
 from bench.challenge import fold
