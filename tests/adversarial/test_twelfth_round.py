@@ -201,6 +201,29 @@ def test_folders_left_by_a_concluded_session_do_not_pass_a_candidate_never_run(t
     assert got.exit_code == 2 and "already hold a concluded session (pass over 5 pairs)" in got.stderr, got.output
 
 
+def test_a_run_copied_twice_into_a_side_or_a_command_writing_into_the_other_side_is_refused(tmp_path):
+    """Held: a folder holding one run twice (copied under another folder name, to outvote) is refused as a run
+    named twice; a candidate command that also copies its reports into the baseline's folder is refused the same
+    way at the first look (both exit 2), never judged."""
+    import shlex
+    import shutil
+
+    from tests.report.test_paired_sequential import COPY_NEXT
+    from tests.report.test_paired_sequential import _folders as numbered
+
+    base, cand = _session(5)
+    a, b = _folders(tmp_path / "dup", base, cand)
+    shutil.copytree(Path(b, "c01"), Path(b, "c01-again"))
+    got = CliRunner().invoke(main, ["gate", a, b])
+    assert got.exit_code == 2 and "named twice: c01" in got.stderr
+    src_a, src_b = numbered(tmp_path / "src", *_session(6, slowdown=0.10))
+    stray = COPY_NEXT.format(src=shlex.quote(src_b)) + '; cp -r "$BENCH_GATE_RESULTS"/* ' + shlex.quote(
+        str(tmp_path / "A")) + "/ 2>/dev/null; true"  # fmt: skip
+    got = CliRunner().invoke(main, ["gate", str(tmp_path / "A"), str(tmp_path / "B"),
+                                    "--base-cmd", COPY_NEXT.format(src=shlex.quote(src_a)), "--candidate-cmd", stray])  # fmt: skip
+    assert got.exit_code == 2 and "named twice" in got.stderr, got.output
+
+
 # --- (1) the node's fold microkernel -----------------------------------------------------------------------------------
 
 MICRO_SOURCE = Path(fold.__file__).with_name("microfold_kernel.c")
