@@ -286,18 +286,20 @@ def unjudged(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport]) 
 
 #: The outcome of a paired judgement whose pairs cannot be compared (other hardware or software, another config).
 NOT_COMPARABLE = "not comparable"
-#: The outcome of a paired judgement in which a candidate run failed a measurement (its check failed, it errored) or
-#: lacks a metric every baseline run measured: a workload the candidate broke is not a metric to leave unjudged.
+#: The outcome of a paired judgement in which a run failed a measurement (its check failed, it errored) or the
+#: candidate lacks a metric every baseline run measured: a workload a run broke is not a metric to leave unjudged.
 FAILED = "failed"
 
 
-def candidate_failures(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport]) -> list[Gate]:
-    """What the candidate's runs broke: each measurement that failed its check or errored (correctness), and each
-    metric every baseline run measured validly that no candidate run did (skipped or no longer run: a metric some
-    candidate runs lack stays a note, unjudged). Without this a candidate whose workload fails in every run dropped
-    that metric from the pairs (only valid metrics are paired) and the session passed on the others
+def run_failures(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport]) -> list[Gate]:
+    """What the session's runs broke: each measurement of either side that failed its check or errored
+    (correctness: a failed baseline run leaves its metric unjudged as surely as a candidate's), and each metric every
+    baseline run measured validly that no candidate run did (skipped or no longer run: a metric some candidate runs
+    lack stays a note, unjudged). Without this a workload failing in every candidate run (or in a baseline run)
+    dropped out of the pairs (only valid metrics are paired) and the session passed on the others
     (tests/adversarial/test_twelfth_round.py)."""
-    out = [Gate("correctness", False, f"candidate run {r.run_id}: {g.message}") for r in candidates
+    out = [Gate("correctness", False, f"{side} run {r.run_id}: {g.message}")
+           for side, runs in ((paired.CANDIDATE, candidates), (paired.BASELINE, baselines)) for r in runs
            for g in correctness(r) if g.name == "correctness"]  # fmt: skip
     theirs = [cmp.ok_metrics(b)[0] for b in baselines]
     every = set(theirs[0]).intersection(*theirs[1:]) if theirs else set()
@@ -313,7 +315,7 @@ class PairedJudgement:
     """`bench gate`'s verdict on a session: its pairs, each metric's verdict, the gates (what JUnit and the log
     show), and the session's `outcome`: paired.PASS, paired.REGRESSION, paired.INCONCLUSIVE (more pairs may tell;
     `pairs_needed` is the most any inconclusive metric needs at its measured spread, None where unknown),
-    NOT_COMPARABLE or FAILED (candidate_failures)."""
+    NOT_COMPARABLE or FAILED (run_failures)."""
 
     pairs: list[paired.Pair]
     metrics: list[PairedMetric]
@@ -332,7 +334,7 @@ def paired_judgement(baselines: Sequence[NodeReport], candidates: Sequence[NodeR
     pairs, metrics, broken = paired_metrics(baselines, candidates, max_regression)
     if broken:
         return PairedJudgement(pairs, metrics, broken, NOT_COMPARABLE)
-    if failures := candidate_failures(baselines, candidates):
+    if failures := run_failures(baselines, candidates):
         return PairedJudgement(pairs, metrics, failures[:3], FAILED)
     if not metrics:
         return PairedJudgement(pairs, metrics, [Gate("baseline", False, "no metric measured by every run: nothing "

@@ -77,6 +77,18 @@ def _folders(tmp_path, base, cand):
     return str(tmp_path / "A"), str(tmp_path / "B")
 
 
+def test_a_baseline_run_whose_workload_failed_does_not_pass_the_candidate_unjudged():
+    """Attack: a base run whose float64 product check failed dropped float64 from the pairs (only metrics every run
+    measured validly are judged), and a candidate 30% slower there passed on float32 alone."""
+    base, cand = _session(5, cand_f64=0.7)  # the candidate 30% slower at float64
+    assert gates.paired_judgement(base, cand, 0.05).outcome == paired.REGRESSION
+    base[2].measurements[1].status = "invalid"
+    base[2].measurements[1].reason = "product check failed"
+    base[2].measurements[1].validity = {"check": "freivalds", "passed": False}
+    j = gates.paired_judgement(base, cand, 0.05)
+    assert j.outcome == gates.FAILED and "baseline run b04" in j.checks[0].message
+
+
 def test_bench_gate_exits_1_with_a_well_formed_junit_case_for_a_broken_candidate_workload(tmp_path):
     import xml.etree.ElementTree as ET
 
