@@ -270,18 +270,21 @@ def paired_metrics(baselines: Sequence[NodeReport], candidates: Sequence[NodeRep
                                f"run {c.run_id}, so it cannot gate: " + "; ".join(differs)))  # fmt: skip
     if broken:
         return pairs, [], broken[:3]
-    common = set(runs[0].figures).intersection(*(set(r.figures) for r in runs))
+    # each metric judged on the pairs that hold it on both sides (paired.ratios skips the others): one run that
+    # skipped a workload left its metric unjudged while the session passed on the rest, whatever the candidate did
+    # there (tests/adversarial/test_twelfth_round.py); fewer than MIN_PAIRS such pairs is inconclusive
+    both = {k for p in pairs for k in p.baseline.figures.keys() & p.candidate.figures.keys()}
     titles = {k: m for r in [*baselines, *candidates] for k, m in cmp.ok_metrics(r)[0].items()}
     metrics = [PairedMetric(titles[k], paired.judge(paired.ratios(pairs, k), max_regression))
-               for k in sorted(common, key=lambda k: titles[k].title)]  # fmt: skip
+               for k in sorted(both, key=lambda k: titles[k].title)]  # fmt: skip
     return pairs, metrics, []
 
 
-def unjudged(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport]) -> list[str]:
-    """The titles of valid metrics some runs measured and others did not (not judged by the paired gate)."""
+def unjudged(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport], judged: set[Any]) -> list[str]:
+    """The titles of valid metrics some run measured that no pair held on both sides (not judged by the paired
+    gate: `judged` are the keys it judged)."""
     each = [cmp.ok_metrics(r)[0] for r in [*baselines, *candidates]]
-    every = set(each[0]).intersection(*each[1:]) if each else set()
-    return sorted({m.title for found in each for k, m in found.items() if k not in every})
+    return sorted({m.title for found in each for k, m in found.items() if k not in judged})
 
 
 #: The outcome of a paired judgement whose pairs cannot be compared (other hardware or software, another config).
@@ -344,12 +347,12 @@ def paired_judgement(baselines: Sequence[NodeReport], candidates: Sequence[NodeR
     how = (f"{len(pairs)} pairs of adjacent runs (baseline first in {first_b}), the median of the candidate / "
            f"baseline ratios below {1 - max_regression:.3g}")  # fmt: skip
     note = ""
-    if missing := unjudged(baselines, candidates):
-        note = f"; {len(missing)} metric(s) not measured by every run, not judged: " + ", ".join(missing)
+    if missing := unjudged(baselines, candidates, {pm.metric.key for pm in metrics}):
+        note = f"; {len(missing)} metric(s) no pair measured on both sides, not judged: " + ", ".join(missing)
     outcome = paired.session_outcome([pm.verdict for pm in metrics])
     if outcome == paired.REGRESSION:
         return PairedJudgement(pairs, metrics, [
-            Gate("baseline", False, f"{pm.metric.title}: {pm.verdict.ratio - 1:+.1%} (median of {len(pairs)} paired "
+            Gate("baseline", False, f"{pm.metric.title}: {pm.verdict.ratio - 1:+.1%} (median of {len(pm.verdict.ratios)} paired "
                  f"ratios, robust CV {pm.verdict.cv:.1%}, noise floor {pm.verdict.floor:.1%}; tolerated "
                  f"{max_regression:.1%})", case=case_name(pm.metric))
             for pm in metrics if pm.verdict.regressed], outcome)  # fmt: skip

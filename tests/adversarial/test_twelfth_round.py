@@ -89,11 +89,10 @@ def test_a_baseline_run_whose_workload_failed_does_not_pass_the_candidate_unjudg
     assert j.outcome == gates.FAILED and "baseline run b04" in j.checks[0].message
 
 
-@pytest.mark.xfail(strict=True, reason="gap: gates.paired_metrics judges only metrics every run measured validly; "
-                   "one baseline run that skipped a workload (status skipped, no error) leaves that metric a note, "
-                   "unjudged, and the session passes on the others whatever the candidate did there (paired.ratios "
-                   "could judge it on the pairs that hold it)")  # fmt: skip
 def test_a_metric_one_baseline_run_skipped_is_still_judged():
+    """Attack: gates.paired_metrics judged only metrics every run measured validly; one baseline run that skipped a
+    workload (status skipped, no error) left that metric a note, unjudged, and the session passed on the others
+    whatever the candidate did there. Now each metric is judged on the pairs that hold it on both sides."""
     base, cand = _session(5, cand_f64=0.7)  # the candidate 30% slower at float64
     base[2].measurements[1].status = "skipped"
     base[2].measurements[1].reason = "not run"

@@ -187,10 +187,14 @@ def test_pairs_not_comparable_cannot_gate_and_metrics_some_runs_lack_are_named()
     checks = gates.paired_regressions(base, cand, 0.05)
     assert not checks[0].passed and "is not comparable with candidate run" in checks[0].message
     base, cand = session(4)
-    del cand[2].measurements[1]  # one candidate run without float64: judged on float32 alone, and said so
+    del cand[2].measurements[1]  # one candidate run without float64: float64 judged on the other three pairs
     (g,) = gates.paired_regressions(base, cand, 0.05)
-    assert g.passed and "no regression in 1 gated metrics" in g.message
-    assert "1 metric(s) not measured by every run, not judged: matmul_tflops" in g.message
+    assert g.passed and "no regression in 2 gated metrics" in g.message and "not judged" not in g.message
+    j = gates.paired_judgement(base, cand, 0.05)
+    assert sorted(len(pm.verdict.ratios) for pm in j.metrics) == [3, 4]
+    cand[0].measurements.append(syn.matmul("bfloat16", [BASE_S] * 20))  # a metric only one run measured: said so
+    (g,) = gates.paired_regressions(base, cand, 0.05)
+    assert "1 metric(s) no pair measured on both sides, not judged: matmul_tflops" in g.message
 
 
 def test_a_run_named_on_both_sides_or_partial_is_bad_input():
