@@ -46,8 +46,6 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 #: The quantile of a run's per-iteration seconds its gated figure is read at: 0, its fastest iteration (see the
 #: module's docstring; tests/perf/gate_false_alarms.py prints the between-run spread at the median, the fastest tenth
 #: and the fastest iteration, so an idle machine can say which holds best).
@@ -73,6 +71,8 @@ def gated_figure(value: float, samples_s: Sequence[float], quantile: float = FAS
     whose `value` is read at the median iteration (matmul TFLOPS, STREAM GB/s, training items/s, bus bandwidth):
     value x median(samples) / quantile(samples). With fewer than MIN_ITERATIONS samples, or none positive, the
     value as it is (and a SUSTAINED metric's value: see metric_figure)."""
+    import numpy as np  # here: `bench gate`'s options read this module's constants, and `bench --help` loads no numpy
+
     times = np.asarray([s for s in samples_s if s > 0], dtype=float)
     if len(times) < MIN_ITERATIONS:
         return float(value)
@@ -90,6 +90,7 @@ def robust_cv(values: Sequence[float]) -> float:
     than two values."""
     if len(values) < 2:
         raise ValueError("a spread needs at least two runs")
+    import numpy as np
     from scipy.stats import median_abs_deviation  # here: scipy.stats costs ~2 s of every `bench run` start-up
 
     centre = float(np.median(values))
