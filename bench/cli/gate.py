@@ -144,9 +144,10 @@ def gate(baseline: Path, candidate: Path, max_regression: str, base_cmd: str | N
     report.json) or report files. With --base-cmd and --candidate-cmd, bench runs the two commands in turns itself,
     adding pairs while the verdict is inconclusive, up to --max-pairs.
 
-    Exit 0 when no metric regressed and every one is gated; 1 when one regressed, a pair is not comparable or a
-    command failed; 2 for bad input, including runs that do not alternate in time (drift would read as a change);
-    3 when inconclusive (a metric too noisy to tell either way, at the cap): the job fails, not as a regression."""
+    Exit 0 when every metric passed (gated, and within --max-regression); 1 when one regressed, a pair is not
+    comparable or a command failed; 2 for bad input, including runs that do not alternate in time (drift would read
+    as a change); 3 when inconclusive (a metric too noisy to tell either way, at the cap): the job fails, not as a
+    regression."""
     from bench.model.reports import ReportError
     from bench.report import gates
     from bench.report.store import dumps, load_report
