@@ -71,6 +71,9 @@ typedef float vec;
 #define NV 2 /* vectors a micro-tile row */
 #endif
 #define NR (NV * VL)
+#ifndef PREFETCH
+#define PREFETCH 1 /* software prefetch of the next B sliver's and A panel's chunk (fold_ratio.py --micro-shapes) */
+#endif
 
 int microfold_isa(void) { return ISA; }
 int microfold_mr(void) { return MR; }
@@ -179,11 +182,22 @@ int microfold_block(const float *apacked, const float *bpacked, float *out, int 
             nr = nr < left ? nr : left;
             const int first = j0 % group == 0, last = (j0 + nr) % group == 0 || j0 + nr == runs;
             const size_t k0 = (size_t)j0 * run;
+            const size_t blines = (size_t)nr * run * NR * sizeof(float) / 64, alines = (size_t)nr * run * MR * sizeof(float) / 64;
+            const size_t bper = (blines + panels - 1) / panels;
             for (int s = 0; s < slivers; s++) {
                 const float *bp = bpacked + ((size_t)(t0 / NR + s) * inner + k0) * NR;
-                for (int p = 0; p < panels; p++)
-                    micro(apacked + ((size_t)p * inner + k0) * MR, bp, nr, run, part + ((size_t)p * slivers + s) * MR * NR,
-                          first, last, acc + (size_t)p * MR * ldacc + (size_t)s * NR, ldacc);
+                const char *bnext = s + 1 < slivers ? (const char *)(bp + (size_t)inner * NR) : NULL;
+                for (int p = 0; p < panels; p++) {
+                    const float *ap = apacked + ((size_t)p * inner + k0) * MR;
+                    if (PREFETCH && bnext) /* the next sliver's chunk into L2, a share a micro-tile */
+                        for (size_t l = p * bper; l < (p + 1) * bper && l < blines; l++)
+                            __builtin_prefetch(bnext + 64 * l, 0, 2);
+                    if (PREFETCH && s == 0 && p + 1 < panels) /* the next panel's chunk of A: not contiguous */
+                        for (size_t l = 0; l < alines; l++)
+                            __builtin_prefetch((const char *)(ap + (size_t)inner * MR) + 64 * l, 0, 2);
+                    micro(ap, bp, nr, run, part + ((size_t)p * slivers + s) * MR * NR, first, last,
+                          acc + (size_t)p * MR * ldacc + (size_t)s * NR, ldacc);
+                }
             }
             j0 += nr;
         }

@@ -70,11 +70,12 @@ def naive_fold(a: torch.Tensor, b: torch.Tensor, run: int) -> torch.Tensor:
 
 
 def microkernel_variant(spec: str) -> tuple[str, object]:
-    """'MR,NV,MC,NC,KC': microfold_kernel.c compiled with MR rows and NV vectors a micro-tile row, run at blocks of
-    MC rows, NC columns and KC runs a chunk; (its name, a product function), held to fold.emulate by the probe."""
-    mr, nv, mc, nc, kc = (int(x) for x in spec.split(","))
-    src = Path(tempfile.mkdtemp(prefix="microfold-")) / f"microfold_{mr}_{nv}.c"
-    src.write_text(f"#define MR {mr}\n#define NV {nv}\n" + fold.MICRO_SOURCE.read_text())
+    """'MR,NV,MC,NC,KC[,PF]': microfold_kernel.c compiled with MR rows and NV vectors a micro-tile row (and PREFETCH
+    = PF, default 1), run at blocks of MC rows, NC columns and KC runs a chunk; (its name, a product function), held to fold.emulate by the probe."""
+    mr, nv, mc, nc, kc, *pf = (int(x) for x in spec.split(","))
+    prefetch = pf[0] if pf else 1
+    src = Path(tempfile.mkdtemp(prefix="microfold-")) / f"microfold_{mr}_{nv}_{prefetch}.c"
+    src.write_text(f"#define MR {mr}\n#define NV {nv}\n#define PREFETCH {prefetch}\n" + fold.MICRO_SOURCE.read_text())
     real = fold.MICRO_SOURCE
     fold.MICRO_SOURCE = src
     try:
@@ -84,7 +85,7 @@ def microkernel_variant(spec: str) -> tuple[str, object]:
     why = why or fold.micro_probe(lib)
     if why:
         raise SystemExit(f"microkernel {spec}: {why}")
-    name = f"microkernel {mr} x {lib.microfold_nr()}, blocks mc {mc} nc {nc} kc {kc}"
+    name = f"microkernel {mr} x {lib.microfold_nr()}, blocks mc {mc} nc {nc} kc {kc}, prefetch {prefetch}"
     blocks = {"mc": mc, "nc": nc, "kc": kc}
     return name, lambda a, b: fold._micro_product(lib, a, b, FOLD, fold.GROUP, blocks, torch.get_num_threads())
 
@@ -192,7 +193,7 @@ def main() -> None:
     ap.add_argument(
         "--k-factor", type=int, nargs="*", default=[2], help="K = factor x n for each n (the challenge's: 2)"
     )
-    ap.add_argument("--micro-shapes", nargs="*", default=[], metavar="MR,NV,MC,NC,KC",
+    ap.add_argument("--micro-shapes", nargs="*", default=[], metavar="MR,NV,MC,NC,KC[,PF]",
                     help="microkernel variants timed alongside (microkernel_variant), e.g. 6,2,384,128,4")  # fmt: skip
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}")
