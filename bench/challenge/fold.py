@@ -63,10 +63,12 @@ TILE = (128, 1024)
 KERNEL_SOURCE = Path(__file__).with_name("fold_kernel.c")
 #: The microkernel's source (microfold_kernel.c), compiled where it runs (prepare()).
 MICRO_SOURCE = Path(__file__).with_name("microfold_kernel.c")
-#: The microkernel's blocking (microfold_kernel.c's header): rows of C a worker takes at a time (its packed A:
-#: MC x K floats), columns of a tile (its float32 partial and float64 accumulator, MC x NC x 12 bytes, in L2) and runs
-#: a chunk (packed B's sliver, KC x L x NR floats, in L1). Measured by tests/perf/fold_ratio.py --micro-shapes.
-MICRO_BLOCKS = {"mc": 384, "nc": 128, "kc": 4}
+#: The microkernel's blocking (microfold_kernel.c's header): about MC rows of C a work item (B's slivers are read
+#: from memory once a block), columns of a tile (its float32 partial and float64 accumulator, MC x NC x 12 bytes, in
+#: L2) and runs a chunk (B's sliver, KC x L x NR floats: 24 KiB at KC = 3, in L1). At n = 4096, K = 8192 (09:48 UTC,
+#: load 1.7-2.2) 8 x 32 micro-tiles at these blocks ran 0.81 of MAMF, 6 x 32 at KC = 4 0.78 (0.74 without
+#: prefetch), tiles of 320 x 320 0.68-0.74 (tests/perf/fold_ratio.py --micro-shapes; docs/proofs.md).
+MICRO_BLOCKS = {"mc": 384, "nc": 128, "kc": 3}
 
 #: Each kernel worker's scratch (a float32 partial and a float64 accumulator of a tile), kept from tile to tile and
 #: product to product: allocated per tile, glibc mapped them afresh (page faults) about once a tile.
