@@ -15,7 +15,7 @@
 
    Blocking (the caller's): A and B packed once a product (all workers, split by panels and slivers); a work item, a
    block of `mc` rows by a range of columns, computes tiles of `nc` columns; for each tile, the K / run runs in chunks of at most `kc` runs that never cross a group; per chunk, each NR-column sliver of
-   packed B (kc x run x NR floats: 32 KiB at kc = 4, NR = 32, in L1) meets every MR-row micro-panel of A (in L2). The
+   packed B (kc x run x NR floats: 24 KiB at kc = 3, NR = 32, in L1) meets every MR-row micro-panel of A (in L2). The
    tile's float32 partial and float64 accumulator (mc x nc x 12 bytes) stay in L2.
 
    Rows and columns past the operands' edges are packed as zeros and never written: each output's arithmetic is its
