@@ -278,12 +278,13 @@ def _micro_lib(tmp_path, mutate=None):
 
 def test_a_microkernel_wrong_only_at_the_blocks_a_product_uses_is_refused(tmp_path):
     """Attack: the probe ran at small blocks (chunks of at most 3 runs) on one worker; a product runs chunks of
-    MICRO_BLOCKS["kc"] = 4 runs on every core. A kernel whose last chunk of 4 runs is added slightly wrong (as a
-    miscompile of the unrolled case could) passed the probe, was kept, and an honest node committed products that
-    are not the stated order (here outside the fold's allowance too)."""
+    MICRO_BLOCKS["kc"] runs (4 when this attack was made, 3 since) on every core. A kernel whose chunk of that many
+    runs is added slightly wrong (as a miscompile of the unrolled case could) passed the probe, was kept, and an
+    honest node committed products that are not the stated order (here outside the fold's allowance too)."""
+    kc = fold.MICRO_BLOCKS["kc"]
     lib = _micro_lib(
         tmp_path,
-        lambda s: s.replace("+= (double)tmp[i][c];", "+= (double)tmp[i][c] * (nruns == 4 ? 1.0 + 0x1p-18 : 1.0);"),
+        lambda s: s.replace("+= (double)tmp[i][c];", f"+= (double)tmp[i][c] * (nruns == {kc} ? 1.0 + 0x1p-18 : 1.0);"),
     )
     a, b = torch.randn(20, 64 * 11), torch.randn(64 * 11, 150)
     assert not torch.equal(fold._micro_product(lib, a, b, 64, fold.GROUP, fold.MICRO_BLOCKS, 2), fold.emulate(a, b, 64))
