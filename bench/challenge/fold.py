@@ -233,14 +233,19 @@ def prepare_micro() -> str | None:
 
 
 def prepare() -> str | None:
-    """Compile the CPU fold kernels; node.warm calls it before the challenge arrives. The microkernel first
-    (prepare_micro); where it is refused, the sgemm kernel (prepare_sgemm). Returns None when either is in use, else
-    why neither is (the torch path answers, slower)."""
-    why_micro = prepare_micro()
-    if why_micro is None:
-        return None
+    """Compile the CPU fold kernels; node.warm calls it before the challenge arrives. The sgemm kernel first
+    (prepare_sgemm); where it is refused (no MKL sgemm in torch's build, no compiler, other bits), the microkernel
+    (prepare_micro). Returns None when either is in use, else why neither is (the torch path answers, slower).
+
+    Why the sgemm kernel first: measured by tests/perf/fold_ratio.py at the challenge's shapes, it was as fast as the
+    microkernel or faster every time (quiet, 2026-12-07 09:56 UTC: 0.79 against 0.72 of MAMF at n = 2048, K = 4096,
+    0.86 against 0.83 at n = 4096, K = 8192; twice on the shared machine: 0.91 against 0.85, 0.81 against 0.81), and
+    a quiet float32 folded proof_ratio round at n = 4096 read 0.70 and 0.64 on it against 0.60 on the microkernel."""
     why = prepare_sgemm()
-    return None if why is None else f"{why_micro}; {why}"
+    if why is None:
+        return None
+    why_micro = prepare_micro()
+    return None if why_micro is None else f"{why}; {why_micro}"
 
 
 def prepare_sgemm() -> str | None:
@@ -271,8 +276,8 @@ def in_use(kernel: str | None = None) -> bool:
 
 
 def kernel_name() -> str:
-    """What a CPU fold.product runs on after prepare(): 'micro', 'sgemm' or 'torch'."""
-    return "micro" if in_use("micro") else "sgemm" if in_use("sgemm") else "torch"
+    """What a CPU fold.product runs on after prepare(): 'sgemm', 'micro' or 'torch'."""
+    return "sgemm" if in_use("sgemm") else "micro" if in_use("micro") else "torch"
 
 
 def _block_rows(n: int, most: int, mr: int, workers: int) -> int:
@@ -391,7 +396,7 @@ def product(a: torch.Tensor, b: torch.Tensor, fold: int, group: int = GROUP,
             kernel: bool | str = True) -> torch.Tensor:  # fmt: skip
     """The folded float32 product of a (n x K) and b (K x n) on their device (module docstring); K a multiple of
     `fold`. On a CPU, across one worker per torch thread: with `kernel` True, the first compiled kernel prepare()
-    kept (the microkernel, else the sgemm kernel's tiles of TILE); "micro" or "sgemm" names one (ValueError where it
+    kept (the sgemm kernel's tiles of TILE, else the microkernel); "micro" or "sgemm" names one (ValueError where it
     is not in use); False: row panels of PANEL_ROWS by torch ops. Elsewhere one panel."""
     if a.dtype != torch.float32 or b.dtype != torch.float32:
         raise ValueError(f"a folded product is of float32 operands, not {a.dtype} and {b.dtype}")
@@ -404,13 +409,13 @@ def product(a: torch.Tensor, b: torch.Tensor, fold: int, group: int = GROUP,
     if a.device.type != "cpu":
         _panel(a, b, out, slice(0, n), fold, group)
         return out
-    if kernel is True and "micro" not in _KERNEL:
+    if kernel is True and "fold" not in _KERNEL:
         prepare()
     if kernel in ("micro", "sgemm"):
         why = prepare_micro() if kernel == "micro" else prepare_sgemm()
         if why:
             raise ValueError(f"the {kernel} fold kernel is not in use: {why}")
-    if kernel in (True, "micro") and in_use("micro"):
+    if kernel == "micro" or (kernel is True and in_use("micro") and not in_use("sgemm")):
         lib = _KERNEL["micro"][0]  # type: ignore[index]
         with _one_thread_per_worker() as workers:
             return _micro_product(lib, a, b, fold, group, MICRO_BLOCKS, workers)
