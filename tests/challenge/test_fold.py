@@ -335,3 +335,29 @@ def test_the_node_generates_each_products_operands_into_the_previous_ones(tmp_pa
     assert made[2][0] is made[0][1] and made[3][0] is made[1][1] and made[4][0] is made[2][1]
     for p in products:
         assert torch.equal(p.c, chl.compute(ch, "node-a", device, p.index).c)
+
+
+def test_prepare_keeps_the_sgemm_kernel_first_and_the_microkernel_only_where_it_is_refused(monkeypatch):
+    """fold.prepare's order (7fba2c1): the sgemm kernel, measured as fast or faster at the challenge's shapes, is kept
+    first and the microkernel is then not even compiled; default products run on it. Where the sgemm kernel is
+    refused, the microkernel answers."""
+    _kernel_or_skip()
+    _micro_or_skip()
+    kept = dict(fold._KERNEL)
+    calls: list[int] = []
+    real = fold._micro_product
+    monkeypatch.setattr(fold, "_micro_product", lambda *a, **k: calls.append(1) or real(*a, **k))
+    a, b = _operands(128, 512)
+
+    monkeypatch.setattr(fold, "_KERNEL", {"fold": kept["fold"]})
+    assert fold.prepare() is None and fold.kernel_name() == "sgemm"
+    assert "micro" not in fold._KERNEL  # not compiled where the sgemm kernel is kept
+    fold.product(a, b, FOLD)
+    monkeypatch.setattr(fold, "_KERNEL", {"fold": kept["fold"], "micro": kept["micro"]})
+    fold.product(a, b, FOLD)
+    assert not calls  # both kept: the default product is the sgemm kernel's
+
+    monkeypatch.setattr(fold, "_KERNEL", {"fold": "refused (a test)", "micro": kept["micro"]})
+    assert fold.prepare() is None and fold.kernel_name() == "micro"
+    fold.product(a, b, FOLD)
+    assert calls  # the default product ran on the microkernel
