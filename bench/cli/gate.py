@@ -90,7 +90,9 @@ def _run_side(command: str, folder: Path, side: str) -> None:
     click.echo(f"gate: run {letter} ({side}): {command}", err=True)
     env = {**os.environ, "BENCH_GATE_RESULTS": str(folder.resolve()), "BENCH_GATE_SIDE": letter}
     # the operator's own command line; its stdout goes to our stderr, so that --json's stdout stays JSON
-    done = subprocess.run(command, shell=True, env=env, check=False, stdout=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        command, shell=True, env=env, check=False, stdout=subprocess.PIPE, text=True, errors="replace"
+    )
     if done.stdout:
         click.echo(done.stdout, err=True, nl=False)
     if done.returncode:

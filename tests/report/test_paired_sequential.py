@@ -279,6 +279,9 @@ def test_bench_gate_commands_that_fail_or_write_no_report_stop_the_session(tmp_p
     assert result.exit_code == 2 and "the baseline command left 0 new reports" in result.stderr
     result = CliRunner().invoke(main, ["gate", a, b, "--base-cmd", "exit 4", "--candidate-cmd", "true"])
     assert result.exit_code == 1 and "the baseline command exited 4" in result.stderr
+    bytes_out = "printf '\\377\\376 not UTF-8\\n'"  # a command printing bytes no text encoding holds
+    result = CliRunner().invoke(main, ["gate", a, b, "--base-cmd", bytes_out, "--candidate-cmd", "true"])
+    assert result.exit_code == 2 and "the baseline command left 0 new reports" in result.stderr, result.output
     result = CliRunner().invoke(main, ["gate", a, b, "--base-cmd", "true"])
     assert result.exit_code == 2 and "go together" in result.stderr
     result = CliRunner().invoke(main, ["gate", a, b, "--base-cmd", "true", "--candidate-cmd", "true",
