@@ -37,26 +37,31 @@ def _runs(text: Path) -> list[Path]:
     raise ValueError(f"{text}: no such file or folder")
 
 
-def _lines(pairs: list[Any], metrics: list[Any], threshold: float, aa_pairs: int) -> list[str]:
-    """The pairs in time order, each metric's verdict, and the threshold these runs support if they are A/A."""
+def _lines(pairs: list[Any], metrics: list[Any], limits: paired.Thresholds, aa_pairs: int) -> list[str]:
+    """The pairs in time order, each metric's verdict at its threshold, and the thresholds these runs support if they
+    are A/A: one for all metrics, and each metric's own (paired.metric_threshold) as --max-regression flags."""
     order = " ".join("AB" if p.baseline_first else "BA" for p in pairs)
     lines = [f"{len(pairs)} pairs of adjacent runs, in time order (A baseline, B candidate): {order}"]
     if not metrics:
         return lines
     width = min(110, max(len(pm.metric.title) for pm in metrics))
-    lines.append(f"  {'metric':<{width}} {'change':>7} {'cv':>6} {'floor':>6}  verdict at {threshold:.0%}")
+    lines.append(f"  {'metric':<{width}} {'change':>7} {'cv':>6} {'floor':>6} {'limit':>6}  verdict")
     spreads = []
     for pm in metrics:
         v = pm.verdict
         if v.regressed:
             what = "REGRESSION"
-        elif v.gated:
+        elif v.outcome == paired.PASS:
             what = "pass"
         elif not v.spread_known:
             what = f"inconclusive: fewer than {paired.MIN_PAIRS} pairs"
+        elif not v.gated:
+            what = f"inconclusive: floor {v.floor:.1%} > {v.threshold:.0%}, about {v.pairs_needed} pairs needed"
         else:
-            what = f"inconclusive: floor {v.floor:.1%} > {threshold:.0%}, about {v.pairs_needed} pairs needed"
-        lines.append(f"  {pm.metric.title[:width]:<{width}} {v.ratio - 1:>+7.1%} {v.cv:>6.1%} {v.floor:>6.1%}  {what}")
+            lo, hi = v.bounds
+            what = f"inconclusive: bounds [{lo - 1:+.1%}, {hi - 1:+.1%}] not clear of {v.threshold:.0%}"
+        lines.append(f"  {pm.metric.title[:width]:<{width}} {v.ratio - 1:>+7.1%} {v.cv:>6.1%} {v.floor:>6.1%} "
+                     f"{v.threshold:>6.0%}  {what}")  # fmt: skip
         if v.spread_known:
             spreads.append(paired.pair_spread(v.ratios))
     lines.append("  change = median over pairs of candidate / baseline - 1 (figures at each run's fastest iteration); "
@@ -67,7 +72,21 @@ def _lines(pairs: list[Any], metrics: list[Any], threshold: float, aa_pairs: int
         lines.append(f"as an A/A session (both sides unchanged code), these pairs support --max-regression {rec:.0%} "
                      f"for candidates of {aa_pairs} pairs ({steady} of {len(spreads)} metrics steady enough to catch "
                      f"a {paired.TARGET:.0%} slow-down)")  # fmt: skip
+    if len(spreads) == len(metrics):
+        lines.append("  " + recommendation([pm.metric.labels for pm in metrics], spreads, aa_pairs))
     return lines
+
+
+def recommendation(label_sets: list[Any], spreads: list[paired.PairSpread], pairs: int) -> str:
+    """Each metric's own threshold (paired.recommended_thresholds) as --max-regression flags."""
+    limits = paired.recommended_thresholds(label_sets, spreads, pairs)
+    blind = sum(limits.of(labels) > 0.25 for labels in label_sets)
+    return (
+        f"per metric, as an A/A session (each metric's floor for {pairs} pairs rounded up, at least "
+        f"{paired.TARGET / 2:.0%}; a metric at t catches a slow-down of 2t): "
+        + paired.flags(limits)
+        + (f" ({blind} metric(s) above 25%: too noisy here to catch even a halving)" if blind else "")
+    )
 
 
 #: Exit status of an inconclusive session: neither 1 (a regression) nor 0 (a pass), so a CI job can tell them apart.
@@ -108,11 +127,12 @@ def _run_side(command: str, folder: Path, side: str) -> None:
 @click.argument("candidate", type=click.Path(path_type=Path))
 @click.option(
     "--max-regression",
-    default="5%",
-    show_default=True,
-    metavar="PERCENT",
-    help="Tolerated slow-down: a gated metric fails when the median of its pairs' candidate / baseline ratios is "
-    "below 1 - PERCENT.",
+    "max_regression",
+    multiple=True,
+    metavar="[LABEL=VALUE,...:]PERCENT",
+    help="Tolerated slow-down (default 5%): a gated metric fails when the median of its pairs' candidate / baseline "
+    "ratios is below 1 - PERCENT. Repeat with LABEL=VALUE:PERCENT for the metrics carrying that label (e.g. cpus=all:15%, "
+    "the all-core figure of configs/gate-cpu.toml): each metric at its own threshold.",
 )
 @click.option("--base-cmd", default=None, metavar="CMD",
               help="Run the session: this shell command makes one baseline run into BASELINE (as "
@@ -138,7 +158,7 @@ def _run_side(command: str, folder: Path, side: str) -> None:
               help="Also write JUnit XML here: one case per metric, with its time, failing on a regression or when "
               "inconclusive.")  # fmt: skip
 @json_option("the verdicts (outcome, pairs, metrics, gates)")
-def gate(baseline: Path, candidate: Path, max_regression: str, base_cmd: str | None, candidate_cmd: str | None,
+def gate(baseline: Path, candidate: Path, max_regression: tuple[str, ...], base_cmd: str | None, candidate_cmd: str | None,
          first: int, max_pairs: int, aa_pairs: int | None, junit_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Judge CANDIDATE's runs against BASELINE's, made alternately in one session on one machine (A B B A ...):
     each metric on the median of its adjacent pairs' candidate / baseline ratios, gated where the pairs' own spread
@@ -158,12 +178,10 @@ def gate(baseline: Path, candidate: Path, max_regression: str, base_cmd: str | N
         fail("--base-cmd and --candidate-cmd go together: one runs the baseline, the other the candidate", 2)
     if max_pairs < first:
         fail(f"--max-pairs {max_pairs} is below --pairs {first}", 2)
-    try:
-        threshold = gates.parse_fraction(max_regression)
+    try:  # no spread is within 0%: nothing could be gated (and pairs_needed has no answer), so 0% is refused too
+        limits = gates.parse_thresholds(max_regression)
     except ValueError as exc:
         fail(str(exc), 2)
-    if threshold <= 0:  # no spread is within 0%: nothing could be gated (and pairs_needed has no answer)
-        fail(f"--max-regression {max_regression}: must be above 0%", 2)
     state: dict[str, Any] = {}
 
     def look() -> str:
@@ -171,12 +189,16 @@ def gate(baseline: Path, candidate: Path, max_regression: str, base_cmd: str | N
             base = [load_report(p) for p in _runs(baseline)]
             cand = [load_report(p) for p in _runs(candidate)]
             state["reports"] = [*base, *cand]
-            state["judgement"] = gates.paired_judgement(base, cand, threshold)
+            state["judgement"] = gates.paired_judgement(base, cand, limits)
         except paired.NotPaired as exc:
             fail(f"not paired: {exc}", 2)
         except (ReportError, ValueError) as exc:
             fail(str(exc), 2)
         j = state["judgement"]
+        if j.metrics and (stray := limits.unmatched([pm.metric.labels for pm in j.metrics])):
+            # a typo (cpus=al) would leave its metric at the default threshold without a word
+            fail("--max-regression: no metric carries " + "; ".join(",".join(f"{k}={v}" for k, v in want)
+                                                                   for want in stray), 2)  # fmt: skip
         if base_cmd is not None:
             click.echo(f"gate: {len(j.pairs)} pairs: {j.outcome}", err=True)
         return j.outcome
@@ -204,12 +226,13 @@ def gate(baseline: Path, candidate: Path, max_regression: str, base_cmd: str | N
                           "pairs": [[p.baseline.run_id, p.candidate.run_id] for p in j.pairs],
                           "metrics": [{"metric": pm.metric.title, "ratios": list(pm.verdict.ratios),
                                        "ratio": pm.verdict.ratio, "cv": pm.verdict.cv, "floor": pm.verdict.floor,
+                                       "threshold": pm.verdict.threshold,
                                        "gated": pm.verdict.gated, "regressed": pm.verdict.regressed,
                                        "outcome": pm.verdict.outcome, "pairs_needed": pm.verdict.pairs_needed}
                                       for pm in j.metrics],
                           "gates": [g.to_dict() for g in j.checks]}), nl=False)  # fmt: skip
     else:
-        for line in _lines(j.pairs, j.metrics, threshold, aa_pairs or len(j.pairs)):
+        for line in _lines(j.pairs, j.metrics, limits, aa_pairs or len(j.pairs)):
             click.echo(line)
         for g in j.checks:
             click.echo(f"{'PASS' if g.passed else 'FAIL'} {g.name}: {g.message}")

@@ -40,18 +40,28 @@ def _mode_label(fast_accum: bool) -> str:
 
 def fixed_plan(
     facts: list[DeviceFacts], host_inv: dict, precisions: tuple[str, ...], shapes: list[tuple[int, int, int]],
-    policy: Policy, overrides: PeakOverrides,
+    policy: Policy, overrides: PeakOverrides, pin_cpu: int | None = None, all_cores: bool = True,
 ) -> list[runner.Step]:  # fmt: skip
-    """One step per device x precision x shape; defaults per device kind where none are named."""
+    """One step per device x precision x shape; defaults per device kind where none are named. `pin_cpu` (CPU
+    devices): each also measured on one thread pinned to that CPU (the per-core figure, labelled cpus=N), after
+    the all-core one (labelled cpus=all; left out with `all_cores` False). A CPU this process may not run on gives
+    each pinned measurement status 'error' with the reason (bench.hardware.pinning), so the run fails (exit 1)."""
     steps = []
     for f in facts:
         size = mm.DEFAULT_SIZE[f.kind]
+        pinned = pin_cpu is not None and f.kind == "cpu"
+        ways: list[int | str | None] = [None]
+        if pinned:
+            ways = [*([mm.ALL_CPUS] if all_cores else []), pin_cpu]
         for name in precisions or prec.DEFAULT_PRECISIONS[f.kind]:
             peak = overrides.peak(f, host_inv, name)
             for (m, n, k), fast in itertools.product(shapes or [(size, size, size)], fp8_modes(name)):
                 spec = mm.MatmulSpec(m, n, k, name, fast)
-                steps.append(runner.Step(f"{f.label} {name}{_mode_label(fast)} {m}x{n}x{k}",
-                                         functools.partial(mm.run, spec, f, policy, peak=peak), lane=runner.lane(f)))  # fmt: skip
+                for cpus in ways:
+                    where = "" if cpus is None else f" cpus={cpus}"
+                    steps.append(runner.Step(f"{f.label} {name}{_mode_label(fast)} {m}x{n}x{k}{where}",
+                                             functools.partial(mm.run, spec, f, policy, peak=peak, cpus=cpus),
+                                             lane=runner.lane(f)))  # fmt: skip
     return steps
 
 
@@ -128,7 +138,8 @@ def suite_steps(mc: dict[str, Any], f: DeviceFacts, host_inv: dict[str, Any], re
     policy = Policy(
         budget_s=mc["budget_s"] or 1.0, min_iterations=mc["min_iterations"], max_warmup_s=mc["max_warmup_s"]
     )
-    return fixed_plan([f], host_inv, precisions, [(n, n, n) for n in mc["sizes"]], policy, PeakOverrides())
+    return fixed_plan([f], host_inv, precisions, [(n, n, n) for n in mc["sizes"]], policy, PeakOverrides(),
+                      mc["pin_cpu"], mc["all_cores"])  # fmt: skip
 
 
 # --- stragglers: a job's ranks judged by their own device's matmul figure ---------------------------------------------

@@ -26,6 +26,8 @@ def work(spec: Mapping[str, Any]) -> int:
 
 def metrics(m: Measurement) -> list[Metric]:
     labels = {**device_labels(m), "precision": str(m.spec.get("precision"))}
+    if "cpus" in m.details:  # a suite that pins a CPU: the per-core figure (cpus=N) and the all-core one (cpus=all)
+        labels["cpus"] = str(m.details["cpus"])
     search = m.details.get("search")
     value = (m.summary or {}).get("tflops_median", 0.0)
     common = {"workload": NAME, "status": m.status, "emulated": m.emulated, "samples_s": tuple(m.samples_s)}
@@ -204,6 +206,10 @@ WORKLOAD = register(Workload(
                         "on GPU, 0 on CPU).", minimum=0.0, nullable=True),
         "max_warmup_s": key("float", 1.0, "Most seconds of warm-up per measurement.", minimum=0.0),
         "min_iterations": key("int", 5, "Fewest timed iterations per measurement.", minimum=1),
+        "pin_cpu": key("int", None, "search = none, CPU: also measure each size on one thread pinned to this CPU "
+                       "(labelled cpus=N; the all-core figure cpus=all): bench gate's steady per-core figure.",
+                       minimum=0, nullable=True),
+        "all_cores": key("bool", True, "With pin_cpu: measure on all cores too (false: the pinned figure alone)."),
     },
     steps="bench.planning.matmul:suite_steps",
     plots=(

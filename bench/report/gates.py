@@ -244,9 +244,11 @@ def timed_run(report: NodeReport, side: str) -> paired.TimedRun:
 
 
 def paired_metrics(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport],
-                   max_regression: float) -> tuple[list[paired.Pair], list[PairedMetric], list[Gate]]:  # fmt: skip
+                   max_regression: float | paired.Thresholds,
+                   ) -> tuple[list[paired.Pair], list[PairedMetric], list[Gate]]:  # fmt: skip
     """The runs of `bench gate`: baseline and candidate runs made alternately in one session (bench.report.paired),
-    paired in time order, and each metric every run measured judged on its pairs' ratios. Returns the pairs, the
+    paired in time order, and each metric every run measured judged on its pairs' ratios, at its own threshold
+    (`max_regression`: one for all, or paired.Thresholds per metric label). Returns the pairs, the
     verdicts, and the gates that refuse the comparison (a pair not comparable: other hardware or software, or a
     metric measured at another config). paired.NotPaired when the runs do not alternate; ValueError for a run
     named twice, a partial run or a bad timestamp."""
@@ -275,7 +277,8 @@ def paired_metrics(baselines: Sequence[NodeReport], candidates: Sequence[NodeRep
     # there (tests/adversarial/test_twelfth_round.py); fewer than MIN_PAIRS such pairs is inconclusive
     both = {k for p in pairs for k in p.baseline.figures.keys() & p.candidate.figures.keys()}
     titles = {k: m for r in [*baselines, *candidates] for k, m in cmp.ok_metrics(r)[0].items()}
-    metrics = [PairedMetric(titles[k], paired.judge(paired.ratios(pairs, k), max_regression))
+    limits = as_thresholds(max_regression)
+    metrics = [PairedMetric(titles[k], paired.judge(paired.ratios(pairs, k), limits.of(titles[k].labels)))
                for k in sorted(both, key=lambda k: titles[k].title)]  # fmt: skip
     return pairs, metrics, []
 
@@ -327,8 +330,44 @@ class PairedJudgement:
     pairs_needed: int | None = None
 
 
+def as_thresholds(max_regression: float | paired.Thresholds) -> paired.Thresholds:
+    """One --max-regression for every metric as paired.Thresholds; Thresholds as they are."""
+    if isinstance(max_regression, paired.Thresholds):
+        return max_regression
+    return paired.Thresholds(float(max_regression))
+
+
+def parse_thresholds(texts: Sequence[str]) -> paired.Thresholds:
+    """`bench gate`'s --max-regression values: 'PERCENT' for every metric (5% = paired.TARGET / 2 when none is
+    given), 'LABEL=VALUE[,LABEL=VALUE...]:PERCENT' for the metrics carrying those labels (e.g. cpus=all:15%, the
+    all-core figure of a pinned suite). ValueError with the expected form, for two plain values, or a percentage of 0
+    (no spread is within 0%: nothing could be gated)."""
+    default: float | None = None
+    rules = []
+    for text in texts:
+        where, sep, amount = text.rpartition(":")
+        fraction = parse_fraction(amount)
+        if fraction <= 0:
+            raise ValueError(f"--max-regression {text}: must be above 0%")
+        if not sep:
+            if default is not None:
+                raise ValueError(f"--max-regression {text}: a second value for every metric (give one PERCENT, and "
+                                 "LABEL=VALUE:PERCENT for the others)")  # fmt: skip
+            default = fraction
+            continue
+        labels = []
+        for item in where.split(","):
+            name, eq, value = item.partition("=")
+            if not eq or not name.strip() or not value.strip():
+                raise ValueError(f"--max-regression {text!r}: expected LABEL=VALUE[,LABEL=VALUE...]:PERCENT, e.g. "
+                                 "cpus=all:15%")  # fmt: skip
+            labels.append((name.strip(), value.strip()))
+        rules.append((tuple(labels), fraction))
+    return paired.Thresholds(paired.TARGET / 2 if default is None else default, tuple(rules))
+
+
 def paired_judgement(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport],
-                     max_regression: float) -> PairedJudgement:  # fmt: skip
+                     max_regression: float | paired.Thresholds) -> PairedJudgement:  # fmt: skip
     """`bench gate`: the paired judgement (paired_metrics) as gates: one failing gate per regressed metric on its
     workload's JUnit case (REGRESSION); else one failing gate naming each metric that is neither gated nor regressed,
     its floor and the pairs its spread would need (INCONCLUSIVE: nothing vouches that it did not slow down, so it
@@ -344,8 +383,10 @@ def paired_judgement(baselines: Sequence[NodeReport], candidates: Sequence[NodeR
                                                      "to gate (another suite, precision or device?)")],
                                NOT_COMPARABLE)  # fmt: skip
     first_b = sum(p.baseline_first for p in pairs)
+    limits = as_thresholds(max_regression)
+    below = f"{1 - limits.default:.3g}" if limits.flat else "1 - each metric's threshold"
     how = (f"{len(pairs)} pairs of adjacent runs (baseline first in {first_b}), the median of the candidate / "
-           f"baseline ratios below {1 - max_regression:.3g}")  # fmt: skip
+           f"baseline ratios below {below}")  # fmt: skip
     note = ""
     if missing := unjudged(baselines, candidates, {pm.metric.key for pm in metrics}):
         note = f"; {len(missing)} metric(s) no pair measured on both sides, not judged: " + ", ".join(missing)
@@ -354,7 +395,7 @@ def paired_judgement(baselines: Sequence[NodeReport], candidates: Sequence[NodeR
         return PairedJudgement(pairs, metrics, [
             Gate("baseline", False, f"{pm.metric.title}: {pm.verdict.ratio - 1:+.1%} (median of {len(pm.verdict.ratios)} paired "
                  f"ratios, robust CV {pm.verdict.cv:.1%}, noise floor {pm.verdict.floor:.1%}; tolerated "
-                 f"{max_regression:.1%})", case=case_name(pm.metric))
+                 f"{pm.verdict.threshold:.1%})", case=case_name(pm.metric))
             for pm in metrics if pm.verdict.regressed], outcome)  # fmt: skip
     if outcome == paired.INCONCLUSIVE:
         unsure = [pm for pm in metrics if pm.verdict.outcome == paired.INCONCLUSIVE]
@@ -364,18 +405,20 @@ def paired_judgement(baselines: Sequence[NodeReport], candidates: Sequence[NodeR
                           f"{pm.verdict.pairs_needed} pairs needed)" if pm.verdict.spread_known else
                           f"{pm.metric.title} (fewer than {paired.MIN_PAIRS} pairs: no spread known)"
                           for pm in unsure)  # fmt: skip
+        tolerated = (f"{limits.default:.1%}" if limits.flat else
+                     "their thresholds (" + ", ".join(f"{pm.verdict.threshold:.0%}" for pm in unsure) + ")")  # fmt: skip
         more = (f"at least {paired.MIN_PAIRS} pairs" if need is None else f"about {need} pairs at the spread "
                 f"measured ({max(need - len(pairs), 1)} more)")  # fmt: skip
         return PairedJudgement(pairs, metrics, [
             Gate("baseline", False, f"inconclusive: {len(unsure)} of {len(metrics)} metrics neither within nor past "
-                 f"{max_regression:.1%} beyond their own noise on {how}: {named}; {more}, or a larger "
+                 f"{tolerated} beyond their own noise on {how}: {named}; {more}, or a larger "
                  f"--max-regression{note}")], outcome, need)  # fmt: skip
     return PairedJudgement(pairs, metrics, [Gate("baseline", True, f"no regression in {len(metrics)} gated metrics "
                                                  f"on {how}{note}")], outcome)  # fmt: skip
 
 
 def paired_regressions(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport],
-                       max_regression: float) -> list[Gate]:  # fmt: skip
+                       max_regression: float | paired.Thresholds) -> list[Gate]:  # fmt: skip
     """paired_judgement's gates."""
     return paired_judgement(baselines, candidates, max_regression).checks
 

@@ -322,6 +322,83 @@ def pair_spread(aa_ratios: Sequence[float]) -> PairSpread:
     return PairSpread(values, robust_cv(values))
 
 
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """`bench gate`'s --max-regression per metric: `default` for every metric, and `rules` (labels, fraction): a metric
+    carrying every label=value of a rule is judged at its fraction (the last matching rule wins).
+
+    Why per metric (issue 25): the gate's suite measures each matmul twice, on one thread pinned to one CPU (the
+    per-core figure: A/A pair robust CV about 2% on the 2-vCPU VM, steady enough for 5%, so it catches a 10% slow-down
+    of the code) and on every core (the all-core figure: 5-12% there, as the host slows one vCPU or the other, but the
+    only figure a thread-count regression shows on). One threshold for both either cries "inconclusive" on the
+    all-core figure at 5% or lets a 10% slow-down through at the all-core figure's 15-20%; each metric at the
+    threshold its own A/A spread supports (metric_threshold) does neither."""
+
+    default: float
+    rules: tuple[tuple[Labels, float], ...] = ()
+
+    def of(self, labels: Mapping[str, str]) -> float:
+        """The threshold of a metric with these labels."""
+        out = self.default
+        for want, fraction in self.rules:
+            if all(labels.get(k) == v for k, v in want):
+                out = fraction
+        return out
+
+    def unmatched(self, label_sets: Sequence[Mapping[str, str]]) -> list[Labels]:
+        """The rules no metric of `label_sets` matches (a typo would leave its metric at the default, silently)."""
+        return [want for want, _ in self.rules
+                if not any(all(ls.get(k) == v for k, v in want) for ls in label_sets)]  # fmt: skip
+
+    @property
+    def flat(self) -> bool:
+        """One threshold for every metric."""
+        return all(f == self.default for _, f in self.rules)
+
+
+def metric_threshold(spread: PairSpread, pairs: int = FIRST_PAIRS) -> float:
+    """The --max-regression one metric's A/A spread supports: its floor for `pairs` pairs (the first look),
+    rounded up to a whole percent, and never below TARGET / 2. Why at least TARGET / 2: a steadier metric judged
+    tighter than that would turn a noisier day into inconclusive sessions of unchanged code and gain nothing, since
+    TARGET / 2 already lies as far below the TARGET slow-down as above unchanged code. Why the first look's floor
+    and not the cap's: a session that reads noisier than its A/A calibration adds pairs, and at MAX_PAIRS its floor
+    is sqrt(FIRST_PAIRS / MAX_PAIRS) = 0.65 of the first look's, so a session up to 1.5 x the A/A spread still
+    concludes. A metric whose threshold is t catches a slow-down of 2t the same way (a halving at t = 25%)."""
+    return max(TARGET / 2, whole_percent_up(spread.floor(pairs)))
+
+
+def distinguishing(label_sets: Sequence[Mapping[str, str]]) -> list[Labels]:
+    """For each label set, its labels whose value is not the same in every set (what tells the metrics apart, e.g.
+    cpus and precision), in name order: the selectors metric_threshold's recommendation is written with."""
+    varying = {k for ls in label_sets for k in ls if len({other.get(k) for other in label_sets}) > 1}
+    return [tuple(sorted((k, v) for k, v in ls.items() if k in varying)) for ls in label_sets]
+
+
+def recommended_thresholds(label_sets: Sequence[Mapping[str, str]], spreads: Sequence[PairSpread],
+                           pairs: int = FIRST_PAIRS) -> Thresholds:  # fmt: skip
+    """Each metric's own threshold (metric_threshold) from its A/A spread, as Thresholds: TARGET / 2 for every
+    metric, and a rule (the labels that tell it from the others, distinguishing) for each metric whose own threshold
+    differs. A single metric's own threshold is the default. ValueError when the lists differ in length."""
+    if len(label_sets) != len(spreads):
+        raise ValueError("one label set per spread")
+    own = [metric_threshold(s, pairs) for s in spreads]
+    if len(own) == 1:
+        return Thresholds(own[0])
+    return Thresholds(TARGET / 2, tuple((labels, t) for labels, t in zip(distinguishing(label_sets), own, strict=True)
+                                        if t != TARGET / 2))  # fmt: skip
+
+
+def flags(thresholds: Thresholds) -> str:
+    """Thresholds as `bench gate` options: --max-regression PERCENT, then --max-regression 'LABEL=VALUE,...:PERCENT'
+    for each rule."""
+    out = [f"--max-regression {thresholds.default:.0%}"]
+    out += [f"--max-regression '{','.join(f'{k}={v}' for k, v in labels)}:{t:.0%}'" for labels, t in thresholds.rules]
+    return " ".join(out)
+
+
 def recommended_threshold(spreads: Sequence[PairSpread], pairs: int = PAIRS) -> float:
     """The --max-regression A/A spreads support for candidates of `pairs` pairs: the largest floor among the steady
     metrics, rounded up to a whole percent; with none steady, the smallest floor of any, rounded up (it cannot catch

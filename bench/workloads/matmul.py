@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bench import figures
-from bench.hardware import devices
+from bench.hardware import devices, pinning
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import IMPLAUSIBLE_TOLERANCE, Peak
 from bench.measure import telemetry as telemetry_
@@ -172,10 +172,21 @@ def tf32_verdict(spec: MatmulSpec, ran: str, env: dict[str, str]) -> Measurement
     return None
 
 
+#: `cpus` of a measurement on every physical core, in a suite that also pins one (bench.hardware.pinning): the
+#: label that tells the all-core figure from the per-core one (None, no label: a suite that pins nothing).
+ALL_CPUS = "all"
+
+
 @contextlib.contextmanager
-def _cpu_threads(device: DeviceFacts) -> Iterator[int | None]:
+def _cpu_threads(device: DeviceFacts, cpus: int | str | None = None) -> Iterator[int | None]:
+    """torch's threads for a CPU measurement: one per physical core, or (`cpus` a CPU number) one thread on that CPU
+    alone (pinning.one_core: PinningError where this process may not run on it)."""
     if device.kind != "cpu":
         yield None
+        return
+    if isinstance(cpus, int):
+        with pinning.one_core(cpus) as one:
+            yield one
         return
     old = torch.get_num_threads()
     threads = devices.physical_cores()
@@ -279,8 +290,11 @@ def _measure(
     backend: str = "torch",
     telemetry: telemetry_.Reader | None = None,
     sustained: bool = False,
+    cpus: int | str | None = None,
 ) -> Measurement:
-    """Time `spec` on `device` and check the product. Running out of memory gives a 'skipped' measurement."""
+    """Time `spec` on `device` and check the product. Running out of memory gives a 'skipped' measurement. `cpus`
+    (CPU devices): None or ALL_CPUS, one thread per physical core; a CPU number, one thread pinned to it
+    (_cpu_threads), recorded in details["cpus"] (with ALL_CPUS too), which the metric carries as a label."""
     precision = get(spec.precision)
     # The L2 flush buffer counted once: a timer made here allocates it after `free` is read, so it is part of `need`;
     # a timer handed in already holds it, so `free` already lacks it (counting it again skipped shapes that fit).
@@ -294,7 +308,7 @@ def _measure(
     env = tf32.environment() if _is_cuda_float32(device, precision) else {}
     ran = None
     try:
-        with _float32_mode(device, precision), _cpu_threads(device) as threads:
+        with _float32_mode(device, precision), _cpu_threads(device, cpus) as threads:
             a, b, c = _operands(spec, device, seed)
             with telemetry_.Sampler(telemetry) if telemetry else contextlib.nullcontext() as sampler:
                 sampled = collect(timer, lambda: product(a, b, c), policy)
@@ -304,6 +318,10 @@ def _measure(
             )
             if _is_cuda_float32(device, precision):
                 ran = tf32.probe(device.id)  # in the same mode, untimed: what the products really ran on
+    except pinning.PinningError as exc:  # refused: never measured on another CPU than the one asked for
+        failed = _skipped(spec, device, str(exc))
+        failed.status = "error"
+        return failed
     except (RuntimeError, NotImplementedError, MemoryError, TypeError) as exc:
         # TypeError: an op whose signature this torch does not have (e.g. _scaled_mm before torch 2.4)
         # Out of memory is a shape that does not fit; any other kernel or driver failure is recorded as an error
@@ -318,6 +336,8 @@ def _measure(
         a = b = c = None  # free device memory before the next spec
     summary = figures.matmul_summary(sampled.samples_s, spec.flops, peak.tflops if peak else None)
     details: dict[str, Any] = {"backend": backend, **_telemetry_details(sampler, sampled.warmup_wall_s)}
+    if cpus is not None and device.kind == "cpu":
+        details["cpus"] = str(cpus)
     overridden = tf32_verdict(spec, ran, env) if ran else None
     if ran:
         details["tf32_environment"], details["fp32_path"] = env, ran
@@ -376,6 +396,7 @@ def run(
     backend: str = "torch",
     telemetry: telemetry_.Reader | None = None,
     sustained: bool = False,
+    cpus: int | str | None = None,
 ) -> Measurement:
     """Measure `spec` on `device`, honouring what the device supports natively; `peak` bounds native figures.
     `sustained` times back-to-back iterations (MSMF) instead of flushed single ones.
@@ -399,12 +420,20 @@ def run(
         return _skipped(spec, device, why or "unsupported")
     if verdict == "native":
         return _measure(spec, device, policy, timer=timer, seed=seed, product=product, peak=peak, backend=backend,
-                        telemetry=telemetry, sustained=sustained)  # fmt: skip
+                        telemetry=telemetry, sustained=sustained, cpus=cpus)  # fmt: skip
     run_spec = spec
     if spec.flops > flops(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE):
         run_spec = spec.with_shape(EMULATED_SIZE, EMULATED_SIZE, EMULATED_SIZE)
     m = _measure(
-        run_spec, device, policy, timer=timer, seed=seed, product=product, backend=backend, sustained=sustained
+        run_spec,
+        device,
+        policy,
+        timer=timer,
+        seed=seed,
+        product=product,
+        backend=backend,
+        sustained=sustained,
+        cpus=cpus,
     )
     m.emulated = True
     m.warnings.append(
