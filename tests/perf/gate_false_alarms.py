@@ -3,16 +3,22 @@
     .venv/bin/python tests/perf/gate_false_alarms.py [--runs 10] [--candidates 10] [--workers 3] [--slow-runs 3]
                                                       [--threshold 5%] [--budget 0.5] [--config FILE]
     .venv/bin/python tests/perf/gate_false_alarms.py --paired [--aa-pairs 8] [--pairs 5] [--max-pairs 12]
-                                                      [--candidates 10] [--slow-runs 3] [--threshold 5%] [--budget 1.0]
-                                                      [--sizes 1024] [--config FILE]
+                                                      [--candidates 10] [--slow-runs 3] [--threshold recommended]
+                                                      [--budget 1.0] [--sizes 1024] [--pin-cpu 0] [--duet-pairs 8]
+                                                      [--config FILE]
 
 --paired measures `bench gate` (bench.report.paired) as a CI job runs it with --base-cmd/--candidate-cmd: every
 candidate is a sequential session (paired.sequential, the same function): `--pairs` pairs, its runs alternating with
 baseline runs of the same code base (A B B A A B ...), judged at `--threshold`; while inconclusive, one pair more and
 judged again, up to `--max-pairs`. First an A/A session of `--aa-pairs` pairs (unchanged code against itself) gives
 the pairs' spread per metric (read at each run's fastest iteration, as the gate does, and at its median iteration)
-and the recommended threshold (paired.recommended_threshold for candidates of `--pairs` pairs); then `--candidates`
-unchanged candidates and `--slow-runs` of each slow-down below. It prints, per session, the pairs it needed, its
+and the recommended setting: each metric's own threshold (paired.recommended_thresholds for candidates of `--pairs`
+pairs; the default config measures each figure on all cores, cpus=all, and on one thread pinned to `--pin-cpu`,
+cpus=N, as configs/gate-cpu.toml does); then `--duet-pairs` A/A pairs run as a duet (both sides at once, per-core
+figures on CPUs 0 and 1, swapped each pair: Bulej et al. 2020), their spread printed beside the sequential pairs'
+and their seconds a pair; then `--candidates`
+unchanged candidates and `--slow-runs` of each slow-down below, each judged at the recommended setting (or at
+`--threshold` PERCENT for every metric). It prints, per session, the pairs it needed, its
 seconds, its verdict (and the first look's), each metric's change, floor and order-statistic bounds, the verdict on
 the same pairs read at the median iteration, and the unpaired gate's verdict on its candidate runs against the A/A
 runs made before it (the drift it cannot separate); then the totals per kind.
@@ -82,7 +88,7 @@ precisions = ["float32", "float64"]
 sizes = [{sizes}]
 budget_s = {budget}
 max_warmup_s = 0.2
-
+{pin}
 [outputs]
 formats = []
 """
@@ -103,6 +109,7 @@ import json as _json
 import os as _os
 import time as _time
 
+import torch as _torch
 from bench.workloads import matmul as _mm
 
 _collect = _mm.collect
@@ -125,7 +132,8 @@ def _slower(timer, fn, policy):
     sampled = _collect(timer, slow, policy)
     timed = calls[len(calls) - len(sampled.samples_s):]
     with open(_os.environ["GATE_INJECT_LOG"], "a") as f:
-        f.write(_json.dumps({"product_s": [p for p, _ in timed], "iteration_s": sampled.samples_s}) + "\\n")
+        f.write(_json.dumps({"product_s": [p for p, _ in timed], "iteration_s": sampled.samples_s,
+                             "threads": _torch.get_num_threads()}) + "\\n")
     return sampled
 
 
@@ -176,15 +184,18 @@ def uptime() -> str:
 
 def injected(log: Path) -> str:
     """The slow-down injected at each measurement's fastest iteration (the gated figure's): 1 - product / iteration
-    seconds there, as the slowed process measured them."""
+    seconds there, as the slowed process measured them; per thread count when the measurements ran at several (the
+    pinned suite: 1 thread is the per-core figure, the others the all-core one)."""
     if not log.exists():
         return "no injection log"
-    drops = []
+    drops: dict[int, list[float]] = {}
     for line in log.read_text().splitlines():
         rec = json.loads(line)
         i = min(range(len(rec["iteration_s"])), key=rec["iteration_s"].__getitem__)
-        drops.append(1 - rec["product_s"][i] / rec["iteration_s"][i])
-    return f"injected {min(drops):.2%} to {max(drops):.2%} at the fastest iteration of {len(drops)} measurements"
+        drops.setdefault(rec.get("threads", 0), []).append(1 - rec["product_s"][i] / rec["iteration_s"][i])
+    parts = [f"{min(d):.2%} to {max(d):.2%} over {len(d)} measurements" + (f" at {t} thread(s)" if len(drops) > 1
+             else "") for t, d in sorted(drops.items())]  # fmt: skip
+    return "injected " + "; ".join(parts) + " (at the fastest iteration)"
 
 
 def verdict(checks: list[gates.Gate]) -> str:
@@ -238,12 +249,12 @@ def sizes(args: argparse.Namespace) -> str:
         raise SystemExit(f"--sizes {text!r}: expected sizes like 512,1024") from None
 
 
-def figure_outcome(base: list[NodeReport], cand: list[NodeReport], threshold: float, quantile: float) -> str:
+def figure_outcome(base: list[NodeReport], cand: list[NodeReport], limits: Any, quantile: float) -> str:
     """The session's outcome on its pairs with each run's figure read at `quantile` of its iterations (0.5: the
     median iteration) instead of the fastest: whether the choice of a pair's figure matters."""
     from bench.report import paired
 
-    pairs, metrics, _ = gates.paired_metrics(base, cand, threshold)
+    pairs, metrics, _ = gates.paired_metrics(base, cand, limits)
     by_id = {r.run_id: r for r in [*base, *cand]}
 
     def fig(run_id: str, title: str) -> float:
@@ -251,26 +262,67 @@ def figure_outcome(base: list[NodeReport], cand: list[NodeReport], threshold: fl
         return drift.gated_figure(m.value, m.samples_s, quantile)
 
     verdicts = [paired.judge([fig(p.candidate.run_id, pm.metric.title) / fig(p.baseline.run_id, pm.metric.title)
-                              for p in pairs], threshold) for pm in metrics]  # fmt: skip
+                              for p in pairs], pm.verdict.threshold) for pm in metrics]  # fmt: skip
     return paired.session_outcome(verdicts)
+
+
+def duet(config: Path, work: Path, pythonpath: str, pairs: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Duet benchmarking (Bulej et al., "Duet benchmarking: improving measurement accuracy in the cloud", Empirical
+    Software Engineering 2020): `pairs` A/A pairs whose two runs run *at the same time*, each with its per-core
+    figures only (matmul.all_cores = false: two all-core runs at once would fight over the cores), one on CPU 0 and
+    one on CPU 1, the CPUs swapped each pair. Returns {metric (cpus label left out): ratio of the run started second
+    to the one started first, per pair} and each pair's wall seconds."""
+    env = {**os.environ, "PYTHONPATH": pythonpath, "BENCH_PROGRESS": "lines"}
+    out: dict[str, list[float]] = {}
+    took = []
+    for i in range(pairs):
+        cores = (0, 1) if i % 2 == 0 else (1, 0)
+        t = time.monotonic()
+        procs, folders = [], []
+        for side, cpu in zip("AB", cores, strict=True):
+            folder = work / f"duet-{i:02d}-{side}"
+            folders.append(folder)
+            cmd = [sys.executable, "-c", "from bench.cli import main; main()", "run", "--config", str(config),
+                   "--results-dir", str(folder), "--skip-doctor", "--quiet", "--set", f"matmul.pin_cpu={cpu}",
+                   "--set", "matmul.all_cores=false"]  # fmt: skip
+            procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                          text=True))  # fmt: skip
+        for proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode:
+                raise SystemExit(f"duet run failed (exit {proc.returncode}):\n{err[-2000:]}")
+        took.append(time.monotonic() - t)
+        print(f"duet pair {i}: {took[-1]:.1f} s", file=sys.stderr, flush=True)
+
+        def per_metric(folder: Path) -> dict[str, float]:
+            (report,) = [load_report(f) for f in folder.glob("*/report.json")]
+            found = ok_metrics(report)[0].values()
+            return {re.sub(r" cpus=\S+", "", m.title): drift.metric_figure(m.name, m.value, m.samples_s) for m in found}
+
+        first, second = (per_metric(f) for f in folders)
+        for title in first.keys() & second.keys():
+            out.setdefault(title, []).append(second[title] / first[title])
+    return out, took
 
 
 def paired_main(args: argparse.Namespace) -> None:
     """The paired mode (see the module's docstring)."""
     from bench.report import paired
 
-    threshold = gates.parse_fraction(args.threshold)
+    flat = None if args.threshold == "recommended" else gates.parse_fraction(args.threshold)
     print(f"before: {uptime()}", flush=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gate-paired-") as tmp:
         work = Path(tmp)
         config = args.config.resolve() if args.config else work / "short.toml"
         if not args.config:
-            config.write_text(SHORT.format(budget=args.budget, sizes=sizes(args)))
+            pin = "" if args.pin_cpu < 0 else f"pin_cpu = {args.pin_cpu}\n"
+            config.write_text(SHORT.format(budget=args.budget, sizes=sizes(args), pin=pin))
         plain = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         took: list[float] = []
         loads: list[float] = []
         counter = iter(range(1_000_000))
+        limits: Any = paired.Thresholds(flat if flat is not None else paired.TARGET / 2)
 
         def run(name: str, path: str = plain, env: dict[str, str] | None = None) -> NodeReport:
             t = time.monotonic()
@@ -282,7 +334,7 @@ def paired_main(args: argparse.Namespace) -> None:
 
         def session(name: str, first: int, most: int, path: str = plain, env: dict[str, str] | None = None) -> Session:
             """One paired session by bench gate's rule (paired.sequential): `first` pairs, then one more at a time
-            while inconclusive at the threshold, up to `most`."""
+            while inconclusive at the thresholds (`limits`), up to `most`."""
             runs: dict[str, list[NodeReport]] = {paired.BASELINE: [], paired.CANDIDATE: []}
             t0, first_load = time.monotonic(), len(loads)
             looks: list[str] = []
@@ -294,7 +346,7 @@ def paired_main(args: argparse.Namespace) -> None:
                     runs[side].append(run(f"{name}-B{len(runs[side])}", path, env))
 
             def look() -> str:
-                looks.append(gates.paired_judgement(runs[paired.BASELINE], runs[paired.CANDIDATE], threshold).outcome)
+                looks.append(gates.paired_judgement(runs[paired.BASELINE], runs[paired.CANDIDATE], limits).outcome)
                 print(f"{name}: {len(runs[paired.BASELINE])} pairs: {looks[-1]}", file=sys.stderr, flush=True)
                 return looks[-1]
 
@@ -303,6 +355,18 @@ def paired_main(args: argparse.Namespace) -> None:
                            looks[0], time.monotonic() - t0)  # fmt: skip
 
         aa = session("aa", args.aa_pairs, args.aa_pairs)
+        _, aa_metrics, broken = gates.paired_metrics(aa.base, aa.cand, limits)
+        if broken:
+            raise SystemExit("the A/A session cannot be paired: " + broken[0].message)
+        spreads = {pm.metric.title: paired.pair_spread(pm.verdict.ratios) for pm in aa_metrics}
+        titles = {pm.metric.title: pm.metric for pm in aa_metrics}
+        recommended = paired.recommended_thresholds([pm.metric.labels for pm in aa_metrics], list(spreads.values()),
+                                                    args.pairs)  # fmt: skip
+        if flat is None:
+            limits = recommended
+        print(f"recommended: {paired.flags(recommended)}; judging at {paired.flags(limits)}", file=sys.stderr,
+              flush=True)  # fmt: skip
+        duet_ratios, duet_took = duet(config, work, plain, args.duet_pairs) if args.duet_pairs else ({}, [])
         sessions: dict[str, list[Session]] = {
             "unchanged": [session(f"cand{i}", args.pairs, args.max_pairs) for i in range(args.candidates)]
         }
@@ -322,31 +386,30 @@ def paired_main(args: argparse.Namespace) -> None:
     print(f"after: {uptime()}")
     n_sessions = args.candidates + 2 * args.slow_runs
     print(f"{len(took)} runs in {time.monotonic() - started:.0f} s ({statistics.median(took):.1f} s each, median): an "
-          f"A/A session of {args.aa_pairs} pairs, then {args.candidates} unchanged candidates and {args.slow_runs} of "
-          f"each slow-down, each a sequential session (bench gate --base-cmd/--candidate-cmd's rule: {args.pairs} "
-          f"pairs, one more while inconclusive at {threshold:.0%}, at most {args.max_pairs}; A B B A ...; "
-          f"{n_sessions} sessions); {os.cpu_count()} logical CPUs; 1-minute load as runs started "
-          f"{min(loads):.1f}-{max(loads):.1f}")  # fmt: skip
+          f"A/A session of {args.aa_pairs} pairs, {args.duet_pairs} duet A/A pairs, then {args.candidates} unchanged "
+          f"candidates and {args.slow_runs} of each slow-down, each a sequential session (bench gate "
+          f"--base-cmd/--candidate-cmd's rule: {args.pairs} pairs, one more while inconclusive, at most "
+          f"{args.max_pairs}; A B B A ...; {n_sessions} sessions); {os.cpu_count()} logical CPUs; 1-minute load as "
+          f"runs started {min(loads):.1f}-{max(loads):.1f}; config: "
+          + (str(args.config) if args.config else f"matmul {sizes(args)}^3, {args.budget} s a figure, "
+             + ("no CPU pinned" if args.pin_cpu < 0 else f"all cores and one thread on CPU {args.pin_cpu}")))  # fmt: skip
     threads = sorted({m.threads for r in aa.base for m in r.measurements if m.threads})
     for kind, group in sessions.items():
         theirs = sorted({m.threads for ss in group for r in ss.cand for m in r.measurements if m.threads})
         print(f"CPU threads recorded: baseline {threads}, {kind} candidates {theirs}")
 
     # the A/A session: the pairs' spread against the unpaired spread of the same runs, and at the median iteration
-    _, aa_metrics, broken = gates.paired_metrics(aa.base, aa.cand, threshold)
-    if broken:
-        raise SystemExit("the A/A session cannot be paired: " + broken[0].message)
     unpaired = figures([*aa.base, *aa.cand])
     at_median = figures([*aa.base, *aa.cand], quantile=0.5)
-    spreads = {pm.metric.title: paired.pair_spread(pm.verdict.ratios) for pm in aa_metrics}
     rec = paired.recommended_threshold(list(spreads.values()), args.pairs)
     print(
         f"\nA/A session, {args.aa_pairs} pairs of unchanged code (ratio = second side / first side of each pair); "
         f"floor for a candidate of {args.pairs} pairs = {paired.Z:g} x robust CV x sqrt(pi/2) / sqrt({args.pairs}); "
         f"1-minute load {min(aa.loads):.1f}-{max(aa.loads):.1f}"
     )
-    print(f"{'metric':<44} {'unpaired':>8} {'paired':>7} {'@median':>7} {'floor':>6} steady {'pairs':>5}  A/A ratios")
-    ids = [(p.baseline.run_id, p.candidate.run_id) for p in gates.paired_metrics(aa.base, aa.cand, threshold)[0]]
+    print(f"{'metric':<44} {'unpaired':>8} {'paired':>7} {'@median':>7} {'floor':>6} {'own':>4} steady {'pairs':>5}"
+          "  A/A ratios")  # fmt: skip
+    ids = [(p.baseline.run_id, p.candidate.run_id) for p in gates.paired_metrics(aa.base, aa.cand, limits)[0]]
     order = {r.run_id: i for i, r in enumerate([*aa.base, *aa.cand])}
     for pm in aa_metrics:
         sp = spreads[pm.metric.title]
@@ -354,53 +417,70 @@ def paired_main(args: argparse.Namespace) -> None:
         med = at_median[pm.metric.title]
         med_cv = drift.robust_cv([med[order[c]] / med[order[b]] for b, c in ids])
         print(f"{short(pm.metric.title)[:44]:<44} {runs_cv:>8.1%} {sp.cv:>7.1%} {med_cv:>7.1%} "
-              f"{sp.floor(args.pairs):>6.1%} {'yes' if sp.steady(args.pairs) else 'no':>6} "
+              f"{sp.floor(args.pairs):>6.1%} {paired.metric_threshold(sp, args.pairs):>4.0%} "
+              f"{'yes' if sp.steady(args.pairs) else 'no':>6} "
               f"{sp.pairs_needed() or '>20':>5}  " + " ".join(f"{r - 1:+.1%}" for r in sp.ratios))  # fmt: skip
     print(f"(unpaired: robust CV of the {2 * args.aa_pairs} runs' figures, drift included; paired: robust CV of the "
           "pairs' ratios, each run's figure at its fastest iteration (what the gate reads); @median: the same at each "
-          f"run's median iteration; steady: floor <= {paired.TARGET:.0%}/2; pairs: fewest pairs per candidate that "
-          "would make it steady)")  # fmt: skip
+          f"run's median iteration; own: the metric's own threshold (paired.metric_threshold: floor rounded up, at "
+          f"least {paired.TARGET / 2:.0%}); steady: floor <= {paired.TARGET:.0%}/2; pairs: fewest pairs per "
+          "candidate that would make it steady)")  # fmt: skip
     steady = [t for t, sp in spreads.items() if sp.steady(args.pairs)]
-    print(f"\nrecommended threshold: {rec:.0%} (largest A/A floor of the {len(steady)} steady metric(s) for "
-          f"{args.pairs} pairs, rounded up)" + ("" if steady else f" -- no metric steady enough to catch a "
-          f"{paired.TARGET:.0%} slow-down") + f"; the sessions below are judged at --threshold {threshold:.0%}"
-          + (" (at least the recommended)" if threshold >= rec else " (BELOW the recommended: expect inconclusive "
-             "sessions)"))  # fmt: skip
+    print(f"\nrecommended setting: {paired.flags(recommended)} (each metric's own threshold); one threshold for all "
+          f"would be {rec:.0%} (largest A/A floor of the {len(steady)} steady metric(s), rounded up)"
+          + ("" if steady else f" -- no metric steady enough to catch a {paired.TARGET:.0%} slow-down")
+          + f"; the sessions below are judged at {paired.flags(limits)}")  # fmt: skip
+    if blind := [short(t) for t in spreads if recommended.of(titles[t].labels) > 0.25]:
+        print("  above 25%, too noisy here to catch even a halving (half the threads): " + "; ".join(blind))
+    if duet_ratios:
+        seq = {re.sub(r" cpus=\S+", "", pm.metric.title): spreads[pm.metric.title].cv for pm in aa_metrics
+               if pm.metric.labels.get("cpus", "all") != "all"}  # fmt: skip
+        print(f"\nduet A/A ({args.duet_pairs} pairs, both runs at once on CPUs 0 and 1, swapped each pair; per-core "
+              f"figures only): {statistics.fmean(duet_took):.1f} s a pair against "
+              f"{2 * statistics.median(took):.1f} s for a sequential pair (two runs' median)")  # fmt: skip
+        for title, values in sorted(duet_ratios.items()):
+            against = f"; sequential pinned A/A above: {seq[title]:.1%}" if title in seq else ""
+            print(f"  {short(title)[:44]:<44} robust CV {drift.robust_cv(values):.1%} (range {min(values) - 1:+.1%} "
+                  f"to {max(values) - 1:+.1%}){against}  " + " ".join(f"{r - 1:+.1%}" for r in values))  # fmt: skip
     unpaired_rec = drift.recommended_threshold([drift.spread(v) for v in unpaired.values()], args.pairs)
     print("metrics in the change lists, in order: " + "; ".join(short(pm.metric.title) for pm in aa_metrics))
-    print(f"\neach candidate: a sequential session at {threshold:.0%}; change, floor and the order statistics' bounds "
-          f"of the median ratio per metric, at the last look; 'at {args.pairs} pairs': the first look's outcome; "
-          "'@median': the "
-          "outcome on the same pairs with each run's figure at its median iteration; 'unpaired': its candidate runs "
-          f"by the unpaired gate against the {2 * args.aa_pairs} A/A runs made before it, at the threshold they "
-          f"support ({unpaired_rec:.0%})")  # fmt: skip
+    print(f"\neach candidate: a sequential session at {paired.flags(limits)}; change, floor and the order "
+          f"statistics' bounds of the median ratio per metric, at the last look; 'at {args.pairs} pairs': the first "
+          "look's outcome; '@median': the outcome on the same pairs with each run's figure at its median iteration; "
+          f"'flat {paired.TARGET / 2:.0%}': on the same pairs with one threshold for every metric; 'unpaired': its "
+          f"candidate runs by the unpaired gate against the {2 * args.aa_pairs} A/A runs made before it, at the "
+          f"threshold they support ({unpaired_rec:.0%})")  # fmt: skip
     for kind, group in sessions.items():
         counts: dict[str, int] = {}
-        caught_unpaired, first_counts, median_counts = 0, {}, {}
+        caught_unpaired, first_counts, median_counts, flat_counts = 0, {}, {}, {}
         for i, ss in enumerate(group):
-            j = gates.paired_judgement(ss.base, ss.cand, threshold)
+            j = gates.paired_judgement(ss.base, ss.cand, limits)
             counts[ss.outcome] = counts.get(ss.outcome, 0) + 1
             first_counts[ss.first] = first_counts.get(ss.first, 0) + 1
-            by_median = figure_outcome(ss.base, ss.cand, threshold, 0.5)
+            by_median = figure_outcome(ss.base, ss.cand, limits, 0.5)
             median_counts[by_median] = median_counts.get(by_median, 0) + 1
+            by_flat = gates.paired_judgement(ss.base, ss.cand, paired.TARGET / 2).outcome
+            flat_counts[by_flat] = flat_counts.get(by_flat, 0) + 1
             per = ", ".join(f"{pm.verdict.ratio - 1:+.1%} floor {pm.verdict.floor:.1%} [{pm.verdict.bounds[0] - 1:+.1%}"
-                            f", {pm.verdict.bounds[1] - 1:+.1%}]" for pm in j.metrics)  # fmt: skip
+                            f", {pm.verdict.bounds[1] - 1:+.1%}] at {pm.verdict.threshold:.0%}: {pm.verdict.outcome}"
+                            for pm in j.metrics)  # fmt: skip
             old = verdict(gates.regressions([*aa.base, *aa.cand], ss.cand, unpaired_rec))
             caught_unpaired += old == "REGRESSION"
             extra = f"; {notes[kind][i]}" if kind in notes else ""
             print(f"    {kind} candidate {i + 1}: {ss.pairs} pairs, {ss.seconds:.0f} s: {ss.outcome.upper()} (at "
-                  f"{args.pairs} pairs: {ss.first}; @median: {by_median}; unpaired: {old}) [{per}]{extra}; load "
-                  f"{min(ss.loads):.1f}-{max(ss.loads):.1f}")  # fmt: skip
+                  f"{args.pairs} pairs: {ss.first}; @median: {by_median}; flat {paired.TARGET / 2:.0%}: {by_flat}; "
+                  f"unpaired: {old}) [{per}]{extra}; load {min(ss.loads):.1f}-{max(ss.loads):.1f}")  # fmt: skip
             if ss.outcome == paired.INCONCLUSIVE:
                 print(f"      {next(g.message for g in j.checks if not g.passed)}")
         what = "false alarms (regression)" if kind == "unchanged" else "caught (regression)"
         pairs = [ss.pairs for ss in group]
         secs = [ss.seconds for ss in group]
-        print(f"  {kind} at {threshold:.0%}: {what} {counts.get(paired.REGRESSION, 0)} of {len(group)}; pass "
+        print(f"  {kind} at the setting above: {what} {counts.get(paired.REGRESSION, 0)} of {len(group)}; pass "
               f"{counts.get(paired.PASS, 0)}; inconclusive {counts.get(paired.INCONCLUSIVE, 0)}; pairs "
               f"{min(pairs)}-{max(pairs)} (mean {statistics.fmean(pairs):.1f}); a session {min(secs):.0f}-"
               f"{max(secs):.0f} s; at the first look ({args.pairs} pairs) {first_counts}; on median-iteration "
-              f"figures {median_counts}; the unpaired gate: regression {caught_unpaired} of {len(group)}")  # fmt: skip
+              f"figures {median_counts}; flat {paired.TARGET / 2:.0%} on the same pairs {flat_counts}; the unpaired "
+              f"gate: regression {caught_unpaired} of {len(group)}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -430,12 +510,28 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=10, help="unchanged candidates judged against the baseline")
     ap.add_argument("--workers", type=int, default=drift.CANDIDATE_RUNS, help="runs per candidate (its median)")
     ap.add_argument("--slow-runs", type=int, default=3, help="candidates of each slow-down (half threads, 10%% slower)")
-    ap.add_argument("--threshold", default="5%", help="a --max-regression to judge at besides the recommended one")
+    ap.add_argument("--threshold", default=None,
+                    help="a --max-regression to judge at besides the recommended one (default 5%%); --paired: "
+                    "'recommended' (the default) judges each metric at its own threshold from the A/A session, a "
+                    "percentage judges every metric at it")  # fmt: skip
+    ap.add_argument(
+        "--pin-cpu",
+        type=int,
+        default=0,
+        help="--paired: the CPU the default config's per-core figures run on (-1: none, all cores only)",
+    )
+    ap.add_argument(
+        "--duet-pairs",
+        type=int,
+        default=8,
+        help="--paired: A/A pairs run as a duet (both at once, per-core figures on CPUs 0 and 1; 0: none)",
+    )
     ap.add_argument("--budget", type=float, default=None,
                     help="seconds per measurement of the default config (default 1.0 paired, else 0.5)")  # fmt: skip
     ap.add_argument("--config", type=Path, default=None, help="suite config (default: a short matmul-only one)")
     args = ap.parse_args()
     args.budget = args.budget or (1.0 if args.paired else 0.5)
+    args.threshold = args.threshold or ("recommended" if args.paired else "5%")
     if args.paired:
         if (
             args.aa_pairs < 3
@@ -456,7 +552,7 @@ def main() -> None:
         work = Path(tmp)
         config = args.config.resolve() if args.config else work / "short.toml"
         if not args.config:
-            config.write_text(SHORT.format(budget=args.budget, sizes=sizes(args)))
+            config.write_text(SHORT.format(budget=args.budget, sizes=sizes(args), pin=""))
         plain = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         took: list[float] = []
         loads: dict[str, float] = {}  # run id -> 1-minute load average as it started
