@@ -37,14 +37,15 @@ import contextlib
 import ctypes
 import queue
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from bench.challenge import exact_rows, native, protocol
+from bench.challenge import exact_rows, hostmem, native, protocol
 
 #: Runs added in float32 before each exact fold into float64 (see the module docstring's error budget).
 GROUP = 8
@@ -280,6 +281,31 @@ def kernel_name() -> str:
     return "sgemm" if in_use("sgemm") else "micro" if in_use("micro") else "torch"
 
 
+#: product()'s `rows_done`: called with (first, stop) once rows first..stop - 1 of C hold their final values.
+RowsDone = Callable[[int, int], None]
+
+
+class _RowBlocks:
+    """Which blocks of rows of C are final: each block of rows is written by `parts` work items (tiles or column
+    ranges) on any worker; the worker that finishes a block's last part calls rows_done(first, stop) for it, while
+    the rows are still in its cache. The lock orders the other workers' writes before that call."""
+
+    def __init__(self, blocks: dict[int, tuple[int, int]], rows_done: RowsDone | None) -> None:
+        self._left = {first: parts for first, (_, parts) in blocks.items()}
+        self._stop = {first: stop for first, (stop, _) in blocks.items()}
+        self._rows_done = rows_done
+        self._lock = threading.Lock()
+
+    def __call__(self, first: int) -> None:
+        if self._rows_done is None:
+            return
+        with self._lock:
+            self._left[first] -= 1
+            last = self._left[first] == 0
+        if last:
+            self._rows_done(first, self._stop[first])
+
+
 def _block_rows(n: int, most: int, mr: int, workers: int) -> int:
     """Rows a block, at most about `most`, a multiple of `mr`, such that the blocks split evenly across `workers`:
     at n = 4096 blocks of 384 made 11, one worker's 6 to the other's 5 (a tenth of the window idle)."""
@@ -290,17 +316,21 @@ def _block_rows(n: int, most: int, mr: int, workers: int) -> int:
 
 
 def _micro_product(lib: Any, a: torch.Tensor, b: torch.Tensor, run: int, group: int, blocks: dict[str, int],
-                   workers: int) -> torch.Tensor:  # fmt: skip
+                   workers: int, out: torch.Tensor | None = None,
+                   rows_done: RowsDone | None = None) -> torch.Tensor:  # fmt: skip
     """The folded product by the microkernel: A and B packed once (their panels and slivers split across `workers`,
     into buffers kept from product to product: _PACKED), then work items of about blocks["mc"] rows by a range of
     columns (at least 8 items a worker: a worker slowed by other load leaves its share to the others) across
     `workers` threads (ctypes releases the GIL), each with its own scratch (a tile's float32 partial and float64
-    accumulator)."""
+    accumulator). `out` and `rows_done` as product()'s."""
     a, b = a.contiguous(), b.contiguous()
     n, inner, m = a.shape[0], a.shape[1], b.shape[1]
-    out = torch.empty(n, m)
+    out = torch.empty(n, m) if out is None else out
     if not n or not m or not inner:
-        return out.zero_()  # an empty sum (K = 0) is 0
+        out.zero_()  # an empty sum (K = 0) is 0
+        if rows_done is not None and n:
+            rows_done(0, n)
+        return out
     mr, nr = lib.microfold_mr(), lib.microfold_nr()
     panels, slivers = -(-n // mr), -(-m // nr)
     try:
@@ -308,16 +338,17 @@ def _micro_product(lib: Any, a: torch.Tensor, b: torch.Tensor, run: int, group: 
     except queue.Empty:
         apacked, bpacked = torch.empty(0), torch.empty(0)
     if apacked.numel() < panels * inner * mr or bpacked.numel() < slivers * inner * nr:
-        apacked, bpacked = torch.empty(panels * inner * mr), torch.empty(slivers * inner * nr)
+        apacked, bpacked = hostmem.empty((panels * inner * mr,)), hostmem.empty((slivers * inner * nr,))
     try:
-        _micro_items(lib, a, b, out, apacked, bpacked, run, group, blocks, workers)
+        _micro_items(lib, a, b, out, apacked, bpacked, run, group, blocks, workers, rows_done)
     finally:
         _PACKED.put((apacked, bpacked))
     return out
 
 
 def _micro_items(lib: Any, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, apacked: torch.Tensor,
-                 bpacked: torch.Tensor, run: int, group: int, blocks: dict[str, int], workers: int) -> None:  # fmt: skip
+                 bpacked: torch.Tensor, run: int, group: int, blocks: dict[str, int], workers: int,
+                 rows_done: RowsDone | None = None) -> None:  # fmt: skip
     """_micro_product's packing and work items."""
     n, inner, m = a.shape[0], a.shape[1], b.shape[1]
     mr, nr = lib.microfold_mr(), lib.microfold_nr()
@@ -327,6 +358,7 @@ def _micro_items(lib: Any, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, 
     row_blocks = -(-n // mc)
     col_ranges = max(1, min(-(-slivers * nr // ncr), -(-8 * workers // row_blocks)))
     width = -(-slivers // col_ranges) * nr
+    finished = _RowBlocks({r0: (min(n, r0 + mc), len(range(0, m, width))) for r0 in range(0, n, mc)}, rows_done)
     scratch: queue.SimpleQueue[tuple[torch.Tensor, torch.Tensor]] = queue.SimpleQueue()
 
     def item(r0: int, c0: int) -> None:
@@ -342,6 +374,7 @@ def _micro_items(lib: Any, a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, 
                 raise ValueError(f"the microkernel refused rows {r0}.. columns {c0}.. of {n} x {inner} x {m}")
         finally:
             scratch.put((part, acc))
+        finished(r0)
 
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         pa, pb = -(-panels // workers), -(-slivers // workers)
@@ -392,22 +425,32 @@ def _tile(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, rows: slice, cols
         _SCRATCH.put((part, acc))
 
 
-def product(a: torch.Tensor, b: torch.Tensor, fold: int, group: int = GROUP,
-            kernel: bool | str = True) -> torch.Tensor:  # fmt: skip
+def product(a: torch.Tensor, b: torch.Tensor, fold: int, group: int = GROUP, kernel: bool | str = True,
+            out: torch.Tensor | None = None, rows_done: RowsDone | None = None) -> torch.Tensor:  # fmt: skip
     """The folded float32 product of a (n x K) and b (K x n) on their device (module docstring); K a multiple of
     `fold`. On a CPU, across one worker per torch thread: with `kernel` True, the first compiled kernel prepare()
     kept (the sgemm kernel's tiles of TILE, else the microkernel); "micro" or "sgemm" names one (ValueError where it
-    is not in use); False: row panels of PANEL_ROWS by torch ops. Elsewhere one panel."""
+    is not in use); False: row panels of PANEL_ROWS by torch ops. Elsewhere one panel.
+
+    `out`: where C is written (a contiguous n x n float32 tensor on the operands' device); default a new one, on a
+    CPU in huge pages (hostmem: a fresh 64 MiB C cost 16,384 page faults a product at n = 4096). `rows_done`: called
+    with (first, stop) from the worker that finished rows first..stop - 1 of C, once each row, while they are in its
+    cache (a node hashes them there: node.multiply); on a device, once for all rows after the product."""
     if a.dtype != torch.float32 or b.dtype != torch.float32:
         raise ValueError(f"a folded product is of float32 operands, not {a.dtype} and {b.dtype}")
     if a.shape[1] != b.shape[0] or a.shape[1] % fold:
         raise ValueError(f"inner dimension {a.shape[1]} (B: {b.shape[0]}) is not a multiple of the fold {fold}")
     n, m = a.shape[0], b.shape[1]
-    out = torch.empty(n, m, dtype=torch.float32, device=a.device)
+    if out is None:
+        out = hostmem.empty((n, m)) if a.device.type == "cpu" else torch.empty(n, m, device=a.device)
+    elif out.shape != (n, m) or out.dtype != torch.float32 or out.device != a.device or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous {n} x {m} float32 tensor on {a.device}")
     if not n or not m:  # no element: the kernels' blocking divided by zero rows or columns
         return out
     if a.device.type != "cpu":
         _panel(a, b, out, slice(0, n), fold, group)
+        if rows_done is not None:
+            rows_done(0, n)
         return out
     if kernel is True and "fold" not in _KERNEL:
         prepare()
@@ -418,16 +461,23 @@ def product(a: torch.Tensor, b: torch.Tensor, fold: int, group: int = GROUP,
     if kernel == "micro" or (kernel is True and in_use("micro") and not in_use("sgemm")):
         lib = _KERNEL["micro"][0]  # type: ignore[index]
         with _one_thread_per_worker() as workers:
-            return _micro_product(lib, a, b, fold, group, MICRO_BLOCKS, workers)
+            return _micro_product(lib, a, b, fold, group, MICRO_BLOCKS, workers, out, rows_done)
     if kernel in (True, "sgemm") and in_use("sgemm"):
         a, b = a.contiguous(), b.contiguous()
-        tiles = [(slice(i, min(n, i + TILE[0])), slice(j, min(m, j + TILE[1])))
-                 for i in range(0, n, TILE[0]) for j in range(0, m, TILE[1])]  # fmt: skip
-        work = [(_tile, a, b, out, rows, cols, fold, group) for rows, cols in tiles]
+        blocks = {i: (min(n, i + TILE[0]), len(range(0, m, TILE[1]))) for i in range(0, n, TILE[0])}
+        work = [(_tile, a, b, out, slice(i, stop), slice(j, min(m, j + TILE[1])), fold, group)
+                for i, (stop, _) in blocks.items() for j in range(0, m, TILE[1])]  # fmt: skip
     else:
-        work = [(_panel, a, b, out, slice(i, min(n, i + PANEL_ROWS)), fold, group) for i in range(0, n, PANEL_ROWS)]
+        blocks = {i: (min(n, i + PANEL_ROWS), 1) for i in range(0, n, PANEL_ROWS)}
+        work = [(_panel, a, b, out, slice(i, stop), fold, group) for i, (stop, _) in blocks.items()]
+    finished = _RowBlocks(blocks, rows_done)
+
+    def run(f: Callable[..., None], *args: Any) -> None:
+        f(*args)
+        finished(args[3].start)  # the rows' slice
+
     with (_one_thread_per_worker() as workers,
           concurrent.futures.ThreadPoolExecutor(workers, initializer=_single_threaded) as pool):  # fmt: skip
-        for f in [pool.submit(*w) for w in work]:
+        for f in [pool.submit(run, *w) for w in work]:
             f.result()
     return out

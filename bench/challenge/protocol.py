@@ -205,7 +205,8 @@ def row_bytes(c: torch.Tensor) -> np.ndarray:
     return c.numpy().view(np.uint8).reshape(c.shape[0], -1)
 
 
-def _leaves(rows: np.ndarray, first: int) -> list[bytes]:
+def leaves(rows: np.ndarray, first: int) -> list[bytes]:
+    """The Merkle leaves of `rows`, the first of them row `first` of C: H(0x00 | row index as u64 | row bytes)."""
     return [
         hashlib.sha256(LEAF + (first + i).to_bytes(8, "little") + row.tobytes()).digest() for i, row in enumerate(rows)
     ]
@@ -220,10 +221,16 @@ def merkle_root(rows: np.ndarray, pool: concurrent.futures.Executor | None = Non
     right); an odd node out is carried up unchanged. With `pool`, the leaves are hashed LEAF_CHUNK rows per task
     across its threads (same root)."""
     if pool is None or len(rows) <= LEAF_CHUNK:
-        level = _leaves(rows, 0)
+        level = leaves(rows, 0)
     else:
-        parts = [pool.submit(_leaves, rows[i : i + LEAF_CHUNK], i) for i in range(0, len(rows), LEAF_CHUNK)]
+        parts = [pool.submit(leaves, rows[i : i + LEAF_CHUNK], i) for i in range(0, len(rows), LEAF_CHUNK)]
         level = [leaf for part in parts for leaf in part.result()]
+    return root_of_leaves(level)
+
+
+def root_of_leaves(level: list[bytes]) -> str:
+    """merkle_root's tree over leaves already hashed (leaves(), in row order): a node that hashed each block of
+    rows as it was computed (node.multiply) needs only this, n - 1 hashes of 65 bytes."""
     if not level:
         return hashlib.sha256(LEAF).hexdigest()
     while len(level) > 1:

@@ -83,10 +83,10 @@ def test_a_version_2_answer_turns_reduced_precision_reductions_off(tmp_path, mon
     seen = []
     real = node.multiply
 
-    def spy(device, a, b, run=None):
+    def spy(device, a, b, *rest):
         m = torch.backends.cuda.matmul
         seen.append((m.allow_fp16_reduced_precision_reduction, m.allow_bf16_reduced_precision_reduction))
-        return real(device, a, b, run)
+        return real(device, a, b, *rest)
 
     monkeypatch.setattr(node, "multiply", spy)
     data = chl.issue(AUDITOR, dtype="bfloat16", n=64, products=2, window=dt.timedelta(minutes=5), nodes=None)

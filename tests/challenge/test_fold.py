@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench import challenge as chl
-from bench.challenge import exact_rows, fold, node
+from bench.challenge import exact_rows, fold, node, protocol
 from bench.challenge.protocol import FOLD
 from tests.adversarial import block_schemes
 from tests.fakes.cuda import device_of
@@ -322,8 +322,8 @@ def test_the_cuda_path_folds_on_the_device_with_the_cpus_bits(fake_cuda):
 
 def test_the_node_generates_each_products_operands_into_the_previous_ones(tmp_path, monkeypatch):
     """On a CPU, compute_all writes product i + 1's A and B into product i's (no longer needed; their pages are
-    mapped, where a fresh 128 MiB operand cost about 60 ms of page faults), and the products are the same bits as
-    from fresh operands."""
+    mapped, where a fresh 128 MiB operand cost about 60 ms of page faults), the first product's into buffers it
+    made (hostmem's huge pages), and the products are the same bits as from fresh operands."""
     _, ch = _issue(tmp_path, n=256, products=3, inner=512, fold=FOLD)
     device = {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "host-a"}
     made = []
@@ -331,7 +331,9 @@ def test_the_node_generates_each_products_operands_into_the_previous_ones(tmp_pa
     monkeypatch.setattr(node, "operand", lambda *a, **k: made.append((k.get("out"), real(*a, **k))) or made[-1][1])
     products = chl.compute_all(ch, "node-a", device)
     monkeypatch.undo()
-    assert [out is None for out, _ in made] == [True, True, False, False, False, False]
+    assert [out is None for out, _ in made] == [False] * 6
+    assert [tuple(out.shape) for out, _ in made[:2]] == [(256, 512), (512, 256)]
+    assert made[0][0] is made[0][1] and made[1][0] is made[1][1]
     assert made[2][0] is made[0][1] and made[3][0] is made[1][1] and made[4][0] is made[2][1]
     for p in products:
         assert torch.equal(p.c, chl.compute(ch, "node-a", device, p.index).c)
@@ -361,3 +363,48 @@ def test_prepare_keeps_the_sgemm_kernel_first_and_the_microkernel_only_where_it_
     assert fold.prepare() is None and fold.kernel_name() == "micro"
     fold.product(a, b, FOLD)
     assert calls  # the default product ran on the microkernel
+
+
+@pytest.mark.parametrize("kernel", ["sgemm", "micro", False])
+def test_each_block_of_rows_is_reported_once_and_only_when_final(monkeypatch, kernel):
+    """fold.product's rows_done (what the node hashes C's rows by, inside the fold workers): on ragged blocks (190 rows
+    in tiles of 48 x 80, micro blocks of 24 rows by column ranges, panels of 64), on two workers, every row is reported
+    exactly once, and what the callback sees then is the row's final value (the last work item of a block reports it;
+    reported when its first item finished, a block still being written by the other worker would differ)."""
+    if kernel == "sgemm":
+        _kernel_or_skip()
+        monkeypatch.setattr(fold, "TILE", (48, 80))
+    elif kernel == "micro":
+        _micro_or_skip()
+        monkeypatch.setattr(fold, "MICRO_BLOCKS", {"mc": 24, "nc": 40, "kc": 3})
+    a, b = _operands(256, 19 * FOLD)
+    a, b = a[:190].contiguous(), b[:, :150].contiguous()
+    out = torch.full((190, 150), float("nan"))
+    seen: list[tuple[int, int, torch.Tensor]] = []
+    got = fold.product(a, b, FOLD, kernel=kernel, out=out, rows_done=lambda f, s: seen.append((f, s, out[f:s].clone())))
+    assert got is out
+    assert sorted(r for f, s, _ in seen for r in range(f, s)) == list(range(190))
+    whole = torch.empty(190, 150)
+    fold._panel(a, b, whole, slice(0, 190), FOLD, fold.GROUP)
+    if kernel == "micro":
+        whole = fold.emulate(a, b, FOLD, fold.GROUP)
+    assert torch.equal(got, whole)
+    for first, stop, rows in seen:
+        assert torch.equal(rows, whole[first:stop]), (first, stop)
+
+
+def test_the_node_hashes_a_folded_products_rows_in_the_fold_and_commits_the_same_root(tmp_path):
+    """compute_all on a CPU hashes each folded product's C inside the fold workers (node.multiply's `hashed`): the
+    committed root is merkle_root of C's rows, as the auditor computes it, on a C that no tile divides evenly, and the
+    leaves come in row order (a shuffled order is another root)."""
+    _, ch = _issue(tmp_path, n=300, products=2, inner=640, fold=FOLD)
+    device = {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "host-a"}
+    products = chl.compute_all(ch, "node-a", device)
+    for p in products:
+        assert p.root == chl.merkle_root(chl.row_bytes(p.c))
+        assert torch.equal(p.c, chl.compute(ch, "node-a", device, p.index).c)
+    hashed: list[bytes] = []
+    a, b = node.operands(ch, "node-a", device, 0)
+    c = node.multiply(device, a, b, FOLD, hashed)
+    assert len(hashed) == 300 and protocol.root_of_leaves(hashed) == chl.merkle_root(chl.row_bytes(c))
+    assert protocol.root_of_leaves(hashed[1:] + hashed[:1]) != products[0].root

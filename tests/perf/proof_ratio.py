@@ -38,6 +38,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -106,6 +107,10 @@ def _timed(f) -> float:
 PHASES = {"operands": "generate A, B", "multiply": "multiply", "_hashed": "hash C", "commitment": "sign commitment"}
 
 
+#: getrusage at the end of each commitment signed while timeline() runs (the reveal written after it is not in the window).
+COMMITTED: list[resource.struct_rusage] = []
+
+
 @contextlib.contextmanager
 def timeline() -> Iterator[list[tuple[str, float, float]]]:
     """(phase, start, end) in Unix seconds of each call of node's PHASES while the block runs (compute_all looks
@@ -120,6 +125,8 @@ def timeline() -> Iterator[list[tuple[str, float, float]]]:
                 return f(*args, **kwargs)
             finally:
                 events.append((name, start, time.time()))
+                if name == "commitment":  # the process's CPU time and page faults up to the commitment
+                    COMMITTED.append(resource.getrusage(resource.RUSAGE_SELF))
 
         return timed
 
@@ -188,8 +195,10 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool,
 
         collector = threading.Thread(target=collect)
         collector.start()
+        before = resource.getrusage(resource.RUSAGE_SELF)
         with timeline() as events:
             chl.answer(ch, "node", inventory, [device], drop, node_key)
+        after = COMMITTED[-1]
         done.set()
         collector.join()
         write_atomic(tmp / "receipts.json", dumps(chl.receipts_doc(ch, receipts, auditor)))
@@ -198,6 +207,13 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool,
         proven = verdict.fleet["gflops_lower_bound"] * 1e9
         arrival = ch.issued.timestamp() + verdict.fleet["elapsed_s"]
         print_timeline(events, ch.issued.timestamp(), arrival, products * 2 * n * n * inner, mamf_rate)
+        cpu = (after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime)
+        answer_s = max(e for _, _, e in events) - min(s for _, s, _ in events)
+        print(f"    the answer's CPU: {cpu[0]:.3f} s user + {cpu[1]:.3f} s system (page faults, zeroing) of "
+              f"{os.cpu_count()} cores x {answer_s:.3f} s = {sum(cpu) / (os.cpu_count() * answer_s):.1%} busy; "
+              f"{after.ru_minflt - before.ru_minflt} page faults; fold kernel {fold.kernel_name() if run else '-'}, "
+              f"{torch.get_num_threads()} fold workers of 1 thread each; C hashed "
+              f"{'in the fold workers' if run else 'by a pool of ' + str(os.cpu_count()) + ' threads'}")  # fmt: skip
     # each phase alone, for the cost model
     gen = _timed(lambda: chl.operand(ch.nonce, "node", "x", 0, "A", n, dtype, ch.operands, inner=inner))
     a = chl.operand(ch.nonce, "node", "x", 0, "A", n, dtype, ch.operands, inner=inner)
