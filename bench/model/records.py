@@ -30,10 +30,9 @@ import re
 from typing import Any
 
 import rfc8785
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bench.model import keys
+from bench.model import ed25519, keys
 from bench.model.canonical import SIGNATURE_FIELD, block_bytes, canonical_bytes, parse_canonical
 from bench.model.reports import NODE_REPORT_KIND, STREAM_VERSION, ReportError
 from bench.model.strict_json import MAX_DEPTH, InputError, parse_json
@@ -297,16 +296,14 @@ def inspect(data: dict[str, Any], digests: list[bytes] | None = None) -> tuple[b
     try:
         public_raw = base64.b64decode(block.get("public_key", ""), validate=True)
         signature = base64.b64decode(block.get("signature") or "", validate=True)
-        public = Ed25519PublicKey.from_public_bytes(public_raw)
+        Ed25519PublicKey.from_public_bytes(public_raw)  # a key that is not 32 bytes: malformed
     except (binascii.Error, ValueError, TypeError):
         return False, "malformed signature block (public key or signature is not valid base64 Ed25519)", name
     if not keys.canonical_b64(block, public_raw, signature):
         return False, keys.NONCANONICAL_B64, name
     if block.get("key_id") not in (keys.key_id(public_raw), keys.legacy_key_id(public_raw)):
         return False, "key_id does not belong to the public key in the block", name
-    try:
-        public.verify(signature, SIGNING_CONTEXT + bytes.fromhex(head))
-    except InvalidSignature:
+    if not ed25519.valid(public_raw, signature, SIGNING_CONTEXT + bytes.fromhex(head)):
         return False, "signature does not match the report's records (modified after signing?)", name
     return True, "valid", name
 
