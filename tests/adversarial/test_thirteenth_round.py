@@ -222,3 +222,33 @@ def test_out_of_another_shape_or_layout_is_refused():
     for out in (torch.empty(16, 8).T, torch.empty(8, 15), torch.empty(8, 16, dtype=torch.float64)):
         with pytest.raises(ValueError, match="out must be"):
             fold.product(a, b, protocol.FOLD, out=out)
+
+
+def test_the_auditor_verifies_a_folded_round_without_the_nodes_huge_page_buffers_or_row_hashing(monkeypatch):
+    """Held: a folded round answered in this process by the node (C's rows hashed in the fold workers, operands and
+    C in hostmem's huge pages), then verified with hostmem.empty, protocol.leaves and root_of_leaves answered by the
+    node alone made to raise, and fold.product too: the auditor allocates and hashes nothing through the node's
+    buffers or its in-worker leaves, so a node-side change there cannot steer a verdict."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from bench.challenge.protocol import FOLD
+    from tests.test_challenge import _answer, _drop, _errors, _issue, _receipts, verify
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        path, ch = _issue(tmp_path, n=256, products=2, inner=2 * FOLD, fold=FOLD)
+        drop = _drop(tmp_path)
+        base = _answer(drop, ch)
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the auditor used node-side code")
+
+        monkeypatch.setattr(hostmem, "empty", refuse)
+        monkeypatch.setattr(fold, "product", refuse)
+        monkeypatch.setattr(node, "multiply", refuse)
+        verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}), rng=np.random.default_rng(0),
+                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+        assert _errors(verdict) == [] and verdict.fleet["verified_flops"] == 2 * 2 * 256 * 256 * 2 * FOLD
