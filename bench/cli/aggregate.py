@@ -63,10 +63,9 @@ def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, 
     found in several reports counts once, from the newest report, and is listed as a duplicate. Devices whose MAMF is
     more than the tolerance below their group's median, or below a baseline, are listed as defective.
     """
-    from bench.model import sign
     from bench.report import aggregate as agg
     from bench.report import render
-    from bench.report.store import dumps, write_atomic
+    from bench.report.store import signed_dumps, write_atomic
 
     try:
         rules = agg.load_rules(rules_path.read_text(encoding="utf-8"), str(rules_path)) if rules_path else agg.Rules()
@@ -80,10 +79,10 @@ def aggregate(paths: tuple[Path, ...], output: Path, trusted_path: Path | None, 
     # each file is read and verified in a worker process: the parent never holds the whole fleet
     cap = agg.aggregate([(str(f), f) for f in files], rules=rules, trusted=trusted_keys(trusted_path), jobs=jobs)
     key = signing_key(key_path)
-    cap["signature"] = sign.sign(cap, key)
-    write_atomic(output, dumps(cap))
+    text = signed_dumps(cap, key)  # cap["signature"] set, and the text store.dumps writes of the signed report
+    write_atomic(output, text)
     if as_json:
-        click.echo(dumps(cap), nl=False)
+        click.echo(text, nl=False)
     else:
         out = stdout()
         for table in render.capacity_tables(cap):

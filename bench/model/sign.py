@@ -68,12 +68,17 @@ def signer(data: Any) -> str | None:
 
 def sign(data: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
     """The signature block for `data` (to be stored under data['signature'])."""
+    return block_for(canonical(data), key)
+
+
+def block_for(canonical_bytes: bytes, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The signature block over a document's canonical bytes (canonical(data)), as sign(data, key) writes it."""
     public = key.public_key()
     return {
         "alg": ALG,
         "public_key": keys.public_b64(public),
         "key_id": keys.key_id(keys.raw_public(public)),
-        "signature": base64.b64encode(key.sign(canonical(data))).decode(),
+        "signature": base64.b64encode(key.sign(canonical_bytes)).decode(),
     }
 
 

@@ -53,7 +53,7 @@ from bench.disclosure.leaves import Store
 from bench.model import sign
 from bench.report import aggregate as agg
 from bench.report.pool import usable_cores
-from bench.report.store import dumps
+from bench.report.store import dumps, signed_dumps
 from tests.report.fleet import NOW, node_report, node_stream
 
 SITES_PER_CITY, CITIES_PER_REGION = 10, 5
@@ -126,9 +126,9 @@ def _aggregate_site(task: tuple[Path, Path, bytes, str, agg.Rules]) -> tuple[Pat
     files = sorted(site_dir.glob("*.json"))
     cap = agg.aggregate([(str(f), f) for f in files], rules=rules, trusted={node_kid}, now=NOW, jobs=1)
     built = time.process_time()
-    cap["signature"] = sign.sign(cap, load_pem_private_key(pem, password=None))
+    text = signed_dumps(cap, load_pem_private_key(pem, password=None))  # as bench aggregate signs and writes it
     path.parent.mkdir()
-    path.write_text(dumps(cap))
+    path.write_text(text)
     return path, built - start, time.process_time() - built
 
 
