@@ -328,8 +328,15 @@ def share_host_copies(lock: Any) -> None:
 
 
 def physical_cores() -> int:
-    """Threads for CPU measurements: physical cores, as BLAS libraries gain nothing from SMT siblings."""
-    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    """Threads for CPU measurements: physical cores, as BLAS libraries gain nothing from SMT siblings, and never more
+    than the CPUs this process may run on (its affinity: a container's cpuset, taskset). Why the cap: in a container
+    allowed 2 CPUs of a 32-core host, the all-core figure ran 32 threads on 2 CPUs, each GEMM waiting on preempted
+    threads, so `bench gate`'s all-core figure of unchanged code read as noise or a regression
+    (tests/adversarial/test_thirteenth_round.py)."""
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        cores = min(cores, len(os.sched_getaffinity(0)) or cores)
+    return cores
 
 
 def is_oom(exc: BaseException) -> bool:

@@ -72,7 +72,7 @@ def test_unchanged_code_passes_at_the_per_metric_setting():
     assert gates.paired_judgement(*_session(5), LIMITS).outcome == paired.PASS
 
 
-def test_a_candidate_whose_per_core_figure_ran_on_more_threads_does_not_hide_a_10_percent_slowdown():
+def test_a_candidate_whose_per_core_figure_ran_on_more_threads_does_not_hide_a_10_percent_slowdown(tmp_path):
     """Attack: the candidate's code is 10% slower and its per-core measurement no longer holds one thread (a change
     to the pinning seam, or a kernel that starts its own threads): its "per-core" figure reads 1.8x the baseline's,
     a pass, and the 10% drop shows only on the all-core figure, whose wider threshold (20%) passes it. The session
@@ -80,7 +80,10 @@ def test_a_candidate_whose_per_core_figure_ran_on_more_threads_does_not_hide_a_1
     Fixed: a metric measured on another thread count on each side of a pair is not comparable (exit 1)."""
     j = gates.paired_judgement(*_session(5, per_core=0.9 * 2, all_core=0.9, per_core_threads=2), LIMITS)
     assert j.outcome != paired.PASS
-    assert any("threads" in g.message for g in j.checks if not g.passed)
+    assert any("threads 1 vs 2" in g.message for g in j.checks if not g.passed)
+    a, b = _folders(tmp_path, *_session(5, per_core=0.9 * 2, all_core=0.9, per_core_threads=2))
+    result = CliRunner().invoke(main, ["gate", a, b, "--max-regression", "5%", "--max-regression", "cpus=all:20%"])
+    assert result.exit_code == 1 and "threads 1 vs 2" in result.output, result.output
     # unchanged thread counts on both sides are still judged
     assert gates.paired_judgement(*_session(5, per_core=0.9, all_core=0.9), LIMITS).outcome == paired.REGRESSION
 
@@ -252,3 +255,34 @@ def test_the_auditor_verifies_a_folded_round_without_the_nodes_huge_page_buffers
         verdict = verify(path, drop, _receipts(tmp_path, ch, drop, {base: 1.0}), rng=np.random.default_rng(0),
                          generator=torch.Generator().manual_seed(0))  # fmt: skip
         assert _errors(verdict) == [] and verdict.fleet["verified_flops"] == 2 * 2 * 256 * 256 * 2 * FOLD
+
+
+def test_the_all_core_figure_runs_no_more_threads_than_the_cpus_the_process_may_run_on(monkeypatch):
+    """Attack: in a container allowed CPUs 2 and 3 of a 32-core host, the all-core figure (cpus=all) ran on
+    devices.physical_cores() = 32 threads squeezed onto 2 CPUs: every GEMM waits on preempted threads, a figure far
+    below the CPUs' and as noisy as the scheduler, so unchanged code reads inconclusive or as a regression. Fixed:
+    physical_cores is capped at the affinity mask's size; the pinned figure is unchanged (one thread)."""
+    import psutil
+
+    from bench.hardware import devices, pinning
+    from bench.measure.sampling import Policy
+    from bench.workloads import matmul as mm
+    from tests.report.test_paired_per_core import CPU, FakeAffinity
+
+    f = FakeAffinity({0, 1, 2, 3}, threads=32)
+    f.mask = {2, 3}
+    monkeypatch.setattr(pinning.os, "sched_getaffinity", f.getaffinity)
+    monkeypatch.setattr(pinning.os, "sched_setaffinity", f.setaffinity)
+    monkeypatch.setattr(torch, "get_num_threads", f.get_threads)
+    monkeypatch.setattr(torch, "set_num_threads", f.set_threads)
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 64 if logical else 32)
+    assert devices.physical_cores() == 2
+    policy = Policy(budget_s=0.01, min_iterations=3, max_warmup_s=0.0)
+    every = mm.run(mm.MatmulSpec(32, 32, 32, "float32"), CPU, policy, cpus=mm.ALL_CPUS)
+    assert every.status == "ok" and every.threads == 2
+    one = mm.run(mm.MatmulSpec(32, 32, 32, "float32"), CPU, policy, cpus=3)
+    assert one.status == "ok" and one.threads == 1 and f.mask == {2, 3}
+    # a process that may run everywhere keeps its physical cores
+    f.mask = {0, 1, 2, 3}
+    monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 4 if logical else 2)
+    assert devices.physical_cores() == 2
