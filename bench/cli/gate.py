@@ -80,13 +80,10 @@ def _lines(pairs: list[Any], metrics: list[Any], limits: paired.Thresholds, aa_p
 def recommendation(label_sets: list[Any], spreads: list[paired.PairSpread], pairs: int) -> str:
     """Each metric's own threshold (paired.recommended_thresholds) as --max-regression flags."""
     limits = paired.recommended_thresholds(label_sets, spreads, pairs)
-    blind = sum(limits.of(labels) > 0.25 for labels in label_sets)
-    return (
-        f"per metric, as an A/A session (each metric's floor for {pairs} pairs rounded up, at least "
-        f"{paired.TARGET / 2:.0%}; a metric at t catches a slow-down of 2t): "
-        + paired.flags(limits)
-        + (f" ({blind} metric(s) above 25%: too noisy here to catch even a halving)" if blind else "")
-    )
+    blind = sum(limits.of(labels) > paired.target_of(labels) / 2 for labels in label_sets)
+    return (f"per metric, as an A/A session (half the slow-down each must catch: {paired.TARGET:.0%}, or "
+            f"{paired.HALVING:.0%} for cpus=all; or its floor for {pairs} pairs rounded up where wider): "
+            + paired.flags(limits) + (f" ({blind} metric(s) too noisy here to catch theirs)" if blind else ""))  # fmt: skip
 
 
 #: Exit status of an inconclusive session: neither 1 (a regression) nor 0 (a pass), so a CI job can tell them apart.

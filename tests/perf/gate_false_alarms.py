@@ -417,21 +417,22 @@ def paired_main(args: argparse.Namespace) -> None:
         med = at_median[pm.metric.title]
         med_cv = drift.robust_cv([med[order[c]] / med[order[b]] for b, c in ids])
         print(f"{short(pm.metric.title)[:44]:<44} {runs_cv:>8.1%} {sp.cv:>7.1%} {med_cv:>7.1%} "
-              f"{sp.floor(args.pairs):>6.1%} {paired.metric_threshold(sp, args.pairs):>4.0%} "
+              f"{sp.floor(args.pairs):>6.1%} {recommended.of(pm.metric.labels):>4.0%} "
               f"{'yes' if sp.steady(args.pairs) else 'no':>6} "
               f"{sp.pairs_needed() or '>20':>5}  " + " ".join(f"{r - 1:+.1%}" for r in sp.ratios))  # fmt: skip
     print(f"(unpaired: robust CV of the {2 * args.aa_pairs} runs' figures, drift included; paired: robust CV of the "
           "pairs' ratios, each run's figure at its fastest iteration (what the gate reads); @median: the same at each "
-          f"run's median iteration; own: the metric's own threshold (paired.metric_threshold: floor rounded up, at "
-          f"least {paired.TARGET / 2:.0%}); steady: floor <= {paired.TARGET:.0%}/2; pairs: fewest pairs per "
+          "run's median iteration; own: the metric's own threshold (paired.metric_threshold: half the slow-down it "
+          f"must catch, {paired.TARGET:.0%} or a halving for cpus=all, or its floor rounded up where wider); steady: floor <= {paired.TARGET:.0%}/2; pairs: fewest pairs per "
           "candidate that would make it steady)")  # fmt: skip
     steady = [t for t, sp in spreads.items() if sp.steady(args.pairs)]
     print(f"\nrecommended setting: {paired.flags(recommended)} (each metric's own threshold); one threshold for all "
           f"would be {rec:.0%} (largest A/A floor of the {len(steady)} steady metric(s), rounded up)"
           + ("" if steady else f" -- no metric steady enough to catch a {paired.TARGET:.0%} slow-down")
           + f"; the sessions below are judged at {paired.flags(limits)}")  # fmt: skip
-    if blind := [short(t) for t in spreads if recommended.of(titles[t].labels) > 0.25]:
-        print("  above 25%, too noisy here to catch even a halving (half the threads): " + "; ".join(blind))
+    if blind := [short(t) for t, m in titles.items() if recommended.of(m.labels) > paired.target_of(m.labels) / 2]:
+        print("  too noisy here to catch the slow-down they are for (10%, or a halving for cpus=all): "
+              + "; ".join(blind))  # fmt: skip
     if duet_ratios:
         seq = {re.sub(r" cpus=\S+", "", pm.metric.title): spreads[pm.metric.title].cv for pm in aa_metrics
                if pm.metric.labels.get("cpus", "all") != "all"}  # fmt: skip
