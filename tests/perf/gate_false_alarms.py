@@ -471,12 +471,20 @@ def paired_main(args: argparse.Namespace) -> None:
             print(f"    {kind} candidate {i + 1}: {ss.pairs} pairs, {ss.seconds:.0f} s: {ss.outcome.upper()} (at "
                   f"{args.pairs} pairs: {ss.first}; @median: {by_median}; flat {paired.TARGET / 2:.0%}: {by_flat}; "
                   f"unpaired: {old}) [{per}]{extra}; load {min(ss.loads):.1f}-{max(ss.loads):.1f}")  # fmt: skip
-            if ss.outcome == paired.INCONCLUSIVE:
+            if ss.outcome in (paired.INCONCLUSIVE, gates.NOT_COMPARABLE):
                 print(f"      {next(g.message for g in j.checks if not g.passed)}")
-        what = "false alarms (regression)" if kind == "unchanged" else "caught (regression)"
+        # a metric measured on another thread count on each side is "not comparable" (gates._thread_difference, exit
+        # 1 naming the thread counts): half the threads fails the job that way, as surely as a regression
+        what = (
+            "false alarms (regression or not comparable)"
+            if kind == "unchanged"
+            else "caught (regression or not comparable)"
+        )
+        failed = counts.get(paired.REGRESSION, 0) + counts.get(gates.NOT_COMPARABLE, 0)
         pairs = [ss.pairs for ss in group]
         secs = [ss.seconds for ss in group]
-        print(f"  {kind} at the setting above: {what} {counts.get(paired.REGRESSION, 0)} of {len(group)}; pass "
+        print(f"  {kind} at the setting above: {what} {failed} of {len(group)} (not comparable "
+              f"{counts.get(gates.NOT_COMPARABLE, 0)}); pass "
               f"{counts.get(paired.PASS, 0)}; inconclusive {counts.get(paired.INCONCLUSIVE, 0)}; pairs "
               f"{min(pairs)}-{max(pairs)} (mean {statistics.fmean(pairs):.1f}); a session {min(secs):.0f}-"
               f"{max(secs):.0f} s; at the first look ({args.pairs} pairs) {first_counts}; on median-iteration "
