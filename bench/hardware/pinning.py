@@ -39,13 +39,25 @@ def check_cpu(cpu: int) -> int:
     return cpu
 
 
+#: pin_cpu's "the first CPU this process may run on" (the lowest of its affinity mask): a container's cpuset or a
+#: taskset may leave CPU 0 out (docker --cpuset-cpus=2,3, Kubernetes' static CPU manager), where pinning CPU 0 is
+#: refused; the figure is labelled with the CPU it resolved to.
+FIRST_ALLOWED = -1
+
+
+def resolve(cpu: int) -> int:
+    """`cpu`, or for FIRST_ALLOWED the lowest CPU this process may run on (PinningError where the OS has no affinity
+    call)."""
+    return min(allowed_cpus()) if cpu == FIRST_ALLOWED else cpu
+
+
 @contextlib.contextmanager
 def one_core(cpu: int) -> Iterator[int]:
-    """Inside: this process (every thread torch starts from it) runs on `cpu` alone, and torch uses one intra-op
+    """Inside: this process (every thread torch starts from it) runs on `cpu` (resolve) alone, and torch uses one intra-op
     thread; the affinity and the thread count are put back as they were afterwards, whatever happened. Yields the
     threads (1). PinningError (check_cpu) before any change when `cpu` is not allowed."""
     before = allowed_cpus()
-    check_cpu(cpu)
+    cpu = check_cpu(resolve(cpu))
     threads = torch.get_num_threads()
     os.sched_setaffinity(0, {cpu})
     try:

@@ -3,6 +3,7 @@ peaks they are held against, and the straggler rule a multi-rank job judges its 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -12,7 +13,7 @@ from typing import Any
 
 from bench import figures, runner
 from bench import precision as prec
-from bench.hardware import devices, peaks
+from bench.hardware import devices, peaks, pinning
 from bench.hardware.devices import DeviceFacts
 from bench.measure.sampling import Policy
 from bench.model.reports import Measurement
@@ -43,9 +44,13 @@ def fixed_plan(
     policy: Policy, overrides: PeakOverrides, pin_cpu: int | None = None, all_cores: bool = True,
 ) -> list[runner.Step]:  # fmt: skip
     """One step per device x precision x shape; defaults per device kind where none are named. `pin_cpu` (CPU
-    devices): each also measured on one thread pinned to that CPU (the per-core figure, labelled cpus=N), after
+    devices): each also measured on one thread pinned to that CPU (pinning.FIRST_ALLOWED, -1: the first this process
+    may run on; the per-core figure, labelled cpus=N), after
     the all-core one (labelled cpus=all; left out with `all_cores` False). A CPU this process may not run on gives
     each pinned measurement status 'error' with the reason (bench.hardware.pinning), so the run fails (exit 1)."""
+    if pin_cpu == pinning.FIRST_ALLOWED:  # resolved here, so that steps and labels name the CPU measured
+        with contextlib.suppress(pinning.PinningError):  # no affinity call: each pinned measurement says so
+            pin_cpu = pinning.resolve(pin_cpu)
     steps = []
     for f in facts:
         size = mm.DEFAULT_SIZE[f.kind]

@@ -207,8 +207,8 @@ WORKLOAD = register(Workload(
         "max_warmup_s": key("float", 1.0, "Most seconds of warm-up per measurement.", minimum=0.0),
         "min_iterations": key("int", 5, "Fewest timed iterations per measurement.", minimum=1),
         "pin_cpu": key("int", None, "search = none, CPU: also measure each size on one thread pinned to this CPU "
-                       "(labelled cpus=N; the all-core figure cpus=all): bench gate's steady per-core figure.",
-                       minimum=0, nullable=True),
+                       "(-1: the first CPU the process may run on; labelled cpus=N, the all-core figure cpus=all): "
+                       "bench gate's steady per-core figure.", minimum=-1, nullable=True),
         "all_cores": key("bool", True, "With pin_cpu: measure on all cores too (false: the pinned figure alone)."),
     },
     steps="bench.planning.matmul:suite_steps",

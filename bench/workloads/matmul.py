@@ -308,6 +308,8 @@ def _measure(
     env = tf32.environment() if _is_cuda_float32(device, precision) else {}
     ran = None
     try:
+        if isinstance(cpus, int) and device.kind == "cpu":
+            cpus = pinning.resolve(cpus)  # pinning.FIRST_ALLOWED: labelled with the CPU it ran on
         with _float32_mode(device, precision), _cpu_threads(device, cpus) as threads:
             a, b, c = _operands(spec, device, seed)
             with telemetry_.Sampler(telemetry) if telemetry else contextlib.nullcontext() as sampler:

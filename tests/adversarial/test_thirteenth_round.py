@@ -134,18 +134,10 @@ def test_a_candidate_that_changes_what_it_measures_does_not_pass(tmp_path, how):
     assert CliRunner().invoke(main, ["gate", a, b, "--max-regression", "5%"]).exit_code == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="configs/gate-cpu.toml pins CPU 0 (pin_cpu = 0, an absolute CPU number); on a "
-    "runner whose cpuset leaves CPU 0 out (docker --cpuset-cpus=2,3, Kubernetes' static CPU manager) every "
-    "pinned figure is an error (pinning.check_cpu), so every run exits 1 and every session of unchanged "
-    "code ends 'the baseline command exited 1'. Needs a pin_cpu meaning 'the first CPU this process may "
-    "run on' (resolved through pinning.allowed_cpus, the figure labelled with the CPU it ran on) in "
-    "bench/registry/matmul.py and bench/planning/matmul.py, and the shipped config using it",
-)
 def test_the_shipped_gate_suite_measures_unchanged_code_on_a_runner_whose_cpuset_leaves_cpu_0_out(monkeypatch):
     """Attack (configs/gate-cpu.toml: "CPU 0 because every machine has one (a runner of any size)"): a 4-CPU host
-    whose container may run on CPUs 2 and 3 only. The suite's own config, at a tiny size and budget."""
+    whose container may run on CPUs 2 and 3 only. The suite's own config, at a tiny size and budget. Fixed: the
+    config pins the first CPU the process may run on (pin_cpu = -1, pinning.FIRST_ALLOWED)."""
     from pathlib import Path
 
     from bench import suite

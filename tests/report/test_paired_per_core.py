@@ -123,6 +123,19 @@ def test_a_pinned_matmul_on_a_missing_cpu_is_an_error_measurement_never_measured
     assert not ran and fake.calls == [] and not m.samples_s
 
 
+def test_pin_cpu_minus_one_pins_the_first_cpu_the_process_may_run_on_and_labels_it(fake):
+    fake.mask = {2, 3}  # a container's cpuset that leaves CPUs 0 and 1 out
+    fake.cpus = {0, 1, 2, 3}
+    steps = plan.fixed_plan([CPU], {}, ("float32",), [(32, 32, 32)], Policy(budget_s=0.01, min_iterations=3,
+                            max_warmup_s=0.0), plan.PeakOverrides(), pinning.FIRST_ALLOWED)  # fmt: skip
+    assert [s.label for s in steps] == ["cpu float32 32x32x32 cpus=all", "cpu float32 32x32x32 cpus=2"]
+    m = steps[1].run()
+    assert m.status == "ok" and m.details["cpus"] == "2" and ("affinity", {2}) in fake.calls
+    direct = mm.run(mm.MatmulSpec(32, 32, 32, "float32"), CPU, Policy(budget_s=0.01, min_iterations=3,
+                    max_warmup_s=0.0), cpus=pinning.FIRST_ALLOWED)  # fmt: skip
+    assert direct.status == "ok" and direct.details["cpus"] == "2"
+
+
 def test_a_pinned_suite_plans_the_all_core_and_the_per_core_figure_of_each_size():
     steps = plan.fixed_plan([CPU], {}, ("float32", "float64"), [(64, 64, 64)], Policy(), plan.PeakOverrides(), 0)
     assert [s.label for s in steps] == ["cpu float32 64x64x64 cpus=all", "cpu float32 64x64x64 cpus=0",
