@@ -47,14 +47,14 @@ def _run(per_core: tuple[float, int | None, str], all_core: tuple[float, int | N
 
 
 def _session(pairs: int, per_core: float = 1.0, all_core: float = 1.0, per_core_threads: int = 1,
-             all_core_threads: int = 2, cpu: str = "0", all_cores: bool = True,
-             ) -> tuple[list[NodeReport], list[NodeReport]]:  # fmt: skip
+             all_core_threads: int = 2, cpu: str = "0", all_cores: bool = True, all_noise: tuple[float, ...] = NOISY,
+             offset: int = 0) -> tuple[list[NodeReport], list[NodeReport]]:  # fmt: skip
     """(baseline, candidate) runs A B B A ...: the baseline as configs/gate-cpu.toml measures it (per-core on one
     thread on CPU 0, all-core on 2 threads), the candidate's figures times `per_core` / `all_core`, measured on the
     threads and CPU given."""
     base, cand = [], []
     for slot in range(2 * pairs):
-        s, n = STEADY[slot % 64], NOISY[slot % 64]
+        s, n = STEADY[(slot + offset) % 64], all_noise[(slot + offset) % 64]
         if paired.side_at(slot) == paired.BASELINE:
             base.append(_run((s, 1, "0"), (n, 2), slot, f"b{slot:02d}"))
         else:
@@ -93,6 +93,29 @@ def test_a_thread_count_regression_on_the_all_core_figure_never_passes():
     half the threads on every core."""
     j = gates.paired_judgement(*_session(5, all_core=0.5, all_core_threads=1), LIMITS)
     assert j.outcome in (paired.REGRESSION, gates.NOT_COMPARABLE)
+
+
+def test_the_recommended_setting_catches_a_thread_count_regression_on_a_steady_many_core_runner():
+    """Attack: an A/A session on a calm 16-core runner where both figures are steady (per-core and all-core robust CV
+    about 1.5%): its recommended setting (what `bench gate` prints per metric, docs/ci.md) put cpus=all at 25%
+    (paired.metric_threshold: at least half of HALVING for an all-core figure, cd91d89), and a candidate doing 13 of
+    its 16 threads' work (all-core figure x 13/16, per-core unchanged) passed (exit 0). Fixed: a metric steady enough
+    to catch TARGET is judged at TARGET / 2; the wider target only for a figure too noisy for that."""
+
+    def sixteen(runs: tuple[list[NodeReport], list[NodeReport]]) -> tuple[list[NodeReport], list[NodeReport]]:
+        for r in [*runs[0], *runs[1]]:
+            r.measurements[0].threads = 16  # the all-core figure, on 16 threads on both sides
+        return runs
+
+    _, ms, _ = gates.paired_metrics(*sixteen(_session(8, all_noise=STEADY, offset=40)), 0.05)
+    limits = paired.recommended_thresholds([pm.metric.labels for pm in ms],
+                                           [paired.pair_spread(pm.verdict.ratios) for pm in ms], 5)  # fmt: skip
+    assert paired.pair_spread(next(pm.verdict.ratios for pm in ms if pm.metric.labels["cpus"] == "all")).cv < 0.02
+    # the candidate's code runs 13 threads' work where 16 were (a pool sized wrongly): Measurement.threads still
+    # records what torch was given, 16
+    j = gates.paired_judgement(*sixteen(_session(5, all_core=13 / 16, all_noise=STEADY)), limits)
+    assert j.outcome == paired.REGRESSION, j.checks[0].message
+    assert limits.of({"cpus": "all"}) == pytest.approx(paired.TARGET / 2)
 
 
 @pytest.mark.parametrize("limit", ["100%", "1", "cpus=all:100%", "cpus=all:50%", "cpus=all:0.6"])
