@@ -79,6 +79,18 @@ def warm(device: dict[str, Any], fuse: bool = True) -> float:
     return time.perf_counter() - start
 
 
+def host_bytes(ch: Challenge, device_kind: str = "cpu") -> int:
+    """Host memory a device of `device_kind` writes fresh while answering `ch` (hostmem.reserve sizes it before the
+    challenge arrives): on a CPU, one A and one B (each product's operands go into the previous one's) and, folded,
+    every product's C (kept until the reveal); elsewhere nothing from hostmem."""
+    if device_kind != "cpu":
+        return 0
+    item = prec.get(ch.dtype).torch_dtype.itemsize
+    align = hostmem.ALIGN
+    each = [ch.n * ch.inner * item] * 2 + ([ch.n * ch.n * 4] * ch.products if ch.fold else [])
+    return sum(-(-b // align) * align for b in each)
+
+
 def operands(ch: Challenge, node: str, device: dict[str, Any], index: int,
              reuse: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """A_i (n x K) and B_i (K x n) for `device`: version 2 generated on the device itself (torch integer ops, no host work, no copy);

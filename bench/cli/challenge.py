@@ -203,11 +203,20 @@ def issue_cmd(output: Path, dtype: str, n: int, n_old: int | None, inner: int | 
     help="Seconds to wait for CHALLENGE to appear, ready (key, inventory, devices loaded) — start it on every "
     "node before the auditor issues, so start-up is not counted against the node.",
 )
+@click.option(
+    "--reserve-mib",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Host memory (MiB) to map and touch before the wait, from which a CPU answer's operands and products are "
+    "taken (bench.challenge.hostmem; node.host_bytes says what a challenge needs): memory touched for the first time "
+    "inside the window cost a round's first product up to 0.8 s on a VM.",
+)
 @trusted_keys_option("The auditor's key id or public key: a challenge signed by any other key is refused.")
 @key_option
 @json_option("a summary of the answer")
 def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], ...], node_name: str | None, wait: float,
-               trusted_path: Path | None, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
+               reserve_mib: int, trusted_path: Path | None, key_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Compute the challenge's products on every device at once, commit to them (a signed file of Merkle roots, written
     the moment the products exist), then reveal the products next to the commitment."""
     from bench import challenge as chl
@@ -225,6 +234,10 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
     ids = chosen_devices(device_lists)
     devs = [asdict(devices.facts(d, inv["host"])) for d in ids]
     warmed = chl.warm_all(devs)  # every device in every dtype, before the wait: start-up is not the node's answer
+    if reserve_mib:
+        from bench.challenge import hostmem
+
+        warmed += hostmem.reserve(reserve_mib << 20)
     click.echo(f"ready: {len(devs)} device(s) warmed in {warmed:.1f} s; waiting for {challenge_path}", err=True)
     _await(challenge_path, wait)
     ch = _challenge(challenge_path)

@@ -44,3 +44,44 @@ def test_without_the_advice_or_elements_it_is_torch_empty(monkeypatch):
     monkeypatch.setattr(torch, "empty", lambda *a, **k: made.append(a) or real(*a, **k))
     t = hostmem.empty((64, 64))
     assert t.shape == (64, 64) and ((64, 64),) in made
+
+
+def test_buffers_are_carved_from_reserved_memory_without_overlapping():
+    """reserve() maps and touches memory before a challenge; empty() carves buffers from it (on huge-page
+    boundaries, none sharing a byte) until it is spent, then maps new ones."""
+    hostmem.release()
+    try:
+        hostmem.reserve(5 * hostmem.ALIGN - 1)
+        assert hostmem.reserved() == 5 * hostmem.ALIGN
+        a = hostmem.empty((hostmem.ALIGN // 4 + 1,))  # one float over a huge page: two pages carved
+        b = hostmem.empty((hostmem.ALIGN // 8, 2), torch.bfloat16)
+        assert hostmem.reserved() == 2 * hostmem.ALIGN
+        c = hostmem.empty((3, hostmem.ALIGN // 4))  # more than is left: a new mapping
+        assert hostmem.reserved() == 2 * hostmem.ALIGN
+        a.fill_(1), b.fill_(2), c.fill_(3)
+        assert bool((a == 1).all()) and bool((b == 2).all()) and bool((c == 3).all())
+        assert a.data_ptr() % hostmem.ALIGN == 0 and b.data_ptr() - a.data_ptr() == 2 * hostmem.ALIGN
+    finally:
+        hostmem.release()
+
+
+def test_the_node_reserves_what_a_cpu_answer_writes(tmp_path):
+    """node.host_bytes: one A and one B (each product's operands are written into the previous one's) and, folded,
+    every product's C; a round answered from that reserve maps nothing new (reserved() ends at 0)."""
+    from bench import challenge as chl
+    from bench.challenge import node
+    from bench.challenge.protocol import FOLD
+    from tests.test_challenge import _issue
+
+    _, ch = _issue(tmp_path, n=512, products=3, inner=1024, fold=FOLD)
+    mib = 1 << 20
+    assert node.host_bytes(ch) == 2 * 2 * mib + 3 * 2 * mib  # 2 MiB each, on huge-page boundaries
+    assert node.host_bytes(ch, "cuda") == 0
+    hostmem.release()
+    try:
+        hostmem.reserve(node.host_bytes(ch))
+        products = chl.compute_all(ch, "node-a", {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "host-a"})
+        assert hostmem.reserved() == 0 and len(products) == 3
+        assert products[2].root == chl.merkle_root(chl.row_bytes(products[2].c))
+    finally:
+        hostmem.release()

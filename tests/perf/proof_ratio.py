@@ -43,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,7 +53,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench import challenge as chl
-from bench.challenge import fold, generator, node
+from bench.challenge import fold, generator, hostmem, node
 from bench.challenge.protocol import FOLD, INNER_FACTOR
 from bench.hardware import peaks
 from bench.model import keys
@@ -157,10 +158,12 @@ def print_timeline(events: list[tuple[str, float, float]], issued: float, arriva
           f"{window - last:.3f} s")  # fmt: skip
 
 
-def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool,
-                 run: int | None = None, mamf_rate: float = 1.0) -> tuple[float, dict[str, float]]:  # fmt: skip
+def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool, run: int | None = None,
+                 mamf_rate: float = 1.0, reserve: bool = True) -> tuple[float, dict[str, float]]:  # fmt: skip
     """(proven FLOP/s, seconds per phase of the node's own products) of one honest round on this CPU; prints where
-    its window went (print_timeline; `mamf_rate` in FLOP/s for the products' time at MAMF)."""
+    its window went (print_timeline; `mamf_rate` in FLOP/s for the products' time at MAMF). With `reserve`, the node
+    maps and touches the host memory the round writes before the challenge is issued (node.host_bytes,
+    hostmem.reserve: `challenge answer --reserve-mib`), as it compiles its kernels then."""
     auditor, node_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     auditor_id = keys.key_id(keys.raw_public(auditor.public_key()))
     node_id = keys.key_id(keys.raw_public(node_key.public_key()))
@@ -174,6 +177,12 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool,
             why = generator.fuse("cpu", dtype)
             print(f"  fused generator for {dtype} on the CPU: {why or 'in use'}")
         chl.warm(device, fuse=False)
+        if reserve:
+            shape = types.SimpleNamespace(n=n, inner=inner, dtype=dtype, products=products, fold=run)
+            need = node.host_bytes(shape)  # type: ignore[arg-type]
+            took = hostmem.reserve(need)
+            print(f"  host memory reserved before the challenge (challenge answer --reserve-mib {need >> 20}): "
+                  f"{took:.2f} s")  # fmt: skip
         if run:
             print(f"  fold kernel (bench.challenge.fold.prepare): {fold.prepare() or fold.kernel_name() + ' in use'}")
         data = chl.issue(auditor, dtype=dtype, n=n, products=products, window=dt.timedelta(hours=1), nodes=None,
@@ -203,6 +212,7 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool,
         collector.join()
         write_atomic(tmp / "receipts.json", dumps(chl.receipts_doc(ch, receipts, auditor)))
         verdict = chl.verify(path, drop, tmp / "receipts.json", {node_id}, auditor=auditor_id)
+        hostmem.release()
         assert verdict.fleet["verified_flops"] == products * 2 * n * n * inner, verdict.findings
         proven = verdict.fleet["gflops_lower_bound"] * 1e9
         arrival = ch.issued.timestamp() + verdict.fleet["elapsed_s"]
@@ -280,6 +290,12 @@ def main() -> None:
         help="leave the CPU generator eager (`challenge answer` compiles "
         "it, generator.fuse, where it reproduces the eager bits)",
     )
+    ap.add_argument(
+        "--no-reserve",
+        action="store_true",
+        help="the node reserves no host memory before the challenge "
+        "(`challenge answer` without --reserve-mib): the round's first touches of fresh memory are in the window",
+    )
     ap.add_argument("--model-only", action="store_true", help="skip the CPU round: measure SHA-256 and project")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}")
@@ -292,7 +308,7 @@ def main() -> None:
     for dtype, inner, run in runs:
         m = mamf(args.n, inner, dtype)
         products = short_k_products(args.products, args.n, inner)
-        proven, phases = honest_round(args.n, inner, products, dtype, not args.eager, run, m)
+        proven, phases = honest_round(args.n, inner, products, dtype, not args.eager, run, m, not args.no_reserve)
         print(f"{dtype} n={args.n} K={inner}{f' folded in runs of {run}' if run else ''} x{products} on this CPU ({'C kernel' if generator.native_in_use('cpu', dtype) else 'fused' if generator.is_fused('cpu', dtype) else 'eager'} "
               f"generator): MAMF {m / 1e9:.1f} GFLOPS, proven "
               f"{proven / 1e9:.1f} GFLOPS -> proven/MAMF {proven / m:.2f}; generation "
