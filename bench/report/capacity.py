@@ -83,6 +83,29 @@ def unique_rows(df: pd.DataFrame) -> tuple[list[Any], list[dict[str, Any]]]:
     return df.index[keep].tolist(), duplicates
 
 
+def _maybe_shared(df: pd.DataFrame, values: list[Any], present: np.ndarray, column: str, per_precision: bool,
+                  precision_codes: list[np.ndarray]) -> np.ndarray:  # fmt: skip
+    """Rows whose identity (the value, with its precision where per_precision) another row may share: every present
+    row that df.duplicated(keep=False) marks, and perhaps a few more. Found by Python's hash of each present value
+    (equal values hash alike), with the precision's code, duplicated among integers: pandas hashing a million strings
+    per identity took half a second of a country's merge, in one process. A row marked here that shares nothing
+    costs the caller's loop one dictionary entry and changes no group. Values that cannot be hashed take pandas'
+    own duplicated, which refuses or decides them as before."""
+    at = np.flatnonzero(present)
+    try:
+        hashes = np.fromiter(map(hash, values if len(at) == len(values) else [values[i] for i in at.tolist()]),
+                             dtype=np.int64, count=len(at))  # fmt: skip
+    except TypeError:
+        return df.duplicated([column, "precision"] if per_precision else [column], keep=False).to_numpy() & present
+    if per_precision:
+        if not precision_codes:
+            precision_codes.append(pd.factorize(df["precision"])[0].astype(np.int64))
+        hashes = hashes * np.int64(1_000_003) + precision_codes[0][at]  # wraps around: equal pairs stay equal
+    shared = np.zeros(len(values), dtype=bool)
+    shared[at[pd.Index(hashes).duplicated(keep=False)]] = True
+    return shared
+
+
 def unique_positions(df: pd.DataFrame) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """unique_rows with the rows that count as positions (df.take(positions): no lookup of a million labels).
 
@@ -100,6 +123,7 @@ def unique_positions(df: pd.DataFrame) -> tuple[np.ndarray, list[dict[str, Any]]
 
     edges: list[tuple[int, str]] = []
     precisions, hosts = df["precision"].tolist(), df["host"].tolist()  # lists iterate several times faster than Series
+    precision_codes: list[np.ndarray] = []  # factorized once, by the first identity that needs them
     for column, label, per_precision in IDENTITIES:
         first: dict[Any, tuple[int, Any]] = {}
         # pandas holds missing values equal to each other: they identify nothing, so they are left out here (a fleet
@@ -107,8 +131,8 @@ def unique_positions(df: pd.DataFrame) -> tuple[np.ndarray, list[dict[str, Any]]
         present = df[column].notna().to_numpy()
         if not present.any():  # a fleet without NVML serials or board ids: nothing to hash
             continue
-        shared = df.duplicated([column, "precision"] if per_precision else [column], keep=False).to_numpy() & present
         values = df[column].tolist()
+        shared = _maybe_shared(df, values, present, column, per_precision, precision_codes)
         for n in np.flatnonzero(shared).tolist():
             value, precision, host = values[n], precisions[n], hosts[n]
             key = (value, precision) if per_precision else value
