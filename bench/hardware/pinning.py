@@ -55,7 +55,9 @@ def resolve(cpu: int) -> int:
 def one_core(cpu: int) -> Iterator[int]:
     """Inside: this process (every thread torch starts from it) runs on `cpu` (resolve) alone, and torch uses one intra-op
     thread; the affinity and the thread count are put back as they were afterwards, whatever happened. Yields the
-    threads (1). PinningError (check_cpu) before any change when `cpu` is not allowed."""
+    threads torch reports inside (1: read back, not assumed, so that a pinning whose thread setting did not take is
+    recorded as what ran and the gate refuses to compare it with a one-thread figure: tests/adversarial/
+    test_thirteenth_round.py). PinningError (check_cpu) before any change when `cpu` is not allowed."""
     before = allowed_cpus()
     cpu = check_cpu(resolve(cpu))
     threads = torch.get_num_threads()
@@ -63,7 +65,7 @@ def one_core(cpu: int) -> Iterator[int]:
     try:
         torch.set_num_threads(1)
         try:
-            yield 1
+            yield torch.get_num_threads()
         finally:
             torch.set_num_threads(threads)
     finally:

@@ -192,7 +192,7 @@ def _cpu_threads(device: DeviceFacts, cpus: int | str | None = None) -> Iterator
     threads = devices.physical_cores()
     torch.set_num_threads(threads)
     try:
-        yield threads
+        yield torch.get_num_threads()  # what torch runs on, read back (pinning.one_core)
     finally:
         torch.set_num_threads(old)
 

@@ -301,3 +301,26 @@ def test_the_all_core_figure_runs_no_more_threads_than_the_cpus_the_process_may_
     f.mask = {0, 1, 2, 3}
     monkeypatch.setattr(psutil, "cpu_count", lambda logical=True: 4 if logical else 2)
     assert devices.physical_cores() == 2
+
+
+def test_a_pinned_figure_whose_thread_setting_did_not_take_records_the_threads_it_ran_on(monkeypatch, tmp_path):
+    """Attack: pinning.one_core yielded the constant 1 as the measurement's threads. A candidate whose one-thread
+    setting does not take (its set_num_threads call dropped or made on another seam) measured its "per-core" figure
+    on the process's two threads, recorded threads = 1 all the same, and the thread-count check above had nothing to
+    see: a 10% slow-down read as 1.8x and passed. Fixed: the threads are read back from torch inside the context."""
+    from bench.hardware import pinning
+    from bench.measure.sampling import Policy
+    from bench.workloads import matmul as mm
+    from tests.report.test_paired_per_core import CPU, FakeAffinity
+
+    f = FakeAffinity({0, 1})
+    monkeypatch.setattr(pinning.os, "sched_getaffinity", f.getaffinity)
+    monkeypatch.setattr(pinning.os, "sched_setaffinity", f.setaffinity)
+    monkeypatch.setattr(torch, "get_num_threads", f.get_threads)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the setting does not take
+    policy = Policy(budget_s=0.01, min_iterations=3, max_warmup_s=0.0)
+    m = mm.run(mm.MatmulSpec(32, 32, 32, "float32"), CPU, policy, cpus=0)
+    assert m.status == "ok" and m.threads == 2
+    monkeypatch.setattr(torch, "set_num_threads", f.set_threads)
+    honest = mm.run(mm.MatmulSpec(32, 32, 32, "float32"), CPU, policy, cpus=0)
+    assert honest.threads == 1 and f.threads == 2
