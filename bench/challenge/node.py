@@ -81,13 +81,13 @@ def warm(device: dict[str, Any], fuse: bool = True) -> float:
 
 def host_bytes(ch: Challenge, device_kind: str = "cpu") -> int:
     """Host memory a device of `device_kind` writes fresh while answering `ch` (hostmem.reserve sizes it before the
-    challenge arrives): on a CPU, one A and one B (each product's operands go into the previous one's) and, folded,
-    every product's C (kept until the reveal); elsewhere nothing from hostmem."""
+    challenge arrives): on a CPU, one A and one B (each product's operands go into the previous one's) and every
+    product's C (kept until the reveal); elsewhere nothing from hostmem."""
     if device_kind != "cpu":
         return 0
     item = prec.get(ch.dtype).torch_dtype.itemsize
     align = hostmem.ALIGN
-    each = [ch.n * ch.inner * item] * 2 + ([ch.n * ch.n * 4] * ch.products if ch.fold else [])
+    each = [ch.n * ch.inner * item] * 2 + [ch.n * ch.n * item] * ch.products
     return sum(-(-b // align) * align for b in each)
 
 
@@ -147,7 +147,11 @@ def multiply(device: dict[str, Any], a: torch.Tensor, b: torch.Tensor, run: int 
         if len(hashed) != len(c):
             raise RuntimeError(f"the fold hashed {len(hashed)} of C's {len(c)} rows")
         return c
-    c = a @ b if run is None else fold.product(a, b, run)
+    if a.device.type == "cpu":  # C where the node reserved host memory (hostmem: already touched), same bits as a @ b
+        out = hostmem.empty((a.shape[0], b.shape[1]), a.dtype)
+        c = torch.mm(a, b, out=out) if run is None else fold.product(a, b, run, out=out)
+    else:
+        c = a @ b if run is None else fold.product(a, b, run)
     del a, b
     c_host = c.to("cpu")  # the one copy to the host (it waits for the product)
     del c

@@ -66,8 +66,9 @@ def test_buffers_are_carved_from_reserved_memory_without_overlapping():
 
 
 def test_the_node_reserves_what_a_cpu_answer_writes(tmp_path):
-    """node.host_bytes: one A and one B (each product's operands are written into the previous one's) and, folded,
-    every product's C; a round answered from that reserve maps nothing new (reserved() ends at 0)."""
+    """node.host_bytes: one A and one B (each product's operands are written into the previous one's) and every
+    product's C; a round answered from that reserve maps nothing new (reserved() ends at 0), and an unfolded
+    product written into reserved memory (torch.mm's out) is a @ b's bits, float32 and bfloat16."""
     from bench import challenge as chl
     from bench.challenge import node
     from bench.challenge.protocol import FOLD
@@ -85,3 +86,12 @@ def test_the_node_reserves_what_a_cpu_answer_writes(tmp_path):
         assert products[2].root == chl.merkle_root(chl.row_bytes(products[2].c))
     finally:
         hostmem.release()
+
+    a, b = torch.randn(300, 200), torch.randn(200, 170)
+    for dtype in (torch.float32, torch.bfloat16):
+        x, y = a.to(dtype), b.to(dtype)
+        got = node.multiply({"id": "cpu", "kind": "cpu"}, x, y)
+        assert got.dtype == dtype and torch.equal(
+            got.view(torch.int16 if dtype == torch.bfloat16 else torch.int32),
+            (x @ y).view(torch.int16 if dtype == torch.bfloat16 else torch.int32),
+        )
