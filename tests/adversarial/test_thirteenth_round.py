@@ -324,3 +324,21 @@ def test_a_pinned_figure_whose_thread_setting_did_not_take_records_the_threads_i
     monkeypatch.setattr(torch, "set_num_threads", f.set_threads)
     honest = mm.run(mm.MatmulSpec(32, 32, 32, "float32"), CPU, policy, cpus=0)
     assert honest.threads == 1 and f.threads == 2
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+def test_an_unfolded_cpu_product_written_into_host_memory_is_a_at_b_bit_for_bit(dtype):
+    """Held (76e7f0f): node.multiply writes an unfolded CPU product's C with torch.mm(out=) into hostmem's buffers
+    (carved from a reserve here), where a @ b allocated its own: the same bits for every challenge dtype, on shapes
+    no GEMM block divides, so the committed rows are those the auditor's reference reproduces."""
+    g = torch.Generator().manual_seed(15)
+    hostmem.reserve(8 << 20)
+    try:
+        for n, k in [(257, 300), (300, 1000), (64, 4096)]:
+            a, b = torch.randn(n, k, generator=g).to(dtype), torch.randn(k, n, generator=g).to(dtype)
+            c = node.multiply({"id": "cpu", "kind": "cpu"}, a, b)
+            want = a @ b
+            assert c.dtype == want.dtype and c.shape == want.shape
+            assert protocol.row_bytes(c).tobytes() == protocol.row_bytes(want).tobytes()
+    finally:
+        hostmem.release()
