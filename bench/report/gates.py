@@ -359,11 +359,22 @@ def as_thresholds(max_regression: float | paired.Thresholds) -> paired.Threshold
 HALVING = 0.5
 
 
+#: bench gate's thresholds by label when no --max-regression is given: the all-core figures (cpus=all) at half the
+#: halving they are kept to catch (paired.target_of); every other metric at paired.TARGET / 2.
+DEFAULT_RULES = (((("cpus", "all"),), paired.HALVING / 2),)
+
+
 def parse_thresholds(texts: Sequence[str]) -> paired.Thresholds:
     """`bench gate`'s --max-regression values: 'PERCENT' for every metric (5% = paired.TARGET / 2 when none is
     given), 'LABEL=VALUE[,LABEL=VALUE...]:PERCENT' for the metrics carrying those labels (e.g. cpus=all:15%, the
     all-core figure of a pinned suite). ValueError with the expected form, for two plain values, a percentage of 0
-    (no spread is within 0%: nothing could be gated) or of HALVING or more (a halving would pass)."""
+    (no spread is within 0%: nothing could be gated) or of HALVING or more (a halving would pass).
+
+    With no value at all, the recommended setting where the A/A spread supports it (paired.metric_threshold): half
+    of what each metric must catch, 5% (a 10% slow-down) and 25% for an all-core figure (cpus=all: a halving), so
+    that `bench gate` with configs/gate-cpu.toml needs no threshold on its command line (DEFAULT_RULES)."""
+    if not texts:
+        return paired.Thresholds(paired.TARGET / 2, DEFAULT_RULES)
     default: float | None = None
     rules = []
     for text in texts:

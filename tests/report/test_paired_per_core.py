@@ -221,6 +221,8 @@ def test_thresholds_parse_and_apply_to_the_metrics_carrying_their_labels():
     assert t.of({"cpus": "all", "precision": "float32"}) == pytest.approx(0.15)
     assert t.of({"cpus": "all", "precision": "float64"}) == pytest.approx(0.20)  # the last matching rule wins
     assert gates.parse_thresholds(["cpus=all:15%"]).default == pytest.approx(0.05)
+    # no value at all: the recommended setting, 5% and 25% for the all-core figures (a halving lies at twice that)
+    assert gates.parse_thresholds([]) == paired.Thresholds(0.05, (((("cpus", "all"),), 0.25),))
     assert t.unmatched([{"cpus": "0"}, {"cpus": "all", "precision": "float32"}]) == [
         (("cpus", "all"), ("precision", "float64"))]  # fmt: skip
     for bad in (["5%", "6%"], ["cpus:5%"], ["=all:5%"], ["cpus=all:0%"], ["0%"], ["cpus=all:x"]):
@@ -281,6 +283,9 @@ def test_bench_gate_takes_per_metric_thresholds_and_prints_the_per_metric_recomm
     )
     flat = CliRunner().invoke(main, ["gate", a, b, "--max-regression", "5%"])
     assert flat.exit_code == 3, flat.output
+    plain = CliRunner().invoke(main, ["gate", a, b, "--json"])  # no --max-regression: 5%, cpus=all 25%
+    assert plain.exit_code == 0, plain.output
+    assert sorted(m["threshold"] for m in json.loads(plain.stdout)["metrics"]) == pytest.approx([0.05, 0.25])
     text = CliRunner().invoke(main, ["gate", a, b, "--aa-pairs", "5"]).output
     assert "--max-regression 5% --max-regression 'cpus=all:" in text
 
