@@ -342,3 +342,20 @@ def test_an_unfolded_cpu_product_written_into_host_memory_is_a_at_b_bit_for_bit(
             assert protocol.row_bytes(c).tobytes() == protocol.row_bytes(want).tobytes()
     finally:
         hostmem.release()
+
+
+def test_bench_gate_without_thresholds_does_not_pass_a_thread_count_regression_on_a_many_core_runner(tmp_path):
+    """Attack on bench gate's default thresholds (no --max-regression given): a calm 16-core runner, both figures
+    steady, a candidate doing 13 of its 16 threads' work (all-core figure -19%, per-core unchanged, Measurement.threads
+    16 on both sides). A default that judges every all-core figure at 25% (half of a halving: the smallest
+    thread-count regression only where N = 2) passes it with exit 0."""
+
+    def sixteen(runs: tuple[list[NodeReport], list[NodeReport]]) -> tuple[list[NodeReport], list[NodeReport]]:
+        for r in [*runs[0], *runs[1]]:
+            r.measurements[0].threads = 16
+        return runs
+
+    a, b = _folders(tmp_path, *sixteen(_session(5, all_core=13 / 16, all_noise=STEADY)))
+    result = CliRunner().invoke(main, ["gate", a, b])
+    assert result.exit_code == 1, result.output
+    assert "REGRESSION" in result.output
