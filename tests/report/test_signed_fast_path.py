@@ -58,3 +58,22 @@ def test_capacity_reports_as_bench_writes_them_take_it_with_the_canonical_bytes(
         assert got.data == doc and got.signed_body == read[1]
     doc["measurements"] = []  # a node report's raw arrays are parse_node_report's
     assert written.parse_signed(dumps(doc).encode()) is None
+
+
+def test_outside_strings_is_the_split_pieces_joined(monkeypatch) -> None:
+    """written._outside_strings (numpy from _VECTOR_OUTSIDE_FROM bytes on) gives the even pieces of split(b'"')
+    joined, on randomized writings (quotes paired or not, empty strings, quotes first or last)."""
+    rng = random.Random("outside")
+    monkeypatch.setattr(written, "_VECTOR_OUTSIDE_FROM", 0)
+    for _ in range(3000):
+        w = bytes(rng.choice(b'"""ab:,[]{}07e-.') for _ in range(rng.randrange(0, 50)))
+        assert written._outside_strings(w) == b"".join(w.split(b'"')[0::2]), w
+
+
+def test_signed_fast_path_decides_as_the_slow_path_with_numpy_outside(monkeypatch) -> None:
+    """test_signed_fast_path_decides_as_the_slow_path with every writing's outside found by numpy (the path a
+    country's 3 MB capacity reports take)."""
+    monkeypatch.setattr(written, "_VECTOR_OUTSIDE_FROM", 0)
+    test_signed_fast_path_decides_as_the_slow_path()
+    for number in (-0.0, 1e-05, 1.5e-7, 1e16, 123.0):
+        test_numbers_canonical_json_spells_otherwise_decide_as_the_slow_path(number)
