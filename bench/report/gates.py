@@ -280,7 +280,12 @@ def paired_metrics(baselines: Sequence[NodeReport], candidates: Sequence[NodeRep
     both = {k for p in pairs for k in p.baseline.figures.keys() & p.candidate.figures.keys()}
     titles = {k: m for r in [*baselines, *candidates] for k, m in cmp.ok_metrics(r)[0].items()}
     limits = as_thresholds(max_regression)
-    metrics = [PairedMetric(titles[k], paired.judge(paired.ratios(pairs, k), limits.of(titles[k].labels)))
+    threads: dict[Any, int | None] = {}  # each metric's threads, as the baseline's runs record them
+    for b in baselines:
+        for k, t in _threads(b).items():
+            threads.setdefault(k, t)
+    metrics = [PairedMetric(titles[k], paired.judge(paired.ratios(pairs, k), limits.of(titles[k].labels,
+                                                                                      threads.get(k))))
                for k in sorted(both, key=lambda k: titles[k].title)]  # fmt: skip
     return pairs, metrics, []
 
@@ -373,8 +378,8 @@ def parse_thresholds(texts: Sequence[str]) -> paired.Thresholds:
     With no value at all, the recommended setting where the A/A spread supports it (paired.metric_threshold): half
     of what each metric must catch, 5% (a 10% slow-down) and 25% for an all-core figure (cpus=all: a halving), so
     that `bench gate` with configs/gate-cpu.toml needs no threshold on its command line (DEFAULT_RULES)."""
-    if not texts:
-        return paired.Thresholds(paired.TARGET / 2, DEFAULT_RULES)
+    if not texts:  # an all-core figure's threshold from its threads where the runs record them (paired.target_of)
+        return paired.Thresholds(paired.TARGET / 2, DEFAULT_RULES, by_threads=True)
     default: float | None = None
     rules = []
     for text in texts:

@@ -339,13 +339,18 @@ class Thresholds:
 
     default: float
     rules: tuple[tuple[Labels, float], ...] = ()
+    #: bench gate's default (no --max-regression): an all-core figure measured on a known number of threads is judged
+    #: at half the smallest thread-count regression it can show (target_of with its threads), not at a halving's.
+    by_threads: bool = False
 
-    def of(self, labels: Mapping[str, str]) -> float:
-        """The threshold of a metric with these labels."""
+    def of(self, labels: Mapping[str, str], threads: int | None = None) -> float:
+        """The threshold of a metric with these labels (measured on `threads`, where known)."""
         out = self.default
         for want, fraction in self.rules:
             if all(labels.get(k) == v for k, v in want):
                 out = fraction
+        if self.by_threads and threads and labels.get("cpus") == "all":
+            out = min(out, target_of(labels, threads) / 2)
         return out
 
     def unmatched(self, label_sets: Sequence[Mapping[str, str]]) -> list[Labels]:
@@ -364,10 +369,15 @@ class Thresholds:
 HALVING = 0.5
 
 
-def target_of(labels: Mapping[str, str]) -> float:
-    """The slow-down a metric must catch: HALVING for an all-core figure (cpus=all, bench.workloads.matmul.ALL_CPUS),
-    TARGET for every other."""
-    return HALVING if labels.get("cpus") == "all" else TARGET
+def target_of(labels: Mapping[str, str], threads: int | None = None) -> float:
+    """The slow-down a metric must catch: for an all-core figure (cpus=all, bench.workloads.matmul.ALL_CPUS) the
+    smallest thread-count regression it can show, one thread of its `threads` (1 / threads, at least TARGET and at
+    most HALVING; HALVING where the threads are not known); TARGET for every other. Why not HALVING alone: a halving
+    is one thread of two; on 16 threads a candidate doing 13 threads' work (-19%) passed a 25% threshold
+    (tests/adversarial/test_thirteenth_round.py)."""
+    if labels.get("cpus") != "all":
+        return TARGET
+    return min(HALVING, max(TARGET, 1 / threads)) if threads and threads > 0 else HALVING
 
 
 def metric_threshold(spread: PairSpread, pairs: int = FIRST_PAIRS, target: float = TARGET) -> float:

@@ -222,7 +222,10 @@ def test_thresholds_parse_and_apply_to_the_metrics_carrying_their_labels():
     assert t.of({"cpus": "all", "precision": "float64"}) == pytest.approx(0.20)  # the last matching rule wins
     assert gates.parse_thresholds(["cpus=all:15%"]).default == pytest.approx(0.05)
     # no value at all: the recommended setting, 5% and 25% for the all-core figures (a halving lies at twice that)
-    assert gates.parse_thresholds([]) == paired.Thresholds(0.05, (((("cpus", "all"),), 0.25),))
+    assert gates.parse_thresholds([]) == paired.Thresholds(0.05, (((("cpus", "all"),), 0.25),), by_threads=True)
+    # the default's all-core threshold: half of one thread of N (a halving on 2 threads), at least 5%
+    assert [gates.parse_thresholds([]).of({"cpus": "all"}, n) for n in (None, 2, 4, 16)] == pytest.approx(
+        [0.25, 0.25, 0.125, 0.05])  # fmt: skip
     assert t.unmatched([{"cpus": "0"}, {"cpus": "all", "precision": "float32"}]) == [
         (("cpus", "all"), ("precision", "float64"))]  # fmt: skip
     for bad in (["5%", "6%"], ["cpus:5%"], ["=all:5%"], ["cpus=all:0%"], ["0%"], ["cpus=all:x"]):
