@@ -359,3 +359,21 @@ def test_bench_gate_without_thresholds_does_not_pass_a_thread_count_regression_o
     result = CliRunner().invoke(main, ["gate", a, b])
     assert result.exit_code == 1, result.output
     assert "REGRESSION" in result.output
+
+
+# --- (3) the capacity-report read's numpy gather (363e8a9) ---------------------------------------------------------
+
+
+def test_the_gathered_outside_of_strings_is_the_splits_on_hostile_writings(monkeypatch):
+    """Held: written._outside_strings (numpy, from the quotes' positions) gives the bytes split-and-join gives on
+    writings made of quotes, look-alike tokens and brackets: a leading or trailing quote, empty strings, a string
+    left open (odd quotes), no quote at all; forced onto the numpy path at every length."""
+    import random
+
+    from bench.model import written
+
+    monkeypatch.setattr(written, "_VECTOR_OUTSIDE_FROM", 0)
+    r = random.Random("outside")
+    for _ in range(5000):
+        s = bytes(r.choice(b'"""ae,:{}[]0.-') for _ in range(r.randrange(0, 40)))
+        assert written._outside_strings(s) == b"".join(s.split(b'"')[0::2]), s
