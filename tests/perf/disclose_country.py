@@ -22,7 +22,8 @@ Prints each phase's time and the peak memory (ru_maxrss) of this process and of 
 figure counts the pages it still shares with this process, so it overstates what the worker added. For disclose and
 verify, where the wall went (Stages): reading the files (workers parse, this process unpickles), the whole tree's merge
 (this process alone, one core idle), every level's figures (workers), the roll-ups' documents (disclose) or the walk
-of the levels below the first that branches (verify) in workers, and the rest (this process alone).
+of the levels below the first that branches (verify) in workers, and the rest (this process alone); then each
+stage's CPU, this process's and its workers' (their system time apart).
 Goal (issue 26): verify + aggregate + disclose in at most 120 s and 3 GB on a 2-core machine.
 """
 
@@ -149,10 +150,14 @@ class Stages:
     the functions that do them: reading files (leaves.read_many), the whole tree's merge (leaves._merge, in this
     process), every level's figures by workers (document.map_forked of precomputed's tasks), the verify walk's and the
     roll-ups' workers (document.map_forked of verify's children, tree.map_forked). The rest of a phase is this
-    process's own work (signing, writing, checking, comparing) and freeing what it held."""
+    process's own work (signing, writing, checking, comparing) and freeing what it held. Beside each stage's wall, the
+    CPU seconds this process spent in it and those of the workers it reaped in it (a stage's pool is shut down, its
+    workers reaped, before it returns), the workers' system time apart (page faults, copies of inherited pages): on
+    two cores a stage whose CPU is under twice its wall left a core idle."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu: dict[str, tuple[float, float, float]] = {}
 
     def _wrap(self, module: object, name: str, label: object) -> None:
         inner = getattr(module, name)
@@ -160,20 +165,24 @@ class Stages:
 
         @functools.wraps(inner)
         def timed(*args: object, **kwargs: object) -> object:
-            start = time.perf_counter()
+            start, was = time.perf_counter(), os.times()
             try:
                 return inner(*args, **kwargs)
             finally:
                 if os.getpid() == pid:  # not in a worker (which would time it into its own copy)
                     key = label(*args) if callable(label) else label
                     self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - start
+                    now, (mine, theirs, system) = os.times(), self.cpu.get(key, (0.0, 0.0, 0.0))
+                    self.cpu[key] = (mine + now.user + now.system - was.user - was.system,
+                                     theirs + now.children_user + now.children_system - was.children_user
+                                     - was.children_system, system + now.children_system - was.children_system)  # fmt: skip
 
         setattr(module, name, timed)
         self._undo.append((module, name, inner))
 
     @contextlib.contextmanager
     def timing(self) -> object:
-        self.seconds, self._undo = {}, []
+        self.seconds, self.cpu, self._undo = {}, {}, []
         self._wrap(leaves, "read_many", "reading files")
         self._wrap(leaves, "_merge", "merge")
         self._wrap(dd, "map_forked", lambda fn, *_: "levels' figures" if isinstance(fn, functools.partial)
@@ -188,6 +197,10 @@ class Stages:
     def line(self, wall: float) -> str:
         parts = [f"{k} {x:.1f} s" for k, x in self.seconds.items()]
         return ", ".join([*parts, f"the rest {wall - sum(self.seconds.values()):.1f} s"])
+
+    def cpu_line(self) -> str:
+        return ", ".join(f"{k} {max(mine, 0.0):.1f} here + {max(theirs, 0.0):.1f} in workers ({max(system, 0.0):.1f} system)"
+                         for k, (mine, theirs, system) in self.cpu.items())  # fmt: skip
 
 
 def main() -> None:
@@ -264,6 +277,7 @@ def main() -> None:
                            claims_input=[{"text": "788 EFLOPS", "source": "synthetic", "date": "2024"}])  # fmt: skip
     t_disclose, c_disclose = time.perf_counter() - t0, cpu_s() - c0
     disclose_stages = stages.line(t_disclose)
+    disclose_cpu = stages.cpu_line()
     national = built[0].path
     levels = [b.level for b in built]
     data = Store().add(national).data
@@ -273,6 +287,7 @@ def main() -> None:
           f"{peak_mb()[0]:.0f} MB; national bf16/fp16 {head['reported_pflops']:.1f} PFLOPS reported, "
           f"{head['bounded_pflops']:.1f} bounded, {head['devices']} devices, memory {data['accelerator_memory_bytes']} B")  # fmt: skip
     print(f"  disclose's wall: {disclose_stages}")
+    print(f"  disclose's CPU by stage: {disclose_cpu}")
     del built
 
     gc.collect()  # the builder's documents freed: verify starts from the folder alone, as `bench verify --from` does
@@ -285,6 +300,7 @@ def main() -> None:
         f"verify national disclosure --from (every level re-derived): {t_verify:.1f} s wall, {c_verify:.1f} s CPU; findings: {findings or 'none'}"
     )
     print(f"  verify's wall: {stages.line(t_verify)}")
+    print(f"  verify's CPU by stage: {stages.cpu_line()}")
     self_mb, workers_mb = peak_mb()
     total, cpu = t_aggregate + t_disclose + t_verify, c_aggregate + c_disclose + c_verify
     print(f"total verify + aggregate + disclose: {total:.1f} s wall (goal 120 s), {cpu:.1f} s CPU on {usable_cores()} "
