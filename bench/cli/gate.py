@@ -73,16 +73,20 @@ def _lines(pairs: list[Any], metrics: list[Any], limits: paired.Thresholds, aa_p
                      f"for candidates of {aa_pairs} pairs ({steady} of {len(spreads)} metrics steady enough to catch "
                      f"a {paired.TARGET:.0%} slow-down)")  # fmt: skip
     if len(spreads) == len(metrics):
-        lines.append("  " + recommendation([pm.metric.labels for pm in metrics], spreads, aa_pairs))
+        lines.append("  " + recommendation([pm.metric.labels for pm in metrics], spreads, aa_pairs,
+                                           [pm.threads for pm in metrics]))  # fmt: skip
     return lines
 
 
-def recommendation(label_sets: list[Any], spreads: list[paired.PairSpread], pairs: int) -> str:
-    """Each metric's own threshold (paired.recommended_thresholds) as --max-regression flags."""
-    limits = paired.recommended_thresholds(label_sets, spreads, pairs)
-    blind = sum(limits.of(labels) > paired.target_of(labels) / 2 for labels in label_sets)
-    return (f"per metric, as an A/A session (half the slow-down each must catch: {paired.TARGET:.0%}, or "
-            f"{paired.HALVING:.0%} for cpus=all; or its floor for {pairs} pairs rounded up where wider): "
+def recommendation(label_sets: list[Any], spreads: list[paired.PairSpread], pairs: int,
+                   threads: list[int | None] | None = None) -> str:  # fmt: skip
+    """Each metric's own threshold (paired.recommended_thresholds; an all-core figure's target from its `threads`)
+    as --max-regression flags."""
+    each = [None] * len(label_sets) if threads is None else threads
+    limits = paired.recommended_thresholds(label_sets, spreads, pairs, each)
+    blind = sum(limits.of(labels) > paired.target_of(labels, t) / 2 for labels, t in zip(label_sets, each, strict=True))
+    return (f"per metric, as an A/A session (half the slow-down each must catch: {paired.TARGET:.0%}, or one thread "
+            f"of N for cpus=all, up to {paired.HALVING:.0%}; or its floor for {pairs} pairs rounded up where wider): "
             + paired.flags(limits) + (f" ({blind} metric(s) too noisy here to catch theirs)" if blind else ""))  # fmt: skip
 
 

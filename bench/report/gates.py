@@ -226,6 +226,8 @@ class PairedMetric:
 
     metric: Metric
     verdict: paired.PairedVerdict
+    #: the threads the baseline's runs measured it on (Measurement.threads; None where not recorded)
+    threads: int | None = None
 
 
 def timed_run(report: NodeReport, side: str) -> paired.TimedRun:
@@ -285,7 +287,7 @@ def paired_metrics(baselines: Sequence[NodeReport], candidates: Sequence[NodeRep
         for k, t in _threads(b).items():
             threads.setdefault(k, t)
     metrics = [PairedMetric(titles[k], paired.judge(paired.ratios(pairs, k), limits.of(titles[k].labels,
-                                                                                      threads.get(k))))
+                                                                                      threads.get(k))), threads.get(k))
                for k in sorted(both, key=lambda k: titles[k].title)]  # fmt: skip
     return pairs, metrics, []
 

@@ -409,13 +409,16 @@ def distinguishing(label_sets: Sequence[Mapping[str, str]]) -> list[Labels]:
 
 
 def recommended_thresholds(label_sets: Sequence[Mapping[str, str]], spreads: Sequence[PairSpread],
-                           pairs: int = FIRST_PAIRS) -> Thresholds:  # fmt: skip
+                           pairs: int = FIRST_PAIRS, threads: Sequence[int | None] | None = None,
+                           ) -> Thresholds:  # fmt: skip
     """Each metric's own threshold (metric_threshold, at the target target_of gives it) from its A/A spread, as
     Thresholds: TARGET / 2 for every metric, and a rule (the labels that tell it from the others, distinguishing) for each metric whose own threshold
-    differs. A single metric's own threshold is the default. ValueError when the lists differ in length."""
-    if len(label_sets) != len(spreads):
+    differs. A single metric's own threshold is the default. `threads`: each metric's (Measurement.threads), so that
+    an all-core figure's target is one thread of its N (target_of). ValueError when the lists differ in length."""
+    if len(label_sets) != len(spreads) or (threads is not None and len(threads) != len(spreads)):
         raise ValueError("one label set per spread")
-    own = [metric_threshold(s, pairs, target_of(ls)) for s, ls in zip(spreads, label_sets, strict=True)]
+    each = [None] * len(spreads) if threads is None else list(threads)
+    own = [metric_threshold(s, pairs, target_of(ls, t)) for s, ls, t in zip(spreads, label_sets, each, strict=True)]
     if len(own) == 1:
         return Thresholds(own[0])
     return Thresholds(TARGET / 2, tuple((labels, t) for labels, t in zip(distinguishing(label_sets), own, strict=True)

@@ -377,3 +377,30 @@ def test_the_gathered_outside_of_strings_is_the_splits_on_hostile_writings(monke
     for _ in range(5000):
         s = bytes(r.choice(b'"""ae,:{}[]0.-') for _ in range(r.randrange(0, 40)))
         assert written._outside_strings(s) == b"".join(s.split(b'"')[0::2]), s
+
+
+def test_the_recommended_setting_of_a_somewhat_noisy_many_core_all_core_figure_is_its_floor_not_a_halvings(tmp_path):
+    """Attack: an A/A session on a 16-thread runner whose all-core figure is somewhat noisy (run-to-run +-5%: a floor
+    of about 10%, too wide for 5% but far from 25%): the recommended setting put cpus=all at max(25%, floor) = 25%
+    (target_of knew no threads: every all-core figure's target a halving), and a candidate doing 13 of its 16
+    threads' work (-19%) passed at it. Fixed: the recommendation takes each metric's threads (PairedMetric.threads),
+    so the all-core figure's target is one thread of 16 (at least 10%) and its threshold its floor."""
+    r = __import__("random").Random("somewhat noisy")
+    mild = tuple(1 + r.uniform(-0.05, 0.05) for _ in range(64))
+
+    def sixteen(runs: tuple[list[NodeReport], list[NodeReport]]) -> tuple[list[NodeReport], list[NodeReport]]:
+        for run in [*runs[0], *runs[1]]:
+            run.measurements[0].threads = 16
+        return runs
+
+    _, ms, _ = gates.paired_metrics(*sixteen(_session(8, all_noise=mild, offset=40)), 0.05)
+    assert [pm.threads for pm in ms if pm.metric.labels["cpus"] == "all"] == [16]
+    spreads = [paired.pair_spread(pm.verdict.ratios) for pm in ms]
+    limits = paired.recommended_thresholds([pm.metric.labels for pm in ms], spreads, 5, [pm.threads for pm in ms])
+    assert paired.TARGET / 2 < limits.of({"cpus": "all"}) < 0.15
+    j = gates.paired_judgement(*sixteen(_session(5, all_core=13 / 16, all_noise=mild)), limits)
+    assert j.outcome == paired.REGRESSION, j.checks[0].message
+    # bench gate prints it so for an A/A session of these runs
+    a, b = _folders(tmp_path, *sixteen(_session(8, all_noise=mild, offset=40)))
+    text = CliRunner().invoke(main, ["gate", a, b, "--aa-pairs", "5"]).output
+    assert f"'cpus=all:{limits.of({'cpus': 'all'}):.0%}'" in text, text
