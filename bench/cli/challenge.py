@@ -237,7 +237,10 @@ def answer_cmd(challenge_path: Path, drop: Path, device_lists: tuple[list[str], 
     if reserve_mib:
         from bench.challenge import hostmem
 
-        warmed += hostmem.reserve(reserve_mib << 20)
+        try:
+            warmed += hostmem.reserve(reserve_mib << 20)
+        except (OSError, OverflowError, MemoryError) as exc:  # more than this host maps: the operator's number
+            fail(f"--reserve-mib {reserve_mib}: this host cannot map that much memory ({exc})", 2)
     click.echo(f"ready: {len(devs)} device(s) warmed in {warmed:.1f} s; waiting for {challenge_path}", err=True)
     _await(challenge_path, wait)
     ch = _challenge(challenge_path)

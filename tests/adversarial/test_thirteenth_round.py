@@ -404,3 +404,17 @@ def test_the_recommended_setting_of_a_somewhat_noisy_many_core_all_core_figure_i
     a, b = _folders(tmp_path, *sixteen(_session(8, all_noise=mild, offset=40)))
     text = CliRunner().invoke(main, ["gate", a, b, "--aa-pairs", "5"]).output
     assert f"'cpus=all:{limits.of({'cpus': 'all'}):.0%}'" in text, text
+
+
+@pytest.mark.parametrize("mib", [2**44, 2**30])
+def test_a_reservation_the_host_cannot_map_is_a_usage_error_not_a_traceback(tmp_path, monkeypatch, mib):
+    """Attack (811c628): `challenge answer --reserve-mib` larger than the host can map (2^44 MiB overflows mmap's
+    size, 2^30 MiB is refused with ENOMEM) ended in a traceback (OverflowError / OSError) before the node waited for
+    its challenge. Fixed: a one-line error naming the option, exit 2."""
+    from bench import challenge as chl
+
+    monkeypatch.setattr(chl, "warm_all", lambda devs: 0.0)  # the kernels' warm-up is not what is attacked here
+    result = CliRunner().invoke(main, ["challenge", "answer", str(tmp_path / "challenge.json"), "--drop", str(tmp_path),
+                                       "--reserve-mib", str(mib), "--wait", "0.1"])  # fmt: skip
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--reserve-mib" in result.stderr and "Traceback" not in result.output
