@@ -19,14 +19,64 @@ static inline uint32_t lowbias32(uint32_t x)
     return x;
 }
 
+static inline uint32_t element(uint32_t hr, uint32_t gc)
+{
+    const uint32_t w = lowbias32(hr ^ gc);
+    return ((126u << 23) - ((w >> 4) & (15u << 23))) | (w & 0x807fffffu);
+}
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+/* AVX-512: 16 elements a step, the same unsigned ops lane by lane (vpmulld keeps the low 32 bits, vpsrld is logical),
+   stored with non-temporal stores from each row's first 64-byte boundary: an operand (128 MiB at n = 4096,
+   K = 8192) does not fit a core's caches, and a plain store first reads the line it writes. Measured on this CPU
+   (one thread, 4096 x 8192): 0.30 ns an element against 0.54 for the compiler's own vectorized loop of element(). */
+static void row_avx512(uint32_t hr, const uint32_t *g, int cols, uint32_t *row)
+{
+    int c = 0;
+    for (; c < cols && ((uintptr_t)(row + c) & 63); c++)
+        row[c] = element(hr, g[c]);
+    const __m512i m1 = _mm512_set1_epi32(0x7feb352d), m2 = _mm512_set1_epi32((int)0x846ca68bu);
+    const __m512i expo = _mm512_set1_epi32(126u << 23), field = _mm512_set1_epi32(15u << 23);
+    const __m512i keep = _mm512_set1_epi32((int)0x807fffffu), hv = _mm512_set1_epi32((int)hr);
+    for (; c + 16 <= cols; c += 16) {
+        __m512i x = _mm512_xor_si512(hv, _mm512_loadu_si512(g + c));
+        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+        x = _mm512_mullo_epi32(x, m1);
+        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+        x = _mm512_mullo_epi32(x, m2);
+        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+        const __m512i v = _mm512_or_si512(_mm512_sub_epi32(expo, _mm512_and_si512(_mm512_srli_epi32(x, 4), field)),
+                                          _mm512_and_si512(x, keep));
+        _mm512_stream_si512((void *)(row + c), v);
+    }
+    for (; c < cols; c++)
+        row[c] = element(hr, g[c]);
+}
+#endif
+
+/* The vector unit float32_block was built for: 512 (AVX-512's path above) or 0 (the compiler's loop of element()). */
+int float32_isa(void)
+{
+#if defined(__AVX512F__)
+    return 512;
+#else
+    return 0;
+#endif
+}
+
 void float32_block(const uint32_t *h, int rows, const uint32_t *g, int cols, uint32_t *out, long ldo)
 {
     for (int r = 0; r < rows; r++) {
-        const uint32_t hr = h[r];
         uint32_t *row = out + (size_t)r * (size_t)ldo;
-        for (int c = 0; c < cols; c++) {
-            const uint32_t w = lowbias32(hr ^ g[c]);
-            row[c] = ((126u << 23) - ((w >> 4) & (15u << 23))) | (w & 0x807fffffu);
-        }
+#if defined(__AVX512F__)
+        row_avx512(h[r], g, cols, row);
+#else
+        for (int c = 0; c < cols; c++)
+            row[c] = element(h[r], g[c]);
+#endif
     }
+#if defined(__AVX512F__)
+    _mm_sfence(); /* the non-temporal stores visible before the caller's threads read the operand */
+#endif
 }

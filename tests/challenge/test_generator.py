@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from bench import challenge as chl
-from bench.challenge import generator
+from bench.challenge import generator, native
 from bench.challenge.protocol import seed
 from tests.fakes.cuda import device_of
 
@@ -292,6 +292,25 @@ def test_the_c_kernel_gives_the_formulas_bits(monkeypatch, version):
     assert torch.equal(fast.view(torch.int32), eager.view(torch.int32))
     assert torch.equal(part, eager[rows])
     assert into.data_ptr() == spent.data_ptr() and torch.equal(into, eager)
+
+
+def test_a_c_kernel_whose_vector_path_differs_is_not_used(monkeypatch, tmp_path):
+    """The same for generator_kernel.c's AVX-512 path (non-temporal stores, 16 elements a step), which writes every
+    aligned element: one significand bit flipped there alone is refused by native()'s probe."""
+    source = generator.NATIVE_SOURCE.read_text()
+    assert "_mm512_set1_epi32((int)0x807fffffu)" in source
+    (tmp_path / "bad.c").write_text(
+        source.replace("_mm512_set1_epi32((int)0x807fffffu)", "_mm512_set1_epi32((int)0x807ffffeu)")
+    )
+    monkeypatch.setattr(generator, "NATIVE_SOURCE", tmp_path / "bad.c")
+    monkeypatch.setattr(generator, "_NATIVE", {})
+    lib, why = native.compile_library(tmp_path / "bad.c")
+    if lib is None:
+        pytest.skip(why)
+    if lib.float32_isa() != 512:
+        pytest.skip("no AVX-512 build here: the vector path is not compiled")
+    why = generator.native()
+    assert why is not None and "differ" in why and not generator.native_in_use("cpu", "float32")
 
 
 def test_a_c_kernel_whose_bits_differ_is_not_used(monkeypatch, tmp_path):
