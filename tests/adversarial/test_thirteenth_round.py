@@ -418,3 +418,21 @@ def test_a_reservation_the_host_cannot_map_is_a_usage_error_not_a_traceback(tmp_
                                        "--reserve-mib", str(mib), "--wait", "0.1"])  # fmt: skip
     assert result.exit_code == 2, (result.output, result.exception)
     assert "--reserve-mib" in result.stderr and "Traceback" not in result.output
+
+
+def test_the_avx512_generator_is_the_formula_on_ragged_rows_and_an_unaligned_out():
+    """Held (d9539bb: non-temporal AVX-512 stores from each row's first 64-byte boundary, scalar head and tail):
+    rows shorter than a vector, every column count around 16, and an `out` 4 bytes past a 64-byte boundary (every
+    row's head scalar) give the formula's bits (generator.elements), written into `out` itself."""
+    from bench.challenge import generator as gen
+
+    if gen.native() is not None:
+        pytest.skip(f"no C generator here: {gen.native()}")
+    seed = b"thirteenth".ljust(32, b"\0")
+    for rows, cols in [(1, 1), (3, 15), (5, 16), (5, 17), (7, 33), (2, 4095), (9, 100)]:
+        h, g = gen.line_keys(seed, rows, "cpu", cols)
+        want = gen.elements(h, g, "float32", 2, cols).view(torch.int32)
+        assert torch.equal(gen.matrix(seed, (rows, cols), "float32").view(torch.int32), want), (rows, cols)
+        out = torch.empty(rows * cols + 1)[1:].view(rows, cols)
+        got = gen.matrix(seed, (rows, cols), "float32", out=out)
+        assert got.data_ptr() == out.data_ptr() and torch.equal(out.view(torch.int32), want), (rows, cols)
