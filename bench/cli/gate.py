@@ -84,10 +84,11 @@ def recommendation(label_sets: list[Any], spreads: list[paired.PairSpread], pair
     as --max-regression flags."""
     each = [None] * len(label_sets) if threads is None else threads
     limits = paired.recommended_thresholds(label_sets, spreads, pairs, each)
-    blind = sum(limits.of(labels) > paired.target_of(labels, t) / 2 for labels, t in zip(label_sets, each, strict=True))
-    return (f"per metric, as an A/A session (half the slow-down each must catch: {paired.TARGET:.0%}, or one thread "
-            f"of N for cpus=all, up to {paired.HALVING:.0%}; or its floor for {pairs} pairs rounded up where wider): "
-            + paired.flags(limits) + (f" ({blind} metric(s) too noisy here to catch theirs)" if blind else ""))  # fmt: skip
+    blind = sum(paired.unsteady(s, limits.of(labels), pairs) for labels, s in zip(label_sets, spreads, strict=True))
+    return (f"recommended setting per metric (half the slow-down each must catch: {paired.TARGET:.0%}, or one thread "
+            f"of N for cpus=all, up to {paired.HALVING:.0%}; {paired.TARGET / 2:.0%} where its A/A floor allows): "
+            + paired.flags(limits) + (f" ({blind} metric(s) with an A/A floor above it: their sessions add pairs, or end "
+                                      "inconclusive)" if blind else ""))  # fmt: skip
 
 
 #: Exit status of an inconclusive session: neither 1 (a regression) nor 0 (a pass), so a CI job can tell them apart.

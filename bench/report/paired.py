@@ -381,9 +381,12 @@ def target_of(labels: Mapping[str, str], threads: int | None = None) -> float:
 
 
 def metric_threshold(spread: PairSpread, pairs: int = FIRST_PAIRS, target: float = TARGET) -> float:
-    """The --max-regression one metric is judged at: half the slow-down it must catch (`target`: TARGET, or HALVING
-    for an all-core figure, target_of), or its A/A floor for `pairs` pairs (the first look) rounded up where that is
-    wider (then it cannot catch `target`: the callers say so).
+    """The --max-regression one metric is judged at: half the slow-down it must catch (`target`: TARGET, or one
+    thread of N for an all-core figure, target_of), and TARGET / 2 where its A/A floor is within that. Never its
+    floor where the floor is wider (unsteady: the callers name it): a threshold loosened to a noisy calibration's
+    floor passes the slow-down the metric is there for. Measured: an A/A session beside other processes (2026-12-07
+    11:53 UTC, load 4.5-9.3) put the per-core floors at 63-78%; all three 10%-slower sessions passed at those
+    thresholds, and at 5% all three were caught (tests/perf/gate_false_alarms.py --paired).
 
     Why the widest threshold that still catches the target, not the floor itself: a session noisier than its A/A
     calibration (this VM's spread changes by the minute) is inconclusive at a threshold as tight as the calibration's
@@ -398,7 +401,13 @@ def metric_threshold(spread: PairSpread, pairs: int = FIRST_PAIRS, target: float
     runner (all-core floor 3%) an all-core figure at 25% passed a candidate running 13 of its 16 threads' work (-19%:
     tests/adversarial/test_thirteenth_round.py). The wider target is for a figure too noisy to catch TARGET."""
     floor = whole_percent_up(spread.floor(pairs))
-    return TARGET / 2 if floor <= TARGET / 2 else max(target / 2, floor)
+    return TARGET / 2 if floor <= TARGET / 2 else target / 2
+
+
+def unsteady(spread: PairSpread, threshold: float, pairs: int = FIRST_PAIRS) -> bool:
+    """An A/A floor for `pairs` pairs wider than the metric's `threshold`: at it its sessions add pairs and may end
+    inconclusive (they never pass a slow-down: metric_threshold does not loosen)."""
+    return spread.floor(pairs) > threshold
 
 
 def distinguishing(label_sets: Sequence[Mapping[str, str]]) -> list[Labels]:

@@ -397,13 +397,14 @@ def test_the_recommended_setting_of_a_somewhat_noisy_many_core_all_core_figure_i
     assert [pm.threads for pm in ms if pm.metric.labels["cpus"] == "all"] == [16]
     spreads = [paired.pair_spread(pm.verdict.ratios) for pm in ms]
     limits = paired.recommended_thresholds([pm.metric.labels for pm in ms], spreads, 5, [pm.threads for pm in ms])
-    assert paired.TARGET / 2 < limits.of({"cpus": "all"}) < 0.15
+    # gate5: never loosened to the floor either (a per-core floor of 63-78% under load passed 10%-slower sessions)
+    assert limits.of({"cpus": "all"}) == pytest.approx(paired.TARGET / 2)
     j = gates.paired_judgement(*sixteen(_session(5, all_core=13 / 16, all_noise=mild)), limits)
     assert j.outcome == paired.REGRESSION, j.checks[0].message
     # bench gate prints it so for an A/A session of these runs
     a, b = _folders(tmp_path, *sixteen(_session(8, all_noise=mild, offset=40)))
     text = CliRunner().invoke(main, ["gate", a, b, "--aa-pairs", "5"]).output
-    assert f"'cpus=all:{limits.of({'cpus': 'all'}):.0%}'" in text, text
+    assert "recommended setting" in text and "--max-regression 5%" in text and "A/A floor above it" in text, text
 
 
 @pytest.mark.parametrize("mib", [2**44, 2**30])

@@ -430,8 +430,10 @@ def paired_main(args: argparse.Namespace) -> None:
           f"would be {rec:.0%} (largest A/A floor of the {len(steady)} steady metric(s), rounded up)"
           + ("" if steady else f" -- no metric steady enough to catch a {paired.TARGET:.0%} slow-down")
           + f"; the sessions below are judged at {paired.flags(limits)}")  # fmt: skip
-    if blind := [short(t) for t, m in titles.items() if recommended.of(m.labels) > paired.target_of(m.labels) / 2]:
-        print("  too noisy here to catch the slow-down they are for (10%, or a halving for cpus=all): "
+    if blind := [
+        short(t) for t, m in titles.items() if paired.unsteady(spreads[t], recommended.of(m.labels), args.pairs)
+    ]:
+        print("  A/A floor above the recommended threshold (sessions add pairs, or end inconclusive; never loosened): "
               + "; ".join(blind))  # fmt: skip
     if duet_ratios:
         seq = {re.sub(r" cpus=\S+", "", pm.metric.title): spreads[pm.metric.title].cv for pm in aa_metrics
