@@ -443,7 +443,8 @@ def paired_main(args: argparse.Namespace) -> None:
               f"{2 * statistics.median(took):.1f} s for a sequential pair (two runs' median)")  # fmt: skip
         for title, values in sorted(duet_ratios.items()):
             against = f"; sequential pinned A/A above: {seq[title]:.1%}" if title in seq else ""
-            print(f"  {short(title)[:44]:<44} robust CV {drift.robust_cv(values):.1%} (range {min(values) - 1:+.1%} "
+            spread = f"{drift.robust_cv(values):.1%}" if len(values) > 1 else "- (one pair)"
+            print(f"  {short(title)[:44]:<44} robust CV {spread} (range {min(values) - 1:+.1%} "
                   f"to {max(values) - 1:+.1%}){against}  " + " ".join(f"{r - 1:+.1%}" for r in values))  # fmt: skip
     unpaired_rec = drift.recommended_threshold([drift.spread(v) for v in unpaired.values()], args.pairs)
     print("metrics in the change lists, in order: " + "; ".join(short(pm.metric.title) for pm in aa_metrics))
