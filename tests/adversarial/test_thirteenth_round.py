@@ -17,8 +17,8 @@ from bench.challenge import fold, hostmem, node, protocol
 from bench.cli import main
 from bench.model.reports import NodeReport
 from bench.report import gates, paired
-from bench.report.store import dumps
 from tests.report import synthetic as syn
+from tests.report.synthetic import gate_folders
 from tests.report.test_paired_per_core import NOISY, STEADY
 
 # --- (1) the gate's per-core and all-core figures -------------------------------------------------------------------
@@ -135,12 +135,7 @@ def test_a_threshold_at_which_even_a_halving_passes_is_refused(tmp_path, limit):
     assert gates.parse_thresholds(["cpus=all:49%"]).of({"cpus": "all"}) == pytest.approx(0.49)
 
 
-def _folders(tmp_path, base: list[NodeReport], cand: list[NodeReport]) -> tuple[str, str]:
-    for side, runs in (("base", base), ("cand", cand)):
-        for r in runs:
-            (tmp_path / side / r.run_id).mkdir(parents=True)
-            (tmp_path / side / r.run_id / "report.json").write_text(dumps(r.to_dict()))
-    return str(tmp_path / "base"), str(tmp_path / "cand")
+_folders = gate_folders  # base/ and cand/ under tmp_path, one report.json per run
 
 
 @pytest.mark.parametrize("how", ["pins another CPU", "drops the all-core figure"])

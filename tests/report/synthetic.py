@@ -197,3 +197,15 @@ def resign(data: dict, key: Ed25519PrivateKey) -> dict:
 
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+
+
+def gate_folders(tmp_path, base: list[NodeReport], cand: list[NodeReport]) -> tuple[str, str]:
+    """`bench gate`'s two folders under tmp_path (base/, cand/), each run's report.json in its run id's folder, as
+    `bench run` leaves them: the baseline's and the candidate's paths."""
+    from bench.report.store import dumps
+
+    for side, runs in (("base", base), ("cand", cand)):
+        for r in runs:
+            (tmp_path / side / r.run_id).mkdir(parents=True)
+            (tmp_path / side / r.run_id / "report.json").write_text(dumps(r.to_dict()))
+    return str(tmp_path / "base"), str(tmp_path / "cand")

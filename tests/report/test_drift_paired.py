@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from bench.cli import main
 from bench.model.reports import NodeReport
 from bench.report import gates, paired
-from bench.report.store import dumps
 from tests.report import synthetic as syn
+from tests.report.synthetic import gate_folders
 
 T0 = dt.datetime(2026, 12, 7, 6, 0, tzinfo=dt.UTC)
 #: seconds between run starts, and each run's length
@@ -222,12 +222,7 @@ def test_the_recommended_threshold_comes_from_the_aa_pairs_spread():
 # --- bench gate -----------------------------------------------------------------------------------------------------
 
 
-def _folders(tmp_path, base: list[NodeReport], cand: list[NodeReport]) -> tuple[str, str]:
-    for side, runs in (("base", base), ("cand", cand)):
-        for r in runs:
-            (tmp_path / side / r.run_id).mkdir(parents=True)
-            (tmp_path / side / r.run_id / "report.json").write_text(dumps(r.to_dict()))
-    return str(tmp_path / "base"), str(tmp_path / "cand")
+_folders = gate_folders  # base/ and cand/ under tmp_path, one report.json per run
 
 
 def test_bench_gate_passes_unchanged_code_under_drift_and_recommends_a_threshold(tmp_path):

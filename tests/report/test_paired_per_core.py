@@ -22,9 +22,9 @@ from bench.model.reports import NodeReport
 from bench.planning import matmul as plan
 from bench.report import gates, paired
 from bench.report.metrics import metrics
-from bench.report.store import dumps
 from bench.workloads import matmul as mm
 from tests.report import synthetic as syn
+from tests.report.synthetic import gate_folders
 
 CPU = DeviceFacts("cpu", "cpu", "test cpu", "fp-a", 0, None, ("avx2", "fma"))
 
@@ -267,12 +267,7 @@ def test_at_the_recommended_setting_unchanged_code_passes_and_a_10_percent_slowd
 # --- bench gate -----------------------------------------------------------------------------------------------------
 
 
-def _folders(tmp_path, base: list[NodeReport], cand: list[NodeReport]) -> tuple[str, str]:
-    for side, runs in (("base", base), ("cand", cand)):
-        for r in runs:
-            (tmp_path / side / r.run_id).mkdir(parents=True)
-            (tmp_path / side / r.run_id / "report.json").write_text(dumps(r.to_dict()))
-    return str(tmp_path / "base"), str(tmp_path / "cand")
+_folders = gate_folders  # base/ and cand/ under tmp_path, one report.json per run
 
 
 def test_bench_gate_takes_per_metric_thresholds_and_prints_the_per_metric_recommendation(tmp_path):

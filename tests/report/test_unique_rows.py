@@ -58,16 +58,21 @@ def _reference(df: pd.DataFrame) -> tuple[list[Any], list[dict[str, Any]]]:
     return keep, duplicates
 
 
+def _random_rows(r: random.Random, n: int) -> pd.DataFrame:
+    """n device rows with identities drawn from small pools (duplicates likely), some fields missing."""
+    pick = lambda k, none=0.3: None if r.random() < none else f"x{r.randrange(k)}"
+    rows = [{"device": f"GPU-{r.randrange(n)}", "precision": r.choice(["bfloat16", "float32"]),
+             "host": f"h{r.randrange(5)}", "serial": pick(n), "board": pick(8), "pci": pick(n, 0.5),
+             "samples": pick(2 * n, 0.6), "report": f"r{r.randrange(6)}"} for _ in range(n)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def test_groups_match_the_union_find_over_every_row():
     r = random.Random("unique rows")
     with_duplicates = 0
     for trial in range(60):
         n = r.randrange(1, 120)
-        pick = lambda k, none=0.3: None if r.random() < none else f"x{r.randrange(k)}"
-        rows = [{"device": f"GPU-{r.randrange(n)}", "precision": r.choice(["bfloat16", "float32"]),
-                 "host": f"h{r.randrange(5)}", "serial": pick(n), "board": pick(8), "pci": pick(n, 0.5),
-                 "samples": pick(2 * n, 0.6), "report": f"r{r.randrange(6)}"} for _ in range(n)]  # fmt: skip
-        df = pd.DataFrame(rows)
+        df = _random_rows(r, n)
         if trial % 3 == 0:
             df["samples"] = [math.nan if x is None else x for x in df["samples"]]
         if trial % 2:
@@ -121,9 +126,5 @@ def test_groups_hold_when_every_hash_collides(monkeypatch):
     r = random.Random("collisions")
     for _ in range(30):
         n = r.randrange(1, 60)
-        pick = lambda k, none=0.3: None if r.random() < none else f"x{r.randrange(k)}"
-        rows = [{"device": f"GPU-{r.randrange(n)}", "precision": r.choice(["bfloat16", "float32"]),
-                 "host": f"h{r.randrange(5)}", "serial": pick(n), "board": pick(8), "pci": pick(n, 0.5),
-                 "samples": pick(2 * n, 0.6), "report": f"r{r.randrange(6)}"} for _ in range(n)]  # fmt: skip
-        df = pd.DataFrame(rows)
+        df = _random_rows(r, n)
         assert unique_rows(df) == _reference(df)
