@@ -38,6 +38,12 @@ class _CountingPool:
     def map(self, fn, *iterables, chunksize: int = 1, timeout=None):
         return map(fn, *iterables)
 
+    def submit(self, fn, *args):
+        """fn run here at once: a future already done (not cancellable, so read_many reads none of it itself)."""
+        future = concurrent.futures.Future()
+        future.set_result(fn(*args))
+        return future
+
 
 def test_jobs_forks_no_more_workers_than_there_are_inputs(monkeypatch):
     """`bench aggregate --jobs N` (click.IntRange(min=1), no maximum) reaches _map_parallel, which asks the pool for N

@@ -2,6 +2,7 @@
 worker that parsed it: the same documents, the same refusals and the same verification as reading them here."""
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -15,6 +16,7 @@ from tests.disclosure import world
 
 def _store(monkeypatch, folder, *, parallel):
     monkeypatch.setattr(lv, "PARALLEL_FROM", 2 if parallel else 10**9)
+    monkeypatch.setattr(lv, "usable_cores", lambda: 2)  # a worker and this process, on any machine
     return lv.Store(folder)
 
 
@@ -112,3 +114,38 @@ def test_a_report_whose_rows_the_reader_refused_is_refused_as_check_capacity_ref
     with pytest.raises(lv.DisclosureError, match="not in the aggregator trust list"):
         lv.leaf(other, ("Freedonia", "North", "Alpha", "A2"), "a", store, aggregator_ids={"someone else"})
     assert not store.checked(other.sha256)
+
+
+_READ_HERE: list[int] = []
+_read_one = lv._read_one
+
+
+def _counted(task):
+    """lv._read_one, counting the files read by the process that ran the test (a forked worker counts into its copy)."""
+    _READ_HERE.append(os.getpid())
+    return _read_one(task)
+
+
+def test_read_many_shares_the_files_between_its_worker_and_this_process(tmp_path, monkeypatch):
+    """The worker reads from the first file on, this process from the last back (what it reads is not pickled): each
+    file's result lands in its own place, as reading them all here in order gives."""
+    world.country(tmp_path)
+    for i in range(12):
+        (tmp_path / f"extra{i:02d}.json").write_text(json.dumps({"n": i, "pad": "x" * 20_000 * i}))
+    (tmp_path / "junk.json").write_text("{not json")
+    paths = sorted(tmp_path.rglob("*.json"))
+    here = [lv._read_one((p, tmp_path)) for p in paths]
+    monkeypatch.setattr(lv, "usable_cores", lambda: 2)
+    monkeypatch.setattr(lv, "_read_one", _counted)
+    _READ_HERE.clear()
+    shared = lv.read_many(paths, root=tmp_path)
+    assert 1 <= _READ_HERE.count(os.getpid()) < len(paths)  # the last file at least: never queued for the worker
+    assert len(shared) == len(here)
+    for a, b in zip(shared, here, strict=True):
+        if isinstance(b, intake.InputError):
+            assert type(a) is type(b) and str(a) == str(b)
+            continue
+        assert (a[0].path, a[0].data, a[0].sha256, a[1]) == (b[0].path, b[0].data, b[0].sha256, b[1])
+        assert (a[2] is None) == (b[2] is None)
+        if b[2] is not None:
+            assert list(a[2]) == list(b[2]) and a[2].ranks() == b[2].ranks()
