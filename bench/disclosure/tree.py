@@ -25,12 +25,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
 from bench.disclosure.leaves import DisclosureError, Rows, Store, leaf, shared_merge
-from bench.model import intake, sign
+from bench.model import intake
 from bench.model.reports import CAPACITY_KIND, NODE_REPORT_KIND
 from bench.report import capacity
 from bench.report.pool import map_forked
 from bench.report.rules import Rules
-from bench.report.store import dumps, write_atomic
+from bench.report.store import signed_dumps, write_atomic
 
 #: The file a capacity report of the declaration's only cluster is read from; else CAPACITY_PREFIX + cluster + ".json".
 CAPACITY_FILE = "capacity.json"
@@ -285,8 +285,7 @@ def _aggregate_missing(site: SiteFolder, d: decl.Declaration, node_docs: list[in
             continue  # _clusters names the missing capacity report
         cap = capacity.aggregate([(str(n.path), n.data) for n in mine], trusted=policy.node_ids, now=as_of,
                                  rules=Rules(max_age_s=policy.stale_after_s))  # fmt: skip
-        cap["signature"] = sign.sign(cap, key)
-        raw = dumps(cap).encode("utf-8")
+        raw = signed_dumps(cap, key).encode("utf-8")  # sign.sign and dumps in one walk (as bench aggregate writes)
         write_atomic(folder / file, raw)
         site.capacity[file] = store.keep(folder / file, raw)
 

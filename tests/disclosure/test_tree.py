@@ -5,6 +5,10 @@ import json
 
 import pytest
 
+from bench.disclosure import tree
+from bench.model import sign
+from bench.model.reports import CAPACITY_KIND
+from bench.report import store
 from tests.disclosure import world
 from tests.disclosure.test_cli import AS_OF, K, _pem, _run
 
@@ -90,7 +94,8 @@ def test_a_file_that_is_no_input_is_refused_by_name(tmp_path, country, name, why
     assert result.exit_code == 2 and why in result.output and name in result.output, result.output
 
 
-def test_a_site_of_node_reports_alone_is_aggregated_on_the_way_with_the_aggregators_key(tmp_path, country):
+def test_a_site_of_node_reports_alone_is_aggregated_on_the_way_with_the_aggregators_key(tmp_path, country,
+                                                                                       monkeypatch):  # fmt: skip
     tmp, policy, _ = country
     for region, city, site, nodes in SITES:
         world.write_site(tmp_path / "in", region, city, site, nodes)
@@ -98,11 +103,23 @@ def test_a_site_of_node_reports_alone_is_aggregated_on_the_way_with_the_aggregat
     result = _run("disclose", "tree", tmp_path / "in", *policy)
     assert result.exit_code == 2 and "no capacity report for cluster" in result.output
     aggregator = _pem(tmp_path / "aggregator.pem", K.aggregator)
+    signed = []
+
+    def spy(data, key):
+        signed.append(data.get("kind"))
+        return store.signed_dumps(data, key)
+
+    monkeypatch.setattr(tree, "signed_dumps", spy)
     result = _run("disclose", "tree", tmp_path / "in", *policy, "--aggregate-key", aggregator)
     assert result.exit_code == 0, result.output
+    assert signed == [CAPACITY_KIND]  # signed and written in one walk, as bench aggregate does
     out = tmp_path / "in/disclosure/Freedonia"
-    made = json.loads((out / "North/Alpha/A1/capacity.json").read_text())
+    written = (out / "North/Alpha/A1/capacity.json").read_text()
+    made = json.loads(written)
     assert made["signature"]["key_id"] == K.kid("aggregator")
+    # the bytes sign.sign and dumps write (Ed25519 signs deterministically)
+    unsigned = {k: x for k, x in made.items() if k != "signature"}
+    assert written == store.dumps({**unsigned, "signature": sign.sign(unsigned, K.aggregator)})
     # the same figures as the tree built on the aggregator's own capacity report
     mine, theirs = _doc(out / "disclosure.json"), _doc(tmp / "in/disclosure/Freedonia/disclosure.json")
     for section in ("capacity", "inventory", "readiness_by_class", "accelerator_memory_bytes"):
