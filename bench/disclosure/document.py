@@ -27,7 +27,7 @@ from bench.disclosure import claims as cl
 from bench.disclosure import declaration as decl
 from bench.disclosure import kpis, sampling
 from bench.disclosure import readiness as rd
-from bench.disclosure.leaves import DisclosureError, Leaf, Store, leaf, merge, shared_merge
+from bench.disclosure.leaves import MERGE_ONLY, DisclosureError, Leaf, Store, leaf, merge, shared_merge
 from bench.model import intake, sign
 from bench.model.reports import exact_count
 from bench.report import proofs
@@ -212,7 +212,7 @@ def from_rows(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, 
     if len(declared_sites) != len(declarations):
         raise DisclosureError("two declarations for one site")
     counted, duplicates = merge(leaves, trusted_aggregator=policy.aggregator_ids is not None, as_of=as_of,
-                                stale_after=dt.timedelta(seconds=policy.stale_after_s))  # fmt: skip
+                                stale_after=dt.timedelta(seconds=policy.stale_after_s), without=MERGE_ONLY)  # fmt: skip
     proven = _owned(_read_proofs(proof_docs, policy, as_of), counted, leaves)
     # the device ids numbered once (in order of appearance) for every figure below that folds rows by device: hashing
     # a country's million ids was done four times

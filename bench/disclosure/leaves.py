@@ -541,9 +541,10 @@ def _runs(codes: np.ndarray, leaves: int) -> tuple[np.ndarray, np.ndarray] | Non
     return start, stop
 
 
-def _taken(leaves: list[tuple[Leaf, list[dict[str, Any]]]], key: tuple[bool, dt.datetime, dt.timedelta]) -> pd.DataFrame | None:  # fmt: skip
-    """merge()'s counted rows of `leaves` from the shared merge, or None where it does not hold them all (a leaf it
-    lacks, another capacity report under a label, other rules)."""
+def _taken(leaves: list[tuple[Leaf, list[dict[str, Any]]]], key: tuple[bool, dt.datetime, dt.timedelta],
+           without: tuple[str, ...] = ()) -> pd.DataFrame | None:  # fmt: skip
+    """merge()'s counted rows of `leaves` from the shared merge (less the columns `without`), or None where it does
+    not hold them all (a leaf it lacks, another capacity report under a label, other rules)."""
     for shared in _SHARED:
         if shared.key != key or len({lf.label for lf, _ in leaves}) != len(leaves):
             continue
@@ -561,21 +562,33 @@ def _taken(leaves: list[tuple[Leaf, list[dict[str, Any]]]], key: tuple[bool, dt.
                 at = np.concatenate([np.arange(start[i], stop[i]) for i in mine.tolist()] or [np.zeros(0, np.int64)])
             else:
                 at = np.flatnonzero(wanted[shared.codes])
+            # (dropping columns copies none: copy on write, as the shallow copy; a change to either copies what it
+            # changes)
+            whole = shared.counted.drop(columns=list(without)) if without else shared.counted.copy(deep=False)
             if len(at) == len(shared.codes):  # the whole tree (its top level): the frame itself, not a second copy
-                return shared.counted.copy(deep=False)  # (copy on write: a change to either copies what it changes)
+                return whole
             if len(at):
-                return shared.counted.take(at).reset_index(drop=True)
+                return whole.take(at).reset_index(drop=True)
     return None
 
 
+#: The counted rows' columns that only the merge itself reads (the identities deduplication compares, the report's
+#: label, the node's name, the time as written): a level's figures (document.from_rows) read none of them, and
+#: taking them with its rows cost each level a copy of four columns of distinct strings per row (a forked worker
+#: touching each string's page, copied from its parent) and a tenth of a level's CPU.
+MERGE_ONLY = ("serial", "board", "pci", "samples", "report", "node", "measured_utc")
+
+
 def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator: bool, as_of: dt.datetime,
-          stale_after: dt.timedelta) -> tuple[pd.DataFrame, list[dict[str, Any]]]:  # fmt: skip
-    """_merge, or inside shared_merge the rows of these leaves taken from the whole tree's merge (the same frame)."""
+          stale_after: dt.timedelta, without: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[dict[str, Any]]]:  # fmt: skip
+    """_merge, or inside shared_merge the rows of these leaves taken from the whole tree's merge (the same frame); less
+    the columns `without` (MERGE_ONLY, say), which are then never copied from the shared merge."""
     if _SHARED:
-        taken = _taken(leaves, (trusted_aggregator, as_of, stale_after))
+        taken = _taken(leaves, (trusted_aggregator, as_of, stale_after), without)
         if taken is not None:
             return taken, []
-    return _merge(leaves, trusted_aggregator=trusted_aggregator, as_of=as_of, stale_after=stale_after)
+    counted, duplicates = _merge(leaves, trusted_aggregator=trusted_aggregator, as_of=as_of, stale_after=stale_after)
+    return (counted.drop(columns=list(without)) if without else counted), duplicates
 
 
 def _merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator: bool, as_of: dt.datetime,

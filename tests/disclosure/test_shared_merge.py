@@ -1,7 +1,7 @@
 """leaves.shared_merge: inside it, merge() of any subset of a tree's leaves is taken from one merge of them all. On
 randomized trees (leaves whose optional fields make their dtypes differ or not, identities unique or shared across
 sites, clones, MIG slices, rows measured after the as-of date) every subset's merge is the frame and duplicates that
-merging it alone gives, or the same refusal; and a tree built and verified with the shared merge gives the documents
+merging it alone gives (less the merge's own columns, leaves.MERGE_ONLY, where a level asks so), or the same refusal; and a tree built and verified with the shared merge gives the documents
 byte for byte and the findings that building and verifying each level on its own give."""
 
 import datetime as dt
@@ -70,9 +70,9 @@ def _subsets(leaves: list) -> list[list]:
     return out
 
 
-def _merge(leaves, as_of):
+def _merge(leaves, as_of, without=()):
     try:
-        return lv.merge(leaves, trusted_aggregator=True, as_of=as_of, stale_after=STALE)
+        return lv.merge(leaves, trusted_aggregator=True, as_of=as_of, stale_after=STALE, without=without)
     except DisclosureError as exc:
         return str(exc)
 
@@ -88,6 +88,8 @@ def test_every_subset_merged_from_the_shared_merge_is_its_own_merge():
         with lv.shared_merge(leaves, trusted_aggregator=True, as_of=as_of, stale_after=STALE):
             held = bool(lv._SHARED)
             shared = [_merge(s, as_of) for s in subsets]
+            # as a level takes them (document.from_rows): the same frame less the merge's own columns, by either path
+            narrow = [_merge(s, as_of, lv.MERGE_ONLY) for s in subsets]
             # other rules, or rows that are not the same objects, are not taken from it
             assert lv._taken(subsets[0], (False, as_of, STALE)) is None
             assert lv._taken([(lf, lv.Rows(rows)) for lf, rows in leaves], (True, as_of, STALE)) is None
@@ -96,12 +98,14 @@ def test_every_subset_merged_from_the_shared_merge_is_its_own_merge():
             moved = lv.Leaf((*lf.path[:2], "/".join(lf.path[2:])), lf.cluster, lf.digest, lf.sha256, None, lf.data)
             assert moved.label == lf.label and lv._taken([(moved, rows)], (True, as_of, STALE)) is None
         assert not lv._SHARED
-        for a, b in zip(alone, shared, strict=True):
+        for a, b, c in zip(alone, shared, narrow, strict=True):
             if isinstance(a, str):
-                assert a == b
+                assert a == b == c
                 continue
             pd.testing.assert_frame_equal(a[0], b[0])
-            assert a[1] == b[1]
+            assert a[1] == b[1] == c[1]
+            assert set(a[0].columns) - set(c[0].columns) == set(lv.MERGE_ONLY)
+            pd.testing.assert_frame_equal(a[0][[x for x in a[0].columns if x not in lv.MERGE_ONLY]], c[0])
         taken += held * len(subsets)
         fallback += not held
     assert taken > 200 and fallback > 10  # both paths exercised
@@ -122,8 +126,8 @@ def test_a_tree_built_and_verified_with_the_shared_merge_is_the_one_built_level_
     calls = []
     real = lv._taken
 
-    def taken(leaves, key):
-        got = real(leaves, key)
+    def taken(leaves, key, without=()):
+        got = real(leaves, key, without)
         calls.append(got is not None)
         return got
 
