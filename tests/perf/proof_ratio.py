@@ -3,7 +3,7 @@ collect by the auditor's clock, verify) and prints proven bound / MAMF for float
 that projects the same ratio for an H100 from each phase's cost per element.
 
     .venv/bin/python tests/perf/proof_ratio.py [--n 4096] [--inner K ...] [--products 2] [--dtype float32 bfloat16]
-        [--eager] [--no-fold]
+        [--eager] [--no-fold] [--rounds 3]
 
 (--products at K >= n; a round at a shorter K asks more, short_k_products.)
 
@@ -13,8 +13,13 @@ and adds them exactly), INNER_FACTOR x n capped for half precisions; float32 als
 product, `--no-fold`: float32-accurate only), to show what the fold costs; the projection also prints K = n and the
 uncapped factor, and float32's former default K = 64 unfolded). The node's generator is compiled
 (generator.fuse, what `challenge answer`'s warm-up does) unless --eager. MAMF here is the best of a few timed products on the same cores, of both the square n x n
-shape and the challenge's n x K x n, measured right before the round (so the machine's load at the time affects both
-alike; the load average is printed).
+shape and the challenge's n x K x n. It is measured before the first round and again after each of --rounds honest
+rounds (MAMF, round, MAMF, round, ..., MAMF): each round's ratio is its proven rate over the larger of the two MAMFs
+measured either side of it, so that a round is compared with the machine of its own minute (the MAMF read 290-337
+GFLOPS between runs minutes apart on this VM), never with a faster moment than the neighbouring ones. Printed: each
+round's ratio, their median (the figure to quote) and their smallest, and the median against the best MAMF of the
+whole run (the strictest reading). Each round also prints where its window went: each phase's calls, the time the
+fold workers spent hashing C's rows, and each core's busy, idle and stolen time (/proc/stat) over the answer.
 
 Cost model (printed with its inputs). Per product on a GPU the node's window holds:
     generate   n K + K n elements on the device. As implemented (eager torch ops): GEN_PASSES elementwise passes of
@@ -39,6 +44,7 @@ import datetime as dt
 import hashlib
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import threading
@@ -106,10 +112,41 @@ def _timed(f) -> float:
 
 #: The node's phases timed inside the round (bench.challenge.node's functions, wrapped while it answers).
 PHASES = {"operands": "generate A, B", "multiply": "multiply", "_hashed": "hash C", "commitment": "sign commitment"}
+#: Called inside a phase (node.multiply's fold workers hash each finished block of C's rows into its leaves): summed
+#: per product, not printed call by call (32 blocks a product at n = 4096).
+INNER = {"leaves": "of which hashing C's rows in the fold workers (CPU seconds, summed over workers)"}
 
 
 #: getrusage at the end of each commitment signed while timeline() runs (the reveal written after it is not in the window).
 COMMITTED: list[resource.struct_rusage] = []
+#: /proc/stat's per-core times at the end of each commitment signed while timeline() runs.
+COMMITTED_CORES: list[dict[str, list[int]]] = []
+
+
+def core_times() -> dict[str, list[int]]:
+    """Each core's cumulative times from /proc/stat in clock ticks (user, nice, system, idle, iowait, irq, softirq,
+    steal), by name (cpu0, cpu1, ...); empty where there is no /proc/stat."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return {}
+    return {f[0]: [int(x) for x in f[1:9]] for f in (line.split() for line in lines)
+            if f and f[0].startswith("cpu") and f[0] != "cpu"}  # fmt: skip
+
+
+def print_cores(before: dict[str, list[int]], after: dict[str, list[int]]) -> None:
+    """Each core's share of the answer busy (user + nice + system + irq + softirq: this process and any other),
+    idle (idle + iowait) and stolen by the hypervisor (steal), from two core_times() readings."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    parts = []
+    for core in sorted(after, key=lambda c: int(c[3:])):
+        d = [x - y for x, y in zip(after[core], before.get(core, after[core]), strict=True)]
+        total = sum(d) or 1
+        busy, idle, steal = d[0] + d[1] + d[2] + d[5] + d[6], d[3] + d[4], d[7]
+        parts.append(f"{core} busy {busy / total:.0%} idle {idle / total:.0%} stolen {steal / total:.0%} "
+                     f"({total / tick:.2f} s)")  # fmt: skip
+    if parts:
+        print("    per core over the answer (/proc/stat, every process): " + "; ".join(parts))
 
 
 @contextlib.contextmanager
@@ -117,7 +154,7 @@ def timeline() -> Iterator[list[tuple[str, float, float]]]:
     """(phase, start, end) in Unix seconds of each call of node's PHASES while the block runs (compute_all looks
     them up in its module at each call, so the wrappers see every product)."""
     events: list[tuple[str, float, float]] = []
-    saved = {name: getattr(node, name) for name in PHASES}
+    saved = {name: getattr(node, name) for name in (*PHASES, *INNER)}
 
     def wrap(name, f):
         def timed(*args, **kwargs):
@@ -128,6 +165,7 @@ def timeline() -> Iterator[list[tuple[str, float, float]]]:
                 events.append((name, start, time.time()))
                 if name == "commitment":  # the process's CPU time and page faults up to the commitment
                     COMMITTED.append(resource.getrusage(resource.RUSAGE_SELF))
+                    COMMITTED_CORES.append(core_times())
 
         return timed
 
@@ -152,6 +190,11 @@ def print_timeline(events: list[tuple[str, float, float]], issued: float, arriva
         total = sum(e - s for s, e in spans)
         print(f"    {label}: {total:.3f} s in {len(spans)} call(s) = {total / window:.1%} of the window: "
               + ", ".join(f"{s:.3f}-{e:.3f}" for s, e in spans))  # fmt: skip
+    for name, label in INNER.items():
+        spans = [e - s for k, s, e in events if k == name]
+        if spans:
+            print(f"      {label}: {sum(spans):.3f} s in {len(spans)} blocks = {sum(spans) / window:.1%} of the "
+                  f"window's wall on one core")  # fmt: skip
     last = max(e for _, _, e in events) - issued
     first = min(s for _, s, _ in events) - issued
     print(f"    before the first phase {first:.3f} s, after the last (commitment written, polled) "
@@ -159,11 +202,13 @@ def print_timeline(events: list[tuple[str, float, float]], issued: float, arriva
 
 
 def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool, run: int | None = None,
-                 mamf_rate: float = 1.0, reserve: bool = True) -> tuple[float, dict[str, float]]:  # fmt: skip
+                 mamf_rate: float = 1.0, reserve: bool = True,
+                 phases: bool = True) -> tuple[float, dict[str, float]]:  # fmt: skip
     """(proven FLOP/s, seconds per phase of the node's own products) of one honest round on this CPU; prints where
     its window went (print_timeline; `mamf_rate` in FLOP/s for the products' time at MAMF). With `reserve`, the node
     maps and touches the host memory the round writes before the challenge is issued (node.host_bytes,
-    hostmem.reserve: `challenge answer --reserve-mib`), as it compiles its kernels then."""
+    hostmem.reserve: `challenge answer --reserve-mib`), as it compiles its kernels then. Without `phases` the
+    phases are not timed alone afterwards (the cost model's inputs: one extra product) and the dict is empty."""
     auditor, node_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     auditor_id = keys.key_id(keys.raw_public(auditor.public_key()))
     node_id = keys.key_id(keys.raw_public(node_key.public_key()))
@@ -205,6 +250,7 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool, run:
         collector = threading.Thread(target=collect)
         collector.start()
         before = resource.getrusage(resource.RUSAGE_SELF)
+        cores_before = core_times()
         with timeline() as events:
             chl.answer(ch, "node", inventory, [device], drop, node_key)
         after = COMMITTED[-1]
@@ -224,6 +270,9 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool, run:
               f"{after.ru_minflt - before.ru_minflt} page faults; fold kernel {fold.kernel_name() if run else '-'}, "
               f"{torch.get_num_threads()} fold workers of 1 thread each; C hashed "
               f"{'in the fold workers' if run else 'by a pool of ' + str(os.cpu_count()) + ' threads'}")  # fmt: skip
+        print_cores(cores_before, COMMITTED_CORES[-1])
+    if not phases:
+        return proven, {}
     # each phase alone, for the cost model
     gen = _timed(lambda: chl.operand(ch.nonce, "node", "x", 0, "A", n, dtype, ch.operands, inner=inner))
     a = chl.operand(ch.nonce, "node", "x", 0, "A", n, dtype, ch.operands, inner=inner)
@@ -283,6 +332,12 @@ def main() -> None:
     )
     ap.add_argument("--no-fold", action="store_true", help="float32 unfolded only (`challenge issue --no-fold`)")
     ap.add_argument("--products", type=int, default=2)
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="honest rounds per dtype and K, each between two MAMF measurements (module docstring)",
+    )
     ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument(
         "--eager",
@@ -305,13 +360,30 @@ def main() -> None:
     runs = [(dtype, inner, run) for dtype in ([] if args.model_only else args.dtype)
             for inner in args.inner or [chl.default_inner(dtype, args.n, not args.no_fold)]
             for run in dict.fromkeys([None if args.no_fold else chl.default_fold(dtype, inner), None])]  # fmt: skip
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     for dtype, inner, run in runs:
-        m = mamf(args.n, inner, dtype)
         products = short_k_products(args.products, args.n, inner)
-        proven, phases = honest_round(args.n, inner, products, dtype, not args.eager, run, m, not args.no_reserve)
-        print(f"{dtype} n={args.n} K={inner}{f' folded in runs of {run}' if run else ''} x{products} on this CPU ({'C kernel' if generator.native_in_use('cpu', dtype) else 'fused' if generator.is_fused('cpu', dtype) else 'eager'} "
-              f"generator): MAMF {m / 1e9:.1f} GFLOPS, proven "
-              f"{proven / 1e9:.1f} GFLOPS -> proven/MAMF {proven / m:.2f}; generation "
+        label = f"{dtype} n={args.n} K={inner}{f' folded in runs of {run}' if run else ''} x{products}"
+        mamfs, ratios, phases = [mamf(args.n, inner, dtype)], [], {}
+        for r in range(args.rounds):
+            print(f"{label}, round {r + 1} of {args.rounds} (MAMF before it {mamfs[-1] / 1e9:.1f} GFLOPS):")
+            proven, got = honest_round(args.n, inner, products, dtype, not args.eager, run, mamfs[-1],
+                                       not args.no_reserve, phases=r == 0)  # fmt: skip
+            phases = phases or got
+            mamfs.append(mamf(args.n, inner, dtype))
+            ratios.append((proven, max(mamfs[-2:])))
+            print(f"  round {r + 1}: proven {proven / 1e9:.1f} GFLOPS, MAMF before/after {mamfs[-2] / 1e9:.1f}/"
+                  f"{mamfs[-1] / 1e9:.1f} -> proven/MAMF {proven / max(mamfs[-2:]):.2f} (load average now "
+                  f"{os.getloadavg()[0]:.1f})")  # fmt: skip
+        each = [p / m for p, m in ratios]
+        mid = statistics.median(each)
+        print(f"{label} on this CPU ({'C kernel' if generator.native_in_use('cpu', dtype) else 'fused' if generator.is_fused('cpu', dtype) else 'eager'} "
+              f"generator): proven/MAMF {mid:.2f} (median of {len(each)} rounds: "
+              f"{', '.join(f'{x:.2f}' for x in each)}; smallest {min(each):.2f}; the median proven rate over the best "
+              f"MAMF of the run, {max(mamfs) / 1e9:.1f} GFLOPS: "
+              f"{statistics.median(p for p, _ in ratios) / max(mamfs):.2f}); MAMF read "
+              f"{min(mamfs) / 1e9:.1f}-{max(mamfs) / 1e9:.1f} GFLOPS; generation "
               f"{phases['generate_s_per_elem'] * 1e9:.2f} ns/element, Merkle root of C on all cores "
               f"{phases['hash_s_all_cores']:.3f} s (load average now {os.getloadavg()[0]:.1f})")  # fmt: skip
     print(f"\nProjected H100 SXM (HBM {HBM_TBS} TB/s, PCIe {PCIE_GBS} GB/s pageable, {HOST_CORES_PER_GPU} host cores "
