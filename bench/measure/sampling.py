@@ -27,9 +27,14 @@ class Policy:
     max_iterations: int = 10_000
     max_warmup_s: float = 1.0
     max_warmup_iterations: int = 50
+    #: Seconds of warm-up and timed iterations together that the measurement fills, when set: its timed budget is
+    #: what the warm-up leaves of them, never less than budget_s. A measurement given a slot of time (the matmul
+    #: search's finals, bench.workloads.matmul_search) then takes that slot whether its warm-up settles in three
+    #: iterations or runs out its max_warmup_s, where a fixed budget_s ended it early by the warm-up not spent.
+    fill_s: float | None = None
 
     def __post_init__(self) -> None:
-        if self.budget_s <= 0 or self.max_warmup_s < 0:
+        if self.budget_s <= 0 or self.max_warmup_s < 0 or (self.fill_s is not None and self.fill_s <= 0):
             raise ValueError("time budgets must be positive")
         if not 1 <= self.min_iterations <= self.max_iterations:
             raise ValueError("need 1 <= min_iterations <= max_iterations")
@@ -52,6 +57,13 @@ def settled(timings: list[float]) -> bool:
     return max(window) / min(window) - 1.0 <= SETTLE_TOLERANCE
 
 
+def timed_budget_s(policy: Policy, warmup: list[float]) -> float:
+    """Seconds of timed iterations after `warmup`: budget_s, or what the warm-up left of fill_s when more."""
+    if policy.fill_s is None:
+        return policy.budget_s
+    return max(policy.budget_s, policy.fill_s - sum(warmup))
+
+
 def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
     """Warm up `fn` until its timings settle (or the warm-up budget runs out), then time it repeatedly."""
     warmup: list[float] = []
@@ -66,13 +78,14 @@ def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
             break
 
     warmup_wall_s = time.monotonic() - started
+    budget = timed_budget_s(policy, warmup)
     samples = timer.time(fn, policy.min_iterations)
     while len(samples) < policy.max_iterations:
         spent = sum(samples)
-        if spent >= policy.budget_s:
+        if spent >= budget:
             break
         per_iteration = spent / len(samples)
-        batch = int((policy.budget_s - spent) / per_iteration) + 1
+        batch = int((budget - spent) / per_iteration) + 1
         # at most as many again as timed so far: a batch planned from a few fast first iterations ran 1000 of a
         # float64 256^3 product that a loaded machine had slowed 7x, 3.8 s timed on a 0.5 s budget (issue 25)
         batch = max(1, min(batch, 1000, len(samples), policy.max_iterations - len(samples)))

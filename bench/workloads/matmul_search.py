@@ -17,6 +17,7 @@ an interrupted search keeps what it finished. All figures come from raw samples;
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -265,26 +266,37 @@ def search(
     # The final figure: each backend's FINAL_PER_BACKEND best shapes measured in full; the fastest is the MAMF. They are
     # yielded (saved) once the winner is known, its mamf flag set: a report is appended to, never rewritten, so a flag
     # set on a saved measurement would need an amendment record (a crash now loses at most these few finals).
-    # The best shape overall is always measured; each other one only when it fits in what is left of the budget, and
-    # each gets an equal share of what is left (never less than final_each): the search ends at its budget, or past it
-    # by at most the one final that must run.
+    # The best shape overall is always measured; the others, in order, while they fit together at final_each in what
+    # is left of the budget. Each gets, when it starts, its length at final_each plus an equal part of what the finals
+    # still to run leave of the budget, and fills it (Policy.fill_s: the timed budget is what its warm-up leaves of the share), so time an earlier phase or
+    # final left unused goes to the finals still to run, and the search ends at its budget whether a warm-up settles
+    # in three iterations or not (shares planned for unsettled warm-ups ended float16's and int8's searches here 6-9 s
+    # early when the warm-ups settled, and a runner-up planned in a share then skipped for want of 0.01 s left its
+    # share unused), or past it by at most the one final that must run. A final chosen is skipped only when it would
+    # end past the budget by more than half its own length (an earlier one ran that much over).
     picks = _finalists(refined + ranked, backends)
     if not picks:
         return
     final_each = _final_each(config, len(picks))
+    chosen = _fitting(picks, final_each, deadline - clock(), ledger)
     finals = []
-    for i, (shape, backend, seen) in enumerate(picks):
+    for i, (shape, backend, seen) in enumerate(chosen):
         t, k, extra = _per_iteration(seen), _warmup_iterations(seen), ledger.overhead(shape, backend)
         now = clock()
-        if i > 0 and now + measurement_s(final_each, t, k) + extra > deadline:
+        least = [_least_s(p, final_each, ledger) for p in chosen[i:]]
+        if i > 0 and now + least[0] > deadline + least[0] / 2:
             continue
-        fits = [p for p in picks[i:]
-                if now + measurement_s(final_each, _per_iteration(p[2]), None) + ledger.overhead(*p[:2]) <= deadline]  # fmt: skip
-        seconds = final_each
+        policy = _policy(final_each)
         if config.final_budget_s is None:
-            seconds = _stretch(final_each, (deadline - now) / max(len(fits), 1) - extra, t, k)
-        f = measure(base.with_shape(*shape), device, _policy(seconds), peak=peak, backend=backend)
-        finals.append(_tag(f, "final", config.mode, mamf=False, shapes_tried=len(tried) + len(refined)))
+            # its least, plus an equal part of what the finals still to run leave over their least; never past the
+            # budget (a final that must run past it runs at final_each)
+            share = min(least[0] + max(deadline - now - sum(least), 0.0) / len(least), deadline - now) - extra
+            seconds = _stretch(final_each, share, t, k)
+            # the crossing iteration ends a measurement half an iteration past its budget on average
+            policy = dataclasses.replace(_policy(seconds), fill_s=max(share - t / 2, seconds))
+        f = measure(base.with_shape(*shape), device, policy, peak=peak, backend=backend)
+        what = {"share_s": round(share, 3)} if config.final_budget_s is None else {}
+        finals.append(_tag(f, "final", config.mode, mamf=False, shapes_tried=len(tried) + len(refined), **what))
     winner = max(finals, key=_rate)
     winner.details["search"]["mamf"] = True
     yield from finals
@@ -398,6 +410,27 @@ def _finalists(measured: list[Measurement], backends: list[str]) -> list[tuple[S
         for i, (shape, m) in enumerate(mine[:FINAL_PER_BACKEND]):
             rounds[i].append((shape, backend, m))
     return [p for r in rounds for p in sorted(r, key=lambda p: _rate(p[2]), reverse=True)]
+
+
+def _fitting(picks: list[tuple[Shape, str, Measurement]], final_each: float, left_s: float,
+             ledger: _Ledger) -> list[tuple[Shape, str, Measurement]]:  # fmt: skip
+    """The first of `picks` whatever it takes (the best shape), then each next one while all so far fit together in
+    `left_s` seconds at `final_each` each (warm-ups as their last measurements settled)."""
+    chosen: list[tuple[Shape, str, Measurement]] = []
+    spent = 0.0
+    for pick in picks:
+        seconds = _least_s(pick, final_each, ledger)
+        if chosen and spent + seconds > left_s:
+            break
+        chosen.append(pick)
+        spent += seconds
+    return chosen
+
+
+def _least_s(pick: tuple[Shape, str, Measurement], final_each: float, ledger: _Ledger) -> float:
+    """Seconds a final of `pick` (shape, backend, its last measurement) takes at final_each, its overhead included."""
+    shape, backend, seen = pick
+    return measurement_s(final_each, _per_iteration(seen), _warmup_iterations(seen)) + ledger.overhead(shape, backend)
 
 
 def _finals_s(measured: list[Measurement], backends: list[str], final_each: float, ledger: _Ledger,

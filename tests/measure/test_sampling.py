@@ -41,6 +41,19 @@ def test_a_batch_planned_from_fast_first_iterations_does_not_overrun_the_budget_
     assert 0.5 <= sum(out.samples_s) <= 1.0
 
 
+@pytest.mark.parametrize(("warmup", "timed"), [([0.1] * 3, 2.2), ([0.1, 0.3] * 4, 0.9), ([0.1, 0.3] * 10, 0.5)])
+def test_a_measurement_given_a_slot_fills_what_its_warm_up_leaves(warmup, timed):
+    """fill_s (issue 25: the matmul search's finals): the timed budget is what the warm-up leaves of the slot, never
+    less than budget_s. A warm-up that settles in three iterations leaves the most; one that runs out its
+    max_warmup_s (1.6 s of 0.1/0.3 s iterations) leaves the rest; one longer than the slot leaves budget_s."""
+    policy = Policy(budget_s=0.5, min_iterations=3, max_warmup_s=6.0, max_warmup_iterations=len(warmup), fill_s=2.5)
+    out = collect(FakeTimer(warmup + [0.01] * 1000), lambda: None, policy)
+    assert out.warmup_s == warmup
+    assert timed <= sum(out.samples_s) < timed + 0.01 + 1e-9
+    plain = collect(FakeTimer(warmup + [0.01] * 1000), lambda: None, Policy(**{**policy.__dict__, "fill_s": None}))
+    assert 0.5 <= sum(plain.samples_s) < 0.51 + 1e-9  # without a slot: budget_s, as before
+
+
 def test_iteration_cap():
     out = collect(FakeTimer([1e-3] * 100), lambda: None, Policy(budget_s=10.0, min_iterations=2, max_iterations=7))
     assert len(out.samples_s) == 7
@@ -51,7 +64,9 @@ def test_real_timer_times_real_work():
     assert out.samples_s and all(s > 0 for s in out.samples_s)
 
 
-@pytest.mark.parametrize("kwargs", [{"budget_s": 0}, {"min_iterations": 0}, {"min_iterations": 5, "max_iterations": 4}])
+@pytest.mark.parametrize(
+    "kwargs", [{"budget_s": 0}, {"min_iterations": 0}, {"min_iterations": 5, "max_iterations": 4}, {"fill_s": 0}]
+)
 def test_policy_rejects_nonsense(kwargs):
     with pytest.raises(ValueError):
         Policy(**kwargs)

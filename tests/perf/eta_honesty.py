@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -368,6 +369,47 @@ def replay_all(directory: Path, show: bool, names: tuple[str, ...] = ()) -> None
         print(f"  {name:34} " + "   ".join(cells))
 
 
+def searches(directory: Path) -> None:
+    """Where each matmul search of the node reports kept in `directory` (--keep) spent its time: per measurement its
+    role and phase, shape and backend, when it began and how long it took from the search's start (start_utc,
+    end_utc), its timed budget's use (warm-up and timed seconds, iterations, whether the warm-up settled); per search
+    its length from its first measurement's start to its last one's end. Why one search ends early and another at its
+    budget is read here, not guessed."""
+    import datetime as dt
+
+    from bench.measure.sampling import settled
+    from bench.model import intake, samples
+
+    def at(text: str) -> float:
+        return dt.datetime.fromisoformat(text).timestamp()
+
+    for path in sorted(directory.glob("*.report.json")):
+        report = intake.read_json(path).data
+        runs: dict[str, list[dict]] = {}
+        for m in report.get("measurements") or []:
+            if m.get("workload") == "matmul" and (m.get("details") or {}).get("search"):
+                runs.setdefault(str(m["spec"].get("precision")), []).append(m)
+        print(f"{path.name}:")
+        for precision, ms in runs.items():
+            ms.sort(key=lambda m: at(m["start_utc"]))
+            t0 = at(ms[0]["start_utc"])
+            print(f"  {precision} search: {at(ms[-1]['end_utc']) - t0:.1f} s, {len(ms)} measurements")
+            for m in ms:
+                search, spec = m["details"]["search"], m["spec"]
+                what = search.get("phase") or search.get("role")
+                what += " MAMF" if search.get("mamf") else ""
+                warmup = [float(x) for x in samples.decode(m["warmup"], "warmup")]
+                warm, timed = sum(warmup), float(samples.decode(m["samples"], "samples").sum())
+                n = int(m["samples"]["n"])
+                took = at(m["end_utc"]) - at(m["start_utc"])
+                print(
+                    f"    {at(m['start_utc']) - t0:6.2f} +{took:5.2f} s {what:12} {spec['m']}x{spec['n']}x{spec['k']:<6}"
+                    f" {m['details'].get('backend', ''):6} warm-up {warm:5.2f} s ({len(warmup)}"
+                    f"{', settled' if settled(warmup) else ''}) timed {timed:5.2f} s ({n}) other "
+                    f"{took - warm - timed:5.2f} s"
+                )
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
@@ -396,7 +438,13 @@ def main() -> None:
     parser.add_argument(
         "--show", action="store_true", help="with --replay: every estimate, not only each run's verdict"
     )
+    parser.add_argument("--searches", type=Path, default=None,
+                        help="run nothing: print where each matmul search of the reports kept in this directory spent "
+                        "its time")  # fmt: skip
     args = parser.parse_args()
+    if args.searches is not None:
+        searches(args.searches)
+        return
     if args.replay is not None:
         replay_all(args.replay, args.show)
         return
@@ -428,6 +476,9 @@ def measure(config: Path, runs: int, traces: Path, keep_logs: bool, verdicts: li
             if keep_logs:
                 log = "".join(f"{t:9.3f} {line}\n" for t, line in lines)
                 (traces / f"{config.stem}-run{n}.log").write_text(log, encoding="utf-8")
+                reports = sorted((Path(tmp) / "results").glob("**/report.json"), key=lambda r: r.stat().st_mtime)
+                if reports:  # the run's own node report: what each search measured, and when (--searches)
+                    shutil.copyfile(reports[-1], traces / f"{config.stem}-run{n}.report.json")
             total = next((t for t, line in lines if line.startswith("[done]")), float("nan"))
             how = "no history: budgets and this run's rates" if n == 1 else "history: the run before"
             print(f"{config.name} run {n} ({how}): {total:.1f} s", flush=True)

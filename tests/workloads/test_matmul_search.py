@@ -286,14 +286,20 @@ SLOW_SHAPES = [(n, n, n) for n in (16, 24, 32, 48, 64, 96, 128, 160)]
 
 @pytest.mark.parametrize("budget", [3.0, 30.0])
 @pytest.mark.parametrize("spread", [0.0, 0.1])
-@pytest.mark.parametrize("shapes", [SLOW_SHAPES, SLOW_SHAPES[:2]], ids=["sweep", "two shapes"])
+@pytest.mark.parametrize(
+    ("shapes", "rate"),
+    [(SLOW_SHAPES, 1e6), (SLOW_SHAPES[:2], 1e6), (SLOW_SHAPES[3:], 2e6)],
+    ids=["sweep", "two shapes", "large shapes"],
+)
 @pytest.mark.parametrize("overhead", [0.0, 0.15])
-def test_search_ends_within_its_budget_plus_one_final(budget, spread, shapes, overhead):
+def test_search_ends_within_its_budget_plus_one_final(budget, spread, shapes, rate, overhead):
     """Issue 25: a 30 s search took 28-59 s, its final full-length shapes run past the budget, so the time left was
     wrong by the difference. Now the finals are reserved inside the budget: the search (MSMF window excluded) ends
-    within budget + the one final that must run, and no sooner than 10% before (when the sweep runs out of shapes,
-    the finals get what is left), and the MAMF still comes from a measurement of at least the planned final length."""
-    measure, clock, log = clocked(1e6, spread, overhead)
+    within budget + the one final that must run, and no sooner than 3% before (when the sweep runs out of shapes,
+    the finals get what is left), and the MAMF still comes from a measurement of at least the planned final length.
+    'large shapes': the coarse warm-ups stop after one iteration (their budget) and the finals' settle in three: a
+    final's share planned for the longer warm-up ended such a search 16% early (float16 and int8 here, 6-9 s of 30)."""
+    measure, clock, log = clocked(rate, spread, overhead)
     config = ms.SearchConfig("grid", budget_s=budget, window_s=1.0)
     out = list(ms.search(CPU, "float32", config, shapes, clock=clock, measure=measure))
     finals = [m for m in out if m.details["search"]["role"] == "final"]
@@ -303,11 +309,16 @@ def test_search_ends_within_its_budget_plus_one_final(budget, spread, shapes, ov
     assert end <= budget + longest_final
     # past the budget only by the final that must run (or by 1%: an iteration's spread around its median)
     assert end <= 1.01 * budget or len(finals) == 1
-    assert end >= 0.9 * budget  # what is left is spent on the finals, not handed back as a shorter search
+    assert end >= 0.97 * budget  # what is left is spent on the finals, not handed back as a shorter search
     (mamf,) = [m for m in finals if m.details["search"]["mamf"]]
     planned = ms._final_each(config, ms.FINAL_PER_BACKEND * 2)
     assert sum(mamf.samples_s) >= planned and len(mamf.samples_s) >= 3  # full length, never a shortened one
-    assert {m.details["backend"] for m in finals} == {"torch", "numpy"}  # each backend's best fits
+    assert mamf is max(finals, key=ms._rate)  # the MAMF is chosen as before: the fastest final
+    for m, (_, _, policy, _) in zip(finals, searched[-len(finals) :], strict=True):
+        share = m.details["search"]["share_s"]  # the slot each final was given is stated in its details
+        assert policy.fill_s is not None and policy.fill_s <= max(share, policy.budget_s) + 1e-3
+    if budget >= 30 or rate == 1e6:  # at 3 s the large shapes leave room for one coarse measurement
+        assert {m.details["backend"] for m in finals} == {"torch", "numpy"}  # each backend's best fits
 
 
 @pytest.mark.parametrize("budget", [3.0, 30.0])
