@@ -41,13 +41,16 @@ def _mode_label(fast_accum: bool) -> str:
 
 def fixed_plan(
     facts: list[DeviceFacts], host_inv: dict, precisions: tuple[str, ...], shapes: list[tuple[int, int, int]],
-    policy: Policy, overrides: PeakOverrides, pin_cpu: int | None = None, all_cores: bool = True,
+    policy: Policy, overrides: PeakOverrides, pin_cpu: int | None = None, all_cores: bool = True, rounds: int = 1,
 ) -> list[runner.Step]:  # fmt: skip
     """One step per device x precision x shape; defaults per device kind where none are named. `pin_cpu` (CPU
     devices): each also measured on one thread pinned to that CPU (pinning.FIRST_ALLOWED, -1: the first this process
     may run on; the per-core figure, labelled cpus=N), after
     the all-core one (labelled cpus=all; left out with `all_cores` False). A CPU this process may not run on gives
-    each pinned measurement status 'error' with the reason (bench.hardware.pinning), so the run fails (exit 1)."""
+    each pinned measurement status 'error' with the reason (bench.hardware.pinning), so the run fails (exit 1).
+    `rounds`: the whole list measured that many times in turn (round 1 of every step, then round 2, ...), so that
+    each metric's windows are spread over the run and a host stall of a second or two slows one round of it, not
+    all (bench gate reads the fastest iteration over the rounds: bench.report.gates.timed_run)."""
     if pin_cpu == pinning.FIRST_ALLOWED:  # resolved here, so that steps and labels name the CPU measured
         with contextlib.suppress(pinning.PinningError):  # no affinity call: each pinned measurement says so
             pin_cpu = pinning.resolve(pin_cpu)
@@ -67,7 +70,9 @@ def fixed_plan(
                     steps.append(runner.Step(f"{f.label} {name}{_mode_label(fast)} {m}x{n}x{k}{where}",
                                              functools.partial(mm.run, spec, f, policy, peak=peak, cpus=cpus),
                                              lane=runner.lane(f)))  # fmt: skip
-    return steps
+    if rounds <= 1:
+        return steps
+    return [dataclasses.replace(s, label=f"{s.label} round {r}/{rounds}") for r in range(1, rounds + 1) for s in steps]
 
 
 def search_plan(
@@ -144,7 +149,7 @@ def suite_steps(mc: dict[str, Any], f: DeviceFacts, host_inv: dict[str, Any], re
         budget_s=mc["budget_s"] or 1.0, min_iterations=mc["min_iterations"], max_warmup_s=mc["max_warmup_s"]
     )
     return fixed_plan([f], host_inv, precisions, [(n, n, n) for n in mc["sizes"]], policy, PeakOverrides(),
-                      mc["pin_cpu"], mc["all_cores"])  # fmt: skip
+                      mc["pin_cpu"], mc["all_cores"], mc["rounds"])  # fmt: skip
 
 
 # --- stragglers: a job's ranks judged by their own device's matmul figure ---------------------------------------------

@@ -210,6 +210,9 @@ WORKLOAD = register(Workload(
                        "(-1: the first CPU the process may run on; labelled cpus=N, the all-core figure cpus=all): "
                        "bench gate's steady per-core figure.", minimum=-1, nullable=True),
         "all_cores": key("bool", True, "With pin_cpu: measure on all cores too (false: the pinned figure alone)."),
+        "rounds": key("int", 1, "search = none: measure every precision x size (x cpus) this many times in turn, "
+                      "each at budget_s; bench gate reads a metric at its fastest iteration over the rounds, so a "
+                      "host stall of a second or two lands in one round, not in the figure.", minimum=1),
     },
     steps="bench.planning.matmul:suite_steps",
     plots=(

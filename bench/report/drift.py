@@ -84,6 +84,25 @@ def metric_figure(name: str, value: float, samples_s: Sequence[float]) -> float:
     return float(value) if name in SUSTAINED else gated_figure(value, samples_s)
 
 
+def rounds_figure(name: str, rounds: Sequence[tuple[float, Sequence[float]]]) -> float:
+    """The figure of metric `name` in a run that measured it in several rounds (`rounds`: each round's value and
+    iteration seconds; bench.planning.matmul's `rounds`, spread over the run): the fastest of the rounds' figures
+    (metric_figure), i.e. the run's fastest iteration over all its rounds; a SUSTAINED metric's median value.
+    ValueError with no round.
+
+    Why the fastest over rounds spread in time rather than one window of the same length: on the 2-vCPU VM a pinned
+    thread's speed sags 10-20% for one to two seconds at a time (its own CPU time sags with it: the vCPU runs slower,
+    it is not descheduled; /proc/stat's steal stayed 0 in 92% of 0.25 s windows and did not track the slow ones), and
+    windows 2.4 s apart are uncorrelated (tests/perf/pinned_stalls.py). One contiguous 1 s window falls
+    inside a sag whole; of rounds a few seconds apart, one is clear of it. A slow-down of the code slows every round,
+    so the fastest still shows it (a rate x 0.90 in each round is x 0.90 at the fastest)."""
+    if not rounds:
+        raise ValueError(f"no round of {name} to read")
+    if name in SUSTAINED:
+        return float(statistics.median(float(v) for v, _ in rounds))
+    return max(metric_figure(name, v, samples) for v, samples in rounds)
+
+
 def robust_cv(values: Sequence[float]) -> float:
     """1.4826 x median absolute deviation / median: the coefficient of variation of normal noise, which one outlying
     run moves little (a stdev over ten runs with one at -49% reads 17%). 0 for a median of 0. ValueError with fewer

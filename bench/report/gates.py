@@ -176,12 +176,12 @@ def regressions(baselines: NodeReport | Sequence[NodeReport], report: NodeReport
         if differs:
             broken.append(Gate("baseline", False, f"baseline run {b.run_id} measured another config, so it cannot "
                                "gate: " + "; ".join(differs)))  # fmt: skip
-        for k, m in theirs.items():
-            figures.setdefault(k, []).append(drift.metric_figure(m.name, m.value, m.samples_s))
+        for k, f in run_figures(b).items():
+            figures.setdefault(k, []).append(f)
     if broken:
         return broken
-    verdicts = {k: drift.judge(figures[k], [drift.metric_figure(m[k].name, m[k].value, m[k].samples_s)
-                                            for m, _ in measured], max_regression)
+    theirs_now = [run_figures(c) for c in candidates]
+    verdicts = {k: drift.judge(figures[k], [f[k] for f in theirs_now], max_regression)
                 for k in mine if k in figures and k in common}  # fmt: skip
     if not verdicts:  # a gate that compared nothing must not pass as if it had looked
         return [Gate("baseline", False, f"no metric in common with baseline run(s) {ids}: nothing to gate (another "
@@ -230,9 +230,24 @@ class PairedMetric:
     threads: int | None = None
 
 
+def run_figures(report: NodeReport) -> dict[Any, float]:
+    """Each valid metric's figure in one run, as the gates read it: drift.metric_figure, or, for a metric the run
+    measured in several rounds (a fixed-size matmul suite with `rounds`), drift.rounds_figure over them (its fastest
+    iteration over all rounds)."""
+    rounds: dict[Any, list[tuple[float, Any]]] = {}
+    names: dict[Any, str] = {}
+    for m in report.measurements:
+        for metric in metrics_of(m):
+            if metric.status == "ok":
+                rounds.setdefault(metric.key, []).append((metric.value, metric.samples_s))
+                names[metric.key] = metric.name
+    return {k: drift.rounds_figure(names[k], r) for k, r in rounds.items()}
+
+
 def timed_run(report: NodeReport, side: str) -> paired.TimedRun:
     """A report as one run of `side` for bench.report.paired: its start and end, and each valid metric's figure as
-    the gates read it (drift.metric_figure). ValueError for a run with no end (partial: it did not take its turn)."""
+    the gates read it (run_figures: over its rounds, where it measured a metric in several). ValueError for a run
+    with no end (partial: it did not take its turn)."""
     if report.partial:
         raise ValueError(f"{side} run {report.run_id} is partial (interrupted or crashed): rerun it, or leave it out "
                          "with the run it was paired with")  # fmt: skip
@@ -240,9 +255,7 @@ def timed_run(report: NodeReport, side: str) -> paired.TimedRun:
     end = parse_timestamp(str(report.end_utc), f"run {report.run_id} end_utc")
     if end < start:  # it would pass the pairing's overlap check whatever ran beside it
         raise ValueError(f"{side} run {report.run_id} ends ({report.end_utc}) before it starts ({report.start_utc})")
-    found, _ = cmp.ok_metrics(report)
-    return paired.TimedRun(side, report.run_id, start, end,
-                           {k: drift.metric_figure(m.name, m.value, m.samples_s) for k, m in found.items()})  # fmt: skip
+    return paired.TimedRun(side, report.run_id, start, end, run_figures(report))
 
 
 def paired_metrics(baselines: Sequence[NodeReport], candidates: Sequence[NodeReport],

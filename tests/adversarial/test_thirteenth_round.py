@@ -171,8 +171,8 @@ def test_the_shipped_gate_suite_measures_unchanged_code_on_a_runner_whose_cpuset
     assert mc["pin_cpu"] is not None
     mc.update(sizes=[32], budget_s=0.01, max_warmup_s=0.0, min_iterations=3)
     got = [step.run() for step in plan.suite_steps(mc, CPU, {}, {})]
-    assert len(got) == 4
-    assert [m.status for m in got] == ["ok"] * 4, [m.reason for m in got if m.status != "ok"]
+    assert len(got) == 4 * mc["rounds"]  # each figure once per round (configs/gate-cpu.toml's rounds)
+    assert [m.status for m in got] == ["ok"] * len(got), [m.reason for m in got if m.status != "ok"]
 
 
 # --- (2) the fold hashing C's rows in its workers ------------------------------------------------------------------

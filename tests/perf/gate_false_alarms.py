@@ -73,6 +73,7 @@ sys.path.insert(0, str(ROOT))
 from bench.model.reports import NodeReport
 from bench.report import drift, gates
 from bench.report.compare import ok_metrics
+from bench.report.metrics import of as metrics_of
 from bench.report.store import load_report
 
 #: matmul only, fixed sizes, no outputs but the report: about 10 s a run on 2 cores, start-up included
@@ -87,7 +88,8 @@ search = "none"
 precisions = ["float32", "float64"]
 sizes = [{sizes}]
 budget_s = {budget}
-max_warmup_s = 0.2
+max_warmup_s = {warmup}
+rounds = {rounds}
 {pin}
 [outputs]
 formats = []
@@ -152,17 +154,30 @@ def bench_run(config: Path, results: Path, pythonpath: str, extra_env: dict[str,
     return load_report(found[-1])
 
 
-def figures(reports: list[NodeReport], quantile: float | None = None, gated: bool = True) -> dict[str, list[float]]:
-    """{metric title: one figure per run} for the metrics every run has: what the gate judges
-    (drift.metric_figure), or read at each run's `quantile` iteration, or (gated False, no quantile) the metric's own
-    value, its median iteration."""
+def run_by_title(report: NodeReport, quantile: float | None = None, gated: bool = True) -> dict[str, float]:
+    """{metric title: its figure in this run}: what the gate judges (gates.run_figures: the fastest iteration, over
+    the run's rounds where it measured a metric in several), or the median over its rounds of the figure read at
+    their `quantile` iteration, or (gated False, no quantile) of the metric's own value, its median iteration."""
+    rounds: dict[str, list[Any]] = {}
+    for m in ok_metrics(report)[0].values():
+        rounds[m.title] = []
+    for measurement in report.measurements:
+        for m in metrics_of(measurement):
+            if m.status == "ok" and m.title in rounds:
+                rounds[m.title].append(m)
+    if quantile is None and gated:
+        return {ms[0].title: drift.rounds_figure(ms[0].name, [(m.value, m.samples_s) for m in ms])
+                for ms in rounds.values()}  # fmt: skip
 
     def one(m: Any) -> float:
-        if quantile is not None:
-            return drift.gated_figure(m.value, m.samples_s, quantile)
-        return drift.metric_figure(m.name, m.value, m.samples_s) if gated else m.value
+        return drift.gated_figure(m.value, m.samples_s, quantile) if quantile is not None else m.value
 
-    per_run = [{m.title: one(m) for m in ok_metrics(r)[0].values()} for r in reports]
+    return {t: statistics.median(one(m) for m in ms) for t, ms in rounds.items()}
+
+
+def figures(reports: list[NodeReport], quantile: float | None = None, gated: bool = True) -> dict[str, list[float]]:
+    """{metric title: one figure per run} for the metrics every run has (run_by_title)."""
+    per_run = [run_by_title(r, quantile, gated) for r in reports]
     common = set(per_run[0]).intersection(*per_run[1:])
     return {t: [run[t] for run in per_run] for t in sorted(common)}
 
@@ -258,8 +273,7 @@ def figure_outcome(base: list[NodeReport], cand: list[NodeReport], limits: Any, 
     by_id = {r.run_id: r for r in [*base, *cand]}
 
     def fig(run_id: str, title: str) -> float:
-        (m,) = [m for m in ok_metrics(by_id[run_id])[0].values() if m.title == title]
-        return drift.gated_figure(m.value, m.samples_s, quantile)
+        return run_by_title(by_id[run_id], quantile)[title]
 
     verdicts = [paired.judge([fig(p.candidate.run_id, pm.metric.title) / fig(p.baseline.run_id, pm.metric.title)
                               for p in pairs], pm.verdict.threshold) for pm in metrics]  # fmt: skip
@@ -296,8 +310,7 @@ def duet(config: Path, work: Path, pythonpath: str, pairs: int) -> tuple[dict[st
 
         def per_metric(folder: Path) -> dict[str, float]:
             (report,) = [load_report(f) for f in folder.glob("*/report.json")]
-            found = ok_metrics(report)[0].values()
-            return {re.sub(r" cpus=\S+", "", m.title): drift.metric_figure(m.name, m.value, m.samples_s) for m in found}
+            return {re.sub(r" cpus=\S+", "", t): f for t, f in run_by_title(report).items()}
 
         first, second = (per_metric(f) for f in folders)
         for title in first.keys() & second.keys():
@@ -317,7 +330,8 @@ def paired_main(args: argparse.Namespace) -> None:
         config = args.config.resolve() if args.config else work / "short.toml"
         if not args.config:
             pin = "" if args.pin_cpu < 0 else f"pin_cpu = {args.pin_cpu}\n"
-            config.write_text(SHORT.format(budget=args.budget, sizes=sizes(args), pin=pin))
+            config.write_text(SHORT.format(budget=args.budget, sizes=sizes(args), pin=pin, rounds=args.rounds,
+                                           warmup=args.warmup))  # fmt: skip
         plain = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         took: list[float] = []
         loads: list[float] = []
@@ -391,7 +405,7 @@ def paired_main(args: argparse.Namespace) -> None:
           f"--base-cmd/--candidate-cmd's rule: {args.pairs} pairs, one more while inconclusive, at most "
           f"{args.max_pairs}; A B B A ...; {n_sessions} sessions); {os.cpu_count()} logical CPUs; 1-minute load as "
           f"runs started {min(loads):.1f}-{max(loads):.1f}; config: "
-          + (str(args.config) if args.config else f"matmul {sizes(args)}^3, {args.budget} s a figure, "
+          + (str(args.config) if args.config else f"matmul {sizes(args)}^3, {args.rounds} round(s) of {args.budget} s a figure, "
              + ("no CPU pinned" if args.pin_cpu < 0 else f"all cores and one thread on CPU {args.pin_cpu}")))  # fmt: skip
     threads = sorted({m.threads for r in aa.base for m in r.measurements if m.threads})
     for kind, group in sessions.items():
@@ -535,14 +549,24 @@ def main() -> None:
     ap.add_argument(
         "--duet-pairs",
         type=int,
-        default=8,
-        help="--paired: A/A pairs run as a duet (both at once, per-core figures on CPUs 0 and 1; 0: none)",
+        default=0,
+        help="--paired: A/A pairs run as a duet (both at once, per-core figures on CPUs 0 and 1; 0, the default: "
+        "none; measured twice and not adopted, docs/ci.md)",
     )
     ap.add_argument("--budget", type=float, default=None,
-                    help="seconds per measurement of the default config (default 1.0 paired, else 0.5)")  # fmt: skip
+                    help="seconds per measurement of the default config (default 0.25 paired, as "
+                    "configs/gate-cpu.toml, else 0.5)")  # fmt: skip
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="the default config's matmul.rounds: each figure measured that many times in turn, spread "
+                    "over the run, read at its fastest iteration over them (default 3 paired, as "
+                    "configs/gate-cpu.toml, else 1)")  # fmt: skip
+    ap.add_argument("--warmup", type=float, default=None,
+                    help="the default config's matmul.max_warmup_s (default 0.1 paired, else 0.2)")  # fmt: skip
     ap.add_argument("--config", type=Path, default=None, help="suite config (default: a short matmul-only one)")
     args = ap.parse_args()
-    args.budget = args.budget or (1.0 if args.paired else 0.5)
+    args.budget = args.budget or (0.25 if args.paired else 0.5)
+    args.rounds = args.rounds or (3 if args.paired else 1)
+    args.warmup = args.warmup if args.warmup is not None else (0.1 if args.paired else 0.2)
     args.threshold = args.threshold or ("recommended" if args.paired else "5%")
     if args.paired:
         if (
@@ -564,7 +588,8 @@ def main() -> None:
         work = Path(tmp)
         config = args.config.resolve() if args.config else work / "short.toml"
         if not args.config:
-            config.write_text(SHORT.format(budget=args.budget, sizes=sizes(args), pin=""))
+            config.write_text(SHORT.format(budget=args.budget, sizes=sizes(args), pin="", rounds=args.rounds,
+                                           warmup=args.warmup))  # fmt: skip
         plain = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         took: list[float] = []
         loads: dict[str, float] = {}  # run id -> 1-minute load average as it started
