@@ -223,14 +223,18 @@ def native() -> str | None:
     """Compile generator_kernel.c (float32 on a CPU, both versions) and keep it if it gives eager's bits on a probe
     block (64 x 4095, every word's multiplies overflowing, and a subset of rows), as fuse() does for its kernel.
     matrix() then uses it before any fused kernel: torch.compile's float32 kernel ran at several ns an element here,
-    a fifth of a folded proof's window at n = 4096. Returns None when in use, else why not."""
+    a fifth of a folded proof's window at n = 4096. The same file's paired_block makes version 3's PAIRED dtypes,
+    each kept only where its own probe passes (_native_paired_probe). Returns None when the float32 kernel is in
+    use, else why not (native_in_use says which dtypes it serves)."""
     if "float32" in _NATIVE:
         got = _NATIVE["float32"]
         return got if isinstance(got, str) else None
     lib, why = bench_native.compile_library(NATIVE_SOURCE)
     if lib is None:
-        _NATIVE["float32"] = why or "no kernel"
+        for dtype in ("float32", *PAIRED):
+            _NATIVE[dtype] = why or "no kernel"
         return _NATIVE["float32"]
+    _native_paired_probe(lib)
     fn = lib.float32_block
     fn.restype = None
     fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_long]
@@ -246,9 +250,55 @@ def native() -> str | None:
     return None
 
 
-def native_in_use(device_type: str, dtype: str) -> bool:
-    """Whether matrix() generates `dtype` on this device type with the C kernel (native())."""
-    return device_type == "cpu" and dtype == "float32" and callable(_NATIVE.get("float32"))
+def _native_paired_probe(lib: ctypes.CDLL) -> None:
+    """generator_kernel.c's paired_block (version 3's PAIRED dtypes) kept in _NATIVE for each PAIRED dtype whose
+    probe gives eager's bits (an even width: the word and vector path; an odd one: the element path and the last
+    half dropped; a subset of rows), else why not. native() calls it."""
+    fn = lib.paired_block
+    fn.restype = None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                   ctypes.c_long, ctypes.c_int, ctypes.c_int, ctypes.c_int]  # fmt: skip
+    key = b"native-probe".ljust(32, b"\0")
+    for dtype in PAIRED:
+        _NATIVE[dtype] = fn
+        for shape in ((64, 4096), (33, 4095)):
+            h, g = line_keys(key, shape[0], "cpu", key_columns(dtype, 3, shape[1]))
+            eager = elements(h, g, dtype, 3, shape[1])
+            rows = torch.tensor([shape[0] - 1, 0, 17])
+            got = matrix(key, shape, dtype, version=3)
+            part = matrix(key, shape, dtype, rows=rows, version=3)
+            if not (torch.equal(got.view(torch.int16), eager.view(torch.int16))
+                    and torch.equal(part.view(torch.int16), eager[rows].view(torch.int16))):  # fmt: skip
+                _NATIVE[dtype] = "the C kernel's bits differ from the formula's on the probe"
+                break
+
+
+def native_in_use(device_type: str, dtype: str, version: int = VERSIONS[-1]) -> bool:
+    """Whether matrix() generates `dtype` (generator `version`) on this device type with a C kernel (native()):
+    float32 at every version, the PAIRED dtypes at version 3."""
+    if device_type != "cpu" or (dtype in PAIRED and _formula(dtype, version) < 3):
+        return False
+    return callable(_NATIVE.get(dtype))
+
+
+def _native_paired(fn: Callable[..., None], h: torch.Tensor, g: torch.Tensor, width: int, dtype: str,
+                   out: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """Version 3 `dtype` rows h x `width` columns (g: a key per pair of columns) by the C kernel, into `out` where it
+    fits (a node's previous operands or reserve: no fresh pages), blocks of rows across one thread per torch thread."""
+    h, g = h.contiguous(), g.contiguous()
+    if not _fits(out, (len(h), width), getattr(torch, dtype)):
+        out = torch.empty(len(h), width, dtype=getattr(torch, dtype))
+    bits, bias, _ = LAYOUT[dtype]
+    step = max(1, CHUNK // max(1, width))
+
+    def fill(start: int) -> None:
+        rows = min(step, len(h) - start)
+        fn(h.data_ptr() + 4 * start, rows, g.data_ptr(), len(g), width, out.data_ptr() + 2 * start * width, width,
+           bits, bias, EXPONENT_BINADES[dtype])  # fmt: skip
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
+        list(pool.map(fill, range(0, len(h), step)))
+    return out
 
 
 def _native_matrix(fn: Callable[..., None], h: torch.Tensor, g: torch.Tensor,
@@ -299,8 +349,10 @@ def matrix(seed: bytes, shape: int | tuple[int, int], dtype: str, rows: torch.Te
     if rows is not None:
         h = h.index_select(0, rows.to(device=device, dtype=torch.int64))
     kind = torch.device(device).type
-    if not reference and native_in_use(kind, dtype):
-        return _native_matrix(_NATIVE["float32"], h, g, out)  # type: ignore[arg-type]
+    if not reference and native_in_use(kind, dtype, version):
+        if dtype == "float32":
+            return _native_matrix(_NATIVE["float32"], h, g, out)  # type: ignore[arg-type]
+        return _native_paired(_NATIVE[dtype], h, g, n, dtype, out)  # type: ignore[arg-type]
     fused = None if reference else _FUSED.get((kind, dtype, _formula(dtype, version)))
     if fused is not None:  # one call: a fused kernel keeps no temporaries, and its output is the operand (no copy)
         try:

@@ -332,6 +332,6 @@ def answer(ch: Challenge, node: str, inventory: dict[str, Any], devices: list[di
     kinds = sorted({torch.device(d["id"]).type for d in devices})
     return {"node": node, "commitment": str(commit_path), "reveal": str(drop / base), "products": len(products),
             "flops": flops, "seconds_to_commit": committed_after,
-            "generator": {k: "native" if ch.operands >= 2 and generator.native_in_use(k, ch.dtype)
+            "generator": {k: "native" if ch.operands >= 2 and generator.native_in_use(k, ch.dtype, ch.operands)
                           else "fused" if generator.is_fused(k, ch.dtype, ch.operands) else "eager" for k in kinds},
             "node_gflops": flops / committed_after / 1e9}  # fmt: skip

@@ -267,6 +267,7 @@ def test_a_fused_kernel_that_fails_when_called_leaves_eager_in_use(monkeypatch):
         raise AssertionError("Torch not compiled with CUDA enabled")
 
     monkeypatch.setattr(generator, "_FUSED", {("cpu", "bfloat16", 3): failing})
+    monkeypatch.setattr(generator, "_NATIVE", {})  # the C kernel, where native() kept it, comes before a fused one
     assert torch.equal(chl.operand("cd" * 32, "n", "d", 0, "A", 64, "bfloat16", 3, inner=96), eager)
     assert not generator.is_fused("cpu", "bfloat16")
 
@@ -328,3 +329,60 @@ def test_a_c_kernel_whose_bits_differ_is_not_used(monkeypatch, tmp_path):
     a = chl.operand("cd" * 32, "n", "d", 0, "A", 64, "float32", 2, inner=96)
     key = seed("cd" * 32, "n", "d", 0, "A")
     assert all(float(a[r, c]) == _reference(key, r, c, "float32") for r, c in [(0, 0), (63, 95), (17, 40)])
+
+
+@pytest.mark.parametrize("dtype", generator.PAIRED)
+def test_the_paired_c_kernel_gives_the_formulas_bits(monkeypatch, dtype):
+    """generator_kernel.c's paired_block (version 3 bfloat16 and float16 on a CPU) gives eager's bits: an even width
+    (words, the vector path) and an odd one (the last word's high half dropped), blocks of rows not dividing the
+    operand, a subset of rows, and into a reused buffer in place (a node's previous operands: no fresh pages).
+    Version 2 of the same dtype is not its formula and stays off it."""
+    why = generator.native()
+    if why and why.startswith("no C compiler"):
+        pytest.skip(why)
+    assert generator.native_in_use("cpu", dtype, 3) and not generator.native_in_use("cpu", dtype, 2)
+    monkeypatch.setattr(generator, "CHUNK", 7 * 700)
+    rows = torch.tensor([299, 0, 64])
+    got = {}
+    for width in (700, 701):
+        spent = torch.zeros(300, width, dtype=getattr(torch, dtype))
+        got[width] = (chl.operand("cd" * 32, "n", "d", 0, "A", 300, dtype, 3, inner=width),
+                      chl.operand("cd" * 32, "n", "d", 0, "A", 300, dtype, 3, inner=width, rows=rows),
+                      chl.operand("cd" * 32, "n", "d", 0, "A", 300, dtype, 3, inner=width, out=spent), spent)  # fmt: skip
+    monkeypatch.setattr(generator, "_NATIVE", {})
+    monkeypatch.setattr(generator, "_FUSED", {})
+    for width, (fast, part, into, spent) in got.items():
+        eager = chl.operand("cd" * 32, "n", "d", 0, "A", 300, dtype, 3, inner=width)
+        assert torch.equal(fast.view(torch.int16), eager.view(torch.int16))
+        assert torch.equal(part.view(torch.int16), eager[rows].view(torch.int16))
+        assert into.data_ptr() == spent.data_ptr() and torch.equal(into.view(torch.int16), eager.view(torch.int16))
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("return (w & keep) | (expo", "return (w & keep & ~1u) | (expo"),  # every path's element
+        ("_mm512_and_si512(x, kv)", "_mm512_and_si512(x, _mm512_set1_epi32((int)(keep & ~1u)))"),  # vector path only
+    ],
+)
+def test_a_paired_c_kernel_whose_bits_differ_is_not_used(monkeypatch, tmp_path, old, new):
+    """native() keeps paired_block only where its probe gives eager's bits: one significand bit flipped, in every
+    path or in the AVX-512 path alone, is refused for both PAIRED dtypes (eager or fused answer, same bits), and the
+    float32 kernel, whose probe passes, is kept."""
+    source = generator.NATIVE_SOURCE.read_text()
+    assert old in source
+    (tmp_path / "bad.c").write_text(source.replace(old, new))
+    monkeypatch.setattr(generator, "NATIVE_SOURCE", tmp_path / "bad.c")
+    monkeypatch.setattr(generator, "_NATIVE", {})
+    lib, why = native.compile_library(tmp_path / "bad.c")
+    if lib is None:
+        pytest.skip(why)
+    if "mm512" in old and lib.float32_isa() != 512:
+        pytest.skip("no AVX-512 build here: the vector path is not compiled")
+    assert generator.native() is None and generator.native_in_use("cpu", "float32")
+    for dtype in generator.PAIRED:
+        assert "differ" in generator._NATIVE[dtype] and not generator.native_in_use("cpu", dtype, 3)
+    a = chl.operand("cd" * 32, "n", "d", 0, "A", 64, "bfloat16", 3, inner=96)
+    monkeypatch.setattr(generator, "_FUSED", {})
+    assert torch.equal(a.view(torch.int16), chl.operand("cd" * 32, "n", "d", 0, "A", 64, "bfloat16", 3, inner=96,
+                                                         reference=True).view(torch.int16))  # fmt: skip
