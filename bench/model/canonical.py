@@ -451,11 +451,6 @@ _LONG_INTEGER = b" " + b"9" * 16
 _ASTRAL_UTF8 = re.compile(rb"[\xf0-\xf4]")
 
 
-#: What a number msgspec writes with an exponent is made of, before its 'e': digits, a point and a sign.
-_MANTISSA_BYTES = frozenset(b"0123456789.-")
-_DIGIT_BYTES = frozenset(b"0123456789")
-
-
 def plain_small(token: bytes) -> bytes:
     """RFC 8785's spelling of a float msgspec wrote with a negative exponent ('3.14e-6'): plain from 1e-6 on
     ('0.00000314', the same shortest digits), msgspec's own below (RFC 8785 writes '1.5e-7' as msgspec does)."""
@@ -475,17 +470,24 @@ def _respell_negative_exponents(written: bytes) -> bytes:
     done = 0
     at = written.find(b"e-")
     while at >= 0:
-        start, end = at, at + 2
-        while start > done and written[start - 1] in _MANTISSA_BYTES:
-            start -= 1
-        while end < len(written) and written[end] in _DIGIT_BYTES:
-            end += 1
+        # the token's mantissa: the run of digits, points and signs that ends at the 'e', asked of C over the bytes
+        # before it (msgspec writes a mantissa in 19 bytes at most: a longer run lies in a string, left as it is there)
+        before = written[max(done, at - _MANTISSA_MAX) : at]
+        start = at - len(before) + len(before.rstrip(_MANTISSA_BYTES))
+        end = _EXPONENT_DIGITS.match(written, at + 2).end()  # type: ignore[union-attr]
         if start < at and end > at + 2 and written[start - 1 : start] in (b":", b",", b"[") and written[
                 end : end + 1] in (b",", b"]", b"}"):  # fmt: skip
             out += (written[done:start], plain_small(written[start:end]))
             done = end
         at = written.find(b"e-", at + 2)
     return b"".join(out) + written[done:] if out else written
+
+
+#: _respell_negative_exponents' token ends: what a number msgspec writes with an exponent is made of before its 'e'
+#: (digits, a point and a sign), how far back it is looked for, and the exponent's digits.
+_MANTISSA_BYTES = b"0123456789.-"
+_MANTISSA_MAX = 32
+_EXPONENT_DIGITS = re.compile(rb"[0-9]*")
 
 
 def _parse_canonical_msgspec(raw: bytes, max_depth: int) -> tuple[bool, Any] | None:

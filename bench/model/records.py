@@ -36,6 +36,7 @@ from bench.model import ed25519, keys
 from bench.model.canonical import SIGNATURE_FIELD, block_bytes, canonical_bytes, parse_canonical
 from bench.model.reports import NODE_REPORT_KIND, STREAM_VERSION, ReportError
 from bench.model.strict_json import MAX_DEPTH, InputError, parse_json
+from bench.model.written import count_byte
 
 #: Every stream starts with these bytes (the canonical form of its first line): how a reader tells it from a document.
 PREFIX = b'{"record":{'
@@ -133,7 +134,7 @@ def parse(raw: bytes, where: str, *, max_containers: int | None = None,
     inspect(data, digests) checks the chain and signature over the bytes read instead of canonicalizing each record
     again; where a record's bytes are not canonical the list is left empty (inspect canonicalizes, as without it)."""
     limit = MAX_CONTAINERS if max_containers is None else max_containers
-    containers = raw.count(b"[") + raw.count(b"{")
+    containers = count_byte(raw, b"[") + count_byte(raw, b"{")  # raw.count's numbers, by numpy on a long stream
     if containers > limit:
         raise _fail(where, f"{containers} JSON arrays and objects, more than the limit of {limit}")
     lines = raw.split(b"\n")

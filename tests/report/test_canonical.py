@@ -267,6 +267,22 @@ def test_the_msgspec_check_says_true_exactly_for_canonical_texts():
     assert accepted > 300
 
 
+def test_the_msgspec_check_respells_every_small_float_msgspec_writes_with_an_exponent():
+    """Floats from 1e-6 to 1e-5 (RFC 8785 writes them plainly, msgspec with 'e-') of every mantissa length msgspec
+    writes (up to 17 significant digits, a point and a sign: 19 bytes before the e), alone, in arrays, first and
+    last, and beside strings: the canonical texts answer True, with the value json.loads gives. Fails if the mantissa is
+    looked for fewer bytes back than msgspec writes (_MANTISSA_MAX) or without its point or sign."""
+    r = random.Random("small floats")
+    floats = [r.uniform(1e-6, 1e-5) for _ in range(400)] + [1e-6, 9.999999999999999e-6, 1.5e-6]
+    for i, x in enumerate(floats):
+        x = float(f"{x:.{1 + i % 17}g}") * (-1 if i % 3 == 0 else 1)
+        doc = {"a": x, "b": [x, "x1e-6", x], "c": {"d": [x]}, "s": "3.1e-6"}
+        text = canonical.canonical_bytes(doc)
+        assert b"e-" not in text.replace(b"1e-6", b""), text  # written plainly
+        answer = canonical._parse_canonical_msgspec(text, 1 << 30)
+        assert answer == (True, json.loads(text)), text
+
+
 @pytest.mark.parametrize("text", [b'{"a":700.0}', b'{"a":-0.0}', b'{"a":1e16}', b'{"a":1.5e16}', b'{"a":1e21}',
                                   b'{"a":9007199254740992}', b'{"a":-9007199254740993}', b'{"a":18446744073709551616}',
                                   b'{"a":1e400}', b'{"\xf0\x9f\x98\x80":1,"\xee\x80\x80":2}'])  # fmt: skip

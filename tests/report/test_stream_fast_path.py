@@ -198,3 +198,17 @@ def test_nesting_at_the_depth_limit_is_judged_alike(tmp_path, monkeypatch, depth
     fast, slow, took = _both(tmp_path, monkeypatch, _rechain(recs))
     assert fast == slow
     assert took == (fast[0]["status"] == "counted")
+
+
+@pytest.mark.parametrize("lines", [1, None])  # a 1.7 kB header alone (bytes.count), the whole 16 kB stream (numpy)
+def test_a_streams_containers_are_counted_as_strict_json_counts_them(lines) -> None:
+    """records.parse refuses a stream with more arrays and objects than the limit, and takes one with exactly as many,
+    on either side of written.count_byte's vector threshold: the count is raw.count's, '[' and '{' inside strings
+    included (fails with either byte's count off by one)."""
+    raw = node_stream(3, [700.0] * 8, KEY)
+    if lines is not None:
+        raw = b"".join(raw.split(b"\n")[:lines]) + b"\n"
+    containers = raw.count(b"[") + raw.count(b"{")
+    assert records.parse(raw, "node.json", max_containers=containers)["kind"] == "bench.node-report"
+    with pytest.raises(intake.InputError, match=f"{containers} JSON arrays and objects, more than the limit of"):
+        records.parse(raw, "node.json", max_containers=containers - 1)
