@@ -4,8 +4,8 @@
                                                       [--threshold 5%] [--budget 0.5] [--config FILE]
     .venv/bin/python tests/perf/gate_false_alarms.py --paired [--aa-pairs 8] [--pairs 5] [--max-pairs 12]
                                                       [--candidates 10] [--slow-runs 3] [--threshold recommended]
-                                                      [--budget 1.0] [--sizes 1024] [--pin-cpu 0] [--duet-pairs 8]
-                                                      [--config FILE]
+                                                      [--budget 0.25] [--rounds 3] [--warmup 0.1] [--sizes 1024]
+                                                      [--pin-cpu 0] [--duet-pairs 0] [--config FILE]
 
 --paired measures `bench gate` (bench.report.paired) as a CI job runs it with --base-cmd/--candidate-cmd: every
 candidate is a sequential session (paired.sequential, the same function): `--pairs` pairs, its runs alternating with
@@ -14,7 +14,8 @@ judged again, up to `--max-pairs`. First an A/A session of `--aa-pairs` pairs (u
 the pairs' spread per metric (read at each run's fastest iteration, as the gate does, and at its median iteration)
 and the recommended setting: each metric's own threshold (paired.recommended_thresholds for candidates of `--pairs`
 pairs; the default config measures each figure on all cores, cpus=all, and on one thread pinned to `--pin-cpu`,
-cpus=N, as configs/gate-cpu.toml does); then `--duet-pairs` A/A pairs run as a duet (both sides at once, per-core
+cpus=N, in `--rounds` rounds of `--budget` s spread over the run and read at the fastest iteration over them, as
+configs/gate-cpu.toml does; the A/A table also reads each run's first round alone: what rounds change); then `--duet-pairs` A/A pairs run as a duet (both sides at once, per-core
 figures on CPUs 0 and 1, swapped each pair: Bulej et al. 2020), their spread printed beside the sequential pairs'
 and their seconds a pair; then `--candidates`
 unchanged candidates and `--slow-runs` of each slow-down below, each judged at the recommended setting (or at
@@ -154,16 +155,18 @@ def bench_run(config: Path, results: Path, pythonpath: str, extra_env: dict[str,
     return load_report(found[-1])
 
 
-def run_by_title(report: NodeReport, quantile: float | None = None, gated: bool = True) -> dict[str, float]:
+def run_by_title(report: NodeReport, quantile: float | None = None, gated: bool = True,
+                 first_round: bool = False) -> dict[str, float]:  # fmt: skip
     """{metric title: its figure in this run}: what the gate judges (gates.run_figures: the fastest iteration, over
     the run's rounds where it measured a metric in several), or the median over its rounds of the figure read at
-    their `quantile` iteration, or (gated False, no quantile) of the metric's own value, its median iteration."""
+    their `quantile` iteration, or (gated False, no quantile) of the metric's own value, its median iteration.
+    `first_round`: from its first round alone (what one window of the round's length would give)."""
     rounds: dict[str, list[Any]] = {}
     for m in ok_metrics(report)[0].values():
         rounds[m.title] = []
     for measurement in report.measurements:
         for m in metrics_of(measurement):
-            if m.status == "ok" and m.title in rounds:
+            if m.status == "ok" and m.title in rounds and not (first_round and rounds[m.title]):
                 rounds[m.title].append(m)
     if quantile is None and gated:
         return {ms[0].title: drift.rounds_figure(ms[0].name, [(m.value, m.samples_s) for m in ms])
@@ -175,9 +178,10 @@ def run_by_title(report: NodeReport, quantile: float | None = None, gated: bool 
     return {t: statistics.median(one(m) for m in ms) for t, ms in rounds.items()}
 
 
-def figures(reports: list[NodeReport], quantile: float | None = None, gated: bool = True) -> dict[str, list[float]]:
+def figures(reports: list[NodeReport], quantile: float | None = None, gated: bool = True,
+            first_round: bool = False) -> dict[str, list[float]]:  # fmt: skip
     """{metric title: one figure per run} for the metrics every run has (run_by_title)."""
-    per_run = [run_by_title(r, quantile, gated) for r in reports]
+    per_run = [run_by_title(r, quantile, gated, first_round) for r in reports]
     common = set(per_run[0]).intersection(*per_run[1:])
     return {t: [run[t] for run in per_run] for t in sorted(common)}
 
@@ -415,13 +419,14 @@ def paired_main(args: argparse.Namespace) -> None:
     # the A/A session: the pairs' spread against the unpaired spread of the same runs, and at the median iteration
     unpaired = figures([*aa.base, *aa.cand])
     at_median = figures([*aa.base, *aa.cand], quantile=0.5)
+    round_one = figures([*aa.base, *aa.cand], first_round=True)
     rec = paired.recommended_threshold(list(spreads.values()), args.pairs)
     print(
         f"\nA/A session, {args.aa_pairs} pairs of unchanged code (ratio = second side / first side of each pair); "
         f"floor for a candidate of {args.pairs} pairs = {paired.Z:g} x robust CV x sqrt(pi/2) / sqrt({args.pairs}); "
         f"1-minute load {min(aa.loads):.1f}-{max(aa.loads):.1f}"
     )
-    print(f"{'metric':<44} {'unpaired':>8} {'paired':>7} {'@median':>7} {'floor':>6} {'own':>4} steady {'pairs':>5}"
+    print(f"{'metric':<44} {'unpaired':>8} {'paired':>7} {'@median':>7} {'round1':>7} {'floor':>6} {'own':>4} steady {'pairs':>5}"
           "  A/A ratios")  # fmt: skip
     ids = [(p.baseline.run_id, p.candidate.run_id) for p in gates.paired_metrics(aa.base, aa.cand, limits)[0]]
     order = {r.run_id: i for i, r in enumerate([*aa.base, *aa.cand])}
@@ -430,13 +435,16 @@ def paired_main(args: argparse.Namespace) -> None:
         runs_cv = drift.robust_cv(unpaired[pm.metric.title])
         med = at_median[pm.metric.title]
         med_cv = drift.robust_cv([med[order[c]] / med[order[b]] for b, c in ids])
-        print(f"{short(pm.metric.title)[:44]:<44} {runs_cv:>8.1%} {sp.cv:>7.1%} {med_cv:>7.1%} "
+        one = round_one[pm.metric.title]
+        one_cv = drift.robust_cv([one[order[c]] / one[order[b]] for b, c in ids])
+        print(f"{short(pm.metric.title)[:44]:<44} {runs_cv:>8.1%} {sp.cv:>7.1%} {med_cv:>7.1%} {one_cv:>7.1%} "
               f"{sp.floor(args.pairs):>6.1%} {recommended.of(pm.metric.labels):>4.0%} "
               f"{'yes' if sp.steady(args.pairs) else 'no':>6} "
               f"{sp.pairs_needed() or '>20':>5}  " + " ".join(f"{r - 1:+.1%}" for r in sp.ratios))  # fmt: skip
     print(f"(unpaired: robust CV of the {2 * args.aa_pairs} runs' figures, drift included; paired: robust CV of the "
           "pairs' ratios, each run's figure at its fastest iteration (what the gate reads); @median: the same at each "
-          "run's median iteration; own: the metric's own threshold (paired.metric_threshold: half the slow-down it "
+          "run's median iteration (over its rounds: their median); round1: the same at its first round's fastest "
+          "iteration alone (one window, no rounds); own: the metric's own threshold (paired.metric_threshold: half the slow-down it "
           f"must catch, {paired.TARGET:.0%} or a halving for cpus=all, or its floor rounded up where wider); steady: floor <= {paired.TARGET:.0%}/2; pairs: fewest pairs per "
           "candidate that would make it steady)")  # fmt: skip
     steady = [t for t, sp in spreads.items() if sp.steady(args.pairs)]
