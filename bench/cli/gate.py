@@ -64,8 +64,9 @@ def _lines(pairs: list[Any], metrics: list[Any], limits: paired.Thresholds, aa_p
                      f"{v.threshold:>6.0%}  {what}")  # fmt: skip
         if v.spread_known:
             spreads.append(paired.pair_spread(v.ratios))
-    lines.append("  change = median over pairs of candidate / baseline - 1 (figures at each run's fastest iteration); "
-                 f"cv = the ratios' robust CV; floor = {paired.Z:g} robust SDs of that median")  # fmt: skip
+    lines.append("  change = median over pairs of candidate / baseline - 1 (figures at each run's fastest iteration, over "
+                 f"its rounds where it has several); cv = the ratios' robust CV; floor = {paired.Z:g} robust SDs of that "
+                 "median")  # fmt: skip
     if spreads:
         rec = paired.recommended_threshold(spreads, aa_pairs)
         steady = sum(s.steady(aa_pairs) for s in spreads)
