@@ -381,7 +381,7 @@ class StepHistory:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             self.all = data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested past the parser's stack
             self.all = {}
         seen = self.all.get(self.key)
         self.seconds: dict[str, float] = {

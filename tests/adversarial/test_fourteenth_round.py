@@ -1,0 +1,131 @@
+"""Fourteenth adversarial round (issues 23, 25, 26): attacks on the day's new code: the gate's figures read over
+rounds (gate6), the time-left history file (eta3), and the shared reading of capacity reports (discfast3).
+
+Succeeded before its fix: a step-seconds.json nested deeper than the parser's recursion limit ended `bench run` in a
+RecursionError traceback (json.loads raises RecursionError, not ValueError); fixed in bench.cli.progress.StepHistory.
+Held: hostile values in step-seconds.json; sessions whose baseline and candidate runs measured different numbers of
+rounds (a 10% slower candidate, read at its fastest of three rounds against one-window baselines, never passes the
+paired gate); hostile files in read_many's shared reading (the same refusals as reading them here, in order)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+
+import pytest
+
+from bench import runner
+from bench.cli import progress
+from bench.disclosure import leaves as lv
+from bench.model import intake
+from bench.report import gates, paired
+from tests.disclosure import world
+from tests.report.test_paired_rounds import LIMITS, _run, _verdict
+
+# --- eta3: RESULTS_DIR/step-seconds.json is data, never a traceback ----------------------------------------------------
+
+
+def test_a_step_history_nested_past_the_recursion_limit_is_no_history(tmp_path):
+    """Attack (succeeded before the fix): '[' x 200,000 made json.loads raise RecursionError, which StepHistory did not
+    catch (it caught OSError and ValueError), so every `bench run` in that results directory ended in a traceback."""
+    (tmp_path / progress.StepHistory.FILE).write_text("[" * 200_000)
+    history = progress.StepHistory(tmp_path, {"suite": "x"})
+    assert history.seconds == {}
+    history.save({"step": 1.5})  # and the run's own durations replace it
+    assert json.loads((tmp_path / progress.StepHistory.FILE).read_text())[history.key] == {"step": 1.5}
+    (tmp_path / progress.StepHistory.FILE).write_text('{"a":' * 200_000)
+    assert progress.StepHistory(tmp_path, {"suite": "x"}).seconds == {}
+
+
+def test_hostile_step_seconds_are_dropped_and_the_time_left_stays_a_finite_non_negative_figure(tmp_path):
+    """Held: NaN, Infinity, negative, bool, string, huge-integer and nested values for a step are not its duration;
+    what is left then is the budgets' estimate, finite and never negative, never rising by more than time elapsed."""
+    config = {"suite": "x"}
+    key = progress.StepHistory(tmp_path, config).key
+    text = json.dumps({key: {"a": 1.0, "b": "2", "c": True, "d": -1, "e": [3], "f": 1e300}})
+    text = text[:-2] + ', "g": NaN, "h": Infinity, "i": 1' + "0" * 400 + "}}"
+    (tmp_path / progress.StepHistory.FILE).write_text(text)
+    history = progress.StepHistory(tmp_path, config)
+    assert history.seconds == {"a": 1.0}
+
+    steps = [runner.Step(label, list) for label in ("a", "b", "g")]
+    t = [0.0]
+    eta = progress.Eta(steps, [history.seconds.get("a", 1.0), 2.0, 3.0], False, now=lambda: t[0], known=steps[:1])
+    last = eta.left()
+    for s in steps:
+        t[0] += 0.7
+        left = eta.begin(s)
+        assert math.isfinite(left) and 0 <= left <= last + 0.7 + 1e-9
+        last = left
+
+
+# --- gate6: runs of another number of rounds do not buy a slower candidate a pass -------------------------------------
+
+
+def _mixed_session(pairs: int, per_core: float, seed: int, base_rounds: int, cand_rounds: int):
+    """As test_paired_rounds.session, each side at its own number of rounds (a stall of 10-25% in one round of
+    three's time in every run: in a one-round run, it stalls the whole window a third of the time)."""
+    rng = random.Random(seed)
+    base, cand = [], []
+    for slot in range(2 * pairs):
+        rounds = base_rounds if paired.side_at(slot) == paired.BASELINE else cand_rounds
+        stalled = rng.randrange(3)
+        figures = [(1 + rng.uniform(-0.01, 0.01)) * (1 - rng.uniform(0.10, 0.25) if i == stalled else 1)
+                   for i in range(rounds)]  # fmt: skip
+        if paired.side_at(slot) == paired.BASELINE:
+            base.append(_run(figures, slot, f"b{slot:02d}"))
+        else:
+            cand.append(_run([f * per_core for f in figures], slot, f"c{slot:02d}"))
+    return base, cand
+
+
+@pytest.mark.parametrize("base_rounds,cand_rounds", [(1, 3), (3, 1)])
+def test_a_10_percent_slower_candidate_never_passes_against_runs_of_another_number_of_rounds(base_rounds, cand_rounds):
+    """Held: the candidate read at its fastest of three windows against baselines of one window (the max of three
+    draws beats one draw) is inconclusive or a regression, never a pass, in 10 seeded sessions."""
+    for seed in range(10):
+        j = gates.paired_judgement(*_mixed_session(5, 0.9, seed, base_rounds, cand_rounds), LIMITS)
+        assert j.outcome != paired.PASS, (seed, _verdict(j))
+
+
+# --- discfast3: read_many's shared reading refuses hostile files as reading them here does -----------------------------
+
+
+HOSTILE = {
+    "deep_list": "[" * 200_000,
+    "deep_object": '{"a":' * 200_000,
+    "nan": '{"a": NaN}',
+    "huge_int": '{"a": 1' + "0" * 5000 + "}",
+    "duplicate": '{"a": 1, "a": 2}',
+    "bom": "\ufeff{}",
+    "bad_utf8": None,
+    "neg_zero": '{"a": -0.0}',
+}
+
+
+def test_read_many_shares_hostile_files_with_the_same_refusals_as_reading_them_here(tmp_path, monkeypatch):
+    """Held: hostile files among a country's honest ones, read by a worker and this process together, give each the
+    same result (the same refusal, word for word) in its place as reading them all here, and no traceback."""
+    world.country(tmp_path)
+    for name, text in HOSTILE.items():
+        path = tmp_path / f"hostile_{name}.json"
+        if text is None:
+            path.write_bytes(b'{"a": "\xff\xfe"}')
+        else:
+            path.write_text(text)
+    paths = sorted(tmp_path.rglob("*.json"))
+    here = [lv._read_one((p, tmp_path)) for p in paths]
+    assert sum(isinstance(r, intake.InputError) for r in here) >= len(HOSTILE) - 1  # -0.0 alone may be a document
+    monkeypatch.setattr(lv, "usable_cores", lambda: 2)
+    monkeypatch.setattr(lv, "PARALLEL_FROM", 2)
+    shared = lv.read_many(paths, root=tmp_path)
+    assert len(shared) == len(here)
+    for a, b in zip(shared, here, strict=True):
+        assert type(a) is type(b)
+        if isinstance(b, intake.InputError):
+            assert str(a) == str(b)
+        else:
+            assert (a[0].path, a[0].sha256, a[1]) == (b[0].path, b[0].sha256, b[1])
+    assert os.getpid()  # this process survived the reading
