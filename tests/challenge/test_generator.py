@@ -235,6 +235,7 @@ def test_the_node_fuses_the_generator_on_a_cpu_by_default_and_answers_eager_wher
     monkeypatch.setattr(generator.bench_native, "compile_library", lambda source: (None, "no C compiler (a test)"))
     chl.warm(cpu)
     assert generator.native() == "no C compiler (a test)"
+    assert not any(generator.native_in_use("cpu", d, 3) for d in chl.DTYPES)  # the paired kernel's dtypes too
     assert not any(generator.is_fused("cpu", d) for d in chl.DTYPES)
     key = Ed25519PrivateKey.generate()
     issued = chl.issue(Ed25519PrivateKey.generate(), dtype="float32", n=64, products=1, window=dt.timedelta(hours=1),
