@@ -295,7 +295,9 @@ def search(
             # the crossing iteration ends a measurement half an iteration past its budget on average
             policy = dataclasses.replace(_policy(seconds), fill_s=max(share - t / 2, seconds))
         f = measure(base.with_shape(*shape), device, policy, peak=peak, backend=backend)
-        what = {"share_s": round(share, 3)} if config.final_budget_s is None else {}
+        # the slot it ran in: a final that must run past the budget (share below its length at final_each, even
+        # negative once earlier phases overran) runs at final_each, so that is its slot, not the budget's remainder
+        what = {"share_s": round(max(share, least[0] - extra), 3)} if config.final_budget_s is None else {}
         finals.append(_tag(f, "final", config.mode, mamf=False, shapes_tried=len(tried) + len(refined), **what))
     winner = max(finals, key=_rate)
     winner.details["search"]["mamf"] = True

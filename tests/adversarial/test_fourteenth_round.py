@@ -129,3 +129,59 @@ def test_read_many_shares_hostile_files_with_the_same_refusals_as_reading_them_h
         else:
             assert (a[0].path, a[0].sha256, a[1]) == (b[0].path, b[0].sha256, b[1])
     assert os.getpid()  # this process survived the reading
+
+
+# --- eta3: a final's stated share is the slot it ran in, never a negative one -----------------------------------------
+
+
+def test_a_final_run_past_an_overrun_budget_states_the_slot_it_ran_in_not_a_negative_share():
+    """Attack (succeeded before the fix): a search whose earlier phases overran its budget (every clock read 10 s on)
+    still runs its best shape's final at final_each, but its details said share_s -54.4 while it timed 6.25 s: the
+    slot was stated as what the budget had left, negative, not the time the final was given."""
+    import itertools
+
+    from bench.workloads import matmul_search as ms
+    from tests.workloads.test_matmul_search import CPU, fake_measure
+
+    ticks = itertools.count(0.0, 10.0)
+    config = ms.SearchConfig("grid", budget_s=25.0, window_s=0)
+    shapes = [(n, n, n) for n in (32, 48, 64, 80, 96)]
+    out = list(ms.search(CPU, "float32", config, shapes, clock=lambda: next(ticks),
+                         measure=fake_measure(lambda spec, b: 1e-3)))  # fmt: skip
+    finals = [m for m in out if m.details["search"]["role"] == "final"]
+    assert finals
+    for m in finals:
+        share = m.details["search"]["share_s"]
+        assert share >= ms._final_each(config, 1) * 0.99 and share >= 0.9 * sum(m.samples_s), (share, sum(m.samples_s))
+
+
+# --- fold2: version 3's C kernel for bfloat16/float16 on inputs its probe does not cover --------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_the_paired_c_kernel_writes_every_element_of_ragged_misaligned_and_reused_buffers(dtype):
+    """Held: widths 1-65 and 4097 (odd, even, below and past a vector of 16 words, the last block ragged), one row, a
+    subset of rows, a buffer pre-filled with NaN (an element left unwritten would keep it), a buffer one element off
+    4-byte alignment (the element path), and the same buffer reused for another key (nothing of the previous product
+    left): the bits of the auditor's reference path (reference=True) every time."""
+    import torch
+
+    from bench.challenge import generator as gen
+
+    gen.native()
+    if not gen.native_in_use("cpu", dtype, 3):
+        pytest.skip("no C kernel for version 3 here")
+    torch_dtype = getattr(torch, dtype)
+    for shape in [(1, 1), (1, 2), (1, 3), (2, 31), (3, 32), (5, 33), (7, 63), (9, 65), (1, 4097), (40, 129)]:
+        buf = torch.full((shape[0] * shape[1] + 1,), float("nan"), dtype=torch_dtype)
+        for out in (buf[: shape[0] * shape[1]].view(shape), buf[1:].view(shape)):
+            for key in (b"k" * 32, b"j" * 32):  # the second into the buffer the first filled
+                ref = gen.matrix(key, shape, dtype, version=3, reference=True)
+                got = gen.matrix(key, shape, dtype, version=3, out=out)
+                assert got.data_ptr() == out.data_ptr(), shape  # written in place, not a fresh operand
+                assert torch.equal(got.view(torch.int16), ref.view(torch.int16)), (shape, key)
+        rows = torch.tensor([shape[0] - 1, 0])
+        part_out = torch.full((2, shape[1]), float("nan"), dtype=torch_dtype)
+        part = gen.matrix(b"k" * 32, shape, dtype, rows=rows, version=3, out=part_out)
+        ref = gen.matrix(b"k" * 32, shape, dtype, version=3, reference=True)
+        assert torch.equal(part.view(torch.int16), ref[rows].view(torch.int16)), shape
