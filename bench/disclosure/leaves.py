@@ -510,6 +510,7 @@ def shared_merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_agg
         except DisclosureError:
             duplicates = [None]
         if not duplicates:
+            _compact(counted, _COMPACTED)
             number = {label: i for i, label in enumerate(sorted(lf.label for lf, _ in leaves))}
             # each row's leaf by number: the distinct labels factorized (mapping a million labels through a dict
             # was a quarter of a second of this process alone)
@@ -524,6 +525,31 @@ def shared_merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_agg
     finally:
         if entry is not None:
             _SHARED.remove(entry)
+
+
+#: The shared merge's columns of about one distinct string per row that every level reads (each device's id, each
+#: node's host name): _compact lays their strings out anew, side by side.
+_COMPACTED = ("device", "host")
+
+
+def _compact(counted: pd.DataFrame, columns: tuple[str, ...]) -> None:
+    """Each of `columns` of the shared merge (in place) made of new string objects, equal to the old ones and laid out
+    side by side in memory: the same values and dtype, only other objects. The old ones were parsed with their capacity
+    report's rows, one to a row's kilobyte of dicts, and a forked worker deriving a level touches each string it takes
+    (its reference count) and so copies the page holding it from its parent: every page of a country's rows, in each
+    worker. Measured at 100,000 nodes (225 levels in two workers, two pairs interleaved, load 2-3.4): the levels' CPU
+    13.0 + 1.1-1.2 s (user + kernel) -> 11.5-11.6 + 0.6-0.7, for 0.3 s here. A column holding anything but strings, or a string with a NUL (the joint),
+    is left as it is."""
+    for c in columns:
+        values = counted[c].to_numpy(dtype=object)
+        if not len(values) or set(map(type, values)) != {str}:
+            continue
+        fresh = "\0".join(values).split("\0")  # one C pass: new strings, allocated one after another
+        if len(fresh) != len(values):
+            continue
+        laid = np.empty(len(fresh), dtype=object)
+        laid[:] = fresh
+        counted[c] = pd.Series(laid, index=counted.index, dtype=counted[c].dtype)
 
 
 def _runs(codes: np.ndarray, leaves: int) -> tuple[np.ndarray, np.ndarray] | None:

@@ -111,6 +111,29 @@ def test_every_subset_merged_from_the_shared_merge_is_its_own_merge():
     assert taken > 200 and fallback > 10  # both paths exercised
 
 
+def test_the_shared_merge_holds_each_device_id_and_host_anew_with_the_same_values():
+    """The shared merge's device ids and host names are new string objects (laid out side by side, leaves._compact),
+    equal to the rows' own: the frame a level takes is the one merging alone gives (the test above), and no object of
+    those columns is one of the rows' objects."""
+    r = random.Random("compact")
+    compacted = 0
+    for _ in range(20):
+        leaves = _tree(r)
+        alone = _merge(leaves, AS_OF)  # outside the block: merged here, not taken from the shared merge
+        with lv.shared_merge(leaves, trusted_aggregator=True, as_of=AS_OF, stale_after=STALE):
+            if not lv._SHARED:
+                continue
+            counted, alone = lv._SHARED[0].counted, alone[0]
+            pd.testing.assert_frame_equal(counted, alone)
+            for c in ("device", "host"):
+                if set(map(type, alone[c])) != {str}:
+                    continue
+                mine = {id(row[c]) for _, rows in leaves for row in rows}
+                assert not mine & {id(x) for x in counted[c].to_numpy(dtype=object)}
+                compacted += 1
+    assert compacted > 5
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """Capacity reports and declarations of five sites in two regions; site B2 lists node 4 again (as B1 does), so
