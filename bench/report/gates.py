@@ -316,8 +316,11 @@ def _threads(report: NodeReport) -> dict[Any, int | None]:
 
 def _rounds(report: NodeReport) -> dict[Any, int]:
     """How many measurements of each metric `report` made, whatever their status (its rounds: bench.planning.matmul's
-    `rounds`), by key."""
+    `rounds`), by key; none for a run that failed a measurement (a failed one has no metric to count, and
+    run_failures names the failure)."""
     counts: dict[Any, int] = {}
+    if any(m.status in ("invalid", "error") for m in report.measurements):
+        return counts
     for m in report.measurements:
         for metric in metrics_of(m):
             counts[metric.key] = counts.get(metric.key, 0) + 1
@@ -329,7 +332,7 @@ def _rounds_difference(base: int | None, cand: int | None) -> str:
     figure is its fastest iteration over its rounds (run_figures), and the fastest of more windows reads higher on
     the same code: a candidate whose config measured each figure in 40 rounds against the baseline's 3 passed a 10%
     slow-down in 6 of 20 sessions of 5 pairs at 6% noise a window (tests/adversarial/test_fourteenth_round.py)."""
-    return "" if base == cand else f"measured in {base!r} rounds vs {cand!r}"
+    return "" if base is None or cand is None or base == cand else f"measured in {base!r} rounds vs {cand!r}"
 
 
 def _thread_difference(base: int | None, cand: int | None) -> str:

@@ -104,6 +104,19 @@ def test_the_same_rounds_on_both_sides_still_pass_unchanged_code_and_catch_a_slo
     assert slower == [paired.REGRESSION] * 5
 
 
+def test_a_run_that_failed_a_round_is_named_as_failed_not_as_another_number_of_rounds():
+    """A failed measurement has no metric, so its run counts one round fewer: the session is FAILED with the
+    correctness failure named (run_failures), not 'not comparable' for its rounds."""
+    from tests.report import synthetic as syn
+
+    base, cand = _mixed_session(5, 1.0, 0, 3, 3, 0.01)
+    broken = syn.matmul("float32", [0.01] * 20, status="error")
+    broken.details["cpus"] = "0"
+    cand[0].measurements[3] = broken
+    j = gates.paired_judgement(base, cand, LIMITS)
+    assert j.outcome == gates.FAILED, [g.message for g in j.checks]
+
+
 # --- discfast3: read_many's shared reading refuses hostile files as reading them here does -----------------------------
 
 
