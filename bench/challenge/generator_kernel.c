@@ -27,6 +27,17 @@ static inline uint32_t element(uint32_t hr, uint32_t gc)
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
+/* lowbias32(hr ^ g[i]) for 16 lanes at once: the same unsigned ops lane by lane (vpmulld keeps the low 32 bits, vpsrld
+   is logical). Shared by the float32 and the paired (bfloat16/float16) rows. */
+static inline __m512i lowbias32_x16(__m512i hv, const uint32_t *g)
+{
+    __m512i x = _mm512_xor_si512(hv, _mm512_loadu_si512(g));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+    x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
+    x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
+    x = _mm512_mullo_epi32(x, _mm512_set1_epi32((int)0x846ca68bu));
+    return _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+}
 /* AVX-512: 16 elements a step, the same unsigned ops lane by lane (vpmulld keeps the low 32 bits, vpsrld is logical),
    stored with non-temporal stores from each row's first 64-byte boundary: an operand (128 MiB at n = 4096,
    K = 8192) does not fit a core's caches, and a plain store first reads the line it writes. Measured on this CPU
@@ -36,16 +47,10 @@ static void row_avx512(uint32_t hr, const uint32_t *g, int cols, uint32_t *row)
     int c = 0;
     for (; c < cols && ((uintptr_t)(row + c) & 63); c++)
         row[c] = element(hr, g[c]);
-    const __m512i m1 = _mm512_set1_epi32(0x7feb352d), m2 = _mm512_set1_epi32((int)0x846ca68bu);
     const __m512i expo = _mm512_set1_epi32(126u << 23), field = _mm512_set1_epi32(15u << 23);
     const __m512i keep = _mm512_set1_epi32((int)0x807fffffu), hv = _mm512_set1_epi32((int)hr);
     for (; c + 16 <= cols; c += 16) {
-        __m512i x = _mm512_xor_si512(hv, _mm512_loadu_si512(g + c));
-        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
-        x = _mm512_mullo_epi32(x, m1);
-        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
-        x = _mm512_mullo_epi32(x, m2);
-        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+        const __m512i x = lowbias32_x16(hv, g + c);
         const __m512i v = _mm512_or_si512(_mm512_sub_epi32(expo, _mm512_and_si512(_mm512_srli_epi32(x, 4), field)),
                                           _mm512_and_si512(x, keep));
         _mm512_stream_si512((void *)(row + c), v);
@@ -102,16 +107,10 @@ static void paired_row_avx512(uint32_t hr, const uint32_t *g, int pairs, uint32_
     int j = 0;
     for (; j < pairs && ((uintptr_t)(row + j) & 63); j++)
         row[j] = paired(hr, g[j], keep, expo, field, shift);
-    const __m512i m1 = _mm512_set1_epi32(0x7feb352d), m2 = _mm512_set1_epi32((int)0x846ca68bu);
     const __m512i kv = _mm512_set1_epi32((int)keep), ev = _mm512_set1_epi32((int)expo);
     const __m512i fv = _mm512_set1_epi32((int)field), hv = _mm512_set1_epi32((int)hr);
     for (; j + 16 <= pairs; j += 16) {
-        __m512i x = _mm512_xor_si512(hv, _mm512_loadu_si512(g + j));
-        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
-        x = _mm512_mullo_epi32(x, m1);
-        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 15));
-        x = _mm512_mullo_epi32(x, m2);
-        x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
+        const __m512i x = lowbias32_x16(hv, g + j);
         const __m512i v = _mm512_or_si512(_mm512_and_si512(x, kv),
                                           _mm512_sub_epi32(ev, _mm512_and_si512(_mm512_srl_epi32(x, _mm_cvtsi32_si128(shift)), fv)));
         _mm512_stream_si512((void *)(row + j), v);
