@@ -51,6 +51,8 @@ def _lines(pairs: list[Any], metrics: list[Any], limits: paired.Thresholds, aa_p
         v = pm.verdict
         if v.regressed:
             what = "REGRESSION"
+        elif v.on_target:
+            what = f"pass: floor {v.floor:.1%} > {v.threshold:.0%}, a {v.target:.0%} slow-down (its target) ruled out"
         elif v.outcome == paired.PASS:
             what = "pass"
         elif not v.spread_known:
@@ -229,7 +231,8 @@ def gate(baseline: Path, candidate: Path, max_regression: tuple[str, ...], base_
                           "pairs": [[p.baseline.run_id, p.candidate.run_id] for p in j.pairs],
                           "metrics": [{"metric": pm.metric.title, "ratios": list(pm.verdict.ratios),
                                        "ratio": pm.verdict.ratio, "cv": pm.verdict.cv, "floor": pm.verdict.floor,
-                                       "threshold": pm.verdict.threshold,
+                                       "threshold": pm.verdict.threshold, "target": pm.verdict.target,
+                                       "on_target": pm.verdict.on_target,
                                        "gated": pm.verdict.gated, "regressed": pm.verdict.regressed,
                                        "outcome": pm.verdict.outcome, "pairs_needed": pm.verdict.pairs_needed}
                                       for pm in j.metrics],

@@ -284,6 +284,24 @@ def figure_outcome(base: list[NodeReport], cand: list[NodeReport], limits: Any, 
     return paired.session_outcome(verdicts)
 
 
+def before_target(ss: Session, limits: Any, first: int, most: int) -> str:
+    """The session's outcome on its own runs by the rule before PairedVerdict.rules_out_target (a metric passes only
+    within its threshold): judged at each look from `first` pairs on, as paired.sequential would, on the pairs this
+    session ran; 'inconclusive at N, would add pairs' where it stopped before `most` with that rule still
+    inconclusive (the runs it would have added were not made)."""
+    from bench.report import paired
+
+    outcome = paired.INCONCLUSIVE
+    for k in range(first, ss.pairs + 1):
+        j = gates.paired_judgement(ss.base[:k], ss.cand[:k], limits)
+        if j.outcome not in (paired.PASS, paired.INCONCLUSIVE):
+            return j.outcome
+        outcome = paired.session_outcome([paired.judge(pm.verdict.ratios, pm.verdict.threshold) for pm in j.metrics])
+        if outcome != paired.INCONCLUSIVE:
+            return outcome
+    return outcome if ss.pairs >= most else f"inconclusive at {ss.pairs}, would add pairs"
+
+
 def duet(config: Path, work: Path, pythonpath: str, pairs: int) -> tuple[dict[str, list[float]], list[float]]:
     """Duet benchmarking (Bulej et al., "Duet benchmarking: improving measurement accuracy in the cloud", Empirical
     Software Engineering 2020): `pairs` A/A pairs whose two runs run *at the same time*, each with its per-core
@@ -331,6 +349,11 @@ def paired_main(args: argparse.Namespace) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gate-paired-") as tmp:
         work = Path(tmp)
+        if args.keep:  # every run's results folder kept there, for judging the same runs again under another rule
+            work = args.keep.resolve()
+            if work.exists() and any(work.iterdir()):
+                raise SystemExit(f"--keep {args.keep}: not empty (the runs of another benchmark are there)")
+            work.mkdir(parents=True, exist_ok=True)
         config = args.config.resolve() if args.config else work / "short.toml"
         if not args.config:
             pin = "" if args.pin_cpu < 0 else f"pin_cpu = {args.pin_cpu}\n"
@@ -478,7 +501,7 @@ def paired_main(args: argparse.Namespace) -> None:
           f"threshold they support ({unpaired_rec:.0%})")  # fmt: skip
     for kind, group in sessions.items():
         counts: dict[str, int] = {}
-        caught_unpaired, first_counts, median_counts, flat_counts = 0, {}, {}, {}
+        caught_unpaired, first_counts, median_counts, flat_counts, before_counts = 0, {}, {}, {}, {}
         for i, ss in enumerate(group):
             j = gates.paired_judgement(ss.base, ss.cand, limits)
             counts[ss.outcome] = counts.get(ss.outcome, 0) + 1
@@ -487,6 +510,8 @@ def paired_main(args: argparse.Namespace) -> None:
             median_counts[by_median] = median_counts.get(by_median, 0) + 1
             by_flat = gates.paired_judgement(ss.base, ss.cand, paired.TARGET / 2).outcome
             flat_counts[by_flat] = flat_counts.get(by_flat, 0) + 1
+            before = before_target(ss, limits, args.pairs, args.max_pairs)
+            before_counts[before] = before_counts.get(before, 0) + 1
             per = ", ".join(f"{pm.verdict.ratio - 1:+.1%} floor {pm.verdict.floor:.1%} [{pm.verdict.bounds[0] - 1:+.1%}"
                             f", {pm.verdict.bounds[1] - 1:+.1%}] at {pm.verdict.threshold:.0%}: {pm.verdict.outcome}"
                             for pm in j.metrics)  # fmt: skip
@@ -495,7 +520,8 @@ def paired_main(args: argparse.Namespace) -> None:
             extra = f"; {notes[kind][i]}" if kind in notes else ""
             print(f"    {kind} candidate {i + 1}: {ss.pairs} pairs, {ss.seconds:.0f} s: {ss.outcome.upper()} (at "
                   f"{args.pairs} pairs: {ss.first}; @median: {by_median}; flat {paired.TARGET / 2:.0%}: {by_flat}; "
-                  f"unpaired: {old}) [{per}]{extra}; load {min(ss.loads):.1f}-{max(ss.loads):.1f}")  # fmt: skip
+                  f"unpaired: {old}; before the target rule: {before}) [{per}]{extra}; load {min(ss.loads):.1f}-"
+                  f"{max(ss.loads):.1f}")  # fmt: skip
             if ss.outcome in (paired.INCONCLUSIVE, gates.NOT_COMPARABLE):
                 print(f"      {next(g.message for g in j.checks if not g.passed)}")
         # a metric measured on another thread count on each side is "not comparable" (gates._thread_difference, exit
@@ -514,7 +540,8 @@ def paired_main(args: argparse.Namespace) -> None:
               f"{min(pairs)}-{max(pairs)} (mean {statistics.fmean(pairs):.1f}); a session {min(secs):.0f}-"
               f"{max(secs):.0f} s; at the first look ({args.pairs} pairs) {first_counts}; on median-iteration "
               f"figures {median_counts}; flat {paired.TARGET / 2:.0%} on the same pairs {flat_counts}; the unpaired "
-              f"gate: regression {caught_unpaired} of {len(group)}")  # fmt: skip
+              f"gate: regression {caught_unpaired} of {len(group)}; before the target rule (no metric passed on its "
+              f"target, paired.PairedVerdict.rules_out_target) {before_counts}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -571,6 +598,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=None,
                     help="the default config's matmul.max_warmup_s (default 0.1 paired, else 0.2)")  # fmt: skip
     ap.add_argument("--config", type=Path, default=None, help="suite config (default: a short matmul-only one)")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="--paired: keep every run's results folder under this (new or empty) folder, to judge the "
+                    "same runs again (default: a temporary folder, removed)")  # fmt: skip
     args = ap.parse_args()
     args.budget = args.budget or (0.25 if args.paired else 0.5)
     args.rounds = args.rounds or (3 if args.paired else 1)
