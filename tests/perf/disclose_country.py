@@ -36,6 +36,7 @@ import functools
 import gc
 import hashlib
 import os
+import platform
 import resource
 import shutil
 import sys
@@ -133,6 +134,19 @@ def _aggregate_site(task: tuple[Path, Path, bytes, str, agg.Rules]) -> tuple[Pat
     return path, built - start, time.process_time() - built
 
 
+def interpreter() -> str:
+    """Which Python runs the benchmark, and how it was built as far as this process can see: libpython linked into
+    the executable (as distributions ship CPython, built with PGO and LTO) or loaded as a shared library (as pyenv
+    builds it by default); the same code reads about a tenth apart on the two (docs/disclosure.md)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            shared = "/libpython" in maps.read()
+        build = "libpython shared" if shared else "libpython linked in"
+    except OSError:
+        build = "build unknown"
+    return f"{sys.implementation.name} {platform.python_version()} ({build}) at {sys.executable}"
+
+
 def cpu_s() -> float:
     """CPU seconds (user + system) of this process and of every worker it has waited for: less disturbed than wall
     time by other work on a shared machine."""
@@ -219,6 +233,7 @@ def main() -> None:
     print(
         f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min) on {os.cpu_count()} CPUs"
     )
+    print(f"interpreter: {interpreter()}")
     # fixed keys (Ed25519 signs deterministically): two runs over the same cache write the same bytes, so a change
     # can be held to the documents written before it (--out, then cmp -r)
     aggregator, operator, discloser = (Ed25519PrivateKey.from_private_bytes(hashlib.sha256(role).digest())
