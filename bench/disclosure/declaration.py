@@ -10,8 +10,10 @@ party whose figures are measured must not also be able to pass off node-signed t
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
+import json
 import math
 import re
 import tomllib
@@ -170,11 +172,52 @@ def sign_text(raw: bytes, key: Ed25519PrivateKey, now: dt.datetime | None = None
     return doc
 
 
+#: Declarations accepted by check, by what decides its answer (the text, the signature document as JSON with sorted keys, the
+#: two trust lists): a country's 200 embedded declarations were checked again at each of its four levels, by disclose
+#: and by verify each, 1,600 signature checks and TOML parses a phase. A refusal is never kept (it is raised again,
+#: worded for its place). At most _ACCEPTED_MAX entries (emptied when full).
+_ACCEPTED: dict[tuple[Any, ...], Declaration] = {}
+_ACCEPTED_MAX = 1 << 16
+
+
 def check(text: str, signature: Any, *, operator_ids: set[str] | None, node_ids: set[str] | None,
           where: str = "declaration") -> Declaration:  # fmt: skip
     """A declaration from its text and detached signature document: the signature must verify over these exact bytes,
     by a key in the operator trust list (when one is given: without one the declaration is still 'declared', but by
-    an unchecked signer) and not by a node key."""
+    an unchecked signer) and not by a node key. The same inputs accepted before give the same answer (_ACCEPTED),
+    with this call's text and signature objects and a parsed copy of its own."""
+    key = _accepted_key(text, signature, operator_ids, node_ids)
+    held = _ACCEPTED.get(key) if key is not None else None
+    if held is not None:
+        return Declaration(copy.deepcopy(held.data), text, signature, held.key_id)
+    out = _check(text, signature, operator_ids=operator_ids, node_ids=node_ids, where=where)
+    if key is not None:
+        if len(_ACCEPTED) >= _ACCEPTED_MAX:
+            _ACCEPTED.clear()
+        _ACCEPTED[key] = Declaration(copy.deepcopy(out.data), text, signature, out.key_id)
+    return out
+
+
+def _accepted_key(text: Any, signature: Any, operator_ids: Any, node_ids: Any) -> tuple[Any, ...] | None:
+    """check's answer's key in _ACCEPTED, or None where the inputs cannot name one (check then decides, and words
+    the refusal)."""
+    if not isinstance(text, str) or not isinstance(signature, dict):
+        return None
+    try:  # Python's own writing, which tells 1 from 1.0 and True (rfc8785 writes 1 and 1.0 alike)
+        written = json.dumps(signature, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    lists = []
+    for ids in (operator_ids, node_ids):
+        if ids is not None and not all(isinstance(i, str) for i in ids):
+            return None
+        lists.append(None if ids is None else frozenset(ids))
+    return (text, written, *lists)
+
+
+def _check(text: str, signature: Any, *, operator_ids: set[str] | None, node_ids: set[str] | None,
+           where: str) -> Declaration:  # fmt: skip
+    """check, done."""
     if not isinstance(signature, dict) or signature.get("kind") != SIGNATURE_KIND:
         raise DeclarationError(f"{where}: the signature file is not a bench declaration signature")
     if signature.get("schema_version") != SIGNATURE_VERSION or isinstance(signature.get("schema_version"), bool):

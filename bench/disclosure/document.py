@@ -52,6 +52,14 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files("bench.disclosure").joinpath("schema.json").read_text(encoding="utf-8"))
 
 
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    """The schema's validator, built once: building it for each document read (its references resolved anew) was a
+    quarter of checking one, and a country's verification checks every one of its 266 documents. A validator holds
+    no state between documents (jsonschema's are immutable), so each check finds what a new one finds."""
+    return jsonschema.Draft202012Validator(schema())
+
+
 @dataclass(frozen=True)
 class Policy:
     """Whose keys count: aggregators (capacity reports), the auditor (proofs), operators (declarations); node keys are
@@ -503,7 +511,7 @@ def check(data: Any, where: str) -> dict[str, Any]:
     if data.get("schema_version") != SCHEMA_VERSION or isinstance(data.get("schema_version"), bool):
         raise DisclosureError(f"{where}: disclosure schema_version {data.get('schema_version')!r}; this bench reads "
                               f"{SCHEMA_VERSION}")  # fmt: skip
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(data))
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
     if error is not None:
         at = "/".join(map(str, error.absolute_path)) or "(document)"
         raise DisclosureError(f"{where}: schema: at {at}: {error.message[:300]}")
