@@ -712,7 +712,9 @@ def verify(
     keys = {"auditor": auditor, "trusted": trusted, "aggregators": aggregators, "operators": operators}
     if _seen is not None:
         return _verify(data, store, where, **keys, _seen=_seen, _checked=_checked, _fork=_fork)
-    with contextlib.ExitStack() as share:
+    # the store's documents (a country's millions of objects, read before) left out of the cyclic collector's walks
+    # while every level is re-derived here, as compute() leaves them out in each worker
+    with frozen_heap(), contextlib.ExitStack() as share:
         if _fork:
             _ahead(data, store, where, share)
         return _verify(data, store, where, **keys, _seen=set(), _checked=_checked, _fork=_fork, _share=share)

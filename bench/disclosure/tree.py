@@ -28,7 +28,7 @@ from bench.disclosure.leaves import DisclosureError, Rows, Store, leaf, shared_m
 from bench.model import intake
 from bench.model.reports import CAPACITY_KIND, NODE_REPORT_KIND
 from bench.report import capacity
-from bench.report.pool import map_forked
+from bench.report.pool import frozen_heap, map_forked
 from bench.report.rules import Rules
 from bench.report.store import signed_dumps, write_atomic
 
@@ -124,7 +124,9 @@ def build(root: Path, *, policy: dd.Policy, as_of: dt.datetime, write: Callable[
     for s in sites:
         s.reports = [p for p in _json_files(s, output) if not _is_capacity_name(p)]
     proof_docs = store.add_many(list(proof_paths))
-    with contextlib.ExitStack() as stack:  # the whole tree's merge, shared by its levels (capacity reports alone)
+    # the whole tree's merge, shared by its levels (capacity reports alone); the documents read (a country's millions of
+    # objects) left out of the cyclic collector's walks while the levels are built here, as compute() leaves them out
+    with frozen_heap(), contextlib.ExitStack() as stack:
         return _levels(sites, store, stack, policy=policy, as_of=as_of, write=write, output=output,
                        proof_docs=proof_docs, claims_input=claims_input, audit_input=audit_input, now=now,
                        aggregator_key=aggregator_key)  # fmt: skip

@@ -3,6 +3,7 @@ a declaration accepted before (declaration._ACCEPTED) and the schema's validator
 each held to the plain form on randomized inputs."""
 
 import copy
+import gc
 import json
 import random
 
@@ -171,3 +172,21 @@ def test_a_site_folder_inside_another_is_named_as_testing_every_pair_names_it(tm
         assert got == expected, (sorted(folders), got, expected)
         if found is not None:
             assert [s.folder for s in found] == sorted(folders)
+
+
+def test_building_and_verifying_a_tree_leave_the_collector_as_they_found_it(tmp_path):
+    """tree.build and verify freeze the heap (pool.frozen_heap) while they work; it is unfrozen after, refused or not."""
+    from bench.disclosure.leaves import Store
+    from bench.report import pool
+
+    world.site_folders(tmp_path, (("North", "Alpha", "A1", [1, 2]), ("South", "Beta", "B1", [3])))
+    built = tree.build(tmp_path / "in", policy=K.policy(), as_of=world.AS_OF, write=world.write_disclosure,
+                       output=tmp_path / "out", now=world.NOW)  # fmt: skip
+    assert gc.get_freeze_count() == 0 and not pool._FROZEN
+    assert dd.verify(built[0].doc.data, Store(tmp_path), "d") == []
+    assert gc.get_freeze_count() == 0 and not pool._FROZEN
+    (tmp_path / "in" / "North" / "Alpha" / "A1" / "capacity.json").unlink()
+    with pytest.raises(DisclosureError):
+        tree.build(tmp_path / "in", policy=K.policy(), as_of=world.AS_OF, write=world.write_disclosure,
+                   output=tmp_path / "out2", now=world.NOW)  # fmt: skip
+    assert gc.get_freeze_count() == 0 and not pool._FROZEN
