@@ -5,7 +5,8 @@
     .venv/bin/python tests/perf/gate_false_alarms.py --paired [--aa-pairs 8] [--pairs 5] [--max-pairs 12]
                                                       [--candidates 10] [--slow-runs 3] [--threshold recommended]
                                                       [--budget 0.25] [--rounds 3] [--warmup 0.1] [--sizes 1024]
-                                                      [--pin-cpu 0] [--duet-pairs 0] [--config FILE]
+                                                      [--pin-cpu 0] [--duet-pairs 0] [--config FILE] [--keep DIR]
+    .venv/bin/python tests/perf/gate_false_alarms.py --replay DIR [--pairs 5] [--max-pairs 12] [--threshold PERCENT]
 
 --paired measures `bench gate` (bench.report.paired) as a CI job runs it with --base-cmd/--candidate-cmd: every
 candidate is a sequential session (paired.sequential, the same function): `--pairs` pairs, its runs alternating with
@@ -300,6 +301,70 @@ def before_target(ss: Session, limits: Any, first: int, most: int) -> str:
         if outcome != paired.INCONCLUSIVE:
             return outcome
     return outcome if ss.pairs >= most else f"inconclusive at {ss.pairs}, would add pairs"
+
+
+def replay_main(args: argparse.Namespace) -> None:
+    """--replay DIR: the runs a --paired --keep DIR benchmark kept, judged again by today's rule without measuring
+    anything: the A/A session's recommended setting (or --threshold), then each session replayed look by look from
+    --pairs pairs as paired.sequential would, on the pairs it ran, beside its outcome by the rule before
+    PairedVerdict.rules_out_target. A session the benchmark stopped at a conclusion may read 'would add pairs' where
+    a rule needs more than it ran."""
+    from bench.report import paired
+
+    name = re.compile(r"^\d{4}-(?P<session>.+)-(?P<side>[AB])(?P<i>\d+)$")
+    found: dict[str, dict[str, list[tuple[int, NodeReport]]]] = {}
+    for folder in sorted(args.replay.iterdir()):
+        if (m := name.match(folder.name)) and (reports := sorted(folder.glob("*/report.json"))):
+            side = paired.BASELINE if m["side"] == "A" else paired.CANDIDATE
+            found.setdefault(m["session"], {}).setdefault(side, []).append((int(m["i"]), load_report(reports[-1])))
+    if "aa" not in found:
+        raise SystemExit(f"--replay {args.replay}: no A/A session's runs (NNNN-aa-A0/ ...) there")
+
+    def runs(s: str) -> tuple[list[NodeReport], list[NodeReport]]:
+        sides = found[s]
+        return tuple([r for _, r in sorted(sides.get(side, []), key=lambda x: x[0])]
+                     for side in (paired.BASELINE, paired.CANDIDATE))  # type: ignore[return-value]  # fmt: skip
+
+    aa_base, aa_cand = runs("aa")
+    _, aa_metrics, broken = gates.paired_metrics(aa_base, aa_cand, paired.TARGET / 2)
+    if broken:
+        raise SystemExit("the A/A session cannot be paired: " + broken[0].message)
+    spreads = [paired.pair_spread(pm.verdict.ratios) for pm in aa_metrics]
+    limits: Any = paired.recommended_thresholds([pm.metric.labels for pm in aa_metrics], spreads, args.pairs)
+    if args.threshold != "recommended":
+        limits = paired.Thresholds(gates.parse_fraction(args.threshold))
+    print(f"replay of {args.replay}: A/A {len(aa_base)} pairs, A/A robust CV per metric "
+          + "; ".join(f"{short(pm.metric.title)} {sp.cv:.1%}" for pm, sp in zip(aa_metrics, spreads, strict=True))
+          + f"; judged at {paired.flags(limits)}, looks from {args.pairs} to {args.max_pairs} pairs")  # fmt: skip
+    totals: dict[str, dict[str, int]] = {}
+    for s in sorted(k for k in found if k != "aa"):
+        base, cand = runs(s)
+        n = min(len(base), len(cand))
+        if n < args.pairs:
+            print(f"  {s}: {n} pairs, fewer than {args.pairs}: not judged")
+            continue
+        outcome, k = paired.INCONCLUSIVE, args.pairs
+        for k in range(args.pairs, n + 1):
+            j = gates.paired_judgement(base[:k], cand[:k], limits)
+            if (outcome := j.outcome) != paired.INCONCLUSIVE:
+                break
+        now = (
+            outcome
+            if outcome != paired.INCONCLUSIVE or n >= args.max_pairs
+            else f"inconclusive at {n}, would add pairs"
+        )
+        ss = Session(base[:n], cand[:n], [0.0], outcome, n, outcome, 0.0)
+        before = before_target(ss, limits, args.pairs, args.max_pairs)
+        kind = re.sub(r"\d+$", "", s)
+        for rule, o in (("now", now), ("before", before)):
+            tally = totals.setdefault(f"{kind} {rule}", {})
+            tally[o.split(" at ")[0]] = tally.get(o.split(" at ")[0], 0) + 1
+        per = ", ".join(f"{short(pm.metric.title)} {pm.verdict.ratio - 1:+.1%} floor {pm.verdict.floor:.1%}"
+                        f"{' (on target)' if pm.verdict.on_target else ''}: {pm.verdict.outcome}"
+                        for pm in j.metrics)  # fmt: skip
+        print(f"  {s}: ran {n} pairs; now {now} at {k} pairs; before the target rule: {before} [{per}]")
+    for key, tally in totals.items():
+        print(f"  {key}: {tally}")
 
 
 def duet(config: Path, work: Path, pythonpath: str, pairs: int) -> tuple[dict[str, list[float]], list[float]]:
@@ -601,7 +666,14 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None,
                     help="--paired: keep every run's results folder under this (new or empty) folder, to judge the "
                     "same runs again (default: a temporary folder, removed)")  # fmt: skip
+    ap.add_argument("--replay", type=Path, default=None,
+                    help="judge the runs a --paired --keep DIR benchmark kept in DIR again, measuring nothing "
+                    "(with --pairs, --max-pairs, --threshold)")  # fmt: skip
     args = ap.parse_args()
+    if args.replay:
+        args.threshold = args.threshold or "recommended"
+        replay_main(args)
+        return
     args.budget = args.budget or (0.25 if args.paired else 0.5)
     args.rounds = args.rounds or (3 if args.paired else 1)
     args.warmup = args.warmup if args.warmup is not None else (0.1 if args.paired else 0.2)
