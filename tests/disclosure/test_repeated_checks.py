@@ -8,12 +8,13 @@ import json
 import random
 
 import jsonschema
+import pandas as pd
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.disclosure import declaration as decl
 from bench.disclosure import document as dd
-from bench.disclosure import tree
+from bench.disclosure import leaves, tree
 from bench.disclosure.leaves import DisclosureError
 from tests.disclosure import world
 
@@ -190,3 +191,36 @@ def test_building_and_verifying_a_tree_leave_the_collector_as_they_found_it(tmp_
         tree.build(tmp_path / "in", policy=K.policy(), as_of=world.AS_OF, write=world.write_disclosure,
                    output=tmp_path / "out2", now=world.NOW)  # fmt: skip
     assert gc.get_freeze_count() == 0 and not pool._FROZEN
+
+
+def _random_rows(rng, n):
+    """Device rows whose columns infer differing dtypes from leaf to leaf (None or a number, an int or a float)."""
+    rows = []
+    for i in range(n):
+        row = {}
+        for key, types in leaves._ROW_TYPES.items():
+            kinds = [t for t in types if t is not bool]
+            kind = rng.choice(kinds) if rng.random() < 0.3 else kinds[0]
+            if kind is str:
+                row[key] = rng.choice(["a", "b", f"dev{i}", "2026-11-28T10:05:00Z"])
+            elif kind is int:
+                row[key] = rng.randrange(10**6)
+            elif kind is float:
+                row[key] = rng.random() * 1000
+            else:
+                row[key] = None
+        rows.append(row)
+    return rows
+
+
+def test_the_leaves_columns_joined_at_once_are_those_joined_field_by_field():
+    rng = random.Random(5)
+    for _ in range(60):
+        frames = [leaves.Rows(_random_rows(rng, rng.randrange(1, 6))).frame() for _ in range(rng.randrange(1, 7))]
+        plain = {key: pd.concat([f[key] for f in frames], ignore_index=True) for key in leaves._ROW_TYPES
+                 if len({str(f[key].dtype) for f in frames}) == 1}  # fmt: skip
+        fast = leaves._joined(frames)
+        assert list(fast) == list(plain)
+        for key, column in plain.items():
+            pd.testing.assert_series_equal(fast[key], column)
+        assert leaves._uniform(frames) == list(plain)
