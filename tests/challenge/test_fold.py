@@ -339,30 +339,79 @@ def test_the_node_generates_each_products_operands_into_the_previous_ones(tmp_pa
         assert torch.equal(p.c, chl.compute(ch, "node-a", device, p.index).c)
 
 
-def test_prepare_keeps_the_sgemm_kernel_first_and_the_microkernel_only_where_it_is_refused(monkeypatch):
-    """fold.prepare's order (7fba2c1): the sgemm kernel, measured as fast or faster at the challenge's shapes, is kept
-    first and the microkernel is then not even compiled; default products run on it. Where the sgemm kernel is
-    refused, the microkernel answers."""
+@pytest.mark.parametrize(("took", "chosen"), [({"sgemm": 1.0, "micro": 2.0}, "sgemm"),
+                                              ({"sgemm": 2.0, "micro": 1.0}, "micro"),
+                                              ({"sgemm": 1.0, "micro": 1.0}, "sgemm")])  # fmt: skip
+def test_prepare_keeps_the_kernel_that_measures_faster(monkeypatch, took, chosen):
+    """fold.prepare keeps both kernels where both pass their probes and answers on the one calibrate() measured
+    faster (a tie: the sgemm kernel); default products run on it. Where the sgemm kernel is refused, the microkernel
+    answers without a calibration."""
     _kernel_or_skip()
     _micro_or_skip()
-    kept = dict(fold._KERNEL)
+    kept = {k: fold._KERNEL[k] for k in ("fold", "micro")}
     calls: list[int] = []
     real = fold._micro_product
     monkeypatch.setattr(fold, "_micro_product", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(fold, "calibrate", lambda: dict(took))
     a, b = _operands(128, 512)
 
-    monkeypatch.setattr(fold, "_KERNEL", {"fold": kept["fold"]})
-    assert fold.prepare() is None and fold.kernel_name() == "sgemm"
-    assert "micro" not in fold._KERNEL  # not compiled where the sgemm kernel is kept
+    monkeypatch.setattr(fold, "_KERNEL", dict(kept))
+    assert fold.prepare() is None and fold.kernel_name() == chosen and fold.calibration() == took
     fold.product(a, b, FOLD)
-    monkeypatch.setattr(fold, "_KERNEL", {"fold": kept["fold"], "micro": kept["micro"]})
-    fold.product(a, b, FOLD)
-    assert not calls  # both kept: the default product is the sgemm kernel's
+    assert bool(calls) == (chosen == "micro")
 
+    calls.clear()
+    monkeypatch.setattr(fold, "calibrate", lambda: pytest.fail("calibrated with one kernel"))
     monkeypatch.setattr(fold, "_KERNEL", {"fold": "refused (a test)", "micro": kept["micro"]})
-    assert fold.prepare() is None and fold.kernel_name() == "micro"
+    assert fold.prepare() is None and fold.kernel_name() == "micro" and fold.calibration() is None
     fold.product(a, b, FOLD)
     assert calls  # the default product ran on the microkernel
+
+
+def test_calibrate_times_both_kernels_on_one_worker(monkeypatch):
+    """calibrate() runs each kernel (each called, on one torch thread) and returns CPU seconds for both, restoring
+    torch's thread count."""
+    _kernel_or_skip()
+    _micro_or_skip()
+    monkeypatch.setattr(fold, "CALIBRATION", {"rows": 70, "cols": 150, "inner": 3 * FOLD, "reps": 1})
+    seen: list[tuple[object, int]] = []
+    real = fold.product
+    monkeypatch.setattr(fold, "product", lambda *a, **k: seen.append((k["kernel"], torch.get_num_threads()))
+                        or real(*a, **k))  # fmt: skip
+    threads = torch.get_num_threads()
+    took = fold.calibrate()
+    assert set(took) == {"sgemm", "micro"} and all(0 <= t < float("inf") for t in took.values())
+    assert sorted({k for k, _ in seen}) == ["micro", "sgemm"] and {t for _, t in seen} == {1}
+    assert torch.get_num_threads() == threads
+
+
+def test_the_sgemm_probe_refuses_a_kernel_wrong_at_a_tile_edge(monkeypatch, tmp_path):
+    """The sgemm kernel's probe compares it with the torch path on its own tiles (a BLAS may order a run by the call's
+    shape), on a product with a partial tile each way: a kernel that leaves each tile's last column unwritten is
+    refused, and products fall back to a kernel that is right."""
+    _kernel_or_skip()
+    src = fold.KERNEL_SOURCE.read_text()
+    edge = "for (int c = 0; c < cols; c++)"
+    assert src.count(edge) == 1
+    (tmp_path / "edge.c").write_text(src.replace(edge, "for (int c = 0; c < cols - 1; c++)"))
+    monkeypatch.setattr(fold, "KERNEL_SOURCE", tmp_path / "edge.c")
+    monkeypatch.setattr(fold, "_KERNEL", {"micro": "off: this test holds the sgemm kernel"})
+    assert "differ" in fold.prepare_sgemm() and not fold.in_use()
+    a, b = _operands(128, 512)
+    whole = torch.empty(128, 128)
+    fold._panel(a, b, whole, slice(0, 128), FOLD, fold.GROUP)
+    assert torch.equal(fold.product(a, b, FOLD), whole)
+
+
+def test_the_sgemm_kernel_is_the_torch_paths_calls_on_its_tiles(monkeypatch):
+    """What the sgemm probe holds it to: on 190 x 150 in tiles of 48 x 80 and 19 runs, its bits equal the torch
+    path's on the same tiles (fold._tiles), at group 1 and 8."""
+    _kernel_or_skip()
+    monkeypatch.setattr(fold, "TILE", (48, 80))
+    a, b = _operands(256, 19 * FOLD)
+    a, b = a[:190].contiguous(), b[:, :150].contiguous()
+    for group in (1, fold.GROUP):
+        assert torch.equal(fold.product(a, b, FOLD, group, kernel="sgemm"), fold._tiles(a, b, FOLD, group))
 
 
 @pytest.mark.parametrize("kernel", ["sgemm", "micro", False])

@@ -319,6 +319,20 @@ def projected_h100(dtype: str, n: int, inner: int, products: int, hash_rate_core
     return products * 2 * n * n * inner / rate / window, {**t, "peak_tflops": peak.tflops}
 
 
+def cpu_model() -> str:
+    """This CPU's model name (/proc/cpuinfo), or 'unknown'. The VM behind these figures is not always the same CPU:
+    from 17:14 UTC on 2026-12-07 an AMD EPYC whose two cores peak at about 231 GFLOPS of float32 FMA (a register-only
+    loop, 115.6 GFLOPS a core), below the MAMF of 280-340 GFLOPS measured earlier that day (docs/proofs.md); a ratio
+    is of the CPU it was measured on."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=4096)
@@ -353,7 +367,8 @@ def main() -> None:
     )
     ap.add_argument("--model-only", action="store_true", help="skip the CPU round: measure SHA-256 and project")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}; "
+          f"CPU: {cpu_model()}")  # fmt: skip
     data = os.urandom(64 << 20)
     hash_rate = len(data) / min(_timed(lambda: hashlib.sha256(data).digest()) for _ in range(3))
     print(f"SHA-256 on one core of this machine: {hash_rate / 1e9:.2f} GB/s")
