@@ -229,7 +229,14 @@ def honest_round(n: int, inner: int, products: int, dtype: str, fuse: bool, run:
             print(f"  host memory reserved before the challenge (challenge answer --reserve-mib {need >> 20}): "
                   f"{took:.2f} s")  # fmt: skip
         if run:
-            print(f"  fold kernel (bench.challenge.fold.prepare): {fold.prepare() or fold.kernel_name() + ' in use'}")
+            took = fold.prepare() or fold.kernel_name() + " in use"
+            if fold.calibration():  # both kernels kept: prepare() measured them and kept the faster
+                took += (
+                    " (calibrated, CPU ms: "
+                    + ", ".join(f"{k} {t * 1e3:.1f}" for k, t in fold.calibration().items())
+                    + ")"
+                )
+            print(f"  fold kernel (bench.challenge.fold.prepare): {took}")
         data = chl.issue(auditor, dtype=dtype, n=n, products=products, window=dt.timedelta(hours=1), nodes=None,
                          inner=inner, fold=run)  # fmt: skip
         path = tmp / "challenge.json"
