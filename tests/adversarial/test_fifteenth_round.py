@@ -1,0 +1,122 @@
+"""Fifteenth adversarial round (issues 23, 25, 26): attacks on the session's new code, driven through the real entry
+points: the declaration check held once accepted (discfast4, 02518ce), the paired gate's pass on a metric's target
+(gate7, a799823), and the matmul search's slot that a final fills (eta4).
+
+Held: a declaration accepted under one pair of trust lists is judged again under another (the key left the trust
+lists out in the work before it landed; told, and fixed before 02518ce: these tests fail with the lists left out);
+a candidate that lost one thread of N does not pass on the relaxed floor (never on 2-4 threads; on 5-8 in at most
+1% of noisy sessions, about twice the rule before: within the rule's design); the per-core figure and a threshold
+at half the target or wider are judged as before. Each test says what it attacks."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+
+from bench.disclosure import declaration as decl
+from bench.report import paired
+from tests.disclosure import world
+
+K = world.KEYS
+TEXT = world.DECLARATION.format(region="North", city="Alpha", site="A1")
+
+
+# --- discfast4: a declaration accepted once is not accepted again under another trust list ----------------------------
+
+
+def _said(fn, *args, **kw):
+    try:
+        d = fn(*args, **kw)
+    except decl.DeclarationError as exc:
+        return ("refused", str(exc))
+    return ("ok", d.key_id, d.data)
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        ((None, None), (set(), None)),  # no trust list, then one that lacks the signer
+        ((None, None), (None, "signer")),  # then the signer named as a node key
+        (("signer", None), ("other", None)),  # the signer trusted, then another trust list
+        (("signer", None), ("signer", "signer")),  # then the same key also listed as a node's
+    ],
+)
+def test_a_declaration_accepted_under_one_trust_list_is_judged_again_under_another(first, then):
+    """Attack on the held declaration check (declaration._ACCEPTED): accept a declaration once where its signer is
+    trusted (or no list is given), then ask again with trust lists that refuse it: the answer must be the plain
+    check's (_check, or check on a fresh process), refused in its words, not the held acceptance."""
+    signer = K.kid("operator")
+
+    def ids(what):
+        return None if what is None else {signer} if what == "signer" else {K.kid("node")} if what == "other" else set()
+
+    sig = decl.sign_text(TEXT.encode(), K.operator, world.NOW)
+    assert _said(decl.check, TEXT, sig, operator_ids=ids(first[0]), node_ids=ids(first[1]))[0] == "ok"
+    again = _said(decl.check, TEXT, copy.deepcopy(sig), operator_ids=ids(then[0]), node_ids=ids(then[1]), where="x")
+    plain = _said(getattr(decl, "_check", decl.check), TEXT, copy.deepcopy(sig), operator_ids=ids(then[0]),
+                  node_ids=ids(then[1]), where="x")  # fmt: skip
+    assert plain[0] == "refused"
+    assert again == plain
+
+
+# --- gate7: a metric passed on its target (PairedVerdict.rules_out_target) ---------------------------------------------
+
+
+def _all_core_session(seed: int, sd: float, change: float, threads: int, disturbed: float = 0.1) -> tuple[str, int]:
+    """One sequential session of the all-core figure alone (pairs 5..12), judged at 5% (a steady calibration) for a
+    metric on `threads` threads: each run's figure N(1, sd), one run in ten (`disturbed`) slowed 10-40%, the
+    candidate's times 1 - `change`. Seeded."""
+    rng = random.Random(seed)
+    speeds = [rng.gauss(1, sd) * (rng.uniform(0.6, 0.9) if rng.random() < disturbed else 1)
+              for _ in range(2 * paired.MAX_PAIRS)]  # fmt: skip
+    target = paired.target_of({"cpus": "all"}, threads)
+    runs: list[float] = []
+    ratios: list[float] = []
+
+    def run(side: str) -> None:
+        runs.append(speeds[len(runs)] * (1 - change if side == paired.CANDIDATE else 1))
+        if len(runs) % 2 == 0:
+            a, b = runs[-2:]
+            ratios.append(b / a if paired.side_at(len(runs) - 2) == paired.BASELINE else a / b)
+
+    return paired.sequential(run, lambda: paired.judge(ratios, 0.05, target).outcome)
+
+
+@pytest.mark.parametrize("sd", [0.02, 0.05, 0.08, 0.12])
+def test_a_candidate_that_lost_one_thread_of_two_to_four_never_passes_on_the_relaxed_floor(sd):
+    """Attack on gate7's pass on a target (a799823): the floor relaxed to half the target lets a noisy all-core
+    figure pass. Can a candidate that lost one thread of N (the all-core figure's target, target_of) pass in a
+    session as noisy as the relaxed floor allows? Held on 2-4 threads (where the relaxation is widest): the median
+    must still lie within the threshold and the lower bound within twice it, so in 200 seeded sessions a noise level
+    none passes."""
+    for threads in (2, 3, 4):
+        outcomes = [_all_core_session(seed, sd, 1 / threads, threads)[0] for seed in range(200)]
+        assert paired.PASS not in outcomes
+
+
+@pytest.mark.parametrize("threads", [5, 6, 8])
+def test_a_candidate_that_lost_one_thread_of_five_to_eight_passes_at_most_one_session_in_a_hundred(threads):
+    """The same attack on 5-8 threads, where the target (1/N) is a little over twice the threshold: the relaxed
+    floor roughly doubles how often a noisy session of one thread lost passes (8 threads, 12% run noise: 18 of 2000
+    sessions, 9 by the rule before; /work/briefs/finds-gate7.md), inside the rule's design (the target lies 3.6
+    standard deviations of the median past the pass line). Held at: at most 1% of 1000 seeded sessions at 12%."""
+    outcomes = [_all_core_session(seed, 0.12, 1 / threads, threads)[0] for seed in range(1000)]
+    assert outcomes.count(paired.PASS) <= 10
+
+
+@pytest.mark.parametrize("threads", [2, 4, 16])
+def test_a_per_core_figure_and_a_wide_threshold_are_not_relaxed(threads):
+    """Held: the relaxation applies only where the target is wider than twice the threshold: the per-core figure
+    (target 10%) and an all-core figure judged at half its target or wider are judged as before on every ratio set."""
+    rng = random.Random(threads)
+    for _ in range(300):
+        ratios = [rng.gauss(1, rng.choice([0.01, 0.05, 0.1])) for _ in range(rng.randint(3, 12))]
+        per_core = paired.judge(ratios, 0.05, paired.target_of({"cpus": "0"}, 1))
+        assert per_core.outcome == paired.judge(ratios, 0.05).outcome and not per_core.on_target
+        wide = paired.target_of({"cpus": "all"}, threads) / 2
+        assert (
+            paired.judge(ratios, wide, paired.target_of({"cpus": "all"}, threads)).outcome
+            == paired.judge(ratios, wide).outcome
+        )
