@@ -50,8 +50,8 @@ print(sys.implementation.name, "%d.%d" % sys.version_info[:2], "shared" if "/lib
 # running from a shared libpython (as pyenv builds it, without PGO or LTO) and another interpreter on PATH, named
 # python3 or python3.N, is CPython of the same version with libpython linked into its executable (as Debian,
 # Ubuntu, conda and python-build-standalone ship it, built with PGO and LTO): bench's verification is pure Python,
-# and on the project's machines that build ran a 30,000-node country's verification about 10% faster
-# (docs/disclosure.md). The same version, so that the same wheels install (a local CPU torch wheel above all).
+# and on the project's machines Debian's build checked node reports with about a fifth less CPU (docs/disclosure.md).
+# The same version, so that the same wheels install (a local CPU torch wheel above all).
 pick_python() {
   local info impl version link py
   if [ -n "$PYTHON_GIVEN" ]; then echo "$PYTHON_GIVEN"; return; fi
