@@ -30,7 +30,10 @@ class Policy:
     #: Seconds of warm-up and timed iterations together that the measurement fills, when set: its timed budget is
     #: what the warm-up leaves of them, never less than budget_s. A measurement given a slot of time (the matmul
     #: search's finals, bench.workloads.matmul_search) then takes that slot whether its warm-up settles in three
-    #: iterations or runs out its max_warmup_s, where a fixed budget_s ended it early by the warm-up not spent.
+    #: iterations or runs out its max_warmup_s, where a fixed budget_s ended it early by the warm-up not spent. The
+    #: slot is not run past except by budget_s itself: the warm-up stops where one more iteration would leave less
+    #: than budget_s of it, and once budget_s is timed, an iteration starts only where the iterations so far say it
+    #: ends inside the slot, in batches of at most half of what is left (collect).
     fill_s: float | None = None
 
     def __post_init__(self) -> None:
@@ -76,20 +79,37 @@ def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
         if sum(warmup) >= policy.max_warmup_s or len(warmup) >= policy.max_warmup_iterations:
             is_settled = False
             break
+        if policy.fill_s is not None and sum(warmup) + warmup[-1] + policy.budget_s > policy.fill_s:
+            # one more would leave less than budget_s of the slot: the warm-up ends here, unsettled
+            is_settled = False
+            break
 
     warmup_wall_s = time.monotonic() - started
     budget = timed_budget_s(policy, warmup)
     samples = timer.time(fn, policy.min_iterations)
+    last = samples
     while len(samples) < policy.max_iterations:
         spent = sum(samples)
         if spent >= budget:
             break
         per_iteration = spent / len(samples)
-        batch = int((budget - spent) / per_iteration) + 1
+        if policy.fill_s is not None and spent >= policy.budget_s:
+            # past budget_s, inside a slot: only iterations that end inside it, at the slower of the whole mean and
+            # the last batch's (iterations that slowed down), half of what is left at a time, so that a slow-down
+            # shows before the slot is spent (a final planned at 0.05 ms an iteration that ran at 0.7 ms took 5.7 s
+            # of a 2 s slot: issue 25)
+            per_iteration = max(per_iteration, sum(last) / len(last))
+            fits = int((budget - spent) / per_iteration)
+            if fits < 1:
+                break
+            batch = max(1, fits // 2)
+        else:
+            batch = int(((policy.budget_s if policy.fill_s is not None else budget) - spent) / per_iteration) + 1
         # at most as many again as timed so far: a batch planned from a few fast first iterations ran 1000 of a
         # float64 256^3 product that a loaded machine had slowed 7x, 3.8 s timed on a 0.5 s budget (issue 25)
         batch = max(1, min(batch, 1000, len(samples), policy.max_iterations - len(samples)))
-        samples += timer.time(fn, batch)
+        last = timer.time(fn, batch)
+        samples += last
     return Sampled(warmup_s=warmup, samples_s=samples, settled=is_settled, warmup_wall_s=warmup_wall_s)
 
 

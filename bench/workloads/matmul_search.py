@@ -63,6 +63,9 @@ WINDOW_S = {"cpu": 2.0, "cuda": 10.0}
 BUDGET_S = {"cpu": 30.0, "cuda": 300.0}
 #: Shortest timed budget of a final measurement, seconds: the MAMF is never taken from a shorter one.
 FINAL_MIN_S = 0.5
+#: Most timed iterations of a final: enough to fill its share at the fastest shapes (int8 at 256^3 runs 0.05 ms an
+#: iteration on the 2-core VM: 5 s; a GPU ~1 ms), where the sampler's default 10,000 ended int8's search 4 s early.
+FINAL_MAX_ITERATIONS = 10**5
 MEMORY_SHARE = 0.5
 #: A precision measured below this fraction of float32's rate is emulated (not capacity): float32's rate at the same
 #: shape when float32's search measured it, else float32's MAMF. Like with like: the first coarse shape is the smallest
@@ -268,12 +271,14 @@ def search(
     # set on a saved measurement would need an amendment record (a crash now loses at most these few finals).
     # The best shape overall is always measured; the others, in order, while they fit together at final_each in what
     # is left of the budget. Each gets, when it starts, its length at final_each plus an equal part of what the finals
-    # still to run leave of the budget, and fills it (Policy.fill_s: the timed budget is what its warm-up leaves of the share), so time an earlier phase or
-    # final left unused goes to the finals still to run, and the search ends at its budget whether a warm-up settles
-    # in three iterations or not (shares planned for unsettled warm-ups ended float16's and int8's searches here 6-9 s
-    # early when the warm-ups settled, and a runner-up planned in a share then skipped for want of 0.01 s left its
-    # share unused), or past it by at most the one final that must run. A final chosen is skipped only when it would
-    # end past the budget by more than half its own length (an earlier one ran that much over).
+    # still to run leave of the budget, never more than what is left, and fills it (Policy.fill_s: the timed budget is
+    # what its warm-up leaves of the share, and no iteration starts that would end past it), so time an earlier phase
+    # or final left unused goes to the finals still to run, and the search ends at its budget whether a warm-up
+    # settles in three iterations or not (shares planned for unsettled warm-ups ended float16's and int8's searches
+    # here 6-9 s early when the warm-ups settled). It never ends past the budget but by the one final that must run:
+    # the best shape, when less is left than its shortest measurement (FINAL_MIN_S timed, at least 3 iterations);
+    # a runner-up whose shortest measurement no longer fits is skipped (the MAMF is then the best shape's). A final
+    # that had to run at final_each took int8's search on the 2-core VM 3.75-5 s past its budget (issue 25).
     picks = _finalists(refined + ranked, backends)
     if not picks:
         return
@@ -284,20 +289,20 @@ def search(
         t, k, extra = _per_iteration(seen), _warmup_iterations(seen), ledger.overhead(shape, backend)
         now = clock()
         least = [_least_s(p, final_each, ledger) for p in chosen[i:]]
-        if i > 0 and now + least[0] > deadline + least[0] / 2:
-            continue
+        shortest = measurement_s(FINAL_MIN_S, t, k, FINAL_MAX_ITERATIONS) + extra
+        if i > 0 and now + shortest > deadline:
+            continue  # the best shape is measured: this one would end past the budget
         policy = _policy(final_each)
         if config.final_budget_s is None:
             # its least, plus an equal part of what the finals still to run leave over their least; never past the
-            # budget (a final that must run past it runs at final_each)
-            share = min(least[0] + max(deadline - now - sum(least), 0.0) / len(least), deadline - now) - extra
-            seconds = _stretch(final_each, share, t, k)
-            # the crossing iteration ends a measurement half an iteration past its budget on average
-            policy = dataclasses.replace(_policy(seconds), fill_s=max(share - t / 2, seconds))
+            # budget but by its shortest measurement (the best shape's, which always runs)
+            share = max(min(least[0] + max(deadline - now - sum(least), 0.0) / len(least), deadline - now), shortest)
+            share -= extra
+            seconds = _stretch(FINAL_MIN_S, share, t, k)  # the warm-up's allowance in it
+            policy = Policy(budget_s=FINAL_MIN_S, min_iterations=3, max_iterations=FINAL_MAX_ITERATIONS,
+                            max_warmup_s=seconds, max_warmup_iterations=20, fill_s=share)  # fmt: skip
         f = measure(base.with_shape(*shape), device, policy, peak=peak, backend=backend)
-        # the slot it ran in: a final that must run past the budget (share below its length at final_each, even
-        # negative once earlier phases overran) runs at final_each, so that is its slot, not the budget's remainder
-        what = {"share_s": round(max(share, least[0] - extra), 3)} if config.final_budget_s is None else {}
+        what = {"share_s": round(share, 3)} if config.final_budget_s is None else {}
         finals.append(_tag(f, "final", config.mode, mamf=False, shapes_tried=len(tried) + len(refined), **what))
     winner = max(finals, key=_rate)
     winner.details["search"]["mamf"] = True
@@ -351,13 +356,16 @@ def _elements(shape: Shape) -> int:
     return m * k + k * n + m * n
 
 
-def measurement_s(budget_s: float, per_iteration_s: float, warmup_iterations: int | None) -> float:
+def measurement_s(budget_s: float, per_iteration_s: float, warmup_iterations: int | None,
+                  max_iterations: int | None = None) -> float:  # fmt: skip
     """Seconds one measurement under _policy(budget_s) of a shape at `per_iteration_s` takes (bench.measure.sampling
     .collect): a warm-up that stops once settled (`warmup_iterations`, as the shape's last measurement settled; None:
     unknown or never settled, so it runs its budget out plus the iteration that crosses it, at most 20 iterations),
     then at least 3 timed iterations, else the budget plus the iteration that crosses it, at most max_iterations (a
-    1 ms GPU product stops at 10,000 whatever its budget)."""
+    1 ms GPU product stops at 10,000 whatever its budget; a final at FINAL_MAX_ITERATIONS)."""
     policy = _policy(budget_s)
+    if max_iterations is not None:
+        policy = dataclasses.replace(policy, max_iterations=max_iterations)
     t, b = per_iteration_s, policy.budget_s
     warm = (
         min(b + t, policy.max_warmup_iterations * t) if warmup_iterations is None else min(warmup_iterations * t, b + t)
@@ -386,9 +394,10 @@ def _stretch(final_each: float, allotted_s: float, per_iteration_s: float, warmu
 
 
 def _per_iteration(m: Measurement) -> float:
-    """Median seconds of one iteration of a measured shape (what its next measurement will take per iteration)."""
-    samples = sorted(m.samples_s)
-    return samples[len(samples) // 2] if samples else 0.0
+    """Mean seconds of one iteration of a measured shape: what its next measurement will take per iteration. Not the
+    median: int8 at 256^3 on the 2-core VM ran at a median of 0.05 ms and a mean of 0.8 ms (stalls), and its final,
+    planned at the median, took 5.7 s for 10,000 iterations planned as 0.5 s."""
+    return sum(m.samples_s) / len(m.samples_s) if m.samples_s else 0.0
 
 
 def _warmup_iterations(m: Measurement) -> int | None:
@@ -432,7 +441,8 @@ def _fitting(picks: list[tuple[Shape, str, Measurement]], final_each: float, lef
 def _least_s(pick: tuple[Shape, str, Measurement], final_each: float, ledger: _Ledger) -> float:
     """Seconds a final of `pick` (shape, backend, its last measurement) takes at final_each, its overhead included."""
     shape, backend, seen = pick
-    return measurement_s(final_each, _per_iteration(seen), _warmup_iterations(seen)) + ledger.overhead(shape, backend)
+    seconds = measurement_s(final_each, _per_iteration(seen), _warmup_iterations(seen), FINAL_MAX_ITERATIONS)
+    return seconds + ledger.overhead(shape, backend)
 
 
 def _finals_s(measured: list[Measurement], backends: list[str], final_each: float, ledger: _Ledger,
@@ -445,7 +455,7 @@ def _finals_s(measured: list[Measurement], backends: list[str], final_each: floa
         best.setdefault(backend, (_per_iteration(m), _warmup_iterations(m), ledger.overhead(shape, backend)))
     if extra is not None:
         best[extra[1]] = (extra[2], None, ledger.overhead(extra[0], extra[1]))
-    return sum(measurement_s(final_each, t, k) + o for t, k, o in best.values())
+    return sum(measurement_s(final_each, t, k, FINAL_MAX_ITERATIONS) + o for t, k, o in best.values())
 
 
 def _emulation_reference(

@@ -153,7 +153,7 @@ def test_one_stalled_coarse_measurement_does_not_stop_the_search():
     stalled = iter([True])
 
     def seconds(spec, b):
-        return spec.flops / (1e8 if next(stalled, False) else 5e10)
+        return spec.flops / (1e8 if next(stalled, False) else 2e9)
 
     measure, calls = counting(fake_measure(seconds))
     config = ms.SearchConfig("grid", budget_s=4.0, window_s=0)
@@ -162,7 +162,7 @@ def test_one_stalled_coarse_measurement_does_not_stop_the_search():
     assert not any(m.emulated for m in out)
     assert not any(w["code"] == "emulated" for m in out for w in m.warnings)
     (mamf,) = [m for m in out if m.details["search"].get("mamf")]
-    assert mamf.summary["tflops_median"] == pytest.approx(0.05)  # searched through: refine and finals ran
+    assert mamf.summary["tflops_median"] == pytest.approx(0.002)  # searched through: refine and finals ran
     assert len(calls) > 4
 
 
@@ -170,12 +170,12 @@ def test_a_small_shape_slow_for_float32_too_is_not_called_emulated():
     # Persistent load: the smallest shape runs at 0.1 GFLOPS for float32 and float64 alike, far below float32's MAMF
     # (measured at a large shape); compared like with like, float64 is float32's equal there.
     def seconds(spec, b):
-        return spec.flops / (1e8 if spec.m < 100 else 5e10)
+        return spec.flops / (1e8 if spec.m < 100 else 2e9)
 
     measure = fake_measure(seconds)
     config = ms.SearchConfig("grid", budget_s=4.0, window_s=0)
     shapes = [(64,) * 3, (65,) * 3, (128,) * 3]
-    f32 = {(64,) * 3: 1e-4, (65,) * 3: 1e-4, (128,) * 3: 0.05}
+    f32 = {(64,) * 3: 1e-4, (65,) * 3: 1e-4, (128,) * 3: 0.002}
     out = list(
         ms.search(
             CPU, "bfloat16", config, shapes, float32_tflops=0.1, float32_rates=f32, measure=measure, clock=measure.clock
@@ -187,7 +187,7 @@ def test_a_small_shape_slow_for_float32_too_is_not_called_emulated():
 
 
 def test_figure_above_peak_is_flagged_implausible():
-    measure = fake_measure(lambda spec, b: spec.flops / 1e12)  # 1 TFLOPS against a 0.5 TFLOPS peak
+    measure = fake_measure(lambda spec, b: spec.flops / 1e8)  # 0.1 GFLOPS against a 0.05 GFLOPS peak
     config = ms.SearchConfig("grid", budget_s=1.0, window_s=0)
     out = list(
         ms.search(
@@ -195,7 +195,7 @@ def test_figure_above_peak_is_flagged_implausible():
             "float32",
             config,
             [(64,) * 3],
-            peak=Peak(0.5, "theoretical", "t", "t"),
+            peak=Peak(5e-5, "theoretical", "t", "t"),
             measure=measure,
             clock=measure.clock,
         )
@@ -305,12 +305,14 @@ def test_search_ends_within_its_budget_plus_one_final(budget, spread, shapes, ra
     finals = [m for m in out if m.details["search"]["role"] == "final"]
     searched = [entry for entry in log if not entry[3]]  # the MSMF window is outside the budget
     end = searched[-1][1]
-    longest_final = max(b - a for a, b, _, _ in searched[-len(finals) :])
-    assert end <= budget + longest_final
-    # past the budget only by the final that must run (or by 1%: an iteration's spread around its median)
-    assert end <= 1.01 * budget or len(finals) == 1
-    assert end >= 0.97 * budget  # what is left is spent on the finals, not handed back as a shorter search
     (mamf,) = [m for m in finals if m.details["search"]["mamf"]]
+    last = ms._per_iteration(finals[-1])
+    # never past the budget, but by the best shape's final at its shortest when less than that was left
+    shortest = max(ms.FINAL_MIN_S + 1.1 * last, 3 * 1.1 * last)
+    assert end <= budget + 1e-9 or (len(finals) == 1 and sum(mamf.samples_s) <= shortest), (end, len(finals))
+    # what is left is spent on the finals, not handed back as a shorter search (to within the iteration that would
+    # have ended past the budget, which is not started)
+    assert end >= 0.97 * budget - 1.1 * last
     planned = ms._final_each(config, ms.FINAL_PER_BACKEND * 2)
     assert sum(mamf.samples_s) >= planned and len(mamf.samples_s) >= 3  # full length, never a shortened one
     assert mamf is max(finals, key=ms._rate)  # the MAMF is chosen as before: the fastest final
@@ -336,3 +338,76 @@ def test_the_plan_says_how_long_a_search_takes(budget, spread):
     step = runner.Step("cpu float32 search", list, "matmul", {"id": "cpu", "kind": "cpu"})
     planned = progress.estimate_s(step, {"matmul": {"budget_s": budget, "window_s": 1.0}})
     assert abs(log[-1][1] / planned - 1) <= 0.15, (log[-1][1], planned)
+
+
+def unsteady(rate_flops: float, stall_every: int, stall: float, slow_from: float, slow: float, overhead: float,
+             faster: dict[int, float] | None = None):  # fmt: skip
+    """(measure, clock, log) as clocked(), with the iterations a machine really gives: every `stall_every`-th one of a
+    measurement `stall` x long (a scheduler slice missed: int8 at 256^3 on the 2-core VM ran at a median of 0.05 ms
+    and a mean of 0.8 ms), and every iteration `slow` x long from `slow_from` seconds on (the machine got busier
+    after the plan was made); `overhead` seconds per measurement outside its timed iterations; a shape of size n at
+    `faster[n]` x the rate."""
+    now = [0.0]
+    log = []
+
+    def measure(spec, device, policy, **kw):
+        base = spec.flops / (rate_flops * (faster or {}).get(spec.m, 1.0))
+
+        def seconds(i):
+            return base * (stall if i % stall_every == stall_every - 1 else 1.0)
+
+        class Clocked(FakeTimer):
+            def time(self, fn, iterations):
+                out = []
+                for _ in range(iterations):
+                    fn()
+                    t = seconds(self.calls) * (slow if now[0] >= slow_from else 1.0)
+                    self.calls += 1
+                    now[0] += t
+                    out.append(t)
+                return out
+
+        began = now[0]
+        m = mm.run(spec, device, policy, timer=Clocked(()), **kw)
+        now[0] += overhead
+        log.append((began, now[0], policy, kw.get("sustained", False)))
+        return m
+
+    return measure, (lambda: now[0]), log
+
+
+@pytest.mark.parametrize("budget", [3.0, 30.0])
+@pytest.mark.parametrize(
+    ("rate", "faster", "stall_every", "stall", "slow_from", "slow"),
+    [
+        (1e7, None, 20, 20.0, 1e9, 1.0),
+        (1e7, {16: 11.0, 24: 12.0}, 10, 100.0, 1e9, 1.0),
+        (1e7, None, 1, 1.0, 0.85, 3.0),
+        (1e7, None, 5, 4.0, 0.7, 2.0),
+    ],
+    ids=["stalls", "stalls at the fastest shapes, median 1/10 of the mean", "slower at 85%", "both"],
+)
+@pytest.mark.parametrize("shapes", [SLOW_SHAPES[:3], SLOW_SHAPES], ids=["fast shapes", "sweep"])
+def test_a_search_never_ends_past_its_budget(budget, rate, faster, stall_every, stall, slow_from, slow, shapes):
+    """Issue 25: int8's search ran 4-7 s past its 30 s budget on the 2-core VM: its iterations stall (median 0.05 ms,
+    mean 0.8 ms at 256^3) and the finals were planned at the median, and a final that no longer fitted ran at its
+    full final_each. On a clock whose iterations stall and slow down after the plan is made, the search (MSMF window
+    excluded) ends inside its budget but for what no plan can know: the last iteration's own stall, and a slow-down
+    that began inside the last batch (at most half of what was left, at the new pace); or by the best shape's final
+    at its shortest, when less than that (FINAL_MIN_S timed, 3 iterations) was left. The MAMF is always measured and
+    is the fastest final. (Before: 6-13% past the 3 s budget where the machine slowed down.)"""
+    measure, clock, log = unsteady(rate, stall_every, stall, slow_from * budget, slow, overhead=0.01, faster=faster)
+    config = ms.SearchConfig("grid", budget_s=budget, window_s=0.5)
+    out = list(ms.search(CPU, "float32", config, shapes, clock=clock, measure=measure))
+    finals = [m for m in out if m.details["search"]["role"] == "final"]
+    searched = [entry for entry in log if not entry[3]]
+    end = searched[-1][1]
+    (mamf,) = [m for m in finals if m.details["search"]["mamf"]]
+    assert mamf is max(finals, key=ms._rate) and mamf.status == "ok"
+    longest = max(finals[-1].samples_s)
+    unforeseen = longest + (slow - 1) * 0.02 * budget
+    if end > budget + unforeseen:  # only the one final that must run, at its shortest
+        assert len(finals) == 1 and sum(mamf.samples_s) <= max(ms.FINAL_MIN_S, 3 * longest) + longest, end
+        assert searched[-1][0] + ms.FINAL_MIN_S > budget, searched[-1]  # less than its shortest was left
+    assert end <= budget + max(unforeseen, ms.FINAL_MIN_S + 3 * longest), end
+    assert out[-1].details["search"]["role"] == "msmf"
