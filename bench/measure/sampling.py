@@ -16,6 +16,10 @@ from bench.measure.timer import Timer
 #: Warm-up has settled when the last SETTLE_WINDOW timings are within SETTLE_TOLERANCE of each other (max/min - 1).
 SETTLE_WINDOW = 3
 SETTLE_TOLERANCE = 0.05
+#: Inside a slot (Policy.fill_s), a batch of timed iterations is at most this share of what is left of it: a slow-down
+#: of up to this factor that begins inside a batch still ends inside the slot (attack16: at half of what was left, a
+#: 7x slow-down ran a 2 s slot 2.4 s over).
+SLOT_BATCHES = 8
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class Policy:
     #: iterations or runs out its max_warmup_s, where a fixed budget_s ended it early by the warm-up not spent. The
     #: slot is not run past except by budget_s itself: the warm-up stops where one more iteration would leave less
     #: than budget_s of it, and once budget_s is timed, an iteration starts only where the iterations so far say it
-    #: ends inside the slot, in batches of at most half of what is left (collect).
+    #: ends inside the slot, in batches of at most 1/SLOT_BATCHES of what is left (collect).
     fill_s: float | None = None
 
     def __post_init__(self) -> None:
@@ -93,18 +97,23 @@ def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
         if spent >= budget:
             break
         per_iteration = spent / len(samples)
-        if policy.fill_s is not None and spent >= policy.budget_s:
-            # past budget_s, inside a slot: only iterations that end inside it, at the slower of the whole mean and
-            # the last batch's (iterations that slowed down), half of what is left at a time, so that a slow-down
-            # shows before the slot is spent (a final planned at 0.05 ms an iteration that ran at 0.7 ms took 5.7 s
-            # of a 2 s slot: issue 25)
+        if policy.fill_s is None:
+            batch = int((budget - spent) / per_iteration) + 1
+        else:
+            # inside a slot: at the slower of the whole mean and the last batch's (iterations that slowed down), at
+            # most 1/SLOT_BATCHES of what is left at a time, so that a slow-down up to that factor that starts inside
+            # a batch still ends inside the slot and shows before the next (a final planned at 0.05 ms an iteration
+            # that ran at 0.7 ms took 5.7 s of a 2 s slot: issue 25); and past budget_s only iterations that the
+            # iterations so far say end inside it
             per_iteration = max(per_iteration, sum(last) / len(last))
             fits = int((budget - spent) / per_iteration)
-            if fits < 1:
-                break
-            batch = max(1, fits // 2)
-        else:
-            batch = int(((policy.budget_s if policy.fill_s is not None else budget) - spent) / per_iteration) + 1
+            if spent >= policy.budget_s:
+                if fits < 1:
+                    break
+                batch = fits
+            else:
+                batch = int((policy.budget_s - spent) / per_iteration) + 1
+            batch = min(batch, max(1, fits // SLOT_BATCHES))
         # at most as many again as timed so far: a batch planned from a few fast first iterations ran 1000 of a
         # float64 256^3 product that a loaded machine had slowed 7x, 3.8 s timed on a 0.5 s budget (issue 25)
         batch = max(1, min(batch, 1000, len(samples), policy.max_iterations - len(samples)))

@@ -194,7 +194,7 @@ def test_grid_search_reports_mamf_msmf_and_efficiency(cli, tmp_path):
 
 def test_search_without_window_still_saves_which_final_is_the_mamf(cli, tmp_path):
     result = run(cli, "matmul", "--device", "cpu", "--search", "grid", "--m", "32:64:32", "--n", "32", "--k", "32",
-                 "--dtype", "float64", "--budget", "1.5", "--window", "0", "--results-dir", str(tmp_path), "--quiet")  # fmt: skip
+                 "--dtype", "float64", "--budget", "4", "--window", "0", "--results-dir", str(tmp_path), "--quiet")  # fmt: skip
     assert result.exit_code == 0, result.output
     (saved,) = tmp_path.glob("*/report.json")
     finals = [m for m in load_report(saved).measurements if m.details.get("search", {}).get("role") == "final"]
