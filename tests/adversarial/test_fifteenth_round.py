@@ -1,6 +1,10 @@
 """Fifteenth adversarial round (issues 23, 25, 26): attacks on the session's new code, driven through the real entry
 points: the declaration check held once accepted (discfast4, 02518ce), the paired gate's pass on a metric's target
-(gate7, a799823), and the matmul search's slot that a final fills (eta4).
+(gate7, a799823), and the matmul search's slot that a final fills (eta4, 6013907).
+
+Succeeded before its fix: a final's slot (sampling.collect with fill_s) was filled in batches of half of what was
+left, so a slow-down of k x inside a batch overran the slot by (k/2 - 1) x what was left (a 2 s slot 2.4 s over at
+7x, this VM under load); fixed by its owner in 66d5053 (a batch at most 1/8 of what is left, before budget_s too).
 
 Held: a declaration accepted under one pair of trust lists is judged again under another (the key left the trust
 lists out in the work before it landed; told, and fixed before 02518ce: these tests fail with the lists left out);
@@ -16,8 +20,10 @@ import random
 import pytest
 
 from bench.disclosure import declaration as decl
+from bench.measure.sampling import Policy, collect
 from bench.report import paired
 from tests.disclosure import world
+from tests.fakes.timer import FakeTimer
 
 K = world.KEYS
 TEXT = world.DECLARATION.format(region="North", city="Alpha", site="A1")
@@ -120,3 +126,26 @@ def test_a_per_core_figure_and_a_wide_threshold_are_not_relaxed(threads):
             paired.judge(ratios, wide, paired.target_of({"cpus": "all"}, threads)).outcome
             == paired.judge(ratios, wide).outcome
         )
+
+
+# --- eta4: a final's slot (Policy.fill_s) is not run past when its iterations slow down -------------------------------
+
+
+@pytest.mark.parametrize("slow", [2.0, 3.0, 7.0])
+def test_a_slot_is_not_run_past_by_a_batch_that_slowed_down_up_to_seven_times(slow):
+    """Attack on the slot a final fills (eta4: sampling.collect with fill_s): the sampler plans each batch from the
+    pace so far; a slow-down that begins inside a batch runs the rest of it at the new pace. With batches of half
+    of what is left, a 7x slow-down (this VM under load, sampling.py's own note) overran a 2 s slot by 2.4 s, and
+    the phase before budget_s (batches as long as everything timed so far) by more. Every batch is now planned as
+    a small enough part of what is left of the slot that a slow-down of up to 7x still ends inside it, but for the
+    one slowed iteration that crosses its end. 1 ms iterations (a 0.5 s budget_s in a 2 s slot), `slow` x slower from
+    iteration N, N swept over the whole slot. Succeeded before its fix (6013907: 3x 2.049 s, 7x 2.139 s at the first
+    N that broke it); fixed in 66d5053."""
+    fast, slot = 1e-3, 2.0
+    for start in range(40, 2100, 23):
+        script = [fast] * (3 + start) + [fast * slow] * 20_000
+        policy = Policy(budget_s=0.5, min_iterations=3, max_iterations=10**6, max_warmup_s=slot, fill_s=slot)
+        out = collect(FakeTimer(script), lambda: None, policy)
+        took = sum(out.warmup_s) + sum(out.samples_s)
+        assert took <= slot + fast * slow + 1e-9, (slow, start, took)
+        assert sum(out.samples_s) >= policy.budget_s  # budget_s is still timed whatever the slot
