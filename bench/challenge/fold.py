@@ -356,6 +356,19 @@ def calibration() -> dict[str, float] | None:
     return dict(got[1]) if isinstance(got, tuple) else None
 
 
+def packed_bytes(n: int, inner: int) -> list[int]:
+    """The microkernel's packed A and B (_micro_product: one pair, kept from product to product) for an n x inner
+    times inner x n product, in bytes, where prepare() chose the microkernel; else none. node.host_bytes counts them,
+    so that a node's reserve (hostmem.reserve, before the challenge) holds them touched: allocated fresh by the first
+    product, 256 MiB at n = 4096, K = 8192 cost that product about 0.6 s of system time on this VM (page faults and
+    zeroing of memory it had not touched: docs/proofs.md)."""
+    if kernel_name() != "micro" or not n or not inner:
+        return []
+    lib = _KERNEL["micro"][0]  # type: ignore[index]
+    mr, nr = lib.microfold_mr(), lib.microfold_nr()
+    return [-(-n // mr) * inner * mr * 4, -(-n // nr) * inner * nr * 4]
+
+
 #: product()'s `rows_done`: called with (first, stop) once rows first..stop - 1 of C hold their final values.
 RowsDone = Callable[[int, int], None]
 

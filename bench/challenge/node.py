@@ -82,12 +82,15 @@ def warm(device: dict[str, Any], fuse: bool = True) -> float:
 def host_bytes(ch: Challenge, device_kind: str = "cpu") -> int:
     """Host memory a device of `device_kind` writes fresh while answering `ch` (hostmem.reserve sizes it before the
     challenge arrives): on a CPU, one A and one B (each product's operands go into the previous one's) and every
-    product's C (kept until the reveal); elsewhere nothing from hostmem."""
+    product's C (kept until the reveal), and for a folded product the microkernel's packed operands where it answers
+    (fold.packed_bytes: after fold.prepare(), which warm() runs); elsewhere nothing from hostmem."""
     if device_kind != "cpu":
         return 0
     item = prec.get(ch.dtype).torch_dtype.itemsize
     align = hostmem.ALIGN
     each = [ch.n * ch.inner * item] * 2 + [ch.n * ch.n * item] * ch.products
+    if getattr(ch, "fold", None):  # and the microkernel's packed operands, where it answers (fold.packed_bytes)
+        each += fold.packed_bytes(ch.n, ch.inner)
     return sum(-(-b // align) * align for b in each)
 
 

@@ -70,14 +70,21 @@ def test_the_node_reserves_what_a_cpu_answer_writes(tmp_path):
     product's C; a round answered from that reserve maps nothing new (reserved() ends at 0), and an unfolded
     product written into reserved memory (torch.mm's out) is a @ b's bits, float32 and bfloat16."""
     from bench import challenge as chl
-    from bench.challenge import node
+    from bench.challenge import fold, node
     from bench.challenge.protocol import FOLD
     from tests.test_challenge import _issue
 
     _, ch = _issue(tmp_path, n=512, products=3, inner=1024, fold=FOLD)
     mib = 1 << 20
-    assert node.host_bytes(ch) == 2 * 2 * mib + 3 * 2 * mib  # 2 MiB each, on huge-page boundaries
+    kept = dict(fold._KERNEL)
+    fold._KERNEL.update({"fold": "off (a test)", "micro": "off (a test)"})  # the torch path: no packed operands
+    try:
+        assert node.host_bytes(ch) == 2 * 2 * mib + 3 * 2 * mib  # 2 MiB each, on huge-page boundaries
+    finally:
+        fold._KERNEL.clear()
+        fold._KERNEL.update(kept)
     assert node.host_bytes(ch, "cuda") == 0
+    fold._KERNEL.update({"fold": "off (a test)", "micro": "off (a test)"})
     hostmem.release()
     try:
         hostmem.reserve(node.host_bytes(ch))
@@ -86,6 +93,8 @@ def test_the_node_reserves_what_a_cpu_answer_writes(tmp_path):
         assert products[2].root == chl.merkle_root(chl.row_bytes(products[2].c))
     finally:
         hostmem.release()
+        fold._KERNEL.clear()
+        fold._KERNEL.update(kept)
 
     a, b = torch.randn(300, 200), torch.randn(200, 170)
     for dtype in (torch.float32, torch.bfloat16):
@@ -95,3 +104,42 @@ def test_the_node_reserves_what_a_cpu_answer_writes(tmp_path):
             got.view(torch.int16 if dtype == torch.bfloat16 else torch.int32),
             (x @ y).view(torch.int16 if dtype == torch.bfloat16 else torch.int32),
         )
+
+
+def test_the_reserve_holds_the_microkernels_packed_operands(tmp_path, monkeypatch):
+    """Where the microkernel answers a folded challenge, node.host_bytes also counts its packed A and B
+    (fold.packed_bytes), and a round answered from that reserve maps no memory afresh: the packed operands, allocated
+    by the first product, come from the reserve (touched before the challenge) too. Without them in host_bytes the
+    first product mapped 2 x 2 MiB here (256 MiB at n = 4096, K = 8192: about 0.6 s of system time in the window)."""
+    from bench import challenge as chl
+    from bench.challenge import fold, node
+    from bench.challenge.protocol import FOLD
+    from tests.test_challenge import _issue
+
+    why = fold.prepare_micro()
+    if why:
+        pytest.skip(f"no microkernel here: {why}")
+    monkeypatch.setattr(fold, "_KERNEL", {"fold": "off (a test)", "micro": fold._KERNEL["micro"]})
+    monkeypatch.setattr(fold, "_PACKED", type(fold._PACKED)())  # no packed buffers left from other tests
+    _, ch = _issue(tmp_path, n=512, products=3, inner=1024, fold=FOLD)
+    mib = 1 << 20
+    assert fold.kernel_name() == "micro" and fold.packed_bytes(512, 1024) == [2 * mib, 2 * mib]
+    assert node.host_bytes(ch) == (2 * 2 + 3 * 2 + 2 * 2) * mib
+    mapped: list[int] = []  # buffers the reserve could not hold (empty() maps them afresh)
+    real = hostmem._carve
+
+    def carve(size, dtype):
+        got = real(size, dtype)
+        if got is None:
+            mapped.append(size)
+        return got
+
+    hostmem.release()
+    try:
+        hostmem.reserve(node.host_bytes(ch))
+        monkeypatch.setattr(hostmem, "_carve", carve)
+        products = chl.compute_all(ch, "node-a", {"id": "cpu", "kind": "cpu", "name": "cpu", "uuid": "host-a"})
+        assert not mapped and hostmem.reserved() == 0 and len(products) == 3
+        assert products[2].root == chl.merkle_root(chl.row_bytes(products[2].c))
+    finally:
+        hostmem.release()
