@@ -29,13 +29,33 @@ def compile_library(source: Path) -> tuple[ctypes.CDLL | None, str | None]:
 
 
 def _compile(source: Path) -> ctypes.CDLL | str:
-    cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    """`source` compiled and loaded, or why not. The compiler: CC from the environment (the user's, the only one then
+    tried), else the interpreter's own (sysconfig), else cc, and cc too where the interpreter's is not found: an
+    interpreter built elsewhere names its build machine's compiler (conda's x86_64-conda-linux-gnu-cc,
+    python-build-standalone's clang under /tools), absent on a node, and run_bench.sh may build the venv with such a
+    CPython (its pick_python): every kernel was refused as "no C compiler" though cc was on PATH."""
+    given = os.environ.get("CC")
+    cc = shlex.split(given or sysconfig.get_config_var("CC") or "cc")
+    try:
+        return _compile_with(cc, source)
+    except FileNotFoundError as exc:
+        if given or cc[:1] == ["cc"]:
+            return f"no C compiler ({exc})"
+        try:
+            return _compile_with(["cc"], source)
+        except FileNotFoundError as again:
+            return f"no C compiler ({exc}; {again})"
+
+
+def _compile_with(cc: list[str], source: Path) -> ctypes.CDLL | str:
     with tempfile.TemporaryDirectory(prefix="bench-native-") as tmp:
         so = Path(tmp) / f"{source.stem}.so"
         for arch in (["-march=native"], []):  # -march=native: the CPU's widest vectors where the compiler knows it
             cmd = [*cc, "-O3", *arch, "-ffp-contract=off", "-shared", "-fPIC", "-o", str(so), str(source)]
             try:
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+            except FileNotFoundError:
+                raise  # _compile may try cc
             except (OSError, subprocess.TimeoutExpired) as exc:
                 return f"no C compiler ({exc})"
             if done.returncode == 0:

@@ -5,6 +5,9 @@ points: the declaration check held once accepted (discfast4, 02518ce), the paire
 Succeeded before its fix: a final's slot (sampling.collect with fill_s) was filled in batches of half of what was
 left, so a slow-down of k x inside a batch overran the slot by (k/2 - 1) x what was left (a 2 s slot 2.4 s over at
 7x, this VM under load); fixed by its owner in 66d5053 (a batch at most 1/8 of what is left, before budget_s too).
+Succeeded before its fix: run_bench.sh's new venv built by another CPython on PATH (e38f30f) compiled the C kernels
+with that interpreter's sysconfig compiler, absent on a node for conda's and python-build-standalone's builds: every
+kernel refused though cc was there; fixed in bench.challenge.native (cc tried where that compiler is not found).
 
 Held: a declaration accepted under one pair of trust lists is judged again under another (the key left the trust
 lists out in the work before it landed; told, and fixed before 02518ce: these tests fail with the lists left out);
@@ -149,3 +152,33 @@ def test_a_slot_is_not_run_past_by_a_batch_that_slowed_down_up_to_seven_times(sl
         took = sum(out.warmup_s) + sum(out.samples_s)
         assert took <= slot + fast * slow + 1e-9, (slow, start, took)
         assert sum(out.samples_s) >= policy.budget_s  # budget_s is still timed whatever the slot
+
+
+# --- e38f30f (run_bench.sh picks another interpreter): its sysconfig compiler may not exist on the node -------------
+
+
+def test_an_interpreter_whose_build_compiler_is_absent_still_compiles_the_kernels_with_cc(tmp_path, monkeypatch):
+    """Succeeded before its fix: run_bench.sh now builds a fresh venv with another CPython of python3's version where
+    one with libpython linked in is on PATH (e38f30f: Debian's, conda's, python-build-standalone's). Without CC in
+    the environment, bench.challenge.native compiled with that interpreter's sysconfig CC, which conda's and
+    python-build-standalone's builds name as their build machine's compiler (x86_64-conda-linux-gnu-cc,
+    /tools/llvm/bin/clang), absent on a node: every C kernel (fold, microfold, generator) was refused as "no C
+    compiler" though cc was on PATH, and the node answered challenges on the slower torch path. Now cc is tried
+    where that compiler is not found; a CC the user set is still the only one tried (test_eleventh_round_country)."""
+    import ctypes
+    import shutil
+    import sysconfig
+
+    from bench.challenge import native
+
+    if shutil.which("cc") is None:
+        pytest.skip("no cc on PATH")
+    monkeypatch.delenv("CC", raising=False)
+    real = sysconfig.get_config_var
+    monkeypatch.setattr(native.sysconfig, "get_config_var",
+                        lambda name: "/nonexistent/bin/x86_64-conda-linux-gnu-cc -pthread" if name == "CC" else real(name))  # fmt: skip
+    source = tmp_path / "seven.c"
+    source.write_text("int seven(void) { return 7; }\n")
+    lib = native._compile(source)
+    assert isinstance(lib, ctypes.CDLL), lib
+    assert lib.seven() == 7
