@@ -13,7 +13,8 @@ Held: a declaration accepted under one pair of trust lists is judged again under
 lists out in the work before it landed; told, and fixed before 02518ce: these tests fail with the lists left out);
 a candidate that lost one thread of N does not pass on the relaxed floor (never on 2-4 threads; on 5-8 in at most
 1% of noisy sessions, about twice the rule before: within the rule's design); the per-core figure and a threshold
-at half the target or wider are judged as before. Each test says what it attacks."""
+at half the target or wider are judged as before; the merge's columns joined in one concatenation (df089e5) are
+the field-by-field ones on hostile frames. Each test says what it attacks."""
 
 from __future__ import annotations
 
@@ -182,3 +183,47 @@ def test_an_interpreter_whose_build_compiler_is_absent_still_compiles_the_kernel
     lib = native._compile(source)
     assert isinstance(lib, ctypes.CDLL), lib
     assert lib.seven() == 7
+
+
+# --- discfast4: the merge's columns joined in one concatenation (df089e5) ----------------------------------------------
+
+
+def _hostile_value(rng: random.Random, mode: int, odd: tuple) -> object:
+    """A row field's value of one kind (a short string, a small int, a float, None, or one of `odd`)."""
+    if mode == 0:
+        return f"s{rng.randint(0, 2)}"
+    if mode == 1:
+        return rng.randint(0, 9)
+    return rng.random() if mode == 2 else None if mode == 3 else rng.choice(odd)
+
+
+def test_the_merges_joined_columns_are_the_field_by_field_concatenation_on_hostile_frames():
+    """Attack on leaves._joined (df089e5): frames of the row fields whose values are hostile for pandas' dtype
+    inference: ints beyond int64, NaN, None, -0.0, 1e308, bools, empty and non-ASCII strings, all-None columns, each
+    column's type drawn per frame so that dtypes agree or not. Held: the fields joined and each one's dtype, name,
+    index and values (repr, so -0.0 and NaN count) are those of concatenating field by field, as the merge did before;
+    600 seeds."""
+    import pandas as pd
+
+    from bench.disclosure import leaves as lv
+
+    keys = list(lv._ROW_TYPES)
+    odd = (None, float("nan"), 2**63 + 5, 2**62, "", "é\u2028", -0.0, 1e308, True, 7, 0.5, "s1")
+    for seed in range(600):
+        rng = random.Random(seed)
+        frames = []
+        for _ in range(rng.randint(1, 4)):
+            n = rng.randint(1, 4)
+            columns = {}
+            for key in keys:
+                mode = rng.randint(0, 4)  # one kind a column, so that the frames' dtypes often agree
+                columns[key] = [_hostile_value(rng, mode, odd) for _ in range(n)]
+            frames.append(pd.DataFrame(columns, columns=keys))
+        fast = lv._joined(frames)
+        slow = {k: pd.concat([f[k] for f in frames], ignore_index=True) for k in keys
+                if len({str(f[k].dtype) for f in frames}) == 1}  # fmt: skip
+        assert fast.keys() == slow.keys(), seed
+        for k, got in fast.items():
+            want = slow[k]
+            assert (str(got.dtype), got.name) == (str(want.dtype), want.name) and got.index.equals(want.index), seed
+            assert list(map(repr, got.tolist())) == list(map(repr, want.tolist())), (seed, k)
