@@ -6,6 +6,7 @@ the finished steps really took."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -42,6 +43,15 @@ def estimate_s(step: Step, config: dict[str, Any] | None = None) -> float:
         window = choices.SEARCH_WINDOW_S[kind] if mc.get("window_s") is None else mc["window_s"]
         settle = choices.SEARCH_SETTLE_S[kind] if mc.get("settle_s") is None else mc["settle_s"]
         budget = mc.get("budget_s") or choices.SEARCH_BUDGET_S[kind]
+        verdict = _search_support(step)
+        if verdict == "unsupported":
+            return 0.1  # recorded as skipped, with why: nothing is measured
+        if verdict == "emulated":
+            # bench.workloads.matmul_search: a precision the device emulates is measured once, small, as the sweep's
+            # first coarse measurement (warm-up and timed, each at most the coarse share split among the CPU sizes),
+            # and not searched: on the 2-core VM (no AVX512-FP16) float16's search took 1.0-1.3 s against the 32.5 s
+            # a full search is planned at, and every estimate before it read ~30 s high (2026-12-07, 17:18-18:10 UTC)
+            return settle + budget * COARSE_SHARE / SEARCH_SIZES
         # bench.workloads.matmul_search: the sweep, re-measuring and the final full-length shapes end at the budget
         # (the finals are reserved inside it, and get what the sweep leaves; past it only when the one final that
         # must run does not fit), then the MSMF window after up to 0.5 s of warm-up, and the settling before.
@@ -56,6 +66,29 @@ def estimate_s(step: Step, config: dict[str, Any] | None = None) -> float:
     if step.workload == "train" or label.startswith("train"):
         return TRAIN_GUESS_S[kind]
     return (mc.get("budget_s") or FIXED_S) + (mc.get("max_warmup_s") or FIXED_S)
+
+
+#: bench.workloads.matmul_search's COARSE_SHARE of a search's budget and the number of its CPU_SIZES (not imported:
+#: progress is imported by every verb, the search module pulls in torch; tests/cli/test_progress_eta4.py holds them equal)
+COARSE_SHARE, SEARCH_SIZES = 0.5, 10
+
+
+def _search_support(step: Step) -> str | None:
+    """'native', 'emulated' or 'unsupported' for the precision a search step ('DEVICE PRECISION[ fast-accum] search')
+    measures on its device (bench.hardware.devices.support), None when the step does not say (no device facts)."""
+    words = step.label.split()
+    if len(words) < 3 or not step.device or "kind" not in step.device:
+        return None
+    name = words[-3] if words[-2] == "fast-accum" and len(words) >= 4 else words[-2]
+    try:
+        from bench import precision as prec
+        from bench.hardware import devices
+
+        facts = {f.name: step.device[f.name] for f in dataclasses.fields(devices.DeviceFacts) if f.name in step.device}
+        facts["isa_flags"] = tuple(facts.get("isa_flags") or ())
+        return devices.support(devices.DeviceFacts(**facts), name, prec.get(name).cuda_only)[0]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 #: Seconds of a training step when nothing measured says better: no history here and no matmul measured yet in this
