@@ -24,7 +24,9 @@ def test_a_search_the_device_emulates_is_planned_as_the_one_small_measurement_it
     assert progress.estimate_s(step("cpu bfloat16 search"), config) == full  # avx512_bf16: native here
     emulated = progress.estimate_s(step("cpu float16 search"), config)
     assert emulated == 30.0 * ms.COARSE_SHARE / len(ms.CPU_SIZES) == 1.5
-    assert progress.estimate_s(step("cpu bfloat16 search", dataclasses.replace(CPU, isa_flags=("avx2",))), config) == 1.5
+    assert (
+        progress.estimate_s(step("cpu bfloat16 search", dataclasses.replace(CPU, isa_flags=("avx2",))), config) == 1.5
+    )
     assert progress.estimate_s(step("cpu tf32 search"), config) == 0.1  # a CUDA mode: skipped on a CPU
     # without device facts (bench matmul's own steps) or with a label that names no precision: the full search
     assert progress.estimate_s(step("cpu float16 search", None), config) == full
