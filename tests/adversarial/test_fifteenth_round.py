@@ -14,7 +14,9 @@ lists out in the work before it landed; told, and fixed before 02518ce: these te
 a candidate that lost one thread of N does not pass on the relaxed floor (never on 2-4 threads; on 5-8 in at most
 1% of noisy sessions, about twice the rule before: within the rule's design); the per-core figure and a threshold
 at half the target or wider are judged as before; the merge's columns joined in one concatenation (df089e5) are
-the field-by-field ones on hostile frames. Each test says what it attacks."""
+the field-by-field ones on hostile frames; a search whose finals run slower than planned (or with overhead nobody
+could plan) keeps one MAMF of at least 0.5 s timed and ends inside its budget (failed before eta4's 6013907).
+Each test says what it attacks."""
 
 from __future__ import annotations
 
@@ -227,3 +229,55 @@ def test_the_merges_joined_columns_are_the_field_by_field_concatenation_on_hosti
             want = slow[k]
             assert (str(got.dtype), got.name) == (str(want.dtype), want.name) and got.index.equals(want.index), seed
             assert list(map(repr, got.tolist())) == list(map(repr, want.tolist())), (seed, k)
+
+
+# --- eta4: the search never ends past its budget but by its one final that must run; the MAMF is always measured ----
+
+
+@pytest.mark.parametrize("budget", [3.0, 30.0])
+@pytest.mark.parametrize(
+    ("slow_final", "final_overhead", "shapes", "rate"),
+    [(1.0, 0.0, 8, 1e6), (2.0, 0.0, 8, 1e6), (5.0, 0.0, 8, 1e6), (1.0, 1.0, 8, 1e6), (2.0, 0.0, 5, 2e6),
+     (1.0, 0.0, 1, 1e6), (3.0, 0.0, 2, 1e6)],
+)  # fmt: skip
+def test_a_search_whose_finals_run_slower_than_planned_keeps_its_mamf_and_its_budget(budget, slow_final,
+                                                                                  final_overhead, shapes, rate):  # fmt: skip
+    """Attack on the search that never ends past its budget (eta4, 6013907): every final (a measurement with a slot,
+    Policy.fill_s) runs `slow_final` x slower than the sweep measured it, or with `final_overhead` s more around it
+    than the sweep's measurements of the same shape (what a plan cannot know). Held: one MAMF, the fastest final,
+    timed at least FINAL_MIN_S over at least 3 iterations; the MSMF window measured; the search (window excluded)
+    ends inside its budget but by the overhead nobody could plan, or by the best shape's shortest final when the
+    sweep left less than that."""
+    import itertools
+
+    from bench.hardware.devices import DeviceFacts
+    from bench.workloads import matmul as mm
+    from bench.workloads import matmul_search as ms
+
+    cpu = DeviceFacts("cpu", "cpu", "test cpu", "fp", 0, None, ("avx2", "fma", "avx512_bf16"))
+    sizes = [(n, n, n) for n in (16, 24, 32, 48, 64, 96, 128, 160)]
+    sizes = sizes[:shapes] if shapes != 5 else sizes[3:]
+    now, log = [0.0], []
+
+    def measure(spec, device, policy, **kw):
+        final = policy.fill_s is not None and not kw.get("sustained")
+        t = spec.flops / rate * (slow_final if final else 1.0)
+        began = now[0]
+        m = mm.run(spec, device, policy, timer=FakeTimer(itertools.repeat(t)), **kw)
+        now[0] += sum(m.warmup_s) + sum(m.samples_s) + (final_overhead if final else 0.0)
+        log.append((began, now[0], kw.get("sustained", False)))
+        return m
+
+    out = list(ms.search(cpu, "float32", ms.SearchConfig("grid", budget_s=budget, window_s=1.0), sizes,
+                         clock=lambda: now[0], measure=measure))  # fmt: skip
+    finals = [m for m in out if m.details["search"]["role"] == "final"]
+    (mamf,) = [m for m in finals if m.details["search"]["mamf"]]
+    assert mamf is max(finals, key=ms._rate) and mamf.status == "ok"
+    assert sum(mamf.samples_s) >= ms.FINAL_MIN_S and len(mamf.samples_s) >= 3
+    assert [m.details["search"]["role"] for m in out].count("msmf") == 1
+    searched = [(a, b) for a, b, sustained in log if not sustained]
+    end = searched[-1][1]
+    best_final = searched[-len(finals)]
+    assert end <= budget + final_overhead * len(finals) + 1e-6 or (
+        len(finals) == 1 and best_final[0] + ms.FINAL_MIN_S > budget - 1e-6
+    ), (end, budget, len(finals))
