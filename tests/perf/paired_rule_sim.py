@@ -16,6 +16,7 @@ import argparse
 import random
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -30,7 +31,9 @@ def speeds(rng: random.Random, p: float, lo: float, hi: float) -> list[float]:
     return [rng.gauss(1, 0.01) * (rng.uniform(lo, hi) if rng.random() < p else 1) for _ in range(2 * paired.MAX_PAIRS)]
 
 
-def session(run_speeds: list[float], slowdown: float, bounds: bool) -> tuple[str, int]:
+def paired_runs(run_speeds: list[float], slowdown: float) -> tuple[Callable[[str], None], list[float]]:
+    """A session's `run` (each run's speed from `run_speeds`, the candidate's slowed by `slowdown`) and the pairs'
+    ratios it fills (candidate / baseline), as bench gate's sequential session orders the sides."""
     runs: list[float] = []
     ratios: list[float] = []
 
@@ -39,6 +42,12 @@ def session(run_speeds: list[float], slowdown: float, bounds: bool) -> tuple[str
         if len(runs) % 2 == 0:
             a, b = runs[-2:]
             ratios.append(b / a if paired.side_at(len(runs) - 2) == paired.BASELINE else a / b)
+
+    return run, ratios
+
+
+def session(run_speeds: list[float], slowdown: float, bounds: bool) -> tuple[str, int]:
+    run, ratios = paired_runs(run_speeds, slowdown)
 
     def look() -> str:
         v = paired.judge(ratios, THRESHOLD)
@@ -63,14 +72,7 @@ def all_core_session(run_speeds: list[float], slowdown: float, target: float | N
     """One all-core metric judged at 5% (its A/A calibration steady: paired.metric_threshold), for a metric there to
     catch `target` (0.5: one thread of 2; 0.1: one of 16, or any N of 10 or more; None: the rule before
     PairedVerdict.rules_out_target)."""
-    runs: list[float] = []
-    ratios: list[float] = []
-
-    def run(side: str) -> None:
-        runs.append(run_speeds[len(runs)] * (1 - slowdown if side == paired.CANDIDATE else 1))
-        if len(runs) % 2 == 0:
-            a, b = runs[-2:]
-            ratios.append(b / a if paired.side_at(len(runs) - 2) == paired.BASELINE else a / b)
+    run, ratios = paired_runs(run_speeds, slowdown)
 
     return paired.sequential(run, lambda: paired.judge(ratios, THRESHOLD, target).outcome)
 
