@@ -207,11 +207,19 @@ def test_ctrl_c_in_the_middle_of_a_search_keeps_finished_shapes(tmp_path):
     import signal
     import time
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench", "matmul", "--device", "cpu", "--search", "grid", "--m", "64:4096:64", "--n", "64",
-         "--k", "64", "--dtype", "float32", "--budget", "60", "--results-dir", str(tmp_path), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    # An ignored SIGINT is inherited across exec, and Python then leaves it ignored: a test run started in the
+    # background of a non-interactive shell (`.ci/run &`, nohup) ignores it, and so did bench here, which then ran its
+    # 60 s search to the end (2026-12-07). The child is started as a terminal starts it, with SIGINT's default action
+    # (a handled signal is reset to it by exec).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench", "matmul", "--device", "cpu", "--search", "grid", "--m", "64:4096:64", "--n",
+             "64", "--k", "64", "--dtype", "float32", "--budget", "60", "--results-dir", str(tmp_path), "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline:
