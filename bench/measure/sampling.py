@@ -39,6 +39,12 @@ class Policy:
     #: than budget_s of it, and once budget_s is timed, an iteration starts only where the iterations so far say it
     #: ends inside the slot, in batches of at most 1/SLOT_BATCHES of what is left (collect).
     fill_s: float | None = None
+    #: The timed iterations stop near budget_s whatever the iteration time does (the MSMF window,
+    #: bench.workloads.matmul_search.window_policy): batched as inside a slot (fill_s), at most 1/SLOT_BATCHES of what
+    #: is left of budget_s at a time, planned from the slower of the mean and the last batch's iteration. Without it a
+    #: batch may be as long as everything timed so far (the doubling rule), and a slow-down inside it runs that long
+    #: times the slow-down: a 2 s window under load took 11.8 s (issue 25's leftovers).
+    bounded: bool = False
 
     def __post_init__(self) -> None:
         if self.budget_s <= 0 or self.max_warmup_s < 0 or (self.fill_s is not None and self.fill_s <= 0):
@@ -97,10 +103,10 @@ def collect(timer: Timer, fn: Callable[[], object], policy: Policy) -> Sampled:
         if spent >= budget:
             break
         per_iteration = spent / len(samples)
-        if policy.fill_s is None:
+        if policy.fill_s is None and not policy.bounded:
             batch = int((budget - spent) / per_iteration) + 1
         else:
-            # inside a slot: at the slower of the whole mean and the last batch's (iterations that slowed down), at
+            # inside a slot (or a bounded budget, whose slot is budget_s itself): at the slower of the whole mean and the last batch's (iterations that slowed down), at
             # most 1/SLOT_BATCHES of what is left at a time, so that a slow-down up to that factor that starts inside
             # a batch still ends inside the slot and shows before the next (a final planned at 0.05 ms an iteration
             # that ran at 0.7 ms took 5.7 s of a 2 s slot: issue 25); and past budget_s only iterations that the

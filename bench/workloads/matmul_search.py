@@ -310,12 +310,19 @@ def search(
     best_shape = (winner.spec["m"], winner.spec["n"], winner.spec["k"])
     if winner.status != "ok" or config.window_s <= 0:
         return
-    window = Policy(budget_s=config.window_s, min_iterations=1, max_iterations=10**7, max_warmup_s=0.5)
-    s = measure(base.with_shape(*best_shape), device, window, peak=peak, backend=winner.details["backend"],
+    s = measure(base.with_shape(*best_shape), device, window_policy(config.window_s), peak=peak, backend=winner.details["backend"],
                 telemetry=telemetry, sustained=True)  # fmt: skip
     if s.status == "ok":
         s.details["msmf"] = figures.msmf(s.samples_s, s.work_per_iteration)
     yield _tag(s, "msmf", config.mode)
+
+
+def window_policy(window_s: float) -> Policy:
+    """The MSMF window's sampling: `window_s` timed seconds after a warm-up of at most half a second, bounded (a batch
+    is at most 1/SLOT_BATCHES of what is left of the window, planned from the slower of the mean and the last batch's
+    iteration), so that iterations that slow down under load end the window near its length rather than a planned
+    batch's count later (a 2 s window took 11.8 s when its batches were counted from fast iterations)."""
+    return Policy(budget_s=window_s, min_iterations=1, max_iterations=10**7, max_warmup_s=0.5, bounded=True)
 
 
 def _key(m: Measurement) -> tuple[Shape, str]:

@@ -5,7 +5,8 @@ import pytest
 from bench import figures
 from bench.hardware.devices import DeviceFacts
 from bench.hardware.peaks import Peak
-from bench.measure.sampling import Policy
+from bench.measure import sampling
+from bench.measure.sampling import Policy, collect
 from bench.workloads import matmul as mm
 from bench.workloads import matmul_search as ms
 from tests.fakes.timer import FakeTimer
@@ -411,3 +412,24 @@ def test_a_search_never_ends_past_its_budget(budget, rate, faster, stall_every, 
         assert searched[-1][0] + ms.FINAL_MIN_S > budget, searched[-1]  # less than its shortest was left
     assert end <= budget + max(unforeseen, ms.FINAL_MIN_S + 3 * longest), end
     assert out[-1].details["search"]["role"] == "msmf"
+
+
+@pytest.mark.parametrize("slow", [1.0, 3.0, 7.0, 8.0, 12.0])
+def test_the_msmf_window_ends_near_its_length_when_its_iterations_slow_down(slow):
+    """Issue 25's leftovers: under load a 2 s MSMF window took 11.8 s. Its batches were counted from the fast
+    iterations before (up to as many again as timed so far, at most 1000): a batch planned at 1 ms an iteration ran
+    1000 iterations that a loaded machine had slowed. The window (window_policy) is now bounded as the finals' slots
+    are: a batch is at most 1/8 of what is left, planned from the slower of the mean and the last batch, so a
+    slow-down of up to 8x that starts anywhere ends the window within one slowed iteration of its length, and a
+    steeper one costs at most one batch at the new pace."""
+    fast, window = 1e-3, 2.0
+    policy = ms.window_policy(window)
+    for start in [*range(0, 2_000, 50), 1_024, 1_030]:  # 1,024: the old rule's last batch of 977 began there
+        script = [fast] * 3 + [fast] * start + [fast * slow] * 100_000
+        out = collect(FakeTimer(script), lambda: None, policy)
+        took = sum(out.samples_s)
+        assert took >= window
+        if slow <= sampling.SLOT_BATCHES:
+            assert took <= window + fast * slow + 1e-9, (slow, start, took)
+        else:  # the one batch the slow-down began in, at most 1/8 of what was left, ran `slow` x long
+            assert took <= window + (slow / sampling.SLOT_BATCHES - 1) * window + fast * slow, (slow, start, took)
