@@ -91,12 +91,8 @@ def summary_fields(samples: Sequence[float]) -> dict[str, float | int]:
     if len(samples) == 0:
         raise ValueError("cannot summarize an empty sample")
     if len(samples) >= NUMPY_FROM:
-        import numpy as np  # here: importing bench.measure stays light for the command line's start-up
-
-        ordered = np.sort(np.asarray(samples, dtype=np.float64))
-        x: Sequence[float] = ordered.tolist()
-    else:
-        x = sorted(map(float, samples))
+        return _summary_numpy(samples)
+    x = sorted(map(float, samples))
     if not (math.isfinite(x[0]) and math.isfinite(x[-1])) or x[0] <= 0:
         raise ValueError("samples must be finite positive durations")
     q1, med, q3, p5, p95 = [
@@ -105,6 +101,71 @@ def summary_fields(samples: Sequence[float]) -> dict[str, float | int]:
     ]
     return {"n": len(x), "median_s": med, "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1, "p5_s": p5, "p95_s": p95,
             "min_s": x[0], "max_s": x[-1], "mean_s": math.fsum(x) / len(x)}  # fmt: skip
+
+
+#: From this many samples on, summary_fields takes the order statistics it needs by np.partition and the mean's exact
+#: sum by integer arithmetic in numpy (_exact_sum): a real node's report holds ~30 million samples (tests/perf/
+#: real_node_cost.py), and sorting them whole, then summing each as a Python float (math.fsum) was half of verifying it.
+PARTITION_FROM = 1024
+_MANTISSA = (1 << 52) - 1
+
+
+def _summary_numpy(samples: Sequence[float]) -> dict[str, float | int]:
+    """summary_fields for NUMPY_FROM samples or more: the same floats, bit for bit (the same order statistics, the same
+    interpolation, the same correctly rounded mean)."""
+    import numpy as np  # here: importing bench.measure stays light for the command line's start-up
+
+    a = np.asarray(samples, dtype=np.float64)
+    n = len(a)
+    positions = _positions(n)
+    if n < PARTITION_FROM:
+        x: Sequence[float] = np.sort(a).tolist()
+        total = None
+    else:
+        picks = sorted({0, n - 1, *(i for lo, hi, _ in positions for i in (lo, hi))})
+        part = np.partition(a, picks)  # NaN goes last, as np.sort puts it: x[-1] then fails the check below
+        x = _Picked({i: float(part[i]) for i in picks}, n)
+        total = _exact_sum(a) if math.isfinite(x[-1]) and x[0] > 0 else None
+    if not (math.isfinite(x[0]) and math.isfinite(x[-1])) or x[0] <= 0:
+        raise ValueError("samples must be finite positive durations")
+    q1, med, q3, p5, p95 = [
+        x[hi] - (x[hi] - x[lo]) * (1 - t) if t >= 0.5 else x[lo] + (x[hi] - x[lo]) * t for lo, hi, t in positions
+    ]
+    if total is None:
+        total = math.fsum(x) if isinstance(x, list) else math.fsum(a.tolist())
+    return {"n": n, "median_s": med, "q1_s": q1, "q3_s": q3, "iqr_s": q3 - q1, "p5_s": p5, "p95_s": p95,
+            "min_s": x[0], "max_s": x[-1], "mean_s": total / n}  # fmt: skip
+
+
+class _Picked:
+    """The order statistics _summary_numpy took, indexed as the sorted sequence would be (x[i], x[-1])."""
+
+    def __init__(self, values: dict[int, float], n: int) -> None:
+        self.values, self.n = values, n
+
+    def __getitem__(self, i: int) -> float:
+        return self.values[i % self.n]
+
+
+def _exact_sum(a: object) -> float | None:
+    """math.fsum of positive finite float64 values, bit for bit (the exact sum, correctly rounded), at numpy's speed;
+    None where this cannot promise that in int64 arithmetic (a subnormal value, one above 2**925, values more than 2**(36 - bits of
+    their count) apart, e.g. 2**19 for 10**5 of them; timings of one kernel span a binade or two): the caller then takes
+    math.fsum. Each value is m * 2**(e - 1075) (m its 53-bit significand, e its biased exponent): with d = e minus the
+    least exponent, the exact sum is the sum of m * 2**d times 2**(least - 1075), taken as the sums of m's high 27 and
+    low 26 bits shifted by d (int64, exact: each under 2**63), put together as a Python integer and rounded once (int
+    to float rounds half to even, as fsum does; the scaling by a power of two is exact, the sum being normal)."""
+    import numpy as np
+
+    bits = np.asarray(a, dtype=np.float64).view(np.int64)
+    exponent = bits >> 52  # the sign bit is 0: positive values
+    low_e, high_e = int(exponent.min()), int(exponent.max())
+    if low_e < 1 or high_e > 2000 or high_e - low_e + len(bits).bit_length() > 36:
+        return None
+    significand = (bits & _MANTISSA) | (1 << 52)
+    shift = exponent - low_e
+    total = (int(((significand >> 26) << shift).sum()) << 26) + int(((significand & ((1 << 26) - 1)) << shift).sum())
+    return math.ldexp(float(total), low_e - 1075)
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:

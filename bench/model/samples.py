@@ -89,9 +89,15 @@ def _unpack(text: Any, count: int, dtype: str, where: str) -> np.ndarray:
         what = "more" if more else "fewer" if len(raw) < expected or not inflate.eof else "other"
         raise ReportError(f"{where} decompresses to {what} than the {expected} bytes its count declares")
     planes = np.frombuffer(raw, dtype=np.uint8)
-    if width > 1:
-        planes = np.ascontiguousarray(planes.reshape(width, count).T)
-    return planes.view(dtype).reshape(count)
+    if width == 1:
+        return planes.view(dtype).reshape(count)
+    # the byte planes put back: byte j of element i is at j * count + i. One strided copy a plane (a contiguous read,
+    # a strided write) takes about half the time of copying the transposed view whole (np.ascontiguousarray)
+    out = np.empty((count, width), dtype=np.uint8)
+    source = planes.reshape(width, count)
+    for j in range(width):
+        out[:, j] = source[j]
+    return out.view(dtype).reshape(count)
 
 
 def decode(block: Any, where: str) -> np.ndarray:
