@@ -22,7 +22,8 @@ def steps(*labels: str) -> list[runner.Step]:
 def test_a_class_of_budget_steps_goes_at_the_pace_of_the_budget_steps_until_its_own_finish():
     now = [0.0]
     plan = steps("cpu float32 search", "cpu float64 search", "membw cpu", "membw cpu 2")
-    eta = progress.Eta(plan, [10.0, 10.0, 4.0, 4.0], False, now=lambda: now[0])
+    # bounds={}: no search deadline here (with one, a running search counts down to it: test_progress_left8.py)
+    eta = progress.Eta(plan, [10.0, 10.0, 4.0, 4.0], False, now=lambda: now[0], bounds={})
     eta.begin(plan[0])
     now[0] = 5.0  # the first search took half its estimate: the budgets are long here, membw's too (no membw yet)
     assert eta.begin(plan[1]) == 5.0 + 2.0 + 2.0
@@ -82,7 +83,7 @@ def test_a_step_near_its_expected_end_needs_what_its_expectation_leaves():
 def test_what_is_left_never_rises_by_more_than_the_time_elapsed():
     now = [0.0]
     plan = steps("cpu float32 search", "cpu float64 search", "cpu bfloat16 search")
-    eta = progress.Eta(plan, [1.0, 1.0, 1.0], False, now=lambda: now[0])
+    eta = progress.Eta(plan, [1.0, 1.0, 1.0], False, now=lambda: now[0], bounds={})  # paced, no deadline
     assert eta.begin(plan[0]) == 3.0
     now[0] = 10.0  # the first search took 10 s: at its pace the rest take 20 s, but only 10 s went by
     assert eta.begin(plan[1]) == 3.0 + 10.0
