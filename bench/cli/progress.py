@@ -81,6 +81,38 @@ def bound_s(step: Step, config: dict[str, Any] | None = None) -> float | None:
     return estimate_s(step, config)
 
 
+#: A step timed by a budget (a search, membw, a fixed matmul) is never planned from a history entry longer than this
+#: many times the budgets' estimate of it (estimate_s: a search's 30 s budget + window + warm-up = 32.5 s on a CPU,
+#: 325 s at most). The slowest run recorded here: a search 1.4 x its estimate, membw 1.8 x, under load 5.
+HISTORY_FACTOR = 10.0
+#: A training step, bounded by its work and not by a budget, is never planned from an entry longer than its work
+#: (warm-up + timed steps x the analytic FLOPs a step) at this rate plus its setup allowance: 1 GFLOP/s, 50-100x
+#: below what the 2-core VM trains at (gpt tiny: 49 GFLOP in 0.5-0.6 s of steps), so 58 min for gpt small on a CPU.
+HISTORY_FLOOR_FLOPS = 1e9
+#: Any other step (a job phase such as comm, a label bench cannot read): at most a day.
+HISTORY_MAX_S = 86_400.0
+
+
+def limit_s(step: Step, config: dict[str, Any] | None = None) -> float:
+    """The longest duration a step's history entry may say (StepHistory): what the step's own config allows."""
+    from bench import figures
+
+    cls = step_class(step)
+    if cls in ("search", "membw") or step.workload == "matmul":
+        return HISTORY_FACTOR * estimate_s(step, config)
+    spec = train_spec(step, config) if _is_train(step) else None
+    if spec is not None:
+        flops = figures.train_step_flops(spec.model, spec.layers, spec.width, spec.seq_len, spec.batch, spec.vocab)
+        return TRAIN_SETUP_S[_kind(step)] + (spec.warmup + spec.steps) * flops / HISTORY_FLOOR_FLOPS
+    return HISTORY_MAX_S
+
+
+def _shown(value: object) -> str:
+    """A value from a file as a warning shows it: its repr, at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 #: bench.workloads.matmul_search's COARSE_SHARE of a search's budget and the number of its CPU_SIZES (not imported:
 #: progress is imported by every verb, the search module pulls in torch; tests/cli/test_progress_eta4.py holds them equal)
 COARSE_SHARE, SEARCH_SIZES = 0.5, 10
@@ -449,24 +481,60 @@ class StepHistory:
     """What each step of a suite took the last time it ran here, kept next to the results (RESULTS_DIR/
     step-seconds.json) under a digest of the suite config, so a run's estimates come from this machine rather than
     from the budgets alone (a training preset's duration is not in any budget). One JSON object; a file that cannot be
-    read is no history."""
+    read is no history, with a warning (`problems`), never a traceback.
+
+    The file is input like any other: an entry is a step's duration only when it is a finite number of seconds, at
+    least 0 and at most what the step's own config allows (limit_s: HISTORY_FACTOR x the budgets' estimate for a
+    step a budget bounds, a training step's work at HISTORY_FLOOR_FLOPS, HISTORY_MAX_S for any other). Anything else
+    is one ignored entry with a warning, and that step is estimated from the budgets: an entry of 1e6 s (a corrupt or
+    hostile file) planned ~12 days before, where the step's config allows a search 10 x 32.5 s."""
 
     FILE = "step-seconds.json"
 
     def __init__(self, directory: Path, config: dict[str, Any] | None) -> None:
         self.path = directory / self.FILE
+        self.config = config
         text = json.dumps(config or {}, sort_keys=True, default=str)
         self.key = hashlib.sha256(text.encode()).hexdigest()[:16]
+        #: what was ignored, one line each, for the operator (Progress.plan says them as warnings)
+        self.problems: list[str] = []
+        self.all: dict[str, Any] = {}
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            self.all = data if isinstance(data, dict) else {}
-        except (OSError, ValueError, RecursionError):  # RecursionError: JSON nested past the parser's stack
-            self.all = {}
+            if isinstance(data, dict):
+                self.all = data
+            else:
+                self.problems.append(f"{self.path}: not a JSON object; no step history used")
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested past the parser's stack
+            self.problems.append(f"{self.path}: unreadable ({type(exc).__name__}); no step history used")
         seen = self.all.get(self.key)
-        self.seconds: dict[str, float] = {
-            k: float(v) for k, v in (seen.items() if isinstance(seen, dict) else ())
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e7
-        }  # fmt: skip
+        if seen is not None and not isinstance(seen, dict):
+            self.problems.append(f"{self.path}: this suite's entry is not an object; no step history used")
+        self.seconds: dict[str, float] = {}
+        for k, v in seen.items() if isinstance(seen, dict) else ():
+            # 1e7 s (116 days): past any limit_s, and an int too large for a float is refused here, not raised
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e7:
+                self.seconds[k] = float(v)
+            else:
+                self.problems.append(f"{self.path}: {_shown(k)} ignored: {_shown(v)} is not a number of seconds")
+
+    def known(self, steps: Sequence[Step]) -> dict[str, float]:
+        """The recorded seconds of those of `steps` whose entry is within limit_s of their config; each entry over it
+        is ignored with a problem said (the step is then estimated from the budgets)."""
+        out = {}
+        for step in steps:
+            seconds = self.seconds.get(step.label)
+            if seconds is None:
+                continue
+            limit = limit_s(step, self.config)
+            if seconds <= limit:
+                out[step.label] = seconds
+            else:
+                self.problems.append(f"{self.path}: {_shown(step.label)} ignored: {seconds:.6g} s is more than the "
+                                     f"{limit:.6g} s its config allows")  # fmt: skip
+        return out
 
     def save(self, durations: dict[str, float]) -> None:
         """Record this run's step durations (a partial run's too: they are as true)."""
@@ -569,7 +637,9 @@ class Progress:
 
     def plan(self, steps: Sequence[Step]) -> None:
         """The steps about to run: the plan line (when asked for) and the bar or lines over them."""
-        known = self.history.seconds if self.history else {}
+        known = self.history.known(steps) if self.history else {}
+        for problem in self.history.problems if self.history else ():
+            self.say(f"warning: {problem} (estimated from the budgets instead)")
         estimates = [known.get(s.label, estimate_s(s, self.config)) for s in steps]
         if self.show_plan:
             line = plan_line(steps, estimates, self.concurrent)

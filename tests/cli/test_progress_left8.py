@@ -4,6 +4,7 @@ window: progress.bound_s), not by the pace of the searches before it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -76,3 +77,78 @@ def test_the_progress_hands_each_search_its_bound_from_the_config():
     shown = progress.Progress(quiet=True, config=config)
     shown.plan(plan)
     assert shown.eta is not None and shown.eta.bounds == {id(plan[0]): 4.5}
+
+
+# --- the step history is bounded by what each step's config allows ---------------------------------------------------
+
+
+def _history(tmp_path, config, entries):
+    key = progress.StepHistory(tmp_path, config).key
+    (tmp_path / progress.StepHistory.FILE).write_text(json.dumps({key: entries}))
+
+
+def test_a_history_entry_longer_than_its_config_allows_is_ignored_with_a_warning(tmp_path, capsys):
+    """Issue 25's leftovers: an entry of 1e6 s for a search (anything under 1e7 was taken) planned the run at ~12 days.
+    A search's config allows HISTORY_FACTOR x its budgets' estimate (30 + 2 + 0.5 = 32.5 s here: 325 s); over that the
+    entry is ignored, said on stderr, and the step estimated from the budgets. Entries within it are kept."""
+    config = {"matmul": {"budget_s": 30.0, "window_s": 2.0}}
+    plan = steps("cpu float32 search", "cpu float64 search", "membw cpu")
+    _history(tmp_path, config, {"cpu float32 search": 1e6, "cpu float64 search": 40.0, "membw cpu": 9.2})
+    shown = progress.Progress(quiet=False, config=config, history=tmp_path)
+    shown.plan(plan)
+    shown.stop.set()  # its ticker thread
+    assert progress.limit_s(plan[0], config) == pytest.approx(325.0)
+    assert shown.eta.estimates[id(plan[0])] == 32.5  # the budgets'
+    assert shown.eta.estimates[id(plan[1])] == 40.0  # the history's
+    assert shown.eta.planned < 100.0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1
+    assert "'cpu float32 search' ignored: 1e+06 s is more than the 325 s its config allows" in err
+
+
+def test_a_training_entry_is_bounded_by_its_work_at_a_floor_rate_and_any_other_step_by_a_day(tmp_path):
+    """A training step has no budget: its entry may be at most its work (warm-up + timed steps x the analytic FLOPs)
+    at HISTORY_FLOOR_FLOPS plus its setup allowance (gpt tiny: 49 GFLOP, ~51 s); a step bench cannot read (a comm
+    job phase), HISTORY_MAX_S."""
+    train = runner.Step("train gpt tiny on cpu", list, "train", {"id": "cpu", "kind": "cpu"})
+    comm = runner.Step("comm all_reduce", list, "comm")
+    assert 45.0 < progress.limit_s(train, None) < 60.0
+    assert progress.limit_s(comm, None) == progress.HISTORY_MAX_S
+    history = progress.StepHistory(tmp_path, None)
+    history.seconds = {train.label: 120.0, comm.label: 3600.0}
+    assert history.known([train, comm]) == {comm.label: 3600.0}
+    assert len(history.problems) == 1 and "'train gpt tiny on cpu' ignored" in history.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("[not json", "unreadable (JSONDecodeError)"),
+        ("[1, 2]", "not a JSON object"),
+        ("[" * 200_000, "unreadable (RecursionError)"),
+        (None, "this suite's entry is not an object"),
+        ("entry", "ignored: 'x' is not a number of seconds"),
+    ],
+)
+def test_a_bad_history_file_is_a_warning_and_the_budgets_never_a_traceback(tmp_path, capsys, text, said):
+    config = {"matmul": {"budget_s": 3.0, "window_s": 1.0}}
+    plan = steps("cpu float32 search")
+    if text is None:
+        (tmp_path / progress.StepHistory.FILE).write_text(json.dumps({progress.StepHistory(tmp_path, config).key: 5}))
+    elif text == "entry":
+        _history(tmp_path, config, {"cpu float32 search": "x"})
+    else:
+        (tmp_path / progress.StepHistory.FILE).write_text(text)
+    shown = progress.Progress(quiet=False, config=config, history=tmp_path)
+    shown.plan(plan)
+    shown.stop.set()  # its ticker thread
+    assert shown.eta.estimates[id(plan[0])] == 4.5
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and said in err, err
+
+
+def test_no_history_file_is_no_warning(tmp_path, capsys):
+    shown = progress.Progress(quiet=False, config=None, history=tmp_path)
+    shown.plan(steps("cpu float32 search"))
+    shown.stop.set()
+    assert "warning" not in capsys.readouterr().err
