@@ -123,7 +123,10 @@ def _summary_numpy(samples: Sequence[float]) -> dict[str, float | int]:
         total = None
     else:
         picks = sorted({0, n - 1, *(i for lo, hi, _ in positions for i in (lo, hi))})
-        part = np.partition(a, picks)  # NaN goes last, as np.sort puts it: x[-1] then fails the check below
+        # as int64, which orders positive floats as floats (about a third faster at 10**5): a value that is not a finite
+        # positive duration lands at one end (a NaN or an infinity last, a negative, -0.0 or a NaN with its sign bit
+        # first), so x[0] or x[-1] fails the check below as the sorted floats would
+        part = np.partition(a.view(np.int64), picks).view(np.float64)
         x = _Picked({i: float(part[i]) for i in picks}, n)
         total = _exact_sum(a) if math.isfinite(x[-1]) and x[0] > 0 else None
     if not (math.isfinite(x[0]) and math.isfinite(x[-1])) or x[0] <= 0:

@@ -147,7 +147,9 @@ def decode_small(block: Any) -> bytes | None:
     if type(n) is not int or not 0 <= n <= SMALL or type(text) is not str or not text.isascii():
         return None
     try:
-        packed = base64.b64decode(text, validate=True)
+        # strict: what it accepts, base64.b64decode(validate=True) accepts as the same bytes (tests/model/
+        # test_samples_realnode.py); what it refuses goes to decode, which words the refusal
+        packed = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):
         return None
     inflate = zlib.decompressobj()
@@ -157,10 +159,7 @@ def decode_small(block: Any) -> bytes | None:
         return None
     if len(raw) != 8 * n or inflate.unconsumed_tail or not inflate.eof or inflate.unused_data:
         return None
-    planes = bytearray(8 * n)
-    for j in range(8):  # byte j of every element, in order
-        planes[j::8] = raw[j * n : (j + 1) * n]
-    out = bytes(planes)
+    out = np.frombuffer(raw, dtype=np.uint8).reshape(8, n).T.tobytes()  # byte j of element i from j * n + i
     values = array("d")
     values.frombytes(out)
     if sys.byteorder != "little":

@@ -68,10 +68,12 @@ def test_exact_sum_is_fsum():
     assert stats._exact_sum(np.array([1.0, 5e-324])) is None  # subnormal
 
 
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -1.0, 0.0, -0.0, -np.inf])
+@pytest.mark.parametrize("bad", [np.nan, -np.nan, np.inf, -1.0, 0.0, -0.0, -np.inf, 5e-324 * -1])
 def test_large_summaries_refuse_what_is_not_a_duration(bad):
     for where in (0, 2500, 9999):
         a = np.full(10_000, 1e-3)
         a[where] = bad
+        if np.isnan(bad):  # a NaN with its sign bit set, as well as without
+            a.view(np.int64)[where] |= np.int64(-1 << 63) if np.signbit(bad) else 0
         with pytest.raises(ValueError, match="finite positive"):
             stats.summary_fields(a)

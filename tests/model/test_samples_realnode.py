@@ -2,6 +2,7 @@
 the bytes they were, every block decodes to the exact values it encodes, and hostile blocks are still refused."""
 
 import base64
+import binascii
 import zlib
 
 import numpy as np
@@ -85,3 +86,45 @@ def test_a_palette_block_decodes():
 
 GOLDEN_VALUES = "eAH7U/1rpUjdx3VZl9z3+D4sSaqaHBASYW9vDwCxWAxV"
 GOLDEN_INDEX = "eAG1wQEBAAAAgiD1/+hWBEmSJEmSJEmSJEmSJEmSJEmSJEmSJEnyMzCTAFs="
+
+
+def test_strict_base64_accepts_only_what_validate_accepts():
+    """decode_small reads base64 with binascii's strict mode, decode with b64decode(validate=True): whatever the strict
+    mode accepts, validate=True accepts as the same bytes (what strict refuses goes to decode, which words it)."""
+    rng = np.random.default_rng(26)
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n -_.\x00"
+    seeds = [base64.b64encode(bytes(rng.integers(0, 256, int(n), dtype=np.uint8))) for n in rng.integers(0, 12, 300)]
+    for seed in seeds:
+        for _ in range(20):
+            text = bytearray(seed)
+            for _ in range(int(rng.integers(0, 3))):  # mangle: replace, insert or delete a byte
+                what, at = int(rng.integers(0, 3)), int(rng.integers(0, len(text) + 1))
+                c = alphabet[int(rng.integers(0, len(alphabet)))]
+                if what == 0 and at < len(text):
+                    text[at] = c
+                elif what == 1:
+                    text.insert(at, c)
+                elif at < len(text):
+                    del text[at]
+            s = text.decode("latin-1")
+            try:
+                strict = binascii.a2b_base64(s, strict_mode=True)
+            except (binascii.Error, ValueError):
+                continue
+            assert base64.b64decode(s, validate=True) == strict, s
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 20, 64])
+def test_decode_small_is_decode(n):
+    values = np.random.default_rng(n).uniform(1e-4, 2e-3, n)
+    block = codec.encode(values)
+    assert codec.decode_small(block) == codec.decode(block, "x").astype("<f8").tobytes() == values.tobytes()
+    for text in ("!" + block["values"][1:], block["values"] + "=", block["values"] + "==", "=" + block["values"][1:],
+                 block["values"][:-1], block["values"] + "A", block["values"] + "A==", " " + block["values"]):  # fmt: skip
+        other = {**block, "values": text}
+        try:
+            want = codec.decode(other, "x").astype("<f8").tobytes()
+        except ReportError:
+            assert codec.decode_small(other) is None, text
+            continue
+        assert codec.decode_small(other) in (None, want), text
