@@ -362,10 +362,19 @@ def _respelled(written: bytes, raw: bytes, colons: int) -> bytes | None:
     backslash, no key beyond U+FFFF, no integer beyond 64 bits, no nesting beyond MAX_DEPTH (parse_node_report)."""
     if b"\\" in written or count_byte(raw, b":") != colons + count_byte(written, b":"):
         return None
-    if not written.isascii() and _ASTRAL_UTF8.search(written):
+    return rfc8785_writing(written, MAX_DEPTH - 1)
+
+
+def rfc8785_writing(written: bytes, max_depth: int) -> bytes | None:
+    """msgspec's sorted compact writing of a value (`written`) as RFC 8785 writes that value, or None when unsure:
+    `written` holding a backslash (a string with a quote, backslash or control character), a key that could hold a
+    character beyond U+FFFF (UTF-16 order differs), an integer of 16 digits or more (beyond 2^53, which RFC 8785
+    refuses, or 2^63, which strict_json refuses), or a container deeper than max_depth (the outermost at 0; what
+    strict_json refuses). Floats are respelled as parse_node_report's docstring says."""
+    if b"\\" in written or (not written.isascii() and _ASTRAL_UTF8.search(written)):
         return None
     outside = _outside_strings(written)
-    if _LONG_INTEGER in outside.translate(_DIGIT_RUNS) or not _within_depth(outside, MAX_DEPTH - 1):
+    if _LONG_INTEGER in outside.translate(_DIGIT_RUNS) or not _within_depth(outside, max_depth):
         return None
     # floats msgspec spells otherwise: with an exponent (an 'e' outside the strings beyond those of true and false),
     # or integral ('700.0'); the usual ones, a negative exponent ('3.1e-6'), found by their 'e-' alone
@@ -387,4 +396,4 @@ def _respelled(written: bytes, raw: bytes, colons: int) -> bytes | None:
     return written
 
 
-__all__ = ["parse_node_report", "parse_signed", "parse_written"]
+__all__ = ["parse_node_report", "parse_signed", "parse_written", "rfc8785_writing"]

@@ -1,0 +1,197 @@
+"""bench.model.records._canonical_lines (a whole record stream found canonical at once) held to the per-line decision
+it replaces (records._parse_line, and under it the strict parse and canonical_bytes): on randomized records holding
+floats of every magnitude, integers near the limits, strings with escapes and characters beyond U+FFFF, deep nesting
+and one byte changed anywhere, it accepts only streams whose every line is canonical, with the strict parse's values,
+types included, and each record's canonical bytes; and it takes the streams bench writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import struct
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.model import records
+from bench.model.canonical import canonical_bytes
+from bench.model.strict_json import InputError, parse_json
+from tests.report.fleet import node_stream
+
+KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"v3fast records").digest())
+
+
+def _typed(value: object) -> object:
+    """A value with every scalar's type beside it: 1 and 1.0 (equal in Python) compare unequal here."""
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return (type(value).__name__, repr(value))
+
+
+def _per_line(lines: list[bytes]) -> list[tuple[object, bytes | None]] | None:
+    """What the per-line path makes of each line: (its value, the SHA-256 of its record's bytes when they are the
+    record's canonical bytes, else None); None when a line is refused."""
+    out = []
+    for line in lines:
+        try:
+            out.append(records._parse_line(line, "x", records.MAX_CONTAINERS))
+        except InputError:
+            return None
+    return out
+
+
+def _canonical_record(line: bytes) -> bool:
+    """Whether a line is exactly {"record": R, "signature": S} as Chain.line writes it, R in its canonical bytes."""
+    try:
+        obj = parse_json(line, "x", max_containers=records.MAX_CONTAINERS)
+        body = canonical_bytes(obj["record"])
+        signature = obj["signature"]
+    except (InputError, KeyError, TypeError, ValueError):
+        return False
+    tail = b"null" if signature is None else json.dumps(signature).encode()
+    return isinstance(signature, (str, type(None))) and line == b'{"record":' + body + b',"signature":' + tail + b"}"
+
+
+def _judged_alike(lines: list[bytes]) -> bool:
+    """Asserts what _canonical_lines answers is sound; returns whether it took the stream."""
+    whole = records._canonical_lines(lines)
+    if whole is None:
+        return False
+    values, bodies = whole
+    per = _per_line(lines)
+    assert per is not None, "taken whole, refused line by line"
+    assert len(values) == len(bodies) == len(lines)
+    for line, value, body, (slow, digest) in zip(lines, values, bodies, per, strict=True):
+        assert _typed(value) == _typed(parse_json(line, "x", max_containers=records.MAX_CONTAINERS))
+        assert _typed(value) == _typed(slow)
+        assert _canonical_record(line), line[:120]
+        assert body == canonical_bytes(value["record"])
+        assert digest in (None, hashlib.sha256(body).digest())  # the per-line path may be unsure where this is not
+    return True
+
+
+def _line(record: dict, signature: str | None = "c2lnbmF0dXJl") -> bytes:
+    tail = b"null" if signature is None else b'"' + signature.encode() + b'"'
+    return b'{"record":' + canonical_bytes(record) + b',"signature":' + tail + b"}"
+
+
+def _float(r: random.Random) -> float:
+    kind = r.randrange(6)
+    if kind == 0:  # any bit pattern that is a finite float
+        while True:
+            x = struct.unpack("<d", r.getrandbits(64).to_bytes(8, "little"))[0]
+            if math.isfinite(x):
+                return x
+    if kind == 1:  # near the edges where spellings change (1e-7, 1e-6, 1e-5, 1e-4, 1e15, 1e16, 1e21)
+        return r.choice([1, -1]) * 10.0 ** r.choice([-7, -6, -5, -4, 15, 16, 21]) * r.uniform(0.5, 5)
+    if kind == 2:  # integral
+        return float(r.choice([0, 1, 700, 2**53, 2**53 + 2, 10**15, 10**16, 10**21, -3]))
+    if kind == 3:
+        return r.choice([0.0, -0.0, 5e-324, 1.7976931348623157e308, 2.2250738585072014e-308])
+    return r.uniform(-1e3, 1e3) * 10.0 ** r.randrange(-12, 12)
+
+
+def _scalar(r: random.Random) -> object:
+    kind = r.randrange(8)
+    if kind == 0:
+        return r.choice([0, 1, -1, 2**53 - 1, 2**53, 2**53 + 1, 10**15, 10**16 - 1, 2**63, -(2**63), 2**64])
+    if kind == 1:
+        return "".join(r.choice(['a', '"', "\\", "\n", "\x7f", "\x01", "é", "€", "\U0001f600", ":", ",", "e-6", "0.0,",
+                                 "[", "}", " "]) for _ in range(r.randrange(6)))  # fmt: skip
+    if kind == 2:
+        return r.choice([True, False, None])
+    return _float(r)
+
+
+def _value(r: random.Random, depth: int) -> object:
+    if depth <= 0 or r.random() < 0.4:
+        return _scalar(r)
+    if r.random() < 0.5:
+        return [_value(r, depth - 1) for _ in range(r.randrange(4))]
+    return {
+        r.choice(["a", "b", "z", "é", "\U0001f600", "ä", "A"]) + str(i): _value(r, depth - 1)
+        for i in range(r.randrange(4))
+    }
+
+
+def _stream_lines(node: int = 3) -> list[bytes]:
+    return node_stream(node, [700.0 + g for g in range(4)], KEY).split(b"\n")[:-1]
+
+
+def test_the_streams_bench_writes_are_taken_whole() -> None:
+    for node in range(5):
+        lines = _stream_lines(node)
+        assert _judged_alike(lines)
+        assert records._canonical_lines(lines)[1] == [line[10 : line.rfind(b',"signature":')] for line in lines]
+
+
+def test_randomized_records_are_taken_only_when_every_line_is_canonical() -> None:
+    r = random.Random("v3fast canonical lines")
+    taken = refused = 0
+    for _ in range(1500):
+        lines = _stream_lines(r.randrange(50))
+        i = r.randrange(len(lines))
+        record = json.loads(lines[i])["record"]
+        record["config" if i == 0 else "extra"] = _value(r, 4)
+        try:
+            lines[i] = _line(record, r.choice(["c2ln", None]))
+        except (TypeError, ValueError):  # a value RFC 8785 cannot write (an integer beyond 2^53): spelled by json
+            lines[i] = (
+                b'{"record":'
+                + json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+                + b',"signature":null}'
+            )
+        if _judged_alike(lines):
+            taken += 1
+        else:
+            refused += 1
+            assert not all(_canonical_record(x) for x in lines) or _unsure_by_design(lines), lines[i][:300]
+    assert taken > 300 and refused > 100, (taken, refused)
+
+
+def _unsure_by_design(lines: list[bytes]) -> bool:
+    """Canonical streams _canonical_lines leaves to the per-line path (which then decides): a string with a quote,
+    backslash or control character (an escape), a character beyond U+FFFF, an integer of 16 digits or more, or a
+    16-digit run after a letter in a string (read as such an integer), nesting beyond the limit."""
+    joined = b"".join(lines)
+    return (b"\\" in joined or any(b >= 0xF0 for b in joined) or any(len(run) >= 16 for run in
+            joined.translate(bytes(c if chr(c).isdigit() else 32 for c in range(256))).split()))  # fmt: skip
+
+
+def test_one_byte_changed_anywhere_is_judged_as_line_by_line() -> None:
+    r = random.Random("v3fast one byte")
+    base = _stream_lines(7)
+    for _ in range(1500):
+        lines = list(base)
+        i = r.randrange(len(lines))
+        at = r.randrange(len(lines[i]))
+        lines[i] = lines[i][:at] + bytes([r.choice(b'0123456789abcdef"{}[],: .eE-+\\\x00\xff')]) + lines[i][at + 1 :]
+        _judged_alike(lines)
+
+
+@pytest.mark.parametrize("depth", [29, 30, 31, 32])
+def test_nesting_at_the_limit_is_taken_exactly_as_the_per_line_path_takes_it(depth) -> None:
+    lines = _stream_lines()
+    record = json.loads(lines[0])["record"]
+    nested: object = 1
+    for _ in range(depth):
+        nested = [nested]
+    record["config"] = {"deep": nested}  # the config at 1 in the record, its list at 2, the innermost at depth + 1
+    lines[0] = _line(record)
+    per = _per_line(lines)
+    took = _judged_alike(lines)
+    assert took == (per is not None and all(d is not None for _, d in per))
+    assert took == (depth + 1 <= 30)  # a record's containers at most 30 deep (the line's 32, less 2)
+
+
+def test_a_line_holding_two_values_or_a_line_split_in_two_is_not_taken() -> None:
+    lines = _stream_lines()
+    a, b = lines[1], lines[2]
+    assert records._canonical_lines([lines[0], a + b"," + b, *lines[3:]]) is None
+    cut = a.rfind(b",")
+    assert records._canonical_lines([lines[0], a[:cut], a[cut + 1 :], *lines[2:]]) is None
+    assert records._canonical_lines([lines[0], b"", *lines[1:]]) is None
