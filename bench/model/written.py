@@ -221,7 +221,7 @@ def _decoded(raw: bytes, max_containers: int | None) -> Any:
     refuses."""
     limit = DEFAULT_MAX_CONTAINERS if max_containers is None else max_containers
     # a container takes a byte at least: a file no longer than the limit holds no more (two passes over it spared)
-    if len(raw) > limit and raw.count(b"[") + raw.count(b"{") > limit:
+    if len(raw) > limit and count_byte(raw, b"[") + count_byte(raw, b"{") > limit:
         return None
     if b"\\" in raw and (b"\\u003a" in raw or b"\\u003A" in raw):  # memchr for the one byte first
         return None
