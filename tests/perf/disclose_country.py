@@ -1,12 +1,14 @@
 """Benchmark, not a test: a synthetic country of signed node reports rolls up to a verified national disclosure.
 
     .venv/bin/python tests/perf/disclose_country.py [--nodes 100000] [--sites 200] [--gpus 8] [--cache /tmp/...]
-        [--format v2|v3]
+        [--format v3|v2] [--out FOLDER]
 
 A country of `--nodes` nodes (8 H100s each, as tests/report/fleet.py builds them) in `--sites` sites, 10 sites to a
 city and 5 cities to a region. Generating the signed node reports is slow and not counted: they are cached under
---cache (default /tmp/bench-country-<nodes>-<sites>-<gpus>, with -v3 for --format v3: the record streams `bench run`
-writes, checked over their bytes) with their node key and reused by later runs.
+--cache (default /tmp/bench-country-<nodes>-<sites>-<gpus>-v3, without -v3 for --format v2) with their node key and
+reused by later runs. The node reports are what `bench run` writes, version-3 record streams checked over their bytes
+(the default, --format v3), or version-2 documents (--format v2: what bench run wrote before, still read); the first
+line printed after generation says which.
 Timed, in this order:
   1. aggregate: every site's node reports verified (signature, re-derivation, peaks, inventory) and aggregated into a
      capacity report, signed by the aggregator: as `bench aggregate --jobs 1` per site, one site per core at once;
@@ -59,6 +61,9 @@ from bench.report.store import dumps, signed_dumps
 from tests.report.fleet import NOW, node_report, node_stream
 
 SITES_PER_CITY, CITIES_PER_REGION = 10, 5
+#: What each --format names, as the header line says it.
+FORMATS = {"v3": "version-3 record streams, as bench run writes them", "v2": "version-2 documents (not what bench run "
+           "writes: it writes version-3 record streams)"}  # fmt: skip
 DECLARATION = """country = "Freedonia"
 region = "{region}"
 city = "{city}"
@@ -224,12 +229,18 @@ def main() -> None:
     ap.add_argument("--gpus", type=int, default=8)
     ap.add_argument("--cache", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None, help="keep the documents in this new folder (default: removed)")
-    ap.add_argument("--format", choices=("v2", "v3"), default="v2",
-                    help="node reports as version-2 documents, or as the version-3 record streams bench run writes")  # fmt: skip
+    ap.add_argument("--format", choices=("v2", "v3"), default="v3",
+                    help="node reports as the version-3 record streams bench run writes (the default), or as "
+                    "version-2 documents (what bench run wrote before; bench still reads them)")  # fmt: skip
     args = ap.parse_args()
     suffix = "-v3" if args.format == "v3" else ""
     cache = args.cache or Path(tempfile.gettempdir()) / f"bench-country-{args.nodes}-{args.sites}-{args.gpus}{suffix}"
     node_key = generate(cache, args.nodes, args.sites, args.gpus, args.format)
+    held = "v3" if (cache / "site0000" / "node000000.json").read_bytes().startswith(b'{"record":') else "v2"
+    if held != args.format:  # a cache named by --cache holds what it was generated as, whatever --format says
+        ap.error(f"--cache {cache} holds {held} node reports, not --format {args.format}")
+    print(f"node reports: {FORMATS[args.format]} (--format {args.format}), {args.nodes} nodes of {args.gpus} GPUs in "
+          f"{args.sites} sites, cached under {cache}")  # fmt: skip
     print(
         f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min) on {os.cpu_count()} CPUs"
     )
