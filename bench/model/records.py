@@ -126,6 +126,8 @@ def _parse_line(line: bytes, where: str, limit: int) -> tuple[Any, bytes | None]
 
 
 _PARSE_LINE = _parse_line
+#: The members of a line's object.
+_FRAME = {"record", "signature"}
 
 
 _DECODE = msgspec.json.Decoder().decode
@@ -193,28 +195,29 @@ def parse(raw: bytes, where: str, *, max_containers: int | None = None,
     if whole is not None:
         digests[:] = [hashlib.sha256(body).digest() for body in whole[1]]  # type: ignore[index]
     for i, line in enumerate(lines):
-        at = f"record {i}"
         if whole is not None:
             obj = whole[0][i]
         elif digests is None or len(digests) != i:  # no digests asked for, or a record before was not canonical
-            obj = parse_json(line, f"{where}: {at}", max_containers=limit)
+            obj = parse_json(line, f"{where}: record {i}", max_containers=limit)
         else:
-            obj, line_digest = _parse_line(line, f"{where}: {at}", limit)
+            obj, line_digest = _parse_line(line, f"{where}: record {i}", limit)
             if line_digest is None:
                 digests.clear()
             else:
                 digests.append(line_digest)
-        if not isinstance(obj, dict) or set(obj) != {"record", "signature"} or not isinstance(obj["record"], dict):
-            raise _fail(where, f"{at} is not a {{record, signature}} object")
+        # (each message's "record {i}" is built only for a refusal: a real node's stream holds 11,200 records)
+        if not isinstance(obj, dict) or obj.keys() != _FRAME or not isinstance(obj["record"], dict):
+            raise _fail(where, f"record {i} is not a {{record, signature}} object")
         r, s = obj["record"], obj["signature"]
         if s is not None and not isinstance(s, str):
-            raise _fail(where, f"{at}.signature should be base64 text or null")
-        if r.get("seq") != i or isinstance(r.get("seq"), bool):
-            raise _fail(where, f"{at} says it is record {r.get('seq')!r}: a record before it is missing, or they are "
+            raise _fail(where, f"record {i}.signature should be base64 text or null")
+        seq = r.get("seq")
+        if seq != i or type(seq) is bool:
+            raise _fail(where, f"record {i} says it is record {seq!r}: a record before it is missing, or they are "
                         "out of order")  # fmt: skip
         kind = r.get("type")
         if (i == 0) != (kind == HEADER):
-            raise _fail(where, f"{at} is a {kind!r} record; a stream starts with its one header")
+            raise _fail(where, f"record {i} is a {kind!r} record; a stream starts with its one header")
         if kind == MEASUREMENT:
             m = r.get("measurement")
             for name in ("warmup", "samples"):
@@ -222,7 +225,7 @@ def parse(raw: bytes, where: str, *, max_containers: int | None = None,
                 n = block.get("n") if isinstance(block, dict) else None
                 declared += n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 0
         elif kind not in (HEADER, AMEND, END):
-            raise _fail(where, f"{at} has unknown type {kind!r}")
+            raise _fail(where, f"record {i} has unknown type {kind!r}")
         out.append(r)
         signatures.append(s)
     ended = any(r.get("type") == END for r in out)

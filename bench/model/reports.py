@@ -96,6 +96,20 @@ class Samples(array):
         return f"Samples({self.tolist()!r})"
 
 
+#: bench.model.samples once imported (by _samples, on the first record read: it imports numpy, which `bench --help`
+#: must not load); a `from ... import` in from_record cost each measurement read 2 us.
+_SAMPLES: Any = None
+_LITTLE = sys.byteorder == "little"
+
+
+def _samples() -> Any:
+    global _SAMPLES
+    from bench.model import samples
+
+    _SAMPLES = samples
+    return samples
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -165,22 +179,19 @@ class Measurement:
     def from_record(cls, d: Any, where: str = "measurement") -> Measurement:
         """A measurement from its record form (to_record): the blocks decoded (strictly: bench.model.samples) into
         array('d') samples, their SHA-256 checked against samples_sha256."""
-        from bench.model import samples as codec
-        from bench.model.samples import samples_digest
-
+        codec = _SAMPLES or _samples()
         _expect(d, dict, where)
         if "warmup_s" in d or "samples_s" in d:
             raise ReportError(f"{where}: a record holds its samples as encoded blocks, not samples_s lists")
         small = codec.decode_small(d.get("warmup")), codec.decode_small(d.get("samples"))
-        if small[0] is not None and small[1] is not None and sys.byteorder == "little":  # the usual case, in Python
+        if small[0] is not None and small[1] is not None and _LITTLE:  # the usual case, in Python
             if d.get("samples_sha256") != codec.samples_digest_bytes(*small):
                 raise ReportError(f"{where}: raw samples do not match their samples_sha256")
-            plain = dict(d)  # both keys are there: their blocks were read
-            del plain["warmup"], plain["samples"]
-            return cls.from_dict(plain, where, raw=(Samples(small[0]), Samples(small[1])))
+            # from_dict reads the fields it names, never the blocks: d is given as it is (no copy without them)
+            return cls.from_dict(d, where, raw=(Samples(small[0]), Samples(small[1])))
         warmup = codec.decode(d.get("warmup"), f"{where}.warmup")
         timed = codec.decode(d.get("samples"), f"{where}.samples")
-        if d.get("samples_sha256") != samples_digest(warmup, timed):
+        if d.get("samples_sha256") != codec.samples_digest(warmup, timed):
             raise ReportError(f"{where}: raw samples do not match their samples_sha256")
         plain = {k: v for k, v in d.items() if k not in ("warmup", "samples")}
         return cls.from_dict(plain, where, raw=(Samples(warmup.tobytes()), Samples(timed.tobytes())))
