@@ -152,7 +152,8 @@ def _respell_small(written: bytes, expected: int) -> bytes | None:
     msgspec wrote with a negative exponent respelled by canonical.plain_small; None unless exactly `expected` were
     found, `expected` being how many 'e-' lie outside the strings.
 
-    Each 'e-' is taken as a token's when it lies in a whole number token: after the last of ':,[' before it (at most
+    Each 'e-' is taken as a token's when it lies in a whole number token (so after a digit: one after anything else,
+    as in 'node-report', is passed over at once): after the last of ':,[' before it (at most
     24 bytes back: msgspec writes at most 17 significant digits, a point and a sign), matching _SMALL_FLOAT up to
     the 'e-' and through its exponent's digits, and followed by one of ',]}'. Every 'e-' outside the strings is one
     (compact JSON puts a delimiter on either side of a number), so the tokens found are the `expected` ones plus any
@@ -162,6 +163,9 @@ def _respell_small(written: bytes, expected: int) -> bytes | None:
     done = found = 0
     at = written.find(b"e-")
     while at >= 0:
+        if not at or not 48 <= written[at - 1] <= 57:  # no digit before the 'e' ('node-report'): not a token's
+            at = written.find(b"e-", at + 2)
+            continue
         back = max(0, at - 24)
         start = max(written.rfind(b":", back, at), written.rfind(b",", back, at), written.rfind(b"[", back, at)) + 1
         end = _DIGITS.match(written, at + 2).end()  # type: ignore[union-attr]
