@@ -432,6 +432,8 @@ def parse_timestamp(text: str, where: str) -> dt.datetime:
         t = dt.datetime.fromisoformat(text)
     except (TypeError, ValueError):
         raise ReportError(f"{where}: {text!r} is not an ISO 8601 timestamp") from None
+    if t.tzinfo is dt.UTC and 3 < t.year < 9997:  # '...Z' or '+00:00', as bench writes: already the UTC value
+        return t
     if t.tzinfo is None or t.utcoffset() is None:
         raise ReportError(f"{where}: {text!r} has no time zone (write UTC as ...Z)")
     if 3 < t.year < 9997:  # a zone moves it by less than a day: 400 days either side stay within years 1-9999

@@ -83,16 +83,18 @@ def _rows(report: NodeReport, digest: str, mamf_rule: str, host: dict[str, Any])
             continue
         role = m.details.get("search", {}).get("role")
         k = key(m)
-        gpu, mig = v.inventory_gpu(report.inventory, k[0]) if m.device.get("kind") == "cuda" else (None, None)
-        serial, board, pci = _gpu_identity(gpu, mig, host)
-        row = rows.setdefault(k, {
-            "device": k[0], "precision": k[1], "kind": m.device.get("kind"), "model": m.device.get("name"),
-            "node": host.get("hostname"), "host": host.get("fingerprint"), "mamf_tflops": math.nan,
-            "mamf_source": None, "msmf_tflops": math.nan, "peak_tflops": math.nan,
-            "memory_bytes": (mig or gpu or {}).get("memory_bytes"),
-            "measured_utc": report.end_utc or report.start_utc, "report": digest, "tier": v.BOUNDED, "why": None,
-            "serial": serial, "board": board, "pci": pci, "samples": None,
-        })  # fmt: skip
+        row = rows.get(k)
+        if row is None:  # a device's first measurement (a real node's search holds hundreds of each device)
+            gpu, mig = v.inventory_gpu(report.inventory, k[0]) if m.device.get("kind") == "cuda" else (None, None)
+            serial, board, pci = _gpu_identity(gpu, mig, host)
+            row = rows[k] = {
+                "device": k[0], "precision": k[1], "kind": m.device.get("kind"), "model": m.device.get("name"),
+                "node": host.get("hostname"), "host": host.get("fingerprint"), "mamf_tflops": math.nan,
+                "mamf_source": None, "msmf_tflops": math.nan, "peak_tflops": math.nan,
+                "memory_bytes": (mig or gpu or {}).get("memory_bytes"),
+                "measured_utc": report.end_utc or report.start_utc, "report": digest, "tier": v.BOUNDED, "why": None,
+                "serial": serial, "board": board, "pci": pci, "samples": None,
+            }  # fmt: skip
         tier, why = v.figure_tier(m, report.inventory, trusted_key=True, fresh=True)
         if tier == v.REPORTED and row["tier"] != v.REPORTED:
             row["tier"], row["why"] = tier, why

@@ -241,3 +241,41 @@ def test_respelling_small_floats_answers_as_before_on_randomized_writings() -> N
             assert new == _respell_small_before(text, expected), text
             differed += new is not None and new != text
     assert differed > 100
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026-11-28T10:00:00.000000Z", "2026-11-28T10:00:00+00:00", "2026-11-28T10:00:00-00:00", "2026-11-28T10:00:00+01:00",
+     "2026-11-28T10:00:00", "0003-01-01T00:00:00Z", "0004-01-01T00:00:00Z", "9996-12-31T23:59:59Z",
+     "9997-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0004-01-01T00:00:00+05:00", "junk"],
+)  # fmt: skip
+def test_a_utc_timestamp_reads_as_it_did_through_astimezone(text) -> None:
+    """parse_timestamp returns a '...Z' or '+00:00' time as parsed (already UTC) where it converted it: the same
+    value and zone, and every other text (another zone, none, a year at the edges, not a time) as before."""
+    import datetime as dt
+
+    from bench.model.errors import ReportError
+    from bench.model.reports import parse_timestamp
+
+    def before(text: str) -> object:
+        try:
+            t = dt.datetime.fromisoformat(text)
+        except (TypeError, ValueError):
+            return "not ISO"
+        if t.tzinfo is None or t.utcoffset() is None:
+            return "no zone"
+        try:
+            utc = t.astimezone(dt.UTC)
+            utc + dt.timedelta(days=400), utc - dt.timedelta(days=400)
+        except OverflowError:
+            return "out of range"
+        return utc
+
+    try:
+        got: object = parse_timestamp(text, "x")
+    except ReportError as exc:
+        got = "not ISO" if "not an ISO" in str(exc) else "no zone" if "no time zone" in str(exc) else "out of range"
+    want = before(text)
+    assert got == want and type(got) is type(want)
+    if isinstance(got, dt.datetime):
+        assert got.tzinfo is dt.UTC and got.isoformat() == want.isoformat()
