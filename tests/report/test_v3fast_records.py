@@ -158,8 +158,9 @@ def _unsure_by_design(lines: list[bytes]) -> bool:
     backslash or control character (an escape), a character beyond U+FFFF, an integer of 16 digits or more, or a
     16-digit run after a letter in a string (read as such an integer), nesting beyond the limit."""
     joined = b"".join(lines)
-    return (b"\\" in joined or any(b >= 0xF0 for b in joined) or any(len(run) >= 16 for run in
-            joined.translate(bytes(c if chr(c).isdigit() else 32 for c in range(256))).split()))  # fmt: skip
+    # a run of 16 digits after neither a digit nor a point (a float's fraction holds longer runs: not one)
+    digits = (b" " + joined).translate(bytes(57 if 48 <= c <= 57 else 46 if c == 46 else 32 for c in range(256)))
+    return b"\\" in joined or any(b >= 0xF0 for b in joined) or b" " + b"9" * 16 in digits
 
 
 def test_one_byte_changed_anywhere_is_judged_as_line_by_line() -> None:
