@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import struct
 
 import pytest
@@ -280,3 +281,69 @@ def test_a_utc_timestamp_reads_as_it_did_through_astimezone(text) -> None:
     assert got == want and type(got) is type(want)
     if isinstance(got, dt.datetime):
         assert got.tzinfo is dt.UTC and got.isoformat() == want.isoformat()
+
+
+def _examined(tmp_path, raw: bytes) -> tuple[dict, list]:
+    from bench.report import pool
+    from tests.report.fleet import NOW
+
+    path = tmp_path / "node.json"
+    path.write_bytes(raw)
+    return pool._examine(("node.json", path), now=NOW)
+
+
+def _resigned(lines: list[bytes], key: Ed25519PrivateKey = KEY) -> bytes:
+    """The records of `lines` as they are spelled there, re-chained and re-signed over the SHA-256 of those bytes: what
+    a writer holding the node key makes of them, canonical or not."""
+    import base64
+
+    out, prev = [], None
+    for i, line in enumerate(lines):
+        body = line[10 : line.rfind(b',"signature":')]
+        body = body.replace(b'"prev":null', b'"prev":' + (b"null" if prev is None else b'"' + prev.encode() + b'"'), 1)
+        if prev is not None:
+            body = re.sub(rb'"prev":"[0-9a-f]{64}"', b'"prev":"' + prev.encode() + b'"', body, count=1)
+        sig = base64.b64encode(key.sign(records.SIGNING_CONTEXT + hashlib.sha256(body).digest())).decode()
+        out.append(b'{"record":' + body + b',"signature":"' + sig.encode() + b'"}\n')
+        prev = hashlib.sha256(body).hexdigest()
+    return b"".join(out)
+
+
+def test_randomized_hostile_streams_are_examined_alike_with_and_without_the_whole_stream_check(tmp_path, monkeypatch):
+    """End to end (pool._examine: read, verify, rows): the whole-stream check on, and every fast path off (the strict
+    parse line by line, each record canonicalized), give the same entry and rows, refusal words included, on streams
+    with one byte changed, records swapped or dropped, a record respelled (spaces, escapes, another float spelling) and
+    re-signed by the key holder, and bytes appended."""
+    r = random.Random("v3fast end to end")
+    base = _stream_lines(11)
+    respell = [(b'"seq":', b'"seq": '), (b'"type"', b'"typ\\u0065"'), (b":0.00", b":0.000e0"), (b'"n":20', b'"n":20.0'),
+               (b'"n":20', b'"n":2e1'), (b"989.4", b"989.40"), (b'"kind"', b'"kind" ')]  # fmt: skip
+    statuses = set()
+    for case in range(160):
+        lines = list(base)
+        kind = case % 4
+        if kind == 0:
+            i, at = r.randrange(len(lines)), None
+            at = r.randrange(len(lines[i]))
+            lines[i] = lines[i][:at] + bytes([r.choice(b'0123456789abcdef"{}[],: .eE-\\')]) + lines[i][at + 1 :]
+            raw = b"".join(x + b"\n" for x in lines)
+        elif kind == 1:
+            i, j = r.sample(range(len(lines)), 2)
+            lines[i], lines[j] = lines[j], lines[i]
+            raw = b"".join(x + b"\n" for x in (lines if r.random() < 0.5 else lines[: r.randrange(1, len(lines))]))
+        elif kind == 2:
+            i = r.randrange(len(lines))
+            old, new = r.choice(respell)
+            lines[i] = lines[i].replace(old, new, 1)
+            raw = _resigned(lines)
+        else:
+            raw = _resigned(lines) + r.choice([b"", b"x", b'{"record":{', b'{"record":{"details":', b"\n"])
+        fast = _examined(tmp_path, raw)
+        with monkeypatch.context() as m:
+            m.setattr(
+                records, "_parse_line", lambda line, where, limit: (parse_json(line, where, max_containers=limit), None)
+            )
+            slow = _examined(tmp_path, raw)
+        assert fast == slow, case
+        statuses.add(fast[0]["status"])
+    assert statuses == {"counted", "rejected"}
