@@ -347,3 +347,33 @@ def test_randomized_hostile_streams_are_examined_alike_with_and_without_the_whol
         assert fast == slow, case
         statuses.add(fast[0]["status"])
     assert statuses == {"counted", "rejected"}
+
+
+def test_a_samples_key_is_what_it_was_on_lists_and_samples_of_every_spread() -> None:
+    """devices._samples_key counts distinct values in the first 64 samples before counting them all, and hashes a
+    Samples' own buffer (realnode's finding: a real node's 100,000-sample finals): the same key, or None, as the
+    whole count and the copy gave, on vectors whose distinct values lie early, late or nowhere (fails if the early
+    count decided a vector with its distinct values past the 64th, or the buffer hashed other bytes)."""
+    from array import array
+
+    from bench.model.reports import Samples
+    from bench.report import devices
+
+    def before(samples_s) -> str | None:
+        if len(set(samples_s)) < devices.SAMPLES_IDENTITY_MIN_DISTINCT:
+            return None
+        return hashlib.sha256(array("d", samples_s).tobytes()).hexdigest()
+
+    r = random.Random("v3fast samples key")
+    keyed = 0
+    for _ in range(400):
+        n = r.choice([1, 4, 5, 20, 63, 64, 65, 200, 5000])
+        distinct = [r.uniform(1e-4, 1e-2) for _ in range(r.choice([1, 2, 4, 5, 6, 50]))]
+        values = [distinct[0]] * n
+        for v in distinct[1:]:  # each other value somewhere: early, late, or past the 64th
+            values[r.randrange(n) if r.random() < 0.5 else min(n - 1, 64 + r.randrange(max(1, n - 64)))] = v
+        for form in (values, Samples(values)):
+            got = devices._samples_key(form)
+            assert got == before(form), (n, len(distinct))
+            keyed += got is not None
+    assert keyed > 100
