@@ -150,25 +150,34 @@ class _Picked:
         return self.values[i % self.n]
 
 
+#: Values _exact_sum takes at a time: a block's temporaries stay in the core's cache (at 10**5 samples at once it ran
+#: at 15 ns a sample, in blocks at 2.8; load ~3).
+_SUM_BLOCK = 1 << 14
+
+
 def _exact_sum(a: object) -> float | None:
     """math.fsum of positive finite float64 values, bit for bit (the exact sum, correctly rounded), at numpy's speed;
-    None where this cannot promise that in int64 arithmetic (a subnormal value, one above 2**925, values more than 2**(36 - bits of
-    their count) apart, e.g. 2**19 for 10**5 of them; timings of one kernel span a binade or two): the caller then takes
-    math.fsum. Each value is m * 2**(e - 1075) (m its 53-bit significand, e its biased exponent): with d = e minus the
-    least exponent, the exact sum is the sum of m * 2**d times 2**(least - 1075), taken as the sums of m's high 27 and
-    low 26 bits shifted by d (int64, exact: each under 2**63), put together as a Python integer and rounded once (int
-    to float rounds half to even, as fsum does; the scaling by a power of two is exact, the sum being normal)."""
+    None where this cannot promise that in int64 arithmetic (a subnormal value, one above 2**925, values more than
+    2**21 apart; timings of one kernel span a binade or two): the caller then takes math.fsum. Each value is
+    m * 2**(e - 1075) (m its 53-bit significand, e its biased exponent): with d = e minus the least exponent, the exact
+    sum is the sum of m * 2**d times 2**(least - 1075), taken block by block as the sums of m's high 27 and low 26 bits
+    shifted by d (int64, exact: each under 2**63), added up as Python integers and rounded once (int to float rounds
+    half to even, as fsum does; the scaling by a power of two is exact, the sum being normal)."""
     import numpy as np
 
     bits = np.asarray(a, dtype=np.float64).view(np.int64)
-    exponent = bits >> 52  # the sign bit is 0: positive values
-    low_e, high_e = int(exponent.min()), int(exponent.max())
-    if low_e < 1 or high_e > 2000 or high_e - low_e + len(bits).bit_length() > 36:
+    low, high = int(bits.min()), int(bits.max())  # positive floats order as their bits: the extremes' exponents
+    low_e, high_e = low >> 52, high >> 52
+    if low < 0 or low_e < 1 or high_e > 2000 or high_e - low_e + min(len(bits), _SUM_BLOCK).bit_length() > 36:
         return None
-    significand = (bits & _MANTISSA) | (1 << 52)
-    shift = exponent - low_e
-    total = (int(((significand >> 26) << shift).sum()) << 26) + int(((significand & ((1 << 26) - 1)) << shift).sum())
-    return math.ldexp(float(total), low_e - 1075)
+    top = bottom = 0
+    for start in range(0, len(bits), _SUM_BLOCK):
+        block = bits[start : start + _SUM_BLOCK]
+        shift = (block >> 52) - low_e
+        significand = (block & _MANTISSA) | (1 << 52)
+        top += int(((significand >> 26) << shift).sum())
+        bottom += int(((significand & ((1 << 26) - 1)) << shift).sum())
+    return math.ldexp(float((top << 26) + bottom), low_e - 1075)
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:

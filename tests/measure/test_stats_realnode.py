@@ -65,6 +65,10 @@ def test_exact_sum_is_fsum():
         a = np.exp(rng.uniform(-8, rng.uniform(-8, 6), int(rng.integers(1, 50_000))))
         assert struct.pack("<d", stats._exact_sum(a)) == struct.pack("<d", math.fsum(a.tolist()))
     assert stats._exact_sum(np.array([1.0, 2.0**-40])) is None  # too far apart for int64: fsum's way
+    assert stats._exact_sum(np.array([1.0, 2.0**-21])) is not None  # near enough
+    for n in (stats._SUM_BLOCK - 1, stats._SUM_BLOCK, stats._SUM_BLOCK + 1, 3 * stats._SUM_BLOCK + 5):  # blocks
+        a = np.exp(rng.uniform(-9, -3, n))
+        assert struct.pack("<d", stats._exact_sum(a)) == struct.pack("<d", math.fsum(a.tolist()))
     assert stats._exact_sum(np.array([1.0, 5e-324])) is None  # subnormal
 
 
