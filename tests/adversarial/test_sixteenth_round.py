@@ -11,13 +11,22 @@ Each test says what it attacks."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 import struct
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.measure import stats
+from bench.model import intake, records
+from bench.model.canonical import canonical_bytes
+from bench.report import pool
+from bench.report import verify as v
+from tests.report import synthetic
+from tests.report.fleet import NOW
 
 
 def _plain_summary(samples) -> dict:
@@ -58,3 +67,55 @@ def test_subnormal_samples_get_the_plain_mean(value):
     implicit leading bit: summed as if it had one, 5e-324 counts as 2**-1022."""
     for samples in (np.full(2048, value), np.concatenate([np.full(2047, value), [value * 3]])):
         assert _bits(stats.summary_fields(samples)) == _bits(_plain_summary(samples))
+
+
+# --- v3fast (1d77e09) and the per-line path: a record that holds a "signature" key of its own -------------------------
+
+_KEY = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"attack17 sixteenth round").digest())
+
+
+def _lines(config: dict, *, cut_at_first: bool = False) -> bytes:
+    """A signed stream of node 3 (two GPUs) whose header's config is `config`. With cut_at_first, the record after the
+    header names (prev) the SHA-256 of the header's bytes only up to the first ',"signature":' in them, and the
+    stream is signed as its writer would sign that chain: what a reader that split a line at the first such bytes
+    (instead of the last, the frame's) would hash, leaving the rest of the header out of every signature."""
+    report = synthetic.gpu_node(3, [700.0, 701.0])
+    report.config = config
+    bodies = [canonical_bytes({**records.header(report, records.Chain(_KEY).signer()), "seq": 0, "prev": None})]
+    head = bodies[0][: bodies[0].find(b',"signature":')] if cut_at_first else bodies[0]
+    prev = hashlib.sha256(head).hexdigest()
+    rest = [{"type": records.MEASUREMENT, "measurement": m.to_record()} for m in report.measurements]
+    rest.append({"type": records.END, "end_utc": report.end_utc, "interrupted": False})
+    for i, r in enumerate(rest, 1):
+        bodies.append(canonical_bytes({**r, "seq": i, "prev": prev}))
+        prev = hashlib.sha256(bodies[-1]).hexdigest()
+    signature = base64.b64encode(_KEY.sign(records.SIGNING_CONTEXT + bytes.fromhex(prev))).decode()
+    tails = [b"null"] * (len(bodies) - 1) + [b'"' + signature.encode() + b'"']
+    return b"".join(b'{"record":' + b + b',"signature":' + t + b"}\n" for b, t in zip(bodies, tails, strict=True))
+
+
+#: A config holding a "signature" key after another (its canonical bytes hold ',"signature":'), and the same with a
+#: newline in a string, which the whole-stream check leaves to the per-line path (a backslash in the writing).
+_CONFIGS = {
+    "whole-stream": {"a": 1, "signature": {"note": "the suite's own"}, "z": "covered by the signature too"},
+    "per-line": {"a": "line\nbreak", "signature": {"note": "the suite's own"}, "z": "covered by the signature too"},
+}
+
+
+@pytest.mark.parametrize("path", list(_CONFIGS))
+def test_a_record_holding_a_signature_key_is_hashed_whole(tmp_path, path):
+    """A stream's line is split at its LAST ',"signature":' (the frame's); a record may hold the same bytes (a config or
+    a measurement's details with a "signature" key). The honest stream is counted with its records' canonical
+    hashes, and one whose chain covers the header only up to the first ',"signature":' is refused, on the fast path
+    (whole stream or per line) and the plain one alike. With either split taken at the first occurrence, the honest
+    stream was refused and the cut one counted: everything after that point in the header signed by nobody."""
+    honest, cut = _lines(_CONFIGS[path]), _lines(_CONFIGS[path], cut_at_first=True)
+    for name, raw in (("honest", honest), ("cut", cut)):
+        (tmp_path / name).write_bytes(raw)
+    doc = intake.read_json(tmp_path / "honest")
+    assert doc.chain == [hashlib.sha256(canonical_bytes(r)).digest() for r in doc.data["records"]]  # read fast, whole
+    assert (records._canonical_lines(honest.split(b"\n")[:-1]) is None) == (path == "per-line")
+    for name, counted in (("honest", True), ("cut", False)):
+        fast, _ = pool._examine((name, tmp_path / name), now=NOW)
+        plain = v.examine(records.parse((tmp_path / name).read_bytes(), name), now=NOW, policy=False)[0]
+        assert (fast["status"] == "counted") == counted == (not v.errors(plain)), (name, fast["reasons"])
