@@ -5,7 +5,8 @@
 The reports are tests/report/fleet.py's real_node_lines: what `bench run` (configs/node.toml) writes on an 8-H100 node,
 every matmul search (7 precisions, fp8 twice) run by bench.workloads.matmul_search.search itself with a modelled H100
 and CUDA-event-like timings (the assumptions are fleet.py's REAL_* constants). They are written once to
-/tmp/realnode-cost-NODES-GPUS (not timed; reused while the file of node 0 is there).
+/tmp/realnode-cost-NODES-GPUS-DIGEST (not timed; DIGEST of fleet.py, matmul_search.py and sampling.py, which decide
+them; reused while there).
 
 Then, in this process: their size on disk, samples and records; the CPU per report of bench aggregate's check
 (bench.report.pool._examine, --passes passes, process_time); its parts, each timed over every report in turn: the file
@@ -116,7 +117,12 @@ def main() -> None:
     ap.add_argument("--site", type=int, default=500, help="nodes of the site the figures are scaled to")
     ap.add_argument("--jobs", type=int, default=2, help="bench aggregate --jobs")
     args = ap.parse_args()
-    folder = Path(f"/tmp/realnode-cost-{args.nodes}-{args.gpus}")
+    # the reports are what the search code makes: cached under a digest of the files that decide them
+    root = Path(__file__).resolve().parents[2]
+    made = hashlib.sha256()
+    for name in ("tests/report/fleet.py", "bench/workloads/matmul_search.py", "bench/measure/sampling.py"):
+        made.update((root / name).read_bytes())
+    folder = Path(f"/tmp/realnode-cost-{args.nodes}-{args.gpus}-{made.hexdigest()[:10]}")
     t0 = time.process_time()
     paths = write(folder, args.nodes, args.gpus)
     print(f"reports: {args.nodes} in {folder} ({time.process_time() - t0:.1f} s of CPU to write the new ones)")
