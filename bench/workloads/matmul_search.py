@@ -66,6 +66,17 @@ FINAL_MIN_S = 0.5
 #: Most timed iterations of a final: enough to fill its share at the fastest shapes (int8 at 256^3 runs 0.05 ms an
 #: iteration on the 2-core VM: 5 s; a GPU ~1 ms), where the sampler's default 10,000 ended int8's search 4 s early.
 FINAL_MAX_ITERATIONS = 10**5
+#: Most timed iterations of a coarse or refine measurement (the sampler's default is 10,000): enough for a median and
+#: an IQR that rank shapes. A median of 1,000 samples at the jitter seen is within ~0.1-0.6% (bootstrap standard
+#: error; the 21 of 178 coarse candidates of the quiet node runs of 2026-12-07 that timed more than 1,000, CPU; realnode's
+#: H100 model, 0.5% i.i.d. jitter: ~0.02%), under the gaps between the shapes the sweep ranks, and the best few are
+#: re-measured and then measured in full as finals, which choose the MAMF. At 10,000 the coarse sweep and the refines
+#: were 68% of a real 8-H100 node report's 30 M samples (160 shapes x up to 10,000 in 0.47 s slots; realnode,
+#: tests/report/fleet.py). A slot that ends at the cap leaves its time to the later phases (the plan counts the cap:
+#: measurement_s), and the finals fill what is left, so the search still ends at its budget unless its finals reach
+#: FINAL_MAX_ITERATIONS (realnode's H100 model, one GPU: 3.76 -> 2.01 M samples, the MAMF of each precision the same
+#: to 0.1 TFLOPS, the searches 135-300 s of their 300 s budget against 180-300 s before).
+CANDIDATE_MAX_ITERATIONS = 1_000
 MEMORY_SHARE = 0.5
 #: A precision measured below this fraction of float32's rate is emulated (not capacity): float32's rate at the same
 #: shape when float32's search measured it, else float32's MAMF. Like with like: the first coarse shape is the smallest
@@ -166,6 +177,11 @@ def _policy(seconds: float) -> Policy:
     )
 
 
+def _candidate_policy(seconds: float) -> Policy:
+    """_policy for a coarse or refine measurement: at most CANDIDATE_MAX_ITERATIONS timed iterations."""
+    return dataclasses.replace(_policy(seconds), max_iterations=CANDIDATE_MAX_ITERATIONS)
+
+
 def _tag(m: Measurement, role: str, mode: str, **extra: object) -> Measurement:
     m.details["search"] = {"role": role, "mode": mode, **{k: v for k, v in extra.items() if v is not None}}
     return m
@@ -224,10 +240,11 @@ def search(
             if seconds_per_iteration * 8 > max(coarse_each * 6, deadline - clock()):
                 break
             reserve = _finals_s(tried, backends, final_each, ledger, extra=(shape, backend, seconds_per_iteration))
-            seconds = measurement_s(coarse_each, seconds_per_iteration, None) + ledger.overhead(shape, backend)
+            seconds = measurement_s(coarse_each, seconds_per_iteration, None, CANDIDATE_MAX_ITERATIONS)
+            seconds += ledger.overhead(shape, backend)
             if clock() + seconds + reserve > deadline:
                 break
-        m = measure(spec, device, _policy(coarse_each), peak=peak, backend=backend)
+        m = measure(spec, device, _candidate_policy(coarse_each), peak=peak, backend=backend)
         if m.status == "ok" and m.emulated:
             # emulated by what the device supports (not by timing): not searched further, its figure is not capacity
             yield _tag(m, "final", config.mode, mamf=True, shapes_tried=1, settled=settled_at)
@@ -244,7 +261,8 @@ def search(
     if judging and slow and reference is not None:
         # the sweep stopped (budget, or the next shape too slow at this rate) before a second look: re-measure
         first = slow[-1]
-        m = measure(_spec_of(first), device, _policy(coarse_each), peak=peak, backend=first.details["backend"])
+        m = measure(_spec_of(first), device, _candidate_policy(coarse_each), peak=peak,
+                    backend=first.details["backend"])  # fmt: skip
         if m.status == "ok" and _below(m, reference):
             yield _emulated(m, precision, reference, config.mode, len(slow) + 1, settled_at)
             return
@@ -259,10 +277,11 @@ def search(
     refine_each = config.budget_s * REFINE_SHARE / REFINE_TOP / 2
     refined: list[Measurement] = []
     for m in ranked[:REFINE_TOP]:
-        seconds = measurement_s(refine_each, _per_iteration(m), _warmup_iterations(m)) + ledger.overhead(*_key(m))
+        seconds = measurement_s(refine_each, _per_iteration(m), _warmup_iterations(m), CANDIDATE_MAX_ITERATIONS)
+        seconds += ledger.overhead(*_key(m))
         if clock() + seconds + _finals_s(tried + refined, backends, final_each, ledger) > deadline:
             break
-        r = measure(_spec_of(m), device, _policy(refine_each), peak=peak, backend=m.details["backend"])
+        r = measure(_spec_of(m), device, _candidate_policy(refine_each), peak=peak, backend=m.details["backend"])
         yield _tag(r, "candidate", config.mode, phase="refine")
         refined.append(r)
 

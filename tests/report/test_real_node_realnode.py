@@ -34,7 +34,7 @@ def test_its_searches_have_the_shape_the_code_gives():
     assert sum(m.details["search"]["mamf"] for m in finals) == 4  # one MAMF per GPU x precision
     assert max(len(m.samples_s) for m in finals) == ms.FINAL_MAX_ITERATIONS  # bf16's finals reach the cap
     coarse = [m for m in measured if m.details["search"].get("phase") == "coarse"]
-    assert max(len(m.samples_s) for m in coarse) == 10_000  # the sampler's default cap
+    assert max(len(m.samples_s) for m in coarse) == ms.CANDIDATE_MAX_ITERATIONS  # the search's candidate cap
     # timings as CUDA events give them: float32 milliseconds / 1000, near the modelled kernel time
     m = finals[0]
     assert all(float(np.float32(x * 1000)) / 1000 == x for x in m.samples_s[:100])

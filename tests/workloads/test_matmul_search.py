@@ -433,3 +433,27 @@ def test_the_msmf_window_ends_near_its_length_when_its_iterations_slow_down(slow
             assert took <= window + fast * slow + 1e-9, (slow, start, took)
         else:  # the one batch the slow-down began in, at most 1/8 of what was left, ran `slow` x long
             assert took <= window + (slow / sampling.SLOT_BATCHES - 1) * window + fast * slow, (slow, start, took)
+
+
+def test_coarse_and_refine_measurements_keep_at_most_a_thousand_samples_and_the_search_still_ends_at_its_budget():
+    """Issue 25's leftovers (left8, the lead's decision on realnode's measurements): the coarse sweep and the refines
+    were 68% of a real 8-H100 node report's 30 M samples (160 shapes x up to the sampler's 10,000). Now a candidate
+    stops at CANDIDATE_MAX_ITERATIONS = 1,000, the plan counts that (measurement_s with the cap: a fast shape's coarse
+    measurement is planned as the 1,000 iterations it runs, not a slot it leaves), and the time its slot leaves goes
+    to the finals, so the search still ends at its budget. Fast shapes here: 8-27 us an iteration, coarse slots of
+    0.19 s (~10,000 of them before)."""
+    shapes = [(16, 16, 16), (24, 24, 24)]
+    measure, clock, log = clocked(1e9)
+    config = ms.SearchConfig("grid", budget_s=3.0, window_s=0)
+    out = list(ms.search(CPU, "float32", config, shapes, clock=clock, measure=measure))
+    candidates = [m for m in out if m.details["search"]["role"] == "candidate"]
+    assert candidates and max(len(m.samples_s) for m in candidates) == 1_000  # 10,000 before
+    assert all(p.max_iterations == ms.CANDIDATE_MAX_ITERATIONS for _, _, p, _ in log[: len(candidates)])
+    finals = [m for m in out if m.details["search"]["role"] == "final"]
+    end = log[-1][1]
+    last = ms._per_iteration(finals[-1])
+    assert 0.97 * 3.0 - 1.1 * last <= end <= 3.0 + 1e-9  # the finals filled what the candidates left
+    t = 8192 / 1e9
+    assert ms.measurement_s(0.1875, t, None, ms.CANDIDATE_MAX_ITERATIONS) == pytest.approx(
+        min(0.1875 + t, 20 * t) + 1_000 * t
+    )
