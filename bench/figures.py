@@ -335,14 +335,20 @@ def mamf(measurements: Iterable[Measurement], key: Callable[[Measurement], Hasha
             out[k] = (m, source)
     if rule == MAMF_RULE_BEST or all(steady(m) for m, _ in out.values()):
         return out
+    # each key's stand-ins in report order, gathered once: a real node's report holds ~10,000 measurements and 64
+    # device x precision keys, and going through them all for each unsteady pick was most of its device rows
+    standins: dict[Hashable, list[Measurement]] = {}
+    for m in measurements:
+        if _standin(m):
+            standins.setdefault(key(m), []).append(m)
     for k, (pick, source) in list(out.items()):
         if steady(pick):
             continue
         ceiling = pick.summary["tflops_median"]
         best = None
-        for m in measurements:
-            if (m is pick or not _standin(m) or (m.emulated and not emulated) or m.emulated != pick.emulated
-                    or m.summary["tflops_median"] > ceiling or not steady(m) or key(m) != k):  # fmt: skip
+        for m in standins.get(k, ()):
+            if (m is pick or (m.emulated and not emulated) or m.emulated != pick.emulated
+                    or m.summary["tflops_median"] > ceiling or not steady(m)):  # fmt: skip
                 continue
             if best is None or m.summary["tflops_median"] > best.summary["tflops_median"]:
                 best = m
