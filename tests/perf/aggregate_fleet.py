@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.model import sign
 from bench.report import aggregate as agg
 from bench.report.store import dumps
-from tests.report.fleet import NOW, node_report, node_stream
+
+# tests.report.synthetic, not fleet: fleet's real-node builder imports torch (+186 MB in every process)
+from tests.report.synthetic import NOW, node_report, node_stream
 
 
 def _build(args: tuple[bytes, int, int, int, Path, str]) -> None:

@@ -58,7 +58,9 @@ from bench.model import sign
 from bench.report import aggregate as agg
 from bench.report.pool import usable_cores
 from bench.report.store import dumps, signed_dumps
-from tests.report.fleet import NOW, node_report, node_stream
+
+# tests.report.synthetic, not fleet: fleet's real-node builder imports torch (+186 MB in every process)
+from tests.report.synthetic import NOW, node_report, node_stream
 
 SITES_PER_CITY, CITIES_PER_REGION = 10, 5
 #: What each --format names, as the header line says it.

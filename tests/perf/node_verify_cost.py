@@ -33,7 +33,9 @@ from bench.report import pool
 from bench.report import verify as v
 from bench.report.devices import device_rows
 from bench.report.store import dumps
-from tests.report.fleet import NOW, node_report, node_stream
+
+# tests.report.synthetic, not fleet: fleet's real-node builder imports torch (+186 MB in every process)
+from tests.report.synthetic import NOW, node_report, node_stream
 
 
 def _parts(paths: list[Path]) -> dict[str, float]:
