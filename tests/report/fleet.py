@@ -11,12 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench import figures as _figures
 from bench import precision as _prec
 from bench.hardware import peaks as _peaks
-from bench.hardware.devices import DeviceFacts as _DeviceFacts
-from bench.measure import sampling as _sampling
 from bench.model import records as _records
 from bench.model.reports import Measurement as _Measurement
 from bench.model.reports import NodeReport as _NodeReport
-from bench.workloads import matmul_search as _ms
 from tests.report.synthetic import (
     H100,
     NOW,
@@ -84,6 +81,11 @@ def real_node_measurements(node: int, gpus: int = 8, *, seed: int = 26,
     a search clock that advances by what each measurement timed plus REAL_OVERHEAD_S). Not modelled: membw (4 STREAM
     kernels x at most 1 s / ~1 ms = ~4,000 samples a GPU), train and comm (tens to hundreds of steps or batches), the
     MSMF window's telemetry samples: together under 1% of the samples."""
+    # here, not at the top: they import torch, which every other user of this module does without
+    from bench.hardware.devices import DeviceFacts as _DeviceFacts
+    from bench.measure import sampling as _sampling
+    from bench.workloads import matmul_search as _ms
+
     names = list(precisions or _prec.DEFAULT_PRECISIONS["cuda"])
     names.sort(key=lambda n: n != "float32")
     for index in range(gpus):
