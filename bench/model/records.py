@@ -56,6 +56,13 @@ MAX_CONTAINERS = 1 << 22
 #: Most samples a whole stream may declare (134 million, 1 GiB as float64; an eight-GPU node's run is about 20
 #: million): checked on the declared counts before any block is decompressed.
 MAX_SAMPLES = 1 << 27
+#: Most JSON values (numbers, strings, literals, containers) one stream may hold, counted before any line is parsed as
+#: at most its ',' and its containers (every value but a container's first follows a ','): a line of numbers costs
+#: the reader ~30 times its bytes in Python objects (an 80 MB line of 20 million floats took 2.45 GB), so a 1 GiB
+#: stream of them ~31 GB; this bounds them to a few GB, about what MAX_CONTAINERS' objects already may cost. A stream
+#: bench writes holds ~68 ',' a record (a samples block none): ~0.7 million for a real eight-GPU node's 10,624 records;
+#: its MSMF windows' telemetry (10 samples a second, ~9 values each) ~0.3 million more at 60 s windows.
+MAX_VALUES = 1 << 25
 
 
 class Chain:
@@ -197,6 +204,9 @@ def parse(raw: bytes, where: str, *, max_containers: int | None = None,
     containers = count_byte(raw, b"[") + count_byte(raw, b"{")  # raw.count's numbers, by numpy on a long stream
     if containers > limit:
         raise _fail(where, f"{containers} JSON arrays and objects, more than the limit of {limit}")
+    values = count_byte(raw, b",") + containers
+    if values > MAX_VALUES:
+        raise _fail(where, f"about {values} JSON values, more than the limit of {MAX_VALUES}")
     lines = raw.split(b"\n")
     torn = lines.pop()
     if not lines:

@@ -7,6 +7,10 @@ Held, and tested here because loosening them failed no test before: the exact su
 bound loosened by one or two binades, or its subnormal check dropped, realnode's tests still passed while the mean
 differed from math.fsum's (the plain way's) on the inputs below.
 
+Succeeded before its fix: a record stream (v3 node report) may be 1 GiB, and its values were not bounded before
+parsing (containers and declared samples were): a line of numbers costs the reader ~30 times its bytes, so a hostile
+1 GiB stream ~31 GB; fixed by attack17 (records.MAX_VALUES, counted before any line is parsed), v3fast having stopped.
+
 Each test says what it attacks."""
 
 from __future__ import annotations
@@ -119,3 +123,37 @@ def test_a_record_holding_a_signature_key_is_hashed_whole(tmp_path, path):
         fast, _ = pool._examine((name, tmp_path / name), now=NOW)
         plain = v.examine(records.parse((tmp_path / name).read_bytes(), name), now=NOW, policy=False)[0]
         assert (fast["status"] == "counted") == counted == (not v.errors(plain)), (name, fast["reasons"])
+
+
+# --- a record stream's size limit (1 GiB) and the values its lines hold ---------------------------------------------
+
+
+def test_a_stream_of_more_json_values_than_any_run_writes_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    """Containers (MAX_CONTAINERS) and samples (MAX_SAMPLES) are bounded before parsing, but were not the values
+    between them: a stream may be 1 GiB (DEFAULT_MAX_STREAM_BYTES, for a real node's 107-165 MB), and a line of numbers
+    costs the reader ~30 times its bytes (an 80 MB header of 20 million floats took 2.45 GB of peak memory and 3.8 s
+    of CPU to be refused for its signature; a 1 GiB one ~31 GB at that rate: a worker the kernel kills breaks the
+    pool, BrokenProcessPool is caught nowhere, and the fleet's run ends). A stream bench writes holds ~68 ',' a record
+    (a base64 block none), ~0.7 million for a real 8-GPU node. The limit (records.MAX_VALUES, set small here)
+    refuses a stream of more values by name, before any line is parsed; and it is far below the 512 million values
+    the byte limit lets through. Failed before attack17's fix (no limit: the line was parsed)."""
+    limit = getattr(records, "MAX_VALUES", None)
+    assert limit is not None and limit <= 1 << 26, "no bound on a stream's values before it is parsed"
+    monkeypatch.setattr(records, "MAX_VALUES", 1000)
+    report = synthetic.gpu_node(3, [700.0])
+    report.config = {"x": [0, 0]}
+    head = canonical_bytes({**records.header(report, None), "seq": 0, "prev": None})
+    path = tmp_path / "values.json"
+    path.write_bytes(
+        b'{"record":' + head.replace(b'"x":[0,0]', b'"x":[' + b"0," * 1000 + b"0]") + b',"signature":null}\n'
+    )
+
+    def parsed(*args, **kw):
+        raise AssertionError("a line was parsed")
+
+    for name in ("_DECODE", "parse_json", "parse_canonical"):
+        monkeypatch.setattr(records, name, parsed)
+    with pytest.raises(intake.InputError, match="limit"):
+        intake.read_json(path)
+    entry, rows = pool._examine(("values.json", path), now=NOW)
+    assert entry["status"] == "rejected" and "limit" in entry["reasons"][0] and not rows
