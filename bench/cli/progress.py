@@ -107,6 +107,13 @@ def limit_s(step: Step, config: dict[str, Any] | None = None) -> float:
     return HISTORY_MAX_S
 
 
+def _flat(entry: object) -> bool:
+    """A step history entry as StepHistory writes it: an object whose values are all numbers."""
+    return isinstance(entry, dict) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry.values()
+    )
+
+
 def _shown(value: object) -> str:
     """A value from a file as a warning shows it: its repr, at most 60 characters."""
     text = repr(value)
@@ -499,17 +506,21 @@ class StepHistory:
         #: what was ignored, one line each, for the operator (Progress.plan says them as warnings)
         self.problems: list[str] = []
         self.all: dict[str, Any] = {}
+        data: Any = {}
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if isinstance(data, dict):
-                self.all = data
+                # other suites' entries are kept only as flat objects of numbers, so that what save() writes back is
+                # never nested: another suite's entry nested 900 deep was read here and raised RecursionError in
+                # json.dumps a few frames deeper (attack17); one that is not is dropped when this run saves
+                self.all = {k: v for k, v in data.items() if k != self.key and _flat(v)}
             else:
                 self.problems.append(f"{self.path}: not a JSON object; no step history used")
         except FileNotFoundError:
             pass
         except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested past the parser's stack
             self.problems.append(f"{self.path}: unreadable ({type(exc).__name__}); no step history used")
-        seen = self.all.get(self.key)
+        seen = data.get(self.key) if isinstance(data, dict) else None
         if seen is not None and not isinstance(seen, dict):
             self.problems.append(f"{self.path}: this suite's entry is not an object; no step history used")
         self.seconds: dict[str, float] = {}
@@ -544,7 +555,7 @@ class StepHistory:
             tmp = self.path.with_suffix(".tmp")
             tmp.write_text(json.dumps(self.all, sort_keys=True), encoding="utf-8")
             os.replace(tmp, self.path)
-        except OSError:
+        except (OSError, ValueError, RecursionError):
             pass  # estimates are a convenience: a read-only results directory must not fail the run
 
 

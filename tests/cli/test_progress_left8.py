@@ -152,3 +152,27 @@ def test_no_history_file_is_no_warning(tmp_path, capsys):
     shown.plan(steps("cpu float32 search"))
     shown.stop.set()
     assert "warning" not in capsys.readouterr().err
+
+
+def test_another_suites_nested_entry_is_dropped_and_saving_never_raises(tmp_path, monkeypatch):
+    """attack17 (21:08 UTC): another suite's entry nested 900 deep was read and written back, and json.dumps of it a
+    few frames deeper than the read raised RecursionError (save caught only OSError). Other suites' entries are kept
+    only as flat objects of numbers, and save swallows what json.dumps raises: the history is a convenience."""
+    config = {"suite": "x"}
+    key = progress.StepHistory(tmp_path, config).key
+    nested = '{"a":' * 900 + "1" + "}" * 900
+    (tmp_path / progress.StepHistory.FILE).write_text(
+        '{"other": ' + nested + ', "flat": {"s": 2.0}, ' + json.dumps(key) + ': {"step": 1.0}}'
+    )
+    history = progress.StepHistory(tmp_path, config)
+    assert history.seconds == {"step": 1.0} and "other" not in history.all
+    history.save({"step": 1.5})
+    saved = json.loads((tmp_path / progress.StepHistory.FILE).read_text())
+    assert saved == {"flat": {"s": 2.0}, key: {"step": 1.5}}
+
+    def deep(*a, **k):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(progress.json, "dumps", deep)
+    history.save({"step": 1.6})  # no traceback: the file is left as it was
+    assert json.loads((tmp_path / progress.StepHistory.FILE).read_text())[key] == {"step": 1.5}
