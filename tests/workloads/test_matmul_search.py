@@ -457,3 +457,26 @@ def test_coarse_and_refine_measurements_keep_at_most_a_thousand_samples_and_the_
     assert ms.measurement_s(0.1875, t, None, ms.CANDIDATE_MAX_ITERATIONS) == pytest.approx(
         min(0.1875 + t, 20 * t) + 1_000 * t
     )
+
+
+def test_a_best_shape_under_the_too_short_line_is_not_a_final_and_the_final_that_runs_is_the_mamf():
+    """realnode (2026-12-07): an H100's best fp8 and int8 shapes run 0.40-0.46 ms an iteration, under the MAMF rule's
+    too-short line (1,000 x the timer's resolution: 0.5 ms on CUDA events), so their 100,000-sample finals were
+    refused and the MAMF came from a 1,000-sample coarse stand-in of another shape. Here (a fake timer: the coarsest
+    resolution, 1 us, so a 1 ms line) 16^3 is the fastest shape at 0.4 ms an iteration and 24^3 slower at 2 ms: the
+    finals are 24^3's, and bench.figures.mamf takes one of them, steady, not a stand-in."""
+    rate = {(16, 16, 16): 8192 / 4e-4, (24, 24, 24): 27648 / 2e-3}
+    measure = fake_measure(lambda spec, b: spec.flops / rate[(spec.m, spec.n, spec.k)])
+    config = ms.SearchConfig("grid", budget_s=3.0, window_s=0)
+    out = list(ms.search(CPU, "float32", config, list(rate), measure=measure, clock=measure.clock))
+    candidates = [m for m in out if m.details["search"]["role"] == "candidate"]
+    assert max(candidates, key=ms._rate).spec["m"] == 16 and ms.too_short(max(candidates, key=ms._rate))
+    finals = [m for m in out if m.details["search"]["role"] == "final"]
+    assert finals and all(m.spec["m"] == 24 and not ms.too_short(m) for m in finals)
+    ((picked, source),) = figures.mamf(out, key=lambda m: m.spec["precision"]).values()
+    assert picked in finals and picked.details["search"]["mamf"] and not source.endswith(figures.UNSTEADY)
+    # every shape under the line: the fastest as before (the rule then finds what it can)
+    fast = {(16, 16, 16): 8192 / 4e-4, (24, 24, 24): 27648 / 5e-4}
+    measure = fake_measure(lambda spec, b: spec.flops / fast[(spec.m, spec.n, spec.k)])
+    out = list(ms.search(CPU, "float32", config, list(fast), measure=measure, clock=measure.clock))
+    assert [m for m in out if m.details["search"]["role"] == "final"]
