@@ -3,6 +3,7 @@ auditor's trust and age policy applied to the examined entries without re-verify
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -11,14 +12,16 @@ import gc
 import multiprocessing
 import operator
 import os
+import signal
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import figures, registry
 from bench.model import intake, sign
+from bench.model.errors import ReportError
 from bench.report import verify as v
 from bench.report.devices import COLUMNS, device_rows
 
@@ -49,14 +52,26 @@ def _examine(item: tuple[str, Any], *, now: dt.datetime,
     """Verify one input, leaving the auditor's policy (trust list, age) to apply_policy: its entry for the capacity
     report's input list, and its device rows if it counts. One bad input is one rejected entry, never the end of the
     run: an unexpected failure while checking it is recorded as its reason."""
-    # names are signed into the capacity report: a path that is not UTF-8 is written backslash-escaped
-    entry: dict[str, Any] = {"name": intake.safe_name(str(item[0])), "digest": None, "key_id": None, "node": None,
-                             "latest_utc": None}  # fmt: skip
+    entry = _blank(item)
     try:
         return _examine_one(item, entry, now, mamf_rule)
     except Exception as exc:  # noqa: BLE001 - a hostile file must cost one entry, not the run
         why = intake.safe_name(f"unchecked: {type(exc).__name__} while checking it: {exc}")
         return {**entry, "status": "rejected", "reasons": [why]}, []
+
+
+def _blank(item: tuple[str, Any]) -> dict[str, Any]:
+    # names are signed into the capacity report: a path that is not UTF-8 is written backslash-escaped
+    return {"name": intake.safe_name(str(item[0])), "digest": None, "key_id": None, "node": None, "latest_utc": None}
+
+
+def _unchecked(item: Any, how: str) -> Any:
+    """What examine_all records for a task whose check ended its worker process, even run alone (the OOM killer on a
+    hostile or huge file, a segfault): the input rejected with how, or the capacity signature not valid."""
+    if isinstance(item, _SignatureCheck):
+        return False, f"signature unchecked: checking it ended the worker process ({how})"
+    why = f"unchecked: its check ended the worker process ({how})"
+    return {**_blank(item), "status": "rejected", "reasons": [why]}, []
 
 
 def _examine_one(
@@ -192,29 +207,159 @@ def _examine_in_turn(task: Any, items: list[Any]) -> list[Any]:
     return done
 
 
-def _map_parallel(fn: Any, items: list[Any], jobs: int | None = None) -> list[Any]:
+class WorkerDied(ReportError):
+    """A task's worker process ended without its result (a signal: the kernel's OOM killer, a segmentation fault in a
+    C library, a SIGKILL), the task run alone in a process of its own. One line for a person (a ReportError: the
+    command line prints it, never a traceback)."""
+
+
+def _died_how(exitcode: int | None) -> str:
+    """How a worker process ended, for a person: 'signal 9: SIGKILL, killed, e.g. out of memory'."""
+    if exitcode is None or exitcode >= 0:
+        return f"exit status {exitcode} before its result was sent"
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        name = "unknown signal"
+    hint = {"SIGKILL": "killed, e.g. out of memory", "SIGSEGV": "segmentation fault", "SIGBUS": "bus error",
+            "SIGABRT": "aborted"}.get(name)  # fmt: skip
+    return f"signal {-exitcode}: {name}" + (f", {hint}" if hint else "")
+
+
+def _run_range(fn: Any, start: int, stop: int) -> list[Any]:
+    """fn over _SHARED[start:stop] in a forked worker (which inherited _SHARED), reading READ_AHEAD inputs ahead."""
+    return [_call_shared(fn, i) for i in range(start, stop)]
+
+
+def _run_items(fn: Any, items: list[Any]) -> list[Any]:
+    return [fn(item) for item in items]
+
+
+def _solo_child(fn: Any, index: int, item: Any, send: Any) -> None:
+    try:
+        out: tuple[str, Any] = ("ok", fn(_SHARED[index] if item is _FROM_SHARED else item))
+    except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises it in order
+        out = ("raised", exc)
+    try:
+        send.send(out)
+    except Exception as exc:  # noqa: BLE001 - a result or exception that cannot be pickled
+        send.send(("raised", RuntimeError(f"task {index}'s outcome could not be sent back: {exc}")))
+
+
+_FROM_SHARED = object()
+
+
+def _solo(ctx: Any, fn: Any, index: int, item: Any) -> tuple[str, Any]:
+    """fn(item) in a process of its own: ('ok', result), ('raised', exception) or ('died', how it ended)."""
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_solo_child, args=(fn, index, item, send))
+    proc.start()
+    send.close()
+    try:
+        try:
+            return recv.recv()
+        except EOFError:
+            proc.join()
+            return "died", _died_how(proc.exitcode)
+    finally:
+        recv.close()
+        if proc.is_alive():
+            proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
+def _pooled(ctx: Any, fn: Any, items: list[Any], chunks: list[tuple[int, int]], workers: int, shared: bool,
+            out: dict[int, tuple[str, Any]]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:  # fmt: skip
+    """The chunks ((start, stop) of items) on a fresh pool, at most two a worker in flight, each chunk's outcome kept
+    in out[start] as it comes back. If a worker dies the pool breaks: returns the chunks in flight then (one of them
+    killed it) and those never sent, for the caller to retry; otherwise ([], [])."""
+    todo = collections.deque(chunks)
+    running: dict[concurrent.futures.Future[Any], tuple[int, int]] = {}
+    suspects: list[tuple[int, int]] = []
+    broken = False
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(chunks)), mp_context=ctx) as pool:
+        while todo or running:
+            while todo and not broken and len(running) < 2 * workers:
+                a, b = todo[0]
+                try:
+                    fut = (pool.submit(_run_range, fn, a, b) if shared
+                           else pool.submit(_run_items, fn, items[a:b]))  # fmt: skip
+                except concurrent.futures.BrokenExecutor:
+                    broken = True
+                    break
+                running[fut] = todo.popleft()
+            if not running:
+                break
+            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for fut in done:
+                chunk = running.pop(fut)
+                try:
+                    out[chunk[0]] = ("ok", fut.result())
+                except concurrent.futures.BrokenExecutor:
+                    broken = True
+                    suspects.append(chunk)
+                except Exception as exc:  # noqa: BLE001 - raised in order by the caller, as a loop would raise it
+                    out[chunk[0]] = ("raised", exc)
+    return suspects, list(todo)
+
+
+def _map_parallel(fn: Any, items: list[Any], jobs: int | None = None,
+                  died: Callable[[Any, str], Any] | None = None) -> list[Any]:  # fmt: skip
     """fn over items on `jobs` processes (default: every core). Verification is CPU-bound pure Python (canonical
     JSON). Where processes fork, the workers inherit `items` and receive only indices, instead of every report being
-    pickled across."""
+    pickled across.
+
+    A worker that dies (the OOM killer, a segfault, a SIGKILL) costs no other item its result: the results that came
+    back are kept, the items in flight then are run again one by one on a fresh pool and those still unsent in chunks,
+    and an item whose worker dies again is run alone in a process of its own. If that process dies too, the item's
+    result is died(item, how) (examine_all: a rejected entry), or without `died` a WorkerDied naming the task.
+    Ctrl-C (KeyboardInterrupt) stops the run."""
     workers = min(jobs or usable_cores(), len(items))  # a fork pool starts every worker at once, needed or not
     if workers < 2:
         return [fn(item) for item in items]
     chunk = max(1, len(items) // (workers * 8))
-    if "fork" in multiprocessing.get_all_start_methods():
-        _SHARED[:] = items
-        # the workload descriptors a worker's re-derivation imports (bench.registry loads them on first use): imported
-        # here they are inherited, where each worker of each pool imported them again (a tenth of a 500-report pool)
-        registry.workloads()
-        # Forked workers share the parent's objects copy-on-write; the collector would touch (copy) and traverse every
-        # inherited report on each full collection. Frozen objects are left alone: about 30% less CPU on a large fleet.
-        try:
-            ctx = multiprocessing.get_context("fork")
-            with frozen_heap(), concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                return list(pool.map(functools.partial(_call_shared, fn), range(len(items)), chunksize=chunk))
-        finally:
-            _SHARED.clear()
-    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(fn, items, chunksize=chunk))
+    shared = "fork" in multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if shared else None)
+    out: dict[int, tuple[str, Any]] = {}
+    chunks = [(a, min(a + chunk, len(items))) for a in range(0, len(items), chunk)]
+    with contextlib.ExitStack() as stack:
+        if shared:
+            _SHARED[:] = items
+            stack.callback(_SHARED.clear)
+            # the workload descriptors a worker's re-derivation imports (bench.registry loads them on first use):
+            # imported here they are inherited, where each worker of each pool imported them again (a tenth of a
+            # 500-report pool)
+            registry.workloads()
+            # Forked workers share the parent's objects copy-on-write; the collector would touch (copy) and traverse
+            # every inherited report on each full collection. Frozen objects are left alone: about 30% less CPU on a
+            # large fleet.
+            stack.enter_context(frozen_heap())
+        while chunks:
+            suspects, chunks = _pooled(ctx, fn, items, chunks, workers, shared, out)
+            singles = [(i, i + 1) for a, b in suspects if b - a > 1 for i in range(a, b)]
+            alone = [a for a, b in suspects if b - a == 1]
+            while singles:  # the killer is among the chunks in flight: each of their items again, one a task
+                more, singles = _pooled(ctx, fn, items, singles, workers, shared, out)
+                alone += [a for a, _ in more]
+            for i in sorted(alone):  # one of these killed its worker: each alone, in a process of its own
+                kind, value = _solo(ctx, fn, i, _FROM_SHARED if shared else items[i])
+                out[i] = (kind, [value] if kind == "ok" else value)
+    results: list[Any] = []
+    for start in sorted(out):
+        kind, value = out[start]
+        if kind == "raised":
+            raise value
+        if kind == "died":
+            if died is None:
+                task = getattr(fn, "func", fn)
+                raise WorkerDied(f"task {start + 1} of {len(items)} ({getattr(task, '__module__', '?')}."
+                                 f"{getattr(task, '__qualname__', task)}) ended its worker process ({value})")  # fmt: skip
+            results.append(died(items[start], value))
+        else:
+            results.extend(value)
+    return results
 
 
 def map_forked(fn: Any, items: list[Any], jobs: int | None = None) -> list[Any]:
@@ -222,7 +367,8 @@ def map_forked(fn: Any, items: list[Any], jobs: int | None = None) -> list[Any]:
     reference: a disclosure tree's store of documents) instead of receiving them pickled; in this process, in order,
     where processes cannot fork or one core is all there is. `fn` must be picklable (a module-level function or a
     partial of one); its results come back pickled, in the order of `items`, and the first exception in that order is
-    raised, as a loop would raise it."""
+    raised, as a loop would raise it. A task that ends its worker process even when run alone (the OOM killer, a
+    segfault) raises WorkerDied, one line naming the task; no other task's result is lost to it (_map_parallel)."""
     if not forks(len(items), jobs):
         with frozen_heap():
             return [fn(item) for item in items]
@@ -259,7 +405,7 @@ def examine_all(inputs: list[tuple[str, Any]], *, now: dt.datetime, check_signat
     items: list[Any] = ([_SignatureCheck(check_signature_of)] if check_signature_of is not None else []) + list(inputs)
     parallel = len(inputs) >= PARALLEL_FROM and jobs != 1
     if parallel:
-        done = _map_parallel(task, items, jobs)
+        done = _map_parallel(task, items, jobs, died=_unchecked)
     else:
         with frozen_heap():
             done = _examine_in_turn(task, items)
