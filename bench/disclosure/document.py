@@ -27,7 +27,7 @@ from bench.disclosure import claims as cl
 from bench.disclosure import declaration as decl
 from bench.disclosure import kpis, sampling
 from bench.disclosure import readiness as rd
-from bench.disclosure.leaves import MERGE_ONLY, DisclosureError, Leaf, Store, leaf, merge, shared_merge
+from bench.disclosure.leaves import MERGE_ONLY, Coded, DisclosureError, Leaf, Store, leaf, merge_coded, shared_merge
 from bench.model import intake, sign
 from bench.model.reports import exact_count
 from bench.report import proofs
@@ -219,8 +219,9 @@ def from_rows(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, 
                               f"{', '.join(missing)}")  # fmt: skip
     if len(declared_sites) != len(declarations):
         raise DisclosureError("two declarations for one site")
-    counted, duplicates = merge(leaves, trusted_aggregator=policy.aggregator_ids is not None, as_of=as_of,
-                                stale_after=dt.timedelta(seconds=policy.stale_after_s), without=MERGE_ONLY)  # fmt: skip
+    counted, duplicates, coded = merge_coded(leaves, trusted_aggregator=policy.aggregator_ids is not None, as_of=as_of,
+                                             stale_after=dt.timedelta(seconds=policy.stale_after_s),
+                                             without=MERGE_ONLY)  # fmt: skip
     proven = _owned(_read_proofs(proof_docs, policy, as_of), counted, leaves)
     # the device ids numbered once (in order of appearance) for every figure below that folds rows by device: hashing
     # a country's million ids was done four times
@@ -233,7 +234,7 @@ def from_rows(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, 
     peak_pflops = {}
     for category, _ in kpis.CATEGORIES:
         peak_pflops[category] = float(pd.to_numeric(per_cat[category]["peak_tflops"], errors="coerce").sum()) / 1e3
-    declared = _declared(declarations, site_pflops(counted, devices))
+    declared = _declared(declarations, site_pflops(counted, devices, coded=coded))
     memory = gpu_memory(counted, devices)
     out: dict[str, Any] = {"path": list(next(iter(prefixes))), "declared": declared, "capacity": capacity,
                            "kpis": _flat_kpis(capacity, inventory), "inventory": inventory,
@@ -242,7 +243,7 @@ def from_rows(*, level: str, name: str, leaves: list[tuple[Leaf, list[dict[str, 
         audit = None
         if audit_input is not None:
             audit = _audit(audit_input, counted, proven, proof_docs, policy)
-        out["tree"] = kpis.tree(counted, per_cat, depth, devices=devices)
+        out["tree"] = kpis.tree(counted, per_cat, depth, devices=devices, coded=coded)
         out["duplicates"] = [{k: (sorted(map(str, x)) if isinstance(x, list) else str(x)) for k, x in d.items()}
                              for d in duplicates]  # fmt: skip
         out["accelerator_memory_bytes"] = exact_count(memory)
@@ -350,17 +351,21 @@ def precomputed(levels: list[dict[str, Any]], *, along: tuple[Any, list[Any]] | 
         _PRECOMPUTED.remove(held)
 
 
-def site_pflops(counted: pd.DataFrame, devices: np.ndarray) -> dict[str, float]:
+def site_pflops(counted: pd.DataFrame, devices: np.ndarray, *, coded: Coded | None = None) -> dict[str, float]:
     """Each site's headline PFLOPS (its devices' MAMF at the headline category's precisions, each device's first row
     within the site): what the open-access share is weighted by. The sites and (site, device) pairs numbered (numpy)
     instead of grouping the rows by site name and dropping duplicate device names in each group; each site's sum is
     still pandas' sum of the same values in the same order (_site_pflops_by_names, the plain form, where the MAMF
-    column is not float64 or a site is missing)."""
+    column is not float64 or a site is missing). `coded`: the rows' sites numbered by the shared merge, where they
+    were (each site's number there, its name at that number)."""
     mamf = counted["mamf_tflops"]
     if mamf.dtype != np.float64 or counted["site"].isna().any() or len(devices) != len(counted):
         return _site_pflops_by_names(counted)
     at = np.flatnonzero(counted["precision"].isin(dict(kpis.CATEGORIES)[kpis.HEADLINE]).to_numpy())
-    sites, names = pd.factorize(counted["site"].to_numpy()[at])
+    if coded is not None and len(coded.codes["site"]) == len(counted) and (coded.codes["site"] >= 0).all():
+        sites, names = coded.codes["site"][at], coded.names["site"]
+    else:
+        sites, names = pd.factorize(counted["site"].to_numpy()[at])
     firsts = (
         ~pd.Series(sites.astype(np.int64) * (int(devices.max(initial=0)) + 1) + devices[at]).duplicated().to_numpy()
     )

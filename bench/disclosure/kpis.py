@@ -350,7 +350,7 @@ def _keys_at(depth: int) -> list[str]:
 
 
 def tree(counted: pd.DataFrame, per_cat: dict[str, pd.DataFrame], level_depth: int, *,
-         devices: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
+         devices: np.ndarray | None = None, coded: Any = None) -> dict[str, Any]:  # fmt: skip
     """The roll-up below this disclosure's level as nested nodes (country > region > city > site > cluster), each with
     its counted devices and reported / bounded PFLOPS per category, after the device-once rule (so children sum to
     their parent). Sums are grouped once per depth (vectorized), then nested.
@@ -359,14 +359,20 @@ def tree(counted: pd.DataFrame, per_cat: dict[str, pd.DataFrame], level_depth: i
     of by every groupby: a country's rows are grouped at five depths for six categories, and hashing a million
     strings each time was a fifth of building or verifying a level. Every group holds the same rows in the same
     order as grouping by the names, so each sum is the same float (_tree_by_names, the plain form, is kept for rows
-    the factorized form does not cover: a missing name, a repeated index)."""
+    the factorized form does not cover: a missing name, a repeated index). `coded` (leaves.Coded): the place names
+    as the shared merge numbered them for the whole tree (sorted, so they order as the names do; some unused here),
+    taken instead of factorizing them again: a roll-up's rows' names were hashed by each of its levels, and the
+    groups are the same (a lexicographic order of the same ranks, compacted), so each sum is the same float."""
     if counted.empty:
         return {"name": "", "devices": 0, "pflops": {}, "children": []}
     columns = ["p0", "p1", "p2", "p3", "cluster"]
     codes: dict[str, np.ndarray] = {}
     names: dict[str, Any] = {}
     for c in columns:
-        codes[c], names[c] = pd.factorize(counted[c], sort=True)
+        if coded is not None and c in coded.codes and len(coded.codes[c]) == len(counted):
+            codes[c], names[c] = coded.codes[c], coded.names[c]
+        else:
+            codes[c], names[c] = pd.factorize(counted[c], sort=True)
         if (codes[c] < 0).any():
             return _tree_by_names(counted, per_cat, level_depth)
     if not counted.index.is_unique:

@@ -553,6 +553,54 @@ class _Shared:
     #: counted is ordered by site and cluster first), else None: a subset's rows are then its leaves' runs in order
     #: of their starts, found without a mask over the whole tree's rows for each level
     runs: tuple[np.ndarray, np.ndarray] | None = None
+    #: the place columns numbered once for the whole tree (_coded), or None
+    coded: Coded | None = None
+
+
+@dataclass(frozen=True)
+class Coded:
+    """Columns of a merge's counted rows numbered: codes[c][i] is row i's place in names[c] (sorted, distinct), so rows'
+    codes order as their values do. Numbered once in the shared merge for every level taken from it (a level's codes
+    are the whole tree's at its rows: some names then unused), instead of each level factorizing a million strings."""
+
+    codes: dict[str, np.ndarray]
+    names: dict[str, pd.Index]
+
+    def at(self, rows: np.ndarray) -> Coded:
+        return Coded({c: x[rows] for c, x in self.codes.items()}, self.names)
+
+
+#: The counted rows' columns that are one value per leaf (its site path, the path's parts, its cluster): numbered by
+#: leaf in the shared merge (_coded), for kpis.tree and document.site_pflops.
+CODED = ("site", "cluster", "p0", "p1", "p2", "p3")
+
+
+def _coded(counted: pd.DataFrame, codes: np.ndarray, runs: tuple[np.ndarray, np.ndarray] | None) -> Coded | None:
+    """CODED's columns of the shared merge numbered from one value per leaf (each leaf's value at its first row; a few
+    hundred strings sorted, not a million hashed), laid out by each row's leaf number (`codes`). None unless every
+    leaf's rows lie together (`runs`) and each column is one string per leaf there; a leaf's rows are checked against
+    its first row (numbers compared, not strings: the numbers of each column's distinct strings, found once)."""
+    if runs is None or not len(codes):
+        return None
+    start, stop = runs
+    has = np.flatnonzero(stop > start)
+    out_codes: dict[str, np.ndarray] = {}
+    out_names: dict[str, pd.Index] = {}
+    for c in CODED:
+        values = counted[c].to_numpy(dtype=object)
+        firsts = values[start[has]]
+        if not all(type(x) is str for x in firsts):
+            return None
+        names = pd.Index(sorted(set(firsts)), dtype=counted[c].dtype)
+        per_leaf = np.full(len(start), -1, dtype=np.int64)
+        per_leaf[has] = names.get_indexer(firsts)
+        row_codes = per_leaf[codes]
+        # every row's value is its leaf's (as _merge lays them out): checked row by row by numpy (most are the same
+        # object, which compares equal at once)
+        if not bool((values == names.to_numpy(dtype=object)[row_codes]).all()):
+            return None
+        out_codes[c], out_names[c] = row_codes, names
+    return Coded(out_codes, out_names)
 
 
 #: The merge shared_merge holds while its block runs (forked workers inherit it); empty otherwise.
@@ -621,9 +669,10 @@ def shared_merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_agg
             # was a quarter of a second of this process alone)
             found, labels = pd.factorize(counted["leaf"])
             codes = np.array([number[label] for label in labels], dtype=np.int64)[found]
+            runs = _runs(codes, len(number))
             entry = _Shared((trusted_aggregator, as_of, stale_after),
                             {lf.label: (lf.path, lf.cluster, lf.sha256, rows) for lf, rows in leaves}, number, codes,
-                            counted, _runs(codes, len(number)))  # fmt: skip
+                            counted, runs, _coded(counted, codes, runs))  # fmt: skip
             _SHARED.append(entry)
     try:
         yield
@@ -673,9 +722,10 @@ def _runs(codes: np.ndarray, leaves: int) -> tuple[np.ndarray, np.ndarray] | Non
 
 
 def _taken(leaves: list[tuple[Leaf, list[dict[str, Any]]]], key: tuple[bool, dt.datetime, dt.timedelta],
-           without: tuple[str, ...] = ()) -> pd.DataFrame | None:  # fmt: skip
-    """merge()'s counted rows of `leaves` from the shared merge (less the columns `without`), or None where it does
-    not hold them all (a leaf it lacks, another capacity report under a label, other rules)."""
+           without: tuple[str, ...] = ()) -> tuple[pd.DataFrame, Coded | None] | None:  # fmt: skip
+    """merge()'s counted rows of `leaves` from the shared merge (less the columns `without`), with the shared merge's
+    numbered columns at those rows; or None where it does not hold them all (a leaf it lacks, another capacity report
+    under a label, other rules)."""
     for shared in _SHARED:
         if shared.key != key or len({lf.label for lf, _ in leaves}) != len(leaves):
             continue
@@ -697,9 +747,9 @@ def _taken(leaves: list[tuple[Leaf, list[dict[str, Any]]]], key: tuple[bool, dt.
             # changes)
             whole = shared.counted.drop(columns=list(without)) if without else shared.counted.copy(deep=False)
             if len(at) == len(shared.codes):  # the whole tree (its top level): the frame itself, not a second copy
-                return whole
+                return whole, shared.coded
             if len(at):
-                return whole.take(at).reset_index(drop=True)
+                return whole.take(at).reset_index(drop=True), None if shared.coded is None else shared.coded.at(at)
     return None
 
 
@@ -714,12 +764,22 @@ def merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator
           stale_after: dt.timedelta, without: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[dict[str, Any]]]:  # fmt: skip
     """_merge, or inside shared_merge the rows of these leaves taken from the whole tree's merge (the same frame); less
     the columns `without` (MERGE_ONLY, say), which are then never copied from the shared merge."""
+    counted, duplicates, _ = merge_coded(leaves, trusted_aggregator=trusted_aggregator, as_of=as_of,
+                                         stale_after=stale_after, without=without)  # fmt: skip
+    return counted, duplicates
+
+
+def merge_coded(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator: bool, as_of: dt.datetime,
+                stale_after: dt.timedelta,
+                without: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[dict[str, Any]], Coded | None]:  # fmt: skip
+    """merge(), with the rows' numbered place columns (Coded) where they were taken from a shared merge that numbered
+    them (else None: the caller numbers what it needs)."""
     if _SHARED:
         taken = _taken(leaves, (trusted_aggregator, as_of, stale_after), without)
         if taken is not None:
-            return taken, []
+            return taken[0], [], taken[1]
     counted, duplicates = _merge(leaves, trusted_aggregator=trusted_aggregator, as_of=as_of, stale_after=stale_after)
-    return (counted.drop(columns=list(without)) if without else counted), duplicates
+    return (counted.drop(columns=list(without)) if without else counted), duplicates, None
 
 
 def _merge(leaves: list[tuple[Leaf, list[dict[str, Any]]]], *, trusted_aggregator: bool, as_of: dt.datetime,
