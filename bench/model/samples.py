@@ -135,12 +135,9 @@ SMALL = 64
 _SMALL_FIELDS = frozenset({"codec", "n", "values"})
 
 
-def decode_small(block: Any) -> bytes | None:
-    """The little-endian float64 bytes of a block without a palette holding at most SMALL samples, each a finite
-    positive duration, as decode would return them (decode(block, ...).astype('<f8').tobytes()); None for anything
-    else, left to decode (which also words the refusal). Same steps as decode on the same bytes: strict base64, zlib
-    bounded by the declared count and ending exactly there, the byte planes put back (byte j of element i is at
-    j * n + i), every value checked, in pure Python, where numpy's dozen calls a block were most of reading it."""
+def _small_planes(block: Any) -> bytes | None:
+    """The inflated byte planes of a block decode_small takes (no palette, at most SMALL samples), strictly as decode
+    reads them (strict base64, zlib bounded by the declared count and ending exactly there); None for anything else."""
     if type(block) is not dict or block.keys() != _SMALL_FIELDS or block["codec"] != CODEC:
         return None
     n, text = block["n"], block["values"]
@@ -159,6 +156,19 @@ def decode_small(block: Any) -> bytes | None:
         return None
     if len(raw) != 8 * n or inflate.unconsumed_tail or not inflate.eof or inflate.unused_data:
         return None
+    return raw
+
+
+def decode_small(block: Any) -> bytes | None:
+    """The little-endian float64 bytes of a block without a palette holding at most SMALL samples, each a finite
+    positive duration, as decode would return them (decode(block, ...).astype('<f8').tobytes()); None for anything
+    else, left to decode (which also words the refusal). Same steps as decode on the same bytes: strict base64, zlib
+    bounded by the declared count and ending exactly there, the byte planes put back (byte j of element i is at
+    j * n + i), every value checked, in pure Python, where numpy's dozen calls a block were most of reading it."""
+    raw = _small_planes(block)
+    if raw is None:
+        return None
+    n = len(raw) // 8
     out = np.frombuffer(raw, dtype=np.uint8).reshape(8, n).T.tobytes()  # byte j of element i from j * n + i
     values = array("d")
     values.frombytes(out)
@@ -172,7 +182,37 @@ def decode_small(block: Any) -> bytes | None:
     return None
 
 
-__all__ = ["CODEC", "MAX_SAMPLES", "decode", "decode_small", "encode"]
+def decode_small_all(blocks: list[Any]) -> list[bytes | None]:
+    """decode_small's answer for each block, in order, decided for all of them at once: a block's little-endian
+    float64 bytes as decode returns them (decode(block, ...).astype('<f8').tobytes()) where it is a block decode_small
+    takes the form of (no palette, at most SMALL samples) and every value of it and of the other blocks of its count
+    is a finite positive duration; None for any other block (left to decode_small or decode, which words a refusal).
+
+    A stream report's measurements each hold two such blocks (warm-up and timed): decode_small made a dozen numpy and
+    Python calls a block after inflating it. Here each block is inflated as decode_small inflates it (_small_planes),
+    then the byte planes of all the blocks of one count are put back by one transpose (block b's byte j of element i
+    is at j * n + i of its planes) and their values checked by two reductions (the least above 0 and the greatest
+    below infinity: a NaN makes both false, as it fails decode's check); where that check fails, every block of that
+    count is None."""
+    out: list[bytes | None] = []
+    counts: dict[int, list[int]] = {}
+    for i, block in enumerate(blocks):
+        raw = _small_planes(block)
+        out.append(raw)  # the empty bytes for no samples, as inflated; the others replaced below
+        if raw:
+            counts.setdefault(len(raw) // 8, []).append(i)
+    for n, members in counts.items():
+        size = 8 * n
+        joined = np.frombuffer(b"".join([out[i] for i in members]), dtype=np.uint8)  # type: ignore[misc]
+        put_back = joined.reshape(len(members), 8, n).transpose(0, 2, 1).tobytes()
+        values = np.frombuffer(put_back, dtype="<f8")
+        good = values.min() > 0.0 and values.max() < np.inf
+        for at, i in enumerate(members):
+            out[i] = put_back[at * size : (at + 1) * size] if good else None
+    return out
+
+
+__all__ = ["CODEC", "MAX_SAMPLES", "decode", "decode_small", "decode_small_all", "encode"]
 
 
 def samples_digest(warmup_s: list[float], samples_s: list[float]) -> str:
