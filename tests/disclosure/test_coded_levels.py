@@ -69,3 +69,28 @@ def test_a_column_that_is_not_one_value_per_leaf_is_not_coded():
 def test_codes_taken_at_rows_are_the_rows_codes():
     coded = lv.Coded({"site": np.array([2, 0, 1, 1])}, {"site": pd.Index(["a", "b", "c"])})
     assert coded.at(np.array([3, 0])).codes["site"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_mixes_kinds_is_the_groupby_it_replaces(seed):
+    r = random.Random(seed)
+    n = r.randrange(1, 30)
+    model = pd.Series([r.choice(["A", "B", "unknown model", "C", None]) for _ in range(n)])
+    kind = pd.Series([r.choice(["cuda", "cpu", None, "rocm"][: r.randrange(1, 5)]) for _ in range(n)])
+    expected = bool(pd.DataFrame({"model": model, "kind": kind}).groupby("model")["kind"].nunique().max() > 1)
+    assert kpis._mixes_kinds(model, kind) is expected
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_first_last_is_the_groupby_it_replaces(seed):
+    r = random.Random(seed)
+    n = r.randrange(1, 40)
+    groups = r.randrange(1, 6)
+    codes = np.array([r.randrange(groups) for _ in range(n)] + list(range(groups)), dtype=np.int64)
+    r.shuffle(codes)
+    times = [f"2026-11-{r.randrange(20, 23)}T1{r.randrange(3)}:0{r.randrange(2)}:00Z" for _ in codes]
+    measured = pd.Series(pd.to_datetime(times, utc=True, format="ISO8601"), index=r.sample(range(1000), len(codes)))
+    dates = measured.groupby(codes, sort=True).agg(["min", "max"])
+    earliest, latest = kpis._first_last(measured, codes, groups)
+    assert earliest == list(dates["min"]) and latest == list(dates["max"])
+    assert [kpis._utc(t) for t in earliest + latest] == [kpis._utc(t) for t in [*dates["min"], *dates["max"]]]
