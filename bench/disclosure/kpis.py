@@ -126,14 +126,15 @@ def capacity(counted: pd.DataFrame, proven: Proven, per_cat: dict[str, pd.DataFr
     for category, precisions in CATEGORIES:
         rows = per_cat[category]
         empty = rows.empty  # most categories of a fleet: their sums are 0 without pandas
-        bounded = rows if empty else rows[rows["tier"] == v.BOUNDED]
+        # the bounded rows' MAMF alone (the column filtered, not every column of the rows: the same values in order)
+        bounded = rows["mamf_tflops"] if empty else rows["mamf_tflops"][rows["tier"] == v.BOUNDED]
         msmf = None if empty else pd.to_numeric(rows["msmf_tflops"], errors="coerce")
         proven_tf = max((proven_by_precision.get(p, 0.0) for p in precisions), default=0.0)
         proven_prec = [p for p in precisions if proven_by_precision.get(p, 0.0) == proven_tf and proven_tf > 0]
         out.append({
             "category": category, "precisions": list(precisions), "devices": len(rows),
             "reported_pflops": _pf(0.0 if empty else rows["mamf_tflops"].sum()),
-            "bounded_pflops": _pf(0.0 if empty else bounded["mamf_tflops"].sum()),
+            "bounded_pflops": _pf(0.0 if empty else bounded.sum()),
             "bounded_devices": len(bounded), "proven_pflops": _pf(proven_tf),
             "proven_precision": proven_prec[0] if proven_prec else None,
             "sustained_pflops": _pf(msmf.sum()) if msmf is not None and msmf.notna().any() else None,
@@ -166,14 +167,15 @@ def reasons(capacity: list[dict[str, Any]], per_cat: dict[str, pd.DataFrame], *,
             continue
         if c["proven_pflops"] == 0:
             c["why_not_proven"] = WHY_NO_PROOF if auditor else WHY_NO_AUDITOR
-        rest = rows[rows["tier"] != v.BOUNDED]
-        if rest.empty:
+        rest = rows["tier"] != v.BOUNDED  # the columns read filtered, not every column of the rows
+        if not rest.any():
             continue
         if not trusted_aggregator:
-            why = pd.Series(WHY_NO_AGGREGATOR, index=rest.index)
+            why = pd.Series(WHY_NO_AGGREGATOR, index=range(int(rest.sum())))
         else:
-            given = rest["why"].where(rest["why"].notna() & (rest["why"] != ""), WHY_UNKNOWN)
-            why = given.where(~rest["stale"].astype(bool), WHY_STALE)
+            said = rows["why"][rest]
+            given = said.where(said.notna() & (said != ""), WHY_UNKNOWN)
+            why = given.where(~rows["stale"][rest].astype(bool), WHY_STALE)
         counts = why.value_counts(sort=False)
         c["why_not_bounded"] = [{"why": str(w), "devices": int(n)}
                                 for w, n in sorted(counts.items(), key=lambda x: (-x[1], str(x[0])))]  # fmt: skip
@@ -332,18 +334,19 @@ def readiness_of_rows(per_cat: dict[str, pd.DataFrame], inventory_rows: list[dic
         if rows.empty:
             continue
         peak = pd.to_numeric(rows["peak_tflops"], errors="coerce")
-        with_peak = rows[peak.notna() & (peak > 0)]
-        if with_peak.empty:
+        keep = peak.notna() & (peak > 0)  # the three columns read filtered, not every column of the rows
+        if not keep.any():
             continue
-        psum = float(pd.to_numeric(with_peak["peak_tflops"]).sum())
+        peaks, mamf, msmf_given = rows["peak_tflops"][keep], rows["mamf_tflops"][keep], rows["msmf_tflops"][keep]
+        psum = float(pd.to_numeric(peaks).sum())
         out.append({"id": f"mamf_over_peak.{category}", "label": f"{category}: measured MAMF / peak",
-                    "value": float(with_peak["mamf_tflops"].sum()) / psum, "unit": "share", "tier": v.REPORTED,
+                    "value": float(mamf.sum()) / psum, "unit": "share", "tier": v.REPORTED,
                     "derivation": "sum of MAMF over sum of bench's table peak, devices with a peak"})  # fmt: skip
-        msmf = pd.to_numeric(with_peak["msmf_tflops"], errors="coerce")
-        both = with_peak[msmf.notna()]
-        if not both.empty:
+        msmf = pd.to_numeric(msmf_given, errors="coerce")
+        both = msmf.notna()
+        if both.any():
             out.append({"id": f"sustained_over_peak.{category}", "label": f"{category}: sustained (MSMF) / peak",
-                        "value": float(pd.to_numeric(both["msmf_tflops"]).sum()) / float(pd.to_numeric(both["peak_tflops"]).sum()),
+                        "value": float(pd.to_numeric(msmf_given[both]).sum()) / float(pd.to_numeric(peaks[both]).sum()),
                         "unit": "share", "tier": v.REPORTED,
                         "derivation": "sum of MSMF over sum of peak, devices with both"})  # fmt: skip
     return out

@@ -94,3 +94,74 @@ def test_first_last_is_the_groupby_it_replaces(seed):
     earliest, latest = kpis._first_last(measured, codes, groups)
     assert earliest == list(dates["min"]) and latest == list(dates["max"])
     assert [kpis._utc(t) for t in earliest + latest] == [kpis._utc(t) for t in [*dates["min"], *dates["max"]]]
+
+
+def _capacity_filtered_by_frames(per_cat):
+    """kpis.capacity's bounded figures and kpis.readiness_of_rows' shares as they were computed, by filtering every
+    column of the rows (the reference the column filters are held to)."""
+    out = []
+    for category, _ in kpis.CATEGORIES:
+        rows = per_cat[category]
+        if rows.empty:
+            continue
+        bounded = rows[rows["tier"] == "bounded"]
+        out.append(("bounded", category, kpis._pf(bounded["mamf_tflops"].sum()), len(bounded)))
+        peak = pd.to_numeric(rows["peak_tflops"], errors="coerce")
+        with_peak = rows[peak.notna() & (peak > 0)]
+        if with_peak.empty:
+            continue
+        psum = float(pd.to_numeric(with_peak["peak_tflops"]).sum())
+        out.append(("mamf_over_peak", category, float(with_peak["mamf_tflops"].sum()) / psum))
+        msmf = pd.to_numeric(with_peak["msmf_tflops"], errors="coerce")
+        both = with_peak[msmf.notna()]
+        if not both.empty:
+            out.append(("sustained_over_peak", category, float(pd.to_numeric(both["msmf_tflops"]).sum())
+                        / float(pd.to_numeric(both["peak_tflops"]).sum())))  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_column_filters_give_the_figures_of_frame_filters(seed):
+    from bench.report.proofs import Proven
+
+    r = random.Random(seed)
+    n = r.randrange(0, 60)
+    values = [0.1, 1e16, 1.0, 1e-300, 700.5]
+    counted = pd.DataFrame({
+        "device": [f"GPU-{r.randrange(40)}" for _ in range(n)],
+        "precision": [r.choice(["bfloat16", "float16", "float32", "int8"]) for _ in range(n)],
+        "mamf_tflops": [r.choice(values) if r.random() < 0.8 else r.randrange(1, 900) for _ in range(n)],
+        "msmf_tflops": [r.choice([None, *values]) for _ in range(n)],
+        "peak_tflops": [r.choice([None, 0.0, 0, 989.4, 1e16]) for _ in range(n)],
+        "tier": [r.choice(["bounded", "reported"]) for _ in range(n)],
+        "why": [r.choice([None, "", "a reason", "another"]) for _ in range(n)],
+        "stale": [r.random() < 0.3 for _ in range(n)],
+        "measured": pd.to_datetime(["2026-11-20T10:00:00Z"] * n, utc=True),
+    })  # fmt: skip
+    counted.index = r.sample(range(1000), n)
+    per_cat = kpis.categories(counted)
+    capacity = kpis.capacity(counted, Proven(), per_cat)
+    readiness = {x["id"]: x["value"] for x in kpis.readiness_of_rows(per_cat, [])}
+    for expected in _capacity_filtered_by_frames(per_cat):
+        if expected[0] == "bounded":
+            (row,) = [c for c in capacity if c["category"] == expected[1]]
+            assert (row["bounded_pflops"], row["bounded_devices"]) == expected[2:]
+        else:
+            assert readiness.pop(f"{expected[0]}.{expected[1]}") == expected[2]
+    assert set(readiness) == {"healthy_share"}
+    for trusted in (True, False):
+        kpis.reasons(capacity, per_cat, trusted_aggregator=trusted, auditor=False)
+        for c in capacity:
+            rows = per_cat[c["category"]]
+            rest = rows[rows["tier"] != "bounded"]
+            if rest.empty:
+                assert c["why_not_bounded"] == []
+                continue
+            if not trusted:
+                why = pd.Series(kpis.WHY_NO_AGGREGATOR, index=rest.index)
+            else:
+                given = rest["why"].where(rest["why"].notna() & (rest["why"] != ""), kpis.WHY_UNKNOWN)
+                why = given.where(~rest["stale"].astype(bool), kpis.WHY_STALE)
+            counts = why.value_counts(sort=False)
+            assert c["why_not_bounded"] == [{"why": str(w), "devices": int(k)}
+                                            for w, k in sorted(counts.items(), key=lambda x: (-x[1], str(x[0])))]  # fmt: skip
