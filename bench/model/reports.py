@@ -344,15 +344,16 @@ def _record_reader(raw: list[Any]) -> Any:
     if not blocks:
         return Measurement.from_record
     decoded = codec.decode_small_all(blocks)
+    # keyed by the measurement's own dict (raw holds each alive meanwhile), so an answer can only reach the record
+    # it was decoded from, whatever order or count read is called in
     pairs: dict[int, tuple[bytes, bytes]] = {}
     for at, i in enumerate(where):
         w, s = decoded[2 * at], decoded[2 * at + 1]
         if w is not None and s is not None:
-            pairs[i] = (w, s)
-    count = iter(range(len(raw)))
+            pairs[id(raw[i])] = (w, s)
 
-    def read(d: Any, where: str) -> Measurement:  # called once per measurement, in order (NodeReport.from_dict)
-        return Measurement.from_record(d, where, pairs.get(next(count)))
+    def read(d: Any, where: str) -> Measurement:
+        return Measurement.from_record(d, where, pairs.get(id(d)))
 
     return read
 

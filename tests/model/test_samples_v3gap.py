@@ -163,3 +163,18 @@ def test_zlib_output_is_still_bounded_by_the_declared_count() -> None:
     bomb = base64.b64encode(zlib.compress(bytes(50_000_000))).decode()
     blocks = [codec.encode([1e-3, 2e-3]), {"codec": codec.CODEC, "n": 2, "values": bomb}]
     assert codec.decode_small_all(blocks) == [codec.decode_small(blocks[0]), None]
+
+
+def test_each_record_gets_its_own_decoded_blocks_whatever_order_it_is_read_in() -> None:
+    """_record_reader's answers are keyed by the record they were decoded from: read in reverse order, or one record
+    twice, each measurement still holds its own samples (a reader that counted calls handed record 0 the last one's
+    blocks, which its digest then refused)."""
+    r = random.Random("v3gap order")
+    ms = _stream_data(r)["measurements"]
+    assert len(ms) > 2
+    read = reports._record_reader(ms)
+    backwards = [read(m, f"measurements[{i}]") for i, m in reversed(list(enumerate(ms)))][::-1]
+    again = read(ms[1], "measurements[1]")
+    alone = [Measurement.from_record(m, f"measurements[{i}]") for i, m in enumerate(ms)]
+    assert backwards == alone
+    assert again == alone[1]
